@@ -1,38 +1,411 @@
-//! The Security Center transport: endpoint, signing, one HTTP call, decoding, error mapping.
+//! The Security Center transport: one signed HTTP call, its body read under a size cap, and the
+//! answer decoded or turned into a classified [`SasError`].
 //!
-//! `SasClient::call` makes exactly one attempt; retry policy belongs to the caller.
+//! [`SasClient::call`] makes exactly one attempt and never sleeps: retry policy (backoff,
+//! honouring `x-acs-retry-after`) belongs to the caller, so the poller can make it durable.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+use time::macros::format_description;
 
-use super::error::SasError;
+use super::error::{ApiErrorBody, SasError};
 use super::params::Params;
+use super::sign::{self, SignatureVersion, SigningContext, UnsignedRequest};
+use crate::credentials::CredentialHandle;
 
-/// A configured client for one source (account + site).
+/// How a client talks to one Security Center endpoint.
 #[derive(Clone, Debug)]
-pub struct SasClient {
-    max_pages: u32,
+pub struct ClientSettings {
+    /// `https://tds.cn-shanghai.aliyuncs.com`, or an explicit override such as
+    /// `http://127.0.0.1:8901` for the simulator.
+    pub endpoint: String,
+    /// Signature algorithm.
+    pub signature: SignatureVersion,
+    /// `Lang` for display names: `en` or `zh`.
+    pub lang: String,
+    /// TCP + TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-call timeout, body included.
+    pub timeout: Duration,
+    /// Largest response body accepted.
+    pub max_body_bytes: usize,
+    /// Hard cap on pages per listing.
+    pub max_pages: u32,
 }
 
+impl ClientSettings {
+    /// Settings with the documented defaults for an endpoint.
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        ClientSettings {
+            endpoint: endpoint.into(),
+            signature: SignatureVersion::V3,
+            lang: "en".into(),
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(30),
+            max_body_bytes: 16 << 20,
+            max_pages: 200,
+        }
+    }
+}
+
+/// A client for one source (account + site). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SasClient {
+    http: reqwest::Client,
+    settings: Arc<ClientSettings>,
+    /// `host[:port]` of the endpoint, exactly as the HTTP stack sends it in `Host`.
+    host: Arc<str>,
+    credentials: CredentialHandle,
+}
+
+/// The user agent sent (and signed) on every call.
+pub const USER_AGENT: &str = concat!("sasrelay/", env!("CARGO_PKG_VERSION"));
+
 impl SasClient {
-    /// Calls `action` once. `form` is `Some` for actions whose body carries parameters
-    /// (`DescribeSuspEvents`). Returns the decoded success body.
+    /// Builds a client. Fails when the endpoint is not an absolute http(s) URL.
+    pub fn new(settings: ClientSettings, credentials: CredentialHandle) -> Result<Self, String> {
+        let url = reqwest::Url::parse(&settings.endpoint)
+            .map_err(|e| format!("invalid endpoint `{}`: {e}", settings.endpoint))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!(
+                "invalid endpoint `{}`: expected http(s)://host[:port]",
+                settings.endpoint
+            ));
+        }
+        let host = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_string(),
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(USER_AGENT)
+            .build()
+            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        Ok(SasClient {
+            http,
+            settings: Arc::new(settings),
+            host: host.into(),
+            credentials,
+        })
+    }
+
+    /// The hard cap on pages per listing.
+    pub fn max_pages(&self) -> u32 {
+        self.settings.max_pages
+    }
+
+    /// `Lang` to request display names in.
+    pub fn lang(&self) -> &str {
+        &self.settings.lang
+    }
+
+    /// The endpoint URL.
+    pub fn endpoint(&self) -> &str {
+        &self.settings.endpoint
+    }
+
+    /// Calls `action` once and decodes the success body. `form` is `Some` for actions whose
+    /// SDK model has a form body (`DescribeSuspEvents`).
     pub async fn call<T: DeserializeOwned>(
         &self,
         action: &str,
         query: &Params,
         form: Option<&Params>,
     ) -> Result<T, SasError> {
-        let _ = (action, query, form);
-        unimplemented!("filled in by the transport work")
+        let (status, retry_after, bytes) = self.send(action, query, form).await?;
+        decode_response(action, status, retry_after, &bytes)
     }
 
-    /// The hard cap on pages per listing.
-    pub fn max_pages(&self) -> u32 {
-        self.max_pages
+    async fn send(
+        &self,
+        action: &str,
+        query: &Params,
+        form: Option<&Params>,
+    ) -> Result<(u16, Option<Duration>, Vec<u8>), SasError> {
+        let credential = self
+            .credentials
+            .current()
+            .map_err(|e| SasError::Credentials(e.to_string()))?;
+        let ctx = SigningContext {
+            timestamp: OffsetDateTime::now_utc()
+                .format(format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+                ))
+                .expect("timestamp formats"),
+            nonce: uuid::Uuid::new_v4().simple().to_string(),
+            user_agent: Some(USER_AGENT.to_string()),
+            credentials_provider: Some(credential.provider.to_string()),
+        };
+        let unsigned = UnsignedRequest {
+            method: "POST",
+            host: &self.host,
+            action,
+            query,
+            form,
+        };
+        let signed = sign::sign(
+            self.settings.signature,
+            &unsigned,
+            &ctx,
+            &credential.signing_key(),
+        );
+        let base = self.settings.endpoint.trim_end_matches('/');
+        let mut request = self
+            .http
+            .post(format!("{base}/?{}", signed.query))
+            .body(signed.body);
+        for (name, value) in &signed.headers {
+            // reqwest derives `Host` from the URL; it equals the signed value.
+            if name != "host" {
+                request = request.header(name.as_str(), value.as_str());
+            }
+        }
+        let transport = |e: reqwest::Error| {
+            let timeout = e.is_timeout();
+            SasError::Transport {
+                action: action.to_string(),
+                endpoint: self.settings.endpoint.clone(),
+                // The URL carries the AccessKey ID and, under V1, the STS token: never print it.
+                reason: error_chain(&e.without_url()),
+                timeout,
+            }
+        };
+        let mut response = request.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("x-acs-retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
+        let request_id = response
+            .headers()
+            .get("x-acs-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let cap = self.settings.max_body_bytes;
+        if response.content_length().is_some_and(|n| n as usize > cap) {
+            return Err(malformed(
+                action,
+                status,
+                &request_id,
+                format!("response body larger than {cap} bytes"),
+            ));
+        }
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > cap {
+                        return Err(malformed(
+                            action,
+                            status,
+                            &request_id,
+                            format!("response body larger than {cap} bytes"),
+                        ));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => return Err(transport(e)),
+                Err(e) => {
+                    return Err(malformed(
+                        action,
+                        status,
+                        &request_id,
+                        format!(
+                            "response truncated after {} bytes: {}",
+                            body.len(),
+                            error_chain(&e.without_url())
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok((status, retry_after, body))
+    }
+}
+
+fn malformed(action: &str, status: u16, request_id: &str, reason: String) -> SasError {
+    SasError::Malformed {
+        action: action.to_string(),
+        status,
+        request_id: if request_id.is_empty() {
+            "unknown".into()
+        } else {
+            request_id.to_string()
+        },
+        reason,
+    }
+}
+
+/// `e: cause: cause` — reqwest hides the useful part (connection refused, timed out) in sources.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Turns a received response into the decoded body or a classified error. Pure, so every odd
+/// answer the service can give is unit-tested.
+pub fn decode_response<T: DeserializeOwned>(
+    action: &str,
+    status: u16,
+    retry_after: Option<Duration>,
+    bytes: &[u8],
+) -> Result<T, SasError> {
+    if let Some(body) = ApiErrorBody::parse(bytes).filter(|_| status != 200) {
+        return Err(SasError::Api {
+            action: action.to_string(),
+            status,
+            body,
+            retry_after,
+        });
+    }
+    let request_id = request_id_of(bytes);
+    if status != 200 {
+        // Not an Alibaba error body: a proxy or load balancer answered. Classify by status.
+        let snippet: String = String::from_utf8_lossy(bytes)
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        return Err(SasError::Api {
+            action: action.to_string(),
+            status,
+            body: ApiErrorBody {
+                code: format!("HTTP{status}"),
+                message: if snippet.is_empty() {
+                    "empty body".into()
+                } else {
+                    snippet
+                },
+                request_id,
+                ..Default::default()
+            },
+            retry_after,
+        });
+    }
+    serde_json::from_slice::<T>(bytes).map_err(|e| SasError::Malformed {
+        action: action.to_string(),
+        status,
+        request_id: if request_id.is_empty() {
+            "unknown".into()
+        } else {
+            request_id
+        },
+        reason: if e.is_eof() {
+            format!("response truncated: {e}")
+        } else {
+            format!("invalid JSON for {action}: {e}")
+        },
+    })
+}
+
+fn request_id_of(bytes: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Rid {
+        #[serde(rename = "RequestId", alias = "requestId", default)]
+        request_id: String,
+    }
+    serde_json::from_slice::<Rid>(bytes)
+        .map(|r| r.request_id)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sas::error::ErrorClass;
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Body {
+        #[serde(rename = "TotalCount")]
+        total: i64,
     }
 
-    /// `Lang` to request display names in (`en` or `zh`).
-    pub fn lang(&self) -> &str {
-        "en"
+    #[test]
+    fn success_decodes() {
+        let b: Body =
+            decode_response("A", 200, None, br#"{"RequestId":"r","TotalCount":3}"#).unwrap();
+        assert_eq!(b.total, 3);
+    }
+
+    #[test]
+    fn error_body_is_classified_by_code_with_retry_after() {
+        let e = decode_response::<Body>(
+            "DescribeSuspEvents",
+            400,
+            Some(Duration::from_millis(1500)),
+            br#"{"RequestId":"R9","HostId":"h","Code":"Throttling.User","Message":"Request was denied due to user flow control.","Recommend":"x"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.class(), Some(ErrorClass::Throttled));
+        assert!(e.retryable());
+        assert_eq!(e.retry_after(), Some(Duration::from_millis(1500)));
+        assert!(e.to_string().contains("R9"));
+    }
+
+    #[test]
+    fn truncated_and_malformed_bodies_are_errors_not_panics() {
+        let full = br#"{"RequestId":"R1","TotalCount":3}"#;
+        for cut in 0..full.len() {
+            let e = decode_response::<Body>("A", 200, None, &full[..cut]).unwrap_err();
+            assert!(matches!(e, SasError::Malformed { .. }), "{cut}: {e}");
+        }
+        let e = decode_response::<Body>("A", 200, None, br#"{"RequestId":"R2","TotalCount":"x"}"#)
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("R2") && text.contains("invalid JSON"),
+            "{text}"
+        );
+        let e = decode_response::<Body>("A", 200, None, b"<html>oops</html>").unwrap_err();
+        assert!(matches!(e, SasError::Malformed { .. }));
+    }
+
+    #[test]
+    fn non_alibaba_error_pages_are_classified_by_status() {
+        let e = decode_response::<Body>("A", 502, None, b"<html>Bad Gateway</html>").unwrap_err();
+        assert_eq!(e.class(), Some(ErrorClass::Server));
+        assert!(e.to_string().contains("HTTP502"));
+        let e = decode_response::<Body>("A", 403, None, b"").unwrap_err();
+        assert_eq!(e.class(), Some(ErrorClass::Permission));
+    }
+
+    #[test]
+    fn endpoint_must_be_absolute_http() {
+        let creds = CredentialHandle::fixed(crate::credentials::Credential {
+            access_key_id: "id".into(),
+            access_key_secret: crate::secret::Secret::new("s"),
+            security_token: None,
+            expiration: None,
+            provider: "static_ak",
+        });
+        assert!(
+            SasClient::new(
+                ClientSettings::new("tds.cn-shanghai.aliyuncs.com"),
+                creds.clone()
+            )
+            .is_err()
+        );
+        assert!(SasClient::new(ClientSettings::new("ftp://x"), creds.clone()).is_err());
+        let c = SasClient::new(ClientSettings::new("http://127.0.0.1:8901"), creds).unwrap();
+        assert_eq!(&*c.host, "127.0.0.1:8901");
     }
 }

@@ -1,6 +1,7 @@
 //! The Security Center (sas, 2018-12-03) side: signing, parameters, transport, response models.
 
 pub mod client;
+pub mod endpoint;
 pub mod error;
 pub mod params;
 pub mod sign;
