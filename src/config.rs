@@ -1,0 +1,634 @@
+//! Configuration: the TOML the operator writes ([`RawConfig`], close to the text, with spans) and
+//! the checked [`Settings`] built from it.
+//!
+//! Loading never stops at the first problem: the document is parsed once, then every section is
+//! deserialised on its own and every semantic rule is checked, and all errors come back together,
+//! each naming the file, line, column and key.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+use toml::de::{DeTable, ValueDeserializer};
+
+/// Placeholder until the credentials module's config type lands.
+pub type CredentialsConfig = toml::Value;
+use crate::sas::client::ClientSettings;
+use crate::sas::endpoint;
+use crate::sas::sign::SignatureVersion;
+
+/// One problem in a config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// Dotted key path, e.g. `source[0].credentials.type`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.key,
+            self.message
+        )
+    }
+}
+
+/// Every problem found in a config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(
+            f,
+            "{n} error{} in configuration:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.0 {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A duration written as `"500ms"`, `"30s"`, `"15m"`, `"1h"` or `"1d"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s)
+            .map(HumanDuration)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `"500ms"`, `"30s"`, `"15m"`, `"1h"`, `"1d"` (one number, one unit).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("duration `{s}` needs a unit: ms, s, m, h or d (e.g. \"30s\")"))?;
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("duration `{s}` must start with a whole number (e.g. \"30s\")"))?;
+    let secs = |k: u64| Duration::from_secs(n.saturating_mul(k));
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(secs(1)),
+        "m" => Ok(secs(60)),
+        "h" => Ok(secs(3600)),
+        "d" => Ok(secs(86_400)),
+        _ => Err(format!(
+            "duration `{s}` has unknown unit `{unit}`: use ms, s, m, h or d"
+        )),
+    }
+}
+
+/// The four Security Center domains, as named in config.
+pub const DOMAINS: [&str; 4] = ["alerts", "vulnerabilities", "baseline", "firewall"];
+/// Vulnerability types sasrelay can read (`DescribeVulList.Type`).
+pub const VULNERABILITY_TYPES: [&str; 3] = ["cve", "sca", "app"];
+
+/// A `[[source]]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// Unique name; appears in logs, findings and fingerprints.
+    pub name: Spanned<String>,
+    /// Region of the account's resources; selects the Security Center site.
+    pub region: Spanned<String>,
+    /// Use the site's VPC endpoint.
+    #[serde(default)]
+    pub vpc_endpoint: bool,
+    /// Explicit endpoint URL; overrides `region`/`vpc_endpoint` for transport.
+    pub endpoint: Option<Spanned<String>>,
+    /// ACK cluster ids; empty means the whole account.
+    #[serde(default)]
+    pub clusters: Vec<Spanned<String>>,
+    /// Domains to read.
+    pub domains: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `DescribeVulList` types to read.
+    pub vulnerability_types: Option<Vec<Spanned<String>>>,
+    /// `en` or `zh`.
+    pub lang: Option<Spanned<String>>,
+    /// `v3` or `v1`.
+    #[serde(default)]
+    pub signature: SignatureVersion,
+    /// Base URL of the Security Center console, for links.
+    pub console_base: Option<Spanned<String>>,
+    /// TCP + TLS connect timeout.
+    pub connect_timeout: Option<HumanDuration>,
+    /// Whole-call timeout.
+    pub timeout: Option<HumanDuration>,
+    /// Hard cap on pages per listing.
+    pub max_pages: Option<Spanned<u32>>,
+    /// Largest response body accepted, in bytes.
+    pub max_response_bytes: Option<Spanned<u64>>,
+    /// Where the signing key comes from.
+    pub credentials: CredentialsConfig,
+}
+
+/// One checked source.
+#[derive(Clone, Debug)]
+pub struct SourceSettings {
+    /// Unique name.
+    pub name: String,
+    /// Region.
+    pub region: String,
+    /// ACK cluster ids (empty: the whole account).
+    pub clusters: Vec<String>,
+    /// Domains to read, in the canonical order.
+    pub domains: Vec<String>,
+    /// Vulnerability types.
+    pub vulnerability_types: Vec<String>,
+    /// Console base for links.
+    pub console_base: String,
+    /// Transport settings (endpoint, signature, lang, timeouts, caps).
+    pub client: ClientSettings,
+    /// Credential provider config.
+    pub credentials: CredentialsConfig,
+}
+
+/// The checked configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Sources, in file order.
+    pub sources: Vec<SourceSettings>,
+}
+
+/// Reads and checks a config file.
+pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and checks config text; `file` is used in messages only.
+pub fn parse(file: &Path, text: &str) -> Result<Settings, ConfigErrors> {
+    let mut errs = Errors {
+        file,
+        text,
+        list: Vec::new(),
+    };
+    let root = match DeTable::parse(text) {
+        Ok(r) => r,
+        Err(e) => {
+            errs.push(e.span(), "(syntax)", e.message().to_string());
+            return Err(ConfigErrors(errs.list));
+        }
+    };
+    let mut sources = Vec::new();
+    let mut saw_source = false;
+    for (key, value) in root.get_ref().iter() {
+        match key.get_ref().as_ref() {
+            "source" => {
+                saw_source = true;
+                let Some(items) = value.get_ref().as_array() else {
+                    errs.push(
+                        Some(value.span()),
+                        "source",
+                        "must be an array of tables: write each source as [[source]]".into(),
+                    );
+                    continue;
+                };
+                for (i, item) in items.iter().enumerate() {
+                    let key = format!("source[{i}]");
+                    match serde_path_to_error::deserialize::<_, RawSource>(ValueDeserializer::from(
+                        item.clone(),
+                    )) {
+                        Ok(raw) => sources.push((i, raw)),
+                        Err(e) => {
+                            let path = e.path().to_string();
+                            let inner = e.into_inner();
+                            let key = if path == "." || path.is_empty() {
+                                key
+                            } else {
+                                format!("{key}.{path}")
+                            };
+                            errs.push(
+                                inner.span().or(Some(item.span())),
+                                &key,
+                                inner.message().to_string(),
+                            );
+                        }
+                    }
+                }
+            }
+            other => errs.push(
+                Some(key.span()),
+                other,
+                "unknown key; expected `source`".into(),
+            ),
+        }
+    }
+    if !saw_source && errs.list.is_empty() {
+        errs.push(
+            Some(0..0),
+            "source",
+            "no [[source]] configured: add at least one Security Center source".into(),
+        );
+    }
+    let mut names = BTreeSet::new();
+    let mut settings = Vec::new();
+    for (i, raw) in sources {
+        if let Some(s) = check_source(i, raw, &mut names, &mut errs) {
+            settings.push(s);
+        }
+    }
+    errs.list.sort_by_key(|e| (e.line, e.column));
+    if errs.list.is_empty() {
+        Ok(Settings {
+            file: file.to_path_buf(),
+            sources: settings,
+        })
+    } else {
+        Err(ConfigErrors(errs.list))
+    }
+}
+
+struct Errors<'a> {
+    file: &'a Path,
+    text: &'a str,
+    list: Vec<ConfigError>,
+}
+
+impl Errors<'_> {
+    fn push(&mut self, span: Option<std::ops::Range<usize>>, key: &str, message: String) {
+        let (line, column) = span.map(|s| line_col(self.text, s.start)).unwrap_or((0, 0));
+        self.list.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            key: key.to_string(),
+            message,
+        });
+    }
+
+    fn at<T>(&mut self, v: &Spanned<T>, key: String, message: String) {
+        self.push(Some(v.span()), &key, message);
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn check_source(
+    i: usize,
+    raw: RawSource,
+    names: &mut BTreeSet<String>,
+    errs: &mut Errors<'_>,
+) -> Option<SourceSettings> {
+    let before = errs.list.len();
+    let k = |field: &str| format!("source[{i}].{field}");
+    let name = raw.name.get_ref().clone();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        errs.at(
+            &raw.name,
+            k("name"),
+            "must be non-empty and use only letters, digits, `-`, `_` and `.`".into(),
+        );
+    } else if !names.insert(name.clone()) {
+        errs.at(
+            &raw.name,
+            k("name"),
+            format!("duplicate source name `{name}`"),
+        );
+    }
+    let region = raw.region.get_ref().clone();
+    let endpoint = match &raw.endpoint {
+        Some(ep) => {
+            let url = ep.get_ref();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                errs.at(
+                    ep,
+                    k("endpoint"),
+                    format!("`{url}` must be an absolute http:// or https:// URL"),
+                );
+            }
+            url.clone()
+        }
+        None => match endpoint::endpoint_for(&region, raw.vpc_endpoint) {
+            Ok(url) => url,
+            Err(msg) => {
+                errs.at(&raw.region, k("region"), msg);
+                String::new()
+            }
+        },
+    };
+    let site = endpoint::site_of(&region);
+    for (j, c) in raw.clusters.iter().enumerate() {
+        let id = c.get_ref();
+        if id.len() < 2 || !id.starts_with('c') || !id.chars().all(|ch| ch.is_ascii_alphanumeric())
+        {
+            errs.at(
+                c,
+                format!("source[{i}].clusters[{j}]"),
+                format!(
+                    "`{id}` is not an ACK cluster id (they look like c1234567890abcdef; see the cluster's Basic Information page)"
+                ),
+            );
+        }
+    }
+    let domains = check_names(
+        raw.domains.as_ref().map(|d| d.get_ref().as_slice()),
+        &DOMAINS,
+        &k("domains"),
+        "domain",
+        errs,
+    );
+    let vulnerability_types = check_names(
+        raw.vulnerability_types.as_deref(),
+        &VULNERABILITY_TYPES,
+        &k("vulnerability_types"),
+        "vulnerability type",
+        errs,
+    );
+    if let Some(d) = raw.domains.as_ref().filter(|d| d.get_ref().is_empty()) {
+        errs.at(
+            d,
+            k("domains"),
+            format!("is empty: list at least one of {}", DOMAINS.join(", ")),
+        );
+    }
+    let vulnerability_types = if raw.vulnerability_types.is_none() {
+        vec!["cve".into(), "sca".into()]
+    } else {
+        vulnerability_types
+    };
+    let lang = match &raw.lang {
+        Some(l) if !matches!(l.get_ref().as_str(), "en" | "zh") => {
+            errs.at(
+                l,
+                k("lang"),
+                format!("`{}` must be \"en\" or \"zh\"", l.get_ref()),
+            );
+            "en".to_string()
+        }
+        Some(l) => l.get_ref().clone(),
+        None => "en".to_string(),
+    };
+    let mut client = ClientSettings::new(endpoint);
+    client.signature = raw.signature;
+    client.lang = lang;
+    if let Some(d) = raw.connect_timeout {
+        client.connect_timeout = d.0;
+    }
+    if let Some(d) = raw.timeout {
+        client.timeout = d.0;
+    }
+    for (field, d) in [
+        ("connect_timeout", client.connect_timeout),
+        ("timeout", client.timeout),
+    ] {
+        if d.is_zero() || d > Duration::from_secs(600) {
+            errs.push(
+                Some(raw.name.span()),
+                &k(field),
+                format!("{d:?} is out of range: use more than 0s and at most 10m"),
+            );
+        }
+    }
+    if let Some(m) = &raw.max_pages {
+        if *m.get_ref() == 0 || *m.get_ref() > 100_000 {
+            errs.at(m, k("max_pages"), "must be between 1 and 100000".into());
+        }
+        client.max_pages = *m.get_ref();
+    }
+    if let Some(m) = &raw.max_response_bytes {
+        if *m.get_ref() < 4096 || *m.get_ref() > (1 << 30) {
+            errs.at(
+                m,
+                k("max_response_bytes"),
+                "must be between 4096 and 1073741824".into(),
+            );
+        }
+        client.max_body_bytes = *m.get_ref() as usize;
+    }
+    let console_base = match &raw.console_base {
+        Some(c) => c.get_ref().clone(),
+        None => site
+            .unwrap_or(endpoint::Site::China)
+            .console_base()
+            .to_string(),
+    };
+    (errs.list.len() == before).then(|| SourceSettings {
+        name,
+        region,
+        clusters: raw.clusters.iter().map(|c| c.get_ref().clone()).collect(),
+        domains,
+        vulnerability_types,
+        console_base,
+        client,
+        credentials: raw.credentials,
+    })
+}
+
+/// Checks a list of names against the allowed set; returns them in canonical order, deduplicated.
+/// `None` (key absent) means all of them.
+fn check_names(
+    given: Option<&[Spanned<String>]>,
+    allowed: &[&str],
+    key: &str,
+    what: &str,
+    errs: &mut Errors<'_>,
+) -> Vec<String> {
+    let Some(given) = given else {
+        return allowed.iter().map(|s| s.to_string()).collect();
+    };
+    for (j, g) in given.iter().enumerate() {
+        if !allowed.contains(&g.get_ref().as_str()) {
+            errs.at(
+                g,
+                format!("{key}[{j}]"),
+                format!(
+                    "unknown {what} `{}`; expected one of: {}",
+                    g.get_ref(),
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+    allowed
+        .iter()
+        .filter(|a| given.iter().any(|g| g.get_ref() == *a))
+        .map(|s| s.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[source]]
+name = "prod"
+region = "cn-hangzhou"
+clusters = ["c1234567890abcdef"]
+credentials = { type = "access_key", access_key_id = "LTAI5t", access_key_secret = { env = "SAS_SK" } }
+
+[[source]]
+name = "intl"
+region = "ap-southeast-1"
+vpc_endpoint = true
+domains = ["firewall", "alerts"]
+signature = "v1"
+lang = "zh"
+timeout = "10s"
+credentials = { type = "env" }
+"#;
+
+    fn errors(text: &str) -> Vec<ConfigError> {
+        parse(Path::new("t.toml"), text).unwrap_err().0
+    }
+
+    #[test]
+    fn a_good_file_yields_checked_settings() {
+        let s = parse(Path::new("t.toml"), GOOD).unwrap();
+        assert_eq!(s.sources.len(), 2);
+        let prod = &s.sources[0];
+        assert_eq!(prod.client.endpoint, "https://tds.cn-shanghai.aliyuncs.com");
+        assert_eq!(prod.domains, DOMAINS.map(String::from).to_vec());
+        assert_eq!(prod.vulnerability_types, vec!["cve", "sca"]);
+        assert_eq!(
+            prod.console_base,
+            "https://yundun.console.aliyun.com/?p=sas"
+        );
+        let intl = &s.sources[1];
+        assert_eq!(
+            intl.client.endpoint,
+            "https://tds-intl.vpc-proxy.aliyuncs.com"
+        );
+        assert_eq!(intl.domains, vec!["alerts", "firewall"]);
+        assert_eq!(intl.client.signature, SignatureVersion::V1);
+        assert_eq!(intl.client.lang, "zh");
+        assert_eq!(intl.client.timeout, Duration::from_secs(10));
+        assert!(intl.console_base.contains("alibabacloud.com"));
+    }
+
+    #[test]
+    fn all_errors_are_reported_at_once_with_positions_and_keys() {
+        let text = r#"
+[[source]]
+name = "a"
+region = "mars-1"
+clusters = ["prod-cluster"]
+credentials = { type = "env" }
+
+[[source]]
+name = "b"
+region = "cn-hangzhou"
+colour = "blue"
+credentials = { type = "env" }
+
+[[source]]
+name = "a"
+region = "cn-hangzhou"
+domains = ["alerts", "malware"]
+lang = "fr"
+credentials = { type = "env" }
+
+[extra]
+x = 1
+"#;
+        let errs = errors(text);
+        let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert!(keys.contains(&"extra"), "{keys:?}");
+        assert!(keys.contains(&"source[0].region"), "{keys:?}");
+        assert!(keys.contains(&"source[0].clusters[0]"), "{keys:?}");
+        assert!(keys.contains(&"source[1].colour"), "{keys:?}");
+        assert!(keys.contains(&"source[2].name"), "{keys:?}");
+        assert!(keys.contains(&"source[2].domains[1]"), "{keys:?}");
+        assert!(keys.contains(&"source[2].lang"), "{keys:?}");
+        let region = errs.iter().find(|e| e.key == "source[0].region").unwrap();
+        assert_eq!((region.line, region.column), (4, 10));
+        let colour = errs
+            .iter()
+            .find(|e| e.key.starts_with("source[1]"))
+            .unwrap();
+        assert!(colour.message.contains("colour"), "{colour}");
+        assert_eq!(colour.line, 11, "{colour}");
+        let text = ConfigErrors(errs.clone()).to_string();
+        assert!(text.starts_with(&format!("{} errors in configuration", errs.len())));
+        assert!(
+            text.contains("t.toml:4:10: source[0].region: unknown region `mars-1`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_and_empty_files_are_explained() {
+        let e = errors("[[source]\nname = 1");
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].line, 1);
+        let e = errors("");
+        assert!(e[0].message.contains("no [[source]]"));
+        let e = errors("source = 3");
+        assert!(e[0].message.contains("[[source]]"));
+    }
+
+    #[test]
+    fn bad_types_and_ranges_name_the_key() {
+        let e = errors(
+            "[[source]]\nname = \"a\"\nregion = \"cn-hangzhou\"\nmax_pages = 0\ntimeout = \"soon\"\ncredentials = { type = \"env\" }\n",
+        );
+        let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+        assert!(keys.contains(&"source[0].timeout"), "{keys:?}");
+        let e = errors(
+            "[[source]]\nname = \"a\"\nregion = \"cn-hangzhou\"\nmax_pages = 0\ndomains = []\ncredentials = { type = \"env\" }\n",
+        );
+        let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, vec!["source[0].max_pages", "source[0].domains"]);
+        assert_eq!(e[0].line, 4);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        for bad in ["", "30", "s", "1.5h", "-1s", "10 years"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}
