@@ -146,6 +146,12 @@ pub struct RawSource {
     pub max_pages: Option<Spanned<u32>>,
     /// Largest response body accepted, in bytes.
     pub max_response_bytes: Option<Spanned<u64>>,
+    /// Attempts per call (first included) for throttling, 5xx, timeouts and broken bodies.
+    pub max_attempts: Option<Spanned<u32>>,
+    /// Upper bound of the first retry wait.
+    pub retry_initial_delay: Option<HumanDuration>,
+    /// Longest retry wait.
+    pub retry_max_delay: Option<HumanDuration>,
     /// Where the signing key comes from.
     pub credentials: CredentialsConfig,
 }
@@ -442,6 +448,21 @@ fn check_source(
             );
         }
         client.max_body_bytes = *m.get_ref() as usize;
+    }
+    let default_retry = crate::sas::retry::RetryPolicy::default();
+    match crate::sas::retry::RetryPolicy::new(
+        raw.max_attempts
+            .as_ref()
+            .map_or(default_retry.max_attempts, |m| *m.get_ref()),
+        raw.retry_initial_delay
+            .map_or(default_retry.initial_delay, |d| d.0),
+        raw.retry_max_delay.map_or(default_retry.max_delay, |d| d.0),
+    ) {
+        Ok(p) => client.retry = p,
+        Err(msg) => match &raw.max_attempts {
+            Some(m) => errs.at(m, k("max_attempts"), msg),
+            None => errs.push(Some(raw.name.span()), &k("retry_initial_delay"), msg),
+        },
     }
     let console_base = match &raw.console_base {
         Some(c) => c.get_ref().clone(),

@@ -13,6 +13,7 @@ use time::macros::format_description;
 
 use super::error::{ApiErrorBody, SasError};
 use super::params::Params;
+use super::retry::RetryPolicy;
 use super::sign::{self, SignatureVersion, SigningContext, UnsignedRequest};
 use crate::credentials::CredentialHandle;
 
@@ -34,6 +35,8 @@ pub struct ClientSettings {
     pub max_body_bytes: usize,
     /// Hard cap on pages per listing.
     pub max_pages: u32,
+    /// Retries of throttled, failed and timed-out calls within one listing.
+    pub retry: RetryPolicy,
 }
 
 impl ClientSettings {
@@ -47,6 +50,7 @@ impl ClientSettings {
             timeout: Duration::from_secs(30),
             max_body_bytes: 16 << 20,
             max_pages: 200,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -109,9 +113,43 @@ impl SasClient {
         &self.settings.endpoint
     }
 
-    /// Calls `action` once and decodes the success body. `form` is `Some` for actions whose
-    /// SDK model has a form body (`DescribeSuspEvents`).
+    /// Calls `action`, retrying throttling, server errors, timeouts and broken responses under
+    /// the configured [`RetryPolicy`] (honouring `x-acs-retry-after`); permanent errors return at
+    /// once. `form` is `Some` for actions whose SDK model has a form body (`DescribeSuspEvents`).
     pub async fn call<T: DeserializeOwned>(
+        &self,
+        action: &str,
+        query: &Params,
+        form: Option<&Params>,
+    ) -> Result<T, SasError> {
+        let mut attempt = 1;
+        loop {
+            let err = match self.call_once(action, query, form).await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let Some(delay) = self
+                .settings
+                .retry
+                .next_delay(attempt, &err, rand::random::<f64>())
+            else {
+                return Err(err);
+            };
+            tracing::warn!(
+                endpoint = %self.settings.endpoint,
+                action,
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                error = %err,
+                "Security Center call failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// Calls `action` exactly once and decodes the success body.
+    pub async fn call_once<T: DeserializeOwned>(
         &self,
         action: &str,
         query: &Params,

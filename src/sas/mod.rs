@@ -4,4 +4,5 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 pub mod params;
+pub mod retry;
 pub mod sign;
