@@ -1,4 +1,4 @@
-//! Configuration: the TOML the operator writes ([`RawConfig`], close to the text, with spans) and
+//! Configuration: the TOML the operator writes ([`RawSource`] per source, close to the text, with spans) and
 //! the checked [`Settings`] built from it.
 //!
 //! Loading never stops at the first problem: the document is parsed once, then every section is

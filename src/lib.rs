@@ -1,4 +1,53 @@
-//! sasrelay — architecture map (kept true as the code grows).
+//! # sasrelay
+//!
+//! sasrelay reads security findings for ACK (Alibaba Cloud Kubernetes) clusters from Alibaba Cloud
+//! Security Center (API `sas` 2018-12-03) and forwards them. This crate is the whole product: one
+//! library, one binary (`src/main.rs` only calls [`cli::main`]).
+//!
+//! ## Bird's-eye view
+//!
+//! ```text
+//! config (TOML) ──► config::Settings (checked; every error at once, with file:line:col and key)
+//!                      │
+//! credentials ── CredentialHandle: static keys, env, RRSA (OIDC → STS), ECS RAM role, URI;
+//!                      │          refreshed in the background ahead of expiry
+//! sas::client ── one signed call (V3 ACS3-HMAC-SHA256 or V1 HMAC-SHA1), body capped, errors
+//!                      │          classified by Code; retries throttling/5xx/timeouts
+//! sas::api ───── the four domains read the way the ACK Security Monitoring page shows them,
+//!                      │          fully paged, page count capped
+//! finding ────── every item normalised into one `Finding` with a SHA-256 fingerprint
+//! ```
+//!
+//! `sasrelay simulate` ([`simulator`]) serves a fake Security Center that checks signatures,
+//! pages, filters and fails the way the real one does; tests and the README quick start use it.
+//!
+//! ## Codemap
+//!
+//! - [`cli`] — subcommands (`check`, `findings`, `simulate`), logging setup, exit codes.
+//! - [`config`] — raw TOML with spans → checked [`config::Settings`]; durations like `"30s"`.
+//! - [`secret`] — `{ env = "X" }` / `{ file = "path" }` references and the redacting [`secret::Secret`].
+//! - [`credentials`] — provider chain and background refresh.
+//! - [`sas::sign`] — both signature algorithms and their server-side verification (pure).
+//! - [`sas::params`] — parameter serialisation (flat `Name.1`, comma, JSON) and URL encodings.
+//! - [`sas::endpoint`] — region → site → endpoint host.
+//! - [`sas::client`] — transport: one attempt (`call_once`) and the retrying `call`.
+//! - [`sas::retry`] — the retry schedule (pure).
+//! - [`sas::error`] — error bodies, classification by Code, operator hints.
+//!
+//! ## Invariants
+//!
+//! - Signing, parameter encoding, error classification, the retry schedule and config checking do
+//!   no IO and read no clock; their inputs come from the caller, so they are table-tested.
+//! - Secrets live in [`secret::Secret`]; nothing logs or `Debug`-prints a secret, and
+//!   transport errors are printed without the request URL (it carries the AccessKey ID and, under
+//!   V1, the STS token).
+//! - `SasClient::call_once` makes exactly one HTTP request; all waiting happens in `call`, bounded
+//!   by the source's retry policy.
+//! - Every response body is read under a size cap; every call has connect and total timeouts.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod config;
 pub mod credentials;
