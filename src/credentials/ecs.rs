@@ -81,7 +81,7 @@ impl EcsRamRole {
             Err(e) => return Err(fail(format!("{e} (IMDSv1 fallback is disabled)"))),
         };
         let with_context = |e: String| match &token_failure {
-            Some(t) => fail(format!("{e}; before that, {t}, so IMDSv1 was used")),
+            Some(t) => fail(format!("{e} (IMDSv1 was used because {t})")),
             None => fail(e),
         };
         let role = self.role(token.as_deref()).await.map_err(with_context)?;

@@ -315,11 +315,15 @@ impl Refresher {
                         };
                         fetched_at = now;
                         expiration = new_expiration;
+                        // One update, so a watcher never sees the new generation paired
+                        // with the old schedule.
+                        let next = self.policy.refresh_at(now, new_expiration);
                         self.status.send_modify(|s| {
                             s.generation += 1;
                             s.consecutive_failures = 0;
                             s.last_error = None;
                             s.expiration = new_expiration;
+                            s.next_attempt = Some(next);
                         });
                         continue 'scheduled;
                     }
@@ -327,17 +331,6 @@ impl Refresher {
                         let delay = self.jittered(attempt);
                         attempt = attempt.saturating_add(1);
                         let retry_at = now + delay;
-                        self.served
-                            .served
-                            .write()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .last_error = Some(error.clone());
-                        self.status.send_modify(|s| {
-                            s.consecutive_failures = s.consecutive_failures.saturating_add(1);
-                            s.total_failures += 1;
-                            s.last_error = Some(error.clone());
-                            s.next_attempt = Some(retry_at);
-                        });
                         if now < expiration {
                             tracing::warn!(
                                 provider,
@@ -347,12 +340,6 @@ impl Refresher {
                                 retry_in = %humanise(delay),
                                 "Credential refresh failed; keeping the current credential until it expires."
                             );
-                            if retry_at > expiration {
-                                if !self.sleep_until(expiration).await {
-                                    break 'scheduled;
-                                }
-                                self.log_expired(expiration, &error);
-                            }
                         } else {
                             tracing::error!(
                                 provider,
@@ -362,6 +349,24 @@ impl Refresher {
                                 retry_in = %humanise(delay),
                                 "Credential refresh failed and the credential has expired; requests will fail until a refresh succeeds."
                             );
+                        }
+                        self.served
+                            .served
+                            .write()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .last_error = Some(error.clone());
+                        // Published after logging, so a watcher that sees it sees the log too.
+                        self.status.send_modify(|s| {
+                            s.consecutive_failures = s.consecutive_failures.saturating_add(1);
+                            s.total_failures += 1;
+                            s.last_error = Some(error.clone());
+                            s.next_attempt = Some(retry_at);
+                        });
+                        if now < expiration && retry_at > expiration {
+                            if !self.sleep_until(expiration).await {
+                                break 'scheduled;
+                            }
+                            self.log_expired(expiration, &error);
                         }
                         if !self.sleep_until(retry_at).await {
                             break 'scheduled;
