@@ -1,5 +1,5 @@
 //! `credentials = { type = "...", ... }`: what the operator writes, and its validation against the
-//! environment into a [`Plan`] — parse, then validate, then (in `mod.rs`) act.
+//! environment into a plan — parse, then validate, then (in `mod.rs`) act.
 //!
 //! Conventions:
 //! - Secrets are [`SecretRef`]s (`{ env = "X" }` / `{ file = "/path" }`), never inline.

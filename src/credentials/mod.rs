@@ -7,7 +7,7 @@
 //! Layout:
 //! - [`config`]: the `credentials = { type = "..." }` config ([`CredentialsConfig`]) and its
 //!   validation against the environment.
-//! - [`env`]: the injectable environment ([`Env`]); nothing here reads `std::env` directly.
+//! - [`env`](mod@env): the injectable environment ([`Env`]); nothing here reads `std::env` directly.
 //! - [`clock`]: the injectable wall clock expiry is judged by ([`Clock`]).
 //! - `rrsa`, `ecs`, `uri`: one fetch of an expiring credential each; `http`: what they share.
 //! - `refresh`: the background refresher and its [`RefreshPolicy`] / [`RefreshStatus`].

@@ -225,7 +225,7 @@ pub(crate) fn start(
     let expiration = first
         .expiration
         .expect("Fetcher::fetch only returns credentials with an expiration");
-    let served = Arc::new(Refreshing {
+    let shared = Arc::new(Refreshing {
         provider,
         clock: ctx.clock.clone(),
         served: RwLock::new(Served {
@@ -243,7 +243,7 @@ pub(crate) fn start(
     });
     let task = Refresher {
         fetcher,
-        served: served.clone(),
+        shared: shared.clone(),
         status: status_tx,
         http: ctx.http.clone(),
         clock: ctx.clock.clone(),
@@ -255,7 +255,7 @@ pub(crate) fn start(
             .instrument(tracing::Span::current()),
     );
     CredentialHandle {
-        provider: served,
+        provider: shared,
         name: Some(provider),
         status: Some(status_rx),
     }
@@ -263,7 +263,7 @@ pub(crate) fn start(
 
 struct Refresher {
     fetcher: Fetcher,
-    served: Arc<Refreshing>,
+    shared: Arc<Refreshing>,
     status: watch::Sender<RefreshStatus>,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
@@ -306,7 +306,7 @@ impl Refresher {
                             "Credential refreshed."
                         );
                         *self
-                            .served
+                            .shared
                             .served
                             .write()
                             .unwrap_or_else(PoisonError::into_inner) = Served {
@@ -350,7 +350,7 @@ impl Refresher {
                                 "Credential refresh failed and the credential has expired; requests will fail until a refresh succeeds."
                             );
                         }
-                        self.served
+                        self.shared
                             .served
                             .write()
                             .unwrap_or_else(PoisonError::into_inner)
