@@ -14,8 +14,7 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 use toml::de::{DeTable, ValueDeserializer};
 
-/// Placeholder until the credentials module's config type lands.
-pub type CredentialsConfig = toml::Value;
+use crate::credentials::config::CredentialsConfig;
 use crate::sas::client::ClientSettings;
 use crate::sas::endpoint;
 use crate::sas::sign::SignatureVersion;
@@ -639,6 +638,21 @@ x = 1
         let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, vec!["source[0].max_pages", "source[0].domains"]);
         assert_eq!(e[0].line, 4);
+    }
+
+    #[test]
+    fn credential_errors_name_the_credentials_key() {
+        let e = errors(
+            "[[source]]\nname = \"a\"\nregion = \"cn-hangzhou\"\ncredentials = { type = \"access_key\", access_key_id = \"x\", access_key_secret = { env = \"Y\" }, bogus = 1 }\n",
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].key.starts_with("source[0].credentials"), "{}", e[0]);
+        assert!(e[0].message.contains("bogus"), "{}", e[0]);
+        assert_eq!(e[0].line, 4);
+        let e = errors(
+            "[[source]]\nname = \"a\"\nregion = \"cn-hangzhou\"\ncredentials = { type = \"password\" }\n",
+        );
+        assert!(e[0].message.contains("password"), "{}", e[0]);
     }
 
     #[test]

@@ -311,7 +311,7 @@ pub fn decode_response<T: DeserializeOwned>(
         return Err(SasError::Api {
             action: action.to_string(),
             status,
-            body,
+            body: Box::new(body),
             retry_after,
         });
     }
@@ -326,7 +326,7 @@ pub fn decode_response<T: DeserializeOwned>(
         return Err(SasError::Api {
             action: action.to_string(),
             status,
-            body: ApiErrorBody {
+            body: Box::new(ApiErrorBody {
                 code: format!("HTTP{status}"),
                 message: if snippet.is_empty() {
                     "empty body".into()
@@ -335,7 +335,7 @@ pub fn decode_response<T: DeserializeOwned>(
                 },
                 request_id,
                 ..Default::default()
-            },
+            }),
             retry_after,
         });
     }

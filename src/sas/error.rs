@@ -172,8 +172,8 @@ pub enum SasError {
         action: String,
         /// HTTP status.
         status: u16,
-        /// The decoded error body.
-        body: ApiErrorBody,
+        /// The decoded error body (boxed: it is large and errors travel far).
+        body: Box<ApiErrorBody>,
         /// `x-acs-retry-after` (milliseconds on the wire), when the service sent one.
         retry_after: Option<Duration>,
     },
@@ -313,7 +313,7 @@ mod tests {
             let err = SasError::Api {
                 action: "DescribeSuspEvents".into(),
                 status,
-                body: body.clone(),
+                body: Box::new(body.clone()),
                 retry_after: None,
             };
             let text = err.to_string();
@@ -336,7 +336,7 @@ mod tests {
         let e = SasError::Api {
             action: "DescribeVulList".into(),
             status: 403,
-            body,
+            body: Box::new(body),
             retry_after: None,
         };
         assert!(e.to_string().contains("AliyunYundunSASReadOnlyAccess"));

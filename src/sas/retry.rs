@@ -78,10 +78,10 @@ mod tests {
         SasError::Api {
             action: "A".into(),
             status,
-            body: ApiErrorBody {
+            body: Box::new(ApiErrorBody {
                 code: code.into(),
                 ..Default::default()
-            },
+            }),
             retry_after,
         }
     }
