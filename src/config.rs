@@ -82,27 +82,51 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
-/// Parses `"500ms"`, `"30s"`, `"15m"`, `"1h"`, `"1d"` (one number, one unit).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("duration `{s}` needs a unit: ms, s, m, h or d (e.g. \"30s\")"))?;
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("duration `{s}` must start with a whole number (e.g. \"30s\")"))?;
-    let secs = |k: u64| Duration::from_secs(n.saturating_mul(k));
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(secs(1)),
-        "m" => Ok(secs(60)),
-        "h" => Ok(secs(3600)),
-        "d" => Ok(secs(86_400)),
-        _ => Err(format!(
-            "duration `{s}` has unknown unit `{unit}`: use ms, s, m, h or d"
-        )),
+/// Parses durations written as whole numbers with units — `ms`, `s`, `m`, `h`, `d` — alone or
+/// combined from largest to smallest: `"500ms"`, `"30s"`, `"15m"`, `"1h30m"`, `"1d"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "invalid duration {text:?}: expected e.g. \"500ms\", \"30s\", \"15m\", \"1h30m\", \"1d\""
+        )
+    };
+    let units: [(&str, u64); 5] = [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    let mut rest = text.trim();
+    let mut total_ms: u64 = 0;
+    let mut last_unit = 0;
+    if rest.is_empty() {
+        return Err(bad());
     }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        let pos = units.iter().position(|(u, _)| *u == unit).ok_or_else(bad)?;
+        // Units must go from largest to smallest, each at most once ("1h30m", not "30m1h").
+        if pos < last_unit || (pos == last_unit && total_ms > 0) {
+            return Err(bad());
+        }
+        last_unit = pos;
+        total_ms = n
+            .checked_mul(units[pos].1)
+            .and_then(|v| total_ms.checked_add(v))
+            .ok_or_else(bad)?;
+        rest = &rest[unit_len..];
+    }
+    Ok(Duration::from_millis(total_ms))
 }
 
 /// The four Security Center domains, as named in config.
@@ -662,7 +686,19 @@ x = 1
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
-        for bad in ["", "30", "s", "1.5h", "-1s", "10 years"] {
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1m500ms"), Ok(Duration::from_millis(60_500)));
+        for bad in [
+            "",
+            "30",
+            "s",
+            "1.5h",
+            "-1s",
+            "10 years",
+            "30m1h",
+            "1h1h",
+            "99999999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
