@@ -1,4 +1,5 @@
 //! sasrelay — architecture map (kept true as the code grows).
 pub mod credentials;
+pub mod finding;
 pub mod sas;
 pub mod secret;
