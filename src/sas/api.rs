@@ -756,7 +756,7 @@ pub async fn list_baseline<C: SasCall + ?Sized>(
 // Container firewall
 
 /// Filters for `ListInterceptionHistory`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FirewallQuery {
     /// Only this cluster.
     pub cluster_id: Option<String>,
@@ -770,6 +770,20 @@ pub struct FirewallQuery {
     pub history_name: Option<String>,
     /// Page size; 0 means [`DEFAULT_PAGE_SIZE`].
     pub page_size: u32,
+}
+
+impl Default for FirewallQuery {
+    /// Every mode, no window, 100 per page.
+    fn default() -> Self {
+        FirewallQuery {
+            cluster_id: None,
+            start: None,
+            end: None,
+            interception_types: Vec::new(),
+            history_name: None,
+            page_size: DEFAULT_PAGE_SIZE,
+        }
+    }
 }
 
 /// The query of `ListInterceptionHistory`, without paging.
@@ -859,4 +873,618 @@ pub async fn firewall_summary<C: SasCall + ?Sized>(
     let mut query = Params::new();
     query.set("ClusterId", cluster_id);
     c.call("GetInterceptionSummary", &query, None).await
+}
+
+#[cfg(test)]
+// The fake answers with the transport's own `SasError`, whose size is not ours to choose.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::Mutex;
+    use time::macros::datetime;
+
+    type Responder = Box<dyn Fn(&str, &Params) -> Result<Value, SasError> + Send + Sync>;
+
+    /// A scripted Security Center: records every call and answers from a closure.
+    struct Fake {
+        max_pages: u32,
+        calls: Mutex<Vec<(String, Params, Option<Params>)>>,
+        respond: Responder,
+    }
+
+    impl Fake {
+        fn new(
+            max_pages: u32,
+            respond: impl Fn(&str, &Params) -> Result<Value, SasError> + Send + Sync + 'static,
+        ) -> Self {
+            Fake {
+                max_pages,
+                calls: Mutex::new(Vec::new()),
+                respond: Box::new(respond),
+            }
+        }
+
+        fn calls(&self) -> Vec<(String, Params, Option<Params>)> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl SasCall for Fake {
+        fn call<T: DeserializeOwned + Send>(
+            &self,
+            action: &str,
+            query: &Params,
+            form: Option<&Params>,
+        ) -> impl Future<Output = Result<T, SasError>> + Send {
+            self.calls
+                .lock()
+                .unwrap()
+                .push((action.to_string(), query.clone(), form.cloned()));
+            let result = (self.respond)(action, query).and_then(|v| {
+                serde_json::from_value(v).map_err(|e| SasError::Malformed {
+                    action: action.to_string(),
+                    status: 200,
+                    request_id: String::new(),
+                    reason: e.to_string(),
+                })
+            });
+            std::future::ready(result)
+        }
+
+        fn max_pages(&self) -> u32 {
+            self.max_pages
+        }
+
+        fn lang(&self) -> &str {
+            "en"
+        }
+    }
+
+    fn num(q: &Params, key: &str) -> i64 {
+        q.get(key).unwrap().parse().unwrap()
+    }
+
+    /// `total` records `{"Id": n}` under `key`, paged by `CurrentPage`/`PageSize` (the server
+    /// caps the page size at `cap`); `ignore_page` makes it always answer page 1.
+    fn numbered(key: &'static str, total: i64, cap: i64, ignore_page: bool) -> Responder {
+        Box::new(move |_, q| {
+            let size = num(q, "PageSize").min(cap);
+            let page = if ignore_page {
+                1
+            } else {
+                num(q, "CurrentPage")
+            };
+            let items: Vec<Value> = ((page - 1) * size..(page * size).min(total))
+                .map(|n| json!({"Id": n + 1}))
+                .collect();
+            Ok(json!({
+                "RequestId": "r", "CurrentPage": page, "PageSize": size,
+                "TotalCount": total, "Count": items.len(), key: items
+            }))
+        })
+    }
+
+    fn obs(page: u32, received: usize, seen: usize, total: Option<i64>) -> PageObservation {
+        PageObservation {
+            requested_page: page,
+            requested_size: 100,
+            received,
+            seen_total: seen,
+            meta: PageMeta {
+                current_page: Some(i64::from(page)),
+                page_size: Some(100),
+                total_count: total,
+                ..PageMeta::default()
+            },
+            repeated: false,
+            token_mode: false,
+            pages_fetched: page,
+            max_pages: 10,
+        }
+    }
+
+    #[test]
+    fn paging_decision_table() {
+        use PageDecision::*;
+        let token = |next: Option<&str>| PageObservation {
+            token_mode: true,
+            meta: PageMeta {
+                next_token: next.map(str::to_string),
+                ..PageMeta::default()
+            },
+            ..obs(1, 100, 100, None)
+        };
+        let cases: Vec<(&str, PageObservation, PageDecision)> = vec![
+            ("empty page", obs(1, 0, 0, Some(500)), Finished),
+            (
+                "full page, more to come",
+                obs(1, 100, 100, Some(250)),
+                Continue,
+            ),
+            (
+                "page*size reaches total",
+                obs(3, 100, 300, Some(300)),
+                Finished,
+            ),
+            ("short last page", obs(3, 50, 250, Some(250)), Finished),
+            ("short page without total", obs(2, 99, 199, None), Finished),
+            ("full page without total", obs(2, 100, 200, None), Continue),
+            (
+                "seen reaches total before page*size",
+                PageObservation {
+                    meta: PageMeta {
+                        current_page: Some(1),
+                        page_size: Some(100),
+                        total_count: Some(100),
+                        ..PageMeta::default()
+                    },
+                    ..obs(1, 100, 100, None)
+                },
+                Finished,
+            ),
+            (
+                "repeated page",
+                PageObservation {
+                    repeated: true,
+                    ..obs(2, 100, 100, Some(1000))
+                },
+                Repeated,
+            ),
+            (
+                "limit reached with more",
+                obs(10, 100, 1000, Some(5000)),
+                LimitReached,
+            ),
+            (
+                "limit reached but done",
+                obs(10, 100, 1000, Some(1000)),
+                Finished,
+            ),
+            (
+                "server caps page size at 20 and says so",
+                PageObservation {
+                    meta: PageMeta {
+                        current_page: Some(1),
+                        page_size: Some(20),
+                        total_count: Some(45),
+                        ..PageMeta::default()
+                    },
+                    ..obs(1, 20, 20, None)
+                },
+                Continue,
+            ),
+            (
+                "no paging fields at all: requested values used",
+                PageObservation {
+                    meta: PageMeta::default(),
+                    ..obs(1, 100, 100, None)
+                },
+                Continue,
+            ),
+            ("token: next token", token(Some("t2")), Continue),
+            ("token: no next token", token(None), Finished),
+        ];
+        for (name, o, want) in cases {
+            assert_eq!(decide(&o), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn alert_request_follows_the_polling_recipe() {
+        let q = AlertQuery {
+            cluster_id: Some("c1".into()),
+            levels: vec!["serious".into(), "suspicious".into()],
+            time_start: Some(datetime!(2024-05-20 08:12:44 +8)),
+            time_end: Some(datetime!(2024-05-20 01:00:00 UTC)),
+            ..AlertQuery::default()
+        };
+        let (query, form) = alerts_request(&q, "en");
+        assert_eq!(
+            query.pairs(),
+            Params::from_iter([
+                ("From", "sas"),
+                ("Lang", "en"),
+                ("ClusterId", "c1"),
+                ("Dealed", "N"),
+                ("Levels", "serious,suspicious"),
+                ("TimeStart", "2024-05-20 00:12:44"),
+                ("TimeEnd", "2024-05-20 01:00:00"),
+            ])
+            .pairs()
+        );
+        assert!(form.is_empty());
+        let q = AlertQuery {
+            dealed: Some(Dealed::Handled),
+            tactic_id: Some("TA0040".into()),
+            cluster_id: Some("  ".into()),
+            ..AlertQuery::default()
+        };
+        let (query, form) = alerts_request(&q, "zh");
+        assert_eq!(query.get("Dealed"), Some("Y"));
+        assert_eq!(query.get("ClusterId"), None);
+        assert_eq!(query.get("Lang"), Some("zh"));
+        assert_eq!(form.get("TacticId"), Some("TA0040"));
+    }
+
+    #[tokio::test]
+    async fn alerts_page_to_the_end_with_a_form_body() {
+        let fake = Fake::new(50, numbered("SuspEvents", 250, 100, false));
+        let listing = list_alerts(&fake, &AlertQuery::default()).await.unwrap();
+        assert_eq!(listing.items.len(), 250);
+        assert_eq!(listing.pages, 3);
+        assert_eq!(listing.total_count, Some(250));
+        assert!(!listing.stopped_on_repeat);
+        let calls = fake.calls();
+        assert_eq!(calls.len(), 3);
+        for (i, (action, query, form)) in calls.iter().enumerate() {
+            assert_eq!(action, "DescribeSuspEvents");
+            assert_eq!(query.get("CurrentPage"), Some((i + 1).to_string().as_str()));
+            assert_eq!(query.get("PageSize"), Some("100"));
+            assert_eq!(query.get("From"), Some("sas"));
+            assert_eq!(form.as_ref(), Some(&Params::new()));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_ignoring_current_page_cannot_loop() {
+        let fake = Fake::new(1000, numbered("SuspEvents", 1000, 100, true));
+        let listing = list_alerts(&fake, &AlertQuery::default()).await.unwrap();
+        assert_eq!(listing.items.len(), 100);
+        assert_eq!(listing.pages, 2);
+        assert!(listing.stopped_on_repeat);
+    }
+
+    #[tokio::test]
+    async fn max_pages_is_enforced() {
+        let fake = Fake::new(3, numbered("InterceptionHistoryList", 1000, 100, false));
+        let err = list_firewall(&fake, &FirewallQuery::default())
+            .await
+            .unwrap_err();
+        match err {
+            SasError::TooManyPages {
+                action,
+                pages,
+                seen,
+                total,
+            } => {
+                assert_eq!(action, "ListInterceptionHistory");
+                assert_eq!((pages, seen, total), (3, 300, 1000));
+            }
+            other => panic!("unexpected {other}"),
+        }
+        assert_eq!(fake.calls().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_capped_page_size_still_pages_fully() {
+        let fake = Fake::new(50, numbered("VulRecords", 45, 20, false));
+        let q = VulQuery {
+            types: vec![VulType::Cve],
+            ..VulQuery::default()
+        };
+        let listing = list_vulnerabilities(&fake, &q).await.unwrap();
+        assert_eq!(listing.items.len(), 45);
+        assert_eq!(listing.pages, 3);
+    }
+
+    #[tokio::test]
+    async fn errors_end_the_listing_after_one_attempt() {
+        let fake = Fake::new(50, |_, q| {
+            if q.get("CurrentPage") == Some("2") {
+                Err(SasError::Transport {
+                    action: "DescribeSuspEvents".into(),
+                    endpoint: "https://x".into(),
+                    reason: "reset".into(),
+                    timeout: false,
+                })
+            } else {
+                numbered("SuspEvents", 300, 100, false)("DescribeSuspEvents", q)
+            }
+        });
+        let err = list_alerts(&fake, &AlertQuery::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SasError::Transport { .. }));
+        assert_eq!(fake.calls().len(), 2);
+    }
+
+    #[test]
+    fn vul_requests_per_type() {
+        let q = VulQuery {
+            cluster_id: Some("c1".into()),
+            ..VulQuery::default()
+        };
+        let cve = vul_request(&q, VulType::Cve, "en");
+        assert_eq!(
+            cve.pairs(),
+            Params::from_iter([
+                ("Type", "cve"),
+                ("Lang", "en"),
+                ("ClusterId", "c1"),
+                ("Dealed", "n")
+            ])
+            .pairs()
+        );
+        let app = vul_request(&q, VulType::AppSca, "en");
+        assert_eq!(app.get("Type"), Some("app"));
+        assert_eq!(app.get("AttachTypes"), Some("sca"));
+        let sca = vul_request(&q, VulType::Sca, "en");
+        assert_eq!(sca.get("Type"), Some("sca"));
+        assert_eq!(sca.get("AttachTypes"), None);
+        let q = VulQuery {
+            status_list: vec![1, 2, 3],
+            dealed: Some(Dealed::Handled),
+            necessity: vec!["asap".into()],
+            ..VulQuery::default()
+        };
+        let by_status = vul_request(&q, VulType::Cve, "en");
+        assert_eq!(by_status.get("StatusList"), Some("1,2,3"));
+        assert_eq!(by_status.get("Dealed"), None);
+        assert_eq!(by_status.get("Necessity"), Some("asap"));
+        let q = VulQuery {
+            dealed: Some(Dealed::Handled),
+            ..VulQuery::default()
+        };
+        assert_eq!(vul_request(&q, VulType::Cve, "en").get("Dealed"), Some("y"));
+        assert_eq!("app+sca".parse::<VulType>(), Ok(VulType::AppSca));
+        assert_eq!(" CVE ".parse::<VulType>(), Ok(VulType::Cve));
+        assert!("nope".parse::<VulType>().is_err());
+    }
+
+    #[tokio::test]
+    async fn vulnerabilities_walk_every_type_and_merge() {
+        let fake = Fake::new(50, |_, q| {
+            let ty = q.get("Type").unwrap().to_string();
+            let items = match ty.as_str() {
+                "cve" => vec![json!({"PrimaryId": 1}), json!({"PrimaryId": 2})],
+                _ => vec![json!({"PrimaryId": 2}), json!({"PrimaryId": 3})],
+            };
+            Ok(json!({"CurrentPage": 1, "PageSize": 100, "TotalCount": 2, "VulRecords": items}))
+        });
+        let listing = list_vulnerabilities(&fake, &VulQuery::default())
+            .await
+            .unwrap();
+        let ids: Vec<_> = listing.items.iter().map(|i| i.primary_id).collect();
+        assert_eq!(ids, vec![Some(1), Some(2), Some(3)]);
+        assert_eq!(listing.pages, 2);
+        assert_eq!(listing.total_count, Some(4));
+        let types: Vec<_> = fake
+            .calls()
+            .iter()
+            .map(|(_, q, f)| {
+                assert!(f.is_none());
+                (
+                    q.get("Type").unwrap().to_string(),
+                    q.get("AttachTypes").map(str::to_string),
+                )
+            })
+            .collect();
+        assert_eq!(
+            types,
+            vec![("cve".into(), None), ("app".into(), Some("sca".into()))]
+        );
+    }
+
+    #[tokio::test]
+    async fn vulnerabilities_by_next_token() {
+        let fake = Fake::new(50, |_, q| {
+            assert_eq!(q.get("UseNextToken"), Some("true"));
+            assert_eq!(q.get("CurrentPage"), None);
+            Ok(match q.get("NextToken") {
+                None => json!({"NextToken": "t2", "VulRecords": [{"PrimaryId": 1}]}),
+                Some("t2") => json!({"NextToken": "", "VulRecords": [{"PrimaryId": 2}]}),
+                Some(other) => panic!("unexpected token {other}"),
+            })
+        });
+        let q = VulQuery {
+            types: vec![VulType::Cve],
+            use_next_token: true,
+            ..VulQuery::default()
+        };
+        let listing = list_vulnerabilities(&fake, &q).await.unwrap();
+        assert_eq!(listing.items.len(), 2);
+        assert_eq!(listing.pages, 2);
+
+        // A token that never changes is a loop, not more data.
+        let stuck = Fake::new(50, |_, q| {
+            let n = if q.get("NextToken").is_some() { 2 } else { 1 };
+            Ok(json!({"NextToken": "same", "VulRecords": [{"PrimaryId": n}]}))
+        });
+        let listing = list_vulnerabilities(&stuck, &q).await.unwrap();
+        assert!(listing.stopped_on_repeat);
+        assert_eq!(stuck.calls().len(), 2);
+    }
+
+    #[test]
+    fn firewall_request_uses_epoch_ms_and_flat_types() {
+        let q = FirewallQuery {
+            cluster_id: Some("c1".into()),
+            start: Some(datetime!(2024-05-20 00:00:00 UTC)),
+            end: Some(datetime!(2024-05-20 00:00:01.5 UTC)),
+            interception_types: vec![1, 2],
+            ..FirewallQuery::default()
+        };
+        let p = firewall_request(&q, "en");
+        assert_eq!(
+            p.pairs(),
+            Params::from_iter([
+                ("Lang", "en"),
+                ("ClusterId", "c1"),
+                ("StartTime", "1716163200000"),
+                ("EndTime", "1716163201500"),
+                ("InterceptionTypes.1", "1"),
+                ("InterceptionTypes.2", "2"),
+            ])
+            .pairs()
+        );
+    }
+
+    #[tokio::test]
+    async fn firewall_pages_with_page_info() {
+        let fake = Fake::new(50, |_, q| {
+            let page = num(q, "CurrentPage");
+            let items: Vec<Value> = (0..if page == 1 { 2 } else { 1 })
+                .map(|i| json!({"Id": page * 10 + i}))
+                .collect();
+            Ok(json!({
+                "PageInfo": {"CurrrentPage": page, "PageSize": 2, "TotalCount": 3, "Count": items.len()},
+                "InterceptionHistoryList": items
+            }))
+        });
+        let q = FirewallQuery {
+            page_size: 2,
+            ..FirewallQuery::default()
+        };
+        let listing = list_firewall(&fake, &q).await.unwrap();
+        let ids: Vec<_> = listing.items.iter().map(|i| i.id).collect();
+        assert_eq!(ids, vec![Some(10), Some(11), Some(20)]);
+    }
+
+    fn baseline_fake() -> Fake {
+        Fake::new(50, |action, q| {
+            Ok(match action {
+                "DescribeCheckWarningSummary" => json!({
+                    "CurrentPage": 1, "PageSize": 100, "TotalCount": 3,
+                    "WarningSummarys": [
+                        {"RiskId": 120, "RiskName": "k8s", "Level": "high"},
+                        {"RiskName": "no id"},
+                        {"RiskId": 88, "RiskName": "os", "Level": "medium"}
+                    ]
+                }),
+                "DescribeWarningMachines" => {
+                    assert_eq!(q.get("ClusterId"), Some("c1"));
+                    json!({"TotalCount": 2, "WarningMachines": [
+                        {"Uuid": "u1", "InstanceName": "n1"},
+                        {"Uuid": "", "InstanceName": "no uuid"},
+                        {"Uuid": "u2", "ContainerName": "redis-0"}
+                    ]})
+                }
+                "DescribeCheckWarnings" => {
+                    let risk = num(q, "RiskId");
+                    let uuid = q.get("Uuid").unwrap();
+                    json!({"TotalCount": 1, "CheckWarnings": [{
+                        "CheckWarningId": format!("{risk}{}", &uuid[1..]),
+                        "CheckId": 3000 + risk,
+                        "Item": "check", "Status": 1, "Uuid": uuid
+                    }]})
+                }
+                "DescribeCheckWarningDetail" => json!({
+                    "CheckId": 1, "Description": format!("d{}", q.get("CheckWarningId").unwrap()),
+                    "Advice": "fix it"
+                }),
+                other => panic!("unexpected action {other}"),
+            })
+        })
+    }
+
+    #[tokio::test]
+    async fn baseline_walk_assembles_items_and_caches_details_per_check() {
+        let fake = baseline_fake();
+        let q = BaselineQuery {
+            cluster_id: Some("c1".into()),
+            ..BaselineQuery::default()
+        };
+        let items = list_baseline(&fake, &q).await.unwrap();
+        let got: Vec<_> = items
+            .iter()
+            .map(|i| {
+                (
+                    i.risk.risk_id.unwrap(),
+                    i.machine.uuid.clone(),
+                    i.check.check_warning_id.unwrap(),
+                    i.detail.as_ref().unwrap().description.clone(),
+                )
+            })
+            .collect();
+        // Details are cached per CheckId: the second asset of a risk reuses the first's.
+        assert_eq!(
+            got,
+            vec![
+                (120, "u1".into(), 1201, "d1201".into()),
+                (120, "u2".into(), 1202, "d1201".into()),
+                (88, "u1".into(), 881, "d881".into()),
+                (88, "u2".into(), 882, "d881".into()),
+            ]
+        );
+        let calls = fake.calls();
+        let count = |a: &str| calls.iter().filter(|(x, _, _)| x == a).count();
+        assert_eq!(count("DescribeCheckWarningSummary"), 1);
+        assert_eq!(count("DescribeWarningMachines"), 2);
+        assert_eq!(count("DescribeCheckWarnings"), 4);
+        assert_eq!(count("DescribeCheckWarningDetail"), 2);
+        let container_scoped = calls
+            .iter()
+            .filter(|(a, q, _)| a == "DescribeCheckWarnings" && q.get("Uuid") == Some("u2"))
+            .all(|(_, q, _)| q.get("ContainerName") == Some("redis-0"));
+        assert!(container_scoped);
+        let summary = &calls[0].1;
+        assert_eq!(summary.get("ClusterId"), Some("c1"));
+        assert_eq!(summary.get("CurrentPage"), Some("1"));
+
+        let no_details = list_baseline(
+            &baseline_fake(),
+            &BaselineQuery {
+                fetch_details: false,
+                ..q
+            },
+        )
+        .await
+        .unwrap();
+        assert!(no_details.iter().all(|i| i.detail.is_none()));
+    }
+
+    #[tokio::test]
+    async fn statistics_probes_send_one_call_each() {
+        let fake = Fake::new(50, |action, _| {
+            Ok(match action {
+                "GetClusterSuspEventStatistics" => {
+                    json!({"SuspStatistics": {"Serious": 2, "Suspicious": "1", "Remind": 1}})
+                }
+                "DescribeClusterVulStatistics" => {
+                    json!({"VulStat": {"AsapCount": "4", "LaterCount": "2", "NntfCount": "0"}})
+                }
+                "GetClusterCheckItemWarningStatistics" => {
+                    json!({"Data": {"HighWarningCount": 4}})
+                }
+                "GetInterceptionSummary" => json!({"InterceptionSummary": {"RiskCountToday": 3}}),
+                other => panic!("unexpected {other}"),
+            })
+        });
+        assert_eq!(
+            alert_statistics(&fake, "c1")
+                .await
+                .unwrap()
+                .susp_statistics
+                .suspicious,
+            1
+        );
+        let v = vul_statistics(&fake, "c1", &[VulType::Cve, VulType::AppSca, VulType::App])
+            .await
+            .unwrap();
+        assert_eq!(v.vul_stat.asap_count, 4);
+        assert_eq!(
+            baseline_statistics(&fake, "c1")
+                .await
+                .unwrap()
+                .data
+                .high_warning_count,
+            4
+        );
+        assert_eq!(
+            firewall_summary(&fake, "c1")
+                .await
+                .unwrap()
+                .interception_summary
+                .risk_count_today,
+            3
+        );
+        let calls = fake.calls();
+        assert_eq!(calls.len(), 4);
+        assert_eq!(calls[0].1.get("From"), Some("sas"));
+        assert_eq!(calls[1].1.get("Types"), Some("cve,app"));
+        assert!(calls.iter().all(|(_, q, f)| {
+            q.get("ClusterId") == Some("c1") && f.is_none() && q.get("CurrentPage").is_none()
+        }));
+    }
 }

@@ -1419,3 +1419,341 @@ pub struct InterceptionSummary {
     #[serde(rename = "RiskCount180Day", deserialize_with = "lenient::i64")]
     pub risk_count_180_day: i64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample(name: &str) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/samples")
+            .join(format!("{name}.json"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn lenient_integers() {
+        for (v, want) in [
+            (json!(12), Some(12)),
+            (json!(-3), Some(-3)),
+            (json!("12"), Some(12)),
+            (json!(" 12 "), Some(12)),
+            (json!("12.7"), Some(12)),
+            (json!(12.9), Some(12)),
+            (json!(true), Some(1)),
+            (json!(u64::MAX), Some(i64::MAX)),
+            (json!(null), None),
+            (json!(""), None),
+            (json!("abc"), None),
+            (json!([1]), None),
+            (json!({"a": 1}), None),
+        ] {
+            assert_eq!(lenient::to_i64(&v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn lenient_strings() {
+        for (v, want) in [
+            (json!("abc"), "abc"),
+            (json!(42), "42"),
+            (json!(-1), "-1"),
+            (json!(1.5), "1.5"),
+            (json!(true), "true"),
+            (json!(null), ""),
+            (json!(["a"]), "[\"a\"]"),
+        ] {
+            assert_eq!(lenient::to_string(&v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn lenient_bools() {
+        for (v, want) in [
+            (json!(true), Some(true)),
+            (json!(false), Some(false)),
+            (json!(1), Some(true)),
+            (json!(0), Some(false)),
+            (json!("true"), Some(true)),
+            (json!("TRUE"), Some(true)),
+            (json!("Y"), Some(true)),
+            (json!("1"), Some(true)),
+            (json!("false"), Some(false)),
+            (json!("n"), Some(false)),
+            (json!(""), Some(false)),
+            (json!("maybe"), None),
+            (json!(null), None),
+        ] {
+            assert_eq!(lenient::to_bool(&v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn lenient_string_lists() {
+        assert_eq!(
+            lenient::to_string_list(&json!(["a", 1, "", " b "])),
+            vec!["a", "1", "b"]
+        );
+        assert_eq!(
+            lenient::to_string_list(&json!("CVE-1, CVE-2,,")),
+            vec!["CVE-1", "CVE-2"]
+        );
+        assert!(lenient::to_string_list(&json!(null)).is_empty());
+        assert_eq!(lenient::to_string_list(&json!(7)), vec!["7"]);
+    }
+
+    #[test]
+    fn every_listing_sample_decodes() {
+        let p: SuspEventsResponse = serde_json::from_value(sample("DescribeSuspEvents")).unwrap();
+        assert_eq!(p.items.len(), 4);
+        assert_eq!(p.meta.total_count, Some(4));
+        assert_eq!(p.request_id, "7E0618A9-D5EF-4220-9471-C42B5E927101");
+        let e = &p.items[0];
+        assert_eq!(e.id, Some(752312));
+        assert_eq!(e.event_status, Some(1));
+        assert_eq!(e.details.len(), 4);
+        assert_eq!(e.details[2].name_display, "Process ID");
+        assert_eq!(e.tactic_items[0].tactic_id, "TA0040");
+        assert_eq!(e.cluster_id_lower, "c1234567890abcdef");
+        assert_eq!(e.source_ali_uid, Some(1234567890123456));
+        assert_eq!(e.raw["Id"], json!(752312));
+        assert_eq!(p.items[2].event_notes[0].note_id, Some(30021));
+
+        let p: VulListResponse = serde_json::from_value(sample("DescribeVulList")).unwrap();
+        assert_eq!(p.items.len(), 3);
+        let v = &p.items[0];
+        assert_eq!(v.primary_id, Some(1040311702));
+        assert_eq!(v.auth_version, "7");
+        assert_eq!(
+            v.extend_content_json.cve_list,
+            vec!["CVE-2024-1086", "CVE-2023-6817"]
+        );
+        assert_eq!(v.extend_content_json.necessity.enviroment_factor, "1.5");
+        assert_eq!(v.extend_content_json.necessity.total_score, "13.8");
+        assert_eq!(
+            v.extend_content_json.rpm_entity_list[0].update_cmd,
+            "yum update kernel"
+        );
+        assert_eq!(p.meta.next_token, None);
+
+        let p: CheckWarningSummaryResponse =
+            serde_json::from_value(sample("DescribeCheckWarningSummary")).unwrap();
+        assert_eq!(
+            p.items.iter().map(|i| i.risk_id).collect::<Vec<_>>(),
+            vec![Some(120), Some(88), Some(37)]
+        );
+        let p: WarningMachinesResponse =
+            serde_json::from_value(sample("DescribeWarningMachines")).unwrap();
+        assert_eq!(p.items.len(), 3);
+        assert_eq!(p.items[2].container_name, "redis-cache-0");
+        assert_eq!(p.items[0].auth_version, 7);
+        let p: CheckWarningsResponse =
+            serde_json::from_value(sample("DescribeCheckWarnings")).unwrap();
+        assert_eq!(p.items[1].check_warning_id, Some(81934415));
+        assert_eq!(p.items[1].status, Some(6));
+        let p: InterceptionHistoryResponse =
+            serde_json::from_value(sample("ListInterceptionHistory")).unwrap();
+        assert_eq!(p.items.len(), 3);
+        assert_eq!(p.meta.current_page, Some(1));
+        assert_eq!(p.meta.total_count, Some(3));
+        assert_eq!(p.items[0].interception_name, "Abnormal access");
+        assert_eq!(p.items[0].risk_level, Some(3));
+        assert_eq!(p.items[0].dst_port, Some(6379));
+    }
+
+    #[test]
+    fn statistics_samples_decode() {
+        let s: SuspEventStatisticsResponse =
+            serde_json::from_value(sample("GetClusterSuspEventStatistics")).unwrap();
+        assert_eq!(
+            s.susp_statistics,
+            SuspStatistics {
+                serious: 2,
+                suspicious: 1,
+                remind: 1
+            }
+        );
+        let s: ClusterVulStatisticsResponse =
+            serde_json::from_value(sample("DescribeClusterVulStatistics")).unwrap();
+        assert_eq!(
+            s.vul_stat,
+            VulStat {
+                asap_count: 4,
+                later_count: 2,
+                nntf_count: 0
+            }
+        );
+        let s: CheckItemWarningStatisticsResponse =
+            serde_json::from_value(sample("GetClusterCheckItemWarningStatistics")).unwrap();
+        assert_eq!(s.data.medium_warning_count, 13);
+        let s: InterceptionSummaryResponse =
+            serde_json::from_value(sample("GetInterceptionSummary")).unwrap();
+        assert_eq!(s.interception_summary.risk_count_30_day, 43);
+        assert_eq!(s.interception_summary.risk_count_180_day, 312);
+        assert_eq!(s.interception_summary.interception_count_in_days, 43);
+        // Null or wrongly typed nested objects default instead of failing the probe.
+        let s: SuspEventStatisticsResponse =
+            serde_json::from_value(json!({"RequestId": 5, "SuspStatistics": null})).unwrap();
+        assert_eq!(s.request_id, "5");
+        assert_eq!(s.susp_statistics, SuspStatistics::default());
+        let s: ClusterVulStatisticsResponse =
+            serde_json::from_value(json!({"VulStat": "oops"})).unwrap();
+        assert_eq!(s.vul_stat, VulStat::default());
+    }
+
+    #[test]
+    fn alert_with_swapped_types_nulls_and_unknown_fields() {
+        let raw = json!({
+            "Id": "752312",
+            "EventStatus": "32",
+            "Level": "serious",
+            "Details": null,
+            "TacticItems": [{"TacticId": 40, "TacticDisplayName": null}, "junk"],
+            "MarkList": "a,b",
+            "CanBeDealOnLine": "true",
+            "HasTraceInfo": 1,
+            "LastTimeStamp": "1716163964000",
+            "OccurrenceTimeStamp": null,
+            "SourceAliUid": "1234567890123456",
+            "clusterId": "c-lower",
+            "K8sClusterName": 17,
+            "SomethingNew": {"nested": [1, 2]}
+        });
+        let item: Item<SuspEvent> = serde_json::from_value(raw.clone()).unwrap();
+        assert_eq!(item.id, Some(752312));
+        assert_eq!(item.event_status, Some(32));
+        assert!(item.details.is_empty());
+        assert_eq!(item.tactic_items.len(), 1);
+        assert_eq!(item.tactic_items[0].tactic_id, "40");
+        assert_eq!(item.tactic_items[0].tactic_display_name, "");
+        assert_eq!(item.mark_list, vec!["a", "b"]);
+        assert!(item.can_be_deal_on_line);
+        assert!(item.has_trace_info);
+        assert_eq!(item.last_time_stamp, 1716163964000);
+        assert_eq!(item.occurrence_time_stamp, 0);
+        assert_eq!(item.source_ali_uid, Some(1234567890123456));
+        assert_eq!(item.cluster_id().as_deref(), Some("c-lower"));
+        assert_eq!(item.k8s_cluster_name, "17");
+        assert_eq!(item.raw, raw, "the raw record is kept untouched");
+        // An empty object decodes to defaults with no identity.
+        let empty: Item<SuspEvent> = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(empty.id, None);
+        assert_eq!(empty.event_status, None);
+        assert!(empty.cluster_id().is_none());
+        // K8sClusterId wins over clusterId when both are present.
+        let both: Item<SuspEvent> =
+            serde_json::from_value(json!({"K8sClusterId": "c-upper", "clusterId": "c-lower"}))
+                .unwrap();
+        assert_eq!(both.cluster_id().as_deref(), Some("c-upper"));
+    }
+
+    #[test]
+    fn interception_name_as_int_or_string() {
+        for (name, want) in [
+            (json!("Abnormal access"), "Abnormal access"),
+            (json!(3), "3"),
+            (json!(null), ""),
+        ] {
+            let item: Item<InterceptionHistory> = serde_json::from_value(json!({
+                "Id": 1, "InterceptionName": name, "RiskLevel": "2", "DstPort": "6379",
+                "Status": null, "TryCount": "37"
+            }))
+            .unwrap();
+            assert_eq!(item.interception_name, want);
+            assert_eq!(item.risk_level, Some(2));
+            assert_eq!(item.dst_port, Some(6379));
+            assert_eq!(item.status, None);
+            assert_eq!(item.try_count, 37);
+        }
+        let missing: Item<InterceptionHistory> = serde_json::from_value(json!({"Id": 2})).unwrap();
+        assert_eq!(missing.risk_level, None);
+        assert_eq!(missing.interception_name, "");
+    }
+
+    #[test]
+    fn vul_extend_content_as_json_text_and_odd_shapes() {
+        let item: Item<VulRecord> = serde_json::from_value(json!({
+            "PrimaryId": 7,
+            "Status": "1",
+            "AuthVersion": 7,
+            "Related": "CVE-2024-1, CVE-2024-2",
+            "ExtendContentJson": "{\"cveList\":\"CVE-2024-2,CVE-2024-3\",\"Necessity\":{\"Total_score\":13.8},\"RpmEntityList\":{\"Name\":\"kernel\",\"MatchList\":null}}"
+        }))
+        .unwrap();
+        assert_eq!(item.status, Some(1));
+        assert_eq!(item.auth_version, "7");
+        let x = &item.extend_content_json;
+        assert_eq!(x.cve_list, vec!["CVE-2024-2", "CVE-2024-3"]);
+        assert_eq!(x.necessity.total_score, "13.8");
+        assert_eq!(x.rpm_entity_list.len(), 1);
+        assert_eq!(x.rpm_entity_list[0].name, "kernel");
+        assert_eq!(item.cves(), vec!["CVE-2024-2", "CVE-2024-3", "CVE-2024-1"]);
+        let bad: Item<VulRecord> =
+            serde_json::from_value(json!({"ExtendContentJson": "not json", "cveList": 1})).unwrap();
+        assert_eq!(bad.extend_content_json, VulExtendContent::default());
+    }
+
+    #[test]
+    fn page_info_misspelling_and_odd_list_keys() {
+        let p: InterceptionHistoryResponse = serde_json::from_value(json!({
+            "RequestId": "r",
+            "PageInfo": {"Count": "2", "CurrrentPage": 3, "PageSize": "20", "TotalCount": 41},
+            "InterceptionHistoryList": [{"Id": 1}, "not an object", {"Id": 2}]
+        }))
+        .unwrap();
+        assert_eq!(
+            p.meta,
+            PageMeta {
+                current_page: Some(3),
+                page_size: Some(20),
+                total_count: Some(41),
+                count: Some(2),
+                next_token: None
+            }
+        );
+        assert_eq!(p.items.len(), 2);
+        assert_eq!(p.undecodable, vec![json!("not an object")]);
+        assert_eq!(p.received(), 3);
+
+        let p: CheckWarningSummaryResponse = serde_json::from_value(json!({
+            "CurrentPage": 1, "TotalCount": 1, "WarningSummaries": [{"RiskId": "9"}]
+        }))
+        .unwrap();
+        assert_eq!(p.items[0].risk_id, Some(9));
+
+        let p: VulListResponse =
+            serde_json::from_value(json!({"NextToken": "abc", "VulRecords": null})).unwrap();
+        assert!(p.items.is_empty());
+        assert_eq!(p.meta.next_token.as_deref(), Some("abc"));
+
+        assert!(serde_json::from_value::<VulListResponse>(json!([1])).is_err());
+        assert!(serde_json::from_value::<Item<VulRecord>>(json!("x")).is_err());
+    }
+
+    #[test]
+    fn susp_event_detail_status_is_a_string() {
+        let d: SuspEventDetail = serde_json::from_value(json!({
+            "Id": 752312, "EventStatus": "1", "Details": [{"NameDisplay": "Process ID", "Value": 28711}]
+        }))
+        .unwrap();
+        assert_eq!(d.event_status, Some(1));
+        assert_eq!(d.details[0].value, "28711");
+    }
+
+    #[test]
+    fn check_warning_detail_decodes() {
+        let d: CheckWarningDetailResponse = serde_json::from_value(json!({
+            "RequestId": "r", "CheckId": "3201", "Item": "x", "Level": "high",
+            "Type": "hc.check.type.access_control", "Description": "d", "Advice": "a",
+            "CheckDetailColumns": [{"Key": "k", "ShowName": "K", "Type": "grid",
+                "Grids": [{"Key": "g", "ShowName": "G", "Type": "text"}]}],
+            "CheckDetailAssetInfo": [{"k": "v", "n": 1}, 5]
+        }))
+        .unwrap();
+        assert_eq!(d.check_id, Some(3201));
+        assert_eq!(d.check_detail_columns[0].grids[0].key, "g");
+        assert_eq!(d.check_detail_asset_info.len(), 1);
+        assert_eq!(d.check_detail_asset_info[0]["n"], json!(1));
+    }
+}
