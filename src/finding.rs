@@ -264,8 +264,10 @@ pub struct NormaliseContext {
     pub console_base: String,
     /// ACK console URL.
     pub ack_console_base: String,
-    /// Offset of the service's `YYYY-MM-DD HH:mm:ss` strings (UTC+8 on the China site: the
-    /// shared samples' strings are exactly their epoch fields at +08:00).
+    /// Offset of the service's `YYYY-MM-DD HH:mm:ss` strings, used only when a record has no
+    /// epoch-ms field (those always win). Default UTC+8: three of the four shared alert samples
+    /// carry strings equal to their epoch fields at +08:00 (the fourth at UTC), and the
+    /// contract documents no zone.
     pub service_offset: UtcOffset,
     /// The cluster the listing was filtered on, used when a record carries no cluster ID
     /// (baseline records never do).
@@ -1002,16 +1004,16 @@ pub fn normalise_firewall(ctx: &NormaliseContext, item: &Item<InterceptionHistor
     push(&mut details, "Applied mode", applied.clone());
     push(&mut details, "Try count", f.try_count.to_string());
 
-    let mut description = format!("{source} connected to {target}");
+    let mut description = format!("Connection from {source} to {target}");
     if !port.is_empty() {
         description.push_str(&format!(" on port {port}"));
     }
-    description.push_str(&format!(", {} attempt(s)", f.try_count));
+    description.push_str(&format!(": {} attempt(s)", f.try_count));
     if !rule.is_empty() {
         description.push_str(&format!("; rule {rule}"));
     }
     if !applied.is_empty() {
-        description.push_str(&format!(", mode {applied}"));
+        description.push_str(&format!(", applied mode {applied}"));
     }
     description.push('.');
 
