@@ -51,5 +51,6 @@
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod finding;
 pub mod sas;
 pub mod secret;

@@ -1,8 +1,10 @@
 //! The Security Center (sas, 2018-12-03) side: signing, parameters, transport, response models.
 
+pub mod api;
 pub mod client;
 pub mod endpoint;
 pub mod error;
+pub mod models;
 pub mod params;
 pub mod retry;
 pub mod sign;

@@ -1,0 +1,1490 @@
+//! The four domain listings and the per-cluster statistics probes: how each request is built
+//! (contract §1.5, §2.4, §3.7, §4.1) and how every listing is paged to the end.
+//!
+//! Each function makes exactly one attempt per call and never sleeps: a failed call ends the
+//! listing with that error and the caller (the source runner) owns retries and backoff. Paging
+//! is decided by the pure [`decide`] function, which stops on an empty or short page, on
+//! `CurrentPage*PageSize >= TotalCount`, when a page only repeats items already read (a server
+//! ignoring `CurrentPage` cannot make a listing loop), and fails with
+//! [`SasError::TooManyPages`] at the client's `max_pages`.
+//!
+//! Request building is split from calling (`*_request` functions) so it can be tested without a
+//! network; the calls go through [`SasCall`], which [`SasClient`] implements.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use time::{OffsetDateTime, UtcOffset, macros::format_description};
+
+use super::client::SasClient;
+use super::error::SasError;
+use super::models::{
+    BaselineItem, CheckItemWarningStatisticsResponse, CheckWarning, CheckWarningDetail,
+    ClusterVulStatisticsResponse, InterceptionHistory, InterceptionSummaryResponse, Item, ListItem,
+    Page, PageMeta, SuspEvent, SuspEventStatisticsResponse, VulRecord, WarningMachine,
+    WarningSummary,
+};
+use super::params::Params;
+
+/// Page size requested by every listing unless a query says otherwise (the documented maximum
+/// for the actions that state one).
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// The one-call surface the listings need. [`SasClient`] implements it; tests implement it with
+/// scripted responses.
+pub trait SasCall: Sync {
+    /// Calls `action` once and decodes the success body (see [`SasClient::call`]).
+    fn call<T: DeserializeOwned + Send>(
+        &self,
+        action: &str,
+        query: &Params,
+        form: Option<&Params>,
+    ) -> impl Future<Output = Result<T, SasError>> + Send;
+
+    /// The hard cap on pages per listing.
+    fn max_pages(&self) -> u32;
+
+    /// `Lang` to request display names in.
+    fn lang(&self) -> &str;
+}
+
+impl SasCall for SasClient {
+    fn call<T: DeserializeOwned + Send>(
+        &self,
+        action: &str,
+        query: &Params,
+        form: Option<&Params>,
+    ) -> impl Future<Output = Result<T, SasError>> + Send {
+        SasClient::call::<T>(self, action, query, form)
+    }
+
+    fn max_pages(&self) -> u32 {
+        SasClient::max_pages(self)
+    }
+
+    fn lang(&self) -> &str {
+        SasClient::lang(self)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paging
+
+/// What one page told us, as input to [`decide`].
+#[derive(Clone, Debug, Default)]
+pub struct PageObservation {
+    /// The `CurrentPage` we asked for (1-based).
+    pub requested_page: u32,
+    /// The `PageSize` we asked for.
+    pub requested_size: u32,
+    /// Records the server sent on this page.
+    pub received: usize,
+    /// Distinct records collected so far, this page included.
+    pub seen_total: usize,
+    /// Paging fields of the response.
+    pub meta: PageMeta,
+    /// Every record on this page had already been read (or the `NextToken` did not move).
+    pub repeated: bool,
+    /// Paging by `NextToken` rather than by page number.
+    pub token_mode: bool,
+    /// Pages fetched so far, this one included.
+    pub pages_fetched: u32,
+    /// The client's page cap.
+    pub max_pages: u32,
+}
+
+/// What to do after a page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageDecision {
+    /// Fetch the next page.
+    Continue,
+    /// The listing is complete.
+    Finished,
+    /// The page only repeated records already read: the server ignores paging. Stop with what
+    /// was read.
+    Repeated,
+    /// More pages exist but `max_pages` is reached.
+    LimitReached,
+}
+
+/// Decides whether to fetch another page. Pure.
+///
+/// Rules, in order: an empty page finishes; a page of repeats stops ([`PageDecision::Repeated`]);
+/// in token mode the listing continues while a `NextToken` is returned; otherwise it finishes
+/// on a short page (fewer records than the page size the server reports, else the one asked
+/// for), when `CurrentPage*PageSize >= TotalCount`, or when as many distinct records as
+/// `TotalCount` were read. Continuing past `max_pages` is [`PageDecision::LimitReached`].
+pub fn decide(o: &PageObservation) -> PageDecision {
+    if o.received == 0 {
+        return PageDecision::Finished;
+    }
+    if o.repeated {
+        return PageDecision::Repeated;
+    }
+    let more = if o.token_mode {
+        o.meta.next_token.is_some()
+    } else {
+        let size = o
+            .meta
+            .page_size
+            .filter(|s| *s > 0)
+            .unwrap_or(i64::from(o.requested_size));
+        let page = o
+            .meta
+            .current_page
+            .filter(|p| *p > 0)
+            .unwrap_or(i64::from(o.requested_page));
+        let short = (o.received as i64) < size;
+        let complete = o.meta.total_count.is_some_and(|total| {
+            page.saturating_mul(size) >= total || o.seen_total as i64 >= total
+        });
+        !short && !complete
+    };
+    if !more {
+        PageDecision::Finished
+    } else if o.pages_fetched >= o.max_pages {
+        PageDecision::LimitReached
+    } else {
+        PageDecision::Continue
+    }
+}
+
+/// Every record of a fully paged listing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listing<T> {
+    /// Distinct records in the order the server sent them (an identical record repeated on a
+    /// later page is kept once).
+    pub items: Vec<Item<T>>,
+    /// Records that were not JSON objects, kept raw.
+    pub undecodable: Vec<Value>,
+    /// Pages fetched.
+    pub pages: u32,
+    /// The last `TotalCount` the server reported (summed over merged listings).
+    pub total_count: Option<i64>,
+    /// The server answered a page with records already read, so paging stopped early.
+    pub stopped_on_repeat: bool,
+}
+
+impl<T> Default for Listing<T> {
+    fn default() -> Self {
+        Listing {
+            items: Vec::new(),
+            undecodable: Vec::new(),
+            pages: 0,
+            total_count: None,
+            stopped_on_repeat: false,
+        }
+    }
+}
+
+impl<T> Listing<T> {
+    /// Appends another listing, skipping records identical to ones already held.
+    pub fn merge(&mut self, other: Listing<T>) {
+        let mut seen: HashSet<[u8; 32]> = self
+            .items
+            .iter()
+            .map(|i| digest(&i.raw))
+            .chain(self.undecodable.iter().map(digest))
+            .collect();
+        for item in other.items {
+            if seen.insert(digest(&item.raw)) {
+                self.items.push(item);
+            }
+        }
+        for raw in other.undecodable {
+            if seen.insert(digest(&raw)) {
+                self.undecodable.push(raw);
+            }
+        }
+        self.pages += other.pages;
+        self.total_count = match (self.total_count, other.total_count) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        self.stopped_on_repeat |= other.stopped_on_repeat;
+    }
+}
+
+fn digest(v: &Value) -> [u8; 32] {
+    Sha256::digest(v.to_string().as_bytes()).into()
+}
+
+/// How a listing pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Paging {
+    /// `CurrentPage` + `PageSize`.
+    Number,
+    /// `UseNextToken=true` + `NextToken` + `PageSize`.
+    Token,
+}
+
+/// Fetches every page of `action`. `base` holds the filters; paging parameters are added here.
+async fn walk<C, T>(
+    c: &C,
+    action: &str,
+    base: &Params,
+    form: Option<&Params>,
+    page_size: u32,
+    paging: Paging,
+) -> Result<Listing<T>, SasError>
+where
+    C: SasCall + ?Sized,
+    T: ListItem + Send,
+{
+    let page_size = page_size.max(1);
+    let max_pages = c.max_pages();
+    let mut listing = Listing::<T>::default();
+    let mut seen: HashSet<[u8; 32]> = HashSet::new();
+    let mut page_no: u32 = 1;
+    let mut token: Option<String> = None;
+    loop {
+        let mut query = base.clone();
+        match paging {
+            Paging::Number => {
+                query.set("CurrentPage", page_no);
+            }
+            Paging::Token => {
+                query.set("UseNextToken", "true");
+                query.set_opt("NextToken", token.as_deref());
+            }
+        }
+        query.set("PageSize", page_size);
+        let page: Page<T> = c.call(action, &query, form).await?;
+        listing.pages += 1;
+        let received = page.received();
+        let mut fresh = 0usize;
+        for item in page.items {
+            if seen.insert(digest(&item.raw)) {
+                listing.items.push(item);
+                fresh += 1;
+            }
+        }
+        for raw in page.undecodable {
+            if seen.insert(digest(&raw)) {
+                tracing::warn!(action, "Skipped a record that is not a JSON object.");
+                listing.undecodable.push(raw);
+                fresh += 1;
+            }
+        }
+        if page.meta.total_count.is_some() {
+            listing.total_count = page.meta.total_count;
+        }
+        let token_stuck = paging == Paging::Token
+            && token.is_some()
+            && page.meta.next_token.as_deref() == token.as_deref();
+        let observation = PageObservation {
+            requested_page: page_no,
+            requested_size: page_size,
+            received,
+            seen_total: listing.items.len() + listing.undecodable.len(),
+            meta: page.meta,
+            repeated: (received > 0 && fresh == 0) || token_stuck,
+            token_mode: paging == Paging::Token,
+            pages_fetched: listing.pages,
+            max_pages,
+        };
+        match decide(&observation) {
+            PageDecision::Continue => {
+                page_no += 1;
+                token = observation.meta.next_token;
+            }
+            PageDecision::Finished => return Ok(listing),
+            PageDecision::Repeated => {
+                tracing::warn!(
+                    action,
+                    page = page_no,
+                    "The server repeated records already read; it seems to ignore paging, so the listing stops here."
+                );
+                listing.stopped_on_repeat = true;
+                return Ok(listing);
+            }
+            PageDecision::LimitReached => {
+                return Err(SasError::TooManyPages {
+                    action: action.to_string(),
+                    pages: listing.pages,
+                    seen: observation.seen_total,
+                    total: listing.total_count.unwrap_or(-1),
+                });
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared request pieces
+
+/// The handled/pending filter. Alerts send it as `N`/`Y`, vulnerabilities as `n`/`y`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dealed {
+    /// Not handled yet.
+    Pending,
+    /// Handled (recently handled, for alerts).
+    Handled,
+}
+
+impl Dealed {
+    fn upper(self) -> &'static str {
+        match self {
+            Dealed::Pending => "N",
+            Dealed::Handled => "Y",
+        }
+    }
+
+    fn lower(self) -> &'static str {
+        match self {
+            Dealed::Pending => "n",
+            Dealed::Handled => "y",
+        }
+    }
+}
+
+/// `YYYY-MM-DD HH:mm:ss` in UTC wall-clock (contract §1.5: if the service reads it as UTC+8 the
+/// window only gets wider).
+pub fn format_alert_time(t: OffsetDateTime) -> String {
+    let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    t.to_offset(UtcOffset::UTC)
+        .format(&fmt)
+        .expect("a fixed numeric format cannot fail")
+}
+
+/// Epoch milliseconds.
+pub fn epoch_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn non_empty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alerts
+
+/// Filters for `DescribeSuspEvents`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertQuery {
+    /// Only this cluster; `None` lists account-wide (split client-side, contract §11).
+    pub cluster_id: Option<String>,
+    /// Pending (`N`) or recently handled (`Y`); `None` sends no filter.
+    pub dealed: Option<Dealed>,
+    /// Levels (`serious`, `suspicious`, `remind`); empty sends no filter.
+    pub levels: Vec<String>,
+    /// Lower bound on the latest-occurrence time.
+    pub time_start: Option<OffsetDateTime>,
+    /// Upper bound on the latest-occurrence time.
+    pub time_end: Option<OffsetDateTime>,
+    /// ATT&CK tactic filter (the one form-body parameter).
+    pub tactic_id: Option<String>,
+    /// Page size (max 100).
+    pub page_size: u32,
+}
+
+impl Default for AlertQuery {
+    /// Pending alerts, every level, no window, 100 per page.
+    fn default() -> Self {
+        AlertQuery {
+            cluster_id: None,
+            dealed: Some(Dealed::Pending),
+            levels: Vec::new(),
+            time_start: None,
+            time_end: None,
+            tactic_id: None,
+            page_size: DEFAULT_PAGE_SIZE,
+        }
+    }
+}
+
+/// The query and form of a `DescribeSuspEvents` request, without paging. The form is empty
+/// unless `TacticId` is set, but is always sent (the SDK always sends a body for this action).
+pub fn alerts_request(q: &AlertQuery, lang: &str) -> (Params, Params) {
+    let mut query = Params::new();
+    query.set("From", "sas").set("Lang", lang);
+    query.set_opt("ClusterId", non_empty(&q.cluster_id));
+    query.set_opt("Dealed", q.dealed.map(Dealed::upper));
+    if !q.levels.is_empty() {
+        query.set_simple("Levels", &q.levels);
+    }
+    query.set_opt("TimeStart", q.time_start.map(format_alert_time));
+    query.set_opt("TimeEnd", q.time_end.map(format_alert_time));
+    let mut form = Params::new();
+    form.set_opt("TacticId", non_empty(&q.tactic_id));
+    (query, form)
+}
+
+/// Lists alert events (`DescribeSuspEvents`), every page.
+pub async fn list_alerts<C: SasCall + ?Sized>(
+    c: &C,
+    q: &AlertQuery,
+) -> Result<Listing<SuspEvent>, SasError> {
+    let (query, form) = alerts_request(q, c.lang());
+    walk(
+        c,
+        "DescribeSuspEvents",
+        &query,
+        Some(&form),
+        q.page_size,
+        Paging::Number,
+    )
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vulnerabilities
+
+/// A `DescribeVulList` type selector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VulType {
+    /// `Type=cve`: Linux software (the ACK page's "Linux" vulnerabilities).
+    Cve,
+    /// `Type=sys`: Windows.
+    Sys,
+    /// `Type=cms`: Web CMS.
+    Cms,
+    /// `Type=emg`: emergency.
+    Emg,
+    /// `Type=app`: application (web scanner).
+    App,
+    /// `Type=app&AttachTypes=sca`: application vulnerabilities found by component analysis
+    /// (the ACK page's "application" vulnerabilities).
+    AppSca,
+    /// `Type=sca`: software-composition vulnerabilities.
+    Sca,
+}
+
+impl VulType {
+    /// The `Type` parameter.
+    pub fn type_param(self) -> &'static str {
+        match self {
+            VulType::Cve => "cve",
+            VulType::Sys => "sys",
+            VulType::Cms => "cms",
+            VulType::Emg => "emg",
+            VulType::App | VulType::AppSca => "app",
+            VulType::Sca => "sca",
+        }
+    }
+
+    /// The `AttachTypes` parameter, if any.
+    pub fn attach_types(self) -> Option<&'static str> {
+        matches!(self, VulType::AppSca).then_some("sca")
+    }
+}
+
+impl std::str::FromStr for VulType {
+    type Err = String;
+
+    /// `cve`, `sys`, `cms`, `emg`, `app`, `app+sca` (or `app-sca`), `sca`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "cve" => VulType::Cve,
+            "sys" => VulType::Sys,
+            "cms" => VulType::Cms,
+            "emg" => VulType::Emg,
+            "app" => VulType::App,
+            "app+sca" | "app-sca" | "app_sca" => VulType::AppSca,
+            "sca" => VulType::Sca,
+            other => {
+                return Err(format!(
+                    "unknown vulnerability type `{other}` (expected cve, sys, cms, emg, app, app+sca or sca)"
+                ));
+            }
+        })
+    }
+}
+
+/// Filters for `DescribeVulList`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VulQuery {
+    /// Only this cluster.
+    pub cluster_id: Option<String>,
+    /// One listing per type, merged.
+    pub types: Vec<VulType>,
+    /// Pending (`n`) or handled (`y`); ignored when `status_list` is non-empty.
+    pub dealed: Option<Dealed>,
+    /// Status codes (sent as a comma list `StatusList`); takes precedence over `dealed`.
+    pub status_list: Vec<i64>,
+    /// Priorities (`asap`, `later`, `nntf`); empty sends no filter.
+    pub necessity: Vec<String>,
+    /// Page with `NextToken` instead of `CurrentPage` (no `TotalCount` then).
+    pub use_next_token: bool,
+    /// Page size.
+    pub page_size: u32,
+}
+
+impl Default for VulQuery {
+    /// Pending Linux and application (SCA) vulnerabilities, 100 per page.
+    fn default() -> Self {
+        VulQuery {
+            cluster_id: None,
+            types: vec![VulType::Cve, VulType::AppSca],
+            dealed: Some(Dealed::Pending),
+            status_list: Vec::new(),
+            necessity: Vec::new(),
+            use_next_token: false,
+            page_size: DEFAULT_PAGE_SIZE,
+        }
+    }
+}
+
+/// The query of one `DescribeVulList` request for `ty`, without paging.
+pub fn vul_request(q: &VulQuery, ty: VulType, lang: &str) -> Params {
+    let mut query = Params::new();
+    query.set("Type", ty.type_param());
+    query.set_opt("AttachTypes", ty.attach_types());
+    query.set("Lang", lang);
+    query.set_opt("ClusterId", non_empty(&q.cluster_id));
+    if q.status_list.is_empty() {
+        query.set_opt("Dealed", q.dealed.map(Dealed::lower));
+    } else {
+        query.set_simple("StatusList", &q.status_list);
+    }
+    if !q.necessity.is_empty() {
+        query.set_simple("Necessity", &q.necessity);
+    }
+    query
+}
+
+/// Lists vulnerability records (`DescribeVulList`) for every type in the query, every page,
+/// merged (a record identical across types is kept once).
+pub async fn list_vulnerabilities<C: SasCall + ?Sized>(
+    c: &C,
+    q: &VulQuery,
+) -> Result<Listing<VulRecord>, SasError> {
+    let paging = if q.use_next_token {
+        Paging::Token
+    } else {
+        Paging::Number
+    };
+    let mut all = Listing::default();
+    let mut done: Vec<VulType> = Vec::new();
+    for &ty in &q.types {
+        if done.contains(&ty) {
+            continue;
+        }
+        done.push(ty);
+        let query = vul_request(q, ty, c.lang());
+        let listing = walk(c, "DescribeVulList", &query, None, q.page_size, paging).await?;
+        all.merge(listing);
+    }
+    Ok(all)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Baseline
+
+/// Filters for the baseline walk.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BaselineQuery {
+    /// Only this cluster (summary and machines; `DescribeCheckWarnings` has no cluster filter).
+    pub cluster_id: Option<String>,
+    /// `Status` filter of the summary (e.g. `1` failed); `None` sends none.
+    pub status: Option<String>,
+    /// Fetch `DescribeCheckWarningDetail` (once per `CheckId` per walk).
+    pub fetch_details: bool,
+    /// Page size of the three listings.
+    pub page_size: u32,
+}
+
+impl Default for BaselineQuery {
+    /// Every risk, with details, 100 per page.
+    fn default() -> Self {
+        BaselineQuery {
+            cluster_id: None,
+            status: None,
+            fetch_details: true,
+            page_size: DEFAULT_PAGE_SIZE,
+        }
+    }
+}
+
+/// The query of `DescribeCheckWarningSummary`, without paging.
+pub fn warning_summary_request(q: &BaselineQuery, lang: &str) -> Params {
+    let mut query = Params::new();
+    query.set("Lang", lang);
+    query.set_opt("ClusterId", non_empty(&q.cluster_id));
+    query.set_opt("Status", non_empty(&q.status));
+    query
+}
+
+/// The query of `DescribeWarningMachines` for one risk, without paging.
+pub fn warning_machines_request(risk_id: i64, cluster_id: Option<&str>, lang: &str) -> Params {
+    let mut query = Params::new();
+    query.set("RiskId", risk_id).set("Lang", lang);
+    query.set_opt("ClusterId", cluster_id.filter(|s| !s.is_empty()));
+    query
+}
+
+/// The query of `DescribeCheckWarnings` for one risk on one asset, without paging.
+/// `ContainerName` scopes a container asset to its own checks.
+pub fn check_warnings_request(
+    risk_id: i64,
+    uuid: &str,
+    container_name: Option<&str>,
+    lang: &str,
+) -> Params {
+    let mut query = Params::new();
+    query
+        .set("RiskId", risk_id)
+        .set("Uuid", uuid)
+        .set("Lang", lang);
+    query.set_opt("ContainerName", container_name.filter(|s| !s.is_empty()));
+    query
+}
+
+/// Lists baselines with failing items (`DescribeCheckWarningSummary`), every page.
+pub async fn list_warning_summaries<C: SasCall + ?Sized>(
+    c: &C,
+    q: &BaselineQuery,
+) -> Result<Listing<WarningSummary>, SasError> {
+    let query = warning_summary_request(q, c.lang());
+    walk(
+        c,
+        "DescribeCheckWarningSummary",
+        &query,
+        None,
+        q.page_size,
+        Paging::Number,
+    )
+    .await
+}
+
+/// Lists the assets affected by one risk (`DescribeWarningMachines`), every page.
+pub async fn list_warning_machines<C: SasCall + ?Sized>(
+    c: &C,
+    risk_id: i64,
+    cluster_id: Option<&str>,
+    page_size: u32,
+) -> Result<Listing<WarningMachine>, SasError> {
+    let query = warning_machines_request(risk_id, cluster_id, c.lang());
+    walk(
+        c,
+        "DescribeWarningMachines",
+        &query,
+        None,
+        page_size,
+        Paging::Number,
+    )
+    .await
+}
+
+/// Lists the check items of one risk on one asset (`DescribeCheckWarnings`), every page.
+pub async fn list_check_warnings<C: SasCall + ?Sized>(
+    c: &C,
+    risk_id: i64,
+    uuid: &str,
+    container_name: Option<&str>,
+    page_size: u32,
+) -> Result<Listing<CheckWarning>, SasError> {
+    let query = check_warnings_request(risk_id, uuid, container_name, c.lang());
+    walk(
+        c,
+        "DescribeCheckWarnings",
+        &query,
+        None,
+        page_size,
+        Paging::Number,
+    )
+    .await
+}
+
+/// Fetches description and advice of one check result (`DescribeCheckWarningDetail`).
+pub async fn check_warning_detail<C: SasCall + ?Sized>(
+    c: &C,
+    check_warning_id: i64,
+) -> Result<Item<CheckWarningDetail>, SasError> {
+    let mut query = Params::new();
+    query
+        .set("CheckWarningId", check_warning_id)
+        .set("Lang", c.lang());
+    c.call("DescribeCheckWarningDetail", &query, None).await
+}
+
+/// Walks summary → machines → check items (→ detail, cached per `CheckId`) and returns one
+/// [`BaselineItem`] per check item per asset. Risks without a `RiskId` and machines without a
+/// `Uuid` cannot be followed and are skipped with a warning.
+pub async fn list_baseline<C: SasCall + ?Sized>(
+    c: &C,
+    q: &BaselineQuery,
+) -> Result<Vec<BaselineItem>, SasError> {
+    let cluster = non_empty(&q.cluster_id);
+    let mut details: HashMap<i64, Item<CheckWarningDetail>> = HashMap::new();
+    let mut out = Vec::new();
+    for risk in list_warning_summaries(c, q).await?.items {
+        let Some(risk_id) = risk.risk_id else {
+            tracing::warn!(risk = %risk.risk_name, "Skipped a baseline risk without RiskId.");
+            continue;
+        };
+        let machines = list_warning_machines(c, risk_id, cluster, q.page_size).await?;
+        for machine in machines.items {
+            if machine.uuid.trim().is_empty() {
+                tracing::warn!(risk_id, "Skipped an affected asset without Uuid.");
+                continue;
+            }
+            let container = Some(machine.container_name.as_str());
+            let checks =
+                list_check_warnings(c, risk_id, &machine.uuid, container, q.page_size).await?;
+            for check in checks.items {
+                let detail = match (q.fetch_details, check.check_warning_id) {
+                    (true, Some(cw_id)) => match check.check_id {
+                        Some(check_id) => match details.get(&check_id) {
+                            Some(d) => Some(d.clone()),
+                            None => {
+                                let d = check_warning_detail(c, cw_id).await?;
+                                details.insert(check_id, d.clone());
+                                Some(d)
+                            }
+                        },
+                        None => Some(check_warning_detail(c, cw_id).await?),
+                    },
+                    _ => None,
+                };
+                out.push(BaselineItem {
+                    risk: risk.clone(),
+                    machine: machine.clone(),
+                    check,
+                    detail,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Container firewall
+
+/// Filters for `ListInterceptionHistory`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FirewallQuery {
+    /// Only this cluster.
+    pub cluster_id: Option<String>,
+    /// Window start (sent as epoch ms).
+    pub start: Option<OffsetDateTime>,
+    /// Window end (sent as epoch ms).
+    pub end: Option<OffsetDateTime>,
+    /// Rule modes (1 block, 2 alert), flattened `InterceptionTypes.N`; empty sends no filter.
+    pub interception_types: Vec<i64>,
+    /// Alert name filter.
+    pub history_name: Option<String>,
+    /// Page size; 0 means [`DEFAULT_PAGE_SIZE`].
+    pub page_size: u32,
+}
+
+impl Default for FirewallQuery {
+    /// Every mode, no window, 100 per page.
+    fn default() -> Self {
+        FirewallQuery {
+            cluster_id: None,
+            start: None,
+            end: None,
+            interception_types: Vec::new(),
+            history_name: None,
+            page_size: DEFAULT_PAGE_SIZE,
+        }
+    }
+}
+
+/// The query of `ListInterceptionHistory`, without paging.
+pub fn firewall_request(q: &FirewallQuery, lang: &str) -> Params {
+    let mut query = Params::new();
+    query.set("Lang", lang);
+    query.set_opt("ClusterId", non_empty(&q.cluster_id));
+    query.set_opt("StartTime", q.start.map(epoch_ms));
+    query.set_opt("EndTime", q.end.map(epoch_ms));
+    query.set_flat("InterceptionTypes", &q.interception_types);
+    query.set_opt("HistoryName", non_empty(&q.history_name));
+    query
+}
+
+/// Lists container firewall alerts (`ListInterceptionHistory`), every page.
+pub async fn list_firewall<C: SasCall + ?Sized>(
+    c: &C,
+    q: &FirewallQuery,
+) -> Result<Listing<InterceptionHistory>, SasError> {
+    let query = firewall_request(q, c.lang());
+    let size = if q.page_size == 0 {
+        DEFAULT_PAGE_SIZE
+    } else {
+        q.page_size
+    };
+    walk(
+        c,
+        "ListInterceptionHistory",
+        &query,
+        None,
+        size,
+        Paging::Number,
+    )
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics probes (one call each, per cluster)
+
+/// Unhandled alert counts of a cluster (`GetClusterSuspEventStatistics`).
+pub async fn alert_statistics<C: SasCall + ?Sized>(
+    c: &C,
+    cluster_id: &str,
+) -> Result<SuspEventStatisticsResponse, SasError> {
+    let mut query = Params::new();
+    query.set("ClusterId", cluster_id).set("From", "sas");
+    c.call("GetClusterSuspEventStatistics", &query, None).await
+}
+
+/// Vulnerability counts of a cluster (`DescribeClusterVulStatistics`); `Types` is the comma
+/// list of the distinct `Type` values of `types` (none sends no filter).
+pub async fn vul_statistics<C: SasCall + ?Sized>(
+    c: &C,
+    cluster_id: &str,
+    types: &[VulType],
+) -> Result<ClusterVulStatisticsResponse, SasError> {
+    let mut names: Vec<&str> = Vec::new();
+    for t in types {
+        if !names.contains(&t.type_param()) {
+            names.push(t.type_param());
+        }
+    }
+    let mut query = Params::new();
+    query.set("ClusterId", cluster_id);
+    if !names.is_empty() {
+        query.set_simple("Types", &names);
+    }
+    c.call("DescribeClusterVulStatistics", &query, None).await
+}
+
+/// Failing baseline item counts of a cluster (`GetClusterCheckItemWarningStatistics`).
+pub async fn baseline_statistics<C: SasCall + ?Sized>(
+    c: &C,
+    cluster_id: &str,
+) -> Result<CheckItemWarningStatisticsResponse, SasError> {
+    let mut query = Params::new();
+    query.set("ClusterId", cluster_id);
+    c.call("GetClusterCheckItemWarningStatistics", &query, None)
+        .await
+}
+
+/// Container firewall counters of a cluster (`GetInterceptionSummary`).
+pub async fn firewall_summary<C: SasCall + ?Sized>(
+    c: &C,
+    cluster_id: &str,
+) -> Result<InterceptionSummaryResponse, SasError> {
+    let mut query = Params::new();
+    query.set("ClusterId", cluster_id);
+    c.call("GetInterceptionSummary", &query, None).await
+}
+
+#[cfg(test)]
+// The fake answers with the transport's own `SasError`, whose size is not ours to choose.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::Mutex;
+    use time::macros::datetime;
+
+    type Responder = Box<dyn Fn(&str, &Params) -> Result<Value, SasError> + Send + Sync>;
+
+    /// A scripted Security Center: records every call and answers from a closure.
+    struct Fake {
+        max_pages: u32,
+        calls: Mutex<Vec<(String, Params, Option<Params>)>>,
+        respond: Responder,
+    }
+
+    impl Fake {
+        fn new(
+            max_pages: u32,
+            respond: impl Fn(&str, &Params) -> Result<Value, SasError> + Send + Sync + 'static,
+        ) -> Self {
+            Fake {
+                max_pages,
+                calls: Mutex::new(Vec::new()),
+                respond: Box::new(respond),
+            }
+        }
+
+        fn calls(&self) -> Vec<(String, Params, Option<Params>)> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl SasCall for Fake {
+        fn call<T: DeserializeOwned + Send>(
+            &self,
+            action: &str,
+            query: &Params,
+            form: Option<&Params>,
+        ) -> impl Future<Output = Result<T, SasError>> + Send {
+            self.calls
+                .lock()
+                .unwrap()
+                .push((action.to_string(), query.clone(), form.cloned()));
+            let result = (self.respond)(action, query).and_then(|v| {
+                serde_json::from_value(v).map_err(|e| SasError::Malformed {
+                    action: action.to_string(),
+                    status: 200,
+                    request_id: String::new(),
+                    reason: e.to_string(),
+                })
+            });
+            std::future::ready(result)
+        }
+
+        fn max_pages(&self) -> u32 {
+            self.max_pages
+        }
+
+        fn lang(&self) -> &str {
+            "en"
+        }
+    }
+
+    fn num(q: &Params, key: &str) -> i64 {
+        q.get(key).unwrap().parse().unwrap()
+    }
+
+    /// `total` records `{"Id": n}` under `key`, paged by `CurrentPage`/`PageSize` (the server
+    /// caps the page size at `cap`); `ignore_page` makes it always answer page 1.
+    fn numbered(key: &'static str, total: i64, cap: i64, ignore_page: bool) -> Responder {
+        Box::new(move |_, q| {
+            let size = num(q, "PageSize").min(cap);
+            let page = if ignore_page {
+                1
+            } else {
+                num(q, "CurrentPage")
+            };
+            let items: Vec<Value> = ((page - 1) * size..(page * size).min(total))
+                .map(|n| json!({"Id": n + 1}))
+                .collect();
+            Ok(json!({
+                "RequestId": "r", "CurrentPage": page, "PageSize": size,
+                "TotalCount": total, "Count": items.len(), key: items
+            }))
+        })
+    }
+
+    fn obs(page: u32, received: usize, seen: usize, total: Option<i64>) -> PageObservation {
+        PageObservation {
+            requested_page: page,
+            requested_size: 100,
+            received,
+            seen_total: seen,
+            meta: PageMeta {
+                current_page: Some(i64::from(page)),
+                page_size: Some(100),
+                total_count: total,
+                ..PageMeta::default()
+            },
+            repeated: false,
+            token_mode: false,
+            pages_fetched: page,
+            max_pages: 10,
+        }
+    }
+
+    #[test]
+    fn paging_decision_table() {
+        use PageDecision::*;
+        let token = |next: Option<&str>| PageObservation {
+            token_mode: true,
+            meta: PageMeta {
+                next_token: next.map(str::to_string),
+                ..PageMeta::default()
+            },
+            ..obs(1, 100, 100, None)
+        };
+        let cases: Vec<(&str, PageObservation, PageDecision)> = vec![
+            ("empty page", obs(1, 0, 0, Some(500)), Finished),
+            (
+                "full page, more to come",
+                obs(1, 100, 100, Some(250)),
+                Continue,
+            ),
+            (
+                "page*size reaches total",
+                obs(3, 100, 300, Some(300)),
+                Finished,
+            ),
+            ("short last page", obs(3, 50, 250, Some(250)), Finished),
+            ("short page without total", obs(2, 99, 199, None), Finished),
+            ("full page without total", obs(2, 100, 200, None), Continue),
+            (
+                "seen reaches total before page*size",
+                PageObservation {
+                    meta: PageMeta {
+                        current_page: Some(1),
+                        page_size: Some(100),
+                        total_count: Some(100),
+                        ..PageMeta::default()
+                    },
+                    ..obs(1, 100, 100, None)
+                },
+                Finished,
+            ),
+            (
+                "repeated page",
+                PageObservation {
+                    repeated: true,
+                    ..obs(2, 100, 100, Some(1000))
+                },
+                Repeated,
+            ),
+            (
+                "limit reached with more",
+                obs(10, 100, 1000, Some(5000)),
+                LimitReached,
+            ),
+            (
+                "limit reached but done",
+                obs(10, 100, 1000, Some(1000)),
+                Finished,
+            ),
+            (
+                "server caps page size at 20 and says so",
+                PageObservation {
+                    meta: PageMeta {
+                        current_page: Some(1),
+                        page_size: Some(20),
+                        total_count: Some(45),
+                        ..PageMeta::default()
+                    },
+                    ..obs(1, 20, 20, None)
+                },
+                Continue,
+            ),
+            (
+                "no paging fields at all: requested values used",
+                PageObservation {
+                    meta: PageMeta::default(),
+                    ..obs(1, 100, 100, None)
+                },
+                Continue,
+            ),
+            ("token: next token", token(Some("t2")), Continue),
+            ("token: no next token", token(None), Finished),
+        ];
+        for (name, o, want) in cases {
+            assert_eq!(decide(&o), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn alert_request_follows_the_polling_recipe() {
+        let q = AlertQuery {
+            cluster_id: Some("c1".into()),
+            levels: vec!["serious".into(), "suspicious".into()],
+            time_start: Some(datetime!(2024-05-20 08:12:44 +8)),
+            time_end: Some(datetime!(2024-05-20 01:00:00 UTC)),
+            ..AlertQuery::default()
+        };
+        let (query, form) = alerts_request(&q, "en");
+        assert_eq!(
+            query.pairs(),
+            Params::from_iter([
+                ("From", "sas"),
+                ("Lang", "en"),
+                ("ClusterId", "c1"),
+                ("Dealed", "N"),
+                ("Levels", "serious,suspicious"),
+                ("TimeStart", "2024-05-20 00:12:44"),
+                ("TimeEnd", "2024-05-20 01:00:00"),
+            ])
+            .pairs()
+        );
+        assert!(form.is_empty());
+        let q = AlertQuery {
+            dealed: Some(Dealed::Handled),
+            tactic_id: Some("TA0040".into()),
+            cluster_id: Some("  ".into()),
+            ..AlertQuery::default()
+        };
+        let (query, form) = alerts_request(&q, "zh");
+        assert_eq!(query.get("Dealed"), Some("Y"));
+        assert_eq!(query.get("ClusterId"), None);
+        assert_eq!(query.get("Lang"), Some("zh"));
+        assert_eq!(form.get("TacticId"), Some("TA0040"));
+    }
+
+    #[tokio::test]
+    async fn alerts_page_to_the_end_with_a_form_body() {
+        let fake = Fake::new(50, numbered("SuspEvents", 250, 100, false));
+        let listing = list_alerts(&fake, &AlertQuery::default()).await.unwrap();
+        assert_eq!(listing.items.len(), 250);
+        assert_eq!(listing.pages, 3);
+        assert_eq!(listing.total_count, Some(250));
+        assert!(!listing.stopped_on_repeat);
+        let calls = fake.calls();
+        assert_eq!(calls.len(), 3);
+        for (i, (action, query, form)) in calls.iter().enumerate() {
+            assert_eq!(action, "DescribeSuspEvents");
+            assert_eq!(query.get("CurrentPage"), Some((i + 1).to_string().as_str()));
+            assert_eq!(query.get("PageSize"), Some("100"));
+            assert_eq!(query.get("From"), Some("sas"));
+            assert_eq!(form.as_ref(), Some(&Params::new()));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_ignoring_current_page_cannot_loop() {
+        let fake = Fake::new(1000, numbered("SuspEvents", 1000, 100, true));
+        let listing = list_alerts(&fake, &AlertQuery::default()).await.unwrap();
+        assert_eq!(listing.items.len(), 100);
+        assert_eq!(listing.pages, 2);
+        assert!(listing.stopped_on_repeat);
+    }
+
+    #[tokio::test]
+    async fn max_pages_is_enforced() {
+        let fake = Fake::new(3, numbered("InterceptionHistoryList", 1000, 100, false));
+        let err = list_firewall(&fake, &FirewallQuery::default())
+            .await
+            .unwrap_err();
+        match err {
+            SasError::TooManyPages {
+                action,
+                pages,
+                seen,
+                total,
+            } => {
+                assert_eq!(action, "ListInterceptionHistory");
+                assert_eq!((pages, seen, total), (3, 300, 1000));
+            }
+            other => panic!("unexpected {other}"),
+        }
+        assert_eq!(fake.calls().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_capped_page_size_still_pages_fully() {
+        let fake = Fake::new(50, numbered("VulRecords", 45, 20, false));
+        let q = VulQuery {
+            types: vec![VulType::Cve],
+            ..VulQuery::default()
+        };
+        let listing = list_vulnerabilities(&fake, &q).await.unwrap();
+        assert_eq!(listing.items.len(), 45);
+        assert_eq!(listing.pages, 3);
+    }
+
+    #[tokio::test]
+    async fn errors_end_the_listing_after_one_attempt() {
+        let fake = Fake::new(50, |_, q| {
+            if q.get("CurrentPage") == Some("2") {
+                Err(SasError::Transport {
+                    action: "DescribeSuspEvents".into(),
+                    endpoint: "https://x".into(),
+                    reason: "reset".into(),
+                    timeout: false,
+                })
+            } else {
+                numbered("SuspEvents", 300, 100, false)("DescribeSuspEvents", q)
+            }
+        });
+        let err = list_alerts(&fake, &AlertQuery::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SasError::Transport { .. }));
+        assert_eq!(fake.calls().len(), 2);
+    }
+
+    #[test]
+    fn vul_requests_per_type() {
+        let q = VulQuery {
+            cluster_id: Some("c1".into()),
+            ..VulQuery::default()
+        };
+        let cve = vul_request(&q, VulType::Cve, "en");
+        assert_eq!(
+            cve.pairs(),
+            Params::from_iter([
+                ("Type", "cve"),
+                ("Lang", "en"),
+                ("ClusterId", "c1"),
+                ("Dealed", "n")
+            ])
+            .pairs()
+        );
+        let app = vul_request(&q, VulType::AppSca, "en");
+        assert_eq!(app.get("Type"), Some("app"));
+        assert_eq!(app.get("AttachTypes"), Some("sca"));
+        let sca = vul_request(&q, VulType::Sca, "en");
+        assert_eq!(sca.get("Type"), Some("sca"));
+        assert_eq!(sca.get("AttachTypes"), None);
+        let q = VulQuery {
+            status_list: vec![1, 2, 3],
+            dealed: Some(Dealed::Handled),
+            necessity: vec!["asap".into()],
+            ..VulQuery::default()
+        };
+        let by_status = vul_request(&q, VulType::Cve, "en");
+        assert_eq!(by_status.get("StatusList"), Some("1,2,3"));
+        assert_eq!(by_status.get("Dealed"), None);
+        assert_eq!(by_status.get("Necessity"), Some("asap"));
+        let q = VulQuery {
+            dealed: Some(Dealed::Handled),
+            ..VulQuery::default()
+        };
+        assert_eq!(vul_request(&q, VulType::Cve, "en").get("Dealed"), Some("y"));
+        assert_eq!("app+sca".parse::<VulType>(), Ok(VulType::AppSca));
+        assert_eq!(" CVE ".parse::<VulType>(), Ok(VulType::Cve));
+        assert!("nope".parse::<VulType>().is_err());
+    }
+
+    #[tokio::test]
+    async fn vulnerabilities_walk_every_type_and_merge() {
+        let fake = Fake::new(50, |_, q| {
+            let ty = q.get("Type").unwrap().to_string();
+            let items = match ty.as_str() {
+                "cve" => vec![json!({"PrimaryId": 1}), json!({"PrimaryId": 2})],
+                _ => vec![json!({"PrimaryId": 2}), json!({"PrimaryId": 3})],
+            };
+            Ok(json!({"CurrentPage": 1, "PageSize": 100, "TotalCount": 2, "VulRecords": items}))
+        });
+        let listing = list_vulnerabilities(&fake, &VulQuery::default())
+            .await
+            .unwrap();
+        let ids: Vec<_> = listing.items.iter().map(|i| i.primary_id).collect();
+        assert_eq!(ids, vec![Some(1), Some(2), Some(3)]);
+        assert_eq!(listing.pages, 2);
+        assert_eq!(listing.total_count, Some(4));
+        let types: Vec<_> = fake
+            .calls()
+            .iter()
+            .map(|(_, q, f)| {
+                assert!(f.is_none());
+                (
+                    q.get("Type").unwrap().to_string(),
+                    q.get("AttachTypes").map(str::to_string),
+                )
+            })
+            .collect();
+        assert_eq!(
+            types,
+            vec![("cve".into(), None), ("app".into(), Some("sca".into()))]
+        );
+    }
+
+    #[tokio::test]
+    async fn vulnerabilities_by_next_token() {
+        let fake = Fake::new(50, |_, q| {
+            assert_eq!(q.get("UseNextToken"), Some("true"));
+            assert_eq!(q.get("CurrentPage"), None);
+            Ok(match q.get("NextToken") {
+                None => json!({"NextToken": "t2", "VulRecords": [{"PrimaryId": 1}]}),
+                Some("t2") => json!({"NextToken": "", "VulRecords": [{"PrimaryId": 2}]}),
+                Some(other) => panic!("unexpected token {other}"),
+            })
+        });
+        let q = VulQuery {
+            types: vec![VulType::Cve],
+            use_next_token: true,
+            ..VulQuery::default()
+        };
+        let listing = list_vulnerabilities(&fake, &q).await.unwrap();
+        assert_eq!(listing.items.len(), 2);
+        assert_eq!(listing.pages, 2);
+
+        // A token that never changes is a loop, not more data.
+        let stuck = Fake::new(50, |_, q| {
+            let n = if q.get("NextToken").is_some() { 2 } else { 1 };
+            Ok(json!({"NextToken": "same", "VulRecords": [{"PrimaryId": n}]}))
+        });
+        let listing = list_vulnerabilities(&stuck, &q).await.unwrap();
+        assert!(listing.stopped_on_repeat);
+        assert_eq!(stuck.calls().len(), 2);
+    }
+
+    #[test]
+    fn firewall_request_uses_epoch_ms_and_flat_types() {
+        let q = FirewallQuery {
+            cluster_id: Some("c1".into()),
+            start: Some(datetime!(2024-05-20 00:00:00 UTC)),
+            end: Some(datetime!(2024-05-20 00:00:01.5 UTC)),
+            interception_types: vec![1, 2],
+            ..FirewallQuery::default()
+        };
+        let p = firewall_request(&q, "en");
+        assert_eq!(
+            p.pairs(),
+            Params::from_iter([
+                ("Lang", "en"),
+                ("ClusterId", "c1"),
+                ("StartTime", "1716163200000"),
+                ("EndTime", "1716163201500"),
+                ("InterceptionTypes.1", "1"),
+                ("InterceptionTypes.2", "2"),
+            ])
+            .pairs()
+        );
+    }
+
+    #[tokio::test]
+    async fn firewall_pages_with_page_info() {
+        let fake = Fake::new(50, |_, q| {
+            let page = num(q, "CurrentPage");
+            let items: Vec<Value> = (0..if page == 1 { 2 } else { 1 })
+                .map(|i| json!({"Id": page * 10 + i}))
+                .collect();
+            Ok(json!({
+                "PageInfo": {"CurrrentPage": page, "PageSize": 2, "TotalCount": 3, "Count": items.len()},
+                "InterceptionHistoryList": items
+            }))
+        });
+        let q = FirewallQuery {
+            page_size: 2,
+            ..FirewallQuery::default()
+        };
+        let listing = list_firewall(&fake, &q).await.unwrap();
+        let ids: Vec<_> = listing.items.iter().map(|i| i.id).collect();
+        assert_eq!(ids, vec![Some(10), Some(11), Some(20)]);
+    }
+
+    fn baseline_fake() -> Fake {
+        Fake::new(50, |action, q| {
+            Ok(match action {
+                "DescribeCheckWarningSummary" => json!({
+                    "CurrentPage": 1, "PageSize": 100, "TotalCount": 3,
+                    "WarningSummarys": [
+                        {"RiskId": 120, "RiskName": "k8s", "Level": "high"},
+                        {"RiskName": "no id"},
+                        {"RiskId": 88, "RiskName": "os", "Level": "medium"}
+                    ]
+                }),
+                "DescribeWarningMachines" => {
+                    assert_eq!(q.get("ClusterId"), Some("c1"));
+                    json!({"TotalCount": 2, "WarningMachines": [
+                        {"Uuid": "u1", "InstanceName": "n1"},
+                        {"Uuid": "", "InstanceName": "no uuid"},
+                        {"Uuid": "u2", "ContainerName": "redis-0"}
+                    ]})
+                }
+                "DescribeCheckWarnings" => {
+                    let risk = num(q, "RiskId");
+                    let uuid = q.get("Uuid").unwrap();
+                    json!({"TotalCount": 1, "CheckWarnings": [{
+                        "CheckWarningId": format!("{risk}{}", &uuid[1..]),
+                        "CheckId": 3000 + risk,
+                        "Item": "check", "Status": 1, "Uuid": uuid
+                    }]})
+                }
+                "DescribeCheckWarningDetail" => json!({
+                    "CheckId": 1, "Description": format!("d{}", q.get("CheckWarningId").unwrap()),
+                    "Advice": "fix it"
+                }),
+                other => panic!("unexpected action {other}"),
+            })
+        })
+    }
+
+    #[tokio::test]
+    async fn baseline_walk_assembles_items_and_caches_details_per_check() {
+        let fake = baseline_fake();
+        let q = BaselineQuery {
+            cluster_id: Some("c1".into()),
+            ..BaselineQuery::default()
+        };
+        let items = list_baseline(&fake, &q).await.unwrap();
+        let got: Vec<_> = items
+            .iter()
+            .map(|i| {
+                (
+                    i.risk.risk_id.unwrap(),
+                    i.machine.uuid.clone(),
+                    i.check.check_warning_id.unwrap(),
+                    i.detail.as_ref().unwrap().description.clone(),
+                )
+            })
+            .collect();
+        // Details are cached per CheckId: the second asset of a risk reuses the first's.
+        assert_eq!(
+            got,
+            vec![
+                (120, "u1".into(), 1201, "d1201".into()),
+                (120, "u2".into(), 1202, "d1201".into()),
+                (88, "u1".into(), 881, "d881".into()),
+                (88, "u2".into(), 882, "d881".into()),
+            ]
+        );
+        let calls = fake.calls();
+        let count = |a: &str| calls.iter().filter(|(x, _, _)| x == a).count();
+        assert_eq!(count("DescribeCheckWarningSummary"), 1);
+        assert_eq!(count("DescribeWarningMachines"), 2);
+        assert_eq!(count("DescribeCheckWarnings"), 4);
+        assert_eq!(count("DescribeCheckWarningDetail"), 2);
+        let container_scoped = calls
+            .iter()
+            .filter(|(a, q, _)| a == "DescribeCheckWarnings" && q.get("Uuid") == Some("u2"))
+            .all(|(_, q, _)| q.get("ContainerName") == Some("redis-0"));
+        assert!(container_scoped);
+        let summary = &calls[0].1;
+        assert_eq!(summary.get("ClusterId"), Some("c1"));
+        assert_eq!(summary.get("CurrentPage"), Some("1"));
+
+        let no_details = list_baseline(
+            &baseline_fake(),
+            &BaselineQuery {
+                fetch_details: false,
+                ..q
+            },
+        )
+        .await
+        .unwrap();
+        assert!(no_details.iter().all(|i| i.detail.is_none()));
+    }
+
+    #[tokio::test]
+    async fn statistics_probes_send_one_call_each() {
+        let fake = Fake::new(50, |action, _| {
+            Ok(match action {
+                "GetClusterSuspEventStatistics" => {
+                    json!({"SuspStatistics": {"Serious": 2, "Suspicious": "1", "Remind": 1}})
+                }
+                "DescribeClusterVulStatistics" => {
+                    json!({"VulStat": {"AsapCount": "4", "LaterCount": "2", "NntfCount": "0"}})
+                }
+                "GetClusterCheckItemWarningStatistics" => {
+                    json!({"Data": {"HighWarningCount": 4}})
+                }
+                "GetInterceptionSummary" => json!({"InterceptionSummary": {"RiskCountToday": 3}}),
+                other => panic!("unexpected {other}"),
+            })
+        });
+        assert_eq!(
+            alert_statistics(&fake, "c1")
+                .await
+                .unwrap()
+                .susp_statistics
+                .suspicious,
+            1
+        );
+        let v = vul_statistics(&fake, "c1", &[VulType::Cve, VulType::AppSca, VulType::App])
+            .await
+            .unwrap();
+        assert_eq!(v.vul_stat.asap_count, 4);
+        assert_eq!(
+            baseline_statistics(&fake, "c1")
+                .await
+                .unwrap()
+                .data
+                .high_warning_count,
+            4
+        );
+        assert_eq!(
+            firewall_summary(&fake, "c1")
+                .await
+                .unwrap()
+                .interception_summary
+                .risk_count_today,
+            3
+        );
+        let calls = fake.calls();
+        assert_eq!(calls.len(), 4);
+        assert_eq!(calls[0].1.get("From"), Some("sas"));
+        assert_eq!(calls[1].1.get("Types"), Some("cve,app"));
+        assert!(calls.iter().all(|(_, q, f)| {
+            q.get("ClusterId") == Some("c1") && f.is_none() && q.get("CurrentPage").is_none()
+        }));
+    }
+}
