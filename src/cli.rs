@@ -3,12 +3,20 @@
 //! Exit codes: 0 success, 1 a runtime failure (Security Center unreachable, rejected
 //! credentials…), 2 bad usage (clap), 78 (`EX_CONFIG`) an invalid configuration file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::config;
+use crate::config::{self, HumanDuration};
+use crate::credentials::CredentialContext;
+use crate::credentials::env::ProcessEnv;
+use crate::finding::{Domain, Finding};
+use crate::sas::error::{ErrorClass, SasError};
+use crate::source::{ReadWindow, Source};
 
 /// Exit code for an invalid configuration (sysexits `EX_CONFIG`).
 pub const EXIT_CONFIG: u8 = 78;
@@ -18,7 +26,7 @@ pub const EXIT_CONFIG: u8 = 78;
 #[command(name = "sasrelay", version, about)]
 pub struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `sasrelay=debug`.
-    #[arg(long, global = true, env = "SASRELAY_LOG", default_value = "info")]
+    #[arg(long, global = true, env = "SASRELAY_LOG", default_value = "warn")]
     pub log: String,
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -37,6 +45,30 @@ pub enum LogFormat {
     Json,
 }
 
+/// A domain on the command line.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum DomainArg {
+    /// Runtime alerts (DescribeSuspEvents).
+    Alerts,
+    /// Linux and application vulnerabilities (DescribeVulList).
+    Vulnerabilities,
+    /// Baseline (configuration) risks (DescribeCheckWarnings).
+    Baseline,
+    /// Container-firewall alerts (ListInterceptionHistory).
+    Firewall,
+}
+
+impl From<DomainArg> for Domain {
+    fn from(d: DomainArg) -> Domain {
+        match d {
+            DomainArg::Alerts => Domain::Alerts,
+            DomainArg::Vulnerabilities => Domain::Vulnerabilities,
+            DomainArg::Baseline => Domain::Baseline,
+            DomainArg::Firewall => Domain::Firewall,
+        }
+    }
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -50,6 +82,31 @@ pub enum Command {
         #[arg(long)]
         online: bool,
     },
+    /// List what Security Center holds now for one domain, normalised.
+    Findings {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Which domain to list.
+        #[arg(long, value_enum)]
+        domain: DomainArg,
+        /// Only this source (default: all configured sources).
+        #[arg(long)]
+        source: Option<String>,
+        /// Also list alerts handled within this window (e.g. `24h`).
+        #[arg(long, value_parser = parse_window)]
+        handled_within: Option<HumanDuration>,
+        /// Firewall records within this window.
+        #[arg(long, value_parser = parse_window, default_value = "24h")]
+        firewall_within: HumanDuration,
+        /// One JSON object per line (the full normalised finding) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_window(s: &str) -> Result<HumanDuration, String> {
+    config::parse_duration(s).map(HumanDuration)
 }
 
 /// Parses arguments, sets up logging and runs the subcommand.
@@ -71,7 +128,7 @@ pub fn main() -> ExitCode {
 
 fn init_logging(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -84,17 +141,64 @@ fn init_logging(filter: &str, format: LogFormat) {
 async fn run(command: Command) -> ExitCode {
     match command {
         Command::Check { config, online } => check(&config, online).await,
+        Command::Findings {
+            config,
+            domain,
+            source,
+            handled_within,
+            firewall_within,
+            json,
+        } => {
+            let now = OffsetDateTime::now_utc();
+            let window = ReadWindow {
+                now,
+                handled_since: handled_within.map(|d| now - d.0),
+                firewall_since: now - firewall_within.0,
+            };
+            findings(&config, domain.into(), source.as_deref(), window, json).await
+        }
     }
 }
 
-fn load_config(path: &std::path::Path) -> Result<config::Settings, ExitCode> {
+fn load_config(path: &Path) -> Result<config::Settings, ExitCode> {
     config::load(path).map_err(|errs| {
         eprint!("{errs}");
         ExitCode::from(EXIT_CONFIG)
     })
 }
 
-async fn check(path: &std::path::Path, online: bool) -> ExitCode {
+/// Shared plumbing for commands that talk to Security Center: one HTTP client for credential
+/// providers, one tracker for their refresh tasks, stopped when the command ends.
+struct Session {
+    ctx: CredentialContext,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Session {
+    fn new() -> Result<Session, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(15))
+            .build()
+            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        Ok(Session {
+            ctx: CredentialContext::new(http, shutdown.clone(), tracker.clone()),
+            shutdown,
+            tracker,
+        })
+    }
+
+    async fn close(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+async fn check(path: &Path, online: bool) -> ExitCode {
     let settings = match load_config(path) {
         Ok(s) => s,
         Err(code) => return code,
@@ -107,7 +211,7 @@ async fn check(path: &std::path::Path, online: bool) -> ExitCode {
     );
     for s in &settings.sources {
         println!(
-            "  source {}: {} via {} ({:?}), clusters: {}, domains: {}",
+            "  source {}: region {} via {} (signature {:?}), clusters: {}, domains: {}",
             s.name,
             s.region,
             s.client.endpoint,
@@ -117,12 +221,178 @@ async fn check(path: &std::path::Path, online: bool) -> ExitCode {
             } else {
                 s.clusters.join(", ")
             },
-            s.domains.join(", ")
+            s.domains
+                .iter()
+                .map(|d| d.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
-    if online {
-        eprintln!("error: --online is not available in this build");
-        return ExitCode::FAILURE;
+    if !online {
+        return ExitCode::SUCCESS;
     }
-    ExitCode::SUCCESS
+    let session = match Session::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut ok = true;
+    for settings in settings.sources {
+        println!("source {} ({}):", settings.name, settings.client.endpoint);
+        let domains = settings.domains.clone();
+        let source = match Source::connect(settings, &ProcessEnv, &session.ctx).await {
+            Ok(s) => s,
+            Err(e) => {
+                println!("  credentials: FAILED\n    {e}");
+                ok = false;
+                continue;
+            }
+        };
+        println!("  credentials: OK");
+        let now = OffsetDateTime::now_utc();
+        for domain in domains {
+            match source.probe(domain, now).await {
+                Ok(n) => println!(
+                    "  {:<16} reachable, authenticated, permitted: {n} open",
+                    domain.as_str()
+                ),
+                Err(e) => {
+                    ok = false;
+                    println!("  {:<16} {}", domain.as_str(), probe_verdict(&e));
+                    println!("    {e}");
+                }
+            }
+        }
+    }
+    session.close().await;
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("error: one or more sources cannot read Security Center; see above");
+        ExitCode::FAILURE
+    }
+}
+
+/// Which of reachable / authenticated / permitted failed, in plain words.
+fn probe_verdict(e: &SasError) -> &'static str {
+    match (e, e.class()) {
+        (SasError::Transport { .. }, _) => "UNREACHABLE",
+        (_, Some(ErrorClass::Auth)) => "reachable, NOT AUTHENTICATED",
+        (_, Some(ErrorClass::Permission)) => "reachable, authenticated, NOT PERMITTED",
+        (_, Some(ErrorClass::Throttled)) => "reachable, THROTTLED (retries exhausted)",
+        (_, Some(ErrorClass::Server)) => "reachable, SERVICE ERROR (retries exhausted)",
+        _ => "reachable, FAILED",
+    }
+}
+
+async fn findings(
+    path: &Path,
+    domain: Domain,
+    only: Option<&str>,
+    window: ReadWindow,
+    json: bool,
+) -> ExitCode {
+    let settings = match load_config(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let selected: Vec<_> = settings
+        .sources
+        .into_iter()
+        .filter(|s| only.is_none_or(|o| o == s.name))
+        .collect();
+    if selected.is_empty() {
+        eprintln!(
+            "error: no source named `{}` in {}",
+            only.unwrap_or_default(),
+            path.display()
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let session = match Session::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut ok = true;
+    for settings in selected {
+        if !settings.domains.contains(&domain) {
+            eprintln!(
+                "note: source {} does not enable domain {}; skipped",
+                settings.name,
+                domain.as_str()
+            );
+            continue;
+        }
+        let source = match Source::connect(settings, &ProcessEnv, &session.ctx).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ok = false;
+                continue;
+            }
+        };
+        match source.read(domain, &window).await {
+            Ok(list) => print_findings(&list, json),
+            Err(e) => {
+                eprintln!("error: source {}: {e}", source.settings.name);
+                ok = false;
+            }
+        }
+    }
+    session.close().await;
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn print_findings(list: &[Finding], json: bool) {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for f in list {
+        let line = if json {
+            serde_json::to_string(f).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        } else {
+            format!(
+                "{:<8} {:<8} {:<22} {:<20} {:<16} {}",
+                format!("{:?}", f.severity).to_lowercase(),
+                format!("{:?}", f.status).to_lowercase(),
+                f.id,
+                terminal_safe(f.kubernetes.cluster_id.as_deref().unwrap_or("-"), 20),
+                terminal_safe(f.kubernetes.namespace.as_deref().unwrap_or("-"), 16),
+                terminal_safe(&f.title, 100),
+            )
+        };
+        // A closed pipe (`| head`) ends the listing quietly.
+        if writeln!(out, "{line}").is_err() {
+            return;
+        }
+    }
+}
+
+/// Finding text is attacker-controlled: strip control characters (escape sequences, newlines)
+/// before printing to a terminal, and bound the width.
+fn terminal_safe(s: &str, max: usize) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_output_drops_escape_sequences() {
+        assert_eq!(terminal_safe("a\u{1b}[31mb\nc", 100), "a [31mb c");
+        assert_eq!(terminal_safe("abcdef", 3), "abc");
+    }
 }

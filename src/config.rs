@@ -15,6 +15,8 @@ use serde_spanned::Spanned;
 use toml::de::{DeTable, ValueDeserializer};
 
 use crate::credentials::config::CredentialsConfig;
+use crate::finding::Domain;
+use crate::sas::api::VulType;
 use crate::sas::client::ClientSettings;
 use crate::sas::endpoint;
 use crate::sas::sign::SignatureVersion;
@@ -131,8 +133,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// The four Security Center domains, as named in config.
 pub const DOMAINS: [&str; 4] = ["alerts", "vulnerabilities", "baseline", "firewall"];
-/// Vulnerability types sasrelay can read (`DescribeVulList.Type`).
-pub const VULNERABILITY_TYPES: [&str; 3] = ["cve", "sca", "app"];
+/// Vulnerability types sasrelay can read: `DescribeVulList.Type`, with `app+sca` meaning
+/// `Type=app&AttachTypes=sca`.
+pub const VULNERABILITY_TYPES: [&str; 7] = ["cve", "sca", "app+sca", "app", "sys", "cms", "emg"];
 
 /// A `[[source]]` table as written.
 #[derive(Debug, Deserialize)]
@@ -189,9 +192,9 @@ pub struct SourceSettings {
     /// ACK cluster ids (empty: the whole account).
     pub clusters: Vec<String>,
     /// Domains to read, in the canonical order.
-    pub domains: Vec<String>,
+    pub domains: Vec<Domain>,
     /// Vulnerability types.
-    pub vulnerability_types: Vec<String>,
+    pub vulnerability_types: Vec<VulType>,
     /// Console base for links.
     pub console_base: String,
     /// Transport settings (endpoint, signature, lang, timeouts, caps).
@@ -418,11 +421,18 @@ fn check_source(
             format!("is empty: list at least one of {}", DOMAINS.join(", ")),
         );
     }
-    let vulnerability_types = if raw.vulnerability_types.is_none() {
-        vec!["cve".into(), "sca".into()]
+    let vulnerability_types: Vec<VulType> = if raw.vulnerability_types.is_none() {
+        vec![VulType::Cve, VulType::Sca]
     } else {
         vulnerability_types
+            .iter()
+            .filter_map(|t| t.parse().ok())
+            .collect()
     };
+    let domains: Vec<Domain> = Domain::ALL
+        .into_iter()
+        .filter(|d| domains.iter().any(|n| n == d.as_str()))
+        .collect();
     let lang = match &raw.lang {
         Some(l) if !matches!(l.get_ref().as_str(), "en" | "zh") => {
             errs.at(
@@ -570,8 +580,8 @@ credentials = { type = "env" }
         assert_eq!(s.sources.len(), 2);
         let prod = &s.sources[0];
         assert_eq!(prod.client.endpoint, "https://tds.cn-shanghai.aliyuncs.com");
-        assert_eq!(prod.domains, DOMAINS.map(String::from).to_vec());
-        assert_eq!(prod.vulnerability_types, vec!["cve", "sca"]);
+        assert_eq!(prod.domains, Domain::ALL.to_vec());
+        assert_eq!(prod.vulnerability_types, vec![VulType::Cve, VulType::Sca]);
         assert_eq!(
             prod.console_base,
             "https://yundun.console.aliyun.com/?p=sas"
@@ -581,7 +591,7 @@ credentials = { type = "env" }
             intl.client.endpoint,
             "https://tds-intl.vpc-proxy.aliyuncs.com"
         );
-        assert_eq!(intl.domains, vec!["alerts", "firewall"]);
+        assert_eq!(intl.domains, vec![Domain::Alerts, Domain::Firewall]);
         assert_eq!(intl.client.signature, SignatureVersion::V1);
         assert_eq!(intl.client.lang, "zh");
         assert_eq!(intl.client.timeout, Duration::from_secs(10));

@@ -56,6 +56,14 @@ pub enum Domain {
 }
 
 impl Domain {
+    /// All four, in the order the ACK page shows them.
+    pub const ALL: [Domain; 4] = [
+        Domain::Alerts,
+        Domain::Vulnerabilities,
+        Domain::Baseline,
+        Domain::Firewall,
+    ];
+
     /// The lower-case name used in payloads, config and logs.
     pub fn as_str(self) -> &'static str {
         match self {

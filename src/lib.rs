@@ -54,3 +54,4 @@ pub mod credentials;
 pub mod finding;
 pub mod sas;
 pub mod secret;
+pub mod source;

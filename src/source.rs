@@ -1,0 +1,235 @@
+//! A configured Security Center source, connected: its credentials, its client, and reading
+//! each domain as normalised [`Finding`]s — once per configured cluster, or account-wide.
+//!
+//! This is the seam between configuration and the Security Center side; the CLI's `check` and
+//! `findings` commands use it, and so will the daemon's pollers.
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::config::SourceSettings;
+use crate::credentials::env::Env;
+use crate::credentials::{CredentialContext, CredentialHandle};
+use crate::finding::{self, Domain, Finding, NormaliseContext};
+use crate::sas::api::{self, AlertQuery, BaselineQuery, Dealed, FirewallQuery, VulQuery};
+use crate::sas::client::SasClient;
+use crate::sas::error::SasError;
+use crate::sas::models::{
+    InterceptionHistory, ListItem, Page, SuspEvent, VulRecord, WarningSummary,
+};
+use crate::sas::params::Params;
+
+/// A source whose credentials resolved and whose client is built.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// The checked settings it was built from.
+    pub settings: SourceSettings,
+    client: SasClient,
+}
+
+/// What to read besides what is open now.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadWindow {
+    /// "Now", for the windows below.
+    pub now: OffsetDateTime,
+    /// Also read alerts handled since this time (`Dealed=Y`), so resolutions are seen.
+    pub handled_since: Option<OffsetDateTime>,
+    /// Container-firewall records since this time (the API requires a window).
+    pub firewall_since: OffsetDateTime,
+}
+
+impl ReadWindow {
+    /// Open findings now, and firewall records of the last 24 hours.
+    pub fn open_now(now: OffsetDateTime) -> Self {
+        ReadWindow {
+            now,
+            handled_since: None,
+            firewall_since: now - time::Duration::hours(24),
+        }
+    }
+}
+
+impl Source {
+    /// Resolves credentials (fetching the first one for expiring providers) and builds the
+    /// client. The error names the source and what failed.
+    pub async fn connect(
+        settings: SourceSettings,
+        env: &dyn Env,
+        ctx: &CredentialContext,
+    ) -> Result<Source, String> {
+        let credentials = CredentialHandle::from_config(&settings.credentials, env, ctx)
+            .await
+            .map_err(|e| format!("source {}: credentials: {e}", settings.name))?;
+        let client = SasClient::new(settings.client.clone(), credentials)
+            .map_err(|e| format!("source {}: {e}", settings.name))?;
+        Ok(Source { settings, client })
+    }
+
+    /// The Security Center client.
+    pub fn client(&self) -> &SasClient {
+        &self.client
+    }
+
+    /// The configured clusters as filters, or one account-wide `None`.
+    fn scopes(&self) -> Vec<Option<String>> {
+        if self.settings.clusters.is_empty() {
+            vec![None]
+        } else {
+            self.settings.clusters.iter().cloned().map(Some).collect()
+        }
+    }
+
+    fn normalise_context(&self, cluster: Option<&str>) -> NormaliseContext {
+        let mut ctx = NormaliseContext::new(&self.settings.name, &self.settings.region);
+        ctx.console_base = self.settings.console_base.clone();
+        ctx.cluster_id = cluster.map(str::to_string);
+        ctx
+    }
+
+    /// Reads one domain completely and normalises every item.
+    pub async fn read(
+        &self,
+        domain: Domain,
+        window: &ReadWindow,
+    ) -> Result<Vec<Finding>, SasError> {
+        let mut out = Vec::new();
+        for cluster in self.scopes() {
+            let ctx = self.normalise_context(cluster.as_deref());
+            match domain {
+                Domain::Alerts => {
+                    let mut dealed = vec![(Dealed::Pending, None)];
+                    if let Some(since) = window.handled_since {
+                        dealed.push((Dealed::Handled, Some(since)));
+                    }
+                    for (dealed, since) in dealed {
+                        let q = AlertQuery {
+                            cluster_id: cluster.clone(),
+                            dealed: Some(dealed),
+                            time_start: since,
+                            time_end: since.map(|_| window.now),
+                            ..AlertQuery::default()
+                        };
+                        let listing = api::list_alerts(&self.client, &q).await?;
+                        out.extend(
+                            listing
+                                .items
+                                .iter()
+                                .map(|i| finding::normalise_alert(&ctx, i)),
+                        );
+                    }
+                }
+                Domain::Vulnerabilities => {
+                    let q = VulQuery {
+                        cluster_id: cluster.clone(),
+                        types: self.settings.vulnerability_types.clone(),
+                        dealed: Some(Dealed::Pending),
+                        ..VulQuery::default()
+                    };
+                    let listing = api::list_vulnerabilities(&self.client, &q).await?;
+                    out.extend(
+                        listing
+                            .items
+                            .iter()
+                            .map(|i| finding::normalise_vulnerability(&ctx, i)),
+                    );
+                }
+                Domain::Baseline => {
+                    let q = BaselineQuery {
+                        cluster_id: cluster.clone(),
+                        ..BaselineQuery::default()
+                    };
+                    let items = api::list_baseline(&self.client, &q).await?;
+                    out.extend(items.iter().map(|i| finding::normalise_baseline(&ctx, i)));
+                }
+                Domain::Firewall => {
+                    let q = FirewallQuery {
+                        cluster_id: cluster.clone(),
+                        start: Some(window.firewall_since),
+                        end: Some(window.now),
+                        ..FirewallQuery::default()
+                    };
+                    let listing = api::list_firewall(&self.client, &q).await?;
+                    out.extend(
+                        listing
+                            .items
+                            .iter()
+                            .map(|i| finding::normalise_firewall(&ctx, i)),
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One cheap signed call per configured cluster (one page of one item) that proves the
+    /// source can read `domain`, and the number of open items Security Center reports:
+    /// alerts pending, vulnerability records unfixed (first configured type), baseline risks
+    /// with failing checks, firewall records of the last 24 hours.
+    pub async fn probe(&self, domain: Domain, now: OffsetDateTime) -> Result<i64, SasError> {
+        let lang = self.client.lang().to_string();
+        let mut total = 0;
+        for cluster in self.scopes() {
+            total += match domain {
+                Domain::Alerts => {
+                    let q = AlertQuery {
+                        cluster_id: cluster,
+                        dealed: Some(Dealed::Pending),
+                        ..AlertQuery::default()
+                    };
+                    let (query, form) = api::alerts_request(&q, &lang);
+                    self.count::<SuspEvent>("DescribeSuspEvents", query, Some(form))
+                        .await?
+                }
+                Domain::Vulnerabilities => {
+                    let q = VulQuery {
+                        cluster_id: cluster,
+                        dealed: Some(Dealed::Pending),
+                        ..VulQuery::default()
+                    };
+                    let ty = self.settings.vulnerability_types.first().copied();
+                    let query = api::vul_request(&q, ty.unwrap_or(api::VulType::Cve), &lang);
+                    self.count::<VulRecord>("DescribeVulList", query, None)
+                        .await?
+                }
+                Domain::Baseline => {
+                    let q = BaselineQuery {
+                        cluster_id: cluster,
+                        ..BaselineQuery::default()
+                    };
+                    let query = api::warning_summary_request(&q, &lang);
+                    self.count::<WarningSummary>("DescribeCheckWarningSummary", query, None)
+                        .await?
+                }
+                Domain::Firewall => {
+                    let q = FirewallQuery {
+                        cluster_id: cluster,
+                        start: Some(now - time::Duration::hours(24)),
+                        end: Some(now),
+                        ..FirewallQuery::default()
+                    };
+                    let query = api::firewall_request(&q, &lang);
+                    self.count::<InterceptionHistory>("ListInterceptionHistory", query, None)
+                        .await?
+                }
+            };
+        }
+        Ok(total)
+    }
+
+    async fn count<T: ListItem>(
+        &self,
+        action: &str,
+        mut query: Params,
+        form: Option<Params>,
+    ) -> Result<i64, SasError> {
+        query.set("CurrentPage", 1).set("PageSize", 1);
+        let body: Value = self.client.call(action, &query, form.as_ref()).await?;
+        let page = Page::<T>::from_value(body).map_err(|e| SasError::Malformed {
+            action: action.to_string(),
+            status: 200,
+            request_id: "unknown".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(page.meta.total_count.unwrap_or(page.received() as i64))
+    }
+}
