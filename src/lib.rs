@@ -2,3 +2,4 @@
 pub mod credentials;
 pub mod sas;
 pub mod secret;
+pub mod simulator;
