@@ -322,7 +322,8 @@ fn describe_vul_list(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, 
     let uuids = a.list("Uuids");
     let ids = a.int_list("Ids", a.list("Ids"))?;
     let name = a.get("Name");
-    let use_token = match a.get("UseNextToken") {
+    // The Python SDK renders booleans as `True`/`False`, the others as `true`/`false`.
+    let use_token = match a.get("UseNextToken").map(str::to_ascii_lowercase).as_deref() {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => return Err(ApiError::invalid("UseNextToken", "must be true or false")),
