@@ -323,7 +323,11 @@ fn describe_vul_list(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, 
     let ids = a.int_list("Ids", a.list("Ids"))?;
     let name = a.get("Name");
     // The Python SDK renders booleans as `True`/`False`, the others as `true`/`false`.
-    let use_token = match a.get("UseNextToken").map(str::to_ascii_lowercase).as_deref() {
+    let use_token = match a
+        .get("UseNextToken")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => return Err(ApiError::invalid("UseNextToken", "must be true or false")),
