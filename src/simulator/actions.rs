@@ -741,7 +741,11 @@ fn interception_history(world: &World, a: &Args<'_>) -> Result<Map<String, Value
                 && start.is_none_or(|t| i(&r["LastTime"]) >= t)
                 && end.is_none_or(|t| i(&r["FirstTime"]) <= t)
                 && (types.is_empty() || types.contains(&i(&r["InterceptionType"])))
-                && name.is_none_or(|n| r["InterceptionName"].to_string().contains(n))
+                // InterceptionName is text on the wire although the SDK annotates int.
+                && name.is_none_or(|n| match &r["InterceptionName"] {
+                    Value::String(x) => x.contains(n),
+                    other => other.to_string().contains(n),
+                })
         })
         .collect();
     rows.sort_by(|x, y| (i(&y["LastTime"]), i(&y["Id"])).cmp(&(i(&x["LastTime"]), i(&x["Id"]))));

@@ -136,7 +136,7 @@ impl AuthState {
         let t = OffsetDateTime::parse(value.trim(), &Rfc3339)
             .map_err(|_| ApiError::new("InvalidTimeStamp.Format"))?;
         let ms = i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MIN);
-        if (now - ms).abs() > self.window_ms {
+        if now.abs_diff(ms) > self.window_ms.unsigned_abs() {
             return Err(ApiError::new("InvalidTimeStamp.Expired"));
         }
         Ok(())

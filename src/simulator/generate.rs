@@ -1064,8 +1064,8 @@ impl World {
         )
     }
 
-    /// A default vulnerability record (`VulRecords[]` item). Returns `None` only when the world
-    /// has no cluster (never, after construction).
+    /// A default vulnerability record (`VulRecords[]` item) on a random or given cluster, avoiding
+    /// a duplicate natural key `(Uuid, Name, ContainerId)` when it can.
     pub(crate) fn default_vuln(
         &mut self,
         id: i64,

@@ -8,7 +8,7 @@
 //! fails the way the real service fails (error bodies and statuses of `samples/errors`).
 //!
 //! # Layout
-//! - [`config`]: [`SimConfig`] (world size, seed, generator pace, credentials), validated.
+//! - `config`: [`SimConfig`] (world size, seed, generator pace, credentials), validated.
 //! - `world` / `generate`: the seeded in-memory world (clusters, nodes, workloads, firewall rules)
 //!   and its findings in all four domains; one generator step ([`Simulator::tick`]).
 //! - `auth`: signature, token, timestamp and nonce checks. `actions`: filters, sorting, paging.
@@ -32,7 +32,10 @@
 //! `DescribeCheckWarningDetail` (`CheckWarningId`, or `Uuid` + `CheckId`),
 //! `GetClusterCheckItemWarningStatistics`; firewall `ListInterceptionHistory` (`ClusterId`,
 //! `StartTime`/`EndTime` epoch ms, `InterceptionTypes.N`, `HistoryName`), `GetInterceptionSummary`,
-//! `ListClusterInterceptionConfig`. A `PageSize` above the maximum is `InvalidParameter`.
+//! `ListClusterInterceptionConfig`. A `PageSize` above the maximum is `InvalidParameter`. The
+//! baseline summary, machine view and statistics count failed and verifying items (`Status` 1, 2)
+//! unless `Status` asks for another state; `DescribeCheckWarnings` lists every state. Request
+//! bodies are capped at 2 MiB.
 //!
 //! # Control endpoints (same port, JSON in and out, no authentication)
 //! | Method and path | Body → answer |
@@ -52,14 +55,14 @@
 //! Control errors are `{"error": "…"}` with 400 (bad request), 404 (unknown id or domain) or
 //! 507 (a bound was reached).
 
-pub mod actions;
+mod actions;
 mod auth;
-pub mod config;
+mod config;
 mod error;
-pub mod faults;
-pub mod generate;
+mod faults;
+mod generate;
 mod server;
-pub mod world;
+mod world;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -73,12 +76,13 @@ use tokio_util::sync::CancellationToken;
 
 pub use actions::ACTIONS;
 pub use config::{
-    DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, DEMO_LISTEN, InitialFindings, SimConfig,
-    SimConfigError, SimCredential,
+    DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, DEMO_LISTEN, InitialFindings, MAX_CLUSTERS,
+    MAX_CREDENTIALS, MAX_INITIAL_PER_DOMAIN, MAX_NODES_PER_CLUSTER, SimConfig, SimConfigError,
+    SimCredential,
 };
-pub use faults::{FaultKind, FaultSpec};
+pub use faults::{FaultKind, FaultSpec, MAX_DELAY_MS, MAX_FAULT_COUNT, MAX_FAULTS};
 pub use generate::{Cluster, FirewallRule, Node, Workload};
-pub use world::{ControlError, Domain, TickReport};
+pub use world::{ControlError, Domain, MAX_RECORDS_PER_DOMAIN, TickReport};
 
 use auth::{AuthState, RawRequest, Verified};
 use faults::FaultQueue;
