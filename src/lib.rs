@@ -54,4 +54,5 @@ pub mod credentials;
 pub mod finding;
 pub mod sas;
 pub mod secret;
+pub mod simulator;
 pub mod source;

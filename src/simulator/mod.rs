@@ -1,0 +1,412 @@
+//! A fake Alibaba Cloud Security Center (sas, API 2018-12-03) HTTP server, faithful enough that
+//! sasrelay's tests and its quick start run without an Alibaba Cloud account.
+//!
+//! It speaks the real protocol (RPC on `/`, POST or GET, query and form parameters merged, V3
+//! `ACS3-HMAC-SHA256` and V1 `HMAC-SHA1` signatures verified with [`crate::sas::sign`], STS
+//! tokens, a ±15 min timestamp window, nonce replay protection), answers the twelve actions of
+//! the ACK "Security Monitoring" page with bodies shaped exactly like the contract samples, and
+//! fails the way the real service fails (error bodies and statuses of `samples/errors`).
+//!
+//! # Layout
+//! - `config`: [`SimConfig`] (world size, seed, generator pace, credentials), validated.
+//! - `world` / `generate`: the seeded in-memory world (clusters, nodes, workloads, firewall rules)
+//!   and its findings in all four domains; one generator step ([`Simulator::tick`]).
+//! - `auth`: signature, token, timestamp and nonce checks. `actions`: filters, sorting, paging.
+//! - `faults`: count-based fault injection. `server`: the axum router.
+//!
+//! # Running it
+//! In process (tests): `let sim = Simulator::start(SimConfig::default()).await?;` then point a
+//! client at `sim.endpoint()` (`127.0.0.1:PORT`, plain HTTP) with the credential `sasrelay-sim` /
+//! `sasrelay-sim-secret`. As a daemon: bind a listener to [`SimConfig::demo`]'s `listen`
+//! (`127.0.0.1:8901`) and call [`serve`] with a cancellation token. The generator only runs when
+//! [`SimConfig::tick`] is set; tests leave it `None` and drive changes explicitly.
+//!
+//! # Actions
+//! Alerts `DescribeSuspEvents` (`Dealed` N/Y, `Status`, `Levels`, `ClusterId`, `TimeStart`/
+//! `TimeEnd` as UTC `YYYY-MM-DD HH:mm:ss` on the latest occurrence, `Id`, `Uuids`, `Remark`,
+//! `SortColumn`/`SortType` when `Dealed=Y`, page size 20, max 100), `GetClusterSuspEventStatistics`;
+//! vulnerabilities `DescribeVulList` (`Type` required, `AttachTypes`, `Dealed` y/n, `StatusList`,
+//! `Necessity`, `ClusterId`, `Uuids`, `Ids`, `Name`, page size 10, `UseNextToken`/`NextToken`),
+//! `DescribeClusterVulStatistics`; baseline `DescribeCheckWarningSummary` → `DescribeWarningMachines`
+//! (`RiskId` required) → `DescribeCheckWarnings` (`RiskId` + `Uuid` required) →
+//! `DescribeCheckWarningDetail` (`CheckWarningId`, or `Uuid` + `CheckId`),
+//! `GetClusterCheckItemWarningStatistics`; firewall `ListInterceptionHistory` (`ClusterId`,
+//! `StartTime`/`EndTime` epoch ms, `InterceptionTypes.N`, `HistoryName`), `GetInterceptionSummary`,
+//! `ListClusterInterceptionConfig`. A `PageSize` above the maximum is `InvalidParameter`. The
+//! baseline summary, machine view and statistics count failed and verifying items (`Status` 1, 2)
+//! unless `Status` asks for another state; `DescribeCheckWarnings` lists every state. Request
+//! bodies are capped at 2 MiB.
+//!
+//! # Control endpoints (same port, JSON in and out, no authentication)
+//! | Method and path | Body → answer |
+//! |---|---|
+//! | `GET /_sim/clusters` | → `[{cluster_id, cluster_name, region_id, cluster_type, cnnf_status, interception_switch, nodes: [{uuid, instance_id, instance_name, intranet_ip, internet_ip, node_name}], workloads, rules}]` |
+//! | `POST /_sim/findings` | `{"domain": "alert"\|"vuln"\|"baseline"\|"firewall", "cluster_id"?: str, "fields"?: {…}}` → the stored record. `fields` (wire keys) are merged recursively over a generated default; naming an existing id (`Id`, `PrimaryId`, `CheckWarningId`) patches that record instead. Baseline fields may add `RiskId` (one of 120, 88, 37, 64) and `ClusterId`. |
+//! | `GET /_sim/findings/{domain}` | → every record of the domain |
+//! | `GET /_sim/findings/{domain}/{id}` | → the record, or 404 |
+//! | `POST /_sim/findings/{domain}/{id}/status` | `{"status": 7}` → the record (`EventStatus` for alerts, `Status` otherwise, plus the handling/fix timestamps) |
+//! | `POST /_sim/tick` | → `{new_alerts: [id], recurring_alerts, handled_alerts, new_vulns, fixed_vulns, ignored_vulns, new_baseline, passed_baseline, ignored_baseline, new_firewall, grown_firewall}` |
+//! | `POST /_sim/credentials` | `{"access_key_id", "access_key_secret", "security_token"?, "expires_at_ms"?, "denied"?, "denied_actions"?: [str], "disabled"?}` → `{"ok": true}` (replaces a key with the same id) |
+//! | `DELETE /_sim/credentials/{id}` | → `{"ok": true}` or 404 |
+//! | `POST /_sim/faults` | `{"kind": …, "action"?: str, "count"?: n (1)}` → `{"ok": true}`; kinds: `throttling` (`code`? `Throttling.User`, `retry_after_ms`? 1000, `status`?), `service_unavailable`, `internal_error`, `error` (`code`, `status`?, `message`?), `slow` (`delay_ms`), `truncated` / `short_body` (`keep_bytes`?), `not_json`, `wrong_types` |
+//! | `GET /_sim/faults`, `DELETE /_sim/faults` | → pending rules / clears them |
+//! | `GET /_sim/calls`, `DELETE /_sim/calls` | → `{"calls": {"DescribeSuspEvents": 3, …, "_other": n}, "total": n}` / resets |
+//!
+//! Control errors are `{"error": "…"}` with 400 (bad request), 404 (unknown id or domain) or
+//! 507 (a bound was reached).
+
+mod actions;
+mod auth;
+mod config;
+mod error;
+mod faults;
+mod generate;
+mod server;
+mod world;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use actions::ACTIONS;
+pub use config::{
+    DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, DEMO_LISTEN, InitialFindings, MAX_CLUSTERS,
+    MAX_CREDENTIALS, MAX_INITIAL_PER_DOMAIN, MAX_NODES_PER_CLUSTER, SimConfig, SimConfigError,
+    SimCredential,
+};
+pub use faults::{FaultKind, FaultSpec, MAX_DELAY_MS, MAX_FAULT_COUNT, MAX_FAULTS};
+pub use generate::{Cluster, FirewallRule, Node, Workload};
+pub use world::{ControlError, Domain, MAX_RECORDS_PER_DOMAIN, TickReport};
+
+use auth::{AuthState, RawRequest, Verified};
+use faults::FaultQueue;
+use world::World;
+
+/// Distinct call-counter keys at most (unknown actions share one key, so this is never reached
+/// in practice; it bounds the map anyway).
+const MAX_COUNTER_KEYS: usize = 64;
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The configuration was rejected.
+    #[error("invalid simulator configuration")]
+    Config(#[from] SimConfigError),
+    /// Binding or serving failed.
+    #[error("simulator socket error")]
+    Io(#[from] std::io::Error),
+}
+
+struct Shared {
+    world: Mutex<World>,
+    auth: Mutex<AuthState>,
+    faults: Mutex<FaultQueue>,
+    calls: Mutex<BTreeMap<String, u64>>,
+    tick: Option<Duration>,
+}
+
+/// The simulator's state and its control interface. Cheap to clone (shared state); every method
+/// locks briefly and never across an await.
+#[derive(Clone)]
+pub struct Simulator {
+    shared: Arc<Shared>,
+}
+
+/// A lock that survives a panicked holder: the state is plain data, still usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Simulator {
+    /// Builds the world of `cfg` (validated first).
+    pub fn new(cfg: SimConfig) -> Result<Simulator, SimConfigError> {
+        cfg.validate()?;
+        let window_ms = i64::try_from(cfg.timestamp_window.as_millis()).unwrap_or(i64::MAX);
+        Ok(Simulator {
+            shared: Arc::new(Shared {
+                world: Mutex::new(World::new(&cfg, world::now_ms())),
+                auth: Mutex::new(AuthState::new(&cfg.credentials, window_ms)),
+                faults: Mutex::new(FaultQueue::default()),
+                calls: Mutex::new(BTreeMap::new()),
+                tick: cfg.tick,
+            }),
+        })
+    }
+
+    /// Builds the simulator, binds `127.0.0.1:0` and serves in a background task until the handle
+    /// is stopped or dropped.
+    pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
+        let sim = Simulator::new(cfg)?;
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(serve(listener, sim.clone(), shutdown.clone()));
+        Ok(SimHandle {
+            addr,
+            sim,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    pub(crate) fn with_world<R>(&self, f: impl FnOnce(&World) -> R) -> R {
+        f(&lock(&self.shared.world))
+    }
+
+    pub(crate) fn verify(
+        &self,
+        req: &RawRequest<'_>,
+        now: i64,
+    ) -> Result<Verified, error::ApiError> {
+        lock(&self.shared.auth).verify(req, now)
+    }
+
+    pub(crate) fn permitted(&self, access_key_id: &str, action: &str) -> bool {
+        lock(&self.shared.auth).permitted(access_key_id, action)
+    }
+
+    pub(crate) fn take_fault(&self, action: &str) -> Option<FaultKind> {
+        lock(&self.shared.faults).take(action)
+    }
+
+    pub(crate) fn count_call(&self, key: &str) {
+        let mut calls = lock(&self.shared.calls);
+        if calls.len() < MAX_COUNTER_KEYS || calls.contains_key(key) {
+            *calls.entry(key.to_string()).or_default() += 1;
+        }
+    }
+
+    /// The clusters of the world (ids, names, nodes, workloads, firewall rules).
+    pub fn clusters(&self) -> Vec<Cluster> {
+        lock(&self.shared.world).clusters.clone()
+    }
+
+    /// Adds a finding: `fields` (an object of wire keys, or null) merged over a generated default
+    /// on `cluster_id` (or the cluster named in `fields`, or a random one). Naming an existing id
+    /// patches that record. Returns the stored record.
+    pub fn add_finding(
+        &self,
+        domain: Domain,
+        cluster_id: Option<&str>,
+        fields: Value,
+    ) -> Result<Value, ControlError> {
+        let fields = match fields {
+            Value::Object(m) => m,
+            Value::Null => serde_json::Map::new(),
+            _ => return Err(ControlError::Invalid("fields must be an object".into())),
+        };
+        lock(&self.shared.world).add(domain, cluster_id, &fields, world::now_ms())
+    }
+
+    /// Moves a finding to `status` (alerts: `EventStatus`; others: `Status`).
+    pub fn set_status(&self, domain: Domain, id: i64, status: i64) -> Result<Value, ControlError> {
+        lock(&self.shared.world).set_status(domain, id, status, world::now_ms())
+    }
+
+    /// One finding, as stored (baseline records also show `RiskId` and `ClusterId`).
+    pub fn finding(&self, domain: Domain, id: i64) -> Option<Value> {
+        lock(&self.shared.world).get(domain, id)
+    }
+
+    /// Every finding of a domain, by ascending id.
+    pub fn findings(&self, domain: Domain) -> Vec<Value> {
+        let w = lock(&self.shared.world);
+        match domain {
+            Domain::Alert => w.alerts.values().cloned().map(Value::Object).collect(),
+            Domain::Vuln => w.vulns.values().cloned().map(Value::Object).collect(),
+            Domain::Baseline => w.warnings.values().map(|x| x.to_control_json()).collect(),
+            Domain::Firewall => w
+                .interceptions
+                .values()
+                .cloned()
+                .map(Value::Object)
+                .collect(),
+        }
+    }
+
+    /// Runs one generator step now (what the background generator does every tick).
+    pub fn tick(&self) -> TickReport {
+        lock(&self.shared.world).tick(world::now_ms())
+    }
+
+    /// Accepts a credential (replacing one with the same id).
+    pub fn add_credential(&self, cred: SimCredential) -> Result<(), ControlError> {
+        config::validate_credential(&cred).map_err(ControlError::Invalid)?;
+        let mut auth = lock(&self.shared.auth);
+        if auth.creds.len() >= config::MAX_CREDENTIALS
+            && !auth.creds.contains_key(&cred.access_key_id)
+        {
+            return Err(ControlError::Full(format!(
+                "{} credentials",
+                config::MAX_CREDENTIALS
+            )));
+        }
+        auth.creds.insert(cred.access_key_id.clone(), cred);
+        Ok(())
+    }
+
+    /// Stops accepting a credential; false when it was unknown.
+    pub fn remove_credential(&self, access_key_id: &str) -> bool {
+        lock(&self.shared.auth)
+            .creds
+            .remove(access_key_id)
+            .is_some()
+    }
+
+    /// The permission toggle: while `denied`, every call with this key fails with 403
+    /// `Forbidden.RAM`. False when the key is unknown.
+    pub fn set_permission_denied(&self, access_key_id: &str, denied: bool) -> bool {
+        match lock(&self.shared.auth).creds.get_mut(access_key_id) {
+            Some(c) => {
+                c.denied = denied;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Queues a fault for the next `spec.count` matching calls.
+    pub fn inject_fault(&self, spec: FaultSpec) -> Result<(), ControlError> {
+        let mut q = lock(&self.shared.faults);
+        q.push(spec).map_err(|e| {
+            if e.starts_with("at most") {
+                ControlError::Full(e)
+            } else {
+                ControlError::Invalid(e)
+            }
+        })
+    }
+
+    /// Faults not yet consumed.
+    pub fn pending_faults(&self) -> Vec<FaultSpec> {
+        lock(&self.shared.faults).pending()
+    }
+
+    /// Drops every pending fault.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
+    /// Requests received per action, whatever their outcome (rejected ones included); requests
+    /// naming no implemented action count under `_other`.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        lock(&self.shared.calls).clone()
+    }
+
+    /// Requests received for one action.
+    pub fn call_count(&self, action: &str) -> u64 {
+        lock(&self.shared.calls).get(action).copied().unwrap_or(0)
+    }
+
+    /// Zeroes the call counters.
+    pub fn reset_calls(&self) {
+        lock(&self.shared.calls).clear();
+    }
+}
+
+/// Serves the simulator on `listener` until `shutdown` is cancelled; runs the background generator
+/// too when the configuration has a tick. Returns once the server and the generator have stopped.
+pub async fn serve(
+    listener: TcpListener,
+    sim: Simulator,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let generator = sim.shared.tick.map(|every| {
+        let (sim, token) = (sim.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            // The first tick fires at once; the world already holds its initial findings.
+            interval.tick().await;
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = interval.tick() => {
+                        let rep = sim.tick();
+                        tracing::debug!(
+                            new_alerts = rep.new_alerts.len(),
+                            new_vulns = rep.new_vulns.len(),
+                            new_baseline = rep.new_baseline.len(),
+                            new_firewall = rep.new_firewall.len(),
+                            "Simulator generated findings."
+                        );
+                    }
+                }
+            }
+        })
+    });
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "Security Center simulator listening.");
+    }
+    let app = server::router(sim, shutdown.clone());
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    // Stop the generator too when the server ended on its own (an accept error).
+    shutdown.cancel();
+    if let Some(g) = generator {
+        let _ = g.await;
+    }
+    result
+}
+
+/// A simulator serving on `127.0.0.1:PORT` in a background task. Dropping the handle stops the
+/// server; [`SimHandle::stop`] also waits for it. Derefs to [`Simulator`] for control.
+pub struct SimHandle {
+    addr: SocketAddr,
+    sim: Simulator,
+    /// Cancelled by `stop` or `Drop`; the serve task watches it.
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl SimHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `127.0.0.1:PORT`, what a client's `endpoint` setting takes.
+    pub fn endpoint(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The control interface.
+    pub fn simulator(&self) -> &Simulator {
+        &self.sim
+    }
+
+    /// Stops the server and waits until it has.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        self.shutdown.cancel();
+        match self.task.take() {
+            Some(t) => t.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::ops::Deref for SimHandle {
+    type Target = Simulator;
+
+    fn deref(&self) -> &Simulator {
+        &self.sim
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,332 @@
+#!/usr/bin/env python3
+"""Official-SDK compatibility check for the sasrelay Security Center simulator.
+
+The official Python SDK (alibabacloud-sas20181203 + alibabacloud-tea-openapi) acts as the client:
+it signs with V3 (its default), with V1 (Config(signature_algorithm="v2")) and with an STS token
+under both, and calls every action the simulator implements. For each response:
+
+  * the raw JSON body (captured from the SDK's own call_api) survives
+    Model().from_map(body).to_map() unchanged, and equals the typed response's to_map();
+  * every field of the SDK response model is present, recursively, and no key is unknown to it;
+  * JSON value types match the SDK annotations (deliberate deviations listed below);
+  * the Response wrapper (headers/statusCode/body) round-trips too.
+
+It also checks that the SDK understands the simulator's errors (SignatureDoesNotMatch for a wrong
+secret, a throttling error with x-acs-retry-after) — the error bodies must parse as the SDK expects.
+
+Usage: check_sdk.py --port PORT [--ak sasrelay-sim --secret sasrelay-sim-secret]
+Exit status 0 when everything matches; otherwise the failures are printed and the status is 1.
+"""
+import argparse
+import ast
+import inspect
+import json
+import re
+import sys
+import time
+import urllib.request
+
+from alibabacloud_sas20181203 import models as M
+from alibabacloud_sas20181203.client import Client
+from alibabacloud_tea_openapi import utils_models as open_api_models
+
+# Deliberate deviations from SDK type annotations (as in the contract's make_samples.py).
+EXPECTED_TYPE_DEVIATIONS = {
+    # SDK says int; the documentation describes (and the samples carry) the alert name as text.
+    "ListInterceptionHistory.InterceptionHistoryList[].InterceptionName",
+}
+
+FAILURES = []
+
+
+def fail(msg):
+    FAILURES.append(msg)
+    print("FAIL " + msg)
+
+
+def norm(x):
+    return json.loads(json.dumps(x))
+
+
+# ------------------------------------------------------------------ SDK model introspection ----
+def pytype_ok(ann, v):
+    a = ann.replace("main_models.", "")
+    if v is None:
+        return True
+    if a == "int":
+        return isinstance(v, int) and not isinstance(v, bool)
+    if a == "str":
+        return isinstance(v, str)
+    if a == "bool":
+        return isinstance(v, bool)
+    if a == "float":
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if a.startswith("List"):
+        return isinstance(v, list)
+    if a.startswith("Dict"):
+        return isinstance(v, dict)
+    return isinstance(v, dict)
+
+
+_FIELDS = {}
+
+
+def fields(cls):
+    """JSON key -> (attribute, annotation) read from the SDK model's own source."""
+    if cls in _FIELDS:
+        return _FIELDS[cls]
+    src = open(inspect.getsourcefile(cls), encoding="utf-8").read()
+    tree = ast.parse(src)
+    node = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls.__name__][0]
+    init = [n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"][0]
+    fm = [n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "from_map"][0]
+    ann = {a.arg: ast.unparse(a.annotation) for a in init.args.args[1:] if a.annotation}
+    seg = "\n".join(src.split("\n")[fm.lineno - 1:fm.end_lineno])
+    out = {}
+    for blk in re.split(r"\n\s+if m\.get\(", seg)[1:]:
+        key = re.match(r"'([^']+)'\)", blk).group(1)
+        attr = re.search(r"self\.(\w+)", blk).group(1)
+        out[key] = (attr, ann.get(attr, "?"))
+    if not out:
+        raise RuntimeError("could not read the fields of %s" % cls.__name__)
+    _FIELDS[cls] = out
+    return out
+
+
+def deviation(p):
+    """Whether `p` (prefixed with the signing mode) is a listed deliberate type deviation."""
+    return p.split(" ", 1)[-1] in EXPECTED_TYPE_DEVIATIONS
+
+
+def check_model(cls, data, path, omit=()):
+    """Every model field present (except `omit` at the top), no unknown key, types as annotated."""
+    f = fields(cls)
+    for k in data:
+        if k not in f:
+            fail("%s.%s: key not in SDK model %s (the SDK would drop it)" % (path, k, cls.__name__))
+    for k, (_attr, a) in f.items():
+        if k not in data:
+            if k not in omit:
+                fail("%s.%s: SDK model field missing from the response" % (path, k))
+            continue
+        v = data[k]
+        p = "%s.%s" % (path, k)
+        sub = re.search(r"main_models\.(\w+)", a)
+        if a.startswith("List") and sub:
+            if not isinstance(v, list):
+                fail("%s: %r is not a list" % (p, v))
+                continue
+            for it in v:
+                check_model(getattr(M, sub.group(1)), it, p + "[]")
+        elif a.startswith("List"):
+            inner = a[5:-1]
+            if not isinstance(v, list):
+                fail("%s: %r is not a list" % (p, v))
+                continue
+            for it in v:
+                if not pytype_ok(inner, it) and not deviation(p + "[]"):
+                    fail("%s[]: %r is not %s" % (p, it, inner))
+        elif sub:
+            if not isinstance(v, dict):
+                fail("%s: %r is not an object" % (p, v))
+                continue
+            check_model(getattr(M, sub.group(1)), v, p)
+        elif not pytype_ok(a, v) and not deviation(p):
+            fail("%s: %r is not SDK type %s" % (p, v, a))
+
+
+# ------------------------------------------------------------------------ simulator access ----
+class Sim:
+    def __init__(self, port):
+        self.base = "http://127.0.0.1:%d" % port
+
+    def control(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read().decode())
+
+
+def make_client(port, ak, secret, token=None, v1=False):
+    cfg = open_api_models.Config(
+        access_key_id=ak, access_key_secret=secret, security_token=token,
+        endpoint="127.0.0.1:%d" % port, protocol="http",
+        read_timeout=10000, connect_timeout=5000,
+    )
+    if v1:
+        cfg.signature_algorithm = "v2"
+    client = Client(cfg)
+    captured = {}
+    original = client.call_api
+
+    def spy(params, request, runtime):
+        result = original(params, request, runtime)
+        captured["body"] = norm(result.get("body"))
+        captured["action"] = params.action
+        return result
+
+    # The generated methods call self.call_api; an instance attribute shadows the method.
+    client.call_api = spy
+    return client, captured
+
+
+def call(client, captured, mode, action, request, omit=(), require_nonempty=None):
+    """Calls `action` through the typed SDK method and checks the response. Returns the raw body."""
+    method = re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
+    label = "%s %s" % (mode, action)
+    captured.clear()
+    try:
+        resp = getattr(client, method)(request)
+    except Exception as e:  # noqa: BLE001 - report any SDK failure with its text
+        fail("%s: SDK raised %s: %s" % (label, type(e).__name__, e))
+        return None
+    raw = captured.get("body")
+    if captured.get("action") != action or not isinstance(raw, dict):
+        fail("%s: no JSON object captured (%r)" % (label, raw))
+        return None
+    body_cls = getattr(M, action + "ResponseBody")
+    before = len(FAILURES)
+    if norm(body_cls().from_map(norm(raw)).to_map()) != raw:
+        fail("%s: from_map/to_map round trip differs from the body sent" % label)
+    if norm(resp.body.to_map()) != raw:
+        fail("%s: typed response to_map() differs from the raw body" % label)
+    wrap = getattr(M, action + "Response")().from_map({"headers": {}, "statusCode": 200, "body": raw}).to_map()
+    if norm(wrap["body"]) != raw:
+        fail("%s: Response wrapper round trip differs" % label)
+    check_model(body_cls, raw, label, omit)
+    if require_nonempty and not raw.get(require_nonempty):
+        fail("%s: %s is empty, so its items were not checked" % (label, require_nonempty))
+    if not isinstance(raw.get("RequestId"), str) or not raw["RequestId"]:
+        fail("%s: RequestId missing" % label)
+    if len(FAILURES) == before:
+        print("ok   %s" % label)
+    return raw
+
+
+def run_mode(port, mode, ak, secret, token, v1, cluster):
+    client, cap = make_client(port, ak, secret, token, v1)
+    c = cluster
+    call(client, cap, mode, "DescribeSuspEvents",
+         M.DescribeSuspEventsRequest(cluster_id=c, from_="sas", lang="en", current_page="1", page_size="100"),
+         require_nonempty="SuspEvents")
+    call(client, cap, mode, "DescribeSuspEvents",
+         M.DescribeSuspEventsRequest(cluster_id=c, from_="sas", dealed="N", levels="serious,suspicious",
+                                     time_start="2000-01-01 00:00:00", tactic_id="TA0002"))
+    call(client, cap, mode, "GetClusterSuspEventStatistics",
+         M.GetClusterSuspEventStatisticsRequest(cluster_id=c, from_="sas"))
+    call(client, cap, mode, "DescribeVulList",
+         M.DescribeVulListRequest(type="cve", cluster_id=c, lang="en", current_page=1, page_size=50),
+         require_nonempty="VulRecords")
+    call(client, cap, mode, "DescribeVulList",
+         M.DescribeVulListRequest(type="app", attach_types="sca", dealed="n", page_size=50),
+         require_nonempty="VulRecords")
+    tok = call(client, cap, mode, "DescribeVulList",
+               M.DescribeVulListRequest(type="cve", use_next_token=True, page_size=2),
+               omit=("TotalCount",), require_nonempty="VulRecords")
+    if tok is not None:
+        if "TotalCount" in tok:
+            fail("%s DescribeVulList: TotalCount present with UseNextToken" % mode)
+        if tok.get("NextToken"):
+            call(client, cap, mode, "DescribeVulList",
+                 M.DescribeVulListRequest(type="cve", use_next_token=True, page_size=2,
+                                          next_token=tok["NextToken"]), omit=("TotalCount",))
+    call(client, cap, mode, "DescribeClusterVulStatistics",
+         M.DescribeClusterVulStatisticsRequest(cluster_id=c, types="cve,sca,app"))
+    summ = call(client, cap, mode, "DescribeCheckWarningSummary",
+                M.DescribeCheckWarningSummaryRequest(cluster_id=c, lang="en", current_page=1, page_size=20),
+                require_nonempty="WarningSummarys")
+    risk_id = summ["WarningSummarys"][0]["RiskId"] if summ and summ.get("WarningSummarys") else 120
+    machines = call(client, cap, mode, "DescribeWarningMachines",
+                    M.DescribeWarningMachinesRequest(risk_id=risk_id, cluster_id=c, lang="en"),
+                    require_nonempty="WarningMachines")
+    uuid = machines["WarningMachines"][0]["Uuid"] if machines and machines.get("WarningMachines") else ""
+    warnings = call(client, cap, mode, "DescribeCheckWarnings",
+                    M.DescribeCheckWarningsRequest(risk_id=risk_id, uuid=uuid, lang="en"),
+                    require_nonempty="CheckWarnings")
+    if warnings and warnings.get("CheckWarnings"):
+        w = warnings["CheckWarnings"][0]
+        call(client, cap, mode, "DescribeCheckWarningDetail",
+             M.DescribeCheckWarningDetailRequest(check_warning_id=w["CheckWarningId"], lang="en"),
+             require_nonempty="CheckDetailColumns")
+        call(client, cap, mode, "DescribeCheckWarningDetail",
+             M.DescribeCheckWarningDetailRequest(uuid=w["Uuid"], check_id=w["CheckId"], lang="en"))
+    call(client, cap, mode, "GetClusterCheckItemWarningStatistics",
+         M.GetClusterCheckItemWarningStatisticsRequest(cluster_id=c))
+    call(client, cap, mode, "ListInterceptionHistory",
+         M.ListInterceptionHistoryRequest(cluster_id=c, start_time=0, end_time=int(time.time() * 1000) + 60000,
+                                          interception_types=[1, 2], current_page=1, page_size=50),
+         require_nonempty="InterceptionHistoryList")
+    call(client, cap, mode, "GetInterceptionSummary",
+         M.GetInterceptionSummaryRequest(cluster_id=c, exclude_cluster_types=["Ask"]))
+    call(client, cap, mode, "ListClusterInterceptionConfig",
+         M.ListClusterInterceptionConfigRequest(current_page=1, page_size=20),
+         require_nonempty="ClusterConfigList")
+
+
+def sdk_error(fn):
+    """Runs fn and returns (exception, code, retry_after) of the SDK error it raises."""
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001
+        inner = getattr(e, "inner_exception", None) or e
+        return inner, getattr(inner, "code", None), getattr(inner, "retry_after", None)
+    return None, None, None
+
+
+def check_errors(port, sim, ak, secret, cluster):
+    bad, _ = make_client(port, ak, secret + "-wrong")
+    e, code, _ = sdk_error(lambda: bad.get_cluster_susp_event_statistics(
+        M.GetClusterSuspEventStatisticsRequest(cluster_id=cluster)))
+    if code != "SignatureDoesNotMatch":
+        fail("wrong secret: expected SignatureDoesNotMatch from the SDK, got %r (%s)" % (code, e))
+    else:
+        print("ok   SDK reads SignatureDoesNotMatch")
+    bad1, _ = make_client(port, ak, secret + "-wrong", v1=True)
+    e, code, _ = sdk_error(lambda: bad1.get_cluster_susp_event_statistics(
+        M.GetClusterSuspEventStatisticsRequest(cluster_id=cluster)))
+    if code != "SignatureDoesNotMatch" or "server string to sign is:" not in str(e):
+        fail("V1 wrong secret: expected SignatureDoesNotMatch with the string to sign, got %r (%s)" % (code, e))
+    else:
+        print("ok   SDK reads V1 SignatureDoesNotMatch")
+    sim.control("POST", "/_sim/faults", {"kind": "throttling", "action": "DescribeVulList",
+                                         "retry_after_ms": 1500})
+    client, _ = make_client(port, ak, secret)
+    e, code, retry = sdk_error(lambda: client.describe_vul_list(M.DescribeVulListRequest(type="cve")))
+    if code != "Throttling.User" or type(e).__name__ != "ThrottlingException" or not retry:
+        fail("throttling: expected ThrottlingException Throttling.User with retry_after, got %s %r %r (%s)"
+             % (type(e).__name__, code, retry, e))
+    else:
+        print("ok   SDK raises ThrottlingException (retry_after=%r)" % retry)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--ak", default="sasrelay-sim")
+    ap.add_argument("--secret", default="sasrelay-sim-secret")
+    args = ap.parse_args()
+    sim = Sim(args.port)
+    clusters = sim.control("GET", "/_sim/clusters")
+    cluster = clusters[0]["cluster_id"]
+    # An STS key with a token valid for an hour, added through the control endpoint.
+    sts = {"access_key_id": "STS.sdk-compat", "access_key_secret": "sts-secret",
+           "security_token": "CAIS-sdk-compat-token+/=", "expires_at_ms": int(time.time() * 1000) + 3600000}
+    sim.control("POST", "/_sim/credentials", sts)
+    modes = [
+        ("v3", args.ak, args.secret, None, False),
+        ("v1", args.ak, args.secret, None, True),
+        ("v3+sts", sts["access_key_id"], sts["access_key_secret"], sts["security_token"], False),
+        ("v1+sts", sts["access_key_id"], sts["access_key_secret"], sts["security_token"], True),
+    ]
+    for mode, ak, secret, token, v1 in modes:
+        run_mode(args.port, mode, ak, secret, token, v1, cluster)
+    check_errors(args.port, sim, args.ak, args.secret, cluster)
+    if FAILURES:
+        print("\n%d failure(s)" % len(FAILURES))
+        sys.exit(1)
+    print("\nall SDK checks passed")
+
+
+if __name__ == "__main__":
+    main()
