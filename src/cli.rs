@@ -103,6 +103,31 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve a fake Security Center (signatures, paging, filters and errors like the real one)
+    /// with generated ACK findings, for demos and tests. Control endpoints live under `/_sim/`.
+    Simulate {
+        /// Address to listen on (loopback by default: the control API has no authentication).
+        #[arg(long, default_value = crate::simulator::DEMO_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// Seed of the generated world; the same seed gives the same findings.
+        #[arg(long, default_value_t = 20_240_520)]
+        seed: u64,
+        /// Number of ACK clusters.
+        #[arg(long, default_value_t = 2)]
+        clusters: usize,
+        /// Worker nodes per cluster.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// How often new findings appear and old ones get handled; `0s` turns the generator off.
+        #[arg(long, value_parser = parse_window, default_value = "10s")]
+        tick: HumanDuration,
+        /// AccessKey ID the simulator accepts.
+        #[arg(long, default_value = crate::simulator::DEMO_ACCESS_KEY_ID)]
+        access_key_id: String,
+        /// AccessKey secret the simulator accepts (a demo value, not a real secret).
+        #[arg(long, default_value = crate::simulator::DEMO_ACCESS_KEY_SECRET)]
+        access_key_secret: String,
+    },
 }
 
 fn parse_window(s: &str) -> Result<HumanDuration, String> {
@@ -140,6 +165,29 @@ fn init_logging(filter: &str, format: LogFormat) {
 
 async fn run(command: Command) -> ExitCode {
     match command {
+        Command::Simulate {
+            listen,
+            seed,
+            clusters,
+            nodes,
+            tick,
+            access_key_id,
+            access_key_secret,
+        } => {
+            let cfg = crate::simulator::SimConfig {
+                listen,
+                seed,
+                clusters,
+                nodes_per_cluster: nodes,
+                tick: (!tick.0.is_zero()).then_some(tick.0),
+                credentials: vec![crate::simulator::SimCredential::new(
+                    access_key_id,
+                    access_key_secret,
+                )],
+                ..crate::simulator::SimConfig::demo()
+            };
+            simulate(cfg).await
+        }
         Command::Check { config, online } => check(&config, online).await,
         Command::Findings {
             config,
@@ -157,6 +205,61 @@ async fn run(command: Command) -> ExitCode {
             };
             findings(&config, domain.into(), source.as_deref(), window, json).await
         }
+    }
+}
+
+async fn simulate(cfg: crate::simulator::SimConfig) -> ExitCode {
+    let listen = cfg.listen;
+    let key = cfg
+        .credentials
+        .first()
+        .map(|c| c.access_key_id.clone())
+        .unwrap_or_default();
+    let sim = match crate::simulator::Simulator::new(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: simulator: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: simulator: cannot listen on {listen}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().map_or(listen, |a| a);
+    // Tests and scripts read this line to find the port when listening on :0.
+    println!("sasrelay simulator listening on http://{addr} (AccessKey ID {key}); Ctrl-C stops it");
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        stop.cancel();
+    });
+    match crate::simulator::serve(listener, sim, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: simulator: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
     }
 }
 
@@ -203,9 +306,19 @@ async fn check(path: &Path, online: bool) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
+    // Static secrets and the environment are checked offline too: a missing env var is the
+    // commonest deployment mistake and needs no network to find.
+    let mut ok = true;
+    for s in &settings.sources {
+        if let Err(e) = s.credentials.check_offline(&ProcessEnv) {
+            eprintln!("error: source {}: credentials: {e}", s.name);
+            ok = false;
+        }
+    }
     println!(
-        "{}: configuration OK ({} source{})",
+        "{}: configuration {} ({} source{})",
         path.display(),
+        if ok { "OK" } else { "INVALID" },
         settings.sources.len(),
         if settings.sources.len() == 1 { "" } else { "s" }
     );
@@ -228,6 +341,9 @@ async fn check(path: &Path, online: bool) -> ExitCode {
                 .join(", ")
         );
     }
+    if !ok {
+        return ExitCode::FAILURE;
+    }
     if !online {
         return ExitCode::SUCCESS;
     }
@@ -238,7 +354,6 @@ async fn check(path: &Path, online: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut ok = true;
     for settings in settings.sources {
         println!("source {} ({}):", settings.name, settings.client.endpoint);
         let domains = settings.domains.clone();

@@ -504,6 +504,8 @@ fn check_source(
             .console_base()
             .to_string(),
     };
+    let mut credentials = raw.credentials;
+    credentials.anchor_paths(errs.file.parent().unwrap_or(Path::new(".")));
     (errs.list.len() == before).then(|| SourceSettings {
         name,
         region,
@@ -512,7 +514,7 @@ fn check_source(
         vulnerability_types,
         console_base,
         client,
-        credentials: raw.credentials,
+        credentials,
     })
 }
 
@@ -687,6 +689,21 @@ x = 1
             "[[source]]\nname = \"a\"\nregion = \"cn-hangzhou\"\ncredentials = { type = \"password\" }\n",
         );
         assert!(e[0].message.contains("password"), "{}", e[0]);
+    }
+
+    #[test]
+    fn relative_secret_files_are_relative_to_the_config_file() {
+        let text = "[[source]]\nname = \"a\"\nregion = \"cn-hangzhou\"\ncredentials = { type = \"access_key\", access_key_id = \"x\", access_key_secret = { file = \"sk\" } }\n";
+        let s = parse(Path::new("/etc/sasrelay/sasrelay.toml"), text).unwrap();
+        let CredentialsConfig::AccessKey(ak) = &s.sources[0].credentials else {
+            panic!("access_key expected");
+        };
+        assert_eq!(
+            ak.access_key_secret,
+            crate::secret::SecretRef::File {
+                file: "/etc/sasrelay/sk".into()
+            }
+        );
     }
 
     #[test]

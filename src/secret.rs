@@ -104,6 +104,16 @@ impl SecretRef {
         }
     }
 
+    /// Makes a relative `file` path relative to `base` (the config file's directory), so a
+    /// config means the same thing whatever directory the daemon is started from.
+    pub fn anchor(&mut self, base: &std::path::Path) {
+        if let SecretRef::File { file } = self
+            && file.is_relative()
+        {
+            *file = base.join(&*file);
+        }
+    }
+
     /// A description safe to log: where the secret comes from, never what it is.
     pub fn describe(&self) -> String {
         match self {

@@ -201,6 +201,39 @@ pub(crate) struct UriPlan {
 }
 
 impl CredentialsConfig {
+    /// Checks what can be checked without the network: the config against the environment,
+    /// and that static secrets (env vars, files) can be read. Used by `sasrelay check`.
+    pub fn check_offline(&self, env: &dyn Env) -> Result<(), CredentialError> {
+        self.plan(env, OffsetDateTime::now_utc()).map(|_| ())
+    }
+
+    /// Makes relative file paths (secret files, the OIDC token file) relative to `base`, the
+    /// directory of the config file they were written in.
+    pub fn anchor_paths(&mut self, base: &std::path::Path) {
+        match self {
+            CredentialsConfig::AccessKey(c) => {
+                if let AccessKeyId::From(r) = &mut c.access_key_id {
+                    r.anchor(base);
+                }
+                c.access_key_secret.anchor(base);
+                if let Some(t) = &mut c.security_token {
+                    t.anchor(base);
+                }
+            }
+            CredentialsConfig::Rrsa(c) => {
+                if let Some(f) = &mut c.oidc_token_file
+                    && f.is_relative()
+                {
+                    *f = base.join(&*f);
+                }
+            }
+            CredentialsConfig::Env(_)
+            | CredentialsConfig::EcsRamRole(_)
+            | CredentialsConfig::Uri(_)
+            | CredentialsConfig::Default(_) => {}
+        }
+    }
+
     /// Checks the config against the environment, reading static secrets now.
     pub(crate) fn plan(&self, env: &dyn Env, now: OffsetDateTime) -> Result<Plan, CredentialError> {
         match self {

@@ -156,6 +156,15 @@ pub fn hint(code: &str) -> &'static str {
     }
 }
 
+/// Server text on one line: messages can embed newlines (a V3 string-to-sign) and, from a
+/// misbehaving proxy, terminal escapes; log lines and CLI output must stay one line each.
+fn one_line(s: &str) -> String {
+    s.split(|c: char| c.is_control())
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Everything that can go wrong calling Security Center.
 #[derive(Debug, thiserror::Error)]
 pub enum SasError {
@@ -164,7 +173,7 @@ pub enum SasError {
         "{action} failed: {code} (HTTP {status}, RequestId {request_id}): {message} — hint: {hint}",
         code = body.code,
         request_id = if body.request_id.is_empty() { "none" } else { &body.request_id },
-        message = body.message,
+        message = one_line(&body.message),
         hint = hint(&body.code)
     )]
     Api {

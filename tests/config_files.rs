@@ -1,0 +1,71 @@
+//! Every file in `config/` is a valid configuration: examples that do not parse are worse than
+//! none.
+
+use std::path::Path;
+
+#[test]
+fn every_config_file_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let settings = sasrelay::config::load(&path)
+                .unwrap_or_else(|e| panic!("{} does not parse:\n{e}", path.display()));
+            assert!(!settings.sources.is_empty(), "{}", path.display());
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 2,
+        "config/ holds the example and the simulator config"
+    );
+}
+
+#[test]
+fn the_example_documents_every_source_key() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sasrelay.example.toml"),
+    )
+    .unwrap();
+    for key in [
+        "name",
+        "region",
+        "vpc_endpoint",
+        "endpoint",
+        "clusters",
+        "domains",
+        "vulnerability_types",
+        "lang",
+        "signature",
+        "console_base",
+        "connect_timeout",
+        "timeout",
+        "max_pages",
+        "max_response_bytes",
+        "max_attempts",
+        "retry_initial_delay",
+        "retry_max_delay",
+        "credentials",
+        "type = \"access_key\"",
+        "type = \"env\"",
+        "type = \"rrsa\"",
+        "type = \"ecs_ram_role\"",
+        "type = \"uri\"",
+        "type = \"default\"",
+    ] {
+        let documented = if key.starts_with("type") {
+            text.contains(key)
+        } else {
+            text.lines().any(|l| {
+                l.trim_start_matches('#')
+                    .trim_start()
+                    .starts_with(&format!("{key} ="))
+            })
+        };
+        assert!(
+            documented,
+            "config/sasrelay.example.toml does not document `{key}`"
+        );
+    }
+}
