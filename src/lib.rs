@@ -26,13 +26,24 @@
 //! - [`cli`] — subcommands (`check`, `findings`, `simulate`), logging setup, exit codes.
 //! - [`config`] — raw TOML with spans → checked [`config::Settings`]; durations like `"30s"`.
 //! - [`secret`] — `{ env = "X" }` / `{ file = "path" }` references and the redacting [`secret::Secret`].
-//! - [`credentials`] — provider chain and background refresh.
+//! - [`credentials`] — `credentials = { type = ... }` config, the provider chain (static keys,
+//!   env, RRSA, ECS RAM role, URI, the SDK's default chain) and one background refresher per
+//!   expiring credential.
 //! - [`sas::sign`] — both signature algorithms and their server-side verification (pure).
 //! - [`sas::params`] — parameter serialisation (flat `Name.1`, comma, JSON) and URL encodings.
 //! - [`sas::endpoint`] — region → site → endpoint host.
 //! - [`sas::client`] — transport: one attempt (`call_once`) and the retrying `call`.
 //! - [`sas::retry`] — the retry schedule (pure).
 //! - [`sas::error`] — error bodies, classification by Code, operator hints.
+//! - [`sas::models`] — tolerant response models (lenient numbers/strings, odd key spellings,
+//!   the raw JSON kept beside every typed item) and paging metadata.
+//! - [`sas::api`] — one listing per domain (request building, full paging with a pure
+//!   continue/stop decision), the baseline walk, the statistics probes.
+//! - [`finding`] — the normalised [`finding::Finding`], severity/status mappings, fingerprints,
+//!   links; pure.
+//! - [`source`] — a configured source connected (credentials + client), reading or probing a
+//!   domain per cluster or account-wide.
+//! - [`simulator`] — the fake Security Center behind `sasrelay simulate` and the tests.
 //!
 //! ## Invariants
 //!
@@ -43,7 +54,13 @@
 //!   V1, the STS token).
 //! - `SasClient::call_once` makes exactly one HTTP request; all waiting happens in `call`, bounded
 //!   by the source's retry policy.
-//! - Every response body is read under a size cap; every call has connect and total timeouts.
+//! - Every response body is read under a size cap; every call has connect and total timeouts;
+//!   every listing has a page cap.
+//! - Normalisation is pure and keeps the raw item: nothing the service sends is dropped, and a
+//!   fingerprint is SHA-256 over length-prefixed canonical fields (versioned), never `std`'s
+//!   hasher.
+//! - Attacker-controlled text (anything inside a finding) is printed to terminals only with
+//!   control characters removed.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
