@@ -152,14 +152,8 @@ pub fn v3_signature(secret: &str, string_to_sign: &str) -> String {
     hmac_sha256_hex(secret, string_to_sign)
 }
 
-/// Signs with ACS3-HMAC-SHA256, adding the headers the SDK adds and signing all of them.
-pub fn sign_v3(
-    req: &UnsignedRequest<'_>,
-    ctx: &SigningContext,
-    key: &SigningKey<'_>,
-) -> SignedRequest {
-    let body = req.form.map(|f| form_encode(f.pairs())).unwrap_or_default();
-    let hashed = sha256_hex(body.as_bytes());
+/// The headers both algorithms send first, in the SDK's order.
+fn base_headers(req: &UnsignedRequest<'_>, ctx: &SigningContext) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = vec![
         ("host".into(), req.host.into()),
         ("x-acs-version".into(), API_VERSION.into()),
@@ -168,6 +162,18 @@ pub fn sign_v3(
     if let Some(ua) = &ctx.user_agent {
         headers.push(("user-agent".into(), ua.clone()));
     }
+    headers
+}
+
+/// Signs with ACS3-HMAC-SHA256, adding the headers the SDK adds and signing all of them.
+pub fn sign_v3(
+    req: &UnsignedRequest<'_>,
+    ctx: &SigningContext,
+    key: &SigningKey<'_>,
+) -> SignedRequest {
+    let body = req.form.map(|f| form_encode(f.pairs())).unwrap_or_default();
+    let hashed = sha256_hex(body.as_bytes());
+    let mut headers = base_headers(req, ctx);
     headers.push(("x-acs-date".into(), ctx.timestamp.clone()));
     headers.push(("x-acs-signature-nonce".into(), ctx.nonce.clone()));
     headers.push(("accept".into(), "application/json".into()));
@@ -261,14 +267,7 @@ pub fn sign_v1(
     query.set("Signature", v1_signature(key.access_key_secret, &sts));
 
     let body = req.form.map(|f| form_encode(f.pairs())).unwrap_or_default();
-    let mut headers: Vec<(String, String)> = vec![
-        ("host".into(), req.host.into()),
-        ("x-acs-version".into(), API_VERSION.into()),
-        ("x-acs-action".into(), req.action.into()),
-    ];
-    if let Some(ua) = &ctx.user_agent {
-        headers.push(("user-agent".into(), ua.clone()));
-    }
+    let mut headers = base_headers(req, ctx);
     if req.form.is_some() {
         headers.push((
             "content-type".into(),
