@@ -110,6 +110,7 @@ impl Source {
                             ..AlertQuery::default()
                         };
                         let listing = api::list_alerts(&self.client, &q).await?;
+                        self.report_undecodable(domain, listing.undecodable.len());
                         out.extend(
                             listing
                                 .items
@@ -126,6 +127,7 @@ impl Source {
                         ..VulQuery::default()
                     };
                     let listing = api::list_vulnerabilities(&self.client, &q).await?;
+                    self.report_undecodable(domain, listing.undecodable.len());
                     out.extend(
                         listing
                             .items
@@ -149,6 +151,7 @@ impl Source {
                         ..FirewallQuery::default()
                     };
                     let listing = api::list_firewall(&self.client, &q).await?;
+                    self.report_undecodable(domain, listing.undecodable.len());
                     out.extend(
                         listing
                             .items
@@ -214,6 +217,19 @@ impl Source {
             };
         }
         Ok(total)
+    }
+
+    /// Records the service sent that are not JSON objects cannot become findings; say so
+    /// instead of dropping them silently.
+    fn report_undecodable(&self, domain: Domain, n: usize) {
+        if n > 0 {
+            tracing::warn!(
+                source = %self.settings.name,
+                domain = domain.as_str(),
+                records = n,
+                "Security Center sent records that are not JSON objects; they were skipped."
+            );
+        }
     }
 
     async fn count<T: ListItem>(
