@@ -1,8 +1,8 @@
 //! The four domain listings and the per-cluster statistics probes: how each request is built
 //! (contract §1.5, §2.4, §3.7, §4.1) and how every listing is paged to the end.
 //!
-//! Each function makes exactly one attempt per call and never sleeps: a failed call ends the
-//! listing with that error and the caller (the source runner) owns retries and backoff. Paging
+//! Each call goes through [`SasCall::call`] (for [`SasClient`], retried under the source's
+//! retry policy); a call that still fails ends the listing with that error. Paging
 //! is decided by the pure [`decide`] function, which stops on an empty or short page, on
 //! `CurrentPage*PageSize >= TotalCount`, when a page only repeats items already read (a server
 //! ignoring `CurrentPage` cannot make a listing loop), and fails with
@@ -36,7 +36,8 @@ pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// The one-call surface the listings need. [`SasClient`] implements it; tests implement it with
 /// scripted responses.
 pub trait SasCall: Sync {
-    /// Calls `action` once and decodes the success body (see [`SasClient::call`]).
+    /// Calls `action` and decodes the success body ([`SasClient::call`]: retrying what is
+    /// worth retrying).
     fn call<T: DeserializeOwned + Send>(
         &self,
         action: &str,
