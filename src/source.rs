@@ -32,7 +32,8 @@ pub struct Source {
 pub struct ReadWindow {
     /// "Now", for the windows below.
     pub now: OffsetDateTime,
-    /// Also read alerts handled since this time (`Dealed=Y`), so resolutions are seen.
+    /// Also read alerts handled since this time (`Dealed=Y`, by handling time), so resolutions
+    /// are seen.
     pub handled_since: Option<OffsetDateTime>,
     /// Container-firewall records since this time (the API requires a window).
     pub firewall_since: OffsetDateTime,
@@ -97,27 +98,23 @@ impl Source {
             let ctx = self.normalise_context(cluster.as_deref());
             match domain {
                 Domain::Alerts => {
-                    let mut dealed = vec![(Dealed::Pending, None)];
+                    let q = AlertQuery {
+                        cluster_id: cluster.clone(),
+                        dealed: Some(Dealed::Pending),
+                        ..AlertQuery::default()
+                    };
+                    let pending = api::list_alerts(&self.client, &q).await?;
+                    self.report_undecodable(domain, pending.undecodable.len());
+                    let mut items = pending.items;
                     if let Some(since) = window.handled_since {
-                        dealed.push((Dealed::Handled, Some(since)));
+                        // By handling time, not by occurrence: an old alert handled just now
+                        // must be seen resolved.
+                        let handled =
+                            api::list_alerts_handled_since(&self.client, &q, since).await?;
+                        self.report_undecodable(domain, handled.undecodable.len());
+                        items.extend(handled.items);
                     }
-                    for (dealed, since) in dealed {
-                        let q = AlertQuery {
-                            cluster_id: cluster.clone(),
-                            dealed: Some(dealed),
-                            time_start: since,
-                            time_end: since.map(|_| window.now),
-                            ..AlertQuery::default()
-                        };
-                        let listing = api::list_alerts(&self.client, &q).await?;
-                        self.report_undecodable(domain, listing.undecodable.len());
-                        out.extend(
-                            listing
-                                .items
-                                .iter()
-                                .map(|i| finding::normalise_alert(&ctx, i)),
-                        );
-                    }
+                    out.extend(items.iter().map(|i| finding::normalise_alert(&ctx, i)));
                 }
                 Domain::Vulnerabilities => {
                     let q = VulQuery {

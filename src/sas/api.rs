@@ -1,8 +1,8 @@
 //! The four domain listings and the per-cluster statistics probes: how each request is built
 //! (contract §1.5, §2.4, §3.7, §4.1) and how every listing is paged to the end.
 //!
-//! Each function makes exactly one attempt per call and never sleeps: a failed call ends the
-//! listing with that error and the caller (the source runner) owns retries and backoff. Paging
+//! Each call goes through [`SasCall::call`] (for [`SasClient`], retried under the source's
+//! retry policy); a call that still fails ends the listing with that error. Paging
 //! is decided by the pure [`decide`] function, which stops on an empty or short page, on
 //! `CurrentPage*PageSize >= TotalCount`, when a page only repeats items already read (a server
 //! ignoring `CurrentPage` cannot make a listing loop), and fails with
@@ -36,7 +36,8 @@ pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// The one-call surface the listings need. [`SasClient`] implements it; tests implement it with
 /// scripted responses.
 pub trait SasCall: Sync {
-    /// Calls `action` once and decodes the success body (see [`SasClient::call`]).
+    /// Calls `action` and decodes the success body ([`SasClient::call`]: retrying what is
+    /// worth retrying).
     fn call<T: DeserializeOwned + Send>(
         &self,
         action: &str,
@@ -234,6 +235,24 @@ where
     C: SasCall + ?Sized,
     T: ListItem + Send,
 {
+    walk_until(c, action, base, form, page_size, paging, |_| false).await
+}
+
+/// [`walk`], also finishing after a page for which `last` is true (a sorted listing that has
+/// reached past the records wanted).
+async fn walk_until<C, T>(
+    c: &C,
+    action: &str,
+    base: &Params,
+    form: Option<&Params>,
+    page_size: u32,
+    paging: Paging,
+    last: impl Fn(&Page<T>) -> bool + Send,
+) -> Result<Listing<T>, SasError>
+where
+    C: SasCall + ?Sized,
+    T: ListItem + Send,
+{
     let page_size = page_size.max(1);
     let max_pages = c.max_pages();
     let mut listing = Listing::<T>::default();
@@ -254,6 +273,7 @@ where
         query.set("PageSize", page_size);
         let page: Page<T> = c.call(action, &query, form).await?;
         listing.pages += 1;
+        let reached_end = last(&page);
         let received = page.received();
         let mut fresh = 0usize;
         for item in page.items {
@@ -287,6 +307,9 @@ where
             max_pages,
         };
         match decide(&observation) {
+            PageDecision::Continue | PageDecision::LimitReached if reached_end => {
+                return Ok(listing);
+            }
             PageDecision::Continue => {
                 page_no += 1;
                 token = observation.meta.next_token;
@@ -428,6 +451,43 @@ pub async fn list_alerts<C: SasCall + ?Sized>(
         Paging::Number,
     )
     .await
+}
+
+/// Lists alerts handled at or after `since` (`Dealed=Y`, most recently handled first), reading
+/// pages until one reaches back past `since` and keeping only the records handled since then.
+///
+/// `TimeStart`/`TimeEnd` window the *latest occurrence* (contract §1.1), so they cannot express
+/// "handled since": an alert that last occurred a week ago and was handled a minute ago must be
+/// read. The window and status filters of `q` are ignored; its cluster, levels, tactic and page
+/// size apply.
+pub async fn list_alerts_handled_since<C: SasCall + ?Sized>(
+    c: &C,
+    q: &AlertQuery,
+    since: OffsetDateTime,
+) -> Result<Listing<SuspEvent>, SasError> {
+    let q = AlertQuery {
+        dealed: Some(Dealed::Handled),
+        time_start: None,
+        time_end: None,
+        ..q.clone()
+    };
+    let (mut query, form) = alerts_request(&q, c.lang());
+    query
+        .set("SortColumn", "operateTime")
+        .set("SortType", "desc");
+    let since_ms = epoch_ms(since);
+    let mut listing = walk_until(
+        c,
+        "DescribeSuspEvents",
+        &query,
+        Some(&form),
+        q.page_size,
+        Paging::Number,
+        |page: &Page<SuspEvent>| page.items.iter().any(|i| i.operate_time < since_ms),
+    )
+    .await?;
+    listing.items.retain(|i| i.operate_time >= since_ms);
+    Ok(listing)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -702,8 +762,14 @@ pub async fn check_warning_detail<C: SasCall + ?Sized>(
 }
 
 /// Walks summary → machines → check items (→ detail, cached per `CheckId`) and returns one
-/// [`BaselineItem`] per check item per asset. Risks without a `RiskId` and machines without a
+/// [`BaselineItem`] per check item, each once. Risks without a `RiskId` and machines without a
 /// `Uuid` cannot be followed and are skipped with a warning.
+///
+/// The asset is the `Uuid` (contract §3.7: asset key `(RiskId, Uuid)`), and a machine row names
+/// at most one container even when several containers on that node fail the same baseline, so
+/// the checks of each asset are listed unscoped; for a row naming a container they are listed
+/// scoped to it as well, in case the service only shows a container's checks when asked by
+/// name. The results are merged, each check result once.
 pub async fn list_baseline<C: SasCall + ?Sized>(
     c: &C,
     q: &BaselineQuery,
@@ -717,15 +783,28 @@ pub async fn list_baseline<C: SasCall + ?Sized>(
             continue;
         };
         let machines = list_warning_machines(c, risk_id, cluster, q.page_size).await?;
+        let mut listed: HashSet<(String, String)> = HashSet::new();
+        let mut seen: HashSet<[u8; 32]> = HashSet::new();
         for machine in machines.items {
             if machine.uuid.trim().is_empty() {
                 tracing::warn!(risk_id, "Skipped an affected asset without Uuid.");
                 continue;
             }
-            let container = Some(machine.container_name.as_str());
-            let checks =
-                list_check_warnings(c, risk_id, &machine.uuid, container, q.page_size).await?;
-            for check in checks.items {
+            let container = machine.container_name.trim();
+            let mut checks = Vec::new();
+            for scope in [None, Some(container).filter(|c| !c.is_empty())] {
+                if listed.insert((machine.uuid.clone(), scope.unwrap_or("").to_string())) {
+                    checks.extend(
+                        list_check_warnings(c, risk_id, &machine.uuid, scope, q.page_size)
+                            .await?
+                            .items,
+                    );
+                }
+            }
+            for check in checks {
+                if !seen.insert(digest(&check.raw)) {
+                    continue;
+                }
                 let detail = match (q.fetch_details, check.check_warning_id) {
                     (true, Some(cw_id)) => match check.check_id {
                         Some(check_id) => match details.get(&check_id) {
@@ -1136,6 +1215,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn handled_alerts_are_read_by_handling_time_until_a_page_reaches_past_it() {
+        // 1000 handled alerts, handled one minute apart, newest first; Id n handled at
+        // `base - n` minutes. The window takes the first 150.
+        let base = datetime!(2024-05-20 12:00:00 UTC);
+        let fake = Fake::new(3, move |_, q| {
+            let (page, size) = (num(q, "CurrentPage"), num(q, "PageSize"));
+            let rows: Vec<Value> = ((page - 1) * size..(page * size).min(1000))
+                .map(|n| json!({"Id": n, "EventStatus": 32, "OperateTime": epoch_ms(base) - n * 60_000}))
+                .collect();
+            Ok(
+                json!({"CurrentPage": page, "PageSize": size, "TotalCount": 1000, "SuspEvents": rows}),
+            )
+        });
+        let q = AlertQuery {
+            cluster_id: Some("c1".into()),
+            time_start: Some(base),
+            ..AlertQuery::default()
+        };
+        let since = base - time::Duration::minutes(149);
+        let listing = list_alerts_handled_since(&fake, &q, since).await.unwrap();
+        let ids: Vec<i64> = listing.items.iter().map(|i| i.id.unwrap()).collect();
+        assert_eq!(ids, (0..150).collect::<Vec<_>>());
+        // Page 2 reaches past the window: no third page, so the page cap of 3 is not hit.
+        let calls = fake.calls();
+        assert_eq!(calls.len(), 2);
+        let first = &calls[0].1;
+        assert_eq!(first.get("Dealed"), Some("Y"));
+        assert_eq!(first.get("SortColumn"), Some("operateTime"));
+        assert_eq!(first.get("SortType"), Some("desc"));
+        assert_eq!(first.get("ClusterId"), Some("c1"));
+        assert_eq!(
+            first.get("TimeStart"),
+            None,
+            "occurrence time does not bound handling"
+        );
+    }
+
+    #[tokio::test]
     async fn max_pages_is_enforced() {
         let fake = Fake::new(3, numbered("InterceptionHistoryList", 1000, 100, false));
         let err = list_firewall(&fake, &FirewallQuery::default())
@@ -1411,13 +1528,19 @@ mod tests {
         let count = |a: &str| calls.iter().filter(|(x, _, _)| x == a).count();
         assert_eq!(count("DescribeCheckWarningSummary"), 1);
         assert_eq!(count("DescribeWarningMachines"), 2);
-        assert_eq!(count("DescribeCheckWarnings"), 4);
+        // u2's row names a container: its checks are listed unscoped and scoped to it, and the
+        // check both answers hold is kept once.
+        assert_eq!(count("DescribeCheckWarnings"), 6);
         assert_eq!(count("DescribeCheckWarningDetail"), 2);
-        let container_scoped = calls
+        let u2_scopes: Vec<Option<&str>> = calls
             .iter()
             .filter(|(a, q, _)| a == "DescribeCheckWarnings" && q.get("Uuid") == Some("u2"))
-            .all(|(_, q, _)| q.get("ContainerName") == Some("redis-0"));
-        assert!(container_scoped);
+            .map(|(_, q, _)| q.get("ContainerName"))
+            .collect();
+        assert_eq!(
+            u2_scopes,
+            vec![None, Some("redis-0"), None, Some("redis-0")]
+        );
         let summary = &calls[0].1;
         assert_eq!(summary.get("ClusterId"), Some("c1"));
         assert_eq!(summary.get("CurrentPage"), Some("1"));

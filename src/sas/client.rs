@@ -1,8 +1,10 @@
 //! The Security Center transport: one signed HTTP call, its body read under a size cap, and the
 //! answer decoded or turned into a classified [`SasError`].
 //!
-//! [`SasClient::call`] makes exactly one attempt and never sleeps: retry policy (backoff,
-//! honouring `x-acs-retry-after`) belongs to the caller, so the poller can make it durable.
+//! [`SasClient::call_once`] makes exactly one HTTP request and never sleeps;
+//! [`SasClient::call`] retries throttling, server errors, timeouts and broken bodies under the
+//! source's [`RetryPolicy`] (honouring `x-acs-retry-after`) and returns the last error when the
+//! attempts run out. Permanent errors (signature, key, permission, parameters) are never retried.
 
 use std::sync::Arc;
 use std::time::Duration;

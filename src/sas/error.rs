@@ -156,13 +156,13 @@ pub fn hint(code: &str) -> &'static str {
     }
 }
 
-/// Server text on one line: messages can embed newlines (a V3 string-to-sign) and, from a
-/// misbehaving proxy, terminal escapes; log lines and CLI output must stay one line each.
-fn one_line(s: &str) -> String {
-    s.split(|c: char| c.is_control())
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+/// Text the service (or a proxy in front of it) wrote, fit for one line of a terminal or a
+/// log: control characters (newlines, escape sequences) become spaces. `SignatureDoesNotMatch`
+/// messages, for one, carry the server's string-to-sign on a second line.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Everything that can go wrong calling Security Center.
@@ -171,9 +171,9 @@ pub enum SasError {
     /// Security Center answered with an error body.
     #[error(
         "{action} failed: {code} (HTTP {status}, RequestId {request_id}): {message} — hint: {hint}",
-        code = body.code,
-        request_id = if body.request_id.is_empty() { "none" } else { &body.request_id },
-        message = one_line(&body.message),
+        code = printable(&body.code),
+        request_id = if body.request_id.is_empty() { "none".into() } else { printable(&body.request_id) },
+        message = printable(&body.message),
         hint = hint(&body.code)
     )]
     Api {
@@ -350,6 +350,27 @@ mod tests {
         };
         assert!(e.to_string().contains("AliyunYundunSASReadOnlyAccess"));
         assert!(!e.retryable());
+    }
+
+    #[test]
+    fn service_text_is_shown_on_one_line_without_escape_sequences() {
+        let e = SasError::Api {
+            action: "DescribeSuspEvents".into(),
+            status: 400,
+            body: Box::new(ApiErrorBody {
+                code: "SignatureDoesNotMatch".into(),
+                message: "not matched. server string to sign is:ACS3-HMAC-SHA256\n9037\u{1b}[2J"
+                    .into(),
+                request_id: "R\r1".into(),
+                ..Default::default()
+            }),
+            retry_after: None,
+        };
+        let text = e.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.contains("ACS3-HMAC-SHA256 9037 [2J"), "{text}");
+        assert!(text.contains("RequestId R 1"), "{text}");
+        assert!(text.contains("AccessKey secret is wrong"), "{text}");
     }
 
     #[test]

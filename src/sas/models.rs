@@ -123,16 +123,18 @@ pub mod lenient {
     }
 
     /// `deserialize_with`: list of objects. Null or a non-array gives an empty list, a lone
-    /// object a one-element list; elements that do not decode are skipped.
+    /// object a one-element list (an object keyed `"0"`, `"1"`, … its values, see
+    /// `index_keyed`); elements that do not decode are skipped.
     pub fn vec<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
-        Ok(match Value::deserialize(d)? {
-            Value::Array(a) => a
-                .into_iter()
-                .filter_map(|v| T::deserialize(v).ok())
-                .collect(),
-            v @ Value::Object(_) => T::deserialize(v).ok().into_iter().collect(),
+        let list = match Value::deserialize(d)? {
+            Value::Array(a) => a,
+            Value::Object(m) => index_keyed(m),
             _ => Vec::new(),
-        })
+        };
+        Ok(list
+            .into_iter()
+            .filter_map(|v| T::deserialize(v).ok())
+            .collect())
     }
 
     /// `deserialize_with`: a nested object, defaulted when null or malformed. A string holding
@@ -164,6 +166,19 @@ pub mod lenient {
             _ => Vec::new(),
         })
     }
+}
+
+/// A list sent as an object: keyed `"0"`, `"1"`, … (a list serialised as a map by some
+/// gateway), its values in index order; any other object is one record.
+pub(crate) fn index_keyed(m: Map<String, Value>) -> Vec<Value> {
+    let indexed = !m.is_empty() && (0..m.len()).all(|i| m.contains_key(&i.to_string()));
+    if !indexed {
+        return vec![Value::Object(m)];
+    }
+    let mut m = m;
+    (0..m.len())
+        .filter_map(|i| m.remove(&i.to_string()))
+        .collect()
 }
 
 /// First non-empty string among `candidates`, owned.
@@ -323,7 +338,7 @@ impl<T: ListItem> Page<T> {
             .find_map(|k| obj.remove(*k).filter(|v| !v.is_null()));
         let raw_items = match raw_items {
             Some(Value::Array(a)) => a,
-            Some(v @ Value::Object(_)) => vec![v],
+            Some(Value::Object(m)) => index_keyed(m),
             _ => Vec::new(),
         };
         let mut items = Vec::with_capacity(raw_items.len());
@@ -1430,6 +1445,27 @@ mod tests {
             .join("tests/fixtures/samples")
             .join(format!("{name}.json"));
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_list_sent_as_an_index_keyed_object_is_read_as_the_list() {
+        let page = Page::<SuspEvent>::from_value(json!({
+            "TotalCount": "2",
+            "SuspEvents": {"0": {"Id": "7"}, "1": {"Id": "9"}}
+        }))
+        .unwrap();
+        let ids: Vec<_> = page.items.iter().map(|i| i.id).collect();
+        assert_eq!(ids, vec![Some(7), Some(9)]);
+        assert_eq!(page.meta.total_count, Some(2));
+        // A lone record stays one record.
+        let page = Page::<SuspEvent>::from_value(json!({"SuspEvents": {"Id": 3}})).unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].id, Some(3));
+        assert_eq!(
+            index_keyed(json!({"0": 1, "2": 3}).as_object().unwrap().clone()).len(),
+            1,
+            "not every index present: one record"
+        );
     }
 
     #[test]
