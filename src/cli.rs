@@ -365,7 +365,11 @@ async fn check(path: &Path, online: bool) -> ExitCode {
                 continue;
             }
         };
-        println!("  credentials: OK");
+        // A static key is only proven by the calls below; an expiring one was fetched just now.
+        println!(
+            "  credentials: loaded ({})",
+            source.credential_provider().unwrap_or("custom")
+        );
         let now = OffsetDateTime::now_utc();
         for domain in domains {
             match source.probe(domain, now).await {

@@ -25,6 +25,7 @@ pub struct Source {
     /// The checked settings it was built from.
     pub settings: SourceSettings,
     client: SasClient,
+    credentials: CredentialHandle,
 }
 
 /// What to read besides what is open now.
@@ -61,9 +62,18 @@ impl Source {
         let credentials = CredentialHandle::from_config(&settings.credentials, env, ctx)
             .await
             .map_err(|e| format!("source {}: credentials: {e}", settings.name))?;
-        let client = SasClient::new(settings.client.clone(), credentials)
+        let client = SasClient::new(settings.client.clone(), credentials.clone())
             .map_err(|e| format!("source {}: {e}", settings.name))?;
-        Ok(Source { settings, client })
+        Ok(Source {
+            settings,
+            client,
+            credentials,
+        })
+    }
+
+    /// Which credential provider the source uses (`static_ak`, `rrsa`, ...).
+    pub fn credential_provider(&self) -> Option<&'static str> {
+        self.credentials.provider_name()
     }
 
     /// The Security Center client.
@@ -163,7 +173,7 @@ impl Source {
 
     /// One cheap signed call per configured cluster (one page of one item) that proves the
     /// source can read `domain`, and the number of open items Security Center reports:
-    /// alerts pending, vulnerability records unfixed (first configured type), baseline risks
+    /// alerts pending, vulnerability records unfixed (every configured type), baseline risks
     /// with failing checks, firewall records of the last 24 hours.
     pub async fn probe(&self, domain: Domain, now: OffsetDateTime) -> Result<i64, SasError> {
         let lang = self.client.lang().to_string();
@@ -186,10 +196,14 @@ impl Source {
                         dealed: Some(Dealed::Pending),
                         ..VulQuery::default()
                     };
-                    let ty = self.settings.vulnerability_types.first().copied();
-                    let query = api::vul_request(&q, ty.unwrap_or(api::VulType::Cve), &lang);
-                    self.count::<VulRecord>("DescribeVulList", query, None)
-                        .await?
+                    let mut n = 0;
+                    for ty in &self.settings.vulnerability_types {
+                        let query = api::vul_request(&q, *ty, &lang);
+                        n += self
+                            .count::<VulRecord>("DescribeVulList", query, None)
+                            .await?;
+                    }
+                    n
                 }
                 Domain::Baseline => {
                     let q = BaselineQuery {

@@ -141,11 +141,14 @@ async fn check_online_reports_every_domain_readable_with_the_simulators_counts()
     let cfg = write(&dir, "sasrelay.toml", &sim_config(&sim, DEMO_ACCESS_KEY_ID));
 
     let alerts = pending_alerts(&sim).len() as i64;
-    // The probe counts the first configured vulnerability type: Linux (cve) by default.
+    // The probe counts every configured vulnerability type: Linux (cve) and sca by default.
     let vulns = sim
         .findings(SimDomain::Vuln)
         .iter()
-        .filter(|r| text(&r["Type"]) == "cve" && !HANDLED_VULN.contains(&int(&r["Status"])))
+        .filter(|r| {
+            matches!(text(&r["Type"]), "cve" | "sca")
+                && !HANDLED_VULN.contains(&int(&r["Status"]))
+        })
         .count() as i64;
     // Baselines with a failed or verifying check.
     let risks: BTreeSet<i64> = sim
@@ -169,7 +172,11 @@ async fn check_online_reports_every_domain_readable_with_the_simulators_counts()
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("credentials: OK"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("credentials: loaded (static_ak)"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(open_count(&run, "alerts"), alerts);
     assert_eq!(open_count(&run, "vulnerabilities"), vulns);
     assert_eq!(open_count(&run, "baseline"), risks.len() as i64);
@@ -180,8 +187,8 @@ async fn check_online_reports_every_domain_readable_with_the_simulators_counts()
         (firewall_least..=firewall_most).contains(&firewall) && firewall > 0,
         "{firewall} not in {firewall_least}..={firewall_most}"
     );
-    // One probe per domain, one page of one item each.
-    assert_eq!(sim.calls().values().sum::<u64>(), 4, "{:?}", sim.calls());
+    // One probe per domain (two vulnerability types), one page of one item each.
+    assert_eq!(sim.calls().values().sum::<u64>(), 5, "{:?}", sim.calls());
 }
 
 #[tokio::test]
