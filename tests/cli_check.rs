@@ -146,8 +146,7 @@ async fn check_online_reports_every_domain_readable_with_the_simulators_counts()
         .findings(SimDomain::Vuln)
         .iter()
         .filter(|r| {
-            matches!(text(&r["Type"]), "cve" | "sca")
-                && !HANDLED_VULN.contains(&int(&r["Status"]))
+            matches!(text(&r["Type"]), "cve" | "sca") && !HANDLED_VULN.contains(&int(&r["Status"]))
         })
         .count() as i64;
     // Baselines with a failed or verifying check.
