@@ -115,6 +115,8 @@ pub enum Resolution {
     Fixed,
     /// Expired.
     Expired,
+    /// No longer listed by Security Center (it left a full snapshot without a status change).
+    Gone,
 }
 
 /// Kubernetes context. Absent values are `null`.

@@ -68,6 +68,7 @@
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod event;
 pub mod finding;
 pub mod sas;
 pub mod secret;
