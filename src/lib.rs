@@ -70,6 +70,7 @@ pub mod config;
 pub mod credentials;
 pub mod event;
 pub mod finding;
+pub mod lifecycle;
 pub mod sas;
 pub mod secret;
 pub mod simulator;

@@ -1,0 +1,633 @@
+//! Lifecycle tracking: what a poll's observations mean, given what was known before.
+//!
+//! Pure: no store, no clock, no IO. The poller loads the known [`Record`]s, calls [`diff`], and
+//! writes the resulting records and events in the store's crash-safe order. Keeping the decision
+//! here makes every transition table-testable:
+//!
+//! | known before | observed | outcome |
+//! |---|---|---|
+//! | nothing | active | `new` (or counted silently on a baseline first start) |
+//! | nothing | resolved | recorded silently (never reported open, so nothing to close) |
+//! | active | active, later occurrence | `recurring` (alerts: a later `LastTimeStamp`; firewall: a larger `TryCount`) |
+//! | active | resolved | `resolved`, with the resolution |
+//! | active | absent from a complete snapshot | `resolved` as `gone` |
+//! | resolved | active | `new` of the next generation (re-opened) |
+//!
+//! Event ids derive from (fingerprint, kind, generation, occurrence), so the same observation
+//! always yields the same event id: a re-poll after a crash cannot enqueue twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::event::{Event, EventKind};
+use crate::finding::{Domain, Finding, Host, Kubernetes, Resolution, Severity, Status};
+
+/// Version of [`Record`]'s stored form.
+pub const RECORD_SCHEMA: u32 = 1;
+
+/// Whether a tracked finding is open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordStatus {
+    /// Open: its `new` event was enqueued (or it was counted into a first-start summary).
+    Active,
+    /// Closed: its `resolved` event was enqueued, or it was first seen closed.
+    Resolved,
+}
+
+/// What the store keeps per finding: small, versioned, never the finding itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Schema version ([`RECORD_SCHEMA`]).
+    pub v: u32,
+    /// The finding's id (`alert:752312`), for operators reading the store.
+    pub id: String,
+    /// Open or closed.
+    pub status: RecordStatus,
+    /// Lifecycles so far: 1 for the first, +1 each time a resolved finding re-opens.
+    pub generation: u64,
+    /// When sasrelay first observed it (unix ms).
+    pub first_seen_ms: i64,
+    /// When sasrelay last recorded a change (unix ms).
+    pub last_seen_ms: i64,
+    /// The occurrence marker last reported (see [`occurrence`]).
+    pub occurrence: String,
+    /// When it was recorded resolved (unix ms); drives pruning.
+    #[serde(default)]
+    pub resolved_at_ms: Option<i64>,
+    /// How it was resolved.
+    #[serde(default)]
+    pub resolution: Option<Resolution>,
+    /// What a `resolved` event needs when the finding has left the API (snapshot domains).
+    pub last: Remembered,
+}
+
+/// The part of a finding kept to describe it after Security Center stops listing it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remembered {
+    /// Domain.
+    pub domain: Domain,
+    /// Title.
+    pub title: String,
+    /// Normalised severity.
+    pub severity: Severity,
+    /// Native severity.
+    pub native_severity: String,
+    /// Category.
+    pub alert_type: String,
+    /// Kubernetes context.
+    pub kubernetes: Kubernetes,
+    /// Host context.
+    pub host: Host,
+    /// Source name.
+    pub source: String,
+    /// Region.
+    pub region: String,
+}
+
+impl Remembered {
+    /// Remembers `f`.
+    pub fn of(f: &Finding) -> Self {
+        Remembered {
+            domain: f.domain,
+            title: f.title.clone(),
+            severity: f.severity,
+            native_severity: f.native_severity.clone(),
+            alert_type: f.alert_type.clone(),
+            kubernetes: f.kubernetes.clone(),
+            host: f.host.clone(),
+            source: f.source.clone(),
+            region: f.region.clone(),
+        }
+    }
+
+    /// A finding rebuilt from what was remembered, closed as `gone`.
+    pub fn to_gone_finding(&self, fingerprint: &str, id: &str) -> Finding {
+        Finding {
+            domain: self.domain,
+            id: id.to_string(),
+            fingerprint: fingerprint.to_string(),
+            severity: self.severity,
+            native_severity: self.native_severity.clone(),
+            status: Status::Resolved,
+            resolution: Some(Resolution::Gone),
+            native_status: String::new(),
+            title: self.title.clone(),
+            description: "No longer listed by Security Center.".to_string(),
+            alert_type: self.alert_type.clone(),
+            kubernetes: self.kubernetes.clone(),
+            host: self.host.clone(),
+            first_seen: None,
+            last_seen: None,
+            details: Vec::new(),
+            links: Vec::new(),
+            cves: Vec::new(),
+            tactics: Vec::new(),
+            source: self.source.clone(),
+            region: self.region.clone(),
+            raw: serde_json::Value::Null,
+        }
+    }
+}
+
+/// Which event kinds a domain emits (config `events`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventSwitches {
+    /// Emit `new`.
+    pub new: bool,
+    /// Emit `resolved`.
+    pub resolved: bool,
+    /// Emit `recurring`.
+    pub recurring: bool,
+}
+
+impl Default for EventSwitches {
+    /// `new` and `resolved`; `recurring` is opt-in.
+    fn default() -> Self {
+        EventSwitches {
+            new: true,
+            resolved: true,
+            recurring: false,
+        }
+    }
+}
+
+/// How complete a poll's observations are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coverage {
+    /// Everything open was listed (vulnerabilities, baseline): known active findings that are
+    /// absent are gone.
+    Snapshot,
+    /// Only a time window was listed (alerts, firewall): absence means nothing.
+    Window,
+}
+
+/// One change to persist: the new record, and the event to enqueue (if any).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// The finding's fingerprint.
+    pub fingerprint: String,
+    /// The record to store.
+    pub record: Record,
+    /// The event to enqueue before storing the record.
+    pub event: Option<Event>,
+}
+
+/// The outcome of one poll.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Diff {
+    /// Changes in a stable order (observed first, in listing order; then gone ones).
+    pub changes: Vec<Change>,
+    /// Findings recorded silently because this is a baseline first start.
+    pub silently_tracked: u64,
+}
+
+/// The occurrence marker of a finding: alerts, the latest occurrence (unix ms); firewall
+/// records, the try count; other domains have none.
+pub fn occurrence(f: &Finding) -> String {
+    match f.domain {
+        Domain::Alerts => f
+            .last_seen
+            .map(|t| (t.unix_timestamp_nanos() / 1_000_000).to_string())
+            .unwrap_or_default(),
+        Domain::Firewall => f
+            .raw
+            .get("TryCount")
+            .map(|v| match v {
+                serde_json::Value::String(s) => s.trim().to_string(),
+                other => other.to_string(),
+            })
+            .unwrap_or_default(),
+        Domain::Vulnerabilities | Domain::Baseline => String::new(),
+    }
+}
+
+/// Whether `now` is a later occurrence than `before` (both numeric markers; anything
+/// unparsable never counts as later, so a garbled field cannot cause a flood).
+fn later(now: &str, before: &str) -> bool {
+    match (now.parse::<i64>(), before.parse::<i64>()) {
+        (Ok(n), Ok(b)) => n > b,
+        (Ok(_), Err(_)) => before.is_empty(),
+        _ => false,
+    }
+}
+
+/// Decides what a poll means.
+///
+/// - `observed`: what the poll listed (duplicates by fingerprint are collapsed, last wins).
+/// - `known`: the stored records of this source and domain, by fingerprint.
+/// - `coverage`: whether absence from `observed` means "gone".
+/// - `silent_first_start`: a baseline first start — record open findings without events.
+pub fn diff(
+    observed: &[Finding],
+    known: &BTreeMap<String, Record>,
+    coverage: Coverage,
+    switches: EventSwitches,
+    silent_first_start: bool,
+    now: OffsetDateTime,
+) -> Diff {
+    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let mut out = Diff::default();
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut last_index: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, f) in observed.iter().enumerate() {
+        last_index.insert(&f.fingerprint, i);
+    }
+    for (i, f) in observed.iter().enumerate() {
+        if last_index.get(f.fingerprint.as_str()) != Some(&i) {
+            continue;
+        }
+        seen.insert(&f.fingerprint);
+        let occ = occurrence(f);
+        let prior = known.get(&f.fingerprint);
+        let open = f.status == Status::Active;
+        let change = match (prior, open) {
+            (None, true) => {
+                let record = fresh(f, RecordStatus::Active, 1, &occ, now_ms);
+                if silent_first_start {
+                    out.silently_tracked += 1;
+                    Some((record, None))
+                } else {
+                    let event = switches
+                        .new
+                        .then(|| Event::about(EventKind::New, f.clone(), 1, "", None, now));
+                    Some((record, event))
+                }
+            }
+            (None, false) => {
+                let mut record = fresh(f, RecordStatus::Resolved, 1, &occ, now_ms);
+                record.resolved_at_ms = Some(now_ms);
+                record.resolution = f.resolution;
+                Some((record, None))
+            }
+            (Some(r), true) if r.status == RecordStatus::Resolved => {
+                let generation = r.generation + 1;
+                let mut record = fresh(f, RecordStatus::Active, generation, &occ, now_ms);
+                record.first_seen_ms = r.first_seen_ms;
+                let event = switches
+                    .new
+                    .then(|| Event::about(EventKind::New, f.clone(), generation, "", None, now));
+                Some((record, event))
+            }
+            (Some(r), true) => later(&occ, &r.occurrence).then(|| {
+                let mut record = r.clone();
+                record.occurrence = occ.clone();
+                record.last_seen_ms = now_ms;
+                record.last = Remembered::of(f);
+                let event = switches.recurring.then(|| {
+                    Event::about(
+                        EventKind::Recurring,
+                        f.clone(),
+                        r.generation,
+                        &occ,
+                        None,
+                        now,
+                    )
+                });
+                (record, event)
+            }),
+            (Some(r), false) if r.status == RecordStatus::Active => {
+                Some(resolve(r, f.clone(), f.resolution, switches, now, now_ms))
+            }
+            (Some(_), false) => None,
+        };
+        if let Some((record, event)) = change {
+            out.changes.push(Change {
+                fingerprint: f.fingerprint.clone(),
+                record,
+                event,
+            });
+        }
+    }
+    if coverage == Coverage::Snapshot {
+        for (fp, r) in known {
+            if r.status == RecordStatus::Active && !seen.contains(fp.as_str()) {
+                let mut record = r.clone();
+                record.status = RecordStatus::Resolved;
+                record.resolved_at_ms = Some(now_ms);
+                record.resolution = Some(Resolution::Gone);
+                record.last_seen_ms = now_ms;
+                out.changes.push(Change {
+                    fingerprint: fp.clone(),
+                    record,
+                    // The finding itself is no longer listed; the event carries what is known.
+                    event: switches.resolved.then(|| gone_event(fp, r, now)),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn fresh(f: &Finding, status: RecordStatus, generation: u64, occ: &str, now_ms: i64) -> Record {
+    Record {
+        v: RECORD_SCHEMA,
+        id: f.id.clone(),
+        status,
+        generation,
+        first_seen_ms: now_ms,
+        last_seen_ms: now_ms,
+        occurrence: occ.to_string(),
+        resolved_at_ms: None,
+        resolution: None,
+        last: Remembered::of(f),
+    }
+}
+
+fn resolve(
+    r: &Record,
+    f: Finding,
+    resolution: Option<Resolution>,
+    switches: EventSwitches,
+    now: OffsetDateTime,
+    now_ms: i64,
+) -> (Record, Option<Event>) {
+    let mut record = r.clone();
+    record.status = RecordStatus::Resolved;
+    record.resolved_at_ms = Some(now_ms);
+    record.resolution = resolution;
+    record.last_seen_ms = now_ms;
+    record.last = Remembered::of(&f);
+    let event = switches
+        .resolved
+        .then(|| Event::about(EventKind::Resolved, f, r.generation, "", resolution, now));
+    (record, event)
+}
+
+/// A `resolved` event for a finding that left a snapshot: the finding is gone from the API,
+/// so the event carries a finding rebuilt from the record.
+fn gone_event(fp: &str, r: &Record, now: OffsetDateTime) -> Event {
+    Event::about(
+        EventKind::Resolved,
+        r.last.to_gone_finding(fp, &r.id),
+        r.generation,
+        "",
+        Some(Resolution::Gone),
+        now,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-26 12:00 UTC);
+
+    fn finding(domain: Domain, fp: &str, open: bool) -> Finding {
+        let rem = Remembered {
+            domain,
+            title: format!("finding {fp}"),
+            severity: Severity::High,
+            native_severity: "serious".into(),
+            alert_type: String::new(),
+            kubernetes: Kubernetes::default(),
+            host: Host::default(),
+            source: "prod".into(),
+            region: "cn-hangzhou".into(),
+        };
+        let mut f = rem.to_gone_finding(fp, &format!("id-{fp}"));
+        f.status = if open {
+            Status::Active
+        } else {
+            Status::Resolved
+        };
+        f.resolution = (!open).then_some(Resolution::Handled);
+        f
+    }
+
+    fn alert(fp: &str, open: bool, last_ms: i64) -> Finding {
+        let mut f = finding(Domain::Alerts, fp, open);
+        f.last_seen = Some(OffsetDateTime::from_unix_timestamp(last_ms / 1000).unwrap());
+        f
+    }
+
+    fn known(changes: &[Change]) -> BTreeMap<String, Record> {
+        changes
+            .iter()
+            .map(|c| (c.fingerprint.clone(), c.record.clone()))
+            .collect()
+    }
+
+    fn kinds(d: &Diff) -> Vec<(String, Option<EventKind>)> {
+        d.changes
+            .iter()
+            .map(|c| (c.fingerprint.clone(), c.event.as_ref().map(|e| e.kind)))
+            .collect()
+    }
+
+    const ALL: EventSwitches = EventSwitches {
+        new: true,
+        resolved: true,
+        recurring: true,
+    };
+
+    #[test]
+    fn transitions_follow_the_table() {
+        let first = diff(
+            &[alert("a", true, 1_000), alert("b", false, 1_000)],
+            &BTreeMap::new(),
+            Coverage::Window,
+            ALL,
+            false,
+            NOW,
+        );
+        assert_eq!(
+            kinds(&first),
+            vec![("a".into(), Some(EventKind::New)), ("b".into(), None)]
+        );
+        let k = known(&first.changes);
+        assert_eq!(k["b"].status, RecordStatus::Resolved);
+
+        // Same observation again: nothing to do.
+        let again = diff(
+            &[alert("a", true, 1_000)],
+            &k,
+            Coverage::Window,
+            ALL,
+            false,
+            NOW,
+        );
+        assert!(again.changes.is_empty());
+
+        // A later occurrence recurs; an earlier or garbled one does not.
+        let rec = diff(
+            &[alert("a", true, 5_000)],
+            &k,
+            Coverage::Window,
+            ALL,
+            false,
+            NOW,
+        );
+        assert_eq!(kinds(&rec), vec![("a".into(), Some(EventKind::Recurring))]);
+        let old = diff(
+            &[alert("a", true, 500)],
+            &k,
+            Coverage::Window,
+            ALL,
+            false,
+            NOW,
+        );
+        assert!(old.changes.is_empty());
+
+        // Handled: resolved once, then silent.
+        let res = diff(
+            &[alert("a", false, 1_000)],
+            &k,
+            Coverage::Window,
+            ALL,
+            false,
+            NOW,
+        );
+        assert_eq!(kinds(&res), vec![("a".into(), Some(EventKind::Resolved))]);
+        let ev = res.changes[0].event.as_ref().unwrap();
+        assert_eq!(ev.resolution, Some(Resolution::Handled));
+        let k2 = known(&res.changes);
+        assert!(
+            diff(
+                &[alert("a", false, 1_000)],
+                &k2,
+                Coverage::Window,
+                ALL,
+                false,
+                NOW
+            )
+            .changes
+            .is_empty()
+        );
+
+        // Re-opened: a new event of the next generation, with a different id.
+        let re = diff(
+            &[alert("a", true, 9_000)],
+            &k2,
+            Coverage::Window,
+            ALL,
+            false,
+            NOW,
+        );
+        assert_eq!(kinds(&re), vec![("a".into(), Some(EventKind::New))]);
+        assert_eq!(re.changes[0].record.generation, 2);
+        assert_ne!(
+            re.changes[0].event.as_ref().unwrap().id,
+            first.changes[0].event.as_ref().unwrap().id
+        );
+    }
+
+    #[test]
+    fn snapshot_absence_resolves_as_gone_but_window_absence_does_not() {
+        let vulns = [
+            finding(Domain::Vulnerabilities, "v1", true),
+            finding(Domain::Vulnerabilities, "v2", true),
+        ];
+        let k = known(
+            &diff(
+                &vulns,
+                &BTreeMap::new(),
+                Coverage::Snapshot,
+                ALL,
+                false,
+                NOW,
+            )
+            .changes,
+        );
+        let d = diff(&vulns[..1], &k, Coverage::Snapshot, ALL, false, NOW);
+        assert_eq!(kinds(&d), vec![("v2".into(), Some(EventKind::Resolved))]);
+        let ev = d.changes[0].event.as_ref().unwrap();
+        assert_eq!(ev.resolution, Some(Resolution::Gone));
+        let f = ev.finding.as_ref().unwrap();
+        assert_eq!(
+            (f.title.as_str(), f.fingerprint.as_str()),
+            ("finding v2", "v2")
+        );
+        assert!(
+            diff(&vulns[..1], &k, Coverage::Window, ALL, false, NOW)
+                .changes
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn baseline_first_start_records_silently() {
+        let obs: Vec<Finding> = (0..5)
+            .map(|i| finding(Domain::Baseline, &format!("b{i}"), true))
+            .collect();
+        let d = diff(&obs, &BTreeMap::new(), Coverage::Snapshot, ALL, true, NOW);
+        assert_eq!(d.silently_tracked, 5);
+        assert!(d.changes.iter().all(|c| c.event.is_none()));
+        assert!(
+            d.changes
+                .iter()
+                .all(|c| c.record.status == RecordStatus::Active)
+        );
+    }
+
+    #[test]
+    fn switches_turn_event_kinds_off_without_losing_state() {
+        let none = EventSwitches {
+            new: false,
+            resolved: false,
+            recurring: false,
+        };
+        let d = diff(
+            &[alert("a", true, 1_000)],
+            &BTreeMap::new(),
+            Coverage::Window,
+            none,
+            false,
+            NOW,
+        );
+        assert_eq!(d.changes.len(), 1);
+        assert!(d.changes[0].event.is_none());
+        let d = diff(
+            &[alert("a", true, 9_000)],
+            &known(&d.changes),
+            Coverage::Window,
+            EventSwitches::default(),
+            false,
+            NOW,
+        );
+        assert_eq!(d.changes.len(), 1, "the occurrence is recorded");
+        assert!(d.changes[0].event.is_none(), "recurring is opt-in");
+    }
+
+    #[test]
+    fn event_ids_are_stable_for_the_same_observation() {
+        let a = diff(
+            &[alert("a", true, 1)],
+            &BTreeMap::new(),
+            Coverage::Window,
+            ALL,
+            false,
+            NOW,
+        );
+        let later = NOW + time::Duration::minutes(5);
+        let b = diff(
+            &[alert("a", true, 1)],
+            &BTreeMap::new(),
+            Coverage::Window,
+            ALL,
+            false,
+            later,
+        );
+        assert_eq!(
+            a.changes[0].event.as_ref().unwrap().id,
+            b.changes[0].event.as_ref().unwrap().id
+        );
+    }
+
+    #[test]
+    fn duplicate_fingerprints_in_one_listing_collapse() {
+        let d = diff(
+            &[alert("a", true, 1_000), alert("a", true, 2_000)],
+            &BTreeMap::new(),
+            Coverage::Window,
+            ALL,
+            false,
+            NOW,
+        );
+        assert_eq!(d.changes.len(), 1);
+        assert_eq!(d.changes[0].record.occurrence, "2000");
+    }
+}
