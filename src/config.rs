@@ -16,6 +16,7 @@ use toml::de::{DeTable, ValueDeserializer};
 
 use crate::credentials::config::CredentialsConfig;
 use crate::finding::Domain;
+use crate::lifecycle::EventSwitches;
 use crate::sas::api::VulType;
 use crate::sas::client::ClientSettings;
 use crate::sas::endpoint;
@@ -131,11 +132,143 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(total_ms))
 }
 
+/// Placeholder sink config until the sinks module lands: a name and the rest of the table.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SinkConfig {
+    /// Unique sink name.
+    pub name: String,
+    /// Everything else.
+    #[serde(flatten)]
+    pub rest: toml::Table,
+}
+
+impl SinkConfig {
+    /// The sink's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Semantic problems as (key, message).
+    pub fn check(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
 /// The four Security Center domains, as named in config.
 pub const DOMAINS: [&str; 4] = ["alerts", "vulnerabilities", "baseline", "firewall"];
 /// Vulnerability types sasrelay can read: `DescribeVulList.Type`, with `app+sca` meaning
 /// `Type=app&AttachTypes=sca`.
 pub const VULNERABILITY_TYPES: [&str; 7] = ["cve", "sca", "app+sca", "app", "sys", "cms", "emg"];
+
+/// How a first start treats findings that are already open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitialSync {
+    /// Record them silently and send one summary event per source and domain.
+    #[default]
+    Baseline,
+    /// Send every one of them.
+    Notify,
+}
+
+/// `[state]`: where the daemon keeps its store.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    /// Directory of the store (one process per directory). Required for `run`.
+    pub directory: Spanned<PathBuf>,
+    /// How long records of resolved findings are kept (so a re-listing is not news).
+    pub resolved_retention: Option<HumanDuration>,
+    /// How long an enqueue guard outlives its delivered entry (re-poll protection).
+    pub guard_ttl: Option<HumanDuration>,
+}
+
+/// `[daemon]`: process-wide behaviour.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    /// How long SIGTERM waits for in-flight deliveries.
+    pub shutdown_grace: Option<HumanDuration>,
+}
+
+/// `[delivery]`: retry policy of every sink's outbox.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDelivery {
+    /// Upper bound of the first retry wait.
+    pub retry_initial_delay: Option<HumanDuration>,
+    /// Longest retry wait.
+    pub retry_max_delay: Option<HumanDuration>,
+    /// Attempts before an entry goes to the dead letter (0 = no limit; age still applies).
+    pub max_attempts: Option<u32>,
+    /// Age after which an undelivered entry goes to the dead letter.
+    pub max_age: Option<HumanDuration>,
+}
+
+/// Checked delivery policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeliverySettings {
+    /// Upper bound of the first retry wait.
+    pub retry_initial_delay: Duration,
+    /// Longest retry wait.
+    pub retry_max_delay: Duration,
+    /// Attempts before dead-lettering (0 = unlimited).
+    pub max_attempts: u32,
+    /// Age before dead-lettering.
+    pub max_age: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings {
+            retry_initial_delay: Duration::from_secs(5),
+            retry_max_delay: Duration::from_secs(600),
+            max_attempts: 0,
+            max_age: Duration::from_secs(86_400),
+        }
+    }
+}
+
+/// `[source.poll]`: per-domain intervals (`"off"` disables a domain).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPoll {
+    /// Alerts interval.
+    pub alerts: Option<Spanned<String>>,
+    /// Vulnerabilities interval.
+    pub vulnerabilities: Option<Spanned<String>>,
+    /// Baseline interval.
+    pub baseline: Option<Spanned<String>>,
+    /// Firewall interval.
+    pub firewall: Option<Spanned<String>>,
+    /// How far before the watermark a windowed poll starts.
+    pub overlap: Option<HumanDuration>,
+}
+
+/// `[source.events]`: which event kinds each domain emits.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEvents {
+    /// Alerts.
+    pub alerts: Option<Vec<Spanned<String>>>,
+    /// Vulnerabilities.
+    pub vulnerabilities: Option<Vec<Spanned<String>>>,
+    /// Baseline.
+    pub baseline: Option<Vec<Spanned<String>>>,
+    /// Firewall.
+    pub firewall: Option<Vec<Spanned<String>>>,
+}
+
+/// Per-domain polling of a source: interval (`None` = off) and event switches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DomainPoll {
+    /// The domain.
+    pub domain: Domain,
+    /// How often to poll.
+    pub interval: Duration,
+    /// Which events to emit.
+    pub events: EventSwitches,
+}
 
 /// A `[[source]]` table as written.
 #[derive(Debug, Deserialize)]
@@ -178,6 +311,15 @@ pub struct RawSource {
     pub retry_initial_delay: Option<HumanDuration>,
     /// Longest retry wait.
     pub retry_max_delay: Option<HumanDuration>,
+    /// Per-domain poll intervals.
+    #[serde(default)]
+    pub poll: RawPoll,
+    /// Per-domain event kinds.
+    #[serde(default)]
+    pub events: RawEvents,
+    /// First-start behaviour.
+    #[serde(default)]
+    pub initial_sync: InitialSync,
     /// Where the signing key comes from.
     pub credentials: CredentialsConfig,
 }
@@ -201,6 +343,12 @@ pub struct SourceSettings {
     pub client: ClientSettings,
     /// Credential provider config.
     pub credentials: CredentialsConfig,
+    /// Enabled domains with their interval and events, in canonical order.
+    pub polls: Vec<DomainPoll>,
+    /// How far before the watermark windowed polls start.
+    pub overlap: Duration,
+    /// First-start behaviour.
+    pub initial_sync: InitialSync,
 }
 
 /// The checked configuration.
@@ -210,6 +358,25 @@ pub struct Settings {
     pub file: PathBuf,
     /// Sources, in file order.
     pub sources: Vec<SourceSettings>,
+    /// `[state]`, when present (required by `run`, not by `check` or `findings`).
+    pub state: Option<StateSettings>,
+    /// Shutdown grace period.
+    pub shutdown_grace: Duration,
+    /// Outbox retry policy.
+    pub delivery: DeliverySettings,
+    /// Sinks, in file order.
+    pub sinks: Vec<SinkConfig>,
+}
+
+/// Checked `[state]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateSettings {
+    /// Store directory.
+    pub directory: PathBuf,
+    /// Retention of resolved records.
+    pub resolved_retention: Duration,
+    /// Enqueue-guard lifetime after delivery.
+    pub guard_ttl: Duration,
 }
 
 /// Reads and checks a config file.
@@ -241,46 +408,47 @@ pub fn parse(file: &Path, text: &str) -> Result<Settings, ConfigErrors> {
         }
     };
     let mut sources = Vec::new();
+    let mut sinks = Vec::new();
     let mut saw_source = false;
+    let (mut state, mut daemon, mut delivery) =
+        (None, RawDaemon::default(), RawDelivery::default());
+    let mut delivery_span = None;
     for (key, value) in root.get_ref().iter() {
-        match key.get_ref().as_ref() {
-            "source" => {
-                saw_source = true;
+        let name = key.get_ref().as_ref();
+        match name {
+            "source" | "sink" => {
+                saw_source |= name == "source";
                 let Some(items) = value.get_ref().as_array() else {
                     errs.push(
                         Some(value.span()),
-                        "source",
-                        "must be an array of tables: write each source as [[source]]".into(),
+                        name,
+                        format!("must be an array of tables: write each one as [[{name}]]"),
                     );
                     continue;
                 };
                 for (i, item) in items.iter().enumerate() {
-                    let key = format!("source[{i}]");
-                    match serde_path_to_error::deserialize::<_, RawSource>(ValueDeserializer::from(
-                        item.clone(),
-                    )) {
-                        Ok(raw) => sources.push((i, raw)),
-                        Err(e) => {
-                            let path = e.path().to_string();
-                            let inner = e.into_inner();
-                            let key = if path == "." || path.is_empty() {
-                                key
-                            } else {
-                                format!("{key}.{path}")
-                            };
-                            errs.push(
-                                inner.span().or(Some(item.span())),
-                                &key,
-                                inner.message().to_string(),
-                            );
+                    let key = format!("{name}[{i}]");
+                    if name == "source" {
+                        if let Some(raw) = section::<RawSource>(item, &key, &mut errs) {
+                            sources.push((i, raw));
                         }
+                    } else if let Some(raw) = section::<Spanned<SinkConfig>>(item, &key, &mut errs)
+                    {
+                        sinks.push((i, raw));
                     }
                 }
+            }
+            "state" => state = section::<RawState>(value, name, &mut errs),
+            "daemon" => daemon = section(value, name, &mut errs).unwrap_or_default(),
+            "delivery" => {
+                delivery_span = Some(value.span());
+                delivery = section(value, name, &mut errs).unwrap_or_default();
             }
             other => errs.push(
                 Some(key.span()),
                 other,
-                "unknown key; expected `source`".into(),
+                "unknown key; expected one of `source`, `sink`, `state`, `daemon`, `delivery`"
+                    .into(),
             ),
         }
     }
@@ -291,6 +459,27 @@ pub fn parse(file: &Path, text: &str) -> Result<Settings, ConfigErrors> {
             "no [[source]] configured: add at least one Security Center source".into(),
         );
     }
+    let state = state.map(|raw| StateSettings {
+        directory: {
+            let d = raw.directory.get_ref();
+            if d.is_relative() {
+                file.parent().unwrap_or(Path::new(".")).join(d)
+            } else {
+                d.clone()
+            }
+        },
+        resolved_retention: raw
+            .resolved_retention
+            .map_or(Duration::from_secs(30 * 86_400), |d| d.0),
+        guard_ttl: raw
+            .guard_ttl
+            .map_or(Duration::from_secs(30 * 86_400), |d| d.0),
+    });
+    let shutdown_grace = daemon
+        .shutdown_grace
+        .map_or(Duration::from_secs(10), |d| d.0);
+    let delivery = check_delivery(&delivery, delivery_span, &mut errs);
+    let sinks = check_sinks(sinks, &mut errs);
     let mut names = BTreeSet::new();
     let mut settings = Vec::new();
     for (i, raw) in sources {
@@ -303,10 +492,90 @@ pub fn parse(file: &Path, text: &str) -> Result<Settings, ConfigErrors> {
         Ok(Settings {
             file: file.to_path_buf(),
             sources: settings,
+            state,
+            shutdown_grace,
+            delivery,
+            sinks,
         })
     } else {
         Err(ConfigErrors(errs.list))
     }
+}
+
+/// Deserialises one section on its own, so an error in it does not hide errors elsewhere.
+fn section<T: serde::de::DeserializeOwned>(
+    value: &Spanned<toml::de::DeValue<'_>>,
+    key: &str,
+    errs: &mut Errors<'_>,
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(ValueDeserializer::from(value.clone())) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let key = if path == "." || path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{key}.{path}")
+            };
+            errs.push(
+                inner.span().or(Some(value.span())),
+                &key,
+                inner.message().to_string(),
+            );
+            None
+        }
+    }
+}
+
+fn check_delivery(
+    raw: &RawDelivery,
+    span: Option<std::ops::Range<usize>>,
+    errs: &mut Errors<'_>,
+) -> DeliverySettings {
+    let d = DeliverySettings::default();
+    let out = DeliverySettings {
+        retry_initial_delay: raw
+            .retry_initial_delay
+            .map_or(d.retry_initial_delay, |v| v.0),
+        retry_max_delay: raw.retry_max_delay.map_or(d.retry_max_delay, |v| v.0),
+        max_attempts: raw.max_attempts.unwrap_or(d.max_attempts),
+        max_age: raw.max_age.map_or(d.max_age, |v| v.0),
+    };
+    if out.retry_initial_delay.is_zero() || out.retry_initial_delay > out.retry_max_delay {
+        errs.push(
+            span.clone(),
+            "delivery.retry_initial_delay",
+            "must be above 0s and at most delivery.retry_max_delay".into(),
+        );
+    }
+    if out.max_age < Duration::from_secs(60) {
+        errs.push(span, "delivery.max_age", "must be at least 1m".into());
+    }
+    out
+}
+
+fn check_sinks(raw: Vec<(usize, Spanned<SinkConfig>)>, errs: &mut Errors<'_>) -> Vec<SinkConfig> {
+    let mut names = BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, sink) in raw {
+        let before = errs.list.len();
+        let name = sink.get_ref().name().to_string();
+        if !names.insert(name.clone()) {
+            errs.at(
+                &sink,
+                format!("sink[{i}].name"),
+                format!("duplicate sink name `{name}`"),
+            );
+        }
+        for (key, message) in sink.get_ref().check() {
+            errs.at(&sink, format!("sink[{i}].{key}"), message);
+        }
+        if errs.list.len() == before {
+            out.push(sink.into_inner());
+        }
+    }
+    out
 }
 
 struct Errors<'a> {
@@ -504,6 +773,7 @@ fn check_source(
             .console_base()
             .to_string(),
     };
+    let (polls, overlap) = check_polls(i, &raw, &domains, errs);
     let mut credentials = raw.credentials;
     credentials.anchor_paths(errs.file.parent().unwrap_or(Path::new(".")));
     (errs.list.len() == before).then(|| SourceSettings {
@@ -515,7 +785,104 @@ fn check_source(
         console_base,
         client,
         credentials,
+        polls,
+        overlap,
+        initial_sync: raw.initial_sync,
     })
+}
+
+/// Default poll interval of a domain.
+pub fn default_interval(d: Domain) -> Duration {
+    match d {
+        Domain::Alerts => Duration::from_secs(30),
+        Domain::Firewall => Duration::from_secs(60),
+        Domain::Vulnerabilities => Duration::from_secs(15 * 60),
+        Domain::Baseline => Duration::from_secs(3600),
+    }
+}
+
+fn check_polls(
+    i: usize,
+    raw: &RawSource,
+    domains: &[Domain],
+    errs: &mut Errors<'_>,
+) -> (Vec<DomainPoll>, Duration) {
+    let mut out = Vec::new();
+    // Every written key is checked, even for a domain that is not enabled: a typo there is
+    // still a typo.
+    for d in &Domain::ALL {
+        let (interval, events) = match d {
+            Domain::Alerts => (&raw.poll.alerts, raw.events.alerts.as_deref()),
+            Domain::Vulnerabilities => (
+                &raw.poll.vulnerabilities,
+                raw.events.vulnerabilities.as_deref(),
+            ),
+            Domain::Baseline => (&raw.poll.baseline, raw.events.baseline.as_deref()),
+            Domain::Firewall => (&raw.poll.firewall, raw.events.firewall.as_deref()),
+        };
+        let key = |f: &str| format!("source[{i}].{f}.{}", d.as_str());
+        let interval = match interval {
+            None => Some(default_interval(*d)),
+            Some(v) if v.get_ref() == "off" => None,
+            Some(v) => match parse_duration(v.get_ref()) {
+                Ok(dur)
+                    if dur >= Duration::from_secs(1) && dur <= Duration::from_secs(7 * 86_400) =>
+                {
+                    Some(dur)
+                }
+                Ok(_) => {
+                    errs.at(
+                        v,
+                        key("poll"),
+                        "must be between 1s and 7d, or \"off\"".into(),
+                    );
+                    None
+                }
+                Err(e) => {
+                    errs.at(v, key("poll"), format!("{e}, or \"off\""));
+                    None
+                }
+            },
+        };
+        let mut switches = EventSwitches {
+            new: false,
+            resolved: false,
+            recurring: false,
+        };
+        match events {
+            None => switches = EventSwitches::default(),
+            Some(list) => {
+                for e in list {
+                    match e.get_ref().as_str() {
+                        "new" => switches.new = true,
+                        "resolved" => switches.resolved = true,
+                        "recurring" => switches.recurring = true,
+                        other => errs.at(
+                            e,
+                            key("events"),
+                            format!("unknown event `{other}`; expected new, resolved or recurring"),
+                        ),
+                    }
+                }
+            }
+        }
+        if let Some(interval) = interval.filter(|_| domains.contains(d)) {
+            out.push(DomainPoll {
+                domain: *d,
+                interval,
+                events: switches,
+            });
+        }
+    }
+    let overlap = raw.poll.overlap.map_or(Duration::from_secs(300), |d| d.0);
+    if overlap > Duration::from_secs(86_400) {
+        errs.push(
+            Some(raw.name.span()),
+            &format!("source[{i}].poll.overlap"),
+            "must be at most 1d".into(),
+        );
+    }
+    (out, overlap)
 }
 
 /// Checks a list of names against the allowed set; returns them in canonical order, deduplicated.
@@ -704,6 +1071,54 @@ x = 1
                 file: "/etc/sasrelay/sk".into()
             }
         );
+    }
+
+    #[test]
+    fn daemon_sections_have_defaults_and_are_checked() {
+        let s = parse(Path::new("/etc/sasrelay/c.toml"), GOOD).unwrap();
+        assert!(s.state.is_none());
+        assert_eq!(s.delivery, DeliverySettings::default());
+        assert_eq!(s.shutdown_grace, Duration::from_secs(10));
+        let prod = &s.sources[0];
+        assert_eq!(prod.polls.len(), 4);
+        assert_eq!(prod.polls[0].interval, Duration::from_secs(30));
+        assert_eq!(prod.polls[0].events, EventSwitches::default());
+        assert_eq!(prod.initial_sync, InitialSync::Baseline);
+
+        let text = format!(
+            "{GOOD}\n[state]\ndirectory = \"state\"\nresolved_retention = \"7d\"\n[delivery]\nmax_age = \"1h\"\n"
+        )
+        .replacen(
+            "lang = \"zh\"",
+            "lang = \"zh\"\ninitial_sync = \"notify\"\npoll = { alerts = \"5s\", firewall = \"off\" }\nevents = { alerts = [\"new\", \"recurring\"] }",
+            1,
+        );
+        let s = parse(Path::new("/etc/sasrelay/c.toml"), &text).unwrap();
+        let state = s.state.unwrap();
+        assert_eq!(state.directory, Path::new("/etc/sasrelay/state"));
+        assert_eq!(state.resolved_retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(s.delivery.max_age, Duration::from_secs(3600));
+        let intl = &s.sources[1];
+        assert_eq!(intl.initial_sync, InitialSync::Notify);
+        assert_eq!(intl.polls.len(), 1, "firewall is off");
+        assert_eq!(intl.polls[0].interval, Duration::from_secs(5));
+        assert!(intl.polls[0].events.recurring && !intl.polls[0].events.resolved);
+
+        let bad = GOOD.replacen(
+            "timeout = \"10s\"",
+            "timeout = \"10s\"\npoll = { alerts = \"0s\", baseline = \"often\" }\nevents = { firewall = [\"deleted\"] }",
+            1,
+        ) + "\n[delivery]\nmax_age = \"5s\"\n[stat]\n";
+        let keys: Vec<String> = errors(&bad).into_iter().map(|e| e.key).collect();
+        for k in [
+            "source[1].poll.alerts",
+            "source[1].poll.baseline",
+            "source[1].events.firewall",
+            "delivery.max_age",
+            "stat",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+        }
     }
 
     #[test]
