@@ -200,6 +200,7 @@ async fn run(command: Command) -> ExitCode {
             let now = OffsetDateTime::now_utc();
             let window = ReadWindow {
                 now,
+                occurred_since: None,
                 handled_since: handled_within.map(|d| now - d.0),
                 firewall_since: now - firewall_within.0,
             };

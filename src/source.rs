@@ -33,6 +33,9 @@ pub struct Source {
 pub struct ReadWindow {
     /// "Now", for the windows below.
     pub now: OffsetDateTime,
+    /// Only pending alerts whose latest occurrence is at or after this time (`TimeStart`);
+    /// `None` lists every pending alert.
+    pub occurred_since: Option<OffsetDateTime>,
     /// Also read alerts handled since this time (`Dealed=Y`, by handling time), so resolutions
     /// are seen.
     pub handled_since: Option<OffsetDateTime>,
@@ -45,6 +48,7 @@ impl ReadWindow {
     pub fn open_now(now: OffsetDateTime) -> Self {
         ReadWindow {
             now,
+            occurred_since: None,
             handled_since: None,
             firewall_since: now - time::Duration::hours(24),
         }
@@ -113,7 +117,11 @@ impl Source {
                         dealed: Some(Dealed::Pending),
                         ..AlertQuery::default()
                     };
-                    let pending = api::list_alerts(&self.client, &q).await?;
+                    let windowed = AlertQuery {
+                        time_start: window.occurred_since,
+                        ..q.clone()
+                    };
+                    let pending = api::list_alerts(&self.client, &windowed).await?;
                     self.report_undecodable(domain, pending.undecodable.len());
                     let mut items = pending.items;
                     if let Some(since) = window.handled_since {

@@ -1,0 +1,189 @@
+//! The daemon: opens the store, builds the sinks, starts one poller per (source, domain), one
+//! delivery worker per sink and a pruner, and stops them in order.
+//!
+//! Shutdown (SIGTERM/SIGINT, or the caller's token): polling stops first (a poll in progress
+//! finishes or is abandoned before its writes — both are safe), then the workers finish the
+//! delivery in flight within the grace period, then the store is flushed. The log says whether
+//! the shutdown was clean. Every task is spawned on one tracker; every loop watches one token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Settings;
+use crate::credentials::CredentialContext;
+use crate::credentials::env::ProcessEnv;
+use crate::delivery::Worker;
+use crate::poller::{Poller, Route, connect_with_retry, unix_ms};
+use crate::sinks::Sink;
+use crate::store::Store;
+
+/// How often resolved records and old enqueue guards are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `[state]` is missing.
+    #[error("{0}: no [state] section: `run` needs `[state] directory = \"/var/lib/sasrelay\"`")]
+    NoState(String),
+    /// No sink configured.
+    #[error("{0}: no [[sink]] configured: findings would have nowhere to go")]
+    NoSinks(String),
+    /// The store could not be opened.
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    /// A sink could not be built (a secret missing, a bad URL).
+    #[error("sink {name}: {reason}")]
+    Sink {
+        /// Sink name.
+        name: String,
+        /// What failed.
+        reason: String,
+    },
+    /// Something else at start (HTTP client).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// How the daemon stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StopReport {
+    /// Every task finished within the grace period and the final flush succeeded.
+    pub clean: bool,
+}
+
+/// Runs until `shutdown` is cancelled.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<StopReport, StartError> {
+    let file = settings.file.display().to_string();
+    let state = settings
+        .state
+        .clone()
+        .ok_or_else(|| StartError::NoState(file.clone()))?;
+    if settings.sinks.is_empty() {
+        return Err(StartError::NoSinks(file));
+    }
+    let store = Store::open(&state.directory)?;
+    let mut sinks = Vec::new();
+    for cfg in &settings.sinks {
+        let sink = Sink::build(cfg).map_err(|reason| StartError::Sink {
+            name: cfg.name().to_string(),
+            reason,
+        })?;
+        sinks.push(Arc::new(sink));
+    }
+    let routes: Arc<Vec<Route>> = Arc::new(
+        sinks
+            .iter()
+            .map(|s| Route {
+                sink: s.clone(),
+                wake: Arc::new(Notify::new()),
+            })
+            .collect(),
+    );
+    for name in store.sinks_with_entries() {
+        if !routes.iter().any(|r| r.sink.name() == name) {
+            tracing::warn!(sink = %name, pending = store.depth(&name), "The outbox holds entries for a sink that is no longer configured; they stay until it returns.");
+        }
+    }
+
+    let stop_polling = CancellationToken::new();
+    let stop_delivering = CancellationToken::new();
+    let pollers = TaskTracker::new();
+    let workers = TaskTracker::new();
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .build()
+        .map_err(|e| StartError::Other(format!("cannot build HTTP client: {e}")))?;
+    let cred_ctx = CredentialContext::new(http, stop_polling.clone(), pollers.clone());
+
+    for route in routes.iter() {
+        let worker = Worker::new(
+            route.sink.clone(),
+            store.clone(),
+            settings.delivery,
+            route.wake.clone(),
+        );
+        workers.spawn(worker.run(stop_delivering.clone()));
+    }
+    for source_settings in settings.sources.clone() {
+        let (store, routes, token, ctx, tracker) = (
+            store.clone(),
+            routes.clone(),
+            stop_polling.clone(),
+            cred_ctx.clone(),
+            pollers.clone(),
+        );
+        pollers.spawn(async move {
+            let polls = source_settings.polls.clone();
+            let Some(source) = connect_with_retry(source_settings, &ProcessEnv, &ctx, &token).await
+            else {
+                return;
+            };
+            let source = Arc::new(source);
+            for poll in polls {
+                let poller = Poller::new(source.clone(), poll, store.clone(), routes.clone());
+                tracker.spawn(poller.run(token.clone()));
+            }
+        });
+    }
+    {
+        let (store, token) = (store.clone(), stop_polling.clone());
+        let retention = state.resolved_retention.as_millis() as i64;
+        let guard_ttl = state.guard_ttl.as_millis() as i64;
+        pollers.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tokio::time::sleep(PRUNE_EVERY) => {}
+                }
+                let now = unix_ms(time::OffsetDateTime::now_utc());
+                match store.prune(now, retention, guard_ttl) {
+                    Ok(r) => tracing::debug!(?r, "Pruned the store."),
+                    Err(e) => tracing::error!(error = %e, "Pruning the store failed."),
+                }
+            }
+        });
+    }
+    tracing::info!(
+        sources = settings.sources.len(),
+        sinks = routes.len(),
+        state = %state.directory.display(),
+        "sasrelay running."
+    );
+
+    shutdown.cancelled().await;
+    tracing::info!(grace_s = settings.shutdown_grace.as_secs(), "Shutting down: polling stops, in-flight deliveries finish.");
+    stop_polling.cancel();
+    pollers.close();
+    stop_delivering.cancel();
+    workers.close();
+    let finished = tokio::time::timeout(settings.shutdown_grace, async {
+        pollers.wait().await;
+        workers.wait().await;
+    })
+    .await
+    .is_ok();
+    let flushed = match store.flush().await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "Final store flush failed.");
+            false
+        }
+    };
+    let clean = finished && flushed;
+    if clean {
+        tracing::info!("Shutdown clean: every task finished and the store is flushed.");
+    } else {
+        tracing::warn!(
+            tasks_finished = finished,
+            flushed,
+            "Shutdown not clean: a delivery was abandoned mid-flight (it will be retried on the next start)."
+        );
+    }
+    Ok(StopReport { clean })
+}

@@ -1,0 +1,272 @@
+//! Polling: one task per (source, domain). Each tick reads the domain, lets the lifecycle
+//! tracker decide what changed, and writes the result in the store's crash-safe order.
+//!
+//! The order of one poll, chosen so that a crash between any two steps loses nothing:
+//! 1. read: a window since the watermark minus the overlap (alerts, firewall), or the full
+//!    snapshot (vulnerabilities, baseline); a failed read writes nothing;
+//! 2. enqueue every event into each accepting sink's outbox (idempotent: the event id guards);
+//! 3. write the lifecycle records;
+//! 4. flush (group commit: one `flush` per poll);
+//! 5. advance the cursor (watermark, initialised) and flush again.
+//!
+//! A crash before 4 loses the unflushed tail as a prefix, so a record is never durable without
+//! its enqueued event; the next poll sees the finding again and the enqueue guard drops a
+//! repeat. The cursor only moves after everything it covers is durable.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{DomainPoll, InitialSync, SourceSettings};
+use crate::credentials::CredentialContext;
+use crate::credentials::env::Env;
+use crate::event::{Event, OutboxEntry, Payload};
+use crate::finding::Domain;
+use crate::lifecycle::{self, Coverage};
+use crate::sinks::Sink;
+use crate::source::{ReadWindow, Source};
+use crate::store::{Cursor, Enqueued, Store};
+
+/// How far back a first start reads container-firewall records (the API needs a window).
+pub const FIREWALL_FIRST_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// A sink as the poller sees it: its filter, and how to wake its worker.
+#[derive(Clone)]
+pub struct Route {
+    /// The sink.
+    pub sink: Arc<Sink>,
+    /// Signalled after each poll that enqueued something for this sink.
+    pub wake: Arc<Notify>,
+}
+
+/// What one successful poll did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PollReport {
+    /// Findings listed.
+    pub observed: usize,
+    /// Lifecycle records written.
+    pub changed: usize,
+    /// Outbox entries written (an event to two sinks counts twice).
+    pub enqueued: usize,
+    /// Events the guard recognised as already enqueued (re-poll after a crash).
+    pub duplicates: usize,
+    /// Findings recorded silently on a baseline first start.
+    pub silently_tracked: u64,
+}
+
+/// Why a poll failed. Nothing was written past the failing step.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// Security Center could not be read.
+    #[error("{0}")]
+    Read(#[from] crate::sas::error::SasError),
+    /// The store refused a write.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// The poller of one source and domain.
+pub struct Poller {
+    source: Arc<Source>,
+    poll: DomainPoll,
+    store: Store,
+    routes: Arc<Vec<Route>>,
+}
+
+impl Poller {
+    /// A poller for `poll.domain` of `source`.
+    pub fn new(source: Arc<Source>, poll: DomainPoll, store: Store, routes: Arc<Vec<Route>>) -> Self {
+        Poller {
+            source,
+            poll,
+            store,
+            routes,
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.source.settings.name
+    }
+
+    /// One poll: read, diff, enqueue, record, flush, advance. `now` is the poll's start.
+    pub async fn poll_once(&self, now: OffsetDateTime) -> Result<PollReport, PollError> {
+        let settings = &self.source.settings;
+        let domain = self.poll.domain;
+        let cursor = self.store.cursor(&settings.name, domain)?;
+        let first = !cursor.as_ref().is_some_and(|c| c.initialised);
+        let overlap = time::Duration::try_from(settings.overlap).unwrap_or(time::Duration::ZERO);
+        let since = cursor
+            .as_ref()
+            .and_then(|c| c.watermark_ms)
+            .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok())
+            .filter(|_| !first)
+            .map(|w| w - overlap);
+        let firewall_first = time::Duration::try_from(FIREWALL_FIRST_WINDOW).unwrap_or_default();
+        let window = ReadWindow {
+            now,
+            occurred_since: since,
+            handled_since: since,
+            firewall_since: since.unwrap_or(now - firewall_first),
+        };
+        let observed = self.source.read(domain, &window).await?;
+
+        let coverage = match domain {
+            Domain::Vulnerabilities | Domain::Baseline => Coverage::Snapshot,
+            Domain::Alerts | Domain::Firewall => Coverage::Window,
+        };
+        let known: BTreeMap<String, lifecycle::Record> =
+            self.store.records(&settings.name, domain)?.into_iter().collect();
+        let silent = first && settings.initial_sync == InitialSync::Baseline;
+        let diff = lifecycle::diff(&observed, &known, coverage, self.poll.events, silent, now);
+
+        let now_ms = unix_ms(now);
+        let mut report = PollReport {
+            observed: observed.len(),
+            changed: diff.changes.len(),
+            silently_tracked: diff.silently_tracked,
+            ..PollReport::default()
+        };
+        let mut woken = vec![false; self.routes.len()];
+        // 2. Events first.
+        let summary = silent.then(|| {
+            Event::summary(
+                &settings.name,
+                domain,
+                diff.silently_tracked,
+                self.store.epoch(),
+                now,
+            )
+        });
+        for event in diff.changes.iter().filter_map(|c| c.event.as_ref()).chain(summary.as_ref()) {
+            for (i, route) in self.routes.iter().enumerate() {
+                if !route.sink.accepts(event) {
+                    continue;
+                }
+                let entry = OutboxEntry::new(Payload::Event(event.clone()), now_ms);
+                match self.store.enqueue(route.sink.name(), &entry)? {
+                    Enqueued::Inserted(_) => {
+                        report.enqueued += 1;
+                        woken[i] = true;
+                    }
+                    Enqueued::Duplicate(_) => report.duplicates += 1,
+                }
+            }
+        }
+        // 3. Then the records they justify.
+        for change in &diff.changes {
+            self.store
+                .put_record(&settings.name, domain, &change.fingerprint, &change.record)?;
+        }
+        // 4. Group commit.
+        self.store.flush().await?;
+        // 5. Only now may the cursor move.
+        self.store.set_cursor(
+            &settings.name,
+            domain,
+            &Cursor {
+                v: crate::store::CURSOR_SCHEMA,
+                watermark_ms: Some(now_ms),
+                initialised: true,
+                last_success_ms: now_ms,
+            },
+        )?;
+        self.store.flush().await?;
+        for (route, wake) in self.routes.iter().zip(woken) {
+            if wake {
+                route.wake.notify_one();
+            }
+        }
+        Ok(report)
+    }
+
+    /// Polls every interval until `shutdown`. A failed poll is retried with backoff (capped at
+    /// the interval) and never advances the watermark.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let domain = self.poll.domain.as_str();
+        let mut failures: u32 = 0;
+        loop {
+            let now = OffsetDateTime::now_utc();
+            let wait = match self.poll_once(now).await {
+                Ok(r) => {
+                    if failures > 0 {
+                        tracing::info!(source = self.name(), domain, "Polling recovered.");
+                    }
+                    failures = 0;
+                    tracing::debug!(
+                        source = self.name(),
+                        domain,
+                        observed = r.observed,
+                        changed = r.changed,
+                        enqueued = r.enqueued,
+                        duplicates = r.duplicates,
+                        "Poll done."
+                    );
+                    if r.silently_tracked > 0 {
+                        tracing::info!(
+                            source = self.name(),
+                            domain,
+                            tracked = r.silently_tracked,
+                            "First start: tracking open findings silently (initial_sync = baseline)."
+                        );
+                    }
+                    self.poll.interval
+                }
+                Err(e) => {
+                    failures += 1;
+                    let wait = backoff(failures, self.poll.interval);
+                    let data_at_risk = matches!(e, PollError::Store(_));
+                    if data_at_risk || failures >= 5 {
+                        tracing::error!(source = self.name(), domain, failures, retry_in_s = wait.as_secs(), error = %e, "Poll failed; nothing was recorded, retrying.");
+                    } else {
+                        tracing::warn!(source = self.name(), domain, failures, retry_in_s = wait.as_secs(), error = %e, "Poll failed; nothing was recorded, retrying.");
+                    }
+                    wait
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+/// Connects a source, retrying with backoff until it works or `shutdown` — a credentials
+/// outage at boot must not crash-loop the daemon.
+pub async fn connect_with_retry(
+    settings: SourceSettings,
+    env: &dyn Env,
+    ctx: &CredentialContext,
+    shutdown: &CancellationToken,
+) -> Option<Source> {
+    let mut failures = 0;
+    loop {
+        match Source::connect(settings.clone(), env, ctx).await {
+            Ok(s) => return Some(s),
+            Err(e) => {
+                failures += 1;
+                let wait = backoff(failures, Duration::from_secs(300));
+                tracing::error!(source = %settings.name, failures, retry_in_s = wait.as_secs(), error = %e, "Cannot connect the source; retrying.");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff from 1 s, capped, with ±20% jitter.
+fn backoff(failures: u32, cap: Duration) -> Duration {
+    let base = Duration::from_secs(1).saturating_mul(1u32 << failures.min(16).saturating_sub(1));
+    base.min(cap).mul_f64(0.8 + 0.4 * rand::random::<f64>())
+}
+
+/// Unix milliseconds.
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
