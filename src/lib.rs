@@ -73,4 +73,5 @@ pub mod finding;
 pub mod sas;
 pub mod secret;
 pub mod simulator;
+pub mod sinks;
 pub mod source;
