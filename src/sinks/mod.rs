@@ -3,7 +3,7 @@
 //! retries, backoff with jitter, give-up, dead letters, shutdown).
 //!
 //! Three sinks exist: [`webhook`] (a generic JSON POST, signed the Standard Webhooks way),
-//! [`stdout`] (one line per event) and [`file`] (JSON Lines, appended). All three send the same
+//! [`stdout`] (one line per event) and [`file`](mod@file) (JSON Lines, appended). All three send the same
 //! versioned JSON document, [`payload`] (`sasrelay.event.v1`), whose schema is written down there.
 //!
 //! ## Shape

@@ -1,4 +1,4 @@
-//! The generic webhook: one `POST` of the [`payload`](super::payload) document per event,
+//! The generic webhook: one `POST` of the [`sasrelay.event.v1`](super::payload) document per event,
 //! signed the [Standard Webhooks] way, classified by HTTP status.
 //!
 //! ## Request
