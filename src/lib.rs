@@ -74,4 +74,5 @@ pub mod lifecycle;
 pub mod sas;
 pub mod secret;
 pub mod simulator;
+pub mod sinks;
 pub mod source;

@@ -1,0 +1,598 @@
+//! Sinks: where events go, configured by `[[sink]]` tables. A sink makes exactly **one**
+//! delivery attempt and says how it went; the delivery worker owns everything else (rate limits,
+//! retries, backoff with jitter, give-up, dead letters, shutdown).
+//!
+//! Three sinks exist: [`webhook`] (a generic JSON POST, signed the Standard Webhooks way),
+//! [`stdout`] (one line per event) and [`file`](mod@file) (JSON Lines, appended). All three send the same
+//! versioned JSON document, [`payload`] (`sasrelay.event.v1`), whose schema is written down there.
+//!
+//! ## Shape
+//!
+//! One config type, one implementation and one `match` arm per sink: [`SinkKind`] is the
+//! registry, and [`Sink::build`] and [`Sink::deliver`] match on it exhaustively, so a new sink
+//! fails to compile until it is wired everywhere.
+//!
+//! ```text
+//! [[sink]] ──serde──► SinkConfig ──check()──► problems (key, message), no IO
+//!                          │
+//!                     Sink::build ── resolves secrets, builds the HTTP client
+//!                          │
+//! worker: accepts(event)? ─► deliver(payload, attempt) ─► Outcome::{Delivered, Retry, Permanent}
+//! ```
+//!
+//! ## Configuration
+//!
+//! Keys every sink takes:
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `name` | required | unique; letters, digits, `-`, `_`, `.`; at most 64 characters |
+//! | `type` | required | `"webhook"`, `"stdout"` or `"file"` |
+//! | `domains` | all four | which domains to deliver: `alerts`, `vulnerabilities`, `baseline`, `firewall` |
+//! | `min_severity` | `"info"` | lowest finding severity delivered (`info` < `low` < `medium` < `high` < `critical`); `summary` events always pass |
+//! | `events` | all four | which event kinds to deliver: `new`, `recurring`, `resolved`, `summary` |
+//!
+//! `type = "webhook"` ([`webhook::WebhookConfig`]):
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `url` | required | `https://…`, as a string or as a secret (`{ env = "X" }` / `{ file = "/path" }`), since URLs often carry tokens. `http://` only for loopback hosts unless `allow_http = true` |
+//! | `allow_http` | `false` | allow `http://` to hosts other than loopback (e.g. an in-cluster receiver) |
+//! | `signing_secret` | none | Standard Webhooks key(s): `{ env = "X" }`, `{ file = "/path" }` or a list of them while rotating; each value is `whsec_<base64>` (or bare base64) of 24 to 64 bytes |
+//! | `github_signing_secret` | none | also send `x-hub-signature-256: sha256=<hex>` (GitHub-style) with this secret |
+//! | `headers` | none | extra headers: `{ "x-team" = "sec", authorization = { env = "HOOK_AUTH" } }`; values may be secrets. `content-type`, `content-length`, `host`, `webhook-*`, `x-sasrelay-*`, `x-hub-signature-256` and hop-by-hop headers are refused |
+//! | `timeout` | `"10s"` | whole-attempt timeout (connect, send, response headers); at most `"10m"` |
+//! | `max_response_bytes` | `2048` | how much of a failed response's body is read and kept (1 to 65536) |
+//!
+//! `type = "stdout"` ([`stdout::StdoutConfig`]): `format` = `"text"` (default; one human line,
+//! control characters removed) or `"json"` (the payload, one line).
+//!
+//! `type = "file"` ([`file::FileConfig`]): `path` (required; JSON Lines, appended, created with
+//! mode 0600; a relative path is relative to the config file once [`SinkConfig::anchor`] ran) and
+//! `fsync` (default `true`).
+//!
+//! ```toml
+//! [[sink]]
+//! name = "soc"
+//! type = "webhook"
+//! url = { env = "SOC_WEBHOOK_URL" }
+//! signing_secret = { file = "/run/secrets/soc-whsec" }
+//! min_severity = "high"
+//! events = ["new", "resolved"]
+//!
+//! [[sink]]
+//! name = "audit"
+//! type = "file"
+//! path = "/var/lib/sasrelay/events.jsonl"
+//! ```
+//!
+//! ## Validation
+//!
+//! Parsing rejects unknown keys and wrong types. [`SinkConfig::check`] then returns every
+//! semantic problem as `(key, message)`, where `key` is a dotted path *relative to the sink
+//! table* (`url`, `headers.Connection`, `domains`); the config module prefixes `sink[i].` and
+//! looks the key up in its spanned document to attach a line and column. `check` does no IO and
+//! reads no environment, so a secret URL is only validated by [`Sink::build`], whose messages
+//! never contain the secret. [`check_names`] adds the one rule that spans sinks: unique names.
+//!
+//! ## Outcomes
+//!
+//! [`Outcome::Retry`] means "nothing was delivered, the same payload may succeed later" (network
+//! errors, timeouts, 408/425/429/5xx, a full disk); [`Outcome::Permanent`] means "sending this
+//! again will not help" (other 4xx, a redirect, 501/505). A sink never sleeps or loops; `after`
+//! is only the receiver's `Retry-After`, for the worker to weigh against its own backoff.
+
+pub mod file;
+pub mod payload;
+pub mod stdout;
+pub mod webhook;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::event::{Event, EventKind, Payload};
+use crate::finding::{Domain, Severity};
+use crate::secret::{Secret, SecretRef};
+
+pub use file::{FileConfig, FileSink};
+pub use stdout::{StdoutConfig, StdoutFormat, StdoutSink};
+pub use webhook::{WebhookConfig, WebhookSink};
+
+/// `User-Agent` of every HTTP request a sink makes.
+pub const USER_AGENT: &str = concat!("sasrelay/", env!("CARGO_PKG_VERSION"));
+
+/// Longest sink name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Keys every `[[sink]]` table takes, whatever its type.
+pub const COMMON_KEYS: [&str; 5] = ["name", "type", "domains", "min_severity", "events"];
+
+/// A `[[sink]]` table, parsed: unknown keys and wrong types are already rejected; semantic rules
+/// are in [`SinkConfig::check`].
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(try_from = "RawSinkConfig")]
+pub struct SinkConfig {
+    /// Unique name; appears in logs, outbox keys and dead letters.
+    pub name: String,
+    /// Which events the sink receives.
+    pub filters: Filters,
+    /// The type and its own keys.
+    pub kind: SinkKind,
+}
+
+/// The per-type part of a sink's configuration, tagged by `type`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SinkKind {
+    /// `type = "webhook"`.
+    Webhook(WebhookConfig),
+    /// `type = "stdout"`.
+    Stdout(StdoutConfig),
+    /// `type = "file"`.
+    File(FileConfig),
+}
+
+impl SinkKind {
+    /// The `type` value.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkKind::Webhook(_) => "webhook",
+            SinkKind::Stdout(_) => "stdout",
+            SinkKind::File(_) => "file",
+        }
+    }
+}
+
+/// Which events a sink receives. `None` lists mean "all".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Filters {
+    /// Domains delivered (`domains`); `None`: all.
+    pub domains: Option<Vec<Domain>>,
+    /// Lowest finding severity delivered (`min_severity`); summaries always pass.
+    pub min_severity: Severity,
+    /// Event kinds delivered (`events`); `None`: all.
+    pub events: Option<Vec<EventKind>>,
+}
+
+impl Default for Filters {
+    fn default() -> Self {
+        Filters {
+            domains: None,
+            min_severity: Severity::Info,
+            events: None,
+        }
+    }
+}
+
+impl Filters {
+    /// Whether an event passes: its domain and kind are listed (or the lists are absent), and,
+    /// unless it is a summary, its finding is at least `min_severity`.
+    pub fn accepts(&self, event: &Event) -> bool {
+        if self
+            .domains
+            .as_ref()
+            .is_some_and(|d| !d.contains(&event.domain))
+        {
+            return false;
+        }
+        if self
+            .events
+            .as_ref()
+            .is_some_and(|k| !k.contains(&event.kind))
+        {
+            return false;
+        }
+        if event.kind == EventKind::Summary {
+            return true;
+        }
+        let severity = event
+            .finding
+            .as_ref()
+            .map_or(Severity::Info, |f| f.severity);
+        severity >= self.min_severity
+    }
+}
+
+/// The table as serde sees it: the common keys, the type, and everything else kept for the
+/// type's own config struct (which denies unknown keys).
+#[derive(Deserialize)]
+struct RawSinkConfig {
+    name: String,
+    #[serde(rename = "type")]
+    kind: SinkType,
+    #[serde(default)]
+    domains: Option<Vec<Domain>>,
+    #[serde(default)]
+    min_severity: Option<Severity>,
+    #[serde(default)]
+    events: Option<Vec<EventKind>>,
+    #[serde(flatten)]
+    rest: Map<String, Value>,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SinkType {
+    Webhook,
+    Stdout,
+    File,
+}
+
+impl TryFrom<RawSinkConfig> for SinkConfig {
+    type Error = String;
+
+    fn try_from(raw: RawSinkConfig) -> Result<Self, String> {
+        fn typed<T: serde::de::DeserializeOwned>(
+            type_name: &str,
+            keys: &[&str],
+            rest: Map<String, Value>,
+        ) -> Result<T, String> {
+            if let Some(unknown) = rest.keys().find(|k| !keys.contains(&k.as_str())) {
+                let all: Vec<&str> = COMMON_KEYS.iter().chain(keys).copied().collect();
+                return Err(format!(
+                    "unknown key `{unknown}` for a {type_name} sink; expected one of: {}",
+                    all.join(", ")
+                ));
+            }
+            serde_path_to_error::deserialize(Value::Object(rest)).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if path == "." || path.is_empty() {
+                    inner.to_string()
+                } else {
+                    format!("{path}: {inner}")
+                }
+            })
+        }
+        let kind = match raw.kind {
+            SinkType::Webhook => SinkKind::Webhook(typed("webhook", &webhook::KEYS, raw.rest)?),
+            SinkType::Stdout => SinkKind::Stdout(typed("stdout", &stdout::KEYS, raw.rest)?),
+            SinkType::File => SinkKind::File(typed("file", &file::KEYS, raw.rest)?),
+        };
+        Ok(SinkConfig {
+            name: raw.name,
+            filters: Filters {
+                domains: raw.domains,
+                min_severity: raw.min_severity.unwrap_or(Severity::Info),
+                events: raw.events,
+            },
+            kind,
+        })
+    }
+}
+
+impl SinkConfig {
+    /// Every semantic problem, as `(key, message)` with `key` relative to the `[[sink]]` table
+    /// (`url`, `headers.Connection`). Pure: no IO, no environment, no secrets resolved.
+    pub fn check(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.name.is_empty()
+            || self.name.chars().count() > MAX_NAME_LEN
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            problems.push((
+                "name".to_string(),
+                format!(
+                    "must be 1 to {MAX_NAME_LEN} letters, digits, `-`, `_` or `.`, got {:?}",
+                    self.name
+                ),
+            ));
+        }
+        if self.filters.domains.as_ref().is_some_and(Vec::is_empty) {
+            problems.push((
+                "domains".to_string(),
+                "is empty, so nothing would be delivered: list domains or remove the key".into(),
+            ));
+        }
+        if self.filters.events.as_ref().is_some_and(Vec::is_empty) {
+            problems.push((
+                "events".to_string(),
+                "is empty, so nothing would be delivered: list event kinds or remove the key"
+                    .into(),
+            ));
+        }
+        match &self.kind {
+            SinkKind::Webhook(c) => problems.extend(c.check()),
+            SinkKind::Stdout(_) => {}
+            SinkKind::File(c) => problems.extend(c.check()),
+        }
+        problems
+    }
+
+    /// Makes relative paths (`file` secrets, a file sink's `path`) relative to `base`, the
+    /// config file's directory.
+    pub fn anchor(&mut self, base: &Path) {
+        match &mut self.kind {
+            SinkKind::Webhook(c) => c.anchor(base),
+            SinkKind::Stdout(_) => {}
+            SinkKind::File(c) => c.anchor(base),
+        }
+    }
+}
+
+/// The cross-sink rule: names are unique. Returns `(index, "name", message)` for each repeat.
+pub fn check_names(sinks: &[SinkConfig]) -> Vec<(usize, String, String)> {
+    let mut seen = BTreeSet::new();
+    sinks
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !seen.insert(s.name.as_str()))
+        .map(|(i, s)| {
+            (
+                i,
+                "name".to_string(),
+                format!("duplicate sink name `{}`", s.name),
+            )
+        })
+        .collect()
+}
+
+/// The result of one delivery attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The destination has it (a 2xx, a line written and, if configured, synced).
+    Delivered {
+        /// What happened, for a DEBUG log (`HTTP 204 No Content from https://host/path`).
+        detail: String,
+    },
+    /// Not delivered; the same payload may succeed later.
+    Retry {
+        /// The receiver's `Retry-After`, clamped to 1 s..1 h; `None` when it gave none.
+        after: Option<Duration>,
+        /// Why, safe to log (no URL query, no secret).
+        reason: String,
+    },
+    /// Not delivered, and repeating the attempt will not help: dead-letter it.
+    Permanent {
+        /// Why, safe to log.
+        reason: String,
+        /// The status line and a bounded, control-character-free body, when there was one.
+        response: Option<String>,
+    },
+}
+
+impl Outcome {
+    /// `Delivered`?
+    pub fn is_delivered(&self) -> bool {
+        matches!(self, Outcome::Delivered { .. })
+    }
+}
+
+/// A configured sink, ready to deliver. Cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Sink {
+    /// A generic webhook.
+    Webhook(WebhookSink),
+    /// Lines on standard output.
+    Stdout(StdoutSink),
+    /// A JSON Lines file.
+    File(FileSink),
+}
+
+impl Sink {
+    /// Builds a sink: runs [`SinkConfig::check`], resolves secrets from the process environment
+    /// and files, builds the HTTP client. The error names the key and never holds a secret.
+    pub fn build(config: &SinkConfig) -> Result<Sink, String> {
+        Self::build_with(config, |k| std::env::var(k).ok())
+    }
+
+    /// Like [`Sink::build`], with an injectable environment for `{ env = "X" }` secrets.
+    pub fn build_with(
+        config: &SinkConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Sink, String> {
+        let problems = config.check();
+        if !problems.is_empty() {
+            let text: Vec<String> = problems.iter().map(|(k, m)| format!("{k}: {m}")).collect();
+            return Err(format!("sink `{}`: {}", config.name, text.join("; ")));
+        }
+        let name = config.name.clone();
+        let filters = config.filters.clone();
+        let sink = match &config.kind {
+            SinkKind::Webhook(c) => WebhookSink::build(name, filters, c, &env).map(Sink::Webhook),
+            SinkKind::Stdout(c) => Ok(Sink::Stdout(StdoutSink::new(name, filters, c))),
+            SinkKind::File(c) => Ok(Sink::File(FileSink::new(name, filters, c))),
+        };
+        sink.map_err(|e| format!("sink `{}`: {e}", config.name))
+    }
+
+    /// The configured name.
+    pub fn name(&self) -> &str {
+        match self {
+            Sink::Webhook(s) => &s.name,
+            Sink::Stdout(s) => &s.name,
+            Sink::File(s) => &s.name,
+        }
+    }
+
+    /// The configured filters.
+    pub fn filters(&self) -> &Filters {
+        match self {
+            Sink::Webhook(s) => &s.filters,
+            Sink::Stdout(s) => &s.filters,
+            Sink::File(s) => &s.filters,
+        }
+    }
+
+    /// Whether this sink wants `event` (its `domains`, `min_severity` and `events` filters).
+    pub fn accepts(&self, event: &Event) -> bool {
+        self.filters().accepts(event)
+    }
+
+    /// Makes exactly one delivery attempt and classifies it. Never sleeps, never loops, never
+    /// panics on bad input. `attempt` is 1 for the first attempt (sent as `x-sasrelay-attempt`).
+    pub async fn deliver(&self, payload: &Payload, attempt: u32) -> Outcome {
+        match self {
+            Sink::Webhook(s) => s.deliver(payload, attempt).await,
+            Sink::Stdout(s) => s.deliver(payload).await,
+            Sink::File(s) => s.deliver(payload).await,
+        }
+    }
+}
+
+/// A config value written inline or read like a secret: `url = "https://…"` or
+/// `url = { env = "HOOK_URL" }`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a string, { env = \"NAME\" } or { file = \"/path\" }"
+)]
+pub enum MaybeSecret {
+    /// Written in the config file.
+    Inline(String),
+    /// Read from the environment or a file when the sink is built.
+    From(SecretRef),
+}
+
+impl MaybeSecret {
+    /// The value (a [`Secret`] either way, so it is never printed by accident).
+    pub fn resolve_with(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, String> {
+        match self {
+            MaybeSecret::Inline(v) => Ok(Secret::new(v.clone())),
+            MaybeSecret::From(r) => r.resolve_with(env).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Whether the value is a secret reference.
+    pub fn is_secret(&self) -> bool {
+        matches!(self, MaybeSecret::From(_))
+    }
+
+    /// Makes a relative `file` reference relative to `base`.
+    pub fn anchor(&mut self, base: &Path) {
+        if let MaybeSecret::From(r) = self {
+            r.anchor(base);
+        }
+    }
+}
+
+/// Attacker-written text made safe for a terminal or a log line: control characters (C0, DEL,
+/// C1: escape sequences, newlines, carriage returns) become spaces, and invisible
+/// format characters that reorder or hide text (bidi overrides, zero-width) are dropped.
+pub fn strip_control(text: &str) -> String {
+    text.chars()
+        .filter(|c| !is_invisible_format(*c))
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Bidi embeddings/overrides/isolates, zero-width and other invisible formatting characters that
+/// let text render differently from what it is ("Trojan Source").
+pub(crate) fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}'
+        | '\u{061C}'
+        | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{FEFF}'
+    )
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary, marking a cut with `…`.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<SinkConfig, String> {
+        toml::from_str::<SinkConfig>(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn common_keys_and_defaults() {
+        let c = parse("name = \"out\"\ntype = \"stdout\"\n").unwrap();
+        assert_eq!(c.name, "out");
+        assert_eq!(c.filters, Filters::default());
+        assert_eq!(c.kind, SinkKind::Stdout(StdoutConfig::default()));
+        assert!(c.check().is_empty());
+        let c = parse(
+            "name = \"f\"\ntype = \"file\"\npath = \"x.jsonl\"\ndomains = [\"alerts\"]\nmin_severity = \"high\"\nevents = [\"new\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.filters.domains, Some(vec![Domain::Alerts]));
+        assert_eq!(c.filters.min_severity, Severity::High);
+        assert_eq!(c.filters.events, Some(vec![EventKind::New]));
+    }
+
+    #[test]
+    fn unknown_keys_and_types_are_rejected_by_name() {
+        let e = parse("name = \"a\"\ntype = \"stdout\"\ncolour = \"blue\"\n").unwrap_err();
+        assert!(e.contains("unknown key `colour` for a stdout sink"), "{e}");
+        assert!(e.contains("min_severity"), "{e}");
+        // A webhook key on a file sink is unknown there.
+        let e = parse("name = \"a\"\ntype = \"file\"\npath = \"p\"\nurl = \"https://x\"\n")
+            .unwrap_err();
+        assert!(e.contains("unknown key `url` for a file sink"), "{e}");
+        let e = parse("name = \"a\"\ntype = \"slack\"\n").unwrap_err();
+        assert!(e.contains("slack"), "{e}");
+        let e = parse("name = \"a\"\ntype = \"stdout\"\nformat = \"xml\"\n").unwrap_err();
+        assert!(e.contains("format") && e.contains("xml"), "{e}");
+        let e = parse("name = \"a\"\ntype = \"webhook\"\nurl = \"https://x\"\ntimeout = 5\n")
+            .unwrap_err();
+        assert!(e.contains("timeout"), "{e}");
+        let e = parse("name = \"a\"\ntype = \"stdout\"\ndomains = [\"malware\"]\n").unwrap_err();
+        assert!(e.contains("malware"), "{e}");
+        let e = parse("type = \"stdout\"\n").unwrap_err();
+        assert!(e.contains("name"), "{e}");
+    }
+
+    #[test]
+    fn check_reports_names_and_empty_filters() {
+        let mut c =
+            parse("name = \"bad name!\"\ntype = \"stdout\"\ndomains = []\nevents = []\n").unwrap();
+        let keys: Vec<String> = c.check().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec!["name", "domains", "events"]);
+        c.name = "x".repeat(MAX_NAME_LEN + 1);
+        assert!(c.check().iter().any(|(k, _)| k == "name"));
+        c.name = "ok-name_1.2".into();
+        c.filters = Filters::default();
+        assert!(c.check().is_empty());
+    }
+
+    #[test]
+    fn duplicate_names_are_reported_at_the_repeat() {
+        let a = parse("name = \"a\"\ntype = \"stdout\"\n").unwrap();
+        let b = parse("name = \"b\"\ntype = \"stdout\"\n").unwrap();
+        let dups = check_names(&[a.clone(), b, a]);
+        assert_eq!(dups.len(), 1);
+        assert_eq!(dups[0].0, 2);
+        assert!(dups[0].2.contains("`a`"));
+    }
+
+    #[test]
+    fn strip_control_removes_escapes_newlines_and_bidi() {
+        let hostile = "ok\u{1b}[2J\r\nfake line\u{7}\u{9b}31m\u{202e}txt.exe\u{200b}";
+        let clean = strip_control(hostile);
+        assert!(!clean.chars().any(|c| c.is_control()), "{clean:?}");
+        assert!(!clean.chars().any(is_invisible_format), "{clean:?}");
+        assert_eq!(clean, "ok [2J  fake line  31mtxt.exe");
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("abc", 3), "abc");
+        let t = truncate("异常登录异常登录", 10);
+        assert!(t.len() <= 10, "{t}");
+        assert!(t.ends_with('…'));
+        assert_eq!(t, "异常…");
+    }
+}
