@@ -21,6 +21,7 @@ use crate::sas::api::VulType;
 use crate::sas::client::ClientSettings;
 use crate::sas::endpoint;
 use crate::sas::sign::SignatureVersion;
+use crate::sinks::SinkConfig;
 
 /// One problem in a config file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,28 +131,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         rest = &rest[unit_len..];
     }
     Ok(Duration::from_millis(total_ms))
-}
-
-/// Placeholder sink config until the sinks module lands: a name and the rest of the table.
-#[derive(Clone, Debug, Deserialize)]
-pub struct SinkConfig {
-    /// Unique sink name.
-    pub name: String,
-    /// Everything else.
-    #[serde(flatten)]
-    pub rest: toml::Table,
-}
-
-impl SinkConfig {
-    /// The sink's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Semantic problems as (key, message).
-    pub fn check(&self) -> Vec<(String, String)> {
-        Vec::new()
-    }
 }
 
 /// The four Security Center domains, as named in config.
@@ -560,7 +539,7 @@ fn check_sinks(raw: Vec<(usize, Spanned<SinkConfig>)>, errs: &mut Errors<'_>) ->
     let mut out = Vec::new();
     for (i, sink) in raw {
         let before = errs.list.len();
-        let name = sink.get_ref().name().to_string();
+        let name = sink.get_ref().name.clone();
         if !names.insert(name.clone()) {
             errs.at(
                 &sink,
@@ -572,7 +551,9 @@ fn check_sinks(raw: Vec<(usize, Spanned<SinkConfig>)>, errs: &mut Errors<'_>) ->
             errs.at(&sink, format!("sink[{i}].{key}"), message);
         }
         if errs.list.len() == before {
-            out.push(sink.into_inner());
+            let mut sink = sink.into_inner();
+            sink.anchor(errs.file.parent().unwrap_or(Path::new(".")));
+            out.push(sink);
         }
     }
     out
@@ -1119,6 +1100,26 @@ x = 1
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
         }
+    }
+
+    #[test]
+    fn sinks_are_parsed_checked_and_anchored() {
+        let text = format!(
+            "{GOOD}\n[[sink]]\nname = \"log\"\ntype = \"file\"\npath = \"events.jsonl\"\n\n[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\n"
+        );
+        let s = parse(Path::new("/etc/sasrelay/c.toml"), &text).unwrap();
+        assert_eq!(s.sinks.len(), 2);
+        assert_eq!(s.sinks[0].name, "log");
+
+        let bad = format!(
+            "{GOOD}\n[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"ftp://x\"\n\n[[sink]]\nname = \"hook\"\ntype = \"stdout\"\n\n[[sink]]\nname = \"x\"\ntype = \"pager\"\n"
+        );
+        let errs = errors(&bad);
+        let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert!(keys.contains(&"sink[0].url"), "{keys:?}");
+        assert!(keys.contains(&"sink[1].name"), "{keys:?}");
+        assert!(keys.iter().any(|k| k.starts_with("sink[2]")), "{keys:?}");
+        assert!(errs.iter().all(|e| e.line > 0), "{errs:?}");
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<Stop
     let mut sinks = Vec::new();
     for cfg in &settings.sinks {
         let sink = Sink::build(cfg).map_err(|reason| StartError::Sink {
-            name: cfg.name().to_string(),
+            name: cfg.name.clone(),
             reason,
         })?;
         sinks.push(Arc::new(sink));
