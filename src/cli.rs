@@ -25,9 +25,10 @@ pub const EXIT_CONFIG: u8 = 78;
 #[derive(Debug, Parser)]
 #[command(name = "sasrelay", version, about)]
 pub struct Cli {
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `sasrelay=debug`.
-    #[arg(long, global = true, env = "SASRELAY_LOG", default_value = "warn")]
-    pub log: String,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `sasrelay=debug`. Default: `info`
+    /// for `run`, `demo` and `simulate`, `warn` for the one-shot commands.
+    #[arg(long, global = true, env = "SASRELAY_LOG")]
+    pub log: Option<String>,
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -103,6 +104,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the daemon: poll every configured source and domain, track lifecycles in the store,
+    /// deliver events to every sink. Stops cleanly on SIGTERM or SIGINT.
+    Run {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// The simulator and the daemon together, printing events to stdout: see findings flow
+    /// within seconds, with no account and no config.
+    Demo {
+        /// How often the simulator changes findings.
+        #[arg(long, value_parser = parse_window, default_value = "5s")]
+        tick: HumanDuration,
+        /// State directory (default: a fresh temporary directory, removed at exit).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Print events as JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve a fake Security Center (signatures, paging, filters and errors like the real one)
     /// with generated ACK findings, for demos and tests. Control endpoints live under `/_sim/`.
     Simulate {
@@ -137,7 +158,11 @@ fn parse_window(s: &str) -> Result<HumanDuration, String> {
 /// Parses arguments, sets up logging and runs the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log, cli.log_format);
+    let default_filter = match cli.command {
+        Command::Run { .. } | Command::Demo { .. } | Command::Simulate { .. } => "info",
+        Command::Check { .. } | Command::Findings { .. } => "warn",
+    };
+    init_logging(cli.log.as_deref().unwrap_or(default_filter), cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -165,6 +190,14 @@ fn init_logging(filter: &str, format: LogFormat) {
 
 async fn run(command: Command) -> ExitCode {
     match command {
+        Command::Run { config } => {
+            let settings = match load_config(&config) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            run_daemon(settings).await
+        }
+        Command::Demo { tick, state, json } => demo(tick.0, state, json).await,
         Command::Simulate {
             listen,
             seed,
@@ -262,6 +295,115 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
     }
+}
+
+async fn run_daemon(settings: config::Settings) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(&shutdown);
+    run_daemon_with(settings, shutdown).await
+}
+
+fn cancel_on_signal(token: &CancellationToken) {
+    let stop = token.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("Signal received.");
+        stop.cancel();
+    });
+}
+
+async fn run_daemon_with(settings: config::Settings, shutdown: CancellationToken) -> ExitCode {
+    match crate::daemon::run(settings, shutdown).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            tracing::error!(error = %e, "sasrelay cannot start.");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn demo(tick: std::time::Duration, state: Option<PathBuf>, json: bool) -> ExitCode {
+    let sim = crate::simulator::SimConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        tick: (!tick.is_zero()).then_some(tick),
+        ..crate::simulator::SimConfig::demo()
+    };
+    let simulator = match crate::simulator::Simulator::new(sim) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: simulator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: simulator: cannot listen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: simulator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // A private scratch directory holds the demo key's secret file and, unless --state was
+    // given, the store; it is removed at exit.
+    let scratch = std::env::temp_dir().join(format!("sasrelay-demo-{}", std::process::id()));
+    let secret = scratch.join("simulator.secret");
+    if let Err(e) = std::fs::create_dir_all(&scratch)
+        .and_then(|_| std::fs::write(&secret, crate::simulator::DEMO_ACCESS_KEY_SECRET))
+    {
+        eprintln!("error: cannot create {}: {e}", scratch.display());
+        return ExitCode::FAILURE;
+    }
+    let state_dir = state.unwrap_or_else(|| scratch.join("state"));
+    let text = format!(
+        r#"[[source]]
+name = "demo"
+region = "cn-hangzhou"
+endpoint = "http://{addr}"
+poll = {{ alerts = "2s", firewall = "2s", vulnerabilities = "5s", baseline = "5s" }}
+events = {{ alerts = ["new", "resolved", "recurring"] }}
+credentials = {{ type = "access_key", access_key_id = "{id}", access_key_secret = {{ file = "{secret}" }} }}
+
+[state]
+directory = "{state}"
+
+[[sink]]
+name = "console"
+type = "stdout"
+format = "{format}"
+"#,
+        id = crate::simulator::DEMO_ACCESS_KEY_ID,
+        state = state_dir.display(),
+        secret = secret.display(),
+        format = if json { "json" } else { "text" },
+    );
+    let settings = match config::parse(Path::new("(demo)"), &text) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!(
+        "sasrelay demo: simulator on http://{addr}, state in {}; new findings every {}s. Ctrl-C stops.",
+        state_dir.display(),
+        tick.as_secs()
+    );
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(&shutdown);
+    let sim_token = shutdown.clone();
+    let sim_task = tokio::spawn(crate::simulator::serve(listener, simulator, sim_token));
+    let code = run_daemon_with(settings, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = sim_task.await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    code
 }
 
 fn load_config(path: &Path) -> Result<config::Settings, ExitCode> {
