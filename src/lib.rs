@@ -74,3 +74,4 @@ pub mod sas;
 pub mod secret;
 pub mod simulator;
 pub mod source;
+pub mod store;
