@@ -149,15 +149,18 @@ pub(crate) fn from_io(dir: &Path, source: io::Error) -> StoreError {
 pub(crate) fn from_sled(dir: &Path, source: sled::Error) -> StoreError {
     match source {
         sled::Error::Io(e) => from_io(dir, e),
-        sled::Error::Corruption { .. } => StoreError::Corrupt {
+        sled::Error::Corruption { at, .. } => StoreError::Corrupt {
             dir: dir.to_path_buf(),
-            detail: source.to_string(),
+            detail: match at {
+                Some(at) => format!("sled found a bad checksum at {at}"),
+                None => "sled found a bad checksum".to_string(),
+            },
         },
         // At open, "unsupported" means the files disagree with this sled's format parameters:
         // for an operator that is the same situation as corruption.
         sled::Error::Unsupported(ref msg) => StoreError::Corrupt {
             dir: dir.to_path_buf(),
-            detail: format!("unsupported format: {msg}"),
+            detail: format!("sled cannot read its files: {msg}"),
         },
         other => StoreError::Sled {
             dir: dir.to_path_buf(),
@@ -166,10 +169,86 @@ pub(crate) fn from_sled(dir: &Path, source: sled::Error) -> StoreError {
     }
 }
 
+/// At most `max` bytes of `s`, cut at a character boundary, with "…" when cut.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 fn read_pid(dir: &Path) -> Option<u32> {
     std::fs::read_to_string(dir.join(PID_FILE))
         .ok()?
         .trim()
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify(e: io::Error) -> StoreError {
+        from_io(Path::new("/var/lib/sasrelay"), e)
+    }
+
+    #[test]
+    fn os_errors_map_to_what_an_operator_can_act_on() {
+        let full = classify(io::Error::from_raw_os_error(28)); // ENOSPC
+        assert!(matches!(full, StoreError::DiskFull { .. }), "{full:?}");
+        assert!(
+            full.to_string().starts_with(
+                "no space left on the file system holding state directory /var/lib/sasrelay ("
+            ),
+            "{full}"
+        );
+        let quota = classify(io::Error::from_raw_os_error(122)); // EDQUOT
+        assert!(matches!(quota, StoreError::DiskFull { .. }), "{quota:?}");
+        for errno in [13, 30, 20] {
+            // EACCES, EROFS, ENOTDIR
+            let e = classify(io::Error::from_raw_os_error(errno));
+            assert!(matches!(e, StoreError::Unwritable { .. }), "{errno}: {e:?}");
+        }
+        let other = classify(io::Error::from_raw_os_error(5)); // EIO
+        assert!(matches!(other, StoreError::Io { .. }), "{other:?}");
+    }
+
+    #[test]
+    fn sleds_lock_error_becomes_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = from_io(
+            dir.path(),
+            io::Error::other(format!(
+                "could not acquire lock on {:?}: Os {{ code: 11, kind: WouldBlock }}",
+                dir.path().join("db")
+            )),
+        );
+        assert!(matches!(e, StoreError::Locked { pid: None, .. }), "{e:?}");
+        assert!(e.to_string().contains("(pid unknown)"), "{e}");
+        std::fs::write(dir.path().join(PID_FILE), "4242\n").unwrap();
+        let e = from_io(dir.path(), io::Error::other("could not acquire lock on x"));
+        assert!(e.to_string().contains("(pid 4242)"), "{e}");
+    }
+
+    #[test]
+    fn sled_errors_are_classified() {
+        let dir = Path::new("/d");
+        let e = from_sled(dir, sled::Error::Io(io::Error::from_raw_os_error(28)));
+        assert!(matches!(e, StoreError::DiskFull { .. }), "{e:?}");
+        let e = from_sled(dir, sled::Error::Unsupported("bad".to_string()));
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
+        let e = from_sled(dir, sled::Error::ReportableBug("bug".to_string()));
+        assert!(matches!(e, StoreError::Sled { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(truncate("abc", 5), "abc");
+        assert_eq!(truncate("héllo", 2), "h…");
+    }
 }

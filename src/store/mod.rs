@@ -58,7 +58,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -74,10 +74,17 @@ pub use types::{
 /// Newest store schema this build reads and writes (the `schema` key in `meta`).
 pub const STORE_SCHEMA: u32 = 1;
 
+/// How long `open` waits for a lock still held by a sled thread of a store this process just
+/// dropped.
+const LINGERING_LOCK_WAIT: Duration = Duration::from_secs(5);
+
 /// sled's page cache bound (its default is 1 GiB).
 const CACHE_CAPACITY: u64 = 64 << 20;
 
 const META_SCHEMA: &[u8] = b"schema";
+/// File written once the new store's schema and epoch are durable; its presence with an empty
+/// `meta` tree means sled lost the store's contents.
+const MARKER_FILE: &str = "sasrelay.store";
 const META_EPOCH: &[u8] = b"epoch";
 
 /// The durable state of one sasrelay instance. Cheap to clone (an `Arc` inside); `Send + Sync`.
@@ -96,6 +103,62 @@ struct Inner {
     sinks: RwLock<HashMap<String, Arc<Sink>>>,
     epoch: String,
     open_ms: u64,
+    _registered: Registered,
+}
+
+/// Directories with a live [`Store`] in this process. sled's own lock cannot tell a second
+/// `open` in this process from a sled IO thread that still holds the just-dropped previous
+/// store's file for a moment; this registry can.
+static OPEN_DIRS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+/// A directory's entry in [`OPEN_DIRS`], removed on drop.
+struct Registered(PathBuf);
+
+impl Registered {
+    fn claim(dir: &Path) -> Result<Registered, StoreError> {
+        let key = dir.canonicalize().map_err(|e| error::from_io(dir, e))?;
+        let mut open = OPEN_DIRS.lock().unwrap_or_else(PoisonError::into_inner);
+        if !open.insert(key.clone()) {
+            return Err(StoreError::Locked {
+                dir: dir.to_path_buf(),
+                pid: Some(std::process::id()),
+            });
+        }
+        Ok(Registered(key))
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        OPEN_DIRS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.0);
+    }
+}
+
+/// Opens sled in `dir`. When the lock is held by this very process although no store here is
+/// open (see [`OPEN_DIRS`]), it is a sled IO thread of a store just dropped finishing its
+/// last write: wait for it, up to [`LINGERING_LOCK_WAIT`].
+fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
+    let config = sled::Config::new().path(dir).cache_capacity(CACHE_CAPACITY);
+    let deadline = Instant::now() + LINGERING_LOCK_WAIT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let err = match catch_panic(dir, || config.open())? {
+            Ok(db) => return Ok(db),
+            Err(e) => error::from_sled(dir, e),
+        };
+        match err {
+            StoreError::Locked { pid: Some(pid), .. }
+                if pid == std::process::id() && Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            err => return Err(err),
+        }
+    }
 }
 
 /// One sink's trees and in-memory index. Every outbox write for the sink happens with `index`
@@ -186,6 +249,12 @@ struct Repairs {
     dead_letter_moves_finished: u64,
 }
 
+impl Repairs {
+    fn any(&self) -> bool {
+        self.guards_recreated + self.duplicates_removed + self.dead_letter_moves_finished > 0
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the store in `dir`.
     ///
@@ -197,18 +266,8 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let started = Instant::now();
         std::fs::create_dir_all(dir).map_err(|e| error::from_io(dir, e))?;
-        let config = sled::Config::new().path(dir).cache_capacity(CACHE_CAPACITY);
-        // sled panics on some corrupt files (upstream #1533, #1166) instead of returning
-        // `Corruption`; an operator needs the same advice either way.
-        let db = match std::panic::catch_unwind(AssertUnwindSafe(|| config.open())) {
-            Ok(db) => db.at(dir)?,
-            Err(panic) => {
-                return Err(StoreError::Corrupt {
-                    dir: dir.to_path_buf(),
-                    detail: format!("sled panicked reading it: {}", panic_text(&panic)),
-                });
-            }
-        };
+        let registered = Registered::claim(dir)?;
+        let db = open_sled(dir)?;
         // Only the lock holder gets here, so the file names the live holder for the
         // `Locked` error another process reports.
         std::fs::write(
@@ -216,11 +275,37 @@ impl Store {
             format!("{}\n", std::process::id()),
         )
         .map_err(|e| error::from_io(dir, e))?;
+        let mut store = catch_panic(dir, || Store::init(dir, db, registered))??;
+        let open_ms = started.elapsed().as_millis() as u64;
+        // No clone of `store` exists yet, so this always succeeds.
+        if let Some(inner) = Arc::get_mut(&mut store.inner) {
+            inner.open_ms = open_ms;
+        }
+        tracing::info!(dir = %dir.display(), open_ms, "Opened the state store.");
+        Ok(store)
+    }
 
+    /// Everything `open` does after sled opened: schema, epoch, reconcile, a full read of
+    /// every tree (sled panics on some corrupt pages only when it meets them; better here than
+    /// in the middle of a poll), and the marker that says the store was created.
+    fn init(dir: &Path, db: sled::Db, registered: Registered) -> Result<Store, StoreError> {
         let meta = db.open_tree("meta").at(dir)?;
-        let mut created = check_schema(dir, &meta)?;
+        let marker = dir.join(MARKER_FILE);
+        let initialised = std::fs::read_to_string(&marker).is_ok_and(|s| !s.trim().is_empty());
+        if initialised && !meta.contains_key(META_SCHEMA).at(dir)? {
+            // sled treats unreadable logs as "nothing was written", so a store whose files
+            // were destroyed opens empty. Starting afresh silently would re-send everything
+            // still open in Security Center as new; make the operator decide.
+            return Err(StoreError::Corrupt {
+                dir: dir.to_path_buf(),
+                detail: format!(
+                    "{MARKER_FILE} says a store was created here, but sled recovered no data from its files"
+                ),
+            });
+        }
+        let mut changed = check_schema(dir, &meta)?;
         let (epoch, new_epoch) = load_epoch(dir, &meta)?;
-        created |= new_epoch;
+        changed |= new_epoch;
 
         let store = Store {
             inner: Arc::new(Inner {
@@ -232,31 +317,27 @@ impl Store {
                 sinks: RwLock::new(HashMap::new()),
                 epoch,
                 open_ms: 0,
+                _registered: registered,
             }),
         };
         let repairs = store.reconcile()?;
-        if created
-            || repairs.guards_recreated
-                + repairs.duplicates_removed
-                + repairs.dead_letter_moves_finished
-                > 0
-        {
+        changed |= repairs.any();
+        for name in store.inner.db.tree_names() {
+            if name.starts_with(keys::OUTBOX_PREFIX.as_bytes())
+                || name.starts_with(keys::DEAD_PREFIX.as_bytes())
+            {
+                continue; // read by reconcile
+            }
+            for item in store.inner.db.open_tree(&name).at(dir)?.iter() {
+                item.at(dir)?;
+            }
+        }
+        if changed {
             store.inner.db.flush().at(dir)?;
         }
-        let mut store = store;
-        let open_ms = started.elapsed().as_millis() as u64;
-        // No clone of `store` exists yet, so this always succeeds.
-        if let Some(inner) = Arc::get_mut(&mut store.inner) {
-            inner.open_ms = open_ms;
+        if !initialised {
+            write_marker(&marker, &store.inner.epoch).map_err(|e| error::from_io(dir, e))?;
         }
-        tracing::info!(
-            dir = %dir.display(),
-            open_ms,
-            guards_recreated = repairs.guards_recreated,
-            duplicates_removed = repairs.duplicates_removed,
-            dead_letter_moves_finished = repairs.dead_letter_moves_finished,
-            "Opened the state store."
-        );
         Ok(store)
     }
 
@@ -910,14 +991,32 @@ fn load_epoch(dir: &Path, meta: &sled::Tree) -> Result<(String, bool), StoreErro
     Ok((epoch, true))
 }
 
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "no message".to_string()
-    }
+/// Runs `f`, turning a panic into [`StoreError::Corrupt`]: sled panics on some corrupt
+/// files (upstream #1533, #1166) instead of returning `Corruption`, and an operator needs the
+/// same advice either way.
+fn catch_panic<T>(dir: &Path, f: impl FnOnce() -> T) -> Result<T, StoreError> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
+        let text = if let Some(s) = panic.downcast_ref::<&str>() {
+            (*s).to_string()
+        } else if let Some(s) = panic.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "no message".to_string()
+        };
+        StoreError::Corrupt {
+            dir: dir.to_path_buf(),
+            detail: format!("sled panicked reading it: {}", error::truncate(&text, 200)),
+        }
+    })
+}
+
+/// Writes the marker durably: a torn or missing marker only means the next open cannot tell
+/// a destroyed store from a new one.
+fn write_marker(path: &Path, epoch: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(format!("{epoch}\n").as_bytes())?;
+    f.sync_all()
 }
 
 #[cfg(test)]

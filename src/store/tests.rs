@@ -68,6 +68,22 @@ fn store_is_send_sync_and_flush_is_send() {
 }
 
 #[test]
+fn a_panic_inside_sled_becomes_a_corrupt_error() {
+    let err = catch_panic(Path::new("/d"), || -> u8 {
+        panic!("tried to serialize {}", "x")
+    })
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with(
+            "state directory /d is corrupt (sled panicked reading it: tried to serialize x)"
+        ),
+        "{err}"
+    );
+    assert_eq!(catch_panic(Path::new("/d"), || 7).unwrap(), 7);
+}
+
+#[test]
 fn enqueueing_the_same_payload_twice_keeps_one_entry() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
