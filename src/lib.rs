@@ -76,3 +76,4 @@ pub mod secret;
 pub mod simulator;
 pub mod sinks;
 pub mod source;
+pub mod store;

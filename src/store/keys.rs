@@ -1,0 +1,145 @@
+//! Key and small-value encodings (pure).
+//!
+//! Strings inside composite keys are length-prefixed (`u32` big-endian length, then the UTF-8
+//! bytes), never separated by a delimiter: a source called `a` and one called `a\0x` produce
+//! prefixes neither of which is a prefix of the other's keys, whatever bytes the names hold.
+//! The last component of a key is not prefixed; it is the rest of the key.
+//! Integers are big-endian so that byte order is numeric order.
+
+use crate::finding::Domain;
+
+/// Appends a length-prefixed string.
+fn push_str(key: &mut Vec<u8>, s: &str) {
+    key.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    key.extend_from_slice(s.as_bytes());
+}
+
+/// Splits a length-prefixed string off the front of `key`.
+fn take_str(key: &[u8]) -> Option<(&str, &[u8])> {
+    let len = u32::from_be_bytes(key.get(..4)?.try_into().ok()?) as usize;
+    let s = std::str::from_utf8(key.get(4..4 + len)?).ok()?;
+    Some((s, &key[4 + len..]))
+}
+
+/// `len source ‖ source ‖ len domain ‖ domain`: the key of a cursor, and the prefix of every
+/// lifecycle record of that source and domain.
+pub(crate) fn scope(source: &str, domain: Domain) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + source.len() + 16 + 64);
+    push_str(&mut key, source);
+    push_str(&mut key, domain.as_str());
+    key
+}
+
+/// `scope(source, domain) ‖ fingerprint`.
+pub(crate) fn record(source: &str, domain: Domain, fingerprint: &str) -> Vec<u8> {
+    let mut key = scope(source, domain);
+    key.extend_from_slice(fingerprint.as_bytes());
+    key
+}
+
+/// `len sink ‖ sink ‖ payload id`: the enqueue guard of a payload in a sink's outbox.
+pub(crate) fn guard(sink: &str, payload_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4 + sink.len() + payload_id.len());
+    push_str(&mut key, sink);
+    key.extend_from_slice(payload_id.as_bytes());
+    key
+}
+
+/// The sink and payload id of a guard key.
+pub(crate) fn split_guard(key: &[u8]) -> Option<(&str, &str)> {
+    let (sink, rest) = take_str(key)?;
+    Some((sink, std::str::from_utf8(rest).ok()?))
+}
+
+/// An outbox or dead-letter key.
+pub(crate) fn seq(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// The sequence number of an outbox or dead-letter key.
+pub(crate) fn parse_seq(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.try_into().ok()?))
+}
+
+/// A guard's value: `seq ‖ enqueued_at_ms`, both big-endian. The enqueue time lets `prune`
+/// expire guards without a secondary index.
+pub(crate) fn guard_value(seq: u64, enqueued_at_ms: i64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&seq.to_be_bytes());
+    v[8..].copy_from_slice(&enqueued_at_ms.to_be_bytes());
+    v
+}
+
+/// `(seq, enqueued_at_ms)` of a guard's value.
+pub(crate) fn parse_guard_value(v: &[u8]) -> Option<(u64, i64)> {
+    let seq = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+    let at = i64::from_be_bytes(v.get(8..16)?.try_into().ok()?);
+    Some((seq, at))
+}
+
+/// Tree holding a sink's pending entries.
+pub(crate) fn outbox_tree(sink: &str) -> String {
+    format!("{OUTBOX_PREFIX}{sink}")
+}
+
+/// Tree holding a sink's dead letters.
+pub(crate) fn dead_tree(sink: &str) -> String {
+    format!("{DEAD_PREFIX}{sink}")
+}
+
+/// Prefix of outbox tree names.
+pub(crate) const OUTBOX_PREFIX: &str = "outbox/";
+/// Prefix of dead-letter tree names.
+pub(crate) const DEAD_PREFIX: &str = "dead/";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_with_shared_prefixes_do_not_nest() {
+        let names = ["a", "a\0x", "a\0", "", "ab", "\0"];
+        for x in names {
+            for y in names {
+                for dx in Domain::ALL {
+                    for dy in Domain::ALL {
+                        if (x, dx) == (y, dy) {
+                            continue;
+                        }
+                        let key = record(y, dy, "fp");
+                        assert!(
+                            !key.starts_with(&scope(x, dx)),
+                            "record of ({y:?}, {dy:?}) lies under scope ({x:?}, {dx:?})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn guard_keys_round_trip_and_do_not_collide() {
+        assert_eq!(split_guard(&guard("a\0b", "id")), Some(("a\0b", "id")));
+        assert_eq!(split_guard(&guard("", "")), Some(("", "")));
+        assert_ne!(guard("a", "\0bid"), guard("a\0b", "id"));
+        assert_eq!(split_guard(&[0, 0, 0, 9, b'a']), None);
+    }
+
+    #[test]
+    fn seq_keys_sort_numerically() {
+        assert!(seq(255) < seq(256));
+        assert!(seq(1) < seq(u64::MAX));
+        assert_eq!(parse_seq(&seq(42)), Some(42));
+        assert_eq!(parse_seq(b"short"), None);
+    }
+
+    #[test]
+    fn guard_values_round_trip() {
+        assert_eq!(
+            parse_guard_value(&guard_value(7, -3)),
+            Some((7, -3)),
+            "negative times survive"
+        );
+        assert_eq!(parse_guard_value(&[1, 2, 3]), None);
+    }
+}

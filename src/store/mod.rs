@@ -1,0 +1,1047 @@
+//! The store: lifecycle records, poll cursors, the durable per-sink outbox with its enqueue
+//! guards, dead letters, the schema version and pruning. This is the only module that imports
+//! sled.
+//!
+//! ## Layout (one sled `Db` per state directory)
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `meta` | `schema`, `epoch` | decimal schema version; the store's random id |
+//! | `records` | `source`, `domain` (length-prefixed) ‖ fingerprint | [`Record`] JSON |
+//! | `cursors` | `source`, `domain` (length-prefixed) | [`Cursor`] JSON |
+//! | `outbox/<sink>` | seq (u64 BE, from `generate_id`) | [`OutboxEntry`] JSON |
+//! | `dead/<sink>` | the entry's seq | [`DeadLetter`] JSON |
+//! | `enq` | `sink` (length-prefixed) ‖ payload id | seq ‖ enqueued_at_ms (BE) |
+//!
+//! Length prefixes (see `keys`) keep keys unambiguous whatever bytes names hold.
+//!
+//! ## Write order and crash safety
+//!
+//! sled 0.34.7 batches and transactions blow up and livelock under queue churn (see
+//! `dependencies.md` §0), so every write here is one key or one compare-and-swap. Recovery
+//! after `kill -9` yields a prefix of the operation history, so each sequence below is safe to
+//! cut after any step:
+//!
+//! - **enqueue**: insert the entry at a fresh seq, then CAS the guard from absent to that seq.
+//!   Cut after the insert: an entry without a guard, which the startup reconcile pass adopts
+//!   (creates its guard) or, if another entry already owns the guard, removes. Lost CAS: the
+//!   new entry is removed and the caller gets [`Enqueued::Duplicate`].
+//! - **ack**: remove the entry. The guard stays, so a re-poll cannot enqueue it again, until
+//!   `prune` drops guards older than their TTL whose entry is gone.
+//! - **dead letter**: insert into `dead/<sink>`, then remove from the outbox. Cut in between:
+//!   reconcile finds the seq in both and finishes the move.
+//! - **reschedule**: CAS the stored entry to its new attempt count and due time.
+//!
+//! Nothing is durable before [`Store::flush`]; the daemon flushes once per poll batch before
+//! it advances a cursor, so a cursor never gets ahead of the outbox.
+//!
+//! ## Memory
+//!
+//! Per sink, the seq, due time and enqueue time of every waiting entry are kept in memory
+//! (rebuilt at open), so `depth`, `next_due_at` and `due` never scan sled (`Tree::len` is a
+//! full scan). The dead-letter count is kept the same way.
+//!
+//! ## Calling from async code
+//!
+//! All methods but [`Store::flush`] are synchronous single-key operations that take
+//! microseconds; calling them from a tokio task is fine. `prune`, `records` and
+//! `dead_letters` scan a tree; call them from `spawn_blocking` when the trees are large.
+
+mod error;
+mod keys;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::event::{DeadLetter, OutboxEntry};
+use crate::finding::{Domain, Status};
+
+pub use error::StoreError;
+pub use types::{
+    CURSOR_SCHEMA, Cursor, Enqueued, PruneReport, RECORD_SCHEMA, Record, SinkStats, StoreStats,
+};
+
+/// Newest store schema this build reads and writes (the `schema` key in `meta`).
+pub const STORE_SCHEMA: u32 = 1;
+
+/// How long `open` waits for a lock still held by a sled thread of a store this process just
+/// dropped.
+const LINGERING_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// sled's page cache bound (its default is 1 GiB).
+const CACHE_CAPACITY: u64 = 64 << 20;
+
+const META_SCHEMA: &[u8] = b"schema";
+/// File written once the new store's schema and epoch are durable; its presence with an empty
+/// `meta` tree means sled lost the store's contents.
+const MARKER_FILE: &str = "sasrelay.store";
+const META_EPOCH: &[u8] = b"epoch";
+
+/// The durable state of one sasrelay instance. Cheap to clone (an `Arc` inside); `Send + Sync`.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    db: sled::Db,
+    records: sled::Tree,
+    cursors: sled::Tree,
+    guards: sled::Tree,
+    /// Sinks that have an outbox or dead-letter tree. Grows only.
+    sinks: RwLock<HashMap<String, Arc<Sink>>>,
+    epoch: String,
+    open_ms: u64,
+    _registered: Registered,
+}
+
+/// Directories with a live [`Store`] in this process. sled's own lock cannot tell a second
+/// `open` in this process from a sled IO thread that still holds the just-dropped previous
+/// store's file for a moment; this registry can.
+static OPEN_DIRS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+/// A directory's entry in [`OPEN_DIRS`], removed on drop.
+struct Registered(PathBuf);
+
+impl Registered {
+    fn claim(dir: &Path) -> Result<Registered, StoreError> {
+        let key = dir.canonicalize().map_err(|e| error::from_io(dir, e))?;
+        let mut open = OPEN_DIRS.lock().unwrap_or_else(PoisonError::into_inner);
+        if !open.insert(key.clone()) {
+            return Err(StoreError::Locked {
+                dir: dir.to_path_buf(),
+                pid: Some(std::process::id()),
+            });
+        }
+        Ok(Registered(key))
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        OPEN_DIRS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.0);
+    }
+}
+
+/// Opens sled in `dir`. When the lock is held by this very process although no store here is
+/// open (see [`OPEN_DIRS`]), it is a sled IO thread of a store just dropped finishing its
+/// last write: wait for it, up to [`LINGERING_LOCK_WAIT`].
+fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
+    let config = sled::Config::new().path(dir).cache_capacity(CACHE_CAPACITY);
+    let deadline = Instant::now() + LINGERING_LOCK_WAIT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let err = match catch_panic(dir, || config.open())? {
+            Ok(db) => return Ok(db),
+            Err(e) => error::from_sled(dir, e),
+        };
+        match err {
+            StoreError::Locked { pid: Some(pid), .. }
+                if pid == std::process::id() && Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            err => return Err(err),
+        }
+    }
+}
+
+/// One sink's trees and in-memory index. Every outbox write for the sink happens with `index`
+/// locked, so the index always matches the tree.
+struct Sink {
+    outbox: sled::Tree,
+    dead: sled::Tree,
+    index: Mutex<SinkIndex>,
+}
+
+#[derive(Default)]
+struct SinkIndex {
+    /// Waiting entries by seq (enqueue order).
+    pending: BTreeMap<u64, Pending>,
+    /// `(next_attempt_at_ms, seq)` of every waiting entry.
+    schedule: BTreeSet<(i64, u64)>,
+    dead_letters: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Pending {
+    next_attempt_at_ms: i64,
+    enqueued_at_ms: i64,
+}
+
+impl SinkIndex {
+    fn insert(&mut self, seq: u64, entry: &OutboxEntry) {
+        let p = Pending {
+            next_attempt_at_ms: entry.next_attempt_at_ms,
+            enqueued_at_ms: entry.enqueued_at_ms,
+        };
+        if let Some(old) = self.pending.insert(seq, p) {
+            self.schedule.remove(&(old.next_attempt_at_ms, seq));
+        }
+        self.schedule.insert((p.next_attempt_at_ms, seq));
+    }
+
+    fn remove(&mut self, seq: u64) {
+        if let Some(old) = self.pending.remove(&seq) {
+            self.schedule.remove(&(old.next_attempt_at_ms, seq));
+        }
+    }
+
+    fn stats(&self) -> SinkStats {
+        SinkStats {
+            depth: self.pending.len() as u64,
+            dead_letters: self.dead_letters,
+            oldest_enqueued_at_ms: self.pending.values().next().map(|p| p.enqueued_at_ms),
+            next_due_at_ms: self.schedule.first().map(|&(at, _)| at),
+        }
+    }
+}
+
+impl Sink {
+    fn lock(&self) -> MutexGuard<'_, SinkIndex> {
+        // A panic while the lock was held happened between two single-key writes, each of
+        // which is consistent on its own; the index may be one step behind, which the next
+        // open repairs. Keep going rather than poison every later call.
+        self.index.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Maps sled results to [`StoreError`]s that name the directory.
+trait At<T> {
+    fn at(self, dir: &Path) -> Result<T, StoreError>;
+}
+
+impl<T> At<T> for sled::Result<T> {
+    fn at(self, dir: &Path) -> Result<T, StoreError> {
+        self.map_err(|e| error::from_sled(dir, e))
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.inner.dir)
+            .field("epoch", &self.inner.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the startup reconcile pass repaired.
+#[derive(Debug, Default)]
+struct Repairs {
+    guards_recreated: u64,
+    duplicates_removed: u64,
+    dead_letter_moves_finished: u64,
+}
+
+impl Repairs {
+    fn any(&self) -> bool {
+        self.guards_recreated + self.duplicates_removed + self.dead_letter_moves_finished > 0
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`.
+    ///
+    /// Creates the directory, opens sled with a 64 MiB cache, checks the schema version,
+    /// creates the epoch on first use, and reconciles the outbox with its guards (an entry
+    /// written just before a crash may lack its guard). Fails with a [`StoreError`] naming the
+    /// directory when another process holds it, it is not writable, it is corrupt, the disk is
+    /// full or a newer sasrelay wrote it; never panics, even when sled does.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let started = Instant::now();
+        std::fs::create_dir_all(dir).map_err(|e| error::from_io(dir, e))?;
+        let registered = Registered::claim(dir)?;
+        let db = open_sled(dir)?;
+        // Only the lock holder gets here, so the file names the live holder for the
+        // `Locked` error another process reports.
+        std::fs::write(
+            dir.join(error::PID_FILE),
+            format!("{}\n", std::process::id()),
+        )
+        .map_err(|e| error::from_io(dir, e))?;
+        let mut store = catch_panic(dir, || Store::init(dir, db, registered))??;
+        let open_ms = started.elapsed().as_millis() as u64;
+        // No clone of `store` exists yet, so this always succeeds.
+        if let Some(inner) = Arc::get_mut(&mut store.inner) {
+            inner.open_ms = open_ms;
+        }
+        tracing::info!(dir = %dir.display(), open_ms, "Opened the state store.");
+        Ok(store)
+    }
+
+    /// Everything `open` does after sled opened: schema, epoch, reconcile, a full read of
+    /// every tree (sled panics on some corrupt pages only when it meets them; better here than
+    /// in the middle of a poll), and the marker that says the store was created.
+    fn init(dir: &Path, db: sled::Db, registered: Registered) -> Result<Store, StoreError> {
+        let meta = db.open_tree("meta").at(dir)?;
+        let marker = dir.join(MARKER_FILE);
+        let initialised = std::fs::read_to_string(&marker).is_ok_and(|s| !s.trim().is_empty());
+        if initialised && !meta.contains_key(META_SCHEMA).at(dir)? {
+            // sled treats unreadable logs as "nothing was written", so a store whose files
+            // were destroyed opens empty. Starting afresh silently would re-send everything
+            // still open in Security Center as new; make the operator decide.
+            return Err(StoreError::Corrupt {
+                dir: dir.to_path_buf(),
+                detail: format!(
+                    "{MARKER_FILE} says a store was created here, but sled recovered no data from its files"
+                ),
+            });
+        }
+        let mut changed = check_schema(dir, &meta)?;
+        let (epoch, new_epoch) = load_epoch(dir, &meta)?;
+        changed |= new_epoch;
+
+        let store = Store {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                records: db.open_tree("records").at(dir)?,
+                cursors: db.open_tree("cursors").at(dir)?,
+                guards: db.open_tree("enq").at(dir)?,
+                db,
+                sinks: RwLock::new(HashMap::new()),
+                epoch,
+                open_ms: 0,
+                _registered: registered,
+            }),
+        };
+        let repairs = store.reconcile()?;
+        changed |= repairs.any();
+        for name in store.inner.db.tree_names() {
+            if name.starts_with(keys::OUTBOX_PREFIX.as_bytes())
+                || name.starts_with(keys::DEAD_PREFIX.as_bytes())
+            {
+                continue; // read by reconcile
+            }
+            for item in store.inner.db.open_tree(&name).at(dir)?.iter() {
+                item.at(dir)?;
+            }
+        }
+        if changed {
+            store.inner.db.flush().at(dir)?;
+        }
+        if !initialised {
+            write_marker(&marker, &store.inner.epoch).map_err(|e| error::from_io(dir, e))?;
+        }
+        Ok(store)
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// This store's random id, created with the store and never changed (the summary event's
+    /// id depends on it, so a restart never re-sends a summary).
+    pub fn epoch(&self) -> &str {
+        &self.inner.epoch
+    }
+
+    /// Makes every write so far durable (sled `flush_async`: one fsync for everything written
+    /// since the last flush). Call it once per poll batch, before advancing a cursor.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.db.flush_async().await.at(&self.inner.dir)?;
+        Ok(())
+    }
+
+    // ----- lifecycle records -----
+
+    /// The record of `fingerprint` in `source`/`domain`.
+    pub fn get_record(
+        &self,
+        source: &str,
+        domain: Domain,
+        fingerprint: &str,
+    ) -> Result<Option<Record>, StoreError> {
+        let key = keys::record(source, domain, fingerprint);
+        match self.inner.records.get(&key).at(&self.inner.dir)? {
+            Some(v) => Ok(Some(self.decode(&v, || format!("record {fingerprint}"))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes the record of `fingerprint` in `source`/`domain`.
+    pub fn put_record(
+        &self,
+        source: &str,
+        domain: Domain,
+        fingerprint: &str,
+        record: &Record,
+    ) -> Result<(), StoreError> {
+        let value = self.encode(record, || format!("record {fingerprint}"))?;
+        self.inner
+            .records
+            .insert(keys::record(source, domain, fingerprint), value)
+            .at(&self.inner.dir)?;
+        Ok(())
+    }
+
+    /// Deletes the record of `fingerprint`; says whether there was one.
+    pub fn remove_record(
+        &self,
+        source: &str,
+        domain: Domain,
+        fingerprint: &str,
+    ) -> Result<bool, StoreError> {
+        let old = self
+            .inner
+            .records
+            .remove(keys::record(source, domain, fingerprint))
+            .at(&self.inner.dir)?;
+        Ok(old.is_some())
+    }
+
+    /// Every record of `source`/`domain`, by fingerprint (a prefix scan).
+    pub fn records(
+        &self,
+        source: &str,
+        domain: Domain,
+    ) -> Result<Vec<(String, Record)>, StoreError> {
+        let prefix = keys::scope(source, domain);
+        let mut out = Vec::new();
+        for item in self.inner.records.scan_prefix(&prefix) {
+            let (k, v) = item.at(&self.inner.dir)?;
+            let fingerprint = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            let record = self.decode(&v, || format!("record {fingerprint}"))?;
+            out.push((fingerprint, record));
+        }
+        Ok(out)
+    }
+
+    // ----- cursors -----
+
+    /// The poll cursor of `source`/`domain`.
+    pub fn cursor(&self, source: &str, domain: Domain) -> Result<Option<Cursor>, StoreError> {
+        match self
+            .inner
+            .cursors
+            .get(keys::scope(source, domain))
+            .at(&self.inner.dir)?
+        {
+            Some(v) => {
+                Ok(Some(self.decode(&v, || {
+                    format!("cursor {source}/{}", domain.as_str())
+                })?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Writes the poll cursor of `source`/`domain`. Flush the outbox writes it covers first.
+    pub fn set_cursor(
+        &self,
+        source: &str,
+        domain: Domain,
+        cursor: &Cursor,
+    ) -> Result<(), StoreError> {
+        let value = self.encode(cursor, || format!("cursor {source}/{}", domain.as_str()))?;
+        self.inner
+            .cursors
+            .insert(keys::scope(source, domain), value)
+            .at(&self.inner.dir)?;
+        Ok(())
+    }
+
+    // ----- outbox -----
+
+    /// Adds `entry` to `sink`'s outbox unless its payload id was enqueued there before (and
+    /// its guard not yet pruned). Idempotent across crashes: see the module doc.
+    pub fn enqueue(&self, sink: &str, entry: &OutboxEntry) -> Result<Enqueued, StoreError> {
+        let dir = &self.inner.dir;
+        let s = self.sink_or_create(sink)?;
+        let mut index = s.lock();
+        let guard_key = keys::guard(sink, entry.payload.id());
+        // The common duplicate (a re-poll) costs one read and no write.
+        if let Some(v) = self.inner.guards.get(&guard_key).at(dir)? {
+            return Ok(Enqueued::Duplicate(self.guard_seq(&v)?));
+        }
+        let value = self.encode(entry, || format!("outbox/{sink} entry"))?;
+        let seq = self.inner.db.generate_id().at(dir)?;
+        let seq_key = keys::seq(seq);
+        s.outbox.insert(seq_key, value).at(dir)?;
+        let guard = keys::guard_value(seq, entry.enqueued_at_ms);
+        loop {
+            let cas = self.inner.guards.compare_and_swap(
+                &guard_key,
+                None as Option<&[u8]>,
+                Some(&guard[..]),
+            );
+            match cas {
+                Ok(Ok(())) => {
+                    index.insert(seq, entry);
+                    return Ok(Enqueued::Inserted(seq));
+                }
+                Ok(Err(lost)) => match lost.current {
+                    Some(current) => {
+                        s.outbox.remove(seq_key).at(dir)?;
+                        return Ok(Enqueued::Duplicate(self.guard_seq(&current)?));
+                    }
+                    // The guard was pruned between the CAS and its report: try again.
+                    None => continue,
+                },
+                Err(e) => {
+                    // Leave no unguarded entry behind if we can; if this fails too, the
+                    // reconcile pass at the next open sorts it out.
+                    if let Err(undo) = s.outbox.remove(seq_key) {
+                        tracing::warn!(sink, seq, error = %undo, "Could not undo a half-done enqueue; the next start repairs it.");
+                    }
+                    return Err(error::from_sled(dir, e));
+                }
+            }
+        }
+    }
+
+    /// The seq under which `payload_id` was enqueued to `sink`, while its guard exists (the
+    /// entry itself may have been delivered or dead-lettered since).
+    pub fn enqueued_seq(&self, sink: &str, payload_id: &str) -> Result<Option<u64>, StoreError> {
+        match self
+            .inner
+            .guards
+            .get(keys::guard(sink, payload_id))
+            .at(&self.inner.dir)?
+        {
+            Some(v) => Ok(Some(self.guard_seq(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` of `sink`'s entries with `next_attempt_at_ms <= now_ms`, oldest first.
+    pub fn due(
+        &self,
+        sink: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
+        let Some(s) = self.sink(sink) else {
+            return Ok(Vec::new());
+        };
+        let seqs: Vec<u64> = {
+            let index = s.lock();
+            match index.schedule.first() {
+                Some(&(at, _)) if at <= now_ms => index
+                    .pending
+                    .iter()
+                    .filter(|(_, p)| p.next_attempt_at_ms <= now_ms)
+                    .take(limit)
+                    .map(|(&seq, _)| seq)
+                    .collect(),
+                _ => return Ok(Vec::new()),
+            }
+        };
+        let mut out = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            // Acked or dead-lettered since the index was read: skip it.
+            if let Some(v) = s.outbox.get(keys::seq(seq)).at(&self.inner.dir)? {
+                out.push((
+                    seq,
+                    self.decode(&v, || format!("outbox/{sink} entry {seq}"))?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The earliest `next_attempt_at_ms` among `sink`'s waiting entries.
+    pub fn next_due_at(&self, sink: &str) -> Option<i64> {
+        self.sink(sink)?.lock().schedule.first().map(|&(at, _)| at)
+    }
+
+    /// How many entries wait in `sink`'s outbox (kept in memory; no scan).
+    pub fn depth(&self, sink: &str) -> u64 {
+        self.sink(sink).map_or(0, |s| s.lock().pending.len() as u64)
+    }
+
+    /// `enqueued_at_ms` of `sink`'s oldest waiting entry.
+    pub fn oldest_enqueued_at(&self, sink: &str) -> Option<i64> {
+        self.sink(sink)?
+            .lock()
+            .pending
+            .values()
+            .next()
+            .map(|p| p.enqueued_at_ms)
+    }
+
+    /// Sinks with at least one waiting entry, sorted.
+    pub fn sinks_with_entries(&self) -> Vec<String> {
+        let sinks = self
+            .inner
+            .sinks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut names: Vec<String> = sinks
+            .iter()
+            .filter(|(_, s)| !s.lock().pending.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Removes a delivered entry; says whether it was still there. Its guard stays until
+    /// pruned, so a re-poll cannot enqueue the payload again.
+    pub fn ack(&self, sink: &str, seq: u64) -> Result<bool, StoreError> {
+        let Some(s) = self.sink(sink) else {
+            return Ok(false);
+        };
+        let mut index = s.lock();
+        let old = s.outbox.remove(keys::seq(seq)).at(&self.inner.dir)?;
+        index.remove(seq);
+        Ok(old.is_some())
+    }
+
+    /// Replaces the entry at `seq` (after a failed attempt: attempts, next attempt time, last
+    /// error) with a compare-and-swap, so an entry acked or dead-lettered meanwhile is not
+    /// brought back. Returns `false` when the entry is gone. Fails with
+    /// [`StoreError::WrongEntry`] if `entry` carries a different payload than the stored one.
+    pub fn reschedule(
+        &self,
+        sink: &str,
+        seq: u64,
+        entry: &OutboxEntry,
+    ) -> Result<bool, StoreError> {
+        let dir = &self.inner.dir;
+        let Some(s) = self.sink(sink) else {
+            return Ok(false);
+        };
+        let key = keys::seq(seq);
+        let value = self.encode(entry, || format!("outbox/{sink} entry {seq}"))?;
+        let mut index = s.lock();
+        loop {
+            let Some(current) = s.outbox.get(key).at(dir)? else {
+                index.remove(seq);
+                return Ok(false);
+            };
+            let stored: OutboxEntry =
+                self.decode(&current, || format!("outbox/{sink} entry {seq}"))?;
+            if stored.payload.id() != entry.payload.id() {
+                return Err(StoreError::WrongEntry {
+                    sink: sink.to_string(),
+                    seq,
+                    stored: stored.payload.id().to_string(),
+                    given: entry.payload.id().to_string(),
+                });
+            }
+            match s
+                .outbox
+                .compare_and_swap(key, Some(&current), Some(&value[..]))
+                .at(dir)?
+            {
+                Ok(()) => {
+                    index.insert(seq, entry);
+                    return Ok(true);
+                }
+                // Changed underneath (not possible while every writer holds the lock, but
+                // cheap to handle): read again.
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Moves the entry at `seq` to `sink`'s dead letters (insert there, then remove from the
+    /// outbox). Returns `false`, writing nothing, when the entry is no longer in the outbox.
+    pub fn dead_letter(
+        &self,
+        sink: &str,
+        seq: u64,
+        letter: &DeadLetter,
+    ) -> Result<bool, StoreError> {
+        let dir = &self.inner.dir;
+        let Some(s) = self.sink(sink) else {
+            return Ok(false);
+        };
+        let key = keys::seq(seq);
+        let value = self.encode(letter, || format!("dead/{sink} letter {seq}"))?;
+        let mut index = s.lock();
+        if !s.outbox.contains_key(key).at(dir)? {
+            index.remove(seq);
+            return Ok(false);
+        }
+        if s.dead.insert(key, value).at(dir)?.is_none() {
+            index.dead_letters += 1;
+        }
+        s.outbox.remove(key).at(dir)?;
+        index.remove(seq);
+        Ok(true)
+    }
+
+    /// `sink`'s dead letters, oldest first.
+    pub fn dead_letters(&self, sink: &str) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
+        let Some(s) = self.sink(sink) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for item in s.dead.iter() {
+            let (k, v) = item.at(&self.inner.dir)?;
+            let Some(seq) = keys::parse_seq(&k) else {
+                continue;
+            };
+            out.push((
+                seq,
+                self.decode(&v, || format!("dead/{sink} letter {seq}"))?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Deletes one dead letter (after an operator replayed or discarded it); returns it.
+    pub fn remove_dead_letter(
+        &self,
+        sink: &str,
+        seq: u64,
+    ) -> Result<Option<DeadLetter>, StoreError> {
+        let Some(s) = self.sink(sink) else {
+            return Ok(None);
+        };
+        let mut index = s.lock();
+        let Some(old) = s.dead.remove(keys::seq(seq)).at(&self.inner.dir)? else {
+            return Ok(None);
+        };
+        index.dead_letters = index.dead_letters.saturating_sub(1);
+        Ok(Some(
+            self.decode(&old, || format!("dead/{sink} letter {seq}"))?,
+        ))
+    }
+
+    // ----- pruning and figures -----
+
+    /// Deletes lifecycle records resolved more than `resolved_retention_ms` before `now_ms`,
+    /// and enqueue guards older than `guard_ttl_ms` whose entry has left the outbox. Scans
+    /// both trees; one key per delete, each a compare-and-swap against the value read, so a
+    /// record updated meanwhile is kept.
+    ///
+    /// A payload whose guard is pruned can be enqueued again: the TTL must exceed the time in
+    /// which a source can report the same event again (its re-poll window).
+    pub fn prune(
+        &self,
+        now_ms: i64,
+        resolved_retention_ms: i64,
+        guard_ttl_ms: i64,
+    ) -> Result<PruneReport, StoreError> {
+        let dir = &self.inner.dir;
+        let mut report = PruneReport::default();
+
+        let record_cutoff = now_ms.saturating_sub(resolved_retention_ms);
+        for item in self.inner.records.iter() {
+            let (k, v) = item.at(dir)?;
+            let record: Record = self.decode(&v, || "record".to_string())?;
+            let resolved_at = match (record.status, record.resolved_at_ms) {
+                (Status::Resolved, Some(at)) => at,
+                (Status::Resolved, None) => record.last_seen_ms,
+                (Status::Active, _) => continue,
+            };
+            if resolved_at < record_cutoff
+                && self
+                    .inner
+                    .records
+                    .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
+                    .at(dir)?
+                    .is_ok()
+            {
+                report.records_removed += 1;
+            }
+        }
+
+        let guard_cutoff = now_ms.saturating_sub(guard_ttl_ms);
+        for item in self.inner.guards.iter() {
+            let (k, v) = item.at(dir)?;
+            let Some((seq, enqueued_at)) = keys::parse_guard_value(&v) else {
+                continue;
+            };
+            if enqueued_at >= guard_cutoff {
+                continue;
+            }
+            let Some((sink, _)) = keys::split_guard(&k) else {
+                continue;
+            };
+            // Seqs are never reused, so an entry found absent cannot come back.
+            let pending = match self.sink(sink) {
+                Some(s) => s.outbox.contains_key(keys::seq(seq)).at(dir)?,
+                None => false,
+            };
+            if pending {
+                report.guards_kept_pending += 1;
+            } else if self
+                .inner
+                .guards
+                .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
+                .at(dir)?
+                .is_ok()
+            {
+                report.guards_removed += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Size on disk, per-sink queue figures and open time.
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let size_on_disk = self.inner.db.size_on_disk().at(&self.inner.dir)?;
+        let sinks = self
+            .inner
+            .sinks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(name, s)| (name.clone(), s.lock().stats()))
+            .collect();
+        Ok(StoreStats {
+            size_on_disk,
+            sinks,
+            open_ms: self.inner.open_ms,
+        })
+    }
+
+    // ----- internals -----
+
+    fn sink(&self, name: &str) -> Option<Arc<Sink>> {
+        self.inner
+            .sinks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    fn sink_or_create(&self, name: &str) -> Result<Arc<Sink>, StoreError> {
+        if let Some(s) = self.sink(name) {
+            return Ok(s);
+        }
+        let mut sinks = self
+            .inner
+            .sinks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = sinks.get(name) {
+            return Ok(s.clone());
+        }
+        let dir = &self.inner.dir;
+        let s = Arc::new(Sink {
+            outbox: self.inner.db.open_tree(keys::outbox_tree(name)).at(dir)?,
+            dead: self.inner.db.open_tree(keys::dead_tree(name)).at(dir)?,
+            index: Mutex::new(SinkIndex::default()),
+        });
+        sinks.insert(name.to_string(), s.clone());
+        Ok(s)
+    }
+
+    /// Rebuilds the in-memory indexes and repairs what a crash can leave half-done: an
+    /// entry without its guard (adopt it, or remove it if another entry owns the guard) and a
+    /// dead-letter move cut between its two writes (finish it).
+    fn reconcile(&self) -> Result<Repairs, StoreError> {
+        let dir = &self.inner.dir;
+        let mut names = BTreeSet::new();
+        for name in self.inner.db.tree_names() {
+            let Ok(name) = std::str::from_utf8(&name) else {
+                continue;
+            };
+            if let Some(sink) = name
+                .strip_prefix(keys::OUTBOX_PREFIX)
+                .or_else(|| name.strip_prefix(keys::DEAD_PREFIX))
+            {
+                names.insert(sink.to_string());
+            }
+        }
+        let mut repairs = Repairs::default();
+        for name in names {
+            let s = self.sink_or_create(&name)?;
+            let mut index = s.lock();
+            for item in s.outbox.iter() {
+                let (k, v) = item.at(dir)?;
+                let Some(seq) = keys::parse_seq(&k) else {
+                    tracing::warn!(sink = %name, "Ignoring an outbox key that is not a sequence number.");
+                    continue;
+                };
+                if s.dead.contains_key(&k).at(dir)? {
+                    s.outbox.remove(&k).at(dir)?;
+                    repairs.dead_letter_moves_finished += 1;
+                    continue;
+                }
+                let entry: OutboxEntry =
+                    self.decode(&v, || format!("outbox/{name} entry {seq}"))?;
+                let guard_key = keys::guard(&name, entry.payload.id());
+                let guard = keys::guard_value(seq, entry.enqueued_at_ms);
+                let owner = match self.inner.guards.get(&guard_key).at(dir)? {
+                    Some(v) => self.guard_seq(&v)?,
+                    None => {
+                        // Nothing else writes guards during open.
+                        let _ = self
+                            .inner
+                            .guards
+                            .compare_and_swap(&guard_key, None as Option<&[u8]>, Some(&guard[..]))
+                            .at(dir)?;
+                        repairs.guards_recreated += 1;
+                        seq
+                    }
+                };
+                if owner == seq {
+                    index.insert(seq, &entry);
+                } else {
+                    s.outbox.remove(&k).at(dir)?;
+                    repairs.duplicates_removed += 1;
+                }
+            }
+            let mut dead_letters = 0;
+            for item in s.dead.iter() {
+                item.at(dir)?;
+                dead_letters += 1;
+            }
+            index.dead_letters = dead_letters;
+        }
+        if repairs.guards_recreated
+            + repairs.duplicates_removed
+            + repairs.dead_letter_moves_finished
+            > 0
+        {
+            tracing::warn!(
+                dir = %dir.display(),
+                guards_recreated = repairs.guards_recreated,
+                duplicates_removed = repairs.duplicates_removed,
+                dead_letter_moves_finished = repairs.dead_letter_moves_finished,
+                "Repaired outbox writes that a crash had cut short."
+            );
+        }
+        Ok(repairs)
+    }
+
+    fn guard_seq(&self, v: &[u8]) -> Result<u64, StoreError> {
+        keys::parse_guard_value(v)
+            .map(|(seq, _)| seq)
+            .ok_or_else(|| StoreError::Corrupt {
+                dir: self.inner.dir.clone(),
+                detail: format!("an enqueue guard holds {} bytes, not 16", v.len()),
+            })
+    }
+
+    fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        what: impl FnOnce() -> String,
+    ) -> Result<T, StoreError> {
+        serde_json::from_slice(bytes).map_err(|source| StoreError::Codec {
+            dir: self.inner.dir.clone(),
+            what: format!("decoding {}", what()),
+            source,
+        })
+    }
+
+    fn encode<T: Serialize>(
+        &self,
+        value: &T,
+        what: impl FnOnce() -> String,
+    ) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(value).map_err(|source| StoreError::Codec {
+            dir: self.inner.dir.clone(),
+            what: format!("encoding {}", what()),
+            source,
+        })
+    }
+}
+
+/// Checks the schema version in `meta`, writing it into a new store. Returns whether it wrote.
+fn check_schema(dir: &Path, meta: &sled::Tree) -> Result<bool, StoreError> {
+    match meta.get(META_SCHEMA).at(dir)? {
+        Some(v) => {
+            let found: u32 = std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    dir: dir.to_path_buf(),
+                    detail: "the schema version is unreadable".to_string(),
+                })?;
+            if found > STORE_SCHEMA {
+                return Err(StoreError::NewerSchema {
+                    dir: dir.to_path_buf(),
+                    found,
+                    supported: STORE_SCHEMA,
+                });
+            }
+            // Schema 1 is the first; migrations from older versions go here.
+            Ok(false)
+        }
+        None => {
+            meta.insert(META_SCHEMA, STORE_SCHEMA.to_string().as_bytes())
+                .at(dir)?;
+            Ok(true)
+        }
+    }
+}
+
+/// Loads the epoch, creating it in a new store. Returns it and whether it was created.
+fn load_epoch(dir: &Path, meta: &sled::Tree) -> Result<(String, bool), StoreError> {
+    if let Some(v) = meta.get(META_EPOCH).at(dir)? {
+        return Ok((String::from_utf8_lossy(&v).into_owned(), false));
+    }
+    let epoch = uuid::Uuid::new_v4().simple().to_string();
+    meta.insert(META_EPOCH, epoch.as_bytes()).at(dir)?;
+    Ok((epoch, true))
+}
+
+/// Runs `f`, turning a panic into [`StoreError::Corrupt`]: sled panics on some corrupt
+/// files (upstream #1533, #1166) instead of returning `Corruption`, and an operator needs the
+/// same advice either way.
+fn catch_panic<T>(dir: &Path, f: impl FnOnce() -> T) -> Result<T, StoreError> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
+        let text = if let Some(s) = panic.downcast_ref::<&str>() {
+            (*s).to_string()
+        } else if let Some(s) = panic.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "no message".to_string()
+        };
+        StoreError::Corrupt {
+            dir: dir.to_path_buf(),
+            detail: format!("sled panicked reading it: {}", error::truncate(&text, 200)),
+        }
+    })
+}
+
+/// Writes the marker durably: a torn or missing marker only means the next open cannot tell
+/// a destroyed store from a new one.
+fn write_marker(path: &Path, epoch: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(format!("{epoch}\n").as_bytes())?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+impl Store {
+    /// Writes an outbox entry without its guard, as a crash between the two writes of
+    /// `enqueue` leaves it.
+    fn insert_unguarded(&self, sink: &str, entry: &OutboxEntry) -> u64 {
+        let s = self.sink_or_create(sink).unwrap();
+        let seq = self.inner.db.generate_id().unwrap();
+        s.outbox
+            .insert(keys::seq(seq), serde_json::to_vec(entry).unwrap())
+            .unwrap();
+        seq
+    }
+
+    /// Writes a dead letter without removing the entry, as a crash inside `dead_letter`
+    /// leaves it.
+    fn insert_dead_only(&self, sink: &str, seq: u64, letter: &DeadLetter) {
+        let s = self.sink_or_create(sink).unwrap();
+        s.dead
+            .insert(keys::seq(seq), serde_json::to_vec(letter).unwrap())
+            .unwrap();
+    }
+
+    fn guard_count(&self) -> usize {
+        self.inner.guards.iter().count()
+    }
+}

@@ -1,0 +1,521 @@
+//! Unit and model tests of the store against real sled directories.
+
+use std::collections::BTreeMap;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use time::OffsetDateTime;
+
+use super::*;
+use crate::event::{EVENT_SCHEMA, Event, EventKind, Payload, Summary};
+use crate::finding::Resolution;
+
+fn entry(id: &str, now_ms: i64) -> OutboxEntry {
+    OutboxEntry::new(
+        Payload::Event(Event {
+            schema: EVENT_SCHEMA,
+            id: id.to_string(),
+            kind: EventKind::Summary,
+            source: "prod".to_string(),
+            domain: Domain::Alerts,
+            observed_at: OffsetDateTime::UNIX_EPOCH,
+            resolution: None,
+            finding: None,
+            summary: Some(Summary {
+                tracked: 1,
+                message: "m".to_string(),
+            }),
+        }),
+        now_ms,
+    )
+}
+
+fn letter(e: OutboxEntry) -> DeadLetter {
+    DeadLetter {
+        entry: e,
+        dead_at_ms: 9,
+        reason: "410 gone".to_string(),
+        last_response: None,
+    }
+}
+
+fn record(status: Status, resolved_at_ms: Option<i64>) -> Record {
+    Record {
+        v: RECORD_SCHEMA,
+        id: "alert:1".to_string(),
+        status,
+        generation: 0,
+        first_seen_ms: 1,
+        last_seen_ms: 2,
+        occurrence: String::new(),
+        resolved_at_ms,
+        resolution: resolved_at_ms.map(|_| Resolution::Handled),
+    }
+}
+
+fn ids(due: &[(u64, OutboxEntry)]) -> Vec<&str> {
+    due.iter().map(|(_, e)| e.payload.id()).collect()
+}
+
+#[test]
+fn store_is_send_sync_and_flush_is_send() {
+    fn send_sync<T: Send + Sync + Clone>() {}
+    fn send<T: Send>(_: T) {}
+    send_sync::<Store>();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    send(store.flush());
+}
+
+#[test]
+fn a_panic_inside_sled_becomes_a_corrupt_error() {
+    let err = catch_panic(Path::new("/d"), || -> u8 {
+        panic!("tried to serialize {}", "x")
+    })
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with(
+            "state directory /d is corrupt (sled panicked reading it: tried to serialize x)"
+        ),
+        "{err}"
+    );
+    assert_eq!(catch_panic(Path::new("/d"), || 7).unwrap(), 7);
+}
+
+#[test]
+fn enqueueing_the_same_payload_twice_keeps_one_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let first = store.enqueue("hook", &entry("p1", 10)).unwrap();
+    let Enqueued::Inserted(seq) = first else {
+        panic!("first enqueue was {first:?}")
+    };
+    assert_eq!(
+        store.enqueue("hook", &entry("p1", 20)).unwrap(),
+        Enqueued::Duplicate(seq)
+    );
+    assert_eq!(store.depth("hook"), 1);
+    assert_eq!(store.due("hook", i64::MAX, 10).unwrap().len(), 1);
+    assert_eq!(store.enqueued_seq("hook", "p1").unwrap(), Some(seq));
+    // Another sink has its own outbox and guards.
+    assert!(matches!(
+        store.enqueue("chat", &entry("p1", 10)).unwrap(),
+        Enqueued::Inserted(s) if s != seq
+    ));
+    assert_eq!(store.depth("chat"), 1);
+    assert_eq!(store.sinks_with_entries(), vec!["chat", "hook"]);
+}
+
+#[test]
+fn due_returns_due_entries_oldest_first_up_to_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for (id, at) in [("a", 100), ("b", 50), ("c", 300), ("d", 50)] {
+        let mut e = entry(id, 0);
+        e.next_attempt_at_ms = at;
+        store.enqueue("s", &e).unwrap();
+    }
+    assert_eq!(store.next_due_at("s"), Some(50));
+    assert!(store.due("s", 49, 10).unwrap().is_empty());
+    assert_eq!(ids(&store.due("s", 50, 10).unwrap()), ["b", "d"]);
+    assert_eq!(ids(&store.due("s", 100, 10).unwrap()), ["a", "b", "d"]);
+    assert_eq!(ids(&store.due("s", 100, 2).unwrap()), ["a", "b"]);
+    assert_eq!(
+        ids(&store.due("s", 1000, 10).unwrap()),
+        ["a", "b", "c", "d"]
+    );
+    assert!(store.due("s", 1000, 0).unwrap().is_empty());
+    assert!(store.due("nobody", 1000, 10).unwrap().is_empty());
+    assert_eq!(store.next_due_at("nobody"), None);
+    assert_eq!(store.oldest_enqueued_at("s"), Some(0));
+    let seqs: Vec<u64> = store
+        .due("s", 1000, 10)
+        .unwrap()
+        .iter()
+        .map(|d| d.0)
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+}
+
+#[test]
+fn ack_removes_the_entry_but_keeps_the_guard() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let seq = store.enqueue("s", &entry("p", 0)).unwrap().seq();
+    assert!(store.ack("s", seq).unwrap());
+    assert!(!store.ack("s", seq).unwrap(), "second ack finds nothing");
+    assert!(!store.ack("other", seq).unwrap());
+    assert_eq!(store.depth("s"), 0);
+    assert_eq!(store.next_due_at("s"), None);
+    assert!(store.sinks_with_entries().is_empty());
+    assert_eq!(
+        store.enqueue("s", &entry("p", 5)).unwrap(),
+        Enqueued::Duplicate(seq),
+        "a re-poll after delivery must not enqueue again"
+    );
+    assert_eq!(store.depth("s"), 0);
+}
+
+#[test]
+fn reschedule_updates_in_place_and_refuses_what_it_should() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let seq = store.enqueue("s", &entry("p", 0)).unwrap().seq();
+    let mut e = entry("p", 0);
+    e.attempts = 1;
+    e.next_attempt_at_ms = 500;
+    e.last_error = Some("503".to_string());
+    assert!(store.reschedule("s", seq, &e).unwrap());
+    assert!(store.due("s", 499, 10).unwrap().is_empty());
+    assert_eq!(store.next_due_at("s"), Some(500));
+    assert_eq!(store.due("s", 500, 10).unwrap(), vec![(seq, e.clone())]);
+    assert_eq!(store.depth("s"), 1);
+
+    let err = store.reschedule("s", seq, &entry("q", 0)).unwrap_err();
+    assert!(matches!(err, StoreError::WrongEntry { .. }), "{err}");
+
+    store.ack("s", seq).unwrap();
+    assert!(
+        !store.reschedule("s", seq, &e).unwrap(),
+        "acked entries stay gone"
+    );
+    assert!(store.due("s", i64::MAX, 10).unwrap().is_empty());
+}
+
+#[test]
+fn dead_letter_moves_the_entry_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let seq = store.enqueue("s", &entry("p", 0)).unwrap().seq();
+    let other = store.enqueue("s", &entry("q", 0)).unwrap().seq();
+    assert!(store.dead_letter("s", seq, &letter(entry("p", 0))).unwrap());
+    assert!(!store.dead_letter("s", seq, &letter(entry("p", 0))).unwrap());
+    assert_eq!(store.depth("s"), 1);
+    assert_eq!(ids(&store.due("s", i64::MAX, 10).unwrap()), ["q"]);
+    assert_eq!(
+        store.dead_letters("s").unwrap(),
+        vec![(seq, letter(entry("p", 0)))]
+    );
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.sinks["s"].dead_letters, 1);
+    assert_eq!(stats.sinks["s"].depth, 1);
+    assert!(stats.size_on_disk > 0);
+    assert_eq!(
+        store.enqueue("s", &entry("p", 0)).unwrap(),
+        Enqueued::Duplicate(seq)
+    );
+    assert_eq!(
+        store.remove_dead_letter("s", seq).unwrap(),
+        Some(letter(entry("p", 0)))
+    );
+    assert_eq!(store.remove_dead_letter("s", seq).unwrap(), None);
+    assert_eq!(store.stats().unwrap().sinks["s"].dead_letters, 0);
+    assert!(store.ack("s", other).unwrap());
+}
+
+#[test]
+fn prune_drops_old_resolved_records_and_expired_guards_of_finished_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let d = Domain::Alerts;
+    store
+        .put_record("src", d, "old", &record(Status::Resolved, Some(100)))
+        .unwrap();
+    store
+        .put_record("src", d, "recent", &record(Status::Resolved, Some(950)))
+        .unwrap();
+    store
+        .put_record("src", d, "active", &record(Status::Active, None))
+        .unwrap();
+
+    let acked = store.enqueue("s", &entry("acked", 100)).unwrap().seq();
+    store.ack("s", acked).unwrap();
+    let pending = store.enqueue("s", &entry("pending", 100)).unwrap().seq();
+    let dead = store.enqueue("s", &entry("dead", 100)).unwrap().seq();
+    store
+        .dead_letter("s", dead, &letter(entry("dead", 100)))
+        .unwrap();
+    let fresh = store.enqueue("s", &entry("fresh", 950)).unwrap().seq();
+    store.ack("s", fresh).unwrap();
+
+    let report = store.prune(1000, 100, 100).unwrap();
+    assert_eq!(
+        report,
+        PruneReport {
+            records_removed: 1,
+            guards_removed: 2,
+            guards_kept_pending: 1
+        }
+    );
+    assert_eq!(store.get_record("src", d, "old").unwrap(), None);
+    assert!(store.get_record("src", d, "recent").unwrap().is_some());
+    assert!(store.get_record("src", d, "active").unwrap().is_some());
+    assert_eq!(store.enqueued_seq("s", "acked").unwrap(), None);
+    assert_eq!(store.enqueued_seq("s", "dead").unwrap(), None);
+    assert_eq!(store.enqueued_seq("s", "pending").unwrap(), Some(pending));
+    assert_eq!(store.enqueued_seq("s", "fresh").unwrap(), Some(fresh));
+    assert_eq!(store.guard_count(), 2);
+    // After its guard expired, a payload is new again.
+    assert!(matches!(
+        store.enqueue("s", &entry("acked", 1000)).unwrap(),
+        Enqueued::Inserted(s) if s != acked
+    ));
+    assert_eq!(
+        store.prune(1000, 100, 100).unwrap(),
+        PruneReport {
+            records_removed: 0,
+            guards_removed: 0,
+            guards_kept_pending: 1
+        }
+    );
+}
+
+#[test]
+fn record_scans_do_not_leak_across_sources_and_domains() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let scopes = [
+        ("a", Domain::Alerts),
+        ("a\0x", Domain::Alerts),
+        ("a\0", Domain::Alerts),
+        ("a", Domain::Baseline),
+        ("ab", Domain::Alerts),
+        ("", Domain::Alerts),
+    ];
+    for (i, (source, domain)) in scopes.iter().enumerate() {
+        for fp in ["f1", "f2"] {
+            let mut r = record(Status::Active, None);
+            r.id = format!("{i}/{fp}");
+            store.put_record(source, *domain, fp, &r).unwrap();
+        }
+        // A fingerprint that spells out another scope's key.
+        let mut r = record(Status::Active, None);
+        r.id = format!("{i}/tricky");
+        store.put_record(source, *domain, "\0x\0f1", &r).unwrap();
+    }
+    for (i, (source, domain)) in scopes.iter().enumerate() {
+        let got = store.records(source, *domain).unwrap();
+        let fps: Vec<&str> = got.iter().map(|(fp, _)| fp.as_str()).collect();
+        assert_eq!(fps, ["\0x\0f1", "f1", "f2"], "scope {source:?}/{domain:?}");
+        assert!(got.iter().all(|(_, r)| r.id.starts_with(&format!("{i}/"))));
+    }
+    assert!(store.remove_record("a", Domain::Alerts, "f1").unwrap());
+    assert!(!store.remove_record("a", Domain::Alerts, "f1").unwrap());
+    assert_eq!(store.records("a", Domain::Alerts).unwrap().len(), 2);
+    assert_eq!(store.records("a\0x", Domain::Alerts).unwrap().len(), 3);
+    assert!(store.records("a", Domain::Firewall).unwrap().is_empty());
+}
+
+#[test]
+fn cursors_round_trip_per_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.cursor("a", Domain::Alerts).unwrap(), None);
+    let c = Cursor {
+        v: CURSOR_SCHEMA,
+        watermark_ms: Some(42),
+        initialised: true,
+        last_success_ms: 43,
+    };
+    store.set_cursor("a", Domain::Alerts, &c).unwrap();
+    assert_eq!(store.cursor("a", Domain::Alerts).unwrap(), Some(c));
+    assert_eq!(store.cursor("a", Domain::Firewall).unwrap(), None);
+    assert_eq!(store.cursor("a\0", Domain::Alerts).unwrap(), None);
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_the_epoch_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let epoch = store.epoch().to_string();
+    assert_eq!(epoch.len(), 32);
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.epoch(), epoch, "the epoch survives a restart");
+    let other = tempfile::tempdir().unwrap();
+    assert_ne!(Store::open(other.path()).unwrap().epoch(), epoch);
+
+    let meta = store.inner.db.open_tree("meta").unwrap();
+    meta.insert(META_SCHEMA, b"2").unwrap();
+    drop(meta);
+    drop(store);
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::NewerSchema {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains(&dir.path().display().to_string()), "{text}");
+    assert!(text.contains("schema 2"), "{text}");
+}
+
+#[test]
+fn reopening_adopts_an_entry_whose_guard_was_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let seq = store.insert_unguarded("s", &entry("orphan", 7));
+    assert_eq!(store.enqueued_seq("s", "orphan").unwrap(), None);
+    drop(store);
+
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.enqueued_seq("s", "orphan").unwrap(), Some(seq));
+    assert_eq!(store.depth("s"), 1);
+    assert_eq!(store.oldest_enqueued_at("s"), Some(7));
+    assert_eq!(ids(&store.due("s", 7, 10).unwrap()), ["orphan"]);
+    assert_eq!(
+        store.enqueue("s", &entry("orphan", 8)).unwrap(),
+        Enqueued::Duplicate(seq)
+    );
+}
+
+#[test]
+fn reopening_removes_an_unguarded_duplicate_and_finishes_dead_letter_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let owner = store.enqueue("s", &entry("p", 0)).unwrap().seq();
+    // A crash between the insert and the lost CAS's undo.
+    store.insert_unguarded("s", &entry("p", 0));
+    // A crash inside dead_letter.
+    let moving = store.enqueue("s", &entry("m", 0)).unwrap().seq();
+    store.insert_dead_only("s", moving, &letter(entry("m", 0)));
+    drop(store);
+
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.depth("s"), 1);
+    assert_eq!(
+        store.due("s", i64::MAX, 10).unwrap(),
+        vec![(owner, entry("p", 0))]
+    );
+    assert_eq!(store.dead_letters("s").unwrap().len(), 1);
+    assert_eq!(store.stats().unwrap().sinks["s"].dead_letters, 1);
+    drop(store);
+    // Nothing left to repair: a second reopen sees the same state.
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.depth("s"), 1);
+    assert_eq!(store.guard_count(), 2);
+}
+
+/// Random operations against a `BTreeMap` model, with clean reopens in between.
+#[test]
+fn model_random_operations_with_reopens() {
+    #[derive(Default)]
+    struct Model {
+        /// sink -> seq -> (payload id, next attempt)
+        outbox: BTreeMap<String, BTreeMap<u64, (String, i64)>>,
+        /// (sink, payload id) -> (seq, enqueued_at)
+        guards: BTreeMap<(String, String), (u64, i64)>,
+        dead: BTreeMap<String, usize>,
+    }
+
+    for seed in 0..4u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut model = Model::default();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let sinks = ["a", "b", "c"];
+        for step in 0..1500i64 {
+            let sink = sinks[rng.random_range(0..sinks.len())].to_string();
+            let now = step;
+            match rng.random_range(0..100) {
+                0..40 => {
+                    let id = format!("p{}", rng.random_range(0..60));
+                    let got = store.enqueue(&sink, &entry(&id, now)).unwrap();
+                    match model.guards.get(&(sink.clone(), id.clone())) {
+                        Some(&(seq, _)) => assert_eq!(got, Enqueued::Duplicate(seq)),
+                        None => {
+                            let Enqueued::Inserted(seq) = got else {
+                                panic!("seed {seed} step {step}: expected an insert, got {got:?}")
+                            };
+                            model.guards.insert((sink.clone(), id.clone()), (seq, now));
+                            model.outbox.entry(sink).or_default().insert(seq, (id, now));
+                        }
+                    }
+                }
+                40..60 => {
+                    let pending = model.outbox.entry(sink.clone()).or_default();
+                    if let Some((&seq, _)) = pending.iter().next() {
+                        pending.remove(&seq);
+                        assert!(store.ack(&sink, seq).unwrap());
+                    }
+                }
+                60..72 => {
+                    let pending = model.outbox.entry(sink.clone()).or_default();
+                    if let Some((&seq, (id, _))) = pending.iter().next_back() {
+                        let mut e = entry(id, 0);
+                        e.attempts = 1;
+                        e.next_attempt_at_ms = now + rng.random_range(0..50);
+                        assert!(store.reschedule(&sink, seq, &e).unwrap());
+                        pending.insert(seq, (id.clone(), e.next_attempt_at_ms));
+                    }
+                }
+                72..78 => {
+                    let pending = model.outbox.entry(sink.clone()).or_default();
+                    if let Some((&seq, (id, _))) = pending.iter().next() {
+                        let id = id.clone();
+                        pending.remove(&seq);
+                        *model.dead.entry(sink.clone()).or_default() += 1;
+                        assert!(
+                            store
+                                .dead_letter(&sink, seq, &letter(entry(&id, 0)))
+                                .unwrap()
+                        );
+                    }
+                }
+                78..83 => {
+                    let ttl = 200;
+                    store.prune(now, 0, ttl).unwrap();
+                    model.guards.retain(|(s, _), &mut (seq, at)| {
+                        at >= now - ttl || model.outbox.get(s).is_some_and(|o| o.contains_key(&seq))
+                    });
+                }
+                83..86 => {
+                    drop(store);
+                    store = Store::open(dir.path()).unwrap();
+                }
+                _ => {
+                    let limit = rng.random_range(1..8);
+                    let got = store.due(&sink, now, limit).unwrap();
+                    let want: Vec<(u64, &str)> = model
+                        .outbox
+                        .get(&sink)
+                        .into_iter()
+                        .flatten()
+                        .filter(|(_, (_, at))| *at <= now)
+                        .take(limit)
+                        .map(|(&seq, (id, _))| (seq, id.as_str()))
+                        .collect();
+                    let got: Vec<(u64, &str)> =
+                        got.iter().map(|(seq, e)| (*seq, e.payload.id())).collect();
+                    assert_eq!(got, want, "seed {seed} step {step}");
+                }
+            }
+            for s in sinks {
+                let pending = model.outbox.get(s);
+                assert_eq!(
+                    store.depth(s),
+                    pending.map_or(0, |p| p.len() as u64),
+                    "seed {seed} step {step} sink {s}"
+                );
+                assert_eq!(
+                    store.next_due_at(s),
+                    pending.and_then(|p| p.values().map(|(_, at)| *at).min())
+                );
+            }
+        }
+        assert_eq!(store.guard_count(), model.guards.len());
+        for s in sinks {
+            assert_eq!(
+                store.dead_letters(s).unwrap().len(),
+                model.dead.get(s).copied().unwrap_or(0)
+            );
+        }
+    }
+}

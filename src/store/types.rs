@@ -1,0 +1,110 @@
+//! The store's own persisted records and the values its calls return.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::finding::{Resolution, Status};
+
+/// Version of [`Record`]'s stored form.
+pub const RECORD_SCHEMA: u32 = 1;
+
+/// Version of [`Cursor`]'s stored form.
+pub const CURSOR_SCHEMA: u32 = 1;
+
+/// What the lifecycle tracker remembers about one finding (one fingerprint in one source and
+/// domain). Stored as JSON in the `records` tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Schema version ([`RECORD_SCHEMA`]).
+    pub v: u32,
+    /// The finding's domain-native id (`alert:<Id>`, ...), for logs and Security Center links.
+    pub id: String,
+    /// Active, or resolved (kept until pruned so that a re-poll does not report it again).
+    pub status: Status,
+    /// Lifecycle count: 0 for the first time the finding opened, +1 each time it re-opens after
+    /// being resolved. Part of every event id, so a re-opened finding gets a fresh `new`.
+    pub generation: u64,
+    /// When sasrelay first saw this generation (unix ms).
+    pub first_seen_ms: i64,
+    /// When sasrelay last saw it in a poll (unix ms).
+    pub last_seen_ms: i64,
+    /// The last occurrence reported (occurrence time or try count, as the domain defines it);
+    /// a different value in a poll means a `recurring` event. Empty until one is reported.
+    pub occurrence: String,
+    /// When it was resolved (unix ms); `None` while active. `prune` deletes resolved records
+    /// older than the retention.
+    #[serde(default)]
+    pub resolved_at_ms: Option<i64>,
+    /// How it was resolved; `None` while active.
+    #[serde(default)]
+    pub resolution: Option<Resolution>,
+}
+
+/// Where polling of one source and domain stands. Stored as JSON in the `cursors` tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Schema version ([`CURSOR_SCHEMA`]).
+    pub v: u32,
+    /// Newest event time durably processed (unix ms), for domains that poll by time.
+    #[serde(default)]
+    pub watermark_ms: Option<i64>,
+    /// The first full sync is done (`initial_sync` is not repeated).
+    pub initialised: bool,
+    /// When the last poll succeeded (unix ms).
+    pub last_success_ms: i64,
+}
+
+/// What [`Store::enqueue`](super::Store::enqueue) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    /// A new outbox entry with this sequence number.
+    Inserted(u64),
+    /// The payload was enqueued before (its guard holds this sequence number; the entry may
+    /// since have been delivered or dead-lettered); nothing was written.
+    Duplicate(u64),
+}
+
+impl Enqueued {
+    /// The sequence number, new or existing.
+    pub fn seq(self) -> u64 {
+        match self {
+            Enqueued::Inserted(seq) | Enqueued::Duplicate(seq) => seq,
+        }
+    }
+}
+
+/// What [`Store::prune`](super::Store::prune) removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Resolved lifecycle records older than the retention, deleted.
+    pub records_removed: u64,
+    /// Expired enqueue guards whose entry had left the outbox, deleted.
+    pub guards_removed: u64,
+    /// Expired guards kept because their entry is still waiting in an outbox.
+    pub guards_kept_pending: u64,
+}
+
+/// One sink's queue figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SinkStats {
+    /// Entries waiting in the outbox.
+    pub depth: u64,
+    /// Dead letters kept.
+    pub dead_letters: u64,
+    /// `enqueued_at_ms` of the oldest waiting entry.
+    pub oldest_enqueued_at_ms: Option<i64>,
+    /// Earliest `next_attempt_at_ms` among waiting entries.
+    pub next_due_at_ms: Option<i64>,
+}
+
+/// Figures for metrics and `/readyz`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// sled's `size_on_disk` (bytes).
+    pub size_on_disk: u64,
+    /// Per sink that has or had entries since the store was opened.
+    pub sinks: BTreeMap<String, SinkStats>,
+    /// How long `Store::open` took (sled's recovery plus the reconcile pass), in ms.
+    pub open_ms: u64,
+}
