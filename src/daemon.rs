@@ -57,7 +57,10 @@ pub struct StopReport {
 }
 
 /// Runs until `shutdown` is cancelled.
-pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<StopReport, StartError> {
+pub async fn run(
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<StopReport, StartError> {
     let file = settings.file.display().to_string();
     let state = settings
         .state
@@ -157,7 +160,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<Stop
     );
 
     shutdown.cancelled().await;
-    tracing::info!(grace_s = settings.shutdown_grace.as_secs(), "Shutting down: polling stops, in-flight deliveries finish.");
+    tracing::info!(
+        grace_s = settings.shutdown_grace.as_secs(),
+        "Shutting down: polling stops, in-flight deliveries finish."
+    );
     stop_polling.cancel();
     pollers.close();
     stop_delivering.cancel();

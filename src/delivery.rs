@@ -164,7 +164,14 @@ impl Worker {
                 let outcome = self.sink.deliver(&entry.payload, attempts).await;
                 let now_ms = unix_ms(time::OffsetDateTime::now_utc());
                 let id = entry.payload.id().to_string();
-                let verdict = decide(&self.policy, &entry, attempts, &outcome, now_ms, rand::random());
+                let verdict = decide(
+                    &self.policy,
+                    &entry,
+                    attempts,
+                    &outcome,
+                    now_ms,
+                    rand::random(),
+                );
                 let result = match verdict {
                     Verdict::Ack => {
                         tracing::debug!(sink = %name, event = %id, attempts, "Delivered.");

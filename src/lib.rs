@@ -68,9 +68,12 @@
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod daemon;
+pub mod delivery;
 pub mod event;
 pub mod finding;
 pub mod lifecycle;
+pub mod poller;
 pub mod sas;
 pub mod secret;
 pub mod simulator;

@@ -88,6 +88,21 @@ pub struct Remembered {
 }
 
 impl Remembered {
+    /// Nothing known but the domain and source (records written by tools and tests).
+    pub fn unknown(domain: Domain, source: &str) -> Self {
+        Remembered {
+            domain,
+            title: String::new(),
+            severity: Severity::Info,
+            native_severity: String::new(),
+            alert_type: String::new(),
+            kubernetes: Kubernetes::default(),
+            host: Host::default(),
+            source: source.to_string(),
+            region: String::new(),
+        }
+    }
+
     /// Remembers `f`.
     pub fn of(f: &Finding) -> Self {
         Remembered {

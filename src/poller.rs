@@ -79,7 +79,12 @@ pub struct Poller {
 
 impl Poller {
     /// A poller for `poll.domain` of `source`.
-    pub fn new(source: Arc<Source>, poll: DomainPoll, store: Store, routes: Arc<Vec<Route>>) -> Self {
+    pub fn new(
+        source: Arc<Source>,
+        poll: DomainPoll,
+        store: Store,
+        routes: Arc<Vec<Route>>,
+    ) -> Self {
         Poller {
             source,
             poll,
@@ -118,8 +123,11 @@ impl Poller {
             Domain::Vulnerabilities | Domain::Baseline => Coverage::Snapshot,
             Domain::Alerts | Domain::Firewall => Coverage::Window,
         };
-        let known: BTreeMap<String, lifecycle::Record> =
-            self.store.records(&settings.name, domain)?.into_iter().collect();
+        let known: BTreeMap<String, lifecycle::Record> = self
+            .store
+            .records(&settings.name, domain)?
+            .into_iter()
+            .collect();
         let silent = first && settings.initial_sync == InitialSync::Baseline;
         let diff = lifecycle::diff(&observed, &known, coverage, self.poll.events, silent, now);
 
@@ -141,7 +149,12 @@ impl Poller {
                 now,
             )
         });
-        for event in diff.changes.iter().filter_map(|c| c.event.as_ref()).chain(summary.as_ref()) {
+        for event in diff
+            .changes
+            .iter()
+            .filter_map(|c| c.event.as_ref())
+            .chain(summary.as_ref())
+        {
             for (i, route) in self.routes.iter().enumerate() {
                 if !route.sink.accepts(event) {
                     continue;

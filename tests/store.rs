@@ -6,7 +6,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use sasrelay::event::{DeadLetter, EVENT_SCHEMA, Event, EventKind, OutboxEntry, Payload, Summary};
-use sasrelay::finding::{Domain, Resolution, Status};
+use sasrelay::finding::{Domain, Resolution};
+use sasrelay::lifecycle::RecordStatus;
 use sasrelay::store::{CURSOR_SCHEMA, Cursor, Enqueued, RECORD_SCHEMA, Record, Store, StoreError};
 use time::OffsetDateTime;
 
@@ -36,9 +37,9 @@ fn record(resolved_at_ms: Option<i64>) -> Record {
         v: RECORD_SCHEMA,
         id: "alert:1".to_string(),
         status: if resolved_at_ms.is_some() {
-            Status::Resolved
+            RecordStatus::Resolved
         } else {
-            Status::Active
+            RecordStatus::Active
         },
         generation: 1,
         first_seen_ms: 10,
@@ -46,6 +47,7 @@ fn record(resolved_at_ms: Option<i64>) -> Record {
         occurrence: "3".to_string(),
         resolved_at_ms,
         resolution: resolved_at_ms.map(|_| Resolution::Fixed),
+        last: sasrelay::lifecycle::Remembered::unknown(sasrelay::finding::Domain::Alerts, "src"),
     }
 }
 

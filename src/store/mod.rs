@@ -64,11 +64,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::event::{DeadLetter, OutboxEntry};
-use crate::finding::{Domain, Status};
+use crate::finding::Domain;
 
 pub use error::StoreError;
 pub use types::{
-    CURSOR_SCHEMA, Cursor, Enqueued, PruneReport, RECORD_SCHEMA, Record, SinkStats, StoreStats,
+    CURSOR_SCHEMA, Cursor, Enqueued, PruneReport, RECORD_SCHEMA, Record, RecordStatus, SinkStats,
+    StoreStats,
 };
 
 /// Newest store schema this build reads and writes (the `schema` key in `meta`).
@@ -740,9 +741,9 @@ impl Store {
             let (k, v) = item.at(dir)?;
             let record: Record = self.decode(&v, || "record".to_string())?;
             let resolved_at = match (record.status, record.resolved_at_ms) {
-                (Status::Resolved, Some(at)) => at,
-                (Status::Resolved, None) => record.last_seen_ms,
-                (Status::Active, _) => continue,
+                (RecordStatus::Resolved, Some(at)) => at,
+                (RecordStatus::Resolved, None) => record.last_seen_ms,
+                (RecordStatus::Active, _) => continue,
             };
             if resolved_at < record_cutoff
                 && self

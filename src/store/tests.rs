@@ -39,7 +39,7 @@ fn letter(e: OutboxEntry) -> DeadLetter {
     }
 }
 
-fn record(status: Status, resolved_at_ms: Option<i64>) -> Record {
+fn record(status: RecordStatus, resolved_at_ms: Option<i64>) -> Record {
     Record {
         v: RECORD_SCHEMA,
         id: "alert:1".to_string(),
@@ -50,6 +50,7 @@ fn record(status: Status, resolved_at_ms: Option<i64>) -> Record {
         occurrence: String::new(),
         resolved_at_ms,
         resolution: resolved_at_ms.map(|_| Resolution::Handled),
+        last: crate::lifecycle::Remembered::unknown(crate::finding::Domain::Alerts, "src"),
     }
 }
 
@@ -220,13 +221,18 @@ fn prune_drops_old_resolved_records_and_expired_guards_of_finished_entries() {
     let store = Store::open(dir.path()).unwrap();
     let d = Domain::Alerts;
     store
-        .put_record("src", d, "old", &record(Status::Resolved, Some(100)))
+        .put_record("src", d, "old", &record(RecordStatus::Resolved, Some(100)))
         .unwrap();
     store
-        .put_record("src", d, "recent", &record(Status::Resolved, Some(950)))
+        .put_record(
+            "src",
+            d,
+            "recent",
+            &record(RecordStatus::Resolved, Some(950)),
+        )
         .unwrap();
     store
-        .put_record("src", d, "active", &record(Status::Active, None))
+        .put_record("src", d, "active", &record(RecordStatus::Active, None))
         .unwrap();
 
     let acked = store.enqueue("s", &entry("acked", 100)).unwrap().seq();
@@ -285,12 +291,12 @@ fn record_scans_do_not_leak_across_sources_and_domains() {
     ];
     for (i, (source, domain)) in scopes.iter().enumerate() {
         for fp in ["f1", "f2"] {
-            let mut r = record(Status::Active, None);
+            let mut r = record(RecordStatus::Active, None);
             r.id = format!("{i}/{fp}");
             store.put_record(source, *domain, fp, &r).unwrap();
         }
         // A fingerprint that spells out another scope's key.
-        let mut r = record(Status::Active, None);
+        let mut r = record(RecordStatus::Active, None);
         r.id = format!("{i}/tricky");
         store.put_record(source, *domain, "\0x\0f1", &r).unwrap();
     }

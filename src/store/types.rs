@@ -4,42 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::finding::{Resolution, Status};
-
-/// Version of [`Record`]'s stored form.
-pub const RECORD_SCHEMA: u32 = 1;
+pub use crate::lifecycle::{RECORD_SCHEMA, Record, RecordStatus};
 
 /// Version of [`Cursor`]'s stored form.
 pub const CURSOR_SCHEMA: u32 = 1;
-
-/// What the lifecycle tracker remembers about one finding (one fingerprint in one source and
-/// domain). Stored as JSON in the `records` tree.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    /// Schema version ([`RECORD_SCHEMA`]).
-    pub v: u32,
-    /// The finding's domain-native id (`alert:<Id>`, ...), for logs and Security Center links.
-    pub id: String,
-    /// Active, or resolved (kept until pruned so that a re-poll does not report it again).
-    pub status: Status,
-    /// Lifecycle count: 0 for the first time the finding opened, +1 each time it re-opens after
-    /// being resolved. Part of every event id, so a re-opened finding gets a fresh `new`.
-    pub generation: u64,
-    /// When sasrelay first saw this generation (unix ms).
-    pub first_seen_ms: i64,
-    /// When sasrelay last saw it in a poll (unix ms).
-    pub last_seen_ms: i64,
-    /// The last occurrence reported (occurrence time or try count, as the domain defines it);
-    /// a different value in a poll means a `recurring` event. Empty until one is reported.
-    pub occurrence: String,
-    /// When it was resolved (unix ms); `None` while active. `prune` deletes resolved records
-    /// older than the retention.
-    #[serde(default)]
-    pub resolved_at_ms: Option<i64>,
-    /// How it was resolved; `None` while active.
-    #[serde(default)]
-    pub resolution: Option<Resolution>,
-}
 
 /// Where polling of one source and domain stands. Stored as JSON in the `cursors` tree.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
