@@ -13,6 +13,16 @@ fn every_config_file_parses() {
             let settings = sasrelay::config::load(&path)
                 .unwrap_or_else(|e| panic!("{} does not parse:\n{e}", path.display()));
             assert!(!settings.sources.is_empty(), "{}", path.display());
+            assert!(
+                settings.state.is_some(),
+                "{}: `run` needs [state]",
+                path.display()
+            );
+            assert!(
+                !settings.sinks.is_empty(),
+                "{}: `run` needs a sink",
+                path.display()
+            );
             seen += 1;
         }
     }
@@ -47,6 +57,25 @@ fn the_example_documents_every_source_key() {
         "retry_initial_delay",
         "retry_max_delay",
         "credentials",
+        "initial_sync",
+        "poll",
+        "events",
+        "directory",
+        "resolved_retention",
+        "guard_ttl",
+        "shutdown_grace",
+        "retry_max_delay",
+        "max_age",
+        "url",
+        "allow_http",
+        "signing_secret",
+        "github_signing_secret",
+        "headers",
+        "max_response_bytes",
+        "min_severity",
+        "format",
+        "path",
+        "fsync",
         "type = \"access_key\"",
         "type = \"env\"",
         "type = \"rrsa\"",
