@@ -16,10 +16,18 @@
 //! sas::api ───── the four domains read the way the ACK Security Monitoring page shows them,
 //!                      │          fully paged, page count capped
 //! finding ────── every item normalised into one `Finding` with a SHA-256 fingerprint
+//!                      │
+//! poller ─────── one task per (source, domain): read a window or a snapshot → lifecycle::diff
+//!                      │          (pure) → events
+//! store ──────── sled, single-key writes only: enqueue (guarded) → records → flush → cursor
+//!                      │
+//! delivery ───── one worker per sink: due entry → sinks::Sink::deliver (one attempt) →
+//!                                 ack / reschedule with backoff / dead letter
 //! ```
 //!
-//! `sasrelay simulate` ([`simulator`]) serves a fake Security Center that checks signatures,
-//! pages, filters and fails the way the real one does; tests and the README quick start use it.
+//! `daemon` wires these together and stops them in order. `sasrelay simulate`
+//! ([`simulator`]) serves a fake Security Center that checks signatures, pages, filters and
+//! fails the way the real one does; tests, the benchmarks and `sasrelay demo` use it.
 //!
 //! ## Codemap
 //!
@@ -44,6 +52,17 @@
 //! - [`source`] — a configured source connected (credentials + client), reading or probing a
 //!   domain per cluster or account-wide.
 //! - [`simulator`] — the fake Security Center behind `sasrelay simulate` and the tests.
+//! - [`event`] — `Event` (new / recurring / resolved / summary) with its idempotency key,
+//!   the outbox entry and dead letter (versioned, persisted as JSON).
+//! - [`lifecycle`] — the pure transition table: observations × known records → records and
+//!   events; the stored `Record`.
+//! - [`store`] — the only module that imports sled: records, cursors, per-sink outboxes with
+//!   enqueue guards, dead letters, schema version, pruning, clear open errors.
+//! - [`poller`] — one poll's read → diff → crash-safe writes, and the poll loop with backoff.
+//! - [`delivery`] — the per-sink worker and its pure retry / dead-letter decision.
+//! - [`sinks`] — `webhook` (Standard Webhooks), `stdout`, `file`: config, one attempt, outcome
+//!   classification, the `sasrelay.event.v1` payload.
+//! - [`daemon`] — `run`: store, sinks, pollers, workers, pruner; ordered shutdown.
 //!
 //! ## Invariants
 //!
@@ -61,6 +80,11 @@
 //!   hasher.
 //! - Attacker-controlled text (anything inside a finding) is printed to terminals only with
 //!   control characters removed.
+//! - Only [`store`] imports sled, and it never uses sled batches or transactions. A poll's
+//!   writes go events → records → flush → cursor; the cursor never gets ahead of durable state.
+//! - An outbox entry is removed only after its sink confirmed delivery; a sink makes one attempt
+//!   per call and never sleeps; the worker owns backoff, `Retry-After` and dead letters.
+//! - Every task of the daemon is spawned on a tracker and stopped through a cancellation token.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
