@@ -42,12 +42,14 @@ async fn deliver_ten_thousand() {
 
     let received = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(Notify::new());
-    let (r, d) = (received.clone(), done.clone());
+    let first_at: Arc<std::sync::OnceLock<Instant>> = Arc::new(std::sync::OnceLock::new());
+    let (r, d, f) = (received.clone(), done.clone(), first_at.clone());
     let app = Router::new().route(
         "/hook",
         post(move |body: axum::body::Bytes| {
-            let (r, d) = (r.clone(), d.clone());
+            let (r, d, f) = (r.clone(), d.clone(), f.clone());
             async move {
+                f.get_or_init(Instant::now);
                 let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                 if v["kind"] == "new" && r.fetch_add(1, Ordering::SeqCst) + 1 == ALERTS {
                     d.notify_one();
@@ -106,9 +108,10 @@ url = "http://{hook}/hook"
     let secs = started.elapsed().as_secs_f64();
     match timeout {
         Ok(()) => println!(
-            "end_to_end: {ALERTS} new alerts delivered to a local webhook in {secs:.2} s ({:.0}/s; adding them to the simulator took {:.2} s)",
+            "end_to_end: {ALERTS} new alerts delivered to a local webhook in {secs:.2} s ({:.0}/s; adding them to the simulator took {:.2} s; first delivery after {:.2} s)",
             ALERTS as f64 / secs,
-            added.as_secs_f64()
+            added.as_secs_f64(),
+            first_at.get().map_or(0.0, |t| t.duration_since(started).as_secs_f64())
         ),
         Err(_) => println!(
             "end_to_end: only {} of {ALERTS} delivered after {secs:.0} s",

@@ -14,7 +14,7 @@ use sasrelay::sas::models::{Item, SuspEvent};
 use sasrelay::store::Store;
 use serde_json::Value;
 
-const TOTAL: usize = 100_000;
+const TOTAL: usize = 20_000;
 const BATCH: usize = 1_000;
 
 fn main() {
@@ -40,7 +40,14 @@ fn main() {
 
     let started = Instant::now();
     let mut enqueued = 0usize;
+    let (mut t_compute, mut t_enqueue, mut t_record, mut t_flush) = (
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+    );
     for batch in 0..TOTAL / BATCH {
+        let t0 = Instant::now();
         let findings: Vec<finding::Finding> = (0..BATCH)
             .map(|i| {
                 let mut raw = template.clone();
@@ -58,17 +65,24 @@ fn main() {
             false,
             now,
         );
+        t_compute += t0.elapsed();
         for change in &diff.changes {
             if let Some(event) = &change.event {
+                let t = Instant::now();
                 let entry = OutboxEntry::new(Payload::Event(event.clone()), now_ms);
                 store.enqueue("webhook", &entry).expect("enqueue");
                 enqueued += 1;
+                t_enqueue += t.elapsed();
             }
+            let t = Instant::now();
             store
                 .put_record("bench", event_domain(), &change.fingerprint, &change.record)
                 .expect("record");
+            t_record += t.elapsed();
         }
+        let t = Instant::now();
         runtime.block_on(store.flush()).expect("flush");
+        t_flush += t.elapsed();
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
@@ -78,6 +92,13 @@ fn main() {
             .stats()
             .map(|s| s.size_on_disk / (1 << 20))
             .unwrap_or(0)
+    );
+    println!(
+        "  of which: normalise + diff {:.2} s, enqueue {:.2} s, records {:.2} s, flush {:.2} s",
+        t_compute.as_secs_f64(),
+        t_enqueue.as_secs_f64(),
+        t_record.as_secs_f64(),
+        t_flush.as_secs_f64()
     );
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
