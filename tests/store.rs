@@ -366,6 +366,9 @@ fn churn_soak_stays_small_and_finishes() {
             }
         }
         let elapsed = started.elapsed();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.depth("hook"), LIVE);
         let stats = store.stats().unwrap();
         let _ = tx.send((elapsed, max_size, stats, pruned));
     });
@@ -380,11 +383,12 @@ fn churn_soak_stays_small_and_finishes() {
             }
         };
     println!(
-        "churn soak: {EVENTS} events in {:.1} s ({:.0} events/s), size on disk max {:.1} MiB, end {:.1} MiB",
+        "churn soak: {EVENTS} events in {:.1} s ({:.0} events/s), size on disk max {:.1} MiB, after reopen {:.1} MiB, reopen {} ms",
         elapsed.as_secs_f64(),
         EVENTS as f64 / elapsed.as_secs_f64(),
         max_size as f64 / (1 << 20) as f64,
         stats.size_on_disk as f64 / (1 << 20) as f64,
+        stats.open_ms,
     );
     assert_eq!(stats.sinks["hook"].depth, LIVE);
     assert!(

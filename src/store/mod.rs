@@ -35,6 +35,16 @@
 //! Nothing is durable before [`Store::flush`]; the daemon flushes once per poll batch before
 //! it advances a cursor, so a cursor never gets ahead of the outbox.
 //!
+//! ## Opening
+//!
+//! `open` reads every key of every tree once (sled panics on some corrupt pages only when it
+//! meets them; better at startup, as a clear error, than in the middle of a poll) and repairs
+//! what a crash cut short. A marker file, written once a new store's schema is durable, tells a
+//! store whose files sled could not read (it then opens them as empty) from a new one. What
+//! no check here can see is sled dropping a damaged *tail* of its log; like a `kill -9`, that
+//! loses recent writes and costs re-sent notifications, never lost ones, because cursors are
+//! written after the outbox.
+//!
 //! ## Memory
 //!
 //! Per sink, the seq, due time and enqueue time of every waiting entry are kept in memory
@@ -46,6 +56,9 @@
 //! All methods but [`Store::flush`] are synchronous single-key operations that take
 //! microseconds; calling them from a tokio task is fine. `prune`, `records` and
 //! `dead_letters` scan a tree; call them from `spawn_blocking` when the trees are large.
+//! [`Store::open`] blocks (recovery, the full read, up to 5 s waiting for a lock a store just
+//! dropped in this process still holds): call it before starting the runtime or from
+//! `spawn_blocking`.
 
 mod error;
 mod keys;
@@ -262,7 +275,8 @@ impl Store {
     /// creates the epoch on first use, and reconciles the outbox with its guards (an entry
     /// written just before a crash may lack its guard). Fails with a [`StoreError`] naming the
     /// directory when another process holds it, it is not writable, it is corrupt, the disk is
-    /// full or a newer sasrelay wrote it; never panics, even when sled does.
+    /// full or a newer sasrelay wrote it; never panics, even when sled does. Blocks (see the
+    /// module doc).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let started = Instant::now();
         std::fs::create_dir_all(dir).map_err(|e| error::from_io(dir, e))?;
