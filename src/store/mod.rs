@@ -39,13 +39,20 @@
 //!
 //! `open` takes sasrelay's own lock on the directory (`sasrelay.lock`, see `DirLock`),
 //! deletes snapshots an interrupted start left unfinished (sled would refuse to open
-//! otherwise), reads every key of every tree once (sled panics on some corrupt pages only when it
-//! meets them; better at startup, as a clear error, than in the middle of a poll) and repairs
-//! what a crash cut short. A marker file, written once a new store's schema is durable, tells a
-//! store whose files sled could not read (it then opens them as empty) from a new one. What
-//! no check here can see is sled dropping a damaged *tail* of its log; like a `kill -9`, that
-//! loses recent writes and costs re-sent notifications, never lost ones, because cursors are
-//! written after the outbox.
+//! otherwise), reads every key of every tree once (sled panics on some corrupt pages only
+//! when it meets them; better at startup, as a clear error, than in the middle of a poll) and
+//! repairs what a crash cut short. A marker file, written once a new store's schema is
+//! durable, tells a store whose files sled could not read (it then opens them as empty) from
+//! a new one. What no check here can see is sled dropping a damaged *tail* of its log; like a
+//! `kill -9`, that loses recent writes and costs re-sent notifications, never lost ones,
+//! because cursors are written after the outbox.
+//!
+//! ## Disk full
+//!
+//! A write or flush that finds the disk full fails with [`StoreError::DiskFull`], and so does
+//! every later write of that sled instance, even once space is free: sled keeps its first IO
+//! error. [`Store::reopen`] (retried until it succeeds) recovers; what was not flushed is lost,
+//! as in a crash, so the caller must not have advanced a cursor past it.
 //!
 //! ## Memory
 //!
@@ -58,9 +65,9 @@
 //! All methods but [`Store::flush`] are synchronous single-key operations that take
 //! microseconds; calling them from a tokio task is fine. `prune`, `records` and
 //! `dead_letters` scan a tree; call them from `spawn_blocking` when the trees are large.
-//! [`Store::open`] blocks (recovery, the full read, up to 5 s waiting for a lock a store just
-//! dropped in this process still holds): call it before starting the runtime or from
-//! `spawn_blocking`.
+//! [`Store::open`] and [`Store::reopen`] block (recovery, the full read, up to 5 s waiting
+//! for sled threads of an instance just closed in this process): call `open` before starting
+//! the runtime, and `reopen` from `spawn_blocking`.
 
 mod error;
 mod keys;
