@@ -237,6 +237,34 @@ fn a_corrupt_directory_is_reported_not_panicked_on() {
     }
 }
 
+/// sled writes a snapshot during `open` as `snap.<lsn>.generating` and renames it when done;
+/// an interrupted start leaves it behind, and sled would then fail every later open with
+/// "corrupt snapshot" (upstream #1527, #1533).
+#[test]
+fn an_unfinished_snapshot_from_an_interrupted_start_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let seq = store.enqueue("hook", &entry("kept", 1, 100)).unwrap().seq();
+    drop(store);
+    drop(Store::open(dir.path()).unwrap());
+    for (name, contents) in [
+        ("snap.7FFFFFFFFFFFFFFF.generating", &b""[..]),
+        ("snap.7FFFFFFFFFFFFFFE.generating", &b"partial"[..]),
+    ] {
+        std::fs::write(dir.path().join(name), contents).unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.enqueued_seq("hook", "kept").unwrap(), Some(seq));
+    assert_eq!(store.depth("hook"), 1);
+    assert!(
+        files(dir.path())
+            .iter()
+            .all(|p| !p.to_string_lossy().ends_with(".generating")),
+        "{:?}",
+        files(dir.path())
+    );
+}
+
 fn garbage(len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i.wrapping_mul(7919) % 251) as u8)
@@ -246,7 +274,7 @@ fn garbage(len: usize) -> Vec<u8> {
 /// Disk full needs a small file system: a tmpfs, which needs root. Without the privilege to
 /// mount, the test says so and checks nothing else (the error mapping is unit-tested).
 #[tokio::test]
-async fn a_full_disk_is_reported_and_recovered_from() {
+async fn a_full_disk_is_reported_and_recovered_from_by_reopening() {
     let base = tempfile::tempdir().unwrap();
     let mnt = base.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
@@ -292,19 +320,37 @@ async fn a_full_disk_is_reported_and_recovered_from() {
         store.enqueued_seq("hook", "before").unwrap().is_some(),
         "reads still work"
     );
-    drop(store);
 
+    // sled's write error is sticky: only a reopen recovers, and only once there is space.
+    let err = store.reopen().unwrap_err();
+    assert!(
+        matches!(err, StoreError::DiskFull { .. }),
+        "reopen while full: {err:?}"
+    );
+    let err = store.enqueue("hook", &entry("closed", 0, 10)).unwrap_err();
+    assert!(matches!(err, StoreError::Closed { .. }), "{err:?}");
+    std::fs::remove_file(&filler).unwrap();
+    let clone = store.clone();
+    clone.reopen().expect("reopens once space is free");
+    assert!(store.enqueued_seq("hook", "before").unwrap().is_some());
+    assert!(matches!(
+        store.enqueue("hook", &entry("after", 0, 1024)).unwrap(),
+        Enqueued::Inserted(_)
+    ));
+    store.flush().await.unwrap();
+    drop((store, clone));
+
+    // Opening on a full disk fails clearly too.
+    fill(&filler);
     let err = Store::open(&dir).unwrap_err();
     assert!(
         matches!(err, StoreError::DiskFull { .. }),
         "opening on a full disk: {err:?}"
     );
-
     std::fs::remove_file(&filler).unwrap();
     let store = Store::open(&dir).expect("opens once space is free");
     assert!(store.enqueued_seq("hook", "before").unwrap().is_some());
-    store.enqueue("hook", &entry("after", 0, 1024)).unwrap();
-    store.flush().await.unwrap();
+    assert!(store.enqueued_seq("hook", "after").unwrap().is_some());
 }
 
 fn fill(path: &Path) {
@@ -368,6 +414,9 @@ fn churn_soak_stays_small_and_finishes() {
             }
         }
         let elapsed = started.elapsed();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.depth("hook"), LIVE);
         let stats = store.stats().unwrap();
         let _ = tx.send((elapsed, max_size, stats, pruned));
     });
@@ -382,11 +431,12 @@ fn churn_soak_stays_small_and_finishes() {
             }
         };
     println!(
-        "churn soak: {EVENTS} events in {:.1} s ({:.0} events/s), size on disk max {:.1} MiB, end {:.1} MiB",
+        "churn soak: {EVENTS} events in {:.1} s ({:.0} events/s), size on disk max {:.1} MiB, after reopen {:.1} MiB, reopen {} ms",
         elapsed.as_secs_f64(),
         EVENTS as f64 / elapsed.as_secs_f64(),
         max_size as f64 / (1 << 20) as f64,
         stats.size_on_disk as f64 / (1 << 20) as f64,
+        stats.open_ms,
     );
     assert_eq!(stats.sinks["hook"].depth, LIVE);
     assert!(

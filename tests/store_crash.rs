@@ -15,11 +15,14 @@
 //! - and, before each kill, that opening the directory while the child holds it fails with
 //!   the child's pid.
 //!
+//! Every third round, another child is killed first as soon as it says it is opening the
+//! store (sled writes a snapshot while it opens).
+//!
 //! Reading the child's stdout is the only synchronisation; nothing sleeps.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -80,19 +83,30 @@ fn kill_9_keeps_every_flushed_entry_and_a_prefix_of_the_rest() {
     let mut m = 0u64;
     let mut unflushed_survivors = 0;
     for kill in 0..KILLS {
+        if kill % 3 == 1 {
+            // Kill one writer while it opens the store (recovery writes a snapshot then).
+            let mut child = spawn_writer(dir.path(), m + 1, 1);
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            for line in lines.by_ref() {
+                if line.unwrap() == "opening" {
+                    break;
+                }
+            }
+            child.kill().unwrap();
+            child.wait().unwrap();
+            drop(lines);
+            // The kill may also land after the open, once writing has begun.
+            let before = m;
+            m = check(&Store::open(dir.path()).unwrap(), m, kill);
+            println!(
+                "kill {kill}: killed a writer as it opened; survived up to {m} (was {before})"
+            );
+        }
         let batch: u64 = rng.random_range(1..=300);
         let flushes_before_kill: usize = rng.random_range(1..=12);
         let writes_after_flush: u64 = rng.random_range(0..batch);
         let start = m + 1;
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
-            .env(WRITER_DIR, dir.path())
-            .env(WRITER_START, start.to_string())
-            .env(WRITER_BATCH, batch.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_writer(dir.path(), start, batch);
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         // Kill after `flushes_before_kill` flushes and then `writes_after_flush` more
         // enqueues: somewhere inside a batch, or inside a flush.
@@ -136,6 +150,18 @@ fn kill_9_keeps_every_flushed_entry_and_a_prefix_of_the_rest() {
     println!(
         "{KILLS} kills, {m} entries written, {unflushed_survivors} unreported writes survived"
     );
+}
+
+fn spawn_writer(dir: &Path, start: u64, batch: u64) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .env(WRITER_DIR, dir)
+        .env(WRITER_START, start.to_string())
+        .env(WRITER_BATCH, batch.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
 }
 
 /// Checks the invariants after a kill; returns the highest number whose enqueue survived.
@@ -213,6 +239,8 @@ fn writer(dir: &Path) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
+    // libtest has printed "test <name> ... " without a newline: end that line first.
+    println!("\nopening");
     let store = Store::open(dir).unwrap();
     for i in start.saturating_sub(REPLAY).max(1)..start + 1_000_000 {
         let seq = store.enqueue(SINK, &entry(i)).unwrap().seq();

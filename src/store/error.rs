@@ -93,6 +93,14 @@ pub enum StoreError {
         given: String,
     },
 
+    /// The store is closed: a [`Store::reopen`](super::Store::reopen) failed (its error said
+    /// why); the next successful one opens it again.
+    #[error("the store in {} is closed after a failed reopen; it opens again with the next successful reopen", .dir.display())]
+    Closed {
+        /// The state directory.
+        dir: PathBuf,
+    },
+
     /// Any other IO error.
     #[error("state directory {}: {source}", .dir.display())]
     Io {
@@ -181,7 +189,7 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-fn read_pid(dir: &Path) -> Option<u32> {
+pub(crate) fn read_pid(dir: &Path) -> Option<u32> {
     std::fs::read_to_string(dir.join(PID_FILE))
         .ok()?
         .trim()

@@ -35,6 +35,25 @@
 //! Nothing is durable before [`Store::flush`]; the daemon flushes once per poll batch before
 //! it advances a cursor, so a cursor never gets ahead of the outbox.
 //!
+//! ## Opening
+//!
+//! `open` takes sasrelay's own lock on the directory (`sasrelay.lock`, see `DirLock`),
+//! deletes snapshots an interrupted start left unfinished (sled would refuse to open
+//! otherwise), reads every key of every tree once (sled panics on some corrupt pages only
+//! when it meets them; better at startup, as a clear error, than in the middle of a poll) and
+//! repairs what a crash cut short. A marker file, written once a new store's schema is
+//! durable, tells a store whose files sled could not read (it then opens them as empty) from
+//! a new one. What no check here can see is sled dropping a damaged *tail* of its log; like a
+//! `kill -9`, that loses recent writes and costs re-sent notifications, never lost ones,
+//! because cursors are written after the outbox.
+//!
+//! ## Disk full
+//!
+//! A write or flush that finds the disk full fails with [`StoreError::DiskFull`], and so does
+//! every later write of that sled instance, even once space is free: sled keeps its first IO
+//! error. [`Store::reopen`] (retried until it succeeds) recovers; what was not flushed is lost,
+//! as in a crash, so the caller must not have advanced a cursor past it.
+//!
 //! ## Memory
 //!
 //! Per sink, the seq, due time and enqueue time of every waiting entry are kept in memory
@@ -46,6 +65,9 @@
 //! All methods but [`Store::flush`] are synchronous single-key operations that take
 //! microseconds; calling them from a tokio task is fine. `prune`, `records` and
 //! `dead_letters` scan a tree; call them from `spawn_blocking` when the trees are large.
+//! [`Store::open`] and [`Store::reopen`] block (recovery, the full read, up to 5 s waiting
+//! for sled threads of an instance just closed in this process): call `open` before starting
+//! the runtime, and `reopen` from `spawn_blocking`.
 
 mod error;
 mod keys;
@@ -86,14 +108,27 @@ const META_SCHEMA: &[u8] = b"schema";
 /// File written once the new store's schema and epoch are durable; its presence with an empty
 /// `meta` tree means sled lost the store's contents.
 const MARKER_FILE: &str = "sasrelay.store";
+/// The file [`DirLock`] locks.
+const LOCK_FILE: &str = "sasrelay.lock";
 const META_EPOCH: &[u8] = b"epoch";
 
 /// The durable state of one sasrelay instance. Cheap to clone (an `Arc` inside); `Send + Sync`.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
 }
 
+struct Shared {
+    dir: PathBuf,
+    /// Never changes, across reopens too (checked).
+    epoch: String,
+    /// The open sled instance; `None` after a failed [`Store::reopen`]. Calls clone the `Arc`
+    /// and release the lock at once; `reopen` takes it for writing.
+    slot: RwLock<Option<Arc<Inner>>>,
+    _lock: DirLock,
+}
+
+/// One open sled instance with its trees and indexes.
 struct Inner {
     dir: PathBuf,
     db: sled::Db,
@@ -104,43 +139,69 @@ struct Inner {
     sinks: RwLock<HashMap<String, Arc<Sink>>>,
     epoch: String,
     open_ms: u64,
-    _registered: Registered,
 }
 
-/// Directories with a live [`Store`] in this process. sled's own lock cannot tell a second
-/// `open` in this process from a sled IO thread that still holds the just-dropped previous
-/// store's file for a moment; this registry can.
-static OPEN_DIRS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+/// sasrelay's own lock on a state directory: an exclusive `flock` on `sasrelay.lock`, held
+/// for the life of a [`Store`] (across reopens) and released when it is dropped, at once.
+///
+/// sled has a lock of its own, but it cannot serve: it is taken inside `sled::open`, after
+/// the moment leftovers of an interrupted open must be cleaned up (see
+/// [`remove_unfinished_snapshots`]), and it lingers for a moment after a store is dropped
+/// while sled IO threads finish.
+struct DirLock {
+    _file: std::fs::File,
+}
 
-/// A directory's entry in [`OPEN_DIRS`], removed on drop.
-struct Registered(PathBuf);
-
-impl Registered {
-    fn claim(dir: &Path) -> Result<Registered, StoreError> {
-        let key = dir.canonicalize().map_err(|e| error::from_io(dir, e))?;
-        let mut open = OPEN_DIRS.lock().unwrap_or_else(PoisonError::into_inner);
-        if !open.insert(key.clone()) {
-            return Err(StoreError::Locked {
-                dir: dir.to_path_buf(),
-                pid: Some(std::process::id()),
-            });
+impl DirLock {
+    fn acquire(dir: &Path) -> Result<DirLock, StoreError> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(|e| error::from_io(dir, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    dir: dir.to_path_buf(),
+                    pid: error::read_pid(dir),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(error::from_io(dir, e)),
         }
-        Ok(Registered(key))
+        // Names the holder in the `Locked` error other processes report.
+        std::fs::write(
+            dir.join(error::PID_FILE),
+            format!("{}\n", std::process::id()),
+        )
+        .map_err(|e| error::from_io(dir, e))?;
+        Ok(DirLock { _file: file })
     }
 }
 
-impl Drop for Registered {
-    fn drop(&mut self) {
-        OPEN_DIRS
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.0);
+/// Deletes `snap.*.generating` files. sled writes a snapshot under that name during `open`
+/// and renames it when complete; an open interrupted by a crash or a full disk leaves it
+/// behind, empty or partial, and sled then takes it for the newest snapshot and fails every
+/// later open with "corrupt snapshot" (upstream #1527, #1533; reproduced here by opening on a
+/// full disk). The unfinished file was never in use: the previous snapshot and the log hold
+/// everything. Only called with the [`DirLock`] held and no sled instance open.
+fn remove_unfinished_snapshots(dir: &Path) -> Result<(), StoreError> {
+    for entry in std::fs::read_dir(dir).map_err(|e| error::from_io(dir, e))? {
+        let entry = entry.map_err(|e| error::from_io(dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(dir = %dir.display(), file = %name, "Removing a snapshot an interrupted start left unfinished.");
+            std::fs::remove_file(entry.path()).map_err(|e| error::from_io(dir, e))?;
+        }
     }
+    Ok(())
 }
 
-/// Opens sled in `dir`. When the lock is held by this very process although no store here is
-/// open (see [`OPEN_DIRS`]), it is a sled IO thread of a store just dropped finishing its
-/// last write: wait for it, up to [`LINGERING_LOCK_WAIT`].
+/// Opens sled in `dir`, with the [`DirLock`] held. If sled reports its own lock as held, it
+/// is a sled IO thread of a store this process just dropped finishing its last write (any
+/// other sasrelay would hold the `DirLock`): wait for it, up to [`LINGERING_LOCK_WAIT`].
 fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
     let config = sled::Config::new().path(dir).cache_capacity(CACHE_CAPACITY);
     let deadline = Instant::now() + LINGERING_LOCK_WAIT;
@@ -151,9 +212,7 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
             Err(e) => error::from_sled(dir, e),
         };
         match err {
-            StoreError::Locked { pid: Some(pid), .. }
-                if pid == std::process::id() && Instant::now() < deadline =>
-            {
+            StoreError::Locked { .. } if Instant::now() < deadline => {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(50));
             }
@@ -236,8 +295,8 @@ impl<T> At<T> for sled::Result<T> {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("dir", &self.inner.dir)
-            .field("epoch", &self.inner.epoch)
+            .field("dir", &self.shared.dir)
+            .field("epoch", &self.shared.epoch)
             .finish_non_exhaustive()
     }
 }
@@ -262,34 +321,273 @@ impl Store {
     /// Creates the directory, opens sled with a 64 MiB cache, checks the schema version,
     /// creates the epoch on first use, and reconciles the outbox with its guards (an entry
     /// written just before a crash may lack its guard). Fails with a [`StoreError`] naming the
-    /// directory when another process holds it, it is not writable, it is corrupt, the disk is
-    /// full or a newer sasrelay wrote it; never panics, even when sled does.
+    /// directory when another process (or another `Store` in this one) holds it, it is not
+    /// writable, it is corrupt, the disk is full or a newer sasrelay wrote it; never panics,
+    /// even when sled does. Blocks (see the module doc).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let started = Instant::now();
         std::fs::create_dir_all(dir).map_err(|e| error::from_io(dir, e))?;
-        let registered = Registered::claim(dir)?;
-        let db = open_sled(dir)?;
-        // Only the lock holder gets here, so the file names the live holder for the
-        // `Locked` error another process reports.
-        std::fs::write(
-            dir.join(error::PID_FILE),
-            format!("{}\n", std::process::id()),
-        )
-        .map_err(|e| error::from_io(dir, e))?;
-        let mut store = catch_panic(dir, || Store::init(dir, db, registered))??;
-        let open_ms = started.elapsed().as_millis() as u64;
-        // No clone of `store` exists yet, so this always succeeds.
-        if let Some(inner) = Arc::get_mut(&mut store.inner) {
-            inner.open_ms = open_ms;
+        let lock = DirLock::acquire(dir)?;
+        let inner = Inner::open(dir)?;
+        Ok(Store {
+            shared: Arc::new(Shared {
+                dir: dir.to_path_buf(),
+                epoch: inner.epoch.clone(),
+                slot: RwLock::new(Some(Arc::new(inner))),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// Closes sled and opens it again, for every clone of this store: recovery, reconcile and
+    /// the in-memory indexes are redone from what is durable.
+    ///
+    /// Needed after a write failed with [`StoreError::DiskFull`] (or another IO error): sled
+    /// keeps the first IO error of a log write and fails every later write and flush of that
+    /// instance with it, even once space is free. Writes not yet flushed when it failed are
+    /// lost, as in a crash; nothing flushed is. Other calls block while this runs (recovery,
+    /// plus waiting for their own in-flight calls to finish). If opening fails (still no
+    /// space), the store stays closed — calls fail with [`StoreError::Closed`] — until a later
+    /// `reopen` succeeds.
+    pub fn reopen(&self) -> Result<(), StoreError> {
+        let mut slot = self
+            .shared
+            .slot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        // sled's file lock goes when the last handle on the old instance does; `open_sled`
+        // waits for handles still held by calls in flight.
+        drop(slot.take());
+        let inner = Inner::open(&self.shared.dir)?;
+        if inner.epoch != self.shared.epoch {
+            return Err(StoreError::Corrupt {
+                dir: self.shared.dir.clone(),
+                detail: format!(
+                    "its epoch changed from {} to {} while sasrelay ran",
+                    self.shared.epoch, inner.epoch
+                ),
+            });
         }
-        tracing::info!(dir = %dir.display(), open_ms, "Opened the state store.");
-        Ok(store)
+        *slot = Some(Arc::new(inner));
+        Ok(())
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// This store's random id, created with the store and never changed (the summary event's
+    /// id depends on it, so a restart never re-sends a summary).
+    pub fn epoch(&self) -> &str {
+        &self.shared.epoch
+    }
+
+    /// Makes every write so far durable (sled `flush_async`: one fsync for everything written
+    /// since the last flush). Call it once per poll batch, before advancing a cursor.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let inner = self.current()?;
+        inner.flush().await
+    }
+
+    fn current(&self) -> Result<Arc<Inner>, StoreError> {
+        self.shared
+            .slot
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| StoreError::Closed {
+                dir: self.shared.dir.clone(),
+            })
+    }
+
+    /// The record of `fingerprint` in `source`/`domain`.
+    pub fn get_record(
+        &self,
+        source: &str,
+        domain: Domain,
+        fingerprint: &str,
+    ) -> Result<Option<Record>, StoreError> {
+        self.current()?.get_record(source, domain, fingerprint)
+    }
+
+    /// Writes the record of `fingerprint` in `source`/`domain`.
+    pub fn put_record(
+        &self,
+        source: &str,
+        domain: Domain,
+        fingerprint: &str,
+        record: &Record,
+    ) -> Result<(), StoreError> {
+        self.current()?
+            .put_record(source, domain, fingerprint, record)
+    }
+
+    /// Deletes the record of `fingerprint`; says whether there was one.
+    pub fn remove_record(
+        &self,
+        source: &str,
+        domain: Domain,
+        fingerprint: &str,
+    ) -> Result<bool, StoreError> {
+        self.current()?.remove_record(source, domain, fingerprint)
+    }
+
+    /// Every record of `source`/`domain`, by fingerprint (a prefix scan).
+    pub fn records(
+        &self,
+        source: &str,
+        domain: Domain,
+    ) -> Result<Vec<(String, Record)>, StoreError> {
+        self.current()?.records(source, domain)
+    }
+
+    /// The poll cursor of `source`/`domain`.
+    pub fn cursor(&self, source: &str, domain: Domain) -> Result<Option<Cursor>, StoreError> {
+        self.current()?.cursor(source, domain)
+    }
+
+    /// Writes the poll cursor of `source`/`domain`. Flush the outbox writes it covers first.
+    pub fn set_cursor(
+        &self,
+        source: &str,
+        domain: Domain,
+        cursor: &Cursor,
+    ) -> Result<(), StoreError> {
+        self.current()?.set_cursor(source, domain, cursor)
+    }
+
+    /// Adds `entry` to `sink`'s outbox unless its payload id was enqueued there before (and
+    /// its guard not yet pruned). Idempotent across crashes: see the module doc.
+    pub fn enqueue(&self, sink: &str, entry: &OutboxEntry) -> Result<Enqueued, StoreError> {
+        self.current()?.enqueue(sink, entry)
+    }
+
+    /// The seq under which `payload_id` was enqueued to `sink`, while its guard exists (the
+    /// entry itself may have been delivered or dead-lettered since).
+    pub fn enqueued_seq(&self, sink: &str, payload_id: &str) -> Result<Option<u64>, StoreError> {
+        self.current()?.enqueued_seq(sink, payload_id)
+    }
+
+    /// Up to `limit` of `sink`'s entries with `next_attempt_at_ms <= now_ms`, oldest first.
+    pub fn due(
+        &self,
+        sink: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
+        self.current()?.due(sink, now_ms, limit)
+    }
+
+    /// The earliest `next_attempt_at_ms` among `sink`'s waiting entries.
+    pub fn next_due_at(&self, sink: &str) -> Option<i64> {
+        self.current().map_or(None, |inner| inner.next_due_at(sink))
+    }
+
+    /// How many entries wait in `sink`'s outbox (kept in memory; no scan).
+    pub fn depth(&self, sink: &str) -> u64 {
+        self.current().map_or(0, |inner| inner.depth(sink))
+    }
+
+    /// `enqueued_at_ms` of `sink`'s oldest waiting entry.
+    pub fn oldest_enqueued_at(&self, sink: &str) -> Option<i64> {
+        self.current()
+            .map_or(None, |inner| inner.oldest_enqueued_at(sink))
+    }
+
+    /// Sinks with at least one waiting entry, sorted.
+    pub fn sinks_with_entries(&self) -> Vec<String> {
+        self.current()
+            .map_or(Vec::new(), |inner| inner.sinks_with_entries())
+    }
+
+    /// Removes a delivered entry; says whether it was still there. Its guard stays until
+    /// pruned, so a re-poll cannot enqueue the payload again.
+    pub fn ack(&self, sink: &str, seq: u64) -> Result<bool, StoreError> {
+        self.current()?.ack(sink, seq)
+    }
+
+    /// Replaces the entry at `seq` (after a failed attempt: attempts, next attempt time, last
+    /// error) with a compare-and-swap, so an entry acked or dead-lettered meanwhile is not
+    /// brought back. Returns `false` when the entry is gone. Fails with
+    /// [`StoreError::WrongEntry`] if `entry` carries a different payload than the stored one.
+    pub fn reschedule(
+        &self,
+        sink: &str,
+        seq: u64,
+        entry: &OutboxEntry,
+    ) -> Result<bool, StoreError> {
+        self.current()?.reschedule(sink, seq, entry)
+    }
+
+    /// Moves the entry at `seq` to `sink`'s dead letters (insert there, then remove from the
+    /// outbox). Returns `false`, writing nothing, when the entry is no longer in the outbox.
+    pub fn dead_letter(
+        &self,
+        sink: &str,
+        seq: u64,
+        letter: &DeadLetter,
+    ) -> Result<bool, StoreError> {
+        self.current()?.dead_letter(sink, seq, letter)
+    }
+
+    /// `sink`'s dead letters, oldest first.
+    pub fn dead_letters(&self, sink: &str) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
+        self.current()?.dead_letters(sink)
+    }
+
+    /// Deletes one dead letter (after an operator replayed or discarded it); returns it.
+    pub fn remove_dead_letter(
+        &self,
+        sink: &str,
+        seq: u64,
+    ) -> Result<Option<DeadLetter>, StoreError> {
+        self.current()?.remove_dead_letter(sink, seq)
+    }
+
+    /// Deletes lifecycle records resolved more than `resolved_retention_ms` before `now_ms`,
+    /// and enqueue guards older than `guard_ttl_ms` whose entry has left the outbox. Scans
+    /// both trees; one key per delete, each a compare-and-swap against the value read, so a
+    /// record updated meanwhile is kept.
+    ///
+    /// A payload whose guard is pruned can be enqueued again: the TTL must exceed the time in
+    /// which a source can report the same event again (its re-poll window).
+    pub fn prune(
+        &self,
+        now_ms: i64,
+        resolved_retention_ms: i64,
+        guard_ttl_ms: i64,
+    ) -> Result<PruneReport, StoreError> {
+        self.current()?
+            .prune(now_ms, resolved_retention_ms, guard_ttl_ms)
+    }
+
+    /// Size on disk, per-sink queue figures and open time.
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.current()?.stats()
+    }
+}
+
+impl Inner {
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await.at(&self.dir)?;
+        Ok(())
+    }
+
+    /// Opens sled in `dir` and prepares it (see [`Store::open`]); the caller holds the
+    /// [`DirLock`].
+    fn open(dir: &Path) -> Result<Inner, StoreError> {
+        let started = Instant::now();
+        remove_unfinished_snapshots(dir)?;
+        let db = open_sled(dir)?;
+        let mut inner = catch_panic(dir, || Inner::init(dir, db))??;
+        inner.open_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(dir = %dir.display(), open_ms = inner.open_ms, "Opened the state store.");
+        Ok(inner)
     }
 
     /// Everything `open` does after sled opened: schema, epoch, reconcile, a full read of
-    /// every tree (sled panics on some corrupt pages only when it meets them; better here than
-    /// in the middle of a poll), and the marker that says the store was created.
-    fn init(dir: &Path, db: sled::Db, registered: Registered) -> Result<Store, StoreError> {
+    /// every tree (see "Opening" in the module doc), and the marker for a new store.
+    fn init(dir: &Path, db: sled::Db) -> Result<Inner, StoreError> {
         let meta = db.open_tree("meta").at(dir)?;
         let marker = dir.join(MARKER_FILE);
         let initialised = std::fs::read_to_string(&marker).is_ok_and(|s| !s.trim().is_empty());
@@ -308,76 +606,51 @@ impl Store {
         let (epoch, new_epoch) = load_epoch(dir, &meta)?;
         changed |= new_epoch;
 
-        let store = Store {
-            inner: Arc::new(Inner {
-                dir: dir.to_path_buf(),
-                records: db.open_tree("records").at(dir)?,
-                cursors: db.open_tree("cursors").at(dir)?,
-                guards: db.open_tree("enq").at(dir)?,
-                db,
-                sinks: RwLock::new(HashMap::new()),
-                epoch,
-                open_ms: 0,
-                _registered: registered,
-            }),
+        let store = Inner {
+            dir: dir.to_path_buf(),
+            records: db.open_tree("records").at(dir)?,
+            cursors: db.open_tree("cursors").at(dir)?,
+            guards: db.open_tree("enq").at(dir)?,
+            db,
+            sinks: RwLock::new(HashMap::new()),
+            epoch,
+            open_ms: 0,
         };
         let repairs = store.reconcile()?;
         changed |= repairs.any();
-        for name in store.inner.db.tree_names() {
+        for name in store.db.tree_names() {
             if name.starts_with(keys::OUTBOX_PREFIX.as_bytes())
                 || name.starts_with(keys::DEAD_PREFIX.as_bytes())
             {
                 continue; // read by reconcile
             }
-            for item in store.inner.db.open_tree(&name).at(dir)?.iter() {
+            for item in store.db.open_tree(&name).at(dir)?.iter() {
                 item.at(dir)?;
             }
         }
         if changed {
-            store.inner.db.flush().at(dir)?;
+            store.db.flush().at(dir)?;
         }
         if !initialised {
-            write_marker(&marker, &store.inner.epoch).map_err(|e| error::from_io(dir, e))?;
+            write_marker(&marker, &store.epoch).map_err(|e| error::from_io(dir, e))?;
         }
         Ok(store)
     }
 
-    /// The state directory.
-    pub fn dir(&self) -> &Path {
-        &self.inner.dir
-    }
-
-    /// This store's random id, created with the store and never changed (the summary event's
-    /// id depends on it, so a restart never re-sends a summary).
-    pub fn epoch(&self) -> &str {
-        &self.inner.epoch
-    }
-
-    /// Makes every write so far durable (sled `flush_async`: one fsync for everything written
-    /// since the last flush). Call it once per poll batch, before advancing a cursor.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        self.inner.db.flush_async().await.at(&self.inner.dir)?;
-        Ok(())
-    }
-
-    // ----- lifecycle records -----
-
-    /// The record of `fingerprint` in `source`/`domain`.
-    pub fn get_record(
+    fn get_record(
         &self,
         source: &str,
         domain: Domain,
         fingerprint: &str,
     ) -> Result<Option<Record>, StoreError> {
         let key = keys::record(source, domain, fingerprint);
-        match self.inner.records.get(&key).at(&self.inner.dir)? {
+        match self.records.get(&key).at(&self.dir)? {
             Some(v) => Ok(Some(self.decode(&v, || format!("record {fingerprint}"))?)),
             None => Ok(None),
         }
     }
 
-    /// Writes the record of `fingerprint` in `source`/`domain`.
-    pub fn put_record(
+    fn put_record(
         &self,
         source: &str,
         domain: Domain,
@@ -385,38 +658,30 @@ impl Store {
         record: &Record,
     ) -> Result<(), StoreError> {
         let value = self.encode(record, || format!("record {fingerprint}"))?;
-        self.inner
-            .records
+        self.records
             .insert(keys::record(source, domain, fingerprint), value)
-            .at(&self.inner.dir)?;
+            .at(&self.dir)?;
         Ok(())
     }
 
-    /// Deletes the record of `fingerprint`; says whether there was one.
-    pub fn remove_record(
+    fn remove_record(
         &self,
         source: &str,
         domain: Domain,
         fingerprint: &str,
     ) -> Result<bool, StoreError> {
         let old = self
-            .inner
             .records
             .remove(keys::record(source, domain, fingerprint))
-            .at(&self.inner.dir)?;
+            .at(&self.dir)?;
         Ok(old.is_some())
     }
 
-    /// Every record of `source`/`domain`, by fingerprint (a prefix scan).
-    pub fn records(
-        &self,
-        source: &str,
-        domain: Domain,
-    ) -> Result<Vec<(String, Record)>, StoreError> {
+    fn records(&self, source: &str, domain: Domain) -> Result<Vec<(String, Record)>, StoreError> {
         let prefix = keys::scope(source, domain);
         let mut out = Vec::new();
-        for item in self.inner.records.scan_prefix(&prefix) {
-            let (k, v) = item.at(&self.inner.dir)?;
+        for item in self.records.scan_prefix(&prefix) {
+            let (k, v) = item.at(&self.dir)?;
             let fingerprint = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
             let record = self.decode(&v, || format!("record {fingerprint}"))?;
             out.push((fingerprint, record));
@@ -426,13 +691,11 @@ impl Store {
 
     // ----- cursors -----
 
-    /// The poll cursor of `source`/`domain`.
-    pub fn cursor(&self, source: &str, domain: Domain) -> Result<Option<Cursor>, StoreError> {
+    fn cursor(&self, source: &str, domain: Domain) -> Result<Option<Cursor>, StoreError> {
         match self
-            .inner
             .cursors
             .get(keys::scope(source, domain))
-            .at(&self.inner.dir)?
+            .at(&self.dir)?
         {
             Some(v) => {
                 Ok(Some(self.decode(&v, || {
@@ -443,45 +706,34 @@ impl Store {
         }
     }
 
-    /// Writes the poll cursor of `source`/`domain`. Flush the outbox writes it covers first.
-    pub fn set_cursor(
-        &self,
-        source: &str,
-        domain: Domain,
-        cursor: &Cursor,
-    ) -> Result<(), StoreError> {
+    fn set_cursor(&self, source: &str, domain: Domain, cursor: &Cursor) -> Result<(), StoreError> {
         let value = self.encode(cursor, || format!("cursor {source}/{}", domain.as_str()))?;
-        self.inner
-            .cursors
+        self.cursors
             .insert(keys::scope(source, domain), value)
-            .at(&self.inner.dir)?;
+            .at(&self.dir)?;
         Ok(())
     }
 
     // ----- outbox -----
 
-    /// Adds `entry` to `sink`'s outbox unless its payload id was enqueued there before (and
-    /// its guard not yet pruned). Idempotent across crashes: see the module doc.
-    pub fn enqueue(&self, sink: &str, entry: &OutboxEntry) -> Result<Enqueued, StoreError> {
-        let dir = &self.inner.dir;
+    fn enqueue(&self, sink: &str, entry: &OutboxEntry) -> Result<Enqueued, StoreError> {
+        let dir = &self.dir;
         let s = self.sink_or_create(sink)?;
         let mut index = s.lock();
         let guard_key = keys::guard(sink, entry.payload.id());
         // The common duplicate (a re-poll) costs one read and no write.
-        if let Some(v) = self.inner.guards.get(&guard_key).at(dir)? {
+        if let Some(v) = self.guards.get(&guard_key).at(dir)? {
             return Ok(Enqueued::Duplicate(self.guard_seq(&v)?));
         }
         let value = self.encode(entry, || format!("outbox/{sink} entry"))?;
-        let seq = self.inner.db.generate_id().at(dir)?;
+        let seq = self.db.generate_id().at(dir)?;
         let seq_key = keys::seq(seq);
         s.outbox.insert(seq_key, value).at(dir)?;
         let guard = keys::guard_value(seq, entry.enqueued_at_ms);
         loop {
-            let cas = self.inner.guards.compare_and_swap(
-                &guard_key,
-                None as Option<&[u8]>,
-                Some(&guard[..]),
-            );
+            let cas =
+                self.guards
+                    .compare_and_swap(&guard_key, None as Option<&[u8]>, Some(&guard[..]));
             match cas {
                 Ok(Ok(())) => {
                     index.insert(seq, entry);
@@ -507,22 +759,18 @@ impl Store {
         }
     }
 
-    /// The seq under which `payload_id` was enqueued to `sink`, while its guard exists (the
-    /// entry itself may have been delivered or dead-lettered since).
-    pub fn enqueued_seq(&self, sink: &str, payload_id: &str) -> Result<Option<u64>, StoreError> {
+    fn enqueued_seq(&self, sink: &str, payload_id: &str) -> Result<Option<u64>, StoreError> {
         match self
-            .inner
             .guards
             .get(keys::guard(sink, payload_id))
-            .at(&self.inner.dir)?
+            .at(&self.dir)?
         {
             Some(v) => Ok(Some(self.guard_seq(&v)?)),
             None => Ok(None),
         }
     }
 
-    /// Up to `limit` of `sink`'s entries with `next_attempt_at_ms <= now_ms`, oldest first.
-    pub fn due(
+    fn due(
         &self,
         sink: &str,
         now_ms: i64,
@@ -547,7 +795,7 @@ impl Store {
         let mut out = Vec::with_capacity(seqs.len());
         for seq in seqs {
             // Acked or dead-lettered since the index was read: skip it.
-            if let Some(v) = s.outbox.get(keys::seq(seq)).at(&self.inner.dir)? {
+            if let Some(v) = s.outbox.get(keys::seq(seq)).at(&self.dir)? {
                 out.push((
                     seq,
                     self.decode(&v, || format!("outbox/{sink} entry {seq}"))?,
@@ -557,18 +805,15 @@ impl Store {
         Ok(out)
     }
 
-    /// The earliest `next_attempt_at_ms` among `sink`'s waiting entries.
-    pub fn next_due_at(&self, sink: &str) -> Option<i64> {
+    fn next_due_at(&self, sink: &str) -> Option<i64> {
         self.sink(sink)?.lock().schedule.first().map(|&(at, _)| at)
     }
 
-    /// How many entries wait in `sink`'s outbox (kept in memory; no scan).
-    pub fn depth(&self, sink: &str) -> u64 {
+    fn depth(&self, sink: &str) -> u64 {
         self.sink(sink).map_or(0, |s| s.lock().pending.len() as u64)
     }
 
-    /// `enqueued_at_ms` of `sink`'s oldest waiting entry.
-    pub fn oldest_enqueued_at(&self, sink: &str) -> Option<i64> {
+    fn oldest_enqueued_at(&self, sink: &str) -> Option<i64> {
         self.sink(sink)?
             .lock()
             .pending
@@ -577,13 +822,8 @@ impl Store {
             .map(|p| p.enqueued_at_ms)
     }
 
-    /// Sinks with at least one waiting entry, sorted.
-    pub fn sinks_with_entries(&self) -> Vec<String> {
-        let sinks = self
-            .inner
-            .sinks
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+    fn sinks_with_entries(&self) -> Vec<String> {
+        let sinks = self.sinks.read().unwrap_or_else(PoisonError::into_inner);
         let mut names: Vec<String> = sinks
             .iter()
             .filter(|(_, s)| !s.lock().pending.is_empty())
@@ -593,29 +833,18 @@ impl Store {
         names
     }
 
-    /// Removes a delivered entry; says whether it was still there. Its guard stays until
-    /// pruned, so a re-poll cannot enqueue the payload again.
-    pub fn ack(&self, sink: &str, seq: u64) -> Result<bool, StoreError> {
+    fn ack(&self, sink: &str, seq: u64) -> Result<bool, StoreError> {
         let Some(s) = self.sink(sink) else {
             return Ok(false);
         };
         let mut index = s.lock();
-        let old = s.outbox.remove(keys::seq(seq)).at(&self.inner.dir)?;
+        let old = s.outbox.remove(keys::seq(seq)).at(&self.dir)?;
         index.remove(seq);
         Ok(old.is_some())
     }
 
-    /// Replaces the entry at `seq` (after a failed attempt: attempts, next attempt time, last
-    /// error) with a compare-and-swap, so an entry acked or dead-lettered meanwhile is not
-    /// brought back. Returns `false` when the entry is gone. Fails with
-    /// [`StoreError::WrongEntry`] if `entry` carries a different payload than the stored one.
-    pub fn reschedule(
-        &self,
-        sink: &str,
-        seq: u64,
-        entry: &OutboxEntry,
-    ) -> Result<bool, StoreError> {
-        let dir = &self.inner.dir;
+    fn reschedule(&self, sink: &str, seq: u64, entry: &OutboxEntry) -> Result<bool, StoreError> {
+        let dir = &self.dir;
         let Some(s) = self.sink(sink) else {
             return Ok(false);
         };
@@ -653,15 +882,8 @@ impl Store {
         }
     }
 
-    /// Moves the entry at `seq` to `sink`'s dead letters (insert there, then remove from the
-    /// outbox). Returns `false`, writing nothing, when the entry is no longer in the outbox.
-    pub fn dead_letter(
-        &self,
-        sink: &str,
-        seq: u64,
-        letter: &DeadLetter,
-    ) -> Result<bool, StoreError> {
-        let dir = &self.inner.dir;
+    fn dead_letter(&self, sink: &str, seq: u64, letter: &DeadLetter) -> Result<bool, StoreError> {
+        let dir = &self.dir;
         let Some(s) = self.sink(sink) else {
             return Ok(false);
         };
@@ -680,14 +902,13 @@ impl Store {
         Ok(true)
     }
 
-    /// `sink`'s dead letters, oldest first.
-    pub fn dead_letters(&self, sink: &str) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
+    fn dead_letters(&self, sink: &str) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
         let Some(s) = self.sink(sink) else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for item in s.dead.iter() {
-            let (k, v) = item.at(&self.inner.dir)?;
+            let (k, v) = item.at(&self.dir)?;
             let Some(seq) = keys::parse_seq(&k) else {
                 continue;
             };
@@ -699,17 +920,12 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes one dead letter (after an operator replayed or discarded it); returns it.
-    pub fn remove_dead_letter(
-        &self,
-        sink: &str,
-        seq: u64,
-    ) -> Result<Option<DeadLetter>, StoreError> {
+    fn remove_dead_letter(&self, sink: &str, seq: u64) -> Result<Option<DeadLetter>, StoreError> {
         let Some(s) = self.sink(sink) else {
             return Ok(None);
         };
         let mut index = s.lock();
-        let Some(old) = s.dead.remove(keys::seq(seq)).at(&self.inner.dir)? else {
+        let Some(old) = s.dead.remove(keys::seq(seq)).at(&self.dir)? else {
             return Ok(None);
         };
         index.dead_letters = index.dead_letters.saturating_sub(1);
@@ -720,24 +936,17 @@ impl Store {
 
     // ----- pruning and figures -----
 
-    /// Deletes lifecycle records resolved more than `resolved_retention_ms` before `now_ms`,
-    /// and enqueue guards older than `guard_ttl_ms` whose entry has left the outbox. Scans
-    /// both trees; one key per delete, each a compare-and-swap against the value read, so a
-    /// record updated meanwhile is kept.
-    ///
-    /// A payload whose guard is pruned can be enqueued again: the TTL must exceed the time in
-    /// which a source can report the same event again (its re-poll window).
-    pub fn prune(
+    fn prune(
         &self,
         now_ms: i64,
         resolved_retention_ms: i64,
         guard_ttl_ms: i64,
     ) -> Result<PruneReport, StoreError> {
-        let dir = &self.inner.dir;
+        let dir = &self.dir;
         let mut report = PruneReport::default();
 
         let record_cutoff = now_ms.saturating_sub(resolved_retention_ms);
-        for item in self.inner.records.iter() {
+        for item in self.records.iter() {
             let (k, v) = item.at(dir)?;
             let record: Record = self.decode(&v, || "record".to_string())?;
             let resolved_at = match (record.status, record.resolved_at_ms) {
@@ -747,7 +956,6 @@ impl Store {
             };
             if resolved_at < record_cutoff
                 && self
-                    .inner
                     .records
                     .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
                     .at(dir)?
@@ -758,7 +966,7 @@ impl Store {
         }
 
         let guard_cutoff = now_ms.saturating_sub(guard_ttl_ms);
-        for item in self.inner.guards.iter() {
+        for item in self.guards.iter() {
             let (k, v) = item.at(dir)?;
             let Some((seq, enqueued_at)) = keys::parse_guard_value(&v) else {
                 continue;
@@ -777,7 +985,6 @@ impl Store {
             if pending {
                 report.guards_kept_pending += 1;
             } else if self
-                .inner
                 .guards
                 .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
                 .at(dir)?
@@ -789,11 +996,9 @@ impl Store {
         Ok(report)
     }
 
-    /// Size on disk, per-sink queue figures and open time.
-    pub fn stats(&self) -> Result<StoreStats, StoreError> {
-        let size_on_disk = self.inner.db.size_on_disk().at(&self.inner.dir)?;
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        let size_on_disk = self.db.size_on_disk().at(&self.dir)?;
         let sinks = self
-            .inner
             .sinks
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -803,15 +1008,14 @@ impl Store {
         Ok(StoreStats {
             size_on_disk,
             sinks,
-            open_ms: self.inner.open_ms,
+            open_ms: self.open_ms,
         })
     }
 
     // ----- internals -----
 
     fn sink(&self, name: &str) -> Option<Arc<Sink>> {
-        self.inner
-            .sinks
+        self.sinks
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(name)
@@ -822,18 +1026,14 @@ impl Store {
         if let Some(s) = self.sink(name) {
             return Ok(s);
         }
-        let mut sinks = self
-            .inner
-            .sinks
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut sinks = self.sinks.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(s) = sinks.get(name) {
             return Ok(s.clone());
         }
-        let dir = &self.inner.dir;
+        let dir = &self.dir;
         let s = Arc::new(Sink {
-            outbox: self.inner.db.open_tree(keys::outbox_tree(name)).at(dir)?,
-            dead: self.inner.db.open_tree(keys::dead_tree(name)).at(dir)?,
+            outbox: self.db.open_tree(keys::outbox_tree(name)).at(dir)?,
+            dead: self.db.open_tree(keys::dead_tree(name)).at(dir)?,
             index: Mutex::new(SinkIndex::default()),
         });
         sinks.insert(name.to_string(), s.clone());
@@ -844,9 +1044,9 @@ impl Store {
     /// entry without its guard (adopt it, or remove it if another entry owns the guard) and a
     /// dead-letter move cut between its two writes (finish it).
     fn reconcile(&self) -> Result<Repairs, StoreError> {
-        let dir = &self.inner.dir;
+        let dir = &self.dir;
         let mut names = BTreeSet::new();
-        for name in self.inner.db.tree_names() {
+        for name in self.db.tree_names() {
             let Ok(name) = std::str::from_utf8(&name) else {
                 continue;
             };
@@ -876,12 +1076,11 @@ impl Store {
                     self.decode(&v, || format!("outbox/{name} entry {seq}"))?;
                 let guard_key = keys::guard(&name, entry.payload.id());
                 let guard = keys::guard_value(seq, entry.enqueued_at_ms);
-                let owner = match self.inner.guards.get(&guard_key).at(dir)? {
+                let owner = match self.guards.get(&guard_key).at(dir)? {
                     Some(v) => self.guard_seq(&v)?,
                     None => {
                         // Nothing else writes guards during open.
                         let _ = self
-                            .inner
                             .guards
                             .compare_and_swap(&guard_key, None as Option<&[u8]>, Some(&guard[..]))
                             .at(dir)?;
@@ -923,7 +1122,7 @@ impl Store {
         keys::parse_guard_value(v)
             .map(|(seq, _)| seq)
             .ok_or_else(|| StoreError::Corrupt {
-                dir: self.inner.dir.clone(),
+                dir: self.dir.clone(),
                 detail: format!("an enqueue guard holds {} bytes, not 16", v.len()),
             })
     }
@@ -934,7 +1133,7 @@ impl Store {
         what: impl FnOnce() -> String,
     ) -> Result<T, StoreError> {
         serde_json::from_slice(bytes).map_err(|source| StoreError::Codec {
-            dir: self.inner.dir.clone(),
+            dir: self.dir.clone(),
             what: format!("decoding {}", what()),
             source,
         })
@@ -946,7 +1145,7 @@ impl Store {
         what: impl FnOnce() -> String,
     ) -> Result<Vec<u8>, StoreError> {
         serde_json::to_vec(value).map_err(|source| StoreError::Codec {
-            dir: self.inner.dir.clone(),
+            dir: self.dir.clone(),
             what: format!("encoding {}", what()),
             source,
         })
@@ -1025,8 +1224,8 @@ impl Store {
     /// Writes an outbox entry without its guard, as a crash between the two writes of
     /// `enqueue` leaves it.
     fn insert_unguarded(&self, sink: &str, entry: &OutboxEntry) -> u64 {
-        let s = self.sink_or_create(sink).unwrap();
-        let seq = self.inner.db.generate_id().unwrap();
+        let s = self.current().unwrap().sink_or_create(sink).unwrap();
+        let seq = self.current().unwrap().db.generate_id().unwrap();
         s.outbox
             .insert(keys::seq(seq), serde_json::to_vec(entry).unwrap())
             .unwrap();
@@ -1036,13 +1235,13 @@ impl Store {
     /// Writes a dead letter without removing the entry, as a crash inside `dead_letter`
     /// leaves it.
     fn insert_dead_only(&self, sink: &str, seq: u64, letter: &DeadLetter) {
-        let s = self.sink_or_create(sink).unwrap();
+        let s = self.current().unwrap().sink_or_create(sink).unwrap();
         s.dead
             .insert(keys::seq(seq), serde_json::to_vec(letter).unwrap())
             .unwrap();
     }
 
     fn guard_count(&self) -> usize {
-        self.inner.guards.iter().count()
+        self.current().unwrap().guards.iter().count()
     }
 }

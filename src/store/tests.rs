@@ -342,7 +342,7 @@ fn a_newer_schema_is_refused_and_the_epoch_is_kept() {
     let other = tempfile::tempdir().unwrap();
     assert_ne!(Store::open(other.path()).unwrap().epoch(), epoch);
 
-    let meta = store.inner.db.open_tree("meta").unwrap();
+    let meta = store.current().unwrap().db.open_tree("meta").unwrap();
     meta.insert(META_SCHEMA, b"2").unwrap();
     drop(meta);
     drop(store);
@@ -407,6 +407,35 @@ fn reopening_removes_an_unguarded_duplicate_and_finishes_dead_letter_moves() {
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.depth("s"), 1);
     assert_eq!(store.guard_count(), 2);
+}
+
+#[test]
+fn reopen_swaps_the_instance_under_every_clone_while_they_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let epoch = store.epoch().to_string();
+    let writer = store.clone();
+    let handle = std::thread::spawn(move || {
+        for i in 0..2_000 {
+            let seq = writer
+                .enqueue("s", &entry(&format!("p{i}"), i))
+                .unwrap()
+                .seq();
+            if i % 2 == 0 {
+                assert!(writer.ack("s", seq).unwrap(), "p{i}");
+            }
+        }
+    });
+    for _ in 0..5 {
+        store.reopen().unwrap();
+        assert_eq!(store.epoch(), epoch);
+    }
+    handle.join().unwrap();
+    assert_eq!(store.depth("s"), 1_000);
+    store.reopen().unwrap();
+    assert_eq!(store.depth("s"), 1_000);
+    assert_eq!(store.guard_count(), 2_000);
+    assert!(store.stats().unwrap().open_ms < 60_000);
 }
 
 /// Random operations against a `BTreeMap` model, with clean reopens in between.
