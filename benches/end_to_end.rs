@@ -111,7 +111,9 @@ url = "http://{hook}/hook"
             "end_to_end: {ALERTS} new alerts delivered to a local webhook in {secs:.2} s ({:.0}/s; adding them to the simulator took {:.2} s; first delivery after {:.2} s)",
             ALERTS as f64 / secs,
             added.as_secs_f64(),
-            first_at.get().map_or(0.0, |t| t.duration_since(started).as_secs_f64())
+            first_at
+                .get()
+                .map_or(0.0, |t| t.duration_since(started).as_secs_f64())
         ),
         Err(_) => println!(
             "end_to_end: only {} of {ALERTS} delivered after {secs:.0} s",

@@ -134,6 +134,7 @@ impl Worker {
                     Ok(d) => d,
                     Err(e) => {
                         tracing::error!(sink = %name, error = %e, "Cannot read the outbox; retrying in 5s.");
+                        self.store.heal(&e);
                         paused_until_ms = now_ms + 5_000;
                         Vec::new()
                     }
@@ -222,6 +223,7 @@ impl Worker {
                 };
                 if let Err(e) = result {
                     tracing::error!(sink = %name, event = %id, error = %e, "Cannot update the outbox after a delivery attempt.");
+                    self.store.heal(&e);
                     paused_until_ms = now_ms + 5_000;
                     continue 'outer;
                 }

@@ -231,6 +231,9 @@ impl Poller {
                 Err(e) => {
                     failures += 1;
                     let wait = backoff(failures, self.poll.interval);
+                    if let PollError::Store(err) = &e {
+                        self.store.heal(err);
+                    }
                     let data_at_risk = matches!(e, PollError::Store(_));
                     if data_at_risk || failures >= 5 {
                         tracing::error!(source = self.name(), domain, failures, retry_in_s = wait.as_secs(), error = %e, "Poll failed; nothing was recorded, retrying.");

@@ -349,6 +349,32 @@ impl Store {
     /// space), the store stays closed — calls fail with [`StoreError::Closed`] — until a later
     /// `reopen` succeeds.
     pub fn reopen(&self) -> Result<(), StoreError> {
+        self.reopen_inner()
+    }
+
+    /// After `err` from a store call: when it is the kind sled does not recover from by
+    /// itself (a full disk, an IO error, a closed store), tries [`Store::reopen`] and logs the
+    /// result. Callers retry their work afterwards; a failed reopen is retried on their next
+    /// failure.
+    pub fn heal(&self, err: &StoreError) {
+        if !matches!(
+            err,
+            StoreError::DiskFull { .. } | StoreError::Io { .. } | StoreError::Closed { .. }
+        ) {
+            return;
+        }
+        match self.reopen_inner() {
+            Ok(()) => tracing::warn!(
+                dir = %self.dir().display(),
+                "Reopened the state store after a write failure; writes not yet flushed were lost and will be redone."
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "The state store is still unusable; findings are not accepted until it recovers.")
+            }
+        }
+    }
+
+    fn reopen_inner(&self) -> Result<(), StoreError> {
         let mut slot = self
             .shared
             .slot
