@@ -75,7 +75,7 @@ name = "bench"
 region = "cn-hangzhou"
 endpoint = "{endpoint}"
 domains = ["alerts"]
-poll = {{ alerts = "1s" }}
+poll = {{ alerts = "{interval}" }}
 credentials = {{ type = "access_key", access_key_id = "sasrelay-sim", access_key_secret = {{ file = "{secret}" }} }}
 
 [state]
@@ -87,6 +87,7 @@ type = "webhook"
 url = "http://{hook}/hook"
 "#,
         endpoint = sim.base_url(),
+        interval = std::env::var("SASRELAY_BENCH_ALERTS_INTERVAL").unwrap_or_else(|_| "5s".into()),
         secret = secret.display(),
         state = state.join("store").display(),
     );
@@ -108,12 +109,13 @@ url = "http://{hook}/hook"
     let secs = started.elapsed().as_secs_f64();
     match timeout {
         Ok(()) => println!(
-            "end_to_end: {ALERTS} new alerts delivered to a local webhook in {secs:.2} s ({:.0}/s; adding them to the simulator took {:.2} s; first delivery after {:.2} s)",
+            "end_to_end: {ALERTS} new alerts delivered to a local webhook in {secs:.2} s ({:.0}/s; adding them to the simulator took {:.2} s; first delivery after {:.2} s, so {:.0} deliveries/s once flowing)",
             ALERTS as f64 / secs,
             added.as_secs_f64(),
             first_at
                 .get()
-                .map_or(0.0, |t| t.duration_since(started).as_secs_f64())
+                .map_or(0.0, |t| t.duration_since(started).as_secs_f64()),
+            ALERTS as f64 / first_at.get().map_or(secs, |t| t.elapsed().as_secs_f64()),
         ),
         Err(_) => println!(
             "end_to_end: only {} of {ALERTS} delivered after {secs:.0} s",

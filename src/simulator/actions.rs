@@ -140,8 +140,26 @@ fn slice<T: Clone>(items: &[T], page: i64, size: i64) -> Vec<T> {
 
 /// A Describe*-style paged body: `Count`, `CurrentPage`, `PageSize`, `TotalCount`, then the list.
 fn describe_page(list_key: &str, items: Vec<Value>, page: i64, size: i64) -> Map<String, Value> {
-    let total = items.len();
-    let rows = slice(&items, page, size);
+    describe_page_of(list_key, slice(&items, page, size), items.len(), page, size)
+}
+
+/// Records of one page, cloned from borrowed rows: only the page is copied, so a large world
+/// does not make every page request copy every record.
+fn page_of(rows: &[&Map<String, Value>], page: i64, size: i64) -> Vec<Value> {
+    slice(rows, page, size)
+        .into_iter()
+        .map(|r| Value::Object(r.clone()))
+        .collect()
+}
+
+/// [`describe_page`] for a page already cut out of `total` items.
+fn describe_page_of(
+    list_key: &str,
+    rows: Vec<Value>,
+    total: usize,
+    page: i64,
+    size: i64,
+) -> Map<String, Value> {
     obj(json!({
         "Count": rows.len(),
         "CurrentPage": page,
@@ -159,8 +177,18 @@ fn list_page(
     size: i64,
     page_key: &str,
 ) -> Map<String, Value> {
-    let total = items.len();
-    let rows = slice(&items, page, size);
+    list_page_of(list_key, slice(&items, page, size), items.len(), page, size, page_key)
+}
+
+/// [`list_page`] for a page already cut out of `total` items.
+fn list_page_of(
+    list_key: &str,
+    rows: Vec<Value>,
+    total: usize,
+    page: i64,
+    size: i64,
+    page_key: &str,
+) -> Map<String, Value> {
     let mut info = Map::new();
     info.insert("Count".into(), rows.len().into());
     info.insert(page_key.into(), page.into());
@@ -266,9 +294,14 @@ fn describe_susp_events(world: &World, a: &Args<'_>) -> Result<Map<String, Value
     if dealed == Some(true) && a.get("SortType") == Some("asc") {
         rows.reverse();
     }
-    let items: Vec<Value> = rows.into_iter().cloned().map(Value::Object).collect();
     // SuspEvents' CurrentPage/PageSize are strings in the SDK request but ints in the response.
-    Ok(describe_page("SuspEvents", items, page, size))
+    Ok(describe_page_of(
+        "SuspEvents",
+        page_of(&rows, page, size),
+        rows.len(),
+        page,
+        size,
+    ))
 }
 
 fn susp_statistics(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, ApiError> {
@@ -749,10 +782,10 @@ fn interception_history(world: &World, a: &Args<'_>) -> Result<Map<String, Value
         })
         .collect();
     rows.sort_by(|x, y| (i(&y["LastTime"]), i(&y["Id"])).cmp(&(i(&x["LastTime"]), i(&x["Id"]))));
-    let items = rows.into_iter().cloned().map(Value::Object).collect();
-    Ok(list_page(
+    Ok(list_page_of(
         "InterceptionHistoryList",
-        items,
+        page_of(&rows, page, size),
+        rows.len(),
         page,
         size,
         "CurrentPage",
