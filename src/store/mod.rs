@@ -266,7 +266,18 @@ impl Store {
     /// full or a newer sasrelay wrote it; never panics, even when sled does.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let started = Instant::now();
-        std::fs::create_dir_all(dir).map_err(|e| error::from_io(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            // A file in the way makes `create_dir_all` say "File exists"; say what is wrong.
+            let e = if dir.exists() && !dir.is_dir() {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotADirectory,
+                    "it is a file, not a directory",
+                )
+            } else {
+                e
+            };
+            error::from_io(dir, e)
+        })?;
         let registered = Registered::claim(dir)?;
         let db = open_sled(dir)?;
         // Only the lock holder gets here, so the file names the live holder for the
