@@ -6,7 +6,10 @@
 //! whole sink for that long, so a sink that is down is probed, not flooded, and entries keep
 //! their order. A permanent failure, or an entry older than `max_age` (or past `max_attempts`),
 //! goes to the dead letter with the reason and the last response. One delivery is in flight per
-//! sink: a crash between a send and its ack repeats at most that one message.
+//! sink, and the outbox update after each attempt (ack, reschedule, dead letter) is flushed
+//! before the next attempt starts: sled keeps unflushed writes in memory for up to 500 ms, so
+//! without the flush a `kill -9` forgot the acks of every delivery of that window and they were
+//! sent again. A crash between a send and its durable ack repeats at most that one message.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,6 +202,8 @@ impl Worker {
                         // The sink is unhealthy: stop this round, keep the order.
                         if let Err(e) = r {
                             tracing::error!(sink = %name, event = %id, error = %e, "Cannot reschedule; the entry stays due.");
+                        } else {
+                            self.persist(&name, &id).await;
                         }
                         continue 'outer;
                     }
@@ -208,6 +213,7 @@ impl Worker {
                             event = %id,
                             attempts,
                             reason = %reason,
+                            response = response.as_deref(),
                             "Delivery failed permanently; moved to the dead letter."
                         );
                         let mut last = entry.clone();
@@ -227,8 +233,24 @@ impl Worker {
                     paused_until_ms = now_ms + 5_000;
                     continue 'outer;
                 }
+                if !self.persist(&name, &id).await {
+                    paused_until_ms = now_ms + 5_000;
+                    continue 'outer;
+                }
             }
         }
         tracing::debug!(sink = %name, "Delivery worker stopped.");
+    }
+
+    /// Makes the outbox update of an attempt durable before the next attempt starts (one
+    /// fsync per attempt; see the module docs). False when the flush failed.
+    async fn persist(&self, name: &str, id: &str) -> bool {
+        match self.store.flush().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(sink = %name, event = %id, error = %e, "Cannot make the outbox update durable; a crash now would repeat this delivery.");
+                false
+            }
+        }
     }
 }

@@ -177,7 +177,14 @@ fn list_page(
     size: i64,
     page_key: &str,
 ) -> Map<String, Value> {
-    list_page_of(list_key, slice(&items, page, size), items.len(), page, size, page_key)
+    list_page_of(
+        list_key,
+        slice(&items, page, size),
+        items.len(),
+        page,
+        size,
+        page_key,
+    )
 }
 
 /// [`list_page`] for a page already cut out of `total` items.

@@ -325,7 +325,18 @@ impl Store {
     /// writable, it is corrupt, the disk is full or a newer sasrelay wrote it; never panics,
     /// even when sled does. Blocks (see the module doc).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| error::from_io(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            // A file in the way makes `create_dir_all` say "File exists"; say what is wrong.
+            let e = if dir.exists() && !dir.is_dir() {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotADirectory,
+                    "it is a file, not a directory",
+                )
+            } else {
+                e
+            };
+            error::from_io(dir, e)
+        })?;
         let lock = DirLock::acquire(dir)?;
         let inner = Inner::open(dir)?;
         Ok(Store {
