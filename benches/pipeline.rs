@@ -57,8 +57,8 @@ fn main() {
             })
             .collect();
         let known: BTreeMap<String, lifecycle::Record> = BTreeMap::new();
-        let diff = lifecycle::diff(
-            &findings,
+        let mut diff = lifecycle::diff(
+            findings,
             &known,
             Coverage::Window,
             EventSwitches::default(),
@@ -66,10 +66,10 @@ fn main() {
             now,
         );
         t_compute += t0.elapsed();
-        for change in &diff.changes {
-            if let Some(event) = &change.event {
+        for change in &mut diff.changes {
+            if let Some(event) = change.event.take() {
                 let t = Instant::now();
-                let entry = OutboxEntry::new(Payload::Event(event.clone()), now_ms);
+                let entry = OutboxEntry::new(Payload::Event(event), now_ms);
                 store.enqueue("webhook", &entry).expect("enqueue");
                 enqueued += 1;
                 t_enqueue += t.elapsed();

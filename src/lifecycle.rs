@@ -236,7 +236,7 @@ fn later(now: &str, before: &str) -> bool {
 /// - `coverage`: whether absence from `observed` means "gone".
 /// - `silent_first_start`: a baseline first start — record open findings without events.
 pub fn diff(
-    observed: &[Finding],
+    observed: Vec<Finding>,
     known: &BTreeMap<String, Record>,
     coverage: Coverage,
     switches: EventSwitches,
@@ -245,72 +245,69 @@ pub fn diff(
 ) -> Diff {
     let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
     let mut out = Diff::default();
-    let mut seen: BTreeSet<&str> = BTreeSet::new();
-    let mut last_index: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut last_index: BTreeMap<String, usize> = BTreeMap::new();
     for (i, f) in observed.iter().enumerate() {
-        last_index.insert(&f.fingerprint, i);
+        last_index.insert(f.fingerprint.clone(), i);
     }
-    for (i, f) in observed.iter().enumerate() {
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    // Findings are moved into their events: a finding carries the raw item, and copying it
+    // per event would dominate a poll's cost.
+    for (i, f) in observed.into_iter().enumerate() {
         if last_index.get(f.fingerprint.as_str()) != Some(&i) {
             continue;
         }
-        seen.insert(&f.fingerprint);
-        let occ = occurrence(f);
-        let prior = known.get(&f.fingerprint);
+        seen.insert(f.fingerprint.clone());
+        let fingerprint = f.fingerprint.clone();
+        let occ = occurrence(&f);
+        let prior = known.get(&fingerprint);
         let open = f.status == Status::Active;
         let change = match (prior, open) {
             (None, true) => {
-                let record = fresh(f, RecordStatus::Active, 1, &occ, now_ms);
+                let record = fresh(&f, RecordStatus::Active, 1, &occ, now_ms);
                 if silent_first_start {
                     out.silently_tracked += 1;
                     Some((record, None))
                 } else {
                     let event = switches
                         .new
-                        .then(|| Event::about(EventKind::New, f.clone(), 1, "", None, now));
+                        .then(|| Event::about(EventKind::New, f, 1, "", None, now));
                     Some((record, event))
                 }
             }
             (None, false) => {
-                let mut record = fresh(f, RecordStatus::Resolved, 1, &occ, now_ms);
+                let mut record = fresh(&f, RecordStatus::Resolved, 1, &occ, now_ms);
                 record.resolved_at_ms = Some(now_ms);
                 record.resolution = f.resolution;
                 Some((record, None))
             }
             (Some(r), true) if r.status == RecordStatus::Resolved => {
                 let generation = r.generation + 1;
-                let mut record = fresh(f, RecordStatus::Active, generation, &occ, now_ms);
+                let mut record = fresh(&f, RecordStatus::Active, generation, &occ, now_ms);
                 record.first_seen_ms = r.first_seen_ms;
                 let event = switches
                     .new
-                    .then(|| Event::about(EventKind::New, f.clone(), generation, "", None, now));
+                    .then(|| Event::about(EventKind::New, f, generation, "", None, now));
                 Some((record, event))
             }
             (Some(r), true) => later(&occ, &r.occurrence).then(|| {
                 let mut record = r.clone();
                 record.occurrence = occ.clone();
                 record.last_seen_ms = now_ms;
-                record.last = Remembered::of(f);
-                let event = switches.recurring.then(|| {
-                    Event::about(
-                        EventKind::Recurring,
-                        f.clone(),
-                        r.generation,
-                        &occ,
-                        None,
-                        now,
-                    )
-                });
+                record.last = Remembered::of(&f);
+                let event = switches
+                    .recurring
+                    .then(|| Event::about(EventKind::Recurring, f, r.generation, &occ, None, now));
                 (record, event)
             }),
             (Some(r), false) if r.status == RecordStatus::Active => {
-                Some(resolve(r, f.clone(), f.resolution, switches, now, now_ms))
+                let resolution = f.resolution;
+                Some(resolve(r, f, resolution, switches, now, now_ms))
             }
             (Some(_), false) => None,
         };
         if let Some((record, event)) = change {
             out.changes.push(Change {
-                fingerprint: f.fingerprint.clone(),
+                fingerprint,
                 record,
                 event,
             });
@@ -318,7 +315,7 @@ pub fn diff(
     }
     if coverage == Coverage::Snapshot {
         for (fp, r) in known {
-            if r.status == RecordStatus::Active && !seen.contains(fp.as_str()) {
+            if r.status == RecordStatus::Active && !seen.contains(fp) {
                 let mut record = r.clone();
                 record.status = RecordStatus::Resolved;
                 record.resolved_at_ms = Some(now_ms);
@@ -442,7 +439,7 @@ mod tests {
     #[test]
     fn transitions_follow_the_table() {
         let first = diff(
-            &[alert("a", true, 1_000), alert("b", false, 1_000)],
+            vec![alert("a", true, 1_000), alert("b", false, 1_000)],
             &BTreeMap::new(),
             Coverage::Window,
             ALL,
@@ -458,7 +455,7 @@ mod tests {
 
         // Same observation again: nothing to do.
         let again = diff(
-            &[alert("a", true, 1_000)],
+            vec![alert("a", true, 1_000)],
             &k,
             Coverage::Window,
             ALL,
@@ -469,7 +466,7 @@ mod tests {
 
         // A later occurrence recurs; an earlier or garbled one does not.
         let rec = diff(
-            &[alert("a", true, 5_000)],
+            vec![alert("a", true, 5_000)],
             &k,
             Coverage::Window,
             ALL,
@@ -478,7 +475,7 @@ mod tests {
         );
         assert_eq!(kinds(&rec), vec![("a".into(), Some(EventKind::Recurring))]);
         let old = diff(
-            &[alert("a", true, 500)],
+            vec![alert("a", true, 500)],
             &k,
             Coverage::Window,
             ALL,
@@ -489,7 +486,7 @@ mod tests {
 
         // Handled: resolved once, then silent.
         let res = diff(
-            &[alert("a", false, 1_000)],
+            vec![alert("a", false, 1_000)],
             &k,
             Coverage::Window,
             ALL,
@@ -502,7 +499,7 @@ mod tests {
         let k2 = known(&res.changes);
         assert!(
             diff(
-                &[alert("a", false, 1_000)],
+                vec![alert("a", false, 1_000)],
                 &k2,
                 Coverage::Window,
                 ALL,
@@ -515,7 +512,7 @@ mod tests {
 
         // Re-opened: a new event of the next generation, with a different id.
         let re = diff(
-            &[alert("a", true, 9_000)],
+            vec![alert("a", true, 9_000)],
             &k2,
             Coverage::Window,
             ALL,
@@ -538,7 +535,7 @@ mod tests {
         ];
         let k = known(
             &diff(
-                &vulns,
+                vulns.to_vec(),
                 &BTreeMap::new(),
                 Coverage::Snapshot,
                 ALL,
@@ -547,7 +544,7 @@ mod tests {
             )
             .changes,
         );
-        let d = diff(&vulns[..1], &k, Coverage::Snapshot, ALL, false, NOW);
+        let d = diff(vulns[..1].to_vec(), &k, Coverage::Snapshot, ALL, false, NOW);
         assert_eq!(kinds(&d), vec![("v2".into(), Some(EventKind::Resolved))]);
         let ev = d.changes[0].event.as_ref().unwrap();
         assert_eq!(ev.resolution, Some(Resolution::Gone));
@@ -557,7 +554,7 @@ mod tests {
             ("finding v2", "v2")
         );
         assert!(
-            diff(&vulns[..1], &k, Coverage::Window, ALL, false, NOW)
+            diff(vulns[..1].to_vec(), &k, Coverage::Window, ALL, false, NOW)
                 .changes
                 .is_empty()
         );
@@ -568,7 +565,7 @@ mod tests {
         let obs: Vec<Finding> = (0..5)
             .map(|i| finding(Domain::Baseline, &format!("b{i}"), true))
             .collect();
-        let d = diff(&obs, &BTreeMap::new(), Coverage::Snapshot, ALL, true, NOW);
+        let d = diff(obs, &BTreeMap::new(), Coverage::Snapshot, ALL, true, NOW);
         assert_eq!(d.silently_tracked, 5);
         assert!(d.changes.iter().all(|c| c.event.is_none()));
         assert!(
@@ -586,7 +583,7 @@ mod tests {
             recurring: false,
         };
         let d = diff(
-            &[alert("a", true, 1_000)],
+            vec![alert("a", true, 1_000)],
             &BTreeMap::new(),
             Coverage::Window,
             none,
@@ -596,7 +593,7 @@ mod tests {
         assert_eq!(d.changes.len(), 1);
         assert!(d.changes[0].event.is_none());
         let d = diff(
-            &[alert("a", true, 9_000)],
+            vec![alert("a", true, 9_000)],
             &known(&d.changes),
             Coverage::Window,
             EventSwitches::default(),
@@ -610,7 +607,7 @@ mod tests {
     #[test]
     fn event_ids_are_stable_for_the_same_observation() {
         let a = diff(
-            &[alert("a", true, 1)],
+            vec![alert("a", true, 1)],
             &BTreeMap::new(),
             Coverage::Window,
             ALL,
@@ -619,7 +616,7 @@ mod tests {
         );
         let later = NOW + time::Duration::minutes(5);
         let b = diff(
-            &[alert("a", true, 1)],
+            vec![alert("a", true, 1)],
             &BTreeMap::new(),
             Coverage::Window,
             ALL,
@@ -635,7 +632,7 @@ mod tests {
     #[test]
     fn duplicate_fingerprints_in_one_listing_collapse() {
         let d = diff(
-            &[alert("a", true, 1_000), alert("a", true, 2_000)],
+            vec![alert("a", true, 1_000), alert("a", true, 2_000)],
             &BTreeMap::new(),
             Coverage::Window,
             ALL,

@@ -129,11 +129,12 @@ impl Poller {
             .into_iter()
             .collect();
         let silent = first && settings.initial_sync == InitialSync::Baseline;
-        let diff = lifecycle::diff(&observed, &known, coverage, self.poll.events, silent, now);
+        let observed_count = observed.len();
+        let mut diff = lifecycle::diff(observed, &known, coverage, self.poll.events, silent, now);
 
         let now_ms = unix_ms(now);
         let mut report = PollReport {
-            observed: observed.len(),
+            observed: observed_count,
             changed: diff.changes.len(),
             silently_tracked: diff.silently_tracked,
             ..PollReport::default()
@@ -149,17 +150,20 @@ impl Poller {
                 now,
             )
         });
-        for event in diff
+        // Events are taken out of the changes (the records stay): one entry per event, shared
+        // by every sink it goes to, and no copy of the finding.
+        let events = diff
             .changes
-            .iter()
-            .filter_map(|c| c.event.as_ref())
-            .chain(summary.as_ref())
-        {
+            .iter_mut()
+            .filter_map(|c| c.event.take())
+            .chain(summary);
+        for event in events {
+            let entry = OutboxEntry::new(Payload::Event(event), now_ms);
+            let Payload::Event(event) = &entry.payload;
             for (i, route) in self.routes.iter().enumerate() {
                 if !route.sink.accepts(event) {
                     continue;
                 }
-                let entry = OutboxEntry::new(Payload::Event(event.clone()), now_ms);
                 match self.store.enqueue(route.sink.name(), &entry)? {
                     Enqueued::Inserted(_) => {
                         report.enqueued += 1;
