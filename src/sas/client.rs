@@ -286,8 +286,9 @@ fn malformed(action: &str, status: u16, request_id: &str, reason: String) -> Sas
     }
 }
 
-/// `e: cause: cause` — reqwest hides the useful part (connection refused, timed out) in sources.
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// `e: cause: cause` — reqwest hides the useful part (connection refused, timed out, a
+/// certificate problem) in sources. Shared by every HTTP client in the crate.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -586,19 +586,10 @@ impl WebhookSink {
     }
 }
 
-/// `e: cause: cause` — reqwest keeps the useful part (refused, reset, certificate) in sources.
+/// [`crate::sas::client::error_chain`], with control characters removed (a receiver's TLS or
+/// proxy error text is not ours).
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    strip_control(&text)
+    strip_control(&crate::sas::client::error_chain(e))
 }
 
 /// What [`classify`] looks at: the parts of a response that decide an outcome.
