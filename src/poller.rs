@@ -34,6 +34,10 @@ use crate::store::{Cursor, Enqueued, Store};
 /// How far back a first start reads container-firewall records (the API needs a window).
 pub const FIREWALL_FIRST_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
+/// A snapshot domain whose statistics probe is unchanged is still swept in full after this
+/// many intervals: equal counts can hide a change (one finding fixed, another opened).
+pub const RECONCILE_EVERY: u32 = 6;
+
 /// A sink as the poller sees it: its filter, and how to wake its worker.
 #[derive(Clone)]
 pub struct Route {
@@ -56,6 +60,8 @@ pub struct PollReport {
     pub duplicates: usize,
     /// Findings recorded silently on a baseline first start.
     pub silently_tracked: u64,
+    /// The statistics probe was unchanged, so the full sweep was skipped.
+    pub skipped_unchanged: bool,
 }
 
 /// Why a poll failed. Nothing was written past the failing step.
@@ -110,6 +116,37 @@ impl Poller {
             .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok())
             .filter(|_| !first)
             .map(|w| w - overlap);
+        let now_ms = unix_ms(now);
+        // Snapshot domains: a cheap probe first; an unchanged one skips the sweep, except for
+        // the periodic reconcile. A probe that fails is not fatal: sweep instead.
+        let probe = match domain {
+            Domain::Vulnerabilities | Domain::Baseline if !first => {
+                match self.source.change_probe(domain).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::debug!(source = %settings.name, domain = domain.as_str(), error = %e, "Change probe failed; sweeping in full.");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        if let (Some(p), Some(c)) = (&probe, &cursor) {
+            let reconcile_ms =
+                (self.poll.interval.as_millis() as i64).saturating_mul(RECONCILE_EVERY as i64);
+            let recent = c
+                .last_sweep_ms
+                .is_some_and(|at| now_ms.saturating_sub(at) < reconcile_ms);
+            if c.probe.as_deref() == Some(p.as_str()) && recent {
+                let mut next = c.clone();
+                next.last_success_ms = now_ms;
+                self.store.set_cursor(&settings.name, domain, &next)?;
+                return Ok(PollReport {
+                    skipped_unchanged: true,
+                    ..PollReport::default()
+                });
+            }
+        }
         let firewall_first = time::Duration::try_from(FIREWALL_FIRST_WINDOW).unwrap_or_default();
         let window = ReadWindow {
             now,
@@ -132,7 +169,6 @@ impl Poller {
         let observed_count = observed.len();
         let mut diff = lifecycle::diff(observed, &known, coverage, self.poll.events, silent, now);
 
-        let now_ms = unix_ms(now);
         let mut report = PollReport {
             observed: observed_count,
             changed: diff.changes.len(),
@@ -189,6 +225,8 @@ impl Poller {
                 watermark_ms: Some(now_ms),
                 initialised: true,
                 last_success_ms: now_ms,
+                probe,
+                last_sweep_ms: Some(now_ms),
             },
         )?;
         self.store.flush().await?;
@@ -220,6 +258,7 @@ impl Poller {
                         changed = r.changed,
                         enqueued = r.enqueued,
                         duplicates = r.duplicates,
+                        skipped_unchanged = r.skipped_unchanged,
                         "Poll done."
                     );
                     if r.silently_tracked > 0 {

@@ -179,6 +179,44 @@ impl Source {
         Ok(out)
     }
 
+    /// A cheap summary of a snapshot domain — per configured cluster, the counts of
+    /// `DescribeClusterVulStatistics` (vulnerabilities) or `GetClusterCheckItemWarningStatistics`
+    /// (baseline) — that changes when the list changes in most ways. `None` where no probe
+    /// exists: windowed domains, and sources without configured clusters (the statistics
+    /// actions are per cluster).
+    pub async fn change_probe(&self, domain: Domain) -> Result<Option<String>, SasError> {
+        if self.settings.clusters.is_empty() {
+            return Ok(None);
+        }
+        let mut parts = Vec::new();
+        for cluster in &self.settings.clusters {
+            match domain {
+                Domain::Vulnerabilities => {
+                    let s = api::vul_statistics(
+                        &self.client,
+                        cluster,
+                        &self.settings.vulnerability_types,
+                    )
+                    .await?
+                    .vul_stat;
+                    parts.push(format!(
+                        "{cluster}:{}/{}/{}",
+                        s.asap_count, s.later_count, s.nntf_count
+                    ));
+                }
+                Domain::Baseline => {
+                    let s = api::baseline_statistics(&self.client, cluster).await?.data;
+                    parts.push(format!(
+                        "{cluster}:{}/{}/{}",
+                        s.high_warning_count, s.medium_warning_count, s.low_warning_count
+                    ));
+                }
+                Domain::Alerts | Domain::Firewall => return Ok(None),
+            }
+        }
+        Ok(Some(parts.join(";")))
+    }
+
     /// One cheap signed call per configured cluster (one page of one item) that proves the
     /// source can read `domain`, and the number of open items Security Center reports:
     /// alerts pending, vulnerability records unfixed (every configured type), baseline risks

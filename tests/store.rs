@@ -77,6 +77,8 @@ async fn reopening_after_drop_keeps_everything() {
         watermark_ms: Some(5),
         initialised: true,
         last_success_ms: 6,
+        probe: None,
+        last_sweep_ms: None,
     };
     store.set_cursor("prod", Domain::Alerts, &cursor).unwrap();
     let waiting = store.enqueue("hook", &entry("a", 1, 10)).unwrap().seq();

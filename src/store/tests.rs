@@ -323,6 +323,8 @@ fn cursors_round_trip_per_scope() {
         watermark_ms: Some(42),
         initialised: true,
         last_success_ms: 43,
+        probe: Some("c1:1/2/3".into()),
+        last_sweep_ms: Some(40),
     };
     store.set_cursor("a", Domain::Alerts, &c).unwrap();
     assert_eq!(store.cursor("a", Domain::Alerts).unwrap(), Some(c));

@@ -21,6 +21,14 @@ pub struct Cursor {
     pub initialised: bool,
     /// When the last poll succeeded (unix ms).
     pub last_success_ms: i64,
+    /// Snapshot domains: the statistics probe seen at the last full sweep (per-cluster counts);
+    /// an unchanged probe lets a poll skip the sweep.
+    #[serde(default)]
+    pub probe: Option<String>,
+    /// Snapshot domains: when the last full sweep ran (unix ms), for the periodic reconcile
+    /// that catches changes the counts cannot show (one finding fixed, another opened).
+    #[serde(default)]
+    pub last_sweep_ms: Option<i64>,
 }
 
 /// What [`Store::enqueue`](super::Store::enqueue) did.
