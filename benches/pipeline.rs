@@ -1,14 +1,16 @@
 //! Throughput of the daemon's hot path: normalise → lifecycle diff → enqueue → record → flush,
-//! into a real sled store on disk, in batches the size of one poll.
+//! into a real sled store on disk, in batches the size of one poll (one flush per batch, as
+//! the poller does).
 //!
-//! `cargo bench --bench pipeline` prints findings per second. Not a test: nothing asserts a
-//! time (see the README for the figures measured on the project machine).
+//! `cargo bench --bench pipeline` prints findings per second for one poller alone and for two
+//! pollers at once on the same store (the daemon runs one poller per source and domain on a
+//! multi-threaded runtime). Not a test: nothing asserts a time (the README has the figures).
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sasrelay::event::{OutboxEntry, Payload};
-use sasrelay::finding::{self, NormaliseContext};
+use sasrelay::finding::{self, Domain, NormaliseContext};
 use sasrelay::lifecycle::{self, Coverage, EventSwitches};
 use sasrelay::sas::models::{Item, SuspEvent};
 use sasrelay::store::Store;
@@ -16,6 +18,15 @@ use serde_json::Value;
 
 const TOTAL: usize = 20_000;
 const BATCH: usize = 1_000;
+
+/// Time spent per stage by one poller.
+#[derive(Default)]
+struct Stages {
+    compute: Duration,
+    enqueue: Duration,
+    record: Duration,
+    flush: Duration,
+}
 
 fn main() {
     let sample: Value = serde_json::from_str(
@@ -27,26 +38,56 @@ fn main() {
     )
     .expect("json");
     let template = sample["SuspEvents"][0].clone();
-    let dir = std::env::temp_dir().join(format!("sasrelay-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::open(&dir).expect("store");
-    let ctx = NormaliseContext::new("bench", "cn-hangzhou");
+    for pollers in [1usize, 2] {
+        let dir =
+            std::env::temp_dir().join(format!("sasrelay-bench-{}-{pollers}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).expect("store");
+        let started = Instant::now();
+        let stages: Vec<Stages> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..pollers)
+                .map(|p| {
+                    let (store, template) = (store.clone(), template.clone());
+                    scope.spawn(move || {
+                        run(&store, &template, &format!("bench{p}"), TOTAL / pollers)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("poller"))
+                .collect()
+        });
+        let secs = started.elapsed().as_secs_f64();
+        let s = &stages[0];
+        println!(
+            "pipeline, {pollers} poller(s): {TOTAL} findings (normalise → diff → enqueue → record, flush per {BATCH}) in {secs:.2} s = {:.0} findings/s; store {} MB on disk; poller 0 spent normalise + diff {:.2} s, enqueue {:.2} s, records {:.2} s, flush {:.2} s",
+            TOTAL as f64 / secs,
+            store
+                .stats()
+                .map(|s| s.size_on_disk / (1 << 20))
+                .unwrap_or(0),
+            s.compute.as_secs_f64(),
+            s.enqueue.as_secs_f64(),
+            s.record.as_secs_f64(),
+            s.flush.as_secs_f64()
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// One poller: `total` new alerts of `source` in batches of [`BATCH`].
+fn run(store: &Store, template: &Value, source: &str, total: usize) -> Stages {
+    let ctx = NormaliseContext::new(source, "cn-hangzhou");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let now = time::OffsetDateTime::now_utc();
     let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
-
-    let started = Instant::now();
-    let mut enqueued = 0usize;
-    let (mut t_compute, mut t_enqueue, mut t_record, mut t_flush) = (
-        std::time::Duration::ZERO,
-        std::time::Duration::ZERO,
-        std::time::Duration::ZERO,
-        std::time::Duration::ZERO,
-    );
-    for batch in 0..TOTAL / BATCH {
+    let mut t = Stages::default();
+    for batch in 0..total / BATCH {
         let t0 = Instant::now();
         let findings: Vec<finding::Finding> = (0..BATCH)
             .map(|i| {
@@ -65,45 +106,23 @@ fn main() {
             false,
             now,
         );
-        t_compute += t0.elapsed();
+        t.compute += t0.elapsed();
         for change in &mut diff.changes {
             if let Some(event) = change.event.take() {
-                let t = Instant::now();
+                let t1 = Instant::now();
                 let entry = OutboxEntry::new(Payload::Event(event), now_ms);
                 store.enqueue("webhook", &entry).expect("enqueue");
-                enqueued += 1;
-                t_enqueue += t.elapsed();
+                t.enqueue += t1.elapsed();
             }
-            let t = Instant::now();
+            let t1 = Instant::now();
             store
-                .put_record("bench", event_domain(), &change.fingerprint, &change.record)
+                .put_record(source, Domain::Alerts, &change.fingerprint, &change.record)
                 .expect("record");
-            t_record += t.elapsed();
+            t.record += t1.elapsed();
         }
-        let t = Instant::now();
+        let t1 = Instant::now();
         runtime.block_on(store.flush()).expect("flush");
-        t_flush += t.elapsed();
+        t.flush += t1.elapsed();
     }
-    let secs = started.elapsed().as_secs_f64();
-    println!(
-        "pipeline: {TOTAL} findings (normalise → diff → enqueue → record, flush per {BATCH}) in {secs:.2} s = {:.0} findings/s; {enqueued} outbox entries; store {} MB on disk",
-        TOTAL as f64 / secs,
-        store
-            .stats()
-            .map(|s| s.size_on_disk / (1 << 20))
-            .unwrap_or(0)
-    );
-    println!(
-        "  of which: normalise + diff {:.2} s, enqueue {:.2} s, records {:.2} s, flush {:.2} s",
-        t_compute.as_secs_f64(),
-        t_enqueue.as_secs_f64(),
-        t_record.as_secs_f64(),
-        t_flush.as_secs_f64()
-    );
-    drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn event_domain() -> sasrelay::finding::Domain {
-    sasrelay::finding::Domain::Alerts
+    t
 }
