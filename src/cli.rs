@@ -318,7 +318,14 @@ async fn run_daemon_with(settings: config::Settings, shutdown: CancellationToken
         Err(e) => {
             eprintln!("error: {e}");
             tracing::error!(error = %e, "sasrelay cannot start.");
-            ExitCode::FAILURE
+            // A missing [state] or [[sink]] is a configuration problem: restarting won't help
+            // (the systemd unit does not restart on 78).
+            match e {
+                crate::daemon::StartError::NoState(_) | crate::daemon::StartError::NoSinks(_) => {
+                    ExitCode::from(EXIT_CONFIG)
+                }
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

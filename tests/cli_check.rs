@@ -457,3 +457,16 @@ async fn findings_prints_json_lines_and_a_terminal_safe_table() {
         );
     }
 }
+
+#[tokio::test]
+async fn run_without_state_or_sinks_is_a_configuration_error() {
+    let dir = TempDir::new().unwrap();
+    let cfg = write(
+        &dir,
+        "sasrelay.toml",
+        "[[source]]\nname = \"a\"\nregion = \"cn-hangzhou\"\ncredentials = { type = \"env\" }\n",
+    );
+    let run = sasrelay(&["run", "--config", path_str(&cfg)], "unused").await;
+    assert_eq!(run.code, Some(78), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("no [state] section"), "{}", run.stderr);
+}
