@@ -57,7 +57,8 @@
 //! - [`lifecycle`] — the pure transition table: observations × known records → records and
 //!   events; the stored `Record`.
 //! - [`store`] — the only module that imports sled: records, cursors, per-sink outboxes with
-//!   enqueue guards, dead letters, schema version, pruning, clear open errors.
+//!   enqueue guards, dead letters, schema version, pruning, clear open errors; values are JSON,
+//!   LZ4-compressed above 512 bytes.
 //! - [`poller`] — one poll's read → diff → crash-safe writes, and the poll loop with backoff.
 //! - [`delivery`] — the per-sink worker and its pure retry / dead-letter decision.
 //! - [`sinks`] — `webhook` (Standard Webhooks), `stdout`, `file`: config, one attempt, outcome
