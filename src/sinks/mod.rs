@@ -73,7 +73,8 @@
 //! table* (`url`, `headers.Connection`, `domains`); the config module prefixes `sink[i].` and
 //! looks the key up in its spanned document to attach a line and column. `check` does no IO and
 //! reads no environment, so a secret URL is only validated by [`Sink::build`], whose messages
-//! never contain the secret. [`check_names`] adds the one rule that spans sinks: unique names.
+//! never contain the secret. The one rule that spans sinks, unique names, is checked by the
+//! config module with the other cross-table rules.
 //!
 //! ## Outcomes
 //!
@@ -87,7 +88,6 @@ pub mod payload;
 pub mod stdout;
 pub mod webhook;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -314,23 +314,6 @@ impl SinkConfig {
             SinkKind::File(c) => c.anchor(base),
         }
     }
-}
-
-/// The cross-sink rule: names are unique. Returns `(index, "name", message)` for each repeat.
-pub fn check_names(sinks: &[SinkConfig]) -> Vec<(usize, String, String)> {
-    let mut seen = BTreeSet::new();
-    sinks
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !seen.insert(s.name.as_str()))
-        .map(|(i, s)| {
-            (
-                i,
-                "name".to_string(),
-                format!("duplicate sink name `{}`", s.name),
-            )
-        })
-        .collect()
 }
 
 /// The result of one delivery attempt.
@@ -566,16 +549,6 @@ mod tests {
         c.name = "ok-name_1.2".into();
         c.filters = Filters::default();
         assert!(c.check().is_empty());
-    }
-
-    #[test]
-    fn duplicate_names_are_reported_at_the_repeat() {
-        let a = parse("name = \"a\"\ntype = \"stdout\"\n").unwrap();
-        let b = parse("name = \"b\"\ntype = \"stdout\"\n").unwrap();
-        let dups = check_names(&[a.clone(), b, a]);
-        assert_eq!(dups.len(), 1);
-        assert_eq!(dups[0].0, 2);
-        assert!(dups[0].2.contains("`a`"));
     }
 
     #[test]
