@@ -647,12 +647,9 @@ fn print_findings(list: &[Finding], json: bool) {
 }
 
 /// Finding text is attacker-controlled: strip control characters (escape sequences, newlines)
-/// before printing to a terminal, and bound the width.
+/// and invisible bidi/format characters the way the sinks do, and bound the width.
 fn terminal_safe(s: &str, max: usize) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(max)
-        .collect()
+    crate::sinks::strip_control(s).chars().take(max).collect()
 }
 
 #[cfg(test)]
@@ -663,5 +660,6 @@ mod tests {
     fn terminal_output_drops_escape_sequences() {
         assert_eq!(terminal_safe("a\u{1b}[31mb\nc", 100), "a [31mb c");
         assert_eq!(terminal_safe("abcdef", 3), "abc");
+        assert_eq!(terminal_safe("evil\u{202e}gpj.exe", 100), "evilgpj.exe");
     }
 }
