@@ -160,11 +160,27 @@ impl Poller {
             Domain::Vulnerabilities | Domain::Baseline => Coverage::Snapshot,
             Domain::Alerts | Domain::Firewall => Coverage::Window,
         };
-        let known: BTreeMap<String, lifecycle::Record> = self
-            .store
-            .records(&settings.name, domain)?
-            .into_iter()
-            .collect();
+        // A snapshot needs every known record (absence means gone); a window only the records of
+        // what it listed — loading all of them on every 30-second alert poll would be waste.
+        let known: BTreeMap<String, lifecycle::Record> = match coverage {
+            Coverage::Snapshot => self
+                .store
+                .records(&settings.name, domain)?
+                .into_iter()
+                .collect(),
+            Coverage::Window => {
+                let mut known = BTreeMap::new();
+                for f in &observed {
+                    if let Some(r) =
+                        self.store
+                            .get_record(&settings.name, domain, &f.fingerprint)?
+                    {
+                        known.insert(f.fingerprint.clone(), r);
+                    }
+                }
+                known
+            }
+        };
         let silent = first && settings.initial_sync == InitialSync::Baseline;
         let observed_count = observed.len();
         let mut diff = lifecycle::diff(observed, &known, coverage, self.poll.events, silent, now);
