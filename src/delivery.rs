@@ -82,10 +82,11 @@ pub fn decide(
                     response: None,
                 };
             }
-            let exp = policy
-                .retry_initial_delay
-                .saturating_mul(1u32 << attempts.saturating_sub(1).min(20))
-                .min(policy.retry_max_delay);
+            let exp = crate::sas::retry::exponential(
+                policy.retry_initial_delay,
+                attempts,
+                policy.retry_max_delay,
+            );
             let wait = exp
                 .mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
                 .max(after.unwrap_or_default().min(Duration::from_secs(3600)));

@@ -337,8 +337,8 @@ pub async fn connect_with_retry(
 
 /// Exponential backoff from 1 s, capped, with ±20% jitter.
 fn backoff(failures: u32, cap: Duration) -> Duration {
-    let base = Duration::from_secs(1).saturating_mul(1u32 << failures.min(16).saturating_sub(1));
-    base.min(cap).mul_f64(0.8 + 0.4 * rand::random::<f64>())
+    crate::sas::retry::exponential(Duration::from_secs(1), failures, cap)
+        .mul_f64(0.8 + 0.4 * rand::random::<f64>())
 }
 
 /// Unix milliseconds.

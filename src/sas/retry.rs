@@ -7,6 +7,15 @@ use std::time::Duration;
 
 use super::error::SasError;
 
+/// `initial × 2^(attempt−1)`, capped at `cap` (attempt is 1-based; saturates, never overflows).
+/// The one backoff curve of the crate: Security Center calls, polls and deliveries add their
+/// own jitter on top.
+pub fn exponential(initial: Duration, attempt: u32, cap: Duration) -> Duration {
+    initial
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+        .min(cap)
+}
+
 /// Exponential backoff with full jitter, capped, for a bounded number of attempts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -58,10 +67,7 @@ impl RetryPolicy {
         if attempt >= self.max_attempts || !err.retryable() {
             return None;
         }
-        let exp = self
-            .initial_delay
-            .saturating_mul(1u32 << (attempt - 1).min(16))
-            .min(self.max_delay);
+        let exp = exponential(self.initial_delay, attempt, self.max_delay);
         // Full jitter spreads a fleet's retries; never below a quarter, so retries still back off.
         let jittered = exp.mul_f64(0.25 + 0.75 * jitter.clamp(0.0, 1.0));
         let asked = err.retry_after().unwrap_or_default().min(self.max_delay);
