@@ -10,10 +10,10 @@
 //! they are versioned: [`EVENT_SCHEMA`] changes only with a migration.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
-use crate::finding::{Domain, Finding, Resolution};
+use crate::finding::{Domain, Finding, Resolution, Severity};
 
 /// Version of the event / payload schema.
 pub const EVENT_SCHEMA: u32 = 1;
@@ -159,13 +159,135 @@ impl Event {
     }
 }
 
-/// What an outbox entry delivers. A tagged enum so later kinds (a routed digest of many
-/// events, a worker-folded backlog) are added without breaking stored entries.
+/// Several events delivered as one message: a routing group (`group_by`, `group_wait`), or a
+/// backlog a sink worker folded because it exceeded the sink's rate budget.
+///
+/// `events` holds every member in full (a webhook gets all of them); chat renderings list the
+/// first few and count the rest. Each member event is in exactly one digest per sink.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Digest {
+    /// Schema version ([`EVENT_SCHEMA`]).
+    pub schema: u32,
+    /// Idempotency key, derived from the group and its member ids ([`Digest::new`]).
+    pub id: String,
+    /// The route that grouped it (its name or path, e.g. `routes[1].routes[0]`); `backlog` for
+    /// a folded backlog.
+    pub route: String,
+    /// The `group_by` labels and their values for this group, e.g. `cluster = c-prod`.
+    #[serde(default)]
+    pub group: std::collections::BTreeMap<String, String>,
+    /// When the digest was closed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// The members, in arrival order.
+    pub events: Vec<Event>,
+}
+
+/// How many members of a digest fall in each bucket.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DigestCounts {
+    /// By event kind.
+    pub by_kind: std::collections::BTreeMap<EventKind, u64>,
+    /// By domain.
+    pub by_domain: std::collections::BTreeMap<Domain, u64>,
+    /// By severity of the finding, highest first when iterated in reverse.
+    pub by_severity: std::collections::BTreeMap<Severity, u64>,
+}
+
+impl Digest {
+    /// A digest of `events`; its id is derived from the route, the group and the member ids,
+    /// so closing the same members again yields the same id.
+    pub fn new(
+        route: &str,
+        group: std::collections::BTreeMap<String, String>,
+        events: Vec<Event>,
+        created_at: OffsetDateTime,
+    ) -> Digest {
+        let mut parts: Vec<&str> = vec!["digest", route];
+        for (k, v) in &group {
+            parts.push(k);
+            parts.push(v);
+        }
+        parts.extend(events.iter().map(|e| e.id.as_str()));
+        Digest {
+            schema: EVENT_SCHEMA,
+            id: event_id(&parts),
+            route: route.to_string(),
+            group,
+            created_at,
+            events,
+        }
+    }
+
+    /// Member counts by kind, domain and severity.
+    pub fn counts(&self) -> DigestCounts {
+        let mut c = DigestCounts::default();
+        for e in &self.events {
+            *c.by_kind.entry(e.kind).or_default() += 1;
+            *c.by_domain.entry(e.domain).or_default() += 1;
+            if let Some(f) = &e.finding {
+                *c.by_severity.entry(f.severity).or_default() += 1;
+            }
+        }
+        c
+    }
+
+    /// One plain-text line summarising the digest, e.g. "12 new vulnerabilities in cluster
+    /// c-prod: 3 high, 9 medium". Untrusted text (group values) is included as is; renderers
+    /// escape it.
+    pub fn headline(&self) -> String {
+        let c = self.counts();
+        let n = self.events.len();
+        let kind = match c.by_kind.keys().collect::<Vec<_>>().as_slice() {
+            [k] if **k != EventKind::Summary => format!("{} ", k.as_str()),
+            _ => String::new(),
+        };
+        let what = match c.by_domain.keys().collect::<Vec<_>>().as_slice() {
+            [Domain::Alerts] => plural(n, "alert", "alerts"),
+            [Domain::Vulnerabilities] => plural(n, "vulnerability", "vulnerabilities"),
+            [Domain::Baseline] => plural(n, "baseline risk", "baseline risks"),
+            [Domain::Firewall] => {
+                plural(n, "container-firewall alert", "container-firewall alerts")
+            }
+            _ => plural(n, "finding", "findings"),
+        };
+        let mut line = format!("{n} {kind}{what}");
+        if !self.group.is_empty() {
+            let scope: Vec<String> = self
+                .group
+                .iter()
+                .map(|(k, v)| format!("{k} {}", if v.is_empty() { "(none)" } else { v }))
+                .collect();
+            line.push_str(" in ");
+            line.push_str(&scope.join(", "));
+        }
+        if !c.by_severity.is_empty() {
+            let sev: Vec<String> = c
+                .by_severity
+                .iter()
+                .rev()
+                .map(|(s, k)| format!("{k} {}", s.as_str()))
+                .collect();
+            line.push_str(": ");
+            line.push_str(&sev.join(", "));
+        }
+        line
+    }
+}
+
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
+}
+
+/// What an outbox entry delivers. A tagged enum so later kinds are added without breaking
+/// stored entries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Payload {
     /// One event.
     Event(Event),
+    /// Several events as one message.
+    Digest(Digest),
 }
 
 impl Payload {
@@ -173,6 +295,15 @@ impl Payload {
     pub fn id(&self) -> &str {
         match self {
             Payload::Event(e) => &e.id,
+            Payload::Digest(d) => &d.id,
+        }
+    }
+
+    /// The events this payload carries (one, or a digest's members).
+    pub fn events(&self) -> &[Event] {
+        match self {
+            Payload::Event(e) => std::slice::from_ref(e),
+            Payload::Digest(d) => &d.events,
         }
     }
 }
@@ -224,4 +355,86 @@ pub struct DeadLetter {
     /// The sink's last response (status line and a bounded body), when there was one.
     #[serde(default)]
     pub last_response: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, domain: Domain, severity: Severity) -> Event {
+        let finding = Finding {
+            domain,
+            id: id.into(),
+            fingerprint: format!("fp-{id}"),
+            severity,
+            native_severity: String::new(),
+            status: crate::finding::Status::Active,
+            resolution: None,
+            native_status: String::new(),
+            title: format!("finding {id}"),
+            description: String::new(),
+            alert_type: String::new(),
+            kubernetes: Default::default(),
+            host: Default::default(),
+            first_seen: None,
+            last_seen: None,
+            details: vec![],
+            links: vec![],
+            cves: vec![],
+            tactics: vec![],
+            source: "prod".into(),
+            region: "cn-hangzhou".into(),
+            raw: serde_json::Value::Null,
+        };
+        Event::about(
+            EventKind::New,
+            finding,
+            0,
+            "",
+            None,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn digest_headline_counts_kinds_domains_and_severities() {
+        let group = [("cluster".to_string(), "c-prod".to_string())].into();
+        let events = vec![
+            event("1", Domain::Vulnerabilities, Severity::High),
+            event("2", Domain::Vulnerabilities, Severity::Medium),
+            event("3", Domain::Vulnerabilities, Severity::High),
+        ];
+        let d = Digest::new("routes[0]", group, events, OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(
+            d.headline(),
+            "3 new vulnerabilities in cluster c-prod: 2 high, 1 medium"
+        );
+        let mixed = Digest::new(
+            "backlog",
+            Default::default(),
+            vec![
+                event("1", Domain::Alerts, Severity::Critical),
+                event("2", Domain::Baseline, Severity::Low),
+            ],
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert_eq!(mixed.headline(), "2 new findings: 1 critical, 1 low");
+    }
+
+    #[test]
+    fn digest_id_depends_on_route_group_and_members_only() {
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let a = || vec![event("1", Domain::Alerts, Severity::High)];
+        let g = || [("cluster".to_string(), "c1".to_string())].into();
+        let base = Digest::new("r", g(), a(), at);
+        assert_eq!(
+            base.id,
+            Digest::new("r", g(), a(), at + time::Duration::hours(1)).id
+        );
+        assert_ne!(base.id, Digest::new("r2", g(), a(), at).id);
+        assert_ne!(base.id, Digest::new("r", Default::default(), a(), at).id);
+        let mut more = a();
+        more.push(event("2", Domain::Alerts, Severity::High));
+        assert_ne!(base.id, Digest::new("r", g(), more, at).id);
+    }
 }

@@ -210,12 +210,12 @@ impl Poller {
             .filter_map(|c| c.event.take())
             .chain(summary);
         for event in events {
+            let targets: Vec<usize> = (0..self.routes.len())
+                .filter(|&i| self.routes[i].sink.accepts(&event))
+                .collect();
             let entry = OutboxEntry::new(Payload::Event(event), now_ms);
-            let Payload::Event(event) = &entry.payload;
-            for (i, route) in self.routes.iter().enumerate() {
-                if !route.sink.accepts(event) {
-                    continue;
-                }
+            for i in targets {
+                let route = &self.routes[i];
                 match self.store.enqueue(route.sink.name(), &entry)? {
                     Enqueued::Inserted(_) => {
                         report.enqueued += 1;

@@ -50,6 +50,22 @@
 //! | `region` | string | configured region |
 //! | `raw` | object | the record exactly as Security Center sent it |
 //!
+//! ## Schema `sasrelay.digest.v1`
+//!
+//! Several events grouped by a route (or folded from a backlog) into one delivery, with the same
+//! rules for adding keys:
+//!
+//! | key | type | meaning |
+//! |---|---|---|
+//! | `schema` | string | `"sasrelay.digest.v1"` |
+//! | `id` | string | idempotency key of the digest (64 hex); equals the `webhook-id` header |
+//! | `route` | string | the route that grouped the events, or `backlog` |
+//! | `group` | object | the `group_by` labels and their values (strings) |
+//! | `created_at` | string | when the group was closed |
+//! | `headline` | string | one sentence, e.g. `12 new vulnerabilities in cluster c-prod: 3 high, 9 medium` |
+//! | `count` | number | how many events |
+//! | `events` | array | every member, each a complete `sasrelay.event.v1` object |
+//!
 //! Everything inside `finding` and `summary.message` may be written by an attacker (process
 //! names, file paths, image names): render it as text, never as markup.
 
@@ -64,8 +80,22 @@ use crate::finding::{
     Detail, Domain, Finding, Host, Kubernetes, Link, Resolution, Severity, Status, Tactic,
 };
 
-/// The `schema` value of every document.
+/// The `schema` value of an event document.
 pub const PAYLOAD_SCHEMA: &str = "sasrelay.event.v1";
+/// The `schema` value of a digest document.
+pub const DIGEST_SCHEMA: &str = "sasrelay.digest.v1";
+
+#[derive(Serialize)]
+struct WireDigest<'a> {
+    schema: &'static str,
+    id: &'a str,
+    route: &'a str,
+    group: &'a std::collections::BTreeMap<String, String>,
+    created_at: String,
+    headline: String,
+    count: usize,
+    events: Vec<WireEvent<'a>>,
+}
 
 #[derive(Serialize)]
 struct WireEvent<'a> {
@@ -186,6 +216,16 @@ fn wire(e: &Event) -> WireEvent<'_> {
 pub fn to_json(payload: &Payload) -> String {
     let text = match payload {
         Payload::Event(e) => serde_json::to_string(&wire(e)),
+        Payload::Digest(d) => serde_json::to_string(&WireDigest {
+            schema: DIGEST_SCHEMA,
+            id: &d.id,
+            route: &d.route,
+            group: &d.group,
+            created_at: rfc3339(d.created_at),
+            headline: d.headline(),
+            count: d.events.len(),
+            events: d.events.iter().map(wire).collect(),
+        }),
     }
     // Serialising borrowed strings, numbers and `Value`s into a String cannot fail.
     .unwrap_or_else(|e| format!("{{\"schema\":\"{PAYLOAD_SCHEMA}\",\"error\":\"{e}\"}}"));
@@ -220,8 +260,28 @@ fn escape_unsafe(json: &str) -> String {
 /// 2024-05-01T09:00:00Z HIGH resolved(fixed) vulnerabilities source=prod cluster=-: CVE-2024-1086 [vul:7]
 /// 2024-05-01T08:00:00Z SUMMARY alerts source=prod: sasrelay started tracking 42 open alerts …
 /// ```
+///
+/// A digest is its headline line followed by one indented line per member.
 pub fn text_line(payload: &Payload) -> String {
-    let Payload::Event(e) = payload;
+    match payload {
+        Payload::Event(e) => event_line(e),
+        Payload::Digest(d) => {
+            let mut out = strip_control(&format!(
+                "{} DIGEST route={}: {}",
+                rfc3339(d.created_at),
+                d.route,
+                d.headline()
+            ));
+            for e in &d.events {
+                out.push_str("\n  ");
+                out.push_str(&event_line(e));
+            }
+            out
+        }
+    }
+}
+
+fn event_line(e: &Event) -> String {
     let when = rfc3339(e.observed_at);
     let line = match (&e.finding, &e.summary) {
         (Some(f), _) => {

@@ -562,7 +562,9 @@ fn large_values_are_stored_compressed_and_read_back_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let mut big = entry("big", 5);
-    let Payload::Event(e) = &mut big.payload;
+    let Payload::Event(e) = &mut big.payload else {
+        unreachable!()
+    };
     e.summary.as_mut().unwrap().message = "a long, repetitive message ".repeat(200);
     let seq = store.enqueue("hook", &big).unwrap().seq();
     // On disk: the LZ4 marker and far fewer bytes than the JSON.
