@@ -110,7 +110,7 @@ fn run(store: &Store, template: &Value, source: &str, total: usize) -> Stages {
         for change in &mut diff.changes {
             if let Some(event) = change.event.take() {
                 let t1 = Instant::now();
-                let entry = OutboxEntry::new(Payload::Event(event), now_ms);
+                let entry = OutboxEntry::new(Payload::from(event), now_ms);
                 store.enqueue("webhook", &entry).expect("enqueue");
                 t.enqueue += t1.elapsed();
             }

@@ -285,9 +285,21 @@ fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Payload {
     /// One event.
-    Event(Event),
+    Event(Box<Event>),
     /// Several events as one message.
     Digest(Digest),
+}
+
+impl From<Event> for Payload {
+    fn from(e: Event) -> Payload {
+        Payload::Event(Box::new(e))
+    }
+}
+
+impl From<Digest> for Payload {
+    fn from(d: Digest) -> Payload {
+        Payload::Digest(d)
+    }
 }
 
 impl Payload {

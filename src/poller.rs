@@ -213,7 +213,7 @@ impl Poller {
             let targets: Vec<usize> = (0..self.routes.len())
                 .filter(|&i| self.routes[i].sink.accepts(&event))
                 .collect();
-            let entry = OutboxEntry::new(Payload::Event(event), now_ms);
+            let entry = OutboxEntry::new(Payload::from(event), now_ms);
             for i in targets {
                 let route = &self.routes[i];
                 match self.store.enqueue(route.sink.name(), &entry)? {

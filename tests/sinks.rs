@@ -99,7 +99,7 @@ fn event(kind: EventKind, f: Finding) -> Event {
 }
 
 fn alert(severity: Severity) -> Payload {
-    Payload::Event(event(
+    Payload::from(event(
         EventKind::New,
         finding(Domain::Alerts, severity, "Reverse shell"),
     ))
@@ -270,7 +270,7 @@ fn payload_document_has_every_field_with_stable_names() {
         json!({"Id": 123, "Level": "serious", "Nested": {"x": [1, 2]}})
     );
 
-    let resolved = Payload::Event(event(
+    let resolved = Payload::from(event(
         EventKind::Resolved,
         finding(Domain::Vulnerabilities, Severity::High, "CVE"),
     ));
@@ -279,7 +279,7 @@ fn payload_document_has_every_field_with_stable_names() {
     assert_eq!(doc["resolution"], "fixed");
     assert_ne!(doc["id"], payload.id(), "kinds have distinct ids");
 
-    let summary = Payload::Event(Event::summary(
+    let summary = Payload::from(Event::summary(
         "prod",
         Domain::Baseline,
         42,
@@ -296,7 +296,7 @@ fn payload_document_has_every_field_with_stable_names() {
 #[test]
 fn hostile_text_is_escaped_in_json_and_stripped_in_text() {
     let hostile = "Reverse shell\u{1b}[2J\r\nFAKE: all clear\u{7}\u{9b}31m\u{202e}gpj.exe";
-    let payload = Payload::Event(event(
+    let payload = Payload::from(event(
         EventKind::New,
         finding(Domain::Alerts, Severity::High, hostile),
     ));
@@ -912,7 +912,7 @@ async fn stdout_text_lines_carry_no_control_characters() {
     let out = Shared::default();
     let sink = stdout_sink("text", out.clone());
     let hostile = "Miner\u{1b}]0;pwned\u{7}\nsecond line\u{85}\u{202e}";
-    let payload = Payload::Event(event(
+    let payload = Payload::from(event(
         EventKind::New,
         finding(Domain::Alerts, Severity::Critical, hostile),
     ));
@@ -956,7 +956,7 @@ async fn file_sink_appends_json_lines_with_mode_0600() {
         "nothing is opened before the first delivery"
     );
     let a = alert(Severity::High);
-    let b = Payload::Event(Event::summary("prod", Domain::Alerts, 2, "e", OBSERVED));
+    let b = Payload::from(Event::summary("prod", Domain::Alerts, 2, "e", OBSERVED));
     for p in [&a, &b] {
         let o = sink.deliver(p, 1).await;
         assert!(o.is_delivered(), "{o:?}");

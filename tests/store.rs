@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 /// An entry whose payload id is `id`, about `pad` bytes long in JSON.
 fn entry(id: &str, now_ms: i64, pad: usize) -> OutboxEntry {
     OutboxEntry::new(
-        Payload::Event(Event {
+        Payload::from(Event {
             schema: EVENT_SCHEMA,
             id: id.to_string(),
             kind: EventKind::Summary,

@@ -43,7 +43,7 @@ const REPLAY: u64 = 50;
 
 fn entry(i: u64) -> OutboxEntry {
     OutboxEntry::new(
-        Payload::Event(Event {
+        Payload::from(Event {
             schema: EVENT_SCHEMA,
             id: format!("e{i}"),
             kind: EventKind::Summary,

@@ -12,7 +12,7 @@ use crate::finding::Resolution;
 
 fn entry(id: &str, now_ms: i64) -> OutboxEntry {
     OutboxEntry::new(
-        Payload::Event(Event {
+        Payload::from(Event {
             schema: EVENT_SCHEMA,
             id: id.to_string(),
             kind: EventKind::Summary,
