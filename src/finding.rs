@@ -485,7 +485,7 @@ pub fn alert_status(event_status: Option<i64>) -> (Status, Option<Resolution>) {
 }
 
 /// Normalises one `DescribeSuspEvents` record.
-pub fn normalise_alert(ctx: &NormaliseContext, item: &Item<SuspEvent>) -> Finding {
+pub fn normalise_alert(ctx: &NormaliseContext, item: Item<SuspEvent>) -> Finding {
     let e = &item.typed;
     let (id, key): (String, Vec<String>) = match e.id {
         Some(n) => (format!("alert:{n}"), vec!["id".into(), n.to_string()]),
@@ -594,7 +594,7 @@ pub fn normalise_alert(ctx: &NormaliseContext, item: &Item<SuspEvent>) -> Findin
         tactics,
         source: ctx.source.clone(),
         region: ctx.region.clone(),
-        raw: item.raw.clone(),
+        raw: item.raw,
     }
 }
 
@@ -645,7 +645,7 @@ fn vul_type_name(kind: &str) -> String {
 }
 
 /// Normalises one `DescribeVulList` record.
-pub fn normalise_vulnerability(ctx: &NormaliseContext, item: &Item<VulRecord>) -> Finding {
+pub fn normalise_vulnerability(ctx: &NormaliseContext, item: Item<VulRecord>) -> Finding {
     let v = &item.typed;
     let x = &v.extend_content_json;
     let primary = v.primary_id.or(x.primary_id);
@@ -761,7 +761,7 @@ pub fn normalise_vulnerability(ctx: &NormaliseContext, item: &Item<VulRecord>) -
         tactics: Vec::new(),
         source: ctx.source.clone(),
         region: ctx.region.clone(),
-        raw: item.raw.clone(),
+        raw: item.raw,
     }
 }
 
@@ -803,7 +803,7 @@ fn check_type_name(kind: &str) -> String {
 }
 
 /// Normalises one baseline check result (with its risk, machine and detail).
-pub fn normalise_baseline(ctx: &NormaliseContext, item: &BaselineItem) -> Finding {
+pub fn normalise_baseline(ctx: &NormaliseContext, item: BaselineItem) -> Finding {
     let risk = &item.risk.typed;
     let m = &item.machine.typed;
     let c = &item.check.typed;
@@ -892,7 +892,7 @@ pub fn normalise_baseline(ctx: &NormaliseContext, item: &BaselineItem) -> Findin
         tactics: Vec::new(),
         source: ctx.source.clone(),
         region: ctx.region.clone(),
-        raw: item.raw(),
+        raw: item.into_raw(),
     }
 }
 
@@ -955,7 +955,7 @@ fn endpoint(ns: &str, pod: &str, image: &str, rule_ns: &str, rule_app: &str) -> 
 }
 
 /// Normalises one `ListInterceptionHistory` record.
-pub fn normalise_firewall(ctx: &NormaliseContext, item: &Item<InterceptionHistory>) -> Finding {
+pub fn normalise_firewall(ctx: &NormaliseContext, item: Item<InterceptionHistory>) -> Finding {
     let f = &item.typed;
     let (id, key): (String, Vec<String>) = match f.id {
         Some(n) => (format!("firewall:{n}"), vec!["id".into(), n.to_string()]),
@@ -1082,7 +1082,7 @@ pub fn normalise_firewall(ctx: &NormaliseContext, item: &Item<InterceptionHistor
         tactics: Vec::new(),
         source: ctx.source.clone(),
         region: ctx.region.clone(),
-        raw: item.raw.clone(),
+        raw: item.raw,
     }
 }
 

@@ -132,7 +132,7 @@ impl Source {
                         self.report_undecodable(domain, handled.undecodable.len());
                         items.extend(handled.items);
                     }
-                    out.extend(items.iter().map(|i| finding::normalise_alert(&ctx, i)));
+                    out.extend(items.into_iter().map(|i| finding::normalise_alert(&ctx, i)));
                 }
                 Domain::Vulnerabilities => {
                     let q = VulQuery {
@@ -146,7 +146,7 @@ impl Source {
                     out.extend(
                         listing
                             .items
-                            .iter()
+                            .into_iter()
                             .map(|i| finding::normalise_vulnerability(&ctx, i)),
                     );
                 }
@@ -156,7 +156,11 @@ impl Source {
                         ..BaselineQuery::default()
                     };
                     let items = api::list_baseline(&self.client, &q).await?;
-                    out.extend(items.iter().map(|i| finding::normalise_baseline(&ctx, i)));
+                    out.extend(
+                        items
+                            .into_iter()
+                            .map(|i| finding::normalise_baseline(&ctx, i)),
+                    );
                 }
                 Domain::Firewall => {
                     let q = FirewallQuery {
@@ -170,7 +174,7 @@ impl Source {
                     out.extend(
                         listing
                             .items
-                            .iter()
+                            .into_iter()
                             .map(|i| finding::normalise_firewall(&ctx, i)),
                     );
                 }

@@ -117,10 +117,13 @@ fn baseline() -> Vec<BaselineItem> {
 
 fn all_findings() -> Vec<Finding> {
     let c = ctx();
-    let mut out: Vec<Finding> = alerts().iter().map(|i| normalise_alert(&c, i)).collect();
-    out.extend(vulns().iter().map(|i| normalise_vulnerability(&c, i)));
-    out.extend(baseline().iter().map(|i| normalise_baseline(&c, i)));
-    out.extend(firewall().iter().map(|i| normalise_firewall(&c, i)));
+    let mut out: Vec<Finding> = alerts()
+        .into_iter()
+        .map(|i| normalise_alert(&c, i))
+        .collect();
+    out.extend(vulns().into_iter().map(|i| normalise_vulnerability(&c, i)));
+    out.extend(baseline().into_iter().map(|i| normalise_baseline(&c, i)));
+    out.extend(firewall().into_iter().map(|i| normalise_firewall(&c, i)));
     out
 }
 
@@ -259,7 +262,7 @@ fn alerts_normalise() {
     ];
     assert_eq!(items.len(), table.len());
     for (item, e) in items.iter().zip(&table) {
-        let f = normalise_alert(&c, item);
+        let f = normalise_alert(&c, item.clone());
         check(&f, e, Domain::Alerts);
         assert_eq!(f.raw, item.raw);
         assert!(f.cves.is_empty());
@@ -269,7 +272,7 @@ fn alerts_normalise() {
         );
     }
 
-    let f = normalise_alert(&c, &items[0]);
+    let f = normalise_alert(&c, items[0].clone());
     assert_eq!(
         f.description,
         "A mining program was detected running inside a container."
@@ -335,7 +338,7 @@ fn alerts_normalise() {
         "c944bd533e90bba5de50831a6b872a9da03580abb6a81fef34fe848093b82a3c"
     );
 
-    let escape = normalise_alert(&c, &items[1]);
+    let escape = normalise_alert(&c, items[1].clone());
     assert_eq!(detail(&escape, "Process ID"), vec!["9123"]);
     assert_eq!(escape.tactics[0].name, "Privilege Escalation");
     assert!(
@@ -343,7 +346,7 @@ fn alerts_normalise() {
         "empty report URL"
     );
 
-    let malicious = normalise_alert(&c, &items[3]);
+    let malicious = normalise_alert(&c, items[3].clone());
     assert_eq!(malicious.host.public_ip.as_deref(), Some("47.98.123.45"));
     assert_eq!(
         detail(&malicious, "Affected asset"),
@@ -401,7 +404,7 @@ fn vulnerabilities_normalise() {
     ];
     assert_eq!(items.len(), table.len());
     for (item, e) in items.iter().zip(&table) {
-        let f = normalise_vulnerability(&c, item);
+        let f = normalise_vulnerability(&c, item.clone());
         check(&f, e, Domain::Vulnerabilities);
         assert_eq!(f.raw, item.raw);
         for cve in &f.cves {
@@ -413,7 +416,7 @@ fn vulnerabilities_normalise() {
         }
     }
 
-    let kernel = normalise_vulnerability(&c, &items[0]);
+    let kernel = normalise_vulnerability(&c, items[0].clone());
     assert_eq!(kernel.cves, vec!["CVE-2024-1086", "CVE-2023-6817"]);
     assert_eq!(
         urls(&kernel, LinkKind::Cve),
@@ -454,14 +457,14 @@ fn vulnerabilities_normalise() {
         Some("cn-hangzhou.192.168.3.21")
     );
 
-    let fixed = normalise_vulnerability(&c, &items[1]);
+    let fixed = normalise_vulnerability(&c, items[1].clone());
     assert_eq!(fixed.native_status, "7");
     assert_eq!(
         detail(&fixed, "Fix command"),
         vec!["yum update openssl-libs"]
     );
 
-    let spring = normalise_vulnerability(&c, &items[2]);
+    let spring = normalise_vulnerability(&c, items[2].clone());
     assert_eq!(spring.cves, vec!["CVE-2022-22965"]);
     assert_eq!(
         spring.kubernetes.container_name.as_deref(),
@@ -531,7 +534,7 @@ fn baseline_normalises() {
     ];
     assert_eq!(items.len(), table.len());
     for (item, e) in items.iter().zip(&table) {
-        let f = normalise_baseline(&c, item);
+        let f = normalise_baseline(&c, item.clone());
         check(&f, e, Domain::Baseline);
         assert_eq!(f.raw["check"], item.check.raw);
         assert_eq!(f.raw["machine"], item.machine.raw);
@@ -553,7 +556,7 @@ fn baseline_normalises() {
         assert_eq!(detail(&f, "Check item"), vec![e.title]);
     }
 
-    let anon = normalise_baseline(&c, &items[0]);
+    let anon = normalise_baseline(&c, items[0].clone());
     assert_eq!(
         anon.description,
         "Anonymous requests to the kubelet API are served with the system:anonymous identity."
@@ -583,20 +586,20 @@ fn baseline_normalises() {
             ),
         ]
     );
-    let ignored = normalise_baseline(&c, &items[1]);
+    let ignored = normalise_baseline(&c, items[1].clone());
     assert_eq!(
         detail(&ignored, "Reason"),
         vec!["accepted risk: legacy workload"]
     );
     assert_eq!(ignored.native_status, "6");
-    let verifying = normalise_baseline(&c, &items[2]);
+    let verifying = normalise_baseline(&c, items[2].clone());
     assert_eq!(verifying.native_status, "2");
     assert_eq!(detail(&verifying, "Check type"), vec!["File rights"]);
 
     // Without a detail the finding still carries the check, just no description or advice.
     let mut bare = items[0].clone();
     bare.detail = None;
-    let f = normalise_baseline(&c, &bare);
+    let f = normalise_baseline(&c, bare.clone());
     assert_eq!(f.id, "baseline:81934412");
     assert_eq!(f.fingerprint, anon.fingerprint);
     assert!(f.description.is_empty());
@@ -618,7 +621,7 @@ fn baseline_without_check_warning_id_uses_the_natural_key() {
         "Uuid": "0e7b4c2a-9d1f-4a6e-8b3c-5f2d7a1e9c48"
     }))
     .unwrap();
-    let f = normalise_baseline(&c, &item);
+    let f = normalise_baseline(&c, item.clone());
     assert_eq!(
         f.id,
         "baseline:0e7b4c2a-9d1f-4a6e-8b3c-5f2d7a1e9c48/3301/redis-cache-0"
@@ -694,12 +697,12 @@ fn firewall_normalises() {
     ];
     assert_eq!(items.len(), table.len());
     for (item, e) in items.iter().zip(&table) {
-        let f = normalise_firewall(&c, item);
+        let f = normalise_firewall(&c, item.clone());
         check(&f, e, Domain::Firewall);
         assert_eq!(f.raw, item.raw);
         assert_eq!(f.alert_type, "Abnormal access");
     }
-    let f = normalise_firewall(&c, &items[0]);
+    let f = normalise_firewall(&c, items[0].clone());
     let pairs: Vec<(&str, &str)> = f
         .details
         .iter()
@@ -722,7 +725,7 @@ fn firewall_normalises() {
         ]
     );
     assert!(f.description.contains("37 attempt(s)"), "{}", f.description);
-    let alert_mode = normalise_firewall(&c, &items[1]);
+    let alert_mode = normalise_firewall(&c, items[1].clone());
     assert_eq!(detail(&alert_mode, "Defence mode"), vec!["alert"]);
 }
 
@@ -740,8 +743,8 @@ fn fingerprints_and_ids_are_distinct_and_stable() {
     // Another source scope gives other fingerprints for the same records.
     let mut other = ctx();
     other.scope = "1234567890123456".into();
-    let f1 = normalise_alert(&ctx(), &alerts()[0]);
-    let f2 = normalise_alert(&other, &alerts()[0]);
+    let f1 = normalise_alert(&ctx(), alerts()[0].clone());
+    let f2 = normalise_alert(&other, alerts()[0].clone());
     assert_eq!(f1.id, f2.id);
     assert_ne!(f1.fingerprint, f2.fingerprint);
 
@@ -749,7 +752,7 @@ fn fingerprints_and_ids_are_distinct_and_stable() {
     let mut raw = alerts()[0].raw.clone();
     raw["LastTimeStamp"] = json!(1716170000000i64);
     raw["EventStatus"] = json!(32);
-    let later = normalise_alert(&ctx(), &Item::from_value(raw).unwrap());
+    let later = normalise_alert(&ctx(), Item::from_value(raw).unwrap());
     assert_eq!(later.fingerprint, f1.fingerprint);
     assert_eq!(later.status, Status::Resolved);
     assert_ne!(later.last_seen, f1.last_seen);
@@ -785,8 +788,8 @@ fn string_number_swaps_normalise_like_the_originals() {
     swapped["LastTimeStamp"] = json!("1716163964000");
     swapped["OccurrenceTimeStamp"] = json!(null);
     swapped["Unknown"] = json!({"x": 1});
-    let a = normalise_alert(&c, original);
-    let b = normalise_alert(&c, &Item::from_value(swapped).unwrap());
+    let a = normalise_alert(&c, original.clone());
+    let b = normalise_alert(&c, Item::from_value(swapped).unwrap());
     assert_eq!(b.id, a.id);
     assert_eq!(b.fingerprint, a.fingerprint);
     assert_eq!(b.status, a.status);
@@ -798,8 +801,8 @@ fn string_number_swaps_normalise_like_the_originals() {
     v["PrimaryId"] = json!("1040311702");
     v["Status"] = json!("1");
     v["FirstTs"] = json!("1715817600000");
-    let a = normalise_vulnerability(&c, &vulns()[0]);
-    let b = normalise_vulnerability(&c, &Item::from_value(v).unwrap());
+    let a = normalise_vulnerability(&c, vulns()[0].clone());
+    let b = normalise_vulnerability(&c, Item::from_value(v).unwrap());
     assert_eq!((b.id.as_str(), b.status), (a.id.as_str(), a.status));
     assert_eq!(b.fingerprint, a.fingerprint);
     assert_eq!(b.first_seen, a.first_seen);
@@ -808,7 +811,7 @@ fn string_number_swaps_normalise_like_the_originals() {
     fw["InterceptionName"] = json!(7);
     fw["RiskLevel"] = json!("3");
     fw["Id"] = json!("45012");
-    let f = normalise_firewall(&c, &Item::from_value(fw).unwrap());
+    let f = normalise_firewall(&c, Item::from_value(fw).unwrap());
     assert_eq!(f.id, "firewall:45012");
     assert_eq!(f.severity, Severity::High);
     assert_eq!(f.alert_type, "Container firewall alert");
@@ -826,7 +829,7 @@ fn sparse_records_still_normalise() {
         "LastTime": "2024-05-20 08:12:44"
     }))
     .unwrap();
-    let f = normalise_alert(&c, &alert);
+    let f = normalise_alert(&c, alert.clone());
     assert_eq!(f.id, "alert:u1/host/");
     assert_eq!(f.severity, Severity::Info);
     assert_eq!(f.status, Status::Active);
@@ -844,7 +847,7 @@ fn sparse_records_still_normalise() {
         "Necessity": "later", "Related": "CVE-2022-22965"
     }))
     .unwrap();
-    let f = normalise_vulnerability(&c, &vul);
+    let f = normalise_vulnerability(&c, vul.clone());
     assert_eq!(f.id, "vul:host/sca:CVE-2022-22965/c9");
     assert_eq!(
         f.fingerprint,
@@ -858,7 +861,7 @@ fn sparse_records_still_normalise() {
     assert!(urls(&f, LinkKind::Asset).is_empty(), "no IP, no asset link");
 
     let fw: Item<InterceptionHistory> = serde_json::from_value(json!({})).unwrap();
-    let f = normalise_firewall(&c, &fw);
+    let f = normalise_firewall(&c, fw.clone());
     assert!(f.id.starts_with("firewall:"));
     assert_eq!(f.severity, Severity::Info);
     assert_eq!(f.native_severity, "");
@@ -870,7 +873,7 @@ fn console_bases_are_configurable() {
     let mut c = ctx();
     c.console_base = "https://yundun.console.alibabacloud.com/?p=sas".into();
     c.ack_console_base = "https://cs.console.alibabacloud.com/".into();
-    let f = normalise_vulnerability(&c, &vulns()[0]);
+    let f = normalise_vulnerability(&c, vulns()[0].clone());
     assert_eq!(
         urls(&f, LinkKind::Console),
         vec!["https://yundun.console.alibabacloud.com/?p=sas"]

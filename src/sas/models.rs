@@ -1277,11 +1277,16 @@ pub struct BaselineItem {
 impl BaselineItem {
     /// The four raw bodies as one object: `{"risk", "machine", "check", "detail"}`.
     pub fn raw(&self) -> Value {
+        self.clone().into_raw()
+    }
+
+    /// [`BaselineItem::raw`], consuming the item (no copy).
+    pub fn into_raw(self) -> Value {
         serde_json::json!({
             "risk": self.risk.raw,
             "machine": self.machine.raw,
             "check": self.check.raw,
-            "detail": self.detail.as_ref().map(|d| d.raw.clone()),
+            "detail": self.detail.map(|d| d.raw),
         })
     }
 }

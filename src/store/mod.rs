@@ -758,10 +758,9 @@ impl Inner {
         let s = self.sink_or_create(sink)?;
         let mut index = s.lock();
         let guard_key = keys::guard(sink, entry.payload.id());
-        // The common duplicate (a re-poll) costs one read and no write.
-        if let Some(v) = self.guards.get(&guard_key).at(dir)? {
-            return Ok(Enqueued::Duplicate(self.guard_seq(&v)?));
-        }
+        // No read of the guard first: the lifecycle diff already keeps known findings from
+        // producing events, so a duplicate only follows a crash, and the compare-and-swap
+        // below catches it (at the cost of writing and removing the entry).
         let value = self.encode(entry, || format!("outbox/{sink} entry"))?;
         let seq = self.db.generate_id().at(dir)?;
         let seq_key = keys::seq(seq);
@@ -1190,7 +1189,9 @@ impl Inner {
         value: &T,
         what: impl FnOnce() -> String,
     ) -> Result<Vec<u8>, StoreError> {
-        let json = serde_json::to_vec(value).map_err(|source| StoreError::Codec {
+        // Outbox entries run to kilobytes: start big rather than grow by doubling.
+        let mut json = Vec::with_capacity(4096);
+        serde_json::to_writer(&mut json, value).map_err(|source| StoreError::Codec {
             dir: self.dir.clone(),
             what: format!("encoding {}", what()),
             source,
@@ -1213,14 +1214,21 @@ fn pack(json: Vec<u8>) -> Vec<u8> {
     if json.len() < COMPRESS_FROM {
         return json;
     }
-    let packed = lz4_flex::compress_prepend_size(&json);
-    if packed.len() + 1 >= json.len() {
+    // The layout of `compress_prepend_size` (little-endian u32 length, then the block) after
+    // the marker, written in one allocation.
+    let Ok(len) = u32::try_from(json.len()) else {
         return json;
+    };
+    let mut out = vec![0u8; 5 + lz4_flex::block::get_maximum_output_size(json.len())];
+    out[0] = LZ4_JSON;
+    out[1..5].copy_from_slice(&len.to_le_bytes());
+    match lz4_flex::block::compress_into(&json, &mut out[5..]) {
+        Ok(n) if 5 + n < json.len() => {
+            out.truncate(5 + n);
+            out
+        }
+        _ => json,
     }
-    let mut out = Vec::with_capacity(packed.len() + 1);
-    out.push(LZ4_JSON);
-    out.extend_from_slice(&packed);
-    out
 }
 
 /// Checks the schema version in `meta`, writing it into a new store. Returns whether it wrote.
