@@ -21,6 +21,18 @@ fn take_str(key: &[u8]) -> Option<(&str, &[u8])> {
     Some((s, &key[4 + len..]))
 }
 
+/// `len s ‖ s`: a length-prefixed string, the front of a composite key.
+pub(crate) fn prefixed(s: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4 + s.len() + 8);
+    push_str(&mut key, s);
+    key
+}
+
+/// Splits the length-prefixed string [`prefixed`] wrote off the front of `key`.
+pub(crate) fn take_prefixed(key: &[u8]) -> Option<(&str, &[u8])> {
+    take_str(key)
+}
+
 /// `len source ‖ source ‖ len domain ‖ domain`: the key of a cursor, and the prefix of every
 /// lifecycle record of that source and domain.
 pub(crate) fn scope(source: &str, domain: Domain) -> Vec<u8> {

@@ -70,6 +70,7 @@
 //! the runtime, and `reopen` from `spawn_blocking`.
 
 mod error;
+mod groups;
 mod keys;
 mod types;
 
@@ -89,6 +90,7 @@ use crate::event::{DeadLetter, OutboxEntry};
 use crate::finding::Domain;
 
 pub use error::StoreError;
+pub use groups::{Closing, GROUP_SCHEMA, GroupAdded, GroupClosed, GroupHeader, Suppressed};
 pub use types::{
     CURSOR_SCHEMA, Cursor, Enqueued, PruneReport, RECORD_SCHEMA, Record, RecordStatus, SinkStats,
     StoreStats,
@@ -135,6 +137,12 @@ struct Inner {
     records: sled::Tree,
     cursors: sled::Tree,
     guards: sled::Tree,
+    groups: sled::Tree,
+    members: sled::Tree,
+    silences: sled::Tree,
+    suppressed: sled::Tree,
+    /// Open groups; every group write happens with it locked.
+    group_index: Mutex<groups::GroupIndex>,
     /// Sinks that have an outbox or dead-letter tree. Grows only.
     sinks: RwLock<HashMap<String, Arc<Sink>>>,
     epoch: String,
@@ -598,6 +606,78 @@ impl Store {
             .prune(now_ms, resolved_retention_ms, guard_ttl_ms)
     }
 
+    /// Adds `event` to the routing group `gid`, opening it with `header` if it is not open.
+    /// Idempotent per (group, event id) while the member's guard lasts: see the `groups`
+    /// module doc for the write order.
+    pub fn group_add(
+        &self,
+        gid: &str,
+        header: &GroupHeader,
+        event: &crate::event::Event,
+        now_ms: i64,
+    ) -> Result<GroupAdded, StoreError> {
+        self.current()?.group_add(gid, header, event, now_ms)
+    }
+
+    /// When the next group is due (unix ms; `i64::MIN` for one due at once).
+    pub fn next_group_due(&self) -> Option<i64> {
+        self.current().map_or(None, |inner| inner.next_group_due())
+    }
+
+    /// Ids of the groups due at `now_ms` (flush time reached, full, or mid-close).
+    pub fn due_groups(&self, now_ms: i64) -> Vec<String> {
+        self.current()
+            .map_or(Vec::new(), |inner| inner.due_groups(now_ms))
+    }
+
+    /// Every open group: id, header, member count.
+    pub fn groups(&self) -> Vec<(String, GroupHeader, u64)> {
+        self.current().map_or(Vec::new(), |inner| inner.groups())
+    }
+
+    /// Closes group `gid` if it is due: its oldest members (up to its `max_size`) become one
+    /// digest in its sink's outbox, stamped `created_at`; an empty group past its interval is
+    /// removed. Crash-safe and idempotent: see the `groups` module doc.
+    pub fn close_group(
+        &self,
+        gid: &str,
+        now_ms: i64,
+        created_at: time::OffsetDateTime,
+    ) -> Result<GroupClosed, StoreError> {
+        self.current()?.close_group(gid, now_ms, created_at)
+    }
+
+    /// Stores (or replaces) a silence under `id`.
+    pub fn put_silence<T: Serialize>(&self, id: &str, silence: &T) -> Result<(), StoreError> {
+        self.current()?.put_silence(id, silence)
+    }
+
+    /// Every stored silence.
+    pub fn silences<T: DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
+        self.current()?.silences()
+    }
+
+    /// Deletes a silence; says whether it existed.
+    pub fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
+        self.current()?.remove_silence(id)
+    }
+
+    /// Records that an event was kept from a sink by a silence or a mute window (idempotent
+    /// per sink and event).
+    pub fn record_suppressed(&self, s: &Suppressed) -> Result<(), StoreError> {
+        self.current()?.record_suppressed(s)
+    }
+
+    /// Every recorded suppression, oldest first (a scan).
+    pub fn suppressed(&self) -> Result<Vec<Suppressed>, StoreError> {
+        self.current()?.suppressed_list()
+    }
+
+    /// Deletes suppression records older than `cutoff_ms`; returns how many.
+    pub fn prune_suppressed(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        self.current()?.prune_suppressed(cutoff_ms)
+    }
+
     /// Size on disk, per-sink queue figures and open time.
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         self.current()?.stats()
@@ -648,12 +728,20 @@ impl Inner {
             records: db.open_tree("records").at(dir)?,
             cursors: db.open_tree("cursors").at(dir)?,
             guards: db.open_tree("enq").at(dir)?,
+            groups: db.open_tree("groups").at(dir)?,
+            members: db.open_tree("members").at(dir)?,
+            silences: db.open_tree("silences").at(dir)?,
+            suppressed: db.open_tree("suppressed").at(dir)?,
+            group_index: Mutex::new(groups::GroupIndex::default()),
             db,
             sinks: RwLock::new(HashMap::new()),
             epoch,
             open_ms: 0,
         };
-        let repairs = store.reconcile()?;
+        let mut repairs = store.reconcile()?;
+        let (adopted, removed) = store.reconcile_groups()?;
+        repairs.guards_recreated += adopted;
+        repairs.duplicates_removed += removed;
         changed |= repairs.any();
         for name in store.db.tree_names() {
             if name.starts_with(keys::OUTBOX_PREFIX.as_bytes())
@@ -1014,9 +1102,10 @@ impl Inner {
                 continue;
             };
             // Seqs are never reused, so an entry found absent cannot come back.
-            let pending = match self.sink(sink) {
-                Some(s) => s.outbox.contains_key(keys::seq(seq)).at(dir)?,
-                None => false,
+            let pending = match (groups::group_of_guard(sink), self.sink(sink)) {
+                (Some(gid), _) => self.has_member(gid, seq)?,
+                (None, Some(s)) => s.outbox.contains_key(keys::seq(seq)).at(dir)?,
+                (None, None) => false,
             };
             if pending {
                 report.guards_kept_pending += 1;
@@ -1318,6 +1407,20 @@ impl Store {
         s.dead
             .insert(keys::seq(seq), serde_json::to_vec(letter).unwrap())
             .unwrap();
+    }
+
+    /// Writes a group header straight to sled, as a crash after a close's first step leaves
+    /// it (the in-memory index learns it at the next open).
+    fn write_group_header(&self, gid: &str, header: &GroupHeader) {
+        self.current()
+            .unwrap()
+            .groups
+            .insert(gid.as_bytes(), serde_json::to_vec(header).unwrap())
+            .unwrap();
+    }
+
+    fn member_count(&self) -> usize {
+        self.current().unwrap().members.iter().count()
     }
 
     fn guard_count(&self) -> usize {

@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use time::OffsetDateTime;
 
 use super::*;
-use crate::event::{EVENT_SCHEMA, Event, EventKind, Payload, Summary};
+use crate::event::{Digest, EVENT_SCHEMA, Event, EventKind, Payload, Summary};
 use crate::finding::Resolution;
 
 fn entry(id: &str, now_ms: i64) -> OutboxEntry {
@@ -620,4 +620,238 @@ fn a_corrupt_compressed_value_is_an_error_not_a_panic() {
     .unwrap();
     let err = store.due("hook", 10, 10).unwrap_err();
     assert!(matches!(err, StoreError::Codec { .. }), "{err:?}");
+}
+
+// ----- routing groups -----
+
+fn header(max_size: u32, flush_at_ms: i64) -> GroupHeader {
+    GroupHeader {
+        v: GROUP_SCHEMA,
+        route: "routes[0]".to_string(),
+        sink: "chat".to_string(),
+        labels: [("cluster".to_string(), "c-prod".to_string())].into(),
+        opened_at_ms: 0,
+        flush_at_ms,
+        group_interval_ms: 1_000,
+        max_size,
+        flushes: 0,
+        closing: None,
+    }
+}
+
+fn event(id: &str) -> Event {
+    let Payload::Event(e) = entry(id, 0).payload else {
+        unreachable!()
+    };
+    *e
+}
+
+fn digest_ids(store: &Store, sink: &str) -> Vec<Vec<String>> {
+    store
+        .due(sink, i64::MAX, 100)
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| match e.payload {
+            Payload::Digest(d) => d.events.into_iter().map(|e| e.id).collect(),
+            Payload::Event(e) => panic!("expected a digest, got event {}", e.id),
+        })
+        .collect()
+}
+
+#[test]
+fn a_group_closes_into_one_digest_when_due_then_expires_when_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let h = header(100, 500);
+    for id in ["a", "b", "c"] {
+        assert_eq!(
+            store.group_add("g1", &h, &event(id), 0).unwrap(),
+            GroupAdded::Added
+        );
+    }
+    assert_eq!(
+        store.group_add("g1", &h, &event("b"), 1).unwrap(),
+        GroupAdded::Duplicate
+    );
+    assert_eq!(store.next_group_due(), Some(500));
+    assert!(store.due_groups(499).is_empty());
+    assert_eq!(
+        store
+            .close_group("g1", 499, OffsetDateTime::UNIX_EPOCH)
+            .unwrap(),
+        GroupClosed::NotDue
+    );
+    let GroupClosed::Digest { members, sink, .. } = store
+        .close_group("g1", 500, OffsetDateTime::UNIX_EPOCH)
+        .unwrap()
+    else {
+        panic!("expected a digest")
+    };
+    assert_eq!((members, sink.as_str()), (3, "chat"));
+    assert_eq!(digest_ids(&store, "chat"), [["a", "b", "c"]]);
+    // Still open for group_interval: a late member waits for the next flush.
+    let (_, open, count) = store.groups().pop().unwrap();
+    assert_eq!((open.flush_at_ms, open.flushes, count), (1_500, 1, 0));
+    store.group_add("g1", &h, &event("d"), 600).unwrap();
+    assert!(matches!(
+        store
+            .close_group("g1", 1_500, OffsetDateTime::UNIX_EPOCH)
+            .unwrap(),
+        GroupClosed::Digest { members: 1, .. }
+    ));
+    assert_eq!(
+        store
+            .close_group("g1", 2_500, OffsetDateTime::UNIX_EPOCH)
+            .unwrap(),
+        GroupClosed::Expired
+    );
+    assert!(store.groups().is_empty());
+    assert_eq!(store.member_count(), 0);
+    // A re-poll of a member already sent stays out, even in a new group.
+    assert_eq!(
+        store.group_add("g1", &h, &event("a"), 3_000).unwrap(),
+        GroupAdded::Duplicate
+    );
+}
+
+#[test]
+fn a_full_group_is_due_at_once_and_splits_by_max_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let h = header(2, i64::MAX);
+    for id in ["1", "2", "3", "4", "5"] {
+        store.group_add("g", &h, &event(id), 0).unwrap();
+    }
+    assert_eq!(store.next_group_due(), Some(i64::MIN));
+    for _ in 0..2 {
+        assert!(matches!(
+            store
+                .close_group("g", 0, OffsetDateTime::UNIX_EPOCH)
+                .unwrap(),
+            GroupClosed::Digest { members: 2, .. }
+        ));
+    }
+    // One left, below max_size: waits for group_interval.
+    assert_eq!(
+        store
+            .close_group("g", 0, OffsetDateTime::UNIX_EPOCH)
+            .unwrap(),
+        GroupClosed::NotDue
+    );
+    assert_eq!(digest_ids(&store, "chat"), [["1", "2"], ["3", "4"]]);
+}
+
+#[test]
+fn a_close_cut_by_a_crash_resumes_without_losing_or_repeating_members() {
+    for digest_was_enqueued in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let h = header(100, 0);
+        for id in ["a", "b"] {
+            store.group_add("g", &h, &event(id), 0).unwrap();
+        }
+        // The crash: step 1 written (and step 2 too, in the second round), members still
+        // there; then a member that arrived after the close began.
+        let digest = Digest::new(
+            &h.route,
+            h.labels.clone(),
+            vec![event("a"), event("b")],
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        let (_, _, _) = store.groups().pop().unwrap();
+        let last_seq = {
+            let inner = store.current().unwrap();
+            inner.group_members("g", None, 10).unwrap()[1].0
+        };
+        let mut marked = h.clone();
+        marked.closing = Some(Closing {
+            digest_id: digest.id.clone(),
+            last_seq,
+        });
+        store.write_group_header("g", &marked);
+        if digest_was_enqueued {
+            store
+                .enqueue("chat", &OutboxEntry::new(Payload::from(digest.clone()), 0))
+                .unwrap();
+        }
+        store.group_add("g", &h, &event("late"), 0).unwrap();
+        drop(store);
+
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.due_groups(-1), ["g"], "a close in progress is due");
+        let GroupClosed::Digest { digest_id, .. } = store
+            .close_group("g", 0, OffsetDateTime::UNIX_EPOCH)
+            .unwrap()
+        else {
+            panic!("expected the resumed digest")
+        };
+        assert_eq!(digest_id, digest.id);
+        assert_eq!(
+            digest_ids(&store, "chat"),
+            [["a", "b"]],
+            "{digest_was_enqueued}"
+        );
+        assert_eq!(store.member_count(), 1, "only the late member is left");
+        let (_, after, count) = store.groups().pop().unwrap();
+        assert_eq!((after.closing, count), (None, 1));
+    }
+}
+
+#[test]
+fn reopening_adopts_a_member_whose_guard_was_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let h = header(100, 0);
+    store.group_add("g", &h, &event("a"), 0).unwrap();
+    // Simulate the cut: the guard is removed, the member stays.
+    let inner = store.current().unwrap();
+    inner
+        .guards
+        .remove(keys::guard("#group:g", "a"))
+        .unwrap()
+        .unwrap();
+    drop(inner);
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.groups()[0].2, 1);
+    assert_eq!(
+        store.group_add("g", &h, &event("a"), 0).unwrap(),
+        GroupAdded::Duplicate
+    );
+}
+
+#[test]
+fn silences_and_suppressions_round_trip_and_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .put_silence("s1", &serde_json::json!({"id": "s1", "comment": "upgrade"}))
+        .unwrap();
+    let all: Vec<serde_json::Value> = store.silences().unwrap();
+    assert_eq!(all[0]["comment"], "upgrade");
+    let s = |at_ms, id: &str| Suppressed {
+        at_ms,
+        event_id: id.to_string(),
+        kind: "new".to_string(),
+        fingerprint: None,
+        title: "t".to_string(),
+        sink: "chat".to_string(),
+        route: "routes[0]".to_string(),
+        by: "silence".to_string(),
+        reason: "s1".to_string(),
+    };
+    store.record_suppressed(&s(20, "e2")).unwrap();
+    store.record_suppressed(&s(10, "e1")).unwrap();
+    store.record_suppressed(&s(10, "e1")).unwrap();
+    let ids: Vec<String> = store
+        .suppressed()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.event_id)
+        .collect();
+    assert_eq!(ids, ["e1", "e2"]);
+    assert_eq!(store.prune_suppressed(15).unwrap(), 1);
+    assert_eq!(store.suppressed().unwrap().len(), 1);
+    assert!(store.remove_silence("s1").unwrap());
+    assert!(!store.remove_silence("s1").unwrap());
 }
