@@ -97,6 +97,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod event;
 pub mod finding;
+pub mod grouper;
 pub mod lifecycle;
 pub mod poller;
 pub mod sas;

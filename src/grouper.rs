@@ -1,0 +1,118 @@
+//! The grouper: one task that closes routing groups when they are due — after `group_wait`,
+//! then every `group_interval`, or at once when full — turning their members into one digest
+//! in the sink's outbox, and wakes that sink's worker.
+//!
+//! The group state lives in the store (see `store::groups` for the crash-safe close), so this
+//! task holds nothing of its own: after a restart it finds the open groups, including a close
+//! a crash cut short, and carries on.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::poller::unix_ms;
+use crate::store::{GroupClosed, Store};
+
+/// Longest sleep between looks at the groups, so a clock jump cannot stall a group for long.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// Pause after a failed close before looking again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// Closes due groups until `shutdown`.
+pub struct Grouper {
+    store: Store,
+    /// Wakes the worker of a sink (by name) after a digest went into its outbox.
+    wakes: BTreeMap<String, Arc<Notify>>,
+    /// Signalled by dispatch when it adds a member, so a new group's due time is seen.
+    wake: Arc<Notify>,
+}
+
+impl Grouper {
+    /// A grouper over `store`'s groups.
+    pub fn new(store: Store, wakes: BTreeMap<String, Arc<Notify>>, wake: Arc<Notify>) -> Self {
+        Grouper { store, wakes, wake }
+    }
+
+    /// Closes every group due at `now`; returns how many digests were enqueued and how many
+    /// closes failed.
+    pub async fn tick(&self, now: OffsetDateTime) -> (usize, usize) {
+        let now_ms = unix_ms(now);
+        let (mut digests, mut failed) = (0, 0);
+        let mut woken = Vec::new();
+        for gid in self.store.due_groups(now_ms) {
+            match self.store.close_group(&gid, now_ms, now) {
+                Ok(GroupClosed::Digest {
+                    sink,
+                    digest_id,
+                    members,
+                    ..
+                }) => {
+                    tracing::info!(sink = %sink, group = %gid, digest = %digest_id, members, "Group closed into a digest.");
+                    digests += 1;
+                    woken.push(sink);
+                }
+                Ok(GroupClosed::Expired) => {
+                    tracing::debug!(group = %gid, "Empty group expired.");
+                }
+                Ok(GroupClosed::NotDue) => {}
+                Err(e) => {
+                    failed += 1;
+                    tracing::error!(group = %gid, error = %e, "Closing a group failed; it stays open and is retried.");
+                    self.store.heal(&e);
+                }
+            }
+        }
+        if !woken.is_empty() {
+            // Not needed for correctness (every step is crash-safe), but a digest should not
+            // wait for the next poll's flush to become durable.
+            if let Err(e) = self.store.flush().await {
+                tracing::error!(error = %e, "Flushing closed groups failed.");
+            }
+            for sink in woken {
+                match self.wakes.get(&sink) {
+                    Some(w) => w.notify_one(),
+                    None => {
+                        tracing::warn!(sink = %sink, "A digest went to a sink that is no longer configured; it waits in its outbox.")
+                    }
+                }
+            }
+        }
+        (digests, failed)
+    }
+
+    /// Runs [`Grouper::tick`] whenever a group may be due, until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let (_, failed) = self.tick(OffsetDateTime::now_utc()).await;
+            let now_ms = unix_ms(OffsetDateTime::now_utc());
+            let mut wait = match self.store.next_group_due() {
+                Some(at) => Duration::from_millis(at.saturating_sub(now_ms).max(0) as u64),
+                None => MAX_SLEEP,
+            }
+            .min(MAX_SLEEP);
+            if failed > 0 {
+                // A failing close stays due; do not spin on it.
+                wait = wait.max(RETRY_AFTER_FAILURE);
+            }
+            if wait.is_zero() {
+                // Something is due again at once (a full group with more members): yield so
+                // producers and shutdown get a turn.
+                tokio::task::yield_now().await;
+                if shutdown.is_cancelled() {
+                    break;
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
