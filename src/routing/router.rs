@@ -554,7 +554,7 @@ impl Router {
 
     /// Checks routing config against the configured sinks and the `[[time_interval]]`
     /// tables, resolving inheritance. `Ok` carries the router and any warnings; `Err` every
-    /// issue found (errors and warnings). With neither `[routing]` nor `[[route]]`, the router
+    /// issue found (errors and warnings). Issues come in file order. With neither `[routing]` nor `[[route]]`, the router
     /// is [`Router::broadcast`].
     pub fn compile(
         config: &RoutingConfig,
@@ -660,6 +660,8 @@ impl Router {
             }
         }
         router.intervals = intervals;
+        // File order; issues without a position last.
+        issues.sort_by_key(|i| i.span.as_ref().map_or(usize::MAX, |s| s.start));
         if issues.iter().any(Issue::is_error) {
             Err(issues)
         } else {
