@@ -60,6 +60,9 @@
 //!   enqueue guards, dead letters, schema version, pruning, clear open errors; values are JSON,
 //!   LZ4-compressed above 512 bytes.
 //! - [`poller`] — one poll's read → diff → crash-safe writes, and the poll loop with backoff.
+//! - [`routing`] — pure routing (Alertmanager-style): matchers, the route tree with
+//!   inheritance and `continue`, grouping settings, time intervals, silences; decide and
+//!   explain for a subject at a given `now`.
 //! - [`delivery`] — the per-sink worker and its pure retry / dead-letter decision.
 //! - [`sinks`] — `webhook` (Standard Webhooks), `stdout`, `file`: config, one attempt, outcome
 //!   classification, the `sasrelay.event.v1` payload.
@@ -100,6 +103,7 @@ pub mod finding;
 pub mod grouper;
 pub mod lifecycle;
 pub mod poller;
+pub mod routing;
 pub mod sas;
 pub mod secret;
 pub mod simulator;
