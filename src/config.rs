@@ -345,6 +345,43 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     /// Sinks, in file order.
     pub sinks: Vec<SinkConfig>,
+    /// The routing tree (`[routing]`, `[[route]]`, `[[time_interval]]`); every event to every
+    /// sink when none is configured.
+    pub router: crate::routing::Router,
+    /// `[admin]`: the loopback HTTP API for silences.
+    pub admin: AdminSettings,
+    /// Problems that do not stop sasrelay (a route shadowed by a catch-all, an unused time
+    /// interval), for `sasrelay check` to show.
+    pub warnings: Vec<ConfigError>,
+}
+
+/// Default `[admin] listen` address.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9595";
+
+/// `[admin]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    listen: Option<Spanned<String>>,
+    token: Option<crate::secret::SecretRef>,
+}
+
+/// Checked `[admin]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminSettings {
+    /// Where the admin API listens; `None` when `listen = "off"`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Bearer token required by the API (and sent by the CLI), when set.
+    pub token: Option<crate::secret::SecretRef>,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings {
+            listen: DEFAULT_ADMIN_LISTEN.parse().ok(),
+            token: None,
+        }
+    }
 }
 
 /// Checked `[state]`.
@@ -392,6 +429,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Settings, ConfigErrors> {
     let (mut state, mut daemon, mut delivery) =
         (None, RawDaemon::default(), RawDelivery::default());
     let mut delivery_span = None;
+    let mut admin: Option<RawAdmin> = None;
     for (key, value) in root.get_ref().iter() {
         let name = key.get_ref().as_ref();
         match name {
@@ -423,10 +461,13 @@ pub fn parse(file: &Path, text: &str) -> Result<Settings, ConfigErrors> {
                 delivery_span = Some(value.span());
                 delivery = section(value, name, &mut errs).unwrap_or_default();
             }
+            "admin" => admin = section(value, name, &mut errs),
+            // Read by `routing::parse_document` below.
+            "routing" | "route" | "time_interval" => {}
             other => errs.push(
                 Some(key.span()),
                 other,
-                "unknown key; expected one of `source`, `sink`, `state`, `daemon`, `delivery`"
+                "unknown key; expected one of `source`, `sink`, `state`, `daemon`, `delivery`, `admin`, `routing`, `route`, `time_interval`"
                     .into(),
             ),
         }
@@ -459,6 +500,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Settings, ConfigErrors> {
         .map_or(Duration::from_secs(10), |d| d.0);
     let delivery = check_delivery(&delivery, delivery_span, &mut errs);
     let sinks = check_sinks(sinks, &mut errs);
+    let admin = check_admin(admin.unwrap_or_default(), &mut errs);
+    let mut warnings = Vec::new();
+    let router = check_routing(text, &sinks, &mut errs, &mut warnings);
     let mut names = BTreeSet::new();
     let mut settings = Vec::new();
     for (i, raw) in sources {
@@ -475,10 +519,72 @@ pub fn parse(file: &Path, text: &str) -> Result<Settings, ConfigErrors> {
             shutdown_grace,
             delivery,
             sinks,
+            router,
+            admin,
+            warnings,
         })
     } else {
         Err(ConfigErrors(errs.list))
     }
+}
+
+fn check_admin(raw: RawAdmin, errs: &mut Errors<'_>) -> AdminSettings {
+    let mut out = AdminSettings {
+        token: raw.token,
+        ..AdminSettings::default()
+    };
+    if let Some(listen) = raw.listen {
+        match listen.get_ref().as_str() {
+            "off" => out.listen = None,
+            text => match text.parse::<std::net::SocketAddr>() {
+                Ok(addr) => out.listen = Some(addr),
+                Err(_) => errs.at(
+                    &listen,
+                    "admin.listen".into(),
+                    format!("expected an address like \"{DEFAULT_ADMIN_LISTEN}\" or \"off\", got {text:?}"),
+                ),
+            },
+        }
+    }
+    if let Some(crate::secret::SecretRef::File { file }) = &mut out.token
+        && file.is_relative()
+    {
+        *file = errs.file.parent().unwrap_or(Path::new(".")).join(&*file);
+    }
+    out
+}
+
+/// Reads and compiles the routing tables against the configured sinks. Errors join `errs`;
+/// warnings are returned for `check` to show.
+fn check_routing(
+    text: &str,
+    sinks: &[SinkConfig],
+    errs: &mut Errors<'_>,
+    warnings: &mut Vec<ConfigError>,
+) -> crate::routing::Router {
+    use crate::routing::{Router, parse_document};
+    let names: Vec<&str> = sinks.iter().map(|s| s.name.as_str()).collect();
+    let issues = match parse_document(text) {
+        Ok(doc) => match Router::compile(&doc.config, &names, &doc.time_intervals) {
+            Ok((router, warned)) => {
+                for w in warned {
+                    warnings.push(errs.error(w.span, &w.key, w.message));
+                }
+                return router;
+            }
+            Err(issues) => issues,
+        },
+        Err(issues) => issues,
+    };
+    for issue in issues {
+        let e = errs.error(issue.span.clone(), &issue.key, issue.message.clone());
+        if issue.is_error() {
+            errs.list.push(e);
+        } else {
+            warnings.push(e);
+        }
+    }
+    Router::broadcast(&names)
 }
 
 /// Deserialises one section on its own, so an error in it does not hide errors elsewhere.
@@ -567,14 +673,20 @@ struct Errors<'a> {
 
 impl Errors<'_> {
     fn push(&mut self, span: Option<std::ops::Range<usize>>, key: &str, message: String) {
+        let e = self.error(span, key, message);
+        self.list.push(e);
+    }
+
+    /// A located error, not yet recorded.
+    fn error(&self, span: Option<std::ops::Range<usize>>, key: &str, message: String) -> ConfigError {
         let (line, column) = span.map(|s| line_col(self.text, s.start)).unwrap_or((0, 0));
-        self.list.push(ConfigError {
+        ConfigError {
             file: self.file.to_path_buf(),
             line,
             column,
             key: key.to_string(),
             message,
-        });
+        }
     }
 
     fn at<T>(&mut self, v: &Spanned<T>, key: String, message: String) {

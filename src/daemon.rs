@@ -17,7 +17,9 @@ use crate::config::Settings;
 use crate::credentials::CredentialContext;
 use crate::credentials::env::ProcessEnv;
 use crate::delivery::Worker;
-use crate::poller::{Poller, Route, connect_with_retry, unix_ms};
+use crate::dispatch::{Dispatcher, SinkHandle, Silences};
+use crate::grouper::Grouper;
+use crate::poller::{Poller, connect_with_retry, unix_ms};
 use crate::sinks::Sink;
 use crate::store::Store;
 
@@ -78,21 +80,32 @@ pub async fn run(
         })?;
         sinks.push(Arc::new(sink));
     }
-    let routes: Arc<Vec<Route>> = Arc::new(
-        sinks
-            .iter()
-            .map(|s| Route {
-                sink: s.clone(),
-                wake: Arc::new(Notify::new()),
-            })
-            .collect(),
-    );
+    let handles: std::collections::BTreeMap<String, SinkHandle> = sinks
+        .iter()
+        .map(|s| {
+            (
+                s.name().to_string(),
+                SinkHandle {
+                    sink: s.clone(),
+                    wake: Arc::new(Notify::new()),
+                },
+            )
+        })
+        .collect();
     for name in store.sinks_with_entries() {
-        if !routes.iter().any(|r| r.sink.name() == name) {
+        if !handles.contains_key(&name) {
             tracing::warn!(sink = %name, pending = store.depth(&name), "The outbox holds entries for a sink that is no longer configured; they stay until it returns.");
         }
     }
-
+    let silences = Arc::new(Silences::load(store.clone())?);
+    let grouper_wake = Arc::new(Notify::new());
+    let dispatcher = Arc::new(Dispatcher::new(
+        settings.router.clone(),
+        handles.clone(),
+        silences.clone(),
+        store.clone(),
+        grouper_wake.clone(),
+    ));
     let stop_polling = CancellationToken::new();
     let stop_delivering = CancellationToken::new();
     let pollers = TaskTracker::new();
@@ -104,19 +117,28 @@ pub async fn run(
         .map_err(|e| StartError::Other(format!("cannot build HTTP client: {e}")))?;
     let cred_ctx = CredentialContext::new(http, stop_polling.clone(), pollers.clone());
 
-    for route in routes.iter() {
+    for handle in handles.values() {
         let worker = Worker::new(
-            route.sink.clone(),
+            handle.sink.clone(),
             store.clone(),
             settings.delivery,
-            route.wake.clone(),
+            handle.wake.clone(),
         );
         workers.spawn(worker.run(stop_delivering.clone()));
     }
+    let grouper = Grouper::new(
+        store.clone(),
+        handles
+            .iter()
+            .map(|(name, h)| (name.clone(), h.wake.clone()))
+            .collect(),
+        grouper_wake,
+    );
+    pollers.spawn(grouper.run(stop_polling.clone()));
     for source_settings in settings.sources.clone() {
-        let (store, routes, token, ctx, tracker) = (
+        let (store, dispatcher, token, ctx, tracker) = (
             store.clone(),
-            routes.clone(),
+            dispatcher.clone(),
             stop_polling.clone(),
             cred_ctx.clone(),
             pollers.clone(),
@@ -129,13 +151,13 @@ pub async fn run(
             };
             let source = Arc::new(source);
             for poll in polls {
-                let poller = Poller::new(source.clone(), poll, store.clone(), routes.clone());
+                let poller = Poller::new(source.clone(), poll, store.clone(), dispatcher.clone());
                 tracker.spawn(poller.run(token.clone()));
             }
         });
     }
     {
-        let (store, token) = (store.clone(), stop_polling.clone());
+        let (store, token, silences) = (store.clone(), stop_polling.clone(), silences.clone());
         let retention = state.resolved_retention.as_millis() as i64;
         let guard_ttl = state.guard_ttl.as_millis() as i64;
         pollers.spawn(async move {
@@ -149,12 +171,19 @@ pub async fn run(
                     Ok(r) => tracing::debug!(?r, "Pruned the store."),
                     Err(e) => tracing::error!(error = %e, "Pruning the store failed."),
                 }
+                if let Err(e) = store.prune_suppressed(now.saturating_sub(retention)) {
+                    tracing::error!(error = %e, "Pruning the suppression log failed.");
+                }
+                silences.prune(
+                    crate::dispatch::timestamp(time::OffsetDateTime::now_utc()),
+                    std::time::Duration::from_millis(retention as u64),
+                );
             }
         });
     }
     tracing::info!(
         sources = settings.sources.len(),
-        sinks = routes.len(),
+        sinks = handles.len(),
         state = %state.directory.display(),
         "sasrelay running."
     );

@@ -98,6 +98,7 @@ pub mod config;
 pub mod credentials;
 pub mod daemon;
 pub mod delivery;
+pub mod dispatch;
 pub mod event;
 pub mod finding;
 pub mod grouper;

@@ -4,7 +4,8 @@
 //! The order of one poll, chosen so that a crash between any two steps loses nothing:
 //! 1. read: a window since the watermark minus the overlap (alerts, firewall), or the full
 //!    snapshot (vulnerabilities, baseline); a failed read writes nothing;
-//! 2. enqueue every event into each accepting sink's outbox (idempotent: the event id guards);
+//! 2. dispatch every event (see `dispatch`): into each routed sink's outbox, into its routing
+//!    group, or into the suppression log (each idempotent: the event id guards);
 //! 3. write the lifecycle records;
 //! 4. flush (group commit: one `flush` per poll);
 //! 5. advance the cursor (watermark, initialised) and flush again.
@@ -18,18 +19,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{DomainPoll, InitialSync, SourceSettings};
 use crate::credentials::CredentialContext;
 use crate::credentials::env::Env;
-use crate::event::{Event, OutboxEntry, Payload};
+use crate::dispatch::{Dispatched, Dispatcher};
+use crate::event::Event;
 use crate::finding::Domain;
 use crate::lifecycle::{self, Coverage};
-use crate::sinks::Sink;
 use crate::source::{ReadWindow, Source};
-use crate::store::{Cursor, Enqueued, Store};
+use crate::store::{Cursor, Store};
 
 /// How far back a first start reads container-firewall records (the API needs a window).
 pub const FIREWALL_FIRST_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -38,26 +38,15 @@ pub const FIREWALL_FIRST_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// many intervals: equal counts can hide a change (one finding fixed, another opened).
 pub const RECONCILE_EVERY: u32 = 6;
 
-/// A sink as the poller sees it: its filter, and how to wake its worker.
-#[derive(Clone)]
-pub struct Route {
-    /// The sink.
-    pub sink: Arc<Sink>,
-    /// Signalled after each poll that enqueued something for this sink.
-    pub wake: Arc<Notify>,
-}
-
 /// What one successful poll did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PollReport {
     /// Findings listed.
     pub observed: usize,
     /// Lifecycle records written.
     pub changed: usize,
-    /// Outbox entries written (an event to two sinks counts twice).
-    pub enqueued: usize,
-    /// Events the guard recognised as already enqueued (re-poll after a crash).
-    pub duplicates: usize,
+    /// What dispatch did with the events (outbox entries, group members, suppressions).
+    pub dispatched: Dispatched,
     /// Findings recorded silently on a baseline first start.
     pub silently_tracked: u64,
     /// The statistics probe was unchanged, so the full sweep was skipped.
@@ -80,7 +69,7 @@ pub struct Poller {
     source: Arc<Source>,
     poll: DomainPoll,
     store: Store,
-    routes: Arc<Vec<Route>>,
+    dispatcher: Arc<Dispatcher>,
 }
 
 impl Poller {
@@ -89,13 +78,13 @@ impl Poller {
         source: Arc<Source>,
         poll: DomainPoll,
         store: Store,
-        routes: Arc<Vec<Route>>,
+        dispatcher: Arc<Dispatcher>,
     ) -> Self {
         Poller {
             source,
             poll,
             store,
-            routes,
+            dispatcher,
         }
     }
 
@@ -191,7 +180,6 @@ impl Poller {
             silently_tracked: diff.silently_tracked,
             ..PollReport::default()
         };
-        let mut woken = vec![false; self.routes.len()];
         // 2. Events first.
         let summary = silent.then(|| {
             Event::summary(
@@ -202,28 +190,15 @@ impl Poller {
                 now,
             )
         });
-        // Events are taken out of the changes (the records stay): one entry per event, shared
-        // by every sink it goes to, and no copy of the finding.
+        // Events are taken out of the changes (the records stay): no copy of the finding.
         let events = diff
             .changes
             .iter_mut()
             .filter_map(|c| c.event.take())
             .chain(summary);
         for event in events {
-            let targets: Vec<usize> = (0..self.routes.len())
-                .filter(|&i| self.routes[i].sink.accepts(&event))
-                .collect();
-            let entry = OutboxEntry::new(Payload::from(event), now_ms);
-            for i in targets {
-                let route = &self.routes[i];
-                match self.store.enqueue(route.sink.name(), &entry)? {
-                    Enqueued::Inserted(_) => {
-                        report.enqueued += 1;
-                        woken[i] = true;
-                    }
-                    Enqueued::Duplicate(_) => report.duplicates += 1,
-                }
-            }
+            self.dispatcher
+                .dispatch(&event, now, &mut report.dispatched)?;
         }
         // 3. Then the records they justify.
         for change in &diff.changes {
@@ -246,11 +221,7 @@ impl Poller {
             },
         )?;
         self.store.flush().await?;
-        for (route, wake) in self.routes.iter().zip(woken) {
-            if wake {
-                route.wake.notify_one();
-            }
-        }
+        self.dispatcher.wake(&report.dispatched);
         Ok(report)
     }
 
@@ -272,8 +243,11 @@ impl Poller {
                         domain,
                         observed = r.observed,
                         changed = r.changed,
-                        enqueued = r.enqueued,
-                        duplicates = r.duplicates,
+                        enqueued = r.dispatched.enqueued,
+                        grouped = r.dispatched.grouped,
+                        suppressed = r.dispatched.silenced + r.dispatched.muted,
+                        dropped = r.dispatched.dropped,
+                        duplicates = r.dispatched.duplicates,
                         skipped_unchanged = r.skipped_unchanged,
                         "Poll done."
                     );

@@ -1,0 +1,329 @@
+//! Dispatch: where the poller hands each event over. The pure [`Router`] decides the targets;
+//! dispatch applies them to the store in the poll's crash-safe write order (before the
+//! records and the cursor):
+//!
+//! - a target whose sink filter refuses the event is skipped;
+//! - an active silence that matches, or a mute window, records the event as suppressed for
+//!   that sink (not sent, not lost: `sasrelay silence list` and the admin API show it);
+//! - a grouped target adds the event to its group (the grouper closes groups into digests);
+//! - anything else goes straight into the sink's outbox.
+//!
+//! Every write is idempotent per event (outbox and group guards, suppression keys), so the
+//! re-poll after a crash repeats it harmlessly.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+use crate::event::{Event, OutboxEntry, Payload, event_id};
+use crate::poller::unix_ms;
+use crate::routing::{Router, Silence, SilenceState, Subject};
+use crate::sinks::Sink;
+use crate::store::{
+    Enqueued, GROUP_SCHEMA, GroupAdded, GroupHeader, Store, StoreError, Suppressed,
+};
+
+/// A configured sink and the handle that wakes its worker.
+#[derive(Clone)]
+pub struct SinkHandle {
+    /// The sink.
+    pub sink: Arc<Sink>,
+    /// Signalled after a poll or a group close put something in its outbox.
+    pub wake: Arc<Notify>,
+}
+
+/// What dispatching a batch did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dispatched {
+    /// Outbox entries written.
+    pub enqueued: usize,
+    /// Events a guard recognised (already enqueued or grouped: a re-poll after a crash).
+    pub duplicates: usize,
+    /// Events added to a group.
+    pub grouped: usize,
+    /// Events kept from a sink by a silence.
+    pub silenced: usize,
+    /// Events kept from a sink by a mute window.
+    pub muted: usize,
+    /// Events no route sent anywhere (`default = "drop"`, or routes without sinks).
+    pub dropped: usize,
+    /// Targets skipped by the sink's own filter (`domains`, `events`, `min_severity`).
+    pub filtered: usize,
+    /// Sinks to wake once the batch is durable.
+    pub wake: BTreeSet<String>,
+    /// The grouper should look at the groups again.
+    pub wake_grouper: bool,
+}
+
+/// Silences as the daemon holds them: every stored silence, kept in memory, written through
+/// to the store. Shared by dispatch and the admin API.
+pub struct Silences {
+    store: Store,
+    list: RwLock<Vec<Silence>>,
+}
+
+impl Silences {
+    /// Loads every stored silence (skipping, with a warning, any that no longer validates).
+    pub fn load(store: Store) -> Result<Silences, StoreError> {
+        let stored: Vec<Silence> = store.silences()?;
+        let list = stored
+            .into_iter()
+            .filter(|s| match s.validate() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(silence = %s.id, error = %e, "Ignoring a stored silence that is not valid.");
+                    false
+                }
+            })
+            .collect();
+        Ok(Silences {
+            store,
+            list: RwLock::new(list),
+        })
+    }
+
+    /// Every silence, newest first.
+    pub fn list(&self) -> Vec<Silence> {
+        let mut all = self
+            .list
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        all
+    }
+
+    /// The id of the first active silence that matches `subject` at `now`.
+    pub fn silencing(&self, subject: &Subject, now: jiff::Timestamp) -> Option<String> {
+        self.list
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|s| s.silences(subject, now))
+            .map(|s| s.id.clone())
+    }
+
+    /// Stores a new (validated) silence, durably.
+    pub async fn add(&self, silence: Silence) -> Result<(), StoreError> {
+        self.store.put_silence(&silence.id, &silence)?;
+        self.store.flush().await?;
+        let mut list = self.list.write().unwrap_or_else(PoisonError::into_inner);
+        list.retain(|s| s.id != silence.id);
+        list.push(silence);
+        Ok(())
+    }
+
+    /// Ends silence `id` at `now` (kept, as expired, for the record). `None` when there is no
+    /// such silence; the silence as it now is otherwise.
+    pub async fn expire(
+        &self,
+        id: &str,
+        now: jiff::Timestamp,
+    ) -> Result<Option<Silence>, StoreError> {
+        let Some(mut s) = self.list().into_iter().find(|s| s.id == id) else {
+            return Ok(None);
+        };
+        if s.state(now) != SilenceState::Expired {
+            // Over from now on; a silence that had not started yet never takes effect.
+            s.starts_at = s.starts_at.min(now - jiff::SignedDuration::from_millis(1));
+            s.ends_at = now;
+            self.store.put_silence(&s.id, &s)?;
+            self.store.flush().await?;
+            let mut list = self.list.write().unwrap_or_else(PoisonError::into_inner);
+            if let Some(slot) = list.iter_mut().find(|x| x.id == id) {
+                *slot = s.clone();
+            }
+        }
+        Ok(Some(s))
+    }
+
+    /// Deletes silences that ended more than `retention` before `now`; returns how many.
+    pub fn prune(&self, now: jiff::Timestamp, retention: std::time::Duration) -> usize {
+        let Ok(retention) = jiff::SignedDuration::try_from(retention) else {
+            return 0;
+        };
+        let old: Vec<String> = self
+            .list()
+            .into_iter()
+            .filter(|s| s.ends_at + retention < now)
+            .map(|s| s.id)
+            .collect();
+        let mut removed = 0;
+        for id in old {
+            match self.store.remove_silence(&id) {
+                Ok(_) => {
+                    removed += 1;
+                    self.list
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .retain(|s| s.id != id);
+                }
+                Err(e) => tracing::warn!(silence = %id, error = %e, "Could not prune an old silence."),
+            }
+        }
+        removed
+    }
+}
+
+/// Applies routing decisions to the store.
+pub struct Dispatcher {
+    router: Router,
+    sinks: BTreeMap<String, SinkHandle>,
+    silences: Arc<Silences>,
+    store: Store,
+    grouper: Arc<Notify>,
+}
+
+/// `OffsetDateTime` → `jiff::Timestamp` (the routing core's clock type).
+pub fn timestamp(t: OffsetDateTime) -> jiff::Timestamp {
+    jiff::Timestamp::from_nanosecond(t.unix_timestamp_nanos()).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+/// A group's id: its route, sink and group key.
+pub fn group_id(route: &str, sink: &str, key: &BTreeMap<String, String>) -> String {
+    let mut parts: Vec<&str> = vec!["group", route, sink];
+    for (k, v) in key {
+        parts.push(k);
+        parts.push(v);
+    }
+    event_id(&parts)
+}
+
+impl Dispatcher {
+    /// A dispatcher for `router`'s decisions over `sinks` (by name).
+    pub fn new(
+        router: Router,
+        sinks: BTreeMap<String, SinkHandle>,
+        silences: Arc<Silences>,
+        store: Store,
+        grouper: Arc<Notify>,
+    ) -> Dispatcher {
+        Dispatcher {
+            router,
+            sinks,
+            silences,
+            store,
+            grouper,
+        }
+    }
+
+    /// The sinks, by name.
+    pub fn sinks(&self) -> &BTreeMap<String, SinkHandle> {
+        &self.sinks
+    }
+
+    /// Routes `event` and writes what the decision says. Call [`Dispatcher::wake`] with the
+    /// result once the batch is flushed.
+    pub fn dispatch(
+        &self,
+        event: &Event,
+        now: OffsetDateTime,
+        out: &mut Dispatched,
+    ) -> Result<(), StoreError> {
+        let now_ms = unix_ms(now);
+        let ts = timestamp(now);
+        let subject = Subject::from_event(event);
+        let decision = self.router.decide(&subject, ts);
+        if decision.dropped {
+            out.dropped += 1;
+            tracing::debug!(event = %event.id, "No route sends this event anywhere; dropped.");
+            return Ok(());
+        }
+        let silence = self.silences.silencing(&subject, ts);
+        let mut entry: Option<OutboxEntry> = None;
+        for target in &decision.targets {
+            let Some(handle) = self.sinks.get(&target.sink) else {
+                tracing::warn!(sink = %target.sink, route = %target.route, "A route names a sink that is not configured; skipped.");
+                continue;
+            };
+            if !handle.sink.accepts(event) {
+                out.filtered += 1;
+                continue;
+            }
+            let suppressed_by = match (&silence, &target.muted_by) {
+                (Some(id), _) => Some(("silence", id.clone())),
+                (None, Some(window)) => Some(("mute", window.clone())),
+                (None, None) => None,
+            };
+            if let Some((by, reason)) = suppressed_by {
+                self.store.record_suppressed(&Suppressed {
+                    at_ms: now_ms,
+                    event_id: event.id.clone(),
+                    kind: event.kind.as_str().to_string(),
+                    fingerprint: event.finding.as_ref().map(|f| f.fingerprint.clone()),
+                    title: describe(event),
+                    sink: target.sink.clone(),
+                    route: target.route.clone(),
+                    by: by.to_string(),
+                    reason,
+                })?;
+                if by == "silence" {
+                    out.silenced += 1;
+                } else {
+                    out.muted += 1;
+                }
+                continue;
+            }
+            match &target.grouping {
+                Some(g) => {
+                    let gid = group_id(&target.route, &target.sink, &g.group_key);
+                    let header = GroupHeader {
+                        v: GROUP_SCHEMA,
+                        route: target.route.clone(),
+                        sink: target.sink.clone(),
+                        labels: g.group_key.clone(),
+                        opened_at_ms: now_ms,
+                        flush_at_ms: now_ms.saturating_add(g.group_wait.as_millis() as i64),
+                        group_interval_ms: g.group_interval.as_millis() as i64,
+                        max_size: g.max_group_size.max(1),
+                        flushes: 0,
+                        closing: None,
+                    };
+                    match self.store.group_add(&gid, &header, event, now_ms)? {
+                        GroupAdded::Added => {
+                            out.grouped += 1;
+                            out.wake_grouper = true;
+                        }
+                        GroupAdded::Duplicate => out.duplicates += 1,
+                    }
+                }
+                None => {
+                    let entry = entry.get_or_insert_with(|| {
+                        OutboxEntry::new(Payload::from(event.clone()), now_ms)
+                    });
+                    match self.store.enqueue(&target.sink, entry)? {
+                        Enqueued::Inserted(_) => {
+                            out.enqueued += 1;
+                            out.wake.insert(target.sink.clone());
+                        }
+                        Enqueued::Duplicate(_) => out.duplicates += 1,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Wakes the workers and the grouper `out` names. Call after the batch is durable.
+    pub fn wake(&self, out: &Dispatched) {
+        for name in &out.wake {
+            if let Some(h) = self.sinks.get(name) {
+                h.wake.notify_one();
+            }
+        }
+        if out.wake_grouper {
+            self.grouper.notify_one();
+        }
+    }
+}
+
+/// One line about an event for the suppression log.
+fn describe(event: &Event) -> String {
+    match (&event.finding, &event.summary) {
+        (Some(f), _) => f.title.clone(),
+        (None, Some(s)) => s.message.clone(),
+        (None, None) => event.id.clone(),
+    }
+}
