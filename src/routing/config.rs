@@ -52,7 +52,8 @@ pub struct DefaultRouteConfig {
     pub default: Option<Spanned<String>>,
     /// Sinks for unmatched events.
     pub default_sinks: Option<Vec<Spanned<String>>>,
-    /// Grouping fields (`["..."]`: every field, i.e. each event alone). Absent: no grouping.
+    /// Grouping fields (`["..."]`: every field, so each finding alone; `[]`: one group for
+    /// everything). Absent: no grouping.
     pub group_by: Option<Vec<Spanned<String>>>,
     /// How long a new group waits for more members (default 30s).
     pub group_wait: Option<Spanned<String>>,
@@ -74,7 +75,8 @@ pub struct DefaultRouteConfig {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
-    /// Name used in decisions, digests and `route test` (default: its path, `route[1]`).
+    /// Name used in decisions, digests and `route test` (default: its path, `route[1]`);
+    /// unique, letters, digits, `-`, `_` and `.`; `default` is reserved.
     pub name: Option<Spanned<String>>,
     /// Matcher strings; all must hold (none: matches everything). Not inherited.
     #[serde(default)]
@@ -85,7 +87,8 @@ pub struct RouteConfig {
     /// Keep trying later siblings after this route matched.
     #[serde(default, rename = "continue")]
     pub continue_matching: bool,
-    /// Grouping fields; absent: the parent's.
+    /// Grouping fields (`["..."]`: each finding alone; `[]`: one group); absent: the
+    /// parent's. Events are grouped only on routes whose effective `group_by` is set.
     pub group_by: Option<Vec<Spanned<String>>>,
     /// Absent: the parent's (default 30s).
     pub group_wait: Option<Spanned<String>>,

@@ -447,8 +447,24 @@ impl Compiler<'_> {
     fn route(&mut self, path: String, raw: &RouteConfig, parent: &Effective) -> Node {
         let name = raw.name.as_ref().and_then(|n| {
             let text = n.get_ref().trim().to_string();
-            if text.is_empty() {
-                self.err(n, format!("{path}.name"), "must not be empty".into());
+            if text.is_empty()
+                || !text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                self.err(
+                    n,
+                    format!("{path}.name"),
+                    "must be non-empty and use only letters, digits, `-`, `_` and `.`".into(),
+                );
+                return None;
+            }
+            if text == DEFAULT_ROUTE {
+                self.err(
+                    n,
+                    format!("{path}.name"),
+                    format!("`{DEFAULT_ROUTE}` is the name of the default route ([routing])"),
+                );
                 return None;
             }
             if let Some(other) = self.names.get(&text) {
@@ -823,5 +839,84 @@ fn walk<'r>(
     }
     if !any {
         out.push(node);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::config::parse_document;
+
+    fn compile(text: &str) -> Result<(Router, Vec<Issue>), Vec<Issue>> {
+        let doc = parse_document(text).map_err(|e| e.clone())?;
+        Router::compile(&doc.config, &["a", "b"], &doc.time_intervals)
+    }
+
+    #[test]
+    fn durations_print_in_config_notation() {
+        assert_eq!(human(Duration::ZERO), "0s");
+        assert_eq!(human(Duration::from_millis(500)), "500ms");
+        assert_eq!(human(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(human(Duration::from_secs(86_400 + 1)), "1d1s");
+    }
+
+    #[test]
+    fn route_names_are_checked() {
+        for bad in ["", "team a", "default", "route[0]"] {
+            let text = format!("[[route]]\nname = {bad:?}\nsinks = [\"a\"]\n");
+            let issues = compile(&text).err().unwrap_or_default();
+            assert!(
+                issues
+                    .iter()
+                    .any(|i| i.key == "route[0].name" && i.is_error()),
+                "{bad:?}: {issues:?}"
+            );
+        }
+        assert!(
+            compile(
+                "[[route]]\nname = \"team-a_1.x\"\nsinks = [\"a\"]\n[routing]\ndefault = \"drop\"\n"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn group_by_checks() {
+        let issues = compile("[[route]]\nsinks = [\"a\"]\ngroup_by = [\"...\", \"cluster\"]\n")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            issues.iter().any(|i| i.key == "route[0].group_by"),
+            "{issues:?}"
+        );
+        let issues = compile("[[route]]\nsinks = [\"a\"]\ngroup_by = [\"cluster\", \"cluster\"]\n")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            issues.iter().any(|i| i.key == "route[0].group_by[1]"),
+            "{issues:?}"
+        );
+    }
+
+    #[test]
+    fn an_empty_group_by_puts_every_event_of_the_route_in_one_group() {
+        let (r, _) = compile("[[route]]\nsinks = [\"a\"]\ngroup_by = []\n")
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let s = Subject::empty()
+            .with("cluster", "c1")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let d = r.decide(&s, Timestamp::UNIX_EPOCH);
+        let g = d.targets[0].grouping.as_ref().map(|g| g.group_key.clone());
+        assert_eq!(g, Some(BTreeMap::new()));
+    }
+
+    #[test]
+    fn broadcast_explains_itself() {
+        let r = Router::broadcast(&["a", "b"]);
+        let x = r.explain(&Subject::empty(), Timestamp::UNIX_EPOCH);
+        assert_eq!(
+            x.to_string(),
+            "default: no route matched: default sinks\n→ a via default\n→ b via default\n"
+        );
     }
 }
