@@ -200,3 +200,45 @@ pub fn section<T: serde::de::DeserializeOwned>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::router::Router;
+
+    /// The ```toml blocks of a file's module doc.
+    fn doc_examples(source: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut current: Option<String> = None;
+        for line in source.lines().filter_map(|l| l.strip_prefix("//!")) {
+            let line = line.strip_prefix(' ').unwrap_or(line);
+            match (&mut current, line.trim()) {
+                (None, "```toml") => current = Some(String::new()),
+                (Some(_), "```") => out.extend(current.take()),
+                (Some(text), _) => {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_documented_examples_compile_without_warnings() {
+        let mut examples = doc_examples(include_str!("config.rs"));
+        assert_eq!(examples.len(), 1);
+        let intervals = doc_examples(include_str!("interval.rs"));
+        assert_eq!(intervals.len(), 1);
+        // Use the documented time interval so it is not reported as unused.
+        examples[0].push_str(&intervals[0]);
+        examples[0].push_str("\n[[route]]\nmatchers = ['namespace=\"kube-system\"']\nsinks = [\"ops-chat\"]\nmute_time_intervals = [\"nights\"]\n");
+        let doc = parse_document(&examples[0]).unwrap_or_else(|e| panic!("{e:#?}"));
+        let sinks = ["ops-log", "pagerduty", "email", "ops-chat", "team-a-chat"];
+        match Router::compile(&doc.config, &sinks, &doc.time_intervals) {
+            Ok((_, warnings)) => assert!(warnings.is_empty(), "{warnings:#?}"),
+            Err(e) => panic!("{e:#?}"),
+        }
+    }
+}
