@@ -167,13 +167,14 @@ fn subject_from_event_reads_every_field() {
         ("ip", "10.0.0.5, 47.1.1.1"),
         ("cve", "CVE-2024-1086, CVE-2022-0492"),
         ("tactic", "TA0004, Privilege Escalation"),
+        ("fingerprint", "fp"),
         ("detail.Command line", "nsenter -t 1"),
         ("detail.Nope", ""),
     ] {
         assert_eq!(get(field), want, "{field}");
     }
     // Every table entry is covered above.
-    assert_eq!(FIELDS.len(), 22);
+    assert_eq!(FIELDS.len(), 23);
 
     let summary = Event::summary(
         "prod",
@@ -319,7 +320,7 @@ fn matcher_errors_are_precise() {
     let err = |s: &str| s.parse::<Matcher>().unwrap_err().message;
     let e = err(r#"clutser="c1""#);
     assert!(e.starts_with("unknown field `clutser`; known fields: domain, kind, severity, source, region, cluster,"), "{e}");
-    assert!(e.ends_with(", tactic, detail.<name>"), "{e}");
+    assert!(e.ends_with(", tactic, fingerprint, detail.<name>"), "{e}");
     assert_eq!(
         err("cluster c1"),
         "expected an operator (=, !=, =~, !~, >=, >, <=, <) after `cluster`"
@@ -746,6 +747,38 @@ repeat_interval = "0s"
             "{i}"
         );
     }
+}
+
+#[test]
+fn unused_intervals_are_warned_about_and_missing_sinks_explained() {
+    let text = r#"
+[[time_interval]]
+name = "weekend"
+intervals = [{ weekdays = ["saturday:sunday"] }]
+
+[routing]
+default_sinks = ["ops"]
+"#;
+    let (_, warnings) = compile(text).unwrap();
+    let w = issue_at(&warnings, "time_interval[0].name", text, "\"weekend\"");
+    assert_eq!(
+        w.message,
+        "time interval `weekend` is not used by any route"
+    );
+    assert_eq!(w.level, Level::Warning);
+
+    let doc =
+        parse_document("[[route]]\nsinks = [\"ops\"]\nmute_time_intervals = [\"x\"]\n").unwrap();
+    let issues = Router::compile(&doc.config, &[], &doc.time_intervals).unwrap_err();
+    let msgs: Vec<&str> = issues.iter().map(|i| i.message.as_str()).collect();
+    assert!(
+        msgs.contains(&"unknown sink `ops`: no [[sink]] is configured"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.contains(&"unknown time interval `x`: no [[time_interval]] is defined"),
+        "{msgs:?}"
+    );
 }
 
 #[test]

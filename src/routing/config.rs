@@ -52,7 +52,8 @@ pub struct DefaultRouteConfig {
     pub default: Option<Spanned<String>>,
     /// Sinks for unmatched events.
     pub default_sinks: Option<Vec<Spanned<String>>>,
-    /// Grouping fields (`["..."]`: every field, i.e. each event alone). Absent: no grouping.
+    /// Grouping fields (`["..."]`: every field, so each finding alone; `[]`: one group for
+    /// everything). Absent: no grouping.
     pub group_by: Option<Vec<Spanned<String>>>,
     /// How long a new group waits for more members (default 30s).
     pub group_wait: Option<Spanned<String>>,
@@ -74,7 +75,8 @@ pub struct DefaultRouteConfig {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
-    /// Name used in decisions, digests and `route test` (default: its path, `route[1]`).
+    /// Name used in decisions, digests and `route test` (default: its path, `route[1]`);
+    /// unique, letters, digits, `-`, `_` and `.`; `default` is reserved.
     pub name: Option<Spanned<String>>,
     /// Matcher strings; all must hold (none: matches everything). Not inherited.
     #[serde(default)]
@@ -85,7 +87,8 @@ pub struct RouteConfig {
     /// Keep trying later siblings after this route matched.
     #[serde(default, rename = "continue")]
     pub continue_matching: bool,
-    /// Grouping fields; absent: the parent's.
+    /// Grouping fields (`["..."]`: each finding alone; `[]`: one group); absent: the
+    /// parent's. Events are grouped only on routes whose effective `group_by` is set.
     pub group_by: Option<Vec<Spanned<String>>>,
     /// Absent: the parent's (default 30s).
     pub group_wait: Option<Spanned<String>>,
@@ -194,6 +197,48 @@ pub fn section<T: serde::de::DeserializeOwned>(
                 inner.message().to_string(),
             ));
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::router::Router;
+
+    /// The ```toml blocks of a file's module doc.
+    fn doc_examples(source: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut current: Option<String> = None;
+        for line in source.lines().filter_map(|l| l.strip_prefix("//!")) {
+            let line = line.strip_prefix(' ').unwrap_or(line);
+            match (&mut current, line.trim()) {
+                (None, "```toml") => current = Some(String::new()),
+                (Some(_), "```") => out.extend(current.take()),
+                (Some(text), _) => {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_documented_examples_compile_without_warnings() {
+        let mut examples = doc_examples(include_str!("config.rs"));
+        assert_eq!(examples.len(), 1);
+        let intervals = doc_examples(include_str!("interval.rs"));
+        assert_eq!(intervals.len(), 1);
+        // Use the documented time interval so it is not reported as unused.
+        examples[0].push_str(&intervals[0]);
+        examples[0].push_str("\n[[route]]\nmatchers = ['namespace=\"kube-system\"']\nsinks = [\"ops-chat\"]\nmute_time_intervals = [\"nights\"]\n");
+        let doc = parse_document(&examples[0]).unwrap_or_else(|e| panic!("{e:#?}"));
+        let sinks = ["ops-log", "pagerduty", "email", "ops-chat", "team-a-chat"];
+        match Router::compile(&doc.config, &sinks, &doc.time_intervals) {
+            Ok((_, warnings)) => assert!(warnings.is_empty(), "{warnings:#?}"),
+            Err(e) => panic!("{e:#?}"),
         }
     }
 }

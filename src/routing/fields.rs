@@ -266,6 +266,13 @@ pub static FIELDS: &[FieldDef] = &[
             .unwrap_or_default()
         },
     },
+    FieldDef {
+        name: "fingerprint",
+        doc: "the finding's fingerprint (one finding; empty for summaries)",
+        multi: false,
+        values: None,
+        get: |e| finding(e, |f| one(&f.fingerprint)).unwrap_or_default(),
+    },
 ];
 
 /// The names of every field, for error messages: `domain, kind, …, detail.<name>`.
@@ -278,7 +285,8 @@ pub fn field_names() -> String {
 /// A field a matcher or `group_by` refers to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Field {
-    /// An entry of [`FIELDS`], by index.
+    /// An entry of [`FIELDS`], by index ([`Field::parse`] makes valid ones; an index out of
+    /// range has no values and is named `(unknown)`).
     Known(usize),
     /// `detail.<name>`: the first finding detail with that label.
     Detail(String),
@@ -310,7 +318,7 @@ impl Field {
     /// Its name as written in config.
     pub fn name(&self) -> String {
         match self {
-            Field::Known(i) => FIELDS[*i].name.to_string(),
+            Field::Known(i) => FIELDS.get(*i).map_or("(unknown)", |f| f.name).to_string(),
             Field::Detail(d) => format!("{DETAIL_PREFIX}{d}"),
         }
     }
@@ -368,18 +376,32 @@ impl Subject {
     }
 
     /// Sets a field by name (for `route test` and tests); a multi-valued field gets one more
-    /// value, a single-valued one is replaced; `detail.X` adds a detail.
+    /// value, a single-valued one is replaced; `detail.X` adds a detail. A field with a closed
+    /// set of values (`severity`, `kind`, …) accepts only those, or empty for absent.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         match Field::parse(name)? {
             Field::Known(i) => {
+                let Some(def) = FIELDS.get(i) else {
+                    return Err(format!("unknown field `{name}`"));
+                };
+                if let Some(allowed) = def.values
+                    && !value.is_empty()
+                    && !allowed.contains(&value)
+                {
+                    return Err(format!(
+                        "unknown {name} `{value}`; expected one of: {}",
+                        allowed.join(", ")
+                    ));
+                }
                 if self.values.len() < FIELDS.len() {
                     self.values.resize(FIELDS.len(), Vec::new());
                 }
-                if !FIELDS[i].multi {
-                    self.values[i].clear();
+                let slot = &mut self.values[i];
+                if !def.multi {
+                    slot.clear();
                 }
                 if !value.is_empty() {
-                    self.values[i].push(value.to_string());
+                    slot.push(value.to_string());
                 }
             }
             Field::Detail(label) => self.details.push((label, value.to_string())),
@@ -417,7 +439,8 @@ impl Subject {
             .and_then(|s| parse_severity(s))
     }
 
-    /// Every field with a value, by name (for `group_by = ["..."]`).
+    /// Every field with a value, by name (for `group_by = ["..."]`: the group of one finding,
+    /// since `fingerprint` is among them).
     pub fn present(&self) -> impl Iterator<Item = (&'static str, String)> + '_ {
         FIELDS.iter().enumerate().filter_map(|(i, f)| {
             let v = self.values.get(i)?;
@@ -471,6 +494,10 @@ mod tests {
             .unwrap();
         assert_eq!(s.values(&Field::parse("cluster").unwrap()), ["b"]);
         assert_eq!(s.value(&Field::parse("cve").unwrap()), "CVE-1, CVE-2");
-        assert!(s.with("nope", "x").is_err());
+        assert!(s.clone().with("nope", "x").is_err());
+        assert_eq!(
+            s.with("severity", "hihg").unwrap_err(),
+            "unknown severity `hihg`; expected one of: info, low, medium, high, critical"
+        );
     }
 }

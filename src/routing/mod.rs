@@ -13,6 +13,12 @@
 //!
 //! Without `[routing]` and `[[route]]`, [`Router::compile`] gives [`Router::broadcast`]:
 //! every event to every sink, ungrouped — sasrelay's behaviour before routing existed.
+//!
+//! The config loader deserialises `[routing]` into [`DefaultRouteConfig`], each `[[route]]`
+//! into [`RouteConfig`] and each `[[time_interval]]` into [`TimeIntervalConfig`] (see
+//! [`config::section`]), then calls [`Router::compile`] with the sink names; every [`Issue`]
+//! carries a byte span into the file and a dotted key. [`parse_document`] does all of that for
+//! a whole document.
 
 pub mod config;
 pub mod fields;
@@ -29,3 +35,40 @@ pub use issue::{Issue, Level};
 pub use matcher::{Check, Matcher, MatcherError, Op, parse_matchers};
 pub use router::{Decision, Explanation, Grouping, Outcome, Router, Target, TraceLine};
 pub use silence::{Silence, SilenceError, SilenceState};
+
+/// The routing clock's type from the `time` timestamps the rest of sasrelay uses (saturating
+/// at jiff's range, ±9999 years).
+pub fn to_timestamp(t: time::OffsetDateTime) -> jiff::Timestamp {
+    let nanos = t.unix_timestamp_nanos();
+    jiff::Timestamp::from_nanosecond(nanos).unwrap_or(if nanos < 0 {
+        jiff::Timestamp::MIN
+    } else {
+        jiff::Timestamp::MAX
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routers_can_be_shared_between_tasks() {
+        fn shared<T: Send + Sync + Clone>() {}
+        shared::<Router>();
+        shared::<Silence>();
+    }
+
+    #[test]
+    fn timestamps_convert_from_time() {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(1_778_068_800_123_456_789)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(
+            to_timestamp(t).to_string(),
+            "2026-05-06T12:00:00.123456789Z"
+        );
+        assert_eq!(
+            to_timestamp(time::OffsetDateTime::UNIX_EPOCH),
+            jiff::Timestamp::UNIX_EPOCH
+        );
+    }
+}

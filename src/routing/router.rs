@@ -273,6 +273,8 @@ impl fmt::Display for Explanation {
 
 /// Borrowed view of the settings a route (or `[routing]`) writes.
 struct RawSettings<'a> {
+    /// `sinks`, or `default_sinks` for `[routing]`.
+    sinks_key: &'static str,
     sinks: Option<&'a [Spanned<String>]>,
     group_by: Option<&'a [Spanned<String>]>,
     group_wait: Option<&'a Spanned<String>>,
@@ -296,25 +298,20 @@ impl Compiler<'_> {
         self.issues.push(Issue::at(v, key, message));
     }
 
-    fn names_list(list: &[&str], none: &str) -> String {
-        if list.is_empty() {
-            none.to_string()
-        } else {
-            list.join(", ")
-        }
-    }
-
     fn sink_list(&mut self, key: &str, list: &[Spanned<String>]) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for (k, s) in list.iter().enumerate() {
             let name = s.get_ref();
             if !self.sinks.contains(&name.as_str()) {
-                let known = Self::names_list(self.sinks, "none is configured");
-                self.err(
-                    s,
-                    format!("{key}[{k}]"),
-                    format!("unknown sink `{name}`; configured sinks: {known}"),
-                );
+                let message = if self.sinks.is_empty() {
+                    format!("unknown sink `{name}`: no [[sink]] is configured")
+                } else {
+                    format!(
+                        "unknown sink `{name}`; configured sinks: {}",
+                        self.sinks.join(", ")
+                    )
+                };
+                self.err(s, format!("{key}[{k}]"), message);
             } else if !out.contains(name) {
                 out.push(name.clone());
             }
@@ -328,12 +325,15 @@ impl Compiler<'_> {
             let name = s.get_ref();
             if self.intervals.get(name).is_none() {
                 let defined: Vec<&str> = self.intervals.names().collect();
-                let known = Self::names_list(&defined, "no [[time_interval]] is defined");
-                self.err(
-                    s,
-                    format!("{key}[{k}]"),
-                    format!("unknown time interval `{name}`; defined: {known}"),
-                );
+                let message = if defined.is_empty() {
+                    format!("unknown time interval `{name}`: no [[time_interval]] is defined")
+                } else {
+                    format!(
+                        "unknown time interval `{name}`; defined: {}",
+                        defined.join(", ")
+                    )
+                };
+                self.err(s, format!("{key}[{k}]"), message);
             } else {
                 self.used_intervals.insert(name.clone());
                 if !out.contains(name) {
@@ -378,7 +378,7 @@ impl Compiler<'_> {
         let mut eff = parent.clone();
         eff.sinks_written = raw.sinks.is_some();
         if let Some(list) = raw.sinks {
-            eff.sinks = self.sink_list(&format!("{key}.sinks"), list);
+            eff.sinks = self.sink_list(&format!("{key}.{}", raw.sinks_key), list);
         }
         if let Some(list) = raw.group_by {
             eff.group_by = Some(self.group_by(&format!("{key}.group_by"), list));
@@ -447,8 +447,24 @@ impl Compiler<'_> {
     fn route(&mut self, path: String, raw: &RouteConfig, parent: &Effective) -> Node {
         let name = raw.name.as_ref().and_then(|n| {
             let text = n.get_ref().trim().to_string();
-            if text.is_empty() {
-                self.err(n, format!("{path}.name"), "must not be empty".into());
+            if text.is_empty()
+                || !text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                self.err(
+                    n,
+                    format!("{path}.name"),
+                    "must be non-empty and use only letters, digits, `-`, `_` and `.`".into(),
+                );
+                return None;
+            }
+            if text == DEFAULT_ROUTE {
+                self.err(
+                    n,
+                    format!("{path}.name"),
+                    format!("`{DEFAULT_ROUTE}` is the name of the default route ([routing])"),
+                );
                 return None;
             }
             if let Some(other) = self.names.get(&text) {
@@ -469,6 +485,7 @@ impl Compiler<'_> {
         let settings = self.settings(
             &path,
             &RawSettings {
+                sinks_key: "sinks",
                 sinks: raw.sinks.as_deref(),
                 group_by: raw.group_by.as_deref(),
                 group_wait: raw.group_wait.as_ref(),
@@ -559,9 +576,9 @@ impl Router {
     pub fn compile(
         config: &RoutingConfig,
         sink_names: &[&str],
-        intervals: &[TimeIntervalConfig],
+        interval_config: &[TimeIntervalConfig],
     ) -> Result<(Router, Vec<Issue>), Vec<Issue>> {
-        let (intervals, mut issues) = TimeIntervals::compile(intervals);
+        let (intervals, mut issues) = TimeIntervals::compile(interval_config);
         let mut c = Compiler {
             sinks: sink_names,
             intervals: &intervals,
@@ -605,6 +622,7 @@ impl Router {
             let mut root_settings = c.settings(
                 "routing",
                 &RawSettings {
+                    sinks_key: "default_sinks",
                     sinks: raw.default_sinks.as_deref(),
                     group_by: raw.group_by.as_deref(),
                     group_wait: raw.group_wait.as_ref(),
@@ -616,12 +634,6 @@ impl Router {
                 },
                 &Effective::default(),
             );
-            // Fix the sink-key names: `sinks` of [routing] is `default_sinks`.
-            for issue in &mut c.issues {
-                if let Some(rest) = issue.key.strip_prefix("routing.sinks") {
-                    issue.key = format!("routing.default_sinks{rest}");
-                }
-            }
             if raw.default_sinks.is_none() && !drop_default {
                 root_settings.sinks = sink_names.iter().map(|s| s.to_string()).collect();
             }
@@ -647,17 +659,21 @@ impl Router {
                 intervals: TimeIntervals::default(),
             };
         }
-        let mut used = std::mem::take(&mut c.used_intervals);
+        let used = std::mem::take(&mut c.used_intervals);
         issues.append(&mut c.issues);
         drop(c);
-        for name in intervals.names() {
-            if !used.remove(name) {
-                issues.push(Issue::warning(
-                    None,
-                    format!("time_interval `{name}`"),
-                    "not used by any route".into(),
-                ));
+        let mut seen = BTreeSet::new();
+        for (i, ti) in interval_config.iter().enumerate() {
+            let name = ti.name.get_ref().trim();
+            // A duplicate or empty name is already an error.
+            if name.is_empty() || !seen.insert(name) || used.contains(name) {
+                continue;
             }
+            issues.push(Issue::warning(
+                Some(ti.name.span()),
+                format!("time_interval[{i}].name"),
+                format!("time interval `{name}` is not used by any route"),
+            ));
         }
         router.intervals = intervals;
         // File order; issues without a position last.
@@ -823,5 +839,84 @@ fn walk<'r>(
     }
     if !any {
         out.push(node);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::config::parse_document;
+
+    fn compile(text: &str) -> Result<(Router, Vec<Issue>), Vec<Issue>> {
+        let doc = parse_document(text).map_err(|e| e.clone())?;
+        Router::compile(&doc.config, &["a", "b"], &doc.time_intervals)
+    }
+
+    #[test]
+    fn durations_print_in_config_notation() {
+        assert_eq!(human(Duration::ZERO), "0s");
+        assert_eq!(human(Duration::from_millis(500)), "500ms");
+        assert_eq!(human(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(human(Duration::from_secs(86_400 + 1)), "1d1s");
+    }
+
+    #[test]
+    fn route_names_are_checked() {
+        for bad in ["", "team a", "default", "route[0]"] {
+            let text = format!("[[route]]\nname = {bad:?}\nsinks = [\"a\"]\n");
+            let issues = compile(&text).err().unwrap_or_default();
+            assert!(
+                issues
+                    .iter()
+                    .any(|i| i.key == "route[0].name" && i.is_error()),
+                "{bad:?}: {issues:?}"
+            );
+        }
+        assert!(
+            compile(
+                "[[route]]\nname = \"team-a_1.x\"\nsinks = [\"a\"]\n[routing]\ndefault = \"drop\"\n"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn group_by_checks() {
+        let issues = compile("[[route]]\nsinks = [\"a\"]\ngroup_by = [\"...\", \"cluster\"]\n")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            issues.iter().any(|i| i.key == "route[0].group_by"),
+            "{issues:?}"
+        );
+        let issues = compile("[[route]]\nsinks = [\"a\"]\ngroup_by = [\"cluster\", \"cluster\"]\n")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            issues.iter().any(|i| i.key == "route[0].group_by[1]"),
+            "{issues:?}"
+        );
+    }
+
+    #[test]
+    fn an_empty_group_by_puts_every_event_of_the_route_in_one_group() {
+        let (r, _) = compile("[[route]]\nsinks = [\"a\"]\ngroup_by = []\n")
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let s = Subject::empty()
+            .with("cluster", "c1")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let d = r.decide(&s, Timestamp::UNIX_EPOCH);
+        let g = d.targets[0].grouping.as_ref().map(|g| g.group_key.clone());
+        assert_eq!(g, Some(BTreeMap::new()));
+    }
+
+    #[test]
+    fn broadcast_explains_itself() {
+        let r = Router::broadcast(&["a", "b"]);
+        let x = r.explain(&Subject::empty(), Timestamp::UNIX_EPOCH);
+        assert_eq!(
+            x.to_string(),
+            "default: no route matched: default sinks\n→ a via default\n→ b via default\n"
+        );
     }
 }
