@@ -678,7 +678,12 @@ impl Errors<'_> {
     }
 
     /// A located error, not yet recorded.
-    fn error(&self, span: Option<std::ops::Range<usize>>, key: &str, message: String) -> ConfigError {
+    fn error(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        key: &str,
+        message: String,
+    ) -> ConfigError {
         let (line, column) = span.map(|s| line_col(self.text, s.start)).unwrap_or((0, 0));
         ConfigError {
             file: self.file.to_path_buf(),

@@ -17,7 +17,7 @@ use crate::config::Settings;
 use crate::credentials::CredentialContext;
 use crate::credentials::env::ProcessEnv;
 use crate::delivery::Worker;
-use crate::dispatch::{Dispatcher, SinkHandle, Silences};
+use crate::dispatch::{Dispatcher, Silences, SinkHandle};
 use crate::grouper::Grouper;
 use crate::poller::{Poller, connect_with_retry, unix_ms};
 use crate::sinks::Sink;
@@ -175,7 +175,7 @@ pub async fn run(
                     tracing::error!(error = %e, "Pruning the suppression log failed.");
                 }
                 silences.prune(
-                    crate::dispatch::timestamp(time::OffsetDateTime::now_utc()),
+                    crate::routing::to_timestamp(time::OffsetDateTime::now_utc()),
                     std::time::Duration::from_millis(retention as u64),
                 );
             }

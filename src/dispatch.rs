@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 
 use crate::event::{Event, OutboxEntry, Payload, event_id};
 use crate::poller::unix_ms;
-use crate::routing::{Router, Silence, SilenceState, Subject};
+use crate::routing::{Router, Silence, SilenceState, Subject, to_timestamp};
 use crate::sinks::Sink;
 use crate::store::{
     Enqueued, GROUP_SCHEMA, GroupAdded, GroupHeader, Store, StoreError, Suppressed,
@@ -91,7 +91,7 @@ impl Silences {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        all.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         all
     }
 
@@ -160,7 +160,9 @@ impl Silences {
                         .unwrap_or_else(PoisonError::into_inner)
                         .retain(|s| s.id != id);
                 }
-                Err(e) => tracing::warn!(silence = %id, error = %e, "Could not prune an old silence."),
+                Err(e) => {
+                    tracing::warn!(silence = %id, error = %e, "Could not prune an old silence.")
+                }
             }
         }
         removed
@@ -174,11 +176,6 @@ pub struct Dispatcher {
     silences: Arc<Silences>,
     store: Store,
     grouper: Arc<Notify>,
-}
-
-/// `OffsetDateTime` → `jiff::Timestamp` (the routing core's clock type).
-pub fn timestamp(t: OffsetDateTime) -> jiff::Timestamp {
-    jiff::Timestamp::from_nanosecond(t.unix_timestamp_nanos()).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// A group's id: its route, sink and group key.
@@ -223,7 +220,7 @@ impl Dispatcher {
         out: &mut Dispatched,
     ) -> Result<(), StoreError> {
         let now_ms = unix_ms(now);
-        let ts = timestamp(now);
+        let ts = to_timestamp(now);
         let subject = Subject::from_event(event);
         let decision = self.router.decide(&subject, ts);
         if decision.dropped {

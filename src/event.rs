@@ -170,7 +170,7 @@ pub struct Digest {
     pub schema: u32,
     /// Idempotency key, derived from the group and its member ids ([`Digest::new`]).
     pub id: String,
-    /// The route that grouped it (its name or path, e.g. `routes[1].routes[0]`); `backlog` for
+    /// The route that grouped it (its name or path, e.g. `route[1].routes[0]`); `backlog` for
     /// a folded backlog.
     pub route: String,
     /// The `group_by` labels and their values for this group, e.g. `cluster = c-prod`.

@@ -8,9 +8,10 @@ use std::time::Duration;
 use sasrelay::config::{DomainPoll, parse};
 use sasrelay::credentials::CredentialContext;
 use sasrelay::credentials::env::MapEnv;
+use sasrelay::dispatch::{Dispatcher, Silences, SinkHandle};
 use sasrelay::finding::Domain;
 use sasrelay::lifecycle::EventSwitches;
-use sasrelay::poller::{Poller, RECONCILE_EVERY, Route};
+use sasrelay::poller::{Poller, RECONCILE_EVERY};
 use sasrelay::simulator::{self, SimConfig, Simulator};
 use sasrelay::sinks::Sink;
 use sasrelay::source::Source;
@@ -45,16 +46,28 @@ async fn unchanged_statistics_skip_the_sweep_until_something_changes() {
             .unwrap(),
     );
     let store = Store::open(&dir.path().join("state")).unwrap();
-    let routes = Arc::new(vec![Route {
-        sink: Arc::new(Sink::build(&settings.sinks[0]).unwrap()),
-        wake: Arc::new(Notify::new()),
-    }]);
+    let sink = Arc::new(Sink::build(&settings.sinks[0]).unwrap());
+    let handles = [(
+        sink.name().to_string(),
+        SinkHandle {
+            sink,
+            wake: Arc::new(Notify::new()),
+        },
+    )]
+    .into();
+    let dispatcher = Arc::new(Dispatcher::new(
+        settings.router.clone(),
+        handles,
+        Arc::new(Silences::load(store.clone()).unwrap()),
+        store.clone(),
+        Arc::new(Notify::new()),
+    ));
     let poll = DomainPoll {
         domain: Domain::Vulnerabilities,
         interval: Duration::from_secs(60),
         events: EventSwitches::default(),
     };
-    let poller = Poller::new(source, poll, store.clone(), routes);
+    let poller = Poller::new(source, poll, store.clone(), dispatcher);
     let t0 = time::OffsetDateTime::now_utc();
 
     // First start: a full sweep (no probe on a first start), counted silently.
@@ -89,7 +102,7 @@ async fn unchanged_statistics_skip_the_sweep_until_something_changes() {
         .await
         .unwrap();
     assert!(!changed.skipped_unchanged);
-    assert_eq!(changed.enqueued, 1, "{changed:?}");
+    assert_eq!(changed.dispatched.enqueued, 1, "{changed:?}");
 
     // Equal counts hide nothing for ever: after RECONCILE_EVERY intervals it sweeps anyway.
     let quiet = poller
