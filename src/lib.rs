@@ -19,8 +19,12 @@
 //!                      │
 //! poller ─────── one task per (source, domain): read a window or a snapshot → lifecycle::diff
 //!                      │          (pure) → events
-//! store ──────── sled, single-key writes only: enqueue (guarded) → records → flush → cursor
-//!                      │
+//! dispatch ───── routing::Router::decide (pure) per event → each target's sink outbox, its
+//!                      │          routing group, or the suppression log (silence, mute window)
+//! store ──────── sled, single-key writes only: dispatch writes (guarded) → records → flush →
+//!                      │          cursor
+//! grouper ────── closes due groups (group_wait, group_interval, max size) into one digest in
+//!                      │          the sink's outbox, crash-safely
 //! delivery ───── one worker per sink: due entry → sinks::Sink::deliver (one attempt) →
 //!                                 ack / reschedule with backoff / dead letter
 //! ```
@@ -53,16 +57,20 @@
 //!   domain per cluster or account-wide.
 //! - [`simulator`] — the fake Security Center behind `sasrelay simulate` and the tests.
 //! - [`event`] — `Event` (new / recurring / resolved / summary) with its idempotency key,
-//!   the outbox entry and dead letter (versioned, persisted as JSON).
+//!   `Digest` (grouped events), the outbox entry and dead letter (versioned, persisted as JSON).
 //! - [`lifecycle`] — the pure transition table: observations × known records → records and
 //!   events; the stored `Record`.
 //! - [`store`] — the only module that imports sled: records, cursors, per-sink outboxes with
-//!   enqueue guards, dead letters, schema version, pruning, clear open errors; values are JSON,
+//!   enqueue guards, dead letters, routing groups and their crash-safe close, silences, the
+//!   suppression log, schema version, pruning, clear open errors; values are JSON,
 //!   LZ4-compressed above 512 bytes.
 //! - [`poller`] — one poll's read → diff → crash-safe writes, and the poll loop with backoff.
 //! - [`routing`] — pure routing (Alertmanager-style): matchers, the route tree with
 //!   inheritance and `continue`, grouping settings, time intervals, silences; decide and
 //!   explain for a subject at a given `now`.
+//! - [`dispatch`] — applies routing decisions to the store (outbox, groups, suppressions);
+//!   the in-memory book of silences, written through to the store.
+//! - [`grouper`] — the task that turns due groups into digests.
 //! - [`delivery`] — the per-sink worker and its pure retry / dead-letter decision.
 //! - [`sinks`] — `webhook` (Standard Webhooks), `stdout`, `file`: config, one attempt, outcome
 //!   classification, the `sasrelay.event.v1` payload.
@@ -85,7 +93,12 @@
 //! - Attacker-controlled text (anything inside a finding) is printed to terminals only with
 //!   control characters removed.
 //! - Only [`store`] imports sled, and it never uses sled batches or transactions. A poll's
-//!   writes go events → records → flush → cursor; the cursor never gets ahead of durable state.
+//!   writes go events (outbox entries, group members, suppressions) → records → flush →
+//!   cursor; the cursor never gets ahead of durable state.
+//! - Routing and matching do no IO and read no clock (`now` is a parameter). A routed event is
+//!   in exactly one digest per (route, sink): a group close records the digest id and the last
+//!   member it covers before it enqueues, and removes members only after.
+//! - A silenced or muted event is recorded (not sent, not lost); it is never delivered later.
 //! - An outbox entry is removed only after its sink confirmed delivery; a sink makes one attempt
 //!   per call and never sleeps; the worker owns backoff, `Retry-After` and dead letters.
 //! - Every task of the daemon is spawned on a tracker and stopped through a cancellation token.

@@ -511,6 +511,8 @@ pub struct ConfigSpec<'a> {
     pub source_extra: &'a str,
     /// Extra lines in `[delivery]`.
     pub delivery_extra: &'a str,
+    /// Extra tables at the end of the file (`[routing]`, `[[route]]`, …).
+    pub tail: &'a str,
 }
 
 impl<'a> ConfigSpec<'a> {
@@ -523,6 +525,7 @@ impl<'a> ConfigSpec<'a> {
             initial_sync: "baseline",
             source_extra: "",
             delivery_extra: "",
+            tail: "",
         }
     }
 
@@ -553,6 +556,8 @@ retry_max_delay = "1s"
 name = "hook"
 type = "webhook"
 url = "{hook}"
+
+{tail}
 "#,
             sim = self.sim,
             initial_sync = self.initial_sync,
@@ -560,6 +565,7 @@ url = "{hook}"
             state = self.state.display(),
             delivery_extra = self.delivery_extra,
             hook = self.hook,
+            tail = self.tail,
         );
         std::fs::write(path, text).expect("write config");
         path.to_path_buf()
