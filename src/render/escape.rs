@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | [`dingtalk`] | markdown/HTML-active ASCII → full-width look-alikes; `@` → `＠`; links defanged | `[x](https://e)` → `［x］(https:／／e)` |
 //! | [`slack`] | `&<>` → entities; `*~`` ` `` and word-edge `_` → full-width; `@` → `＠`; links defanged | `<!here> *b*` → `&lt;!here&gt; ＊b＊` |
-//! | [`slack_plain`] | `<>` → full-width, `@` → `＠` (plain_text is not parsed; defence in depth) | `<@U1>` → `＜＠U1＞` |
+//! | [`slack_plain`] | `<>` → full-width, `@` → `＠` (plain_text is not parsed; defence in depth); links defanged | `<@U1>` → `＜＠U1＞` |
 //! | [`html`] | `& < > " '` → entities; links defanged | `<script>` → `&lt;script&gt;` |
 //! | [`text`] | links defanged | `http://e` → `http:／／e` |
 //!
@@ -106,9 +106,10 @@ pub fn slack(s: &str) -> String {
 }
 
 /// Untrusted text for Slack `plain_text` objects (header, button labels). Slack does not parse
-/// them, so only `<`, `>` and `@` are made look-alikes, as defence in depth.
+/// them for mentions, so only `<`, `>` and `@` are made look-alikes, as defence in depth, and
+/// links are defanged.
 pub fn slack_plain(s: &str) -> String {
-    strip_control(s)
+    defang(&strip_control(s))
         .chars()
         .map(|c| match c {
             '<' | '>' | '@' => wide(c),
