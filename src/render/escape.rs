@@ -9,7 +9,7 @@
 //!
 //! | kind | what else | example in → out |
 //! |---|---|---|
-//! | [`dingtalk`] | markdown/HTML-active ASCII → full-width look-alikes; `@` → `＠`; links defanged | `[x](https://e)` → `［x］(https:／／e)` |
+//! | [`dingtalk`] | markdown/HTML-active ASCII → full-width look-alikes (see the function); `@` → `＠`; links defanged | `[x](https://e)` → `［x］(https:／／e)` |
 //! | [`slack`] | `&<>` → entities; `*~`` ` `` and word-edge `_` → full-width; `@` → `＠`; links defanged | `<!here> *b*` → `&lt;!here&gt; ＊b＊` |
 //! | [`slack_plain`] | `<>` → full-width, `@` → `＠` (plain_text is not parsed; defence in depth); links defanged | `<@U1>` → `＜＠U1＞` |
 //! | [`html`] | `& < > " '` → entities; links defanged | `<script>` → `&lt;script&gt;` |
@@ -66,15 +66,18 @@ fn intraword(chars: &[char], i: usize) -> bool {
 
 /// Untrusted text for DingTalk markdown (and the markdown title / button labels).
 ///
-/// Replaced by full-width forms: `[ ] < > * ~ `` ` `` # \ |` and `_` except inside a word;
-/// `@` → `＠` (a literal `@13800000000` can never look like a mention). Links defanged.
+/// Replaced by full-width forms: `[ ] < > * ~ `` ` `` # \ | &` and `_` except inside a word
+/// (`&` so no HTML entity can be decoded into markup by a lax renderer); `@` → `＠` (a literal
+/// `@13800000000` can never look like a mention). Links defanged.
 pub fn dingtalk(s: &str) -> String {
     let clean = defang(&strip_control(s));
     let chars: Vec<char> = clean.chars().collect();
     let mut out = String::with_capacity(clean.len() + 8);
     for (i, &c) in chars.iter().enumerate() {
         match c {
-            '[' | ']' | '<' | '>' | '*' | '~' | '`' | '#' | '\\' | '|' | '@' => out.push(wide(c)),
+            '[' | ']' | '<' | '>' | '*' | '~' | '`' | '#' | '\\' | '|' | '@' | '&' => {
+                out.push(wide(c))
+            }
             '_' if !intraword(&chars, i) => out.push(wide(c)),
             _ => out.push(c),
         }
@@ -166,6 +169,7 @@ mod tests {
             ("a\r\n# b\u{202e}c\0d", "a  ＃ bc d"),
             ("see www.evil.example", "see www．evil.example"),
             ("异常登录 😀", "异常登录 😀"),
+            ("&lt;b&gt; a|b \\x", "＆lt;b＆gt; a｜b ＼x"),
         ];
         for (input, want) in cases {
             assert_eq!(dingtalk(input), want, "{input:?}");

@@ -26,12 +26,40 @@
 //!
 //! Each output has built-in templates in English and Chinese ([`Lang`]) and can be overridden
 //! by a template text from config ([`TemplateKind`] lists them; [`check_template`] checks one
-//! for `sasrelay check`). The context is documented in `view.rs`; helpers are the filters
+//! for `sasrelay check`). Helpers are the filters
 //! `severity_emoji`, `severity_color`, `localtime("Asia/Shanghai")` and `truncate(n)`.
 //! Undefined names are errors (`UndefinedBehavior::Strict`), `trim_blocks` and
 //! `lstrip_blocks` are on. A custom template that fails at render time is replaced by the
 //! built-in one and the result carries a warning ([`Rendered::warnings`]); a message is never
 //! dropped.
+//!
+//! ### Template context
+//!
+//! What `{{ … }}` can name:
+//!
+//! | name | type | meaning |
+//! |---|---|---|
+//! | `lang` | string | `en` or `zh` |
+//! | `tz` | string | the configured IANA zone (default of `localtime`) |
+//! | `headline` | string | one line: `HIGH new alert: Reverse shell in c-prod`, or the digest headline |
+//! | `severity` | string \| none | the (highest) severity: `info` … `critical` |
+//! | `event` | object \| none | the event, when the payload is one event (below) |
+//! | `digest` | object \| none | the digest, when the payload is a digest (below) |
+//! | `inline_links` | bool | whether the text should carry the links (false when buttons do) |
+//! | `level` | number | shrink level (0 = full) |
+//!
+//! `event`: `id kind kind_label domain domain_label noun source region observed_at resolution
+//! resolution_label severity severity_label native_severity title description alert_type
+//! place context[{name,value}] kubernetes{…} host{…} first_seen last_seen details[{name,value}]
+//! details_more cves[] cves_more tactics[{id,name}] links[{kind,label,url}] summary{tracked,message}|none`.
+//!
+//! `digest`: `id route group[{key,value}] created_at headline count more events[…]
+//! counts{severity[{severity,label,count}],kind[{kind,label,count}],domain[{domain,label,count}]}`.
+//!
+//! Times (`observed_at`, `first_seen`, `last_seen`, `created_at`) are RFC 3339 UTC strings;
+//! print them with `|localtime`. Untrusted strings arrive clipped to the current budget
+//! (`… (+N)`), lists cut to it with a count of the rest (`details_more`, `cves_more`, `more`);
+//! absent values are `none`, never undefined, so `{% if event.summary %}` is safe.
 //!
 //! ## Sizes
 //!

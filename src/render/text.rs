@@ -138,7 +138,7 @@ mod tests {
         assert_eq!(truncate_bytes("异常登录", 10), "异常…");
         assert_eq!(truncate_bytes("ab", 1), "");
         for max in 0..20 {
-            assert!(truncate_bytes("😀异a\"", max).len() <= max.max(0));
+            assert!(truncate_bytes("😀异a\"", max).len() <= max);
         }
     }
 

@@ -3,26 +3,7 @@
 //! each value as it is printed, per output kind), localised labels, and trusted URLs prepared
 //! for the output kind and marked safe.
 //!
-//! The context (`{{ … }}` names), documented for template authors:
-//!
-//! | name | type | meaning |
-//! |---|---|---|
-//! | `lang` | string | `en` or `zh` |
-//! | `tz` | string | the configured IANA zone (default of `localtime`) |
-//! | `headline` | string | one line: `HIGH new alert: Reverse shell in c-prod`, or the digest headline |
-//! | `severity` | string \| none | the (highest) severity: `info` … `critical` |
-//! | `event` | object \| none | the event, when the payload is one event (below) |
-//! | `digest` | object \| none | the digest, when the payload is a digest (below) |
-//! | `inline_links` | bool | whether the text should carry the links (false when buttons do) |
-//! | `level` | number | shrink level (0 = full) |
-//!
-//! `event`: `id kind kind_label domain domain_label noun source region observed_at resolution
-//! resolution_label severity severity_label native_severity title description alert_type
-//! place context[{name,value}] kubernetes{…} host{…} first_seen last_seen details[{name,value}]
-//! details_more cves[] cves_more tactics[{id,name}] links[{kind,label,url}] summary{tracked,message}|none`.
-//!
-//! `digest`: `id route group[{key,value}] created_at headline count more events[…]
-//! counts{severity[{severity,label,count}],kind[{kind,label,count}],domain[{domain,label,count}]}`.
+//! The names are documented in the parent module ("Template context").
 
 use std::collections::BTreeMap;
 
