@@ -1111,3 +1111,76 @@ fn samples_are_realistic() {
     assert!(d.events.len() > 10);
     assert_eq!(d.group.get("cluster").map(String::as_str), Some("c-prod"));
 }
+
+/// Random hostile strings (a fixed-seed generator, so failures reproduce) of random lengths
+/// from a pool of markup, mention, control, bidi, CJK and emoji pieces, through every sink.
+#[test]
+fn random_hostile_strings_never_escape_or_overflow() {
+    const POOL: [&str; 24] = [
+        "<",
+        ">",
+        "&",
+        "@",
+        "[",
+        "](",
+        "![",
+        "*",
+        "_",
+        "~",
+        "`",
+        "#",
+        "\\",
+        "|",
+        "\r\n",
+        "\0",
+        "\u{202E}",
+        "\u{200B}",
+        "异常",
+        "😀",
+        "https://",
+        "www.",
+        "<!here>",
+        "@13800000000",
+    ];
+    let mut seed: u64 = 0x5eed_5a5e_1a7e;
+    let mut next = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let dt = DingTalkOptions {
+        at_mobiles: vec![DT_MOBILE.into()],
+        at_user_ids: vec![DT_USER.into()],
+        ..Default::default()
+    };
+    let sl = SlackOptions {
+        mentions: vec!["U999".into(), "here".into()],
+        ..Default::default()
+    };
+    for round in 0..60 {
+        let len = [1, 10, 100, 1_000, 10_000, 60_000][next(6) as usize];
+        let mut s = String::new();
+        while s.len() < len {
+            s.push_str(POOL[next(POOL.len() as u64) as usize]);
+            if next(3) == 0 {
+                s.push_str("text ");
+            }
+        }
+        for (name, p) in hostile_payloads(&s) {
+            let what = format!("round {round} len {len} {name}");
+            check_dingtalk(
+                &format!("dingtalk {what}"),
+                &p,
+                &dingtalk::render(&p, &dt),
+                false,
+            );
+            check_slack(&format!("slack {what}"), &slack::render(&p, &sl));
+            check_email(
+                &format!("email {what}"),
+                &p,
+                &email::render(&p, &EmailOptions::default()),
+            );
+        }
+    }
+}

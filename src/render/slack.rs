@@ -209,8 +209,9 @@ fn context_line(e: &Event, lang: Lang, tz: &str) -> Vec<Value> {
             what.push_str(&format!(" ({})", view::resolution_label(r, lang)));
         }
         parts.push(what);
-        if !f.alert_type.is_empty() {
-            parts.push(escape::slack(&clip(&f.alert_type, 200)));
+        let kind = escape::slack(&clip(&f.alert_type, 200));
+        if !kind.trim().is_empty() {
+            parts.push(kind);
         }
     }
     let source = match lang {
@@ -226,7 +227,17 @@ fn context_line(e: &Event, lang: Lang, tz: &str) -> Vec<Value> {
     if let Ok(t) = localtime(&view::rfc3339(when), tz) {
         parts.push(t);
     }
-    parts.into_iter().take(MAX_CONTEXT).map(mrkdwn).collect()
+    context_elements(parts)
+}
+
+/// Context elements from texts, blank ones dropped (Slack rejects them).
+fn context_elements(parts: Vec<String>) -> Vec<Value> {
+    parts
+        .into_iter()
+        .filter(|p| !p.trim().is_empty())
+        .take(MAX_CONTEXT)
+        .map(mrkdwn)
+        .collect()
 }
 
 fn buttons(p: &Payload, lang: Lang) -> Vec<Value> {
@@ -310,18 +321,19 @@ pub fn render(payload: &Payload, opts: &SlackOptions) -> Rendered<Value> {
     if !mentions.is_empty() {
         fixed_top.push(json!({"type": "section", "text": mrkdwn(mentions.clone())}));
     }
-    match payload {
-        Payload::Event(e) => {
-            fixed_top.push(json!({"type": "context", "elements": context_line(e, lang, &tz)}));
-        }
+    let context = match payload {
+        Payload::Event(e) => context_line(e, lang, &tz),
         Payload::Digest(d) => {
             let mut parts = Vec::new();
             if let Ok(t) = localtime(&view::rfc3339(d.created_at), &tz) {
                 parts.push(t);
             }
             parts.push(escape::slack(&clip(&d.route, 100)));
-            fixed_top.push(json!({"type": "context", "elements": parts.into_iter().map(mrkdwn).collect::<Vec<_>>()}));
+            context_elements(parts)
         }
+    };
+    if !context.is_empty() {
+        fixed_top.push(json!({"type": "context", "elements": context}));
     }
     let btns = if opts.buttons {
         buttons(payload, lang)
@@ -488,7 +500,11 @@ pub fn check_limits(body: &Value) -> Result<(), String> {
                     if b["text"].is_null() && fields.is_empty() {
                         return Err(format!("block {i}: section without text or fields"));
                     }
-                    if !b["text"].is_null() && n == 0 {
+                    if !b["text"].is_null()
+                        && b["text"]["text"]
+                            .as_str()
+                            .is_none_or(|t| t.trim().is_empty())
+                    {
                         return Err(format!("block {i}: empty section text"));
                     }
                 }
@@ -497,12 +513,10 @@ pub fn check_limits(body: &Value) -> Result<(), String> {
                     if n == 0 || n > MAX_CONTEXT {
                         return Err(format!("block {i}: context has {n} elements"));
                     }
-                    if let Some(el) = b["elements"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .find(|e| chars(&e["text"]) > MAX_SECTION)
-                    {
+                    if let Some(el) = b["elements"].as_array().into_iter().flatten().find(|e| {
+                        chars(&e["text"]) > MAX_SECTION
+                            || e["text"].as_str().is_none_or(|t| t.trim().is_empty())
+                    }) {
                         return Err(format!(
                             "block {i}: context element has {} characters",
                             chars(&el["text"])

@@ -119,9 +119,11 @@ fn resolution_name(r: Resolution) -> &'static str {
     }
 }
 
-/// Label of a link button or inline link. CVE links keep their (clipped) label, the CVE ID.
+/// Label of a link button or inline link. CVE links keep their (clipped) label, the CVE ID,
+/// unless it would print as nothing.
 pub(crate) fn link_label(kind: LinkKind, label: &str, lang: Lang) -> String {
     match (lang, kind) {
+        (_, LinkKind::Cve) if crate::sinks::strip_control(label).trim().is_empty() => "CVE".into(),
         (_, LinkKind::Cve) => clip(label, 40),
         (Lang::En, LinkKind::Console) => "Security Center".into(),
         (Lang::En, LinkKind::Cluster) => "ACK cluster".into(),
