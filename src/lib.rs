@@ -74,6 +74,9 @@
 //! - [`delivery`] — the per-sink worker and its pure retry / dead-letter decision.
 //! - [`sinks`] — `webhook` (Standard Webhooks), `stdout`, `file`: config, one attempt, outcome
 //!   classification, the `sasrelay.event.v1` payload.
+//! - [`render`] — the pure rendering layer of the chat and mail sinks: DingTalk robot JSON,
+//!   Slack Block Kit, email subject/text/HTML from minijinja templates (built-in en/zh or
+//!   custom), per-output escaping of untrusted text, mentions only from config, size limits.
 //! - [`daemon`] — `run`: store, sinks, pollers, workers, pruner; ordered shutdown.
 //!
 //! ## Invariants
@@ -117,6 +120,7 @@ pub mod finding;
 pub mod grouper;
 pub mod lifecycle;
 pub mod poller;
+pub mod render;
 pub mod routing;
 pub mod sas;
 pub mod secret;

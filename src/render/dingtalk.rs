@@ -1,0 +1,400 @@
+//! The DingTalk custom-robot body: `markdown` or `actionCard` JSON, complete with `at` and
+//! `msgUuid`, never over the robot's 20,000-byte limit (measured on the serialised JSON).
+//!
+//! ```json
+//! {"msgtype":"markdown","markdown":{"title":"…","text":"…\n\n@13800001111"},
+//!  "at":{"atMobiles":["13800001111"],"atUserIds":[],"isAtAll":false},"msgUuid":"<payload id>"}
+//! {"msgtype":"actionCard","actionCard":{"title":"…","text":"…","btnOrientation":"0",
+//!  "btns":[{"title":"Alert detail","actionURL":"https://…"}]},"msgUuid":"<payload id>"}
+//! ```
+//!
+//! Mentions: DingTalk pings only numbers and user IDs listed in `at` (and shows them where the
+//! text says `@<number>`), so both come from the options only; untrusted `@` is written `＠`.
+//! `at` exists for `markdown` only (DingTalk ignores it on action cards; configured mentions on
+//! an action card give a warning). A configured keyword is put in the title and the text unless
+//! they already contain it, and is never cut off.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::engine::Engine;
+use super::text::{clip, json_len, truncate_json};
+use super::view::{self, link_label, links};
+use super::{Budget, Lang, MAX_SHRINK, Rendered, TemplateKind, escape, zone_or_utc};
+use crate::event::Payload;
+use crate::finding::LinkKind;
+
+/// DingTalk's body limit in bytes (errcode 460101 above it).
+pub const MAX_BODY_BYTES: usize = 20_000;
+/// Most `at` entries placed (mobiles and user IDs together).
+pub const MAX_MENTIONS: usize = 50;
+/// Most action-card buttons.
+pub const MAX_BUTTONS: usize = 5;
+
+/// Which robot message type to send.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MsgType {
+    /// `markdown`: text with inline links; supports `at`.
+    #[default]
+    Markdown,
+    /// `actionCard` with one button per link (console, CVE page, alert detail); no `at`.
+    ActionCard,
+}
+
+/// How to render for one DingTalk robot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DingTalkOptions {
+    /// Language of the built-in template and labels.
+    pub lang: Lang,
+    /// IANA zone for times (unknown zones fall back to UTC with a warning).
+    pub timezone: String,
+    /// Message type.
+    pub msg_type: MsgType,
+    /// Mobile numbers to mention (`@<mobile>` in the text and `at.atMobiles`).
+    pub at_mobiles: Vec<String>,
+    /// DingTalk user IDs to mention (`@<id>` in the text and `at.atUserIds`).
+    pub at_user_ids: Vec<String>,
+    /// Mention everyone (`at.isAtAll`).
+    pub at_all: bool,
+    /// The robot's custom keyword, if its security setting uses one.
+    pub keyword: Option<String>,
+    /// A custom markdown template (its text), instead of the built-in one.
+    pub template: Option<String>,
+    /// Whether to include the finding's links (inline for markdown, buttons for action cards).
+    pub console_links: bool,
+    /// Start smaller: 0 = full; each step lowers the budget level (up to [`MAX_SHRINK`]) and the
+    /// byte target (100%, 75%, 50%, 35%, then 25%). Use `level + 1` after errcode 460101.
+    pub shrink: u8,
+    /// Body limit in bytes ([`MAX_BODY_BYTES`]).
+    pub max_body_bytes: usize,
+}
+
+impl Default for DingTalkOptions {
+    fn default() -> Self {
+        DingTalkOptions {
+            lang: Lang::En,
+            timezone: "Asia/Shanghai".into(),
+            msg_type: MsgType::Markdown,
+            at_mobiles: Vec::new(),
+            at_user_ids: Vec::new(),
+            at_all: false,
+            keyword: None,
+            template: None,
+            console_links: true,
+            shrink: 0,
+            max_body_bytes: MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// Budgets per shrink level.
+const LEVELS: [Budget; 4] = [
+    Budget {
+        items: 20,
+        details: 20,
+        field: 500,
+        desc: 1000,
+        list: 10,
+    },
+    Budget {
+        items: 10,
+        details: 10,
+        field: 200,
+        desc: 300,
+        list: 5,
+    },
+    Budget {
+        items: 5,
+        details: 4,
+        field: 100,
+        desc: 120,
+        list: 3,
+    },
+    Budget {
+        items: 3,
+        details: 0,
+        field: 60,
+        desc: 0,
+        list: 1,
+    },
+];
+
+/// The byte target at a shrink setting.
+fn target(max: usize, shrink: u8) -> usize {
+    let pct = match shrink {
+        0 => 100,
+        1 => 75,
+        2 => 50,
+        3 => 35,
+        _ => 25,
+    };
+    max / 100 * pct + max % 100 * pct / 100
+}
+
+/// A mobile number as DingTalk takes it: digits, optionally a leading `+` and `-` separators.
+pub fn valid_mobile(m: &str) -> bool {
+    let digits = m.strip_prefix('+').unwrap_or(m);
+    (5..=20).contains(&m.len())
+        && digits.starts_with(|c: char| c.is_ascii_digit())
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '-')
+}
+
+/// A DingTalk user ID: 1 to 64 of ASCII letters, digits, `_`, `-`, `.`, `$`.
+pub fn valid_user_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'))
+}
+
+/// The configured mentions that are valid (warning about the rest), at most [`MAX_MENTIONS`].
+fn mentions(opts: &DingTalkOptions, warnings: &mut Vec<String>) -> (Vec<String>, Vec<String>) {
+    let mut keep = |list: &[String], ok: fn(&str) -> bool, what: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        for m in list {
+            let m = m.trim();
+            if ok(m) {
+                out.push(m.to_string());
+            } else {
+                warnings.push(format!(
+                    "ignored invalid dingtalk {what} {:?}",
+                    clip(&escape::text(m), 40)
+                ));
+            }
+        }
+        out
+    };
+    let mut mobiles = keep(&opts.at_mobiles, valid_mobile, "mobile");
+    let mut ids = keep(&opts.at_user_ids, valid_user_id, "user id");
+    if mobiles.len() + ids.len() > MAX_MENTIONS {
+        warnings.push(format!(
+            "only the first {MAX_MENTIONS} dingtalk mentions are used"
+        ));
+        mobiles.truncate(MAX_MENTIONS);
+        ids.truncate(MAX_MENTIONS - mobiles.len());
+    }
+    (mobiles, ids)
+}
+
+/// Action-card buttons: for an event its finding's links (alert detail, CVE pages, report,
+/// console, cluster); for a digest the console and cluster links of its members.
+fn buttons(p: &Payload, lang: Lang) -> Vec<Value> {
+    let rank = |k: LinkKind| match k {
+        LinkKind::Asset => 0,
+        LinkKind::Cve => 1,
+        LinkKind::Report => 2,
+        LinkKind::Console => 3,
+        LinkKind::Cluster => 4,
+    };
+    let mut all: Vec<(LinkKind, String, String)> = Vec::new();
+    let digest = matches!(p, Payload::Digest(_));
+    for e in p.events() {
+        if let Some(f) = &e.finding {
+            for l in links(f, 16) {
+                let wanted = !digest || matches!(l.0, LinkKind::Console | LinkKind::Cluster);
+                if wanted && !all.iter().any(|a| a.2 == l.2) {
+                    all.push(l);
+                }
+            }
+        }
+        if all.len() >= 16 {
+            break;
+        }
+    }
+    all.sort_by_key(|l| rank(l.0));
+    all.into_iter()
+        .take(if digest { 2 } else { MAX_BUTTONS })
+        .map(|(k, label, url)| {
+            json!({"title": escape::dingtalk(&link_label(k, &label, lang)), "actionURL": url})
+        })
+        .collect()
+}
+
+/// Serialised size of a body, as the sink sends it (`serde_json::to_vec`).
+pub fn encoded_len(body: &Value) -> usize {
+    serde_json::to_vec(body).map_or(usize::MAX, |v| v.len())
+}
+
+/// Renders `payload` as a DingTalk robot body.
+pub fn render(payload: &Payload, opts: &DingTalkOptions) -> Rendered<Value> {
+    let mut warnings = Vec::new();
+    let lang = opts.lang;
+    let tz = zone_or_utc(&opts.timezone, &mut warnings);
+    let (mobiles, ids) = mentions(opts, &mut warnings);
+    let keyword = opts
+        .keyword
+        .as_deref()
+        .map(|k| clip(k.trim(), 64))
+        .filter(|k| !k.is_empty());
+
+    let mut msg_type = opts.msg_type;
+    let btns = if msg_type == MsgType::ActionCard && opts.console_links {
+        buttons(payload, lang)
+    } else {
+        Vec::new()
+    };
+    if msg_type == MsgType::ActionCard && btns.is_empty() {
+        warnings.push("no links for action card buttons, sent as markdown".into());
+        msg_type = MsgType::Markdown;
+    }
+    let has_mentions = !mobiles.is_empty() || !ids.is_empty() || opts.at_all;
+    if msg_type == MsgType::ActionCard && has_mentions {
+        warnings.push("dingtalk action cards cannot mention anyone; mentions ignored".into());
+    }
+
+    let headline = match payload {
+        Payload::Event(e) => view::event_headline(e, lang),
+        Payload::Digest(d) => view::digest_headline(d, lang),
+    };
+    let mut title = clip(&escape::dingtalk(&headline), 100);
+    if let Some(k) = &keyword
+        && !title.contains(k.as_str())
+    {
+        title = format!("{k} {title}");
+    }
+
+    // What follows the template's text and is never cut: mentions, then the keyword.
+    let mut suffix = String::new();
+    if msg_type == MsgType::Markdown {
+        let tags: Vec<String> = mobiles
+            .iter()
+            .chain(&ids)
+            .map(|m| format!("@{m}"))
+            .collect();
+        if !tags.is_empty() {
+            suffix.push_str("\n\n");
+            suffix.push_str(&tags.join(" "));
+        }
+    }
+
+    let build = |text: &str| -> Value {
+        let mut body = match msg_type {
+            MsgType::Markdown => json!({
+                "msgtype": "markdown",
+                "markdown": {"title": title, "text": text},
+                "at": {"atMobiles": mobiles, "atUserIds": ids, "isAtAll": opts.at_all},
+            }),
+            MsgType::ActionCard => json!({
+                "msgtype": "actionCard",
+                "actionCard": {"title": title, "text": text, "btnOrientation": "0", "btns": btns},
+            }),
+        };
+        body["msgUuid"] = Value::from(payload.id());
+        body
+    };
+
+    let limit = target(opts.max_body_bytes, opts.shrink);
+    let mut engine = Engine::new(
+        TemplateKind::DingTalk,
+        lang,
+        opts.template.as_deref(),
+        &mut warnings,
+    );
+    let inline_links = opts.console_links && msg_type == MsgType::Markdown;
+    let first = opts.shrink.min(MAX_SHRINK);
+    let mut level = first;
+    let mut body_text;
+    loop {
+        let ctx = view::context(
+            payload,
+            lang,
+            &tz,
+            &LEVELS[level as usize],
+            TemplateKind::DingTalk,
+            inline_links,
+            level,
+        );
+        body_text = engine.render(&ctx, &headline, &mut warnings);
+        let text = assemble(&body_text, &suffix, keyword.as_deref());
+        let body = build(&text);
+        if encoded_len(&body) <= limit {
+            return Rendered {
+                body,
+                warnings,
+                level,
+            };
+        }
+        if level == MAX_SHRINK {
+            break;
+        }
+        level += 1;
+    }
+
+    // Still too large at the smallest budget (a huge custom template or a tiny limit): cut the
+    // template's text, keeping the suffix whole.
+    let fixed = encoded_len(&build(""));
+    let tail = assemble("", &suffix, keyword.as_deref());
+    let room = limit.saturating_sub(fixed).saturating_sub(json_len(&tail));
+    let marker = match lang {
+        Lang::En => "\n\n… (truncated)",
+        Lang::Zh => "\n\n…（已截断）",
+    };
+    let cut = truncate_json(body_text.trim_end(), room, marker);
+    let body = build(&assemble(&cut, &suffix, keyword.as_deref()));
+    Rendered {
+        body,
+        warnings,
+        level,
+    }
+}
+
+/// Template text + mentions + the keyword when the rest lacks it.
+fn assemble(body: &str, suffix: &str, keyword: Option<&str>) -> String {
+    let mut text = body.trim_end().to_string();
+    text.push_str(suffix);
+    if let Some(k) = keyword
+        && !text.contains(k)
+    {
+        text.push_str("\n\n");
+        text.push_str(k);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::Domain;
+    use crate::render::sample_event;
+
+    #[test]
+    fn targets_shrink_with_the_setting() {
+        assert_eq!(target(20_000, 0), 20_000);
+        assert_eq!(target(20_000, 1), 15_000);
+        assert_eq!(target(20_000, 9), 5_000);
+    }
+
+    #[test]
+    fn mention_syntax() {
+        assert!(valid_mobile("13800001111") && valid_mobile("+86-13800001111"));
+        assert!(!valid_mobile("138 0000") && !valid_mobile("@all") && !valid_mobile("+"));
+        assert!(valid_user_id("manager1234") && !valid_user_id("a b") && !valid_user_id(""));
+    }
+
+    #[test]
+    fn keyword_and_mentions_are_placed() {
+        let p: Payload = sample_event(Domain::Alerts).into();
+        let opts = DingTalkOptions {
+            at_mobiles: vec!["13800001111".into(), "bad number".into()],
+            at_user_ids: vec!["manager1234".into()],
+            keyword: Some("安全告警".into()),
+            ..Default::default()
+        };
+        let r = render(&p, &opts);
+        let text = r.body["markdown"]["text"].as_str().unwrap();
+        assert!(
+            text.ends_with("@13800001111 @manager1234\n\n安全告警"),
+            "{text}"
+        );
+        assert!(
+            r.body["markdown"]["title"]
+                .as_str()
+                .unwrap()
+                .starts_with("安全告警 ")
+        );
+        assert_eq!(r.body["at"]["atMobiles"], json!(["13800001111"]));
+        assert_eq!(r.body["msgUuid"], json!(p.id()));
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    }
+}

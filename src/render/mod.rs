@@ -1,0 +1,290 @@
+//! Rendering: a [`Payload`] (one event or a digest) turned into the exact body a chat or mail
+//! sink sends — DingTalk robot JSON ([`dingtalk`]), Slack Block Kit JSON ([`slack`]), an email's
+//! subject, text and HTML ([`email`]). Pure: no IO, no clock; sending, rate limits and config
+//! wiring live in the sinks built on top.
+//!
+//! ## Untrusted text
+//!
+//! Every string inside a finding, a summary message or a digest's group values may be written
+//! by an attacker (process names, command lines, paths, image names). It must never add a
+//! mention, link, image, markup, header or recipient. Three rules make that hold:
+//!
+//! 1. **Everything untrusted is escaped where it is printed**, for the output it is printed
+//!    into ([`escape`] has the table and examples). Templates never escape by hand: the
+//!    environment's formatter escapes every `{{ value }}` by the template's output kind
+//!    (minijinja `set_auto_escape_callback` + a custom formatter). Untrusted values are always
+//!    one line: control characters become spaces, bidi/zero-width characters are dropped.
+//! 2. **Only configuration adds mentions.** Mentions come from the sink options and are placed
+//!    by the renderer after the template ran (DingTalk: `@mobile` in the text *and* in
+//!    `at.atMobiles`; Slack: `<@U…>` / `<!here>`); the `@` of untrusted text is always made a
+//!    look-alike (`＠`), so it cannot name anyone either.
+//! 3. **Only sasrelay's links are links.** Button and inline-link URLs come from
+//!    [`Finding::links`](crate::finding::Finding::links), are re-checked ([`checked_url`]) and
+//!    inserted as safe values; URLs inside untrusted text are defanged (`https:／／…`).
+//!
+//! ## Templates
+//!
+//! Each output has built-in templates in English and Chinese ([`Lang`]) and can be overridden
+//! by a template text from config ([`TemplateKind`] lists them; [`check_template`] checks one
+//! for `sasrelay check`). Helpers are the filters
+//! `severity_emoji`, `severity_color`, `localtime("Asia/Shanghai")` and `truncate(n)`.
+//! Undefined names are errors (`UndefinedBehavior::Strict`), `trim_blocks` and
+//! `lstrip_blocks` are on. A custom template that fails at render time is replaced by the
+//! built-in one and the result carries a warning ([`Rendered::warnings`]); a message is never
+//! dropped.
+//!
+//! ### Template context
+//!
+//! What `{{ … }}` can name:
+//!
+//! | name | type | meaning |
+//! |---|---|---|
+//! | `lang` | string | `en` or `zh` |
+//! | `tz` | string | the configured IANA zone (default of `localtime`) |
+//! | `headline` | string | one line: `HIGH new alert: Reverse shell in c-prod`, or the digest headline |
+//! | `severity` | string \| none | the (highest) severity: `info` … `critical` |
+//! | `event` | object \| none | the event, when the payload is one event (below) |
+//! | `digest` | object \| none | the digest, when the payload is a digest (below) |
+//! | `inline_links` | bool | whether the text should carry the links (false when buttons do) |
+//! | `level` | number | shrink level (0 = full) |
+//!
+//! `event`: `id kind kind_label domain domain_label noun source region observed_at resolution
+//! resolution_label severity severity_label native_severity title description alert_type
+//! place context[{name,value}] kubernetes{…} host{…} first_seen last_seen details[{name,value}]
+//! details_more cves[] cves_more tactics[{id,name}] links[{kind,label,url}] summary{tracked,message}|none`.
+//!
+//! `digest`: `id route group[{key,value}] created_at headline count more events[…]
+//! counts{severity[{severity,label,count}],kind[{kind,label,count}],domain[{domain,label,count}]}`.
+//!
+//! Times (`observed_at`, `first_seen`, `last_seen`, `created_at`) are RFC 3339 UTC strings;
+//! print them with `|localtime`. Untrusted strings arrive clipped to the current budget
+//! (`… (+N)`), lists cut to it with a count of the rest (`details_more`, `cves_more`, `more`);
+//! absent values are `none`, never undefined, so `{% if event.summary %}` is safe.
+//!
+//! ## Sizes
+//!
+//! Every output knows its limits and never exceeds them: DingTalk's serialised body ≤ 20,000
+//! bytes, Slack's Block Kit limits, email caps. Rendering starts at a budget (items of a digest,
+//! detail rows, characters per value) and shrinks it level by level until the output fits; a
+//! last hard cut (on a character boundary, with a marker) guarantees the limit whatever a custom
+//! template does. [`Rendered::level`] says which level was used; a sink told "too large" by
+//! the service (DingTalk errcode 460101) renders again with a larger `shrink`.
+//!
+//! [`Payload`]: crate::event::Payload
+
+pub mod dingtalk;
+pub mod email;
+mod engine;
+pub mod escape;
+mod sample;
+pub mod slack;
+pub mod text;
+mod view;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Payload;
+use crate::finding::Domain;
+
+pub use engine::{builtin_template, localtime, severity_color, severity_emoji, valid_zone};
+pub use sample::{sample_digest, sample_event, sample_summary};
+pub use view::checked_url;
+
+/// Highest meaningful shrink level: beyond it only size targets shrink further.
+pub const MAX_SHRINK: u8 = 3;
+
+/// Language of the built-in templates and labels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// English.
+    #[default]
+    En,
+    /// Simplified Chinese.
+    Zh,
+}
+
+impl Lang {
+    /// `en` or `zh`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh",
+        }
+    }
+}
+
+/// A template a user can override, which also decides how values are escaped in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateKind {
+    /// DingTalk markdown text (`markdown.text` / `actionCard.text`); DingTalk escaping.
+    DingTalk,
+    /// Slack mrkdwn body (split into section blocks); Slack escaping.
+    Slack,
+    /// Email subject (made one header-safe line afterwards); text escaping.
+    EmailSubject,
+    /// Email text part; text escaping.
+    EmailText,
+    /// Email HTML part (a whole document); HTML escaping.
+    EmailHtml,
+}
+
+impl TemplateKind {
+    /// All of them.
+    pub const ALL: [TemplateKind; 5] = [
+        TemplateKind::DingTalk,
+        TemplateKind::Slack,
+        TemplateKind::EmailSubject,
+        TemplateKind::EmailText,
+        TemplateKind::EmailHtml,
+    ];
+
+    /// Name used in messages and config, e.g. `dingtalk`, `email_html`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TemplateKind::DingTalk => "dingtalk",
+            TemplateKind::Slack => "slack",
+            TemplateKind::EmailSubject => "email_subject",
+            TemplateKind::EmailText => "email_text",
+            TemplateKind::EmailHtml => "email_html",
+        }
+    }
+
+    /// Template-name suffix that selects the escaping.
+    fn suffix(self) -> &'static str {
+        match self {
+            TemplateKind::DingTalk => ".dingtalk.md",
+            TemplateKind::Slack => ".slack",
+            TemplateKind::EmailSubject => ".subject",
+            TemplateKind::EmailText => ".txt",
+            TemplateKind::EmailHtml => ".html",
+        }
+    }
+
+    /// The escape mode's name.
+    fn escape_name(self) -> &'static str {
+        match self {
+            TemplateKind::DingTalk => "dingtalk",
+            TemplateKind::Slack => "slack",
+            TemplateKind::EmailSubject => "subject",
+            TemplateKind::EmailText => "text",
+            TemplateKind::EmailHtml => "html",
+        }
+    }
+}
+
+/// A rendered body with what the sink should know about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rendered<T> {
+    /// What to send.
+    pub body: T,
+    /// Why something was not rendered as configured (a custom template failed, a mention was
+    /// invalid, a time zone unknown); log them, the body is still complete.
+    pub warnings: Vec<String>,
+    /// The shrink level used (0 = full). After a "too large" answer, render again with
+    /// `shrink = level + 1`.
+    pub level: u8,
+}
+
+/// What a rendering at one shrink level may include.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Budget {
+    /// Digest members listed.
+    pub items: usize,
+    /// Detail rows of a lone finding.
+    pub details: usize,
+    /// Characters per value (title, detail value, Kubernetes field, …).
+    pub field: usize,
+    /// Characters of a description or summary message.
+    pub desc: usize,
+    /// CVE IDs and tactics listed.
+    pub list: usize,
+}
+
+/// Whether a character may stay in a message body: not a control character other than `\n`
+/// and `\t`, not an invisible format character.
+pub(crate) fn is_body_char(c: char) -> bool {
+    (c == '\n' || c == '\t' || !c.is_control()) && !crate::sinks::is_invisible_format(c)
+}
+
+/// The time zone to show times in: `zone` when the bundled database knows it, else UTC with a
+/// warning.
+pub(crate) fn zone_or_utc(zone: &str, warnings: &mut Vec<String>) -> String {
+    if valid_zone(zone) {
+        zone.to_string()
+    } else {
+        warnings.push(format!(
+            "unknown time zone {zone:?}, times are shown in UTC"
+        ));
+        "UTC".to_string()
+    }
+}
+
+/// Checks a custom template for `sasrelay check`: compiles it and renders it against sample
+/// payloads (a summary, a finding of each domain, a digest; in both languages and at the
+/// fullest and the smallest budget). The error names the sample and the template line.
+pub fn check_template(kind: TemplateKind, text: &str) -> Result<(), String> {
+    let mut payloads: Vec<(String, Payload)> =
+        vec![("summary".into(), sample_summary(Domain::Alerts).into())];
+    for d in Domain::ALL {
+        payloads.push((d.as_str().into(), sample_event(d).into()));
+    }
+    payloads.push(("digest".into(), sample_digest().into()));
+    let budgets = [
+        Budget {
+            items: 20,
+            details: 30,
+            field: 1000,
+            desc: 2000,
+            list: 10,
+        },
+        Budget {
+            items: 2,
+            details: 0,
+            field: 40,
+            desc: 0,
+            list: 1,
+        },
+    ];
+    for (what, p) in &payloads {
+        for lang in [Lang::En, Lang::Zh] {
+            for (level, b) in budgets.iter().enumerate() {
+                let ctx = view::context(p, lang, "Asia/Shanghai", b, kind, true, level as u8);
+                engine::try_render(kind, text, &ctx)
+                    .map_err(|e| format!("sample {what} ({}): {e}", lang.as_str()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_templates_pass_their_own_check() {
+        for kind in TemplateKind::ALL {
+            for lang in [Lang::En, Lang::Zh] {
+                check_template(kind, builtin_template(kind, lang))
+                    .unwrap_or_else(|e| panic!("{} {}: {e}", kind.name(), lang.as_str()));
+            }
+        }
+    }
+
+    #[test]
+    fn check_reports_undefined_names_and_syntax_errors() {
+        let e = check_template(TemplateKind::Slack, "{{ event.titel }}").unwrap_err();
+        assert!(
+            e.contains("sample summary") && e.contains("custom.slack:1"),
+            "{e}"
+        );
+        // Fine for events, fails on the digest (event is none there).
+        let e = check_template(TemplateKind::DingTalk, "{{ event.title|upper }}").unwrap_err();
+        assert!(e.contains("digest"), "{e}");
+        let e = check_template(TemplateKind::EmailHtml, "{% for x in %}").unwrap_err();
+        assert!(e.contains("syntax error"), "{e}");
+        assert!(check_template(TemplateKind::EmailSubject, "{{ headline }}").is_ok());
+    }
+}

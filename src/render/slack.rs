@@ -1,0 +1,591 @@
+//! The Slack message body (incoming webhook or `chat.postMessage` without `channel`): Block
+//! Kit blocks within Slack's limits, a `text` fallback for notifications, no unfurling.
+//!
+//! Blocks: a `header` (plain_text, the severity emoji and the headline), a section with the
+//! configured mentions, a `context` line (severity, event, source, time), a section of
+//! `fields` (cluster, namespace, pod, image, host, …), the template's mrkdwn body split into
+//! sections at line ends, and an `actions` block of link buttons. With `colour_bar` the blocks
+//! go into one legacy attachment whose `color` is the severity's.
+//!
+//! Limits (the ones slack_sdk's validators enforce; [`check_limits`] checks them): ≤ 50 blocks,
+//! header ≤ 150 characters, section text ≤ 3000, ≤ 10 fields of ≤ 2000, ≤ 10 context elements,
+//! ≤ 25 actions elements, button text ≤ 75, button URL ≤ 3000, `action_id`/`block_id` ≤ 255.
+
+use serde_json::{Value, json};
+
+use super::engine::{Engine, localtime, severity_color, severity_emoji};
+use super::text::{clip, truncate_chars};
+use super::view::{self, context_fields, link_label, links};
+use super::{Budget, Lang, MAX_SHRINK, Rendered, TemplateKind, escape, zone_or_utc};
+use crate::event::{Event, Payload};
+use crate::finding::LinkKind;
+
+/// Most blocks in a message.
+pub const MAX_BLOCKS: usize = 50;
+/// Most characters of a header's text.
+pub const MAX_HEADER: usize = 150;
+/// Most characters of a section's text.
+pub const MAX_SECTION: usize = 3000;
+/// Most fields of a section.
+pub const MAX_FIELDS: usize = 10;
+/// Most characters of a field.
+pub const MAX_FIELD: usize = 2000;
+/// Most elements of a context block.
+pub const MAX_CONTEXT: usize = 10;
+/// Most elements of an actions block.
+pub const MAX_ACTIONS: usize = 25;
+/// Most characters of a button's text.
+pub const MAX_BUTTON_TEXT: usize = 75;
+/// Most characters of a button's URL.
+pub const MAX_URL: usize = 3000;
+/// Most characters of an `action_id` or `block_id`.
+pub const MAX_ID: usize = 255;
+/// Most characters of the fallback `text` (Slack advises ≤ 4000).
+pub const MAX_TEXT: usize = 3000;
+/// Most link buttons placed.
+pub const MAX_BUTTONS: usize = 5;
+
+/// How to render for one Slack destination.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlackOptions {
+    /// Language of the built-in template and labels.
+    pub lang: Lang,
+    /// IANA zone for times (unknown zones fall back to UTC with a warning).
+    pub timezone: String,
+    /// Who to mention: user IDs (`U…`/`W…` → `<@U…>`), user groups (`S…` or `subteam^S…` →
+    /// `<!subteam^S…>`), `here`, `channel`, `everyone` (→ `<!here>` …). Invalid ones are
+    /// skipped with a warning.
+    pub mentions: Vec<String>,
+    /// A custom mrkdwn body template (its text), instead of the built-in one.
+    pub template: Option<String>,
+    /// Put the blocks in a legacy attachment with the severity colour as its bar.
+    pub colour_bar: bool,
+    /// Add link buttons (console, CVE page, alert detail, cluster).
+    pub buttons: bool,
+    /// Start smaller: 0 = full, up to [`MAX_SHRINK`].
+    pub shrink: u8,
+}
+
+impl Default for SlackOptions {
+    fn default() -> Self {
+        SlackOptions {
+            lang: Lang::En,
+            timezone: "UTC".into(),
+            mentions: Vec::new(),
+            template: None,
+            colour_bar: false,
+            buttons: true,
+            shrink: 0,
+        }
+    }
+}
+
+/// Budgets per shrink level, and how many body sections each allows.
+const LEVELS: [(Budget, usize); 4] = [
+    (
+        Budget {
+            items: 15,
+            details: 25,
+            field: 1500,
+            desc: 2500,
+            list: 10,
+        },
+        12,
+    ),
+    (
+        Budget {
+            items: 8,
+            details: 12,
+            field: 500,
+            desc: 800,
+            list: 5,
+        },
+        6,
+    ),
+    (
+        Budget {
+            items: 5,
+            details: 6,
+            field: 200,
+            desc: 300,
+            list: 3,
+        },
+        3,
+    ),
+    (
+        Budget {
+            items: 3,
+            details: 0,
+            field: 100,
+            desc: 0,
+            list: 1,
+        },
+        1,
+    ),
+];
+
+/// Characters of the whole body (all sections) a message should stay under; Slack truncates
+/// messages at 40,000.
+const MAX_BODY_CHARS: usize = 12_000;
+
+/// A configured mention in Slack's syntax, or `None` when it is not one.
+pub fn mention(m: &str) -> Option<String> {
+    let m = m.trim().trim_start_matches(['@', '!']);
+    let id_ok = |s: &str| {
+        (3..=24).contains(&s.len())
+            && s.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    };
+    match m {
+        "here" | "channel" | "everyone" => Some(format!("<!{m}>")),
+        _ if m.starts_with("subteam^") && id_ok(&m[8..]) && m[8..].starts_with('S') => {
+            Some(format!("<!{m}>"))
+        }
+        _ if id_ok(m) && m.starts_with('S') => Some(format!("<!subteam^{m}>")),
+        _ if id_ok(m) && (m.starts_with('U') || m.starts_with('W')) => Some(format!("<@{m}>")),
+        _ => None,
+    }
+}
+
+/// Cuts mrkdwn to `max` characters without leaving half an entity (`&am`) at the end.
+fn cut_mrkdwn(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut t = truncate_chars(s, max);
+    t.pop(); // the `…`
+    if let Some(amp) = t.rfind('&')
+        && !t[amp..].contains(';')
+    {
+        t.truncate(amp);
+    }
+    t.push('…');
+    t
+}
+
+fn mrkdwn(text: String) -> Value {
+    json!({"type": "mrkdwn", "text": text})
+}
+
+/// Splits the body at line ends into section texts of at most [`MAX_SECTION`] characters.
+fn split_sections(body: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut cur_len = 0;
+    for line in body.trim().lines() {
+        let line = cut_mrkdwn(line, MAX_SECTION);
+        let n = line.chars().count();
+        if cur_len > 0 && cur_len + 1 + n > MAX_SECTION {
+            out.push(std::mem::take(&mut cur));
+            cur_len = 0;
+        }
+        if cur_len > 0 {
+            cur.push('\n');
+            cur_len += 1;
+        }
+        cur.push_str(&line);
+        cur_len += n;
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur);
+    }
+    out.retain(|s| !s.trim().is_empty());
+    out
+}
+
+/// The context line of a lone event.
+fn context_line(e: &Event, lang: Lang, tz: &str) -> Vec<Value> {
+    let mut parts = Vec::new();
+    if let Some(f) = &e.finding {
+        let mut what = format!(
+            "*{}* · {} {}",
+            view::severity_label(f.severity, lang),
+            view::kind_label(e.kind, lang),
+            view::noun(e.domain, lang)
+        );
+        if let Some(r) = e.resolution.or(f.resolution)
+            && e.kind == crate::event::EventKind::Resolved
+        {
+            what.push_str(&format!(" ({})", view::resolution_label(r, lang)));
+        }
+        parts.push(what);
+        let kind = escape::slack(&clip(&f.alert_type, 200));
+        if !kind.trim().is_empty() {
+            parts.push(kind);
+        }
+    }
+    let source = match lang {
+        Lang::En => format!("source {}", escape::slack(&clip(&e.source, 100))),
+        Lang::Zh => format!("来源 {}", escape::slack(&clip(&e.source, 100))),
+    };
+    parts.push(source);
+    let when = e
+        .finding
+        .as_ref()
+        .and_then(|f| f.last_seen)
+        .unwrap_or(e.observed_at);
+    if let Ok(t) = localtime(&view::rfc3339(when), tz) {
+        parts.push(t);
+    }
+    context_elements(parts)
+}
+
+/// Context elements from texts, blank ones dropped (Slack rejects them).
+fn context_elements(parts: Vec<String>) -> Vec<Value> {
+    parts
+        .into_iter()
+        .filter(|p| !p.trim().is_empty())
+        .take(MAX_CONTEXT)
+        .map(mrkdwn)
+        .collect()
+}
+
+fn buttons(p: &Payload, lang: Lang) -> Vec<Value> {
+    let digest = matches!(p, Payload::Digest(_));
+    let mut seen: Vec<(LinkKind, String, String)> = Vec::new();
+    for e in p.events() {
+        if let Some(f) = &e.finding {
+            for l in links(f, 16) {
+                let wanted = !digest || matches!(l.0, LinkKind::Console | LinkKind::Cluster);
+                if wanted && !seen.iter().any(|s| s.2 == l.2) {
+                    seen.push(l);
+                }
+            }
+        }
+        if seen.len() >= 16 {
+            break;
+        }
+    }
+    seen.sort_by_key(|l| match l.0 {
+        LinkKind::Asset => 0,
+        LinkKind::Cve => 1,
+        LinkKind::Report => 2,
+        LinkKind::Console => 3,
+        LinkKind::Cluster => 4,
+    });
+    seen.into_iter()
+        .filter(|l| l.2.chars().count() <= MAX_URL)
+        .take(if digest { 2 } else { MAX_BUTTONS })
+        .enumerate()
+        .map(|(i, (k, label, url))| {
+            json!({
+                "type": "button",
+                "text": {
+                    "type": "plain_text",
+                    "text": truncate_chars(&escape::slack_plain(&link_label(k, &label, lang)), MAX_BUTTON_TEXT),
+                    "emoji": true
+                },
+                "url": url,
+                "action_id": format!("sasrelay_link_{i}"),
+            })
+        })
+        .collect()
+}
+
+/// Renders `payload` as a Slack message body.
+pub fn render(payload: &Payload, opts: &SlackOptions) -> Rendered<Value> {
+    let mut warnings = Vec::new();
+    let lang = opts.lang;
+    let tz = zone_or_utc(&opts.timezone, &mut warnings);
+    let mut tags = Vec::new();
+    for m in &opts.mentions {
+        match mention(m) {
+            Some(t) if !tags.contains(&t) => tags.push(t),
+            Some(_) => {}
+            None => warnings.push(format!(
+                "ignored invalid slack mention {:?}",
+                clip(&escape::text(m), 40)
+            )),
+        }
+    }
+    tags.truncate(20);
+    let mentions = tags.join(" ");
+
+    let headline = match payload {
+        Payload::Event(e) => view::event_headline(e, lang),
+        Payload::Digest(d) => view::digest_headline(d, lang),
+    };
+    let severity = view::max_severity(payload)
+        .map(|s| s.as_str())
+        .unwrap_or("");
+    let emoji = severity_emoji(severity);
+
+    let mut fixed_top = vec![json!({
+        "type": "header",
+        "text": {
+            "type": "plain_text",
+            "text": truncate_chars(&escape::slack_plain(&format!("{emoji} {headline}")), MAX_HEADER),
+            "emoji": true
+        }
+    })];
+    if !mentions.is_empty() {
+        fixed_top.push(json!({"type": "section", "text": mrkdwn(mentions.clone())}));
+    }
+    let context = match payload {
+        Payload::Event(e) => context_line(e, lang, &tz),
+        Payload::Digest(d) => {
+            let mut parts = Vec::new();
+            if let Ok(t) = localtime(&view::rfc3339(d.created_at), &tz) {
+                parts.push(t);
+            }
+            parts.push(escape::slack(&clip(&d.route, 100)));
+            context_elements(parts)
+        }
+    };
+    if !context.is_empty() {
+        fixed_top.push(json!({"type": "context", "elements": context}));
+    }
+    let btns = if opts.buttons {
+        buttons(payload, lang)
+    } else {
+        Vec::new()
+    };
+
+    let mut engine = Engine::new(
+        TemplateKind::Slack,
+        lang,
+        opts.template.as_deref(),
+        &mut warnings,
+    );
+    let first = opts.shrink.min(MAX_SHRINK);
+    let mut level = first;
+    let (blocks, level) = loop {
+        let (budget, max_sections) = LEVELS[level as usize];
+        let ctx = view::context(
+            payload,
+            lang,
+            &tz,
+            &budget,
+            TemplateKind::Slack,
+            false,
+            level,
+        );
+        let body = engine.render(&ctx, &headline, &mut warnings);
+        let mut sections = split_sections(&body);
+        let total: usize = sections.iter().map(|s| s.chars().count()).sum();
+        let fits = sections.len() <= max_sections && total <= MAX_BODY_CHARS;
+        if !fits && level < MAX_SHRINK {
+            level += 1;
+            continue;
+        }
+        if !fits {
+            let marker = match lang {
+                Lang::En => "_… (truncated)_",
+                Lang::Zh => "_…（已截断）_",
+            };
+            sections.truncate(max_sections.max(1));
+            if let Some(last) = sections.last_mut() {
+                let keep = MAX_SECTION.saturating_sub(marker.chars().count() + 1);
+                *last = format!("{}\n{marker}", cut_mrkdwn(last, keep));
+            }
+        }
+        let mut blocks = fixed_top.clone();
+        if let Payload::Event(e) = payload
+            && let Some(f) = &e.finding
+        {
+            let fields: Vec<Value> = context_fields(f, lang, budget.field.min(1000))
+                .into_iter()
+                .take(MAX_FIELDS)
+                .map(|(name, value)| {
+                    mrkdwn(cut_mrkdwn(
+                        &format!("*{}*\n{}", escape::slack(&name), escape::slack(&value)),
+                        MAX_FIELD,
+                    ))
+                })
+                .collect();
+            if !fields.is_empty() {
+                blocks.push(json!({"type": "section", "fields": fields}));
+            }
+        }
+        blocks.extend(
+            sections
+                .into_iter()
+                .map(|s| json!({"type": "section", "text": mrkdwn(s)})),
+        );
+        if !btns.is_empty() {
+            blocks.push(json!({"type": "actions", "elements": btns}));
+        }
+        break (blocks, level);
+    };
+
+    let mut fallback = escape::slack(&headline);
+    if !mentions.is_empty() {
+        fallback = format!("{mentions} {fallback}");
+    }
+    let fallback = cut_mrkdwn(&fallback, MAX_TEXT);
+    let body = if opts.colour_bar {
+        json!({
+            "text": fallback,
+            "attachments": [{
+                "color": severity_color(severity),
+                "fallback": fallback,
+                "blocks": blocks,
+            }],
+            "unfurl_links": false,
+            "unfurl_media": false,
+        })
+    } else {
+        json!({
+            "text": fallback,
+            "blocks": blocks,
+            "unfurl_links": false,
+            "unfurl_media": false,
+        })
+    };
+    if let Err(e) = check_limits(&body) {
+        // Construction keeps every limit; this is a bug, but the message must still go out.
+        warnings.push(format!("slack limits: {e}"));
+    }
+    Rendered {
+        body,
+        warnings,
+        level,
+    }
+}
+
+fn chars(v: &Value) -> usize {
+    v.as_str().map_or(0, |s| s.chars().count())
+}
+
+/// Checks a body against the Block Kit limits slack_sdk enforces (see the module doc); the
+/// error names the first violation.
+pub fn check_limits(body: &Value) -> Result<(), String> {
+    let mut lists: Vec<&Vec<Value>> = Vec::new();
+    if let Some(b) = body["blocks"].as_array() {
+        lists.push(b);
+    }
+    if let Some(atts) = body["attachments"].as_array() {
+        for a in atts {
+            if let Some(b) = a["blocks"].as_array() {
+                lists.push(b);
+            }
+        }
+    }
+    if chars(&body["text"]) > 40_000 {
+        return Err("text over 40000 characters".into());
+    }
+    for blocks in lists {
+        if blocks.len() > MAX_BLOCKS {
+            return Err(format!("{} blocks (max {MAX_BLOCKS})", blocks.len()));
+        }
+        for (i, b) in blocks.iter().enumerate() {
+            if chars(&b["block_id"]) > MAX_ID {
+                return Err(format!("block {i}: block_id too long"));
+            }
+            match b["type"].as_str().unwrap_or("") {
+                "header" => {
+                    if b["text"]["type"] != "plain_text" {
+                        return Err(format!("block {i}: header text must be plain_text"));
+                    }
+                    let n = chars(&b["text"]["text"]);
+                    if n == 0 || n > MAX_HEADER {
+                        return Err(format!("block {i}: header text has {n} characters"));
+                    }
+                }
+                "section" => {
+                    let n = chars(&b["text"]["text"]);
+                    if n > MAX_SECTION {
+                        return Err(format!("block {i}: section text has {n} characters"));
+                    }
+                    let fields = b["fields"].as_array().map_or(&[][..], |f| f.as_slice());
+                    if fields.len() > MAX_FIELDS {
+                        return Err(format!("block {i}: {} fields", fields.len()));
+                    }
+                    if let Some(f) = fields.iter().find(|f| chars(&f["text"]) > MAX_FIELD) {
+                        return Err(format!(
+                            "block {i}: field has {} characters",
+                            chars(&f["text"])
+                        ));
+                    }
+                    if b["text"].is_null() && fields.is_empty() {
+                        return Err(format!("block {i}: section without text or fields"));
+                    }
+                    if !b["text"].is_null()
+                        && b["text"]["text"]
+                            .as_str()
+                            .is_none_or(|t| t.trim().is_empty())
+                    {
+                        return Err(format!("block {i}: empty section text"));
+                    }
+                }
+                "context" => {
+                    let n = b["elements"].as_array().map_or(0, Vec::len);
+                    if n == 0 || n > MAX_CONTEXT {
+                        return Err(format!("block {i}: context has {n} elements"));
+                    }
+                    if let Some(el) = b["elements"].as_array().into_iter().flatten().find(|e| {
+                        chars(&e["text"]) > MAX_SECTION
+                            || e["text"].as_str().is_none_or(|t| t.trim().is_empty())
+                    }) {
+                        return Err(format!(
+                            "block {i}: context element has {} characters",
+                            chars(&el["text"])
+                        ));
+                    }
+                }
+                "actions" => {
+                    let els = b["elements"].as_array().map_or(&[][..], |e| e.as_slice());
+                    if els.is_empty() || els.len() > MAX_ACTIONS {
+                        return Err(format!("block {i}: actions has {} elements", els.len()));
+                    }
+                    for el in els {
+                        let t = chars(&el["text"]["text"]);
+                        if t == 0 || t > MAX_BUTTON_TEXT {
+                            return Err(format!("block {i}: button text has {t} characters"));
+                        }
+                        if chars(&el["url"]) > MAX_URL {
+                            return Err(format!("block {i}: button url too long"));
+                        }
+                        if chars(&el["action_id"]) > MAX_ID {
+                            return Err(format!("block {i}: action_id too long"));
+                        }
+                    }
+                }
+                "divider" => {}
+                other => return Err(format!("block {i}: unexpected type {other:?}")),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_from_config() {
+        assert_eq!(mention("U0123ABCD").as_deref(), Some("<@U0123ABCD>"));
+        assert_eq!(mention("@here").as_deref(), Some("<!here>"));
+        assert_eq!(mention("S012AB").as_deref(), Some("<!subteam^S012AB>"));
+        assert_eq!(
+            mention("subteam^S012AB").as_deref(),
+            Some("<!subteam^S012AB>")
+        );
+        for bad in ["u123", "<@U1>", "U1|x", "all", "", "U1 U2"] {
+            assert_eq!(mention(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn cuts_never_leave_half_entities() {
+        let s = format!("{}&amp;tail", "a".repeat(10));
+        assert_eq!(cut_mrkdwn(&s, 13), "aaaaaaaaaa…");
+        assert_eq!(cut_mrkdwn("short", 10), "short");
+    }
+
+    #[test]
+    fn sections_split_at_line_ends_within_limits() {
+        let body = (0..400)
+            .map(|i| format!("line {i} {}", "x".repeat(20)))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let s = split_sections(&body);
+        assert!(s.len() > 1);
+        assert!(s.iter().all(|t| t.chars().count() <= MAX_SECTION));
+        assert_eq!(s.join("\n"), body);
+        let one = split_sections(&"y".repeat(10_000));
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].chars().count(), MAX_SECTION);
+    }
+}

@@ -1,0 +1,177 @@
+//! Length arithmetic for rendering: cutting text on character boundaries (never inside a
+//! multi-byte UTF-8 sequence, so CJK and emoji survive) with visible markers, and measuring how
+//! many bytes a string takes once serialised as a JSON string. Pure.
+
+/// At most `max` characters; a cut is marked with a trailing `…` (counted in `max`).
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    if max == 0 {
+        return String::new();
+    }
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some(_) => {
+            let end = s.char_indices().nth(max - 1).map_or(s.len(), |(i, _)| i);
+            format!("{}…", &s[..end])
+        }
+    }
+}
+
+/// At most `max` characters; a cut keeps the start and says how much was left out:
+/// `abc… (+1234)`. The marker counts towards `max` (when `max` is too small for it, the cut is
+/// a bare `…`).
+pub fn clip(s: &str, max: usize) -> String {
+    let total = s.chars().count();
+    if total <= max {
+        return s.to_string();
+    }
+    // The marker's width depends on the number it shows; size it for the worst case.
+    let marker_len = format!("… (+{total})").chars().count();
+    if max <= marker_len + 1 {
+        return truncate_chars(s, max);
+    }
+    let keep = max - marker_len;
+    let end = s.char_indices().nth(keep).map_or(s.len(), |(i, _)| i);
+    format!("{}… (+{})", &s[..end], total - keep)
+}
+
+/// At most `max` bytes, cut on a character boundary; a cut is marked with `…` (counted).
+pub fn truncate_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let ell = '…'.len_utf8();
+    if max < ell {
+        return String::new();
+    }
+    let mut end = max - ell;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Bytes `c` takes inside a JSON string as serde_json writes it.
+pub fn json_char_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{08}' | '\u{0c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
+/// Bytes `s` takes inside a JSON string (without the quotes).
+pub fn json_len(s: &str) -> usize {
+    s.chars().map(json_char_len).sum()
+}
+
+/// The longest prefix of `s` whose JSON form plus `marker`'s fits in `max` bytes, followed by
+/// `marker`; `s` itself when it fits whole. Cuts at a line end when one is near (so a markdown
+/// line is not left half-open), else at a character boundary.
+pub fn truncate_json(s: &str, max: usize, marker: &str) -> String {
+    if json_len(s) <= max {
+        return s.to_string();
+    }
+    let budget = max.saturating_sub(json_len(marker));
+    let mut used = 0;
+    let mut end = 0;
+    for (i, c) in s.char_indices() {
+        let n = json_char_len(c);
+        if used + n > budget {
+            break;
+        }
+        used += n;
+        end = i + c.len_utf8();
+    }
+    let mut cut = &s[..end];
+    // Prefer a line boundary within the last quarter of what fits.
+    if let Some(nl) = cut.rfind('\n')
+        && nl >= cut.len() * 3 / 4
+    {
+        cut = &cut[..nl + 1];
+    }
+    if json_len(marker) > max {
+        return truncate_bytes_json(marker, max);
+    }
+    format!("{cut}{marker}")
+}
+
+fn truncate_bytes_json(s: &str, max: usize) -> String {
+    let mut used = 0;
+    let mut out = String::new();
+    for c in s.chars() {
+        let n = json_char_len(c);
+        if used + n > max {
+            break;
+        }
+        used += n;
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn char_cuts_are_boundary_safe() {
+        assert_eq!(truncate_chars("abc", 3), "abc");
+        assert_eq!(truncate_chars("abcd", 3), "ab…");
+        assert_eq!(truncate_chars("异常登录", 2), "异…");
+        assert_eq!(truncate_chars("😀😀😀", 2), "😀…");
+        assert_eq!(truncate_chars("x", 0), "");
+    }
+
+    #[test]
+    fn clip_reports_what_was_left_out() {
+        assert_eq!(clip("short", 10), "short");
+        let c = clip(&"a".repeat(1000), 20);
+        assert!(c.chars().count() <= 20, "{c}");
+        assert_eq!(c, format!("{}… (+989)", "a".repeat(11)));
+        let cjk = clip(&"异".repeat(1000), 50);
+        assert!(cjk.chars().count() <= 50);
+        assert_eq!(clip("abcdef", 3), "ab…");
+    }
+
+    #[test]
+    fn byte_cuts_are_boundary_safe() {
+        assert_eq!(truncate_bytes("异常登录", 10), "异常…");
+        assert_eq!(truncate_bytes("ab", 1), "");
+        for max in 0..20 {
+            assert!(truncate_bytes("😀异a\"", max).len() <= max);
+        }
+    }
+
+    #[test]
+    fn json_lengths_match_serde() {
+        for s in [
+            "plain",
+            "q\"b\\s",
+            "nl\n\r\t",
+            "\u{1}\u{1f}",
+            "异😀",
+            "\u{7f}",
+        ] {
+            let encoded = serde_json::to_string(s).unwrap();
+            assert_eq!(json_len(s) + 2, encoded.len(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn json_truncation_fits_the_budget() {
+        let inputs = [
+            "a".repeat(5000),
+            "异".repeat(5000),
+            "😀".repeat(5000),
+            "\"\\".repeat(5000),
+            "line\n".repeat(2000),
+        ];
+        for s in &inputs {
+            for max in [0, 1, 5, 17, 100, 999, 4096] {
+                let t = truncate_json(s, max, "\n… (truncated)");
+                assert!(json_len(&t) <= max, "{max} {}", json_len(&t));
+            }
+        }
+        assert_eq!(truncate_json("fits", 100, "…"), "fits");
+    }
+}

@@ -1,0 +1,1186 @@
+//! The rendering layer from the outside: the injection corpus through every sink, snapshots of
+//! every sink × domain, size limits on huge and hostile input, custom and broken templates.
+//!
+//! Snapshots live in `tests/fixtures/render/snapshots/`. A mismatch fails and prints the first
+//! differing line; `UPDATE_SNAPSHOTS=1 cargo test --test render` rewrites them (ignored when
+//! `CI` is set, so CI never accepts a change), and the diff is then reviewed in git.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sasrelay::event::{Digest, Event, Payload};
+use sasrelay::finding::{Detail, Domain, Finding, Tactic};
+use sasrelay::render::dingtalk::{self, DingTalkOptions, MsgType};
+use sasrelay::render::email::{self, EmailOptions, RenderedEmail};
+use sasrelay::render::slack::{self, SlackOptions};
+use sasrelay::render::{
+    Lang, Rendered, TemplateKind, builtin_template, check_template, sample_digest, sample_event,
+    sample_summary,
+};
+use serde_json::Value;
+use time::macros::datetime;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/render")
+}
+
+/// Compares `actual` with the snapshot file `name`; returns a description of a mismatch.
+fn snapshot(name: &str, actual: &str) -> Option<String> {
+    let path = fixtures().join("snapshots").join(name);
+    let update = std::env::var("UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1")
+        && std::env::var_os("CI").is_none();
+    if update {
+        std::fs::write(&path, actual).expect("write snapshot");
+        return None;
+    }
+    let Ok(expected) = std::fs::read_to_string(&path) else {
+        return Some(format!(
+            "{name}: no snapshot; run UPDATE_SNAPSHOTS=1 cargo test --test render and review it"
+        ));
+    };
+    if expected == actual {
+        return None;
+    }
+    let (i, (e, a)) = expected
+        .lines()
+        .zip(actual.lines())
+        .enumerate()
+        .find(|(_, (e, a))| e != a)
+        .unwrap_or((
+            expected.lines().count().min(actual.lines().count()),
+            ("<end>", "<end>"),
+        ));
+    Some(format!(
+        "{name}: differs at line {}:\n  expected: {e}\n  actual:   {a}",
+        i + 1
+    ))
+}
+
+fn json(v: &Value) -> String {
+    format!("{}\n", serde_json::to_string_pretty(v).unwrap())
+}
+
+fn email_text(r: &RenderedEmail) -> String {
+    format!(
+        "Subject: {}\n\n----- text/plain -----\n{}\n----- text/html -----\n{}\n",
+        r.subject, r.text, r.html
+    )
+}
+
+/// Every string in a JSON value with the key it sits under.
+fn strings<'a>(v: &'a Value, key: &'a str, out: &mut Vec<(&'a str, &'a str)>) {
+    match v {
+        Value::String(s) => out.push((key, s)),
+        Value::Array(a) => a.iter().for_each(|x| strings(x, key, out)),
+        Value::Object(o) => {
+            let plain = o.get("type").and_then(Value::as_str) == Some("plain_text");
+            o.iter().for_each(|(k, x)| {
+                let k = if plain && k == "text" {
+                    "plain_text"
+                } else {
+                    k
+                };
+                strings(x, k, out)
+            })
+        }
+        _ => {}
+    }
+}
+
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// No control characters (but `\n`/`\t` when `multiline`) and no invisible format characters.
+fn assert_clean(what: &str, s: &str, multiline: bool) {
+    if let Some(c) = s
+        .chars()
+        .find(|&c| (c.is_control() && !(multiline && (c == '\n' || c == '\t'))) || invisible(c))
+    {
+        panic!("{what}: contains {c:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The injection corpus
+
+fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match it.next() {
+            Some('r') => out.push('\r'),
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('0') => out.push('\0'),
+            Some('\\') => out.push('\\'),
+            Some('u') if it.peek() == Some(&'{') => {
+                it.next();
+                let hex: String = it.by_ref().take_while(|&c| c != '}').collect();
+                out.push(char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap());
+            }
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+fn corpus() -> Vec<String> {
+    let text = std::fs::read_to_string(fixtures().join("injection.txt")).unwrap();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("%repeat ") {
+            let (n, unit) = rest.split_once(' ').unwrap();
+            let n: usize = n.parse().unwrap();
+            let unit = unescape(unit);
+            let mut s = String::new();
+            while s.len() + unit.len() <= n {
+                s.push_str(&unit);
+            }
+            out.push(s);
+        } else {
+            out.push(unescape(line));
+        }
+    }
+    assert!(out.len() > 50, "corpus too small: {}", out.len());
+    out
+}
+
+/// A sample finding of `domain` with `s` in every text field.
+fn hostile(domain: Domain, s: &str) -> Event {
+    let mut e = sample_event(domain);
+    let f: &mut Finding = e.finding.as_mut().unwrap();
+    let o = || Some(s.to_string());
+    f.title = s.into();
+    f.description = s.into();
+    f.alert_type = s.into();
+    f.native_severity = s.into();
+    f.native_status = s.into();
+    f.region = s.into();
+    f.source = s.into();
+    f.kubernetes = sasrelay::finding::Kubernetes {
+        cluster_id: o(),
+        cluster_name: o(),
+        namespace: o(),
+        pod: o(),
+        container_id: o(),
+        container_name: o(),
+        image: o(),
+        node: o(),
+        app: o(),
+    };
+    f.host = sasrelay::finding::Host {
+        instance_id: o(),
+        instance_name: o(),
+        public_ip: o(),
+        private_ip: o(),
+        uuid: o(),
+        region: o(),
+    };
+    f.details = vec![
+        Detail {
+            name: s.into(),
+            value: s.into(),
+        },
+        Detail {
+            name: "Command line".into(),
+            value: s.into(),
+        },
+    ];
+    f.cves.insert(0, s.into());
+    f.tactics = vec![Tactic {
+        id: s.into(),
+        name: s.into(),
+    }];
+    for l in &mut f.links {
+        l.label = s.into();
+    }
+    e.source = s.into();
+    e
+}
+
+fn hostile_payloads(s: &str) -> Vec<(&'static str, Payload)> {
+    let mut summary = sample_summary(Domain::Alerts);
+    summary.source = s.into();
+    summary.summary.as_mut().unwrap().message = s.into();
+    let group = BTreeMap::from([
+        ("cluster".to_string(), s.to_string()),
+        (s.to_string(), s.to_string()),
+    ]);
+    let digest = Digest::new(
+        s,
+        group,
+        vec![
+            hostile(Domain::Alerts, s),
+            hostile(Domain::Vulnerabilities, s),
+            summary.clone(),
+        ],
+        datetime!(2024-05-01 08:00 UTC),
+    );
+    vec![
+        ("alert", hostile(Domain::Alerts, s).into()),
+        ("vulnerability", hostile(Domain::Vulnerabilities, s).into()),
+        ("summary", summary.into()),
+        ("digest", digest.into()),
+    ]
+}
+
+/// The URLs sasrelay itself put into the payload (trusted).
+fn trusted_urls(p: &Payload) -> Vec<String> {
+    let mut urls: Vec<String> = p
+        .events()
+        .iter()
+        .filter_map(|e| e.finding.as_ref())
+        .flat_map(|f| f.links.iter().map(|l| l.url.clone()))
+        .collect();
+    urls.sort();
+    urls.dedup();
+    urls
+}
+
+/// Removes `**Label**` spans (the templates' own bold labels: letters, spaces, `&`, CJK).
+fn without_bold_labels(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("**") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        match after.find("**") {
+            Some(j)
+                if j > 0
+                    && j <= 40
+                    && after[..j]
+                        .chars()
+                        .all(|c| c.is_alphabetic() || c == ' ' || c == '&') =>
+            {
+                rest = &after[j + 2..];
+            }
+            _ => {
+                out.push_str("**");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+const DT_MOBILE: &str = "13900000000";
+const DT_USER: &str = "oncall_1";
+
+fn check_dingtalk(what: &str, p: &Payload, r: &Rendered<Value>, card: bool) {
+    let body = &r.body;
+    assert!(
+        dingtalk::encoded_len(body) <= dingtalk::MAX_BODY_BYTES,
+        "{what}: {} bytes",
+        dingtalk::encoded_len(body)
+    );
+    assert_eq!(body["msgUuid"], p.id(), "{what}");
+    let section = if body["msgtype"] == "actionCard" {
+        assert!(card, "{what}: unexpected action card");
+        assert!(body.get("at").is_none(), "{what}: at on an action card");
+        "actionCard"
+    } else {
+        assert_eq!(body["msgtype"], "markdown", "{what}");
+        assert_eq!(
+            body["at"]["atMobiles"],
+            serde_json::json!([DT_MOBILE]),
+            "{what}"
+        );
+        assert_eq!(
+            body["at"]["atUserIds"],
+            serde_json::json!([DT_USER]),
+            "{what}"
+        );
+        assert_eq!(body["at"]["isAtAll"], false, "{what}");
+        "markdown"
+    };
+    let urls = trusted_urls(p);
+    let mut all = Vec::new();
+    strings(body, "", &mut all);
+    for (key, s) in all {
+        if key == "actionURL" {
+            assert!(
+                urls.iter().any(|u| u == s),
+                "{what}: untrusted button url {s}"
+            );
+            continue;
+        }
+        assert_clean(&format!("{what}: {key}"), s, key == "text");
+        if key == "msgUuid" {
+            continue;
+        }
+        // Inline links: only `](trusted)`.
+        let mut t = s.to_string();
+        for u in &urls {
+            let md = u
+                .replace('(', "%28")
+                .replace(')', "%29")
+                .replace('[', "%5B")
+                .replace(']', "%5D");
+            t = t.replace(&format!("]({md})"), "]");
+        }
+        for tag in [DT_MOBILE, DT_USER] {
+            t = t.replace(&format!("@{tag}"), "");
+        }
+        for c in [
+            "#D00000", "#FF6A00", "#FFA500", "#439FE0", "#9E9E9E", "#2EB67D",
+        ] {
+            t = t.replace(&format!("<font color=\"{c}\">"), "");
+        }
+        t = t.replace("</font>", "");
+        let t = without_bold_labels(&t);
+        for bad in ["](", "![", "<", "@", "://", "*", "`", "~", "\\", "|"] {
+            assert!(
+                !t.contains(bad),
+                "{what}: {key} contains {bad:?}:\n{}",
+                excerpt(&t, bad)
+            );
+        }
+        for (n, line) in t.lines().enumerate() {
+            if line.starts_with('#') {
+                assert!(
+                    n == 0 && line.starts_with("### "),
+                    "{what}: heading {line:?}"
+                );
+            }
+            let line = line.strip_prefix("> ").unwrap_or(line);
+            assert!(
+                !line.contains('>'),
+                "{what}: {key} has '>': {}",
+                excerpt(line, ">")
+            );
+        }
+        if key == "text" {
+            assert!(body[section]["text"].is_string());
+        }
+    }
+}
+
+fn excerpt(s: &str, needle: &str) -> String {
+    let i = s.find(needle).unwrap_or(0);
+    let mut start = i.saturating_sub(80);
+    while !s.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = (i + 80).min(s.len());
+    while !s.is_char_boundary(end) {
+        end += 1;
+    }
+    s[start..end].to_string()
+}
+
+const SLACK_MENTIONS: [&str; 2] = ["<@U999>", "<!here>"];
+
+fn check_slack(what: &str, r: &Rendered<Value>) {
+    let body = &r.body;
+    slack::check_limits(body).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(body["unfurl_links"], false, "{what}");
+    assert_eq!(body["unfurl_media"], false, "{what}");
+    let mut all = Vec::new();
+    strings(body, "", &mut all);
+    for (key, s) in all {
+        if matches!(key, "url" | "action_id" | "type" | "color") {
+            if key == "url" {
+                assert!(
+                    s.starts_with("https://") && !s.contains("evil"),
+                    "{what}: url {s}"
+                );
+            }
+            continue;
+        }
+        assert_clean(&format!("{what}: {key}"), s, true);
+        let mut t = s.to_string();
+        for m in SLACK_MENTIONS {
+            t = t.replace(m, "");
+        }
+        let plain = key == "plain_text";
+        let formatting: &[&str] = if plain { &[] } else { &["`", "~"] };
+        for bad in ["<", ">", "@", "://"].iter().chain(formatting) {
+            assert!(
+                !t.contains(bad),
+                "{what}: {key} contains {bad:?}:\n{}",
+                excerpt(&t, bad)
+            );
+        }
+        if plain {
+            continue;
+        }
+        // Every `&` starts one of the three entities.
+        for (i, _) in t.match_indices('&') {
+            let rest = &t[i..];
+            assert!(
+                ["&amp;", "&lt;", "&gt;"]
+                    .iter()
+                    .any(|e| rest.starts_with(e)),
+                "{what}: {key} raw &: {}",
+                excerpt(rest, "&")
+            );
+        }
+    }
+}
+
+const HTML_TAGS: [&str; 17] = [
+    "!DOCTYPE", "html", "head", "meta", "title", "body", "div", "h2", "h3", "p", "table", "tr",
+    "td", "strong", "span", "a", "br",
+];
+
+fn check_email(what: &str, p: &Payload, r: &Rendered<RenderedEmail>) {
+    let m = &r.body;
+    assert_clean(&format!("{what}: subject"), &m.subject, false);
+    assert!(
+        m.subject.chars().count() <= email::MAX_SUBJECT_CHARS,
+        "{what}"
+    );
+    assert!(!m.subject.is_empty());
+    assert_clean(&format!("{what}: text"), &m.text, true);
+    assert_clean(&format!("{what}: html"), &m.html, true);
+    assert!(m.text.len() <= email::MAX_BODY_BYTES && m.html.len() <= email::MAX_BODY_BYTES);
+    let urls = trusted_urls(p);
+    let mut text = m.text.clone();
+    for u in &urls {
+        text = text.replace(u.as_str(), "");
+    }
+    assert!(
+        !text.contains("://"),
+        "{what}: text link: {}",
+        excerpt(&text, "://")
+    );
+    // HTML: every tag is one of ours; links only to trusted URLs.
+    let html = &m.html;
+    for (i, _) in html.match_indices('<') {
+        let tag = &html[i + 1..];
+        let end = tag
+            .find('>')
+            .unwrap_or_else(|| panic!("{what}: unclosed tag"));
+        let tag = &tag[..end];
+        let name = tag
+            .trim_start_matches('/')
+            .split([' ', '>'])
+            .next()
+            .unwrap_or("");
+        assert!(HTML_TAGS.contains(&name), "{what}: tag <{tag}>");
+        let lower = tag.to_ascii_lowercase();
+        for bad in [
+            "onerror",
+            "onmouseover",
+            "onload",
+            "javascript:",
+            "script",
+            "evil",
+        ] {
+            assert!(!lower.contains(bad), "{what}: tag <{tag}>");
+        }
+        if name == "a" && !tag.starts_with('/') {
+            let href = tag
+                .strip_prefix("a href=\"")
+                .and_then(|t| t.split('"').next())
+                .unwrap_or_else(|| panic!("{what}: <{tag}>"));
+            assert!(
+                urls.iter().any(|u| u.replace('&', "&amp;") == href),
+                "{what}: untrusted href {href}"
+            );
+        }
+    }
+    let mut visible = html.clone();
+    for u in &urls {
+        visible = visible.replace(&u.replace('&', "&amp;"), "");
+    }
+    assert!(
+        !visible.contains("://"),
+        "{what}: html link: {}",
+        excerpt(&visible, "://")
+    );
+}
+
+#[test]
+fn injection_corpus_never_escapes_any_sink() {
+    let dt = |msg_type| DingTalkOptions {
+        msg_type,
+        at_mobiles: vec![DT_MOBILE.into()],
+        at_user_ids: vec![DT_USER.into()],
+        ..Default::default()
+    };
+    let sl = |colour_bar| SlackOptions {
+        mentions: vec!["U999".into(), "here".into()],
+        colour_bar,
+        ..Default::default()
+    };
+    for (n, entry) in corpus().iter().enumerate() {
+        for (name, p) in hostile_payloads(entry) {
+            for lang in [Lang::En, Lang::Zh] {
+                let what = format!(
+                    "entry {n} ({}) {name} {}",
+                    excerpt(entry, ""),
+                    lang.as_str()
+                );
+                let md = dingtalk::render(
+                    &p,
+                    &DingTalkOptions {
+                        lang,
+                        ..dt(MsgType::Markdown)
+                    },
+                );
+                check_dingtalk(&format!("dingtalk {what}"), &p, &md, false);
+                let card = dingtalk::render(
+                    &p,
+                    &DingTalkOptions {
+                        lang,
+                        ..dt(MsgType::ActionCard)
+                    },
+                );
+                check_dingtalk(&format!("dingtalk card {what}"), &p, &card, true);
+                for bar in [false, true] {
+                    let s = slack::render(&p, &SlackOptions { lang, ..sl(bar) });
+                    check_slack(&format!("slack {what}"), &s);
+                }
+                let e = email::render(
+                    &p,
+                    &EmailOptions {
+                        lang,
+                        ..Default::default()
+                    },
+                );
+                check_email(&format!("email {what}"), &p, &e);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_checks_catch_an_unescaped_value() {
+    // The checks above must be able to fail: feed them a body carrying raw input.
+    let p: Payload = hostile(Domain::Alerts, "[x](https://evil.example)").into();
+    let mut r = dingtalk::render(
+        &p,
+        &DingTalkOptions {
+            at_mobiles: vec![DT_MOBILE.into()],
+            at_user_ids: vec![DT_USER.into()],
+            ..Default::default()
+        },
+    );
+    r.body["markdown"]["text"] = Value::from("[x](https://evil.example)");
+    let caught = std::panic::catch_unwind(|| check_dingtalk("planted", &p, &r, false));
+    assert!(caught.is_err());
+    let mut s = slack::render(&p, &SlackOptions::default());
+    s.body["text"] = Value::from("<!channel>");
+    assert!(std::panic::catch_unwind(|| check_slack("planted", &s)).is_err());
+    let mut e = email::render(&p, &EmailOptions::default());
+    e.body.html = "<p><img src=x onerror=alert(1)></p>".into();
+    assert!(std::panic::catch_unwind(|| check_email("planted", &p, &e)).is_err());
+    e.body.html = String::new();
+    e.body.subject = "x\r\nBcc: evil@example.com".into();
+    assert!(std::panic::catch_unwind(|| check_email("planted", &p, &e)).is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots
+
+fn sample_payloads() -> Vec<(&'static str, Payload)> {
+    let mut v: Vec<(&'static str, Payload)> = Domain::ALL
+        .iter()
+        .map(|d| (d.as_str(), sample_event(*d).into()))
+        .collect();
+    v.push(("summary", sample_summary(Domain::Vulnerabilities).into()));
+    v.push(("digest", sample_digest().into()));
+    v
+}
+
+#[test]
+fn snapshots_of_every_sink_and_domain() {
+    let mut failures = Vec::new();
+    let mut check = |name: String, actual: String| {
+        if let Some(f) = snapshot(&name, &actual) {
+            failures.push(f);
+        }
+    };
+    for (case, p) in sample_payloads() {
+        let zh = matches!(case, "alerts" | "digest" | "vulnerabilities");
+        for lang in [Lang::En, Lang::Zh] {
+            if lang == Lang::Zh && !zh {
+                continue;
+            }
+            let l = lang.as_str();
+            let dt = dingtalk::render(
+                &p,
+                &DingTalkOptions {
+                    lang,
+                    at_mobiles: vec!["13800001111".into()],
+                    ..Default::default()
+                },
+            );
+            assert!(dt.warnings.is_empty(), "{:?}", dt.warnings);
+            check(format!("dingtalk_{case}_{l}.json"), json(&dt.body));
+            let sl = slack::render(
+                &p,
+                &SlackOptions {
+                    lang,
+                    timezone: "Asia/Shanghai".into(),
+                    ..Default::default()
+                },
+            );
+            assert!(sl.warnings.is_empty(), "{:?}", sl.warnings);
+            check(format!("slack_{case}_{l}.json"), json(&sl.body));
+            let em = email::render(
+                &p,
+                &EmailOptions {
+                    lang,
+                    timezone: "Asia/Shanghai".into(),
+                    ..Default::default()
+                },
+            );
+            assert!(em.warnings.is_empty(), "{:?}", em.warnings);
+            check(format!("email_{case}_{l}.txt"), email_text(&em.body));
+        }
+    }
+    let p: Payload = sample_event(Domain::Vulnerabilities).into();
+    let card = dingtalk::render(
+        &p,
+        &DingTalkOptions {
+            msg_type: MsgType::ActionCard,
+            keyword: Some("sasrelay".into()),
+            ..Default::default()
+        },
+    );
+    check(
+        "dingtalk_actioncard_vulnerabilities_en.json".into(),
+        json(&card.body),
+    );
+    let bar = slack::render(
+        &p,
+        &SlackOptions {
+            colour_bar: true,
+            mentions: vec!["U0123ABCD".into(), "here".into()],
+            ..Default::default()
+        },
+    );
+    check(
+        "slack_colourbar_vulnerabilities_en.json".into(),
+        json(&bar.body),
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sizes
+
+/// A finding whose every field is `s` (e.g. 100 KB), with many detail rows and CVEs.
+fn huge(domain: Domain, s: &str) -> Event {
+    let mut e = hostile(domain, s);
+    let f = e.finding.as_mut().unwrap();
+    f.details = (0..200)
+        .map(|i| Detail {
+            name: format!("Row {i}"),
+            value: s.into(),
+        })
+        .collect();
+    f.cves = (0..100).map(|i| format!("CVE-2024-{i:05}")).collect();
+    e
+}
+
+/// A digest member: a sample finding whose title, pod and command line are `s`.
+fn member(i: usize, s: &str) -> Event {
+    let mut e = sample_event(Domain::ALL[i % 4]);
+    e.id = format!("{i}");
+    let f = e.finding.as_mut().unwrap();
+    f.title = s.into();
+    f.kubernetes.pod = Some(s.into());
+    f.details.push(Detail {
+        name: "Command line".into(),
+        value: s.into(),
+    });
+    e
+}
+
+fn alphabets() -> Vec<(&'static str, String)> {
+    vec![
+        ("ascii", "A".repeat(100 * 1024)),
+        ("cjk", "异常登录".repeat(100 * 1024 / 12)),
+        ("emoji", "😀🔥".repeat(100 * 1024 / 8)),
+        ("quotes", "\"\\".repeat(50 * 1024)),
+        ("markup", "<@U1>[x](y)*_".repeat(100 * 1024 / 13)),
+        ("mixed", "a异😀\"<&@#\n".repeat(100 * 1024 / 20)),
+    ]
+}
+
+#[test]
+fn dingtalk_body_stays_under_20000_bytes() {
+    for (name, s) in alphabets() {
+        let digest = Digest::new(
+            "routes[0]",
+            BTreeMap::from([("cluster".into(), s.clone())]),
+            (0..300).map(|i| member(i, &s)).collect(),
+            datetime!(2024-05-01 08:00 UTC),
+        );
+        let payloads: Vec<(&str, Payload)> = vec![
+            ("finding", huge(Domain::Alerts, &s).into()),
+            ("digest", digest.into()),
+        ];
+        for (what, p) in &payloads {
+            for msg_type in [MsgType::Markdown, MsgType::ActionCard] {
+                for lang in [Lang::En, Lang::Zh] {
+                    let opts = DingTalkOptions {
+                        msg_type,
+                        lang,
+                        at_mobiles: vec!["13800001111".into()],
+                        keyword: Some("告警".into()),
+                        ..Default::default()
+                    };
+                    let r = dingtalk::render(p, &opts);
+                    let len = dingtalk::encoded_len(&r.body);
+                    assert!(len <= 20_000, "{name} {what} {msg_type:?}: {len} bytes");
+                    assert!(len > 1_000, "{name} {what}: suspiciously small ({len})");
+                    let text = r.body[if msg_type == MsgType::Markdown {
+                        "markdown"
+                    } else {
+                        "actionCard"
+                    }]["text"]
+                        .as_str()
+                        .unwrap();
+                    assert!(text.contains("告警"), "{name} {what}: keyword lost");
+                    if msg_type == MsgType::Markdown {
+                        assert!(text.contains("@13800001111"), "{name} {what}: mention lost");
+                    }
+                    if *what == "digest" {
+                        assert!(
+                            text.contains("more")
+                                || text.contains("还有")
+                                || text.contains("truncated")
+                                || text.contains("截断"),
+                            "{name} {what}: no more-marker"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn dingtalk_shrink_renders_smaller_and_honours_small_limits() {
+    let p: Payload = sample_digest().into();
+    let mut last = usize::MAX;
+    for shrink in 0..=5 {
+        let r = dingtalk::render(
+            &p,
+            &DingTalkOptions {
+                shrink,
+                ..Default::default()
+            },
+        );
+        let len = dingtalk::encoded_len(&r.body);
+        assert!(len <= last, "shrink {shrink}: {len} > {last}");
+        assert_eq!(r.level, shrink.min(3));
+        last = len;
+    }
+    assert!(last < dingtalk::encoded_len(&dingtalk::render(&p, &DingTalkOptions::default()).body));
+    // A 100 KB finding against limits down to 1500 bytes: never over, always valid JSON with
+    // the mention intact.
+    let big: Payload = huge(Domain::Alerts, &"异".repeat(40_000)).into();
+    for max in [20_000, 9_000, 4_000, 2_500, 1_500] {
+        for shrink in [0, 1, 4] {
+            let r = dingtalk::render(
+                &big,
+                &DingTalkOptions {
+                    max_body_bytes: max,
+                    shrink,
+                    at_mobiles: vec!["13800001111".into()],
+                    ..Default::default()
+                },
+            );
+            let len = dingtalk::encoded_len(&r.body);
+            assert!(len <= max, "{max}/{shrink}: {len}");
+            assert!(
+                r.body["markdown"]["text"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("@13800001111")
+            );
+        }
+    }
+    // A 300-event digest at shrink 0 lists some members and counts the rest.
+    let many = Digest::new(
+        "backlog",
+        BTreeMap::new(),
+        (0..300)
+            .map(|i| {
+                let mut e = sample_event(Domain::ALL[i % 4]);
+                e.id = format!("{i}");
+                e
+            })
+            .collect(),
+        datetime!(2024-05-01 08:00 UTC),
+    );
+    let r = dingtalk::render(&many.into(), &DingTalkOptions::default());
+    let text = r.body["markdown"]["text"].as_str().unwrap();
+    assert!(text.contains("… and 280 more"), "{text}");
+    assert_eq!(r.level, 0);
+}
+
+#[test]
+fn slack_stays_within_block_kit_limits() {
+    for (name, s) in alphabets() {
+        let digest = Digest::new(
+            &s,
+            BTreeMap::from([("cluster".into(), s.clone())]),
+            (0..300).map(|i| member(i, &s)).collect(),
+            datetime!(2024-05-01 08:00 UTC),
+        );
+        let payloads: Vec<Payload> = vec![huge(Domain::Vulnerabilities, &s).into(), digest.into()];
+        for p in &payloads {
+            for colour_bar in [false, true] {
+                let r = slack::render(
+                    p,
+                    &SlackOptions {
+                        colour_bar,
+                        mentions: vec!["U123ABC".into(), "here".into()],
+                        ..Default::default()
+                    },
+                );
+                slack::check_limits(&r.body).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let blocks = if colour_bar {
+                    &r.body["attachments"][0]["blocks"]
+                } else {
+                    &r.body["blocks"]
+                };
+                assert!(blocks.as_array().unwrap().len() <= 50);
+                assert!(r.warnings.is_empty(), "{name}: {:?}", r.warnings);
+            }
+        }
+    }
+    // The validator itself rejects what slack_sdk rejects.
+    let bad = [
+        serde_json::json!({"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "x".repeat(3001)}}]}),
+        serde_json::json!({"blocks": [{"type": "header", "text": {"type": "plain_text", "text": "h".repeat(151)}}]}),
+        serde_json::json!({"blocks": [{"type": "section", "fields": vec![serde_json::json!({"type": "mrkdwn", "text": "f"}); 11]}]}),
+        serde_json::json!({"blocks": [{"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "b".repeat(76)}, "url": "https://x"}]}]}),
+        serde_json::json!({"blocks": [{"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "b"}, "url": format!("https://x/{}", "a".repeat(2992))}]}]}),
+        serde_json::json!({"blocks": vec![serde_json::json!({"type": "divider"}); 51]}),
+        serde_json::json!({"blocks": [{"type": "divider", "block_id": "i".repeat(256)}]}),
+        serde_json::json!({"blocks": [{"type": "context", "elements": vec![serde_json::json!({"type": "mrkdwn", "text": "c"}); 11]}]}),
+    ];
+    for b in bad {
+        assert!(slack::check_limits(&b).is_err(), "{b:.80}");
+    }
+}
+
+#[test]
+fn email_stays_within_caps() {
+    for (name, s) in alphabets() {
+        let digest = Digest::new(
+            "r",
+            BTreeMap::from([("cluster".into(), s.clone())]),
+            (0..300).map(|i| member(i, &s)).collect(),
+            datetime!(2024-05-01 08:00 UTC),
+        );
+        for p in [Payload::from(huge(Domain::Alerts, &s)), digest.into()] {
+            let r = email::render(&p, &EmailOptions::default());
+            assert!(r.body.subject.chars().count() <= 256, "{name}");
+            assert!(
+                r.body.text.len() <= 1_000_000 && r.body.html.len() <= 1_000_000,
+                "{name}"
+            );
+            assert!(r.body.html.trim_end().ends_with("</html>"), "{name}");
+            let small = email::render(
+                &p,
+                &EmailOptions {
+                    max_body_bytes: 50_000,
+                    ..Default::default()
+                },
+            );
+            assert!(
+                small.body.text.len() <= 50_000 && small.body.html.len() <= 50_000,
+                "{name}"
+            );
+            assert!(small.body.html.trim_end().ends_with("</html>"), "{name}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Templates
+
+#[test]
+fn custom_templates_render_with_escaping_and_helpers() {
+    let p: Payload = hostile(Domain::Alerts, "<!here> [x](https://evil.example) @all").into();
+    let tpl = "{{ event.title|truncate(12) }} | {{ event.observed_at|localtime(\"Asia/Shanghai\") }} | {{ event.severity|severity_emoji }}";
+    let dt = dingtalk::render(
+        &p,
+        &DingTalkOptions {
+            template: Some(tpl.into()),
+            ..Default::default()
+        },
+    );
+    assert!(dt.warnings.is_empty(), "{:?}", dt.warnings);
+    assert_eq!(
+        dt.body["markdown"]["text"],
+        "＜!here＞ ［x］… | 2024-05-01 16:00:00 CST | 🔴"
+    );
+    let sl = slack::render(
+        &p,
+        &SlackOptions {
+            template: Some("{{ event.title }}".into()),
+            ..Default::default()
+        },
+    );
+    let body = sl.body["blocks"].as_array().unwrap();
+    let section = body
+        .iter()
+        .rev()
+        .find(|b| b["type"] == "section" && b["text"].is_object())
+        .unwrap();
+    assert_eq!(
+        section["text"]["text"],
+        "&lt;!here&gt; [x](https:／／evil.example) ＠all"
+    );
+    let em = email::render(
+        &p,
+        &EmailOptions {
+            subject_template: Some("ALERT {{ event.title }}\r\nBcc: x@example.com".into()),
+            html_template: Some("<p>{{ event.title }}</p>".into()),
+            text_template: Some("{{ event.title }}".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        em.body.subject,
+        "ALERT <!here> [x](https:／／evil.example) @all Bcc: x@example.com"
+    );
+    assert_eq!(
+        em.body.html,
+        "<p>&lt;!here&gt; [x](https:／／evil.example) @all</p>"
+    );
+    assert_eq!(em.body.text, "<!here> [x](https:／／evil.example) @all");
+}
+
+#[test]
+fn broken_custom_templates_fall_back_with_a_warning() {
+    let p: Payload = sample_event(Domain::Alerts).into();
+    let builtin = dingtalk::render(&p, &DingTalkOptions::default());
+    for broken in [
+        "{{ event.nope }}",
+        "{% if %}",
+        "{{ event.title|localtime(\"Mars/Base\") }}",
+        "{{ digest.count }}",
+    ] {
+        let r = dingtalk::render(
+            &p,
+            &DingTalkOptions {
+                template: Some(broken.into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(r.body, builtin.body, "{broken}");
+        assert_eq!(r.warnings.len(), 1, "{broken}: {:?}", r.warnings);
+        assert!(
+            r.warnings[0].starts_with("custom dingtalk template failed"),
+            "{:?}",
+            r.warnings
+        );
+        let s = slack::render(
+            &p,
+            &SlackOptions {
+                template: Some(broken.into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            s.body,
+            slack::render(&p, &SlackOptions::default()).body,
+            "{broken}"
+        );
+        assert_eq!(s.warnings.len(), 1);
+        let e = email::render(
+            &p,
+            &EmailOptions {
+                subject_template: Some(broken.into()),
+                text_template: Some(broken.into()),
+                html_template: Some(broken.into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            e.body,
+            email::render(&p, &EmailOptions::default()).body,
+            "{broken}"
+        );
+        assert_eq!(e.warnings.len(), 3, "{:?}", e.warnings);
+    }
+    // A custom template whose output never fits: DingTalk cuts it, email replaces it.
+    let flood = "{% for i in range(50000) %}x{% endfor %}";
+    let r = dingtalk::render(
+        &p,
+        &DingTalkOptions {
+            template: Some(flood.into()),
+            ..Default::default()
+        },
+    );
+    assert!(dingtalk::encoded_len(&r.body) <= 20_000);
+    assert!(
+        r.body["markdown"]["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("… (truncated)")
+    );
+    let e = email::render(
+        &p,
+        &EmailOptions {
+            max_body_bytes: 10_000,
+            html_template: Some(flood.into()),
+            ..Default::default()
+        },
+    );
+    assert!(e.body.html.starts_with("<!DOCTYPE html>"));
+    assert!(
+        e.warnings.iter().any(|w| w.contains("over the size cap")),
+        "{:?}",
+        e.warnings
+    );
+    // Unknown zones fall back to UTC with a warning.
+    let z = slack::render(
+        &p,
+        &SlackOptions {
+            timezone: "Mars/Base".into(),
+            ..Default::default()
+        },
+    );
+    assert!(z.warnings[0].contains("unknown time zone"));
+}
+
+#[test]
+fn check_template_covers_every_sample() {
+    for kind in TemplateKind::ALL {
+        for lang in [Lang::En, Lang::Zh] {
+            check_template(kind, builtin_template(kind, lang)).unwrap();
+        }
+    }
+    let err = check_template(
+        TemplateKind::DingTalk,
+        "{% for d in event.details %}{{ d.nme }}{% endfor %}",
+    )
+    .unwrap_err();
+    assert!(err.starts_with("sample alerts (en)"), "{err}");
+    assert!(
+        check_template(
+            TemplateKind::EmailHtml,
+            "{{ headline }}{{ event.title if event else digest.headline }}"
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn samples_are_realistic() {
+    for d in Domain::ALL {
+        let e = sample_event(d);
+        let f = e.finding.as_ref().unwrap();
+        assert_eq!(f.kubernetes.cluster_name.as_deref(), Some("c-prod"));
+        assert!(!f.details.is_empty() && !f.links.is_empty(), "{d:?}");
+    }
+    assert!(
+        !sample_event(Domain::Vulnerabilities)
+            .finding
+            .unwrap()
+            .cves
+            .is_empty()
+    );
+    assert!(
+        !sample_event(Domain::Alerts)
+            .finding
+            .unwrap()
+            .tactics
+            .is_empty()
+    );
+    let d = sample_digest();
+    assert!(d.events.len() > 10);
+    assert_eq!(d.group.get("cluster").map(String::as_str), Some("c-prod"));
+}
+
+/// Random hostile strings (a fixed-seed generator, so failures reproduce) of random lengths
+/// from a pool of markup, mention, control, bidi, CJK and emoji pieces, through every sink.
+#[test]
+fn random_hostile_strings_never_escape_or_overflow() {
+    const POOL: [&str; 24] = [
+        "<",
+        ">",
+        "&",
+        "@",
+        "[",
+        "](",
+        "![",
+        "*",
+        "_",
+        "~",
+        "`",
+        "#",
+        "\\",
+        "|",
+        "\r\n",
+        "\0",
+        "\u{202E}",
+        "\u{200B}",
+        "异常",
+        "😀",
+        "https://",
+        "www.",
+        "<!here>",
+        "@13800000000",
+    ];
+    let mut seed: u64 = 0x5eed_5a5e_1a7e;
+    let mut next = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let dt = DingTalkOptions {
+        at_mobiles: vec![DT_MOBILE.into()],
+        at_user_ids: vec![DT_USER.into()],
+        ..Default::default()
+    };
+    let sl = SlackOptions {
+        mentions: vec!["U999".into(), "here".into()],
+        ..Default::default()
+    };
+    for round in 0..60 {
+        let len = [1, 10, 100, 1_000, 10_000, 60_000][next(6) as usize];
+        let mut s = String::new();
+        while s.len() < len {
+            s.push_str(POOL[next(POOL.len() as u64) as usize]);
+            if next(3) == 0 {
+                s.push_str("text ");
+            }
+        }
+        for (name, p) in hostile_payloads(&s) {
+            let what = format!("round {round} len {len} {name}");
+            check_dingtalk(
+                &format!("dingtalk {what}"),
+                &p,
+                &dingtalk::render(&p, &dt),
+                false,
+            );
+            check_slack(&format!("slack {what}"), &slack::render(&p, &sl));
+            check_email(
+                &format!("email {what}"),
+                &p,
+                &email::render(&p, &EmailOptions::default()),
+            );
+        }
+    }
+}
