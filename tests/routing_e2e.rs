@@ -49,10 +49,10 @@ max_group_size = {max_group_size}
 
 /// Finding ids (`alert:…`) in each digest delivered, by digest id (the webhook-id), counting
 /// how often each digest arrived.
-fn digests(hook: &Hook) -> (BTreeMap<String, Vec<String>>, BTreeMap<String, usize>) {
+fn digests(requests: &[Request]) -> (BTreeMap<String, Vec<String>>, BTreeMap<String, usize>) {
     let mut members = BTreeMap::new();
     let mut arrivals: BTreeMap<String, usize> = BTreeMap::new();
-    for r in hook.requests().iter().filter(|r| r.delivered()) {
+    for r in requests.iter().filter(|r| r.delivered()) {
         assert_eq!(r.body["schema"], "sasrelay.digest.v1", "{}", r.body);
         *arrivals.entry(r.webhook_id.clone()).or_default() += 1;
         let ids: Vec<String> = r.body["events"]
@@ -109,13 +109,13 @@ async fn an_alert_storm_becomes_a_handful_of_digests_with_every_alert_once() {
     let mut daemon = Daemon::spawn(&config);
     daemon.wait_more_polls_of(&["alerts"], 1, T).await;
     let alerts = add_alerts(&sim, &cluster, 300);
-    hook.wait_for("all 300 alerts in digests", T, |_| {
-        placements(&digests(&hook).0).len() >= 300
+    hook.wait_for("all 300 alerts in digests", T, |r| {
+        placements(&digests(r).0).len() >= 300
     })
     .await;
     daemon.wait_more_polls_of(&["alerts"], 2, T).await;
 
-    let (members, arrivals) = digests(&hook);
+    let (members, arrivals) = digests(&hook.requests());
     let placed = placements(&members);
     for a in &alerts {
         assert_eq!(placed.get(a), Some(&1), "{a} is not in exactly one digest");
@@ -180,12 +180,12 @@ async fn a_kill_while_a_group_collects_loses_nothing_and_sends_nothing_twice() {
     let before_restart = hook.count();
 
     let mut daemon = Daemon::spawn(&config);
-    hook.wait_for("all 150 alerts in digests", T, |_| {
-        placements(&digests(&hook).0).len() >= 150
+    hook.wait_for("all 150 alerts in digests", T, |r| {
+        placements(&digests(r).0).len() >= 150
     })
     .await;
     daemon.wait_more_polls_of(&["alerts"], 2, T).await;
-    let (members, arrivals) = digests(&hook);
+    let (members, arrivals) = digests(&hook.requests());
     let placed = placements(&members);
     for a in &alerts {
         assert_eq!(placed.get(a), Some(&1), "{a} is not in exactly one digest");
