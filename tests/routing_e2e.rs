@@ -164,18 +164,24 @@ async fn a_kill_while_a_group_collects_loses_nothing_and_sends_nothing_twice() {
     let mut daemon = Daemon::spawn(&config);
     daemon.wait_more_polls_of(&["alerts"], 1, T).await;
     let alerts = add_alerts(&sim, &cluster, 150);
-    // The poll that grouped them is durable once it logged "Poll done." with grouped > 0.
+    // Polls that grouped them are durable once they logged "Poll done."; wait until all 150
+    // (plus the first-start summary, grouped in its own group) are in groups.
+    let mut grouped = 0;
     daemon
-        .wait_log("the alerts grouped", T, |v| {
-            v["fields"]["message"] == "Poll done."
-                && v["fields"]["grouped"].as_u64().unwrap_or(0) > 0
+        .wait_log("150 alerts grouped", T, |v| {
+            if v["fields"]["message"] == "Poll done." {
+                grouped += v["fields"]["grouped"].as_u64().unwrap_or(0);
+            }
+            grouped > 150
         })
         .await;
-    let grouped: u64 = daemon
-        .polls("alerts")
-        .iter()
-        .map(|p| p["grouped"].as_u64().unwrap_or(0))
-        .sum();
+    assert!(
+        !hook
+            .requests()
+            .iter()
+            .any(|r| r.body["count"].as_u64().unwrap_or(0) > 1),
+        "the alert group must still be collecting when the daemon is killed"
+    );
     daemon.kill9().await;
     let before_restart = hook.count();
 
