@@ -31,7 +31,8 @@
 //!
 //! ## Codemap
 //!
-//! - [`cli`] — subcommands (`check`, `findings`, `simulate`), logging setup, exit codes.
+//! - [`cli`] — subcommands (`check`, `findings`, `run`, `demo`, `simulate`, `silence`,
+//!   `route test`), logging setup, exit codes.
 //! - [`config`] — raw TOML with spans → checked [`config::Settings`]; durations like `"30s"`.
 //! - [`secret`] — `{ env = "X" }` / `{ file = "path" }` references and the redacting [`secret::Secret`].
 //! - [`credentials`] — `credentials = { type = ... }` config, the provider chain (static keys,
@@ -66,7 +67,9 @@
 //! - [`delivery`] — the per-sink worker and its pure retry / dead-letter decision.
 //! - [`sinks`] — `webhook` (Standard Webhooks), `stdout`, `file`: config, one attempt, outcome
 //!   classification, the `sasrelay.event.v1` payload.
-//! - [`daemon`] — `run`: store, sinks, pollers, workers, pruner; ordered shutdown.
+//! - [`daemon`] — `run`: store, sinks, pollers, workers, pruner, admin API; ordered shutdown.
+//! - [`admin`] — the admin HTTP API (silences, the suppression log, `/healthz`) that
+//!   `sasrelay silence` talks to; bearer-token protected when `[admin] token` is set.
 //!
 //! ## Invariants
 //!
@@ -93,6 +96,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod credentials;

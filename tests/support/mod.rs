@@ -511,6 +511,9 @@ pub struct ConfigSpec<'a> {
     pub source_extra: &'a str,
     /// Extra lines in `[delivery]`.
     pub delivery_extra: &'a str,
+    /// The `[admin]` table's lines. Default: `listen = "127.0.0.1:0"` (an ephemeral port, so
+    /// daemons of parallel tests never collide; the daemon logs the address it bound).
+    pub admin: &'a str,
 }
 
 impl<'a> ConfigSpec<'a> {
@@ -523,6 +526,7 @@ impl<'a> ConfigSpec<'a> {
             initial_sync: "baseline",
             source_extra: "",
             delivery_extra: "",
+            admin: r#"listen = "127.0.0.1:0""#,
         }
     }
 
@@ -549,6 +553,9 @@ retry_initial_delay = "100ms"
 retry_max_delay = "1s"
 {delivery_extra}
 
+[admin]
+{admin}
+
 [[sink]]
 name = "hook"
 type = "webhook"
@@ -559,6 +566,7 @@ url = "{hook}"
             source_extra = self.source_extra,
             state = self.state.display(),
             delivery_extra = self.delivery_extra,
+            admin = self.admin,
             hook = self.hook,
         );
         std::fs::write(path, text).expect("write config");
