@@ -245,8 +245,13 @@ async fn authenticate(State(state): State<Shared>, req: Request, next: Next) -> 
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(|v| {
+                // The scheme is case-insensitive (RFC 9110).
+                let (scheme, token) = v.split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then_some(token.trim())
+            });
         if !presented.is_some_and(|p| same_secret(p, token.expose())) {
             let mut resp = error(
                 StatusCode::UNAUTHORIZED,

@@ -151,6 +151,17 @@ async fn the_api_creates_lists_and_expires_silences_behind_a_token() {
     let (status, body) = call(get.clone(), &silences_url, Some(TOKEN), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"silences": []}));
+    let resp = http()
+        .get(&silences_url)
+        .header("authorization", format!("bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "the scheme is case-insensitive"
+    );
 
     // Create.
     let (status, body) = call(
@@ -790,6 +801,18 @@ async fn the_daemon_refuses_to_start_when_the_admin_address_is_taken() {
     assert!(log.contains(&format!("cannot listen on {addr}")), "{log}");
     assert!(log.contains("[admin] listen"), "{log}");
     drop(taken);
+
+    let admin = r#"listen = "127.0.0.1:0"
+token = { env = "SASRELAY_TEST_NO_SUCH_TOKEN" }"#;
+    spec.admin = admin;
+    let config = spec.write(&dir.path().join("sasrelay.toml"));
+    let mut daemon = Daemon::spawn(&config);
+    assert_eq!(daemon.wait_exit(T).await.code(), Some(1));
+    let log = daemon.lines().join("\n");
+    assert!(
+        log.contains("[admin] token (env SASRELAY_TEST_NO_SUCH_TOKEN): environment variable"),
+        "{log}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -533,6 +533,10 @@ credentials = {{ type = "access_key", access_key_id = "{id}", access_key_secret 
 [state]
 directory = "{state}"
 
+# No config file for `sasrelay silence` to read, so no admin API (and no port to collide on).
+[admin]
+listen = "off"
+
 [[sink]]
 name = "console"
 type = "stdout"
