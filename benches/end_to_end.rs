@@ -83,6 +83,9 @@ credentials = {{ type = "access_key", access_key_id = "sasrelay-sim", access_key
 [state]
 directory = "{state}"
 
+[admin]
+listen = "off"
+
 [[sink]]
 name = "hook"
 type = "webhook"

@@ -1,5 +1,6 @@
 //! The daemon: opens the store, builds the sinks, starts one poller per (source, domain), one
-//! delivery worker per sink and a pruner, and stops them in order.
+//! delivery worker per sink, a pruner and (unless `[admin] listen = "off"`) the admin API, and
+//! stops them in order.
 //!
 //! Shutdown (SIGTERM/SIGINT, or the caller's token): polling stops first (a poll in progress
 //! finishes or is abandoned before its writes — both are safe), then the workers finish the
@@ -44,6 +45,28 @@ pub enum StartError {
         /// Sink name.
         name: String,
         /// What failed.
+        reason: String,
+    },
+    /// `[admin] token` could not be read.
+    #[error("{file}: [admin] token ({from}): {reason}")]
+    AdminToken {
+        /// The config file.
+        file: String,
+        /// Where the token comes from (never the token).
+        from: String,
+        /// Why it could not be read.
+        reason: String,
+    },
+    /// The admin API's address could not be bound.
+    #[error(
+        "cannot listen on {addr} for the admin API ([admin] listen in {file}): {reason}; choose another address or set listen = \"off\""
+    )]
+    AdminBind {
+        /// The config file.
+        file: String,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
         reason: String,
     },
     /// Something else at start (HTTP client).
@@ -98,6 +121,35 @@ pub async fn run(
         }
     }
     let silences = Arc::new(Silences::load(store.clone())?);
+    // Bound before anything is spawned, so a taken port or a missing token fails the start
+    // cleanly.
+    let admin = match settings.admin.listen {
+        Some(addr) => {
+            let token = match &settings.admin.token {
+                Some(r) => Some(r.resolve().map_err(|e| StartError::AdminToken {
+                    file: file.clone(),
+                    from: r.describe(),
+                    reason: e.to_string(),
+                })?),
+                None => None,
+            };
+            let listener =
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| StartError::AdminBind {
+                        file: file.clone(),
+                        addr,
+                        reason: e.to_string(),
+                    })?;
+            let state = crate::admin::AdminState {
+                silences: silences.clone(),
+                store: store.clone(),
+                token,
+            };
+            Some((listener, state))
+        }
+        None => None,
+    };
     let grouper_wake = Arc::new(Notify::new());
     let dispatcher = Arc::new(Dispatcher::new(
         settings.router.clone(),
@@ -180,6 +232,17 @@ pub async fn run(
                 );
             }
         });
+    }
+    if let Some((listener, state)) = admin {
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| "?".into(), |a| a.to_string());
+        tracing::info!(
+            %addr,
+            token = state.token.is_some(),
+            "Admin API listening on http://{addr}."
+        );
+        pollers.spawn(crate::admin::serve(listener, state, stop_polling.clone()));
     }
     tracing::info!(
         sources = settings.sources.len(),

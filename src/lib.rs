@@ -35,7 +35,8 @@
 //!
 //! ## Codemap
 //!
-//! - [`cli`] — subcommands (`check`, `findings`, `simulate`), logging setup, exit codes.
+//! - [`cli`] — subcommands (`check`, `findings`, `run`, `demo`, `simulate`, `silence`,
+//!   `route test`), logging setup, exit codes.
 //! - [`config`] — raw TOML with spans → checked [`config::Settings`]; durations like `"30s"`.
 //! - [`secret`] — `{ env = "X" }` / `{ file = "path" }` references and the redacting [`secret::Secret`].
 //! - [`credentials`] — `credentials = { type = ... }` config, the provider chain (static keys,
@@ -77,7 +78,9 @@
 //! - [`render`] — the pure rendering layer of the chat and mail sinks: DingTalk robot JSON,
 //!   Slack Block Kit, email subject/text/HTML from minijinja templates (built-in en/zh or
 //!   custom), per-output escaping of untrusted text, mentions only from config, size limits.
-//! - [`daemon`] — `run`: store, sinks, pollers, workers, pruner; ordered shutdown.
+//! - [`daemon`] — `run`: store, sinks, pollers, workers, pruner, admin API; ordered shutdown.
+//! - [`admin`] — the admin HTTP API (silences, the suppression log, `/healthz`) that
+//!   `sasrelay silence` talks to; bearer-token protected when `[admin] token` is set.
 //!
 //! ## Invariants
 //!
@@ -109,6 +112,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod credentials;

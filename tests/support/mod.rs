@@ -513,6 +513,9 @@ pub struct ConfigSpec<'a> {
     pub delivery_extra: &'a str,
     /// Extra tables at the end of the file (`[routing]`, `[[route]]`, …).
     pub tail: &'a str,
+    /// The `[admin]` table's lines. Default: `listen = "127.0.0.1:0"` (an ephemeral port, so
+    /// daemons of parallel tests never collide; the daemon logs the address it bound).
+    pub admin: &'a str,
 }
 
 impl<'a> ConfigSpec<'a> {
@@ -526,6 +529,7 @@ impl<'a> ConfigSpec<'a> {
             source_extra: "",
             delivery_extra: "",
             tail: "",
+            admin: r#"listen = "127.0.0.1:0""#,
         }
     }
 
@@ -552,6 +556,9 @@ retry_initial_delay = "100ms"
 retry_max_delay = "1s"
 {delivery_extra}
 
+[admin]
+{admin}
+
 [[sink]]
 name = "hook"
 type = "webhook"
@@ -564,6 +571,7 @@ url = "{hook}"
             source_extra = self.source_extra,
             state = self.state.display(),
             delivery_extra = self.delivery_extra,
+            admin = self.admin,
             hook = self.hook,
             tail = self.tail,
         );

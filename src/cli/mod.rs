@@ -1,7 +1,12 @@
-//! The command line: argument parsing, logging setup, and one function per subcommand.
+//! The command line: argument parsing, logging setup, and one function per subcommand
+//! (`silence` in [`silence`], `route test` in [`route`]).
 //!
 //! Exit codes: 0 success, 1 a runtime failure (Security Center unreachable, rejected
-//! credentials…), 2 bad usage (clap), 78 (`EX_CONFIG`) an invalid configuration file.
+//! credentials…, the daemon's admin API unreachable), 2 bad usage (clap), 65 (`EX_DATAERR`)
+//! unreadable `route test --finding` input, 78 (`EX_CONFIG`) an invalid configuration file.
+
+pub mod route;
+mod silence;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -149,6 +154,105 @@ pub enum Command {
         #[arg(long, default_value = crate::simulator::DEMO_ACCESS_KEY_SECRET)]
         access_key_secret: String,
     },
+    /// Silences: keep matching events from every sink for a while. Talks to the running
+    /// daemon's admin API (`[admin] listen`, with `[admin] token`).
+    Silence {
+        /// What to do.
+        #[command(subcommand)]
+        command: SilenceCommand,
+    },
+    /// Routing tools.
+    Route {
+        /// What to do.
+        #[command(subcommand)]
+        command: RouteCommand,
+    },
+}
+
+/// `sasrelay silence …`.
+#[derive(Debug, Subcommand)]
+pub enum SilenceCommand {
+    /// Create a silence; prints its id.
+    Add {
+        /// Configuration file (for `[admin] listen` and `[admin] token`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A matcher, e.g. `namespace="kube-system"` or `severity<high`; repeat for more (all
+        /// must hold).
+        #[arg(long = "matcher", short = 'm', required = true)]
+        matchers: Vec<String>,
+        /// How long from the start, e.g. `2h` or `1d`.
+        #[arg(
+            long = "for",
+            value_name = "DURATION",
+            required_unless_present = "until",
+            conflicts_with = "until"
+        )]
+        duration: Option<String>,
+        /// When it ends (RFC 3339, e.g. `2026-05-01T18:00:00Z`).
+        #[arg(long, value_name = "RFC3339")]
+        until: Option<String>,
+        /// When it starts (RFC 3339); default now.
+        #[arg(long, value_name = "RFC3339")]
+        start: Option<String>,
+        /// Who creates it (default `$USER`, else `sasrelay`).
+        #[arg(long)]
+        author: Option<String>,
+        /// Why.
+        #[arg(long)]
+        comment: String,
+    },
+    /// List pending and active silences with how many events each kept back.
+    List {
+        /// Configuration file (for `[admin] listen` and `[admin] token`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Include expired silences.
+        #[arg(long)]
+        all: bool,
+        /// JSON (an array of silences, as the admin API shows them) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a silence now.
+    Expire {
+        /// Configuration file (for `[admin] listen` and `[admin] token`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The silence's id.
+        id: String,
+    },
+}
+
+/// `sasrelay route …`.
+#[derive(Debug, Subcommand)]
+pub enum RouteCommand {
+    /// Show where findings go: each route tried and why it matched or not, then the targets;
+    /// or, with --from-simulator, how many messages each sink would receive.
+    Test {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A finding or event as JSON, or `@FILE` (one object, an array, or one per line as
+        /// `sasrelay findings --json` prints); repeatable.
+        #[arg(
+            long,
+            value_name = "JSON_OR_@FILE",
+            required_unless_present = "from_simulator",
+            conflicts_with = "from_simulator"
+        )]
+        finding: Vec<String>,
+        /// Generate this many realistic findings with the simulator instead and count the
+        /// messages each sink would receive after grouping.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=route::MAX_SIMULATED as u64))]
+        from_simulator: Option<u64>,
+        /// Seed of the simulated world (as `sasrelay simulate --seed`).
+        #[arg(long, default_value_t = 20_240_520, requires = "from_simulator")]
+        seed: u64,
+        /// Route as of this time (RFC 3339; default now), for mute and active time intervals.
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+    },
 }
 
 fn parse_window(s: &str) -> Result<HumanDuration, String> {
@@ -160,7 +264,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_filter = match cli.command {
         Command::Run { .. } | Command::Demo { .. } | Command::Simulate { .. } => "info",
-        Command::Check { .. } | Command::Findings { .. } => "warn",
+        Command::Check { .. }
+        | Command::Findings { .. }
+        | Command::Silence { .. }
+        | Command::Route { .. } => "warn",
     };
     init_logging(cli.log.as_deref().unwrap_or(default_filter), cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -222,6 +329,52 @@ async fn run(command: Command) -> ExitCode {
             simulate(cfg).await
         }
         Command::Check { config, online } => check(&config, online).await,
+        Command::Silence { command } => match command {
+            SilenceCommand::Add {
+                config,
+                matchers,
+                duration,
+                until,
+                start,
+                author,
+                comment,
+            } => {
+                let created_by = author
+                    .or_else(|| std::env::var("USER").ok())
+                    .filter(|a| !a.trim().is_empty())
+                    .unwrap_or_else(|| "sasrelay".into());
+                let req = crate::admin::NewSilence {
+                    matchers,
+                    starts_at: start,
+                    ends_at: until,
+                    duration,
+                    created_by,
+                    comment,
+                };
+                silence::add(&config, req).await
+            }
+            SilenceCommand::List { config, all, json } => silence::list(&config, all, json).await,
+            SilenceCommand::Expire { config, id } => silence::expire(&config, &id).await,
+        },
+        Command::Route {
+            command:
+                RouteCommand::Test {
+                    config,
+                    finding,
+                    from_simulator,
+                    seed,
+                    at,
+                },
+        } => {
+            route::test(
+                &config,
+                &finding,
+                from_simulator.map(|n| n as usize),
+                seed,
+                at.as_deref(),
+            )
+            .await
+        }
         Command::Findings {
             config,
             domain,
@@ -380,6 +533,10 @@ credentials = {{ type = "access_key", access_key_id = "{id}", access_key_secret 
 [state]
 directory = "{state}"
 
+# No config file for `sasrelay silence` to read, so no admin API (and no port to collide on).
+[admin]
+listen = "off"
+
 [[sink]]
 name = "console"
 type = "stdout"
@@ -472,6 +629,10 @@ async fn check(path: &Path, online: bool) -> ExitCode {
         settings.sources.len(),
         if settings.sources.len() == 1 { "" } else { "s" }
     );
+    // Warnings (a shadowed route, an unused time interval) do not fail the check.
+    for w in &settings.warnings {
+        eprintln!("warning: {w}");
+    }
     for s in &settings.sources {
         println!(
             "  source {}: region {} via {} (signature {:?}), clusters: {}, domains: {}",

@@ -1,0 +1,507 @@
+//! The admin HTTP API: silences and the suppression log, for operators and for the
+//! `sasrelay silence` commands (sled allows one process per store, so the CLI never opens the
+//! store itself: it asks the running daemon here).
+//!
+//! | Method and path | Body → answer |
+//! |---|---|
+//! | `GET /healthz` | → `ok` (no authentication) |
+//! | `GET /api/v1/silences` | → `{"silences": [SilenceView]}`, newest first |
+//! | `POST /api/v1/silences` | [`NewSilence`] → 201 `{"id", "silence": SilenceView}` |
+//! | `DELETE /api/v1/silences/{id}` | → 200 SilenceView (expired now), or 404 |
+//! | `GET /api/v1/suppressed?silence=ID&limit=N` | → `{"total", "suppressed": [Suppressed]}`, newest first |
+//!
+//! A [`SilenceView`] is the stored silence (`id`, `matchers` as canonical strings,
+//! `starts_at`, `ends_at`, `created_by`, `comment`, `created_at`; times RFC 3339) plus its
+//! `state` (`pending`, `active`, `expired`) and `suppressed`, how many (event, sink) pairs it
+//! kept back. Errors are `{"error": "…"}` with 400 (a bad body or query), 401 (token), 404,
+//! 409 (too many silences) or 500 (the store failed).
+//!
+//! When a token is configured every `/api/` request needs `Authorization: Bearer <token>`;
+//! the comparison is constant-time over SHA-256 digests and the token is never logged.
+//! Bodies are capped at [`MAX_BODY`]; listings and silences are bounded too.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatch::Silences;
+use crate::routing::{Silence, SilenceState, parse_matchers};
+use crate::secret::Secret;
+use crate::store::{Store, Suppressed};
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Most silences kept at once (any state); creating more is refused with 409.
+pub const MAX_SILENCES: usize = 1000;
+/// Most matcher strings in one silence.
+pub const MAX_MATCHERS: usize = 64;
+/// Longest `comment`, in characters.
+pub const MAX_COMMENT: usize = 2048;
+/// Longest `created_by`, in characters.
+pub const MAX_AUTHOR: usize = 128;
+/// `limit` of `/api/v1/suppressed` when none is given.
+pub const DEFAULT_SUPPRESSED_LIMIT: usize = 100;
+/// Largest `limit` of `/api/v1/suppressed`.
+pub const MAX_SUPPRESSED_LIMIT: usize = 1000;
+
+/// What the API serves from. Cheap to clone.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The daemon's silences (shared with dispatch).
+    pub silences: Arc<Silences>,
+    /// The store, for the suppression log.
+    pub store: Store,
+    /// The bearer token every `/api/` request must carry, when configured.
+    pub token: Option<Secret>,
+}
+
+/// The body of `POST /api/v1/silences`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSilence {
+    /// Matcher strings; each may hold several (`a="b", c=~"d"` or a brace list). All must hold.
+    pub matchers: Vec<String>,
+    /// RFC 3339; default now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<String>,
+    /// RFC 3339; set this or `duration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<String>,
+    /// `"2h"`, `"30m"`, … from `starts_at`; set this or `ends_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// Who creates it.
+    pub created_by: String,
+    /// Why.
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// A silence as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilenceView {
+    /// The stored silence.
+    #[serde(flatten)]
+    pub silence: Silence,
+    /// `pending`, `active` or `expired`, now.
+    pub state: String,
+    /// How many (event, sink) pairs it kept back, per the suppression log.
+    pub suppressed: u64,
+}
+
+/// The lowercase name of a state, as the API and the CLI show it.
+pub fn state_name(s: SilenceState) -> &'static str {
+    match s {
+        SilenceState::Pending => "pending",
+        SilenceState::Active => "active",
+        SilenceState::Expired => "expired",
+    }
+}
+
+/// Turns a [`NewSilence`] into a checked silence with id `id`, created at `now`. The error
+/// is the message the API answers with (400).
+pub fn build_silence(
+    req: &NewSilence,
+    id: String,
+    now: jiff::Timestamp,
+) -> Result<Silence, String> {
+    if req.matchers.len() > MAX_MATCHERS {
+        return Err(format!("at most {MAX_MATCHERS} matchers per silence"));
+    }
+    let mut matchers = Vec::new();
+    for (i, text) in req.matchers.iter().enumerate() {
+        let parsed = parse_matchers(text).map_err(|e| {
+            let column = text.get(..e.offset).map_or(e.offset, |s| s.chars().count()) + 1;
+            format!(
+                "matchers[{i}] {:?}: {} (at column {column})",
+                crate::sinks::strip_control(text),
+                e.message
+            )
+        })?;
+        matchers.extend(parsed);
+    }
+    if matchers.len() > MAX_MATCHERS {
+        return Err(format!("at most {MAX_MATCHERS} matchers per silence"));
+    }
+    let author = req.created_by.trim();
+    if author.chars().count() > MAX_AUTHOR {
+        return Err(format!("created_by is longer than {MAX_AUTHOR} characters"));
+    }
+    if req.comment.chars().count() > MAX_COMMENT {
+        return Err(format!("comment is longer than {MAX_COMMENT} characters"));
+    }
+    let time = |key: &str, text: &str| -> Result<jiff::Timestamp, String> {
+        text.trim().parse::<jiff::Timestamp>().map_err(|e| {
+            format!(
+                "{key}: expected an RFC 3339 time like \"2026-05-01T10:00:00Z\", got {text:?}: {e}"
+            )
+        })
+    };
+    let starts_at = match &req.starts_at {
+        Some(s) => time("starts_at", s)?,
+        None => now,
+    };
+    let ends_at = match (&req.ends_at, &req.duration) {
+        (Some(_), Some(_)) => return Err("set either ends_at or duration, not both".into()),
+        (None, None) => return Err("set ends_at (RFC 3339) or duration (e.g. \"2h\")".into()),
+        (Some(e), None) => time("ends_at", e)?,
+        (None, Some(d)) => {
+            let d = crate::config::parse_duration(d).map_err(|e| format!("duration: {e}"))?;
+            if d.is_zero() {
+                return Err("duration must be more than zero".into());
+            }
+            jiff::SignedDuration::try_from(d)
+                .ok()
+                .and_then(|d| starts_at.checked_add(d).ok())
+                .ok_or_else(|| "duration is too long".to_string())?
+        }
+    };
+    if ends_at <= now {
+        return Err(format!("ends_at {ends_at} is in the past"));
+    }
+    Silence::new(
+        id,
+        matchers,
+        starts_at,
+        ends_at,
+        author,
+        req.comment.clone(),
+        now,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The admin API's routes over `state`.
+pub fn router(state: AdminState) -> Router {
+    let state = Arc::new(state);
+    let api = Router::new()
+        .route("/silences", get(list_silences).post(create_silence))
+        .route("/silences/{id}", delete(expire_silence))
+        .route("/suppressed", get(suppressed))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .nest("/api/v1", api)
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Serves the admin API on `listener` until `shutdown` is cancelled (then finishes the
+/// requests in flight and returns).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AdminState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let result = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await;
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "The admin API stopped: {e}.");
+    }
+    result
+}
+
+type Shared = Arc<AdminState>;
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+fn store_error(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "The admin API could not read or write the store.");
+    error(StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}"))
+}
+
+fn now() -> jiff::Timestamp {
+    crate::routing::to_timestamp(time::OffsetDateTime::now_utc())
+}
+
+/// Constant-time equality of two secrets (over their SHA-256 digests, so the length leaks
+/// nothing either).
+fn same_secret(a: &str, b: &str) -> bool {
+    let (x, y) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    x.iter()
+        .zip(y.iter())
+        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
+        == 0
+}
+
+async fn authenticate(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                // The scheme is case-insensitive (RFC 9110).
+                let (scheme, token) = v.split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then_some(token.trim())
+            });
+        if !presented.is_some_and(|p| same_secret(p, token.expose())) {
+            let mut resp = error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token: send `Authorization: Bearer <[admin] token>`"
+                    .into(),
+            );
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+    }
+    next.run(req).await
+}
+
+/// The suppression log, read off the async threads (it is a scan).
+async fn suppression_log(store: &Store) -> Result<Vec<Suppressed>, Response> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.suppressed())
+        .await
+        .map_err(store_error)?
+        .map_err(store_error)
+}
+
+fn view(silence: Silence, log: &[Suppressed], now: jiff::Timestamp) -> SilenceView {
+    let suppressed = log
+        .iter()
+        .filter(|s| s.by == "silence" && s.reason == silence.id)
+        .count() as u64;
+    SilenceView {
+        state: state_name(silence.state(now)).into(),
+        silence,
+        suppressed,
+    }
+}
+
+async fn list_silences(State(state): State<Shared>) -> Response {
+    let log = match suppression_log(&state.store).await {
+        Ok(l) => l,
+        Err(resp) => return resp,
+    };
+    let now = now();
+    let silences: Vec<SilenceView> = state
+        .silences
+        .list()
+        .into_iter()
+        .map(|s| view(s, &log, now))
+        .collect();
+    axum::Json(json!({ "silences": silences })).into_response()
+}
+
+async fn create_silence(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("application/json"));
+    if !is_json {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected Content-Type: application/json".into(),
+        );
+    }
+    let req: NewSilence = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
+    };
+    if state.silences.list().len() >= MAX_SILENCES {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "{MAX_SILENCES} silences are stored already: expire some, or wait for old ones to be pruned"
+            ),
+        );
+    }
+    let now = now();
+    let id = uuid::Uuid::new_v4().to_string();
+    let silence = match build_silence(&req, id.clone(), now) {
+        Ok(s) => s,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    if let Err(e) = state.silences.add(silence.clone()).await {
+        return store_error(e);
+    }
+    let matchers: Vec<String> = silence.matchers.iter().map(|m| m.to_string()).collect();
+    tracing::info!(
+        silence = %id,
+        created_by = %silence.created_by,
+        matchers = %matchers.join(", "),
+        ends_at = %silence.ends_at,
+        "Silence created."
+    );
+    let view = view(silence, &[], now);
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({ "id": id, "silence": view })),
+    )
+        .into_response()
+}
+
+async fn expire_silence(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    let now = now();
+    match state.silences.expire(&id, now).await {
+        Ok(Some(silence)) => {
+            tracing::info!(silence = %id, "Silence expired.");
+            let log = match suppression_log(&state.store).await {
+                Ok(l) => l,
+                Err(resp) => return resp,
+            };
+            axum::Json(view(silence, &log, now)).into_response()
+        }
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("no silence with id {:?}", crate::sinks::strip_control(&id)),
+        ),
+        Err(e) => store_error(e),
+    }
+}
+
+/// The query of `GET /api/v1/suppressed`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuppressedQuery {
+    silence: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn suppressed(
+    State(state): State<Shared>,
+    query: Result<Query<SuppressedQuery>, QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid query: {e}")),
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_SUPPRESSED_LIMIT);
+    if limit == 0 || limit > MAX_SUPPRESSED_LIMIT {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be between 1 and {MAX_SUPPRESSED_LIMIT}"),
+        );
+    }
+    let log = match suppression_log(&state.store).await {
+        Ok(l) => l,
+        Err(resp) => return resp,
+    };
+    let matching: Vec<&Suppressed> = log
+        .iter()
+        .rev()
+        .filter(|s| {
+            q.silence
+                .as_ref()
+                .is_none_or(|id| s.by == "silence" && s.reason == *id)
+        })
+        .collect();
+    let total = matching.len();
+    let list: Vec<Value> = matching
+        .into_iter()
+        .take(limit)
+        .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
+        .collect();
+    axum::Json(json!({ "total": total, "suppressed": list })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn req(matchers: &[&str]) -> NewSilence {
+        NewSilence {
+            matchers: matchers.iter().map(|s| s.to_string()).collect(),
+            duration: Some("2h".into()),
+            created_by: "alice".into(),
+            comment: "upgrade".into(),
+            ..NewSilence::default()
+        }
+    }
+
+    #[test]
+    fn builds_a_silence_from_a_request() {
+        let now = ts("2026-05-01T10:00:00Z");
+        let s = build_silence(
+            &req(&[r#"namespace="kube-system", severity<high"#]),
+            "x".into(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(s.matchers.len(), 2);
+        assert_eq!(s.starts_at, now);
+        assert_eq!(s.ends_at, ts("2026-05-01T12:00:00Z"));
+        let mut r = req(&["cluster=c1"]);
+        r.duration = None;
+        r.starts_at = Some("2026-05-01T11:00:00+08:00".into());
+        r.ends_at = Some("2026-05-01T12:00:00Z".into());
+        let s = build_silence(&r, "y".into(), now).unwrap();
+        assert_eq!(s.starts_at, ts("2026-05-01T03:00:00Z"));
+    }
+
+    #[test]
+    fn rejects_bad_requests_with_clear_messages() {
+        let now = ts("2026-05-01T10:00:00Z");
+        let e =
+            build_silence(&req(&["cluster=c1", r#"clutser="x""#]), "x".into(), now).unwrap_err();
+        assert!(e.starts_with("matchers[1]"), "{e}");
+        assert!(e.contains("column 1"), "{e}");
+        let e = build_silence(&req(&[r#"cluster=~"(""#]), "x".into(), now).unwrap_err();
+        assert!(e.contains("column"), "{e}");
+        let mut r = req(&["cluster=c1"]);
+        r.duration = Some("2 hours".into());
+        assert!(
+            build_silence(&r, "x".into(), now)
+                .unwrap_err()
+                .starts_with("duration: ")
+        );
+        r.ends_at = Some("2026-05-01T12:00:00Z".into());
+        assert!(
+            build_silence(&r, "x".into(), now)
+                .unwrap_err()
+                .contains("not both")
+        );
+        r.duration = None;
+        r.ends_at = None;
+        assert!(
+            build_silence(&r, "x".into(), now)
+                .unwrap_err()
+                .contains("set ends_at")
+        );
+        r.ends_at = Some("2026-05-01T09:00:00Z".into());
+        assert!(
+            build_silence(&r, "x".into(), now)
+                .unwrap_err()
+                .contains("in the past")
+        );
+        let e = build_silence(&req(&[r#"cluster=~".*""#]), "x".into(), now).unwrap_err();
+        assert!(e.contains("must not match the empty value"), "{e}");
+        let mut r = req(&["cluster=c1"]);
+        r.created_by = " ".into();
+        assert_eq!(
+            build_silence(&r, "x".into(), now).unwrap_err(),
+            "created_by must not be empty"
+        );
+    }
+
+    #[test]
+    fn secrets_compare_by_value() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "abcd"));
+        assert!(!same_secret("", "a"));
+    }
+}

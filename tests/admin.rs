@@ -1,0 +1,1079 @@
+//! The admin API over a real socket, the `sasrelay silence` commands (the real binary) against
+//! it and against a running daemon fed by the simulator, `sasrelay route test` and the
+//! warnings of `sasrelay check`.
+//!
+//! Nothing sleeps to synchronise: waits are on the webhook receiver, the daemon's log lines or
+//! a condition polled under a deadline.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use sasrelay::admin::{AdminState, SilenceView};
+use sasrelay::dispatch::Silences;
+use sasrelay::secret::Secret;
+use sasrelay::simulator::{Domain as SimDomain, SimConfig, Simulator};
+use sasrelay::store::{Store, Suppressed};
+use serde_json::{Value, json};
+use support::*;
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+/// Failure guard for every wait (a hang becomes a failure, never a pass).
+const T: Duration = Duration::from_secs(60);
+const TOKEN: &str = "tok-3f9a1c";
+
+/// An admin API served in process on 127.0.0.1:0 over a fresh store.
+struct Api {
+    addr: std::net::SocketAddr,
+    store: Store,
+    silences: Arc<Silences>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: TempDir,
+}
+
+impl Api {
+    async fn start(token: Option<&str>) -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        let silences = Arc::new(Silences::load(store.clone()).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let state = AdminState {
+            silences: silences.clone(),
+            store: store.clone(),
+            token: token.map(Secret::new),
+        };
+        let task = tokio::spawn(sasrelay::admin::serve(listener, state, shutdown.clone()));
+        Api {
+            addr,
+            store,
+            silences,
+            shutdown,
+            task,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = http().request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn suppressed(at_ms: i64, event: &str, by: &str, reason: &str) -> Suppressed {
+    Suppressed {
+        at_ms,
+        event_id: event.into(),
+        kind: "new".into(),
+        fingerprint: None,
+        title: format!("title of {event}"),
+        sink: "hook".into(),
+        route: "default".into(),
+        by: by.into(),
+        reason: reason.into(),
+    }
+}
+
+#[tokio::test]
+async fn the_api_creates_lists_and_expires_silences_behind_a_token() {
+    let api = Api::start(Some(TOKEN)).await;
+    let silences_url = api.url("/api/v1/silences");
+    let get = reqwest::Method::GET;
+    let post = reqwest::Method::POST;
+
+    // /healthz is open; /api/ needs the token.
+    let resp = http().get(api.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.text().await.unwrap(), "ok");
+    for token in [None, Some("wrong"), Some("tok-3f9a1")] {
+        let mut req = http().get(&silences_url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "token {token:?}");
+        assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+        let body: Value = resp.json().await.unwrap();
+        assert!(!body.to_string().contains(TOKEN));
+    }
+    let (status, body) = call(
+        post.clone(),
+        &silences_url,
+        Some("wrong"),
+        Some(json!({"matchers": ["cluster=c1"], "duration": "1h", "created_by": "x"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        api.silences.list().is_empty(),
+        "nothing created without the token"
+    );
+    let (status, body) = call(get.clone(), &silences_url, Some(TOKEN), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"silences": []}));
+    let resp = http()
+        .get(&silences_url)
+        .header("authorization", format!("bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "the scheme is case-insensitive"
+    );
+
+    // Create.
+    let (status, body) = call(
+        post.clone(),
+        &silences_url,
+        Some(TOKEN),
+        Some(json!({
+            "matchers": ["namespace=\"kube-system\"", "severity<high"],
+            "duration": "2h",
+            "created_by": "alice",
+            "comment": "node upgrade"
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    assert_eq!(body["silence"]["id"], id.as_str());
+    assert_eq!(body["silence"]["state"], "active");
+    assert_eq!(
+        body["silence"]["matchers"],
+        json!(["namespace=\"kube-system\"", "severity<high"])
+    );
+    assert_eq!(api.silences.list().len(), 1, "the daemon's book has it");
+    let (status, body) = call(
+        post.clone(),
+        &silences_url,
+        Some(TOKEN),
+        Some(json!({
+            "matchers": ["cluster=c9"],
+            "starts_at": "2099-01-01T00:00:00Z",
+            "ends_at": "2099-01-02T00:00:00+08:00",
+            "created_by": "bob"
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["silence"]["state"], "pending");
+    assert_eq!(body["silence"]["ends_at"], "2099-01-01T16:00:00Z");
+    let pending = body["id"].as_str().unwrap().to_string();
+
+    // Validation.
+    for (req, needle) in [
+        (
+            json!({"matchers": ["clutser=\"x\""], "duration": "1h", "created_by": "a"}),
+            "matchers[0]",
+        ),
+        (
+            json!({"matchers": ["cluster=~\"(\""], "duration": "1h", "created_by": "a"}),
+            "column",
+        ),
+        (
+            json!({"matchers": ["cluster=c1"], "duration": "2 hours", "created_by": "a"}),
+            "duration: invalid duration",
+        ),
+        (
+            json!({"matchers": ["cluster=c1"], "created_by": "a"}),
+            "set ends_at",
+        ),
+        (
+            json!({"matchers": ["cluster=c1"], "duration": "1h", "ends_at": "2099-01-01T00:00:00Z", "created_by": "a"}),
+            "not both",
+        ),
+        (
+            json!({"matchers": ["cluster=~\".*\""], "duration": "1h", "created_by": "a"}),
+            "must not match the empty value",
+        ),
+        (
+            json!({"matchers": [], "duration": "1h", "created_by": "a"}),
+            "at least one matcher",
+        ),
+        (
+            json!({"matchers": ["cluster=c1"], "duration": "1h", "created_by": "a", "extra": 1}),
+            "unknown field `extra`",
+        ),
+        (
+            json!({"matchers": ["cluster=c1"], "ends_at": "yesterday", "created_by": "a"}),
+            "ends_at: expected an RFC 3339 time",
+        ),
+    ] {
+        let (status, body) =
+            call(post.clone(), &silences_url, Some(TOKEN), Some(req.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{req} → {body}");
+        let message = body["error"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(needle),
+            "{req}: {message:?} lacks {needle:?}"
+        );
+    }
+    let big = "x".repeat(100 * 1024);
+    let resp = http()
+        .post(&silences_url)
+        .bearer_auth(TOKEN)
+        .json(&json!({"matchers": ["cluster=c1"], "duration": "1h", "created_by": "a", "comment": big}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        api.silences.list().len(),
+        2,
+        "no invalid silence was stored"
+    );
+
+    // The suppression log counts per silence.
+    api.store
+        .record_suppressed(&suppressed(1000, "e1", "silence", &id))
+        .unwrap();
+    api.store
+        .record_suppressed(&suppressed(3000, "e2", "silence", &id))
+        .unwrap();
+    api.store
+        .record_suppressed(&suppressed(2000, "e3", "mute", "night"))
+        .unwrap();
+    let (_, body) = call(get.clone(), &silences_url, Some(TOKEN), None).await;
+    let list: Vec<SilenceView> = serde_json::from_value(body["silences"].clone()).unwrap();
+    let counts: Vec<(&str, &str, u64)> = list
+        .iter()
+        .map(|v| (v.silence.id.as_str(), v.state.as_str(), v.suppressed))
+        .collect();
+    assert_eq!(
+        counts,
+        [(pending.as_str(), "pending", 0), (id.as_str(), "active", 2)],
+        "newest first"
+    );
+    let (status, body) = call(
+        get.clone(),
+        &api.url(&format!("/api/v1/suppressed?silence={id}&limit=1")),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 2);
+    assert_eq!(body["suppressed"].as_array().unwrap().len(), 1);
+    assert_eq!(body["suppressed"][0]["event_id"], "e2", "newest first");
+    let (_, body) = call(
+        get.clone(),
+        &api.url("/api/v1/suppressed"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    let events: Vec<&str> = body["suppressed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["e2", "e3", "e1"]);
+    let (status, _) = call(
+        get.clone(),
+        &api.url("/api/v1/suppressed?limit=0"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Expire.
+    let del = reqwest::Method::DELETE;
+    let (status, body) = call(
+        del.clone(),
+        &api.url("/api/v1/silences/no-such-id"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"].as_str().unwrap().contains("no silence"),
+        "{body}"
+    );
+    let (status, body) = call(
+        del.clone(),
+        &api.url(&format!("/api/v1/silences/{id}")),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["state"], "expired");
+    assert_eq!(body["suppressed"], 2);
+    let (status, _) = call(del, &api.url(&format!("/api/v1/silences/{id}")), None, None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "expiring needs the token too"
+    );
+    // The expiry is durable: a fresh book over the same store sees it.
+    let reloaded = Silences::load(api.store.clone()).unwrap();
+    let now = jiff::Timestamp::now();
+    let states: Vec<_> = reloaded.list().iter().map(|s| s.state(now)).collect();
+    assert_eq!(
+        states,
+        [
+            sasrelay::routing::SilenceState::Pending,
+            sasrelay::routing::SilenceState::Expired
+        ]
+    );
+    let (status, _) = call(
+        reqwest::Method::GET,
+        &api.url("/api/v1/nope"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_token_the_api_is_open() {
+    let api = Api::start(None).await;
+    let (status, body) = call(
+        reqwest::Method::GET,
+        &api.url("/api/v1/silences"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    api.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CLI
+// ---------------------------------------------------------------------------------------------
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary with `args` (and `envs`) on a blocking thread, so in-process servers keep
+/// serving.
+async fn sasrelay(args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sasrelay"));
+    cmd.args(args)
+        .env_remove("SASRELAY_LOG")
+        .env("NO_COLOR", "1")
+        .env("SIM_SK", "unused");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out: Output = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let run = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    };
+    eprintln!(
+        "$ sasrelay {}\n[exit {:?}]\n{}{}",
+        args.join(" "),
+        run.code,
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+const SOURCE: &str = r#"[[source]]
+name = "sim"
+region = "cn-hangzhou"
+credentials = { type = "access_key", access_key_id = "sasrelay-sim", access_key_secret = { env = "SIM_SK" } }
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A config whose `[admin]` points at `listen` with the token from `ADMIN_TOKEN`.
+fn cli_config(dir: &Path, listen: &str) -> PathBuf {
+    write(
+        dir,
+        "cli.toml",
+        &format!("{SOURCE}\n[admin]\nlisten = \"{listen}\"\ntoken = {{ env = \"ADMIN_TOKEN\" }}\n"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_commands_talk_to_the_admin_api() {
+    let api = Api::start(Some(TOKEN)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = cli_config(dir.path(), &api.addr.to_string());
+    let cfg = config.to_str().unwrap();
+    let env = [("ADMIN_TOKEN", TOKEN), ("USER", "carol")];
+
+    let add = sasrelay(
+        &[
+            "silence",
+            "add",
+            "--config",
+            cfg,
+            "--matcher",
+            r#"namespace="kube-system""#,
+            "-m",
+            "severity<high",
+            "--for",
+            "2h",
+            "--comment",
+            "upgrade\u{1b}[31m now",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(add.code, Some(0), "{}", add.stderr);
+    let id = add.stdout.trim().to_string();
+    assert_eq!(id.len(), 36, "a uuid: {id:?}");
+    let stored = api.silences.list();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id, id);
+    assert_eq!(
+        stored[0].created_by, "carol",
+        "the author defaults to $USER"
+    );
+    assert_eq!(stored[0].matchers.len(), 2);
+    api.store
+        .record_suppressed(&suppressed(1, "e1", "silence", &id))
+        .unwrap();
+
+    let list = sasrelay(&["silence", "list", "--config", cfg], &env).await;
+    assert_eq!(list.code, Some(0), "{}", list.stderr);
+    let lines: Vec<&str> = list.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", list.stdout);
+    for col in [
+        "ID",
+        "STATE",
+        "ENDS",
+        "SUPPRESSED",
+        "AUTHOR",
+        "MATCHERS",
+        "COMMENT",
+    ] {
+        assert!(lines[0].contains(col), "{}", lines[0]);
+    }
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(&row[..5], [id.as_str(), "active", row[2], "1", "carol"]);
+    assert!(lines[1].contains(r#"namespace="kube-system", severity<high"#));
+    assert!(lines[1].ends_with("upgrade [31m now"), "{}", lines[1]);
+    assert!(
+        !list.stdout.contains('\u{1b}'),
+        "control characters are stripped"
+    );
+
+    let bad = sasrelay(
+        &[
+            "silence",
+            "add",
+            "--config",
+            cfg,
+            "--matcher",
+            "clutser=x",
+            "--for",
+            "1h",
+            "--comment",
+            "c",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(bad.code, Some(1));
+    assert!(bad.stderr.contains("matchers[0]"), "{}", bad.stderr);
+    let bad = sasrelay(
+        &[
+            "silence",
+            "add",
+            "--config",
+            cfg,
+            "--matcher",
+            "cluster=x",
+            "--until",
+            "2000-01-01T00:00:00Z",
+            "--comment",
+            "c",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(bad.code, Some(1));
+    assert!(bad.stderr.contains("in the past"), "{}", bad.stderr);
+    let usage = sasrelay(
+        &[
+            "silence",
+            "add",
+            "--config",
+            cfg,
+            "--matcher",
+            "cluster=x",
+            "--comment",
+            "c",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(usage.code, Some(2), "--for or --until is required");
+    assert_eq!(api.silences.list().len(), 1);
+
+    let wrong = sasrelay(
+        &["silence", "list", "--config", cfg],
+        &[("ADMIN_TOKEN", "nope")],
+    )
+    .await;
+    assert_eq!(wrong.code, Some(1));
+    assert!(
+        wrong.stderr.contains("refused the admin token"),
+        "{}",
+        wrong.stderr
+    );
+    assert!(!wrong.stderr.contains(TOKEN));
+    let missing = sasrelay(&["silence", "list", "--config", cfg], &[]).await;
+    assert_eq!(missing.code, Some(78));
+    assert!(
+        missing.stderr.contains("[admin] token (env ADMIN_TOKEN)"),
+        "{}",
+        missing.stderr
+    );
+
+    let unknown = sasrelay(&["silence", "expire", "--config", cfg, "nope"], &env).await;
+    assert_eq!(unknown.code, Some(1));
+    assert!(
+        unknown.stderr.contains("no silence with id"),
+        "{}",
+        unknown.stderr
+    );
+    let expire = sasrelay(&["silence", "expire", "--config", cfg, &id], &env).await;
+    assert_eq!(expire.code, Some(0), "{}", expire.stderr);
+    assert!(expire.stdout.contains(&format!("silence {id} expired")));
+
+    let list = sasrelay(&["silence", "list", "--config", cfg], &env).await;
+    assert_eq!(
+        list.stdout.lines().count(),
+        1,
+        "only the header: {}",
+        list.stdout
+    );
+    assert!(
+        list.stderr.contains("1 expired silence hidden"),
+        "{}",
+        list.stderr
+    );
+    let all = sasrelay(
+        &["silence", "list", "--config", cfg, "--all", "--json"],
+        &env,
+    )
+    .await;
+    assert_eq!(all.code, Some(0));
+    let views: Vec<SilenceView> = serde_json::from_str(&all.stdout).unwrap();
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].silence.id, id);
+    assert_eq!(views[0].state, "expired");
+    assert_eq!(views[0].suppressed, 1);
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_commands_explain_an_unreachable_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = cli_config(dir.path(), &addr);
+    let run = sasrelay(
+        &["silence", "list", "--config", config.to_str().unwrap()],
+        &[("ADMIN_TOKEN", TOKEN)],
+    )
+    .await;
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains(&addr), "{}", run.stderr);
+    assert!(run.stderr.contains("sasrelay run"), "{}", run.stderr);
+    assert!(run.stderr.contains("[admin] listen"), "{}", run.stderr);
+
+    let off = write(
+        dir.path(),
+        "off.toml",
+        &format!("{SOURCE}\n[admin]\nlisten = \"off\"\n"),
+    );
+    let run = sasrelay(&["silence", "list", "--config", off.to_str().unwrap()], &[]).await;
+    assert_eq!(run.code, Some(78));
+    assert!(run.stderr.contains("admin API is off"), "{}", run.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A running daemon
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_keeps_matching_events_from_a_running_daemon() {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let hook = Hook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = write(dir.path(), "admin.token", &format!("{TOKEN}\n"));
+    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
+    let admin = format!(
+        "listen = \"127.0.0.1:0\"\ntoken = {{ file = \"{}\" }}",
+        token_file.display()
+    );
+    let mut spec = ConfigSpec::new(&endpoint, &url, &state);
+    spec.admin = &admin;
+    let config = spec.write(&dir.path().join("sasrelay.toml"));
+    let mut daemon = Daemon::spawn(&config);
+    daemon.wait_message("Admin API listening", T).await;
+    let bound = daemon.messages("Admin API listening")[0]["fields"]["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        !daemon.lines().iter().any(|l| l.contains(TOKEN)),
+        "the token is never logged"
+    );
+    // The CLI's config names the port the daemon bound.
+    let cli_admin = format!(
+        "listen = \"{bound}\"\ntoken = {{ file = \"{}\" }}",
+        token_file.display()
+    );
+    spec.admin = &cli_admin;
+    let cli = spec.write(&dir.path().join("cli.toml"));
+    let cli = cli.to_str().unwrap();
+    let resp = http()
+        .get(format!("http://{bound}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    hook.wait_delivered(4, T).await; // The first start's summaries.
+    let add = sasrelay(
+        &[
+            "silence",
+            "add",
+            "--config",
+            cli,
+            "--matcher",
+            r#"domain="alerts""#,
+            "--for",
+            "1h",
+            "--author",
+            "ops",
+            "--comment",
+            "noisy alerts",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(add.code, Some(0), "{}", add.stderr);
+    let id = add.stdout.trim().to_string();
+
+    let alert = sim
+        .add_finding(SimDomain::Alert, None, Value::Null)
+        .unwrap()["Id"]
+        .as_i64()
+        .unwrap();
+    let vuln = sim.add_finding(SimDomain::Vuln, None, Value::Null).unwrap()["PrimaryId"]
+        .as_i64()
+        .unwrap();
+    let vuln_id = format!("vul:{vuln}");
+    hook.wait_for(&vuln_id, T, |r| r.iter().any(|r| r.finding_id() == vuln_id))
+        .await;
+    // The alert was seen by a poll and kept back: wait for the silence's count.
+    let deadline = tokio::time::Instant::now() + T;
+    let views = loop {
+        let list = sasrelay(&["silence", "list", "--config", cli, "--json"], &[]).await;
+        assert_eq!(list.code, Some(0), "{}", list.stderr);
+        let views: Vec<SilenceView> = serde_json::from_str(&list.stdout).unwrap();
+        if views
+            .iter()
+            .any(|v| v.silence.id == id && v.suppressed >= 1)
+        {
+            break views;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the silence never counted a suppressed event: {views:?}"
+        );
+        daemon.wait_more_polls_of(&["alerts"], 1, T).await;
+    };
+    assert_eq!(views[0].state, "active");
+    let alert_id = format!("alert:{alert}");
+    assert!(
+        !hook.requests().iter().any(|r| r.finding_id() == alert_id),
+        "the silenced alert reached the webhook"
+    );
+    let (status, body) = call(
+        reqwest::Method::GET,
+        &format!("http://{bound}/api/v1/suppressed?silence={id}"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["suppressed"][0]["by"], "silence");
+    assert_eq!(body["suppressed"][0]["sink"], "hook");
+
+    let expire = sasrelay(&["silence", "expire", "--config", cli, &id], &[]).await;
+    assert_eq!(expire.code, Some(0), "{}", expire.stderr);
+    let later = sim
+        .add_finding(SimDomain::Alert, None, Value::Null)
+        .unwrap()["Id"]
+        .as_i64()
+        .unwrap();
+    let later_id = format!("alert:{later}");
+    hook.wait_for(&later_id, T, |r| {
+        r.iter().any(|r| r.finding_id() == later_id)
+    })
+    .await;
+    assert!(
+        !hook.requests().iter().any(|r| r.finding_id() == alert_id),
+        "an event kept back by a silence is not sent later"
+    );
+    assert!(daemon.terminate(T).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_refuses_to_start_when_the_admin_address_is_taken() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let admin = format!("listen = \"{addr}\"");
+    let mut spec = ConfigSpec::new("127.0.0.1:9", "http://127.0.0.1:9/hook", &state);
+    spec.admin = &admin;
+    let config = spec.write(&dir.path().join("sasrelay.toml"));
+    let mut daemon = Daemon::spawn(&config);
+    let status = daemon.wait_exit(T).await;
+    assert_eq!(status.code(), Some(1));
+    let log = daemon.lines().join("\n");
+    assert!(log.contains(&format!("cannot listen on {addr}")), "{log}");
+    assert!(log.contains("[admin] listen"), "{log}");
+    drop(taken);
+
+    let admin = r#"listen = "127.0.0.1:0"
+token = { env = "SASRELAY_TEST_NO_SUCH_TOKEN" }"#;
+    spec.admin = admin;
+    let config = spec.write(&dir.path().join("sasrelay.toml"));
+    let mut daemon = Daemon::spawn(&config);
+    assert_eq!(daemon.wait_exit(T).await.code(), Some(1));
+    let log = daemon.lines().join("\n");
+    assert!(
+        log.contains("[admin] token (env SASRELAY_TEST_NO_SUCH_TOKEN): environment variable"),
+        "{log}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// route test and check
+// ---------------------------------------------------------------------------------------------
+
+const ROUTES: &str = r#"
+[[sink]]
+name = "chat"
+type = "stdout"
+
+[[sink]]
+name = "archive"
+type = "stdout"
+
+[routing]
+default = "drop"
+
+[[route]]
+name = "alerts"
+matchers = ['domain="alerts"']
+sinks = ["chat"]
+group_by = ["cluster"]
+max_group_size = 5
+
+[[route]]
+name = "rest"
+sinks = ["archive"]
+"#;
+
+/// `(messages, events, ungrouped, groups, muted, filtered)` of a sink's row.
+fn row(out: &str, sink: &str) -> [u64; 6] {
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(sink))
+        .unwrap_or_else(|| panic!("no row for {sink} in\n{out}"));
+    let n: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    n.try_into().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_test_counts_messages_per_sink_for_simulated_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "routes.toml", &format!("{SOURCE}{ROUTES}"));
+    let cfg = config.to_str().unwrap();
+    let run = sasrelay(
+        &["route", "test", "--config", cfg, "--from-simulator", "50"],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let head = run.stdout.lines().next().unwrap();
+    assert!(
+        head.starts_with("50 findings from the simulator (seed 20240520): "),
+        "{head}"
+    );
+    let alerts: u64 = head
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" alerts"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(alerts > 0 && alerts < 50, "{head}");
+    let [messages, events, ungrouped, groups, muted, filtered] = row(&run.stdout, "chat");
+    assert_eq!(events, alerts, "every alert goes to chat");
+    assert_eq!((ungrouped, muted, filtered), (0, 0, 0));
+    // The simulator's world has two clusters: at most two groups, each in chunks of 5.
+    assert!((1..=2).contains(&groups), "{}", run.stdout);
+    assert!(
+        messages >= alerts.div_ceil(5) && messages <= alerts / 5 + groups,
+        "{}",
+        run.stdout
+    );
+    assert!(messages < events, "grouping saves messages: {}", run.stdout);
+    assert_eq!(
+        row(&run.stdout, "archive"),
+        [50 - alerts, 50 - alerts, 50 - alerts, 0, 0, 0],
+        "the catch-all sends the rest one by one"
+    );
+    assert!(
+        run.stdout
+            .contains("dropped (no route sends them anywhere): 0")
+    );
+
+    let again = sasrelay(
+        &[
+            "route",
+            "test",
+            "--config",
+            cfg,
+            "--from-simulator",
+            "50",
+            "--seed",
+            "20240520",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        again.stdout.lines().skip(2).collect::<Vec<_>>(),
+        run.stdout.lines().skip(2).collect::<Vec<_>>(),
+        "the same seed gives the same counts"
+    );
+}
+
+fn test_finding(cluster: &str) -> Value {
+    let item = sasrelay::sas::models::Item::from_value(json!({
+        "Id": 4242, "AlarmUniqueInfo": "u-4242", "Level": "serious", "Name": "Reverse shell",
+        "EventStatus": 1
+    }))
+    .unwrap();
+    let mut f = sasrelay::finding::normalise_alert(
+        &sasrelay::finding::NormaliseContext::new("sim", "cn-hangzhou"),
+        item,
+    );
+    f.kubernetes.cluster_id = Some(cluster.into());
+    serde_json::to_value(f).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_test_prints_why_each_route_matched_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = r#"
+[[sink]]
+name = "dev"
+type = "stdout"
+
+[[sink]]
+name = "oncall"
+type = "stdout"
+
+[routing]
+default = "drop"
+
+[[route]]
+matchers = ['cluster="c-dev"']
+sinks = ["dev"]
+
+[[route]]
+name = "prod"
+matchers = ['domain="alerts"', 'severity>=high']
+sinks = ["oncall"]
+"#;
+    let config = write(dir.path(), "routes.toml", &format!("{SOURCE}{routes}"));
+    let cfg = config.to_str().unwrap();
+    let finding = test_finding("c-prod");
+    let file = write(dir.path(), "finding.json", &finding.to_string());
+    let run = sasrelay(
+        &[
+            "route",
+            "test",
+            "--config",
+            cfg,
+            "--finding",
+            &format!("@{}", file.display()),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let out = &run.stdout;
+    assert!(
+        out.contains("event 1: new alerts finding alert:4242"),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"route[0]: failed: cluster="c-dev" (cluster = c-prod)"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            r#"route[1] (prod): matched: domain="alerts" (domain = alerts), severity>=high"#
+        ),
+        "{out}"
+    );
+    assert!(out.contains("→ oncall via prod"), "{out}");
+    assert!(!out.contains("→ dev"), "{out}");
+
+    // Inline, as an array: the second one goes to dev.
+    let dev = test_finding("c-dev");
+    let run = sasrelay(
+        &[
+            "route",
+            "test",
+            "--config",
+            cfg,
+            "--finding",
+            &json!([dev]).to_string(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains(r#"route[0]: matched: cluster="c-dev" (cluster = c-dev)"#),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("→ dev via route[0]"), "{}", run.stdout);
+
+    let bad = sasrelay(
+        &[
+            "route",
+            "test",
+            "--config",
+            cfg,
+            "--finding",
+            "{\"nope\": 1}",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(bad.code, Some(65));
+    assert!(bad.stderr.contains("not a finding"), "{}", bad.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_prints_routing_warnings_and_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = r#"
+[[sink]]
+name = "a"
+type = "stdout"
+
+[routing]
+default = "drop"
+
+[[route]]
+name = "everything"
+sinks = ["a"]
+
+[[route]]
+name = "alerts"
+matchers = ['domain="alerts"']
+sinks = ["a"]
+"#;
+    let config = write(dir.path(), "shadow.toml", &format!("{SOURCE}{routes}"));
+    let run = sasrelay(&["check", "--config", config.to_str().unwrap()], &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let warning = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("warning: "))
+        .unwrap_or_else(|| panic!("no warning in {}", run.stderr));
+    let location = format!("warning: {}:", config.display());
+    assert!(warning.starts_with(&location), "{warning}");
+    assert!(warning.contains("never tried"), "{warning}");
+    // It points at the shadowed route's name.
+    let text = format!("{SOURCE}{routes}");
+    let at = text.find("name = \"alerts\"").unwrap();
+    let line = text[..at].matches('\n').count() + 1;
+    assert!(
+        warning[location.len()..].starts_with(&format!("{line}:8: route[1]: ")),
+        "{warning}"
+    );
+}
