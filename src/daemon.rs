@@ -185,7 +185,8 @@ pub async fn run(
             .map(|(name, h)| (name.clone(), h.wake.clone()))
             .collect(),
         grouper_wake,
-    );
+    )
+    .with_reminders(dispatcher.clone());
     pollers.spawn(grouper.run(stop_polling.clone()));
     for source_settings in settings.sources.clone() {
         let (store, dispatcher, token, ctx, tracker) = (

@@ -17,12 +17,16 @@ use std::sync::{Arc, PoisonError, RwLock};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
+use crate::event::EventKind;
 use crate::event::{Event, OutboxEntry, Payload, event_id};
+use crate::lifecycle::RecordStatus;
 use crate::poller::unix_ms;
+use crate::routing::Target;
 use crate::routing::{Router, Silence, SilenceState, Subject, to_timestamp};
 use crate::sinks::Sink;
 use crate::store::{
-    Enqueued, GROUP_SCHEMA, GroupAdded, GroupHeader, Store, StoreError, Suppressed,
+    Enqueued, GROUP_SCHEMA, GroupAdded, GroupHeader, REMINDER_SCHEMA, Reminder, Store, StoreError,
+    Suppressed,
 };
 
 /// A configured sink and the handle that wakes its worker.
@@ -51,6 +55,10 @@ pub struct Dispatched {
     pub dropped: usize,
     /// Targets skipped by the sink's own filter (`domains`, `events`, `min_severity`).
     pub filtered: usize,
+    /// Reminders started (a route with `repeat_interval` delivered a new finding).
+    pub reminders_started: usize,
+    /// Reminders sent (still open after `repeat_interval`).
+    pub reminded: usize,
     /// Sinks to wake once the batch is durable.
     pub wake: BTreeSet<String>,
     /// The grouper should look at the groups again.
@@ -212,10 +220,13 @@ impl Dispatcher {
     }
 
     /// Routes `event` and writes what the decision says. Call [`Dispatcher::wake`] with the
-    /// result once the batch is flushed.
+    /// result once the batch is flushed. `generation` is the finding's lifecycle generation
+    /// (`None` for summaries); a `new` or `recurring` event delivered by a route with a
+    /// `repeat_interval` starts that route's reminder for the finding.
     pub fn dispatch(
         &self,
         event: &Event,
+        generation: Option<u64>,
         now: OffsetDateTime,
         out: &mut Dispatched,
     ) -> Result<(), StoreError> {
@@ -263,44 +274,121 @@ impl Dispatcher {
                 }
                 continue;
             }
-            match &target.grouping {
-                Some(g) => {
-                    let gid = group_id(&target.route, &target.sink, &g.group_key);
-                    let header = GroupHeader {
-                        v: GROUP_SCHEMA,
-                        route: target.route.clone(),
-                        sink: target.sink.clone(),
-                        labels: g.group_key.clone(),
-                        opened_at_ms: now_ms,
-                        flush_at_ms: now_ms.saturating_add(g.group_wait.as_millis() as i64),
-                        group_interval_ms: g.group_interval.as_millis() as i64,
-                        max_size: g.max_group_size.max(1),
-                        flushes: 0,
-                        closing: None,
-                    };
-                    match self.store.group_add(&gid, &header, event, now_ms)? {
-                        GroupAdded::Added => {
-                            out.grouped += 1;
-                            out.wake_grouper = true;
-                        }
-                        GroupAdded::Duplicate => out.duplicates += 1,
+            self.deliver(target, event, now_ms, &mut entry, out)?;
+            if let (Some(every), Some(generation), Some(f)) =
+                (target.repeat_interval, generation, &event.finding)
+                && matches!(event.kind, EventKind::New | EventKind::Recurring)
+            {
+                let interval_ms = every.as_millis() as i64;
+                self.store.put_reminder(&Reminder {
+                    v: REMINDER_SCHEMA,
+                    sink: target.sink.clone(),
+                    route: target.route.clone(),
+                    source: event.source.clone(),
+                    domain: event.domain,
+                    fingerprint: f.fingerprint.clone(),
+                    generation,
+                    interval_ms,
+                    due_at_ms: now_ms.saturating_add(interval_ms),
+                    sent: 0,
+                    event: event.clone(),
+                })?;
+                out.reminders_started += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts `event` on its way to `target`: into the target's group, or into the sink's
+    /// outbox (`entry` is built once per event and shared by its ungrouped targets).
+    fn deliver(
+        &self,
+        target: &Target,
+        event: &Event,
+        now_ms: i64,
+        entry: &mut Option<OutboxEntry>,
+        out: &mut Dispatched,
+    ) -> Result<(), StoreError> {
+        match &target.grouping {
+            Some(g) => {
+                let gid = group_id(&target.route, &target.sink, &g.group_key);
+                let header = GroupHeader {
+                    v: GROUP_SCHEMA,
+                    route: target.route.clone(),
+                    sink: target.sink.clone(),
+                    labels: g.group_key.clone(),
+                    opened_at_ms: now_ms,
+                    flush_at_ms: now_ms.saturating_add(g.group_wait.as_millis() as i64),
+                    group_interval_ms: g.group_interval.as_millis() as i64,
+                    max_size: g.max_group_size.max(1),
+                    flushes: 0,
+                    closing: None,
+                };
+                match self.store.group_add(&gid, &header, event, now_ms)? {
+                    GroupAdded::Added => {
+                        out.grouped += 1;
+                        out.wake_grouper = true;
                     }
+                    GroupAdded::Duplicate => out.duplicates += 1,
                 }
-                None => {
-                    let entry = entry.get_or_insert_with(|| {
-                        OutboxEntry::new(Payload::from(event.clone()), now_ms)
-                    });
-                    match self.store.enqueue(&target.sink, entry)? {
-                        Enqueued::Inserted(_) => {
-                            out.enqueued += 1;
-                            out.wake.insert(target.sink.clone());
-                        }
-                        Enqueued::Duplicate(_) => out.duplicates += 1,
+            }
+            None => {
+                let entry = entry
+                    .get_or_insert_with(|| OutboxEntry::new(Payload::from(event.clone()), now_ms));
+                match self.store.enqueue(&target.sink, entry)? {
+                    Enqueued::Inserted(_) => {
+                        out.enqueued += 1;
+                        out.wake.insert(target.sink.clone());
                     }
+                    Enqueued::Duplicate(_) => out.duplicates += 1,
                 }
             }
         }
         Ok(())
+    }
+
+    /// Sends the reminders due at `now` whose finding is still open in the same lifecycle:
+    /// through the route and sink that started them, grouped as that route groups today;
+    /// kept back (and counted) while a silence or mute window holds. Reminders whose finding
+    /// closed, or whose route no longer sends to that sink, are removed.
+    pub fn remind_due(&self, now: OffsetDateTime) -> Result<Dispatched, StoreError> {
+        let now_ms = unix_ms(now);
+        let ts = to_timestamp(now);
+        let mut out = Dispatched::default();
+        for (key, r) in self.store.due_reminders(now_ms, 1_000)? {
+            let open = self
+                .store
+                .get_record(&r.source, r.domain, &r.fingerprint)?
+                .is_some_and(|rec| {
+                    rec.status == RecordStatus::Active && rec.generation == r.generation
+                });
+            let subject = Subject::from_event(&r.event);
+            let decision = self.router.decide(&subject, ts);
+            let target = decision
+                .targets
+                .iter()
+                .find(|t| t.route == r.route && t.sink == r.sink && t.repeat_interval.is_some());
+            let (Some(target), true) = (target, open) else {
+                self.store.remove_reminder(&key)?;
+                continue;
+            };
+            let held = self.silences.silencing(&subject, ts).is_some() || target.muted_by.is_some();
+            let mut next = r.clone();
+            next.interval_ms = target
+                .repeat_interval
+                .map_or(r.interval_ms, |d| d.as_millis() as i64);
+            next.due_at_ms = now_ms.saturating_add(next.interval_ms.max(1_000));
+            if !held {
+                next.sent = r.sent + 1;
+                let event =
+                    Event::reminder(&r.event, r.generation, &r.route, &r.sink, next.sent, now);
+                self.deliver(target, &event, now_ms, &mut None, &mut out)?;
+                out.reminded += 1;
+            }
+            // After the send: a crash in between re-sends the same id, which the guard drops.
+            self.store.advance_reminder(&key, &r, &next)?;
+        }
+        Ok(out)
     }
 
     /// Wakes the workers and the grouper `out` names. Call after the batch is durable.

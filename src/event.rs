@@ -31,6 +31,8 @@ pub enum EventKind {
     Resolved,
     /// First-start summary: how many findings of a source and domain are being tracked.
     Summary,
+    /// Still open after a route's `repeat_interval` (a reminder).
+    Reminder,
 }
 
 impl EventKind {
@@ -41,6 +43,7 @@ impl EventKind {
             EventKind::Recurring => "recurring",
             EventKind::Resolved => "resolved",
             EventKind::Summary => "summary",
+            EventKind::Reminder => "reminder",
         }
     }
 }
@@ -121,6 +124,41 @@ impl Event {
             observed_at,
             resolution,
             finding: Some(finding),
+            summary: None,
+        }
+    }
+
+    /// A reminder that `original`'s finding is still open: the `sent`-th (from 1) for this
+    /// sink and route. Its id depends on the finding, its generation, the route, the sink and
+    /// the number, so a re-sent reminder after a crash is recognised.
+    pub fn reminder(
+        original: &Event,
+        generation: u64,
+        route: &str,
+        sink: &str,
+        sent: u64,
+        observed_at: OffsetDateTime,
+    ) -> Event {
+        let fingerprint = original
+            .finding
+            .as_ref()
+            .map_or(original.id.as_str(), |f| f.fingerprint.as_str());
+        Event {
+            schema: EVENT_SCHEMA,
+            id: event_id(&[
+                fingerprint,
+                "reminder",
+                &generation.to_string(),
+                route,
+                sink,
+                &sent.to_string(),
+            ]),
+            kind: EventKind::Reminder,
+            source: original.source.clone(),
+            domain: original.domain,
+            observed_at,
+            resolution: None,
+            finding: original.finding.clone(),
             summary: None,
         }
     }
@@ -239,6 +277,7 @@ impl Digest {
         let c = self.counts();
         let n = self.events.len();
         let kind = match c.by_kind.keys().collect::<Vec<_>>().as_slice() {
+            [EventKind::Reminder] => "still-open ".to_string(),
             [k] if **k != EventKind::Summary => format!("{} ", k.as_str()),
             _ => String::new(),
         };

@@ -1,6 +1,7 @@
 //! The grouper: one task that closes routing groups when they are due — after `group_wait`,
 //! then every `group_interval`, or at once when full — turning their members into one digest
-//! in the sink's outbox, and wakes that sink's worker.
+//! in the sink's outbox, and wakes that sink's worker. It also sends due reminders
+//! (`repeat_interval`, through [`Dispatcher::remind_due`]).
 //!
 //! The group state lives in the store (see `store::groups` for the crash-safe close), so this
 //! task holds nothing of its own: after a restart it finds the open groups, including a close
@@ -14,6 +15,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::dispatch::Dispatcher;
 use crate::poller::unix_ms;
 use crate::store::{GroupClosed, Store};
 
@@ -30,12 +32,25 @@ pub struct Grouper {
     wakes: BTreeMap<String, Arc<Notify>>,
     /// Signalled by dispatch when it adds a member, so a new group's due time is seen.
     wake: Arc<Notify>,
+    /// Sends due reminders.
+    dispatcher: Option<Arc<Dispatcher>>,
 }
 
 impl Grouper {
     /// A grouper over `store`'s groups.
     pub fn new(store: Store, wakes: BTreeMap<String, Arc<Notify>>, wake: Arc<Notify>) -> Self {
-        Grouper { store, wakes, wake }
+        Grouper {
+            store,
+            wakes,
+            wake,
+            dispatcher: None,
+        }
+    }
+
+    /// Also sends due reminders through `dispatcher`.
+    pub fn with_reminders(mut self, dispatcher: Arc<Dispatcher>) -> Self {
+        self.dispatcher = Some(dispatcher);
+        self
     }
 
     /// Closes every group due at `now`; returns how many digests were enqueued and how many
@@ -67,6 +82,27 @@ impl Grouper {
                 }
             }
         }
+        if let Some(d) = &self.dispatcher {
+            match d.remind_due(now) {
+                Ok(out) => {
+                    if out.reminded > 0 {
+                        tracing::info!(
+                            reminded = out.reminded,
+                            "Sent reminders about findings still open."
+                        );
+                        if let Err(e) = self.store.flush().await {
+                            tracing::error!(error = %e, "Flushing reminders failed.");
+                        }
+                        d.wake(&out);
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    tracing::error!(error = %e, "Sending reminders failed; they are retried.");
+                    self.store.heal(&e);
+                }
+            }
+        }
         if !woken.is_empty() {
             // Not needed for correctness (every step is crash-safe), but a digest should not
             // wait for the next poll's flush to become durable.
@@ -90,7 +126,15 @@ impl Grouper {
         loop {
             let (_, failed) = self.tick(OffsetDateTime::now_utc()).await;
             let now_ms = unix_ms(OffsetDateTime::now_utc());
-            let mut wait = match self.store.next_group_due() {
+            let reminder = self
+                .dispatcher
+                .as_ref()
+                .and_then(|_| self.store.next_reminder_due());
+            let next = match (self.store.next_group_due(), reminder) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let mut wait = match next {
                 Some(at) => Duration::from_millis(at.saturating_sub(now_ms).max(0) as u64),
                 None => MAX_SLEEP,
             }

@@ -191,14 +191,19 @@ impl Poller {
             )
         });
         // Events are taken out of the changes (the records stay): no copy of the finding.
-        let events = diff
-            .changes
-            .iter_mut()
-            .filter_map(|c| c.event.take())
-            .chain(summary);
-        for event in events {
+        for change in &mut diff.changes {
+            if let Some(event) = change.event.take() {
+                self.dispatcher.dispatch(
+                    &event,
+                    Some(change.record.generation),
+                    now,
+                    &mut report.dispatched,
+                )?;
+            }
+        }
+        if let Some(event) = summary {
             self.dispatcher
-                .dispatch(&event, now, &mut report.dispatched)?;
+                .dispatch(&event, None, now, &mut report.dispatched)?;
         }
         // 3. Then the records they justify.
         for change in &diff.changes {

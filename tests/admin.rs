@@ -765,6 +765,49 @@ async fn a_silence_keeps_matching_events_from_a_running_daemon() {
     assert_eq!(body["suppressed"][0]["by"], "silence");
     assert_eq!(body["suppressed"][0]["sink"], "hook");
 
+    // The silence survives a restart: the next daemon keeps the next alert back too.
+    assert!(daemon.terminate(T).await.success());
+    let mut daemon = Daemon::spawn(&config);
+    daemon.wait_message("Admin API listening", T).await;
+    let bound = daemon.messages("Admin API listening")[0]["fields"]["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cli_admin = format!(
+        "listen = \"{bound}\"\ntoken = {{ file = \"{}\" }}",
+        token_file.display()
+    );
+    spec.admin = &cli_admin;
+    let cli = spec.write(&dir.path().join("cli.toml"));
+    let cli = cli.to_str().unwrap();
+    let second = sim
+        .add_finding(SimDomain::Alert, None, Value::Null)
+        .unwrap()["Id"]
+        .as_i64()
+        .unwrap();
+    let second_id = format!("alert:{second}");
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let list = sasrelay(&["silence", "list", "--config", cli, "--json"], &[]).await;
+        assert_eq!(list.code, Some(0), "{}", list.stderr);
+        let views: Vec<SilenceView> = serde_json::from_str(&list.stdout).unwrap();
+        if views
+            .iter()
+            .any(|v| v.silence.id == id && v.state == "active" && v.suppressed >= 2)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "after the restart the silence never counted the second alert: {views:?}"
+        );
+        daemon.wait_more_polls_of(&["alerts"], 1, T).await;
+    }
+    assert!(
+        !hook.requests().iter().any(|r| r.finding_id() == second_id),
+        "an alert silenced after the restart reached the webhook"
+    );
+
     let expire = sasrelay(&["silence", "expire", "--config", cli, &id], &[]).await;
     assert_eq!(expire.code, Some(0), "{}", expire.stderr);
     let later = sim

@@ -64,6 +64,7 @@ pub(crate) fn kind_label(k: EventKind, lang: Lang) -> &'static str {
         (Lang::Zh, EventKind::Recurring) => "再次出现的",
         (Lang::Zh, EventKind::Resolved) => "已解决的",
         (Lang::Zh, EventKind::Summary) => "汇总",
+        (Lang::Zh, EventKind::Reminder) => "仍未处理的",
     }
 }
 

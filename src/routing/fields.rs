@@ -36,7 +36,7 @@ impl fmt::Debug for FieldDef {
 pub const DETAIL_PREFIX: &str = "detail.";
 
 const DOMAINS: &[&str] = &["alerts", "vulnerabilities", "baseline", "firewall"];
-const KINDS: &[&str] = &["new", "recurring", "resolved", "summary"];
+const KINDS: &[&str] = &["new", "recurring", "resolved", "summary", "reminder"];
 const SEVERITIES: &[&str] = &["info", "low", "medium", "high", "critical"];
 const STATUSES: &[&str] = &["active", "resolved"];
 const RESOLUTIONS: &[&str] = &[

@@ -72,6 +72,7 @@
 mod error;
 mod groups;
 mod keys;
+mod reminders;
 mod types;
 
 #[cfg(test)]
@@ -91,6 +92,7 @@ use crate::finding::Domain;
 
 pub use error::StoreError;
 pub use groups::{Closing, GROUP_SCHEMA, GroupAdded, GroupClosed, GroupHeader, Suppressed};
+pub use reminders::{REMINDER_SCHEMA, Reminder};
 pub use types::{
     CURSOR_SCHEMA, Cursor, Enqueued, PruneReport, RECORD_SCHEMA, Record, RecordStatus, SinkStats,
     StoreStats,
@@ -143,6 +145,9 @@ struct Inner {
     suppressed: sled::Tree,
     /// Open groups; every group write happens with it locked.
     group_index: Mutex<groups::GroupIndex>,
+    reminders: sled::Tree,
+    /// Reminder due times; every reminder write happens with it locked.
+    reminder_index: Mutex<reminders::ReminderIndex>,
     /// Sinks that have an outbox or dead-letter tree. Grows only.
     sinks: RwLock<HashMap<String, Arc<Sink>>>,
     epoch: String,
@@ -647,6 +652,41 @@ impl Store {
         self.current()?.close_group(gid, now_ms, created_at)
     }
 
+    /// Starts (or restarts) a reminder for its (sink, route, finding).
+    pub fn put_reminder(&self, r: &Reminder) -> Result<(), StoreError> {
+        self.current()?.put_reminder(r)
+    }
+
+    /// Reminders due at `now_ms`, oldest first, at most `limit`, each with its key.
+    pub fn due_reminders(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Reminder)>, StoreError> {
+        self.current()?.due_reminders(now_ms, limit)
+    }
+
+    /// When the next reminder is due (unix ms).
+    pub fn next_reminder_due(&self) -> Option<i64> {
+        self.current()
+            .map_or(None, |inner| inner.next_reminder_due())
+    }
+
+    /// Moves a reminder from `old` to `new` (compare-and-swap); `false` if it changed.
+    pub fn advance_reminder(
+        &self,
+        key: &[u8],
+        old: &Reminder,
+        new: &Reminder,
+    ) -> Result<bool, StoreError> {
+        self.current()?.advance_reminder(key, old, new)
+    }
+
+    /// Deletes a reminder.
+    pub fn remove_reminder(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.current()?.remove_reminder(key)
+    }
+
     /// Stores (or replaces) a silence under `id`.
     pub fn put_silence<T: Serialize>(&self, id: &str, silence: &T) -> Result<(), StoreError> {
         self.current()?.put_silence(id, silence)
@@ -733,6 +773,8 @@ impl Inner {
             silences: db.open_tree("silences").at(dir)?,
             suppressed: db.open_tree("suppressed").at(dir)?,
             group_index: Mutex::new(groups::GroupIndex::default()),
+            reminders: db.open_tree("reminders").at(dir)?,
+            reminder_index: Mutex::new(reminders::ReminderIndex::default()),
             db,
             sinks: RwLock::new(HashMap::new()),
             epoch,
@@ -740,6 +782,7 @@ impl Inner {
         };
         let mut repairs = store.reconcile()?;
         let (adopted, removed) = store.reconcile_groups()?;
+        store.load_reminders()?;
         repairs.guards_recreated += adopted;
         repairs.duplicates_removed += removed;
         changed |= repairs.any();

@@ -1,0 +1,169 @@
+//! Reminders (`repeat_interval`): for each (sink, route, finding) that a route with a repeat
+//! interval delivered, when to remind about it next if it is still open.
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `reminders` | sink, route (length-prefixed) ‖ fingerprint | [`Reminder`] JSON |
+//!
+//! The due times are also kept in memory (rebuilt at open), so finding what is due never
+//! scans the tree. A reminder is sent by enqueueing an event whose id is derived from the
+//! finding, its lifecycle generation and the reminder's number, then advancing the stored
+//! reminder with a compare-and-swap: a crash between the two re-enqueues the same id, which
+//! the guard drops.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::{At, Inner, StoreError, keys};
+use crate::event::Event;
+use crate::finding::Domain;
+
+/// Version of [`Reminder`]'s stored form.
+pub const REMINDER_SCHEMA: u32 = 1;
+
+/// One pending reminder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reminder {
+    /// Schema version ([`REMINDER_SCHEMA`]).
+    pub v: u32,
+    /// The sink.
+    pub sink: String,
+    /// The route (name or path).
+    pub route: String,
+    /// The finding's source.
+    pub source: String,
+    /// The finding's domain.
+    pub domain: Domain,
+    /// The finding's fingerprint.
+    pub fingerprint: String,
+    /// The lifecycle generation it reminds about (a re-opened finding starts afresh).
+    pub generation: u64,
+    /// `repeat_interval` in ms.
+    pub interval_ms: i64,
+    /// When the next reminder is due (unix ms).
+    pub due_at_ms: i64,
+    /// Reminders sent so far.
+    pub sent: u64,
+    /// The event that was delivered (its finding is what the reminder shows).
+    pub event: Event,
+}
+
+/// In-memory due times, rebuilt at open.
+#[derive(Default)]
+pub(super) struct ReminderIndex {
+    due: BTreeSet<(i64, Vec<u8>)>,
+    by_key: BTreeMap<Vec<u8>, i64>,
+}
+
+impl ReminderIndex {
+    fn set(&mut self, key: Vec<u8>, due: i64) {
+        if let Some(old) = self.by_key.insert(key.clone(), due) {
+            self.due.remove(&(old, key.clone()));
+        }
+        self.due.insert((due, key));
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        if let Some(old) = self.by_key.remove(key) {
+            self.due.remove(&(old, key.to_vec()));
+        }
+    }
+}
+
+/// The key of a reminder.
+pub(super) fn reminder_key(sink: &str, route: &str, fingerprint: &str) -> Vec<u8> {
+    let mut k = keys::prefixed(sink);
+    k.extend_from_slice(&keys::prefixed(route));
+    k.extend_from_slice(fingerprint.as_bytes());
+    k
+}
+
+impl Inner {
+    fn reminder_index(&self) -> std::sync::MutexGuard<'_, ReminderIndex> {
+        self.reminder_index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts (or restarts) the reminder of `r`'s (sink, route, finding).
+    pub(super) fn put_reminder(&self, r: &Reminder) -> Result<(), StoreError> {
+        let key = reminder_key(&r.sink, &r.route, &r.fingerprint);
+        let value = self.encode(r, || format!("reminder {}", r.fingerprint))?;
+        let mut index = self.reminder_index();
+        self.reminders.insert(&key, value).at(&self.dir)?;
+        index.set(key, r.due_at_ms);
+        Ok(())
+    }
+
+    /// The reminders due at `now_ms`, oldest first, up to `limit`, with their keys.
+    pub(super) fn due_reminders(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Reminder)>, StoreError> {
+        let keys: Vec<Vec<u8>> = self
+            .reminder_index()
+            .due
+            .iter()
+            .take_while(|(at, _)| *at <= now_ms)
+            .take(limit)
+            .map(|(_, k)| k.clone())
+            .collect();
+        let mut out = Vec::new();
+        for key in keys {
+            if let Some(v) = self.reminders.get(&key).at(&self.dir)? {
+                out.push((key, self.decode(&v, || "reminder".to_string())?));
+            } else {
+                self.reminder_index().remove(&key);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The earliest due time of any reminder.
+    pub(super) fn next_reminder_due(&self) -> Option<i64> {
+        self.reminder_index().due.first().map(|(at, _)| *at)
+    }
+
+    /// Replaces `old` with `new` (compare-and-swap); `false` when it changed meanwhile.
+    pub(super) fn advance_reminder(
+        &self,
+        key: &[u8],
+        old: &Reminder,
+        new: &Reminder,
+    ) -> Result<bool, StoreError> {
+        let old_v = self.encode(old, || "reminder".to_string())?;
+        let new_v = self.encode(new, || "reminder".to_string())?;
+        let mut index = self.reminder_index();
+        let done = self
+            .reminders
+            .compare_and_swap(key, Some(old_v), Some(new_v))
+            .at(&self.dir)?
+            .is_ok();
+        if done {
+            index.set(key.to_vec(), new.due_at_ms);
+        }
+        Ok(done)
+    }
+
+    /// Deletes a reminder (its finding closed).
+    pub(super) fn remove_reminder(&self, key: &[u8]) -> Result<(), StoreError> {
+        let mut index = self.reminder_index();
+        self.reminders.remove(key).at(&self.dir)?;
+        index.remove(key);
+        Ok(())
+    }
+
+    /// Rebuilds the due-time index.
+    pub(super) fn load_reminders(&self) -> Result<usize, StoreError> {
+        let mut index = self.reminder_index();
+        *index = ReminderIndex::default();
+        for item in self.reminders.iter() {
+            let (k, v) = item.at(&self.dir)?;
+            let r: Reminder = self.decode(&v, || "reminder".to_string())?;
+            index.set(k.to_vec(), r.due_at_ms);
+        }
+        Ok(index.by_key.len())
+    }
+}

@@ -1,0 +1,258 @@
+//! `repeat_interval`: a route that delivered a new finding reminds about it while it stays
+//! open — through the same route and sink, with a fresh idempotency key each time — holds
+//! reminders back while a silence matches, and stops once the finding is resolved.
+//! In process against a real store; time is a parameter.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sasrelay::config::parse;
+use sasrelay::dispatch::{Dispatched, Dispatcher, Silences, SinkHandle};
+use sasrelay::event::{Event, EventKind, Payload};
+use sasrelay::finding::Domain;
+use sasrelay::lifecycle::{self, Coverage, EventSwitches, RecordStatus};
+use sasrelay::routing::{Silence, parse_matchers, to_timestamp};
+use sasrelay::sinks::Sink;
+use sasrelay::store::Store;
+use time::{Duration, OffsetDateTime};
+use tokio::sync::Notify;
+
+const CONFIG: &str = r#"
+[[source]]
+name = "prod"
+region = "cn-hangzhou"
+credentials = { type = "access_key", access_key_id = "LTAI", access_key_secret = { env = "UNUSED_SECRET" } }
+
+[[sink]]
+name = "chat"
+type = "stdout"
+
+[[sink]]
+name = "log"
+type = "stdout"
+
+[routing]
+default_sinks = ["log"]
+
+[[route]]
+name = "unhandled"
+matchers = ['domain="alerts"', 'severity>=high']
+sinks = ["chat"]
+repeat_interval = "4h"
+"#;
+
+struct Bench {
+    store: Store,
+    dispatcher: Dispatcher,
+    silences: Arc<Silences>,
+    _dir: tempfile::TempDir,
+}
+
+fn bench() -> Bench {
+    let settings = parse(Path::new("t.toml"), CONFIG).expect("config");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let sinks = settings
+        .sinks
+        .iter()
+        .map(|c| {
+            let sink = Arc::new(Sink::build(c).unwrap());
+            (
+                c.name.clone(),
+                SinkHandle {
+                    sink,
+                    wake: Arc::new(Notify::new()),
+                },
+            )
+        })
+        .collect();
+    let silences = Arc::new(Silences::load(store.clone()).unwrap());
+    let dispatcher = Dispatcher::new(
+        settings.router.clone(),
+        sinks,
+        silences.clone(),
+        store.clone(),
+        Arc::new(Notify::new()),
+    );
+    Bench {
+        store,
+        dispatcher,
+        silences,
+        _dir: dir,
+    }
+}
+
+/// A high alert as the poller would produce it: record written, event dispatched.
+fn new_alert(b: &Bench, now: OffsetDateTime) -> (String, Event) {
+    let sample: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/samples/DescribeSuspEvents.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let item = sasrelay::sas::models::Item::from_value(sample["SuspEvents"][0].clone()).unwrap();
+    let finding = sasrelay::finding::normalise_alert(
+        &sasrelay::finding::NormaliseContext::new("prod", "cn-hangzhou"),
+        item,
+    );
+    assert!(finding.severity >= sasrelay::finding::Severity::High);
+    let mut diff = lifecycle::diff(
+        vec![finding],
+        &Default::default(),
+        Coverage::Window,
+        EventSwitches::default(),
+        false,
+        now,
+    );
+    let change = diff.changes.remove(0);
+    b.store
+        .put_record("prod", Domain::Alerts, &change.fingerprint, &change.record)
+        .unwrap();
+    let event = change.event.unwrap();
+    let mut out = Dispatched::default();
+    b.dispatcher
+        .dispatch(&event, Some(change.record.generation), now, &mut out)
+        .unwrap();
+    assert_eq!((out.enqueued, out.reminders_started), (1, 1));
+    (change.fingerprint, event)
+}
+
+/// Reminder events waiting in `sink`'s outbox.
+fn reminders(b: &Bench, sink: &str) -> Vec<Event> {
+    b.store
+        .due(sink, i64::MAX, 100)
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, e)| match e.payload {
+            Payload::Event(e) if e.kind == EventKind::Reminder => Some(*e),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_still_open_finding_is_reminded_every_repeat_interval_until_resolved() {
+    let b = bench();
+    let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let (fp, event) = new_alert(&b, t0);
+
+    assert_eq!(
+        b.dispatcher
+            .remind_due(t0 + Duration::minutes(239))
+            .unwrap()
+            .reminded,
+        0
+    );
+    assert_eq!(
+        b.dispatcher
+            .remind_due(t0 + Duration::hours(4))
+            .unwrap()
+            .reminded,
+        1
+    );
+    // Due again only an interval later.
+    assert_eq!(
+        b.dispatcher
+            .remind_due(t0 + Duration::hours(5))
+            .unwrap()
+            .reminded,
+        0
+    );
+    assert_eq!(
+        b.dispatcher
+            .remind_due(t0 + Duration::hours(8))
+            .unwrap()
+            .reminded,
+        1
+    );
+    let sent = reminders(&b, "chat");
+    assert_eq!(sent.len(), 2);
+    assert_ne!(
+        sent[0].id, sent[1].id,
+        "each reminder has its own idempotency key"
+    );
+    assert_eq!(
+        sent[0].finding.as_ref().unwrap().fingerprint,
+        event.finding.as_ref().unwrap().fingerprint
+    );
+    assert!(
+        reminders(&b, "log").is_empty(),
+        "only the route with repeat_interval reminds"
+    );
+
+    // Resolved: the reminder is dropped, nothing more is sent.
+    let mut record = b
+        .store
+        .get_record("prod", Domain::Alerts, &fp)
+        .unwrap()
+        .unwrap();
+    record.status = RecordStatus::Resolved;
+    b.store
+        .put_record("prod", Domain::Alerts, &fp, &record)
+        .unwrap();
+    assert_eq!(
+        b.dispatcher
+            .remind_due(t0 + Duration::hours(12))
+            .unwrap()
+            .reminded,
+        0
+    );
+    assert_eq!(b.store.next_reminder_due(), None);
+}
+
+#[tokio::test]
+async fn a_silence_holds_reminders_back_without_losing_the_schedule() {
+    let b = bench();
+    let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    new_alert(&b, t0);
+    let silence = Silence::new(
+        "s1",
+        parse_matchers(r#"domain="alerts""#).unwrap(),
+        to_timestamp(t0),
+        to_timestamp(t0 + Duration::hours(6)),
+        "ops",
+        "maintenance",
+        to_timestamp(t0),
+    )
+    .unwrap();
+    b.silences.add(silence).await.unwrap();
+    assert_eq!(
+        b.dispatcher
+            .remind_due(t0 + Duration::hours(4))
+            .unwrap()
+            .reminded,
+        0
+    );
+    assert!(reminders(&b, "chat").is_empty());
+    // The silence is over by the next interval: the reminder goes out, numbered first.
+    assert_eq!(
+        b.dispatcher
+            .remind_due(t0 + Duration::hours(8))
+            .unwrap()
+            .reminded,
+        1
+    );
+    assert_eq!(reminders(&b, "chat").len(), 1);
+}
+
+#[test]
+fn reminders_survive_a_reopen_of_the_store() {
+    let dir;
+    let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    {
+        let b = bench();
+        new_alert(&b, t0);
+        assert!(b.store.next_reminder_due().is_some());
+        dir = b._dir;
+        drop(b.dispatcher);
+        drop(b.silences);
+        drop(b.store);
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.next_reminder_due(),
+        Some((t0 + Duration::hours(4)).unix_timestamp() * 1000)
+    );
+}
