@@ -1,4 +1,6 @@
-//! Throughput of the daemon's hot path: normalise → lifecycle diff → enqueue → record → flush,
+//! Throughput of the daemon's hot path: normalise → lifecycle diff → dispatch (routing
+//! decision + enqueue, through the daemon's `Dispatcher` with the default every-sink router and
+//! one webhook sink) → record → flush,
 //! into a real sled store on disk, in batches the size of one poll (one flush per batch, as
 //! the poller does).
 //!
@@ -9,12 +11,17 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use sasrelay::event::{OutboxEntry, Payload};
+use std::sync::Arc;
+
+use sasrelay::dispatch::{Dispatched, Dispatcher, Silences, SinkHandle};
 use sasrelay::finding::{self, Domain, NormaliseContext};
 use sasrelay::lifecycle::{self, Coverage, EventSwitches};
+use sasrelay::routing::Router;
 use sasrelay::sas::models::{Item, SuspEvent};
+use sasrelay::sinks::{Sink, SinkConfig};
 use sasrelay::store::Store;
 use serde_json::Value;
+use tokio::sync::Notify;
 
 const TOTAL: usize = 20_000;
 const BATCH: usize = 1_000;
@@ -97,16 +104,42 @@ fn decoded_pages(template: &Value, first: usize, total: usize) -> Vec<Vec<Item<S
         .collect()
 }
 
+/// The daemon's dispatcher with no routing configured (every event to every sink) and one
+/// webhook sink.
+fn dispatcher(store: &Store) -> Dispatcher {
+    let config: SinkConfig = toml::from_str(
+        "name = \"webhook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n",
+    )
+    .expect("sink config");
+    let sink = Arc::new(Sink::build(&config).expect("sink"));
+    let sinks = [(
+        "webhook".to_string(),
+        SinkHandle {
+            sink,
+            wake: Arc::new(Notify::new()),
+        },
+    )]
+    .into();
+    Dispatcher::new(
+        Router::broadcast(&["webhook"]),
+        sinks,
+        Arc::new(Silences::load(store.clone()).expect("silences")),
+        store.clone(),
+        Arc::new(Notify::new()),
+    )
+}
+
 /// One poller: its pages of new alerts of `source`, one flush per page.
 fn run(store: &Store, pages: Vec<Vec<Item<SuspEvent>>>, source: &str) -> Stages {
     let ctx = NormaliseContext::new(source, "cn-hangzhou");
+    let dispatcher = dispatcher(store);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let now = time::OffsetDateTime::now_utc();
-    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
     let mut t = Stages::default();
+    let mut out = Dispatched::default();
     for items in pages {
         let t0 = Instant::now();
         let findings: Vec<finding::Finding> = items
@@ -126,8 +159,9 @@ fn run(store: &Store, pages: Vec<Vec<Item<SuspEvent>>>, source: &str) -> Stages 
         for change in &mut diff.changes {
             if let Some(event) = change.event.take() {
                 let t1 = Instant::now();
-                let entry = OutboxEntry::new(Payload::from(event), now_ms);
-                store.enqueue("webhook", &entry).expect("enqueue");
+                dispatcher
+                    .dispatch(event, Some(change.record.generation), now, &mut out)
+                    .expect("dispatch");
                 t.enqueue += t1.elapsed();
             }
             let t1 = Instant::now();

@@ -92,6 +92,14 @@ impl Silences {
         })
     }
 
+    /// Whether there is no silence at all (expired ones count until pruned).
+    pub fn is_empty(&self) -> bool {
+        self.list
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
     /// Every silence, newest first.
     pub fn list(&self) -> Vec<Silence> {
         let mut all = self
@@ -180,6 +188,8 @@ impl Silences {
 /// Applies routing decisions to the store.
 pub struct Dispatcher {
     router: Router,
+    /// The router's targets when they are the same for every event (no routing configured).
+    fixed: Option<Vec<Target>>,
     sinks: BTreeMap<String, SinkHandle>,
     silences: Arc<Silences>,
     store: Store,
@@ -206,6 +216,7 @@ impl Dispatcher {
         grouper: Arc<Notify>,
     ) -> Dispatcher {
         Dispatcher {
+            fixed: router.fixed_targets(),
             router,
             sinks,
             silences,
@@ -225,23 +236,39 @@ impl Dispatcher {
     /// `repeat_interval` starts that route's reminder for the finding.
     pub fn dispatch(
         &self,
-        event: &Event,
+        event: Event,
         generation: Option<u64>,
         now: OffsetDateTime,
         out: &mut Dispatched,
     ) -> Result<(), StoreError> {
         let now_ms = unix_ms(now);
         let ts = to_timestamp(now);
-        let subject = Subject::from_event(event);
-        let decision = self.router.decide(&subject, ts);
-        if decision.dropped {
-            out.dropped += 1;
-            tracing::debug!(event = %event.id, "No route sends this event anywhere; dropped.");
+        // The event moves into its outbox entry (no copy of the finding and its raw item);
+        // every target reads it from there.
+        let entry = OutboxEntry::new(Payload::from(event), now_ms);
+        let [event] = entry.payload.events() else {
             return Ok(());
-        }
-        let silence = self.silences.silencing(&subject, ts);
-        let mut entry: Option<OutboxEntry> = None;
-        for target in &decision.targets {
+        };
+        // Without routing rules and silences the targets do not depend on the event: skip
+        // building its subject.
+        let decided;
+        let (targets, silence) = match &self.fixed {
+            Some(fixed) if self.silences.is_empty() => (fixed.as_slice(), None),
+            _ => {
+                let subject = Subject::from_event(event);
+                decided = self.router.decide(&subject, ts);
+                if decided.dropped {
+                    out.dropped += 1;
+                    tracing::debug!(event = %event.id, "No route sends this event anywhere; dropped.");
+                    return Ok(());
+                }
+                (
+                    decided.targets.as_slice(),
+                    self.silences.silencing(&subject, ts),
+                )
+            }
+        };
+        for target in targets {
             let Some(handle) = self.sinks.get(&target.sink) else {
                 tracing::warn!(sink = %target.sink, route = %target.route, "A route names a sink that is not configured; skipped.");
                 continue;
@@ -274,7 +301,7 @@ impl Dispatcher {
                 }
                 continue;
             }
-            self.deliver(target, event, now_ms, &mut entry, out)?;
+            self.deliver(target, &entry, now_ms, out)?;
             if let (Some(every), Some(generation), Some(f)) =
                 (target.repeat_interval, generation, &event.finding)
                 && matches!(event.kind, EventKind::New | EventKind::Recurring)
@@ -299,16 +326,18 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Puts `event` on its way to `target`: into the target's group, or into the sink's
-    /// outbox (`entry` is built once per event and shared by its ungrouped targets).
+    /// Puts `entry`'s event on its way to `target`: into the target's group, or into the
+    /// sink's outbox (one entry per event, shared by its ungrouped targets).
     fn deliver(
         &self,
         target: &Target,
-        event: &Event,
+        entry: &OutboxEntry,
         now_ms: i64,
-        entry: &mut Option<OutboxEntry>,
         out: &mut Dispatched,
     ) -> Result<(), StoreError> {
+        let [event] = entry.payload.events() else {
+            return Ok(());
+        };
         match &target.grouping {
             Some(g) => {
                 let gid = group_id(&target.route, &target.sink, &g.group_key);
@@ -332,17 +361,13 @@ impl Dispatcher {
                     GroupAdded::Duplicate => out.duplicates += 1,
                 }
             }
-            None => {
-                let entry = entry
-                    .get_or_insert_with(|| OutboxEntry::new(Payload::from(event.clone()), now_ms));
-                match self.store.enqueue(&target.sink, entry)? {
-                    Enqueued::Inserted(_) => {
-                        out.enqueued += 1;
-                        out.wake.insert(target.sink.clone());
-                    }
-                    Enqueued::Duplicate(_) => out.duplicates += 1,
+            None => match self.store.enqueue(&target.sink, entry)? {
+                Enqueued::Inserted(_) => {
+                    out.enqueued += 1;
+                    out.wake.insert(target.sink.clone());
                 }
-            }
+                Enqueued::Duplicate(_) => out.duplicates += 1,
+            },
         }
         Ok(())
     }
@@ -382,7 +407,8 @@ impl Dispatcher {
                 next.sent = r.sent + 1;
                 let event =
                     Event::reminder(&r.event, r.generation, &r.route, &r.sink, next.sent, now);
-                self.deliver(target, &event, now_ms, &mut None, &mut out)?;
+                let entry = OutboxEntry::new(Payload::from(event), now_ms);
+                self.deliver(target, &entry, now_ms, &mut out)?;
                 out.reminded += 1;
             }
             // After the send: a crash in between re-sends the same id, which the guard drops.

@@ -194,7 +194,7 @@ impl Poller {
         for change in &mut diff.changes {
             if let Some(event) = change.event.take() {
                 self.dispatcher.dispatch(
-                    &event,
+                    event,
                     Some(change.record.generation),
                     now,
                     &mut report.dispatched,
@@ -203,7 +203,7 @@ impl Poller {
         }
         if let Some(event) = summary {
             self.dispatcher
-                .dispatch(&event, None, now, &mut report.dispatched)?;
+                .dispatch(event, None, now, &mut report.dispatched)?;
         }
         // 3. Then the records they justify.
         for change in &diff.changes {

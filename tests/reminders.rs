@@ -113,7 +113,7 @@ fn new_alert(b: &Bench, now: OffsetDateTime) -> (String, Event) {
     let event = change.event.unwrap();
     let mut out = Dispatched::default();
     b.dispatcher
-        .dispatch(&event, Some(change.record.generation), now, &mut out)
+        .dispatch(event.clone(), Some(change.record.generation), now, &mut out)
         .unwrap();
     assert_eq!((out.enqueued, out.reminders_started), (1, 1));
     (change.fingerprint, event)

@@ -752,6 +752,31 @@ impl Router {
         None
     }
 
+    /// The targets of every event, when they depend neither on the event nor on the time:
+    /// no routes below the default, no grouping, no time intervals, no drop (the
+    /// configuration without routing). Lets a caller skip building a [`Subject`] per event.
+    pub fn fixed_targets(&self) -> Option<Vec<Target>> {
+        let s = &self.root.settings;
+        let fixed = self.root.children.is_empty()
+            && !self.drop_default
+            && s.group_by.is_none()
+            && s.mute.is_empty()
+            && s.active.is_empty()
+            && !s.sinks.is_empty();
+        fixed.then(|| {
+            s.sinks
+                .iter()
+                .map(|sink| Target {
+                    route: self.root.label(),
+                    sink: sink.clone(),
+                    grouping: None,
+                    repeat_interval: s.repeat_interval,
+                    muted_by: None,
+                })
+                .collect()
+        })
+    }
+
     /// The checked time intervals.
     pub fn intervals(&self) -> &TimeIntervals {
         &self.intervals
