@@ -83,6 +83,8 @@
 //! again will not help" (other 4xx, a redirect, 501/505). A sink never sleeps or loops; `after`
 //! is only the receiver's `Retry-After`, for the worker to weigh against its own backoff.
 
+pub mod chat;
+pub mod dingtalk;
 pub mod file;
 pub mod payload;
 pub mod stdout;
@@ -98,6 +100,7 @@ use crate::event::{Event, EventKind, Payload};
 use crate::finding::{Domain, Severity};
 use crate::secret::{Secret, SecretRef};
 
+pub use dingtalk::{DingTalkConfig, DingTalkSink};
 pub use file::{FileConfig, FileSink};
 pub use stdout::{StdoutConfig, StdoutFormat, StdoutSink};
 pub use webhook::{WebhookConfig, WebhookSink};
@@ -133,6 +136,8 @@ pub enum SinkKind {
     Stdout(StdoutConfig),
     /// `type = "file"`.
     File(FileConfig),
+    /// `type = "dingtalk"`.
+    DingTalk(DingTalkConfig),
 }
 
 impl SinkKind {
@@ -142,6 +147,7 @@ impl SinkKind {
             SinkKind::Webhook(_) => "webhook",
             SinkKind::Stdout(_) => "stdout",
             SinkKind::File(_) => "file",
+            SinkKind::DingTalk(_) => "dingtalk",
         }
     }
 }
@@ -219,6 +225,8 @@ enum SinkType {
     Webhook,
     Stdout,
     File,
+    #[serde(rename = "dingtalk")]
+    DingTalk,
 }
 
 impl TryFrom<RawSinkConfig> for SinkConfig {
@@ -251,6 +259,7 @@ impl TryFrom<RawSinkConfig> for SinkConfig {
             SinkType::Webhook => SinkKind::Webhook(typed("webhook", &webhook::KEYS, raw.rest)?),
             SinkType::Stdout => SinkKind::Stdout(typed("stdout", &stdout::KEYS, raw.rest)?),
             SinkType::File => SinkKind::File(typed("file", &file::KEYS, raw.rest)?),
+            SinkType::DingTalk => SinkKind::DingTalk(typed("dingtalk", &dingtalk::KEYS, raw.rest)?),
         };
         Ok(SinkConfig {
             name: raw.name,
@@ -301,6 +310,7 @@ impl SinkConfig {
             SinkKind::Webhook(c) => problems.extend(c.check()),
             SinkKind::Stdout(_) => {}
             SinkKind::File(c) => problems.extend(c.check()),
+            SinkKind::DingTalk(c) => problems.extend(c.check()),
         }
         problems
     }
@@ -312,6 +322,7 @@ impl SinkConfig {
             SinkKind::Webhook(c) => c.anchor(base),
             SinkKind::Stdout(_) => {}
             SinkKind::File(c) => c.anchor(base),
+            SinkKind::DingTalk(c) => c.anchor(base),
         }
     }
 }
@@ -338,6 +349,12 @@ pub enum Outcome {
         /// The status line and a bounded, control-character-free body, when there was one.
         response: Option<String>,
     },
+    /// Nothing was sent: the sink's rate limit has no permit now (or every destination rests
+    /// after a "too fast" answer). Not an attempt; the worker waits `after` and tries again.
+    Throttled {
+        /// How long until a permit is free.
+        after: Duration,
+    },
 }
 
 impl Outcome {
@@ -356,6 +373,8 @@ pub enum Sink {
     Stdout(StdoutSink),
     /// A JSON Lines file.
     File(FileSink),
+    /// DingTalk custom robots.
+    DingTalk(DingTalkSink),
 }
 
 impl Sink {
@@ -381,6 +400,9 @@ impl Sink {
             SinkKind::Webhook(c) => WebhookSink::build(name, filters, c, &env).map(Sink::Webhook),
             SinkKind::Stdout(c) => Ok(Sink::Stdout(StdoutSink::new(name, filters, c))),
             SinkKind::File(c) => Ok(Sink::File(FileSink::new(name, filters, c))),
+            SinkKind::DingTalk(c) => {
+                DingTalkSink::build(name, filters, c, &env).map(Sink::DingTalk)
+            }
         };
         sink.map_err(|e| format!("sink `{}`: {e}", config.name))
     }
@@ -391,6 +413,7 @@ impl Sink {
             Sink::Webhook(s) => &s.name,
             Sink::Stdout(s) => &s.name,
             Sink::File(s) => &s.name,
+            Sink::DingTalk(s) => &s.name,
         }
     }
 
@@ -400,6 +423,7 @@ impl Sink {
             Sink::Webhook(s) => &s.filters,
             Sink::Stdout(s) => &s.filters,
             Sink::File(s) => &s.filters,
+            Sink::DingTalk(s) => &s.filters,
         }
     }
 
@@ -415,6 +439,28 @@ impl Sink {
             Sink::Webhook(s) => s.deliver(payload, attempt).await,
             Sink::Stdout(s) => s.deliver(payload).await,
             Sink::File(s) => s.deliver(payload).await,
+            Sink::DingTalk(s) => s.deliver(payload).await,
+        }
+    }
+
+    /// How the worker may fold this sink's backlog into digests; `None` for sinks that take
+    /// every event as it is (webhook, stdout, file).
+    pub fn fold(&self) -> Option<chat::Fold> {
+        match self {
+            Sink::Webhook(_) | Sink::Stdout(_) | Sink::File(_) => None,
+            Sink::DingTalk(s) => Some(s.fold()),
+        }
+    }
+
+    /// Exactly what [`Sink::deliver`] would send for `payload` (first attempt): the JSON body
+    /// of a chat sink, the MIME message of an email sink, the payload document otherwise.
+    pub fn preview(&self, payload: &Payload) -> Result<String, String> {
+        match self {
+            Sink::Webhook(_) | Sink::File(_) => Ok(payload::to_json(payload)),
+            Sink::Stdout(s) => Ok(s.render(payload)),
+            Sink::DingTalk(s) => {
+                serde_json::to_string_pretty(&s.render(payload, 0).body).map_err(|e| e.to_string())
+            }
         }
     }
 }
