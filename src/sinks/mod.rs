@@ -87,6 +87,7 @@ pub mod chat;
 pub mod dingtalk;
 pub mod file;
 pub mod payload;
+pub mod slack;
 pub mod stdout;
 pub mod webhook;
 
@@ -102,6 +103,7 @@ use crate::secret::{Secret, SecretRef};
 
 pub use dingtalk::{DingTalkConfig, DingTalkSink};
 pub use file::{FileConfig, FileSink};
+pub use slack::{SlackConfig, SlackSink};
 pub use stdout::{StdoutConfig, StdoutFormat, StdoutSink};
 pub use webhook::{WebhookConfig, WebhookSink};
 
@@ -138,6 +140,8 @@ pub enum SinkKind {
     File(FileConfig),
     /// `type = "dingtalk"`.
     DingTalk(DingTalkConfig),
+    /// `type = "slack"`.
+    Slack(SlackConfig),
 }
 
 impl SinkKind {
@@ -148,6 +152,7 @@ impl SinkKind {
             SinkKind::Stdout(_) => "stdout",
             SinkKind::File(_) => "file",
             SinkKind::DingTalk(_) => "dingtalk",
+            SinkKind::Slack(_) => "slack",
         }
     }
 }
@@ -227,6 +232,7 @@ enum SinkType {
     File,
     #[serde(rename = "dingtalk")]
     DingTalk,
+    Slack,
 }
 
 impl TryFrom<RawSinkConfig> for SinkConfig {
@@ -260,6 +266,7 @@ impl TryFrom<RawSinkConfig> for SinkConfig {
             SinkType::Stdout => SinkKind::Stdout(typed("stdout", &stdout::KEYS, raw.rest)?),
             SinkType::File => SinkKind::File(typed("file", &file::KEYS, raw.rest)?),
             SinkType::DingTalk => SinkKind::DingTalk(typed("dingtalk", &dingtalk::KEYS, raw.rest)?),
+            SinkType::Slack => SinkKind::Slack(typed("slack", &slack::KEYS, raw.rest)?),
         };
         Ok(SinkConfig {
             name: raw.name,
@@ -311,6 +318,7 @@ impl SinkConfig {
             SinkKind::Stdout(_) => {}
             SinkKind::File(c) => problems.extend(c.check()),
             SinkKind::DingTalk(c) => problems.extend(c.check()),
+            SinkKind::Slack(c) => problems.extend(c.check()),
         }
         problems
     }
@@ -323,6 +331,7 @@ impl SinkConfig {
             SinkKind::Stdout(_) => {}
             SinkKind::File(c) => c.anchor(base),
             SinkKind::DingTalk(c) => c.anchor(base),
+            SinkKind::Slack(c) => c.anchor(base),
         }
     }
 }
@@ -375,6 +384,8 @@ pub enum Sink {
     File(FileSink),
     /// DingTalk custom robots.
     DingTalk(DingTalkSink),
+    /// Slack (incoming webhook or chat.postMessage).
+    Slack(SlackSink),
 }
 
 impl Sink {
@@ -403,6 +414,7 @@ impl Sink {
             SinkKind::DingTalk(c) => {
                 DingTalkSink::build(name, filters, c, &env).map(Sink::DingTalk)
             }
+            SinkKind::Slack(c) => SlackSink::build(name, filters, c, &env).map(Sink::Slack),
         };
         sink.map_err(|e| format!("sink `{}`: {e}", config.name))
     }
@@ -414,6 +426,7 @@ impl Sink {
             Sink::Stdout(s) => &s.name,
             Sink::File(s) => &s.name,
             Sink::DingTalk(s) => &s.name,
+            Sink::Slack(s) => &s.name,
         }
     }
 
@@ -424,6 +437,7 @@ impl Sink {
             Sink::Stdout(s) => &s.filters,
             Sink::File(s) => &s.filters,
             Sink::DingTalk(s) => &s.filters,
+            Sink::Slack(s) => &s.filters,
         }
     }
 
@@ -440,6 +454,7 @@ impl Sink {
             Sink::Stdout(s) => s.deliver(payload).await,
             Sink::File(s) => s.deliver(payload).await,
             Sink::DingTalk(s) => s.deliver(payload).await,
+            Sink::Slack(s) => s.deliver(payload).await,
         }
     }
 
@@ -449,6 +464,7 @@ impl Sink {
         match self {
             Sink::Webhook(_) | Sink::Stdout(_) | Sink::File(_) => None,
             Sink::DingTalk(s) => Some(s.fold()),
+            Sink::Slack(s) => Some(s.fold()),
         }
     }
 
@@ -458,6 +474,9 @@ impl Sink {
         match self {
             Sink::Webhook(_) | Sink::File(_) => Ok(payload::to_json(payload)),
             Sink::Stdout(s) => Ok(s.render(payload)),
+            Sink::Slack(s) => {
+                serde_json::to_string_pretty(&s.render(payload).body).map_err(|e| e.to_string())
+            }
             Sink::DingTalk(s) => {
                 serde_json::to_string_pretty(&s.render(payload, 0).body).map_err(|e| e.to_string())
             }
@@ -571,8 +590,8 @@ mod tests {
         let e = parse("name = \"a\"\ntype = \"file\"\npath = \"p\"\nurl = \"https://x\"\n")
             .unwrap_err();
         assert!(e.contains("unknown key `url` for a file sink"), "{e}");
-        let e = parse("name = \"a\"\ntype = \"slack\"\n").unwrap_err();
-        assert!(e.contains("slack"), "{e}");
+        let e = parse("name = \"a\"\ntype = \"pager\"\n").unwrap_err();
+        assert!(e.contains("pager"), "{e}");
         let e = parse("name = \"a\"\ntype = \"stdout\"\nformat = \"xml\"\n").unwrap_err();
         assert!(e.contains("format") && e.contains("xml"), "{e}");
         let e = parse("name = \"a\"\ntype = \"webhook\"\nurl = \"https://x\"\ntimeout = 5\n")
