@@ -1013,3 +1013,254 @@ async fn slack_injection_corpus_adds_no_mention_link_or_markup() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Email against a real SMTP server (aiosmtpd, STARTTLS + AUTH)
+
+/// The SMTP peer: `tests/smtp/server.py` as a child process; killed on drop.
+struct SmtpPeer {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for SmtpPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SmtpPeer {
+    /// Starts the peer, or returns `None` (after a printed note) when no Python with aiosmtpd
+    /// is configured outside CI. Under CI a missing peer fails the test.
+    fn start() -> Option<SmtpPeer> {
+        use std::io::BufRead;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let python = std::env::var_os("SASRELAY_SMTP_PYTHON")
+            .map(std::path::PathBuf::from)
+            .or_else(|| Some(root.join("target/smtp-venv/bin/python")).filter(|p| p.exists()));
+        let Some(python) = python else {
+            if std::env::var_os("CI").is_some() {
+                panic!(
+                    "SASRELAY_SMTP_PYTHON is not set: run tests/smtp/setup.sh and export \
+                     SASRELAY_SMTP_PYTHON=target/smtp-venv/bin/python (.ci/run does both)"
+                );
+            }
+            eprintln!(
+                "note: skipping the SMTP test: no SASRELAY_SMTP_PYTHON (run tests/smtp/setup.sh)"
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(&python)
+            .arg(root.join("tests/smtp/server.py"))
+            .arg(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", python.display()));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("smtp peer did not start: {line:?}"))
+            .parse()
+            .unwrap();
+        Some(SmtpPeer { child, port, dir })
+    }
+
+    fn ca(&self) -> String {
+        self.dir.path().join("ca.pem").display().to_string()
+    }
+
+    fn received(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("received.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn sink(&self, to: &str, password: &str) -> Sink {
+        sink(
+            &format!(
+                "name = \"mail\"\ntype = \"email\"\nhost = \"localhost\"\nport = {}\ntls = \"starttls\"\n\
+                 username = \"user\"\npassword = {{ env = \"SMTP_PASS\" }}\nfrom = \"sasrelay <alerts@example.com>\"\n\
+                 to = [{to}]\ncc = [\"audit@example.com\"]\nca_file = \"{}\"\nrate_limit = {{ period = \"1ms\" }}\ntimeout = \"10s\"\n",
+                self.port,
+                self.ca()
+            ),
+            &[("SMTP_PASS", password)],
+        )
+    }
+}
+
+#[tokio::test]
+async fn email_goes_over_starttls_with_auth_as_valid_multipart_mime() {
+    let Some(peer) = SmtpPeer::start() else {
+        return;
+    };
+    let s = peer.sink("\"oncall@example.com\"", "pass");
+    let alert: Payload = sample_event(Domain::Alerts).into();
+    let cjk: Payload = event_of(finding(7, "容器逃逸 🚨 on node-1", Severity::Critical)).into();
+    for p in [&alert, &cjk] {
+        let o = deliver(&s, p).await;
+        assert!(o.is_delivered(), "{o:?}");
+    }
+    let got = peer.received();
+    assert_eq!(got.len(), 2);
+    for (m, p) in got.iter().zip([&alert, &cjk]) {
+        assert_eq!(m["tls"], true, "STARTTLS before anything else");
+        assert_eq!(m["authenticated"], true);
+        assert_eq!(m["defects"], json!([]), "{m}");
+        assert_eq!(m["content_type"], "multipart/alternative");
+        let types: Vec<&str> = m["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["text/plain", "text/html"]);
+        assert_eq!(m["message_id"], format!("<{}@sasrelay>", p.id()));
+        assert_eq!(
+            m["rcpt_tos"],
+            json!(["oncall@example.com", "audit@example.com"])
+        );
+        assert_eq!(m["cc"], "audit@example.com");
+        assert_eq!(m["mail_from"], "alerts@example.com");
+        assert!(!m["subject"].as_str().unwrap().is_empty());
+        let names: Vec<&str> = m["header_names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"date") && !names.contains(&"bcc"),
+            "{names:?}"
+        );
+    }
+    assert!(
+        got[1]["subject"].as_str().unwrap().contains("容器逃逸 🚨"),
+        "{}",
+        got[1]["subject"]
+    );
+    // The preview is the message that is sent.
+    let preview = s.preview(&alert).unwrap();
+    assert!(
+        preview.contains(&format!("Message-ID: <{}@sasrelay>", alert.id())),
+        "{preview}"
+    );
+    assert!(preview.contains("multipart/alternative"));
+}
+
+#[tokio::test]
+async fn smtp_replies_are_classified_and_credentials_never_leak() {
+    let Some(peer) = SmtpPeer::start() else {
+        return;
+    };
+    let p: Payload = sample_event(Domain::Vulnerabilities).into();
+    let o = deliver(&peer.sink("\"reject-perm@example.com\"", "pass"), &p).await;
+    assert!(
+        matches!(&o, Outcome::Permanent { reason, .. } if reason.contains("550")),
+        "{o:?}"
+    );
+    let o = deliver(&peer.sink("\"reject-temp@example.com\"", "pass"), &p).await;
+    assert!(
+        matches!(&o, Outcome::Retry { reason, .. } if reason.contains("451")),
+        "{o:?}"
+    );
+    let o = deliver(&peer.sink("\"oncall@example.com\"", "wrong-password"), &p).await;
+    assert!(matches!(&o, Outcome::Permanent { .. }), "{o:?}");
+    assert_no_secret(&format!("{o:?}"), &["wrong-password"]);
+    // Nothing listens: retried.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let s = sink(
+        &format!(
+            "name = \"mail\"\ntype = \"email\"\nhost = \"localhost\"\nport = {closed}\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\nrate_limit = {{ period = \"1ms\" }}\n"
+        ),
+        &[],
+    );
+    assert!(matches!(deliver(&s, &p).await, Outcome::Retry { .. }));
+    assert!(peer.received().is_empty());
+}
+
+/// The tags the built-in HTML template writes.
+const HTML_TAGS: [&str; 17] = [
+    "!doctype", "html", "head", "meta", "title", "body", "div", "h2", "h3", "p", "table", "tr",
+    "td", "strong", "span", "a", "br",
+];
+
+#[tokio::test]
+async fn email_injection_corpus_adds_no_header_recipient_or_markup() {
+    let Some(peer) = SmtpPeer::start() else {
+        return;
+    };
+    let s = peer.sink("\"oncall@example.com\"", "pass");
+    let corpus = corpus();
+    for (i, entry) in corpus.iter().enumerate() {
+        let o = deliver(&s, &hostile(i, entry)).await;
+        assert!(o.is_delivered(), "entry {i}: {o:?}");
+    }
+    let got = peer.received();
+    assert_eq!(got.len(), corpus.len());
+    for (i, m) in got.iter().enumerate() {
+        let what = format!(
+            "entry {i} ({:?})",
+            corpus[i].chars().take(40).collect::<String>()
+        );
+        assert_eq!(
+            m["rcpt_tos"],
+            json!(["oncall@example.com", "audit@example.com"]),
+            "{what}"
+        );
+        assert_eq!(m["defects"], json!([]), "{what}");
+        let mut names: Vec<&str> = m["header_names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "cc",
+                "content-type",
+                "date",
+                "from",
+                "message-id",
+                "mime-version",
+                "subject",
+                "to"
+            ],
+            "{what}"
+        );
+        let subject = m["subject"].as_str().unwrap();
+        assert!(!subject.contains('\n') && !subject.contains('\r'), "{what}");
+        let html = m["parts"][1]["content"].as_str().unwrap().to_lowercase();
+        // Every tag is one of the template's own, with no handler or foreign link.
+        for (at, _) in html.match_indices('<') {
+            let end = html[at..].find('>').map_or(html.len(), |e| at + e);
+            let tag = &html[at + 1..end];
+            let name = tag
+                .trim_start_matches('/')
+                .split([' ', '>'])
+                .next()
+                .unwrap_or("");
+            assert!(HTML_TAGS.contains(&name), "{what}: tag <{tag}>");
+            for bad in ["onerror", "onmouseover", "javascript:", "script", "evil"] {
+                assert!(!tag.contains(bad), "{what}: tag <{tag}>");
+            }
+        }
+        let text = m["parts"][0]["content"].as_str().unwrap();
+        assert!(!text.contains("://evil"), "{what}: live link in text");
+    }
+}

@@ -85,6 +85,7 @@
 
 pub mod chat;
 pub mod dingtalk;
+pub mod email;
 pub mod file;
 pub mod payload;
 pub mod slack;
@@ -102,6 +103,7 @@ use crate::finding::{Domain, Severity};
 use crate::secret::{Secret, SecretRef};
 
 pub use dingtalk::{DingTalkConfig, DingTalkSink};
+pub use email::{EmailConfig, EmailSink};
 pub use file::{FileConfig, FileSink};
 pub use slack::{SlackConfig, SlackSink};
 pub use stdout::{StdoutConfig, StdoutFormat, StdoutSink};
@@ -142,6 +144,8 @@ pub enum SinkKind {
     DingTalk(DingTalkConfig),
     /// `type = "slack"`.
     Slack(SlackConfig),
+    /// `type = "email"`.
+    Email(EmailConfig),
 }
 
 impl SinkKind {
@@ -153,6 +157,7 @@ impl SinkKind {
             SinkKind::File(_) => "file",
             SinkKind::DingTalk(_) => "dingtalk",
             SinkKind::Slack(_) => "slack",
+            SinkKind::Email(_) => "email",
         }
     }
 }
@@ -233,6 +238,7 @@ enum SinkType {
     #[serde(rename = "dingtalk")]
     DingTalk,
     Slack,
+    Email,
 }
 
 impl TryFrom<RawSinkConfig> for SinkConfig {
@@ -267,6 +273,7 @@ impl TryFrom<RawSinkConfig> for SinkConfig {
             SinkType::File => SinkKind::File(typed("file", &file::KEYS, raw.rest)?),
             SinkType::DingTalk => SinkKind::DingTalk(typed("dingtalk", &dingtalk::KEYS, raw.rest)?),
             SinkType::Slack => SinkKind::Slack(typed("slack", &slack::KEYS, raw.rest)?),
+            SinkType::Email => SinkKind::Email(typed("email", &email::KEYS, raw.rest)?),
         };
         Ok(SinkConfig {
             name: raw.name,
@@ -319,6 +326,7 @@ impl SinkConfig {
             SinkKind::File(c) => problems.extend(c.check()),
             SinkKind::DingTalk(c) => problems.extend(c.check()),
             SinkKind::Slack(c) => problems.extend(c.check()),
+            SinkKind::Email(c) => problems.extend(c.check()),
         }
         problems
     }
@@ -332,6 +340,7 @@ impl SinkConfig {
             SinkKind::File(c) => c.anchor(base),
             SinkKind::DingTalk(c) => c.anchor(base),
             SinkKind::Slack(c) => c.anchor(base),
+            SinkKind::Email(c) => c.anchor(base),
         }
     }
 }
@@ -386,6 +395,8 @@ pub enum Sink {
     DingTalk(DingTalkSink),
     /// Slack (incoming webhook or chat.postMessage).
     Slack(SlackSink),
+    /// Email over SMTP.
+    Email(EmailSink),
 }
 
 impl Sink {
@@ -415,6 +426,7 @@ impl Sink {
                 DingTalkSink::build(name, filters, c, &env).map(Sink::DingTalk)
             }
             SinkKind::Slack(c) => SlackSink::build(name, filters, c, &env).map(Sink::Slack),
+            SinkKind::Email(c) => EmailSink::build(name, filters, c, &env).map(Sink::Email),
         };
         sink.map_err(|e| format!("sink `{}`: {e}", config.name))
     }
@@ -427,6 +439,7 @@ impl Sink {
             Sink::File(s) => &s.name,
             Sink::DingTalk(s) => &s.name,
             Sink::Slack(s) => &s.name,
+            Sink::Email(s) => &s.name,
         }
     }
 
@@ -438,6 +451,7 @@ impl Sink {
             Sink::File(s) => &s.filters,
             Sink::DingTalk(s) => &s.filters,
             Sink::Slack(s) => &s.filters,
+            Sink::Email(s) => &s.filters,
         }
     }
 
@@ -455,6 +469,7 @@ impl Sink {
             Sink::File(s) => s.deliver(payload).await,
             Sink::DingTalk(s) => s.deliver(payload).await,
             Sink::Slack(s) => s.deliver(payload).await,
+            Sink::Email(s) => s.deliver(payload).await,
         }
     }
 
@@ -465,6 +480,7 @@ impl Sink {
             Sink::Webhook(_) | Sink::Stdout(_) | Sink::File(_) => None,
             Sink::DingTalk(s) => Some(s.fold()),
             Sink::Slack(s) => Some(s.fold()),
+            Sink::Email(s) => Some(s.fold()),
         }
     }
 
@@ -474,6 +490,9 @@ impl Sink {
         match self {
             Sink::Webhook(_) | Sink::File(_) => Ok(payload::to_json(payload)),
             Sink::Stdout(s) => Ok(s.render(payload)),
+            Sink::Email(s) => s
+                .message(payload)
+                .map(|(m, _)| String::from_utf8_lossy(&m.formatted()).into_owned()),
             Sink::Slack(s) => {
                 serde_json::to_string_pretty(&s.render(payload).body).map_err(|e| e.to_string())
             }
