@@ -1264,3 +1264,98 @@ async fn email_injection_corpus_adds_no_header_recipient_or_markup() {
         assert!(!text.contains("://evil"), "{what}: live link in text");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The command line: render, send-test, check
+
+fn sasrelay(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sasrelay"))
+        .args(args)
+        .env_remove("SASRELAY_LOG")
+        .env("NOT_NEEDED", "x")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const SOURCE: &str = "[[source]]\nname = \"prod\"\nregion = \"cn-hangzhou\"\ncredentials = { type = \"access_key\", access_key_id = \"LTAI\", access_key_secret = { env = \"NOT_NEEDED\" } }\n\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_renders_sends_a_test_and_checks_templates() {
+    let fake = FakeDingTalk::start(&[("cli", RobotRules::default())]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sasrelay.toml");
+    std::fs::write(dir.path().join("good.md.j2"), "{{ headline }}\n").unwrap();
+    std::fs::write(dir.path().join("bad.md.j2"), "{{ event.titel }}\n").unwrap();
+    let write = |template: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "{SOURCE}[[sink]]\nname = \"dt\"\ntype = \"dingtalk\"\nurl = \"{}\"\nkeyword = \"SAS\"\ntemplate = \"{template}\"\nrate_limit = {{ period = \"50ms\" }}\n\n\
+                 [[sink]]\nname = \"mail\"\ntype = \"email\"\nhost = \"localhost\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\n",
+                fake.url("cli")
+            ),
+        )
+        .unwrap();
+    };
+    write("good.md.j2");
+    let c = cfg.to_str().unwrap();
+
+    let (code, out, err) = sasrelay(&[
+        "render",
+        "--config",
+        c,
+        "--sink",
+        "dt",
+        "--sample",
+        "vulnerabilities",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let body: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(body["msgtype"], "markdown");
+    assert!(body["markdown"]["text"].as_str().unwrap().contains("SAS"));
+    let (code, out, err) = sasrelay(&["render", "--config", c, "--sink", "dt", "--digest"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(serde_json::from_str::<Value>(out.trim()).is_ok());
+    let f = serde_json::to_string(&finding(3, "cli finding", Severity::High)).unwrap();
+    let (code, out, err) = sasrelay(&["render", "--config", c, "--sink", "dt", "--finding", &f]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("cli finding"), "{out}");
+    let (code, out, err) = sasrelay(&["render", "--config", c, "--sink", "mail"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Content-Type: multipart/alternative") && out.contains("@sasrelay>"),
+        "{out}"
+    );
+    let (code, _, err) = sasrelay(&["render", "--config", c, "--sink", "nope"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("dt, mail"), "{err}");
+
+    let (code, out, err) = sasrelay(&["send-test", "--config", c, "--sink", "dt"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("delivered"), "{out}");
+    assert_eq!(fake.log().len(), 1);
+    assert_no_secret(&format!("{out}{err}"), &["access_token=cli"]);
+
+    let (code, out, err) = sasrelay(&["check", "--config", c]);
+    assert_eq!(code, 0, "{out}{err}");
+    write("bad.md.j2");
+    let (code, _, err) = sasrelay(&["check", "--config", c]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("sink[0].template") && err.contains("titel"),
+        "{err}"
+    );
+    // A refused test message exits 1 with the platform's reason.
+    lock(&fake.book).rules.clear();
+    let (code, out, _) = sasrelay(&["send-test", "--config", c, "--sink", "dt"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("permanent") && out.contains("access_token"),
+        "{out}"
+    );
+}

@@ -2,9 +2,13 @@
 //! delivery attempt and says how it went; the delivery worker owns everything else (rate limits,
 //! retries, backoff with jitter, give-up, dead letters, shutdown).
 //!
-//! Three sinks exist: [`webhook`] (a generic JSON POST, signed the Standard Webhooks way),
-//! [`stdout`] (one line per event) and [`file`](mod@file) (JSON Lines, appended). All three send the same
-//! versioned JSON document, [`payload`] (`sasrelay.event.v1`), whose schema is written down there.
+//! Six sinks exist: [`webhook`] (a generic JSON POST, signed the Standard Webhooks way),
+//! [`stdout`] (one line per event) and [`file`](mod@file) (JSON Lines, appended) send the same
+//! versioned JSON document, [`payload`] (`sasrelay.event.v1`), whose schema is written down there;
+//! [`dingtalk`], [`slack`] and [`email`] send what [`render`](crate::render) makes of an event or
+//! a digest, through per-destination rate limits ([`chat`]), and let the worker fold a backlog
+//! ([`Sink::fold`]). Their keys are documented in their modules and in
+//! `config/sasrelay.example.toml`.
 //!
 //! ## Shape
 //!
@@ -27,7 +31,7 @@
 //! | key | default | meaning |
 //! |---|---|---|
 //! | `name` | required | unique; letters, digits, `-`, `_`, `.`; at most 64 characters |
-//! | `type` | required | `"webhook"`, `"stdout"` or `"file"` |
+//! | `type` | required | `"webhook"`, `"stdout"`, `"file"`, `"dingtalk"`, `"slack"` or `"email"` |
 //! | `domains` | all four | which domains to deliver: `alerts`, `vulnerabilities`, `baseline`, `firewall` |
 //! | `min_severity` | `"info"` | lowest finding severity delivered (`info` < `low` < `medium` < `high` < `critical`); `summary` events always pass |
 //! | `events` | all four | which event kinds to deliver: `new`, `recurring`, `resolved`, `summary` |
@@ -331,6 +335,29 @@ impl SinkConfig {
         problems
     }
 
+    /// The custom template files this sink renders with: `(key, kind, path)`, for
+    /// `sasrelay check`.
+    pub fn templates(&self) -> Vec<(&'static str, crate::render::TemplateKind, &Path)> {
+        use crate::render::TemplateKind as K;
+        let list: Vec<(&'static str, K, Option<&std::path::PathBuf>)> = match &self.kind {
+            SinkKind::DingTalk(c) => vec![("template", K::DingTalk, c.template.as_ref())],
+            SinkKind::Slack(c) => vec![("template", K::Slack, c.template.as_ref())],
+            SinkKind::Email(c) => vec![
+                (
+                    "subject_template",
+                    K::EmailSubject,
+                    c.subject_template.as_ref(),
+                ),
+                ("text_template", K::EmailText, c.text_template.as_ref()),
+                ("html_template", K::EmailHtml, c.html_template.as_ref()),
+            ],
+            SinkKind::Webhook(_) | SinkKind::Stdout(_) | SinkKind::File(_) => Vec::new(),
+        };
+        list.into_iter()
+            .filter_map(|(k, kind, p)| p.map(|p| (k, kind, p.as_path())))
+            .collect()
+    }
+
     /// Makes relative paths (`file` secrets, a file sink's `path`) relative to `base`, the
     /// config file's directory.
     pub fn anchor(&mut self, base: &Path) {
@@ -494,10 +521,10 @@ impl Sink {
                 .message(payload)
                 .map(|(m, _)| String::from_utf8_lossy(&m.formatted()).into_owned()),
             Sink::Slack(s) => {
-                serde_json::to_string_pretty(&s.render(payload).body).map_err(|e| e.to_string())
+                serde_json::to_string(&s.render(payload).body).map_err(|e| e.to_string())
             }
             Sink::DingTalk(s) => {
-                serde_json::to_string_pretty(&s.render(payload, 0).body).map_err(|e| e.to_string())
+                serde_json::to_string(&s.render(payload, 0).body).map_err(|e| e.to_string())
             }
         }
     }
