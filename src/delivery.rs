@@ -10,7 +10,30 @@
 //! before the next attempt starts: sled keeps unflushed writes in memory for up to 500 ms, so
 //! without the flush a `kill -9` forgot the acks of every delivery of that window and they were
 //! sent again. A crash between a send and its durable ack repeats at most that one message.
+//!
+//! ## Rate limits
+//!
+//! A chat or mail sink takes a permit from its rate limiter before it sends; without one it
+//! sends nothing and answers [`Outcome::Throttled`]. That is not an attempt: the worker waits
+//! for the permit ([`Verdict::Wait`]) and the entry keeps its attempt count and schedule.
+//!
+//! ## Backlog folding
+//!
+//! A rate-limited sink can send only so much: DingTalk 20 messages a minute per robot. When a
+//! sink that folds ([`Sink::fold`]: DingTalk, Slack, email; never webhooks) has more than
+//! `fold_after` single events due, the worker folds them, in outbox order, into digests of at
+//! most `fold_max_members` (route `backlog`, [`Digest::new`]), so every finding is still
+//! delivered, within the budget. [`plan_fold`] decides (pure). Entries that already failed an
+//! attempt are not folded: a message the platform refuses must not take others down with it.
+//!
+//! Folding uses single-key writes only and is crash-safe: the digest is enqueued first —
+//! guarded by its id, derived from the member ids — and flushed, then the members are acked.
+//! After a crash between the two steps the members are still due and the digest is in the
+//! outbox: before folding, the worker acks every due single event that a due `backlog` digest
+//! already carries ([`already_folded`]), and folding the same members again yields the same
+//! digest id, which the enqueue guard turns into "already there, just ack".
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,15 +41,20 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DeliverySettings;
-use crate::event::{DeadLetter, OutboxEntry};
+use crate::event::{DeadLetter, Digest, OutboxEntry, Payload};
 use crate::poller::unix_ms;
+use crate::sinks::chat::Fold;
 use crate::sinks::{Outcome, Sink};
-use crate::store::Store;
+use crate::store::{Enqueued, Store, StoreError};
 
 /// Entries read from the outbox per round.
 const BATCH: usize = 32;
 /// Longest idle wait when nothing is scheduled (a safety net; wake-ups normally come first).
 const IDLE: Duration = Duration::from_secs(60);
+/// Due entries looked at when deciding whether to fold a backlog.
+const FOLD_SCAN: usize = 2048;
+/// Route name of a folded backlog digest.
+pub const BACKLOG_ROUTE: &str = "backlog";
 
 /// What to do with an entry after an attempt. Pure, so the policy is table-tested.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,6 +67,12 @@ pub enum Verdict {
         at_ms: i64,
         /// Why the attempt failed.
         reason: String,
+    },
+    /// Nothing was attempted (the sink's rate limit had no permit): wait until this time
+    /// (unix ms), then try the same entry again. The entry is not touched.
+    Wait {
+        /// When to look again (unix ms).
+        until_ms: i64,
     },
     /// Give up: dead letter.
     Dead {
@@ -61,6 +95,9 @@ pub fn decide(
 ) -> Verdict {
     match outcome {
         Outcome::Delivered { .. } => Verdict::Ack,
+        Outcome::Throttled { after } => Verdict::Wait {
+            until_ms: now_ms + (*after).min(Duration::from_secs(3600)).as_millis() as i64,
+        },
         Outcome::Permanent { reason, response } => Verdict::Dead {
             reason: reason.clone(),
             response: response.clone(),
@@ -96,6 +133,127 @@ pub fn decide(
             }
         }
     }
+}
+
+/// Which due entries to fold, as groups of outbox seqs, each group one digest. `due` is the
+/// due part of the outbox in order: `(seq, is a single event never attempted)`. Folds only
+/// when more than `fold.after` entries qualify; groups hold at most `fold.max_members` and at
+/// least two. Pure.
+pub fn plan_fold(due: &[(u64, bool)], fold: Fold) -> Vec<Vec<u64>> {
+    let singles: Vec<u64> = due
+        .iter()
+        .filter(|(_, s)| *s)
+        .map(|(seq, _)| *seq)
+        .collect();
+    if singles.len() <= fold.after || fold.max_members < 2 {
+        return Vec::new();
+    }
+    singles
+        .chunks(fold.max_members)
+        .filter(|c| c.len() >= 2)
+        .map(<[u64]>::to_vec)
+        .collect()
+}
+
+/// Seqs of due single events that a due `backlog` digest already carries: the trace of a
+/// fold interrupted between its enqueue and its acks. Pure.
+pub fn already_folded(due: &[(u64, OutboxEntry)]) -> Vec<u64> {
+    let carried: HashSet<&str> = due
+        .iter()
+        .filter_map(|(_, e)| match &e.payload {
+            Payload::Digest(d) if d.route == BACKLOG_ROUTE => Some(d),
+            _ => None,
+        })
+        .flat_map(|d| d.events.iter().map(|m| m.id.as_str()))
+        .collect();
+    due.iter()
+        .filter(
+            |(_, e)| matches!(&e.payload, Payload::Event(ev) if carried.contains(ev.id.as_str())),
+        )
+        .map(|(seq, _)| *seq)
+        .collect()
+}
+
+/// What one fold pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FoldReport {
+    /// Digests enqueued (new ones).
+    pub digests: usize,
+    /// Digests that were already there (a fold interrupted by a crash).
+    pub existing: usize,
+    /// Single events acked because a digest carries them.
+    pub folded: usize,
+}
+
+/// Folds `sink`'s due backlog (see the module doc): acks what an earlier, interrupted fold
+/// already carries, then enqueues each planned digest (flushed) before acking its members.
+pub async fn fold_backlog(
+    store: &Store,
+    sink: &str,
+    fold: Fold,
+    now_ms: i64,
+) -> Result<FoldReport, StoreError> {
+    let mut report = FoldReport::default();
+    let due = store.due(sink, now_ms, FOLD_SCAN)?;
+    let stale = already_folded(&due);
+    for seq in &stale {
+        store.ack(sink, *seq)?;
+        report.folded += 1;
+    }
+    if !stale.is_empty() {
+        store.flush().await?;
+    }
+    let stale: HashSet<u64> = stale.into_iter().collect();
+    let view: Vec<(u64, bool)> = due
+        .iter()
+        .filter(|(seq, _)| !stale.contains(seq))
+        .map(|(seq, e)| {
+            (
+                *seq,
+                matches!(e.payload, Payload::Event(_)) && e.attempts == 0,
+            )
+        })
+        .collect();
+    let plan = plan_fold(&view, fold);
+    if plan.is_empty() {
+        return Ok(report);
+    }
+    let by_seq: BTreeMap<u64, &OutboxEntry> = due.iter().map(|(s, e)| (*s, e)).collect();
+    let now = time::OffsetDateTime::from_unix_timestamp_nanos(now_ms as i128 * 1_000_000)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    for group in plan {
+        let members: Vec<&OutboxEntry> = group
+            .iter()
+            .filter_map(|s| by_seq.get(s).copied())
+            .collect();
+        let events = members
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Payload::Event(ev) => Some((**ev).clone()),
+                Payload::Digest(_) => None,
+            })
+            .collect();
+        let digest = Digest::new(BACKLOG_ROUTE, BTreeMap::new(), events, now);
+        let mut entry = OutboxEntry::new(Payload::Digest(digest), now_ms);
+        // The digest is as old as its oldest member, so `max_age` still bounds every finding.
+        entry.enqueued_at_ms = members
+            .iter()
+            .map(|e| e.enqueued_at_ms)
+            .min()
+            .unwrap_or(now_ms);
+        match store.enqueue(sink, &entry)? {
+            Enqueued::Inserted(_) => report.digests += 1,
+            Enqueued::Duplicate(_) => report.existing += 1,
+        }
+        // Durable before the members go: a crash now leaves both, never neither.
+        store.flush().await?;
+        for seq in &group {
+            store.ack(sink, *seq)?;
+            report.folded += 1;
+        }
+        store.flush().await?;
+    }
+    Ok(report)
 }
 
 /// The worker of one sink.
@@ -143,6 +301,32 @@ impl Worker {
                         Vec::new()
                     }
                 }
+            };
+            let due = match self.sink.fold() {
+                Some(fold) if !due.is_empty() && self.store.depth(&name) > fold.after as u64 => {
+                    match fold_backlog(&self.store, &name, fold, now_ms).await {
+                        Ok(r) if r.folded > 0 => {
+                            tracing::info!(
+                                sink = %name,
+                                digests = r.digests,
+                                existing = r.existing,
+                                events = r.folded,
+                                "Folded a backlog of single events into digests to stay within the rate limit."
+                            );
+                            match self.store.due(&name, now_ms, BATCH) {
+                                Ok(d) => d,
+                                Err(_) => continue 'outer,
+                            }
+                        }
+                        Ok(_) => due,
+                        Err(e) => {
+                            tracing::error!(sink = %name, error = %e, "Cannot fold the backlog; delivering entries one by one.");
+                            self.store.heal(&e);
+                            due
+                        }
+                    }
+                }
+                _ => due,
             };
             if due.is_empty() {
                 let next = self
@@ -208,6 +392,11 @@ impl Worker {
                         }
                         continue 'outer;
                     }
+                    Verdict::Wait { until_ms } => {
+                        tracing::debug!(sink = %name, event = %id, wait_ms = until_ms - now_ms, "Rate limited; waiting for a permit.");
+                        paused_until_ms = until_ms;
+                        continue 'outer;
+                    }
                     Verdict::Dead { reason, response } => {
                         tracing::error!(
                             sink = %name,
@@ -252,6 +441,299 @@ impl Worker {
                 tracing::error!(sink = %name, event = %id, error = %e, "Cannot make the outbox update durable; a crash now would repeat this delivery.");
                 false
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, EventKind};
+    use crate::finding::Domain;
+
+    fn event(i: usize) -> Event {
+        let mut f = crate::render::sample_event(Domain::Alerts).finding.unwrap();
+        f.fingerprint = format!("fp-{i}");
+        f.title = format!("finding {i}");
+        Event::about(
+            EventKind::New,
+            f,
+            0,
+            "",
+            None,
+            time::OffsetDateTime::UNIX_EPOCH,
+        )
+    }
+
+    fn entry(p: impl Into<Payload>, enqueued: i64) -> OutboxEntry {
+        OutboxEntry::new(p.into(), enqueued)
+    }
+
+    #[test]
+    fn decide_table() {
+        let policy = DeliverySettings {
+            retry_initial_delay: Duration::from_secs(5),
+            retry_max_delay: Duration::from_secs(600),
+            max_attempts: 5,
+            max_age: Duration::from_secs(3600),
+        };
+        let e = entry(event(1), 0);
+        let retry = |after: Option<u64>| Outcome::Retry {
+            after: after.map(Duration::from_secs),
+            reason: "r".into(),
+        };
+        let at = |v: Verdict| match v {
+            Verdict::Retry { at_ms, .. } => at_ms,
+            other => panic!("{other:?}"),
+        };
+        let delivered = Outcome::Delivered {
+            detail: "ok".into(),
+        };
+        assert_eq!(decide(&policy, &e, 1, &delivered, 1000, 0.5), Verdict::Ack);
+        // Jitter spans half to all of the exponential step; Retry-After is a floor.
+        assert_eq!(
+            at(decide(&policy, &e, 1, &retry(None), 1000, 0.0)),
+            1000 + 2500
+        );
+        assert_eq!(
+            at(decide(&policy, &e, 1, &retry(None), 1000, 1.0)),
+            1000 + 5000
+        );
+        assert_eq!(
+            at(decide(&policy, &e, 1, &retry(Some(600)), 1000, 0.0)),
+            1000 + 600_000
+        );
+        assert_eq!(
+            at(decide(&policy, &e, 1, &retry(Some(99_999)), 1000, 0.0)),
+            1000 + 3_600_000
+        );
+        assert!(matches!(
+            decide(&policy, &e, 5, &retry(None), 1000, 0.0),
+            Verdict::Dead { .. }
+        ));
+        assert!(matches!(
+            decide(&policy, &e, 1, &retry(None), 3_600_000, 0.0),
+            Verdict::Dead { .. }
+        ));
+        let permanent = Outcome::Permanent {
+            reason: "no".into(),
+            response: Some("HTTP 400".into()),
+        };
+        assert_eq!(
+            decide(&policy, &e, 1, &permanent, 1000, 0.0),
+            Verdict::Dead {
+                reason: "no".into(),
+                response: Some("HTTP 400".into())
+            }
+        );
+        // A throttled call is no attempt: no give-up, whatever the count; just a wait.
+        let throttled = Outcome::Throttled {
+            after: Duration::from_millis(2500),
+        };
+        assert_eq!(
+            decide(&policy, &e, 99, &throttled, 1000, 0.0),
+            Verdict::Wait { until_ms: 3500 }
+        );
+        assert_eq!(
+            decide(
+                &policy,
+                &e,
+                1,
+                &Outcome::Throttled {
+                    after: Duration::from_secs(99_999)
+                },
+                0,
+                0.0
+            ),
+            Verdict::Wait {
+                until_ms: 3_600_000
+            }
+        );
+    }
+
+    #[test]
+    fn plan_fold_table() {
+        let fold = Fold {
+            after: 3,
+            max_members: 2,
+        };
+        let all = |n: u64| (1..=n).map(|s| (s, true)).collect::<Vec<_>>();
+        // At or under the threshold: nothing.
+        assert!(plan_fold(&all(3), fold).is_empty());
+        // Over it: chunks of max_members in order; a lone leftover stays single.
+        assert_eq!(plan_fold(&all(5), fold), vec![vec![1, 2], vec![3, 4]]);
+        assert_eq!(plan_fold(&all(4), fold), vec![vec![1, 2], vec![3, 4]]);
+        // Only singles count and fold; digests and retried entries are skipped.
+        let mixed = [
+            (1, true),
+            (2, false),
+            (3, true),
+            (4, true),
+            (5, false),
+            (6, true),
+        ];
+        assert_eq!(
+            plan_fold(
+                &mixed,
+                Fold {
+                    after: 3,
+                    max_members: 50
+                }
+            ),
+            vec![vec![1, 3, 4, 6]]
+        );
+        assert!(
+            plan_fold(
+                &mixed,
+                Fold {
+                    after: 4,
+                    max_members: 50
+                }
+            )
+            .is_empty()
+        );
+        assert!(
+            plan_fold(
+                &all(10),
+                Fold {
+                    after: 1,
+                    max_members: 1
+                }
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn already_folded_finds_members_of_backlog_digests_only() {
+        let d = Digest::new(
+            BACKLOG_ROUTE,
+            BTreeMap::new(),
+            vec![event(1), event(2)],
+            time::OffsetDateTime::UNIX_EPOCH,
+        );
+        let g = Digest::new(
+            "route[0]",
+            BTreeMap::new(),
+            vec![event(3)],
+            time::OffsetDateTime::UNIX_EPOCH,
+        );
+        let due = vec![
+            (1, entry(event(1), 0)),
+            (2, entry(event(2), 0)),
+            (3, entry(event(3), 0)),
+            (4, entry(event(4), 0)),
+            (5, entry(d, 0)),
+            (6, entry(g, 0)),
+        ];
+        assert_eq!(already_folded(&due), vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn folding_is_crash_safe_and_never_duplicates_a_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let fold = Fold {
+            after: 3,
+            max_members: 4,
+        };
+        for i in 0..6 {
+            store
+                .enqueue("s", &entry(event(i), 100 + i as i64))
+                .unwrap();
+        }
+        // A crash after the digest of the first fold was enqueued, before any member was acked:
+        // replay the first step by hand.
+        let first = Digest::new(
+            BACKLOG_ROUTE,
+            BTreeMap::new(),
+            (0..4).map(event).collect(),
+            time::OffsetDateTime::UNIX_EPOCH,
+        );
+        store.enqueue("s", &entry(first.clone(), 100)).unwrap();
+        let r = fold_backlog(&store, "s", fold, 10_000).await.unwrap();
+        // The four carried members are acked; the remaining two are not over the threshold.
+        assert_eq!(
+            r,
+            FoldReport {
+                digests: 0,
+                existing: 0,
+                folded: 4
+            }
+        );
+        let due = store.due("s", 10_000, 100).unwrap();
+        let ids: Vec<&str> = due.iter().map(|(_, e)| e.payload.id()).collect();
+        assert_eq!(
+            ids,
+            vec![
+                event(4).id.as_str(),
+                event(5).id.as_str(),
+                first.id.as_str()
+            ]
+        );
+
+        // Same members folded again after the digest was delivered (its guard remains): the
+        // guard says "already there", the members are just acked.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..4 {
+            store
+                .enqueue("s", &entry(event(i), 100 + i as i64))
+                .unwrap();
+        }
+        let seq = store
+            .enqueue("s", &entry(first.clone(), 100))
+            .unwrap()
+            .seq();
+        store.ack("s", seq).unwrap();
+        let r = fold_backlog(
+            &store,
+            "s",
+            Fold {
+                after: 3,
+                max_members: 4,
+            },
+            10_000,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            r,
+            FoldReport {
+                digests: 0,
+                existing: 1,
+                folded: 4
+            }
+        );
+        assert_eq!(store.depth("s"), 0);
+
+        // A plain fold: the digest keeps the oldest member's age.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..9 {
+            store
+                .enqueue("s", &entry(event(i), 100 + i as i64))
+                .unwrap();
+        }
+        let r = fold_backlog(&store, "s", fold, 10_000).await.unwrap();
+        assert_eq!(
+            r,
+            FoldReport {
+                digests: 2,
+                existing: 0,
+                folded: 8
+            }
+        );
+        let due = store.due("s", 10_000, 100).unwrap();
+        assert_eq!(due.len(), 3);
+        assert!(matches!(&due[0].1.payload, Payload::Event(e) if e.id == event(8).id));
+        match &due[1].1.payload {
+            Payload::Digest(d) => {
+                assert_eq!(d.route, BACKLOG_ROUTE);
+                assert_eq!(d.events.len(), 4);
+                assert_eq!(due[1].1.enqueued_at_ms, 100);
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -25,8 +25,9 @@
 //!                      │          cursor
 //! grouper ────── closes due groups (group_wait, group_interval, max size) into one digest in
 //!                      │          the sink's outbox, crash-safely
-//! delivery ───── one worker per sink: due entry → sinks::Sink::deliver (one attempt) →
-//!                                 ack / reschedule with backoff / dead letter
+//! delivery ───── one worker per sink: due entry → sinks::Sink::deliver (one attempt, after the
+//!                                 sink's rate limit) → ack / reschedule with backoff / dead
+//!                                 letter; a rate-limited backlog is folded into digests
 //! ```
 //!
 //! `daemon` wires these together and stops them in order. `sasrelay simulate`
@@ -36,7 +37,7 @@
 //! ## Codemap
 //!
 //! - [`cli`] — subcommands (`check`, `findings`, `run`, `demo`, `simulate`, `silence`,
-//!   `route test`), logging setup, exit codes.
+//!   `route test`, `render`, `send-test`), logging setup, exit codes.
 //! - [`config`] — raw TOML with spans → checked [`config::Settings`]; durations like `"30s"`.
 //! - [`secret`] — `{ env = "X" }` / `{ file = "path" }` references and the redacting [`secret::Secret`].
 //! - [`credentials`] — `credentials = { type = ... }` config, the provider chain (static keys,
@@ -72,9 +73,12 @@
 //! - [`dispatch`] — applies routing decisions to the store (outbox, groups, suppressions);
 //!   the in-memory book of silences, written through to the store.
 //! - [`grouper`] — the task that turns due groups into digests.
-//! - [`delivery`] — the per-sink worker and its pure retry / dead-letter decision.
-//! - [`sinks`] — `webhook` (Standard Webhooks), `stdout`, `file`: config, one attempt, outcome
-//!   classification, the `sasrelay.event.v1` payload.
+//! - [`delivery`] — the per-sink worker, its pure retry / dead-letter decision and its
+//!   crash-safe backlog folding (pure plan, single-key writes).
+//! - [`sinks`] — `webhook` (Standard Webhooks), `stdout`, `file`, `dingtalk` (robot pools,
+//!   signing, errcode classification), `slack` (webhook or chat.postMessage), `email` (lettre
+//!   SMTP): config, one attempt, outcome classification, the `sasrelay.event.v1` payload;
+//!   `sinks::chat` holds the GCRA rate limiters (memory-only, so they start empty).
 //! - [`render`] — the pure rendering layer of the chat and mail sinks: DingTalk robot JSON,
 //!   Slack Block Kit, email subject/text/HTML from minijinja templates (built-in en/zh or
 //!   custom), per-output escaping of untrusted text, mentions only from config, size limits.
@@ -106,7 +110,10 @@
 //!   member it covers before it enqueues, and removes members only after.
 //! - A silenced or muted event is recorded (not sent, not lost); it is never delivered later.
 //! - An outbox entry is removed only after its sink confirmed delivery; a sink makes one attempt
-//!   per call and never sleeps; the worker owns backoff, `Retry-After` and dead letters.
+//!   per call and never sleeps; the worker owns backoff, `Retry-After` and dead letters. A
+//!   sink whose rate limiter has no permit sends nothing (`Outcome::Throttled`): not an attempt.
+//! - A backlog fold enqueues the digest (guarded by an id derived from its members) and flushes
+//!   before it acks the members; webhooks never fold.
 //! - Every task of the daemon is spawned on a tracker and stopped through a cancellation token.
 
 #![forbid(unsafe_code)]

@@ -1,5 +1,7 @@
 //! The command line: argument parsing, logging setup, and one function per subcommand
-//! (`silence` in [`silence`], `route test` in [`route`]).
+//! (`silence` in [`silence`], `route test` in [`route`]). `render` prints exactly what a sink
+//! would send; `send-test` sends a sample alert through a sink's real path and prints the
+//! platform's answer; `check` also renders every custom template against samples.
 //!
 //! Exit codes: 0 success, 1 a runtime failure (Security Center unreachable, rejected
 //! credentials…, the daemon's admin API unreachable), 2 bad usage (clap), 65 (`EX_DATAERR`)
@@ -78,6 +80,35 @@ impl From<DomainArg> for Domain {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print exactly the body a sink would send (JSON for DingTalk and Slack, the MIME message
+    /// for email, the event document for webhooks) for a finding, a sample or a digest.
+    Render {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The sink's name.
+        #[arg(long)]
+        sink: String,
+        /// A normalised finding (as `sasrelay findings --json` prints it), inline or `@FILE`.
+        #[arg(long, conflicts_with_all = ["sample", "digest"])]
+        finding: Option<String>,
+        /// A built-in sample finding of this domain (the default: alerts).
+        #[arg(long, value_enum, conflicts_with = "digest")]
+        sample: Option<DomainArg>,
+        /// The built-in sample digest.
+        #[arg(long)]
+        digest: bool,
+    },
+    /// Send a sample alert through a sink's real path (one attempt, after its rate limit) and
+    /// print the platform's answer; exit 1 when it was not delivered.
+    SendTest {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The sink's name.
+        #[arg(long)]
+        sink: String,
+    },
     /// Validate a configuration file; with --online, also call Security Center once per source
     /// and domain.
     Check {
@@ -267,7 +298,9 @@ pub fn main() -> ExitCode {
         Command::Check { .. }
         | Command::Findings { .. }
         | Command::Silence { .. }
-        | Command::Route { .. } => "warn",
+        | Command::Route { .. }
+        | Command::Render { .. }
+        | Command::SendTest { .. } => "warn",
     };
     init_logging(cli.log.as_deref().unwrap_or(default_filter), cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -375,6 +408,14 @@ async fn run(command: Command) -> ExitCode {
             )
             .await
         }
+        Command::Render {
+            config,
+            sink,
+            finding,
+            sample,
+            digest,
+        } => render(&config, &sink, finding.as_deref(), sample, digest),
+        Command::SendTest { config, sink } => send_test(&config, &sink).await,
         Command::Findings {
             config,
             domain,
@@ -570,6 +611,128 @@ format = "{format}"
     code
 }
 
+/// Builds the sink named `name` from the configuration (secrets resolved).
+fn configured_sink(
+    settings: &config::Settings,
+    name: &str,
+) -> Result<crate::sinks::Sink, ExitCode> {
+    let Some(cfg) = settings.sinks.iter().find(|s| s.name == name) else {
+        let names: Vec<&str> = settings.sinks.iter().map(|s| s.name.as_str()).collect();
+        eprintln!(
+            "error: no sink named `{name}` in {}; configured: {}",
+            settings.file.display(),
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+        return Err(ExitCode::from(2));
+    };
+    crate::sinks::Sink::build(cfg).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn render(
+    path: &Path,
+    name: &str,
+    finding: Option<&str>,
+    sample: Option<DomainArg>,
+    digest: bool,
+) -> ExitCode {
+    let settings = match load_config(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let sink = match configured_sink(&settings, name) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let payload: crate::event::Payload = if digest {
+        crate::render::sample_digest().into()
+    } else if let Some(text) = finding {
+        let text = match text.strip_prefix('@') {
+            Some(file) => match std::fs::read_to_string(file) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: cannot read {file}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+            None => text.to_string(),
+        };
+        let f: Finding = match serde_json::from_str(&text) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: --finding is not a normalised finding: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        crate::event::Event::about(
+            crate::event::EventKind::New,
+            f,
+            0,
+            "",
+            None,
+            OffsetDateTime::now_utc(),
+        )
+        .into()
+    } else {
+        crate::render::sample_event(sample.map_or(Domain::Alerts, Domain::from)).into()
+    };
+    match sink.preview(&payload) {
+        Ok(body) => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn send_test(path: &Path, name: &str) -> ExitCode {
+    let settings = match load_config(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let sink = match configured_sink(&settings, name) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let payload: crate::event::Payload = crate::render::sample_event(Domain::Alerts).into();
+    let outcome = loop {
+        match sink.deliver(&payload, 1).await {
+            crate::sinks::Outcome::Throttled { after } => tokio::time::sleep(after).await,
+            other => break other,
+        }
+    };
+    match outcome {
+        crate::sinks::Outcome::Delivered { detail } => {
+            println!("sink {name}: delivered ({detail})");
+            ExitCode::SUCCESS
+        }
+        crate::sinks::Outcome::Retry { after, reason } => {
+            println!(
+                "sink {name}: NOT delivered, retryable{}: {reason}",
+                after.map_or(String::new(), |a| format!(" after {}s", a.as_secs()))
+            );
+            ExitCode::FAILURE
+        }
+        crate::sinks::Outcome::Permanent { reason, response } => {
+            println!("sink {name}: NOT delivered, permanent: {reason}");
+            if let Some(r) = response {
+                println!("  response: {r}");
+            }
+            ExitCode::FAILURE
+        }
+        crate::sinks::Outcome::Throttled { .. } => ExitCode::FAILURE,
+    }
+}
+
 fn load_config(path: &Path) -> Result<config::Settings, ExitCode> {
     config::load(path).map_err(|errs| {
         eprint!("{errs}");
@@ -620,6 +783,18 @@ async fn check(path: &Path, online: bool) -> ExitCode {
         if let Err(e) = s.credentials.check_offline(&ProcessEnv) {
             eprintln!("error: source {}: credentials: {e}", s.name);
             ok = false;
+        }
+    }
+    // Custom templates are rendered against every sample, so a typo fails here, not at 3 am.
+    for (i, sink) in settings.sinks.iter().enumerate() {
+        for (key, kind, file) in sink.templates() {
+            let result = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))
+                .and_then(|text| crate::render::check_template(kind, &text));
+            if let Err(e) = result {
+                eprintln!("error: sink[{i}].{key} (sink {}): {e}", sink.name);
+                ok = false;
+            }
         }
     }
     println!(

@@ -2,9 +2,13 @@
 //! delivery attempt and says how it went; the delivery worker owns everything else (rate limits,
 //! retries, backoff with jitter, give-up, dead letters, shutdown).
 //!
-//! Three sinks exist: [`webhook`] (a generic JSON POST, signed the Standard Webhooks way),
-//! [`stdout`] (one line per event) and [`file`](mod@file) (JSON Lines, appended). All three send the same
-//! versioned JSON document, [`payload`] (`sasrelay.event.v1`), whose schema is written down there.
+//! Six sinks exist: [`webhook`] (a generic JSON POST, signed the Standard Webhooks way),
+//! [`stdout`] (one line per event) and [`file`](mod@file) (JSON Lines, appended) send the same
+//! versioned JSON document, [`payload`] (`sasrelay.event.v1`), whose schema is written down there;
+//! [`dingtalk`], [`slack`] and [`email`] send what [`render`](crate::render) makes of an event or
+//! a digest, through per-destination rate limits ([`chat`]), and let the worker fold a backlog
+//! ([`Sink::fold`]). Their keys are documented in their modules and in
+//! `config/sasrelay.example.toml`.
 //!
 //! ## Shape
 //!
@@ -27,7 +31,7 @@
 //! | key | default | meaning |
 //! |---|---|---|
 //! | `name` | required | unique; letters, digits, `-`, `_`, `.`; at most 64 characters |
-//! | `type` | required | `"webhook"`, `"stdout"` or `"file"` |
+//! | `type` | required | `"webhook"`, `"stdout"`, `"file"`, `"dingtalk"`, `"slack"` or `"email"` |
 //! | `domains` | all four | which domains to deliver: `alerts`, `vulnerabilities`, `baseline`, `firewall` |
 //! | `min_severity` | `"info"` | lowest finding severity delivered (`info` < `low` < `medium` < `high` < `critical`); `summary` events always pass |
 //! | `events` | all four | which event kinds to deliver: `new`, `recurring`, `resolved`, `summary` |
@@ -83,8 +87,12 @@
 //! again will not help" (other 4xx, a redirect, 501/505). A sink never sleeps or loops; `after`
 //! is only the receiver's `Retry-After`, for the worker to weigh against its own backoff.
 
+pub mod chat;
+pub mod dingtalk;
+pub mod email;
 pub mod file;
 pub mod payload;
+pub mod slack;
 pub mod stdout;
 pub mod webhook;
 
@@ -98,7 +106,10 @@ use crate::event::{Event, EventKind, Payload};
 use crate::finding::{Domain, Severity};
 use crate::secret::{Secret, SecretRef};
 
+pub use dingtalk::{DingTalkConfig, DingTalkSink};
+pub use email::{EmailConfig, EmailSink};
 pub use file::{FileConfig, FileSink};
+pub use slack::{SlackConfig, SlackSink};
 pub use stdout::{StdoutConfig, StdoutFormat, StdoutSink};
 pub use webhook::{WebhookConfig, WebhookSink};
 
@@ -133,6 +144,12 @@ pub enum SinkKind {
     Stdout(StdoutConfig),
     /// `type = "file"`.
     File(FileConfig),
+    /// `type = "dingtalk"`.
+    DingTalk(DingTalkConfig),
+    /// `type = "slack"`.
+    Slack(SlackConfig),
+    /// `type = "email"`.
+    Email(EmailConfig),
 }
 
 impl SinkKind {
@@ -142,6 +159,9 @@ impl SinkKind {
             SinkKind::Webhook(_) => "webhook",
             SinkKind::Stdout(_) => "stdout",
             SinkKind::File(_) => "file",
+            SinkKind::DingTalk(_) => "dingtalk",
+            SinkKind::Slack(_) => "slack",
+            SinkKind::Email(_) => "email",
         }
     }
 }
@@ -219,6 +239,10 @@ enum SinkType {
     Webhook,
     Stdout,
     File,
+    #[serde(rename = "dingtalk")]
+    DingTalk,
+    Slack,
+    Email,
 }
 
 impl TryFrom<RawSinkConfig> for SinkConfig {
@@ -251,6 +275,9 @@ impl TryFrom<RawSinkConfig> for SinkConfig {
             SinkType::Webhook => SinkKind::Webhook(typed("webhook", &webhook::KEYS, raw.rest)?),
             SinkType::Stdout => SinkKind::Stdout(typed("stdout", &stdout::KEYS, raw.rest)?),
             SinkType::File => SinkKind::File(typed("file", &file::KEYS, raw.rest)?),
+            SinkType::DingTalk => SinkKind::DingTalk(typed("dingtalk", &dingtalk::KEYS, raw.rest)?),
+            SinkType::Slack => SinkKind::Slack(typed("slack", &slack::KEYS, raw.rest)?),
+            SinkType::Email => SinkKind::Email(typed("email", &email::KEYS, raw.rest)?),
         };
         Ok(SinkConfig {
             name: raw.name,
@@ -301,8 +328,34 @@ impl SinkConfig {
             SinkKind::Webhook(c) => problems.extend(c.check()),
             SinkKind::Stdout(_) => {}
             SinkKind::File(c) => problems.extend(c.check()),
+            SinkKind::DingTalk(c) => problems.extend(c.check()),
+            SinkKind::Slack(c) => problems.extend(c.check()),
+            SinkKind::Email(c) => problems.extend(c.check()),
         }
         problems
+    }
+
+    /// The custom template files this sink renders with: `(key, kind, path)`, for
+    /// `sasrelay check`.
+    pub fn templates(&self) -> Vec<(&'static str, crate::render::TemplateKind, &Path)> {
+        use crate::render::TemplateKind as K;
+        let list: Vec<(&'static str, K, Option<&std::path::PathBuf>)> = match &self.kind {
+            SinkKind::DingTalk(c) => vec![("template", K::DingTalk, c.template.as_ref())],
+            SinkKind::Slack(c) => vec![("template", K::Slack, c.template.as_ref())],
+            SinkKind::Email(c) => vec![
+                (
+                    "subject_template",
+                    K::EmailSubject,
+                    c.subject_template.as_ref(),
+                ),
+                ("text_template", K::EmailText, c.text_template.as_ref()),
+                ("html_template", K::EmailHtml, c.html_template.as_ref()),
+            ],
+            SinkKind::Webhook(_) | SinkKind::Stdout(_) | SinkKind::File(_) => Vec::new(),
+        };
+        list.into_iter()
+            .filter_map(|(k, kind, p)| p.map(|p| (k, kind, p.as_path())))
+            .collect()
     }
 
     /// Makes relative paths (`file` secrets, a file sink's `path`) relative to `base`, the
@@ -312,6 +365,9 @@ impl SinkConfig {
             SinkKind::Webhook(c) => c.anchor(base),
             SinkKind::Stdout(_) => {}
             SinkKind::File(c) => c.anchor(base),
+            SinkKind::DingTalk(c) => c.anchor(base),
+            SinkKind::Slack(c) => c.anchor(base),
+            SinkKind::Email(c) => c.anchor(base),
         }
     }
 }
@@ -338,6 +394,12 @@ pub enum Outcome {
         /// The status line and a bounded, control-character-free body, when there was one.
         response: Option<String>,
     },
+    /// Nothing was sent: the sink's rate limit has no permit now (or every destination rests
+    /// after a "too fast" answer). Not an attempt; the worker waits `after` and tries again.
+    Throttled {
+        /// How long until a permit is free.
+        after: Duration,
+    },
 }
 
 impl Outcome {
@@ -356,6 +418,12 @@ pub enum Sink {
     Stdout(StdoutSink),
     /// A JSON Lines file.
     File(FileSink),
+    /// DingTalk custom robots.
+    DingTalk(DingTalkSink),
+    /// Slack (incoming webhook or chat.postMessage).
+    Slack(SlackSink),
+    /// Email over SMTP.
+    Email(EmailSink),
 }
 
 impl Sink {
@@ -381,6 +449,11 @@ impl Sink {
             SinkKind::Webhook(c) => WebhookSink::build(name, filters, c, &env).map(Sink::Webhook),
             SinkKind::Stdout(c) => Ok(Sink::Stdout(StdoutSink::new(name, filters, c))),
             SinkKind::File(c) => Ok(Sink::File(FileSink::new(name, filters, c))),
+            SinkKind::DingTalk(c) => {
+                DingTalkSink::build(name, filters, c, &env).map(Sink::DingTalk)
+            }
+            SinkKind::Slack(c) => SlackSink::build(name, filters, c, &env).map(Sink::Slack),
+            SinkKind::Email(c) => EmailSink::build(name, filters, c, &env).map(Sink::Email),
         };
         sink.map_err(|e| format!("sink `{}`: {e}", config.name))
     }
@@ -391,6 +464,9 @@ impl Sink {
             Sink::Webhook(s) => &s.name,
             Sink::Stdout(s) => &s.name,
             Sink::File(s) => &s.name,
+            Sink::DingTalk(s) => &s.name,
+            Sink::Slack(s) => &s.name,
+            Sink::Email(s) => &s.name,
         }
     }
 
@@ -400,6 +476,9 @@ impl Sink {
             Sink::Webhook(s) => &s.filters,
             Sink::Stdout(s) => &s.filters,
             Sink::File(s) => &s.filters,
+            Sink::DingTalk(s) => &s.filters,
+            Sink::Slack(s) => &s.filters,
+            Sink::Email(s) => &s.filters,
         }
     }
 
@@ -415,6 +494,38 @@ impl Sink {
             Sink::Webhook(s) => s.deliver(payload, attempt).await,
             Sink::Stdout(s) => s.deliver(payload).await,
             Sink::File(s) => s.deliver(payload).await,
+            Sink::DingTalk(s) => s.deliver(payload).await,
+            Sink::Slack(s) => s.deliver(payload).await,
+            Sink::Email(s) => s.deliver(payload).await,
+        }
+    }
+
+    /// How the worker may fold this sink's backlog into digests; `None` for sinks that take
+    /// every event as it is (webhook, stdout, file).
+    pub fn fold(&self) -> Option<chat::Fold> {
+        match self {
+            Sink::Webhook(_) | Sink::Stdout(_) | Sink::File(_) => None,
+            Sink::DingTalk(s) => Some(s.fold()),
+            Sink::Slack(s) => Some(s.fold()),
+            Sink::Email(s) => Some(s.fold()),
+        }
+    }
+
+    /// Exactly what [`Sink::deliver`] would send for `payload` (first attempt): the JSON body
+    /// of a chat sink, the MIME message of an email sink, the payload document otherwise.
+    pub fn preview(&self, payload: &Payload) -> Result<String, String> {
+        match self {
+            Sink::Webhook(_) | Sink::File(_) => Ok(payload::to_json(payload)),
+            Sink::Stdout(s) => Ok(s.render(payload)),
+            Sink::Email(s) => s
+                .message(payload)
+                .map(|(m, _)| String::from_utf8_lossy(&m.formatted()).into_owned()),
+            Sink::Slack(s) => {
+                serde_json::to_string(&s.render(payload).body).map_err(|e| e.to_string())
+            }
+            Sink::DingTalk(s) => {
+                serde_json::to_string(&s.render(payload, 0).body).map_err(|e| e.to_string())
+            }
         }
     }
 }
@@ -525,8 +636,8 @@ mod tests {
         let e = parse("name = \"a\"\ntype = \"file\"\npath = \"p\"\nurl = \"https://x\"\n")
             .unwrap_err();
         assert!(e.contains("unknown key `url` for a file sink"), "{e}");
-        let e = parse("name = \"a\"\ntype = \"slack\"\n").unwrap_err();
-        assert!(e.contains("slack"), "{e}");
+        let e = parse("name = \"a\"\ntype = \"pager\"\n").unwrap_err();
+        assert!(e.contains("pager"), "{e}");
         let e = parse("name = \"a\"\ntype = \"stdout\"\nformat = \"xml\"\n").unwrap_err();
         assert!(e.contains("format") && e.contains("xml"), "{e}");
         let e = parse("name = \"a\"\ntype = \"webhook\"\nurl = \"https://x\"\ntimeout = 5\n")

@@ -248,7 +248,11 @@ fn check_header_name(name: &str) -> Result<(), String> {
 
 /// Parses and checks a webhook URL. `secret`: the URL came from a secret, so the message must
 /// not quote it.
-fn parse_url(text: &str, allow_http: bool, secret: bool) -> Result<reqwest::Url, String> {
+pub(crate) fn parse_url(
+    text: &str,
+    allow_http: bool,
+    secret: bool,
+) -> Result<reqwest::Url, String> {
     let shown = |t: &str| {
         if secret {
             "the URL".to_string()
@@ -277,7 +281,7 @@ fn parse_url(text: &str, allow_http: bool, secret: bool) -> Result<reqwest::Url,
     }
 }
 
-fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
@@ -588,7 +592,7 @@ impl WebhookSink {
 
 /// [`crate::sas::client::error_chain`], with control characters removed (a receiver's TLS or
 /// proxy error text is not ours).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     strip_control(&crate::sas::client::error_chain(e))
 }
 
@@ -718,6 +722,7 @@ mod tests {
             Outcome::Delivered { .. } => Class::Delivered,
             Outcome::Retry { after, .. } => Class::Retry(after.map(|d| d.as_secs())),
             Outcome::Permanent { .. } => Class::Permanent,
+            Outcome::Throttled { .. } => panic!("a webhook is never throttled"),
         }
     }
 

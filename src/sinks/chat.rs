@@ -1,0 +1,288 @@
+//! What the chat and mail sinks ([`dingtalk`](super::dingtalk), [`slack`](super::slack),
+//! [`email`](super::email)) share: rate limits, backlog folding settings, custom template
+//! files, mention thresholds and bounded response reading.
+//!
+//! ## Rate limits
+//!
+//! Each destination (a DingTalk robot, a Slack webhook or channel, an SMTP sink) has one
+//! [`Limiter`]: a GCRA bucket ([`governor`]) taken *at the sender*, so retries count too. A
+//! limiter lives in memory only, so it starts **empty**: a process that restarts in a loop
+//! cannot send a fresh burst each time (DingTalk would block the robot for 10 minutes after
+//! 20 messages in a minute). A sink that finds its limiter empty sends nothing and answers
+//! [`Outcome::Throttled`](super::Outcome::Throttled); the worker waits without counting an
+//! attempt.
+//!
+//! ## Backlog folding
+//!
+//! A sink that folds ([`Fold`]) lets the delivery worker merge a due backlog of single events
+//! larger than `fold_after` into digests of at most `fold_max_members` (see
+//! [`delivery`](crate::delivery)), so a storm of findings becomes a few messages within the
+//! platform's budget instead of hours of queue.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde::Deserialize;
+
+use crate::config::HumanDuration;
+use crate::event::Payload;
+use crate::finding::Severity;
+
+/// Longest `rate_limit.period`.
+pub const MAX_PERIOD: Duration = Duration::from_secs(3600);
+/// Largest `rate_limit.burst`.
+pub const MAX_BURST: u32 = 100;
+/// Largest `fold_max_members`.
+pub const MAX_FOLD_MEMBERS: usize = 100;
+/// Largest custom template file, in bytes.
+pub const MAX_TEMPLATE_BYTES: u64 = 256 * 1024;
+
+/// `rate_limit = { period = "3s", burst = 1 }`: at most `burst` messages at once, then one per
+/// `period`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Time one message "costs": the sustained rate is one per `period`.
+    pub period: HumanDuration,
+    /// Messages that may go back to back when the bucket is full.
+    #[serde(default = "one")]
+    pub burst: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl RateLimit {
+    /// A limit of one message per `period`, bursts of `burst`.
+    pub fn new(period: Duration, burst: u32) -> RateLimit {
+        RateLimit {
+            period: HumanDuration(period),
+            burst,
+        }
+    }
+
+    /// Problems under `key` (`rate_limit`).
+    pub fn check(&self, key: &str) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let t = self.period.0;
+        if t.is_zero() || t > MAX_PERIOD {
+            p.push((
+                format!("{key}.period"),
+                format!("{t:?} is out of range: use more than 0s and at most 1h"),
+            ));
+        }
+        if self.burst == 0 || self.burst > MAX_BURST {
+            p.push((
+                format!("{key}.burst"),
+                format!("must be between 1 and {MAX_BURST}"),
+            ));
+        }
+        p
+    }
+
+    /// Messages per minute this limit sustains (rounded down, at least 1).
+    pub fn per_minute(&self) -> u64 {
+        (60_000 / self.period.0.as_millis().max(1) as u64).max(1)
+    }
+}
+
+/// One destination's token bucket. Starts empty (see the module doc).
+pub struct Limiter {
+    inner: DefaultDirectRateLimiter,
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Limiter")
+    }
+}
+
+impl Limiter {
+    /// A limiter for `limit`, with its burst already spent.
+    pub fn new(limit: &RateLimit) -> Limiter {
+        let burst = NonZeroU32::new(limit.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(limit.period.0.max(Duration::from_millis(1)))
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(burst);
+        let inner = RateLimiter::direct(quota);
+        // Spend the burst: memory-only state must not grant a fresh burst after a restart.
+        let _ = inner.check_n(burst);
+        Limiter { inner }
+    }
+
+    /// Takes one permit, or says how long until one is free. Never waits.
+    pub fn try_acquire(&self) -> Result<(), Duration> {
+        self.inner
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+/// How a sink lets the worker fold its backlog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fold {
+    /// Fold when more than this many single events are due.
+    pub after: usize,
+    /// Most members per folded digest.
+    pub max_members: usize,
+}
+
+/// Checks `fold_after` / `fold_max_members`.
+pub fn check_fold(after: usize, max_members: usize) -> Vec<(String, String)> {
+    let mut p = Vec::new();
+    if after == 0 {
+        p.push((
+            "fold_after".to_string(),
+            "must be at least 1 (a backlog of that many due events is sent one by one)".into(),
+        ));
+    }
+    if !(2..=MAX_FOLD_MEMBERS).contains(&max_members) {
+        p.push((
+            "fold_max_members".to_string(),
+            format!("must be between 2 and {MAX_FOLD_MEMBERS}"),
+        ));
+    }
+    p
+}
+
+/// Reads a custom template file (`template = "path"`), bounded in size.
+pub fn read_template(key: &str, path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?;
+    if meta.len() > MAX_TEMPLATE_BYTES {
+        return Err(format!(
+            "{key}: {} is larger than {MAX_TEMPLATE_BYTES} bytes",
+            path.display()
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))
+}
+
+/// Makes a relative template path relative to `base`.
+pub fn anchor_path(path: &mut Option<PathBuf>, base: &Path) {
+    if let Some(p) = path
+        && p.is_relative()
+    {
+        *p = base.join(&*p);
+    }
+}
+
+/// The highest finding severity in a payload (`None` for summaries only).
+pub fn top_severity(payload: &Payload) -> Option<Severity> {
+    payload
+        .events()
+        .iter()
+        .filter_map(|e| e.finding.as_ref().map(|f| f.severity))
+        .max()
+}
+
+/// Whether configured mentions apply to `payload`: its highest severity reaches `min`
+/// (a payload without findings, a summary, only when `min` is `info`).
+pub fn mentions_apply(payload: &Payload, min: Severity) -> bool {
+    top_severity(payload).unwrap_or(Severity::Info) >= min
+}
+
+/// Reads at most `max` bytes of a response body; the note says why it is incomplete.
+pub async fn read_capped(
+    response: &mut reqwest::Response,
+    max: usize,
+) -> (Vec<u8>, Option<String>) {
+    let mut body = Vec::new();
+    let mut note = None;
+    while body.len() <= max {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(e) => {
+                note = Some(if e.is_timeout() {
+                    "body timed out".to_string()
+                } else {
+                    "body cut short".to_string()
+                });
+                break;
+            }
+        }
+    }
+    if body.len() > max {
+        body.truncate(max);
+        note = Some("body truncated".to_string());
+    }
+    (body, note)
+}
+
+/// An HTTP client for a chat sink: timeouts, no redirects (a token in the URL must not reach
+/// another host), sasrelay's user agent.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .connect_timeout(timeout.min(super::webhook::CONNECT_TIMEOUT))
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(super::USER_AGENT)
+        .build()
+        .map_err(|e| format!("cannot build HTTP client: {e}"))
+}
+
+/// The reason for a transport failure, never holding the URL.
+pub fn transport_reason(what: &str, e: reqwest::Error, timeout: Duration) -> String {
+    let e = e.without_url();
+    if e.is_timeout() {
+        format!("{what}: timed out after {timeout:?}")
+    } else if e.is_connect() {
+        format!(
+            "{what}: cannot connect: {}",
+            super::webhook::error_chain(&e)
+        )
+    } else {
+        format!("{what}: {}", super::webhook::error_chain(&e))
+    }
+}
+
+/// Checks a `timeout`.
+pub fn check_timeout(t: Duration) -> Vec<(String, String)> {
+    if t.is_zero() || t > super::webhook::MAX_TIMEOUT {
+        vec![(
+            "timeout".to_string(),
+            format!("{t:?} is out of range: use more than 0s and at most 10m"),
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_starts_empty_and_refills_by_period() {
+        let l = Limiter::new(&RateLimit::new(Duration::from_secs(3), 1));
+        let wait = l.try_acquire().unwrap_err();
+        assert!(
+            wait > Duration::from_secs(2) && wait <= Duration::from_secs(3),
+            "{wait:?}"
+        );
+        let l = Limiter::new(&RateLimit::new(Duration::from_millis(1), 5));
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(l.try_acquire().is_ok());
+    }
+
+    #[test]
+    fn rate_limit_and_fold_checks_name_their_keys() {
+        let bad = RateLimit::new(Duration::ZERO, 0);
+        let keys: Vec<String> = bad.check("rate_limit").into_iter().map(|p| p.0).collect();
+        assert_eq!(keys, ["rate_limit.period", "rate_limit.burst"]);
+        assert!(
+            RateLimit::new(Duration::from_secs(3), 1)
+                .check("r")
+                .is_empty()
+        );
+        assert_eq!(RateLimit::new(Duration::from_secs(3), 1).per_minute(), 20);
+        let keys: Vec<String> = check_fold(0, 1).into_iter().map(|p| p.0).collect();
+        assert_eq!(keys, ["fold_after", "fold_max_members"]);
+        assert!(check_fold(10, 20).is_empty());
+    }
+}
