@@ -338,7 +338,7 @@ fn matcher_errors_are_precise() {
     );
     assert_eq!(
         err("kind=created"),
-        "unknown kind `created`; expected one of: new, recurring, resolved, summary"
+        "unknown kind `created`; expected one of: new, recurring, resolved, summary, reminder"
     );
 }
 

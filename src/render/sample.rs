@@ -254,5 +254,5 @@ pub fn sample_digest() -> Digest {
         })
         .collect();
     let group = BTreeMap::from([("cluster".to_string(), "c-prod".to_string())]);
-    Digest::new("routes[0]", group, events, at())
+    Digest::new("vulnerability-digest", group, events, at())
 }
