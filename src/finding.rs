@@ -123,6 +123,16 @@ pub enum Status {
     Resolved,
 }
 
+impl Status {
+    /// The lower-case name used in payloads and matchers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
 /// How a resolved finding was closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -139,6 +149,20 @@ pub enum Resolution {
     Expired,
     /// No longer listed by Security Center (it left a full snapshot without a status change).
     Gone,
+}
+
+impl Resolution {
+    /// The snake_case name used in payloads and matchers (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Handled => "handled",
+            Resolution::Ignored => "ignored",
+            Resolution::FalsePositive => "false_positive",
+            Resolution::Fixed => "fixed",
+            Resolution::Expired => "expired",
+            Resolution::Gone => "gone",
+        }
+    }
 }
 
 /// Kubernetes context. Absent values are `null`.

@@ -109,17 +109,6 @@ pub(crate) fn resolution_label(r: Resolution, lang: Lang) -> &'static str {
     }
 }
 
-fn resolution_name(r: Resolution) -> &'static str {
-    match r {
-        Resolution::Handled => "handled",
-        Resolution::Ignored => "ignored",
-        Resolution::FalsePositive => "false_positive",
-        Resolution::Fixed => "fixed",
-        Resolution::Expired => "expired",
-        Resolution::Gone => "gone",
-    }
-}
-
 /// Label of a link button or inline link. CVE links keep their (clipped) label, the CVE ID,
 /// unless it would print as nothing.
 pub(crate) fn link_label(kind: LinkKind, label: &str, lang: Lang) -> String {
@@ -433,7 +422,7 @@ pub(crate) fn event_value(e: &Event, lang: Lang, b: &Budget, kind: TemplateKind)
     o = o
         .set(
             "resolution",
-            opt_str(resolution.map(|r| resolution_name(r).to_string())),
+            opt_str(resolution.map(|r| r.as_str().to_string())),
         )
         .set(
             "resolution_label",

@@ -34,7 +34,7 @@
 
 use serde::Deserialize;
 use serde_spanned::Spanned;
-use toml::de::{DeTable, ValueDeserializer};
+use toml::de::DeTable;
 
 use super::interval::TimeIntervalConfig;
 use super::issue::Issue;
@@ -181,21 +181,10 @@ pub fn section<T: serde::de::DeserializeOwned>(
     key: &str,
     issues: &mut Vec<Issue>,
 ) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(ValueDeserializer::from(value.clone())) {
+    match crate::config::deserialize_section(value, key) {
         Ok(v) => Some(v),
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let key = if path == "." || path.is_empty() {
-                key.to_string()
-            } else {
-                format!("{key}.{path}")
-            };
-            issues.push(Issue::error(
-                inner.span().or(Some(value.span())),
-                key,
-                inner.message().to_string(),
-            ));
+        Err((span, key, message)) => {
+            issues.push(Issue::error(span, key, message));
             None
         }
     }

@@ -8,7 +8,7 @@
 use std::fmt;
 
 use crate::event::Event;
-use crate::finding::{Resolution, Severity, Status};
+use crate::finding::Severity;
 
 /// One matchable field.
 pub struct FieldDef {
@@ -63,26 +63,6 @@ fn opt(s: &Option<String>) -> Vec<String> {
 
 fn finding<T>(e: &Event, f: impl Fn(&crate::finding::Finding) -> T) -> Option<T> {
     e.finding.as_ref().map(f)
-}
-
-/// The lower-case name of a status.
-pub fn status_str(s: Status) -> &'static str {
-    match s {
-        Status::Active => "active",
-        Status::Resolved => "resolved",
-    }
-}
-
-/// The snake_case name of a resolution (as serialised).
-pub fn resolution_str(r: Resolution) -> &'static str {
-    match r {
-        Resolution::Handled => "handled",
-        Resolution::Ignored => "ignored",
-        Resolution::FalsePositive => "false_positive",
-        Resolution::Fixed => "fixed",
-        Resolution::Expired => "expired",
-        Resolution::Gone => "gone",
-    }
 }
 
 /// Parses a severity name (`info`, `low`, `medium`, `high`, `critical`).
@@ -202,7 +182,7 @@ pub static FIELDS: &[FieldDef] = &[
         doc: "active or resolved",
         multi: false,
         values: Some(STATUSES),
-        get: |e| finding(e, |f| one(status_str(f.status))).unwrap_or_default(),
+        get: |e| finding(e, |f| one(f.status.as_str())).unwrap_or_default(),
     },
     FieldDef {
         name: "resolution",
@@ -212,7 +192,7 @@ pub static FIELDS: &[FieldDef] = &[
         get: |e| {
             e.resolution
                 .or_else(|| e.finding.as_ref().and_then(|f| f.resolution))
-                .map(|r| one(resolution_str(r)))
+                .map(|r| one(r.as_str()))
                 .unwrap_or_default()
         },
     },

@@ -287,7 +287,7 @@ fn event_line(e: &Event) -> String {
         (Some(f), _) => {
             let kind = match e.resolution.or(f.resolution) {
                 Some(r) if e.kind == EventKind::Resolved => {
-                    format!("resolved({})", resolution_name(r))
+                    format!("resolved({})", r.as_str())
                 }
                 _ => e.kind.as_str().to_string(),
             };
@@ -334,17 +334,6 @@ fn severity_name(s: Severity) -> &'static str {
         Severity::Medium => "MEDIUM",
         Severity::High => "HIGH",
         Severity::Critical => "CRITICAL",
-    }
-}
-
-fn resolution_name(r: Resolution) -> &'static str {
-    match r {
-        Resolution::Handled => "handled",
-        Resolution::Ignored => "ignored",
-        Resolution::FalsePositive => "false_positive",
-        Resolution::Fixed => "fixed",
-        Resolution::Expired => "expired",
-        Resolution::Gone => "gone",
     }
 }
 
