@@ -70,21 +70,31 @@ pub struct Remembered {
     /// Domain.
     pub domain: Domain,
     /// Title.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub title: String,
     /// Normalised severity.
     pub severity: Severity,
     /// Native severity.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub native_severity: String,
     /// Category.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub alert_type: String,
     /// Kubernetes context.
+    #[serde(default, skip_serializing_if = "is_default")]
     pub kubernetes: Kubernetes,
     /// Host context.
+    #[serde(default, skip_serializing_if = "is_default")]
     pub host: Host,
     /// Source name.
     pub source: String,
     /// Region.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub region: String,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 impl Remembered {
@@ -100,6 +110,17 @@ impl Remembered {
             host: Host::default(),
             source: source.to_string(),
             region: String::new(),
+        }
+    }
+
+    /// What a record of `f` keeps: everything for a snapshot domain (a finding that leaves
+    /// the list is reported from it); only the domain and source for a windowed one, whose
+    /// resolutions always come with the finding (keeps those records, written on every new
+    /// alert, small).
+    pub fn for_coverage(f: &Finding, coverage: Coverage) -> Self {
+        match coverage {
+            Coverage::Snapshot => Remembered::of(f),
+            Coverage::Window => Remembered::unknown(f.domain, &f.source),
         }
     }
 
@@ -263,7 +284,7 @@ pub fn diff(
         let open = f.status == Status::Active;
         let change = match (prior, open) {
             (None, true) => {
-                let record = fresh(&f, RecordStatus::Active, 1, &occ, now_ms);
+                let record = fresh(&f, coverage, RecordStatus::Active, 1, &occ, now_ms);
                 if silent_first_start {
                     out.silently_tracked += 1;
                     Some((record, None))
@@ -275,14 +296,15 @@ pub fn diff(
                 }
             }
             (None, false) => {
-                let mut record = fresh(&f, RecordStatus::Resolved, 1, &occ, now_ms);
+                let mut record = fresh(&f, coverage, RecordStatus::Resolved, 1, &occ, now_ms);
                 record.resolved_at_ms = Some(now_ms);
                 record.resolution = f.resolution;
                 Some((record, None))
             }
             (Some(r), true) if r.status == RecordStatus::Resolved => {
                 let generation = r.generation + 1;
-                let mut record = fresh(&f, RecordStatus::Active, generation, &occ, now_ms);
+                let mut record =
+                    fresh(&f, coverage, RecordStatus::Active, generation, &occ, now_ms);
                 record.first_seen_ms = r.first_seen_ms;
                 let event = switches
                     .new
@@ -293,7 +315,7 @@ pub fn diff(
                 let mut record = r.clone();
                 record.occurrence = occ.clone();
                 record.last_seen_ms = now_ms;
-                record.last = Remembered::of(&f);
+                record.last = Remembered::for_coverage(&f, coverage);
                 let event = switches
                     .recurring
                     .then(|| Event::about(EventKind::Recurring, f, r.generation, &occ, None, now));
@@ -301,7 +323,7 @@ pub fn diff(
             }),
             (Some(r), false) if r.status == RecordStatus::Active => {
                 let resolution = f.resolution;
-                Some(resolve(r, f, resolution, switches, now, now_ms))
+                Some(resolve(r, f, coverage, resolution, switches, now, now_ms))
             }
             (Some(_), false) => None,
         };
@@ -333,7 +355,14 @@ pub fn diff(
     out
 }
 
-fn fresh(f: &Finding, status: RecordStatus, generation: u64, occ: &str, now_ms: i64) -> Record {
+fn fresh(
+    f: &Finding,
+    coverage: Coverage,
+    status: RecordStatus,
+    generation: u64,
+    occ: &str,
+    now_ms: i64,
+) -> Record {
     Record {
         v: RECORD_SCHEMA,
         id: f.id.clone(),
@@ -344,13 +373,14 @@ fn fresh(f: &Finding, status: RecordStatus, generation: u64, occ: &str, now_ms: 
         occurrence: occ.to_string(),
         resolved_at_ms: None,
         resolution: None,
-        last: Remembered::of(f),
+        last: Remembered::for_coverage(f, coverage),
     }
 }
 
 fn resolve(
     r: &Record,
     f: Finding,
+    coverage: Coverage,
     resolution: Option<Resolution>,
     switches: EventSwitches,
     now: OffsetDateTime,
@@ -361,7 +391,7 @@ fn resolve(
     record.resolved_at_ms = Some(now_ms);
     record.resolution = resolution;
     record.last_seen_ms = now_ms;
-    record.last = Remembered::of(&f);
+    record.last = Remembered::for_coverage(&f, coverage);
     let event = switches
         .resolved
         .then(|| Event::about(EventKind::Resolved, f, r.generation, "", resolution, now));
@@ -641,5 +671,36 @@ mod tests {
         );
         assert_eq!(d.changes.len(), 1);
         assert_eq!(d.changes[0].record.occurrence, "2000");
+    }
+
+    #[test]
+    fn windowed_records_stay_small_and_snapshot_records_remember_the_finding() {
+        let a = alert("a1", true, 1_000);
+        let d = diff(
+            vec![a.clone()],
+            &BTreeMap::new(),
+            Coverage::Window,
+            ALL,
+            false,
+            NOW,
+        );
+        let record = &d.changes[0].record;
+        assert_eq!(record.last, Remembered::unknown(Domain::Alerts, "prod"));
+        let json = serde_json::to_string(record).unwrap();
+        assert!(json.len() < 300, "{} bytes: {json}", json.len());
+        // Old records (every field written) still read.
+        let full = serde_json::to_value(Remembered::of(&a)).unwrap();
+        let back: Remembered = serde_json::from_value(full).unwrap();
+        assert_eq!(back, Remembered::of(&a));
+        let v = finding(Domain::Vulnerabilities, "v1", true);
+        let d = diff(
+            vec![v.clone()],
+            &BTreeMap::new(),
+            Coverage::Snapshot,
+            ALL,
+            false,
+            NOW,
+        );
+        assert_eq!(d.changes[0].record.last, Remembered::of(&v));
     }
 }
