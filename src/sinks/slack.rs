@@ -137,6 +137,23 @@ fn default_fold_max() -> usize {
     DEFAULT_FOLD_MAX
 }
 
+/// Hosts a Slack URL may name (a webhook URL or `api_base` elsewhere would send a credential
+/// and the findings to someone else); loopback is accepted besides, for tests.
+pub const HOSTS: [&str; 2] = ["hooks.slack.com", "slack.com"];
+
+/// Parses a Slack URL and checks its host against [`HOSTS`].
+fn slack_url(text: &str, allow_http: bool, secret: bool) -> Result<reqwest::Url, String> {
+    let url = parse_url(text, allow_http, secret)?;
+    let host = url.host_str().unwrap_or_default();
+    if !HOSTS.contains(&host) && !super::webhook::is_loopback(host) {
+        return Err(format!(
+            "host `{host}` is not a Slack host ({}); only loopback is accepted besides, for tests",
+            HOSTS.join(", ")
+        ));
+    }
+    Ok(url)
+}
+
 impl SlackConfig {
     /// Semantic problems as `(key, message)`.
     pub fn check(&self) -> Vec<(String, String)> {
@@ -157,11 +174,11 @@ impl SlackConfig {
             )),
         }
         if let Some(MaybeSecret::Inline(u)) = &self.webhook_url
-            && let Err(e) = parse_url(u, self.allow_http, false)
+            && let Err(e) = slack_url(u, self.allow_http, false)
         {
             p.push(("webhook_url".to_string(), e));
         }
-        if let Err(e) = parse_url(&self.api_base, self.allow_http, false) {
+        if let Err(e) = slack_url(&self.api_base, self.allow_http, false) {
             p.push(("api_base".to_string(), e));
         }
         if let Some(c) = &self.channel
@@ -390,13 +407,13 @@ impl SlackSink {
                 let text = u
                     .resolve_with(env)
                     .map_err(|e| format!("webhook_url: {e}"))?;
-                let url = parse_url(text.expose(), c.allow_http, u.is_secret())
+                let url = slack_url(text.expose(), c.allow_http, u.is_secret())
                     .map_err(|e| format!("webhook_url: {e}"))?;
                 (Via::Webhook, url, None)
             }
             (None, Some(t)) => {
                 let token = t.resolve_with(env).map_err(|e| format!("token: {e}"))?;
-                let base = parse_url(&c.api_base, c.allow_http, false)
+                let base = slack_url(&c.api_base, c.allow_http, false)
                     .map_err(|e| format!("api_base: {e}"))?;
                 let url = reqwest::Url::parse(&format!(
                     "{}/chat.postMessage",
@@ -540,6 +557,22 @@ mod tests {
     }
 
     #[test]
+    fn only_slack_hosts_and_loopback_are_accepted() {
+        assert!(slack_url("https://hooks.slack.com/services/T0/B0/x", false, true).is_ok());
+        assert!(slack_url("https://slack.com/api", false, false).is_ok());
+        assert!(slack_url("http://127.0.0.1:9/hook", false, false).is_ok());
+        let e = slack_url(
+            "https://hooks.slack.com.evil.example/services/x",
+            false,
+            true,
+        )
+        .unwrap_err();
+        assert!(e.contains("is not a Slack host"), "{e}");
+        assert!(!e.contains("services/x"), "the URL is a credential: {e}");
+        assert!(slack_url("https://evil.example/api", false, false).is_err());
+    }
+
+    #[test]
     fn webhook_answers() {
         use Via::Webhook as W;
         assert_eq!(c(W, 200, None, "ok"), C::Ok);
@@ -619,7 +652,9 @@ mod tests {
         assert_eq!(parse(""), ["webhook_url"]);
         assert_eq!(parse("token = { env = \"T\" }"), ["channel"]);
         assert_eq!(
-            parse("webhook_url = \"https://h/x\"\ntoken = { env = \"T\" }\nchannel = \"C\""),
+            parse(
+                "webhook_url = \"https://hooks.slack.com/x\"\ntoken = { env = \"T\" }\nchannel = \"C\""
+            ),
             ["token"]
         );
         assert_eq!(
@@ -627,7 +662,7 @@ mod tests {
             ["webhook_url"]
         );
         assert_eq!(
-            parse("webhook_url = \"https://h/x\"\nmentions = [\"bob\"]"),
+            parse("webhook_url = \"https://hooks.slack.com/x\"\nmentions = [\"bob\"]"),
             ["mentions[0]"]
         );
     }
