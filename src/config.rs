@@ -160,6 +160,8 @@ pub struct RawState {
     pub resolved_retention: Option<HumanDuration>,
     /// How long an enqueue guard outlives its delivered entry (re-poll protection).
     pub guard_ttl: Option<HumanDuration>,
+    /// How long dead letters are kept before they are deleted.
+    pub dead_letter_retention: Option<HumanDuration>,
 }
 
 /// `[daemon]`: process-wide behaviour.
@@ -393,6 +395,8 @@ pub struct StateSettings {
     pub resolved_retention: Duration,
     /// Enqueue-guard lifetime after delivery.
     pub guard_ttl: Duration,
+    /// How long dead letters are kept.
+    pub dead_letter_retention: Duration,
 }
 
 /// Reads and checks a config file.
@@ -493,6 +497,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Settings, ConfigErrors> {
             .map_or(Duration::from_secs(30 * 86_400), |d| d.0),
         guard_ttl: raw
             .guard_ttl
+            .map_or(Duration::from_secs(30 * 86_400), |d| d.0),
+        dead_letter_retention: raw
+            .dead_letter_retention
             .map_or(Duration::from_secs(30 * 86_400), |d| d.0),
     });
     let shutdown_grace = daemon

@@ -213,6 +213,7 @@ pub async fn run(
         let (store, token, silences) = (store.clone(), stop_polling.clone(), silences.clone());
         let retention = state.resolved_retention.as_millis() as i64;
         let guard_ttl = state.guard_ttl.as_millis() as i64;
+        let dead_retention = state.dead_letter_retention.as_millis() as i64;
         pollers.spawn(async move {
             loop {
                 tokio::select! {
@@ -223,6 +224,14 @@ pub async fn run(
                 match store.prune(now, retention, guard_ttl) {
                     Ok(r) => tracing::debug!(?r, "Pruned the store."),
                     Err(e) => tracing::error!(error = %e, "Pruning the store failed."),
+                }
+                match store.prune_dead_letters(now.saturating_sub(dead_retention)) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        removed = n,
+                        "Deleted dead letters older than [state] dead_letter_retention."
+                    ),
+                    Err(e) => tracing::error!(error = %e, "Pruning dead letters failed."),
                 }
                 if let Err(e) = store.prune_suppressed(now.saturating_sub(retention)) {
                     tracing::error!(error = %e, "Pruning the suppression log failed.");

@@ -718,6 +718,12 @@ impl Store {
         self.current()?.prune_suppressed(cutoff_ms)
     }
 
+    /// Deletes dead letters that died before `cutoff_ms` (each a compare-and-swap against the
+    /// value read); returns how many.
+    pub fn prune_dead_letters(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        self.current()?.prune_dead_letters(cutoff_ms)
+    }
+
     /// Size on disk, per-sink queue figures and open time.
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         self.current()?.stats()
@@ -1162,6 +1168,34 @@ impl Inner {
             }
         }
         Ok(report)
+    }
+
+    fn prune_dead_letters(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let sinks: Vec<(String, Arc<Sink>)> = self
+            .sinks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect();
+        let mut removed = 0;
+        for (name, s) in sinks {
+            let mut index = s.lock();
+            for item in s.dead.iter() {
+                let (k, v) = item.at(&self.dir)?;
+                let letter: DeadLetter = self.decode(&v, || format!("dead/{name} letter"))?;
+                if letter.dead_at_ms < cutoff_ms
+                    && s.dead
+                        .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
+                        .at(&self.dir)?
+                        .is_ok()
+                {
+                    index.dead_letters = index.dead_letters.saturating_sub(1);
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {

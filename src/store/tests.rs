@@ -185,6 +185,24 @@ fn reschedule_updates_in_place_and_refuses_what_it_should() {
 }
 
 #[test]
+fn old_dead_letters_are_pruned_and_recent_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for (id, dead_at_ms) in [("old", 100), ("new", 900)] {
+        let seq = store.enqueue("s", &entry(id, 0)).unwrap().seq();
+        let mut l = letter(entry(id, 0));
+        l.dead_at_ms = dead_at_ms;
+        assert!(store.dead_letter("s", seq, &l).unwrap());
+    }
+    assert_eq!(store.prune_dead_letters(500).unwrap(), 1);
+    let left = store.dead_letters("s").unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].1.entry.payload.id(), "new");
+    assert_eq!(store.stats().unwrap().sinks["s"].dead_letters, 1);
+    assert_eq!(store.prune_dead_letters(500).unwrap(), 0);
+}
+
+#[test]
 fn dead_letter_moves_the_entry_aside() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
