@@ -129,8 +129,9 @@ impl Event {
     }
 
     /// A reminder that `original`'s finding is still open: the `sent`-th (from 1) for this
-    /// sink and route. Its id depends on the finding, its generation, the route, the sink and
-    /// the number, so a re-sent reminder after a crash is recognised.
+    /// sink and route since `original` was delivered. Its id depends on the finding, its
+    /// generation, `original`'s id (a recurrence restarts the count under a new id), the
+    /// route, the sink and the number, so a re-sent reminder after a crash is recognised.
     pub fn reminder(
         original: &Event,
         generation: u64,
@@ -149,6 +150,7 @@ impl Event {
                 fingerprint,
                 "reminder",
                 &generation.to_string(),
+                &original.id,
                 route,
                 sink,
                 &sent.to_string(),

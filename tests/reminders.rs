@@ -182,6 +182,37 @@ fn a_still_open_finding_is_reminded_every_repeat_interval_until_resolved() {
         "only the route with repeat_interval reminds"
     );
 
+    // The alert occurs again: its recurring event restarts the reminder, and the next
+    // reminder is a new message (not taken for a repeat of the first one).
+    let recurring = Event::about(
+        EventKind::Recurring,
+        event.finding.clone().unwrap(),
+        1,
+        "second-occurrence",
+        None,
+        t0 + Duration::hours(9),
+    );
+    let mut out = Dispatched::default();
+    b.dispatcher
+        .dispatch(recurring, Some(1), t0 + Duration::hours(9), &mut out)
+        .unwrap();
+    assert_eq!(out.reminders_started, 1);
+    assert_eq!(
+        b.dispatcher
+            .remind_due(t0 + Duration::hours(13))
+            .unwrap()
+            .reminded,
+        1
+    );
+    let sent = reminders(&b, "chat");
+    assert_eq!(
+        sent.len(),
+        3,
+        "the reminder after the recurrence was delivered"
+    );
+    let ids: std::collections::BTreeSet<&str> = sent.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), 3);
+
     // Resolved: the reminder is dropped, nothing more is sent.
     let mut record = b
         .store
@@ -194,7 +225,7 @@ fn a_still_open_finding_is_reminded_every_repeat_interval_until_resolved() {
         .unwrap();
     assert_eq!(
         b.dispatcher
-            .remind_due(t0 + Duration::hours(12))
+            .remind_due(t0 + Duration::hours(18))
             .unwrap()
             .reminded,
         0
