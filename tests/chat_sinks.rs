@@ -8,6 +8,8 @@
 //! limiter's period, the fake's window) and the invariants are checked on the fakes'
 //! timestamps.
 
+mod corpus;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,6 +20,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::routing::post;
 use base64::Engine;
+use corpus::corpus;
 use hmac::{Hmac, Mac};
 use sasrelay::config::DeliverySettings;
 use sasrelay::delivery::Worker;
@@ -89,64 +92,6 @@ fn reason(o: &Outcome) -> String {
         Outcome::Permanent { reason, response } => format!("{reason} {response:?}"),
         Outcome::Throttled { after } => format!("throttled {after:?}"),
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The injection corpus (shared with tests/render.rs)
-
-fn unescape(s: &str) -> String {
-    let mut out = String::new();
-    let mut it = s.chars().peekable();
-    while let Some(c) = it.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match it.next() {
-            Some('r') => out.push('\r'),
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('0') => out.push('\0'),
-            Some('\\') => out.push('\\'),
-            Some('u') if it.peek() == Some(&'{') => {
-                it.next();
-                let hex: String = it.by_ref().take_while(|&c| c != '}').collect();
-                out.push(char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap());
-            }
-            Some(other) => {
-                out.push('\\');
-                out.push(other);
-            }
-            None => out.push('\\'),
-        }
-    }
-    out
-}
-
-fn corpus() -> Vec<String> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/render/injection.txt");
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut out = Vec::new();
-    for line in text.lines() {
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("%repeat ") {
-            let (n, unit) = rest.split_once(' ').unwrap();
-            let n: usize = n.parse().unwrap();
-            let unit = unescape(unit);
-            let mut s = String::new();
-            while s.len() + unit.len() <= n {
-                s.push_str(&unit);
-            }
-            out.push(s);
-        } else {
-            out.push(unescape(line));
-        }
-    }
-    assert!(out.len() > 50, "corpus too small: {}", out.len());
-    out
 }
 
 /// An alert with `s` in every text field a renderer prints.

@@ -5,9 +5,12 @@
 //! differing line; `UPDATE_SNAPSHOTS=1 cargo test --test render` rewrites them (ignored when
 //! `CI` is set, so CI never accepts a change), and the diff is then reviewed in git.
 
+mod corpus;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use corpus::corpus;
 use sasrelay::event::{Digest, Event, Payload};
 use sasrelay::finding::{Detail, Domain, Finding, Tactic};
 use sasrelay::render::dingtalk::{self, DingTalkOptions, MsgType};
@@ -104,62 +107,6 @@ fn assert_clean(what: &str, s: &str, multiline: bool) {
     {
         panic!("{what}: contains {c:?}");
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The injection corpus
-
-fn unescape(s: &str) -> String {
-    let mut out = String::new();
-    let mut it = s.chars().peekable();
-    while let Some(c) = it.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match it.next() {
-            Some('r') => out.push('\r'),
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('0') => out.push('\0'),
-            Some('\\') => out.push('\\'),
-            Some('u') if it.peek() == Some(&'{') => {
-                it.next();
-                let hex: String = it.by_ref().take_while(|&c| c != '}').collect();
-                out.push(char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap());
-            }
-            Some(other) => {
-                out.push('\\');
-                out.push(other);
-            }
-            None => out.push('\\'),
-        }
-    }
-    out
-}
-
-fn corpus() -> Vec<String> {
-    let text = std::fs::read_to_string(fixtures().join("injection.txt")).unwrap();
-    let mut out = Vec::new();
-    for line in text.lines() {
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("%repeat ") {
-            let (n, unit) = rest.split_once(' ').unwrap();
-            let n: usize = n.parse().unwrap();
-            let unit = unescape(unit);
-            let mut s = String::new();
-            while s.len() + unit.len() <= n {
-                s.push_str(&unit);
-            }
-            out.push(s);
-        } else {
-            out.push(unescape(line));
-        }
-    }
-    assert!(out.len() > 50, "corpus too small: {}", out.len());
-    out
 }
 
 /// A sample finding of `domain` with `s` in every text field.
