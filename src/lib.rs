@@ -85,6 +85,8 @@
 //! - [`daemon`] — `run`: store, sinks, pollers, workers, pruner, admin API; ordered shutdown.
 //! - [`admin`] — the admin HTTP API (silences, the suppression log, `/healthz`) that
 //!   `sasrelay silence` talks to; bearer-token protected when `[admin] token` is set.
+//! - `lib.rs` itself sets the global allocator (mimalloc), so the binary, the tests and the
+//!   benchmarks run on the same one.
 //!
 //! ## Invariants
 //!
@@ -118,6 +120,13 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+/// mimalloc, for the binary and for every test and benchmark that links this crate, so the
+/// benchmarks measure what the daemon runs. sled clones and frees whole tree nodes on its own
+/// threads; under that churn glibc's malloc spent about a quarter of the hot path in
+/// `malloc_consolidate` and `unlink_chunk` (README, Benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod admin;
 pub mod cli;

@@ -893,12 +893,14 @@ impl Inner {
     fn enqueue(&self, sink: &str, entry: &OutboxEntry) -> Result<Enqueued, StoreError> {
         let dir = &self.dir;
         let s = self.sink_or_create(sink)?;
-        let mut index = s.lock();
+        // Encoding (serialise + compress) is most of the CPU here and needs no lock: pollers
+        // enqueueing to the same sink wait only for the writes.
+        let value = self.encode(entry, || format!("outbox/{sink} entry"))?;
         let guard_key = keys::guard(sink, entry.payload.id());
+        let mut index = s.lock();
         // No read of the guard first: the lifecycle diff already keeps known findings from
         // producing events, so a duplicate only follows a crash, and the compare-and-swap
         // below catches it (at the cost of writing and removing the entry).
-        let value = self.encode(entry, || format!("outbox/{sink} entry"))?;
         let seq = self.db.generate_id().at(dir)?;
         let seq_key = keys::seq(seq);
         s.outbox.insert(seq_key, value).at(dir)?;
