@@ -1,6 +1,6 @@
-//! The admin HTTP API: silences and the suppression log, for operators and for the
-//! `sasrelay silence` commands (sled allows one process per store, so the CLI never opens the
-//! store itself: it asks the running daemon here).
+//! The admin HTTP API: silences, the suppression log and dead letters, for operators and for
+//! the `sasrelay silence` and `sasrelay dead-letters` commands (sled allows one process per
+//! store, so the CLI never opens the store itself: it asks the running daemon here).
 //!
 //! | Method and path | Body → answer |
 //! |---|---|
@@ -9,6 +9,14 @@
 //! | `POST /api/v1/silences` | [`NewSilence`] → 201 `{"id", "silence": SilenceView}` |
 //! | `DELETE /api/v1/silences/{id}` | → 200 SilenceView (expired now), or 404 |
 //! | `GET /api/v1/suppressed?silence=ID&limit=N` | → `{"total", "suppressed": [Suppressed]}`, newest first |
+//! | `GET /api/v1/dead-letters?sink=NAME&limit=N` | → `{"total", "dead_letters": [DeadLetterView]}`, newest first |
+//! | `POST /api/v1/dead-letters/replay` | [`ReplayRequest`] → [`ReplayReport`] |
+//! | `DELETE /api/v1/dead-letters/{sink}/{seq}` | → 200 DeadLetterView (discarded), or 404 |
+//!
+//! A replay puts dead letters back in their sink's outbox with the same idempotency key,
+//! zero attempts and a fresh `max_age` (see [`Store::replay_dead_letter`]), and wakes the
+//! sink's worker. Only sinks configured now can be replayed to (409 otherwise: the entries
+//! would wait for a worker that does not exist).
 //!
 //! A [`SilenceView`] is the stored silence (`id`, `matchers` as canonical strings,
 //! `starts_at`, `ends_at`, `created_by`, `comment`, `created_at`; times RFC 3339) plus its
@@ -20,6 +28,7 @@
 //! the comparison is constant-time over SHA-256 digests and the token is never logged.
 //! Bodies are capped at [`MAX_BODY`]; listings and silences are bounded too.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -29,16 +38,18 @@ use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::Silences;
+use crate::event::{DeadLetter, Payload};
 use crate::routing::{Silence, SilenceState, parse_matchers};
 use crate::secret::Secret;
-use crate::store::{Store, Suppressed};
+use crate::store::{Replayed, Store, Suppressed};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -64,6 +75,70 @@ pub struct AdminState {
     pub store: Store,
     /// The bearer token every `/api/` request must carry, when configured.
     pub token: Option<Secret>,
+    /// The configured sinks, each with the wake of its delivery worker.
+    pub sinks: BTreeMap<String, Arc<Notify>>,
+}
+
+/// `limit` of `/api/v1/dead-letters` when none is given.
+pub const DEFAULT_DEAD_LETTER_LIMIT: usize = 100;
+/// Largest `limit` of `/api/v1/dead-letters`.
+pub const MAX_DEAD_LETTER_LIMIT: usize = 10_000;
+/// Most sequence numbers in one replay request.
+pub const MAX_REPLAY_SEQS: usize = 10_000;
+
+/// One dead letter as the API shows it: where and why it stopped, and what it carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterView {
+    /// The sink it was meant for.
+    pub sink: String,
+    /// Its sequence number in that sink (what replay and discard take).
+    pub seq: u64,
+    /// When it was given up (RFC 3339).
+    pub dead_at: String,
+    /// Why.
+    pub reason: String,
+    /// The sink's last response, when there was one.
+    pub last_response: Option<String>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When it was enqueued (RFC 3339).
+    pub enqueued_at: String,
+    /// The idempotency key (the same after a replay).
+    pub payload_id: String,
+    /// `event` or `digest`.
+    pub payload: String,
+    /// The event kind (`new`, `resolved`, …) or, for a digest, how many events it holds.
+    pub what: String,
+    /// The finding's title, the summary, or the digest's headline.
+    pub title: String,
+    /// Whether the sink is configured now (only then can it be replayed).
+    pub configured: bool,
+}
+
+/// The body of `POST /api/v1/dead-letters/replay`: one sink's dead letters, by `seqs` or
+/// `all`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// The sink.
+    pub sink: String,
+    /// Sequence numbers (from the listing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seqs: Vec<u64>,
+    /// Every dead letter of the sink instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+}
+
+/// What a replay did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayReport {
+    /// Back in the outbox: `[dead seq, new seq]` pairs.
+    pub requeued: Vec<[u64; 2]>,
+    /// Already replayed or enqueued again since (removed, nothing enqueued).
+    pub superseded: Vec<u64>,
+    /// No such dead letter.
+    pub not_found: Vec<u64>,
 }
 
 /// The body of `POST /api/v1/silences`.
@@ -189,6 +264,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/silences", get(list_silences).post(create_silence))
         .route("/silences/{id}", delete(expire_silence))
         .route("/suppressed", get(suppressed))
+        .route("/dead-letters", get(list_dead_letters))
+        .route("/dead-letters/replay", post(replay_dead_letters))
+        .route("/dead-letters/{sink}/{seq}", delete(discard_dead_letter))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -412,6 +490,212 @@ async fn suppressed(
         .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
         .collect();
     axum::Json(json!({ "total": total, "suppressed": list })).into_response()
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// The listing row of one dead letter.
+pub fn dead_letter_view(
+    sink: &str,
+    seq: u64,
+    letter: &DeadLetter,
+    configured: bool,
+) -> DeadLetterView {
+    let (payload, what, title) = match &letter.entry.payload {
+        Payload::Event(e) => (
+            "event",
+            e.kind.as_str().to_string(),
+            e.finding
+                .as_ref()
+                .map(|f| f.title.clone())
+                .or_else(|| e.summary.as_ref().map(|s| s.message.clone()))
+                .unwrap_or_default(),
+        ),
+        Payload::Digest(d) => ("digest", format!("{} events", d.events.len()), d.headline()),
+    };
+    DeadLetterView {
+        sink: sink.to_string(),
+        seq,
+        dead_at: rfc3339_ms(letter.dead_at_ms),
+        reason: letter.reason.clone(),
+        last_response: letter.last_response.clone(),
+        attempts: letter.entry.attempts,
+        enqueued_at: rfc3339_ms(letter.entry.enqueued_at_ms),
+        payload_id: letter.entry.payload.id().to_string(),
+        payload: payload.to_string(),
+        what,
+        title,
+        configured,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadLetterQuery {
+    sink: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Runs a blocking store call off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(store_error)?
+        .map_err(store_error)
+}
+
+async fn list_dead_letters(
+    State(state): State<Shared>,
+    query: Result<Query<DeadLetterQuery>, QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_DEAD_LETTER_LIMIT);
+    if limit == 0 || limit > MAX_DEAD_LETTER_LIMIT {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be 1..={MAX_DEAD_LETTER_LIMIT}"),
+        );
+    }
+    let store = state.store.clone();
+    let names: Vec<String> = match q.sink {
+        Some(s) => vec![s],
+        None => store.sink_names(),
+    };
+    let rows = match blocking(move || {
+        let mut rows = Vec::new();
+        for name in names {
+            for (seq, letter) in store.dead_letters(&name)? {
+                rows.push((name.clone(), seq, letter));
+            }
+        }
+        Ok(rows)
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let total = rows.len();
+    let mut rows = rows;
+    // Newest first; seqs break ties in enqueue order.
+    rows.sort_by_key(|(_, seq, l)| std::cmp::Reverse((l.dead_at_ms, *seq)));
+    let views: Vec<DeadLetterView> = rows
+        .iter()
+        .take(limit)
+        .map(|(sink, seq, l)| dead_letter_view(sink, *seq, l, state.sinks.contains_key(sink)))
+        .collect();
+    axum::Json(json!({ "total": total, "dead_letters": views })).into_response()
+}
+
+async fn replay_dead_letters(State(state): State<Shared>, body: Bytes) -> Response {
+    let req: ReplayRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad replay request: {e}")),
+    };
+    if req.all != req.seqs.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "give either `seqs` (from the listing) or `all: true`".into(),
+        );
+    }
+    if req.seqs.len() > MAX_REPLAY_SEQS {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("at most {MAX_REPLAY_SEQS} seqs per request"),
+        );
+    }
+    let Some(wake) = state.sinks.get(&req.sink).cloned() else {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "sink {:?} is not configured: its entries would wait for a worker that does not exist; configure it (or discard the dead letters)",
+                crate::sinks::strip_control(&req.sink)
+            ),
+        );
+    };
+    let store = state.store.clone();
+    let report = blocking(move || {
+        let seqs = if req.all {
+            store
+                .dead_letters(&req.sink)?
+                .into_iter()
+                .map(|(seq, _)| seq)
+                .collect()
+        } else {
+            req.seqs
+        };
+        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        let mut report = ReplayReport::default();
+        for seq in seqs {
+            match store.replay_dead_letter(&req.sink, seq, now_ms)? {
+                Replayed::Requeued(new) => report.requeued.push([seq, new]),
+                Replayed::Superseded(_) => report.superseded.push(seq),
+                Replayed::NotFound => report.not_found.push(seq),
+            }
+        }
+        if !report.requeued.is_empty() || !report.superseded.is_empty() {
+            tracing::info!(
+                sink = %req.sink,
+                requeued = report.requeued.len(),
+                superseded = report.superseded.len(),
+                "Dead letters replayed by an operator."
+            );
+        }
+        Ok(report)
+    })
+    .await;
+    let report = match report {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    if let Err(e) = state.store.flush().await {
+        return store_error(e);
+    }
+    wake.notify_one();
+    axum::Json(report).into_response()
+}
+
+async fn discard_dead_letter(
+    State(state): State<Shared>,
+    Path((sink, seq)): Path<(String, u64)>,
+) -> Response {
+    let store = state.store.clone();
+    let name = sink.clone();
+    let removed = blocking(move || store.remove_dead_letter(&name, seq)).await;
+    if matches!(removed, Ok(Some(_)))
+        && let Err(e) = state.store.flush().await
+    {
+        return store_error(e);
+    }
+    match removed {
+        Ok(Some(letter)) => {
+            tracing::info!(sink = %sink, seq, payload = %letter.entry.payload.id(), "A dead letter was discarded by an operator.");
+            axum::Json(dead_letter_view(
+                &sink,
+                seq,
+                &letter,
+                state.sinks.contains_key(&sink),
+            ))
+            .into_response()
+        }
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no dead letter {seq} in sink {:?}",
+                crate::sinks::strip_control(&sink)
+            ),
+        ),
+        Err(resp) => resp,
+    }
 }
 
 #[cfg(test)]

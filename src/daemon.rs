@@ -145,6 +145,10 @@ pub async fn run(
                 silences: silences.clone(),
                 store: store.clone(),
                 token,
+                sinks: handles
+                    .iter()
+                    .map(|(name, h)| (name.clone(), h.wake.clone()))
+                    .collect(),
             };
             Some((listener, state))
         }

@@ -37,7 +37,8 @@
 //! ## Codemap
 //!
 //! - [`cli`] — subcommands (`check`, `findings`, `run`, `demo`, `simulate`, `silence`,
-//!   `route test`, `render`, `send-test`), logging setup, exit codes.
+//!   `dead-letters`, `route test`, `render`, `send-test`), logging setup, exit codes; the
+//!   admin-API client that `silence` and `dead-letters` share.
 //! - [`config`] — raw TOML with spans → checked [`config::Settings`]; durations like `"30s"`.
 //! - [`secret`] — `{ env = "X" }` / `{ file = "path" }` references and the redacting [`secret::Secret`].
 //! - [`credentials`] — `credentials = { type = ... }` config, the provider chain (static keys,
@@ -83,8 +84,9 @@
 //!   Slack Block Kit, email subject/text/HTML from minijinja templates (built-in en/zh or
 //!   custom), per-output escaping of untrusted text, mentions only from config, size limits.
 //! - [`daemon`] — `run`: store, sinks, pollers, workers, pruner, admin API; ordered shutdown.
-//! - [`admin`] — the admin HTTP API (silences, the suppression log, `/healthz`) that
-//!   `sasrelay silence` talks to; bearer-token protected when `[admin] token` is set.
+//! - [`admin`] — the admin HTTP API (silences, the suppression log, dead letters with replay
+//!   and discard, `/healthz`) that `sasrelay silence` and `sasrelay dead-letters` talk to;
+//!   bearer-token protected when `[admin] token` is set.
 //! - `lib.rs` itself sets the global allocator (mimalloc), so the binary, the tests and the
 //!   benchmarks run on the same one.
 //!
@@ -114,6 +116,8 @@
 //! - An outbox entry is removed only after its sink confirmed delivery; a sink makes one attempt
 //!   per call and never sleeps; the worker owns backoff, `Retry-After` and dead letters. A
 //!   sink whose rate limiter has no permit sends nothing (`Outcome::Throttled`): not an attempt.
+//! - A dead-letter replay writes the new entry, then moves the payload's guard to it, then
+//!   removes the dead letter; a payload is never pending twice.
 //! - A backlog fold enqueues the digest (guarded by an id derived from its members) and flushes
 //!   before it acks the members; webhooks never fold.
 //! - Every task of the daemon is spawned on a tracker and stopped through a cancellation token.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use sasrelay::admin::{AdminState, SilenceView};
+use sasrelay::admin::{AdminState, DeadLetterView, SilenceView};
 use sasrelay::dispatch::Silences;
 use sasrelay::secret::Secret;
 use sasrelay::simulator::{Domain as SimDomain, SimConfig, Simulator};
@@ -49,6 +49,7 @@ impl Api {
             silences: silences.clone(),
             store: store.clone(),
             token: token.map(Secret::new),
+            sinks: Default::default(),
         };
         let task = tokio::spawn(sasrelay::admin::serve(listener, state, shutdown.clone()));
         Api {
@@ -673,11 +674,7 @@ async fn a_silence_keeps_matching_events_from_a_running_daemon() {
     spec.admin = &admin;
     let config = spec.write(&dir.path().join("sasrelay.toml"));
     let mut daemon = Daemon::spawn(&config);
-    daemon.wait_message("Admin API listening", T).await;
-    let bound = daemon.messages("Admin API listening")[0]["fields"]["addr"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bound = admin_addr(&daemon).await;
     assert!(
         !daemon.lines().iter().any(|l| l.contains(TOKEN)),
         "the token is never logged"
@@ -768,11 +765,7 @@ async fn a_silence_keeps_matching_events_from_a_running_daemon() {
     // The silence survives a restart: the next daemon keeps the next alert back too.
     assert!(daemon.terminate(T).await.success());
     let mut daemon = Daemon::spawn(&config);
-    daemon.wait_message("Admin API listening", T).await;
-    let bound = daemon.messages("Admin API listening")[0]["fields"]["addr"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bound = admin_addr(&daemon).await;
     let cli_admin = format!(
         "listen = \"{bound}\"\ntoken = {{ file = \"{}\" }}",
         token_file.display()
@@ -1119,4 +1112,127 @@ sinks = ["a"]
         warning[location.len()..].starts_with(&format!("{line}:8: route[1]: ")),
         "{warning}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_replayed_once_with_their_id_and_discarded() {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let hook = Hook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
+    let spec = ConfigSpec::new(&endpoint, &url, &state);
+    let config = spec.write(&dir.path().join("sasrelay.toml"));
+    // The receiver rejects the first two summaries for good.
+    hook.script([
+        Reply::Status(400, "schema rejected: unknown key `kind`"),
+        Reply::Status(422, "unprocessable"),
+    ]);
+    let mut daemon = Daemon::spawn(&config);
+    let bound = admin_addr(&daemon).await;
+    let mut cli_spec = ConfigSpec::new(&endpoint, &url, &state);
+    let cli_admin = format!("listen = \"{bound}\"");
+    cli_spec.admin = &cli_admin;
+    let cli = cli_spec.write(&dir.path().join("cli.toml"));
+    let cli = cli.to_str().unwrap();
+    hook.wait_delivered(2, T).await;
+    let mut dead = 0;
+    daemon
+        .wait_log("two dead letters", T, |v| {
+            let m = v["fields"]["message"].as_str().unwrap_or_default();
+            dead += usize::from(m.contains("moved to the dead letter"));
+            dead == 2
+        })
+        .await;
+    let rejected: Vec<String> = hook
+        .requests()
+        .iter()
+        .filter(|r| !r.delivered())
+        .map(|r| r.webhook_id.clone())
+        .collect();
+    assert_eq!(rejected.len(), 2);
+
+    let list = dead_letters(cli, "list", &["--json"]).await;
+    assert_eq!(list.code, Some(0), "{}", list.stderr);
+    let views: Vec<DeadLetterView> = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(views.len(), 2, "{views:?}");
+    let mut listed: Vec<String> = views.iter().map(|v| v.payload_id.clone()).collect();
+    listed.sort();
+    let mut expected = rejected.clone();
+    expected.sort();
+    assert_eq!(listed, expected);
+    for v in &views {
+        assert_eq!(v.sink, "hook");
+        assert!(v.configured);
+        assert_eq!(v.what, "summary");
+        assert_eq!(v.attempts, 1);
+        assert!(v.reason.contains("40") || v.reason.contains("42"), "{v:?}");
+        assert!(v.last_response.is_some(), "{v:?}");
+    }
+    let table = dead_letters(cli, "list", &[]).await;
+    assert_eq!(table.code, Some(0), "{}", table.stderr);
+    assert!(table.stdout.starts_with("SINK"), "{}", table.stdout);
+    assert_eq!(table.stdout.lines().count(), 3, "{}", table.stdout);
+
+    // Replay one: it is delivered once, under the id it was rejected with.
+    let (replayed, discarded) = (&views[0], &views[1]);
+    let seq = replayed.seq.to_string();
+    let run = dead_letters(cli, "replay", &["--sink", "hook", "--seq", &seq]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("requeued as"), "{}", run.stdout);
+    let id = replayed.payload_id.clone();
+    hook.wait_for("the replayed summary", T, |r| {
+        r.iter().any(|r| r.delivered() && r.webhook_id == id)
+    })
+    .await;
+    let again = dead_letters(cli, "replay", &["--sink", "hook", "--seq", &seq]).await;
+    assert_eq!(again.code, Some(1), "a second replay finds nothing");
+    assert!(again.stderr.contains("no dead letter"), "{}", again.stderr);
+
+    // Only configured sinks can be replayed to.
+    let other = dead_letters(cli, "replay", &["--sink", "gone", "--all"]).await;
+    assert_eq!(other.code, Some(1));
+    assert!(other.stderr.contains("not configured"), "{}", other.stderr);
+
+    // Discard the other: gone for good.
+    let dseq = discarded.seq.to_string();
+    let run = dead_letters(cli, "discard", &["--sink", "hook", "--seq", &dseq]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let list = dead_letters(cli, "list", &["--json"]).await;
+    let views: Vec<DeadLetterView> = serde_json::from_str(&list.stdout).unwrap();
+    assert!(views.is_empty(), "{views:?}");
+
+    // A restart sends nothing again: the replayed summary was delivered exactly once and the
+    // discarded one never.
+    let status = daemon.terminate(T).await;
+    assert_eq!(status.code(), Some(0), "{status}");
+    let mut daemon = Daemon::spawn(&config);
+    daemon.wait_more_polls(4, T).await;
+    let requests = hook.requests();
+    let delivered_with = |id: &str| {
+        requests
+            .iter()
+            .filter(|r| r.delivered() && r.webhook_id == id)
+            .count()
+    };
+    assert_eq!(delivered_with(&replayed.payload_id), 1);
+    assert_eq!(delivered_with(&discarded.payload_id), 0);
+    assert_eq!(hook.delivered().len(), 3, "two summaries plus the replay");
+    let status = daemon.terminate(T).await;
+    assert_eq!(status.code(), Some(0), "{status}");
+}
+
+/// `sasrelay dead-letters SUB --config CLI ARGS…`.
+async fn dead_letters(cli: &str, sub: &str, args: &[&str]) -> Run {
+    let mut all = vec!["dead-letters", sub, "--config", cli];
+    all.extend_from_slice(args);
+    sasrelay(&all, &[]).await
+}
+
+/// The address the daemon's admin API bound (it logs it once listening).
+async fn admin_addr(daemon: &Daemon) -> String {
+    daemon.wait_message("Admin API listening", T).await;
+    daemon.messages("Admin API listening")[0]["fields"]["addr"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }

@@ -1,12 +1,15 @@
 //! The command line: argument parsing, logging setup, and one function per subcommand
-//! (`silence` in [`silence`], `route test` in [`route`]). `render` prints exactly what a sink
-//! would send; `send-test` sends a sample alert through a sink's real path and prints the
-//! platform's answer; `check` also renders every custom template against samples.
+//! (`silence`, `dead-letters` and their admin-API client in private submodules, `route test`
+//! in [`route`]). `render` prints exactly what a sink would send; `send-test` sends a sample
+//! alert through a sink's real path and prints the platform's answer; `check` also renders
+//! every custom template against samples.
 //!
 //! Exit codes: 0 success, 1 a runtime failure (Security Center unreachable, rejected
 //! credentials…, the daemon's admin API unreachable), 2 bad usage (clap), 65 (`EX_DATAERR`)
 //! unreadable `route test --finding` input, 78 (`EX_CONFIG`) an invalid configuration file.
 
+mod admin_client;
+mod dead_letters;
 pub mod route;
 mod silence;
 
@@ -192,6 +195,14 @@ pub enum Command {
         #[command(subcommand)]
         command: SilenceCommand,
     },
+    /// Dead letters: what a sink refused for good or never took in time (`[delivery]
+    /// max_age`, `max_attempts`). List them, replay them once the sink is fixed, or discard
+    /// them. Talks to the running daemon's admin API.
+    DeadLetters {
+        /// What to do.
+        #[command(subcommand)]
+        command: DeadLetterCommand,
+    },
     /// Routing tools.
     Route {
         /// What to do.
@@ -255,6 +266,54 @@ pub enum SilenceCommand {
     },
 }
 
+/// `sasrelay dead-letters …`.
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterCommand {
+    /// List dead letters, newest first, with why each was given up.
+    List {
+        /// Configuration file (for `[admin] listen` and `[admin] token`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this sink's.
+        #[arg(long)]
+        sink: Option<String>,
+        /// Show at most this many.
+        #[arg(long, default_value_t = crate::admin::DEFAULT_DEAD_LETTER_LIMIT as u64,
+              value_parser = clap::value_parser!(u64).range(1..=crate::admin::MAX_DEAD_LETTER_LIMIT as u64))]
+        limit: u64,
+        /// JSON (an array, as the admin API shows them) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead letters back in their sink's outbox (same idempotency key, fresh attempts).
+    Replay {
+        /// Configuration file (for `[admin] listen` and `[admin] token`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The sink.
+        #[arg(long)]
+        sink: String,
+        /// Sequence numbers from `dead-letters list`; repeatable.
+        #[arg(long = "seq", required_unless_present = "all", conflicts_with = "all")]
+        seqs: Vec<u64>,
+        /// Every dead letter of the sink.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete dead letters for good.
+    Discard {
+        /// Configuration file (for `[admin] listen` and `[admin] token`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The sink.
+        #[arg(long)]
+        sink: String,
+        /// Sequence numbers from `dead-letters list`; repeatable.
+        #[arg(long = "seq", required = true)]
+        seqs: Vec<u64>,
+    },
+}
+
 /// `sasrelay route …`.
 #[derive(Debug, Subcommand)]
 pub enum RouteCommand {
@@ -298,6 +357,7 @@ pub fn main() -> ExitCode {
         Command::Check { .. }
         | Command::Findings { .. }
         | Command::Silence { .. }
+        | Command::DeadLetters { .. }
         | Command::Route { .. }
         | Command::Render { .. }
         | Command::SendTest { .. } => "warn",
@@ -388,6 +448,23 @@ async fn run(command: Command) -> ExitCode {
             }
             SilenceCommand::List { config, all, json } => silence::list(&config, all, json).await,
             SilenceCommand::Expire { config, id } => silence::expire(&config, &id).await,
+        },
+        Command::DeadLetters { command } => match command {
+            DeadLetterCommand::List {
+                config,
+                sink,
+                limit,
+                json,
+            } => dead_letters::list(&config, sink.as_deref(), limit as usize, json).await,
+            DeadLetterCommand::Replay {
+                config,
+                sink,
+                seqs,
+                all,
+            } => dead_letters::replay(&config, &sink, seqs, all).await,
+            DeadLetterCommand::Discard { config, sink, seqs } => {
+                dead_letters::discard(&config, &sink, &seqs).await
+            }
         },
         Command::Route {
             command:

@@ -2,143 +2,12 @@
 //! ([`crate::admin`]). The store allows one process, so these commands never open it; they
 //! read `[admin] listen` and `[admin] token` from the config and ask the daemon.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use serde_json::Value;
-
-use super::{EXIT_CONFIG, load_config, terminal_safe};
+use super::admin_client::{NO_BODY, client, fail, text_table};
+use super::terminal_safe;
 use crate::admin::{NewSilence, SilenceView};
-use crate::config::Settings;
-
-/// A connection to the daemon's admin API, as the config describes it.
-struct AdminClient {
-    http: reqwest::Client,
-    base: String,
-    addr: SocketAddr,
-    config: String,
-    token: Option<crate::secret::Secret>,
-}
-
-/// Why a call failed, already worded for the operator.
-struct Failed(String);
-
-impl AdminClient {
-    /// The client for `settings`, or the exit code after printing why there is none.
-    fn new(settings: &Settings) -> Result<AdminClient, ExitCode> {
-        let config = settings.file.display().to_string();
-        let Some(listen) = settings.admin.listen else {
-            eprintln!(
-                "error: the admin API is off in {config} ([admin] listen = \"off\"): set [admin] listen (default \"{}\") and restart `sasrelay run`",
-                crate::config::DEFAULT_ADMIN_LISTEN
-            );
-            return Err(ExitCode::from(EXIT_CONFIG));
-        };
-        if listen.port() == 0 {
-            eprintln!(
-                "error: [admin] listen in {config} has port 0 (any free port): the CLI cannot know which one the daemon bound; set a fixed port"
-            );
-            return Err(ExitCode::from(EXIT_CONFIG));
-        }
-        // A daemon listening on every interface is reached on loopback.
-        let addr = match listen.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => {
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port())
-            }
-            IpAddr::V6(ip) if ip.is_unspecified() => {
-                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), listen.port())
-            }
-            _ => listen,
-        };
-        let token = match &settings.admin.token {
-            Some(r) => match r.resolve() {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    eprintln!("error: [admin] token ({}): {e}", r.describe());
-                    return Err(ExitCode::from(EXIT_CONFIG));
-                }
-            },
-            None => None,
-        };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
-            .build()
-            .map_err(|e| {
-                eprintln!("error: cannot build HTTP client: {e}");
-                ExitCode::FAILURE
-            })?;
-        Ok(AdminClient {
-            http,
-            base: format!("http://{addr}/api/v1"),
-            addr,
-            config,
-            token,
-        })
-    }
-
-    /// One call; `Ok` carries the JSON body of a 2xx answer.
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&NewSilence>,
-    ) -> Result<Value, Failed> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t.expose());
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| {
-            // The URL carries nothing secret, but the reqwest error text adds nothing either.
-            let why = if e.is_connect() {
-                "connection refused or unreachable"
-            } else if e.is_timeout() {
-                "timed out"
-            } else {
-                "request failed"
-            };
-            Failed(format!(
-                "cannot reach the sasrelay daemon's admin API at {} ({why}): is `sasrelay run --config {}` running, with [admin] listen = \"{}\"?",
-                self.addr, self.config, self.addr
-            ))
-        })?;
-        let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| Failed(format!("reading the admin API's answer: {e}")))?;
-        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(json);
-        }
-        let message = json["error"]
-            .as_str()
-            .map(crate::sinks::strip_control)
-            .unwrap_or_else(|| terminal_safe(&text, 200));
-        Err(Failed(match status.as_u16() {
-            401 => format!(
-                "the daemon at {} refused the admin token ({message}): check [admin] token in {} matches the daemon's",
-                self.addr, self.config
-            ),
-            code => format!("the daemon answered {code}: {message}"),
-        }))
-    }
-}
-
-fn client(config: &Path) -> Result<AdminClient, ExitCode> {
-    let settings = load_config(config)?;
-    AdminClient::new(&settings)
-}
-
-fn fail(e: Failed) -> ExitCode {
-    eprintln!("error: {}", e.0);
-    ExitCode::FAILURE
-}
 
 /// `silence add`: prints the new silence's id.
 pub(super) async fn add(config: &Path, req: NewSilence) -> ExitCode {
@@ -173,7 +42,10 @@ pub(super) async fn list(config: &Path, all: bool, json: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let body = match client.call(reqwest::Method::GET, "/silences", None).await {
+    let body = match client
+        .call(reqwest::Method::GET, "/silences", NO_BODY)
+        .await
+    {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
@@ -212,19 +84,23 @@ pub(super) async fn list(config: &Path, all: bool, json: bool) -> ExitCode {
 
 /// The listing as a text table; every untrusted string stripped of control characters.
 fn table(views: &[&SilenceView]) -> String {
-    let mut rows = vec![[
-        "ID".to_string(),
-        "STATE".into(),
-        "ENDS".into(),
-        "SUPPRESSED".into(),
-        "AUTHOR".into(),
-        "MATCHERS".into(),
-        "COMMENT".into(),
-    ]];
+    let mut rows = vec![
+        [
+            "ID",
+            "STATE",
+            "ENDS",
+            "SUPPRESSED",
+            "AUTHOR",
+            "MATCHERS",
+            "COMMENT",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
     for v in views {
         let s = &v.silence;
         let matchers: Vec<String> = s.matchers.iter().map(|m| m.to_string()).collect();
-        rows.push([
+        rows.push(vec![
             terminal_safe(&s.id, 40),
             terminal_safe(&v.state, 10),
             s.ends_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
@@ -234,26 +110,7 @@ fn table(views: &[&SilenceView]) -> String {
             terminal_safe(&s.comment, 80),
         ]);
     }
-    let mut widths = [0usize; 7];
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for r in &rows {
-        let mut line = String::new();
-        for (i, (c, w)) in r.iter().zip(widths).enumerate() {
-            if i + 1 == r.len() {
-                line.push_str(c);
-            } else {
-                line.push_str(&format!("{c:<w$}  "));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    text_table(&rows)
 }
 
 /// `silence expire ID`.
@@ -266,7 +123,7 @@ pub(super) async fn expire(config: &Path, id: &str) -> ExitCode {
         "/silences/{}",
         percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
     );
-    match client.call(reqwest::Method::DELETE, &path, None).await {
+    match client.call(reqwest::Method::DELETE, &path, NO_BODY).await {
         Ok(v) => {
             println!(
                 "silence {} expired ({} suppressed)",

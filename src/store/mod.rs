@@ -94,8 +94,8 @@ pub use error::StoreError;
 pub use groups::{Closing, GROUP_SCHEMA, GroupAdded, GroupClosed, GroupHeader, Suppressed};
 pub use reminders::{REMINDER_SCHEMA, Reminder};
 pub use types::{
-    CURSOR_SCHEMA, Cursor, Enqueued, PruneReport, RECORD_SCHEMA, Record, RecordStatus, SinkStats,
-    StoreStats,
+    CURSOR_SCHEMA, Cursor, Enqueued, PruneReport, RECORD_SCHEMA, Record, RecordStatus, Replayed,
+    SinkStats, StoreStats,
 };
 
 /// Newest store schema this build reads and writes (the `schema` key in `meta`).
@@ -583,6 +583,29 @@ impl Store {
     /// `sink`'s dead letters, oldest first.
     pub fn dead_letters(&self, sink: &str) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
         self.current()?.dead_letters(sink)
+    }
+
+    /// Puts a dead letter back in its sink's outbox: the same payload (so the same idempotency
+    /// key), zero attempts, enqueued and due at `now_ms`. Crash-safe in three single-key
+    /// writes: the new entry, then the guard moved to it (compare-and-swap), then the dead
+    /// letter removed. A crash after the first leaves an entry the next open removes as a
+    /// duplicate (the guard still names the dead letter); after the second, the next replay
+    /// of the dead letter finds the guard moved and only removes it ([`Replayed::Superseded`]).
+    pub fn replay_dead_letter(
+        &self,
+        sink: &str,
+        seq: u64,
+        now_ms: i64,
+    ) -> Result<Replayed, StoreError> {
+        self.current()?.replay_dead_letter(sink, seq, now_ms)
+    }
+
+    /// Every sink the store holds trees for (configured now or not), sorted.
+    pub fn sink_names(&self) -> Vec<String> {
+        self.current().map_or(Vec::new(), |inner| {
+            let sinks = inner.sinks.read().unwrap_or_else(PoisonError::into_inner);
+            sinks.keys().cloned().collect()
+        })
     }
 
     /// Deletes one dead letter (after an operator replayed or discarded it); returns it.
@@ -1093,6 +1116,70 @@ impl Inner {
             ));
         }
         Ok(out)
+    }
+
+    fn replay_dead_letter(
+        &self,
+        sink: &str,
+        seq: u64,
+        now_ms: i64,
+    ) -> Result<Replayed, StoreError> {
+        let dir = &self.dir;
+        let Some(s) = self.sink(sink) else {
+            return Ok(Replayed::NotFound);
+        };
+        let key = keys::seq(seq);
+        let Some(stored) = s.dead.get(key).at(dir)? else {
+            return Ok(Replayed::NotFound);
+        };
+        let letter: DeadLetter = self.decode(&stored, || format!("dead/{sink} letter {seq}"))?;
+        let entry = OutboxEntry {
+            attempts: 0,
+            enqueued_at_ms: now_ms,
+            next_attempt_at_ms: now_ms,
+            last_error: None,
+            ..letter.entry
+        };
+        let value = self.encode(&entry, || format!("outbox/{sink} entry"))?;
+        let guard_key = keys::guard(sink, entry.payload.id());
+        let mut index = s.lock();
+        let current = self.guards.get(&guard_key).at(dir)?;
+        if let Some(v) = &current {
+            let owner = self.guard_seq(v)?;
+            if owner != seq {
+                if s.dead.remove(key).at(dir)?.is_some() {
+                    index.dead_letters = index.dead_letters.saturating_sub(1);
+                }
+                return Ok(Replayed::Superseded(owner));
+            }
+        }
+        let new_seq = self.db.generate_id().at(dir)?;
+        let new_key = keys::seq(new_seq);
+        s.outbox.insert(new_key, value).at(dir)?;
+        let guard = keys::guard_value(new_seq, now_ms);
+        // Guards change only under this sink's lock, or by pruning (which drops a guard whose
+        // entry left the outbox, as a dead letter's has): try again from what is there now.
+        let mut expected = current;
+        loop {
+            match self
+                .guards
+                .compare_and_swap(&guard_key, expected.as_deref(), Some(&guard[..]))
+            {
+                Ok(Ok(())) => break,
+                Ok(Err(lost)) => expected = lost.current.map(|v| v.to_vec().into()),
+                Err(e) => {
+                    if let Err(undo) = s.outbox.remove(new_key) {
+                        tracing::warn!(sink, seq = new_seq, error = %undo, "Could not undo a half-done replay; the next start repairs it.");
+                    }
+                    return Err(error::from_sled(dir, e));
+                }
+            }
+        }
+        index.insert(new_seq, &entry);
+        if s.dead.remove(key).at(dir)?.is_some() {
+            index.dead_letters = index.dead_letters.saturating_sub(1);
+        }
+        Ok(Replayed::Requeued(new_seq))
     }
 
     fn remove_dead_letter(&self, sink: &str, seq: u64) -> Result<Option<DeadLetter>, StoreError> {

@@ -873,3 +873,85 @@ fn silences_and_suppressions_round_trip_and_prune() {
     assert!(store.remove_silence("s1").unwrap());
     assert!(!store.remove_silence("s1").unwrap());
 }
+
+#[test]
+fn replay_puts_a_dead_letter_back_with_its_id_and_fresh_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let seq = store.enqueue("s", &entry("p", 0)).unwrap().seq();
+    let mut tired = entry("p", 0);
+    tired.attempts = 7;
+    tired.last_error = Some("400".into());
+    assert!(store.dead_letter("s", seq, &letter(tired)).unwrap());
+    assert_eq!(store.depth("s"), 0);
+
+    let Replayed::Requeued(new_seq) = store.replay_dead_letter("s", seq, 5_000).unwrap() else {
+        panic!("not requeued");
+    };
+    assert!(new_seq > seq);
+    let due = store.due("s", i64::MAX, 10).unwrap();
+    assert_eq!(ids(&due), ["p"]);
+    let (got_seq, e) = &due[0];
+    assert_eq!(*got_seq, new_seq);
+    assert_eq!(
+        (
+            e.attempts,
+            e.enqueued_at_ms,
+            e.next_attempt_at_ms,
+            &e.last_error
+        ),
+        (0, 5_000, 5_000, &None)
+    );
+    assert!(store.dead_letters("s").unwrap().is_empty());
+    assert_eq!(store.stats().unwrap().sinks["s"].dead_letters, 0);
+    // The guard follows the payload: enqueueing it again is a duplicate of the replay.
+    assert_eq!(
+        store.enqueue("s", &entry("p", 0)).unwrap(),
+        Enqueued::Duplicate(new_seq)
+    );
+    assert_eq!(
+        store.replay_dead_letter("s", seq, 6_000).unwrap(),
+        Replayed::NotFound
+    );
+    assert_eq!(
+        store.replay_dead_letter("nope", seq, 6_000).unwrap(),
+        Replayed::NotFound
+    );
+    // Replayed entries survive a restart like any other.
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(ids(&store.due("s", i64::MAX, 10).unwrap()), ["p"]);
+}
+
+#[test]
+fn a_replay_cut_short_by_a_crash_never_leaves_the_payload_pending_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let seq = store.enqueue("s", &entry("p", 0)).unwrap().seq();
+    assert!(store.dead_letter("s", seq, &letter(entry("p", 0))).unwrap());
+
+    // Crash after the first write: an entry whose guard still names the dead letter.
+    store.insert_unguarded("s", &entry("p", 0));
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.depth("s"), 0, "the half-replayed entry is removed");
+    assert_eq!(store.dead_letters("s").unwrap().len(), 1);
+
+    // Crash after the second write: the entry is guarded, the dead letter still there.
+    let Replayed::Requeued(new_seq) = store.replay_dead_letter("s", seq, 1).unwrap() else {
+        panic!("not requeued");
+    };
+    store.insert_dead_only("s", seq, &letter(entry("p", 0)));
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.depth("s"), 1);
+    assert_eq!(store.dead_letters("s").unwrap().len(), 1);
+    // Replaying it again only finishes the first replay.
+    assert_eq!(
+        store.replay_dead_letter("s", seq, 2).unwrap(),
+        Replayed::Superseded(new_seq)
+    );
+    assert_eq!(store.depth("s"), 1);
+    assert!(store.dead_letters("s").unwrap().is_empty());
+    assert_eq!(store.stats().unwrap().sinks["s"].dead_letters, 0);
+}

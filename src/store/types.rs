@@ -50,6 +50,20 @@ impl Enqueued {
     }
 }
 
+/// What [`Store::replay_dead_letter`](super::Store::replay_dead_letter) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replayed {
+    /// The payload is back in the outbox under this new sequence number, due at once, its
+    /// attempts and age reset; the dead letter is gone.
+    Requeued(u64),
+    /// The payload's enqueue guard already names another entry (this dead letter was replayed
+    /// before and a crash kept it, or the payload was enqueued again since): nothing was
+    /// enqueued and the dead letter was removed, so a payload is never pending twice.
+    Superseded(u64),
+    /// No such dead letter.
+    NotFound,
+}
+
 /// What [`Store::prune`](super::Store::prune) removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PruneReport {

@@ -1,0 +1,172 @@
+//! The CLI's client of the running daemon's admin API ([`crate::admin`]): the store allows one
+//! process, so `sasrelay silence` and `sasrelay dead-letters` never open it; they read
+//! `[admin] listen` and `[admin] token` from the config and ask the daemon.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{EXIT_CONFIG, load_config, terminal_safe};
+use crate::config::Settings;
+
+/// A connection to the daemon's admin API, as the config describes it.
+pub(super) struct AdminClient {
+    http: reqwest::Client,
+    base: String,
+    addr: SocketAddr,
+    config: String,
+    token: Option<crate::secret::Secret>,
+}
+
+/// Why a call failed, already worded for the operator.
+pub(super) struct Failed(pub(super) String);
+
+impl AdminClient {
+    /// The client for `settings`, or the exit code after printing why there is none.
+    fn new(settings: &Settings) -> Result<AdminClient, ExitCode> {
+        let config = settings.file.display().to_string();
+        let Some(listen) = settings.admin.listen else {
+            eprintln!(
+                "error: the admin API is off in {config} ([admin] listen = \"off\"): set [admin] listen (default \"{}\") and restart `sasrelay run`",
+                crate::config::DEFAULT_ADMIN_LISTEN
+            );
+            return Err(ExitCode::from(EXIT_CONFIG));
+        };
+        if listen.port() == 0 {
+            eprintln!(
+                "error: [admin] listen in {config} has port 0 (any free port): the CLI cannot know which one the daemon bound; set a fixed port"
+            );
+            return Err(ExitCode::from(EXIT_CONFIG));
+        }
+        // A daemon listening on every interface is reached on loopback.
+        let addr = match listen.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => {
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port())
+            }
+            IpAddr::V6(ip) if ip.is_unspecified() => {
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), listen.port())
+            }
+            _ => listen,
+        };
+        let token = match &settings.admin.token {
+            Some(r) => match r.resolve() {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    eprintln!("error: [admin] token ({}): {e}", r.describe());
+                    return Err(ExitCode::from(EXIT_CONFIG));
+                }
+            },
+            None => None,
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
+            .build()
+            .map_err(|e| {
+                eprintln!("error: cannot build HTTP client: {e}");
+                ExitCode::FAILURE
+            })?;
+        Ok(AdminClient {
+            http,
+            base: format!("http://{addr}/api/v1"),
+            addr,
+            config,
+            token,
+        })
+    }
+
+    /// One call; `Ok` carries the JSON body of a 2xx answer.
+    pub(super) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<Value, Failed> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t.expose());
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            // The URL carries nothing secret, but the reqwest error text adds nothing either.
+            let why = if e.is_connect() {
+                "connection refused or unreachable"
+            } else if e.is_timeout() {
+                "timed out"
+            } else {
+                "request failed"
+            };
+            Failed(format!(
+                "cannot reach the sasrelay daemon's admin API at {} ({why}): is `sasrelay run --config {}` running, with [admin] listen = \"{}\"?",
+                self.addr, self.config, self.addr
+            ))
+        })?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| Failed(format!("reading the admin API's answer: {e}")))?;
+        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(json);
+        }
+        let message = json["error"]
+            .as_str()
+            .map(crate::sinks::strip_control)
+            .unwrap_or_else(|| terminal_safe(&text, 200));
+        Err(Failed(match status.as_u16() {
+            401 => format!(
+                "the daemon at {} refused the admin token ({message}): check [admin] token in {} matches the daemon's",
+                self.addr, self.config
+            ),
+            code => format!("the daemon answered {code}: {message}"),
+        }))
+    }
+}
+
+/// The `body` of a call that sends none.
+pub(super) const NO_BODY: Option<&()> = None;
+
+/// The client for the config at `config`, or the exit code after printing why there is none.
+pub(super) fn client(config: &Path) -> Result<AdminClient, ExitCode> {
+    let settings = load_config(config)?;
+    AdminClient::new(&settings)
+}
+
+/// Prints why a call failed; the exit code.
+pub(super) fn fail(e: Failed) -> ExitCode {
+    eprintln!("error: {}", e.0);
+    ExitCode::FAILURE
+}
+
+/// Rows (the first is the header) as left-aligned columns two spaces apart; the last column
+/// is not padded. Cells must already be terminal-safe.
+pub(super) fn text_table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; columns];
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, (c, w)) in r.iter().zip(&widths).enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                line.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}

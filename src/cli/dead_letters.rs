@@ -1,0 +1,158 @@
+//! `sasrelay dead-letters list | replay | discard`: what no sink would take, and putting it
+//! back once the sink is fixed. Talks to the running daemon's admin API.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::admin_client::{NO_BODY, client, fail, text_table};
+use super::terminal_safe;
+use crate::admin::{DeadLetterView, ReplayReport, ReplayRequest};
+
+/// `dead-letters list`: newest first, as a table or JSON.
+pub(super) async fn list(config: &Path, sink: Option<&str>, limit: usize, json: bool) -> ExitCode {
+    let client = match client(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut path = format!("/dead-letters?limit={limit}");
+    if let Some(s) = sink {
+        path.push_str("&sink=");
+        path.extend(percent_encoding::utf8_percent_encode(
+            s,
+            percent_encoding::NON_ALPHANUMERIC,
+        ));
+    }
+    let body = match client.call(reqwest::Method::GET, &path, NO_BODY).await {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    let total = body["total"].as_u64().unwrap_or(0);
+    let views: Vec<DeadLetterView> = match serde_json::from_value(body["dead_letters"].clone()) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: unexpected answer from the admin API: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&views).unwrap_or_else(|_| "[]".into())
+        );
+    } else {
+        print!("{}", table(&views));
+    }
+    if (views.len() as u64) < total {
+        eprintln!(
+            "({} of {total} dead letters shown; --limit shows more)",
+            views.len()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// The listing as a text table; every untrusted string stripped of control characters.
+fn table(views: &[DeadLetterView]) -> String {
+    let mut rows = vec![
+        [
+            "SINK", "SEQ", "DEAD AT", "ATTEMPTS", "WHAT", "TITLE", "REASON",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for v in views {
+        let sink = if v.configured {
+            terminal_safe(&v.sink, 32)
+        } else {
+            format!("{} (not configured)", terminal_safe(&v.sink, 32))
+        };
+        rows.push(vec![
+            sink,
+            v.seq.to_string(),
+            terminal_safe(&v.dead_at, 30),
+            v.attempts.to_string(),
+            terminal_safe(&v.what, 20),
+            terminal_safe(&v.title, 60),
+            terminal_safe(&v.reason, 120),
+        ]);
+    }
+    text_table(&rows)
+}
+
+/// `dead-letters replay`: the listed seqs, or every dead letter of the sink.
+pub(super) async fn replay(config: &Path, sink: &str, seqs: Vec<u64>, all: bool) -> ExitCode {
+    let client = match client(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let req = ReplayRequest {
+        sink: sink.to_string(),
+        seqs,
+        all,
+    };
+    let body = match client
+        .call(reqwest::Method::POST, "/dead-letters/replay", Some(&req))
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    let report: ReplayReport = match serde_json::from_value(body) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: unexpected answer from the admin API: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sink = terminal_safe(sink, 64);
+    for [dead, new] in &report.requeued {
+        println!("{sink}: dead letter {dead} requeued as {new}");
+    }
+    for seq in &report.superseded {
+        println!("{sink}: dead letter {seq} was already requeued (removed)");
+    }
+    for seq in &report.not_found {
+        eprintln!("{sink}: no dead letter {seq}");
+    }
+    eprintln!(
+        "{} requeued, {} already requeued, {} not found",
+        report.requeued.len(),
+        report.superseded.len(),
+        report.not_found.len()
+    );
+    if report.not_found.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `dead-letters discard`: deletes the given dead letters for good.
+pub(super) async fn discard(config: &Path, sink: &str, seqs: &[u64]) -> ExitCode {
+    let client = match client(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut failed = false;
+    let encoded_sink =
+        percent_encoding::utf8_percent_encode(sink, percent_encoding::NON_ALPHANUMERIC).to_string();
+    for seq in seqs {
+        let path = format!("/dead-letters/{encoded_sink}/{seq}");
+        match client.call(reqwest::Method::DELETE, &path, NO_BODY).await {
+            Ok(v) => println!(
+                "{}: dead letter {seq} discarded ({})",
+                terminal_safe(sink, 64),
+                terminal_safe(v["payload_id"].as_str().unwrap_or_default(), 80)
+            ),
+            Err(e) => {
+                eprintln!("error: {}", e.0);
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
