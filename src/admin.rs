@@ -4,7 +4,9 @@
 //!
 //! | Method and path | Body → answer |
 //! |---|---|
-//! | `GET /healthz` | → `ok` (no authentication) |
+//! | `GET /healthz` | → `ok`: the process answers (no authentication) |
+//! | `GET /readyz` | → `ready`, or 503 with the reason when the store cannot be read (no authentication) |
+//! | `GET /metrics` | → Prometheus text ([`crate::metrics`]; no authentication: names and counts only) |
 //! | `GET /api/v1/silences` | → `{"silences": [SilenceView]}`, newest first |
 //! | `POST /api/v1/silences` | [`NewSilence`] → 201 `{"id", "silence": SilenceView}` |
 //! | `DELETE /api/v1/silences/{id}` | → 200 SilenceView (expired now), or 404 |
@@ -47,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::Silences;
 use crate::event::{DeadLetter, Payload};
+use crate::metrics::Metrics;
 use crate::routing::{Silence, SilenceState, parse_matchers};
 use crate::secret::Secret;
 use crate::store::{Replayed, Store, Suppressed};
@@ -77,6 +80,8 @@ pub struct AdminState {
     pub token: Option<Secret>,
     /// The configured sinks, each with the wake of its delivery worker.
     pub sinks: BTreeMap<String, Arc<Notify>>,
+    /// The daemon's counters, for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// `limit` of `/api/v1/dead-letters` when none is given.
@@ -270,6 +275,8 @@ pub fn router(state: AdminState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .nest("/api/v1", api)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -490,6 +497,43 @@ async fn suppressed(
         .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
         .collect();
     axum::Json(json!({ "total": total, "suppressed": list })).into_response()
+}
+
+/// The store's figures, read off the async threads (`size_on_disk` walks its files).
+async fn store_stats(store: &Store) -> Result<crate::store::StoreStats, String> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || store.stats()).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn readyz(State(state): State<Shared>) -> Response {
+    match store_stats(&state.store).await {
+        Ok(_) => "ready".into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "Not ready: the store cannot be read.");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: store: {e}"),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<Shared>) -> Response {
+    let stats = store_stats(&state.store).await.ok();
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render(stats.as_ref(), now_ms),
+    )
+        .into_response()
 }
 
 fn rfc3339_ms(ms: i64) -> String {

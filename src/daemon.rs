@@ -121,6 +121,15 @@ pub async fn run(
         }
     }
     let silences = Arc::new(Silences::load(store.clone())?);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    metrics.register(
+        &settings
+            .sources
+            .iter()
+            .flat_map(|s| s.polls.iter().map(|p| (s.name.clone(), p.domain.as_str())))
+            .collect::<Vec<_>>(),
+        &handles.keys().cloned().collect::<Vec<_>>(),
+    );
     // Bound before anything is spawned, so a taken port or a missing token fails the start
     // cleanly.
     let admin = match settings.admin.listen {
@@ -149,6 +158,7 @@ pub async fn run(
                     .iter()
                     .map(|(name, h)| (name.clone(), h.wake.clone()))
                     .collect(),
+                metrics: metrics.clone(),
             };
             Some((listener, state))
         }
@@ -179,7 +189,8 @@ pub async fn run(
             store.clone(),
             settings.delivery,
             handle.wake.clone(),
-        );
+        )
+        .with_metrics(metrics.clone());
         workers.spawn(worker.run(stop_delivering.clone()));
     }
     let grouper = Grouper::new(
@@ -193,12 +204,13 @@ pub async fn run(
     .with_reminders(dispatcher.clone());
     pollers.spawn(grouper.run(stop_polling.clone()));
     for source_settings in settings.sources.clone() {
-        let (store, dispatcher, token, ctx, tracker) = (
+        let (store, dispatcher, token, ctx, tracker, metrics) = (
             store.clone(),
             dispatcher.clone(),
             stop_polling.clone(),
             cred_ctx.clone(),
             pollers.clone(),
+            metrics.clone(),
         );
         pollers.spawn(async move {
             let polls = source_settings.polls.clone();
@@ -208,7 +220,8 @@ pub async fn run(
             };
             let source = Arc::new(source);
             for poll in polls {
-                let poller = Poller::new(source.clone(), poll, store.clone(), dispatcher.clone());
+                let poller = Poller::new(source.clone(), poll, store.clone(), dispatcher.clone())
+                    .with_metrics(metrics.clone());
                 tracker.spawn(poller.run(token.clone()));
             }
         });

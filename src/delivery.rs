@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::DeliverySettings;
 use crate::event::{DeadLetter, Digest, OutboxEntry, Payload};
+use crate::metrics::{DeliveryOutcome, Metrics};
 use crate::poller::unix_ms;
 use crate::sinks::chat::Fold;
 use crate::sinks::{Outcome, Sink};
@@ -262,6 +263,7 @@ pub struct Worker {
     store: Store,
     policy: DeliverySettings,
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -272,7 +274,14 @@ impl Worker {
             store,
             policy,
             wake,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts this worker's attempts into `metrics` (the daemon's).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Delivers until `shutdown`. A delivery in flight when `shutdown` fires is finished (the
@@ -363,6 +372,7 @@ impl Worker {
                 );
                 let result = match verdict {
                     Verdict::Ack => {
+                        self.metrics.delivery(&name, DeliveryOutcome::Delivered);
                         tracing::debug!(sink = %name, event = %id, attempts, "Delivered.");
                         if attempts > 1 {
                             tracing::info!(sink = %name, event = %id, attempts, "Delivered after retries.");
@@ -370,6 +380,7 @@ impl Worker {
                         self.store.ack(&name, seq).map(|_| ())
                     }
                     Verdict::Retry { at_ms, reason } => {
+                        self.metrics.delivery(&name, DeliveryOutcome::Retry);
                         tracing::warn!(
                             sink = %name,
                             event = %id,
@@ -398,6 +409,7 @@ impl Worker {
                         continue 'outer;
                     }
                     Verdict::Dead { reason, response } => {
+                        self.metrics.delivery(&name, DeliveryOutcome::DeadLetter);
                         tracing::error!(
                             sink = %name,
                             event = %id,

@@ -85,8 +85,10 @@
 //!   custom), per-output escaping of untrusted text, mentions only from config, size limits.
 //! - [`daemon`] — `run`: store, sinks, pollers, workers, pruner, admin API; ordered shutdown.
 //! - [`admin`] — the admin HTTP API (silences, the suppression log, dead letters with replay
-//!   and discard, `/healthz`) that `sasrelay silence` and `sasrelay dead-letters` talk to;
+//!   and discard, `/healthz`, `/readyz`, `/metrics`) that `sasrelay silence` and `sasrelay dead-letters` talk to;
 //!   bearer-token protected when `[admin] token` is set.
+//! - [`metrics`] — the counters pollers and workers update and the Prometheus text the admin
+//!   API serves at `/metrics` (store figures read at scrape time).
 //! - `lib.rs` itself sets the global allocator (mimalloc), so the binary, the tests and the
 //!   benchmarks run on the same one.
 //!
@@ -143,6 +145,7 @@ pub mod event;
 pub mod finding;
 pub mod grouper;
 pub mod lifecycle;
+pub mod metrics;
 pub mod poller;
 pub mod render;
 pub mod routing;

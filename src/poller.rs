@@ -28,6 +28,7 @@ use crate::dispatch::{Dispatched, Dispatcher};
 use crate::event::Event;
 use crate::finding::Domain;
 use crate::lifecycle::{self, Coverage};
+use crate::metrics::Metrics;
 use crate::source::{ReadWindow, Source};
 use crate::store::{Cursor, Store};
 
@@ -70,6 +71,7 @@ pub struct Poller {
     poll: DomainPoll,
     store: Store,
     dispatcher: Arc<Dispatcher>,
+    metrics: Arc<Metrics>,
 }
 
 impl Poller {
@@ -85,7 +87,14 @@ impl Poller {
             poll,
             store,
             dispatcher,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts this poller's polls into `metrics` (the daemon's).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn name(&self) -> &str {
@@ -237,8 +246,16 @@ impl Poller {
         let mut failures: u32 = 0;
         loop {
             let now = OffsetDateTime::now_utc();
+            let started = std::time::Instant::now();
             let wait = match self.poll_once(now).await {
                 Ok(r) => {
+                    self.metrics.poll_ok(
+                        self.name(),
+                        domain,
+                        started.elapsed(),
+                        r.observed,
+                        &r.dispatched,
+                    );
                     if failures > 0 {
                         tracing::info!(source = self.name(), domain, "Polling recovered.");
                     }
@@ -267,6 +284,8 @@ impl Poller {
                     self.poll.interval
                 }
                 Err(e) => {
+                    self.metrics
+                        .poll_failed(self.name(), domain, started.elapsed());
                     failures += 1;
                     let wait = backoff(failures, self.poll.interval);
                     if let PollError::Store(err) = &e {

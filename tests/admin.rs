@@ -50,6 +50,7 @@ impl Api {
             store: store.clone(),
             token: token.map(Secret::new),
             sinks: Default::default(),
+            metrics: Default::default(),
         };
         let task = tokio::spawn(sasrelay::admin::serve(listener, state, shutdown.clone()));
         Api {
@@ -1150,6 +1151,47 @@ async fn dead_letters_are_listed_replayed_once_with_their_id_and_discarded() {
         .map(|r| r.webhook_id.clone())
         .collect();
     assert_eq!(rejected.len(), 2);
+
+    // The metrics show them (and every domain's polls, once each has logged one), and the
+    // daemon is ready.
+    daemon.wait_more_polls(1, T).await;
+    let ready = http()
+        .get(format!("http://{bound}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let metrics = http()
+        .get(format!("http://{bound}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let metrics = metrics.text().await.unwrap();
+    let series = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    assert_eq!(series(r#"sasrelay_dead_letters{sink="hook"}"#), 2.0);
+    assert_eq!(
+        series(r#"sasrelay_delivery_attempts_total{sink="hook",outcome="dead_letter"}"#),
+        2.0
+    );
+    assert!(series(r#"sasrelay_delivery_attempts_total{sink="hook",outcome="delivered"}"#) >= 2.0);
+    for domain in ["alerts", "vulnerabilities", "baseline", "firewall"] {
+        assert!(
+            series(&format!(
+                r#"sasrelay_polls_total{{source="sim",domain="{domain}",outcome="ok"}}"#
+            )) >= 1.0
+        );
+    }
 
     let list = dead_letters(cli, "list", &["--json"]).await;
     assert_eq!(list.code, Some(0), "{}", list.stderr);
