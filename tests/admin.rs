@@ -1243,10 +1243,21 @@ async fn dead_letters_are_listed_replayed_once_with_their_id_and_discarded() {
     let views: Vec<DeadLetterView> = serde_json::from_str(&list.stdout).unwrap();
     assert!(views.is_empty(), "{views:?}");
 
+    let health = sasrelay(&["healthcheck", "--config", cli], &[]).await;
+    assert_eq!(health.code, Some(0), "{}", health.stderr);
+    assert_eq!(health.stdout.trim(), "ready");
+
     // A restart sends nothing again: the replayed summary was delivered exactly once and the
     // discarded one never.
     let status = daemon.terminate(T).await;
     assert_eq!(status.code(), Some(0), "{status}");
+    let health = sasrelay(&["healthcheck", "--config", cli], &[]).await;
+    assert_eq!(health.code, Some(1), "no daemon, not healthy");
+    assert!(
+        health.stderr.contains("no sasrelay daemon answers"),
+        "{}",
+        health.stderr
+    );
     let mut daemon = Daemon::spawn(&config);
     daemon.wait_more_polls(4, T).await;
     let requests = hook.requests();

@@ -49,6 +49,20 @@ fn dockerfile_builds_the_binary_and_runs_it_unprivileged() {
         text.contains("ca-certificates"),
         "rustls uses the system roots"
     );
+    // The health check runs a subcommand the binary has.
+    let check = text
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("CMD [\"/usr/local/bin/sasrelay\", \"healthcheck\"")
+        })
+        .expect("a HEALTHCHECK that runs `sasrelay healthcheck`");
+    assert!(text.contains("HEALTHCHECK "), "{check}");
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_sasrelay"))
+        .args(["healthcheck", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success(), "{help:?}");
     // Every path the build copies exists in the repository.
     for line in text
         .lines()

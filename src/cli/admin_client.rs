@@ -79,6 +79,32 @@ impl AdminClient {
         })
     }
 
+    /// `GET /readyz`: `Ok` when the daemon answers that it is ready.
+    pub(super) async fn ready(&self) -> Result<(), Failed> {
+        let resp = self
+            .http
+            .get(format!("http://{}/readyz", self.addr))
+            .send()
+            .await
+            .map_err(|_| {
+                Failed(format!(
+                    "no sasrelay daemon answers at {} (from [admin] listen in {})",
+                    self.addr, self.config
+                ))
+            })?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(Failed(format!(
+                "the daemon at {} is not ready ({status}): {}",
+                self.addr,
+                terminal_safe(&text, 200)
+            )))
+        }
+    }
+
     /// One call; `Ok` carries the JSON body of a 2xx answer.
     pub(super) async fn call(
         &self,
@@ -143,6 +169,22 @@ pub(super) fn client(config: &Path) -> Result<AdminClient, ExitCode> {
 pub(super) fn fail(e: Failed) -> ExitCode {
     eprintln!("error: {}", e.0);
     ExitCode::FAILURE
+}
+
+/// `sasrelay healthcheck`: exit 0 when the daemon of `config` answers ready, 1 otherwise (for
+/// a container `HEALTHCHECK`, which has no curl in the image).
+pub(super) async fn healthcheck(config: &Path) -> ExitCode {
+    let client = match client(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match client.ready().await {
+        Ok(()) => {
+            println!("ready");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
 }
 
 /// Rows (the first is the header) as left-aligned columns two spaces apart; the last column

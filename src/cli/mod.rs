@@ -203,6 +203,13 @@ pub enum Command {
         #[command(subcommand)]
         command: DeadLetterCommand,
     },
+    /// Exit 0 when the running daemon answers ready (`GET /readyz` on `[admin] listen`), 1
+    /// otherwise: for a container HEALTHCHECK.
+    Healthcheck {
+        /// Configuration file (for `[admin] listen`).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Routing tools.
     Route {
         /// What to do.
@@ -358,6 +365,7 @@ pub fn main() -> ExitCode {
         | Command::Findings { .. }
         | Command::Silence { .. }
         | Command::DeadLetters { .. }
+        | Command::Healthcheck { .. }
         | Command::Route { .. }
         | Command::Render { .. }
         | Command::SendTest { .. } => "warn",
@@ -449,6 +457,7 @@ async fn run(command: Command) -> ExitCode {
             SilenceCommand::List { config, all, json } => silence::list(&config, all, json).await,
             SilenceCommand::Expire { config, id } => silence::expire(&config, &id).await,
         },
+        Command::Healthcheck { config } => admin_client::healthcheck(&config).await,
         Command::DeadLetters { command } => match command {
             DeadLetterCommand::List {
                 config,
