@@ -147,7 +147,9 @@ pub enum Resolution {
     Fixed,
     /// Expired.
     Expired,
-    /// No longer listed by Security Center (it left a full snapshot without a status change).
+    /// No longer listed by Security Center, for no reason it reports: it left a full snapshot
+    /// and (vulnerabilities) a lookup by id found no fixed, ignored or expired record — or the
+    /// lookup failed.
     Gone,
 }
 
