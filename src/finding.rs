@@ -147,7 +147,9 @@ pub enum Resolution {
     Fixed,
     /// Expired.
     Expired,
-    /// No longer listed by Security Center (it left a full snapshot without a status change).
+    /// No longer listed by Security Center, for no reason it reports: it left a full snapshot
+    /// and (vulnerabilities) a lookup by id found no fixed, ignored or expired record — or the
+    /// lookup failed.
     Gone,
 }
 
@@ -642,6 +644,12 @@ pub fn vul_severity(necessity: &str) -> Severity {
     }
 }
 
+/// The `Status` codes [`vul_status`] closes with a resolution (7, 8 fixed, 10 ignored, 20
+/// expired): what a lookup of vulnerabilities that left the pending list asks for (`StatusList`),
+/// so every record it returns carries a real reason. Kept next to the mapping; a test holds the
+/// two together.
+pub const VUL_RESOLVED_STATUSES: [i64; 4] = [7, 8, 10, 20];
+
 /// `Status` → status (contract §2.4): 7 fixed and 8 fixed-restart-needed are fixed, 10 ignored,
 /// 20 expired. 9 and 11 ("rolled back") are active: the contract lists them as done, but a
 /// rolled-back fix leaves the vulnerability in place. Open (1, 2, 3, 12), in-progress (4, 5, 6)
@@ -666,6 +674,13 @@ fn vul_type_name(kind: &str) -> String {
         "sca" => "Application vulnerability (software composition)".into(),
         other => other.to_string(),
     }
+}
+
+/// The `PrimaryId` in a vulnerability finding's id (`vul:<PrimaryId>`, as
+/// [`normalise_vulnerability`] writes it); `None` for the natural-key ids of records that had
+/// none (`vul:<Uuid>/<Name>/<ContainerId>`) and for other domains' ids.
+pub fn vul_primary_id(id: &str) -> Option<i64> {
+    id.strip_prefix("vul:")?.parse().ok()
 }
 
 /// Normalises one `DescribeVulList` record.
@@ -1213,6 +1228,10 @@ mod tests {
         ] {
             assert_eq!(vul_status(code), want, "vul {code:?}");
         }
+        let resolving: Vec<i64> = (-1..=64)
+            .filter(|c| vul_status(Some(*c)).0 == Status::Resolved)
+            .collect();
+        assert_eq!(resolving, VUL_RESOLVED_STATUSES);
         for (code, want) in [
             (Some(1), active),
             (Some(2), active),
@@ -1233,6 +1252,25 @@ mod tests {
         ] {
             assert_eq!(firewall_status(code), want, "firewall {code:?}");
         }
+    }
+
+    #[test]
+    fn vulnerability_ids_give_their_primary_id_back() {
+        let ctx = NormaliseContext::new("prod", "cn-hangzhou");
+        let with = normalise_vulnerability(
+            &ctx,
+            Item::from_value(serde_json::json!({"PrimaryId": 1040311702})).unwrap(),
+        );
+        assert_eq!(vul_primary_id(&with.id), Some(1040311702));
+        let without = normalise_vulnerability(
+            &ctx,
+            Item::from_value(serde_json::json!({"Uuid": "u-1", "Name": "n", "ContainerId": "42"}))
+                .unwrap(),
+        );
+        assert_eq!(without.id, "vul:u-1/n/42");
+        assert_eq!(vul_primary_id(&without.id), None);
+        assert_eq!(vul_primary_id("alert:12"), None);
+        assert_eq!(vul_primary_id("vul:"), None);
     }
 
     #[test]

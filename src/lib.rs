@@ -18,7 +18,8 @@
 //! finding ────── every item normalised into one `Finding` with a SHA-256 fingerprint
 //!                      │
 //! poller ─────── one task per (source, domain): read a window or a snapshot → lifecycle::diff
-//!                      │          (pure) → events
+//!                      │          (pure) → vulnerabilities that left the list looked up by id
+//!                      │          (lifecycle::explain_gone, pure) → events
 //! dispatch ───── routing::Router::decide (pure) per event → each target's sink outbox, its
 //!                      │          routing group, or the suppression log (silence, mute window)
 //! store ──────── sled, single-key writes only: dispatch writes (guarded) → records → flush →
@@ -53,7 +54,8 @@
 //! - [`sas::models`] — tolerant response models (lenient numbers/strings, odd key spellings,
 //!   the raw JSON kept beside every typed item) and paging metadata.
 //! - [`sas::api`] — one listing per domain (request building, full paging with a pure
-//!   continue/stop decision), the baseline walk, the statistics probes.
+//!   continue/stop decision), the baseline walk, the statistics probes, the lookup of
+//!   vulnerability records by `PrimaryId` (`Ids`, 50 a call).
 //! - [`finding`] — the normalised [`finding::Finding`], severity/status mappings, fingerprints,
 //!   links; pure.
 //! - [`source`] — a configured source connected (credentials + client), reading or probing a
@@ -62,12 +64,14 @@
 //! - [`event`] — `Event` (new / recurring / resolved / summary) with its idempotency key,
 //!   `Digest` (grouped events), the outbox entry and dead letter (versioned, persisted as JSON).
 //! - [`lifecycle`] — the pure transition table: observations × known records → records and
-//!   events; the stored `Record`.
+//!   events; the stored `Record`; `explain_gone` turns a snapshot's `gone` into the looked-up
+//!   reason (fixed, ignored, expired).
 //! - [`store`] — the only module that imports sled: records, cursors, per-sink outboxes with
 //!   enqueue guards, dead letters, routing groups and their crash-safe close, silences, the
 //!   suppression log, schema version, pruning, clear open errors; values are JSON,
 //!   LZ4-compressed above 512 bytes.
-//! - [`poller`] — one poll's read → diff → crash-safe writes, and the poll loop with backoff.
+//! - [`poller`] — one poll's read → diff → lookup of vulnerabilities that left the list →
+//!   crash-safe writes, and the poll loop with backoff.
 //! - [`routing`] — pure routing (Alertmanager-style): matchers, the route tree with
 //!   inheritance and `continue`, grouping settings, time intervals, silences; decide and
 //!   explain for a subject at a given `now`.
@@ -110,7 +114,11 @@
 //!   control characters removed.
 //! - Only [`store`] imports sled, and it never uses sled batches or transactions. A poll's
 //!   writes go events (outbox entries, group members, suppressions) → records → flush →
-//!   cursor; the cursor never gets ahead of durable state.
+//!   cursor; the cursor never gets ahead of durable state. Every Security Center call of a
+//!   poll (the vulnerability lookup included) happens before its first write.
+//! - An event id derives from (fingerprint, kind, generation, occurrence), never from the
+//!   resolution: a finding resolves once per lifecycle however a re-poll explains it. A failed
+//!   lookup of vulnerabilities that left the list is not a failed poll; they resolve as `gone`.
 //! - Routing and matching do no IO and read no clock (`now` is a parameter). A routed event is
 //!   in exactly one digest per (route, sink): a group close records the digest id and the last
 //!   member it covers before it enqueues, and removes members only after.

@@ -10,11 +10,13 @@
 //! | nothing | resolved | recorded silently (never reported open, so nothing to close) |
 //! | active | active, later occurrence | `recurring` (alerts: a later `LastTimeStamp`; firewall: a larger `TryCount`) |
 //! | active | resolved | `resolved`, with the resolution |
-//! | active | absent from a complete snapshot | `resolved` as `gone` |
+//! | active | absent from a complete snapshot | `resolved` as `gone`, or as the reason the caller looked up ([`explain_gone`]) |
 //! | resolved | active | `new` of the next generation (re-opened) |
 //!
 //! Event ids derive from (fingerprint, kind, generation, occurrence), so the same observation
-//! always yields the same event id: a re-poll after a crash cannot enqueue twice.
+//! always yields the same event id: a re-poll after a crash cannot enqueue twice. The
+//! resolution is not part of the id, so a `gone` explained differently on a re-poll is still
+//! the same event.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -218,6 +220,61 @@ pub struct Diff {
     pub changes: Vec<Change>,
     /// Findings recorded silently because this is a baseline first start.
     pub silently_tracked: u64,
+}
+
+impl Diff {
+    /// The changes that close a finding because it left a complete snapshot (resolved as
+    /// `gone`, for now: [`explain_gone`] may still give the real reason).
+    pub fn gone(&self) -> impl Iterator<Item = &Change> {
+        self.changes
+            .iter()
+            .filter(|c| c.record.resolution == Some(Resolution::Gone))
+    }
+}
+
+/// Gives findings that left a snapshot the reason Security Center knows, before anything of
+/// the poll is written: each closed finding in `closed` (looked up by the caller, matched by
+/// fingerprint) turns its `gone` change into a resolution with that finding's own resolution —
+/// the record remembers it, and the event carries it and the looked-up finding (its status
+/// fields and raw record). Returns how many changes it explained.
+///
+/// Anything else stays `gone`: a finding not in `closed` (deleted, or the lookup failed), one
+/// still active there, or one whose resolution is `gone` itself. The event id does not change:
+/// it derives from (fingerprint, kind, generation), never from the resolution, so a re-poll
+/// after a crash whose lookup answers differently still produces the id the enqueue guard
+/// knows — at most one `resolved` event per lifecycle.
+pub fn explain_gone(diff: &mut Diff, closed: Vec<Finding>, now: OffsetDateTime) -> usize {
+    let mut by_fp: BTreeMap<String, Finding> = closed
+        .into_iter()
+        .filter(|f| {
+            f.status == Status::Resolved && f.resolution.is_some_and(|r| r != Resolution::Gone)
+        })
+        .map(|f| (f.fingerprint.clone(), f))
+        .collect();
+    let mut explained = 0;
+    for change in &mut diff.changes {
+        if change.record.resolution != Some(Resolution::Gone) {
+            continue;
+        }
+        let Some(f) = by_fp.remove(&change.fingerprint) else {
+            continue;
+        };
+        let resolution = f.resolution;
+        change.record.resolution = resolution;
+        change.record.last = Remembered::of(&f);
+        if change.event.is_some() {
+            change.event = Some(Event::about(
+                EventKind::Resolved,
+                f,
+                change.record.generation,
+                "",
+                resolution,
+                now,
+            ));
+        }
+        explained += 1;
+    }
+    explained
 }
 
 /// The occurrence marker of a finding: alerts, the latest occurrence (unix ms); firewall
@@ -588,6 +645,108 @@ mod tests {
                 .changes
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn explained_gone_findings_carry_the_looked_up_reason_and_keep_their_event_id() {
+        let open: Vec<Finding> = ["fx", "ig", "ex", "del", "still", "off"]
+            .iter()
+            .map(|fp| finding(Domain::Vulnerabilities, fp, true))
+            .collect();
+        let k = known(
+            &diff(
+                open.clone(),
+                &BTreeMap::new(),
+                Coverage::Snapshot,
+                ALL,
+                false,
+                NOW,
+            )
+            .changes,
+        );
+        // Everything left the list.
+        let gone = diff(Vec::new(), &k, Coverage::Snapshot, ALL, false, NOW);
+        assert_eq!(gone.gone().count(), 6);
+        let gone_ids: BTreeMap<String, String> = gone
+            .changes
+            .iter()
+            .map(|c| (c.fingerprint.clone(), c.event.as_ref().unwrap().id.clone()))
+            .collect();
+
+        let closed = |fp: &str, r: Resolution| {
+            let mut f = finding(Domain::Vulnerabilities, fp, false);
+            f.resolution = Some(r);
+            f.native_status = "7".into();
+            f.title = format!("looked-up {fp}");
+            f.raw = serde_json::json!({"PrimaryId": 1, "Status": 7});
+            f
+        };
+        let mut d = gone.clone();
+        let n = explain_gone(
+            &mut d,
+            vec![
+                closed("fx", Resolution::Fixed),
+                closed("ig", Resolution::Ignored),
+                closed("ex", Resolution::Expired),
+                // Still active there: not an explanation.
+                finding(Domain::Vulnerabilities, "still", true),
+                // Not gone in this poll: ignored.
+                closed("elsewhere", Resolution::Fixed),
+            ],
+            NOW,
+        );
+        assert_eq!(n, 3);
+        let by_fp: BTreeMap<&str, &Change> = d
+            .changes
+            .iter()
+            .map(|c| (c.fingerprint.as_str(), c))
+            .collect();
+        assert_eq!(by_fp.len(), 6, "no change added or lost");
+        for (fp, want) in [
+            ("fx", Resolution::Fixed),
+            ("ig", Resolution::Ignored),
+            ("ex", Resolution::Expired),
+            ("del", Resolution::Gone),
+            ("still", Resolution::Gone),
+            ("off", Resolution::Gone),
+        ] {
+            let c = by_fp[fp];
+            assert_eq!(c.record.resolution, Some(want), "{fp}");
+            assert_eq!(c.record.status, RecordStatus::Resolved, "{fp}");
+            let ev = c.event.as_ref().unwrap();
+            assert_eq!(ev.kind, EventKind::Resolved);
+            assert_eq!(ev.resolution, Some(want), "{fp}");
+            assert_eq!(
+                ev.id, gone_ids[fp],
+                "{fp}: the id does not depend on the reason"
+            );
+            let f = ev.finding.as_ref().unwrap();
+            assert_eq!(f.resolution, Some(want), "{fp}");
+            if want == Resolution::Gone {
+                assert_eq!(f.raw, serde_json::Value::Null);
+                assert_eq!(f.title, format!("finding {fp}"));
+            } else {
+                // The looked-up finding, status fields and raw record included.
+                assert_eq!(f.native_status, "7");
+                assert_eq!(f.raw["Status"], 7);
+                assert_eq!(c.record.last.title, format!("looked-up {fp}"));
+            }
+        }
+        // Resolved events switched off: the record still learns the reason, no event appears.
+        let quiet = EventSwitches {
+            resolved: false,
+            ..ALL
+        };
+        let mut d = diff(Vec::new(), &k, Coverage::Snapshot, quiet, false, NOW);
+        assert_eq!(
+            explain_gone(&mut d, vec![closed("fx", Resolution::Fixed)], NOW),
+            1
+        );
+        assert!(d.changes.iter().all(|c| c.event.is_none()));
+        // Nothing looked up (a failed lookup): the diff is untouched.
+        let mut d = gone.clone();
+        assert_eq!(explain_gone(&mut d, Vec::new(), NOW), 0);
+        assert_eq!(d, gone);
     }
 
     #[test]

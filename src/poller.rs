@@ -3,7 +3,9 @@
 //!
 //! The order of one poll, chosen so that a crash between any two steps loses nothing:
 //! 1. read: a window since the watermark minus the overlap (alerts, firewall), or the full
-//!    snapshot (vulnerabilities, baseline); a failed read writes nothing;
+//!    snapshot (vulnerabilities, baseline); a failed read writes nothing. Vulnerabilities that
+//!    left the snapshot are then looked up by `PrimaryId`, so they resolve as fixed, ignored or
+//!    expired rather than `gone` (a failed lookup leaves them `gone`; it is not a failed poll);
 //! 2. dispatch every event (see `dispatch`): into each routed sink's outbox, into its routing
 //!    group, or into the suppression log (each idempotent: the event id guards);
 //! 3. write the lifecycle records;
@@ -26,7 +28,7 @@ use crate::credentials::CredentialContext;
 use crate::credentials::env::Env;
 use crate::dispatch::{Dispatched, Dispatcher};
 use crate::event::Event;
-use crate::finding::Domain;
+use crate::finding::{self, Domain};
 use crate::lifecycle::{self, Coverage};
 use crate::metrics::Metrics;
 use crate::source::{ReadWindow, Source};
@@ -52,6 +54,13 @@ pub struct PollReport {
     pub silently_tracked: u64,
     /// The statistics probe was unchanged, so the full sweep was skipped.
     pub skipped_unchanged: bool,
+    /// Vulnerabilities that left the pending list and were looked up by `PrimaryId`.
+    pub looked_up: usize,
+    /// Of those, resolved with the reason Security Center gave (fixed, ignored, expired)
+    /// instead of `gone`.
+    pub explained: usize,
+    /// The lookup failed, so every vulnerability that left the list was resolved as `gone`.
+    pub lookup_failed: bool,
 }
 
 /// Why a poll failed. Nothing was written past the failing step.
@@ -189,6 +198,12 @@ impl Poller {
             silently_tracked: diff.silently_tracked,
             ..PollReport::default()
         };
+        // 1b. Why did vulnerabilities leave the list? Asked before anything is written, so a
+        // crash before the flush asks again.
+        if domain == Domain::Vulnerabilities {
+            self.explain_gone_vulnerabilities(&mut diff, now, &mut report)
+                .await;
+        }
         // 2. Events first.
         let summary = silent.then(|| {
             Event::summary(
@@ -239,6 +254,43 @@ impl Poller {
         Ok(report)
     }
 
+    /// Asks Security Center why the vulnerabilities that left the pending list left it — fixed,
+    /// ignored or expired ([`Source::lookup_resolved_vulnerabilities`]) — and resolves them
+    /// with that reason ([`lifecycle::explain_gone`]); the rest stay `gone`. A failed lookup
+    /// does not fail the poll (that would hold every other change of the poll back for as long
+    /// as the lookup fails): those findings are resolved as `gone`, once, with a warning.
+    async fn explain_gone_vulnerabilities(
+        &self,
+        diff: &mut lifecycle::Diff,
+        now: OffsetDateTime,
+        report: &mut PollReport,
+    ) {
+        let wanted: BTreeMap<i64, Option<String>> = diff
+            .gone()
+            .filter_map(|c| {
+                let id = finding::vul_primary_id(&c.record.id)?;
+                Some((id, c.record.last.kubernetes.cluster_id.clone()))
+            })
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        report.looked_up = wanted.len();
+        match self.source.lookup_resolved_vulnerabilities(&wanted).await {
+            Ok(closed) => report.explained = lifecycle::explain_gone(diff, closed, now),
+            Err(e) => {
+                report.lookup_failed = true;
+                tracing::warn!(
+                    source = self.name(),
+                    domain = Domain::Vulnerabilities.as_str(),
+                    findings = wanted.len(),
+                    error = %e,
+                    "Could not look up why vulnerabilities left the pending list; resolving them as gone."
+                );
+            }
+        }
+    }
+
     /// Polls every interval until `shutdown`. A failed poll is retried with backoff (capped at
     /// the interval) and never advances the watermark.
     pub async fn run(self, shutdown: CancellationToken) {
@@ -271,6 +323,8 @@ impl Poller {
                         dropped = r.dispatched.dropped,
                         duplicates = r.dispatched.duplicates,
                         skipped_unchanged = r.skipped_unchanged,
+                        looked_up = r.looked_up,
+                        explained = r.explained,
                         "Poll done."
                     );
                     if r.silently_tracked > 0 {

@@ -4,6 +4,8 @@
 //! This is the seam between configuration and the Security Center side; the CLI's `check` and
 //! `findings` commands use it, and so will the daemon's pollers.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -181,6 +183,41 @@ impl Source {
             }
         }
         Ok(out)
+    }
+
+    /// Looks up, by `PrimaryId`, vulnerability records that left the pending list, among those
+    /// Security Center closed with a reason (`StatusList` = [`finding::VUL_RESOLVED_STATUSES`]:
+    /// fixed, ignored, expired), for every configured type, and normalises them as the listing
+    /// does. `wanted` maps each id to the cluster its finding was seen in (the normalisation
+    /// hint for records without a cluster ID). Ids not returned were not closed with a reason
+    /// (deleted, still pending, rolled back); the caller keeps them `gone`.
+    pub async fn lookup_resolved_vulnerabilities(
+        &self,
+        wanted: &BTreeMap<i64, Option<String>>,
+    ) -> Result<Vec<Finding>, SasError> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = VulQuery {
+            types: self.settings.vulnerability_types.clone(),
+            dealed: None,
+            status_list: finding::VUL_RESOLVED_STATUSES.to_vec(),
+            ..VulQuery::default()
+        };
+        let ids: Vec<i64> = wanted.keys().copied().collect();
+        let listing = api::lookup_vulnerabilities(&self.client, &q, &ids).await?;
+        self.report_undecodable(Domain::Vulnerabilities, listing.undecodable.len());
+        Ok(listing
+            .items
+            .into_iter()
+            .map(|i| {
+                let cluster = i
+                    .primary_id
+                    .or(i.extend_content_json.primary_id)
+                    .and_then(|id| wanted.get(&id).cloned().flatten());
+                finding::normalise_vulnerability(&self.normalise_context(cluster.as_deref()), i)
+            })
+            .collect())
     }
 
     /// A cheap summary of a snapshot domain — per configured cluster, the counts of

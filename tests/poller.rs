@@ -1,6 +1,9 @@
 //! The poller against the simulator, in process: statistics probes let an unchanged snapshot
-//! domain skip its full sweep, a changed one is swept, and the periodic reconcile sweeps anyway.
+//! domain skip its full sweep, a changed one is swept, and the periodic reconcile sweeps anyway;
+//! vulnerabilities that leave the pending list resolve with the reason Security Center gives
+//! (fixed, ignored, expired) or as `gone`, exactly once, even when the lookup fails.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,10 +12,11 @@ use sasrelay::config::{DomainPoll, parse};
 use sasrelay::credentials::CredentialContext;
 use sasrelay::credentials::env::MapEnv;
 use sasrelay::dispatch::{Dispatcher, Silences, SinkHandle};
-use sasrelay::finding::Domain;
-use sasrelay::lifecycle::EventSwitches;
+use sasrelay::event::{Event, EventKind, Payload, event_id};
+use sasrelay::finding::{Domain, Resolution};
+use sasrelay::lifecycle::{EventSwitches, RecordStatus};
 use sasrelay::poller::{Poller, RECONCILE_EVERY};
-use sasrelay::simulator::{self, SimConfig, Simulator};
+use sasrelay::simulator::{self, FaultKind, FaultSpec, SimConfig, Simulator};
 use sasrelay::sinks::Sink;
 use sasrelay::source::Source;
 use sasrelay::store::Store;
@@ -21,53 +25,116 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// A poller of one source's vulnerabilities against an in-process simulator, with a file sink
+/// `out` whose outbox the tests read (no delivery worker runs).
+struct Rig {
+    sim: simulator::SimHandle,
+    cluster: String,
+    store: Store,
+    poller: Poller,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// `source_extra`: more lines of the `[[source]]` table.
+    async fn start(source_extra: &str) -> Rig {
+        let sim = Simulator::start(SimConfig::default()).await.unwrap();
+        let cluster = sim.clusters()[0].cluster_id.clone();
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("sk");
+        std::fs::write(&secret, simulator::DEMO_ACCESS_KEY_SECRET).unwrap();
+        let text = format!(
+            "[[source]]\nname = \"sim\"\nregion = \"cn-hangzhou\"\nendpoint = \"{}\"\nclusters = [\"{cluster}\"]\ncredentials = {{ type = \"access_key\", access_key_id = \"sasrelay-sim\", access_key_secret = {{ file = \"{}\" }} }}\n{source_extra}\n[[sink]]\nname = \"out\"\ntype = \"file\"\npath = \"{}\"\n",
+            sim.base_url(),
+            secret.display(),
+            dir.path().join("events.jsonl").display()
+        );
+        let settings = parse(Path::new("t.toml"), &text).unwrap();
+        let ctx = CredentialContext::new(
+            reqwest::Client::new(),
+            CancellationToken::new(),
+            TaskTracker::new(),
+        );
+        let source = Arc::new(
+            Source::connect(settings.sources[0].clone(), &MapEnv::new(), &ctx)
+                .await
+                .unwrap(),
+        );
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        let sink = Arc::new(Sink::build(&settings.sinks[0]).unwrap());
+        let handles = [(
+            sink.name().to_string(),
+            SinkHandle {
+                sink,
+                wake: Arc::new(Notify::new()),
+            },
+        )]
+        .into();
+        let dispatcher = Arc::new(Dispatcher::new(
+            settings.router.clone(),
+            handles,
+            Arc::new(Silences::load(store.clone()).unwrap()),
+            store.clone(),
+            Arc::new(Notify::new()),
+        ));
+        let poll = DomainPoll {
+            domain: Domain::Vulnerabilities,
+            interval: Duration::from_secs(60),
+            events: EventSwitches::default(),
+        };
+        let poller = Poller::new(source, poll, store.clone(), dispatcher);
+        Rig {
+            sim,
+            cluster,
+            store,
+            poller,
+            _dir: dir,
+        }
+    }
+
+    /// Every event in the sink's outbox, oldest first.
+    fn outbox(&self) -> Vec<Event> {
+        self.store
+            .due("out", i64::MAX, 100_000)
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, e)| match e.payload {
+                Payload::Event(ev) => Some(*ev),
+                Payload::Digest(_) => None,
+            })
+            .collect()
+    }
+
+    /// The `resolved` events in the outbox, by finding id.
+    fn resolved(&self) -> BTreeMap<String, Vec<Event>> {
+        let mut out: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+        for ev in self.outbox() {
+            if ev.kind == EventKind::Resolved {
+                let id = ev.finding.as_ref().unwrap().id.clone();
+                out.entry(id).or_default().push(ev);
+            }
+        }
+        out
+    }
+
+    /// Adds an open `cve` vulnerability to the rig's cluster; returns its `PrimaryId`.
+    fn add_vuln(&self) -> i64 {
+        self.sim
+            .add_finding(
+                simulator::Domain::Vuln,
+                Some(&self.cluster),
+                json!({ "Type": "cve", "Status": 1, "Necessity": "asap" }),
+            )
+            .unwrap()["PrimaryId"]
+            .as_i64()
+            .unwrap()
+    }
+}
+
 #[tokio::test]
 async fn unchanged_statistics_skip_the_sweep_until_something_changes() {
-    let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let cluster = sim.clusters()[0].cluster_id.clone();
-    let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("sk");
-    std::fs::write(&secret, simulator::DEMO_ACCESS_KEY_SECRET).unwrap();
-    let text = format!(
-        "[[source]]\nname = \"sim\"\nregion = \"cn-hangzhou\"\nendpoint = \"{}\"\nclusters = [\"{cluster}\"]\ncredentials = {{ type = \"access_key\", access_key_id = \"sasrelay-sim\", access_key_secret = {{ file = \"{}\" }} }}\n[[sink]]\nname = \"out\"\ntype = \"file\"\npath = \"{}\"\n",
-        sim.base_url(),
-        secret.display(),
-        dir.path().join("events.jsonl").display()
-    );
-    let settings = parse(Path::new("t.toml"), &text).unwrap();
-    let ctx = CredentialContext::new(
-        reqwest::Client::new(),
-        CancellationToken::new(),
-        TaskTracker::new(),
-    );
-    let source = Arc::new(
-        Source::connect(settings.sources[0].clone(), &MapEnv::new(), &ctx)
-            .await
-            .unwrap(),
-    );
-    let store = Store::open(&dir.path().join("state")).unwrap();
-    let sink = Arc::new(Sink::build(&settings.sinks[0]).unwrap());
-    let handles = [(
-        sink.name().to_string(),
-        SinkHandle {
-            sink,
-            wake: Arc::new(Notify::new()),
-        },
-    )]
-    .into();
-    let dispatcher = Arc::new(Dispatcher::new(
-        settings.router.clone(),
-        handles,
-        Arc::new(Silences::load(store.clone()).unwrap()),
-        store.clone(),
-        Arc::new(Notify::new()),
-    ));
-    let poll = DomainPoll {
-        domain: Domain::Vulnerabilities,
-        interval: Duration::from_secs(60),
-        events: EventSwitches::default(),
-    };
-    let poller = Poller::new(source, poll, store.clone(), dispatcher);
+    let rig = Rig::start("").await;
+    let (sim, cluster, poller) = (&rig.sim, &rig.cluster, &rig.poller);
     let t0 = time::OffsetDateTime::now_utc();
 
     // First start: a full sweep (no probe on a first start), counted silently.
@@ -93,7 +160,7 @@ async fn unchanged_statistics_skip_the_sweep_until_something_changes() {
     // A new vulnerability in the cluster changes the counts: swept, and it is news.
     sim.add_finding(
         simulator::Domain::Vuln,
-        Some(&cluster),
+        Some(cluster),
         json!({ "Type": "cve", "Status": 1, "Necessity": "asap" }),
     )
     .unwrap();
@@ -115,4 +182,157 @@ async fn unchanged_statistics_skip_the_sweep_until_something_changes() {
     let reconcile = poller.poll_once(later).await.unwrap();
     assert!(!reconcile.skipped_unchanged);
     assert!(sim.call_count("DescribeVulList") > 0);
+}
+
+/// Two polls from a fresh state: the first tracks what is open silently, the second sees the
+/// `n` vulnerabilities added in between as new. Returns their ids and the time of the next poll.
+async fn opened<const N: usize>(rig: &Rig) -> ([i64; N], time::OffsetDateTime) {
+    let t0 = time::OffsetDateTime::now_utc();
+    let first = rig.poller.poll_once(t0).await.unwrap();
+    assert!(first.silently_tracked > 0);
+    let ids = [(); N].map(|_| rig.add_vuln());
+    let t1 = t0 + time::Duration::seconds(60);
+    let second = rig.poller.poll_once(t1).await.unwrap();
+    assert_eq!(second.dispatched.enqueued, N, "{second:?}");
+    let news: BTreeSet<String> = rig
+        .outbox()
+        .iter()
+        .filter(|e| e.kind == EventKind::New)
+        .map(|e| e.finding.as_ref().unwrap().id.clone())
+        .collect();
+    assert_eq!(news, ids.iter().map(|i| format!("vul:{i}")).collect());
+    assert!(rig.resolved().is_empty());
+    (ids, t1 + time::Duration::seconds(60))
+}
+
+#[tokio::test]
+async fn vulnerabilities_leaving_the_list_resolve_with_the_reason_security_center_gives() {
+    let rig = Rig::start("").await;
+    let ([fixed, ignored, expired, removed], t) = opened(&rig).await;
+
+    rig.sim
+        .set_status(simulator::Domain::Vuln, fixed, 7)
+        .unwrap();
+    rig.sim
+        .set_status(simulator::Domain::Vuln, ignored, 10)
+        .unwrap();
+    rig.sim
+        .set_status(simulator::Domain::Vuln, expired, 20)
+        .unwrap();
+    rig.sim
+        .remove_finding(simulator::Domain::Vuln, removed)
+        .unwrap();
+    rig.sim.reset_calls();
+    let report = rig.poller.poll_once(t).await.unwrap();
+    assert_eq!(report.looked_up, 4, "{report:?}");
+    assert_eq!(report.explained, 3, "{report:?}");
+    assert!(!report.lookup_failed);
+    assert_eq!(report.dispatched.enqueued, 4, "{report:?}");
+    // The listing (cve and app+sca) and one lookup per type.
+    assert_eq!(rig.sim.call_count("DescribeVulList"), 4);
+
+    let resolved = rig.resolved();
+    assert_eq!(resolved.len(), 4, "{:?}", resolved.keys());
+    for (id, want, status) in [
+        (fixed, Resolution::Fixed, Some("7")),
+        (ignored, Resolution::Ignored, Some("10")),
+        (expired, Resolution::Expired, Some("20")),
+        (removed, Resolution::Gone, None),
+    ] {
+        let events = &resolved[&format!("vul:{id}")];
+        assert_eq!(events.len(), 1, "vul:{id}: exactly one resolved event");
+        let ev = &events[0];
+        assert_eq!(ev.resolution, Some(want), "vul:{id}");
+        let f = ev.finding.as_ref().unwrap();
+        assert_eq!(f.resolution, Some(want), "vul:{id}");
+        // The id derives from (fingerprint, kind, generation) as before: not from the reason.
+        assert_eq!(ev.id, event_id(&[&f.fingerprint, "resolved", "1", ""]));
+        match status {
+            Some(code) => {
+                // The looked-up record: its status fields and raw item.
+                assert_eq!(f.native_status, code, "vul:{id}");
+                assert_eq!(f.raw["PrimaryId"], id);
+                assert_eq!(f.raw["Status"].to_string(), code);
+                assert_eq!(
+                    f.kubernetes.cluster_id.as_deref(),
+                    Some(rig.cluster.as_str())
+                );
+            }
+            None => {
+                assert_eq!(f.raw, serde_json::Value::Null);
+                assert_eq!(f.description, "No longer listed by Security Center.");
+            }
+        }
+        let record = rig
+            .store
+            .get_record("sim", Domain::Vulnerabilities, &f.fingerprint)
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.status, RecordStatus::Resolved);
+        assert_eq!(record.resolution, Some(want), "vul:{id}");
+    }
+
+    // Later polls neither look up again nor resolve again.
+    rig.sim.reset_calls();
+    let t = t + time::Duration::seconds(60 * (RECONCILE_EVERY as i64 + 1));
+    let again = rig.poller.poll_once(t).await.unwrap();
+    assert!(!again.skipped_unchanged);
+    assert_eq!(
+        (again.looked_up, again.dispatched.enqueued),
+        (0, 0),
+        "{again:?}"
+    );
+    assert_eq!(rig.sim.call_count("DescribeVulList"), 2, "the listing only");
+    assert!(rig.resolved().values().all(|v| v.len() == 1));
+}
+
+#[tokio::test]
+async fn a_failed_lookup_resolves_as_gone_exactly_once_without_failing_the_poll() {
+    // Two attempts per call, retried after 10 ms (the throttle asks for 10 ms too).
+    let rig =
+        Rig::start("max_attempts = 2\nretry_initial_delay = \"10ms\"\nretry_max_delay = \"10ms\"")
+            .await;
+    let ([fixed], t) = opened(&rig).await;
+
+    rig.sim
+        .set_status(simulator::Domain::Vuln, fixed, 7)
+        .unwrap();
+    // Every attempt of the lookup is throttled; the listing of the same action is not.
+    rig.sim
+        .inject_fault(
+            FaultSpec::new(FaultKind::Throttling {
+                code: "Throttling.User".into(),
+                retry_after_ms: Some(10),
+                status: None,
+            })
+            .for_action("DescribeVulList")
+            .with_param("Ids")
+            .times(2),
+        )
+        .unwrap();
+    let report = rig.poller.poll_once(t).await.unwrap();
+    assert!(
+        rig.sim.pending_faults().is_empty(),
+        "both attempts were made"
+    );
+    assert_eq!(report.looked_up, 1, "{report:?}");
+    assert!(report.lookup_failed, "{report:?}");
+    assert_eq!(report.explained, 0);
+    assert_eq!(report.dispatched.enqueued, 1, "{report:?}");
+    let resolved = rig.resolved();
+    let events = &resolved[&format!("vul:{fixed}")];
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].resolution, Some(Resolution::Gone));
+
+    // The lookup works again, but the finding is closed: nothing more, not even a lookup.
+    rig.sim.reset_calls();
+    let t = t + time::Duration::seconds(60 * (RECONCILE_EVERY as i64 + 1));
+    let again = rig.poller.poll_once(t).await.unwrap();
+    assert_eq!(
+        (again.looked_up, again.dispatched.enqueued),
+        (0, 0),
+        "{again:?}"
+    );
+    assert_eq!(rig.sim.call_count("DescribeVulList"), 2, "the listing only");
+    assert_eq!(rig.resolved()[&format!("vul:{fixed}")].len(), 1);
 }

@@ -1186,6 +1186,136 @@ async fn alert_filters() {
     assert_eq!(items(&w, "SuspEvents")[0]["OperateMsg"], "ignore");
 }
 
+/// The lookup sasrelay makes for vulnerabilities that left the pending list: `Ids` finds a
+/// record in any state the other filters allow (so `StatusList=7,8,10,20` returns the fixed,
+/// ignored and expired ones), a deleted record is found by no filter, more than 50 ids are
+/// refused, and the bodies keep the sample's shape.
+#[tokio::test]
+async fn vulnerabilities_are_looked_up_by_id_in_any_state() {
+    let sim = start().await;
+    let http = reqwest::Client::new();
+    let base = sim.base_url();
+    let api = Api::new(&sim, SignatureVersion::V3);
+    let c0 = cluster(&sim, 0);
+    let add = || {
+        sim.add_finding(Domain::Vuln, Some(&c0), json!({"Type": "cve", "Status": 1}))
+            .unwrap()["PrimaryId"]
+            .as_i64()
+            .unwrap()
+    };
+    let [pending, fixed, ignored, expired, removed] = [add(), add(), add(), add(), add()];
+    sim.set_status(Domain::Vuln, fixed, 7).unwrap();
+    sim.set_status(Domain::Vuln, ignored, 10).unwrap();
+    sim.set_status(Domain::Vuln, expired, 20).unwrap();
+    let r = http
+        .delete(format!("{base}/_sim/findings/vuln/{removed}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let was: Value = r.json().await.unwrap();
+    assert_eq!(was["PrimaryId"], removed);
+    assert!(sim.finding(Domain::Vuln, removed).is_none());
+    let again = http
+        .delete(format!("{base}/_sim/findings/vuln/{removed}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+
+    let all_ids = [pending, fixed, ignored, expired, removed]
+        .map(|i| i.to_string())
+        .join(",");
+    let sorted = |v: &Value| {
+        let mut ids = ids(v, "VulRecords", "PrimaryId");
+        ids.sort_unstable();
+        ids
+    };
+    let closed = api
+        .ok(
+            "DescribeVulList",
+            &[
+                ("Type", "cve"),
+                ("Ids", &all_ids),
+                ("StatusList", "7,8,10,20"),
+            ],
+        )
+        .await;
+    assert_eq!(sorted(&closed), vec![fixed, ignored, expired]);
+    let statuses: BTreeMap<i64, i64> = items(&closed, "VulRecords")
+        .iter()
+        .map(|r| {
+            (
+                r["PrimaryId"].as_i64().unwrap(),
+                r["Status"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        BTreeMap::from([(fixed, 7), (ignored, 10), (expired, 20)])
+    );
+    let mut diffs = Vec::new();
+    shape_diff(
+        &fixture("DescribeVulList.json"),
+        &closed,
+        "DescribeVulList",
+        &mut diffs,
+    );
+    assert!(diffs.is_empty(), "shape differences:\n{}", diffs.join("\n"));
+    // Without a state filter every existing record answers; `Dealed=n` keeps the pending one.
+    let any = api
+        .ok("DescribeVulList", &[("Type", "cve"), ("Ids", &all_ids)])
+        .await;
+    assert_eq!(sorted(&any), vec![pending, fixed, ignored, expired]);
+    let n = api
+        .ok(
+            "DescribeVulList",
+            &[("Type", "cve"), ("Ids", &all_ids), ("Dealed", "n")],
+        )
+        .await;
+    assert_eq!(sorted(&n), vec![pending]);
+    // Another type does not see them.
+    let other = api
+        .ok(
+            "DescribeVulList",
+            &[("Type", "app"), ("AttachTypes", "sca"), ("Ids", &all_ids)],
+        )
+        .await;
+    assert!(items(&other, "VulRecords").is_empty());
+    // The contract's limit: at most 50 ids per request.
+    let fifty_one: String = (1..=51)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let r = api
+        .call("DescribeVulList", &[("Type", "cve"), ("Ids", &fifty_one)])
+        .await;
+    assert_error(&r, 400, "InvalidParameter", &sim.endpoint());
+    let fifty: String = (1..=50)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    api.ok("DescribeVulList", &[("Type", "cve"), ("Ids", &fifty)])
+        .await;
+    // A fault scoped to calls carrying `Ids` leaves the listing alone and fails the lookup.
+    let r = http
+        .post(format!("{base}/_sim/faults"))
+        .json(&json!({"kind": "throttling", "action": "DescribeVulList", "param": "Ids"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    api.ok("DescribeVulList", &[("Type", "cve"), ("Dealed", "n")])
+        .await;
+    assert_eq!(sim.pending_faults().len(), 1);
+    let r = api
+        .call("DescribeVulList", &[("Type", "cve"), ("Ids", &all_ids)])
+        .await;
+    assert_error(&r, 400, "Throttling.User", &sim.endpoint());
+    assert!(sim.pending_faults().is_empty());
+}
+
 #[tokio::test]
 async fn vulnerability_baseline_and_firewall_filters() {
     let sim = start().await;

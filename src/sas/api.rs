@@ -631,6 +631,58 @@ pub async fn list_vulnerabilities<C: SasCall + ?Sized>(
     Ok(all)
 }
 
+/// The most `Ids` one `DescribeVulList` request may carry (contract §2.1).
+pub const MAX_VUL_IDS: usize = 50;
+
+/// The query of one `DescribeVulList` request for `ty` that looks records up by `PrimaryId`
+/// (`Ids`, at most [`MAX_VUL_IDS`]; the caller splits), without paging. `q` supplies the other
+/// filters: a lookup of handled records sets `status_list` (or `dealed`), since the pending
+/// filter of a listing would hide exactly the records looked for.
+pub fn vul_ids_request(q: &VulQuery, ty: VulType, ids: &[i64], lang: &str) -> Params {
+    let mut query = vul_request(q, ty, lang);
+    query.set_simple("Ids", ids);
+    query
+}
+
+/// Looks vulnerability records up by `PrimaryId` (`DescribeVulList` with `Ids`): for every
+/// type in the query, the ids in chunks of [`MAX_VUL_IDS`] (sorted, each once), every page,
+/// merged. Only records whose `PrimaryId` was asked for are kept, so a server that ignored
+/// `Ids` cannot pass off other records as answers. No ids, no calls.
+pub async fn lookup_vulnerabilities<C: SasCall + ?Sized>(
+    c: &C,
+    q: &VulQuery,
+    ids: &[i64],
+) -> Result<Listing<VulRecord>, SasError> {
+    let mut wanted: Vec<i64> = ids.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let paging = if q.use_next_token {
+        Paging::Token
+    } else {
+        Paging::Number
+    };
+    let mut all = Listing::default();
+    let mut done: Vec<VulType> = Vec::new();
+    for &ty in &q.types {
+        if done.contains(&ty) {
+            continue;
+        }
+        done.push(ty);
+        for chunk in wanted.chunks(MAX_VUL_IDS) {
+            let query = vul_ids_request(q, ty, chunk, c.lang());
+            let mut listing: Listing<VulRecord> =
+                walk(c, "DescribeVulList", &query, None, q.page_size, paging).await?;
+            listing.items.retain(|i| {
+                i.primary_id
+                    .or(i.extend_content_json.primary_id)
+                    .is_some_and(|id| chunk.binary_search(&id).is_ok())
+            });
+            all.merge(listing);
+        }
+    }
+    Ok(all)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Baseline
 
@@ -1381,6 +1433,77 @@ mod tests {
             types,
             vec![("cve".into(), None), ("app".into(), Some("sca".into()))]
         );
+    }
+
+    #[tokio::test]
+    async fn a_lookup_by_ids_asks_in_chunks_of_50_per_type_and_keeps_only_what_it_asked_for() {
+        let fake = Fake::new(50, |_, q| {
+            let ids: Vec<i64> = q
+                .get("Ids")
+                .unwrap()
+                .split(',')
+                .map(|s| s.parse().unwrap())
+                .collect();
+            assert!(ids.len() <= MAX_VUL_IDS, "{} ids", ids.len());
+            // Every asked id answers, plus one record nobody asked for (a server ignoring
+            // `Ids`), on type `cve` only.
+            let mut items: Vec<Value> = match q.get("Type") {
+                Some("cve") => ids
+                    .iter()
+                    .map(|id| json!({"PrimaryId": id, "Status": 7}))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            items.push(json!({"PrimaryId": 999_999, "Status": 7}));
+            Ok(
+                json!({"CurrentPage": 1, "PageSize": 100, "TotalCount": items.len(), "VulRecords": items}),
+            )
+        });
+        let q = VulQuery {
+            status_list: crate::finding::VUL_RESOLVED_STATUSES.to_vec(),
+            dealed: None,
+            ..VulQuery::default()
+        };
+        // 120 distinct ids, given unsorted and with a repeat.
+        let mut ids: Vec<i64> = (1..=120).rev().collect();
+        ids.push(7);
+        let listing = lookup_vulnerabilities(&fake, &q, &ids).await.unwrap();
+        let mut got: Vec<i64> = listing.items.iter().filter_map(|i| i.primary_id).collect();
+        got.sort_unstable();
+        assert_eq!(got, (1..=120).collect::<Vec<_>>());
+        let calls = fake.calls();
+        // Two types × three chunks (50, 50, 20).
+        assert_eq!(calls.len(), 6);
+        let chunks: Vec<(String, usize)> = calls
+            .iter()
+            .map(|(action, q, _)| {
+                assert_eq!(action, "DescribeVulList");
+                assert_eq!(q.get("StatusList"), Some("7,8,10,20"));
+                assert_eq!(q.get("Dealed"), None);
+                assert_eq!(q.get("ClusterId"), None);
+                (
+                    q.get("Type").unwrap().to_string(),
+                    q.get("Ids").unwrap().split(',').count(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            chunks,
+            [
+                ("cve", 50),
+                ("cve", 50),
+                ("cve", 20),
+                ("app", 50),
+                ("app", 50),
+                ("app", 20)
+            ]
+            .map(|(t, n)| (t.to_string(), n))
+        );
+        assert_eq!(calls[0].1.get("Ids").unwrap().split(',').next(), Some("1"));
+
+        let none = Fake::new(50, |_, _| panic!("no ids, no call"));
+        let empty = lookup_vulnerabilities(&none, &q, &[]).await.unwrap();
+        assert!(empty.items.is_empty());
     }
 
     #[tokio::test]

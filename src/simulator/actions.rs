@@ -336,6 +336,8 @@ const VUL_TYPES: &[&str] = &["cve", "sys", "cms", "app", "emg", "sca"];
 /// `Dealed=y`: fixed, rolled back, ignored, expired.
 const VUL_HANDLED: &[i64] = &[7, 8, 9, 10, 11, 20];
 const TOKEN_PREFIX: &str = "NT";
+/// `Ids` of one `DescribeVulList` request at most (contract §2.1).
+const MAX_VUL_IDS: usize = 50;
 
 fn vul_types(key: &str, values: Vec<String>) -> Result<Vec<String>, ApiError> {
     for t in &values {
@@ -361,6 +363,9 @@ fn describe_vul_list(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, 
     let cluster = a.get("ClusterId");
     let uuids = a.list("Uuids");
     let ids = a.int_list("Ids", a.list("Ids"))?;
+    if ids.len() > MAX_VUL_IDS {
+        return Err(ApiError::invalid("Ids", "at most 50 ids"));
+    }
     let name = a.get("Name");
     // The Python SDK renders booleans as `True`/`False`, the others as `true`/`false`.
     let use_token = match a

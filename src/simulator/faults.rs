@@ -95,6 +95,10 @@ pub struct FaultSpec {
     /// Only calls of this action; `None` matches every action.
     #[serde(default)]
     pub action: Option<String>,
+    /// Only calls that carry this parameter with a non-blank value (e.g. `Ids`, to fail a
+    /// lookup by id but not the listing of the same action); `None` matches every call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
     /// How many matching calls it affects (1..=10 000).
     #[serde(default = "one")]
     pub count: u32,
@@ -108,6 +112,7 @@ impl FaultSpec {
     pub fn new(kind: FaultKind) -> Self {
         FaultSpec {
             action: None,
+            param: None,
             count: 1,
             kind,
         }
@@ -122,6 +127,12 @@ impl FaultSpec {
     /// Only calls of `action`.
     pub fn for_action(mut self, action: impl Into<String>) -> Self {
         self.action = Some(action.into());
+        self
+    }
+
+    /// Only calls carrying the parameter `name` (non-blank).
+    pub fn with_param(mut self, name: impl Into<String>) -> Self {
+        self.param = Some(name.into());
         self
     }
 
@@ -182,12 +193,17 @@ impl FaultQueue {
         self.rules.iter().cloned().collect()
     }
 
-    /// Consumes one count of the first rule matching `action`.
-    pub(crate) fn take(&mut self, action: &str) -> Option<FaultKind> {
-        let idx = self
-            .rules
-            .iter()
-            .position(|r| r.action.as_deref().is_none_or(|a| a == action))?;
+    /// Consumes one count of the first rule matching `action` and `params`.
+    pub(crate) fn take(&mut self, action: &str, params: &[(String, String)]) -> Option<FaultKind> {
+        let carries = |name: &str| {
+            params
+                .iter()
+                .any(|(k, v)| k == name && !v.trim().is_empty())
+        };
+        let idx = self.rules.iter().position(|r| {
+            r.action.as_deref().is_none_or(|a| a == action)
+                && r.param.as_deref().is_none_or(carries)
+        })?;
         let rule = &mut self.rules[idx];
         let kind = rule.kind.clone();
         rule.count -= 1;
@@ -282,11 +298,42 @@ mod tests {
         q.push(FaultSpec::throttling(5).times(2).for_action("A"))
             .unwrap();
         q.push(FaultSpec::new(FaultKind::InternalError)).unwrap();
-        assert!(matches!(q.take("B"), Some(FaultKind::InternalError)));
-        assert_eq!(q.take("B"), None);
-        assert!(matches!(q.take("A"), Some(FaultKind::Throttling { .. })));
-        assert!(matches!(q.take("A"), Some(FaultKind::Throttling { .. })));
-        assert_eq!(q.take("A"), None);
+        assert!(matches!(q.take("B", &[]), Some(FaultKind::InternalError)));
+        assert_eq!(q.take("B", &[]), None);
+        assert!(matches!(
+            q.take("A", &[]),
+            Some(FaultKind::Throttling { .. })
+        ));
+        assert!(matches!(
+            q.take("A", &[]),
+            Some(FaultKind::Throttling { .. })
+        ));
+        assert_eq!(q.take("A", &[]), None);
+    }
+
+    #[test]
+    fn a_rule_with_a_param_only_matches_calls_carrying_it() {
+        let mut q = FaultQueue::default();
+        q.push(
+            FaultSpec::new(FaultKind::ServiceUnavailable)
+                .for_action("A")
+                .with_param("Ids"),
+        )
+        .unwrap();
+        let p = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        assert_eq!(q.take("A", &p("Type", "cve")), None);
+        assert_eq!(q.take("A", &p("Ids", " ")), None, "a blank value is absent");
+        assert_eq!(q.take("B", &p("Ids", "1,2")), None);
+        assert_eq!(
+            q.take("A", &p("Ids", "1,2")),
+            Some(FaultKind::ServiceUnavailable)
+        );
+        assert!(q.pending().is_empty());
+        let s: FaultSpec =
+            serde_json::from_str(r#"{"kind":"internal_error","param":"Ids"}"#).unwrap();
+        assert_eq!(s.param.as_deref(), Some("Ids"));
+        let json = serde_json::to_value(FaultSpec::new(FaultKind::InternalError)).unwrap();
+        assert!(json.get("param").is_none(), "{json}");
     }
 
     #[test]

@@ -26,7 +26,8 @@
 //! `TimeEnd` as UTC `YYYY-MM-DD HH:mm:ss` on the latest occurrence, `Id`, `Uuids`, `Remark`,
 //! `SortColumn`/`SortType` when `Dealed=Y`, page size 20, max 100), `GetClusterSuspEventStatistics`;
 //! vulnerabilities `DescribeVulList` (`Type` required, `AttachTypes`, `Dealed` y/n, `StatusList`,
-//! `Necessity`, `ClusterId`, `Uuids`, `Ids`, `Name`, page size 10, `UseNextToken`/`NextToken`),
+//! `Necessity`, `ClusterId`, `Uuids`, `Ids` (at most 50; the other filters still apply, so
+//! `StatusList=7,10` finds handled records by id), `Name`, page size 10, `UseNextToken`/`NextToken`),
 //! `DescribeClusterVulStatistics`; baseline `DescribeCheckWarningSummary` → `DescribeWarningMachines`
 //! (`RiskId` required) → `DescribeCheckWarnings` (`RiskId` + `Uuid` required) →
 //! `DescribeCheckWarningDetail` (`CheckWarningId`, or `Uuid` + `CheckId`),
@@ -44,11 +45,12 @@
 //! | `POST /_sim/findings` | `{"domain": "alert"\|"vuln"\|"baseline"\|"firewall", "cluster_id"?: str, "fields"?: {…}}` → the stored record. `fields` (wire keys) are merged recursively over a generated default; naming an existing id (`Id`, `PrimaryId`, `CheckWarningId`) patches that record instead. Baseline fields may add `RiskId` (one of 120, 88, 37, 64) and `ClusterId`. |
 //! | `GET /_sim/findings/{domain}` | → every record of the domain |
 //! | `GET /_sim/findings/{domain}/{id}` | → the record, or 404 |
+//! | `DELETE /_sim/findings/{domain}/{id}` | → the record as it was (no action returns it any more), or 404 |
 //! | `POST /_sim/findings/{domain}/{id}/status` | `{"status": 7}` → the record (`EventStatus` for alerts, `Status` otherwise, plus the handling/fix timestamps) |
 //! | `POST /_sim/tick` | → `{new_alerts: [id], recurring_alerts, handled_alerts, new_vulns, fixed_vulns, ignored_vulns, new_baseline, passed_baseline, ignored_baseline, new_firewall, grown_firewall}` |
 //! | `POST /_sim/credentials` | `{"access_key_id", "access_key_secret", "security_token"?, "expires_at_ms"?, "denied"?, "denied_actions"?: [str], "disabled"?}` → `{"ok": true}` (replaces a key with the same id) |
 //! | `DELETE /_sim/credentials/{id}` | → `{"ok": true}` or 404 |
-//! | `POST /_sim/faults` | `{"kind": …, "action"?: str, "count"?: n (1)}` → `{"ok": true}`; kinds: `throttling` (`code`? `Throttling.User`, `retry_after_ms`? 1000, `status`?), `service_unavailable`, `internal_error`, `error` (`code`, `status`?, `message`?), `slow` (`delay_ms`), `truncated` / `short_body` (`keep_bytes`?), `not_json`, `wrong_types` |
+//! | `POST /_sim/faults` | `{"kind": …, "action"?: str, "param"?: str, "count"?: n (1)}` → `{"ok": true}` (`param`: only calls that carry that parameter, e.g. `Ids`); kinds: `throttling` (`code`? `Throttling.User`, `retry_after_ms`? 1000, `status`?), `service_unavailable`, `internal_error`, `error` (`code`, `status`?, `message`?), `slow` (`delay_ms`), `truncated` / `short_body` (`keep_bytes`?), `not_json`, `wrong_types` |
 //! | `GET /_sim/faults`, `DELETE /_sim/faults` | → pending rules / clears them |
 //! | `GET /_sim/calls`, `DELETE /_sim/calls` | → `{"calls": {"DescribeSuspEvents": 3, …, "_other": n}, "total": n}` / resets |
 //!
@@ -171,8 +173,12 @@ impl Simulator {
         lock(&self.shared.auth).permitted(access_key_id, action)
     }
 
-    pub(crate) fn take_fault(&self, action: &str) -> Option<FaultKind> {
-        lock(&self.shared.faults).take(action)
+    pub(crate) fn take_fault(
+        &self,
+        action: &str,
+        params: &[(String, String)],
+    ) -> Option<FaultKind> {
+        lock(&self.shared.faults).take(action, params)
     }
 
     pub(crate) fn count_call(&self, key: &str) {
@@ -207,6 +213,14 @@ impl Simulator {
     /// Moves a finding to `status` (alerts: `EventStatus`; others: `Status`).
     pub fn set_status(&self, domain: Domain, id: i64, status: i64) -> Result<Value, ControlError> {
         lock(&self.shared.world).set_status(domain, id, status, world::now_ms())
+    }
+
+    /// Deletes a finding: no action returns it any more, whatever the filter. Returns the
+    /// record as it was.
+    pub fn remove_finding(&self, domain: Domain, id: i64) -> Result<Value, ControlError> {
+        lock(&self.shared.world)
+            .remove(domain, id)
+            .ok_or(ControlError::NotFound(domain, id))
     }
 
     /// One finding, as stored (baseline records also show `RiskId` and `ClusterId`).

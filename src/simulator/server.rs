@@ -44,7 +44,10 @@ pub(crate) fn router(sim: Simulator, shutdown: CancellationToken) -> Router {
         .route("/_sim/clusters", get(clusters))
         .route("/_sim/findings", post(add_finding))
         .route("/_sim/findings/{domain}", get(list_findings))
-        .route("/_sim/findings/{domain}/{id}", get(get_finding))
+        .route(
+            "/_sim/findings/{domain}/{id}",
+            get(get_finding).delete(remove_finding),
+        )
         .route("/_sim/findings/{domain}/{id}/status", post(set_status))
         .route("/_sim/tick", post(tick))
         .route("/_sim/credentials", post(add_credential))
@@ -174,7 +177,7 @@ async fn api(
     if !st.sim.permitted(&verified.access_key_id, &verified.action) {
         return error_response(&ApiError::new("Forbidden.RAM"), &request_id, &host_id);
     }
-    let fault = st.sim.take_fault(&verified.action);
+    let fault = st.sim.take_fault(&verified.action, &verified.params);
     if let Some(kind) = &fault {
         if let Some(e) = fault_error(kind) {
             return error_response(&e, &request_id, &host_id);
@@ -332,6 +335,20 @@ async fn get_finding(State(st): State<AppState>, Path((d, id)): Path<(String, i6
     match st.sim.finding(d, id) {
         Some(v) => control_ok(v),
         None => from_control_error(ControlError::NotFound(d, id)),
+    }
+}
+
+async fn remove_finding(
+    State(st): State<AppState>,
+    Path((d, id)): Path<(String, i64)>,
+) -> Response {
+    let d = match domain(&d) {
+        Ok(d) => d,
+        Err(r) => return refused(r),
+    };
+    match st.sim.remove_finding(d, id) {
+        Ok(v) => control_ok(v),
+        Err(e) => from_control_error(e),
     }
 }
 

@@ -317,6 +317,17 @@ impl World {
         }
     }
 
+    /// Deletes a record (the real service drops a vulnerability record on `vul_delete`, and
+    /// stops listing a finding whose asset was released); `None` if there was none.
+    pub(crate) fn remove(&mut self, d: Domain, id: i64) -> Option<Value> {
+        match d {
+            Domain::Alert => self.alerts.remove(&id).map(Value::Object),
+            Domain::Vuln => self.vulns.remove(&id).map(Value::Object),
+            Domain::Baseline => self.warnings.remove(&id).map(|w| w.to_control_json()),
+            Domain::Firewall => self.interceptions.remove(&id).map(Value::Object),
+        }
+    }
+
     /// Node and cluster of a Security Center UUID.
     pub(crate) fn node(&self, uuid: &str) -> Option<(&Cluster, &Node)> {
         self.clusters
