@@ -110,7 +110,7 @@ fn invalid(body: &Value, content_type: &str, size: usize) -> Vec<String> {
         Some(s) if !s.is_empty() && s.chars().count() <= 1024 => {}
         _ => e.push("'payload.summary' is missing or longer than 1024 characters".into()),
     }
-    if !p["source"].as_str().is_some_and(|s| !s.is_empty()) {
+    if p["source"].as_str().is_none_or(str::is_empty) {
         e.push("'payload.source' is missing".into());
     }
     if !["critical", "error", "warning", "info"].contains(&p["severity"].as_str().unwrap_or("")) {

@@ -589,7 +589,10 @@ mod tests {
                 assert_eq!(names, ["routing_key", "event_action", "dedup_key"]);
             } else {
                 assert_eq!(b["client"], CLIENT);
-                assert_eq!(b["payload"]["severity"], "critical", "the sample is critical");
+                assert_eq!(
+                    b["payload"]["severity"], "critical",
+                    "the sample is critical"
+                );
             }
         }
         assert!(
