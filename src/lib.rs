@@ -82,11 +82,13 @@
 //!   crash-safe backlog folding (pure plan, single-key writes).
 //! - [`sinks`] — `webhook` (Standard Webhooks), `stdout`, `file`, `dingtalk` (robot pools,
 //!   signing, errcode classification), `slack` (webhook or chat.postMessage), `email` (lettre
-//!   SMTP): config, one attempt, outcome classification, the `sasrelay.event.v1` payload;
-//!   `sinks::chat` holds the GCRA rate limiters (memory-only, so they start empty).
-//! - [`render`] — the pure rendering layer of the chat and mail sinks: DingTalk robot JSON,
-//!   Slack Block Kit, email subject/text/HTML from minijinja templates (built-in en/zh or
-//!   custom), per-output escaping of untrusted text, mentions only from config, size limits.
+//!   SMTP), `pagerduty` (Events API v2, one alert per finding): config, one attempt, outcome
+//!   classification, the `sasrelay.event.v1` payload; `sinks::chat` holds the GCRA rate
+//!   limiters (memory-only, so they start empty).
+//! - [`render`] — the pure rendering layer of the chat, mail and paging sinks: DingTalk robot
+//!   JSON, Slack Block Kit, email subject/text/HTML from minijinja templates (built-in en/zh or
+//!   custom), PagerDuty events (trigger/resolve under a fingerprint-derived `dedup_key`),
+//!   per-output escaping of untrusted text, mentions only from config, size limits.
 //! - [`daemon`] — `run`: store, sinks, pollers, workers, pruner, admin API; ordered shutdown.
 //! - [`admin`] — the admin HTTP API (silences, the suppression log, dead letters with replay
 //!   and discard, `/healthz`, `/readyz`, `/metrics`) that `sasrelay silence` and `sasrelay dead-letters` talk to;
@@ -129,7 +131,7 @@
 //! - A dead-letter replay writes the new entry, then moves the payload's guard to it, then
 //!   removes the dead letter; a payload is never pending twice.
 //! - A backlog fold enqueues the digest (guarded by an id derived from its members) and flushes
-//!   before it acks the members; webhooks never fold.
+//!   before it acks the members; webhooks and PagerDuty never fold.
 //! - Every task of the daemon is spawned on a tracker and stopped through a cancellation token.
 
 #![forbid(unsafe_code)]

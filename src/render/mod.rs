@@ -1,7 +1,7 @@
-//! Rendering: a [`Payload`] (one event or a digest) turned into the exact body a chat or mail
-//! sink sends — DingTalk robot JSON ([`dingtalk`]), Slack Block Kit JSON ([`slack`]), an email's
-//! subject, text and HTML ([`email`]). Pure: no IO, no clock; sending, rate limits and config
-//! wiring live in the sinks built on top.
+//! Rendering: a [`Payload`] (one event or a digest) turned into the exact body a chat, mail or
+//! paging sink sends — DingTalk robot JSON ([`dingtalk`]), Slack Block Kit JSON ([`slack`]), an
+//! email's subject, text and HTML ([`email`]), a PagerDuty Events API v2 event ([`pagerduty`]).
+//! Pure: no IO, no clock; sending, rate limits and config wiring live in the sinks built on top.
 //!
 //! ## Untrusted text
 //!
@@ -76,6 +76,7 @@ pub mod dingtalk;
 pub mod email;
 mod engine;
 pub mod escape;
+pub mod pagerduty;
 mod sample;
 pub mod slack;
 pub mod text;

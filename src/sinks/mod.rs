@@ -2,13 +2,14 @@
 //! delivery attempt and says how it went; the delivery worker owns everything else (rate limits,
 //! retries, backoff with jitter, give-up, dead letters, shutdown).
 //!
-//! Six sinks exist: [`webhook`] (a generic JSON POST, signed the Standard Webhooks way),
+//! Seven sinks exist: [`webhook`] (a generic JSON POST, signed the Standard Webhooks way),
 //! [`stdout`] (one line per event) and [`file`](mod@file) (JSON Lines, appended) send the same
 //! versioned JSON document, [`payload`] (`sasrelay.event.v1`), whose schema is written down there;
 //! [`dingtalk`], [`slack`] and [`email`] send what [`render`](crate::render) makes of an event or
 //! a digest, through per-destination rate limits ([`chat`]), and let the worker fold a backlog
-//! ([`Sink::fold`]). Their keys are documented in their modules and in
-//! `config/sasrelay.example.toml`.
+//! ([`Sink::fold`]); [`pagerduty`] sends Events API v2 triggers and resolves under a per-finding
+//! `dedup_key`, rate-limited like the chat sinks but never folding. Their keys are documented in
+//! their modules and in `config/sasrelay.example.toml`.
 //!
 //! ## Shape
 //!
@@ -31,10 +32,20 @@
 //! | key | default | meaning |
 //! |---|---|---|
 //! | `name` | required | unique; letters, digits, `-`, `_`, `.`; at most 64 characters |
-//! | `type` | required | `"webhook"`, `"stdout"`, `"file"`, `"dingtalk"`, `"slack"` or `"email"` |
+//! | `type` | required | `"webhook"`, `"stdout"`, `"file"`, `"dingtalk"`, `"slack"`, `"email"` or `"pagerduty"` |
 //! | `domains` | all four | which domains to deliver: `alerts`, `vulnerabilities`, `baseline`, `firewall` |
 //! | `min_severity` | `"info"` | lowest finding severity delivered (`info` < `low` < `medium` < `high` < `critical`); `summary` events always pass |
 //! | `events` | all four | which event kinds to deliver: `new`, `recurring`, `resolved`, `summary` |
+//!
+//! `type = "pagerduty"` ([`pagerduty::PagerDutyConfig`]):
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `routing_key` | required | the Events API v2 integration key: `{ env = "X" }` or `{ file = "/path" }` (32 letters and digits) |
+//! | `api_base` | `"https://events.pagerduty.com"` | `events.pagerduty.com` or `events.eu.pagerduty.com` over https; loopback only besides (tests) |
+//! | `severity_map` | see below | `{ critical = "critical", high = "error", medium = "warning", low = "info", info = "info" }`; give only the keys to change |
+//! | `rate_limit` | `{ period = "500ms", burst = 1 }` | 120 events a minute per routing key; faster only for loopback |
+//! | `timeout` | `"10s"` | whole-attempt timeout; at most `"10m"` |
 //!
 //! `type = "webhook"` ([`webhook::WebhookConfig`]):
 //!
@@ -91,6 +102,7 @@ pub mod chat;
 pub mod dingtalk;
 pub mod email;
 pub mod file;
+pub mod pagerduty;
 pub mod payload;
 pub mod slack;
 pub mod stdout;
@@ -109,6 +121,7 @@ use crate::secret::{Secret, SecretRef};
 pub use dingtalk::{DingTalkConfig, DingTalkSink};
 pub use email::{EmailConfig, EmailSink};
 pub use file::{FileConfig, FileSink};
+pub use pagerduty::{PagerDutyConfig, PagerDutySink};
 pub use slack::{SlackConfig, SlackSink};
 pub use stdout::{StdoutConfig, StdoutFormat, StdoutSink};
 pub use webhook::{WebhookConfig, WebhookSink};
@@ -150,6 +163,8 @@ pub enum SinkKind {
     Slack(SlackConfig),
     /// `type = "email"`.
     Email(EmailConfig),
+    /// `type = "pagerduty"`.
+    PagerDuty(PagerDutyConfig),
 }
 
 impl SinkKind {
@@ -162,6 +177,7 @@ impl SinkKind {
             SinkKind::DingTalk(_) => "dingtalk",
             SinkKind::Slack(_) => "slack",
             SinkKind::Email(_) => "email",
+            SinkKind::PagerDuty(_) => "pagerduty",
         }
     }
 }
@@ -243,6 +259,8 @@ enum SinkType {
     DingTalk,
     Slack,
     Email,
+    #[serde(rename = "pagerduty")]
+    PagerDuty,
 }
 
 impl TryFrom<RawSinkConfig> for SinkConfig {
@@ -278,6 +296,9 @@ impl TryFrom<RawSinkConfig> for SinkConfig {
             SinkType::DingTalk => SinkKind::DingTalk(typed("dingtalk", &dingtalk::KEYS, raw.rest)?),
             SinkType::Slack => SinkKind::Slack(typed("slack", &slack::KEYS, raw.rest)?),
             SinkType::Email => SinkKind::Email(typed("email", &email::KEYS, raw.rest)?),
+            SinkType::PagerDuty => {
+                SinkKind::PagerDuty(typed("pagerduty", &pagerduty::KEYS, raw.rest)?)
+            }
         };
         Ok(SinkConfig {
             name: raw.name,
@@ -331,6 +352,7 @@ impl SinkConfig {
             SinkKind::DingTalk(c) => problems.extend(c.check()),
             SinkKind::Slack(c) => problems.extend(c.check()),
             SinkKind::Email(c) => problems.extend(c.check()),
+            SinkKind::PagerDuty(c) => problems.extend(c.check()),
         }
         problems
     }
@@ -351,7 +373,10 @@ impl SinkConfig {
                 ("text_template", K::EmailText, c.text_template.as_ref()),
                 ("html_template", K::EmailHtml, c.html_template.as_ref()),
             ],
-            SinkKind::Webhook(_) | SinkKind::Stdout(_) | SinkKind::File(_) => Vec::new(),
+            SinkKind::Webhook(_)
+            | SinkKind::Stdout(_)
+            | SinkKind::File(_)
+            | SinkKind::PagerDuty(_) => Vec::new(),
         };
         list.into_iter()
             .filter_map(|(k, kind, p)| p.map(|p| (k, kind, p.as_path())))
@@ -368,6 +393,7 @@ impl SinkConfig {
             SinkKind::DingTalk(c) => c.anchor(base),
             SinkKind::Slack(c) => c.anchor(base),
             SinkKind::Email(c) => c.anchor(base),
+            SinkKind::PagerDuty(c) => c.anchor(base),
         }
     }
 }
@@ -424,6 +450,8 @@ pub enum Sink {
     Slack(SlackSink),
     /// Email over SMTP.
     Email(EmailSink),
+    /// PagerDuty Events API v2.
+    PagerDuty(PagerDutySink),
 }
 
 impl Sink {
@@ -454,6 +482,9 @@ impl Sink {
             }
             SinkKind::Slack(c) => SlackSink::build(name, filters, c, &env).map(Sink::Slack),
             SinkKind::Email(c) => EmailSink::build(name, filters, c, &env).map(Sink::Email),
+            SinkKind::PagerDuty(c) => {
+                PagerDutySink::build(name, filters, c, &env).map(Sink::PagerDuty)
+            }
         };
         sink.map_err(|e| format!("sink `{}`: {e}", config.name))
     }
@@ -467,6 +498,7 @@ impl Sink {
             Sink::DingTalk(s) => &s.name,
             Sink::Slack(s) => &s.name,
             Sink::Email(s) => &s.name,
+            Sink::PagerDuty(s) => &s.name,
         }
     }
 
@@ -479,6 +511,7 @@ impl Sink {
             Sink::DingTalk(s) => &s.filters,
             Sink::Slack(s) => &s.filters,
             Sink::Email(s) => &s.filters,
+            Sink::PagerDuty(s) => &s.filters,
         }
     }
 
@@ -497,14 +530,16 @@ impl Sink {
             Sink::DingTalk(s) => s.deliver(payload).await,
             Sink::Slack(s) => s.deliver(payload).await,
             Sink::Email(s) => s.deliver(payload).await,
+            Sink::PagerDuty(s) => s.deliver(payload).await,
         }
     }
 
     /// How the worker may fold this sink's backlog into digests; `None` for sinks that take
-    /// every event as it is (webhook, stdout, file).
+    /// every event as it is (webhook, stdout, file) and for PagerDuty, whose alerts are per
+    /// finding (a digest could not resolve its members' alerts).
     pub fn fold(&self) -> Option<chat::Fold> {
         match self {
-            Sink::Webhook(_) | Sink::Stdout(_) | Sink::File(_) => None,
+            Sink::Webhook(_) | Sink::Stdout(_) | Sink::File(_) | Sink::PagerDuty(_) => None,
             Sink::DingTalk(s) => Some(s.fold()),
             Sink::Slack(s) => Some(s.fold()),
             Sink::Email(s) => Some(s.fold()),
@@ -512,7 +547,8 @@ impl Sink {
     }
 
     /// Exactly what [`Sink::deliver`] would send for `payload` (first attempt): the JSON body
-    /// of a chat sink, the MIME message of an email sink, the payload document otherwise.
+    /// of a chat sink, the MIME message of an email sink, the PagerDuty event (its routing key
+    /// redacted), the payload document otherwise.
     pub fn preview(&self, payload: &Payload) -> Result<String, String> {
         match self {
             Sink::Webhook(_) | Sink::File(_) => Ok(payload::to_json(payload)),
@@ -525,6 +561,9 @@ impl Sink {
             }
             Sink::DingTalk(s) => {
                 serde_json::to_string(&s.render(payload, 0).body).map_err(|e| e.to_string())
+            }
+            Sink::PagerDuty(s) => {
+                serde_json::to_string(&s.preview(payload)).map_err(|e| e.to_string())
             }
         }
     }
