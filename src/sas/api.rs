@@ -606,24 +606,35 @@ pub fn vul_request(q: &VulQuery, ty: VulType, lang: &str) -> Params {
     query
 }
 
+/// How `DescribeVulList` pages for `q`.
+fn vul_paging(q: &VulQuery) -> Paging {
+    if q.use_next_token {
+        Paging::Token
+    } else {
+        Paging::Number
+    }
+}
+
+/// The query's types, each once, in order.
+fn vul_types(q: &VulQuery) -> Vec<VulType> {
+    let mut types: Vec<VulType> = Vec::new();
+    for &ty in &q.types {
+        if !types.contains(&ty) {
+            types.push(ty);
+        }
+    }
+    types
+}
+
 /// Lists vulnerability records (`DescribeVulList`) for every type in the query, every page,
 /// merged (a record identical across types is kept once).
 pub async fn list_vulnerabilities<C: SasCall + ?Sized>(
     c: &C,
     q: &VulQuery,
 ) -> Result<Listing<VulRecord>, SasError> {
-    let paging = if q.use_next_token {
-        Paging::Token
-    } else {
-        Paging::Number
-    };
+    let paging = vul_paging(q);
     let mut all = Listing::default();
-    let mut done: Vec<VulType> = Vec::new();
-    for &ty in &q.types {
-        if done.contains(&ty) {
-            continue;
-        }
-        done.push(ty);
+    for ty in vul_types(q) {
         let query = vul_request(q, ty, c.lang());
         let listing = walk(c, "DescribeVulList", &query, None, q.page_size, paging).await?;
         all.merge(listing);
@@ -656,18 +667,9 @@ pub async fn lookup_vulnerabilities<C: SasCall + ?Sized>(
     let mut wanted: Vec<i64> = ids.to_vec();
     wanted.sort_unstable();
     wanted.dedup();
-    let paging = if q.use_next_token {
-        Paging::Token
-    } else {
-        Paging::Number
-    };
+    let paging = vul_paging(q);
     let mut all = Listing::default();
-    let mut done: Vec<VulType> = Vec::new();
-    for &ty in &q.types {
-        if done.contains(&ty) {
-            continue;
-        }
-        done.push(ty);
+    for ty in vul_types(q) {
         for chunk in wanted.chunks(MAX_VUL_IDS) {
             let query = vul_ids_request(q, ty, chunk, c.lang());
             let mut listing: Listing<VulRecord> =
