@@ -91,8 +91,8 @@
 //!   per-output escaping of untrusted text, mentions only from config, size limits.
 //! - [`daemon`] — `run`: store, sinks, pollers, workers, pruner, admin API; ordered shutdown.
 //! - [`admin`] — the admin HTTP API (silences, the suppression log, dead letters with replay
-//!   and discard, `/healthz`, `/readyz`, `/metrics`) that `sasrelay silence` and `sasrelay dead-letters` talk to;
-//!   bearer-token protected when `[admin] token` is set.
+//!   and discard, `/healthz`, `/readyz`, `/metrics`) that `sasrelay silence`, `dead-letters`
+//!   and `healthcheck` talk to; `/api/` is bearer-token protected when `[admin] token` is set.
 //! - [`metrics`] — the counters pollers and workers update and the Prometheus text the admin
 //!   API serves at `/metrics` (store figures read at scrape time).
 //! - `lib.rs` itself sets the global allocator (mimalloc), so the binary, the tests and the
