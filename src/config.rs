@@ -577,6 +577,20 @@ fn check_routing(
                 for w in warned {
                     warnings.push(errs.error(w.span, &w.key, w.message));
                 }
+                for (route, sink) in router.grouped_targets() {
+                    let Some(cfg) = sinks.iter().find(|c| c.name == sink) else {
+                        continue;
+                    };
+                    if matches!(cfg.kind, crate::sinks::SinkKind::PagerDuty(_)) {
+                        warnings.push(errs.error(
+                            grouped_route_span(&doc.config, &route, &sink),
+                            &route,
+                            format!(
+                                "this route groups events (group_by) and sends the digests to sink {sink:?} (pagerduty): a digest becomes one alert that does not resolve its members' alerts; route pagerduty without group_by"
+                            ),
+                        ));
+                    }
+                }
                 return router;
             }
             Err(issues) => issues,
@@ -592,6 +606,39 @@ fn check_routing(
         }
     }
     Router::broadcast(&names)
+}
+
+/// Where the route at `path` (`route[1].routes[0]`, or the default route) names `sink` or
+/// sets `group_by`: the deepest such place on the way down, preferring the sink.
+fn grouped_route_span(
+    config: &crate::routing::RoutingConfig,
+    path: &str,
+    sink: &str,
+) -> Option<std::ops::Range<usize>> {
+    let spans = |sinks: Option<&Vec<Spanned<String>>>, group_by: Option<&Vec<Spanned<String>>>| {
+        let named = sinks.and_then(|l| l.iter().find(|s| s.get_ref() == sink));
+        named
+            .or_else(|| group_by.and_then(|l| l.first()))
+            .map(Spanned::span)
+    };
+    let default = config.routing.as_ref();
+    let mut found = default.and_then(|d| spans(d.default_sinks.as_ref(), d.group_by.as_ref()));
+    let mut level = &config.routes;
+    for part in path.split('.') {
+        let Some(i) = part
+            .split_once('[')
+            .and_then(|(_, rest)| rest.strip_suffix(']'))
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            break;
+        };
+        let Some(route) = level.get(i) else { break };
+        if let Some(span) = spans(route.sinks.as_ref(), route.group_by.as_ref()) {
+            found = Some(span);
+        }
+        level = &route.routes;
+    }
+    found
 }
 
 /// Deserialises one section on its own, so an error in it does not hide errors elsewhere.
@@ -1081,6 +1128,56 @@ credentials = { type = "env" }
         assert_eq!(intl.client.lang, "zh");
         assert_eq!(intl.client.timeout, Duration::from_secs(10));
         assert!(intl.console_base.contains("alibabacloud.com"));
+    }
+
+    #[test]
+    fn grouping_routes_that_page_pagerduty_are_warned_about_where_they_name_it() {
+        let text = r#"
+[[source]]
+name = "a"
+region = "cn-hangzhou"
+credentials = { type = "env" }
+
+[[sink]]
+name = "chat"
+type = "stdout"
+
+[[sink]]
+name = "oncall"
+type = "pagerduty"
+routing_key = { env = "PD_KEY" }
+
+[routing]
+default_sinks = ["chat"]
+
+[[route]]
+matchers = ['severity>=high']
+group_by = ["cluster"]
+sinks = ["chat"]
+  [[route.routes]]
+  matchers = ['domain="alerts"']
+  sinks = ["chat", "oncall"]
+
+[[route]]
+matchers = ['domain="vulnerabilities"']
+sinks = ["oncall"]
+"#;
+        let s = parse(Path::new("t.toml"), text).unwrap();
+        let warned: Vec<&ConfigError> = s
+            .warnings
+            .iter()
+            .filter(|w| w.message.contains("pagerduty"))
+            .collect();
+        assert_eq!(warned.len(), 1, "{:#?}", s.warnings);
+        // The nested route inherits `group_by`; the warning points at its `"oncall"`.
+        assert_eq!(warned[0].key, "route[0].routes[0]");
+        assert_eq!(
+            (warned[0].line, warned[0].column),
+            (25, 20),
+            "{}",
+            warned[0]
+        );
+        assert!(warned[0].message.contains("\"oncall\""), "{}", warned[0]);
     }
 
     #[test]

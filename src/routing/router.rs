@@ -777,6 +777,24 @@ impl Router {
         })
     }
 
+    /// Every (route, sink) pair whose route groups events into digests (`group_by`), the
+    /// route by its path (`route[1].routes[0]`, or the default route), in tree order.
+    pub fn grouped_targets(&self) -> Vec<(String, String)> {
+        fn walk(node: &Node, out: &mut Vec<(String, String)>) {
+            if node.settings.group_by.is_some() {
+                for sink in &node.settings.sinks {
+                    out.push((node.path.clone(), sink.clone()));
+                }
+            }
+            for child in &node.children {
+                walk(child, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, &mut out);
+        out
+    }
+
     /// The checked time intervals.
     pub fn intervals(&self) -> &TimeIntervals {
         &self.intervals
