@@ -20,6 +20,7 @@ use crate::credentials::env::ProcessEnv;
 use crate::delivery::Worker;
 use crate::dispatch::{Dispatcher, Silences, SinkHandle};
 use crate::grouper::Grouper;
+use crate::notify::Notifier;
 use crate::poller::{Poller, connect_with_retry, unix_ms};
 use crate::sinks::Sink;
 use crate::store::Store;
@@ -277,8 +278,28 @@ pub async fn run(
         state = %state.directory.display(),
         "sasrelay running."
     );
+    // systemd (Type=notify): ready now; heartbeats while the runtime answers.
+    let notifier = Arc::new(Notifier::from_env(&ProcessEnv, std::process::id()));
+    notifier.send("READY=1\nSTATUS=Polling Security Center and delivering.");
+    if let Some(every) = notifier.watchdog_every() {
+        let (notifier, token) = (notifier.clone(), stop_polling.clone());
+        tracing::info!(
+            every_s = every.as_secs_f64(),
+            "Sending systemd watchdog heartbeats."
+        );
+        pollers.spawn(async move {
+            loop {
+                notifier.send("WATCHDOG=1");
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+    }
 
     shutdown.cancelled().await;
+    notifier.send("STOPPING=1\nSTATUS=Shutting down.");
     tracing::info!(
         grace_s = settings.shutdown_grace.as_secs(),
         "Shutting down: polling stops, in-flight deliveries finish."

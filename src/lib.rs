@@ -90,6 +90,8 @@
 //!   custom), PagerDuty events (trigger/resolve under a fingerprint-derived `dedup_key`),
 //!   per-output escaping of untrusted text, mentions only from config, size limits.
 //! - [`daemon`] — `run`: store, sinks, pollers, workers, pruner, admin API; ordered shutdown.
+//! - [`notify`] — systemd's `sd_notify` (`READY=1`, `STOPPING=1`, `WATCHDOG=1`) when
+//!   `NOTIFY_SOCKET` is set; a no-op otherwise.
 //! - [`admin`] — the admin HTTP API (silences, the suppression log, dead letters with replay
 //!   and discard, `/healthz`, `/readyz`, `/metrics`) that `sasrelay silence`, `dead-letters`
 //!   and `healthcheck` talk to; `/api/` is bearer-token protected when `[admin] token` is set.
@@ -156,6 +158,7 @@ pub mod finding;
 pub mod grouper;
 pub mod lifecycle;
 pub mod metrics;
+pub mod notify;
 pub mod poller;
 pub mod render;
 pub mod routing;

@@ -665,3 +665,44 @@ async fn a_first_start_with_500_open_findings_sends_summaries_or_everything() {
     }
     assert_eq!(daemon.terminate(T).await.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_systemd_the_daemon_notifies_ready_heartbeats_and_stopping() {
+    let b = Bench::start(SimConfig::default()).await;
+    let config = b.config(|_| {});
+    let socket_path = b.dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let mut daemon = Daemon::spawn_env(
+        &config,
+        &[
+            ("NOTIFY_SOCKET", socket_path.as_os_str()),
+            // WatchdogSec=0.2s: a heartbeat every 100 ms.
+            ("WATCHDOG_USEC", "200000".as_ref()),
+        ],
+    );
+    let mut buf = vec![0u8; 512];
+    let mut next = async || {
+        let n = tokio::time::timeout(T, socket.recv(&mut buf))
+            .await
+            .expect("a notification")
+            .unwrap();
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    };
+    let first = next().await;
+    assert!(first.starts_with("READY=1\n"), "{first:?}");
+    assert!(first.contains("STATUS="), "{first:?}");
+    // Heartbeats follow, then STOPPING=1 once SIGTERM arrives.
+    for _ in 0..3 {
+        assert_eq!(next().await, "WATCHDOG=1");
+    }
+    kill_pid(daemon.pid, "TERM");
+    loop {
+        let m = next().await;
+        if m.starts_with("STOPPING=1") {
+            break;
+        }
+        assert_eq!(m, "WATCHDOG=1", "only heartbeats before STOPPING");
+    }
+    let status = daemon.wait_exit(T).await;
+    assert_eq!(status.code(), Some(0), "{status}");
+}

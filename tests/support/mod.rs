@@ -339,8 +339,28 @@ impl Daemon {
 
     /// The binary with `args`.
     pub fn spawn_args(args: &[&std::ffi::OsStr]) -> Daemon {
+        Daemon::spawn_args_env(args, &[])
+    }
+
+    /// `sasrelay --log-format json run --config <config>` with extra environment variables.
+    pub fn spawn_env(config: &Path, envs: &[(&str, &std::ffi::OsStr)]) -> Daemon {
+        Daemon::spawn_args_env(
+            &[
+                "--log-format".as_ref(),
+                "json".as_ref(),
+                "run".as_ref(),
+                "--config".as_ref(),
+                config.as_os_str(),
+            ],
+            envs,
+        )
+    }
+
+    /// The binary with `args` and extra environment variables.
+    pub fn spawn_args_env(args: &[&std::ffi::OsStr], envs: &[(&str, &std::ffi::OsStr)]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sasrelay"))
             .args(args)
+            .envs(envs.iter().copied())
             .env(SECRET_ENV, DEMO_ACCESS_KEY_SECRET)
             // "Poll done." (debug) tells the tests what each poll observed and enqueued.
             .env("SASRELAY_LOG", "info,sasrelay::poller=debug")
@@ -484,7 +504,7 @@ impl Drop for Daemon {
     }
 }
 
-fn kill_pid(pid: u32, signal: &str) {
+pub fn kill_pid(pid: u32, signal: &str) {
     let status = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(pid.to_string())
