@@ -1,6 +1,8 @@
-//! What the chat and mail sinks ([`dingtalk`](super::dingtalk), [`slack`](super::slack),
-//! [`email`](super::email)) share: rate limits, backlog folding settings, custom template
-//! files, mention thresholds and bounded response reading.
+//! What the chat and mail sinks ([`dingtalk`](super::dingtalk), [`feishu`](super::feishu),
+//! [`slack`](super::slack), [`email`](super::email)) share: rate limits, backlog folding
+//! settings, custom template files, mention thresholds, bounded response reading, and for the
+//! robots that answer HTTP 200 with a code (DingTalk, Feishu) the [`Answer`] their responses
+//! are sorted into and the memory of "too large" payloads ([`ShrinkMemo`]).
 //!
 //! ## Rate limits
 //!
@@ -19,14 +21,19 @@
 //! [`delivery`](crate::delivery)), so a storm of findings becomes a few messages within the
 //! platform's budget instead of hours of queue.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
+use time::OffsetDateTime;
 
+use super::webhook::{parse_retry_after, status_line};
+use super::{Outcome, strip_control, truncate};
 use crate::config::HumanDuration;
 use crate::event::Payload;
 use crate::finding::Severity;
@@ -119,6 +126,123 @@ impl Limiter {
         self.inner
             .check()
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+/// What a robot's answer means for the sink (DingTalk's and Feishu's `classify`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// errcode 0.
+    Ok,
+    /// The robot sends too fast (DingTalk 130101, 410100): rest it.
+    Blocked {
+        /// The errcode.
+        errcode: i64,
+    },
+    /// The body is too large (DingTalk 460101, 101002; Feishu 9499): render smaller.
+    TooLarge {
+        /// The errcode.
+        errcode: i64,
+    },
+    /// Try again later.
+    Retry {
+        /// `Retry-After`, when given.
+        after: Option<Duration>,
+        /// Why.
+        reason: String,
+    },
+    /// Sending again will not help.
+    Permanent {
+        /// Why, with a hint.
+        reason: String,
+        /// Status and body.
+        response: Option<String>,
+    },
+}
+
+/// The part of a robot's classification that does not read the body's code: the status line,
+/// the body as one bounded line, and the response kept for a dead letter; or, for a status
+/// other than 2xx, the answer itself (408, 425, 429, 5xx but 501 and 505: `Retry` with
+/// `Retry-After`; a redirect or another status: `Permanent`). Pure.
+pub fn http_answer(
+    service: &str,
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Result<(String, String, Option<String>), Answer> {
+    let text = truncate(strip_control(&String::from_utf8_lossy(body)).trim(), 512);
+    let line = status_line(status);
+    let response = Some(if text.is_empty() {
+        line.clone()
+    } else {
+        format!("{line}: {text}")
+    });
+    if (200..300).contains(&status) {
+        return Ok((line, text, response));
+    }
+    Err(match status {
+        408 | 425 | 429 | 500 | 502..=504 | 506..=599 => Answer::Retry {
+            after: retry_after.and_then(|v| parse_retry_after(v, now)),
+            reason: format!("{line} from {service}"),
+        },
+        300..=399 => Answer::Permanent {
+            reason: format!("{line}: {service} redirected; redirects are not followed"),
+            response,
+        },
+        _ => Answer::Permanent {
+            reason: format!("{line} from {service}"),
+            response,
+        },
+    })
+}
+
+/// The shrink level each payload renders at after its robot said "too large" (memory only,
+/// bounded: cleared when it holds 1024 payloads).
+#[derive(Debug, Default)]
+pub struct ShrinkMemo {
+    levels: Mutex<HashMap<String, u8>>,
+}
+
+impl ShrinkMemo {
+    /// The level to render payload `id` at (0 unless it was too large before).
+    pub fn get(&self, id: &str) -> u8 {
+        let map = self.levels.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(id).copied().unwrap_or(0)
+    }
+
+    /// Forgets `id` (delivered or dead-lettered).
+    pub fn forget(&self, id: &str) {
+        let mut map = self.levels.lock().unwrap_or_else(PoisonError::into_inner);
+        map.remove(id);
+    }
+
+    /// The outcome of "too large" (`code`) for payload `id`, `size` bytes rendered at `level`:
+    /// `Retry` remembering `level + 1`, or `Permanent` past [`MAX_SHRINK`](crate::render::MAX_SHRINK).
+    pub fn too_large(&self, service: &str, id: &str, code: i64, size: usize, level: u8) -> Outcome {
+        if level >= crate::render::MAX_SHRINK {
+            self.forget(id);
+            return Outcome::Permanent {
+                reason: format!(
+                    "code {code}: the message is too large for {service} even at the smallest rendering ({size} bytes)"
+                ),
+                response: None,
+            };
+        }
+        {
+            let mut map = self.levels.lock().unwrap_or_else(PoisonError::into_inner);
+            if map.len() >= 1024 {
+                map.clear();
+            }
+            map.insert(id.to_string(), level + 1);
+        }
+        Outcome::Retry {
+            after: None,
+            reason: format!(
+                "code {code}: {size} bytes is too large for {service}; the next attempt renders at level {}",
+                level + 1
+            ),
+        }
     }
 }
 

@@ -29,7 +29,6 @@
 //! Messages name a robot as `robot 2 of 3` and its URL without the query: the access token
 //! is never logged (reqwest errors are printed with `without_url`).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,14 +43,15 @@ use serde_json::Value;
 use sha2::Sha256;
 use time::OffsetDateTime;
 
-use super::chat::{self, Fold, Limiter, RateLimit};
-use super::webhook::{parse_retry_after, parse_url, redact_url, status_line};
+pub use super::chat::Answer;
+use super::chat::{self, Fold, Limiter, RateLimit, ShrinkMemo};
+use super::webhook::{parse_url, redact_url};
 use super::{Filters, MaybeSecret, Outcome, strip_control, truncate};
 use crate::config::HumanDuration;
 use crate::event::Payload;
 use crate::finding::Severity;
 use crate::render::dingtalk::{DingTalkOptions, MsgType, valid_mobile, valid_user_id};
-use crate::render::{Lang, MAX_SHRINK, valid_zone};
+use crate::render::{Lang, valid_zone};
 use crate::secret::{Secret, SecretRef};
 
 /// Keys of `type = "dingtalk"`, besides the common ones.
@@ -357,37 +357,6 @@ pub fn signed_url(base: &reqwest::Url, secret: &str, timestamp_ms: i64) -> reqwe
     url
 }
 
-/// What DingTalk's answer means for the sink ([`classify`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Answer {
-    /// errcode 0.
-    Ok,
-    /// The robot sends too fast (130101, 410100): rest it.
-    Blocked {
-        /// The errcode.
-        errcode: i64,
-    },
-    /// The body is too large (460101, 101002): render smaller.
-    TooLarge {
-        /// The errcode.
-        errcode: i64,
-    },
-    /// Try again later.
-    Retry {
-        /// `Retry-After`, when given.
-        after: Option<Duration>,
-        /// Why.
-        reason: String,
-    },
-    /// Sending again will not help.
-    Permanent {
-        /// Why, with a hint.
-        reason: String,
-        /// Status and body.
-        response: Option<String>,
-    },
-}
-
 /// The hint for errcode 310000, from its errmsg (both the English and the Chinese forms).
 pub fn security_hint(errmsg: &str) -> &'static str {
     let m = errmsg.to_lowercase();
@@ -411,29 +380,11 @@ pub fn classify(
     body: &[u8],
     now: OffsetDateTime,
 ) -> Answer {
-    let text = truncate(strip_control(&String::from_utf8_lossy(body)).trim(), 512);
-    let line = status_line(status);
-    let response = Some(if text.is_empty() {
-        line.clone()
-    } else {
-        format!("{line}: {text}")
-    });
-    if !(200..300).contains(&status) {
-        return match status {
-            408 | 425 | 429 | 500 | 502..=504 | 506..=599 => Answer::Retry {
-                after: retry_after.and_then(|v| parse_retry_after(v, now)),
-                reason: format!("{line} from DingTalk"),
-            },
-            300..=399 => Answer::Permanent {
-                reason: format!("{line}: DingTalk redirected; redirects are not followed"),
-                response,
-            },
-            _ => Answer::Permanent {
-                reason: format!("{line} from DingTalk"),
-                response,
-            },
-        };
-    }
+    let (line, text, response) = match chat::http_answer("DingTalk", status, retry_after, body, now)
+    {
+        Ok(r) => r,
+        Err(a) => return a,
+    };
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let Some(errcode) = parsed
         .as_ref()
@@ -518,7 +469,7 @@ struct Inner {
     next: AtomicUsize,
     client: reqwest::Client,
     /// Shrink level to render each payload at, after DingTalk said "too large".
-    shrink: Mutex<HashMap<String, u8>>,
+    shrink: ShrinkMemo,
 }
 
 impl fmt::Debug for DingTalkSink {
@@ -586,7 +537,7 @@ impl DingTalkSink {
                 robots,
                 next: AtomicUsize::new(0),
                 client: chat::http_client(c.timeout.0)?,
-                shrink: Mutex::new(HashMap::new()),
+                shrink: ShrinkMemo::default(),
             }),
         })
     }
@@ -638,34 +589,6 @@ impl DingTalkSink {
         Err(wait.max(Duration::from_millis(1)))
     }
 
-    fn remembered_shrink(&self, id: &str) -> u8 {
-        let map = self
-            .inner
-            .shrink
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        map.get(id).copied().unwrap_or(0)
-    }
-
-    fn remember_shrink(&self, id: &str, level: Option<u8>) {
-        let mut map = self
-            .inner
-            .shrink
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match level {
-            Some(l) => {
-                if map.len() >= 1024 {
-                    map.clear();
-                }
-                map.insert(id.to_string(), l);
-            }
-            None => {
-                map.remove(id);
-            }
-        }
-    }
-
     /// One POST to the next robot, classified (module doc). Sends nothing and answers
     /// [`Outcome::Throttled`] when every robot rests or is out of budget.
     pub async fn deliver(&self, payload: &Payload) -> Outcome {
@@ -674,7 +597,7 @@ impl DingTalkSink {
             Err(after) => return Outcome::Throttled { after },
         };
         let id = payload.id();
-        let rendered = self.render(payload, self.remembered_shrink(id));
+        let rendered = self.render(payload, self.inner.shrink.get(id));
         for w in &rendered.warnings {
             tracing::warn!(sink = %self.name, event = %id, warning = %w, "The message was rendered with a warning.");
         }
@@ -723,7 +646,7 @@ impl DingTalkSink {
             OffsetDateTime::now_utc(),
         ) {
             Answer::Ok => {
-                self.remember_shrink(id, None);
+                self.inner.shrink.forget(id);
                 Outcome::Delivered {
                     detail: format!(
                         "errcode 0 from {} ({size} bytes, level {})",
@@ -760,31 +683,16 @@ impl DingTalkSink {
                 }
             }
             Answer::TooLarge { errcode } => {
-                if rendered.level >= MAX_SHRINK {
-                    self.remember_shrink(id, None);
-                    Outcome::Permanent {
-                        reason: format!(
-                            "errcode {errcode}: the message is too large for DingTalk even at the smallest rendering ({size} bytes)"
-                        ),
-                        response: None,
-                    }
-                } else {
-                    self.remember_shrink(id, Some(rendered.level + 1));
-                    Outcome::Retry {
-                        after: None,
-                        reason: format!(
-                            "errcode {errcode}: {size} bytes is too large for DingTalk; the next attempt renders at level {}",
-                            rendered.level + 1
-                        ),
-                    }
-                }
+                self.inner
+                    .shrink
+                    .too_large("DingTalk", id, errcode, size, rendered.level)
             }
             Answer::Retry { after, reason } => Outcome::Retry {
                 after,
                 reason: format!("{reason} ({})", robot.label),
             },
             Answer::Permanent { reason, response } => {
-                self.remember_shrink(id, None);
+                self.inner.shrink.forget(id);
                 Outcome::Permanent {
                     reason: format!("{reason} ({})", robot.label),
                     response,
