@@ -177,9 +177,18 @@ fn mentions(opts: &DingTalkOptions, warnings: &mut Vec<String>) -> (Vec<String>,
     (mobiles, ids)
 }
 
-/// Action-card buttons: for an event its finding's links (alert detail, CVE pages, report,
-/// console, cluster); for a digest the console and cluster links of its members.
+/// Action-card buttons.
 fn buttons(p: &Payload, lang: Lang) -> Vec<Value> {
+    link_buttons(p, lang, MAX_BUTTONS)
+        .into_iter()
+        .map(|(label, url)| json!({"title": escape::dingtalk(&label), "actionURL": url}))
+        .collect()
+}
+
+/// Button links as `(label, url)`, the label not yet escaped: for an event its finding's links
+/// (alert detail, CVE pages, report, console, cluster), at most `max`; for a digest the console
+/// and cluster links of its members, at most 2.
+pub(crate) fn link_buttons(p: &Payload, lang: Lang, max: usize) -> Vec<(String, String)> {
     let rank = |k: LinkKind| match k {
         LinkKind::Asset => 0,
         LinkKind::Cve => 1,
@@ -204,10 +213,8 @@ fn buttons(p: &Payload, lang: Lang) -> Vec<Value> {
     }
     all.sort_by_key(|l| rank(l.0));
     all.into_iter()
-        .take(if digest { 2 } else { MAX_BUTTONS })
-        .map(|(k, label, url)| {
-            json!({"title": escape::dingtalk(&link_label(k, &label, lang)), "actionURL": url})
-        })
+        .take(if digest { 2.min(max) } else { max })
+        .map(|(k, label, url)| (link_label(k, &label, lang), url))
         .collect()
 }
 

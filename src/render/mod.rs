@@ -1,5 +1,6 @@
 //! Rendering: a [`Payload`] (one event or a digest) turned into the exact body a chat, mail or
-//! paging sink sends — DingTalk robot JSON ([`dingtalk`]), Slack Block Kit JSON ([`slack`]), an
+//! paging sink sends — DingTalk robot JSON ([`dingtalk`]), a Feishu/Lark interactive card
+//! ([`feishu`]), Slack Block Kit JSON ([`slack`]), an
 //! email's subject, text and HTML ([`email`]), a PagerDuty Events API v2 event ([`pagerduty`]).
 //! Pure: no IO, no clock; sending, rate limits and config wiring live in the sinks built on top.
 //!
@@ -76,6 +77,7 @@ pub mod dingtalk;
 pub mod email;
 mod engine;
 pub mod escape;
+pub mod feishu;
 pub mod pagerduty;
 mod sample;
 pub mod slack;
@@ -121,6 +123,8 @@ impl Lang {
 pub enum TemplateKind {
     /// DingTalk markdown text (`markdown.text` / `actionCard.text`); DingTalk escaping.
     DingTalk,
+    /// Feishu/Lark card text (`lark_md`); Feishu escaping.
+    Feishu,
     /// Slack mrkdwn body (split into section blocks); Slack escaping.
     Slack,
     /// Email subject (made one header-safe line afterwards); text escaping.
@@ -133,8 +137,9 @@ pub enum TemplateKind {
 
 impl TemplateKind {
     /// All of them.
-    pub const ALL: [TemplateKind; 5] = [
+    pub const ALL: [TemplateKind; 6] = [
         TemplateKind::DingTalk,
+        TemplateKind::Feishu,
         TemplateKind::Slack,
         TemplateKind::EmailSubject,
         TemplateKind::EmailText,
@@ -145,6 +150,7 @@ impl TemplateKind {
     pub fn name(self) -> &'static str {
         match self {
             TemplateKind::DingTalk => "dingtalk",
+            TemplateKind::Feishu => "feishu",
             TemplateKind::Slack => "slack",
             TemplateKind::EmailSubject => "email_subject",
             TemplateKind::EmailText => "email_text",
@@ -156,6 +162,7 @@ impl TemplateKind {
     fn suffix(self) -> &'static str {
         match self {
             TemplateKind::DingTalk => ".dingtalk.md",
+            TemplateKind::Feishu => ".feishu.md",
             TemplateKind::Slack => ".slack",
             TemplateKind::EmailSubject => ".subject",
             TemplateKind::EmailText => ".txt",
@@ -167,6 +174,7 @@ impl TemplateKind {
     fn escape_name(self) -> &'static str {
         match self {
             TemplateKind::DingTalk => "dingtalk",
+            TemplateKind::Feishu => "feishu",
             TemplateKind::Slack => "slack",
             TemplateKind::EmailSubject => "subject",
             TemplateKind::EmailText => "text",
