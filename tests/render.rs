@@ -15,6 +15,7 @@ use sasrelay::event::{Digest, Event, Payload};
 use sasrelay::finding::{Detail, Domain, Finding, Tactic};
 use sasrelay::render::dingtalk::{self, DingTalkOptions, MsgType};
 use sasrelay::render::email::{self, EmailOptions, RenderedEmail};
+use sasrelay::render::feishu::{self, FeishuOptions};
 use sasrelay::render::slack::{self, SlackOptions};
 use sasrelay::render::{
     Lang, Rendered, TemplateKind, builtin_template, check_template, sample_digest, sample_event,
@@ -574,6 +575,16 @@ fn snapshots_of_every_sink_and_domain() {
             );
             assert!(dt.warnings.is_empty(), "{:?}", dt.warnings);
             check(format!("dingtalk_{case}_{l}.json"), json(&dt.body));
+            let fs = feishu::render(
+                &p,
+                &FeishuOptions {
+                    lang,
+                    at_user_ids: vec!["ou_0123abcd".into()],
+                    ..Default::default()
+                },
+            );
+            assert!(fs.warnings.is_empty(), "{:?}", fs.warnings);
+            check(format!("feishu_{case}_{l}.json"), json(&fs.body));
             let sl = slack::render(
                 &p,
                 &SlackOptions {

