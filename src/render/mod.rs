@@ -64,12 +64,12 @@
 //!
 //! ## Sizes
 //!
-//! Every output knows its limits and never exceeds them: DingTalk's serialised body ≤ 20,000
-//! bytes, Slack's Block Kit limits, email caps. Rendering starts at a budget (items of a digest,
+//! Every output knows its limits and never exceeds them: DingTalk's and Feishu's serialised
+//! bodies ≤ 20,000 bytes, Slack's Block Kit limits, email caps. Rendering starts at a budget (items of a digest,
 //! detail rows, characters per value) and shrinks it level by level until the output fits; a
 //! last hard cut (on a character boundary, with a marker) guarantees the limit whatever a custom
 //! template does. [`Rendered::level`] says which level was used; a sink told "too large" by
-//! the service (DingTalk errcode 460101) renders again with a larger `shrink`.
+//! the service (DingTalk errcode 460101, Feishu code 9499) renders again with a larger `shrink`.
 //!
 //! [`Payload`]: crate::event::Payload
 
