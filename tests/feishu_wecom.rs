@@ -9,10 +9,11 @@
 //! on every request), each with a generous timeout that only turns a hang into a failure.
 
 mod corpus;
+mod sinkkit;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -20,95 +21,22 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::routing::post;
 use base64::Engine;
-use corpus::corpus;
+use corpus::{corpus, without_bold_labels};
 use hmac::{Hmac, Mac};
 use sasrelay::config::DeliverySettings;
 use sasrelay::delivery::Worker;
-use sasrelay::event::{Event, EventKind, OutboxEntry, Payload};
-use sasrelay::finding::{Detail, Domain, Finding, Severity};
+use sasrelay::event::{Event, OutboxEntry, Payload};
+use sasrelay::finding::{Detail, Domain, Severity};
 use sasrelay::render::feishu::card_text;
 use sasrelay::render::sample_event;
 use sasrelay::sinks::{Outcome, Sink, SinkConfig};
 use sasrelay::store::Store;
 use serde_json::{Value, json};
 use sha2::Sha256;
+use sinkkit::{deliver, event_of, finding, hostile, lock, reason, sink};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn sink(text: &str, env: &[(&str, &str)]) -> Sink {
-    let c: SinkConfig = toml::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let env: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Sink::build_with(&c, |k| env.get(k).cloned()).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// One attempt, waiting for the sink's rate limiter first (as the worker does).
-async fn deliver(s: &Sink, p: &Payload) -> Outcome {
-    loop {
-        match s.deliver(p, 1).await {
-            Outcome::Throttled { after } => tokio::time::sleep(after).await,
-            other => return other,
-        }
-    }
-}
-
-fn finding(n: usize, title: &str, severity: Severity) -> Finding {
-    let mut f = sample_event(Domain::Alerts).finding.unwrap();
-    f.fingerprint = format!("{n:064}");
-    f.id = format!("alert:{n}");
-    f.title = title.into();
-    f.severity = severity;
-    f
-}
-
-fn event_of(f: Finding) -> Event {
-    Event::about(
-        EventKind::New,
-        f,
-        0,
-        "",
-        None,
-        time::OffsetDateTime::now_utc(),
-    )
-}
-
-fn reason(o: &Outcome) -> String {
-    match o {
-        Outcome::Delivered { detail } => detail.clone(),
-        Outcome::Retry { reason, .. } => reason.clone(),
-        Outcome::Permanent { reason, response } => format!("{reason} {response:?}"),
-        Outcome::Throttled { after } => format!("throttled {after:?}"),
-    }
-}
-
-/// An alert with `s` in every text field a renderer prints.
-fn hostile(n: usize, s: &str) -> Payload {
-    let mut f = finding(n, s, Severity::High);
-    f.description = s.into();
-    f.alert_type = s.into();
-    f.kubernetes.cluster_name = Some(s.into());
-    f.kubernetes.namespace = Some(s.into());
-    f.kubernetes.pod = Some(s.into());
-    f.kubernetes.container_name = Some(s.into());
-    f.kubernetes.image = Some(s.into());
-    f.host.instance_name = Some(s.into());
-    f.cves = vec![s.into()];
-    for d in &mut f.details {
-        d.value = s.into();
-    }
-    f.details.push(Detail {
-        name: s.into(),
-        value: s.into(),
-    });
-    event_of(f).into()
-}
 
 // ---------------------------------------------------------------------------------------------
 // The fake Feishu bot
@@ -596,33 +524,6 @@ async fn frequency_limited_is_a_retry_and_too_large_renders_smaller() {
 
 // ---------------------------------------------------------------------------------------------
 // Untrusted text and sizes
-
-/// Removes `**Label**` spans (the template's own bold labels: letters, spaces, `&`, CJK).
-fn without_bold_labels(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find("**") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        match after.find("**") {
-            Some(j)
-                if j > 0
-                    && j <= 40
-                    && after[..j]
-                        .chars()
-                        .all(|c| c.is_alphabetic() || c == ' ' || c == '&') =>
-            {
-                rest = &after[j + 2..];
-            }
-            _ => {
-                out.push_str("**");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
 
 /// Every string in a JSON value.
 fn strings(v: &Value, out: &mut Vec<String>) {

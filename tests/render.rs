@@ -10,7 +10,7 @@ mod corpus;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use corpus::corpus;
+use corpus::{corpus, without_bold_labels};
 use sasrelay::event::{Digest, Event, Payload};
 use sasrelay::finding::{Detail, Domain, Finding, Tactic};
 use sasrelay::render::dingtalk::{self, DingTalkOptions, MsgType};
@@ -200,33 +200,6 @@ fn trusted_urls(p: &Payload) -> Vec<String> {
     urls.sort();
     urls.dedup();
     urls
-}
-
-/// Removes `**Label**` spans (the templates' own bold labels: letters, spaces, `&`, CJK).
-fn without_bold_labels(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find("**") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        match after.find("**") {
-            Some(j)
-                if j > 0
-                    && j <= 40
-                    && after[..j]
-                        .chars()
-                        .all(|c| c.is_alphabetic() || c == ' ' || c == '&') =>
-            {
-                rest = &after[j + 2..];
-            }
-            _ => {
-                out.push_str("**");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 const DT_MOBILE: &str = "13900000000";

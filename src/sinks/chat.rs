@@ -350,6 +350,50 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build HTTP client: {e}"))
 }
 
+/// One HTTP answer as a sink classifies it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// `Retry-After`, as sent.
+    pub retry_after: Option<String>,
+    /// `Location`, as sent (a redirect's target).
+    pub location: Option<String>,
+    /// The body, at most the `max` bytes asked for.
+    pub body: Vec<u8>,
+}
+
+/// Sends `request` (one attempt) and reads the answer, the body capped at `max` bytes. A
+/// transport failure is an [`Outcome::Retry`] whose reason names `what` (`POST robot 1 of 2`)
+/// and never the URL.
+pub async fn exchange(
+    request: reqwest::RequestBuilder,
+    what: &str,
+    timeout: Duration,
+    max: usize,
+) -> Result<Reply, Outcome> {
+    let mut response = request.send().await.map_err(|e| Outcome::Retry {
+        after: None,
+        reason: transport_reason(what, e, timeout),
+    })?;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (retry_after, location) = (header("retry-after"), header("location"));
+    let status = response.status().as_u16();
+    let (body, _) = read_capped(&mut response, max).await;
+    Ok(Reply {
+        status,
+        retry_after,
+        location,
+        body,
+    })
+}
+
 /// The reason for a transport failure, never holding the URL.
 pub fn transport_reason(what: &str, e: reqwest::Error, timeout: Duration) -> String {
     let e = e.without_url();

@@ -611,38 +611,22 @@ impl DingTalkSink {
             ),
             None => robot.base.clone(),
         };
-        let sent = self
+        let request = self
             .inner
             .client
             .post(url)
             .header("content-type", "application/json; charset=utf-8")
-            .body(body)
-            .send()
-            .await;
-        let mut response = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                return Outcome::Retry {
-                    after: None,
-                    reason: chat::transport_reason(
-                        &format!("POST {}", robot.label),
-                        e,
-                        self.inner.config.timeout.0,
-                    ),
-                };
-            }
-        };
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let (bytes, _) = chat::read_capped(&mut response, MAX_RESPONSE).await;
+            .body(body);
+        let what = format!("POST {}", robot.label);
+        let reply =
+            match chat::exchange(request, &what, self.inner.config.timeout.0, MAX_RESPONSE).await {
+                Ok(r) => r,
+                Err(o) => return o,
+            };
         match classify(
-            status,
-            retry_after.as_deref(),
-            &bytes,
+            reply.status,
+            reply.retry_after.as_deref(),
+            &reply.body,
             OffsetDateTime::now_utc(),
         ) {
             Answer::Ok => {
