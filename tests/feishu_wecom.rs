@@ -33,7 +33,7 @@ use sasrelay::sinks::{Outcome, Sink, SinkConfig};
 use sasrelay::store::Store;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use sinkkit::{deliver, event_of, finding, hostile, lock, reason, sink};
+use sinkkit::{deliver, event_of, finding, hostile, lock, reason, sink, wait_until};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
@@ -253,22 +253,7 @@ impl FakeFeishu {
     }
 
     async fn wait_for(&self, what: &str, limit: Duration, done: impl Fn(&[BotRequest]) -> bool) {
-        let mut rx = self.bump.subscribe();
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            if done(&self.log()) {
-                return;
-            }
-            if tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .is_err()
-            {
-                panic!(
-                    "timed out waiting for {what}; {} requests",
-                    self.log().len()
-                );
-            }
-        }
+        wait_until(self.bump.subscribe(), || self.log(), what, limit, done).await;
     }
 }
 

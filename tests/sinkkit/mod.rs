@@ -5,11 +5,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use sasrelay::event::{Event, EventKind, Payload};
 use sasrelay::finding::{Detail, Domain, Finding, Severity};
 use sasrelay::render::sample_event;
 use sasrelay::sinks::{Outcome, Sink, SinkConfig};
+use tokio::sync::watch;
 
 /// A lock that survives a panicked holder.
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -88,4 +90,27 @@ pub fn hostile(n: usize, s: &str) -> Payload {
         value: s.into(),
     });
     event_of(f).into()
+}
+
+/// Waits until `done(&log())` holds, looking again whenever a fake bumps `rx` (once per
+/// request); `limit` only turns a hang into a failure.
+pub async fn wait_until<T>(
+    mut rx: watch::Receiver<usize>,
+    log: impl Fn() -> Vec<T>,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&[T]) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if done(&log()) {
+            return;
+        }
+        if tokio::time::timeout_at(deadline, rx.changed())
+            .await
+            .is_err()
+        {
+            panic!("timed out waiting for {what}; {} requests", log().len());
+        }
+    }
 }
