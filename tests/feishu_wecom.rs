@@ -492,7 +492,10 @@ async fn frequency_limited_is_a_retry_and_too_large_renders_smaller() {
         }
     }
     assert!(
-        outcomes.last().unwrap().starts_with("code 0"),
+        outcomes
+            .last()
+            .unwrap()
+            .starts_with("accepted by the Feishu bot"),
         "{outcomes:?}"
     );
     assert!(outcomes.len() > 1, "the first body fit: {outcomes:?}");

@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | [`dingtalk`] | markdown/HTML-active ASCII → full-width look-alikes (see the function); `@` → `＠`; links defanged | `[x](https://e)` → `［x］(https:／／e)` |
 //! | [`feishu`] | the same as [`dingtalk`] (so `<at id=all></at>` → `＜at id=all＞＜/at＞`) | `<at user_id="all">` → `＜at user_id="all"＞` |
+//! | [`wecom`] | the same as [`dingtalk`] (so `<@userid>` and `<font color="info">` are inert) | `<@all>` → `＜＠all＞` |
 //! | [`feishu_plain`] | the same as [`slack_plain`] | `<at id=all>` → `＜at id=all＞` |
 //! | [`slack`] | `&<>` → entities; `*~`` ` `` and word-edge `_` → full-width; `@` → `＠`; links defanged | `<!here> *b*` → `&lt;!here&gt; ＊b＊` |
 //! | [`slack_plain`] | `<>` → full-width, `@` → `＠` (plain_text is not parsed; defence in depth); links defanged | `<@U1>` → `＜＠U1＞` |
@@ -92,6 +93,13 @@ pub fn dingtalk(s: &str) -> String {
 /// neutralised by [`dingtalk`]'s replacements (`<` `>` `[` `]` `*` `~` `_` `` ` `` `&` `@`
 /// to full-width, links defanged), so the two are one function.
 pub fn feishu(s: &str) -> String {
+    dingtalk(s)
+}
+
+/// Untrusted text for WeCom robot markdown. Its active syntax (headings, bold, links,
+/// `` `code` ``, `>` quotes, `<font color>`, `<@userid>` mentions) is a subset of DingTalk's,
+/// so [`dingtalk`]'s replacements neutralise it.
+pub fn wecom(s: &str) -> String {
     dingtalk(s)
 }
 

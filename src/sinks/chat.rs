@@ -217,6 +217,45 @@ impl ShrinkMemo {
         map.remove(id);
     }
 
+    /// The outcome of a robot's [`Answer`] for payload `id` (`size` bytes rendered at
+    /// `level`) sent to the robot named `label`: delivered and permanent answers forget `id`;
+    /// "too large" is [`ShrinkMemo::too_large`]; "blocked" (a robot that names no rest) and
+    /// retries are `Retry`.
+    pub fn settle(
+        &self,
+        answer: Answer,
+        service: &str,
+        label: &str,
+        id: &str,
+        size: usize,
+        level: u8,
+    ) -> Outcome {
+        match answer {
+            Answer::Ok => {
+                self.forget(id);
+                Outcome::Delivered {
+                    detail: format!("accepted by the {label} ({size} bytes, level {level})"),
+                }
+            }
+            Answer::TooLarge { errcode } => self.too_large(service, id, errcode, size, level),
+            Answer::Blocked { errcode } => Outcome::Retry {
+                after: None,
+                reason: format!("code {errcode} (sending too fast) from the {label}"),
+            },
+            Answer::Retry { after, reason } => Outcome::Retry {
+                after,
+                reason: format!("{reason} ({label})"),
+            },
+            Answer::Permanent { reason, response } => {
+                self.forget(id);
+                Outcome::Permanent {
+                    reason: format!("{reason} ({label})"),
+                    response,
+                }
+            }
+        }
+    }
+
     /// The outcome of "too large" (`code`) for payload `id`, `size` bytes rendered at `level`:
     /// `Retry` remembering `level + 1`, or `Permanent` past [`MAX_SHRINK`](crate::render::MAX_SHRINK).
     pub fn too_large(&self, service: &str, id: &str, code: i64, size: usize, level: u8) -> Outcome {

@@ -444,48 +444,18 @@ impl FeishuSink {
                 Ok(r) => r,
                 Err(o) => return o,
             };
-        match classify(
+        let answer = classify(
             reply.status,
             reply.retry_after.as_deref(),
             &reply.body,
             OffsetDateTime::now_utc(),
-        ) {
-            Answer::Ok => {
-                self.inner.shrink.forget(id);
-                Outcome::Delivered {
-                    detail: format!(
-                        "code 0 from the {label} ({size} bytes, level {})",
-                        rendered.level
-                    ),
-                }
-            }
-            Answer::TooLarge { errcode } => {
-                self.inner
-                    .shrink
-                    .too_large("Feishu", id, errcode, size, rendered.level)
-            }
-            // Feishu has no "blocked" answer; 11232 is a plain Retry.
-            Answer::Blocked { errcode } => Outcome::Retry {
-                after: Some(LIMITED_PAUSE),
-                reason: format!("code {errcode} from the {label}"),
-            },
-            Answer::Retry { after, reason } => {
-                if reason.starts_with("code 11232") {
-                    tracing::warn!(sink = %self.name, "Feishu says the bot sends too fast; lower `rate_limit`.");
-                }
-                Outcome::Retry {
-                    after,
-                    reason: format!("{reason} ({label})"),
-                }
-            }
-            Answer::Permanent { reason, response } => {
-                self.inner.shrink.forget(id);
-                Outcome::Permanent {
-                    reason: format!("{reason} ({label})"),
-                    response,
-                }
-            }
+        );
+        if matches!(&answer, Answer::Retry { reason, .. } if reason.starts_with("code 11232")) {
+            tracing::warn!(sink = %self.name, "Feishu says the bot sends too fast; lower `rate_limit`.");
         }
+        self.inner
+            .shrink
+            .settle(answer, "Feishu", label, id, size, rendered.level)
     }
 }
 

@@ -2,10 +2,10 @@
 //! delivery attempt and says how it went; the delivery worker owns everything else (rate limits,
 //! retries, backoff with jitter, give-up, dead letters, shutdown).
 //!
-//! Eight sinks exist: [`webhook`] (a generic JSON POST, signed the Standard Webhooks way),
+//! Nine sinks exist: [`webhook`] (a generic JSON POST, signed the Standard Webhooks way),
 //! [`stdout`] (one line per event) and [`file`](mod@file) (JSON Lines, appended) send the same
 //! versioned JSON document, [`payload`] (`sasrelay.event.v1`), whose schema is written down there;
-//! [`dingtalk`], [`feishu`], [`slack`] and [`email`] send what [`render`](crate::render) makes of an event or
+//! [`dingtalk`], [`feishu`], [`wecom`], [`slack`] and [`email`] send what [`render`](crate::render) makes of an event or
 //! a digest, through per-destination rate limits ([`chat`]), and let the worker fold a backlog
 //! ([`Sink::fold`]); [`pagerduty`] sends Events API v2 triggers and resolves under a per-finding
 //! `dedup_key`, rate-limited like the chat sinks but never folding. Their keys are documented in
@@ -32,7 +32,7 @@
 //! | key | default | meaning |
 //! |---|---|---|
 //! | `name` | required | unique; letters, digits, `-`, `_`, `.`; at most 64 characters |
-//! | `type` | required | `"webhook"`, `"stdout"`, `"file"`, `"dingtalk"`, `"feishu"`, `"slack"`, `"email"` or `"pagerduty"` |
+//! | `type` | required | `"webhook"`, `"stdout"`, `"file"`, `"dingtalk"`, `"feishu"`, `"wecom"`, `"slack"`, `"email"` or `"pagerduty"` |
 //! | `domains` | all four | which domains to deliver: `alerts`, `vulnerabilities`, `baseline`, `firewall` |
 //! | `min_severity` | `"info"` | lowest finding severity delivered (`info` < `low` < `medium` < `high` < `critical`); `summary` events always pass |
 //! | `events` | all four | which event kinds to deliver: `new`, `recurring`, `resolved`, `summary` |
@@ -108,6 +108,7 @@ pub mod payload;
 pub mod slack;
 pub mod stdout;
 pub mod webhook;
+pub mod wecom;
 
 use std::path::Path;
 use std::time::Duration;
@@ -127,6 +128,7 @@ pub use pagerduty::{PagerDutyConfig, PagerDutySink};
 pub use slack::{SlackConfig, SlackSink};
 pub use stdout::{StdoutConfig, StdoutFormat, StdoutSink};
 pub use webhook::{WebhookConfig, WebhookSink};
+pub use wecom::{WeComConfig, WeComSink};
 
 /// `User-Agent` of every HTTP request a sink makes.
 pub const USER_AGENT: &str = concat!("sasrelay/", env!("CARGO_PKG_VERSION"));
@@ -163,6 +165,8 @@ pub enum SinkKind {
     DingTalk(DingTalkConfig),
     /// `type = "feishu"`.
     Feishu(FeishuConfig),
+    /// `type = "wecom"`.
+    WeCom(WeComConfig),
     /// `type = "slack"`.
     Slack(SlackConfig),
     /// `type = "email"`.
@@ -180,6 +184,7 @@ impl SinkKind {
             SinkKind::File(_) => "file",
             SinkKind::DingTalk(_) => "dingtalk",
             SinkKind::Feishu(_) => "feishu",
+            SinkKind::WeCom(_) => "wecom",
             SinkKind::Slack(_) => "slack",
             SinkKind::Email(_) => "email",
             SinkKind::PagerDuty(_) => "pagerduty",
@@ -263,6 +268,8 @@ enum SinkType {
     #[serde(rename = "dingtalk")]
     DingTalk,
     Feishu,
+    #[serde(rename = "wecom")]
+    WeCom,
     Slack,
     Email,
     #[serde(rename = "pagerduty")]
@@ -301,6 +308,7 @@ impl TryFrom<RawSinkConfig> for SinkConfig {
             SinkType::File => SinkKind::File(typed("file", &file::KEYS, raw.rest)?),
             SinkType::DingTalk => SinkKind::DingTalk(typed("dingtalk", &dingtalk::KEYS, raw.rest)?),
             SinkType::Feishu => SinkKind::Feishu(typed("feishu", &feishu::KEYS, raw.rest)?),
+            SinkType::WeCom => SinkKind::WeCom(typed("wecom", &wecom::KEYS, raw.rest)?),
             SinkType::Slack => SinkKind::Slack(typed("slack", &slack::KEYS, raw.rest)?),
             SinkType::Email => SinkKind::Email(typed("email", &email::KEYS, raw.rest)?),
             SinkType::PagerDuty => {
@@ -358,6 +366,7 @@ impl SinkConfig {
             SinkKind::File(c) => problems.extend(c.check()),
             SinkKind::DingTalk(c) => problems.extend(c.check()),
             SinkKind::Feishu(c) => problems.extend(c.check()),
+            SinkKind::WeCom(c) => problems.extend(c.check()),
             SinkKind::Slack(c) => problems.extend(c.check()),
             SinkKind::Email(c) => problems.extend(c.check()),
             SinkKind::PagerDuty(c) => problems.extend(c.check()),
@@ -372,6 +381,7 @@ impl SinkConfig {
         let list: Vec<(&'static str, K, Option<&std::path::PathBuf>)> = match &self.kind {
             SinkKind::DingTalk(c) => vec![("template", K::DingTalk, c.template.as_ref())],
             SinkKind::Feishu(c) => vec![("template", K::Feishu, c.template.as_ref())],
+            SinkKind::WeCom(c) => vec![("template", K::WeCom, c.template.as_ref())],
             SinkKind::Slack(c) => vec![("template", K::Slack, c.template.as_ref())],
             SinkKind::Email(c) => vec![
                 (
@@ -401,6 +411,7 @@ impl SinkConfig {
             SinkKind::File(c) => c.anchor(base),
             SinkKind::DingTalk(c) => c.anchor(base),
             SinkKind::Feishu(c) => c.anchor(base),
+            SinkKind::WeCom(c) => c.anchor(base),
             SinkKind::Slack(c) => c.anchor(base),
             SinkKind::Email(c) => c.anchor(base),
             SinkKind::PagerDuty(c) => c.anchor(base),
@@ -458,6 +469,8 @@ pub enum Sink {
     DingTalk(DingTalkSink),
     /// A Feishu/Lark custom bot.
     Feishu(FeishuSink),
+    /// A WeCom group robot.
+    WeCom(WeComSink),
     /// Slack (incoming webhook or chat.postMessage).
     Slack(SlackSink),
     /// Email over SMTP.
@@ -493,6 +506,7 @@ impl Sink {
                 DingTalkSink::build(name, filters, c, &env).map(Sink::DingTalk)
             }
             SinkKind::Feishu(c) => FeishuSink::build(name, filters, c, &env).map(Sink::Feishu),
+            SinkKind::WeCom(c) => WeComSink::build(name, filters, c, &env).map(Sink::WeCom),
             SinkKind::Slack(c) => SlackSink::build(name, filters, c, &env).map(Sink::Slack),
             SinkKind::Email(c) => EmailSink::build(name, filters, c, &env).map(Sink::Email),
             SinkKind::PagerDuty(c) => {
@@ -510,6 +524,7 @@ impl Sink {
             Sink::File(s) => &s.name,
             Sink::DingTalk(s) => &s.name,
             Sink::Feishu(s) => &s.name,
+            Sink::WeCom(s) => &s.name,
             Sink::Slack(s) => &s.name,
             Sink::Email(s) => &s.name,
             Sink::PagerDuty(s) => &s.name,
@@ -524,6 +539,7 @@ impl Sink {
             Sink::File(s) => &s.filters,
             Sink::DingTalk(s) => &s.filters,
             Sink::Feishu(s) => &s.filters,
+            Sink::WeCom(s) => &s.filters,
             Sink::Slack(s) => &s.filters,
             Sink::Email(s) => &s.filters,
             Sink::PagerDuty(s) => &s.filters,
@@ -544,6 +560,7 @@ impl Sink {
             Sink::File(s) => s.deliver(payload).await,
             Sink::DingTalk(s) => s.deliver(payload).await,
             Sink::Feishu(s) => s.deliver(payload).await,
+            Sink::WeCom(s) => s.deliver(payload).await,
             Sink::Slack(s) => s.deliver(payload).await,
             Sink::Email(s) => s.deliver(payload).await,
             Sink::PagerDuty(s) => s.deliver(payload).await,
@@ -558,6 +575,7 @@ impl Sink {
             Sink::Webhook(_) | Sink::Stdout(_) | Sink::File(_) | Sink::PagerDuty(_) => None,
             Sink::DingTalk(s) => Some(s.fold()),
             Sink::Feishu(s) => Some(s.fold()),
+            Sink::WeCom(s) => Some(s.fold()),
             Sink::Slack(s) => Some(s.fold()),
             Sink::Email(s) => Some(s.fold()),
         }
@@ -576,17 +594,18 @@ impl Sink {
             Sink::Slack(s) => {
                 serde_json::to_string(&s.render(payload).body).map_err(|e| e.to_string())
             }
-            Sink::DingTalk(s) => {
-                serde_json::to_string(&s.render(payload, 0).body).map_err(|e| e.to_string())
-            }
-            Sink::Feishu(s) => {
-                serde_json::to_string(&s.render(payload, 0).body).map_err(|e| e.to_string())
-            }
+            Sink::DingTalk(s) => json(&s.render(payload, 0).body),
+            Sink::Feishu(s) => json(&s.render(payload, 0).body),
+            Sink::WeCom(s) => json(&s.render(payload, 0).body),
             Sink::PagerDuty(s) => {
                 serde_json::to_string(&s.preview(payload)).map_err(|e| e.to_string())
             }
         }
     }
+}
+
+fn json(body: &Value) -> Result<String, String> {
+    serde_json::to_string(body).map_err(|e| e.to_string())
 }
 
 /// A config value written inline or read like a secret: `url = "https://…"` or
