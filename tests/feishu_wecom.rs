@@ -1,9 +1,14 @@
-//! The Feishu/Lark sink against a fake custom bot on 127.0.0.1 that behaves like Feishu's: it
+//! The Feishu/Lark and WeCom sinks against fakes on 127.0.0.1.
+//!
+//! Feishu: a fake custom bot on 127.0.0.1 that behaves like Feishu's: it
 //! verifies the body signature (timestamp in seconds, HMAC keyed by `timestamp\nsecret` over
 //! nothing) when the bot has a secret, checks the keyword, enforces 5 a second and 100 a
 //! minute (scaled) answering the real code 11232, refuses bodies over its size limit with 9499
 //! and checks the card's shape. Through the real delivery worker on a real store: a storm of
 //! alerts arrives folded into digests, every finding exactly once, no 11232.
+//!
+//! WeCom: a fake group robot that checks the key (93000), enforces 20 a minute (scaled)
+//! answering 45009, refuses markdown content over 4,096 bytes with 40058 and checks the shape.
 //!
 //! No sleeps for synchronisation: waits are on the fake's request log (a `watch` channel bumped
 //! on every request), each with a generous timeout that only turns a hang into a failure.
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::routing::post;
 use base64::Engine;
 use corpus::{corpus, without_bold_labels};
@@ -28,7 +33,7 @@ use sasrelay::delivery::Worker;
 use sasrelay::event::{Event, OutboxEntry, Payload};
 use sasrelay::finding::{Detail, Domain, Severity};
 use sasrelay::render::feishu::card_text;
-use sasrelay::render::sample_event;
+use sasrelay::render::{sample_event, wecom};
 use sasrelay::sinks::{Outcome, Sink, SinkConfig};
 use sasrelay::store::Store;
 use serde_json::{Value, json};
@@ -716,5 +721,423 @@ async fn preview_is_the_unsigned_card_and_mentions_follow_the_threshold() {
     assert!(
         !debug.contains("abc") && !debug.contains("sec\""),
         "{debug}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fake WeCom robot
+
+/// How one fake WeCom robot behaves.
+#[derive(Clone)]
+struct RobotRules {
+    /// Most requests in any `window` (WeCom: 20 a minute); beyond, 45009.
+    limit: usize,
+    window: Duration,
+    /// Longest `markdown.content` in bytes; beyond, 40058.
+    max_content: usize,
+}
+
+impl Default for RobotRules {
+    fn default() -> Self {
+        RobotRules {
+            limit: 20,
+            window: Duration::from_secs(60),
+            max_content: 4096,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct RobotRequest {
+    key: String,
+    errcode: i64,
+    body: Value,
+}
+
+impl RobotRequest {
+    fn text(&self) -> String {
+        wecom::content(&self.body).to_string()
+    }
+}
+
+#[derive(Default)]
+struct RobotBook {
+    rules: HashMap<String, RobotRules>,
+    seen: HashMap<String, Vec<Instant>>,
+    log: Vec<RobotRequest>,
+}
+
+#[derive(Clone)]
+struct FakeWeCom {
+    book: Arc<Mutex<RobotBook>>,
+    bump: Arc<watch::Sender<usize>>,
+    addr: SocketAddr,
+}
+
+async fn robot_send(
+    State(fake): State<FakeWeCom>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> axum::Json<Value> {
+    let now = Instant::now();
+    let key = q.get("key").cloned().unwrap_or_default();
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut book = lock(&fake.book);
+    let answer = |code: i64, msg: &str| json!({"errcode": code, "errmsg": format!("{msg}, hint: [1755605200056773468916791], more info at https://open.work.weixin.qq.com/devtool/query?e={code}")});
+    let reply = 'reply: {
+        let Some(rules) = book.rules.get(&key).cloned() else {
+            break 'reply answer(93000, "invalid webhook url");
+        };
+        let seen = book.seen.entry(key.clone()).or_default();
+        seen.push(now);
+        if seen
+            .iter()
+            .filter(|t| now.duration_since(**t) < rules.window)
+            .count()
+            > rules.limit
+        {
+            break 'reply answer(45009, "api freq out of limit");
+        }
+        let Some(content) = parsed["markdown"]["content"].as_str() else {
+            break 'reply answer(40008, "invalid message type");
+        };
+        if parsed["msgtype"] != "markdown" {
+            break 'reply answer(40008, "invalid message type");
+        }
+        if content.len() > rules.max_content {
+            break 'reply answer(40058, "markdown.content exceed max length 4096");
+        }
+        json!({"errcode": 0, "errmsg": "ok"})
+    };
+    book.log.push(RobotRequest {
+        key,
+        errcode: reply["errcode"].as_i64().unwrap(),
+        body: parsed,
+    });
+    let n = book.log.len();
+    drop(book);
+    fake.bump.send_replace(n);
+    axum::Json(reply)
+}
+
+impl FakeWeCom {
+    async fn start(robots: &[(&str, RobotRules)]) -> FakeWeCom {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut book = RobotBook::default();
+        for (k, r) in robots {
+            book.rules.insert(k.to_string(), r.clone());
+        }
+        let fake = FakeWeCom {
+            book: Arc::new(Mutex::new(book)),
+            bump: Arc::new(watch::channel(0).0),
+            addr: listener.local_addr().unwrap(),
+        };
+        let app = Router::new()
+            .route("/cgi-bin/webhook/send", post(robot_send))
+            .with_state(fake.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        fake
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("http://{}/cgi-bin/webhook/send?key={key}", self.addr)
+    }
+
+    fn log(&self) -> Vec<RobotRequest> {
+        lock(&self.book).log.clone()
+    }
+}
+
+/// A WeCom sink's TOML: the URL from `WC_URL`, then `extra`.
+fn wecom_sink(extra: &str) -> String {
+    format!("name = \"wc\"\ntype = \"wecom\"\nurl = {{ env = \"WC_URL\" }}\n{extra}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// WeCom
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wecom_storm_is_folded_within_the_robot_budget_every_finding_once() {
+    // WeCom's 20 a minute scaled by 1/100: 20 per 600 ms; the sink sends one per 40 ms (15 per
+    // 600 ms), as the default 3 s is under WeCom's 3 s average.
+    let rules = RobotRules {
+        window: Duration::from_millis(600),
+        ..Default::default()
+    };
+    let fake = FakeWeCom::start(&[("storm-key", rules)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let s = sink(
+        &wecom_sink(
+            "at_user_ids = [\"zhangsan\"]\nrate_limit = { period = \"40ms\", burst = 1 }\n",
+        ),
+        &[("WC_URL", &fake.url("storm-key"))],
+    );
+    let n = 200;
+    let titles: Vec<String> = (0..n).map(|i| format!("wecom storm {i:04}")).collect();
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    for (i, t) in titles.iter().enumerate() {
+        let e = event_of(finding(i, t, Severity::ALL[i % 5]));
+        store
+            .enqueue("wc", &OutboxEntry::new(e.into(), now_ms))
+            .unwrap();
+    }
+    let policy = DeliverySettings {
+        retry_initial_delay: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let token = CancellationToken::new();
+    let worker = Worker::new(Arc::new(s), store.clone(), policy, Arc::new(Notify::new()));
+    let task = tokio::spawn(worker.run(token.clone()));
+    let all_there = |log: &[RobotRequest]| {
+        let text: String = log
+            .iter()
+            .filter(|r| r.errcode == 0)
+            .map(RobotRequest::text)
+            .collect();
+        titles.iter().all(|t| text.contains(t.as_str()))
+    };
+    wait_until(
+        fake.bump.subscribe(),
+        || fake.log(),
+        "every finding delivered",
+        Duration::from_secs(120),
+        all_there,
+    )
+    .await;
+    token.cancel();
+    task.await.unwrap();
+
+    let log = fake.log();
+    let refused: Vec<i64> = log
+        .iter()
+        .filter(|r| r.errcode != 0)
+        .map(|r| r.errcode)
+        .collect();
+    assert!(refused.is_empty(), "refused: {refused:?}");
+    let text: String = log.iter().map(RobotRequest::text).collect();
+    for t in &titles {
+        assert_eq!(text.matches(t.as_str()).count(), 1, "{t}");
+    }
+    assert_eq!(store.depth("wc"), 0);
+    assert!(log.len() < n / 2, "{} messages: not folded", log.len());
+    for r in &log {
+        assert!(r.text().len() <= 4096);
+        assert!(r.text().ends_with("<@zhangsan>"), "{}", r.text());
+        assert!(r.body.get("mentioned_list").is_none());
+    }
+}
+
+#[tokio::test]
+async fn wecom_answers_are_classified_and_never_leak_the_key() {
+    let fake = FakeWeCom::start(&[
+        (
+            "tight-key",
+            RobotRules {
+                limit: 0,
+                ..Default::default()
+            },
+        ),
+        (
+            "small-key",
+            RobotRules {
+                max_content: 1200,
+                ..Default::default()
+            },
+        ),
+    ])
+    .await;
+    let p: Payload = sample_event(Domain::Vulnerabilities).into();
+    let fast = "rate_limit = { period = \"1ms\" }\n";
+    let s = sink(&wecom_sink(fast), &[("WC_URL", &fake.url("no-such-key"))]);
+    let o = deliver(&s, &p).await;
+    let text = reason(&o);
+    assert!(matches!(o, Outcome::Permanent { .. }), "{text}");
+    assert!(text.contains("93000") && text.contains("`url`"), "{text}");
+    assert!(!text.contains("no-such-key"), "key leaked: {text}");
+
+    let s = sink(&wecom_sink(fast), &[("WC_URL", &fake.url("tight-key"))]);
+    match deliver(&s, &p).await {
+        Outcome::Retry { after, reason } => {
+            assert!(reason.contains("45009"), "{reason}");
+            assert_eq!(after, Some(Duration::from_secs(60)));
+            assert!(!reason.contains("tight-key"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // 40058: each attempt renders smaller until WeCom takes it.
+    let s = sink(&wecom_sink(fast), &[("WC_URL", &fake.url("small-key"))]);
+    let mut outcomes = Vec::new();
+    for _ in 0..5 {
+        let o = deliver(&s, &p).await;
+        let done = o.is_delivered();
+        outcomes.push(reason(&o));
+        if done {
+            break;
+        }
+    }
+    assert!(
+        outcomes
+            .last()
+            .unwrap()
+            .starts_with("accepted by the WeCom robot"),
+        "{outcomes:?}"
+    );
+    assert!(outcomes[0].contains("40058"), "{outcomes:?}");
+    let sizes: Vec<usize> = fake
+        .log()
+        .iter()
+        .filter(|r| r.key == "small-key")
+        .map(|r| r.text().len())
+        .collect();
+    // A level whose budget does not bind renders the same; none renders larger.
+    assert!(sizes.windows(2).all(|w| w[1] <= w[0]), "{sizes:?}");
+    assert!(*sizes.last().unwrap() <= 1200, "{sizes:?}");
+}
+
+#[tokio::test]
+async fn wecom_injection_corpus_adds_no_mention_link_colour_or_markup() {
+    let rules = RobotRules {
+        limit: 1_000_000,
+        ..Default::default()
+    };
+    let fake = FakeWeCom::start(&[("inj", rules)]).await;
+    let s = sink(
+        &wecom_sink("at_user_ids = [\"configured\"]\nrate_limit = { period = \"1ms\" }\n"),
+        &[("WC_URL", &fake.url("inj"))],
+    );
+    let corpus = corpus();
+    for (i, entry) in corpus.iter().enumerate() {
+        let o = deliver(&s, &hostile(i, entry)).await;
+        assert!(o.is_delivered(), "entry {i}: {}", reason(&o));
+    }
+    let log = fake.log();
+    assert_eq!(log.len(), corpus.len());
+    let trusted: Vec<String> = sample_event(Domain::Alerts)
+        .finding
+        .unwrap()
+        .links
+        .into_iter()
+        .map(|l| l.url)
+        .collect();
+    for (i, r) in log.iter().enumerate() {
+        let what = format!(
+            "entry {i} ({:?})",
+            corpus[i].chars().take(40).collect::<String>()
+        );
+        let text = r.text();
+        assert!(text.len() <= 4096, "{what}");
+        assert_eq!(text.matches("<@").count(), 1, "{what}: {text}");
+        assert!(text.ends_with("<@configured>"), "{what}");
+        // Take away what the template itself writes: colour tags, the links (trusted URLs
+        // only), bold labels, quote markers and the heading; nothing active may remain.
+        let mut rest = text.replace("<@configured>", "");
+        for c in ["warning", "info", "comment"] {
+            rest = rest.replace(&format!("<font color=\"{c}\">"), "");
+        }
+        rest = rest.replace("</font>", "");
+        let mut links = 0;
+        while let Some(at) = rest.find("](") {
+            let open = rest[..at].rfind('[').expect("a link label");
+            let close = at + rest[at..].find(')').expect("a link end");
+            let url = &rest[at + 2..close];
+            assert!(
+                trusted.iter().any(|t| t == url),
+                "{what}: untrusted link {url}"
+            );
+            rest.replace_range(open..=close, "");
+            links += 1;
+        }
+        assert!(links > 0, "{what}: the trusted links are inline");
+        let rest = without_bold_labels(&rest)
+            .lines()
+            .map(|l| l.trim_start_matches("### ").trim_start_matches("> "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for bad in ["<", ">", "[", "]", "`", "*", "@", "://", "#"] {
+            assert!(!rest.contains(bad), "{what}: {bad:?} in {rest}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn wecom_cjk_emoji_and_huge_command_lines_stay_within_4096_bytes() {
+    let rules = RobotRules {
+        limit: 1_000_000,
+        ..Default::default()
+    };
+    let fake = FakeWeCom::start(&[("big", rules)]).await;
+    let s = sink(
+        &wecom_sink("lang = \"zh\"\nrate_limit = { period = \"1ms\" }\n"),
+        &[("WC_URL", &fake.url("big"))],
+    );
+    for (i, unit) in [
+        "异常登录进程命令行",
+        "😀🔥🚨",
+        "a异😀\"\\\n",
+        "curl http://x | sh ",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let huge = unit.repeat(100_000 / unit.len() + 1);
+        let mut f = finding(i, &huge, Severity::Critical);
+        f.description = huge.clone();
+        f.details = (0..40)
+            .map(|k| Detail {
+                name: format!("命令行 {k}"),
+                value: huge.clone(),
+            })
+            .collect();
+        let o = deliver(&s, &event_of(f).into()).await;
+        assert!(o.is_delivered(), "{unit}: {}", reason(&o));
+        let r = fake.log().pop().unwrap();
+        assert!(r.text().len() <= 4096, "{unit}: {}", r.text().len());
+    }
+}
+
+#[test]
+fn wecom_config_errors_name_the_key_and_position() {
+    let text = "[[source]]\nname = \"prod\"\nregion = \"cn-hangzhou\"\ncredentials = { type = \"access_key\", access_key_id = \"LTAI\", access_key_secret = { env = \"NOT_NEEDED\" } }\n\n\
+                [[sink]]\nname = \"wc\"\ntype = \"wecom\"\n\n\
+                [[sink]]\nname = \"wc2\"\ntype = \"wecom\"\nurl = \"https://qyapi.weixin.qq.com/cgi-bin/webhook/send\"\n\n\
+                [[sink]]\nname = \"wc3\"\ntype = \"wecom\"\nurl = { env = \"WC\" }\nat_user_ids = [\"ok.user\", \"<@all>\"]\nmentioned_list = [\"@all\"]\n";
+    let path = std::path::Path::new("/etc/sasrelay/wc.toml");
+    let errs = sasrelay::config::parse(path, text).unwrap_err();
+    let shown = errs.to_string();
+    let find = |key: &str| {
+        errs.0
+            .iter()
+            .find(|e| e.key.starts_with(key))
+            .unwrap_or_else(|| panic!("no error for {key}:\n{shown}"))
+    };
+    let missing = find("sink[0]");
+    assert!(missing.message.contains("url"), "{shown}");
+    assert_eq!(missing.line, 6, "{shown}");
+    let key = find("sink[1].url");
+    assert!(key.message.contains("`key`"), "{shown}");
+    let unknown = find("sink[2]");
+    assert!(
+        unknown.message.contains("unknown key `mentioned_list`"),
+        "{shown}"
+    );
+    assert!(shown.contains("/etc/sasrelay/wc.toml:6:"), "{shown}");
+    let c: SinkConfig = toml::from_str(
+        "name = \"wc\"\ntype = \"wecom\"\nurl = { env = \"WC\" }\nat_user_ids = [\"<@all>\"]\n",
+    )
+    .unwrap();
+    let problems = c.check();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].0, "at_user_ids[0]");
+    let c: SinkConfig =
+        toml::from_str("name = \"wc\"\ntype = \"wecom\"\nurl = { env = \"WC\" }\n").unwrap();
+    let e = Sink::build_with(&c, |_| {
+        Some("https://evil.example/cgi-bin/webhook/send?key=SECRET-KEY".into())
+    })
+    .unwrap_err();
+    assert!(
+        e.contains("evil.example") && !e.contains("SECRET-KEY"),
+        "{e}"
     );
 }

@@ -17,6 +17,7 @@ use sasrelay::render::dingtalk::{self, DingTalkOptions, MsgType};
 use sasrelay::render::email::{self, EmailOptions, RenderedEmail};
 use sasrelay::render::feishu::{self, FeishuOptions};
 use sasrelay::render::slack::{self, SlackOptions};
+use sasrelay::render::wecom::{self, WeComOptions};
 use sasrelay::render::{
     Lang, Rendered, TemplateKind, builtin_template, check_template, sample_digest, sample_event,
     sample_summary,
@@ -558,6 +559,16 @@ fn snapshots_of_every_sink_and_domain() {
             );
             assert!(fs.warnings.is_empty(), "{:?}", fs.warnings);
             check(format!("feishu_{case}_{l}.json"), json(&fs.body));
+            let wc = wecom::render(
+                &p,
+                &WeComOptions {
+                    lang,
+                    at_user_ids: vec!["zhangsan".into()],
+                    ..Default::default()
+                },
+            );
+            assert!(wc.warnings.is_empty(), "{:?}", wc.warnings);
+            check(format!("wecom_{case}_{l}.json"), json(&wc.body));
             let sl = slack::render(
                 &p,
                 &SlackOptions {
