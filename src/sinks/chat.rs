@@ -11,7 +11,7 @@
 //! limiter lives in memory only, so it starts **empty**: a process that restarts in a loop
 //! cannot send a fresh burst each time (DingTalk would block the robot for 10 minutes after
 //! 20 messages in a minute). A sink that finds its limiter empty sends nothing and answers
-//! [`Outcome::Throttled`](super::Outcome::Throttled); the worker waits without counting an
+//! [`Outcome::Throttled`]; the worker waits without counting an
 //! attempt.
 //!
 //! ## Backlog folding

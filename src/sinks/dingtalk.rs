@@ -19,7 +19,7 @@
 //! |---|---|
 //! | errcode 0 | `Delivered` |
 //! | 130101, 410100 (sending too fast) | the robot rests [`BLOCK`] (10 min); `Retry` at once with another robot of the pool, or after the rest when all rest |
-//! | 460101, 101002 (body too large) | `Retry` rendered one shrink level smaller; `Permanent` past [`MAX_SHRINK`] |
+//! | 460101, 101002 (body too large) | `Retry` rendered one shrink level smaller; `Permanent` past [`MAX_SHRINK`](crate::render::MAX_SHRINK) |
 //! | 310000 (keyword, signature, timestamp or IP allowlist) | `Permanent`, with a hint naming the cause |
 //! | 300001, 300005, 400101 (token), 400013, 400102, 400106 (group or robot gone), 400105, 430101–430104 (content refused) | `Permanent` |
 //! | other errcodes, an unreadable body | `Retry` with backoff |
