@@ -150,23 +150,13 @@ pub fn valid_user_id(id: &str) -> bool {
 
 /// The configured mentions that are valid (warning about the rest), at most [`MAX_MENTIONS`].
 fn mentions(opts: &DingTalkOptions, warnings: &mut Vec<String>) -> (Vec<String>, Vec<String>) {
-    let mut keep = |list: &[String], ok: fn(&str) -> bool, what: &str| -> Vec<String> {
-        let mut out = Vec::new();
-        for m in list {
-            let m = m.trim();
-            if ok(m) {
-                out.push(m.to_string());
-            } else {
-                warnings.push(format!(
-                    "ignored invalid dingtalk {what} {:?}",
-                    clip(&escape::text(m), 40)
-                ));
-            }
-        }
-        out
-    };
-    let mut mobiles = keep(&opts.at_mobiles, valid_mobile, "mobile");
-    let mut ids = keep(&opts.at_user_ids, valid_user_id, "user id");
+    let mut mobiles = valid_entries(&opts.at_mobiles, valid_mobile, "dingtalk mobile", warnings);
+    let mut ids = valid_entries(
+        &opts.at_user_ids,
+        valid_user_id,
+        "dingtalk user id",
+        warnings,
+    );
     if mobiles.len() + ids.len() > MAX_MENTIONS {
         warnings.push(format!(
             "only the first {MAX_MENTIONS} dingtalk mentions are used"
@@ -175,6 +165,30 @@ fn mentions(opts: &DingTalkOptions, warnings: &mut Vec<String>) -> (Vec<String>,
         ids.truncate(MAX_MENTIONS - mobiles.len());
     }
     (mobiles, ids)
+}
+
+/// The trimmed entries of `list` that pass `ok`; each other one adds a warning naming `what`
+/// (`feishu user id`). For configured mentions, which the sink's check already refused, so
+/// only a direct caller of the renderer meets the warning.
+pub(crate) fn valid_entries(
+    list: &[String],
+    ok: fn(&str) -> bool,
+    what: &str,
+    warnings: &mut Vec<String>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in list {
+        let m = m.trim();
+        if ok(m) {
+            out.push(m.to_string());
+        } else {
+            warnings.push(format!(
+                "ignored invalid {what} {:?}",
+                clip(&escape::text(m), 40)
+            ));
+        }
+    }
+    out
 }
 
 /// Action-card buttons.

@@ -24,7 +24,7 @@
 
 use serde_json::{Value, json};
 
-use super::dingtalk::{Fit, MAX_BUTTONS, assemble, link_buttons};
+use super::dingtalk::{Fit, MAX_BUTTONS, assemble, link_buttons, valid_entries};
 use super::text::clip;
 use super::view::{self, max_severity};
 use super::{Lang, Rendered, TemplateKind, escape, zone_or_utc};
@@ -115,18 +115,12 @@ pub fn render(payload: &Payload, opts: &FeishuOptions) -> Rendered<Value> {
         .map(|k| clip(k.trim(), 64))
         .filter(|k| !k.is_empty());
 
-    let mut ids: Vec<&str> = Vec::new();
-    for m in &opts.at_user_ids {
-        let m = m.trim();
-        if valid_user_id(m) {
-            ids.push(m);
-        } else {
-            warnings.push(format!(
-                "ignored invalid feishu user id {:?}",
-                clip(&escape::text(m), 40)
-            ));
-        }
-    }
+    let mut ids = valid_entries(
+        &opts.at_user_ids,
+        valid_user_id,
+        "feishu user id",
+        &mut warnings,
+    );
     if ids.len() > MAX_MENTIONS {
         warnings.push(format!(
             "only the first {MAX_MENTIONS} feishu mentions are used"

@@ -14,10 +14,9 @@
 
 use serde_json::{Value, json};
 
-use super::dingtalk::{Fit, assemble};
-use super::text::clip;
+use super::dingtalk::{Fit, assemble, valid_entries};
 use super::view;
-use super::{Lang, Rendered, TemplateKind, escape, zone_or_utc};
+use super::{Lang, Rendered, TemplateKind, zone_or_utc};
 use crate::event::Payload;
 
 /// WeCom's limit on `markdown.content`, in bytes.
@@ -76,18 +75,12 @@ pub fn render(payload: &Payload, opts: &WeComOptions) -> Rendered<Value> {
     let mut warnings = Vec::new();
     let lang = opts.lang;
     let tz = zone_or_utc(&opts.timezone, &mut warnings);
-    let mut ids: Vec<&str> = Vec::new();
-    for m in &opts.at_user_ids {
-        let m = m.trim();
-        if valid_user_id(m) {
-            ids.push(m);
-        } else {
-            warnings.push(format!(
-                "ignored invalid wecom user id {:?}",
-                clip(&escape::text(m), 40)
-            ));
-        }
-    }
+    let mut ids = valid_entries(
+        &opts.at_user_ids,
+        valid_user_id,
+        "wecom user id",
+        &mut warnings,
+    );
     if ids.len() > MAX_MENTIONS {
         warnings.push(format!(
             "only the first {MAX_MENTIONS} wecom mentions are used"

@@ -433,6 +433,160 @@ pub async fn exchange(
     })
 }
 
+/// Checks what every robot sink (DingTalk, Feishu, WeCom) has: `timezone`, `rate_limit`,
+/// `timeout`, `fold_after` and `fold_max_members`.
+pub fn check_robot(
+    timezone: &str,
+    rate_limit: &RateLimit,
+    timeout: Duration,
+    fold_after: usize,
+    fold_max_members: usize,
+) -> Vec<(String, String)> {
+    let mut p = Vec::new();
+    if !crate::render::valid_zone(timezone) {
+        p.push((
+            "timezone".to_string(),
+            format!("unknown time zone {timezone:?}; use an IANA name such as \"Asia/Shanghai\""),
+        ));
+    }
+    p.extend(rate_limit.check("rate_limit"));
+    p.extend(check_timeout(timeout));
+    p.extend(check_fold(fold_after, fold_max_members));
+    p
+}
+
+/// Checks a robot's custom `keyword`: 1 to 64 characters on one line.
+pub fn check_keyword(keyword: Option<&str>) -> Option<(String, String)> {
+    keyword
+        .filter(|k| {
+            k.trim().is_empty() || k.chars().count() > 64 || k.chars().any(char::is_control)
+        })
+        .map(|_| {
+            (
+                "keyword".to_string(),
+                "must be 1 to 64 characters on one line".into(),
+            )
+        })
+}
+
+/// Checks each entry of the list under `key` with `valid`; `what` says what an entry must be.
+pub fn check_each(
+    key: &str,
+    list: &[String],
+    valid: fn(&str) -> bool,
+    what: &str,
+) -> Vec<(String, String)> {
+    list.iter()
+        .enumerate()
+        .filter(|(_, m)| !valid(m.trim()))
+        .map(|(i, _)| (format!("{key}[{i}]"), format!("is not {what}")))
+        .collect()
+}
+
+/// Reads the custom template file under `template`, if one is configured.
+pub fn read_template_opt(path: Option<&Path>) -> Result<Option<String>, String> {
+    path.map(|p| read_template("template", p)).transpose()
+}
+
+/// One webhook of a robot sink that posts to a single URL (Feishu, WeCom): the URL, a label
+/// without the credential, its rate limiter, the HTTP client and the memory of payloads that
+/// were too large.
+pub struct Hook {
+    url: reqwest::Url,
+    label: String,
+    limiter: Limiter,
+    client: reqwest::Client,
+    timeout: Duration,
+    shrink: ShrinkMemo,
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label)
+    }
+}
+
+/// How a robot sorts a response ([`Answer`]); pure.
+pub type Classify = fn(u16, Option<&str>, &[u8], OffsetDateTime) -> Answer;
+
+impl Hook {
+    /// `what` names the robot kind (`Feishu bot`); the label is `{what} at scheme://host`.
+    pub fn new(
+        what: &str,
+        url: reqwest::Url,
+        rate_limit: &RateLimit,
+        timeout: Duration,
+    ) -> Result<Hook, String> {
+        let label = format!(
+            "{what} at {}://{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default()
+        );
+        Ok(Hook {
+            url,
+            label,
+            limiter: Limiter::new(rate_limit),
+            client: http_client(timeout)?,
+            timeout,
+            shrink: ShrinkMemo::default(),
+        })
+    }
+
+    /// `Feishu bot at https://open.feishu.cn`.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Takes a permit, or says how long the sink must wait ([`Outcome::Throttled`]).
+    pub fn permit(&self) -> Result<(), Outcome> {
+        self.limiter
+            .try_acquire()
+            .map_err(|after| Outcome::Throttled {
+                after: after.max(Duration::from_millis(1)),
+            })
+    }
+
+    /// The shrink level to render payload `id` at.
+    pub fn level(&self, id: &str) -> u8 {
+        self.shrink.get(id)
+    }
+
+    /// One POST of `body` (payload `id`, rendered at `level`), classified by `classify` and
+    /// settled ([`ShrinkMemo::settle`]).
+    pub async fn post(
+        &self,
+        service: &str,
+        id: &str,
+        body: &serde_json::Value,
+        level: u8,
+        classify: Classify,
+    ) -> Outcome {
+        let body = serde_json::to_vec(body).unwrap_or_default();
+        let size = body.len();
+        let request = self
+            .client
+            .post(self.url.clone())
+            .header("content-type", "application/json; charset=utf-8")
+            .body(body);
+        let what = format!("POST to the {}", self.label);
+        let reply = match exchange(request, &what, self.timeout, MAX_RESPONSE).await {
+            Ok(r) => r,
+            Err(o) => return o,
+        };
+        let answer = classify(
+            reply.status,
+            reply.retry_after.as_deref(),
+            &reply.body,
+            OffsetDateTime::now_utc(),
+        );
+        self.shrink
+            .settle(answer, service, &self.label, id, size, level)
+    }
+}
+
+/// Bytes of a robot's response body read.
+const MAX_RESPONSE: usize = 4096;
+
 /// The reason for a transport failure, never holding the URL.
 pub fn transport_reason(what: &str, e: reqwest::Error, timeout: Duration) -> String {
     let e = e.without_url();

@@ -50,8 +50,8 @@ use super::{Filters, MaybeSecret, Outcome, strip_control, truncate};
 use crate::config::HumanDuration;
 use crate::event::Payload;
 use crate::finding::Severity;
+use crate::render::Lang;
 use crate::render::dingtalk::{DingTalkOptions, MsgType, valid_mobile, valid_user_id};
-use crate::render::{Lang, valid_zone};
 use crate::secret::{Secret, SecretRef};
 
 /// Keys of `type = "dingtalk"`, besides the common ones.
@@ -219,39 +219,19 @@ impl DingTalkConfig {
                 p.push((format!("robots[{i}].url"), e));
             }
         }
-        if let Some(k) = &self.keyword
-            && (k.trim().is_empty() || k.chars().count() > 64 || k.chars().any(char::is_control))
-        {
-            p.push((
-                "keyword".to_string(),
-                "must be 1 to 64 characters on one line".into(),
-            ));
-        }
-        if !valid_zone(&self.timezone) {
-            p.push((
-                "timezone".to_string(),
-                format!(
-                    "unknown time zone {:?}; use an IANA name such as \"Asia/Shanghai\"",
-                    self.timezone
-                ),
-            ));
-        }
-        for (i, m) in self.at_mobiles.iter().enumerate() {
-            if !valid_mobile(m.trim()) {
-                p.push((
-                    format!("at_mobiles[{i}]"),
-                    "is not a mobile number (digits, optional leading + and - separators)".into(),
-                ));
-            }
-        }
-        for (i, m) in self.at_user_ids.iter().enumerate() {
-            if !valid_user_id(m.trim()) {
-                p.push((
-                    format!("at_user_ids[{i}]"),
-                    "is not a DingTalk user ID (1 to 64 of letters, digits, _ - . $)".into(),
-                ));
-            }
-        }
+        p.extend(chat::check_keyword(self.keyword.as_deref()));
+        p.extend(chat::check_each(
+            "at_mobiles",
+            &self.at_mobiles,
+            valid_mobile,
+            "a mobile number (digits, optional leading + and - separators)",
+        ));
+        p.extend(chat::check_each(
+            "at_user_ids",
+            &self.at_user_ids,
+            valid_user_id,
+            "a DingTalk user ID (1 to 64 of letters, digits, _ - . $)",
+        ));
         let mentions = !self.at_mobiles.is_empty() || !self.at_user_ids.is_empty() || self.at_all;
         if self.msg_type == MsgType::ActionCard && mentions {
             p.push((
@@ -260,9 +240,13 @@ impl DingTalkConfig {
                     .into(),
             ));
         }
-        p.extend(self.rate_limit.check("rate_limit"));
-        p.extend(chat::check_timeout(self.timeout.0));
-        p.extend(chat::check_fold(self.fold_after, self.fold_max_members));
+        p.extend(chat::check_robot(
+            &self.timezone,
+            &self.rate_limit,
+            self.timeout.0,
+            self.fold_after,
+            self.fold_max_members,
+        ));
         p
     }
 
@@ -524,10 +508,7 @@ impl DingTalkSink {
                 rest_until: Mutex::new(None),
             });
         }
-        let template = match &c.template {
-            Some(p) => Some(chat::read_template("template", p)?),
-            None => None,
-        };
+        let template = chat::read_template_opt(c.template.as_deref())?;
         Ok(DingTalkSink {
             name,
             filters,

@@ -45,15 +45,15 @@ use serde_json::Value;
 use sha2::Sha256;
 use time::OffsetDateTime;
 
-use super::chat::{self, Answer, Fold, Limiter, RateLimit, ShrinkMemo};
+use super::chat::{self, Answer, Fold, Hook, RateLimit};
 use super::dingtalk::{default_timeout, default_zone, info, yes};
 use super::webhook::parse_url;
 use super::{Filters, MaybeSecret, Outcome, strip_control, truncate};
 use crate::config::HumanDuration;
 use crate::event::Payload;
 use crate::finding::Severity;
+use crate::render::Lang;
 use crate::render::feishu::{FeishuOptions, MAX_BODY_BYTES, valid_user_id};
-use crate::render::{Lang, valid_zone};
 use crate::secret::{Secret, SecretRef};
 
 /// Keys of `type = "feishu"`, besides the common ones.
@@ -84,8 +84,6 @@ pub const DEFAULT_PERIOD: Duration = Duration::from_millis(650);
 pub const LIMITED_PAUSE: Duration = Duration::from_secs(2);
 /// Bytes `timestamp` and `sign` add to a body (they take 70; the rest is margin).
 pub const SIGN_RESERVE: usize = 96;
-/// Bytes of a response body read.
-const MAX_RESPONSE: usize = 4096;
 
 /// `type = "feishu"`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -153,35 +151,20 @@ impl FeishuConfig {
         {
             p.push(("url".to_string(), e));
         }
-        if let Some(k) = &self.keyword
-            && (k.trim().is_empty() || k.chars().count() > 64 || k.chars().any(char::is_control))
-        {
-            p.push((
-                "keyword".to_string(),
-                "must be 1 to 64 characters on one line".into(),
-            ));
-        }
-        if !valid_zone(&self.timezone) {
-            p.push((
-                "timezone".to_string(),
-                format!(
-                    "unknown time zone {:?}; use an IANA name such as \"Asia/Shanghai\"",
-                    self.timezone
-                ),
-            ));
-        }
-        for (i, m) in self.at_user_ids.iter().enumerate() {
-            if !valid_user_id(m.trim()) {
-                p.push((
-                    format!("at_user_ids[{i}]"),
-                    "is not a Feishu open_id or user ID (1 to 64 of letters, digits, _ -); use `at_all` for everyone"
-                        .into(),
-                ));
-            }
-        }
-        p.extend(self.rate_limit.check("rate_limit"));
-        p.extend(chat::check_timeout(self.timeout.0));
-        p.extend(chat::check_fold(self.fold_after, self.fold_max_members));
+        p.extend(chat::check_keyword(self.keyword.as_deref()));
+        p.extend(chat::check_each(
+            "at_user_ids",
+            &self.at_user_ids,
+            valid_user_id,
+            "a Feishu open_id or user ID (1 to 64 of letters, digits, _ -); use `at_all` for everyone",
+        ));
+        p.extend(chat::check_robot(
+            &self.timezone,
+            &self.rate_limit,
+            self.timeout.0,
+            self.fold_after,
+            self.fold_max_members,
+        ));
         p
     }
 
@@ -306,20 +289,17 @@ pub struct FeishuSink {
 struct Inner {
     config: FeishuConfig,
     template: Option<String>,
-    url: reqwest::Url,
-    /// `Feishu bot at https://open.feishu.cn` (no path: the hook id is the credential).
-    label: String,
+    /// The webhook, labelled `Feishu bot at https://open.feishu.cn` (the hook id is the
+    /// credential).
+    hook: Hook,
     secret: Option<Secret>,
-    limiter: Limiter,
-    client: reqwest::Client,
-    shrink: ShrinkMemo,
 }
 
 impl fmt::Debug for FeishuSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FeishuSink")
             .field("name", &self.name)
-            .field("bot", &self.inner.label)
+            .field("bot", &self.inner.hook)
             .field("signed", &self.inner.secret.is_some())
             .field("rate_limit", &self.inner.config.rate_limit)
             .finish_non_exhaustive()
@@ -347,27 +327,14 @@ impl FeishuSink {
             }
             None => None,
         };
-        let template = match &c.template {
-            Some(p) => Some(chat::read_template("template", p)?),
-            None => None,
-        };
-        let label = format!(
-            "Feishu bot at {}://{}",
-            url.scheme(),
-            url.host_str().unwrap_or_default()
-        );
         Ok(FeishuSink {
             name,
             filters,
             inner: Arc::new(Inner {
                 config: c.clone(),
-                template,
-                url,
-                label,
+                template: chat::read_template_opt(c.template.as_deref())?,
+                hook: Hook::new("Feishu bot", url, &c.rate_limit, c.timeout.0)?,
                 secret,
-                limiter: Limiter::new(&c.rate_limit),
-                client: chat::http_client(c.timeout.0)?,
-                shrink: ShrinkMemo::default(),
             }),
         })
     }
@@ -411,13 +378,12 @@ impl FeishuSink {
     /// One POST to the bot, classified (module doc). Sends nothing and answers
     /// [`Outcome::Throttled`] when the rate limit has no permit.
     pub async fn deliver(&self, payload: &Payload) -> Outcome {
-        if let Err(after) = self.inner.limiter.try_acquire() {
-            return Outcome::Throttled {
-                after: after.max(Duration::from_millis(1)),
-            };
+        let hook = &self.inner.hook;
+        if let Err(throttled) = hook.permit() {
+            return throttled;
         }
         let id = payload.id();
-        let rendered = self.render(payload, self.inner.shrink.get(id));
+        let rendered = self.render(payload, hook.level(id));
         for w in &rendered.warnings {
             tracing::warn!(sink = %self.name, event = %id, warning = %w, "The message was rendered with a warning.");
         }
@@ -429,33 +395,13 @@ impl FeishuSink {
             ),
             None => rendered.body,
         };
-        let body = serde_json::to_vec(&body).unwrap_or_default();
-        let size = body.len();
-        let label = &self.inner.label;
-        let request = self
-            .inner
-            .client
-            .post(self.inner.url.clone())
-            .header("content-type", "application/json; charset=utf-8")
-            .body(body);
-        let what = format!("POST to the {label}");
-        let reply =
-            match chat::exchange(request, &what, self.inner.config.timeout.0, MAX_RESPONSE).await {
-                Ok(r) => r,
-                Err(o) => return o,
-            };
-        let answer = classify(
-            reply.status,
-            reply.retry_after.as_deref(),
-            &reply.body,
-            OffsetDateTime::now_utc(),
-        );
-        if matches!(&answer, Answer::Retry { reason, .. } if reason.starts_with("code 11232")) {
+        let outcome = hook
+            .post("Feishu", id, &body, rendered.level, classify)
+            .await;
+        if matches!(&outcome, Outcome::Retry { reason, .. } if reason.starts_with("code 11232")) {
             tracing::warn!(sink = %self.name, "Feishu says the bot sends too fast; lower `rate_limit`.");
         }
-        self.inner
-            .shrink
-            .settle(answer, "Feishu", label, id, size, rendered.level)
+        outcome
     }
 }
 

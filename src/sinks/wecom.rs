@@ -32,15 +32,15 @@ use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::chat::{self, Answer, Fold, Limiter, RateLimit, ShrinkMemo};
+use super::chat::{self, Answer, Fold, Hook, RateLimit};
 use super::dingtalk::{default_timeout, default_zone, info, yes};
 use super::webhook::parse_url;
 use super::{Filters, MaybeSecret, Outcome, strip_control, truncate};
 use crate::config::HumanDuration;
 use crate::event::Payload;
 use crate::finding::Severity;
+use crate::render::Lang;
 use crate::render::wecom::{WeComOptions, valid_user_id};
-use crate::render::{Lang, valid_zone};
 
 /// Keys of `type = "wecom"`, besides the common ones.
 pub const KEYS: [&str; 11] = [
@@ -65,8 +65,6 @@ pub const SEND_PATH: &str = "/cgi-bin/webhook/send";
 pub const DEFAULT_PERIOD: Duration = Duration::from_secs(3);
 /// How long to wait after errcode 45009 (over 20 a minute).
 pub const LIMITED_PAUSE: Duration = Duration::from_secs(60);
-/// Bytes of a response body read.
-const MAX_RESPONSE: usize = 4096;
 
 /// `type = "wecom"`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -125,26 +123,19 @@ impl WeComConfig {
         {
             p.push(("url".to_string(), e));
         }
-        if !valid_zone(&self.timezone) {
-            p.push((
-                "timezone".to_string(),
-                format!(
-                    "unknown time zone {:?}; use an IANA name such as \"Asia/Shanghai\"",
-                    self.timezone
-                ),
-            ));
-        }
-        for (i, m) in self.at_user_ids.iter().enumerate() {
-            if !valid_user_id(m.trim()) {
-                p.push((
-                    format!("at_user_ids[{i}]"),
-                    "is not a WeCom user ID (1 to 64 of letters, digits, _ - .)".into(),
-                ));
-            }
-        }
-        p.extend(self.rate_limit.check("rate_limit"));
-        p.extend(chat::check_timeout(self.timeout.0));
-        p.extend(chat::check_fold(self.fold_after, self.fold_max_members));
+        p.extend(chat::check_each(
+            "at_user_ids",
+            &self.at_user_ids,
+            valid_user_id,
+            "a WeCom user ID (1 to 64 of letters, digits, _ - .)",
+        ));
+        p.extend(chat::check_robot(
+            &self.timezone,
+            &self.rate_limit,
+            self.timeout.0,
+            self.fold_after,
+            self.fold_max_members,
+        ));
         p
     }
 
@@ -237,19 +228,16 @@ pub struct WeComSink {
 struct Inner {
     config: WeComConfig,
     template: Option<String>,
-    url: reqwest::Url,
-    /// `WeCom robot at https://qyapi.weixin.qq.com` (no query: the key is the credential).
-    label: String,
-    limiter: Limiter,
-    client: reqwest::Client,
-    shrink: ShrinkMemo,
+    /// The webhook, labelled `WeCom robot at https://qyapi.weixin.qq.com` (the key is the
+    /// credential).
+    hook: Hook,
 }
 
 impl fmt::Debug for WeComSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WeComSink")
             .field("name", &self.name)
-            .field("robot", &self.inner.label)
+            .field("robot", &self.inner.hook)
             .field("rate_limit", &self.inner.config.rate_limit)
             .finish_non_exhaustive()
     }
@@ -266,26 +254,13 @@ impl WeComSink {
         let text = c.url.resolve_with(env).map_err(|e| format!("url: {e}"))?;
         let url =
             check_send_url(text.expose(), c.url.is_secret()).map_err(|e| format!("url: {e}"))?;
-        let template = match &c.template {
-            Some(p) => Some(chat::read_template("template", p)?),
-            None => None,
-        };
-        let label = format!(
-            "WeCom robot at {}://{}",
-            url.scheme(),
-            url.host_str().unwrap_or_default()
-        );
         Ok(WeComSink {
             name,
             filters,
             inner: Arc::new(Inner {
                 config: c.clone(),
-                template,
-                url,
-                label,
-                limiter: Limiter::new(&c.rate_limit),
-                client: chat::http_client(c.timeout.0)?,
-                shrink: ShrinkMemo::default(),
+                template: chat::read_template_opt(c.template.as_deref())?,
+                hook: Hook::new("WeCom robot", url, &c.rate_limit, c.timeout.0)?,
             }),
         })
     }
@@ -320,40 +295,17 @@ impl WeComSink {
     /// One POST to the robot, classified (module doc). Sends nothing and answers
     /// [`Outcome::Throttled`] when the rate limit has no permit.
     pub async fn deliver(&self, payload: &Payload) -> Outcome {
-        if let Err(after) = self.inner.limiter.try_acquire() {
-            return Outcome::Throttled {
-                after: after.max(Duration::from_millis(1)),
-            };
+        let hook = &self.inner.hook;
+        if let Err(throttled) = hook.permit() {
+            return throttled;
         }
         let id = payload.id();
-        let rendered = self.render(payload, self.inner.shrink.get(id));
+        let rendered = self.render(payload, hook.level(id));
         for w in &rendered.warnings {
             tracing::warn!(sink = %self.name, event = %id, warning = %w, "The message was rendered with a warning.");
         }
-        let body = serde_json::to_vec(&rendered.body).unwrap_or_default();
-        let size = body.len();
-        let label = &self.inner.label;
-        let request = self
-            .inner
-            .client
-            .post(self.inner.url.clone())
-            .header("content-type", "application/json; charset=utf-8")
-            .body(body);
-        let what = format!("POST to the {label}");
-        let reply =
-            match chat::exchange(request, &what, self.inner.config.timeout.0, MAX_RESPONSE).await {
-                Ok(r) => r,
-                Err(o) => return o,
-            };
-        let answer = classify(
-            reply.status,
-            reply.retry_after.as_deref(),
-            &reply.body,
-            OffsetDateTime::now_utc(),
-        );
-        self.inner
-            .shrink
-            .settle(answer, "WeCom", label, id, size, rendered.level)
+        hook.post("WeCom", id, &rendered.body, rendered.level, classify)
+            .await
     }
 }
 
