@@ -73,32 +73,127 @@ impl Default for BotRules {
     }
 }
 
+/// One request a fake robot received: the robot it named (hook id or key), the code it
+/// answered, the body's size and the body.
 #[derive(Clone, Debug)]
-struct BotRequest {
-    hook: String,
+struct Request {
+    robot: String,
     code: i64,
     size: usize,
     body: Value,
 }
 
-impl BotRequest {
+impl Request {
+    /// The message text: a Feishu card's `lark_md`, or WeCom's markdown content.
     fn text(&self) -> String {
-        card_text(&self.body).to_string()
+        if self.body.get("card").is_some() {
+            card_text(&self.body).to_string()
+        } else {
+            wecom::content(&self.body).to_string()
+        }
     }
 }
 
-#[derive(Default)]
-struct Book {
-    rules: HashMap<String, BotRules>,
+/// What a fake robot server knows: each robot's rules, when each was called, every request.
+struct Book<R> {
+    rules: HashMap<String, R>,
     seen: HashMap<String, Vec<Instant>>,
-    log: Vec<BotRequest>,
+    log: Vec<Request>,
 }
 
-#[derive(Clone)]
-struct FakeFeishu {
-    book: Arc<Mutex<Book>>,
+/// A fake robot server on 127.0.0.1 (Feishu's or WeCom's, by the rules type `R`).
+struct Fake<R> {
+    book: Arc<Mutex<Book<R>>>,
     bump: Arc<watch::Sender<usize>>,
     addr: SocketAddr,
+}
+
+impl<R> Clone for Fake<R> {
+    fn clone(&self) -> Self {
+        Fake {
+            book: self.book.clone(),
+            bump: self.bump.clone(),
+            addr: self.addr,
+        }
+    }
+}
+
+type FakeFeishu = Fake<BotRules>;
+type FakeWeCom = Fake<RobotRules>;
+
+impl<R: Clone + Send + 'static> Fake<R> {
+    /// Serves `handler` at `path` for the robots given.
+    async fn serve(
+        robots: &[(&str, R)],
+        path: &str,
+        handler: axum::routing::MethodRouter<Fake<R>>,
+    ) -> Fake<R> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let book = Book {
+            rules: robots
+                .iter()
+                .map(|(k, r)| (k.to_string(), r.clone()))
+                .collect(),
+            seen: HashMap::new(),
+            log: Vec::new(),
+        };
+        let fake = Fake {
+            book: Arc::new(Mutex::new(book)),
+            bump: Arc::new(watch::channel(0).0),
+            addr: listener.local_addr().unwrap(),
+        };
+        let app = Router::new().route(path, handler).with_state(fake.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        fake
+    }
+
+    /// Answers one request to `robot`: `decide` gets its rules (none for an unknown robot),
+    /// the times it was called (this call included) and the parsed body, and returns the
+    /// reply with its code under `code_key`; the request is logged and waiters woken.
+    fn answer(
+        &self,
+        robot: String,
+        body: &Bytes,
+        code_key: &str,
+        decide: impl FnOnce(Option<&R>, &[Instant], &Value) -> Value,
+    ) -> axum::Json<Value> {
+        let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let mut book = lock(&self.book);
+        let seen = if book.rules.contains_key(&robot) {
+            let seen = book.seen.entry(robot.clone()).or_default();
+            seen.push(Instant::now());
+            seen.clone()
+        } else {
+            Vec::new()
+        };
+        let reply = decide(book.rules.get(&robot), &seen, &parsed);
+        book.log.push(Request {
+            robot,
+            code: reply[code_key].as_i64().unwrap(),
+            size: body.len(),
+            body: parsed,
+        });
+        let n = book.log.len();
+        drop(book);
+        self.bump.send_replace(n);
+        axum::Json(reply)
+    }
+
+    fn log(&self) -> Vec<Request> {
+        lock(&self.book).log.clone()
+    }
+
+    async fn wait_for(&self, what: &str, limit: Duration, done: impl Fn(&[Request]) -> bool) {
+        wait_until(self.bump.subscribe(), || self.log(), what, limit, done).await;
+    }
+}
+
+/// Requests within `window` of the last one in `seen`.
+fn within(seen: &[Instant], window: Duration) -> usize {
+    let now = seen.last().copied().unwrap_or_else(Instant::now);
+    seen.iter()
+        .filter(|t| now.duration_since(**t) < window)
+        .count()
 }
 
 /// The signature, computed independently of sasrelay: key = "{ts}\n{secret}", message empty.
@@ -170,28 +265,25 @@ async fn bot_hook(
     Path(hook): Path<String>,
     body: Bytes,
 ) -> axum::Json<Value> {
-    let now = Instant::now();
-    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let mut book = lock(&fake.book);
-    let answer = |code: i64, msg: &str| json!({"code": code, "msg": msg, "data": {}});
-    let reply = 'reply: {
-        let Some(rules) = book.rules.get(&hook).cloned() else {
-            break 'reply answer(
+    let size = body.len();
+    fake.answer(hook, &body, "code", |rules, seen, parsed| {
+        let answer = |code: i64, msg: &str| json!({"code": code, "msg": msg, "data": {}});
+        let Some(rules) = rules else {
+            return answer(
                 19001,
                 "param invalid: incoming webhook access token invalid",
             );
         };
-        let seen = book.seen.entry(hook.clone()).or_default();
-        seen.push(now);
-        let within = |w: Duration| seen.iter().filter(|t| now.duration_since(**t) < w).count();
-        if within(rules.second) > rules.per_second || within(rules.minute) > rules.per_minute {
-            break 'reply answer(
+        if within(seen, rules.second) > rules.per_second
+            || within(seen, rules.minute) > rules.per_minute
+        {
+            return answer(
                 11232,
                 "frequency limited psm[lark.oapi.app_platform_runtime]appID[1500]",
             );
         }
-        if body.len() > rules.max_bytes || parsed.is_null() {
-            break 'reply answer(9499, "Bad Request");
+        if size > rules.max_bytes || parsed.is_null() {
+            return answer(9499, "Bad Request");
         }
         if let Some(secret) = &rules.secret {
             let ts = parsed["timestamp"].as_str().unwrap_or_default();
@@ -199,66 +291,34 @@ async fn bot_hook(
             let now_s = time::OffsetDateTime::now_utc().unix_timestamp();
             let fresh = ts.parse::<i64>().is_ok_and(|t| (now_s - t).abs() <= 3600);
             if !fresh || sign != feishu_sign(secret, ts) {
-                break 'reply answer(
+                return answer(
                     19021,
                     "sign match fail or timestamp is not within one hour from current time",
                 );
             }
         }
-        if shape_problem(&parsed).is_some() {
-            break 'reply answer(9499, "Bad Request");
+        if shape_problem(parsed).is_some() {
+            return answer(9499, "Bad Request");
         }
         if let Some(k) = &rules.keyword {
             let title = parsed["card"]["header"]["title"]["content"]
                 .as_str()
                 .unwrap_or_default();
-            if !title.contains(k.as_str()) && !card_text(&parsed).contains(k.as_str()) {
-                break 'reply answer(19024, "Key Words Not Found");
+            if !title.contains(k.as_str()) && !card_text(parsed).contains(k.as_str()) {
+                return answer(19024, "Key Words Not Found");
             }
         }
         json!({"StatusCode": 0, "StatusMessage": "success", "code": 0, "data": {}, "msg": "success"})
-    };
-    book.log.push(BotRequest {
-        hook,
-        code: reply["code"].as_i64().unwrap(),
-        size: body.len(),
-        body: parsed,
-    });
-    let n = book.log.len();
-    drop(book);
-    fake.bump.send_replace(n);
-    axum::Json(reply)
+    })
 }
 
 impl FakeFeishu {
     async fn start(bots: &[(&str, BotRules)]) -> FakeFeishu {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut book = Book::default();
-        for (h, r) in bots {
-            book.rules.insert(h.to_string(), r.clone());
-        }
-        let fake = FakeFeishu {
-            book: Arc::new(Mutex::new(book)),
-            bump: Arc::new(watch::channel(0).0),
-            addr: listener.local_addr().unwrap(),
-        };
-        let app = Router::new()
-            .route("/open-apis/bot/v2/hook/{hook}", post(bot_hook))
-            .with_state(fake.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        fake
+        Fake::serve(bots, "/open-apis/bot/v2/hook/{hook}", post(bot_hook)).await
     }
 
     fn url(&self, hook: &str) -> String {
         format!("http://{}/open-apis/bot/v2/hook/{hook}", self.addr)
-    }
-
-    fn log(&self) -> Vec<BotRequest> {
-        lock(&self.book).log.clone()
-    }
-
-    async fn wait_for(&self, what: &str, limit: Duration, done: impl Fn(&[BotRequest]) -> bool) {
-        wait_until(self.bump.subscribe(), || self.log(), what, limit, done).await;
     }
 }
 
@@ -336,11 +396,11 @@ async fn an_alert_storm_is_folded_within_the_bot_budget_every_finding_once() {
     let token = CancellationToken::new();
     let worker = Worker::new(Arc::new(s), store.clone(), policy, Arc::new(Notify::new()));
     let task = tokio::spawn(worker.run(token.clone()));
-    let all_there = |log: &[BotRequest]| {
+    let all_there = |log: &[Request]| {
         let text: String = log
             .iter()
             .filter(|r| r.code == 0)
-            .map(BotRequest::text)
+            .map(Request::text)
             .collect();
         titles.iter().all(|t| text.contains(t.as_str()))
     };
@@ -356,7 +416,7 @@ async fn an_alert_storm_is_folded_within_the_bot_budget_every_finding_once() {
     let log = fake.log();
     let refused: Vec<i64> = log.iter().filter(|r| r.code != 0).map(|r| r.code).collect();
     assert!(refused.is_empty(), "refused: {refused:?}");
-    let text: String = log.iter().map(BotRequest::text).collect();
+    let text: String = log.iter().map(Request::text).collect();
     for t in &titles {
         assert_eq!(text.matches(t.as_str()).count(), 1, "{t}");
     }
@@ -508,7 +568,7 @@ async fn frequency_limited_is_a_retry_and_too_large_renders_smaller() {
     let log = fake.log();
     let sizes: Vec<usize> = log
         .iter()
-        .filter(|r| r.hook == "small")
+        .filter(|r| r.robot == "small")
         .map(|r| r.size)
         .collect();
     assert!(sizes.windows(2).all(|w| w[1] < w[0]), "{sizes:?}");
@@ -747,104 +807,40 @@ impl Default for RobotRules {
     }
 }
 
-#[derive(Clone, Debug)]
-struct RobotRequest {
-    key: String,
-    errcode: i64,
-    body: Value,
-}
-
-impl RobotRequest {
-    fn text(&self) -> String {
-        wecom::content(&self.body).to_string()
-    }
-}
-
-#[derive(Default)]
-struct RobotBook {
-    rules: HashMap<String, RobotRules>,
-    seen: HashMap<String, Vec<Instant>>,
-    log: Vec<RobotRequest>,
-}
-
-#[derive(Clone)]
-struct FakeWeCom {
-    book: Arc<Mutex<RobotBook>>,
-    bump: Arc<watch::Sender<usize>>,
-    addr: SocketAddr,
-}
-
 async fn robot_send(
     State(fake): State<FakeWeCom>,
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> axum::Json<Value> {
-    let now = Instant::now();
     let key = q.get("key").cloned().unwrap_or_default();
-    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let mut book = lock(&fake.book);
-    let answer = |code: i64, msg: &str| json!({"errcode": code, "errmsg": format!("{msg}, hint: [1755605200056773468916791], more info at https://open.work.weixin.qq.com/devtool/query?e={code}")});
-    let reply = 'reply: {
-        let Some(rules) = book.rules.get(&key).cloned() else {
-            break 'reply answer(93000, "invalid webhook url");
+    fake.answer(key, &body, "errcode", |rules, seen, parsed| {
+        let answer = |code: i64, msg: &str| {
+            json!({"errcode": code, "errmsg": format!("{msg}, hint: [1755605200056773468916791], more info at https://open.work.weixin.qq.com/devtool/query?e={code}")})
         };
-        let seen = book.seen.entry(key.clone()).or_default();
-        seen.push(now);
-        if seen
-            .iter()
-            .filter(|t| now.duration_since(**t) < rules.window)
-            .count()
-            > rules.limit
-        {
-            break 'reply answer(45009, "api freq out of limit");
-        }
-        let Some(content) = parsed["markdown"]["content"].as_str() else {
-            break 'reply answer(40008, "invalid message type");
+        let Some(rules) = rules else {
+            return answer(93000, "invalid webhook url");
         };
-        if parsed["msgtype"] != "markdown" {
-            break 'reply answer(40008, "invalid message type");
+        if within(seen, rules.window) > rules.limit {
+            return answer(45009, "api freq out of limit");
         }
+        let content = parsed["markdown"]["content"].as_str();
+        let Some(content) = content.filter(|_| parsed["msgtype"] == "markdown") else {
+            return answer(40008, "invalid message type");
+        };
         if content.len() > rules.max_content {
-            break 'reply answer(40058, "markdown.content exceed max length 4096");
+            return answer(40058, "markdown.content exceed max length 4096");
         }
         json!({"errcode": 0, "errmsg": "ok"})
-    };
-    book.log.push(RobotRequest {
-        key,
-        errcode: reply["errcode"].as_i64().unwrap(),
-        body: parsed,
-    });
-    let n = book.log.len();
-    drop(book);
-    fake.bump.send_replace(n);
-    axum::Json(reply)
+    })
 }
 
 impl FakeWeCom {
     async fn start(robots: &[(&str, RobotRules)]) -> FakeWeCom {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut book = RobotBook::default();
-        for (k, r) in robots {
-            book.rules.insert(k.to_string(), r.clone());
-        }
-        let fake = FakeWeCom {
-            book: Arc::new(Mutex::new(book)),
-            bump: Arc::new(watch::channel(0).0),
-            addr: listener.local_addr().unwrap(),
-        };
-        let app = Router::new()
-            .route("/cgi-bin/webhook/send", post(robot_send))
-            .with_state(fake.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        fake
+        Fake::serve(robots, "/cgi-bin/webhook/send", post(robot_send)).await
     }
 
     fn url(&self, key: &str) -> String {
         format!("http://{}/cgi-bin/webhook/send?key={key}", self.addr)
-    }
-
-    fn log(&self) -> Vec<RobotRequest> {
-        lock(&self.book).log.clone()
     }
 }
 
@@ -889,17 +885,15 @@ async fn wecom_storm_is_folded_within_the_robot_budget_every_finding_once() {
     let token = CancellationToken::new();
     let worker = Worker::new(Arc::new(s), store.clone(), policy, Arc::new(Notify::new()));
     let task = tokio::spawn(worker.run(token.clone()));
-    let all_there = |log: &[RobotRequest]| {
+    let all_there = |log: &[Request]| {
         let text: String = log
             .iter()
-            .filter(|r| r.errcode == 0)
-            .map(RobotRequest::text)
+            .filter(|r| r.code == 0)
+            .map(Request::text)
             .collect();
         titles.iter().all(|t| text.contains(t.as_str()))
     };
-    wait_until(
-        fake.bump.subscribe(),
-        || fake.log(),
+    fake.wait_for(
         "every finding delivered",
         Duration::from_secs(120),
         all_there,
@@ -909,13 +903,9 @@ async fn wecom_storm_is_folded_within_the_robot_budget_every_finding_once() {
     task.await.unwrap();
 
     let log = fake.log();
-    let refused: Vec<i64> = log
-        .iter()
-        .filter(|r| r.errcode != 0)
-        .map(|r| r.errcode)
-        .collect();
+    let refused: Vec<i64> = log.iter().filter(|r| r.code != 0).map(|r| r.code).collect();
     assert!(refused.is_empty(), "refused: {refused:?}");
-    let text: String = log.iter().map(RobotRequest::text).collect();
+    let text: String = log.iter().map(Request::text).collect();
     for t in &titles {
         assert_eq!(text.matches(t.as_str()).count(), 1, "{t}");
     }
@@ -988,7 +978,7 @@ async fn wecom_answers_are_classified_and_never_leak_the_key() {
     let sizes: Vec<usize> = fake
         .log()
         .iter()
-        .filter(|r| r.key == "small-key")
+        .filter(|r| r.robot == "small-key")
         .map(|r| r.text().len())
         .collect();
     // A level whose budget does not bind renders the same; none renders larger.
