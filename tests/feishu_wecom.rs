@@ -855,7 +855,8 @@ fn wecom_sink(extra: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wecom_storm_is_folded_within_the_robot_budget_every_finding_once() {
     // WeCom's 20 a minute scaled by 1/100: 20 per 600 ms; the sink sends one per 40 ms (15 per
-    // 600 ms), as the default 3 s is under WeCom's 3 s average.
+    // 600 ms), as the default 3 s keeps to WeCom's 20 a minute. Digests of 5 make 40 messages,
+    // more than one window allows, so an unlimited sender would meet 45009.
     let rules = RobotRules {
         window: Duration::from_millis(600),
         ..Default::default()
@@ -865,7 +866,7 @@ async fn wecom_storm_is_folded_within_the_robot_budget_every_finding_once() {
     let store = Store::open(dir.path()).unwrap();
     let s = sink(
         &wecom_sink(
-            "at_user_ids = [\"zhangsan\"]\nrate_limit = { period = \"40ms\", burst = 1 }\n",
+            "at_user_ids = [\"zhangsan\"]\nfold_max_members = 5\nrate_limit = { period = \"40ms\", burst = 1 }\n",
         ),
         &[("WC_URL", &fake.url("storm-key"))],
     );
