@@ -86,8 +86,8 @@
 //!   or chat.postMessage), `email` (lettre SMTP), `pagerduty` (Events API v2, one alert per
 //!   finding): config, one attempt, outcome
 //!   classification, the `sasrelay.event.v1` payload; `sinks::chat` holds the GCRA rate
-//!   limiters (memory-only, so they start empty), the robots' shared answer type and their
-//!   "too large" memory.
+//!   limiters (memory-only, so they start empty), what the robot sinks share (the answer type,
+//!   the "too large" memory, one HTTP exchange, the single-URL poster of Feishu and WeCom).
 //! - [`render`] — the pure rendering layer of the chat, mail and paging sinks: DingTalk robot
 //!   JSON, Feishu interactive cards (header colour by severity), WeCom markdown, Slack Block
 //!   Kit, email subject/text/HTML from minijinja templates (built-in en/zh or custom),
