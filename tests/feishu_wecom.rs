@@ -360,33 +360,25 @@ fn feishu_sign_vectors_are_reproduced_and_differ_from_dingtalk() {
 
 const FS_SECRET: &str = "qNwUZcLm9RbJf3kq2XyTtB";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_alert_storm_is_folded_within_the_bot_budget_every_finding_once() {
-    // Feishu's numbers scaled by 1/10: 5 per 100 ms and 100 per 6 s. The sink sends one per
-    // 65 ms (the default 650 ms scaled the same way).
-    let rules = BotRules {
-        secret: Some(FS_SECRET.into()),
-        keyword: Some("SAS".into()),
-        second: Duration::from_millis(100),
-        minute: Duration::from_secs(6),
-        ..Default::default()
-    };
-    let fake = FakeFeishu::start(&[("storm", rules)]).await;
+/// Sends `n` alerts (titled `{prefix} 0000`…, severities cycling) through the real delivery
+/// worker on a real store to `s`, waits until the fake has every title, and checks that no
+/// request was refused, every title arrived exactly once, the outbox is empty and the backlog
+/// was folded. Returns the fake's log.
+async fn storm<R: Clone + Send + 'static>(
+    fake: &Fake<R>,
+    s: Sink,
+    prefix: &str,
+    n: usize,
+) -> Vec<Request> {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let s = sink(
-        &feishu_sink(
-            "secret = { env = \"FS_SECRET\" }\nkeyword = \"SAS\"\nat_user_ids = [\"ou_oncall\"]\nmention_min_severity = \"high\"\nrate_limit = { period = \"65ms\", burst = 1 }\n",
-        ),
-        &[("FS_URL", &fake.url("storm")), ("FS_SECRET", FS_SECRET)],
-    );
-    let n = 200;
-    let titles: Vec<String> = (0..n).map(|i| format!("storm finding {i:04}")).collect();
+    let name = s.name().to_string();
+    let titles: Vec<String> = (0..n).map(|i| format!("{prefix} {i:04}")).collect();
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
     for (i, t) in titles.iter().enumerate() {
         let e = event_of(finding(i, t, Severity::ALL[i % 5]));
         store
-            .enqueue("fs", &OutboxEntry::new(e.into(), now_ms))
+            .enqueue(&name, &OutboxEntry::new(e.into(), now_ms))
             .unwrap();
     }
     let policy = DeliverySettings {
@@ -420,17 +412,39 @@ async fn an_alert_storm_is_folded_within_the_bot_budget_every_finding_once() {
     for t in &titles {
         assert_eq!(text.matches(t.as_str()).count(), 1, "{t}");
     }
-    assert_eq!(store.depth("fs"), 0);
-    let digests = log
-        .iter()
-        .filter(|r| r.text().matches("storm finding").count() > 1)
-        .count();
-    assert!(digests > 0, "the backlog was folded");
+    assert_eq!(store.depth(&name), 0);
     assert!(
         log.len() < n / 2,
         "{} messages for {n} alerts: not folded",
         log.len()
     );
+    eprintln!(
+        "storm: {n} alerts -> {} messages, largest body {} bytes",
+        log.len(),
+        log.iter().map(|r| r.size).max().unwrap_or(0)
+    );
+    log
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_storm_is_folded_within_the_bot_budget_every_finding_once() {
+    // Feishu's numbers scaled by 1/10: 5 per 100 ms and 100 per 6 s. The sink sends one per
+    // 65 ms (the default 650 ms scaled the same way).
+    let rules = BotRules {
+        secret: Some(FS_SECRET.into()),
+        keyword: Some("SAS".into()),
+        second: Duration::from_millis(100),
+        minute: Duration::from_secs(6),
+        ..Default::default()
+    };
+    let fake = FakeFeishu::start(&[("storm", rules)]).await;
+    let s = sink(
+        &feishu_sink(
+            "secret = { env = \"FS_SECRET\" }\nkeyword = \"SAS\"\nat_user_ids = [\"ou_oncall\"]\nmention_min_severity = \"high\"\nrate_limit = { period = \"65ms\", burst = 1 }\n",
+        ),
+        &[("FS_URL", &fake.url("storm")), ("FS_SECRET", FS_SECRET)],
+    );
+    let log = storm(&fake, s, "storm finding", 200).await;
     // Every message has critical or high members (a digest of 20 of the five severities), so
     // every one mentions the configured user, and only that user.
     for r in &log {
@@ -438,11 +452,6 @@ async fn an_alert_storm_is_folded_within_the_bot_budget_every_finding_once() {
         assert_eq!(r.text().matches("<at ").count(), 1);
         assert_eq!(r.body["card"]["header"]["template"], "red");
     }
-    eprintln!(
-        "storm: {n} alerts -> {} messages ({digests} digests), largest body {} bytes",
-        log.len(),
-        log.iter().map(|r| r.size).max().unwrap()
-    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -862,56 +871,13 @@ async fn wecom_storm_is_folded_within_the_robot_budget_every_finding_once() {
         ..Default::default()
     };
     let fake = FakeWeCom::start(&[("storm-key", rules)]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
     let s = sink(
         &wecom_sink(
             "at_user_ids = [\"zhangsan\"]\nfold_max_members = 5\nrate_limit = { period = \"40ms\", burst = 1 }\n",
         ),
         &[("WC_URL", &fake.url("storm-key"))],
     );
-    let n = 200;
-    let titles: Vec<String> = (0..n).map(|i| format!("wecom storm {i:04}")).collect();
-    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-    for (i, t) in titles.iter().enumerate() {
-        let e = event_of(finding(i, t, Severity::ALL[i % 5]));
-        store
-            .enqueue("wc", &OutboxEntry::new(e.into(), now_ms))
-            .unwrap();
-    }
-    let policy = DeliverySettings {
-        retry_initial_delay: Duration::from_millis(200),
-        ..Default::default()
-    };
-    let token = CancellationToken::new();
-    let worker = Worker::new(Arc::new(s), store.clone(), policy, Arc::new(Notify::new()));
-    let task = tokio::spawn(worker.run(token.clone()));
-    let all_there = |log: &[Request]| {
-        let text: String = log
-            .iter()
-            .filter(|r| r.code == 0)
-            .map(Request::text)
-            .collect();
-        titles.iter().all(|t| text.contains(t.as_str()))
-    };
-    fake.wait_for(
-        "every finding delivered",
-        Duration::from_secs(120),
-        all_there,
-    )
-    .await;
-    token.cancel();
-    task.await.unwrap();
-
-    let log = fake.log();
-    let refused: Vec<i64> = log.iter().filter(|r| r.code != 0).map(|r| r.code).collect();
-    assert!(refused.is_empty(), "refused: {refused:?}");
-    let text: String = log.iter().map(Request::text).collect();
-    for t in &titles {
-        assert_eq!(text.matches(t.as_str()).count(), 1, "{t}");
-    }
-    assert_eq!(store.depth("wc"), 0);
-    assert!(log.len() < n / 2, "{} messages: not folded", log.len());
+    let log = storm(&fake, s, "wecom storm", 200).await;
     for r in &log {
         assert!(r.text().len() <= 4096);
         assert!(r.text().ends_with("<@zhangsan>"), "{}", r.text());
