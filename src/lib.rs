@@ -81,13 +81,17 @@
 //! - [`delivery`] — the per-sink worker, its pure retry / dead-letter decision and its
 //!   crash-safe backlog folding (pure plan, single-key writes).
 //! - [`sinks`] — `webhook` (Standard Webhooks), `stdout`, `file`, `dingtalk` (robot pools,
-//!   signing, errcode classification), `slack` (webhook or chat.postMessage), `email` (lettre
-//!   SMTP), `pagerduty` (Events API v2, one alert per finding): config, one attempt, outcome
+//!   signing, errcode classification), `feishu` (Feishu/Lark custom bot: body signing, code
+//!   classification), `wecom` (WeCom group robot, errcode classification), `slack` (webhook
+//!   or chat.postMessage), `email` (lettre SMTP), `pagerduty` (Events API v2, one alert per
+//!   finding): config, one attempt, outcome
 //!   classification, the `sasrelay.event.v1` payload; `sinks::chat` holds the GCRA rate
-//!   limiters (memory-only, so they start empty).
+//!   limiters (memory-only, so they start empty), what the robot sinks share (the answer type,
+//!   the "too large" memory, one HTTP exchange, the single-URL poster of Feishu and WeCom).
 //! - [`render`] — the pure rendering layer of the chat, mail and paging sinks: DingTalk robot
-//!   JSON, Slack Block Kit, email subject/text/HTML from minijinja templates (built-in en/zh or
-//!   custom), PagerDuty events (trigger/resolve under a fingerprint-derived `dedup_key`),
+//!   JSON, Feishu interactive cards (header colour by severity), WeCom markdown, Slack Block
+//!   Kit, email subject/text/HTML from minijinja templates (built-in en/zh or custom),
+//!   PagerDuty events (trigger/resolve under a fingerprint-derived `dedup_key`),
 //!   per-output escaping of untrusted text, mentions only from config, size limits.
 //! - [`daemon`] — `run`: store, sinks, pollers, workers, pruner, admin API; ordered shutdown.
 //! - [`notify`] — systemd's `sd_notify` (`READY=1`, `STOPPING=1`, `WATCHDOG=1`) when

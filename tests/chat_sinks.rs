@@ -9,10 +9,11 @@
 //! timestamps.
 
 mod corpus;
+mod sinkkit;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -24,93 +25,22 @@ use corpus::corpus;
 use hmac::{Hmac, Mac};
 use sasrelay::config::DeliverySettings;
 use sasrelay::delivery::Worker;
-use sasrelay::event::{Digest, Event, EventKind, OutboxEntry, Payload};
-use sasrelay::finding::{Domain, Finding, Severity};
+use sasrelay::event::{Digest, Event, OutboxEntry, Payload};
+use sasrelay::finding::{Domain, Severity};
 use sasrelay::render::sample_event;
-use sasrelay::sinks::{Outcome, Sink, SinkConfig};
+use sasrelay::sinks::{Outcome, Sink};
 use sasrelay::store::Store;
 use serde_json::{Value, json};
 use sha2::Sha256;
+use sinkkit::{deliver, event_of, finding, hostile, lock, reason, sink, wait_until};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn sink(text: &str, env: &[(&str, &str)]) -> Sink {
-    let c: SinkConfig = toml::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let env: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Sink::build_with(&c, |k| env.get(k).cloned()).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// One attempt, waiting for the sink's rate limiter first (as the worker does).
-async fn deliver(s: &Sink, p: &Payload) -> Outcome {
-    loop {
-        match s.deliver(p, 1).await {
-            Outcome::Throttled { after } => tokio::time::sleep(after).await,
-            other => return other,
-        }
-    }
-}
-
-/// A finding with `title`, distinct by `n`.
-fn finding(n: usize, title: &str, severity: Severity) -> Finding {
-    let mut f = sample_event(Domain::Alerts).finding.unwrap();
-    f.fingerprint = format!("{n:064}");
-    f.id = format!("alert:{n}");
-    f.title = title.into();
-    f.severity = severity;
-    f
-}
-
-fn event_of(f: Finding) -> Event {
-    Event::about(
-        EventKind::New,
-        f,
-        0,
-        "",
-        None,
-        time::OffsetDateTime::now_utc(),
-    )
-}
 
 fn assert_no_secret(text: &str, secrets: &[&str]) {
     for s in secrets {
         assert!(!text.contains(s), "secret {s:?} leaked: {text}");
     }
-}
-
-fn reason(o: &Outcome) -> String {
-    match o {
-        Outcome::Delivered { detail } => detail.clone(),
-        Outcome::Retry { reason, .. } => reason.clone(),
-        Outcome::Permanent { reason, response } => format!("{reason} {response:?}"),
-        Outcome::Throttled { after } => format!("throttled {after:?}"),
-    }
-}
-
-/// An alert with `s` in every text field a renderer prints.
-fn hostile(n: usize, s: &str) -> Payload {
-    let mut f = finding(n, s, Severity::High);
-    f.description = s.into();
-    f.alert_type = s.into();
-    f.kubernetes.namespace = Some(s.into());
-    f.kubernetes.pod = Some(s.into());
-    f.kubernetes.image = Some(s.into());
-    f.host.instance_name = Some(s.into());
-    for d in &mut f.details {
-        d.value = s.into();
-    }
-    f.details.push(sasrelay::finding::Detail {
-        name: s.into(),
-        value: s.into(),
-    });
-    event_of(f).into()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -288,22 +218,7 @@ impl FakeDingTalk {
 
     /// Waits until `done(log)` holds.
     async fn wait_for(&self, what: &str, limit: Duration, done: impl Fn(&[RobotRequest]) -> bool) {
-        let mut rx = self.bump.subscribe();
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            if done(&self.log()) {
-                return;
-            }
-            if tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .is_err()
-            {
-                panic!(
-                    "timed out waiting for {what}; {} requests",
-                    self.log().len()
-                );
-            }
-        }
+        wait_until(self.bump.subscribe(), || self.log(), what, limit, done).await;
     }
 }
 
@@ -722,19 +637,14 @@ impl FakeSlack {
     }
 
     async fn wait_for(&self, what: &str, done: impl Fn(&[SlackRequest]) -> bool) {
-        let mut rx = self.bump.subscribe();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if done(&self.log()) {
-                return;
-            }
-            if tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .is_err()
-            {
-                panic!("timed out waiting for {what}; {:?}", self.log());
-            }
-        }
+        wait_until(
+            self.bump.subscribe(),
+            || self.log(),
+            what,
+            Duration::from_secs(60),
+            done,
+        )
+        .await;
     }
 }
 

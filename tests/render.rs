@@ -10,12 +10,14 @@ mod corpus;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use corpus::corpus;
+use corpus::{corpus, without_bold_labels};
 use sasrelay::event::{Digest, Event, Payload};
 use sasrelay::finding::{Detail, Domain, Finding, Tactic};
 use sasrelay::render::dingtalk::{self, DingTalkOptions, MsgType};
 use sasrelay::render::email::{self, EmailOptions, RenderedEmail};
+use sasrelay::render::feishu::{self, FeishuOptions};
 use sasrelay::render::slack::{self, SlackOptions};
+use sasrelay::render::wecom::{self, WeComOptions};
 use sasrelay::render::{
     Lang, Rendered, TemplateKind, builtin_template, check_template, sample_digest, sample_event,
     sample_summary,
@@ -199,33 +201,6 @@ fn trusted_urls(p: &Payload) -> Vec<String> {
     urls.sort();
     urls.dedup();
     urls
-}
-
-/// Removes `**Label**` spans (the templates' own bold labels: letters, spaces, `&`, CJK).
-fn without_bold_labels(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find("**") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        match after.find("**") {
-            Some(j)
-                if j > 0
-                    && j <= 40
-                    && after[..j]
-                        .chars()
-                        .all(|c| c.is_alphabetic() || c == ' ' || c == '&') =>
-            {
-                rest = &after[j + 2..];
-            }
-            _ => {
-                out.push_str("**");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 const DT_MOBILE: &str = "13900000000";
@@ -574,6 +549,26 @@ fn snapshots_of_every_sink_and_domain() {
             );
             assert!(dt.warnings.is_empty(), "{:?}", dt.warnings);
             check(format!("dingtalk_{case}_{l}.json"), json(&dt.body));
+            let fs = feishu::render(
+                &p,
+                &FeishuOptions {
+                    lang,
+                    at_user_ids: vec!["ou_0123abcd".into()],
+                    ..Default::default()
+                },
+            );
+            assert!(fs.warnings.is_empty(), "{:?}", fs.warnings);
+            check(format!("feishu_{case}_{l}.json"), json(&fs.body));
+            let wc = wecom::render(
+                &p,
+                &WeComOptions {
+                    lang,
+                    at_user_ids: vec!["zhangsan".into()],
+                    ..Default::default()
+                },
+            );
+            assert!(wc.warnings.is_empty(), "{:?}", wc.warnings);
+            check(format!("wecom_{case}_{l}.json"), json(&wc.body));
             let sl = slack::render(
                 &p,
                 &SlackOptions {

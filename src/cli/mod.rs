@@ -83,8 +83,9 @@ impl From<DomainArg> for Domain {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print exactly the body a sink would send (JSON for DingTalk and Slack, the MIME message
-    /// for email, the event document for webhooks) for a finding, a sample or a digest.
+    /// Print exactly the body a sink would send (JSON for DingTalk, Feishu, WeCom and Slack,
+    /// the MIME message for email, the event document for webhooks) for a finding, a sample or
+    /// a digest.
     Render {
         /// Configuration file.
         #[arg(long, short)]

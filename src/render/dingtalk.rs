@@ -150,23 +150,13 @@ pub fn valid_user_id(id: &str) -> bool {
 
 /// The configured mentions that are valid (warning about the rest), at most [`MAX_MENTIONS`].
 fn mentions(opts: &DingTalkOptions, warnings: &mut Vec<String>) -> (Vec<String>, Vec<String>) {
-    let mut keep = |list: &[String], ok: fn(&str) -> bool, what: &str| -> Vec<String> {
-        let mut out = Vec::new();
-        for m in list {
-            let m = m.trim();
-            if ok(m) {
-                out.push(m.to_string());
-            } else {
-                warnings.push(format!(
-                    "ignored invalid dingtalk {what} {:?}",
-                    clip(&escape::text(m), 40)
-                ));
-            }
-        }
-        out
-    };
-    let mut mobiles = keep(&opts.at_mobiles, valid_mobile, "mobile");
-    let mut ids = keep(&opts.at_user_ids, valid_user_id, "user id");
+    let mut mobiles = valid_entries(&opts.at_mobiles, valid_mobile, "dingtalk mobile", warnings);
+    let mut ids = valid_entries(
+        &opts.at_user_ids,
+        valid_user_id,
+        "dingtalk user id",
+        warnings,
+    );
     if mobiles.len() + ids.len() > MAX_MENTIONS {
         warnings.push(format!(
             "only the first {MAX_MENTIONS} dingtalk mentions are used"
@@ -177,9 +167,42 @@ fn mentions(opts: &DingTalkOptions, warnings: &mut Vec<String>) -> (Vec<String>,
     (mobiles, ids)
 }
 
-/// Action-card buttons: for an event its finding's links (alert detail, CVE pages, report,
-/// console, cluster); for a digest the console and cluster links of its members.
+/// The trimmed entries of `list` that pass `ok`; each other one adds a warning naming `what`
+/// (`feishu user id`). For configured mentions, which the sink's check already refused, so
+/// only a direct caller of the renderer meets the warning.
+pub(crate) fn valid_entries(
+    list: &[String],
+    ok: fn(&str) -> bool,
+    what: &str,
+    warnings: &mut Vec<String>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in list {
+        let m = m.trim();
+        if ok(m) {
+            out.push(m.to_string());
+        } else {
+            warnings.push(format!(
+                "ignored invalid {what} {:?}",
+                clip(&escape::text(m), 40)
+            ));
+        }
+    }
+    out
+}
+
+/// Action-card buttons.
 fn buttons(p: &Payload, lang: Lang) -> Vec<Value> {
+    link_buttons(p, lang, MAX_BUTTONS)
+        .into_iter()
+        .map(|(label, url)| json!({"title": escape::dingtalk(&label), "actionURL": url}))
+        .collect()
+}
+
+/// Button links as `(label, url)`, the label not yet escaped: for an event its finding's links
+/// (alert detail, CVE pages, report, console, cluster), at most `max`; for a digest the console
+/// and cluster links of its members, at most 2.
+pub(crate) fn link_buttons(p: &Payload, lang: Lang, max: usize) -> Vec<(String, String)> {
     let rank = |k: LinkKind| match k {
         LinkKind::Asset => 0,
         LinkKind::Cve => 1,
@@ -204,10 +227,8 @@ fn buttons(p: &Payload, lang: Lang) -> Vec<Value> {
     }
     all.sort_by_key(|l| rank(l.0));
     all.into_iter()
-        .take(if digest { 2 } else { MAX_BUTTONS })
-        .map(|(k, label, url)| {
-            json!({"title": escape::dingtalk(&link_label(k, &label, lang)), "actionURL": url})
-        })
+        .take(if digest { 2.min(max) } else { max })
+        .map(|(k, label, url)| (link_label(k, &label, lang), url))
         .collect()
 }
 
@@ -284,54 +305,22 @@ pub fn render(payload: &Payload, opts: &DingTalkOptions) -> Rendered<Value> {
         body
     };
 
-    let limit = target(opts.max_body_bytes, opts.shrink);
-    let mut engine = Engine::new(
-        TemplateKind::DingTalk,
+    let fit = Fit {
+        kind: TemplateKind::DingTalk,
         lang,
-        opts.template.as_deref(),
+        tz: &tz,
+        template: opts.template.as_deref(),
+        inline_links: opts.console_links && msg_type == MsgType::Markdown,
+        shrink: opts.shrink,
+        max_bytes: opts.max_body_bytes,
+        headline: &headline,
+    };
+    let (body, level) = fit.run(
+        payload,
+        |t| assemble(t, &suffix, keyword.as_deref()),
+        build,
         &mut warnings,
     );
-    let inline_links = opts.console_links && msg_type == MsgType::Markdown;
-    let first = opts.shrink.min(MAX_SHRINK);
-    let mut level = first;
-    let mut body_text;
-    loop {
-        let ctx = view::context(
-            payload,
-            lang,
-            &tz,
-            &LEVELS[level as usize],
-            TemplateKind::DingTalk,
-            inline_links,
-            level,
-        );
-        body_text = engine.render(&ctx, &headline, &mut warnings);
-        let text = assemble(&body_text, &suffix, keyword.as_deref());
-        let body = build(&text);
-        if encoded_len(&body) <= limit {
-            return Rendered {
-                body,
-                warnings,
-                level,
-            };
-        }
-        if level == MAX_SHRINK {
-            break;
-        }
-        level += 1;
-    }
-
-    // Still too large at the smallest budget (a huge custom template or a tiny limit): cut the
-    // template's text, keeping the suffix whole.
-    let fixed = encoded_len(&build(""));
-    let tail = assemble("", &suffix, keyword.as_deref());
-    let room = limit.saturating_sub(fixed).saturating_sub(json_len(&tail));
-    let marker = match lang {
-        Lang::En => "\n\n… (truncated)",
-        Lang::Zh => "\n\n…（已截断）",
-    };
-    let cut = truncate_json(body_text.trim_end(), room, marker);
-    let body = build(&assemble(&cut, &suffix, keyword.as_deref()));
     Rendered {
         body,
         warnings,
@@ -339,8 +328,79 @@ pub fn render(payload: &Payload, opts: &DingTalkOptions) -> Rendered<Value> {
     }
 }
 
+/// How a robot body with one markdown text (DingTalk's `markdown.text`, Feishu's `lark_md`)
+/// is fitted into its byte limit: the template renders at the shrink level's budget and the
+/// next level is tried until the serialised body fits the target; still too large at the
+/// smallest budget, the template's text is cut (on a line or character boundary, with a
+/// marker) and what `assemble` appends (mentions, keyword) is kept whole.
+pub(crate) struct Fit<'a> {
+    /// Which template (and escaping).
+    pub kind: TemplateKind,
+    /// Language of the built-in template.
+    pub lang: Lang,
+    /// Zone the times are shown in (already checked).
+    pub tz: &'a str,
+    /// A custom template text.
+    pub template: Option<&'a str>,
+    /// Whether the text carries the links.
+    pub inline_links: bool,
+    /// First shrink level (see [`DingTalkOptions::shrink`]).
+    pub shrink: u8,
+    /// The body limit in bytes.
+    pub max_bytes: usize,
+    /// The payload's headline (the template's fallback).
+    pub headline: &'a str,
+}
+
+impl Fit<'_> {
+    /// The fitted body and the level used. `assemble` turns the template's text into the
+    /// message text; `build` turns that into the whole body.
+    pub(crate) fn run(
+        &self,
+        payload: &Payload,
+        assemble: impl Fn(&str) -> String,
+        build: impl Fn(&str) -> Value,
+        warnings: &mut Vec<String>,
+    ) -> (Value, u8) {
+        let limit = target(self.max_bytes, self.shrink);
+        let mut engine = Engine::new(self.kind, self.lang, self.template, warnings);
+        let mut level = self.shrink.min(MAX_SHRINK);
+        let mut body_text;
+        loop {
+            let ctx = view::context(
+                payload,
+                self.lang,
+                self.tz,
+                &LEVELS[level as usize],
+                self.kind,
+                self.inline_links,
+                level,
+            );
+            body_text = engine.render(&ctx, self.headline, warnings);
+            let body = build(&assemble(&body_text));
+            if encoded_len(&body) <= limit {
+                return (body, level);
+            }
+            if level == MAX_SHRINK {
+                break;
+            }
+            level += 1;
+        }
+        let fixed = encoded_len(&build(""));
+        let room = limit
+            .saturating_sub(fixed)
+            .saturating_sub(json_len(&assemble("")));
+        let marker = match self.lang {
+            Lang::En => "\n\n… (truncated)",
+            Lang::Zh => "\n\n…（已截断）",
+        };
+        let cut = truncate_json(body_text.trim_end(), room, marker);
+        (build(&assemble(&cut)), level)
+    }
+}
+
 /// Template text + mentions + the keyword when the rest lacks it.
-fn assemble(body: &str, suffix: &str, keyword: Option<&str>) -> String {
+pub(crate) fn assemble(body: &str, suffix: &str, keyword: Option<&str>) -> String {
     let mut text = body.trim_end().to_string();
     text.push_str(suffix);
     if let Some(k) = keyword

@@ -24,6 +24,8 @@ fn auto_escape(name: &str) -> AutoEscape {
 fn escape_as(mode: &str, raw: &str) -> String {
     match mode {
         "dingtalk" => escape::dingtalk(raw),
+        "feishu" => escape::feishu(raw),
+        "wecom" => escape::wecom(raw),
         "slack" => escape::slack(raw),
         "html" => escape::html(raw),
         // "text", "subject" and anything else: the subject is made one line afterwards.
@@ -144,6 +146,10 @@ fn builtin_source(kind: TemplateKind, lang: Lang) -> &'static str {
     match (kind, lang) {
         (TemplateKind::DingTalk, Lang::En) => include_str!("templates/dingtalk.en.md.j2"),
         (TemplateKind::DingTalk, Lang::Zh) => include_str!("templates/dingtalk.zh.md.j2"),
+        (TemplateKind::Feishu, Lang::En) => include_str!("templates/feishu.en.md.j2"),
+        (TemplateKind::Feishu, Lang::Zh) => include_str!("templates/feishu.zh.md.j2"),
+        (TemplateKind::WeCom, Lang::En) => include_str!("templates/wecom.en.md.j2"),
+        (TemplateKind::WeCom, Lang::Zh) => include_str!("templates/wecom.zh.md.j2"),
         (TemplateKind::Slack, Lang::En) => include_str!("templates/slack.en.mrkdwn.j2"),
         (TemplateKind::Slack, Lang::Zh) => include_str!("templates/slack.zh.mrkdwn.j2"),
         (TemplateKind::EmailSubject, Lang::En) => include_str!("templates/email.en.subject.j2"),
@@ -270,6 +276,8 @@ fn custom_name(kind: TemplateKind) -> String {
 fn builtin_name(kind: TemplateKind) -> &'static str {
     match kind {
         TemplateKind::DingTalk => "builtin.dingtalk.md",
+        TemplateKind::Feishu => "builtin.feishu.md",
+        TemplateKind::WeCom => "builtin.wecom.md",
         TemplateKind::Slack => "builtin.slack",
         TemplateKind::EmailSubject => "builtin.subject",
         TemplateKind::EmailText => "builtin.txt",

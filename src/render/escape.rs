@@ -10,6 +10,9 @@
 //! | kind | what else | example in → out |
 //! |---|---|---|
 //! | [`dingtalk`] | markdown/HTML-active ASCII → full-width look-alikes (see the function); `@` → `＠`; links defanged | `[x](https://e)` → `［x］(https:／／e)` |
+//! | [`feishu`] | the same as [`dingtalk`] (so `<at id=all></at>` → `＜at id=all＞＜/at＞`) | `<at user_id="all">` → `＜at user_id="all"＞` |
+//! | [`wecom`] | the same as [`dingtalk`] (so `<@userid>` and `<font color="info">` are inert) | `<@all>` → `＜＠all＞` |
+//! | [`feishu_plain`] | the same as [`slack_plain`] | `<at id=all>` → `＜at id=all＞` |
 //! | [`slack`] | `&<>` → entities; `*~`` ` `` and word-edge `_` → full-width; `@` → `＠`; links defanged | `<!here> *b*` → `&lt;!here&gt; ＊b＊` |
 //! | [`slack_plain`] | `<>` → full-width, `@` → `＠` (plain_text is not parsed; defence in depth); links defanged | `<@U1>` → `＜＠U1＞` |
 //! | [`html`] | `& < > " '` → entities; links defanged | `<script>` → `&lt;script&gt;` |
@@ -83,6 +86,28 @@ pub fn dingtalk(s: &str) -> String {
         }
     }
     out
+}
+
+/// Untrusted text for Feishu/Lark `lark_md` (card text). Its active syntax is a subset of
+/// DingTalk's set plus tags (`<at id=…>`, `<font>`, `<a>`, `<text_tag>`) and autolinks, all
+/// neutralised by [`dingtalk`]'s replacements (`<` `>` `[` `]` `*` `~` `_` `` ` `` `&` `@`
+/// to full-width, links defanged), so the two are one function.
+pub fn feishu(s: &str) -> String {
+    dingtalk(s)
+}
+
+/// Untrusted text for WeCom robot markdown. Its active syntax (headings, bold, links,
+/// `` `code` ``, `>` quotes, `<font color>`, `<@userid>` mentions) is a subset of DingTalk's,
+/// so [`dingtalk`]'s replacements neutralise it.
+pub fn wecom(s: &str) -> String {
+    dingtalk(s)
+}
+
+/// Untrusted text for Feishu `plain_text` (the card header, button labels, the note): not
+/// parsed by Feishu, so, as for Slack's, only `<` `>` `@` become look-alikes and links are
+/// defanged, as defence in depth.
+pub fn feishu_plain(s: &str) -> String {
+    slack_plain(s)
 }
 
 /// Untrusted text for Slack mrkdwn (section text, fields, context, the fallback `text`).

@@ -1,5 +1,6 @@
 //! Rendering: a [`Payload`] (one event or a digest) turned into the exact body a chat, mail or
-//! paging sink sends — DingTalk robot JSON ([`dingtalk`]), Slack Block Kit JSON ([`slack`]), an
+//! paging sink sends — DingTalk robot JSON ([`dingtalk`]), a Feishu/Lark interactive card
+//! ([`feishu`]), WeCom robot markdown ([`wecom`]), Slack Block Kit JSON ([`slack`]), an
 //! email's subject, text and HTML ([`email`]), a PagerDuty Events API v2 event ([`pagerduty`]).
 //! Pure: no IO, no clock; sending, rate limits and config wiring live in the sinks built on top.
 //!
@@ -63,12 +64,12 @@
 //!
 //! ## Sizes
 //!
-//! Every output knows its limits and never exceeds them: DingTalk's serialised body ≤ 20,000
-//! bytes, Slack's Block Kit limits, email caps. Rendering starts at a budget (items of a digest,
+//! Every output knows its limits and never exceeds them: DingTalk's and Feishu's serialised
+//! bodies ≤ 20,000 bytes, WeCom's markdown content ≤ 4,096 bytes, Slack's Block Kit limits, email caps. Rendering starts at a budget (items of a digest,
 //! detail rows, characters per value) and shrinks it level by level until the output fits; a
 //! last hard cut (on a character boundary, with a marker) guarantees the limit whatever a custom
 //! template does. [`Rendered::level`] says which level was used; a sink told "too large" by
-//! the service (DingTalk errcode 460101) renders again with a larger `shrink`.
+//! the service (DingTalk errcode 460101, Feishu code 9499) renders again with a larger `shrink`.
 //!
 //! [`Payload`]: crate::event::Payload
 
@@ -76,11 +77,13 @@ pub mod dingtalk;
 pub mod email;
 mod engine;
 pub mod escape;
+pub mod feishu;
 pub mod pagerduty;
 mod sample;
 pub mod slack;
 pub mod text;
 mod view;
+pub mod wecom;
 
 use serde::{Deserialize, Serialize};
 
@@ -121,6 +124,10 @@ impl Lang {
 pub enum TemplateKind {
     /// DingTalk markdown text (`markdown.text` / `actionCard.text`); DingTalk escaping.
     DingTalk,
+    /// Feishu/Lark card text (`lark_md`); Feishu escaping.
+    Feishu,
+    /// WeCom group-robot markdown (`markdown.content`); WeCom escaping.
+    WeCom,
     /// Slack mrkdwn body (split into section blocks); Slack escaping.
     Slack,
     /// Email subject (made one header-safe line afterwards); text escaping.
@@ -133,8 +140,10 @@ pub enum TemplateKind {
 
 impl TemplateKind {
     /// All of them.
-    pub const ALL: [TemplateKind; 5] = [
+    pub const ALL: [TemplateKind; 7] = [
         TemplateKind::DingTalk,
+        TemplateKind::Feishu,
+        TemplateKind::WeCom,
         TemplateKind::Slack,
         TemplateKind::EmailSubject,
         TemplateKind::EmailText,
@@ -145,6 +154,8 @@ impl TemplateKind {
     pub fn name(self) -> &'static str {
         match self {
             TemplateKind::DingTalk => "dingtalk",
+            TemplateKind::Feishu => "feishu",
+            TemplateKind::WeCom => "wecom",
             TemplateKind::Slack => "slack",
             TemplateKind::EmailSubject => "email_subject",
             TemplateKind::EmailText => "email_text",
@@ -156,6 +167,8 @@ impl TemplateKind {
     fn suffix(self) -> &'static str {
         match self {
             TemplateKind::DingTalk => ".dingtalk.md",
+            TemplateKind::Feishu => ".feishu.md",
+            TemplateKind::WeCom => ".wecom.md",
             TemplateKind::Slack => ".slack",
             TemplateKind::EmailSubject => ".subject",
             TemplateKind::EmailText => ".txt",
@@ -167,6 +180,8 @@ impl TemplateKind {
     fn escape_name(self) -> &'static str {
         match self {
             TemplateKind::DingTalk => "dingtalk",
+            TemplateKind::Feishu => "feishu",
+            TemplateKind::WeCom => "wecom",
             TemplateKind::Slack => "slack",
             TemplateKind::EmailSubject => "subject",
             TemplateKind::EmailText => "text",

@@ -151,7 +151,7 @@ pub fn checked_url(url: &str) -> Option<&str> {
 /// parentheses and brackets percent-encoded, HTML attributes get `&` and `'` encoded.
 pub(crate) fn url_for(url: &str, kind: TemplateKind) -> String {
     match kind {
-        TemplateKind::DingTalk => url
+        TemplateKind::DingTalk | TemplateKind::Feishu | TemplateKind::WeCom => url
             .replace('(', "%28")
             .replace(')', "%29")
             .replace('[', "%5B")

@@ -19,7 +19,7 @@
 //! |---|---|
 //! | errcode 0 | `Delivered` |
 //! | 130101, 410100 (sending too fast) | the robot rests [`BLOCK`] (10 min); `Retry` at once with another robot of the pool, or after the rest when all rest |
-//! | 460101, 101002 (body too large) | `Retry` rendered one shrink level smaller; `Permanent` past [`MAX_SHRINK`] |
+//! | 460101, 101002 (body too large) | `Retry` rendered one shrink level smaller; `Permanent` past [`MAX_SHRINK`](crate::render::MAX_SHRINK) |
 //! | 310000 (keyword, signature, timestamp or IP allowlist) | `Permanent`, with a hint naming the cause |
 //! | 300001, 300005, 400101 (token), 400013, 400102, 400106 (group or robot gone), 400105, 430101–430104 (content refused) | `Permanent` |
 //! | other errcodes, an unreadable body | `Retry` with backoff |
@@ -29,7 +29,6 @@
 //! Messages name a robot as `robot 2 of 3` and its URL without the query: the access token
 //! is never logged (reqwest errors are printed with `without_url`).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,14 +43,15 @@ use serde_json::Value;
 use sha2::Sha256;
 use time::OffsetDateTime;
 
-use super::chat::{self, Fold, Limiter, RateLimit};
-use super::webhook::{parse_retry_after, parse_url, redact_url, status_line};
+pub use super::chat::Answer;
+use super::chat::{self, Fold, Limiter, RateLimit, ShrinkMemo};
+use super::webhook::{parse_url, redact_url};
 use super::{Filters, MaybeSecret, Outcome, strip_control, truncate};
 use crate::config::HumanDuration;
 use crate::event::Payload;
 use crate::finding::Severity;
+use crate::render::Lang;
 use crate::render::dingtalk::{DingTalkOptions, MsgType, valid_mobile, valid_user_id};
-use crate::render::{Lang, MAX_SHRINK, valid_zone};
 use crate::secret::{Secret, SecretRef};
 
 /// Keys of `type = "dingtalk"`, besides the common ones.
@@ -219,39 +219,19 @@ impl DingTalkConfig {
                 p.push((format!("robots[{i}].url"), e));
             }
         }
-        if let Some(k) = &self.keyword
-            && (k.trim().is_empty() || k.chars().count() > 64 || k.chars().any(char::is_control))
-        {
-            p.push((
-                "keyword".to_string(),
-                "must be 1 to 64 characters on one line".into(),
-            ));
-        }
-        if !valid_zone(&self.timezone) {
-            p.push((
-                "timezone".to_string(),
-                format!(
-                    "unknown time zone {:?}; use an IANA name such as \"Asia/Shanghai\"",
-                    self.timezone
-                ),
-            ));
-        }
-        for (i, m) in self.at_mobiles.iter().enumerate() {
-            if !valid_mobile(m.trim()) {
-                p.push((
-                    format!("at_mobiles[{i}]"),
-                    "is not a mobile number (digits, optional leading + and - separators)".into(),
-                ));
-            }
-        }
-        for (i, m) in self.at_user_ids.iter().enumerate() {
-            if !valid_user_id(m.trim()) {
-                p.push((
-                    format!("at_user_ids[{i}]"),
-                    "is not a DingTalk user ID (1 to 64 of letters, digits, _ - . $)".into(),
-                ));
-            }
-        }
+        p.extend(chat::check_keyword(self.keyword.as_deref()));
+        p.extend(chat::check_each(
+            "at_mobiles",
+            &self.at_mobiles,
+            valid_mobile,
+            "a mobile number (digits, optional leading + and - separators)",
+        ));
+        p.extend(chat::check_each(
+            "at_user_ids",
+            &self.at_user_ids,
+            valid_user_id,
+            "a DingTalk user ID (1 to 64 of letters, digits, _ - . $)",
+        ));
         let mentions = !self.at_mobiles.is_empty() || !self.at_user_ids.is_empty() || self.at_all;
         if self.msg_type == MsgType::ActionCard && mentions {
             p.push((
@@ -260,9 +240,13 @@ impl DingTalkConfig {
                     .into(),
             ));
         }
-        p.extend(self.rate_limit.check("rate_limit"));
-        p.extend(chat::check_timeout(self.timeout.0));
-        p.extend(chat::check_fold(self.fold_after, self.fold_max_members));
+        p.extend(chat::check_robot(
+            &self.timezone,
+            &self.rate_limit,
+            self.timeout.0,
+            self.fold_after,
+            self.fold_max_members,
+        ));
         p
     }
 
@@ -357,37 +341,6 @@ pub fn signed_url(base: &reqwest::Url, secret: &str, timestamp_ms: i64) -> reqwe
     url
 }
 
-/// What DingTalk's answer means for the sink ([`classify`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Answer {
-    /// errcode 0.
-    Ok,
-    /// The robot sends too fast (130101, 410100): rest it.
-    Blocked {
-        /// The errcode.
-        errcode: i64,
-    },
-    /// The body is too large (460101, 101002): render smaller.
-    TooLarge {
-        /// The errcode.
-        errcode: i64,
-    },
-    /// Try again later.
-    Retry {
-        /// `Retry-After`, when given.
-        after: Option<Duration>,
-        /// Why.
-        reason: String,
-    },
-    /// Sending again will not help.
-    Permanent {
-        /// Why, with a hint.
-        reason: String,
-        /// Status and body.
-        response: Option<String>,
-    },
-}
-
 /// The hint for errcode 310000, from its errmsg (both the English and the Chinese forms).
 pub fn security_hint(errmsg: &str) -> &'static str {
     let m = errmsg.to_lowercase();
@@ -411,29 +364,11 @@ pub fn classify(
     body: &[u8],
     now: OffsetDateTime,
 ) -> Answer {
-    let text = truncate(strip_control(&String::from_utf8_lossy(body)).trim(), 512);
-    let line = status_line(status);
-    let response = Some(if text.is_empty() {
-        line.clone()
-    } else {
-        format!("{line}: {text}")
-    });
-    if !(200..300).contains(&status) {
-        return match status {
-            408 | 425 | 429 | 500 | 502..=504 | 506..=599 => Answer::Retry {
-                after: retry_after.and_then(|v| parse_retry_after(v, now)),
-                reason: format!("{line} from DingTalk"),
-            },
-            300..=399 => Answer::Permanent {
-                reason: format!("{line}: DingTalk redirected; redirects are not followed"),
-                response,
-            },
-            _ => Answer::Permanent {
-                reason: format!("{line} from DingTalk"),
-                response,
-            },
-        };
-    }
+    let (line, text, response) = match chat::http_answer("DingTalk", status, retry_after, body, now)
+    {
+        Ok(r) => r,
+        Err(a) => return a,
+    };
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let Some(errcode) = parsed
         .as_ref()
@@ -518,7 +453,7 @@ struct Inner {
     next: AtomicUsize,
     client: reqwest::Client,
     /// Shrink level to render each payload at, after DingTalk said "too large".
-    shrink: Mutex<HashMap<String, u8>>,
+    shrink: ShrinkMemo,
 }
 
 impl fmt::Debug for DingTalkSink {
@@ -573,10 +508,7 @@ impl DingTalkSink {
                 rest_until: Mutex::new(None),
             });
         }
-        let template = match &c.template {
-            Some(p) => Some(chat::read_template("template", p)?),
-            None => None,
-        };
+        let template = chat::read_template_opt(c.template.as_deref())?;
         Ok(DingTalkSink {
             name,
             filters,
@@ -586,7 +518,7 @@ impl DingTalkSink {
                 robots,
                 next: AtomicUsize::new(0),
                 client: chat::http_client(c.timeout.0)?,
-                shrink: Mutex::new(HashMap::new()),
+                shrink: ShrinkMemo::default(),
             }),
         })
     }
@@ -638,34 +570,6 @@ impl DingTalkSink {
         Err(wait.max(Duration::from_millis(1)))
     }
 
-    fn remembered_shrink(&self, id: &str) -> u8 {
-        let map = self
-            .inner
-            .shrink
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        map.get(id).copied().unwrap_or(0)
-    }
-
-    fn remember_shrink(&self, id: &str, level: Option<u8>) {
-        let mut map = self
-            .inner
-            .shrink
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match level {
-            Some(l) => {
-                if map.len() >= 1024 {
-                    map.clear();
-                }
-                map.insert(id.to_string(), l);
-            }
-            None => {
-                map.remove(id);
-            }
-        }
-    }
-
     /// One POST to the next robot, classified (module doc). Sends nothing and answers
     /// [`Outcome::Throttled`] when every robot rests or is out of budget.
     pub async fn deliver(&self, payload: &Payload) -> Outcome {
@@ -674,7 +578,7 @@ impl DingTalkSink {
             Err(after) => return Outcome::Throttled { after },
         };
         let id = payload.id();
-        let rendered = self.render(payload, self.remembered_shrink(id));
+        let rendered = self.render(payload, self.inner.shrink.get(id));
         for w in &rendered.warnings {
             tracing::warn!(sink = %self.name, event = %id, warning = %w, "The message was rendered with a warning.");
         }
@@ -688,42 +592,26 @@ impl DingTalkSink {
             ),
             None => robot.base.clone(),
         };
-        let sent = self
+        let request = self
             .inner
             .client
             .post(url)
             .header("content-type", "application/json; charset=utf-8")
-            .body(body)
-            .send()
-            .await;
-        let mut response = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                return Outcome::Retry {
-                    after: None,
-                    reason: chat::transport_reason(
-                        &format!("POST {}", robot.label),
-                        e,
-                        self.inner.config.timeout.0,
-                    ),
-                };
-            }
-        };
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let (bytes, _) = chat::read_capped(&mut response, MAX_RESPONSE).await;
+            .body(body);
+        let what = format!("POST {}", robot.label);
+        let reply =
+            match chat::exchange(request, &what, self.inner.config.timeout.0, MAX_RESPONSE).await {
+                Ok(r) => r,
+                Err(o) => return o,
+            };
         match classify(
-            status,
-            retry_after.as_deref(),
-            &bytes,
+            reply.status,
+            reply.retry_after.as_deref(),
+            &reply.body,
             OffsetDateTime::now_utc(),
         ) {
             Answer::Ok => {
-                self.remember_shrink(id, None);
+                self.inner.shrink.forget(id);
                 Outcome::Delivered {
                     detail: format!(
                         "errcode 0 from {} ({size} bytes, level {})",
@@ -760,31 +648,16 @@ impl DingTalkSink {
                 }
             }
             Answer::TooLarge { errcode } => {
-                if rendered.level >= MAX_SHRINK {
-                    self.remember_shrink(id, None);
-                    Outcome::Permanent {
-                        reason: format!(
-                            "errcode {errcode}: the message is too large for DingTalk even at the smallest rendering ({size} bytes)"
-                        ),
-                        response: None,
-                    }
-                } else {
-                    self.remember_shrink(id, Some(rendered.level + 1));
-                    Outcome::Retry {
-                        after: None,
-                        reason: format!(
-                            "errcode {errcode}: {size} bytes is too large for DingTalk; the next attempt renders at level {}",
-                            rendered.level + 1
-                        ),
-                    }
-                }
+                self.inner
+                    .shrink
+                    .too_large("DingTalk", id, errcode, size, rendered.level)
             }
             Answer::Retry { after, reason } => Outcome::Retry {
                 after,
                 reason: format!("{reason} ({})", robot.label),
             },
             Answer::Permanent { reason, response } => {
-                self.remember_shrink(id, None);
+                self.inner.shrink.forget(id);
                 Outcome::Permanent {
                     reason: format!("{reason} ({})", robot.label),
                     response,

@@ -2,10 +2,10 @@
 //! delivery attempt and says how it went; the delivery worker owns everything else (rate limits,
 //! retries, backoff with jitter, give-up, dead letters, shutdown).
 //!
-//! Seven sinks exist: [`webhook`] (a generic JSON POST, signed the Standard Webhooks way),
+//! Nine sinks exist: [`webhook`] (a generic JSON POST, signed the Standard Webhooks way),
 //! [`stdout`] (one line per event) and [`file`](mod@file) (JSON Lines, appended) send the same
 //! versioned JSON document, [`payload`] (`sasrelay.event.v1`), whose schema is written down there;
-//! [`dingtalk`], [`slack`] and [`email`] send what [`render`](crate::render) makes of an event or
+//! [`dingtalk`], [`feishu`], [`wecom`], [`slack`] and [`email`] send what [`render`](crate::render) makes of an event or
 //! a digest, through per-destination rate limits ([`chat`]), and let the worker fold a backlog
 //! ([`Sink::fold`]); [`pagerduty`] sends Events API v2 triggers and resolves under a per-finding
 //! `dedup_key`, rate-limited like the chat sinks but never folding. Their keys are documented in
@@ -32,7 +32,7 @@
 //! | key | default | meaning |
 //! |---|---|---|
 //! | `name` | required | unique; letters, digits, `-`, `_`, `.`; at most 64 characters |
-//! | `type` | required | `"webhook"`, `"stdout"`, `"file"`, `"dingtalk"`, `"slack"`, `"email"` or `"pagerduty"` |
+//! | `type` | required | `"webhook"`, `"stdout"`, `"file"`, `"dingtalk"`, `"feishu"`, `"wecom"`, `"slack"`, `"email"` or `"pagerduty"` |
 //! | `domains` | all four | which domains to deliver: `alerts`, `vulnerabilities`, `baseline`, `firewall` |
 //! | `min_severity` | `"info"` | lowest finding severity delivered (`info` < `low` < `medium` < `high` < `critical`); `summary` events always pass |
 //! | `events` | all four | which event kinds to deliver: `new`, `recurring`, `resolved`, `summary` |
@@ -101,12 +101,14 @@
 pub mod chat;
 pub mod dingtalk;
 pub mod email;
+pub mod feishu;
 pub mod file;
 pub mod pagerduty;
 pub mod payload;
 pub mod slack;
 pub mod stdout;
 pub mod webhook;
+pub mod wecom;
 
 use std::path::Path;
 use std::time::Duration;
@@ -120,11 +122,13 @@ use crate::secret::{Secret, SecretRef};
 
 pub use dingtalk::{DingTalkConfig, DingTalkSink};
 pub use email::{EmailConfig, EmailSink};
+pub use feishu::{FeishuConfig, FeishuSink};
 pub use file::{FileConfig, FileSink};
 pub use pagerduty::{PagerDutyConfig, PagerDutySink};
 pub use slack::{SlackConfig, SlackSink};
 pub use stdout::{StdoutConfig, StdoutFormat, StdoutSink};
 pub use webhook::{WebhookConfig, WebhookSink};
+pub use wecom::{WeComConfig, WeComSink};
 
 /// `User-Agent` of every HTTP request a sink makes.
 pub const USER_AGENT: &str = concat!("sasrelay/", env!("CARGO_PKG_VERSION"));
@@ -159,6 +163,10 @@ pub enum SinkKind {
     File(FileConfig),
     /// `type = "dingtalk"`.
     DingTalk(DingTalkConfig),
+    /// `type = "feishu"`.
+    Feishu(FeishuConfig),
+    /// `type = "wecom"`.
+    WeCom(WeComConfig),
     /// `type = "slack"`.
     Slack(SlackConfig),
     /// `type = "email"`.
@@ -175,6 +183,8 @@ impl SinkKind {
             SinkKind::Stdout(_) => "stdout",
             SinkKind::File(_) => "file",
             SinkKind::DingTalk(_) => "dingtalk",
+            SinkKind::Feishu(_) => "feishu",
+            SinkKind::WeCom(_) => "wecom",
             SinkKind::Slack(_) => "slack",
             SinkKind::Email(_) => "email",
             SinkKind::PagerDuty(_) => "pagerduty",
@@ -257,6 +267,9 @@ enum SinkType {
     File,
     #[serde(rename = "dingtalk")]
     DingTalk,
+    Feishu,
+    #[serde(rename = "wecom")]
+    WeCom,
     Slack,
     Email,
     #[serde(rename = "pagerduty")]
@@ -294,6 +307,8 @@ impl TryFrom<RawSinkConfig> for SinkConfig {
             SinkType::Stdout => SinkKind::Stdout(typed("stdout", &stdout::KEYS, raw.rest)?),
             SinkType::File => SinkKind::File(typed("file", &file::KEYS, raw.rest)?),
             SinkType::DingTalk => SinkKind::DingTalk(typed("dingtalk", &dingtalk::KEYS, raw.rest)?),
+            SinkType::Feishu => SinkKind::Feishu(typed("feishu", &feishu::KEYS, raw.rest)?),
+            SinkType::WeCom => SinkKind::WeCom(typed("wecom", &wecom::KEYS, raw.rest)?),
             SinkType::Slack => SinkKind::Slack(typed("slack", &slack::KEYS, raw.rest)?),
             SinkType::Email => SinkKind::Email(typed("email", &email::KEYS, raw.rest)?),
             SinkType::PagerDuty => {
@@ -350,6 +365,8 @@ impl SinkConfig {
             SinkKind::Stdout(_) => {}
             SinkKind::File(c) => problems.extend(c.check()),
             SinkKind::DingTalk(c) => problems.extend(c.check()),
+            SinkKind::Feishu(c) => problems.extend(c.check()),
+            SinkKind::WeCom(c) => problems.extend(c.check()),
             SinkKind::Slack(c) => problems.extend(c.check()),
             SinkKind::Email(c) => problems.extend(c.check()),
             SinkKind::PagerDuty(c) => problems.extend(c.check()),
@@ -363,6 +380,8 @@ impl SinkConfig {
         use crate::render::TemplateKind as K;
         let list: Vec<(&'static str, K, Option<&std::path::PathBuf>)> = match &self.kind {
             SinkKind::DingTalk(c) => vec![("template", K::DingTalk, c.template.as_ref())],
+            SinkKind::Feishu(c) => vec![("template", K::Feishu, c.template.as_ref())],
+            SinkKind::WeCom(c) => vec![("template", K::WeCom, c.template.as_ref())],
             SinkKind::Slack(c) => vec![("template", K::Slack, c.template.as_ref())],
             SinkKind::Email(c) => vec![
                 (
@@ -391,6 +410,8 @@ impl SinkConfig {
             SinkKind::Stdout(_) => {}
             SinkKind::File(c) => c.anchor(base),
             SinkKind::DingTalk(c) => c.anchor(base),
+            SinkKind::Feishu(c) => c.anchor(base),
+            SinkKind::WeCom(c) => c.anchor(base),
             SinkKind::Slack(c) => c.anchor(base),
             SinkKind::Email(c) => c.anchor(base),
             SinkKind::PagerDuty(c) => c.anchor(base),
@@ -446,6 +467,10 @@ pub enum Sink {
     File(FileSink),
     /// DingTalk custom robots.
     DingTalk(DingTalkSink),
+    /// A Feishu/Lark custom bot.
+    Feishu(FeishuSink),
+    /// A WeCom group robot.
+    WeCom(WeComSink),
     /// Slack (incoming webhook or chat.postMessage).
     Slack(SlackSink),
     /// Email over SMTP.
@@ -480,6 +505,8 @@ impl Sink {
             SinkKind::DingTalk(c) => {
                 DingTalkSink::build(name, filters, c, &env).map(Sink::DingTalk)
             }
+            SinkKind::Feishu(c) => FeishuSink::build(name, filters, c, &env).map(Sink::Feishu),
+            SinkKind::WeCom(c) => WeComSink::build(name, filters, c, &env).map(Sink::WeCom),
             SinkKind::Slack(c) => SlackSink::build(name, filters, c, &env).map(Sink::Slack),
             SinkKind::Email(c) => EmailSink::build(name, filters, c, &env).map(Sink::Email),
             SinkKind::PagerDuty(c) => {
@@ -496,6 +523,8 @@ impl Sink {
             Sink::Stdout(s) => &s.name,
             Sink::File(s) => &s.name,
             Sink::DingTalk(s) => &s.name,
+            Sink::Feishu(s) => &s.name,
+            Sink::WeCom(s) => &s.name,
             Sink::Slack(s) => &s.name,
             Sink::Email(s) => &s.name,
             Sink::PagerDuty(s) => &s.name,
@@ -509,6 +538,8 @@ impl Sink {
             Sink::Stdout(s) => &s.filters,
             Sink::File(s) => &s.filters,
             Sink::DingTalk(s) => &s.filters,
+            Sink::Feishu(s) => &s.filters,
+            Sink::WeCom(s) => &s.filters,
             Sink::Slack(s) => &s.filters,
             Sink::Email(s) => &s.filters,
             Sink::PagerDuty(s) => &s.filters,
@@ -528,6 +559,8 @@ impl Sink {
             Sink::Stdout(s) => s.deliver(payload).await,
             Sink::File(s) => s.deliver(payload).await,
             Sink::DingTalk(s) => s.deliver(payload).await,
+            Sink::Feishu(s) => s.deliver(payload).await,
+            Sink::WeCom(s) => s.deliver(payload).await,
             Sink::Slack(s) => s.deliver(payload).await,
             Sink::Email(s) => s.deliver(payload).await,
             Sink::PagerDuty(s) => s.deliver(payload).await,
@@ -541,6 +574,8 @@ impl Sink {
         match self {
             Sink::Webhook(_) | Sink::Stdout(_) | Sink::File(_) | Sink::PagerDuty(_) => None,
             Sink::DingTalk(s) => Some(s.fold()),
+            Sink::Feishu(s) => Some(s.fold()),
+            Sink::WeCom(s) => Some(s.fold()),
             Sink::Slack(s) => Some(s.fold()),
             Sink::Email(s) => Some(s.fold()),
         }
@@ -559,14 +594,18 @@ impl Sink {
             Sink::Slack(s) => {
                 serde_json::to_string(&s.render(payload).body).map_err(|e| e.to_string())
             }
-            Sink::DingTalk(s) => {
-                serde_json::to_string(&s.render(payload, 0).body).map_err(|e| e.to_string())
-            }
+            Sink::DingTalk(s) => json(&s.render(payload, 0).body),
+            Sink::Feishu(s) => json(&s.render(payload, 0).body),
+            Sink::WeCom(s) => json(&s.render(payload, 0).body),
             Sink::PagerDuty(s) => {
                 serde_json::to_string(&s.preview(payload)).map_err(|e| e.to_string())
             }
         }
     }
+}
+
+fn json(body: &Value) -> Result<String, String> {
+    serde_json::to_string(body).map_err(|e| e.to_string())
 }
 
 /// A config value written inline or read like a secret: `url = "https://…"` or

@@ -344,34 +344,17 @@ impl PagerDutySink {
             .post(self.inner.url.clone())
             .header("content-type", "application/json")
             .body(body);
-        let mut response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                return Outcome::Retry {
-                    after: None,
-                    reason: chat::transport_reason(
-                        &format!("POST {}", self.inner.endpoint),
-                        e,
-                        self.inner.config.timeout.0,
-                    ),
-                };
-            }
-        };
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let (retry_after, location) = (header("retry-after"), header("location"));
-        let (bytes, _) = chat::read_capped(&mut response, MAX_RESPONSE).await;
+        let what = format!("POST {}", self.inner.endpoint);
+        let reply =
+            match chat::exchange(request, &what, self.inner.config.timeout.0, MAX_RESPONSE).await {
+                Ok(r) => r,
+                Err(o) => return o,
+            };
         classify(
-            status,
-            retry_after.as_deref(),
-            location.as_deref(),
-            &bytes,
+            reply.status,
+            reply.retry_after.as_deref(),
+            reply.location.as_deref(),
+            &reply.body,
             OffsetDateTime::now_utc(),
         )
     }

@@ -503,31 +503,17 @@ impl SlackSink {
             v.set_sensitive(true);
             req = req.header("authorization", v);
         }
-        let mut response = match req.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                return Outcome::Retry {
-                    after: None,
-                    reason: chat::transport_reason(
-                        &format!("POST {}", self.inner.endpoint),
-                        e,
-                        self.inner.config.timeout.0,
-                    ),
-                };
-            }
-        };
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let (bytes, _) = chat::read_capped(&mut response, MAX_RESPONSE).await;
+        let what = format!("POST {}", self.inner.endpoint);
+        let reply =
+            match chat::exchange(req, &what, self.inner.config.timeout.0, MAX_RESPONSE).await {
+                Ok(r) => r,
+                Err(o) => return o,
+            };
         classify(
             self.inner.via,
-            status,
-            retry_after.as_deref(),
-            &bytes,
+            reply.status,
+            reply.retry_after.as_deref(),
+            &reply.body,
             OffsetDateTime::now_utc(),
         )
     }

@@ -1,0 +1,160 @@
+//! The WeCom (企业微信) group-robot body: a `markdown` message whose content never exceeds
+//! WeCom's 4,096 bytes (errcode 40058 above it).
+//!
+//! ```json
+//! {"msgtype":"markdown","markdown":{"content":"### <font color=\"warning\">🔴</font> …\n> …\n<@zhangsan>"}}
+//! ```
+//!
+//! Severity is shown with WeCom's three colours (`<font color="warning|info|comment">`):
+//! critical and high `warning`, lower `comment`, resolved `info` (green). Mentions: WeCom's
+//! `mentioned_list` works for `text` messages only; markdown mentions are `<@userid>` in the
+//! content, so configured user IDs are written there after the template's text, and
+//! untrusted `<` `>` `@` are full-width ([`escape::wecom`]), so no finding can mention anyone
+//! or add a colour, link or heading. Links are inline (`[label](url)`), sasrelay's only.
+
+use serde_json::{Value, json};
+
+use super::dingtalk::{Fit, assemble, valid_entries};
+use super::view;
+use super::{Lang, Rendered, TemplateKind, zone_or_utc};
+use crate::event::Payload;
+
+/// WeCom's limit on `markdown.content`, in bytes.
+pub const MAX_CONTENT_BYTES: usize = 4096;
+/// Most mentions placed.
+pub const MAX_MENTIONS: usize = 50;
+
+/// How to render for one WeCom robot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeComOptions {
+    /// Language of the built-in template and labels.
+    pub lang: Lang,
+    /// IANA zone for times (unknown zones fall back to UTC with a warning).
+    pub timezone: String,
+    /// WeCom user IDs to mention (`<@userid>`).
+    pub at_user_ids: Vec<String>,
+    /// A custom markdown template (its text), instead of the built-in one.
+    pub template: Option<String>,
+    /// Whether to include the finding's links inline.
+    pub console_links: bool,
+    /// Start smaller: 0 = full; as [`DingTalkOptions::shrink`](super::dingtalk::DingTalkOptions::shrink).
+    pub shrink: u8,
+    /// Content limit in bytes ([`MAX_CONTENT_BYTES`]).
+    pub max_content_bytes: usize,
+}
+
+impl Default for WeComOptions {
+    fn default() -> Self {
+        WeComOptions {
+            lang: Lang::En,
+            timezone: "Asia/Shanghai".into(),
+            at_user_ids: Vec::new(),
+            template: None,
+            console_links: true,
+            shrink: 0,
+            max_content_bytes: MAX_CONTENT_BYTES,
+        }
+    }
+}
+
+/// A WeCom user ID as a mention takes it: 1 to 64 ASCII letters, digits, `_`, `-`, `.`.
+pub fn valid_user_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// The markdown content of a body this module rendered.
+pub fn content(body: &Value) -> &str {
+    body["markdown"]["content"].as_str().unwrap_or_default()
+}
+
+/// Renders `payload` as a WeCom markdown body.
+pub fn render(payload: &Payload, opts: &WeComOptions) -> Rendered<Value> {
+    let mut warnings = Vec::new();
+    let lang = opts.lang;
+    let tz = zone_or_utc(&opts.timezone, &mut warnings);
+    let mut ids = valid_entries(
+        &opts.at_user_ids,
+        valid_user_id,
+        "wecom user id",
+        &mut warnings,
+    );
+    if ids.len() > MAX_MENTIONS {
+        warnings.push(format!(
+            "only the first {MAX_MENTIONS} wecom mentions are used"
+        ));
+        ids.truncate(MAX_MENTIONS);
+    }
+    let suffix = if ids.is_empty() {
+        String::new()
+    } else {
+        let tags: Vec<String> = ids.iter().map(|i| format!("<@{i}>")).collect();
+        format!("\n{}", tags.join(" "))
+    };
+    let headline = match payload {
+        Payload::Event(e) => view::event_headline(e, lang),
+        Payload::Digest(d) => view::digest_headline(d, lang),
+    };
+    let build = |text: &str| json!({"msgtype": "markdown", "markdown": {"content": text}});
+    // The content's JSON form bounds its bytes (escapes only add), so the envelope's bytes
+    // are added to the limit and the whole body is measured.
+    let envelope = super::dingtalk::encoded_len(&build(""));
+    let fit = Fit {
+        kind: TemplateKind::WeCom,
+        lang,
+        tz: &tz,
+        template: opts.template.as_deref(),
+        inline_links: opts.console_links,
+        shrink: opts.shrink,
+        max_bytes: opts.max_content_bytes + envelope,
+        headline: &headline,
+    };
+    let (body, level) = fit.run(
+        payload,
+        |t| assemble(t, &suffix, None),
+        build,
+        &mut warnings,
+    );
+    Rendered {
+        body,
+        warnings,
+        level,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::Domain;
+    use crate::render::{sample_digest, sample_event};
+
+    #[test]
+    fn mentions_and_colours_are_placed_within_the_limit() {
+        let p: Payload = sample_event(Domain::Alerts).into();
+        let r = render(
+            &p,
+            &WeComOptions {
+                at_user_ids: vec!["zhangsan".into(), "<@all>".into()],
+                ..Default::default()
+            },
+        );
+        let c = content(&r.body);
+        assert!(c.ends_with("\n<@zhangsan>"), "{c}");
+        assert!(c.starts_with("### <font color=\"warning\">"), "{c}");
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        for shrink in 0..5 {
+            let d: Payload = sample_digest().into();
+            let r = render(
+                &d,
+                &WeComOptions {
+                    shrink,
+                    max_content_bytes: 1500,
+                    ..Default::default()
+                },
+            );
+            assert!(content(&r.body).len() <= 1500, "{shrink}");
+        }
+    }
+}
