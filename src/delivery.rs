@@ -21,8 +21,9 @@
 //!
 //! A rate-limited sink can send only so much: DingTalk 20 messages a minute per robot. When a
 //! sink that folds ([`Sink::fold`]: DingTalk, Feishu, WeCom, Slack, email; never webhooks or
-//! PagerDuty) has more than `fold_after` single events due, the worker folds them, in outbox order, into digests of at
-//! most `fold_max_members` (route `backlog`, [`Digest::new`]), so every finding is still
+//! PagerDuty) has more than `fold_after` single events due, the worker folds them, in outbox
+//! order, into digests of at most `fold_max_members` (route `backlog`, [`Digest::new`]), so
+//! every finding is still
 //! delivered, within the budget. [`plan_fold`] decides (pure). Entries that already failed an
 //! attempt are not folded: a message the platform refuses must not take others down with it.
 //!
