@@ -173,10 +173,10 @@ fn default_rate() -> RateLimit {
 pub(super) fn default_timeout() -> HumanDuration {
     HumanDuration(super::webhook::DEFAULT_TIMEOUT)
 }
-fn default_fold_after() -> usize {
+pub(super) fn default_fold_after() -> usize {
     DEFAULT_FOLD_AFTER
 }
-fn default_fold_max() -> usize {
+pub(super) fn default_fold_max() -> usize {
     DEFAULT_FOLD_MAX
 }
 

@@ -125,21 +125,15 @@ pub struct FeishuConfig {
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
     /// Fold a due backlog of more than this many single events into digests.
-    #[serde(default = "default_fold_after")]
+    #[serde(default = "super::dingtalk::default_fold_after")]
     pub fold_after: usize,
     /// Most events per folded digest.
-    #[serde(default = "default_fold_max")]
+    #[serde(default = "super::dingtalk::default_fold_max")]
     pub fold_max_members: usize,
 }
 
 fn default_rate() -> RateLimit {
     RateLimit::new(DEFAULT_PERIOD, 1)
-}
-fn default_fold_after() -> usize {
-    super::dingtalk::DEFAULT_FOLD_AFTER
-}
-fn default_fold_max() -> usize {
-    super::dingtalk::DEFAULT_FOLD_MAX
 }
 
 impl FeishuConfig {
