@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use sasrelay::dispatch::{Dispatched, Dispatcher, Silences, SinkHandle};
 use sasrelay::finding::{self, Domain, NormaliseContext};
-use sasrelay::lifecycle::{self, Coverage, EventSwitches};
+use sasrelay::pipeline::dispatch::{Dispatched, Dispatcher, Silences, SinkHandle};
+use sasrelay::pipeline::lifecycle::{self, Coverage, EventSwitches};
 use sasrelay::routing::Router;
 use sasrelay::sas::models::{Item, SuspEvent};
 use sasrelay::sinks::{Sink, SinkConfig};

@@ -16,7 +16,7 @@ use toml::de::{DeTable, ValueDeserializer};
 
 use crate::credentials::config::CredentialsConfig;
 use crate::finding::Domain;
-use crate::lifecycle::EventSwitches;
+use crate::pipeline::lifecycle::EventSwitches;
 use crate::sas::api::VulType;
 use crate::sas::client::ClientSettings;
 use crate::sas::endpoint;

@@ -150,25 +150,17 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod daemon;
-pub mod delivery;
-pub mod dispatch;
 pub mod event;
 pub mod finding;
-pub mod grouper;
-pub mod lifecycle;
-pub mod metrics;
-pub mod notify;
-pub mod poller;
+pub mod pipeline;
 pub mod render;
 pub mod routing;
 pub mod sas;
 pub mod secret;
 pub mod simulator;
 pub mod sinks;
-pub mod source;
 pub mod store;

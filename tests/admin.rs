@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use sasrelay::admin::{AdminState, DeadLetterView, SilenceView};
-use sasrelay::dispatch::Silences;
+use sasrelay::daemon::admin::{AdminState, DeadLetterView, SilenceView};
+use sasrelay::pipeline::dispatch::Silences;
 use sasrelay::secret::Secret;
 use sasrelay::simulator::{Domain as SimDomain, SimConfig, Simulator};
 use sasrelay::store::{Store, Suppressed};
@@ -52,7 +52,11 @@ impl Api {
             sinks: Default::default(),
             metrics: Default::default(),
         };
-        let task = tokio::spawn(sasrelay::admin::serve(listener, state, shutdown.clone()));
+        let task = tokio::spawn(sasrelay::daemon::admin::serve(
+            listener,
+            state,
+            shutdown.clone(),
+        ));
         Api {
             addr,
             store,

@@ -4,7 +4,7 @@
 //! bad state directory is refused with a clear error.
 //!
 //! Synchronisation is on the receiver's state, the daemon's log lines ("Poll done." at debug
-//! for `sasrelay::poller`) and the simulator's call counters; never on sleeps.
+//! for `sasrelay::pipeline::poller`) and the simulator's call counters; never on sleeps.
 
 mod support;
 
@@ -15,8 +15,8 @@ use std::time::Duration;
 use sasrelay::credentials::CredentialContext;
 use sasrelay::credentials::env::ProcessEnv;
 use sasrelay::finding::{Domain as FindingDomain, Status};
+use sasrelay::sas::source::{ReadWindow, Source};
 use sasrelay::simulator::{Domain, InitialFindings, SimConfig, SimHandle, Simulator};
-use sasrelay::source::{ReadWindow, Source};
 use serde_json::{Value, json};
 use support::*;
 use tokio_util::sync::CancellationToken;

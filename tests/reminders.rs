@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sasrelay::config::parse;
-use sasrelay::dispatch::{Dispatched, Dispatcher, Silences, SinkHandle};
 use sasrelay::event::{Event, EventKind, Payload};
 use sasrelay::finding::Domain;
-use sasrelay::lifecycle::{self, Coverage, EventSwitches, RecordStatus};
+use sasrelay::pipeline::dispatch::{Dispatched, Dispatcher, Silences, SinkHandle};
+use sasrelay::pipeline::lifecycle::{self, Coverage, EventSwitches, RecordStatus};
 use sasrelay::routing::{Silence, parse_matchers, to_timestamp};
 use sasrelay::sinks::Sink;
 use sasrelay::store::Store;

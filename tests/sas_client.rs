@@ -18,12 +18,12 @@ use sasrelay::sas::client::{ClientSettings, SasClient};
 use sasrelay::sas::error::{ErrorClass, SasError};
 use sasrelay::sas::retry::RetryPolicy;
 use sasrelay::sas::sign::SignatureVersion;
+use sasrelay::sas::source::{ReadWindow, Source};
 use sasrelay::secret::Secret;
 use sasrelay::simulator::{
     DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, Domain as SimDomain, FaultKind, FaultSpec,
     SimConfig, SimCredential, SimHandle, Simulator,
 };
-use sasrelay::source::{ReadWindow, Source};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use sasrelay::event::{DeadLetter, EVENT_SCHEMA, Event, EventKind, OutboxEntry, Payload, Summary};
 use sasrelay::finding::{Domain, Resolution};
-use sasrelay::lifecycle::RecordStatus;
+use sasrelay::pipeline::lifecycle::RecordStatus;
 use sasrelay::store::{CURSOR_SCHEMA, Cursor, Enqueued, RECORD_SCHEMA, Record, Store, StoreError};
 use time::OffsetDateTime;
 
@@ -47,7 +47,10 @@ fn record(resolved_at_ms: Option<i64>) -> Record {
         occurrence: "3".to_string(),
         resolved_at_ms,
         resolution: resolved_at_ms.map(|_| Resolution::Fixed),
-        last: sasrelay::lifecycle::Remembered::unknown(sasrelay::finding::Domain::Alerts, "src"),
+        last: sasrelay::pipeline::lifecycle::Remembered::unknown(
+            sasrelay::finding::Domain::Alerts,
+            "src",
+        ),
     }
 }
 

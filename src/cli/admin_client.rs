@@ -1,4 +1,4 @@
-//! The CLI's client of the running daemon's admin API ([`crate::admin`]): the store allows one
+//! The CLI's client of the running daemon's admin API ([`crate::daemon::admin`]): the store allows one
 //! process, so `sasrelay silence` and `sasrelay dead-letters` never open it; they read
 //! `[admin] listen` and `[admin] token` from the config and ask the daemon.
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use super::admin_client::{NO_BODY, client, fail, text_table};
 use super::terminal_safe;
-use crate::admin::{DeadLetterView, ReplayReport, ReplayRequest};
+use crate::daemon::admin::{DeadLetterView, ReplayReport, ReplayRequest};
 
 /// `dead-letters list`: newest first, as a table or JSON.
 pub(super) async fn list(config: &Path, sink: Option<&str>, limit: usize, json: bool) -> ExitCode {

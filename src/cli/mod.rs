@@ -26,7 +26,7 @@ use crate::credentials::CredentialContext;
 use crate::credentials::env::ProcessEnv;
 use crate::finding::{Domain, Finding};
 use crate::sas::error::{ErrorClass, SasError};
-use crate::source::{ReadWindow, Source};
+use crate::sas::source::{ReadWindow, Source};
 
 /// Exit code for an invalid configuration (sysexits `EX_CONFIG`).
 pub const EXIT_CONFIG: u8 = 78;
@@ -286,8 +286,8 @@ pub enum DeadLetterCommand {
         #[arg(long)]
         sink: Option<String>,
         /// Show at most this many.
-        #[arg(long, default_value_t = crate::admin::DEFAULT_DEAD_LETTER_LIMIT as u64,
-              value_parser = clap::value_parser!(u64).range(1..=crate::admin::MAX_DEAD_LETTER_LIMIT as u64))]
+        #[arg(long, default_value_t = crate::daemon::admin::DEFAULT_DEAD_LETTER_LIMIT as u64,
+              value_parser = clap::value_parser!(u64).range(1..=crate::daemon::admin::MAX_DEAD_LETTER_LIMIT as u64))]
         limit: u64,
         /// JSON (an array, as the admin API shows them) instead of a table.
         #[arg(long)]
@@ -445,7 +445,7 @@ async fn run(command: Command) -> ExitCode {
                     .or_else(|| std::env::var("USER").ok())
                     .filter(|a| !a.trim().is_empty())
                     .unwrap_or_else(|| "sasrelay".into());
-                let req = crate::admin::NewSilence {
+                let req = crate::daemon::admin::NewSilence {
                     matchers,
                     starts_at: start,
                     ends_at: until,

@@ -258,9 +258,10 @@ credentials = {{ type = "env" }}
         .set(ACCESS_KEY_ID, DEMO_ACCESS_KEY_ID)
         .set(ACCESS_KEY_SECRET, DEMO_ACCESS_KEY_SECRET);
     let result = async {
-        let source = crate::source::Source::connect(source_settings, &env, &session.ctx).await?;
+        let source =
+            crate::sas::source::Source::connect(source_settings, &env, &session.ctx).await?;
         let now = OffsetDateTime::now_utc();
-        let window = crate::source::ReadWindow {
+        let window = crate::sas::source::ReadWindow {
             now,
             occurred_since: None,
             handled_since: None,

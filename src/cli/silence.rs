@@ -1,5 +1,5 @@
 //! `sasrelay silence add | list | expire`: a small client of the running daemon's admin API
-//! ([`crate::admin`]). The store allows one process, so these commands never open it; they
+//! ([`crate::daemon::admin`]). The store allows one process, so these commands never open it; they
 //! read `[admin] listen` and `[admin] token` from the config and ask the daemon.
 
 use std::path::Path;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use super::admin_client::{NO_BODY, client, fail, text_table};
 use super::terminal_safe;
-use crate::admin::{NewSilence, SilenceView};
+use crate::daemon::admin::{NewSilence, SilenceView};
 
 /// `silence add`: prints the new silence's id.
 pub(super) async fn add(config: &Path, req: NewSilence) -> ExitCode {

@@ -8,3 +8,4 @@ pub mod models;
 pub mod params;
 pub mod retry;
 pub mod sign;
+pub mod source;

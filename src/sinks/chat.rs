@@ -18,7 +18,7 @@
 //!
 //! A sink that folds ([`Fold`]) lets the delivery worker merge a due backlog of single events
 //! larger than `fold_after` into digests of at most `fold_max_members` (see
-//! [`delivery`](crate::delivery)), so a storm of findings becomes a few messages within the
+//! [`delivery`](crate::pipeline::delivery)), so a storm of findings becomes a few messages within the
 //! platform's budget instead of hours of queue.
 
 use std::collections::HashMap;

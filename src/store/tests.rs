@@ -50,7 +50,10 @@ fn record(status: RecordStatus, resolved_at_ms: Option<i64>) -> Record {
         occurrence: String::new(),
         resolved_at_ms,
         resolution: resolved_at_ms.map(|_| Resolution::Handled),
-        last: crate::lifecycle::Remembered::unknown(crate::finding::Domain::Alerts, "src"),
+        last: crate::pipeline::lifecycle::Remembered::unknown(
+            crate::finding::Domain::Alerts,
+            "src",
+        ),
     }
 }
 

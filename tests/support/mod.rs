@@ -363,7 +363,7 @@ impl Daemon {
             .envs(envs.iter().copied())
             .env(SECRET_ENV, DEMO_ACCESS_KEY_SECRET)
             // "Poll done." (debug) tells the tests what each poll observed and enqueued.
-            .env("SASRELAY_LOG", "info,sasrelay::poller=debug")
+            .env("SASRELAY_LOG", "info,sasrelay::pipeline::poller=debug")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -43,8 +43,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::DeliverySettings;
 use crate::event::{DeadLetter, Digest, OutboxEntry, Payload};
-use crate::metrics::{DeliveryOutcome, Metrics};
-use crate::poller::unix_ms;
+use crate::pipeline::metrics::{DeliveryOutcome, Metrics};
+use crate::pipeline::poller::unix_ms;
 use crate::sinks::chat::Fold;
 use crate::sinks::{Outcome, Sink};
 use crate::store::{Enqueued, Store, StoreError};

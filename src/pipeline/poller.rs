@@ -26,12 +26,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{DomainPoll, InitialSync, SourceSettings};
 use crate::credentials::CredentialContext;
 use crate::credentials::env::Env;
-use crate::dispatch::{Dispatched, Dispatcher};
 use crate::event::Event;
 use crate::finding::{self, Domain};
-use crate::lifecycle::{self, Coverage};
-use crate::metrics::Metrics;
-use crate::source::{ReadWindow, Source};
+use crate::pipeline::dispatch::{Dispatched, Dispatcher};
+use crate::pipeline::lifecycle::{self, Coverage};
+use crate::pipeline::metrics::Metrics;
+use crate::sas::source::{ReadWindow, Source};
 use crate::store::{Cursor, Store};
 
 /// How far back a first start reads container-firewall records (the API needs a window).

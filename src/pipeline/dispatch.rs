@@ -19,8 +19,8 @@ use tokio::sync::Notify;
 
 use crate::event::EventKind;
 use crate::event::{Event, OutboxEntry, Payload, event_id};
-use crate::lifecycle::RecordStatus;
-use crate::poller::unix_ms;
+use crate::pipeline::lifecycle::RecordStatus;
+use crate::pipeline::poller::unix_ms;
 use crate::routing::Target;
 use crate::routing::{Router, Silence, SilenceState, Subject, to_timestamp};
 use crate::sinks::Sink;

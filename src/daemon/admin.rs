@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `GET /healthz` | → `ok`: the process answers (no authentication) |
 //! | `GET /readyz` | → `ready`, or 503 with the reason when the store cannot be read (no authentication) |
-//! | `GET /metrics` | → Prometheus text ([`crate::metrics`]; no authentication: names and counts only) |
+//! | `GET /metrics` | → Prometheus text ([`crate::pipeline::metrics`]; no authentication: names and counts only) |
 //! | `GET /api/v1/silences` | → `{"silences": [SilenceView]}`, newest first |
 //! | `POST /api/v1/silences` | [`NewSilence`] → 201 `{"id", "silence": SilenceView}` |
 //! | `DELETE /api/v1/silences/{id}` | → 200 SilenceView (expired now), or 404 |
@@ -47,9 +47,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatch::Silences;
 use crate::event::{DeadLetter, Payload};
-use crate::metrics::Metrics;
+use crate::pipeline::dispatch::Silences;
+use crate::pipeline::metrics::Metrics;
 use crate::routing::{Silence, SilenceState, parse_matchers};
 use crate::secret::Secret;
 use crate::store::{Replayed, Store, Suppressed};

@@ -31,7 +31,7 @@ use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::dispatch::Dispatched;
+use crate::pipeline::dispatch::Dispatched;
 use crate::store::StoreStats;
 
 /// Counters of one (source, domain) poller.

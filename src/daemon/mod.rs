@@ -7,6 +7,9 @@
 //! delivery in flight within the grace period, then the store is flushed. The log says whether
 //! the shutdown was clean. Every task is spawned on one tracker; every loop watches one token.
 
+pub mod admin;
+pub mod notify;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,11 +20,11 @@ use tokio_util::task::TaskTracker;
 use crate::config::Settings;
 use crate::credentials::CredentialContext;
 use crate::credentials::env::ProcessEnv;
-use crate::delivery::Worker;
-use crate::dispatch::{Dispatcher, Silences, SinkHandle};
-use crate::grouper::Grouper;
-use crate::notify::Notifier;
-use crate::poller::{Poller, connect_with_retry, unix_ms};
+use crate::daemon::notify::Notifier;
+use crate::pipeline::delivery::Worker;
+use crate::pipeline::dispatch::{Dispatcher, Silences, SinkHandle};
+use crate::pipeline::grouper::Grouper;
+use crate::pipeline::poller::{Poller, connect_with_retry, unix_ms};
 use crate::sinks::Sink;
 use crate::store::Store;
 
@@ -122,7 +125,7 @@ pub async fn run(
         }
     }
     let silences = Arc::new(Silences::load(store.clone())?);
-    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let metrics = Arc::new(crate::pipeline::metrics::Metrics::default());
     metrics.register(
         &settings
             .sources
@@ -151,7 +154,7 @@ pub async fn run(
                         addr,
                         reason: e.to_string(),
                     })?;
-            let state = crate::admin::AdminState {
+            let state = crate::daemon::admin::AdminState {
                 silences: silences.clone(),
                 store: store.clone(),
                 token,
@@ -270,7 +273,11 @@ pub async fn run(
             token = state.token.is_some(),
             "Admin API listening on http://{addr}."
         );
-        pollers.spawn(crate::admin::serve(listener, state, stop_polling.clone()));
+        pollers.spawn(crate::daemon::admin::serve(
+            listener,
+            state,
+            stop_polling.clone(),
+        ));
     }
     tracing::info!(
         sources = settings.sources.len(),
