@@ -15,6 +15,7 @@ use serde_spanned::Spanned;
 use toml::de::{DeTable, ValueDeserializer};
 
 use crate::credentials::config::CredentialsConfig;
+use crate::duration::{HumanDuration, parse_duration};
 use crate::finding::Domain;
 use crate::pipeline::lifecycle::EventSwitches;
 use crate::sas::api::VulType;
@@ -72,66 +73,6 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
-
-/// A duration written as `"500ms"`, `"30s"`, `"15m"`, `"1h"` or `"1d"`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HumanDuration(pub Duration);
-
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_duration(&s)
-            .map(HumanDuration)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-/// Parses durations written as whole numbers with units — `ms`, `s`, `m`, `h`, `d` — alone or
-/// combined from largest to smallest: `"500ms"`, `"30s"`, `"15m"`, `"1h30m"`, `"1d"`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "invalid duration {text:?}: expected e.g. \"500ms\", \"30s\", \"15m\", \"1h30m\", \"1d\""
-        )
-    };
-    let units: [(&str, u64); 5] = [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    let mut rest = text.trim();
-    let mut total_ms: u64 = 0;
-    let mut last_unit = 0;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        let pos = units.iter().position(|(u, _)| *u == unit).ok_or_else(bad)?;
-        // Units must go from largest to smallest, each at most once ("1h30m", not "30m1h").
-        if pos < last_unit || (pos == last_unit && total_ms > 0) {
-            return Err(bad());
-        }
-        last_unit = pos;
-        total_ms = n
-            .checked_mul(units[pos].1)
-            .and_then(|v| total_ms.checked_add(v))
-            .ok_or_else(bad)?;
-        rest = &rest[unit_len..];
-    }
-    Ok(Duration::from_millis(total_ms))
-}
 
 /// The four Security Center domains, as named in config.
 pub const DOMAINS: [&str; 4] = ["alerts", "vulnerabilities", "baseline", "firewall"];
@@ -1352,29 +1293,5 @@ x = 1
         assert!(keys.contains(&"sink[1].name"), "{keys:?}");
         assert!(keys.iter().any(|k| k.starts_with("sink[2]")), "{keys:?}");
         assert!(errs.iter().all(|e| e.line > 0), "{errs:?}");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("1m500ms"), Ok(Duration::from_millis(60_500)));
-        for bad in [
-            "",
-            "30",
-            "s",
-            "1.5h",
-            "-1s",
-            "10 years",
-            "30m1h",
-            "1h1h",
-            "99999999999999999999d",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -150,10 +150,13 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod backoff;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod daemon;
+pub mod duration;
 pub mod event;
 pub mod finding;
 pub mod pipeline;
@@ -164,3 +167,4 @@ pub mod secret;
 pub mod simulator;
 pub mod sinks;
 pub mod store;
+pub mod text;

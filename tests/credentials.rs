@@ -15,9 +15,10 @@ use axum::extract::{Form, Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use sasrelay::clock::{Clock, ManualClock, SystemClock};
 use sasrelay::credentials::{
-    Clock, CredentialContext, CredentialError, CredentialHandle, CredentialsConfig, Env,
-    ManualClock, MapEnv, RefreshPolicy, RefreshStatus, SystemClock,
+    CredentialContext, CredentialError, CredentialHandle, CredentialsConfig, Env, MapEnv,
+    RefreshPolicy, RefreshStatus,
 };
 use serde_json::json;
 use time::OffsetDateTime;

@@ -144,7 +144,7 @@ impl AdminClient {
         }
         let message = json["error"]
             .as_str()
-            .map(crate::sinks::strip_control)
+            .map(crate::text::strip_control)
             .unwrap_or_else(|| terminal_safe(&text, 200));
         Err(Failed(match status.as_u16() {
             401 => format!(

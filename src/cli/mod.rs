@@ -21,9 +21,10 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{self, HumanDuration};
+use crate::config;
 use crate::credentials::CredentialContext;
 use crate::credentials::env::ProcessEnv;
+use crate::duration::{HumanDuration, parse_duration};
 use crate::finding::{Domain, Finding};
 use crate::sas::error::{ErrorClass, SasError};
 use crate::sas::source::{ReadWindow, Source};
@@ -354,7 +355,7 @@ pub enum RouteCommand {
 }
 
 fn parse_window(s: &str) -> Result<HumanDuration, String> {
-    config::parse_duration(s).map(HumanDuration)
+    parse_duration(s).map(HumanDuration)
 }
 
 /// Parses arguments, sets up logging and runs the subcommand.
@@ -1072,7 +1073,7 @@ fn print_findings(list: &[Finding], json: bool) {
 /// Finding text is attacker-controlled: strip control characters (escape sequences, newlines)
 /// and invisible bidi/format characters the way the sinks do, and bound the width.
 fn terminal_safe(s: &str, max: usize) -> String {
-    crate::sinks::strip_control(s).chars().take(max).collect()
+    crate::text::strip_control(s).chars().take(max).collect()
 }
 
 #[cfg(test)]

@@ -152,7 +152,7 @@ pub struct DefaultChainConfig {
 
 /// Parses `"1h"`, `"90m"`, `"1h30m"`, `"900s"` (the config-wide duration syntax).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::config::parse_duration(text)
+    crate::duration::parse_duration(text)
 }
 
 fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

@@ -53,7 +53,10 @@ pub(crate) fn redact_url(url: &str) -> String {
 /// A transport error as text: no URL (the caller names the endpoint), the cause chain spelled out.
 pub(crate) fn describe_transport(e: reqwest::Error, timeout: Duration) -> String {
     if e.is_timeout() {
-        return format!("timed out after {}", humanise(timeout));
+        return format!(
+            "timed out after {}",
+            crate::duration::format_duration(timeout)
+        );
     }
     let e = e.without_url();
     let mut parts = vec![e.to_string()];
@@ -66,15 +69,6 @@ pub(crate) fn describe_transport(e: reqwest::Error, timeout: Duration) -> String
         cause = c.source();
     }
     parts.join(": ")
-}
-
-/// `1s`, `1500ms`.
-pub(crate) fn humanise(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
 }
 
 /// Reads at most `cap` bytes of body; more is an error (a misbehaving or hostile endpoint).

@@ -18,6 +18,7 @@
 //! a capped body; a handle spawns at most one task, on the caller's tracker, stopped by the
 //! caller's token.
 
+use crate::clock::{Clock, SystemClock};
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -29,7 +30,6 @@ use crate::sas::sign::SigningKey;
 use crate::secret::Secret;
 
 mod chain;
-pub mod clock;
 pub mod config;
 mod ecs;
 pub mod env;
@@ -38,7 +38,6 @@ mod refresh;
 mod rrsa;
 mod uri;
 
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     AccessKeyConfig, AccessKeyId, CredentialsConfig, DefaultChainConfig, EcsRamRoleConfig,
     EnvConfig, RrsaConfig, UriConfig,
@@ -159,7 +158,7 @@ impl CredentialContext {
         }
     }
 
-    /// Judges expiry and schedules refreshes by `clock` (tests use a [`ManualClock`]).
+    /// Judges expiry and schedules refreshes by `clock` (tests use a [`ManualClock`](crate::clock::ManualClock)).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self

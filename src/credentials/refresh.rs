@@ -15,18 +15,19 @@
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use rand::Rng;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::clock::Clock;
 use super::ecs::EcsRamRole;
-use super::http::{format_timestamp, humanise};
+use super::http::format_timestamp;
 use super::rrsa::Rrsa;
 use super::uri::CredentialsUri;
 use super::{Credential, CredentialContext, CredentialError, CredentialHandle, ProvideCredential};
+use crate::backoff::Backoff;
+use crate::clock::Clock;
+use crate::duration::format_duration;
 
 /// When to refresh and how to retry.
 ///
@@ -70,8 +71,8 @@ impl RefreshPolicy {
         if max_backoff < initial_backoff {
             return Err(CredentialError::Config(format!(
                 "refresh policy: max_backoff {} is below initial_backoff {}",
-                humanise(max_backoff),
-                humanise(initial_backoff)
+                format_duration(max_backoff),
+                format_duration(initial_backoff)
             )));
         }
         Ok(RefreshPolicy {
@@ -100,10 +101,12 @@ impl RefreshPolicy {
 
     /// The un-jittered delay before retry number `attempt` (0-based).
     pub fn backoff(&self, attempt: u32) -> Duration {
-        self.initial_backoff
-            .checked_mul(2u32.saturating_pow(attempt.min(30)))
-            .unwrap_or(self.max_backoff)
-            .min(self.max_backoff)
+        self.curve().step(attempt.saturating_add(1))
+    }
+
+    /// The crate's backoff curve between `initial_backoff` and `max_backoff`.
+    fn curve(&self) -> Backoff {
+        Backoff::saturating(self.initial_backoff, self.max_backoff)
     }
 
     /// The longest delay between two attempts.
@@ -337,7 +340,7 @@ impl Refresher {
                                 endpoint = %endpoint,
                                 error = %error,
                                 expires_at = %format_timestamp(expiration),
-                                retry_in = %humanise(delay),
+                                retry_in = %format_duration(delay),
                                 "Credential refresh failed; keeping the current credential until it expires."
                             );
                         } else {
@@ -346,7 +349,7 @@ impl Refresher {
                                 endpoint = %endpoint,
                                 error = %error,
                                 expired_at = %format_timestamp(expiration),
-                                retry_in = %humanise(delay),
+                                retry_in = %format_duration(delay),
                                 "Credential refresh failed and the credential has expired; requests will fail until a refresh succeeds."
                             );
                         }
@@ -397,12 +400,10 @@ impl Refresher {
         }
     }
 
-    /// Backoff for `attempt`, jittered down by up to half so many handles do not retry in step.
+    /// Backoff for `attempt` (0-based), jittered down by up to half so many handles do not
+    /// retry in step.
     fn jittered(&self, attempt: u32) -> Duration {
-        let full = self.policy.backoff(attempt);
-        let half = full / 2;
-        let jitter_ms = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
-        half + Duration::from_millis(rand::rng().random_range(0..=jitter_ms))
+        self.policy.curve().delay_now(attempt.saturating_add(1))
     }
 }
 

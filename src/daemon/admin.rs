@@ -205,7 +205,7 @@ pub fn build_silence(
             let column = text.get(..e.offset).map_or(e.offset, |s| s.chars().count()) + 1;
             format!(
                 "matchers[{i}] {:?}: {} (at column {column})",
-                crate::sinks::strip_control(text),
+                crate::text::strip_control(text),
                 e.message
             )
         })?;
@@ -237,7 +237,7 @@ pub fn build_silence(
         (None, None) => return Err("set ends_at (RFC 3339) or duration (e.g. \"2h\")".into()),
         (Some(e), None) => time("ends_at", e)?,
         (None, Some(d)) => {
-            let d = crate::config::parse_duration(d).map_err(|e| format!("duration: {e}"))?;
+            let d = crate::duration::parse_duration(d).map_err(|e| format!("duration: {e}"))?;
             if d.is_zero() {
                 return Err("duration must be more than zero".into());
             }
@@ -448,7 +448,7 @@ async fn expire_silence(State(state): State<Shared>, Path(id): Path<String>) -> 
         }
         Ok(None) => error(
             StatusCode::NOT_FOUND,
-            format!("no silence with id {:?}", crate::sinks::strip_control(&id)),
+            format!("no silence with id {:?}", crate::text::strip_control(&id)),
         ),
         Err(e) => store_error(e),
     }
@@ -662,7 +662,7 @@ async fn replay_dead_letters(State(state): State<Shared>, body: Bytes) -> Respon
             StatusCode::CONFLICT,
             format!(
                 "sink {:?} is not configured: its entries would wait for a worker that does not exist; configure it (or discard the dead letters)",
-                crate::sinks::strip_control(&req.sink)
+                crate::text::strip_control(&req.sink)
             ),
         );
     };
@@ -735,7 +735,7 @@ async fn discard_dead_letter(
             StatusCode::NOT_FOUND,
             format!(
                 "no dead letter {seq} in sink {:?}",
-                crate::sinks::strip_control(&sink)
+                crate::text::strip_control(&sink)
             ),
         ),
         Err(resp) => resp,

@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::clock::unix_ms;
 use crate::config::Settings;
 use crate::credentials::CredentialContext;
 use crate::credentials::env::ProcessEnv;
@@ -24,7 +25,7 @@ use crate::daemon::notify::Notifier;
 use crate::pipeline::delivery::Worker;
 use crate::pipeline::dispatch::{Dispatcher, Silences, SinkHandle};
 use crate::pipeline::grouper::Grouper;
-use crate::pipeline::poller::{Poller, connect_with_retry, unix_ms};
+use crate::pipeline::poller::{Poller, connect_with_retry};
 use crate::sinks::Sink;
 use crate::store::Store;
 

@@ -41,10 +41,11 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
+use crate::clock::unix_ms;
 use crate::config::DeliverySettings;
 use crate::event::{DeadLetter, Digest, OutboxEntry, Payload};
 use crate::pipeline::metrics::{DeliveryOutcome, Metrics};
-use crate::pipeline::poller::unix_ms;
 use crate::sinks::chat::Fold;
 use crate::sinks::{Outcome, Sink};
 use crate::store::{Enqueued, Store, StoreError};
@@ -121,14 +122,8 @@ pub fn decide(
                     response: None,
                 };
             }
-            let exp = crate::sas::retry::exponential(
-                policy.retry_initial_delay,
-                attempts,
-                policy.retry_max_delay,
-            );
-            let wait = exp
-                .mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
-                .max(after.unwrap_or_default().min(Duration::from_secs(3600)));
+            let curve = Backoff::saturating(policy.retry_initial_delay, policy.retry_max_delay);
+            let wait = curve.delay_honouring(attempts, jitter, *after, Duration::from_secs(3600));
             Verdict::Retry {
                 at_ms: now_ms + wait.as_millis() as i64,
                 reason: reason.clone(),

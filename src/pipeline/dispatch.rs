@@ -17,10 +17,10 @@ use std::sync::{Arc, PoisonError, RwLock};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
+use crate::clock::unix_ms;
 use crate::event::EventKind;
 use crate::event::{Event, OutboxEntry, Payload, event_id};
 use crate::pipeline::lifecycle::RecordStatus;
-use crate::pipeline::poller::unix_ms;
 use crate::routing::Target;
 use crate::routing::{Router, Silence, SilenceState, Subject, to_timestamp};
 use crate::sinks::Sink;

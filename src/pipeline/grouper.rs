@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::unix_ms;
 use crate::pipeline::dispatch::Dispatcher;
-use crate::pipeline::poller::unix_ms;
 use crate::store::{GroupClosed, Store};
 
 /// Longest sleep between looks at the groups, so a clock jump cannot stall a group for long.

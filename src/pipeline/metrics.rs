@@ -85,12 +85,8 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics::new(unix_now())
+        Metrics::new(crate::clock::unix_seconds_now())
     }
-}
-
-fn unix_now() -> f64 {
-    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9
 }
 
 impl Metrics {
@@ -133,7 +129,7 @@ impl Metrics {
         let f = polls.entry((source.to_string(), domain)).or_default();
         f.ok += 1;
         f.consecutive_failures = 0;
-        f.last_success_unix = Some(unix_now());
+        f.last_success_unix = Some(crate::clock::unix_seconds_now());
         f.last_duration = took;
         f.observed = observed as u64;
         for (outcome, n) in [

@@ -123,7 +123,7 @@ impl Poller {
             .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok())
             .filter(|_| !first)
             .map(|w| w - overlap);
-        let now_ms = unix_ms(now);
+        let now_ms = crate::clock::unix_ms(now);
         // Snapshot domains: a cheap probe first; an unchanged one skips the sweep, except for
         // the periodic reconcile. A probe that fails is not fatal: sweep instead.
         let probe = match domain {
@@ -387,13 +387,7 @@ pub async fn connect_with_retry(
     }
 }
 
-/// Exponential backoff from 1 s, capped, with ±20% jitter.
+/// The crate's backoff from 1 s, capped.
 fn backoff(failures: u32, cap: Duration) -> Duration {
-    crate::sas::retry::exponential(Duration::from_secs(1), failures, cap)
-        .mul_f64(0.8 + 0.4 * rand::random::<f64>())
-}
-
-/// Unix milliseconds.
-pub fn unix_ms(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
+    crate::backoff::Backoff::saturating(Duration::from_secs(1), cap).delay_now(failures)
 }

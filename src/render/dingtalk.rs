@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::engine::Engine;
-use super::text::{clip, json_len, truncate_json};
 use super::view::{self, link_label, links};
 use super::{Budget, Lang, MAX_SHRINK, Rendered, TemplateKind, escape, zone_or_utc};
 use crate::event::Payload;
 use crate::finding::LinkKind;
+use crate::text::{clip, json_len, truncate_json};
 
 /// DingTalk's body limit in bytes (errcode 460101 above it).
 pub const MAX_BODY_BYTES: usize = 20_000;

@@ -8,10 +8,10 @@
 //! is a complete small document with inline styles; both parts stay under `max_body_bytes`.
 
 use super::engine::Engine;
-use super::text::truncate_bytes;
 use super::view;
 use super::{Budget, Lang, MAX_SHRINK, Rendered, TemplateKind, escape, is_body_char, zone_or_utc};
 use crate::event::Payload;
+use crate::text::truncate_bytes;
 
 /// Default subject cap in characters.
 pub const MAX_SUBJECT_CHARS: usize = 256;

@@ -8,8 +8,8 @@ use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior};
 
 use super::escape;
-use super::text::truncate_chars;
 use super::{Lang, TemplateKind};
+use crate::text::truncate_chars;
 
 /// Name suffix → escaping. Unknown suffixes get plain-text escaping, never none.
 fn auto_escape(name: &str) -> AutoEscape {
@@ -295,7 +295,7 @@ pub(crate) fn describe(e: &Error) -> String {
     if let Some(src) = std::error::Error::source(e) {
         s.push_str(&format!(": {src}"));
     }
-    crate::sinks::strip_control(&s)
+    crate::text::strip_control(&s)
 }
 
 fn fallback_warning(kind: TemplateKind, e: &Error) -> String {

@@ -5,7 +5,7 @@
 //! Every function first removes what no output may carry: control characters become spaces
 //! (so an untrusted value is always **one line** and can never start a heading, list or quote,
 //! or add a mail header) and bidi/zero-width format characters are dropped
-//! ([`crate::sinks::strip_control`]). Then, per kind:
+//! ([`crate::text::strip_control`]). Then, per kind:
 //!
 //! | kind | what else | example in → out |
 //! |---|---|---|
@@ -27,7 +27,7 @@
 //! (`evil.example/x`) may still be linkified by clients with fuzzy linkifiers; such a link shows
 //! its real target, which is the best a text transformation can do without mangling every path.
 
-use crate::sinks::strip_control;
+use crate::text::strip_control;
 
 /// The full-width form (U+FF01..U+FF5E) of a printable ASCII character.
 fn wide(c: char) -> char {
@@ -175,7 +175,7 @@ pub fn text(s: &str) -> String {
 pub fn header_line(s: &str, max_chars: usize) -> String {
     let clean = strip_control(s);
     let collapsed = clean.split_whitespace().collect::<Vec<_>>().join(" ");
-    super::text::truncate_chars(&collapsed, max_chars)
+    crate::text::truncate_chars(&collapsed, max_chars)
 }
 
 #[cfg(test)]

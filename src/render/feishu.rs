@@ -25,11 +25,11 @@
 use serde_json::{Value, json};
 
 use super::dingtalk::{Fit, MAX_BUTTONS, assemble, link_buttons, valid_entries};
-use super::text::clip;
 use super::view::{self, max_severity};
 use super::{Lang, Rendered, TemplateKind, escape, zone_or_utc};
 use crate::event::{EventKind, Payload};
 use crate::finding::Severity;
+use crate::text::clip;
 
 /// Feishu's request body limit ("≤ 20 KB"; 20,000 bytes to be safe), code 9499 above it.
 pub const MAX_BODY_BYTES: usize = 20_000;

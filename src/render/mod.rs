@@ -81,7 +81,6 @@ pub mod feishu;
 pub mod pagerduty;
 mod sample;
 pub mod slack;
-pub mod text;
 mod view;
 pub mod wecom;
 
@@ -221,7 +220,7 @@ pub(crate) struct Budget {
 /// Whether a character may stay in a message body: not a control character other than `\n`
 /// and `\t`, not an invisible format character.
 pub(crate) fn is_body_char(c: char) -> bool {
-    (c == '\n' || c == '\t' || !c.is_control()) && !crate::sinks::is_invisible_format(c)
+    (c == '\n' || c == '\t' || !c.is_control()) && !crate::text::is_invisible_format(c)
 }
 
 /// The time zone to show times in: `zone` when the bundled database knows it, else UTC with a

@@ -38,9 +38,10 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
 use super::view::{digest_headline, event_headline, link_label, links, rfc3339};
-use super::{Lang, checked_url, escape, text::clip};
+use super::{Lang, checked_url, escape};
 use crate::event::{Digest, Event, EventKind, Payload};
 use crate::finding::{Finding, Severity};
+use crate::text::clip;
 
 /// Longest `payload.summary`, in characters (PagerDuty's limit).
 pub const MAX_SUMMARY: usize = 1024;
@@ -704,7 +705,7 @@ mod tests {
             match v {
                 Value::String(s) => assert!(
                     !s.chars()
-                        .any(|c| c.is_control() || crate::sinks::is_invisible_format(c)),
+                        .any(|c| c.is_control() || crate::text::is_invisible_format(c)),
                     "{s:?}"
                 ),
                 Value::Array(a) => a.iter().for_each(walk),

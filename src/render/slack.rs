@@ -14,11 +14,11 @@
 use serde_json::{Value, json};
 
 use super::engine::{Engine, localtime, severity_color, severity_emoji};
-use super::text::{clip, truncate_chars};
 use super::view::{self, context_fields, link_label, links};
 use super::{Budget, Lang, MAX_SHRINK, Rendered, TemplateKind, escape, zone_or_utc};
 use crate::event::{Event, Payload};
 use crate::finding::LinkKind;
+use crate::text::{clip, truncate_chars};
 
 /// Most blocks in a message.
 pub const MAX_BLOCKS: usize = 50;

@@ -11,10 +11,10 @@ use minijinja::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::text::clip;
 use super::{Budget, Lang, TemplateKind};
 use crate::event::{Digest, Event, EventKind, Payload};
 use crate::finding::{Domain, Finding, LinkKind, Resolution, Severity};
+use crate::text::clip;
 
 /// A `{name: value}` map built field by field.
 #[derive(Default)]
@@ -113,7 +113,7 @@ pub(crate) fn resolution_label(r: Resolution, lang: Lang) -> &'static str {
 /// unless it would print as nothing.
 pub(crate) fn link_label(kind: LinkKind, label: &str, lang: Lang) -> String {
     match (lang, kind) {
-        (_, LinkKind::Cve) if crate::sinks::strip_control(label).trim().is_empty() => "CVE".into(),
+        (_, LinkKind::Cve) if crate::text::strip_control(label).trim().is_empty() => "CVE".into(),
         (_, LinkKind::Cve) => clip(label, 40),
         (Lang::En, LinkKind::Console) => "Security Center".into(),
         (Lang::En, LinkKind::Cluster) => "ACK cluster".into(),

@@ -22,7 +22,7 @@ use super::fields::{Field, Subject};
 use super::interval::{TimeIntervalConfig, TimeIntervals};
 use super::issue::Issue;
 use super::matcher::{Check, Matcher, parse_matchers, write_clean};
-use crate::config::parse_duration;
+use crate::duration::parse_duration;
 
 /// `group_wait` when grouping and none is set.
 pub const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(30);
@@ -208,43 +208,19 @@ impl fmt::Display for Target {
             write!(
                 f,
                 "), wait {}, interval {}, at most {}",
-                human(g.group_wait),
-                human(g.group_interval),
+                crate::duration::format_duration(g.group_wait),
+                crate::duration::format_duration(g.group_interval),
                 g.max_group_size
             )?;
         }
         if let Some(r) = self.repeat_interval {
-            write!(f, "; repeat every {}", human(r))?;
+            write!(f, "; repeat every {}", crate::duration::format_duration(r))?;
         }
         if let Some(m) = &self.muted_by {
             write!(f, "; muted: {m}")?;
         }
         Ok(())
     }
-}
-
-/// A duration in the config's notation (`1h30m`, `500ms`).
-fn human(d: Duration) -> String {
-    let mut ms = d.as_millis();
-    if ms == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    for (unit, size) in [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-    ] {
-        if ms >= size {
-            out.push_str(&format!("{}{unit}", ms / size));
-            ms %= size;
-        }
-    }
-    if ms > 0 {
-        out.push_str(&format!("{ms}ms"));
-    }
-    out
 }
 
 /// [`Router::explain`]'s result: the trace and the decision. `Display` prints both.
@@ -897,10 +873,19 @@ mod tests {
 
     #[test]
     fn durations_print_in_config_notation() {
-        assert_eq!(human(Duration::ZERO), "0s");
-        assert_eq!(human(Duration::from_millis(500)), "500ms");
-        assert_eq!(human(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(human(Duration::from_secs(86_400 + 1)), "1d1s");
+        assert_eq!(crate::duration::format_duration(Duration::ZERO), "0s");
+        assert_eq!(
+            crate::duration::format_duration(Duration::from_millis(500)),
+            "500ms"
+        );
+        assert_eq!(
+            crate::duration::format_duration(Duration::from_secs(5400)),
+            "1h30m"
+        );
+        assert_eq!(
+            crate::duration::format_duration(Duration::from_secs(86_400 + 1)),
+            "1d1s"
+        );
     }
 
     #[test]

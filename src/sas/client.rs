@@ -211,7 +211,7 @@ impl SasClient {
                 action: action.to_string(),
                 endpoint: self.settings.endpoint.clone(),
                 // The URL carries the AccessKey ID and, under V1, the STS token: never print it.
-                reason: error_chain(&e.without_url()),
+                reason: crate::text::error_chain(&e.without_url()),
                 timeout,
             }
         };
@@ -263,7 +263,7 @@ impl SasClient {
                         format!(
                             "response truncated after {} bytes: {}",
                             body.len(),
-                            error_chain(&e.without_url())
+                            crate::text::error_chain(&e.without_url())
                         ),
                     ));
                 }
@@ -286,22 +286,6 @@ fn malformed(action: &str, status: u16, request_id: &str, reason: String) -> Sas
     }
 }
 
-/// `e: cause: cause` — reqwest hides the useful part (connection refused, timed out, a
-/// certificate problem) in sources. Shared by every HTTP client in the crate.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
-}
-
 /// Turns a received response into the decoded body or a classified error. Pure, so every odd
 /// answer the service can give is unit-tested.
 pub fn decode_response<T: DeserializeOwned>(
@@ -321,9 +305,9 @@ pub fn decode_response<T: DeserializeOwned>(
     let request_id = request_id_of(bytes);
     if status != 200 {
         // Not an Alibaba error body: a proxy or load balancer answered. Classify by status.
-        let snippet: String = String::from_utf8_lossy(bytes)
+        let snippet: String = crate::text::strip_control(&String::from_utf8_lossy(bytes))
+            .trim()
             .chars()
-            .filter(|c| !c.is_control())
             .take(200)
             .collect();
         return Err(SasError::Api {

@@ -157,13 +157,9 @@ pub fn hint(code: &str) -> &'static str {
 }
 
 /// Text the service (or a proxy in front of it) wrote, fit for one line of a terminal or a
-/// log: control characters (newlines, escape sequences) become spaces. `SignatureDoesNotMatch`
-/// messages, for one, carry the server's string-to-sign on a second line.
-fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
+/// log: the same scrubber as a finding's text ([`crate::text::strip_control`]).
+/// `SignatureDoesNotMatch` messages, for one, carry the server's string-to-sign on a second line.
+use crate::text::strip_control as printable;
 
 /// Everything that can go wrong calling Security Center.
 #[derive(Debug, thiserror::Error)]

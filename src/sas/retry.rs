@@ -6,17 +6,9 @@
 use std::time::Duration;
 
 use super::error::SasError;
+use crate::backoff::Backoff;
 
-/// `initial × 2^(attempt−1)`, capped at `cap` (attempt is 1-based; saturates, never overflows).
-/// The one backoff curve of the crate: Security Center calls, polls and deliveries add their
-/// own jitter on top.
-pub fn exponential(initial: Duration, attempt: u32, cap: Duration) -> Duration {
-    initial
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-        .min(cap)
-}
-
-/// Exponential backoff with full jitter, capped, for a bounded number of attempts.
+/// The crate's backoff curve ([`Backoff`]), capped, for a bounded number of attempts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in total, the first included (1 = never retry).
@@ -67,11 +59,8 @@ impl RetryPolicy {
         if attempt >= self.max_attempts || !err.retryable() {
             return None;
         }
-        let exp = exponential(self.initial_delay, attempt, self.max_delay);
-        // Full jitter spreads a fleet's retries; never below a quarter, so retries still back off.
-        let jittered = exp.mul_f64(0.25 + 0.75 * jitter.clamp(0.0, 1.0));
-        let asked = err.retry_after().unwrap_or_default().min(self.max_delay);
-        Some(jittered.max(asked))
+        let curve = Backoff::saturating(self.initial_delay, self.max_delay);
+        Some(curve.delay_honouring(attempt, jitter, err.retry_after(), self.max_delay))
     }
 }
 
@@ -100,7 +89,7 @@ mod tests {
         assert!(full[0] < Duration::from_secs(1) + Duration::from_millis(1));
         assert!(full.windows(2).all(|w| w[0] <= w[1]));
         assert!(full.iter().all(|d| *d <= Duration::from_secs(5)));
-        assert_eq!(p.next_delay(1, &e, 0.0), Some(Duration::from_millis(250)));
+        assert_eq!(p.next_delay(1, &e, 0.0), Some(Duration::from_millis(500)));
         assert_eq!(p.next_delay(6, &e, 0.5), None, "attempts are bounded");
     }
 

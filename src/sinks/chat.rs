@@ -32,11 +32,13 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::Outcome;
 use super::webhook::{parse_retry_after, status_line};
-use super::{Outcome, strip_control, truncate};
-use crate::config::HumanDuration;
+use crate::duration::HumanDuration;
 use crate::event::Payload;
 use crate::finding::Severity;
+use crate::text::error_chain;
+use crate::text::{strip_control, truncate_bytes};
 
 /// Longest `rate_limit.period`.
 pub const MAX_PERIOD: Duration = Duration::from_secs(3600);
@@ -171,7 +173,7 @@ pub fn http_answer(
     body: &[u8],
     now: OffsetDateTime,
 ) -> Result<(String, String, Option<String>), Answer> {
-    let text = truncate(strip_control(&String::from_utf8_lossy(body)).trim(), 512);
+    let text = truncate_bytes(strip_control(&String::from_utf8_lossy(body)).trim(), 512);
     let line = status_line(status);
     let response = Some(if text.is_empty() {
         line.clone()
@@ -593,12 +595,9 @@ pub fn transport_reason(what: &str, e: reqwest::Error, timeout: Duration) -> Str
     if e.is_timeout() {
         format!("{what}: timed out after {timeout:?}")
     } else if e.is_connect() {
-        format!(
-            "{what}: cannot connect: {}",
-            super::webhook::error_chain(&e)
-        )
+        format!("{what}: cannot connect: {}", error_chain(&e))
     } else {
-        format!("{what}: {}", super::webhook::error_chain(&e))
+        format!("{what}: {}", error_chain(&e))
     }
 }
 

@@ -46,13 +46,14 @@ use time::OffsetDateTime;
 pub use super::chat::Answer;
 use super::chat::{self, Fold, Limiter, RateLimit, ShrinkMemo};
 use super::webhook::{parse_url, redact_url};
-use super::{Filters, MaybeSecret, Outcome, strip_control, truncate};
-use crate::config::HumanDuration;
+use super::{Filters, MaybeSecret, Outcome};
+use crate::duration::HumanDuration;
 use crate::event::Payload;
 use crate::finding::Severity;
 use crate::render::Lang;
 use crate::render::dingtalk::{DingTalkOptions, MsgType, valid_mobile, valid_user_id};
 use crate::secret::{Secret, SecretRef};
+use crate::text::{strip_control, truncate_bytes};
 
 /// Keys of `type = "dingtalk"`, besides the common ones.
 pub const KEYS: [&str; 17] = [
@@ -382,7 +383,7 @@ pub fn classify(
             after: None,
             reason: format!(
                 "{line} without an errcode; delivery undetermined: {}",
-                truncate(&text, 200)
+                truncate_bytes(&text, 200)
             ),
         };
     };
@@ -390,7 +391,7 @@ pub fn classify(
         .as_ref()
         .and_then(|v| v.get("errmsg"))
         .and_then(Value::as_str)
-        .map(|s| truncate(&strip_control(s), 300))
+        .map(|s| truncate_bytes(&strip_control(s), 300))
         .unwrap_or_default();
     let permanent = |why: &str| Answer::Permanent {
         reason: format!("errcode {errcode}: {why}"),

@@ -30,12 +30,14 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 
 use super::chat::{self, Fold, Limiter, RateLimit};
-use super::{Filters, MaybeSecret, Outcome, strip_control, truncate};
-use crate::config::HumanDuration;
+use super::{Filters, MaybeSecret, Outcome};
+use crate::duration::HumanDuration;
 use crate::event::Payload;
 use crate::render::email::EmailOptions;
 use crate::render::{Lang, valid_zone};
 use crate::secret::SecretRef;
+use crate::text::error_chain;
+use crate::text::{strip_control, truncate_bytes};
 
 /// Keys of `type = "email"`, besides the common ones.
 pub const KEYS: [&str; 19] = [
@@ -286,7 +288,7 @@ impl SmtpFailure {
 
 /// Sorts an SMTP failure into an [`Outcome`] (table in the module doc). Pure.
 pub fn classify(failure: SmtpFailure, detail: &str) -> Outcome {
-    let detail = truncate(strip_control(detail).trim(), 512);
+    let detail = truncate_bytes(strip_control(detail).trim(), 512);
     match failure {
         SmtpFailure::Reply(code @ 500..=599) => Outcome::Permanent {
             reason: format!("the SMTP server refused the message permanently ({code})"),
@@ -478,13 +480,13 @@ impl EmailSink {
                     "SMTP {} from {}: {}",
                     r.code(),
                     self.inner.config.host,
-                    truncate(
+                    truncate_bytes(
                         &strip_control(&r.message().collect::<Vec<_>>().join(" ")),
                         200
                     )
                 ),
             },
-            Err(e) => classify(SmtpFailure::of(&e), &super::webhook::error_chain(&e)),
+            Err(e) => classify(SmtpFailure::of(&e), &error_chain(&e)),
         }
     }
 }

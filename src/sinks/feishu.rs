@@ -48,13 +48,14 @@ use time::OffsetDateTime;
 use super::chat::{self, Answer, Fold, Hook, RateLimit};
 use super::dingtalk::{default_timeout, default_zone, info, yes};
 use super::webhook::parse_url;
-use super::{Filters, MaybeSecret, Outcome, strip_control, truncate};
-use crate::config::HumanDuration;
+use super::{Filters, MaybeSecret, Outcome};
+use crate::duration::HumanDuration;
 use crate::event::Payload;
 use crate::finding::Severity;
 use crate::render::Lang;
 use crate::render::feishu::{FeishuOptions, MAX_BODY_BYTES, valid_user_id};
 use crate::secret::{Secret, SecretRef};
+use crate::text::{strip_control, truncate_bytes};
 
 /// Keys of `type = "feishu"`, besides the common ones.
 pub const KEYS: [&str; 14] = [
@@ -234,7 +235,7 @@ pub fn classify(
             after: None,
             reason: format!(
                 "{line} without a code; delivery undetermined: {}",
-                truncate(&text, 200)
+                truncate_bytes(&text, 200)
             ),
         };
     };
@@ -242,7 +243,7 @@ pub fn classify(
         .as_ref()
         .and_then(|v| v.get("msg").or_else(|| v.get("StatusMessage")))
         .and_then(Value::as_str)
-        .map(|s| truncate(&strip_control(s), 300))
+        .map(|s| truncate_bytes(&strip_control(s), 300))
         .unwrap_or_default();
     let permanent = |why: &str| Answer::Permanent {
         reason: format!("code {code}: {why}"),

@@ -644,43 +644,6 @@ impl MaybeSecret {
     }
 }
 
-/// Attacker-written text made safe for a terminal or a log line: control characters (C0, DEL,
-/// C1: escape sequences, newlines, carriage returns) become spaces, and invisible
-/// format characters that reorder or hide text (bidi overrides, zero-width) are dropped.
-pub fn strip_control(text: &str) -> String {
-    text.chars()
-        .filter(|c| !is_invisible_format(*c))
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
-/// Bidi embeddings/overrides/isolates, zero-width and other invisible formatting characters that
-/// let text render differently from what it is ("Trojan Source").
-pub(crate) fn is_invisible_format(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}'
-        | '\u{061C}'
-        | '\u{180E}'
-        | '\u{200B}'..='\u{200F}'
-        | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2064}'
-        | '\u{2066}'..='\u{2069}'
-        | '\u{FEFF}'
-    )
-}
-
-/// Cuts `text` to at most `max` bytes on a character boundary, marking a cut with `…`.
-pub(crate) fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max.saturating_sub('…'.len_utf8());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -738,23 +701,5 @@ mod tests {
         c.name = "ok-name_1.2".into();
         c.filters = Filters::default();
         assert!(c.check().is_empty());
-    }
-
-    #[test]
-    fn strip_control_removes_escapes_newlines_and_bidi() {
-        let hostile = "ok\u{1b}[2J\r\nfake line\u{7}\u{9b}31m\u{202e}txt.exe\u{200b}";
-        let clean = strip_control(hostile);
-        assert!(!clean.chars().any(|c| c.is_control()), "{clean:?}");
-        assert!(!clean.chars().any(is_invisible_format), "{clean:?}");
-        assert_eq!(clean, "ok [2J  fake line  31mtxt.exe");
-    }
-
-    #[test]
-    fn truncate_respects_char_boundaries() {
-        assert_eq!(truncate("abc", 3), "abc");
-        let t = truncate("异常登录异常登录", 10);
-        assert!(t.len() <= 10, "{t}");
-        assert!(t.ends_with('…'));
-        assert_eq!(t, "异常…");
     }
 }

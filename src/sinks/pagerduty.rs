@@ -37,11 +37,12 @@ use time::OffsetDateTime;
 use super::chat::{self, Limiter, RateLimit};
 use super::dingtalk::default_timeout;
 use super::webhook::{is_loopback, parse_retry_after, parse_url, redact_location, status_line};
-use super::{Filters, Outcome, strip_control, truncate};
-use crate::config::HumanDuration;
+use super::{Filters, Outcome};
+use crate::duration::HumanDuration;
 use crate::event::Payload;
 use crate::render::pagerduty::SeverityMap;
 use crate::secret::{Secret, SecretRef};
+use crate::text::{strip_control, truncate_bytes};
 
 /// Keys of `type = "pagerduty"`, besides the common ones.
 pub const KEYS: [&str; 5] = [
@@ -171,7 +172,7 @@ pub fn classify(
     body: &[u8],
     now: OffsetDateTime,
 ) -> Outcome {
-    let text = truncate(strip_control(&String::from_utf8_lossy(body)).trim(), 1024);
+    let text = truncate_bytes(strip_control(&String::from_utf8_lossy(body)).trim(), 1024);
     let line = status_line(status);
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let field = |k: &str| {
@@ -179,7 +180,7 @@ pub fn classify(
             .as_ref()
             .and_then(|v| v.get(k))
             .and_then(Value::as_str)
-            .map(|s| truncate(&strip_control(s), 200))
+            .map(|s| truncate_bytes(&strip_control(s), 200))
     };
     let response = Some(if text.is_empty() {
         line.clone()
@@ -218,7 +219,7 @@ pub fn classify(
                     a.iter()
                         .filter_map(Value::as_str)
                         .take(5)
-                        .map(|s| truncate(&strip_control(s), 200))
+                        .map(|s| truncate_bytes(&strip_control(s), 200))
                         .collect()
                 })
                 .unwrap_or_default();

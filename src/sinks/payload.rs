@@ -74,11 +74,11 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{is_invisible_format, strip_control};
 use crate::event::{Event, EventKind, Payload, Summary};
 use crate::finding::{
     Detail, Domain, Finding, Host, Kubernetes, Link, Resolution, Severity, Status, Tactic,
 };
+use crate::text::{is_invisible_format, strip_control};
 
 /// The `schema` value of an event document.
 pub const PAYLOAD_SCHEMA: &str = "sasrelay.event.v1";

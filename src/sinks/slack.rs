@@ -30,13 +30,14 @@ use time::OffsetDateTime;
 use super::chat::{self, Fold, Limiter, RateLimit};
 use super::dingtalk::{default_timeout, info, yes};
 use super::webhook::{parse_retry_after, parse_url, redact_url, status_line};
-use super::{Filters, MaybeSecret, Outcome, strip_control, truncate};
-use crate::config::HumanDuration;
+use super::{Filters, MaybeSecret, Outcome};
+use crate::duration::HumanDuration;
 use crate::event::Payload;
 use crate::finding::Severity;
 use crate::render::slack::{SlackOptions, mention};
 use crate::render::{Lang, valid_zone};
 use crate::secret::{Secret, SecretRef};
+use crate::text::{strip_control, truncate_bytes};
 
 /// Keys of `type = "slack"`, besides the common ones.
 pub const KEYS: [&str; 16] = [
@@ -293,7 +294,7 @@ pub fn classify(
     body: &[u8],
     now: OffsetDateTime,
 ) -> Outcome {
-    let text = truncate(strip_control(&String::from_utf8_lossy(body)).trim(), 512);
+    let text = truncate_bytes(strip_control(&String::from_utf8_lossy(body)).trim(), 512);
     let line = status_line(status);
     let after = retry_after.and_then(|v| parse_retry_after(v, now));
     let error: Option<String> = match via {

@@ -49,10 +49,12 @@ use serde::Deserialize;
 use sha2::Sha256;
 use time::OffsetDateTime;
 
-use super::{Filters, MaybeSecret, Outcome, USER_AGENT, payload, strip_control, truncate};
-use crate::config::HumanDuration;
+use super::{Filters, MaybeSecret, Outcome, USER_AGENT, payload};
+use crate::duration::HumanDuration;
 use crate::event::Payload;
 use crate::secret::{Secret, SecretRef};
+use crate::text::error_chain;
+use crate::text::{strip_control, truncate_bytes};
 
 /// Keys of `type = "webhook"`, besides the common ones.
 pub const KEYS: [&str; 7] = [
@@ -314,7 +316,7 @@ pub fn redact_location(location: &str) -> String {
             .unwrap_or_default()
             .to_string(),
     };
-    truncate(&strip_control(&shown), 256)
+    truncate_bytes(&strip_control(&shown), 256)
 }
 
 /// Decodes a Standard Webhooks key: `whsec_<base64>` or bare base64 (standard alphabet, padded).
@@ -590,12 +592,6 @@ impl WebhookSink {
     }
 }
 
-/// [`crate::sas::client::error_chain`], with control characters removed (a receiver's TLS or
-/// proxy error text is not ours).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    strip_control(&crate::sas::client::error_chain(e))
-}
-
 /// What [`classify`] looks at: the parts of a response that decide an outcome.
 #[derive(Clone, Copy, Debug)]
 pub struct HttpResponse<'a> {
@@ -628,7 +624,7 @@ pub fn status_line(status: u16) -> String {
 /// turn an HTTP-date `Retry-After` into a delay.
 pub fn classify(endpoint: &str, r: &HttpResponse<'_>, now: OffsetDateTime) -> Outcome {
     let line = status_line(r.status);
-    let body = truncate(
+    let body = truncate_bytes(
         strip_control(&String::from_utf8_lossy(r.body)).trim(),
         r.max_body_bytes.max(1),
     );
@@ -648,7 +644,7 @@ pub fn classify(endpoint: &str, r: &HttpResponse<'_>, now: OffsetDateTime) -> Ou
         reason: if body.is_empty() {
             format!("{line} from {endpoint}")
         } else {
-            format!("{line} from {endpoint}: {}", truncate(&body, 200))
+            format!("{line} from {endpoint}: {}", truncate_bytes(&body, 200))
         },
     };
     let permanent = |why: &str| Outcome::Permanent {

@@ -35,12 +35,13 @@ use time::OffsetDateTime;
 use super::chat::{self, Answer, Fold, Hook, RateLimit};
 use super::dingtalk::{default_timeout, default_zone, info, yes};
 use super::webhook::parse_url;
-use super::{Filters, MaybeSecret, Outcome, strip_control, truncate};
-use crate::config::HumanDuration;
+use super::{Filters, MaybeSecret, Outcome};
+use crate::duration::HumanDuration;
 use crate::event::Payload;
 use crate::finding::Severity;
 use crate::render::Lang;
 use crate::render::wecom::{WeComOptions, valid_user_id};
+use crate::text::{strip_control, truncate_bytes};
 
 /// Keys of `type = "wecom"`, besides the common ones.
 pub const KEYS: [&str; 11] = [
@@ -183,7 +184,7 @@ pub fn classify(
             after: None,
             reason: format!(
                 "{line} without an errcode; delivery undetermined: {}",
-                truncate(&text, 200)
+                truncate_bytes(&text, 200)
             ),
         };
     };
@@ -191,7 +192,7 @@ pub fn classify(
         .as_ref()
         .and_then(|v| v.get("errmsg"))
         .and_then(Value::as_str)
-        .map(|s| truncate(&strip_control(s), 300))
+        .map(|s| truncate_bytes(&strip_control(s), 300))
         .unwrap_or_default();
     match errcode {
         0 => Answer::Ok,

@@ -177,18 +177,6 @@ pub(crate) fn from_sled(dir: &Path, source: sled::Error) -> StoreError {
     }
 }
 
-/// At most `max` bytes of `s`, cut at a character boundary, with "…" when cut.
-pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
 pub(crate) fn read_pid(dir: &Path) -> Option<u32> {
     std::fs::read_to_string(dir.join(PID_FILE))
         .ok()?
@@ -252,11 +240,5 @@ mod tests {
         assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
         let e = from_sled(dir, sled::Error::ReportableBug("bug".to_string()));
         assert!(matches!(e, StoreError::Sled { .. }), "{e:?}");
-    }
-
-    #[test]
-    fn truncation_respects_characters() {
-        assert_eq!(truncate("abc", 5), "abc");
-        assert_eq!(truncate("héllo", 2), "h…");
     }
 }

@@ -1539,7 +1539,10 @@ fn catch_panic<T>(dir: &Path, f: impl FnOnce() -> T) -> Result<T, StoreError> {
         };
         StoreError::Corrupt {
             dir: dir.to_path_buf(),
-            detail: format!("sled panicked reading it: {}", error::truncate(&text, 200)),
+            detail: format!(
+                "sled panicked reading it: {}",
+                crate::text::truncate_bytes(&text, 200)
+            ),
         }
     })
 }

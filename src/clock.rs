@@ -1,4 +1,8 @@
-//! Wall-clock time for expiry decisions, injectable so refresh can be tested without waiting.
+//! Wall-clock time. A leaf: imported by many, imports nothing of ours.
+//!
+//! [`unix_ms`] is the one conversion to the integer milliseconds the store keeps (due times,
+//! enqueue times, cursors). [`Clock`] is wall-clock time for expiry decisions, injectable so
+//! credential refresh can be tested without waiting.
 //!
 //! Credential lifetimes are wall-clock facts (`Expiration` is a UTC timestamp from the server), so
 //! the refresher sleeps towards wall-clock instants rather than monotonic durations. The
@@ -11,6 +15,16 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::watch;
+
+/// Unix milliseconds: the store's time unit.
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Now, as Unix seconds with a fraction (what Prometheus timestamps are).
+pub fn unix_seconds_now() -> f64 {
+    OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9
+}
 
 /// A boxed future, as [`Clock::sleep_until`] returns.
 pub type Sleep<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;

@@ -1,6 +1,59 @@
-//! Length arithmetic for rendering: cutting text on character boundaries (never inside a
-//! multi-byte UTF-8 sequence, so CJK and emoji survive) with visible markers, and measuring how
-//! many bytes a string takes once serialised as a JSON string. Pure.
+//! Text that came from outside, made safe and short. A leaf: imported by many, imports nothing
+//! of ours.
+//!
+//! - Scrubbing: [`strip_control`] for one line of a terminal or a log (control characters become
+//!   spaces, invisible format characters — bidi overrides, zero-width — are dropped), and
+//!   [`is_invisible_format`] for the escapers that keep line breaks. Security Center's error
+//!   text, a receiver's error body and a finding's fields all go through the same scrubber.
+//! - Cutting on character boundaries (never inside a multi-byte UTF-8 sequence, so CJK and
+//!   emoji survive) with visible markers that count towards the limit: [`truncate_bytes`],
+//!   [`truncate_chars`], [`clip`], [`truncate_json`].
+//! - Measuring how many bytes a string takes once serialised as a JSON string.
+//! - [`error_chain`]: an error and its sources on one scrubbed line.
+//!
+//! Pure.
+
+/// Attacker-written text made safe for a terminal or a log line: control characters (C0, DEL,
+/// C1: escape sequences, newlines, carriage returns) become spaces, and invisible
+/// format characters that reorder or hide text (bidi overrides, zero-width) are dropped.
+pub fn strip_control(text: &str) -> String {
+    text.chars()
+        .filter(|c| !is_invisible_format(*c))
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Bidi embeddings/overrides/isolates, zero-width and other invisible formatting characters that
+/// let text render differently from what it is ("Trojan Source").
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}'
+        | '\u{061C}'
+        | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{FEFF}'
+    )
+}
+
+/// `e: cause: cause` on one line, scrubbed with [`strip_control`] — reqwest hides the useful
+/// part (connection refused, timed out, a certificate problem) in sources, and a peer's TLS or
+/// proxy error text is not ours. Shared by every HTTP client in the crate.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    strip_control(&text)
+}
 
 /// At most `max` characters; a cut is marked with a trailing `…` (counted in `max`).
 pub fn truncate_chars(s: &str, max: usize) -> String {
