@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use sasrelay::finding::{self, Domain, NormaliseContext};
 use sasrelay::pipeline::dispatch::{Dispatched, Dispatcher, Silences, SinkHandle};
-use sasrelay::pipeline::lifecycle::{self, Coverage, EventSwitches};
+use sasrelay::event::EventSwitches;
+use sasrelay::pipeline::lifecycle::{self, Coverage};
 use sasrelay::routing::Router;
 use sasrelay::sas::models::{Item, SuspEvent};
 use sasrelay::sinks::{Sink, SinkConfig};
@@ -146,7 +147,7 @@ fn run(store: &Store, pages: Vec<Vec<Item<SuspEvent>>>, source: &str) -> Stages 
             .into_iter()
             .map(|item| finding::normalise_alert(&ctx, item))
             .collect();
-        let known: BTreeMap<String, lifecycle::Record> = BTreeMap::new();
+        let known: BTreeMap<String, sasrelay::record::Record> = BTreeMap::new();
         let mut diff = lifecycle::diff(
             findings,
             &known,

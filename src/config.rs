@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_spanned::Spanned;
-use toml::de::{DeTable, ValueDeserializer};
+use toml::de::DeTable;
 
 use crate::credentials::config::CredentialsConfig;
 use crate::duration::{HumanDuration, parse_duration};
 use crate::finding::Domain;
-use crate::pipeline::lifecycle::EventSwitches;
+use crate::event::EventSwitches;
 use crate::sas::api::VulType;
 use crate::sas::client::ClientSettings;
 use crate::sas::endpoint;
@@ -588,35 +588,13 @@ fn section<T: serde::de::DeserializeOwned>(
     key: &str,
     errs: &mut Errors<'_>,
 ) -> Option<T> {
-    match deserialize_section(value, key) {
+    match crate::section::deserialize_section(value, key) {
         Ok(v) => Some(v),
         Err((span, key, message)) => {
             errs.push(span, &key, message);
             None
         }
     }
-}
-
-/// Deserialises one TOML table; an error carries its span, the dotted key path below `key`
-/// (`source[0].credentials.type`) and the message.
-pub(crate) fn deserialize_section<T: serde::de::DeserializeOwned>(
-    value: &Spanned<toml::de::DeValue<'_>>,
-    key: &str,
-) -> Result<T, (Option<std::ops::Range<usize>>, String, String)> {
-    serde_path_to_error::deserialize::<_, T>(ValueDeserializer::from(value.clone())).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let key = if path == "." || path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{key}.{path}")
-        };
-        (
-            inner.span().or(Some(value.span())),
-            key,
-            inner.message().to_string(),
-        )
-    })
 }
 
 fn check_delivery(

@@ -410,6 +410,28 @@ pub struct DeadLetter {
     pub last_response: Option<String>,
 }
 
+/// Which event kinds a domain emits (config `events`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventSwitches {
+    /// Emit `new`.
+    pub new: bool,
+    /// Emit `resolved`.
+    pub resolved: bool,
+    /// Emit `recurring`.
+    pub recurring: bool,
+}
+
+impl Default for EventSwitches {
+    /// `new` and `resolved`; `recurring` is opt-in.
+    fn default() -> Self {
+        EventSwitches {
+            new: true,
+            resolved: true,
+            recurring: false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

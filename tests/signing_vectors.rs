@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use sasrelay::sas::params::{Params, form_decode};
-use sasrelay::sas::sign::{self, SigningContext, SigningKey, UnsignedRequest};
+use sasrelay::credentials::SigningKey;
+use sasrelay::sas::sign::{self, SigningContext, UnsignedRequest};
 use serde_json::Value;
 
 fn vectors() -> Vec<(String, Value)> {

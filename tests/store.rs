@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use sasrelay::event::{DeadLetter, EVENT_SCHEMA, Event, EventKind, OutboxEntry, Payload, Summary};
 use sasrelay::finding::{Domain, Resolution};
-use sasrelay::pipeline::lifecycle::RecordStatus;
-use sasrelay::store::{CURSOR_SCHEMA, Cursor, Enqueued, RECORD_SCHEMA, Record, Store, StoreError};
+use sasrelay::record::{RECORD_SCHEMA, Record, RecordStatus};
+use sasrelay::store::{CURSOR_SCHEMA, Cursor, Enqueued, Store, StoreError};
 use time::OffsetDateTime;
 
 /// An entry whose payload id is `id`, about `pad` bytes long in JSON.
@@ -47,7 +47,7 @@ fn record(resolved_at_ms: Option<i64>) -> Record {
         occurrence: "3".to_string(),
         resolved_at_ms,
         resolution: resolved_at_ms.map(|_| Resolution::Fixed),
-        last: sasrelay::pipeline::lifecycle::Remembered::unknown(
+        last: sasrelay::record::Remembered::unknown(
             sasrelay::finding::Domain::Alerts,
             "src",
         ),

@@ -26,7 +26,6 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::sas::sign::SigningKey;
 use crate::secret::Secret;
 
 mod chain;
@@ -57,6 +56,18 @@ pub const PROVIDER_RRSA: &str = "rrsa";
 pub const PROVIDER_ECS_RAM_ROLE: &str = "ecs_ram_role";
 /// `provider` of credentials-URI keys.
 pub const PROVIDER_URI: &str = "uri";
+
+/// The key material a signature needs: borrowed from a [`Credential`] for one request, so the
+/// secret is never copied out of its redacting type for longer than the signing.
+#[derive(Clone, Copy, Debug)]
+pub struct SigningKey<'a> {
+    /// AccessKey ID.
+    pub access_key_id: &'a str,
+    /// AccessKey secret.
+    pub access_key_secret: &'a str,
+    /// STS security token, when the key is temporary.
+    pub security_token: Option<&'a str>,
+}
 
 /// One usable key: an AccessKey pair, optionally with an STS token and its expiry.
 #[derive(Clone, Debug)]

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use crate::clock::unix_ms;
 use crate::event::EventKind;
 use crate::event::{Event, OutboxEntry, Payload, event_id};
-use crate::pipeline::lifecycle::RecordStatus;
+use crate::record::RecordStatus;
 use crate::routing::Target;
 use crate::routing::{Router, Silence, SilenceState, Subject, to_timestamp};
 use crate::sinks::Sink;

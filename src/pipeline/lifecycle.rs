@@ -20,177 +20,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::event::{Event, EventKind};
-use crate::finding::{Domain, Finding, Host, Kubernetes, Resolution, Severity, Status};
-
-/// Version of [`Record`]'s stored form.
-pub const RECORD_SCHEMA: u32 = 1;
-
-/// Whether a tracked finding is open.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RecordStatus {
-    /// Open: its `new` event was enqueued (or it was counted into a first-start summary).
-    Active,
-    /// Closed: its `resolved` event was enqueued, or it was first seen closed.
-    Resolved,
-}
-
-/// What the store keeps per finding: small, versioned, never the finding itself.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    /// Schema version ([`RECORD_SCHEMA`]).
-    pub v: u32,
-    /// The finding's id (`alert:752312`), for operators reading the store.
-    pub id: String,
-    /// Open or closed.
-    pub status: RecordStatus,
-    /// Lifecycles so far: 1 for the first, +1 each time a resolved finding re-opens.
-    pub generation: u64,
-    /// When sasrelay first observed it (unix ms).
-    pub first_seen_ms: i64,
-    /// When sasrelay last recorded a change (unix ms).
-    pub last_seen_ms: i64,
-    /// The occurrence marker last reported (see [`occurrence`]).
-    pub occurrence: String,
-    /// When it was recorded resolved (unix ms); drives pruning.
-    #[serde(default)]
-    pub resolved_at_ms: Option<i64>,
-    /// How it was resolved.
-    #[serde(default)]
-    pub resolution: Option<Resolution>,
-    /// What a `resolved` event needs when the finding has left the API (snapshot domains).
-    pub last: Remembered,
-}
-
-/// The part of a finding kept to describe it after Security Center stops listing it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Remembered {
-    /// Domain.
-    pub domain: Domain,
-    /// Title.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub title: String,
-    /// Normalised severity.
-    pub severity: Severity,
-    /// Native severity.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub native_severity: String,
-    /// Category.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub alert_type: String,
-    /// Kubernetes context.
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub kubernetes: Kubernetes,
-    /// Host context.
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub host: Host,
-    /// Source name.
-    pub source: String,
-    /// Region.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub region: String,
-}
-
-fn is_default<T: Default + PartialEq>(v: &T) -> bool {
-    *v == T::default()
-}
-
-impl Remembered {
-    /// Nothing known but the domain and source (records written by tools and tests).
-    pub fn unknown(domain: Domain, source: &str) -> Self {
-        Remembered {
-            domain,
-            title: String::new(),
-            severity: Severity::Info,
-            native_severity: String::new(),
-            alert_type: String::new(),
-            kubernetes: Kubernetes::default(),
-            host: Host::default(),
-            source: source.to_string(),
-            region: String::new(),
-        }
-    }
-
-    /// What a record of `f` keeps: everything for a snapshot domain (a finding that leaves
-    /// the list is reported from it); only the domain and source for a windowed one, whose
-    /// resolutions always come with the finding (keeps those records, written on every new
-    /// alert, small).
-    pub fn for_coverage(f: &Finding, coverage: Coverage) -> Self {
-        match coverage {
-            Coverage::Snapshot => Remembered::of(f),
-            Coverage::Window => Remembered::unknown(f.domain, &f.source),
-        }
-    }
-
-    /// Remembers `f`.
-    pub fn of(f: &Finding) -> Self {
-        Remembered {
-            domain: f.domain,
-            title: f.title.clone(),
-            severity: f.severity,
-            native_severity: f.native_severity.clone(),
-            alert_type: f.alert_type.clone(),
-            kubernetes: f.kubernetes.clone(),
-            host: f.host.clone(),
-            source: f.source.clone(),
-            region: f.region.clone(),
-        }
-    }
-
-    /// A finding rebuilt from what was remembered, closed as `gone`.
-    pub fn to_gone_finding(&self, fingerprint: &str, id: &str) -> Finding {
-        Finding {
-            domain: self.domain,
-            id: id.to_string(),
-            fingerprint: fingerprint.to_string(),
-            severity: self.severity,
-            native_severity: self.native_severity.clone(),
-            status: Status::Resolved,
-            resolution: Some(Resolution::Gone),
-            native_status: String::new(),
-            title: self.title.clone(),
-            description: "No longer listed by Security Center.".to_string(),
-            alert_type: self.alert_type.clone(),
-            kubernetes: self.kubernetes.clone(),
-            host: self.host.clone(),
-            first_seen: None,
-            last_seen: None,
-            details: Vec::new(),
-            links: Vec::new(),
-            cves: Vec::new(),
-            tactics: Vec::new(),
-            source: self.source.clone(),
-            region: self.region.clone(),
-            raw: serde_json::Value::Null,
-        }
-    }
-}
-
-/// Which event kinds a domain emits (config `events`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EventSwitches {
-    /// Emit `new`.
-    pub new: bool,
-    /// Emit `resolved`.
-    pub resolved: bool,
-    /// Emit `recurring`.
-    pub recurring: bool,
-}
-
-impl Default for EventSwitches {
-    /// `new` and `resolved`; `recurring` is opt-in.
-    fn default() -> Self {
-        EventSwitches {
-            new: true,
-            resolved: true,
-            recurring: false,
-        }
-    }
-}
+use crate::event::{Event, EventKind, EventSwitches};
+use crate::finding::{Domain, Finding, Resolution, Status};
+use crate::record::{RECORD_SCHEMA, Record, RecordStatus, Remembered};
 
 /// How complete a poll's observations are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -372,7 +206,7 @@ pub fn diff(
                 let mut record = r.clone();
                 record.occurrence = occ.clone();
                 record.last_seen_ms = now_ms;
-                record.last = Remembered::for_coverage(&f, coverage);
+                record.last = remembered(&f, coverage);
                 let event = switches
                     .recurring
                     .then(|| Event::about(EventKind::Recurring, f, r.generation, &occ, None, now));
@@ -430,7 +264,7 @@ fn fresh(
         occurrence: occ.to_string(),
         resolved_at_ms: None,
         resolution: None,
-        last: Remembered::for_coverage(f, coverage),
+        last: remembered(f, coverage),
     }
 }
 
@@ -448,7 +282,7 @@ fn resolve(
     record.resolved_at_ms = Some(now_ms);
     record.resolution = resolution;
     record.last_seen_ms = now_ms;
-    record.last = Remembered::for_coverage(&f, coverage);
+    record.last = remembered(&f, coverage);
     let event = switches
         .resolved
         .then(|| Event::about(EventKind::Resolved, f, r.generation, "", resolution, now));
@@ -468,9 +302,22 @@ fn gone_event(fp: &str, r: &Record, now: OffsetDateTime) -> Event {
     )
 }
 
+/// What a record of `f` keeps: everything for a snapshot domain (a finding that leaves
+/// the list is reported from it); only the domain and source for a windowed one, whose
+/// resolutions always come with the finding (keeps those records, written on every new
+/// alert, small).
+fn remembered(f: &Finding, coverage: Coverage) -> Remembered {
+    match coverage {
+        Coverage::Snapshot => Remembered::of(f),
+        Coverage::Window => Remembered::unknown(f.domain, &f.source),
+    }
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::finding::{Host, Kubernetes, Severity};
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-11-26 12:00 UTC);

@@ -169,7 +169,7 @@ impl Poller {
         };
         // A snapshot needs every known record (absence means gone); a window only the records of
         // what it listed — loading all of them on every 30-second alert poll would be waste.
-        let known: BTreeMap<String, lifecycle::Record> = match coverage {
+        let known: BTreeMap<String, crate::record::Record> = match coverage {
             Coverage::Snapshot => self
                 .store
                 .records(&settings.name, domain)?

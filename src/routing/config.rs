@@ -181,7 +181,7 @@ pub fn section<T: serde::de::DeserializeOwned>(
     key: &str,
     issues: &mut Vec<Issue>,
 ) -> Option<T> {
-    match crate::config::deserialize_section(value, key) {
+    match crate::section::deserialize_section(value, key) {
         Ok(v) => Some(v),
         Err((span, key, message)) => {
             issues.push(Issue::error(span, key, message));

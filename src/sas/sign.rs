@@ -3,6 +3,7 @@
 //! verification the simulator uses. Pure: no clock, no randomness, no IO — timestamps and nonces
 //! come in through [`SigningContext`], so every vector in `tests/fixtures/vectors` is reproducible.
 
+use crate::credentials::SigningKey;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -23,17 +24,6 @@ pub enum SignatureVersion {
     V3,
     /// RPC HMAC-SHA1 (`SignatureVersion=1.0`), for accounts or proxies that need it.
     V1,
-}
-
-/// The key material a signature needs.
-#[derive(Clone, Copy, Debug)]
-pub struct SigningKey<'a> {
-    /// AccessKey ID.
-    pub access_key_id: &'a str,
-    /// AccessKey secret.
-    pub access_key_secret: &'a str,
-    /// STS security token, when the key is temporary.
-    pub security_token: Option<&'a str>,
 }
 
 /// Per-request values that would otherwise come from the clock and the RNG.

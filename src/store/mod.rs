@@ -89,13 +89,13 @@ use serde::de::DeserializeOwned;
 
 use crate::event::{DeadLetter, OutboxEntry};
 use crate::finding::Domain;
+use crate::record::{Record, RecordStatus};
 
 pub use error::StoreError;
 pub use groups::{Closing, GROUP_SCHEMA, GroupAdded, GroupClosed, GroupHeader, Suppressed};
 pub use reminders::{REMINDER_SCHEMA, Reminder};
 pub use types::{
-    CURSOR_SCHEMA, Cursor, Enqueued, PruneReport, RECORD_SCHEMA, Record, RecordStatus, Replayed,
-    SinkStats, StoreStats,
+    CURSOR_SCHEMA, Cursor, Enqueued, PruneReport, Replayed, SinkStats, StoreStats,
 };
 
 /// Newest store schema this build reads and writes (the `schema` key in `meta`).

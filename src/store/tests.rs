@@ -41,7 +41,7 @@ fn letter(e: OutboxEntry) -> DeadLetter {
 
 fn record(status: RecordStatus, resolved_at_ms: Option<i64>) -> Record {
     Record {
-        v: RECORD_SCHEMA,
+        v: crate::record::RECORD_SCHEMA,
         id: "alert:1".to_string(),
         status,
         generation: 0,
@@ -50,7 +50,7 @@ fn record(status: RecordStatus, resolved_at_ms: Option<i64>) -> Record {
         occurrence: String::new(),
         resolved_at_ms,
         resolution: resolved_at_ms.map(|_| Resolution::Handled),
-        last: crate::pipeline::lifecycle::Remembered::unknown(
+        last: crate::record::Remembered::unknown(
             crate::finding::Domain::Alerts,
             "src",
         ),
