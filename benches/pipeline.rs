@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use sasrelay::finding::{self, Domain, NormaliseContext};
-use sasrelay::pipeline::dispatch::{Dispatched, Dispatcher, Silences, SinkHandle};
 use sasrelay::event::EventSwitches;
+use sasrelay::finding::{self, Domain};
+use sasrelay::pipeline::dispatch::{Dispatched, Dispatcher, Silences, SinkHandle};
 use sasrelay::pipeline::lifecycle::{self, Coverage};
 use sasrelay::routing::Router;
 use sasrelay::sas::models::{Item, SuspEvent};
+use sasrelay::sas::normalise::NormaliseContext;
 use sasrelay::sinks::{Sink, SinkConfig};
 use sasrelay::store::Store;
 use serde_json::Value;
@@ -145,7 +146,7 @@ fn run(store: &Store, pages: Vec<Vec<Item<SuspEvent>>>, source: &str) -> Stages 
         let t0 = Instant::now();
         let findings: Vec<finding::Finding> = items
             .into_iter()
-            .map(|item| finding::normalise_alert(&ctx, item))
+            .map(|item| sasrelay::sas::normalise::normalise_alert(&ctx, item))
             .collect();
         let known: BTreeMap<String, sasrelay::record::Record> = BTreeMap::new();
         let mut diff = lifecycle::diff(

@@ -16,12 +16,13 @@ use toml::de::DeTable;
 
 use crate::credentials::config::CredentialsConfig;
 use crate::duration::{HumanDuration, parse_duration};
-use crate::finding::Domain;
 use crate::event::EventSwitches;
+use crate::finding::Domain;
 use crate::sas::api::VulType;
 use crate::sas::client::ClientSettings;
 use crate::sas::endpoint;
 use crate::sas::sign::SignatureVersion;
+use crate::sas::source::{DomainPoll, InitialSync, SourceSettings};
 use crate::sinks::SinkConfig;
 
 /// One problem in a config file.
@@ -79,17 +80,6 @@ pub const DOMAINS: [&str; 4] = ["alerts", "vulnerabilities", "baseline", "firewa
 /// Vulnerability types sasrelay can read: `DescribeVulList.Type`, with `app+sca` meaning
 /// `Type=app&AttachTypes=sca`.
 pub const VULNERABILITY_TYPES: [&str; 7] = ["cve", "sca", "app+sca", "app", "sys", "cms", "emg"];
-
-/// How a first start treats findings that are already open.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InitialSync {
-    /// Record them silently and send one summary event per source and domain.
-    #[default]
-    Baseline,
-    /// Send every one of them.
-    Notify,
-}
 
 /// `[state]`: where the daemon keeps its store.
 #[derive(Clone, Debug, Deserialize)]
@@ -181,17 +171,6 @@ pub struct RawEvents {
     pub firewall: Option<Vec<Spanned<String>>>,
 }
 
-/// Per-domain polling of a source: interval (`None` = off) and event switches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DomainPoll {
-    /// The domain.
-    pub domain: Domain,
-    /// How often to poll.
-    pub interval: Duration,
-    /// Which events to emit.
-    pub events: EventSwitches,
-}
-
 /// A `[[source]]` table as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -244,33 +223,6 @@ pub struct RawSource {
     pub initial_sync: InitialSync,
     /// Where the signing key comes from.
     pub credentials: CredentialsConfig,
-}
-
-/// One checked source.
-#[derive(Clone, Debug)]
-pub struct SourceSettings {
-    /// Unique name.
-    pub name: String,
-    /// Region.
-    pub region: String,
-    /// ACK cluster ids (empty: the whole account).
-    pub clusters: Vec<String>,
-    /// Domains to read, in the canonical order.
-    pub domains: Vec<Domain>,
-    /// Vulnerability types.
-    pub vulnerability_types: Vec<VulType>,
-    /// Console base for links.
-    pub console_base: String,
-    /// Transport settings (endpoint, signature, lang, timeouts, caps).
-    pub client: ClientSettings,
-    /// Credential provider config.
-    pub credentials: CredentialsConfig,
-    /// Enabled domains with their interval and events, in canonical order.
-    pub polls: Vec<DomainPoll>,
-    /// How far before the watermark windowed polls start.
-    pub overlap: Duration,
-    /// First-start behaviour.
-    pub initial_sync: InitialSync,
 }
 
 /// The checked configuration.

@@ -10,8 +10,25 @@
 //!   [`truncate_chars`], [`clip`], [`truncate_json`].
 //! - Measuring how many bytes a string takes once serialised as a JSON string.
 //! - [`error_chain`]: an error and its sources on one scrubbed line.
+//! - [`percent_encode`]: RFC 3986, for signatures and links.
 //!
 //! Pure.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// Everything but RFC 3986 unreserved (`A-Z a-z 0-9 - _ . ~`) is escaped.
+const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// RFC 3986 percent-encoding, as Security Center's signatures and the consoles' links want it:
+/// unreserved characters kept, everything else `%XX` (uppercase), so space is `%20`, `*` is
+/// `%2A` and `~` stays.
+pub fn percent_encode(s: &str) -> String {
+    utf8_percent_encode(s, RFC3986).to_string()
+}
 
 /// Attacker-written text made safe for a terminal or a log line: control characters (C0, DEL,
 /// C1: escape sequences, newlines, carriage returns) become spaces, and invisible

@@ -972,8 +972,8 @@ fn test_finding(cluster: &str) -> Value {
         "EventStatus": 1
     }))
     .unwrap();
-    let mut f = sasrelay::finding::normalise_alert(
-        &sasrelay::finding::NormaliseContext::new("sim", "cn-hangzhou"),
+    let mut f = sasrelay::sas::normalise::normalise_alert(
+        &sasrelay::sas::normalise::NormaliseContext::new("sim", "cn-hangzhou"),
         item,
     );
     f.kubernetes.cluster_id = Some(cluster.into());

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use sasrelay::finding::*;
 use sasrelay::sas::models::*;
+use sasrelay::sas::normalise::*;
 use serde_json::{Value, json};
 
 fn sample(name: &str) -> Value {

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sasrelay::config::parse;
+use sasrelay::event::EventSwitches;
 use sasrelay::event::{Event, EventKind, Payload};
 use sasrelay::finding::Domain;
 use sasrelay::pipeline::dispatch::{Dispatched, Dispatcher, Silences, SinkHandle};
-use sasrelay::event::EventSwitches;
 use sasrelay::pipeline::lifecycle::{self, Coverage};
 use sasrelay::record::RecordStatus;
 use sasrelay::routing::{Silence, parse_matchers, to_timestamp};
@@ -95,8 +95,8 @@ fn new_alert(b: &Bench, now: OffsetDateTime) -> (String, Event) {
     )
     .unwrap();
     let item = sasrelay::sas::models::Item::from_value(sample["SuspEvents"][0].clone()).unwrap();
-    let finding = sasrelay::finding::normalise_alert(
-        &sasrelay::finding::NormaliseContext::new("prod", "cn-hangzhou"),
+    let finding = sasrelay::sas::normalise::normalise_alert(
+        &sasrelay::sas::normalise::NormaliseContext::new("prod", "cn-hangzhou"),
         item,
     );
     assert!(finding.severity >= sasrelay::finding::Severity::High);

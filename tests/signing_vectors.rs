@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use sasrelay::sas::params::{Params, form_decode};
 use sasrelay::credentials::SigningKey;
+use sasrelay::sas::params::{Params, form_decode};
 use sasrelay::sas::sign::{self, SigningContext, UnsignedRequest};
 use serde_json::Value;
 

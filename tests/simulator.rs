@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
-use sasrelay::sas::params::Params;
 use sasrelay::credentials::SigningKey;
+use sasrelay::sas::params::Params;
 use sasrelay::sas::sign::{self, SignatureVersion, SigningContext, UnsignedRequest};
 use sasrelay::simulator::{
     Domain, FaultKind, FaultSpec, SimConfig, SimCredential, SimHandle, Simulator,

@@ -47,10 +47,7 @@ fn record(resolved_at_ms: Option<i64>) -> Record {
         occurrence: "3".to_string(),
         resolved_at_ms,
         resolution: resolved_at_ms.map(|_| Resolution::Fixed),
-        last: sasrelay::record::Remembered::unknown(
-            sasrelay::finding::Domain::Alerts,
-            "src",
-        ),
+        last: sasrelay::record::Remembered::unknown(sasrelay::finding::Domain::Alerts, "src"),
     }
 }
 

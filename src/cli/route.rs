@@ -427,7 +427,10 @@ sinks = ["archive"]
             "ClusterId": "c1", "EventStatus": 1
         }))
         .unwrap();
-        crate::finding::normalise_alert(&crate::finding::NormaliseContext::new("s", "r"), item)
+        crate::sas::normalise::normalise_alert(
+            &crate::sas::normalise::NormaliseContext::new("s", "r"),
+            item,
+        )
     }
 
     #[test]

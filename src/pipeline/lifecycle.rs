@@ -313,7 +313,6 @@ fn remembered(f: &Finding, coverage: Coverage) -> Remembered {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,14 +23,14 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DomainPoll, InitialSync, SourceSettings};
 use crate::credentials::CredentialContext;
 use crate::credentials::env::Env;
 use crate::event::Event;
-use crate::finding::{self, Domain};
+use crate::finding::Domain;
 use crate::pipeline::dispatch::{Dispatched, Dispatcher};
 use crate::pipeline::lifecycle::{self, Coverage};
 use crate::pipeline::metrics::Metrics;
+use crate::sas::source::{DomainPoll, InitialSync, SourceSettings};
 use crate::sas::source::{ReadWindow, Source};
 use crate::store::{Cursor, Store};
 
@@ -268,7 +268,7 @@ impl Poller {
         let wanted: BTreeMap<i64, Option<String>> = diff
             .gone()
             .filter_map(|c| {
-                let id = finding::vul_primary_id(&c.record.id)?;
+                let id = crate::sas::normalise::vul_primary_id(&c.record.id)?;
                 Some((id, c.record.last.kubernetes.cluster_id.clone()))
             })
             .collect();

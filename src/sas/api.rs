@@ -1462,7 +1462,7 @@ mod tests {
             )
         });
         let q = VulQuery {
-            status_list: crate::finding::VUL_RESOLVED_STATUSES.to_vec(),
+            status_list: crate::sas::normalise::VUL_RESOLVED_STATUSES.to_vec(),
             dealed: None,
             ..VulQuery::default()
         };

@@ -5,6 +5,7 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 pub mod models;
+pub mod normalise;
 pub mod params;
 pub mod retry;
 pub mod sign;

@@ -4,20 +4,7 @@
 //! keeps logs and tests readable) and knows the SDK's three array styles: flattened (`Name.1`),
 //! comma-joined ("simple") and JSON.
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-
-/// Everything but RFC 3986 unreserved (`A-Z a-z 0-9 - _ . ~`) is escaped.
-const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-/// Percent-encoding used inside signatures: unreserved characters kept, everything else `%XX`
-/// (uppercase), so space is `%20`, `*` is `%2A` and `~` stays.
-pub fn percent_encode(s: &str) -> String {
-    utf8_percent_encode(s, RFC3986).to_string()
-}
+pub use crate::text::percent_encode;
 
 /// `application/x-www-form-urlencoded` as Python's `urlencode` writes it (what the SDK sends):
 /// like [`percent_encode`] but space becomes `+`.

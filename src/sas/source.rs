@@ -1,25 +1,80 @@
 //! A configured Security Center source, connected: its credentials, its client, and reading
 //! each domain as normalised [`Finding`]s — once per configured cluster, or account-wide.
 //!
-//! This is the seam between configuration and the Security Center side; the CLI's `check` and
-//! `findings` commands use it, and so will the daemon's pollers.
+//! This is the seam between configuration and the Security Center side: [`SourceSettings`] is
+//! the component's checked config (what `config` builds from a `[[source]]` table), and the
+//! CLI's `check` and `findings` commands and the daemon's pollers read through a [`Source`].
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
 
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::config::SourceSettings;
+use crate::credentials::CredentialsConfig;
 use crate::credentials::env::Env;
 use crate::credentials::{CredentialContext, CredentialHandle};
-use crate::finding::{self, Domain, Finding, NormaliseContext};
-use crate::sas::api::{self, AlertQuery, BaselineQuery, Dealed, FirewallQuery, VulQuery};
-use crate::sas::client::SasClient;
+use crate::event::EventSwitches;
+use crate::finding::{Domain, Finding};
+use crate::sas::api::{self, AlertQuery, BaselineQuery, Dealed, FirewallQuery, VulQuery, VulType};
+use crate::sas::client::{ClientSettings, SasClient};
 use crate::sas::error::SasError;
 use crate::sas::models::{
     InterceptionHistory, ListItem, Page, SuspEvent, VulRecord, WarningSummary,
 };
+use crate::sas::normalise::NormaliseContext;
 use crate::sas::params::Params;
+
+/// One checked `[[source]]`: what [`crate::config`] builds and a [`Source`] connects.
+#[derive(Clone, Debug)]
+pub struct SourceSettings {
+    /// Unique name.
+    pub name: String,
+    /// Region.
+    pub region: String,
+    /// ACK cluster ids (empty: the whole account).
+    pub clusters: Vec<String>,
+    /// Domains to read, in the canonical order.
+    pub domains: Vec<Domain>,
+    /// Vulnerability types.
+    pub vulnerability_types: Vec<VulType>,
+    /// Console base for links.
+    pub console_base: String,
+    /// Transport settings (endpoint, signature, lang, timeouts, caps).
+    pub client: ClientSettings,
+    /// Credential provider config.
+    pub credentials: CredentialsConfig,
+    /// Enabled domains with their interval and events, in canonical order.
+    pub polls: Vec<DomainPoll>,
+    /// How far before the watermark windowed polls start.
+    pub overlap: Duration,
+    /// First-start behaviour.
+    pub initial_sync: InitialSync,
+}
+
+/// Per-domain polling of a source: interval (`None` = off) and event switches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DomainPoll {
+    /// The domain.
+    pub domain: Domain,
+    /// How often to poll.
+    pub interval: Duration,
+    /// Which events to emit.
+    pub events: EventSwitches,
+}
+
+/// How a first start treats findings that are already open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitialSync {
+    /// Record them silently and send one summary event per source and domain.
+    #[default]
+    Baseline,
+    /// Send every one of them.
+    Notify,
+}
 
 /// A source whose credentials resolved and whose client is built.
 #[derive(Clone, Debug)]
@@ -134,7 +189,11 @@ impl Source {
                         self.report_undecodable(domain, handled.undecodable.len());
                         items.extend(handled.items);
                     }
-                    out.extend(items.into_iter().map(|i| finding::normalise_alert(&ctx, i)));
+                    out.extend(
+                        items
+                            .into_iter()
+                            .map(|i| crate::sas::normalise::normalise_alert(&ctx, i)),
+                    );
                 }
                 Domain::Vulnerabilities => {
                     let q = VulQuery {
@@ -149,7 +208,7 @@ impl Source {
                         listing
                             .items
                             .into_iter()
-                            .map(|i| finding::normalise_vulnerability(&ctx, i)),
+                            .map(|i| crate::sas::normalise::normalise_vulnerability(&ctx, i)),
                     );
                 }
                 Domain::Baseline => {
@@ -161,7 +220,7 @@ impl Source {
                     out.extend(
                         items
                             .into_iter()
-                            .map(|i| finding::normalise_baseline(&ctx, i)),
+                            .map(|i| crate::sas::normalise::normalise_baseline(&ctx, i)),
                     );
                 }
                 Domain::Firewall => {
@@ -177,7 +236,7 @@ impl Source {
                         listing
                             .items
                             .into_iter()
-                            .map(|i| finding::normalise_firewall(&ctx, i)),
+                            .map(|i| crate::sas::normalise::normalise_firewall(&ctx, i)),
                     );
                 }
             }
@@ -186,7 +245,7 @@ impl Source {
     }
 
     /// Looks up, by `PrimaryId`, vulnerability records that left the pending list, among those
-    /// Security Center closed with a reason (`StatusList` = [`finding::VUL_RESOLVED_STATUSES`]:
+    /// Security Center closed with a reason (`StatusList` = [`crate::sas::normalise::VUL_RESOLVED_STATUSES`]:
     /// fixed, ignored, expired), for every configured type, and normalises them as the listing
     /// does. `wanted` maps each id to the cluster its finding was seen in (the normalisation
     /// hint for records without a cluster ID). Ids not returned were not closed with a reason
@@ -201,7 +260,7 @@ impl Source {
         let q = VulQuery {
             types: self.settings.vulnerability_types.clone(),
             dealed: None,
-            status_list: finding::VUL_RESOLVED_STATUSES.to_vec(),
+            status_list: crate::sas::normalise::VUL_RESOLVED_STATUSES.to_vec(),
             ..VulQuery::default()
         };
         let ids: Vec<i64> = wanted.keys().copied().collect();
@@ -215,7 +274,10 @@ impl Source {
                     .primary_id
                     .or(i.extend_content_json.primary_id)
                     .and_then(|id| wanted.get(&id).cloned().flatten());
-                finding::normalise_vulnerability(&self.normalise_context(cluster.as_deref()), i)
+                crate::sas::normalise::normalise_vulnerability(
+                    &self.normalise_context(cluster.as_deref()),
+                    i,
+                )
             })
             .collect())
     }

@@ -94,9 +94,7 @@ use crate::record::{Record, RecordStatus};
 pub use error::StoreError;
 pub use groups::{Closing, GROUP_SCHEMA, GroupAdded, GroupClosed, GroupHeader, Suppressed};
 pub use reminders::{REMINDER_SCHEMA, Reminder};
-pub use types::{
-    CURSOR_SCHEMA, Cursor, Enqueued, PruneReport, Replayed, SinkStats, StoreStats,
-};
+pub use types::{CURSOR_SCHEMA, Cursor, Enqueued, PruneReport, Replayed, SinkStats, StoreStats};
 
 /// Newest store schema this build reads and writes (the `schema` key in `meta`).
 pub const STORE_SCHEMA: u32 = 1;

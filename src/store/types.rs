@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-
 /// Version of [`Cursor`]'s stored form.
 pub const CURSOR_SCHEMA: u32 = 1;
 
