@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
+use super::catalog::{check_def, obj, risk_def};
 use super::error::ApiError;
-use super::generate::{check_def, obj, risk_def};
 use super::world::{Warning, World, parse_time};
 
 /// Every action the simulator implements, in contract order.
@@ -594,7 +594,7 @@ fn warning_machines(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, A
             Some((c, n)) => (c.region_id.clone(), Some(n)),
             None => (String::new(), None),
         };
-        let field = |f: fn(&super::generate::Node) -> &String| {
+        let field = |f: fn(&super::catalog::Node) -> &String| {
             node.map(|n| f(n).clone()).unwrap_or_default()
         };
         let instance_name = field(|n| &n.instance_name);

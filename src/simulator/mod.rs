@@ -59,6 +59,7 @@
 
 mod actions;
 mod auth;
+mod catalog;
 mod config;
 mod error;
 mod faults;
@@ -77,13 +78,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use actions::ACTIONS;
+pub use catalog::{Cluster, FirewallRule, Node, Workload};
 pub use config::{
     DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, DEMO_LISTEN, InitialFindings, MAX_CLUSTERS,
     MAX_CREDENTIALS, MAX_INITIAL_PER_DOMAIN, MAX_NODES_PER_CLUSTER, SimConfig, SimConfigError,
     SimCredential,
 };
 pub use faults::{FaultKind, FaultSpec, MAX_DELAY_MS, MAX_FAULT_COUNT, MAX_FAULTS};
-pub use generate::{Cluster, FirewallRule, Node, Workload};
 pub use world::{ControlError, Domain, MAX_RECORDS_PER_DOMAIN, TickReport};
 
 use auth::{AuthState, RawRequest, Verified};

@@ -18,8 +18,8 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
+use super::catalog::{Cluster, Node, merge};
 use super::config::SimConfig;
-use super::generate::{Cluster, Node, merge};
 
 /// Hard cap on records per domain; the generator stops adding and the control interface refuses
 /// beyond it, so a long-running demo cannot grow without bound.
@@ -362,8 +362,8 @@ impl World {
                     let r = v
                         .as_i64()
                         .ok_or_else(|| ControlError::Invalid("RiskId must be an integer".into()))?;
-                    if super::generate::risk_def(r).is_none() {
-                        let known: Vec<i64> = super::generate::RISKS.iter().map(|r| r.id).collect();
+                    if super::catalog::risk_def(r).is_none() {
+                        let known: Vec<i64> = super::catalog::RISKS.iter().map(|r| r.id).collect();
                         return Err(ControlError::Invalid(format!(
                             "unknown RiskId {r}; known baselines: {known:?}"
                         )));
