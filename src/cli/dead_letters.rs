@@ -7,6 +7,74 @@ use std::process::ExitCode;
 use super::admin_client::{NO_BODY, client, fail, text_table};
 use super::terminal_safe;
 use crate::daemon::admin::{DeadLetterView, ReplayReport, ReplayRequest};
+use std::path::PathBuf;
+
+/// `sasrelay dead-letters …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum DeadLetterCommand {
+    /// List dead letters, newest first, with why each was given up.
+    List {
+        /// Configuration file (for `[admin] listen` and `[admin] token`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this sink's.
+        #[arg(long)]
+        sink: Option<String>,
+        /// Show at most this many.
+        #[arg(long, default_value_t = crate::daemon::admin::DEFAULT_DEAD_LETTER_LIMIT as u64,
+              value_parser = clap::value_parser!(u64).range(1..=crate::daemon::admin::MAX_DEAD_LETTER_LIMIT as u64))]
+        limit: u64,
+        /// JSON (an array, as the admin API shows them) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead letters back in their sink's outbox (same idempotency key, fresh attempts).
+    Replay {
+        /// Configuration file (for `[admin] listen` and `[admin] token`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The sink.
+        #[arg(long)]
+        sink: String,
+        /// Sequence numbers from `dead-letters list`; repeatable.
+        #[arg(long = "seq", required_unless_present = "all", conflicts_with = "all")]
+        seqs: Vec<u64>,
+        /// Every dead letter of the sink.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete dead letters for good.
+    Discard {
+        /// Configuration file (for `[admin] listen` and `[admin] token`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The sink.
+        #[arg(long)]
+        sink: String,
+        /// Sequence numbers from `dead-letters list`; repeatable.
+        #[arg(long = "seq", required = true)]
+        seqs: Vec<u64>,
+    },
+}
+
+/// Runs `dead-letters …`.
+pub async fn run(command: DeadLetterCommand) -> ExitCode {
+    match command {
+        DeadLetterCommand::List {
+            config,
+            sink,
+            limit,
+            json,
+        } => list(&config, sink.as_deref(), limit as usize, json).await,
+        DeadLetterCommand::Replay {
+            config,
+            sink,
+            seqs,
+            all,
+        } => replay(&config, &sink, seqs, all).await,
+        DeadLetterCommand::Discard { config, sink, seqs } => discard(&config, &sink, &seqs).await,
+    }
+}
 
 /// `dead-letters list`: newest first, as a table or JSON.
 pub(super) async fn list(config: &Path, sink: Option<&str>, limit: usize, json: bool) -> ExitCode {

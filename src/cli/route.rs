@@ -5,7 +5,7 @@
 //! Silences are not applied: they live in the running daemon (`sasrelay silence list`).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::Value;
@@ -17,6 +17,59 @@ use crate::event::{Event, EventKind};
 use crate::finding::{Domain, Finding};
 use crate::routing::{Router, Subject, to_timestamp};
 use crate::sinks::SinkConfig;
+
+/// `sasrelay route …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum RouteCommand {
+    /// Show where findings go: each route tried and why it matched or not, then the targets;
+    /// or, with --from-simulator, how many messages each sink would receive.
+    Test {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A finding or event as JSON, or `@FILE` (one object, an array, or one per line as
+        /// `sasrelay findings --json` prints); repeatable.
+        #[arg(
+            long,
+            value_name = "JSON_OR_@FILE",
+            required_unless_present = "from_simulator",
+            conflicts_with = "from_simulator"
+        )]
+        finding: Vec<String>,
+        /// Generate this many realistic findings with the simulator instead and count the
+        /// messages each sink would receive after grouping.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_SIMULATED as u64))]
+        from_simulator: Option<u64>,
+        /// Seed of the simulated world (as `sasrelay simulate --seed`).
+        #[arg(long, default_value_t = 20_240_520, requires = "from_simulator")]
+        seed: u64,
+        /// Route as of this time (RFC 3339; default now), for mute and active time intervals.
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+    },
+}
+
+/// Runs `route …`.
+pub async fn run(command: RouteCommand) -> ExitCode {
+    match command {
+        RouteCommand::Test {
+            config,
+            finding,
+            from_simulator,
+            seed,
+            at,
+        } => {
+            test(
+                &config,
+                &finding,
+                from_simulator.map(|n| n as usize),
+                seed,
+                at.as_deref(),
+            )
+            .await
+        }
+    }
+}
 
 /// Most findings `--from-simulator` generates.
 pub const MAX_SIMULATED: usize = 2000;

@@ -8,6 +8,93 @@ use std::process::ExitCode;
 use super::admin_client::{NO_BODY, client, fail, text_table};
 use super::terminal_safe;
 use crate::daemon::admin::{NewSilence, SilenceView};
+use std::path::PathBuf;
+
+/// `sasrelay silence …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum SilenceCommand {
+    /// Create a silence; prints its id.
+    Add {
+        /// Configuration file (for `[admin] listen` and `[admin] token`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A matcher, e.g. `namespace="kube-system"` or `severity<high`; repeat for more (all
+        /// must hold).
+        #[arg(long = "matcher", short = 'm', required = true)]
+        matchers: Vec<String>,
+        /// How long from the start, e.g. `2h` or `1d`.
+        #[arg(
+            long = "for",
+            value_name = "DURATION",
+            required_unless_present = "until",
+            conflicts_with = "until"
+        )]
+        duration: Option<String>,
+        /// When it ends (RFC 3339, e.g. `2026-05-01T18:00:00Z`).
+        #[arg(long, value_name = "RFC3339")]
+        until: Option<String>,
+        /// When it starts (RFC 3339); default now.
+        #[arg(long, value_name = "RFC3339")]
+        start: Option<String>,
+        /// Who creates it (default `$USER`, else `sasrelay`).
+        #[arg(long)]
+        author: Option<String>,
+        /// Why.
+        #[arg(long)]
+        comment: String,
+    },
+    /// List pending and active silences with how many events each kept back.
+    List {
+        /// Configuration file (for `[admin] listen` and `[admin] token`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Include expired silences.
+        #[arg(long)]
+        all: bool,
+        /// JSON (an array of silences, as the admin API shows them) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a silence now.
+    Expire {
+        /// Configuration file (for `[admin] listen` and `[admin] token`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The silence's id.
+        id: String,
+    },
+}
+
+/// Runs `silence …`.
+pub async fn run(command: SilenceCommand) -> ExitCode {
+    match command {
+        SilenceCommand::Add {
+            config,
+            matchers,
+            duration,
+            until,
+            start,
+            author,
+            comment,
+        } => {
+            let created_by = author
+                .or_else(|| std::env::var("USER").ok())
+                .filter(|a| !a.trim().is_empty())
+                .unwrap_or_else(|| "sasrelay".into());
+            let req = NewSilence {
+                matchers,
+                starts_at: start,
+                ends_at: until,
+                duration,
+                created_by,
+                comment,
+            };
+            add(&config, req).await
+        }
+        SilenceCommand::List { config, all, json } => list(&config, all, json).await,
+        SilenceCommand::Expire { config, id } => expire(&config, &id).await,
+    }
+}
 
 /// `silence add`: prints the new silence's id.
 pub(super) async fn add(config: &Path, req: NewSilence) -> ExitCode {

@@ -1,0 +1,18 @@
+//! `sasrelay healthcheck`: exit 0 when the running daemon answers ready (`GET /readyz` on
+//! `[admin] listen`), 1 otherwise — for a container `HEALTHCHECK`, since the image has no curl.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `sasrelay healthcheck` arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Configuration file (for `[admin] listen`).
+    #[arg(long, short)]
+    config: PathBuf,
+}
+
+/// Runs `healthcheck`.
+pub async fn run(args: Args) -> ExitCode {
+    super::admin_client::healthcheck(&args.config).await
+}

@@ -1,0 +1,62 @@
+//! `sasrelay send-test`: sends a sample alert through a sink's real path (one attempt, after its
+//! rate limit) and prints the platform's answer; exit 1 when it was not delivered.
+
+use std::process::ExitCode;
+
+use std::path::PathBuf;
+
+use super::load_config;
+use super::render::configured_sink;
+use crate::finding::Domain;
+
+/// `sasrelay send-test` arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Configuration file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The sink's name.
+    #[arg(long)]
+    sink: String,
+}
+
+/// Runs `send-test`.
+pub async fn run(args: Args) -> ExitCode {
+    let (path, name) = (args.config.as_path(), args.sink.as_str());
+    let settings = match load_config(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let sink = match configured_sink(&settings, name) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let payload: crate::event::Payload = crate::render::sample_event(Domain::Alerts).into();
+    let outcome = loop {
+        match sink.deliver(&payload, 1).await {
+            crate::sinks::Outcome::Throttled { after } => tokio::time::sleep(after).await,
+            other => break other,
+        }
+    };
+    match outcome {
+        crate::sinks::Outcome::Delivered { detail } => {
+            println!("sink {name}: delivered ({detail})");
+            ExitCode::SUCCESS
+        }
+        crate::sinks::Outcome::Retry { after, reason } => {
+            println!(
+                "sink {name}: NOT delivered, retryable{}: {reason}",
+                after.map_or(String::new(), |a| format!(" after {}s", a.as_secs()))
+            );
+            ExitCode::FAILURE
+        }
+        crate::sinks::Outcome::Permanent { reason, response } => {
+            println!("sink {name}: NOT delivered, permanent: {reason}");
+            if let Some(r) = response {
+                println!("  response: {r}");
+            }
+            ExitCode::FAILURE
+        }
+        crate::sinks::Outcome::Throttled { .. } => ExitCode::FAILURE,
+    }
+}
