@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{At, Enqueued, Inner, OutboxEntry, StoreError, keys};
+use super::{At, Enqueued, Inner, OutboxEntry, Store, StoreError, keys};
 use crate::event::{Digest, Event, Payload};
 
 /// Version of [`GroupHeader`]'s stored form.
@@ -153,26 +153,23 @@ pub(super) fn group_of_guard(sink: &str) -> Option<&str> {
     sink.strip_prefix(GROUP_GUARD)
 }
 
-impl Inner {
-    fn group_index(&self) -> std::sync::MutexGuard<'_, GroupIndex> {
-        self.group_index
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Adds `event` to group `gid`, creating the group from `header` if it is not open.
-    pub(super) fn group_add(
+impl Store {
+    /// Adds `event` to the routing group `gid`, opening it with `header` if it is not open.
+    /// Idempotent per (group, event id) while the member's guard lasts: see the `groups`
+    /// module doc for the write order.
+    pub fn group_add(
         &self,
         gid: &str,
         header: &GroupHeader,
         event: &Event,
         now_ms: i64,
     ) -> Result<GroupAdded, StoreError> {
-        let dir = &self.dir;
-        let mut index = self.group_index();
+        let inner = self.current()?;
+        let dir = &inner.dir;
+        let mut index = inner.group_index();
         if !index.groups.contains_key(gid) {
-            let value = self.encode(header, || format!("group {gid} header"))?;
-            match self
+            let value = inner.encode(header, || format!("group {gid} header"))?;
+            match inner
                 .groups
                 .compare_and_swap(gid.as_bytes(), None as Option<&[u8]>, Some(value))
                 .at(dir)?
@@ -184,20 +181,20 @@ impl Inner {
                     // Only this index's holder writes headers; a stored one it does not know
                     // means a bug, but the stored header wins.
                     let stored: GroupHeader = match lost.current {
-                        Some(v) => self.decode(&v, || format!("group {gid} header"))?,
+                        Some(v) => inner.decode(&v, || format!("group {gid} header"))?,
                         None => header.clone(),
                     };
                     index.groups.insert(gid.to_string(), (stored, 0));
                 }
             }
         }
-        let value = self.encode(event, || format!("group {gid} member {}", event.id))?;
-        let seq = self.db.generate_id().at(dir)?;
+        let value = inner.encode(event, || format!("group {gid} member {}", event.id))?;
+        let seq = inner.db.generate_id().at(dir)?;
         let key = member_key(gid, seq);
-        self.members.insert(&key, value).at(dir)?;
+        inner.members.insert(&key, value).at(dir)?;
         let guard_key = keys::guard(&guard_name(gid), &event.id);
         let guard = keys::guard_value(seq, now_ms);
-        match self
+        match inner
             .guards
             .compare_and_swap(&guard_key, None as Option<&[u8]>, Some(&guard[..]))
             .at(dir)?
@@ -209,15 +206,19 @@ impl Inner {
                 Ok(GroupAdded::Added)
             }
             Err(_) => {
-                self.members.remove(&key).at(dir)?;
+                inner.members.remove(&key).at(dir)?;
                 Ok(GroupAdded::Duplicate)
             }
         }
     }
 
-    /// The earliest time a group is due (now, for a full one or one mid-close).
-    pub(super) fn next_group_due(&self) -> Option<i64> {
-        self.group_index()
+    /// When the next group is due (unix ms; `i64::MIN` for one due at once).
+    pub fn next_group_due(&self) -> Option<i64> {
+        let Ok(inner) = self.current() else {
+            return None;
+        };
+        inner
+            .group_index()
             .groups
             .values()
             .map(|(h, n)| {
@@ -230,9 +231,13 @@ impl Inner {
             .min()
     }
 
-    /// Ids of groups due at `now_ms`.
-    pub(super) fn due_groups(&self, now_ms: i64) -> Vec<String> {
-        self.group_index()
+    /// Ids of the groups due at `now_ms` (flush time reached, full, or mid-close).
+    pub fn due_groups(&self, now_ms: i64) -> Vec<String> {
+        let Ok(inner) = self.current() else {
+            return Vec::new();
+        };
+        inner
+            .group_index()
             .groups
             .iter()
             .filter(|(_, (h, n))| {
@@ -242,25 +247,31 @@ impl Inner {
             .collect()
     }
 
-    /// Open groups with their member counts.
-    pub(super) fn groups(&self) -> Vec<(String, GroupHeader, u64)> {
-        self.group_index()
+    /// Every open group: id, header, member count.
+    pub fn groups(&self) -> Vec<(String, GroupHeader, u64)> {
+        let Ok(inner) = self.current() else {
+            return Vec::new();
+        };
+        inner
+            .group_index()
             .groups
             .iter()
             .map(|(gid, (h, n))| (gid.clone(), h.clone(), *n))
             .collect()
     }
 
-    /// Closes group `gid` if due: its first `max_size` members become one digest in its
-    /// sink's outbox. `created_at` stamps the digest.
-    pub(super) fn close_group(
+    /// Closes group `gid` if it is due: its oldest members (up to its `max_size`) become one
+    /// digest in its sink's outbox, stamped `created_at`; an empty group past its interval is
+    /// removed. Crash-safe and idempotent: see the `groups` module doc.
+    pub fn close_group(
         &self,
         gid: &str,
         now_ms: i64,
         created_at: time::OffsetDateTime,
     ) -> Result<GroupClosed, StoreError> {
-        let dir = &self.dir;
-        let mut index = self.group_index();
+        let inner = self.current()?;
+        let dir = &inner.dir;
+        let mut index = inner.group_index();
         let Some((header, count)) = index.groups.get(gid).cloned() else {
             return Ok(GroupClosed::NotDue);
         };
@@ -270,16 +281,16 @@ impl Inner {
         }
         let guard_sink = header.sink.clone();
         let (closing, digest) = match header.closing.clone() {
-            Some(c) if self.enqueued_seq(&guard_sink, &c.digest_id)?.is_some() => (c, None),
+            Some(c) if inner.enqueued_seq(&guard_sink, &c.digest_id)?.is_some() => (c, None),
             resumed => {
                 let limit = resumed
                     .as_ref()
                     .map_or(header.max_size as usize, |_| usize::MAX);
                 let members =
-                    self.group_members(gid, resumed.as_ref().map(|c| c.last_seq), limit)?;
+                    inner.group_members(gid, resumed.as_ref().map(|c| c.last_seq), limit)?;
                 let Some(&(last_seq, _)) = members.last() else {
                     if header.flush_at_ms <= now_ms {
-                        self.remove_group_header(gid, &header)?;
+                        inner.remove_group_header(gid, &header)?;
                         index.groups.remove(gid);
                         return Ok(GroupClosed::Expired);
                     }
@@ -296,7 +307,7 @@ impl Inner {
                 // nothing was sent for the old one and the new one simply replaces it.
                 let mut marked = header.clone();
                 marked.closing = Some(closing.clone());
-                self.cas_group_header(gid, &header, &marked)?;
+                inner.cas_group_header(gid, &header, &marked)?;
                 index.groups.insert(gid.to_string(), (marked, count));
                 (closing, Some(digest))
             }
@@ -304,22 +315,23 @@ impl Inner {
         let members = digest.as_ref().map_or(0, |d| d.events.len());
         // (2) the digest into the outbox
         let enqueued = match digest {
-            Some(d) => self.enqueue(&guard_sink, &OutboxEntry::new(Payload::from(d), now_ms))?,
+            Some(d) => inner.enqueue(&guard_sink, &OutboxEntry::new(Payload::from(d), now_ms))?,
             None => Enqueued::Duplicate(
-                self.enqueued_seq(&guard_sink, &closing.digest_id)?
+                inner
+                    .enqueued_seq(&guard_sink, &closing.digest_id)?
                     .unwrap_or_default(),
             ),
         };
         // (3) the covered members out
         let prefix = keys::prefixed(gid);
         let mut removed = 0u64;
-        for item in self.members.scan_prefix(&prefix) {
+        for item in inner.members.scan_prefix(&prefix) {
             let (k, _) = item.at(dir)?;
             let seq = keys::parse_seq(&k[prefix.len()..]).unwrap_or(u64::MAX);
             if seq > closing.last_seq {
                 break;
             }
-            self.members.remove(&k).at(dir)?;
+            inner.members.remove(&k).at(dir)?;
             removed += 1;
         }
         // (4) the next flush
@@ -332,7 +344,7 @@ impl Inner {
         next.closing = None;
         next.flushes += 1;
         next.flush_at_ms = now_ms.saturating_add(next.group_interval_ms);
-        self.cas_group_header(gid, &current, &next)?;
+        inner.cas_group_header(gid, &current, &next)?;
         index
             .groups
             .insert(gid.to_string(), (next, count.saturating_sub(removed)));
@@ -346,6 +358,85 @@ impl Inner {
             },
             enqueued,
         })
+    }
+
+    /// Stores (or replaces) a silence under `id`.
+    pub fn put_silence<T: Serialize>(&self, id: &str, silence: &T) -> Result<(), StoreError> {
+        let inner = self.current()?;
+        let value = inner.encode(silence, || format!("silence {id}"))?;
+        inner.silences.insert(id.as_bytes(), value).at(&inner.dir)?;
+        Ok(())
+    }
+
+    /// Every stored silence.
+    pub fn silences<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
+        let inner = self.current()?;
+        let mut out = Vec::new();
+        for item in inner.silences.iter() {
+            let (k, v) = item.at(&inner.dir)?;
+            out.push(inner.decode(&v, || format!("silence {}", String::from_utf8_lossy(&k)))?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes a silence; says whether it existed.
+    pub fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
+        let inner = self.current()?;
+        Ok(inner
+            .silences
+            .remove(id.as_bytes())
+            .at(&inner.dir)?
+            .is_some())
+    }
+
+    /// Records that an event was kept from a sink by a silence or a mute window (idempotent
+    /// per sink and event).
+    pub fn record_suppressed(&self, s: &Suppressed) -> Result<(), StoreError> {
+        let inner = self.current()?;
+        let key = keys::guard(&s.sink, &s.event_id);
+        let value = inner.encode(s, || format!("suppressed {}", s.event_id))?;
+        inner.suppressed.insert(key, value).at(&inner.dir)?;
+        Ok(())
+    }
+
+    /// Every recorded suppression, oldest first (a scan).
+    pub fn suppressed(&self) -> Result<Vec<Suppressed>, StoreError> {
+        let inner = self.current()?;
+        let mut out: Vec<Suppressed> = Vec::new();
+        for item in inner.suppressed.iter() {
+            let (_, v) = item.at(&inner.dir)?;
+            out.push(inner.decode(&v, || "suppressed event".to_string())?);
+        }
+        out.sort_by_key(|s| s.at_ms);
+        Ok(out)
+    }
+
+    /// Deletes suppression records older than `cutoff_ms`; returns how many.
+    pub fn prune_suppressed(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let inner = self.current()?;
+        let mut removed = 0;
+        for item in inner.suppressed.iter() {
+            let (k, v) = item.at(&inner.dir)?;
+            let s: Suppressed = inner.decode(&v, || "suppressed event".to_string())?;
+            if s.at_ms < cutoff_ms
+                && inner
+                    .suppressed
+                    .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
+                    .at(&inner.dir)?
+                    .is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+impl Inner {
+    fn group_index(&self) -> std::sync::MutexGuard<'_, GroupIndex> {
+        self.group_index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Members of `gid` in seq order: those up to `up_to` (all of them), or the first `limit`.
@@ -474,64 +565,5 @@ impl Inner {
 
     // ----- silences -----
 
-    pub(super) fn put_silence<T: Serialize>(
-        &self,
-        id: &str,
-        silence: &T,
-    ) -> Result<(), StoreError> {
-        let value = self.encode(silence, || format!("silence {id}"))?;
-        self.silences.insert(id.as_bytes(), value).at(&self.dir)?;
-        Ok(())
-    }
-
-    pub(super) fn silences<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.silences.iter() {
-            let (k, v) = item.at(&self.dir)?;
-            out.push(self.decode(&v, || format!("silence {}", String::from_utf8_lossy(&k)))?);
-        }
-        Ok(out)
-    }
-
-    pub(super) fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self.silences.remove(id.as_bytes()).at(&self.dir)?.is_some())
-    }
-
     // ----- suppressed -----
-
-    pub(super) fn record_suppressed(&self, s: &Suppressed) -> Result<(), StoreError> {
-        let key = keys::guard(&s.sink, &s.event_id);
-        let value = self.encode(s, || format!("suppressed {}", s.event_id))?;
-        self.suppressed.insert(key, value).at(&self.dir)?;
-        Ok(())
-    }
-
-    pub(super) fn suppressed_list(&self) -> Result<Vec<Suppressed>, StoreError> {
-        let mut out: Vec<Suppressed> = Vec::new();
-        for item in self.suppressed.iter() {
-            let (_, v) = item.at(&self.dir)?;
-            out.push(self.decode(&v, || "suppressed event".to_string())?);
-        }
-        out.sort_by_key(|s| s.at_ms);
-        Ok(out)
-    }
-
-    /// Deletes suppressed-event entries older than `cutoff_ms`.
-    pub(super) fn prune_suppressed(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        let mut removed = 0;
-        for item in self.suppressed.iter() {
-            let (k, v) = item.at(&self.dir)?;
-            let s: Suppressed = self.decode(&v, || "suppressed event".to_string())?;
-            if s.at_ms < cutoff_ms
-                && self
-                    .suppressed
-                    .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
-                    .at(&self.dir)?
-                    .is_ok()
-            {
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    }
 }

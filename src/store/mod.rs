@@ -455,7 +455,12 @@ impl Store {
         domain: Domain,
         fingerprint: &str,
     ) -> Result<Option<Record>, StoreError> {
-        self.current()?.get_record(source, domain, fingerprint)
+        let inner = self.current()?;
+        let key = keys::record(source, domain, fingerprint);
+        match inner.records.get(&key).at(&inner.dir)? {
+            Some(v) => Ok(Some(inner.decode(&v, || format!("record {fingerprint}"))?)),
+            None => Ok(None),
+        }
     }
 
     /// Writes the record of `fingerprint` in `source`/`domain`.
@@ -466,8 +471,13 @@ impl Store {
         fingerprint: &str,
         record: &Record,
     ) -> Result<(), StoreError> {
-        self.current()?
-            .put_record(source, domain, fingerprint, record)
+        let inner = self.current()?;
+        let value = inner.encode(record, || format!("record {fingerprint}"))?;
+        inner
+            .records
+            .insert(keys::record(source, domain, fingerprint), value)
+            .at(&inner.dir)?;
+        Ok(())
     }
 
     /// Deletes the record of `fingerprint`; says whether there was one.
@@ -477,7 +487,12 @@ impl Store {
         domain: Domain,
         fingerprint: &str,
     ) -> Result<bool, StoreError> {
-        self.current()?.remove_record(source, domain, fingerprint)
+        let inner = self.current()?;
+        let old = inner
+            .records
+            .remove(keys::record(source, domain, fingerprint))
+            .at(&inner.dir)?;
+        Ok(old.is_some())
     }
 
     /// Every record of `source`/`domain`, by fingerprint (a prefix scan).
@@ -486,12 +501,33 @@ impl Store {
         source: &str,
         domain: Domain,
     ) -> Result<Vec<(String, Record)>, StoreError> {
-        self.current()?.records(source, domain)
+        let inner = self.current()?;
+        let prefix = keys::scope(source, domain);
+        let mut out = Vec::new();
+        for item in inner.records.scan_prefix(&prefix) {
+            let (k, v) = item.at(&inner.dir)?;
+            let fingerprint = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            let record = inner.decode(&v, || format!("record {fingerprint}"))?;
+            out.push((fingerprint, record));
+        }
+        Ok(out)
     }
 
     /// The poll cursor of `source`/`domain`.
     pub fn cursor(&self, source: &str, domain: Domain) -> Result<Option<Cursor>, StoreError> {
-        self.current()?.cursor(source, domain)
+        let inner = self.current()?;
+        match inner
+            .cursors
+            .get(keys::scope(source, domain))
+            .at(&inner.dir)?
+        {
+            Some(v) => {
+                Ok(Some(inner.decode(&v, || {
+                    format!("cursor {source}/{}", domain.as_str())
+                })?))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Writes the poll cursor of `source`/`domain`. Flush the outbox writes it covers first.
@@ -501,7 +537,13 @@ impl Store {
         domain: Domain,
         cursor: &Cursor,
     ) -> Result<(), StoreError> {
-        self.current()?.set_cursor(source, domain, cursor)
+        let inner = self.current()?;
+        let value = inner.encode(cursor, || format!("cursor {source}/{}", domain.as_str()))?;
+        inner
+            .cursors
+            .insert(keys::scope(source, domain), value)
+            .at(&inner.dir)?;
+        Ok(())
     }
 
     /// Adds `entry` to `sink`'s outbox unless its payload id was enqueued there before (and
@@ -523,35 +565,94 @@ impl Store {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
-        self.current()?.due(sink, now_ms, limit)
+        let inner = self.current()?;
+        let Some(s) = inner.sink(sink) else {
+            return Ok(Vec::new());
+        };
+        let seqs: Vec<u64> = {
+            let index = s.lock();
+            match index.schedule.first() {
+                Some(&(at, _)) if at <= now_ms => index
+                    .pending
+                    .iter()
+                    .filter(|(_, p)| p.next_attempt_at_ms <= now_ms)
+                    .take(limit)
+                    .map(|(&seq, _)| seq)
+                    .collect(),
+                _ => return Ok(Vec::new()),
+            }
+        };
+        let mut out = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            // Acked or dead-lettered since the index was read: skip it.
+            if let Some(v) = s.outbox.get(keys::seq(seq)).at(&inner.dir)? {
+                out.push((
+                    seq,
+                    inner.decode(&v, || format!("outbox/{sink} entry {seq}"))?,
+                ));
+            }
+        }
+        Ok(out)
     }
 
     /// The earliest `next_attempt_at_ms` among `sink`'s waiting entries.
     pub fn next_due_at(&self, sink: &str) -> Option<i64> {
-        self.current().map_or(None, |inner| inner.next_due_at(sink))
+        let Ok(inner) = self.current() else {
+            return None;
+        };
+        inner.sink(sink)?.lock().schedule.first().map(|&(at, _)| at)
     }
 
     /// How many entries wait in `sink`'s outbox (kept in memory; no scan).
     pub fn depth(&self, sink: &str) -> u64 {
-        self.current().map_or(0, |inner| inner.depth(sink))
+        let Ok(inner) = self.current() else {
+            return 0;
+        };
+        inner
+            .sink(sink)
+            .map_or(0, |s| s.lock().pending.len() as u64)
     }
 
     /// `enqueued_at_ms` of `sink`'s oldest waiting entry.
     pub fn oldest_enqueued_at(&self, sink: &str) -> Option<i64> {
-        self.current()
-            .map_or(None, |inner| inner.oldest_enqueued_at(sink))
+        let Ok(inner) = self.current() else {
+            return None;
+        };
+        inner
+            .sink(sink)?
+            .lock()
+            .pending
+            .values()
+            .next()
+            .map(|p| p.enqueued_at_ms)
     }
 
     /// Sinks with at least one waiting entry, sorted.
     pub fn sinks_with_entries(&self) -> Vec<String> {
-        self.current()
-            .map_or(Vec::new(), |inner| inner.sinks_with_entries())
+        let Ok(inner) = self.current() else {
+            return Vec::new();
+        };
+        let sinks = inner.sinks.read().unwrap_or_else(PoisonError::into_inner);
+        let mut names: Vec<String> = sinks
+            .iter()
+            .filter(|(_, s)| !s.lock().pending.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        names
     }
 
     /// Removes a delivered entry; says whether it was still there. Its guard stays until
     /// pruned, so a re-poll cannot enqueue the payload again.
     pub fn ack(&self, sink: &str, seq: u64) -> Result<bool, StoreError> {
-        self.current()?.ack(sink, seq)
+        let inner = self.current()?;
+        let Some(s) = inner.sink(sink) else {
+            return Ok(false);
+        };
+        let mut index = s.lock();
+        let old = s.outbox.remove(keys::seq(seq)).at(&inner.dir)?;
+        index.remove(seq);
+        Ok(old.is_some())
     }
 
     /// Replaces the entry at `seq` (after a failed attempt: attempts, next attempt time, last
@@ -564,7 +665,43 @@ impl Store {
         seq: u64,
         entry: &OutboxEntry,
     ) -> Result<bool, StoreError> {
-        self.current()?.reschedule(sink, seq, entry)
+        let inner = self.current()?;
+        let dir = &inner.dir;
+        let Some(s) = inner.sink(sink) else {
+            return Ok(false);
+        };
+        let key = keys::seq(seq);
+        let value = inner.encode(entry, || format!("outbox/{sink} entry {seq}"))?;
+        let mut index = s.lock();
+        loop {
+            let Some(current) = s.outbox.get(key).at(dir)? else {
+                index.remove(seq);
+                return Ok(false);
+            };
+            let stored: OutboxEntry =
+                inner.decode(&current, || format!("outbox/{sink} entry {seq}"))?;
+            if stored.payload.id() != entry.payload.id() {
+                return Err(StoreError::WrongEntry {
+                    sink: sink.to_string(),
+                    seq,
+                    stored: stored.payload.id().to_string(),
+                    given: entry.payload.id().to_string(),
+                });
+            }
+            match s
+                .outbox
+                .compare_and_swap(key, Some(&current), Some(&value[..]))
+                .at(dir)?
+            {
+                Ok(()) => {
+                    index.insert(seq, entry);
+                    return Ok(true);
+                }
+                // Changed underneath (not possible while every writer holds the lock, but
+                // cheap to handle): read again.
+                Err(_) => continue,
+            }
+        }
     }
 
     /// Moves the entry at `seq` to `sink`'s dead letters (insert there, then remove from the
@@ -575,12 +712,44 @@ impl Store {
         seq: u64,
         letter: &DeadLetter,
     ) -> Result<bool, StoreError> {
-        self.current()?.dead_letter(sink, seq, letter)
+        let inner = self.current()?;
+        let dir = &inner.dir;
+        let Some(s) = inner.sink(sink) else {
+            return Ok(false);
+        };
+        let key = keys::seq(seq);
+        let value = inner.encode(letter, || format!("dead/{sink} letter {seq}"))?;
+        let mut index = s.lock();
+        if !s.outbox.contains_key(key).at(dir)? {
+            index.remove(seq);
+            return Ok(false);
+        }
+        if s.dead.insert(key, value).at(dir)?.is_none() {
+            index.dead_letters += 1;
+        }
+        s.outbox.remove(key).at(dir)?;
+        index.remove(seq);
+        Ok(true)
     }
 
     /// `sink`'s dead letters, oldest first.
     pub fn dead_letters(&self, sink: &str) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
-        self.current()?.dead_letters(sink)
+        let inner = self.current()?;
+        let Some(s) = inner.sink(sink) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for item in s.dead.iter() {
+            let (k, v) = item.at(&inner.dir)?;
+            let Some(seq) = keys::parse_seq(&k) else {
+                continue;
+            };
+            out.push((
+                seq,
+                inner.decode(&v, || format!("dead/{sink} letter {seq}"))?,
+            ));
+        }
+        Ok(out)
     }
 
     /// Puts a dead letter back in its sink's outbox: the same payload (so the same idempotency
@@ -595,7 +764,63 @@ impl Store {
         seq: u64,
         now_ms: i64,
     ) -> Result<Replayed, StoreError> {
-        self.current()?.replay_dead_letter(sink, seq, now_ms)
+        let inner = self.current()?;
+        let dir = &inner.dir;
+        let Some(s) = inner.sink(sink) else {
+            return Ok(Replayed::NotFound);
+        };
+        let key = keys::seq(seq);
+        let Some(stored) = s.dead.get(key).at(dir)? else {
+            return Ok(Replayed::NotFound);
+        };
+        let letter: DeadLetter = inner.decode(&stored, || format!("dead/{sink} letter {seq}"))?;
+        let entry = OutboxEntry {
+            attempts: 0,
+            enqueued_at_ms: now_ms,
+            next_attempt_at_ms: now_ms,
+            last_error: None,
+            ..letter.entry
+        };
+        let value = inner.encode(&entry, || format!("outbox/{sink} entry"))?;
+        let guard_key = keys::guard(sink, entry.payload.id());
+        let mut index = s.lock();
+        let current = inner.guards.get(&guard_key).at(dir)?;
+        if let Some(v) = &current {
+            let owner = inner.guard_seq(v)?;
+            if owner != seq {
+                if s.dead.remove(key).at(dir)?.is_some() {
+                    index.dead_letters = index.dead_letters.saturating_sub(1);
+                }
+                return Ok(Replayed::Superseded(owner));
+            }
+        }
+        let new_seq = inner.db.generate_id().at(dir)?;
+        let new_key = keys::seq(new_seq);
+        s.outbox.insert(new_key, value).at(dir)?;
+        let guard = keys::guard_value(new_seq, now_ms);
+        // Guards change only under this sink's lock, or by pruning (which drops a guard whose
+        // entry left the outbox, as a dead letter's has): try again from what is there now.
+        let mut expected = current;
+        loop {
+            match inner
+                .guards
+                .compare_and_swap(&guard_key, expected.as_deref(), Some(&guard[..]))
+            {
+                Ok(Ok(())) => break,
+                Ok(Err(lost)) => expected = lost.current.map(|v| v.to_vec().into()),
+                Err(e) => {
+                    if let Err(undo) = s.outbox.remove(new_key) {
+                        tracing::warn!(sink, seq = new_seq, error = %undo, "Could not undo a half-done replay; the next start repairs it.");
+                    }
+                    return Err(error::from_sled(dir, e));
+                }
+            }
+        }
+        index.insert(new_seq, &entry);
+        if s.dead.remove(key).at(dir)?.is_some() {
+            index.dead_letters = index.dead_letters.saturating_sub(1);
+        }
+        Ok(Replayed::Requeued(new_seq))
     }
 
     /// Every sink the store holds trees for (configured now or not), sorted.
@@ -612,7 +837,18 @@ impl Store {
         sink: &str,
         seq: u64,
     ) -> Result<Option<DeadLetter>, StoreError> {
-        self.current()?.remove_dead_letter(sink, seq)
+        let inner = self.current()?;
+        let Some(s) = inner.sink(sink) else {
+            return Ok(None);
+        };
+        let mut index = s.lock();
+        let Some(old) = s.dead.remove(keys::seq(seq)).at(&inner.dir)? else {
+            return Ok(None);
+        };
+        index.dead_letters = index.dead_letters.saturating_sub(1);
+        Ok(Some(
+            inner.decode(&old, || format!("dead/{sink} letter {seq}"))?,
+        ))
     }
 
     /// Deletes lifecycle records resolved more than `resolved_retention_ms` before `now_ms`,
@@ -628,126 +864,109 @@ impl Store {
         resolved_retention_ms: i64,
         guard_ttl_ms: i64,
     ) -> Result<PruneReport, StoreError> {
-        self.current()?
-            .prune(now_ms, resolved_retention_ms, guard_ttl_ms)
-    }
+        let inner = self.current()?;
+        let dir = &inner.dir;
+        let mut report = PruneReport::default();
 
-    /// Adds `event` to the routing group `gid`, opening it with `header` if it is not open.
-    /// Idempotent per (group, event id) while the member's guard lasts: see the `groups`
-    /// module doc for the write order.
-    pub fn group_add(
-        &self,
-        gid: &str,
-        header: &GroupHeader,
-        event: &crate::event::Event,
-        now_ms: i64,
-    ) -> Result<GroupAdded, StoreError> {
-        self.current()?.group_add(gid, header, event, now_ms)
-    }
+        let record_cutoff = now_ms.saturating_sub(resolved_retention_ms);
+        for item in inner.records.iter() {
+            let (k, v) = item.at(dir)?;
+            let record: Record = inner.decode(&v, || "record".to_string())?;
+            let resolved_at = match (record.status, record.resolved_at_ms) {
+                (RecordStatus::Resolved, Some(at)) => at,
+                (RecordStatus::Resolved, None) => record.last_seen_ms,
+                (RecordStatus::Active, _) => continue,
+            };
+            if resolved_at < record_cutoff
+                && inner
+                    .records
+                    .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
+                    .at(dir)?
+                    .is_ok()
+            {
+                report.records_removed += 1;
+            }
+        }
 
-    /// When the next group is due (unix ms; `i64::MIN` for one due at once).
-    pub fn next_group_due(&self) -> Option<i64> {
-        self.current().map_or(None, |inner| inner.next_group_due())
-    }
-
-    /// Ids of the groups due at `now_ms` (flush time reached, full, or mid-close).
-    pub fn due_groups(&self, now_ms: i64) -> Vec<String> {
-        self.current()
-            .map_or(Vec::new(), |inner| inner.due_groups(now_ms))
-    }
-
-    /// Every open group: id, header, member count.
-    pub fn groups(&self) -> Vec<(String, GroupHeader, u64)> {
-        self.current().map_or(Vec::new(), |inner| inner.groups())
-    }
-
-    /// Closes group `gid` if it is due: its oldest members (up to its `max_size`) become one
-    /// digest in its sink's outbox, stamped `created_at`; an empty group past its interval is
-    /// removed. Crash-safe and idempotent: see the `groups` module doc.
-    pub fn close_group(
-        &self,
-        gid: &str,
-        now_ms: i64,
-        created_at: time::OffsetDateTime,
-    ) -> Result<GroupClosed, StoreError> {
-        self.current()?.close_group(gid, now_ms, created_at)
-    }
-
-    /// Starts (or restarts) a reminder for its (sink, route, finding).
-    pub fn put_reminder(&self, r: &Reminder) -> Result<(), StoreError> {
-        self.current()?.put_reminder(r)
-    }
-
-    /// Reminders due at `now_ms`, oldest first, at most `limit`, each with its key.
-    pub fn due_reminders(
-        &self,
-        now_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Reminder)>, StoreError> {
-        self.current()?.due_reminders(now_ms, limit)
-    }
-
-    /// When the next reminder is due (unix ms).
-    pub fn next_reminder_due(&self) -> Option<i64> {
-        self.current()
-            .map_or(None, |inner| inner.next_reminder_due())
-    }
-
-    /// Moves a reminder from `old` to `new` (compare-and-swap); `false` if it changed.
-    pub fn advance_reminder(
-        &self,
-        key: &[u8],
-        old: &Reminder,
-        new: &Reminder,
-    ) -> Result<bool, StoreError> {
-        self.current()?.advance_reminder(key, old, new)
-    }
-
-    /// Deletes a reminder.
-    pub fn remove_reminder(&self, key: &[u8]) -> Result<(), StoreError> {
-        self.current()?.remove_reminder(key)
-    }
-
-    /// Stores (or replaces) a silence under `id`.
-    pub fn put_silence<T: Serialize>(&self, id: &str, silence: &T) -> Result<(), StoreError> {
-        self.current()?.put_silence(id, silence)
-    }
-
-    /// Every stored silence.
-    pub fn silences<T: DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
-        self.current()?.silences()
-    }
-
-    /// Deletes a silence; says whether it existed.
-    pub fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
-        self.current()?.remove_silence(id)
-    }
-
-    /// Records that an event was kept from a sink by a silence or a mute window (idempotent
-    /// per sink and event).
-    pub fn record_suppressed(&self, s: &Suppressed) -> Result<(), StoreError> {
-        self.current()?.record_suppressed(s)
-    }
-
-    /// Every recorded suppression, oldest first (a scan).
-    pub fn suppressed(&self) -> Result<Vec<Suppressed>, StoreError> {
-        self.current()?.suppressed_list()
-    }
-
-    /// Deletes suppression records older than `cutoff_ms`; returns how many.
-    pub fn prune_suppressed(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        self.current()?.prune_suppressed(cutoff_ms)
+        let guard_cutoff = now_ms.saturating_sub(guard_ttl_ms);
+        for item in inner.guards.iter() {
+            let (k, v) = item.at(dir)?;
+            let Some((seq, enqueued_at)) = keys::parse_guard_value(&v) else {
+                continue;
+            };
+            if enqueued_at >= guard_cutoff {
+                continue;
+            }
+            let Some((sink, _)) = keys::split_guard(&k) else {
+                continue;
+            };
+            // Seqs are never reused, so an entry found absent cannot come back.
+            let pending = match (groups::group_of_guard(sink), inner.sink(sink)) {
+                (Some(gid), _) => inner.has_member(gid, seq)?,
+                (None, Some(s)) => s.outbox.contains_key(keys::seq(seq)).at(dir)?,
+                (None, None) => false,
+            };
+            if pending {
+                report.guards_kept_pending += 1;
+            } else if inner
+                .guards
+                .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
+                .at(dir)?
+                .is_ok()
+            {
+                report.guards_removed += 1;
+            }
+        }
+        Ok(report)
     }
 
     /// Deletes dead letters that died before `cutoff_ms` (each a compare-and-swap against the
     /// value read); returns how many.
     pub fn prune_dead_letters(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        self.current()?.prune_dead_letters(cutoff_ms)
+        let inner = self.current()?;
+        let sinks: Vec<(String, Arc<Sink>)> = inner
+            .sinks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect();
+        let mut removed = 0;
+        for (name, s) in sinks {
+            let mut index = s.lock();
+            for item in s.dead.iter() {
+                let (k, v) = item.at(&inner.dir)?;
+                let letter: DeadLetter = inner.decode(&v, || format!("dead/{name} letter"))?;
+                if letter.dead_at_ms < cutoff_ms
+                    && s.dead
+                        .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
+                        .at(&inner.dir)?
+                        .is_ok()
+                {
+                    index.dead_letters = index.dead_letters.saturating_sub(1);
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Size on disk, per-sink queue figures and open time.
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
-        self.current()?.stats()
+        let inner = self.current()?;
+        let size_on_disk = inner.db.size_on_disk().at(&inner.dir)?;
+        let sinks = inner
+            .sinks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(name, s)| (name.clone(), s.lock().stats()))
+            .collect();
+        Ok(StoreStats {
+            size_on_disk,
+            sinks,
+            open_ms: inner.open_ms,
+        })
     }
 }
 
@@ -832,82 +1051,7 @@ impl Inner {
         Ok(store)
     }
 
-    fn get_record(
-        &self,
-        source: &str,
-        domain: Domain,
-        fingerprint: &str,
-    ) -> Result<Option<Record>, StoreError> {
-        let key = keys::record(source, domain, fingerprint);
-        match self.records.get(&key).at(&self.dir)? {
-            Some(v) => Ok(Some(self.decode(&v, || format!("record {fingerprint}"))?)),
-            None => Ok(None),
-        }
-    }
-
-    fn put_record(
-        &self,
-        source: &str,
-        domain: Domain,
-        fingerprint: &str,
-        record: &Record,
-    ) -> Result<(), StoreError> {
-        let value = self.encode(record, || format!("record {fingerprint}"))?;
-        self.records
-            .insert(keys::record(source, domain, fingerprint), value)
-            .at(&self.dir)?;
-        Ok(())
-    }
-
-    fn remove_record(
-        &self,
-        source: &str,
-        domain: Domain,
-        fingerprint: &str,
-    ) -> Result<bool, StoreError> {
-        let old = self
-            .records
-            .remove(keys::record(source, domain, fingerprint))
-            .at(&self.dir)?;
-        Ok(old.is_some())
-    }
-
-    fn records(&self, source: &str, domain: Domain) -> Result<Vec<(String, Record)>, StoreError> {
-        let prefix = keys::scope(source, domain);
-        let mut out = Vec::new();
-        for item in self.records.scan_prefix(&prefix) {
-            let (k, v) = item.at(&self.dir)?;
-            let fingerprint = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            let record = self.decode(&v, || format!("record {fingerprint}"))?;
-            out.push((fingerprint, record));
-        }
-        Ok(out)
-    }
-
     // ----- cursors -----
-
-    fn cursor(&self, source: &str, domain: Domain) -> Result<Option<Cursor>, StoreError> {
-        match self
-            .cursors
-            .get(keys::scope(source, domain))
-            .at(&self.dir)?
-        {
-            Some(v) => {
-                Ok(Some(self.decode(&v, || {
-                    format!("cursor {source}/{}", domain.as_str())
-                })?))
-            }
-            None => Ok(None),
-        }
-    }
-
-    fn set_cursor(&self, source: &str, domain: Domain, cursor: &Cursor) -> Result<(), StoreError> {
-        let value = self.encode(cursor, || format!("cursor {source}/{}", domain.as_str()))?;
-        self.cursors
-            .insert(keys::scope(source, domain), value)
-            .at(&self.dir)?;
-        Ok(())
-    }
 
     // ----- outbox -----
 
@@ -966,340 +1110,7 @@ impl Inner {
         }
     }
 
-    fn due(
-        &self,
-        sink: &str,
-        now_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
-        let Some(s) = self.sink(sink) else {
-            return Ok(Vec::new());
-        };
-        let seqs: Vec<u64> = {
-            let index = s.lock();
-            match index.schedule.first() {
-                Some(&(at, _)) if at <= now_ms => index
-                    .pending
-                    .iter()
-                    .filter(|(_, p)| p.next_attempt_at_ms <= now_ms)
-                    .take(limit)
-                    .map(|(&seq, _)| seq)
-                    .collect(),
-                _ => return Ok(Vec::new()),
-            }
-        };
-        let mut out = Vec::with_capacity(seqs.len());
-        for seq in seqs {
-            // Acked or dead-lettered since the index was read: skip it.
-            if let Some(v) = s.outbox.get(keys::seq(seq)).at(&self.dir)? {
-                out.push((
-                    seq,
-                    self.decode(&v, || format!("outbox/{sink} entry {seq}"))?,
-                ));
-            }
-        }
-        Ok(out)
-    }
-
-    fn next_due_at(&self, sink: &str) -> Option<i64> {
-        self.sink(sink)?.lock().schedule.first().map(|&(at, _)| at)
-    }
-
-    fn depth(&self, sink: &str) -> u64 {
-        self.sink(sink).map_or(0, |s| s.lock().pending.len() as u64)
-    }
-
-    fn oldest_enqueued_at(&self, sink: &str) -> Option<i64> {
-        self.sink(sink)?
-            .lock()
-            .pending
-            .values()
-            .next()
-            .map(|p| p.enqueued_at_ms)
-    }
-
-    fn sinks_with_entries(&self) -> Vec<String> {
-        let sinks = self.sinks.read().unwrap_or_else(PoisonError::into_inner);
-        let mut names: Vec<String> = sinks
-            .iter()
-            .filter(|(_, s)| !s.lock().pending.is_empty())
-            .map(|(name, _)| name.clone())
-            .collect();
-        names.sort();
-        names
-    }
-
-    fn ack(&self, sink: &str, seq: u64) -> Result<bool, StoreError> {
-        let Some(s) = self.sink(sink) else {
-            return Ok(false);
-        };
-        let mut index = s.lock();
-        let old = s.outbox.remove(keys::seq(seq)).at(&self.dir)?;
-        index.remove(seq);
-        Ok(old.is_some())
-    }
-
-    fn reschedule(&self, sink: &str, seq: u64, entry: &OutboxEntry) -> Result<bool, StoreError> {
-        let dir = &self.dir;
-        let Some(s) = self.sink(sink) else {
-            return Ok(false);
-        };
-        let key = keys::seq(seq);
-        let value = self.encode(entry, || format!("outbox/{sink} entry {seq}"))?;
-        let mut index = s.lock();
-        loop {
-            let Some(current) = s.outbox.get(key).at(dir)? else {
-                index.remove(seq);
-                return Ok(false);
-            };
-            let stored: OutboxEntry =
-                self.decode(&current, || format!("outbox/{sink} entry {seq}"))?;
-            if stored.payload.id() != entry.payload.id() {
-                return Err(StoreError::WrongEntry {
-                    sink: sink.to_string(),
-                    seq,
-                    stored: stored.payload.id().to_string(),
-                    given: entry.payload.id().to_string(),
-                });
-            }
-            match s
-                .outbox
-                .compare_and_swap(key, Some(&current), Some(&value[..]))
-                .at(dir)?
-            {
-                Ok(()) => {
-                    index.insert(seq, entry);
-                    return Ok(true);
-                }
-                // Changed underneath (not possible while every writer holds the lock, but
-                // cheap to handle): read again.
-                Err(_) => continue,
-            }
-        }
-    }
-
-    fn dead_letter(&self, sink: &str, seq: u64, letter: &DeadLetter) -> Result<bool, StoreError> {
-        let dir = &self.dir;
-        let Some(s) = self.sink(sink) else {
-            return Ok(false);
-        };
-        let key = keys::seq(seq);
-        let value = self.encode(letter, || format!("dead/{sink} letter {seq}"))?;
-        let mut index = s.lock();
-        if !s.outbox.contains_key(key).at(dir)? {
-            index.remove(seq);
-            return Ok(false);
-        }
-        if s.dead.insert(key, value).at(dir)?.is_none() {
-            index.dead_letters += 1;
-        }
-        s.outbox.remove(key).at(dir)?;
-        index.remove(seq);
-        Ok(true)
-    }
-
-    fn dead_letters(&self, sink: &str) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
-        let Some(s) = self.sink(sink) else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for item in s.dead.iter() {
-            let (k, v) = item.at(&self.dir)?;
-            let Some(seq) = keys::parse_seq(&k) else {
-                continue;
-            };
-            out.push((
-                seq,
-                self.decode(&v, || format!("dead/{sink} letter {seq}"))?,
-            ));
-        }
-        Ok(out)
-    }
-
-    fn replay_dead_letter(
-        &self,
-        sink: &str,
-        seq: u64,
-        now_ms: i64,
-    ) -> Result<Replayed, StoreError> {
-        let dir = &self.dir;
-        let Some(s) = self.sink(sink) else {
-            return Ok(Replayed::NotFound);
-        };
-        let key = keys::seq(seq);
-        let Some(stored) = s.dead.get(key).at(dir)? else {
-            return Ok(Replayed::NotFound);
-        };
-        let letter: DeadLetter = self.decode(&stored, || format!("dead/{sink} letter {seq}"))?;
-        let entry = OutboxEntry {
-            attempts: 0,
-            enqueued_at_ms: now_ms,
-            next_attempt_at_ms: now_ms,
-            last_error: None,
-            ..letter.entry
-        };
-        let value = self.encode(&entry, || format!("outbox/{sink} entry"))?;
-        let guard_key = keys::guard(sink, entry.payload.id());
-        let mut index = s.lock();
-        let current = self.guards.get(&guard_key).at(dir)?;
-        if let Some(v) = &current {
-            let owner = self.guard_seq(v)?;
-            if owner != seq {
-                if s.dead.remove(key).at(dir)?.is_some() {
-                    index.dead_letters = index.dead_letters.saturating_sub(1);
-                }
-                return Ok(Replayed::Superseded(owner));
-            }
-        }
-        let new_seq = self.db.generate_id().at(dir)?;
-        let new_key = keys::seq(new_seq);
-        s.outbox.insert(new_key, value).at(dir)?;
-        let guard = keys::guard_value(new_seq, now_ms);
-        // Guards change only under this sink's lock, or by pruning (which drops a guard whose
-        // entry left the outbox, as a dead letter's has): try again from what is there now.
-        let mut expected = current;
-        loop {
-            match self
-                .guards
-                .compare_and_swap(&guard_key, expected.as_deref(), Some(&guard[..]))
-            {
-                Ok(Ok(())) => break,
-                Ok(Err(lost)) => expected = lost.current.map(|v| v.to_vec().into()),
-                Err(e) => {
-                    if let Err(undo) = s.outbox.remove(new_key) {
-                        tracing::warn!(sink, seq = new_seq, error = %undo, "Could not undo a half-done replay; the next start repairs it.");
-                    }
-                    return Err(error::from_sled(dir, e));
-                }
-            }
-        }
-        index.insert(new_seq, &entry);
-        if s.dead.remove(key).at(dir)?.is_some() {
-            index.dead_letters = index.dead_letters.saturating_sub(1);
-        }
-        Ok(Replayed::Requeued(new_seq))
-    }
-
-    fn remove_dead_letter(&self, sink: &str, seq: u64) -> Result<Option<DeadLetter>, StoreError> {
-        let Some(s) = self.sink(sink) else {
-            return Ok(None);
-        };
-        let mut index = s.lock();
-        let Some(old) = s.dead.remove(keys::seq(seq)).at(&self.dir)? else {
-            return Ok(None);
-        };
-        index.dead_letters = index.dead_letters.saturating_sub(1);
-        Ok(Some(
-            self.decode(&old, || format!("dead/{sink} letter {seq}"))?,
-        ))
-    }
-
     // ----- pruning and figures -----
-
-    fn prune(
-        &self,
-        now_ms: i64,
-        resolved_retention_ms: i64,
-        guard_ttl_ms: i64,
-    ) -> Result<PruneReport, StoreError> {
-        let dir = &self.dir;
-        let mut report = PruneReport::default();
-
-        let record_cutoff = now_ms.saturating_sub(resolved_retention_ms);
-        for item in self.records.iter() {
-            let (k, v) = item.at(dir)?;
-            let record: Record = self.decode(&v, || "record".to_string())?;
-            let resolved_at = match (record.status, record.resolved_at_ms) {
-                (RecordStatus::Resolved, Some(at)) => at,
-                (RecordStatus::Resolved, None) => record.last_seen_ms,
-                (RecordStatus::Active, _) => continue,
-            };
-            if resolved_at < record_cutoff
-                && self
-                    .records
-                    .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
-                    .at(dir)?
-                    .is_ok()
-            {
-                report.records_removed += 1;
-            }
-        }
-
-        let guard_cutoff = now_ms.saturating_sub(guard_ttl_ms);
-        for item in self.guards.iter() {
-            let (k, v) = item.at(dir)?;
-            let Some((seq, enqueued_at)) = keys::parse_guard_value(&v) else {
-                continue;
-            };
-            if enqueued_at >= guard_cutoff {
-                continue;
-            }
-            let Some((sink, _)) = keys::split_guard(&k) else {
-                continue;
-            };
-            // Seqs are never reused, so an entry found absent cannot come back.
-            let pending = match (groups::group_of_guard(sink), self.sink(sink)) {
-                (Some(gid), _) => self.has_member(gid, seq)?,
-                (None, Some(s)) => s.outbox.contains_key(keys::seq(seq)).at(dir)?,
-                (None, None) => false,
-            };
-            if pending {
-                report.guards_kept_pending += 1;
-            } else if self
-                .guards
-                .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
-                .at(dir)?
-                .is_ok()
-            {
-                report.guards_removed += 1;
-            }
-        }
-        Ok(report)
-    }
-
-    fn prune_dead_letters(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        let sinks: Vec<(String, Arc<Sink>)> = self
-            .sinks
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(n, s)| (n.clone(), s.clone()))
-            .collect();
-        let mut removed = 0;
-        for (name, s) in sinks {
-            let mut index = s.lock();
-            for item in s.dead.iter() {
-                let (k, v) = item.at(&self.dir)?;
-                let letter: DeadLetter = self.decode(&v, || format!("dead/{name} letter"))?;
-                if letter.dead_at_ms < cutoff_ms
-                    && s.dead
-                        .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
-                        .at(&self.dir)?
-                        .is_ok()
-                {
-                    index.dead_letters = index.dead_letters.saturating_sub(1);
-                    removed += 1;
-                }
-            }
-        }
-        Ok(removed)
-    }
-
-    fn stats(&self) -> Result<StoreStats, StoreError> {
-        let size_on_disk = self.db.size_on_disk().at(&self.dir)?;
-        let sinks = self
-            .sinks
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(name, s)| (name.clone(), s.lock().stats()))
-            .collect();
-        Ok(StoreStats {
-            size_on_disk,
-            sinks,
-            open_ms: self.open_ms,
-        })
-    }
 
     // ----- internals -----
 

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{At, Inner, StoreError, keys};
+use super::{At, Inner, Store, StoreError, keys};
 use crate::event::Event;
 use crate::finding::Domain;
 
@@ -79,30 +79,26 @@ pub(super) fn reminder_key(sink: &str, route: &str, fingerprint: &str) -> Vec<u8
     k
 }
 
-impl Inner {
-    fn reminder_index(&self) -> std::sync::MutexGuard<'_, ReminderIndex> {
-        self.reminder_index
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Starts (or restarts) the reminder of `r`'s (sink, route, finding).
-    pub(super) fn put_reminder(&self, r: &Reminder) -> Result<(), StoreError> {
+impl Store {
+    /// Starts (or restarts) a reminder for its (sink, route, finding).
+    pub fn put_reminder(&self, r: &Reminder) -> Result<(), StoreError> {
+        let inner = self.current()?;
         let key = reminder_key(&r.sink, &r.route, &r.fingerprint);
-        let value = self.encode(r, || format!("reminder {}", r.fingerprint))?;
-        let mut index = self.reminder_index();
-        self.reminders.insert(&key, value).at(&self.dir)?;
+        let value = inner.encode(r, || format!("reminder {}", r.fingerprint))?;
+        let mut index = inner.reminder_index();
+        inner.reminders.insert(&key, value).at(&inner.dir)?;
         index.set(key, r.due_at_ms);
         Ok(())
     }
 
-    /// The reminders due at `now_ms`, oldest first, up to `limit`, with their keys.
-    pub(super) fn due_reminders(
+    /// Reminders due at `now_ms`, oldest first, at most `limit`, each with its key.
+    pub fn due_reminders(
         &self,
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Reminder)>, StoreError> {
-        let keys: Vec<Vec<u8>> = self
+        let inner = self.current()?;
+        let keys: Vec<Vec<u8>> = inner
             .reminder_index()
             .due
             .iter()
@@ -112,34 +108,38 @@ impl Inner {
             .collect();
         let mut out = Vec::new();
         for key in keys {
-            if let Some(v) = self.reminders.get(&key).at(&self.dir)? {
-                out.push((key, self.decode(&v, || "reminder".to_string())?));
+            if let Some(v) = inner.reminders.get(&key).at(&inner.dir)? {
+                out.push((key, inner.decode(&v, || "reminder".to_string())?));
             } else {
-                self.reminder_index().remove(&key);
+                inner.reminder_index().remove(&key);
             }
         }
         Ok(out)
     }
 
-    /// The earliest due time of any reminder.
-    pub(super) fn next_reminder_due(&self) -> Option<i64> {
-        self.reminder_index().due.first().map(|(at, _)| *at)
+    /// When the next reminder is due (unix ms).
+    pub fn next_reminder_due(&self) -> Option<i64> {
+        let Ok(inner) = self.current() else {
+            return None;
+        };
+        inner.reminder_index().due.first().map(|(at, _)| *at)
     }
 
-    /// Replaces `old` with `new` (compare-and-swap); `false` when it changed meanwhile.
-    pub(super) fn advance_reminder(
+    /// Moves a reminder from `old` to `new` (compare-and-swap); `false` if it changed.
+    pub fn advance_reminder(
         &self,
         key: &[u8],
         old: &Reminder,
         new: &Reminder,
     ) -> Result<bool, StoreError> {
-        let old_v = self.encode(old, || "reminder".to_string())?;
-        let new_v = self.encode(new, || "reminder".to_string())?;
-        let mut index = self.reminder_index();
-        let done = self
+        let inner = self.current()?;
+        let old_v = inner.encode(old, || "reminder".to_string())?;
+        let new_v = inner.encode(new, || "reminder".to_string())?;
+        let mut index = inner.reminder_index();
+        let done = inner
             .reminders
             .compare_and_swap(key, Some(old_v), Some(new_v))
-            .at(&self.dir)?
+            .at(&inner.dir)?
             .is_ok();
         if done {
             index.set(key.to_vec(), new.due_at_ms);
@@ -147,12 +147,21 @@ impl Inner {
         Ok(done)
     }
 
-    /// Deletes a reminder (its finding closed).
-    pub(super) fn remove_reminder(&self, key: &[u8]) -> Result<(), StoreError> {
-        let mut index = self.reminder_index();
-        self.reminders.remove(key).at(&self.dir)?;
+    /// Deletes a reminder.
+    pub fn remove_reminder(&self, key: &[u8]) -> Result<(), StoreError> {
+        let inner = self.current()?;
+        let mut index = inner.reminder_index();
+        inner.reminders.remove(key).at(&inner.dir)?;
         index.remove(key);
         Ok(())
+    }
+}
+
+impl Inner {
+    fn reminder_index(&self) -> std::sync::MutexGuard<'_, ReminderIndex> {
+        self.reminder_index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Rebuilds the due-time index.
