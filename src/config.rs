@@ -649,6 +649,45 @@ fn check_source(
     errs: &mut Errors<'_>,
 ) -> Option<SourceSettings> {
     let before = errs.list.len();
+    let name = check_source_name(i, &raw, names, errs);
+    let region = raw.region.get_ref().clone();
+    let endpoint = check_endpoint(i, &raw, &region, errs);
+    let site = endpoint::site_of(&region);
+    check_clusters(i, &raw, errs);
+    let (domains, vulnerability_types) = check_domains(i, &raw, errs);
+    let client = check_client(i, &raw, endpoint, errs);
+    let console_base = match &raw.console_base {
+        Some(c) => c.get_ref().clone(),
+        None => site
+            .unwrap_or(endpoint::Site::China)
+            .console_base()
+            .to_string(),
+    };
+    let (polls, overlap) = check_polls(i, &raw, &domains, errs);
+    let mut credentials = raw.credentials;
+    credentials.anchor_paths(errs.file.parent().unwrap_or(Path::new(".")));
+    (errs.list.len() == before).then(|| SourceSettings {
+        name,
+        region,
+        clusters: raw.clusters.iter().map(|c| c.get_ref().clone()).collect(),
+        domains,
+        vulnerability_types,
+        console_base,
+        client,
+        credentials,
+        polls,
+        overlap,
+        initial_sync: raw.initial_sync,
+    })
+}
+
+/// `name`: a unique, log- and metric-safe identifier.
+fn check_source_name(
+    i: usize,
+    raw: &RawSource,
+    names: &mut BTreeSet<String>,
+    errs: &mut Errors<'_>,
+) -> String {
     let k = |field: &str| format!("source[{i}].{field}");
     let name = raw.name.get_ref().clone();
     if name.is_empty()
@@ -668,8 +707,13 @@ fn check_source(
             format!("duplicate source name `{name}`"),
         );
     }
-    let region = raw.region.get_ref().clone();
-    let endpoint = match &raw.endpoint {
+    name
+}
+
+/// `endpoint`, or the one the region implies.
+fn check_endpoint(i: usize, raw: &RawSource, region: &str, errs: &mut Errors<'_>) -> String {
+    let k = |field: &str| format!("source[{i}].{field}");
+    match &raw.endpoint {
         Some(ep) => {
             let url = ep.get_ref();
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -688,8 +732,11 @@ fn check_source(
                 String::new()
             }
         },
-    };
-    let site = endpoint::site_of(&region);
+    }
+}
+
+/// `clusters`: each an ACK cluster id.
+fn check_clusters(i: usize, raw: &RawSource, errs: &mut Errors<'_>) {
     for (j, c) in raw.clusters.iter().enumerate() {
         let id = c.get_ref();
         if id.len() < 2 || !id.starts_with('c') || !id.chars().all(|ch| ch.is_ascii_alphanumeric())
@@ -703,6 +750,11 @@ fn check_source(
             );
         }
     }
+}
+
+/// `domains` (in canonical order) and `vulnerability_types` (default: CVE and SCA).
+fn check_domains(i: usize, raw: &RawSource, errs: &mut Errors<'_>) -> (Vec<Domain>, Vec<VulType>) {
+    let k = |field: &str| format!("source[{i}].{field}");
     let domains = check_names(
         raw.domains.as_ref().map(|d| d.get_ref().as_slice()),
         &DOMAINS,
@@ -736,6 +788,17 @@ fn check_source(
         .into_iter()
         .filter(|d| domains.iter().any(|n| n == d.as_str()))
         .collect();
+    (domains, vulnerability_types)
+}
+
+/// The transport: `lang`, `signature`, timeouts, page and body caps, the retry policy.
+fn check_client(
+    i: usize,
+    raw: &RawSource,
+    endpoint: String,
+    errs: &mut Errors<'_>,
+) -> ClientSettings {
+    let k = |field: &str| format!("source[{i}].{field}");
     let lang = match &raw.lang {
         Some(l) if !matches!(l.get_ref().as_str(), "en" | "zh") => {
             errs.at(
@@ -800,29 +863,7 @@ fn check_source(
             None => errs.push(Some(raw.name.span()), &k("retry_initial_delay"), msg),
         },
     }
-    let console_base = match &raw.console_base {
-        Some(c) => c.get_ref().clone(),
-        None => site
-            .unwrap_or(endpoint::Site::China)
-            .console_base()
-            .to_string(),
-    };
-    let (polls, overlap) = check_polls(i, &raw, &domains, errs);
-    let mut credentials = raw.credentials;
-    credentials.anchor_paths(errs.file.parent().unwrap_or(Path::new(".")));
-    (errs.list.len() == before).then(|| SourceSettings {
-        name,
-        region,
-        clusters: raw.clusters.iter().map(|c| c.get_ref().clone()).collect(),
-        domains,
-        vulnerability_types,
-        console_base,
-        client,
-        credentials,
-        polls,
-        overlap,
-        initial_sync: raw.initial_sync,
-    })
+    client
 }
 
 /// Default poll interval of a domain.
