@@ -282,13 +282,11 @@ fn buttons(p: &Payload, lang: Lang) -> Vec<Value> {
         .collect()
 }
 
-/// Renders `payload` as a Slack message body.
-pub fn render(payload: &Payload, opts: &SlackOptions) -> Rendered<Value> {
-    let mut warnings = Vec::new();
-    let lang = opts.lang;
-    let tz = zone_or_utc(&opts.timezone, &mut warnings);
+/// The configured mentions that are valid Slack mention tokens, deduplicated, at most 20,
+/// joined by spaces; invalid ones are warned about.
+fn mention_tags(mentions: &[String], warnings: &mut Vec<String>) -> String {
     let mut tags = Vec::new();
-    for m in &opts.mentions {
+    for m in mentions {
         match mention(m) {
             Some(t) if !tags.contains(&t) => tags.push(t),
             Some(_) => {}
@@ -299,7 +297,86 @@ pub fn render(payload: &Payload, opts: &SlackOptions) -> Rendered<Value> {
         }
     }
     tags.truncate(20);
-    let mentions = tags.join(" ");
+    tags.join(" ")
+}
+
+/// The blocks every size level keeps: the header, the mentions, the context line.
+fn top_blocks(payload: &Payload, header: &str, mentions: &str, lang: Lang, tz: &str) -> Vec<Value> {
+    let mut top = vec![json!({
+        "type": "header",
+        "text": {
+            "type": "plain_text",
+            "text": truncate_chars(&escape::slack_plain(header), MAX_HEADER),
+            "emoji": true
+        }
+    })];
+    if !mentions.is_empty() {
+        top.push(json!({"type": "section", "text": mrkdwn(mentions.to_string())}));
+    }
+    let context = match payload {
+        Payload::Event(e) => context_line(e, lang, tz),
+        Payload::Digest(d) => {
+            let mut parts = Vec::new();
+            if let Ok(t) = localtime(&view::rfc3339(d.created_at), tz) {
+                parts.push(t);
+            }
+            parts.push(escape::slack(&clip(&d.route, 100)));
+            context_elements(parts)
+        }
+    };
+    if !context.is_empty() {
+        top.push(json!({"type": "context", "elements": context}));
+    }
+    top
+}
+
+/// A single event's context fields as one section of two-column fields, when it has any.
+fn fields_block(payload: &Payload, lang: Lang, max_value: usize) -> Option<Value> {
+    let Payload::Event(e) = payload else {
+        return None;
+    };
+    let fields: Vec<Value> = context_fields(e.finding.as_ref()?, lang, max_value)
+        .into_iter()
+        .take(MAX_FIELDS)
+        .map(|(name, value)| {
+            mrkdwn(cut_mrkdwn(
+                &format!("*{}*\n{}", escape::slack(&name), escape::slack(&value)),
+                MAX_FIELD,
+            ))
+        })
+        .collect();
+    (!fields.is_empty()).then(|| json!({"type": "section", "fields": fields}))
+}
+
+/// The message: fallback text and blocks, inside a coloured attachment when `colour` is set;
+/// link and media unfurling off (a finding's URLs are not ours to preview).
+fn envelope(fallback: String, blocks: Vec<Value>, colour: Option<&str>) -> Value {
+    match colour {
+        Some(colour) => json!({
+            "text": fallback,
+            "attachments": [{
+                "color": colour,
+                "fallback": fallback,
+                "blocks": blocks,
+            }],
+            "unfurl_links": false,
+            "unfurl_media": false,
+        }),
+        None => json!({
+            "text": fallback,
+            "blocks": blocks,
+            "unfurl_links": false,
+            "unfurl_media": false,
+        }),
+    }
+}
+
+/// Renders `payload` as a Slack message body.
+pub fn render(payload: &Payload, opts: &SlackOptions) -> Rendered<Value> {
+    let mut warnings = Vec::new();
+    let lang = opts.lang;
+    let tz = zone_or_utc(&opts.timezone, &mut warnings);
+    let mentions = mention_tags(&opts.mentions, &mut warnings);
 
     let headline = match payload {
         Payload::Event(e) => view::event_headline(e, lang),
@@ -310,31 +387,13 @@ pub fn render(payload: &Payload, opts: &SlackOptions) -> Rendered<Value> {
         .unwrap_or("");
     let emoji = severity_emoji(severity);
 
-    let mut fixed_top = vec![json!({
-        "type": "header",
-        "text": {
-            "type": "plain_text",
-            "text": truncate_chars(&escape::slack_plain(&format!("{emoji} {headline}")), MAX_HEADER),
-            "emoji": true
-        }
-    })];
-    if !mentions.is_empty() {
-        fixed_top.push(json!({"type": "section", "text": mrkdwn(mentions.clone())}));
-    }
-    let context = match payload {
-        Payload::Event(e) => context_line(e, lang, &tz),
-        Payload::Digest(d) => {
-            let mut parts = Vec::new();
-            if let Ok(t) = localtime(&view::rfc3339(d.created_at), &tz) {
-                parts.push(t);
-            }
-            parts.push(escape::slack(&clip(&d.route, 100)));
-            context_elements(parts)
-        }
-    };
-    if !context.is_empty() {
-        fixed_top.push(json!({"type": "context", "elements": context}));
-    }
+    let fixed_top = top_blocks(
+        payload,
+        &format!("{emoji} {headline}"),
+        &mentions,
+        lang,
+        &tz,
+    );
     let btns = if opts.buttons {
         buttons(payload, lang)
     } else {
@@ -380,23 +439,7 @@ pub fn render(payload: &Payload, opts: &SlackOptions) -> Rendered<Value> {
             }
         }
         let mut blocks = fixed_top.clone();
-        if let Payload::Event(e) = payload
-            && let Some(f) = &e.finding
-        {
-            let fields: Vec<Value> = context_fields(f, lang, budget.field.min(1000))
-                .into_iter()
-                .take(MAX_FIELDS)
-                .map(|(name, value)| {
-                    mrkdwn(cut_mrkdwn(
-                        &format!("*{}*\n{}", escape::slack(&name), escape::slack(&value)),
-                        MAX_FIELD,
-                    ))
-                })
-                .collect();
-            if !fields.is_empty() {
-                blocks.push(json!({"type": "section", "fields": fields}));
-            }
-        }
+        blocks.extend(fields_block(payload, lang, budget.field.min(1000)));
         blocks.extend(
             sections
                 .into_iter()
@@ -413,25 +456,11 @@ pub fn render(payload: &Payload, opts: &SlackOptions) -> Rendered<Value> {
         fallback = format!("{mentions} {fallback}");
     }
     let fallback = cut_mrkdwn(&fallback, MAX_TEXT);
-    let body = if opts.colour_bar {
-        json!({
-            "text": fallback,
-            "attachments": [{
-                "color": severity_color(severity),
-                "fallback": fallback,
-                "blocks": blocks,
-            }],
-            "unfurl_links": false,
-            "unfurl_media": false,
-        })
-    } else {
-        json!({
-            "text": fallback,
-            "blocks": blocks,
-            "unfurl_links": false,
-            "unfurl_media": false,
-        })
-    };
+    let body = envelope(
+        fallback,
+        blocks,
+        opts.colour_bar.then(|| severity_color(severity)),
+    );
     if let Err(e) = check_limits(&body) {
         // Construction keeps every limit; this is a bug, but the message must still go out.
         warnings.push(format!("slack limits: {e}"));
