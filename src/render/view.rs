@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::{Budget, Lang, TemplateKind};
 use crate::event::{Digest, Event, EventKind, Payload};
-use crate::finding::{Domain, Finding, LinkKind, Resolution, Severity};
+use crate::finding::{Domain, Finding, Host, Kubernetes, LinkKind, Resolution, Severity};
 use crate::text::clip;
 
 /// A `{name: value}` map built field by field.
@@ -438,111 +438,126 @@ pub(crate) fn event_value(e: &Event, lang: Lang, b: &Budget, kind: TemplateKind)
             None => Value::from(()),
         },
     );
-    let none = || Value::from(());
     match &e.finding {
-        Some(f) => {
-            let details: Vec<(String, String)> = f
-                .details
-                .iter()
-                .take(b.details)
-                .map(|d| (clip(&d.name, 64), clip(&d.value, b.field)))
-                .collect();
-            let links: Vec<Value> = links(f, 8)
-                .into_iter()
-                .map(|(k, label, url)| {
-                    Obj::default()
-                        .set("kind", link_kind_name(k))
-                        .set("label", link_label(k, &label, lang))
-                        .set("url", Value::from_safe_string(url_for(&url, kind)))
-                        .value()
-                })
-                .collect();
-            let k = &f.kubernetes;
-            let h = &f.host;
-            let c = |v: &Option<String>| opt_str(v.as_ref().map(|s| clip(s, b.field)));
-            o.set("severity", f.severity.as_str())
-                .set("severity_label", severity_label(f.severity, lang))
-                .set("native_severity", clip(&f.native_severity, 64))
-                .set("title", clip(&f.title, b.field.min(256)))
-                .set("description", clip(&f.description, b.desc))
-                .set("alert_type", clip(&f.alert_type, b.field.min(128)))
-                .set("region", clip(&f.region, 64))
-                .set("place", place(f, b.field.min(128)))
-                .set(
-                    "context",
-                    pairs(context_fields(f, lang, b.field), "name", "value"),
-                )
-                .set(
-                    "kubernetes",
-                    Obj::default()
-                        .set("cluster_id", c(&k.cluster_id))
-                        .set("cluster_name", c(&k.cluster_name))
-                        .set("namespace", c(&k.namespace))
-                        .set("pod", c(&k.pod))
-                        .set("container_id", c(&k.container_id))
-                        .set("container_name", c(&k.container_name))
-                        .set("image", c(&k.image))
-                        .set("node", c(&k.node))
-                        .set("app", c(&k.app))
-                        .value(),
-                )
-                .set(
-                    "host",
-                    Obj::default()
-                        .set("instance_id", c(&h.instance_id))
-                        .set("instance_name", c(&h.instance_name))
-                        .set("public_ip", c(&h.public_ip))
-                        .set("private_ip", c(&h.private_ip))
-                        .set("uuid", c(&h.uuid))
-                        .set("region", c(&h.region))
-                        .value(),
-                )
-                .set("first_seen", opt_str(f.first_seen.map(rfc3339)))
-                .set("last_seen", opt_str(f.last_seen.map(rfc3339)))
-                .set("details", pairs(details, "name", "value"))
-                .set("details_more", f.details.len().saturating_sub(b.details))
-                .set(
-                    "cves",
-                    Value::from_iter(f.cves.iter().take(b.list).map(|c| clip(c, 64))),
-                )
-                .set("cves_more", f.cves.len().saturating_sub(b.list))
-                .set(
-                    "tactics",
-                    pairs(
-                        f.tactics
-                            .iter()
-                            .take(b.list)
-                            .map(|t| (clip(&t.id, 32), clip(&t.name, 64)))
-                            .collect(),
-                        "id",
-                        "name",
-                    ),
-                )
-                .set("links", Value::from(links))
-                .value()
-        }
-        None => o
-            .set("severity", none())
-            .set("severity_label", none())
-            .set("native_severity", "")
-            .set("title", "")
-            .set("description", "")
-            .set("alert_type", "")
-            .set("region", "")
-            .set("place", "")
-            .set("context", Value::from(Vec::<Value>::new()))
-            .set("kubernetes", none())
-            .set("host", none())
-            .set("first_seen", none())
-            .set("last_seen", none())
-            .set("details", Value::from(Vec::<Value>::new()))
-            .set("details_more", 0)
-            .set("cves", Value::from(Vec::<Value>::new()))
-            .set("cves_more", 0)
-            .set("tactics", Value::from(Vec::<Value>::new()))
-            .set("links", Value::from(Vec::<Value>::new()))
-            .value(),
+        Some(f) => with_finding(o, f, lang, b, kind),
+        None => without_finding(o),
     }
+}
+
+/// An event's template fields taken from its finding.
+fn with_finding(o: Obj, f: &Finding, lang: Lang, b: &Budget, kind: TemplateKind) -> Value {
+    let details: Vec<(String, String)> = f
+        .details
+        .iter()
+        .take(b.details)
+        .map(|d| (clip(&d.name, 64), clip(&d.value, b.field)))
+        .collect();
+    o.set("severity", f.severity.as_str())
+        .set("severity_label", severity_label(f.severity, lang))
+        .set("native_severity", clip(&f.native_severity, 64))
+        .set("title", clip(&f.title, b.field.min(256)))
+        .set("description", clip(&f.description, b.desc))
+        .set("alert_type", clip(&f.alert_type, b.field.min(128)))
+        .set("region", clip(&f.region, 64))
+        .set("place", place(f, b.field.min(128)))
+        .set(
+            "context",
+            pairs(context_fields(f, lang, b.field), "name", "value"),
+        )
+        .set("kubernetes", kubernetes_value(&f.kubernetes, b.field))
+        .set("host", host_value(&f.host, b.field))
+        .set("first_seen", opt_str(f.first_seen.map(rfc3339)))
+        .set("last_seen", opt_str(f.last_seen.map(rfc3339)))
+        .set("details", pairs(details, "name", "value"))
+        .set("details_more", f.details.len().saturating_sub(b.details))
+        .set(
+            "cves",
+            Value::from_iter(f.cves.iter().take(b.list).map(|c| clip(c, 64))),
+        )
+        .set("cves_more", f.cves.len().saturating_sub(b.list))
+        .set(
+            "tactics",
+            pairs(
+                f.tactics
+                    .iter()
+                    .take(b.list)
+                    .map(|t| (clip(&t.id, 32), clip(&t.name, 64)))
+                    .collect(),
+                "id",
+                "name",
+            ),
+        )
+        .set("links", links_value(f, lang, kind))
+        .value()
+}
+
+/// The same template fields, empty, for an event without a finding (a summary).
+fn without_finding(o: Obj) -> Value {
+    let none = || Value::from(());
+    o.set("severity", none())
+        .set("severity_label", none())
+        .set("native_severity", "")
+        .set("title", "")
+        .set("description", "")
+        .set("alert_type", "")
+        .set("region", "")
+        .set("place", "")
+        .set("context", Value::from(Vec::<Value>::new()))
+        .set("kubernetes", none())
+        .set("host", none())
+        .set("first_seen", none())
+        .set("last_seen", none())
+        .set("details", Value::from(Vec::<Value>::new()))
+        .set("details_more", 0)
+        .set("cves", Value::from(Vec::<Value>::new()))
+        .set("cves_more", 0)
+        .set("tactics", Value::from(Vec::<Value>::new()))
+        .set("links", Value::from(Vec::<Value>::new()))
+        .value()
+}
+
+/// A finding's Kubernetes context, each field clipped to `max`.
+fn kubernetes_value(k: &Kubernetes, max: usize) -> Value {
+    let c = |v: &Option<String>| opt_str(v.as_ref().map(|s| clip(s, max)));
+    Obj::default()
+        .set("cluster_id", c(&k.cluster_id))
+        .set("cluster_name", c(&k.cluster_name))
+        .set("namespace", c(&k.namespace))
+        .set("pod", c(&k.pod))
+        .set("container_id", c(&k.container_id))
+        .set("container_name", c(&k.container_name))
+        .set("image", c(&k.image))
+        .set("node", c(&k.node))
+        .set("app", c(&k.app))
+        .value()
+}
+
+/// A finding's host context, each field clipped to `max`.
+fn host_value(h: &Host, max: usize) -> Value {
+    let c = |v: &Option<String>| opt_str(v.as_ref().map(|s| clip(s, max)));
+    Obj::default()
+        .set("instance_id", c(&h.instance_id))
+        .set("instance_name", c(&h.instance_name))
+        .set("public_ip", c(&h.public_ip))
+        .set("private_ip", c(&h.private_ip))
+        .set("uuid", c(&h.uuid))
+        .set("region", c(&h.region))
+        .value()
+}
+
+/// A finding's links (at most 8), each URL encoded for the template kind.
+fn links_value(f: &Finding, lang: Lang, kind: TemplateKind) -> Value {
+    let links: Vec<Value> = links(f, 8)
+        .into_iter()
+        .map(|(k, label, url)| {
+            Obj::default()
+                .set("kind", link_kind_name(k))
+                .set("label", link_label(k, &label, lang))
+                .set("url", Value::from_safe_string(url_for(&url, kind)))
+                .value()
+        })
+        .collect();
+    Value::from(links)
 }
 
 fn digest_value(d: &Digest, lang: Lang, b: &Budget, kind: TemplateKind) -> Value {
