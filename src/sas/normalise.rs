@@ -673,20 +673,7 @@ fn endpoint(ns: &str, pod: &str, image: &str, rule_ns: &str, rule_app: &str) -> 
 /// Normalises one `ListInterceptionHistory` record.
 pub fn normalise_firewall(ctx: &NormaliseContext, item: Item<InterceptionHistory>) -> Finding {
     let f = &item.typed;
-    let (id, key): (String, Vec<String>) = match f.id {
-        Some(n) => (format!("firewall:{n}"), vec!["id".into(), n.to_string()]),
-        None => {
-            let parts = [
-                f.cluster_id.trim().to_string(),
-                code(f.rule_id),
-                f.real_src_pod_name.trim().to_string(),
-                f.real_dst_pod_name.trim().to_string(),
-                code(f.dst_port),
-                f.first_time.to_string(),
-            ];
-            (format!("firewall:{}", parts.join("/")), natural(&parts))
-        }
-    };
+    let (id, key) = firewall_identity(f);
     let (status, resolution) = firewall_status(f.status);
     let (cluster_id, cluster_name) = ctx.cluster(opt(&f.cluster_id), &f.cluster_name);
     let name = f.interception_name.trim();
@@ -734,36 +721,15 @@ pub fn normalise_firewall(ctx: &NormaliseContext, item: Item<InterceptionHistory
     let applied = interception_mode(f.real_interception_type.or(f.interception_type));
     let last_seen = from_epoch_ms(f.last_time);
 
-    let mut details = Vec::new();
-    push(
-        &mut details,
-        "Event time",
-        last_seen.map(rfc3339).unwrap_or_default(),
-    );
-    push(&mut details, "Source", source.clone());
-    push(&mut details, "Target", target.clone());
-    push(&mut details, "Port", port.clone());
-    push(&mut details, "Rule", rule.clone());
-    push(
-        &mut details,
-        "Defence mode",
-        interception_mode(f.interception_type),
-    );
-    push(&mut details, "Applied mode", applied.clone());
-    push(&mut details, "Try count", f.try_count.to_string());
-
-    let mut description = format!("Connection from {source} to {target}");
-    if !port.is_empty() {
-        description.push_str(&format!(" on port {port}"));
-    }
-    description.push_str(&format!(": {} attempt(s)", f.try_count));
-    if !rule.is_empty() {
-        description.push_str(&format!("; rule {rule}"));
-    }
-    if !applied.is_empty() {
-        description.push_str(&format!(", applied mode {applied}"));
-    }
-    description.push('.');
+    let connection = Connection {
+        source: &source,
+        target: &target,
+        port: &port,
+        rule: &rule,
+        applied: &applied,
+    };
+    let details = connection.details(f, last_seen);
+    let description = connection.description(f.try_count);
 
     let key_refs: Vec<&str> = key.iter().map(String::as_str).collect();
     Finding {
@@ -799,6 +765,74 @@ pub fn normalise_firewall(ctx: &NormaliseContext, item: Item<InterceptionHistory
         source: ctx.source.clone(),
         region: ctx.region.clone(),
         raw: item.raw,
+    }
+}
+
+/// A firewall record's id and dedup key: its `Id`, else the natural key of the connection.
+fn firewall_identity(f: &InterceptionHistory) -> (String, Vec<String>) {
+    match f.id {
+        Some(n) => (format!("firewall:{n}"), vec!["id".into(), n.to_string()]),
+        None => {
+            let parts = [
+                f.cluster_id.trim().to_string(),
+                code(f.rule_id),
+                f.real_src_pod_name.trim().to_string(),
+                f.real_dst_pod_name.trim().to_string(),
+                code(f.dst_port),
+                f.first_time.to_string(),
+            ];
+            (format!("firewall:{}", parts.join("/")), natural(&parts))
+        }
+    }
+}
+
+/// The parts of an intercepted connection that the details and the description show.
+struct Connection<'a> {
+    source: &'a str,
+    target: &'a str,
+    port: &'a str,
+    rule: &'a str,
+    applied: &'a str,
+}
+
+impl Connection<'_> {
+    fn details(&self, f: &InterceptionHistory, last_seen: Option<OffsetDateTime>) -> Vec<Detail> {
+        let mut details = Vec::new();
+        push(
+            &mut details,
+            "Event time",
+            last_seen.map(rfc3339).unwrap_or_default(),
+        );
+        push(&mut details, "Source", self.source);
+        push(&mut details, "Target", self.target);
+        push(&mut details, "Port", self.port);
+        push(&mut details, "Rule", self.rule);
+        push(
+            &mut details,
+            "Defence mode",
+            interception_mode(f.interception_type),
+        );
+        push(&mut details, "Applied mode", self.applied);
+        push(&mut details, "Try count", f.try_count.to_string());
+        details
+    }
+
+    fn description(&self, try_count: i64) -> String {
+        let (source, target, port, rule, applied) =
+            (self.source, self.target, self.port, self.rule, self.applied);
+        let mut description = format!("Connection from {source} to {target}");
+        if !port.is_empty() {
+            description.push_str(&format!(" on port {port}"));
+        }
+        description.push_str(&format!(": {try_count} attempt(s)"));
+        if !rule.is_empty() {
+            description.push_str(&format!("; rule {rule}"));
+        }
+        if !applied.is_empty() {
+            description.push_str(&format!(", applied mode {applied}"));
+        }
+        description.push('.');
+        description
     }
 }
 
