@@ -393,32 +393,7 @@ impl World {
         at_ms: i64,
     ) -> Map<String, Value> {
         let ci = self.cluster_index(cluster_id);
-        // Try a few times to avoid a duplicate natural key (Uuid, Name, ContainerId) among open records.
-        let mut pick = None;
-        for _ in 0..8 {
-            let d = &VULNS[self.rng.random_range(0..VULNS.len())];
-            let c = &self.clusters[ci];
-            let node = c.nodes[self.rng.random_range(0..c.nodes.len())].clone();
-            let wi = self.rng.random_range(0..c.workloads.len());
-            let container = if d.kind == "cve" {
-                String::new()
-            } else {
-                // Container ids are stable per (node, workload) so re-detections collide as on the real service.
-                format!(
-                    "{:0>64}",
-                    format!("{:x}{}", wi + 1, &node.uuid.replace('-', "")[..16])
-                )
-            };
-            let dup = self.vulns.values().any(|v| {
-                v["Uuid"] == node.uuid.as_str()
-                    && v["Name"] == d.name
-                    && v["ContainerId"] == container.as_str()
-            });
-            pick = Some((d, node, wi, container));
-            if !dup {
-                break;
-            }
-        }
+        let pick = self.pick_vuln_target(ci);
         let Some((d, node, wi, container)) = pick else {
             return Map::new();
         };
@@ -444,25 +419,7 @@ impl World {
         if !is_host && let Some(h) = self.hostile(8) {
             path = h.to_string();
         }
-        let short = d
-            .package
-            .rsplit(':')
-            .next()
-            .unwrap_or(d.package)
-            .to_string();
-        let rpm = json!({
-            "ContainerName": if is_host { "" } else { w.app.as_str() },
-            "ExtendField": if d.language.is_empty() { String::new() } else { format!("{{\"language\":\"{}\"}}", d.language) },
-            "FullVersion": if is_host { format!("{}-{}.x86_64", d.package, d.version) } else { format!("{}:{}", d.package, d.version) },
-            "ImageName": if is_host { "" } else { w.image.as_str() },
-            "MatchDetail": format!("{short} version less than {}", d.fixed),
-            "MatchList": [format!("{short} version less than {}", d.fixed)],
-            "Name": short,
-            "Path": path,
-            "Pid": if is_host { String::new() } else { self.rng.random_range(1..500u32).to_string() },
-            "UpdateCmd": if is_host { format!("yum update {}", d.package) } else { format!("Upgrade {} to {} or later", d.package, d.fixed) },
-            "Version": d.version,
-        });
+        let rpm = self.vuln_package(d, is_host, &w, &path);
         let tag = match d.kind {
             "cve" => "oval",
             other => other,
@@ -533,6 +490,63 @@ impl World {
             "Type": d.kind,
             "Uuid": node.uuid,
         }))
+    }
+
+    /// A catalog vulnerability and where it sits on cluster `ci` (node, workload index,
+    /// container id), avoiding a duplicate natural key `(Uuid, Name, ContainerId)` among open
+    /// records when a few tries can.
+    fn pick_vuln_target(&mut self, ci: usize) -> Option<(&'static VulnDef, Node, usize, String)> {
+        // Try a few times to avoid a duplicate natural key (Uuid, Name, ContainerId) among open records.
+        let mut pick = None;
+        for _ in 0..8 {
+            let d = &VULNS[self.rng.random_range(0..VULNS.len())];
+            let c = &self.clusters[ci];
+            let node = c.nodes[self.rng.random_range(0..c.nodes.len())].clone();
+            let wi = self.rng.random_range(0..c.workloads.len());
+            let container = if d.kind == "cve" {
+                String::new()
+            } else {
+                // Container ids are stable per (node, workload) so re-detections collide as on the real service.
+                format!(
+                    "{:0>64}",
+                    format!("{:x}{}", wi + 1, &node.uuid.replace('-', "")[..16])
+                )
+            };
+            let dup = self.vulns.values().any(|v| {
+                v["Uuid"] == node.uuid.as_str()
+                    && v["Name"] == d.name
+                    && v["ContainerId"] == container.as_str()
+            });
+            pick = Some((d, node, wi, container));
+            if !dup {
+                break;
+            }
+        }
+        pick
+    }
+
+    /// The `RpmEntityList` item: the vulnerable package as the record shows it.
+    fn vuln_package(&mut self, d: &VulnDef, is_host: bool, w: &Workload, path: &str) -> Value {
+        let short = d
+            .package
+            .rsplit(':')
+            .next()
+            .unwrap_or(d.package)
+            .to_string();
+        let rpm = json!({
+            "ContainerName": if is_host { "" } else { w.app.as_str() },
+            "ExtendField": if d.language.is_empty() { String::new() } else { format!("{{\"language\":\"{}\"}}", d.language) },
+            "FullVersion": if is_host { format!("{}-{}.x86_64", d.package, d.version) } else { format!("{}:{}", d.package, d.version) },
+            "ImageName": if is_host { "" } else { w.image.as_str() },
+            "MatchDetail": format!("{short} version less than {}", d.fixed),
+            "MatchList": [format!("{short} version less than {}", d.fixed)],
+            "Name": short,
+            "Path": path,
+            "Pid": if is_host { String::new() } else { self.rng.random_range(1..500u32).to_string() },
+            "UpdateCmd": if is_host { format!("yum update {}", d.package) } else { format!("Upgrade {} to {} or later", d.package, d.fixed) },
+            "Version": d.version,
+        });
+        rpm
     }
 
     /// A default baseline check warning on a random or given cluster. `risk_id` picks the

@@ -355,49 +355,11 @@ impl World {
             ),
         };
         let mut fields = fields.clone();
-        let (risk_id, hidden_cluster) = if d == Domain::Baseline {
-            let risk = match fields.remove("RiskId") {
-                None => None,
-                Some(v) => {
-                    let r = v
-                        .as_i64()
-                        .ok_or_else(|| ControlError::Invalid("RiskId must be an integer".into()))?;
-                    if super::catalog::risk_def(r).is_none() {
-                        let known: Vec<i64> = super::catalog::RISKS.iter().map(|r| r.id).collect();
-                        return Err(ControlError::Invalid(format!(
-                            "unknown RiskId {r}; known baselines: {known:?}"
-                        )));
-                    }
-                    Some(r)
-                }
-            };
-            let c = fields
-                .remove("ClusterId")
-                .and_then(|v| v.as_str().map(str::to_string));
-            (risk, c)
-        } else {
-            (None, None)
-        };
+        let (risk_id, hidden_cluster) = baseline_hints(d, &mut fields)?;
         if let Some(id) = requested
             && self.get(d, id).is_some()
         {
-            match d {
-                Domain::Alert => merge(self.alerts.get_mut(&id).expect("checked"), &fields),
-                Domain::Vuln => merge(self.vulns.get_mut(&id).expect("checked"), &fields),
-                Domain::Firewall => {
-                    merge(self.interceptions.get_mut(&id).expect("checked"), &fields)
-                }
-                Domain::Baseline => {
-                    let w = self.warnings.get_mut(&id).expect("checked");
-                    merge(&mut w.body, &fields);
-                    if let Some(r) = risk_id {
-                        w.risk_id = r;
-                    }
-                    if let Some(c) = hidden_cluster {
-                        w.cluster_id = c;
-                    }
-                }
-            }
+            self.update(d, id, &fields, risk_id, hidden_cluster);
             return self.get(d, id).ok_or(ControlError::NotFound(d, id));
         }
         if self.len(d) >= MAX_RECORDS_PER_DOMAIN {
@@ -424,6 +386,47 @@ impl World {
             None => self.next_id(d),
         };
         self.bump_next(d, id);
+        self.insert_default(d, id, (cluster, unknown_cluster), at, &fields, risk_id);
+        self.get(d, id).ok_or(ControlError::NotFound(d, id))
+    }
+
+    /// Merges `fields` over the existing record `id` (checked to exist by the caller).
+    fn update(
+        &mut self,
+        d: Domain,
+        id: i64,
+        fields: &Map<String, Value>,
+        risk_id: Option<i64>,
+        hidden_cluster: Option<String>,
+    ) {
+        match d {
+            Domain::Alert => merge(self.alerts.get_mut(&id).expect("checked"), fields),
+            Domain::Vuln => merge(self.vulns.get_mut(&id).expect("checked"), fields),
+            Domain::Firewall => merge(self.interceptions.get_mut(&id).expect("checked"), fields),
+            Domain::Baseline => {
+                let w = self.warnings.get_mut(&id).expect("checked");
+                merge(&mut w.body, fields);
+                if let Some(r) = risk_id {
+                    w.risk_id = r;
+                }
+                if let Some(c) = hidden_cluster {
+                    w.cluster_id = c;
+                }
+            }
+        }
+    }
+
+    /// Inserts a generated default record `id` on `cluster` (or a random one), with an
+    /// unknown cluster id kept as given and `fields` merged over it.
+    fn insert_default(
+        &mut self,
+        d: Domain,
+        id: i64,
+        (cluster, unknown_cluster): (Option<&str>, Option<&str>),
+        at: i64,
+        fields: &Map<String, Value>,
+        risk_id: Option<i64>,
+    ) {
         match d {
             Domain::Alert => {
                 let mut r = self.default_alert(id, cluster, at);
@@ -431,7 +434,7 @@ impl World {
                     r.insert("K8sClusterId".into(), c.into());
                     r.insert("clusterId".into(), c.into());
                 }
-                merge(&mut r, &fields);
+                merge(&mut r, fields);
                 self.alerts.insert(id, r);
             }
             Domain::Vuln => {
@@ -439,7 +442,7 @@ impl World {
                 if let Some(c) = unknown_cluster {
                     r.insert("K8sClusterId".into(), c.into());
                 }
-                merge(&mut r, &fields);
+                merge(&mut r, fields);
                 self.vulns.insert(id, r);
             }
             Domain::Baseline => {
@@ -447,7 +450,7 @@ impl World {
                 if let Some(c) = unknown_cluster {
                     w.cluster_id = c.to_string();
                 }
-                merge(&mut w.body, &fields);
+                merge(&mut w.body, fields);
                 self.warnings.insert(id, w);
             }
             Domain::Firewall => {
@@ -455,11 +458,10 @@ impl World {
                 if let Some(c) = unknown_cluster {
                     r.insert("ClusterId".into(), c.into());
                 }
-                merge(&mut r, &fields);
+                merge(&mut r, fields);
                 self.interceptions.insert(id, r);
             }
         }
-        self.get(d, id).ok_or(ControlError::NotFound(d, id))
     }
 
     /// Moves a finding to `status`, updating the fields the real service updates with it
@@ -653,6 +655,36 @@ impl World {
         }
         rep
     }
+}
+
+/// Baseline fields may carry `RiskId` and `ClusterId`, which the API derives from but does not
+/// show on the item: takes them out of `fields` (checked) for a baseline record.
+fn baseline_hints(
+    d: Domain,
+    fields: &mut Map<String, Value>,
+) -> Result<(Option<i64>, Option<String>), ControlError> {
+    if d != Domain::Baseline {
+        return Ok((None, None));
+    }
+    let risk = match fields.remove("RiskId") {
+        None => None,
+        Some(v) => {
+            let r = v
+                .as_i64()
+                .ok_or_else(|| ControlError::Invalid("RiskId must be an integer".into()))?;
+            if super::catalog::risk_def(r).is_none() {
+                let known: Vec<i64> = super::catalog::RISKS.iter().map(|r| r.id).collect();
+                return Err(ControlError::Invalid(format!(
+                    "unknown RiskId {r}; known baselines: {known:?}"
+                )));
+            }
+            Some(r)
+        }
+    };
+    let c = fields
+        .remove("ClusterId")
+        .and_then(|v| v.as_str().map(str::to_string));
+    Ok((risk, c))
 }
 
 #[cfg(test)]
