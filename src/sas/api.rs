@@ -1,5 +1,5 @@
 //! The four domain listings and the per-cluster statistics probes: how each request is built
-//! (contract §1.5, §2.4, §3.7, §4.1) and how every listing is paged to the end.
+//! (docs/sas-api.md §1.5, §2.4, §3.7, §4.1) and how every listing is paged to the end.
 //!
 //! Each call goes through [`SasCall::call`] (for [`SasClient`], retried under the source's
 //! retry policy); a call that still fails ends the listing with that error. Paging
@@ -364,7 +364,7 @@ impl Dealed {
     }
 }
 
-/// `YYYY-MM-DD HH:mm:ss` in UTC wall-clock (contract §1.5: if the service reads it as UTC+8 the
+/// `YYYY-MM-DD HH:mm:ss` in UTC wall-clock (docs/sas-api.md §1.5: if the service reads it as UTC+8 the
 /// window only gets wider).
 pub fn format_alert_time(t: OffsetDateTime) -> String {
     let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
@@ -388,7 +388,7 @@ fn non_empty(s: &Option<String>) -> Option<&str> {
 /// Filters for `DescribeSuspEvents`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AlertQuery {
-    /// Only this cluster; `None` lists account-wide (split client-side, contract §11).
+    /// Only this cluster; `None` lists account-wide (split client-side, docs/sas-api.md §11).
     pub cluster_id: Option<String>,
     /// Pending (`N`) or recently handled (`Y`); `None` sends no filter.
     pub dealed: Option<Dealed>,
@@ -456,7 +456,7 @@ pub async fn list_alerts<C: SasCall + ?Sized>(
 /// Lists alerts handled at or after `since` (`Dealed=Y`, most recently handled first), reading
 /// pages until one reaches back past `since` and keeping only the records handled since then.
 ///
-/// `TimeStart`/`TimeEnd` window the *latest occurrence* (contract §1.1), so they cannot express
+/// `TimeStart`/`TimeEnd` window the *latest occurrence* (docs/sas-api.md §1.1), so they cannot express
 /// "handled since": an alert that last occurred a week ago and was handled a minute ago must be
 /// read. The window and status filters of `q` are ignored; its cluster, levels, tactic and page
 /// size apply.
@@ -642,7 +642,7 @@ pub async fn list_vulnerabilities<C: SasCall + ?Sized>(
     Ok(all)
 }
 
-/// The most `Ids` one `DescribeVulList` request may carry (contract §2.1).
+/// The most `Ids` one `DescribeVulList` request may carry (docs/sas-api.md §2.1).
 pub const MAX_VUL_IDS: usize = 50;
 
 /// The query of one `DescribeVulList` request for `ty` that looks records up by `PrimaryId`
@@ -819,7 +819,7 @@ pub async fn check_warning_detail<C: SasCall + ?Sized>(
 /// [`BaselineItem`] per check item, each once. Risks without a `RiskId` and machines without a
 /// `Uuid` cannot be followed and are skipped with a warning.
 ///
-/// The asset is the `Uuid` (contract §3.7: asset key `(RiskId, Uuid)`), and a machine row names
+/// The asset is the `Uuid` (docs/sas-api.md §3.7: asset key `(RiskId, Uuid)`), and a machine row names
 /// at most one container even when several containers on that node fail the same baseline, so
 /// the checks of each asset are listed unscoped; for a row naming a container they are listed
 /// scoped to it as well, in case the service only shows a container's checks when asked by

@@ -1,5 +1,5 @@
 //! Which host serves a region: Security Center keeps data on two sites (China and
-//! international), and every region maps to one of them (contract §7.1).
+//! international), and every region maps to one of them (docs/sas-api.md §7.1).
 
 /// The Security Center site a region belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -374,7 +374,7 @@ impl<'de, T: ListItem> Deserialize<'de> for Page<T> {
 /// `DescribeSuspEvents` response.
 pub type SuspEventsResponse = Page<SuspEvent>;
 
-/// One `SuspEvents[]` record: an alert event (contract §1.1).
+/// One `SuspEvents[]` record: an alert event (docs/sas-api.md §1.1).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct SuspEvent {
@@ -680,7 +680,7 @@ pub struct SuspStatistics {
 /// `DescribeVulList` response.
 pub type VulListResponse = Page<VulRecord>;
 
-/// One `VulRecords[]` record: a vulnerability on one asset (contract §2.1).
+/// One `VulRecords[]` record: a vulnerability on one asset (docs/sas-api.md §2.1).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct VulRecord {
@@ -994,7 +994,7 @@ pub type CheckWarningsResponse = Page<CheckWarning>;
 /// `DescribeCheckWarningDetail` response (flat: the detail is the body).
 pub type CheckWarningDetailResponse = Item<CheckWarningDetail>;
 
-/// One `WarningSummarys[]` record: a baseline (risk) with failing items (contract §3.1).
+/// One `WarningSummarys[]` record: a baseline (risk) with failing items (docs/sas-api.md §3.1).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct WarningSummary {
@@ -1051,7 +1051,7 @@ impl ListItem for WarningSummary {
     ];
 }
 
-/// One `WarningMachines[]` record: an asset affected by a risk (contract §3.2).
+/// One `WarningMachines[]` record: an asset affected by a risk (docs/sas-api.md §3.2).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct WarningMachine {
@@ -1115,7 +1115,7 @@ impl ListItem for WarningMachine {
     const ITEM_KEYS: &'static [&'static str] = &["WarningMachines", "warningMachines"];
 }
 
-/// One `CheckWarnings[]` record: a check item of a risk on an asset (contract §3.3).
+/// One `CheckWarnings[]` record: a check item of a risk on an asset (docs/sas-api.md §3.3).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct CheckWarning {
@@ -1164,7 +1164,7 @@ impl ListItem for CheckWarning {
     const ITEM_KEYS: &'static [&'static str] = &["CheckWarnings", "checkWarnings"];
 }
 
-/// `DescribeCheckWarningDetail` body: what a check is and how to fix it (contract §3.4).
+/// `DescribeCheckWarningDetail` body: what a check is and how to fix it (docs/sas-api.md §3.4).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct CheckWarningDetail {
@@ -1297,7 +1297,7 @@ impl BaselineItem {
 /// `ListInterceptionHistory` response.
 pub type InterceptionHistoryResponse = Page<InterceptionHistory>;
 
-/// One `InterceptionHistoryList[]` record: a container firewall alert (contract §4.1).
+/// One `InterceptionHistoryList[]` record: a container firewall alert (docs/sas-api.md §4.1).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct InterceptionHistory {

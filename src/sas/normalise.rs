@@ -31,7 +31,7 @@ pub struct NormaliseContext {
     /// Offset of the service's `YYYY-MM-DD HH:mm:ss` strings, used only when a record has no
     /// epoch-ms field (those always win). Default UTC+8: three of the four shared alert samples
     /// carry strings equal to their epoch fields at +08:00 (the fourth at UTC), and the
-    /// contract documents no zone.
+    /// contract (docs/sas-api.md) documents no zone.
     pub service_offset: UtcOffset,
     /// The cluster the listing was filtered on, used when a record carries no cluster ID
     /// (baseline records never do).
@@ -173,7 +173,7 @@ pub fn alert_severity(level: &str) -> Severity {
     }
 }
 
-/// `EventStatus` → status (contract §1.3): 1 pending is active; 2 ignored; 4 confirmed,
+/// `EventStatus` → status (docs/sas-api.md §1.3): 1 pending is active; 2 ignored; 4 confirmed,
 /// 16 processing and 32 handled are handled; 8 and 604 (system) false positive; 64 expired.
 /// Absent or unknown codes are active, so nothing is silently closed.
 pub fn alert_status(event_status: Option<i64>) -> (Status, Option<Resolution>) {
@@ -327,7 +327,7 @@ pub fn vul_severity(necessity: &str) -> Severity {
 /// two together.
 pub const VUL_RESOLVED_STATUSES: [i64; 4] = [7, 8, 10, 20];
 
-/// `Status` → status (contract §2.4): 7 fixed and 8 fixed-restart-needed are fixed, 10 ignored,
+/// `Status` → status (docs/sas-api.md §2.4): 7 fixed and 8 fixed-restart-needed are fixed, 10 ignored,
 /// 20 expired. 9 and 11 ("rolled back") are active: the contract lists them as done, but a
 /// rolled-back fix leaves the vulnerability in place. Open (1, 2, 3, 12), in-progress (4, 5, 6)
 /// and unknown codes are active.
@@ -494,7 +494,7 @@ pub fn baseline_severity(level: &str) -> Severity {
     }
 }
 
-/// Check `Status` → status (contract §3.3, §3.5): 3 passed and 8 fixed are fixed, 5 expired,
+/// Check `Status` → status (docs/sas-api.md §3.3, §3.5): 3 passed and 8 fixed are fixed, 5 expired,
 /// 6 ignored (the newer API calls it whitelisted). 1 failed, 2 verifying, 7 fixing and unknown
 /// codes are active.
 pub fn baseline_status(status: Option<i64>) -> (Status, Option<Resolution>) {
@@ -625,7 +625,7 @@ pub fn firewall_severity(risk_level: Option<i64>) -> Severity {
     }
 }
 
-/// `Status` → status (contract §4.1): 0 unhandled is active; 1 handled and 2 manually
+/// `Status` → status (docs/sas-api.md §4.1): 0 unhandled is active; 1 handled and 2 manually
 /// handled are handled; 3 ignored. Unknown codes are active.
 pub fn firewall_status(status: Option<i64>) -> (Status, Option<Resolution>) {
     let resolved = |r| (Status::Resolved, Some(r));

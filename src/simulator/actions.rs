@@ -1,7 +1,7 @@
 //! The Security Center actions the simulator answers: parameter checks, filters, sorting and
 //! paging over the [`World`], producing bodies shaped exactly like `samples/*.json`.
 //!
-//! Paging follows the contract: Describe* actions carry `Count`/`CurrentPage`/`PageSize`/
+//! Paging follows the contract (docs/sas-api.md): Describe* actions carry `Count`/`CurrentPage`/`PageSize`/
 //! `TotalCount` at the top level, List* actions a `PageInfo` object (with the SDK's `CurrrentPage`
 //! spelling for `ListClusterInterceptionConfig`), and `DescribeVulList` also pages with
 //! `UseNextToken`/`NextToken` (then without `TotalCount`). Pure: no IO, no clock (`now` comes in).
@@ -336,7 +336,7 @@ const VUL_TYPES: &[&str] = &["cve", "sys", "cms", "app", "emg", "sca"];
 /// `Dealed=y`: fixed, rolled back, ignored, expired.
 const VUL_HANDLED: &[i64] = &[7, 8, 9, 10, 11, 20];
 const TOKEN_PREFIX: &str = "NT";
-/// `Ids` of one `DescribeVulList` request at most (contract §2.1).
+/// `Ids` of one `DescribeVulList` request at most (docs/sas-api.md §2.1).
 const MAX_VUL_IDS: usize = 50;
 
 fn vul_types(key: &str, values: Vec<String>) -> Result<Vec<String>, ApiError> {

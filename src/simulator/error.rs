@@ -19,7 +19,7 @@ pub(crate) struct ApiError {
 }
 
 /// HTTP status for a code, from `samples/errors/index.json`; unknown codes get 400 (5xx only for
-/// the server-side failures the contract lists).
+/// the server-side failures docs/sas-api.md lists).
 pub(crate) fn status_for(code: &str) -> u16 {
     match code {
         "InvalidAccessKeyId.NotFound" | "InvalidAction.NotFound" => 404,

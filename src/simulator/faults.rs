@@ -46,7 +46,7 @@ pub enum FaultKind {
         /// Value of `x-acs-retry-after`.
         #[serde(default = "default_retry_after")]
         retry_after_ms: Option<u64>,
-        /// HTTP status override (the contract reports 429 too).
+        /// HTTP status override (docs/sas-api.md §7.5 reports 429 too).
         #[serde(default)]
         status: Option<u16>,
     },

@@ -4,7 +4,7 @@
 //! It speaks the real protocol (RPC on `/`, POST or GET, query and form parameters merged, V3
 //! `ACS3-HMAC-SHA256` and V1 `HMAC-SHA1` signatures verified with [`crate::sas::sign`], STS
 //! tokens, a ±15 min timestamp window, nonce replay protection), answers the twelve actions of
-//! the ACK "Security Monitoring" page with bodies shaped exactly like the contract samples, and
+//! the ACK "Security Monitoring" page with bodies shaped exactly like the contract's samples (docs/sas-api.md), and
 //! fails the way the real service fails (error bodies and statuses of `samples/errors`).
 //!
 //! # Layout

@@ -18,7 +18,7 @@
 //! ## Write order and crash safety
 //!
 //! sled 0.34.7 batches and transactions blow up and livelock under queue churn (see
-//! `dependencies.md` §0), so every write here is one key or one compare-and-swap. Recovery
+//! `docs/dependencies.md` §0), so every write here is one key or one compare-and-swap. Recovery
 //! after `kill -9` yields a prefix of the operation history, so each sequence below is safe to
 //! cut after any step:
 //!
