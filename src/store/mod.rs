@@ -1,17 +1,25 @@
 //! The store: lifecycle records, poll cursors, the durable per-sink outbox with its enqueue
-//! guards, dead letters, the schema version and pruning. This is the only module that imports
-//! sled.
+//! guards, dead letters, routing groups, reminders, silences and the suppression log, the
+//! schema version and pruning. This is the only module that imports sled.
 //!
 //! ## Layout (one sled `Db` per state directory)
 //!
-//! | tree | key | value |
-//! |---|---|---|
-//! | `meta` | `schema`, `epoch` | decimal schema version; the store's random id |
-//! | `records` | `source`, `domain` (length-prefixed) ‖ fingerprint | [`Record`] JSON |
-//! | `cursors` | `source`, `domain` (length-prefixed) | [`Cursor`] JSON |
-//! | `outbox/<sink>` | seq (u64 BE, from `generate_id`) | [`OutboxEntry`] JSON |
-//! | `dead/<sink>` | the entry's seq | [`DeadLetter`] JSON |
-//! | `enq` | `sink` (length-prefixed) ‖ payload id | seq ‖ enqueued_at_ms (BE) |
+//! | tree | key | value | owner |
+//! |---|---|---|---|
+//! | `meta` | `schema`, `epoch` | decimal schema version; the store's random id | here |
+//! | `records` | `source`, `domain` (length-prefixed) ‖ fingerprint | [`Record`] JSON | here |
+//! | `cursors` | `source`, `domain` (length-prefixed) | [`Cursor`] JSON | here |
+//! | `outbox/<sink>` | seq (u64 BE, from `generate_id`) | [`OutboxEntry`] JSON | here |
+//! | `dead/<sink>` | the entry's seq | [`DeadLetter`] JSON | here |
+//! | `enq` | `sink` (length-prefixed) ‖ payload id; `#group:<id>` (length-prefixed) ‖ event id | seq ‖ enqueued_at_ms (BE) | here, `groups` |
+//! | `groups` | group id | [`GroupHeader`] JSON | `groups` |
+//! | `members` | group id (length-prefixed) ‖ seq | the member event JSON | `groups` |
+//! | `silences` | silence id | the silence JSON (its type belongs to routing) | `groups` |
+//! | `suppressed` | sink (length-prefixed) ‖ event id | [`Suppressed`] JSON | `groups` |
+//! | `reminders` | sink, route (length-prefixed) ‖ fingerprint | [`Reminder`] JSON | `reminders` |
+//!
+//! Values are JSON, LZ4-compressed above 512 bytes. The `groups` and `reminders` submodules
+//! document their own write orders.
 //!
 //! Length prefixes (see `keys`) keep keys unambiguous whatever bytes names hold.
 //!
