@@ -36,7 +36,7 @@ pub mod send_test;
 pub mod silence;
 pub mod simulate;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -97,6 +97,26 @@ impl From<DomainArg> for Domain {
             DomainArg::Baseline => Domain::Baseline,
             DomainArg::Firewall => Domain::Firewall,
         }
+    }
+}
+
+/// `--config` and `--sink`: one configured sink, for the commands that exercise a sink.
+#[derive(Debug, clap::Args)]
+pub struct SinkArgs {
+    /// Configuration file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The sink's name.
+    #[arg(long)]
+    pub sink: String,
+}
+
+impl SinkArgs {
+    /// Loads the configuration and builds the named sink (secrets resolved); prints why not
+    /// and gives the exit code when it cannot.
+    fn build(&self) -> Result<crate::sinks::Sink, ExitCode> {
+        let settings = load_config(&self.config)?;
+        configured_sink(&settings, &self.sink)
     }
 }
 
@@ -232,6 +252,30 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
     }
+}
+
+/// Builds the sink named `name` from the configuration (secrets resolved).
+fn configured_sink(
+    settings: &config::Settings,
+    name: &str,
+) -> Result<crate::sinks::Sink, ExitCode> {
+    let Some(cfg) = settings.sinks.iter().find(|s| s.name == name) else {
+        let names: Vec<&str> = settings.sinks.iter().map(|s| s.name.as_str()).collect();
+        eprintln!(
+            "error: no sink named `{name}` in {}; configured: {}",
+            settings.file.display(),
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+        return Err(ExitCode::from(2));
+    };
+    crate::sinks::Sink::build(cfg).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.

@@ -2,24 +2,19 @@
 //! WeCom and Slack, the MIME message for email, the event document for webhooks — for a finding,
 //! a built-in sample or the sample digest. Nothing is sent.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use time::OffsetDateTime;
 
-use super::{DomainArg, load_config};
-use crate::config;
+use super::{DomainArg, SinkArgs};
 use crate::finding::{Domain, Finding};
 
 /// `sasrelay render` arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Configuration file.
-    #[arg(long, short)]
-    config: PathBuf,
-    /// The sink's name.
-    #[arg(long)]
-    sink: String,
+    /// Which sink.
+    #[command(flatten)]
+    target: SinkArgs,
     /// A normalised finding (as `sasrelay findings --json` prints it), inline or `@FILE`.
     #[arg(long, conflicts_with_all = ["sample", "digest"])]
     finding: Option<String>,
@@ -34,18 +29,13 @@ pub struct Args {
 /// Runs `render`.
 pub fn run(args: Args) -> ExitCode {
     let Args {
-        config: path,
-        sink: name,
+        target,
         finding,
         sample,
         digest,
     } = args;
-    let (path, name, finding) = (path.as_path(), name.as_str(), finding.as_deref());
-    let settings = match load_config(path) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let sink = match configured_sink(&settings, name) {
+    let finding = finding.as_deref();
+    let sink = match target.build() {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -91,28 +81,4 @@ pub fn run(args: Args) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Builds the sink named `name` from the configuration (secrets resolved).
-pub(super) fn configured_sink(
-    settings: &config::Settings,
-    name: &str,
-) -> Result<crate::sinks::Sink, ExitCode> {
-    let Some(cfg) = settings.sinks.iter().find(|s| s.name == name) else {
-        let names: Vec<&str> = settings.sinks.iter().map(|s| s.name.as_str()).collect();
-        eprintln!(
-            "error: no sink named `{name}` in {}; configured: {}",
-            settings.file.display(),
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
-        );
-        return Err(ExitCode::from(2));
-    };
-    crate::sinks::Sink::build(cfg).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::FAILURE
-    })
 }

@@ -3,31 +3,21 @@
 
 use std::process::ExitCode;
 
-use std::path::PathBuf;
-
-use super::load_config;
-use super::render::configured_sink;
+use super::SinkArgs;
 use crate::finding::Domain;
 
 /// `sasrelay send-test` arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Configuration file.
-    #[arg(long, short)]
-    config: PathBuf,
-    /// The sink's name.
-    #[arg(long)]
-    sink: String,
+    /// Which sink.
+    #[command(flatten)]
+    target: SinkArgs,
 }
 
 /// Runs `send-test`.
 pub async fn run(args: Args) -> ExitCode {
-    let (path, name) = (args.config.as_path(), args.sink.as_str());
-    let settings = match load_config(path) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let sink = match configured_sink(&settings, name) {
+    let name = args.target.sink.as_str();
+    let sink = match args.target.build() {
         Ok(s) => s,
         Err(code) => return code,
     };
