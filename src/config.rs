@@ -725,7 +725,7 @@ fn check_endpoint(i: usize, raw: &RawSource, region: &str, errs: &mut Errors<'_>
             }
             url.clone()
         }
-        None => match endpoint::endpoint_for(&region, raw.vpc_endpoint) {
+        None => match endpoint::endpoint_for(region, raw.vpc_endpoint) {
             Ok(url) => url,
             Err(msg) => {
                 errs.at(&raw.region, k("region"), msg);

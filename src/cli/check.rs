@@ -40,12 +40,9 @@ pub async fn run(args: Args) -> ExitCode {
     if !args.online {
         return ExitCode::SUCCESS;
     }
-    let session = match Session::new() {
+    let session = match Session::open() {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let mut ok = true;
     for source in settings.sources {

@@ -78,12 +78,9 @@ async fn list(
         );
         return ExitCode::from(EXIT_CONFIG);
     }
-    let session = match Session::new() {
+    let session = match Session::open() {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let mut ok = true;
     for settings in selected {

@@ -297,6 +297,14 @@ struct Session {
 }
 
 impl Session {
+    /// A session, or (having said why) the exit code.
+    fn open() -> Result<Session, ExitCode> {
+        Session::new().map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        })
+    }
+
     fn new() -> Result<Session, String> {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
