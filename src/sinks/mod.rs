@@ -25,10 +25,11 @@
 //!
 //! [`SinkConfig`] and [`Sink`] are the same shape: the common fields (`name`, `filters`, and for
 //! a built sink its [`Fold`](chat::Fold) settings) beside the per-platform part, [`SinkKind`]
-//! (config) or [`Backend`] (built). Reading a common field needs no `match`. `Backend`'s
-//! `build`, `deliver` and `preview` are the registry: they match on the kind exhaustively, as do
-//! the config's `check`, `anchor` and `templates`, so a new sink fails to compile until it is
-//! wired.
+//! (config) or [`Backend`] (built). Reading a common field needs no `match`. The registry is
+//! the exhaustive `match`es on the kind: `Backend`'s `build`, `deliver` and `preview` for a
+//! built sink, and for its config the parsing of `type`, [`SinkKind::type_name`] and
+//! [`SinkConfig`]'s `check`, `anchor` and `templates` (each type's own checks). A new sink
+//! fails to compile until it is wired in each.
 //!
 //! ```text
 //! [[sink]] ──serde──► SinkConfig ──check()──► problems (key, message), no IO

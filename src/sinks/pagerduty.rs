@@ -205,29 +205,10 @@ pub fn classify(
             ),
             response,
         },
-        400 => {
-            let errors: Vec<String> = parsed
-                .as_ref()
-                .and_then(|v| v.get("errors"))
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .take(5)
-                        .map(|s| truncate_bytes(&strip_control(s), 200))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let what = field("status").unwrap_or_else(|| "invalid event".into());
-            Outcome::Permanent {
-                reason: if errors.is_empty() {
-                    format!("{line} from PagerDuty: {what}")
-                } else {
-                    format!("{line} from PagerDuty: {what}: {}", errors.join("; "))
-                },
-                response,
-            }
-        }
+        400 => Outcome::Permanent {
+            reason: format!("{line} from PagerDuty: {}", invalid_event(parsed.as_ref())),
+            response,
+        },
         429 => Outcome::Retry {
             after: Some(after.unwrap_or(DEFAULT_429_DELAY)),
             reason: format!(
@@ -248,6 +229,32 @@ pub fn classify(
             reason: format!("{line} from PagerDuty"),
             response,
         },
+    }
+}
+
+/// Why PagerDuty refused an event (its 400 body): its `status` and up to five of its `errors`,
+/// each bounded and without control characters.
+fn invalid_event(body: Option<&Value>) -> String {
+    let clean = |s: &str| truncate_bytes(&strip_control(s), 200);
+    let what = body
+        .and_then(|v| v.get("status"))
+        .and_then(Value::as_str)
+        .map_or_else(|| "invalid event".into(), clean);
+    let errors: Vec<String> = body
+        .and_then(|v| v.get("errors"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .take(5)
+                .map(clean)
+                .collect()
+        })
+        .unwrap_or_default();
+    if errors.is_empty() {
+        what
+    } else {
+        format!("{what}: {}", errors.join("; "))
     }
 }
 

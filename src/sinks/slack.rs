@@ -419,10 +419,7 @@ impl SlackSink {
             }
             (None, None) => return Err("webhook_url: is required".into()),
         };
-        let template = match &c.template {
-            Some(p) => Some(chat::read_template("template", p)?),
-            None => None,
-        };
+        let template = chat::read_template_opt(c.template.as_deref())?;
         Ok(SlackSink {
             inner: Arc::new(Inner {
                 endpoint: redact_url(&url, via == Via::Webhook),
