@@ -159,6 +159,7 @@ pub mod daemon;
 pub mod duration;
 pub mod event;
 pub mod finding;
+pub mod http_body;
 pub mod pipeline;
 pub mod record;
 pub mod render;

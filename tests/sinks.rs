@@ -22,7 +22,7 @@ use sasrelay::event::{Event, EventKind, Payload};
 use sasrelay::finding::*;
 use sasrelay::sinks::payload::{PAYLOAD_SCHEMA, text_line, to_json};
 use sasrelay::sinks::webhook::{decode_signing_key, github_signature, standard_signature};
-use sasrelay::sinks::{Outcome, Sink, SinkConfig, StdoutSink};
+use sasrelay::sinks::{Backend, Outcome, Sink, SinkConfig, StdoutSink};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use time::OffsetDateTime;
@@ -821,7 +821,8 @@ fn bad_signing_secrets_fail_the_build_without_echoing() {
 fn relative_paths_are_anchored_to_the_config_directory() {
     let mut cfg = sink_config("name = \"f\"\ntype = \"file\"\npath = \"events.jsonl\"\n");
     cfg.anchor(std::path::Path::new("/etc/sasrelay"));
-    let Sink::File(f) = Sink::build(&cfg).unwrap() else {
+    let sink = Sink::build(&cfg).unwrap();
+    let Backend::File(f) = sink.backend() else {
         panic!("file sink expected")
     };
     assert_eq!(f.path(), std::path::Path::new("/etc/sasrelay/events.jsonl"));
@@ -901,10 +902,12 @@ fn stdout_sink(format: &str, out: Shared) -> Sink {
     let cfg = sink_config(&format!(
         "name = \"o\"\ntype = \"stdout\"\nformat = \"{format}\"\n"
     ));
-    let Sink::Stdout(s) = Sink::build(&cfg).unwrap() else {
+    let sink = Sink::build(&cfg).unwrap();
+    let Backend::Stdout(s) = sink.backend() else {
         panic!("stdout sink expected")
     };
-    Sink::Stdout(StdoutSink::with_output(s, out))
+    let s = StdoutSink::with_output(s.clone(), out);
+    sink.with_backend(Backend::Stdout(s))
 }
 
 #[tokio::test]

@@ -2,7 +2,6 @@
 //! carries a URL's query or a secret, the credentials JSON the metadata service and credentials
 //! URIs return, and the `YYYY-MM-DDThh:mm:ssZ` timestamps every one of these services speaks.
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -11,7 +10,9 @@ use time::format_description::FormatItem;
 use time::macros::format_description;
 
 use super::Credential;
+use crate::http_body::{BodyError, read_whole};
 use crate::secret::Secret;
+use crate::text::error_chain;
 
 /// Largest response body read from STS, the metadata service or a credentials URI.
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -58,40 +59,25 @@ pub(crate) fn describe_transport(e: reqwest::Error, timeout: Duration) -> String
             crate::duration::format_duration(timeout)
         );
     }
-    let e = e.without_url();
-    let mut parts = vec![e.to_string()];
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        cause = c.source();
-    }
-    parts.join(": ")
+    error_chain(&e.without_url())
 }
 
-/// Reads at most `cap` bytes of body; more is an error (a misbehaving or hostile endpoint).
+/// Reads at most `cap` bytes of body ([`read_whole`]: exactly `cap` is accepted); more is an
+/// error (a misbehaving or hostile endpoint).
 pub(crate) async fn read_capped(
     mut resp: reqwest::Response,
     cap: usize,
     timeout: Duration,
 ) -> Result<Vec<u8>, String> {
-    if resp.content_length().is_some_and(|n| n > cap as u64) {
-        return Err(format!("response body is larger than {cap} bytes"));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| format!("reading the response: {}", describe_transport(e, timeout)))?
-    {
-        if body.len() + chunk.len() > cap {
-            return Err(format!("response body is larger than {cap} bytes"));
+    read_whole(&mut resp, cap).await.map_err(|e| match e {
+        BodyError::TooLarge => format!("response body is larger than {cap} bytes"),
+        BodyError::Failed { error, .. } => {
+            format!(
+                "reading the response: {}",
+                describe_transport(error, timeout)
+            )
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    })
 }
 
 /// The error fields Alibaba Cloud services put in a JSON error body (either capitalisation).

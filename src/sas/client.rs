@@ -18,6 +18,7 @@ use super::params::Params;
 use super::retry::RetryPolicy;
 use super::sign::{self, SignatureVersion, SigningContext, UnsignedRequest};
 use crate::credentials::CredentialHandle;
+use crate::http_body::{BodyError, read_whole};
 
 /// How a client talks to one Security Center endpoint.
 #[derive(Clone, Debug)]
@@ -231,44 +232,23 @@ impl SasClient {
             .unwrap_or_default()
             .to_string();
         let cap = self.settings.max_body_bytes;
-        if response.content_length().is_some_and(|n| n as usize > cap) {
-            return Err(malformed(
-                action,
-                status,
-                &request_id,
-                format!("response body larger than {cap} bytes"),
-            ));
-        }
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > cap {
-                        return Err(malformed(
-                            action,
-                            status,
-                            &request_id,
-                            format!("response body larger than {cap} bytes"),
-                        ));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) if e.is_timeout() => return Err(transport(e)),
-                Err(e) => {
-                    return Err(malformed(
-                        action,
-                        status,
-                        &request_id,
-                        format!(
-                            "response truncated after {} bytes: {}",
-                            body.len(),
-                            crate::text::error_chain(&e.without_url())
-                        ),
-                    ));
-                }
+        let body = match read_whole(&mut response, cap).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => {
+                let reason = format!("response body larger than {cap} bytes");
+                return Err(malformed(action, status, &request_id, reason));
             }
-        }
+            Err(BodyError::Failed { error, .. }) if error.is_timeout() => {
+                return Err(transport(error));
+            }
+            Err(BodyError::Failed { read, error }) => {
+                let reason = format!(
+                    "response truncated after {read} bytes: {}",
+                    crate::text::error_chain(&error.without_url())
+                );
+                return Err(malformed(action, status, &request_id, reason));
+            }
+        };
         Ok((status, retry_after, body))
     }
 }

@@ -13,7 +13,8 @@
 //!
 //! ## Classification ([`classify`])
 //!
-//! DingTalk answers HTTP 200 with an `errcode`; the body decides.
+//! DingTalk answers HTTP 200 with an `errcode` (a number or a numeric string); the body
+//! decides. The table below is [`CODES`], read the way every robot's is ([`robot`]).
 //!
 //! | answer | outcome |
 //! |---|---|
@@ -43,17 +44,17 @@ use serde_json::Value;
 use sha2::Sha256;
 use time::OffsetDateTime;
 
-pub use super::chat::Answer;
-use super::chat::{self, Fold, Limiter, RateLimit, ShrinkMemo};
-use super::webhook::{parse_url, redact_url};
-use super::{Filters, MaybeSecret, Outcome};
+use super::chat::{self, default_zone, info, yes};
+use super::http::{self, ReadBody, default_timeout, redact_url, vendor_url};
+use super::limit::{Limiter, RateLimit};
+use super::robot::{self, Answer, Codes, MAX_RESPONSE, Meaning, ShrinkMemo};
+use super::{MaybeSecret, Outcome};
 use crate::duration::HumanDuration;
 use crate::event::Payload;
 use crate::finding::Severity;
 use crate::render::Lang;
 use crate::render::dingtalk::{DingTalkOptions, MsgType, valid_mobile, valid_user_id};
 use crate::secret::{Secret, SecretRef};
-use crate::text::{strip_control, truncate_bytes};
 
 /// Keys of `type = "dingtalk"`, besides the common ones.
 pub const KEYS: [&str; 17] = [
@@ -88,8 +89,6 @@ pub const DEFAULT_FOLD_MAX: usize = 20;
 pub const MAX_ROBOTS: usize = 20;
 /// Hosts a robot URL may name (besides loopback, for tests).
 pub const HOSTS: [&str; 2] = ["oapi.dingtalk.com", "oapi.dingtalk.io"];
-/// Bytes of a response body read.
-const MAX_RESPONSE: usize = 4096;
 
 /// `type = "dingtalk"`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -159,20 +158,8 @@ pub struct RobotConfig {
     pub secret: Option<SecretRef>,
 }
 
-pub(super) fn default_zone() -> String {
-    "Asia/Shanghai".into()
-}
-pub(super) fn info() -> Severity {
-    Severity::Info
-}
-pub(super) fn yes() -> bool {
-    true
-}
 fn default_rate() -> RateLimit {
     RateLimit::new(DEFAULT_PERIOD, 1)
-}
-pub(super) fn default_timeout() -> HumanDuration {
-    HumanDuration(super::webhook::DEFAULT_TIMEOUT)
 }
 pub(super) fn default_fold_after() -> usize {
     DEFAULT_FOLD_AFTER
@@ -220,7 +207,7 @@ impl DingTalkConfig {
                 p.push((format!("robots[{i}].url"), e));
             }
         }
-        p.extend(chat::check_keyword(self.keyword.as_deref()));
+        p.extend(robot::check_keyword(self.keyword.as_deref()));
         p.extend(chat::check_each(
             "at_mobiles",
             &self.at_mobiles,
@@ -241,7 +228,7 @@ impl DingTalkConfig {
                     .into(),
             ));
         }
-        p.extend(chat::check_robot(
+        p.extend(robot::check_robot(
             &self.timezone,
             &self.rate_limit,
             self.timeout.0,
@@ -296,14 +283,7 @@ impl DingTalkConfig {
 /// Checks a robot URL: https (http only to loopback), a DingTalk host (or loopback), an
 /// `access_token`. `secret`: the URL came from a secret and must not be quoted.
 fn check_robot_url(text: &str, secret: bool) -> Result<reqwest::Url, String> {
-    let url = parse_url(text, false, secret)?;
-    let host = url.host_str().unwrap_or_default();
-    if !HOSTS.contains(&host) && !super::webhook::is_loopback(host) {
-        return Err(format!(
-            "host `{host}` is not a DingTalk robot host ({}); only loopback is accepted besides, for tests",
-            HOSTS.join(", ")
-        ));
-    }
+    let url = vendor_url(text, false, secret, &HOSTS, "a DingTalk robot host")?;
     if !url
         .query_pairs()
         .any(|(k, v)| k == "access_token" && !v.is_empty())
@@ -358,6 +338,34 @@ pub fn security_hint(errmsg: &str) -> &'static str {
     }
 }
 
+/// How DingTalk's answers carry their code, and what the codes mean.
+pub const CODES: Codes = Codes {
+    service: "DingTalk",
+    name: "errcode",
+    code_keys: &["errcode"],
+    message_keys: &["errmsg"],
+    meaning,
+};
+
+/// DingTalk's codes (table in the module doc); `None` for the ones retried with backoff.
+fn meaning(errcode: i64, errmsg: &str) -> Option<Meaning> {
+    Some(match errcode {
+        0 => Meaning::Ok,
+        130101 | 410100 => Meaning::Blocked,
+        460101 | 101002 => Meaning::TooLarge,
+        310000 => Meaning::Permanent(security_hint(errmsg)),
+        300001 | 300005 | 400101 => Meaning::Permanent(
+            "the access_token does not exist (robot removed, or the token is wrong): check `url`",
+        ),
+        400013 => Meaning::Permanent("the group was dissolved"),
+        400102 => Meaning::Permanent("the robot is disabled"),
+        400106 => Meaning::Permanent("the robot is not in the group"),
+        400105 => Meaning::Permanent("DingTalk does not support this message type"),
+        430101..=430104 => Meaning::Permanent("DingTalk refused the content (link, text or image)"),
+        _ => return None,
+    })
+}
+
 /// Sorts a robot's response into an [`Answer`] (table in the module doc). Pure.
 pub fn classify(
     status: u16,
@@ -365,56 +373,7 @@ pub fn classify(
     body: &[u8],
     now: OffsetDateTime,
 ) -> Answer {
-    let (line, text, response) = match chat::http_answer("DingTalk", status, retry_after, body, now)
-    {
-        Ok(r) => r,
-        Err(a) => return a,
-    };
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let Some(errcode) = parsed
-        .as_ref()
-        .and_then(|v| v.get("errcode"))
-        .and_then(|c| {
-            c.as_i64()
-                .or_else(|| c.as_str().and_then(|s| s.trim().parse().ok()))
-        })
-    else {
-        return Answer::Retry {
-            after: None,
-            reason: format!(
-                "{line} without an errcode; delivery undetermined: {}",
-                truncate_bytes(&text, 200)
-            ),
-        };
-    };
-    let errmsg = parsed
-        .as_ref()
-        .and_then(|v| v.get("errmsg"))
-        .and_then(Value::as_str)
-        .map(|s| truncate_bytes(&strip_control(s), 300))
-        .unwrap_or_default();
-    let permanent = |why: &str| Answer::Permanent {
-        reason: format!("errcode {errcode}: {why}"),
-        response: response.clone(),
-    };
-    match errcode {
-        0 => Answer::Ok,
-        130101 | 410100 => Answer::Blocked { errcode },
-        460101 | 101002 => Answer::TooLarge { errcode },
-        310000 => permanent(security_hint(&errmsg)),
-        300001 | 300005 | 400101 => permanent(
-            "the access_token does not exist (robot removed, or the token is wrong): check `url`",
-        ),
-        400013 => permanent("the group was dissolved"),
-        400102 => permanent("the robot is disabled"),
-        400106 => permanent("the robot is not in the group"),
-        400105 => permanent("DingTalk does not support this message type"),
-        430101..=430104 => permanent("DingTalk refused the content (link, text or image)"),
-        _ => Answer::Retry {
-            after: None,
-            reason: format!("errcode {errcode} from DingTalk: {errmsg}"),
-        },
-    }
+    CODES.classify(status, retry_after, body, now)
 }
 
 /// One robot of the pool.
@@ -442,8 +401,6 @@ impl Robot {
 /// A configured DingTalk sink. Cheap to clone.
 #[derive(Clone)]
 pub struct DingTalkSink {
-    pub(super) name: String,
-    pub(super) filters: Filters,
     inner: Arc<Inner>,
 }
 
@@ -460,7 +417,6 @@ struct Inner {
 impl fmt::Debug for DingTalkSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DingTalkSink")
-            .field("name", &self.name)
             .field("robots", &self.inner.robots.len())
             .field("msg_type", &self.inner.config.msg_type)
             .field("rate_limit", &self.inner.config.rate_limit)
@@ -471,8 +427,6 @@ impl fmt::Debug for DingTalkSink {
 impl DingTalkSink {
     /// Resolves secrets, reads the template, builds one limiter per robot and the client.
     pub fn build(
-        name: String,
-        filters: Filters,
         c: &DingTalkConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<DingTalkSink, String> {
@@ -511,25 +465,15 @@ impl DingTalkSink {
         }
         let template = chat::read_template_opt(c.template.as_deref())?;
         Ok(DingTalkSink {
-            name,
-            filters,
             inner: Arc::new(Inner {
                 config: c.clone(),
                 template,
                 robots,
                 next: AtomicUsize::new(0),
-                client: chat::http_client(c.timeout.0)?,
+                client: http::client(c.timeout.0)?,
                 shrink: ShrinkMemo::default(),
             }),
         })
-    }
-
-    /// The fold settings.
-    pub fn fold(&self) -> Fold {
-        Fold {
-            after: self.inner.config.fold_after,
-            max_members: self.inner.config.fold_max_members,
-        }
     }
 
     /// The body `payload` is sent as, at shrink level `shrink`, with the render warnings.
@@ -573,7 +517,7 @@ impl DingTalkSink {
 
     /// One POST to the next robot, classified (module doc). Sends nothing and answers
     /// [`Outcome::Throttled`] when every robot rests or is out of budget.
-    pub async fn deliver(&self, payload: &Payload) -> Outcome {
+    pub async fn deliver(&self, sink: &str, payload: &Payload) -> Outcome {
         let robot = match self.pick() {
             Ok(r) => r,
             Err(after) => return Outcome::Throttled { after },
@@ -581,7 +525,7 @@ impl DingTalkSink {
         let id = payload.id();
         let rendered = self.render(payload, self.inner.shrink.get(id));
         for w in &rendered.warnings {
-            tracing::warn!(sink = %self.name, event = %id, warning = %w, "The message was rendered with a warning.");
+            tracing::warn!(sink = %sink, event = %id, warning = %w, "The message was rendered with a warning.");
         }
         let body = serde_json::to_vec(&rendered.body).unwrap_or_default();
         let size = body.len();
@@ -600,70 +544,64 @@ impl DingTalkSink {
             .header("content-type", "application/json; charset=utf-8")
             .body(body);
         let what = format!("POST {}", robot.label);
+        let timeout = self.inner.config.timeout.0;
         let reply =
-            match chat::exchange(request, &what, self.inner.config.timeout.0, MAX_RESPONSE).await {
+            match http::exchange(request, &what, timeout, MAX_RESPONSE, ReadBody::Always).await {
                 Ok(r) => r,
                 Err(o) => return o,
             };
-        match classify(
+        let answer = classify(
             reply.status,
             reply.retry_after.as_deref(),
             &reply.body,
             OffsetDateTime::now_utc(),
-        ) {
+        );
+        let level = rendered.level;
+        match answer {
             Answer::Ok => {
                 self.inner.shrink.forget(id);
                 Outcome::Delivered {
                     detail: format!(
-                        "errcode 0 from {} ({size} bytes, level {})",
-                        robot.label, rendered.level
+                        "errcode 0 from {} ({size} bytes, level {level})",
+                        robot.label
                     ),
                 }
             }
-            Answer::Blocked { errcode } => {
-                let now = Instant::now();
-                *robot
-                    .rest_until
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(now + BLOCK);
-                let rest = self
-                    .inner
-                    .robots
-                    .iter()
-                    .map(|r| r.resting(now).unwrap_or_default())
-                    .min()
-                    .unwrap_or(BLOCK);
-                tracing::warn!(sink = %self.name, robot = %robot.label, errcode, "DingTalk says the robot sends too fast; it rests for 10 minutes.");
-                Outcome::Retry {
-                    after: (!rest.is_zero()).then_some(rest),
-                    reason: format!(
-                        "errcode {errcode} (sending too fast) from {}; it rests {}s{}",
-                        robot.label,
-                        BLOCK.as_secs(),
-                        if rest.is_zero() {
-                            ", the others of the pool carry on"
-                        } else {
-                            ""
-                        }
-                    ),
+            Answer::Blocked { errcode } => self.rest(sink, robot, errcode),
+            other => {
+                (self.inner.shrink).settle(other, CODES.service, &robot.label, id, size, level)
+            }
+        }
+    }
+
+    /// Rests `robot` for [`BLOCK`] after DingTalk said it sends too fast: `Retry` at once with
+    /// another robot of the pool, or after the shortest rest when every robot rests.
+    fn rest(&self, sink: &str, robot: &Robot, errcode: i64) -> Outcome {
+        let now = Instant::now();
+        *robot
+            .rest_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(now + BLOCK);
+        let rest = self
+            .inner
+            .robots
+            .iter()
+            .map(|r| r.resting(now).unwrap_or_default())
+            .min()
+            .unwrap_or(BLOCK);
+        tracing::warn!(sink = %sink, robot = %robot.label, errcode, "DingTalk says the robot sends too fast; it rests for 10 minutes.");
+        Outcome::Retry {
+            after: (!rest.is_zero()).then_some(rest),
+            reason: format!(
+                "errcode {errcode} (sending too fast) from {}; it rests {}s{}",
+                robot.label,
+                BLOCK.as_secs(),
+                if rest.is_zero() {
+                    ", the others of the pool carry on"
+                } else {
+                    ""
                 }
-            }
-            Answer::TooLarge { errcode } => {
-                self.inner
-                    .shrink
-                    .too_large("DingTalk", id, errcode, size, rendered.level)
-            }
-            Answer::Retry { after, reason } => Outcome::Retry {
-                after,
-                reason: format!("{reason} ({})", robot.label),
-            },
-            Answer::Permanent { reason, response } => {
-                self.inner.shrink.forget(id);
-                Outcome::Permanent {
-                    reason: format!("{reason} ({})", robot.label),
-                    response,
-                }
-            }
+            ),
         }
     }
 }

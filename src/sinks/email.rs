@@ -29,8 +29,10 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 
-use super::chat::{self, Fold, Limiter, RateLimit};
-use super::{Filters, MaybeSecret, Outcome};
+use super::chat;
+use super::http::check_timeout;
+use super::limit::{Limiter, RateLimit};
+use super::{MaybeSecret, Outcome};
 use crate::duration::HumanDuration;
 use crate::event::Payload;
 use crate::render::email::EmailOptions;
@@ -230,7 +232,7 @@ impl EmailConfig {
             p.push(("pool_size".to_string(), "must be between 1 and 16".into()));
         }
         p.extend(self.rate_limit.check("rate_limit"));
-        p.extend(chat::check_timeout(self.timeout.0));
+        p.extend(check_timeout(self.timeout.0));
         p.extend(chat::check_fold(self.fold_after, self.fold_max_members));
         p
     }
@@ -322,8 +324,6 @@ pub fn classify(failure: SmtpFailure, detail: &str) -> Outcome {
 /// A configured email sink. Cheap to clone; clones share the connection pool.
 #[derive(Clone)]
 pub struct EmailSink {
-    pub(super) name: String,
-    pub(super) filters: Filters,
     inner: Arc<Inner>,
 }
 
@@ -340,7 +340,6 @@ struct Inner {
 impl fmt::Debug for EmailSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EmailSink")
-            .field("name", &self.name)
             .field("host", &self.inner.config.host)
             .field("tls", &self.inner.config.tls)
             .field("to", &self.inner.config.to)
@@ -352,8 +351,6 @@ impl EmailSink {
     /// Resolves credentials, reads templates and the CA, builds the pooled transport (no
     /// connection is opened before the first delivery).
     pub fn build(
-        name: String,
-        filters: Filters,
         c: &EmailConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<EmailSink, String> {
@@ -416,8 +413,6 @@ impl EmailSink {
             ..Default::default()
         };
         Ok(EmailSink {
-            name,
-            filters,
             inner: Arc::new(Inner {
                 config: c.clone(),
                 from,
@@ -428,14 +423,6 @@ impl EmailSink {
                 limiter: Limiter::new(&c.rate_limit),
             }),
         })
-    }
-
-    /// The fold settings.
-    pub fn fold(&self) -> Fold {
-        Fold {
-            after: self.inner.config.fold_after,
-            max_members: self.inner.config.fold_max_members,
-        }
     }
 
     /// The message sent for `payload`, and the render warnings.
@@ -458,7 +445,7 @@ impl EmailSink {
     }
 
     /// One SMTP submission, classified; [`Outcome::Throttled`] without a permit.
-    pub async fn deliver(&self, payload: &Payload) -> Outcome {
+    pub async fn deliver(&self, sink: &str, payload: &Payload) -> Outcome {
         if let Err(after) = self.inner.limiter.try_acquire() {
             return Outcome::Throttled { after };
         }
@@ -472,7 +459,7 @@ impl EmailSink {
             }
         };
         for w in &warnings {
-            tracing::warn!(sink = %self.name, event = %payload.id(), warning = %w, "The message was rendered with a warning.");
+            tracing::warn!(sink = %sink, event = %payload.id(), warning = %w, "The message was rendered with a warning.");
         }
         match self.inner.transport.send(message).await {
             Ok(r) => Outcome::Delivered {

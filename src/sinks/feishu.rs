@@ -11,14 +11,16 @@
 //! `"{timestamp}\n{secret}"`, message = empty) to the JSON body ([`sign`]): the reverse of
 //! DingTalk, whose key is the secret and whose signature goes in the query.
 //!
-//! Feishu allows 100 messages a minute and 5 a second per bot. One [`Limiter`] covers both:
+//! Feishu allows 100 messages a minute and 5 a second per bot. One [`Limiter`](super::limit::Limiter) covers both:
 //! the default `rate_limit` is one message per 650 ms, burst 1 (at most 2 in any second, 93 a
 //! minute). A burst above 1 would need a second limiter for the 5/s rule (a full bucket of
 //! `burst` plus the refill within the second); burst 1 keeps one limiter and stays under both.
 //!
 //! ## Classification ([`classify`])
 //!
-//! Feishu answers HTTP 200 with a `code` (legacy bodies: only `StatusCode`); the body decides.
+//! Feishu answers HTTP 200 with a `code` (legacy bodies: only `StatusCode`), a number or a
+//! numeric string; the body decides. The table below is [`CODES`], read the way every robot's
+//! is ([`robot`]).
 //!
 //! | answer | outcome |
 //! |---|---|
@@ -45,17 +47,17 @@ use serde_json::Value;
 use sha2::Sha256;
 use time::OffsetDateTime;
 
-use super::chat::{self, Answer, Fold, Hook, RateLimit};
-use super::dingtalk::{default_timeout, default_zone, info, yes};
-use super::webhook::parse_url;
-use super::{Filters, MaybeSecret, Outcome};
+use super::chat::{self, default_zone, info, yes};
+use super::http::{default_timeout, vendor_url};
+use super::limit::RateLimit;
+use super::robot::{self, Answer, Codes, Hook, Meaning};
+use super::{MaybeSecret, Outcome};
 use crate::duration::HumanDuration;
 use crate::event::Payload;
 use crate::finding::Severity;
 use crate::render::Lang;
 use crate::render::feishu::{FeishuOptions, MAX_BODY_BYTES, valid_user_id};
 use crate::secret::{Secret, SecretRef};
-use crate::text::{strip_control, truncate_bytes};
 
 /// Keys of `type = "feishu"`, besides the common ones.
 pub const KEYS: [&str; 14] = [
@@ -146,14 +148,14 @@ impl FeishuConfig {
         {
             p.push(("url".to_string(), e));
         }
-        p.extend(chat::check_keyword(self.keyword.as_deref()));
+        p.extend(robot::check_keyword(self.keyword.as_deref()));
         p.extend(chat::check_each(
             "at_user_ids",
             &self.at_user_ids,
             valid_user_id,
             "a Feishu open_id or user ID (1 to 64 of letters, digits, _ -); use `at_all` for everyone",
         ));
-        p.extend(chat::check_robot(
+        p.extend(robot::check_robot(
             &self.timezone,
             &self.rate_limit,
             self.timeout.0,
@@ -177,14 +179,7 @@ impl FeishuConfig {
 /// the `/open-apis/bot/v2/hook/<id>` path, no query. `secret`: the URL came from a secret and
 /// must not be quoted.
 fn check_hook_url(text: &str, secret: bool) -> Result<reqwest::Url, String> {
-    let url = parse_url(text, false, secret)?;
-    let host = url.host_str().unwrap_or_default();
-    if !HOSTS.contains(&host) && !super::webhook::is_loopback(host) {
-        return Err(format!(
-            "host `{host}` is not a Feishu or Lark bot host ({}); only loopback is accepted besides, for tests",
-            HOSTS.join(", ")
-        ));
-    }
+    let url = vendor_url(text, false, secret, &HOSTS, "a Feishu or Lark bot host")?;
     let id = url.path().strip_prefix(HOOK_PATH).unwrap_or_default();
     if id.is_empty() || id.contains('/') {
         return Err(format!(
@@ -212,6 +207,36 @@ pub fn signed_body(body: &Value, secret: &str, timestamp_s: i64) -> Value {
     body
 }
 
+/// How Feishu's answers carry their code (`code`, or a legacy body's `StatusCode`), and what
+/// the codes mean.
+pub const CODES: Codes = Codes {
+    service: "Feishu",
+    name: "code",
+    code_keys: &["code", "StatusCode"],
+    message_keys: &["msg", "StatusMessage"],
+    meaning,
+};
+
+/// Feishu's codes (table in the module doc); `None` for the ones retried with backoff.
+fn meaning(code: i64, _msg: &str) -> Option<Meaning> {
+    Some(match code {
+        0 => Meaning::Ok,
+        11232 => Meaning::Pause(LIMITED_PAUSE, "frequency limited"),
+        9499 => Meaning::TooLarge,
+        19001 => Meaning::Permanent(
+            "the webhook's hook id is invalid (bot removed, or the URL is wrong): check `url`",
+        ),
+        19021 => Meaning::Permanent(
+            "the signature or its timestamp was refused: check `secret` (the bot's signing secret) and this host's clock (NTP; within 1 hour of Feishu's)",
+        ),
+        19022 => Meaning::Permanent("this host's IP address is not in the bot's allowlist"),
+        19024 => Meaning::Permanent(
+            "the message lacks the bot's keyword: set `keyword` to one of the bot's custom keywords",
+        ),
+        _ => return None,
+    })
+}
+
 /// Sorts a bot's response into an [`Answer`] (table in the module doc). Pure.
 pub fn classify(
     status: u16,
@@ -219,65 +244,12 @@ pub fn classify(
     body: &[u8],
     now: OffsetDateTime,
 ) -> Answer {
-    let (line, text, response) = match chat::http_answer("Feishu", status, retry_after, body, now) {
-        Ok(r) => r,
-        Err(a) => return a,
-    };
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let number = |key: &str| {
-        parsed.as_ref().and_then(|v| v.get(key)).and_then(|c| {
-            c.as_i64()
-                .or_else(|| c.as_str().and_then(|s| s.trim().parse().ok()))
-        })
-    };
-    let Some(code) = number("code").or_else(|| number("StatusCode")) else {
-        return Answer::Retry {
-            after: None,
-            reason: format!(
-                "{line} without a code; delivery undetermined: {}",
-                truncate_bytes(&text, 200)
-            ),
-        };
-    };
-    let msg = parsed
-        .as_ref()
-        .and_then(|v| v.get("msg").or_else(|| v.get("StatusMessage")))
-        .and_then(Value::as_str)
-        .map(|s| truncate_bytes(&strip_control(s), 300))
-        .unwrap_or_default();
-    let permanent = |why: &str| Answer::Permanent {
-        reason: format!("code {code}: {why}"),
-        response: response.clone(),
-    };
-    match code {
-        0 => Answer::Ok,
-        11232 => Answer::Retry {
-            after: Some(LIMITED_PAUSE),
-            reason: format!("code 11232 (frequency limited) from Feishu: {msg}"),
-        },
-        9499 => Answer::TooLarge { errcode: code },
-        19001 => permanent(
-            "the webhook's hook id is invalid (bot removed, or the URL is wrong): check `url`",
-        ),
-        19021 => permanent(
-            "the signature or its timestamp was refused: check `secret` (the bot's signing secret) and this host's clock (NTP; within 1 hour of Feishu's)",
-        ),
-        19022 => permanent("this host's IP address is not in the bot's allowlist"),
-        19024 => permanent(
-            "the message lacks the bot's keyword: set `keyword` to one of the bot's custom keywords",
-        ),
-        _ => Answer::Retry {
-            after: None,
-            reason: format!("code {code} from Feishu: {msg}"),
-        },
-    }
+    CODES.classify(status, retry_after, body, now)
 }
 
 /// A configured Feishu sink. Cheap to clone.
 #[derive(Clone)]
 pub struct FeishuSink {
-    pub(super) name: String,
-    pub(super) filters: Filters,
     inner: Arc<Inner>,
 }
 
@@ -293,7 +265,6 @@ struct Inner {
 impl fmt::Debug for FeishuSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FeishuSink")
-            .field("name", &self.name)
             .field("bot", &self.inner.hook)
             .field("signed", &self.inner.secret.is_some())
             .field("rate_limit", &self.inner.config.rate_limit)
@@ -304,8 +275,6 @@ impl fmt::Debug for FeishuSink {
 impl FeishuSink {
     /// Resolves the URL and secret, reads the template, builds the limiter and the client.
     pub fn build(
-        name: String,
-        filters: Filters,
         c: &FeishuConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<FeishuSink, String> {
@@ -323,8 +292,6 @@ impl FeishuSink {
             None => None,
         };
         Ok(FeishuSink {
-            name,
-            filters,
             inner: Arc::new(Inner {
                 config: c.clone(),
                 template: chat::read_template_opt(c.template.as_deref())?,
@@ -332,14 +299,6 @@ impl FeishuSink {
                 secret,
             }),
         })
-    }
-
-    /// The fold settings.
-    pub fn fold(&self) -> Fold {
-        Fold {
-            after: self.inner.config.fold_after,
-            max_members: self.inner.config.fold_max_members,
-        }
     }
 
     /// The card `payload` is sent as (unsigned), at shrink level `shrink`, with the render
@@ -372,7 +331,7 @@ impl FeishuSink {
 
     /// One POST to the bot, classified (module doc). Sends nothing and answers
     /// [`Outcome::Throttled`] when the rate limit has no permit.
-    pub async fn deliver(&self, payload: &Payload) -> Outcome {
+    pub async fn deliver(&self, sink: &str, payload: &Payload) -> Outcome {
         let hook = &self.inner.hook;
         if let Err(throttled) = hook.permit() {
             return throttled;
@@ -380,7 +339,7 @@ impl FeishuSink {
         let id = payload.id();
         let rendered = self.render(payload, hook.level(id));
         for w in &rendered.warnings {
-            tracing::warn!(sink = %self.name, event = %id, warning = %w, "The message was rendered with a warning.");
+            tracing::warn!(sink = %sink, event = %id, warning = %w, "The message was rendered with a warning.");
         }
         let body = match &self.inner.secret {
             Some(s) => signed_body(
@@ -390,11 +349,9 @@ impl FeishuSink {
             ),
             None => rendered.body,
         };
-        let outcome = hook
-            .post("Feishu", id, &body, rendered.level, classify)
-            .await;
+        let outcome = hook.post(&CODES, id, &body, rendered.level).await;
         if matches!(&outcome, Outcome::Retry { reason, .. } if reason.starts_with("code 11232")) {
-            tracing::warn!(sink = %self.name, "Feishu says the bot sends too fast; lower `rate_limit`.");
+            tracing::warn!(sink = %sink, "Feishu says the bot sends too fast; lower `rate_limit`.");
         }
         outcome
     }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Filters, Outcome, payload};
+use super::{Outcome, payload};
 use crate::event::Payload;
 
 /// Keys of `type = "file"`, besides the common ones.
@@ -68,18 +68,14 @@ impl FileConfig {
 /// A configured file sink.
 #[derive(Clone, Debug)]
 pub struct FileSink {
-    pub(super) name: String,
-    pub(super) filters: Filters,
     path: PathBuf,
     fsync: bool,
 }
 
 impl FileSink {
     /// A sink appending to `c.path`. Nothing is opened until the first delivery.
-    pub fn new(name: String, filters: Filters, c: &FileConfig) -> FileSink {
+    pub fn new(c: &FileConfig) -> FileSink {
         FileSink {
-            name,
-            filters,
             path: c.path.clone(),
             fsync: c.fsync,
         }

@@ -1,28 +1,43 @@
 //! Sinks: where events go, configured by `[[sink]]` tables. A sink makes exactly **one**
-//! delivery attempt and says how it went; the delivery worker owns everything else (rate limits,
-//! retries, backoff with jitter, give-up, dead letters, shutdown).
+//! delivery attempt and says how it went; the delivery worker owns everything else (retries,
+//! backoff with jitter, give-up, dead letters, shutdown, waiting out a rate limit).
 //!
 //! Nine sinks exist: [`webhook`] (a generic JSON POST, signed the Standard Webhooks way),
 //! [`stdout`] (one line per event) and [`file`](mod@file) (JSON Lines, appended) send the same
-//! versioned JSON document, [`payload`] (`sasrelay.event.v1`), whose schema is written down there;
-//! [`dingtalk`], [`feishu`], [`wecom`], [`slack`] and [`email`] send what [`render`](crate::render) makes of an event or
-//! a digest, through per-destination rate limits ([`chat`]), and let the worker fold a backlog
-//! ([`Sink::fold`]); [`pagerduty`] sends Events API v2 triggers and resolves under a per-finding
-//! `dedup_key`, rate-limited like the chat sinks but never folding. Their keys are documented in
-//! their modules and in `config/sasrelay.example.toml`.
+//! versioned JSON document, [`payload`] (`sasrelay.event.v1`), whose schema is written down
+//! there; [`dingtalk`], [`feishu`], [`wecom`], [`slack`] and [`email`] send what
+//! [`render`](crate::render) makes of an event or a digest, each destination under its own rate
+//! limit, and let the worker fold a backlog ([`Sink::fold`]); [`pagerduty`] sends Events API v2
+//! triggers and resolves under a per-finding `dedup_key`, rate-limited like the chat sinks but
+//! never folding. Their keys are documented in their modules and in
+//! `config/sasrelay.example.toml`.
+//!
+//! What they share lives beside them, once:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`http`] | the HTTP client (rustls, timeouts, user agent, no redirects), URL rules and vendor host allow-lists, one exchange with a capped body ([`crate::http_body`]), `Retry-After`, error text |
+//! | [`limit`] | `rate_limit` and the GCRA [`Limiter`](limit::Limiter), starting empty |
+//! | [`robot`] | the group robots (DingTalk, Feishu, WeCom): one answer-code parser and classifier, each robot's code table, the "too large" memory, the single-URL poster |
+//! | [`chat`] | the chat and mail sinks: backlog folding settings, templates, mention thresholds |
 //!
 //! ## Shape
 //!
-//! One config type, one implementation and one `match` arm per sink: [`SinkKind`] is the
-//! registry, and [`Sink::build`] and [`Sink::deliver`] match on it exhaustively, so a new sink
-//! fails to compile until it is wired everywhere.
+//! [`SinkConfig`] and [`Sink`] are the same shape: the common fields (`name`, `filters`, and for
+//! a built sink its [`Fold`](chat::Fold) settings) beside the per-platform part, [`SinkKind`]
+//! (config) or [`Backend`] (built). Reading a common field needs no `match`. The registry is
+//! the exhaustive `match`es on the kind: `Backend`'s `build`, `deliver` and `preview` for a
+//! built sink, and for its config the parsing of `type`, [`SinkKind::type_name`] and
+//! [`SinkConfig`]'s `check`, `anchor` and `templates` (each type's own checks). A new sink
+//! fails to compile until it is wired in each.
 //!
 //! ```text
 //! [[sink]] ──serde──► SinkConfig ──check()──► problems (key, message), no IO
 //!                          │
-//!                     Sink::build ── resolves secrets, builds the HTTP client
+//!                     Sink::build ── resolves secrets, builds the HTTP client and limiters
 //!                          │
-//! worker: accepts(event)? ─► deliver(payload, attempt) ─► Outcome::{Delivered, Retry, Permanent}
+//! worker: accepts(event)? ─► deliver(payload, attempt)
+//!                              ─► Outcome::{Delivered, Retry, Permanent, Throttled}
 //! ```
 //!
 //! ## Configuration
@@ -97,14 +112,19 @@
 //! errors, timeouts, 408/425/429/5xx, a full disk); [`Outcome::Permanent`] means "sending this
 //! again will not help" (other 4xx, a redirect, 501/505). A sink never sleeps or loops; `after`
 //! is only the receiver's `Retry-After`, for the worker to weigh against its own backoff.
+//! [`Outcome::Throttled`] means nothing was sent because the sink's rate limit had no permit:
+//! not an attempt.
 
 pub mod chat;
 pub mod dingtalk;
 pub mod email;
 pub mod feishu;
 pub mod file;
+pub mod http;
+pub mod limit;
 pub mod pagerduty;
 pub mod payload;
+pub mod robot;
 pub mod slack;
 pub mod stdout;
 pub mod webhook;
@@ -129,9 +149,6 @@ pub use slack::{SlackConfig, SlackSink};
 pub use stdout::{StdoutConfig, StdoutFormat, StdoutSink};
 pub use webhook::{WebhookConfig, WebhookSink};
 pub use wecom::{WeComConfig, WeComSink};
-
-/// `User-Agent` of every HTTP request a sink makes.
-pub const USER_AGENT: &str = concat!("sasrelay/", env!("CARGO_PKG_VERSION"));
 
 /// Longest sink name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -456,9 +473,19 @@ impl Outcome {
     }
 }
 
-/// A configured sink, ready to deliver. Cheap to clone.
+/// A configured sink, ready to deliver: what every sink has (its name, its filters, how its
+/// backlog may be folded) and the platform's own implementation. Cheap to clone.
 #[derive(Clone, Debug)]
-pub enum Sink {
+pub struct Sink {
+    name: String,
+    filters: Filters,
+    fold: Option<chat::Fold>,
+    backend: Backend,
+}
+
+/// The per-platform part of a built [`Sink`].
+#[derive(Clone, Debug)]
+pub enum Backend {
     /// A generic webhook.
     Webhook(WebhookSink),
     /// Lines on standard output.
@@ -496,116 +523,136 @@ impl Sink {
             let text: Vec<String> = problems.iter().map(|(k, m)| format!("{k}: {m}")).collect();
             return Err(format!("sink `{}`: {}", config.name, text.join("; ")));
         }
-        let name = config.name.clone();
-        let filters = config.filters.clone();
-        let sink = match &config.kind {
-            SinkKind::Webhook(c) => WebhookSink::build(name, filters, c, &env).map(Sink::Webhook),
-            SinkKind::Stdout(c) => Ok(Sink::Stdout(StdoutSink::new(name, filters, c))),
-            SinkKind::File(c) => Ok(Sink::File(FileSink::new(name, filters, c))),
-            SinkKind::DingTalk(c) => {
-                DingTalkSink::build(name, filters, c, &env).map(Sink::DingTalk)
-            }
-            SinkKind::Feishu(c) => FeishuSink::build(name, filters, c, &env).map(Sink::Feishu),
-            SinkKind::WeCom(c) => WeComSink::build(name, filters, c, &env).map(Sink::WeCom),
-            SinkKind::Slack(c) => SlackSink::build(name, filters, c, &env).map(Sink::Slack),
-            SinkKind::Email(c) => EmailSink::build(name, filters, c, &env).map(Sink::Email),
-            SinkKind::PagerDuty(c) => {
-                PagerDutySink::build(name, filters, c, &env).map(Sink::PagerDuty)
-            }
-        };
-        sink.map_err(|e| format!("sink `{}`: {e}", config.name))
+        let (backend, fold) = Backend::build(&config.kind, &env)
+            .map_err(|e| format!("sink `{}`: {e}", config.name))?;
+        Ok(Sink {
+            name: config.name.clone(),
+            filters: config.filters.clone(),
+            fold,
+            backend,
+        })
+    }
+
+    /// The same sink delivering through `backend` instead (tests and embedding: a stdout
+    /// sink writing elsewhere, [`StdoutSink::with_output`]).
+    pub fn with_backend(self, backend: Backend) -> Sink {
+        Sink { backend, ..self }
     }
 
     /// The configured name.
     pub fn name(&self) -> &str {
-        match self {
-            Sink::Webhook(s) => &s.name,
-            Sink::Stdout(s) => &s.name,
-            Sink::File(s) => &s.name,
-            Sink::DingTalk(s) => &s.name,
-            Sink::Feishu(s) => &s.name,
-            Sink::WeCom(s) => &s.name,
-            Sink::Slack(s) => &s.name,
-            Sink::Email(s) => &s.name,
-            Sink::PagerDuty(s) => &s.name,
-        }
+        &self.name
     }
 
     /// The configured filters.
     pub fn filters(&self) -> &Filters {
-        match self {
-            Sink::Webhook(s) => &s.filters,
-            Sink::Stdout(s) => &s.filters,
-            Sink::File(s) => &s.filters,
-            Sink::DingTalk(s) => &s.filters,
-            Sink::Feishu(s) => &s.filters,
-            Sink::WeCom(s) => &s.filters,
-            Sink::Slack(s) => &s.filters,
-            Sink::Email(s) => &s.filters,
-            Sink::PagerDuty(s) => &s.filters,
-        }
+        &self.filters
+    }
+
+    /// The platform's implementation.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     /// Whether this sink wants `event` (its `domains`, `min_severity` and `events` filters).
     pub fn accepts(&self, event: &Event) -> bool {
-        self.filters().accepts(event)
-    }
-
-    /// Makes exactly one delivery attempt and classifies it. Never sleeps, never loops, never
-    /// panics on bad input. `attempt` is 1 for the first attempt (sent as `x-sasrelay-attempt`).
-    pub async fn deliver(&self, payload: &Payload, attempt: u32) -> Outcome {
-        match self {
-            Sink::Webhook(s) => s.deliver(payload, attempt).await,
-            Sink::Stdout(s) => s.deliver(payload).await,
-            Sink::File(s) => s.deliver(payload).await,
-            Sink::DingTalk(s) => s.deliver(payload).await,
-            Sink::Feishu(s) => s.deliver(payload).await,
-            Sink::WeCom(s) => s.deliver(payload).await,
-            Sink::Slack(s) => s.deliver(payload).await,
-            Sink::Email(s) => s.deliver(payload).await,
-            Sink::PagerDuty(s) => s.deliver(payload).await,
-        }
+        self.filters.accepts(event)
     }
 
     /// How the worker may fold this sink's backlog into digests; `None` for sinks that take
     /// every event as it is (webhook, stdout, file) and for PagerDuty, whose alerts are per
     /// finding (a digest could not resolve its members' alerts).
     pub fn fold(&self) -> Option<chat::Fold> {
-        match self {
-            Sink::Webhook(_) | Sink::Stdout(_) | Sink::File(_) | Sink::PagerDuty(_) => None,
-            Sink::DingTalk(s) => Some(s.fold()),
-            Sink::Feishu(s) => Some(s.fold()),
-            Sink::WeCom(s) => Some(s.fold()),
-            Sink::Slack(s) => Some(s.fold()),
-            Sink::Email(s) => Some(s.fold()),
-        }
+        self.fold
+    }
+
+    /// Makes exactly one delivery attempt and classifies it. Never sleeps, never loops, never
+    /// panics on bad input. `attempt` is 1 for the first attempt (sent as `x-sasrelay-attempt`).
+    pub async fn deliver(&self, payload: &Payload, attempt: u32) -> Outcome {
+        self.backend.deliver(&self.name, payload, attempt).await
     }
 
     /// Exactly what [`Sink::deliver`] would send for `payload` (first attempt): the JSON body
     /// of a chat sink, the MIME message of an email sink, the PagerDuty event (its routing key
     /// redacted), the payload document otherwise.
     pub fn preview(&self, payload: &Payload) -> Result<String, String> {
-        match self {
-            Sink::Webhook(_) | Sink::File(_) => Ok(payload::to_json(payload)),
-            Sink::Stdout(s) => Ok(s.render(payload)),
-            Sink::Email(s) => s
-                .message(payload)
-                .map(|(m, _)| String::from_utf8_lossy(&m.formatted()).into_owned()),
-            Sink::Slack(s) => {
-                serde_json::to_string(&s.render(payload).body).map_err(|e| e.to_string())
-            }
-            Sink::DingTalk(s) => json(&s.render(payload, 0).body),
-            Sink::Feishu(s) => json(&s.render(payload, 0).body),
-            Sink::WeCom(s) => json(&s.render(payload, 0).body),
-            Sink::PagerDuty(s) => {
-                serde_json::to_string(&s.preview(payload)).map_err(|e| e.to_string())
-            }
-        }
+        self.backend.preview(payload)
     }
 }
 
-fn json(body: &Value) -> Result<String, String> {
-    serde_json::to_string(body).map_err(|e| e.to_string())
+/// The fold settings of a sink that folds.
+fn folds(after: usize, max_members: usize) -> Option<chat::Fold> {
+    Some(chat::Fold { after, max_members })
+}
+
+/// The registry: the only `match`es on the kind of sink. A new sink fails to compile here
+/// until it is built, delivered and previewed.
+impl Backend {
+    /// Builds the implementation for `kind` (secrets resolved through `env`) and says whether
+    /// and how its backlog folds. The error names the key and never holds a secret.
+    fn build(
+        kind: &SinkKind,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Backend, Option<chat::Fold>), String> {
+        Ok(match kind {
+            SinkKind::Webhook(c) => (Backend::Webhook(WebhookSink::build(c, env)?), None),
+            SinkKind::Stdout(c) => (Backend::Stdout(StdoutSink::new(c)), None),
+            SinkKind::File(c) => (Backend::File(FileSink::new(c)), None),
+            SinkKind::DingTalk(c) => (
+                Backend::DingTalk(DingTalkSink::build(c, env)?),
+                folds(c.fold_after, c.fold_max_members),
+            ),
+            SinkKind::Feishu(c) => (
+                Backend::Feishu(FeishuSink::build(c, env)?),
+                folds(c.fold_after, c.fold_max_members),
+            ),
+            SinkKind::WeCom(c) => (
+                Backend::WeCom(WeComSink::build(c, env)?),
+                folds(c.fold_after, c.fold_max_members),
+            ),
+            SinkKind::Slack(c) => (
+                Backend::Slack(SlackSink::build(c, env)?),
+                folds(c.fold_after, c.fold_max_members),
+            ),
+            SinkKind::Email(c) => (
+                Backend::Email(EmailSink::build(c, env)?),
+                folds(c.fold_after, c.fold_max_members),
+            ),
+            SinkKind::PagerDuty(c) => (Backend::PagerDuty(PagerDutySink::build(c, env)?), None),
+        })
+    }
+
+    /// One attempt ([`Sink::deliver`]); `sink` is the name the logs carry.
+    async fn deliver(&self, sink: &str, payload: &Payload, attempt: u32) -> Outcome {
+        match self {
+            Backend::Webhook(s) => s.deliver(payload, attempt).await,
+            Backend::Stdout(s) => s.deliver(payload).await,
+            Backend::File(s) => s.deliver(payload).await,
+            Backend::DingTalk(s) => s.deliver(sink, payload).await,
+            Backend::Feishu(s) => s.deliver(sink, payload).await,
+            Backend::WeCom(s) => s.deliver(sink, payload).await,
+            Backend::Slack(s) => s.deliver(sink, payload).await,
+            Backend::Email(s) => s.deliver(sink, payload).await,
+            Backend::PagerDuty(s) => s.deliver(payload).await,
+        }
+    }
+
+    /// What one attempt would send ([`Sink::preview`]).
+    fn preview(&self, payload: &Payload) -> Result<String, String> {
+        let json = |body: &Value| serde_json::to_string(body).map_err(|e| e.to_string());
+        match self {
+            Backend::Webhook(_) | Backend::File(_) => Ok(payload::to_json(payload)),
+            Backend::Stdout(s) => Ok(s.render(payload)),
+            Backend::Email(s) => s
+                .message(payload)
+                .map(|(m, _)| String::from_utf8_lossy(&m.formatted()).into_owned()),
+            Backend::Slack(s) => json(&s.render(payload).body),
+            Backend::DingTalk(s) => json(&s.render(payload, 0).body),
+            Backend::Feishu(s) => json(&s.render(payload, 0).body),
+            Backend::WeCom(s) => json(&s.render(payload, 0).body),
+            Backend::PagerDuty(s) => json(&s.preview(payload)),
+        }
+    }
 }
 
 /// A config value written inline or read like a secret: `url = "https://…"` or

@@ -34,10 +34,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::chat::{self, Limiter, RateLimit};
-use super::dingtalk::default_timeout;
-use super::webhook::{is_loopback, parse_retry_after, parse_url, redact_location, status_line};
-use super::{Filters, Outcome};
+use super::Outcome;
+use super::http::{
+    self, ReadBody, default_timeout, is_loopback, parse_retry_after, redact_location, status_line,
+    vendor_url,
+};
+use super::limit::{Limiter, RateLimit};
 use crate::duration::HumanDuration;
 use crate::event::Payload;
 use crate::render::pagerduty::SeverityMap;
@@ -99,14 +101,7 @@ fn default_rate() -> RateLimit {
 /// Checks `api_base`: https to a PagerDuty events host, or http/https to loopback; no query,
 /// fragment or user info.
 fn check_api_base(text: &str) -> Result<reqwest::Url, String> {
-    let url = parse_url(text, false, false)?;
-    let host = url.host_str().unwrap_or_default();
-    if !HOSTS.contains(&host) && !is_loopback(host) {
-        return Err(format!(
-            "host `{host}` is not a PagerDuty events host ({}); only loopback is accepted besides, for tests",
-            HOSTS.join(", ")
-        ));
-    }
+    let url = vendor_url(text, false, false, &HOSTS, "a PagerDuty events host")?;
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
         return Err("must be a base URL without query, fragment or user info".into());
     }
@@ -140,7 +135,7 @@ impl PagerDutyConfig {
                 ),
             ));
         }
-        p.extend(chat::check_timeout(self.timeout.0));
+        p.extend(http::check_timeout(self.timeout.0));
         p
     }
 
@@ -210,29 +205,10 @@ pub fn classify(
             ),
             response,
         },
-        400 => {
-            let errors: Vec<String> = parsed
-                .as_ref()
-                .and_then(|v| v.get("errors"))
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .take(5)
-                        .map(|s| truncate_bytes(&strip_control(s), 200))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let what = field("status").unwrap_or_else(|| "invalid event".into());
-            Outcome::Permanent {
-                reason: if errors.is_empty() {
-                    format!("{line} from PagerDuty: {what}")
-                } else {
-                    format!("{line} from PagerDuty: {what}: {}", errors.join("; "))
-                },
-                response,
-            }
-        }
+        400 => Outcome::Permanent {
+            reason: format!("{line} from PagerDuty: {}", invalid_event(parsed.as_ref())),
+            response,
+        },
         429 => Outcome::Retry {
             after: Some(after.unwrap_or(DEFAULT_429_DELAY)),
             reason: format!(
@@ -256,11 +232,35 @@ pub fn classify(
     }
 }
 
+/// Why PagerDuty refused an event (its 400 body): its `status` and up to five of its `errors`,
+/// each bounded and without control characters.
+fn invalid_event(body: Option<&Value>) -> String {
+    let clean = |s: &str| truncate_bytes(&strip_control(s), 200);
+    let what = body
+        .and_then(|v| v.get("status"))
+        .and_then(Value::as_str)
+        .map_or_else(|| "invalid event".into(), clean);
+    let errors: Vec<String> = body
+        .and_then(|v| v.get("errors"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .take(5)
+                .map(clean)
+                .collect()
+        })
+        .unwrap_or_default();
+    if errors.is_empty() {
+        what
+    } else {
+        format!("{what}: {}", errors.join("; "))
+    }
+}
+
 /// A configured PagerDuty sink. Cheap to clone.
 #[derive(Clone)]
 pub struct PagerDutySink {
-    pub(super) name: String,
-    pub(super) filters: Filters,
     inner: Arc<Inner>,
 }
 
@@ -276,7 +276,6 @@ struct Inner {
 impl fmt::Debug for PagerDutySink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PagerDutySink")
-            .field("name", &self.name)
             .field("endpoint", &self.inner.endpoint)
             .field("routing_key", &self.inner.routing_key)
             .finish_non_exhaustive()
@@ -286,8 +285,6 @@ impl fmt::Debug for PagerDutySink {
 impl PagerDutySink {
     /// Resolves and checks the routing key, builds the limiter and the client.
     pub fn build(
-        name: String,
-        filters: Filters,
         c: &PagerDutyConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<PagerDutySink, String> {
@@ -306,15 +303,13 @@ impl PagerDutySink {
         ))
         .map_err(|e| format!("api_base: {e}"))?;
         Ok(PagerDutySink {
-            name,
-            filters,
             inner: Arc::new(Inner {
-                endpoint: super::webhook::redact_url(&url, false),
+                endpoint: http::redact_url(&url, false),
                 config: c.clone(),
                 url,
                 routing_key: Secret::new(key),
                 limiter: Limiter::new(&c.rate_limit),
-                client: chat::http_client(c.timeout.0)?,
+                client: http::client(c.timeout.0)?,
             }),
         })
     }
@@ -346,8 +341,9 @@ impl PagerDutySink {
             .header("content-type", "application/json")
             .body(body);
         let what = format!("POST {}", self.inner.endpoint);
+        let timeout = self.inner.config.timeout.0;
         let reply =
-            match chat::exchange(request, &what, self.inner.config.timeout.0, MAX_RESPONSE).await {
+            match http::exchange(request, &what, timeout, MAX_RESPONSE, ReadBody::Always).await {
                 Ok(r) => r,
                 Err(o) => return o,
             };
@@ -493,10 +489,7 @@ mod tests {
             toml::from_str("routing_key = { env = \"PD\" }\napi_base = \"http://127.0.0.1:9\"")
                 .unwrap();
         let key = "0123456789abcdef0123456789abcdef";
-        let s = PagerDutySink::build("pd".into(), Filters::default(), &c, &|_| {
-            Some(format!(" {key}\n"))
-        })
-        .unwrap();
+        let s = PagerDutySink::build(&c, &|_| Some(format!(" {key}\n"))).unwrap();
         assert!(!format!("{s:?}").contains(key));
         let p: Payload = crate::render::sample_event(crate::finding::Domain::Alerts).into();
         assert_eq!(s.render(&p)["routing_key"], key);

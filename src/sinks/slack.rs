@@ -27,10 +27,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::chat::{self, Fold, Limiter, RateLimit};
-use super::dingtalk::{default_timeout, info, yes};
-use super::webhook::{parse_retry_after, parse_url, redact_url, status_line};
-use super::{Filters, MaybeSecret, Outcome};
+use super::chat::{self, info, yes};
+use super::http::{
+    self, ReadBody, default_timeout, parse_retry_after, redact_url, status_line, vendor_url,
+};
+use super::limit::{Limiter, RateLimit};
+use super::{MaybeSecret, Outcome};
 use crate::duration::HumanDuration;
 use crate::event::Payload;
 use crate::finding::Severity;
@@ -38,6 +40,9 @@ use crate::render::slack::{SlackOptions, mention};
 use crate::render::{Lang, valid_zone};
 use crate::secret::{Secret, SecretRef};
 use crate::text::{strip_control, truncate_bytes};
+
+/// Bytes of a response body read.
+const MAX_RESPONSE: usize = 4096;
 
 /// Keys of `type = "slack"`, besides the common ones.
 pub const KEYS: [&str; 16] = [
@@ -65,8 +70,6 @@ pub const API_BASE: &str = "https://slack.com/api";
 pub const DEFAULT_FOLD_AFTER: usize = 10;
 /// Default `fold_max_members`: what the fullest rendering lists one by one.
 pub const DEFAULT_FOLD_MAX: usize = 15;
-/// Bytes of a response body read.
-const MAX_RESPONSE: usize = 4096;
 
 /// `type = "slack"`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -144,15 +147,7 @@ pub const HOSTS: [&str; 2] = ["hooks.slack.com", "slack.com"];
 
 /// Parses a Slack URL and checks its host against [`HOSTS`].
 fn slack_url(text: &str, allow_http: bool, secret: bool) -> Result<reqwest::Url, String> {
-    let url = parse_url(text, allow_http, secret)?;
-    let host = url.host_str().unwrap_or_default();
-    if !HOSTS.contains(&host) && !super::webhook::is_loopback(host) {
-        return Err(format!(
-            "host `{host}` is not a Slack host ({}); only loopback is accepted besides, for tests",
-            HOSTS.join(", ")
-        ));
-    }
-    Ok(url)
+    vendor_url(text, allow_http, secret, &HOSTS, "a Slack host")
 }
 
 impl SlackConfig {
@@ -202,7 +197,7 @@ impl SlackConfig {
             }
         }
         p.extend(self.rate_limit.check("rate_limit"));
-        p.extend(chat::check_timeout(self.timeout.0));
+        p.extend(http::check_timeout(self.timeout.0));
         p.extend(chat::check_fold(self.fold_after, self.fold_max_members));
         p
     }
@@ -369,8 +364,6 @@ pub fn classify(
 /// A configured Slack sink. Cheap to clone.
 #[derive(Clone)]
 pub struct SlackSink {
-    pub(super) name: String,
-    pub(super) filters: Filters,
     inner: Arc<Inner>,
 }
 
@@ -388,7 +381,6 @@ struct Inner {
 impl fmt::Debug for SlackSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SlackSink")
-            .field("name", &self.name)
             .field("via", &self.inner.via)
             .field("endpoint", &self.inner.endpoint)
             .finish_non_exhaustive()
@@ -398,8 +390,6 @@ impl fmt::Debug for SlackSink {
 impl SlackSink {
     /// Resolves the webhook URL or token, reads the template, builds the limiter and client.
     pub fn build(
-        name: String,
-        filters: Filters,
         c: &SlackConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<SlackSink, String> {
@@ -429,13 +419,8 @@ impl SlackSink {
             }
             (None, None) => return Err("webhook_url: is required".into()),
         };
-        let template = match &c.template {
-            Some(p) => Some(chat::read_template("template", p)?),
-            None => None,
-        };
+        let template = chat::read_template_opt(c.template.as_deref())?;
         Ok(SlackSink {
-            name,
-            filters,
             inner: Arc::new(Inner {
                 endpoint: redact_url(&url, via == Via::Webhook),
                 config: c.clone(),
@@ -444,17 +429,9 @@ impl SlackSink {
                 url,
                 token,
                 limiter: Limiter::new(&c.rate_limit),
-                client: chat::http_client(c.timeout.0)?,
+                client: http::client(c.timeout.0)?,
             }),
         })
-    }
-
-    /// The fold settings.
-    pub fn fold(&self) -> Fold {
-        Fold {
-            after: self.inner.config.fold_after,
-            max_members: self.inner.config.fold_max_members,
-        }
     }
 
     /// The exact JSON body sent for `payload`, with the render warnings.
@@ -483,13 +460,13 @@ impl SlackSink {
     }
 
     /// One POST, classified (module doc); [`Outcome::Throttled`] without a permit.
-    pub async fn deliver(&self, payload: &Payload) -> Outcome {
+    pub async fn deliver(&self, sink: &str, payload: &Payload) -> Outcome {
         if let Err(after) = self.inner.limiter.try_acquire() {
             return Outcome::Throttled { after };
         }
         let rendered = self.render(payload);
         for w in &rendered.warnings {
-            tracing::warn!(sink = %self.name, event = %payload.id(), warning = %w, "The message was rendered with a warning.");
+            tracing::warn!(sink = %sink, event = %payload.id(), warning = %w, "The message was rendered with a warning.");
         }
         let body = serde_json::to_vec(&rendered.body).unwrap_or_default();
         let mut req = self
@@ -505,11 +482,12 @@ impl SlackSink {
             req = req.header("authorization", v);
         }
         let what = format!("POST {}", self.inner.endpoint);
-        let reply =
-            match chat::exchange(req, &what, self.inner.config.timeout.0, MAX_RESPONSE).await {
-                Ok(r) => r,
-                Err(o) => return o,
-            };
+        let timeout = self.inner.config.timeout.0;
+        let reply = match http::exchange(req, &what, timeout, MAX_RESPONSE, ReadBody::Always).await
+        {
+            Ok(r) => r,
+            Err(o) => return o,
+        };
         classify(
             self.inner.via,
             reply.status,

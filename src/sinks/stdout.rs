@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
-use super::{Filters, Outcome, payload};
+use super::{Outcome, payload};
 use crate::event::Payload;
 
 /// Keys of `type = "stdout"`, besides the common ones.
@@ -42,8 +42,6 @@ type Output = Arc<Mutex<Box<dyn Write + Send>>>;
 /// A configured stdout sink.
 #[derive(Clone)]
 pub struct StdoutSink {
-    pub(super) name: String,
-    pub(super) filters: Filters,
     format: StdoutFormat,
     out: Output,
 }
@@ -51,7 +49,6 @@ pub struct StdoutSink {
 impl fmt::Debug for StdoutSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StdoutSink")
-            .field("name", &self.name)
             .field("format", &self.format)
             .finish_non_exhaustive()
     }
@@ -59,10 +56,8 @@ impl fmt::Debug for StdoutSink {
 
 impl StdoutSink {
     /// A sink writing to the process's standard output.
-    pub fn new(name: String, filters: Filters, c: &StdoutConfig) -> StdoutSink {
+    pub fn new(c: &StdoutConfig) -> StdoutSink {
         StdoutSink {
-            name,
-            filters,
             format: c.format,
             out: Arc::new(Mutex::new(Box::new(std::io::stdout()))),
         }

@@ -36,7 +36,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,11 +48,13 @@ use serde::Deserialize;
 use sha2::Sha256;
 use time::OffsetDateTime;
 
-use super::{Filters, MaybeSecret, Outcome, USER_AGENT, payload};
+use super::http::{
+    self, ReadBody, parse_retry_after, parse_url, redact_location, redact_url, status_line,
+};
+use super::{MaybeSecret, Outcome, payload};
 use crate::duration::HumanDuration;
 use crate::event::Payload;
 use crate::secret::{Secret, SecretRef};
-use crate::text::error_chain;
 use crate::text::{strip_control, truncate_bytes};
 
 /// Keys of `type = "webhook"`, besides the common ones.
@@ -67,19 +68,10 @@ pub const KEYS: [&str; 7] = [
     "max_response_bytes",
 ];
 
-/// Default `timeout`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest `timeout`.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
-/// Connect timeout (or `timeout`, when shorter).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default `max_response_bytes`.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 2048;
 /// Largest `max_response_bytes`.
 pub const MAX_RESPONSE_BYTES: usize = 65_536;
-/// Bounds applied to a receiver's `Retry-After`.
-pub const RETRY_AFTER_RANGE: (Duration, Duration) =
-    (Duration::from_secs(1), Duration::from_secs(3600));
 /// Shortest Standard Webhooks key, in bytes (the spec's lower bound).
 pub const MIN_KEY_BYTES: usize = 24;
 
@@ -120,15 +112,11 @@ pub struct WebhookConfig {
     #[serde(default)]
     pub headers: BTreeMap<String, MaybeSecret>,
     /// Whole-attempt timeout.
-    #[serde(default = "default_timeout")]
+    #[serde(default = "http::default_timeout")]
     pub timeout: HumanDuration,
     /// Bytes of a failed response's body kept.
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: usize,
-}
-
-fn default_timeout() -> HumanDuration {
-    HumanDuration(DEFAULT_TIMEOUT)
 }
 
 fn default_max_response_bytes() -> usize {
@@ -198,13 +186,7 @@ impl WebhookConfig {
                 ));
             }
         }
-        let t = self.timeout.0;
-        if t.is_zero() || t > MAX_TIMEOUT {
-            problems.push((
-                "timeout".to_string(),
-                format!("{t:?} is out of range: use more than 0s and at most 10m"),
-            ));
-        }
+        problems.extend(http::check_timeout(self.timeout.0));
         if self.max_response_bytes == 0 || self.max_response_bytes > MAX_RESPONSE_BYTES {
             problems.push((
                 "max_response_bytes".to_string(),
@@ -246,77 +228,6 @@ fn check_header_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Parses and checks a webhook URL. `secret`: the URL came from a secret, so the message must
-/// not quote it.
-pub(crate) fn parse_url(
-    text: &str,
-    allow_http: bool,
-    secret: bool,
-) -> Result<reqwest::Url, String> {
-    let shown = |t: &str| {
-        if secret {
-            "the URL".to_string()
-        } else {
-            format!("`{t}`")
-        }
-    };
-    let url = reqwest::Url::parse(text.trim())
-        .map_err(|e| format!("{} is not an absolute URL: {e}", shown(text)))?;
-    let host = match url.host_str() {
-        Some(h) if !h.is_empty() => h,
-        _ => return Err(format!("{} has no host", shown(text))),
-    };
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if allow_http || is_loopback(host) => Ok(url),
-        "http" => Err(format!(
-            "{} uses plain http to a non-loopback host: use https://, or set allow_http = true \
-             if the network path is trusted",
-            shown(text)
-        )),
-        other => Err(format!(
-            "{} has scheme `{other}`; expected https:// (or http://)",
-            shown(text)
-        )),
-    }
-}
-
-pub(crate) fn is_loopback(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// `scheme://host[:port]/path` of a URL (no user info, query or fragment); only
-/// `scheme://host[:port]` when `hide_path` (the URL is a secret and its path may be the token).
-pub fn redact_url(url: &reqwest::Url, hide_path: bool) -> String {
-    let mut s = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
-    if let Some(p) = url.port() {
-        s.push_str(&format!(":{p}"));
-    }
-    if hide_path {
-        if url.path() != "/" {
-            s.push_str("/…");
-        }
-    } else {
-        s.push_str(url.path());
-    }
-    s
-}
-
-/// A `Location` header made safe to print: absolute URLs as `scheme://host/path`, relative ones
-/// cut at `?`/`#`, control characters removed, at most 256 bytes.
-pub fn redact_location(location: &str) -> String {
-    let shown = match reqwest::Url::parse(location.trim()) {
-        Ok(u) => redact_url(&u, false),
-        Err(_) => location
-            .split(['?', '#'])
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-    };
-    truncate_bytes(&strip_control(&shown), 256)
 }
 
 /// Decodes a Standard Webhooks key: `whsec_<base64>` or bare base64 (standard alphabet, padded).
@@ -365,8 +276,6 @@ pub fn github_signature(secret: &[u8], body: &[u8]) -> String {
 /// A configured webhook. Cheap to clone.
 #[derive(Clone)]
 pub struct WebhookSink {
-    pub(super) name: String,
-    pub(super) filters: Filters,
     inner: Arc<Inner>,
 }
 
@@ -385,7 +294,6 @@ struct Inner {
 impl fmt::Debug for WebhookSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookSink")
-            .field("name", &self.name)
             .field("endpoint", &self.inner.endpoint)
             .field("signing_keys", &self.inner.keys.len())
             .field("github_signature", &self.inner.github_key.is_some())
@@ -398,8 +306,6 @@ impl fmt::Debug for WebhookSink {
 impl WebhookSink {
     /// Resolves secrets and builds the client. Errors name the key, never a secret value.
     pub fn build(
-        name: String,
-        filters: Filters,
         c: &WebhookConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<WebhookSink, String> {
@@ -443,16 +349,8 @@ impl WebhookSink {
             headers.insert(name, value);
         }
         let timeout = c.timeout.0;
-        let client = reqwest::Client::builder()
-            .connect_timeout(timeout.min(CONNECT_TIMEOUT))
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let client = http::client(timeout)?;
         Ok(WebhookSink {
-            name,
-            filters,
             inner: Arc::new(Inner {
                 endpoint: redact_url(&url, c.url.is_secret()),
                 url,
@@ -510,85 +408,32 @@ impl WebhookSink {
         let body = payload::to_json(payload).into_bytes();
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let headers = self.request_headers(payload.id(), now, attempt, &body);
-        let sent = self
-            .inner
+        let inner = &self.inner;
+        let request = inner
             .client
-            .post(self.inner.url.clone())
+            .post(inner.url.clone())
             .headers(headers)
-            .body(body)
-            .send()
-            .await;
-        let mut response = match sent {
-            Ok(r) => r,
-            Err(e) => return self.transport_failure(e),
-        };
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let retry_after = header("retry-after");
-        let location = header("location");
-        let mut body = Vec::new();
-        let mut body_note = None;
-        // The receiver has accepted a 2xx whatever its body says; waiting for it could only
-        // turn a delivery into a timeout and a duplicate.
-        if !(200..300).contains(&status) {
-            while body.len() < self.inner.max_response_bytes {
-                match response.chunk().await {
-                    Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                    Ok(None) => break,
-                    Err(e) => {
-                        body_note = Some(if e.is_timeout() {
-                            "body timed out".to_string()
-                        } else {
-                            "body cut short".to_string()
-                        });
-                        break;
-                    }
-                }
-            }
-            if body.len() > self.inner.max_response_bytes {
-                body.truncate(self.inner.max_response_bytes);
-                body_note = Some("body truncated".to_string());
-            }
-        }
+            .body(body);
+        let what = format!("POST {}", inner.endpoint);
+        let max = inner.max_response_bytes;
+        let reply =
+            match http::exchange(request, &what, inner.timeout, max, ReadBody::UnlessSuccess).await
+            {
+                Ok(r) => r,
+                Err(o) => return o,
+            };
         classify(
-            &self.inner.endpoint,
+            &inner.endpoint,
             &HttpResponse {
-                status,
-                retry_after: retry_after.as_deref(),
-                location: location.as_deref(),
-                body: &body,
-                body_note: body_note.as_deref(),
-                max_body_bytes: self.inner.max_response_bytes,
+                status: reply.status,
+                retry_after: reply.retry_after.as_deref(),
+                location: reply.location.as_deref(),
+                body: &reply.body,
+                body_note: reply.body_note,
+                max_body_bytes: max,
             },
             OffsetDateTime::now_utc(),
         )
-    }
-
-    fn transport_failure(&self, e: reqwest::Error) -> Outcome {
-        let e = e.without_url();
-        if e.is_builder() {
-            return Outcome::Permanent {
-                reason: format!("cannot build the request to {}: {e}", self.inner.endpoint),
-                response: None,
-            };
-        }
-        let what = if e.is_timeout() {
-            format!("timed out after {:?}", self.inner.timeout)
-        } else if e.is_connect() {
-            format!("cannot connect: {}", error_chain(&e))
-        } else {
-            error_chain(&e)
-        };
-        Outcome::Retry {
-            after: None,
-            reason: format!("POST {}: {what}", self.inner.endpoint),
-        }
     }
 }
 
@@ -607,17 +452,6 @@ pub struct HttpResponse<'a> {
     pub body_note: Option<&'a str>,
     /// Bound on the body text kept in `response`.
     pub max_body_bytes: usize,
-}
-
-/// `HTTP 503 Service Unavailable`.
-pub fn status_line(status: u16) -> String {
-    let reason = reqwest::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason());
-    match reason {
-        Some(r) => format!("HTTP {status} {r}"),
-        None => format!("HTTP {status}"),
-    }
 }
 
 /// Sorts a response into an [`Outcome`] (table in the module doc). Pure: `now` is only used to
@@ -668,23 +502,6 @@ pub fn classify(endpoint: &str, r: &HttpResponse<'_>, now: OffsetDateTime) -> Ou
         400..=499 => permanent(""),
         _ => permanent(": unexpected status"),
     }
-}
-
-/// `Retry-After` as delta-seconds (`120`) or an IMF-fixdate (`Wed, 21 Oct 2015 07:28:00 GMT`),
-/// clamped to [`RETRY_AFTER_RANGE`]; `None` when unparseable.
-pub fn parse_retry_after(value: &str, now: OffsetDateTime) -> Option<Duration> {
-    let v = value.trim();
-    let (lo, hi) = RETRY_AFTER_RANGE;
-    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-        let secs = v.parse::<u64>().unwrap_or(u64::MAX);
-        return Some(Duration::from_secs(secs).clamp(lo, hi));
-    }
-    let fmt = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let at = time::PrimitiveDateTime::parse(v, &fmt).ok()?.assume_utc();
-    let secs = (at - now).whole_seconds().max(0) as u64;
-    Some(Duration::from_secs(secs).clamp(lo, hi))
 }
 
 #[cfg(test)]
@@ -810,56 +627,6 @@ mod tests {
             !reason.contains("SECRET") && !reason.contains("frag"),
             "{reason}"
         );
-        assert_eq!(redact_location("/next?key=SECRET"), "/next");
-        assert_eq!(
-            redact_location("https://u:pw@h.example/p?q"),
-            "https://h.example/p"
-        );
-    }
-
-    #[test]
-    fn retry_after_forms() {
-        assert_eq!(
-            parse_retry_after("120", NOW),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(parse_retry_after(" 3 ", NOW), Some(Duration::from_secs(3)));
-        assert_eq!(
-            parse_retry_after("Wed, 01 May 2024 08:00:30 GMT", NOW),
-            Some(Duration::from_secs(30))
-        );
-        // A date in the past means "now", clamped to the 1 s floor.
-        assert_eq!(
-            parse_retry_after("Wed, 01 May 2024 07:00:00 GMT", NOW),
-            Some(Duration::from_secs(1))
-        );
-        assert_eq!(
-            parse_retry_after("Thu, 02 May 2024 08:00:00 GMT", NOW),
-            Some(Duration::from_secs(3600))
-        );
-        for bad in ["", "-1", "1.5", "tomorrow", "2024-05-01T08:00:30Z"] {
-            assert_eq!(parse_retry_after(bad, NOW), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn urls_are_checked_and_redacted() {
-        assert!(parse_url("https://h.example/x", false, false).is_ok());
-        assert!(parse_url("http://127.0.0.1:8080/x", false, false).is_ok());
-        assert!(parse_url("http://[::1]:8080/x", false, false).is_ok());
-        assert!(parse_url("http://localhost/x", false, false).is_ok());
-        let e = parse_url("http://receiver.svc/x?token=T", false, false).unwrap_err();
-        assert!(e.contains("allow_http"), "{e}");
-        assert!(parse_url("http://receiver.svc/x", true, false).is_ok());
-        let e = parse_url("ftp://h/x", true, false).unwrap_err();
-        assert!(e.contains("ftp"), "{e}");
-        assert!(parse_url("hooks.example.com/x", false, false).is_err());
-        // A secret URL is never quoted.
-        let e = parse_url("ftp://h/TOKEN", true, true).unwrap_err();
-        assert!(!e.contains("TOKEN"), "{e}");
-        let u = reqwest::Url::parse("https://user:pw@h.example:8443/a/b?token=T#f").unwrap();
-        assert_eq!(redact_url(&u, false), "https://h.example:8443/a/b");
-        assert_eq!(redact_url(&u, true), "https://h.example:8443/…");
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //!
 //! ## Classification ([`classify`])
 //!
+//! WeCom answers HTTP 200 with an `errcode`, a number or (like DingTalk and Feishu) a numeric
+//! string; the body decides. The table below is [`CODES`], read the way every robot's is
+//! ([`robot`]).
+//!
 //! | answer | outcome |
 //! |---|---|
 //! | errcode 0 | `Delivered` |
@@ -32,16 +36,16 @@ use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::chat::{self, Answer, Fold, Hook, RateLimit};
-use super::dingtalk::{default_timeout, default_zone, info, yes};
-use super::webhook::parse_url;
-use super::{Filters, MaybeSecret, Outcome};
+use super::chat::{self, default_zone, info, yes};
+use super::http::{default_timeout, vendor_url};
+use super::limit::RateLimit;
+use super::robot::{self, Answer, Codes, Hook, Meaning};
+use super::{MaybeSecret, Outcome};
 use crate::duration::HumanDuration;
 use crate::event::Payload;
 use crate::finding::Severity;
 use crate::render::Lang;
 use crate::render::wecom::{WeComOptions, valid_user_id};
-use crate::text::{strip_control, truncate_bytes};
 
 /// Keys of `type = "wecom"`, besides the common ones.
 pub const KEYS: [&str; 11] = [
@@ -124,7 +128,7 @@ impl WeComConfig {
             valid_user_id,
             "a WeCom user ID (1 to 64 of letters, digits, _ - .)",
         ));
-        p.extend(chat::check_robot(
+        p.extend(robot::check_robot(
             &self.timezone,
             &self.rate_limit,
             self.timeout.0,
@@ -145,13 +149,7 @@ impl WeComConfig {
 /// `/cgi-bin/webhook/send` path, a `key`. `secret`: the URL came from a secret and must not be
 /// quoted.
 fn check_send_url(text: &str, secret: bool) -> Result<reqwest::Url, String> {
-    let url = parse_url(text, false, secret)?;
-    let host = url.host_str().unwrap_or_default();
-    if host != HOST && !super::webhook::is_loopback(host) {
-        return Err(format!(
-            "host `{host}` is not the WeCom robot host ({HOST}); only loopback is accepted besides, for tests"
-        ));
-    }
+    let url = vendor_url(text, false, secret, &[HOST], "the WeCom robot host")?;
     if url.path() != SEND_PATH {
         return Err(format!(
             "is not a group-robot webhook: the path must be `{SEND_PATH}`"
@@ -163,6 +161,28 @@ fn check_send_url(text: &str, secret: bool) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
+/// How WeCom's answers carry their code, and what the codes mean.
+pub const CODES: Codes = Codes {
+    service: "WeCom",
+    name: "errcode",
+    code_keys: &["errcode"],
+    message_keys: &["errmsg"],
+    meaning,
+};
+
+/// WeCom's codes (table in the module doc); `None` for the ones retried with backoff.
+fn meaning(errcode: i64, _errmsg: &str) -> Option<Meaning> {
+    Some(match errcode {
+        0 => Meaning::Ok,
+        45009 => Meaning::Pause(LIMITED_PAUSE, "over 20 messages a minute"),
+        40058 => Meaning::TooLarge,
+        93000 => Meaning::Permanent(
+            "the webhook URL or its key is invalid (robot removed, or only the key was expected): check `url`",
+        ),
+        _ => return None,
+    })
+}
+
 /// Sorts a robot's response into an [`Answer`] (table in the module doc). Pure.
 pub fn classify(
     status: u16,
@@ -170,53 +190,12 @@ pub fn classify(
     body: &[u8],
     now: OffsetDateTime,
 ) -> Answer {
-    let (line, text, response) = match chat::http_answer("WeCom", status, retry_after, body, now) {
-        Ok(r) => r,
-        Err(a) => return a,
-    };
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let Some(errcode) = parsed
-        .as_ref()
-        .and_then(|v| v.get("errcode"))
-        .and_then(Value::as_i64)
-    else {
-        return Answer::Retry {
-            after: None,
-            reason: format!(
-                "{line} without an errcode; delivery undetermined: {}",
-                truncate_bytes(&text, 200)
-            ),
-        };
-    };
-    let errmsg = parsed
-        .as_ref()
-        .and_then(|v| v.get("errmsg"))
-        .and_then(Value::as_str)
-        .map(|s| truncate_bytes(&strip_control(s), 300))
-        .unwrap_or_default();
-    match errcode {
-        0 => Answer::Ok,
-        45009 => Answer::Retry {
-            after: Some(LIMITED_PAUSE),
-            reason: format!("errcode 45009 (over 20 messages a minute) from WeCom: {errmsg}"),
-        },
-        40058 => Answer::TooLarge { errcode },
-        93000 => Answer::Permanent {
-            reason: "errcode 93000: the webhook URL or its key is invalid (robot removed, or only the key was expected): check `url`".into(),
-            response,
-        },
-        _ => Answer::Retry {
-            after: None,
-            reason: format!("errcode {errcode} from WeCom: {errmsg}"),
-        },
-    }
+    CODES.classify(status, retry_after, body, now)
 }
 
 /// A configured WeCom sink. Cheap to clone.
 #[derive(Clone)]
 pub struct WeComSink {
-    pub(super) name: String,
-    pub(super) filters: Filters,
     inner: Arc<Inner>,
 }
 
@@ -231,7 +210,6 @@ struct Inner {
 impl fmt::Debug for WeComSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WeComSink")
-            .field("name", &self.name)
             .field("robot", &self.inner.hook)
             .field("rate_limit", &self.inner.config.rate_limit)
             .finish_non_exhaustive()
@@ -241,8 +219,6 @@ impl fmt::Debug for WeComSink {
 impl WeComSink {
     /// Resolves the URL, reads the template, builds the limiter and the client.
     pub fn build(
-        name: String,
-        filters: Filters,
         c: &WeComConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<WeComSink, String> {
@@ -250,22 +226,12 @@ impl WeComSink {
         let url =
             check_send_url(text.expose(), c.url.is_secret()).map_err(|e| format!("url: {e}"))?;
         Ok(WeComSink {
-            name,
-            filters,
             inner: Arc::new(Inner {
                 config: c.clone(),
                 template: chat::read_template_opt(c.template.as_deref())?,
                 hook: Hook::new("WeCom robot", url, &c.rate_limit, c.timeout.0)?,
             }),
         })
-    }
-
-    /// The fold settings.
-    pub fn fold(&self) -> Fold {
-        Fold {
-            after: self.inner.config.fold_after,
-            max_members: self.inner.config.fold_max_members,
-        }
     }
 
     /// The body `payload` is sent as, at shrink level `shrink`, with the render warnings.
@@ -289,7 +255,7 @@ impl WeComSink {
 
     /// One POST to the robot, classified (module doc). Sends nothing and answers
     /// [`Outcome::Throttled`] when the rate limit has no permit.
-    pub async fn deliver(&self, payload: &Payload) -> Outcome {
+    pub async fn deliver(&self, sink: &str, payload: &Payload) -> Outcome {
         let hook = &self.inner.hook;
         if let Err(throttled) = hook.permit() {
             return throttled;
@@ -297,10 +263,9 @@ impl WeComSink {
         let id = payload.id();
         let rendered = self.render(payload, hook.level(id));
         for w in &rendered.warnings {
-            tracing::warn!(sink = %self.name, event = %id, warning = %w, "The message was rendered with a warning.");
+            tracing::warn!(sink = %sink, event = %id, warning = %w, "The message was rendered with a warning.");
         }
-        hook.post("WeCom", id, &rendered.body, rendered.level, classify)
-            .await
+        hook.post(&CODES, id, &rendered.body, rendered.level).await
     }
 }
 
@@ -336,7 +301,22 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        for body in [r#"{"errcode":-1,"errmsg":"system busy"}"#, "nope", "{}"] {
+        // Like DingTalk and Feishu, a code sent as a string counts.
+        assert_eq!(answer(200, r#"{"errcode":"0","errmsg":"ok"}"#), Answer::Ok);
+        assert!(matches!(
+            answer(200, r#"{"errcode":"45009","errmsg":"api freq out of limit"}"#),
+            Answer::Retry { after: Some(d), .. } if d == LIMITED_PAUSE
+        ));
+        assert_eq!(
+            answer(200, r#"{"errcode":" 40058 "}"#),
+            Answer::TooLarge { errcode: 40058 }
+        );
+        for body in [
+            r#"{"errcode":-1,"errmsg":"system busy"}"#,
+            r#"{"errcode":"busy"}"#,
+            "nope",
+            "{}",
+        ] {
             assert!(
                 matches!(answer(200, body), Answer::Retry { after: None, .. }),
                 "{body}"
