@@ -11,98 +11,118 @@
 //!                      │
 //! credentials ── CredentialHandle: static keys, env, RRSA (OIDC → STS), ECS RAM role, URI;
 //!                      │          refreshed in the background ahead of expiry
-//! sas::client ── one signed call (V3 ACS3-HMAC-SHA256 or V1 HMAC-SHA1), body capped, errors
-//!                      │          classified by Code; retries throttling/5xx/timeouts
-//! sas::api ───── the four domains read the way the ACK Security Monitoring page shows them,
-//!                      │          fully paged, page count capped
-//! finding ────── every item normalised into one `Finding` with a SHA-256 fingerprint
-//!                      │
-//! poller ─────── one task per (source, domain): read a window or a snapshot → lifecycle::diff
-//!                      │          (pure) → vulnerabilities that left the list looked up by id
-//!                      │          (lifecycle::explain_gone, pure) → events
-//! dispatch ───── routing::Router::decide (pure) per event → each target's sink outbox, its
-//!                      │          routing group, or the suppression log (silence, mute window)
+//! sas ────────── client: one signed call (V3 ACS3-HMAC-SHA256 or V1 HMAC-SHA1), body capped,
+//!                      │          errors classified by Code, throttling/5xx/timeouts retried;
+//!                      │          api: the four domains fully paged; normalise: every item into
+//!                      │          one `Finding`; source: a configured source reading a domain
+//! pipeline ───── poller → lifecycle (pure diff) → dispatch (routing::Router, pure) → the
+//!                      │          sink's outbox, a routing group or the suppression log;
+//!                      │          grouper closes due groups into digests; reminders
 //! store ──────── sled, single-key writes only: dispatch writes (guarded) → records → flush →
 //!                      │          cursor
-//! grouper ────── closes due groups (group_wait, group_interval, max size) into one digest in
-//!                      │          the sink's outbox, crash-safely
-//! delivery ───── one worker per sink: due entry → sinks::Sink::deliver (one attempt, after the
-//!                                 sink's rate limit) → ack / reschedule with backoff / dead
-//!                                 letter; a rate-limited backlog is folded into digests
+//! pipeline ───── delivery: one worker per sink: due entry → sinks::Sink::deliver (one
+//!                      │          attempt, after the sink's rate limit) → ack / reschedule with
+//!                      │          backoff / dead letter; a rate-limited backlog folded into digests
+//! sinks ──────── webhook, stdout, file, DingTalk, Feishu, WeCom, Slack, email, PagerDuty;
+//!                                 render makes their bodies (pure)
 //! ```
 //!
-//! `daemon` wires these together and stops them in order. `sasrelay simulate`
-//! ([`simulator`]) serves a fake Security Center that checks signatures, pages, filters and
-//! fails the way the real one does; tests, the benchmarks and `sasrelay demo` use it.
+//! [`daemon`] wires these together, runs them as tasks and stops them in order, and serves
+//! the admin API. `sasrelay simulate` ([`simulator`]) serves a fake Security Center that checks
+//! signatures, pages, filters and fails the way the real one does; tests, the benchmarks and
+//! `sasrelay demo` use it.
+//!
+//! ## Layers
+//!
+//! Modules import only downward; `tests/architecture.rs` fails on any import cycle between
+//! sibling modules and on a leaf importing anything of ours.
+//!
+//! | layer | modules |
+//! |---|---|
+//! | leaves: imported by many, import nothing of ours | [`text`], [`duration`], [`clock`], [`backoff`], [`section`], [`secret`], [`http_body`] |
+//! | the data that flows (pure) | [`finding`], [`event`], [`record`] |
+//! | pure decisions and bodies | [`routing`], [`render`] |
+//! | doors to the outside | [`credentials`], [`sas`] (Security Center), [`sinks`] (the destinations), [`store`] (the only door to sled) |
+//! | configuration: every component's config checked into one `Settings` | [`config`] |
+//! | one finding's path | [`pipeline`] |
+//! | running it | [`daemon`], [`cli`]; [`simulator`] beside them |
+//!
+//! Two places differ from the layout in STYLE's sketch, for the import graph: secrets
+//! ([`secret`]) are a leaf rather than part of `config` (credentials and sinks resolve them,
+//! and `config` imports both), and the counters the pipeline updates live in
+//! [`pipeline::metrics`] (the daemon only exposes them), so the pipeline never imports the
+//! daemon.
 //!
 //! ## Codemap
 //!
-//! - [`cli`] — subcommands (`check`, `findings`, `run`, `demo`, `simulate`, `silence`,
-//!   `dead-letters`, `route test`, `render`, `send-test`), logging setup, exit codes; the
-//!   admin-API client that `silence` and `dead-letters` share.
-//! - [`config`] — raw TOML with spans → checked [`config::Settings`]; durations like `"30s"`.
-//! - [`secret`] — `{ env = "X" }` / `{ file = "path" }` references and the redacting [`secret::Secret`].
+//! - [`text`] — the one scrubber for attacker-written text (control and bidi characters), the
+//!   truncators (the marker counts towards the limit), error chains, RFC 3986 encoding.
+//! - [`duration`] — `"30s"`, `"1h30m"`: parsed and printed back one way everywhere.
+//! - [`clock`] — Unix milliseconds (the store's unit) and the injectable wall [`clock::Clock`].
+//! - [`backoff`] — the one retry curve (exponential, capped, equal jitter).
+//! - [`section`] — one TOML section read on its own, errors with span and key path.
+//! - [`secret`] — `{ env = "X" }` / `{ file = "path" }` references and the redacting
+//!   [`secret::Secret`].
+//! - [`http_body`] — the one capped body read (exactly `cap` bytes is whole, one more is not).
+//! - [`finding`] — the normalised [`finding::Finding`], its scales, links and fingerprint.
+//! - [`event`] — `Event` (new / recurring / resolved / summary / reminder) with its idempotency
+//!   key, `Digest` (grouped events), the outbox entry and dead letter (versioned JSON), which
+//!   event kinds a domain emits.
+//! - [`record`] — what the store keeps per finding to follow its lifecycle.
+//! - [`config`] — raw TOML with spans → checked [`config::Settings`].
 //! - [`credentials`] — `credentials = { type = ... }` config, the provider chain (static keys,
-//!   env, RRSA, ECS RAM role, URI, the SDK's default chain) and one background refresher per
-//!   expiring credential.
-//! - [`sas::sign`] — both signature algorithms and their server-side verification (pure).
-//! - [`sas::params`] — parameter serialisation (flat `Name.1`, comma, JSON) and URL encodings.
-//! - [`sas::endpoint`] — region → site → endpoint host.
-//! - [`sas::client`] — transport: one attempt (`call_once`) and the retrying `call`.
-//! - [`sas::retry`] — the retry schedule (pure).
-//! - [`sas::error`] — error bodies, classification by Code, operator hints.
-//! - [`sas::models`] — tolerant response models (lenient numbers/strings, odd key spellings,
-//!   the raw JSON kept beside every typed item) and paging metadata.
-//! - [`sas::api`] — one listing per domain (request building, full paging with a pure
-//!   continue/stop decision), the baseline walk, the statistics probes, the lookup of
-//!   vulnerability records by `PrimaryId` (`Ids`, 50 a call).
-//! - [`finding`] — the normalised [`finding::Finding`], severity/status mappings, fingerprints,
-//!   links; pure.
-//! - [`source`] — a configured source connected (credentials + client), reading or probing a
-//!   domain per cluster or account-wide.
-//! - [`simulator`] — the fake Security Center behind `sasrelay simulate` and the tests.
-//! - [`event`] — `Event` (new / recurring / resolved / summary) with its idempotency key,
-//!   `Digest` (grouped events), the outbox entry and dead letter (versioned, persisted as JSON).
-//! - [`lifecycle`] — the pure transition table: observations × known records → records and
-//!   events; the stored `Record`; `explain_gone` turns a snapshot's `gone` into the looked-up
-//!   reason (fixed, ignored, expired).
-//! - [`store`] — the only module that imports sled: records, cursors, per-sink outboxes with
-//!   enqueue guards, dead letters, routing groups and their crash-safe close, silences, the
-//!   suppression log, schema version, pruning, clear open errors; values are JSON,
-//!   LZ4-compressed above 512 bytes.
-//! - [`poller`] — one poll's read → diff → lookup of vulnerabilities that left the list →
-//!   crash-safe writes, and the poll loop with backoff.
+//!   env, RRSA, ECS RAM role, URI, the SDK's default chain), one background refresher per
+//!   expiring credential, the [`credentials::SigningKey`] a signature borrows.
+//! - [`sas`] — everything that knows Security Center: [`sas::sign`] (both signature
+//!   algorithms and their verification, pure), [`sas::params`], [`sas::endpoint`] (region →
+//!   site → host), [`sas::client`] (one attempt and the retrying call), [`sas::retry`],
+//!   [`sas::error`] (error bodies, classification by Code, operator hints), [`sas::models`]
+//!   (tolerant response models keeping the raw JSON), [`sas::api`] (one listing per domain,
+//!   paged to the end with a pure continue/stop decision; the baseline walk; statistics probes;
+//!   vulnerability lookup by id), [`sas::normalise`] (raw records → `Finding`, pure),
+//!   [`sas::source`] (a configured source: its checked settings, credentials and client,
+//!   reading a domain per cluster or account-wide).
+//! - [`pipeline`] — one finding's path in order, its module doc drawing the flow:
+//!   [`pipeline::poller`] (read → diff → lookup of vulnerabilities that left the list →
+//!   crash-safe writes), [`pipeline::lifecycle`] (the pure transition table),
+//!   [`pipeline::dispatch`] (routing decisions applied to the store; the book of silences;
+//!   reminders due), [`pipeline::grouper`] (due groups into digests, due reminders sent),
+//!   [`pipeline::delivery`] (the per-sink worker, its pure retry / dead-letter decision and
+//!   crash-safe backlog folding), [`pipeline::metrics`] (the counters these update).
 //! - [`routing`] — pure routing (Alertmanager-style): matchers, the route tree with
 //!   inheritance and `continue`, grouping settings, time intervals, silences; decide and
 //!   explain for a subject at a given `now`.
-//! - [`dispatch`] — applies routing decisions to the store (outbox, groups, suppressions);
-//!   the in-memory book of silences, written through to the store.
-//! - [`grouper`] — the task that turns due groups into digests.
-//! - [`delivery`] — the per-sink worker, its pure retry / dead-letter decision and its
-//!   crash-safe backlog folding (pure plan, single-key writes).
-//! - [`sinks`] — `webhook` (Standard Webhooks), `stdout`, `file`, `dingtalk` (robot pools,
-//!   signing, errcode classification), `feishu` (Feishu/Lark custom bot: body signing, code
-//!   classification), `wecom` (WeCom group robot, errcode classification), `slack` (webhook
-//!   or chat.postMessage), `email` (lettre SMTP), `pagerduty` (Events API v2, one alert per
-//!   finding): config, one attempt, outcome
-//!   classification, the `sasrelay.event.v1` payload; `sinks::chat` holds the GCRA rate
-//!   limiters (memory-only, so they start empty), what the robot sinks share (the answer type,
-//!   the "too large" memory, one HTTP exchange, the single-URL poster of Feishu and WeCom).
+//! - [`store`] — the only module that imports sled: records, cursors, per-sink outboxes with
+//!   enqueue guards, dead letters, routing groups and their crash-safe close, reminders,
+//!   silences, the suppression log, schema version, pruning; its module doc lists every tree.
+//! - [`sinks`] — one file per destination (`webhook` with Standard Webhooks signing, `stdout`,
+//!   `file`, `dingtalk`, `feishu`, `wecom`, `slack`, `email`, `pagerduty`) and what they share
+//!   once: [`sinks::http`] (client, URL and host rules, one exchange, `Retry-After`),
+//!   [`sinks::limit`] (GCRA limiters, starting empty), [`sinks::robot`] (the group robots' one
+//!   answer-code classifier), [`sinks::chat`] (folding, templates, mentions). A
+//!   [`sinks::Sink`] is its common fields (name, filters, fold) beside a per-platform
+//!   [`sinks::Backend`]; the `sasrelay.event.v1` payload is [`sinks::payload`].
 //! - [`render`] — the pure rendering layer of the chat, mail and paging sinks: DingTalk robot
-//!   JSON, Feishu interactive cards (header colour by severity), WeCom markdown, Slack Block
-//!   Kit, email subject/text/HTML from minijinja templates (built-in en/zh or custom),
-//!   PagerDuty events (trigger/resolve under a fingerprint-derived `dedup_key`),
-//!   per-output escaping of untrusted text, mentions only from config, size limits.
-//! - [`daemon`] — `run`: store, sinks, pollers, workers, pruner, admin API; ordered shutdown.
-//! - [`notify`] — systemd's `sd_notify` (`READY=1`, `STOPPING=1`, `WATCHDOG=1`) when
-//!   `NOTIFY_SOCKET` is set; a no-op otherwise.
-//! - [`admin`] — the admin HTTP API (silences, the suppression log, dead letters with replay
-//!   and discard, `/healthz`, `/readyz`, `/metrics`) that `sasrelay silence`, `dead-letters`
-//!   and `healthcheck` talk to; `/api/` is bearer-token protected when `[admin] token` is set.
-//! - [`metrics`] — the counters pollers and workers update and the Prometheus text the admin
-//!   API serves at `/metrics` (store figures read at scrape time).
+//!   JSON, Feishu cards, WeCom markdown, Slack Block Kit, email subject/text/HTML from
+//!   minijinja templates (built-in en/zh or custom), PagerDuty events; per-output escaping of
+//!   untrusted text, mentions only from config, size limits.
+//! - [`daemon`] — `run` wires the store, sinks, pollers, workers, grouper, pruner and admin API
+//!   and stops them in order; [`daemon::admin`] (silences, the suppression log, dead letters
+//!   with replay and discard, `/healthz`, `/readyz`, `/metrics`; bearer token on `/api/`),
+//!   [`daemon::notify`] (systemd `sd_notify`).
+//! - [`cli`] — one file per subcommand (`check`, `findings`, `run`, `demo`, `simulate`,
+//!   `render`, `send-test`, `silence`, `dead-letters`, `healthcheck`, `route test`), logging
+//!   setup, exit codes, the admin-API client.
+//! - [`simulator`] — the fake Security Center behind `sasrelay simulate` and the tests.
 //! - `lib.rs` itself sets the global allocator (mimalloc), so the binary, the tests and the
 //!   benchmarks run on the same one.
+//!
+//! ## The network doors
+//!
+//! Only these open sockets: [`sas::client`] and [`credentials`] (Security Center, STS, the
+//! metadata service), [`sinks`] (the destinations), [`daemon::admin`] (the admin API, on
+//! loopback by default) and [`simulator`] (tests and the demo). Every outbound call has connect
+//! and total timeouts and reads its body under a cap ([`http_body`]).
 //!
 //! ## Invariants
 //!
