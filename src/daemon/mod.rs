@@ -8,6 +8,7 @@
 //! the shutdown was clean. Every task is spawned on one tracker; every loop watches one token.
 
 pub mod admin;
+pub mod metrics;
 pub mod notify;
 
 use std::sync::Arc;

@@ -16,7 +16,8 @@
 //!                a rate-limited backlog folded into digests
 //! ```
 //!
-//! [`metrics`] holds the counters these steps update; the daemon serves them as Prometheus text.
+//! [`metrics`] holds the counters these steps update; `daemon::metrics` renders them as
+//! Prometheus text.
 
 pub mod delivery;
 pub mod dispatch;
