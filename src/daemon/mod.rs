@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod metrics;
 pub mod notify;
+pub mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;
