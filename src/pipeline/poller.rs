@@ -1,5 +1,8 @@
-//! Polling: one task per (source, domain). Each tick reads the domain, lets the lifecycle
-//! tracker decide what changed, and writes the result in the store's crash-safe order.
+//! Polling: one task per (source, domain). Each step ([`Poller::poll_once`]) reads the domain,
+//! lets the lifecycle tracker decide what changed, and writes the result in the store's
+//! crash-safe order. [`Poller`] is a [`Task`]: the daemon's runner repeats it every interval
+//! and backs off after failures (capped at the interval); a poll in progress at shutdown
+//! finishes, or is dropped before its cursor moves, which the order below makes safe.
 //!
 //! The order of one poll, chosen so that a crash between any two steps loses nothing:
 //! 1. read: a window since the watermark minus the overlap (alerts, firewall), or the full
@@ -21,18 +24,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio_util::sync::CancellationToken;
 
-use crate::credentials::CredentialContext;
-use crate::credentials::env::Env;
+use crate::backoff::Backoff;
 use crate::event::Event;
 use crate::finding::Domain;
 use crate::pipeline::dispatch::{Dispatched, Dispatcher};
 use crate::pipeline::lifecycle::{self, Coverage};
 use crate::pipeline::metrics::Metrics;
-use crate::sas::source::{DomainPoll, InitialSync, SourceSettings};
-use crate::sas::source::{ReadWindow, Source};
+use crate::sas::source::{DomainPoll, InitialSync, ReadWindow, Source};
 use crate::store::{Cursor, Store};
+use crate::task::{Label, Next, Task, TaskError};
 
 /// How far back a first start reads container-firewall records (the API needs a window).
 pub const FIREWALL_FIRST_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -291,103 +292,72 @@ impl Poller {
         }
     }
 
-    /// Polls every interval until `shutdown`. A failed poll is retried with backoff (capped at
-    /// the interval) and never advances the watermark.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// Counts and logs a successful poll that took `took`.
+    fn record(&self, r: &PollReport, took: Duration) {
         let domain = self.poll.domain.as_str();
-        let mut failures: u32 = 0;
-        loop {
-            let now = OffsetDateTime::now_utc();
-            let started = std::time::Instant::now();
-            let wait = match self.poll_once(now).await {
-                Ok(r) => {
-                    self.metrics.poll_ok(
-                        self.name(),
-                        domain,
-                        started.elapsed(),
-                        r.observed,
-                        &r.dispatched,
-                    );
-                    if failures > 0 {
-                        tracing::info!(source = self.name(), domain, "Polling recovered.");
-                    }
-                    failures = 0;
-                    tracing::debug!(
-                        source = self.name(),
-                        domain,
-                        observed = r.observed,
-                        changed = r.changed,
-                        enqueued = r.dispatched.enqueued,
-                        grouped = r.dispatched.grouped,
-                        suppressed = r.dispatched.silenced + r.dispatched.muted,
-                        dropped = r.dispatched.dropped,
-                        duplicates = r.dispatched.duplicates,
-                        skipped_unchanged = r.skipped_unchanged,
-                        looked_up = r.looked_up,
-                        explained = r.explained,
-                        "Poll done."
-                    );
-                    if r.silently_tracked > 0 {
-                        tracing::info!(
-                            source = self.name(),
-                            domain,
-                            tracked = r.silently_tracked,
-                            "First start: tracking open findings silently (initial_sync = baseline)."
-                        );
-                    }
-                    self.poll.interval
-                }
-                Err(e) => {
-                    self.metrics
-                        .poll_failed(self.name(), domain, started.elapsed());
-                    failures += 1;
-                    let wait = backoff(failures, self.poll.interval);
-                    if let PollError::Store(err) = &e {
-                        self.store.heal(err);
-                    }
-                    let data_at_risk = matches!(e, PollError::Store(_));
-                    if data_at_risk || failures >= 5 {
-                        tracing::error!(source = self.name(), domain, failures, retry_in_s = wait.as_secs(), error = %e, "Poll failed; nothing was recorded, retrying.");
-                    } else {
-                        tracing::warn!(source = self.name(), domain, failures, retry_in_s = wait.as_secs(), error = %e, "Poll failed; nothing was recorded, retrying.");
-                    }
-                    wait
-                }
-            };
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(wait) => {}
-            }
+        self.metrics
+            .poll_ok(self.name(), domain, took, r.observed, &r.dispatched);
+        tracing::debug!(
+            source = self.name(),
+            domain,
+            observed = r.observed,
+            changed = r.changed,
+            enqueued = r.dispatched.enqueued,
+            grouped = r.dispatched.grouped,
+            suppressed = r.dispatched.silenced + r.dispatched.muted,
+            dropped = r.dispatched.dropped,
+            duplicates = r.dispatched.duplicates,
+            skipped_unchanged = r.skipped_unchanged,
+            looked_up = r.looked_up,
+            explained = r.explained,
+            "Poll done."
+        );
+        if r.silently_tracked > 0 {
+            tracing::info!(
+                source = self.name(),
+                domain,
+                tracked = r.silently_tracked,
+                "First start: tracking open findings silently (initial_sync = baseline)."
+            );
         }
     }
 }
 
-/// Connects a source, retrying with backoff until it works or `shutdown` — a credentials
-/// outage at boot must not crash-loop the daemon.
-pub async fn connect_with_retry(
-    settings: SourceSettings,
-    env: &dyn Env,
-    ctx: &CredentialContext,
-    shutdown: &CancellationToken,
-) -> Option<Source> {
-    let mut failures = 0;
-    loop {
-        match Source::connect(settings.clone(), env, ctx).await {
-            Ok(s) => return Some(s),
+impl Task for Poller {
+    fn label(&self) -> Label {
+        Label::new("poll")
+            .source(self.name())
+            .domain(self.poll.domain.as_str())
+    }
+
+    /// A failed poll is retried from 1 s, doubling, but never later than the next regular
+    /// poll would have been.
+    fn backoff(&self) -> Backoff {
+        Backoff::saturating(Duration::from_secs(1), self.poll.interval)
+    }
+
+    /// One poll now ([`Poller::poll_once`]), counted and logged; the next one after the
+    /// interval. A failed poll never advances the watermark; a store failure is logged at
+    /// ERROR at once (data waits to be recorded), a read failure only once it persists.
+    async fn step(&mut self) -> Result<Next, TaskError> {
+        let started = std::time::Instant::now();
+        match self.poll_once(OffsetDateTime::now_utc()).await {
+            Ok(r) => {
+                self.record(&r, started.elapsed());
+                Ok(Next::After(self.poll.interval))
+            }
             Err(e) => {
-                failures += 1;
-                let wait = backoff(failures, Duration::from_secs(300));
-                tracing::error!(source = %settings.name, failures, retry_in_s = wait.as_secs(), error = %e, "Cannot connect the source; retrying.");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return None,
-                    _ = tokio::time::sleep(wait) => {}
+                self.metrics
+                    .poll_failed(self.name(), self.poll.domain.as_str(), started.elapsed());
+                if let PollError::Store(err) = &e {
+                    self.store.heal(err);
                 }
+                let data_at_risk = matches!(e, PollError::Store(_));
+                Err(
+                    TaskError::retryable("Poll failed; nothing was recorded, retrying.", e)
+                        .urgent(data_at_risk),
+                )
             }
         }
     }
-}
-
-/// The crate's backoff from 1 s, capped.
-fn backoff(failures: u32, cap: Duration) -> Duration {
-    crate::backoff::Backoff::saturating(Duration::from_secs(1), cap).delay_now(failures)
 }
