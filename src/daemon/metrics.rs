@@ -101,6 +101,16 @@ pub fn render(
     );
     let _ = writeln!(out, "sasrelay_start_time_seconds {start_unix:.3}");
 
+    render_polls(&mut out, polls);
+    render_deliveries(&mut out, deliveries);
+    if let Some(store) = store {
+        render_store(&mut out, store, now_ms);
+    }
+    out
+}
+
+/// The series of every poller.
+fn render_polls(out: &mut String, polls: &BTreeMap<(String, &'static str), PollFigures>) {
     // One series (or one per extra label) per poller.
     type Values = fn(&PollFigures) -> Vec<(&'static str, Option<String>)>;
     let per_poller: [(&str, &str, &str, Values); 6] = [
@@ -157,7 +167,7 @@ pub fn render(
         ),
     ];
     for (name, kind, help, values) in per_poller {
-        header(&mut out, name, kind, help);
+        header(out, name, kind, help);
         for ((s, d), f) in polls {
             for (extra, value) in values(f) {
                 let Some(value) = value else { continue };
@@ -171,9 +181,12 @@ pub fn render(
             }
         }
     }
+}
 
+/// The delivery attempts of every sink.
+fn render_deliveries(out: &mut String, deliveries: &BTreeMap<String, DeliveryFigures>) {
     header(
-        &mut out,
+        out,
         "sasrelay_delivery_attempts_total",
         "counter",
         "Delivery attempts per sink, by outcome.",
@@ -191,50 +204,51 @@ pub fn render(
             );
         }
     }
-    if let Some(store) = store {
-        type SinkValue = fn(&crate::store::SinkStats, i64) -> String;
-        let per_sink: [(&str, &str, SinkValue); 3] = [
-            (
-                "sasrelay_outbox_depth",
-                "Entries waiting in the sink's outbox.",
-                |s, _| s.depth.to_string(),
-            ),
-            (
-                "sasrelay_outbox_oldest_age_seconds",
-                "Age of the oldest waiting entry (0 when the outbox is empty).",
-                |s, now_ms| {
-                    let age = s
-                        .oldest_enqueued_at_ms
-                        .map_or(0.0, |at| (now_ms.saturating_sub(at)).max(0) as f64 / 1000.0);
-                    format!("{age:.3}")
-                },
-            ),
-            (
-                "sasrelay_dead_letters",
-                "Dead letters kept for the sink (see `sasrelay dead-letters`).",
-                |s, _| s.dead_letters.to_string(),
-            ),
-        ];
-        for (name, help, value) in per_sink {
-            header(&mut out, name, "gauge", help);
-            for (sink, s) in &store.sinks {
-                let _ = writeln!(
-                    out,
-                    "{name}{{sink=\"{}\"}} {}",
-                    label(sink),
-                    value(s, now_ms)
-                );
-            }
+}
+
+/// The store's figures, read at scrape time.
+fn render_store(out: &mut String, store: &StoreStats, now_ms: i64) {
+    type SinkValue = fn(&crate::store::SinkStats, i64) -> String;
+    let per_sink: [(&str, &str, SinkValue); 3] = [
+        (
+            "sasrelay_outbox_depth",
+            "Entries waiting in the sink's outbox.",
+            |s, _| s.depth.to_string(),
+        ),
+        (
+            "sasrelay_outbox_oldest_age_seconds",
+            "Age of the oldest waiting entry (0 when the outbox is empty).",
+            |s, now_ms| {
+                let age = s
+                    .oldest_enqueued_at_ms
+                    .map_or(0.0, |at| (now_ms.saturating_sub(at)).max(0) as f64 / 1000.0);
+                format!("{age:.3}")
+            },
+        ),
+        (
+            "sasrelay_dead_letters",
+            "Dead letters kept for the sink (see `sasrelay dead-letters`).",
+            |s, _| s.dead_letters.to_string(),
+        ),
+    ];
+    for (name, help, value) in per_sink {
+        header(out, name, "gauge", help);
+        for (sink, s) in &store.sinks {
+            let _ = writeln!(
+                out,
+                "{name}{{sink=\"{}\"}} {}",
+                label(sink),
+                value(s, now_ms)
+            );
         }
-        header(
-            &mut out,
-            "sasrelay_store_size_bytes",
-            "gauge",
-            "The store's size on disk.",
-        );
-        let _ = writeln!(out, "sasrelay_store_size_bytes {}", store.size_on_disk);
     }
-    out
+    header(
+        out,
+        "sasrelay_store_size_bytes",
+        "gauge",
+        "The store's size on disk.",
+    );
+    let _ = writeln!(out, "sasrelay_store_size_bytes {}", store.size_on_disk);
 }
 
 #[cfg(test)]

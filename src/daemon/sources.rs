@@ -62,7 +62,7 @@ impl Connect {
         for poll in &self.settings.polls {
             let poller = Poller::new(
                 source.clone(),
-                poll.clone(),
+                *poll,
                 self.parts.store.clone(),
                 self.parts.dispatcher.clone(),
             )

@@ -27,12 +27,13 @@ use time::OffsetDateTime;
 
 use crate::backoff::Backoff;
 use crate::event::Event;
-use crate::finding::Domain;
+use crate::finding::{Domain, Finding};
 use crate::pipeline::dispatch::{Dispatched, Dispatcher};
 use crate::pipeline::lifecycle::{self, Coverage};
 use crate::pipeline::metrics::Metrics;
+use crate::record::Record;
 use crate::sas::source::{DomainPoll, InitialSync, ReadWindow, Source};
-use crate::store::{Cursor, Store};
+use crate::store::{Cursor, Store, StoreError};
 use crate::task::{Label, Next, Task, TaskError};
 
 /// How far back a first start reads container-firewall records (the API needs a window).
@@ -73,6 +74,15 @@ pub enum PollError {
     /// The store refused a write.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
+}
+
+/// What the change probe says about a snapshot domain.
+enum Probe {
+    /// Unchanged since a recent sweep: skip this one (the cursor already says so).
+    Unchanged,
+    /// Sweep, and record this probe value (none for window domains, a first start, or a
+    /// failed probe).
+    Sweep(Option<String>),
 }
 
 /// The poller of one source and domain.
@@ -125,36 +135,15 @@ impl Poller {
             .filter(|_| !first)
             .map(|w| w - overlap);
         let now_ms = crate::clock::unix_ms(now);
-        // Snapshot domains: a cheap probe first; an unchanged one skips the sweep, except for
-        // the periodic reconcile. A probe that fails is not fatal: sweep instead.
-        let probe = match domain {
-            Domain::Vulnerabilities | Domain::Baseline if !first => {
-                match self.source.change_probe(domain).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::debug!(source = %settings.name, domain = domain.as_str(), error = %e, "Change probe failed; sweeping in full.");
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
-        if let (Some(p), Some(c)) = (&probe, &cursor) {
-            let reconcile_ms =
-                (self.poll.interval.as_millis() as i64).saturating_mul(RECONCILE_EVERY as i64);
-            let recent = c
-                .last_sweep_ms
-                .is_some_and(|at| now_ms.saturating_sub(at) < reconcile_ms);
-            if c.probe.as_deref() == Some(p.as_str()) && recent {
-                let mut next = c.clone();
-                next.last_success_ms = now_ms;
-                self.store.set_cursor(&settings.name, domain, &next)?;
+        let probe = match self.probe(first, cursor.as_ref(), now_ms).await? {
+            Probe::Unchanged => {
                 return Ok(PollReport {
                     skipped_unchanged: true,
                     ..PollReport::default()
                 });
             }
-        }
+            Probe::Sweep(p) => p,
+        };
         let firewall_first = time::Duration::try_from(FIREWALL_FIRST_WINDOW).unwrap_or_default();
         let window = ReadWindow {
             now,
@@ -168,27 +157,7 @@ impl Poller {
             Domain::Vulnerabilities | Domain::Baseline => Coverage::Snapshot,
             Domain::Alerts | Domain::Firewall => Coverage::Window,
         };
-        // A snapshot needs every known record (absence means gone); a window only the records of
-        // what it listed — loading all of them on every 30-second alert poll would be waste.
-        let known: BTreeMap<String, crate::record::Record> = match coverage {
-            Coverage::Snapshot => self
-                .store
-                .records(&settings.name, domain)?
-                .into_iter()
-                .collect(),
-            Coverage::Window => {
-                let mut known = BTreeMap::new();
-                for f in &observed {
-                    if let Some(r) =
-                        self.store
-                            .get_record(&settings.name, domain, &f.fingerprint)?
-                    {
-                        known.insert(f.fingerprint.clone(), r);
-                    }
-                }
-                known
-            }
-        };
+        let known = self.known_records(coverage, &observed)?;
         let silent = first && settings.initial_sync == InitialSync::Baseline;
         let observed_count = observed.len();
         let mut diff = lifecycle::diff(observed, &known, coverage, self.poll.events, silent, now);
@@ -253,6 +222,69 @@ impl Poller {
         self.store.flush().await?;
         self.dispatcher.wake(&report.dispatched);
         Ok(report)
+    }
+
+    /// Snapshot domains: a cheap probe first; an unchanged one skips the sweep (the cursor
+    /// records the success), except for the periodic reconcile. A probe that fails is not
+    /// fatal: sweep instead.
+    async fn probe(
+        &self,
+        first: bool,
+        cursor: Option<&Cursor>,
+        now_ms: i64,
+    ) -> Result<Probe, PollError> {
+        let settings = &self.source.settings;
+        let domain = self.poll.domain;
+        let probe = match domain {
+            Domain::Vulnerabilities | Domain::Baseline if !first => {
+                match self.source.change_probe(domain).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::debug!(source = %settings.name, domain = domain.as_str(), error = %e, "Change probe failed; sweeping in full.");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        if let (Some(p), Some(c)) = (&probe, cursor) {
+            let reconcile_ms =
+                (self.poll.interval.as_millis() as i64).saturating_mul(RECONCILE_EVERY as i64);
+            let recent = c
+                .last_sweep_ms
+                .is_some_and(|at| now_ms.saturating_sub(at) < reconcile_ms);
+            if c.probe.as_deref() == Some(p.as_str()) && recent {
+                let mut next = c.clone();
+                next.last_success_ms = now_ms;
+                self.store.set_cursor(&settings.name, domain, &next)?;
+                return Ok(Probe::Unchanged);
+            }
+        }
+        Ok(Probe::Sweep(probe))
+    }
+
+    /// The known records the diff needs. A snapshot needs every one (absence means gone); a
+    /// window only those of what it listed — loading all of them on every 30-second alert
+    /// poll would be waste.
+    fn known_records(
+        &self,
+        coverage: Coverage,
+        observed: &[Finding],
+    ) -> Result<BTreeMap<String, Record>, StoreError> {
+        let source = &self.source.settings.name;
+        let domain = self.poll.domain;
+        match coverage {
+            Coverage::Snapshot => Ok(self.store.records(source, domain)?.into_iter().collect()),
+            Coverage::Window => {
+                let mut known = BTreeMap::new();
+                for f in observed {
+                    if let Some(r) = self.store.get_record(source, domain, &f.fingerprint)? {
+                        known.insert(f.fingerprint.clone(), r);
+                    }
+                }
+                Ok(known)
+            }
+        }
     }
 
     /// Asks Security Center why the vulnerabilities that left the pending list left it — fixed,
