@@ -11,6 +11,12 @@
 //! without the flush a `kill -9` forgot the acks of every delivery of that window and they were
 //! sent again. A crash between a send and its durable ack repeats at most that one message.
 //!
+//! [`Worker`] is a [`Task`]: each step is one attempt, or a read of the due entries, or the
+//! wait for the next one (woken by an enqueue unless the sink is paused). The runner looks for
+//! shutdown between steps, so a delivery in flight finishes (the daemon bounds that with its
+//! grace period) and no new one starts. The worker's own schedule (per-entry backoff, the
+//! sink's pause, `Retry-After`) lives in the outbox and in the worker, not in the runner.
+//!
 //! ## Rate limits
 //!
 //! A chat or mail sink takes a permit from its rate limiter before it sends; without one it

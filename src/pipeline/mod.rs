@@ -16,6 +16,9 @@
 //!                a rate-limited backlog folded into digests
 //! ```
 //!
+//! The poller, the grouper and the delivery worker are [`crate::task::Task`]s: each does one
+//! step and says when it wants the next; the daemon's runner loops, backs off and stops them.
+//!
 //! [`metrics`] holds the counters these steps update; `daemon::metrics` renders them as
 //! Prometheus text.
 
