@@ -23,21 +23,24 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Level;
 
 use crate::task::{Label, Next, Task, TaskError};
 
-/// One log event with the label's keys (absent ones are left out).
+/// One log event at `$level` (chosen at run time) with the label's keys; absent keys are
+/// left out. tracing fixes an event's level where it is written, hence one arm per level.
 macro_rules! event {
-    ($level:expr, $label:expr, $($rest:tt)+) => {
-        tracing::event!(
-            $level,
-            task = $label.task,
-            source = $label.source.as_deref(),
-            domain = $label.domain,
-            sink = $label.sink.as_deref(),
-            $($rest)+
-        )
-    };
+    ($level:expr, $label:expr, $($rest:tt)+) => {{
+        let label: &Label = $label;
+        let (task, source, domain, sink) =
+            (label.task, label.source.as_deref(), label.domain, label.sink.as_deref());
+        match $level {
+            Level::ERROR => tracing::error!(task, source, domain, sink, $($rest)+),
+            Level::WARN => tracing::warn!(task, source, domain, sink, $($rest)+),
+            Level::INFO => tracing::info!(task, source, domain, sink, $($rest)+),
+            _ => tracing::debug!(task, source, domain, sink, $($rest)+),
+        }
+    }};
 }
 
 /// Consecutive failures after which a retryable one is logged at ERROR instead of WARN: a
@@ -97,7 +100,7 @@ pub async fn run<T: Task>(mut task: T, shutdown: CancellationToken) -> Ended {
             None => continue,
         }
     };
-    event!(tracing::Level::DEBUG, label, ?ended, "Task stopped.");
+    event!(Level::DEBUG, &label, ?ended, "Task stopped.");
     ended
 }
 
@@ -123,37 +126,30 @@ async fn wait(next: Next, shutdown: &CancellationToken) -> Option<Ended> {
 }
 
 fn failed(label: &Label, e: &TaskError, failures: u32, wait: Duration) {
-    let retry_in_s = wait.as_secs();
-    if e.is_urgent() || failures >= ERROR_AFTER {
-        event!(
-            tracing::Level::ERROR,
-            label,
-            failures,
-            retry_in_s,
-            error = e.error(),
-            "{}",
-            e.what()
-        );
+    let level = if e.is_urgent() || failures >= ERROR_AFTER {
+        Level::ERROR
     } else {
-        event!(
-            tracing::Level::WARN,
-            label,
-            failures,
-            retry_in_s,
-            error = e.error(),
-            "{}",
-            e.what()
-        );
-    }
+        Level::WARN
+    };
+    let retry_in_s = wait.as_secs();
+    event!(
+        level,
+        label,
+        failures,
+        retry_in_s,
+        error = e.error(),
+        "{}",
+        e.what()
+    );
 }
 
 fn recovered(label: &Label, failures: u32) {
-    event!(tracing::Level::INFO, label, failures, "Task recovered.");
+    event!(Level::INFO, label, failures, "Task recovered.");
 }
 
 fn gave_up(label: &Label, e: &TaskError) {
     event!(
-        tracing::Level::ERROR,
+        Level::ERROR,
         label,
         error = e.error(),
         "{} The task stopped.",
@@ -163,11 +159,13 @@ fn gave_up(label: &Label, e: &TaskError) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
+    use std::collections::{BTreeMap, VecDeque};
     use std::sync::{Arc, Mutex};
 
     use tokio::sync::{Notify, watch};
     use tokio::time::Instant;
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::layer::{Context, SubscriberExt};
 
     use super::*;
     use crate::backoff::Backoff;
@@ -372,72 +370,65 @@ mod tests {
         );
     }
 
-    /// Captures what the runner logs on this (current-thread) runtime, as JSON lines.
+    /// One logged event: its level and its fields as text.
+    type Logged = (Level, BTreeMap<String, String>);
+
+    /// Collects every event logged on this (current-thread) runtime.
     #[derive(Clone, Default)]
-    struct Logs(Arc<Mutex<Vec<u8>>>);
+    struct Events(Arc<Mutex<Vec<Logged>>>);
 
-    impl std::io::Write for Logs {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Logs {
-        fn lines(&self) -> Vec<serde_json::Value> {
-            String::from_utf8_lossy(&self.0.lock().unwrap())
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect()
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            struct Fields(BTreeMap<String, String>);
+            impl Visit for Fields {
+                fn record_str(&mut self, field: &Field, value: &str) {
+                    self.0.insert(field.name().into(), value.into());
+                }
+                fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                    self.0.insert(field.name().into(), format!("{value:?}"));
+                }
+            }
+            let mut fields = Fields(BTreeMap::new());
+            event.record(&mut fields);
+            let level = *event.metadata().level();
+            self.0.lock().unwrap().push((level, fields.0));
         }
     }
 
     #[tokio::test(start_paused = true)]
-    async fn failures_and_recoveries_are_logged_with_the_tasks_keys() {
-        let logs = Logs::default();
-        let w = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_writer(move || w.clone())
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+    async fn failures_recoveries_and_the_stop_are_logged_with_the_tasks_keys() {
+        let events = Events::default();
+        let _guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(events.clone()));
         let mut script: Vec<_> = (0..ERROR_AFTER).map(|_| fail()).collect();
         script.push(Ok(Next::Now));
-        script.push(Err(TaskError::retryable(
-            "Store write failed.",
-            "disk full",
-        )
-        .urgent(true)));
+        let urgent = TaskError::retryable("Store write failed.", "disk full").urgent(true);
+        script.push(Err(urgent));
         script.push(Ok(Next::Done));
         run(Scripted::new(script, fail), CancellationToken::new()).await;
 
-        let lines = logs.lines();
-        let levels: Vec<&str> = lines.iter().map(|l| l["level"].as_str().unwrap()).collect();
+        let logged = events.0.lock().unwrap().clone();
+        let levels: Vec<Level> = logged.iter().map(|(level, _)| *level).collect();
+        let (w, e, i) = (Level::WARN, Level::ERROR, Level::INFO);
         assert_eq!(
             levels,
-            [
-                "WARN", "WARN", "WARN", "WARN", "ERROR", "INFO", "ERROR", "INFO"
-            ],
-            "{lines:#?}"
+            [w, w, w, w, e, i, e, i, Level::DEBUG],
+            "{logged:#?}"
         );
-        for l in &lines {
-            assert_eq!(l["fields"]["task"], "scripted");
-            assert_eq!(l["fields"]["source"], "prod");
-            assert_eq!(l["fields"]["domain"], "alerts");
-            assert!(
-                l["fields"].get("sink").is_none(),
-                "absent keys are left out"
-            );
+        for (_, f) in &logged {
+            assert_eq!(f["task"], "scripted");
+            assert_eq!(f["source"], "prod");
+            assert_eq!(f["domain"], "alerts");
+            assert!(!f.contains_key("sink"), "absent keys are left out");
         }
-        assert_eq!(lines[0]["fields"]["message"], "Step failed.");
-        assert_eq!(lines[0]["fields"]["error"], "boom");
-        assert_eq!(lines[4]["fields"]["failures"], ERROR_AFTER);
-        assert_eq!(lines[5]["fields"]["message"], "Task recovered.");
-        assert_eq!(lines[6]["fields"]["message"], "Store write failed.");
-        assert_eq!(lines[6]["fields"]["failures"], 1, "urgent from the first");
+        let field = |i: usize, key: &str| logged[i].1[key].as_str();
+        assert_eq!(field(0, "message"), "Step failed.");
+        assert_eq!(field(0, "error"), "boom");
+        assert_eq!(field(4, "failures"), ERROR_AFTER.to_string());
+        assert_eq!(field(5, "message"), "Task recovered.");
+        assert_eq!(field(6, "message"), "Store write failed.");
+        assert_eq!(field(6, "failures"), "1", "urgent from the first");
+        assert_eq!(field(8, "message"), "Task stopped.");
+        assert_eq!(field(8, "ended"), "Done");
     }
 }

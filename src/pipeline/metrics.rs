@@ -177,16 +177,14 @@ mod tests {
             duplicates: 1,
             ..Dispatched::default()
         };
-        m.poll_failed("prod", "alerts", Duration::from_millis(250));
-        m.poll_failed("prod", "alerts", Duration::from_millis(250));
-        m.poll_ok(
-            "prod",
-            "alerts",
-            Duration::from_millis(1500),
-            7,
-            &dispatched,
-        );
-        m.poll_failed("prod", "alerts", Duration::from_millis(100));
+        // Failed, failed, ok, failed: the consecutive count restarts at the success.
+        for ok in [false, false, true, false] {
+            if ok {
+                m.poll_ok("prod", "alerts", Duration::from_secs(2), 7, &dispatched);
+            } else {
+                m.poll_failed("prod", "alerts", Duration::from_millis(100));
+            }
+        }
         m.delivery("hook", DeliveryOutcome::Retry);
         m.delivery("hook", DeliveryOutcome::Delivered);
         let polls = m.polls();
