@@ -190,4 +190,5 @@ pub mod section;
 pub mod simulator;
 pub mod sinks;
 pub mod store;
+pub mod task;
 pub mod text;

@@ -24,6 +24,7 @@ use base64::Engine;
 use corpus::corpus;
 use hmac::{Hmac, Mac};
 use sasrelay::config::DeliverySettings;
+use sasrelay::daemon::tasks;
 use sasrelay::event::{Digest, Event, OutboxEntry, Payload};
 use sasrelay::finding::{Domain, Severity};
 use sasrelay::pipeline::delivery::Worker;
@@ -310,7 +311,7 @@ async fn a_thousand_alert_storm_is_folded_within_the_robot_budget() {
     let token = CancellationToken::new();
     let started = Instant::now();
     let worker = Worker::new(Arc::new(s), store.clone(), policy, Arc::new(Notify::new()));
-    let task = tokio::spawn(worker.run(token.clone()));
+    let task = tokio::spawn(tasks::run(worker, token.clone()));
     let all_there = |log: &[RobotRequest]| {
         let text: String = log
             .iter()
@@ -710,7 +711,7 @@ async fn slack_429_runs_are_absorbed_without_loss() {
     };
     let token = CancellationToken::new();
     let worker = Worker::new(Arc::new(s), store.clone(), policy, Arc::new(Notify::new()));
-    let task = tokio::spawn(worker.run(token.clone()));
+    let task = tokio::spawn(tasks::run(worker, token.clone()));
     let delivered = |log: &[SlackRequest]| {
         let text: String = log
             .iter()

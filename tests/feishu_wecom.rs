@@ -29,6 +29,7 @@ use base64::Engine;
 use corpus::{corpus, without_bold_labels};
 use hmac::{Hmac, Mac};
 use sasrelay::config::DeliverySettings;
+use sasrelay::daemon::tasks;
 use sasrelay::event::{Event, OutboxEntry, Payload};
 use sasrelay::finding::{Detail, Domain, Severity};
 use sasrelay::pipeline::delivery::Worker;
@@ -387,7 +388,7 @@ async fn storm<R: Clone + Send + 'static>(
     };
     let token = CancellationToken::new();
     let worker = Worker::new(Arc::new(s), store.clone(), policy, Arc::new(Notify::new()));
-    let task = tokio::spawn(worker.run(token.clone()));
+    let task = tokio::spawn(tasks::run(worker, token.clone()));
     let all_there = |log: &[Request]| {
         let text: String = log
             .iter()

@@ -20,6 +20,7 @@ use axum::extract::State;
 use axum::routing::post;
 use corpus::corpus;
 use sasrelay::config::DeliverySettings;
+use sasrelay::daemon::tasks;
 use sasrelay::event::{Digest, Event, EventKind, OutboxEntry, Payload};
 use sasrelay::finding::{Domain, Finding, Resolution, Severity};
 use sasrelay::pipeline::delivery::Worker;
@@ -467,7 +468,7 @@ async fn an_invalid_event_is_dead_lettered_with_pagerduty_s_answer() {
         DeliverySettings::default(),
         Arc::new(Notify::new()),
     );
-    let task = tokio::spawn(worker.run(token.clone()));
+    let task = tokio::spawn(tasks::run(worker, token.clone()));
     fake.wait_for("the refused attempt", |l| !l.is_empty())
         .await;
     // The attempt in flight is finished (dead-lettered) before the worker stops.
@@ -530,7 +531,7 @@ async fn rate_limits_and_server_errors_are_retried_and_delivered_once() {
     };
     let token = CancellationToken::new();
     let worker = Worker::new(Arc::new(s), store.clone(), policy, Arc::new(Notify::new()));
-    let task = tokio::spawn(worker.run(token.clone()));
+    let task = tokio::spawn(tasks::run(worker, token.clone()));
     fake.wait_for("every event accepted", |l| accepted(l).len() == 4)
         .await;
     token.cancel();

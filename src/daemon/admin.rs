@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `GET /healthz` | → `ok`: the process answers (no authentication) |
 //! | `GET /readyz` | → `ready`, or 503 with the reason when the store cannot be read (no authentication) |
-//! | `GET /metrics` | → Prometheus text ([`crate::pipeline::metrics`]; no authentication: names and counts only) |
+//! | `GET /metrics` | → Prometheus text ([`crate::daemon::metrics`]; no authentication: names and counts only) |
 //! | `GET /api/v1/silences` | → `{"silences": [SilenceView]}`, newest first |
 //! | `POST /api/v1/silences` | [`NewSilence`] → 201 `{"id", "silence": SilenceView}` |
 //! | `DELETE /api/v1/silences/{id}` | → 200 SilenceView (expired now), or 404 |
@@ -531,7 +531,7 @@ async fn metrics(State(state): State<Shared>) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        state.metrics.render(stats.as_ref(), now_ms),
+        crate::daemon::metrics::exposition(&state.metrics, stats.as_ref(), now_ms),
     )
         .into_response()
 }

@@ -1,36 +1,48 @@
-//! The daemon: opens the store, builds the sinks, starts one poller per (source, domain), one
-//! delivery worker per sink, a pruner and (unless `[admin] listen = "off"`) the admin API, and
-//! stops them in order.
+//! The daemon: [`run`] is wiring only. It opens the store, builds the sinks and the
+//! dispatcher, binds the admin API (unless `[admin] listen = "off"`), spawns the tasks, waits
+//! for shutdown and stops them in order.
+//!
+//! Every long-running job is a [`crate::task::Task`] driven by the runner in [`tasks`], which
+//! owns looping, cancellation, backoff and the failure log: per sink a delivery worker
+//! (`deliver`); per source a `connect` ([`sources`]), then per domain a poller (`poll`); the
+//! grouper (`group`); the pruner (`prune`, [`prune`]); the systemd heartbeat (`watchdog`,
+//! [`notify::Watchdog`]). The admin API is a server, spawned beside them.
 //!
 //! Shutdown (SIGTERM/SIGINT, or the caller's token): polling stops first (a poll in progress
-//! finishes or is abandoned before its writes — both are safe), then the workers finish the
-//! delivery in flight within the grace period, then the store is flushed. The log says whether
-//! the shutdown was clean. Every task is spawned on one tracker; every loop watches one token.
+//! finishes, or is dropped before its cursor moves once the grace period is over — both are
+//! safe), then the workers finish the delivery in flight within the grace period, then the
+//! store is flushed. The log says whether the shutdown was clean. The tasks are spawned on two
+//! trackers, the pollers' and the workers', each stopped by its own token.
 
 pub mod admin;
+pub mod metrics;
 pub mod notify;
+pub mod prune;
+pub mod sources;
+pub mod tasks;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::clock::unix_ms;
 use crate::config::Settings;
 use crate::credentials::CredentialContext;
 use crate::credentials::env::ProcessEnv;
-use crate::daemon::notify::Notifier;
+use crate::daemon::admin::AdminState;
+use crate::daemon::notify::{Notifier, Watchdog};
+use crate::daemon::prune::Pruner;
+use crate::daemon::sources::{Connect, PollerParts};
 use crate::pipeline::delivery::Worker;
 use crate::pipeline::dispatch::{Dispatcher, Silences, SinkHandle};
 use crate::pipeline::grouper::Grouper;
-use crate::pipeline::poller::{Poller, connect_with_retry};
+use crate::pipeline::metrics::Metrics;
 use crate::sinks::Sink;
 use crate::store::Store;
-
-/// How often resolved records and old enqueue guards are pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -100,73 +112,18 @@ pub async fn run(
         return Err(StartError::NoSinks(file));
     }
     let store = Store::open(&state.directory)?;
-    let mut sinks = Vec::new();
-    for cfg in &settings.sinks {
-        let sink = Sink::build(cfg).map_err(|reason| StartError::Sink {
-            name: cfg.name.clone(),
-            reason,
-        })?;
-        sinks.push(Arc::new(sink));
-    }
-    let handles: std::collections::BTreeMap<String, SinkHandle> = sinks
-        .iter()
-        .map(|s| {
-            (
-                s.name().to_string(),
-                SinkHandle {
-                    sink: s.clone(),
-                    wake: Arc::new(Notify::new()),
-                },
-            )
-        })
-        .collect();
-    for name in store.sinks_with_entries() {
-        if !handles.contains_key(&name) {
-            tracing::warn!(sink = %name, pending = store.depth(&name), "The outbox holds entries for a sink that is no longer configured; they stay until it returns.");
-        }
-    }
+    let handles = sink_handles(&settings, &store)?;
     let silences = Arc::new(Silences::load(store.clone())?);
-    let metrics = Arc::new(crate::pipeline::metrics::Metrics::default());
-    metrics.register(
-        &settings
-            .sources
-            .iter()
-            .flat_map(|s| s.polls.iter().map(|p| (s.name.clone(), p.domain.as_str())))
-            .collect::<Vec<_>>(),
-        &handles.keys().cloned().collect::<Vec<_>>(),
-    );
+    let metrics = registered_metrics(&settings, &handles);
     // Bound before anything is spawned, so a taken port or a missing token fails the start
     // cleanly.
     let admin = match settings.admin.listen {
-        Some(addr) => {
-            let token = match &settings.admin.token {
-                Some(r) => Some(r.resolve().map_err(|e| StartError::AdminToken {
-                    file: file.clone(),
-                    from: r.describe(),
-                    reason: e.to_string(),
-                })?),
-                None => None,
-            };
-            let listener =
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| StartError::AdminBind {
-                        file: file.clone(),
-                        addr,
-                        reason: e.to_string(),
-                    })?;
-            let state = crate::daemon::admin::AdminState {
-                silences: silences.clone(),
-                store: store.clone(),
-                token,
-                sinks: handles
-                    .iter()
-                    .map(|(name, h)| (name.clone(), h.wake.clone()))
-                    .collect(),
-                metrics: metrics.clone(),
-            };
-            Some((listener, state))
-        }
+        Some(addr) => Some(
+            bind_admin(
+                &settings, &file, addr, &store, &silences, &handles, &metrics,
+            )
+            .await?,
+        ),
         None => None,
     };
     let grouper_wake = Arc::new(Notify::new());
@@ -177,108 +134,23 @@ pub async fn run(
         store.clone(),
         grouper_wake.clone(),
     ));
-    let stop_polling = CancellationToken::new();
-    let stop_delivering = CancellationToken::new();
-    let pollers = TaskTracker::new();
-    let workers = TaskTracker::new();
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(15))
-        .build()
-        .map_err(|e| StartError::Other(format!("cannot build HTTP client: {e}")))?;
-    let cred_ctx = CredentialContext::new(http, stop_polling.clone(), pollers.clone());
-
-    for handle in handles.values() {
-        let worker = Worker::new(
-            handle.sink.clone(),
-            store.clone(),
-            settings.delivery,
-            handle.wake.clone(),
-        )
-        .with_metrics(metrics.clone());
-        workers.spawn(worker.run(stop_delivering.clone()));
-    }
-    let grouper = Grouper::new(
-        store.clone(),
-        handles
-            .iter()
-            .map(|(name, h)| (name.clone(), h.wake.clone()))
-            .collect(),
-        grouper_wake,
-    )
-    .with_reminders(dispatcher.clone());
-    pollers.spawn(grouper.run(stop_polling.clone()));
-    for source_settings in settings.sources.clone() {
-        let (store, dispatcher, token, ctx, tracker, metrics) = (
-            store.clone(),
-            dispatcher.clone(),
-            stop_polling.clone(),
-            cred_ctx.clone(),
-            pollers.clone(),
-            metrics.clone(),
-        );
-        pollers.spawn(async move {
-            let polls = source_settings.polls.clone();
-            let Some(source) = connect_with_retry(source_settings, &ProcessEnv, &ctx, &token).await
-            else {
-                return;
-            };
-            let source = Arc::new(source);
-            for poll in polls {
-                let poller = Poller::new(source.clone(), poll, store.clone(), dispatcher.clone())
-                    .with_metrics(metrics.clone());
-                tracker.spawn(poller.run(token.clone()));
-            }
-        });
-    }
-    {
-        let (store, token, silences) = (store.clone(), stop_polling.clone(), silences.clone());
-        let retention = state.resolved_retention.as_millis() as i64;
-        let guard_ttl = state.guard_ttl.as_millis() as i64;
-        let dead_retention = state.dead_letter_retention.as_millis() as i64;
-        pollers.spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = token.cancelled() => break,
-                    _ = tokio::time::sleep(PRUNE_EVERY) => {}
-                }
-                let now = unix_ms(time::OffsetDateTime::now_utc());
-                match store.prune(now, retention, guard_ttl) {
-                    Ok(r) => tracing::debug!(?r, "Pruned the store."),
-                    Err(e) => tracing::error!(error = %e, "Pruning the store failed."),
-                }
-                match store.prune_dead_letters(now.saturating_sub(dead_retention)) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(
-                        removed = n,
-                        "Deleted dead letters older than [state] dead_letter_retention."
-                    ),
-                    Err(e) => tracing::error!(error = %e, "Pruning dead letters failed."),
-                }
-                if let Err(e) = store.prune_suppressed(now.saturating_sub(retention)) {
-                    tracing::error!(error = %e, "Pruning the suppression log failed.");
-                }
-                silences.prune(
-                    crate::routing::to_timestamp(time::OffsetDateTime::now_utc()),
-                    std::time::Duration::from_millis(retention as u64),
-                );
-            }
-        });
-    }
-    if let Some((listener, state)) = admin {
-        let addr = listener
-            .local_addr()
-            .map_or_else(|_| "?".into(), |a| a.to_string());
-        tracing::info!(
-            %addr,
-            token = state.token.is_some(),
-            "Admin API listening on http://{addr}."
-        );
-        pollers.spawn(crate::daemon::admin::serve(
-            listener,
-            state,
-            stop_polling.clone(),
-        ));
+    let tasks = Tasks::default();
+    let credentials = CredentialContext::new(
+        http_client()?,
+        tasks.stop_polling.clone(),
+        tasks.pollers.clone(),
+    );
+    let parts = PollerParts {
+        store: store.clone(),
+        dispatcher,
+        metrics,
+    };
+    tasks.deliver(&handles, &settings, &parts);
+    tasks.group(&handles, grouper_wake, &parts);
+    tasks.connect(&settings, &credentials, &parts);
+    tasks.prune(Pruner::new(store.clone(), silences, &state));
+    if let Some((listener, admin)) = admin {
+        tasks.serve_admin(listener, admin);
     }
     tracing::info!(
         sources = settings.sources.len(),
@@ -289,55 +161,227 @@ pub async fn run(
     // systemd (Type=notify): ready now; heartbeats while the runtime answers.
     let notifier = Arc::new(Notifier::from_env(&ProcessEnv, std::process::id()));
     notifier.send("READY=1\nSTATUS=Polling Security Center and delivering.");
-    if let Some(every) = notifier.watchdog_every() {
-        let (notifier, token) = (notifier.clone(), stop_polling.clone());
-        tracing::info!(
-            every_s = every.as_secs_f64(),
-            "Sending systemd watchdog heartbeats."
-        );
-        pollers.spawn(async move {
-            loop {
-                notifier.send("WATCHDOG=1");
-                tokio::select! {
-                    _ = token.cancelled() => break,
-                    _ = tokio::time::sleep(every) => {}
-                }
-            }
-        });
-    }
+    tasks.watchdog(&notifier);
 
     shutdown.cancelled().await;
     notifier.send("STOPPING=1\nSTATUS=Shutting down.");
-    tracing::info!(
-        grace_s = settings.shutdown_grace.as_secs(),
-        "Shutting down: polling stops, in-flight deliveries finish."
-    );
-    stop_polling.cancel();
-    pollers.close();
-    stop_delivering.cancel();
-    workers.close();
-    let finished = tokio::time::timeout(settings.shutdown_grace, async {
-        pollers.wait().await;
-        workers.wait().await;
-    })
-    .await
-    .is_ok();
-    let flushed = match store.flush().await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(error = %e, "Final store flush failed.");
-            false
-        }
-    };
-    let clean = finished && flushed;
-    if clean {
-        tracing::info!("Shutdown clean: every task finished and the store is flushed.");
-    } else {
-        tracing::warn!(
-            tasks_finished = finished,
-            flushed,
-            "Shutdown not clean: a delivery was abandoned mid-flight (it will be retried on the next start)."
-        );
+    Ok(tasks.stop(settings.shutdown_grace, &store).await)
+}
+
+/// One handle per configured sink: the sink built, and the wake of its worker. Warns about
+/// outboxes of sinks no longer configured (their entries wait for the sink to return).
+fn sink_handles(
+    settings: &Settings,
+    store: &Store,
+) -> Result<BTreeMap<String, SinkHandle>, StartError> {
+    let mut handles = BTreeMap::new();
+    for cfg in &settings.sinks {
+        let sink = Sink::build(cfg).map_err(|reason| StartError::Sink {
+            name: cfg.name.clone(),
+            reason,
+        })?;
+        let handle = SinkHandle {
+            sink: Arc::new(sink),
+            wake: Arc::new(Notify::new()),
+        };
+        handles.insert(handle.sink.name().to_string(), handle);
     }
-    Ok(StopReport { clean })
+    for name in store.sinks_with_entries() {
+        if !handles.contains_key(&name) {
+            tracing::warn!(sink = %name, pending = store.depth(&name), "The outbox holds entries for a sink that is no longer configured; they stay until it returns.");
+        }
+    }
+    Ok(handles)
+}
+
+/// The daemon's counters, with a series for every poller and sink from the start.
+fn registered_metrics(settings: &Settings, handles: &BTreeMap<String, SinkHandle>) -> Arc<Metrics> {
+    let metrics = Arc::new(Metrics::default());
+    metrics.register(
+        &settings
+            .sources
+            .iter()
+            .flat_map(|s| s.polls.iter().map(|p| (s.name.clone(), p.domain.as_str())))
+            .collect::<Vec<_>>(),
+        &handles.keys().cloned().collect::<Vec<_>>(),
+    );
+    metrics
+}
+
+/// The wake of every sink's worker, by sink name.
+fn wakes(handles: &BTreeMap<String, SinkHandle>) -> BTreeMap<String, Arc<Notify>> {
+    handles
+        .iter()
+        .map(|(name, h)| (name.clone(), h.wake.clone()))
+        .collect()
+}
+
+/// Reads `[admin] token` and binds `addr` for the admin API.
+async fn bind_admin(
+    settings: &Settings,
+    file: &str,
+    addr: std::net::SocketAddr,
+    store: &Store,
+    silences: &Arc<Silences>,
+    handles: &BTreeMap<String, SinkHandle>,
+    metrics: &Arc<Metrics>,
+) -> Result<(TcpListener, AdminState), StartError> {
+    let token = match &settings.admin.token {
+        Some(r) => Some(r.resolve().map_err(|e| StartError::AdminToken {
+            file: file.to_string(),
+            from: r.describe(),
+            reason: e.to_string(),
+        })?),
+        None => None,
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError::AdminBind {
+            file: file.to_string(),
+            addr,
+            reason: e.to_string(),
+        })?;
+    let state = AdminState {
+        silences: silences.clone(),
+        store: store.clone(),
+        token,
+        sinks: wakes(handles),
+        metrics: metrics.clone(),
+    };
+    Ok((listener, state))
+}
+
+/// The client the credential providers fetch with.
+fn http_client() -> Result<reqwest::Client, StartError> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .build()
+        .map_err(|e| StartError::Other(format!("cannot build HTTP client: {e}")))
+}
+
+/// The daemon's tasks, in the two groups shutdown stops one after the other.
+#[derive(Default)]
+struct Tasks {
+    /// Connects, pollers, the grouper, the pruner, the admin API, the watchdog and the
+    /// credential refreshers.
+    pollers: TaskTracker,
+    /// Cancelled first at shutdown: no new poll, group close or prune starts.
+    stop_polling: CancellationToken,
+    /// One delivery worker per sink.
+    workers: TaskTracker,
+    /// Cancelled right after `stop_polling`: the delivery in flight finishes, no new one starts.
+    stop_delivering: CancellationToken,
+}
+
+impl Tasks {
+    /// One delivery worker per sink.
+    fn deliver(
+        &self,
+        handles: &BTreeMap<String, SinkHandle>,
+        settings: &Settings,
+        parts: &PollerParts,
+    ) {
+        for handle in handles.values() {
+            let worker = Worker::new(
+                handle.sink.clone(),
+                parts.store.clone(),
+                settings.delivery,
+                handle.wake.clone(),
+            )
+            .with_metrics(parts.metrics.clone());
+            tasks::spawn(&self.workers, worker, &self.stop_delivering);
+        }
+    }
+
+    /// The grouper, woken by dispatch through `wake`; it sends reminders too.
+    fn group(
+        &self,
+        handles: &BTreeMap<String, SinkHandle>,
+        wake: Arc<Notify>,
+        parts: &PollerParts,
+    ) {
+        let grouper = Grouper::new(parts.store.clone(), wakes(handles), wake)
+            .with_reminders(parts.dispatcher.clone());
+        tasks::spawn(&self.pollers, grouper, &self.stop_polling);
+    }
+
+    /// One connect per source; each starts its source's pollers once connected.
+    fn connect(&self, settings: &Settings, credentials: &CredentialContext, parts: &PollerParts) {
+        for source in &settings.sources {
+            let connect = Connect::new(
+                source.clone(),
+                credentials.clone(),
+                parts.clone(),
+                self.pollers.clone(),
+                self.stop_polling.clone(),
+            );
+            tasks::spawn(&self.pollers, connect, &self.stop_polling);
+        }
+    }
+
+    fn prune(&self, pruner: Pruner) {
+        tasks::spawn(&self.pollers, pruner, &self.stop_polling);
+    }
+
+    fn serve_admin(&self, listener: TcpListener, state: AdminState) {
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| "?".into(), |a| a.to_string());
+        tracing::info!(
+            %addr,
+            token = state.token.is_some(),
+            "Admin API listening on http://{addr}."
+        );
+        self.pollers
+            .spawn(admin::serve(listener, state, self.stop_polling.clone()));
+    }
+
+    /// systemd's watchdog heartbeat, when the unit asks for one.
+    fn watchdog(&self, notifier: &Arc<Notifier>) {
+        if let Some(watchdog) = Watchdog::new(notifier.clone()) {
+            tracing::info!(
+                every_s = watchdog.every().as_secs_f64(),
+                "Sending systemd watchdog heartbeats."
+            );
+            tasks::spawn(&self.pollers, watchdog, &self.stop_polling);
+        }
+    }
+
+    /// Polling stops, then the workers finish the delivery in flight, all within `grace`;
+    /// then the store is flushed.
+    async fn stop(self, grace: Duration, store: &Store) -> StopReport {
+        tracing::info!(
+            grace_s = grace.as_secs(),
+            "Shutting down: polling stops, in-flight deliveries finish."
+        );
+        self.stop_polling.cancel();
+        self.pollers.close();
+        self.stop_delivering.cancel();
+        self.workers.close();
+        let finished = tokio::time::timeout(grace, async {
+            self.pollers.wait().await;
+            self.workers.wait().await;
+        })
+        .await
+        .is_ok();
+        let flushed = match store.flush().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "Final store flush failed.");
+                false
+            }
+        };
+        let clean = finished && flushed;
+        if clean {
+            tracing::info!("Shutdown clean: every task finished and the store is flushed.");
+        } else {
+            tracing::warn!(
+                tasks_finished = finished,
+                flushed,
+                "Shutdown not clean: a delivery was abandoned mid-flight (it will be retried on the next start)."
+            );
+        }
+        StopReport { clean }
+    }
 }

@@ -7,12 +7,17 @@
 //! (a path, or `@name` in the abstract namespace). Without `NOTIFY_SOCKET` (not under
 //! systemd, or `Type=exec`) every call is a no-op. A send that fails is logged once and never
 //! stops the daemon: notification is advisory.
+//!
+//! The heartbeat is a [`Watchdog`] task on the runner, stopped with polling: a daemon stuck in
+//! its shutdown is not kept alive by it.
 
 use std::os::unix::net::UnixDatagram;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::credentials::env::Env;
+use crate::task::{Label, Next, Task, TaskError};
 
 /// `NOTIFY_SOCKET`: where systemd listens.
 pub const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
@@ -96,6 +101,36 @@ impl Notifier {
         {
             tracing::warn!(error = %e, "Cannot notify systemd (NOTIFY_SOCKET); carrying on without it.");
         }
+    }
+}
+
+/// Sends `WATCHDOG=1` at once and then every [`Notifier::watchdog_every`].
+pub struct Watchdog {
+    notifier: Arc<Notifier>,
+    every: Duration,
+}
+
+impl Watchdog {
+    /// The heartbeat systemd asked `notifier` for, if it asked for one.
+    pub fn new(notifier: Arc<Notifier>) -> Option<Watchdog> {
+        let every = notifier.watchdog_every()?;
+        Some(Watchdog { notifier, every })
+    }
+
+    /// How often it beats.
+    pub fn every(&self) -> Duration {
+        self.every
+    }
+}
+
+impl Task for Watchdog {
+    fn label(&self) -> Label {
+        Label::new("watchdog")
+    }
+
+    async fn step(&mut self) -> Result<Next, TaskError> {
+        self.notifier.send("WATCHDOG=1");
+        Ok(Next::After(self.every))
     }
 }
 

@@ -11,6 +11,12 @@
 //! without the flush a `kill -9` forgot the acks of every delivery of that window and they were
 //! sent again. A crash between a send and its durable ack repeats at most that one message.
 //!
+//! [`Worker`] is a [`Task`]: each step is one attempt, or a read of the due entries, or the
+//! wait for the next one (woken by an enqueue unless the sink is paused). The runner looks for
+//! shutdown between steps, so a delivery in flight finishes (the daemon bounds that with its
+//! grace period) and no new one starts. The worker's own schedule (per-entry backoff, the
+//! sink's pause, `Retry-After`) lives in the outbox and in the worker, not in the runner.
+//!
 //! ## Rate limits
 //!
 //! A chat or mail sink takes a permit from its rate limiter before it sends; without one it
@@ -34,12 +40,11 @@
 //! already carries ([`already_folded`]), and folding the same members again yields the same
 //! digest id, which the enqueue guard turns into "already there, just ack".
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::clock::unix_ms;
@@ -49,11 +54,14 @@ use crate::pipeline::metrics::{DeliveryOutcome, Metrics};
 use crate::sinks::chat::Fold;
 use crate::sinks::{Outcome, Sink};
 use crate::store::{Enqueued, Store, StoreError};
+use crate::task::{Label, Next, Task, TaskError};
 
 /// Entries read from the outbox per round.
 const BATCH: usize = 32;
 /// Longest idle wait when nothing is scheduled (a safety net; wake-ups normally come first).
 const IDLE: Duration = Duration::from_secs(60);
+/// Pause after the outbox could not be read or updated.
+const STORE_PAUSE_MS: i64 = 5_000;
 /// Due entries looked at when deciding whether to fold a backlog.
 const FOLD_SCAN: usize = 2048;
 /// Route name of a folded backlog digest.
@@ -253,13 +261,24 @@ pub async fn fold_backlog(
     Ok(report)
 }
 
-/// The worker of one sink.
+/// The worker of one sink: a [`Task`] whose every step is one delivery attempt, or a read of
+/// the next due entries, or the wait for them.
 pub struct Worker {
     sink: Arc<Sink>,
     store: Store,
     policy: DeliverySettings,
+    /// Signalled by dispatch, the grouper and the admin API's replay after they put an entry
+    /// into this sink's outbox.
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
+    /// Nothing is attempted before this time (unix ms): a failed attempt's backoff, a rate
+    /// limit's wait, or the pause after a store failure. A wake-up does not end it.
+    paused_until_ms: i64,
+    /// Due entries read in one go and not yet attempted. Dropped when the sink fails, so the
+    /// next read after the pause finds them again, in order.
+    batch: VecDeque<(u64, OutboxEntry)>,
+    /// Whether the first step has run (it reports what the last run left pending).
+    resumed: bool,
 }
 
 impl Worker {
@@ -271,6 +290,9 @@ impl Worker {
             policy,
             wake,
             metrics: Arc::default(),
+            paused_until_ms: 0,
+            batch: VecDeque::new(),
+            resumed: false,
         }
     }
 
@@ -280,164 +302,181 @@ impl Worker {
         self
     }
 
-    /// Delivers until `shutdown`. A delivery in flight when `shutdown` fires is finished (the
-    /// daemon bounds that with its grace period); no new one starts.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let name = self.sink.name().to_string();
-        let pending = self.store.depth(&name);
-        if pending > 0 {
-            tracing::info!(sink = %name, pending, "Resuming delivery of pending entries.");
-        }
-        let mut paused_until_ms: i64 = 0;
-        'outer: loop {
-            if shutdown.is_cancelled() {
-                break;
-            }
-            let now_ms = unix_ms(time::OffsetDateTime::now_utc());
-            let due = if now_ms < paused_until_ms {
-                Vec::new()
-            } else {
-                match self.store.due(&name, now_ms, BATCH) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        tracing::error!(sink = %name, error = %e, "Cannot read the outbox; retrying in 5s.");
-                        self.store.heal(&e);
-                        paused_until_ms = now_ms + 5_000;
-                        Vec::new()
-                    }
-                }
-            };
-            let due = match self.sink.fold() {
-                Some(fold) if !due.is_empty() && self.store.depth(&name) > fold.after as u64 => {
-                    match fold_backlog(&self.store, &name, fold, now_ms).await {
-                        Ok(r) if r.folded > 0 => {
-                            tracing::info!(
-                                sink = %name,
-                                digests = r.digests,
-                                existing = r.existing,
-                                events = r.folded,
-                                "Folded a backlog of single events into digests to stay within the rate limit."
-                            );
-                            match self.store.due(&name, now_ms, BATCH) {
-                                Ok(d) => d,
-                                Err(_) => continue 'outer,
-                            }
-                        }
-                        Ok(_) => due,
-                        Err(e) => {
-                            tracing::error!(sink = %name, error = %e, "Cannot fold the backlog; delivering entries one by one.");
-                            self.store.heal(&e);
-                            due
-                        }
-                    }
-                }
-                _ => due,
-            };
-            if due.is_empty() {
-                let next = self
-                    .store
-                    .next_due_at(&name)
-                    .map(|at| at.max(paused_until_ms))
-                    .map(|at| Duration::from_millis((at - now_ms).max(0) as u64))
-                    .unwrap_or(IDLE)
-                    .min(IDLE);
-                let pause = Duration::from_millis((paused_until_ms - now_ms).max(0) as u64);
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    // A wake-up during a pause must not end the pause early.
-                    _ = self.wake.notified(), if pause.is_zero() => {}
-                    _ = tokio::time::sleep(next.max(pause).max(Duration::from_millis(5))) => {}
-                }
-                continue;
-            }
-            for (seq, entry) in due {
-                if shutdown.is_cancelled() {
-                    break 'outer;
-                }
-                let attempts = entry.attempts + 1;
-                let outcome = self.sink.deliver(&entry.payload, attempts).await;
-                let now_ms = unix_ms(time::OffsetDateTime::now_utc());
-                let id = entry.payload.id().to_string();
-                let verdict = decide(
-                    &self.policy,
-                    &entry,
-                    attempts,
-                    &outcome,
-                    now_ms,
-                    rand::random(),
-                );
-                let result = match verdict {
-                    Verdict::Ack => {
-                        self.metrics.delivery(&name, DeliveryOutcome::Delivered);
-                        tracing::debug!(sink = %name, event = %id, attempts, "Delivered.");
-                        if attempts > 1 {
-                            tracing::info!(sink = %name, event = %id, attempts, "Delivered after retries.");
-                        }
-                        self.store.ack(&name, seq).map(|_| ())
-                    }
-                    Verdict::Retry { at_ms, reason } => {
-                        self.metrics.delivery(&name, DeliveryOutcome::Retry);
-                        tracing::warn!(
-                            sink = %name,
-                            event = %id,
-                            attempts,
-                            retry_in_ms = at_ms - now_ms,
-                            reason = %reason,
-                            "Delivery failed; will retry."
-                        );
-                        paused_until_ms = at_ms;
-                        let mut next = entry.clone();
-                        next.attempts = attempts;
-                        next.next_attempt_at_ms = at_ms;
-                        next.last_error = Some(reason);
-                        let r = self.store.reschedule(&name, seq, &next).map(|_| ());
-                        // The sink is unhealthy: stop this round, keep the order.
-                        if let Err(e) = r {
-                            tracing::error!(sink = %name, event = %id, error = %e, "Cannot reschedule; the entry stays due.");
-                        } else {
-                            self.persist(&name, &id).await;
-                        }
-                        continue 'outer;
-                    }
-                    Verdict::Wait { until_ms } => {
-                        tracing::debug!(sink = %name, event = %id, wait_ms = until_ms - now_ms, "Rate limited; waiting for a permit.");
-                        paused_until_ms = until_ms;
-                        continue 'outer;
-                    }
-                    Verdict::Dead { reason, response } => {
-                        self.metrics.delivery(&name, DeliveryOutcome::DeadLetter);
-                        tracing::error!(
-                            sink = %name,
-                            event = %id,
-                            attempts,
-                            reason = %reason,
-                            response = response.as_deref(),
-                            "Delivery failed permanently; moved to the dead letter."
-                        );
-                        let mut last = entry.clone();
-                        last.attempts = attempts;
-                        let letter = DeadLetter {
-                            entry: last,
-                            dead_at_ms: now_ms,
-                            reason,
-                            last_response: response,
-                        };
-                        self.store.dead_letter(&name, seq, &letter).map(|_| ())
-                    }
-                };
-                if let Err(e) = result {
-                    tracing::error!(sink = %name, event = %id, error = %e, "Cannot update the outbox after a delivery attempt.");
+    /// Reads the next due entries into the batch, folding a backlog first when the sink folds
+    /// and has one. False when the outbox could not be read again after a fold: look again at
+    /// once.
+    async fn refill(&mut self, now_ms: i64) -> bool {
+        let sink = self.sink.clone();
+        let name = sink.name();
+        let due = if now_ms < self.paused_until_ms {
+            Vec::new()
+        } else {
+            match self.store.due(name, now_ms, BATCH) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(sink = %name, error = %e, "Cannot read the outbox; retrying in 5s.");
                     self.store.heal(&e);
-                    paused_until_ms = now_ms + 5_000;
-                    continue 'outer;
-                }
-                if !self.persist(&name, &id).await {
-                    paused_until_ms = now_ms + 5_000;
-                    continue 'outer;
+                    self.paused_until_ms = now_ms + STORE_PAUSE_MS;
+                    Vec::new()
                 }
             }
+        };
+        let due = match sink.fold() {
+            Some(fold) if !due.is_empty() && self.store.depth(name) > fold.after as u64 => {
+                match fold_backlog(&self.store, name, fold, now_ms).await {
+                    Ok(r) if r.folded > 0 => {
+                        tracing::info!(
+                            sink = %name,
+                            digests = r.digests,
+                            existing = r.existing,
+                            events = r.folded,
+                            "Folded a backlog of single events into digests to stay within the rate limit."
+                        );
+                        match self.store.due(name, now_ms, BATCH) {
+                            Ok(d) => d,
+                            Err(_) => return false,
+                        }
+                    }
+                    Ok(_) => due,
+                    Err(e) => {
+                        tracing::error!(sink = %name, error = %e, "Cannot fold the backlog; delivering entries one by one.");
+                        self.store.heal(&e);
+                        due
+                    }
+                }
+            }
+            _ => due,
+        };
+        self.batch = due.into();
+        true
+    }
+
+    /// How to wait when nothing is due at `now_ms`: until the next entry is due or the pause
+    /// ends (at most [`IDLE`]), or until woken when not paused.
+    fn idle(&self, now_ms: i64) -> Next {
+        let next = self
+            .store
+            .next_due_at(self.sink.name())
+            .map(|at| at.max(self.paused_until_ms))
+            .map(|at| Duration::from_millis((at - now_ms).max(0) as u64))
+            .unwrap_or(IDLE)
+            .min(IDLE);
+        let pause = Duration::from_millis((self.paused_until_ms - now_ms).max(0) as u64);
+        let wait = next.max(pause).max(Duration::from_millis(5));
+        if pause.is_zero() {
+            Next::WakeOr(self.wake.clone(), wait)
+        } else {
+            // A wake-up during a pause must not end the pause early.
+            Next::After(wait)
         }
-        tracing::debug!(sink = %name, "Delivery worker stopped.");
+    }
+
+    /// One attempt at `entry`, and its outcome made durable before the next attempt starts.
+    async fn attempt(&mut self, seq: u64, entry: OutboxEntry) {
+        let sink = self.sink.clone();
+        let name = sink.name();
+        let attempts = entry.attempts + 1;
+        let outcome = sink.deliver(&entry.payload, attempts).await;
+        let now_ms = unix_ms(time::OffsetDateTime::now_utc());
+        let id = entry.payload.id().to_string();
+        let verdict = decide(
+            &self.policy,
+            &entry,
+            attempts,
+            &outcome,
+            now_ms,
+            rand::random(),
+        );
+        let result = match verdict {
+            Verdict::Ack => {
+                self.metrics.delivery(name, DeliveryOutcome::Delivered);
+                tracing::debug!(sink = %name, event = %id, attempts, "Delivered.");
+                if attempts > 1 {
+                    tracing::info!(sink = %name, event = %id, attempts, "Delivered after retries.");
+                }
+                self.store.ack(name, seq).map(|_| ())
+            }
+            Verdict::Retry { at_ms, reason } => {
+                self.retry_later(seq, entry, attempts, at_ms, reason, now_ms)
+                    .await;
+                return;
+            }
+            Verdict::Wait { until_ms } => {
+                tracing::debug!(sink = %name, event = %id, wait_ms = until_ms - now_ms, "Rate limited; waiting for a permit.");
+                self.pause_until(until_ms);
+                return;
+            }
+            Verdict::Dead { reason, response } => {
+                self.metrics.delivery(name, DeliveryOutcome::DeadLetter);
+                tracing::error!(
+                    sink = %name,
+                    event = %id,
+                    attempts,
+                    reason = %reason,
+                    response = response.as_deref(),
+                    "Delivery failed permanently; moved to the dead letter."
+                );
+                let mut last = entry;
+                last.attempts = attempts;
+                let letter = DeadLetter {
+                    entry: last,
+                    dead_at_ms: now_ms,
+                    reason,
+                    last_response: response,
+                };
+                self.store.dead_letter(name, seq, &letter).map(|_| ())
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(sink = %name, event = %id, error = %e, "Cannot update the outbox after a delivery attempt.");
+            self.store.heal(&e);
+            self.pause_until(now_ms + STORE_PAUSE_MS);
+        } else if !self.persist(name, &id).await {
+            self.pause_until(now_ms + STORE_PAUSE_MS);
+        }
+    }
+
+    /// A failed attempt: the entry is rescheduled for `at_ms` and the whole sink pauses until
+    /// then (it is unhealthy; the rest of the batch waits, in order).
+    async fn retry_later(
+        &mut self,
+        seq: u64,
+        entry: OutboxEntry,
+        attempts: u32,
+        at_ms: i64,
+        reason: String,
+        now_ms: i64,
+    ) {
+        let name = self.sink.name();
+        let id = entry.payload.id().to_string();
+        self.metrics.delivery(name, DeliveryOutcome::Retry);
+        tracing::warn!(
+            sink = %name,
+            event = %id,
+            attempts,
+            retry_in_ms = at_ms - now_ms,
+            reason = %reason,
+            "Delivery failed; will retry."
+        );
+        let mut next = entry;
+        next.attempts = attempts;
+        next.next_attempt_at_ms = at_ms;
+        next.last_error = Some(reason);
+        match self.store.reschedule(name, seq, &next) {
+            Err(e) => {
+                tracing::error!(sink = %name, event = %id, error = %e, "Cannot reschedule; the entry stays due.");
+            }
+            Ok(_) => {
+                self.persist(name, &id).await;
+            }
+        }
+        self.pause_until(at_ms);
+    }
+
+    /// Attempts nothing before `until_ms`; what was read is read again afterwards.
+    fn pause_until(&mut self, until_ms: i64) {
+        self.paused_until_ms = until_ms;
+        self.batch.clear();
     }
 
     /// Makes the outbox update of an attempt durable before the next attempt starts (one
@@ -450,6 +489,39 @@ impl Worker {
                 false
             }
         }
+    }
+}
+
+impl Task for Worker {
+    fn label(&self) -> Label {
+        Label::new("deliver").sink(self.sink.name())
+    }
+
+    /// One attempt at the next due entry; when none is in hand, a read of the due entries
+    /// (after a fold), or the wait for the next. Failures are the entries' (rescheduled, dead
+    /// lettered) or the store's (a pause), never the step's: the worker keeps its own
+    /// per-entry schedule, so the runner's backoff is not used.
+    async fn step(&mut self) -> Result<Next, TaskError> {
+        if !self.resumed {
+            self.resumed = true;
+            let pending = self.store.depth(self.sink.name());
+            if pending > 0 {
+                tracing::info!(sink = %self.sink.name(), pending, "Resuming delivery of pending entries.");
+            }
+        }
+        if self.batch.is_empty() {
+            let now_ms = unix_ms(time::OffsetDateTime::now_utc());
+            if !self.refill(now_ms).await {
+                return Ok(Next::Now);
+            }
+            if self.batch.is_empty() {
+                return Ok(self.idle(now_ms));
+            }
+        }
+        if let Some((seq, entry)) = self.batch.pop_front() {
+            self.attempt(seq, entry).await;
+        }
+        Ok(Next::Now)
     }
 }
 

@@ -1,4 +1,4 @@
-//! The grouper: one task that closes routing groups when they are due — after `group_wait`,
+//! The grouper: one [`Task`] that closes routing groups when they are due — after `group_wait`,
 //! then every `group_interval`, or at once when full — turning their members into one digest
 //! in the sink's outbox, and wakes that sink's worker. It also sends due reminders
 //! (`repeat_interval`, through [`Dispatcher::remind_due`]).
@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_ms;
 use crate::pipeline::dispatch::Dispatcher;
 use crate::store::{GroupClosed, Store};
+use crate::task::{Label, Next, Task, TaskError};
 
 /// Longest sleep between looks at the groups, so a clock jump cannot stall a group for long.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
@@ -25,7 +25,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// Pause after a failed close before looking again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
-/// Closes due groups until `shutdown`.
+/// Closes due groups, one [`Grouper::tick`] a step.
 pub struct Grouper {
     store: Store,
     /// Wakes the worker of a sink (by name) after a digest went into its outbox.
@@ -121,42 +121,45 @@ impl Grouper {
         (digests, failed)
     }
 
-    /// Runs [`Grouper::tick`] whenever a group may be due, until `shutdown`.
-    pub async fn run(self, shutdown: CancellationToken) {
-        loop {
-            let (_, failed) = self.tick(OffsetDateTime::now_utc()).await;
-            let now_ms = unix_ms(OffsetDateTime::now_utc());
-            let reminder = self
-                .dispatcher
-                .as_ref()
-                .and_then(|_| self.store.next_reminder_due());
-            let next = match (self.store.next_group_due(), reminder) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let mut wait = match next {
-                Some(at) => Duration::from_millis(at.saturating_sub(now_ms).max(0) as u64),
-                None => MAX_SLEEP,
-            }
-            .min(MAX_SLEEP);
-            if failed > 0 {
-                // A failing close stays due; do not spin on it.
-                wait = wait.max(RETRY_AFTER_FAILURE);
-            }
-            if wait.is_zero() {
-                // Something is due again at once (a full group with more members): yield so
-                // producers and shutdown get a turn.
-                tokio::task::yield_now().await;
-                if shutdown.is_cancelled() {
-                    break;
-                }
-                continue;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
-            }
+    /// How long until a group or a reminder may be due (at most [`MAX_SLEEP`]; at least
+    /// [`RETRY_AFTER_FAILURE`] after a failed close, which stays due: no spinning on it).
+    fn next_look(&self, failed: usize) -> Duration {
+        let now_ms = unix_ms(OffsetDateTime::now_utc());
+        let reminder = self
+            .dispatcher
+            .as_ref()
+            .and_then(|_| self.store.next_reminder_due());
+        let next = match (self.store.next_group_due(), reminder) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let wait = match next {
+            Some(at) => Duration::from_millis(at.saturating_sub(now_ms).max(0) as u64),
+            None => MAX_SLEEP,
         }
+        .min(MAX_SLEEP);
+        if failed > 0 {
+            wait.max(RETRY_AFTER_FAILURE)
+        } else {
+            wait
+        }
+    }
+}
+
+impl Task for Grouper {
+    fn label(&self) -> Label {
+        Label::new("group")
+    }
+
+    /// [`Grouper::tick`], then wait until something may be due or dispatch adds a member.
+    /// Failed closes are logged by the tick and retried by the next one, not the runner.
+    async fn step(&mut self) -> Result<Next, TaskError> {
+        let (_, failed) = self.tick(OffsetDateTime::now_utc()).await;
+        let wait = self.next_look(failed);
+        if wait.is_zero() {
+            // Due again at once (a full group with more members).
+            return Ok(Next::Now);
+        }
+        Ok(Next::WakeOr(self.wake.clone(), wait))
     }
 }

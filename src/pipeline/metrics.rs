@@ -1,38 +1,13 @@
-//! The daemon's metrics, served by the admin API as `GET /metrics` in the Prometheus text
-//! exposition format (version 0.0.4).
-//!
-//! Pollers and delivery workers count into one shared [`Metrics`]; figures the store already
-//! knows (outbox depth, the oldest waiting entry, dead letters, size on disk) are read at
-//! scrape time, so they are never stale and cost nothing between scrapes. Rendering is pure:
-//! [`render`] takes the counters, the store's figures and `now`.
-//!
-//! | metric | type | labels |
-//! |---|---|---|
-//! | `sasrelay_build_info` | gauge (1) | `version` |
-//! | `sasrelay_start_time_seconds` | gauge | |
-//! | `sasrelay_polls_total` | counter | `source`, `domain`, `outcome` (`ok`, `error`) |
-//! | `sasrelay_poll_consecutive_failures` | gauge | `source`, `domain` |
-//! | `sasrelay_last_successful_poll_timestamp_seconds` | gauge | `source`, `domain` |
-//! | `sasrelay_last_poll_duration_seconds` | gauge | `source`, `domain` |
-//! | `sasrelay_findings_observed` | gauge (last successful poll) | `source`, `domain` |
-//! | `sasrelay_events_total` | counter | `source`, `domain`, `outcome` (`enqueued`, `grouped`, `silenced`, `muted`, `dropped`, `duplicate`) |
-//! | `sasrelay_delivery_attempts_total` | counter | `sink`, `outcome` (`delivered`, `retry`, `dead_letter`) |
-//! | `sasrelay_outbox_depth` | gauge | `sink` |
-//! | `sasrelay_outbox_oldest_age_seconds` | gauge (0 when empty) | `sink` |
-//! | `sasrelay_dead_letters` | gauge | `sink` |
-//! | `sasrelay_store_size_bytes` | gauge | |
-//!
-//! The alerts an operator wants: `time() - sasrelay_last_successful_poll_timestamp_seconds`
-//! above a few intervals (Security Center unreadable), `sasrelay_outbox_oldest_age_seconds`
-//! growing (a sink is down), `increase(sasrelay_dead_letters[1h]) > 0`.
+//! The daemon's counters: pollers and delivery workers count into one shared [`Metrics`]; the
+//! admin API reads them at scrape time and `daemon::metrics` renders them, with the store's
+//! figures, as Prometheus text. Only counting lives here, so the pipeline never knows how its
+//! numbers are shown.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::pipeline::dispatch::Dispatched;
-use crate::store::StoreStats;
 
 /// Counters of one (source, domain) poller.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -183,396 +158,57 @@ impl Metrics {
             .clone()
     }
 
-    /// The exposition text: the counters and `store` (when it could be read) at `now_ms`.
-    pub fn render(&self, store: Option<&StoreStats>, now_ms: i64) -> String {
-        render(
-            self.start_unix,
-            &self.polls(),
-            &self.deliveries(),
-            store,
-            now_ms,
-        )
+    /// When the daemon started (unix seconds).
+    pub fn start_unix(&self) -> f64 {
+        self.start_unix
     }
-}
-
-/// The `outcome` label of `sasrelay_events_total` for each dispatch outcome.
-const EVENT_OUTCOMES: [(&str, &str); 6] = [
-    ("outcome=\"enqueued\"", "enqueued"),
-    ("outcome=\"grouped\"", "grouped"),
-    ("outcome=\"silenced\"", "silenced"),
-    ("outcome=\"muted\"", "muted"),
-    ("outcome=\"dropped\"", "dropped"),
-    ("outcome=\"duplicate\"", "duplicate"),
-];
-
-/// A label value escaped as the exposition format requires (`\`, `"` and newlines).
-fn label(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Writes `# HELP` and `# TYPE` of one metric.
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// The exposition text (pure).
-pub fn render(
-    start_unix: f64,
-    polls: &BTreeMap<(String, &'static str), PollFigures>,
-    deliveries: &BTreeMap<String, DeliveryFigures>,
-    store: Option<&StoreStats>,
-    now_ms: i64,
-) -> String {
-    let mut out = String::new();
-    header(
-        &mut out,
-        "sasrelay_build_info",
-        "gauge",
-        "The running version.",
-    );
-    let _ = writeln!(
-        out,
-        "sasrelay_build_info{{version=\"{}\"}} 1",
-        label(env!("CARGO_PKG_VERSION"))
-    );
-    header(
-        &mut out,
-        "sasrelay_start_time_seconds",
-        "gauge",
-        "When the daemon started (unix seconds).",
-    );
-    let _ = writeln!(out, "sasrelay_start_time_seconds {start_unix:.3}");
-
-    // One series (or one per extra label) per poller.
-    type Values = fn(&PollFigures) -> Vec<(&'static str, Option<String>)>;
-    let per_poller: [(&str, &str, &str, Values); 6] = [
-        (
-            "sasrelay_polls_total",
-            "counter",
-            "Polls of Security Center, by outcome.",
-            |f| {
-                vec![
-                    ("outcome=\"ok\"", Some(f.ok.to_string())),
-                    ("outcome=\"error\"", Some(f.failed.to_string())),
-                ]
-            },
-        ),
-        (
-            "sasrelay_poll_consecutive_failures",
-            "gauge",
-            "Failed polls since the last successful one.",
-            |f| vec![("", Some(f.consecutive_failures.to_string()))],
-        ),
-        (
-            "sasrelay_last_successful_poll_timestamp_seconds",
-            "gauge",
-            "When the last successful poll ended (unix seconds; absent before the first).",
-            |f| vec![("", f.last_success_unix.map(|t| format!("{t:.3}")))],
-        ),
-        (
-            "sasrelay_last_poll_duration_seconds",
-            "gauge",
-            "How long the last poll took, successful or not.",
-            |f| vec![("", Some(format!("{:.3}", f.last_duration.as_secs_f64())))],
-        ),
-        (
-            "sasrelay_findings_observed",
-            "gauge",
-            "Findings the last successful poll listed.",
-            |f| vec![("", Some(f.observed.to_string()))],
-        ),
-        (
-            "sasrelay_events_total",
-            "counter",
-            "Lifecycle events per (event, sink) target, by what dispatch did with them.",
-            |f| {
-                EVENT_OUTCOMES
-                    .iter()
-                    .map(|(label, outcome)| {
-                        (
-                            *label,
-                            Some(f.events.get(outcome).copied().unwrap_or(0).to_string()),
-                        )
-                    })
-                    .collect()
-            },
-        ),
-    ];
-    for (name, kind, help, values) in per_poller {
-        header(&mut out, name, kind, help);
-        for ((s, d), f) in polls {
-            for (extra, value) in values(f) {
-                let Some(value) = value else { continue };
-                let sep = if extra.is_empty() { "" } else { "," };
-                let _ = writeln!(
-                    out,
-                    "{name}{{source=\"{}\",domain=\"{}\"{sep}{extra}}} {value}",
-                    label(s),
-                    label(d)
-                );
-            }
-        }
-    }
-
-    header(
-        &mut out,
-        "sasrelay_delivery_attempts_total",
-        "counter",
-        "Delivery attempts per sink, by outcome.",
-    );
-    for (sink, f) in deliveries {
-        let sink = label(sink);
-        for (outcome, n) in [
-            ("delivered", f.delivered),
-            ("retry", f.retried),
-            ("dead_letter", f.dead_lettered),
-        ] {
-            let _ = writeln!(
-                out,
-                "sasrelay_delivery_attempts_total{{sink=\"{sink}\",outcome=\"{outcome}\"}} {n}"
-            );
-        }
-    }
-    if let Some(store) = store {
-        type SinkValue = fn(&crate::store::SinkStats, i64) -> String;
-        let per_sink: [(&str, &str, SinkValue); 3] = [
-            (
-                "sasrelay_outbox_depth",
-                "Entries waiting in the sink's outbox.",
-                |s, _| s.depth.to_string(),
-            ),
-            (
-                "sasrelay_outbox_oldest_age_seconds",
-                "Age of the oldest waiting entry (0 when the outbox is empty).",
-                |s, now_ms| {
-                    let age = s
-                        .oldest_enqueued_at_ms
-                        .map_or(0.0, |at| (now_ms.saturating_sub(at)).max(0) as f64 / 1000.0);
-                    format!("{age:.3}")
-                },
-            ),
-            (
-                "sasrelay_dead_letters",
-                "Dead letters kept for the sink (see `sasrelay dead-letters`).",
-                |s, _| s.dead_letters.to_string(),
-            ),
-        ];
-        for (name, help, value) in per_sink {
-            header(&mut out, name, "gauge", help);
-            for (sink, s) in &store.sinks {
-                let _ = writeln!(
-                    out,
-                    "{name}{{sink=\"{}\"}} {}",
-                    label(sink),
-                    value(s, now_ms)
-                );
-            }
-        }
-        header(
-            &mut out,
-            "sasrelay_store_size_bytes",
-            "gauge",
-            "The store's size on disk.",
-        );
-        let _ = writeln!(out, "sasrelay_store_size_bytes {}", store.size_on_disk);
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SinkStats;
-
-    fn value(text: &str, series: &str) -> Option<f64> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-    }
 
     #[test]
-    fn counts_polls_events_and_deliveries() {
+    fn counts_polls_and_deliveries_and_resets_consecutive_failures() {
         let m = Metrics::new(1_000.5);
-        m.register(
-            &[("prod".into(), "alerts"), ("prod".into(), "baseline")],
-            &["hook".into()],
-        );
+        m.register(&[("prod".into(), "baseline")], &["hook".into()]);
         let dispatched = Dispatched {
             enqueued: 3,
             duplicates: 1,
-            silenced: 2,
             ..Dispatched::default()
         };
-        m.poll_failed("prod", "alerts", Duration::from_millis(250));
-        m.poll_failed("prod", "alerts", Duration::from_millis(250));
-        m.poll_ok(
-            "prod",
-            "alerts",
-            Duration::from_millis(1500),
-            7,
-            &dispatched,
-        );
-        m.poll_ok(
-            "prod",
-            "alerts",
-            Duration::from_millis(1500),
-            9,
-            &dispatched,
-        );
-        m.poll_failed("prod", "alerts", Duration::from_millis(100));
+        // Failed, failed, ok, failed: the consecutive count restarts at the success.
+        for ok in [false, false, true, false] {
+            if ok {
+                m.poll_ok("prod", "alerts", Duration::from_secs(2), 7, &dispatched);
+            } else {
+                m.poll_failed("prod", "alerts", Duration::from_millis(100));
+            }
+        }
         m.delivery("hook", DeliveryOutcome::Retry);
         m.delivery("hook", DeliveryOutcome::Delivered);
-        m.delivery("hook", DeliveryOutcome::DeadLetter);
-        let mut store = StoreStats {
-            size_on_disk: 4096,
-            ..StoreStats::default()
-        };
-        store.sinks.insert(
-            "hook".into(),
-            SinkStats {
-                depth: 2,
-                dead_letters: 1,
-                oldest_enqueued_at_ms: Some(10_000),
-                next_due_at_ms: None,
-            },
-        );
-        let t = m.render(Some(&store), 70_500);
-        let sd = r#"source="prod",domain="alerts""#;
+        let polls = m.polls();
+        let alerts = &polls[&("prod".to_string(), "alerts")];
+        assert_eq!((alerts.ok, alerts.failed), (1, 3));
+        assert_eq!(alerts.consecutive_failures, 1);
+        assert_eq!(alerts.last_duration, Duration::from_millis(100));
+        assert_eq!(alerts.observed, 7);
+        assert_eq!(alerts.events["enqueued"], 3);
+        assert_eq!(alerts.events["duplicate"], 1);
+        assert!(alerts.last_success_unix.is_some());
+        // Registered but never polled: present, all zero.
         assert_eq!(
-            value(&t, &format!("sasrelay_polls_total{{{sd},outcome=\"ok\"}}")),
-            Some(2.0)
+            polls[&("prod".to_string(), "baseline")],
+            PollFigures::default()
         );
         assert_eq!(
-            value(
-                &t,
-                &format!("sasrelay_polls_total{{{sd},outcome=\"error\"}}")
-            ),
-            Some(3.0)
-        );
-        assert_eq!(
-            value(&t, &format!("sasrelay_poll_consecutive_failures{{{sd}}}")),
-            Some(1.0)
-        );
-        assert_eq!(
-            value(&t, &format!("sasrelay_last_poll_duration_seconds{{{sd}}}")),
-            Some(0.1)
-        );
-        assert_eq!(
-            value(&t, &format!("sasrelay_findings_observed{{{sd}}}")),
-            Some(9.0)
-        );
-        assert_eq!(
-            value(
-                &t,
-                &format!("sasrelay_events_total{{{sd},outcome=\"enqueued\"}}")
-            ),
-            Some(6.0)
-        );
-        assert_eq!(
-            value(
-                &t,
-                &format!("sasrelay_events_total{{{sd},outcome=\"duplicate\"}}")
-            ),
-            Some(2.0)
-        );
-        assert_eq!(
-            value(
-                &t,
-                &format!("sasrelay_events_total{{{sd},outcome=\"silenced\"}}")
-            ),
-            Some(4.0)
-        );
-        assert_eq!(
-            value(
-                &t,
-                &format!("sasrelay_events_total{{{sd},outcome=\"muted\"}}")
-            ),
-            Some(0.0)
-        );
-        assert!(
-            value(
-                &t,
-                &format!("sasrelay_last_successful_poll_timestamp_seconds{{{sd}}}")
-            )
-            .is_some()
-        );
-        // A registered poller that has not polled yet shows zeros and no success time.
-        let base = r#"source="prod",domain="baseline""#;
-        assert_eq!(
-            value(
-                &t,
-                &format!("sasrelay_polls_total{{{base},outcome=\"ok\"}}")
-            ),
-            Some(0.0)
-        );
-        assert!(
-            value(
-                &t,
-                &format!("sasrelay_last_successful_poll_timestamp_seconds{{{base}}}")
-            )
-            .is_none()
-        );
-        for (outcome, n) in [("delivered", 1.0), ("retry", 1.0), ("dead_letter", 1.0)] {
-            assert_eq!(
-                value(
-                    &t,
-                    &format!(
-                        "sasrelay_delivery_attempts_total{{sink=\"hook\",outcome=\"{outcome}\"}}"
-                    )
-                ),
-                Some(n)
-            );
-        }
-        assert_eq!(
-            value(&t, r#"sasrelay_outbox_depth{sink="hook"}"#),
-            Some(2.0)
-        );
-        assert_eq!(
-            value(&t, r#"sasrelay_outbox_oldest_age_seconds{sink="hook"}"#),
-            Some(60.5)
-        );
-        assert_eq!(
-            value(&t, r#"sasrelay_dead_letters{sink="hook"}"#),
-            Some(1.0)
-        );
-        assert_eq!(value(&t, "sasrelay_store_size_bytes"), Some(4096.0));
-        assert_eq!(value(&t, "sasrelay_start_time_seconds"), Some(1000.5));
-    }
-
-    #[test]
-    fn every_line_is_well_formed_and_labels_are_escaped() {
-        let m = Metrics::new(0.0);
-        m.register(&[("we\"ird\\src\nname".into(), "alerts")], &["a\"b".into()]);
-        let t = m.render(None, 0);
-        assert!(t.contains(r#"source="we\"ird\\src\nname""#), "{t}");
-        assert!(t.contains(r#"sink="a\"b""#), "{t}");
-        let mut typed = std::collections::BTreeSet::new();
-        for line in t.lines() {
-            if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let (name, kind) = rest.split_once(' ').unwrap();
-                assert!(["counter", "gauge"].contains(&kind), "{line}");
-                assert!(typed.insert(name.to_string()), "TYPE twice: {line}");
-                continue;
+            m.deliveries()["hook"],
+            DeliveryFigures {
+                delivered: 1,
+                retried: 1,
+                dead_lettered: 0
             }
-            if line.starts_with("# HELP ") {
-                continue;
-            }
-            // name{labels} value, or name value; the name was typed above.
-            let name = line.split(['{', ' ']).next().unwrap();
-            assert!(typed.contains(name), "untyped series: {line}");
-            let v = line.rsplit(' ').next().unwrap();
-            assert!(v.parse::<f64>().is_ok(), "{line}");
-        }
-        // Without the store's figures, no store series.
-        assert!(!t.contains("sasrelay_outbox_depth"));
+        );
+        assert_eq!(m.start_unix(), 1_000.5);
     }
 }

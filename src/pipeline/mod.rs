@@ -16,7 +16,11 @@
 //!                a rate-limited backlog folded into digests
 //! ```
 //!
-//! [`metrics`] holds the counters these steps update; the daemon serves them as Prometheus text.
+//! The poller, the grouper and the delivery worker are [`crate::task::Task`]s: each does one
+//! step and says when it wants the next; the daemon's runner loops, backs off and stops them.
+//!
+//! [`metrics`] holds the counters these steps update; `daemon::metrics` renders them as
+//! Prometheus text.
 
 pub mod delivery;
 pub mod dispatch;

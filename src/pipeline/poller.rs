@@ -1,5 +1,8 @@
-//! Polling: one task per (source, domain). Each tick reads the domain, lets the lifecycle
-//! tracker decide what changed, and writes the result in the store's crash-safe order.
+//! Polling: one task per (source, domain). Each step ([`Poller::poll_once`]) reads the domain,
+//! lets the lifecycle tracker decide what changed, and writes the result in the store's
+//! crash-safe order. [`Poller`] is a [`Task`]: the daemon's runner repeats it every interval
+//! and backs off after failures (capped at the interval); a poll in progress at shutdown
+//! finishes, or is dropped before its cursor moves, which the order below makes safe.
 //!
 //! The order of one poll, chosen so that a crash between any two steps loses nothing:
 //! 1. read: a window since the watermark minus the overlap (alerts, firewall), or the full
@@ -21,18 +24,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio_util::sync::CancellationToken;
 
-use crate::credentials::CredentialContext;
-use crate::credentials::env::Env;
+use crate::backoff::Backoff;
 use crate::event::Event;
-use crate::finding::Domain;
+use crate::finding::{Domain, Finding};
 use crate::pipeline::dispatch::{Dispatched, Dispatcher};
 use crate::pipeline::lifecycle::{self, Coverage};
 use crate::pipeline::metrics::Metrics;
-use crate::sas::source::{DomainPoll, InitialSync, SourceSettings};
-use crate::sas::source::{ReadWindow, Source};
-use crate::store::{Cursor, Store};
+use crate::record::Record;
+use crate::sas::source::{DomainPoll, InitialSync, ReadWindow, Source};
+use crate::store::{Cursor, Store, StoreError};
+use crate::task::{Label, Next, Task, TaskError};
 
 /// How far back a first start reads container-firewall records (the API needs a window).
 pub const FIREWALL_FIRST_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -72,6 +74,15 @@ pub enum PollError {
     /// The store refused a write.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
+}
+
+/// What the change probe says about a snapshot domain.
+enum Probe {
+    /// Unchanged since a recent sweep: skip this one (the cursor already says so).
+    Unchanged,
+    /// Sweep, and record this probe value (none for window domains, a first start, or a
+    /// failed probe).
+    Sweep(Option<String>),
 }
 
 /// The poller of one source and domain.
@@ -124,36 +135,15 @@ impl Poller {
             .filter(|_| !first)
             .map(|w| w - overlap);
         let now_ms = crate::clock::unix_ms(now);
-        // Snapshot domains: a cheap probe first; an unchanged one skips the sweep, except for
-        // the periodic reconcile. A probe that fails is not fatal: sweep instead.
-        let probe = match domain {
-            Domain::Vulnerabilities | Domain::Baseline if !first => {
-                match self.source.change_probe(domain).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::debug!(source = %settings.name, domain = domain.as_str(), error = %e, "Change probe failed; sweeping in full.");
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
-        if let (Some(p), Some(c)) = (&probe, &cursor) {
-            let reconcile_ms =
-                (self.poll.interval.as_millis() as i64).saturating_mul(RECONCILE_EVERY as i64);
-            let recent = c
-                .last_sweep_ms
-                .is_some_and(|at| now_ms.saturating_sub(at) < reconcile_ms);
-            if c.probe.as_deref() == Some(p.as_str()) && recent {
-                let mut next = c.clone();
-                next.last_success_ms = now_ms;
-                self.store.set_cursor(&settings.name, domain, &next)?;
+        let probe = match self.probe(first, cursor.as_ref(), now_ms).await? {
+            Probe::Unchanged => {
                 return Ok(PollReport {
                     skipped_unchanged: true,
                     ..PollReport::default()
                 });
             }
-        }
+            Probe::Sweep(p) => p,
+        };
         let firewall_first = time::Duration::try_from(FIREWALL_FIRST_WINDOW).unwrap_or_default();
         let window = ReadWindow {
             now,
@@ -167,27 +157,7 @@ impl Poller {
             Domain::Vulnerabilities | Domain::Baseline => Coverage::Snapshot,
             Domain::Alerts | Domain::Firewall => Coverage::Window,
         };
-        // A snapshot needs every known record (absence means gone); a window only the records of
-        // what it listed — loading all of them on every 30-second alert poll would be waste.
-        let known: BTreeMap<String, crate::record::Record> = match coverage {
-            Coverage::Snapshot => self
-                .store
-                .records(&settings.name, domain)?
-                .into_iter()
-                .collect(),
-            Coverage::Window => {
-                let mut known = BTreeMap::new();
-                for f in &observed {
-                    if let Some(r) =
-                        self.store
-                            .get_record(&settings.name, domain, &f.fingerprint)?
-                    {
-                        known.insert(f.fingerprint.clone(), r);
-                    }
-                }
-                known
-            }
-        };
+        let known = self.known_records(coverage, &observed)?;
         let silent = first && settings.initial_sync == InitialSync::Baseline;
         let observed_count = observed.len();
         let mut diff = lifecycle::diff(observed, &known, coverage, self.poll.events, silent, now);
@@ -254,6 +224,69 @@ impl Poller {
         Ok(report)
     }
 
+    /// Snapshot domains: a cheap probe first; an unchanged one skips the sweep (the cursor
+    /// records the success), except for the periodic reconcile. A probe that fails is not
+    /// fatal: sweep instead.
+    async fn probe(
+        &self,
+        first: bool,
+        cursor: Option<&Cursor>,
+        now_ms: i64,
+    ) -> Result<Probe, PollError> {
+        let settings = &self.source.settings;
+        let domain = self.poll.domain;
+        let probe = match domain {
+            Domain::Vulnerabilities | Domain::Baseline if !first => {
+                match self.source.change_probe(domain).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::debug!(source = %settings.name, domain = domain.as_str(), error = %e, "Change probe failed; sweeping in full.");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        if let (Some(p), Some(c)) = (&probe, cursor) {
+            let reconcile_ms =
+                (self.poll.interval.as_millis() as i64).saturating_mul(RECONCILE_EVERY as i64);
+            let recent = c
+                .last_sweep_ms
+                .is_some_and(|at| now_ms.saturating_sub(at) < reconcile_ms);
+            if c.probe.as_deref() == Some(p.as_str()) && recent {
+                let mut next = c.clone();
+                next.last_success_ms = now_ms;
+                self.store.set_cursor(&settings.name, domain, &next)?;
+                return Ok(Probe::Unchanged);
+            }
+        }
+        Ok(Probe::Sweep(probe))
+    }
+
+    /// The known records the diff needs. A snapshot needs every one (absence means gone); a
+    /// window only those of what it listed — loading all of them on every 30-second alert
+    /// poll would be waste.
+    fn known_records(
+        &self,
+        coverage: Coverage,
+        observed: &[Finding],
+    ) -> Result<BTreeMap<String, Record>, StoreError> {
+        let source = &self.source.settings.name;
+        let domain = self.poll.domain;
+        match coverage {
+            Coverage::Snapshot => Ok(self.store.records(source, domain)?.into_iter().collect()),
+            Coverage::Window => {
+                let mut known = BTreeMap::new();
+                for f in observed {
+                    if let Some(r) = self.store.get_record(source, domain, &f.fingerprint)? {
+                        known.insert(f.fingerprint.clone(), r);
+                    }
+                }
+                Ok(known)
+            }
+        }
+    }
+
     /// Asks Security Center why the vulnerabilities that left the pending list left it — fixed,
     /// ignored or expired ([`Source::lookup_resolved_vulnerabilities`]) — and resolves them
     /// with that reason ([`lifecycle::explain_gone`]); the rest stay `gone`. A failed lookup
@@ -291,103 +324,72 @@ impl Poller {
         }
     }
 
-    /// Polls every interval until `shutdown`. A failed poll is retried with backoff (capped at
-    /// the interval) and never advances the watermark.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// Counts and logs a successful poll that took `took`.
+    fn record(&self, r: &PollReport, took: Duration) {
         let domain = self.poll.domain.as_str();
-        let mut failures: u32 = 0;
-        loop {
-            let now = OffsetDateTime::now_utc();
-            let started = std::time::Instant::now();
-            let wait = match self.poll_once(now).await {
-                Ok(r) => {
-                    self.metrics.poll_ok(
-                        self.name(),
-                        domain,
-                        started.elapsed(),
-                        r.observed,
-                        &r.dispatched,
-                    );
-                    if failures > 0 {
-                        tracing::info!(source = self.name(), domain, "Polling recovered.");
-                    }
-                    failures = 0;
-                    tracing::debug!(
-                        source = self.name(),
-                        domain,
-                        observed = r.observed,
-                        changed = r.changed,
-                        enqueued = r.dispatched.enqueued,
-                        grouped = r.dispatched.grouped,
-                        suppressed = r.dispatched.silenced + r.dispatched.muted,
-                        dropped = r.dispatched.dropped,
-                        duplicates = r.dispatched.duplicates,
-                        skipped_unchanged = r.skipped_unchanged,
-                        looked_up = r.looked_up,
-                        explained = r.explained,
-                        "Poll done."
-                    );
-                    if r.silently_tracked > 0 {
-                        tracing::info!(
-                            source = self.name(),
-                            domain,
-                            tracked = r.silently_tracked,
-                            "First start: tracking open findings silently (initial_sync = baseline)."
-                        );
-                    }
-                    self.poll.interval
-                }
-                Err(e) => {
-                    self.metrics
-                        .poll_failed(self.name(), domain, started.elapsed());
-                    failures += 1;
-                    let wait = backoff(failures, self.poll.interval);
-                    if let PollError::Store(err) = &e {
-                        self.store.heal(err);
-                    }
-                    let data_at_risk = matches!(e, PollError::Store(_));
-                    if data_at_risk || failures >= 5 {
-                        tracing::error!(source = self.name(), domain, failures, retry_in_s = wait.as_secs(), error = %e, "Poll failed; nothing was recorded, retrying.");
-                    } else {
-                        tracing::warn!(source = self.name(), domain, failures, retry_in_s = wait.as_secs(), error = %e, "Poll failed; nothing was recorded, retrying.");
-                    }
-                    wait
-                }
-            };
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(wait) => {}
-            }
+        self.metrics
+            .poll_ok(self.name(), domain, took, r.observed, &r.dispatched);
+        tracing::debug!(
+            source = self.name(),
+            domain,
+            observed = r.observed,
+            changed = r.changed,
+            enqueued = r.dispatched.enqueued,
+            grouped = r.dispatched.grouped,
+            suppressed = r.dispatched.silenced + r.dispatched.muted,
+            dropped = r.dispatched.dropped,
+            duplicates = r.dispatched.duplicates,
+            skipped_unchanged = r.skipped_unchanged,
+            looked_up = r.looked_up,
+            explained = r.explained,
+            "Poll done."
+        );
+        if r.silently_tracked > 0 {
+            tracing::info!(
+                source = self.name(),
+                domain,
+                tracked = r.silently_tracked,
+                "First start: tracking open findings silently (initial_sync = baseline)."
+            );
         }
     }
 }
 
-/// Connects a source, retrying with backoff until it works or `shutdown` — a credentials
-/// outage at boot must not crash-loop the daemon.
-pub async fn connect_with_retry(
-    settings: SourceSettings,
-    env: &dyn Env,
-    ctx: &CredentialContext,
-    shutdown: &CancellationToken,
-) -> Option<Source> {
-    let mut failures = 0;
-    loop {
-        match Source::connect(settings.clone(), env, ctx).await {
-            Ok(s) => return Some(s),
+impl Task for Poller {
+    fn label(&self) -> Label {
+        Label::new("poll")
+            .source(self.name())
+            .domain(self.poll.domain.as_str())
+    }
+
+    /// A failed poll is retried from 1 s, doubling, but never later than the next regular
+    /// poll would have been.
+    fn backoff(&self) -> Backoff {
+        Backoff::saturating(Duration::from_secs(1), self.poll.interval)
+    }
+
+    /// One poll now ([`Poller::poll_once`]), counted and logged; the next one after the
+    /// interval. A failed poll never advances the watermark; a store failure is logged at
+    /// ERROR at once (data waits to be recorded), a read failure only once it persists.
+    async fn step(&mut self) -> Result<Next, TaskError> {
+        let started = std::time::Instant::now();
+        match self.poll_once(OffsetDateTime::now_utc()).await {
+            Ok(r) => {
+                self.record(&r, started.elapsed());
+                Ok(Next::After(self.poll.interval))
+            }
             Err(e) => {
-                failures += 1;
-                let wait = backoff(failures, Duration::from_secs(300));
-                tracing::error!(source = %settings.name, failures, retry_in_s = wait.as_secs(), error = %e, "Cannot connect the source; retrying.");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return None,
-                    _ = tokio::time::sleep(wait) => {}
+                self.metrics
+                    .poll_failed(self.name(), self.poll.domain.as_str(), started.elapsed());
+                if let PollError::Store(err) = &e {
+                    self.store.heal(err);
                 }
+                let data_at_risk = matches!(e, PollError::Store(_));
+                Err(
+                    TaskError::retryable("Poll failed; nothing was recorded, retrying.", e)
+                        .urgent(data_at_risk),
+                )
             }
         }
     }
-}
-
-/// The crate's backoff from 1 s, capped.
-fn backoff(failures: u32, cap: Duration) -> Duration {
-    crate::backoff::Backoff::saturating(Duration::from_secs(1), cap).delay_now(failures)
 }

@@ -1,0 +1,91 @@
+//! Connecting a source: a [`Task`] per configured source that connects it (credentials and a
+//! client) and then starts one poller per domain. A credentials outage at boot must not
+//! crash-loop the daemon, so a failed connect is retried by the runner with its backoff (1 s
+//! doubling to 5 min) until it works or the daemon stops; every failure is logged at ERROR,
+//! since until it connects the source is not read at all.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::credentials::CredentialContext;
+use crate::credentials::env::ProcessEnv;
+use crate::daemon::tasks;
+use crate::pipeline::dispatch::Dispatcher;
+use crate::pipeline::metrics::Metrics;
+use crate::pipeline::poller::Poller;
+use crate::sas::source::{Source, SourceSettings};
+use crate::store::Store;
+use crate::task::{Label, Next, Task, TaskError};
+
+/// What a connected source's pollers write to and count into.
+#[derive(Clone)]
+pub struct PollerParts {
+    /// The store.
+    pub store: Store,
+    /// Where their events go.
+    pub dispatcher: Arc<Dispatcher>,
+    /// The daemon's counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Connects one source, then spawns its pollers on `tracker`, stopped by `shutdown`.
+pub struct Connect {
+    settings: SourceSettings,
+    ctx: CredentialContext,
+    parts: PollerParts,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Connect {
+    /// A connect of `settings` under `ctx` whose pollers run on `tracker` until `shutdown`.
+    pub fn new(
+        settings: SourceSettings,
+        ctx: CredentialContext,
+        parts: PollerParts,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Connect {
+        Connect {
+            settings,
+            ctx,
+            parts,
+            tracker,
+            shutdown,
+        }
+    }
+
+    fn start_pollers(&self, source: Source) {
+        let source = Arc::new(source);
+        for poll in &self.settings.polls {
+            let poller = Poller::new(
+                source.clone(),
+                *poll,
+                self.parts.store.clone(),
+                self.parts.dispatcher.clone(),
+            )
+            .with_metrics(self.parts.metrics.clone());
+            tasks::spawn(&self.tracker, poller, &self.shutdown);
+        }
+    }
+}
+
+impl Task for Connect {
+    fn label(&self) -> Label {
+        Label::new("connect").source(&self.settings.name)
+    }
+
+    async fn step(&mut self) -> Result<Next, TaskError> {
+        match Source::connect(self.settings.clone(), &ProcessEnv, &self.ctx).await {
+            Ok(source) => {
+                self.start_pollers(source);
+                Ok(Next::Done)
+            }
+            Err(e) => {
+                Err(TaskError::retryable("Cannot connect the source; retrying.", e).urgent(true))
+            }
+        }
+    }
+}
