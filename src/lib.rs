@@ -44,6 +44,7 @@
 //! | pure decisions and bodies | [`routing`], [`render`] |
 //! | doors to the outside | [`credentials`], [`sas`] (Security Center), [`sinks`] (the destinations), [`store`] (the only door to sled) |
 //! | configuration: every component's config checked into one `Settings` | [`config`] |
+//! | the shape of a long-running job | [`task`] (imports only [`backoff`]) |
 //! | one finding's path | [`pipeline`] |
 //! | running it | [`daemon`], [`cli`]; [`simulator`] beside them |
 //!
@@ -64,6 +65,8 @@
 //! - [`secret`] — `{ env = "X" }` / `{ file = "path" }` references and the redacting
 //!   [`secret::Secret`].
 //! - [`http_body`] — the one capped body read (exactly `cap` bytes is whole, one more is not).
+//! - [`task`] — the contract of a long-running job (garage's `Worker` style): one step, then
+//!   "again now", "after D", "when woken or after D" or "done"; errors say whether to retry.
 //! - [`finding`] — the normalised [`finding::Finding`], its scales, links and fingerprint.
 //! - [`event`] — `Event` (new / recurring / resolved / summary / reminder) with its idempotency
 //!   key, `Digest` (grouped events), the outbox entry and dead letter (versioned JSON), which
@@ -88,7 +91,9 @@
 //!   [`pipeline::dispatch`] (routing decisions applied to the store; the book of silences;
 //!   reminders due), [`pipeline::grouper`] (due groups into digests, due reminders sent),
 //!   [`pipeline::delivery`] (the per-sink worker, its pure retry / dead-letter decision and
-//!   crash-safe backlog folding), [`pipeline::metrics`] (the counters these update).
+//!   crash-safe backlog folding), [`pipeline::metrics`] (the counters these update). The
+//!   poller, the worker and the grouper are [`task::Task`]s: each step is one poll, one
+//!   delivery attempt, one grouping tick.
 //! - [`routing`] — pure routing (Alertmanager-style): matchers, the route tree with
 //!   inheritance and `continue`, grouping settings, time intervals, silences; decide and
 //!   explain for a subject at a given `now`.
@@ -106,10 +111,13 @@
 //!   JSON, Feishu cards, WeCom markdown, Slack Block Kit, email subject/text/HTML from
 //!   minijinja templates (built-in en/zh or custom), PagerDuty events; per-output escaping of
 //!   untrusted text, mentions only from config, size limits.
-//! - [`daemon`] — `run` wires the store, sinks, pollers, workers, grouper, pruner and admin API
-//!   and stops them in order; [`daemon::admin`] (silences, the suppression log, dead letters
-//!   with replay and discard, `/healthz`, `/readyz`, `/metrics`; bearer token on `/api/`),
-//!   [`daemon::notify`] (systemd `sd_notify`).
+//! - [`daemon`] — `run` is wiring only: the store, sinks, tasks and admin API, stopped in
+//!   order; [`daemon::tasks`] (the runner: loop, cancellation, backoff, failure and recovery
+//!   logs), [`daemon::sources`] (connecting a source, then starting its pollers),
+//!   [`daemon::prune`], [`daemon::admin`] (silences, the suppression log, dead letters with
+//!   replay and discard, `/healthz`, `/readyz`, `/metrics`; bearer token on `/api/`),
+//!   [`daemon::metrics`] (the Prometheus exposition), [`daemon::notify`] (systemd
+//!   `sd_notify` and the watchdog heartbeat).
 //! - [`cli`] — one file per subcommand (`check`, `findings`, `run`, `demo`, `simulate`,
 //!   `render`, `send-test`, `silence`, `dead-letters`, `healthcheck`, `route test`), logging
 //!   setup, exit codes, the admin-API client.
@@ -158,7 +166,8 @@
 //!   removes the dead letter; a payload is never pending twice.
 //! - A backlog fold enqueues the digest (guarded by an id derived from its members) and flushes
 //!   before it acks the members; webhooks and PagerDuty never fold.
-//! - Every task of the daemon is spawned on a tracker and stopped through a cancellation token.
+//! - Every task of the daemon is run by [`daemon::tasks::run`], spawned on a tracker and stopped
+//!   through a cancellation token; a step in progress is never abandoned by the runner.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -239,7 +239,15 @@ fn no_module_imports_itself_round_a_ring() {
 fn leaf_modules_import_nothing_of_ours() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let edges = sibling_edges(&root);
-    for leaf in ["backoff", "clock", "duration", "http_body", "section", "secret", "text"] {
+    for leaf in [
+        "backoff",
+        "clock",
+        "duration",
+        "http_body",
+        "section",
+        "secret",
+        "text",
+    ] {
         let out: Vec<String> = edges
             .keys()
             .filter(|(a, _)| a.len() == 1 && a[0] == leaf)
