@@ -22,7 +22,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -34,6 +34,7 @@ use time::OffsetDateTime;
 const WRITER_DIR: &str = "SASRELAY_STORE_CRASH_WRITER_DIR";
 const WRITER_START: &str = "SASRELAY_STORE_CRASH_WRITER_START";
 const WRITER_BATCH: &str = "SASRELAY_STORE_CRASH_WRITER_BATCH";
+/// This test's function name: the writer child runs this binary again with only this test.
 const TEST_NAME: &str = "kill_9_keeps_every_flushed_entry_and_a_prefix_of_the_rest";
 const SINK: &str = "hook";
 const KILLS: usize = 16;
@@ -153,8 +154,7 @@ fn kill_9_keeps_every_flushed_entry_and_a_prefix_of_the_rest() {
 }
 
 fn spawn_writer(dir: &Path, start: u64, batch: u64) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
+    crate::rerun::command(module_path!(), TEST_NAME)
         .env(WRITER_DIR, dir)
         .env(WRITER_START, start.to_string())
         .env(WRITER_BATCH, batch.to_string())

@@ -1,0 +1,29 @@
+//! The integration tests: one binary whose modules mirror `src/`, one room each.
+//!
+//! Shared helpers are modules of this crate too: [`support`] (the real binary as a child, a
+//! webhook receiver, configs joining them to the simulator), [`sinkkit`] (building and driving a
+//! sink from TOML), [`corpus`] (the injection corpus) and [`peers`] (the Python peers: the
+//! official SDK and an SMTP server, set up on first use).
+//!
+//! Tests that spawn the real daemon use `env!("CARGO_BIN_EXE_sasrelay")`; the store's kill -9
+//! test runs this binary again as its writer child. Soaks are `#[ignore]`d with the reason
+//! `soak`; `.ci/run` runs them as a step of their own (`cargo test --test it -- --ignored`).
+
+mod corpus;
+mod peers;
+mod rerun;
+mod sinkkit;
+mod support;
+
+mod cli;
+mod config;
+mod credentials;
+mod daemon;
+mod deploy;
+mod pipeline;
+mod render;
+mod routing;
+mod sas;
+mod simulator;
+mod sinks;
+mod store;
