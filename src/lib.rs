@@ -58,27 +58,27 @@
 //!   vulnerability records by `PrimaryId` (`Ids`, 50 a call).
 //! - [`finding`] — the normalised [`finding::Finding`], severity/status mappings, fingerprints,
 //!   links; pure.
-//! - [`source`] — a configured source connected (credentials + client), reading or probing a
+//! - [`sas::source`] — a configured source connected (credentials + client), reading or probing a
 //!   domain per cluster or account-wide.
 //! - [`simulator`] — the fake Security Center behind `sasrelay simulate` and the tests.
 //! - [`event`] — `Event` (new / recurring / resolved / summary) with its idempotency key,
 //!   `Digest` (grouped events), the outbox entry and dead letter (versioned, persisted as JSON).
-//! - [`lifecycle`] — the pure transition table: observations × known records → records and
+//! - [`pipeline::lifecycle`] — the pure transition table: observations × known records → records and
 //!   events; the stored `Record`; `explain_gone` turns a snapshot's `gone` into the looked-up
 //!   reason (fixed, ignored, expired).
 //! - [`store`] — the only module that imports sled: records, cursors, per-sink outboxes with
 //!   enqueue guards, dead letters, routing groups and their crash-safe close, silences, the
 //!   suppression log, schema version, pruning, clear open errors; values are JSON,
 //!   LZ4-compressed above 512 bytes.
-//! - [`poller`] — one poll's read → diff → lookup of vulnerabilities that left the list →
+//! - [`pipeline::poller`] — one poll's read → diff → lookup of vulnerabilities that left the list →
 //!   crash-safe writes, and the poll loop with backoff.
 //! - [`routing`] — pure routing (Alertmanager-style): matchers, the route tree with
 //!   inheritance and `continue`, grouping settings, time intervals, silences; decide and
 //!   explain for a subject at a given `now`.
-//! - [`dispatch`] — applies routing decisions to the store (outbox, groups, suppressions);
+//! - [`pipeline::dispatch`] — applies routing decisions to the store (outbox, groups, suppressions);
 //!   the in-memory book of silences, written through to the store.
-//! - [`grouper`] — the task that turns due groups into digests.
-//! - [`delivery`] — the per-sink worker, its pure retry / dead-letter decision and its
+//! - [`pipeline::grouper`] — the task that turns due groups into digests.
+//! - [`pipeline::delivery`] — the per-sink worker, its pure retry / dead-letter decision and its
 //!   crash-safe backlog folding (pure plan, single-key writes).
 //! - [`sinks`] — `webhook` (Standard Webhooks), `stdout`, `file`, `dingtalk` (robot pools,
 //!   signing, errcode classification), `feishu` (Feishu/Lark custom bot: body signing, code
@@ -94,12 +94,12 @@
 //!   PagerDuty events (trigger/resolve under a fingerprint-derived `dedup_key`),
 //!   per-output escaping of untrusted text, mentions only from config, size limits.
 //! - [`daemon`] — `run`: store, sinks, pollers, workers, pruner, admin API; ordered shutdown.
-//! - [`notify`] — systemd's `sd_notify` (`READY=1`, `STOPPING=1`, `WATCHDOG=1`) when
+//! - [`daemon::notify`] — systemd's `sd_notify` (`READY=1`, `STOPPING=1`, `WATCHDOG=1`) when
 //!   `NOTIFY_SOCKET` is set; a no-op otherwise.
-//! - [`admin`] — the admin HTTP API (silences, the suppression log, dead letters with replay
+//! - [`daemon::admin`] — the admin HTTP API (silences, the suppression log, dead letters with replay
 //!   and discard, `/healthz`, `/readyz`, `/metrics`) that `sasrelay silence`, `dead-letters`
 //!   and `healthcheck` talk to; `/api/` is bearer-token protected when `[admin] token` is set.
-//! - [`metrics`] — the counters pollers and workers update and the Prometheus text the admin
+//! - [`pipeline::metrics`] — the counters pollers and workers update and the Prometheus text the admin
 //!   API serves at `/metrics` (store figures read at scrape time).
 //! - `lib.rs` itself sets the global allocator (mimalloc), so the binary, the tests and the
 //!   benchmarks run on the same one.

@@ -8,7 +8,7 @@
 //! - [`config`]: the `credentials = { type = "..." }` config ([`CredentialsConfig`]) and its
 //!   validation against the environment.
 //! - [`env`](mod@env): the injectable environment ([`Env`]); nothing here reads `std::env` directly.
-//! - [`clock`]: the injectable wall clock expiry is judged by ([`Clock`]).
+//! - [`crate::clock`]: the injectable wall clock expiry is judged by ([`Clock`]).
 //! - `rrsa`, `ecs`, `uri`: one fetch of an expiring credential each; `http`: what they share.
 //! - `refresh`: the background refresher and its [`RefreshPolicy`] / [`RefreshStatus`].
 //! - `chain`: the SDK's default chain.

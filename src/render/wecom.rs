@@ -9,7 +9,7 @@
 //! critical and high `warning`, lower `comment`, resolved `info` (green). Mentions: WeCom's
 //! `mentioned_list` works for `text` messages only; markdown mentions are `<@userid>` in the
 //! content, so configured user IDs are written there after the template's text, and
-//! untrusted `<` `>` `@` are full-width ([`escape::wecom`]), so no finding can mention anyone
+//! untrusted `<` `>` `@` are full-width ([`super::escape::wecom`]), so no finding can mention anyone
 //! or add a colour, link or heading. Links are inline (`[label](url)`), sasrelay's only.
 
 use serde_json::{Value, json};

@@ -11,7 +11,7 @@
 //! `"{timestamp}\n{secret}"`, message = empty) to the JSON body ([`sign`]): the reverse of
 //! DingTalk, whose key is the secret and whose signature goes in the query.
 //!
-//! Feishu allows 100 messages a minute and 5 a second per bot. One [`Limiter`] covers both:
+//! Feishu allows 100 messages a minute and 5 a second per bot. One [`Limiter`](super::chat::Limiter) covers both:
 //! the default `rate_limit` is one message per 650 ms, burst 1 (at most 2 in any second, 93 a
 //! minute). A burst above 1 would need a second limiter for the 5/s rule (a full bucket of
 //! `burst` plus the refill within the second); burst 1 keeps one limiter and stays under both.
