@@ -5,32 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use sasrelay::event::{DeadLetter, EVENT_SCHEMA, Event, EventKind, OutboxEntry, Payload, Summary};
+use sasrelay::event::DeadLetter;
 use sasrelay::finding::{Domain, Resolution};
 use sasrelay::record::{RECORD_SCHEMA, Record, RecordStatus};
 use sasrelay::store::{CURSOR_SCHEMA, Cursor, Enqueued, Store, StoreError};
-use time::OffsetDateTime;
 
-/// An entry whose payload id is `id`, about `pad` bytes long in JSON.
-fn entry(id: &str, now_ms: i64, pad: usize) -> OutboxEntry {
-    OutboxEntry::new(
-        Payload::from(Event {
-            schema: EVENT_SCHEMA,
-            id: id.to_string(),
-            kind: EventKind::Summary,
-            source: "prod".to_string(),
-            domain: Domain::Alerts,
-            observed_at: OffsetDateTime::UNIX_EPOCH,
-            resolution: None,
-            finding: None,
-            summary: Some(Summary {
-                tracked: 1,
-                message: "x".repeat(pad),
-            }),
-        }),
-        now_ms,
-    )
-}
+use super::entry;
 
 fn record(resolved_at_ms: Option<i64>) -> Record {
     Record {
