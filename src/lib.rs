@@ -34,7 +34,7 @@
 //!
 //! ## Layers
 //!
-//! Modules import only downward; `tests/architecture.rs` fails on any import cycle between
+//! Modules import only downward; `tests/it/architecture.rs` fails on any import cycle between
 //! sibling modules and on a leaf importing anything of ours.
 //!
 //! | layer | modules |

@@ -244,4 +244,98 @@ mod tests {
         }
         assert_eq!(truncate_json("fits", 100, "…"), "fits");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Text that stresses the cuts: ASCII, two-, three- and four-byte characters, JSON's
+        /// escaped characters and line breaks, in any mix.
+        fn text() -> impl Strategy<Value = String> {
+            let c = prop_oneof![
+                4 => proptest::char::range('a', 'z'),
+                1 => any::<char>(),
+                1 => prop::sample::select(vec!['é', '异', '😀', '"', '\\', '\n', '\u{1}', '…']),
+            ];
+            prop::collection::vec(c, 0..80).prop_map(String::from_iter)
+        }
+
+        /// `cut` is `s` whole, or a prefix of `s` followed by `marker`; returns the prefix.
+        fn prefix_before<'a>(s: &str, cut: &'a str, marker: &str) -> &'a str {
+            let kept = cut
+                .strip_suffix(marker)
+                .unwrap_or_else(|| panic!("{cut:?} does not end with {marker:?}"));
+            assert!(s.starts_with(kept), "{kept:?} is not a prefix of {s:?}");
+            kept
+        }
+
+        proptest! {
+            #[test]
+            fn truncate_bytes_keeps_the_longest_prefix_that_fits(s in text(), max in 0usize..120) {
+                let t = truncate_bytes(&s, max);
+                prop_assert!(t.len() <= max, "{} bytes > {max}", t.len());
+                if s.len() <= max {
+                    prop_assert_eq!(&t, &s);
+                } else if max < '…'.len_utf8() {
+                    prop_assert_eq!(t, "");
+                } else {
+                    let kept = prefix_before(&s, &t, "…");
+                    // The next character would not have fitted beside the marker.
+                    let next = s[kept.len()..].chars().next().map_or(0, char::len_utf8);
+                    prop_assert!(kept.len() + next + '…'.len_utf8() > max);
+                }
+            }
+
+            #[test]
+            fn truncate_chars_keeps_max_minus_one_characters(s in text(), max in 0usize..100) {
+                let t = truncate_chars(&s, max);
+                let total = s.chars().count();
+                prop_assert!(t.chars().count() <= max);
+                if total <= max {
+                    prop_assert_eq!(&t, &s);
+                } else if max == 0 {
+                    prop_assert_eq!(t, "");
+                } else {
+                    let kept = prefix_before(&s, &t, "…");
+                    prop_assert_eq!(kept.chars().count(), max - 1);
+                }
+            }
+
+            #[test]
+            fn clip_counts_what_it_left_out(s in text(), max in 0usize..100) {
+                let t = clip(&s, max);
+                let total = s.chars().count();
+                prop_assert!(t.chars().count() <= max, "{t:?} is over {max}");
+                if total <= max {
+                    prop_assert_eq!(&t, &s);
+                } else if let Some(counted) = t.strip_suffix(')') {
+                    // The marker names the characters cut off.
+                    let (head, left_out) = counted.rsplit_once("… (+").unwrap();
+                    prop_assert!(s.starts_with(head), "{head:?} is not a prefix of {s:?}");
+                    prop_assert_eq!(head.chars().count() + left_out.parse::<usize>().unwrap(), total);
+                } else {
+                    // Too small for the counted marker: a plain character cut.
+                    prop_assert_eq!(t, truncate_chars(&s, max));
+                }
+            }
+
+            #[test]
+            fn truncate_json_fits_its_budget_with_the_marker(
+                s in text(),
+                max in 0usize..160,
+                marker in prop::sample::select(vec!["…", "\n… (truncated)", "\"cut\""]),
+            ) {
+                let t = truncate_json(&s, max, marker);
+                prop_assert!(json_len(&t) <= max, "{} > {max}", json_len(&t));
+                if json_len(&s) <= max {
+                    prop_assert_eq!(&t, &s);
+                } else if json_len(marker) > max {
+                    // No room for the marker: as much of it as fits.
+                    prop_assert!(marker.starts_with(t.as_str()), "{t:?}");
+                } else {
+                    prefix_before(&s, &t, marker);
+                }
+            }
+        }
+    }
 }

@@ -816,4 +816,57 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A due outbox part: increasing seqs (with gaps), each a never-attempted single or not.
+        fn due() -> impl Strategy<Value = Vec<(u64, bool)>> {
+            prop::collection::vec((1u64..4, prop::bool::weighted(0.7)), 0..120).prop_map(|v| {
+                let mut seq = 0;
+                v.into_iter()
+                    .map(|(gap, single)| {
+                        seq += gap;
+                        (seq, single)
+                    })
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn plan_fold_groups_each_eligible_entry_at_most_once(
+                due in due(),
+                after in 0usize..60,
+                max_members in 0usize..12,
+            ) {
+                let fold = Fold { after, max_members };
+                let plan = plan_fold(&due, fold);
+                prop_assert_eq!(&plan, &plan_fold(&due, fold), "deterministic");
+                let singles: Vec<u64> =
+                    due.iter().filter(|(_, s)| *s).map(|(seq, _)| *seq).collect();
+                if singles.len() <= after || max_members < 2 {
+                    prop_assert!(plan.is_empty(), "{plan:?}");
+                }
+                for group in &plan {
+                    prop_assert!(
+                        (2..=max_members).contains(&group.len()),
+                        "a group of {} with max {max_members}",
+                        group.len()
+                    );
+                }
+                // Members are eligible singles, each once, in outbox order.
+                let members: Vec<u64> = plan.concat();
+                let mut rest = singles.iter();
+                for m in &members {
+                    prop_assert!(rest.any(|s| s == m), "{m} is not an eligible single in order");
+                }
+                // A fold leaves behind at most a lone single it could not pair.
+                if !plan.is_empty() {
+                    prop_assert!(singles.len() - members.len() <= 1);
+                }
+            }
+        }
+    }
 }

@@ -1,4 +1,4 @@
-"""SMTP peer of tests/chat_sinks.rs: aiosmtpd on 127.0.0.1 with STARTTLS (required) and AUTH.
+"""SMTP peer of tests/it/sinks/chat.rs: aiosmtpd on 127.0.0.1 with STARTTLS (required) and AUTH.
 
 usage: server.py OUT_DIR
 

@@ -14,6 +14,10 @@ if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$check" 2>/dev/null; then
   exit 0
 fi
 
+if ! command -v python3 >/dev/null; then
+  echo "python3 not found: install python3 with its venv module (Debian: python3-venv)" >&2
+  exit 1
+fi
 python3 -m venv "$venv"
 # shellcheck disable=SC2086 # word splitting of the package list is intended
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $packages

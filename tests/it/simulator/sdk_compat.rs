@@ -3,8 +3,9 @@
 //! nothing lost (`tests/sdk/check_sdk.py` does the checking; this test starts the simulator,
 //! provides the SDK and fails with the script's output).
 //!
-//! The SDK comes from `SASRELAY_SDK_PYTHON` when set (a python with the SDK installed), otherwise
-//! from `target/sdk-venv`, created on first use by `tests/sdk/setup.sh` (pip, from PyPI).
+//! The SDK comes from [`crate::peers`]: `SASRELAY_SDK_PYTHON` when set (a python with the SDK
+//! installed), otherwise `target/sdk-venv`, created on first use by `tests/sdk/setup.sh` (pip,
+//! from PyPI). Without it the test fails.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,25 +14,6 @@ use sasrelay::simulator::{SimConfig, Simulator};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The python to run the SDK with, setting the venv up when needed.
-fn sdk_python() -> PathBuf {
-    if let Some(p) = std::env::var_os("SASRELAY_SDK_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let setup = root().join("tests/sdk/setup.sh");
-    let out = Command::new("bash")
-        .arg(&setup)
-        .output()
-        .expect("run tests/sdk/setup.sh");
-    assert!(
-        out.status.success(),
-        "tests/sdk/setup.sh failed (set SASRELAY_SDK_PYTHON to a python with the SDK to skip it):\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    root().join("target/sdk-venv/bin/python")
 }
 
 fn run_script(python: &Path, port: u16) -> std::process::Output {
@@ -46,7 +28,9 @@ fn run_script(python: &Path, port: u16) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_python_sdk_parses_every_action() {
-    let python = tokio::task::spawn_blocking(sdk_python).await.unwrap();
+    let python = tokio::task::spawn_blocking(crate::peers::sdk_python)
+        .await
+        .unwrap();
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
     let port = sim.addr().port();
     let out = tokio::task::spawn_blocking(move || run_script(&python, port))

@@ -13,20 +13,18 @@
 //! No sleeps for synchronisation: waits are on the fake's request log (a `watch` channel bumped
 //! on every request), each with a generous timeout that only turns a hang into a failure.
 
-mod corpus;
-mod sinkkit;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::corpus::{corpus, without_bold_labels};
+use crate::sinkkit::{deliver, event_of, finding, hostile, lock, reason, sink, wait_until};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::routing::post;
 use base64::Engine;
-use corpus::{corpus, without_bold_labels};
 use hmac::{Hmac, Mac};
 use sasrelay::config::DeliverySettings;
 use sasrelay::daemon::tasks;
@@ -39,7 +37,6 @@ use sasrelay::sinks::{Outcome, Sink, SinkConfig};
 use sasrelay::store::Store;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use sinkkit::{deliver, event_of, finding, hostile, lock, reason, sink, wait_until};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
@@ -335,7 +332,8 @@ fn feishu_sink(extra: &str) -> String {
 fn feishu_sign_vectors_are_reproduced_and_differ_from_dingtalk() {
     // Copied from shared/sinks/vectors (computed by the reference implementation).
     let vectors: Value =
-        serde_json::from_str(include_str!("fixtures/sinks/feishu_sign.json")).expect("vectors");
+        serde_json::from_str(include_str!("../../fixtures/sinks/feishu_sign.json"))
+            .expect("vectors");
     let vectors = vectors["vectors"].as_array().unwrap();
     assert!(vectors.len() >= 3, "every vector of the fixture");
     for v in vectors {

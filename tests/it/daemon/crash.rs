@@ -7,16 +7,14 @@
 //! received more than once) stay within a bound per kill; nothing but `new` events and the one
 //! first-start summary is sent. The duplicate figure is printed (`--nocapture`).
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::support::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sasrelay::simulator::{Domain, InitialFindings, SimConfig, Simulator};
 use serde_json::json;
-use support::*;
 
 const SEED: u64 = 0x5a5_0d1e;
 const BATCHES: usize = 10;

@@ -22,18 +22,17 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sasrelay::event::{EVENT_SCHEMA, Event, EventKind, OutboxEntry, Payload, Summary};
-use sasrelay::finding::Domain;
+use sasrelay::event::OutboxEntry;
 use sasrelay::store::{Enqueued, Store, StoreError};
-use time::OffsetDateTime;
 
 const WRITER_DIR: &str = "SASRELAY_STORE_CRASH_WRITER_DIR";
 const WRITER_START: &str = "SASRELAY_STORE_CRASH_WRITER_START";
 const WRITER_BATCH: &str = "SASRELAY_STORE_CRASH_WRITER_BATCH";
+/// This test's function name: the writer child runs this binary again with only this test.
 const TEST_NAME: &str = "kill_9_keeps_every_flushed_entry_and_a_prefix_of_the_rest";
 const SINK: &str = "hook";
 const KILLS: usize = 16;
@@ -41,26 +40,10 @@ const SEED: u64 = 0x5a5_2e1a7;
 /// How many already-written numbers a restarted writer enqueues again (a re-poll).
 const REPLAY: u64 = 50;
 
+/// Entry number `i`: 256 B to 4 KiB, so that sled's 512 KiB IO buffers sometimes fill (and
+/// reach the file without a flush) in the middle of a batch.
 fn entry(i: u64) -> OutboxEntry {
-    OutboxEntry::new(
-        Payload::from(Event {
-            schema: EVENT_SCHEMA,
-            id: format!("e{i}"),
-            kind: EventKind::Summary,
-            source: "prod".to_string(),
-            domain: Domain::Alerts,
-            observed_at: OffsetDateTime::UNIX_EPOCH,
-            resolution: None,
-            finding: None,
-            summary: Some(Summary {
-                tracked: i,
-                // 256 B to 4 KiB, so that sled's 512 KiB IO buffers sometimes fill (and reach
-                // the file without a flush) in the middle of a batch.
-                message: "x".repeat(256 + (i as usize * 997) % 3840),
-            }),
-        }),
-        i as i64,
-    )
+    super::entry(&format!("e{i}"), i as i64, 256 + (i as usize * 997) % 3840)
 }
 
 fn rescheduled(i: u64) -> OutboxEntry {
@@ -153,8 +136,7 @@ fn kill_9_keeps_every_flushed_entry_and_a_prefix_of_the_rest() {
 }
 
 fn spawn_writer(dir: &Path, start: u64, batch: u64) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
+    crate::rerun::command(module_path!(), TEST_NAME)
         .env(WRITER_DIR, dir)
         .env(WRITER_START, start.to_string())
         .env(WRITER_BATCH, batch.to_string())

@@ -2,15 +2,13 @@
 //! every sink × domain, size limits on huge and hostile input, custom and broken templates.
 //!
 //! Snapshots live in `tests/fixtures/render/snapshots/`. A mismatch fails and prints the first
-//! differing line; `UPDATE_SNAPSHOTS=1 cargo test --test render` rewrites them (ignored when
+//! differing line; `UPDATE_SNAPSHOTS=1 cargo test --test it render::` rewrites them (ignored when
 //! `CI` is set, so CI never accepts a change), and the diff is then reviewed in git.
-
-mod corpus;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use corpus::{corpus, without_bold_labels};
+use crate::corpus::{corpus, without_bold_labels};
 use sasrelay::event::{Digest, Event, Payload};
 use sasrelay::finding::{Detail, Domain, Finding, Tactic};
 use sasrelay::render::dingtalk::{self, DingTalkOptions, MsgType};
@@ -43,7 +41,7 @@ fn snapshot(name: &str, actual: &str) -> Option<String> {
     }
     let Ok(expected) = std::fs::read_to_string(&path) else {
         return Some(format!(
-            "{name}: no snapshot; run UPDATE_SNAPSHOTS=1 cargo test --test render and review it"
+            "{name}: no snapshot; run UPDATE_SNAPSHOTS=1 cargo test --test it render:: and review it"
         ));
     };
     if expected == actual {

@@ -4,14 +4,12 @@
 //!
 //! Synchronisation is on the receiver's state and the daemon's log lines, never on sleeps.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::*;
 use sasrelay::simulator::{Domain, InitialFindings, SimConfig, SimHandle, Simulator};
 use serde_json::json;
-use support::*;
 
 const T: Duration = Duration::from_secs(60);
 

@@ -6,19 +6,17 @@
 //! Synchronisation is on the receiver's state, the daemon's log lines ("Poll done." at debug
 //! for `sasrelay::pipeline::poller`) and the simulator's call counters; never on sleeps.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::*;
 use sasrelay::credentials::CredentialContext;
 use sasrelay::credentials::env::ProcessEnv;
 use sasrelay::finding::{Domain as FindingDomain, Status};
 use sasrelay::sas::source::{ReadWindow, Source};
 use sasrelay::simulator::{Domain, InitialFindings, SimConfig, SimHandle, Simulator};
 use serde_json::{Value, json};
-use support::*;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 

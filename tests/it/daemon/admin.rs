@@ -5,13 +5,12 @@
 //! Nothing sleeps to synchronise: waits are on the webhook receiver, the daemon's log lines or
 //! a condition polled under a deadline.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use reqwest::StatusCode;
 use sasrelay::daemon::admin::{AdminState, DeadLetterView, SilenceView};
 use sasrelay::pipeline::dispatch::Silences;
@@ -19,7 +18,6 @@ use sasrelay::secret::Secret;
 use sasrelay::simulator::{Domain as SimDomain, SimConfig, Simulator};
 use sasrelay::store::{Store, Suppressed};
 use serde_json::{Value, json};
-use support::*;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 

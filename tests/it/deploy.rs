@@ -17,7 +17,7 @@ fn systemd_unit_verifies() {
         unit.contains("RestartPreventExitStatus=78"),
         "a bad config must not restart-loop"
     );
-    // The daemon speaks sd_notify (tests/daemon_e2e.rs proves READY, WATCHDOG, STOPPING).
+    // The daemon speaks sd_notify (tests/it/daemon/e2e.rs proves READY, WATCHDOG, STOPPING).
     for line in ["Type=notify", "NotifyAccess=main", "WatchdogSec="] {
         assert!(unit.contains(line), "{line}");
     }

@@ -7,18 +7,16 @@
 //! Nothing sleeps to synchronise: waits are on the fake's state (a `watch` channel bumped on
 //! every request) with generous timeouts.
 
-mod corpus;
-
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::corpus::corpus;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
-use corpus::corpus;
 use sasrelay::config::DeliverySettings;
 use sasrelay::daemon::tasks;
 use sasrelay::event::{Digest, Event, EventKind, OutboxEntry, Payload};

@@ -8,20 +8,18 @@
 //! limiter's period, the fake's window) and the invariants are checked on the fakes'
 //! timestamps.
 
-mod corpus;
-mod sinkkit;
-
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::corpus::corpus;
+use crate::sinkkit::{deliver, event_of, finding, hostile, lock, reason, sink, wait_until};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::routing::post;
 use base64::Engine;
-use corpus::corpus;
 use hmac::{Hmac, Mac};
 use sasrelay::config::DeliverySettings;
 use sasrelay::daemon::tasks;
@@ -33,7 +31,6 @@ use sasrelay::sinks::{Outcome, Sink};
 use sasrelay::store::Store;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use sinkkit::{deliver, event_of, finding, hostile, lock, reason, sink, wait_until};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
@@ -248,7 +245,8 @@ fn max_in_window(log: &[RobotRequest], token: &str, window: Duration) -> usize {
 fn dingtalk_sign_vectors_are_reproduced() {
     // Copied from shared/sinks/vectors (computed by the reference implementation).
     let vectors: Value =
-        serde_json::from_str(include_str!("fixtures/sinks/dingtalk_sign.json")).expect("vectors");
+        serde_json::from_str(include_str!("../../fixtures/sinks/dingtalk_sign.json"))
+            .expect("vectors");
     let vectors = vectors["vectors"].as_array().unwrap();
     assert!(vectors.len() >= 3, "every vector of the fixture");
     for v in vectors {
@@ -881,26 +879,12 @@ impl Drop for SmtpPeer {
 }
 
 impl SmtpPeer {
-    /// Starts the peer, or returns `None` (after a printed note) when no Python with aiosmtpd
-    /// is configured outside CI. Under CI a missing peer fails the test.
-    fn start() -> Option<SmtpPeer> {
+    /// Starts the peer; fails the test when no Python with aiosmtpd can be set up
+    /// ([`crate::peers`]).
+    fn start() -> SmtpPeer {
         use std::io::BufRead;
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let python = std::env::var_os("SASRELAY_SMTP_PYTHON")
-            .map(std::path::PathBuf::from)
-            .or_else(|| Some(root.join("target/smtp-venv/bin/python")).filter(|p| p.exists()));
-        let Some(python) = python else {
-            if std::env::var_os("CI").is_some() {
-                panic!(
-                    "SASRELAY_SMTP_PYTHON is not set: run tests/smtp/setup.sh and export \
-                     SASRELAY_SMTP_PYTHON=target/smtp-venv/bin/python (.ci/run does both)"
-                );
-            }
-            eprintln!(
-                "note: skipping the SMTP test: no SASRELAY_SMTP_PYTHON (run tests/smtp/setup.sh)"
-            );
-            return None;
-        };
+        let python = crate::peers::smtp_python();
         let dir = tempfile::tempdir().unwrap();
         let mut child = std::process::Command::new(&python)
             .arg(root.join("tests/smtp/server.py"))
@@ -919,7 +903,7 @@ impl SmtpPeer {
             .unwrap_or_else(|| panic!("smtp peer did not start: {line:?}"))
             .parse()
             .unwrap();
-        Some(SmtpPeer { child, port, dir })
+        SmtpPeer { child, port, dir }
     }
 
     fn ca(&self) -> String {
@@ -950,9 +934,7 @@ impl SmtpPeer {
 
 #[tokio::test]
 async fn email_goes_over_starttls_with_auth_as_valid_multipart_mime() {
-    let Some(peer) = SmtpPeer::start() else {
-        return;
-    };
+    let peer = SmtpPeer::start();
     let s = peer.sink("\"oncall@example.com\"", "pass");
     let alert: Payload = sample_event(Domain::Alerts).into();
     let cjk: Payload = event_of(finding(7, "容器逃逸 🚨 on node-1", Severity::Critical)).into();
@@ -1009,9 +991,7 @@ async fn email_goes_over_starttls_with_auth_as_valid_multipart_mime() {
 
 #[tokio::test]
 async fn smtp_replies_are_classified_and_credentials_never_leak() {
-    let Some(peer) = SmtpPeer::start() else {
-        return;
-    };
+    let peer = SmtpPeer::start();
     let p: Payload = sample_event(Domain::Vulnerabilities).into();
     let o = deliver(&peer.sink("\"reject-perm@example.com\"", "pass"), &p).await;
     assert!(
@@ -1049,9 +1029,7 @@ const HTML_TAGS: [&str; 17] = [
 
 #[tokio::test]
 async fn email_injection_corpus_adds_no_header_recipient_or_markup() {
-    let Some(peer) = SmtpPeer::start() else {
-        return;
-    };
+    let peer = SmtpPeer::start();
     let s = peer.sink("\"oncall@example.com\"", "pass");
     let corpus = corpus();
     for (i, entry) in corpus.iter().enumerate() {

@@ -1,8 +1,6 @@
 //! What the chat-sink tests share: building a sink from TOML with an injected environment,
 //! delivering through its rate limiter, findings and events to send, hostile payloads.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;

@@ -6,8 +6,6 @@
 //! bumped on every request), on the daemon's log lines (the same), or on the simulator's call
 //! counters; every wait has a generous timeout that only turns a hang into a failure.
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -1,0 +1,4 @@
+//! A finding's path in process: the poller against the simulator, reminders through dispatch.
+
+mod poller;
+mod reminders;

@@ -1,0 +1,6 @@
+//! Everything that knows Security Center: the client against the simulator, normalisation of
+//! the shared samples, and the SDK's signature vectors.
+
+mod client;
+mod normalise;
+mod signing_vectors;

@@ -1,0 +1,5 @@
+//! The fake Security Center: its API over real sockets, and the official Python SDK as its
+//! client.
+
+mod api;
+mod sdk_compat;
