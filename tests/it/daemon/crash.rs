@@ -1,4 +1,4 @@
-//! The kill -9 loop (dependencies.md §5 R1) with the real binary: 1,000 alerts flow from the
+//! The kill -9 loop (docs/dependencies.md §5 R1) with the real binary: 1,000 alerts flow from the
 //! simulator to a webhook while the test SIGKILLs `sasrelay run` again and again, at moments
 //! chosen by a seeded RNG as "after the receiver has seen k more deliveries" (never by
 //! sleeping), and restarts it on the same state directory. A final clean run drains the rest.

@@ -47,7 +47,7 @@ fn firewall() -> Vec<Item<InterceptionHistory>> {
         .items
 }
 
-/// A `DescribeCheckWarningDetail` body shaped as contract §3.4 describes it.
+/// A `DescribeCheckWarningDetail` body shaped as docs/sas-api.md §3.4 describes it.
 fn detail_body(check_id: i64) -> Value {
     let (item, level, kind, description, advice) = match check_id {
         3201 => (

@@ -745,7 +745,7 @@ async fn generated_bodies_have_exactly_the_sample_key_sets() {
     );
     assert!(cases[10].1["PageInfo"]["CurrrentPage"].is_i64());
     assert!(cases[3].1["VulStat"]["AsapCount"].is_string());
-    // No sample exists for the detail: contract §3.4 and the SDK model give the keys.
+    // No sample exists for the detail: docs/sas-api.md §3.4 and the SDK model give the keys.
     let w = &items(&warnings, "CheckWarnings")[0];
     let detail = api
         .ok(

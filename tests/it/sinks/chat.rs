@@ -243,7 +243,7 @@ fn max_in_window(log: &[RobotRequest], token: &str, window: Duration) -> usize {
 
 #[test]
 fn dingtalk_sign_vectors_are_reproduced() {
-    // Copied from shared/sinks/vectors (computed by the reference implementation).
+    // Copied from tests/fixtures/sinks (computed by the reference implementation).
     let vectors: Value =
         serde_json::from_str(include_str!("../../fixtures/sinks/dingtalk_sign.json"))
             .expect("vectors");

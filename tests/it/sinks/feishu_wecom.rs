@@ -330,7 +330,7 @@ fn feishu_sink(extra: &str) -> String {
 
 #[test]
 fn feishu_sign_vectors_are_reproduced_and_differ_from_dingtalk() {
-    // Copied from shared/sinks/vectors (computed by the reference implementation).
+    // Copied from tests/fixtures/sinks (computed by the reference implementation).
     let vectors: Value =
         serde_json::from_str(include_str!("../../fixtures/sinks/feishu_sign.json"))
             .expect("vectors");

@@ -1,4 +1,4 @@
-//! kill -9 crash loop for the store (dependencies.md §5 R1, at the store level).
+//! kill -9 crash loop for the store (docs/dependencies.md §5 R1, at the store level).
 //!
 //! The test binary runs itself as a child in writer mode (selected by an environment
 //! variable). The child enqueues numbered entries, acks every 5th and reschedules every 7th

@@ -399,7 +399,7 @@ fn fill(path: &Path) {
 /// 300,000 events through enqueue → due → ack at the daemon's live sizes (≈100 waiting
 /// entries of 1 KiB, 5,000 live guards and resolved records expiring behind them, pruned and
 /// flushed every 1,000 events). sled batches and transactions blow up and livelock under this
-/// load (dependencies.md §0); single-key writes must stay small and finish. It takes over a
+/// load (docs/dependencies.md §0); single-key writes must stay small and finish. It takes over a
 /// minute, so plain `cargo test` leaves it out; `.ci/run` runs it as a step of its own.
 #[test]
 #[ignore = "soak: run by .ci/run as its own step"]
