@@ -275,6 +275,15 @@ where
         listing.pages += 1;
         let reached_end = last(&page);
         let received = page.received();
+        if received > page_size as usize {
+            // More than asked for is not an honest page: a proxy, a bug or an attack.
+            return Err(SasError::Malformed {
+                action: action.to_string(),
+                status: 200,
+                request_id: page.request_id.clone(),
+                reason: format!("a page of {received} records answered PageSize={page_size}"),
+            });
+        }
         let mut fresh = 0usize;
         for item in page.items {
             if seen.insert(digest(&item.raw)) {

@@ -265,6 +265,12 @@ pub struct PageMeta {
 }
 
 impl PageMeta {
+    /// Whether the metadata itself says the result is empty (`TotalCount` 0, or `Count` 0 with
+    /// no further token).
+    fn says_empty(&self) -> bool {
+        self.total_count == Some(0) || (self.count == Some(0) && self.next_token.is_none())
+    }
+
     fn read(obj: &Map<String, Value>) -> PageMeta {
         let int = |keys: &[&str]| {
             keys.iter()
@@ -314,8 +320,42 @@ impl<T> Page<T> {
     }
 }
 
+/// A 200 answer that is an error body in disguise: a top-level `Code` that is not one of the
+/// success spellings, unless `Success` is true. Returns the text to report.
+fn error_inside_ok(obj: &Map<String, Value>) -> Option<String> {
+    let code = ["Code", "code"]
+        .iter()
+        .filter_map(|k| obj.get(*k))
+        .map(lenient::to_string)
+        .find(|s| !s.trim().is_empty())?;
+    let success = ["Success", "success"]
+        .iter()
+        .filter_map(|k| obj.get(*k))
+        .any(|v| v.as_bool() == Some(true));
+    if success
+        || ["200", "ok", "success"]
+            .iter()
+            .any(|ok| code.trim().eq_ignore_ascii_case(ok))
+    {
+        return None;
+    }
+    let message = ["Message", "message"]
+        .iter()
+        .filter_map(|k| obj.get(*k))
+        .map(lenient::to_string)
+        .find(|s| !s.is_empty())
+        .unwrap_or_default();
+    Some(format!(
+        "a 200 answer carrying error Code {}: {}",
+        crate::text::strip_control(&code),
+        crate::text::strip_control(&message)
+    ))
+}
+
 impl<T: ListItem> Page<T> {
-    /// Reads a page from a whole response body.
+    /// Reads a page from a whole response body. A body that cannot be a page is an error,
+    /// never an empty page: one carrying an error `Code` in a 200, or one without the list
+    /// whose paging metadata does not say the result is empty.
     pub fn from_value(body: Value) -> Result<Self, serde_json::Error> {
         let Value::Object(mut obj) = body else {
             return Err(serde::de::Error::custom(format!(
@@ -333,13 +373,32 @@ impl<T: ListItem> Page<T> {
             .map(lenient::to_string)
             .find(|s| !s.is_empty())
             .unwrap_or_default();
+        if let Some(error) = error_inside_ok(&obj) {
+            return Err(serde::de::Error::custom(error));
+        }
         let raw_items = T::ITEM_KEYS
             .iter()
             .find_map(|k| obj.remove(*k).filter(|v| !v.is_null()));
         let raw_items = match raw_items {
             Some(Value::Array(a)) => a,
             Some(Value::Object(m)) => index_keyed(m),
-            _ => Vec::new(),
+            Some(other) => {
+                return Err(serde::de::Error::custom(format!(
+                    "the {} list is {}, not a list",
+                    T::ITEM_KEYS[0],
+                    json_kind(&other)
+                )));
+            }
+            // Whether the real service leaves the key out of an empty result is not confirmed:
+            // accept its absence only beside paging metadata that says there is nothing.
+            None if meta.says_empty() => Vec::new(),
+            None => {
+                return Err(serde::de::Error::custom(format!(
+                    "the answer has no {} list and its paging does not say the result is empty; \
+                     read as an error, never as \"nothing is open\"",
+                    T::ITEM_KEYS[0]
+                )));
+            }
         };
         let mut items = Vec::with_capacity(raw_items.len());
         let mut undecodable = Vec::new();
@@ -1763,13 +1822,58 @@ mod tests {
         .unwrap();
         assert_eq!(p.items[0].risk_id, Some(9));
 
-        let p: VulListResponse =
-            serde_json::from_value(json!({"NextToken": "abc", "VulRecords": null})).unwrap();
-        assert!(p.items.is_empty());
-        assert_eq!(p.meta.next_token.as_deref(), Some("abc"));
-
         assert!(serde_json::from_value::<VulListResponse>(json!([1])).is_err());
         assert!(serde_json::from_value::<Item<VulRecord>>(json!("x")).is_err());
+    }
+
+    #[test]
+    fn an_answer_without_its_list_is_an_error_unless_paging_says_empty() {
+        let page = |v: Value| serde_json::from_value::<VulListResponse>(v);
+        for (body, why) in [
+            (json!({"RequestId": "X"}), "no list, no paging"),
+            (
+                json!({"RequestId": "X", "TotalCount": 7}),
+                "no list, 7 said to exist",
+            ),
+            (
+                json!({"NextToken": "abc", "VulRecords": null}),
+                "a null list, more said to follow",
+            ),
+            (
+                json!({"TotalCount": 1, "VulRecords": "x"}),
+                "a list that is a string",
+            ),
+        ] {
+            let e = page(body).expect_err(why).to_string();
+            assert!(e.contains("VulRecords"), "{why}: {e}");
+        }
+        let empty = page(json!({"RequestId": "X", "TotalCount": 0})).unwrap();
+        assert!(empty.items.is_empty());
+        let empty = page(json!({"Count": 0})).unwrap();
+        assert!(empty.items.is_empty());
+    }
+
+    #[test]
+    fn a_200_carrying_an_error_code_is_an_error() {
+        let page = |v: Value| serde_json::from_value::<SuspEventsResponse>(v);
+        let e = page(json!({
+            "RequestId": "X",
+            "Code": "Throttling.User",
+            "Message": "Request was denied\u{1b}[2J due to user flow control.",
+            "SuspEvents": []
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("Throttling.User"), "{e}");
+        assert!(!e.contains('\u{1b}'), "the message is scrubbed: {e:?}");
+        // Success spellings, and an explicit Success, are not errors.
+        for body in [
+            json!({"Code": "200", "TotalCount": 0, "SuspEvents": []}),
+            json!({"code": "Success", "TotalCount": 0, "SuspEvents": []}),
+            json!({"Success": true, "Code": "Whatever", "TotalCount": 0, "SuspEvents": []}),
+        ] {
+            assert!(page(body.clone()).is_ok(), "{body}");
+        }
     }
 
     #[test]

@@ -87,6 +87,19 @@ pub enum FaultKind {
     /// HTTP 200 with valid JSON whose numbers and booleans became strings and whose lists became
     /// objects.
     WrongTypes,
+    /// HTTP 200 with nothing but the `RequestId`: the list key and the paging metadata are
+    /// missing (what a misbehaving endpoint or proxy was seen to answer).
+    ListMissing,
+    /// HTTP 200 whose body is an error: `RequestId`, `Code` and `Message` at the top level.
+    CodeInOk {
+        /// The error code inside the 200.
+        #[serde(default = "service_unavailable")]
+        code: String,
+    },
+}
+
+fn service_unavailable() -> String {
+    "ServiceUnavailable".into()
 }
 
 /// One injected fault rule.

@@ -239,6 +239,20 @@ async fn api(
         )
             .into_response(),
         Some(FaultKind::WrongTypes) => json_response(200, &wrong_types(out), &request_id),
+        Some(FaultKind::ListMissing) => json_response(
+            200,
+            &serde_json::json!({ "RequestId": request_id }),
+            &request_id,
+        ),
+        Some(FaultKind::CodeInOk { code }) => json_response(
+            200,
+            &serde_json::json!({
+                "RequestId": request_id,
+                "Code": code,
+                "Message": "The request has failed due to a temporary failure of the server.",
+            }),
+            &request_id,
+        ),
         _ => json_response(200, &out, &request_id),
     }
 }

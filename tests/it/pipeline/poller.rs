@@ -338,3 +338,62 @@ async fn a_failed_lookup_resolves_as_gone_exactly_once_without_failing_the_poll(
     assert_eq!(rig.sim.call_count("DescribeVulList"), 2, "the listing only");
     assert_eq!(rig.resolved()[&format!("vul:{fixed}")].len(), 1);
 }
+
+/// A 200 that is not a page — nothing but a `RequestId`, or an error `Code` inside the 200 —
+/// fails the poll, records nothing and resolves nothing; once the answers are normal again,
+/// nothing is re-sent and what opened meanwhile is new exactly once. (Read as empty pages,
+/// list-less answers once resolved every open vulnerability and re-opened them as `new` later.)
+#[tokio::test]
+async fn answers_that_are_not_pages_never_resolve_anything() {
+    // One attempt per call, so every injected answer is one failed poll.
+    let rig = Rig::start("max_attempts = 1").await;
+    let ([a, b], t) = opened(&rig).await;
+    let before = rig.outbox().len();
+    let mut t = t + time::Duration::seconds(60 * RECONCILE_EVERY as i64);
+    for kind in [
+        FaultKind::ListMissing,
+        FaultKind::CodeInOk {
+            code: "ServiceUnavailable".into(),
+        },
+    ] {
+        rig.sim
+            .inject_fault(FaultSpec::new(kind.clone()).for_action("DescribeVulList"))
+            .unwrap();
+        let err = rig.poller.poll_once(t).await.unwrap_err().to_string();
+        assert!(
+            err.contains("VulRecords") || err.contains("ServiceUnavailable"),
+            "{kind:?}: {err}"
+        );
+        assert!(rig.sim.pending_faults().is_empty(), "{kind:?} was answered");
+        assert_eq!(rig.outbox().len(), before, "{kind:?}: nothing enqueued");
+        for id in [a, b] {
+            let records = rig.store.records("sim", Domain::Vulnerabilities).unwrap();
+            let r = records
+                .iter()
+                .find(|(_, r)| r.id == format!("vul:{id}"))
+                .expect("still tracked");
+            assert_eq!(
+                r.1.status,
+                RecordStatus::Active,
+                "{kind:?}: vul:{id} still open"
+            );
+        }
+        t += time::Duration::seconds(60 * (RECONCILE_EVERY as i64 + 1));
+    }
+
+    // Normal answers again, with one vulnerability opened during the fault window.
+    let c = rig.add_vuln();
+    let report = rig.poller.poll_once(t).await.unwrap();
+    assert_eq!(report.dispatched.enqueued, 1, "{report:?}");
+    assert!(rig.resolved().is_empty(), "nothing resolved");
+    let news: Vec<String> = rig
+        .outbox()
+        .iter()
+        .filter(|e| e.kind == EventKind::New)
+        .map(|e| e.finding.as_ref().unwrap().id.clone())
+        .collect();
+    for id in [a, b, c] {
+        let n = news.iter().filter(|n| **n == format!("vul:{id}")).count();
+        assert_eq!(n, 1, "vul:{id} is new exactly once");
+    }
+}
