@@ -1269,6 +1269,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_page_larger_than_asked_for_is_an_error() {
+        // The server ignores PageSize: 150 records on a page that asked for 100.
+        let fake = Fake::new(50, move |_, _| {
+            let items: Vec<Value> = (0..150).map(|n| json!({"Id": n + 1})).collect();
+            Ok(json!({"RequestId": "r", "TotalCount": 150, "SuspEvents": items}))
+        });
+        let err = list_alerts(&fake, &AlertQuery::default()).await.unwrap_err();
+        assert!(matches!(err, SasError::Malformed { .. }), "{err:?}");
+        assert!(err.to_string().contains("150 records answered PageSize=100"), "{err}");
+        assert!(err.retryable(), "retried like a server fault, then the poll fails");
+    }
+
+    #[tokio::test]
     async fn a_server_ignoring_current_page_cannot_loop() {
         let fake = Fake::new(1000, numbered("SuspEvents", 1000, 100, true));
         let listing = list_alerts(&fake, &AlertQuery::default()).await.unwrap();
