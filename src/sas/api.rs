@@ -1275,10 +1275,19 @@ mod tests {
             let items: Vec<Value> = (0..150).map(|n| json!({"Id": n + 1})).collect();
             Ok(json!({"RequestId": "r", "TotalCount": 150, "SuspEvents": items}))
         });
-        let err = list_alerts(&fake, &AlertQuery::default()).await.unwrap_err();
+        let err = list_alerts(&fake, &AlertQuery::default())
+            .await
+            .unwrap_err();
         assert!(matches!(err, SasError::Malformed { .. }), "{err:?}");
-        assert!(err.to_string().contains("150 records answered PageSize=100"), "{err}");
-        assert!(err.retryable(), "retried like a server fault, then the poll fails");
+        assert!(
+            err.to_string()
+                .contains("150 records answered PageSize=100"),
+            "{err}"
+        );
+        assert!(
+            err.retryable(),
+            "retried like a server fault, then the poll fails"
+        );
     }
 
     #[tokio::test]
