@@ -1247,6 +1247,13 @@ x = 1
     }
 
     #[test]
+    fn a_type_error_inside_a_sink_names_the_key_as_written() {
+        let bad = format!("{GOOD}\n[[sink]]\nname = \"a\"\ntype = \"stdout\"\nmin_severity = 5\n");
+        let keys: Vec<String> = errors(&bad).into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["sink[0].min_severity"]);
+    }
+
+    #[test]
     fn sinks_are_parsed_checked_and_anchored() {
         let text = format!(
             "{GOOD}\n[[sink]]\nname = \"log\"\ntype = \"file\"\npath = \"events.jsonl\"\n\n[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\n"

@@ -17,7 +17,7 @@ pub fn deserialize_section<T: serde::de::DeserializeOwned>(
     key: &str,
 ) -> Result<T, SectionError> {
     serde_path_to_error::deserialize::<_, T>(ValueDeserializer::from(value.clone())).map_err(|e| {
-        let path = e.path().to_string();
+        let path = readable_path(&e.path().to_string());
         let inner = e.into_inner();
         let key = if path == "." || path.is_empty() {
             key.to_string()
@@ -30,4 +30,33 @@ pub fn deserialize_section<T: serde::de::DeserializeOwned>(
             inner.message().to_string(),
         )
     })
+}
+
+/// The key path as the operator wrote it: `serde_spanned` wraps values it keeps spans for in a
+/// private field, whose name must not reach an error message (`sink[0].min_severity`, not
+/// `sink[0].$__serde_spanned_private_value.min_severity`).
+fn readable_path(path: &str) -> String {
+    const SPANNED: &str = "$__serde_spanned_private_value";
+    path.split('.')
+        .filter(|part| *part != SPANNED)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spanned_wrappers_leave_the_key_path() {
+        assert_eq!(
+            readable_path("$__serde_spanned_private_value.min_severity"),
+            "min_severity"
+        );
+        assert_eq!(
+            readable_path("[0].$__serde_spanned_private_value.credentials.type"),
+            "[0].credentials.type"
+        );
+        assert_eq!(readable_path("poll.alerts"), "poll.alerts");
+    }
 }
