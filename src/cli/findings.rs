@@ -1,5 +1,8 @@
 //! `sasrelay findings`: lists what Security Center holds now for one domain, normalised, as a
-//! table (attacker-written text made terminal-safe) or as one JSON finding per line.
+//! table (attacker-written text made terminal-safe) or as one JSON finding per line; with
+//! `--quarantined`, the records of the listing that cannot be read instead. A listing that
+//! could not be read, or that held unreadable records, exits 1: an empty or short listing
+//! must never pass for "nothing is open".
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,6 +13,7 @@ use super::{DomainArg, EXIT_CONFIG, Session, load_config, parse_window, terminal
 use crate::credentials::env::ProcessEnv;
 use crate::duration::HumanDuration;
 use crate::finding::{Domain, Finding};
+use crate::sas::models::Quarantined;
 use crate::sas::source::{ReadWindow, Source};
 
 /// `sasrelay findings` arguments.
@@ -33,6 +37,10 @@ pub struct Args {
     /// One JSON object per line (the full normalised finding) instead of a table.
     #[arg(long)]
     json: bool,
+    /// List the records Security Center sent that cannot be read (with why, and their text)
+    /// instead of the findings.
+    #[arg(long)]
+    quarantined: bool,
 }
 
 /// Runs `findings`.
@@ -44,14 +52,26 @@ pub async fn run(args: Args) -> ExitCode {
         handled_since: args.handled_within.map(|d| now - d.0),
         firewall_since: now - args.firewall_within.0,
     };
+    let show = if args.quarantined {
+        Show::Quarantined
+    } else {
+        Show::Findings { json: args.json }
+    };
     list(
         &args.config,
         args.domain.into(),
         args.source.as_deref(),
         window,
-        args.json,
+        show,
     )
     .await
+}
+
+/// What to print.
+#[derive(Clone, Copy)]
+enum Show {
+    Findings { json: bool },
+    Quarantined,
 }
 
 async fn list(
@@ -59,7 +79,7 @@ async fn list(
     domain: Domain,
     only: Option<&str>,
     window: ReadWindow,
-    json: bool,
+    show: Show,
 ) -> ExitCode {
     let settings = match load_config(path) {
         Ok(s) => s,
@@ -101,7 +121,24 @@ async fn list(
             }
         };
         match source.read(domain, &window).await {
-            Ok(list) => print_findings(&list, json),
+            Ok(sweep) => {
+                match show {
+                    Show::Findings { json } => print_findings(&sweep.findings, json),
+                    Show::Quarantined => print_quarantined(&sweep.quarantined),
+                }
+                if !sweep.quarantined.is_empty() {
+                    eprintln!(
+                        "error: source {}: {} record(s) of the listing cannot be read{}",
+                        source.settings.name,
+                        sweep.quarantined.len(),
+                        match show {
+                            Show::Findings { .. } => "; `--quarantined` shows them",
+                            Show::Quarantined => "",
+                        }
+                    );
+                    ok = false;
+                }
+            }
             Err(e) => {
                 eprintln!("error: source {}: {e}", source.settings.name);
                 ok = false;
@@ -113,6 +150,26 @@ async fn list(
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// One block per record: digest, action, size and reason, then its text (terminal-safe).
+fn print_quarantined(records: &[Quarantined]) {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for q in records {
+        let block = format!(
+            "{} {} ({} bytes): {}\n  {}",
+            q.digest,
+            q.action,
+            q.bytes,
+            terminal_safe(&q.reason, 300),
+            terminal_safe(&q.raw, 2_000),
+        );
+        if writeln!(out, "{block}").is_err() {
+            return;
+        }
     }
 }
 

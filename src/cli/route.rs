@@ -331,7 +331,7 @@ credentials = {{ type = "env" }}
                 .read(d, &window)
                 .await
                 .map_err(|e| format!("simulator {}: {e}", d.as_str()))?;
-            lists.push(list.into_iter());
+            lists.push(list.findings.into_iter());
         }
         let mut out = Vec::with_capacity(n);
         while out.len() < n {

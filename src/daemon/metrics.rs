@@ -15,6 +15,8 @@
 //! | `sasrelay_last_successful_poll_timestamp_seconds` | gauge | `source`, `domain` |
 //! | `sasrelay_last_poll_duration_seconds` | gauge | `source`, `domain` |
 //! | `sasrelay_findings_observed` | gauge (last successful poll) | `source`, `domain` |
+//! | `sasrelay_poll_errors_total` | counter | `source`, `domain`, `reason` (`throttled`, `server`, `auth`, `permission`, `request`, `timeout`, `unreachable`, `error_code_in_200`, `list_missing`, `not_a_list`, `page_too_large`, `body_too_large`, `truncated`, `invalid`, `too_many_pages`, `credentials`, `store`) |
+//! | `sasrelay_quarantined_records_total` | counter (sightings) | `source`, `domain` |
 //! | `sasrelay_events_total` | counter | `source`, `domain`, `outcome` (`enqueued`, `grouped`, `silenced`, `muted`, `dropped`, `duplicate`) |
 //! | `sasrelay_delivery_attempts_total` | counter | `sink`, `outcome` (`delivered`, `retry`, `dead_letter`) |
 //! | `sasrelay_outbox_depth` | gauge | `sink` |
@@ -102,6 +104,7 @@ pub fn render(
     let _ = writeln!(out, "sasrelay_start_time_seconds {start_unix:.3}");
 
     render_polls(&mut out, polls);
+    render_poll_problems(&mut out, polls);
     render_deliveries(&mut out, deliveries);
     if let Some(store) = store {
         render_store(&mut out, store, now_ms);
@@ -180,6 +183,43 @@ fn render_polls(out: &mut String, polls: &BTreeMap<(String, &'static str), PollF
                 );
             }
         }
+    }
+}
+
+/// Why polls failed, and records that could not be read: series that exist only once
+/// something happened (a reason label per failure kind).
+fn render_poll_problems(out: &mut String, polls: &BTreeMap<(String, &'static str), PollFigures>) {
+    header(
+        out,
+        "sasrelay_poll_errors_total",
+        "counter",
+        "Failed polls, by reason.",
+    );
+    for ((s, d), f) in polls {
+        for (reason, n) in &f.errors {
+            let _ = writeln!(
+                out,
+                "sasrelay_poll_errors_total{{source=\"{}\",domain=\"{}\",reason=\"{}\"}} {n}",
+                label(s),
+                label(d),
+                label(reason)
+            );
+        }
+    }
+    header(
+        out,
+        "sasrelay_quarantined_records_total",
+        "counter",
+        "Sightings of listed records that could not be read (quarantined; the poll went on).",
+    );
+    for ((s, d), f) in polls {
+        let _ = writeln!(
+            out,
+            "sasrelay_quarantined_records_total{{source=\"{}\",domain=\"{}\"}} {}",
+            label(s),
+            label(d),
+            f.quarantined
+        );
     }
 }
 
@@ -278,8 +318,8 @@ mod tests {
             silenced: 2,
             ..Dispatched::default()
         };
-        m.poll_failed("prod", "alerts", Duration::from_millis(250));
-        m.poll_failed("prod", "alerts", Duration::from_millis(250));
+        m.poll_failed("prod", "alerts", Duration::from_millis(250), "list_missing");
+        m.poll_failed("prod", "alerts", Duration::from_millis(250), "list_missing");
         m.poll_ok(
             "prod",
             "alerts",
@@ -294,7 +334,8 @@ mod tests {
             9,
             &dispatched,
         );
-        m.poll_failed("prod", "alerts", Duration::from_millis(100));
+        m.poll_failed("prod", "alerts", Duration::from_millis(100), "server");
+        m.quarantined("prod", "baseline", 2);
         m.delivery("hook", DeliveryOutcome::Retry);
         m.delivery("hook", DeliveryOutcome::Delivered);
         m.delivery("hook", DeliveryOutcome::DeadLetter);
@@ -327,6 +368,27 @@ mod tests {
         assert_eq!(
             value(&t, &format!("sasrelay_poll_consecutive_failures{{{sd}}}")),
             Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &t,
+                &format!("sasrelay_poll_errors_total{{{sd},reason=\"list_missing\"}}")
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(
+                &t,
+                &format!("sasrelay_poll_errors_total{{{sd},reason=\"server\"}}")
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"sasrelay_quarantined_records_total{source="prod",domain="baseline"}"#
+            ),
+            Some(2.0)
         );
         assert_eq!(
             value(&t, &format!("sasrelay_last_poll_duration_seconds{{{sd}}}")),

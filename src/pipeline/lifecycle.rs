@@ -34,6 +34,10 @@ pub enum Coverage {
     Snapshot,
     /// Only a time window was listed (alerts, firewall): absence means nothing.
     Window,
+    /// A snapshot domain's sweep that is not complete (records could not be read): what was
+    /// listed is recorded as in a snapshot, but absence means nothing — the finding that
+    /// looks gone may be the unreadable record.
+    Partial,
 }
 
 /// One change to persist: the new record, and the event to enqueue (if any).
@@ -308,7 +312,7 @@ fn gone_event(fp: &str, r: &Record, now: OffsetDateTime) -> Event {
 /// alert, small).
 fn remembered(f: &Finding, coverage: Coverage) -> Remembered {
     match coverage {
-        Coverage::Snapshot => Remembered::of(f),
+        Coverage::Snapshot | Coverage::Partial => Remembered::of(f),
         Coverage::Window => Remembered::unknown(f.domain, &f.source),
     }
 }

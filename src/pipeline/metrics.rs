@@ -26,6 +26,10 @@ pub struct PollFigures {
     pub observed: u64,
     /// What dispatch did with the events, by outcome.
     pub events: BTreeMap<&'static str, u64>,
+    /// Failed polls by reason ([`crate::sas::error::SasError::reason_label`], or `store`).
+    pub errors: BTreeMap<&'static str, u64>,
+    /// Sightings of records that could not be read and were quarantined.
+    pub quarantined: u64,
 }
 
 /// Counters of one sink's worker.
@@ -119,13 +123,27 @@ impl Metrics {
         }
     }
 
-    /// A failed poll of `source`/`domain` that took `took`.
-    pub fn poll_failed(&self, source: &str, domain: &'static str, took: Duration) {
+    /// A failed poll of `source`/`domain` that took `took`, for `reason`.
+    pub fn poll_failed(
+        &self,
+        source: &str,
+        domain: &'static str,
+        took: Duration,
+        reason: &'static str,
+    ) {
         let mut polls = self.polls.lock().unwrap_or_else(PoisonError::into_inner);
         let f = polls.entry((source.to_string(), domain)).or_default();
         f.failed += 1;
+        *f.errors.entry(reason).or_default() += 1;
         f.consecutive_failures += 1;
         f.last_duration = took;
+    }
+
+    /// A poll of `source`/`domain` listed `n` records that could not be read.
+    pub fn quarantined(&self, source: &str, domain: &'static str, n: usize) {
+        let mut polls = self.polls.lock().unwrap_or_else(PoisonError::into_inner);
+        let f = polls.entry((source.to_string(), domain)).or_default();
+        f.quarantined += n as u64;
     }
 
     /// One delivery attempt to `sink` came to `outcome`.
@@ -182,7 +200,7 @@ mod tests {
             if ok {
                 m.poll_ok("prod", "alerts", Duration::from_secs(2), 7, &dispatched);
             } else {
-                m.poll_failed("prod", "alerts", Duration::from_millis(100));
+                m.poll_failed("prod", "alerts", Duration::from_millis(100), "server");
             }
         }
         m.delivery("hook", DeliveryOutcome::Retry);

@@ -32,8 +32,9 @@ use crate::pipeline::dispatch::{Dispatched, Dispatcher};
 use crate::pipeline::lifecycle::{self, Coverage};
 use crate::pipeline::metrics::Metrics;
 use crate::record::Record;
+use crate::sas::models::Quarantined;
 use crate::sas::source::{DomainPoll, InitialSync, ReadWindow, Source};
-use crate::store::{Cursor, Store, StoreError};
+use crate::store::{Cursor, QuarantineEntry, Store, StoreError};
 use crate::task::{Label, Next, Task, TaskError};
 
 /// How far back a first start reads container-firewall records (the API needs a window).
@@ -63,6 +64,8 @@ pub struct PollReport {
     pub explained: usize,
     /// The lookup failed, so every vulnerability that left the list was resolved as `gone`.
     pub lookup_failed: bool,
+    /// Records listed that could not be read (quarantined; the rest of the poll went on).
+    pub quarantined: usize,
 }
 
 /// Why a poll failed. Nothing was written past the failing step.
@@ -151,12 +154,25 @@ impl Poller {
             handled_since: since,
             firewall_since: since.unwrap_or(now - firewall_first),
         };
-        let observed = self.source.read(domain, &window).await?;
-
+        let sweep = self.source.read(domain, &window).await?;
         let coverage = match domain {
-            Domain::Vulnerabilities | Domain::Baseline => Coverage::Snapshot,
+            Domain::Vulnerabilities | Domain::Baseline if sweep.quarantined.is_empty() => {
+                Coverage::Snapshot
+            }
+            Domain::Vulnerabilities | Domain::Baseline => {
+                tracing::warn!(
+                    source = %settings.name,
+                    domain = domain.as_str(),
+                    quarantined = sweep.quarantined.len(),
+                    "The sweep holds records that cannot be read; nothing is resolved as gone until a sweep is complete."
+                );
+                Coverage::Partial
+            }
             Domain::Alerts | Domain::Firewall => Coverage::Window,
         };
+        self.keep_quarantined(&sweep.quarantined, now_ms)?;
+        let quarantined = sweep.quarantined.len();
+        let observed = sweep.findings;
         let known = self.known_records(coverage, &observed)?;
         let silent = first && settings.initial_sync == InitialSync::Baseline;
         let observed_count = observed.len();
@@ -164,6 +180,7 @@ impl Poller {
 
         let mut report = PollReport {
             observed: observed_count,
+            quarantined,
             changed: diff.changes.len(),
             silently_tracked: diff.silently_tracked,
             ..PollReport::default()
@@ -275,7 +292,7 @@ impl Poller {
         let domain = self.poll.domain;
         match coverage {
             Coverage::Snapshot => Ok(self.store.records(source, domain)?.into_iter().collect()),
-            Coverage::Window => {
+            Coverage::Window | Coverage::Partial => {
                 let mut known = BTreeMap::new();
                 for f in observed {
                     if let Some(r) = self.store.get_record(source, domain, &f.fingerprint)? {
@@ -285,6 +302,39 @@ impl Poller {
                 Ok(known)
             }
         }
+    }
+
+    /// Keeps the records the poll could not read where the operator can see them (the store's
+    /// quarantine, `sasrelay findings --quarantined`), warning once per new record.
+    fn keep_quarantined(&self, records: &[Quarantined], now_ms: i64) -> Result<(), StoreError> {
+        let domain = self.poll.domain;
+        for q in records {
+            let entry = QuarantineEntry {
+                v: crate::store::QUARANTINE_SCHEMA,
+                source: self.name().to_string(),
+                domain,
+                digest: q.digest.clone(),
+                action: q.action.clone(),
+                reason: q.reason.clone(),
+                raw: q.raw.clone(),
+                bytes: q.bytes,
+                first_seen_ms: now_ms,
+                last_seen_ms: now_ms,
+                times: 1,
+            };
+            if self.store.quarantine(&entry)? {
+                tracing::warn!(
+                    source = self.name(),
+                    domain = domain.as_str(),
+                    action = %q.action,
+                    digest = %q.digest,
+                    bytes = q.bytes,
+                    reason = %crate::text::strip_control(&q.reason),
+                    "Quarantined a record Security Center listed but sasrelay cannot read; see `sasrelay findings --quarantined`."
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Asks Security Center why the vulnerabilities that left the pending list left it — fixed,
@@ -298,7 +348,7 @@ impl Poller {
         now: OffsetDateTime,
         report: &mut PollReport,
     ) {
-        let wanted: BTreeMap<i64, Option<String>> = diff
+        let wanted: BTreeMap<crate::sas::models::RecordId, Option<String>> = diff
             .gone()
             .filter_map(|c| {
                 let id = crate::sas::normalise::vul_primary_id(&c.record.id)?;
@@ -329,6 +379,7 @@ impl Poller {
         let domain = self.poll.domain.as_str();
         self.metrics
             .poll_ok(self.name(), domain, took, r.observed, &r.dispatched);
+        self.metrics.quarantined(self.name(), domain, r.quarantined);
         tracing::debug!(
             source = self.name(),
             domain,
@@ -379,8 +430,16 @@ impl Task for Poller {
                 Ok(Next::After(self.poll.interval))
             }
             Err(e) => {
-                self.metrics
-                    .poll_failed(self.name(), self.poll.domain.as_str(), started.elapsed());
+                let reason = match &e {
+                    PollError::Read(err) => err.reason_label(),
+                    PollError::Store(_) => "store",
+                };
+                self.metrics.poll_failed(
+                    self.name(),
+                    self.poll.domain.as_str(),
+                    started.elapsed(),
+                    reason,
+                );
                 if let PollError::Store(err) = &e {
                     self.store.heal(err);
                 }

@@ -24,8 +24,8 @@ use super::error::SasError;
 use super::models::{
     BaselineItem, CheckItemWarningStatisticsResponse, CheckWarning, CheckWarningDetail,
     ClusterVulStatisticsResponse, InterceptionHistory, InterceptionSummaryResponse, Item, ListItem,
-    Page, PageMeta, SuspEvent, SuspEventStatisticsResponse, VulRecord, WarningMachine,
-    WarningSummary,
+    Page, PageMeta, Quarantined, RecordId, SuspEvent, SuspEventStatisticsResponse, VulRecord,
+    WarningMachine, WarningSummary,
 };
 use super::params::Params;
 
@@ -159,8 +159,8 @@ pub struct Listing<T> {
     /// Distinct records in the order the server sent them (an identical record repeated on a
     /// later page is kept once).
     pub items: Vec<Item<T>>,
-    /// Records that were not JSON objects, kept raw.
-    pub undecodable: Vec<Value>,
+    /// Records that could not be read, kept (bounded), each once.
+    pub quarantined: Vec<Quarantined>,
     /// Pages fetched.
     pub pages: u32,
     /// The last `TotalCount` the server reported (summed over merged listings).
@@ -173,7 +173,7 @@ impl<T> Default for Listing<T> {
     fn default() -> Self {
         Listing {
             items: Vec::new(),
-            undecodable: Vec::new(),
+            quarantined: Vec::new(),
             pages: 0,
             total_count: None,
             stopped_on_repeat: false,
@@ -184,20 +184,17 @@ impl<T> Default for Listing<T> {
 impl<T> Listing<T> {
     /// Appends another listing, skipping records identical to ones already held.
     pub fn merge(&mut self, other: Listing<T>) {
-        let mut seen: HashSet<[u8; 32]> = self
-            .items
-            .iter()
-            .map(|i| digest(&i.raw))
-            .chain(self.undecodable.iter().map(digest))
-            .collect();
+        let mut seen: HashSet<[u8; 32]> = self.items.iter().map(|i| digest(&i.raw)).collect();
         for item in other.items {
             if seen.insert(digest(&item.raw)) {
                 self.items.push(item);
             }
         }
-        for raw in other.undecodable {
-            if seen.insert(digest(&raw)) {
-                self.undecodable.push(raw);
+        let mut poisoned: HashSet<String> =
+            self.quarantined.iter().map(|q| q.digest.clone()).collect();
+        for q in other.quarantined {
+            if poisoned.insert(q.digest.clone()) {
+                self.quarantined.push(q);
             }
         }
         self.pages += other.pages;
@@ -257,6 +254,7 @@ where
     let max_pages = c.max_pages();
     let mut listing = Listing::<T>::default();
     let mut seen: HashSet<[u8; 32]> = HashSet::new();
+    let mut poisoned: HashSet<String> = HashSet::new();
     let mut page_no: u32 = 1;
     let mut token: Option<String> = None;
     loop {
@@ -291,10 +289,17 @@ where
                 fresh += 1;
             }
         }
-        for raw in page.undecodable {
-            if seen.insert(digest(&raw)) {
-                tracing::warn!(action, "Skipped a record that is not a JSON object.");
-                listing.undecodable.push(raw);
+        for mut q in page.quarantined {
+            if poisoned.insert(q.digest.clone()) {
+                q.action = action.to_string();
+                tracing::warn!(
+                    action,
+                    page = page_no,
+                    digest = %q.digest,
+                    reason = %crate::text::strip_control(&q.reason),
+                    "Quarantined a record that cannot be read; the rest of the page goes on."
+                );
+                listing.quarantined.push(q);
                 fresh += 1;
             }
         }
@@ -308,7 +313,7 @@ where
             requested_page: page_no,
             requested_size: page_size,
             received,
-            seen_total: listing.items.len() + listing.undecodable.len(),
+            seen_total: listing.items.len() + listing.quarantined.len(),
             meta: page.meta,
             repeated: (received > 0 && fresh == 0) || token_stuck,
             token_mode: paging == Paging::Token,
@@ -658,7 +663,7 @@ pub const MAX_VUL_IDS: usize = 50;
 /// (`Ids`, at most [`MAX_VUL_IDS`]; the caller splits), without paging. `q` supplies the other
 /// filters: a lookup of handled records sets `status_list` (or `dealed`), since the pending
 /// filter of a listing would hide exactly the records looked for.
-pub fn vul_ids_request(q: &VulQuery, ty: VulType, ids: &[i64], lang: &str) -> Params {
+pub fn vul_ids_request(q: &VulQuery, ty: VulType, ids: &[RecordId], lang: &str) -> Params {
     let mut query = vul_request(q, ty, lang);
     query.set_simple("Ids", ids);
     query
@@ -671,9 +676,9 @@ pub fn vul_ids_request(q: &VulQuery, ty: VulType, ids: &[i64], lang: &str) -> Pa
 pub async fn lookup_vulnerabilities<C: SasCall + ?Sized>(
     c: &C,
     q: &VulQuery,
-    ids: &[i64],
+    ids: &[RecordId],
 ) -> Result<Listing<VulRecord>, SasError> {
-    let mut wanted: Vec<i64> = ids.to_vec();
+    let mut wanted: Vec<RecordId> = ids.to_vec();
     wanted.sort_unstable();
     wanted.dedup();
     let paging = vul_paging(q);
@@ -685,8 +690,9 @@ pub async fn lookup_vulnerabilities<C: SasCall + ?Sized>(
                 walk(c, "DescribeVulList", &query, None, q.page_size, paging).await?;
             listing.items.retain(|i| {
                 i.primary_id
-                    .or(i.extend_content_json.primary_id)
-                    .is_some_and(|id| chunk.binary_search(&id).is_ok())
+                    .as_ref()
+                    .or(i.extend_content_json.primary_id.as_ref())
+                    .is_some_and(|id| chunk.binary_search(id).is_ok())
             });
             all.merge(listing);
         }
@@ -732,7 +738,7 @@ pub fn warning_summary_request(q: &BaselineQuery, lang: &str) -> Params {
 }
 
 /// The query of `DescribeWarningMachines` for one risk, without paging.
-pub fn warning_machines_request(risk_id: i64, cluster_id: Option<&str>, lang: &str) -> Params {
+pub fn warning_machines_request(risk_id: &str, cluster_id: Option<&str>, lang: &str) -> Params {
     let mut query = Params::new();
     query.set("RiskId", risk_id).set("Lang", lang);
     query.set_opt("ClusterId", cluster_id.filter(|s| !s.is_empty()));
@@ -742,7 +748,7 @@ pub fn warning_machines_request(risk_id: i64, cluster_id: Option<&str>, lang: &s
 /// The query of `DescribeCheckWarnings` for one risk on one asset, without paging.
 /// `ContainerName` scopes a container asset to its own checks.
 pub fn check_warnings_request(
-    risk_id: i64,
+    risk_id: &str,
     uuid: &str,
     container_name: Option<&str>,
     lang: &str,
@@ -776,7 +782,7 @@ pub async fn list_warning_summaries<C: SasCall + ?Sized>(
 /// Lists the assets affected by one risk (`DescribeWarningMachines`), every page.
 pub async fn list_warning_machines<C: SasCall + ?Sized>(
     c: &C,
-    risk_id: i64,
+    risk_id: &str,
     cluster_id: Option<&str>,
     page_size: u32,
 ) -> Result<Listing<WarningMachine>, SasError> {
@@ -795,7 +801,7 @@ pub async fn list_warning_machines<C: SasCall + ?Sized>(
 /// Lists the check items of one risk on one asset (`DescribeCheckWarnings`), every page.
 pub async fn list_check_warnings<C: SasCall + ?Sized>(
     c: &C,
-    risk_id: i64,
+    risk_id: &str,
     uuid: &str,
     container_name: Option<&str>,
     page_size: u32,
@@ -815,13 +821,29 @@ pub async fn list_check_warnings<C: SasCall + ?Sized>(
 /// Fetches description and advice of one check result (`DescribeCheckWarningDetail`).
 pub async fn check_warning_detail<C: SasCall + ?Sized>(
     c: &C,
-    check_warning_id: i64,
+    check_warning_id: &str,
 ) -> Result<Item<CheckWarningDetail>, SasError> {
     let mut query = Params::new();
     query
         .set("CheckWarningId", check_warning_id)
         .set("Lang", c.lang());
     c.call("DescribeCheckWarningDetail", &query, None).await
+}
+
+/// The baseline walk's result: one item per check result, and every record of the three
+/// listings that could not be read (a risk or machine among them hides its check results).
+#[derive(Clone, Debug, Default)]
+pub struct BaselineListing {
+    /// One per check result, each once.
+    pub items: Vec<BaselineItem>,
+    /// Unreadable records of any of the three listings, each once.
+    pub quarantined: Vec<Quarantined>,
+}
+
+impl BaselineListing {
+    fn quarantine(&mut self, records: Vec<Quarantined>) {
+        Quarantined::add_each_once(&mut self.quarantined, records);
+    }
 }
 
 /// Walks summary → machines → check items (→ detail, cached per `CheckId`) and returns one
@@ -836,16 +858,20 @@ pub async fn check_warning_detail<C: SasCall + ?Sized>(
 pub async fn list_baseline<C: SasCall + ?Sized>(
     c: &C,
     q: &BaselineQuery,
-) -> Result<Vec<BaselineItem>, SasError> {
+) -> Result<BaselineListing, SasError> {
     let cluster = non_empty(&q.cluster_id);
     let mut details: HashMap<i64, Item<CheckWarningDetail>> = HashMap::new();
-    let mut out = Vec::new();
-    for risk in list_warning_summaries(c, q).await?.items {
-        let Some(risk_id) = risk.risk_id else {
+    let mut out = BaselineListing::default();
+    let summaries = list_warning_summaries(c, q).await?;
+    out.quarantine(summaries.quarantined);
+    for risk in summaries.items {
+        let Some(risk_id) = risk.risk_id.clone() else {
             tracing::warn!(risk = %risk.risk_name, "Skipped a baseline risk without RiskId.");
             continue;
         };
+        let risk_id = risk_id.as_str();
         let machines = list_warning_machines(c, risk_id, cluster, q.page_size).await?;
+        out.quarantine(machines.quarantined);
         let mut listed: HashSet<(String, String)> = HashSet::new();
         let mut seen: HashSet<[u8; 32]> = HashSet::new();
         for machine in machines.items {
@@ -857,18 +883,17 @@ pub async fn list_baseline<C: SasCall + ?Sized>(
             let mut checks = Vec::new();
             for scope in [None, Some(container).filter(|c| !c.is_empty())] {
                 if listed.insert((machine.uuid.clone(), scope.unwrap_or("").to_string())) {
-                    checks.extend(
-                        list_check_warnings(c, risk_id, &machine.uuid, scope, q.page_size)
-                            .await?
-                            .items,
-                    );
+                    let listing =
+                        list_check_warnings(c, risk_id, &machine.uuid, scope, q.page_size).await?;
+                    out.quarantine(listing.quarantined);
+                    checks.extend(listing.items);
                 }
             }
             for check in checks {
                 if !seen.insert(digest(&check.raw)) {
                     continue;
                 }
-                let detail = match (q.fetch_details, check.check_warning_id) {
+                let detail = match (q.fetch_details, check.check_warning_id.as_deref()) {
                     (true, Some(cw_id)) => match check.check_id {
                         Some(check_id) => match details.get(&check_id) {
                             Some(d) => Some(d.clone()),
@@ -882,7 +907,7 @@ pub async fn list_baseline<C: SasCall + ?Sized>(
                     },
                     _ => None,
                 };
-                out.push(BaselineItem {
+                out.items.push(BaselineItem {
                     risk: risk.clone(),
                     machine: machine.clone(),
                     check,
@@ -1320,7 +1345,11 @@ mod tests {
         };
         let since = base - time::Duration::minutes(149);
         let listing = list_alerts_handled_since(&fake, &q, since).await.unwrap();
-        let ids: Vec<i64> = listing.items.iter().map(|i| i.id.unwrap()).collect();
+        let ids: Vec<i64> = listing
+            .items
+            .iter()
+            .map(|i| i.id.as_deref().unwrap().parse::<i64>().unwrap())
+            .collect();
         assert_eq!(ids, (0..150).collect::<Vec<_>>());
         // Page 2 reaches past the window: no third page, so the page cap of 3 is not hit.
         let calls = fake.calls();
@@ -1447,8 +1476,11 @@ mod tests {
         let listing = list_vulnerabilities(&fake, &VulQuery::default())
             .await
             .unwrap();
-        let ids: Vec<_> = listing.items.iter().map(|i| i.primary_id).collect();
-        assert_eq!(ids, vec![Some(1), Some(2), Some(3)]);
+        let ids: Vec<_> = listing.items.iter().map(|i| i.primary_id.clone()).collect();
+        assert_eq!(
+            ids,
+            vec![Some("1".into()), Some("2".into()), Some("3".into())]
+        );
         assert_eq!(listing.pages, 2);
         assert_eq!(listing.total_count, Some(4));
         let types: Vec<_> = fake
@@ -1498,10 +1530,14 @@ mod tests {
             ..VulQuery::default()
         };
         // 120 distinct ids, given unsorted and with a repeat.
-        let mut ids: Vec<i64> = (1..=120).rev().collect();
-        ids.push(7);
+        let mut ids: Vec<String> = (1..=120).rev().map(|n: i64| n.to_string()).collect();
+        ids.push("7".into());
         let listing = lookup_vulnerabilities(&fake, &q, &ids).await.unwrap();
-        let mut got: Vec<i64> = listing.items.iter().filter_map(|i| i.primary_id).collect();
+        let mut got: Vec<i64> = listing
+            .items
+            .iter()
+            .filter_map(|i| i.primary_id.as_deref()?.parse::<i64>().ok())
+            .collect();
         got.sort_unstable();
         assert_eq!(got, (1..=120).collect::<Vec<_>>());
         let calls = fake.calls();
@@ -1610,8 +1646,11 @@ mod tests {
             ..FirewallQuery::default()
         };
         let listing = list_firewall(&fake, &q).await.unwrap();
-        let ids: Vec<_> = listing.items.iter().map(|i| i.id).collect();
-        assert_eq!(ids, vec![Some(10), Some(11), Some(20)]);
+        let ids: Vec<_> = listing.items.iter().map(|i| i.id.clone()).collect();
+        assert_eq!(
+            ids,
+            vec![Some("10".into()), Some("11".into()), Some("20".into())]
+        );
     }
 
     fn baseline_fake() -> Fake {
@@ -1658,14 +1697,19 @@ mod tests {
             cluster_id: Some("c1".into()),
             ..BaselineQuery::default()
         };
-        let items = list_baseline(&fake, &q).await.unwrap();
+        let items = list_baseline(&fake, &q).await.unwrap().items;
         let got: Vec<_> = items
             .iter()
             .map(|i| {
                 (
-                    i.risk.risk_id.unwrap(),
+                    i.risk.risk_id.as_deref().unwrap().parse::<i64>().unwrap(),
                     i.machine.uuid.clone(),
-                    i.check.check_warning_id.unwrap(),
+                    i.check
+                        .check_warning_id
+                        .as_deref()
+                        .unwrap()
+                        .parse::<i64>()
+                        .unwrap(),
                     i.detail.as_ref().unwrap().description.clone(),
                 )
             })
@@ -1710,7 +1754,7 @@ mod tests {
         )
         .await
         .unwrap();
-        assert!(no_details.iter().all(|i| i.detail.is_none()));
+        assert!(no_details.items.iter().all(|i| i.detail.is_none()));
     }
 
     #[tokio::test]

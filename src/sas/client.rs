@@ -306,7 +306,16 @@ pub fn decode_response<T: DeserializeOwned>(
             retry_after,
         });
     }
-    serde_json::from_slice::<T>(bytes).map_err(|e| SasError::Malformed {
+    // One byte that is not UTF-8 (in a command line an attacker wrote) must not fail the
+    // whole answer: it becomes U+FFFD, and the record it sits in is still delivered.
+    let text = String::from_utf8_lossy(bytes);
+    if let std::borrow::Cow::Owned(_) = text {
+        tracing::warn!(
+            action,
+            "Security Center answered with bytes that are not UTF-8; they were replaced with U+FFFD."
+        );
+    }
+    serde_json::from_str::<T>(&text).map_err(|e| SasError::Malformed {
         action: action.to_string(),
         status,
         request_id: if request_id.is_empty() {
@@ -316,6 +325,8 @@ pub fn decode_response<T: DeserializeOwned>(
         },
         reason: if e.is_eof() {
             format!("response truncated: {e}")
+        } else if e.is_data() {
+            format!("not a {action} answer: {e}")
         } else {
             format!("invalid JSON for {action}: {e}")
         },
@@ -367,6 +378,18 @@ mod tests {
     }
 
     #[test]
+    fn bytes_that_are_not_utf8_do_not_fail_the_answer() {
+        let mut body =
+            br#"{"RequestId":"r","TotalCount":1,"SuspEvents":[{"Id":1,"Name":"x"#.to_vec();
+        body.extend_from_slice(&[0xff, 0xfe]);
+        body.extend_from_slice(br#""}]}"#);
+        let page: crate::sas::models::SuspEventsResponse =
+            decode_response("DescribeSuspEvents", 200, None, &body).unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].name, "x\u{fffd}\u{fffd}");
+    }
+
+    #[test]
     fn truncated_and_malformed_bodies_are_errors_not_panics() {
         let full = br#"{"RequestId":"R1","TotalCount":3}"#;
         for cut in 0..full.len() {
@@ -377,7 +400,7 @@ mod tests {
             .unwrap_err();
         let text = e.to_string();
         assert!(
-            text.contains("R2") && text.contains("invalid JSON"),
+            text.contains("R2") && text.contains("not a A answer"),
             "{text}"
         );
         let e = decode_response::<Body>("A", 200, None, b"<html>oops</html>").unwrap_err();

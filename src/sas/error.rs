@@ -252,6 +252,27 @@ impl SasError {
         }
     }
 
+    /// A short, fixed label of what went wrong, for metrics (`reason` label): the class of an
+    /// API error, `timeout` or `unreachable` for transport failures, and for a malformed answer
+    /// what was wrong with it (`error_code_in_200`, `list_missing`, `not_a_list`,
+    /// `page_too_large`, `body_too_large`, `truncated`, `invalid`).
+    pub fn reason_label(&self) -> &'static str {
+        match self {
+            SasError::Api { status, body, .. } => match classify(&body.code, *status) {
+                ErrorClass::Throttled => "throttled",
+                ErrorClass::Server => "server",
+                ErrorClass::Auth => "auth",
+                ErrorClass::Permission => "permission",
+                ErrorClass::Request => "request",
+            },
+            SasError::Transport { timeout: true, .. } => "timeout",
+            SasError::Transport { .. } => "unreachable",
+            SasError::Malformed { reason, .. } => malformed_label(reason),
+            SasError::TooManyPages { .. } => "too_many_pages",
+            SasError::Credentials(_) => "credentials",
+        }
+    }
+
     /// The pause the service asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -261,9 +282,64 @@ impl SasError {
     }
 }
 
+/// The label of a malformed answer, from the reason the reader gave (its wording is ours:
+/// `sas::models` and `sas::client`).
+fn malformed_label(reason: &str) -> &'static str {
+    const LABELS: [(&str, &str); 6] = [
+        ("carrying error Code", "error_code_in_200"),
+        ("list and its paging does not say", "list_missing"),
+        ("not a list", "not_a_list"),
+        ("a page of", "page_too_large"),
+        ("response body larger than", "body_too_large"),
+        ("truncated", "truncated"),
+    ];
+    LABELS
+        .iter()
+        .find(|(needle, _)| reason.contains(needle))
+        .map_or("invalid", |(_, label)| label)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn malformed_answers_are_labelled_by_what_was_wrong() {
+        let m = |reason: &str| SasError::Malformed {
+            action: "DescribeSuspEvents".into(),
+            status: 200,
+            request_id: "r".into(),
+            reason: reason.into(),
+        };
+        let table = [
+            (
+                "a 200 answer carrying error Code Throttling.User: x",
+                "error_code_in_200",
+            ),
+            (
+                "the answer has no SuspEvents list and its paging does not say the result is empty",
+                "list_missing",
+            ),
+            ("the SuspEvents list is a string, not a list", "not_a_list"),
+            (
+                "a page of 101 records answered PageSize=100",
+                "page_too_large",
+            ),
+            (
+                "a page of more than 1000 records; no listing pages",
+                "page_too_large",
+            ),
+            ("response body larger than 16777216 bytes", "body_too_large"),
+            ("response truncated after 10 bytes: reset", "truncated"),
+            (
+                "invalid JSON for DescribeSuspEvents: expected value",
+                "invalid",
+            ),
+        ];
+        for (reason, label) in table {
+            assert_eq!(m(reason).reason_label(), label, "{reason}");
+        }
+    }
 
     #[test]
     fn classification_follows_code_not_status() {

@@ -10,14 +10,19 @@
 //! typed view ([`Item`]), so nothing the service sends is lost even when the typed view cannot
 //! represent it.
 //!
-//! Identity fields (`Id`, `PrimaryId`, `RiskId`, `CheckWarningId`, ...) are `Option<i64>`: a
-//! missing identity must not silently become `0` and collide with other records.
+//! Identity fields (`Id`, `PrimaryId`, `RiskId`, `CheckWarningId`, ...) are
+//! `Option<`[`RecordId`]`>`, the id's exact text: a missing identity must not silently become `0`
+//! and collide with other records, and an id past `i64::MAX` must not saturate into another.
 
 use std::ops::Deref;
 
 use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+/// A record's identity as the service sent it (decimal text for a number).
+pub type RecordId = String;
 
 /// `deserialize_with` helpers that accept what Security Center actually sends.
 ///
@@ -105,6 +110,23 @@ pub mod lenient {
     /// `deserialize_with`: optional integer (`None` for null, empty or unparseable).
     pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
         Ok(to_i64(&Value::deserialize(d)?))
+    }
+
+    /// An identity exactly as the service sent it: an integer number's decimal text (any size
+    /// `u64` or `i64` holds, never saturated: two ids must never become one), or a non-empty
+    /// string, trimmed. `None` for anything else — a fraction or a number past `u64` has no
+    /// exact integer text, so the record falls back to its natural key.
+    pub fn to_id(v: &Value) -> Option<RecordId> {
+        match v {
+            Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+            Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_string),
+            _ => None,
+        }
+    }
+
+    /// `deserialize_with`: optional identity ([`to_id`]).
+    pub fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RecordId>, D::Error> {
+        Ok(to_id(&Value::deserialize(d)?))
     }
 
     /// `deserialize_with`: text, empty when null.
@@ -309,14 +331,61 @@ pub struct Page<T> {
     pub meta: PageMeta,
     /// The records that decoded.
     pub items: Vec<Item<T>>,
-    /// Raw JSON of records that were not objects (kept, never silently dropped).
-    pub undecodable: Vec<Value>,
+    /// Records that could not be read, kept (bounded) instead of failing the page.
+    pub quarantined: Vec<Quarantined>,
 }
 
 impl<T> Page<T> {
-    /// How many records the server sent on this page, decodable or not (drives paging).
+    /// How many records the server sent on this page, readable or not (drives paging).
     pub fn received(&self) -> usize {
-        self.items.len() + self.undecodable.len()
+        self.items.len() + self.quarantined.len()
+    }
+}
+
+/// No listing action pages beyond 100 records; a "page" ten times that is not an honest page
+/// (a proxy, a bug, an attack), and is refused while it is read, before it can fill memory.
+pub const MAX_PAGE_RECORDS: usize = 1_000;
+
+/// How much of a quarantined record's text is kept.
+pub const QUARANTINE_KEEP_BYTES: usize = 8 * 1024;
+
+/// A record of a listing that could not be read — JSON the parser refuses on its own (a number
+/// out of range), not an object, or not the record's shape — kept for the operator instead of
+/// failing its page: one poisoned record must not stop a domain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantined {
+    /// SHA-256 of the record's whole text, hex: the same record listed again is the same entry.
+    pub digest: String,
+    /// The record's text as sent, cut to [`QUARANTINE_KEEP_BYTES`].
+    pub raw: String,
+    /// Length of the whole text in bytes.
+    pub bytes: usize,
+    /// Why it could not be read.
+    pub reason: String,
+    /// The listing action that returned it (set by the listing walk; empty until then).
+    pub action: String,
+}
+
+impl Quarantined {
+    /// Appends `records` to `held`, each record once (by digest).
+    pub fn add_each_once(held: &mut Vec<Quarantined>, records: Vec<Quarantined>) {
+        for q in records {
+            if !held.iter().any(|k| k.digest == q.digest) {
+                held.push(q);
+            }
+        }
+    }
+
+    /// Quarantines the record `text` for `reason`.
+    pub fn new(text: &str, reason: String) -> Quarantined {
+        use sha2::Digest;
+        Quarantined {
+            digest: hex::encode(sha2::Sha256::digest(text.as_bytes())),
+            raw: crate::text::truncate_bytes(text, QUARANTINE_KEEP_BYTES),
+            bytes: text.len(),
+            reason,
+            action: String::new(),
+        }
     }
 }
 
@@ -352,78 +421,223 @@ fn error_inside_ok(obj: &Map<String, Value>) -> Option<String> {
     ))
 }
 
+/// The value under a list key, read without converting any number inside a record, so a
+/// record the parser cannot hold (`1e400`) is only that record's problem.
+enum RawList {
+    Null,
+    Records(Vec<Box<RawValue>>),
+    NotAList(&'static str),
+}
+
+struct RawListSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for RawListSeed {
+    type Value = RawList;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RawList, D::Error> {
+        d.deserialize_any(RawListVisitor)
+    }
+}
+
+struct RawListVisitor;
+
+fn too_many<E: serde::de::Error>() -> E {
+    E::custom(format!(
+        "a page of more than {MAX_PAGE_RECORDS} records; no listing pages beyond 100, so this \
+         is not an honest page and was refused while being read"
+    ))
+}
+
+impl<'de> serde::de::Visitor<'de> for RawListVisitor {
+    type Value = RawList;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of records")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawList, A::Error> {
+        let mut out = Vec::new();
+        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
+            if out.len() == MAX_PAGE_RECORDS {
+                return Err(too_many());
+            }
+            out.push(raw);
+        }
+        Ok(RawList::Records(out))
+    }
+
+    /// A list sent as an object keyed `"0"`, `"1"`, … (see `index_keyed`); any other object
+    /// is one record, rebuilt from its raw members.
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawList, A::Error> {
+        let mut entries: Vec<(String, Box<RawValue>)> = Vec::new();
+        while let Some(entry) = map.next_entry::<String, Box<RawValue>>()? {
+            if entries.len() == MAX_PAGE_RECORDS {
+                return Err(too_many());
+            }
+            entries.push(entry);
+        }
+        let indexed = !entries.is_empty()
+            && (0..entries.len()).all(|i| entries.iter().any(|(k, _)| *k == i.to_string()));
+        if indexed {
+            entries.sort_by_key(|(k, _)| k.parse::<usize>().unwrap_or(usize::MAX));
+            return Ok(RawList::Records(
+                entries.into_iter().map(|(_, v)| v).collect(),
+            ));
+        }
+        let members: Vec<String> = entries
+            .iter()
+            .map(|(k, v)| format!("{}:{}", Value::from(k.as_str()), v.get()))
+            .collect();
+        let record = RawValue::from_string(format!("{{{}}}", members.join(",")))
+            .map_err(serde::de::Error::custom)?;
+        Ok(RawList::Records(vec![record]))
+    }
+
+    fn visit_unit<E>(self) -> Result<RawList, E> {
+        Ok(RawList::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<RawList, E> {
+        Ok(RawList::Null)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<RawList, E> {
+        Ok(RawList::NotAList("a bool"))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<RawList, E> {
+        Ok(RawList::NotAList("a number"))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<RawList, E> {
+        Ok(RawList::NotAList("a number"))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<RawList, E> {
+        Ok(RawList::NotAList("a number"))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<RawList, E> {
+        Ok(RawList::NotAList("a string"))
+    }
+}
+
+/// A response body split into its top-level fields (as values) and the candidate lists (raw).
+struct RawBody {
+    top: Map<String, Value>,
+    /// `(rank in ITEM_KEYS, list)` for each list key present.
+    lists: Vec<(usize, RawList)>,
+}
+
+struct RawBodyVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: ListItem> serde::de::Visitor<'de> for RawBodyVisitor<T> {
+    type Value = RawBody;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object response")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawBody, A::Error> {
+        let mut body = RawBody {
+            top: Map::new(),
+            lists: Vec::new(),
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            match T::ITEM_KEYS.iter().position(|k| *k == key) {
+                Some(rank) => body.lists.push((rank, map.next_value_seed(RawListSeed)?)),
+                None => {
+                    let value: Value = map.next_value()?;
+                    body.top.insert(key, value);
+                }
+            }
+        }
+        Ok(body)
+    }
+}
+
+/// Reads one raw record: an item, or a quarantined record saying why not.
+fn read_record<T: DeserializeOwned>(raw: &RawValue) -> Result<Item<T>, Quarantined> {
+    let text = raw.get();
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| Quarantined::new(text, format!("unreadable JSON: {e}")))?;
+    if !value.is_object() {
+        let reason = format!("not a JSON object but {}", json_kind(&value));
+        return Err(Quarantined::new(text, reason));
+    }
+    match T::deserialize(&value) {
+        Ok(typed) => Ok(Item { raw: value, typed }),
+        Err(e) => Err(Quarantined::new(text, format!("does not decode: {e}"))),
+    }
+}
+
 impl<T: ListItem> Page<T> {
     /// Reads a page from a whole response body. A body that cannot be a page is an error,
     /// never an empty page: one carrying an error `Code` in a 200, or one without the list
-    /// whose paging metadata does not say the result is empty.
+    /// whose paging metadata does not say the result is empty. A record that cannot be read
+    /// is quarantined, not fatal.
     pub fn from_value(body: Value) -> Result<Self, serde_json::Error> {
-        let Value::Object(mut obj) = body else {
-            return Err(serde::de::Error::custom(format!(
-                "expected a JSON object response, got {}",
-                json_kind(&body)
-            )));
-        };
-        let mut meta = PageMeta::read(&obj);
-        if let Some(Value::Object(info)) = obj.get("PageInfo").or_else(|| obj.get("pageInfo")) {
+        Page::deserialize(body)
+    }
+
+    fn from_raw(body: RawBody) -> Result<Self, String> {
+        let RawBody { top, mut lists } = body;
+        let mut meta = PageMeta::read(&top);
+        if let Some(Value::Object(info)) = top.get("PageInfo").or_else(|| top.get("pageInfo")) {
             meta = meta.overlay(PageMeta::read(info));
         }
         let request_id = ["RequestId", "requestId"]
             .iter()
-            .filter_map(|k| obj.get(*k))
+            .filter_map(|k| top.get(*k))
             .map(lenient::to_string)
             .find(|s| !s.is_empty())
             .unwrap_or_default();
-        if let Some(error) = error_inside_ok(&obj) {
-            return Err(serde::de::Error::custom(error));
+        if let Some(error) = error_inside_ok(&top) {
+            return Err(error);
         }
-        let raw_items = T::ITEM_KEYS
-            .iter()
-            .find_map(|k| obj.remove(*k).filter(|v| !v.is_null()));
-        let raw_items = match raw_items {
-            Some(Value::Array(a)) => a,
-            Some(Value::Object(m)) => index_keyed(m),
-            Some(other) => {
-                return Err(serde::de::Error::custom(format!(
-                    "the {} list is {}, not a list",
-                    T::ITEM_KEYS[0],
-                    json_kind(&other)
-                )));
+        // The first non-null list in order of preference.
+        lists.retain(|(_, l)| !matches!(l, RawList::Null));
+        lists.sort_by_key(|(rank, _)| *rank);
+        let raw_records = match lists.into_iter().next() {
+            Some((_, RawList::Records(r))) => r,
+            Some((_, RawList::NotAList(kind))) => {
+                return Err(format!(
+                    "the {} list is {kind}, not a list",
+                    T::ITEM_KEYS[0]
+                ));
             }
+            Some((_, RawList::Null)) => Vec::new(),
             // Whether the real service leaves the key out of an empty result is not confirmed:
             // accept its absence only beside paging metadata that says there is nothing.
             None if meta.says_empty() => Vec::new(),
             None => {
-                return Err(serde::de::Error::custom(format!(
+                return Err(format!(
                     "the answer has no {} list and its paging does not say the result is empty; \
                      read as an error, never as \"nothing is open\"",
                     T::ITEM_KEYS[0]
-                )));
+                ));
             }
         };
-        let mut items = Vec::with_capacity(raw_items.len());
-        let mut undecodable = Vec::new();
-        for raw in raw_items {
-            if raw.is_object() {
-                match T::deserialize(&raw) {
-                    Ok(typed) => items.push(Item { raw, typed }),
-                    Err(_) => undecodable.push(raw),
-                }
-            } else {
-                undecodable.push(raw);
+        let mut items = Vec::with_capacity(raw_records.len());
+        let mut quarantined = Vec::new();
+        for raw in raw_records {
+            match read_record(&raw) {
+                Ok(item) => items.push(item),
+                Err(q) => quarantined.push(q),
             }
         }
         Ok(Page {
             request_id,
             meta,
             items,
-            undecodable,
+            quarantined,
         })
     }
 }
 
 impl<'de, T: ListItem> Deserialize<'de> for Page<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Page::from_value(Value::deserialize(d)?).map_err(serde::de::Error::custom)
+        let body = d.deserialize_map(RawBodyVisitor::<T>(std::marker::PhantomData))?;
+        Page::from_raw(body).map_err(serde::de::Error::custom)
     }
 }
 
@@ -438,8 +652,8 @@ pub type SuspEventsResponse = Page<SuspEvent>;
 #[serde(default, rename_all = "PascalCase")]
 pub struct SuspEvent {
     /// Event record ID — the dedup key.
-    #[serde(deserialize_with = "lenient::opt_i64")]
-    pub id: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_id")]
+    pub id: Option<RecordId>,
     /// Comma list of related security-event IDs.
     #[serde(deserialize_with = "lenient::string")]
     pub security_event_ids: String,
@@ -678,8 +892,8 @@ pub struct SuspEventDetail {
     #[serde(deserialize_with = "lenient::string")]
     pub request_id: String,
     /// Event ID.
-    #[serde(deserialize_with = "lenient::opt_i64")]
-    pub id: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_id")]
+    pub id: Option<RecordId>,
     /// Event name.
     #[serde(deserialize_with = "lenient::string")]
     pub event_name: String,
@@ -744,8 +958,8 @@ pub type VulListResponse = Page<VulRecord>;
 #[serde(default, rename_all = "PascalCase")]
 pub struct VulRecord {
     /// Record ID — the dedup key.
-    #[serde(deserialize_with = "lenient::opt_i64")]
-    pub primary_id: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_id")]
+    pub primary_id: Option<RecordId>,
     /// Rule name, e.g. `alinux3:3:ALINUX3-SA-2024:0057`.
     #[serde(deserialize_with = "lenient::string")]
     pub name: String,
@@ -902,8 +1116,8 @@ impl ListItem for VulRecord {
 #[serde(default, rename_all = "PascalCase")]
 pub struct VulExtendContent {
     /// Record ID again.
-    #[serde(deserialize_with = "lenient::opt_i64")]
-    pub primary_id: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_id")]
+    pub primary_id: Option<RecordId>,
     /// Title.
     #[serde(deserialize_with = "lenient::string")]
     pub alias_name: String,
@@ -1058,8 +1272,8 @@ pub type CheckWarningDetailResponse = Item<CheckWarningDetail>;
 #[serde(default, rename_all = "PascalCase")]
 pub struct WarningSummary {
     /// Risk ID.
-    #[serde(deserialize_with = "lenient::opt_i64")]
-    pub risk_id: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_id")]
+    pub risk_id: Option<RecordId>,
     /// Risk (baseline) name.
     #[serde(deserialize_with = "lenient::string")]
     pub risk_name: String,
@@ -1179,8 +1393,8 @@ impl ListItem for WarningMachine {
 #[serde(default, rename_all = "PascalCase")]
 pub struct CheckWarning {
     /// Check-warning ID — the dedup key.
-    #[serde(deserialize_with = "lenient::opt_i64")]
-    pub check_warning_id: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_id")]
+    pub check_warning_id: Option<RecordId>,
     /// Check ID (description and advice depend on it).
     #[serde(deserialize_with = "lenient::opt_i64")]
     pub check_id: Option<i64>,
@@ -1361,8 +1575,8 @@ pub type InterceptionHistoryResponse = Page<InterceptionHistory>;
 #[serde(default, rename_all = "PascalCase")]
 pub struct InterceptionHistory {
     /// Record ID — the dedup key.
-    #[serde(deserialize_with = "lenient::opt_i64")]
-    pub id: Option<i64>,
+    #[serde(deserialize_with = "lenient::opt_id")]
+    pub id: Option<RecordId>,
     /// Alert name (an int in the SDK, text in the docs: both accepted).
     #[serde(deserialize_with = "lenient::string")]
     pub interception_name: String,
@@ -1518,13 +1732,13 @@ mod tests {
             "SuspEvents": {"0": {"Id": "7"}, "1": {"Id": "9"}}
         }))
         .unwrap();
-        let ids: Vec<_> = page.items.iter().map(|i| i.id).collect();
-        assert_eq!(ids, vec![Some(7), Some(9)]);
+        let ids: Vec<_> = page.items.iter().map(|i| i.id.clone()).collect();
+        assert_eq!(ids, vec![Some("7".into()), Some("9".into())]);
         assert_eq!(page.meta.total_count, Some(2));
         // A lone record stays one record.
         let page = Page::<SuspEvent>::from_value(json!({"SuspEvents": {"Id": 3}})).unwrap();
         assert_eq!(page.items.len(), 1);
-        assert_eq!(page.items[0].id, Some(3));
+        assert_eq!(page.items[0].id, Some("3".into()));
         assert_eq!(
             index_keyed(json!({"0": 1, "2": 3}).as_object().unwrap().clone()).len(),
             1,
@@ -1610,7 +1824,7 @@ mod tests {
         assert_eq!(p.meta.total_count, Some(4));
         assert_eq!(p.request_id, "7E0618A9-D5EF-4220-9471-C42B5E927101");
         let e = &p.items[0];
-        assert_eq!(e.id, Some(752312));
+        assert_eq!(e.id, Some("752312".into()));
         assert_eq!(e.event_status, Some(1));
         assert_eq!(e.details.len(), 4);
         assert_eq!(e.details[2].name_display, "Process ID");
@@ -1623,7 +1837,7 @@ mod tests {
         let p: VulListResponse = serde_json::from_value(sample("DescribeVulList")).unwrap();
         assert_eq!(p.items.len(), 3);
         let v = &p.items[0];
-        assert_eq!(v.primary_id, Some(1040311702));
+        assert_eq!(v.primary_id, Some("1040311702".into()));
         assert_eq!(v.auth_version, "7");
         assert_eq!(
             v.extend_content_json.cve_list,
@@ -1640,8 +1854,11 @@ mod tests {
         let p: CheckWarningSummaryResponse =
             serde_json::from_value(sample("DescribeCheckWarningSummary")).unwrap();
         assert_eq!(
-            p.items.iter().map(|i| i.risk_id).collect::<Vec<_>>(),
-            vec![Some(120), Some(88), Some(37)]
+            p.items
+                .iter()
+                .map(|i| i.risk_id.clone())
+                .collect::<Vec<_>>(),
+            vec![Some("120".into()), Some("88".into()), Some("37".into())]
         );
         let p: WarningMachinesResponse =
             serde_json::from_value(sample("DescribeWarningMachines")).unwrap();
@@ -1650,7 +1867,7 @@ mod tests {
         assert_eq!(p.items[0].auth_version, 7);
         let p: CheckWarningsResponse =
             serde_json::from_value(sample("DescribeCheckWarnings")).unwrap();
-        assert_eq!(p.items[1].check_warning_id, Some(81934415));
+        assert_eq!(p.items[1].check_warning_id, Some("81934415".into()));
         assert_eq!(p.items[1].status, Some(6));
         let p: InterceptionHistoryResponse =
             serde_json::from_value(sample("ListInterceptionHistory")).unwrap();
@@ -1721,7 +1938,7 @@ mod tests {
             "SomethingNew": {"nested": [1, 2]}
         });
         let item: Item<SuspEvent> = serde_json::from_value(raw.clone()).unwrap();
-        assert_eq!(item.id, Some(752312));
+        assert_eq!(item.id, Some("752312".into()));
         assert_eq!(item.event_status, Some(32));
         assert!(item.details.is_empty());
         assert_eq!(item.tactic_items.len(), 1);
@@ -1795,6 +2012,82 @@ mod tests {
     }
 
     #[test]
+    fn a_record_the_parser_cannot_hold_is_quarantined_and_the_page_goes_on() {
+        let body = r#"{"RequestId":"r","TotalCount":3,"SuspEvents":[
+            {"Id":1,"Name":"a"},
+            {"Id":2,"Name":"b","Level":1e400},
+            {"Id":3,"Name":"c"}]}"#;
+        let page: SuspEventsResponse = serde_json::from_str(body).unwrap();
+        let ids: Vec<_> = page.items.iter().map(|i| i.id.clone()).collect();
+        assert_eq!(ids, vec![Some("1".to_string()), Some("3".to_string())]);
+        assert_eq!(page.quarantined.len(), 1);
+        let q = &page.quarantined[0];
+        assert!(q.raw.contains("1e400"), "{}", q.raw);
+        assert!(
+            q.reason.starts_with("unreadable JSON: number out of range"),
+            "{}",
+            q.reason
+        );
+        assert_eq!(q.digest.len(), 64);
+        assert_eq!(page.received(), 3);
+        // The same record is the same quarantine entry; a long one is kept cut.
+        let long = format!(
+            r#"{{"SuspEvents":[{{"Id":2,"Name":"b","Level":1e400}}, "{}"], "TotalCount": 2}}"#,
+            "x".repeat(3 * QUARANTINE_KEEP_BYTES)
+        );
+        let again: SuspEventsResponse = serde_json::from_str(&long).unwrap();
+        assert_eq!(again.quarantined[0].digest, q.digest);
+        assert!(again.quarantined[1].raw.len() <= QUARANTINE_KEEP_BYTES);
+        assert_eq!(again.quarantined[1].bytes, 3 * QUARANTINE_KEEP_BYTES + 2);
+    }
+
+    #[test]
+    fn ids_past_i64_stay_exact_and_distinct() {
+        let body = r#"{"TotalCount":3,"SuspEvents":[
+            {"Id":9223372036854775807},{"Id":9223372036854775808},{"Id":18446744073709551615},
+            {"Id":" 42 "},{"Id":1.5},{"Id":1e30}]}"#;
+        let page: SuspEventsResponse = serde_json::from_str(body).unwrap();
+        let ids: Vec<_> = page.items.iter().map(|i| i.id.clone()).collect();
+        assert_eq!(
+            ids,
+            vec![
+                Some("9223372036854775807".to_string()),
+                Some("9223372036854775808".to_string()),
+                Some("18446744073709551615".to_string()),
+                Some("42".to_string()),
+                None,
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn a_page_far_larger_than_any_page_size_is_refused_while_read() {
+        let records = vec![r#"{"Id":1}"#; MAX_PAGE_RECORDS + 1].join(",");
+        let body = format!(r#"{{"TotalCount":5,"SuspEvents":[{records}]}}"#);
+        let err = serde_json::from_str::<SuspEventsResponse>(&body).unwrap_err();
+        assert!(
+            err.to_string().contains("a page of more than 1000 records"),
+            "{err}"
+        );
+        let at_cap = vec![r#"{"Id":1}"#; MAX_PAGE_RECORDS].join(",");
+        let body = format!(r#"{{"TotalCount":5,"SuspEvents":[{at_cap}]}}"#);
+        let page = serde_json::from_str::<SuspEventsResponse>(&body).unwrap();
+        assert_eq!(page.received(), MAX_PAGE_RECORDS);
+        // A list sent as an index-keyed object is read in index order; the cap holds too.
+        let page: SuspEventsResponse = serde_json::from_str(
+            r#"{"TotalCount":2,"SuspEvents":{"1":{"Id":"b"},"0":{"Id":"a"}}}"#,
+        )
+        .unwrap();
+        let ids: Vec<_> = page.items.iter().map(|i| i.id.clone()).collect();
+        assert_eq!(ids, vec![Some("a".to_string()), Some("b".to_string())]);
+        let page: SuspEventsResponse =
+            serde_json::from_str(r#"{"TotalCount":1,"SuspEvents":{"Id":7,"Name":"one"}}"#).unwrap();
+        assert_eq!(page.items[0].name, "one");
+        assert_eq!(page.items[0].raw, json!({"Id":7,"Name":"one"}));
+    }
+
+    #[test]
     fn page_info_misspelling_and_odd_list_keys() {
         let p: InterceptionHistoryResponse = serde_json::from_value(json!({
             "RequestId": "r",
@@ -1813,14 +2106,16 @@ mod tests {
             }
         );
         assert_eq!(p.items.len(), 2);
-        assert_eq!(p.undecodable, vec![json!("not an object")]);
+        assert_eq!(p.quarantined.len(), 1);
+        assert_eq!(p.quarantined[0].raw, r#""not an object""#);
+        assert_eq!(p.quarantined[0].reason, "not a JSON object but a string");
         assert_eq!(p.received(), 3);
 
         let p: CheckWarningSummaryResponse = serde_json::from_value(json!({
             "CurrentPage": 1, "TotalCount": 1, "WarningSummaries": [{"RiskId": "9"}]
         }))
         .unwrap();
-        assert_eq!(p.items[0].risk_id, Some(9));
+        assert_eq!(p.items[0].risk_id, Some("9".into()));
 
         assert!(serde_json::from_value::<VulListResponse>(json!([1])).is_err());
         assert!(serde_json::from_value::<Item<VulRecord>>(json!("x")).is_err());

@@ -190,7 +190,7 @@ pub fn alert_status(event_status: Option<i64>) -> (Status, Option<Resolution>) {
 /// Normalises one `DescribeSuspEvents` record.
 pub fn normalise_alert(ctx: &NormaliseContext, item: Item<SuspEvent>) -> Finding {
     let e = &item.typed;
-    let (id, key): (String, Vec<String>) = match e.id {
+    let (id, key): (String, Vec<String>) = match &e.id {
         Some(n) => (format!("alert:{n}"), vec!["id".into(), n.to_string()]),
         None => {
             let unique = first(&[&e.alarm_unique_info, &e.unique_info]);
@@ -356,15 +356,19 @@ fn vul_type_name(kind: &str) -> String {
 /// The `PrimaryId` in a vulnerability finding's id (`vul:<PrimaryId>`, as
 /// [`normalise_vulnerability`] writes it); `None` for the natural-key ids of records that had
 /// none (`vul:<Uuid>/<Name>/<ContainerId>`) and for other domains' ids.
-pub fn vul_primary_id(id: &str) -> Option<i64> {
-    id.strip_prefix("vul:")?.parse().ok()
+pub fn vul_primary_id(id: &str) -> Option<crate::sas::models::RecordId> {
+    let rest = id.strip_prefix("vul:")?;
+    // A natural key is `<Uuid>/<Name>/<ContainerId>`; an id is one part.
+    Some(rest)
+        .filter(|r| !r.is_empty() && !r.contains('/'))
+        .map(str::to_string)
 }
 
 /// Normalises one `DescribeVulList` record.
 pub fn normalise_vulnerability(ctx: &NormaliseContext, item: Item<VulRecord>) -> Finding {
     let v = &item.typed;
     let x = &v.extend_content_json;
-    let primary = v.primary_id.or(x.primary_id);
+    let primary = v.primary_id.as_ref().or(x.primary_id.as_ref());
     let (id, key): (String, Vec<String>) = match primary {
         Some(n) => (format!("vul:{n}"), vec!["id".into(), n.to_string()]),
         None => {
@@ -526,7 +530,7 @@ pub fn normalise_baseline(ctx: &NormaliseContext, item: BaselineItem) -> Finding
     let detail = item.detail.as_ref().map(|d| &d.typed);
     let uuid = first(&[&c.uuid, &m.uuid]);
     let container_name = first(&[&c.container_name, &m.container_name]);
-    let (id, key): (String, Vec<String>) = match c.check_warning_id {
+    let (id, key): (String, Vec<String>) = match &c.check_warning_id {
         Some(n) => (format!("baseline:{n}"), vec!["id".into(), n.to_string()]),
         None => {
             let parts = [uuid.clone(), code(c.check_id), container_name.clone()];
@@ -770,7 +774,7 @@ pub fn normalise_firewall(ctx: &NormaliseContext, item: Item<InterceptionHistory
 
 /// A firewall record's id and dedup key: its `Id`, else the natural key of the connection.
 fn firewall_identity(f: &InterceptionHistory) -> (String, Vec<String>) {
-    match f.id {
+    match &f.id {
         Some(n) => (format!("firewall:{n}"), vec!["id".into(), n.to_string()]),
         None => {
             let parts = [
@@ -934,7 +938,7 @@ mod tests {
             &ctx,
             Item::from_value(serde_json::json!({"PrimaryId": 1040311702})).unwrap(),
         );
-        assert_eq!(vul_primary_id(&with.id), Some(1040311702));
+        assert_eq!(vul_primary_id(&with.id), Some("1040311702".into()));
         let without = normalise_vulnerability(
             &ctx,
             Item::from_value(serde_json::json!({"Uuid": "u-1", "Name": "n", "ContainerId": "42"}))

@@ -22,7 +22,8 @@ use crate::sas::api::{self, AlertQuery, BaselineQuery, Dealed, FirewallQuery, Vu
 use crate::sas::client::{ClientSettings, SasClient};
 use crate::sas::error::SasError;
 use crate::sas::models::{
-    InterceptionHistory, ListItem, Page, SuspEvent, VulRecord, WarningSummary,
+    InterceptionHistory, ListItem, Page, Quarantined, RecordId, SuspEvent, VulRecord,
+    WarningSummary,
 };
 use crate::sas::normalise::NormaliseContext;
 use crate::sas::params::Params;
@@ -83,6 +84,22 @@ pub struct Source {
     pub settings: SourceSettings,
     client: SasClient,
     credentials: CredentialHandle,
+}
+
+/// What one read of a domain saw.
+#[derive(Clone, Debug, Default)]
+pub struct Sweep {
+    /// Every record read, normalised.
+    pub findings: Vec<Finding>,
+    /// Records that could not be read, each once. A snapshot sweep holding any is incomplete:
+    /// a finding whose record is among them would look gone.
+    pub quarantined: Vec<Quarantined>,
+}
+
+impl Sweep {
+    fn quarantine(&mut self, records: Vec<Quarantined>) {
+        Quarantined::add_each_once(&mut self.quarantined, records);
+    }
 }
 
 /// What to read besides what is open now.
@@ -158,13 +175,10 @@ impl Source {
         ctx
     }
 
-    /// Reads one domain completely and normalises every item.
-    pub async fn read(
-        &self,
-        domain: Domain,
-        window: &ReadWindow,
-    ) -> Result<Vec<Finding>, SasError> {
-        let mut out = Vec::new();
+    /// Reads one domain completely and normalises every item; records that cannot be read are
+    /// quarantined, not fatal.
+    pub async fn read(&self, domain: Domain, window: &ReadWindow) -> Result<Sweep, SasError> {
+        let mut out = Sweep::default();
         for cluster in self.scopes() {
             let ctx = self.normalise_context(cluster.as_deref());
             match domain {
@@ -179,17 +193,17 @@ impl Source {
                         ..q.clone()
                     };
                     let pending = api::list_alerts(&self.client, &windowed).await?;
-                    self.report_undecodable(domain, pending.undecodable.len());
+                    out.quarantine(pending.quarantined);
                     let mut items = pending.items;
                     if let Some(since) = window.handled_since {
                         // By handling time, not by occurrence: an old alert handled just now
                         // must be seen resolved.
                         let handled =
                             api::list_alerts_handled_since(&self.client, &q, since).await?;
-                        self.report_undecodable(domain, handled.undecodable.len());
+                        out.quarantine(handled.quarantined);
                         items.extend(handled.items);
                     }
-                    out.extend(
+                    out.findings.extend(
                         items
                             .into_iter()
                             .map(|i| crate::sas::normalise::normalise_alert(&ctx, i)),
@@ -203,8 +217,8 @@ impl Source {
                         ..VulQuery::default()
                     };
                     let listing = api::list_vulnerabilities(&self.client, &q).await?;
-                    self.report_undecodable(domain, listing.undecodable.len());
-                    out.extend(
+                    out.quarantine(listing.quarantined);
+                    out.findings.extend(
                         listing
                             .items
                             .into_iter()
@@ -216,9 +230,11 @@ impl Source {
                         cluster_id: cluster.clone(),
                         ..BaselineQuery::default()
                     };
-                    let items = api::list_baseline(&self.client, &q).await?;
-                    out.extend(
-                        items
+                    let listing = api::list_baseline(&self.client, &q).await?;
+                    out.quarantine(listing.quarantined);
+                    out.findings.extend(
+                        listing
+                            .items
                             .into_iter()
                             .map(|i| crate::sas::normalise::normalise_baseline(&ctx, i)),
                     );
@@ -231,8 +247,8 @@ impl Source {
                         ..FirewallQuery::default()
                     };
                     let listing = api::list_firewall(&self.client, &q).await?;
-                    self.report_undecodable(domain, listing.undecodable.len());
-                    out.extend(
+                    out.quarantine(listing.quarantined);
+                    out.findings.extend(
                         listing
                             .items
                             .into_iter()
@@ -252,7 +268,7 @@ impl Source {
     /// (deleted, still pending, rolled back); the caller keeps them `gone`.
     pub async fn lookup_resolved_vulnerabilities(
         &self,
-        wanted: &BTreeMap<i64, Option<String>>,
+        wanted: &BTreeMap<RecordId, Option<String>>,
     ) -> Result<Vec<Finding>, SasError> {
         if wanted.is_empty() {
             return Ok(Vec::new());
@@ -263,17 +279,24 @@ impl Source {
             status_list: crate::sas::normalise::VUL_RESOLVED_STATUSES.to_vec(),
             ..VulQuery::default()
         };
-        let ids: Vec<i64> = wanted.keys().copied().collect();
+        let ids: Vec<RecordId> = wanted.keys().cloned().collect();
         let listing = api::lookup_vulnerabilities(&self.client, &q, &ids).await?;
-        self.report_undecodable(Domain::Vulnerabilities, listing.undecodable.len());
+        if !listing.quarantined.is_empty() {
+            tracing::warn!(
+                source = %self.settings.name,
+                records = listing.quarantined.len(),
+                "Looking up vulnerabilities that left the list, Security Center sent records that cannot be read; those stay gone."
+            );
+        }
         Ok(listing
             .items
             .into_iter()
             .map(|i| {
                 let cluster = i
                     .primary_id
-                    .or(i.extend_content_json.primary_id)
-                    .and_then(|id| wanted.get(&id).cloned().flatten());
+                    .as_ref()
+                    .or(i.extend_content_json.primary_id.as_ref())
+                    .and_then(|id| wanted.get(id).cloned().flatten());
                 crate::sas::normalise::normalise_vulnerability(
                     &self.normalise_context(cluster.as_deref()),
                     i,
@@ -377,19 +400,6 @@ impl Source {
             };
         }
         Ok(total)
-    }
-
-    /// Records the service sent that are not JSON objects cannot become findings; say so
-    /// instead of dropping them silently.
-    fn report_undecodable(&self, domain: Domain, n: usize) {
-        if n > 0 {
-            tracing::warn!(
-                source = %self.settings.name,
-                domain = domain.as_str(),
-                records = n,
-                "Security Center sent records that are not JSON objects; they were skipped."
-            );
-        }
     }
 
     async fn count<T: ListItem>(

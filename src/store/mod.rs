@@ -17,6 +17,7 @@
 //! | `silences` | silence id | the silence JSON (its type belongs to routing) | `groups` |
 //! | `suppressed` | sink (length-prefixed) ‖ event id | [`Suppressed`] JSON | `groups` |
 //! | `reminders` | sink, route (length-prefixed) ‖ fingerprint | [`Reminder`] JSON | `reminders` |
+//! | `quarantine` | `source`, `domain` (length-prefixed) ‖ digest | [`QuarantineEntry`] JSON | `quarantine` |
 //!
 //! Values are JSON, LZ4-compressed above 512 bytes. The `groups` and `reminders` submodules
 //! document their own write orders.
@@ -80,6 +81,7 @@
 mod error;
 mod groups;
 mod keys;
+mod quarantine;
 mod reminders;
 mod types;
 
@@ -101,6 +103,7 @@ use crate::record::{Record, RecordStatus};
 
 pub use error::StoreError;
 pub use groups::{Closing, GROUP_SCHEMA, GroupAdded, GroupClosed, GroupHeader, Suppressed};
+pub use quarantine::{QUARANTINE_PER_SCOPE, QUARANTINE_SCHEMA, QuarantineEntry};
 pub use reminders::{REMINDER_SCHEMA, Reminder};
 pub use types::{CURSOR_SCHEMA, Cursor, Enqueued, PruneReport, Replayed, SinkStats, StoreStats};
 
@@ -152,6 +155,7 @@ struct Inner {
     /// Open groups; every group write happens with it locked.
     group_index: Mutex<groups::GroupIndex>,
     reminders: sled::Tree,
+    quarantine: sled::Tree,
     /// Reminder due times; every reminder write happens with it locked.
     reminder_index: Mutex<reminders::ReminderIndex>,
     /// Sinks that have an outbox or dead-letter tree. Grows only.
@@ -1028,6 +1032,7 @@ impl Inner {
             suppressed: db.open_tree("suppressed").at(dir)?,
             group_index: Mutex::new(groups::GroupIndex::default()),
             reminders: db.open_tree("reminders").at(dir)?,
+            quarantine: db.open_tree("quarantine").at(dir)?,
             reminder_index: Mutex::new(reminders::ReminderIndex::default()),
             db,
             sinks: RwLock::new(HashMap::new()),

@@ -566,7 +566,8 @@ async fn open_fingerprints(config: &Path) -> BTreeMap<&'static str, BTreeSet<Str
         let found = source
             .read(domain, &ReadWindow::open_now(now))
             .await
-            .unwrap();
+            .unwrap()
+            .findings;
         out.insert(
             name,
             found

@@ -239,7 +239,11 @@ async fn every_domain_pages_to_the_end_and_reads_each_record_once() {
         ..AlertQuery::default()
     };
     let listing = api::list_alerts(&client, &q).await.unwrap();
-    let got: Vec<i64> = listing.items.iter().map(|i| i.id.unwrap()).collect();
+    let got: Vec<i64> = listing
+        .items
+        .iter()
+        .map(|i| i.id.as_deref().unwrap().parse::<i64>().unwrap())
+        .collect();
     assert_exactly_once("alerts", &got, &want);
     assert_eq!(listing.pages, pages_for(want.len(), 7));
     assert!(listing.pages >= 3);
@@ -267,7 +271,7 @@ async fn every_domain_pages_to_the_end_and_reads_each_record_once() {
         let got: Vec<i64> = listing
             .items
             .iter()
-            .map(|i| i.primary_id.unwrap())
+            .map(|i| i.primary_id.as_deref().unwrap().parse::<i64>().unwrap())
             .collect();
         assert_exactly_once(&format!("vulns (token {use_next_token})"), &got, &want);
         assert_eq!(listing.pages, expected_pages, "token {use_next_token}");
@@ -286,7 +290,11 @@ async fn every_domain_pages_to_the_end_and_reads_each_record_once() {
         ..FirewallQuery::default()
     };
     let listing = api::list_firewall(&client, &q).await.unwrap();
-    let got: Vec<i64> = listing.items.iter().map(|i| i.id.unwrap()).collect();
+    let got: Vec<i64> = listing
+        .items
+        .iter()
+        .map(|i| i.id.as_deref().unwrap().parse::<i64>().unwrap())
+        .collect();
     assert_exactly_once("firewall", &got, &want);
     assert_eq!(listing.pages, pages_for(want.len(), 5));
     assert_eq!(
@@ -301,13 +309,23 @@ async fn every_domain_pages_to_the_end_and_reads_each_record_once() {
         page_size: 2,
         ..BaselineQuery::default()
     };
-    let items = api::list_baseline(&client, &q).await.unwrap();
+    let items = api::list_baseline(&client, &q).await.unwrap().items;
     let got: Vec<i64> = items
         .iter()
-        .map(|i| i.check.check_warning_id.unwrap())
+        .map(|i| {
+            i.check
+                .check_warning_id
+                .as_deref()
+                .unwrap()
+                .parse::<i64>()
+                .unwrap()
+        })
         .collect();
     assert_exactly_once("baseline", &got, &want);
-    let risks: BTreeSet<i64> = items.iter().map(|i| i.risk.risk_id.unwrap()).collect();
+    let risks: BTreeSet<i64> = items
+        .iter()
+        .map(|i| i.risk.risk_id.as_deref().unwrap().parse::<i64>().unwrap())
+        .collect();
     assert_eq!(
         sim.call_count("DescribeCheckWarningSummary"),
         u64::from(pages_for(risks.len(), 2))
@@ -377,7 +395,11 @@ async fn both_signature_versions_work_with_and_without_an_sts_token() {
             let listing = api::list_alerts(&client, &one_page())
                 .await
                 .unwrap_or_else(|e| panic!("{version:?} {ak}: {e}"));
-            let got: Vec<i64> = listing.items.iter().map(|i| i.id.unwrap()).collect();
+            let got: Vec<i64> = listing
+                .items
+                .iter()
+                .map(|i| i.id.as_deref().unwrap().parse::<i64>().unwrap())
+                .collect();
             assert_exactly_once(&format!("{version:?} {ak}"), &got, &want);
             // A form-less action too.
             let vulns = api::list_vulnerabilities(&client, &VulQuery::default())
@@ -419,7 +441,11 @@ async fn throttling_is_retried_after_the_pause_the_service_asks_for() {
     sim.reset_calls();
     let started = Instant::now();
     let listing = api::list_alerts(&client, &one_page()).await.unwrap();
-    let got: Vec<i64> = listing.items.iter().map(|i| i.id.unwrap()).collect();
+    let got: Vec<i64> = listing
+        .items
+        .iter()
+        .map(|i| i.id.as_deref().unwrap().parse::<i64>().unwrap())
+        .collect();
     assert_exactly_once("alerts after throttling", &got, &want);
     assert_eq!(sim.call_count("DescribeSuspEvents"), 3);
     // Two waits of at least the 40 ms `x-acs-retry-after` (the backoff alone is 5–10 ms).
@@ -592,7 +618,11 @@ async fn truncated_and_malformed_bodies_are_errors_and_truncation_is_retried() {
     .unwrap();
     sim.reset_calls();
     let listing = api::list_alerts(&client, &one_page()).await.unwrap();
-    let got: Vec<i64> = listing.items.iter().map(|i| i.id.unwrap()).collect();
+    let got: Vec<i64> = listing
+        .items
+        .iter()
+        .map(|i| i.id.as_deref().unwrap().parse::<i64>().unwrap())
+        .collect();
     assert_exactly_once("alerts after truncation", &got, &want);
     assert_eq!(sim.call_count("DescribeSuspEvents"), 3);
 
@@ -660,7 +690,12 @@ async fn truncated_and_malformed_bodies_are_errors_and_truncation_is_retried() {
     let got: Vec<i64> = listing
         .items
         .iter()
-        .map(|i| i.id.expect("an id read from a string"))
+        .map(|i| {
+            i.id.as_deref()
+                .expect("an id read from a string")
+                .parse::<i64>()
+                .unwrap()
+        })
         .collect();
     assert_exactly_once("alerts with wrong types", &got, &want);
     assert_eq!(listing.total_count, Some(want.len() as i64));
@@ -817,13 +852,17 @@ async fn source_reads_every_domain_per_cluster_and_account_wide() {
             }
         };
 
-        let list = source.read(Domain::Alerts, &window).await.unwrap();
+        let list = source.read(Domain::Alerts, &window).await.unwrap().findings;
         let ids = finding_ids(Domain::Alerts, "alert:", &list);
         assert_exactly_once(&what("alerts"), &ids, &pending_alerts(&sim, scope));
         assert!(list.iter().all(|f| f.status == Status::Active));
         check_cluster(&list, SimDomain::Alert, &ids);
 
-        let list = source.read(Domain::Vulnerabilities, &window).await.unwrap();
+        let list = source
+            .read(Domain::Vulnerabilities, &window)
+            .await
+            .unwrap()
+            .findings;
         let ids = finding_ids(Domain::Vulnerabilities, "vul:", &list);
         // The config's default types: Linux (cve) and software composition (sca).
         assert_exactly_once(
@@ -833,7 +872,11 @@ async fn source_reads_every_domain_per_cluster_and_account_wide() {
         );
         check_cluster(&list, SimDomain::Vuln, &ids);
 
-        let list = source.read(Domain::Baseline, &window).await.unwrap();
+        let list = source
+            .read(Domain::Baseline, &window)
+            .await
+            .unwrap()
+            .findings;
         let ids = finding_ids(Domain::Baseline, "baseline:", &list);
         assert_exactly_once(&what("baseline"), &ids, &baseline_records(&sim, scope));
         check_cluster(&list, SimDomain::Baseline, &ids);
@@ -844,7 +887,11 @@ async fn source_reads_every_domain_per_cluster_and_account_wide() {
             assert!(!f.description.is_empty(), "detail was fetched: {}", f.id);
         }
 
-        let list = source.read(Domain::Firewall, &window).await.unwrap();
+        let list = source
+            .read(Domain::Firewall, &window)
+            .await
+            .unwrap()
+            .findings;
         let ids = finding_ids(Domain::Firewall, "firewall:", &list);
         assert_exactly_once(
             &what("firewall"),
@@ -885,7 +932,8 @@ async fn handled_alerts_and_fixed_vulnerabilities_are_seen_as_such() {
     let before = source
         .read(Domain::Alerts, &ReadWindow::open_now(now))
         .await
-        .unwrap();
+        .unwrap()
+        .findings;
     for id in [old_id, fresh_id] {
         let f = before
             .iter()
@@ -896,7 +944,8 @@ async fn handled_alerts_and_fixed_vulnerabilities_are_seen_as_such() {
     let vulns = source
         .read(Domain::Vulnerabilities, &ReadWindow::open_now(now))
         .await
-        .unwrap();
+        .unwrap()
+        .findings;
     assert!(vulns.iter().any(|f| f.id == format!("vul:{vul_id}")));
 
     sim.set_status(SimDomain::Alert, old_id, 32).unwrap();
@@ -908,7 +957,7 @@ async fn handled_alerts_and_fixed_vulnerabilities_are_seen_as_such() {
         handled_since: Some(now - time::Duration::hours(1)),
         ..ReadWindow::open_now(now)
     };
-    let after = source.read(Domain::Alerts, &window).await.unwrap();
+    let after = source.read(Domain::Alerts, &window).await.unwrap().findings;
     for (id, resolution) in [
         (old_id, Resolution::Handled),
         (fresh_id, Resolution::FalsePositive),
@@ -934,7 +983,11 @@ async fn handled_alerts_and_fixed_vulnerabilities_are_seen_as_such() {
         assert!(int(&f.raw["OperateTime"]) >= since_ms, "{}", f.id);
     }
 
-    let vulns = source.read(Domain::Vulnerabilities, &window).await.unwrap();
+    let vulns = source
+        .read(Domain::Vulnerabilities, &window)
+        .await
+        .unwrap()
+        .findings;
     assert!(!vulns.iter().any(|f| f.id == format!("vul:{vul_id}")));
     assert_exactly_once(
         "vulns after fix",

@@ -1,0 +1,110 @@
+//! Quarantined records: what Security Center listed that could not be read (a number the
+//! parser cannot hold, a record that is not an object), kept so the operator can see it
+//! (`sasrelay findings --quarantined`) and report it, while the rest of the page goes on.
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `quarantine` | `source`, `domain` (length-prefixed) ‖ digest of the record's text | [`QuarantineEntry`] JSON |
+//!
+//! Bounded: at most [`QUARANTINE_PER_SCOPE`] entries per source and domain (a new one evicts
+//! the one seen longest ago), each holding at most what the reader kept of the text. The same
+//! record listed again updates its entry (last seen, times), one key write each time.
+
+use serde::{Deserialize, Serialize};
+
+use super::{At, Store, StoreError, keys};
+use crate::finding::Domain;
+
+/// Version of [`QuarantineEntry`]'s stored form.
+pub const QUARANTINE_SCHEMA: u32 = 1;
+
+/// Entries kept per source and domain.
+pub const QUARANTINE_PER_SCOPE: usize = 200;
+
+/// One quarantined record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineEntry {
+    /// Schema version ([`QUARANTINE_SCHEMA`]).
+    pub v: u32,
+    /// The source that listed it.
+    pub source: String,
+    /// Its domain.
+    pub domain: Domain,
+    /// SHA-256 of its whole text, hex (the key).
+    pub digest: String,
+    /// The listing action that returned it, when known.
+    pub action: String,
+    /// Why it could not be read.
+    pub reason: String,
+    /// Its text as sent, cut by the reader.
+    pub raw: String,
+    /// Length of the whole text in bytes.
+    pub bytes: usize,
+    /// First seen (unix ms).
+    pub first_seen_ms: i64,
+    /// Last seen (unix ms).
+    pub last_seen_ms: i64,
+    /// Polls that listed it.
+    pub times: u64,
+}
+
+impl Store {
+    /// Records that `entry` was listed at `entry.last_seen_ms`: a new entry, or the stored one
+    /// with its last sighting and count updated. True when it is new.
+    pub fn quarantine(&self, entry: &QuarantineEntry) -> Result<bool, StoreError> {
+        let inner = self.current()?;
+        let scope = keys::scope(&entry.source, entry.domain);
+        let mut key = scope.clone();
+        key.extend_from_slice(entry.digest.as_bytes());
+        let what = || format!("quarantined record {}", entry.digest);
+        let stored: Option<QuarantineEntry> = match inner.quarantine.get(&key).at(&inner.dir)? {
+            Some(v) => Some(inner.decode(&v, what)?),
+            None => None,
+        };
+        let fresh = stored.is_none();
+        let next = match stored {
+            Some(old) => QuarantineEntry {
+                first_seen_ms: old.first_seen_ms,
+                times: old.times.saturating_add(1),
+                ..entry.clone()
+            },
+            None => {
+                self.evict_oldest_quarantined(&scope)?;
+                entry.clone()
+            }
+        };
+        let value = inner.encode(&next, what)?;
+        inner.quarantine.insert(key, value).at(&inner.dir)?;
+        Ok(fresh)
+    }
+
+    /// Makes room for one more entry in `scope`.
+    fn evict_oldest_quarantined(&self, scope: &[u8]) -> Result<(), StoreError> {
+        let inner = self.current()?;
+        let mut held = Vec::new();
+        for item in inner.quarantine.scan_prefix(scope) {
+            let (k, v) = item.at(&inner.dir)?;
+            let e: QuarantineEntry = inner.decode(&v, || "quarantined record".into())?;
+            held.push((e.last_seen_ms, k));
+        }
+        if held.len() < QUARANTINE_PER_SCOPE {
+            return Ok(());
+        }
+        held.sort();
+        for (_, k) in held.iter().take(held.len() + 1 - QUARANTINE_PER_SCOPE) {
+            inner.quarantine.remove(k).at(&inner.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Every quarantined record, by source and domain, then digest.
+    pub fn quarantined(&self) -> Result<Vec<QuarantineEntry>, StoreError> {
+        let inner = self.current()?;
+        let mut out = Vec::new();
+        for item in inner.quarantine.iter() {
+            let (_, v) = item.at(&inner.dir)?;
+            out.push(inner.decode(&v, || "quarantined record".into())?);
+        }
+        Ok(out)
+    }
+}
