@@ -165,7 +165,7 @@ fn print_quarantined(records: &[Quarantined]) {
             q.action,
             q.bytes,
             terminal_safe(&q.reason, 300),
-            terminal_safe(&q.raw, 2_000),
+            terminal_safe(&q.raw, crate::sas::models::QUARANTINE_KEEP_BYTES),
         );
         if writeln!(out, "{block}").is_err() {
             return;

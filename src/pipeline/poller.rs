@@ -393,6 +393,7 @@ impl Poller {
             skipped_unchanged = r.skipped_unchanged,
             looked_up = r.looked_up,
             explained = r.explained,
+            quarantined = r.quarantined,
             "Poll done."
         );
         if r.silently_tracked > 0 {

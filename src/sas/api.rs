@@ -292,7 +292,8 @@ where
         for mut q in page.quarantined {
             if poisoned.insert(q.digest.clone()) {
                 q.action = action.to_string();
-                tracing::warn!(
+                // The poller warns once per new record (a listing repeats it every poll).
+                tracing::debug!(
                     action,
                     page = page_no,
                     digest = %q.digest,

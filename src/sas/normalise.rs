@@ -173,14 +173,16 @@ pub fn alert_severity(level: &str) -> Severity {
     }
 }
 
-/// `EventStatus` → status (docs/sas-api.md §1.3): 1 pending is active; 2 ignored; 4 confirmed,
-/// 16 processing and 32 handled are handled; 8 and 604 (system) false positive; 64 expired.
-/// Absent or unknown codes are active, so nothing is silently closed.
+/// `EventStatus` → status (docs/sas-api.md §1.3): 1 pending is active; 2 ignored; 4 confirmed
+/// and 32 handled are handled; 8 and 604 (system) false positive; 64 expired. 16 (processing)
+/// stays active: the handling task can still fail and put the alert back to pending, and a
+/// resolution sent then would be false. Absent or unknown codes are active, so nothing is
+/// silently closed.
 pub fn alert_status(event_status: Option<i64>) -> (Status, Option<Resolution>) {
     let resolved = |r| (Status::Resolved, Some(r));
     match event_status {
         Some(2) => resolved(Resolution::Ignored),
-        Some(4 | 16 | 32) => resolved(Resolution::Handled),
+        Some(4 | 32) => resolved(Resolution::Handled),
         Some(8 | 604) => resolved(Resolution::FalsePositive),
         Some(64) => resolved(Resolution::Expired),
         _ => (Status::Active, None),
@@ -882,7 +884,7 @@ mod tests {
             (Some(2), r(Ignored)),
             (Some(4), r(Handled)),
             (Some(8), r(FalsePositive)),
-            (Some(16), r(Handled)),
+            (Some(16), active),
             (Some(32), r(Handled)),
             (Some(64), r(Expired)),
             (Some(604), r(FalsePositive)),

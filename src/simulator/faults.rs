@@ -96,6 +96,62 @@ pub enum FaultKind {
         #[serde(default = "service_unavailable")]
         code: String,
     },
+    /// HTTP 200 with the normal answer, except that the listed record whose identity (`Id`,
+    /// `PrimaryId`, `CheckWarningId`, `RiskId`) is `id` carries `"Poison": 1e400`, a number no
+    /// JSON parser holding `f64` accepts: one poisoned record in an honest page.
+    PoisonRecord {
+        /// The identity of the record to poison.
+        id: i64,
+    },
+    /// HTTP 200 with the normal answer, every listed record's identity raised by 2^63 (sent as
+    /// an unsigned number past `i64::MAX`).
+    HighIds,
+}
+
+/// The identity fields a poisoned or raised record is found by.
+const IDENTITY_KEYS: [&str; 4] = ["Id", "PrimaryId", "CheckWarningId", "RiskId"];
+
+/// Placeholder for the poisoned number, swapped for the raw text after serialisation.
+const POISON_MARK: &str = "__sasrelay_poison__";
+
+/// The records of every top-level list of an answer.
+fn listed_records(body: &mut Value) -> impl Iterator<Item = &mut serde_json::Map<String, Value>> {
+    body.as_object_mut()
+        .into_iter()
+        .flat_map(|top| top.values_mut())
+        .filter_map(Value::as_array_mut)
+        .flat_map(|list| list.iter_mut())
+        .filter_map(Value::as_object_mut)
+}
+
+/// The answer's bytes with the record identified by `id` poisoned (see
+/// [`FaultKind::PoisonRecord`]).
+pub(crate) fn poisoned(mut body: Value, id: i64) -> Vec<u8> {
+    for record in listed_records(&mut body) {
+        let hit = IDENTITY_KEYS
+            .iter()
+            .any(|k| record.get(*k).and_then(Value::as_i64) == Some(id));
+        if hit {
+            record.insert("Poison".into(), Value::from(POISON_MARK));
+        }
+    }
+    let text = serde_json::to_string(&body).unwrap_or_default();
+    text.replace(&format!("\"{POISON_MARK}\""), "1e400")
+        .into_bytes()
+}
+
+/// The answer with every listed identity raised by 2^63 (see [`FaultKind::HighIds`]).
+pub(crate) fn high_ids(mut body: Value) -> Value {
+    for record in listed_records(&mut body) {
+        for key in IDENTITY_KEYS {
+            if let Some(id) = record.get(key).and_then(Value::as_i64)
+                && id >= 0
+            {
+                record.insert(key.into(), Value::from(id as u64 | (1 << 63)));
+            }
+        }
+    }
+    body
 }
 
 fn service_unavailable() -> String {

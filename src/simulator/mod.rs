@@ -50,7 +50,7 @@
 //! | `POST /_sim/tick` | → `{new_alerts: [id], recurring_alerts, handled_alerts, new_vulns, fixed_vulns, ignored_vulns, new_baseline, passed_baseline, ignored_baseline, new_firewall, grown_firewall}` |
 //! | `POST /_sim/credentials` | `{"access_key_id", "access_key_secret", "security_token"?, "expires_at_ms"?, "denied"?, "denied_actions"?: [str], "disabled"?}` → `{"ok": true}` (replaces a key with the same id) |
 //! | `DELETE /_sim/credentials/{id}` | → `{"ok": true}` or 404 |
-//! | `POST /_sim/faults` | `{"kind": …, "action"?: str, "param"?: str, "count"?: n (1)}` → `{"ok": true}` (`param`: only calls that carry that parameter, e.g. `Ids`); kinds: `throttling` (`code`? `Throttling.User`, `retry_after_ms`? 1000, `status`?), `service_unavailable`, `internal_error`, `error` (`code`, `status`?, `message`?), `slow` (`delay_ms`), `truncated` / `short_body` (`keep_bytes`?), `not_json`, `wrong_types` |
+//! | `POST /_sim/faults` | `{"kind": …, "action"?: str, "param"?: str, "count"?: n (1)}` → `{"ok": true}` (`param`: only calls that carry that parameter, e.g. `Ids`); kinds: `throttling` (`code`? `Throttling.User`, `retry_after_ms`? 1000, `status`?), `service_unavailable`, `internal_error`, `error` (`code`, `status`?, `message`?), `slow` (`delay_ms`), `truncated` / `short_body` (`keep_bytes`?), `not_json`, `wrong_types`, `list_missing` (a 200 with only `RequestId`), `code_in_ok` (`code`? `ServiceUnavailable`: an error body in a 200), `poison_record` (`id`: that record carries `1e400`), `high_ids` (identities raised by 2^63) |
 //! | `GET /_sim/faults`, `DELETE /_sim/faults` | → pending rules / clears them |
 //! | `GET /_sim/calls`, `DELETE /_sim/calls` | → `{"calls": {"DescribeSuspEvents": 3, …, "_other": n}, "total": n}` / resets |
 //!

@@ -253,6 +253,12 @@ async fn api(
             }),
             &request_id,
         ),
+        Some(FaultKind::PoisonRecord { id }) => {
+            let mut resp = json_response(200, &Value::Null, &request_id);
+            *resp.body_mut() = Body::from(super::faults::poisoned(out, id));
+            resp
+        }
+        Some(FaultKind::HighIds) => json_response(200, &super::faults::high_ids(out), &request_id),
         _ => json_response(200, &out, &request_id),
     }
 }

@@ -108,3 +108,52 @@ impl Store {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(source: &str, n: usize, seen_ms: i64) -> QuarantineEntry {
+        QuarantineEntry {
+            v: QUARANTINE_SCHEMA,
+            source: source.into(),
+            domain: Domain::Alerts,
+            digest: format!("{n:064x}"),
+            action: "DescribeSuspEvents".into(),
+            reason: "unreadable JSON".into(),
+            raw: format!("{{\"Id\":{n},\"X\":1e400}}"),
+            bytes: 20,
+            first_seen_ms: seen_ms,
+            last_seen_ms: seen_ms,
+            times: 1,
+        }
+    }
+
+    #[test]
+    fn entries_are_kept_once_per_record_and_bounded_per_scope() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for n in 0..QUARANTINE_PER_SCOPE {
+            assert!(store.quarantine(&entry("a", n, n as i64)).unwrap());
+        }
+        // Seen again: the same entry, first sighting kept.
+        assert!(!store.quarantine(&entry("a", 0, 5_000)).unwrap());
+        // One more record evicts the one seen longest ago (1; 0 was just seen again).
+        assert!(store.quarantine(&entry("a", 9_999, 6_000)).unwrap());
+        // Another scope has its own budget.
+        assert!(store.quarantine(&entry("b", 1, 1)).unwrap());
+        let all = store.quarantined().unwrap();
+        let a: Vec<&QuarantineEntry> = all.iter().filter(|e| e.source == "a").collect();
+        assert_eq!(a.len(), QUARANTINE_PER_SCOPE);
+        assert!(!a.iter().any(|e| e.digest == format!("{:064x}", 1)));
+        let zero = a
+            .iter()
+            .find(|e| e.digest == format!("{:064x}", 0))
+            .unwrap();
+        assert_eq!(
+            (zero.first_seen_ms, zero.last_seen_ms, zero.times),
+            (0, 5_000, 2)
+        );
+        assert_eq!(all.iter().filter(|e| e.source == "b").count(), 1);
+    }
+}

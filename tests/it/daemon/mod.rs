@@ -2,5 +2,6 @@
 //! against the simulator, and the kill -9 loop.
 
 mod admin;
+mod answers;
 mod crash;
 mod e2e;

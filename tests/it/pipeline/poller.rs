@@ -397,3 +397,63 @@ async fn answers_that_are_not_pages_never_resolve_anything() {
         assert_eq!(n, 1, "vul:{id} is new exactly once");
     }
 }
+
+/// A sweep holding a record that cannot be read is incomplete: the finding behind that record
+/// would look gone, so nothing is resolved until a sweep is complete again; the record is in
+/// the store's quarantine. Then what really left the list resolves, once.
+#[tokio::test]
+async fn a_sweep_with_an_unreadable_record_resolves_nothing() {
+    let rig = Rig::start("").await;
+    let ([poisoned, removed], t) = opened(&rig).await;
+    rig.sim
+        .remove_finding(simulator::Domain::Vuln, removed)
+        .unwrap();
+    rig.sim
+        .inject_fault(
+            FaultSpec::new(FaultKind::PoisonRecord { id: poisoned })
+                .for_action("DescribeVulList")
+                .times(simulator::MAX_FAULT_COUNT),
+        )
+        .unwrap();
+    let t = t + time::Duration::seconds(60 * RECONCILE_EVERY as i64);
+    let report = rig.poller.poll_once(t).await.unwrap();
+    assert_eq!(report.quarantined, 1, "{report:?}");
+    assert_eq!(report.dispatched.enqueued, 0, "{report:?}");
+    assert!(rig.resolved().is_empty(), "nothing resolved");
+    let records = rig.store.records("sim", Domain::Vulnerabilities).unwrap();
+    for id in [poisoned, removed] {
+        let (_, r) = records
+            .iter()
+            .find(|(_, r)| r.id == format!("vul:{id}"))
+            .expect("tracked");
+        assert_eq!(r.status, RecordStatus::Active, "vul:{id}");
+    }
+    let kept = rig.store.quarantined().unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].action, "DescribeVulList");
+    assert!(kept[0].raw.contains(&format!("\"PrimaryId\":{poisoned}")));
+    assert!(
+        kept[0].reason.contains("number out of range"),
+        "{:?}",
+        kept[0]
+    );
+
+    // The same record again is the same entry, seen twice.
+    let t = t + time::Duration::seconds(60 * (RECONCILE_EVERY as i64 + 1));
+    rig.poller.poll_once(t).await.unwrap();
+    let kept = rig.store.quarantined().unwrap();
+    assert_eq!((kept.len(), kept[0].times), (1, 2));
+    assert!(rig.resolved().is_empty(), "still nothing resolved");
+
+    // Readable again: only what really left resolves, once.
+    rig.sim.clear_faults();
+    let t = t + time::Duration::seconds(60 * (RECONCILE_EVERY as i64 + 1));
+    let report = rig.poller.poll_once(t).await.unwrap();
+    assert_eq!(report.quarantined, 0);
+    let resolved = rig.resolved();
+    assert_eq!(
+        resolved.keys().collect::<Vec<_>>(),
+        vec![&format!("vul:{removed}")]
+    );
+    assert_eq!(resolved[&format!("vul:{removed}")].len(), 1);
+}

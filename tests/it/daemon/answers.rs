@@ -1,0 +1,167 @@
+//! What the daemon does when Security Center answers wrongly, through the real binary against
+//! the simulator: a poisoned record among honest ones, identities past `i64::MAX`.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::*;
+use sasrelay::simulator::{
+    Domain, FaultKind, FaultSpec, InitialFindings, MAX_FAULT_COUNT, SimConfig, Simulator,
+};
+
+/// Failure guard for every wait (a hang becomes a failure, never a pass).
+const T: Duration = Duration::from_secs(60);
+
+/// The ids of the simulator's open (pending) alerts.
+fn alert_ids(sim: &sasrelay::simulator::SimHandle) -> Vec<i64> {
+    sim.findings(Domain::Alert)
+        .iter()
+        .filter(|a| a["EventStatus"] == 1)
+        .map(|a| a["Id"].as_i64().expect("alert Id"))
+        .collect()
+}
+
+/// The finding ids the receiver got, after checking each arrived exactly once.
+fn delivered_once(hook: &Hook) -> BTreeSet<String> {
+    let requests = hook.requests();
+    assert_each_once(&requests);
+    requests
+        .iter()
+        .map(|r| r.finding_id().to_string())
+        .collect()
+}
+
+/// A simulator with `alerts` initial alerts (nothing else) answering `DescribeSuspEvents` with
+/// `fault` from the start, a receiver, and a config polling alerts only with
+/// `initial_sync = "notify"`; with the ids of the open alerts.
+struct Bench {
+    /// Kept alive for the test's length.
+    _sim: sasrelay::simulator::SimHandle,
+    hook: Hook,
+    _dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    ids: Vec<i64>,
+}
+
+async fn alerts_only(alerts: usize, fault: impl FnOnce(&[i64]) -> FaultKind) -> Bench {
+    let sim = Simulator::start(SimConfig {
+        initial: InitialFindings {
+            alerts,
+            vulns: 0,
+            baseline: 0,
+            firewall: 0,
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let ids = alert_ids(&sim);
+    sim.inject_fault(
+        FaultSpec::new(fault(&ids))
+            .for_action("DescribeSuspEvents")
+            .times(MAX_FAULT_COUNT),
+    )
+    .unwrap();
+    let hook = Hook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
+    let mut spec = ConfigSpec::new(&endpoint, &url, &state);
+    spec.initial_sync = "notify";
+    spec.source_extra = r#"domains = ["alerts"]"#;
+    let config = spec.write(&dir.path().join("sasrelay.toml"));
+    Bench {
+        _sim: sim,
+        hook,
+        _dir: dir,
+        config,
+        ids,
+    }
+}
+
+/// One record among over 200 open alerts (three pages of 100) carries a number no parser
+/// holds. The others are delivered exactly once, the domain keeps polling, the record is quarantined
+/// with a warning (once, however often it is listed) and `findings --quarantined` shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_poisoned_record_is_quarantined_and_everything_else_is_delivered() {
+    let b = alerts_only(300, |ids| FaultKind::PoisonRecord { id: ids[5] }).await;
+    let (hook, config, ids) = (&b.hook, &b.config, &b.ids);
+    assert!(ids.len() > 200, "{} open alerts: three pages", ids.len());
+    let poisoned = ids[5];
+
+    let mut daemon = Daemon::spawn(config);
+    hook.wait_delivered(ids.len() - 1, T).await;
+    daemon.wait_more_polls_of(&["alerts"], 3, T).await;
+    let delivered = delivered_once(hook);
+    let expected: BTreeSet<String> = ids
+        .iter()
+        .filter(|id| **id != poisoned)
+        .map(|id| format!("alert:{id}"))
+        .collect();
+    assert_eq!(delivered, expected, "every honest record, and only those");
+    // The poll that met it counted it, and polls went on after it.
+    let polls = daemon.polls("alerts");
+    let at = polls
+        .iter()
+        .position(|p| p["quarantined"] == 1)
+        .expect("a poll that quarantined the record");
+    assert!(polls.len() >= at + 3, "polling went on: {polls:?}");
+    let warnings = daemon.messages("Quarantined a record");
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one warning per new record: {warnings:?}"
+    );
+    let reason = warnings[0]["fields"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("number out of range"), "{reason}");
+    assert_eq!(warnings[0]["fields"]["action"], "DescribeSuspEvents");
+    assert_eq!(daemon.terminate(T).await.code(), Some(0));
+
+    // The operator's view of the same listing.
+    let cli = Command::new(env!("CARGO_BIN_EXE_sasrelay"))
+        .args([
+            "findings",
+            "--quarantined",
+            "--domain",
+            "alerts",
+            "--config",
+        ])
+        .arg(config)
+        .env(SECRET_ENV, sasrelay::simulator::DEMO_ACCESS_KEY_SECRET)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&cli.stdout),
+        String::from_utf8_lossy(&cli.stderr),
+    );
+    assert_eq!(cli.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("DescribeSuspEvents") && stdout.contains("1e400"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("\"Id\":{poisoned}")), "{stdout}");
+    assert!(
+        stderr.contains("1 record(s) of the listing cannot be read"),
+        "{stderr}"
+    );
+}
+
+/// Identities past `i64::MAX` are kept exactly: alerts whose ids differ only below 2^63 stay
+/// distinct findings (saturating them once made 102 alerts one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_past_i64_stay_distinct_findings() {
+    let b = alerts_only(102, |_| FaultKind::HighIds).await;
+    let (hook, config, ids) = (&b.hook, &b.config, &b.ids);
+
+    let mut daemon = Daemon::spawn(config);
+    hook.wait_delivered(ids.len(), T).await;
+    daemon.wait_more_polls_of(&["alerts"], 2, T).await;
+    let delivered = delivered_once(hook);
+    let expected: BTreeSet<String> = ids
+        .iter()
+        .map(|id| format!("alert:{}", *id as u64 | (1 << 63)))
+        .collect();
+    assert_eq!(delivered, expected);
+    assert_eq!(daemon.terminate(T).await.code(), Some(0));
+}
