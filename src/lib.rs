@@ -154,7 +154,11 @@
 //!   poll (the vulnerability lookup included) happens before its first write.
 //! - An event id derives from (fingerprint, kind, generation, occurrence), never from the
 //!   resolution: a finding resolves once per lifecycle however a re-poll explains it. A failed
-//!   lookup of vulnerabilities that left the list is not a failed poll; they resolve as `gone`.
+//!   lookup of vulnerabilities that left the list is not a failed poll.
+//! - Absence is evidence only from complete sweeps: a snapshot finding resolves as `gone` only
+//!   after consecutive complete sweeps miss it ([`pipeline::lifecycle::confirm_gone`]); a sweep
+//!   holding an unreadable (quarantined) record resolves nothing; a 200 that is not a page is
+//!   an error, never an empty page. One unreadable record is quarantined, never fatal.
 //! - Routing and matching do no IO and read no clock (`now` is a parameter). A routed event is
 //!   in exactly one digest per (route, sink): a group close records the digest id and the last
 //!   member it covers before it enqueues, and removes members only after.

@@ -44,6 +44,11 @@ pub struct Record {
     pub resolution: Option<Resolution>,
     /// What a `resolved` event needs when the finding has left the API (snapshot domains).
     pub last: Remembered,
+    /// Snapshot domains: complete sweeps in a row that did not list this open finding. It
+    /// resolves as `gone` only once enough sweeps agree (see
+    /// [`confirm_gone`](crate::pipeline::lifecycle::confirm_gone)); listed again, it is 0.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub absent_sweeps: u32,
 }
 
 /// The part of a finding kept to describe it after Security Center stops listing it.

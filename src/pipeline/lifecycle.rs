@@ -115,6 +115,100 @@ pub fn explain_gone(diff: &mut Diff, closed: Vec<Finding>, now: OffsetDateTime) 
     explained
 }
 
+/// When a finding that left a snapshot is believed gone: one sweep that misses it is not
+/// evidence enough (an odd answer, a short listing), so it must be missed by several complete
+/// sweeps in a row; and a sweep in which a large share of what is open vanishes at once is
+/// held longer, since that looks more like a broken answer than like a mass fix.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GoneRule {
+    /// Complete sweeps in a row that must miss a finding (at least 1).
+    pub sweeps: u32,
+    /// A sweep that would resolve more than this share of the open findings...
+    pub hold_share: f64,
+    /// ... and at least this many of them, is a mass disappearance...
+    pub hold_at_least: usize,
+    /// ... which needs this many sweeps in a row instead.
+    pub hold_sweeps: u32,
+}
+
+impl Default for GoneRule {
+    fn default() -> Self {
+        GoneRule {
+            sweeps: 2,
+            hold_share: 0.5,
+            hold_at_least: 20,
+            hold_sweeps: 4,
+        }
+    }
+}
+
+/// What [`confirm_gone`] decided.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Confirmation {
+    /// Open findings this sweep missed without Security Center giving a reason.
+    pub vanished: usize,
+    /// Of those, kept open until more sweeps agree.
+    pub pending: usize,
+    /// The vanished ones are a mass disappearance ([`GoneRule::hold_share`]).
+    pub mass: bool,
+}
+
+/// Applies `rule` to a complete snapshot's diff, after [`explain_gone`]: a finding the sweep
+/// missed resolves as `gone` only when enough complete sweeps in a row missed it; until then
+/// its record stays open with the count of misses, and no event is sent. A finding Security
+/// Center closed with a reason (a lookup by id) is evidence and resolves at once. A finding
+/// listed again after a miss starts counting afresh, silently. Only for
+/// [`Coverage::Snapshot`]: a partial sweep counts neither way.
+pub fn confirm_gone(
+    diff: &mut Diff,
+    known: &BTreeMap<String, Record>,
+    rule: &GoneRule,
+) -> Confirmation {
+    let open = known
+        .values()
+        .filter(|r| r.status == RecordStatus::Active)
+        .count();
+    let vanished = diff.gone().count();
+    let mass = vanished >= rule.hold_at_least && vanished as f64 > rule.hold_share * open as f64;
+    let needed = if mass { rule.hold_sweeps } else { rule.sweeps };
+    let mut pending = 0;
+    for change in &mut diff.changes {
+        let prior = known.get(&change.fingerprint);
+        let missed = prior.map_or(0, |r| r.absent_sweeps) + 1;
+        match prior {
+            Some(prior)
+                if change.record.resolution == Some(Resolution::Gone) && missed < needed =>
+            {
+                change.record = Record {
+                    absent_sweeps: missed,
+                    ..prior.clone()
+                };
+                change.event = None;
+                pending += 1;
+            }
+            _ => change.record.absent_sweeps = 0,
+        }
+    }
+    let changed: BTreeSet<String> = diff.changes.iter().map(|c| c.fingerprint.clone()).collect();
+    for (fp, r) in known {
+        if r.status == RecordStatus::Active && r.absent_sweeps > 0 && !changed.contains(fp) {
+            diff.changes.push(Change {
+                fingerprint: fp.clone(),
+                record: Record {
+                    absent_sweeps: 0,
+                    ..r.clone()
+                },
+                event: None,
+            });
+        }
+    }
+    Confirmation {
+        vanished,
+        pending,
+        mass,
+    }
+}
+
 /// The occurrence marker of a finding: alerts, the latest occurrence (unix ms); firewall
 /// records, the try count; other domains have none.
 pub fn occurrence(f: &Finding) -> String {
@@ -269,6 +363,7 @@ fn fresh(
         resolved_at_ms: None,
         resolution: None,
         last: remembered(f, coverage),
+        absent_sweeps: 0,
     }
 }
 
@@ -495,6 +590,91 @@ mod tests {
                 .changes
                 .is_empty()
         );
+    }
+
+    /// One complete sweep of `listed` (indices into `all`) against `k`, confirmed by `rule`;
+    /// `k` takes the changes. Returns the fingerprints resolved and the confirmation.
+    fn sweep(
+        all: &[Finding],
+        listed: impl Fn(usize) -> bool,
+        k: &mut BTreeMap<String, Record>,
+        rule: &GoneRule,
+    ) -> (Vec<String>, Confirmation) {
+        let observed = (0..all.len())
+            .filter(|i| listed(*i))
+            .map(|i| all[i].clone())
+            .collect();
+        let mut d = diff(observed, k, Coverage::Snapshot, ALL, false, NOW);
+        let c = confirm_gone(&mut d, k, rule);
+        let resolved = d
+            .changes
+            .iter()
+            .filter(|c| {
+                c.event
+                    .as_ref()
+                    .is_some_and(|e| e.kind == EventKind::Resolved)
+            })
+            .map(|c| c.fingerprint.clone())
+            .collect();
+        k.extend(known(&d.changes));
+        (resolved, c)
+    }
+
+    #[test]
+    fn a_finding_resolves_as_gone_only_when_sweeps_in_a_row_agree() {
+        let all: Vec<Finding> = (0..30)
+            .map(|i| finding(Domain::Vulnerabilities, &format!("v{i:02}"), true))
+            .collect();
+        let rule = GoneRule::default();
+        let mut k = BTreeMap::new();
+        sweep(&all, |_| true, &mut k, &rule);
+        // v00 and v01 vanish: the first sweep only counts the miss, silently.
+        let (resolved, c) = sweep(&all, |i| i >= 2, &mut k, &rule);
+        assert!(resolved.is_empty());
+        assert_eq!((c.vanished, c.pending, c.mass), (2, 2, false));
+        assert_eq!(k["v00"].absent_sweeps, 1);
+        assert_eq!(k["v00"].status, RecordStatus::Active);
+        // v01 is back: counting starts afresh, without an event. v00 is missed again: gone.
+        let (resolved, c) = sweep(&all, |i| i != 0, &mut k, &rule);
+        assert_eq!(resolved, vec!["v00".to_string()]);
+        assert_eq!(c.pending, 0);
+        assert_eq!(k["v00"].resolution, Some(Resolution::Gone));
+        assert_eq!(k["v00"].absent_sweeps, 0);
+        assert_eq!(k["v01"].absent_sweeps, 0);
+        assert_eq!(k["v01"].status, RecordStatus::Active);
+        // A single-sweep rule resolves at once (the old behaviour).
+        let once = GoneRule { sweeps: 1, ..rule };
+        let (resolved, _) = sweep(&all, |i| i != 0 && i != 1, &mut k, &once);
+        assert_eq!(resolved, vec!["v01".to_string()]);
+    }
+
+    #[test]
+    fn a_mass_disappearance_is_held_for_more_sweeps() {
+        let all: Vec<Finding> = (0..30)
+            .map(|i| finding(Domain::Baseline, &format!("b{i:02}"), true))
+            .collect();
+        let rule = GoneRule::default();
+        let mut k = BTreeMap::new();
+        sweep(&all, |_| true, &mut k, &rule);
+        // 25 of 30 vanish (over half, at least 20): held for four sweeps in a row.
+        for n in 1..rule.hold_sweeps {
+            let (resolved, c) = sweep(&all, |i| i < 5, &mut k, &rule);
+            assert!(resolved.is_empty(), "sweep {n}");
+            assert_eq!((c.vanished, c.pending, c.mass), (25, 25, true), "sweep {n}");
+        }
+        let (resolved, c) = sweep(&all, |i| i < 5, &mut k, &rule);
+        assert_eq!(resolved.len(), 25);
+        assert_eq!(c.pending, 0);
+        // 19 vanishing out of 20 is under the minimum: the normal two sweeps.
+        let few: Vec<Finding> = (0..20)
+            .map(|i| finding(Domain::Baseline, &format!("f{i:02}"), true))
+            .collect();
+        let mut k = BTreeMap::new();
+        sweep(&few, |_| true, &mut k, &rule);
+        let (_, c) = sweep(&few, |i| i == 0, &mut k, &rule);
+        assert_eq!((c.vanished, c.mass), (19, false));
+        let (resolved, _) = sweep(&few, |i| i == 0, &mut k, &rule);
+        assert_eq!(resolved.len(), 19);
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::backoff::Backoff;
 use crate::event::Event;
 use crate::finding::{Domain, Finding};
 use crate::pipeline::dispatch::{Dispatched, Dispatcher};
-use crate::pipeline::lifecycle::{self, Coverage};
+use crate::pipeline::lifecycle::{self, Confirmation, Coverage, GoneRule};
 use crate::pipeline::metrics::Metrics;
 use crate::record::Record;
 use crate::sas::models::Quarantined;
@@ -66,6 +66,8 @@ pub struct PollReport {
     pub lookup_failed: bool,
     /// Records listed that could not be read (quarantined; the rest of the poll went on).
     pub quarantined: usize,
+    /// Open findings this sweep missed that stay open until more sweeps agree.
+    pub pending_gone: usize,
 }
 
 /// Why a poll failed. Nothing was written past the failing step.
@@ -95,6 +97,7 @@ pub struct Poller {
     store: Store,
     dispatcher: Arc<Dispatcher>,
     metrics: Arc<Metrics>,
+    gone_rule: GoneRule,
 }
 
 impl Poller {
@@ -111,7 +114,14 @@ impl Poller {
             store,
             dispatcher,
             metrics: Arc::default(),
+            gone_rule: GoneRule::default(),
         }
+    }
+
+    /// Resolves findings that left a snapshot by `rule` instead of the default.
+    pub fn with_gone_rule(mut self, rule: GoneRule) -> Self {
+        self.gone_rule = rule;
+        self
     }
 
     /// Counts this poller's polls into `metrics` (the daemon's).
@@ -191,6 +201,12 @@ impl Poller {
             self.explain_gone_vulnerabilities(&mut diff, now, &mut report)
                 .await;
         }
+        // 1c. Missing once is not gone.
+        if coverage == Coverage::Snapshot {
+            let c = lifecycle::confirm_gone(&mut diff, &known, &self.gone_rule);
+            self.report_confirmation(&c);
+            report.pending_gone = c.pending;
+        }
         // 2. Events first.
         let summary = silent.then(|| {
             Event::summary(
@@ -232,7 +248,8 @@ impl Poller {
                 watermark_ms: Some(now_ms),
                 initialised: true,
                 last_success_ms: now_ms,
-                probe,
+                // Findings awaiting confirmation need the next sweep, whatever the probe says.
+                probe: probe.filter(|_| report.pending_gone == 0),
                 last_sweep_ms: Some(now_ms),
             },
         )?;
@@ -301,6 +318,31 @@ impl Poller {
                 }
                 Ok(known)
             }
+        }
+    }
+
+    /// Says why findings that left the list are not resolved yet, when that is news: a mass
+    /// disappearance is held at WARN (it looks like a broken answer), the rest at DEBUG.
+    fn report_confirmation(&self, c: &Confirmation) {
+        if c.pending == 0 {
+            return;
+        }
+        let domain = self.poll.domain.as_str();
+        if c.mass {
+            tracing::warn!(
+                source = self.name(),
+                domain,
+                vanished = c.vanished,
+                sweeps = self.gone_rule.hold_sweeps,
+                "A large share of the open findings left the list in one sweep; holding them open until that many sweeps in a row agree."
+            );
+        } else {
+            tracing::debug!(
+                source = self.name(),
+                domain,
+                pending = c.pending,
+                "Findings left the list; they resolve once the next sweep agrees."
+            );
         }
     }
 
@@ -394,6 +436,7 @@ impl Poller {
             looked_up = r.looked_up,
             explained = r.explained,
             quarantined = r.quarantined,
+            pending_gone = r.pending_gone,
             "Poll done."
         );
         if r.silently_tracked > 0 {

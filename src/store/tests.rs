@@ -51,6 +51,7 @@ fn record(status: RecordStatus, resolved_at_ms: Option<i64>) -> Record {
         resolved_at_ms,
         resolution: resolved_at_ms.map(|_| Resolution::Handled),
         last: crate::record::Remembered::unknown(crate::finding::Domain::Alerts, "src"),
+        absent_sweeps: 0,
     }
 }
 

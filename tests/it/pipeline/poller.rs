@@ -229,9 +229,25 @@ async fn vulnerabilities_leaving_the_list_resolve_with_the_reason_security_cente
     assert_eq!(report.looked_up, 4, "{report:?}");
     assert_eq!(report.explained, 3, "{report:?}");
     assert!(!report.lookup_failed);
-    assert_eq!(report.dispatched.enqueued, 4, "{report:?}");
+    // The reasons are evidence; the one deleted without a reason waits for the next sweep.
+    assert_eq!(report.dispatched.enqueued, 3, "{report:?}");
+    assert_eq!(report.pending_gone, 1, "{report:?}");
     // The listing (cve and app+sca) and one lookup per type.
     assert_eq!(rig.sim.call_count("DescribeVulList"), 4);
+    assert!(!rig.resolved().contains_key(&format!("vul:{removed}")));
+    // The next sweep is not skipped, although the statistics are unchanged, and confirms it.
+    let t = t + time::Duration::seconds(60);
+    let report = rig.poller.poll_once(t).await.unwrap();
+    assert!(!report.skipped_unchanged, "{report:?}");
+    assert_eq!(
+        (
+            report.looked_up,
+            report.dispatched.enqueued,
+            report.pending_gone
+        ),
+        (1, 1, 0),
+        "{report:?}"
+    );
 
     let resolved = rig.resolved();
     assert_eq!(resolved.len(), 4, "{:?}", resolved.keys());
@@ -288,6 +304,8 @@ async fn vulnerabilities_leaving_the_list_resolve_with_the_reason_security_cente
     assert!(rig.resolved().values().all(|v| v.len() == 1));
 }
 
+/// A lookup that fails does not fail the poll; the finding waits for the next sweep, whose
+/// lookup is tried again; when that fails too, the finding resolves as `gone`, exactly once.
 #[tokio::test]
 async fn a_failed_lookup_resolves_as_gone_exactly_once_without_failing_the_poll() {
     // Two attempts per call, retried after 10 ms (the throttle asks for 10 ms too).
@@ -309,13 +327,21 @@ async fn a_failed_lookup_resolves_as_gone_exactly_once_without_failing_the_poll(
             })
             .for_action("DescribeVulList")
             .with_param("Ids")
-            .times(2),
+            .times(4),
         )
         .unwrap();
+    let first = rig.poller.poll_once(t).await.unwrap();
+    assert!(first.lookup_failed, "{first:?}");
+    assert_eq!(
+        (first.pending_gone, first.dispatched.enqueued),
+        (1, 0),
+        "{first:?}"
+    );
+    let t = t + time::Duration::seconds(60);
     let report = rig.poller.poll_once(t).await.unwrap();
     assert!(
         rig.sim.pending_faults().is_empty(),
-        "both attempts were made"
+        "both attempts of both sweeps were made"
     );
     assert_eq!(report.looked_up, 1, "{report:?}");
     assert!(report.lookup_failed, "{report:?}");
@@ -445,11 +471,18 @@ async fn a_sweep_with_an_unreadable_record_resolves_nothing() {
     assert_eq!((kept.len(), kept[0].times), (1, 2));
     assert!(rig.resolved().is_empty(), "still nothing resolved");
 
-    // Readable again: only what really left resolves, once.
+    // Readable again: only what really left resolves, once two complete sweeps agree.
     rig.sim.clear_faults();
     let t = t + time::Duration::seconds(60 * (RECONCILE_EVERY as i64 + 1));
     let report = rig.poller.poll_once(t).await.unwrap();
-    assert_eq!(report.quarantined, 0);
+    assert_eq!((report.quarantined, report.pending_gone), (0, 1));
+    assert!(rig.resolved().is_empty());
+    let report = rig
+        .poller
+        .poll_once(t + time::Duration::seconds(60))
+        .await
+        .unwrap();
+    assert_eq!(report.pending_gone, 0);
     let resolved = rig.resolved();
     assert_eq!(
         resolved.keys().collect::<Vec<_>>(),

@@ -28,6 +28,7 @@ fn record(resolved_at_ms: Option<i64>) -> Record {
         resolved_at_ms,
         resolution: resolved_at_ms.map(|_| Resolution::Fixed),
         last: sasrelay::record::Remembered::unknown(sasrelay::finding::Domain::Alerts, "src"),
+        absent_sweeps: 0,
     }
 }
 
