@@ -1,6 +1,8 @@
-//! The daemon: [`run`] is wiring only. It opens the store, builds the sinks and the
-//! dispatcher, binds the admin API (unless `[admin] listen = "off"`), spawns the tasks, waits
-//! for shutdown and stops them in order.
+//! The daemon: [`run`] is wiring only. Everything that can be wrong with the configuration is
+//! found first, by [`build`] (the step `sasrelay check` runs too), before the store is opened;
+//! then [`start`] opens the store, makes the dispatcher from the built sinks, binds the admin
+//! API (unless `[admin] listen = "off"`), spawns the tasks, waits for shutdown and stops them
+//! in order.
 //!
 //! Every long-running job is a [`crate::task::Task`] driven by the runner in [`tasks`], which
 //! owns looping, cancellation, backoff and the failure log: per sink a delivery worker
