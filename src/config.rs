@@ -356,7 +356,9 @@ impl Positions {
 /// these, all at once.
 #[derive(Clone, Debug)]
 pub struct Checked {
-    /// Settings from the parts that passed (a table with an error is left out).
+    /// Settings from every table that could be read and passed its own checks. A key set
+    /// aside as unknown or unreadable does not drop its table, so the rest of it is still built
+    /// and checked.
     pub settings: Settings,
     /// Every problem, in file order; empty when the file is valid.
     pub errors: Vec<ConfigError>,
@@ -539,25 +541,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
             "no [[source]] configured: add at least one Security Center source".into(),
         );
     }
-    let state = state.map(|raw| StateSettings {
-        directory: {
-            let d = raw.directory.get_ref();
-            if d.is_relative() {
-                file.parent().unwrap_or(Path::new(".")).join(d)
-            } else {
-                d.clone()
-            }
-        },
-        resolved_retention: raw
-            .resolved_retention
-            .map_or(Duration::from_secs(30 * 86_400), |d| d.0),
-        guard_ttl: raw
-            .guard_ttl
-            .map_or(Duration::from_secs(30 * 86_400), |d| d.0),
-        dead_letter_retention: raw
-            .dead_letter_retention
-            .map_or(Duration::from_secs(30 * 86_400), |d| d.0),
-    });
+    let state = state.map(|raw| check_state(raw, file));
     let shutdown_grace = daemon
         .shutdown_grace
         .map_or(DEFAULT_SHUTDOWN_GRACE, |d| d.0);
@@ -591,7 +575,8 @@ pub fn check(file: &Path, text: &str) -> Checked {
     }
 }
 
-/// The top-level keys of a config file.
+/// The top-level keys of a config file: the tables [`check`] reads (keep in step with its
+/// `match`), for the "did you mean" of an unknown one.
 const TOP_LEVEL_KEYS: [&str; 9] = [
     "source",
     "sink",
@@ -603,6 +588,22 @@ const TOP_LEVEL_KEYS: [&str; 9] = [
     "route",
     "time_interval",
 ];
+
+/// `[state]` with its defaults, the directory relative to the config file's.
+fn check_state(raw: RawState, file: &Path) -> StateSettings {
+    let d = raw.directory.get_ref();
+    let retention = |v: Option<HumanDuration>| v.map_or(Duration::from_secs(30 * 86_400), |d| d.0);
+    StateSettings {
+        directory: if d.is_relative() {
+            file.parent().unwrap_or(Path::new(".")).join(d)
+        } else {
+            d.clone()
+        },
+        resolved_retention: retention(raw.resolved_retention),
+        guard_ttl: retention(raw.guard_ttl),
+        dead_letter_retention: retention(raw.dead_letter_retention),
+    }
+}
 
 fn check_admin(raw: RawAdmin, errs: &mut Errors<'_>) -> AdminSettings {
     let mut out = AdminSettings {

@@ -113,7 +113,7 @@ pub fn suggest(message: &str) -> String {
     }
 }
 
-/// "unknown key `x`<place>" with a "did you mean" when an expected key is close, and the
+/// "unknown key `x`" followed by `place`, with a "did you mean" when an expected key is close, and the
 /// expected keys: for tables whose keys are checked by hand rather than by serde.
 pub fn unknown_key(key: &str, place: &str, expected: &[&str]) -> String {
     let list = expected.join(", ");
