@@ -41,16 +41,14 @@ pub struct ConfigError {
 }
 
 impl fmt::Display for ConfigError {
+    /// `file:line:col: key: message`, or `file: key: message` when no place in the file is
+    /// known (a missing section, an unreadable file).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.key,
-            self.message
-        )
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        write!(f, ": {}: {}", self.key, self.message)
     }
 }
 
@@ -177,8 +175,9 @@ pub struct RawEvents {
 pub struct RawSource {
     /// Unique name; appears in logs, findings and fingerprints.
     pub name: Spanned<String>,
-    /// Region of the account's resources; selects the Security Center site.
-    pub region: Spanned<String>,
+    /// Region of the account's resources; selects the Security Center site. Required;
+    /// optional here so that a wrong value does not hide the table's other errors.
+    pub region: Option<Spanned<String>>,
     /// Use the site's VPC endpoint.
     #[serde(default)]
     pub vpc_endpoint: bool,
@@ -221,8 +220,8 @@ pub struct RawSource {
     /// First-start behaviour.
     #[serde(default)]
     pub initial_sync: InitialSync,
-    /// Where the signing key comes from.
-    pub credentials: CredentialsConfig,
+    /// Where the signing key comes from. Required; optional here like `region`.
+    pub credentials: Option<CredentialsConfig>,
 }
 
 /// The checked configuration.
@@ -248,6 +247,132 @@ pub struct Settings {
     /// Problems that do not stop sasrelay (a route shadowed by a catch-all, an unused time
     /// interval), for `sasrelay check` to show.
     pub warnings: Vec<ConfigError>,
+    /// Where each key was written, for problems found after checking (a sink's secret that
+    /// cannot be read) to carry `file:line:col` too.
+    pub positions: Positions,
+}
+
+/// Where every key of a config file was written, by dotted path (`sink[0].url`), and which
+/// `[[sink]]` and `[[source]]` tables carry which name: problems found after the file was
+/// checked (building the sinks, loading credentials) are reported with `file:line:col` and the
+/// key as written, like the file's own errors.
+#[derive(Clone, Debug, Default)]
+pub struct Positions {
+    file: PathBuf,
+    at: std::collections::BTreeMap<String, (usize, usize)>,
+    sinks: Vec<String>,
+    sources: Vec<String>,
+}
+
+impl Positions {
+    fn of(file: &Path, text: &str, root: &DeTable<'_>) -> Positions {
+        let mut out = Positions {
+            file: file.to_path_buf(),
+            ..Positions::default()
+        };
+        for (key, value) in root.iter() {
+            let key = key.get_ref().as_ref();
+            out.walk(text, key, value);
+            let names = value.get_ref().as_array().map(|items| {
+                items
+                    .iter()
+                    .map(|t| {
+                        let name = t.get_ref().get("name").map(|n| n.get_ref());
+                        name.and_then(|n| n.as_str())
+                            .unwrap_or_default()
+                            .to_string()
+                    })
+                    .collect()
+            });
+            match key {
+                "sink" => out.sinks = names.unwrap_or_default(),
+                "source" => out.sources = names.unwrap_or_default(),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn walk(&mut self, text: &str, path: &str, value: &Spanned<toml::de::DeValue<'_>>) {
+        self.at
+            .insert(path.to_string(), line_col(text, value.span().start));
+        match value.get_ref() {
+            toml::de::DeValue::Table(t) => {
+                for (k, v) in t.iter() {
+                    self.walk(text, &format!("{path}.{}", k.get_ref()), v);
+                }
+            }
+            toml::de::DeValue::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    self.walk(text, &format!("{path}[{i}]"), v);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `sink[i]`, the path of the first `[[sink]]` named `name`.
+    pub fn sink(&self, name: &str) -> String {
+        Self::indexed("sink", &self.sinks, name)
+    }
+
+    /// `source[i]`, the path of the first `[[source]]` named `name`.
+    pub fn source(&self, name: &str) -> String {
+        Self::indexed("source", &self.sources, name)
+    }
+
+    fn indexed(table: &str, names: &[String], name: &str) -> String {
+        match names.iter().position(|n| n == name) {
+            Some(i) => format!("{table}[{i}]"),
+            None => table.to_string(),
+        }
+    }
+
+    /// A problem with `key` (`sink[0].signing_secret[1]`), placed where the key was written,
+    /// or where its nearest written parent was (a default, a missing section: no place).
+    pub fn error(&self, key: &str, message: String) -> ConfigError {
+        let mut path = key;
+        let (line, column) = loop {
+            if let Some(at) = self.at.get(path) {
+                break *at;
+            }
+            match path.rfind(['.', '[']) {
+                Some(cut) => path = &path[..cut],
+                None => break (0, 0),
+            }
+        };
+        ConfigError {
+            file: self.file.clone(),
+            line,
+            column,
+            key: key.to_string(),
+            message,
+        }
+    }
+}
+
+/// A config file checked: settings built from every part that passed, and every problem found.
+/// `run` and `check` go on to build what these settings describe and report its problems with
+/// these, all at once.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// Settings from every table that could be read and passed its own checks. A key set
+    /// aside as unknown or unreadable does not drop its table, so the rest of it is still built
+    /// and checked.
+    pub settings: Settings,
+    /// Every problem, in file order; empty when the file is valid.
+    pub errors: Vec<ConfigError>,
+}
+
+impl Checked {
+    /// The settings when the file has no error, else every error.
+    pub fn into_result(self) -> Result<Settings, ConfigErrors> {
+        if self.errors.is_empty() {
+            Ok(self.settings)
+        } else {
+            Err(ConfigErrors(self.errors))
+        }
+    }
 }
 
 /// Default `[admin] listen` address.
@@ -294,20 +419,58 @@ pub struct StateSettings {
 
 /// Reads and checks a config file.
 pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            key: "(file)".into(),
-            message: format!("cannot read: {e}"),
-        }])
-    })?;
-    parse(path, &text)
+    check_file(path).into_result()
 }
 
 /// Parses and checks config text; `file` is used in messages only.
 pub fn parse(file: &Path, text: &str) -> Result<Settings, ConfigErrors> {
+    check(file, text).into_result()
+}
+
+/// Reads and checks a config file, keeping what passed beside every problem.
+pub fn check_file(path: &Path) -> Checked {
+    match std::fs::read_to_string(path) {
+        Ok(text) => check(path, &text),
+        Err(e) => Checked {
+            settings: Settings::empty(path),
+            errors: vec![ConfigError {
+                file: path.to_path_buf(),
+                line: 0,
+                column: 0,
+                key: "(file)".into(),
+                message: format!("cannot read: {e}"),
+            }],
+        },
+    }
+}
+
+impl Settings {
+    /// Settings of a file that yielded nothing: no source, no sink, every default.
+    fn empty(file: &Path) -> Settings {
+        Settings {
+            file: file.to_path_buf(),
+            sources: Vec::new(),
+            state: None,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            delivery: DeliverySettings::default(),
+            sinks: Vec::new(),
+            router: crate::routing::Router::broadcast(&[]),
+            admin: AdminSettings::default(),
+            warnings: Vec::new(),
+            positions: Positions {
+                file: file.to_path_buf(),
+                ..Positions::default()
+            },
+        }
+    }
+}
+
+/// `[daemon] shutdown_grace` when not given.
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Parses and checks config text (`file` is used in messages only), keeping what passed beside
+/// every problem.
+pub fn check(file: &Path, text: &str) -> Checked {
     let mut errs = Errors {
         file,
         text,
@@ -317,9 +480,13 @@ pub fn parse(file: &Path, text: &str) -> Result<Settings, ConfigErrors> {
         Ok(r) => r,
         Err(e) => {
             errs.push(e.span(), "(syntax)", e.message().to_string());
-            return Err(ConfigErrors(errs.list));
+            return Checked {
+                settings: Settings::empty(file),
+                errors: errs.list,
+            };
         }
     };
+    let positions = Positions::of(file, text, root.get_ref());
     let mut sources = Vec::new();
     let mut sinks = Vec::new();
     let mut saw_source = false;
@@ -346,8 +513,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Settings, ConfigErrors> {
                         if let Some(raw) = section::<RawSource>(item, &key, &mut errs) {
                             sources.push((i, raw));
                         }
-                    } else if let Some(raw) = section::<Spanned<SinkConfig>>(item, &key, &mut errs)
-                    {
+                    } else if let Some(raw) = sink_section(item, &key, &mut errs) {
                         sinks.push((i, raw));
                     }
                 }
@@ -364,8 +530,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Settings, ConfigErrors> {
             other => errs.push(
                 Some(key.span()),
                 other,
-                "unknown key; expected one of `source`, `sink`, `state`, `daemon`, `delivery`, `admin`, `routing`, `route`, `time_interval`"
-                    .into(),
+                crate::section::unknown_key(other, "", &TOP_LEVEL_KEYS),
             ),
         }
     }
@@ -376,30 +541,12 @@ pub fn parse(file: &Path, text: &str) -> Result<Settings, ConfigErrors> {
             "no [[source]] configured: add at least one Security Center source".into(),
         );
     }
-    let state = state.map(|raw| StateSettings {
-        directory: {
-            let d = raw.directory.get_ref();
-            if d.is_relative() {
-                file.parent().unwrap_or(Path::new(".")).join(d)
-            } else {
-                d.clone()
-            }
-        },
-        resolved_retention: raw
-            .resolved_retention
-            .map_or(Duration::from_secs(30 * 86_400), |d| d.0),
-        guard_ttl: raw
-            .guard_ttl
-            .map_or(Duration::from_secs(30 * 86_400), |d| d.0),
-        dead_letter_retention: raw
-            .dead_letter_retention
-            .map_or(Duration::from_secs(30 * 86_400), |d| d.0),
-    });
+    let state = state.map(|raw| check_state(raw, file));
     let shutdown_grace = daemon
         .shutdown_grace
-        .map_or(Duration::from_secs(10), |d| d.0);
+        .map_or(DEFAULT_SHUTDOWN_GRACE, |d| d.0);
     let delivery = check_delivery(&delivery, delivery_span, &mut errs);
-    let sinks = check_sinks(sinks, &mut errs);
+    let sinks = check_sinks(sinks, &positions, &mut errs);
     let admin = check_admin(admin.unwrap_or_default(), &mut errs);
     let mut warnings = Vec::new();
     let router = check_routing(text, &sinks, &mut errs, &mut warnings);
@@ -411,8 +558,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Settings, ConfigErrors> {
         }
     }
     errs.list.sort_by_key(|e| (e.line, e.column));
-    if errs.list.is_empty() {
-        Ok(Settings {
+    Checked {
+        settings: Settings {
             file: file.to_path_buf(),
             sources: settings,
             state,
@@ -422,9 +569,39 @@ pub fn parse(file: &Path, text: &str) -> Result<Settings, ConfigErrors> {
             router,
             admin,
             warnings,
-        })
-    } else {
-        Err(ConfigErrors(errs.list))
+            positions,
+        },
+        errors: errs.list,
+    }
+}
+
+/// The top-level keys of a config file: the tables [`check`] reads (keep in step with its
+/// `match`), for the "did you mean" of an unknown one.
+const TOP_LEVEL_KEYS: [&str; 9] = [
+    "source",
+    "sink",
+    "state",
+    "daemon",
+    "delivery",
+    "admin",
+    "routing",
+    "route",
+    "time_interval",
+];
+
+/// `[state]` with its defaults, the directory relative to the config file's.
+fn check_state(raw: RawState, file: &Path) -> StateSettings {
+    let d = raw.directory.get_ref();
+    let retention = |v: Option<HumanDuration>| v.map_or(Duration::from_secs(30 * 86_400), |d| d.0);
+    StateSettings {
+        directory: if d.is_relative() {
+            file.parent().unwrap_or(Path::new(".")).join(d)
+        } else {
+            d.clone()
+        },
+        resolved_retention: retention(raw.resolved_retention),
+        guard_ttl: retention(raw.guard_ttl),
+        dead_letter_retention: retention(raw.dead_letter_retention),
     }
 }
 
@@ -534,19 +711,50 @@ fn grouped_route_span(
     found
 }
 
-/// Deserialises one section on its own, so an error in it does not hide errors elsewhere.
+/// Deserialises one section on its own, so an error in it does not hide errors elsewhere, nor
+/// one key's error another's in the same table.
 fn section<T: serde::de::DeserializeOwned>(
     value: &Spanned<toml::de::DeValue<'_>>,
     key: &str,
     errs: &mut Errors<'_>,
 ) -> Option<T> {
-    match crate::section::deserialize_section(value, key) {
-        Ok(v) => Some(v),
-        Err((span, key, message)) => {
-            errs.push(span, &key, message);
-            None
+    let (value, errors) = crate::section::deserialize_section_all(value, key);
+    for (span, key, message) in errors {
+        errs.push(span, &key, message);
+    }
+    value
+}
+
+/// One `[[sink]]` table: keys its `type` does not take are reported each where it is written,
+/// with a "did you mean", and set aside; the rest is read as [`section`] reads any table.
+fn sink_section(
+    item: &Spanned<toml::de::DeValue<'_>>,
+    key: &str,
+    errs: &mut Errors<'_>,
+) -> Option<Spanned<SinkConfig>> {
+    let mut item = item.clone();
+    if let toml::de::DeValue::Table(table) = item.get_mut() {
+        let kind = table.get("type").and_then(|t| t.get_ref().as_str());
+        if let Some((kind, expected)) = kind.and_then(|k| Some((k, crate::sinks::keys_of(k)?))) {
+            let kind = kind.to_string();
+            let name = table.get("name").and_then(|n| n.get_ref().as_str());
+            let what = match name {
+                Some(n) => format!(" for a {kind} sink (sink {n:?})"),
+                None => format!(" for a {kind} sink"),
+            };
+            let unknown: Vec<(String, std::ops::Range<usize>)> = table
+                .iter()
+                .filter(|(k, _)| !expected.contains(&k.get_ref().as_ref()))
+                .map(|(k, _)| (k.get_ref().to_string(), k.span()))
+                .collect();
+            for (name, span) in unknown {
+                let message = crate::section::unknown_key(&name, &what, &expected);
+                errs.push(Some(span), &format!("{key}.{name}"), message);
+                table.remove(name.as_str());
+            }
         }
     }
+    section(&item, key, errs)
 }
 
 fn check_delivery(
@@ -576,21 +784,26 @@ fn check_delivery(
     out
 }
 
-fn check_sinks(raw: Vec<(usize, Spanned<SinkConfig>)>, errs: &mut Errors<'_>) -> Vec<SinkConfig> {
+fn check_sinks(
+    raw: Vec<(usize, Spanned<SinkConfig>)>,
+    positions: &Positions,
+    errs: &mut Errors<'_>,
+) -> Vec<SinkConfig> {
     let mut names = BTreeSet::new();
     let mut out = Vec::new();
     for (i, sink) in raw {
         let before = errs.list.len();
         let name = sink.get_ref().name.clone();
         if !names.insert(name.clone()) {
-            errs.at(
-                &sink,
-                format!("sink[{i}].name"),
+            errs.list.push(positions.error(
+                &format!("sink[{i}].name"),
                 format!("duplicate sink name `{name}`"),
-            );
+            ));
         }
         for (key, message) in sink.get_ref().check() {
-            errs.at(&sink, format!("sink[{i}].{key}"), message);
+            // At the key the problem is about (`url`, `headers.Connection`), not the table.
+            let e = positions.error(&format!("sink[{i}].{key}"), message);
+            errs.list.push(e);
         }
         if errs.list.len() == before {
             let mut sink = sink.into_inner();
@@ -650,9 +863,10 @@ fn check_source(
 ) -> Option<SourceSettings> {
     let before = errs.list.len();
     let name = check_source_name(i, &raw, names, errs);
-    let region = raw.region.get_ref().clone();
-    let endpoint = check_endpoint(i, &raw, &region, errs);
-    let site = endpoint::site_of(&region);
+    check_required(i, &raw, errs);
+    let region = raw.region.as_ref().map(|r| r.get_ref().clone());
+    let endpoint = check_endpoint(i, &raw, errs);
+    let site = region.as_deref().and_then(endpoint::site_of);
     check_clusters(i, &raw, errs);
     let (domains, vulnerability_types) = check_domains(i, &raw, errs);
     let client = check_client(i, &raw, endpoint, errs);
@@ -664,7 +878,9 @@ fn check_source(
             .to_string(),
     };
     let (polls, overlap) = check_polls(i, &raw, &domains, errs);
-    let mut credentials = raw.credentials;
+    let (Some(region), Some(mut credentials)) = (region, raw.credentials) else {
+        return None;
+    };
     credentials.anchor_paths(errs.file.parent().unwrap_or(Path::new(".")));
     (errs.list.len() == before).then(|| SourceSettings {
         name,
@@ -710,8 +926,36 @@ fn check_source_name(
     name
 }
 
+/// `region` and `credentials`, required but read as optional (so that a wrong value does not
+/// hide the table's other errors): absent is an error here, unless reading it failed already.
+fn check_required(i: usize, raw: &RawSource, errs: &mut Errors<'_>) {
+    let required = [
+        (
+            "region",
+            raw.region.is_some(),
+            "is required: the region of the account's resources, e.g. region = \"cn-hangzhou\"",
+        ),
+        (
+            "credentials",
+            raw.credentials.is_some(),
+            "is required: where the signing key comes from, e.g. credentials = { type = \"rrsa\" }",
+        ),
+    ];
+    for (field, present, message) in required {
+        let key = format!("source[{i}].{field}");
+        let reported = errs.list.iter().any(|e| {
+            e.key
+                .strip_prefix(&key)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        });
+        if !present && !reported {
+            errs.push(Some(raw.name.span()), &key, message.into());
+        }
+    }
+}
+
 /// `endpoint`, or the one the region implies.
-fn check_endpoint(i: usize, raw: &RawSource, region: &str, errs: &mut Errors<'_>) -> String {
+fn check_endpoint(i: usize, raw: &RawSource, errs: &mut Errors<'_>) -> String {
     let k = |field: &str| format!("source[{i}].{field}");
     match &raw.endpoint {
         Some(ep) => {
@@ -725,12 +969,15 @@ fn check_endpoint(i: usize, raw: &RawSource, region: &str, errs: &mut Errors<'_>
             }
             url.clone()
         }
-        None => match endpoint::endpoint_for(region, raw.vpc_endpoint) {
-            Ok(url) => url,
-            Err(msg) => {
-                errs.at(&raw.region, k("region"), msg);
-                String::new()
-            }
+        None => match &raw.region {
+            Some(region) => match endpoint::endpoint_for(region.get_ref(), raw.vpc_endpoint) {
+                Ok(url) => url,
+                Err(msg) => {
+                    errs.at(region, k("region"), msg);
+                    String::new()
+                }
+            },
+            None => String::new(),
         },
     }
 }

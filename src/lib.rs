@@ -112,7 +112,9 @@
 //!   minijinja templates (built-in en/zh or custom), PagerDuty events; per-output escaping of
 //!   untrusted text, mentions only from config, size limits.
 //! - [`daemon`] — `run` is wiring only: the store, sinks, tasks and admin API, stopped in
-//!   order; [`daemon::tasks`] (the runner: loop, cancellation, backoff, failure and recovery
+//!   order; [`daemon::build`] (the one step from a config file to what the daemon starts
+//!   with, no store and no network: sinks with their secrets, templates, the admin token;
+//!   every problem at once; `check` runs it and stops), [`daemon::tasks`] (the runner: loop, cancellation, backoff, failure and recovery
 //!   logs), [`daemon::sources`] (connecting a source, then starting its pollers),
 //!   [`daemon::prune`], [`daemon::admin`] (silences, the suppression log, dead letters with
 //!   replay and discard, `/healthz`, `/readyz`, `/metrics`; bearer token on `/api/`),

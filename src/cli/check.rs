@@ -1,16 +1,19 @@
-//! `sasrelay check`: validates a configuration file — every error at once, with file, line,
-//! column and key — checks credentials' static parts and renders every custom template against
-//! the samples; with `--online`, makes one signed call per source and domain and says which of
-//! reachable, authenticated and permitted failed.
+//! `sasrelay check`: runs the step `sasrelay run` starts with,
+//! [`daemon::build`](crate::daemon::build) — the file checked, every sink built with its
+//! secrets, every custom template rendered against the samples, the admin token read, each
+//! source's credentials tried — and reports every problem at once, each with file, line, column
+//! and key, exiting 78 as `run` would. A source whose credentials cannot be loaded now is a
+//! warning (`run` starts and retries it). With `--online`, makes one signed call per source and
+//! domain and says which of reachable, authenticated and permitted failed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use time::OffsetDateTime;
 
-use super::{Session, load_config};
-use crate::config::Settings;
+use super::{EXIT_CONFIG, Session};
 use crate::credentials::env::ProcessEnv;
+use crate::daemon::build::{self, Built};
 use crate::sas::error::{ErrorClass, SasError};
 use crate::sas::source::{Source, SourceSettings};
 
@@ -27,16 +30,14 @@ pub struct Args {
 
 /// Runs `check`.
 pub async fn run(args: Args) -> ExitCode {
-    let path = args.config.as_path();
-    let settings = match load_config(path) {
-        Ok(s) => s,
-        Err(code) => return code,
+    let built = match build::load(&args.config, &ProcessEnv) {
+        Ok(b) => b,
+        Err(errs) => {
+            eprint!("{errs}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
     };
-    let ok = check_offline(&settings);
-    print_summary(path, &settings, ok);
-    if !ok {
-        return ExitCode::FAILURE;
-    }
+    print_summary(&built);
     if !args.online {
         return ExitCode::SUCCESS;
     }
@@ -45,7 +46,7 @@ pub async fn run(args: Args) -> ExitCode {
         Err(code) => return code,
     };
     let mut ok = true;
-    for source in settings.sources {
+    for source in built.settings.sources {
         ok &= probe_source(source, &session).await;
     }
     session.close().await;
@@ -57,42 +58,18 @@ pub async fn run(args: Args) -> ExitCode {
     }
 }
 
-/// What can be checked without the network: static secrets and the environment (a missing env
-/// var is the commonest deployment mistake), and every custom template rendered against every
-/// sample, so a typo fails here, not at 3 am. Prints each problem; true when there is none.
-fn check_offline(settings: &Settings) -> bool {
-    let mut ok = true;
-    for s in &settings.sources {
-        if let Err(e) = s.credentials.check_offline(&ProcessEnv) {
-            eprintln!("error: source {}: credentials: {e}", s.name);
-            ok = false;
-        }
-    }
-    for (i, sink) in settings.sinks.iter().enumerate() {
-        for (key, kind, file) in sink.templates() {
-            let result = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))
-                .and_then(|text| crate::render::check_template(kind, &text));
-            if let Err(e) = result {
-                eprintln!("error: sink[{i}].{key} (sink {}): {e}", sink.name);
-                ok = false;
-            }
-        }
-    }
-    ok
-}
-
-/// The verdict line, the warnings (a shadowed route, an unused time interval: they do not fail
-/// the check) and one line per source.
-fn print_summary(path: &Path, settings: &Settings, ok: bool) {
+/// The verdict line, the warnings (a shadowed route, an unused time interval, a source whose
+/// credentials cannot be loaded now: they do not stop `run`) and one line per source.
+fn print_summary(built: &Built) {
+    let settings = &built.settings;
+    let (sources, sinks) = (settings.sources.len(), built.sinks.len());
     println!(
-        "{}: configuration {} ({} source{})",
-        path.display(),
-        if ok { "OK" } else { "INVALID" },
-        settings.sources.len(),
-        if settings.sources.len() == 1 { "" } else { "s" }
+        "{}: configuration OK ({sources} source{}, {sinks} sink{})",
+        settings.file.display(),
+        if sources == 1 { "" } else { "s" },
+        if sinks == 1 { "" } else { "s" },
     );
-    for w in &settings.warnings {
+    for w in &built.warnings {
         eprintln!("warning: {w}");
     }
     for s in &settings.sources {

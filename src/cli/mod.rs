@@ -21,7 +21,9 @@
 //!
 //! Exit codes: 0 success, 1 a runtime failure (Security Center unreachable, rejected
 //! credentials…, the daemon's admin API unreachable), 2 bad usage (clap), 65 (`EX_DATAERR`)
-//! unreadable `route test --finding` input, 78 (`EX_CONFIG`) an invalid configuration file.
+//! unreadable `route test --finding` input, 78 (`EX_CONFIG`) an invalid configuration file —
+//! for `check` and `run`, any problem of [`daemon::build`](crate::daemon::build): the file, a
+//! sink's secret, a template, the admin token, a missing `[state]` or `[[sink]]`.
 
 mod admin_client;
 pub mod check;

@@ -1,13 +1,18 @@
-//! `sasrelay run`: the daemon, until SIGTERM or SIGINT; a configuration the daemon cannot start
-//! with exits 78 (`EX_CONFIG`), which the systemd unit does not restart on.
+//! `sasrelay run`: the daemon, until SIGTERM or SIGINT. It starts on what
+//! [`daemon::build`](crate::daemon::build) makes of the file, the step `sasrelay check` runs: a
+//! configuration it cannot start with (the file's errors, a sink secret that cannot be read, a
+//! malformed `whsec_` key…) is reported whole, as `check` reports it, and exits 78
+//! (`EX_CONFIG`), which the systemd unit does not restart on.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{EXIT_CONFIG, cancel_on_signal, load_config};
+use super::{EXIT_CONFIG, cancel_on_signal};
 use crate::config;
+use crate::credentials::env::ProcessEnv;
+use crate::daemon::{StartError, build};
 
 /// `sasrelay run` arguments.
 #[derive(Debug, clap::Args)]
@@ -19,33 +24,45 @@ pub struct Args {
 
 /// Runs `run`.
 pub async fn run(args: Args) -> ExitCode {
-    let settings = match load_config(&args.config) {
-        Ok(s) => s,
-        Err(code) => return code,
+    let built = match build::load(&args.config, &ProcessEnv) {
+        Ok(b) => b,
+        Err(errs) => return exit_code(StartError::Config(errs)),
     };
     let shutdown = CancellationToken::new();
     cancel_on_signal(&shutdown);
-    run_daemon_with(settings, shutdown).await
+    match crate::daemon::start(built, shutdown).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => exit_code(e),
+    }
 }
 
-/// The daemon until `shutdown`, with its start errors mapped to exit codes.
+/// The daemon on `settings` until `shutdown`, with its start errors mapped to exit codes.
 pub(super) async fn run_daemon_with(
     settings: config::Settings,
     shutdown: CancellationToken,
 ) -> ExitCode {
     match crate::daemon::run(settings, shutdown).await {
         Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(e) => exit_code(e),
+    }
+}
+
+/// Says why the daemon cannot start and gives the exit code: 78 for the configuration
+/// (restarting won't help; the systemd unit does not restart on 78), 1 otherwise.
+fn exit_code(e: StartError) -> ExitCode {
+    match e {
+        StartError::Config(errs) => {
+            eprint!("{errs}");
+            tracing::error!(
+                errors = errs.0.len(),
+                "sasrelay cannot start: the configuration is invalid (see above)."
+            );
+            ExitCode::from(EXIT_CONFIG)
+        }
+        e => {
             eprintln!("error: {e}");
             tracing::error!(error = %e, "sasrelay cannot start.");
-            // A missing [state] or [[sink]] is a configuration problem: restarting won't help
-            // (the systemd unit does not restart on 78).
-            match e {
-                crate::daemon::StartError::NoState(_) | crate::daemon::StartError::NoSinks(_) => {
-                    ExitCode::from(EXIT_CONFIG)
-                }
-                _ => ExitCode::FAILURE,
-            }
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,6 +1,8 @@
-//! The daemon: [`run`] is wiring only. It opens the store, builds the sinks and the
-//! dispatcher, binds the admin API (unless `[admin] listen = "off"`), spawns the tasks, waits
-//! for shutdown and stops them in order.
+//! The daemon: [`run`] is wiring only. Everything that can be wrong with the configuration is
+//! found first, by [`build`] (the step `sasrelay check` runs too), before the store is opened;
+//! then [`start`] opens the store, makes the dispatcher from the built sinks, binds the admin
+//! API (unless `[admin] listen = "off"`), spawns the tasks, waits for shutdown and stops them
+//! in order.
 //!
 //! Every long-running job is a [`crate::task::Task`] driven by the runner in [`tasks`], which
 //! owns looping, cancellation, backoff and the failure log: per sink a delivery worker
@@ -15,6 +17,7 @@
 //! trackers, the pollers' and the workers', each stopped by its own token.
 
 pub mod admin;
+pub mod build;
 pub mod metrics;
 pub mod notify;
 pub mod prune;
@@ -47,33 +50,12 @@ use crate::store::Store;
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// `[state]` is missing.
-    #[error("{0}: no [state] section: `run` needs `[state] directory = \"/var/lib/sasrelay\"`")]
-    NoState(String),
-    /// No sink configured.
-    #[error("{0}: no [[sink]] configured: findings would have nowhere to go")]
-    NoSinks(String),
+    /// The configuration cannot be started with ([`build`]): every problem, each with its place.
+    #[error("{0}")]
+    Config(crate::config::ConfigErrors),
     /// The store could not be opened.
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
-    /// A sink could not be built (a secret missing, a bad URL).
-    #[error("sink {name}: {reason}")]
-    Sink {
-        /// Sink name.
-        name: String,
-        /// What failed.
-        reason: String,
-    },
-    /// `[admin] token` could not be read.
-    #[error("{file}: [admin] token ({from}): {reason}")]
-    AdminToken {
-        /// The config file.
-        file: String,
-        /// Where the token comes from (never the token).
-        from: String,
-        /// Why it could not be read.
-        reason: String,
-    },
     /// The admin API's address could not be bound.
     #[error(
         "cannot listen on {addr} for the admin API ([admin] listen in {file}): {reason}; choose another address or set listen = \"off\""
@@ -98,29 +80,50 @@ pub struct StopReport {
     pub clean: bool,
 }
 
-/// Runs until `shutdown` is cancelled.
+/// Builds `settings` ([`build::build`]) and runs until `shutdown` is cancelled.
 pub async fn run(
     settings: Settings,
     shutdown: CancellationToken,
 ) -> Result<StopReport, StartError> {
-    let file = settings.file.display().to_string();
-    let state = settings
-        .state
-        .clone()
-        .ok_or_else(|| StartError::NoState(file.clone()))?;
-    if settings.sinks.is_empty() {
-        return Err(StartError::NoSinks(file));
+    let checked = crate::config::Checked {
+        settings,
+        errors: Vec::new(),
+    };
+    let built = build::build(checked, &ProcessEnv).map_err(StartError::Config)?;
+    start(built, shutdown).await
+}
+
+/// Runs what [`build`] built until `shutdown` is cancelled: nothing here can fail for a reason
+/// `sasrelay check` would have reported.
+pub async fn start(
+    built: build::Built,
+    shutdown: CancellationToken,
+) -> Result<StopReport, StartError> {
+    let build::Built {
+        settings,
+        state,
+        sinks,
+        admin_token,
+        warnings,
+    } = built;
+    for w in &warnings {
+        tracing::warn!(warning = %w, "The configuration has a warning; sasrelay starts anyway.");
     }
     let store = Store::open(&state.directory)?;
-    let handles = sink_handles(&settings, &store)?;
+    let handles = sink_handles(sinks, &store);
     let silences = Arc::new(Silences::load(store.clone())?);
     let metrics = registered_metrics(&settings, &handles);
-    // Bound before anything is spawned, so a taken port or a missing token fails the start
-    // cleanly.
+    // Bound before anything is spawned, so a taken port fails the start cleanly.
     let admin = match settings.admin.listen {
         Some(addr) => Some(
             bind_admin(
-                &settings, &file, addr, &store, &silences, &handles, &metrics,
+                &settings,
+                admin_token,
+                addr,
+                &store,
+                &silences,
+                &handles,
+                &metrics,
             )
             .await?,
         ),
@@ -170,16 +173,9 @@ pub async fn run(
 
 /// One handle per configured sink: the sink built, and the wake of its worker. Warns about
 /// outboxes of sinks no longer configured (their entries wait for the sink to return).
-fn sink_handles(
-    settings: &Settings,
-    store: &Store,
-) -> Result<BTreeMap<String, SinkHandle>, StartError> {
+fn sink_handles(sinks: Vec<Sink>, store: &Store) -> BTreeMap<String, SinkHandle> {
     let mut handles = BTreeMap::new();
-    for cfg in &settings.sinks {
-        let sink = Sink::build(cfg).map_err(|reason| StartError::Sink {
-            name: cfg.name.clone(),
-            reason,
-        })?;
+    for sink in sinks {
         let handle = SinkHandle {
             sink: Arc::new(sink),
             wake: Arc::new(Notify::new()),
@@ -191,7 +187,7 @@ fn sink_handles(
             tracing::warn!(sink = %name, pending = store.depth(&name), "The outbox holds entries for a sink that is no longer configured; they stay until it returns.");
         }
     }
-    Ok(handles)
+    handles
 }
 
 /// The daemon's counters, with a series for every poller and sink from the start.
@@ -216,28 +212,21 @@ fn wakes(handles: &BTreeMap<String, SinkHandle>) -> BTreeMap<String, Arc<Notify>
         .collect()
 }
 
-/// Reads `[admin] token` and binds `addr` for the admin API.
+/// Binds `addr` for the admin API, which requires `token` (`[admin] token`, read by
+/// [`build`]) when there is one.
 async fn bind_admin(
     settings: &Settings,
-    file: &str,
+    token: Option<crate::secret::Secret>,
     addr: std::net::SocketAddr,
     store: &Store,
     silences: &Arc<Silences>,
     handles: &BTreeMap<String, SinkHandle>,
     metrics: &Arc<Metrics>,
 ) -> Result<(TcpListener, AdminState), StartError> {
-    let token = match &settings.admin.token {
-        Some(r) => Some(r.resolve().map_err(|e| StartError::AdminToken {
-            file: file.to_string(),
-            from: r.describe(),
-            reason: e.to_string(),
-        })?),
-        None => None,
-    };
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| StartError::AdminBind {
-            file: file.to_string(),
+            file: settings.file.display().to_string(),
             addr,
             reason: e.to_string(),
         })?;

@@ -293,6 +293,31 @@ enum SinkType {
     PagerDuty,
 }
 
+impl SinkType {
+    /// The keys of this type's own table (beside [`COMMON_KEYS`]).
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            SinkType::Webhook => &webhook::KEYS,
+            SinkType::Stdout => &stdout::KEYS,
+            SinkType::File => &file::KEYS,
+            SinkType::DingTalk => &dingtalk::KEYS,
+            SinkType::Feishu => &feishu::KEYS,
+            SinkType::WeCom => &wecom::KEYS,
+            SinkType::Slack => &slack::KEYS,
+            SinkType::Email => &email::KEYS,
+            SinkType::PagerDuty => &pagerduty::KEYS,
+        }
+    }
+}
+
+/// Every key a `[[sink]]` table of `type = type_name` takes, the common ones first; `None`
+/// when there is no such type. The config module reports any other key where it is written.
+pub fn keys_of(type_name: &str) -> Option<Vec<&'static str>> {
+    use serde::de::value::{Error, StrDeserializer};
+    let kind = SinkType::deserialize(StrDeserializer::<Error>::new(type_name)).ok()?;
+    Some(COMMON_KEYS.iter().chain(kind.keys()).copied().collect())
+}
+
 impl TryFrom<RawSinkConfig> for SinkConfig {
     type Error = String;
 
@@ -304,10 +329,8 @@ impl TryFrom<RawSinkConfig> for SinkConfig {
         ) -> Result<T, String> {
             if let Some(unknown) = rest.keys().find(|k| !keys.contains(&k.as_str())) {
                 let all: Vec<&str> = COMMON_KEYS.iter().chain(keys).copied().collect();
-                return Err(format!(
-                    "unknown key `{unknown}` for a {type_name} sink; expected one of: {}",
-                    all.join(", ")
-                ));
+                let place = format!(" for a {type_name} sink");
+                return Err(crate::section::unknown_key(unknown, &place, &all));
             }
             serde_path_to_error::deserialize(Value::Object(rest)).map_err(|e| {
                 let path = e.path().to_string();
@@ -319,18 +342,17 @@ impl TryFrom<RawSinkConfig> for SinkConfig {
                 }
             })
         }
+        let keys = raw.kind.keys();
         let kind = match raw.kind {
-            SinkType::Webhook => SinkKind::Webhook(typed("webhook", &webhook::KEYS, raw.rest)?),
-            SinkType::Stdout => SinkKind::Stdout(typed("stdout", &stdout::KEYS, raw.rest)?),
-            SinkType::File => SinkKind::File(typed("file", &file::KEYS, raw.rest)?),
-            SinkType::DingTalk => SinkKind::DingTalk(typed("dingtalk", &dingtalk::KEYS, raw.rest)?),
-            SinkType::Feishu => SinkKind::Feishu(typed("feishu", &feishu::KEYS, raw.rest)?),
-            SinkType::WeCom => SinkKind::WeCom(typed("wecom", &wecom::KEYS, raw.rest)?),
-            SinkType::Slack => SinkKind::Slack(typed("slack", &slack::KEYS, raw.rest)?),
-            SinkType::Email => SinkKind::Email(typed("email", &email::KEYS, raw.rest)?),
-            SinkType::PagerDuty => {
-                SinkKind::PagerDuty(typed("pagerduty", &pagerduty::KEYS, raw.rest)?)
-            }
+            SinkType::Webhook => SinkKind::Webhook(typed("webhook", keys, raw.rest)?),
+            SinkType::Stdout => SinkKind::Stdout(typed("stdout", keys, raw.rest)?),
+            SinkType::File => SinkKind::File(typed("file", keys, raw.rest)?),
+            SinkType::DingTalk => SinkKind::DingTalk(typed("dingtalk", keys, raw.rest)?),
+            SinkType::Feishu => SinkKind::Feishu(typed("feishu", keys, raw.rest)?),
+            SinkType::WeCom => SinkKind::WeCom(typed("wecom", keys, raw.rest)?),
+            SinkType::Slack => SinkKind::Slack(typed("slack", keys, raw.rest)?),
+            SinkType::Email => SinkKind::Email(typed("email", keys, raw.rest)?),
+            SinkType::PagerDuty => SinkKind::PagerDuty(typed("pagerduty", keys, raw.rest)?),
         };
         Ok(SinkConfig {
             name: raw.name,
@@ -417,6 +439,54 @@ impl SinkConfig {
         list.into_iter()
             .filter_map(|(k, kind, p)| p.map(|p| (k, kind, p.as_path())))
             .collect()
+    }
+
+    /// Every secret this sink reads, with its key relative to the table as written (`url`,
+    /// `signing_secret[1]`, `robots[0].secret`, `headers.authorization`), so that each one that
+    /// cannot be read is reported, not only the first.
+    pub fn secrets<'a>(&'a self) -> Vec<(String, &'a SecretRef)> {
+        let mut out: Vec<(String, &'a SecretRef)> = Vec::new();
+        let mut add = |key: String, r: Option<&'a SecretRef>| out.extend(r.map(|r| (key, r)));
+        let maybe = |m: Option<&'a MaybeSecret>| m.and_then(MaybeSecret::reference);
+        match &self.kind {
+            SinkKind::Webhook(c) => {
+                add("url".into(), c.url.reference());
+                for (key, r) in c.signing_secret.iter().flat_map(|s| s.keyed()) {
+                    add(key, Some(r));
+                }
+                add(
+                    "github_signing_secret".into(),
+                    c.github_signing_secret.as_ref(),
+                );
+                for (name, v) in &c.headers {
+                    add(format!("headers.{name}"), v.reference());
+                }
+            }
+            SinkKind::Stdout(_) | SinkKind::File(_) => {}
+            SinkKind::DingTalk(c) => {
+                add("url".into(), maybe(c.url.as_ref()));
+                add("secret".into(), c.secret.as_ref());
+                for (i, r) in c.robots.iter().enumerate() {
+                    add(format!("robots[{i}].url"), r.url.reference());
+                    add(format!("robots[{i}].secret"), r.secret.as_ref());
+                }
+            }
+            SinkKind::Feishu(c) => {
+                add("url".into(), c.url.reference());
+                add("secret".into(), c.secret.as_ref());
+            }
+            SinkKind::WeCom(c) => add("url".into(), c.url.reference()),
+            SinkKind::Slack(c) => {
+                add("webhook_url".into(), maybe(c.webhook_url.as_ref()));
+                add("token".into(), c.token.as_ref());
+            }
+            SinkKind::Email(c) => {
+                add("username".into(), maybe(c.username.as_ref()));
+                add("password".into(), c.password.as_ref());
+            }
+            SinkKind::PagerDuty(c) => add("routing_key".into(), c.routing_key.as_ref()),
+        }
+        out
     }
 
     /// Makes relative paths (`file` secrets, a file sink's `path`) relative to `base`, the
@@ -518,13 +588,38 @@ impl Sink {
         config: &SinkConfig,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Sink, String> {
-        let problems = config.check();
-        if !problems.is_empty() {
-            let text: Vec<String> = problems.iter().map(|(k, m)| format!("{k}: {m}")).collect();
-            return Err(format!("sink `{}`: {}", config.name, text.join("; ")));
+        Self::build_checked(config, env).map_err(|problems| {
+            let text: Vec<String> = problems
+                .iter()
+                .map(|(k, m)| match k.as_str() {
+                    "" => m.clone(),
+                    k => format!("{k}: {m}"),
+                })
+                .collect();
+            format!("sink `{}`: {}", config.name, text.join("; "))
+        })
+    }
+
+    /// Like [`Sink::build_with`], with every problem as `(key, message)`, the key relative to
+    /// the `[[sink]]` table (empty when the problem is the whole sink's): the
+    /// [`SinkConfig::check`] problems; else every secret that cannot be read; else the first
+    /// value the platform's build refuses (a malformed `whsec_` key, a URL off its hosts).
+    pub fn build_checked(
+        config: &SinkConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Sink, Vec<(String, String)>> {
+        let mut problems = config.check();
+        if problems.is_empty() {
+            for (key, secret) in config.secrets() {
+                if let Err(e) = secret.resolve_with(&env) {
+                    problems.push((key, e.to_string()));
+                }
+            }
         }
-        let (backend, fold) = Backend::build(&config.kind, &env)
-            .map_err(|e| format!("sink `{}`: {e}", config.name))?;
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let (backend, fold) = Backend::build(&config.kind, &env).map_err(|e| vec![keyed(e)])?;
         Ok(Sink {
             name: config.name.clone(),
             filters: config.filters.clone(),
@@ -577,6 +672,20 @@ impl Sink {
     /// redacted), the payload document otherwise.
     pub fn preview(&self, payload: &Payload) -> Result<String, String> {
         self.backend.preview(payload)
+    }
+}
+
+/// A build error, `key: message` by the convention of every platform's `build`, split; a message
+/// that does not start with a key is the whole sink's.
+fn keyed(problem: String) -> (String, String) {
+    let is_key = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.[]".contains(c))
+    };
+    match problem.split_once(": ") {
+        Some((key, message)) if is_key(key) => (key.to_string(), message.to_string()),
+        _ => (String::new(), problem),
     }
 }
 
@@ -681,6 +790,14 @@ impl MaybeSecret {
     /// Whether the value is a secret reference.
     pub fn is_secret(&self) -> bool {
         matches!(self, MaybeSecret::From(_))
+    }
+
+    /// The secret reference, when the value is one.
+    pub fn reference(&self) -> Option<&SecretRef> {
+        match self {
+            MaybeSecret::Inline(_) => None,
+            MaybeSecret::From(r) => Some(r),
+        }
     }
 
     /// Makes a relative `file` reference relative to `base`.

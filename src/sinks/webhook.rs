@@ -137,10 +137,15 @@ pub enum SigningSecrets {
 }
 
 impl SigningSecrets {
-    fn refs(&self) -> &[SecretRef] {
+    /// Each key with its path as written: `signing_secret`, or `signing_secret[i]` in a list.
+    pub fn keyed(&self) -> Vec<(String, &SecretRef)> {
         match self {
-            SigningSecrets::One(r) => std::slice::from_ref(r),
-            SigningSecrets::Many(v) => v,
+            SigningSecrets::One(r) => vec![("signing_secret".to_string(), r)],
+            SigningSecrets::Many(v) => v
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (format!("signing_secret[{i}]"), r))
+                .collect(),
         }
     }
 }
@@ -313,18 +318,14 @@ impl WebhookSink {
         let url = parse_url(url_text.expose(), c.allow_http, c.url.is_secret())
             .map_err(|e| format!("url: {e}"))?;
         let mut keys = Vec::new();
-        for (i, r) in c
+        for (path, r) in c
             .signing_secret
             .as_ref()
-            .map_or(&[][..], SigningSecrets::refs)
-            .iter()
-            .enumerate()
+            .map_or_else(Vec::new, SigningSecrets::keyed)
         {
-            let secret = r
-                .resolve_with(env)
-                .map_err(|e| format!("signing_secret: {e}"))?;
+            let secret = r.resolve_with(env).map_err(|e| format!("{path}: {e}"))?;
             let key = decode_signing_key(secret.expose())
-                .map_err(|e| format!("signing_secret ({}, key {}): {e}", r.describe(), i + 1))?;
+                .map_err(|e| format!("{path}: {}: {e}", r.describe()))?;
             keys.push(key);
         }
         let github_key = match &c.github_signing_secret {

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use sasrelay::simulator::{
     DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, Domain as SimDomain, SimConfig, SimCredential,
@@ -16,6 +17,8 @@ use sasrelay::simulator::{
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use time::OffsetDateTime;
+
+use crate::support::{Daemon, SECRET_ENV};
 
 const DOMAINS: [&str; 4] = ["alerts", "vulnerabilities", "baseline", "firewall"];
 const HANDLED_VULN: [i64; 6] = [7, 8, 9, 10, 11, 20];
@@ -32,8 +35,9 @@ fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// A config of one source named `sim` reading the simulator with the given AccessKey ID; the
-/// secret comes from `SIM_SK`.
+/// A config of one source named `sim` reading the simulator with the given AccessKey ID (the
+/// secret comes from `SIM_SK`), and what `run` (so `check`) needs besides: a state directory and
+/// a sink.
 fn sim_config(sim: &SimHandle, access_key_id: &str) -> String {
     format!(
         r#"[[source]]
@@ -44,10 +48,15 @@ max_attempts = 2
 retry_initial_delay = "5ms"
 retry_max_delay = "20ms"
 credentials = {{ type = "access_key", access_key_id = "{access_key_id}", access_key_secret = {{ env = "SIM_SK" }} }}
-"#,
+
+{DAEMON}"#,
         sim.base_url()
     )
 }
+
+/// `[state]` and a sink: the rest of a file `run` starts with.
+const DAEMON: &str =
+    "[state]\ndirectory = \"state\"\n\n[[sink]]\nname = \"out\"\ntype = \"stdout\"\n";
 
 fn write(dir: &TempDir, name: &str, text: &str) -> PathBuf {
     let path = dir.path().join(name);
@@ -167,7 +176,7 @@ async fn check_online_reports_every_domain_readable_with_the_simulators_counts()
     let after = now_ms();
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     assert!(
-        run.stdout.contains("configuration OK (1 source)"),
+        run.stdout.contains("configuration OK (1 source, 1 sink)"),
         "{}",
         run.stdout
     );
@@ -311,6 +320,7 @@ credentials = { type = "env" }
 [extra]
 x = 1
 "#;
+    let text = &format!("{text}\n{DAEMON}");
     let cfg = write(&dir, "bad.toml", text);
     let file = path_str(&cfg);
     let run = sasrelay(&["check", "--config", file], "unused").await;
@@ -342,13 +352,7 @@ x = 1
         assert!(!key.is_empty() && !message.is_empty(), "{e}");
     }
     // The exact positions of the values at fault.
-    let at = |needle: &str| -> (usize, usize) {
-        let offset = text.find(needle).unwrap();
-        let before = &text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let col = offset - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-        (line, col)
-    };
+    let at = |needle: &str| position(text, needle);
     for (key, needle) in [
         ("source[0].region", "\"mars-1\""),
         ("source[0].clusters[0]", "\"prod-cluster\""),
@@ -375,6 +379,198 @@ x = 1
         "{}",
         run.stderr
     );
+}
+
+/// Line and column (1-based) where `needle` first occurs in `text`.
+fn position(text: &str, needle: &str) -> (usize, usize) {
+    let offset = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} not in {text}"));
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = offset - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+// ------------------------------------------------------------------- check builds what run builds
+
+/// A file `run` would start with, but for `sink` (the `[[sink]]` table's lines) and `source`
+/// (extra lines in the `[[source]]` table); the source's secret is the one [`Daemon`] sets.
+fn daemon_config(state: &Path, source: &str, sink: &str) -> String {
+    format!(
+        r#"[[source]]
+name = "prod"
+region = "cn-hangzhou"
+credentials = {{ type = "access_key", access_key_id = "LTAI", access_key_secret = {{ env = "{SECRET_ENV}" }} }}
+{source}
+[state]
+directory = "{}"
+
+[admin]
+listen = "off"
+
+[[sink]]
+name = "soc"
+type = "webhook"
+{sink}
+"#,
+        state.display()
+    )
+}
+
+/// The binary's exit code and stderr for `check` and for `run` on `cfg`, each with `envs`.
+/// `run` is given 30 s to exit; a start would fail the test there.
+async fn check_and_run(cfg: &Path, envs: &[(&str, &str)]) -> [(Option<i32>, String); 2] {
+    let envs: Vec<(&str, &std::ffi::OsStr)> = envs.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+    let mut out = Vec::new();
+    for command in ["check", "run"] {
+        let args = [command.as_ref(), "--config".as_ref(), cfg.as_os_str()];
+        let mut child = Daemon::spawn_args_env(&args, &envs);
+        let status = child.wait_exit(Duration::from_secs(30)).await;
+        out.push((status.code(), child.lines().join("\n")));
+    }
+    let run = out.pop().unwrap();
+    let check = out.pop().unwrap();
+    [check, run]
+}
+
+/// The `file:line:col: key: message` lines of `stderr`, sorted.
+fn error_lines(stderr: &str, file: &str) -> Vec<String> {
+    let mut lines: Vec<String> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(&format!("{file}:")))
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// `(key, text)` pairs.
+type Pairs = &'static [(&'static str, &'static str)];
+
+#[tokio::test]
+async fn check_and_run_refuse_the_same_files_with_the_same_errors_and_exit_78() {
+    let dir = TempDir::new().unwrap();
+    let state = dir.path().join("state");
+    let hook = "url = \"http://127.0.0.1:9/hook\"";
+    let whsec = "signing_secret = { env = \"SASRELAY_SOC_WHSEC\" }";
+    // (case, file, the errors as (key, message start), the environment)
+    let cases: [(&str, String, Pairs, Pairs); 4] = [
+        (
+            "unset sink secret",
+            daemon_config(&state, "", "url = { env = \"SASRELAY_SOC_WEBHOOK_URL\" }"),
+            &[(
+                "sink[0].url",
+                "sink \"soc\": environment variable SASRELAY_SOC_WEBHOOK_URL is not set",
+            )],
+            &[],
+        ),
+        (
+            "malformed whsec_",
+            daemon_config(&state, "", &format!("{hook}\n{whsec}")),
+            &[(
+                "sink[0].signing_secret",
+                "sink \"soc\": env SASRELAY_SOC_WHSEC: is not `whsec_` followed by standard, padded base64",
+            )],
+            &[("SASRELAY_SOC_WHSEC", "whsec_n0t!base64")],
+        ),
+        (
+            "unknown key in [[sink]]",
+            daemon_config(&state, "", &format!("{hook}\nmin_severty = \"high\"")),
+            &[(
+                "sink[0].min_severty",
+                "unknown key `min_severty` for a webhook sink (sink \"soc\"): did you mean `min_severity`?",
+            )],
+            &[],
+        ),
+        (
+            "three errors in one [[source]]",
+            daemon_config(
+                &state,
+                "lang = \"fr\"\npoll_intervall = \"30s\"\nmax_pages = \"many\"",
+                hook,
+            ),
+            &[
+                ("source[0].lang", "`fr` must be \"en\" or \"zh\""),
+                ("source[0].poll_intervall", "unknown field `poll_intervall`"),
+                ("source[0].max_pages", "invalid type: string \"many\""),
+            ],
+            &[],
+        ),
+    ];
+    for (case, text, expected, envs) in cases {
+        let cfg = dir.path().join("sasrelay.toml");
+        std::fs::write(&cfg, &text).unwrap();
+        let file = path_str(&cfg);
+        let [(check_code, check), (run_code, run)] = check_and_run(&cfg, envs).await;
+        assert_eq!(check_code, Some(78), "{case}: check\n{check}");
+        assert_eq!(run_code, Some(78), "{case}: run\n{run}");
+        let errors = error_lines(&check, file);
+        assert_eq!(
+            errors,
+            error_lines(&run, file),
+            "{case}: check and run differ"
+        );
+        assert_eq!(errors.len(), expected.len(), "{case}: {errors:#?}");
+        for (key, message) in expected {
+            // At the key's own line (the value, or the key when it is unknown).
+            let name = key.rsplit('.').next().unwrap();
+            let (line, _) = position(&text, &format!("\n{name} ="));
+            let prefix = format!("{file}:{}:", line + 1);
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.starts_with(&prefix) && e.contains(&format!(": {key}: {message}"))),
+                "{case}: no `{prefix}…: {key}: {message}` in {errors:#?}"
+            );
+        }
+        assert!(
+            !check.contains("n0t!base64") && !run.contains("n0t!base64"),
+            "{case}"
+        );
+        // `run` never started: the store was not even opened.
+        assert!(!state.exists(), "{case}: run opened the store");
+    }
+}
+
+#[tokio::test]
+async fn a_source_that_cannot_load_its_credentials_warns_in_check_and_run_starts() {
+    let dir = TempDir::new().unwrap();
+    let state = dir.path().join("state");
+    let text = daemon_config(&state, "", "url = \"http://127.0.0.1:9/hook\"").replace(
+        &format!("{{ env = \"{SECRET_ENV}\" }}"),
+        "{ env = \"SASRELAY_E2E_UNSET_SK\" }",
+    );
+    let cfg = dir.path().join("sasrelay.toml");
+    std::fs::write(&cfg, &text).unwrap();
+    let file = path_str(&cfg);
+    let (line, col) = position(&text, "{ type = \"access_key\"");
+    let warning = format!(
+        "warning: {file}:{line}:{col}: source[0].credentials: source \"prod\" cannot load its credentials now"
+    );
+
+    let args = ["check".as_ref(), "--config".as_ref(), cfg.as_os_str()];
+    let mut check = Daemon::spawn_args(&args);
+    let status = check.wait_exit(Duration::from_secs(30)).await;
+    let stderr = check.lines().join("\n");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(&warning), "no `{warning}` in\n{stderr}");
+    assert!(stderr.contains("SASRELAY_E2E_UNSET_SK"), "{stderr}");
+
+    let mut run = Daemon::spawn(&cfg);
+    run.wait_message("sasrelay running.", Duration::from_secs(30))
+        .await;
+    let warned = run.messages("The configuration has a warning");
+    assert_eq!(warned.len(), 1, "{:?}", run.lines());
+    assert!(
+        warned[0]["fields"]["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("source[0].credentials")),
+        "{warned:?}"
+    );
+    let status = run.terminate(Duration::from_secs(30)).await;
+    assert_eq!(status.code(), Some(0));
 }
 
 // ---------------------------------------------------------------------------------- findings

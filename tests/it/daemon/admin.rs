@@ -845,11 +845,14 @@ async fn the_daemon_refuses_to_start_when_the_admin_address_is_taken() {
 token = { env = "SASRELAY_TEST_NO_SUCH_TOKEN" }"#;
     spec.admin = admin;
     let config = spec.write(&dir.path().join("sasrelay.toml"));
+    // A token that cannot be read is a configuration error, as `check` reports it.
     let mut daemon = Daemon::spawn(&config);
-    assert_eq!(daemon.wait_exit(T).await.code(), Some(1));
+    assert_eq!(daemon.wait_exit(T).await.code(), Some(78));
     let log = daemon.lines().join("\n");
     assert!(
-        log.contains("[admin] token (env SASRELAY_TEST_NO_SUCH_TOKEN): environment variable"),
+        log.contains(
+            "admin.token: the admin API's token (env SASRELAY_TEST_NO_SUCH_TOKEN): environment variable"
+        ),
         "{log}"
     );
 }
@@ -1080,6 +1083,9 @@ sinks = ["oncall"]
 async fn check_prints_routing_warnings_and_passes() {
     let dir = tempfile::tempdir().unwrap();
     let routes = r#"
+[state]
+directory = "state"
+
 [[sink]]
 name = "a"
 type = "stdout"

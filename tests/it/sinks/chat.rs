@@ -1109,7 +1109,7 @@ fn sasrelay(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-const SOURCE: &str = "[[source]]\nname = \"prod\"\nregion = \"cn-hangzhou\"\ncredentials = { type = \"access_key\", access_key_id = \"LTAI\", access_key_secret = { env = \"NOT_NEEDED\" } }\n\n";
+const SOURCE: &str = "[[source]]\nname = \"prod\"\nregion = \"cn-hangzhou\"\ncredentials = { type = \"access_key\", access_key_id = \"LTAI\", access_key_secret = { env = \"NOT_NEEDED\" } }\n\n[state]\ndirectory = \"state\"\n\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_renders_sends_a_test_and_checks_templates() {

@@ -1073,11 +1073,15 @@ fn wecom_config_errors_name_the_key_and_position() {
     assert_eq!(missing.line, 6, "{shown}");
     let key = find("sink[1].url");
     assert!(key.message.contains("`key`"), "{shown}");
-    let unknown = find("sink[2]");
+    // Both problems of the third sink, each at its key.
+    let unknown = find("sink[2].mentioned_list");
     assert!(
         unknown.message.contains("unknown key `mentioned_list`"),
         "{shown}"
     );
+    assert_eq!(unknown.line, 20, "{shown}");
+    let mention = find("sink[2].at_user_ids[1]");
+    assert_eq!((mention.line, mention.column), (19, 27), "{shown}");
     assert!(shown.contains("/etc/sasrelay/wc.toml:6:"), "{shown}");
     let c: SinkConfig = toml::from_str(
         "name = \"wc\"\ntype = \"wecom\"\nurl = { env = \"WC\" }\nat_user_ids = [\"<@all>\"]\n",

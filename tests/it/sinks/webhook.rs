@@ -811,7 +811,7 @@ fn bad_signing_secrets_fail_the_build_without_echoing() {
         _ => None,
     })
     .unwrap_err();
-    assert!(e.contains("signing_secret (env B, key 2)"), "{e}");
+    assert!(e.contains("signing_secret[1]: env B: "), "{e}");
     assert!(!e.contains("dG9vc2hvcnQ"), "{e}");
     let e = Sink::build_with(&cfg, |_| None).unwrap_err();
     assert!(e.contains("signing_secret") && e.contains("A"), "{e}");
