@@ -15,6 +15,7 @@
 //! trackers, the pollers' and the workers', each stopped by its own token.
 
 pub mod admin;
+pub mod door;
 pub mod metrics;
 pub mod notify;
 pub mod prune;
@@ -247,6 +248,7 @@ async fn bind_admin(
         token,
         sinks: wakes(handles),
         metrics: metrics.clone(),
+        settings: settings.admin.clone(),
     };
     Ok((listener, state))
 }
@@ -333,6 +335,12 @@ impl Tasks {
             token = state.token.is_some(),
             "Admin API listening on http://{addr}."
         );
+        if state.settings.open_without_token() {
+            tracing::warn!(
+                %addr,
+                "The admin API listens on {addr}, beyond this host, with no token ([admin] allow_unauthenticated = true): anyone who reaches it can create silences and replay or discard dead letters."
+            );
+        }
         self.pollers
             .spawn(admin::serve(listener, state, self.stop_polling.clone()));
     }
