@@ -53,6 +53,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::AdminSettings;
 
+/// How often refusals at the connection cap are logged, at most.
+const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(60);
+
 /// Largest request head (request line and headers) accepted, in bytes.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
@@ -260,7 +263,9 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout)
         .max_header_size(MAX_HEADER_BYTES);
+    // Refusals are reported at most once a minute: a flood must not flood the log too.
     let mut refused: u64 = 0;
+    let mut reported: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -276,22 +281,18 @@ pub async fn serve(
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             // Closed at once: a client that cannot get in learns so now.
             drop(stream);
-            if refused == 0 {
+            refused += 1;
+            if reported.is_none_or(|at| at.elapsed() >= REFUSAL_REPORT_EVERY) {
                 tracing::warn!(
                     cap,
-                    "The admin API has {cap} connections open, its cap: new connections are closed until some finish (header_read_timeout and idle_timeout close idle ones)."
+                    refused,
+                    "The admin API has {cap} connections open, its cap: new connections are closed until some finish (header_read_timeout and idle_timeout close idle ones); {refused} closed since the last report."
                 );
+                reported = Some(Instant::now());
+                refused = 0;
             }
-            refused += 1;
             continue;
         };
-        if refused > 0 {
-            tracing::info!(
-                refused,
-                "The admin API accepts connections again; {refused} were closed at the cap."
-            );
-            refused = 0;
-        }
         let conn = Connection {
             http: http.clone(),
             app: app.clone(),
