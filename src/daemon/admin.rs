@@ -23,12 +23,17 @@
 //! A [`SilenceView`] is the stored silence (`id`, `matchers` as canonical strings,
 //! `starts_at`, `ends_at`, `created_by`, `comment`, `created_at`; times RFC 3339) plus its
 //! `state` (`pending`, `active`, `expired`) and `suppressed`, how many (event, sink) pairs it
-//! kept back. Errors are `{"error": "…"}` with 400 (a bad body or query), 401 (token), 404,
-//! 409 (too many silences) or 500 (the store failed).
+//! kept back. A silence lasts at most `[admin] max_silence` from now, and one whose matchers
+//! match every event ([`crate::routing::matches_every_event`]) needs `"force": true`. Errors
+//! are `{"error": "…"}` with 400 (a bad body or query), 401 (token), 403 (an `Origin`
+//! header), 404, 409 (too many silences), 415 (a state change that is not JSON), 421 (a
+//! foreign `Host`) or 500 (the store failed).
 //!
-//! When a token is configured every `/api/` request needs `Authorization: Bearer <token>`;
-//! the comparison is constant-time over SHA-256 digests and the token is never logged.
-//! Bodies are capped at [`MAX_BODY`]; listings and silences are bounded too.
+//! Every request passes [`crate::daemon::door`] first (the `Host`, `Origin` and
+//! `Content-Type` rules, timeouts and the connection cap). When a token is configured every
+//! `/api/` request needs `Authorization: Bearer <token>`; the comparison is constant-time over
+//! SHA-256 digests and the token is never logged. Bodies are capped at [`MAX_BODY`]; listings
+//! and silences are bounded too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

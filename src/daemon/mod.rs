@@ -6,7 +6,8 @@
 //! owns looping, cancellation, backoff and the failure log: per sink a delivery worker
 //! (`deliver`); per source a `connect` ([`sources`]), then per domain a poller (`poll`); the
 //! grouper (`group`); the pruner (`prune`, [`prune`]); the systemd heartbeat (`watchdog`,
-//! [`notify::Watchdog`]). The admin API is a server, spawned beside them.
+//! [`notify::Watchdog`]). The admin API is a server, spawned beside them; [`door`] accepts its
+//! connections and screens its requests.
 //!
 //! Shutdown (SIGTERM/SIGINT, or the caller's token): polling stops first (a poll in progress
 //! finishes, or is dropped before its cursor moves once the grace period is over — both are
