@@ -56,6 +56,10 @@ use crate::config::AdminSettings;
 /// How often refusals at the connection cap are logged, at most.
 const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(60);
 
+/// How long a connection may take to finish once shutdown begins (within the daemon's
+/// `shutdown_grace`, default 10 s); then it is dropped.
+const DRAIN: Duration = Duration::from_secs(2);
+
 /// Largest request head (request line and headers) accepted, in bytes.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
@@ -345,9 +349,14 @@ impl Connection {
         let result = tokio::select! {
             r = conn.as_mut() => r,
             () = self.shutdown.cancelled() => {
-                // Finish the request in flight; an idle connection closes at once.
+                // Finish the request in flight; an idle connection closes at once. A client
+                // still sending its head is not waited for beyond DRAIN, so it cannot hold up
+                // the daemon's shutdown.
                 conn.as_mut().graceful_shutdown();
-                conn.await
+                match tokio::time::timeout(DRAIN, conn).await {
+                    Ok(r) => r,
+                    Err(_) => return,
+                }
             }
         };
         if let Err(e) = result {

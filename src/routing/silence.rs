@@ -159,9 +159,9 @@ const SAMPLES: [&str; 10] = [
 /// Decided matcher by matcher: all must hold, so the set matches every event exactly when each
 /// matcher does. A matcher is taken to hold for every event when it holds for every value its
 /// field can take: every value of a field with a closed set (`domain`, `kind`, `severity`,
-/// `status`, `resolution`), or each of [`SAMPLES`] for an open one (`source`, `cluster`,
-/// `detail.X`, …); plus the empty value unless the field is one every event carries
-/// ([`ALWAYS_PRESENT`]). No matchers at all match everything.
+/// `status`, `resolution`), or each of ten sample values (`SAMPLES`) for an open one
+/// (`source`, `cluster`, `detail.X`, …); plus the empty value unless the field is one every
+/// event carries (`domain`, `kind`, `source`). No matchers at all match everything.
 ///
 /// The samples make this conservative: a matcher that only looks universal (a regex accepting
 /// every sample, like `source=~"[^ ]+"`) is treated as universal and needs `force` too, while a

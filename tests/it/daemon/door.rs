@@ -245,6 +245,29 @@ async fn names_in_admin_hosts_are_let_in() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_is_closed_by_the_idle_timeout() {
+    let settings = AdminSettings {
+        idle_timeout: Duration::from_millis(500),
+        ..AdminSettings::default()
+    };
+    let api = Api::start_with(None, &[], settings).await;
+    let head = format!(
+        "POST /api/v1/silences HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"matchers\"",
+        api.addr
+    );
+    // The head is complete (the header timeout is over), the body stops after 12 bytes.
+    let mut s = TcpStream::connect(api.addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let closed = tokio::time::timeout(T, closed_by_daemon(s, stop))
+        .await
+        .expect("a stalled body is not waited for forever");
+    assert!(closed);
+    assert!(api.silences.list().is_empty());
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_loopback_listen_without_a_token_is_a_configuration_error() {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
@@ -302,6 +325,34 @@ async fn run_warns_when_it_opts_out_of_the_token() {
     daemon.wait_message("with no token", T).await;
     hook.wait_delivered(1, T).await;
     assert!(daemon.terminate(T).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_open_connection_does_not_hold_up_a_clean_shutdown() {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let hook = Hook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
+    // The default header_read_timeout (10s) is longer than this daemon's shutdown_grace (5s).
+    let spec = ConfigSpec::new(&endpoint, &url, &state);
+    let config = spec.write(&dir.path().join("sasrelay.toml"));
+    let mut daemon = Daemon::spawn(&config);
+    let bound: SocketAddr = admin_addr(&daemon).await.parse().unwrap();
+    let stuck = half_open(bound, b"GET /healthz HT").await;
+    // Accepted in order: once a later connection is answered, the stuck one is being served.
+    let resp = http()
+        .get(format!("http://{bound}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(daemon.terminate(T).await.success());
+    assert_eq!(
+        daemon.messages("Shutdown clean").len(),
+        1,
+        "the shutdown waited for the half-open connection"
+    );
+    drop(stuck);
 }
 
 /// Opens a connection to `addr` and sends `partial` (maybe nothing), never a whole request.
