@@ -476,7 +476,7 @@ fn check_admin(
 ) -> AdminSettings {
     let d = AdminSettings::default();
     let mut out = AdminSettings {
-        token: raw.token,
+        token: raw.token.clone(),
         allow_unauthenticated: raw
             .allow_unauthenticated
             .as_ref()
@@ -516,6 +516,23 @@ fn check_admin(
             ),
         }
     }
+    check_admin_listen(&raw, &mut out, errs, warnings);
+    if let Some(crate::secret::SecretRef::File { file }) = &mut out.token
+        && file.is_relative()
+    {
+        *file = errs.file.parent().unwrap_or(Path::new(".")).join(&*file);
+    }
+    out
+}
+
+/// `[admin] listen`, and whether it exposes the API beyond this host without a token: an
+/// error at `listen`, or with `allow_unauthenticated = true` a warning at that key.
+fn check_admin_listen(
+    raw: &RawAdmin,
+    out: &mut AdminSettings,
+    errs: &mut Errors<'_>,
+    warnings: &mut Vec<ConfigError>,
+) {
     if let Some(listen) = &raw.listen {
         match listen.get_ref().as_str() {
             "off" => out.listen = None,
@@ -545,12 +562,6 @@ fn check_admin(
             ),
         }
     }
-    if let Some(crate::secret::SecretRef::File { file }) = &mut out.token
-        && file.is_relative()
-    {
-        *file = errs.file.parent().unwrap_or(Path::new(".")).join(&*file);
-    }
-    out
 }
 
 /// An `[admin]` duration within `range` (inclusive), or `default` when absent.
