@@ -288,56 +288,63 @@ async fn a_non_loopback_listen_without_a_token_is_a_configuration_error() {
         );
     }
 
-    let allowed = write(
-        dir.path(),
-        "allowed.toml",
-        &format!("{text}allow_unauthenticated = true\n"),
-    );
-    let check = sasrelay(&["check", "--config", allowed.to_str().unwrap()], &[]).await;
-    assert_eq!(check.code, Some(0), "{}", check.stderr);
-    assert!(
-        check
+    // A token, or an explicit opt-out (warned about), makes it pass.
+    for (name, extra, warned) in [
+        ("token.toml", "token = { env = \"ADMIN_TOKEN\" }", false),
+        ("allowed.toml", "allow_unauthenticated = true", true),
+    ] {
+        let file = write(dir.path(), name, &format!("{text}{extra}\n"));
+        let check = sasrelay(&["check", "--config", file.to_str().unwrap()], &[]).await;
+        assert_eq!(check.code, Some(0), "{extra}: {}", check.stderr);
+        let warning = check
             .stderr
             .lines()
-            .any(|l| l.starts_with("warning: ") && l.contains("admin.allow_unauthenticated")),
-        "{}",
-        check.stderr
-    );
-    let with_token = write(
-        dir.path(),
-        "token.toml",
-        &format!("{text}token = {{ env = \"ADMIN_TOKEN\" }}\n"),
-    );
-    let check = sasrelay(&["check", "--config", with_token.to_str().unwrap()], &[]).await;
-    assert_eq!(check.code, Some(0), "{}", check.stderr);
+            .any(|l| l.starts_with("warning: ") && l.contains("admin.allow_unauthenticated"));
+        assert_eq!(warning, warned, "{extra}: {}", check.stderr);
+    }
+}
+
+/// The simulator, a webhook receiver and the real daemon between them.
+struct Rig {
+    sim: sasrelay::simulator::SimHandle,
+    hook: Hook,
+    daemon: Daemon,
+    dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// The daemon with `[admin]` being `admin`, started by `spawn` from its config file.
+    async fn start(admin: &str, spawn: impl FnOnce(&std::path::Path) -> Daemon) -> Rig {
+        let sim = Simulator::start(SimConfig::default()).await.unwrap();
+        let hook = Hook::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
+        let mut spec = ConfigSpec::new(&endpoint, &url, &state);
+        spec.admin = admin;
+        let daemon = spawn(&spec.write(&dir.path().join("sasrelay.toml")));
+        Rig {
+            sim,
+            hook,
+            daemon,
+            dir,
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_warns_when_it_opts_out_of_the_token() {
-    let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let hook = Hook::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
-    let mut spec = ConfigSpec::new(&endpoint, &url, &state);
-    spec.admin = "listen = \"0.0.0.0:0\"\nallow_unauthenticated = true";
-    let config = spec.write(&dir.path().join("sasrelay.toml"));
-    let mut daemon = Daemon::spawn(&config);
-    daemon.wait_message("with no token", T).await;
-    hook.wait_delivered(1, T).await;
-    assert!(daemon.terminate(T).await.success());
+    let admin = "listen = \"0.0.0.0:0\"\nallow_unauthenticated = true";
+    let mut rig = Rig::start(admin, Daemon::spawn).await;
+    rig.daemon.wait_message("with no token", T).await;
+    rig.hook.wait_delivered(1, T).await;
+    assert!(rig.daemon.terminate(T).await.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_open_connection_does_not_hold_up_a_clean_shutdown() {
-    let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let hook = Hook::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
     // The default header_read_timeout (10s) is longer than this daemon's shutdown_grace (5s).
-    let spec = ConfigSpec::new(&endpoint, &url, &state);
-    let config = spec.write(&dir.path().join("sasrelay.toml"));
-    let mut daemon = Daemon::spawn(&config);
-    let bound: SocketAddr = admin_addr(&daemon).await.parse().unwrap();
+    let mut rig = Rig::start("listen = \"127.0.0.1:0\"", Daemon::spawn).await;
+    let bound: SocketAddr = admin_addr(&rig.daemon).await.parse().unwrap();
     let stuck = half_open(bound, b"GET /healthz HT").await;
     // Accepted in order: once a later connection is answered, the stuck one is being served.
     let resp = http()
@@ -346,9 +353,9 @@ async fn a_half_open_connection_does_not_hold_up_a_clean_shutdown() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(daemon.terminate(T).await.success());
+    assert!(rig.daemon.terminate(T).await.success());
     assert_eq!(
-        daemon.messages("Shutdown clean").len(),
+        rig.daemon.messages("Shutdown clean").len(),
         1,
         "the shutdown waited for the half-open connection"
     );
@@ -405,16 +412,15 @@ fn established_at(port: u16) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn half_open_connections_are_closed_and_deliveries_flow_under_a_256_fd_limit() {
     const FLOOD: usize = 3000;
-    let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let hook = Hook::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
-    let mut spec = ConfigSpec::new(&endpoint, &url, &state);
     // Short timeouts keep the test fast; the cap is the default, which the daemon lowers to
     // a quarter of its open-file limit.
-    spec.admin = "listen = \"127.0.0.1:0\"\nheader_read_timeout = \"2s\"\nidle_timeout = \"3s\"";
-    let config = spec.write(&dir.path().join("sasrelay.toml"));
-    let mut daemon = Daemon::spawn_with_open_files(&config, 256);
+    let admin = "listen = \"127.0.0.1:0\"\nheader_read_timeout = \"2s\"\nidle_timeout = \"3s\"";
+    let Rig {
+        sim,
+        hook,
+        mut daemon,
+        dir,
+    } = Rig::start(admin, |config| Daemon::spawn_with_open_files(config, 256)).await;
     let bound: SocketAddr = admin_addr(&daemon).await.parse().unwrap();
     daemon
         .wait_message("serves at most 64 connections at once", T)
@@ -528,9 +534,11 @@ async fn half_open_connections_are_closed_and_deliveries_flow_under_a_256_fd_lim
         // A connection the cap still closed: the last permits free as their tasks end.
         tokio::task::yield_now().await;
     }
-    let cli_admin = format!("listen = \"{bound}\"");
-    spec.admin = &cli_admin;
-    let cli = spec.write(&dir.path().join("cli.toml"));
+    let cli = write(
+        dir.path(),
+        "cli.toml",
+        &format!("{SOURCE}\n[admin]\nlisten = \"{bound}\"\n"),
+    );
     let health = sasrelay(&["healthcheck", "--config", cli.to_str().unwrap()], &[]).await;
     assert_eq!(health.code, Some(0), "{}", health.stderr);
 
