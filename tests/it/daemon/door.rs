@@ -227,20 +227,18 @@ async fn names_in_admin_hosts_are_let_in() {
         ..AdminSettings::default()
     };
     let api = Api::start_with(None, &[], settings).await;
-    let resp = http()
-        .get(api.url("/healthz"))
-        .header("host", "sasrelay.internal")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let resp = http()
-        .get(api.url("/healthz"))
-        .header("host", "other.internal")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::MISDIRECTED_REQUEST);
+    for (host, want) in [
+        ("sasrelay.internal", StatusCode::OK),
+        ("other.internal", StatusCode::MISDIRECTED_REQUEST),
+    ] {
+        let resp = http()
+            .get(api.url("/healthz"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), want, "{host}");
+    }
     api.stop().await;
 }
 
