@@ -384,15 +384,50 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9595";
 pub struct RawAdmin {
     listen: Option<Spanned<String>>,
     token: Option<crate::secret::SecretRef>,
+    allow_unauthenticated: Option<Spanned<bool>>,
+    hosts: Option<Vec<Spanned<String>>>,
+    header_read_timeout: Option<Spanned<HumanDuration>>,
+    idle_timeout: Option<Spanned<HumanDuration>>,
+    max_connections: Option<Spanned<u32>>,
+    max_silence: Option<Spanned<HumanDuration>>,
 }
 
-/// Checked `[admin]`.
+/// Checked `[admin]`: where the admin API listens, who may use it and how long and how many
+/// connections it keeps (see `daemon::admin` for how each is enforced).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AdminSettings {
     /// Where the admin API listens; `None` when `listen = "off"`.
     pub listen: Option<std::net::SocketAddr>,
     /// Bearer token required by the API (and sent by the CLI), when set.
     pub token: Option<crate::secret::SecretRef>,
+    /// `allow_unauthenticated = true`: a non-loopback `listen` without a token is accepted
+    /// (and warned about at start) instead of refused.
+    pub allow_unauthenticated: bool,
+    /// Extra names a request's `Host` may carry (lowercase; `name` for any port, `name:port`
+    /// for one), beside the address a connection arrived on and the loopback names.
+    pub hosts: Vec<String>,
+    /// How long a connection may take to send a request's headers (from its opening, or from
+    /// the previous answer).
+    pub header_read_timeout: Duration,
+    /// How long a connection may move no byte in either direction while waiting on the client.
+    pub idle_timeout: Duration,
+    /// Most connections served at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Longest a silence may last from now.
+    pub max_silence: Duration,
+}
+
+impl AdminSettings {
+    /// Whether the API is reachable beyond this host with no token: a non-loopback `listen`
+    /// and no `token` (only valid with `allow_unauthenticated`).
+    pub fn open_without_token(&self) -> bool {
+        self.token.is_none() && self.listen.is_some_and(|a| !is_loopback(a.ip()))
+    }
+}
+
+/// Loopback, including an IPv4 loopback written as an IPv4-mapped IPv6 address.
+pub fn is_loopback(ip: std::net::IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
 }
 
 impl Default for AdminSettings {
@@ -400,6 +435,12 @@ impl Default for AdminSettings {
         AdminSettings {
             listen: DEFAULT_ADMIN_LISTEN.parse().ok(),
             token: None,
+            allow_unauthenticated: false,
+            hosts: Vec::new(),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 256,
+            max_silence: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -547,8 +588,8 @@ pub fn check(file: &Path, text: &str) -> Checked {
         .map_or(DEFAULT_SHUTDOWN_GRACE, |d| d.0);
     let delivery = check_delivery(&delivery, delivery_span, &mut errs);
     let sinks = check_sinks(sinks, &positions, &mut errs);
-    let admin = check_admin(admin.unwrap_or_default(), &mut errs);
     let mut warnings = Vec::new();
+    let admin = check_admin(admin.unwrap_or_default(), &mut errs, &mut warnings);
     let router = check_routing(text, &sinks, &mut errs, &mut warnings);
     let mut names = BTreeSet::new();
     let mut settings = Vec::new();
@@ -605,28 +646,144 @@ fn check_state(raw: RawState, file: &Path) -> StateSettings {
     }
 }
 
-fn check_admin(raw: RawAdmin, errs: &mut Errors<'_>) -> AdminSettings {
+fn check_admin(
+    raw: RawAdmin,
+    errs: &mut Errors<'_>,
+    warnings: &mut Vec<ConfigError>,
+) -> AdminSettings {
+    let d = AdminSettings::default();
     let mut out = AdminSettings {
-        token: raw.token,
-        ..AdminSettings::default()
+        token: raw.token.clone(),
+        allow_unauthenticated: raw
+            .allow_unauthenticated
+            .as_ref()
+            .is_some_and(|b| *b.get_ref()),
+        hosts: check_admin_hosts(raw.hosts.as_deref().unwrap_or_default(), errs),
+        header_read_timeout: admin_duration(
+            &raw.header_read_timeout,
+            "header_read_timeout",
+            d.header_read_timeout,
+            (Duration::from_millis(100), Duration::from_secs(3600)),
+            errs,
+        ),
+        idle_timeout: admin_duration(
+            &raw.idle_timeout,
+            "idle_timeout",
+            d.idle_timeout,
+            (Duration::from_millis(100), Duration::from_secs(3600)),
+            errs,
+        ),
+        max_connections: d.max_connections,
+        max_silence: admin_duration(
+            &raw.max_silence,
+            "max_silence",
+            d.max_silence,
+            (Duration::from_secs(60), Duration::from_secs(366 * 86_400)),
+            errs,
+        ),
+        ..d
     };
-    if let Some(listen) = raw.listen {
+    if let Some(n) = &raw.max_connections {
+        match *n.get_ref() {
+            n @ 1..=65_536 => out.max_connections = n as usize,
+            _ => errs.at(
+                n,
+                "admin.max_connections".into(),
+                "must be between 1 and 65536".into(),
+            ),
+        }
+    }
+    check_admin_listen(&raw, &mut out, errs, warnings);
+    if let Some(crate::secret::SecretRef::File { file }) = &mut out.token
+        && file.is_relative()
+    {
+        *file = errs.file.parent().unwrap_or(Path::new(".")).join(&*file);
+    }
+    out
+}
+
+/// `[admin] listen`, and whether it exposes the API beyond this host without a token: an
+/// error at `listen`, or with `allow_unauthenticated = true` a warning at that key.
+fn check_admin_listen(
+    raw: &RawAdmin,
+    out: &mut AdminSettings,
+    errs: &mut Errors<'_>,
+    warnings: &mut Vec<ConfigError>,
+) {
+    if let Some(listen) = &raw.listen {
         match listen.get_ref().as_str() {
             "off" => out.listen = None,
             text => match text.parse::<std::net::SocketAddr>() {
                 Ok(addr) => out.listen = Some(addr),
                 Err(_) => errs.at(
-                    &listen,
+                    listen,
                     "admin.listen".into(),
                     format!("expected an address like \"{DEFAULT_ADMIN_LISTEN}\" or \"off\", got {text:?}"),
                 ),
             },
         }
     }
-    if let Some(crate::secret::SecretRef::File { file }) = &mut out.token
-        && file.is_relative()
+    if let (Some(listen), Some(addr)) = (&raw.listen, out.listen)
+        && out.open_without_token()
     {
-        *file = errs.file.parent().unwrap_or(Path::new(".")).join(&*file);
+        match &raw.allow_unauthenticated {
+            Some(allow) if *allow.get_ref() => warnings.push(errs.error(
+                Some(allow.span()),
+                "admin.allow_unauthenticated",
+                format!("the admin API listens on {addr}, beyond this host, without a token: anyone who reaches it can create silences and replay or discard dead letters"),
+            )),
+            _ => errs.at(
+                listen,
+                "admin.listen".into(),
+                format!("{addr} is not a loopback address and [admin] has no token: anyone who reaches it could create silences and replay or discard dead letters; set [admin] token = {{ env = \"SASRELAY_ADMIN_TOKEN\" }} (or {{ file = \"...\" }}), listen on 127.0.0.1, or set allow_unauthenticated = true to accept the risk"),
+            ),
+        }
+    }
+}
+
+/// An `[admin]` duration within `range` (inclusive), or `default` when absent.
+fn admin_duration(
+    raw: &Option<Spanned<HumanDuration>>,
+    key: &str,
+    default: Duration,
+    (min, max): (Duration, Duration),
+    errs: &mut Errors<'_>,
+) -> Duration {
+    let Some(v) = raw else { return default };
+    let d = v.get_ref().0;
+    if d < min || d > max {
+        errs.at(
+            v,
+            format!("admin.{key}"),
+            format!(
+                "must be between {} and {}",
+                crate::duration::format_duration(min),
+                crate::duration::format_duration(max)
+            ),
+        );
+        return default;
+    }
+    d
+}
+
+/// `[admin] hosts`: names (or `name:port`) a request's `Host` may carry, lowercase.
+fn check_admin_hosts(raw: &[Spanned<String>], errs: &mut Errors<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, h) in raw.iter().enumerate() {
+        let text = h.get_ref().trim().to_ascii_lowercase();
+        let plain = !text.is_empty()
+            && text.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']')
+            });
+        if plain {
+            out.push(text);
+        } else {
+            errs.at(
+                h,
+                format!("admin.hosts[{i}]"),
+                format!("expected a host name as a client writes it in the Host header, like \"sasrelay.internal\" or \"sasrelay.internal:9595\" (no scheme or path), got {:?}", h.get_ref()),
+            );
+        }
     }
     out
 }
@@ -1491,6 +1648,69 @@ x = 1
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
         }
+    }
+
+    #[test]
+    fn an_admin_api_beyond_loopback_needs_a_token_or_an_explicit_opt_out() {
+        let with = |admin: &str| format!("{GOOD}\n[admin]\n{admin}\n");
+        let text = with(r#"listen = "0.0.0.0:9595""#);
+        let e = errors(&text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].key, "admin.listen");
+        let line = text[..text.find("listen").unwrap()].matches('\n').count() + 1;
+        assert_eq!((e[0].line, e[0].column), (line, 10), "{}", e[0]);
+        assert!(e[0].message.contains("not a loopback address"), "{}", e[0]);
+        assert!(e[0].message.contains("allow_unauthenticated"), "{}", e[0]);
+        for fine in [
+            r#"listen = "0.0.0.0:9595"
+token = { env = "T" }"#,
+            r#"listen = "127.0.0.1:9595""#,
+            r#"listen = "[::1]:9595""#,
+            r#"listen = "[::ffff:127.0.0.1]:9595""#,
+            r#"listen = "off""#,
+        ] {
+            let s = parse(Path::new("t.toml"), &with(fine)).unwrap();
+            assert!(s.warnings.is_empty(), "{fine}: {:?}", s.warnings);
+        }
+        let s = parse(
+            Path::new("t.toml"),
+            &with("listen = \"[::]:9595\"\nallow_unauthenticated = true"),
+        )
+        .unwrap();
+        assert!(s.admin.open_without_token());
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert_eq!(s.warnings[0].key, "admin.allow_unauthenticated");
+    }
+
+    #[test]
+    fn admin_limits_have_defaults_and_ranges() {
+        let s = parse(Path::new("t.toml"), GOOD).unwrap();
+        assert_eq!(s.admin, AdminSettings::default());
+        assert_eq!(s.admin.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.admin.max_silence, Duration::from_secs(30 * 86_400));
+        let text = format!(
+            "{GOOD}\n[admin]\nhosts = [\"Relay.Internal\", \"x:1\"]\nheader_read_timeout = \"2s\"\nidle_timeout = \"5s\"\nmax_connections = 8\nmax_silence = \"7d\"\n"
+        );
+        let a = parse(Path::new("t.toml"), &text).unwrap().admin;
+        assert_eq!(a.hosts, ["relay.internal", "x:1"]);
+        assert_eq!(a.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(a.idle_timeout, Duration::from_secs(5));
+        assert_eq!(a.max_connections, 8);
+        assert_eq!(a.max_silence, Duration::from_secs(7 * 86_400));
+        let bad = format!(
+            "{GOOD}\n[admin]\nhosts = [\"http://x/\"]\nheader_read_timeout = \"0s\"\nidle_timeout = \"2h\"\nmax_connections = 0\nmax_silence = \"10s\"\n"
+        );
+        let keys: Vec<String> = errors(&bad).into_iter().map(|e| e.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "admin.hosts[0]",
+                "admin.header_read_timeout",
+                "admin.idle_timeout",
+                "admin.max_connections",
+                "admin.max_silence"
+            ]
+        );
     }
 
     #[test]

@@ -118,7 +118,8 @@
 //!   logs), [`daemon::sources`] (connecting a source, then starting its pollers),
 //!   [`daemon::prune`], [`daemon::admin`] (silences, the suppression log, dead letters with
 //!   replay and discard, `/healthz`, `/readyz`, `/metrics`; bearer token on `/api/`),
-//!   [`daemon::metrics`] (the Prometheus exposition), [`daemon::notify`] (systemd
+//!   [`daemon::door`] (the admin API's door: `Host`, `Origin` and `Content-Type` screening,
+//!   header-read and idle timeouts, the connection cap), [`daemon::metrics`] (the Prometheus exposition), [`daemon::notify`] (systemd
 //!   `sd_notify` and the watchdog heartbeat).
 //! - [`cli`] — one file per subcommand (`check`, `findings`, `run`, `demo`, `simulate`,
 //!   `render`, `send-test`, `silence`, `dead-letters`, `healthcheck`, `route test`), logging
@@ -131,7 +132,7 @@
 //!
 //! Only these open sockets: [`sas::client`] and [`credentials`] (Security Center, STS, the
 //! metadata service), [`sinks`] (the destinations), [`daemon::admin`] (the admin API, on
-//! loopback by default) and [`simulator`] (tests and the demo). Every outbound call has connect
+//! loopback by default, behind [`daemon::door`]) and [`simulator`] (tests and the demo). Every outbound call has connect
 //! and total timeouts and reads its body under a cap ([`http_body`]).
 //!
 //! ## Invariants

@@ -112,13 +112,20 @@ impl AdminClient {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<Value, Failed> {
+        let method_changes_state = method != reqwest::Method::GET;
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t.expose());
         }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
+        // The daemon takes a state change only as JSON (a cross-site defence, see
+        // `daemon::door`), a DELETE without a body included.
+        req = match body {
+            Some(b) => req.json(b),
+            None if method_changes_state => {
+                req.header(reqwest::header::CONTENT_TYPE, "application/json")
+            }
+            None => req,
+        };
         let resp = req.send().await.map_err(|e| {
             // The URL carries nothing secret, but the reqwest error text adds nothing either.
             let why = if e.is_connect() {

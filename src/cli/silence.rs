@@ -42,6 +42,10 @@ pub enum SilenceCommand {
         /// Why.
         #[arg(long)]
         comment: String,
+        /// Create it even though its matchers match every event (e.g. `domain=~".+"` for a
+        /// maintenance window); without it such a silence is refused.
+        #[arg(long)]
+        force: bool,
     },
     /// List pending and active silences with how many events each kept back.
     List {
@@ -76,6 +80,7 @@ pub async fn run(command: SilenceCommand) -> ExitCode {
             start,
             author,
             comment,
+            force,
         } => {
             let created_by = author
                 .or_else(|| std::env::var("USER").ok())
@@ -88,6 +93,7 @@ pub async fn run(command: SilenceCommand) -> ExitCode {
                 duration,
                 created_by,
                 comment,
+                force,
             };
             add(&config, req).await
         }

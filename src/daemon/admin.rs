@@ -23,12 +23,17 @@
 //! A [`SilenceView`] is the stored silence (`id`, `matchers` as canonical strings,
 //! `starts_at`, `ends_at`, `created_by`, `comment`, `created_at`; times RFC 3339) plus its
 //! `state` (`pending`, `active`, `expired`) and `suppressed`, how many (event, sink) pairs it
-//! kept back. Errors are `{"error": "…"}` with 400 (a bad body or query), 401 (token), 404,
-//! 409 (too many silences) or 500 (the store failed).
+//! kept back. A silence lasts at most `[admin] max_silence` from now, and one whose matchers
+//! match every event ([`crate::routing::matches_every_event`]) needs `"force": true`. Errors
+//! are `{"error": "…"}` with 400 (a bad body or query), 401 (token), 403 (an `Origin`
+//! header), 404, 409 (too many silences), 415 (a state change that is not JSON), 421 (a
+//! foreign `Host`) or 500 (the store failed).
 //!
-//! When a token is configured every `/api/` request needs `Authorization: Bearer <token>`;
-//! the comparison is constant-time over SHA-256 digests and the token is never logged.
-//! Bodies are capped at [`MAX_BODY`]; listings and silences are bounded too.
+//! Every request passes [`crate::daemon::door`] first (the `Host`, `Origin` and
+//! `Content-Type` rules, timeouts and the connection cap). When a token is configured every
+//! `/api/` request needs `Authorization: Bearer <token>`; the comparison is constant-time over
+//! SHA-256 digests and the token is never logged. Bodies are capped at [`MAX_BODY`]; listings
+//! and silences are bounded too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,7 +42,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -47,6 +52,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::AdminSettings;
+use crate::daemon::door::{self, Screen};
 use crate::event::{DeadLetter, Payload};
 use crate::pipeline::dispatch::Silences;
 use crate::pipeline::metrics::Metrics;
@@ -82,6 +89,9 @@ pub struct AdminState {
     pub sinks: BTreeMap<String, Arc<Notify>>,
     /// The daemon's counters, for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// `[admin]`: the `Host` names, timeouts and connection cap of the door
+    /// ([`crate::daemon::door`]) and the longest silence.
+    pub settings: AdminSettings,
 }
 
 /// `limit` of `/api/v1/dead-letters` when none is given.
@@ -166,6 +176,10 @@ pub struct NewSilence {
     /// Why.
     #[serde(default)]
     pub comment: String,
+    /// Create it even though its matchers match every event
+    /// ([`crate::routing::matches_every_event`]); `sasrelay silence add --force`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// A silence as the API shows it.
@@ -189,12 +203,15 @@ pub fn state_name(s: SilenceState) -> &'static str {
     }
 }
 
-/// Turns a [`NewSilence`] into a checked silence with id `id`, created at `now`. The error
-/// is the message the API answers with (400).
+/// Turns a [`NewSilence`] into a checked silence with id `id`, created at `now`, lasting at
+/// most `max` from now (`[admin] max_silence`; from its start when that is later), and
+/// matching every event only with `force`. The error is the message the API answers with
+/// (400).
 pub fn build_silence(
     req: &NewSilence,
     id: String,
     now: jiff::Timestamp,
+    max: std::time::Duration,
 ) -> Result<Silence, String> {
     if req.matchers.len() > MAX_MATCHERS {
         return Err(format!("at most {MAX_MATCHERS} matchers per silence"));
@@ -250,7 +267,7 @@ pub fn build_silence(
     if ends_at <= now {
         return Err(format!("ends_at {ends_at} is in the past"));
     }
-    Silence::new(
+    let silence = Silence::new(
         id,
         matchers,
         starts_at,
@@ -259,11 +276,33 @@ pub fn build_silence(
         req.comment.clone(),
         now,
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    // What it can still silence: a start in the past adds nothing.
+    let from = silence.starts_at.max(now);
+    let span_ms = silence.ends_at.as_millisecond() - from.as_millisecond();
+    if u128::try_from(span_ms).unwrap_or(0) > max.as_millis() {
+        return Err(format!(
+            "the silence would last {} from {from}; at most {} ([admin] max_silence): shorten it, or raise max_silence",
+            crate::duration::format_duration(std::time::Duration::from_millis(
+                u64::try_from(span_ms).unwrap_or(u64::MAX)
+            )),
+            crate::duration::format_duration(max)
+        ));
+    }
+    if !req.force && crate::routing::matches_every_event(&silence.matchers) {
+        let shown: Vec<String> = silence.matchers.iter().map(|m| m.to_string()).collect();
+        return Err(format!(
+            "matchers {} match every event: this would silence everything; narrow them, or set \"force\": true (sasrelay silence add --force) to mean it",
+            shown.join(", ")
+        ));
+    }
+    Ok(silence)
 }
 
-/// The admin API's routes over `state`.
+/// The admin API's routes over `state`, every request screened first
+/// ([`door::screen`]: `Host`, `Origin`, `Content-Type`).
 pub fn router(state: AdminState) -> Router {
+    let screen = Arc::new(Screen::new(&state.settings));
     let state = Arc::new(state);
     let api = Router::new()
         .route("/silences", get(list_silences).post(create_silence))
@@ -280,19 +319,20 @@ pub fn router(state: AdminState) -> Router {
         .nest("/api/v1", api)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(screen, door::screen))
         .with_state(state)
 }
 
 /// Serves the admin API on `listener` until `shutdown` is cancelled (then finishes the
-/// requests in flight and returns).
+/// requests in flight and returns), under the door's timeouts and connection cap
+/// ([`door::serve`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AdminState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let result = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await;
+    let settings = state.settings.clone();
+    let result = door::serve(listener, router(state), &settings, shutdown).await;
     if let Err(e) = &result {
         tracing::error!(error = %e, "The admin API stopped: {e}.");
     }
@@ -302,7 +342,7 @@ pub async fn serve(
 type Shared = Arc<AdminState>;
 
 fn error(status: StatusCode, message: String) -> Response {
-    (status, axum::Json(json!({ "error": message }))).into_response()
+    door::json_error(status, message)
 }
 
 fn store_error(e: impl std::fmt::Display) -> Response {
@@ -387,17 +427,7 @@ async fn list_silences(State(state): State<Shared>) -> Response {
     axum::Json(json!({ "silences": silences })).into_response()
 }
 
-async fn create_silence(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v.starts_with("application/json"));
-    if !is_json {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "expected Content-Type: application/json".into(),
-        );
-    }
+async fn create_silence(State(state): State<Shared>, body: Bytes) -> Response {
     let req: NewSilence = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
@@ -412,7 +442,7 @@ async fn create_silence(State(state): State<Shared>, headers: HeaderMap, body: B
     }
     let now = now();
     let id = uuid::Uuid::new_v4().to_string();
-    let silence = match build_silence(&req, id.clone(), now) {
+    let silence = match build_silence(&req, id.clone(), now, state.settings.max_silence) {
         Ok(s) => s,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
@@ -746,6 +776,8 @@ async fn discard_dead_letter(
 mod tests {
     use super::*;
 
+    const MAX: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
     fn ts(s: &str) -> jiff::Timestamp {
         s.parse().unwrap()
     }
@@ -767,6 +799,7 @@ mod tests {
             &req(&[r#"namespace="kube-system", severity<high"#]),
             "x".into(),
             now,
+            MAX,
         )
         .unwrap();
         assert_eq!(s.matchers.len(), 2);
@@ -776,53 +809,98 @@ mod tests {
         r.duration = None;
         r.starts_at = Some("2026-05-01T11:00:00+08:00".into());
         r.ends_at = Some("2026-05-01T12:00:00Z".into());
-        let s = build_silence(&r, "y".into(), now).unwrap();
+        let s = build_silence(&r, "y".into(), now, MAX).unwrap();
         assert_eq!(s.starts_at, ts("2026-05-01T03:00:00Z"));
     }
 
     #[test]
     fn rejects_bad_requests_with_clear_messages() {
         let now = ts("2026-05-01T10:00:00Z");
-        let e =
-            build_silence(&req(&["cluster=c1", r#"clutser="x""#]), "x".into(), now).unwrap_err();
+        let e = build_silence(
+            &req(&["cluster=c1", r#"clutser="x""#]),
+            "x".into(),
+            now,
+            MAX,
+        )
+        .unwrap_err();
         assert!(e.starts_with("matchers[1]"), "{e}");
         assert!(e.contains("column 1"), "{e}");
-        let e = build_silence(&req(&[r#"cluster=~"(""#]), "x".into(), now).unwrap_err();
+        let e = build_silence(&req(&[r#"cluster=~"(""#]), "x".into(), now, MAX).unwrap_err();
         assert!(e.contains("column"), "{e}");
         let mut r = req(&["cluster=c1"]);
         r.duration = Some("2 hours".into());
         assert!(
-            build_silence(&r, "x".into(), now)
+            build_silence(&r, "x".into(), now, MAX)
                 .unwrap_err()
                 .starts_with("duration: ")
         );
         r.ends_at = Some("2026-05-01T12:00:00Z".into());
         assert!(
-            build_silence(&r, "x".into(), now)
+            build_silence(&r, "x".into(), now, MAX)
                 .unwrap_err()
                 .contains("not both")
         );
         r.duration = None;
         r.ends_at = None;
         assert!(
-            build_silence(&r, "x".into(), now)
+            build_silence(&r, "x".into(), now, MAX)
                 .unwrap_err()
                 .contains("set ends_at")
         );
         r.ends_at = Some("2026-05-01T09:00:00Z".into());
         assert!(
-            build_silence(&r, "x".into(), now)
+            build_silence(&r, "x".into(), now, MAX)
                 .unwrap_err()
                 .contains("in the past")
         );
-        let e = build_silence(&req(&[r#"cluster=~".*""#]), "x".into(), now).unwrap_err();
+        let e = build_silence(&req(&[r#"cluster=~".*""#]), "x".into(), now, MAX).unwrap_err();
         assert!(e.contains("must not match the empty value"), "{e}");
         let mut r = req(&["cluster=c1"]);
         r.created_by = " ".into();
         assert_eq!(
-            build_silence(&r, "x".into(), now).unwrap_err(),
+            build_silence(&r, "x".into(), now, MAX).unwrap_err(),
             "created_by must not be empty"
         );
+    }
+
+    #[test]
+    fn silences_last_at_most_max_silence_from_now() {
+        let now = ts("2026-05-01T10:00:00Z");
+        let mut r = req(&["cluster=c1"]);
+        r.duration = Some("30d".into());
+        assert!(build_silence(&r, "x".into(), now, MAX).is_ok());
+        r.duration = Some("30d1s".into());
+        let e = build_silence(&r, "x".into(), now, MAX).unwrap_err();
+        assert!(e.contains("would last 30d1s"), "{e}");
+        assert!(e.contains("at most 30d ([admin] max_silence)"), "{e}");
+        r.duration = None;
+        r.ends_at = Some("2036-05-01T10:00:00Z".into());
+        assert!(
+            build_silence(&r, "x".into(), now, MAX).is_err(),
+            "ten years"
+        );
+        // A start in the past adds nothing: what counts is what is left from now.
+        r.starts_at = Some("2026-01-01T00:00:00Z".into());
+        r.ends_at = Some("2026-05-20T00:00:00Z".into());
+        assert!(build_silence(&r, "x".into(), now, MAX).is_ok());
+        // A later start counts from the start.
+        r.starts_at = Some("2026-06-01T00:00:00Z".into());
+        r.ends_at = Some("2026-06-20T00:00:00Z".into());
+        assert!(build_silence(&r, "x".into(), now, MAX).is_ok());
+    }
+
+    #[test]
+    fn a_silence_of_everything_needs_force() {
+        let now = ts("2026-05-01T10:00:00Z");
+        let mut r = req(&[r#"domain=~".+""#]);
+        let e = build_silence(&r, "x".into(), now, MAX).unwrap_err();
+        assert!(e.contains("match every event"), "{e}");
+        assert!(e.contains("--force"), "{e}");
+        r.force = true;
+        assert!(build_silence(&r, "x".into(), now, MAX).is_ok());
+        // Force does not lift the other checks.
+        r.duration = Some("31d".into());
+        assert!(build_silence(&r, "x".into(), now, MAX).is_err());
     }
 
     #[test]

@@ -26,7 +26,9 @@
 //!
 //! The alerts an operator wants: `time() - sasrelay_last_successful_poll_timestamp_seconds`
 //! above a few intervals (Security Center unreadable), `sasrelay_outbox_oldest_age_seconds`
-//! growing (a sink is down), `increase(sasrelay_dead_letters[1h]) > 0`.
+//! growing (a sink is down), and an entry given up:
+//! `increase(sasrelay_delivery_attempts_total{outcome="dead_letter"}[1h]) > 0`
+//! (`sasrelay_dead_letters` is a gauge, so `increase()` does not apply to it).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

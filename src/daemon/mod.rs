@@ -8,7 +8,8 @@
 //! owns looping, cancellation, backoff and the failure log: per sink a delivery worker
 //! (`deliver`); per source a `connect` ([`sources`]), then per domain a poller (`poll`); the
 //! grouper (`group`); the pruner (`prune`, [`prune`]); the systemd heartbeat (`watchdog`,
-//! [`notify::Watchdog`]). The admin API is a server, spawned beside them.
+//! [`notify::Watchdog`]). The admin API is a server, spawned beside them; [`door`] accepts its
+//! connections and screens its requests.
 //!
 //! Shutdown (SIGTERM/SIGINT, or the caller's token): polling stops first (a poll in progress
 //! finishes, or is dropped before its cursor moves once the grace period is over — both are
@@ -18,6 +19,7 @@
 
 pub mod admin;
 pub mod build;
+pub mod door;
 pub mod metrics;
 pub mod notify;
 pub mod prune;
@@ -236,6 +238,7 @@ async fn bind_admin(
         token,
         sinks: wakes(handles),
         metrics: metrics.clone(),
+        settings: settings.admin.clone(),
     };
     Ok((listener, state))
 }
@@ -322,6 +325,12 @@ impl Tasks {
             token = state.token.is_some(),
             "Admin API listening on http://{addr}."
         );
+        if state.settings.open_without_token() {
+            tracing::warn!(
+                %addr,
+                "The admin API listens on {addr}, beyond this host, with no token ([admin] allow_unauthenticated = true): anyone who reaches it can create silences and replay or discard dead letters."
+            );
+        }
         self.pollers
             .spawn(admin::serve(listener, state, self.stop_polling.clone()));
     }

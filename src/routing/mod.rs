@@ -34,7 +34,7 @@ pub use interval::{TimeInterval, TimeIntervalConfig, TimeIntervals};
 pub use issue::{Issue, Level};
 pub use matcher::{Check, Matcher, MatcherError, Op, parse_matchers};
 pub use router::{Decision, Explanation, Grouping, Outcome, Router, Target, TraceLine};
-pub use silence::{Silence, SilenceError, SilenceState};
+pub use silence::{Silence, SilenceError, SilenceState, matches_every_event};
 
 /// The routing clock's type from the `time` timestamps the rest of sasrelay uses (saturating
 /// at jiff's range, ±9999 years).

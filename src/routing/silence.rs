@@ -131,6 +131,68 @@ impl Silence {
     }
 }
 
+/// Fields every event has a value of: `domain` and `kind` always, `source` always (source
+/// names are never empty). Any other field is absent from some event (a summary has no
+/// cluster or severity), so a matcher that fails on the empty value cannot hold for every
+/// event.
+const ALWAYS_PRESENT: [&str; 3] = ["domain", "kind", "source"];
+
+/// Values a field without a closed set of values is tried with: short and long, letters,
+/// digits, punctuation and non-ASCII, in the shapes real source names, cluster ids and
+/// namespaces take.
+const SAMPLES: [&str; 10] = [
+    "a",
+    "Z",
+    "0",
+    "prod",
+    "cn-hangzhou-prod",
+    "acct_2",
+    "c1234567890abcdef",
+    "kube-system",
+    "a.b:c/d@e",
+    "生产",
+];
+
+/// Whether `matchers` (all must hold) would silence every event, so that creating such a
+/// silence needs an explicit `force`.
+///
+/// Decided matcher by matcher: all must hold, so the set matches every event exactly when each
+/// matcher does. A matcher is taken to hold for every event when it holds for every value its
+/// field can take: every value of a field with a closed set (`domain`, `kind`, `severity`,
+/// `status`, `resolution`), or each of ten sample values (`SAMPLES`) for an open one
+/// (`source`, `cluster`, `detail.X`, …); plus the empty value unless the field is one every
+/// event carries (`domain`, `kind`, `source`). No matchers at all match everything.
+///
+/// The samples make this conservative: a matcher that only looks universal (a regex accepting
+/// every sample, like `source=~"[^ ]+"`) is treated as universal and needs `force` too, while a
+/// matcher that truly accepts every value always accepts every sample, so nothing universal
+/// slips through. Multi-valued fields are tried with one value at a time, which errs the same
+/// way. A checked [`Silence`] already has a matcher that fails on the empty value, so in
+/// practice only matchers on `domain`, `kind` and `source` can make it universal
+/// (`domain=~".+"`, `kind!=""`, `source=~".+"`).
+pub fn matches_every_event(matchers: &[Matcher]) -> bool {
+    matchers.iter().all(holds_for_every_value)
+}
+
+fn holds_for_every_value(m: &Matcher) -> bool {
+    let field = m.field();
+    let name = field.name();
+    let mut values: Vec<&str> = match field.def().and_then(|d| d.values) {
+        Some(closed) => closed.to_vec(),
+        None => SAMPLES.to_vec(),
+    };
+    if !ALWAYS_PRESENT.contains(&name.as_str()) {
+        values.push("");
+    }
+    values.into_iter().all(|v| {
+        // Every sample is a valid value of its field, so `with` cannot fail; a failure
+        // counts as "does not hold", the side that asks for no `force`.
+        Subject::empty()
+            .with(&name, v)
+            .is_ok_and(|subject| m.matches(&subject))
+    })
+}
+
 /// `jiff::Timestamp` as an RFC 3339 string.
 mod rfc3339 {
     use jiff::Timestamp;
@@ -190,6 +252,36 @@ mod tests {
             ts("2026-05-01T09:00:00Z"),
         );
         assert_eq!(bad_author, Err(SilenceError::NoAuthor));
+    }
+
+    #[test]
+    fn matcher_sets_that_match_every_event_are_recognised() {
+        let set = |text: &[&str]| -> Vec<Matcher> { text.iter().map(|t| m(t)).collect() };
+        for everything in [
+            &[][..],
+            &[r#"domain=~".+""#],
+            &[r#"domain=~"alerts|vulnerabilities|baseline|firewall""#],
+            &[r#"kind!="""#],
+            &[r#"source=~".+""#],
+            &[r#"source!="""#],
+            &[r#"source=~"[^ ]+""#],
+            &[r#"cluster=~".*""#, r#"domain!="""#],
+            &[r#"detail.User=~".*""#, r#"source=~".+""#],
+        ] {
+            assert!(matches_every_event(&set(everything)), "{everything:?}");
+        }
+        for some in [
+            &[r#"domain="alerts""#][..],
+            &[r#"domain!="alerts""#],
+            &[r#"kind=~"new|resolved|recurring|summary""#],
+            &["severity>=info"],
+            &[r#"cluster=~".+""#],
+            &[r#"source="prod""#],
+            &[r#"source=~"[a-z]+""#],
+            &[r#"domain=~".+""#, r#"namespace="kube-system""#],
+        ] {
+            assert!(!matches_every_event(&set(some)), "{some:?}");
+        }
     }
 
     #[test]

@@ -17,6 +17,16 @@ fn systemd_unit_verifies() {
         unit.contains("RestartPreventExitStatus=78"),
         "a bad config must not restart-loop"
     );
+    // Descriptors are bounded on purpose: the admin API's connection cap derives from it.
+    let nofile = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("LimitNOFILE="))
+        .expect("LimitNOFILE= in the unit");
+    let nofile: u64 = nofile.trim().parse().expect("a number");
+    assert!(
+        nofile / 4 >= sasrelay::config::AdminSettings::default().max_connections as u64,
+        "LimitNOFILE={nofile} would lower the admin connection cap below its default"
+    );
     // The daemon speaks sd_notify (tests/it/daemon/e2e.rs proves READY, WATCHDOG, STOPPING).
     for line in ["Type=notify", "NotifyAccess=main", "WatchdogSec="] {
         assert!(unit.contains(line), "{line}");

@@ -356,9 +356,28 @@ impl Daemon {
 
     /// The binary with `args` and extra environment variables.
     pub fn spawn_args_env(args: &[&std::ffi::OsStr], envs: &[(&str, &std::ffi::OsStr)]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sasrelay"))
-            .args(args)
-            .envs(envs.iter().copied())
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sasrelay"));
+        cmd.args(args).envs(envs.iter().copied());
+        Daemon::spawn_command(cmd)
+    }
+
+    /// `sasrelay --log-format json run --config <config>` with an open-file limit of `n` (soft
+    /// and hard), set by util-linux's `prlimit`, which then runs the binary in its own process
+    /// (so `pid` is the daemon's).
+    pub fn spawn_with_open_files(config: &Path, n: u32) -> Daemon {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={n}:{n}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_sasrelay"))
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(config);
+        Daemon::spawn_command(cmd)
+    }
+
+    /// `cmd` (the binary, or something that runs it) with the tests' environment, its stderr
+    /// collected.
+    fn spawn_command(mut cmd: Command) -> Daemon {
+        let mut child = cmd
             .env(SECRET_ENV, DEMO_ACCESS_KEY_SECRET)
             // "Poll done." (debug) tells the tests what each poll observed and enqueued.
             .env("SASRELAY_LOG", "info,sasrelay::pipeline::poller=debug")
@@ -367,7 +386,7 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn sasrelay");
+            .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
         let pid = child.id();
         let logs = Arc::new(LogState {
             lines: Mutex::new(Vec::new()),

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::support::*;
 use reqwest::StatusCode;
+use sasrelay::config::AdminSettings;
 use sasrelay::daemon::admin::{AdminState, DeadLetterView, SilenceView};
 use sasrelay::pipeline::dispatch::Silences;
 use sasrelay::secret::Secret;
@@ -22,14 +23,14 @@ use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
 /// Failure guard for every wait (a hang becomes a failure, never a pass).
-const T: Duration = Duration::from_secs(60);
+pub(super) const T: Duration = Duration::from_secs(60);
 const TOKEN: &str = "tok-3f9a1c";
 
 /// An admin API served in process on 127.0.0.1:0 over a fresh store.
-struct Api {
-    addr: std::net::SocketAddr,
-    store: Store,
-    silences: Arc<Silences>,
+pub(super) struct Api {
+    pub(super) addr: std::net::SocketAddr,
+    pub(super) store: Store,
+    pub(super) silences: Arc<Silences>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: TempDir,
@@ -37,6 +38,15 @@ struct Api {
 
 impl Api {
     async fn start(token: Option<&str>) -> Api {
+        Api::start_with(token, &[], AdminSettings::default()).await
+    }
+
+    /// With the sinks named `sinks` configured (their wakes unused) and `settings`.
+    pub(super) async fn start_with(
+        token: Option<&str>,
+        sinks: &[&str],
+        settings: AdminSettings,
+    ) -> Api {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("state")).unwrap();
         let silences = Arc::new(Silences::load(store.clone()).unwrap());
@@ -47,8 +57,12 @@ impl Api {
             silences: silences.clone(),
             store: store.clone(),
             token: token.map(Secret::new),
-            sinks: Default::default(),
+            sinks: sinks
+                .iter()
+                .map(|s| (s.to_string(), Arc::new(tokio::sync::Notify::new())))
+                .collect(),
             metrics: Default::default(),
+            settings,
         };
         let task = tokio::spawn(sasrelay::daemon::admin::serve(
             listener,
@@ -65,17 +79,17 @@ impl Api {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    async fn stop(self) {
+    pub(super) async fn stop(self) {
         self.shutdown.cancel();
         self.task.await.unwrap().unwrap();
     }
 }
 
-fn http() -> reqwest::Client {
+pub(super) fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -88,12 +102,16 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
+    let changes_state = method != reqwest::Method::GET;
     let mut req = http().request(method, url);
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
+    // The API takes a state change only as JSON, a DELETE without a body included.
     if let Some(b) = body {
         req = req.json(&b);
+    } else if changes_state {
+        req = req.header("content-type", "application/json");
     }
     let resp = req.send().await.unwrap();
     let status = resp.status();
@@ -395,15 +413,15 @@ async fn without_a_token_the_api_is_open() {
 // The CLI
 // ---------------------------------------------------------------------------------------------
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(super) struct Run {
+    pub(super) code: Option<i32>,
+    pub(super) stdout: String,
+    pub(super) stderr: String,
 }
 
 /// Runs the binary with `args` (and `envs`) on a blocking thread, so in-process servers keep
 /// serving.
-async fn sasrelay(args: &[&str], envs: &[(&str, &str)]) -> Run {
+pub(super) async fn sasrelay(args: &[&str], envs: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sasrelay"));
     cmd.args(args)
         .env_remove("SASRELAY_LOG")
@@ -431,20 +449,20 @@ async fn sasrelay(args: &[&str], envs: &[(&str, &str)]) -> Run {
     run
 }
 
-const SOURCE: &str = r#"[[source]]
+pub(super) const SOURCE: &str = r#"[[source]]
 name = "sim"
 region = "cn-hangzhou"
 credentials = { type = "access_key", access_key_id = "sasrelay-sim", access_key_secret = { env = "SIM_SK" } }
 "#;
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub(super) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
 }
 
 /// A config whose `[admin]` points at `listen` with the token from `ADMIN_TOKEN`.
-fn cli_config(dir: &Path, listen: &str) -> PathBuf {
+pub(super) fn cli_config(dir: &Path, listen: &str) -> PathBuf {
     write(
         dir,
         "cli.toml",
@@ -624,6 +642,66 @@ async fn silence_commands_talk_to_the_admin_api() {
     assert_eq!(views[0].silence.id, id);
     assert_eq!(views[0].state, "expired");
     assert_eq!(views[0].suppressed, 1);
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_are_bounded_in_time_and_silencing_everything_needs_force() {
+    let settings = AdminSettings {
+        max_silence: Duration::from_secs(7 * 86_400),
+        ..AdminSettings::default()
+    };
+    let api = Api::start_with(Some(TOKEN), &[], settings).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = cli_config(dir.path(), &api.addr.to_string());
+    let cfg = config.to_str().unwrap();
+    let env = [("ADMIN_TOKEN", TOKEN)];
+    let add = |matcher: &'static str, length: &'static str, force: bool| {
+        let mut args = vec![
+            "silence",
+            "add",
+            "--config",
+            cfg,
+            "-m",
+            matcher,
+            "--for",
+            length,
+            "--comment",
+            "maintenance",
+        ];
+        if force {
+            args.push("--force");
+        }
+        async move { sasrelay(&args, &env).await }
+    };
+
+    let long = add(r#"cluster="c1""#, "8d", false).await;
+    assert_eq!(long.code, Some(1), "{}", long.stderr);
+    assert!(
+        long.stderr.contains("at most 7d ([admin] max_silence)"),
+        "{}",
+        long.stderr
+    );
+    let everything = add(r#"domain=~".+""#, "2h", false).await;
+    assert_eq!(everything.code, Some(1), "{}", everything.stderr);
+    assert!(
+        everything.stderr.contains("match every event") && everything.stderr.contains("--force"),
+        "{}",
+        everything.stderr
+    );
+    assert!(api.silences.list().is_empty(), "nothing was created");
+
+    let forced = add(r#"domain=~".+""#, "2h", true).await;
+    assert_eq!(forced.code, Some(0), "{}", forced.stderr);
+    let forced_long = add(r#"domain=~".+""#, "8d", true).await;
+    assert_eq!(
+        forced_long.code,
+        Some(1),
+        "--force does not lift max_silence"
+    );
+    let narrow = add(r#"cluster="c1""#, "7d", false).await;
+    assert_eq!(narrow.code, Some(0), "{}", narrow.stderr);
+    assert_eq!(api.silences.list().len(), 2);
     api.stop().await;
 }
 
@@ -1290,7 +1368,7 @@ async fn dead_letters(cli: &str, sub: &str, args: &[&str]) -> Run {
 }
 
 /// The address the daemon's admin API bound (it logs it once listening).
-async fn admin_addr(daemon: &Daemon) -> String {
+pub(super) async fn admin_addr(daemon: &Daemon) -> String {
     daemon.wait_message("Admin API listening", T).await;
     daemon.messages("Admin API listening")[0]["fields"]["addr"]
         .as_str()
