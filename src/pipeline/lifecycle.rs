@@ -142,7 +142,30 @@ impl Default for GoneRule {
     }
 }
 
-/// What [`confirm_gone`] decided.
+impl GoneRule {
+    /// The verdict for one complete sweep that missed `vanished` of the `open` (active) findings
+    /// known before it: how many sweeps in a row must miss a finding, and whether this is a
+    /// mass disappearance.
+    pub fn judge(&self, vanished: usize, open: usize) -> Verdict {
+        let mass =
+            vanished >= self.hold_at_least && vanished as f64 > self.hold_share * open as f64;
+        Verdict {
+            needed: if mass { self.hold_sweeps } else { self.sweeps },
+            mass,
+        }
+    }
+}
+
+/// What [`GoneRule::judge`] decided for one sweep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// Complete sweeps in a row that must miss a finding before it resolves as `gone`.
+    pub needed: u32,
+    /// The sweep's disappearances are a mass disappearance ([`GoneRule::hold_share`]).
+    pub mass: bool,
+}
+
+/// What a sweep's end decided about the findings it missed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Confirmation {
     /// Open findings this sweep missed without Security Center giving a reason.
@@ -153,24 +176,14 @@ pub struct Confirmation {
     pub mass: bool,
 }
 
-/// Applies `rule` to a complete snapshot's diff, after [`explain_gone`]: a finding the sweep
-/// missed resolves as `gone` only when enough complete sweeps in a row missed it; until then
-/// its record stays open with the count of misses, and no event is sent. A finding Security
-/// Center closed with a reason (a lookup by id) is evidence and resolves at once. A finding
-/// listed again after a miss starts counting afresh, silently. Only for
-/// [`Coverage::Snapshot`]: a partial sweep counts neither way.
-pub fn confirm_gone(
-    diff: &mut Diff,
-    known: &BTreeMap<String, Record>,
-    rule: &GoneRule,
-) -> Confirmation {
-    let open = known
-        .values()
-        .filter(|r| r.status == RecordStatus::Active)
-        .count();
-    let vanished = diff.gone().count();
-    let mass = vanished >= rule.hold_at_least && vanished as f64 > rule.hold_share * open as f64;
-    let needed = if mass { rule.hold_sweeps } else { rule.sweeps };
+/// Applies a [`Verdict`] to the `gone` changes of a complete snapshot (after [`explain_gone`]):
+/// a finding the sweep missed resolves as `gone` only when `needed` complete sweeps in a row
+/// missed it; until then its record stays open with the count of misses, and no event is
+/// sent. A finding Security Center closed with a reason (a lookup by id) is evidence and
+/// resolves at once. (A finding listed again after a miss starts counting afresh: [`diff`]
+/// resets the count of whatever is listed, in any sweep.) Only for a complete sweep: an
+/// incomplete one counts no miss. Returns how many findings stay open pending.
+pub fn confirm_gone(diff: &mut Diff, known: &BTreeMap<String, Record>, needed: u32) -> usize {
     let mut pending = 0;
     for change in &mut diff.changes {
         let prior = known.get(&change.fingerprint);
@@ -189,24 +202,7 @@ pub fn confirm_gone(
             _ => change.record.absent_sweeps = 0,
         }
     }
-    let changed: BTreeSet<String> = diff.changes.iter().map(|c| c.fingerprint.clone()).collect();
-    for (fp, r) in known {
-        if r.status == RecordStatus::Active && r.absent_sweeps > 0 && !changed.contains(fp) {
-            diff.changes.push(Change {
-                fingerprint: fp.clone(),
-                record: Record {
-                    absent_sweeps: 0,
-                    ..r.clone()
-                },
-                event: None,
-            });
-        }
-    }
-    Confirmation {
-        vanished,
-        pending,
-        mass,
-    }
+    pending
 }
 
 /// The occurrence marker of a finding: alerts, the latest occurrence (unix ms); firewall
@@ -300,7 +296,7 @@ pub fn diff(
                     .then(|| Event::about(EventKind::New, f, generation, "", None, now));
                 Some((record, event))
             }
-            (Some(r), true) => later(&occ, &r.occurrence).then(|| {
+            (Some(r), true) if later(&occ, &r.occurrence) => {
                 let mut record = r.clone();
                 record.occurrence = occ.clone();
                 record.last_seen_ms = now_ms;
@@ -308,15 +304,18 @@ pub fn diff(
                 let event = switches
                     .recurring
                     .then(|| Event::about(EventKind::Recurring, f, r.generation, &occ, None, now));
-                (record, event)
-            }),
+                Some((record, event))
+            }
+            // Listed again after sweeps that missed it: it is there, the count starts afresh.
+            (Some(r), true) => (r.absent_sweeps > 0).then(|| (r.clone(), None)),
             (Some(r), false) if r.status == RecordStatus::Active => {
                 let resolution = f.resolution;
                 Some(resolve(r, f, coverage, resolution, switches, now, now_ms))
             }
             (Some(_), false) => None,
         };
-        if let Some((record, event)) = change {
+        if let Some((mut record, event)) = change {
+            record.absent_sweeps = 0;
             out.changes.push(Change {
                 fingerprint,
                 record,
@@ -605,7 +604,18 @@ mod tests {
             .map(|i| all[i].clone())
             .collect();
         let mut d = diff(observed, k, Coverage::Snapshot, ALL, false, NOW);
-        let c = confirm_gone(&mut d, k, rule);
+        let open = k
+            .values()
+            .filter(|r| r.status == RecordStatus::Active)
+            .count();
+        let vanished = d.gone().count();
+        let verdict = rule.judge(vanished, open);
+        let pending = confirm_gone(&mut d, k, verdict.needed);
+        let c = Confirmation {
+            vanished,
+            pending,
+            mass: verdict.mass,
+        };
         let resolved = d
             .changes
             .iter()

@@ -1,40 +1,72 @@
-//! Polling: one task per (source, domain). Each step ([`Poller::poll_once`]) reads the domain,
-//! lets the lifecycle tracker decide what changed, and writes the result in the store's
-//! crash-safe order. [`Poller`] is a [`Task`]: the daemon's runner repeats it every interval
-//! and backs off after failures (capped at the interval); a poll in progress at shutdown
-//! finishes, or is dropped before its cursor moves, which the order below makes safe.
+//! Polling: one task per (source, domain). Each step ([`Poller::poll_once`]) reads the domain
+//! a page at a time ([`Source::reader`]), lets the lifecycle tracker decide what each page
+//! changed, and writes the result in the store's crash-safe order before the next page is
+//! read. [`Poller`] is a [`Task`]: the daemon's runner repeats it every interval and backs off
+//! after failures (capped at the interval); a poll in progress at shutdown finishes, or is
+//! dropped before its cursor moves, which the order below makes safe.
 //!
 //! The order of one poll, chosen so that a crash between any two steps loses nothing:
-//! 1. read: a window since the watermark minus the overlap (alerts, firewall), or the full
-//!    snapshot (vulnerabilities, baseline); a failed read writes nothing. Vulnerabilities that
-//!    left the snapshot are then looked up by `PrimaryId`, so they resolve as fixed, ignored or
-//!    expired rather than `gone` (a failed lookup leaves them `gone`; it is not a failed poll);
-//! 2. dispatch every event (see `dispatch`): into each routed sink's outbox, into its routing
-//!    group, or into the suppression log (each idempotent: the event id guards);
-//! 3. write the lifecycle records;
-//! 4. flush (group commit: one `flush` per poll);
-//! 5. advance the cursor (watermark, initialised) and flush again.
+//! 1. per page, as it arrives — of the window since the watermark minus the overlap (alerts,
+//!    firewall), then of the backfill the cursor keeps (below), or of the full snapshot
+//!    (vulnerabilities, baseline):
+//!    1. diff it against the stored records of what it lists (nothing else is loaded);
+//!    2. dispatch its events (see `dispatch`): into each routed sink's outbox, into its
+//!       routing group, or into the suppression log (each idempotent: the event id guards);
+//!    3. write the lifecycle records;
+//!    4. flush (group commit: one `flush` per page), then wake the sinks, so delivery starts
+//!       after the first page;
+//! 2. a complete snapshot sweep then resolves what it did not list: the stored records are
+//!    scanned once for open findings the sweep missed (it kept only the digests of the
+//!    fingerprints it listed); a chunk at a time, vulnerabilities among them are looked up by
+//!    `PrimaryId` (fixed, ignored or expired rather than `gone`; a failed lookup is not a failed
+//!    poll), [`lifecycle::confirm_gone`] holds those not missed often enough, and the chunk is
+//!    written as a page is (2–4). A sweep that is not complete — a listing stopped by the page
+//!    cap or by a server repeating pages, or a record that could not be read — resolves
+//!    nothing;
+//! 3. advance the cursor (watermark, backfill, initialised) and flush again.
 //!
-//! A crash before 4 loses the unflushed tail as a prefix, so a record is never durable without
-//! its enqueued event; the next poll sees the finding again and the enqueue guard drops a
-//! repeat. The cursor only moves after everything it covers is durable.
+//! A crash before a page's flush loses the unflushed tail as a prefix, so a record is never
+//! durable without its enqueued event. The cursor moves once, after every page it covers is
+//! durable: a crash mid-poll leaves the old cursor, so the next poll reads the same window and
+//! backfill again; what was committed lists as unchanged (its records exist), and what was
+//! enqueued but not recorded is dropped by the enqueue guard. Memory is one page and, for a
+//! snapshot, 32 bytes per finding listed — never every finding of a poll.
+//!
+//! # The page cap and the backfill
+//! `max_pages` stops a runaway listing (repeated pages and stuck tokens stop earlier, in
+//! [`crate::sas::api::decide`]), but it does not fail the poll. A windowed listing is sorted
+//! newest first (alerts by `LastTimeStamp`, handled alerts by `OperateTime`, firewall records
+//! by `LastTime`), so what a cut walk left unread is its older part: the poll commits what it
+//! read, moves the watermark, and keeps a [`Remainder`] in the cursor — the same query, the
+//! last page read and the oldest time read. The next polls read their own window first, then
+//! resume each remainder at its last page (read again as overlap; if records that left the
+//! listing moved later ones up past it, the walk backs up a page at a time), until the
+//! listing ends. So a backlog of any size is delivered over several polls, each alert once
+//! (records and guards drop what overlap reads again), newest first. A first start's
+//! remainders stay a first start's: with `initial_sync = "baseline"` they are tracked
+//! silently and the one summary is sent when the last of them is read. A snapshot sweep cut
+//! by the cap is incomplete: it records and sends what it listed, resolves nothing, and says
+//! so (raise `max_pages`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::backoff::Backoff;
 use crate::event::Event;
 use crate::finding::{Domain, Finding};
 use crate::pipeline::dispatch::{Dispatched, Dispatcher};
-use crate::pipeline::lifecycle::{self, Confirmation, Coverage, GoneRule};
+use crate::pipeline::lifecycle::{self, Confirmation, Coverage, Diff, GoneRule};
 use crate::pipeline::metrics::Metrics;
-use crate::record::Record;
+use crate::record::{Record, RecordStatus};
 use crate::sas::models::Quarantined;
-use crate::sas::source::{DomainPoll, InitialSync, ReadWindow, Source};
-use crate::store::{Cursor, QuarantineEntry, Store, StoreError};
+use crate::sas::source::{
+    Batch, DomainPoll, InitialSync, ReadEnd, ReadWindow, Remainder, Source, WindowListing,
+};
+use crate::store::{self, Backfill, Cursor, QuarantineEntry, Store, StoreError};
 use crate::task::{Label, Next, Task, TaskError};
 
 /// How far back a first start reads container-firewall records (the API needs a window).
@@ -68,6 +100,49 @@ pub struct PollReport {
     pub quarantined: usize,
     /// Open findings this sweep missed that stay open until more sweeps agree.
     pub pending_gone: usize,
+    /// Pages committed.
+    pub pages: usize,
+    /// A listing was stopped by the page cap or by a server repeating pages: a snapshot sweep
+    /// that resolved nothing, or a window whose older part waits in the backfill.
+    pub incomplete: bool,
+    /// Windowed listings the next polls resume ([`Remainder`]).
+    pub backfill: usize,
+}
+
+/// Missed findings of a complete sweep resolved per chunk (one lookup and one flush each).
+const GONE_CHUNK: usize = 500;
+
+/// What a snapshot sweep listed: 32 bytes per fingerprint.
+type Listed = HashSet<[u8; 32]>;
+
+fn listed_key(fingerprint: &str) -> [u8; 32] {
+    Sha256::digest(fingerprint.as_bytes()).into()
+}
+
+/// A remainder as the cursor keeps it.
+fn stored(r: &Remainder) -> store::Remainder {
+    store::Remainder {
+        cluster: r.cluster.clone(),
+        listing: r.listing.as_str().to_string(),
+        since_ms: r.since_ms,
+        until_ms: r.until_ms,
+        page: r.page,
+        cut_ms: r.cut_ms,
+        first_start: r.first_start,
+    }
+}
+
+/// A remainder the cursor kept; `None` for a listing this version does not know.
+fn restored(r: store::Remainder) -> Option<Remainder> {
+    Some(Remainder {
+        listing: WindowListing::parse(&r.listing)?,
+        cluster: r.cluster,
+        since_ms: r.since_ms,
+        until_ms: r.until_ms,
+        page: r.page,
+        cut_ms: r.cut_ms,
+        first_start: r.first_start,
+    })
 }
 
 /// Why a poll failed. Nothing was written past the failing step.
@@ -134,7 +209,8 @@ impl Poller {
         &self.source.settings.name
     }
 
-    /// One poll: read, diff, enqueue, record, flush, advance. `now` is the poll's start.
+    /// One poll: page by page read, diff, enqueue, record, flush; then resolve (a complete
+    /// snapshot) and advance. `now` is the poll's start.
     pub async fn poll_once(&self, now: OffsetDateTime) -> Result<PollReport, PollError> {
         let settings = &self.source.settings;
         let domain = self.poll.domain;
@@ -164,82 +240,66 @@ impl Poller {
             handled_since: since,
             firewall_since: since.unwrap_or(now - firewall_first),
         };
-        let sweep = self.source.read(domain, &window).await?;
-        let coverage = match domain {
-            Domain::Vulnerabilities | Domain::Baseline if sweep.quarantined.is_empty() => {
-                Coverage::Snapshot
-            }
-            Domain::Vulnerabilities | Domain::Baseline => {
+        let carried = cursor
+            .as_ref()
+            .and_then(|c| c.backfill.clone())
+            .unwrap_or_default();
+        let resumed_first_start = carried.remainders.iter().any(|r| r.first_start);
+        let remainders = carried
+            .remainders
+            .into_iter()
+            .filter_map(restored)
+            .collect();
+
+        // 1. Page by page.
+        let mut report = PollReport::default();
+        let mut listed = Listed::new();
+        let mut reader = self
+            .source
+            .reader(domain, &window)
+            .first_start(first)
+            .resume(remainders);
+        while let Some(batch) = reader.next_batch().await? {
+            self.commit_page(batch, now, &mut listed, &mut report)
+                .await?;
+        }
+        let end = reader.into_end();
+        self.report_cuts(&end);
+        report.incomplete = !end.complete;
+        report.backfill = end.remainders.len();
+
+        // 2. What a complete sweep did not list.
+        if self.snapshot() {
+            if end.complete && report.quarantined == 0 {
+                self.resolve_absent(&listed, now, &mut report).await?;
+            } else if report.quarantined > 0 {
                 tracing::warn!(
                     source = %settings.name,
                     domain = domain.as_str(),
-                    quarantined = sweep.quarantined.len(),
+                    quarantined = report.quarantined,
                     "The sweep holds records that cannot be read; nothing is resolved as gone until a sweep is complete."
                 );
-                Coverage::Partial
-            }
-            Domain::Alerts | Domain::Firewall => Coverage::Window,
-        };
-        self.keep_quarantined(&sweep.quarantined, now_ms)?;
-        let quarantined = sweep.quarantined.len();
-        let observed = sweep.findings;
-        let known = self.known_records(coverage, &observed)?;
-        let silent = first && settings.initial_sync == InitialSync::Baseline;
-        let observed_count = observed.len();
-        let mut diff = lifecycle::diff(observed, &known, coverage, self.poll.events, silent, now);
-
-        let mut report = PollReport {
-            observed: observed_count,
-            quarantined,
-            changed: diff.changes.len(),
-            silently_tracked: diff.silently_tracked,
-            ..PollReport::default()
-        };
-        // 1b. Why did vulnerabilities leave the list? Asked before anything is written, so a
-        // crash before the flush asks again.
-        if domain == Domain::Vulnerabilities {
-            self.explain_gone_vulnerabilities(&mut diff, now, &mut report)
-                .await;
-        }
-        // 1c. Missing once is not gone.
-        if coverage == Coverage::Snapshot {
-            let c = lifecycle::confirm_gone(&mut diff, &known, &self.gone_rule);
-            self.report_confirmation(&c);
-            report.pending_gone = c.pending;
-        }
-        // 2. Events first.
-        let summary = silent.then(|| {
-            Event::summary(
-                &settings.name,
-                domain,
-                diff.silently_tracked,
-                self.store.epoch(),
-                now,
-            )
-        });
-        // Events are taken out of the changes (the records stay): no copy of the finding.
-        for change in &mut diff.changes {
-            if let Some(event) = change.event.take() {
-                self.dispatcher.dispatch(
-                    event,
-                    Some(change.record.generation),
-                    now,
-                    &mut report.dispatched,
-                )?;
             }
         }
-        if let Some(event) = summary {
+        // A first start's summary, once nothing of its window is left to read.
+        let tracked = carried.tracked + report.silently_tracked;
+        let first_start_left = end.remainders.iter().any(|r| r.first_start);
+        if settings.initial_sync == InitialSync::Baseline
+            && (first || resumed_first_start)
+            && !first_start_left
+        {
+            let summary = Event::summary(&settings.name, domain, tracked, self.store.epoch(), now);
             self.dispatcher
-                .dispatch(event, None, now, &mut report.dispatched)?;
+                .dispatch(summary, None, now, &mut report.dispatched)?;
+            self.store.flush().await?;
+            self.dispatcher.wake(&report.dispatched);
         }
-        // 3. Then the records they justify.
-        for change in &diff.changes {
-            self.store
-                .put_record(&settings.name, domain, &change.fingerprint, &change.record)?;
-        }
-        // 4. Group commit.
-        self.store.flush().await?;
-        // 5. Only now may the cursor move.
+
+        // 3. Only now may the cursor move.
+        let backfill = (!end.remainders.is_empty()).then(|| Backfill {
+            remainders: end.remainders.iter().map(stored).collect(),
+            tracked: if first_start_left { tracked } else { 0 },
+        });
         self.store.set_cursor(
             &settings.name,
             domain,
@@ -251,11 +311,167 @@ impl Poller {
                 // Findings awaiting confirmation need the next sweep, whatever the probe says.
                 probe: probe.filter(|_| report.pending_gone == 0),
                 last_sweep_ms: Some(now_ms),
+                backfill,
             },
         )?;
         self.store.flush().await?;
-        self.dispatcher.wake(&report.dispatched);
         Ok(report)
+    }
+
+    fn snapshot(&self) -> bool {
+        matches!(self.poll.domain, Domain::Vulnerabilities | Domain::Baseline)
+    }
+
+    /// One page: quarantine what could not be read, diff what was listed against its stored
+    /// records, write ([`Poller::write`]). A snapshot notes what it listed for the sweep's end.
+    async fn commit_page(
+        &self,
+        batch: Batch,
+        now: OffsetDateTime,
+        listed: &mut Listed,
+        report: &mut PollReport,
+    ) -> Result<(), PollError> {
+        let settings = &self.source.settings;
+        self.keep_quarantined(&batch.quarantined, crate::clock::unix_ms(now))?;
+        report.pages += 1;
+        report.quarantined += batch.quarantined.len();
+        report.observed += batch.findings.len();
+        // A snapshot page is part of a sweep: what it lists is recorded as in a snapshot, but
+        // absence is only judged at the sweep's end.
+        let coverage = if self.snapshot() {
+            listed.extend(batch.findings.iter().map(|f| listed_key(&f.fingerprint)));
+            Coverage::Partial
+        } else {
+            Coverage::Window
+        };
+        let known = self.known_records(&batch.findings)?;
+        let silent = batch.first_start && settings.initial_sync == InitialSync::Baseline;
+        let diff = lifecycle::diff(
+            batch.findings,
+            &known,
+            coverage,
+            self.poll.events,
+            silent,
+            now,
+        );
+        report.silently_tracked += diff.silently_tracked;
+        self.write(diff, now, report).await
+    }
+
+    /// Writes a diff in the crash-safe order: events, then the records they justify, then one
+    /// flush; then the sinks with something new are woken.
+    async fn write(
+        &self,
+        mut diff: Diff,
+        now: OffsetDateTime,
+        report: &mut PollReport,
+    ) -> Result<(), PollError> {
+        if diff.changes.is_empty() {
+            return Ok(());
+        }
+        report.changed += diff.changes.len();
+        // Events are taken out of the changes (the records stay): no copy of the finding.
+        for change in &mut diff.changes {
+            if let Some(event) = change.event.take() {
+                self.dispatcher.dispatch(
+                    event,
+                    Some(change.record.generation),
+                    now,
+                    &mut report.dispatched,
+                )?;
+            }
+        }
+        let name = &self.source.settings.name;
+        for change in &diff.changes {
+            self.store
+                .put_record(name, self.poll.domain, &change.fingerprint, &change.record)?;
+        }
+        self.store.flush().await?;
+        self.dispatcher.wake(&report.dispatched);
+        Ok(())
+    }
+
+    /// The end of a complete snapshot sweep: the open findings it did not list. One pass over
+    /// the stored records counts what is open and collects the fingerprints the sweep missed;
+    /// the rule judges them all at once (a mass disappearance is held longer); then a chunk at
+    /// a time they are loaded, looked up (vulnerabilities), confirmed and written.
+    async fn resolve_absent(
+        &self,
+        listed: &Listed,
+        now: OffsetDateTime,
+        report: &mut PollReport,
+    ) -> Result<(), PollError> {
+        let (name, domain) = (&self.source.settings.name, self.poll.domain);
+        let mut open = 0usize;
+        let mut missed: Vec<String> = Vec::new();
+        self.store.for_each_record(name, domain, |fp, r| {
+            if r.status == RecordStatus::Active {
+                open += 1;
+                if !listed.contains(&listed_key(&fp)) {
+                    missed.push(fp);
+                }
+            }
+        })?;
+        let verdict = self.gone_rule.judge(missed.len(), open);
+        let mut confirmation = Confirmation {
+            vanished: missed.len(),
+            pending: 0,
+            mass: verdict.mass,
+        };
+        for chunk in missed.chunks(GONE_CHUNK) {
+            let mut known = BTreeMap::new();
+            for fp in chunk {
+                if let Some(r) = self.store.get_record(name, domain, fp)? {
+                    known.insert(fp.clone(), r);
+                }
+            }
+            let mut diff = lifecycle::diff(
+                Vec::new(),
+                &known,
+                Coverage::Snapshot,
+                self.poll.events,
+                false,
+                now,
+            );
+            // Why did vulnerabilities leave the list? Asked before the chunk is written, so a
+            // crash before its flush asks again.
+            if domain == Domain::Vulnerabilities {
+                self.explain_gone_vulnerabilities(&mut diff, now, report)
+                    .await;
+            }
+            confirmation.pending += lifecycle::confirm_gone(&mut diff, &known, verdict.needed);
+            self.write(diff, now, report).await?;
+        }
+        self.report_confirmation(&confirmation);
+        report.pending_gone = confirmation.pending;
+        Ok(())
+    }
+
+    /// Says when a listing stopped at the page cap: a window reads the rest in later polls; a
+    /// snapshot sweep is incomplete and resolves nothing.
+    fn report_cuts(&self, end: &ReadEnd) {
+        let domain = self.poll.domain.as_str();
+        for cut in &end.cuts {
+            if self.snapshot() {
+                tracing::warn!(
+                    source = self.name(),
+                    domain,
+                    action = cut.action,
+                    pages = cut.pages,
+                    total = cut.total,
+                    "The sweep stopped at the page cap (max_pages): what it listed is recorded and sent, but it is incomplete, so nothing is resolved as gone; raise max_pages."
+                );
+            } else {
+                tracing::info!(
+                    source = self.name(),
+                    domain,
+                    action = cut.action,
+                    pages = cut.pages,
+                    total = cut.total,
+                    "The page cap (max_pages) stopped a listing: what was read is committed, and the older rest is read by the next polls."
+                );
+            }
+        }
     }
 
     /// Snapshot domains: a cheap probe first; an unchanged one skips the sweep (the cursor
@@ -297,28 +513,20 @@ impl Poller {
         Ok(Probe::Sweep(probe))
     }
 
-    /// The known records the diff needs. A snapshot needs every one (absence means gone); a
-    /// window only those of what it listed — loading all of them on every 30-second alert
-    /// poll would be waste.
-    fn known_records(
-        &self,
-        coverage: Coverage,
-        observed: &[Finding],
-    ) -> Result<BTreeMap<String, Record>, StoreError> {
+    /// The stored records of what a page lists (nothing else: loading every record on every
+    /// page would cost memory and time with the size of the store).
+    fn known_records(&self, observed: &[Finding]) -> Result<BTreeMap<String, Record>, StoreError> {
         let source = &self.source.settings.name;
-        let domain = self.poll.domain;
-        match coverage {
-            Coverage::Snapshot => Ok(self.store.records(source, domain)?.into_iter().collect()),
-            Coverage::Window | Coverage::Partial => {
-                let mut known = BTreeMap::new();
-                for f in observed {
-                    if let Some(r) = self.store.get_record(source, domain, &f.fingerprint)? {
-                        known.insert(f.fingerprint.clone(), r);
-                    }
-                }
-                Ok(known)
+        let mut known = BTreeMap::new();
+        for f in observed {
+            if let Some(r) = self
+                .store
+                .get_record(source, self.poll.domain, &f.fingerprint)?
+            {
+                known.insert(f.fingerprint.clone(), r);
             }
         }
+        Ok(known)
     }
 
     /// Says why findings that left the list are not resolved yet, when that is news: a mass
@@ -400,9 +608,9 @@ impl Poller {
         if wanted.is_empty() {
             return;
         }
-        report.looked_up = wanted.len();
+        report.looked_up += wanted.len();
         match self.source.lookup_resolved_vulnerabilities(&wanted).await {
-            Ok(closed) => report.explained = lifecycle::explain_gone(diff, closed, now),
+            Ok(closed) => report.explained += lifecycle::explain_gone(diff, closed, now),
             Err(e) => {
                 report.lookup_failed = true;
                 tracing::warn!(
@@ -437,6 +645,9 @@ impl Poller {
             explained = r.explained,
             quarantined = r.quarantined,
             pending_gone = r.pending_gone,
+            pages = r.pages,
+            incomplete = r.incomplete,
+            backfill = r.backfill,
             "Poll done."
         );
         if r.silently_tracked > 0 {

@@ -11,7 +11,7 @@
 //! Request building is split from calling (`*_request` functions) so it can be tested without a
 //! network; the calls go through [`SasCall`], which [`SasClient`] implements.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 
 use serde::de::DeserializeOwned;
@@ -212,143 +212,379 @@ fn digest(v: &Value) -> [u8; 32] {
 
 /// How a listing pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Paging {
+pub enum Paging {
     /// `CurrentPage` + `PageSize`.
     Number,
     /// `UseNextToken=true` + `NextToken` + `PageSize`.
     Token,
 }
 
-/// Fetches every page of `action`. `base` holds the filters; paging parameters are added here.
-async fn walk<C, T>(
-    c: &C,
-    action: &str,
-    base: &Params,
-    form: Option<&Params>,
-    page_size: u32,
-    paging: Paging,
-) -> Result<Listing<T>, SasError>
-where
-    C: SasCall + ?Sized,
-    T: ListItem + Send,
-{
-    walk_until(c, action, base, form, page_size, paging, |_| false).await
+/// How a walk ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WalkEnd {
+    /// The listing is complete: an empty or short page, the total reached, no next token, or
+    /// a page reaching below the walk's floor ([`Walker::newest_first`]).
+    Finished,
+    /// The server answered a page with records already read: it ignores paging, so the walk
+    /// stopped there. What it read stands, but the listing is not known to be complete.
+    Repeated,
+    /// `max_pages` pages were read and more exist: the rest of the listing is unread.
+    Capped(Cut),
 }
 
-/// [`walk`], also finishing after a page for which `last` is true (a sorted listing that has
-/// reached past the records wanted).
-async fn walk_until<C, T>(
-    c: &C,
-    action: &str,
-    base: &Params,
-    form: Option<&Params>,
+/// A walk the page cap stopped before the end of its listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cut {
+    /// The action walked.
+    pub action: &'static str,
+    /// Pages fetched.
+    pub pages: u32,
+    /// Distinct records read.
+    pub seen: usize,
+    /// The last `TotalCount` the server reported.
+    pub total: Option<i64>,
+}
+
+impl Cut {
+    /// The error of a caller that wanted the whole listing.
+    pub fn error(&self) -> SasError {
+        SasError::TooManyPages {
+            action: self.action.to_string(),
+            pages: self.pages,
+            seen: self.seen,
+            total: self.total.unwrap_or(-1),
+        }
+    }
+}
+
+/// A listing sorted newest first by a time key, which makes it resumable.
+#[derive(Clone, Copy)]
+struct Sorted<T> {
+    /// The record's time key (unix ms).
+    key: fn(&T) -> i64,
+    /// Records below this key are outside the window: dropped, and the page holding one is
+    /// the last.
+    floor: Option<i64>,
+    /// Resuming: the oldest key an earlier walk read. The first page must start at or above
+    /// it, else records moved up past the resume point and the walk backs up a page.
+    cut: Option<i64>,
+}
+
+/// One listing, read a page at a time ([`Walker::next_page`]); the caller decides what to do
+/// with each page before the next is read, so a listing of any length costs one page of
+/// memory (and the digests of what it read, to spot a server that repeats pages).
+///
+/// Paging is decided by the pure [`decide`]. A walk ends [`WalkEnd::Finished`],
+/// [`WalkEnd::Repeated`] or, at the client's `max_pages`, [`WalkEnd::Capped`]; a call that
+/// fails ends it with that error. A listing sorted newest first by a time key
+/// ([`Walker::newest_first`]) can be resumed by a later walk: [`Walker::position`] says where
+/// this one stopped, [`Walker::resume`] starts there.
+pub struct Walker<'c, C: ?Sized, T> {
+    client: &'c C,
+    action: &'static str,
+    base: Params,
+    form: Option<Params>,
     page_size: u32,
     paging: Paging,
-    last: impl Fn(&Page<T>) -> bool + Send,
-) -> Result<Listing<T>, SasError>
+    max_pages: u32,
+    page_no: u32,
+    token: Option<String>,
+    sorted: Option<Sorted<T>>,
+    seen: HashSet<[u8; 32]>,
+    poisoned: HashSet<String>,
+    fetched: u32,
+    total_count: Option<i64>,
+    /// The page most recently returned, and the oldest key read.
+    last_page: u32,
+    oldest: Option<i64>,
+    end: Option<WalkEnd>,
+}
+
+impl<'c, C, T> Walker<'c, C, T>
 where
     C: SasCall + ?Sized,
     T: ListItem + Send,
 {
-    let page_size = page_size.max(1);
-    let max_pages = c.max_pages();
-    let mut listing = Listing::<T>::default();
-    let mut seen: HashSet<[u8; 32]> = HashSet::new();
-    let mut poisoned: HashSet<String> = HashSet::new();
-    let mut page_no: u32 = 1;
-    let mut token: Option<String> = None;
-    loop {
-        let mut query = base.clone();
-        match paging {
+    /// A walk of `action` from its first page. `base` holds the filters; paging parameters
+    /// are added here.
+    pub fn new(
+        client: &'c C,
+        action: &'static str,
+        base: Params,
+        form: Option<Params>,
+        page_size: u32,
+        paging: Paging,
+    ) -> Self {
+        Walker {
+            client,
+            action,
+            base,
+            form,
+            page_size: page_size.max(1),
+            paging,
+            max_pages: client.max_pages(),
+            page_no: 1,
+            token: None,
+            sorted: None,
+            seen: HashSet::new(),
+            poisoned: HashSet::new(),
+            fetched: 0,
+            total_count: None,
+            last_page: 0,
+            oldest: None,
+            end: None,
+        }
+    }
+
+    /// The listing is sorted newest first by `key` (unix ms); with a `floor`, records below it
+    /// are dropped and the page reaching below it is the last (a sorted listing that has
+    /// reached past the records wanted).
+    pub fn newest_first(mut self, key: fn(&T) -> i64, floor: Option<i64>) -> Self {
+        self.sorted = Some(Sorted {
+            key,
+            floor,
+            cut: None,
+        });
+        self
+    }
+
+    /// Starts at `page` (the last page an earlier walk of the same query read, so it is read
+    /// again as overlap), where that walk's oldest key was `cut`. Records the listing dropped
+    /// since (handled alerts) move later records up; if the page now starts below `cut`, the
+    /// walk backs up a page at a time, so nothing is skipped. Only for a walk sorted
+    /// ([`Walker::newest_first`]) and paged by number.
+    pub fn resume(mut self, page: u32, cut: i64) -> Self {
+        if let Some(s) = &mut self.sorted
+            && self.paging == Paging::Number
+        {
+            s.cut = Some(cut);
+            self.page_no = page.max(1);
+        }
+        self
+    }
+
+    /// The action walked.
+    pub fn action(&self) -> &'static str {
+        self.action
+    }
+
+    /// How the walk ended; `None` while it goes on.
+    pub fn end(&self) -> Option<&WalkEnd> {
+        self.end.as_ref()
+    }
+
+    /// Pages fetched so far.
+    pub fn pages(&self) -> u32 {
+        self.fetched
+    }
+
+    /// The last `TotalCount` the server reported.
+    pub fn total_count(&self) -> Option<i64> {
+        self.total_count
+    }
+
+    /// Where a later walk resumes: the page most recently returned and the oldest key read
+    /// (for a sorted walk that read a record).
+    pub fn position(&self) -> Option<(u32, i64)> {
+        self.oldest.map(|oldest| (self.last_page, oldest))
+    }
+
+    /// The next page: its records not read before in this walk, and its unreadable records,
+    /// each once. `None` once the walk has ended ([`Walker::end`] says how).
+    pub async fn next_page(&mut self) -> Result<Option<Page<T>>, SasError> {
+        loop {
+            if self.end.is_some() {
+                return Ok(None);
+            }
+            let mut page = self.fetch().await?;
+            if self.backs_up(&page) {
+                continue;
+            }
+            let received = page.received();
+            let reached_floor = self.sorted.as_ref().is_some_and(|s| {
+                s.floor
+                    .is_some_and(|f| page.items.iter().any(|i| (s.key)(&i.typed) < f))
+            });
+            let fresh = self.keep_fresh(&mut page);
+            let token_stuck = self.paging == Paging::Token
+                && self.token.is_some()
+                && page.meta.next_token.as_deref() == self.token.as_deref();
+            let observation = PageObservation {
+                requested_page: self.page_no,
+                requested_size: self.page_size,
+                received,
+                seen_total: self.seen.len() + self.poisoned.len(),
+                meta: page.meta.clone(),
+                repeated: (received > 0 && fresh == 0) || token_stuck,
+                token_mode: self.paging == Paging::Token,
+                pages_fetched: self.fetched,
+                max_pages: self.max_pages,
+            };
+            self.last_page = self.page_no;
+            self.end = match decide(&observation) {
+                PageDecision::Continue | PageDecision::LimitReached if reached_floor => {
+                    Some(WalkEnd::Finished)
+                }
+                PageDecision::Continue => {
+                    self.page_no += 1;
+                    self.token = observation.meta.next_token;
+                    None
+                }
+                PageDecision::Finished => Some(WalkEnd::Finished),
+                PageDecision::Repeated => {
+                    tracing::warn!(
+                        action = self.action,
+                        page = self.page_no,
+                        "The server repeated records already read; it seems to ignore paging, so the listing stops here."
+                    );
+                    Some(WalkEnd::Repeated)
+                }
+                PageDecision::LimitReached => {
+                    Some(WalkEnd::Capped(self.cut(observation.seen_total)))
+                }
+            };
+            return Ok(Some(page));
+        }
+    }
+
+    fn cut(&self, seen: usize) -> Cut {
+        Cut {
+            action: self.action,
+            pages: self.fetched,
+            seen,
+            total: self.total_count,
+        }
+    }
+
+    /// One call for the current page, refused when it holds more records than asked for.
+    async fn fetch(&mut self) -> Result<Page<T>, SasError> {
+        let mut query = self.base.clone();
+        match self.paging {
             Paging::Number => {
-                query.set("CurrentPage", page_no);
+                query.set("CurrentPage", self.page_no);
             }
             Paging::Token => {
                 query.set("UseNextToken", "true");
-                query.set_opt("NextToken", token.as_deref());
+                query.set_opt("NextToken", self.token.as_deref());
             }
         }
-        query.set("PageSize", page_size);
-        let page: Page<T> = c.call(action, &query, form).await?;
-        listing.pages += 1;
-        let reached_end = last(&page);
+        query.set("PageSize", self.page_size);
+        let page: Page<T> = self
+            .client
+            .call(self.action, &query, self.form.as_ref())
+            .await?;
+        self.fetched += 1;
         let received = page.received();
-        if received > page_size as usize {
+        if received > self.page_size as usize {
             // More than asked for is not an honest page: a proxy, a bug or an attack.
             return Err(SasError::Malformed {
-                action: action.to_string(),
+                action: self.action.to_string(),
                 status: 200,
                 request_id: page.request_id.clone(),
-                reason: format!("a page of {received} records answered PageSize={page_size}"),
+                reason: format!(
+                    "a page of {received} records answered PageSize={}",
+                    self.page_size
+                ),
             });
         }
-        let mut fresh = 0usize;
-        for item in page.items {
-            if seen.insert(digest(&item.raw)) {
-                listing.items.push(item);
-                fresh += 1;
-            }
-        }
-        for mut q in page.quarantined {
-            if poisoned.insert(q.digest.clone()) {
-                q.action = action.to_string();
-                // The poller warns once per new record (a listing repeats it every poll).
-                tracing::debug!(
-                    action,
-                    page = page_no,
-                    digest = %q.digest,
-                    reason = %crate::text::strip_control(&q.reason),
-                    "Quarantined a record that cannot be read; the rest of the page goes on."
-                );
-                listing.quarantined.push(q);
-                fresh += 1;
-            }
-        }
         if page.meta.total_count.is_some() {
-            listing.total_count = page.meta.total_count;
+            self.total_count = page.meta.total_count;
         }
-        let token_stuck = paging == Paging::Token
-            && token.is_some()
-            && page.meta.next_token.as_deref() == token.as_deref();
-        let observation = PageObservation {
-            requested_page: page_no,
-            requested_size: page_size,
-            received,
-            seen_total: listing.items.len() + listing.quarantined.len(),
-            meta: page.meta,
-            repeated: (received > 0 && fresh == 0) || token_stuck,
-            token_mode: paging == Paging::Token,
-            pages_fetched: listing.pages,
-            max_pages,
+        Ok(page)
+    }
+
+    /// Resuming: whether `page` starts below the resume point, so the walk must back up a page
+    /// (records the listing dropped moved later ones up, maybe past the page resumed at). The
+    /// first page that does not is where the walk goes on. Backing up counts against the cap.
+    fn backs_up(&mut self, page: &Page<T>) -> bool {
+        let Some(s) = &mut self.sorted else {
+            return false;
         };
-        match decide(&observation) {
-            PageDecision::Continue | PageDecision::LimitReached if reached_end => {
-                return Ok(listing);
+        let Some(cut) = s.cut else {
+            return false;
+        };
+        let newest = page.items.first().map(|i| (s.key)(&i.typed));
+        if self.page_no <= 1 || newest.is_some_and(|k| k >= cut) {
+            s.cut = None;
+            return false;
+        }
+        self.page_no -= 1;
+        if self.fetched >= self.max_pages {
+            self.last_page = self.page_no;
+            self.oldest = Some(cut);
+            self.end = Some(WalkEnd::Capped(self.cut(0)));
+        }
+        true
+    }
+
+    /// Drops from `page` the records this walk read before and those below its floor; notes
+    /// the oldest key. Returns how many records were new (readable or not).
+    fn keep_fresh(&mut self, page: &mut Page<T>) -> usize {
+        let seen = &mut self.seen;
+        page.items.retain(|i| seen.insert(digest(&i.raw)));
+        let poisoned = &mut self.poisoned;
+        page.quarantined
+            .retain(|q| poisoned.insert(q.digest.clone()));
+        let fresh = page.received();
+        for q in &mut page.quarantined {
+            q.action = self.action.to_string();
+            // The poller warns once per new record (a listing repeats it every poll).
+            tracing::debug!(
+                action = self.action,
+                page = self.page_no,
+                digest = %q.digest,
+                reason = %crate::text::strip_control(&q.reason),
+                "Quarantined a record that cannot be read; the rest of the page goes on."
+            );
+        }
+        if let Some(s) = &self.sorted {
+            if let Some(oldest) = page.items.iter().map(|i| (s.key)(&i.typed)).min() {
+                self.oldest = Some(self.oldest.map_or(oldest, |o| o.min(oldest)));
             }
-            PageDecision::Continue => {
-                page_no += 1;
-                token = observation.meta.next_token;
+            if let Some(floor) = s.floor {
+                page.items.retain(|i| (s.key)(&i.typed) >= floor);
             }
-            PageDecision::Finished => return Ok(listing),
-            PageDecision::Repeated => {
-                tracing::warn!(
-                    action,
-                    page = page_no,
-                    "The server repeated records already read; it seems to ignore paging, so the listing stops here."
-                );
+        }
+        fresh
+    }
+
+    /// Reads the rest of the walk into one [`Listing`]. A walk cut by the page cap is
+    /// [`SasError::TooManyPages`]: a caller that wants every record gets all or an error.
+    pub async fn collect(mut self) -> Result<Listing<T>, SasError> {
+        let mut listing = Listing::<T>::default();
+        while let Some(page) = self.next_page().await? {
+            listing.items.extend(page.items);
+            listing.quarantined.extend(page.quarantined);
+        }
+        listing.pages = self.fetched;
+        listing.total_count = self.total_count;
+        match self.end {
+            Some(WalkEnd::Capped(cut)) => Err(cut.error()),
+            Some(WalkEnd::Repeated) => {
                 listing.stopped_on_repeat = true;
-                return Ok(listing);
+                Ok(listing)
             }
-            PageDecision::LimitReached => {
-                return Err(SasError::TooManyPages {
-                    action: action.to_string(),
-                    pages: listing.pages,
-                    seen: observation.seen_total,
-                    total: listing.total_count.unwrap_or(-1),
-                });
-            }
+            _ => Ok(listing),
         }
     }
+}
+
+/// Fetches every page of `action` ([`Walker::collect`]).
+async fn walk<C, T>(
+    c: &C,
+    action: &'static str,
+    base: &Params,
+    form: Option<&Params>,
+    page_size: u32,
+    paging: Paging,
+) -> Result<Listing<T>, SasError>
+where
+    C: SasCall + ?Sized,
+    T: ListItem + Send,
+{
+    Walker::new(c, action, base.clone(), form.cloned(), page_size, paging)
+        .collect()
+        .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -451,35 +687,45 @@ pub fn alerts_request(q: &AlertQuery, lang: &str) -> (Params, Params) {
     (query, form)
 }
 
+/// A walk of alert events (`DescribeSuspEvents`), newest occurrence first (`LastTimeStamp`),
+/// resumable.
+pub fn alerts_walker<'c, C: SasCall + ?Sized>(
+    c: &'c C,
+    q: &AlertQuery,
+) -> Walker<'c, C, SuspEvent> {
+    let (query, form) = alerts_request(q, c.lang());
+    Walker::new(
+        c,
+        "DescribeSuspEvents",
+        query,
+        Some(form),
+        q.page_size,
+        Paging::Number,
+    )
+    .newest_first(|a: &SuspEvent| a.last_time_stamp, None)
+}
+
 /// Lists alert events (`DescribeSuspEvents`), every page.
 pub async fn list_alerts<C: SasCall + ?Sized>(
     c: &C,
     q: &AlertQuery,
 ) -> Result<Listing<SuspEvent>, SasError> {
-    let (query, form) = alerts_request(q, c.lang());
-    walk(
-        c,
-        "DescribeSuspEvents",
-        &query,
-        Some(&form),
-        q.page_size,
-        Paging::Number,
-    )
-    .await
+    alerts_walker(c, q).collect().await
 }
 
-/// Lists alerts handled at or after `since` (`Dealed=Y`, most recently handled first), reading
-/// pages until one reaches back past `since` and keeping only the records handled since then.
+/// A walk of alerts handled at or after `since` (`Dealed=Y`, most recently handled first),
+/// reading pages until one reaches back past `since` and keeping only the records handled
+/// since then; resumable.
 ///
 /// `TimeStart`/`TimeEnd` window the *latest occurrence* (docs/sas-api.md §1.1), so they cannot express
 /// "handled since": an alert that last occurred a week ago and was handled a minute ago must be
 /// read. The window and status filters of `q` are ignored; its cluster, levels, tactic and page
 /// size apply.
-pub async fn list_alerts_handled_since<C: SasCall + ?Sized>(
-    c: &C,
+pub fn handled_alerts_walker<'c, C: SasCall + ?Sized>(
+    c: &'c C,
     q: &AlertQuery,
     since: OffsetDateTime,
-) -> Result<Listing<SuspEvent>, SasError> {
+) -> Walker<'c, C, SuspEvent> {
     let q = AlertQuery {
         dealed: Some(Dealed::Handled),
         time_start: None,
@@ -490,19 +736,24 @@ pub async fn list_alerts_handled_since<C: SasCall + ?Sized>(
     query
         .set("SortColumn", "operateTime")
         .set("SortType", "desc");
-    let since_ms = epoch_ms(since);
-    let mut listing = walk_until(
+    Walker::new(
         c,
         "DescribeSuspEvents",
-        &query,
-        Some(&form),
+        query,
+        Some(form),
         q.page_size,
         Paging::Number,
-        |page: &Page<SuspEvent>| page.items.iter().any(|i| i.operate_time < since_ms),
     )
-    .await?;
-    listing.items.retain(|i| i.operate_time >= since_ms);
-    Ok(listing)
+    .newest_first(|a: &SuspEvent| a.operate_time, Some(epoch_ms(since)))
+}
+
+/// Lists alerts handled at or after `since` ([`handled_alerts_walker`]), every page.
+pub async fn list_alerts_handled_since<C: SasCall + ?Sized>(
+    c: &C,
+    q: &AlertQuery,
+    since: OffsetDateTime,
+) -> Result<Listing<SuspEvent>, SasError> {
+    handled_alerts_walker(c, q, since).collect().await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -630,8 +881,25 @@ fn vul_paging(q: &VulQuery) -> Paging {
     }
 }
 
+/// A walk of the vulnerability records (`DescribeVulList`) of one type of the query.
+pub fn vul_walker<'c, C: SasCall + ?Sized>(
+    c: &'c C,
+    q: &VulQuery,
+    ty: VulType,
+) -> Walker<'c, C, VulRecord> {
+    let query = vul_request(q, ty, c.lang());
+    Walker::new(
+        c,
+        "DescribeVulList",
+        query,
+        None,
+        q.page_size,
+        vul_paging(q),
+    )
+}
+
 /// The query's types, each once, in order.
-fn vul_types(q: &VulQuery) -> Vec<VulType> {
+pub fn vul_types(q: &VulQuery) -> Vec<VulType> {
     let mut types: Vec<VulType> = Vec::new();
     for &ty in &q.types {
         if !types.contains(&ty) {
@@ -647,12 +915,9 @@ pub async fn list_vulnerabilities<C: SasCall + ?Sized>(
     c: &C,
     q: &VulQuery,
 ) -> Result<Listing<VulRecord>, SasError> {
-    let paging = vul_paging(q);
     let mut all = Listing::default();
     for ty in vul_types(q) {
-        let query = vul_request(q, ty, c.lang());
-        let listing = walk(c, "DescribeVulList", &query, None, q.page_size, paging).await?;
-        all.merge(listing);
+        all.merge(vul_walker(c, q, ty).collect().await?);
     }
     Ok(all)
 }
@@ -841,83 +1106,256 @@ pub struct BaselineListing {
     pub quarantined: Vec<Quarantined>,
 }
 
-impl BaselineListing {
-    fn quarantine(&mut self, records: Vec<Quarantined>) {
-        Quarantined::add_each_once(&mut self.quarantined, records);
-    }
-}
-
-/// Walks summary → machines → check items (→ detail, cached per `CheckId`) and returns one
-/// [`BaselineItem`] per check item, each once. Risks without a `RiskId` and machines without a
-/// `Uuid` cannot be followed and are skipped with a warning.
+/// The baseline walk, one affected asset at a time ([`BaselineWalker::next_batch`]): summary
+/// → machines → check items (→ detail, cached per `CheckId`), one [`BaselineItem`] per check
+/// item, each once. Risks without a `RiskId` and machines without a `Uuid` cannot be followed
+/// and are skipped with a warning.
 ///
 /// The asset is the `Uuid` (docs/sas-api.md §3.7: asset key `(RiskId, Uuid)`), and a machine row names
 /// at most one container even when several containers on that node fail the same baseline, so
 /// the checks of each asset are listed unscoped; for a row naming a container they are listed
 /// scoped to it as well, in case the service only shows a container's checks when asked by
 /// name. The results are merged, each check result once.
+///
+/// Memory: the risks of one summary page, the machines of one machine page and the checks of
+/// one asset, plus the detail cache (one per distinct check definition).
+pub struct BaselineWalker<'c, C: ?Sized> {
+    c: &'c C,
+    q: BaselineQuery,
+    summaries: Walker<'c, C, WarningSummary>,
+    risks: VecDeque<Item<WarningSummary>>,
+    risk: Option<RiskWalk<'c, C>>,
+    details: HashMap<i64, Item<CheckWarningDetail>>,
+    /// Unreadable records met since the last batch.
+    quarantined: Vec<Quarantined>,
+    cuts: Vec<Cut>,
+    repeated: bool,
+}
+
+/// The machines of one risk being walked.
+struct RiskWalk<'c, C: ?Sized> {
+    risk: Item<WarningSummary>,
+    risk_id: String,
+    machines: Walker<'c, C, WarningMachine>,
+    queue: VecDeque<Item<WarningMachine>>,
+    /// (uuid, container scope) pairs whose checks were listed.
+    listed: HashSet<(String, String)>,
+    /// Check results already yielded for this risk.
+    seen: HashSet<[u8; 32]>,
+}
+
+impl<'c, C: SasCall + ?Sized> BaselineWalker<'c, C> {
+    /// A baseline walk of `q`.
+    pub fn new(c: &'c C, q: &BaselineQuery) -> Self {
+        let summaries = Walker::new(
+            c,
+            "DescribeCheckWarningSummary",
+            warning_summary_request(q, c.lang()),
+            None,
+            q.page_size,
+            Paging::Number,
+        );
+        BaselineWalker {
+            c,
+            q: q.clone(),
+            summaries,
+            risks: VecDeque::new(),
+            risk: None,
+            details: HashMap::new(),
+            quarantined: Vec::new(),
+            cuts: Vec::new(),
+            repeated: false,
+        }
+    }
+
+    /// Listings the page cap stopped (their rest unread), so far.
+    pub fn cuts(&self) -> &[Cut] {
+        &self.cuts
+    }
+
+    /// A listing stopped because the server repeated a page.
+    pub fn repeated(&self) -> bool {
+        self.repeated
+    }
+
+    fn note(&mut self, end: Option<&WalkEnd>) {
+        match end {
+            Some(WalkEnd::Capped(cut)) => self.cuts.push(cut.clone()),
+            Some(WalkEnd::Repeated) => self.repeated = true,
+            _ => {}
+        }
+    }
+
+    /// The check results of the next affected asset (with the unreadable records met on the
+    /// way), or `None` when the walk is over.
+    pub async fn next_batch(&mut self) -> Result<Option<BaselineListing>, SasError> {
+        loop {
+            if let Some(walk) = &mut self.risk {
+                if let Some(machine) = walk.queue.pop_front() {
+                    let mut batch = BaselineListing {
+                        items: Vec::new(),
+                        quarantined: std::mem::take(&mut self.quarantined),
+                    };
+                    let ends = asset_checks(
+                        self.c,
+                        &self.q,
+                        &mut self.details,
+                        walk,
+                        machine,
+                        &mut batch,
+                    )
+                    .await?;
+                    for end in ends {
+                        self.note(Some(&end));
+                    }
+                    return Ok(Some(batch));
+                }
+                match walk.machines.next_page().await? {
+                    Some(page) => {
+                        Quarantined::add_each_once(&mut self.quarantined, page.quarantined);
+                        walk.queue.extend(page.items);
+                    }
+                    None => {
+                        let end = walk.machines.end().cloned();
+                        self.risk = None;
+                        self.note(end.as_ref());
+                    }
+                }
+                continue;
+            }
+            if let Some(risk) = self.risks.pop_front() {
+                self.risk = self.start_risk(risk);
+                continue;
+            }
+            match self.summaries.next_page().await? {
+                Some(page) => {
+                    Quarantined::add_each_once(&mut self.quarantined, page.quarantined);
+                    self.risks.extend(page.items);
+                }
+                None => {
+                    let end = self.summaries.end().cloned();
+                    self.note(end.as_ref());
+                    if self.quarantined.is_empty() {
+                        return Ok(None);
+                    }
+                    return Ok(Some(BaselineListing {
+                        items: Vec::new(),
+                        quarantined: std::mem::take(&mut self.quarantined),
+                    }));
+                }
+            }
+        }
+    }
+
+    fn start_risk(&self, risk: Item<WarningSummary>) -> Option<RiskWalk<'c, C>> {
+        let Some(risk_id) = risk.risk_id.clone() else {
+            tracing::warn!(risk = %risk.risk_name, "Skipped a baseline risk without RiskId.");
+            return None;
+        };
+        let risk_id = risk_id.as_str().to_string();
+        let machines = Walker::new(
+            self.c,
+            "DescribeWarningMachines",
+            warning_machines_request(&risk_id, non_empty(&self.q.cluster_id), self.c.lang()),
+            None,
+            self.q.page_size,
+            Paging::Number,
+        );
+        Some(RiskWalk {
+            risk,
+            risk_id,
+            machines,
+            queue: VecDeque::new(),
+            listed: HashSet::new(),
+            seen: HashSet::new(),
+        })
+    }
+}
+
+/// The check results of one asset of a risk into `batch`: listed unscoped and, for a row
+/// naming a container, scoped to it; each check result once per risk, with its detail.
+/// Returns how the check listings ended.
+async fn asset_checks<C: SasCall + ?Sized>(
+    c: &C,
+    q: &BaselineQuery,
+    details: &mut HashMap<i64, Item<CheckWarningDetail>>,
+    walk: &mut RiskWalk<'_, C>,
+    machine: Item<WarningMachine>,
+    batch: &mut BaselineListing,
+) -> Result<Vec<WalkEnd>, SasError> {
+    let mut ends = Vec::new();
+    if machine.uuid.trim().is_empty() {
+        tracing::warn!(risk_id = %walk.risk_id, "Skipped an affected asset without Uuid.");
+        return Ok(ends);
+    }
+    let container = machine.container_name.trim();
+    let mut checks = Vec::new();
+    for scope in [None, Some(container).filter(|c| !c.is_empty())] {
+        if !walk
+            .listed
+            .insert((machine.uuid.clone(), scope.unwrap_or("").to_string()))
+        {
+            continue;
+        }
+        let query = check_warnings_request(&walk.risk_id, &machine.uuid, scope, c.lang());
+        let mut listing = Walker::<C, CheckWarning>::new(
+            c,
+            "DescribeCheckWarnings",
+            query,
+            None,
+            q.page_size,
+            Paging::Number,
+        );
+        while let Some(page) = listing.next_page().await? {
+            Quarantined::add_each_once(&mut batch.quarantined, page.quarantined);
+            checks.extend(page.items);
+        }
+        ends.extend(listing.end().cloned());
+    }
+    for check in checks {
+        if !walk.seen.insert(digest(&check.raw)) {
+            continue;
+        }
+        let detail = match (q.fetch_details, check.check_warning_id.as_deref()) {
+            (true, Some(cw_id)) => match check.check_id {
+                Some(check_id) => match details.get(&check_id) {
+                    Some(d) => Some(d.clone()),
+                    None => {
+                        let d = check_warning_detail(c, cw_id).await?;
+                        details.insert(check_id, d.clone());
+                        Some(d)
+                    }
+                },
+                None => Some(check_warning_detail(c, cw_id).await?),
+            },
+            _ => None,
+        };
+        batch.items.push(BaselineItem {
+            risk: walk.risk.clone(),
+            machine: machine.clone(),
+            check,
+            detail,
+        });
+    }
+    Ok(ends)
+}
+
+/// Walks the whole baseline ([`BaselineWalker`]) into one listing. A listing the page cap
+/// stopped is [`SasError::TooManyPages`].
 pub async fn list_baseline<C: SasCall + ?Sized>(
     c: &C,
     q: &BaselineQuery,
 ) -> Result<BaselineListing, SasError> {
-    let cluster = non_empty(&q.cluster_id);
-    let mut details: HashMap<i64, Item<CheckWarningDetail>> = HashMap::new();
+    let mut walker = BaselineWalker::new(c, q);
     let mut out = BaselineListing::default();
-    let summaries = list_warning_summaries(c, q).await?;
-    out.quarantine(summaries.quarantined);
-    for risk in summaries.items {
-        let Some(risk_id) = risk.risk_id.clone() else {
-            tracing::warn!(risk = %risk.risk_name, "Skipped a baseline risk without RiskId.");
-            continue;
-        };
-        let risk_id = risk_id.as_str();
-        let machines = list_warning_machines(c, risk_id, cluster, q.page_size).await?;
-        out.quarantine(machines.quarantined);
-        let mut listed: HashSet<(String, String)> = HashSet::new();
-        let mut seen: HashSet<[u8; 32]> = HashSet::new();
-        for machine in machines.items {
-            if machine.uuid.trim().is_empty() {
-                tracing::warn!(risk_id, "Skipped an affected asset without Uuid.");
-                continue;
-            }
-            let container = machine.container_name.trim();
-            let mut checks = Vec::new();
-            for scope in [None, Some(container).filter(|c| !c.is_empty())] {
-                if listed.insert((machine.uuid.clone(), scope.unwrap_or("").to_string())) {
-                    let listing =
-                        list_check_warnings(c, risk_id, &machine.uuid, scope, q.page_size).await?;
-                    out.quarantine(listing.quarantined);
-                    checks.extend(listing.items);
-                }
-            }
-            for check in checks {
-                if !seen.insert(digest(&check.raw)) {
-                    continue;
-                }
-                let detail = match (q.fetch_details, check.check_warning_id.as_deref()) {
-                    (true, Some(cw_id)) => match check.check_id {
-                        Some(check_id) => match details.get(&check_id) {
-                            Some(d) => Some(d.clone()),
-                            None => {
-                                let d = check_warning_detail(c, cw_id).await?;
-                                details.insert(check_id, d.clone());
-                                Some(d)
-                            }
-                        },
-                        None => Some(check_warning_detail(c, cw_id).await?),
-                    },
-                    _ => None,
-                };
-                out.items.push(BaselineItem {
-                    risk: risk.clone(),
-                    machine: machine.clone(),
-                    check,
-                    detail,
-                });
-            }
-        }
+    while let Some(batch) = walker.next_batch().await? {
+        out.items.extend(batch.items);
+        Quarantined::add_each_once(&mut out.quarantined, batch.quarantined);
     }
-    Ok(out)
+    match walker.cuts().first() {
+        Some(cut) => Err(cut.error()),
+        None => Ok(out),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -966,26 +1404,35 @@ pub fn firewall_request(q: &FirewallQuery, lang: &str) -> Params {
     query
 }
 
-/// Lists container firewall alerts (`ListInterceptionHistory`), every page.
-pub async fn list_firewall<C: SasCall + ?Sized>(
-    c: &C,
+/// A walk of container firewall alerts (`ListInterceptionHistory`), latest occurrence first
+/// (`LastTime`), resumable.
+pub fn firewall_walker<'c, C: SasCall + ?Sized>(
+    c: &'c C,
     q: &FirewallQuery,
-) -> Result<Listing<InterceptionHistory>, SasError> {
+) -> Walker<'c, C, InterceptionHistory> {
     let query = firewall_request(q, c.lang());
     let size = if q.page_size == 0 {
         DEFAULT_PAGE_SIZE
     } else {
         q.page_size
     };
-    walk(
+    Walker::new(
         c,
         "ListInterceptionHistory",
-        &query,
+        query,
         None,
         size,
         Paging::Number,
     )
-    .await
+    .newest_first(|r: &InterceptionHistory| r.last_time, None)
+}
+
+/// Lists container firewall alerts (`ListInterceptionHistory`), every page.
+pub async fn list_firewall<C: SasCall + ?Sized>(
+    c: &C,
+    q: &FirewallQuery,
+) -> Result<Listing<InterceptionHistory>, SasError> {
+    firewall_walker(c, q).collect().await
 }
 
 // ---------------------------------------------------------------------------------------------

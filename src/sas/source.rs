@@ -5,7 +5,7 @@
 //! the component's checked config (what `config` builds from a `[[source]]` table), and the
 //! CLI's `check` and `findings` commands and the daemon's pollers read through a [`Source`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -18,7 +18,10 @@ use crate::credentials::env::Env;
 use crate::credentials::{CredentialContext, CredentialHandle};
 use crate::event::EventSwitches;
 use crate::finding::{Domain, Finding};
-use crate::sas::api::{self, AlertQuery, BaselineQuery, Dealed, FirewallQuery, VulQuery, VulType};
+use crate::sas::api::{
+    self, AlertQuery, BaselineQuery, BaselineWalker, Cut, Dealed, FirewallQuery, VulQuery, VulType,
+    WalkEnd, Walker,
+};
 use crate::sas::client::{ClientSettings, SasClient};
 use crate::sas::error::SasError;
 use crate::sas::models::{
@@ -176,88 +179,85 @@ impl Source {
     }
 
     /// Reads one domain completely and normalises every item; records that cannot be read are
-    /// quarantined, not fatal.
+    /// quarantined, not fatal. Built on [`Source::reader`], collecting every page: a listing the
+    /// page cap stops is [`SasError::TooManyPages`] (a caller that wants every record gets all
+    /// or an error). A finding listed twice (a vulnerability under two configured types) is
+    /// kept once.
     pub async fn read(&self, domain: Domain, window: &ReadWindow) -> Result<Sweep, SasError> {
+        let mut reader = self.reader(domain, window);
         let mut out = Sweep::default();
+        let mut held: HashSet<String> = HashSet::new();
+        while let Some(batch) = reader.next_batch().await? {
+            out.quarantine(batch.quarantined);
+            out.findings.extend(
+                batch
+                    .findings
+                    .into_iter()
+                    .filter(|f| held.insert(f.fingerprint.clone())),
+            );
+        }
+        match reader.end().cuts.first() {
+            Some(cut) => Err(cut.error()),
+            None => Ok(out),
+        }
+    }
+
+    /// Reads `domain` a page at a time ([`Reader::next_batch`]), in bounded memory: the poll's
+    /// window (or snapshot) per configured cluster, then any [`Remainder`]s of earlier polls
+    /// ([`Reader::resume`]).
+    pub fn reader(&self, domain: Domain, window: &ReadWindow) -> Reader<'_> {
+        let mut plans = VecDeque::new();
         for cluster in self.scopes() {
-            let ctx = self.normalise_context(cluster.as_deref());
+            let mut plan = |what| {
+                plans.push_back(Plan {
+                    cluster: cluster.clone(),
+                    what,
+                    first_start: false,
+                })
+            };
             match domain {
                 Domain::Alerts => {
-                    let q = AlertQuery {
-                        cluster_id: cluster.clone(),
-                        dealed: Some(Dealed::Pending),
-                        ..AlertQuery::default()
-                    };
-                    let windowed = AlertQuery {
-                        time_start: window.occurred_since,
-                        ..q.clone()
-                    };
-                    let pending = api::list_alerts(&self.client, &windowed).await?;
-                    out.quarantine(pending.quarantined);
-                    let mut items = pending.items;
+                    plan(What::window(
+                        WindowListing::PendingAlerts,
+                        window.occurred_since.map(api::epoch_ms),
+                        None,
+                    ));
                     if let Some(since) = window.handled_since {
-                        // By handling time, not by occurrence: an old alert handled just now
-                        // must be seen resolved.
-                        let handled =
-                            api::list_alerts_handled_since(&self.client, &q, since).await?;
-                        out.quarantine(handled.quarantined);
-                        items.extend(handled.items);
+                        plan(What::window(
+                            WindowListing::HandledAlerts,
+                            Some(api::epoch_ms(since)),
+                            None,
+                        ));
                     }
-                    out.findings.extend(
-                        items
-                            .into_iter()
-                            .map(|i| crate::sas::normalise::normalise_alert(&ctx, i)),
-                    );
                 }
+                Domain::Firewall => plan(What::window(
+                    WindowListing::Firewall,
+                    Some(api::epoch_ms(window.firewall_since)),
+                    Some(api::epoch_ms(window.now)),
+                )),
                 Domain::Vulnerabilities => {
                     let q = VulQuery {
-                        cluster_id: cluster.clone(),
                         types: self.settings.vulnerability_types.clone(),
-                        dealed: Some(Dealed::Pending),
                         ..VulQuery::default()
                     };
-                    let listing = api::list_vulnerabilities(&self.client, &q).await?;
-                    out.quarantine(listing.quarantined);
-                    out.findings.extend(
-                        listing
-                            .items
-                            .into_iter()
-                            .map(|i| crate::sas::normalise::normalise_vulnerability(&ctx, i)),
-                    );
+                    for ty in api::vul_types(&q) {
+                        plan(What::Vulns(ty));
+                    }
                 }
-                Domain::Baseline => {
-                    let q = BaselineQuery {
-                        cluster_id: cluster.clone(),
-                        ..BaselineQuery::default()
-                    };
-                    let listing = api::list_baseline(&self.client, &q).await?;
-                    out.quarantine(listing.quarantined);
-                    out.findings.extend(
-                        listing
-                            .items
-                            .into_iter()
-                            .map(|i| crate::sas::normalise::normalise_baseline(&ctx, i)),
-                    );
-                }
-                Domain::Firewall => {
-                    let q = FirewallQuery {
-                        cluster_id: cluster.clone(),
-                        start: Some(window.firewall_since),
-                        end: Some(window.now),
-                        ..FirewallQuery::default()
-                    };
-                    let listing = api::list_firewall(&self.client, &q).await?;
-                    out.quarantine(listing.quarantined);
-                    out.findings.extend(
-                        listing
-                            .items
-                            .into_iter()
-                            .map(|i| crate::sas::normalise::normalise_firewall(&ctx, i)),
-                    );
-                }
+                Domain::Baseline => plan(What::Baseline),
             }
         }
-        Ok(out)
+        Reader {
+            source: self,
+            plans,
+            current: None,
+            end: ReadEnd {
+                complete: true,
+                ..ReadEnd::default()
+            },
+            fresh: Vec::new(),
+            resumed: Vec::new(),
+        }
     }
 
     /// Looks up, by `PrimaryId`, vulnerability records that left the pending list, among those
@@ -417,5 +417,408 @@ impl Source {
             reason: e.to_string(),
         })?;
         Ok(page.meta.total_count.unwrap_or(page.received() as i64))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading a page at a time
+
+/// A resumable listing of a windowed domain: sorted newest first by a time key, so the part a
+/// poll could not read within the page cap is the older part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowListing {
+    /// Pending alerts by latest occurrence (`DescribeSuspEvents`, `Dealed=N`, `TimeStart`).
+    PendingAlerts,
+    /// Alerts handled since the window's start, by handling time (`Dealed=Y`).
+    HandledAlerts,
+    /// Container-firewall records by latest occurrence (`ListInterceptionHistory`).
+    Firewall,
+}
+
+impl WindowListing {
+    /// The stable name kept in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WindowListing::PendingAlerts => "pending_alerts",
+            WindowListing::HandledAlerts => "handled_alerts",
+            WindowListing::Firewall => "firewall",
+        }
+    }
+
+    /// The listing named `s` ([`WindowListing::as_str`]).
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            WindowListing::PendingAlerts,
+            WindowListing::HandledAlerts,
+            WindowListing::Firewall,
+        ]
+        .into_iter()
+        .find(|l| l.as_str() == s)
+    }
+}
+
+/// The unread, older part of a windowed listing that the page cap stopped. A later poll
+/// resumes the same query where the walk stopped ([`Walker::resume`]: at the last page read,
+/// backing up while records dropped since moved later ones up), until it is read to the end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remainder {
+    /// The cluster filter of the listing (`None`: account-wide).
+    pub cluster: Option<String>,
+    /// Which listing.
+    pub listing: WindowListing,
+    /// The window's start (unix ms): `TimeStart`, `StartTime`, or how far back the handled
+    /// listing reads; `None`: no lower bound (a first start lists every pending alert).
+    pub since_ms: Option<i64>,
+    /// The window's end (unix ms) where the query has one (firewall `EndTime`).
+    pub until_ms: Option<i64>,
+    /// The last page read.
+    pub page: u32,
+    /// The oldest time key read (unix ms).
+    pub cut_ms: i64,
+    /// Part of a first start's window (read as `initial_sync` says).
+    pub first_start: bool,
+}
+
+impl Remainder {
+    /// One remainder for the same listing from `older` (a resumed walk) and `newer` (the
+    /// poll's own window, cut again): the newer query is a prefix of the older one widened to
+    /// the newer end (the records from the newer start up are the same, newest first), so
+    /// resuming the widened query at the newer position reads what both left unread (and
+    /// again what lies between them).
+    pub fn merge(older: Remainder, newer: Remainder) -> Remainder {
+        Remainder {
+            since_ms: match (older.since_ms, newer.since_ms) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                _ => None,
+            },
+            first_start: older.first_start && newer.first_start,
+            ..newer
+        }
+    }
+}
+
+/// One page of a domain, normalised.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    /// The findings of the page.
+    pub findings: Vec<Finding>,
+    /// Its records that could not be read.
+    pub quarantined: Vec<Quarantined>,
+    /// The page belongs to a first start's window (the poll's own, or a remainder of one).
+    pub first_start: bool,
+}
+
+/// How a read ended.
+#[derive(Clone, Debug, Default)]
+pub struct ReadEnd {
+    /// Every listing was read to its end: none was stopped by the page cap or by a server
+    /// repeating pages. A snapshot read that is not complete resolves nothing.
+    pub complete: bool,
+    /// Listings the page cap stopped.
+    pub cuts: Vec<Cut>,
+    /// Windowed listings to resume in later polls (one per cluster and listing).
+    pub remainders: Vec<Remainder>,
+}
+
+/// One listing to walk.
+struct Plan {
+    cluster: Option<String>,
+    what: What,
+    first_start: bool,
+}
+
+enum What {
+    /// A windowed listing, from its first page or resumed at `(page, cut)`.
+    Window {
+        listing: WindowListing,
+        since_ms: Option<i64>,
+        until_ms: Option<i64>,
+        resume: Option<(u32, i64)>,
+    },
+    /// The vulnerabilities of one type.
+    Vulns(VulType),
+    /// The baseline walk.
+    Baseline,
+}
+
+impl What {
+    fn window(listing: WindowListing, since_ms: Option<i64>, until_ms: Option<i64>) -> What {
+        What::Window {
+            listing,
+            since_ms,
+            until_ms,
+            resume: None,
+        }
+    }
+}
+
+/// The walk in progress.
+enum Walk<'s> {
+    Alerts(Walker<'s, SasClient, SuspEvent>),
+    Vulns(Walker<'s, SasClient, VulRecord>),
+    Firewall(Walker<'s, SasClient, InterceptionHistory>),
+    Baseline(Box<BaselineWalker<'s, SasClient>>),
+}
+
+fn at_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A domain read a page at a time ([`Source::reader`]). Holds one page and the walks' digests
+/// of what they read; the caller commits each [`Batch`] before asking for the next.
+pub struct Reader<'s> {
+    source: &'s Source,
+    plans: VecDeque<Plan>,
+    current: Option<(Plan, Walk<'s>)>,
+    end: ReadEnd,
+    /// Remainders of this poll's own windows, and of resumed ones.
+    fresh: Vec<Remainder>,
+    resumed: Vec<Remainder>,
+}
+
+impl<'s> Reader<'s> {
+    /// Marks the poll's own window as a first start's.
+    pub fn first_start(mut self, first: bool) -> Self {
+        for p in &mut self.plans {
+            p.first_start = first;
+        }
+        self
+    }
+
+    /// After the poll's own window, resumes `remainders` of earlier polls (those of clusters
+    /// no longer configured are dropped).
+    pub fn resume(mut self, remainders: Vec<Remainder>) -> Self {
+        let scopes = self.source.scopes();
+        for r in remainders {
+            if !scopes.contains(&r.cluster) {
+                tracing::debug!(
+                    source = %self.source.settings.name,
+                    cluster = ?r.cluster,
+                    "Dropped the remainder of a cluster no longer configured."
+                );
+                continue;
+            }
+            self.plans.push_back(Plan {
+                cluster: r.cluster,
+                what: What::Window {
+                    listing: r.listing,
+                    since_ms: r.since_ms,
+                    until_ms: r.until_ms,
+                    resume: Some((r.page, r.cut_ms)),
+                },
+                first_start: r.first_start,
+            });
+        }
+        self
+    }
+
+    /// The next page of the domain, normalised; `None` when every listing has ended
+    /// ([`Reader::end`] says how).
+    pub async fn next_batch(&mut self) -> Result<Option<Batch>, SasError> {
+        loop {
+            let Some((plan, walk)) = &mut self.current else {
+                let Some(plan) = self.plans.pop_front() else {
+                    self.merge_remainders();
+                    return Ok(None);
+                };
+                let walk = self.start(&plan);
+                self.current = Some((plan, walk));
+                continue;
+            };
+            let ctx = self.source.normalise_context(plan.cluster.as_deref());
+            let mut batch = Batch {
+                first_start: plan.first_start,
+                ..Batch::default()
+            };
+            let page = match walk {
+                Walk::Alerts(w) => w.next_page().await?.map(|p| {
+                    batch.quarantined = p.quarantined;
+                    batch.findings = p
+                        .items
+                        .into_iter()
+                        .map(|i| crate::sas::normalise::normalise_alert(&ctx, i))
+                        .collect();
+                }),
+                Walk::Vulns(w) => w.next_page().await?.map(|p| {
+                    batch.quarantined = p.quarantined;
+                    batch.findings = p
+                        .items
+                        .into_iter()
+                        .map(|i| crate::sas::normalise::normalise_vulnerability(&ctx, i))
+                        .collect();
+                }),
+                Walk::Firewall(w) => w.next_page().await?.map(|p| {
+                    batch.quarantined = p.quarantined;
+                    batch.findings = p
+                        .items
+                        .into_iter()
+                        .map(|i| crate::sas::normalise::normalise_firewall(&ctx, i))
+                        .collect();
+                }),
+                Walk::Baseline(w) => w.next_batch().await?.map(|b| {
+                    batch.quarantined = b.quarantined;
+                    batch.findings = b
+                        .items
+                        .into_iter()
+                        .map(|i| crate::sas::normalise::normalise_baseline(&ctx, i))
+                        .collect();
+                }),
+            };
+            match page {
+                Some(()) => return Ok(Some(batch)),
+                None => self.finish_current(),
+            }
+        }
+    }
+
+    /// How the read ended (complete once [`Reader::next_batch`] returned `None`).
+    pub fn end(&self) -> &ReadEnd {
+        &self.end
+    }
+
+    /// Takes how the read ended.
+    pub fn into_end(self) -> ReadEnd {
+        self.end
+    }
+
+    fn start(&self, plan: &Plan) -> Walk<'s> {
+        let c = &self.source.client;
+        let cluster = plan.cluster.clone();
+        match &plan.what {
+            What::Window {
+                listing,
+                since_ms,
+                until_ms,
+                resume,
+            } => {
+                let walk = match listing {
+                    WindowListing::PendingAlerts => Walk::Alerts(api::alerts_walker(
+                        c,
+                        &AlertQuery {
+                            cluster_id: cluster,
+                            dealed: Some(Dealed::Pending),
+                            time_start: since_ms.map(at_ms),
+                            ..AlertQuery::default()
+                        },
+                    )),
+                    WindowListing::HandledAlerts => Walk::Alerts(api::handled_alerts_walker(
+                        c,
+                        &AlertQuery {
+                            cluster_id: cluster,
+                            ..AlertQuery::default()
+                        },
+                        at_ms(since_ms.unwrap_or(0)),
+                    )),
+                    WindowListing::Firewall => Walk::Firewall(api::firewall_walker(
+                        c,
+                        &FirewallQuery {
+                            cluster_id: cluster,
+                            start: since_ms.map(at_ms),
+                            end: until_ms.map(at_ms),
+                            ..FirewallQuery::default()
+                        },
+                    )),
+                };
+                match (walk, resume) {
+                    (Walk::Alerts(w), Some((page, cut))) => Walk::Alerts(w.resume(*page, *cut)),
+                    (Walk::Firewall(w), Some((page, cut))) => Walk::Firewall(w.resume(*page, *cut)),
+                    (walk, _) => walk,
+                }
+            }
+            What::Vulns(ty) => {
+                let q = VulQuery {
+                    cluster_id: cluster,
+                    types: self.source.settings.vulnerability_types.clone(),
+                    dealed: Some(Dealed::Pending),
+                    ..VulQuery::default()
+                };
+                Walk::Vulns(api::vul_walker(c, &q, *ty))
+            }
+            What::Baseline => Walk::Baseline(Box::new(BaselineWalker::new(
+                c,
+                &BaselineQuery {
+                    cluster_id: cluster,
+                    ..BaselineQuery::default()
+                },
+            ))),
+        }
+    }
+
+    /// Notes how the current walk ended: a cut makes the read incomplete and, for a windowed
+    /// listing, leaves a remainder.
+    fn finish_current(&mut self) {
+        let Some((plan, walk)) = self.current.take() else {
+            return;
+        };
+        let (end, position) = match &walk {
+            Walk::Alerts(w) => (w.end().cloned(), w.position()),
+            Walk::Firewall(w) => (w.end().cloned(), w.position()),
+            Walk::Vulns(w) => (w.end().cloned(), None),
+            Walk::Baseline(w) => {
+                self.end.cuts.extend(w.cuts().iter().cloned());
+                if !w.cuts().is_empty() || w.repeated() {
+                    self.end.complete = false;
+                }
+                return;
+            }
+        };
+        let cut = match end {
+            Some(WalkEnd::Capped(cut)) => cut,
+            Some(WalkEnd::Repeated) => {
+                self.end.complete = false;
+                return;
+            }
+            _ => return,
+        };
+        self.end.complete = false;
+        self.end.cuts.push(cut);
+        let What::Window {
+            listing,
+            since_ms,
+            until_ms,
+            resume,
+        } = plan.what
+        else {
+            return;
+        };
+        // A walk that read nothing readable resumes where it was asked to, or from the top.
+        let (page, cut_ms) = match (position, resume) {
+            (Some(p), _) => p,
+            (None, Some(r)) => r,
+            (None, None) => (1, i64::MAX),
+        };
+        let remainder = Remainder {
+            cluster: plan.cluster,
+            listing,
+            since_ms,
+            until_ms,
+            page,
+            cut_ms,
+            first_start: plan.first_start,
+        };
+        if resume.is_some() {
+            self.resumed.push(remainder);
+        } else {
+            self.fresh.push(remainder);
+        }
+    }
+
+    /// One remainder per cluster and listing ([`Remainder::merge`]).
+    fn merge_remainders(&mut self) {
+        let mut out: Vec<Remainder> = std::mem::take(&mut self.resumed);
+        for newer in std::mem::take(&mut self.fresh) {
+            match out
+                .iter()
+                .position(|r| r.cluster == newer.cluster && r.listing == newer.listing)
+            {
+                Some(i) => {
+                    let older = out.remove(i);
+                    out.insert(i, Remainder::merge(older, newer));
+                }
+                None => out.push(newer),
+            }
+        }
+        self.end.remainders.extend(out);
     }
 }

@@ -105,7 +105,10 @@ pub use error::StoreError;
 pub use groups::{Closing, GROUP_SCHEMA, GroupAdded, GroupClosed, GroupHeader, Suppressed};
 pub use quarantine::{QUARANTINE_PER_SCOPE, QUARANTINE_SCHEMA, QuarantineEntry};
 pub use reminders::{REMINDER_SCHEMA, Reminder};
-pub use types::{CURSOR_SCHEMA, Cursor, Enqueued, PruneReport, Replayed, SinkStats, StoreStats};
+pub use types::{
+    Backfill, CURSOR_SCHEMA, Cursor, Enqueued, PruneReport, Remainder, Replayed, SinkStats,
+    StoreStats,
+};
 
 /// Newest store schema this build reads and writes (the `schema` key in `meta`).
 pub const STORE_SCHEMA: u32 = 1;
@@ -513,16 +516,28 @@ impl Store {
         source: &str,
         domain: Domain,
     ) -> Result<Vec<(String, Record)>, StoreError> {
+        let mut out = Vec::new();
+        self.for_each_record(source, domain, |fp, r| out.push((fp, r)))?;
+        Ok(out)
+    }
+
+    /// Calls `each` with every lifecycle record of `source`/`domain`, one at a time (a sweep's
+    /// end looks at all of them without holding them all).
+    pub fn for_each_record(
+        &self,
+        source: &str,
+        domain: Domain,
+        mut each: impl FnMut(String, Record),
+    ) -> Result<(), StoreError> {
         let inner = self.current()?;
         let prefix = keys::scope(source, domain);
-        let mut out = Vec::new();
         for item in inner.records.scan_prefix(&prefix) {
             let (k, v) = item.at(&inner.dir)?;
             let fingerprint = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
             let record = inner.decode(&v, || format!("record {fingerprint}"))?;
-            out.push((fingerprint, record));
+            each(fingerprint, record);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The poll cursor of `source`/`domain`.

@@ -344,9 +344,25 @@ fn cursors_round_trip_per_scope() {
         last_success_ms: 43,
         probe: Some("c1:1/2/3".into()),
         last_sweep_ms: Some(40),
+        backfill: Some(Backfill {
+            remainders: vec![Remainder {
+                cluster: Some("c1".into()),
+                listing: "pending_alerts".into(),
+                since_ms: None,
+                until_ms: Some(44),
+                page: 200,
+                cut_ms: 41,
+                first_start: true,
+            }],
+            tracked: 7,
+        }),
     };
     store.set_cursor("a", Domain::Alerts, &c).unwrap();
     assert_eq!(store.cursor("a", Domain::Alerts).unwrap(), Some(c));
+    // A cursor written before backfills existed still reads.
+    let old = br#"{"v":1,"watermark_ms":5,"initialised":true,"last_success_ms":6}"#;
+    let old: Cursor = serde_json::from_slice(old).unwrap();
+    assert_eq!(old.backfill, None);
     assert_eq!(store.cursor("a", Domain::Firewall).unwrap(), None);
     assert_eq!(store.cursor("a\0", Domain::Alerts).unwrap(), None);
 }

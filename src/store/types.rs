@@ -27,6 +27,45 @@ pub struct Cursor {
     /// that catches changes the counts cannot show (one finding fixed, another opened).
     #[serde(default)]
     pub last_sweep_ms: Option<i64>,
+    /// Windowed domains: the older part of windows that polls could not read within the page
+    /// cap, resumed by the next polls (`None`: nothing left).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<Backfill>,
+}
+
+/// What windowed polls still have to read ([`Cursor::backfill`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backfill {
+    /// The listings to resume.
+    pub remainders: Vec<Remainder>,
+    /// Findings a first start has tracked silently so far (`initial_sync = "baseline"`); its
+    /// summary is sent when no remainder of it is left.
+    #[serde(default)]
+    pub tracked: u64,
+}
+
+/// One listing to resume: the same query (cluster, listing, window), from the last page read,
+/// whose records reach back to `cut_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remainder {
+    /// Cluster filter (`None`: account-wide).
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// Which listing (`pending_alerts`, `handled_alerts`, `firewall`).
+    pub listing: String,
+    /// Window start, unix ms (`None`: no lower bound).
+    #[serde(default)]
+    pub since_ms: Option<i64>,
+    /// Window end, unix ms, where the query has one.
+    #[serde(default)]
+    pub until_ms: Option<i64>,
+    /// The last page read.
+    pub page: u32,
+    /// The oldest time key read, unix ms.
+    pub cut_ms: i64,
+    /// Part of a first start's window.
+    #[serde(default)]
+    pub first_start: bool,
 }
 
 /// What [`Store::enqueue`](super::Store::enqueue) did.

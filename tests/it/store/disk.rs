@@ -60,6 +60,7 @@ async fn reopening_after_drop_keeps_everything() {
         last_success_ms: 6,
         probe: None,
         last_sweep_ms: None,
+        backfill: None,
     };
     store.set_cursor("prod", Domain::Alerts, &cursor).unwrap();
     let waiting = store.enqueue("hook", &entry("a", 1, 10)).unwrap().seq();
