@@ -293,6 +293,9 @@ pub struct Walker<'c, C: ?Sized, T> {
     seen: HashSet<[u8; 32]>,
     poisoned: HashSet<String>,
     fetched: u32,
+    /// Pages read again as overlap on resuming: not counted against the cap, so a resumed walk
+    /// always gets further than where it started.
+    overlap: u32,
     total_count: Option<i64>,
     /// The page most recently returned, and the oldest key read.
     last_page: u32,
@@ -329,6 +332,7 @@ where
             seen: HashSet::new(),
             poisoned: HashSet::new(),
             fetched: 0,
+            overlap: 0,
             total_count: None,
             last_page: 0,
             oldest: None,
@@ -349,7 +353,7 @@ where
     }
 
     /// Starts at `page` (the last page an earlier walk of the same query read, so it is read
-    /// again as overlap), where that walk's oldest key was `cut`. Records the listing dropped
+    /// again as overlap, not counted against the cap), where that walk's oldest key was `cut`. Records the listing dropped
     /// since (handled alerts) move later records up; if the page now starts below `cut`, the
     /// walk backs up a page at a time, so nothing is skipped. Only for a walk sorted
     /// ([`Walker::newest_first`]) and paged by number.
@@ -396,9 +400,13 @@ where
             if self.end.is_some() {
                 return Ok(None);
             }
+            let resuming = self.sorted.as_ref().is_some_and(|s| s.cut.is_some());
             let mut page = self.fetch().await?;
             if self.backs_up(&page) {
                 continue;
+            }
+            if resuming {
+                self.overlap += 1;
             }
             let received = page.received();
             let reached_floor = self.sorted.as_ref().is_some_and(|s| {
@@ -417,7 +425,7 @@ where
                 meta: page.meta.clone(),
                 repeated: (received > 0 && fresh == 0) || token_stuck,
                 token_mode: self.paging == Paging::Token,
-                pages_fetched: self.fetched,
+                pages_fetched: self.fetched - self.overlap,
                 max_pages: self.max_pages,
             };
             self.last_page = self.page_no;
@@ -1496,6 +1504,7 @@ pub async fn firewall_summary<C: SasCall + ?Sized>(
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::BTreeSet;
     use std::sync::Mutex;
     use time::macros::datetime;
 
@@ -1812,6 +1821,87 @@ mod tests {
             None,
             "occurrence time does not bound handling"
         );
+    }
+
+    /// Alerts `{"Id": id, "LastTimeStamp": 10_000 - id}` for the ids in `rows`, in that order
+    /// (newest first), paged by number; `rows` may change between calls.
+    fn served(
+        rows: std::sync::Arc<Mutex<Vec<i64>>>,
+    ) -> impl Fn(&str, &Params) -> Result<Value, SasError> + Send + Sync + 'static {
+        move |_, q| {
+            let (page, size) = (num(q, "CurrentPage"), num(q, "PageSize"));
+            let rows = rows.lock().unwrap();
+            let items: Vec<Value> = rows
+                .iter()
+                .skip(((page - 1) * size) as usize)
+                .take(size as usize)
+                .map(|id| json!({"Id": id, "LastTimeStamp": 10_000 - id}))
+                .collect();
+            Ok(json!({
+                "CurrentPage": page, "PageSize": size, "TotalCount": rows.len(), "SuspEvents": items
+            }))
+        }
+    }
+
+    async fn read_all(w: &mut Walker<'_, Fake, SuspEvent>, into: &mut BTreeSet<i64>) {
+        while let Some(p) = w.next_page().await.unwrap() {
+            into.extend(
+                p.items
+                    .iter()
+                    .map(|i| i.id.as_deref().unwrap().parse::<i64>().unwrap()),
+            );
+        }
+    }
+
+    fn pages_asked(fake: &Fake) -> Vec<i64> {
+        fake.calls().iter().map(|c| num(&c.1, "CurrentPage")).collect()
+    }
+
+    #[tokio::test]
+    async fn a_resumed_walk_backs_up_past_records_that_left_the_listing_and_skips_nothing() {
+        let rows = std::sync::Arc::new(Mutex::new((0..1000).collect::<Vec<i64>>()));
+        let mut read = BTreeSet::new();
+        let fake = Fake::new(3, served(rows.clone()));
+        let mut first = alerts_walker(&fake, &AlertQuery::default());
+        read_all(&mut first, &mut read).await;
+        assert!(matches!(first.end(), Some(WalkEnd::Capped(_))));
+        let (page, cut) = first.position().unwrap();
+        assert_eq!((page, cut), (3, 10_000 - 299));
+        // The 250 newest leave the listing (handled): the unread move up two and a half pages,
+        // past where the walk resumes.
+        rows.lock().unwrap().drain(..250);
+        let fake = Fake::new(100, served(rows.clone()));
+        let mut second = alerts_walker(&fake, &AlertQuery::default()).resume(page, cut);
+        read_all(&mut second, &mut read).await;
+        assert_eq!(second.end(), Some(&WalkEnd::Finished));
+        assert_eq!(read, (0..1000).collect::<BTreeSet<i64>>(), "nothing skipped");
+        // Pages 3 and 2 now start below the cut; page 1 does not: the walk goes on from there.
+        assert_eq!(pages_asked(&fake), [3, 2, 1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+
+    #[tokio::test]
+    async fn a_resumed_walk_reads_its_overlap_page_beyond_the_cap_so_it_always_progresses() {
+        let rows = std::sync::Arc::new(Mutex::new((0..500).collect::<Vec<i64>>()));
+        let mut read = BTreeSet::new();
+        let mut at: Option<(u32, i64)> = None;
+        for walk in 1..=20 {
+            let fake = Fake::new(1, served(rows.clone()));
+            let mut w = alerts_walker(&fake, &AlertQuery::default());
+            if let Some((page, cut)) = at {
+                w = w.resume(page, cut);
+            }
+            // New alerts keep arriving at the top: the walk reads some again, and goes on.
+            rows.lock().unwrap().insert(0, -walk);
+            read_all(&mut w, &mut read).await;
+            if w.end() == Some(&WalkEnd::Finished) {
+                assert_eq!(walk, 6, "one page further each walk");
+                break;
+            }
+            assert!(matches!(w.end(), Some(WalkEnd::Capped(_))), "walk {walk}");
+            at = w.position();
+            assert_eq!(at.map(|a| a.0), Some(walk as u32), "walk {walk}");
+        }
+        assert!((0..500).all(|id| read.contains(&id)), "every record read");
     }
 
     #[tokio::test]

@@ -822,3 +822,55 @@ impl<'s> Reader<'s> {
         self.end.remainders.extend(out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remainder(since_ms: Option<i64>, until_ms: Option<i64>, page: u32, cut_ms: i64) -> Remainder {
+        Remainder {
+            cluster: Some("c1".into()),
+            listing: WindowListing::Firewall,
+            since_ms,
+            until_ms,
+            page,
+            cut_ms,
+            first_start: false,
+        }
+    }
+
+    #[test]
+    fn a_window_cut_again_merges_into_the_older_remainder_at_the_newer_position() {
+        // The older remainder reads back to 1,000; the newer window starts at 5,000 and was cut
+        // at page 7 (oldest read 6,000): resume the widened query there.
+        let older = Remainder {
+            first_start: true,
+            ..remainder(Some(1_000), Some(4_000), 40, 2_000)
+        };
+        let newer = remainder(Some(5_000), Some(9_000), 7, 6_000);
+        let merged = Remainder::merge(older.clone(), newer.clone());
+        assert_eq!(merged, remainder(Some(1_000), Some(9_000), 7, 6_000));
+        // No lower bound wins; a first start's stays one only if both are.
+        let open = Remainder {
+            since_ms: None,
+            first_start: true,
+            ..older
+        };
+        let both = Remainder::merge(
+            open.clone(),
+            Remainder {
+                first_start: true,
+                ..newer
+            },
+        );
+        assert_eq!((both.since_ms, both.first_start), (None, true));
+        for l in [
+            WindowListing::PendingAlerts,
+            WindowListing::HandledAlerts,
+            WindowListing::Firewall,
+        ] {
+            assert_eq!(WindowListing::parse(l.as_str()), Some(l));
+        }
+        assert_eq!(WindowListing::parse("vulnerabilities"), None);
+    }
+}

@@ -288,15 +288,13 @@ fn describe_susp_events(world: &World, a: &Args<'_>) -> Result<Map<String, Value
     // Pending events: newest occurrence first. Handled events (Dealed=Y) honour SortColumn and
     // SortType, which the SDK documents only for that case.
     let by_operate = dealed == Some(true) && a.get("SortColumn") != Some("lastTime");
-    rows.sort_by(|x, y| {
-        let key = |r: &Map<String, Value>| {
-            if by_operate {
-                (i(&r["OperateTime"]), i(&r["Id"]))
-            } else {
-                (i(&r["LastTimeStamp"]), i(&r["Id"]))
-            }
-        };
-        key(y).cmp(&key(x))
+    // Keys read once per row, not per comparison: a page of a 50,000-alert world sorts them all.
+    rows.sort_by_cached_key(|r| {
+        std::cmp::Reverse(if by_operate {
+            (i(&r["OperateTime"]), i(&r["Id"]))
+        } else {
+            (i(&r["LastTimeStamp"]), i(&r["Id"]))
+        })
     });
     if dealed == Some(true) && a.get("SortType") == Some("asc") {
         rows.reverse();
@@ -395,7 +393,7 @@ fn describe_vul_list(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, 
         })
         .collect();
     // Newest records first; PrimaryId order keeps token paging stable while statuses change.
-    rows.sort_by_key(|r| std::cmp::Reverse(i(&r["PrimaryId"])));
+    rows.sort_by_cached_key(|r| std::cmp::Reverse(i(&r["PrimaryId"])));
 
     if use_token {
         let after = match a.get("NextToken") {
@@ -793,7 +791,7 @@ fn interception_history(world: &World, a: &Args<'_>) -> Result<Map<String, Value
                 })
         })
         .collect();
-    rows.sort_by(|x, y| (i(&y["LastTime"]), i(&y["Id"])).cmp(&(i(&x["LastTime"]), i(&x["Id"]))));
+    rows.sort_by_cached_key(|r| std::cmp::Reverse((i(&r["LastTime"]), i(&r["Id"]))));
     Ok(list_page_of(
         "InterceptionHistoryList",
         page_of(&rows, page, size),

@@ -106,12 +106,22 @@ pub enum FaultKind {
     /// HTTP 200 with the normal answer, every listed record's identity raised by 2^63 (sent as
     /// an unsigned number past `i64::MAX`).
     HighIds,
+    /// HTTP 200 with the normal answer, except that every list in it holds `records` small
+    /// records (`{"Id": n}`) whatever `PageSize` asked for: a page no honest server sends.
+    OversizedPage {
+        /// Records in the list (at most [`MAX_OVERSIZED_RECORDS`]).
+        records: usize,
+    },
 }
+
+/// Most records an oversized page may hold (about 13 MB of JSON).
+pub const MAX_OVERSIZED_RECORDS: usize = 1_000_000;
 
 /// The identity fields a poisoned or raised record is found by.
 const IDENTITY_KEYS: [&str; 4] = ["Id", "PrimaryId", "CheckWarningId", "RiskId"];
 
-/// Placeholder for the poisoned number, swapped for the raw text after serialisation.
+/// Placeholder for the poisoned number (or an oversized list), swapped for the raw text after
+/// serialisation.
 const POISON_MARK: &str = "__sasrelay_poison__";
 
 /// The records of every top-level list of an answer.
@@ -137,6 +147,30 @@ pub(crate) fn poisoned(mut body: Value, id: i64) -> Vec<u8> {
     }
     let text = serde_json::to_string(&body).unwrap_or_default();
     text.replace(&format!("\"{POISON_MARK}\""), "1e400")
+        .into_bytes()
+}
+
+/// The answer's bytes with every top-level list replaced by `records` records `{"Id": n}` (see
+/// [`FaultKind::OversizedPage`]), written as text: the simulator itself never holds them as
+/// values.
+pub(crate) fn oversized(mut body: Value, records: usize) -> Vec<u8> {
+    if let Some(top) = body.as_object_mut() {
+        for v in top.values_mut().filter(|v| v.is_array()) {
+            *v = Value::from(POISON_MARK);
+        }
+    }
+    let mut list = String::with_capacity(records * 14 + 2);
+    list.push('[');
+    for n in 0..records {
+        if n > 0 {
+            list.push(',');
+        }
+        list.push_str(&format!("{{\"Id\":{}}}", n + 1));
+    }
+    list.push(']');
+    serde_json::to_string(&body)
+        .unwrap_or_default()
+        .replace(&format!("\"{POISON_MARK}\""), &list)
         .into_bytes()
 }
 
@@ -223,6 +257,9 @@ impl FaultSpec {
             FaultKind::Slow { delay_ms } if *delay_ms > MAX_DELAY_MS => {
                 Err(format!("delay_ms must be at most {MAX_DELAY_MS}"))
             }
+            FaultKind::OversizedPage { records } if *records > MAX_OVERSIZED_RECORDS => Err(
+                format!("records must be at most {MAX_OVERSIZED_RECORDS}"),
+            ),
             FaultKind::Throttling { status, .. } | FaultKind::Error { status, .. }
                 if status.is_some_and(|s| !(400..=599).contains(&s)) =>
             {
@@ -425,6 +462,21 @@ mod tests {
             serde_json::from_str::<FaultSpec>(r#"{"kind":"nonsense"}"#).is_err(),
             "unknown kinds are rejected"
         );
+    }
+
+    #[test]
+    fn an_oversized_page_holds_that_many_records_in_every_list() {
+        let body = serde_json::json!({"RequestId": "r", "TotalCount": 3, "SuspEvents": [{"Id": 9}]});
+        let text = oversized(body, 3);
+        let v: Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"RequestId": "r", "TotalCount": 3, "SuspEvents": [{"Id": 1}, {"Id": 2}, {"Id": 3}]})
+        );
+        let big = FaultSpec::new(FaultKind::OversizedPage {
+            records: MAX_OVERSIZED_RECORDS + 1,
+        });
+        assert!(big.validate().is_err());
     }
 
     #[test]

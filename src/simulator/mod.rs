@@ -50,7 +50,7 @@
 //! | `POST /_sim/tick` | → `{new_alerts: [id], recurring_alerts, handled_alerts, new_vulns, fixed_vulns, ignored_vulns, new_baseline, passed_baseline, ignored_baseline, new_firewall, grown_firewall}` |
 //! | `POST /_sim/credentials` | `{"access_key_id", "access_key_secret", "security_token"?, "expires_at_ms"?, "denied"?, "denied_actions"?: [str], "disabled"?}` → `{"ok": true}` (replaces a key with the same id) |
 //! | `DELETE /_sim/credentials/{id}` | → `{"ok": true}` or 404 |
-//! | `POST /_sim/faults` | `{"kind": …, "action"?: str, "param"?: str, "count"?: n (1)}` → `{"ok": true}` (`param`: only calls that carry that parameter, e.g. `Ids`); kinds: `throttling` (`code`? `Throttling.User`, `retry_after_ms`? 1000, `status`?), `service_unavailable`, `internal_error`, `error` (`code`, `status`?, `message`?), `slow` (`delay_ms`), `truncated` / `short_body` (`keep_bytes`?), `not_json`, `wrong_types`, `list_missing` (a 200 with only `RequestId`), `code_in_ok` (`code`? `ServiceUnavailable`: an error body in a 200), `poison_record` (`id`: that record carries `1e400`), `high_ids` (identities raised by 2^63) |
+//! | `POST /_sim/faults` | `{"kind": …, "action"?: str, "param"?: str, "count"?: n (1)}` → `{"ok": true}` (`param`: only calls that carry that parameter, e.g. `Ids`); kinds: `throttling` (`code`? `Throttling.User`, `retry_after_ms`? 1000, `status`?), `service_unavailable`, `internal_error`, `error` (`code`, `status`?, `message`?), `slow` (`delay_ms`), `truncated` / `short_body` (`keep_bytes`?), `not_json`, `wrong_types`, `list_missing` (a 200 with only `RequestId`), `code_in_ok` (`code`? `ServiceUnavailable`: an error body in a 200), `poison_record` (`id`: that record carries `1e400`), `high_ids` (identities raised by 2^63), `oversized_page` (`records`: every list of the normal answer holds that many records `{"Id": n}`, at most 1,000,000, whatever `PageSize` asked) |
 //! | `GET /_sim/faults`, `DELETE /_sim/faults` | → pending rules / clears them |
 //! | `GET /_sim/calls`, `DELETE /_sim/calls` | → `{"calls": {"DescribeSuspEvents": 3, …, "_other": n}, "total": n}` / resets |
 //!
@@ -84,7 +84,9 @@ pub use config::{
     MAX_CREDENTIALS, MAX_INITIAL_PER_DOMAIN, MAX_NODES_PER_CLUSTER, SimConfig, SimConfigError,
     SimCredential,
 };
-pub use faults::{FaultKind, FaultSpec, MAX_DELAY_MS, MAX_FAULT_COUNT, MAX_FAULTS};
+pub use faults::{
+    FaultKind, FaultSpec, MAX_DELAY_MS, MAX_FAULT_COUNT, MAX_FAULTS, MAX_OVERSIZED_RECORDS,
+};
 pub use world::{ControlError, Domain, MAX_RECORDS_PER_DOMAIN, TickReport};
 
 use auth::{AuthState, RawRequest, Verified};

@@ -259,6 +259,11 @@ async fn api(
             resp
         }
         Some(FaultKind::HighIds) => json_response(200, &super::faults::high_ids(out), &request_id),
+        Some(FaultKind::OversizedPage { records }) => {
+            let mut resp = json_response(200, &Value::Null, &request_id);
+            *resp.body_mut() = Body::from(super::faults::oversized(out, records));
+            resp
+        }
         _ => json_response(200, &out, &request_id),
     }
 }

@@ -219,6 +219,12 @@ impl Hook {
         lock(&self.state.inner).requests.clone()
     }
 
+    /// `f` of every request so far, without copying them (a backlog test receives tens of
+    /// thousands).
+    pub fn with_requests<R>(&self, f: impl FnOnce(&[Request]) -> R) -> R {
+        f(&lock(&self.state.inner).requests)
+    }
+
     /// Delivered (2xx) requests so far.
     pub fn delivered(&self) -> Vec<Request> {
         self.requests()
@@ -497,6 +503,17 @@ impl Daemon {
         status.expect("wait for sasrelay")
     }
 
+    /// The process's peak resident set size so far (`VmHWM` of `/proc/<pid>/status`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .unwrap_or_else(|e| panic!("read /proc/{}/status: {e}", self.pid));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmHWM in /proc/{}/status", self.pid))
+    }
+
     /// SIGTERM, then waits for the exit.
     pub async fn terminate(&mut self, timeout: Duration) -> ExitStatus {
         kill_pid(self.pid, "TERM");
@@ -546,6 +563,8 @@ pub struct ConfigSpec<'a> {
     pub initial_sync: &'a str,
     /// Extra lines in the `[[source]]` table (e.g. `domains = [...]`).
     pub source_extra: &'a str,
+    /// The source's `poll` table. Default: every domain each second.
+    pub poll: &'a str,
     /// Extra lines in `[delivery]`.
     pub delivery_extra: &'a str,
     /// Extra tables at the end of the file (`[routing]`, `[[route]]`, …).
@@ -564,6 +583,7 @@ impl<'a> ConfigSpec<'a> {
             state,
             initial_sync: "baseline",
             source_extra: "",
+            poll: r#"{ alerts = "1s", firewall = "1s", vulnerabilities = "1s", baseline = "1s" }"#,
             delivery_extra: "",
             tail: "",
             admin: r#"listen = "127.0.0.1:0""#,
@@ -578,7 +598,7 @@ name = "sim"
 region = "cn-hangzhou"
 endpoint = "http://{sim}"
 credentials = {{ type = "access_key", access_key_id = "sasrelay-sim", access_key_secret = {{ env = "{SECRET_ENV}" }} }}
-poll = {{ alerts = "1s", firewall = "1s", vulnerabilities = "1s", baseline = "1s" }}
+poll = {poll}
 initial_sync = "{initial_sync}"
 {source_extra}
 
@@ -604,6 +624,7 @@ url = "{hook}"
 {tail}
 "#,
             sim = self.sim,
+            poll = self.poll,
             initial_sync = self.initial_sync,
             source_extra = self.source_extra,
             state = self.state.display(),

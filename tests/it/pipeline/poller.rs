@@ -1,7 +1,9 @@
 //! The poller against the simulator, in process: statistics probes let an unchanged snapshot
 //! domain skip its full sweep, a changed one is swept, and the periodic reconcile sweeps anyway;
 //! vulnerabilities that leave the pending list resolve with the reason Security Center gives
-//! (fixed, ignored, expired) or as `gone`, exactly once, even when the lookup fails.
+//! (fixed, ignored, expired) or as `gone`, exactly once, even when the lookup fails; a first
+//! start larger than the page cap stays silent across the polls that read it, and a snapshot
+//! sweep the cap stops resolves nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -38,8 +40,13 @@ struct Rig {
 }
 
 impl Rig {
-    /// `source_extra`: more lines of the `[[source]]` table.
+    /// A rig polling vulnerabilities; `source_extra`: more lines of the `[[source]]` table.
     async fn start(source_extra: &str) -> Rig {
+        Rig::start_for(Domain::Vulnerabilities, source_extra).await
+    }
+
+    /// A rig polling `domain`.
+    async fn start_for(domain: Domain, source_extra: &str) -> Rig {
         let sim = Simulator::start(SimConfig::default()).await.unwrap();
         let cluster = sim.clusters()[0].cluster_id.clone();
         let dir = tempfile::tempdir().unwrap();
@@ -80,7 +87,7 @@ impl Rig {
             Arc::new(Notify::new()),
         ));
         let poll = DomainPoll {
-            domain: Domain::Vulnerabilities,
+            domain,
             interval: Duration::from_secs(60),
             events: EventSwitches::default(),
         };
@@ -489,4 +496,112 @@ async fn a_sweep_with_an_unreadable_record_resolves_nothing() {
         vec![&format!("vul:{removed}")]
     );
     assert_eq!(resolved[&format!("vul:{removed}")].len(), 1);
+}
+
+/// `initial_sync = "baseline"` over more open alerts than one poll reads (`max_pages = 1`): the
+/// first poll tracks the newest page silently and leaves the rest to the backfill; the next
+/// polls read it, silently too, and the one summary — counting every open alert — is sent
+/// when nothing of the first start is left. Afterwards a new alert is news.
+#[tokio::test]
+async fn a_first_start_past_the_page_cap_stays_silent_until_read_and_is_summarised_once() {
+    let rig = Rig::start_for(Domain::Alerts, "max_pages = 1").await;
+    let now = time::OffsetDateTime::now_utc();
+    let now_ms = now.unix_timestamp() * 1000;
+    // Open alerts of the cluster, an hour old and older (outside any later poll's window).
+    for i in 0..250 {
+        rig.sim
+            .add_finding(
+                simulator::Domain::Alert,
+                Some(&rig.cluster),
+                json!({ "LastTimeStamp": now_ms - 3_600_000 - i * 10_000 }),
+            )
+            .unwrap();
+    }
+    let open = rig
+        .sim
+        .findings(simulator::Domain::Alert)
+        .iter()
+        .filter(|a| a["EventStatus"] == 1 && a["K8sClusterId"] == rig.cluster.as_str())
+        .count() as u64;
+    assert!(open > 250);
+
+    let mut t = now;
+    let mut polls = Vec::new();
+    loop {
+        let report = rig.poller.poll_once(t).await.unwrap();
+        polls.push(report.clone());
+        if report.backfill == 0 {
+            break;
+        }
+        assert!(rig.outbox().is_empty(), "silent while the first start is read");
+        assert!(polls.len() < 10, "{polls:?}");
+        t += time::Duration::seconds(30);
+    }
+    assert!(polls.len() >= 3, "{polls:?}");
+    assert!(polls[0].incomplete && polls[0].backfill == 1, "{:?}", polls[0]);
+    let tracked: u64 = polls.iter().map(|p| p.silently_tracked).sum();
+    assert_eq!(tracked, open);
+    let outbox = rig.outbox();
+    assert_eq!(outbox.len(), 1, "one summary: {outbox:?}");
+    assert_eq!(outbox[0].kind, EventKind::Summary);
+    assert_eq!(outbox[0].summary.as_ref().unwrap().tracked, open);
+
+    let id = rig
+        .sim
+        .add_finding(simulator::Domain::Alert, Some(&rig.cluster), json!({}))
+        .unwrap()["Id"]
+        .as_i64()
+        .unwrap();
+    let report = rig
+        .poller
+        .poll_once(t + time::Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(report.dispatched.enqueued, 1, "{report:?}");
+    let news: Vec<String> = rig
+        .outbox()
+        .iter()
+        .filter(|e| e.kind == EventKind::New)
+        .map(|e| e.finding.as_ref().unwrap().id.clone())
+        .collect();
+    assert_eq!(news, [format!("alert:{id}")]);
+}
+
+/// A vulnerability sweep stopped by the page cap is incomplete: what it listed is recorded and
+/// sent, but the findings it did not reach are not missed — nothing is judged or resolved.
+#[tokio::test]
+async fn a_sweep_cut_by_the_page_cap_resolves_nothing() {
+    let rig = Rig::start("max_pages = 1").await;
+    let t0 = time::OffsetDateTime::now_utc();
+    let first = rig.poller.poll_once(t0).await.unwrap();
+    assert!(!first.incomplete, "the cluster's few fit one page: {first:?}");
+    let before = rig.store.records("sim", Domain::Vulnerabilities).unwrap();
+    assert!(!before.is_empty());
+    // 120 newer ones: the listing (newest first, 100 a page) no longer reaches the old ones.
+    let added: Vec<i64> = (0..120).map(|_| rig.add_vuln()).collect();
+    let mut t = t0;
+    for n in 0..3 {
+        t += time::Duration::seconds(60 * (RECONCILE_EVERY as i64 + 1));
+        let report = rig.poller.poll_once(t).await.unwrap();
+        assert!(report.incomplete, "{report:?}");
+        assert_eq!(report.pending_gone, 0, "nothing judged: {report:?}");
+        if n == 0 {
+            assert_eq!(report.dispatched.enqueued, 100, "the newest page is news");
+        }
+    }
+    assert!(rig.resolved().is_empty(), "nothing resolved");
+    for (fp, r) in before {
+        let now = rig
+            .store
+            .get_record("sim", Domain::Vulnerabilities, &fp)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (now.status, now.absent_sweeps),
+            (r.status, 0),
+            "{} neither resolved nor counted missing",
+            r.id
+        );
+    }
+    assert_eq!(added.len(), 120);
 }

@@ -1,0 +1,326 @@
+//! A large backlog and an oversized page, through the real binary against the simulator. A
+//! first start over more open alerts than one poll's page cap reads delivers each exactly
+//! once over several polls (the cursor's backfill), starting after the first page and in
+//! bounded memory, while alerts are handled and added meanwhile; a "page" of 200,000 records
+//! answered to `PageSize=100` is refused with an error naming the action, in bounded memory,
+//! and the domain recovers once the answers are honest again.
+//!
+//! Figures (first delivery after the first page, peak RSS) are printed; the bounds asserted
+//! are the issue's (5 s, 64 MiB).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+use sasrelay::simulator::{
+    Domain, FaultKind, FaultSpec, InitialFindings, MAX_FAULT_COUNT, SimConfig, SimHandle,
+    Simulator,
+};
+use serde_json::{Value, json};
+
+/// Failure guard for every short wait (a hang becomes a failure, never a pass).
+const T: Duration = Duration::from_secs(60);
+/// The issue's bound on the daemon's peak RSS.
+const RSS_BOUND_KIB: u64 = 64 * 1024;
+/// The issue's bound on the first delivery after the first page.
+const FIRST_DELIVERY_BOUND: Duration = Duration::from_secs(5);
+
+/// A simulator holding `n` open alerts (nothing else), their latest occurrences spread over
+/// the three days before now, one second apart at least; with their finding ids.
+async fn with_open_alerts(n: usize) -> (SimHandle, Vec<i64>) {
+    let sim = Simulator::start(SimConfig {
+        initial: InitialFindings {
+            alerts: 0,
+            vulns: 0,
+            baseline: 0,
+            firewall: 0,
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let span_ms: i64 = 3 * 24 * 3600 * 1000;
+    let step = (span_ms / n as i64).max(1000);
+    let ids = (0..n as i64)
+        .map(|i| {
+            let at = now_ms - 60_000 - i * step;
+            sim.add_finding(Domain::Alert, None, json!({ "LastTimeStamp": at }))
+                .unwrap()["Id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    (sim, ids)
+}
+
+/// The finding ids the receiver got `kind` events for, after checking that every payload
+/// arrived exactly once; read in place (tens of thousands of requests).
+fn delivered_once(hook: &Hook, kind: &str) -> BTreeMap<String, usize> {
+    hook.with_requests(|requests| {
+        assert_each_once(requests);
+        let mut out: BTreeMap<String, usize> = BTreeMap::new();
+        for r in requests.iter().filter(|r| r.delivered() && r.kind() == kind) {
+            *out.entry(r.finding_id().to_string()).or_default() += 1;
+        }
+        out
+    })
+}
+
+fn alert_set(ids: &[i64]) -> BTreeSet<String> {
+    ids.iter().map(|id| format!("alert:{id}")).collect()
+}
+
+/// What a first start over a backlog measured.
+struct Figures {
+    /// From the first `DescribeSuspEvents` call to the first delivery.
+    first_delivery: Duration,
+    /// From the daemon's start until every alert was delivered.
+    all_delivered: Duration,
+    /// The daemon's peak RSS.
+    peak_rss_kib: u64,
+    /// Polls whose window the page cap stopped (their rest went to the backfill).
+    cut_polls: usize,
+}
+
+/// Starts the daemon (`initial_sync = "notify"`, alerts only, `source_extra` in the source),
+/// waits until the first alert is delivered, calls `meanwhile` once the first poll is done,
+/// then waits until `expected_new` are delivered and two more polls find nothing more.
+async fn first_start(
+    sim: &SimHandle,
+    hook: &Hook,
+    source_extra: &str,
+    poll: &str,
+    expected_new: usize,
+    meanwhile: impl FnOnce(&Daemon),
+    deadline: Duration,
+) -> Figures {
+    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
+    let mut spec = ConfigSpec::new(&endpoint, &url, &state);
+    spec.initial_sync = "notify";
+    spec.poll = poll;
+    let extra = format!("domains = [\"alerts\"]\n{source_extra}");
+    spec.source_extra = &extra;
+    let config = spec.write(&dir.path().join("sasrelay.toml"));
+
+    sim.reset_calls();
+    let started = Instant::now();
+    let mut daemon = Daemon::spawn(&config);
+    wait_calls(sim, &[("DescribeSuspEvents", 1)], T).await;
+    let first_call = Instant::now();
+    hook.wait_delivered(1, T).await;
+    let first_delivery = hook.with_requests(|r| r[0].at) - first_call;
+    daemon
+        .wait_log("the first poll", deadline, |v| {
+            v["fields"]["message"] == "Poll done." && v["fields"]["domain"] == "alerts"
+        })
+        .await;
+    meanwhile(&daemon);
+    hook.wait_for(&format!("{expected_new} new alerts"), deadline, |r| {
+        r.iter().filter(|r| r.delivered() && r.kind() == "new").count() >= expected_new
+    })
+    .await;
+    let all_delivered = started.elapsed();
+    daemon.wait_more_polls_of(&["alerts"], 2, T).await;
+    let peak_rss_kib = daemon.peak_rss_kib();
+    let polls = daemon.polls("alerts");
+    let cut_polls = polls.iter().filter(|p| p["incomplete"] == true).count();
+    let last = polls.last().expect("a poll");
+    assert_eq!(last["backfill"], 0, "nothing left to read: {last}");
+    assert_eq!(daemon.terminate(T).await.code(), Some(0));
+    Figures {
+        first_delivery,
+        all_delivered,
+        peak_rss_kib,
+        cut_polls,
+    }
+}
+
+fn report(what: &str, f: &Figures) {
+    eprintln!(
+        "{what}: first delivery {:.2} s after the first page was asked for; all delivered after {:.1} s; {} polls cut by the page cap; daemon peak RSS {:.1} MiB",
+        f.first_delivery.as_secs_f64(),
+        f.all_delivered.as_secs_f64(),
+        f.cut_polls,
+        f.peak_rss_kib as f64 / 1024.0
+    );
+    assert!(
+        f.first_delivery <= FIRST_DELIVERY_BOUND,
+        "{what}: first delivery {:?} after the first page",
+        f.first_delivery
+    );
+    assert!(
+        f.peak_rss_kib <= RSS_BOUND_KIB,
+        "{what}: peak RSS {} KiB",
+        f.peak_rss_kib
+    );
+}
+
+/// 5,000 open alerts at a first start, 1,000 a poll (`max_pages = 10`): the first poll reads
+/// the newest 1,000 and leaves the rest to the backfill. Then the 300 newest, already
+/// delivered, are handled — the pending list shrinks ahead of where the backfill resumes, so
+/// it must back up rather than skip — and 50 new alerts appear. Every alert is new exactly
+/// once, the handled ones resolve exactly once, nothing else is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_past_the_page_cap_is_delivered_over_several_polls_each_once() {
+    let (sim, ids) = with_open_alerts(5_000).await;
+    let hook = Hook::start().await;
+    let handled: Vec<i64> = ids[..300].to_vec();
+    let added: std::sync::Mutex<Vec<i64>> = std::sync::Mutex::new(Vec::new());
+    let figures = first_start(
+        &sim,
+        &hook,
+        "max_pages = 10",
+        r#"{ alerts = "3s" }"#,
+        5_050,
+        |daemon| {
+            let first = daemon.polls("alerts");
+            assert_eq!(first.len(), 1);
+            assert_eq!(
+                (&first[0]["incomplete"], &first[0]["backfill"]),
+                (&json!(true), &json!(1)),
+                "the first poll was cut and left a backfill: {}",
+                first[0]
+            );
+            for id in &handled {
+                sim.set_status(Domain::Alert, *id, 32).unwrap();
+            }
+            let mut added = added.lock().unwrap();
+            for _ in 0..50 {
+                added.push(
+                    sim.add_finding(Domain::Alert, None, json!({})).unwrap()["Id"]
+                        .as_i64()
+                        .unwrap(),
+                );
+            }
+        },
+        T * 3,
+    )
+    .await;
+    report("5,000 alerts, max_pages = 10", &figures);
+    assert!(figures.cut_polls >= 4, "{} polls cut", figures.cut_polls);
+
+    let added = added.into_inner().unwrap();
+    let news = delivered_once(&hook, "new");
+    let want: BTreeSet<String> = alert_set(&ids).union(&alert_set(&added)).cloned().collect();
+    assert_eq!(news.keys().cloned().collect::<BTreeSet<_>>(), want);
+    assert!(news.values().all(|n| *n == 1));
+    let resolved = delivered_once(&hook, "resolved");
+    assert_eq!(
+        resolved.keys().cloned().collect::<BTreeSet<_>>(),
+        alert_set(&handled)
+    );
+    let kinds: BTreeSet<String> =
+        hook.with_requests(|r| r.iter().map(|r| r.kind().to_string()).collect());
+    assert_eq!(
+        kinds,
+        ["new", "resolved"].map(String::from).into(),
+        "nothing else"
+    );
+}
+
+/// The issue's measurement: 50,000 open alerts at a first start with `initial_sync =
+/// "notify"` and default settings (100 a page, `max_pages = 200`): every alert delivered
+/// exactly once, the first within 5 s of the first page, the daemon under 64 MiB. Several
+/// minutes in a debug build, so a soak (`.ci/run` runs it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "soak: several minutes; .ci/run runs it"]
+async fn soak_a_first_start_over_50000_open_alerts_delivers_each_once_in_bounded_memory() {
+    let (sim, ids) = with_open_alerts(50_000).await;
+    let hook = Hook::start().await;
+    let figures = first_start(
+        &sim,
+        &hook,
+        "",
+        r#"{ alerts = "1s" }"#,
+        ids.len(),
+        |_| {},
+        Duration::from_secs(900),
+    )
+    .await;
+    report("50,000 alerts, default settings", &figures);
+    assert!(figures.cut_polls >= 2, "{} polls cut", figures.cut_polls);
+    let news = delivered_once(&hook, "new");
+    assert_eq!(news.keys().cloned().collect::<BTreeSet<_>>(), alert_set(&ids));
+    assert!(news.values().all(|n| *n == 1));
+}
+
+/// A "page" of 200,000 records answered to `PageSize=100`: refused while it is read, with an
+/// error naming the action, the daemon's memory bounded; the domain keeps polling and, once
+/// the answers are honest, delivers every alert exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_page_is_refused_in_bounded_memory_and_the_domain_recovers() {
+    let (sim, ids) = with_open_alerts(150).await;
+    sim.inject_fault(
+        FaultSpec::new(FaultKind::OversizedPage { records: 200_000 })
+            .for_action("DescribeSuspEvents")
+            .times(MAX_FAULT_COUNT),
+    )
+    .unwrap();
+    let hook = Hook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
+    let mut spec = ConfigSpec::new(&endpoint, &url, &state);
+    spec.initial_sync = "notify";
+    spec.source_extra = "domains = [\"alerts\"]\nretry_initial_delay = \"50ms\"\nretry_max_delay = \"100ms\"";
+    let config = spec.write(&dir.path().join("sasrelay.toml"));
+
+    let mut daemon = Daemon::spawn(&config);
+    // Two failed polls, each after its retries: every attempt downloaded 200,000 records.
+    let failed = |v: &Value| {
+        v["fields"]["task"] == "poll"
+            && v["fields"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("a page of more than 1000 records"))
+    };
+    daemon
+        .wait_log("a failed poll naming the oversized page", T, failed)
+        .await;
+    wait_calls(&sim, &[("DescribeSuspEvents", 8)], T).await;
+    let errors: Vec<String> = daemon
+        .lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(failed)
+        .map(|v| v["fields"]["error"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        errors[0].contains("DescribeSuspEvents"),
+        "the error names the action: {errors:?}"
+    );
+    assert_eq!(hook.count(), 0, "nothing delivered from a refused page");
+    let peak = daemon.peak_rss_kib();
+    eprintln!(
+        "oversized page (200,000 records to PageSize=100): {} refused attempts; daemon peak RSS {:.1} MiB",
+        sim.call_count("DescribeSuspEvents"),
+        peak as f64 / 1024.0
+    );
+    assert!(peak <= RSS_BOUND_KIB, "peak RSS {peak} KiB");
+
+    // Honest answers again: the domain was still polling, and catches up.
+    sim.clear_faults();
+    hook.wait_delivered(ids.len(), T).await;
+    daemon.wait_more_polls_of(&["alerts"], 2, T).await;
+    let news = delivered_once(&hook, "new");
+    assert_eq!(news.keys().cloned().collect::<BTreeSet<_>>(), alert_set(&ids));
+    assert_eq!(daemon.terminate(T).await.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scratch_idle_rss() {
+    let (sim, ids) = with_open_alerts(150).await;
+    let hook = Hook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
+    let mut spec = ConfigSpec::new(&endpoint, &url, &state);
+    spec.initial_sync = "notify";
+    spec.source_extra = "domains = [\"alerts\"]";
+    let config = spec.write(&dir.path().join("sasrelay.toml"));
+    let mut daemon = Daemon::spawn(&config);
+    hook.wait_delivered(ids.len(), T).await;
+    daemon.wait_more_polls_of(&["alerts"], 3, T).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid)).unwrap();
+    eprintln!("IDLE {}", status.lines().filter(|l| l.starts_with("Vm") || l.starts_with("Rss")).collect::<Vec<_>>().join(" | "));
+    daemon.terminate(T).await;
+}
