@@ -13,13 +13,13 @@
 //!                      │          refreshed in the background ahead of expiry
 //! sas ────────── client: one signed call (V3 ACS3-HMAC-SHA256 or V1 HMAC-SHA1), body capped,
 //!                      │          errors classified by Code, throttling/5xx/timeouts retried;
-//!                      │          api: the four domains fully paged; normalise: every item into
+//!                      │          api: the four domains a page at a time; normalise: every item into
 //!                      │          one `Finding`; source: a configured source reading a domain
-//! pipeline ───── poller → lifecycle (pure diff) → dispatch (routing::Router, pure) → the
+//! pipeline ───── poller (page by page) → lifecycle (pure diff) → dispatch (routing::Router, pure) → the
 //!                      │          sink's outbox, a routing group or the suppression log;
 //!                      │          grouper closes due groups into digests; reminders
-//! store ──────── sled, single-key writes only: dispatch writes (guarded) → records → flush →
-//!                      │          cursor
+//! store ──────── sled, single-key writes only: per page dispatch writes (guarded) → records →
+//!                      │          flush; then the cursor
 //! pipeline ───── delivery: one worker per sink: due entry → sinks::Sink::deliver (one
 //!                      │          attempt, after the sink's rate limit) → ack / reschedule with
 //!                      │          backoff / dead letter; a rate-limited backlog folded into digests
@@ -81,13 +81,13 @@
 //!   site → host), [`sas::client`] (one attempt and the retrying call), [`sas::retry`],
 //!   [`sas::error`] (error bodies, classification by Code, operator hints), [`sas::models`]
 //!   (tolerant response models keeping the raw JSON), [`sas::api`] (one listing per domain,
-//!   paged to the end with a pure continue/stop decision; the baseline walk; statistics probes;
-//!   vulnerability lookup by id), [`sas::normalise`] (raw records → `Finding`, pure),
+//!   read a page at a time by a resumable walker with a pure continue/stop decision; the
+//!   baseline walk; statistics probes; vulnerability lookup by id), [`sas::normalise`] (raw records → `Finding`, pure),
 //!   [`sas::source`] (a configured source: its checked settings, credentials and client,
 //!   reading a domain per cluster or account-wide).
 //! - [`pipeline`] — one finding's path in order, its module doc drawing the flow:
-//!   [`pipeline::poller`] (read → diff → lookup of vulnerabilities that left the list →
-//!   crash-safe writes), [`pipeline::lifecycle`] (the pure transition table),
+//!   [`pipeline::poller`] (page by page: read → diff → crash-safe writes; a complete sweep's
+//!   end: lookup of vulnerabilities that left the list; the backfill of what the page cap left), [`pipeline::lifecycle`] (the pure transition table),
 //!   [`pipeline::dispatch`] (routing decisions applied to the store; the book of silences;
 //!   reminders due), [`pipeline::grouper`] (due groups into digests, due reminders sent),
 //!   [`pipeline::delivery`] (the per-sink worker, its pure retry / dead-letter decision and
@@ -152,9 +152,11 @@
 //! - Attacker-controlled text (anything inside a finding) is printed to terminals only with
 //!   control characters removed.
 //! - Only [`store`] imports sled, and it never uses sled batches or transactions. A poll's
-//!   writes go events (outbox entries, group members, suppressions) → records → flush →
-//!   cursor; the cursor never gets ahead of durable state. Every Security Center call of a
-//!   poll (the vulnerability lookup included) happens before its first write.
+//!   writes go, page by page, events (outbox entries, group members, suppressions) → records
+//!   → flush, and the cursor last; the cursor never gets ahead of durable state. A page's
+//!   Security Center calls (a resolution chunk's vulnerability lookup included) happen before
+//!   its writes. A poll holds one page, never every finding; the page cap stops a listing, not
+//!   a poll: a window's older rest is resumed by the next polls (the cursor's backfill).
 //! - An event id derives from (fingerprint, kind, generation, occurrence), never from the
 //!   resolution: a finding resolves once per lifecycle however a re-poll explains it. A failed
 //!   lookup of vulnerabilities that left the list is not a failed poll.

@@ -66,7 +66,8 @@ impl Connect {
                 self.parts.store.clone(),
                 self.parts.dispatcher.clone(),
             )
-            .with_metrics(self.parts.metrics.clone());
+            .with_metrics(self.parts.metrics.clone())
+            .with_stop(self.shutdown.clone());
             tasks::spawn(&self.tracker, poller, &self.shutdown);
         }
     }

@@ -2,8 +2,9 @@
 //! a page at a time ([`Source::reader`]), lets the lifecycle tracker decide what each page
 //! changed, and writes the result in the store's crash-safe order before the next page is
 //! read. [`Poller`] is a [`Task`]: the daemon's runner repeats it every interval and backs off
-//! after failures (capped at the interval); a poll in progress at shutdown finishes, or is
-//! dropped before its cursor moves, which the order below makes safe.
+//! after failures (capped at the interval); a poll in progress at shutdown stops after the page
+//! it is committing ([`Poller::with_stop`]) without moving its cursor — or, past the shutdown
+//! grace, is dropped — which the order below makes safe.
 //!
 //! The order of one poll, chosen so that a crash between any two steps loses nothing:
 //! 1. per page, as it arrives — of the window since the watermark minus the overlap (alerts,
@@ -54,6 +55,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::event::Event;
@@ -102,6 +104,8 @@ pub struct PollReport {
     pub pending_gone: usize,
     /// Pages committed.
     pub pages: usize,
+    /// The daemon is stopping: the poll stopped after a page and did not move the cursor.
+    pub interrupted: bool,
     /// A listing was stopped by the page cap or by a server repeating pages: a snapshot sweep
     /// that resolved nothing, or a window whose older part waits in the backfill.
     pub incomplete: bool,
@@ -173,6 +177,9 @@ pub struct Poller {
     dispatcher: Arc<Dispatcher>,
     metrics: Arc<Metrics>,
     gone_rule: GoneRule,
+    /// Cancelled by the daemon's shutdown (its pollers' token): a poll stops at the next page
+    /// boundary instead of reading on.
+    stop: CancellationToken,
 }
 
 impl Poller {
@@ -190,7 +197,16 @@ impl Poller {
             dispatcher,
             metrics: Arc::default(),
             gone_rule: GoneRule::default(),
+            stop: CancellationToken::new(),
         }
+    }
+
+    /// Stops a poll in progress at its next page boundary once `stop` is cancelled (the
+    /// daemon's shutdown): what was committed stays, the cursor does not move, so the next
+    /// start reads the same window again.
+    pub fn with_stop(mut self, stop: CancellationToken) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// Resolves findings that left a snapshot by `rule` instead of the default.
@@ -262,6 +278,12 @@ impl Poller {
         while let Some(batch) = reader.next_batch().await? {
             self.commit_page(batch, now, &mut listed, &mut report)
                 .await?;
+            if self.stop.is_cancelled() {
+                // Committed pages stay; the unmoved cursor makes the next start read them again
+                // (as unchanged) and go on.
+                report.interrupted = true;
+                return Ok(report);
+            }
         }
         let end = reader.into_end();
         self.report_cuts(&end);
@@ -646,6 +668,7 @@ impl Poller {
             quarantined = r.quarantined,
             pending_gone = r.pending_gone,
             pages = r.pages,
+            interrupted = r.interrupted,
             incomplete = r.incomplete,
             backfill = r.backfill,
             "Poll done."

@@ -1,12 +1,18 @@
 //! The four domain listings and the per-cluster statistics probes: how each request is built
-//! (docs/sas-api.md §1.5, §2.4, §3.7, §4.1) and how every listing is paged to the end.
+//! (docs/sas-api.md §1.5, §2.4, §3.7, §4.1) and how every listing is paged.
 //!
+//! A listing is read a page at a time by a [`Walker`] (the baseline's three nested listings by
+//! a [`BaselineWalker`], one affected asset at a time), so its caller decides what to do with
+//! each page before the next is read and a listing of any length costs one page of memory.
 //! Each call goes through [`SasCall::call`] (for [`SasClient`], retried under the source's
-//! retry policy); a call that still fails ends the listing with that error. Paging
-//! is decided by the pure [`decide`] function, which stops on an empty or short page, on
+//! retry policy); a call that still fails ends the walk with that error. Paging is decided by
+//! the pure [`decide`] function, which stops on an empty or short page, on
 //! `CurrentPage*PageSize >= TotalCount`, when a page only repeats items already read (a server
-//! ignoring `CurrentPage` cannot make a listing loop), and fails with
-//! [`SasError::TooManyPages`] at the client's `max_pages`.
+//! ignoring `CurrentPage` cannot make a listing loop), and at the client's `max_pages`
+//! ([`WalkEnd::Capped`]: the rest is unread, which the caller knows). Listings sorted newest
+//! first by a time key (alerts, handled alerts, firewall records) can be resumed where an
+//! earlier walk stopped ([`Walker::resume`]). The `list_*` functions collect a whole walk and
+//! turn a cut into [`SasError::TooManyPages`], for callers that want all or nothing.
 //!
 //! Request building is split from calling (`*_request` functions) so it can be tested without a
 //! network; the calls go through [`SasCall`], which [`SasClient`] implements.
@@ -1854,7 +1860,10 @@ mod tests {
     }
 
     fn pages_asked(fake: &Fake) -> Vec<i64> {
-        fake.calls().iter().map(|c| num(&c.1, "CurrentPage")).collect()
+        fake.calls()
+            .iter()
+            .map(|c| num(&c.1, "CurrentPage"))
+            .collect()
     }
 
     #[tokio::test]
@@ -1874,7 +1883,11 @@ mod tests {
         let mut second = alerts_walker(&fake, &AlertQuery::default()).resume(page, cut);
         read_all(&mut second, &mut read).await;
         assert_eq!(second.end(), Some(&WalkEnd::Finished));
-        assert_eq!(read, (0..1000).collect::<BTreeSet<i64>>(), "nothing skipped");
+        assert_eq!(
+            read,
+            (0..1000).collect::<BTreeSet<i64>>(),
+            "nothing skipped"
+        );
         // Pages 3 and 2 now start below the cut; page 1 does not: the walk goes on from there.
         assert_eq!(pages_asked(&fake), [3, 2, 1, 2, 3, 4, 5, 6, 7, 8]);
     }

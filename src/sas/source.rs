@@ -827,7 +827,12 @@ impl<'s> Reader<'s> {
 mod tests {
     use super::*;
 
-    fn remainder(since_ms: Option<i64>, until_ms: Option<i64>, page: u32, cut_ms: i64) -> Remainder {
+    fn remainder(
+        since_ms: Option<i64>,
+        until_ms: Option<i64>,
+        page: u32,
+        cut_ms: i64,
+    ) -> Remainder {
         Remainder {
             cluster: Some("c1".into()),
             listing: WindowListing::Firewall,

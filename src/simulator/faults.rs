@@ -257,9 +257,9 @@ impl FaultSpec {
             FaultKind::Slow { delay_ms } if *delay_ms > MAX_DELAY_MS => {
                 Err(format!("delay_ms must be at most {MAX_DELAY_MS}"))
             }
-            FaultKind::OversizedPage { records } if *records > MAX_OVERSIZED_RECORDS => Err(
-                format!("records must be at most {MAX_OVERSIZED_RECORDS}"),
-            ),
+            FaultKind::OversizedPage { records } if *records > MAX_OVERSIZED_RECORDS => {
+                Err(format!("records must be at most {MAX_OVERSIZED_RECORDS}"))
+            }
             FaultKind::Throttling { status, .. } | FaultKind::Error { status, .. }
                 if status.is_some_and(|s| !(400..=599).contains(&s)) =>
             {
@@ -466,7 +466,8 @@ mod tests {
 
     #[test]
     fn an_oversized_page_holds_that_many_records_in_every_list() {
-        let body = serde_json::json!({"RequestId": "r", "TotalCount": 3, "SuspEvents": [{"Id": 9}]});
+        let body =
+            serde_json::json!({"RequestId": "r", "TotalCount": 3, "SuspEvents": [{"Id": 9}]});
         let text = oversized(body, 3);
         let v: Value = serde_json::from_slice(&text).unwrap();
         assert_eq!(

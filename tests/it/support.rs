@@ -314,6 +314,14 @@ pub fn assert_each_once(requests: &[Request]) {
 // The daemon
 // ---------------------------------------------------------------------------------------------
 
+/// The binary the daemon tests run: this build's, unless `SASRELAY_E2E_BIN` names another (the
+/// soaks measure memory on the release build: `.ci/run`).
+pub fn daemon_binary() -> PathBuf {
+    std::env::var_os("SASRELAY_E2E_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sasrelay")))
+}
+
 struct LogState {
     lines: Mutex<Vec<String>>,
     changed: watch::Sender<u64>,
@@ -362,7 +370,7 @@ impl Daemon {
 
     /// The binary with `args` and extra environment variables.
     pub fn spawn_args_env(args: &[&std::ffi::OsStr], envs: &[(&str, &std::ffi::OsStr)]) -> Daemon {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sasrelay"));
+        let mut cmd = Command::new(daemon_binary());
         cmd.args(args).envs(envs.iter().copied());
         Daemon::spawn_command(cmd)
     }
@@ -503,15 +511,20 @@ impl Daemon {
         status.expect("wait for sasrelay")
     }
 
-    /// The process's peak resident set size so far (`VmHWM` of `/proc/<pid>/status`), in KiB.
-    pub fn peak_rss_kib(&self) -> u64 {
+    /// The process's memory so far, from `/proc/<pid>/status`: its peak resident set size
+    /// (`VmHWM`) and how much of what is resident now are mapped files (`RssFile`: the binary's
+    /// code, about 14 MiB for a release build and 35 MiB for a debug one), in KiB.
+    pub fn memory_kib(&self) -> (u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
             .unwrap_or_else(|e| panic!("read /proc/{}/status: {e}", self.pid));
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no VmHWM in /proc/{}/status", self.pid))
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in /proc/{}/status", self.pid))
+        };
+        (field("VmHWM:"), field("RssFile:"))
     }
 
     /// SIGTERM, then waits for the exit.

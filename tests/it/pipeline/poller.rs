@@ -533,12 +533,19 @@ async fn a_first_start_past_the_page_cap_stays_silent_until_read_and_is_summaris
         if report.backfill == 0 {
             break;
         }
-        assert!(rig.outbox().is_empty(), "silent while the first start is read");
+        assert!(
+            rig.outbox().is_empty(),
+            "silent while the first start is read"
+        );
         assert!(polls.len() < 10, "{polls:?}");
         t += time::Duration::seconds(30);
     }
     assert!(polls.len() >= 3, "{polls:?}");
-    assert!(polls[0].incomplete && polls[0].backfill == 1, "{:?}", polls[0]);
+    assert!(
+        polls[0].incomplete && polls[0].backfill == 1,
+        "{:?}",
+        polls[0]
+    );
     let tracked: u64 = polls.iter().map(|p| p.silently_tracked).sum();
     assert_eq!(tracked, open);
     let outbox = rig.outbox();
@@ -574,7 +581,10 @@ async fn a_sweep_cut_by_the_page_cap_resolves_nothing() {
     let rig = Rig::start("max_pages = 1").await;
     let t0 = time::OffsetDateTime::now_utc();
     let first = rig.poller.poll_once(t0).await.unwrap();
-    assert!(!first.incomplete, "the cluster's few fit one page: {first:?}");
+    assert!(
+        !first.incomplete,
+        "the cluster's few fit one page: {first:?}"
+    );
     let before = rig.store.records("sim", Domain::Vulnerabilities).unwrap();
     assert!(!before.is_empty());
     // 120 newer ones: the listing (newest first, 100 a page) no longer reaches the old ones.
