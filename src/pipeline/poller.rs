@@ -232,13 +232,6 @@ impl Poller {
         let domain = self.poll.domain;
         let cursor = self.store.cursor(&settings.name, domain)?;
         let first = !cursor.as_ref().is_some_and(|c| c.initialised);
-        let overlap = time::Duration::try_from(settings.overlap).unwrap_or(time::Duration::ZERO);
-        let since = cursor
-            .as_ref()
-            .and_then(|c| c.watermark_ms)
-            .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok())
-            .filter(|_| !first)
-            .map(|w| w - overlap);
         let now_ms = crate::clock::unix_ms(now);
         let probe = match self.probe(first, cursor.as_ref(), now_ms).await? {
             Probe::Unchanged => {
@@ -249,17 +242,8 @@ impl Poller {
             }
             Probe::Sweep(p) => p,
         };
-        let firewall_first = time::Duration::try_from(FIREWALL_FIRST_WINDOW).unwrap_or_default();
-        let window = ReadWindow {
-            now,
-            occurred_since: since,
-            handled_since: since,
-            firewall_since: since.unwrap_or(now - firewall_first),
-        };
-        let carried = cursor
-            .as_ref()
-            .and_then(|c| c.backfill.clone())
-            .unwrap_or_default();
+        let window = self.window(cursor.as_ref(), first, now);
+        let carried = cursor.and_then(|c| c.backfill).unwrap_or_default();
         let resumed_first_start = carried.remainders.iter().any(|r| r.first_start);
         let remainders = carried
             .remainders
@@ -306,15 +290,8 @@ impl Poller {
         // A first start's summary, once nothing of its window is left to read.
         let tracked = carried.tracked + report.silently_tracked;
         let first_start_left = end.remainders.iter().any(|r| r.first_start);
-        if settings.initial_sync == InitialSync::Baseline
-            && (first || resumed_first_start)
-            && !first_start_left
-        {
-            let summary = Event::summary(&settings.name, domain, tracked, self.store.epoch(), now);
-            self.dispatcher
-                .dispatch(summary, None, now, &mut report.dispatched)?;
-            self.store.flush().await?;
-            self.dispatcher.wake(&report.dispatched);
+        if (first || resumed_first_start) && !first_start_left {
+            self.summarise(tracked, now, &mut report).await?;
         }
 
         // 3. Only now may the cursor move.
@@ -338,6 +315,51 @@ impl Poller {
         )?;
         self.store.flush().await?;
         Ok(report)
+    }
+
+    /// What the poll reads besides what is open now: since the watermark minus the overlap
+    /// (nothing on a first start; firewall records of the last day then).
+    fn window(&self, cursor: Option<&Cursor>, first: bool, now: OffsetDateTime) -> ReadWindow {
+        let overlap =
+            time::Duration::try_from(self.source.settings.overlap).unwrap_or(time::Duration::ZERO);
+        let since = cursor
+            .and_then(|c| c.watermark_ms)
+            .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok())
+            .filter(|_| !first)
+            .map(|w| w - overlap);
+        let firewall_first = time::Duration::try_from(FIREWALL_FIRST_WINDOW).unwrap_or_default();
+        ReadWindow {
+            now,
+            occurred_since: since,
+            handled_since: since,
+            firewall_since: since.unwrap_or(now - firewall_first),
+        }
+    }
+
+    /// The one summary of a first start (`initial_sync = "baseline"`): `tracked` findings
+    /// recorded silently. Its id derives from the store's epoch, so it is sent once.
+    async fn summarise(
+        &self,
+        tracked: u64,
+        now: OffsetDateTime,
+        report: &mut PollReport,
+    ) -> Result<(), PollError> {
+        let settings = &self.source.settings;
+        if settings.initial_sync != InitialSync::Baseline {
+            return Ok(());
+        }
+        let summary = Event::summary(
+            &settings.name,
+            self.poll.domain,
+            tracked,
+            self.store.epoch(),
+            now,
+        );
+        self.dispatcher
+            .dispatch(summary, None, now, &mut report.dispatched)?;
+        self.store.flush().await?;
+        self.dispatcher.wake(&report.dispatched);
+        Ok(())
     }
 
     fn snapshot(&self) -> bool {

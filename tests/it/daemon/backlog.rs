@@ -350,3 +350,51 @@ async fn an_oversized_page_is_refused_in_bounded_memory_and_the_domain_recovers(
     );
     assert_eq!(daemon.terminate(T).await.code(), Some(0));
 }
+
+/// SIGTERM in the middle of a long poll: the poll stops after the page it is committing, the
+/// shutdown is clean, and the cursor has not moved; the next start reads the window again and
+/// delivers the rest, every alert exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_mid_poll_stops_at_a_page_and_the_next_start_goes_on() {
+    let (sim, ids) = with_open_alerts(2_000).await;
+    // 200 ms a page: the first poll (20 pages) takes over four seconds.
+    sim.inject_fault(
+        FaultSpec::new(FaultKind::Slow { delay_ms: 200 })
+            .for_action("DescribeSuspEvents")
+            .times(25),
+    )
+    .unwrap();
+    let hook = Hook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
+    let mut spec = ConfigSpec::new(&endpoint, &url, &state);
+    spec.initial_sync = "notify";
+    spec.source_extra = "domains = [\"alerts\"]";
+    let config = spec.write(&dir.path().join("sasrelay.toml"));
+
+    let mut daemon = Daemon::spawn(&config);
+    hook.wait_delivered(1, T).await;
+    let asked = sim.call_count("DescribeSuspEvents");
+    assert_eq!(daemon.terminate(T).await.code(), Some(0));
+    assert_eq!(daemon.messages("Shutdown clean").len(), 1);
+    let polls = daemon.polls("alerts");
+    assert_eq!(polls.len(), 1, "{polls:?}");
+    assert_eq!(polls[0]["interrupted"], true, "{}", polls[0]);
+    let read = polls[0]["observed"].as_u64().unwrap();
+    assert!(
+        read < ids.len() as u64 && sim.call_count("DescribeSuspEvents") <= asked + 1,
+        "stopped after the page in progress: {} of {} read",
+        read,
+        ids.len()
+    );
+
+    let mut daemon = Daemon::spawn(&config);
+    hook.wait_delivered(ids.len(), T).await;
+    daemon.wait_more_polls_of(&["alerts"], 2, T).await;
+    let news = delivered_once(&hook, "new");
+    assert_eq!(
+        news.keys().cloned().collect::<BTreeSet<_>>(),
+        alert_set(&ids)
+    );
+    assert_eq!(daemon.terminate(T).await.code(), Some(0));
+}
