@@ -28,7 +28,7 @@ use crate::sas::models::{
     InterceptionHistory, ListItem, Page, Quarantined, RecordId, SuspEvent, VulRecord,
     WarningSummary,
 };
-use crate::sas::normalise::NormaliseContext;
+use crate::sas::normalise::{self, NormaliseContext};
 use crate::sas::params::Params;
 
 /// One checked `[[source]]`: what [`crate::config`] builds and a [`Source`] connects.
@@ -508,6 +508,18 @@ pub struct Batch {
     pub first_start: bool,
 }
 
+impl Batch {
+    fn fill<I>(
+        &mut self,
+        quarantined: Vec<Quarantined>,
+        items: Vec<I>,
+        normalise: impl Fn(I) -> Finding,
+    ) {
+        self.quarantined = quarantined;
+        self.findings = items.into_iter().map(normalise).collect();
+    }
+}
+
 /// How a read ended.
 #[derive(Clone, Debug, Default)]
 pub struct ReadEnd {
@@ -633,36 +645,24 @@ impl<'s> Reader<'s> {
             };
             let page = match walk {
                 Walk::Alerts(w) => w.next_page().await?.map(|p| {
-                    batch.quarantined = p.quarantined;
-                    batch.findings = p
-                        .items
-                        .into_iter()
-                        .map(|i| crate::sas::normalise::normalise_alert(&ctx, i))
-                        .collect();
+                    batch.fill(p.quarantined, p.items, |i| {
+                        normalise::normalise_alert(&ctx, i)
+                    })
                 }),
                 Walk::Vulns(w) => w.next_page().await?.map(|p| {
-                    batch.quarantined = p.quarantined;
-                    batch.findings = p
-                        .items
-                        .into_iter()
-                        .map(|i| crate::sas::normalise::normalise_vulnerability(&ctx, i))
-                        .collect();
+                    batch.fill(p.quarantined, p.items, |i| {
+                        normalise::normalise_vulnerability(&ctx, i)
+                    })
                 }),
                 Walk::Firewall(w) => w.next_page().await?.map(|p| {
-                    batch.quarantined = p.quarantined;
-                    batch.findings = p
-                        .items
-                        .into_iter()
-                        .map(|i| crate::sas::normalise::normalise_firewall(&ctx, i))
-                        .collect();
+                    batch.fill(p.quarantined, p.items, |i| {
+                        normalise::normalise_firewall(&ctx, i)
+                    })
                 }),
                 Walk::Baseline(w) => w.next_batch().await?.map(|b| {
-                    batch.quarantined = b.quarantined;
-                    batch.findings = b
-                        .items
-                        .into_iter()
-                        .map(|i| crate::sas::normalise::normalise_baseline(&ctx, i))
-                        .collect();
+                    batch.fill(b.quarantined, b.items, |i| {
+                        normalise::normalise_baseline(&ctx, i)
+                    })
                 }),
             };
             match page {

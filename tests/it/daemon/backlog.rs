@@ -27,6 +27,8 @@ use serde_json::{Value, json};
 const T: Duration = Duration::from_secs(60);
 /// The issue's bound on the daemon's peak RSS, applied to the peak less the binary's mapped code.
 const RSS_BOUND_KIB: u64 = 64 * 1024;
+/// Alerts polled every second.
+const DEFAULT_POLL: &str = r#"{ alerts = "1s" }"#;
 /// The soak's bound on the same figure (see the module doc).
 const SOAK_RSS_BOUND_KIB: u64 = 192 * 1024;
 /// The issue's bound on the first delivery after the first page.
@@ -81,6 +83,19 @@ fn alert_set(ids: &[i64]) -> BTreeSet<String> {
     ids.iter().map(|id| format!("alert:{id}")).collect()
 }
 
+/// Waits until every alert of `ids` is delivered and two more polls add nothing; checks that
+/// each arrived as `new` and nothing twice; stops the daemon.
+async fn each_new_once(daemon: &mut Daemon, hook: &Hook, ids: &[i64]) {
+    hook.wait_delivered(ids.len(), T).await;
+    daemon.wait_more_polls_of(&["alerts"], 2, T).await;
+    let news = delivered_once(hook, "new");
+    assert_eq!(
+        news.keys().cloned().collect::<BTreeSet<_>>(),
+        alert_set(ids)
+    );
+    assert_eq!(daemon.terminate(T).await.code(), Some(0));
+}
+
 /// What a first start over a backlog measured.
 struct Figures {
     /// From the first `DescribeSuspEvents` call to the first delivery.
@@ -93,6 +108,24 @@ struct Figures {
     mapped_kib: u64,
     /// Polls whose window the page cap stopped (their rest went to the backfill).
     cut_polls: usize,
+}
+
+/// A config for `sim` and `hook` in `dir`: alerts only (`source_extra` added to the source),
+/// polled as `poll` says, `initial_sync = "notify"`.
+fn alerts_config(
+    sim: &SimHandle,
+    hook: &Hook,
+    dir: &tempfile::TempDir,
+    source_extra: &str,
+    poll: &str,
+) -> std::path::PathBuf {
+    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
+    let mut spec = ConfigSpec::new(&endpoint, &url, &state);
+    spec.initial_sync = "notify";
+    spec.poll = poll;
+    let extra = format!("domains = [\"alerts\"]\n{source_extra}");
+    spec.source_extra = &extra;
+    spec.write(&dir.path().join("sasrelay.toml"))
 }
 
 /// Starts the daemon (`initial_sync = "notify"`, alerts only, `source_extra` in the source),
@@ -108,13 +141,7 @@ async fn first_start(
     deadline: Duration,
 ) -> Figures {
     let dir = tempfile::tempdir().unwrap();
-    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
-    let mut spec = ConfigSpec::new(&endpoint, &url, &state);
-    spec.initial_sync = "notify";
-    spec.poll = poll;
-    let extra = format!("domains = [\"alerts\"]\n{source_extra}");
-    spec.source_extra = &extra;
-    let config = spec.write(&dir.path().join("sasrelay.toml"));
+    let config = alerts_config(sim, hook, &dir, source_extra, poll);
 
     sim.reset_calls();
     let started = Instant::now();
@@ -257,7 +284,7 @@ async fn soak_a_first_start_over_50000_open_alerts_delivers_each_once_in_bounded
         &sim,
         &hook,
         "",
-        r#"{ alerts = "1s" }"#,
+        DEFAULT_POLL,
         ids.len(),
         |_| {},
         Duration::from_secs(900),
@@ -291,12 +318,13 @@ async fn an_oversized_page_is_refused_in_bounded_memory_and_the_domain_recovers(
     .unwrap();
     let hook = Hook::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
-    let mut spec = ConfigSpec::new(&endpoint, &url, &state);
-    spec.initial_sync = "notify";
-    spec.source_extra =
-        "domains = [\"alerts\"]\nretry_initial_delay = \"50ms\"\nretry_max_delay = \"100ms\"";
-    let config = spec.write(&dir.path().join("sasrelay.toml"));
+    let config = alerts_config(
+        &sim,
+        &hook,
+        &dir,
+        "retry_initial_delay = \"50ms\"\nretry_max_delay = \"100ms\"",
+        DEFAULT_POLL,
+    );
 
     let mut daemon = Daemon::spawn(&config);
     // Two failed polls, each after its retries: every attempt downloaded 200,000 records.
@@ -341,14 +369,7 @@ async fn an_oversized_page_is_refused_in_bounded_memory_and_the_domain_recovers(
 
     // Honest answers again: the domain was still polling, and catches up.
     sim.clear_faults();
-    hook.wait_delivered(ids.len(), T).await;
-    daemon.wait_more_polls_of(&["alerts"], 2, T).await;
-    let news = delivered_once(&hook, "new");
-    assert_eq!(
-        news.keys().cloned().collect::<BTreeSet<_>>(),
-        alert_set(&ids)
-    );
-    assert_eq!(daemon.terminate(T).await.code(), Some(0));
+    each_new_once(&mut daemon, &hook, &ids).await;
 }
 
 /// SIGTERM in the middle of a long poll: the poll stops after the page it is committing, the
@@ -366,11 +387,7 @@ async fn a_shutdown_mid_poll_stops_at_a_page_and_the_next_start_goes_on() {
     .unwrap();
     let hook = Hook::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
-    let mut spec = ConfigSpec::new(&endpoint, &url, &state);
-    spec.initial_sync = "notify";
-    spec.source_extra = "domains = [\"alerts\"]";
-    let config = spec.write(&dir.path().join("sasrelay.toml"));
+    let config = alerts_config(&sim, &hook, &dir, "", DEFAULT_POLL);
 
     let mut daemon = Daemon::spawn(&config);
     hook.wait_delivered(1, T).await;
@@ -389,12 +406,5 @@ async fn a_shutdown_mid_poll_stops_at_a_page_and_the_next_start_goes_on() {
     );
 
     let mut daemon = Daemon::spawn(&config);
-    hook.wait_delivered(ids.len(), T).await;
-    daemon.wait_more_polls_of(&["alerts"], 2, T).await;
-    let news = delivered_once(&hook, "new");
-    assert_eq!(
-        news.keys().cloned().collect::<BTreeSet<_>>(),
-        alert_set(&ids)
-    );
-    assert_eq!(daemon.terminate(T).await.code(), Some(0));
+    each_new_once(&mut daemon, &hook, &ids).await;
 }

@@ -114,6 +114,15 @@ impl Rig {
             .collect()
     }
 
+    /// The finding ids of the `new` events in the outbox, oldest first.
+    fn news(&self) -> Vec<String> {
+        self.outbox()
+            .iter()
+            .filter(|e| e.kind == EventKind::New)
+            .map(|e| e.finding.as_ref().unwrap().id.clone())
+            .collect()
+    }
+
     /// The `resolved` events in the outbox, by finding id.
     fn resolved(&self) -> BTreeMap<String, Vec<Event>> {
         let mut out: BTreeMap<String, Vec<Event>> = BTreeMap::new();
@@ -203,12 +212,7 @@ async fn opened<const N: usize>(rig: &Rig) -> ([i64; N], time::OffsetDateTime) {
     let t1 = t0 + time::Duration::seconds(60);
     let second = rig.poller.poll_once(t1).await.unwrap();
     assert_eq!(second.dispatched.enqueued, N, "{second:?}");
-    let news: BTreeSet<String> = rig
-        .outbox()
-        .iter()
-        .filter(|e| e.kind == EventKind::New)
-        .map(|e| e.finding.as_ref().unwrap().id.clone())
-        .collect();
+    let news: BTreeSet<String> = rig.news().into_iter().collect();
     assert_eq!(news, ids.iter().map(|i| format!("vul:{i}")).collect());
     assert!(rig.resolved().is_empty());
     (ids, t1 + time::Duration::seconds(60))
@@ -419,12 +423,7 @@ async fn answers_that_are_not_pages_never_resolve_anything() {
     let report = rig.poller.poll_once(t).await.unwrap();
     assert_eq!(report.dispatched.enqueued, 1, "{report:?}");
     assert!(rig.resolved().is_empty(), "nothing resolved");
-    let news: Vec<String> = rig
-        .outbox()
-        .iter()
-        .filter(|e| e.kind == EventKind::New)
-        .map(|e| e.finding.as_ref().unwrap().id.clone())
-        .collect();
+    let news = rig.news();
     for id in [a, b, c] {
         let n = news.iter().filter(|n| **n == format!("vul:{id}")).count();
         assert_eq!(n, 1, "vul:{id} is new exactly once");
@@ -565,13 +564,7 @@ async fn a_first_start_past_the_page_cap_stays_silent_until_read_and_is_summaris
         .await
         .unwrap();
     assert_eq!(report.dispatched.enqueued, 1, "{report:?}");
-    let news: Vec<String> = rig
-        .outbox()
-        .iter()
-        .filter(|e| e.kind == EventKind::New)
-        .map(|e| e.finding.as_ref().unwrap().id.clone())
-        .collect();
-    assert_eq!(news, [format!("alert:{id}")]);
+    assert_eq!(rig.news(), [format!("alert:{id}")]);
 }
 
 /// A vulnerability sweep stopped by the page cap is incomplete: what it listed is recorded and
