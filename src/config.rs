@@ -244,6 +244,8 @@ pub struct Settings {
     pub router: crate::routing::Router,
     /// `[admin]`: the loopback HTTP API for silences.
     pub admin: AdminSettings,
+    /// `[health]`: when a source is blind, where meta-events go, the heartbeat.
+    pub health: crate::health::HealthSettings,
     /// Problems that do not stop sasrelay (a route shadowed by a catch-all, an unused time
     /// interval), for `sasrelay check` to show.
     pub warnings: Vec<ConfigError>,
@@ -497,6 +499,7 @@ impl Settings {
             sinks: Vec::new(),
             router: crate::routing::Router::broadcast(&[]),
             admin: AdminSettings::default(),
+            health: crate::health::HealthSettings::default(),
             warnings: Vec::new(),
             positions: Positions {
                 file: file.to_path_buf(),
@@ -535,6 +538,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
         (None, RawDaemon::default(), RawDelivery::default());
     let mut delivery_span = None;
     let mut admin: Option<RawAdmin> = None;
+    let mut health: Option<crate::health::RawHealth> = None;
     for (key, value) in root.get_ref().iter() {
         let name = key.get_ref().as_ref();
         match name {
@@ -566,6 +570,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
                 delivery = section(value, name, &mut errs).unwrap_or_default();
             }
             "admin" => admin = section(value, name, &mut errs),
+            "health" => health = section(value, name, &mut errs),
             // Read by `routing::parse_document` below.
             "routing" | "route" | "time_interval" => {}
             other => errs.push(
@@ -591,6 +596,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
     let mut warnings = Vec::new();
     let admin = check_admin(admin.unwrap_or_default(), &mut errs, &mut warnings);
     let router = check_routing(text, &sinks, &mut errs, &mut warnings);
+    let health = check_health(health.unwrap_or_default(), &positions, &mut errs);
     let mut names = BTreeSet::new();
     let mut settings = Vec::new();
     for (i, raw) in sources {
@@ -609,6 +615,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
             sinks,
             router,
             admin,
+            health,
             warnings,
             positions,
         },
@@ -618,17 +625,38 @@ pub fn check(file: &Path, text: &str) -> Checked {
 
 /// The top-level keys of a config file: the tables [`check`] reads (keep in step with its
 /// `match`), for the "did you mean" of an unknown one.
-const TOP_LEVEL_KEYS: [&str; 9] = [
+const TOP_LEVEL_KEYS: [&str; 10] = [
     "source",
     "sink",
     "state",
     "daemon",
     "delivery",
     "admin",
+    "health",
     "routing",
     "route",
     "time_interval",
 ];
+
+/// `[health]` against the sink names written in the file (a sink with an error of its own
+/// still counts: one mistake, one message) ([`crate::health::HealthSettings::check`]), each
+/// problem placed at its key.
+fn check_health(
+    raw: crate::health::RawHealth,
+    positions: &Positions,
+    errs: &mut Errors<'_>,
+) -> crate::health::HealthSettings {
+    let names: Vec<&str> = positions.sinks.iter().map(String::as_str).collect();
+    let (mut settings, problems) = crate::health::HealthSettings::check(raw, &names);
+    for (key, message) in problems {
+        errs.list
+            .push(positions.error(&format!("health.{key}"), message));
+    }
+    if let Some(url) = &mut settings.heartbeat_url {
+        url.anchor(errs.file.parent().unwrap_or(Path::new(".")));
+    }
+    settings
+}
 
 /// `[state]` with its defaults, the directory relative to the config file's.
 fn check_state(raw: RawState, file: &Path) -> StateSettings {

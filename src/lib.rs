@@ -41,7 +41,7 @@
 //! |---|---|
 //! | leaves: imported by many, import nothing of ours | [`text`], [`duration`], [`clock`], [`backoff`], [`section`], [`secret`], [`http_body`] |
 //! | the data that flows (pure) | [`finding`], [`event`], [`record`] |
-//! | pure decisions and bodies | [`routing`], [`render`] |
+//! | pure decisions and bodies | [`routing`], [`render`], [`health`] |
 //! | doors to the outside | [`credentials`], [`sas`] (Security Center), [`sinks`] (the destinations), [`store`] (the only door to sled) |
 //! | configuration: every component's config checked into one `Settings` | [`config`] |
 //! | the shape of a long-running job | [`task`] (imports only [`backoff`]) |
@@ -195,6 +195,7 @@ pub mod daemon;
 pub mod duration;
 pub mod event;
 pub mod finding;
+pub mod health;
 pub mod http_body;
 pub mod pipeline;
 pub mod record;

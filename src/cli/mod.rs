@@ -13,9 +13,10 @@
 //! | `silence add/list/expire` | [`silence`] |
 //! | `dead-letters list/replay/discard` | [`dead_letters`] |
 //! | `healthcheck` | [`healthcheck`] |
+//! | `status` | [`status`] |
 //! | `route test` | [`route`] |
 //!
-//! `silence`, `dead-letters` and `healthcheck` talk to the running daemon's admin API through
+//! `silence`, `dead-letters`, `healthcheck` and `status` talk to the running daemon's admin API through
 //! one client (`admin_client`). This file keeps what several commands share: loading the config,
 //! signal handling, the credential session, terminal-safe text.
 //!
@@ -37,6 +38,7 @@ pub mod run;
 pub mod send_test;
 pub mod silence;
 pub mod simulate;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -164,6 +166,9 @@ pub enum Command {
     /// Exit 0 when the running daemon answers ready (`GET /readyz` on `[admin] listen`), 1
     /// otherwise: for a container HEALTHCHECK.
     Healthcheck(healthcheck::Args),
+    /// The running daemon's health: every source × domain (state, last success, failures,
+    /// last error), every sink (outbox depth, oldest age, dead letters), open conditions.
+    Status(status::Args),
     /// Routing tools.
     Route {
         /// What to do.
@@ -186,6 +191,7 @@ pub fn main() -> ExitCode {
         | Command::Silence { .. }
         | Command::DeadLetters { .. }
         | Command::Healthcheck(_)
+        | Command::Status(_)
         | Command::Route { .. }
         | Command::Render(_)
         | Command::SendTest(_) => "warn",
@@ -225,6 +231,7 @@ async fn execute(command: Command) -> ExitCode {
         Command::Check(args) => check::run(args).await,
         Command::Silence { command } => silence::run(command).await,
         Command::Healthcheck(args) => healthcheck::run(args).await,
+        Command::Status(args) => status::run(args).await,
         Command::DeadLetters { command } => dead_letters::run(command).await,
         Command::Route { command } => route::run(command).await,
         Command::Render(args) => render::run(args),

@@ -5,8 +5,9 @@
 //! | Method and path | Body → answer |
 //! |---|---|
 //! | `GET /healthz` | → `ok`: the process answers (no authentication) |
-//! | `GET /readyz` | → `ready`, or 503 with the reason when the store cannot be read (no authentication) |
+//! | `GET /readyz` | → `ready`, or 503 naming why: the store cannot be written, or a source × domain is `blind` ([`crate::health`]; no authentication) |
 //! | `GET /metrics` | → Prometheus text ([`crate::daemon::metrics`]; no authentication: names and counts only) |
+//! | `GET /api/v1/status` | → [`StatusView`]: every source × domain's state, last success, last error and consecutive failures; every sink's depth, oldest age and dead letters; credentials; health episodes |
 //! | `GET /api/v1/silences` | → `{"silences": [SilenceView]}`, newest first |
 //! | `POST /api/v1/silences` | [`NewSilence`] → 201 `{"id", "silence": SilenceView}` |
 //! | `DELETE /api/v1/silences/{id}` | → 200 SilenceView (expired now), or 404 |
@@ -54,6 +55,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::AdminSettings;
 use crate::daemon::door::{self, Screen};
+use crate::daemon::health::{Health, StatusView};
 use crate::event::{DeadLetter, Payload};
 use crate::pipeline::dispatch::Silences;
 use crate::pipeline::metrics::Metrics;
@@ -89,6 +91,8 @@ pub struct AdminState {
     pub sinks: BTreeMap<String, Arc<Notify>>,
     /// The daemon's counters, for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The daemon's health, for `/readyz`, `/api/v1/status` and `/metrics`.
+    pub health: Health,
     /// `[admin]`: the `Host` names, timeouts and connection cap of the door
     /// ([`crate::daemon::door`]) and the longest silence.
     pub settings: AdminSettings,
@@ -120,11 +124,12 @@ pub struct DeadLetterView {
     pub enqueued_at: String,
     /// The idempotency key (the same after a replay).
     pub payload_id: String,
-    /// `event` or `digest`.
+    /// `event`, `digest` or `health` (a meta-event).
     pub payload: String,
-    /// The event kind (`new`, `resolved`, …) or, for a digest, how many events it holds.
+    /// The event kind (`new`, `resolved`, …), for a digest how many events it holds, for a
+    /// meta-event `firing` or `resolved`.
     pub what: String,
-    /// The finding's title, the summary, or the digest's headline.
+    /// The finding's title, the summary, the digest's or the meta-event's headline.
     pub title: String,
     /// Whether the sink is configured now (only then can it be replayed).
     pub configured: bool,
@@ -305,6 +310,7 @@ pub fn router(state: AdminState) -> Router {
     let screen = Arc::new(Screen::new(&state.settings));
     let state = Arc::new(state);
     let api = Router::new()
+        .route("/status", get(status))
         .route("/silences", get(list_silences).post(create_silence))
         .route("/silences/{id}", delete(expire_silence))
         .route("/suppressed", get(suppressed))
@@ -539,29 +545,55 @@ async fn store_stats(store: &Store) -> Result<crate::store::StoreStats, String> 
     }
 }
 
+fn now_ms() -> i64 {
+    crate::clock::unix_ms(time::OffsetDateTime::now_utc())
+}
+
+/// 503 naming every reason while the store cannot be written or a source × domain is blind.
 async fn readyz(State(state): State<Shared>) -> Response {
-    match store_stats(&state.store).await {
-        Ok(_) => "ready".into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "Not ready: the store cannot be read.");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not ready: store: {e}"),
-            )
-                .into_response()
-        }
+    let health = state.health.clone();
+    let not_ready = match tokio::task::spawn_blocking(move || {
+        let snapshot = health.snapshot(now_ms());
+        health.not_ready(&snapshot)
+    })
+    .await
+    {
+        Ok(reasons) => reasons,
+        Err(e) => vec![e.to_string()],
+    };
+    if not_ready.is_empty() {
+        return "ready".into_response();
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready: {}", not_ready.join("; ")),
+    )
+        .into_response()
+}
+
+async fn status(State(state): State<Shared>) -> Response {
+    let health = state.health.clone();
+    match tokio::task::spawn_blocking(move || health.status(now_ms())).await {
+        Ok(view) => axum::Json::<StatusView>(view).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {
     let stats = store_stats(&state.store).await.ok();
-    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let now_ms = now_ms();
+    let health = state.health.snapshot(now_ms);
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        crate::daemon::metrics::exposition(&state.metrics, stats.as_ref(), now_ms),
+        crate::daemon::metrics::exposition(
+            &state.metrics,
+            stats.as_ref(),
+            &health.sources,
+            now_ms,
+        ),
     )
         .into_response()
 }
@@ -590,6 +622,11 @@ pub fn dead_letter_view(
                 .unwrap_or_default(),
         ),
         Payload::Digest(d) => ("digest", format!("{} events", d.events.len()), d.headline()),
+        Payload::Health(h) => (
+            "health",
+            h.status.as_str().to_string(),
+            crate::render::health::headline(h, crate::render::Lang::En),
+        ),
     };
     DeadLetterView {
         sink: sink.to_string(),

@@ -31,6 +31,8 @@ pub struct Built {
     pub sinks: Vec<Sink>,
     /// `[admin] token`, read, when the admin API listens with one.
     pub admin_token: Option<Secret>,
+    /// `[health] heartbeat_url`, read and checked, when there is one.
+    pub heartbeat: Option<reqwest::Url>,
     /// What does not stop the daemon: the file's warnings (a shadowed route…) and each source
     /// whose credentials cannot be loaded now, in file order.
     pub warnings: Vec<ConfigError>,
@@ -52,6 +54,7 @@ pub fn build(checked: Checked, env: &dyn Env) -> Result<Built, ConfigErrors> {
     require_sections(&settings, &mut errors);
     let sinks = build_sinks(&settings, env, &mut errors);
     let admin_token = admin_token(&settings, env, &mut errors);
+    let heartbeat = heartbeat_url(&settings, env, &mut errors);
     let mut warnings = settings.warnings.clone();
     warnings.extend(source_warnings(&settings, env));
     warnings.sort_by_key(|w| (w.line, w.column));
@@ -62,6 +65,7 @@ pub fn build(checked: Checked, env: &dyn Env) -> Result<Built, ConfigErrors> {
             state,
             sinks,
             admin_token,
+            heartbeat,
             warnings,
         }),
         _ => Err(ConfigErrors(errors)),
@@ -144,6 +148,29 @@ fn admin_token(
         Err(e) => {
             let message = format!("the admin API's token ({}): {e}", token.describe());
             errors.push(settings.positions.error("admin.token", message));
+            None
+        }
+    }
+}
+
+/// `[health] heartbeat_url`, read now: a secret that cannot be read, or whose URL is not one
+/// sasrelay sends to, stops the start. An inline URL was checked with the file.
+fn heartbeat_url(
+    settings: &Settings,
+    env: &dyn Env,
+    errors: &mut Vec<ConfigError>,
+) -> Option<reqwest::Url> {
+    let url = settings.health.heartbeat_url.as_ref()?;
+    let checked = url
+        .resolve_with(&|k| env.var(k))
+        .and_then(|text| crate::sinks::http::parse_url(text.expose(), false, url.is_secret()));
+    match checked {
+        Ok(u) => Some(u),
+        Err(e) => {
+            if url.is_secret() {
+                let message = format!("the heartbeat URL: {e}");
+                errors.push(settings.positions.error("health.heartbeat_url", message));
+            }
             None
         }
     }

@@ -12,7 +12,8 @@
 //! | `sasrelay_start_time_seconds` | gauge | |
 //! | `sasrelay_polls_total` | counter | `source`, `domain`, `outcome` (`ok`, `error`) |
 //! | `sasrelay_poll_consecutive_failures` | gauge | `source`, `domain` |
-//! | `sasrelay_last_successful_poll_timestamp_seconds` | gauge | `source`, `domain` |
+//! | `sasrelay_last_successful_poll_timestamp_seconds` | gauge (0 until a poll ever succeeded; an earlier run's success counts) | `source`, `domain` |
+//! | `sasrelay_source_health` | gauge (1 for the current state, 0 for the others) | `source`, `domain`, `state` (`starting`, `ok`, `degraded`, `blind`; [`crate::health`]) |
 //! | `sasrelay_last_poll_duration_seconds` | gauge | `source`, `domain` |
 //! | `sasrelay_findings_observed` | gauge (last successful poll) | `source`, `domain` |
 //! | `sasrelay_poll_errors_total` | counter | `source`, `domain`, `reason` (`throttled`, `server`, `auth`, `permission`, `request`, `timeout`, `unreachable`, `error_code_in_200`, `list_missing`, `not_a_list`, `page_too_large`, `body_too_large`, `truncated`, `invalid`, `too_many_pages`, `credentials`, `store`) |
@@ -24,27 +25,60 @@
 //! | `sasrelay_dead_letters` | gauge | `sink` |
 //! | `sasrelay_store_size_bytes` | gauge | |
 //!
-//! The alerts an operator wants: `time() - sasrelay_last_successful_poll_timestamp_seconds`
-//! above a few intervals (Security Center unreadable), `sasrelay_outbox_oldest_age_seconds`
-//! growing (a sink is down), and an entry given up:
+//! The alerts an operator wants (the README has them as rules):
+//! `sasrelay_source_health{state="blind"} == 1` (a source × domain cannot be read, including
+//! one that never succeeded), `time() - sasrelay_last_successful_poll_timestamp_seconds`
+//! above a few intervals (the gauge is 0 until a first success, so "never" fires too),
+//! `sasrelay_outbox_oldest_age_seconds` growing (a sink is down), and an entry given up:
 //! `increase(sasrelay_delivery_attempts_total{outcome="dead_letter"}[1h]) > 0`
 //! (`sasrelay_dead_letters` is a gauge, so `increase()` does not apply to it).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::health::{SourceHealth, State};
 use crate::pipeline::metrics::{DeliveryFigures, Metrics, PollFigures};
 use crate::store::StoreStats;
 
-/// The exposition text of `metrics` and `store` (when it could be read) at `now_ms`.
-pub fn exposition(metrics: &Metrics, store: Option<&StoreStats>, now_ms: i64) -> String {
-    render(
+/// The exposition text of `metrics`, `store` (when it could be read) and the `health` of
+/// every source × domain at `now_ms`.
+pub fn exposition(
+    metrics: &Metrics,
+    store: Option<&StoreStats>,
+    health: &[SourceHealth],
+    now_ms: i64,
+) -> String {
+    let mut out = render(
         metrics.start_unix(),
         &metrics.polls(),
         &metrics.deliveries(),
         store,
         now_ms,
-    )
+    );
+    render_health(&mut out, health);
+    out
+}
+
+/// `sasrelay_source_health`: one series per source × domain and state, 1 for the current.
+fn render_health(out: &mut String, health: &[SourceHealth]) {
+    header(
+        out,
+        "sasrelay_source_health",
+        "gauge",
+        "1 for the current state of a source and domain (starting, ok, degraded, blind), 0 for the others.",
+    );
+    for h in health {
+        for state in State::ALL {
+            let _ = writeln!(
+                out,
+                "sasrelay_source_health{{source=\"{}\",domain=\"{}\",state=\"{}\"}} {}",
+                label(&h.source),
+                h.domain.as_str(),
+                state.as_str(),
+                u8::from(h.verdict.state == state)
+            );
+        }
+    }
 }
 
 /// The `outcome` label of `sasrelay_events_total` for each dispatch outcome.
@@ -139,8 +173,8 @@ fn render_polls(out: &mut String, polls: &BTreeMap<(String, &'static str), PollF
         (
             "sasrelay_last_successful_poll_timestamp_seconds",
             "gauge",
-            "When the last successful poll ended (unix seconds; absent before the first).",
-            |f| vec![("", f.last_success_unix.map(|t| format!("{t:.3}")))],
+            "When the last successful poll ended (unix seconds; 0 until a poll ever succeeded).",
+            |f| vec![("", Some(format!("{:.3}", f.last_success_unix.unwrap_or(0.0))))],
         ),
         (
             "sasrelay_last_poll_duration_seconds",
@@ -320,8 +354,15 @@ mod tests {
             silenced: 2,
             ..Dispatched::default()
         };
-        m.poll_failed("prod", "alerts", Duration::from_millis(250), "list_missing");
-        m.poll_failed("prod", "alerts", Duration::from_millis(250), "list_missing");
+        for _ in 0..2 {
+            m.poll_failed(
+                "prod",
+                "alerts",
+                Duration::from_millis(250),
+                "list_missing",
+                "no list",
+            );
+        }
         m.poll_ok(
             "prod",
             "alerts",
@@ -336,7 +377,7 @@ mod tests {
             9,
             &dispatched,
         );
-        m.poll_failed("prod", "alerts", Duration::from_millis(100), "server");
+        m.poll_failed("prod", "alerts", Duration::from_millis(100), "server", "503");
         m.quarantined("prod", "baseline", 2);
         m.delivery("hook", DeliveryOutcome::Retry);
         m.delivery("hook", DeliveryOutcome::Delivered);
@@ -354,7 +395,28 @@ mod tests {
                 next_due_at_ms: None,
             },
         );
-        let t = exposition(&m, Some(&store), 70_500);
+        let health = [crate::health::SourceHealth {
+            source: "prod".into(),
+            domain: crate::finding::Domain::Alerts,
+            verdict: crate::health::Verdict {
+                state: State::Degraded,
+                why: String::new(),
+            },
+            last_error: None,
+        }];
+        let t = exposition(&m, Some(&store), &health, 70_500);
+        for (state, v) in [("starting", 0.0), ("ok", 0.0), ("degraded", 1.0), ("blind", 0.0)] {
+            assert_eq!(
+                value(
+                    &t,
+                    &format!(
+                        "sasrelay_source_health{{source=\"prod\",domain=\"alerts\",state=\"{state}\"}}"
+                    )
+                ),
+                Some(v),
+                "{state}"
+            );
+        }
         let sd = r#"source="prod",domain="alerts""#;
         assert_eq!(
             value(&t, &format!("sasrelay_polls_total{{{sd},outcome=\"ok\"}}")),
@@ -435,7 +497,8 @@ mod tests {
             )
             .is_some()
         );
-        // A registered poller that has not polled yet shows zeros and no success time.
+        // A registered poller that has not polled yet shows zeros, its last success too (so
+        // `time() - …` alerts on a source that never succeeded).
         let base = r#"source="prod",domain="baseline""#;
         assert_eq!(
             value(
@@ -444,12 +507,12 @@ mod tests {
             ),
             Some(0.0)
         );
-        assert!(
+        assert_eq!(
             value(
                 &t,
                 &format!("sasrelay_last_successful_poll_timestamp_seconds{{{base}}}")
-            )
-            .is_none()
+            ),
+            Some(0.0)
         );
         for (outcome, n) in [("delivered", 1.0), ("retry", 1.0), ("dead_letter", 1.0)] {
             assert_eq!(
@@ -482,7 +545,7 @@ mod tests {
     fn every_line_is_well_formed_and_labels_are_escaped() {
         let m = Metrics::new(0.0);
         m.register(&[("we\"ird\\src\nname".into(), "alerts")], &["a\"b".into()]);
-        let t = exposition(&m, None, 0);
+        let t = exposition(&m, None, &[], 0);
         assert!(t.contains(r#"source="we\"ird\\src\nname""#), "{t}");
         assert!(t.contains(r#"sink="a\"b""#), "{t}");
         let mut typed = std::collections::BTreeSet::new();

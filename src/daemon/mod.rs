@@ -20,6 +20,8 @@
 pub mod admin;
 pub mod build;
 pub mod door;
+pub mod health;
+pub mod heartbeat;
 pub mod metrics;
 pub mod notify;
 pub mod prune;
@@ -39,6 +41,8 @@ use crate::config::Settings;
 use crate::credentials::CredentialContext;
 use crate::credentials::env::ProcessEnv;
 use crate::daemon::admin::AdminState;
+use crate::daemon::health::{Health, Monitor};
+use crate::daemon::heartbeat::Heartbeat;
 use crate::daemon::notify::{Notifier, Watchdog};
 use crate::daemon::prune::Pruner;
 use crate::daemon::sources::{Connect, PollerParts};
@@ -106,6 +110,7 @@ pub async fn start(
         state,
         sinks,
         admin_token,
+        heartbeat,
         warnings,
     } = built;
     for w in &warnings {
@@ -115,6 +120,13 @@ pub async fn start(
     let handles = sink_handles(sinks, &store);
     let silences = Arc::new(Silences::load(store.clone())?);
     let metrics = registered_metrics(&settings, &handles);
+    let health = Health::new(
+        settings.health.clone(),
+        &settings.sources,
+        handles.keys().cloned().collect(),
+        metrics.clone(),
+        store.clone(),
+    );
     // Bound before anything is spawned, so a taken port fails the start cleanly.
     let admin = match settings.admin.listen {
         Some(addr) => Some(
@@ -125,7 +137,7 @@ pub async fn start(
                 &store,
                 &silences,
                 &handles,
-                &metrics,
+                &health,
             )
             .await?,
         ),
@@ -149,11 +161,13 @@ pub async fn start(
         store: store.clone(),
         dispatcher,
         metrics,
+        health: health.clone(),
     };
     tasks.deliver(&handles, &settings, &parts);
     tasks.group(&handles, grouper_wake, &parts);
     tasks.connect(&settings, &credentials, &parts);
     tasks.prune(Pruner::new(store.clone(), silences, &state));
+    tasks.health(&health, &handles, heartbeat);
     if let Some((listener, admin)) = admin {
         tasks.serve_admin(listener, admin);
     }
@@ -223,7 +237,7 @@ async fn bind_admin(
     store: &Store,
     silences: &Arc<Silences>,
     handles: &BTreeMap<String, SinkHandle>,
-    metrics: &Arc<Metrics>,
+    health: &Health,
 ) -> Result<(TcpListener, AdminState), StartError> {
     let listener = TcpListener::bind(addr)
         .await
@@ -237,7 +251,8 @@ async fn bind_admin(
         store: store.clone(),
         token,
         sinks: wakes(handles),
-        metrics: metrics.clone(),
+        metrics: health.metrics().clone(),
+        health: health.clone(),
         settings: settings.admin.clone(),
     };
     Ok((listener, state))
@@ -314,6 +329,25 @@ impl Tasks {
 
     fn prune(&self, pruner: Pruner) {
         tasks::spawn(&self.pollers, pruner, &self.stop_polling);
+    }
+
+    /// The health monitor (meta-events) and, with `[health] heartbeat_url`, the heartbeat.
+    fn health(
+        &self,
+        health: &Health,
+        handles: &BTreeMap<String, SinkHandle>,
+        heartbeat: Option<reqwest::Url>,
+    ) {
+        let monitor = Monitor::new(health.clone(), wakes(handles));
+        tasks::spawn(&self.pollers, monitor, &self.stop_polling);
+        let Some(url) = heartbeat else { return };
+        match Heartbeat::new(health.clone(), url, health.settings().heartbeat_interval) {
+            Ok(h) => {
+                tracing::info!(endpoint = %h.shown(), every_s = health.settings().heartbeat_interval.as_secs_f64(), "Sending heartbeats to the dead man's switch while ready.");
+                tasks::spawn(&self.pollers, h, &self.stop_polling);
+            }
+            Err(e) => tracing::error!(error = %e, "Cannot send heartbeats."),
+        }
     }
 
     fn serve_admin(&self, listener: TcpListener, state: AdminState) {

@@ -235,7 +235,7 @@ pub async fn fold_backlog(
             .iter()
             .filter_map(|e| match &e.payload {
                 Payload::Event(ev) => Some((**ev).clone()),
-                Payload::Digest(_) => None,
+                Payload::Digest(_) | Payload::Health(_) => None,
             })
             .collect();
         let digest = Digest::new(BACKLOG_ROUTE, BTreeMap::new(), events, now);

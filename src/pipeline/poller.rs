@@ -483,6 +483,7 @@ impl Task for Poller {
                     self.poll.domain.as_str(),
                     started.elapsed(),
                     reason,
+                    &e.to_string(),
                 );
                 if let PollError::Store(err) = &e {
                     self.store.heal(err);

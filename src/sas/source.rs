@@ -154,6 +154,14 @@ impl Source {
         self.credentials.provider_name()
     }
 
+    /// The refresher's progress when the source's credential expires and is refreshed (for
+    /// the daemon's health); `None` for a static one.
+    pub fn credential_status(
+        &self,
+    ) -> Option<tokio::sync::watch::Receiver<crate::credentials::RefreshStatus>> {
+        self.credentials.refresh_status()
+    }
+
     /// The Security Center client.
     pub fn client(&self) -> &SasClient {
         &self.client

@@ -18,6 +18,7 @@
 //! | `suppressed` | sink (length-prefixed) ‖ event id | [`Suppressed`] JSON | `groups` |
 //! | `reminders` | sink, route (length-prefixed) ‖ fingerprint | [`Reminder`] JSON | `reminders` |
 //! | `quarantine` | `source`, `domain` (length-prefixed) ‖ digest | [`QuarantineEntry`] JSON | `quarantine` |
+//! | `health` | a health condition's key; `probe` | [`HealthEpisode`](crate::event::HealthEpisode) JSON; the last write probe's time | `health` |
 //!
 //! Values are JSON, LZ4-compressed above 512 bytes. The `groups` and `reminders` submodules
 //! document their own write orders.
@@ -80,6 +81,7 @@
 
 mod error;
 mod groups;
+mod health;
 mod keys;
 mod quarantine;
 mod reminders;
@@ -156,6 +158,7 @@ struct Inner {
     group_index: Mutex<groups::GroupIndex>,
     reminders: sled::Tree,
     quarantine: sled::Tree,
+    health: sled::Tree,
     /// Reminder due times; every reminder write happens with it locked.
     reminder_index: Mutex<reminders::ReminderIndex>,
     /// Sinks that have an outbox or dead-letter tree. Grows only.
@@ -963,17 +966,22 @@ impl Store {
         Ok(removed)
     }
 
+    /// The queue figures of every sink that has an outbox or dead letters (kept in memory;
+    /// no scan, unlike [`Store::stats`]).
+    pub fn sink_stats(&self) -> Result<BTreeMap<String, SinkStats>, StoreError> {
+        let inner = self.current()?;
+        let sinks = inner.sinks.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(sinks
+            .iter()
+            .map(|(name, s)| (name.clone(), s.lock().stats()))
+            .collect())
+    }
+
     /// Size on disk, per-sink queue figures and open time.
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         let inner = self.current()?;
         let size_on_disk = inner.db.size_on_disk().at(&inner.dir)?;
-        let sinks = inner
-            .sinks
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(name, s)| (name.clone(), s.lock().stats()))
-            .collect();
+        let sinks = self.sink_stats()?;
         Ok(StoreStats {
             size_on_disk,
             sinks,
@@ -1033,6 +1041,7 @@ impl Inner {
             group_index: Mutex::new(groups::GroupIndex::default()),
             reminders: db.open_tree("reminders").at(dir)?,
             quarantine: db.open_tree("quarantine").at(dir)?,
+            health: db.open_tree("health").at(dir)?,
             reminder_index: Mutex::new(reminders::ReminderIndex::default()),
             db,
             sinks: RwLock::new(HashMap::new()),

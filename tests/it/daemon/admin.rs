@@ -53,6 +53,14 @@ impl Api {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
+        let metrics: Arc<sasrelay::pipeline::metrics::Metrics> = Default::default();
+        let health = sasrelay::daemon::health::Health::new(
+            Default::default(),
+            &[],
+            sinks.iter().map(|s| s.to_string()).collect(),
+            metrics.clone(),
+            store.clone(),
+        );
         let state = AdminState {
             silences: silences.clone(),
             store: store.clone(),
@@ -61,7 +69,8 @@ impl Api {
                 .iter()
                 .map(|s| (s.to_string(), Arc::new(tokio::sync::Notify::new())))
                 .collect(),
-            metrics: Default::default(),
+            metrics,
+            health,
             settings,
         };
         let task = tokio::spawn(sasrelay::daemon::admin::serve(

@@ -102,7 +102,7 @@ impl Rig {
             .into_iter()
             .filter_map(|(_, e)| match e.payload {
                 Payload::Event(ev) => Some(*ev),
-                Payload::Digest(_) => None,
+                Payload::Digest(_) | Payload::Health(_) => None,
             })
             .collect()
     }

@@ -1,0 +1,506 @@
+//! The daemon's health, as [`crate::health`] decides it from live figures: [`Health`] gathers
+//! them (the pollers' counters, the credential refreshers' progress, the outboxes) into a
+//! [`Snapshot`] for `/readyz`, `GET /api/v1/status` ([`StatusView`]), `/metrics` and the
+//! heartbeat; the [`Monitor`] task turns changes into meta-events.
+//!
+//! ## The monitor's write order
+//!
+//! Every second the monitor takes a snapshot, asks which conditions hold
+//! ([`crate::health::firing`]) and, for each condition that starts or stops holding
+//! ([`crate::health::next_episode`]):
+//!
+//! 1. stores the episode's change, not yet announced;
+//! 2. enqueues its meta-event in each target sink's outbox (the id is the enqueue guard);
+//! 3. stores the change as announced;
+//!
+//! then flushes once and wakes the sinks. A crash anywhere leaves a prefix: a change not
+//! stored is seen again; one stored but not announced is announced at the next start (the
+//! guard drops an enqueue that had happened); so each meta-event is enqueued once per sink.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::sync::{Notify, watch};
+
+use crate::credentials::RefreshStatus;
+use crate::event::{HealthEpisode, OutboxEntry, Payload};
+use crate::finding::Domain;
+use crate::health::{
+    CredentialView, HealthSettings, PollView, SinkView, SourceHealth, State, classify, firing,
+    next_episode,
+};
+use crate::pipeline::metrics::Metrics;
+use crate::sas::source::SourceSettings;
+use crate::store::{Enqueued, Store, StoreError};
+use crate::task::{Label, Next, Task, TaskError};
+
+/// How often the monitor looks.
+pub const MONITOR_EVERY: Duration = Duration::from_secs(1);
+
+/// What the daemon's health is computed from. Cheap to clone; shared by the monitor, the
+/// heartbeat, the admin API and the source connects (which register credentials here).
+#[derive(Clone)]
+pub struct Health {
+    settings: HealthSettings,
+    /// Every configured (source, domain) with its poll interval.
+    polls: Arc<Vec<(String, Domain, Duration)>>,
+    /// The configured sinks.
+    sinks: Arc<Vec<String>>,
+    metrics: Arc<Metrics>,
+    store: Store,
+    /// The refreshers' progress, by source; added when a source with an expiring credential
+    /// connects.
+    credentials: Arc<Mutex<BTreeMap<String, watch::Receiver<RefreshStatus>>>>,
+    started_ms: i64,
+}
+
+/// One (source, domain) as the status shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    /// The source.
+    pub source: String,
+    /// The domain.
+    pub domain: Domain,
+    /// `starting`, `ok`, `degraded` or `blind`.
+    pub state: State,
+    /// Why, in a few words.
+    pub why: String,
+    /// The poll interval (`"30s"`).
+    pub interval: String,
+    /// When the last poll succeeded (RFC 3339; an earlier run's as the store remembers it).
+    pub last_success: Option<String>,
+    /// Why the latest failed poll failed (control characters removed).
+    pub last_error: Option<String>,
+    /// Failed polls since the last success.
+    pub consecutive_failures: u64,
+}
+
+/// One sink's outbox as the status shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkStatus {
+    /// The sink.
+    pub sink: String,
+    /// Entries waiting.
+    pub depth: u64,
+    /// Seconds the oldest waiting entry has waited (0 when none waits).
+    pub oldest_age_s: u64,
+    /// Dead letters kept.
+    pub dead_letters: u64,
+}
+
+/// A refreshing credential as the status shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialStatus {
+    /// The source.
+    pub source: String,
+    /// When the credential being served expires (RFC 3339).
+    pub expires_at: String,
+    /// Failed refresh attempts since the last success.
+    pub consecutive_failures: u32,
+    /// Why the latest attempt failed.
+    pub last_error: Option<String>,
+}
+
+/// An episode as the status shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConditionStatus {
+    /// The condition's key (`source_blind/prod/alerts`).
+    pub key: String,
+    /// Its episode.
+    pub episode: u64,
+    /// Whether it holds now.
+    pub open: bool,
+    /// When the episode began (RFC 3339).
+    pub since: String,
+    /// What its latest meta-event said.
+    pub message: String,
+}
+
+/// The body of `GET /api/v1/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusView {
+    /// What `/readyz` answers.
+    pub ready: bool,
+    /// Why not, one line per reason (empty when ready).
+    pub not_ready: Vec<String>,
+    /// Every configured source × domain.
+    pub sources: Vec<SourceStatus>,
+    /// Every source whose credential expires and is refreshed.
+    pub credentials: Vec<CredentialStatus>,
+    /// Every configured sink, and any other sink whose outbox still holds entries.
+    pub sinks: Vec<SinkStatus>,
+    /// Every health condition seen, open ones first.
+    pub conditions: Vec<ConditionStatus>,
+}
+
+/// The health at one moment.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// Every configured (source, domain) with its verdict.
+    pub sources: Vec<SourceHealth>,
+    /// Their figures, in the same order.
+    pub views: Vec<PollView>,
+    /// Every registered refreshing credential.
+    pub credentials: Vec<CredentialView>,
+    /// Every configured sink's outbox (and other outboxes that hold entries).
+    pub sinks: Vec<SinkView>,
+    /// When it was taken (unix ms).
+    pub now_ms: i64,
+}
+
+impl Snapshot {
+    /// Why the daemon is not ready, one line per blind (source, domain): empty when none is.
+    pub fn blind(&self) -> Vec<String> {
+        self.sources
+            .iter()
+            .filter(|s| s.verdict.state == State::Blind)
+            .map(|s| {
+                format!(
+                    "blind: {}/{} ({})",
+                    s.source,
+                    s.domain.as_str(),
+                    s.verdict.why
+                )
+            })
+            .collect()
+    }
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+impl Health {
+    /// The health of a daemon with `sources` and `sinks`, counting into `metrics`, started
+    /// now. Each (source, domain) starts from its last success as the store's cursor holds
+    /// it ([`Metrics::remember_success`]).
+    pub fn new(
+        settings: HealthSettings,
+        sources: &[SourceSettings],
+        sinks: Vec<String>,
+        metrics: Arc<Metrics>,
+        store: Store,
+    ) -> Health {
+        let polls: Vec<(String, Domain, Duration)> = sources
+            .iter()
+            .flat_map(|s| s.polls.iter().map(|p| (s.name.clone(), p.domain, p.interval)))
+            .collect();
+        for (source, domain, _) in &polls {
+            if let Ok(Some(c)) = store.cursor(source, *domain)
+                && c.last_success_ms > 0
+            {
+                metrics.remember_success(source, domain.as_str(), c.last_success_ms as f64 / 1e3);
+            }
+        }
+        Health {
+            settings,
+            polls: Arc::new(polls),
+            sinks: Arc::new(sinks),
+            started_ms: (metrics.start_unix() * 1e3) as i64,
+            metrics,
+            store,
+            credentials: Arc::default(),
+        }
+    }
+
+    /// The daemon's counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// `[health]`.
+    pub fn settings(&self) -> &HealthSettings {
+        &self.settings
+    }
+
+    /// Follows `source`'s credential refresher from now on.
+    pub fn watch_credentials(&self, source: &str, status: watch::Receiver<RefreshStatus>) {
+        self.credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(source.to_string(), status);
+    }
+
+    /// The health at `now_ms`.
+    pub fn snapshot(&self, now_ms: i64) -> Snapshot {
+        let figures = self.metrics.polls();
+        let mut sources = Vec::new();
+        let mut views = Vec::new();
+        for (source, domain, interval) in self.polls.iter() {
+            let f = figures
+                .get(&(source.clone(), domain.as_str()))
+                .cloned()
+                .unwrap_or_default();
+            let view = PollView {
+                interval: *interval,
+                succeeded_since_start: f.ok > 0,
+                last_success_ms: f.last_success_unix.map(|t| (t * 1e3) as i64),
+                consecutive_failures: f.consecutive_failures,
+            };
+            sources.push(SourceHealth {
+                source: source.clone(),
+                domain: *domain,
+                verdict: classify(&view, self.settings.blind_after, self.started_ms, now_ms),
+                last_error: f.last_error,
+            });
+            views.push(view);
+        }
+        let credentials = self
+            .credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(source, rx)| {
+                let s = rx.borrow();
+                CredentialView {
+                    source: source.clone(),
+                    expiration_ms: crate::clock::unix_ms(s.expiration),
+                    consecutive_failures: s.consecutive_failures,
+                    last_error: s.last_error.clone(),
+                }
+            })
+            .collect();
+        Snapshot {
+            sources,
+            views,
+            credentials,
+            sinks: self.sink_views(),
+            now_ms,
+        }
+    }
+
+    /// Every configured sink's outbox figures, then any other outbox that holds entries (a
+    /// sink removed from the configuration).
+    fn sink_views(&self) -> Vec<SinkView> {
+        let stats = self.store.sink_stats().unwrap_or_default();
+        let view = |name: &str| {
+            let s = stats.get(name).cloned().unwrap_or_default();
+            SinkView {
+                sink: name.to_string(),
+                depth: s.depth,
+                oldest_enqueued_ms: s.oldest_enqueued_at_ms,
+                dead_letters: s.dead_letters,
+            }
+        };
+        let mut out: Vec<SinkView> = self.sinks.iter().map(|s| view(s)).collect();
+        for (name, s) in &stats {
+            if !self.sinks.contains(name) && (s.depth > 0 || s.dead_letters > 0) {
+                out.push(view(name));
+            }
+        }
+        out
+    }
+
+    /// Why the daemon is not ready at `now_ms`, one line per reason: the store cannot be
+    /// written, or a (source, domain) is blind. Empty when ready.
+    pub fn not_ready(&self, snapshot: &Snapshot) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Err(e) = self.store.probe_write(snapshot.now_ms) {
+            out.push(format!("store: {e}"));
+        }
+        out.extend(snapshot.blind());
+        out
+    }
+
+    /// The status at `now_ms` (`GET /api/v1/status`).
+    pub fn status(&self, now_ms: i64) -> StatusView {
+        let snap = self.snapshot(now_ms);
+        let not_ready = self.not_ready(&snap);
+        let sources = snap
+            .sources
+            .iter()
+            .zip(&snap.views)
+            .map(|(s, v)| SourceStatus {
+                source: s.source.clone(),
+                domain: s.domain,
+                state: s.verdict.state,
+                why: s.verdict.why.clone(),
+                interval: crate::duration::format_duration(v.interval),
+                last_success: v.last_success_ms.map(rfc3339_ms),
+                last_error: s.last_error.clone(),
+                consecutive_failures: v.consecutive_failures,
+            })
+            .collect();
+        let credentials = snap
+            .credentials
+            .iter()
+            .map(|c| CredentialStatus {
+                source: c.source.clone(),
+                expires_at: rfc3339_ms(c.expiration_ms),
+                consecutive_failures: c.consecutive_failures,
+                last_error: c.last_error.clone(),
+            })
+            .collect();
+        let sinks = snap
+            .sinks
+            .iter()
+            .map(|s| SinkStatus {
+                sink: s.sink.clone(),
+                depth: s.depth,
+                oldest_age_s: s
+                    .oldest_enqueued_ms
+                    .map_or(0, |at| u64::try_from((now_ms - at).max(0) / 1000).unwrap_or(0)),
+                dead_letters: s.dead_letters,
+            })
+            .collect();
+        let mut conditions: Vec<ConditionStatus> = self
+            .store
+            .health_episodes()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| ConditionStatus {
+                key: e.condition.key(),
+                episode: e.episode,
+                open: e.open,
+                since: rfc3339_ms(e.since_ms),
+                message: e.message,
+            })
+            .collect();
+        conditions.sort_by_key(|c| !c.open);
+        StatusView {
+            ready: not_ready.is_empty(),
+            not_ready,
+            sources,
+            credentials,
+            sinks,
+            conditions,
+        }
+    }
+}
+
+/// The task that turns health changes into meta-events (the module doc has its write order).
+pub struct Monitor {
+    health: Health,
+    /// The wake of every configured sink's worker.
+    wakes: BTreeMap<String, Arc<Notify>>,
+    /// The stored episodes (the monitor is their only writer); loaded by the first step.
+    episodes: Option<BTreeMap<String, HealthEpisode>>,
+}
+
+impl Monitor {
+    /// A monitor of `health` that wakes the workers in `wakes` after enqueueing.
+    pub fn new(health: Health, wakes: BTreeMap<String, Arc<Notify>>) -> Monitor {
+        Monitor {
+            health,
+            wakes,
+            episodes: None,
+        }
+    }
+
+    /// One look at `now`: every change stored, announced and flushed; the sinks that got a
+    /// meta-event are woken. Returns how many meta-events were enqueued.
+    pub async fn look(&mut self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        let store = self.health.store.clone();
+        let now_ms = crate::clock::unix_ms(now);
+        let episodes = match self.episodes.take() {
+            Some(e) => e,
+            None => store
+                .health_episodes()?
+                .into_iter()
+                .map(|e| (e.condition.key(), e))
+                .collect(),
+        };
+        // Kept whatever happens below: the cache follows every write made.
+        let episodes = self.episodes.insert(episodes);
+        let snap = self.health.snapshot(now_ms);
+        let settings = &self.health.settings;
+        let holding: BTreeMap<String, crate::health::Firing> = firing(
+            &snap.sources,
+            &snap.credentials,
+            &snap.sinks,
+            settings,
+            now_ms,
+        )
+        .into_iter()
+        .map(|f| (f.condition.key(), f))
+        .collect();
+        let mut keys: Vec<String> = holding.keys().cloned().collect();
+        keys.extend(episodes.keys().cloned());
+        keys.sort();
+        keys.dedup();
+        let mut woken = std::collections::BTreeSet::new();
+        let mut enqueued = 0;
+        for key in keys {
+            let stored = episodes.get(&key);
+            let changed = next_episode(stored, holding.get(&key), now_ms);
+            if let Some(e) = &changed {
+                store.put_health_episode(e)?;
+                episodes.insert(key.clone(), e.clone());
+            }
+            let Some(e) = episodes.get_mut(&key).filter(|e| !e.announced) else {
+                continue;
+            };
+            let event = e.event(now);
+            let targets = settings.targets(&e.condition, self.health.sinks.iter().map(String::as_str));
+            for sink in &targets {
+                let entry = OutboxEntry::new(Payload::from(event.clone()), now_ms);
+                if let Enqueued::Inserted(_) = store.enqueue(sink, &entry)? {
+                    enqueued += 1;
+                    woken.insert(sink.clone());
+                }
+            }
+            e.announced = true;
+            store.put_health_episode(e)?;
+            log_change(e, &targets);
+        }
+        if !woken.is_empty() || enqueued > 0 {
+            store.flush().await?;
+        }
+        for sink in &woken {
+            if let Some(w) = self.wakes.get(sink) {
+                w.notify_one();
+            }
+        }
+        Ok(enqueued)
+    }
+}
+
+/// The log line of an announced change: an open episode at ERROR (an operator must act), a
+/// closed one at WARN (recovered).
+fn log_change(e: &HealthEpisode, targets: &[String]) {
+    let key = e.condition.key();
+    if e.open {
+        tracing::error!(
+            condition = %key,
+            episode = e.episode,
+            sinks = ?targets,
+            detail = e.detail.as_deref().unwrap_or(""),
+            "{}; meta-event sent.",
+            e.message
+        );
+    } else {
+        tracing::warn!(
+            condition = %key,
+            episode = e.episode,
+            sinks = ?targets,
+            "{}; resolved meta-event sent.",
+            e.message
+        );
+    }
+}
+
+impl Task for Monitor {
+    fn label(&self) -> Label {
+        Label::new("health")
+    }
+
+    async fn step(&mut self) -> Result<Next, TaskError> {
+        match self.look(OffsetDateTime::now_utc()).await {
+            Ok(_) => Ok(Next::After(MONITOR_EVERY)),
+            Err(e) => {
+                self.health.store.heal(&e);
+                // What was written may not be durable: read it again.
+                self.episodes = None;
+                Err(
+                    TaskError::retryable("Health check could not store its meta-events.", e)
+                        .urgent(true),
+                )
+            }
+        }
+    }
+}
