@@ -261,6 +261,11 @@ fn age(ms: i64) -> String {
     ))
 }
 
+/// `1 failed poll`, `3 failed polls`.
+fn failed_polls(n: u64) -> String {
+    format!("{n} failed poll{}", if n == 1 { "" } else { "s" })
+}
+
 /// The state of a (source, domain) with `v`, `blind_after` intervals, in a daemon started at
 /// `started_ms`, at `now_ms` (the module doc has the table).
 pub fn classify(v: &PollView, blind_after: u32, started_ms: i64, now_ms: i64) -> Verdict {
@@ -271,23 +276,23 @@ pub fn classify(v: &PollView, blind_after: u32, started_ms: i64, now_ms: i64) ->
             None => verdict(
                 State::Blind,
                 format!(
-                    "never read: {} polls failed, none ever succeeded",
-                    v.consecutive_failures
+                    "never read: {}, none ever succeeded",
+                    failed_polls(v.consecutive_failures)
                 ),
             ),
             Some(t) if now_ms - t > intervals_ms(v.interval, blind_after) => verdict(
                 State::Blind,
                 format!(
-                    "not read for {}: {} polls failed since the last success",
+                    "not read for {}: {} since the last success",
                     age(now_ms - t),
-                    v.consecutive_failures
+                    failed_polls(v.consecutive_failures)
                 ),
             ),
             Some(t) => verdict(
                 State::Degraded,
                 format!(
-                    "{} polls failed; the last success was {} ago",
-                    v.consecutive_failures,
+                    "{}; the last success was {} ago",
+                    failed_polls(v.consecutive_failures),
                     age(now_ms - t)
                 ),
             ),
