@@ -1679,6 +1679,45 @@ x = 1
     }
 
     #[test]
+    fn health_problems_are_reported_at_their_keys_and_the_table_has_a_name() {
+        let text = format!(
+            "{GOOD}\n[[sink]]\nname = \"hook\"\ntype = \"stdout\"\n\n[health]\nblind_after = 0\nsinks = [\"hook\", \"pager\"]\nheartbeat_url = \"ftp://hc.example/x\"\nblind_aftr = 2\n"
+        );
+        let e = errors(&text);
+        let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "health.blind_after",
+                "health.sinks[1]",
+                "health.heartbeat_url",
+                "health.blind_aftr"
+            ],
+            "{e:?}"
+        );
+        let line = |needle: &str| text[..text.find(needle).unwrap()].matches('\n').count() + 1;
+        assert_eq!(e[0].line, line("blind_after = 0"), "{}", e[0]);
+        assert_eq!((e[1].line, e[1].column), (line("sinks ="), 18), "{}", e[1]);
+        assert!(e[1].message.contains("\"pager\""), "{}", e[1]);
+        assert!(e[2].message.contains("ftp"), "{}", e[2]);
+        assert!(
+            e[3].message.contains("did you mean `blind_after`?"),
+            "{}",
+            e[3]
+        );
+        let e = errors(&format!("{GOOD}\n[heath]\nblind_after = 2\n"));
+        assert!(e[0].message.contains("did you mean `health`?"), "{}", e[0]);
+        let s = parse(
+            Path::new("t.toml"),
+            &format!("{GOOD}\n[health]\nblind_after = 5\nstalled_after = \"1h\"\n"),
+        )
+        .unwrap();
+        assert_eq!(s.health.blind_after, 5);
+        assert_eq!(s.health.stalled_after, Duration::from_secs(3600));
+        assert_eq!(s.health.sinks, None);
+    }
+
+    #[test]
     fn an_admin_api_beyond_loopback_needs_a_token_or_an_explicit_opt_out() {
         let with = |admin: &str| format!("{GOOD}\n[admin]\n{admin}\n");
         let text = with(r#"listen = "0.0.0.0:9595""#);

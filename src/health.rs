@@ -542,7 +542,9 @@ mod tests {
         assert_eq!(s, HealthSettings::default());
         assert!(p.is_empty());
         let (s, p) = HealthSettings::check(
-            raw("blind_after = 0\nsinks = [\"a\", \"c\"]\nstalled_after = \"0s\"\nheartbeat_url = \"http://hc.example/x\"\n"),
+            raw(
+                "blind_after = 0\nsinks = [\"a\", \"c\"]\nstalled_after = \"0s\"\nheartbeat_url = \"http://hc.example/x\"\n",
+            ),
             &["a", "b"],
         );
         let keys: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
@@ -623,23 +625,29 @@ mod tests {
             detail: Some("d".into()),
         };
         let opened = next_episode(None, Some(&f), 5).unwrap();
-        assert_eq!((opened.episode, opened.open, opened.announced), (1, true, false));
+        assert_eq!(
+            (opened.episode, opened.open, opened.announced),
+            (1, true, false)
+        );
         let event = opened.event(time::OffsetDateTime::UNIX_EPOCH);
         assert_eq!(event.status, HealthStatus::Firing);
         // Still firing: nothing to write, announced or not.
         assert_eq!(next_episode(Some(&opened), Some(&f), 9), None);
         let closed = next_episode(Some(&opened), None, 9).unwrap();
-        assert_eq!((closed.episode, closed.open, closed.since_ms), (1, false, 5));
+        assert_eq!(
+            (closed.episode, closed.open, closed.since_ms),
+            (1, false, 5)
+        );
         assert_eq!(closed.message, "sink s delivers again");
         let resolved = closed.event(time::OffsetDateTime::UNIX_EPOCH);
         assert_eq!(resolved.status, HealthStatus::Resolved);
         assert_ne!(resolved.id, event.id);
         // Same episode and status: the same id, whenever it is built.
-        assert_eq!(
-            opened.event(time::OffsetDateTime::now_utc()).id,
-            event.id
-        );
+        assert_eq!(opened.event(time::OffsetDateTime::now_utc()).id, event.id);
         assert_eq!(next_episode(Some(&closed), None, 12), None);
-        assert_eq!(next_episode(Some(&closed), Some(&f), 12).unwrap().episode, 2);
+        assert_eq!(
+            next_episode(Some(&closed), Some(&f), 12).unwrap().episode,
+            2
+        );
     }
 }

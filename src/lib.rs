@@ -53,6 +53,9 @@
 //! and `config` imports both), and the counters the pipeline updates live in
 //! [`pipeline::metrics`] (the daemon only exposes them), so the pipeline never imports the
 //! daemon.
+//! [`health`] is pure but reads its `heartbeat_url` the way a sink reads its URL
+//! ([`sinks::MaybeSecret`], checked by `sinks::http::parse_url`), so it imports [`sinks`]
+//! for those two; below [`daemon`] only [`config`] imports it.
 //!
 //! ## Codemap
 //!
@@ -69,8 +72,9 @@
 //!   "again now", "after D", "when woken or after D" or "done"; errors say whether to retry.
 //! - [`finding`] — the normalised [`finding::Finding`], its scales, links and fingerprint.
 //! - [`event`] — `Event` (new / recurring / resolved / summary / reminder) with its idempotency
-//!   key, `Digest` (grouped events), the outbox entry and dead letter (versioned JSON), which
-//!   event kinds a domain emits.
+//!   key, `Digest` (grouped events), `HealthEvent` (a meta-event about sasrelay itself) and the
+//!   `HealthEpisode` the store keeps per condition, the outbox entry and dead letter
+//!   (versioned JSON), which event kinds a domain emits.
 //! - [`record`] — what the store keeps per finding to follow its lifecycle.
 //! - [`config`] — raw TOML with spans → checked [`config::Settings`].
 //! - [`credentials`] — `credentials = { type = ... }` config, the provider chain (static keys,
@@ -94,6 +98,10 @@
 //!   crash-safe backlog folding), [`pipeline::metrics`] (the counters these update). The
 //!   poller, the worker and the grouper are [`task::Task`]s: each step is one poll, one
 //!   delivery attempt, one grouping tick.
+//! - [`health`] — the health model, pure: a source × domain's state (`starting`, `ok`,
+//!   `degraded`, `blind`) from its poll figures, the conditions that send meta-events (a
+//!   blind domain, a credential about to expire unrefreshed, a stalled sink), their episodes,
+//!   `[health]`.
 //! - [`routing`] — pure routing (Alertmanager-style): matchers, the route tree with
 //!   inheritance and `continue`, grouping settings, time intervals, silences; decide and
 //!   explain for a subject at a given `now`.
@@ -120,9 +128,11 @@
 //!   replay and discard, `/healthz`, `/readyz`, `/metrics`; bearer token on `/api/`),
 //!   [`daemon::door`] (the admin API's door: `Host`, `Origin` and `Content-Type` screening,
 //!   header-read and idle timeouts, the connection cap), [`daemon::metrics`] (the Prometheus exposition), [`daemon::notify`] (systemd
-//!   `sd_notify` and the watchdog heartbeat).
+//!   `sd_notify` and the watchdog heartbeat), [`daemon::health`] (live health for `/readyz`,
+//!   `/api/v1/status` and `/metrics`; the monitor that enqueues meta-events),
+//!   [`daemon::heartbeat`] (the ping to an external dead man's switch).
 //! - [`cli`] — one file per subcommand (`check`, `findings`, `run`, `demo`, `simulate`,
-//!   `render`, `send-test`, `silence`, `dead-letters`, `healthcheck`, `route test`), logging
+//!   `render`, `send-test`, `silence`, `dead-letters`, `healthcheck`, `status`, `route test`), logging
 //!   setup, exit codes, the admin-API client.
 //! - [`simulator`] — the fake Security Center behind `sasrelay simulate` and the tests.
 //! - `lib.rs` itself sets the global allocator (mimalloc), so the binary, the tests and the
@@ -175,6 +185,10 @@
 //!   before it acks the members; webhooks and PagerDuty never fold.
 //! - Every task of the daemon is run by [`daemon::tasks::run`], spawned on a tracker and stopped
 //!   through a cancellation token; a step in progress is never abandoned by the runner.
+//! - A meta-event goes through the outbox like every event, with an id derived from (condition,
+//!   episode, status): the episode's change is stored, then enqueued, then marked announced, so
+//!   a restart neither repeats nor forgets it. Routes, silences and sink filters do not apply
+//!   to it. A source that cannot connect counts as a failed poll of each of its domains.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -115,9 +115,14 @@ pub fn render(v: &StatusView) -> String {
     out.push_str(&text_table(&sinks));
     if !v.credentials.is_empty() {
         let mut creds = vec![
-            ["SOURCE", "CREDENTIAL EXPIRES", "REFRESH FAILURES", "LAST ERROR"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "SOURCE",
+                "CREDENTIAL EXPIRES",
+                "REFRESH FAILURES",
+                "LAST ERROR",
+            ]
+            .map(String::from)
+            .to_vec(),
         ];
         for c in &v.credentials {
             creds.push(vec![

@@ -588,12 +588,7 @@ async fn metrics(State(state): State<Shared>) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        crate::daemon::metrics::exposition(
-            &state.metrics,
-            stats.as_ref(),
-            &health.sources,
-            now_ms,
-        ),
+        crate::daemon::metrics::exposition(&state.metrics, stats.as_ref(), &health.sources, now_ms),
     )
         .into_response()
 }

@@ -188,7 +188,11 @@ impl Health {
     ) -> Health {
         let polls: Vec<(String, Domain, Duration)> = sources
             .iter()
-            .flat_map(|s| s.polls.iter().map(|p| (s.name.clone(), p.domain, p.interval)))
+            .flat_map(|s| {
+                s.polls
+                    .iter()
+                    .map(|p| (s.name.clone(), p.domain, p.interval))
+            })
             .collect();
         for (source, domain, _) in &polls {
             if let Ok(Some(c)) = store.cursor(source, *domain)
@@ -342,9 +346,9 @@ impl Health {
             .map(|s| SinkStatus {
                 sink: s.sink.clone(),
                 depth: s.depth,
-                oldest_age_s: s
-                    .oldest_enqueued_ms
-                    .map_or(0, |at| u64::try_from((now_ms - at).max(0) / 1000).unwrap_or(0)),
+                oldest_age_s: s.oldest_enqueued_ms.map_or(0, |at| {
+                    u64::try_from((now_ms - at).max(0) / 1000).unwrap_or(0)
+                }),
                 dead_letters: s.dead_letters,
             })
             .collect();
@@ -436,7 +440,8 @@ impl Monitor {
                 continue;
             };
             let event = e.event(now);
-            let targets = settings.targets(&e.condition, self.health.sinks.iter().map(String::as_str));
+            let targets =
+                settings.targets(&e.condition, self.health.sinks.iter().map(String::as_str));
             for sink in &targets {
                 let entry = OutboxEntry::new(Payload::from(event.clone()), now_ms);
                 if let Enqueued::Inserted(_) = store.enqueue(sink, &entry)? {
@@ -502,5 +507,154 @@ impl Task for Monitor {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::dispatch::Dispatched;
+
+    const CONFIG: &str = r#"
+[[source]]
+name = "prod"
+region = "cn-hangzhou"
+domains = ["alerts"]
+poll = { alerts = "1m" }
+credentials = { type = "env" }
+
+[health]
+stalled_after = "1m"
+"#;
+
+    fn rig() -> (tempfile::TempDir, Store, Arc<Metrics>, Monitor) {
+        let settings = crate::config::parse(std::path::Path::new("t.toml"), CONFIG).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let health = Health::new(
+            settings.health.clone(),
+            &settings.sources,
+            vec!["a".into(), "b".into()],
+            metrics.clone(),
+            store.clone(),
+        );
+        let monitor = Monitor::new(health, BTreeMap::new());
+        (dir, store, metrics, monitor)
+    }
+
+    fn at(now: OffsetDateTime, secs: i64) -> OffsetDateTime {
+        now + time::Duration::seconds(secs)
+    }
+
+    /// The payload ids waiting in `sink`'s outbox.
+    fn waiting(store: &Store, sink: &str) -> Vec<String> {
+        store
+            .due(sink, i64::MAX, 100)
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e.payload.id().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_change_is_enqueued_once_per_sink_across_a_crash() {
+        let (_dir, store, metrics, mut monitor) = rig();
+        let now = OffsetDateTime::now_utc();
+        metrics.connect_failed("prod", &["alerts"], "credentials", "SAS_SK is not set");
+        assert_eq!(monitor.look(now).await.unwrap(), 2, "one per sink");
+        assert_eq!(monitor.look(at(now, 1)).await.unwrap(), 0, "still blind");
+        let firing = waiting(&store, "a");
+        assert_eq!(firing, waiting(&store, "b"));
+        let stored = store
+            .health_episode("source_blind/prod/alerts")
+            .unwrap()
+            .unwrap();
+        assert!(stored.open && stored.announced, "{stored:?}");
+        assert_eq!(stored.detail.as_deref(), Some("SAS_SK is not set"));
+
+        // A crash after the change was stored but before it was marked announced: the next
+        // start announces it again, and the enqueue guards drop both.
+        store
+            .put_health_episode(&HealthEpisode {
+                announced: false,
+                ..stored
+            })
+            .unwrap();
+        let (_, _, _, restarted) = rig();
+        let mut restarted = Monitor::new(
+            Health {
+                store: store.clone(),
+                metrics: metrics.clone(),
+                ..restarted.health
+            },
+            BTreeMap::new(),
+        );
+        assert_eq!(restarted.look(at(now, 2)).await.unwrap(), 0);
+        assert_eq!(waiting(&store, "a"), firing);
+
+        // Read again: resolved once, to both.
+        metrics.poll_ok("prod", "alerts", Duration::ZERO, 0, &Dispatched::default());
+        assert_eq!(restarted.look(at(now, 3)).await.unwrap(), 2);
+        assert_eq!(restarted.look(at(now, 4)).await.unwrap(), 0);
+        let stored = store
+            .health_episode("source_blind/prod/alerts")
+            .unwrap()
+            .unwrap();
+        assert!(!stored.open && stored.announced && stored.episode == 1);
+        assert_eq!(waiting(&store, "b").len(), 2);
+        assert!(
+            restarted
+                .health
+                .status(crate::clock::unix_ms(at(now, 4)))
+                .ready
+        );
+    }
+
+    #[tokio::test]
+    async fn expiring_credentials_and_a_stalled_sink_are_conditions_too() {
+        let (_dir, store, metrics, mut monitor) = rig();
+        let now = OffsetDateTime::now_utc();
+        metrics.poll_ok("prod", "alerts", Duration::ZERO, 0, &Dispatched::default());
+        let (tx, rx) = watch::channel(RefreshStatus {
+            generation: 1,
+            consecutive_failures: 2,
+            total_failures: 2,
+            last_error: Some("rrsa: STS answered 500".into()),
+            expiration: at(now, 300),
+            next_attempt: Some(at(now, 10)),
+        });
+        monitor.health.watch_credentials("prod", rx);
+        assert_eq!(monitor.look(now).await.unwrap(), 2);
+        let open = |store: &Store| -> Vec<String> {
+            store
+                .health_episodes()
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.open)
+                .map(|e| e.condition.key())
+                .collect()
+        };
+        assert_eq!(open(&store), ["credentials_expiring/prod"]);
+        tx.send_modify(|s| {
+            s.consecutive_failures = 0;
+            s.expiration = at(now, 3600);
+        });
+        // Entries of `a` and `b` (the two meta-events) wait; a minute on, both sinks are
+        // stalled, and each is told about the other only.
+        metrics.poll_ok("prod", "alerts", Duration::ZERO, 0, &Dispatched::default());
+        let later = at(now, 61);
+        let enqueued = monitor.look(later).await.unwrap();
+        let mut keys = open(&store);
+        keys.sort();
+        assert_eq!(keys, ["sink_stalled/a", "sink_stalled/b"]);
+        // Resolved credentials to both; each stall to the other sink only.
+        assert_eq!(enqueued, 4);
+        let stall = |sink: &str| {
+            crate::event::event_id(&["health", &format!("sink_stalled/{sink}"), "1", "firing"])
+        };
+        assert!(waiting(&store, "a").contains(&stall("b")));
+        assert!(!waiting(&store, "a").contains(&stall("a")));
+        assert!(waiting(&store, "b").contains(&stall("a")));
     }
 }

@@ -174,7 +174,12 @@ fn render_polls(out: &mut String, polls: &BTreeMap<(String, &'static str), PollF
             "sasrelay_last_successful_poll_timestamp_seconds",
             "gauge",
             "When the last successful poll ended (unix seconds; 0 until a poll ever succeeded).",
-            |f| vec![("", Some(format!("{:.3}", f.last_success_unix.unwrap_or(0.0))))],
+            |f| {
+                vec![(
+                    "",
+                    Some(format!("{:.3}", f.last_success_unix.unwrap_or(0.0))),
+                )]
+            },
         ),
         (
             "sasrelay_last_poll_duration_seconds",
@@ -377,7 +382,13 @@ mod tests {
             9,
             &dispatched,
         );
-        m.poll_failed("prod", "alerts", Duration::from_millis(100), "server", "503");
+        m.poll_failed(
+            "prod",
+            "alerts",
+            Duration::from_millis(100),
+            "server",
+            "503",
+        );
         m.quarantined("prod", "baseline", 2);
         m.delivery("hook", DeliveryOutcome::Retry);
         m.delivery("hook", DeliveryOutcome::Delivered);
@@ -405,7 +416,12 @@ mod tests {
             last_error: None,
         }];
         let t = exposition(&m, Some(&store), &health, 70_500);
-        for (state, v) in [("starting", 0.0), ("ok", 0.0), ("degraded", 1.0), ("blind", 0.0)] {
+        for (state, v) in [
+            ("starting", 0.0),
+            ("ok", 0.0),
+            ("degraded", 1.0),
+            ("blind", 0.0),
+        ] {
             assert_eq!(
                 value(
                     &t,

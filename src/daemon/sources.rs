@@ -99,9 +99,15 @@ impl Task for Connect {
                 } else {
                     "connect"
                 };
-                let domains: Vec<&'static str> =
-                    self.settings.polls.iter().map(|p| p.domain.as_str()).collect();
-                self.parts.metrics.connect_failed(name, &domains, reason, &e);
+                let domains: Vec<&'static str> = self
+                    .settings
+                    .polls
+                    .iter()
+                    .map(|p| p.domain.as_str())
+                    .collect();
+                self.parts
+                    .metrics
+                    .connect_failed(name, &domains, reason, &e);
                 Err(TaskError::retryable("Cannot connect the source; retrying.", e).urgent(true))
             }
         }

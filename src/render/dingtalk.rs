@@ -338,7 +338,11 @@ fn health(h: &HealthEvent, opts: &DingTalkOptions) -> Rendered<Value> {
     let mut warnings = Vec::new();
     let (mobiles, ids) = mentions(opts, &mut warnings);
     let mut content = super::health::plain(h, opts.lang).joined(escape::slack_plain);
-    if let Some(k) = opts.keyword.as_deref().map(str::trim).filter(|k| !k.is_empty())
+    if let Some(k) = opts
+        .keyword
+        .as_deref()
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
         && !content.contains(k)
     {
         content = format!("{} {content}", clip(k, 64));

@@ -224,7 +224,11 @@ pub fn render(payload: &Payload, opts: &FeishuOptions) -> Rendered<Value> {
 fn health(h: &HealthEvent, opts: &FeishuOptions) -> Rendered<Value> {
     let mut warnings = Vec::new();
     let mut text = super::health::plain(h, opts.lang).joined(escape::feishu_plain);
-    if let Some(k) = opts.keyword.as_deref().map(str::trim).filter(|k| !k.is_empty())
+    if let Some(k) = opts
+        .keyword
+        .as_deref()
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
         && !text.contains(k)
     {
         text = format!("{} {text}", clip(k, 64));

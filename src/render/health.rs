@@ -99,7 +99,12 @@ pub fn plain(h: &HealthEvent, lang: Lang) -> Plain {
         let d = crate::text::truncate_chars(&crate::text::strip_control(d), MAX_DETAIL);
         lines.push(format!("{error}: {d}"));
     }
-    lines.push(format!("{id}: {} #{} ({})", h.condition.key(), h.episode, h.id));
+    lines.push(format!(
+        "{id}: {} #{} ({})",
+        h.condition.key(),
+        h.episode,
+        h.id
+    ));
     Plain {
         headline: headline(h, lang),
         lines,
@@ -129,7 +134,10 @@ mod tests {
 
     #[test]
     fn says_what_holds_in_both_languages() {
-        let p = plain(&event(HealthStatus::Firing, Some("auth\u{1b}[31m: bad key")), Lang::En);
+        let p = plain(
+            &event(HealthStatus::Firing, Some("auth\u{1b}[31m: bad key")),
+            Lang::En,
+        );
         assert_eq!(
             p.headline,
             "[sasrelay] FIRING: source prod cannot read alerts"
@@ -145,5 +153,111 @@ mod tests {
         let p = plain(&event(HealthStatus::Firing, Some(&long)), Lang::En);
         assert!(p.lines[2].chars().count() <= MAX_DETAIL + "Last error: ".len());
         assert_eq!(p.joined(|l| l.to_uppercase()).lines().count(), 5);
+    }
+
+    /// Every output sends a meta-event as a plain message, with hostile text from a remote
+    /// error made inert, and the configured mentions only.
+    #[test]
+    fn every_output_sends_a_plain_message_with_the_detail_inert() {
+        let hostile = "<!channel> @all <at id=all></at> [x](https://evil.example) \u{202e}ok";
+        let p: crate::event::Payload = event(HealthStatus::Firing, Some(hostile)).into();
+        let back: crate::event::Payload =
+            serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p, "stored and read back whole");
+
+        let dt = crate::render::dingtalk::render(
+            &p,
+            &crate::render::dingtalk::DingTalkOptions {
+                keyword: Some("SAS".into()),
+                at_mobiles: vec!["13800001111".into()],
+                ..Default::default()
+            },
+        )
+        .body;
+        assert_eq!(dt["msgtype"], "text");
+        let content = dt["text"]["content"].as_str().unwrap();
+        assert!(content.starts_with("SAS [sasrelay] FIRING"), "{content}");
+        assert!(content.ends_with("@13800001111"), "{content}");
+        assert_eq!(dt["at"]["atMobiles"][0], "13800001111");
+        let fs = crate::render::feishu::render(
+            &p,
+            &crate::render::feishu::FeishuOptions {
+                at_user_ids: vec!["ou_1".into()],
+                ..Default::default()
+            },
+        )
+        .body;
+        assert_eq!(fs["msg_type"], "text");
+        let fs_text = fs["content"]["text"].as_str().unwrap();
+        assert!(fs_text.ends_with("<at user_id=\"ou_1\"></at>"), "{fs_text}");
+        let wc = crate::render::wecom::render(
+            &p,
+            &crate::render::wecom::WeComOptions {
+                at_user_ids: vec!["zhangsan".into()],
+                ..Default::default()
+            },
+        )
+        .body;
+        assert_eq!(wc["text"]["mentioned_list"][0], "zhangsan");
+        let sl = crate::render::slack::render(&p, &Default::default()).body;
+        let sl_text = sl["text"].as_str().unwrap();
+        assert!(sl_text.contains("&lt;!channel&gt;"), "{sl_text}");
+        let mail = crate::render::email::render(&p, &Default::default()).body;
+        assert_eq!(
+            mail.subject,
+            "[sasrelay] FIRING: source prod cannot read alerts"
+        );
+        assert!(mail.html.contains("&lt;!channel&gt;"), "{}", mail.html);
+        let chat = [
+            content,
+            fs_text,
+            wc["text"]["content"].as_str().unwrap(),
+            sl_text,
+        ];
+        for text in chat
+            .iter()
+            .chain([&mail.text.as_str(), &mail.html.as_str()])
+        {
+            assert!(!text.contains("https://evil"), "links defanged: {text}");
+            assert!(!text.contains('\u{202e}'), "{text}");
+        }
+        // No mention or tag out of a remote error (mail has no mentions).
+        for text in chat {
+            assert!(
+                !text.contains("@all") && !text.contains("<!channel>"),
+                "{text}"
+            );
+            assert!(!text.contains("<at id=all>"), "{text}");
+        }
+
+        let map = Default::default();
+        let pd = crate::render::pagerduty::render(&p, "rk", &map);
+        assert_eq!(pd["event_action"], "trigger");
+        assert_eq!(pd["payload"]["severity"], "critical");
+        let key = pd["dedup_key"].as_str().unwrap();
+        assert!(
+            key.starts_with("sasrelay:health:") && key.len() == 16 + 64,
+            "{key}"
+        );
+        let resolved: crate::event::Payload = event(HealthStatus::Resolved, None).into();
+        let pd = crate::render::pagerduty::render(&resolved, "rk", &map);
+        assert_eq!(pd["event_action"], "resolve");
+        assert_eq!(
+            pd["dedup_key"], key,
+            "the resolve closes what the trigger opened"
+        );
+
+        let doc: serde_json::Value =
+            serde_json::from_str(&crate::sinks::payload::to_json(&p)).unwrap();
+        assert_eq!(doc["schema"], "sasrelay.health.v1");
+        assert_eq!(doc["key"], "source_blind/prod/alerts");
+        assert_eq!(doc["status"], "firing");
+        assert_eq!(doc["sink"], serde_json::Value::Null);
+        assert_eq!(doc["detail"], hostile);
+        let line = crate::sinks::payload::text_line(&p);
+        assert!(
+            line.starts_with("2026-05-01T10:05:00Z HEALTH FIRING source_blind/prod/alerts:"),
+            "{line}"
+        );
     }
 }

@@ -73,7 +73,7 @@
 //!
 //! ## Meta-events
 //!
-//! A [`Payload::Health`](crate::event::Payload::Health) (sasrelay's own health) is not a
+//! A [`Payload::Health`] (sasrelay's own health) is not a
 //! finding: every output sends it as its plainest message ([`health`]: a headline and a few
 //! lines), never through a custom template.
 //!

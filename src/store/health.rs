@@ -21,9 +21,7 @@ impl Store {
     pub fn health_episode(&self, key: &str) -> Result<Option<HealthEpisode>, StoreError> {
         let inner = self.current()?;
         match inner.health.get(key.as_bytes()).at(&inner.dir)? {
-            Some(v) => Ok(Some(
-                inner.decode(&v, || format!("health episode {key}"))?,
-            )),
+            Some(v) => Ok(Some(inner.decode(&v, || format!("health episode {key}"))?)),
             None => Ok(None),
         }
     }
@@ -93,7 +91,10 @@ mod tests {
             store.flush().await.unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.health_episode("sink_stalled/s").unwrap(), Some(e.clone()));
+        assert_eq!(
+            store.health_episode("sink_stalled/s").unwrap(),
+            Some(e.clone())
+        );
         assert_eq!(store.health_episodes().unwrap(), vec![e]);
     }
 }

@@ -104,7 +104,11 @@ impl Rig {
     /// [`OWN_SECRET_ENV`]; the webhook and the Slack sink; `health` as `[health]`'s lines.
     /// With `admin` as the admin listen address (`127.0.0.1:0` for the daemon).
     fn config(&self, name: &str, admin: &str, health: &str) -> std::path::PathBuf {
-        let (endpoint, url, state) = (self.sim.endpoint(), self.hook.url(), self.dir.path().join("state"));
+        let (endpoint, url, state) = (
+            self.sim.endpoint(),
+            self.hook.url(),
+            self.dir.path().join("state"),
+        );
         let tail = format!(
             "[[sink]]\nname = \"chat\"\ntype = \"slack\"\nwebhook_url = \"{}\"\n\n[health]\n{health}\n",
             self.slack.hook()
@@ -119,7 +123,10 @@ impl Rig {
             &format!("{{ env = \"{SECRET_ENV}\" }}"),
             &format!("{{ env = \"{OWN_SECRET_ENV}\" }}"),
         );
-        assert!(text.contains(OWN_SECRET_ENV), "the source reads {OWN_SECRET_ENV}");
+        assert!(
+            text.contains(OWN_SECRET_ENV),
+            "the source reads {OWN_SECRET_ENV}"
+        );
         std::fs::write(&path, text).unwrap();
         path
     }
@@ -214,7 +221,11 @@ async fn assert_blind(rig: &Rig, daemon: &Daemon, addr: &str, cli: &str, error: 
     assert!(body.contains("blind: sim/alerts"), "{body}");
     let check: Run = sasrelay(&["healthcheck", "--config", cli], &[]).await;
     assert_eq!(check.code, Some(1), "{}", check.stderr);
-    assert!(check.stderr.contains("blind: sim/alerts"), "{}", check.stderr);
+    assert!(
+        check.stderr.contains("blind: sim/alerts"),
+        "{}",
+        check.stderr
+    );
 
     rig.hook
         .wait_for("the blind meta-event", T, |r| {
@@ -223,7 +234,9 @@ async fn assert_blind(rig: &Rig, daemon: &Daemon, addr: &str, cli: &str, error: 
         })
         .await;
     rig.slack
-        .wait_for("the blind meta-event on Slack", |log| !slack_meta(log).is_empty())
+        .wait_for("the blind meta-event on Slack", |log| {
+            !slack_meta(log).is_empty()
+        })
         .await;
     let meta = webhook_meta(&rig.hook);
     assert_eq!(meta.len(), 1, "{meta:?}");
@@ -261,7 +274,11 @@ async fn assert_blind(rig: &Rig, daemon: &Daemon, addr: &str, cli: &str, error: 
         .find(|l| l.starts_with("sim ") && l.contains("alerts"))
         .unwrap_or_else(|| panic!("no row for sim/alerts:\n{}", status.stdout));
     assert!(row.contains("blind") && row.contains(error), "{row}");
-    assert!(status.stdout.contains("source_blind/sim/alerts"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("source_blind/sim/alerts"),
+        "{}",
+        status.stdout
+    );
     let json = sasrelay(&["status", "--config", cli, "--json"], &[]).await;
     let v: Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(v["ready"], false);
@@ -286,11 +303,24 @@ async fn assert_blind(rig: &Rig, daemon: &Daemon, addr: &str, cli: &str, error: 
         .unwrap();
     let sd = r#"source="sim",domain="alerts""#;
     for (series, want) in [
-        (format!("sasrelay_last_successful_poll_timestamp_seconds{{{sd}}} 0.000"), true),
-        (format!("sasrelay_source_health{{{sd},state=\"blind\"}} 1"), true),
-        (format!("sasrelay_source_health{{{sd},state=\"ok\"}} 0"), true),
+        (
+            format!("sasrelay_last_successful_poll_timestamp_seconds{{{sd}}} 0.000"),
+            true,
+        ),
+        (
+            format!("sasrelay_source_health{{{sd},state=\"blind\"}} 1"),
+            true,
+        ),
+        (
+            format!("sasrelay_source_health{{{sd},state=\"ok\"}} 0"),
+            true,
+        ),
     ] {
-        assert_eq!(metrics.lines().any(|l| l == series), want, "{series} in\n{metrics}");
+        assert_eq!(
+            metrics.lines().any(|l| l == series),
+            want,
+            "{series} in\n{metrics}"
+        );
     }
 
     meta[0].3.clone()
@@ -300,7 +330,10 @@ async fn assert_blind(rig: &Rig, daemon: &Daemon, addr: &str, cli: &str, error: 
 async fn a_wrong_secret_is_blind_at_once_and_resolves_once_security_center_accepts_it() {
     let rig = Rig::start().await;
     let switch = Switch::start().await;
-    let health = format!("heartbeat_url = \"{}\"\nheartbeat_interval = \"1s\"", switch.url());
+    let health = format!(
+        "heartbeat_url = \"{}\"\nheartbeat_interval = \"1s\"",
+        switch.url()
+    );
     let config = rig.config("sasrelay.toml", "127.0.0.1:0", &health);
     let (mut daemon, addr, cli) = rig.daemon(&config, Some(WRONG_SECRET), &health).await;
     let firing = assert_blind(&rig, &daemon, &addr, &cli, "SignatureDoesNotMatch").await;
@@ -332,11 +365,14 @@ async fn a_wrong_secret_is_blind_at_once_and_resolves_once_security_center_accep
     assert_eq!(check.code, Some(0), "{}", check.stderr);
     rig.hook
         .wait_for("the resolved meta-event", T, |r| {
-            r.iter().any(|x| x.delivered() && x.body["status"] == "resolved")
+            r.iter()
+                .any(|x| x.delivered() && x.body["status"] == "resolved")
         })
         .await;
     rig.slack
-        .wait_for("the resolved meta-event on Slack", |log| slack_meta(log).len() >= 2)
+        .wait_for("the resolved meta-event on Slack", |log| {
+            slack_meta(log).len() >= 2
+        })
         .await;
     switch.wait_pings(pings + 2).await;
     let status = sasrelay(&["status", "--config", &cli, "--json"], &[]).await;
