@@ -593,12 +593,6 @@ async fn metrics(State(state): State<Shared>) -> Response {
         .into_response()
 }
 
-fn rfc3339_ms(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
-}
-
 /// The listing row of one dead letter.
 pub fn dead_letter_view(
     sink: &str,
@@ -626,11 +620,11 @@ pub fn dead_letter_view(
     DeadLetterView {
         sink: sink.to_string(),
         seq,
-        dead_at: rfc3339_ms(letter.dead_at_ms),
+        dead_at: crate::clock::rfc3339_ms(letter.dead_at_ms),
         reason: letter.reason.clone(),
         last_response: letter.last_response.clone(),
         attempts: letter.entry.attempts,
-        enqueued_at: rfc3339_ms(letter.entry.enqueued_at_ms),
+        enqueued_at: crate::clock::rfc3339_ms(letter.entry.enqueued_at_ms),
         payload_id: letter.entry.payload.id().to_string(),
         payload: payload.to_string(),
         what,

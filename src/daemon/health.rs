@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, watch};
 
+use crate::clock::rfc3339_ms;
 use crate::credentials::RefreshStatus;
 use crate::event::{HealthEpisode, OutboxEntry, Payload};
 use crate::finding::Domain;
@@ -167,12 +168,6 @@ impl Snapshot {
             })
             .collect()
     }
-}
-
-fn rfc3339_ms(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
 }
 
 impl Health {

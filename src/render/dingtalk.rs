@@ -171,6 +171,11 @@ fn mentions(opts: &DingTalkOptions, warnings: &mut Vec<String>) -> (Vec<String>,
     (mobiles, ids)
 }
 
+/// `@<mobile>` and `@<user id>`, as DingTalk shows the mentions listed in `at`.
+fn mention_tags(mobiles: &[String], ids: &[String]) -> Vec<String> {
+    mobiles.iter().chain(ids).map(|m| format!("@{m}")).collect()
+}
+
 /// The trimmed entries of `list` that pass `ok`; each other one adds a warning naming `what`
 /// (`feishu user id`). For configured mentions, which the sink's check already refused, so
 /// only a direct caller of the renderer meets the warning.
@@ -282,11 +287,7 @@ pub fn render(payload: &Payload, opts: &DingTalkOptions) -> Rendered<Value> {
     // What follows the template's text and is never cut: mentions, then the keyword.
     let mut suffix = String::new();
     if msg_type == MsgType::Markdown {
-        let tags: Vec<String> = mobiles
-            .iter()
-            .chain(&ids)
-            .map(|m| format!("@{m}"))
-            .collect();
+        let tags = mention_tags(&mobiles, &ids);
         if !tags.is_empty() {
             suffix.push_str("\n\n");
             suffix.push_str(&tags.join(" "));
@@ -337,24 +338,9 @@ pub fn render(payload: &Payload, opts: &DingTalkOptions) -> Rendered<Value> {
 fn health(h: &HealthEvent, opts: &DingTalkOptions) -> Rendered<Value> {
     let mut warnings = Vec::new();
     let (mobiles, ids) = mentions(opts, &mut warnings);
-    let mut content = super::health::plain(h, opts.lang).joined(escape::slack_plain);
-    if let Some(k) = opts
-        .keyword
-        .as_deref()
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        && !content.contains(k)
-    {
-        content = format!("{} {content}", clip(k, 64));
-    }
-    let tags: Vec<String> = mobiles
-        .iter()
-        .chain(&ids)
-        .map(|m| format!("@{m}"))
-        .collect();
-    if !tags.is_empty() {
-        content = format!("{content}\n{}", tags.join(" "));
-    }
+    let tags = mention_tags(&mobiles, &ids);
+    let keyword = opts.keyword.as_deref();
+    let content = super::health::message(h, opts.lang, escape::slack_plain, keyword, &tags);
     Rendered {
         body: json!({
             "msgtype": "text",

@@ -223,16 +223,6 @@ pub fn render(payload: &Payload, opts: &FeishuOptions) -> Rendered<Value> {
 /// it, then the plain lines, then the mentions.
 fn health(h: &HealthEvent, opts: &FeishuOptions) -> Rendered<Value> {
     let mut warnings = Vec::new();
-    let mut text = super::health::plain(h, opts.lang).joined(escape::feishu_plain);
-    if let Some(k) = opts
-        .keyword
-        .as_deref()
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        && !text.contains(k)
-    {
-        text = format!("{} {text}", clip(k, 64));
-    }
     let mut ids = valid_entries(
         &opts.at_user_ids,
         valid_user_id,
@@ -247,9 +237,8 @@ fn health(h: &HealthEvent, opts: &FeishuOptions) -> Rendered<Value> {
         .iter()
         .map(|i| format!("<at user_id=\"{i}\"></at>"))
         .collect();
-    if !tags.is_empty() {
-        text = format!("{text}\n{}", tags.join(" "));
-    }
+    let keyword = opts.keyword.as_deref();
+    let text = super::health::message(h, opts.lang, escape::feishu_plain, keyword, &tags);
     Rendered {
         body: json!({"msg_type": "text", "content": {"text": text}}),
         warnings,

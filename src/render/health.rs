@@ -35,6 +35,28 @@ impl Plain {
     }
 }
 
+/// A chat message of `h`: each line passed through `escape`; the robot's `keyword` first
+/// unless the text holds it (robots with a keyword refuse messages without it), the mention
+/// `tags` (already in the platform's syntax) on a last line.
+pub fn message(
+    h: &HealthEvent,
+    lang: Lang,
+    escape: impl Fn(&str) -> String,
+    keyword: Option<&str>,
+    tags: &[String],
+) -> String {
+    let mut text = plain(h, lang).joined(escape);
+    if let Some(k) = keyword.map(str::trim).filter(|k| !k.is_empty())
+        && !text.contains(k)
+    {
+        text = format!("{} {text}", crate::text::clip(k, 64));
+    }
+    if !tags.is_empty() {
+        text = format!("{text}\n{}", tags.join(" "));
+    }
+    text
+}
+
 /// The headline of `h`: what holds (or holds no more), and about what.
 pub fn headline(h: &HealthEvent, lang: Lang) -> String {
     let firing = h.status == HealthStatus::Firing;

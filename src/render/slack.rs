@@ -12,8 +12,8 @@
 //! ≤ 25 actions elements, button text ≤ 75, button URL ≤ 3000, `action_id`/`block_id` ≤ 255.
 //!
 //! A meta-event ([`crate::event::HealthEvent`]) is a plain `text` message instead (mrkdwn,
-//! every line escaped, the mentions first):
-//! `{"text":"<@U1> [sasrelay] FIRING: …\n…","unfurl_links":false,"unfurl_media":false}`.
+//! every line escaped, the mentions last):
+//! `{"text":"[sasrelay] FIRING: …\n…\n<@U1>","unfurl_links":false,"unfurl_media":false}`.
 
 use serde_json::{Value, json};
 
@@ -380,10 +380,11 @@ fn envelope(fallback: String, blocks: Vec<Value>, colour: Option<&str>) -> Value
 fn health(h: &HealthEvent, opts: &SlackOptions) -> Rendered<Value> {
     let mut warnings = Vec::new();
     let mentions = mention_tags(&opts.mentions, &mut warnings);
-    let mut text = super::health::plain(h, opts.lang).joined(escape::slack);
-    if !mentions.is_empty() {
-        text = format!("{mentions} {text}");
-    }
+    let tags: Vec<String> = Some(mentions)
+        .filter(|m| !m.is_empty())
+        .into_iter()
+        .collect();
+    let text = super::health::message(h, opts.lang, escape::slack, None, &tags);
     Rendered {
         body: json!({
             "text": cut_mrkdwn(&text, MAX_TEXT),

@@ -138,7 +138,7 @@ fn health(h: &HealthEvent, opts: &WeComOptions) -> Rendered<Value> {
         &mut warnings,
     );
     ids.truncate(MAX_MENTIONS);
-    let text = super::health::plain(h, opts.lang).joined(super::escape::slack_plain);
+    let text = super::health::message(h, opts.lang, super::escape::slack_plain, None, &[]);
     let content = crate::text::truncate_bytes(&text, opts.max_content_bytes);
     Rendered {
         body: json!({"msgtype": "text", "text": {"content": content, "mentioned_list": ids}}),

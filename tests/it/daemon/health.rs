@@ -177,6 +177,35 @@ fn slack_meta(log: &[SlackRequest]) -> Vec<String> {
         .collect()
 }
 
+/// Waits until the webhook and Slack each have `n` meta-events.
+async fn wait_meta(rig: &Rig, n: usize) {
+    rig.hook
+        .wait_for(&format!("{n} meta-events"), T, |r| {
+            r.iter()
+                .filter(|x| x.delivered() && x.body["schema"] == "sasrelay.health.v1")
+                .count()
+                >= n
+        })
+        .await;
+    rig.slack
+        .wait_for(&format!("{n} meta-events on Slack"), |log| {
+            slack_meta(log).len() >= n
+        })
+        .await;
+}
+
+/// `GET /metrics`: the exposition text.
+async fn metrics(addr: &str) -> String {
+    http()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// `GET /readyz`: the status and the body.
 async fn readyz(addr: &str) -> (StatusCode, String) {
     let resp = http()
@@ -227,17 +256,7 @@ async fn assert_blind(rig: &Rig, daemon: &Daemon, addr: &str, cli: &str, error: 
         check.stderr
     );
 
-    rig.hook
-        .wait_for("the blind meta-event", T, |r| {
-            r.iter()
-                .any(|x| x.delivered() && x.body["schema"] == "sasrelay.health.v1")
-        })
-        .await;
-    rig.slack
-        .wait_for("the blind meta-event on Slack", |log| {
-            !slack_meta(log).is_empty()
-        })
-        .await;
+    wait_meta(rig, 1).await;
     let meta = webhook_meta(&rig.hook);
     assert_eq!(meta.len(), 1, "{meta:?}");
     assert_eq!(
@@ -293,14 +312,7 @@ async fn assert_blind(rig: &Rig, daemon: &Daemon, addr: &str, cli: &str, error: 
         .collect();
     assert_eq!(sinks, ["chat", "hook"]);
 
-    let metrics = http()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(addr).await;
     let sd = r#"source="sim",domain="alerts""#;
     for (series, want) in [
         (
@@ -363,17 +375,7 @@ async fn a_wrong_secret_is_blind_at_once_and_resolves_once_security_center_accep
     wait_ready(&addr, StatusCode::OK).await;
     let check = sasrelay(&["healthcheck", "--config", &cli], &[]).await;
     assert_eq!(check.code, Some(0), "{}", check.stderr);
-    rig.hook
-        .wait_for("the resolved meta-event", T, |r| {
-            r.iter()
-                .any(|x| x.delivered() && x.body["status"] == "resolved")
-        })
-        .await;
-    rig.slack
-        .wait_for("the resolved meta-event on Slack", |log| {
-            slack_meta(log).len() >= 2
-        })
-        .await;
+    wait_meta(&rig, 2).await;
     switch.wait_pings(pings + 2).await;
     let status = sasrelay(&["status", "--config", &cli, "--json"], &[]).await;
     let v: Value = serde_json::from_str(&status.stdout).unwrap();
@@ -416,14 +418,7 @@ async fn an_unset_secret_env_var_is_blind_at_once_with_one_meta_event() {
     let config = rig.config("sasrelay.toml", "127.0.0.1:0", "");
     let (mut daemon, addr, cli) = rig.daemon(&config, None, "").await;
     assert_blind(&rig, &daemon, &addr, &cli, OWN_SECRET_ENV).await;
-    let metrics = http()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&addr).await;
     assert!(
         metrics.lines().any(|l| l.starts_with(
             r#"sasrelay_poll_errors_total{source="sim",domain="alerts",reason="credentials"}"#
