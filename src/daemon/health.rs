@@ -18,7 +18,7 @@
 //! guard drops an enqueue that had happened); so each meta-event is enqueued once per sink.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -42,20 +42,30 @@ use crate::task::{Label, Next, Task, TaskError};
 pub const MONITOR_EVERY: Duration = Duration::from_secs(1);
 
 /// What the daemon's health is computed from. Cheap to clone; shared by the monitor, the
-/// heartbeat, the admin API and the source connects (which register credentials here).
+/// heartbeat, the admin API and the source connects (which register credentials here). Made
+/// once per process ([`Health::new`]); what the configuration says is set by
+/// [`Health::configure`], at start and again on every reload.
 #[derive(Clone)]
 pub struct Health {
-    settings: HealthSettings,
-    /// Every configured (source, domain) with its poll interval.
-    polls: Arc<Vec<(String, Domain, Duration)>>,
-    /// The configured sinks.
-    sinks: Arc<Vec<String>>,
+    config: Arc<RwLock<Configured>>,
     metrics: Arc<Metrics>,
     store: Store,
     /// The refreshers' progress, by source; added when a source with an expiring credential
     /// connects.
     credentials: Arc<Mutex<BTreeMap<String, watch::Receiver<RefreshStatus>>>>,
     started_ms: i64,
+}
+
+/// What the configuration in force says about health.
+#[derive(Clone, Debug, Default)]
+struct Configured {
+    settings: HealthSettings,
+    /// `[health] heartbeat_url`, read.
+    heartbeat: Option<reqwest::Url>,
+    /// Every configured (source, domain) with its poll interval.
+    polls: Vec<(String, Domain, Duration)>,
+    /// The configured sinks, each with the wake of its worker.
+    sinks: BTreeMap<String, Arc<Notify>>,
 }
 
 /// One (source, domain) as the status shows it.
@@ -171,16 +181,30 @@ impl Snapshot {
 }
 
 impl Health {
-    /// The health of a daemon with `sources` and `sinks`, counting into `metrics`, started
-    /// now. Each (source, domain) starts from its last success as the store's cursor holds
-    /// it ([`Metrics::remember_success`]).
-    pub fn new(
-        settings: HealthSettings,
+    /// The health of a daemon counting into `metrics` over `store`, started now, with nothing
+    /// configured yet ([`Health::configure`]).
+    pub fn new(metrics: Arc<Metrics>, store: Store) -> Health {
+        Health {
+            config: Arc::default(),
+            started_ms: (metrics.start_unix() * 1e3) as i64,
+            metrics,
+            store,
+            credentials: Arc::default(),
+        }
+    }
+
+    /// Follows the configuration in force: `settings` (`[health]`), the `heartbeat` URL read
+    /// from it, the `sources` and the `sinks` with their workers' wakes. Each (source, domain)
+    /// new to the process starts from its last success as the store's cursor holds it
+    /// ([`Metrics::remember_success`]); refreshers of sources no longer configured are
+    /// forgotten.
+    pub fn configure(
+        &self,
+        settings: &HealthSettings,
+        heartbeat: Option<reqwest::Url>,
         sources: &[SourceSettings],
-        sinks: Vec<String>,
-        metrics: Arc<Metrics>,
-        store: Store,
-    ) -> Health {
+        sinks: BTreeMap<String, Arc<Notify>>,
+    ) {
         let polls: Vec<(String, Domain, Duration)> = sources
             .iter()
             .flat_map(|s| {
@@ -190,21 +214,30 @@ impl Health {
             })
             .collect();
         for (source, domain, _) in &polls {
-            if let Ok(Some(c)) = store.cursor(source, *domain)
+            if let Ok(Some(c)) = self.store.cursor(source, *domain)
                 && c.last_success_ms > 0
             {
-                metrics.remember_success(source, domain.as_str(), c.last_success_ms as f64 / 1e3);
+                let at = c.last_success_ms as f64 / 1e3;
+                self.metrics.remember_success(source, domain.as_str(), at);
             }
         }
-        Health {
-            settings,
-            polls: Arc::new(polls),
-            sinks: Arc::new(sinks),
-            started_ms: (metrics.start_unix() * 1e3) as i64,
-            metrics,
-            store,
-            credentials: Arc::default(),
-        }
+        self.credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|source, _| sources.iter().any(|s| &s.name == source));
+        *self.config.write().unwrap_or_else(PoisonError::into_inner) = Configured {
+            settings: settings.clone(),
+            heartbeat,
+            polls,
+            sinks,
+        };
+    }
+
+    fn configured(&self) -> Configured {
+        self.config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The daemon's counters.
@@ -212,9 +245,15 @@ impl Health {
         &self.metrics
     }
 
-    /// `[health]`.
-    pub fn settings(&self) -> &HealthSettings {
-        &self.settings
+    /// `[health]` in force.
+    pub fn settings(&self) -> HealthSettings {
+        self.configured().settings
+    }
+
+    /// The heartbeat's URL and interval in force, when one is configured.
+    pub fn heartbeat(&self) -> Option<(reqwest::Url, Duration)> {
+        let c = self.configured();
+        Some((c.heartbeat?, c.settings.heartbeat_interval))
     }
 
     /// Follows `source`'s credential refresher from now on.
@@ -227,10 +266,11 @@ impl Health {
 
     /// The health at `now_ms`.
     pub fn snapshot(&self, now_ms: i64) -> Snapshot {
+        let config = self.configured();
         let figures = self.metrics.polls();
         let mut sources = Vec::new();
         let mut views = Vec::new();
-        for (source, domain, interval) in self.polls.iter() {
+        for (source, domain, interval) in &config.polls {
             let f = figures
                 .get(&(source.clone(), domain.as_str()))
                 .cloned()
@@ -244,7 +284,7 @@ impl Health {
             sources.push(SourceHealth {
                 source: source.clone(),
                 domain: *domain,
-                verdict: classify(&view, self.settings.blind_after, self.started_ms, now_ms),
+                verdict: classify(&view, config.settings.blind_after, self.started_ms, now_ms),
                 last_error: f.last_error,
             });
             views.push(view);
@@ -268,14 +308,14 @@ impl Health {
             sources,
             views,
             credentials,
-            sinks: self.sink_views(),
+            sinks: self.sink_views(&config),
             now_ms,
         }
     }
 
     /// Every configured sink's outbox figures, then any other outbox that holds entries (a
     /// sink removed from the configuration).
-    fn sink_views(&self) -> Vec<SinkView> {
+    fn sink_views(&self, config: &Configured) -> Vec<SinkView> {
         let stats = self.store.sink_stats().unwrap_or_default();
         let view = |name: &str| {
             let s = stats.get(name).cloned().unwrap_or_default();
@@ -286,9 +326,9 @@ impl Health {
                 dead_letters: s.dead_letters,
             }
         };
-        let mut out: Vec<SinkView> = self.sinks.iter().map(|s| view(s)).collect();
+        let mut out: Vec<SinkView> = config.sinks.keys().map(|s| view(s)).collect();
         for (name, s) in &stats {
-            if !self.sinks.contains(name) && (s.depth > 0 || s.dead_letters > 0) {
+            if !config.sinks.contains_key(name) && (s.depth > 0 || s.dead_letters > 0) {
                 out.push(view(name));
             }
         }
@@ -375,18 +415,15 @@ impl Health {
 /// The task that turns health changes into meta-events (the module doc has its write order).
 pub struct Monitor {
     health: Health,
-    /// The wake of every configured sink's worker.
-    wakes: BTreeMap<String, Arc<Notify>>,
     /// The stored episodes (the monitor is their only writer); loaded by the first step.
     episodes: Option<BTreeMap<String, HealthEpisode>>,
 }
 
 impl Monitor {
-    /// A monitor of `health` that wakes the workers in `wakes` after enqueueing.
-    pub fn new(health: Health, wakes: BTreeMap<String, Arc<Notify>>) -> Monitor {
+    /// A monitor of `health`; it wakes the configured sinks' workers after enqueueing.
+    pub fn new(health: Health) -> Monitor {
         Monitor {
             health,
-            wakes,
             episodes: None,
         }
     }
@@ -406,8 +443,9 @@ impl Monitor {
         };
         // Kept whatever happens below: the cache follows every write made.
         let episodes = self.episodes.insert(episodes);
+        let config = self.health.configured();
         let snap = self.health.snapshot(now_ms);
-        let settings = &self.health.settings;
+        let settings = &config.settings;
         let holding: BTreeMap<String, crate::health::Firing> = firing(
             &snap.sources,
             &snap.credentials,
@@ -435,8 +473,7 @@ impl Monitor {
                 continue;
             };
             let event = e.event(now);
-            let targets =
-                settings.targets(&e.condition, self.health.sinks.iter().map(String::as_str));
+            let targets = settings.targets(&e.condition, config.sinks.keys().map(String::as_str));
             for sink in &targets {
                 let entry = OutboxEntry::new(Payload::from(event.clone()), now_ms);
                 if let Enqueued::Inserted(_) = store.enqueue(sink, &entry)? {
@@ -452,7 +489,7 @@ impl Monitor {
             store.flush().await?;
         }
         for sink in &woken {
-            if let Some(w) = self.wakes.get(sink) {
+            if let Some(w) = config.sinks.get(sink) {
                 w.notify_one();
             }
         }
@@ -527,14 +564,10 @@ stalled_after = "1m"
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let metrics = Arc::new(Metrics::default());
-        let health = Health::new(
-            settings.health.clone(),
-            &settings.sources,
-            vec!["a".into(), "b".into()],
-            metrics.clone(),
-            store.clone(),
-        );
-        let monitor = Monitor::new(health, BTreeMap::new());
+        let health = Health::new(metrics.clone(), store.clone());
+        let sinks = ["a", "b"].map(|s| (s.to_string(), Arc::new(Notify::new())));
+        health.configure(&settings.health, None, &settings.sources, sinks.into());
+        let monitor = Monitor::new(health);
         (dir, store, metrics, monitor)
     }
 
@@ -577,14 +610,11 @@ stalled_after = "1m"
             })
             .unwrap();
         let (_, _, _, restarted) = rig();
-        let mut restarted = Monitor::new(
-            Health {
-                store: store.clone(),
-                metrics: metrics.clone(),
-                ..restarted.health
-            },
-            BTreeMap::new(),
-        );
+        let mut restarted = Monitor::new(Health {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            ..restarted.health
+        });
         assert_eq!(restarted.look(at(now, 2)).await.unwrap(), 0);
         assert_eq!(waiting(&store, "a"), firing);
 

@@ -120,12 +120,12 @@ pub async fn start(
     let handles = sink_handles(sinks, &store);
     let silences = Arc::new(Silences::load(store.clone())?);
     let metrics = registered_metrics(&settings, &handles);
-    let health = Health::new(
-        settings.health.clone(),
+    let health = Health::new(metrics.clone(), store.clone());
+    health.configure(
+        &settings.health,
+        heartbeat,
         &settings.sources,
-        handles.keys().cloned().collect(),
-        metrics.clone(),
-        store.clone(),
+        wakes(&handles),
     );
     // Bound before anything is spawned, so a taken port fails the start cleanly.
     let admin = match settings.admin.listen {
@@ -167,7 +167,7 @@ pub async fn start(
     tasks.group(&handles, grouper_wake, &parts);
     tasks.connect(&settings, &credentials, &parts);
     tasks.prune(Pruner::new(store.clone(), silences, &state));
-    tasks.health(&health, &handles, heartbeat);
+    tasks.health(&health);
     if let Some((listener, admin)) = admin {
         tasks.serve_admin(listener, admin);
     }
@@ -331,21 +331,16 @@ impl Tasks {
         tasks::spawn(&self.pollers, pruner, &self.stop_polling);
     }
 
-    /// The health monitor (meta-events) and, with `[health] heartbeat_url`, the heartbeat.
-    fn health(
-        &self,
-        health: &Health,
-        handles: &BTreeMap<String, SinkHandle>,
-        heartbeat: Option<reqwest::Url>,
-    ) {
-        let monitor = Monitor::new(health.clone(), wakes(handles));
-        tasks::spawn(&self.pollers, monitor, &self.stop_polling);
-        let Some(url) = heartbeat else { return };
-        match Heartbeat::new(health.clone(), url, health.settings().heartbeat_interval) {
-            Ok(h) => {
-                tracing::info!(endpoint = %h.shown(), every_s = health.settings().heartbeat_interval.as_secs_f64(), "Sending heartbeats to the dead man's switch while ready.");
-                tasks::spawn(&self.pollers, h, &self.stop_polling);
-            }
+    /// The health monitor (meta-events) and the heartbeat (idle without
+    /// `[health] heartbeat_url`).
+    fn health(&self, health: &Health) {
+        tasks::spawn(
+            &self.pollers,
+            Monitor::new(health.clone()),
+            &self.stop_polling,
+        );
+        match Heartbeat::new(health.clone()) {
+            Ok(h) => drop(tasks::spawn(&self.pollers, h, &self.stop_polling)),
             Err(e) => tracing::error!(error = %e, "Cannot send heartbeats."),
         }
     }

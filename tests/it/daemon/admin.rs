@@ -54,13 +54,12 @@ impl Api {
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let metrics: Arc<sasrelay::pipeline::metrics::Metrics> = Default::default();
-        let health = sasrelay::daemon::health::Health::new(
-            Default::default(),
-            &[],
-            sinks.iter().map(|s| s.to_string()).collect(),
-            metrics.clone(),
-            store.clone(),
-        );
+        let health = sasrelay::daemon::health::Health::new(metrics.clone(), store.clone());
+        let wakes = sinks
+            .iter()
+            .map(|s| (s.to_string(), Arc::new(tokio::sync::Notify::new())))
+            .collect();
+        health.configure(&Default::default(), None, &[], wakes);
         let state = AdminState {
             silences: silences.clone(),
             store: store.clone(),
@@ -477,6 +476,35 @@ pub(super) fn cli_config(dir: &Path, listen: &str) -> PathBuf {
         "cli.toml",
         &format!("{SOURCE}\n[admin]\nlisten = \"{listen}\"\ntoken = {{ env = \"ADMIN_TOKEN\" }}\n"),
     )
+}
+
+#[tokio::test]
+async fn the_status_is_behind_the_token_and_lists_every_sink() {
+    let api = Api::start_with(Some(TOKEN), &["hook", "chat"], AdminSettings::default()).await;
+    let (status, _) = call(reqwest::Method::GET, &api.url("/api/v1/status"), None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = call(
+        reqwest::Method::GET,
+        &api.url("/api/v1/status"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Nothing configured to poll and a writable store: ready, every sink listed, empty.
+    assert_eq!(body["ready"], true, "{body}");
+    assert_eq!(body["sources"], json!([]));
+    let sinks: Vec<&str> = body["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sink"].as_str().unwrap())
+        .collect();
+    assert_eq!(sinks, ["chat", "hook"]);
+    assert_eq!(body["sinks"][0]["depth"], 0);
+    let resp = http().get(api.url("/readyz")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    api.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
