@@ -14,7 +14,9 @@
 //! | `blind` | the latest poll failed and none ever succeeded; or none succeeded for `N` intervals; or no poll finished for `N + 1` intervals |
 //!
 //! A source that cannot connect (its credentials cannot be loaded, its client cannot be
-//! built) fails every domain's poll: its domains are `blind` from the first failure.
+//! built) fails every domain's poll: its domains are `blind` from the first failure. A
+//! `starting` domain is not judged ([`undecided`]): an episode an earlier run left open stays
+//! open across a restart until the domain is seen again.
 //!
 //! ## Conditions and meta-events
 //!
@@ -434,6 +436,29 @@ pub fn firing(
             ),
             detail: None,
         });
+    }
+    out
+}
+
+/// The keys of the conditions that cannot be judged yet: a (source, domain) whose first poll
+/// since the start has not finished is neither blind nor seeing, and its source's credential
+/// is not followed until it connects. An episode left open by an earlier run stays open
+/// until they can be judged (a restart is not a recovery).
+pub fn undecided(sources: &[SourceHealth]) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for s in sources
+        .iter()
+        .filter(|s| s.verdict.state == State::Starting)
+    {
+        let blind = HealthCondition::SourceBlind {
+            source: s.source.clone(),
+            domain: s.domain,
+        };
+        let credentials = HealthCondition::CredentialsExpiring {
+            source: s.source.clone(),
+        };
+        out.insert(blind.key());
+        out.insert(credentials.key());
     }
     out
 }

@@ -7,7 +7,8 @@
 //!
 //! Every second the monitor takes a snapshot, asks which conditions hold
 //! ([`crate::health::firing`]) and, for each condition that starts or stops holding
-//! ([`crate::health::next_episode`]):
+//! ([`crate::health::next_episode`]; one that cannot be judged yet,
+//! [`crate::health::undecided`], keeps its episode as it is):
 //!
 //! 1. stores the episode's change, not yet announced;
 //! 2. enqueues its meta-event in each target sink's outbox (the id is the enqueue guard);
@@ -31,7 +32,7 @@ use crate::event::{HealthEpisode, OutboxEntry, Payload};
 use crate::finding::Domain;
 use crate::health::{
     CredentialView, HealthSettings, PollView, SinkView, SourceHealth, State, classify, firing,
-    next_episode,
+    next_episode, undecided,
 };
 use crate::pipeline::metrics::Metrics;
 use crate::sas::source::SourceSettings;
@@ -456,6 +457,7 @@ impl Monitor {
         .into_iter()
         .map(|f| (f.condition.key(), f))
         .collect();
+        let undecided = undecided(&snap.sources);
         let mut keys: Vec<String> = holding.keys().cloned().collect();
         keys.extend(episodes.keys().cloned());
         keys.sort();
@@ -464,7 +466,11 @@ impl Monitor {
         let mut enqueued = 0;
         for key in keys {
             let stored = episodes.get(&key);
-            let changed = next_episode(stored, holding.get(&key), now_ms);
+            let changed = if undecided.contains(&key) {
+                None
+            } else {
+                next_episode(stored, holding.get(&key), now_ms)
+            };
             if let Some(e) = &changed {
                 store.put_health_episode(e)?;
                 episodes.insert(key.clone(), e.clone());
@@ -617,6 +623,23 @@ stalled_after = "1m"
         });
         assert_eq!(restarted.look(at(now, 2)).await.unwrap(), 0);
         assert_eq!(waiting(&store, "a"), firing);
+
+        // A restart is not a recovery: before its first poll finishes the source is not
+        // judged, and the open episode stays open (no resolved, no second firing).
+        let fresh = Arc::new(Metrics::default());
+        let mut rebooted = Monitor::new(Health {
+            store: store.clone(),
+            metrics: fresh.clone(),
+            ..restarted.health.clone()
+        });
+        assert_eq!(rebooted.look(at(now, 2)).await.unwrap(), 0);
+        fresh.connect_failed("prod", &["alerts"], "credentials", "SAS_SK is not set");
+        assert_eq!(rebooted.look(at(now, 3)).await.unwrap(), 0);
+        let kept = store
+            .health_episode("source_blind/prod/alerts")
+            .unwrap()
+            .unwrap();
+        assert!(kept.open && kept.episode == 1, "{kept:?}");
 
         // Read again: resolved once, to both.
         metrics.poll_ok("prod", "alerts", Duration::ZERO, 0, &Dispatched::default());

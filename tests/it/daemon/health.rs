@@ -434,5 +434,21 @@ async fn an_unset_secret_env_var_is_blind_at_once_with_one_meta_event() {
         .await;
     assert_eq!(webhook_meta(&rig.hook).len(), 1);
     assert_eq!(slack_meta(&rig.slack.log()).len(), 1);
+
+    // A restart while still blind is not a recovery: nothing is sent, not even a second
+    // firing, however often the source fails to connect.
+    assert_eq!(daemon.terminate(T).await.code(), Some(0));
+    let mut daemon = Daemon::spawn_env(&config, &[]);
+    let addr = admin_addr(&daemon).await;
+    wait_ready(&addr, StatusCode::SERVICE_UNAVAILABLE).await;
+    daemon
+        .wait_log("three failed connects after the restart", T, |v| {
+            v["fields"]["message"] == "Cannot connect the source; retrying."
+                && v["fields"]["failures"].as_u64().is_some_and(|a| a >= 3)
+        })
+        .await;
+    let meta = webhook_meta(&rig.hook);
+    assert_eq!(meta.len(), 1, "{meta:?}");
+    assert_eq!(slack_meta(&rig.slack.log()).len(), 1);
     assert_eq!(daemon.terminate(T).await.code(), Some(0));
 }
