@@ -104,18 +104,28 @@ impl Rig {
     /// [`OWN_SECRET_ENV`]; the webhook and the Slack sink; `health` as `[health]`'s lines.
     /// With `admin` as the admin listen address (`127.0.0.1:0` for the daemon).
     fn config(&self, name: &str, admin: &str, health: &str) -> std::path::PathBuf {
-        let (endpoint, url, state) = (
-            self.sim.endpoint(),
-            self.hook.url(),
-            self.dir.path().join("state"),
-        );
+        self.config_at(name, &self.sim.endpoint(), "", admin, health)
+    }
+
+    /// [`Rig::config`] with the source reading `endpoint` (`host:port`), `source_extra` lines
+    /// added to it.
+    fn config_at(
+        &self,
+        name: &str,
+        endpoint: &str,
+        source_extra: &str,
+        admin: &str,
+        health: &str,
+    ) -> std::path::PathBuf {
+        let (url, state) = (self.hook.url(), self.dir.path().join("state"));
         let tail = format!(
             "[[sink]]\nname = \"chat\"\ntype = \"slack\"\nwebhook_url = \"{}\"\n\n[health]\n{health}\n",
             self.slack.hook()
         );
         let admin = format!("listen = \"{admin}\"");
-        let mut spec = ConfigSpec::new(&endpoint, &url, &state);
-        spec.source_extra = "domains = [\"alerts\"]";
+        let mut spec = ConfigSpec::new(endpoint, &url, &state);
+        let source_extra = format!("domains = [\"alerts\"]\n{source_extra}");
+        spec.source_extra = &source_extra;
         spec.admin = &admin;
         spec.tail = &tail;
         let path = spec.write(&self.dir.path().join(name));
@@ -449,6 +459,47 @@ async fn an_unset_secret_env_var_is_blind_at_once_with_one_meta_event() {
         .await;
     let meta = webhook_meta(&rig.hook);
     assert_eq!(meta.len(), 1, "{meta:?}");
+    assert_eq!(slack_meta(&rig.slack.log()).len(), 1);
+    assert_eq!(daemon.terminate(T).await.code(), Some(0));
+}
+
+/// Security Center as a black hole: accepts connections and never answers, so every poll
+/// runs until the client's timeout.
+async fn black_hole() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    addr.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_while_blind_neither_resolves_nor_fires_again() {
+    let rig = Rig::start().await;
+    let endpoint = black_hole().await;
+    // Each poll hangs for 1.5 s, so after a restart the monitor looks while the first poll
+    // is still in progress (the domain is `starting`): that must not read as a recovery.
+    let extra = "timeout = \"1500ms\"\nmax_attempts = 1";
+    let config = rig.config_at("sasrelay.toml", &endpoint, extra, "127.0.0.1:0", "");
+    let secret = [(OWN_SECRET_ENV, WRONG_SECRET.as_ref())];
+    let mut daemon = Daemon::spawn_env(&config, &secret);
+    wait_meta(&rig, 1).await;
+    assert_eq!(daemon.terminate(T).await.code(), Some(0));
+
+    let mut daemon = Daemon::spawn_env(&config, &secret);
+    daemon
+        .wait_log("two timed-out polls after the restart", T, |v| {
+            v["fields"]["message"] == "Poll failed; nothing was recorded, retrying."
+                && v["fields"]["failures"].as_u64().is_some_and(|n| n >= 2)
+        })
+        .await;
+    let meta = webhook_meta(&rig.hook);
+    let shape: Vec<(&str, u64)> = meta.iter().map(|(s, _, e, _)| (s.as_str(), *e)).collect();
+    assert_eq!(shape, [("firing", 1)], "{meta:?}");
     assert_eq!(slack_meta(&rig.slack.log()).len(), 1);
     assert_eq!(daemon.terminate(T).await.code(), Some(0));
 }
