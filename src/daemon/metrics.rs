@@ -16,7 +16,7 @@
 //! | `sasrelay_source_health` | gauge (1 for the current state, 0 for the others) | `source`, `domain`, `state` (`starting`, `ok`, `degraded`, `blind`; [`crate::health`]) |
 //! | `sasrelay_last_poll_duration_seconds` | gauge | `source`, `domain` |
 //! | `sasrelay_findings_observed` | gauge (last successful poll) | `source`, `domain` |
-//! | `sasrelay_poll_errors_total` | counter | `source`, `domain`, `reason` (`throttled`, `server`, `auth`, `permission`, `request`, `timeout`, `unreachable`, `error_code_in_200`, `list_missing`, `not_a_list`, `page_too_large`, `body_too_large`, `truncated`, `invalid`, `too_many_pages`, `credentials`, `store`) |
+//! | `sasrelay_poll_errors_total` | counter | `source`, `domain`, `reason` (`throttled`, `server`, `auth`, `permission`, `request`, `timeout`, `unreachable`, `error_code_in_200`, `list_missing`, `not_a_list`, `page_too_large`, `body_too_large`, `truncated`, `invalid`, `too_many_pages`, `credentials` (a poll, or a source that could not connect), `connect`, `store`) |
 //! | `sasrelay_quarantined_records_total` | counter (sightings) | `source`, `domain` |
 //! | `sasrelay_events_total` | counter | `source`, `domain`, `outcome` (`enqueued`, `grouped`, `silenced`, `muted`, `dropped`, `duplicate`) |
 //! | `sasrelay_delivery_attempts_total` | counter | `sink`, `outcome` (`delivered`, `retry`, `dead_letter`) |
