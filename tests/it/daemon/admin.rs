@@ -478,6 +478,16 @@ pub(super) fn cli_config(dir: &Path, listen: &str) -> PathBuf {
     )
 }
 
+/// The sink names of a `GET /api/v1/status` answer, in order.
+pub(super) fn status_sinks(status: &Value) -> Vec<&str> {
+    status["sinks"]
+        .as_array()
+        .expect("sinks")
+        .iter()
+        .map(|s| s["sink"].as_str().expect("a sink name"))
+        .collect()
+}
+
 #[tokio::test]
 async fn the_status_is_behind_the_token_and_lists_every_sink() {
     let api = Api::start_with(Some(TOKEN), &["hook", "chat"], AdminSettings::default()).await;
@@ -494,13 +504,7 @@ async fn the_status_is_behind_the_token_and_lists_every_sink() {
     // Nothing configured to poll and a writable store: ready, every sink listed, empty.
     assert_eq!(body["ready"], true, "{body}");
     assert_eq!(body["sources"], json!([]));
-    let sinks: Vec<&str> = body["sinks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["sink"].as_str().unwrap())
-        .collect();
-    assert_eq!(sinks, ["chat", "hook"]);
+    assert_eq!(status_sinks(&body), ["chat", "hook"]);
     assert_eq!(body["sinks"][0]["depth"], 0);
     let resp = http().get(api.url("/readyz")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);

@@ -19,7 +19,7 @@ use sasrelay::simulator::{SimConfig, SimCredential, SimHandle, Simulator};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::admin::{Run, admin_addr, http, sasrelay};
+use super::admin::{Run, admin_addr, http, sasrelay, status_sinks};
 use crate::sinkkit::{FakeSlack, SlackRequest};
 use crate::support::*;
 
@@ -314,13 +314,7 @@ async fn assert_blind(rig: &Rig, daemon: &Daemon, addr: &str, cli: &str, error: 
     assert_eq!(v["sources"][0]["state"], "blind");
     assert!(v["sources"][0]["consecutive_failures"].as_u64().unwrap() >= 1);
     assert_eq!(v["sources"][0]["last_success"], Value::Null);
-    let sinks: Vec<&str> = v["sinks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["sink"].as_str().unwrap())
-        .collect();
-    assert_eq!(sinks, ["chat", "hook"]);
+    assert_eq!(status_sinks(&v), ["chat", "hook"]);
 
     let metrics = metrics(addr).await;
     let sd = r#"source="sim",domain="alerts""#;
