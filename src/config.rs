@@ -1156,7 +1156,8 @@ fn check_clusters(i: usize, raw: &RawSource, errs: &mut Errors<'_>) {
     }
 }
 
-/// `domains` (in canonical order) and `vulnerability_types` (default: CVE and SCA).
+/// `domains` (in canonical order) and `vulnerability_types` (default: Linux CVEs and
+/// application vulnerabilities, `app` with `AttachTypes=sca`: the two lists the console shows).
 fn check_domains(i: usize, raw: &RawSource, errs: &mut Errors<'_>) -> (Vec<Domain>, Vec<VulType>) {
     let k = |field: &str| format!("source[{i}].{field}");
     let domains = check_names(
@@ -1181,7 +1182,7 @@ fn check_domains(i: usize, raw: &RawSource, errs: &mut Errors<'_>) -> (Vec<Domai
         );
     }
     let vulnerability_types: Vec<VulType> = if raw.vulnerability_types.is_none() {
-        vec![VulType::Cve, VulType::Sca]
+        vec![VulType::Cve, VulType::AppSca]
     } else {
         vulnerability_types
             .iter()
@@ -1429,7 +1430,10 @@ credentials = { type = "env" }
         let prod = &s.sources[0];
         assert_eq!(prod.client.endpoint, "https://tds.cn-shanghai.aliyuncs.com");
         assert_eq!(prod.domains, Domain::ALL.to_vec());
-        assert_eq!(prod.vulnerability_types, vec![VulType::Cve, VulType::Sca]);
+        assert_eq!(
+            prod.vulnerability_types,
+            vec![VulType::Cve, VulType::AppSca]
+        );
         assert_eq!(
             prod.console_base,
             "https://yundun.console.aliyun.com/?p=sas"

@@ -868,7 +868,7 @@ async fn source_reads_every_domain_per_cluster_and_account_wide() {
         assert_exactly_once(
             &what("vulns"),
             &ids,
-            &pending_vulns(&sim, &["cve", "sca"], scope),
+            &pending_vulns(&sim, &["cve", "app", "sca"], scope),
         );
         check_cluster(&list, SimDomain::Vuln, &ids);
 
@@ -992,6 +992,6 @@ async fn handled_alerts_and_fixed_vulnerabilities_are_seen_as_such() {
     assert_exactly_once(
         "vulns after fix",
         &finding_ids(Domain::Vulnerabilities, "vul:", &vulns),
-        &pending_vulns(&sim, &["cve", "sca"], None),
+        &pending_vulns(&sim, &["cve", "app", "sca"], None),
     );
 }
