@@ -9,6 +9,7 @@ use crate::support::*;
 use sasrelay::simulator::{
     Domain, FaultKind, FaultSpec, InitialFindings, MAX_FAULT_COUNT, SimConfig, Simulator,
 };
+use serde_json::json;
 
 /// Failure guard for every wait (a hang becomes a failure, never a pass).
 const T: Duration = Duration::from_secs(60);
@@ -163,5 +164,94 @@ async fn ids_past_i64_stay_distinct_findings() {
         .map(|id| format!("alert:{}", *id as u64 | (1 << 63)))
         .collect();
     assert_eq!(delivered, expected);
+    assert_eq!(daemon.terminate(T).await.code(), Some(0));
+}
+
+/// A stretch of `200 {"RequestId": …}` answers on every action (a misbehaving endpoint or
+/// proxy), then normal answers: nothing still open is resolved, nothing is sent as new twice,
+/// and every alert created during the fault window is delivered exactly once. (Read as empty
+/// pages, such answers once resolved every open vulnerability and re-sent it as new later.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_less_answers_for_a_while_lose_and_invent_nothing() {
+    let sim = Simulator::start(SimConfig {
+        initial: InitialFindings {
+            alerts: 30,
+            vulns: 30,
+            baseline: 20,
+            firewall: 20,
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let hook = Hook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
+    let mut spec = ConfigSpec::new(&endpoint, &url, &state);
+    // One attempt per call: every list-less answer is a failed poll at once.
+    spec.source_extra = "max_attempts = 1";
+    let config = spec.write(&dir.path().join("sasrelay.toml"));
+    let mut daemon = Daemon::spawn(&config);
+    // Baseline first start: one summary per domain, then quiet polls.
+    hook.wait_delivered(4, T).await;
+    daemon.wait_more_polls(2, T).await;
+    let before = hook.count();
+
+    sim.inject_fault(FaultSpec::new(FaultKind::ListMissing).times(MAX_FAULT_COUNT))
+        .unwrap();
+    let calls = sim.call_count("DescribeSuspEvents");
+    let mut created = Vec::new();
+    for _ in 0..3 {
+        let a = sim.add_finding(Domain::Alert, None, json!({})).unwrap();
+        created.push(format!("alert:{}", a["Id"].as_i64().unwrap()));
+    }
+    let v = sim
+        .add_finding(Domain::Vuln, None, json!({"Type": "cve"}))
+        .unwrap();
+    created.push(format!("vul:{}", v["PrimaryId"].as_i64().unwrap()));
+    // At least five failed alert polls (1 s apart) with every domain failing.
+    wait_calls(&sim, &[("DescribeSuspEvents", calls + 5)], T).await;
+    assert_eq!(
+        hook.count(),
+        before,
+        "nothing sent while the answers were not pages"
+    );
+    sim.clear_faults();
+
+    hook.wait_for("the findings created meanwhile", T, |r| {
+        created
+            .iter()
+            .all(|id| r.iter().any(|x| x.delivered() && x.finding_id() == id))
+    })
+    .await;
+    daemon.wait_more_polls(3, T).await;
+    let requests = hook.requests();
+    assert_each_once(&requests);
+    let after: Vec<_> = requests[before..].iter().collect();
+    assert!(
+        after.iter().all(|r| r.kind() == "new"),
+        "nothing resolved: {:?}",
+        after
+            .iter()
+            .map(|r| (r.kind(), r.finding_id()))
+            .collect::<Vec<_>>()
+    );
+    let ids: BTreeSet<String> = after.iter().map(|r| r.finding_id().to_string()).collect();
+    assert_eq!(
+        ids,
+        created.iter().cloned().collect(),
+        "only what opened meanwhile"
+    );
+    let addr = super::admin::admin_addr(&daemon).await;
+    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("reason=\"list_missing\""),
+        "failed polls are counted by reason: {metrics}"
+    );
     assert_eq!(daemon.terminate(T).await.code(), Some(0));
 }
