@@ -15,7 +15,7 @@
 //! | `sasrelay_last_successful_poll_timestamp_seconds` | gauge | `source`, `domain` |
 //! | `sasrelay_last_poll_duration_seconds` | gauge | `source`, `domain` |
 //! | `sasrelay_findings_observed` | gauge (last successful poll) | `source`, `domain` |
-//! | `sasrelay_poll_errors_total` | counter | `source`, `domain`, `reason` (`throttled`, `server`, `auth`, `permission`, `request`, `timeout`, `unreachable`, `error_code_in_200`, `list_missing`, `not_a_list`, `page_too_large`, `body_too_large`, `truncated`, `invalid`, `too_many_pages`, `credentials`, `store`) |
+//! | `sasrelay_poll_errors_total` | counter | `source`, `domain`, `action` (the Security Center action that failed, `none` for a store failure), `reason` (`throttled`, `server`, `auth`, `permission`, `request`, `timeout`, `unreachable`, `error_code_in_200`, `list_missing`, `not_a_list`, `page_too_large`, `body_too_large`, `truncated`, `invalid`, `too_many_pages`, `credentials`, `store`) |
 //! | `sasrelay_quarantined_records_total` | counter (sightings) | `source`, `domain` |
 //! | `sasrelay_events_total` | counter | `source`, `domain`, `outcome` (`enqueued`, `grouped`, `silenced`, `muted`, `dropped`, `duplicate`) |
 //! | `sasrelay_delivery_attempts_total` | counter | `sink`, `outcome` (`delivered`, `retry`, `dead_letter`) |
@@ -198,12 +198,13 @@ fn render_poll_problems(out: &mut String, polls: &BTreeMap<(String, &'static str
         "Failed polls, by reason.",
     );
     for ((s, d), f) in polls {
-        for (reason, n) in &f.errors {
+        for ((action, reason), n) in &f.errors {
             let _ = writeln!(
                 out,
-                "sasrelay_poll_errors_total{{source=\"{}\",domain=\"{}\",reason=\"{}\"}} {n}",
+                "sasrelay_poll_errors_total{{source=\"{}\",domain=\"{}\",action=\"{}\",reason=\"{}\"}} {n}",
                 label(s),
                 label(d),
+                label(action),
                 label(reason)
             );
         }
@@ -320,8 +321,18 @@ mod tests {
             silenced: 2,
             ..Dispatched::default()
         };
-        m.poll_failed("prod", "alerts", Duration::from_millis(250), "list_missing");
-        m.poll_failed("prod", "alerts", Duration::from_millis(250), "list_missing");
+        m.poll_failed(
+            "prod",
+            "alerts",
+            Duration::from_millis(250),
+            ("DescribeSuspEvents", "list_missing"),
+        );
+        m.poll_failed(
+            "prod",
+            "alerts",
+            Duration::from_millis(250),
+            ("DescribeSuspEvents", "list_missing"),
+        );
         m.poll_ok(
             "prod",
             "alerts",
@@ -336,7 +347,12 @@ mod tests {
             9,
             &dispatched,
         );
-        m.poll_failed("prod", "alerts", Duration::from_millis(100), "server");
+        m.poll_failed(
+            "prod",
+            "alerts",
+            Duration::from_millis(100),
+            ("DescribeSuspEvents", "server"),
+        );
         m.quarantined("prod", "baseline", 2);
         m.delivery("hook", DeliveryOutcome::Retry);
         m.delivery("hook", DeliveryOutcome::Delivered);
@@ -374,14 +390,18 @@ mod tests {
         assert_eq!(
             value(
                 &t,
-                &format!("sasrelay_poll_errors_total{{{sd},reason=\"list_missing\"}}")
+                &format!(
+                    "sasrelay_poll_errors_total{{{sd},action=\"DescribeSuspEvents\",reason=\"list_missing\"}}"
+                )
             ),
             Some(2.0)
         );
         assert_eq!(
             value(
                 &t,
-                &format!("sasrelay_poll_errors_total{{{sd},reason=\"server\"}}")
+                &format!(
+                    "sasrelay_poll_errors_total{{{sd},action=\"DescribeSuspEvents\",reason=\"server\"}}"
+                )
             ),
             Some(1.0)
         );

@@ -26,8 +26,9 @@ pub struct PollFigures {
     pub observed: u64,
     /// What dispatch did with the events, by outcome.
     pub events: BTreeMap<&'static str, u64>,
-    /// Failed polls by reason ([`crate::sas::error::SasError::reason_label`], or `store`).
-    pub errors: BTreeMap<&'static str, u64>,
+    /// Failed polls by (action, reason): the Security Center action that failed (`none` when
+    /// no call failed) and [`crate::sas::error::SasError::reason_label`] (or `store`).
+    pub errors: BTreeMap<(String, &'static str), u64>,
     /// Sightings of records that could not be read and were quarantined.
     pub quarantined: u64,
 }
@@ -123,18 +124,18 @@ impl Metrics {
         }
     }
 
-    /// A failed poll of `source`/`domain` that took `took`, for `reason`.
+    /// A failed poll of `source`/`domain` that took `took`: `action` failed for `reason`.
     pub fn poll_failed(
         &self,
         source: &str,
         domain: &'static str,
         took: Duration,
-        reason: &'static str,
+        (action, reason): (&str, &'static str),
     ) {
         let mut polls = self.polls.lock().unwrap_or_else(PoisonError::into_inner);
         let f = polls.entry((source.to_string(), domain)).or_default();
         f.failed += 1;
-        *f.errors.entry(reason).or_default() += 1;
+        *f.errors.entry((action.to_string(), reason)).or_default() += 1;
         f.consecutive_failures += 1;
         f.last_duration = took;
     }
@@ -200,7 +201,12 @@ mod tests {
             if ok {
                 m.poll_ok("prod", "alerts", Duration::from_secs(2), 7, &dispatched);
             } else {
-                m.poll_failed("prod", "alerts", Duration::from_millis(100), "server");
+                m.poll_failed(
+                    "prod",
+                    "alerts",
+                    Duration::from_millis(100),
+                    ("DescribeSuspEvents", "server"),
+                );
             }
         }
         m.delivery("hook", DeliveryOutcome::Retry);

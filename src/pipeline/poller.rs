@@ -475,8 +475,8 @@ impl Task for Poller {
             }
             Err(e) => {
                 let reason = match &e {
-                    PollError::Read(err) => err.reason_label(),
-                    PollError::Store(_) => "store",
+                    PollError::Read(err) => (err.action().unwrap_or("none"), err.reason_label()),
+                    PollError::Store(_) => ("none", "store"),
                 };
                 self.metrics.poll_failed(
                     self.name(),
