@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use crate::finding::Domain;
 use crate::sas::api::VulType;
 use crate::sas::client::ClientSettings;
 use crate::sas::endpoint;
+use crate::sas::quota::MAX_CALLS_PER_SECOND;
 use crate::sas::sign::SignatureVersion;
 use crate::sas::source::{DomainPoll, InitialSync, SourceSettings};
 use crate::sinks::SinkConfig;
@@ -203,6 +205,10 @@ pub struct RawSource {
     pub timeout: Option<HumanDuration>,
     /// Hard cap on pages per listing.
     pub max_pages: Option<Spanned<u32>>,
+    /// Security Center calls per second per action, shared by the site's quota group.
+    pub calls_per_second: Option<Spanned<u32>>,
+    /// Sources of another account get buckets of their own under another group name.
+    pub quota_group: Option<Spanned<String>>,
     /// Largest response body accepted, in bytes.
     pub max_response_bytes: Option<Spanned<u64>>,
     /// Attempts per call (first included) for throttling, 5xx, timeouts and broken bodies.
@@ -593,8 +599,35 @@ pub fn check(file: &Path, text: &str) -> Checked {
     let router = check_routing(text, &sinks, &mut errs, &mut warnings);
     let mut names = BTreeSet::new();
     let mut settings = Vec::new();
+    let mut budgets: Vec<(String, String, NonZeroU32, String)> = Vec::new();
     for (i, raw) in sources {
+        let span = raw
+            .calls_per_second
+            .as_ref()
+            .map_or(raw.name.span(), |c| c.span());
         if let Some(s) = check_source(i, raw, &mut names, &mut errs) {
+            // One bucket per (site, group, action) serves every source in it, at one rate.
+            let c = &s.client;
+            match budgets
+                .iter()
+                .find(|(e, g, _, _)| *e == c.endpoint && *g == c.quota_group)
+            {
+                Some((_, _, rate, first)) if *rate != c.calls_per_second => errs.push(
+                    Some(span),
+                    &format!("source[{i}].calls_per_second"),
+                    format!(
+                        "is {} but source {first} on the same endpoint and quota_group uses {rate}: they share one budget; set the same value, or a different quota_group for another account",
+                        c.calls_per_second
+                    ),
+                ),
+                Some(_) => {}
+                None => budgets.push((
+                    c.endpoint.clone(),
+                    c.quota_group.clone(),
+                    c.calls_per_second,
+                    s.name.clone(),
+                )),
+            }
             settings.push(s);
         }
     }
@@ -1243,6 +1276,21 @@ fn check_client(
         }
         client.max_pages = *m.get_ref();
     }
+    if let Some(c) = &raw.calls_per_second {
+        match NonZeroU32::new(*c.get_ref()).filter(|n| n.get() <= MAX_CALLS_PER_SECOND) {
+            Some(n) => client.calls_per_second = n,
+            None => errs.at(
+                c,
+                k("calls_per_second"),
+                format!(
+                    "must be between 1 and {MAX_CALLS_PER_SECOND} (Security Center allows about 10 per action)"
+                ),
+            ),
+        }
+    }
+    if let Some(g) = &raw.quota_group {
+        client.quota_group = g.get_ref().trim().to_string();
+    }
     if let Some(m) = &raw.max_response_bytes {
         if *m.get_ref() < 4096 || *m.get_ref() > (1 << 30) {
             errs.at(
@@ -1548,6 +1596,34 @@ x = 1
             text.contains("t.toml:4:10: source[0].region: unknown region `mars-1`"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn sources_sharing_a_call_budget_must_agree_on_its_rate() {
+        let src = |name: &str, extra: &str| {
+            format!(
+                "[[source]]\nname = \"{name}\"\nregion = \"cn-hangzhou\"\ncredentials = {{ type = \"env\" }}\n{extra}\n"
+            )
+        };
+        let two = format!(
+            "{}{}",
+            src("a", "calls_per_second = 4"),
+            src("b", "calls_per_second = 6")
+        );
+        let e = errors(&two);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].key, "source[1].calls_per_second");
+        assert!(e[0].message.contains("source a"), "{}", e[0].message);
+        assert_eq!(e[0].line, 10);
+        // Another account, another group: its own budget.
+        let grouped = format!(
+            "{}{}",
+            src("a", "calls_per_second = 4"),
+            src("b", "calls_per_second = 6\nquota_group = \"tenant-b\"")
+        );
+        assert!(parse(Path::new("t.toml"), &grouped).is_ok());
+        let e = errors(&src("a", "calls_per_second = 0"));
+        assert_eq!(e[0].key, "source[0].calls_per_second");
     }
 
     #[test]

@@ -79,7 +79,8 @@
 //! - [`sas`] — everything that knows Security Center: [`sas::sign`] (both signature
 //!   algorithms and their verification, pure), [`sas::params`], [`sas::endpoint`] (region →
 //!   site → host), [`sas::client`] (one attempt and the retrying call), [`sas::retry`],
-//!   [`sas::error`] (error bodies, classification by Code, operator hints), [`sas::models`]
+//!   [`sas::quota`] (the call budget: one token bucket per site and action, shared by every
+//!   source), [`sas::error`] (error bodies, classification by Code, operator hints), [`sas::models`]
 //!   (tolerant response models keeping the raw JSON), [`sas::api`] (one listing per domain,
 //!   paged to the end with a pure continue/stop decision; the baseline walk; statistics probes;
 //!   vulnerability lookup by id), [`sas::normalise`] (raw records → `Finding`, pure),
@@ -99,7 +100,8 @@
 //!   explain for a subject at a given `now`.
 //! - [`store`] — the only module that imports sled: records, cursors, per-sink outboxes with
 //!   enqueue guards, dead letters, routing groups and their crash-safe close, reminders,
-//!   silences, the suppression log, schema version, pruning; its module doc lists every tree.
+//!   silences, the suppression log, quarantined records, schema version, pruning; its module
+//!   doc lists every tree.
 //! - [`sinks`] — one file per destination (`webhook` with Standard Webhooks signing, `stdout`,
 //!   `file`, `dingtalk`, `feishu`, `wecom`, `slack`, `email`, `pagerduty`) and what they share
 //!   once: [`sinks::http`] (client, URL and host rules, one exchange, `Retry-After`),

@@ -574,6 +574,8 @@ impl<'a> ConfigSpec<'a> {
     pub fn write(&self, path: &Path) -> PathBuf {
         let text = format!(
             r#"[[source]]
+# The simulator has no quota unless a test sets one; tests poll every second.
+calls_per_second = 50
 name = "sim"
 region = "cn-hangzhou"
 endpoint = "http://{sim}"
@@ -674,4 +676,28 @@ impl Daemon {
         })
         .await
     }
+}
+
+/// The settings of a config `text` and its first `[[source]]` connected (secrets from files,
+/// no environment), as the daemon would connect it.
+pub async fn connect_first_source(
+    text: &str,
+) -> (
+    sasrelay::config::Settings,
+    Arc<sasrelay::sas::source::Source>,
+) {
+    let settings = sasrelay::config::parse(Path::new("t.toml"), text).unwrap();
+    let ctx = sasrelay::credentials::CredentialContext::new(
+        reqwest::Client::new(),
+        CancellationToken::new(),
+        tokio_util::task::TaskTracker::new(),
+    );
+    let source = sasrelay::sas::source::Source::connect(
+        settings.sources[0].clone(),
+        &sasrelay::credentials::env::MapEnv::new(),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    (settings, Arc::new(source))
 }

@@ -450,6 +450,8 @@ pub(super) async fn sasrelay(args: &[&str], envs: &[(&str, &str)]) -> Run {
 }
 
 pub(super) const SOURCE: &str = r#"[[source]]
+# The simulator has no quota unless a test sets one; tests poll every second.
+calls_per_second = 50
 name = "sim"
 region = "cn-hangzhou"
 credentials = { type = "access_key", access_key_id = "sasrelay-sim", access_key_secret = { env = "SIM_SK" } }

@@ -62,6 +62,8 @@ fn settings(sim: &SimHandle, max_attempts: u32) -> ClientSettings {
     )
     .unwrap();
     s.timeout = Duration::from_secs(20);
+    // The simulator has no quota unless a test sets one.
+    s.calls_per_second = std::num::NonZeroU32::new(50).unwrap();
     s
 }
 
@@ -753,6 +755,8 @@ fn source_config(sim: &SimHandle, clusters: &[&str]) -> String {
     format!(
         r#"
 [[source]]
+# The simulator has no quota unless a test sets one; tests poll every second.
+calls_per_second = 50
 name = "sim"
 region = "cn-hangzhou"
 endpoint = "{}"
