@@ -7,3 +7,4 @@ mod answers;
 mod crash;
 mod door;
 mod e2e;
+mod reload;

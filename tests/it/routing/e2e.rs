@@ -167,8 +167,8 @@ async fn a_kill_while_a_group_collects_loses_nothing_and_sends_nothing_twice() {
     let mut grouped = 0;
     daemon
         .wait_log("150 alerts grouped", T, |v| {
-            if v["fields"]["message"] == "Poll done." {
-                grouped += v["fields"]["grouped"].as_u64().unwrap_or(0);
+            if v["message"] == "Poll done." {
+                grouped += v["grouped"].as_u64().unwrap_or(0);
             }
             grouped > 150
         })
