@@ -42,6 +42,10 @@ pub async fn run(args: Args, log: LogFilter) -> ExitCode {
         Ok(b) => b,
         Err(errs) => return exit_code(StartError::Config(errs)),
     };
+    if shutdown.is_cancelled() {
+        // Stopped while the file was read: nothing was started.
+        return ExitCode::SUCCESS;
+    }
     let control = Control {
         shutdown,
         reloads: Some(queue),

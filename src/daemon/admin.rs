@@ -580,7 +580,7 @@ async fn metrics(State(state): State<Shared>) -> Response {
 async fn reload(State(state): State<Shared>) -> Response {
     match state.reload.reload(Cause::AdminApi).await {
         Ok(attempt) => axum::Json(attempt).into_response(),
-        Err(ReloadError::Refused(attempt)) => refused(attempt),
+        Err(ReloadError::Refused(attempt)) => refused(*attempt),
         Err(e @ ReloadError::Unavailable) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

@@ -195,11 +195,7 @@ pub async fn start(built: build::Built, control: Control) -> Result<StopReport, 
         tokio::select! {
             biased;
             _ = control.shutdown.cancelled() => break,
-            taken = next_reload(&mut reloader, queue.as_mut(), &mut wiring) => {
-                if taken.is_none() {
-                    queue = None;
-                }
-            }
+            () = next_reload(&mut reloader, queue.as_mut(), &mut wiring) => {}
         }
     }
     notifier.send("STOPPING=1\nSTATUS=Shutting down.");
@@ -207,13 +203,12 @@ pub async fn start(built: build::Built, control: Control) -> Result<StopReport, 
     Ok(tasks.stop(grace, &store, wiring).await)
 }
 
-/// Does the next reload request; `None` when none can come any more (never, without a
-/// queue).
+/// Does the next reload request; never resolves without a queue (nothing asks).
 async fn next_reload(
     reloader: &mut Reloader,
     queue: Option<&mut ReloadQueue>,
     wiring: &mut Wiring,
-) -> Option<()> {
+) {
     match queue {
         Some(queue) => reloader.next(queue, wiring).await,
         None => std::future::pending().await,

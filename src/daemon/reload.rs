@@ -107,7 +107,7 @@ pub enum ReloadError {
         "the configuration was not reloaded; the running one is kept: {}",
         .0.errors.join("; ")
     )]
-    Refused(ReloadAttempt),
+    Refused(Box<ReloadAttempt>),
     /// No daemon takes reloads (it is stopping, or this is not a daemon that reloads).
     #[error("no running daemon takes reloads here (it may be shutting down)")]
     Unavailable,
@@ -175,7 +175,7 @@ impl Reloads {
             .map_err(|_| ReloadError::Unavailable)?;
         match rx.await {
             Ok(attempt) if attempt.successful => Ok(attempt),
-            Ok(attempt) => Err(ReloadError::Refused(attempt)),
+            Ok(attempt) => Err(ReloadError::Refused(Box::new(attempt))),
             Err(_) => Err(ReloadError::Unavailable),
         }
     }
@@ -204,10 +204,13 @@ impl ReloadQueue {
     }
 }
 
+/// Sets the process's log filter (`EnvFilter` syntax); the error says why it cannot.
+type SetFilter = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
 /// The process's log filter, as the daemon sets it from `[daemon] log` at start and on reload.
 #[derive(Clone)]
 pub struct LogFilter {
-    set: Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>,
+    set: Arc<SetFilter>,
     pinned: Option<String>,
 }
 
@@ -276,19 +279,17 @@ impl Reloader {
         });
     }
 
-    /// Takes the next request and does it; `None` when no handle is left.
-    pub(super) async fn next(
-        &mut self,
-        queue: &mut ReloadQueue,
-        wiring: &mut Wiring,
-    ) -> Option<()> {
-        let request = queue.requests.recv().await?;
+    /// Waits for the next request and does it. The queue holds a sender of its own, so it
+    /// never runs dry: this waits for ever when nothing asks.
+    pub(super) async fn next(&mut self, queue: &mut ReloadQueue, wiring: &mut Wiring) {
+        let Some(request) = queue.requests.recv().await else {
+            return std::future::pending().await;
+        };
         let attempt = self.reload(wiring, request.cause).await;
         if let Some(answer) = request.answer {
             // The asker may have gone (a client that hung up); the outcome is logged anyway.
             let _ = answer.send(attempt);
         }
-        Some(())
     }
 
     /// Reads the file again and, when it can be run with, applies it.

@@ -2,10 +2,10 @@
 //! follows, one delivery worker per sink, per source its connect, pollers and credential
 //! refreshers, and the grouper. What lives as long as the process — the store (opened once),
 //! the silences, the counters, the admin API, the pruner, the watchdog — is the daemon's
-//! ([`crate::daemon`]); the wiring is started on it ([`Wiring::start`]) and rebuilt from each
+//! ([`crate::daemon`]); the wiring is started on it (`Wiring::start`) and rebuilt from each
 //! new configuration ([`Wiring::apply`]).
 //!
-//! Each sink's worker, each source and the grouper is a [`Part`]: tasks stopped by one token
+//! Each sink's worker, each source and the grouper is a `Part`: tasks stopped by one token
 //! and waited for by one tracker. Two parts of one name never run at once: a new part's first
 //! task waits until every task of the part it replaces has ended. So
 //! - a sink's new worker starts once the old one finished the delivery in flight: an outbox
@@ -23,7 +23,7 @@
 //! worker; its outbox and dead letters stay in the store ([`Wiring::orphaned_outboxes`]) and
 //! are delivered if a sink of that name returns.
 //!
-//! At shutdown every part is stopped with the daemon's tokens ([`Wiring::stop`] hands their
+//! At shutdown every part is stopped with the daemon's tokens (`Wiring::stop` hands their
 //! trackers over to be waited for); a part replaced or removed earlier is waited for by its
 //! successor or by a task on the daemon's trackers, so nothing is left running unwatched.
 
