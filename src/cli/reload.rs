@@ -46,7 +46,7 @@ pub async fn run(args: Args) -> ExitCode {
     };
     match client.reload().await {
         Ok(attempt) => {
-            print!("{}", summary(&args.config.display().to_string(), &attempt));
+            print!("{}", summary(&attempt));
             ExitCode::SUCCESS
         }
         Err((Some(422), e)) => {
@@ -58,7 +58,8 @@ pub async fn run(args: Args) -> ExitCode {
 }
 
 /// What a successful reload (`attempt`, as the API answers it) changed, a line per kind.
-fn summary(file: &str, attempt: &Value) -> String {
+fn summary(attempt: &Value) -> String {
+    let file = attempt["file"].as_str().unwrap_or_default();
     let mut out = format!("configuration reloaded from {}\n", terminal_safe(file, 200));
     for kind in ["sinks", "sources"] {
         let diff = &attempt["changes"][kind];
@@ -78,6 +79,17 @@ fn summary(file: &str, attempt: &Value) -> String {
             out.push_str(&format!("  {kind}: {}\n", parts.join("; ")));
         }
     }
+    for o in attempt["orphaned_outboxes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let sink = terminal_safe(o["sink"].as_str().unwrap_or_default(), 64);
+        let pending = o["pending"].as_u64().unwrap_or(0);
+        out.push_str(&format!(
+            "  sink {sink} is not configured: {pending} entries stay in its outbox until it returns\n"
+        ));
+    }
     for kept in attempt["kept"].as_array().into_iter().flatten() {
         let kept = terminal_safe(kept.as_str().unwrap_or_default(), 300);
         out.push_str(&format!("  kept (restart to apply): {kept}\n"));
@@ -92,16 +104,18 @@ mod tests {
     #[test]
     fn the_summary_names_what_changed_and_what_was_kept() {
         let attempt = serde_json::json!({
+            "file": "/etc/sasrelay.toml",
             "successful": true,
             "changes": {
                 "sinks": {"added": ["chat"], "removed": ["old"], "restarted": ["hook"], "unchanged": []},
                 "sources": {"added": [], "removed": [], "restarted": [], "unchanged": ["prod\u{1b}[31m"]}
             },
-            "kept": ["[admin]: the admin API keeps its address, token and limits"]
+            "kept": ["[admin]: the admin API keeps its address, token and limits"],
+            "orphaned_outboxes": [{"sink": "old", "pending": 3}]
         });
         assert_eq!(
-            summary("/etc/sasrelay.toml", &attempt),
-            "configuration reloaded from /etc/sasrelay.toml\n  sinks: added chat; removed old; restarted hook\n  sources: unchanged prod [31m\n  kept (restart to apply): [admin]: the admin API keeps its address, token and limits\n"
+            summary(&attempt),
+            "configuration reloaded from /etc/sasrelay.toml\n  sinks: added chat; removed old; restarted hook\n  sources: unchanged prod [31m\n  sink old is not configured: 3 entries stay in its outbox until it returns\n  kept (restart to apply): [admin]: the admin API keeps its address, token and limits\n"
         );
     }
 }

@@ -83,6 +83,8 @@ impl ReloadStatus {
 /// One reload: what asked, and what came of it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ReloadAttempt {
+    /// The file read.
+    pub file: String,
     /// When (RFC 3339).
     pub at: String,
     /// `SIGHUP` or `POST /-/reload`.
@@ -97,6 +99,9 @@ pub struct ReloadAttempt {
     pub kept: Vec<String>,
     /// What changed (a successful reload).
     pub changes: Changes,
+    /// Outboxes of sinks not configured after this reload (a successful one): their entries
+    /// stay in the store.
+    pub orphaned_outboxes: Vec<OrphanedOutbox>,
 }
 
 /// Why a reload was not done.
@@ -300,6 +305,7 @@ impl Reloader {
             .await
             .unwrap_or_else(|e| Err(unreadable(&self.file, &e)));
         let mut attempt = ReloadAttempt {
+            file: self.file.display().to_string(),
             at: jiff::Timestamp::now().to_string(),
             cause: cause.as_str().to_string(),
             ..ReloadAttempt::default()
@@ -354,7 +360,7 @@ impl Reloader {
         }
         attempt.changes = wiring.apply(settings, sinks);
         attempt.successful = true;
-        let orphaned = wiring.orphaned_outboxes();
+        attempt.orphaned_outboxes = wiring.orphaned_outboxes();
         let changes = &attempt.changes;
         tracing::info!(
             cause = %attempt.cause,
@@ -370,8 +376,8 @@ impl Reloader {
             s.succeeded += 1;
             s.loaded_at = last.at.clone();
             s.loaded_at_unix = crate::clock::unix_seconds_now();
+            s.orphaned_outboxes = last.orphaned_outboxes.clone();
             s.last = Some(last);
-            s.orphaned_outboxes = orphaned;
         });
     }
 }

@@ -20,7 +20,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use sasrelay::simulator::{DEMO_ACCESS_KEY_SECRET, SimHandle};
+use sasrelay::simulator::{
+    DEMO_ACCESS_KEY_SECRET, InitialFindings, SimConfig, SimHandle, Simulator,
+};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -636,6 +638,21 @@ url = "{hook}"
         std::fs::write(path, text).expect("write config");
         path.to_path_buf()
     }
+}
+
+/// A simulator holding no finding at first: a test adds exactly those it counts.
+pub async fn quiet_simulator() -> SimHandle {
+    Simulator::start(SimConfig {
+        initial: InitialFindings {
+            alerts: 0,
+            vulns: 0,
+            baseline: 0,
+            firewall: 0,
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator")
 }
 
 /// Waits until every action in `actions` was called at least `at_least[i]` times.

@@ -2,7 +2,8 @@
 //! SIGHUP with a new route file routes the next event anew while what was queued is still
 //! delivered; a broken file keeps the running configuration and says why (log, metric,
 //! `POST /-/reload`, `sasrelay reload`); a burst in flight across several reloads arrives
-//! exactly once; the log filter follows `[daemon] log`; every signal is named in the log.
+//! exactly once; a removed sink's outbox stays and is delivered when the sink returns; the log
+//! filter follows `[daemon] log`; every signal is named in the log.
 //!
 //! Synchronisation is on the receivers, the daemon's log lines, `/metrics` and the simulator's
 //! call counters under deadlines; never on sleeps.
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::admin::{T, admin_addr, http, sasrelay, write};
 use crate::support::*;
-use sasrelay::simulator::{Domain, InitialFindings, SimConfig, SimHandle, Simulator};
+use sasrelay::simulator::{Domain, SimHandle};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -32,19 +33,8 @@ struct Rig {
 
 impl Rig {
     async fn start() -> Rig {
-        let sim = Simulator::start(SimConfig {
-            initial: InitialFindings {
-                alerts: 0,
-                vulns: 0,
-                baseline: 0,
-                firewall: 0,
-            },
-            ..SimConfig::default()
-        })
-        .await
-        .expect("simulator");
         Rig {
-            sim,
+            sim: quiet_simulator().await,
             hook: Hook::start().await,
             other: Hook::start().await,
             dir: tempfile::tempdir().expect("tempdir"),
@@ -63,12 +53,12 @@ impl Rig {
             self.hook.url(),
             self.dir.path().join("state"),
         );
+        let other = format!(
+            "[[sink]]\nname = \"other\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+            self.other.url()
+        );
         let tail = format!(
-            r#"[[sink]]
-name = "other"
-type = "webhook"
-url = "{}"
-
+            r#"{}
 [routing]
 default = "drop"
 
@@ -77,7 +67,7 @@ name = "new-alerts"
 matchers = ['domain="alerts"', 'kind="new"']
 sinks = ["{route_to}"]
 "#,
-            self.other.url()
+            if extra.without_other { "" } else { &other }
         );
         let mut spec = ConfigSpec::new(&endpoint, &url, &state);
         spec.source_extra = extra.source.unwrap_or("domains = [\"alerts\"]");
@@ -115,6 +105,8 @@ struct Extra<'a> {
     daemon: &'a str,
     /// Lines in `[delivery]`.
     delivery: &'a str,
+    /// No sink `other`.
+    without_other: bool,
 }
 
 /// Delivered new-alert events per finding id.
@@ -346,20 +338,12 @@ async fn a_broken_file_keeps_the_running_configuration_and_every_door_says_why()
     rig.write("other", &with_token);
     let run = sasrelay(&["reload", "--config", cli], &[("ADMIN_TOKEN", TOKEN)]).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert!(
-        run.stdout.starts_with("configuration reloaded from "),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("sinks: restarted hook, other"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("sources: unchanged sim"),
-        "{}",
-        run.stdout
+    assert_eq!(
+        run.stdout,
+        format!(
+            "configuration reloaded from {}\n  sinks: restarted hook, other\n  sources: unchanged sim\n",
+            config.display()
+        )
     );
     assert_eq!(
         metric(&admin, "sasrelay_config_last_reload_successful").await,
@@ -477,4 +461,66 @@ async fn the_log_filter_follows_the_file_and_text_logs_carry_no_colour_codes() {
         lines.iter().all(|l| !l.contains('\u{1b}')),
         "stderr is not a terminal: no escape codes"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_sinks_outbox_stays_in_the_store_and_is_delivered_when_it_returns() {
+    let mut rig = Rig::start().await;
+    let config = rig.write("other", &Extra::default());
+    let mut daemon = Daemon::spawn(&config);
+    let admin = admin_addr(&daemon).await;
+    daemon.wait_more_polls_of(&["alerts"], 1, T).await;
+    rig.other.stop().await;
+    let waiting = rig.add_alerts(5);
+    let depth = r#"sasrelay_outbox_depth{sink="other"}"#;
+    wait_metric(&admin, depth, |v| v >= 5.0).await;
+
+    // `other` is removed: its worker stops; its outbox stays, and the reload says so.
+    let without_other = Extra {
+        without_other: true,
+        ..Extra::default()
+    };
+    rig.write("hook", &without_other);
+    let cli = write(
+        rig.dir.path(),
+        "cli.toml",
+        &format!("[admin]\nlisten = \"{admin}\"\n"),
+    );
+    let run = sasrelay(&["reload", "--config", cli.to_str().unwrap()], &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("  sinks: removed other; restarted hook\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "  sink other is not configured: 5 entries stay in its outbox until it returns\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    let warned = daemon.messages("is no longer configured");
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert_eq!(
+        (&warned[0]["sink"], &warned[0]["pending"]),
+        (&json!("other"), &json!(5))
+    );
+    daemon
+        .wait_message("Stopped the worker of sink other.", T)
+        .await;
+    assert_eq!(metric(&admin, depth).await, Some(5.0), "nothing dropped");
+
+    // It returns: its new worker delivers what waited.
+    rig.other.restart().await;
+    rig.write("other", &Extra::default());
+    kill_pid(daemon.pid, "HUP");
+    wait_reloaded(&daemon, 2).await;
+    rig.other
+        .wait_for("the 5 alerts that waited", T, |r| has_all(r, &waiting))
+        .await;
+    assert_each_once(&rig.other.requests());
+    let status = daemon.terminate(T).await;
+    assert_eq!(status.code(), Some(0), "{status}");
 }

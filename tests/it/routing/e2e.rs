@@ -8,24 +8,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::support::*;
-use sasrelay::simulator::{Domain, InitialFindings, SimConfig, SimHandle, Simulator};
+use sasrelay::simulator::{Domain, SimHandle};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
-
-async fn quiet_simulator() -> SimHandle {
-    Simulator::start(SimConfig {
-        initial: InitialFindings {
-            alerts: 0,
-            vulns: 0,
-            baseline: 0,
-            firewall: 0,
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap()
-}
 
 /// A route that digests every alert by cluster.
 fn grouped_route(group_wait: &str, max_group_size: u32) -> String {
