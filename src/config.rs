@@ -101,6 +101,8 @@ pub struct RawState {
 pub struct RawDaemon {
     /// How long SIGTERM waits for in-flight deliveries.
     pub shutdown_grace: Option<HumanDuration>,
+    /// The log filter (tracing `EnvFilter` syntax); `--log` / `SASRELAY_LOG` win over it.
+    pub log: Option<Spanned<String>>,
 }
 
 /// `[delivery]`: retry policy of every sink's outbox.
@@ -241,6 +243,9 @@ pub struct Settings {
     pub state: Option<StateSettings>,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
+    /// `[daemon] log`: the daemon's log filter (tracing `EnvFilter` syntax), checked; `None`:
+    /// `info`.
+    pub log: Option<String>,
     /// Outbox retry policy.
     pub delivery: DeliverySettings,
     /// Sinks, in file order.
@@ -499,6 +504,7 @@ impl Settings {
             sources: Vec::new(),
             state: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            log: None,
             delivery: DeliverySettings::default(),
             sinks: Vec::new(),
             router: crate::routing::Router::broadcast(&[]),
@@ -592,6 +598,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
     let shutdown_grace = daemon
         .shutdown_grace
         .map_or(DEFAULT_SHUTDOWN_GRACE, |d| d.0);
+    let log = check_log_filter(daemon.log, &mut errs);
     let delivery = check_delivery(&delivery, delivery_span, &mut errs);
     let sinks = check_sinks(sinks, &positions, &mut errs);
     let mut warnings = Vec::new();
@@ -638,6 +645,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
             sources: settings,
             state,
             shutdown_grace,
+            log,
             delivery,
             sinks,
             router,
@@ -662,6 +670,30 @@ const TOP_LEVEL_KEYS: [&str; 9] = [
     "route",
     "time_interval",
 ];
+
+/// `[daemon] log`, when it parses as a log filter. A bare word must be a level: `EnvFilter`
+/// would take `verbose` as a target name and log nothing, silently.
+fn check_log_filter(raw: Option<Spanned<String>>, errs: &mut Errors<'_>) -> Option<String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let raw = raw?;
+    let not_a_level = raw.get_ref().split(',').map(str::trim).find(|d| {
+        !d.is_empty() && !d.contains('=') && !LEVELS.contains(&d.to_ascii_lowercase().as_str())
+    });
+    let problem = match (
+        not_a_level,
+        tracing_subscriber::EnvFilter::builder().parse(raw.get_ref()),
+    ) {
+        (_, Err(e)) => e.to_string(),
+        (Some(word), Ok(_)) => format!("`{word}` is not a level"),
+        (None, Ok(_)) => return Some(raw.into_inner()),
+    };
+    let message = format!(
+        "not a log filter ({problem}): write a level ({}) or `target=level` pairs separated by commas, e.g. \"info,sasrelay::sinks=debug\"",
+        LEVELS.join(", ")
+    );
+    errs.push(Some(raw.span()), "daemon.log", message);
+    None
+}
 
 /// `[state]` with its defaults, the directory relative to the config file's.
 fn check_state(raw: RawState, file: &Path) -> StateSettings {
@@ -1727,6 +1759,25 @@ x = 1
             "stat",
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+        }
+    }
+
+    #[test]
+    fn the_daemon_log_filter_is_checked() {
+        let with = |filter: &str| format!("{GOOD}\n[daemon]\nlog = \"{filter}\"\n");
+        let s = parse(Path::new("c.toml"), &with("info,sasrelay::sinks=debug")).unwrap();
+        assert_eq!(s.log.as_deref(), Some("info,sasrelay::sinks=debug"));
+        assert_eq!(parse(Path::new("c.toml"), GOOD).unwrap().log, None);
+        for bad in ["verbose", "info,sasrelay=loud"] {
+            let errs = errors(&with(bad));
+            assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+            assert_eq!(errs[0].key, "daemon.log");
+            assert!(
+                errs[0].message.starts_with("not a log filter"),
+                "{}",
+                errs[0]
+            );
+            assert!(errs[0].line > 0, "placed: {}", errs[0]);
         }
     }
 

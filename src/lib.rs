@@ -113,10 +113,14 @@
 //!   JSON, Feishu cards, WeCom markdown, Slack Block Kit, email subject/text/HTML from
 //!   minijinja templates (built-in en/zh or custom), PagerDuty events; per-output escaping of
 //!   untrusted text, mentions only from config, size limits.
-//! - [`daemon`] — `run` is wiring only: the store, sinks, tasks and admin API, stopped in
-//!   order; [`daemon::build`] (the one step from a config file to what the daemon starts
+//! - [`daemon`] — `run` is wiring only: the store (opened once), the admin API and the
+//!   process-long tasks, reloads taken one at a time, everything stopped in order;
+//!   [`daemon::build`] (the one step from a config file to what the daemon starts
 //!   with, no store and no network: sinks with their secrets, templates, the admin token;
-//!   every problem at once; `check` runs it and stops), [`daemon::tasks`] (the runner: loop, cancellation, backoff, failure and recovery
+//!   every problem at once; `check` runs it and stops), [`daemon::wiring`] (what a reload
+//!   rebuilds: routes, sinks' workers, sources, the grouper, each handed over only once the
+//!   old one has ended), [`daemon::reload`] (SIGHUP / `POST /-/reload` requests, the atomic
+//!   re-read, the shared reload status, the log filter), [`daemon::tasks`] (the runner: loop, cancellation, backoff, failure and recovery
 //!   logs), [`daemon::sources`] (connecting a source, then starting its pollers),
 //!   [`daemon::prune`], [`daemon::admin`] (silences, the suppression log, dead letters with
 //!   replay and discard, `/healthz`, `/readyz`, `/metrics`; bearer token on `/api/`),
@@ -124,8 +128,8 @@
 //!   header-read and idle timeouts, the connection cap), [`daemon::metrics`] (the Prometheus exposition), [`daemon::notify`] (systemd
 //!   `sd_notify` and the watchdog heartbeat).
 //! - [`cli`] — one file per subcommand (`check`, `findings`, `run`, `demo`, `simulate`,
-//!   `render`, `send-test`, `silence`, `dead-letters`, `healthcheck`, `route test`), logging
-//!   setup, exit codes, the admin-API client.
+//!   `render`, `send-test`, `silence`, `dead-letters`, `healthcheck`, `reload`, `route test`),
+//!   logging setup, signals, exit codes, the admin-API client.
 //! - [`simulator`] — the fake Security Center behind `sasrelay simulate` and the tests.
 //! - `lib.rs` itself sets the global allocator (mimalloc), so the binary, the tests and the
 //!   benchmarks run on the same one.
@@ -177,6 +181,9 @@
 //!   before it acks the members; webhooks and PagerDuty never fold.
 //! - Every task of the daemon is run by [`daemon::tasks::run`], spawned on a tracker and stopped
 //!   through a cancellation token; a step in progress is never abandoned by the runner.
+//! - A reload applies a file whole or not at all, and never runs two workers of one sink or
+//!   two pollers of one source and domain at once ([`daemon::wiring`]); the store is opened
+//!   once per process.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -23,6 +23,9 @@
 //! | `sasrelay_outbox_oldest_age_seconds` | gauge (0 when empty) | `sink` |
 //! | `sasrelay_dead_letters` | gauge | `sink` |
 //! | `sasrelay_store_size_bytes` | gauge | |
+//! | `sasrelay_config_last_reload_successful` | gauge (1 before any reload) | |
+//! | `sasrelay_config_last_reload_success_timestamp_seconds` | gauge (the start before any) | |
+//! | `sasrelay_config_reloads_total` | counter | `outcome` (`success`, `failure`) |
 //!
 //! The alerts an operator wants: `time() - sasrelay_last_successful_poll_timestamp_seconds`
 //! above a few intervals (Security Center unreadable), `sasrelay_outbox_oldest_age_seconds`
@@ -33,6 +36,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::daemon::reload::ReloadStatus;
 use crate::pipeline::metrics::{DeliveryFigures, Metrics, PollFigures};
 use crate::store::StoreStats;
 
@@ -294,6 +298,48 @@ fn render_store(out: &mut String, store: &StoreStats, now_ms: i64) {
     let _ = writeln!(out, "sasrelay_store_size_bytes {}", store.size_on_disk);
 }
 
+/// Appends the configuration-reload series of `status` (pure).
+pub fn render_reloads(out: &mut String, status: &ReloadStatus) {
+    header(
+        out,
+        "sasrelay_config_last_reload_successful",
+        "gauge",
+        "Whether the last configuration reload succeeded (1 before any).",
+    );
+    let _ = writeln!(
+        out,
+        "sasrelay_config_last_reload_successful {}",
+        u8::from(status.last_successful())
+    );
+    header(
+        out,
+        "sasrelay_config_last_reload_success_timestamp_seconds",
+        "gauge",
+        "When the configuration in force was read: the start or the last successful reload (unix seconds).",
+    );
+    let _ = writeln!(
+        out,
+        "sasrelay_config_last_reload_success_timestamp_seconds {:.3}",
+        status.loaded_at_unix
+    );
+    header(
+        out,
+        "sasrelay_config_reloads_total",
+        "counter",
+        "Configuration reloads, by outcome.",
+    );
+    let _ = writeln!(
+        out,
+        "sasrelay_config_reloads_total{{outcome=\"success\"}} {}",
+        status.succeeded
+    );
+    let _ = writeln!(
+        out,
+        "sasrelay_config_reloads_total{{outcome=\"failure\"}} {}",
+        status.failed
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,5 +570,36 @@ mod tests {
         }
         // Without the store's figures, no store series.
         assert!(!t.contains("sasrelay_outbox_depth"));
+    }
+
+    #[test]
+    fn reloads_are_exposed_as_the_last_outcome_and_counters() {
+        let mut status = ReloadStatus {
+            loaded_at_unix: 1000.5,
+            succeeded: 2,
+            failed: 1,
+            ..ReloadStatus::default()
+        };
+        let mut t = String::new();
+        render_reloads(&mut t, &status);
+        assert_eq!(
+            value(&t, "sasrelay_config_last_reload_successful"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&t, "sasrelay_config_last_reload_success_timestamp_seconds"),
+            Some(1000.5)
+        );
+        assert_eq!(
+            value(&t, r#"sasrelay_config_reloads_total{outcome="failure"}"#),
+            Some(1.0)
+        );
+        status.last = Some(crate::daemon::reload::ReloadAttempt::default());
+        let mut t = String::new();
+        render_reloads(&mut t, &status);
+        assert_eq!(
+            value(&t, "sasrelay_config_last_reload_successful"),
+            Some(0.0)
+        );
     }
 }

@@ -23,7 +23,7 @@ use crate::credentials::CredentialHandle;
 use crate::http_body::{BodyError, read_whole};
 
 /// How a client talks to one Security Center endpoint.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ClientSettings {
     /// `https://tds.cn-shanghai.aliyuncs.com`, or an explicit override such as
     /// `http://127.0.0.1:8901` for the simulator.

@@ -566,7 +566,7 @@ async fn a_source_that_cannot_load_its_credentials_warns_in_check_and_run_starts
     let warned = run.messages("The configuration has a warning");
     assert_eq!(warned.len(), 1, "{:?}", run.lines());
     assert!(
-        warned[0]["fields"]["warning"]
+        warned[0]["warning"]
             .as_str()
             .is_some_and(|w| w.contains("source[0].credentials")),
         "{warned:?}"

@@ -63,6 +63,7 @@ impl Api {
                 .collect(),
             metrics: Default::default(),
             settings,
+            reload: Default::default(),
         };
         let task = tokio::spawn(sasrelay::daemon::admin::serve(
             listener,
@@ -1227,7 +1228,7 @@ async fn dead_letters_are_listed_replayed_once_with_their_id_and_discarded() {
     let mut dead = 0;
     daemon
         .wait_log("two dead letters", T, |v| {
-            let m = v["fields"]["message"].as_str().unwrap_or_default();
+            let m = v["message"].as_str().unwrap_or_default();
             dead += usize::from(m.contains("moved to the dead letter"));
             dead == 2
         })
@@ -1372,7 +1373,7 @@ async fn dead_letters(cli: &str, sub: &str, args: &[&str]) -> Run {
 /// The address the daemon's admin API bound (it logs it once listening).
 pub(super) async fn admin_addr(daemon: &Daemon) -> String {
     daemon.wait_message("Admin API listening", T).await;
-    daemon.messages("Admin API listening")[0]["fields"]["addr"]
+    daemon.messages("Admin API listening")[0]["addr"]
         .as_str()
         .unwrap()
         .to_string()

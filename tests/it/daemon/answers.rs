@@ -113,9 +113,9 @@ async fn one_poisoned_record_is_quarantined_and_everything_else_is_delivered() {
         1,
         "one warning per new record: {warnings:?}"
     );
-    let reason = warnings[0]["fields"]["reason"].as_str().unwrap_or_default();
+    let reason = warnings[0]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("number out of range"), "{reason}");
-    assert_eq!(warnings[0]["fields"]["action"], "DescribeSuspEvents");
+    assert_eq!(warnings[0]["action"], "DescribeSuspEvents");
     assert_eq!(daemon.terminate(T).await.code(), Some(0));
 
     // The operator's view of the same listing.

@@ -1,9 +1,10 @@
 //! The daemon as a process: the admin API and the commands that use it, the admin API's door
 //! (cross-site requests, exposure without a token, connection floods), end to end runs against
-//! the simulator, and the kill -9 loop.
+//! the simulator, configuration reloads, and the kill -9 loop.
 
 mod admin;
 mod answers;
 mod crash;
 mod door;
 mod e2e;
+mod reload;
