@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use crate::finding::Domain;
 use crate::sas::api::VulType;
 use crate::sas::client::ClientSettings;
 use crate::sas::endpoint;
+use crate::sas::quota::MAX_CALLS_PER_SECOND;
 use crate::sas::sign::SignatureVersion;
 use crate::sas::source::{DomainPoll, InitialSync, SourceSettings};
 use crate::sinks::SinkConfig;
@@ -99,6 +101,8 @@ pub struct RawState {
 pub struct RawDaemon {
     /// How long SIGTERM waits for in-flight deliveries.
     pub shutdown_grace: Option<HumanDuration>,
+    /// The log filter (tracing `EnvFilter` syntax); `--log` / `SASRELAY_LOG` win over it.
+    pub log: Option<Spanned<String>>,
 }
 
 /// `[delivery]`: retry policy of every sink's outbox.
@@ -203,6 +207,10 @@ pub struct RawSource {
     pub timeout: Option<HumanDuration>,
     /// Hard cap on pages per listing.
     pub max_pages: Option<Spanned<u32>>,
+    /// Security Center calls per second per action, shared by the site's quota group.
+    pub calls_per_second: Option<Spanned<u32>>,
+    /// Sources of another account get buckets of their own under another group name.
+    pub quota_group: Option<Spanned<String>>,
     /// Largest response body accepted, in bytes.
     pub max_response_bytes: Option<Spanned<u64>>,
     /// Attempts per call (first included) for throttling, 5xx, timeouts and broken bodies.
@@ -235,6 +243,9 @@ pub struct Settings {
     pub state: Option<StateSettings>,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
+    /// `[daemon] log`: the daemon's log filter (tracing `EnvFilter` syntax), checked; `None`:
+    /// `info`.
+    pub log: Option<String>,
     /// Outbox retry policy.
     pub delivery: DeliverySettings,
     /// Sinks, in file order.
@@ -495,6 +506,7 @@ impl Settings {
             sources: Vec::new(),
             state: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            log: None,
             delivery: DeliverySettings::default(),
             sinks: Vec::new(),
             router: crate::routing::Router::broadcast(&[]),
@@ -591,6 +603,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
     let shutdown_grace = daemon
         .shutdown_grace
         .map_or(DEFAULT_SHUTDOWN_GRACE, |d| d.0);
+    let log = check_log_filter(daemon.log, &mut errs);
     let delivery = check_delivery(&delivery, delivery_span, &mut errs);
     let sinks = check_sinks(sinks, &positions, &mut errs);
     let mut warnings = Vec::new();
@@ -599,8 +612,35 @@ pub fn check(file: &Path, text: &str) -> Checked {
     let health = check_health(health.unwrap_or_default(), &positions, &mut errs);
     let mut names = BTreeSet::new();
     let mut settings = Vec::new();
+    let mut budgets: Vec<(String, String, NonZeroU32, String)> = Vec::new();
     for (i, raw) in sources {
+        let span = raw
+            .calls_per_second
+            .as_ref()
+            .map_or(raw.name.span(), |c| c.span());
         if let Some(s) = check_source(i, raw, &mut names, &mut errs) {
+            // One bucket per (site, group, action) serves every source in it, at one rate.
+            let c = &s.client;
+            match budgets
+                .iter()
+                .find(|(e, g, _, _)| *e == c.endpoint && *g == c.quota_group)
+            {
+                Some((_, _, rate, first)) if *rate != c.calls_per_second => errs.push(
+                    Some(span),
+                    &format!("source[{i}].calls_per_second"),
+                    format!(
+                        "is {} but source {first} on the same endpoint and quota_group uses {rate}: they share one budget; set the same value, or a different quota_group for another account",
+                        c.calls_per_second
+                    ),
+                ),
+                Some(_) => {}
+                None => budgets.push((
+                    c.endpoint.clone(),
+                    c.quota_group.clone(),
+                    c.calls_per_second,
+                    s.name.clone(),
+                )),
+            }
             settings.push(s);
         }
     }
@@ -611,6 +651,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
             sources: settings,
             state,
             shutdown_grace,
+            log,
             delivery,
             sinks,
             router,
@@ -656,6 +697,30 @@ fn check_health(
         url.anchor(errs.file.parent().unwrap_or(Path::new(".")));
     }
     settings
+}
+
+/// `[daemon] log`, when it parses as a log filter. A bare word must be a level: `EnvFilter`
+/// would take `verbose` as a target name and log nothing, silently.
+fn check_log_filter(raw: Option<Spanned<String>>, errs: &mut Errors<'_>) -> Option<String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let raw = raw?;
+    let not_a_level = raw.get_ref().split(',').map(str::trim).find(|d| {
+        !d.is_empty() && !d.contains('=') && !LEVELS.contains(&d.to_ascii_lowercase().as_str())
+    });
+    let problem = match (
+        not_a_level,
+        tracing_subscriber::EnvFilter::builder().parse(raw.get_ref()),
+    ) {
+        (_, Err(e)) => e.to_string(),
+        (Some(word), Ok(_)) => format!("`{word}` is not a level"),
+        (None, Ok(_)) => return Some(raw.into_inner()),
+    };
+    let message = format!(
+        "not a log filter ({problem}): write a level ({}) or `target=level` pairs separated by commas, e.g. \"info,sasrelay::sinks=debug\"",
+        LEVELS.join(", ")
+    );
+    errs.push(Some(raw.span()), "daemon.log", message);
+    None
 }
 
 /// `[state]` with its defaults, the directory relative to the config file's.
@@ -1184,7 +1249,8 @@ fn check_clusters(i: usize, raw: &RawSource, errs: &mut Errors<'_>) {
     }
 }
 
-/// `domains` (in canonical order) and `vulnerability_types` (default: CVE and SCA).
+/// `domains` (in canonical order) and `vulnerability_types` (default: Linux CVEs and
+/// application vulnerabilities, `app` with `AttachTypes=sca`: the two lists the console shows).
 fn check_domains(i: usize, raw: &RawSource, errs: &mut Errors<'_>) -> (Vec<Domain>, Vec<VulType>) {
     let k = |field: &str| format!("source[{i}].{field}");
     let domains = check_names(
@@ -1209,7 +1275,7 @@ fn check_domains(i: usize, raw: &RawSource, errs: &mut Errors<'_>) -> (Vec<Domai
         );
     }
     let vulnerability_types: Vec<VulType> = if raw.vulnerability_types.is_none() {
-        vec![VulType::Cve, VulType::Sca]
+        vec![VulType::Cve, VulType::AppSca]
     } else {
         vulnerability_types
             .iter()
@@ -1269,6 +1335,21 @@ fn check_client(
             errs.at(m, k("max_pages"), "must be between 1 and 100000".into());
         }
         client.max_pages = *m.get_ref();
+    }
+    if let Some(c) = &raw.calls_per_second {
+        match NonZeroU32::new(*c.get_ref()).filter(|n| n.get() <= MAX_CALLS_PER_SECOND) {
+            Some(n) => client.calls_per_second = n,
+            None => errs.at(
+                c,
+                k("calls_per_second"),
+                format!(
+                    "must be between 1 and {MAX_CALLS_PER_SECOND} (Security Center allows about 10 per action)"
+                ),
+            ),
+        }
+    }
+    if let Some(g) = &raw.quota_group {
+        client.quota_group = g.get_ref().trim().to_string();
     }
     if let Some(m) = &raw.max_response_bytes {
         if *m.get_ref() < 4096 || *m.get_ref() > (1 << 30) {
@@ -1457,7 +1538,10 @@ credentials = { type = "env" }
         let prod = &s.sources[0];
         assert_eq!(prod.client.endpoint, "https://tds.cn-shanghai.aliyuncs.com");
         assert_eq!(prod.domains, Domain::ALL.to_vec());
-        assert_eq!(prod.vulnerability_types, vec![VulType::Cve, VulType::Sca]);
+        assert_eq!(
+            prod.vulnerability_types,
+            vec![VulType::Cve, VulType::AppSca]
+        );
         assert_eq!(
             prod.console_base,
             "https://yundun.console.aliyun.com/?p=sas"
@@ -1572,6 +1656,34 @@ x = 1
             text.contains("t.toml:4:10: source[0].region: unknown region `mars-1`"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn sources_sharing_a_call_budget_must_agree_on_its_rate() {
+        let src = |name: &str, extra: &str| {
+            format!(
+                "[[source]]\nname = \"{name}\"\nregion = \"cn-hangzhou\"\ncredentials = {{ type = \"env\" }}\n{extra}\n"
+            )
+        };
+        let two = format!(
+            "{}{}",
+            src("a", "calls_per_second = 4"),
+            src("b", "calls_per_second = 6")
+        );
+        let e = errors(&two);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].key, "source[1].calls_per_second");
+        assert!(e[0].message.contains("source a"), "{}", e[0].message);
+        assert_eq!(e[0].line, 10);
+        // Another account, another group: its own budget.
+        let grouped = format!(
+            "{}{}",
+            src("a", "calls_per_second = 4"),
+            src("b", "calls_per_second = 6\nquota_group = \"tenant-b\"")
+        );
+        assert!(parse(Path::new("t.toml"), &grouped).is_ok());
+        let e = errors(&src("a", "calls_per_second = 0"));
+        assert_eq!(e[0].key, "source[0].calls_per_second");
     }
 
     #[test]
@@ -1715,6 +1827,25 @@ x = 1
         assert_eq!(s.health.blind_after, 5);
         assert_eq!(s.health.stalled_after, Duration::from_secs(3600));
         assert_eq!(s.health.sinks, None);
+    }
+
+    #[test]
+    fn the_daemon_log_filter_is_checked() {
+        let with = |filter: &str| format!("{GOOD}\n[daemon]\nlog = \"{filter}\"\n");
+        let s = parse(Path::new("c.toml"), &with("info,sasrelay::sinks=debug")).unwrap();
+        assert_eq!(s.log.as_deref(), Some("info,sasrelay::sinks=debug"));
+        assert_eq!(parse(Path::new("c.toml"), GOOD).unwrap().log, None);
+        for bad in ["verbose", "info,sasrelay=loud"] {
+            let errs = errors(&with(bad));
+            assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+            assert_eq!(errs[0].key, "daemon.log");
+            assert!(
+                errs[0].message.starts_with("not a log filter"),
+                "{}",
+                errs[0]
+            );
+            assert!(errs[0].line > 0, "placed: {}", errs[0]);
+        }
     }
 
     #[test]

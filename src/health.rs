@@ -8,7 +8,7 @@
 //!
 //! | state | when |
 //! |---|---|
-//! | `starting` | no poll has finished since the daemon started, for less than `N + 1` intervals |
+//! | `starting` | no poll has finished since the daemon started (or a reload added the domain), for less than `N + 1` intervals |
 //! | `ok` | the latest poll succeeded, less than `N + 1` intervals ago |
 //! | `degraded` | the latest poll failed, and one succeeded less than `N` intervals ago |
 //! | `blind` | the latest poll failed and none ever succeeded; or none succeeded for `N` intervals; or no poll finished for `N + 1` intervals |
@@ -269,7 +269,8 @@ fn failed_polls(n: u64) -> String {
 }
 
 /// The state of a (source, domain) with `v`, `blind_after` intervals, in a daemon started at
-/// `started_ms`, at `now_ms` (the module doc has the table).
+/// `started_ms` (or, for a domain a reload added, since that reload), at `now_ms` (the module
+/// doc has the table).
 pub fn classify(v: &PollView, blind_after: u32, started_ms: i64, now_ms: i64) -> Verdict {
     let verdict = |state, why: String| Verdict { state, why };
     let stale = intervals_ms(v.interval, blind_after.saturating_add(1));

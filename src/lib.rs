@@ -83,7 +83,8 @@
 //! - [`sas`] — everything that knows Security Center: [`sas::sign`] (both signature
 //!   algorithms and their verification, pure), [`sas::params`], [`sas::endpoint`] (region →
 //!   site → host), [`sas::client`] (one attempt and the retrying call), [`sas::retry`],
-//!   [`sas::error`] (error bodies, classification by Code, operator hints), [`sas::models`]
+//!   [`sas::quota`] (the call budget: one token bucket per site and action, shared by every
+//!   source), [`sas::error`] (error bodies, classification by Code, operator hints), [`sas::models`]
 //!   (tolerant response models keeping the raw JSON), [`sas::api`] (one listing per domain,
 //!   paged to the end with a pure continue/stop decision; the baseline walk; statistics probes;
 //!   vulnerability lookup by id), [`sas::normalise`] (raw records → `Finding`, pure),
@@ -107,7 +108,8 @@
 //!   explain for a subject at a given `now`.
 //! - [`store`] — the only module that imports sled: records, cursors, per-sink outboxes with
 //!   enqueue guards, dead letters, routing groups and their crash-safe close, reminders,
-//!   silences, the suppression log, schema version, pruning; its module doc lists every tree.
+//!   silences, the suppression log, quarantined records, schema version, pruning; its module
+//!   doc lists every tree.
 //! - [`sinks`] — one file per destination (`webhook` with Standard Webhooks signing, `stdout`,
 //!   `file`, `dingtalk`, `feishu`, `wecom`, `slack`, `email`, `pagerduty`) and what they share
 //!   once: [`sinks::http`] (client, URL and host rules, one exchange, `Retry-After`),
@@ -119,10 +121,14 @@
 //!   JSON, Feishu cards, WeCom markdown, Slack Block Kit, email subject/text/HTML from
 //!   minijinja templates (built-in en/zh or custom), PagerDuty events; per-output escaping of
 //!   untrusted text, mentions only from config, size limits.
-//! - [`daemon`] — `run` is wiring only: the store, sinks, tasks and admin API, stopped in
-//!   order; [`daemon::build`] (the one step from a config file to what the daemon starts
+//! - [`daemon`] — `run` is wiring only: the store (opened once), the admin API and the
+//!   process-long tasks, reloads taken one at a time, everything stopped in order;
+//!   [`daemon::build`] (the one step from a config file to what the daemon starts
 //!   with, no store and no network: sinks with their secrets, templates, the admin token;
-//!   every problem at once; `check` runs it and stops), [`daemon::tasks`] (the runner: loop, cancellation, backoff, failure and recovery
+//!   every problem at once; `check` runs it and stops), [`daemon::wiring`] (what a reload
+//!   rebuilds: routes, sinks' workers, sources, the grouper, each handed over only once the
+//!   old one has ended), [`daemon::reload`] (SIGHUP / `POST /-/reload` requests, the atomic
+//!   re-read, the shared reload status, the log filter), [`daemon::tasks`] (the runner: loop, cancellation, backoff, failure and recovery
 //!   logs), [`daemon::sources`] (connecting a source, then starting its pollers),
 //!   [`daemon::prune`], [`daemon::admin`] (silences, the suppression log, dead letters with
 //!   replay and discard, `/healthz`, `/readyz`, `/metrics`; bearer token on `/api/`),
@@ -132,8 +138,8 @@
 //!   `/api/v1/status` and `/metrics`; the monitor that enqueues meta-events),
 //!   [`daemon::heartbeat`] (the ping to an external dead man's switch).
 //! - [`cli`] — one file per subcommand (`check`, `findings`, `run`, `demo`, `simulate`,
-//!   `render`, `send-test`, `silence`, `dead-letters`, `healthcheck`, `status`, `route test`), logging
-//!   setup, exit codes, the admin-API client.
+//!   `render`, `send-test`, `silence`, `dead-letters`, `healthcheck`, `status`, `reload`,
+//!   `route test`), logging setup, signals, exit codes, the admin-API client.
 //! - [`simulator`] — the fake Security Center behind `sasrelay simulate` and the tests.
 //! - `lib.rs` itself sets the global allocator (mimalloc), so the binary, the tests and the
 //!   benchmarks run on the same one.
@@ -189,6 +195,9 @@
 //!   episode, status): the episode's change is stored, then enqueued, then marked announced, so
 //!   a restart neither repeats nor forgets it. Routes, silences and sink filters do not apply
 //!   to it. A source that cannot connect counts as a failed poll of each of its domains.
+//! - A reload applies a file whole or not at all, and never runs two workers of one sink or
+//!   two pollers of one source and domain at once ([`daemon::wiring`]); the store is opened
+//!   once per process.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -15,6 +15,7 @@
 //! | `GET /api/v1/dead-letters?sink=NAME&limit=N` | → `{"total", "dead_letters": [DeadLetterView]}`, newest first |
 //! | `POST /api/v1/dead-letters/replay` | [`ReplayRequest`] → [`ReplayReport`] |
 //! | `DELETE /api/v1/dead-letters/{sink}/{seq}` | → 200 DeadLetterView (discarded), or 404 |
+//! | `POST /-/reload` | → 200 [`ReloadAttempt`], or 422 `{"error", "attempt"}` when the file is refused (the running configuration is kept; [`crate::daemon::reload`]) |
 //!
 //! A replay puts dead letters back in their sink's outbox with the same idempotency key,
 //! zero attempts and a fresh `max_age` (see [`Store::replay_dead_letter`]), and wakes the
@@ -32,11 +33,10 @@
 //!
 //! Every request passes [`crate::daemon::door`] first (the `Host`, `Origin` and
 //! `Content-Type` rules, timeouts and the connection cap). When a token is configured every
-//! `/api/` request needs `Authorization: Bearer <token>`; the comparison is constant-time over
+//! `/api/` and `/-/` request needs `Authorization: Bearer <token>`; the comparison is constant-time over
 //! SHA-256 digests and the token is never logged. Bodies are capped at [`MAX_BODY`]; listings
 //! and silences are bounded too.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -50,12 +50,13 @@ use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::AdminSettings;
 use crate::daemon::door::{self, Screen};
 use crate::daemon::health::{Health, StatusView};
+use crate::daemon::reload::{Cause, ReloadAttempt, ReloadError, Reloads};
+use crate::daemon::wiring::ConfiguredSinks;
 use crate::event::{DeadLetter, Payload};
 use crate::pipeline::dispatch::Silences;
 use crate::pipeline::metrics::Metrics;
@@ -87,8 +88,9 @@ pub struct AdminState {
     pub store: Store,
     /// The bearer token every `/api/` request must carry, when configured.
     pub token: Option<Secret>,
-    /// The configured sinks, each with the wake of its delivery worker.
-    pub sinks: BTreeMap<String, Arc<Notify>>,
+    /// The configured sinks, each with the wake of its delivery worker (kept current across
+    /// reloads).
+    pub sinks: ConfiguredSinks,
     /// The daemon's counters, for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// The daemon's health, for `/readyz`, `/api/v1/status` and `/metrics`.
@@ -96,6 +98,8 @@ pub struct AdminState {
     /// `[admin]`: the `Host` names, timeouts and connection cap of the door
     /// ([`crate::daemon::door`]) and the longest silence.
     pub settings: AdminSettings,
+    /// Reloads of the configuration, and how the last one went.
+    pub reload: Reloads,
 }
 
 /// `limit` of `/api/v1/dead-letters` when none is given.
@@ -318,11 +322,15 @@ pub fn router(state: AdminState) -> Router {
         .route("/dead-letters/replay", post(replay_dead_letters))
         .route("/dead-letters/{sink}/{seq}", delete(discard_dead_letter))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let control = Router::new()
+        .route("/reload", post(reload))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .nest("/api/v1", api)
+        .nest("/-", control)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(screen, door::screen))
@@ -583,12 +591,39 @@ async fn metrics(State(state): State<Shared>) -> Response {
     let stats = store_stats(&state.store).await.ok();
     let now_ms = now_ms();
     let health = state.health.snapshot(now_ms);
+    let mut text =
+        crate::daemon::metrics::exposition(&state.metrics, stats.as_ref(), &health.sources, now_ms);
+    crate::daemon::metrics::render_reloads(&mut text, &state.reload.status());
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        crate::daemon::metrics::exposition(&state.metrics, stats.as_ref(), &health.sources, now_ms),
+        text,
+    )
+        .into_response()
+}
+
+/// `POST /-/reload`: reads the configuration file again ([`crate::daemon::reload`]).
+async fn reload(State(state): State<Shared>) -> Response {
+    match state.reload.reload(Cause::AdminApi).await {
+        Ok(attempt) => axum::Json(attempt).into_response(),
+        Err(ReloadError::Refused(attempt)) => refused(*attempt),
+        Err(e @ ReloadError::Unavailable) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// 422 with every error of a refused reload, one per line after the first.
+fn refused(attempt: ReloadAttempt) -> Response {
+    let message = format!(
+        "the configuration was not reloaded; the running one is kept. {} error{}:\n  {}",
+        attempt.errors.len(),
+        if attempt.errors.len() == 1 { "" } else { "s" },
+        attempt.errors.join("\n  ")
+    );
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        axum::Json(json!({ "error": message, "attempt": attempt })),
     )
         .into_response()
 }
@@ -713,7 +748,7 @@ async fn replay_dead_letters(State(state): State<Shared>, body: Bytes) -> Respon
             format!("at most {MAX_REPLAY_SEQS} seqs per request"),
         );
     }
-    let Some(wake) = state.sinks.get(&req.sink).cloned() else {
+    let Some(wake) = state.sinks.get(&req.sink) else {
         return error(
             StatusCode::CONFLICT,
             format!(

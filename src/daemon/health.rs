@@ -57,14 +57,27 @@ pub struct Health {
     started_ms: i64,
 }
 
+/// One configured (source, domain).
+#[derive(Clone, Debug)]
+struct Judged {
+    source: String,
+    domain: Domain,
+    /// Its poll interval.
+    interval: Duration,
+    /// Since when it is configured (unix ms): the start, or the reload that added it. Until
+    /// it has been polled it is `starting` for as long as a new process's would be, so a
+    /// source added by a reload is not `blind` before its first poll.
+    since_ms: i64,
+}
+
 /// What the configuration in force says about health.
 #[derive(Clone, Debug, Default)]
 struct Configured {
     settings: HealthSettings,
     /// `[health] heartbeat_url`, read.
     heartbeat: Option<reqwest::Url>,
-    /// Every configured (source, domain) with its poll interval.
-    polls: Vec<(String, Domain, Duration)>,
+    /// Every configured (source, domain).
+    polls: Vec<Judged>,
     /// The configured sinks, each with the wake of its worker.
     sinks: BTreeMap<String, Arc<Notify>>,
 }
@@ -206,20 +219,33 @@ impl Health {
         sources: &[SourceSettings],
         sinks: BTreeMap<String, Arc<Notify>>,
     ) {
-        let polls: Vec<(String, Domain, Duration)> = sources
+        let old = self.configured().polls;
+        // The first configuration (every config has a source) is the start's.
+        let now_ms = if old.is_empty() {
+            self.started_ms
+        } else {
+            crate::clock::unix_ms(OffsetDateTime::now_utc())
+        };
+        let polls: Vec<Judged> = sources
             .iter()
-            .flat_map(|s| {
-                s.polls
+            .flat_map(|s| s.polls.iter().map(move |p| (s, p)))
+            .map(|(s, p)| Judged {
+                since_ms: old
                     .iter()
-                    .map(|p| (s.name.clone(), p.domain, p.interval))
+                    .find(|o| o.source == s.name && o.domain == p.domain)
+                    .map_or(now_ms, |o| o.since_ms),
+                source: s.name.clone(),
+                domain: p.domain,
+                interval: p.interval,
             })
             .collect();
-        for (source, domain, _) in &polls {
-            if let Ok(Some(c)) = self.store.cursor(source, *domain)
+        for j in &polls {
+            if let Ok(Some(c)) = self.store.cursor(&j.source, j.domain)
                 && c.last_success_ms > 0
             {
                 let at = c.last_success_ms as f64 / 1e3;
-                self.metrics.remember_success(source, domain.as_str(), at);
+                self.metrics
+                    .remember_success(&j.source, j.domain.as_str(), at);
             }
         }
         self.credentials
@@ -271,7 +297,13 @@ impl Health {
         let figures = self.metrics.polls();
         let mut sources = Vec::new();
         let mut views = Vec::new();
-        for (source, domain, interval) in &config.polls {
+        for Judged {
+            source,
+            domain,
+            interval,
+            since_ms,
+        } in &config.polls
+        {
             let f = figures
                 .get(&(source.clone(), domain.as_str()))
                 .cloned()
@@ -285,7 +317,7 @@ impl Health {
             sources.push(SourceHealth {
                 source: source.clone(),
                 domain: *domain,
-                verdict: classify(&view, config.settings.blind_after, self.started_ms, now_ms),
+                verdict: classify(&view, config.settings.blind_after, *since_ms, now_ms),
                 last_error: f.last_error,
             });
             views.push(view);
@@ -656,6 +688,47 @@ stalled_after = "1m"
                 .health
                 .status(crate::clock::unix_ms(at(now, 4)))
                 .ready
+        );
+    }
+
+    #[test]
+    fn a_reload_judges_the_sources_it_configures_from_when_it_added_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let hour_ago = crate::clock::unix_seconds_now() - 3600.0;
+        let health = Health::new(Arc::new(Metrics::new(hour_ago)), store);
+        let configure = |text: &str| {
+            let s = crate::config::parse(std::path::Path::new("t.toml"), text).unwrap();
+            health.configure(&s.health, None, &s.sources, BTreeMap::new());
+        };
+        let state = |now_ms| -> Vec<(String, State)> {
+            let snap = health.snapshot(now_ms);
+            snap.sources
+                .iter()
+                .map(|h| (h.source.clone(), h.verdict.state))
+                .collect()
+        };
+        configure(CONFIG);
+        let staging = CONFIG.replace("\"prod\"", "\"staging\"");
+        configure(&format!(
+            "{CONFIG}{}",
+            staging.replace("[health]\nstalled_after = \"1m\"", "")
+        ));
+        let now_ms = crate::clock::unix_ms(OffsetDateTime::now_utc());
+        // Never polled: prod, there for an hour, is blind; staging, added now, is starting.
+        assert_eq!(
+            state(now_ms),
+            [
+                ("prod".to_string(), State::Blind),
+                ("staging".to_string(), State::Starting)
+            ]
+        );
+        // Configured again, staging keeps its start; prod, removed, is no longer judged.
+        configure(&staging);
+        assert_eq!(state(now_ms), [("staging".to_string(), State::Starting)]);
+        assert_eq!(
+            state(now_ms + 3_600_000),
+            [("staging".to_string(), State::Blind)]
         );
     }
 

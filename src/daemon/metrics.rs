@@ -16,7 +16,7 @@
 //! | `sasrelay_source_health` | gauge (1 for the current state, 0 for the others) | `source`, `domain`, `state` (`starting`, `ok`, `degraded`, `blind`; [`crate::health`]) |
 //! | `sasrelay_last_poll_duration_seconds` | gauge | `source`, `domain` |
 //! | `sasrelay_findings_observed` | gauge (last successful poll) | `source`, `domain` |
-//! | `sasrelay_poll_errors_total` | counter | `source`, `domain`, `reason` (`throttled`, `server`, `auth`, `permission`, `request`, `timeout`, `unreachable`, `error_code_in_200`, `list_missing`, `not_a_list`, `page_too_large`, `body_too_large`, `truncated`, `invalid`, `too_many_pages`, `credentials` (a poll, or a source that could not connect), `connect`, `store`) |
+//! | `sasrelay_poll_errors_total` | counter | `source`, `domain`, `action` (the Security Center action that failed, `none` for a store failure or a source that could not connect), `reason` (`throttled`, `server`, `auth`, `permission`, `request`, `timeout`, `unreachable`, `error_code_in_200`, `list_missing`, `not_a_list`, `page_too_large`, `body_too_large`, `truncated`, `invalid`, `too_many_pages`, `credentials` (a poll, or a source that could not connect), `connect`, `store`) |
 //! | `sasrelay_quarantined_records_total` | counter (sightings) | `source`, `domain` |
 //! | `sasrelay_events_total` | counter | `source`, `domain`, `outcome` (`enqueued`, `grouped`, `silenced`, `muted`, `dropped`, `duplicate`) |
 //! | `sasrelay_delivery_attempts_total` | counter | `sink`, `outcome` (`delivered`, `retry`, `dead_letter`) |
@@ -24,6 +24,9 @@
 //! | `sasrelay_outbox_oldest_age_seconds` | gauge (0 when empty) | `sink` |
 //! | `sasrelay_dead_letters` | gauge | `sink` |
 //! | `sasrelay_store_size_bytes` | gauge | |
+//! | `sasrelay_config_last_reload_successful` | gauge (1 before any reload) | |
+//! | `sasrelay_config_last_reload_success_timestamp_seconds` | gauge (the start before any) | |
+//! | `sasrelay_config_reloads_total` | counter | `outcome` (`success`, `failure`) |
 //!
 //! The alerts an operator wants (the README has them as rules):
 //! `sasrelay_source_health{state="blind"} == 1` (a source × domain cannot be read, including
@@ -36,6 +39,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::daemon::reload::ReloadStatus;
 use crate::health::{SourceHealth, State};
 use crate::pipeline::metrics::{DeliveryFigures, Metrics, PollFigures};
 use crate::store::StoreStats;
@@ -237,12 +241,13 @@ fn render_poll_problems(out: &mut String, polls: &BTreeMap<(String, &'static str
         "Failed polls, by reason.",
     );
     for ((s, d), f) in polls {
-        for (reason, n) in &f.errors {
+        for ((action, reason), n) in &f.errors {
             let _ = writeln!(
                 out,
-                "sasrelay_poll_errors_total{{source=\"{}\",domain=\"{}\",reason=\"{}\"}} {n}",
+                "sasrelay_poll_errors_total{{source=\"{}\",domain=\"{}\",action=\"{}\",reason=\"{}\"}} {n}",
                 label(s),
                 label(d),
+                label(action),
                 label(reason)
             );
         }
@@ -332,13 +337,55 @@ fn render_store(out: &mut String, store: &StoreStats, now_ms: i64) {
     let _ = writeln!(out, "sasrelay_store_size_bytes {}", store.size_on_disk);
 }
 
+/// Appends the configuration-reload series of `status` (pure).
+pub fn render_reloads(out: &mut String, status: &ReloadStatus) {
+    header(
+        out,
+        "sasrelay_config_last_reload_successful",
+        "gauge",
+        "Whether the last configuration reload succeeded (1 before any).",
+    );
+    let _ = writeln!(
+        out,
+        "sasrelay_config_last_reload_successful {}",
+        u8::from(status.last_successful())
+    );
+    header(
+        out,
+        "sasrelay_config_last_reload_success_timestamp_seconds",
+        "gauge",
+        "When the configuration in force was read: the start or the last successful reload (unix seconds).",
+    );
+    let _ = writeln!(
+        out,
+        "sasrelay_config_last_reload_success_timestamp_seconds {:.3}",
+        status.loaded_at_unix
+    );
+    header(
+        out,
+        "sasrelay_config_reloads_total",
+        "counter",
+        "Configuration reloads, by outcome.",
+    );
+    let _ = writeln!(
+        out,
+        "sasrelay_config_reloads_total{{outcome=\"success\"}} {}",
+        status.succeeded
+    );
+    let _ = writeln!(
+        out,
+        "sasrelay_config_reloads_total{{outcome=\"failure\"}} {}",
+        status.failed
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
 
     use crate::pipeline::dispatch::Dispatched;
-    use crate::pipeline::metrics::DeliveryOutcome;
+    use crate::pipeline::metrics::{DeliveryOutcome, PollFailure};
     use crate::store::SinkStats;
 
     fn value(text: &str, series: &str) -> Option<f64> {
@@ -364,8 +411,11 @@ mod tests {
                 "prod",
                 "alerts",
                 Duration::from_millis(250),
-                "list_missing",
-                "no list",
+                PollFailure {
+                    action: "DescribeSuspEvents",
+                    reason: "list_missing",
+                    error: "no list",
+                },
             );
         }
         m.poll_ok(
@@ -386,8 +436,11 @@ mod tests {
             "prod",
             "alerts",
             Duration::from_millis(100),
-            "server",
-            "503",
+            PollFailure {
+                action: "DescribeSuspEvents",
+                reason: "server",
+                error: "503",
+            },
         );
         m.quarantined("prod", "baseline", 2);
         m.delivery("hook", DeliveryOutcome::Retry);
@@ -452,14 +505,18 @@ mod tests {
         assert_eq!(
             value(
                 &t,
-                &format!("sasrelay_poll_errors_total{{{sd},reason=\"list_missing\"}}")
+                &format!(
+                    "sasrelay_poll_errors_total{{{sd},action=\"DescribeSuspEvents\",reason=\"list_missing\"}}"
+                )
             ),
             Some(2.0)
         );
         assert_eq!(
             value(
                 &t,
-                &format!("sasrelay_poll_errors_total{{{sd},reason=\"server\"}}")
+                &format!(
+                    "sasrelay_poll_errors_total{{{sd},action=\"DescribeSuspEvents\",reason=\"server\"}}"
+                )
             ),
             Some(1.0)
         );
@@ -583,5 +640,36 @@ mod tests {
         }
         // Without the store's figures, no store series.
         assert!(!t.contains("sasrelay_outbox_depth"));
+    }
+
+    #[test]
+    fn reloads_are_exposed_as_the_last_outcome_and_counters() {
+        let mut status = ReloadStatus {
+            loaded_at_unix: 1000.5,
+            succeeded: 2,
+            failed: 1,
+            ..ReloadStatus::default()
+        };
+        let mut t = String::new();
+        render_reloads(&mut t, &status);
+        assert_eq!(
+            value(&t, "sasrelay_config_last_reload_successful"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&t, "sasrelay_config_last_reload_success_timestamp_seconds"),
+            Some(1000.5)
+        );
+        assert_eq!(
+            value(&t, r#"sasrelay_config_reloads_total{outcome="failure"}"#),
+            Some(1.0)
+        );
+        status.last = Some(crate::daemon::reload::ReloadAttempt::default());
+        let mut t = String::new();
+        render_reloads(&mut t, &status);
+        assert_eq!(
+            value(&t, "sasrelay_config_last_reload_successful"),
+            Some(0.0)
+        );
     }
 }

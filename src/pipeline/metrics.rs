@@ -30,10 +30,23 @@ pub struct PollFigures {
     pub observed: u64,
     /// What dispatch did with the events, by outcome.
     pub events: BTreeMap<&'static str, u64>,
-    /// Failed polls by reason ([`crate::sas::error::SasError::reason_label`], or `store`).
-    pub errors: BTreeMap<&'static str, u64>,
+    /// Failed polls by (action, reason): the Security Center action that failed (`none` when
+    /// no call failed) and [`crate::sas::error::SasError::reason_label`] (or `store`).
+    pub errors: BTreeMap<(String, &'static str), u64>,
     /// Sightings of records that could not be read and were quarantined.
     pub quarantined: u64,
+}
+
+/// Why a poll failed, for [`Metrics::poll_failed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PollFailure<'a> {
+    /// The Security Center action that failed; `none` when no call failed (the store, a
+    /// source that could not connect).
+    pub action: &'a str,
+    /// [`crate::sas::error::SasError::reason_label`], `store`, `credentials` or `connect`.
+    pub reason: &'static str,
+    /// What went wrong, as `/api/v1/status` and meta-events show it.
+    pub error: &'a str,
 }
 
 /// Most characters of a poll's error kept for `/api/v1/status` and meta-events.
@@ -131,29 +144,31 @@ impl Metrics {
         }
     }
 
-    /// A failed poll of `source`/`domain` that took `took`, for `reason`, saying `error`.
+    /// A failed poll of `source`/`domain` that took `took`, as `failure` says.
     pub fn poll_failed(
         &self,
         source: &str,
         domain: &'static str,
         took: Duration,
-        reason: &'static str,
-        error: &str,
+        failure: PollFailure<'_>,
     ) {
         let mut polls = self.polls.lock().unwrap_or_else(PoisonError::into_inner);
         let f = polls.entry((source.to_string(), domain)).or_default();
         f.failed += 1;
-        *f.errors.entry(reason).or_default() += 1;
+        *f.errors
+            .entry((failure.action.to_string(), failure.reason))
+            .or_default() += 1;
         f.consecutive_failures += 1;
         f.last_duration = took;
         f.last_error = Some(crate::text::truncate_chars(
-            &crate::text::strip_control(error),
+            &crate::text::strip_control(failure.error),
             MAX_ERROR_CHARS,
         ));
     }
 
     /// A source that could not connect (its credentials, its client): a failed poll of
-    /// every one of its `domains`, for `reason`, since none of them was read.
+    /// every one of its `domains`, for `reason` (action `none`: no call was made), since none
+    /// of them was read.
     pub fn connect_failed(
         &self,
         source: &str,
@@ -162,7 +177,12 @@ impl Metrics {
         error: &str,
     ) {
         for domain in domains {
-            self.poll_failed(source, domain, Duration::ZERO, reason, error);
+            let failure = PollFailure {
+                action: "none",
+                reason,
+                error,
+            };
+            self.poll_failed(source, domain, Duration::ZERO, failure);
         }
     }
 
@@ -242,8 +262,11 @@ mod tests {
                     "prod",
                     "alerts",
                     Duration::from_millis(100),
-                    "server",
-                    "HTTP 503\u{1b}[2J",
+                    PollFailure {
+                        action: "DescribeSuspEvents",
+                        reason: "server",
+                        error: "HTTP 503\u{1b}[2J",
+                    },
                 );
             }
         }
@@ -254,6 +277,10 @@ mod tests {
         assert_eq!((alerts.ok, alerts.failed), (1, 3));
         assert_eq!(alerts.consecutive_failures, 1);
         assert_eq!(alerts.last_error.as_deref(), Some("HTTP 503 [2J"));
+        assert_eq!(
+            alerts.errors,
+            BTreeMap::from([(("DescribeSuspEvents".to_string(), "server"), 3)])
+        );
         assert_eq!(alerts.last_duration, Duration::from_millis(100));
         assert_eq!(alerts.observed, 7);
         assert_eq!(alerts.events["enqueued"], 3);

@@ -30,7 +30,7 @@ use crate::event::Event;
 use crate::finding::{Domain, Finding};
 use crate::pipeline::dispatch::{Dispatched, Dispatcher};
 use crate::pipeline::lifecycle::{self, Confirmation, Coverage, GoneRule};
-use crate::pipeline::metrics::Metrics;
+use crate::pipeline::metrics::{Metrics, PollFailure};
 use crate::record::Record;
 use crate::sas::models::Quarantined;
 use crate::sas::source::{DomainPoll, InitialSync, ReadWindow, Source};
@@ -474,16 +474,21 @@ impl Task for Poller {
                 Ok(Next::After(self.poll.interval))
             }
             Err(e) => {
-                let reason = match &e {
-                    PollError::Read(err) => err.reason_label(),
-                    PollError::Store(_) => "store",
+                let (action, reason) = match &e {
+                    PollError::Read(err) => (err.action().unwrap_or("none"), err.reason_label()),
+                    PollError::Store(_) => ("none", "store"),
+                };
+                let error = e.to_string();
+                let failure = PollFailure {
+                    action,
+                    reason,
+                    error: &error,
                 };
                 self.metrics.poll_failed(
                     self.name(),
                     self.poll.domain.as_str(),
                     started.elapsed(),
-                    reason,
-                    &e.to_string(),
+                    failure,
                 );
                 if let PollError::Store(err) = &e {
                     self.store.heal(err);

@@ -6,6 +6,7 @@
 //! source's [`RetryPolicy`] (honouring `x-acs-retry-after`) and returns the last error when the
 //! attempts run out. Permanent errors (signature, key, permission, parameters) are never retried.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,13 +16,14 @@ use time::macros::format_description;
 
 use super::error::{ApiErrorBody, SasError};
 use super::params::Params;
+use super::quota;
 use super::retry::RetryPolicy;
 use super::sign::{self, SignatureVersion, SigningContext, UnsignedRequest};
 use crate::credentials::CredentialHandle;
 use crate::http_body::{BodyError, read_whole};
 
 /// How a client talks to one Security Center endpoint.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ClientSettings {
     /// `https://tds.cn-shanghai.aliyuncs.com`, or an explicit override such as
     /// `http://127.0.0.1:8901` for the simulator.
@@ -40,6 +42,11 @@ pub struct ClientSettings {
     pub max_pages: u32,
     /// Retries of throttled, failed and timed-out calls within one listing.
     pub retry: RetryPolicy,
+    /// Calls per second per action, shared with every source of the same site and quota
+    /// group (see [`crate::sas::quota`]).
+    pub calls_per_second: NonZeroU32,
+    /// The quota group (empty: the site's shared one).
+    pub quota_group: String,
 }
 
 impl ClientSettings {
@@ -54,6 +61,9 @@ impl ClientSettings {
             max_body_bytes: 16 << 20,
             max_pages: 200,
             retry: RetryPolicy::default(),
+            calls_per_second: NonZeroU32::new(quota::DEFAULT_CALLS_PER_SECOND)
+                .unwrap_or(NonZeroU32::MIN),
+            quota_group: String::new(),
         }
     }
 }
@@ -168,6 +178,20 @@ impl SasClient {
         query: &Params,
         form: Option<&Params>,
     ) -> Result<(u16, Option<Duration>, Vec<u8>), SasError> {
+        // The permit first: the signature's timestamp must be taken after any wait.
+        let key = quota::BucketKey {
+            site: self.host.to_string(),
+            group: self.settings.quota_group.clone(),
+            action: action.to_string(),
+        };
+        let waited = quota::acquire(&key, self.settings.calls_per_second).await;
+        if !waited.is_zero() {
+            tracing::trace!(
+                action,
+                waited_ms = waited.as_millis() as u64,
+                "Waited for the call budget."
+            );
+        }
         let credential = self
             .credentials
             .current()

@@ -29,7 +29,7 @@ use crate::sas::normalise::NormaliseContext;
 use crate::sas::params::Params;
 
 /// One checked `[[source]]`: what [`crate::config`] builds and a [`Source`] connects.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SourceSettings {
     /// Unique name.
     pub name: String,

@@ -67,10 +67,11 @@ mod generate;
 mod server;
 mod world;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -112,6 +113,10 @@ struct Shared {
     faults: Mutex<FaultQueue>,
     calls: Mutex<BTreeMap<String, u64>>,
     tick: Option<Duration>,
+    quota: Option<u32>,
+    /// Arrival times of recent calls per action, for the quota.
+    recent: Mutex<HashMap<String, VecDeque<Instant>>>,
+    throttled: AtomicU64,
 }
 
 /// The simulator's state and its control interface. Cheap to clone (shared state); every method
@@ -138,6 +143,9 @@ impl Simulator {
                 faults: Mutex::new(FaultQueue::default()),
                 calls: Mutex::new(BTreeMap::new()),
                 tick: cfg.tick,
+                quota: cfg.quota_per_second,
+                recent: Mutex::new(HashMap::new()),
+                throttled: AtomicU64::new(0),
             }),
         })
     }
@@ -168,6 +176,34 @@ impl Simulator {
         now: i64,
     ) -> Result<Verified, error::ApiError> {
         lock(&self.shared.auth).verify(req, now)
+    }
+
+    /// Whether a call of `action` arriving now exceeds the quota (and is then counted as
+    /// throttled). Calls answered with throttling do not count against the window.
+    pub(crate) fn over_quota(&self, action: &str) -> bool {
+        let Some(limit) = self.shared.quota else {
+            return false;
+        };
+        let now = Instant::now();
+        let mut recent = lock(&self.shared.recent);
+        let window = recent.entry(action.to_string()).or_default();
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
+            window.pop_front();
+        }
+        if window.len() >= limit as usize {
+            self.shared.throttled.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        window.push_back(now);
+        false
+    }
+
+    /// Calls answered `Throttling.User` because of the quota.
+    pub fn throttled_count(&self) -> u64 {
+        self.shared.throttled.load(Ordering::Relaxed)
     }
 
     pub(crate) fn permitted(&self, access_key_id: &str, action: &str) -> bool {

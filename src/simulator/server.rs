@@ -177,6 +177,11 @@ async fn api(
     if !st.sim.permitted(&verified.access_key_id, &verified.action) {
         return error_response(&ApiError::new("Forbidden.RAM"), &request_id, &host_id);
     }
+    if st.sim.over_quota(&verified.action) {
+        let mut e = ApiError::new("Throttling.User");
+        e.status = status_for("Throttling.User");
+        return error_response(&e, &request_id, &host_id);
+    }
     let fault = st.sim.take_fault(&verified.action, &verified.params);
     if let Some(kind) = &fault {
         if let Some(e) = fault_error(kind) {

@@ -71,6 +71,7 @@ impl Api {
             metrics,
             health,
             settings,
+            reload: Default::default(),
         };
         let task = tokio::spawn(sasrelay::daemon::admin::serve(
             listener,
@@ -458,6 +459,8 @@ pub(super) async fn sasrelay(args: &[&str], envs: &[(&str, &str)]) -> Run {
 }
 
 pub(super) const SOURCE: &str = r#"[[source]]
+# The simulator has no quota unless a test sets one; tests poll every second.
+calls_per_second = 50
 name = "sim"
 region = "cn-hangzhou"
 credentials = { type = "access_key", access_key_id = "sasrelay-sim", access_key_secret = { env = "SIM_SK" } }
@@ -1266,7 +1269,7 @@ async fn dead_letters_are_listed_replayed_once_with_their_id_and_discarded() {
     let mut dead = 0;
     daemon
         .wait_log("two dead letters", T, |v| {
-            let m = v["fields"]["message"].as_str().unwrap_or_default();
+            let m = v["message"].as_str().unwrap_or_default();
             dead += usize::from(m.contains("moved to the dead letter"));
             dead == 2
         })
@@ -1411,7 +1414,7 @@ async fn dead_letters(cli: &str, sub: &str, args: &[&str]) -> Run {
 /// The address the daemon's admin API bound (it logs it once listening).
 pub(super) async fn admin_addr(daemon: &Daemon) -> String {
     daemon.wait_message("Admin API listening", T).await;
-    daemon.messages("Admin API listening")[0]["fields"]["addr"]
+    daemon.messages("Admin API listening")[0]["addr"]
         .as_str()
         .unwrap()
         .to_string()

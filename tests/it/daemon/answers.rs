@@ -9,6 +9,7 @@ use crate::support::*;
 use sasrelay::simulator::{
     Domain, FaultKind, FaultSpec, InitialFindings, MAX_FAULT_COUNT, SimConfig, Simulator,
 };
+use serde_json::json;
 
 /// Failure guard for every wait (a hang becomes a failure, never a pass).
 const T: Duration = Duration::from_secs(60);
@@ -29,6 +30,20 @@ fn delivered_once(hook: &Hook) -> BTreeSet<String> {
     requests
         .iter()
         .map(|r| r.finding_id().to_string())
+        .collect()
+}
+
+/// Whether `r` is a health meta-event (`sasrelay.health.v1`), not a finding's event.
+fn is_meta(r: &Request) -> bool {
+    r.body["schema"] == "sasrelay.health.v1"
+}
+
+/// The keys of the meta-events in `requests` with `status` (`firing`, `resolved`), once each.
+fn meta_keys(requests: &[Request], status: &str) -> BTreeSet<String> {
+    requests
+        .iter()
+        .filter(|r| r.delivered() && is_meta(r) && r.body["status"] == status)
+        .map(|r| r.body["key"].as_str().unwrap_or("").to_string())
         .collect()
 }
 
@@ -112,9 +127,9 @@ async fn one_poisoned_record_is_quarantined_and_everything_else_is_delivered() {
         1,
         "one warning per new record: {warnings:?}"
     );
-    let reason = warnings[0]["fields"]["reason"].as_str().unwrap_or_default();
+    let reason = warnings[0]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("number out of range"), "{reason}");
-    assert_eq!(warnings[0]["fields"]["action"], "DescribeSuspEvents");
+    assert_eq!(warnings[0]["action"], "DescribeSuspEvents");
     assert_eq!(daemon.terminate(T).await.code(), Some(0));
 
     // The operator's view of the same listing.
@@ -163,5 +178,119 @@ async fn ids_past_i64_stay_distinct_findings() {
         .map(|id| format!("alert:{}", *id as u64 | (1 << 63)))
         .collect();
     assert_eq!(delivered, expected);
+    assert_eq!(daemon.terminate(T).await.code(), Some(0));
+}
+
+/// A stretch of `200 {"RequestId": …}` answers on every action (a misbehaving endpoint or
+/// proxy), then normal answers: nothing still open is resolved, nothing is sent as new twice,
+/// and every alert created during the fault window is delivered exactly once. Meanwhile the
+/// only messages are the health's: a domain that cannot be read is announced blind, then
+/// resolved once it is read again. (Read as empty
+/// pages, such answers once resolved every open vulnerability and re-sent it as new later.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_less_answers_for_a_while_lose_and_invent_nothing() {
+    let sim = Simulator::start(SimConfig {
+        initial: InitialFindings {
+            alerts: 30,
+            vulns: 30,
+            baseline: 20,
+            firewall: 20,
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let hook = Hook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
+    let mut spec = ConfigSpec::new(&endpoint, &url, &state);
+    // One attempt per call: every list-less answer is a failed poll at once.
+    spec.source_extra = "max_attempts = 1";
+    let config = spec.write(&dir.path().join("sasrelay.toml"));
+    let mut daemon = Daemon::spawn(&config);
+    // Baseline first start: one summary per domain, then quiet polls.
+    hook.wait_delivered(4, T).await;
+    daemon.wait_more_polls(2, T).await;
+    let before = hook.count();
+
+    sim.inject_fault(FaultSpec::new(FaultKind::ListMissing).times(MAX_FAULT_COUNT))
+        .unwrap();
+    let calls = sim.call_count("DescribeSuspEvents");
+    let mut created = Vec::new();
+    for _ in 0..3 {
+        let a = sim.add_finding(Domain::Alert, None, json!({})).unwrap();
+        created.push(format!("alert:{}", a["Id"].as_i64().unwrap()));
+    }
+    let v = sim
+        .add_finding(Domain::Vuln, None, json!({"Type": "cve"}))
+        .unwrap();
+    created.push(format!("vul:{}", v["PrimaryId"].as_i64().unwrap()));
+    // At least five failed alert polls (1 s apart) with every domain failing.
+    wait_calls(&sim, &[("DescribeSuspEvents", calls + 5)], T).await;
+    let meanwhile = hook.requests().split_off(before);
+    assert!(
+        meanwhile.iter().all(|r| is_meta(r)
+            && r.body["status"] == "firing"
+            && r.body["key"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("source_blind/sim/"))),
+        "nothing but blind domains announced while the answers were not pages: {:?}",
+        meanwhile.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    sim.clear_faults();
+
+    hook.wait_for(
+        "the findings created meanwhile, and every blind domain resolved",
+        T,
+        |r| {
+            created
+                .iter()
+                .all(|id| r.iter().any(|x| x.delivered() && x.finding_id() == id))
+                && meta_keys(r, "firing") == meta_keys(r, "resolved")
+        },
+    )
+    .await;
+    daemon.wait_more_polls(3, T).await;
+    let (meta, requests): (Vec<Request>, Vec<Request>) =
+        hook.requests().into_iter().partition(is_meta);
+    assert_each_once(&requests);
+    let mut meta_ids: Vec<&str> = meta.iter().map(|r| r.webhook_id.as_str()).collect();
+    meta_ids.sort_unstable();
+    meta_ids.dedup();
+    assert_eq!(
+        meta_ids.len(),
+        meta.len(),
+        "each meta-event once: {meta_ids:?}"
+    );
+    assert!(
+        !meta_keys(&meta, "firing").is_empty(),
+        "five failed polls in a row make a domain blind"
+    );
+    let after: Vec<_> = requests[before..].iter().collect();
+    assert!(
+        after.iter().all(|r| r.kind() == "new"),
+        "nothing resolved: {:?}",
+        after
+            .iter()
+            .map(|r| (r.kind(), r.finding_id()))
+            .collect::<Vec<_>>()
+    );
+    let ids: BTreeSet<String> = after.iter().map(|r| r.finding_id().to_string()).collect();
+    assert_eq!(
+        ids,
+        created.iter().cloned().collect(),
+        "only what opened meanwhile"
+    );
+    let addr = super::admin::admin_addr(&daemon).await;
+    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("reason=\"list_missing\""),
+        "failed polls are counted by reason: {metrics}"
+    );
     assert_eq!(daemon.terminate(T).await.code(), Some(0));
 }

@@ -361,7 +361,7 @@ async fn a_wrong_secret_is_blind_at_once_and_resolves_once_security_center_accep
     let mut seen = 0;
     daemon
         .wait_log("two more withheld heartbeats", T, |v| {
-            if v["fields"]["message"]
+            if v["message"]
                 .as_str()
                 .is_some_and(|m| m.starts_with(WITHHELD))
             {
@@ -425,15 +425,15 @@ async fn an_unset_secret_env_var_is_blind_at_once_with_one_meta_event() {
     let metrics = metrics(&addr).await;
     assert!(
         metrics.lines().any(|l| l.starts_with(
-            r#"sasrelay_poll_errors_total{source="sim",domain="alerts",reason="credentials"}"#
+            r#"sasrelay_poll_errors_total{source="sim",domain="alerts",action="none",reason="credentials"}"#
         )),
         "{metrics}"
     );
     // The connect keeps failing; the meta-event is not repeated.
     daemon
         .wait_log("another failed connect", T, |v| {
-            v["fields"]["message"] == "Cannot connect the source; retrying."
-                && v["fields"]["failures"].as_u64().is_some_and(|a| a >= 3)
+            v["message"] == "Cannot connect the source; retrying."
+                && v["failures"].as_u64().is_some_and(|a| a >= 3)
         })
         .await;
     assert_eq!(webhook_meta(&rig.hook).len(), 1);
@@ -447,8 +447,8 @@ async fn an_unset_secret_env_var_is_blind_at_once_with_one_meta_event() {
     wait_ready(&addr, StatusCode::SERVICE_UNAVAILABLE).await;
     daemon
         .wait_log("three failed connects after the restart", T, |v| {
-            v["fields"]["message"] == "Cannot connect the source; retrying."
-                && v["fields"]["failures"].as_u64().is_some_and(|a| a >= 3)
+            v["message"] == "Cannot connect the source; retrying."
+                && v["failures"].as_u64().is_some_and(|a| a >= 3)
         })
         .await;
     let meta = webhook_meta(&rig.hook);
@@ -487,8 +487,8 @@ async fn a_restart_while_blind_neither_resolves_nor_fires_again() {
     let mut daemon = Daemon::spawn_env(&config, &secret);
     daemon
         .wait_log("two timed-out polls after the restart", T, |v| {
-            v["fields"]["message"] == "Poll failed; nothing was recorded, retrying."
-                && v["fields"]["failures"].as_u64().is_some_and(|n| n >= 2)
+            v["message"] == "Poll failed; nothing was recorded, retrying."
+                && v["failures"].as_u64().is_some_and(|n| n >= 2)
         })
         .await;
     let meta = webhook_meta(&rig.hook);
