@@ -417,7 +417,7 @@ async fn a_wrong_secret_is_blind_at_once_and_resolves_once_security_center_accep
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unset_secret_env_var_is_blind_at_once_with_one_meta_event() {
+async fn an_unset_secret_env_var_is_blind_at_once_with_one_meta_event_and_a_reload_fixes_it() {
     let rig = Rig::start().await;
     let config = rig.config("sasrelay.toml", "127.0.0.1:0", "");
     let (mut daemon, addr, cli) = rig.daemon(&config, None, "").await;
@@ -454,6 +454,38 @@ async fn an_unset_secret_env_var_is_blind_at_once_with_one_meta_event() {
     let meta = webhook_meta(&rig.hook);
     assert_eq!(meta.len(), 1, "{meta:?}");
     assert_eq!(slack_meta(&rig.slack.log()).len(), 1);
+
+    // Fixed by a reload: the source now reads its secret from a file. One resolved
+    // meta-event on each sink, and ready again.
+    let secret = rig.dir.path().join("sk");
+    std::fs::write(&secret, sasrelay::simulator::DEMO_ACCESS_KEY_SECRET).unwrap();
+    let fixed = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("{{ env = \"{OWN_SECRET_ENV}\" }}"),
+        &format!("{{ file = \"{}\" }}", secret.display()),
+    );
+    assert!(fixed.contains("file = "), "the source now reads a file");
+    std::fs::write(&config, fixed).unwrap();
+    kill_pid(daemon.pid, "HUP");
+    wait_ready(&addr, StatusCode::OK).await;
+    wait_meta(&rig, 2).await;
+    daemon.wait_more_polls_of(&["alerts"], 2, T).await;
+    let shape: Vec<(String, String)> = webhook_meta(&rig.hook)
+        .into_iter()
+        .map(|(status, key, _, _)| (status, key))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("firing".to_string(), "source_blind/sim/alerts".to_string()),
+            (
+                "resolved".to_string(),
+                "source_blind/sim/alerts".to_string()
+            )
+        ]
+    );
+    let slack = slack_meta(&rig.slack.log());
+    assert_eq!(slack.len(), 2, "{slack:?}");
+    assert!(slack[1].starts_with("[sasrelay] RESOLVED"), "{}", slack[1]);
     assert_eq!(daemon.terminate(T).await.code(), Some(0));
 }
 
