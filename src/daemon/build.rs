@@ -55,6 +55,7 @@ pub fn build(checked: Checked, env: &dyn Env) -> Result<Built, ConfigErrors> {
     let sinks = build_sinks(&settings, env, &mut errors);
     let admin_token = admin_token(&settings, env, &mut errors);
     let heartbeat = heartbeat_url(&settings, env, &mut errors);
+    errors.extend(source_errors(&settings));
     let mut warnings = settings.warnings.clone();
     warnings.extend(source_warnings(&settings, env));
     warnings.sort_by_key(|w| (w.line, w.column));
@@ -176,12 +177,31 @@ fn heartbeat_url(
     }
 }
 
+/// Each source whose credentials config is wrong whatever the environment holds (a value out
+/// of range, a malformed URL), as an error at its `credentials` key.
+fn source_errors(settings: &Settings) -> Vec<ConfigError> {
+    settings
+        .sources
+        .iter()
+        .filter_map(|s| {
+            let e = s.credentials.check_static().err()?;
+            let key = format!("{}.credentials", settings.positions.source(&s.name));
+            Some(
+                settings
+                    .positions
+                    .error(&key, format!("source {:?}: {e}", s.name)),
+            )
+        })
+        .collect()
+}
+
 /// Each source whose credentials cannot be loaded from the environment now, as a warning at
-/// its `credentials` key.
+/// its `credentials` key (those with a static problem are errors already).
 fn source_warnings(settings: &Settings, env: &dyn Env) -> Vec<ConfigError> {
     settings
         .sources
         .iter()
+        .filter(|s| s.credentials.check_static().is_ok())
         .filter_map(|s| {
             let e = s.credentials.check_offline(env).err()?;
             let key = format!("{}.credentials", settings.positions.source(&s.name));
@@ -247,6 +267,40 @@ mod tests {
             "{}",
             errs.0[3]
         );
+    }
+
+    #[test]
+    fn a_credentials_config_wrong_whatever_the_environment_is_an_error() {
+        for (creds, needle) in [
+            (
+                r#"{ type = "rrsa", duration = "1m", sts_endpoint = "ftp://sts.example" }"#,
+                "duration 60s is outside",
+            ),
+            (r#"{ type = "uri", uri = "not a url" }"#, "uri:"),
+            (
+                r#"{ type = "ecs_ram_role", role_name = "a/b" }"#,
+                "role_name",
+            ),
+            (
+                r#"{ type = "default", sts_endpoint = "gopher://x" }"#,
+                "sts_endpoint",
+            ),
+        ] {
+            let text = format!(
+                "[[source]]\nname = \"prod\"\nregion = \"cn-hangzhou\"\ncredentials = {creds}\n\n[state]\ndirectory = \"s\"\n\n[[sink]]\nname = \"out\"\ntype = \"stdout\"\n"
+            );
+            let errs = built(&text, &[])
+                .err()
+                .unwrap_or_else(|| panic!("{creds} passed"));
+            assert_eq!(errs.0.len(), 1, "{errs}");
+            assert_eq!(errs.0[0].key, "source[0].credentials", "{errs}");
+            assert_eq!(errs.0[0].line, 4, "{errs}");
+            assert!(errs.0[0].message.contains(needle), "{creds}: {errs}");
+        }
+        // Only the environment missing: a warning, not an error (the source retries).
+        let text = "[[source]]\nname = \"prod\"\nregion = \"cn-hangzhou\"\ncredentials = { type = \"rrsa\" }\n\n[state]\ndirectory = \"s\"\n\n[[sink]]\nname = \"out\"\ntype = \"stdout\"\n";
+        let ok = built(text, &[]).unwrap();
+        assert_eq!(ok.warnings.len(), 1, "{:?}", ok.warnings);
     }
 
     #[test]
