@@ -27,8 +27,8 @@ COPY --from=build /src/target/release/sasrelay /usr/local/bin/sasrelay
 USER 10001:10001
 VOLUME ["/var/lib/sasrelay"]
 # The config must set [state] directory = "/var/lib/sasrelay" and keep the admin API on
-# (its default, 127.0.0.1:9595): the health check asks it for /readyz. The image has no
-# curl; the binary asks. (podman/buildah: build with --format docker, or OCI drops this.)
+# (its default, 127.0.0.1:9595): the health check asks it for /readyz, which fails while the
+# store cannot be written or a source is blind. The image has no curl; the binary asks. (podman/buildah: build with --format docker, or OCI drops this.)
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/sasrelay", "healthcheck", "--config", "/etc/sasrelay/sasrelay.toml"]
 ENTRYPOINT ["/usr/local/bin/sasrelay"]

@@ -21,6 +21,13 @@ pub fn unix_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// Unix milliseconds as RFC 3339 in UTC (`2026-05-01T10:00:00.5Z`); empty when out of range.
+pub fn rfc3339_ms(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
 /// Now, as Unix seconds with a fraction (what Prometheus timestamps are).
 pub fn unix_seconds_now() -> f64 {
     OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9

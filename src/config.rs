@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,9 +19,11 @@ use crate::credentials::config::CredentialsConfig;
 use crate::duration::{HumanDuration, parse_duration};
 use crate::event::EventSwitches;
 use crate::finding::Domain;
+use crate::record::GoneRule;
 use crate::sas::api::VulType;
 use crate::sas::client::ClientSettings;
 use crate::sas::endpoint;
+use crate::sas::quota::MAX_CALLS_PER_SECOND;
 use crate::sas::sign::SignatureVersion;
 use crate::sas::source::{DomainPoll, InitialSync, SourceSettings};
 use crate::sinks::SinkConfig;
@@ -99,6 +102,8 @@ pub struct RawState {
 pub struct RawDaemon {
     /// How long SIGTERM waits for in-flight deliveries.
     pub shutdown_grace: Option<HumanDuration>,
+    /// The log filter (tracing `EnvFilter` syntax); `--log` / `SASRELAY_LOG` win over it.
+    pub log: Option<Spanned<String>>,
 }
 
 /// `[delivery]`: retry policy of every sink's outbox.
@@ -169,6 +174,21 @@ pub struct RawEvents {
     pub firewall: Option<Vec<Spanned<String>>>,
 }
 
+/// `[source.gone]`: when a vulnerability or baseline finding that left the list is resolved
+/// as `gone` ([`GoneRule`]).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGone {
+    /// Complete sweeps in a row that must miss a finding.
+    pub sweeps: Option<Spanned<u32>>,
+    /// A sweep missing more than this share of the open findings...
+    pub hold_share: Option<Spanned<f64>>,
+    /// ... and at least this many...
+    pub hold_at_least: Option<Spanned<u32>>,
+    /// ... needs this many sweeps in a row instead.
+    pub hold_sweeps: Option<Spanned<u32>>,
+}
+
 /// A `[[source]]` table as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -203,6 +223,10 @@ pub struct RawSource {
     pub timeout: Option<HumanDuration>,
     /// Hard cap on pages per listing.
     pub max_pages: Option<Spanned<u32>>,
+    /// Security Center calls per second per action, shared by the site's quota group.
+    pub calls_per_second: Option<Spanned<u32>>,
+    /// Sources of another account get buckets of their own under another group name.
+    pub quota_group: Option<Spanned<String>>,
     /// Largest response body accepted, in bytes.
     pub max_response_bytes: Option<Spanned<u64>>,
     /// Attempts per call (first included) for throttling, 5xx, timeouts and broken bodies.
@@ -220,6 +244,9 @@ pub struct RawSource {
     /// First-start behaviour.
     #[serde(default)]
     pub initial_sync: InitialSync,
+    /// When a finding that left a snapshot is resolved as `gone`.
+    #[serde(default)]
+    pub gone: RawGone,
     /// Where the signing key comes from. Required; optional here like `region`.
     pub credentials: Option<CredentialsConfig>,
 }
@@ -235,6 +262,9 @@ pub struct Settings {
     pub state: Option<StateSettings>,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
+    /// `[daemon] log`: the daemon's log filter (tracing `EnvFilter` syntax), checked; `None`:
+    /// `info`.
+    pub log: Option<String>,
     /// Outbox retry policy.
     pub delivery: DeliverySettings,
     /// Sinks, in file order.
@@ -244,6 +274,8 @@ pub struct Settings {
     pub router: crate::routing::Router,
     /// `[admin]`: the loopback HTTP API for silences.
     pub admin: AdminSettings,
+    /// `[health]`: when a source is blind, where meta-events go, the heartbeat.
+    pub health: crate::health::HealthSettings,
     /// Problems that do not stop sasrelay (a route shadowed by a catch-all, an unused time
     /// interval), for `sasrelay check` to show.
     pub warnings: Vec<ConfigError>,
@@ -493,10 +525,12 @@ impl Settings {
             sources: Vec::new(),
             state: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            log: None,
             delivery: DeliverySettings::default(),
             sinks: Vec::new(),
             router: crate::routing::Router::broadcast(&[]),
             admin: AdminSettings::default(),
+            health: crate::health::HealthSettings::default(),
             warnings: Vec::new(),
             positions: Positions {
                 file: file.to_path_buf(),
@@ -535,6 +569,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
         (None, RawDaemon::default(), RawDelivery::default());
     let mut delivery_span = None;
     let mut admin: Option<RawAdmin> = None;
+    let mut health: Option<crate::health::RawHealth> = None;
     for (key, value) in root.get_ref().iter() {
         let name = key.get_ref().as_ref();
         match name {
@@ -566,6 +601,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
                 delivery = section(value, name, &mut errs).unwrap_or_default();
             }
             "admin" => admin = section(value, name, &mut errs),
+            "health" => health = section(value, name, &mut errs),
             // Read by `routing::parse_document` below.
             "routing" | "route" | "time_interval" => {}
             other => errs.push(
@@ -586,15 +622,44 @@ pub fn check(file: &Path, text: &str) -> Checked {
     let shutdown_grace = daemon
         .shutdown_grace
         .map_or(DEFAULT_SHUTDOWN_GRACE, |d| d.0);
+    let log = check_log_filter(daemon.log, &mut errs);
     let delivery = check_delivery(&delivery, delivery_span, &mut errs);
     let sinks = check_sinks(sinks, &positions, &mut errs);
     let mut warnings = Vec::new();
     let admin = check_admin(admin.unwrap_or_default(), &mut errs, &mut warnings);
     let router = check_routing(text, &sinks, &mut errs, &mut warnings);
+    let health = check_health(health.unwrap_or_default(), &positions, &mut errs);
     let mut names = BTreeSet::new();
     let mut settings = Vec::new();
+    let mut budgets: Vec<(String, String, NonZeroU32, String)> = Vec::new();
     for (i, raw) in sources {
+        let span = raw
+            .calls_per_second
+            .as_ref()
+            .map_or(raw.name.span(), |c| c.span());
         if let Some(s) = check_source(i, raw, &mut names, &mut errs) {
+            // One bucket per (site, group, action) serves every source in it, at one rate.
+            let c = &s.client;
+            match budgets
+                .iter()
+                .find(|(e, g, _, _)| *e == c.endpoint && *g == c.quota_group)
+            {
+                Some((_, _, rate, first)) if *rate != c.calls_per_second => errs.push(
+                    Some(span),
+                    &format!("source[{i}].calls_per_second"),
+                    format!(
+                        "is {} but source {first} on the same endpoint and quota_group uses {rate}: they share one budget; set the same value, or a different quota_group for another account",
+                        c.calls_per_second
+                    ),
+                ),
+                Some(_) => {}
+                None => budgets.push((
+                    c.endpoint.clone(),
+                    c.quota_group.clone(),
+                    c.calls_per_second,
+                    s.name.clone(),
+                )),
+            }
             settings.push(s);
         }
     }
@@ -605,10 +670,12 @@ pub fn check(file: &Path, text: &str) -> Checked {
             sources: settings,
             state,
             shutdown_grace,
+            log,
             delivery,
             sinks,
             router,
             admin,
+            health,
             warnings,
             positions,
         },
@@ -618,17 +685,62 @@ pub fn check(file: &Path, text: &str) -> Checked {
 
 /// The top-level keys of a config file: the tables [`check`] reads (keep in step with its
 /// `match`), for the "did you mean" of an unknown one.
-const TOP_LEVEL_KEYS: [&str; 9] = [
+const TOP_LEVEL_KEYS: [&str; 10] = [
     "source",
     "sink",
     "state",
     "daemon",
     "delivery",
     "admin",
+    "health",
     "routing",
     "route",
     "time_interval",
 ];
+
+/// `[health]` against the sink names written in the file (a sink with an error of its own
+/// still counts: one mistake, one message) ([`crate::health::HealthSettings::check`]), each
+/// problem placed at its key.
+fn check_health(
+    raw: crate::health::RawHealth,
+    positions: &Positions,
+    errs: &mut Errors<'_>,
+) -> crate::health::HealthSettings {
+    let names: Vec<&str> = positions.sinks.iter().map(String::as_str).collect();
+    let (mut settings, problems) = crate::health::HealthSettings::check(raw, &names);
+    for (key, message) in problems {
+        errs.list
+            .push(positions.error(&format!("health.{key}"), message));
+    }
+    if let Some(url) = &mut settings.heartbeat_url {
+        url.anchor(errs.file.parent().unwrap_or(Path::new(".")));
+    }
+    settings
+}
+
+/// `[daemon] log`, when it parses as a log filter. A bare word must be a level: `EnvFilter`
+/// would take `verbose` as a target name and log nothing, silently.
+fn check_log_filter(raw: Option<Spanned<String>>, errs: &mut Errors<'_>) -> Option<String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let raw = raw?;
+    let not_a_level = raw.get_ref().split(',').map(str::trim).find(|d| {
+        !d.is_empty() && !d.contains('=') && !LEVELS.contains(&d.to_ascii_lowercase().as_str())
+    });
+    let problem = match (
+        not_a_level,
+        tracing_subscriber::EnvFilter::builder().parse(raw.get_ref()),
+    ) {
+        (_, Err(e)) => e.to_string(),
+        (Some(word), Ok(_)) => format!("`{word}` is not a level"),
+        (None, Ok(_)) => return Some(raw.into_inner()),
+    };
+    let message = format!(
+        "not a log filter ({problem}): write a level ({}) or `target=level` pairs separated by commas, e.g. \"info,sasrelay::sinks=debug\"",
+        LEVELS.join(", ")
+    );
+    errs.push(Some(raw.span()), "daemon.log", message);
+    None
+}
 
 /// `[state]` with its defaults, the directory relative to the config file's.
 fn check_state(raw: RawState, file: &Path) -> StateSettings {
@@ -1035,6 +1147,7 @@ fn check_source(
             .to_string(),
     };
     let (polls, overlap) = check_polls(i, &raw, &domains, errs);
+    let gone = check_gone(i, &raw.gone, errs);
     let (Some(region), Some(mut credentials)) = (region, raw.credentials) else {
         return None;
     };
@@ -1051,8 +1164,58 @@ fn check_source(
         polls,
         overlap,
         initial_sync: raw.initial_sync,
+        gone,
     })
 }
+
+/// `gone`: each key in range, and a mass disappearance held at least as long as one finding.
+fn check_gone(i: usize, raw: &RawGone, errs: &mut Errors<'_>) -> GoneRule {
+    let k = |field: &str| format!("source[{i}].gone.{field}");
+    let mut rule = GoneRule::default();
+    let sweeps = |v: &Option<Spanned<u32>>, field: &str, errs: &mut Errors<'_>| {
+        let v = v.as_ref()?;
+        if (1..=MAX_GONE_SWEEPS).contains(v.get_ref()) {
+            Some(*v.get_ref())
+        } else {
+            let message = format!("must be between 1 and {MAX_GONE_SWEEPS} (sweeps)");
+            errs.at(v, k(field), message);
+            None
+        }
+    };
+    if let Some(n) = sweeps(&raw.sweeps, "sweeps", errs) {
+        rule.sweeps = n;
+    }
+    if let Some(n) = sweeps(&raw.hold_sweeps, "hold_sweeps", errs) {
+        rule.hold_sweeps = n;
+    }
+    if let Some(v) = &raw.hold_share {
+        let share = *v.get_ref();
+        if share > 0.0 && share <= 1.0 {
+            rule.hold_share = share;
+        } else {
+            errs.at(
+                v,
+                k("hold_share"),
+                "must be above 0 and at most 1 (0.5 is half)".into(),
+            );
+        }
+    }
+    if let Some(v) = &raw.hold_at_least {
+        rule.hold_at_least = *v.get_ref() as usize;
+    }
+    if rule.hold_sweeps < rule.sweeps {
+        let span = raw.hold_sweeps.as_ref().or(raw.sweeps.as_ref());
+        let message = format!(
+            "hold_sweeps ({}) must be at least sweeps ({}): a mass disappearance is held longer, not shorter",
+            rule.hold_sweeps, rule.sweeps
+        );
+        errs.push(span.map(|v| v.span()), &k("hold_sweeps"), message);
+    }
+    rule
+}
+
+/// The most sweeps `gone` may ask for.
+const MAX_GONE_SWEEPS: u32 = 20;
 
 /// `name`: a unique, log- and metric-safe identifier.
 fn check_source_name(
@@ -1156,7 +1319,8 @@ fn check_clusters(i: usize, raw: &RawSource, errs: &mut Errors<'_>) {
     }
 }
 
-/// `domains` (in canonical order) and `vulnerability_types` (default: CVE and SCA).
+/// `domains` (in canonical order) and `vulnerability_types` (default: Linux CVEs and
+/// application vulnerabilities, `app` with `AttachTypes=sca`: the two lists the console shows).
 fn check_domains(i: usize, raw: &RawSource, errs: &mut Errors<'_>) -> (Vec<Domain>, Vec<VulType>) {
     let k = |field: &str| format!("source[{i}].{field}");
     let domains = check_names(
@@ -1181,7 +1345,7 @@ fn check_domains(i: usize, raw: &RawSource, errs: &mut Errors<'_>) -> (Vec<Domai
         );
     }
     let vulnerability_types: Vec<VulType> = if raw.vulnerability_types.is_none() {
-        vec![VulType::Cve, VulType::Sca]
+        vec![VulType::Cve, VulType::AppSca]
     } else {
         vulnerability_types
             .iter()
@@ -1241,6 +1405,21 @@ fn check_client(
             errs.at(m, k("max_pages"), "must be between 1 and 100000".into());
         }
         client.max_pages = *m.get_ref();
+    }
+    if let Some(c) = &raw.calls_per_second {
+        match NonZeroU32::new(*c.get_ref()).filter(|n| n.get() <= MAX_CALLS_PER_SECOND) {
+            Some(n) => client.calls_per_second = n,
+            None => errs.at(
+                c,
+                k("calls_per_second"),
+                format!(
+                    "must be between 1 and {MAX_CALLS_PER_SECOND} (Security Center allows about 10 per action)"
+                ),
+            ),
+        }
+    }
+    if let Some(g) = &raw.quota_group {
+        client.quota_group = g.get_ref().trim().to_string();
     }
     if let Some(m) = &raw.max_response_bytes {
         if *m.get_ref() < 4096 || *m.get_ref() > (1 << 30) {
@@ -1429,7 +1608,10 @@ credentials = { type = "env" }
         let prod = &s.sources[0];
         assert_eq!(prod.client.endpoint, "https://tds.cn-shanghai.aliyuncs.com");
         assert_eq!(prod.domains, Domain::ALL.to_vec());
-        assert_eq!(prod.vulnerability_types, vec![VulType::Cve, VulType::Sca]);
+        assert_eq!(
+            prod.vulnerability_types,
+            vec![VulType::Cve, VulType::AppSca]
+        );
         assert_eq!(
             prod.console_base,
             "https://yundun.console.aliyun.com/?p=sas"
@@ -1547,6 +1729,68 @@ x = 1
     }
 
     #[test]
+    fn sources_sharing_a_call_budget_must_agree_on_its_rate() {
+        let src = |name: &str, extra: &str| {
+            format!(
+                "[[source]]\nname = \"{name}\"\nregion = \"cn-hangzhou\"\ncredentials = {{ type = \"env\" }}\n{extra}\n"
+            )
+        };
+        let two = format!(
+            "{}{}",
+            src("a", "calls_per_second = 4"),
+            src("b", "calls_per_second = 6")
+        );
+        let e = errors(&two);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].key, "source[1].calls_per_second");
+        assert!(e[0].message.contains("source a"), "{}", e[0].message);
+        assert_eq!(e[0].line, 10);
+        // Another account, another group: its own budget.
+        let grouped = format!(
+            "{}{}",
+            src("a", "calls_per_second = 4"),
+            src("b", "calls_per_second = 6\nquota_group = \"tenant-b\"")
+        );
+        assert!(parse(Path::new("t.toml"), &grouped).is_ok());
+        let e = errors(&src("a", "calls_per_second = 0"));
+        assert_eq!(e[0].key, "source[0].calls_per_second");
+    }
+
+    #[test]
+    fn the_gone_rule_has_defaults_and_is_checked() {
+        let src = |extra: &str| {
+            format!(
+                "[[source]]\nname = \"a\"\nregion = \"cn-hangzhou\"\ncredentials = {{ type = \"env\" }}\n{extra}\n"
+            )
+        };
+        let gone = |extra: &str| parse(Path::new("t.toml"), &src(extra)).unwrap().sources[0].gone;
+        assert_eq!(gone(""), GoneRule::default());
+        let set =
+            gone("gone = { sweeps = 3, hold_share = 0.25, hold_at_least = 5, hold_sweeps = 6 }");
+        assert_eq!(
+            set,
+            GoneRule {
+                sweeps: 3,
+                hold_share: 0.25,
+                hold_at_least: 5,
+                hold_sweeps: 6
+            }
+        );
+        let e = errors(&src("gone = { sweeps = 0, hold_share = 1.5 }"));
+        let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["source[0].gone.sweeps", "source[0].gone.hold_share"]);
+        let e = errors(&src("gone = { sweeps = 5 }"));
+        assert_eq!(e[0].key, "source[0].gone.hold_sweeps");
+        assert!(
+            e[0].message.contains("at least sweeps (5)"),
+            "{}",
+            e[0].message
+        );
+        let e = errors(&src("gone = { sweep = 5 }"));
+        assert!(e[0].key.starts_with("source[0]"), "{e:?}");
+    }
+
+    #[test]
     fn syntax_errors_and_empty_files_are_explained() {
         let e = errors("[[source]\nname = 1");
         assert_eq!(e.len(), 1);
@@ -1647,6 +1891,64 @@ x = 1
             "stat",
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+        }
+    }
+
+    #[test]
+    fn health_problems_are_reported_at_their_keys_and_the_table_has_a_name() {
+        let text = format!(
+            "{GOOD}\n[[sink]]\nname = \"hook\"\ntype = \"stdout\"\n\n[health]\nblind_after = 0\nsinks = [\"hook\", \"pager\"]\nheartbeat_url = \"ftp://hc.example/x\"\nblind_aftr = 2\n"
+        );
+        let e = errors(&text);
+        let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "health.blind_after",
+                "health.sinks[1]",
+                "health.heartbeat_url",
+                "health.blind_aftr"
+            ],
+            "{e:?}"
+        );
+        let line = |needle: &str| text[..text.find(needle).unwrap()].matches('\n').count() + 1;
+        assert_eq!(e[0].line, line("blind_after = 0"), "{}", e[0]);
+        assert_eq!((e[1].line, e[1].column), (line("sinks ="), 18), "{}", e[1]);
+        assert!(e[1].message.contains("\"pager\""), "{}", e[1]);
+        assert!(e[2].message.contains("ftp"), "{}", e[2]);
+        assert!(
+            e[3].message.contains("did you mean `blind_after`?"),
+            "{}",
+            e[3]
+        );
+        let e = errors(&format!("{GOOD}\n[heath]\nblind_after = 2\n"));
+        assert!(e[0].message.contains("did you mean `health`?"), "{}", e[0]);
+        let s = parse(
+            Path::new("t.toml"),
+            &format!("{GOOD}\n[health]\nblind_after = 5\nstalled_after = \"1h\"\n"),
+        )
+        .unwrap();
+        assert_eq!(s.health.blind_after, 5);
+        assert_eq!(s.health.stalled_after, Duration::from_secs(3600));
+        assert_eq!(s.health.sinks, None);
+    }
+
+    #[test]
+    fn the_daemon_log_filter_is_checked() {
+        let with = |filter: &str| format!("{GOOD}\n[daemon]\nlog = \"{filter}\"\n");
+        let s = parse(Path::new("c.toml"), &with("info,sasrelay::sinks=debug")).unwrap();
+        assert_eq!(s.log.as_deref(), Some("info,sasrelay::sinks=debug"));
+        assert_eq!(parse(Path::new("c.toml"), GOOD).unwrap().log, None);
+        for bad in ["verbose", "info,sasrelay=loud"] {
+            let errs = errors(&with(bad));
+            assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+            assert_eq!(errs[0].key, "daemon.log");
+            assert!(
+                errs[0].message.starts_with("not a log filter"),
+                "{}",
+                errs[0]
+            );
+            assert!(errs[0].line > 0, "placed: {}", errs[0]);
         }
     }
 

@@ -6,6 +6,10 @@
 //! produces the same id and the outbox's enqueue guard drops the duplicate, and a sink gets the
 //! same key on every retry (`webhook-id` for Standard Webhooks).
 //!
+//! A [`HealthEvent`] is a meta-event: sasrelay telling the same sinks about itself (a source
+//! that cannot read a domain, credentials about to expire, a sink that does not deliver). Its
+//! id derives from the condition and its episode, so a restart never sends it twice.
+//!
 //! These types are persisted (JSON, inside [`OutboxEntry`]) and sent (the webhook payload), so
 //! they are versioned: [`EVENT_SCHEMA`] changes only with a migration.
 
@@ -320,6 +324,213 @@ fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 { one } else { many }
 }
 
+/// A condition sasrelay watches in itself; one meta-event opens and one closes each episode.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "condition", rename_all = "snake_case")]
+pub enum HealthCondition {
+    /// A source cannot read a domain: it never succeeded, or it has failed for longer than
+    /// `[health] blind_after` poll intervals.
+    SourceBlind {
+        /// The configured source.
+        source: String,
+        /// The domain it cannot read.
+        domain: Domain,
+    },
+    /// A source's credential expires soon (or has expired) and refreshing it fails.
+    CredentialsExpiring {
+        /// The configured source.
+        source: String,
+    },
+    /// A sink's oldest pending entry is older than `[health] outbox_max_age`.
+    SinkStalled {
+        /// The configured sink.
+        sink: String,
+    },
+}
+
+impl HealthCondition {
+    /// The condition's name: `source_blind`, `credentials_expiring`, `sink_stalled`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            HealthCondition::SourceBlind { .. } => "source_blind",
+            HealthCondition::CredentialsExpiring { .. } => "credentials_expiring",
+            HealthCondition::SinkStalled { .. } => "sink_stalled",
+        }
+    }
+
+    /// A stable key naming the condition and what it is about, e.g.
+    /// `source_blind/prod/alerts`: the store's episode key, and the root of the meta-events'
+    /// ids and PagerDuty's dedup key.
+    pub fn key(&self) -> String {
+        match self {
+            HealthCondition::SourceBlind { source, domain } => {
+                format!("source_blind/{source}/{}", domain.as_str())
+            }
+            HealthCondition::CredentialsExpiring { source } => {
+                format!("credentials_expiring/{source}")
+            }
+            HealthCondition::SinkStalled { sink } => format!("sink_stalled/{sink}"),
+        }
+    }
+
+    /// The source it is about, if any.
+    pub fn source(&self) -> Option<&str> {
+        match self {
+            HealthCondition::SourceBlind { source, .. }
+            | HealthCondition::CredentialsExpiring { source } => Some(source),
+            HealthCondition::SinkStalled { .. } => None,
+        }
+    }
+
+    /// The domain it is about, if any.
+    pub fn domain(&self) -> Option<Domain> {
+        match self {
+            HealthCondition::SourceBlind { domain, .. } => Some(*domain),
+            _ => None,
+        }
+    }
+
+    /// The sink it is about, if any.
+    pub fn sink(&self) -> Option<&str> {
+        match self {
+            HealthCondition::SinkStalled { sink } => Some(sink),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a meta-event opens or closes its episode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// The condition holds.
+    Firing,
+    /// The condition no longer holds.
+    Resolved,
+}
+
+impl HealthStatus {
+    /// `firing` or `resolved`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Firing => "firing",
+            HealthStatus::Resolved => "resolved",
+        }
+    }
+}
+
+/// A meta-event: sasrelay's own health, sent through the outbox like every event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthEvent {
+    /// Schema version ([`EVENT_SCHEMA`]).
+    pub schema: u32,
+    /// Idempotency key ([`HealthEvent::new`]): one per (condition, episode, status).
+    pub id: String,
+    /// Firing or resolved.
+    pub status: HealthStatus,
+    /// What it is about.
+    #[serde(flatten)]
+    pub condition: HealthCondition,
+    /// Which episode of the condition (1, 2, … over the store's life).
+    pub episode: u64,
+    /// When the episode began.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// When sasrelay saw the change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub observed_at: OffsetDateTime,
+    /// One sentence for people (names from the configuration; no text from outside).
+    pub message: String,
+    /// The last error behind it, control characters removed, when there is one. May hold
+    /// text a remote service wrote: render it as text.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+impl HealthEvent {
+    /// The meta-event of `condition`'s `episode` turning `status`. Its id depends on those
+    /// three only, so a restart that finds the same episode open sends nothing new.
+    pub fn new(
+        condition: HealthCondition,
+        episode: u64,
+        status: HealthStatus,
+        since: OffsetDateTime,
+        observed_at: OffsetDateTime,
+        message: String,
+        detail: Option<String>,
+    ) -> HealthEvent {
+        HealthEvent {
+            schema: EVENT_SCHEMA,
+            id: event_id(&[
+                "health",
+                &condition.key(),
+                &episode.to_string(),
+                status.as_str(),
+            ]),
+            status,
+            condition,
+            episode,
+            since,
+            observed_at,
+            message,
+            detail,
+        }
+    }
+}
+
+/// Version of [`HealthEpisode`]'s stored form.
+pub const EPISODE_SCHEMA: u32 = 1;
+
+/// What the store keeps per health condition: its latest episode, whether it is still open,
+/// and whether the meta-event of its latest change is in the outboxes yet. Written only when
+/// the condition changes, so a restart finds the episode it left and sends nothing twice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthEpisode {
+    /// Schema version ([`EPISODE_SCHEMA`]).
+    pub v: u32,
+    /// The condition.
+    pub condition: HealthCondition,
+    /// Its latest episode (1, 2, …).
+    pub episode: u64,
+    /// Whether the condition holds (the episode is open).
+    pub open: bool,
+    /// When the episode began (unix ms).
+    pub since_ms: i64,
+    /// When it opened or, once closed, when it closed (unix ms).
+    pub changed_ms: i64,
+    /// The meta-event of the latest change (firing when open, resolved when closed) is
+    /// enqueued for every sink it goes to.
+    pub announced: bool,
+    /// The sentence of the latest change.
+    pub message: String,
+    /// The error behind it, when the episode opened.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+impl HealthEpisode {
+    /// The meta-event announcing the episode's latest change, observed at `observed_at`.
+    pub fn event(&self, observed_at: OffsetDateTime) -> HealthEvent {
+        let at = |ms: i64| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .unwrap_or(observed_at)
+        };
+        HealthEvent::new(
+            self.condition.clone(),
+            self.episode,
+            if self.open {
+                HealthStatus::Firing
+            } else {
+                HealthStatus::Resolved
+            },
+            at(self.since_ms),
+            observed_at,
+            self.message.clone(),
+            self.detail.clone(),
+        )
+    }
+}
+
 /// What an outbox entry delivers. A tagged enum so later kinds are added without breaking
 /// stored entries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -329,6 +540,8 @@ pub enum Payload {
     Event(Box<Event>),
     /// Several events as one message.
     Digest(Digest),
+    /// A meta-event about sasrelay itself; routes, silences and sink filters do not apply.
+    Health(Box<HealthEvent>),
 }
 
 impl From<Event> for Payload {
@@ -343,20 +556,29 @@ impl From<Digest> for Payload {
     }
 }
 
+impl From<HealthEvent> for Payload {
+    fn from(h: HealthEvent) -> Payload {
+        Payload::Health(Box::new(h))
+    }
+}
+
 impl Payload {
     /// The idempotency key delivered with this payload.
     pub fn id(&self) -> &str {
         match self {
             Payload::Event(e) => &e.id,
             Payload::Digest(d) => &d.id,
+            Payload::Health(h) => &h.id,
         }
     }
 
-    /// The events this payload carries (one, or a digest's members).
+    /// The finding events this payload carries (one, or a digest's members; none for a
+    /// meta-event).
     pub fn events(&self) -> &[Event] {
         match self {
             Payload::Event(e) => std::slice::from_ref(e),
             Payload::Digest(d) => &d.events,
+            Payload::Health(_) => &[],
         }
     }
 }

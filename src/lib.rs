@@ -41,7 +41,7 @@
 //! |---|---|
 //! | leaves: imported by many, import nothing of ours | [`text`], [`duration`], [`clock`], [`backoff`], [`section`], [`secret`], [`http_body`] |
 //! | the data that flows (pure) | [`finding`], [`event`], [`record`] |
-//! | pure decisions and bodies | [`routing`], [`render`] |
+//! | pure decisions and bodies | [`routing`], [`render`], [`health`] |
 //! | doors to the outside | [`credentials`], [`sas`] (Security Center), [`sinks`] (the destinations), [`store`] (the only door to sled) |
 //! | configuration: every component's config checked into one `Settings` | [`config`] |
 //! | the shape of a long-running job | [`task`] (imports only [`backoff`]) |
@@ -53,6 +53,9 @@
 //! and `config` imports both), and the counters the pipeline updates live in
 //! [`pipeline::metrics`] (the daemon only exposes them), so the pipeline never imports the
 //! daemon.
+//! [`health`] is pure but reads its `heartbeat_url` the way a sink reads its URL
+//! ([`sinks::MaybeSecret`], checked by `sinks::http::parse_url`), so it imports [`sinks`]
+//! for those two; below [`daemon`] only [`config`] imports it.
 //!
 //! ## Codemap
 //!
@@ -69,8 +72,9 @@
 //!   "again now", "after D", "when woken or after D" or "done"; errors say whether to retry.
 //! - [`finding`] — the normalised [`finding::Finding`], its scales, links and fingerprint.
 //! - [`event`] — `Event` (new / recurring / resolved / summary / reminder) with its idempotency
-//!   key, `Digest` (grouped events), the outbox entry and dead letter (versioned JSON), which
-//!   event kinds a domain emits.
+//!   key, `Digest` (grouped events), `HealthEvent` (a meta-event about sasrelay itself) and the
+//!   `HealthEpisode` the store keeps per condition, the outbox entry and dead letter
+//!   (versioned JSON), which event kinds a domain emits.
 //! - [`record`] — what the store keeps per finding to follow its lifecycle.
 //! - [`config`] — raw TOML with spans → checked [`config::Settings`].
 //! - [`credentials`] — `credentials = { type = ... }` config, the provider chain (static keys,
@@ -79,7 +83,8 @@
 //! - [`sas`] — everything that knows Security Center: [`sas::sign`] (both signature
 //!   algorithms and their verification, pure), [`sas::params`], [`sas::endpoint`] (region →
 //!   site → host), [`sas::client`] (one attempt and the retrying call), [`sas::retry`],
-//!   [`sas::error`] (error bodies, classification by Code, operator hints), [`sas::models`]
+//!   [`sas::quota`] (the call budget: one token bucket per site and action, shared by every
+//!   source), [`sas::error`] (error bodies, classification by Code, operator hints), [`sas::models`]
 //!   (tolerant response models keeping the raw JSON), [`sas::api`] (one listing per domain,
 //!   read a page at a time by a resumable walker with a pure continue/stop decision; the
 //!   baseline walk; statistics probes; vulnerability lookup by id), [`sas::normalise`] (raw records → `Finding`, pure),
@@ -95,12 +100,17 @@
 //!   crash-safe backlog folding), [`pipeline::metrics`] (the counters these update). The
 //!   poller, the worker and the grouper are [`task::Task`]s: each step is one poll, one
 //!   delivery attempt, one grouping tick.
+//! - [`health`] — the health model, pure: a source × domain's state (`starting`, `ok`,
+//!   `degraded`, `blind`) from its poll figures, the conditions that send meta-events (a
+//!   blind domain, a credential about to expire unrefreshed, a stalled sink), their episodes,
+//!   `[health]`.
 //! - [`routing`] — pure routing (Alertmanager-style): matchers, the route tree with
 //!   inheritance and `continue`, grouping settings, time intervals, silences; decide and
 //!   explain for a subject at a given `now`.
 //! - [`store`] — the only module that imports sled: records, cursors, per-sink outboxes with
 //!   enqueue guards, dead letters, routing groups and their crash-safe close, reminders,
-//!   silences, the suppression log, schema version, pruning; its module doc lists every tree.
+//!   silences, the suppression log, quarantined records, schema version, pruning; its module
+//!   doc lists every tree.
 //! - [`sinks`] — one file per destination (`webhook` with Standard Webhooks signing, `stdout`,
 //!   `file`, `dingtalk`, `feishu`, `wecom`, `slack`, `email`, `pagerduty`) and what they share
 //!   once: [`sinks::http`] (client, URL and host rules, one exchange, `Retry-After`),
@@ -112,19 +122,25 @@
 //!   JSON, Feishu cards, WeCom markdown, Slack Block Kit, email subject/text/HTML from
 //!   minijinja templates (built-in en/zh or custom), PagerDuty events; per-output escaping of
 //!   untrusted text, mentions only from config, size limits.
-//! - [`daemon`] — `run` is wiring only: the store, sinks, tasks and admin API, stopped in
-//!   order; [`daemon::build`] (the one step from a config file to what the daemon starts
+//! - [`daemon`] — `run` is wiring only: the store (opened once), the admin API and the
+//!   process-long tasks, reloads taken one at a time, everything stopped in order;
+//!   [`daemon::build`] (the one step from a config file to what the daemon starts
 //!   with, no store and no network: sinks with their secrets, templates, the admin token;
-//!   every problem at once; `check` runs it and stops), [`daemon::tasks`] (the runner: loop, cancellation, backoff, failure and recovery
+//!   every problem at once; `check` runs it and stops), [`daemon::wiring`] (what a reload
+//!   rebuilds: routes, sinks' workers, sources, the grouper, each handed over only once the
+//!   old one has ended), [`daemon::reload`] (SIGHUP / `POST /-/reload` requests, the atomic
+//!   re-read, the shared reload status, the log filter), [`daemon::tasks`] (the runner: loop, cancellation, backoff, failure and recovery
 //!   logs), [`daemon::sources`] (connecting a source, then starting its pollers),
 //!   [`daemon::prune`], [`daemon::admin`] (silences, the suppression log, dead letters with
 //!   replay and discard, `/healthz`, `/readyz`, `/metrics`; bearer token on `/api/`),
 //!   [`daemon::door`] (the admin API's door: `Host`, `Origin` and `Content-Type` screening,
 //!   header-read and idle timeouts, the connection cap), [`daemon::metrics`] (the Prometheus exposition), [`daemon::notify`] (systemd
-//!   `sd_notify` and the watchdog heartbeat).
+//!   `sd_notify` and the watchdog heartbeat), [`daemon::health`] (live health for `/readyz`,
+//!   `/api/v1/status` and `/metrics`; the monitor that enqueues meta-events),
+//!   [`daemon::heartbeat`] (the ping to an external dead man's switch).
 //! - [`cli`] — one file per subcommand (`check`, `findings`, `run`, `demo`, `simulate`,
-//!   `render`, `send-test`, `silence`, `dead-letters`, `healthcheck`, `route test`), logging
-//!   setup, exit codes, the admin-API client.
+//!   `render`, `send-test`, `silence`, `dead-letters`, `healthcheck`, `status`, `reload`,
+//!   `route test`), logging setup, signals, exit codes, the admin-API client.
 //! - [`simulator`] — the fake Security Center behind `sasrelay simulate` and the tests.
 //! - `lib.rs` itself sets the global allocator (mimalloc), so the binary, the tests and the
 //!   benchmarks run on the same one.
@@ -178,6 +194,13 @@
 //!   before it acks the members; webhooks and PagerDuty never fold.
 //! - Every task of the daemon is run by [`daemon::tasks::run`], spawned on a tracker and stopped
 //!   through a cancellation token; a step in progress is never abandoned by the runner.
+//! - A meta-event goes through the outbox like every event, with an id derived from (condition,
+//!   episode, status): the episode's change is stored, then enqueued, then marked announced, so
+//!   a restart neither repeats nor forgets it. Routes, silences and sink filters do not apply
+//!   to it. A source that cannot connect counts as a failed poll of each of its domains.
+//! - A reload applies a file whole or not at all, and never runs two workers of one sink or
+//!   two pollers of one source and domain at once ([`daemon::wiring`]); the store is opened
+//!   once per process.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -198,6 +221,7 @@ pub mod daemon;
 pub mod duration;
 pub mod event;
 pub mod finding;
+pub mod health;
 pub mod http_body;
 pub mod pipeline;
 pub mod record;

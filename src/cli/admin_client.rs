@@ -1,6 +1,7 @@
 //! The CLI's client of the running daemon's admin API ([`crate::daemon::admin`]): the store allows one
 //! process, so `sasrelay silence` and `sasrelay dead-letters` never open it; they read
-//! `[admin] listen` and `[admin] token` from the config and ask the daemon.
+//! `[admin] listen` and `[admin] token` from the config and ask the daemon. `sasrelay reload`
+//! asks it to read its configuration again.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
@@ -27,7 +28,7 @@ pub(super) struct Failed(pub(super) String);
 
 impl AdminClient {
     /// The client for `settings`, or the exit code after printing why there is none.
-    fn new(settings: &Settings) -> Result<AdminClient, ExitCode> {
+    pub(super) fn new(settings: &Settings) -> Result<AdminClient, ExitCode> {
         let config = settings.file.display().to_string();
         let Some(listen) = settings.admin.listen else {
             eprintln!(
@@ -105,15 +106,33 @@ impl AdminClient {
         }
     }
 
-    /// One call; `Ok` carries the JSON body of a 2xx answer.
+    /// One call under `/api/v1`; `Ok` carries the JSON body of a 2xx answer.
     pub(super) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<Value, Failed> {
+        let url = format!("{}{path}", self.base);
+        self.send(method, &url, body).await.map_err(|(_, e)| e)
+    }
+
+    /// `POST /-/reload`; `Ok` carries what the reload did, `Err` the answer's status (when
+    /// there was one) and why.
+    pub(super) async fn reload(&self) -> Result<Value, (Option<u16>, Failed)> {
+        let url = format!("http://{}/-/reload", self.addr);
+        self.send(reqwest::Method::POST, &url, NO_BODY).await
+    }
+
+    /// One request to `url`; `Ok` carries the JSON body of a 2xx answer.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<Value, (Option<u16>, Failed)> {
         let method_changes_state = method != reqwest::Method::GET;
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        let mut req = self.http.request(method, url);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t.expose());
         }
@@ -135,16 +154,17 @@ impl AdminClient {
             } else {
                 "request failed"
             };
-            Failed(format!(
+            let why = format!(
                 "cannot reach the sasrelay daemon's admin API at {} ({why}): is `sasrelay run --config {}` running, with [admin] listen = \"{}\"?",
                 self.addr, self.config, self.addr
-            ))
+            );
+            (None, Failed(why))
         })?;
         let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| Failed(format!("reading the admin API's answer: {e}")))?;
+        let text = resp.text().await.map_err(|e| {
+            let why = format!("reading the admin API's answer: {e}");
+            (Some(status.as_u16()), Failed(why))
+        })?;
         let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status.is_success() {
             return Ok(json);
@@ -153,13 +173,17 @@ impl AdminClient {
             .as_str()
             .map(crate::text::strip_control)
             .unwrap_or_else(|| terminal_safe(&text, 200));
-        Err(Failed(match status.as_u16() {
-            401 => format!(
-                "the daemon at {} refused the admin token ({message}): check [admin] token in {} matches the daemon's",
-                self.addr, self.config
-            ),
-            code => format!("the daemon answered {code}: {message}"),
-        }))
+        let code = status.as_u16();
+        Err((
+            Some(code),
+            Failed(match code {
+                401 => format!(
+                    "the daemon at {} refused the admin token ({message}): check [admin] token in {} matches the daemon's",
+                    self.addr, self.config
+                ),
+                code => format!("the daemon answered {code}: {message}"),
+            }),
+        ))
     }
 }
 

@@ -1,5 +1,6 @@
 //! `sasrelay healthcheck`: exit 0 when the running daemon answers ready (`GET /readyz` on
-//! `[admin] listen`), 1 otherwise — for a container `HEALTHCHECK`, since the image has no curl.
+//! `[admin] listen`: its store can be written and no source × domain is `blind`), 1 otherwise,
+//! printing why — for a container `HEALTHCHECK`, since the image has no curl.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

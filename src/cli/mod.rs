@@ -13,11 +13,18 @@
 //! | `silence add/list/expire` | [`silence`] |
 //! | `dead-letters list/replay/discard` | [`dead_letters`] |
 //! | `healthcheck` | [`healthcheck`] |
+//! | `status` | [`status`] |
+//! | `reload` | [`reload`] |
 //! | `route test` | [`route`] |
 //!
-//! `silence`, `dead-letters` and `healthcheck` talk to the running daemon's admin API through
-//! one client (`admin_client`). This file keeps what several commands share: loading the config,
-//! signal handling, the credential session, terminal-safe text.
+//! `silence`, `dead-letters`, `healthcheck`, `status` and `reload` talk to the running daemon's
+//! admin API through one client (`admin_client`). Signals are handled in `signals`. This file
+//! keeps what several commands share: loading the config, logging, the credential session,
+//! terminal-safe text.
+//!
+//! Logs go to stderr: text with colours only when stderr is a terminal (and `NO_COLOR` is
+//! unset), or with `--log-format json` one object per line with the event's fields at the top
+//! level (`timestamp`, `level`, `target`, `message`, then `source`, `sink`, …).
 //!
 //! Exit codes: 0 success, 1 a runtime failure (Security Center unreachable, rejected
 //! credentials…, the daemon's admin API unreachable), 2 bad usage (clap), 65 (`EX_DATAERR`)
@@ -31,13 +38,17 @@ pub mod dead_letters;
 pub mod demo;
 pub mod findings;
 pub mod healthcheck;
+pub mod reload;
 pub mod render;
 pub mod route;
 pub mod run;
 pub mod send_test;
+mod signals;
 pub mod silence;
 pub mod simulate;
+pub mod status;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -47,6 +58,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config;
 use crate::credentials::CredentialContext;
+use crate::daemon::reload::LogFilter;
 use crate::duration::{HumanDuration, parse_duration};
 use crate::finding::Domain;
 
@@ -58,7 +70,8 @@ pub const EXIT_CONFIG: u8 = 78;
 #[command(name = "sasrelay", version, about)]
 pub struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `sasrelay=debug`. Default: `info`
-    /// for `run`, `demo` and `simulate`, `warn` for the one-shot commands.
+    /// for `run` (or its `[daemon] log`, which this overrides), `demo` and `simulate`, `warn`
+    /// for the one-shot commands.
     #[arg(long, global = true, env = "SASRELAY_LOG")]
     pub log: Option<String>,
     /// Log format.
@@ -138,7 +151,8 @@ pub enum Command {
     /// List what Security Center holds now for one domain, normalised.
     Findings(findings::Args),
     /// Run the daemon: poll every configured source and domain, track lifecycles in the store,
-    /// deliver events to every sink. Stops cleanly on SIGTERM or SIGINT.
+    /// deliver events to every sink. Stops cleanly on SIGTERM or SIGINT; SIGHUP reloads the
+    /// configuration.
     Run(run::Args),
     /// The simulator and the daemon together, printing events to stdout: see findings flow
     /// within seconds, with no account and no config.
@@ -164,6 +178,13 @@ pub enum Command {
     /// Exit 0 when the running daemon answers ready (`GET /readyz` on `[admin] listen`), 1
     /// otherwise: for a container HEALTHCHECK.
     Healthcheck(healthcheck::Args),
+    /// The running daemon's health: every source × domain (state, last success, failures,
+    /// last error), every sink (outbox depth, oldest age, dead letters), open conditions.
+    Status(status::Args),
+    /// Make the running daemon read its configuration file again (`POST /-/reload`, like
+    /// SIGHUP) and print what changed; exit 78 when it refused the file (it keeps running the
+    /// configuration it had), with every error.
+    Reload(reload::Args),
     /// Routing tools.
     Route {
         /// What to do.
@@ -186,11 +207,13 @@ pub fn main() -> ExitCode {
         | Command::Silence { .. }
         | Command::DeadLetters { .. }
         | Command::Healthcheck(_)
+        | Command::Status(_)
+        | Command::Reload(_)
         | Command::Route { .. }
         | Command::Render(_)
         | Command::SendTest(_) => "warn",
     };
-    init_logging(cli.log.as_deref().unwrap_or(default_filter), cli.log_format);
+    let log = init_logging(cli.log.as_deref(), default_filter, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -201,30 +224,47 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(execute(cli.command))
+    runtime.block_on(execute(cli.command, log))
 }
 
-fn init_logging(filter: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+/// Logs to stderr through `pinned` (`--log`, `SASRELAY_LOG`) or `default`, in `format`; the
+/// filter that `run` changes from `[daemon] log` (unless pinned).
+fn init_logging(pinned: Option<&str>, default: &str, format: LogFormat) -> LogFilter {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_new(pinned.unwrap_or(default))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    // Escape codes only for a person at a terminal: a journal or a file gets plain text.
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let lines = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => registry.with(lines).init(),
+        LogFormat::Json => registry.with(lines.json().flatten_event(true)).init(),
     }
+    LogFilter::new(
+        move |f| {
+            let filter = tracing_subscriber::EnvFilter::try_new(f).map_err(|e| e.to_string())?;
+            handle.reload(filter).map_err(|e| e.to_string())
+        },
+        pinned.map(str::to_string),
+    )
 }
 
 /// Runs one subcommand.
-async fn execute(command: Command) -> ExitCode {
+async fn execute(command: Command, log: LogFilter) -> ExitCode {
     match command {
-        Command::Run(args) => run::run(args).await,
+        Command::Run(args) => run::run(args, log).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Simulate(args) => simulate::run(args).await,
         Command::Check(args) => check::run(args).await,
         Command::Silence { command } => silence::run(command).await,
         Command::Healthcheck(args) => healthcheck::run(args).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Reload(args) => reload::run(args).await,
         Command::DeadLetters { command } => dead_letters::run(command).await,
         Command::Route { command } => route::run(command).await,
         Command::Render(args) => render::run(args),
@@ -238,22 +278,6 @@ fn load_config(path: &Path) -> Result<config::Settings, ExitCode> {
         eprint!("{errs}");
         ExitCode::from(EXIT_CONFIG)
     })
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
 }
 
 /// Builds the sink named `name` from the configuration (secrets resolved).
@@ -280,12 +304,11 @@ fn configured_sink(
     })
 }
 
-/// Cancels `token` on SIGINT or SIGTERM.
+/// Cancels `token` on SIGTERM, SIGINT or SIGHUP (the foreground commands).
 fn cancel_on_signal(token: &CancellationToken) {
     let stop = token.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("Signal received.");
+        signals::wait_for_stop().await;
         stop.cancel();
     });
 }

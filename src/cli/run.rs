@@ -1,18 +1,20 @@
-//! `sasrelay run`: the daemon, until SIGTERM or SIGINT. It starts on what
-//! [`daemon::build`](crate::daemon::build) makes of the file, the step `sasrelay check` runs: a
-//! configuration it cannot start with (the file's errors, a sink secret that cannot be read, a
-//! malformed `whsec_` key…) is reported whole, as `check` reports it, and exits 78
-//! (`EX_CONFIG`), which the systemd unit does not restart on.
+//! `sasrelay run`: the daemon, until SIGTERM or SIGINT; SIGHUP (or `sasrelay reload`) reloads
+//! its configuration. It starts on what [`daemon::build`](crate::daemon::build) makes of the
+//! file, the step `sasrelay check` runs: a configuration it cannot start with (the file's
+//! errors, a sink secret that cannot be read, a malformed `whsec_` key…) is reported whole, as
+//! `check` reports it, and exits 78 (`EX_CONFIG`), which the systemd unit does not restart on.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{EXIT_CONFIG, cancel_on_signal};
+use super::EXIT_CONFIG;
+use super::signals::{self, Signals};
 use crate::config;
 use crate::credentials::env::ProcessEnv;
-use crate::daemon::{StartError, build};
+use crate::daemon::reload::{self, LogFilter};
+use crate::daemon::{Control, StartError, build};
 
 /// `sasrelay run` arguments.
 #[derive(Debug, clap::Args)]
@@ -22,21 +24,41 @@ pub struct Args {
     config: PathBuf,
 }
 
-/// Runs `run`.
-pub async fn run(args: Args) -> ExitCode {
+/// Runs `run`, with `log` the process's log filter (set from `[daemon] log`).
+pub async fn run(args: Args, log: LogFilter) -> ExitCode {
+    // First of all: until the handlers are installed, SIGHUP's default action kills the
+    // process, and `systemctl reload` may come as soon as the unit is started.
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install the signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let (reloads, queue) = reload::channel();
+    signals::serve_daemon(signals, shutdown.clone(), reloads);
     let built = match build::load(&args.config, &ProcessEnv) {
         Ok(b) => b,
         Err(errs) => return exit_code(StartError::Config(errs)),
     };
-    let shutdown = CancellationToken::new();
-    cancel_on_signal(&shutdown);
-    match crate::daemon::start(built, shutdown).await {
+    if shutdown.is_cancelled() {
+        // Stopped while the file was read: nothing was started.
+        return ExitCode::SUCCESS;
+    }
+    let control = Control {
+        shutdown,
+        reloads: Some(queue),
+        log: Some(log),
+    };
+    match crate::daemon::start(built, control).await {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => exit_code(e),
     }
 }
 
-/// The daemon on `settings` until `shutdown`, with its start errors mapped to exit codes.
+/// The daemon on `settings` until `shutdown` (or a signal), with its start errors mapped to
+/// exit codes.
 pub(super) async fn run_daemon_with(
     settings: config::Settings,
     shutdown: CancellationToken,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{parse_window, wait_for_signal};
+use super::{cancel_on_signal, parse_window};
 use crate::duration::HumanDuration;
 
 /// `sasrelay simulate` arguments.
@@ -76,11 +76,7 @@ async fn serve(cfg: crate::simulator::SimConfig) -> ExitCode {
     // Tests and scripts read this line to find the port when listening on :0.
     println!("sasrelay simulator listening on http://{addr} (AccessKey ID {key}); Ctrl-C stops it");
     let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        stop.cancel();
-    });
+    cancel_on_signal(&shutdown);
     match crate::simulator::serve(listener, sim, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -234,6 +234,63 @@ impl CredentialsConfig {
         }
     }
 
+    /// Problems in the credentials config itself, whatever the environment holds: a value out
+    /// of range, a malformed URL, an empty inline key id. `check` and `run` refuse these (exit
+    /// 78); what depends on the environment (an unset variable, a file not yet mounted) is
+    /// only a warning, since the source retries until it loads.
+    pub fn check_static(&self) -> Result<(), CredentialError> {
+        let mut p: Vec<String> = Vec::new();
+        let mut url = |key: &str, value: &Option<String>, normalise: fn(&str) -> String| {
+            if let Some(v) = value.as_deref().filter(|v| !v.trim().is_empty())
+                && let Err(e) = check_url(&normalise(v))
+            {
+                p.push(format!("{key}: {e}"));
+            }
+        };
+        let kind = match self {
+            CredentialsConfig::AccessKey(c) => {
+                if matches!(&c.access_key_id, AccessKeyId::Inline(id) if id.trim().is_empty()) {
+                    p.push("access_key_id is empty".into());
+                }
+                "access_key"
+            }
+            CredentialsConfig::Env(_) => "env",
+            CredentialsConfig::Rrsa(c) => {
+                url("sts_endpoint", &c.sts_endpoint, normalise_endpoint);
+                p.extend(
+                    c.role_session_name
+                        .as_deref()
+                        .and_then(session_name_problem),
+                );
+                p.extend(c.duration.and_then(duration_problem));
+                "rrsa"
+            }
+            CredentialsConfig::EcsRamRole(c) => {
+                url(
+                    "metadata_endpoint",
+                    &c.metadata_endpoint,
+                    normalise_http_endpoint,
+                );
+                p.extend(c.role_name.as_deref().and_then(role_name_problem));
+                "ecs_ram_role"
+            }
+            CredentialsConfig::Uri(c) => {
+                url("uri", &c.uri, |u| u.trim().to_string());
+                "uri"
+            }
+            CredentialsConfig::Default(c) => {
+                url("sts_endpoint", &c.sts_endpoint, |u| u.to_string());
+                url("metadata_endpoint", &c.metadata_endpoint, |u| u.to_string());
+                "default"
+            }
+        };
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(CredentialError::Config(format!("{kind}: {}", p.join("; "))))
+        }
+    }
+
     /// Checks the config against the environment, reading static secrets now.
     pub(crate) fn plan(&self, env: &dyn Env, now: OffsetDateTime) -> Result<Plan, CredentialError> {
         match self {
@@ -409,22 +466,9 @@ impl RrsaConfig {
             .clone()
             .or_else(|| env.non_empty(env::ROLE_SESSION_NAME))
             .unwrap_or_else(|| format!("sasrelay-{}", now.unix_timestamp()));
-        if !(2..=64).contains(&role_session_name.len())
-            || !role_session_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".@_-".contains(c))
-        {
-            problems.push(format!(
-                "role_session_name {role_session_name:?} must be 2-64 characters of A-Za-z0-9.@_-"
-            ));
-        }
+        problems.extend(session_name_problem(&role_session_name));
         let duration = self.duration.unwrap_or(DEFAULT_RRSA_DURATION);
-        if !(MIN_RRSA_DURATION..=MAX_RRSA_DURATION).contains(&duration) {
-            problems.push(format!(
-                "duration {}s is outside STS's range of 900s (15m) to 43200s (12h)",
-                duration.as_secs()
-            ));
-        }
+        problems.extend(duration_problem(duration));
         let sts_endpoint = self
             .sts_endpoint
             .as_deref()
@@ -447,6 +491,31 @@ impl RrsaConfig {
             sts_endpoint,
         })
     }
+}
+
+/// What is wrong with an RRSA `role_session_name`, if anything.
+fn session_name_problem(name: &str) -> Option<String> {
+    let valid = (2..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".@_-".contains(c));
+    (!valid).then(|| format!("role_session_name {name:?} must be 2-64 characters of A-Za-z0-9.@_-"))
+}
+
+/// What is wrong with an RRSA `duration`, if anything.
+fn duration_problem(duration: Duration) -> Option<String> {
+    (!(MIN_RRSA_DURATION..=MAX_RRSA_DURATION).contains(&duration)).then(|| {
+        format!(
+            "duration {}s is outside STS's range of 900s (15m) to 43200s (12h)",
+            duration.as_secs()
+        )
+    })
+}
+
+/// What is wrong with an ECS `role_name`, if anything.
+fn role_name_problem(role: &str) -> Option<String> {
+    role.contains(['/', '?', '#'])
+        .then(|| format!("role_name {role:?} must not contain '/', '?' or '#'"))
 }
 
 /// The SDK's STS endpoint choice.
@@ -478,10 +547,8 @@ impl EcsRamRoleConfig {
             .filter(|r| !r.trim().is_empty())
             .or_else(|| env.non_empty(env::ECS_METADATA))
             .map(|r| r.trim().to_string());
-        if let Some(r) = &role_name
-            && r.contains(['/', '?', '#'])
-        {
-            return Err(format!("role_name {r:?} must not contain '/', '?' or '#'"));
+        if let Some(problem) = role_name.as_deref().and_then(role_name_problem) {
+            return Err(problem);
         }
         Ok(EcsPlan {
             role_name,

@@ -5,8 +5,9 @@
 //! | Method and path | Body → answer |
 //! |---|---|
 //! | `GET /healthz` | → `ok`: the process answers (no authentication) |
-//! | `GET /readyz` | → `ready`, or 503 with the reason when the store cannot be read (no authentication) |
+//! | `GET /readyz` | → `ready`, or 503 naming why: the store cannot be written, or a source × domain is `blind` ([`crate::health`]; no authentication) |
 //! | `GET /metrics` | → Prometheus text ([`crate::daemon::metrics`]; no authentication: names and counts only) |
+//! | `GET /api/v1/status` | → [`StatusView`]: every source × domain's state, last success, last error and consecutive failures; every sink's depth, oldest age and dead letters; credentials; health episodes |
 //! | `GET /api/v1/silences` | → `{"silences": [SilenceView]}`, newest first |
 //! | `POST /api/v1/silences` | [`NewSilence`] → 201 `{"id", "silence": SilenceView}` |
 //! | `DELETE /api/v1/silences/{id}` | → 200 SilenceView (expired now), or 404 |
@@ -14,6 +15,7 @@
 //! | `GET /api/v1/dead-letters?sink=NAME&limit=N` | → `{"total", "dead_letters": [DeadLetterView]}`, newest first |
 //! | `POST /api/v1/dead-letters/replay` | [`ReplayRequest`] → [`ReplayReport`] |
 //! | `DELETE /api/v1/dead-letters/{sink}/{seq}` | → 200 DeadLetterView (discarded), or 404 |
+//! | `POST /-/reload` | → 200 [`ReloadAttempt`], or 422 `{"error", "attempt"}` when the file is refused (the running configuration is kept; [`crate::daemon::reload`]) |
 //!
 //! A replay puts dead letters back in their sink's outbox with the same idempotency key,
 //! zero attempts and a fresh `max_age` (see [`Store::replay_dead_letter`]), and wakes the
@@ -31,11 +33,10 @@
 //!
 //! Every request passes [`crate::daemon::door`] first (the `Host`, `Origin` and
 //! `Content-Type` rules, timeouts and the connection cap). When a token is configured every
-//! `/api/` request needs `Authorization: Bearer <token>`; the comparison is constant-time over
+//! `/api/` and `/-/` request needs `Authorization: Bearer <token>`; the comparison is constant-time over
 //! SHA-256 digests and the token is never logged. Bodies are capped at [`MAX_BODY`]; listings
 //! and silences are bounded too.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -49,11 +50,13 @@ use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::AdminSettings;
 use crate::daemon::door::{self, Screen};
+use crate::daemon::health::{Health, StatusView};
+use crate::daemon::reload::{Cause, ReloadAttempt, ReloadError, Reloads};
+use crate::daemon::wiring::ConfiguredSinks;
 use crate::event::{DeadLetter, Payload};
 use crate::pipeline::dispatch::Silences;
 use crate::pipeline::metrics::Metrics;
@@ -85,13 +88,18 @@ pub struct AdminState {
     pub store: Store,
     /// The bearer token every `/api/` request must carry, when configured.
     pub token: Option<Secret>,
-    /// The configured sinks, each with the wake of its delivery worker.
-    pub sinks: BTreeMap<String, Arc<Notify>>,
+    /// The configured sinks, each with the wake of its delivery worker (kept current across
+    /// reloads).
+    pub sinks: ConfiguredSinks,
     /// The daemon's counters, for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The daemon's health, for `/readyz`, `/api/v1/status` and `/metrics`.
+    pub health: Health,
     /// `[admin]`: the `Host` names, timeouts and connection cap of the door
     /// ([`crate::daemon::door`]) and the longest silence.
     pub settings: AdminSettings,
+    /// Reloads of the configuration, and how the last one went.
+    pub reload: Reloads,
 }
 
 /// `limit` of `/api/v1/dead-letters` when none is given.
@@ -120,11 +128,12 @@ pub struct DeadLetterView {
     pub enqueued_at: String,
     /// The idempotency key (the same after a replay).
     pub payload_id: String,
-    /// `event` or `digest`.
+    /// `event`, `digest` or `health` (a meta-event).
     pub payload: String,
-    /// The event kind (`new`, `resolved`, …) or, for a digest, how many events it holds.
+    /// The event kind (`new`, `resolved`, …), for a digest how many events it holds, for a
+    /// meta-event `firing` or `resolved`.
     pub what: String,
-    /// The finding's title, the summary, or the digest's headline.
+    /// The finding's title, the summary, the digest's or the meta-event's headline.
     pub title: String,
     /// Whether the sink is configured now (only then can it be replayed).
     pub configured: bool,
@@ -305,6 +314,7 @@ pub fn router(state: AdminState) -> Router {
     let screen = Arc::new(Screen::new(&state.settings));
     let state = Arc::new(state);
     let api = Router::new()
+        .route("/status", get(status))
         .route("/silences", get(list_silences).post(create_silence))
         .route("/silences/{id}", delete(expire_silence))
         .route("/suppressed", get(suppressed))
@@ -312,11 +322,15 @@ pub fn router(state: AdminState) -> Router {
         .route("/dead-letters/replay", post(replay_dead_letters))
         .route("/dead-letters/{sink}/{seq}", delete(discard_dead_letter))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let control = Router::new()
+        .route("/reload", post(reload))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .nest("/api/v1", api)
+        .nest("/-", control)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(screen, door::screen))
@@ -539,37 +553,79 @@ async fn store_stats(store: &Store) -> Result<crate::store::StoreStats, String> 
     }
 }
 
+fn now_ms() -> i64 {
+    crate::clock::unix_ms(time::OffsetDateTime::now_utc())
+}
+
+/// 503 naming every reason while the store cannot be written or a source × domain is blind.
 async fn readyz(State(state): State<Shared>) -> Response {
-    match store_stats(&state.store).await {
-        Ok(_) => "ready".into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "Not ready: the store cannot be read.");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not ready: store: {e}"),
-            )
-                .into_response()
-        }
+    let health = state.health.clone();
+    let not_ready = match tokio::task::spawn_blocking(move || {
+        let snapshot = health.snapshot(now_ms());
+        health.not_ready(&snapshot)
+    })
+    .await
+    {
+        Ok(reasons) => reasons,
+        Err(e) => vec![e.to_string()],
+    };
+    if not_ready.is_empty() {
+        return "ready".into_response();
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready: {}", not_ready.join("; ")),
+    )
+        .into_response()
+}
+
+async fn status(State(state): State<Shared>) -> Response {
+    let health = state.health.clone();
+    match tokio::task::spawn_blocking(move || health.status(now_ms())).await {
+        Ok(view) => axum::Json::<StatusView>(view).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {
     let stats = store_stats(&state.store).await.ok();
-    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let now_ms = now_ms();
+    let health = state.health.snapshot(now_ms);
+    let mut text =
+        crate::daemon::metrics::exposition(&state.metrics, stats.as_ref(), &health.sources, now_ms);
+    crate::daemon::metrics::render_reloads(&mut text, &state.reload.status());
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        crate::daemon::metrics::exposition(&state.metrics, stats.as_ref(), now_ms),
+        text,
     )
         .into_response()
 }
 
-fn rfc3339_ms(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
+/// `POST /-/reload`: reads the configuration file again ([`crate::daemon::reload`]).
+async fn reload(State(state): State<Shared>) -> Response {
+    match state.reload.reload(Cause::AdminApi).await {
+        Ok(attempt) => axum::Json(attempt).into_response(),
+        Err(ReloadError::Refused(attempt)) => refused(*attempt),
+        Err(e @ ReloadError::Unavailable) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// 422 with every error of a refused reload, one per line after the first.
+fn refused(attempt: ReloadAttempt) -> Response {
+    let message = format!(
+        "the configuration was not reloaded; the running one is kept. {} error{}:\n  {}",
+        attempt.errors.len(),
+        if attempt.errors.len() == 1 { "" } else { "s" },
+        attempt.errors.join("\n  ")
+    );
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        axum::Json(json!({ "error": message, "attempt": attempt })),
+    )
+        .into_response()
 }
 
 /// The listing row of one dead letter.
@@ -590,15 +646,20 @@ pub fn dead_letter_view(
                 .unwrap_or_default(),
         ),
         Payload::Digest(d) => ("digest", format!("{} events", d.events.len()), d.headline()),
+        Payload::Health(h) => (
+            "health",
+            h.status.as_str().to_string(),
+            crate::render::health::headline(h, crate::render::Lang::En),
+        ),
     };
     DeadLetterView {
         sink: sink.to_string(),
         seq,
-        dead_at: rfc3339_ms(letter.dead_at_ms),
+        dead_at: crate::clock::rfc3339_ms(letter.dead_at_ms),
         reason: letter.reason.clone(),
         last_response: letter.last_response.clone(),
         attempts: letter.entry.attempts,
-        enqueued_at: rfc3339_ms(letter.entry.enqueued_at_ms),
+        enqueued_at: crate::clock::rfc3339_ms(letter.entry.enqueued_at_ms),
         payload_id: letter.entry.payload.id().to_string(),
         payload: payload.to_string(),
         what,
@@ -687,7 +748,7 @@ async fn replay_dead_letters(State(state): State<Shared>, body: Bytes) -> Respon
             format!("at most {MAX_REPLAY_SEQS} seqs per request"),
         );
     }
-    let Some(wake) = state.sinks.get(&req.sink).cloned() else {
+    let Some(wake) = state.sinks.get(&req.sink) else {
         return error(
             StatusCode::CONFLICT,
             format!(

@@ -31,6 +31,8 @@ pub struct Built {
     pub sinks: Vec<Sink>,
     /// `[admin] token`, read, when the admin API listens with one.
     pub admin_token: Option<Secret>,
+    /// `[health] heartbeat_url`, read and checked, when there is one.
+    pub heartbeat: Option<reqwest::Url>,
     /// What does not stop the daemon: the file's warnings (a shadowed route…) and each source
     /// whose credentials cannot be loaded now, in file order.
     pub warnings: Vec<ConfigError>,
@@ -52,6 +54,8 @@ pub fn build(checked: Checked, env: &dyn Env) -> Result<Built, ConfigErrors> {
     require_sections(&settings, &mut errors);
     let sinks = build_sinks(&settings, env, &mut errors);
     let admin_token = admin_token(&settings, env, &mut errors);
+    let heartbeat = heartbeat_url(&settings, env, &mut errors);
+    errors.extend(source_errors(&settings));
     let mut warnings = settings.warnings.clone();
     warnings.extend(source_warnings(&settings, env));
     warnings.sort_by_key(|w| (w.line, w.column));
@@ -62,6 +66,7 @@ pub fn build(checked: Checked, env: &dyn Env) -> Result<Built, ConfigErrors> {
             state,
             sinks,
             admin_token,
+            heartbeat,
             warnings,
         }),
         _ => Err(ConfigErrors(errors)),
@@ -149,12 +154,54 @@ fn admin_token(
     }
 }
 
+/// `[health] heartbeat_url`, read now: a secret that cannot be read, or whose URL is not one
+/// sasrelay sends to, stops the start. An inline URL was checked with the file.
+fn heartbeat_url(
+    settings: &Settings,
+    env: &dyn Env,
+    errors: &mut Vec<ConfigError>,
+) -> Option<reqwest::Url> {
+    let url = settings.health.heartbeat_url.as_ref()?;
+    let checked = url
+        .resolve_with(&|k| env.var(k))
+        .and_then(|text| crate::sinks::http::parse_url(text.expose(), false, url.is_secret()));
+    match checked {
+        Ok(u) => Some(u),
+        Err(e) => {
+            if url.is_secret() {
+                let message = format!("the heartbeat URL: {e}");
+                errors.push(settings.positions.error("health.heartbeat_url", message));
+            }
+            None
+        }
+    }
+}
+
+/// Each source whose credentials config is wrong whatever the environment holds (a value out
+/// of range, a malformed URL), as an error at its `credentials` key.
+fn source_errors(settings: &Settings) -> Vec<ConfigError> {
+    settings
+        .sources
+        .iter()
+        .filter_map(|s| {
+            let e = s.credentials.check_static().err()?;
+            let key = format!("{}.credentials", settings.positions.source(&s.name));
+            Some(
+                settings
+                    .positions
+                    .error(&key, format!("source {:?}: {e}", s.name)),
+            )
+        })
+        .collect()
+}
+
 /// Each source whose credentials cannot be loaded from the environment now, as a warning at
-/// its `credentials` key.
+/// its `credentials` key (those with a static problem are errors already).
 fn source_warnings(settings: &Settings, env: &dyn Env) -> Vec<ConfigError> {
     settings
         .sources
         .iter()
+        .filter(|s| s.credentials.check_static().is_ok())
         .filter_map(|s| {
             let e = s.credentials.check_offline(env).err()?;
             let key = format!("{}.credentials", settings.positions.source(&s.name));
@@ -220,6 +267,40 @@ mod tests {
             "{}",
             errs.0[3]
         );
+    }
+
+    #[test]
+    fn a_credentials_config_wrong_whatever_the_environment_is_an_error() {
+        for (creds, needle) in [
+            (
+                r#"{ type = "rrsa", duration = "1m", sts_endpoint = "ftp://sts.example" }"#,
+                "duration 60s is outside",
+            ),
+            (r#"{ type = "uri", uri = "not a url" }"#, "uri:"),
+            (
+                r#"{ type = "ecs_ram_role", role_name = "a/b" }"#,
+                "role_name",
+            ),
+            (
+                r#"{ type = "default", sts_endpoint = "gopher://x" }"#,
+                "sts_endpoint",
+            ),
+        ] {
+            let text = format!(
+                "[[source]]\nname = \"prod\"\nregion = \"cn-hangzhou\"\ncredentials = {creds}\n\n[state]\ndirectory = \"s\"\n\n[[sink]]\nname = \"out\"\ntype = \"stdout\"\n"
+            );
+            let errs = built(&text, &[])
+                .err()
+                .unwrap_or_else(|| panic!("{creds} passed"));
+            assert_eq!(errs.0.len(), 1, "{errs}");
+            assert_eq!(errs.0[0].key, "source[0].credentials", "{errs}");
+            assert_eq!(errs.0[0].line, 4, "{errs}");
+            assert!(errs.0[0].message.contains(needle), "{creds}: {errs}");
+        }
+        // Only the environment missing: a warning, not an error (the source retries).
+        let text = "[[source]]\nname = \"prod\"\nregion = \"cn-hangzhou\"\ncredentials = { type = \"rrsa\" }\n\n[state]\ndirectory = \"s\"\n\n[[sink]]\nname = \"out\"\ntype = \"stdout\"\n";
+        let ok = built(text, &[]).unwrap();
+        assert_eq!(ok.warnings.len(), 1, "{:?}", ok.warnings);
     }
 
     #[test]

@@ -12,10 +12,11 @@
 //! | `sasrelay_start_time_seconds` | gauge | |
 //! | `sasrelay_polls_total` | counter | `source`, `domain`, `outcome` (`ok`, `error`) |
 //! | `sasrelay_poll_consecutive_failures` | gauge | `source`, `domain` |
-//! | `sasrelay_last_successful_poll_timestamp_seconds` | gauge | `source`, `domain` |
+//! | `sasrelay_last_successful_poll_timestamp_seconds` | gauge (0 until a poll ever succeeded; an earlier run's success counts) | `source`, `domain` |
+//! | `sasrelay_source_health` | gauge (1 for the current state, 0 for the others) | `source`, `domain`, `state` (`starting`, `ok`, `degraded`, `blind`; [`crate::health`]) |
 //! | `sasrelay_last_poll_duration_seconds` | gauge | `source`, `domain` |
 //! | `sasrelay_findings_observed` | gauge (last successful poll) | `source`, `domain` |
-//! | `sasrelay_poll_errors_total` | counter | `source`, `domain`, `reason` (`throttled`, `server`, `auth`, `permission`, `request`, `timeout`, `unreachable`, `error_code_in_200`, `list_missing`, `not_a_list`, `page_too_large`, `body_too_large`, `truncated`, `invalid`, `too_many_pages`, `credentials`, `store`) |
+//! | `sasrelay_poll_errors_total` | counter | `source`, `domain`, `action` (the Security Center action that failed, `none` for a store failure or a source that could not connect), `reason` (`throttled`, `server`, `auth`, `permission`, `request`, `timeout`, `unreachable`, `error_code_in_200`, `list_missing`, `not_a_list`, `page_too_large`, `body_too_large`, `truncated`, `invalid`, `too_many_pages`, `credentials` (a poll, or a source that could not connect), `connect`, `store`) |
 //! | `sasrelay_quarantined_records_total` | counter (sightings) | `source`, `domain` |
 //! | `sasrelay_events_total` | counter | `source`, `domain`, `outcome` (`enqueued`, `grouped`, `silenced`, `muted`, `dropped`, `duplicate`) |
 //! | `sasrelay_delivery_attempts_total` | counter | `sink`, `outcome` (`delivered`, `retry`, `dead_letter`) |
@@ -23,28 +24,65 @@
 //! | `sasrelay_outbox_oldest_age_seconds` | gauge (0 when empty) | `sink` |
 //! | `sasrelay_dead_letters` | gauge | `sink` |
 //! | `sasrelay_store_size_bytes` | gauge | |
+//! | `sasrelay_config_last_reload_successful` | gauge (1 before any reload) | |
+//! | `sasrelay_config_last_reload_success_timestamp_seconds` | gauge (the start before any) | |
+//! | `sasrelay_config_reloads_total` | counter | `outcome` (`success`, `failure`) |
 //!
-//! The alerts an operator wants: `time() - sasrelay_last_successful_poll_timestamp_seconds`
-//! above a few intervals (Security Center unreadable), `sasrelay_outbox_oldest_age_seconds`
-//! growing (a sink is down), and an entry given up:
+//! The alerts an operator wants (the README has them as rules):
+//! `sasrelay_source_health{state="blind"} == 1` (a source × domain cannot be read, including
+//! one that never succeeded), `time() - sasrelay_last_successful_poll_timestamp_seconds`
+//! above a few intervals (the gauge is 0 until a first success, so "never" fires too),
+//! `sasrelay_outbox_oldest_age_seconds` growing (a sink is down), and an entry given up:
 //! `increase(sasrelay_delivery_attempts_total{outcome="dead_letter"}[1h]) > 0`
 //! (`sasrelay_dead_letters` is a gauge, so `increase()` does not apply to it).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::daemon::reload::ReloadStatus;
+use crate::health::{SourceHealth, State};
 use crate::pipeline::metrics::{DeliveryFigures, Metrics, PollFigures};
 use crate::store::StoreStats;
 
-/// The exposition text of `metrics` and `store` (when it could be read) at `now_ms`.
-pub fn exposition(metrics: &Metrics, store: Option<&StoreStats>, now_ms: i64) -> String {
-    render(
+/// The exposition text of `metrics`, `store` (when it could be read) and the `health` of
+/// every source × domain at `now_ms`.
+pub fn exposition(
+    metrics: &Metrics,
+    store: Option<&StoreStats>,
+    health: &[SourceHealth],
+    now_ms: i64,
+) -> String {
+    let mut out = render(
         metrics.start_unix(),
         &metrics.polls(),
         &metrics.deliveries(),
         store,
         now_ms,
-    )
+    );
+    render_health(&mut out, health);
+    out
+}
+
+/// `sasrelay_source_health`: one series per source × domain and state, 1 for the current.
+fn render_health(out: &mut String, health: &[SourceHealth]) {
+    header(
+        out,
+        "sasrelay_source_health",
+        "gauge",
+        "1 for the current state of a source and domain (starting, ok, degraded, blind), 0 for the others.",
+    );
+    for h in health {
+        for state in State::ALL {
+            let _ = writeln!(
+                out,
+                "sasrelay_source_health{{source=\"{}\",domain=\"{}\",state=\"{}\"}} {}",
+                label(&h.source),
+                h.domain.as_str(),
+                state.as_str(),
+                u8::from(h.verdict.state == state)
+            );
+        }
+    }
 }
 
 /// The `outcome` label of `sasrelay_events_total` for each dispatch outcome.
@@ -139,8 +177,13 @@ fn render_polls(out: &mut String, polls: &BTreeMap<(String, &'static str), PollF
         (
             "sasrelay_last_successful_poll_timestamp_seconds",
             "gauge",
-            "When the last successful poll ended (unix seconds; absent before the first).",
-            |f| vec![("", f.last_success_unix.map(|t| format!("{t:.3}")))],
+            "When the last successful poll ended (unix seconds; 0 until a poll ever succeeded).",
+            |f| {
+                vec![(
+                    "",
+                    Some(format!("{:.3}", f.last_success_unix.unwrap_or(0.0))),
+                )]
+            },
         ),
         (
             "sasrelay_last_poll_duration_seconds",
@@ -198,12 +241,13 @@ fn render_poll_problems(out: &mut String, polls: &BTreeMap<(String, &'static str
         "Failed polls, by reason.",
     );
     for ((s, d), f) in polls {
-        for (reason, n) in &f.errors {
+        for ((action, reason), n) in &f.errors {
             let _ = writeln!(
                 out,
-                "sasrelay_poll_errors_total{{source=\"{}\",domain=\"{}\",reason=\"{}\"}} {n}",
+                "sasrelay_poll_errors_total{{source=\"{}\",domain=\"{}\",action=\"{}\",reason=\"{}\"}} {n}",
                 label(s),
                 label(d),
+                label(action),
                 label(reason)
             );
         }
@@ -293,13 +337,55 @@ fn render_store(out: &mut String, store: &StoreStats, now_ms: i64) {
     let _ = writeln!(out, "sasrelay_store_size_bytes {}", store.size_on_disk);
 }
 
+/// Appends the configuration-reload series of `status` (pure).
+pub fn render_reloads(out: &mut String, status: &ReloadStatus) {
+    header(
+        out,
+        "sasrelay_config_last_reload_successful",
+        "gauge",
+        "Whether the last configuration reload succeeded (1 before any).",
+    );
+    let _ = writeln!(
+        out,
+        "sasrelay_config_last_reload_successful {}",
+        u8::from(status.last_successful())
+    );
+    header(
+        out,
+        "sasrelay_config_last_reload_success_timestamp_seconds",
+        "gauge",
+        "When the configuration in force was read: the start or the last successful reload (unix seconds).",
+    );
+    let _ = writeln!(
+        out,
+        "sasrelay_config_last_reload_success_timestamp_seconds {:.3}",
+        status.loaded_at_unix
+    );
+    header(
+        out,
+        "sasrelay_config_reloads_total",
+        "counter",
+        "Configuration reloads, by outcome.",
+    );
+    let _ = writeln!(
+        out,
+        "sasrelay_config_reloads_total{{outcome=\"success\"}} {}",
+        status.succeeded
+    );
+    let _ = writeln!(
+        out,
+        "sasrelay_config_reloads_total{{outcome=\"failure\"}} {}",
+        status.failed
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
 
     use crate::pipeline::dispatch::Dispatched;
-    use crate::pipeline::metrics::DeliveryOutcome;
+    use crate::pipeline::metrics::{DeliveryOutcome, PollFailure};
     use crate::store::SinkStats;
 
     fn value(text: &str, series: &str) -> Option<f64> {
@@ -320,8 +406,18 @@ mod tests {
             silenced: 2,
             ..Dispatched::default()
         };
-        m.poll_failed("prod", "alerts", Duration::from_millis(250), "list_missing");
-        m.poll_failed("prod", "alerts", Duration::from_millis(250), "list_missing");
+        for _ in 0..2 {
+            m.poll_failed(
+                "prod",
+                "alerts",
+                Duration::from_millis(250),
+                PollFailure {
+                    action: "DescribeSuspEvents",
+                    reason: "list_missing",
+                    error: "no list",
+                },
+            );
+        }
         m.poll_ok(
             "prod",
             "alerts",
@@ -336,7 +432,16 @@ mod tests {
             9,
             &dispatched,
         );
-        m.poll_failed("prod", "alerts", Duration::from_millis(100), "server");
+        m.poll_failed(
+            "prod",
+            "alerts",
+            Duration::from_millis(100),
+            PollFailure {
+                action: "DescribeSuspEvents",
+                reason: "server",
+                error: "503",
+            },
+        );
         m.quarantined("prod", "baseline", 2);
         m.delivery("hook", DeliveryOutcome::Retry);
         m.delivery("hook", DeliveryOutcome::Delivered);
@@ -354,7 +459,33 @@ mod tests {
                 next_due_at_ms: None,
             },
         );
-        let t = exposition(&m, Some(&store), 70_500);
+        let health = [crate::health::SourceHealth {
+            source: "prod".into(),
+            domain: crate::finding::Domain::Alerts,
+            verdict: crate::health::Verdict {
+                state: State::Degraded,
+                why: String::new(),
+            },
+            last_error: None,
+        }];
+        let t = exposition(&m, Some(&store), &health, 70_500);
+        for (state, v) in [
+            ("starting", 0.0),
+            ("ok", 0.0),
+            ("degraded", 1.0),
+            ("blind", 0.0),
+        ] {
+            assert_eq!(
+                value(
+                    &t,
+                    &format!(
+                        "sasrelay_source_health{{source=\"prod\",domain=\"alerts\",state=\"{state}\"}}"
+                    )
+                ),
+                Some(v),
+                "{state}"
+            );
+        }
         let sd = r#"source="prod",domain="alerts""#;
         assert_eq!(
             value(&t, &format!("sasrelay_polls_total{{{sd},outcome=\"ok\"}}")),
@@ -374,14 +505,18 @@ mod tests {
         assert_eq!(
             value(
                 &t,
-                &format!("sasrelay_poll_errors_total{{{sd},reason=\"list_missing\"}}")
+                &format!(
+                    "sasrelay_poll_errors_total{{{sd},action=\"DescribeSuspEvents\",reason=\"list_missing\"}}"
+                )
             ),
             Some(2.0)
         );
         assert_eq!(
             value(
                 &t,
-                &format!("sasrelay_poll_errors_total{{{sd},reason=\"server\"}}")
+                &format!(
+                    "sasrelay_poll_errors_total{{{sd},action=\"DescribeSuspEvents\",reason=\"server\"}}"
+                )
             ),
             Some(1.0)
         );
@@ -435,7 +570,8 @@ mod tests {
             )
             .is_some()
         );
-        // A registered poller that has not polled yet shows zeros and no success time.
+        // A registered poller that has not polled yet shows zeros, its last success too (so
+        // `time() - …` alerts on a source that never succeeded).
         let base = r#"source="prod",domain="baseline""#;
         assert_eq!(
             value(
@@ -444,12 +580,12 @@ mod tests {
             ),
             Some(0.0)
         );
-        assert!(
+        assert_eq!(
             value(
                 &t,
                 &format!("sasrelay_last_successful_poll_timestamp_seconds{{{base}}}")
-            )
-            .is_none()
+            ),
+            Some(0.0)
         );
         for (outcome, n) in [("delivered", 1.0), ("retry", 1.0), ("dead_letter", 1.0)] {
             assert_eq!(
@@ -482,7 +618,7 @@ mod tests {
     fn every_line_is_well_formed_and_labels_are_escaped() {
         let m = Metrics::new(0.0);
         m.register(&[("we\"ird\\src\nname".into(), "alerts")], &["a\"b".into()]);
-        let t = exposition(&m, None, 0);
+        let t = exposition(&m, None, &[], 0);
         assert!(t.contains(r#"source="we\"ird\\src\nname""#), "{t}");
         assert!(t.contains(r#"sink="a\"b""#), "{t}");
         let mut typed = std::collections::BTreeSet::new();
@@ -504,5 +640,36 @@ mod tests {
         }
         // Without the store's figures, no store series.
         assert!(!t.contains("sasrelay_outbox_depth"));
+    }
+
+    #[test]
+    fn reloads_are_exposed_as_the_last_outcome_and_counters() {
+        let mut status = ReloadStatus {
+            loaded_at_unix: 1000.5,
+            succeeded: 2,
+            failed: 1,
+            ..ReloadStatus::default()
+        };
+        let mut t = String::new();
+        render_reloads(&mut t, &status);
+        assert_eq!(
+            value(&t, "sasrelay_config_last_reload_successful"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&t, "sasrelay_config_last_reload_success_timestamp_seconds"),
+            Some(1000.5)
+        );
+        assert_eq!(
+            value(&t, r#"sasrelay_config_reloads_total{outcome="failure"}"#),
+            Some(1.0)
+        );
+        status.last = Some(crate::daemon::reload::ReloadAttempt::default());
+        let mut t = String::new();
+        render_reloads(&mut t, &status);
+        assert_eq!(
+            value(&t, "sasrelay_config_last_reload_successful"),
+            Some(0.0)
+        );
     }
 }

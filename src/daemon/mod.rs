@@ -1,52 +1,63 @@
 //! The daemon: [`run`] is wiring only. Everything that can be wrong with the configuration is
 //! found first, by [`build`] (the step `sasrelay check` runs too), before the store is opened;
-//! then [`start`] opens the store, makes the dispatcher from the built sinks, binds the admin
-//! API (unless `[admin] listen = "off"`), spawns the tasks, waits for shutdown and stops them
-//! in order.
+//! then [`start`] opens the store (once, for the life of the process), binds the admin API
+//! (unless `[admin] listen = "off"`), starts the [`wiring`] (sinks' workers, sources, grouper,
+//! routes) and the process-long tasks, takes reload requests ([`reload`]) until shutdown, and
+//! stops everything in order.
 //!
 //! Every long-running job is a [`crate::task::Task`] driven by the runner in [`tasks`], which
 //! owns looping, cancellation, backoff and the failure log: per sink a delivery worker
 //! (`deliver`); per source a `connect` ([`sources`]), then per domain a poller (`poll`); the
-//! grouper (`group`); the pruner (`prune`, [`prune`]); the systemd heartbeat (`watchdog`,
-//! [`notify::Watchdog`]). The admin API is a server, spawned beside them; [`door`] accepts its
+//! grouper (`group`); the pruner (`prune`, [`prune`]); the health monitor (`health`,
+//! [`health::Monitor`]) and the ping to a dead man's switch (`heartbeat`, [`heartbeat`]); the
+//! systemd heartbeat (`watchdog`, [`notify::Watchdog`]). The admin API is a server, spawned beside them; [`door`] accepts its
 //! connections and screens its requests.
+//!
+//! A reload (SIGHUP, `POST /-/reload`) reads and builds the file as `check` does; an invalid
+//! file changes nothing. A valid one rebuilds the wiring on the same store: routes change for
+//! the next event, each sink's new worker takes over its outbox once the old one finished the
+//! delivery in flight, changed sources restart once their poll in progress is done (see
+//! [`wiring`] for why nothing is lost or sent twice). `[state]` and `[admin]` stay as they
+//! were started.
 //!
 //! Shutdown (SIGTERM/SIGINT, or the caller's token): polling stops first (a poll in progress
 //! finishes, or is dropped before its cursor moves once the grace period is over — both are
 //! safe), then the workers finish the delivery in flight within the grace period, then the
 //! store is flushed. The log says whether the shutdown was clean. The tasks are spawned on two
-//! trackers, the pollers' and the workers', each stopped by its own token.
+//! trackers, the pollers' and the workers', each stopped by its own token; the wiring's parts
+//! have trackers and tokens of their own under those.
 
 pub mod admin;
 pub mod build;
 pub mod door;
+pub mod health;
+pub mod heartbeat;
 pub mod metrics;
 pub mod notify;
 pub mod prune;
+pub mod reload;
 pub mod sources;
 pub mod tasks;
+pub mod wiring;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
-use crate::credentials::CredentialContext;
 use crate::credentials::env::ProcessEnv;
 use crate::daemon::admin::AdminState;
+use crate::daemon::health::{Health, Monitor};
+use crate::daemon::heartbeat::Heartbeat;
 use crate::daemon::notify::{Notifier, Watchdog};
 use crate::daemon::prune::Pruner;
-use crate::daemon::sources::{Connect, PollerParts};
-use crate::pipeline::delivery::Worker;
-use crate::pipeline::dispatch::{Dispatcher, Silences, SinkHandle};
-use crate::pipeline::grouper::Grouper;
+use crate::daemon::reload::{LogFilter, ReloadQueue, Reloader, Reloads};
+use crate::daemon::wiring::{ConfiguredSinks, Ground, Wiring};
+use crate::pipeline::dispatch::Silences;
 use crate::pipeline::metrics::Metrics;
-use crate::sinks::Sink;
 use crate::store::Store;
 
 /// Why the daemon could not start.
@@ -82,6 +93,30 @@ pub struct StopReport {
     pub clean: bool,
 }
 
+/// What the daemon is run with besides its configuration: how it is stopped, and what may
+/// change it while it runs.
+pub struct Control {
+    /// Cancelled to stop the daemon (SIGTERM, SIGINT, or the caller).
+    pub shutdown: CancellationToken,
+    /// Reload requests (SIGHUP, `POST /-/reload`); `None`: the daemon never reloads (the
+    /// demo), and `POST /-/reload` answers 503.
+    pub reloads: Option<ReloadQueue>,
+    /// The process's log filter, set from `[daemon] log` at start and on reload; `None`: left
+    /// as it is.
+    pub log: Option<LogFilter>,
+}
+
+impl Control {
+    /// Stopped by `shutdown`, never reloaded, the log filter left alone.
+    pub fn new(shutdown: CancellationToken) -> Control {
+        Control {
+            shutdown,
+            reloads: None,
+            log: None,
+        }
+    }
+}
+
 /// Builds `settings` ([`build::build`]) and runs until `shutdown` is cancelled.
 pub async fn run(
     settings: Settings,
@@ -92,74 +127,72 @@ pub async fn run(
         errors: Vec::new(),
     };
     let built = build::build(checked, &ProcessEnv).map_err(StartError::Config)?;
-    start(built, shutdown).await
+    start(built, Control::new(shutdown)).await
 }
 
-/// Runs what [`build`] built until `shutdown` is cancelled: nothing here can fail for a reason
-/// `sasrelay check` would have reported.
-pub async fn start(
-    built: build::Built,
-    shutdown: CancellationToken,
-) -> Result<StopReport, StartError> {
+/// Runs what [`build`] built until `control.shutdown` is cancelled, reloading on each request
+/// of `control.reloads`: nothing here can fail for a reason `sasrelay check` would have
+/// reported. The store is opened once, here; a reload rebuilds the [`wiring`] on it.
+pub async fn start(built: build::Built, control: Control) -> Result<StopReport, StartError> {
     let build::Built {
         settings,
         state,
         sinks,
         admin_token,
+        heartbeat,
         warnings,
     } = built;
     for w in &warnings {
         tracing::warn!(warning = %w, "The configuration has a warning; sasrelay starts anyway.");
     }
+    if let Some(log) = &control.log {
+        log.apply(settings.log.as_deref());
+    }
     let store = Store::open(&state.directory)?;
-    let handles = sink_handles(sinks, &store);
     let silences = Arc::new(Silences::load(store.clone())?);
-    let metrics = registered_metrics(&settings, &handles);
+    let (reloads, mut queue) = match control.reloads {
+        Some(queue) => (queue.handle(), Some(queue)),
+        None => (Reloads::default(), None),
+    };
+    let metrics = Arc::new(Metrics::default());
+    let health = Health::new(metrics.clone(), store.clone());
+    let ground = Ground {
+        store: store.clone(),
+        silences: silences.clone(),
+        metrics,
+        health: health.clone(),
+        http: http_client()?,
+        configured: ConfiguredSinks::default(),
+    };
     // Bound before anything is spawned, so a taken port fails the start cleanly.
     let admin = match settings.admin.listen {
-        Some(addr) => Some(
-            bind_admin(
-                &settings,
-                admin_token,
-                addr,
-                &store,
-                &silences,
-                &handles,
-                &metrics,
-            )
-            .await?,
-        ),
+        Some(addr) => {
+            Some(bind_admin(&settings, admin_token.clone(), addr, &ground, &reloads).await?)
+        }
         None => None,
     };
-    let grouper_wake = Arc::new(Notify::new());
-    let dispatcher = Arc::new(Dispatcher::new(
-        settings.router.clone(),
-        handles.clone(),
-        silences.clone(),
-        store.clone(),
-        grouper_wake.clone(),
-    ));
-    let tasks = Tasks::default();
-    let credentials = CredentialContext::new(
-        http_client()?,
-        tasks.stop_polling.clone(),
-        tasks.pollers.clone(),
-    );
-    let parts = PollerParts {
-        store: store.clone(),
-        dispatcher,
-        metrics,
+    let mut reloader = Reloader {
+        file: settings.file.clone(),
+        state: state.clone(),
+        admin: (settings.admin.clone(), admin_token),
+        log: control.log,
+        reloads,
     };
-    tasks.deliver(&handles, &settings, &parts);
-    tasks.group(&handles, grouper_wake, &parts);
-    tasks.connect(&settings, &credentials, &parts);
+    let tasks = Tasks::default();
+    let mut wiring = Wiring::start(ground, tasks.clone(), settings, sinks, heartbeat);
+    let orphaned = wiring.orphaned_outboxes();
+    for o in &orphaned {
+        tracing::warn!(sink = %o.sink, pending = o.pending, "The outbox holds entries for a sink that is no longer configured; they stay until it returns.");
+    }
+    reloader.started(orphaned);
     tasks.prune(Pruner::new(store.clone(), silences, &state));
+    tasks.health(&health);
     if let Some((listener, admin)) = admin {
         tasks.serve_admin(listener, admin);
     }
     tracing::info!(
-        sources = settings.sources.len(),
-        sinks = handles.len(),
+        sources = wiring.settings().sources.len(),
+        sinks = wiring.settings().sinks.len(),
         state = %state.directory.display(),
         "sasrelay running."
     );
@@ -168,50 +201,28 @@ pub async fn start(
     notifier.send("READY=1\nSTATUS=Polling Security Center and delivering.");
     tasks.watchdog(&notifier);
 
-    shutdown.cancelled().await;
-    notifier.send("STOPPING=1\nSTATUS=Shutting down.");
-    Ok(tasks.stop(settings.shutdown_grace, &store).await)
-}
-
-/// One handle per configured sink: the sink built, and the wake of its worker. Warns about
-/// outboxes of sinks no longer configured (their entries wait for the sink to return).
-fn sink_handles(sinks: Vec<Sink>, store: &Store) -> BTreeMap<String, SinkHandle> {
-    let mut handles = BTreeMap::new();
-    for sink in sinks {
-        let handle = SinkHandle {
-            sink: Arc::new(sink),
-            wake: Arc::new(Notify::new()),
-        };
-        handles.insert(handle.sink.name().to_string(), handle);
-    }
-    for name in store.sinks_with_entries() {
-        if !handles.contains_key(&name) {
-            tracing::warn!(sink = %name, pending = store.depth(&name), "The outbox holds entries for a sink that is no longer configured; they stay until it returns.");
+    loop {
+        tokio::select! {
+            biased;
+            _ = control.shutdown.cancelled() => break,
+            () = next_reload(&mut reloader, queue.as_mut(), &mut wiring) => {}
         }
     }
-    handles
+    notifier.send("STOPPING=1\nSTATUS=Shutting down.");
+    let grace = wiring.settings().shutdown_grace;
+    Ok(tasks.stop(grace, &store, wiring).await)
 }
 
-/// The daemon's counters, with a series for every poller and sink from the start.
-fn registered_metrics(settings: &Settings, handles: &BTreeMap<String, SinkHandle>) -> Arc<Metrics> {
-    let metrics = Arc::new(Metrics::default());
-    metrics.register(
-        &settings
-            .sources
-            .iter()
-            .flat_map(|s| s.polls.iter().map(|p| (s.name.clone(), p.domain.as_str())))
-            .collect::<Vec<_>>(),
-        &handles.keys().cloned().collect::<Vec<_>>(),
-    );
-    metrics
-}
-
-/// The wake of every sink's worker, by sink name.
-fn wakes(handles: &BTreeMap<String, SinkHandle>) -> BTreeMap<String, Arc<Notify>> {
-    handles
-        .iter()
-        .map(|(name, h)| (name.clone(), h.wake.clone()))
-        .collect()
+/// Does the next reload request; never resolves without a queue (nothing asks).
+async fn next_reload(
+    reloader: &mut Reloader,
+    queue: Option<&mut ReloadQueue>,
+    wiring: &mut Wiring,
+) {
+    match queue {
+        Some(queue) => reloader.next(queue, wiring).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Binds `addr` for the admin API, which requires `token` (`[admin] token`, read by
@@ -220,10 +231,8 @@ async fn bind_admin(
     settings: &Settings,
     token: Option<crate::secret::Secret>,
     addr: std::net::SocketAddr,
-    store: &Store,
-    silences: &Arc<Silences>,
-    handles: &BTreeMap<String, SinkHandle>,
-    metrics: &Arc<Metrics>,
+    ground: &Ground,
+    reloads: &Reloads,
 ) -> Result<(TcpListener, AdminState), StartError> {
     let listener = TcpListener::bind(addr)
         .await
@@ -233,12 +242,14 @@ async fn bind_admin(
             reason: e.to_string(),
         })?;
     let state = AdminState {
-        silences: silences.clone(),
-        store: store.clone(),
+        silences: ground.silences.clone(),
+        store: ground.store.clone(),
         token,
-        sinks: wakes(handles),
-        metrics: metrics.clone(),
+        sinks: ground.configured.clone(),
+        metrics: ground.metrics.clone(),
+        health: ground.health.clone(),
         settings: settings.admin.clone(),
+        reload: reloads.clone(),
     };
     Ok((listener, state))
 }
@@ -252,11 +263,12 @@ fn http_client() -> Result<reqwest::Client, StartError> {
         .map_err(|e| StartError::Other(format!("cannot build HTTP client: {e}")))
 }
 
-/// The daemon's tasks, in the two groups shutdown stops one after the other.
-#[derive(Default)]
+/// The daemon's tasks, in the two groups shutdown stops one after the other. Cheap to clone
+/// (the trackers and tokens are shared).
+#[derive(Clone, Default)]
 struct Tasks {
-    /// Connects, pollers, the grouper, the pruner, the admin API, the watchdog and the
-    /// credential refreshers.
+    /// The pruner, the health monitor and heartbeat, the admin API, the watchdog, and the [`wiring`]'s sources (connects,
+    /// pollers, credential refreshers) and grouper.
     pollers: TaskTracker,
     /// Cancelled first at shutdown: no new poll, group close or prune starts.
     stop_polling: CancellationToken,
@@ -267,53 +279,22 @@ struct Tasks {
 }
 
 impl Tasks {
-    /// One delivery worker per sink.
-    fn deliver(
-        &self,
-        handles: &BTreeMap<String, SinkHandle>,
-        settings: &Settings,
-        parts: &PollerParts,
-    ) {
-        for handle in handles.values() {
-            let worker = Worker::new(
-                handle.sink.clone(),
-                parts.store.clone(),
-                settings.delivery,
-                handle.wake.clone(),
-            )
-            .with_metrics(parts.metrics.clone());
-            tasks::spawn(&self.workers, worker, &self.stop_delivering);
-        }
-    }
-
-    /// The grouper, woken by dispatch through `wake`; it sends reminders too.
-    fn group(
-        &self,
-        handles: &BTreeMap<String, SinkHandle>,
-        wake: Arc<Notify>,
-        parts: &PollerParts,
-    ) {
-        let grouper = Grouper::new(parts.store.clone(), wakes(handles), wake)
-            .with_reminders(parts.dispatcher.clone());
-        tasks::spawn(&self.pollers, grouper, &self.stop_polling);
-    }
-
-    /// One connect per source; each starts its source's pollers once connected.
-    fn connect(&self, settings: &Settings, credentials: &CredentialContext, parts: &PollerParts) {
-        for source in &settings.sources {
-            let connect = Connect::new(
-                source.clone(),
-                credentials.clone(),
-                parts.clone(),
-                self.pollers.clone(),
-                self.stop_polling.clone(),
-            );
-            tasks::spawn(&self.pollers, connect, &self.stop_polling);
-        }
-    }
-
     fn prune(&self, pruner: Pruner) {
         tasks::spawn(&self.pollers, pruner, &self.stop_polling);
+    }
+
+    /// The health monitor (meta-events) and the heartbeat (idle without
+    /// `[health] heartbeat_url`).
+    fn health(&self, health: &Health) {
+        tasks::spawn(
+            &self.pollers,
+            Monitor::new(health.clone()),
+            &self.stop_polling,
+        );
+        match Heartbeat::new(health.clone()) {
+            Ok(h) => drop(tasks::spawn(&self.pollers, h, &self.stop_polling)),
+            Err(e) => tracing::error!(error = %e, "Cannot send heartbeats."),
+        }
     }
 
     fn serve_admin(&self, listener: TcpListener, state: AdminState) {
@@ -348,7 +329,7 @@ impl Tasks {
 
     /// Polling stops, then the workers finish the delivery in flight, all within `grace`;
     /// then the store is flushed.
-    async fn stop(self, grace: Duration, store: &Store) -> StopReport {
+    async fn stop(self, grace: Duration, store: &Store, wiring: Wiring) -> StopReport {
         tracing::info!(
             grace_s = grace.as_secs(),
             "Shutting down: polling stops, in-flight deliveries finish."
@@ -357,9 +338,13 @@ impl Tasks {
         self.pollers.close();
         self.stop_delivering.cancel();
         self.workers.close();
+        let parts = wiring.stop();
         let finished = tokio::time::timeout(grace, async {
             self.pollers.wait().await;
             self.workers.wait().await;
+            for part in parts {
+                part.wait().await;
+            }
         })
         .await
         .is_ok();

@@ -72,6 +72,12 @@ impl Pruner {
         {
             tracing::error!(error = %e, "Pruning the suppression log failed.");
         }
+        if let Err(e) = self
+            .store
+            .prune_quarantined(now_ms.saturating_sub(retention))
+        {
+            tracing::error!(error = %e, "Pruning quarantined records failed.");
+        }
         self.silences
             .prune(crate::routing::to_timestamp(now), self.retention);
     }

@@ -2,7 +2,9 @@
 //! client) and then starts one poller per domain. A credentials outage at boot must not
 //! crash-loop the daemon, so a failed connect is retried by the runner with its backoff (1 s
 //! doubling to 5 min) until it works or the daemon stops; every failure is logged at ERROR,
-//! since until it connects the source is not read at all.
+//! since until it connects the source is not read at all. Each failure counts as a failed poll
+//! of every domain of the source (`reason` `credentials`, or `connect`), so its domains are
+//! `blind` ([`crate::health`]) from the first one.
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::credentials::CredentialContext;
 use crate::credentials::env::ProcessEnv;
+use crate::daemon::health::Health;
 use crate::daemon::tasks;
 use crate::pipeline::dispatch::Dispatcher;
 use crate::pipeline::metrics::Metrics;
@@ -28,6 +31,8 @@ pub struct PollerParts {
     pub dispatcher: Arc<Dispatcher>,
     /// The daemon's counters.
     pub metrics: Arc<Metrics>,
+    /// The daemon's health, which follows each connected source's credential refresher.
+    pub health: Health,
 }
 
 /// Connects one source, then spawns its pollers on `tracker`, stopped by `shutdown`.
@@ -79,12 +84,31 @@ impl Task for Connect {
     }
 
     async fn step(&mut self) -> Result<Next, TaskError> {
+        let name = &self.settings.name;
         match Source::connect(self.settings.clone(), &ProcessEnv, &self.ctx).await {
             Ok(source) => {
+                if let Some(status) = source.credential_status() {
+                    self.parts.health.watch_credentials(name, status);
+                }
                 self.start_pollers(source);
                 Ok(Next::Done)
             }
             Err(e) => {
+                // Nothing of the source is read until it connects: every domain failed.
+                let reason = if e.starts_with(&format!("source {name}: credentials: ")) {
+                    "credentials"
+                } else {
+                    "connect"
+                };
+                let domains: Vec<&'static str> = self
+                    .settings
+                    .polls
+                    .iter()
+                    .map(|p| p.domain.as_str())
+                    .collect();
+                self.parts
+                    .metrics
+                    .connect_failed(name, &domains, reason, &e);
                 Err(TaskError::retryable("Cannot connect the source; retrying.", e).urgent(true))
             }
         }

@@ -62,6 +62,10 @@ const BATCH: usize = 32;
 const IDLE: Duration = Duration::from_secs(60);
 /// Pause after the outbox could not be read or updated.
 const STORE_PAUSE_MS: i64 = 5_000;
+
+/// The longest wait this worker ever sets (a backoff step, a `Retry-After`, a rate limit). An
+/// entry due later than this from now was scheduled before the wall clock stepped back.
+pub const MAX_WAIT: Duration = Duration::from_secs(3600);
 /// Due entries looked at when deciding whether to fold a backlog.
 const FOLD_SCAN: usize = 2048;
 /// Route name of a folded backlog digest.
@@ -107,7 +111,7 @@ pub fn decide(
     match outcome {
         Outcome::Delivered { .. } => Verdict::Ack,
         Outcome::Throttled { after } => Verdict::Wait {
-            until_ms: now_ms + (*after).min(Duration::from_secs(3600)).as_millis() as i64,
+            until_ms: now_ms + (*after).min(MAX_WAIT).as_millis() as i64,
         },
         Outcome::Permanent { reason, response } => Verdict::Dead {
             reason: reason.clone(),
@@ -131,7 +135,7 @@ pub fn decide(
                 };
             }
             let curve = Backoff::saturating(policy.retry_initial_delay, policy.retry_max_delay);
-            let wait = curve.delay_honouring(attempts, jitter, *after, Duration::from_secs(3600));
+            let wait = curve.delay_honouring(attempts, jitter, *after, MAX_WAIT);
             Verdict::Retry {
                 at_ms: now_ms + wait.as_millis() as i64,
                 reason: reason.clone(),
@@ -235,7 +239,7 @@ pub async fn fold_backlog(
             .iter()
             .filter_map(|e| match &e.payload {
                 Payload::Event(ev) => Some((**ev).clone()),
-                Payload::Digest(_) => None,
+                Payload::Digest(_) | Payload::Health(_) => None,
             })
             .collect();
         let digest = Digest::new(BACKLOG_ROUTE, BTreeMap::new(), events, now);
@@ -308,10 +312,11 @@ impl Worker {
     async fn refill(&mut self, now_ms: i64) -> bool {
         let sink = self.sink.clone();
         let name = sink.name();
+        let due_by = self.clamp_to_clock(now_ms);
         let due = if now_ms < self.paused_until_ms {
             Vec::new()
         } else {
-            match self.store.due(name, now_ms, BATCH) {
+            match self.store.due(name, due_by, BATCH) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(sink = %name, error = %e, "Cannot read the outbox; retrying in 5s.");
@@ -349,6 +354,26 @@ impl Worker {
         };
         self.batch = due.into();
         true
+    }
+
+    /// Due times are wall-clock milliseconds. After the clock steps back, entries (and a store
+    /// pause) would wait for the step on top of their delay; anything due later than
+    /// [`MAX_WAIT`] from now can only come from before such a step, so it is taken as due now
+    /// (one early retry at worst), with a warning. Returns the time to read due entries by.
+    fn clamp_to_clock(&mut self, now_ms: i64) -> i64 {
+        let horizon = now_ms.saturating_add(MAX_WAIT.as_millis() as i64);
+        self.paused_until_ms = self.paused_until_ms.min(now_ms + STORE_PAUSE_MS);
+        match self.store.next_due_at(self.sink.name()) {
+            Some(at) if at > horizon => {
+                tracing::warn!(
+                    sink = %self.sink.name(),
+                    ahead_s = (at - now_ms) / 1000,
+                    "An entry is due later than any retry delay: the wall clock stepped back. Retrying the waiting entries now."
+                );
+                i64::MAX
+            }
+            _ => now_ms,
+        }
     }
 
     /// How to wait when nothing is due at `now_ms`: until the next entry is due or the pause

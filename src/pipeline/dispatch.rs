@@ -10,6 +10,9 @@
 //!
 //! Every write is idempotent per event (outbox and group guards, suppression keys), so the
 //! re-poll after a crash repeats it harmlessly.
+//!
+//! A configuration reload replaces the routes and sinks whole ([`Dispatcher::reroute`]): each
+//! event is routed by the routes in force when its dispatch starts, old or new, never a mix.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -187,13 +190,30 @@ impl Silences {
 
 /// Applies routing decisions to the store.
 pub struct Dispatcher {
+    /// The routes and sinks in force; replaced whole by [`Dispatcher::reroute`], read once per
+    /// event or reminder pass.
+    routes: RwLock<Arc<Routes>>,
+    silences: Arc<Silences>,
+    store: Store,
+    grouper: Arc<Notify>,
+}
+
+/// What a configuration routes by: the router and the sinks it names.
+struct Routes {
     router: Router,
     /// The router's targets when they are the same for every event (no routing configured).
     fixed: Option<Vec<Target>>,
     sinks: BTreeMap<String, SinkHandle>,
-    silences: Arc<Silences>,
-    store: Store,
-    grouper: Arc<Notify>,
+}
+
+impl Routes {
+    fn new(router: Router, sinks: BTreeMap<String, SinkHandle>) -> Arc<Routes> {
+        Arc::new(Routes {
+            fixed: router.fixed_targets(),
+            router,
+            sinks,
+        })
+    }
 }
 
 /// A group's id: its route, sink and group key.
@@ -216,18 +236,25 @@ impl Dispatcher {
         grouper: Arc<Notify>,
     ) -> Dispatcher {
         Dispatcher {
-            fixed: router.fixed_targets(),
-            router,
-            sinks,
+            routes: RwLock::new(Routes::new(router, sinks)),
             silences,
             store,
             grouper,
         }
     }
 
-    /// The sinks, by name.
-    pub fn sinks(&self) -> &BTreeMap<String, SinkHandle> {
-        &self.sinks
+    /// From now on, routes by `router` to `sinks` (a configuration reload). A dispatch in
+    /// progress finishes with the routes it started with.
+    pub fn reroute(&self, router: Router, sinks: BTreeMap<String, SinkHandle>) {
+        *self.routes.write().unwrap_or_else(PoisonError::into_inner) = Routes::new(router, sinks);
+    }
+
+    /// The routes in force now.
+    fn routes(&self) -> Arc<Routes> {
+        self.routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Routes `event` and writes what the decision says. Call [`Dispatcher::wake`] with the
@@ -251,12 +278,13 @@ impl Dispatcher {
         };
         // Without routing rules and silences the targets do not depend on the event: skip
         // building its subject.
+        let routes = self.routes();
         let decided;
-        let (targets, silence) = match &self.fixed {
+        let (targets, silence) = match &routes.fixed {
             Some(fixed) if self.silences.is_empty() => (fixed.as_slice(), None),
             _ => {
                 let subject = Subject::from_event(event);
-                decided = self.router.decide(&subject, ts);
+                decided = routes.router.decide(&subject, ts);
                 if decided.dropped {
                     out.dropped += 1;
                     tracing::debug!(event = %event.id, "No route sends this event anywhere; dropped.");
@@ -269,7 +297,7 @@ impl Dispatcher {
             }
         };
         for target in targets {
-            let Some(handle) = self.sinks.get(&target.sink) else {
+            let Some(handle) = routes.sinks.get(&target.sink) else {
                 tracing::warn!(sink = %target.sink, route = %target.route, "A route names a sink that is not configured; skipped.");
                 continue;
             };
@@ -380,6 +408,7 @@ impl Dispatcher {
         let now_ms = unix_ms(now);
         let ts = to_timestamp(now);
         let mut out = Dispatched::default();
+        let routes = self.routes();
         for (key, r) in self.store.due_reminders(now_ms, 1_000)? {
             let open = self
                 .store
@@ -388,7 +417,7 @@ impl Dispatcher {
                     rec.status == RecordStatus::Active && rec.generation == r.generation
                 });
             let subject = Subject::from_event(&r.event);
-            let decision = self.router.decide(&subject, ts);
+            let decision = routes.router.decide(&subject, ts);
             let target = decision
                 .targets
                 .iter()
@@ -419,8 +448,9 @@ impl Dispatcher {
 
     /// Wakes the workers and the grouper `out` names. Call after the batch is durable.
     pub fn wake(&self, out: &Dispatched) {
+        let routes = self.routes();
         for name in &out.wake {
-            if let Some(h) = self.sinks.get(name) {
+            if let Some(h) = routes.sinks.get(name) {
                 h.wake.notify_one();
             }
         }

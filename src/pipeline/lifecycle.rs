@@ -115,56 +115,6 @@ pub fn explain_gone(diff: &mut Diff, closed: Vec<Finding>, now: OffsetDateTime) 
     explained
 }
 
-/// When a finding that left a snapshot is believed gone: one sweep that misses it is not
-/// evidence enough (an odd answer, a short listing), so it must be missed by several complete
-/// sweeps in a row; and a sweep in which a large share of what is open vanishes at once is
-/// held longer, since that looks more like a broken answer than like a mass fix.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct GoneRule {
-    /// Complete sweeps in a row that must miss a finding (at least 1).
-    pub sweeps: u32,
-    /// A sweep that would resolve more than this share of the open findings...
-    pub hold_share: f64,
-    /// ... and at least this many of them, is a mass disappearance...
-    pub hold_at_least: usize,
-    /// ... which needs this many sweeps in a row instead.
-    pub hold_sweeps: u32,
-}
-
-impl Default for GoneRule {
-    fn default() -> Self {
-        GoneRule {
-            sweeps: 2,
-            hold_share: 0.5,
-            hold_at_least: 20,
-            hold_sweeps: 4,
-        }
-    }
-}
-
-impl GoneRule {
-    /// The verdict for one complete sweep that missed `vanished` of the `open` (active) findings
-    /// known before it: how many sweeps in a row must miss a finding, and whether this is a
-    /// mass disappearance.
-    pub fn judge(&self, vanished: usize, open: usize) -> Verdict {
-        let mass =
-            vanished >= self.hold_at_least && vanished as f64 > self.hold_share * open as f64;
-        Verdict {
-            needed: if mass { self.hold_sweeps } else { self.sweeps },
-            mass,
-        }
-    }
-}
-
-/// What [`GoneRule::judge`] decided for one sweep.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Verdict {
-    /// Complete sweeps in a row that must miss a finding before it resolves as `gone`.
-    pub needed: u32,
-    /// The sweep's disappearances are a mass disappearance ([`GoneRule::hold_share`]).
-    pub mass: bool,
-}
-
 /// What a sweep's end decided about the findings it missed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Confirmation {
@@ -176,7 +126,7 @@ pub struct Confirmation {
     pub mass: bool,
 }
 
-/// Applies a [`Verdict`] to the `gone` changes of a complete snapshot (after [`explain_gone`]):
+/// Applies a [`GoneVerdict`](crate::record::GoneVerdict) to the `gone` changes of a complete snapshot (after [`explain_gone`]):
 /// a finding the sweep missed resolves as `gone` only when `needed` complete sweeps in a row
 /// missed it; until then its record stays open with the count of misses, and no event is
 /// sent. A finding Security Center closed with a reason (a lookup by id) is evidence and
@@ -415,6 +365,7 @@ fn remembered(f: &Finding, coverage: Coverage) -> Remembered {
 mod tests {
     use super::*;
     use crate::finding::{Host, Kubernetes, Severity};
+    use crate::record::GoneRule;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-11-26 12:00 UTC);

@@ -18,19 +18,42 @@ pub struct PollFigures {
     pub failed: u64,
     /// Failures since the last success.
     pub consecutive_failures: u64,
-    /// When the last successful poll ended (unix seconds).
+    /// When the last successful poll ended (unix seconds), this run or, as the store's cursor
+    /// remembers it, an earlier one ([`Metrics::remember_success`]).
     pub last_success_unix: Option<f64>,
+    /// When a page of a poll was last read and committed in this run (unix seconds): a long
+    /// poll still reading is not mistaken for a stalled one ([`Metrics::poll_page`]).
+    pub last_page_unix: Option<f64>,
+    /// Why the latest failed poll failed (control characters removed, at most
+    /// [`MAX_ERROR_CHARS`]); cleared by a success.
+    pub last_error: Option<String>,
     /// How long the last poll (successful or not) took.
     pub last_duration: Duration,
     /// Findings the last successful poll listed.
     pub observed: u64,
     /// What dispatch did with the events, by outcome.
     pub events: BTreeMap<&'static str, u64>,
-    /// Failed polls by reason ([`crate::sas::error::SasError::reason_label`], or `store`).
-    pub errors: BTreeMap<&'static str, u64>,
+    /// Failed polls by (action, reason): the Security Center action that failed (`none` when
+    /// no call failed) and [`crate::sas::error::SasError::reason_label`] (or `store`).
+    pub errors: BTreeMap<(String, &'static str), u64>,
     /// Sightings of records that could not be read and were quarantined.
     pub quarantined: u64,
 }
+
+/// Why a poll failed, for [`Metrics::poll_failed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PollFailure<'a> {
+    /// The Security Center action that failed; `none` when no call failed (the store, a
+    /// source that could not connect).
+    pub action: &'a str,
+    /// [`crate::sas::error::SasError::reason_label`], `store`, `credentials` or `connect`.
+    pub reason: &'static str,
+    /// What went wrong, as `/api/v1/status` and meta-events show it.
+    pub error: &'a str,
+}
+
+/// Most characters of a poll's error kept for `/api/v1/status` and meta-events.
+pub const MAX_ERROR_CHARS: usize = 500;
 
 /// Counters of one sink's worker.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -108,6 +131,7 @@ impl Metrics {
         let f = polls.entry((source.to_string(), domain)).or_default();
         f.ok += 1;
         f.consecutive_failures = 0;
+        f.last_error = None;
         f.last_success_unix = Some(crate::clock::unix_seconds_now());
         f.last_duration = took;
         f.observed = observed as u64;
@@ -123,20 +147,65 @@ impl Metrics {
         }
     }
 
-    /// A failed poll of `source`/`domain` that took `took`, for `reason`.
+    /// A page of a poll of `source`/`domain` was read and committed: the source is being read,
+    /// whatever the poll's length.
+    pub fn poll_page(&self, source: &str, domain: &'static str) {
+        let mut polls = self.polls.lock().unwrap_or_else(PoisonError::into_inner);
+        let f = polls.entry((source.to_string(), domain)).or_default();
+        f.last_page_unix = Some(crate::clock::unix_seconds_now());
+    }
+
+    /// A failed poll of `source`/`domain` that took `took`, as `failure` says.
     pub fn poll_failed(
         &self,
         source: &str,
         domain: &'static str,
         took: Duration,
-        reason: &'static str,
+        failure: PollFailure<'_>,
     ) {
         let mut polls = self.polls.lock().unwrap_or_else(PoisonError::into_inner);
         let f = polls.entry((source.to_string(), domain)).or_default();
         f.failed += 1;
-        *f.errors.entry(reason).or_default() += 1;
+        *f.errors
+            .entry((failure.action.to_string(), failure.reason))
+            .or_default() += 1;
         f.consecutive_failures += 1;
         f.last_duration = took;
+        f.last_error = Some(crate::text::truncate_chars(
+            &crate::text::strip_control(failure.error),
+            MAX_ERROR_CHARS,
+        ));
+    }
+
+    /// A source that could not connect (its credentials, its client): a failed poll of
+    /// every one of its `domains`, for `reason` (action `none`: no call was made), since none
+    /// of them was read.
+    pub fn connect_failed(
+        &self,
+        source: &str,
+        domains: &[&'static str],
+        reason: &'static str,
+        error: &str,
+    ) {
+        for domain in domains {
+            let failure = PollFailure {
+                action: "none",
+                reason,
+                error,
+            };
+            self.poll_failed(source, domain, Duration::ZERO, failure);
+        }
+    }
+
+    /// The last success of `source`/`domain` before this run (the store's cursor), shown
+    /// until this run's first success: `sasrelay_last_successful_poll_timestamp_seconds`
+    /// then tells the time since Security Center was last read across restarts.
+    pub fn remember_success(&self, source: &str, domain: &'static str, unix: f64) {
+        let mut polls = self.polls.lock().unwrap_or_else(PoisonError::into_inner);
+        let f = polls.entry((source.to_string(), domain)).or_default();
+        if f.last_success_unix.is_none() {
+            f.last_success_unix = Some(unix);
+        }
     }
 
     /// A poll of `source`/`domain` listed `n` records that could not be read.
@@ -200,7 +269,16 @@ mod tests {
             if ok {
                 m.poll_ok("prod", "alerts", Duration::from_secs(2), 7, &dispatched);
             } else {
-                m.poll_failed("prod", "alerts", Duration::from_millis(100), "server");
+                m.poll_failed(
+                    "prod",
+                    "alerts",
+                    Duration::from_millis(100),
+                    PollFailure {
+                        action: "DescribeSuspEvents",
+                        reason: "server",
+                        error: "HTTP 503\u{1b}[2J",
+                    },
+                );
             }
         }
         m.delivery("hook", DeliveryOutcome::Retry);
@@ -209,6 +287,11 @@ mod tests {
         let alerts = &polls[&("prod".to_string(), "alerts")];
         assert_eq!((alerts.ok, alerts.failed), (1, 3));
         assert_eq!(alerts.consecutive_failures, 1);
+        assert_eq!(alerts.last_error.as_deref(), Some("HTTP 503 [2J"));
+        assert_eq!(
+            alerts.errors,
+            BTreeMap::from([(("DescribeSuspEvents".to_string(), "server"), 3)])
+        );
         assert_eq!(alerts.last_duration, Duration::from_millis(100));
         assert_eq!(alerts.observed, 7);
         assert_eq!(alerts.events["enqueued"], 3);

@@ -61,8 +61,8 @@ use crate::backoff::Backoff;
 use crate::event::Event;
 use crate::finding::{Domain, Finding};
 use crate::pipeline::dispatch::{Dispatched, Dispatcher};
-use crate::pipeline::lifecycle::{self, Confirmation, Coverage, Diff, GoneRule};
-use crate::pipeline::metrics::Metrics;
+use crate::pipeline::lifecycle::{self, Confirmation, Coverage, Diff};
+use crate::pipeline::metrics::{Metrics, PollFailure};
 use crate::record::{Record, RecordStatus};
 use crate::sas::models::Quarantined;
 use crate::sas::source::{
@@ -70,6 +70,9 @@ use crate::sas::source::{
 };
 use crate::store::{self, Backfill, Cursor, QuarantineEntry, Store, StoreError};
 use crate::task::{Label, Next, Task, TaskError};
+
+/// A watermark this far past now is worth a warning (less is a clock's ordinary drift).
+const FUTURE_WATERMARK_SLACK_MS: i64 = 5_000;
 
 /// How far back a first start reads container-firewall records (the API needs a window).
 pub const FIREWALL_FIRST_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -176,7 +179,6 @@ pub struct Poller {
     store: Store,
     dispatcher: Arc<Dispatcher>,
     metrics: Arc<Metrics>,
-    gone_rule: GoneRule,
     /// Cancelled by the daemon's shutdown (its pollers' token): a poll stops at the next page
     /// boundary instead of reading on.
     stop: CancellationToken,
@@ -196,7 +198,6 @@ impl Poller {
             store,
             dispatcher,
             metrics: Arc::default(),
-            gone_rule: GoneRule::default(),
             stop: CancellationToken::new(),
         }
     }
@@ -206,12 +207,6 @@ impl Poller {
     /// start reads the same window again.
     pub fn with_stop(mut self, stop: CancellationToken) -> Self {
         self.stop = stop;
-        self
-    }
-
-    /// Resolves findings that left a snapshot by `rule` instead of the default.
-    pub fn with_gone_rule(mut self, rule: GoneRule) -> Self {
-        self.gone_rule = rule;
         self
     }
 
@@ -242,7 +237,8 @@ impl Poller {
             }
             Probe::Sweep(p) => p,
         };
-        let window = self.window(cursor.as_ref(), first, now);
+        let ahead_at_start = self.clock_ahead_ms();
+        let window = self.window(cursor.as_ref(), first, now, ahead_at_start);
         let carried = cursor.and_then(|c| c.backfill).unwrap_or_default();
         let resumed_first_start = carried.remainders.iter().any(|r| r.first_start);
         let remainders = carried
@@ -304,7 +300,9 @@ impl Poller {
             domain,
             &Cursor {
                 v: crate::store::CURSOR_SCHEMA,
-                watermark_ms: Some(now_ms),
+                // Security Center's now when the poll began, as far as its answers tell: a
+                // local clock stepped forward must not move the window past what it holds.
+                watermark_ms: Some(now_ms - ahead_at_start.max(self.clock_ahead_ms())),
                 initialised: true,
                 last_success_ms: now_ms,
                 // Findings awaiting confirmation need the next sweep, whatever the probe says.
@@ -317,15 +315,40 @@ impl Poller {
         Ok(report)
     }
 
+    /// How far the local clock runs ahead of Security Center's, as its answers tell (0 when
+    /// behind or not known yet).
+    fn clock_ahead_ms(&self) -> i64 {
+        let clock = self.source.client().service_clock();
+        clock.ahead_ms().unwrap_or(0).max(0)
+    }
+
     /// What the poll reads besides what is open now: since the watermark minus the overlap
-    /// (nothing on a first start; firewall records of the last day then).
-    fn window(&self, cursor: Option<&Cursor>, first: bool, now: OffsetDateTime) -> ReadWindow {
+    /// (nothing on a first start; firewall records of the last day then). The watermark is
+    /// clamped to Security Center's now (the local clock less `ahead_ms`): one written while
+    /// the clock ran ahead, before its answers told, would otherwise skip what happens until
+    /// the clock catches up with it.
+    fn window(
+        &self,
+        cursor: Option<&Cursor>,
+        first: bool,
+        now: OffsetDateTime,
+        ahead_ms: i64,
+    ) -> ReadWindow {
         let overlap =
             time::Duration::try_from(self.source.settings.overlap).unwrap_or(time::Duration::ZERO);
-        let since = cursor
-            .and_then(|c| c.watermark_ms)
+        let service_now_ms = crate::clock::unix_ms(now) - ahead_ms;
+        let watermark = cursor.and_then(|c| c.watermark_ms).filter(|_| !first);
+        if let Some(w) = watermark.filter(|w| *w > service_now_ms + FUTURE_WATERMARK_SLACK_MS) {
+            tracing::warn!(
+                source = %self.source.settings.name,
+                domain = self.poll.domain.as_str(),
+                ahead_s = (w - service_now_ms) / 1000,
+                "The watermark is ahead of now (the clock stepped back?); reading from now less the overlap instead."
+            );
+        }
+        let since = watermark
+            .map(|w| w.min(service_now_ms))
             .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok())
-            .filter(|_| !first)
             .map(|w| w - overlap);
         let firewall_first = time::Duration::try_from(FIREWALL_FIRST_WINDOW).unwrap_or_default();
         ReadWindow {
@@ -399,7 +422,10 @@ impl Poller {
             now,
         );
         report.silently_tracked += diff.silently_tracked;
-        self.write(diff, now, report).await
+        self.write(diff, now, report).await?;
+        self.metrics
+            .poll_page(&settings.name, self.poll.domain.as_str());
+        Ok(())
     }
 
     /// Writes a diff in the crash-safe order: events, then the records they justify, then one
@@ -456,7 +482,7 @@ impl Poller {
                 }
             }
         })?;
-        let verdict = self.gone_rule.judge(missed.len(), open);
+        let verdict = self.source.settings.gone.judge(missed.len(), open);
         let mut confirmation = Confirmation {
             vanished: missed.len(),
             pending: 0,
@@ -585,7 +611,7 @@ impl Poller {
                 source = self.name(),
                 domain,
                 vanished = c.vanished,
-                sweeps = self.gone_rule.hold_sweeps,
+                sweeps = self.source.settings.gone.hold_sweeps,
                 "A large share of the open findings left the list in one sweep; holding them open until that many sweeps in a row agree."
             );
         } else {
@@ -730,15 +756,21 @@ impl Task for Poller {
                 Ok(Next::After(self.poll.interval))
             }
             Err(e) => {
-                let reason = match &e {
-                    PollError::Read(err) => err.reason_label(),
-                    PollError::Store(_) => "store",
+                let (action, reason) = match &e {
+                    PollError::Read(err) => (err.action().unwrap_or("none"), err.reason_label()),
+                    PollError::Store(_) => ("none", "store"),
+                };
+                let error = e.to_string();
+                let failure = PollFailure {
+                    action,
+                    reason,
+                    error: &error,
                 };
                 self.metrics.poll_failed(
                     self.name(),
                     self.poll.domain.as_str(),
                     started.elapsed(),
-                    reason,
+                    failure,
                 );
                 if let PollError::Store(err) = &e {
                     self.store.heal(err);

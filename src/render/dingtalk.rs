@@ -13,6 +13,10 @@
 //! `at` exists for `markdown` only (DingTalk ignores it on action cards; configured mentions on
 //! an action card give a warning). A configured keyword is put in the title and the text unless
 //! they already contain it, and is never cut off.
+//!
+//! A meta-event ([`crate::event::HealthEvent`]) is a `text` message instead:
+//! `{"msgtype":"text","text":{"content":"<keyword> [sasrelay] FIRING: …\n…\n@138…"},"at":{…},"msgUuid":…}`,
+//! the same mentions, no template.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -20,7 +24,7 @@ use serde_json::{Value, json};
 use super::engine::Engine;
 use super::view::{self, link_label, links};
 use super::{Budget, Lang, MAX_SHRINK, Rendered, TemplateKind, escape, zone_or_utc};
-use crate::event::Payload;
+use crate::event::{HealthEvent, Payload};
 use crate::finding::LinkKind;
 use crate::text::{clip, json_len, truncate_json};
 
@@ -167,6 +171,11 @@ fn mentions(opts: &DingTalkOptions, warnings: &mut Vec<String>) -> (Vec<String>,
     (mobiles, ids)
 }
 
+/// `@<mobile>` and `@<user id>`, as DingTalk shows the mentions listed in `at`.
+fn mention_tags(mobiles: &[String], ids: &[String]) -> Vec<String> {
+    mobiles.iter().chain(ids).map(|m| format!("@{m}")).collect()
+}
+
 /// The trimmed entries of `list` that pass `ok`; each other one adds a warning naming `what`
 /// (`feishu user id`). For configured mentions, which the sink's check already refused, so
 /// only a direct caller of the renderer meets the warning.
@@ -239,6 +248,9 @@ pub fn encoded_len(body: &Value) -> usize {
 
 /// Renders `payload` as a DingTalk robot body.
 pub fn render(payload: &Payload, opts: &DingTalkOptions) -> Rendered<Value> {
+    if let Payload::Health(h) = payload {
+        return health(h, opts);
+    }
     let mut warnings = Vec::new();
     let lang = opts.lang;
     let tz = zone_or_utc(&opts.timezone, &mut warnings);
@@ -264,10 +276,7 @@ pub fn render(payload: &Payload, opts: &DingTalkOptions) -> Rendered<Value> {
         warnings.push("dingtalk action cards cannot mention anyone; mentions ignored".into());
     }
 
-    let headline = match payload {
-        Payload::Event(e) => view::event_headline(e, lang),
-        Payload::Digest(d) => view::digest_headline(d, lang),
-    };
+    let headline = view::headline(payload, lang);
     let mut title = clip(&escape::dingtalk(&headline), 100);
     if let Some(k) = &keyword
         && !title.contains(k.as_str())
@@ -278,11 +287,7 @@ pub fn render(payload: &Payload, opts: &DingTalkOptions) -> Rendered<Value> {
     // What follows the template's text and is never cut: mentions, then the keyword.
     let mut suffix = String::new();
     if msg_type == MsgType::Markdown {
-        let tags: Vec<String> = mobiles
-            .iter()
-            .chain(&ids)
-            .map(|m| format!("@{m}"))
-            .collect();
+        let tags = mention_tags(&mobiles, &ids);
         if !tags.is_empty() {
             suffix.push_str("\n\n");
             suffix.push_str(&tags.join(" "));
@@ -325,6 +330,26 @@ pub fn render(payload: &Payload, opts: &DingTalkOptions) -> Rendered<Value> {
         body,
         warnings,
         level,
+    }
+}
+
+/// A meta-event as a `text` message (module doc): the keyword first unless the text holds
+/// it, then the plain lines, then the mentions.
+fn health(h: &HealthEvent, opts: &DingTalkOptions) -> Rendered<Value> {
+    let mut warnings = Vec::new();
+    let (mobiles, ids) = mentions(opts, &mut warnings);
+    let tags = mention_tags(&mobiles, &ids);
+    let keyword = opts.keyword.as_deref();
+    let content = super::health::message(h, opts.lang, escape::slack_plain, keyword, &tags);
+    Rendered {
+        body: json!({
+            "msgtype": "text",
+            "text": {"content": content},
+            "at": {"atMobiles": mobiles, "atUserIds": ids, "isAtAll": opts.at_all},
+            "msgUuid": h.id,
+        }),
+        warnings,
+        level: 0,
     }
 }
 

@@ -6,11 +6,14 @@
 //! it is capped (256 characters by default), so an untrusted value can never add a header such
 //! as `Bcc:`. Recipients come from configuration only; nothing here produces one. The HTML part
 //! is a complete small document with inline styles; both parts stay under `max_body_bytes`.
+//!
+//! A meta-event ([`crate::event::HealthEvent`]) is a plain mail: its headline as the subject,
+//! its lines as the text part and as paragraphs of the HTML part, no template.
 
 use super::engine::Engine;
 use super::view;
 use super::{Budget, Lang, MAX_SHRINK, Rendered, TemplateKind, escape, is_body_char, zone_or_utc};
-use crate::event::Payload;
+use crate::event::{HealthEvent, Payload};
 use crate::text::truncate_bytes;
 
 /// Default subject cap in characters.
@@ -102,15 +105,37 @@ fn clean_body(s: &str) -> String {
     s.chars().filter(|c| is_body_char(*c)).collect()
 }
 
+/// A meta-event as a plain mail (module doc).
+fn health(h: &HealthEvent, opts: &EmailOptions) -> Rendered<RenderedEmail> {
+    let plain = super::health::plain(h, opts.lang);
+    let paragraphs: String = plain
+        .lines
+        .iter()
+        .map(|l| format!("<p>{}</p>\n", escape::html(l)))
+        .collect();
+    Rendered {
+        body: RenderedEmail {
+            subject: escape::header_line(&plain.headline, opts.max_subject_chars.max(16)),
+            text: plain.joined(escape::text),
+            html: format!(
+                "<!DOCTYPE html>\n<html><body>\n<h3>{}</h3>\n{paragraphs}</body></html>",
+                escape::html(&plain.headline)
+            ),
+        },
+        warnings: Vec::new(),
+        level: 0,
+    }
+}
+
 /// Renders `payload` as an email.
 pub fn render(payload: &Payload, opts: &EmailOptions) -> Rendered<RenderedEmail> {
+    if let Payload::Health(h) = payload {
+        return health(h, opts);
+    }
     let mut warnings = Vec::new();
     let lang = opts.lang;
     let tz = zone_or_utc(&opts.timezone, &mut warnings);
-    let headline = match payload {
-        Payload::Event(e) => view::event_headline(e, lang),
-        Payload::Digest(d) => view::digest_headline(d, lang),
-    };
+    let headline = view::headline(payload, lang);
 
     let mut subject_engine = Engine::new(
         TemplateKind::EmailSubject,

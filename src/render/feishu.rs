@@ -21,13 +21,16 @@
 //! options only and are written after the template's text as `<at id=…></at>` (`<at id=all></at>`
 //! for everyone); untrusted `<` `>` `@` are full-width, so no other tag can mention anyone. A
 //! configured keyword is put in the header and the text unless they already contain it.
+//!
+//! A meta-event ([`crate::event::HealthEvent`]) is a `text` message instead:
+//! `{"msg_type":"text","content":{"text":"<keyword> [sasrelay] FIRING: …\n…\n<at user_id=\"ou_…\"></at>"}}`.
 
 use serde_json::{Value, json};
 
 use super::dingtalk::{Fit, MAX_BUTTONS, assemble, link_buttons, valid_entries};
 use super::view::{self, max_severity};
 use super::{Lang, Rendered, TemplateKind, escape, zone_or_utc};
-use crate::event::{EventKind, Payload};
+use crate::event::{EventKind, HealthEvent, Payload};
 use crate::finding::Severity;
 use crate::text::clip;
 
@@ -106,6 +109,9 @@ pub fn header_template(p: &Payload) -> &'static str {
 /// Renders `payload` as a Feishu interactive card body (unsigned; the sink adds `timestamp`
 /// and `sign`).
 pub fn render(payload: &Payload, opts: &FeishuOptions) -> Rendered<Value> {
+    if let Payload::Health(h) = payload {
+        return health(h, opts);
+    }
     let mut warnings = Vec::new();
     let lang = opts.lang;
     let tz = zone_or_utc(&opts.timezone, &mut warnings);
@@ -137,10 +143,7 @@ pub fn render(payload: &Payload, opts: &FeishuOptions) -> Rendered<Value> {
         format!("\n\n{}", tags.join(" "))
     };
 
-    let headline = match payload {
-        Payload::Event(e) => view::event_headline(e, lang),
-        Payload::Digest(d) => view::digest_headline(d, lang),
-    };
+    let headline = view::headline(payload, lang);
     let mut title = clip(&escape::feishu_plain(&headline), 100);
     if let Some(k) = &keyword
         && !title.contains(k.as_str())
@@ -213,6 +216,33 @@ pub fn render(payload: &Payload, opts: &FeishuOptions) -> Rendered<Value> {
         body,
         warnings,
         level,
+    }
+}
+
+/// A meta-event as a `text` message (module doc): the keyword first unless the text holds
+/// it, then the plain lines, then the mentions.
+fn health(h: &HealthEvent, opts: &FeishuOptions) -> Rendered<Value> {
+    let mut warnings = Vec::new();
+    let mut ids = valid_entries(
+        &opts.at_user_ids,
+        valid_user_id,
+        "feishu user id",
+        &mut warnings,
+    );
+    ids.truncate(MAX_MENTIONS);
+    if opts.at_all {
+        ids.push("all".into());
+    }
+    let tags: Vec<String> = ids
+        .iter()
+        .map(|i| format!("<at user_id=\"{i}\"></at>"))
+        .collect();
+    let keyword = opts.keyword.as_deref();
+    let text = super::health::message(h, opts.lang, escape::feishu_plain, keyword, &tags);
+    Rendered {
+        body: json!({"msg_type": "text", "content": {"text": text}}),
+        warnings,
+        level: 0,
     }
 }
 

@@ -71,6 +71,12 @@
 //! template does. [`Rendered::level`] says which level was used; a sink told "too large" by
 //! the service (DingTalk errcode 460101, Feishu code 9499) renders again with a larger `shrink`.
 //!
+//! ## Meta-events
+//!
+//! A [`Payload::Health`] (sasrelay's own health) is not a
+//! finding: every output sends it as its plainest message ([`health`]: a headline and a few
+//! lines), never through a custom template.
+//!
 //! [`Payload`]: crate::event::Payload
 
 pub mod dingtalk;
@@ -78,6 +84,7 @@ pub mod email;
 mod engine;
 pub mod escape;
 pub mod feishu;
+pub mod health;
 pub mod pagerduty;
 mod sample;
 pub mod slack;

@@ -9,6 +9,8 @@
 //! | `resolved` event | `resolve` (no `payload`) | `sasrelay:<fingerprint>` | — |
 //! | `summary` event (first start) | `trigger` | `sasrelay:summary:<event id>` | `info` (never pages at high urgency) |
 //! | digest (a grouping route) | `trigger` | `sasrelay:digest:<digest id>` | highest mapped severity of its unresolved members, else `info` |
+//! | meta-event, firing | `trigger` | `sasrelay:health:<SHA-256 of the condition's key>` | `critical` for a blind source, else `error` |
+//! | meta-event, resolved | `resolve` (no `payload`) | the same key | — |
 //!
 //! The dedup key of a finding depends on its fingerprint only, so the `resolve` closes the
 //! alert the `trigger` opened and recurrences and reminders land on the same alert; once
@@ -39,7 +41,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::view::{digest_headline, event_headline, link_label, links, rfc3339};
 use super::{Lang, checked_url, escape};
-use crate::event::{Digest, Event, EventKind, Payload};
+use crate::event::{Digest, Event, EventKind, HealthCondition, HealthEvent, HealthStatus, Payload};
 use crate::finding::{Finding, Severity};
 use crate::text::clip;
 
@@ -162,6 +164,12 @@ pub fn event_key(e: &Event) -> String {
     }
 }
 
+/// The dedup key of a meta-event's condition: `sasrelay:health:<SHA-256 of its key>`, the
+/// same for every episode, so a `resolve` closes what the `trigger` opened.
+pub fn health_key(c: &HealthCondition) -> String {
+    format!("{KEY_PREFIX}health:{}", key_part(&c.key()))
+}
+
 /// The dedup key of a digest: `sasrelay:digest:<id>`.
 pub fn digest_key(d: &Digest) -> String {
     format!("{KEY_PREFIX}digest:{}", key_part(&d.id))
@@ -186,6 +194,7 @@ pub fn render(payload: &Payload, routing_key: &str, map: &SeverityMap) -> Value 
     let body = match payload {
         Payload::Event(e) => event_body(e, map),
         Payload::Digest(d) => digest_body(d, map),
+        Payload::Health(h) => health_body(h),
     };
     let mut out = Map::new();
     out.insert("routing_key".into(), Value::from(routing_key));
@@ -305,6 +314,40 @@ fn summary_body(e: &Event, dedup_key: String) -> Value {
             "severity": PdSeverity::Info.as_str(),
             "timestamp": rfc3339(e.observed_at),
             "class": format!("{}/summary", e.domain.as_str()),
+            "custom_details": details,
+        },
+        "client": CLIENT,
+    })
+}
+
+fn health_body(h: &HealthEvent) -> Value {
+    let dedup_key = health_key(&h.condition);
+    if h.status == HealthStatus::Resolved {
+        return json!({"event_action": "resolve", "dedup_key": dedup_key});
+    }
+    let severity = match h.condition {
+        HealthCondition::SourceBlind { .. } => PdSeverity::Critical,
+        _ => PdSeverity::Error,
+    };
+    let mut details = Map::new();
+    details.insert("condition".into(), h.condition.name().into());
+    details.insert("key".into(), line(&h.condition.key(), MAX_ID).into());
+    details.insert("episode".into(), h.episode.into());
+    details.insert("event_id".into(), line(&h.id, MAX_ID).into());
+    details.insert("since".into(), rfc3339(h.since).into());
+    details.insert("message".into(), line(&h.message, MAX_TEXT).into());
+    if let Some(d) = &h.detail {
+        details.insert("detail".into(), line(d, MAX_TEXT).into());
+    }
+    json!({
+        "event_action": "trigger",
+        "dedup_key": dedup_key,
+        "payload": {
+            "summary": summary_line(&super::health::headline(h, Lang::En)),
+            "source": CLIENT,
+            "severity": severity.as_str(),
+            "timestamp": rfc3339(h.observed_at),
+            "class": format!("sasrelay/health/{}", h.condition.name()),
             "custom_details": details,
         },
         "client": CLIENT,

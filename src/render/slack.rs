@@ -10,13 +10,17 @@
 //! Limits (the ones slack_sdk's validators enforce; [`check_limits`] checks them): ≤ 50 blocks,
 //! header ≤ 150 characters, section text ≤ 3000, ≤ 10 fields of ≤ 2000, ≤ 10 context elements,
 //! ≤ 25 actions elements, button text ≤ 75, button URL ≤ 3000, `action_id`/`block_id` ≤ 255.
+//!
+//! A meta-event ([`crate::event::HealthEvent`]) is a plain `text` message instead (mrkdwn,
+//! every line escaped, the mentions last):
+//! `{"text":"[sasrelay] FIRING: …\n…\n<@U1>","unfurl_links":false,"unfurl_media":false}`.
 
 use serde_json::{Value, json};
 
 use super::engine::{Engine, localtime, severity_color, severity_emoji};
 use super::view::{self, context_fields, link_label, links};
 use super::{Budget, Lang, MAX_SHRINK, Rendered, TemplateKind, escape, zone_or_utc};
-use crate::event::{Event, Payload};
+use crate::event::{Event, HealthEvent, Payload};
 use crate::finding::LinkKind;
 use crate::text::{clip, truncate_chars};
 
@@ -323,6 +327,7 @@ fn top_blocks(payload: &Payload, header: &str, mentions: &str, lang: Lang, tz: &
             parts.push(escape::slack(&clip(&d.route, 100)));
             context_elements(parts)
         }
+        Payload::Health(_) => Vec::new(),
     };
     if !context.is_empty() {
         top.push(json!({"type": "context", "elements": context}));
@@ -371,17 +376,37 @@ fn envelope(fallback: String, blocks: Vec<Value>, colour: Option<&str>) -> Value
     }
 }
 
+/// A meta-event as a plain `text` message (module doc).
+fn health(h: &HealthEvent, opts: &SlackOptions) -> Rendered<Value> {
+    let mut warnings = Vec::new();
+    let mentions = mention_tags(&opts.mentions, &mut warnings);
+    let tags: Vec<String> = Some(mentions)
+        .filter(|m| !m.is_empty())
+        .into_iter()
+        .collect();
+    let text = super::health::message(h, opts.lang, escape::slack, None, &tags);
+    Rendered {
+        body: json!({
+            "text": cut_mrkdwn(&text, MAX_TEXT),
+            "unfurl_links": false,
+            "unfurl_media": false,
+        }),
+        warnings,
+        level: 0,
+    }
+}
+
 /// Renders `payload` as a Slack message body.
 pub fn render(payload: &Payload, opts: &SlackOptions) -> Rendered<Value> {
+    if let Payload::Health(h) = payload {
+        return health(h, opts);
+    }
     let mut warnings = Vec::new();
     let lang = opts.lang;
     let tz = zone_or_utc(&opts.timezone, &mut warnings);
     let mentions = mention_tags(&opts.mentions, &mut warnings);
 
-    let headline = match payload {
-        Payload::Event(e) => view::event_headline(e, lang),
-        Payload::Digest(d) => view::digest_headline(d, lang),
-    };
+    let headline = view::headline(payload, lang);
     let severity = view::max_severity(payload)
         .map(|s| s.as_str())
         .unwrap_or("");

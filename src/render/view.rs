@@ -161,6 +161,15 @@ pub(crate) fn url_for(url: &str, kind: TemplateKind) -> String {
     }
 }
 
+/// The headline of any payload: an event's, a digest's, or a meta-event's.
+pub(crate) fn headline(p: &Payload, lang: Lang) -> String {
+    match p {
+        Payload::Event(e) => event_headline(e, lang),
+        Payload::Digest(d) => digest_headline(d, lang),
+        Payload::Health(h) => super::health::headline(h, lang),
+    }
+}
+
 /// One headline line for an event.
 pub(crate) fn event_headline(e: &Event, lang: Lang) -> String {
     match (&e.finding, &e.summary) {
@@ -652,6 +661,12 @@ pub(crate) fn context(
             digest_headline(d, lang),
             Value::from(()),
             digest_value(d, lang, b, kind),
+        ),
+        // Renderers send meta-events as plain messages; a template sees only the headline.
+        Payload::Health(h) => (
+            super::health::headline(h, lang),
+            Value::from(()),
+            Value::from(()),
         ),
     };
     Obj::default()

@@ -11,13 +11,17 @@
 //! content, so configured user IDs are written there after the template's text, and
 //! untrusted `<` `>` `@` are full-width ([`super::escape::wecom`]), so no finding can mention anyone
 //! or add a colour, link or heading. Links are inline (`[label](url)`), sasrelay's only.
+//!
+//! A meta-event ([`crate::event::HealthEvent`]) is a `text` message instead, whose mentions
+//! go in `mentioned_list`:
+//! `{"msgtype":"text","text":{"content":"[sasrelay] FIRING: …","mentioned_list":["zhangsan"]}}`.
 
 use serde_json::{Value, json};
 
 use super::dingtalk::{Fit, assemble, valid_entries};
 use super::view;
 use super::{Lang, Rendered, TemplateKind, zone_or_utc};
-use crate::event::Payload;
+use crate::event::{HealthEvent, Payload};
 
 /// WeCom's limit on `markdown.content`, in bytes.
 pub const MAX_CONTENT_BYTES: usize = 4096;
@@ -72,6 +76,9 @@ pub fn content(body: &Value) -> &str {
 
 /// Renders `payload` as a WeCom markdown body.
 pub fn render(payload: &Payload, opts: &WeComOptions) -> Rendered<Value> {
+    if let Payload::Health(h) = payload {
+        return health(h, opts);
+    }
     let mut warnings = Vec::new();
     let lang = opts.lang;
     let tz = zone_or_utc(&opts.timezone, &mut warnings);
@@ -93,10 +100,7 @@ pub fn render(payload: &Payload, opts: &WeComOptions) -> Rendered<Value> {
         let tags: Vec<String> = ids.iter().map(|i| format!("<@{i}>")).collect();
         format!("\n{}", tags.join(" "))
     };
-    let headline = match payload {
-        Payload::Event(e) => view::event_headline(e, lang),
-        Payload::Digest(d) => view::digest_headline(d, lang),
-    };
+    let headline = view::headline(payload, lang);
     let build = |text: &str| json!({"msgtype": "markdown", "markdown": {"content": text}});
     // The content's JSON form bounds its bytes (escapes only add), so the envelope's bytes
     // are added to the limit and the whole body is measured.
@@ -121,6 +125,25 @@ pub fn render(payload: &Payload, opts: &WeComOptions) -> Rendered<Value> {
         body,
         warnings,
         level,
+    }
+}
+
+/// A meta-event as a `text` message (module doc), cut to the content limit.
+fn health(h: &HealthEvent, opts: &WeComOptions) -> Rendered<Value> {
+    let mut warnings = Vec::new();
+    let mut ids = valid_entries(
+        &opts.at_user_ids,
+        valid_user_id,
+        "wecom user id",
+        &mut warnings,
+    );
+    ids.truncate(MAX_MENTIONS);
+    let text = super::health::message(h, opts.lang, super::escape::slack_plain, None, &[]);
+    let content = crate::text::truncate_bytes(&text, opts.max_content_bytes);
+    Rendered {
+        body: json!({"msgtype": "text", "text": {"content": content, "mentioned_list": ids}}),
+        warnings,
+        level: 0,
     }
 }
 

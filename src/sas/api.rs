@@ -784,10 +784,11 @@ pub enum VulType {
     Cms,
     /// `Type=emg`: emergency.
     Emg,
-    /// `Type=app`: application (web scanner).
-    App,
-    /// `Type=app&AttachTypes=sca`: application vulnerabilities found by component analysis
-    /// (the ACK page's "application" vulnerabilities).
+    /// `Type=app&AttachTypes=sca`: application vulnerabilities, found by the web scanner and
+    /// by software-composition analysis — what the console's "application vulnerabilities"
+    /// list shows. The official SDK's `DescribeVulListRequest` says `AttachTypes` must be set
+    /// when `Type` is `app` (without it, only web-scanner findings are listed), so `app` alone
+    /// is never sent.
     AppSca,
     /// `Type=sca`: software-composition vulnerabilities.
     Sca,
@@ -801,7 +802,7 @@ impl VulType {
             VulType::Sys => "sys",
             VulType::Cms => "cms",
             VulType::Emg => "emg",
-            VulType::App | VulType::AppSca => "app",
+            VulType::AppSca => "app",
             VulType::Sca => "sca",
         }
     }
@@ -810,20 +811,34 @@ impl VulType {
     pub fn attach_types(self) -> Option<&'static str> {
         matches!(self, VulType::AppSca).then_some("sca")
     }
+
+    /// The `Types` of `DescribeClusterVulStatistics` that count what this type lists.
+    pub fn statistics_types(self) -> &'static [&'static str] {
+        match self {
+            VulType::AppSca => &["app", "sca"],
+            other => match other.type_param() {
+                "cve" => &["cve"],
+                "sys" => &["sys"],
+                "cms" => &["cms"],
+                "emg" => &["emg"],
+                _ => &["sca"],
+            },
+        }
+    }
 }
 
 impl std::str::FromStr for VulType {
     type Err = String;
 
-    /// `cve`, `sys`, `cms`, `emg`, `app`, `app+sca` (or `app-sca`), `sca`.
+    /// `cve`, `sys`, `cms`, `emg`, `app` (the same as `app+sca`, see [`VulType::AppSca`]),
+    /// `app+sca` (or `app-sca`), `sca`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s.trim().to_ascii_lowercase().as_str() {
             "cve" => VulType::Cve,
             "sys" => VulType::Sys,
             "cms" => VulType::Cms,
             "emg" => VulType::Emg,
-            "app" => VulType::App,
-            "app+sca" | "app-sca" | "app_sca" => VulType::AppSca,
+            "app" | "app+sca" | "app-sca" | "app_sca" => VulType::AppSca,
             "sca" => VulType::Sca,
             other => {
                 return Err(format!(
@@ -1470,9 +1485,9 @@ pub async fn vul_statistics<C: SasCall + ?Sized>(
     types: &[VulType],
 ) -> Result<ClusterVulStatisticsResponse, SasError> {
     let mut names: Vec<&str> = Vec::new();
-    for t in types {
-        if !names.contains(&t.type_param()) {
-            names.push(t.type_param());
+    for name in types.iter().flat_map(|t| t.statistics_types()) {
+        if !names.contains(name) {
+            names.push(name);
         }
     }
     let mut query = Params::new();
@@ -2010,6 +2025,11 @@ mod tests {
         };
         assert_eq!(vul_request(&q, VulType::Cve, "en").get("Dealed"), Some("y"));
         assert_eq!("app+sca".parse::<VulType>(), Ok(VulType::AppSca));
+        assert_eq!(
+            "app".parse::<VulType>(),
+            Ok(VulType::AppSca),
+            "AttachTypes is required"
+        );
         assert_eq!(" CVE ".parse::<VulType>(), Ok(VulType::Cve));
         assert!("nope".parse::<VulType>().is_err());
     }
@@ -2333,7 +2353,7 @@ mod tests {
                 .suspicious,
             1
         );
-        let v = vul_statistics(&fake, "c1", &[VulType::Cve, VulType::AppSca, VulType::App])
+        let v = vul_statistics(&fake, "c1", &[VulType::Cve, VulType::AppSca, VulType::Sca])
             .await
             .unwrap();
         assert_eq!(v.vul_stat.asap_count, 4);
@@ -2356,7 +2376,7 @@ mod tests {
         let calls = fake.calls();
         assert_eq!(calls.len(), 4);
         assert_eq!(calls[0].1.get("From"), Some("sas"));
-        assert_eq!(calls[1].1.get("Types"), Some("cve,app"));
+        assert_eq!(calls[1].1.get("Types"), Some("cve,app,sca"));
         assert!(calls.iter().all(|(_, q, f)| {
             q.get("ClusterId") == Some("c1") && f.is_none() && q.get("CurrentPage").is_none()
         }));

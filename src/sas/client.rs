@@ -6,7 +6,9 @@
 //! source's [`RetryPolicy`] (honouring `x-acs-retry-after`) and returns the last error when the
 //! attempts run out. Permanent errors (signature, key, permission, parameters) are never retried.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -15,13 +17,14 @@ use time::macros::format_description;
 
 use super::error::{ApiErrorBody, SasError};
 use super::params::Params;
+use super::quota;
 use super::retry::RetryPolicy;
 use super::sign::{self, SignatureVersion, SigningContext, UnsignedRequest};
 use crate::credentials::CredentialHandle;
 use crate::http_body::{BodyError, read_whole};
 
 /// How a client talks to one Security Center endpoint.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ClientSettings {
     /// `https://tds.cn-shanghai.aliyuncs.com`, or an explicit override such as
     /// `http://127.0.0.1:8901` for the simulator.
@@ -40,6 +43,11 @@ pub struct ClientSettings {
     pub max_pages: u32,
     /// Retries of throttled, failed and timed-out calls within one listing.
     pub retry: RetryPolicy,
+    /// Calls per second per action, shared with every source of the same site and quota
+    /// group (see [`crate::sas::quota`]).
+    pub calls_per_second: NonZeroU32,
+    /// The quota group (empty: the site's shared one).
+    pub quota_group: String,
 }
 
 impl ClientSettings {
@@ -54,6 +62,9 @@ impl ClientSettings {
             max_body_bytes: 16 << 20,
             max_pages: 200,
             retry: RetryPolicy::default(),
+            calls_per_second: NonZeroU32::new(quota::DEFAULT_CALLS_PER_SECOND)
+                .unwrap_or(NonZeroU32::MIN),
+            quota_group: String::new(),
         }
     }
 }
@@ -66,6 +77,70 @@ pub struct SasClient {
     /// `host[:port]` of the endpoint, exactly as the HTTP stack sends it in `Host`.
     host: Arc<str>,
     credentials: CredentialHandle,
+    /// What the answers' `Date` headers say of the local clock.
+    clock: Arc<ServiceClock>,
+}
+
+/// How far the local wall clock runs ahead of Security Center's, as the `Date` header of the
+/// latest answer tells it. `Date` has whole seconds, so the figure errs by up to a second
+/// plus the answer's latency towards "ahead": a watermark moved back by it is never later
+/// than the service's own now.
+#[derive(Debug, Default)]
+pub struct ServiceClock {
+    /// Local minus service time at the latest answer, ms; [`i64::MIN`] until one is seen.
+    ahead_ms: AtomicI64,
+    /// The clocks are [`CLOCK_APART`] apart or more (warned once per episode).
+    apart: AtomicBool,
+}
+
+/// Local and service clocks this far apart (or more) are worth a warning: windows are read
+/// by the service's clock, and past 15 minutes the service refuses signatures.
+const CLOCK_APART: Duration = Duration::from_secs(60);
+
+impl ServiceClock {
+    fn new() -> Self {
+        ServiceClock {
+            ahead_ms: AtomicI64::new(i64::MIN),
+            apart: AtomicBool::new(false),
+        }
+    }
+
+    /// Notes an answer's `Date` header from `endpoint`, received at `local_ms`.
+    fn observe(&self, endpoint: &str, date: &str, local_ms: i64) {
+        let Ok(at) = httpdate::parse_http_date(date) else {
+            return;
+        };
+        let service_ms = match at.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(_) => return,
+        };
+        let ahead = local_ms.saturating_sub(service_ms);
+        self.ahead_ms.store(ahead, Ordering::Relaxed);
+        let apart_ms = i64::try_from(CLOCK_APART.as_millis()).unwrap_or(i64::MAX);
+        // Back in step at half the distance, so a clock hovering at the line warns once.
+        let apart = ahead.saturating_abs() >= apart_ms;
+        let in_step = ahead.saturating_abs() < apart_ms / 2;
+        if apart && !self.apart.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                endpoint,
+                ahead_s = ahead / 1000,
+                "The local clock is {} s {} Security Center's (its answers' Date header). Alert and firewall windows are read by Security Center's clock, so nothing is missed, but keep NTP running: past 15 minutes Security Center refuses every signature.",
+                ahead.saturating_abs() / 1000,
+                if ahead > 0 { "ahead of" } else { "behind" },
+            );
+        } else if in_step && self.apart.swap(false, Ordering::Relaxed) {
+            tracing::info!(
+                endpoint,
+                "The local clock is in step with Security Center's again."
+            );
+        }
+    }
+
+    /// Local minus service time (ms; negative: the local clock is behind), once an answer
+    /// told it.
+    pub fn ahead_ms(&self) -> Option<i64> {
+        Some(self.ahead_ms.load(Ordering::Relaxed)).filter(|ms| *ms != i64::MIN)
+    }
 }
 
 /// The user agent sent (and signed) on every call.
@@ -98,7 +173,13 @@ impl SasClient {
             settings: Arc::new(settings),
             host: host.into(),
             credentials,
+            clock: Arc::new(ServiceClock::new()),
         })
+    }
+
+    /// How far the local clock runs ahead of Security Center's ([`ServiceClock`]).
+    pub fn service_clock(&self) -> &ServiceClock {
+        &self.clock
     }
 
     /// The hard cap on pages per listing.
@@ -168,6 +249,20 @@ impl SasClient {
         query: &Params,
         form: Option<&Params>,
     ) -> Result<(u16, Option<Duration>, Vec<u8>), SasError> {
+        // The permit first: the signature's timestamp must be taken after any wait.
+        let key = quota::BucketKey {
+            site: self.host.to_string(),
+            group: self.settings.quota_group.clone(),
+            action: action.to_string(),
+        };
+        let waited = quota::acquire(&key, self.settings.calls_per_second).await;
+        if !waited.is_zero() {
+            tracing::trace!(
+                action,
+                waited_ms = waited.as_millis() as u64,
+                "Waited for the call budget."
+            );
+        }
         let credential = self
             .credentials
             .current()
@@ -218,6 +313,13 @@ impl SasClient {
         };
         let mut response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
+        if let Some(date) = response.headers().get("date").and_then(|v| v.to_str().ok()) {
+            self.clock.observe(
+                &self.settings.endpoint,
+                date,
+                crate::clock::unix_ms(OffsetDateTime::now_utc()),
+            );
+        }
         let retry_after = response
             .headers()
             .get("x-acs-retry-after")
@@ -348,6 +450,28 @@ fn request_id_of(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::sas::error::ErrorClass;
+
+    #[test]
+    fn the_service_clock_is_read_from_date_headers() {
+        let clock = ServiceClock::new();
+        assert_eq!(clock.ahead_ms(), None, "unknown until an answer tells");
+        // 2026-12-05T12:00:00Z.
+        let date = "Sat, 05 Dec 2026 12:00:00 GMT";
+        let service_ms = 1_796_472_000_000;
+        clock.observe("e", date, service_ms + 600_400);
+        assert_eq!(clock.ahead_ms(), Some(600_400));
+        assert!(clock.apart.load(Ordering::Relaxed));
+        clock.observe("e", date, service_ms - 90_000);
+        assert_eq!(clock.ahead_ms(), Some(-90_000), "behind");
+        // Still apart until within half the line: one warning per episode.
+        clock.observe("e", date, service_ms + 45_000);
+        assert!(clock.apart.load(Ordering::Relaxed));
+        clock.observe("e", date, service_ms + 700);
+        assert!(!clock.apart.load(Ordering::Relaxed));
+        // A header that is not a date changes nothing.
+        clock.observe("e", "yesterday", service_ms);
+        assert_eq!(clock.ahead_ms(), Some(700));
+    }
 
     #[derive(serde::Deserialize, Debug)]
     struct Body {

@@ -273,6 +273,17 @@ impl SasError {
         }
     }
 
+    /// The action that failed, when the error comes from a call.
+    pub fn action(&self) -> Option<&str> {
+        match self {
+            SasError::Api { action, .. }
+            | SasError::Transport { action, .. }
+            | SasError::Malformed { action, .. }
+            | SasError::TooManyPages { action, .. } => Some(action),
+            SasError::Credentials(_) => None,
+        }
+    }
+
     /// The pause the service asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

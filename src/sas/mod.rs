@@ -7,6 +7,7 @@ pub mod error;
 pub mod models;
 pub mod normalise;
 pub mod params;
+pub mod quota;
 pub mod retry;
 pub mod sign;
 pub mod source;

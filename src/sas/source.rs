@@ -18,6 +18,7 @@ use crate::credentials::env::Env;
 use crate::credentials::{CredentialContext, CredentialHandle};
 use crate::event::EventSwitches;
 use crate::finding::{Domain, Finding};
+use crate::record::GoneRule;
 use crate::sas::api::{
     self, AlertQuery, BaselineQuery, BaselineWalker, Cut, Dealed, FirewallQuery, VulQuery, VulType,
     WalkEnd, Walker,
@@ -32,7 +33,7 @@ use crate::sas::normalise::{self, NormaliseContext};
 use crate::sas::params::Params;
 
 /// One checked `[[source]]`: what [`crate::config`] builds and a [`Source`] connects.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SourceSettings {
     /// Unique name.
     pub name: String,
@@ -56,6 +57,8 @@ pub struct SourceSettings {
     pub overlap: Duration,
     /// First-start behaviour.
     pub initial_sync: InitialSync,
+    /// When a vulnerability or baseline finding that left the list is resolved as `gone`.
+    pub gone: GoneRule,
 }
 
 /// Per-domain polling of a source: interval (`None` = off) and event switches.
@@ -155,6 +158,14 @@ impl Source {
     /// Which credential provider the source uses (`static_ak`, `rrsa`, ...).
     pub fn credential_provider(&self) -> Option<&'static str> {
         self.credentials.provider_name()
+    }
+
+    /// The refresher's progress when the source's credential expires and is refreshed (for
+    /// the daemon's health); `None` for a static one.
+    pub fn credential_status(
+        &self,
+    ) -> Option<tokio::sync::watch::Receiver<crate::credentials::RefreshStatus>> {
+        self.credentials.refresh_status()
     }
 
     /// The Security Center client.

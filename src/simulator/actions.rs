@@ -348,8 +348,16 @@ fn vul_types(key: &str, values: Vec<String>) -> Result<Vec<String>, ApiError> {
 
 fn describe_vul_list(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, ApiError> {
     let ty = a.required("Type")?.to_string();
+    let attach = vul_types("AttachTypes", a.list("AttachTypes"))?;
+    // The SDK: "If you set Type to app, you must specify this parameter" (AttachTypes=sca).
+    if ty == "app" && attach.is_empty() {
+        return Err(ApiError::invalid(
+            "AttachTypes",
+            "is required with Type=app: set it to sca",
+        ));
+    }
     let mut types = vul_types("Type", vec![ty])?;
-    types.extend(vul_types("AttachTypes", a.list("AttachTypes"))?);
+    types.extend(attach);
     let dealed = a.yes_no("Dealed", "y", "n")?;
     let statuses = a.int_list("StatusList", a.list("StatusList"))?;
     let necessity = a.list("Necessity");

@@ -121,6 +121,10 @@ pub struct SimConfig {
     pub hostile_strings: bool,
     /// Accepted clock skew for `Timestamp` / `x-acs-date` (the real service: 15 minutes).
     pub timestamp_window: Duration,
+    /// Enforce a quota as the real service does: a call arriving when this many calls of the
+    /// same action arrived within the last second is answered `Throttling.User`. `None`: no
+    /// quota (tests that do not test it poll fast).
+    pub quota_per_second: Option<u32>,
 }
 
 impl Default for SimConfig {
@@ -142,6 +146,7 @@ impl Default for SimConfig {
             credentials: vec![SimCredential::demo()],
             hostile_strings: true,
             timestamp_window: Duration::from_secs(15 * 60),
+            quota_per_second: None,
         }
     }
 }

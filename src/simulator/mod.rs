@@ -67,10 +67,11 @@ mod generate;
 mod server;
 mod world;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -114,6 +115,12 @@ struct Shared {
     faults: Mutex<FaultQueue>,
     calls: Mutex<BTreeMap<String, u64>>,
     tick: Option<Duration>,
+    quota: Option<u32>,
+    /// Arrival times of recent calls per action, for the quota.
+    recent: Mutex<HashMap<String, VecDeque<Instant>>>,
+    throttled: AtomicU64,
+    /// How far the simulator's clock runs from the host's, in ms ([`Simulator::set_clock_offset`]).
+    clock_offset_ms: AtomicI64,
 }
 
 /// The simulator's state and its control interface. Cheap to clone (shared state); every method
@@ -140,6 +147,10 @@ impl Simulator {
                 faults: Mutex::new(FaultQueue::default()),
                 calls: Mutex::new(BTreeMap::new()),
                 tick: cfg.tick,
+                quota: cfg.quota_per_second,
+                recent: Mutex::new(HashMap::new()),
+                throttled: AtomicU64::new(0),
+                clock_offset_ms: AtomicI64::new(0),
             }),
         })
     }
@@ -170,6 +181,34 @@ impl Simulator {
         now: i64,
     ) -> Result<Verified, error::ApiError> {
         lock(&self.shared.auth).verify(req, now)
+    }
+
+    /// Whether a call of `action` arriving now exceeds the quota (and is then counted as
+    /// throttled). Calls answered with throttling do not count against the window.
+    pub(crate) fn over_quota(&self, action: &str) -> bool {
+        let Some(limit) = self.shared.quota else {
+            return false;
+        };
+        let now = Instant::now();
+        let mut recent = lock(&self.shared.recent);
+        let window = recent.entry(action.to_string()).or_default();
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
+            window.pop_front();
+        }
+        if window.len() >= limit as usize {
+            self.shared.throttled.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        window.push_back(now);
+        false
+    }
+
+    /// Calls answered `Throttling.User` because of the quota.
+    pub fn throttled_count(&self) -> u64 {
+        self.shared.throttled.load(Ordering::Relaxed)
     }
 
     pub(crate) fn permitted(&self, access_key_id: &str, action: &str) -> bool {
@@ -210,12 +249,12 @@ impl Simulator {
             Value::Null => serde_json::Map::new(),
             _ => return Err(ControlError::Invalid("fields must be an object".into())),
         };
-        lock(&self.shared.world).add(domain, cluster_id, &fields, world::now_ms())
+        lock(&self.shared.world).add(domain, cluster_id, &fields, self.now_ms())
     }
 
     /// Moves a finding to `status` (alerts: `EventStatus`; others: `Status`).
     pub fn set_status(&self, domain: Domain, id: i64, status: i64) -> Result<Value, ControlError> {
-        lock(&self.shared.world).set_status(domain, id, status, world::now_ms())
+        lock(&self.shared.world).set_status(domain, id, status, self.now_ms())
     }
 
     /// Deletes a finding: no action returns it any more, whatever the filter. Returns the
@@ -247,9 +286,25 @@ impl Simulator {
         }
     }
 
+    /// The simulator's clock (unix ms): the host's, moved by [`Simulator::set_clock_offset`].
+    /// Request timestamps are checked against it, new findings are stamped with it, and every
+    /// answer's `Date` header tells it.
+    pub fn now_ms(&self) -> i64 {
+        world::now_ms().saturating_add(self.shared.clock_offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Runs the simulator's clock `offset_ms` from the host's. Negative: Security Center is
+    /// behind the client — what a client whose wall clock stepped forward sees; back to 0 is
+    /// that clock stepping back.
+    pub fn set_clock_offset(&self, offset_ms: i64) {
+        self.shared
+            .clock_offset_ms
+            .store(offset_ms, Ordering::Relaxed);
+    }
+
     /// Runs one generator step now (what the background generator does every tick).
     pub fn tick(&self) -> TickReport {
-        lock(&self.shared.world).tick(world::now_ms())
+        lock(&self.shared.world).tick(self.now_ms())
     }
 
     /// Accepts a credential (replacing one with the same id).

@@ -5,7 +5,7 @@
 //! permitted? → injected fault? → answer ([`super::actions`]). Every error is a Security Center
 //! error body with the status the real service uses.
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -23,7 +23,7 @@ use super::auth::{RawRequest, claimed_action};
 use super::config::SimCredential;
 use super::error::{ApiError, status_for};
 use super::faults::{CutBody, FaultKind, FaultSpec, NOT_JSON_BODY, wrong_types};
-use super::world::{ControlError, Domain, now_ms};
+use super::world::{ControlError, Domain};
 
 /// `HostId` when the request has no `Host` header.
 const DEFAULT_HOST_ID: &str = "tds.cn-shanghai.aliyuncs.com";
@@ -61,7 +61,20 @@ pub(crate) fn router(sim: Simulator, shutdown: CancellationToken) -> Router {
         )
         .route("/_sim/calls", get(calls).delete(reset_calls))
         .fallback(not_found)
+        .layer(axum::middleware::map_response_with_state(
+            sim.clone(),
+            dated,
+        ))
         .with_state(AppState { sim, shutdown })
+}
+
+/// Every answer carries the simulator's clock in `Date`, as the real service's carry its own.
+async fn dated(State(sim): State<Simulator>, mut response: Response) -> Response {
+    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(sim.now_ms()).unwrap_or(0));
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(at)) {
+        response.headers_mut().insert(axum::http::header::DATE, v);
+    }
+    response
 }
 
 fn new_request_id() -> String {
@@ -159,7 +172,7 @@ async fn api(
             &host_id,
         );
     }
-    let now = now_ms();
+    let now = st.sim.now_ms();
     let verified = match st.sim.verify(&raw, now) {
         Ok(v) => v,
         Err(e) => {
@@ -176,6 +189,11 @@ async fn api(
     }
     if !st.sim.permitted(&verified.access_key_id, &verified.action) {
         return error_response(&ApiError::new("Forbidden.RAM"), &request_id, &host_id);
+    }
+    if st.sim.over_quota(&verified.action) {
+        let mut e = ApiError::new("Throttling.User");
+        e.status = status_for("Throttling.User");
+        return error_response(&e, &request_id, &host_id);
     }
     let fault = st.sim.take_fault(&verified.action, &verified.params);
     if let Some(kind) = &fault {

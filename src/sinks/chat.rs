@@ -82,8 +82,13 @@ pub fn top_severity(payload: &Payload) -> Option<Severity> {
 }
 
 /// Whether configured mentions apply to `payload`: its highest severity reaches `min`
-/// (a payload without findings, a summary, only when `min` is `info`).
+/// (a payload without findings, a summary, only when `min` is `info`). A firing meta-event
+/// always mentions (sasrelay cannot see, or cannot tell: someone must act); a resolved one
+/// never does.
 pub fn mentions_apply(payload: &Payload, min: Severity) -> bool {
+    if let Payload::Health(h) = payload {
+        return h.status == crate::event::HealthStatus::Firing;
+    }
     top_severity(payload).unwrap_or(Severity::Info) >= min
 }
 

@@ -66,6 +66,27 @@
 //! | `count` | number | how many events |
 //! | `events` | array | every member, each a complete `sasrelay.event.v1` object |
 //!
+//! ## Schema `sasrelay.health.v1`
+//!
+//! A meta-event: sasrelay's own health (see the README's "Health"), one document when a
+//! condition starts to hold and one when it stops, with the same rules for adding keys:
+//!
+//! | key | type | meaning |
+//! |---|---|---|
+//! | `schema` | string | `"sasrelay.health.v1"` |
+//! | `id` | string | idempotency key (64 hex), one per condition, episode and status; equals the `webhook-id` header |
+//! | `status` | string | `firing` or `resolved` |
+//! | `condition` | string | `source_blind`, `credentials_expiring`, `sink_stalled` |
+//! | `key` | string | the condition and what it is about, e.g. `source_blind/prod/alerts`; the same in the `firing` and `resolved` documents of every episode |
+//! | `source` | string \| null | the configured source, for `source_blind` and `credentials_expiring` |
+//! | `domain` | string \| null | the domain, for `source_blind` |
+//! | `sink` | string \| null | the sink, for `sink_stalled` |
+//! | `episode` | number | which episode of the condition (1, 2, …) |
+//! | `since` | string | when the episode began |
+//! | `observed_at` | string | when sasrelay saw the change |
+//! | `message` | string | one sentence for people |
+//! | `detail` | string \| null | the last error behind it (may be written by a remote service) |
+//!
 //! Everything inside `finding` and `summary.message` may be written by an attacker (process
 //! names, file paths, image names): render it as text, never as markup.
 
@@ -74,7 +95,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::event::{Event, EventKind, Payload, Summary};
+use crate::event::{Event, EventKind, HealthEvent, Payload, Summary};
 use crate::finding::{
     Detail, Domain, Finding, Host, Kubernetes, Link, Resolution, Severity, Status, Tactic,
 };
@@ -84,6 +105,45 @@ use crate::text::{is_invisible_format, strip_control};
 pub const PAYLOAD_SCHEMA: &str = "sasrelay.event.v1";
 /// The `schema` value of a digest document.
 pub const DIGEST_SCHEMA: &str = "sasrelay.digest.v1";
+/// The `schema` value of a meta-event document.
+pub const HEALTH_SCHEMA: &str = "sasrelay.health.v1";
+
+#[derive(Serialize)]
+struct WireHealth<'a> {
+    schema: &'static str,
+    id: &'a str,
+    status: &'static str,
+    condition: &'static str,
+    key: String,
+    source: Option<&'a str>,
+    domain: Option<Domain>,
+    sink: Option<&'a str>,
+    episode: u64,
+    since: String,
+    observed_at: String,
+    message: &'a str,
+    detail: Option<&'a str>,
+}
+
+impl<'a> WireHealth<'a> {
+    fn new(h: &'a HealthEvent) -> Self {
+        WireHealth {
+            schema: HEALTH_SCHEMA,
+            id: &h.id,
+            status: h.status.as_str(),
+            condition: h.condition.name(),
+            key: h.condition.key(),
+            source: h.condition.source(),
+            domain: h.condition.domain(),
+            sink: h.condition.sink(),
+            episode: h.episode,
+            since: rfc3339(h.since),
+            observed_at: rfc3339(h.observed_at),
+            message: &h.message,
+            detail: h.detail.as_deref(),
+        }
+    }
+}
 
 #[derive(Serialize)]
 struct WireDigest<'a> {
@@ -226,6 +286,7 @@ pub fn to_json(payload: &Payload) -> String {
             count: d.events.len(),
             events: d.events.iter().map(wire).collect(),
         }),
+        Payload::Health(h) => serde_json::to_string(&WireHealth::new(h)),
     }
     // Serialising borrowed strings, numbers and `Value`s into a String cannot fail.
     .unwrap_or_else(|e| format!("{{\"schema\":\"{PAYLOAD_SCHEMA}\",\"error\":\"{e}\"}}"));
@@ -261,10 +322,28 @@ fn escape_unsafe(json: &str) -> String {
 /// 2024-05-01T08:00:00Z SUMMARY alerts source=prod: sasrelay started tracking 42 open alerts …
 /// ```
 ///
-/// A digest is its headline line followed by one indented line per member.
+/// A digest is its headline line followed by one indented line per member. A meta-event:
+///
+/// ```text
+/// 2024-05-01T08:00:00Z HEALTH FIRING source_blind/prod/alerts: sasrelay has never read alerts of source prod [auth: …]
+/// ```
 pub fn text_line(payload: &Payload) -> String {
     match payload {
         Payload::Event(e) => event_line(e),
+        Payload::Health(h) => {
+            let detail = h
+                .detail
+                .as_deref()
+                .map(|d| format!(" [{d}]"))
+                .unwrap_or_default();
+            strip_control(&format!(
+                "{} HEALTH {} {}: {}{detail}",
+                rfc3339(h.observed_at),
+                h.status.as_str().to_uppercase(),
+                h.condition.key(),
+                h.message
+            ))
+        }
         Payload::Digest(d) => {
             let mut out = strip_control(&format!(
                 "{} DIGEST route={}: {}",

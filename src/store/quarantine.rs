@@ -8,7 +8,8 @@
 //!
 //! Bounded: at most [`QUARANTINE_PER_SCOPE`] entries per source and domain (a new one evicts
 //! the one seen longest ago), each holding at most what the reader kept of the text. The same
-//! record listed again updates its entry (last seen, times), one key write each time.
+//! record listed again updates its entry (last seen, times), one key write each time. The
+//! daemon's pruner deletes entries not listed for `[state] resolved_retention`.
 
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +98,22 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes the entries last listed before `before_ms` (a record Security Center stopped
+    /// listing, or a parser that learnt to read it); how many.
+    pub fn prune_quarantined(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let inner = self.current()?;
+        let mut removed = 0;
+        for item in inner.quarantine.iter() {
+            let (k, v) = item.at(&inner.dir)?;
+            let e: QuarantineEntry = inner.decode(&v, || "quarantined record".into())?;
+            if e.last_seen_ms < before_ms {
+                inner.quarantine.remove(k).at(&inner.dir)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Every quarantined record, by source and domain, then digest.
     pub fn quarantined(&self) -> Result<Vec<QuarantineEntry>, StoreError> {
         let inner = self.current()?;
@@ -155,5 +172,11 @@ mod tests {
             (0, 5_000, 2)
         );
         assert_eq!(all.iter().filter(|e| e.source == "b").count(), 1);
+        // Pruning drops what was last listed before the line, in every scope.
+        // (a: 2 to 99; b: its one.)
+        assert_eq!(store.prune_quarantined(100).unwrap(), 98 + 1);
+        let left = store.quarantined().unwrap();
+        assert_eq!(left.len(), QUARANTINE_PER_SCOPE + 1 - 99);
+        assert!(left.iter().all(|e| e.last_seen_ms >= 100), "{left:?}");
     }
 }

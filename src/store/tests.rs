@@ -688,7 +688,7 @@ fn digest_ids(store: &Store, sink: &str) -> Vec<Vec<String>> {
         .into_iter()
         .map(|(_, e)| match e.payload {
             Payload::Digest(d) => d.events.into_iter().map(|e| e.id).collect(),
-            Payload::Event(e) => panic!("expected a digest, got event {}", e.id),
+            other => panic!("expected a digest, got {}", other.id()),
         })
         .collect()
 }

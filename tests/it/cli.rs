@@ -150,12 +150,14 @@ async fn check_online_reports_every_domain_readable_with_the_simulators_counts()
     let cfg = write(&dir, "sasrelay.toml", &sim_config(&sim, DEMO_ACCESS_KEY_ID));
 
     let alerts = pending_alerts(&sim).len() as i64;
-    // The probe counts every configured vulnerability type: Linux (cve) and sca by default.
+    // The probe counts every configured vulnerability type: Linux (cve) and application
+    // (app with AttachTypes=sca: web scanner and sca) by default.
     let vulns = sim
         .findings(SimDomain::Vuln)
         .iter()
         .filter(|r| {
-            matches!(text(&r["Type"]), "cve" | "sca") && !HANDLED_VULN.contains(&int(&r["Status"]))
+            matches!(text(&r["Type"]), "cve" | "app" | "sca")
+                && !HANDLED_VULN.contains(&int(&r["Status"]))
         })
         .count() as i64;
     // Baselines with a failed or verifying check.
@@ -564,7 +566,7 @@ async fn a_source_that_cannot_load_its_credentials_warns_in_check_and_run_starts
     let warned = run.messages("The configuration has a warning");
     assert_eq!(warned.len(), 1, "{:?}", run.lines());
     assert!(
-        warned[0]["fields"]["warning"]
+        warned[0]["warning"]
             .as_str()
             .is_some_and(|w| w.contains("source[0].credentials")),
         "{warned:?}"

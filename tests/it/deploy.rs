@@ -27,6 +27,11 @@ fn systemd_unit_verifies() {
         nofile / 4 >= sasrelay::config::AdminSettings::default().max_connections as u64,
         "LimitNOFILE={nofile} would lower the admin connection cap below its default"
     );
+    // `systemctl reload` sends SIGHUP, which reloads (tests/it/daemon/reload.rs), never kills.
+    assert!(
+        unit.contains("ExecReload=/bin/kill -HUP $MAINPID"),
+        "systemctl reload must reach the daemon as SIGHUP"
+    );
     // The daemon speaks sd_notify (tests/it/daemon/e2e.rs proves READY, WATCHDOG, STOPPING).
     for line in ["Type=notify", "NotifyAccess=main", "WatchdogSec="] {
         assert!(unit.contains(line), "{line}");

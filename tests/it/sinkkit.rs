@@ -1,9 +1,18 @@
 //! What the chat-sink tests share: building a sink from TOML with an injected environment,
-//! delivering through its rate limiter, findings and events to send, hostile payloads.
+//! delivering through its rate limiter, findings and events to send, hostile payloads, and a
+//! fake Slack ([`FakeSlack`]) the real binary can post to too.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use serde_json::Value;
+use tokio::net::TcpListener;
 
 use sasrelay::event::{Event, EventKind, Payload};
 use sasrelay::finding::{Detail, Domain, Finding, Severity};
@@ -110,5 +119,116 @@ pub async fn wait_until<T>(
         {
             panic!("timed out waiting for {what}; {} requests", log().len());
         }
+    }
+}
+
+/// One request a [`FakeSlack`] answered.
+#[derive(Clone, Debug)]
+pub struct SlackRequest {
+    /// The path posted to (`/services/…` or `/api/chat.postMessage`).
+    pub path: String,
+    /// When it arrived.
+    pub at: Instant,
+    /// What the fake answered.
+    pub status: u16,
+    /// `Authorization`, when sent.
+    pub auth: Option<String>,
+    /// The JSON body.
+    pub body: Value,
+}
+
+/// A scripted answer: status, `Retry-After` seconds, body.
+pub type SlackReply = (u16, Option<u64>, &'static str);
+
+/// A Slack on 127.0.0.1: an incoming webhook (`/services/T1/B1/hooksecret`) and
+/// `chat.postMessage`, answering from a script (then 200), recording every request.
+#[derive(Clone)]
+pub struct FakeSlack {
+    /// Scripted answers `(status, retry_after, body)`, then `200 ok`.
+    script: Arc<Mutex<std::collections::VecDeque<SlackReply>>>,
+    log: Arc<Mutex<Vec<SlackRequest>>>,
+    bump: Arc<watch::Sender<usize>>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+async fn slack_receive(
+    State(fake): State<FakeSlack>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let api = uri.path().starts_with("/api/");
+    let (status, retry_after, text) = lock(&fake.script).pop_front().unwrap_or((
+        200,
+        None,
+        if api {
+            r#"{"ok":true,"ts":"1.1"}"#
+        } else {
+            "ok"
+        },
+    ));
+    let n = {
+        let mut log = lock(&fake.log);
+        log.push(SlackRequest {
+            path: uri.path().to_string(),
+            at: Instant::now(),
+            status,
+            auth: headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        });
+        log.len()
+    };
+    fake.bump.send_replace(n);
+    let mut r = (axum::http::StatusCode::from_u16(status).unwrap(), text).into_response();
+    if let Some(s) = retry_after {
+        r.headers_mut()
+            .insert("retry-after", s.to_string().parse().unwrap());
+    }
+    r
+}
+
+impl FakeSlack {
+    /// Listens on a fresh port, answering `script` first.
+    pub async fn start(script: Vec<SlackReply>) -> FakeSlack {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fake = FakeSlack {
+            script: Arc::new(Mutex::new(script.into())),
+            log: Arc::new(Mutex::new(Vec::new())),
+            bump: Arc::new(watch::channel(0).0),
+            addr: listener.local_addr().unwrap(),
+        };
+        let app = Router::new()
+            .route("/services/T1/B1/hooksecret", post(slack_receive))
+            .route("/api/chat.postMessage", post(slack_receive))
+            .with_state(fake.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        fake
+    }
+
+    /// The incoming webhook's URL.
+    pub fn hook(&self) -> String {
+        format!("http://{}/services/T1/B1/hooksecret", self.addr)
+    }
+
+    /// Every request so far.
+    pub fn log(&self) -> Vec<SlackRequest> {
+        lock(&self.log).clone()
+    }
+
+    /// Waits until `done(&log)` holds (60 s at most).
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&[SlackRequest]) -> bool) {
+        wait_until(
+            self.bump.subscribe(),
+            || self.log(),
+            what,
+            Duration::from_secs(60),
+            done,
+        )
+        .await;
     }
 }

@@ -20,7 +20,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use sasrelay::simulator::{DEMO_ACCESS_KEY_SECRET, SimHandle};
+use sasrelay::simulator::{
+    DEMO_ACCESS_KEY_SECRET, InitialFindings, SimConfig, SimHandle, Simulator,
+};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -94,6 +96,8 @@ impl Request {
 struct HookInner {
     requests: Vec<Request>,
     script: VecDeque<Reply>,
+    /// How long each request takes to answer (a slow receiver).
+    delay: Duration,
 }
 
 struct HookState {
@@ -117,7 +121,14 @@ async fn receive(State(state): State<Arc<HookState>>, headers: HeaderMap, body: 
             .unwrap_or("")
             .to_string()
     };
-    let reply = lock(&state.inner).script.pop_front();
+    let (reply, delay) = {
+        let mut inner = lock(&state.inner);
+        (inner.script.pop_front(), inner.delay)
+    };
+    // A slow receiver, not a synchronisation: the sender waits for the answer.
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let (status, response) = match reply {
         None => (200, StatusCode::OK.into_response()),
         Some(Reply::Status(code, text)) => {
@@ -186,6 +197,11 @@ impl Hook {
     /// Answers the next requests with `replies`, in order (after any still queued).
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         lock(&self.state.inner).script.extend(replies);
+    }
+
+    /// Takes `delay` to answer each request from now on.
+    pub fn slow_down(&self, delay: Duration) {
+        lock(&self.state.inner).delay = delay;
     }
 
     /// Drops the replies still queued; returns how many there were.
@@ -292,8 +308,8 @@ pub fn per_id(requests: &[Request]) -> BTreeMap<String, usize> {
     m
 }
 
-/// Asserts that every delivered `webhook-id` was delivered exactly once and equals the payload's
-/// `id`.
+/// Asserts that every delivered `webhook-id` (a finding's event or a health meta-event) was
+/// delivered exactly once and equals the payload's `id`.
 pub fn assert_each_once(requests: &[Request]) {
     for r in requests.iter().filter(|r| r.delivered()) {
         assert_eq!(
@@ -301,7 +317,11 @@ pub fn assert_each_once(requests: &[Request]) {
             Some(r.webhook_id.as_str()),
             "webhook-id is the payload id"
         );
-        assert_eq!(r.body["schema"], "sasrelay.event.v1");
+        assert!(
+            r.body["schema"] == "sasrelay.event.v1" || r.body["schema"] == "sasrelay.health.v1",
+            "a finding's event or a health meta-event: {}",
+            r.body["schema"]
+        );
     }
     let twice: Vec<_> = per_id(requests)
         .into_iter()
@@ -389,13 +409,20 @@ impl Daemon {
     }
 
     /// `cmd` (the binary, or something that runs it) with the tests' environment, its stderr
-    /// collected.
-    fn spawn_command(mut cmd: Command) -> Daemon {
+    /// collected. `SASRELAY_LOG` and `NO_COLOR` are set unless `cmd` sets or removes them.
+    pub fn spawn_command(mut cmd: Command) -> Daemon {
+        let given: Vec<std::ffi::OsString> = cmd.get_envs().map(|(k, _)| k.to_owned()).collect();
+        // "Poll done." (debug) tells the tests what each poll observed and enqueued.
+        for (key, value) in [
+            ("SASRELAY_LOG", "info,sasrelay::pipeline::poller=debug"),
+            ("NO_COLOR", "1"),
+        ] {
+            if !given.iter().any(|k| k == key) {
+                cmd.env(key, value);
+            }
+        }
         let mut child = cmd
             .env(SECRET_ENV, DEMO_ACCESS_KEY_SECRET)
-            // "Poll done." (debug) tells the tests what each poll observed and enqueued.
-            .env("SASRELAY_LOG", "info,sasrelay::pipeline::poller=debug")
-            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -429,16 +456,13 @@ impl Daemon {
         lock(&self.logs.lines).clone()
     }
 
-    /// Log lines whose `fields.message` contains `needle`, parsed.
+    /// Log lines whose `message` contains `needle`, parsed (an event's fields are at the top
+    /// level of its JSON line).
     pub fn messages(&self, needle: &str) -> Vec<Value> {
         self.lines()
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| {
-                v["fields"]["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains(needle))
-            })
+            .filter(|v| v["message"].as_str().is_some_and(|m| m.contains(needle)))
             .collect()
     }
 
@@ -477,9 +501,7 @@ impl Daemon {
     /// Waits for a log message containing `needle`.
     pub async fn wait_message(&self, needle: &str, timeout: Duration) {
         self.wait_log(needle, timeout, |v| {
-            v["fields"]["message"]
-                .as_str()
-                .is_some_and(|m| m.contains(needle))
+            v["message"].as_str().is_some_and(|m| m.contains(needle))
         })
         .await
     }
@@ -578,6 +600,8 @@ pub struct ConfigSpec<'a> {
     pub source_extra: &'a str,
     /// The source's `poll` table. Default: every domain each second.
     pub poll: &'a str,
+    /// Extra lines in `[daemon]` (e.g. `log = "warn"`).
+    pub daemon_extra: &'a str,
     /// Extra lines in `[delivery]`.
     pub delivery_extra: &'a str,
     /// Extra tables at the end of the file (`[routing]`, `[[route]]`, …).
@@ -597,6 +621,7 @@ impl<'a> ConfigSpec<'a> {
             initial_sync: "baseline",
             source_extra: "",
             poll: r#"{ alerts = "1s", firewall = "1s", vulnerabilities = "1s", baseline = "1s" }"#,
+            daemon_extra: "",
             delivery_extra: "",
             tail: "",
             admin: r#"listen = "127.0.0.1:0""#,
@@ -607,6 +632,8 @@ impl<'a> ConfigSpec<'a> {
     pub fn write(&self, path: &Path) -> PathBuf {
         let text = format!(
             r#"[[source]]
+# The simulator has no quota unless a test sets one; tests poll every second.
+calls_per_second = 50
 name = "sim"
 region = "cn-hangzhou"
 endpoint = "http://{sim}"
@@ -620,6 +647,7 @@ directory = "{state}"
 
 [daemon]
 shutdown_grace = "5s"
+{daemon_extra}
 
 [delivery]
 retry_initial_delay = "100ms"
@@ -641,6 +669,7 @@ url = "{hook}"
             initial_sync = self.initial_sync,
             source_extra = self.source_extra,
             state = self.state.display(),
+            daemon_extra = self.daemon_extra,
             delivery_extra = self.delivery_extra,
             admin = self.admin,
             hook = self.hook,
@@ -649,6 +678,21 @@ url = "{hook}"
         std::fs::write(path, text).expect("write config");
         path.to_path_buf()
     }
+}
+
+/// A simulator holding no finding at first: a test adds exactly those it counts.
+pub async fn quiet_simulator() -> SimHandle {
+    Simulator::start(SimConfig {
+        initial: InitialFindings {
+            alerts: 0,
+            vulns: 0,
+            baseline: 0,
+            firewall: 0,
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator")
 }
 
 /// Waits until every action in `actions` was called at least `at_least[i]` times.
@@ -679,11 +723,10 @@ pub fn domain_calls(sim: &SimHandle) -> [u64; 4] {
 pub const DOMAINS: [&str; 4] = ["alerts", "vulnerabilities", "baseline", "firewall"];
 
 impl Daemon {
-    /// The daemon's "Poll done." lines (parsed `fields`) of `domain`.
+    /// The daemon's "Poll done." lines (parsed) of `domain`.
     pub fn polls(&self, domain: &str) -> Vec<Value> {
         self.messages("Poll done.")
             .into_iter()
-            .map(|v| v["fields"].clone())
             .filter(|f| f["domain"] == domain)
             .collect()
     }
@@ -699,8 +742,8 @@ impl Daemon {
         let want: Vec<usize> = domains.iter().map(|d| self.polls(d).len() + more).collect();
         let mut done = vec![0usize; domains.len()];
         self.wait_log(&format!("{more} more polls of {domains:?}"), timeout, |v| {
-            if v["fields"]["message"] == "Poll done."
-                && let Some(i) = domains.iter().position(|d| v["fields"]["domain"] == *d)
+            if v["message"] == "Poll done."
+                && let Some(i) = domains.iter().position(|d| v["domain"] == *d)
             {
                 done[i] += 1;
             }
@@ -708,4 +751,28 @@ impl Daemon {
         })
         .await
     }
+}
+
+/// The settings of a config `text` and its first `[[source]]` connected (secrets from files,
+/// no environment), as the daemon would connect it.
+pub async fn connect_first_source(
+    text: &str,
+) -> (
+    sasrelay::config::Settings,
+    Arc<sasrelay::sas::source::Source>,
+) {
+    let settings = sasrelay::config::parse(Path::new("t.toml"), text).unwrap();
+    let ctx = sasrelay::credentials::CredentialContext::new(
+        reqwest::Client::new(),
+        CancellationToken::new(),
+        tokio_util::task::TaskTracker::new(),
+    );
+    let source = sasrelay::sas::source::Source::connect(
+        settings.sources[0].clone(),
+        &sasrelay::credentials::env::MapEnv::new(),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    (settings, Arc::new(source))
 }

@@ -53,6 +53,13 @@ impl Api {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
+        let metrics: Arc<sasrelay::pipeline::metrics::Metrics> = Default::default();
+        let health = sasrelay::daemon::health::Health::new(metrics.clone(), store.clone());
+        let wakes = sinks
+            .iter()
+            .map(|s| (s.to_string(), Arc::new(tokio::sync::Notify::new())))
+            .collect();
+        health.configure(&Default::default(), None, &[], wakes);
         let state = AdminState {
             silences: silences.clone(),
             store: store.clone(),
@@ -61,8 +68,10 @@ impl Api {
                 .iter()
                 .map(|s| (s.to_string(), Arc::new(tokio::sync::Notify::new())))
                 .collect(),
-            metrics: Default::default(),
+            metrics,
+            health,
             settings,
+            reload: Default::default(),
         };
         let task = tokio::spawn(sasrelay::daemon::admin::serve(
             listener,
@@ -450,6 +459,8 @@ pub(super) async fn sasrelay(args: &[&str], envs: &[(&str, &str)]) -> Run {
 }
 
 pub(super) const SOURCE: &str = r#"[[source]]
+# The simulator has no quota unless a test sets one; tests poll every second.
+calls_per_second = 50
 name = "sim"
 region = "cn-hangzhou"
 credentials = { type = "access_key", access_key_id = "sasrelay-sim", access_key_secret = { env = "SIM_SK" } }
@@ -468,6 +479,39 @@ pub(super) fn cli_config(dir: &Path, listen: &str) -> PathBuf {
         "cli.toml",
         &format!("{SOURCE}\n[admin]\nlisten = \"{listen}\"\ntoken = {{ env = \"ADMIN_TOKEN\" }}\n"),
     )
+}
+
+/// The sink names of a `GET /api/v1/status` answer, in order.
+pub(super) fn status_sinks(status: &Value) -> Vec<&str> {
+    status["sinks"]
+        .as_array()
+        .expect("sinks")
+        .iter()
+        .map(|s| s["sink"].as_str().expect("a sink name"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_status_is_behind_the_token_and_lists_every_sink() {
+    let api = Api::start_with(Some(TOKEN), &["hook", "chat"], AdminSettings::default()).await;
+    let (status, _) = call(reqwest::Method::GET, &api.url("/api/v1/status"), None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = call(
+        reqwest::Method::GET,
+        &api.url("/api/v1/status"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Nothing configured to poll and a writable store: ready, every sink listed, empty.
+    assert_eq!(body["ready"], true, "{body}");
+    assert_eq!(body["sources"], json!([]));
+    assert_eq!(status_sinks(&body), ["chat", "hook"]);
+    assert_eq!(body["sinks"][0]["depth"], 0);
+    let resp = http().get(api.url("/readyz")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    api.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1225,7 +1269,7 @@ async fn dead_letters_are_listed_replayed_once_with_their_id_and_discarded() {
     let mut dead = 0;
     daemon
         .wait_log("two dead letters", T, |v| {
-            let m = v["fields"]["message"].as_str().unwrap_or_default();
+            let m = v["message"].as_str().unwrap_or_default();
             dead += usize::from(m.contains("moved to the dead letter"));
             dead == 2
         })
@@ -1370,7 +1414,7 @@ async fn dead_letters(cli: &str, sub: &str, args: &[&str]) -> Run {
 /// The address the daemon's admin API bound (it logs it once listening).
 pub(super) async fn admin_addr(daemon: &Daemon) -> String {
     daemon.wait_message("Admin API listening", T).await;
-    daemon.messages("Admin API listening")[0]["fields"]["addr"]
+    daemon.messages("Admin API listening")[0]["addr"]
         .as_str()
         .unwrap()
         .to_string()

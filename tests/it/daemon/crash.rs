@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::support::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sasrelay::simulator::{Domain, InitialFindings, SimConfig, Simulator};
+use sasrelay::simulator::Domain;
 use serde_json::json;
 
 const SEED: u64 = 0x5a5_0d1e;
@@ -29,17 +29,7 @@ const DUPLICATES_PER_KILL: usize = 1;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loop_delivers_every_finding_with_bounded_duplicates() {
-    let sim = Simulator::start(SimConfig {
-        initial: InitialFindings {
-            alerts: 0,
-            vulns: 0,
-            baseline: 0,
-            firewall: 0,
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = quiet_simulator().await;
     let hook = Hook::start().await;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");

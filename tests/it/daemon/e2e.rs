@@ -314,8 +314,8 @@ async fn a_failing_webhook_gets_every_event_exactly_once() {
     let added = add_one_per_domain(&b.sim);
     daemon
         .wait_log("a refused connection", T, |v| {
-            v["fields"]["message"] == "Delivery failed; will retry."
-                && v["fields"]["reason"]
+            v["message"] == "Delivery failed; will retry."
+                && v["reason"]
                     .as_str()
                     .is_some_and(|r| r.contains("cannot connect"))
         })
@@ -367,10 +367,9 @@ async fn a_failing_webhook_gets_every_event_exactly_once() {
         "429 Too Many Requests",
     ] {
         assert!(
-            retries.iter().any(|v| v["fields"]["reason"]
-                .as_str()
-                .unwrap_or("")
-                .contains(reason)),
+            retries
+                .iter()
+                .any(|v| v["reason"].as_str().unwrap_or("").contains(reason)),
             "a retry logged for {reason}"
         );
     }
@@ -393,7 +392,7 @@ async fn a_rejected_event_goes_to_the_dead_letter_and_delivery_goes_on() {
     daemon.wait_message("moved to the dead letter", T).await;
     let dead = daemon.messages("moved to the dead letter");
     assert_eq!(dead.len(), 1);
-    let fields = &dead[0]["fields"];
+    let fields = &dead[0];
     let rejected = b.hook.requests()[0].clone();
     assert_eq!(rejected.status, 400);
     assert_eq!(fields["event"], rejected.webhook_id.as_str());

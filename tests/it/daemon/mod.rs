@@ -1,6 +1,7 @@
 //! The daemon as a process: the admin API and the commands that use it, the admin API's door
 //! (cross-site requests, exposure without a token, connection floods), end to end runs against
-//! the simulator (wrong answers, a large backlog), and the kill -9 loop.
+//! the simulator (wrong answers, a large backlog), health and meta-events, configuration
+//! reloads, and the kill -9 loop.
 
 mod admin;
 mod answers;
@@ -8,3 +9,5 @@ mod backlog;
 mod crash;
 mod door;
 mod e2e;
+mod health;
+mod reload;

@@ -1,4 +1,5 @@
 //! A finding's path in process: the poller against the simulator, reminders through dispatch.
 
+mod clock;
 mod poller;
 mod reminders;

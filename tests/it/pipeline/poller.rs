@@ -6,13 +6,9 @@
 //! sweep the cap stops resolves nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sasrelay::config::parse;
-use sasrelay::credentials::CredentialContext;
-use sasrelay::credentials::env::MapEnv;
 use sasrelay::event::EventSwitches;
 use sasrelay::event::{Event, EventKind, Payload, event_id};
 use sasrelay::finding::{Domain, Resolution};
@@ -20,14 +16,11 @@ use sasrelay::pipeline::dispatch::{Dispatcher, Silences, SinkHandle};
 use sasrelay::pipeline::poller::{Poller, RECONCILE_EVERY};
 use sasrelay::record::RecordStatus;
 use sasrelay::sas::source::DomainPoll;
-use sasrelay::sas::source::Source;
 use sasrelay::simulator::{self, FaultKind, FaultSpec, SimConfig, Simulator};
 use sasrelay::sinks::Sink;
 use sasrelay::store::Store;
 use serde_json::json;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// A poller of one source's vulnerabilities against an in-process simulator, with a file sink
 /// `out` whose outbox the tests read (no delivery worker runs).
@@ -53,22 +46,12 @@ impl Rig {
         let secret = dir.path().join("sk");
         std::fs::write(&secret, simulator::DEMO_ACCESS_KEY_SECRET).unwrap();
         let text = format!(
-            "[[source]]\nname = \"sim\"\nregion = \"cn-hangzhou\"\nendpoint = \"{}\"\nclusters = [\"{cluster}\"]\ncredentials = {{ type = \"access_key\", access_key_id = \"sasrelay-sim\", access_key_secret = {{ file = \"{}\" }} }}\n{source_extra}\n[[sink]]\nname = \"out\"\ntype = \"file\"\npath = \"{}\"\n",
+            "[[source]]\ncalls_per_second = 50\nname = \"sim\"\nregion = \"cn-hangzhou\"\nendpoint = \"{}\"\nclusters = [\"{cluster}\"]\ncredentials = {{ type = \"access_key\", access_key_id = \"sasrelay-sim\", access_key_secret = {{ file = \"{}\" }} }}\n{source_extra}\n[[sink]]\nname = \"out\"\ntype = \"file\"\npath = \"{}\"\n",
             sim.base_url(),
             secret.display(),
             dir.path().join("events.jsonl").display()
         );
-        let settings = parse(Path::new("t.toml"), &text).unwrap();
-        let ctx = CredentialContext::new(
-            reqwest::Client::new(),
-            CancellationToken::new(),
-            TaskTracker::new(),
-        );
-        let source = Arc::new(
-            Source::connect(settings.sources[0].clone(), &MapEnv::new(), &ctx)
-                .await
-                .unwrap(),
-        );
+        let (settings, source) = crate::support::connect_first_source(&text).await;
         let store = Store::open(&dir.path().join("state")).unwrap();
         let sink = Arc::new(Sink::build(&settings.sinks[0]).unwrap());
         let handles = [(
@@ -109,7 +92,7 @@ impl Rig {
             .into_iter()
             .filter_map(|(_, e)| match e.payload {
                 Payload::Event(ev) => Some(*ev),
-                Payload::Digest(_) => None,
+                Payload::Digest(_) | Payload::Health(_) => None,
             })
             .collect()
     }

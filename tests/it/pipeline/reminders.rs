@@ -21,6 +21,8 @@ use tokio::sync::Notify;
 
 const CONFIG: &str = r#"
 [[source]]
+# The simulator has no quota unless a test sets one; tests poll every second.
+calls_per_second = 50
 name = "prod"
 region = "cn-hangzhou"
 credentials = { type = "access_key", access_key_id = "LTAI", access_key_secret = { env = "UNUSED_SECRET" } }

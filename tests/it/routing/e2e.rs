@@ -8,24 +8,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::support::*;
-use sasrelay::simulator::{Domain, InitialFindings, SimConfig, SimHandle, Simulator};
+use sasrelay::simulator::{Domain, SimHandle};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
-
-async fn quiet_simulator() -> SimHandle {
-    Simulator::start(SimConfig {
-        initial: InitialFindings {
-            alerts: 0,
-            vulns: 0,
-            baseline: 0,
-            firewall: 0,
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap()
-}
 
 /// A route that digests every alert by cluster.
 fn grouped_route(group_wait: &str, max_group_size: u32) -> String {
@@ -167,8 +153,8 @@ async fn a_kill_while_a_group_collects_loses_nothing_and_sends_nothing_twice() {
     let mut grouped = 0;
     daemon
         .wait_log("150 alerts grouped", T, |v| {
-            if v["fields"]["message"] == "Poll done." {
-                grouped += v["fields"]["grouped"].as_u64().unwrap_or(0);
+            if v["message"] == "Poll done." {
+                grouped += v["grouped"].as_u64().unwrap_or(0);
             }
             grouped > 150
         })

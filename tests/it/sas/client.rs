@@ -62,6 +62,8 @@ fn settings(sim: &SimHandle, max_attempts: u32) -> ClientSettings {
     )
     .unwrap();
     s.timeout = Duration::from_secs(20);
+    // The simulator has no quota unless a test sets one.
+    s.calls_per_second = std::num::NonZeroU32::new(50).unwrap();
     s
 }
 
@@ -753,6 +755,8 @@ fn source_config(sim: &SimHandle, clusters: &[&str]) -> String {
     format!(
         r#"
 [[source]]
+# The simulator has no quota unless a test sets one; tests poll every second.
+calls_per_second = 50
 name = "sim"
 region = "cn-hangzhou"
 endpoint = "{}"
@@ -868,7 +872,7 @@ async fn source_reads_every_domain_per_cluster_and_account_wide() {
         assert_exactly_once(
             &what("vulns"),
             &ids,
-            &pending_vulns(&sim, &["cve", "sca"], scope),
+            &pending_vulns(&sim, &["cve", "app", "sca"], scope),
         );
         check_cluster(&list, SimDomain::Vuln, &ids);
 
@@ -992,6 +996,6 @@ async fn handled_alerts_and_fixed_vulnerabilities_are_seen_as_such() {
     assert_exactly_once(
         "vulns after fix",
         &finding_ids(Domain::Vulnerabilities, "vul:", &vulns),
-        &pending_vulns(&sim, &["cve", "sca"], None),
+        &pending_vulns(&sim, &["cve", "app", "sca"], None),
     );
 }

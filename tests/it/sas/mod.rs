@@ -3,4 +3,5 @@
 
 mod client;
 mod normalise;
+mod quota;
 mod signing_vectors;

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::corpus::corpus;
-use crate::sinkkit::{deliver, event_of, finding, hostile, lock, reason, sink, wait_until};
+use crate::sinkkit::{
+    FakeSlack, SlackRequest, deliver, event_of, finding, hostile, lock, reason, sink, wait_until,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -548,104 +550,6 @@ async fn dingtalk_injection_corpus_adds_no_mention_link_or_markup() {
 
 // ---------------------------------------------------------------------------------------------
 // The fake Slack
-
-#[derive(Clone, Debug)]
-struct SlackRequest {
-    path: String,
-    at: Instant,
-    status: u16,
-    auth: Option<String>,
-    body: Value,
-}
-
-/// A scripted answer: status, `Retry-After` seconds, body.
-type SlackReply = (u16, Option<u64>, &'static str);
-
-#[derive(Clone)]
-struct FakeSlack {
-    /// Scripted answers `(status, retry_after, body)`, then `200 ok`.
-    script: Arc<Mutex<std::collections::VecDeque<SlackReply>>>,
-    log: Arc<Mutex<Vec<SlackRequest>>>,
-    bump: Arc<watch::Sender<usize>>,
-    addr: SocketAddr,
-}
-
-async fn slack_receive(
-    State(fake): State<FakeSlack>,
-    uri: axum::http::Uri,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let api = uri.path().starts_with("/api/");
-    let (status, retry_after, text) = lock(&fake.script).pop_front().unwrap_or((
-        200,
-        None,
-        if api {
-            r#"{"ok":true,"ts":"1.1"}"#
-        } else {
-            "ok"
-        },
-    ));
-    let n = {
-        let mut log = lock(&fake.log);
-        log.push(SlackRequest {
-            path: uri.path().to_string(),
-            at: Instant::now(),
-            status,
-            auth: headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-        });
-        log.len()
-    };
-    fake.bump.send_replace(n);
-    let mut r = (axum::http::StatusCode::from_u16(status).unwrap(), text).into_response();
-    if let Some(s) = retry_after {
-        r.headers_mut()
-            .insert("retry-after", s.to_string().parse().unwrap());
-    }
-    r
-}
-
-impl FakeSlack {
-    async fn start(script: Vec<SlackReply>) -> FakeSlack {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let fake = FakeSlack {
-            script: Arc::new(Mutex::new(script.into())),
-            log: Arc::new(Mutex::new(Vec::new())),
-            bump: Arc::new(watch::channel(0).0),
-            addr: listener.local_addr().unwrap(),
-        };
-        let app = Router::new()
-            .route("/services/T1/B1/hooksecret", post(slack_receive))
-            .route("/api/chat.postMessage", post(slack_receive))
-            .with_state(fake.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        fake
-    }
-
-    fn hook(&self) -> String {
-        format!("http://{}/services/T1/B1/hooksecret", self.addr)
-    }
-
-    fn log(&self) -> Vec<SlackRequest> {
-        lock(&self.log).clone()
-    }
-
-    async fn wait_for(&self, what: &str, done: impl Fn(&[SlackRequest]) -> bool) {
-        wait_until(
-            self.bump.subscribe(),
-            || self.log(),
-            what,
-            Duration::from_secs(60),
-            done,
-        )
-        .await;
-    }
-}
 
 fn slack_text(body: &Value) -> String {
     let mut out = Vec::new();
