@@ -75,7 +75,8 @@
 //!   key, `Digest` (grouped events), `HealthEvent` (a meta-event about sasrelay itself) and the
 //!   `HealthEpisode` the store keeps per condition, the outbox entry and dead letter
 //!   (versioned JSON), which event kinds a domain emits.
-//! - [`record`] — what the store keeps per finding to follow its lifecycle.
+//! - [`record`] — what the store keeps per finding to follow its lifecycle, and the rule
+//!   for when one that left a snapshot is gone ([`record::GoneRule`], a source setting).
 //! - [`config`] — raw TOML with spans → checked [`config::Settings`].
 //! - [`credentials`] — `credentials = { type = ... }` config, the provider chain (static keys,
 //!   env, RRSA, ECS RAM role, URI, the SDK's default chain), one background refresher per
@@ -181,6 +182,10 @@
 //!   after consecutive complete sweeps miss it ([`pipeline::lifecycle::confirm_gone`]); a sweep
 //!   holding an unreadable (quarantined) record resolves nothing; a 200 that is not a page is
 //!   an error, never an empty page. One unreadable record is quarantined, never fatal.
+//! - Windows are read by Security Center's clock: the watermark is the poll's start less how
+//!   far the local clock runs ahead of the service (its answers' `Date`), and never past now
+//!   ([`sas::client::ServiceClock`]). A listing whose `TotalCount` falls mid-walk is read
+//!   again from where the moved records are ([`sas::api::Walker`]).
 //! - Routing and matching do no IO and read no clock (`now` is a parameter). A routed event is
 //!   in exactly one digest per (route, sink): a group close records the digest id and the last
 //!   member it covers before it enqueues, and removes members only after.

@@ -303,6 +303,11 @@ pub struct Walker<'c, C: ?Sized, T> {
     /// always gets further than where it started.
     overlap: u32,
     total_count: Option<i64>,
+    /// By how much `TotalCount` fell at the latest page (records left the listing mid-walk).
+    shrunk_by: i64,
+    /// Pages up to this one are being read again after a shrink: records already read there
+    /// are expected, not a server repeating itself.
+    reread_through: u32,
     /// The page most recently returned, and the oldest key read.
     last_page: u32,
     oldest: Option<i64>,
@@ -340,6 +345,8 @@ where
             fetched: 0,
             overlap: 0,
             total_count: None,
+            shrunk_by: 0,
+            reread_through: 0,
             last_page: 0,
             oldest: None,
             end: None,
@@ -427,9 +434,15 @@ where
                 requested_page: self.page_no,
                 requested_size: self.page_size,
                 received,
-                seen_total: self.seen.len() + self.poisoned.len(),
+                // Once records left the listing, what was read no longer tells its end.
+                seen_total: if self.reread_through > 0 {
+                    0
+                } else {
+                    self.seen.len() + self.poisoned.len()
+                },
                 meta: page.meta.clone(),
-                repeated: (received > 0 && fresh == 0) || token_stuck,
+                repeated: ((received > 0 && fresh == 0) && self.page_no > self.reread_through)
+                    || token_stuck,
                 token_mode: self.paging == Paging::Token,
                 pages_fetched: self.fetched - self.overlap,
                 max_pages: self.max_pages,
@@ -440,7 +453,7 @@ where
                     Some(WalkEnd::Finished)
                 }
                 PageDecision::Continue => {
-                    self.page_no += 1;
+                    self.page_no = self.next_page_no();
                     self.token = observation.meta.next_token;
                     None
                 }
@@ -453,12 +466,34 @@ where
                     );
                     Some(WalkEnd::Repeated)
                 }
-                PageDecision::LimitReached => {
-                    Some(WalkEnd::Capped(self.cut(observation.seen_total)))
-                }
+                PageDecision::LimitReached => Some(WalkEnd::Capped(
+                    self.cut(self.seen.len() + self.poisoned.len()),
+                )),
             };
             return Ok(Some(page));
         }
+    }
+
+    /// The page after the current one; after a shrink, the page where the records that moved
+    /// up now are. `k` records leaving the listing before the current page moved the `k` after
+    /// the last page read up into pages already read: the walk goes back `ceil(k / size)`
+    /// pages and reads forward again (what it read before is dropped as read). Re-reads count
+    /// against the cap, so a listing that keeps shrinking still ends.
+    fn next_page_no(&mut self) -> u32 {
+        let shrunk = std::mem::take(&mut self.shrunk_by);
+        if shrunk <= 0 {
+            return self.page_no + 1;
+        }
+        let back =
+            u32::try_from((shrunk as u64).div_ceil(u64::from(self.page_size))).unwrap_or(u32::MAX);
+        tracing::debug!(
+            action = self.action,
+            page = self.page_no,
+            shrunk,
+            "Records left the listing while it was read; reading the pages they moved into again."
+        );
+        self.reread_through = self.page_no;
+        self.page_no.saturating_sub(back).max(1)
     }
 
     fn cut(&self, seen: usize) -> Cut {
@@ -501,8 +536,14 @@ where
                 ),
             });
         }
-        if page.meta.total_count.is_some() {
-            self.total_count = page.meta.total_count;
+        if let Some(total) = page.meta.total_count {
+            if let Some(before) = self.total_count
+                && total < before
+                && self.paging == Paging::Number
+            {
+                self.shrunk_by = before - total;
+            }
+            self.total_count = Some(total);
         }
         Ok(page)
     }
@@ -1905,6 +1946,43 @@ mod tests {
         );
         // Pages 3 and 2 now start below the cut; page 1 does not: the walk goes on from there.
         assert_eq!(pages_asked(&fake), [3, 2, 1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+
+    #[tokio::test]
+    async fn records_leaving_the_listing_mid_walk_move_none_past_it() {
+        let rows = std::sync::Arc::new(Mutex::new((0..1000).collect::<Vec<i64>>()));
+        let fake = Fake::new(100, served(rows.clone()));
+        let mut w = alerts_walker(&fake, &AlertQuery::default());
+        let mut read = BTreeSet::new();
+        let mut pages = 0;
+        while let Some(p) = w.next_page().await.unwrap() {
+            read.extend(
+                p.items
+                    .iter()
+                    .map(|i| i.id.as_deref().unwrap().parse::<i64>().unwrap()),
+            );
+            pages += 1;
+            // After the third page read, 150 alerts already read are handled: the rest move up
+            // a page and a half. After the seventh, 20 more.
+            match pages {
+                3 => drop(rows.lock().unwrap().drain(..150)),
+                7 => drop(rows.lock().unwrap().drain(..20)),
+                _ => {}
+            }
+        }
+        assert_eq!(w.end(), Some(&WalkEnd::Finished));
+        assert_eq!(
+            read,
+            (0..1000).collect::<BTreeSet<i64>>(),
+            "nothing skipped"
+        );
+        // Page 4 showed the first shrink: back to page 2 (where 300.. now are) and forward
+        // again, page 4 read again without being taken for a repeat; page 5 showed the
+        // second: page 4 again.
+        assert_eq!(
+            pages_asked(&fake),
+            [1, 2, 3, 4, 2, 3, 4, 5, 4, 5, 6, 7, 8, 9]
+        );
     }
 
     #[tokio::test]
