@@ -122,7 +122,7 @@ pub struct Confirmation {
     pub vanished: usize,
     /// Of those, kept open until more sweeps agree.
     pub pending: usize,
-    /// The vanished ones are a mass disappearance ([`GoneRule::hold_share`]).
+    /// The vanished ones are a mass disappearance ([`GoneRule::hold_share`](crate::record::GoneRule::hold_share)).
     pub mass: bool,
 }
 
