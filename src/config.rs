@@ -25,7 +25,7 @@ use crate::sas::client::ClientSettings;
 use crate::sas::endpoint;
 use crate::sas::quota::MAX_CALLS_PER_SECOND;
 use crate::sas::sign::SignatureVersion;
-use crate::sas::source::{DomainPoll, InitialSync, SourceSettings};
+use crate::sas::source::{DomainPoll, InitialSync, SourceSettings, WindowListingScope};
 use crate::sinks::SinkConfig;
 
 /// One problem in a config file.
@@ -247,6 +247,9 @@ pub struct RawSource {
     /// When a finding that left a snapshot is resolved as `gone`.
     #[serde(default)]
     pub gone: RawGone,
+    /// How alerts and firewall records are listed when `clusters` is set.
+    #[serde(default)]
+    pub window_listing: WindowListingScope,
     /// Where the signing key comes from. Required; optional here like `region`.
     pub credentials: Option<CredentialsConfig>,
 }
@@ -1165,6 +1168,7 @@ fn check_source(
         overlap,
         initial_sync: raw.initial_sync,
         gone,
+        window_listing: raw.window_listing,
     })
 }
 

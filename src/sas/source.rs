@@ -59,6 +59,8 @@ pub struct SourceSettings {
     pub initial_sync: InitialSync,
     /// When a vulnerability or baseline finding that left the list is resolved as `gone`.
     pub gone: GoneRule,
+    /// How alerts and firewall records are listed when `clusters` is set.
+    pub window_listing: WindowListingScope,
 }
 
 /// Per-domain polling of a source: interval (`None` = off) and event switches.
@@ -70,6 +72,21 @@ pub struct DomainPoll {
     pub interval: Duration,
     /// Which events to emit.
     pub events: EventSwitches,
+}
+
+/// How a source with `clusters` lists its windowed domains (alerts, firewall).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowListingScope {
+    /// Account-wide when two or more clusters are configured (then it costs one listing a
+    /// poll instead of one per cluster), per cluster for one.
+    #[default]
+    Auto,
+    /// One account-wide listing a poll, the records of other clusters dropped on arrival:
+    /// fewer calls, unless the account's other clusters raise far more alerts than these.
+    Account,
+    /// One listing per configured cluster a poll.
+    PerCluster,
 }
 
 /// How a first start treats findings that are already open.
@@ -182,6 +199,34 @@ impl Source {
         }
     }
 
+    /// The listings of a windowed domain: one account-wide (`None`) — the records of clusters
+    /// not configured are dropped as they arrive ([`Source::keeps`]) — or one per cluster, as
+    /// [`SourceSettings::window_listing`] says.
+    fn window_scopes(&self) -> Vec<Option<String>> {
+        let account_wide = match self.settings.window_listing {
+            WindowListingScope::Auto => self.settings.clusters.len() >= 2,
+            WindowListingScope::Account => true,
+            WindowListingScope::PerCluster => false,
+        };
+        if account_wide {
+            vec![None]
+        } else {
+            self.scopes()
+        }
+    }
+
+    /// Whether a finding listed under `scope` belongs to this source: everything a
+    /// cluster's own listing returns, and from an account-wide listing of a source with
+    /// `clusters`, what one of them raised.
+    fn keeps(&self, scope: Option<&str>, f: &Finding) -> bool {
+        scope.is_some()
+            || self.settings.clusters.is_empty()
+            || f.kubernetes
+                .cluster_id
+                .as_ref()
+                .is_some_and(|c| self.settings.clusters.contains(c))
+    }
+
     fn normalise_context(&self, cluster: Option<&str>) -> NormaliseContext {
         let mut ctx = NormaliseContext::new(&self.settings.name, &self.settings.region);
         ctx.console_base = self.settings.console_base.clone();
@@ -214,11 +259,16 @@ impl Source {
     }
 
     /// Reads `domain` a page at a time ([`Reader::next_batch`]), in bounded memory: the poll's
-    /// window (or snapshot) per configured cluster, then any [`Remainder`]s of earlier polls
+    /// window (or snapshot) per configured cluster — or, for a windowed domain, account-wide
+    /// ([`SourceSettings::window_listing`]) — then any [`Remainder`]s of earlier polls
     /// ([`Reader::resume`]).
     pub fn reader(&self, domain: Domain, window: &ReadWindow) -> Reader<'_> {
         let mut plans = VecDeque::new();
-        for cluster in self.scopes() {
+        let scopes = match domain {
+            Domain::Alerts | Domain::Firewall => self.window_scopes(),
+            Domain::Vulnerabilities | Domain::Baseline => self.scopes(),
+        };
+        for cluster in scopes {
             let mut plan = |what| {
                 plans.push_back(Plan {
                     cluster: cluster.clone(),
@@ -610,9 +660,11 @@ impl<'s> Reader<'s> {
     }
 
     /// After the poll's own window, resumes `remainders` of earlier polls (those of clusters
-    /// no longer configured are dropped).
+    /// no longer configured are dropped; an account-wide one is kept while windows are listed
+    /// account-wide, and one of a configured cluster whichever way they are listed now).
     pub fn resume(mut self, remainders: Vec<Remainder>) -> Self {
-        let scopes = self.source.scopes();
+        let mut scopes = self.source.scopes();
+        scopes.extend(self.source.window_scopes());
         for r in remainders {
             if !scopes.contains(&r.cluster) {
                 tracing::debug!(
@@ -677,7 +729,11 @@ impl<'s> Reader<'s> {
                 }),
             };
             match page {
-                Some(()) => return Ok(Some(batch)),
+                Some(()) => {
+                    let scope = plan.cluster.as_deref();
+                    batch.findings.retain(|f| self.source.keeps(scope, f));
+                    return Ok(Some(batch));
+                }
                 None => self.finish_current(),
             }
         }

@@ -40,13 +40,29 @@ impl Rig {
 
     /// A rig polling `domain`.
     async fn start_for(domain: Domain, source_extra: &str) -> Rig {
-        let sim = Simulator::start(SimConfig::default()).await.unwrap();
+        Rig::start_with(SimConfig::default(), domain, 1, source_extra).await
+    }
+
+    /// A rig polling `domain` of a simulator built from `sim`, the source naming its first
+    /// `configured` clusters.
+    async fn start_with(
+        sim: SimConfig,
+        domain: Domain,
+        configured: usize,
+        source_extra: &str,
+    ) -> Rig {
+        let sim = Simulator::start(sim).await.unwrap();
         let cluster = sim.clusters()[0].cluster_id.clone();
+        let clusters: Vec<String> = sim.clusters()[..configured]
+            .iter()
+            .map(|c| format!("\"{}\"", c.cluster_id))
+            .collect();
+        let clusters = clusters.join(", ");
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("sk");
         std::fs::write(&secret, simulator::DEMO_ACCESS_KEY_SECRET).unwrap();
         let text = format!(
-            "[[source]]\ncalls_per_second = 50\nname = \"sim\"\nregion = \"cn-hangzhou\"\nendpoint = \"{}\"\nclusters = [\"{cluster}\"]\ncredentials = {{ type = \"access_key\", access_key_id = \"sasrelay-sim\", access_key_secret = {{ file = \"{}\" }} }}\n{source_extra}\n[[sink]]\nname = \"out\"\ntype = \"file\"\npath = \"{}\"\n",
+            "[[source]]\ncalls_per_second = 50\nname = \"sim\"\nregion = \"cn-hangzhou\"\nendpoint = \"{}\"\nclusters = [{clusters}]\ncredentials = {{ type = \"access_key\", access_key_id = \"sasrelay-sim\", access_key_secret = {{ file = \"{}\" }} }}\n{source_extra}\n[[sink]]\nname = \"out\"\ntype = \"file\"\npath = \"{}\"\n",
             sim.base_url(),
             secret.display(),
             dir.path().join("events.jsonl").display()
@@ -129,6 +145,89 @@ impl Rig {
             .unwrap()["PrimaryId"]
             .as_i64()
             .unwrap()
+    }
+}
+
+/// With two of three clusters configured, alerts and firewall records are listed
+/// account-wide — one listing a poll, not one per cluster — and the third cluster's records are
+/// dropped; `window_listing = "per_cluster"` lists each configured cluster instead, and both
+/// deliver the same findings.
+#[tokio::test]
+async fn windows_of_several_clusters_are_listed_once_account_wide_and_filtered() {
+    for (domain, action, sim_domain) in [
+        (
+            Domain::Alerts,
+            "DescribeSuspEvents",
+            simulator::Domain::Alert,
+        ),
+        (
+            Domain::Firewall,
+            "ListInterceptionHistory",
+            simulator::Domain::Firewall,
+        ),
+    ] {
+        let mut delivered = Vec::new();
+        for (extra, listings) in [("", 1), ("window_listing = \"per_cluster\"", 2)] {
+            let sim = SimConfig {
+                clusters: 3,
+                ..SimConfig::default()
+            };
+            let extra = format!("initial_sync = \"notify\"\n{extra}");
+            let rig = Rig::start_with(sim, domain, 2, &extra).await;
+            let clusters: Vec<String> = rig
+                .sim
+                .clusters()
+                .into_iter()
+                .map(|c| c.cluster_id)
+                .collect();
+            for c in &clusters {
+                rig.sim.add_finding(sim_domain, Some(c), json!({})).unwrap();
+            }
+            rig.sim.reset_calls();
+            rig.poller
+                .poll_once(time::OffsetDateTime::now_utc())
+                .await
+                .unwrap();
+            assert_eq!(
+                rig.sim.call_count(action),
+                listings,
+                "{action} {extra}: one listing a poll account-wide, one per cluster otherwise"
+            );
+            let news: BTreeSet<String> = rig
+                .outbox()
+                .iter()
+                .filter(|e| e.kind == EventKind::New)
+                .map(|e| {
+                    let f = e.finding.as_ref().unwrap();
+                    let cluster = f.kubernetes.cluster_id.clone().unwrap_or_default();
+                    assert!(
+                        clusters[..2].contains(&cluster),
+                        "{action} {extra}: a finding of {cluster} is not this source's"
+                    );
+                    f.id.clone()
+                })
+                .collect();
+            let open_in_both = rig
+                .sim
+                .findings(sim_domain)
+                .iter()
+                .filter(|r| {
+                    ["K8sClusterId", "ClusterId", "clusterId"].iter().any(|k| {
+                        r[k].as_str()
+                            .is_some_and(|c| clusters[..2].contains(&c.to_string()))
+                    })
+                })
+                .count();
+            assert!(
+                news.len() >= 2 && news.len() <= open_in_both,
+                "{action} {extra}: {news:?}"
+            );
+            delivered.push(news);
+        }
+        assert_eq!(
+            delivered[0], delivered[1],
+            "{action}: the same findings either way"
+        );
     }
 }
 
