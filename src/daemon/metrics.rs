@@ -24,6 +24,9 @@
 //! | `sasrelay_outbox_oldest_age_seconds` | gauge (0 when empty) | `sink` |
 //! | `sasrelay_dead_letters` | gauge | `sink` |
 //! | `sasrelay_store_size_bytes` | gauge | |
+//! | `sasrelay_sas_calls_total` | counter (permits taken from the call budget, retries included) | `action` |
+//! | `sasrelay_sas_call_waits_total` | counter (calls that waited for a permit) | `action` |
+//! | `sasrelay_sas_call_wait_seconds_total` | counter | `action` |
 //! | `sasrelay_config_last_reload_successful` | gauge (1 before any reload) | |
 //! | `sasrelay_config_last_reload_success_timestamp_seconds` | gauge (the start before any) | |
 //! | `sasrelay_config_reloads_total` | counter | `outcome` (`success`, `failure`) |
@@ -42,6 +45,7 @@ use std::fmt::Write as _;
 use crate::daemon::reload::ReloadStatus;
 use crate::health::{SourceHealth, State};
 use crate::pipeline::metrics::{DeliveryFigures, Metrics, PollFigures};
+use crate::sas::quota::Waits;
 use crate::store::StoreStats;
 
 /// The exposition text of `metrics`, `store` (when it could be read) and the `health` of
@@ -60,7 +64,38 @@ pub fn exposition(
         now_ms,
     );
     render_health(&mut out, health);
+    render_budget(&mut out, &crate::sas::quota::waits());
     out
+}
+
+/// The call budget ([`crate::sas::quota`]): calls and waits by action, over every bucket of
+/// the process. Waits growing steadily mean the polls need more calls than the budget gives:
+/// raise an interval or `calls_per_second` (README, "A call budget").
+fn render_budget(out: &mut String, waits: &BTreeMap<String, Waits>) {
+    type Value = fn(&Waits) -> String;
+    let series: [(&str, &str, Value); 3] = [
+        (
+            "sasrelay_sas_calls_total",
+            "Security Center calls, by action (permits taken from the call budget).",
+            |w| w.calls.to_string(),
+        ),
+        (
+            "sasrelay_sas_call_waits_total",
+            "Security Center calls that waited for the call budget, by action.",
+            |w| w.waited.to_string(),
+        ),
+        (
+            "sasrelay_sas_call_wait_seconds_total",
+            "Time Security Center calls waited for the call budget, by action.",
+            |w| format!("{:.3}", w.total.as_secs_f64()),
+        ),
+    ];
+    for (name, help, value) in series {
+        header(out, name, "counter", help);
+        for (action, w) in waits {
+            let _ = writeln!(out, "{name}{{action=\"{}\"}} {}", label(action), value(w));
+        }
+    }
 }
 
 /// `sasrelay_source_health`: one series per source × domain and state, 1 for the current.
@@ -640,6 +675,41 @@ mod tests {
         }
         // Without the store's figures, no store series.
         assert!(!t.contains("sasrelay_outbox_depth"));
+    }
+
+    #[test]
+    fn the_call_budget_is_exposed_by_action() {
+        let waits = BTreeMap::from([(
+            "DescribeSuspEvents".to_string(),
+            Waits {
+                calls: 12,
+                waited: 5,
+                total: std::time::Duration::from_millis(1_250),
+            },
+        )]);
+        let mut t = String::new();
+        render_budget(&mut t, &waits);
+        assert_eq!(
+            value(
+                &t,
+                r#"sasrelay_sas_calls_total{action="DescribeSuspEvents"}"#
+            ),
+            Some(12.0)
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"sasrelay_sas_call_waits_total{action="DescribeSuspEvents"}"#
+            ),
+            Some(5.0)
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"sasrelay_sas_call_wait_seconds_total{action="DescribeSuspEvents"}"#
+            ),
+            Some(1.25)
+        );
     }
 
     #[test]

@@ -71,6 +71,10 @@ use crate::sas::source::{
 use crate::store::{self, Backfill, Cursor, QuarantineEntry, Store, StoreError};
 use crate::task::{Label, Next, Task, TaskError};
 
+/// The longest a poller's first poll waits after its start (a tenth of its interval, at most
+/// this): the pollers of one start spread out rather than call together.
+pub const MAX_START_OFFSET: Duration = Duration::from_secs(10);
+
 /// A watermark this far past now is worth a warning (less is a clock's ordinary drift).
 const FUTURE_WATERMARK_SLACK_MS: i64 = 5_000;
 
@@ -182,6 +186,8 @@ pub struct Poller {
     /// Cancelled by the daemon's shutdown (its pollers' token): a poll stops at the next page
     /// boundary instead of reading on.
     stop: CancellationToken,
+    /// The first step's start offset has been waited ([`MAX_START_OFFSET`]).
+    offset_taken: bool,
 }
 
 impl Poller {
@@ -199,6 +205,7 @@ impl Poller {
             dispatcher,
             metrics: Arc::default(),
             stop: CancellationToken::new(),
+            offset_taken: false,
         }
     }
 
@@ -749,6 +756,13 @@ impl Task for Poller {
     /// interval. A failed poll never advances the watermark; a store failure is logged at
     /// ERROR at once (data waits to be recorded), a read failure only once it persists.
     async fn step(&mut self) -> Result<Next, TaskError> {
+        if !self.offset_taken {
+            // The pollers of a start (and of a reload) do not all call at once: each first
+            // waits a random part of a tenth of its interval (at most 10 s).
+            self.offset_taken = true;
+            let spread = (self.poll.interval / 10).min(MAX_START_OFFSET);
+            return Ok(Next::After(spread.mul_f64(rand::random::<f64>())));
+        }
         let started = std::time::Instant::now();
         match self.poll_once(OffsetDateTime::now_utc()).await {
             Ok(r) => {

@@ -1322,6 +1322,9 @@ async fn dead_letters_are_listed_replayed_once_with_their_id_and_discarded() {
             )) >= 1.0
         );
     }
+    // Every call took a permit from the call budget.
+    assert!(series(r#"sasrelay_sas_calls_total{action="DescribeSuspEvents"}"#) >= 1.0);
+    series(r#"sasrelay_sas_call_wait_seconds_total{action="DescribeSuspEvents"}"#);
 
     let list = dead_letters(cli, "list", &["--json"]).await;
     assert_eq!(list.code, Some(0), "{}", list.stderr);

@@ -231,6 +231,26 @@ async fn windows_of_several_clusters_are_listed_once_account_wide_and_filtered()
     }
 }
 
+/// A poller's first step only waits its start offset — a random part of a tenth of its
+/// interval — so the pollers of a start do not call together; the next step polls.
+#[tokio::test]
+async fn the_first_step_waits_a_start_offset_then_polls() {
+    use sasrelay::task::{Next, Task};
+    let mut rig = Rig::start("").await;
+    rig.sim.reset_calls();
+    let calls = |rig: &Rig| rig.sim.calls().values().sum::<u64>();
+    match rig.poller.step().await.unwrap() {
+        Next::After(d) => assert!(d <= Duration::from_secs(6), "{d:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(calls(&rig), 0, "no call before the offset");
+    match rig.poller.step().await.unwrap() {
+        Next::After(d) => assert_eq!(d, Duration::from_secs(60)),
+        other => panic!("{other:?}"),
+    }
+    assert!(calls(&rig) > 0, "the second step polls");
+}
+
 #[tokio::test]
 async fn unchanged_statistics_skip_the_sweep_until_something_changes() {
     let rig = Rig::start("").await;
