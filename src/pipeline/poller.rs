@@ -49,7 +49,7 @@
 //! by the cap is incomplete: it records and sends what it listed, resolves nothing, and says
 //! so (raise `max_pages`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,6 +109,9 @@ pub struct PollReport {
     pub quarantined: usize,
     /// Open findings this sweep missed that stay open until more sweeps agree.
     pub pending_gone: usize,
+    /// The clusters of the findings [`PollReport::pending_gone`] counts: swept again by the
+    /// next poll, whatever their counts say.
+    pub missed_in: BTreeSet<String>,
     /// Pages committed.
     pub pages: usize,
     /// The daemon is stopping: the poll stopped after a page and did not move the cursor.
@@ -172,8 +175,34 @@ enum Probe {
     /// Unchanged since a recent sweep: skip this one (the cursor already says so).
     Unchanged,
     /// Sweep, and record this probe value (none for window domains, a first start, or a
-    /// failed probe).
-    Sweep(Option<String>),
+    /// failed probe): every cluster, or `only` those whose counts changed since a recent
+    /// sweep.
+    Sweep {
+        probe: Option<String>,
+        only: Option<BTreeSet<String>>,
+    },
+}
+
+/// The clusters of probe `new` whose part (`cluster:counts`) is not in `old`: those a sweep
+/// must read again.
+fn changed_clusters(old: &str, new: &str) -> BTreeSet<String> {
+    let before: BTreeSet<&str> = old.split(';').collect();
+    new.split(';')
+        .filter(|part| !before.contains(part))
+        .filter_map(|part| part.split_once(':').map(|(c, _)| c.to_string()))
+        .collect()
+}
+
+/// Probe `p` without the parts of `clusters`: stored after a sweep that left findings of those
+/// clusters awaiting confirmation, so the next poll sweeps them whatever their counts say.
+fn probe_without(p: &str, clusters: &BTreeSet<String>) -> String {
+    p.split(';')
+        .filter(|part| {
+            part.split_once(':')
+                .is_none_or(|(c, _)| !clusters.contains(c))
+        })
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 /// The poller of one source and domain.
@@ -235,17 +264,18 @@ impl Poller {
         let cursor = self.store.cursor(&settings.name, domain)?;
         let first = !cursor.as_ref().is_some_and(|c| c.initialised);
         let now_ms = crate::clock::unix_ms(now);
-        let probe = match self.probe(first, cursor.as_ref(), now_ms).await? {
+        let (probe, only) = match self.probe(first, cursor.as_ref(), now_ms).await? {
             Probe::Unchanged => {
                 return Ok(PollReport {
                     skipped_unchanged: true,
                     ..PollReport::default()
                 });
             }
-            Probe::Sweep(p) => p,
+            Probe::Sweep { probe, only } => (probe, only),
         };
         let ahead_at_start = self.clock_ahead_ms();
         let window = self.window(cursor.as_ref(), first, now, ahead_at_start);
+        let last_full_sweep_ms = cursor.as_ref().and_then(|c| c.last_sweep_ms);
         let carried = cursor.and_then(|c| c.backfill).unwrap_or_default();
         let resumed_first_start = carried.remainders.iter().any(|r| r.first_start);
         let remainders = carried
@@ -260,6 +290,7 @@ impl Poller {
         let mut reader = self
             .source
             .reader(domain, &window)
+            .only_clusters(only.as_ref())
             .first_start(first)
             .resume(remainders);
         while let Some(batch) = reader.next_batch().await? {
@@ -280,7 +311,8 @@ impl Poller {
         // 2. What a complete sweep did not list.
         if self.snapshot() {
             if end.complete && report.quarantined == 0 {
-                self.resolve_absent(&listed, now, &mut report).await?;
+                self.resolve_absent(&listed, only.as_ref(), now, &mut report)
+                    .await?;
             } else if report.quarantined > 0 {
                 tracing::warn!(
                     source = %settings.name,
@@ -312,9 +344,17 @@ impl Poller {
                 watermark_ms: Some(now_ms - ahead_at_start.max(self.clock_ahead_ms())),
                 initialised: true,
                 last_success_ms: now_ms,
-                // Findings awaiting confirmation need the next sweep, whatever the probe says.
-                probe: probe.filter(|_| report.pending_gone == 0),
-                last_sweep_ms: Some(now_ms),
+                // Clusters with findings awaiting confirmation need the next sweep, whatever
+                // their counts say; an incomplete sweep needs the next one whole.
+                probe: probe
+                    .filter(|_| !report.incomplete)
+                    .map(|p| probe_without(&p, &report.missed_in)),
+                // A sweep of the changed clusters only does not put off the periodic full one.
+                last_sweep_ms: if only.is_some() {
+                    last_full_sweep_ms
+                } else {
+                    Some(now_ms)
+                },
                 backfill,
             },
         )?;
@@ -475,14 +515,24 @@ impl Poller {
     async fn resolve_absent(
         &self,
         listed: &Listed,
+        only: Option<&BTreeSet<String>>,
         now: OffsetDateTime,
         report: &mut PollReport,
     ) -> Result<(), PollError> {
         let (name, domain) = (&self.source.settings.name, self.poll.domain);
         let mut open = 0usize;
         let mut missed: Vec<String> = Vec::new();
+        let swept = |r: &Record| {
+            only.is_none_or(|o| {
+                r.last
+                    .kubernetes
+                    .cluster_id
+                    .as_ref()
+                    .is_some_and(|c| o.contains(c))
+            })
+        };
         self.store.for_each_record(name, domain, |fp, r| {
-            if r.status == RecordStatus::Active {
+            if r.status == RecordStatus::Active && swept(&r) {
                 open += 1;
                 if !listed.contains(&listed_key(&fp)) {
                     missed.push(fp);
@@ -517,6 +567,14 @@ impl Poller {
                     .await;
             }
             confirmation.pending += lifecycle::confirm_gone(&mut diff, &known, verdict.needed);
+            // The clusters of what stays open pending are swept again by the next poll.
+            let pending = diff
+                .changes
+                .iter()
+                .filter(|c| c.record.status == RecordStatus::Active);
+            report
+                .missed_in
+                .extend(pending.filter_map(|c| c.record.last.kubernetes.cluster_id.clone()));
             self.write(diff, now, report).await?;
         }
         self.report_confirmation(&confirmation);
@@ -580,14 +638,22 @@ impl Poller {
             let recent = c
                 .last_sweep_ms
                 .is_some_and(|at| now_ms.saturating_sub(at) < reconcile_ms);
-            if c.probe.as_deref() == Some(p.as_str()) && recent {
-                let mut next = c.clone();
-                next.last_success_ms = now_ms;
-                self.store.set_cursor(&settings.name, domain, &next)?;
-                return Ok(Probe::Unchanged);
+            if let Some(old) = c.probe.as_deref().filter(|_| recent) {
+                let only = changed_clusters(old, p);
+                if only.is_empty() {
+                    let mut next = c.clone();
+                    next.last_success_ms = now_ms;
+                    self.store.set_cursor(&settings.name, domain, &next)?;
+                    return Ok(Probe::Unchanged);
+                }
+                // Only the clusters whose counts moved are read again.
+                return Ok(Probe::Sweep {
+                    probe,
+                    only: Some(only),
+                });
             }
         }
-        Ok(Probe::Sweep(probe))
+        Ok(Probe::Sweep { probe, only: None })
     }
 
     /// The stored records of what a page lists (nothing else: loading every record on every

@@ -5,7 +5,7 @@
 //! the component's checked config (what `config` builds from a `[[source]]` table), and the
 //! CLI's `check` and `findings` commands and the daemon's pollers read through a [`Source`].
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -651,6 +651,16 @@ pub struct Reader<'s> {
 }
 
 impl<'s> Reader<'s> {
+    /// Reads only the clusters of `only` (all when `None`): a snapshot sweep of the clusters
+    /// whose counts changed.
+    pub fn only_clusters(mut self, only: Option<&BTreeSet<String>>) -> Self {
+        if let Some(only) = only {
+            self.plans
+                .retain(|p| p.cluster.as_ref().is_some_and(|c| only.contains(c)));
+        }
+        self
+    }
+
     /// Marks the poll's own window as a first start's.
     pub fn first_start(mut self, first: bool) -> Self {
         for p in &mut self.plans {

@@ -251,6 +251,67 @@ async fn the_first_step_waits_a_start_offset_then_polls() {
     assert!(calls(&rig) > 0, "the second step polls");
 }
 
+/// With three clusters configured, a change in one cluster's counts sweeps that cluster only,
+/// and what the other clusters hold is not taken for gone. A finding of a cluster swept alone
+/// that left the list is confirmed by sweeping that cluster again at the next poll, though its
+/// counts no longer move, and resolves as `gone`.
+#[tokio::test]
+async fn only_the_clusters_whose_counts_changed_are_swept_again() {
+    let sim = SimConfig {
+        clusters: 3,
+        ..SimConfig::default()
+    };
+    let rig = Rig::start_with(sim, Domain::Vulnerabilities, 3, "").await;
+    let (sim, poller) = (&rig.sim, &rig.poller);
+    let clusters: Vec<String> = sim.clusters().into_iter().map(|c| c.cluster_id).collect();
+    let at = |s: i64| time::OffsetDateTime::now_utc() + time::Duration::seconds(s);
+    let vuln = |c: &str| {
+        sim.add_finding(
+            simulator::Domain::Vuln,
+            Some(c),
+            json!({ "Type": "cve", "Status": 1, "Necessity": "asap" }),
+        )
+        .unwrap()["PrimaryId"]
+            .as_i64()
+            .unwrap()
+    };
+    let doomed = vuln(&clusters[0]);
+    poller.poll_once(at(0)).await.unwrap();
+    // The second poll sweeps every cluster and remembers the probe.
+    sim.reset_calls();
+    poller.poll_once(at(60)).await.unwrap();
+    let per_cluster = sim.call_count("DescribeVulList") / 3;
+    assert!(per_cluster > 0);
+
+    vuln(&clusters[2]);
+    sim.reset_calls();
+    let changed = poller.poll_once(at(120)).await.unwrap();
+    assert_eq!(changed.dispatched.enqueued, 1, "{changed:?}");
+    assert_eq!(
+        sim.call_count("DescribeVulList"),
+        per_cluster,
+        "only the changed cluster is listed"
+    );
+    assert!(rig.resolved().is_empty(), "{:?}", rig.resolved());
+
+    // One of cluster 0's leaves the list without a reason: missed once, kept open...
+    sim.remove_finding(simulator::Domain::Vuln, doomed).unwrap();
+    let missed = poller.poll_once(at(180)).await.unwrap();
+    assert_eq!(missed.pending_gone, 1, "{missed:?}");
+    assert!(rig.resolved().is_empty());
+    // ... and cluster 0 is swept again though its counts did not move since: gone.
+    let confirmed = poller.poll_once(at(240)).await.unwrap();
+    assert!(!confirmed.skipped_unchanged, "{confirmed:?}");
+    let resolved = rig.resolved();
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    let event = &resolved.values().next().unwrap()[0];
+    let finding = event.finding.as_ref().unwrap();
+    assert_eq!(finding.resolution, Some(Resolution::Gone));
+    assert_eq!(finding.kubernetes.cluster_id.as_ref(), Some(&clusters[0]));
+    // Then nothing moves: skipped.
+    assert!(poller.poll_once(at(300)).await.unwrap().skipped_unchanged);
+}
+
 #[tokio::test]
 async fn unchanged_statistics_skip_the_sweep_until_something_changes() {
     let rig = Rig::start("").await;
