@@ -5,8 +5,8 @@ use sasrelay::finding::Domain;
 use sasrelay::sas::source::ReadWindow;
 use sasrelay::simulator::{self, SimConfig, SimHandle, Simulator};
 
-/// Reads alerts from every cluster of `sim` (one `DescribeSuspEvents` per cluster) with
-/// `extra` in the `[[source]]` table.
+/// Reads alerts from every cluster of `sim` (one `DescribeSuspEvents` per cluster: listed per
+/// cluster, not account-wide) with `extra` in the `[[source]]` table.
 async fn read_every_cluster(sim: &SimHandle, extra: &str) -> usize {
     let clusters: Vec<String> = sim
         .clusters()
@@ -17,7 +17,7 @@ async fn read_every_cluster(sim: &SimHandle, extra: &str) -> usize {
     let secret = dir.path().join("sk");
     std::fs::write(&secret, simulator::DEMO_ACCESS_KEY_SECRET).unwrap();
     let text = format!(
-        "[[source]]\nname = \"sim\"\nregion = \"cn-hangzhou\"\nendpoint = \"{}\"\nclusters = [{}]\ncredentials = {{ type = \"access_key\", access_key_id = \"sasrelay-sim\", access_key_secret = {{ file = \"{}\" }} }}\n{extra}\n",
+        "[[source]]\nname = \"sim\"\nregion = \"cn-hangzhou\"\nendpoint = \"{}\"\nclusters = [{}]\nwindow_listing = \"per_cluster\"\ncredentials = {{ type = \"access_key\", access_key_id = \"sasrelay-sim\", access_key_secret = {{ file = \"{}\" }} }}\n{extra}\n",
         sim.base_url(),
         clusters.join(", "),
         secret.display()
