@@ -74,6 +74,7 @@ pub fn render(v: &StatusView) -> String {
             "DOMAIN",
             "STATE",
             "INTERVAL",
+            "LAST POLL",
             "LAST SUCCESS",
             "FAILURES",
             "LAST ERROR",
@@ -87,6 +88,7 @@ pub fn render(v: &StatusView) -> String {
             s.domain.as_str().to_string(),
             s.state.as_str().to_string(),
             terminal_safe(&s.interval, 16),
+            format!("{:.1}s", s.last_poll_s),
             s.last_success
                 .as_deref()
                 .map_or_else(dash, |t| terminal_safe(t, 40)),
@@ -113,6 +115,24 @@ pub fn render(v: &StatusView) -> String {
     }
     out.push('\n');
     out.push_str(&text_table(&sinks));
+    if !v.budget.is_empty() {
+        let mut budget = vec![
+            ["ACTION", "CALLS", "CALLS/HOUR", "WAITED", "WAIT"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        for b in &v.budget {
+            budget.push(vec![
+                terminal_safe(&b.action, 64),
+                b.calls.to_string(),
+                b.calls_per_hour.to_string(),
+                b.waited.to_string(),
+                format!("{:.1}s", b.wait_s),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&text_table(&budget));
+    }
     if !v.credentials.is_empty() {
         let mut creds = vec![
             [

@@ -83,7 +83,7 @@ struct Configured {
 }
 
 /// One (source, domain) as the status shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SourceStatus {
     /// The source.
     pub source: String,
@@ -101,6 +101,25 @@ pub struct SourceStatus {
     pub last_error: Option<String>,
     /// Failed polls since the last success.
     pub consecutive_failures: u64,
+    /// How long the last poll took, in seconds: the domain's cycle time, to hold against its
+    /// interval.
+    #[serde(default)]
+    pub last_poll_s: f64,
+}
+
+/// The Security Center calls of one action, over every bucket of the call budget.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetStatus {
+    /// The API action.
+    pub action: String,
+    /// Calls since the daemon started (retries included).
+    pub calls: u64,
+    /// Calls an hour, on average since the start.
+    pub calls_per_hour: u64,
+    /// Calls that waited for a permit.
+    pub waited: u64,
+    /// Seconds waited in all.
+    pub wait_s: f64,
 }
 
 /// One sink's outbox as the status shows it.
@@ -145,7 +164,7 @@ pub struct ConditionStatus {
 }
 
 /// The body of `GET /api/v1/status`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatusView {
     /// What `/readyz` answers.
     pub ready: bool,
@@ -159,6 +178,9 @@ pub struct StatusView {
     pub sinks: Vec<SinkStatus>,
     /// Every health condition seen, open ones first.
     pub conditions: Vec<ConditionStatus>,
+    /// Security Center calls by action ([`crate::sas::quota`]).
+    #[serde(default)]
+    pub budget: Vec<BudgetStatus>,
 }
 
 /// The health at one moment.
@@ -384,6 +406,7 @@ impl Health {
     pub fn status(&self, now_ms: i64) -> StatusView {
         let snap = self.snapshot(now_ms);
         let not_ready = self.not_ready(&snap);
+        let figures = self.metrics.polls();
         let sources = snap
             .sources
             .iter()
@@ -397,6 +420,9 @@ impl Health {
                 last_success: v.last_success_ms.map(rfc3339_ms),
                 last_error: s.last_error.clone(),
                 consecutive_failures: v.consecutive_failures,
+                last_poll_s: figures
+                    .get(&(s.source.clone(), s.domain.as_str()))
+                    .map_or(0.0, |f| f.last_duration.as_secs_f64()),
             })
             .collect();
         let credentials = snap
@@ -435,6 +461,17 @@ impl Health {
             })
             .collect();
         conditions.sort_by_key(|c| !c.open);
+        let up_s = (now_ms as f64 / 1e3 - self.metrics.start_unix()).max(1.0);
+        let budget = crate::sas::quota::waits()
+            .into_iter()
+            .map(|(action, w)| BudgetStatus {
+                action,
+                calls: w.calls,
+                calls_per_hour: (w.calls as f64 * 3600.0 / up_s).round() as u64,
+                waited: w.waited,
+                wait_s: w.total.as_secs_f64(),
+            })
+            .collect();
         StatusView {
             ready: not_ready.is_empty(),
             not_ready,
@@ -442,6 +479,7 @@ impl Health {
             credentials,
             sinks,
             conditions,
+            budget,
         }
     }
 }

@@ -353,6 +353,18 @@ async fn a_wrong_secret_is_blind_at_once_and_resolves_once_security_center_accep
     let config = rig.config("sasrelay.toml", "127.0.0.1:0", &health);
     let (mut daemon, addr, cli) = rig.daemon(&config, Some(WRONG_SECRET), &health).await;
     let firing = assert_blind(&rig, &daemon, &addr, &cli, "SignatureDoesNotMatch").await;
+    // The calls it tried (refused, but made), by action, against the call budget.
+    let status = sasrelay(&["status", "--config", &cli], &[]).await;
+    assert!(status.stdout.contains("CALLS/HOUR"), "{}", status.stdout);
+    let json = sasrelay(&["status", "--config", &cli, "--json"], &[]).await;
+    let v: Value = serde_json::from_str(&json.stdout).unwrap();
+    let budget = v["budget"].as_array().unwrap();
+    let alerts = budget
+        .iter()
+        .find(|b| b["action"] == "DescribeSuspEvents")
+        .unwrap_or_else(|| panic!("{budget:?}"));
+    assert!(alerts["calls"].as_u64().unwrap() >= 1, "{alerts}");
+    assert!(alerts["calls_per_hour"].as_u64().unwrap() >= 1, "{alerts}");
 
     // While blind, the heartbeat is withheld: two more withheld beats, no new ping.
     let pings = switch.count();
