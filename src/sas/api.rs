@@ -1176,6 +1176,47 @@ pub struct BaselineListing {
     pub quarantined: Vec<Quarantined>,
 }
 
+/// Check-item details (`DescribeCheckWarningDetail`: description and advice) by `CheckId`,
+/// shared by the baseline walks of one source across its sweeps: a check's text is fetched
+/// once per [`DetailCache::TTL`], not once per sweep, cluster and asset. Bounded: past
+/// [`DetailCache::MAX_ENTRIES`] distinct checks it starts afresh.
+#[derive(Debug, Default)]
+pub struct DetailCache {
+    entries: std::sync::Mutex<HashMap<i64, (std::time::Instant, Item<CheckWarningDetail>)>>,
+}
+
+impl DetailCache {
+    /// How long a detail is used before it is fetched again (a check's text changes with
+    /// Security Center's releases, not with its results).
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+    /// Distinct checks kept (an account has a few hundred).
+    pub const MAX_ENTRIES: usize = 10_000;
+
+    /// The detail of `check_id`, if fetched less than [`DetailCache::TTL`] ago.
+    pub fn get(&self, check_id: i64) -> Option<Item<CheckWarningDetail>> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries
+            .get(&check_id)
+            .filter(|(at, _)| at.elapsed() < Self::TTL)
+            .map(|(_, d)| d.clone())
+    }
+
+    /// Keeps `detail` as `check_id`'s.
+    pub fn put(&self, check_id: i64, detail: Item<CheckWarningDetail>) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= Self::MAX_ENTRIES && !entries.contains_key(&check_id) {
+            entries.clear();
+        }
+        entries.insert(check_id, (std::time::Instant::now(), detail));
+    }
+}
+
 /// The baseline walk, one affected asset at a time ([`BaselineWalker::next_batch`]): summary
 /// → machines → check items (→ detail, cached per `CheckId`), one [`BaselineItem`] per check
 /// item, each once. Risks without a `RiskId` and machines without a `Uuid` cannot be followed
@@ -1195,7 +1236,7 @@ pub struct BaselineWalker<'c, C: ?Sized> {
     summaries: Walker<'c, C, WarningSummary>,
     risks: VecDeque<Item<WarningSummary>>,
     risk: Option<RiskWalk<'c, C>>,
-    details: HashMap<i64, Item<CheckWarningDetail>>,
+    details: std::sync::Arc<DetailCache>,
     /// Unreadable records met since the last batch.
     quarantined: Vec<Quarantined>,
     cuts: Vec<Cut>,
@@ -1231,11 +1272,17 @@ impl<'c, C: SasCall + ?Sized> BaselineWalker<'c, C> {
             summaries,
             risks: VecDeque::new(),
             risk: None,
-            details: HashMap::new(),
+            details: std::sync::Arc::default(),
             quarantined: Vec::new(),
             cuts: Vec::new(),
             repeated: false,
         }
+    }
+
+    /// Takes details from `cache` (shared across walks) instead of a cache of its own.
+    pub fn with_details(mut self, cache: std::sync::Arc<DetailCache>) -> Self {
+        self.details = cache;
+        self
     }
 
     /// Listings the page cap stopped (their rest unread), so far.
@@ -1266,15 +1313,9 @@ impl<'c, C: SasCall + ?Sized> BaselineWalker<'c, C> {
                         items: Vec::new(),
                         quarantined: std::mem::take(&mut self.quarantined),
                     };
-                    let ends = asset_checks(
-                        self.c,
-                        &self.q,
-                        &mut self.details,
-                        walk,
-                        machine,
-                        &mut batch,
-                    )
-                    .await?;
+                    let ends =
+                        asset_checks(self.c, &self.q, &self.details, walk, machine, &mut batch)
+                            .await?;
                     for end in ends {
                         self.note(Some(&end));
                     }
@@ -1348,7 +1389,7 @@ impl<'c, C: SasCall + ?Sized> BaselineWalker<'c, C> {
 async fn asset_checks<C: SasCall + ?Sized>(
     c: &C,
     q: &BaselineQuery,
-    details: &mut HashMap<i64, Item<CheckWarningDetail>>,
+    details: &DetailCache,
     walk: &mut RiskWalk<'_, C>,
     machine: Item<WarningMachine>,
     batch: &mut BaselineListing,
@@ -1388,11 +1429,11 @@ async fn asset_checks<C: SasCall + ?Sized>(
         }
         let detail = match (q.fetch_details, check.check_warning_id.as_deref()) {
             (true, Some(cw_id)) => match check.check_id {
-                Some(check_id) => match details.get(&check_id) {
-                    Some(d) => Some(d.clone()),
+                Some(check_id) => match details.get(check_id) {
+                    Some(d) => Some(d),
                     None => {
                         let d = check_warning_detail(c, cw_id).await?;
-                        details.insert(check_id, d.clone());
+                        details.put(check_id, d.clone());
                         Some(d)
                     }
                 },

@@ -6,6 +6,7 @@
 //! CLI's `check` and `findings` commands and the daemon's pollers read through a [`Source`].
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -20,8 +21,8 @@ use crate::event::EventSwitches;
 use crate::finding::{Domain, Finding};
 use crate::record::GoneRule;
 use crate::sas::api::{
-    self, AlertQuery, BaselineQuery, BaselineWalker, Cut, Dealed, FirewallQuery, VulQuery, VulType,
-    WalkEnd, Walker,
+    self, AlertQuery, BaselineQuery, BaselineWalker, Cut, Dealed, DetailCache, FirewallQuery,
+    VulQuery, VulType, WalkEnd, Walker,
 };
 use crate::sas::client::{ClientSettings, SasClient};
 use crate::sas::error::SasError;
@@ -107,6 +108,8 @@ pub struct Source {
     pub settings: SourceSettings,
     client: SasClient,
     credentials: CredentialHandle,
+    /// Baseline check details, kept across sweeps ([`DetailCache`]).
+    details: Arc<DetailCache>,
 }
 
 /// What one read of a domain saw.
@@ -169,6 +172,7 @@ impl Source {
             settings,
             client,
             credentials,
+            details: Arc::default(),
         })
     }
 
@@ -812,13 +816,16 @@ impl<'s> Reader<'s> {
                 };
                 Walk::Vulns(api::vul_walker(c, &q, *ty))
             }
-            What::Baseline => Walk::Baseline(Box::new(BaselineWalker::new(
-                c,
-                &BaselineQuery {
-                    cluster_id: cluster,
-                    ..BaselineQuery::default()
-                },
-            ))),
+            What::Baseline => Walk::Baseline(Box::new(
+                BaselineWalker::new(
+                    c,
+                    &BaselineQuery {
+                        cluster_id: cluster,
+                        ..BaselineQuery::default()
+                    },
+                )
+                .with_details(self.source.details.clone()),
+            )),
         }
     }
 

@@ -312,6 +312,26 @@ async fn only_the_clusters_whose_counts_changed_are_swept_again() {
     assert!(poller.poll_once(at(300)).await.unwrap().skipped_unchanged);
 }
 
+/// Baseline check details (description and advice) are fetched once, not again by every
+/// sweep: the second sweep lists every check again but asks no detail.
+#[tokio::test]
+async fn baseline_check_details_are_fetched_once_across_sweeps() {
+    let rig = Rig::start_for(Domain::Baseline, "").await;
+    let (sim, poller) = (&rig.sim, &rig.poller);
+    let t0 = time::OffsetDateTime::now_utc();
+    poller.poll_once(t0).await.unwrap();
+    assert!(sim.call_count("DescribeCheckWarningDetail") > 0);
+    sim.reset_calls();
+    // The probe is new to the cursor: a full sweep.
+    let second = poller
+        .poll_once(t0 + time::Duration::seconds(60))
+        .await
+        .unwrap();
+    assert!(!second.skipped_unchanged);
+    assert!(sim.call_count("DescribeCheckWarnings") > 0);
+    assert_eq!(sim.call_count("DescribeCheckWarningDetail"), 0);
+}
+
 #[tokio::test]
 async fn unchanged_statistics_skip_the_sweep_until_something_changes() {
     let rig = Rig::start("").await;
