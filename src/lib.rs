@@ -88,10 +88,12 @@
 //!   source), [`sas::error`] (error bodies, classification by Code, operator hints), [`sas::models`]
 //!   (tolerant response models keeping the raw JSON), [`sas::api`] (one listing per domain,
 //!   read a page at a time by a resumable walker with a pure continue/stop decision; the
-//!   baseline walk; statistics probes; vulnerability lookup by id), [`sas::normalise`] (raw records → `Finding`, pure),
+//!   baseline walk, with check details kept across sweeps; statistics probes; vulnerability
+//!   lookup by id), [`sas::normalise`] (raw records → `Finding`, pure),
 //!   [`sas::source`] (a configured source: its checked settings, credentials and client,
-//!   reading a domain per cluster or account-wide, a page at a time, resuming what the page
-//!   cap left).
+//!   reading a domain per cluster or account-wide — alerts and firewall of several clusters
+//!   in one listing, filtered on arrival — a page at a time, resuming what the page cap left).
+//!   A snapshot poll sweeps only the clusters whose statistics changed.
 //! - [`pipeline`] — one finding's path in order, its module doc drawing the flow:
 //!   [`pipeline::poller`] (page by page: read → diff → crash-safe writes; a complete sweep's
 //!   end: lookup of vulnerabilities that left the list; the backfill of what the page cap left), [`pipeline::lifecycle`] (the pure transition table),
