@@ -512,7 +512,9 @@ impl World {
                     format!("{:x}{}", wi + 1, &node.uuid.replace('-', "")[..16])
                 )
             };
-            let dup = self.vulns.has_key(&vuln_natural_key(&node.uuid, d.name, &container));
+            let dup = self
+                .vulns
+                .has_key(&vuln_natural_key(&node.uuid, d.name, &container));
             pick = Some((d, node, wi, container));
             if !dup {
                 break;

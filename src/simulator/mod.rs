@@ -87,8 +87,8 @@ pub use actions::ACTIONS;
 pub use catalog::{Cluster, FirewallRule, Node, Workload};
 pub use config::{
     DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, DEMO_LISTEN, InitialFindings, MAX_CLUSTERS,
-    MAX_CREDENTIALS, MAX_INITIAL_PER_DOMAIN, MAX_INITIAL_TOTAL_PER_CLUSTER_WORLD, MAX_NODES_PER_CLUSTER, SimConfig, SimConfigError,
-    SimCredential,
+    MAX_CREDENTIALS, MAX_INITIAL_PER_DOMAIN, MAX_INITIAL_TOTAL_PER_CLUSTER_WORLD,
+    MAX_NODES_PER_CLUSTER, SimConfig, SimConfigError, SimCredential,
 };
 pub use counters::MAX_WINDOW_CALLS;
 pub use faults::{

@@ -297,7 +297,11 @@ impl World {
                 _ => {}
             }
         }
-        for (k, t) in w.spread(initial.baseline * per, now).into_iter().enumerate() {
+        for (k, t) in w
+            .spread(initial.baseline * per, now)
+            .into_iter()
+            .enumerate()
+        {
             let id = w.insert_new(Domain::Baseline, on(&w, k).as_deref(), t);
             match w.rng.random_range(0..20) {
                 0..=2 => w.apply_status(Domain::Baseline, id, 2, t),
@@ -306,7 +310,11 @@ impl World {
                 _ => {}
             }
         }
-        for (k, t) in w.spread(initial.firewall * per, now).into_iter().enumerate() {
+        for (k, t) in w
+            .spread(initial.firewall * per, now)
+            .into_iter()
+            .enumerate()
+        {
             let id = w.insert_new(Domain::Firewall, on(&w, k).as_deref(), t);
             match w.rng.random_range(0..10) {
                 0 | 1 => w.apply_status(Domain::Firewall, id, 1, t),
