@@ -3,7 +3,7 @@
 //! (`clusters` empty), at default intervals; with the busiest second per action and the cycle
 //! time of each domain's poll under the default call budget (5 calls per second per action).
 //!
-//! `cargo bench --bench calls` (about 7 minutes; `SASRELAY_BENCH_CLUSTERS=1,10` runs only those
+//! `cargo bench --bench calls` (about 8 minutes; `SASRELAY_BENCH_CLUSTERS=1,10` runs only those
 //! sizes). Not a test: nothing asserts a figure.
 //!
 //! An hour per case is out of reach, so the bench runs the library's own [`Poller`] in
@@ -220,7 +220,7 @@ impl Rig {
     fn poller(&self, source: &Arc<Source>, poll: &DomainPoll) -> Poller {
         Poller::new(
             source.clone(),
-            poll.clone(),
+            *poll,
             self.store.clone(),
             self.dispatcher.clone(),
         )

@@ -54,12 +54,16 @@ impl CallCounters {
         a.busiest = a.busiest.max(a.window.len() as u64);
     }
 
-    /// Requests per action.
-    pub(crate) fn totals(&self) -> BTreeMap<String, u64> {
+    fn per_action(&self, f: impl Fn(&ActionCalls) -> u64) -> BTreeMap<String, u64> {
         self.by_action
             .iter()
-            .map(|(k, a)| (k.clone(), a.total))
+            .map(|(k, a)| (k.clone(), f(a)))
             .collect()
+    }
+
+    /// Requests per action.
+    pub(crate) fn totals(&self) -> BTreeMap<String, u64> {
+        self.per_action(|a| a.total)
     }
 
     /// Requests of one action.
@@ -69,10 +73,7 @@ impl CallCounters {
 
     /// The most requests of each action that arrived within one second.
     pub(crate) fn busiest_seconds(&self) -> BTreeMap<String, u64> {
-        self.by_action
-            .iter()
-            .map(|(k, a)| (k.clone(), a.busiest))
-            .collect()
+        self.per_action(|a| a.busiest)
     }
 
     /// The most requests of `key` that arrived within one second (0 if none).
