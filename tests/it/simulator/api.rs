@@ -171,6 +171,11 @@ impl Api {
     }
 }
 
+/// A control endpoint's JSON answer.
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn start() -> SimHandle {
     Simulator::start(SimConfig::default()).await.unwrap()
 }
@@ -1806,14 +1811,7 @@ async fn control_endpoints_over_http() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    let calls: Value = http
-        .get(format!("{base}/_sim/calls"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let calls = get_json(&http, &format!("{base}/_sim/calls")).await;
     assert_eq!(calls["calls"]["GetInterceptionSummary"], 3);
     assert_eq!(calls["calls"]["DescribeSuspEvents"], 1);
     assert_eq!(calls["total"], 4);
@@ -2166,14 +2164,7 @@ async fn busiest_second_counts_calls_within_one_second() {
     assert_eq!(sim.busiest_second("GetClusterSuspEventStatistics"), 1);
     assert_eq!(sim.busiest_second("DescribeVulList"), 0);
     assert_eq!(sim.call_count("DescribeSuspEvents"), 10);
-    let calls: Value = http
-        .get(format!("{}/_sim/calls", sim.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let calls = get_json(&http, &format!("{}/_sim/calls", sim.base_url())).await;
     assert_eq!(calls["busiest_second"]["DescribeSuspEvents"], 7);
     assert_eq!(calls["busiest_second"]["GetClusterSuspEventStatistics"], 1);
     // Throttled calls count too: they reached the service.
