@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::catalog::{check_def, obj, risk_def};
 use super::error::ApiError;
+use super::table::{cluster_key, node_key};
 use super::world::{Warning, World, parse_time};
 
 /// Every action the simulator implements, in contract order.
@@ -265,7 +266,7 @@ fn describe_susp_events(world: &World, a: &Args<'_>) -> Result<Map<String, Value
 
     let mut rows: Vec<&Map<String, Value>> = world
         .alerts
-        .values()
+        .scan(cluster.map(cluster_key).as_deref())
         .filter(|r| {
             let st = i(&r["EventStatus"]);
             let last = i(&r["LastTimeStamp"]);
@@ -312,7 +313,7 @@ fn describe_susp_events(world: &World, a: &Args<'_>) -> Result<Map<String, Value
 fn susp_statistics(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, ApiError> {
     let cluster = a.get("ClusterId");
     let mut counts = [0i64; 3];
-    for r in world.alerts.values() {
+    for r in world.alerts.scan(cluster.map(cluster_key).as_deref()) {
         if i(&r["EventStatus"]) != 1 || cluster.is_some_and(|c| s(&r["K8sClusterId"]) != c) {
             continue;
         }
@@ -387,7 +388,7 @@ fn describe_vul_list(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, 
 
     let mut rows: Vec<&Map<String, Value>> = world
         .vulns
-        .values()
+        .scan(cluster.map(cluster_key).as_deref())
         .filter(|r| {
             let st = i(&r["Status"]);
             types.iter().any(|t| t == s(&r["Type"]))
@@ -455,7 +456,7 @@ fn vul_statistics(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, Api
     let cluster = a.get("ClusterId");
     let types = vul_types("Types", a.list("Types"))?;
     let mut counts = [0u64; 3];
-    for r in world.vulns.values() {
+    for r in world.vulns.scan(cluster.map(cluster_key).as_deref()) {
         if VUL_HANDLED.contains(&i(&r["Status"]))
             || cluster.is_some_and(|c| s(&r["K8sClusterId"]) != c)
             || (!types.is_empty() && !types.iter().any(|t| t == s(&r["Type"])))
@@ -518,7 +519,7 @@ fn check_warning_summary(world: &World, a: &Args<'_>) -> Result<Map<String, Valu
     let (page, size) = a.page(20, 100)?;
 
     let mut by_risk: BTreeMap<i64, Vec<&Warning>> = BTreeMap::new();
-    for w in world.warnings.values() {
+    for w in world.warnings.scan(cluster.map(cluster_key).as_deref()) {
         let st = i(&w.body["Status"]);
         let keep = match status {
             Some(x) => st == x,
@@ -585,7 +586,7 @@ fn warning_machines(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, A
     let check_count = risk_def(risk_id).map(|r| r.check_count).unwrap_or(0);
 
     let mut by_uuid: BTreeMap<&str, Vec<&Warning>> = BTreeMap::new();
-    for w in world.warnings.values() {
+    for w in world.warnings.scan(cluster.map(cluster_key).as_deref()) {
         if w.risk_id == risk_id
             && OPEN.contains(&i(&w.body["Status"]))
             && cluster.is_none_or(|c| w.cluster_id == c)
@@ -655,7 +656,7 @@ fn check_warnings(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, Api
     let (page, size) = a.page(20, 100)?;
     let items: Vec<Value> = world
         .warnings
-        .values()
+        .scan(Some(&node_key(uuid)))
         .filter(|w| {
             w.risk_id == risk_id
                 && s(&w.body["Uuid"]) == uuid
@@ -674,7 +675,7 @@ fn check_warning_detail(world: &World, a: &Args<'_>) -> Result<Map<String, Value
         Some(id) => Some(
             world
                 .warnings
-                .get(&id)
+                .get(id)
                 .ok_or_else(|| ApiError::invalid("CheckWarningId", "no such check warning"))?,
         ),
         None => {
@@ -684,7 +685,7 @@ fn check_warning_detail(world: &World, a: &Args<'_>) -> Result<Map<String, Value
             let uuid = a.required("Uuid")?;
             let found = world
                 .warnings
-                .values()
+                .scan(Some(&node_key(uuid)))
                 .find(|w| i(&w.body["CheckId"]) == check_id && s(&w.body["Uuid"]) == uuid);
             if found.is_none() && check_def(check_id).is_none() {
                 return Err(ApiError::invalid("CheckId", "no such check item"));
@@ -764,7 +765,11 @@ fn check_warning_detail(world: &World, a: &Args<'_>) -> Result<Map<String, Value
 fn check_statistics(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, ApiError> {
     let cluster = a.get("ClusterId");
     let uuid = a.get("Uuid");
-    let (h, m, l) = level_counts(world.warnings.values().filter(|w| {
+    let scope = match (uuid, cluster) {
+        (Some(u), _) => Some(node_key(u)),
+        (None, c) => c.map(cluster_key),
+    };
+    let (h, m, l) = level_counts(world.warnings.scan(scope.as_deref()).filter(|w| {
         i(&w.body["Status"]) == 1
             && cluster.is_none_or(|c| w.cluster_id == c)
             && uuid.is_none_or(|u| s(&w.body["Uuid"]) == u)
@@ -785,7 +790,7 @@ fn interception_history(world: &World, a: &Args<'_>) -> Result<Map<String, Value
     let (page, size) = a.page(20, 100)?;
     let mut rows: Vec<&Map<String, Value>> = world
         .interceptions
-        .values()
+        .scan(cluster.map(cluster_key).as_deref())
         .filter(|r| {
             // A per-day record matches when its [FirstTime, LastTime] overlaps the window.
             cluster.is_none_or(|c| s(&r["ClusterId"]) == c)
@@ -831,7 +836,7 @@ fn interception_summary(
     let open_rules = rules.iter().filter(|r| r.rule_switch == 1).count();
     let recs: Vec<&Map<String, Value>> = world
         .interceptions
-        .values()
+        .scan(cluster.map(cluster_key).as_deref())
         .filter(|r| cluster.is_none_or(|c| s(&r["ClusterId"]) == c))
         .collect();
     let since = |days: i64| {

@@ -14,12 +14,17 @@ pub const DEMO_ACCESS_KEY_SECRET: &str = "sasrelay-sim-secret";
 /// Address `sasrelay simulate` listens on by default.
 pub const DEMO_LISTEN: &str = "127.0.0.1:8901";
 
-/// Upper bounds that keep the in-memory world small whatever the configuration says.
-pub const MAX_CLUSTERS: usize = 20;
-/// See [`MAX_CLUSTERS`].
+/// Upper bounds that keep the in-memory world bounded whatever the configuration says: 1,000
+/// clusters is the large account of the call benchmark (`benches/calls.rs`).
+pub const MAX_CLUSTERS: usize = 1_000;
+/// See [`MAX_CLUSTERS`]. A node costs a few hundred bytes, so even 1,000 × 50 nodes stay
+/// around 20 MB; the findings are what grows.
 pub const MAX_NODES_PER_CLUSTER: usize = 50;
-/// Maximum initial findings per domain.
+/// Maximum initial findings per domain when `initial` counts are totals.
 pub const MAX_INITIAL_PER_DOMAIN: usize = 10_000;
+/// Maximum initial findings per domain when `initial` counts are per cluster (count ×
+/// clusters); the world's own cap per domain ([`crate::simulator::MAX_RECORDS_PER_DOMAIN`]).
+pub const MAX_INITIAL_TOTAL_PER_CLUSTER_WORLD: usize = 50_000;
 /// Maximum accepted credentials.
 pub const MAX_CREDENTIALS: usize = 1_000;
 
@@ -83,7 +88,8 @@ impl SimCredential {
     }
 }
 
-/// How many findings each domain starts with.
+/// How many findings each domain starts with: totals over the world, or per cluster when
+/// [`SimConfig::initial_per_cluster`] is set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InitialFindings {
@@ -105,12 +111,17 @@ pub struct SimConfig {
     pub listen: SocketAddr,
     /// Seed of the world generator: the same seed gives the same clusters, ids and content.
     pub seed: u64,
-    /// Number of ACK clusters (1..=20).
+    /// Number of ACK clusters (1..=1,000).
     pub clusters: usize,
     /// Worker nodes per cluster (1..=50).
     pub nodes_per_cluster: usize,
     /// Findings per domain at start.
     pub initial: InitialFindings,
+    /// `false` (the default): `initial` counts are totals, each record on a random cluster
+    /// (the worlds of existing seeds stay as they were). `true`: they are per cluster — every
+    /// cluster holds exactly that many of each domain, so a 1,000-cluster world has findings in
+    /// proportion (totals up to 50,000 per domain).
+    pub initial_per_cluster: bool,
     /// Interval of the background generator; `None` means findings only change through the control
     /// interface (what tests use, so nothing moves under them).
     pub tick: Option<Duration>,
@@ -142,6 +153,7 @@ impl Default for SimConfig {
                 baseline: 30,
                 firewall: 24,
             },
+            initial_per_cluster: false,
             tick: None,
             credentials: vec![SimCredential::demo()],
             hostile_strings: true,
@@ -154,14 +166,16 @@ impl Default for SimConfig {
 /// Why a configuration was rejected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SimConfigError {
-    /// `clusters` outside 1..=20.
+    /// `clusters` outside 1..=1,000.
     #[error("clusters must be between 1 and {MAX_CLUSTERS}, got {0}")]
     Clusters(usize),
     /// `nodes_per_cluster` outside 1..=50.
     #[error("nodes_per_cluster must be between 1 and {MAX_NODES_PER_CLUSTER}, got {0}")]
     Nodes(usize),
-    /// An initial count above the cap.
-    #[error("initial {0} findings must be at most {MAX_INITIAL_PER_DOMAIN}, got {1}")]
+    /// An initial count above the cap (the total, when counts are per cluster).
+    #[error(
+        "initial {0} findings must be at most {MAX_INITIAL_PER_DOMAIN} in all, or {MAX_INITIAL_TOTAL_PER_CLUSTER_WORLD} in all with initial_per_cluster; got {1} in all"
+    )]
     Initial(&'static str, usize),
     /// A generator interval under 10 ms.
     #[error("tick must be at least 10ms, got {0:?}")]
@@ -201,8 +215,16 @@ impl SimConfig {
             ("baseline", self.initial.baseline),
             ("firewall", self.initial.firewall),
         ] {
-            if n > MAX_INITIAL_PER_DOMAIN {
-                return Err(SimConfigError::Initial(name, n));
+            let (total, cap) = if self.initial_per_cluster {
+                (
+                    n.saturating_mul(self.clusters),
+                    MAX_INITIAL_TOTAL_PER_CLUSTER_WORLD,
+                )
+            } else {
+                (n, MAX_INITIAL_PER_DOMAIN)
+            };
+            if total > cap {
+                return Err(SimConfigError::Initial(name, total));
             }
         }
         if let Some(t) = self.tick
@@ -261,6 +283,34 @@ mod tests {
             ..SimConfig::default()
         };
         assert_eq!(bad.validate(), Err(SimConfigError::Clusters(0)));
+        let big = SimConfig {
+            clusters: MAX_CLUSTERS,
+            initial_per_cluster: true,
+            initial: InitialFindings {
+                alerts: 50,
+                vulns: 50,
+                baseline: 50,
+                firewall: 50,
+            },
+            ..SimConfig::default()
+        };
+        assert_eq!(big.validate(), Ok(()));
+        let too_many = SimConfig {
+            initial: InitialFindings {
+                alerts: 51,
+                ..big.initial
+            },
+            ..big.clone()
+        };
+        assert_eq!(
+            too_many.validate(),
+            Err(SimConfigError::Initial("alerts", 51_000))
+        );
+        let bad = SimConfig {
+            clusters: MAX_CLUSTERS + 1,
+            ..SimConfig::default()
+        };
+        assert_eq!(bad.validate(), Err(SimConfigError::Clusters(1_001)));
         let bad = SimConfig {
             tick: Some(Duration::from_millis(1)),
             ..SimConfig::default()

@@ -11,7 +11,7 @@ use rand::Rng;
 use rand::seq::IndexedRandom;
 use serde_json::{Map, Value, json};
 
-use super::world::{Warning, World, fmt_time};
+use super::world::{Warning, World, fmt_time, vuln_natural_key, warning_natural_key};
 
 use super::catalog::*;
 
@@ -146,9 +146,9 @@ impl World {
     /// Index of the cluster with this id, or a random one.
     fn cluster_index(&mut self, cluster_id: Option<&str>) -> usize {
         if let Some(id) = cluster_id
-            && let Some(i) = self.clusters.iter().position(|c| c.cluster_id == id)
+            && let Some(i) = self.cluster_at.get(id)
         {
-            return i;
+            return *i;
         }
         self.rng.random_range(0..self.clusters.len().max(1))
     }
@@ -512,11 +512,9 @@ impl World {
                     format!("{:x}{}", wi + 1, &node.uuid.replace('-', "")[..16])
                 )
             };
-            let dup = self.vulns.values().any(|v| {
-                v["Uuid"] == node.uuid.as_str()
-                    && v["Name"] == d.name
-                    && v["ContainerId"] == container.as_str()
-            });
+            let dup = self
+                .vulns
+                .has_key(&vuln_natural_key(&node.uuid, d.name, &container));
             pick = Some((d, node, wi, container));
             if !dup {
                 break;
@@ -568,11 +566,9 @@ impl World {
             let check = &risk.checks[self.rng.random_range(0..risk.checks.len())];
             let c = &self.clusters[ci];
             let node = c.nodes[self.rng.random_range(0..c.nodes.len())].clone();
-            let dup = self.warnings.values().any(|w| {
-                w.risk_id == risk.id
-                    && w.body["Uuid"] == node.uuid.as_str()
-                    && w.body["CheckId"] == check.id
-            });
+            let dup = self
+                .warnings
+                .has_key(&warning_natural_key(risk.id, &node.uuid, check.id));
             pick = Some((risk, check, node));
             if !dup {
                 break;

@@ -12,6 +12,9 @@
 //! - `world` / `generate`: the seeded in-memory world (clusters, nodes, workloads, firewall rules)
 //!   and its findings in all four domains; one generator step ([`Simulator::tick`]).
 //! - `auth`: signature, token, timestamp and nonce checks. `actions`: filters, sorting, paging.
+//! - `table`: one domain's findings with indexes by cluster, node and natural key, so a
+//!   1,000-cluster world lists one cluster without walking every record.
+//! - `counters`: calls per action and the busiest second per action.
 //! - `faults`: count-based fault injection. `server`: the axum router.
 //!
 //! # Running it
@@ -52,7 +55,7 @@
 //! | `DELETE /_sim/credentials/{id}` | → `{"ok": true}` or 404 |
 //! | `POST /_sim/faults` | `{"kind": …, "action"?: str, "param"?: str, "count"?: n (1)}` → `{"ok": true}` (`param`: only calls that carry that parameter, e.g. `Ids`); kinds: `throttling` (`code`? `Throttling.User`, `retry_after_ms`? 1000, `status`?), `service_unavailable`, `internal_error`, `error` (`code`, `status`?, `message`?), `slow` (`delay_ms`), `truncated` / `short_body` (`keep_bytes`?), `not_json`, `wrong_types`, `list_missing` (a 200 with only `RequestId`), `code_in_ok` (`code`? `ServiceUnavailable`: an error body in a 200), `poison_record` (`id`: that record carries `1e400`), `high_ids` (identities raised by 2^63), `oversized_page` (`records`: every list of the normal answer holds that many records `{"Id": n}`, at most 1,000,000, whatever `PageSize` asked) |
 //! | `GET /_sim/faults`, `DELETE /_sim/faults` | → pending rules / clears them |
-//! | `GET /_sim/calls`, `DELETE /_sim/calls` | → `{"calls": {"DescribeSuspEvents": 3, …, "_other": n}, "total": n}` / resets |
+//! | `GET /_sim/calls`, `DELETE /_sim/calls` | → `{"calls": {"DescribeSuspEvents": 3, …, "_other": n}, "total": n, "busiest_second": {"DescribeSuspEvents": 2, …}}` (the most calls of each action within any one second) / resets |
 //!
 //! Control errors are `{"error": "…"}` with 400 (bad request), 404 (unknown id or domain) or
 //! 507 (a bound was reached).
@@ -61,10 +64,12 @@ mod actions;
 mod auth;
 mod catalog;
 mod config;
+mod counters;
 mod error;
 mod faults;
 mod generate;
 mod server;
+mod table;
 mod world;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -82,21 +87,19 @@ pub use actions::ACTIONS;
 pub use catalog::{Cluster, FirewallRule, Node, Workload};
 pub use config::{
     DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, DEMO_LISTEN, InitialFindings, MAX_CLUSTERS,
-    MAX_CREDENTIALS, MAX_INITIAL_PER_DOMAIN, MAX_NODES_PER_CLUSTER, SimConfig, SimConfigError,
-    SimCredential,
+    MAX_CREDENTIALS, MAX_INITIAL_PER_DOMAIN, MAX_INITIAL_TOTAL_PER_CLUSTER_WORLD,
+    MAX_NODES_PER_CLUSTER, SimConfig, SimConfigError, SimCredential,
 };
+pub use counters::MAX_WINDOW_CALLS;
 pub use faults::{
     FaultKind, FaultSpec, MAX_DELAY_MS, MAX_FAULT_COUNT, MAX_FAULTS, MAX_OVERSIZED_RECORDS,
 };
 pub use world::{ControlError, Domain, MAX_RECORDS_PER_DOMAIN, TickReport};
 
 use auth::{AuthState, RawRequest, Verified};
+use counters::CallCounters;
 use faults::FaultQueue;
 use world::World;
-
-/// Distinct call-counter keys at most (unknown actions share one key, so this is never reached
-/// in practice; it bounds the map anyway).
-const MAX_COUNTER_KEYS: usize = 64;
 
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +116,7 @@ struct Shared {
     world: Mutex<World>,
     auth: Mutex<AuthState>,
     faults: Mutex<FaultQueue>,
-    calls: Mutex<BTreeMap<String, u64>>,
+    calls: Mutex<CallCounters>,
     tick: Option<Duration>,
     quota: Option<u32>,
     /// Arrival times of recent calls per action, for the quota.
@@ -145,7 +148,7 @@ impl Simulator {
                 world: Mutex::new(World::new(&cfg, world::now_ms())),
                 auth: Mutex::new(AuthState::new(&cfg.credentials, window_ms)),
                 faults: Mutex::new(FaultQueue::default()),
-                calls: Mutex::new(BTreeMap::new()),
+                calls: Mutex::new(CallCounters::default()),
                 tick: cfg.tick,
                 quota: cfg.quota_per_second,
                 recent: Mutex::new(HashMap::new()),
@@ -224,10 +227,7 @@ impl Simulator {
     }
 
     pub(crate) fn count_call(&self, key: &str) {
-        let mut calls = lock(&self.shared.calls);
-        if calls.len() < MAX_COUNTER_KEYS || calls.contains_key(key) {
-            *calls.entry(key.to_string()).or_default() += 1;
-        }
+        lock(&self.shared.calls).count(key, Instant::now());
     }
 
     /// The clusters of the world (ids, names, nodes, workloads, firewall rules).
@@ -368,15 +368,27 @@ impl Simulator {
     /// Requests received per action, whatever their outcome (rejected ones included); requests
     /// naming no implemented action count under `_other`.
     pub fn calls(&self) -> BTreeMap<String, u64> {
-        lock(&self.shared.calls).clone()
+        lock(&self.shared.calls).totals()
     }
 
     /// Requests received for one action.
     pub fn call_count(&self, action: &str) -> u64 {
-        lock(&self.shared.calls).get(action).copied().unwrap_or(0)
+        lock(&self.shared.calls).total(action)
     }
 
-    /// Zeroes the call counters.
+    /// The most requests of `action` received within any one second (a sliding window, as a
+    /// per-second quota is judged; every request counts, throttled and rejected ones too) since
+    /// the start or the last [`Simulator::reset_calls`]; 0 if none.
+    pub fn busiest_second(&self, action: &str) -> u64 {
+        lock(&self.shared.calls).busiest_second(action)
+    }
+
+    /// [`Simulator::busiest_second`] of every action called.
+    pub fn busiest_seconds(&self) -> BTreeMap<String, u64> {
+        lock(&self.shared.calls).busiest_seconds()
+    }
+
+    /// Zeroes the call counters and the busiest seconds.
     pub fn reset_calls(&self) {
         lock(&self.shared.calls).clear();
     }

@@ -467,7 +467,8 @@ async fn clear_faults(State(st): State<AppState>) -> Response {
 async fn calls(State(st): State<AppState>) -> Response {
     let calls = st.sim.calls();
     let total: u64 = calls.values().sum();
-    control_ok(json!({"calls": calls, "total": total}))
+    let busiest = st.sim.busiest_seconds();
+    control_ok(json!({"calls": calls, "total": total, "busiest_second": busiest}))
 }
 
 async fn reset_calls(State(st): State<AppState>) -> Response {

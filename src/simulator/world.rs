@@ -5,7 +5,7 @@
 //! them as they are and control-plane patches merge over them; the few fields filters need are read
 //! back from the map. No IO and no clock: callers pass `now_ms`.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,6 +20,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::catalog::{Cluster, Node, merge};
 use super::config::SimConfig;
+use super::table::{Table, cluster_key, node_key};
 
 /// Hard cap on records per domain; the generator stops adding and the control interface refuses
 /// beyond it, so a long-running demo cannot grow without bound.
@@ -172,10 +173,14 @@ pub(crate) struct World {
     pub(crate) rng: StdRng,
     pub(crate) hostile: bool,
     pub(crate) clusters: Vec<Cluster>,
-    pub(crate) alerts: BTreeMap<i64, Map<String, Value>>,
-    pub(crate) vulns: BTreeMap<i64, Map<String, Value>>,
-    pub(crate) warnings: BTreeMap<i64, Warning>,
-    pub(crate) interceptions: BTreeMap<i64, Map<String, Value>>,
+    /// Cluster id → index in `clusters`, and node UUID → (cluster, node) indexes: lookups a
+    /// 1,000-cluster world makes per record.
+    pub(crate) cluster_at: HashMap<String, usize>,
+    pub(crate) node_at: HashMap<String, (usize, usize)>,
+    pub(crate) alerts: Table<Map<String, Value>>,
+    pub(crate) vulns: Table<Map<String, Value>>,
+    pub(crate) warnings: Table<Warning>,
+    pub(crate) interceptions: Table<Map<String, Value>>,
     next_alert: i64,
     next_vuln: i64,
     next_warning: i64,
@@ -186,6 +191,64 @@ fn i(v: &Value) -> i64 {
     v.as_i64().unwrap_or(0)
 }
 
+/// Cluster keys of the non-empty string fields `fields` of a record (a listing's `ClusterId`
+/// filter never matches an empty or non-string value).
+fn cluster_keys(r: &Map<String, Value>, fields: &[&str]) -> Vec<String> {
+    let mut keys: Vec<String> = fields
+        .iter()
+        .filter_map(|f| r.get(*f).and_then(Value::as_str))
+        .filter(|c| !c.is_empty())
+        .map(cluster_key)
+        .collect();
+    keys.dedup();
+    keys
+}
+
+/// Index keys of an alert: its cluster, as either field names it.
+fn alert_keys(r: &Map<String, Value>) -> Vec<String> {
+    cluster_keys(r, &["K8sClusterId", "clusterId"])
+}
+
+/// Index keys of a vulnerability record: its cluster and its natural key
+/// `(Uuid, Name, ContainerId)` when all three are strings (the generator's duplicate check).
+fn vuln_keys(r: &Map<String, Value>) -> Vec<String> {
+    let mut keys = cluster_keys(r, &["K8sClusterId"]);
+    let text = |k: &str| r.get(k).and_then(Value::as_str);
+    if let (Some(u), Some(n), Some(c)) = (text("Uuid"), text("Name"), text("ContainerId")) {
+        keys.push(vuln_natural_key(u, n, c));
+    }
+    keys
+}
+
+pub(crate) fn vuln_natural_key(uuid: &str, name: &str, container: &str) -> String {
+    format!("n\u{0}{uuid}\u{0}{name}\u{0}{container}")
+}
+
+/// Index keys of a check warning: its cluster, its node and its natural key
+/// `(RiskId, Uuid, CheckId)` (the generator's duplicate check).
+fn warning_keys(w: &Warning) -> Vec<String> {
+    let mut keys = Vec::new();
+    if !w.cluster_id.is_empty() {
+        keys.push(cluster_key(&w.cluster_id));
+    }
+    if let Some(u) = w.body.get("Uuid").and_then(Value::as_str) {
+        keys.push(node_key(u));
+        if let Some(c) = w.body.get("CheckId").and_then(Value::as_i64) {
+            keys.push(warning_natural_key(w.risk_id, u, c));
+        }
+    }
+    keys
+}
+
+pub(crate) fn warning_natural_key(risk_id: i64, uuid: &str, check_id: i64) -> String {
+    format!("k\u{0}{risk_id}\u{0}{uuid}\u{0}{check_id}")
+}
+
+/// Index keys of a firewall record: its cluster.
+fn interception_keys(r: &Map<String, Value>) -> Vec<String> {
+    cluster_keys(r, &["ClusterId"])
+}
+
 impl World {
     /// Builds the world of `cfg` with its initial findings, timestamps spread over the three days
     /// before `now`.
@@ -194,33 +257,52 @@ impl World {
             rng: StdRng::seed_from_u64(cfg.seed),
             hostile: cfg.hostile_strings,
             clusters: Vec::new(),
-            alerts: BTreeMap::new(),
-            vulns: BTreeMap::new(),
-            warnings: BTreeMap::new(),
-            interceptions: BTreeMap::new(),
+            cluster_at: HashMap::new(),
+            node_at: HashMap::new(),
+            alerts: Table::new(alert_keys),
+            vulns: Table::new(vuln_keys),
+            warnings: Table::new(warning_keys),
+            interceptions: Table::new(interception_keys),
             next_alert: 750_001,
             next_vuln: 1_040_310_001,
             next_warning: 81_930_001,
             next_interception: 45_001,
         };
         w.build_clusters(cfg.clusters, cfg.nodes_per_cluster);
-        for t in w.spread(cfg.initial.alerts, now) {
-            let id = w.insert_new(Domain::Alert, None, t);
+        w.index_clusters();
+        let per = if cfg.initial_per_cluster {
+            cfg.clusters
+        } else {
+            1
+        };
+        let initial = &cfg.initial;
+        // Per cluster: the k-th record (ids grow with time) goes to cluster k mod N, so every
+        // cluster holds exactly the count. Totals: each record on a random cluster.
+        let on = |w: &World, k: usize| {
+            cfg.initial_per_cluster
+                .then(|| w.clusters[k % w.clusters.len()].cluster_id.clone())
+        };
+        for (k, t) in w.spread(initial.alerts * per, now).into_iter().enumerate() {
+            let id = w.insert_new(Domain::Alert, on(&w, k).as_deref(), t);
             if w.rng.random_ratio(3, 10) {
                 let status = *[2i64, 4, 8, 32].choose(&mut w.rng).unwrap_or(&32);
                 w.apply_status(Domain::Alert, id, status, t + 600_000);
             }
         }
-        for t in w.spread(cfg.initial.vulns, now) {
-            let id = w.insert_new(Domain::Vuln, None, t);
+        for (k, t) in w.spread(initial.vulns * per, now).into_iter().enumerate() {
+            let id = w.insert_new(Domain::Vuln, on(&w, k).as_deref(), t);
             match w.rng.random_range(0..10) {
                 0 | 1 => w.apply_status(Domain::Vuln, id, 7, t),
                 2 => w.apply_status(Domain::Vuln, id, 10, t),
                 _ => {}
             }
         }
-        for t in w.spread(cfg.initial.baseline, now) {
-            let id = w.insert_new(Domain::Baseline, None, t);
+        for (k, t) in w
+            .spread(initial.baseline * per, now)
+            .into_iter()
+            .enumerate()
+        {
+            let id = w.insert_new(Domain::Baseline, on(&w, k).as_deref(), t);
             match w.rng.random_range(0..20) {
                 0..=2 => w.apply_status(Domain::Baseline, id, 2, t),
                 3 | 4 => w.apply_status(Domain::Baseline, id, 6, t),
@@ -228,8 +310,12 @@ impl World {
                 _ => {}
             }
         }
-        for t in w.spread(cfg.initial.firewall, now) {
-            let id = w.insert_new(Domain::Firewall, None, t);
+        for (k, t) in w
+            .spread(initial.firewall * per, now)
+            .into_iter()
+            .enumerate()
+        {
+            let id = w.insert_new(Domain::Firewall, on(&w, k).as_deref(), t);
             match w.rng.random_range(0..10) {
                 0 | 1 => w.apply_status(Domain::Firewall, id, 1, t),
                 2 => w.apply_status(Domain::Firewall, id, 3, t),
@@ -237,6 +323,17 @@ impl World {
             }
         }
         w
+    }
+
+    /// Fills the cluster-id and node-UUID lookups once the clusters are built (they never
+    /// change afterwards).
+    fn index_clusters(&mut self) {
+        for (ci, c) in self.clusters.iter().enumerate() {
+            self.cluster_at.insert(c.cluster_id.clone(), ci);
+            for (ni, n) in c.nodes.iter().enumerate() {
+                self.node_at.insert(n.uuid.clone(), (ci, ni));
+            }
+        }
     }
 
     /// `n` sorted instants in the three days before `now` (ids then grow with time, as on the real
@@ -310,10 +407,10 @@ impl World {
     /// The record as the control interface shows it.
     pub(crate) fn get(&self, d: Domain, id: i64) -> Option<Value> {
         match d {
-            Domain::Alert => self.alerts.get(&id).cloned().map(Value::Object),
-            Domain::Vuln => self.vulns.get(&id).cloned().map(Value::Object),
-            Domain::Baseline => self.warnings.get(&id).map(Warning::to_control_json),
-            Domain::Firewall => self.interceptions.get(&id).cloned().map(Value::Object),
+            Domain::Alert => self.alerts.get(id).cloned().map(Value::Object),
+            Domain::Vuln => self.vulns.get(id).cloned().map(Value::Object),
+            Domain::Baseline => self.warnings.get(id).map(Warning::to_control_json),
+            Domain::Firewall => self.interceptions.get(id).cloned().map(Value::Object),
         }
     }
 
@@ -321,18 +418,18 @@ impl World {
     /// stops listing a finding whose asset was released); `None` if there was none.
     pub(crate) fn remove(&mut self, d: Domain, id: i64) -> Option<Value> {
         match d {
-            Domain::Alert => self.alerts.remove(&id).map(Value::Object),
-            Domain::Vuln => self.vulns.remove(&id).map(Value::Object),
-            Domain::Baseline => self.warnings.remove(&id).map(|w| w.to_control_json()),
-            Domain::Firewall => self.interceptions.remove(&id).map(Value::Object),
+            Domain::Alert => self.alerts.remove(id).map(Value::Object),
+            Domain::Vuln => self.vulns.remove(id).map(Value::Object),
+            Domain::Baseline => self.warnings.remove(id).map(|w| w.to_control_json()),
+            Domain::Firewall => self.interceptions.remove(id).map(Value::Object),
         }
     }
 
     /// Node and cluster of a Security Center UUID.
     pub(crate) fn node(&self, uuid: &str) -> Option<(&Cluster, &Node)> {
-        self.clusters
-            .iter()
-            .find_map(|c| c.nodes.iter().find(|n| n.uuid == uuid).map(|n| (c, n)))
+        let (ci, ni) = *self.node_at.get(uuid)?;
+        let c = self.clusters.get(ci)?;
+        Some((c, c.nodes.get(ni)?))
     }
 
     /// Adds a finding: a generated default for `cluster_id` (or the cluster named in `fields`, or a
@@ -376,7 +473,7 @@ impl World {
                     .find_map(|k| fields.get(*k).and_then(Value::as_str).map(str::to_string))
             });
         let cluster = cluster.as_deref();
-        let unknown_cluster = cluster.filter(|c| !self.clusters.iter().any(|x| x.cluster_id == *c));
+        let unknown_cluster = cluster.filter(|c| !self.cluster_at.contains_key(*c));
         let at = ["LastTimeStamp", "LastTs", "LastTime"]
             .iter()
             .find_map(|k| fields.get(*k).and_then(Value::as_i64))
@@ -400,11 +497,10 @@ impl World {
         hidden_cluster: Option<String>,
     ) {
         match d {
-            Domain::Alert => merge(self.alerts.get_mut(&id).expect("checked"), fields),
-            Domain::Vuln => merge(self.vulns.get_mut(&id).expect("checked"), fields),
-            Domain::Firewall => merge(self.interceptions.get_mut(&id).expect("checked"), fields),
-            Domain::Baseline => {
-                let w = self.warnings.get_mut(&id).expect("checked");
+            Domain::Alert => self.alerts.update(id, |r| merge(r, fields)),
+            Domain::Vuln => self.vulns.update(id, |r| merge(r, fields)),
+            Domain::Firewall => self.interceptions.update(id, |r| merge(r, fields)),
+            Domain::Baseline => self.warnings.update(id, |w| {
                 merge(&mut w.body, fields);
                 if let Some(r) = risk_id {
                     w.risk_id = r;
@@ -412,8 +508,8 @@ impl World {
                 if let Some(c) = hidden_cluster {
                     w.cluster_id = c;
                 }
-            }
-        }
+            }),
+        };
     }
 
     /// Inserts a generated default record `id` on `cluster` (or a random one), with an
@@ -483,35 +579,33 @@ impl World {
     fn apply_status(&mut self, d: Domain, id: i64, status: i64, now: i64) {
         match d {
             Domain::Alert => {
-                let Some(r) = self.alerts.get_mut(&id) else {
-                    return;
-                };
-                r.insert("EventStatus".into(), status.into());
                 let (time, code, msg) = match status {
                     1 => (0, "", ""),
                     2 => (now, "Success", "ignore"),
                     8 => (now, "Success", "advance_mark_mis_info"),
                     _ => (now, "Success", "manual_handled"),
                 };
-                r.insert("OperateTime".into(), time.into());
-                r.insert("OperateErrorCode".into(), code.into());
-                r.insert("OperateMsg".into(), msg.into());
+                self.alerts.update(id, |r| {
+                    r.insert("EventStatus".into(), status.into());
+                    r.insert("OperateTime".into(), time.into());
+                    r.insert("OperateErrorCode".into(), code.into());
+                    r.insert("OperateMsg".into(), msg.into());
+                });
             }
             Domain::Vuln => {
-                let Some(r) = self.vulns.get_mut(&id) else {
-                    return;
-                };
-                r.insert("Status".into(), status.into());
-                r.insert("ModifyTs".into(), now.into());
-                if let Some(Value::Object(ext)) = r.get_mut("ExtendContentJson") {
-                    ext.insert("Status".into(), status.to_string().into());
-                }
-                if matches!(status, 7 | 8) {
-                    r.insert("RepairTs".into(), now.into());
-                    r.insert("Progress".into(), 100.into());
-                    r.insert("ResultCode".into(), "0".into());
-                    r.insert("ResultMessage".into(), "fix succeeded".into());
-                }
+                self.vulns.update(id, |r| {
+                    r.insert("Status".into(), status.into());
+                    r.insert("ModifyTs".into(), now.into());
+                    if let Some(Value::Object(ext)) = r.get_mut("ExtendContentJson") {
+                        ext.insert("Status".into(), status.to_string().into());
+                    }
+                    if matches!(status, 7 | 8) {
+                        r.insert("RepairTs".into(), now.into());
+                        r.insert("Progress".into(), 100.into());
+                        r.insert("ResultCode".into(), "0".into());
+                        r.insert("ResultMessage".into(), "fix succeeded".into());
+                    }
+                });
             }
             Domain::Baseline => {
                 let reason = if status == 6 {
@@ -519,24 +613,23 @@ impl World {
                 } else {
                     None
                 };
-                let Some(w) = self.warnings.get_mut(&id) else {
-                    return;
-                };
-                w.body.insert("Status".into(), status.into());
-                w.body.insert(
-                    "LastHandleTime".into(),
-                    (if status == 1 { 0 } else { now }).into(),
-                );
-                if let Some(reason) = reason
-                    && w.body.get("Reason").and_then(Value::as_str) == Some("")
-                {
-                    w.body.insert("Reason".into(), reason.into());
-                }
+                self.warnings.update(id, |w| {
+                    w.body.insert("Status".into(), status.into());
+                    w.body.insert(
+                        "LastHandleTime".into(),
+                        (if status == 1 { 0 } else { now }).into(),
+                    );
+                    if let Some(reason) = reason
+                        && w.body.get("Reason").and_then(Value::as_str) == Some("")
+                    {
+                        w.body.insert("Reason".into(), reason.into());
+                    }
+                });
             }
             Domain::Firewall => {
-                if let Some(r) = self.interceptions.get_mut(&id) {
+                self.interceptions.update(id, |r| {
                     r.insert("Status".into(), status.into());
-                }
+                });
             }
         }
     }
@@ -559,10 +652,14 @@ impl World {
             .map(|(id, _)| *id)
             .collect();
         if let Some(&id) = pending.choose(&mut self.rng)
-            && let Some(r) = self.alerts.get_mut(&id)
+            && self
+                .alerts
+                .update(id, |r| {
+                    r.insert("LastTimeStamp".into(), now.into());
+                    r.insert("LastTime".into(), fmt_time(now).into());
+                })
+                .is_some()
         {
-            r.insert("LastTimeStamp".into(), now.into());
-            r.insert("LastTime".into(), fmt_time(now).into());
             rep.recurring_alerts.push(id);
         }
         if self.rng.random_ratio(1, 2)
@@ -646,10 +743,12 @@ impl World {
             .collect();
         for &id in growable.choose_multiple(&mut self.rng, 2) {
             let add = self.rng.random_range(1..10i64);
-            if let Some(r) = self.interceptions.get_mut(&id) {
+            let grown = self.interceptions.update(id, |r| {
                 let tries = i(&r["TryCount"]).saturating_add(add);
                 r.insert("TryCount".into(), tries.into());
                 r.insert("LastTime".into(), now.into());
+            });
+            if grown.is_some() {
                 rep.grown_firewall.push(id);
             }
         }

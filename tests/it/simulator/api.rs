@@ -171,6 +171,11 @@ impl Api {
     }
 }
 
+/// A control endpoint's JSON answer.
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn start() -> SimHandle {
     Simulator::start(SimConfig::default()).await.unwrap()
 }
@@ -1806,14 +1811,7 @@ async fn control_endpoints_over_http() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    let calls: Value = http
-        .get(format!("{base}/_sim/calls"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let calls = get_json(&http, &format!("{base}/_sim/calls")).await;
     assert_eq!(calls["calls"]["GetInterceptionSummary"], 3);
     assert_eq!(calls["calls"]["DescribeSuspEvents"], 1);
     assert_eq!(calls["total"], 4);
@@ -1978,4 +1976,218 @@ async fn demo_config_and_serve_on_a_given_listener() {
         })
         .is_err()
     );
+}
+
+// ------------------------------------------------------------------------ large accounts
+
+/// A 1,000-cluster world with counts per cluster: every cluster holds exactly its share, and
+/// every listing filtered by `ClusterId` (paged) returns exactly that cluster's records.
+#[tokio::test]
+async fn a_thousand_cluster_world_lists_per_cluster() {
+    let sim = Simulator::start(SimConfig {
+        clusters: 1_000,
+        initial_per_cluster: true,
+        initial: sasrelay::simulator::InitialFindings {
+            alerts: 5,
+            vulns: 3,
+            baseline: 2,
+            firewall: 3,
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let api = Api::new(&sim, SignatureVersion::V3);
+    let clusters: Vec<String> = sim.clusters().into_iter().map(|c| c.cluster_id).collect();
+    assert_eq!(clusters.len(), 1_000);
+    assert_eq!(
+        clusters.iter().collect::<BTreeSet<_>>().len(),
+        1_000,
+        "cluster ids are distinct"
+    );
+    // Exactly the per-cluster count everywhere.
+    let by_cluster = |d: Domain, key: &str| {
+        let mut m = BTreeMap::<String, Vec<i64>>::new();
+        for r in sim.findings(d) {
+            let id = r[d.id_key()].as_i64().unwrap();
+            m.entry(r[key].as_str().unwrap().to_string())
+                .or_default()
+                .push(id);
+        }
+        m
+    };
+    let alerts = by_cluster(Domain::Alert, "K8sClusterId");
+    let vulns = by_cluster(Domain::Vuln, "K8sClusterId");
+    let warnings = by_cluster(Domain::Baseline, "ClusterId");
+    let firewall = by_cluster(Domain::Firewall, "ClusterId");
+    for (m, n) in [(&alerts, 5), (&vulns, 3), (&warnings, 2), (&firewall, 3)] {
+        assert_eq!(m.len(), 1_000, "every cluster has findings");
+        assert!(m.values().all(|ids| ids.len() == n), "{n} per cluster");
+    }
+    // Every cluster's alerts, one listing per cluster, are that cluster's and only those.
+    for c in &clusters {
+        let body = api
+            .ok(
+                "DescribeSuspEvents",
+                &[("ClusterId", c), ("PageSize", "100")],
+            )
+            .await;
+        let mut got = ids(&body, "SuspEvents", "Id");
+        got.sort_unstable();
+        assert_eq!(&got, &alerts[c], "alerts of {c}");
+    }
+    // Paging within a cluster, in every domain, for a few clusters across the world.
+    let every_type = [("Type", "cve"), ("AttachTypes", "sys,cms,app,emg,sca")];
+    for c in [&clusters[0], &clusters[499], &clusters[999]] {
+        let mut a = walk_describe(
+            &api,
+            "DescribeSuspEvents",
+            "SuspEvents",
+            "Id",
+            &[("ClusterId", c)],
+            2,
+        )
+        .await;
+        a.sort_unstable();
+        assert_eq!(&a, &alerts[c]);
+        let mut q = every_type.to_vec();
+        q.push(("ClusterId", c));
+        let mut v = walk_describe(&api, "DescribeVulList", "VulRecords", "PrimaryId", &q, 2).await;
+        v.sort_unstable();
+        assert_eq!(&v, &vulns[c]);
+        let f = walk_list(
+            &api,
+            "ListInterceptionHistory",
+            "InterceptionHistoryList",
+            "Id",
+            "CurrentPage",
+            &[("ClusterId", c)],
+            2,
+        )
+        .await;
+        let mut f: Vec<i64> = f.iter().map(|r| r["Id"].as_i64().unwrap()).collect();
+        f.sort_unstable();
+        assert_eq!(&f, &firewall[c]);
+        // Baseline: the failing items of the cluster, counted by level, match the statistics.
+        let open: Vec<Value> = warnings[c]
+            .iter()
+            .map(|id| sim.finding(Domain::Baseline, *id).unwrap())
+            .filter(|w| w["Status"] == 1)
+            .collect();
+        let stats = api
+            .ok("GetClusterCheckItemWarningStatistics", &[("ClusterId", c)])
+            .await;
+        let level = |l: &str| open.iter().filter(|w| w["Level"] == l).count();
+        assert_eq!(stats["Data"]["HighWarningCount"], level("high"));
+        assert_eq!(stats["Data"]["MediumWarningCount"], level("medium"));
+        assert_eq!(stats["Data"]["LowWarningCount"], level("low"));
+        // And each of its warnings is listed under its baseline and node.
+        for id in &warnings[c] {
+            let w = sim.finding(Domain::Baseline, *id).unwrap();
+            let risk = w["RiskId"].to_string();
+            let body = api
+                .ok(
+                    "DescribeCheckWarnings",
+                    &[
+                        ("RiskId", &risk),
+                        ("Uuid", w["Uuid"].as_str().unwrap()),
+                        ("PageSize", "100"),
+                    ],
+                )
+                .await;
+            assert!(ids(&body, "CheckWarnings", "CheckWarningId").contains(id));
+        }
+    }
+    // A finding moved to another cluster by a patch is listed there, not where it was.
+    let moved = alerts[&clusters[1]][0];
+    sim.add_finding(
+        Domain::Alert,
+        None,
+        json!({"Id": moved, "K8sClusterId": clusters[2], "clusterId": clusters[2]}),
+    )
+    .unwrap();
+    let listed = |c: &str| {
+        let api = api.clone();
+        let c = c.to_string();
+        async move {
+            ids(
+                &api.ok(
+                    "DescribeSuspEvents",
+                    &[("ClusterId", &c), ("PageSize", "100")],
+                )
+                .await,
+                "SuspEvents",
+                "Id",
+            )
+        }
+    };
+    assert!(!listed(&clusters[1]).await.contains(&moved));
+    assert!(listed(&clusters[2]).await.contains(&moved));
+    // The generator spreads new findings over the clusters.
+    let mut touched = BTreeSet::new();
+    for _ in 0..40 {
+        for id in sim.tick().new_alerts {
+            let r = sim.finding(Domain::Alert, id).unwrap();
+            touched.insert(r["K8sClusterId"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(
+        touched.len() >= 30,
+        "new alerts on {} clusters",
+        touched.len()
+    );
+}
+
+/// The busiest second per action: the most calls of that action within any one second, over
+/// a sliding window, whatever else is called; reset with the counters.
+#[tokio::test]
+async fn busiest_second_counts_calls_within_one_second() {
+    let sim = start().await;
+    let api = Api::new(&sim, SignatureVersion::V3);
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    for _ in 0..7 {
+        api.ok("DescribeSuspEvents", &[]).await;
+    }
+    let burst = started.elapsed();
+    assert!(burst < Duration::from_secs(1), "the burst took {burst:?}");
+    // Two calls of another action, more than a second apart: never two in one second.
+    api.ok("GetClusterSuspEventStatistics", &[]).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    api.ok("GetClusterSuspEventStatistics", &[]).await;
+    // Three more alert calls, well over a second after the burst: the window slides, so
+    // the busiest second stays the burst's seven, not ten.
+    for _ in 0..3 {
+        api.ok("DescribeSuspEvents", &[]).await;
+    }
+    assert_eq!(sim.busiest_second("DescribeSuspEvents"), 7);
+    assert_eq!(sim.busiest_second("GetClusterSuspEventStatistics"), 1);
+    assert_eq!(sim.busiest_second("DescribeVulList"), 0);
+    assert_eq!(sim.call_count("DescribeSuspEvents"), 10);
+    let calls = get_json(&http, &format!("{}/_sim/calls", sim.base_url())).await;
+    assert_eq!(calls["busiest_second"]["DescribeSuspEvents"], 7);
+    assert_eq!(calls["busiest_second"]["GetClusterSuspEventStatistics"], 1);
+    // Throttled calls count too: they reached the service.
+    http.delete(format!("{}/_sim/calls", sim.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sim.busiest_seconds(), BTreeMap::new());
+    let quota = Simulator::start(SimConfig {
+        quota_per_second: Some(2),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let qapi = Api::new(&quota, SignatureVersion::V3);
+    let started = Instant::now();
+    let mut throttled = 0;
+    for _ in 0..4 {
+        if qapi.call("DescribeSuspEvents", &[]).await.code() == "Throttling.User" {
+            throttled += 1;
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(throttled, 2);
+    assert_eq!(quota.busiest_second("DescribeSuspEvents"), 4);
 }
