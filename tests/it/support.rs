@@ -609,6 +609,9 @@ pub struct ConfigSpec<'a> {
     /// The `[admin]` table's lines. Default: `listen = "127.0.0.1:0"` (an ephemeral port, so
     /// daemons of parallel tests never collide; the daemon logs the address it bound).
     pub admin: &'a str,
+    /// The source's `calls_per_second`. Default 50: the simulator has no quota unless a test
+    /// sets one, and tests poll every second.
+    pub calls_per_second: u32,
 }
 
 impl<'a> ConfigSpec<'a> {
@@ -625,6 +628,7 @@ impl<'a> ConfigSpec<'a> {
             delivery_extra: "",
             tail: "",
             admin: r#"listen = "127.0.0.1:0""#,
+            calls_per_second: 50,
         }
     }
 
@@ -632,8 +636,7 @@ impl<'a> ConfigSpec<'a> {
     pub fn write(&self, path: &Path) -> PathBuf {
         let text = format!(
             r#"[[source]]
-# The simulator has no quota unless a test sets one; tests poll every second.
-calls_per_second = 50
+calls_per_second = {calls_per_second}
 name = "sim"
 region = "cn-hangzhou"
 endpoint = "http://{sim}"
@@ -670,6 +673,7 @@ url = "{hook}"
             source_extra = self.source_extra,
             state = self.state.display(),
             daemon_extra = self.daemon_extra,
+            calls_per_second = self.calls_per_second,
             delivery_extra = self.delivery_extra,
             admin = self.admin,
             hook = self.hook,

@@ -10,4 +10,5 @@ mod crash;
 mod door;
 mod e2e;
 mod health;
+mod large;
 mod reload;
