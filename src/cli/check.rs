@@ -8,12 +8,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use super::{EXIT_CONFIG, Session};
 use crate::credentials::env::ProcessEnv;
 use crate::daemon::build::{self, Built};
+use crate::finding::Domain;
+use crate::pipeline::poller::RECONCILE_EVERY;
 use crate::sas::error::{ErrorClass, SasError};
 use crate::sas::source::{Source, SourceSettings};
 
@@ -96,6 +99,7 @@ fn print_summary(built: &Built) {
 /// One signed call per domain of one source; prints what each can see. True when all succeed.
 async fn probe_source(settings: SourceSettings, session: &Session) -> bool {
     println!("source {} ({}):", settings.name, settings.client.endpoint);
+    print_budget(&settings);
     let domains = settings.domains.clone();
     let source = match Source::connect(settings, &ProcessEnv, &session.ctx).await {
         Ok(s) => s,
@@ -127,6 +131,72 @@ async fn probe_source(settings: SourceSettings, session: &Session) -> bool {
     ok
 }
 
+/// The least a source costs of the call budget at idle (every listing one page): calls an hour
+/// per domain, and how long its longest poll takes at `calls_per_second` (a vulnerability or
+/// baseline poll that also sweeps). Listings longer than a page, and a baseline sweep's
+/// machines and check items, add to it; `sasrelay status` shows what a running daemon spends.
+pub fn idle_budget(s: &SourceSettings) -> Vec<(Domain, f64, Duration)> {
+    let clusters = s.clusters.len().max(1) as f64;
+    let windows = if s.windows_account_wide() {
+        1.0
+    } else {
+        clusters
+    };
+    let types = s.vulnerability_types.len().max(1) as f64;
+    let probed = !s.clusters.is_empty();
+    let rate = f64::from(s.client.calls_per_second.get());
+    s.polls
+        .iter()
+        .map(|p| {
+            // (calls of an ordinary poll, calls of the poll that sweeps)
+            let (poll, sweep) = match p.domain {
+                Domain::Alerts => (2.0 * windows, 2.0 * windows),
+                Domain::Firewall => (windows, windows),
+                Domain::Vulnerabilities if probed => (clusters, clusters + clusters * types),
+                Domain::Vulnerabilities => (types, types),
+                Domain::Baseline if probed => (clusters, 2.0 * clusters),
+                Domain::Baseline => (1.0, 1.0),
+            };
+            let every = if probed && matches!(p.domain, Domain::Vulnerabilities | Domain::Baseline)
+            {
+                f64::from(RECONCILE_EVERY)
+            } else {
+                1.0
+            };
+            let per_poll = poll + (sweep - poll) / every;
+            let per_hour = per_poll * 3600.0 / p.interval.as_secs_f64().max(1.0);
+            (p.domain, per_hour, Duration::from_secs_f64(sweep / rate))
+        })
+        .collect()
+}
+
+/// Prints [`idle_budget`] for `s`, and a warning for a domain whose poll cannot end within its
+/// interval at the budget.
+fn print_budget(s: &SourceSettings) {
+    let budget = idle_budget(s);
+    let total: f64 = budget.iter().map(|(_, h, _)| h).sum();
+    println!(
+        "  call budget: {} calls a second per action; at idle at least {:.0} calls an hour ({})",
+        s.client.calls_per_second,
+        total,
+        budget
+            .iter()
+            .map(|(d, h, _)| format!("{} {h:.0}", d.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for ((domain, _, cycle), poll) in budget.iter().zip(&s.polls) {
+        if *cycle > poll.interval {
+            println!(
+                "  warning: a {} poll needs at least {} of calls at this budget, longer than its {} interval; raise the interval or calls_per_second",
+                domain.as_str(),
+                crate::duration::format_duration(*cycle),
+                crate::duration::format_duration(poll.interval),
+            );
+        }
+    }
+}
+
 /// Which of reachable / authenticated / permitted failed, in plain words.
 fn probe_verdict(e: &SasError) -> &'static str {
     match (e, e.class()) {
@@ -136,5 +206,48 @@ fn probe_verdict(e: &SasError) -> &'static str {
         (_, Some(ErrorClass::Throttled)) => "reachable, THROTTLED (retries exhausted)",
         (_, Some(ErrorClass::Server)) => "reachable, SERVICE ERROR (retries exhausted)",
         _ => "reachable, FAILED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(extra: &str) -> SourceSettings {
+        let clusters: Vec<String> = (0..1000).map(|i| format!("\"c{i:04}\"")).collect();
+        let text = format!(
+            "[[source]]\nname = \"a\"\nregion = \"cn-hangzhou\"\nclusters = [{}]\ncredentials = {{ type = \"env\" }}\n{extra}\n",
+            clusters.join(", ")
+        );
+        let mut settings = crate::config::parse(std::path::Path::new("t.toml"), &text).unwrap();
+        settings.sources.remove(0)
+    }
+
+    fn per_hour(budget: &[(Domain, f64, Duration)], domain: Domain) -> f64 {
+        budget.iter().find(|(d, _, _)| *d == domain).unwrap().1
+    }
+
+    #[test]
+    fn a_thousand_listed_clusters_fit_the_budget_only_with_windows_listed_once() {
+        // The default: alerts and firewall listed once for the account.
+        let once = idle_budget(&source(""));
+        assert_eq!(per_hour(&once, Domain::Alerts), 240.0);
+        assert_eq!(per_hour(&once, Domain::Firewall), 60.0);
+        // 1,000 statistics calls every 15 minutes, and every 6th poll 2,000 listings more.
+        let vulns = per_hour(&once, Domain::Vulnerabilities);
+        assert!(
+            (vulns - (4000.0 + 2000.0 * 4.0 / 6.0)).abs() < 1.0,
+            "{vulns}"
+        );
+        let total: f64 = once.iter().map(|(_, h, _)| h).sum();
+        assert!(total <= 15_000.0, "{total}");
+        for ((_, _, cycle), poll) in once.iter().zip(&source("").polls) {
+            assert!(*cycle <= poll.interval, "{cycle:?} > {:?}", poll.interval);
+        }
+        // Per cluster: 2,000 alert calls a poll, 400 s at 5 a second for a 30 s interval.
+        let each = idle_budget(&source("window_listing = \"per_cluster\""));
+        assert_eq!(per_hour(&each, Domain::Alerts), 240_000.0);
+        let alerts = each.iter().find(|(d, _, _)| *d == Domain::Alerts).unwrap();
+        assert!(alerts.2 > Duration::from_secs(300), "{:?}", alerts.2);
     }
 }

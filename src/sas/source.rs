@@ -64,6 +64,19 @@ pub struct SourceSettings {
     pub window_listing: WindowListingScope,
 }
 
+impl SourceSettings {
+    /// Whether alerts and firewall records are listed once for the account (always, without
+    /// `clusters`), as [`SourceSettings::window_listing`] says.
+    pub fn windows_account_wide(&self) -> bool {
+        self.clusters.is_empty()
+            || match self.window_listing {
+                WindowListingScope::Auto => self.clusters.len() >= 2,
+                WindowListingScope::Account => true,
+                WindowListingScope::PerCluster => false,
+            }
+    }
+}
+
 /// Per-domain polling of a source: interval (`None` = off) and event switches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DomainPoll {
@@ -207,12 +220,7 @@ impl Source {
     /// not configured are dropped as they arrive ([`Source::keeps`]) — or one per cluster, as
     /// [`SourceSettings::window_listing`] says.
     fn window_scopes(&self) -> Vec<Option<String>> {
-        let account_wide = match self.settings.window_listing {
-            WindowListingScope::Auto => self.settings.clusters.len() >= 2,
-            WindowListingScope::Account => true,
-            WindowListingScope::PerCluster => false,
-        };
-        if account_wide {
+        if self.settings.windows_account_wide() {
             vec![None]
         } else {
             self.scopes()

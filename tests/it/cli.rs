@@ -182,6 +182,13 @@ async fn check_online_reports_every_domain_readable_with_the_simulators_counts()
         "{}",
         run.stdout
     );
+    // What the source costs of the call budget at idle, before anything is called.
+    assert!(
+        run.stdout
+            .contains("call budget: 5 calls a second per action; at idle at least"),
+        "{}",
+        run.stdout
+    );
     assert!(
         run.stdout.contains("credentials: loaded (static_ak)"),
         "{}",
