@@ -122,8 +122,9 @@ const LINGERING_LOCK_WAIT: Duration = Duration::from_secs(5);
 /// sled's page cache bound (its default is 1 GiB). Small on purpose: the store's working
 /// set is the outbox heads and the records a page touches, and what is not cached is read
 /// from the kernel's page cache. At 64 MiB a 50,000-alert first start peaked at 85–122 MiB
-/// RSS; at 8 MiB, 63 MiB (README, "How Security Center is read").
-const CACHE_CAPACITY: u64 = 8 << 20;
+/// RSS; at 8 MiB, 63–67 MiB; at 4 MiB, 60–64.5 MiB, as fast (README, "How Security Center is
+/// read").
+const CACHE_CAPACITY: u64 = 4 << 20;
 
 const META_SCHEMA: &[u8] = b"schema";
 /// File written once the new store's schema and epoch are durable; its presence with an empty
