@@ -15,6 +15,7 @@
 //! | `GET /api/v1/dead-letters?sink=NAME&limit=N` | → `{"total", "dead_letters": [DeadLetterView]}`, newest first |
 //! | `POST /api/v1/dead-letters/replay` | [`ReplayRequest`] → [`ReplayReport`] |
 //! | `DELETE /api/v1/dead-letters/{sink}/{seq}` | → 200 DeadLetterView (discarded), or 404 |
+//! | `GET /api/v1/quarantine` | → `{"quarantined": [QuarantineEntry]}`: records Security Center listed that could not be read, kept (bounded) with their text, by source and domain ([`crate::store::QuarantineEntry`]) |
 //! | `POST /-/reload` | → 200 [`ReloadAttempt`], or 422 `{"error", "attempt"}` when the file is refused (the running configuration is kept; [`crate::daemon::reload`]) |
 //!
 //! A replay puts dead letters back in their sink's outbox with the same idempotency key,
@@ -321,6 +322,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/dead-letters", get(list_dead_letters))
         .route("/dead-letters/replay", post(replay_dead_letters))
         .route("/dead-letters/{sink}/{seq}", delete(discard_dead_letter))
+        .route("/quarantine", get(quarantined))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     let control = Router::new()
         .route("/reload", post(reload))
@@ -683,6 +685,16 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(store_error)?
         .map_err(store_error)
+}
+
+/// The quarantined records the store keeps (the daemon's view; `sasrelay findings
+/// --quarantined` asks Security Center afresh).
+async fn quarantined(State(state): State<Shared>) -> Response {
+    let store = state.store.clone();
+    match blocking(move || store.quarantined()).await {
+        Ok(entries) => axum::Json(serde_json::json!({ "quarantined": entries })).into_response(),
+        Err(response) => response,
+    }
 }
 
 async fn list_dead_letters(

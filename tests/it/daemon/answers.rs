@@ -98,7 +98,8 @@ async fn alerts_only(alerts: usize, fault: impl FnOnce(&[i64]) -> Option<FaultKi
 
 /// One record among over 200 open alerts (three pages of 100) carries a number no parser
 /// holds. The others are delivered exactly once, the domain keeps polling, the record is quarantined
-/// with a warning (once, however often it is listed) and `findings --quarantined` shows it.
+/// with a warning (once, however often it is listed), kept where `GET /api/v1/quarantine` shows
+/// it, and `findings --quarantined` shows it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_poisoned_record_is_quarantined_and_everything_else_is_delivered() {
     let b = alerts_only(300, |ids| Some(FaultKind::PoisonRecord { id: ids[5] })).await;
@@ -132,6 +133,25 @@ async fn one_poisoned_record_is_quarantined_and_everything_else_is_delivered() {
     let reason = warnings[0]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("number out of range"), "{reason}");
     assert_eq!(warnings[0]["action"], "DescribeSuspEvents");
+    // The daemon's quarantine, through the admin API: the record's text, kept.
+    let addr = daemon.messages("Admin API listening")[0]["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kept: serde_json::Value = reqwest::get(format!("http://{addr}/api/v1/quarantine"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kept = kept["quarantined"].as_array().unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["domain"], "alerts");
+    assert_eq!(kept[0]["action"], "DescribeSuspEvents");
+    assert!(
+        kept[0]["raw"].as_str().unwrap().contains("1e400"),
+        "{kept:?}"
+    );
     assert_eq!(daemon.terminate(T).await.code(), Some(0));
 
     // The operator's view of the same listing.
