@@ -29,12 +29,7 @@ fn main() {
 
 async fn deliver_ten_thousand() {
     let sim = Simulator::start(SimConfig {
-        initial: InitialFindings {
-            alerts: 0,
-            vulns: 0,
-            baseline: 0,
-            firewall: 0,
-        },
+        initial: InitialFindings::NONE,
         ..SimConfig::default()
     })
     .await

@@ -92,7 +92,8 @@
 //!   lookup by id), [`sas::normalise`] (raw records → `Finding`, pure),
 //!   [`sas::source`] (a configured source: its checked settings, credentials and client,
 //!   reading a domain per cluster or account-wide — alerts and firewall of several clusters
-//!   in one listing, filtered on arrival — a page at a time, resuming what the page cap left).
+//!   in one listing, filtered on arrival — a page at a time, resuming what the page cap left,
+//!   going on past a listing that fails so one cluster holds back no other).
 //!   A snapshot poll sweeps only the clusters whose statistics changed.
 //! - [`pipeline`] — one finding's path in order, its module doc drawing the flow:
 //!   [`pipeline::poller`] (page by page: read → diff → crash-safe writes; a complete sweep's

@@ -48,6 +48,21 @@
 //! silently and the one summary is sent when the last of them is read. A snapshot sweep cut
 //! by the cap is incomplete: it records and sends what it listed, resolves nothing, and says
 //! so (raise `max_pages`).
+//!
+//! # A listing that fails
+//! The reader goes on past a listing that still fails after the client's retries
+//! ([`crate::sas::source::Reader::past_failures`]): one cluster refused, or answering badly,
+//! holds back no other. The failed listing — and, when the failure is the source's
+//! (credentials, permission, reachability, quota) or the third cluster's in a row, every
+//! listing not started — is set aside: a windowed one as a [`Remainder`] from where it
+//! stopped (from the top if it never started), so the cursor moves and the next polls resume
+//! it like a cut walk;
+//! a snapshot sweep judges absence only in the clusters it read completely, and keeps the
+//! failed clusters out of the stored statistics probe so the next poll sweeps them whatever
+//! their counts say. The poll then fails ([`PollError::Partial`], naming the clusters) without
+//! counting as a success, so health and metrics see it; the runner retries it with backoff.
+//! When nothing at all was read, the poll fails as a whole and the cursor stays; a first sweep
+//! that failed anywhere stores no cursor either (it stays a first sweep until it is whole).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -66,7 +81,8 @@ use crate::pipeline::metrics::{Metrics, PollFailure};
 use crate::record::{Record, RecordStatus};
 use crate::sas::models::Quarantined;
 use crate::sas::source::{
-    Batch, DomainPoll, InitialSync, ReadEnd, ReadWindow, Remainder, Source, WindowListing,
+    Batch, DomainPoll, FailedListing, InitialSync, ReadEnd, ReadWindow, Remainder, Source,
+    WindowListing,
 };
 use crate::store::{self, Backfill, Cursor, QuarantineEntry, Store, StoreError};
 use crate::task::{Label, Next, Task, TaskError};
@@ -168,6 +184,42 @@ pub enum PollError {
     /// The store refused a write.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// Listings failed after their retries, others did not: what was read is recorded and
+    /// the cursor keeps the failed ones to read again.
+    #[error("{}", partial_message(.0))]
+    Partial(Vec<FailedListing>),
+}
+
+impl PollError {
+    /// The Security Center error behind the failure, if any (the first, when several).
+    pub fn sas(&self) -> Option<&crate::sas::error::SasError> {
+        match self {
+            PollError::Read(e) => Some(e),
+            PollError::Partial(failed) => failed.first().map(|f| &f.error),
+            PollError::Store(_) => None,
+        }
+    }
+}
+
+/// `2 listings failed (clusters c2, c7); the rest of the poll is recorded and they are read
+/// again: <the first error>`.
+fn partial_message(failed: &[FailedListing]) -> String {
+    let scopes: BTreeSet<String> = failed
+        .iter()
+        .map(|f| f.cluster.clone().unwrap_or_else(|| "account-wide".into()))
+        .collect();
+    let scopes: Vec<String> = scopes.into_iter().collect();
+    let n = failed.len();
+    format!(
+        "{n} listing{} failed ({}); the rest of the poll is recorded and {} read again: {}",
+        if n == 1 { "" } else { "s" },
+        scopes.join(", "),
+        if n == 1 { "it is" } else { "they are" },
+        failed
+            .first()
+            .map(|f| f.error.to_string())
+            .unwrap_or_default()
+    )
 }
 
 /// What the change probe says about a snapshot domain.
@@ -276,6 +328,7 @@ impl Poller {
         let ahead_at_start = self.clock_ahead_ms();
         let window = self.window(cursor.as_ref(), first, now, ahead_at_start);
         let last_full_sweep_ms = cursor.as_ref().and_then(|c| c.last_sweep_ms);
+        let last_success_ms = cursor.as_ref().map_or(0, |c| c.last_success_ms);
         let carried = cursor.and_then(|c| c.backfill).unwrap_or_default();
         let resumed_first_start = carried.remainders.iter().any(|r| r.first_start);
         let remainders = carried
@@ -292,7 +345,8 @@ impl Poller {
             .reader(domain, &window)
             .only_clusters(only.as_ref())
             .first_start(first)
-            .resume(remainders);
+            .resume(remainders)
+            .past_failures();
         while let Some(batch) = reader.next_batch().await? {
             self.commit_page(batch, now, &mut listed, &mut report)
                 .await?;
@@ -303,15 +357,25 @@ impl Poller {
                 return Ok(report);
             }
         }
-        let end = reader.into_end();
+        let mut end = reader.into_end();
         self.report_cuts(&end);
         report.incomplete = !end.complete;
         report.backfill = end.remainders.len();
+        let mut failed = std::mem::take(&mut end.failed);
+        if !failed.is_empty() && end.read == 0 && report.pages == 0 {
+            // Nothing was read: the poll failed as a whole, and the cursor stays.
+            return Err(PollError::Read(failed.swap_remove(0).error));
+        }
+        if !failed.is_empty() && first && self.snapshot() {
+            // A first sweep stays a first sweep until it is whole: what it listed is recorded
+            // (silently or sent, as `initial_sync` says); the next poll sweeps again.
+            return Err(PollError::Partial(failed));
+        }
 
-        // 2. What a complete sweep did not list.
+        // 2. What a complete sweep did not list, in the scopes it read completely.
         if self.snapshot() {
             if end.complete && report.quarantined == 0 {
-                self.resolve_absent(&listed, only.as_ref(), now, &mut report)
+                self.resolve_absent(&listed, only.as_ref(), &end.unread, now, &mut report)
                     .await?;
             } else if report.quarantined > 0 {
                 tracing::warn!(
@@ -343,12 +407,21 @@ impl Poller {
                 // local clock stepped forward must not move the window past what it holds.
                 watermark_ms: Some(now_ms - ahead_at_start.max(self.clock_ahead_ms())),
                 initialised: true,
-                last_success_ms: now_ms,
-                // Clusters with findings awaiting confirmation need the next sweep, whatever
-                // their counts say; an incomplete sweep needs the next one whole.
+                last_success_ms: if failed.is_empty() {
+                    now_ms
+                } else {
+                    last_success_ms
+                },
+                // Clusters with findings awaiting confirmation, or with a listing that failed,
+                // need the next sweep whatever their counts say; an incomplete sweep (or one
+                // whose account-wide listing failed) needs the next one whole.
                 probe: probe
-                    .filter(|_| !report.incomplete)
-                    .map(|p| probe_without(&p, &report.missed_in)),
+                    .filter(|_| !report.incomplete && !end.unread.contains(&None))
+                    .map(|p| {
+                        let mut again = report.missed_in.clone();
+                        again.extend(end.unread.iter().flatten().cloned());
+                        probe_without(&p, &again)
+                    }),
                 // A sweep of the changed clusters only does not put off the periodic full one.
                 last_sweep_ms: if only.is_some() {
                     last_full_sweep_ms
@@ -359,6 +432,9 @@ impl Poller {
             },
         )?;
         self.store.flush().await?;
+        if !failed.is_empty() {
+            return Err(PollError::Partial(failed));
+        }
         Ok(report)
     }
 
@@ -516,20 +592,20 @@ impl Poller {
         &self,
         listed: &Listed,
         only: Option<&BTreeSet<String>>,
+        unread: &BTreeSet<Option<String>>,
         now: OffsetDateTime,
         report: &mut PollReport,
     ) -> Result<(), PollError> {
         let (name, domain) = (&self.source.settings.name, self.poll.domain);
         let mut open = 0usize;
         let mut missed: Vec<String> = Vec::new();
+        // Judged only where the sweep read every listing: not in a cluster whose listing
+        // failed, nowhere when an account-wide one did.
         let swept = |r: &Record| {
-            only.is_none_or(|o| {
-                r.last
-                    .kubernetes
-                    .cluster_id
-                    .as_ref()
-                    .is_some_and(|c| o.contains(c))
-            })
+            let cluster = &r.last.kubernetes.cluster_id;
+            only.is_none_or(|o| cluster.as_ref().is_some_and(|c| o.contains(c)))
+                && !unread.contains(&None)
+                && !unread.contains(cluster)
         };
         self.store.for_each_record(name, domain, |fp, r| {
             if r.status == RecordStatus::Active && swept(&r) {
@@ -836,9 +912,9 @@ impl Task for Poller {
                 Ok(Next::After(self.poll.interval))
             }
             Err(e) => {
-                let (action, reason) = match &e {
-                    PollError::Read(err) => (err.action().unwrap_or("none"), err.reason_label()),
-                    PollError::Store(_) => ("none", "store"),
+                let (action, reason) = match e.sas() {
+                    Some(err) => (err.action().unwrap_or("none"), err.reason_label()),
+                    None => ("none", "store"),
                 };
                 let error = e.to_string();
                 let failure = PollFailure {
@@ -856,10 +932,11 @@ impl Task for Poller {
                     self.store.heal(err);
                 }
                 let data_at_risk = matches!(e, PollError::Store(_));
-                Err(
-                    TaskError::retryable("Poll failed; nothing was recorded, retrying.", e)
-                        .urgent(data_at_risk),
-                )
+                let what = match e {
+                    PollError::Partial(_) => "Poll failed in part; the rest is recorded, retrying.",
+                    _ => "Poll failed; nothing was recorded, retrying.",
+                };
+                Err(TaskError::retryable(what, e).urgent(data_at_risk))
             }
         }
     }

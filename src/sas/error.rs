@@ -236,6 +236,20 @@ impl SasError {
         }
     }
 
+    /// Whether the failure is about the source rather than one listing: its credentials,
+    /// permissions, the endpoint or the quota. The next listing would fail alike, so a read
+    /// that goes on past a failed listing stops here instead of spending calls on it.
+    pub fn source_wide(&self) -> bool {
+        match self {
+            SasError::Api { status, body, .. } => !matches!(
+                classify(&body.code, *status),
+                ErrorClass::Server | ErrorClass::Request
+            ),
+            SasError::Transport { .. } | SasError::Credentials(_) => true,
+            SasError::Malformed { .. } | SasError::TooManyPages { .. } => false,
+        }
+    }
+
     /// The error class, for Api errors.
     pub fn class(&self) -> Option<ErrorClass> {
         match self {
@@ -460,5 +474,40 @@ mod tests {
     fn non_error_bodies_are_not_errors() {
         assert!(ApiErrorBody::parse(b"{\"RequestId\":\"x\",\"SuspEvents\":[]}").is_none());
         assert!(ApiErrorBody::parse(b"<html>").is_none());
+    }
+
+    #[test]
+    fn a_failure_is_the_sources_when_the_next_listing_would_fail_alike() {
+        let api = |code: &str, status: u16| SasError::Api {
+            action: "DescribeVulList".into(),
+            status,
+            body: Box::new(ApiErrorBody {
+                code: code.into(),
+                ..ApiErrorBody::default()
+            }),
+            retry_after: None,
+        };
+        // One listing's trouble: the next cluster may well answer.
+        assert!(!api("InternalError", 500).source_wide());
+        assert!(!api("InvalidParameter", 400).source_wide());
+        let malformed = SasError::Malformed {
+            action: "DescribeVulList".into(),
+            status: 200,
+            request_id: String::new(),
+            reason: "truncated".into(),
+        };
+        assert!(!malformed.source_wide());
+        // The source's: every call would fail alike.
+        assert!(api("Throttling.User", 400).source_wide());
+        assert!(api("InvalidAccessKeyId.NotFound", 404).source_wide());
+        assert!(api("Forbidden.RAM", 403).source_wide());
+        let unreachable = SasError::Transport {
+            action: "DescribeVulList".into(),
+            endpoint: "https://tds.aliyuncs.com".into(),
+            reason: "connection refused".into(),
+            timeout: false,
+        };
+        assert!(unreachable.source_wide());
+        assert!(SasError::Credentials("expired".into()).source_wide());
     }
 }

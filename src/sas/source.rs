@@ -330,6 +330,9 @@ impl Source {
             },
             fresh: Vec::new(),
             resumed: Vec::new(),
+            past_failures: false,
+            failed_in_a_row: 0,
+            last_failed: None,
         }
     }
 
@@ -594,7 +597,7 @@ impl Batch {
 }
 
 /// How a read ended.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct ReadEnd {
     /// Every listing was read to its end: none was stopped by the page cap or by a server
     /// repeating pages. A snapshot read that is not complete resolves nothing.
@@ -603,7 +606,29 @@ pub struct ReadEnd {
     pub cuts: Vec<Cut>,
     /// Windowed listings to resume in later polls (one per cluster and listing).
     pub remainders: Vec<Remainder>,
+    /// Listings that failed after the client's retries, in a read that goes on past them
+    /// ([`Reader::past_failures`]); a windowed one left a remainder where it stopped.
+    pub failed: Vec<FailedListing>,
+    /// Listings read to their end (or to the page cap).
+    pub read: usize,
+    /// The scopes (a cluster, or `None` for the account) not read completely because a
+    /// listing of theirs failed or was never started: a snapshot sweep judges nothing about
+    /// them.
+    pub unread: BTreeSet<Option<String>>,
 }
+
+/// A listing that failed after the client's retries.
+#[derive(Debug)]
+pub struct FailedListing {
+    /// Its cluster filter (`None`: account-wide).
+    pub cluster: Option<String>,
+    /// Why.
+    pub error: SasError,
+}
+
+/// A read going on past failed listings stops once the listings of this many scopes in a row
+/// failed: that looks like the source failing, not one cluster.
+const FAILED_IN_A_ROW: usize = 3;
 
 /// One listing to walk.
 struct Plan {
@@ -660,6 +685,11 @@ pub struct Reader<'s> {
     /// Remainders of this poll's own windows, and of resumed ones.
     fresh: Vec<Remainder>,
     resumed: Vec<Remainder>,
+    /// A failed listing is noted and the read goes on ([`Reader::past_failures`]).
+    past_failures: bool,
+    /// Scopes whose listings failed since a listing last did not, and the last of them.
+    failed_in_a_row: usize,
+    last_failed: Option<Option<String>>,
 }
 
 impl<'s> Reader<'s> {
@@ -670,6 +700,18 @@ impl<'s> Reader<'s> {
             self.plans
                 .retain(|p| p.cluster.as_ref().is_some_and(|c| only.contains(c)));
         }
+        self
+    }
+
+    /// Goes on past a listing that fails after the client's retries: the failure is noted in
+    /// [`ReadEnd::failed`], its scope in [`ReadEnd::unread`], a windowed listing leaves a
+    /// [`Remainder`] where it stopped, and the next listing is read — unless the failure is
+    /// the source's ([`SasError::source_wide`]) or the third cluster's in a row, which stops
+    /// the read
+    /// (every listing not started is set aside the same way). Without it, a failed listing
+    /// fails the read.
+    pub fn past_failures(mut self) -> Self {
+        self.past_failures = true;
         self
     }
 
@@ -729,29 +771,47 @@ impl<'s> Reader<'s> {
                 ..Batch::default()
             };
             let page = match walk {
-                Walk::Alerts(w) => w.next_page().await?.map(|p| {
-                    batch.fill(p.quarantined, p.items, |i| {
-                        normalise::normalise_alert(&ctx, i)
+                Walk::Alerts(w) => w.next_page().await.map(|p| {
+                    p.map(|p| {
+                        batch.fill(p.quarantined, p.items, |i| {
+                            normalise::normalise_alert(&ctx, i)
+                        })
                     })
                 }),
-                Walk::Vulns(w) => w.next_page().await?.map(|p| {
-                    batch.fill(p.quarantined, p.items, |i| {
-                        normalise::normalise_vulnerability(&ctx, i)
+                Walk::Vulns(w) => w.next_page().await.map(|p| {
+                    p.map(|p| {
+                        batch.fill(p.quarantined, p.items, |i| {
+                            normalise::normalise_vulnerability(&ctx, i)
+                        })
                     })
                 }),
-                Walk::Firewall(w) => w.next_page().await?.map(|p| {
-                    batch.fill(p.quarantined, p.items, |i| {
-                        normalise::normalise_firewall(&ctx, i)
+                Walk::Firewall(w) => w.next_page().await.map(|p| {
+                    p.map(|p| {
+                        batch.fill(p.quarantined, p.items, |i| {
+                            normalise::normalise_firewall(&ctx, i)
+                        })
                     })
                 }),
-                Walk::Baseline(w) => w.next_batch().await?.map(|b| {
-                    batch.fill(b.quarantined, b.items, |i| {
-                        normalise::normalise_baseline(&ctx, i)
+                Walk::Baseline(w) => w.next_batch().await.map(|b| {
+                    b.map(|b| {
+                        batch.fill(b.quarantined, b.items, |i| {
+                            normalise::normalise_baseline(&ctx, i)
+                        })
                     })
                 }),
             };
+            let page = match page {
+                Ok(page) => page,
+                Err(e) if self.past_failures => {
+                    self.fail_current(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             match page {
                 Some(()) => {
+                    self.failed_in_a_row = 0;
+                    self.last_failed = None;
                     let scope = plan.cluster.as_deref();
                     batch.findings.retain(|f| self.source.keeps(scope, f));
                     return Ok(Some(batch));
@@ -843,6 +903,9 @@ impl<'s> Reader<'s> {
         let Some((plan, walk)) = self.current.take() else {
             return;
         };
+        self.end.read += 1;
+        self.failed_in_a_row = 0;
+        self.last_failed = None;
         let (end, position) = match &walk {
             Walk::Alerts(w) => (w.end().cloned(), w.position()),
             Walk::Firewall(w) => (w.end().cloned(), w.position()),
@@ -865,6 +928,57 @@ impl<'s> Reader<'s> {
         };
         self.end.complete = false;
         self.end.cuts.push(cut);
+        self.keep_remainder(plan, position);
+    }
+
+    /// The current listing failed (`error`, after the client's retries): it is set aside, and
+    /// so is every listing not started when the failure is the source's or the third
+    /// cluster's in a row.
+    fn fail_current(&mut self, error: SasError) {
+        let Some((plan, walk)) = self.current.take() else {
+            return;
+        };
+        let position = match &walk {
+            Walk::Alerts(w) => w.position(),
+            Walk::Firewall(w) => w.position(),
+            Walk::Vulns(_) | Walk::Baseline(_) => None,
+        };
+        // A cluster's second listing failing too (vulnerability types, handled alerts) is
+        // still one cluster.
+        if self.last_failed.as_ref() != Some(&plan.cluster) {
+            self.failed_in_a_row += 1;
+            self.last_failed = Some(plan.cluster.clone());
+        }
+        let stop = error.source_wide() || self.failed_in_a_row >= FAILED_IN_A_ROW;
+        tracing::debug!(
+            source = %self.source.settings.name,
+            cluster = ?plan.cluster,
+            error = %error,
+            stop,
+            "A listing failed; set aside."
+        );
+        self.end.failed.push(FailedListing {
+            cluster: plan.cluster.clone(),
+            error,
+        });
+        self.set_aside(plan, position);
+        if stop {
+            for plan in std::mem::take(&mut self.plans) {
+                self.set_aside(plan, None);
+            }
+        }
+    }
+
+    /// A listing not read to its end: its scope is unread, and a windowed one is kept to
+    /// resume.
+    fn set_aside(&mut self, plan: Plan, position: Option<(u32, i64)>) {
+        self.end.unread.insert(plan.cluster.clone());
+        self.keep_remainder(plan, position);
+    }
+
+    /// Keeps the unread rest of a windowed listing: from `position` (the last page read and
+    /// the oldest time read), else where it was asked to resume, else from the top.
+    fn keep_remainder(&mut self, plan: Plan, position: Option<(u32, i64)>) {
         let What::Window {
             listing,
             since_ms,
@@ -874,12 +988,7 @@ impl<'s> Reader<'s> {
         else {
             return;
         };
-        // A walk that read nothing readable resumes where it was asked to, or from the top.
-        let (page, cut_ms) = match (position, resume) {
-            (Some(p), _) => p,
-            (None, Some(r)) => r,
-            (None, None) => (1, i64::MAX),
-        };
+        let (page, cut_ms) = position.or(resume).unwrap_or((1, i64::MAX));
         let remainder = Remainder {
             cluster: plan.cluster,
             listing,

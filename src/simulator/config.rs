@@ -103,6 +103,16 @@ pub struct InitialFindings {
     pub firewall: usize,
 }
 
+impl InitialFindings {
+    /// No finding at first: a test adds exactly those it counts.
+    pub const NONE: InitialFindings = InitialFindings {
+        alerts: 0,
+        vulns: 0,
+        baseline: 0,
+        firewall: 0,
+    };
+}
+
 /// Everything the simulator needs to build its world and answer requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimConfig {

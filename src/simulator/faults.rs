@@ -202,6 +202,10 @@ pub struct FaultSpec {
     /// lookup by id but not the listing of the same action); `None` matches every call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub param: Option<String>,
+    /// With `param`: only calls whose value of it is exactly this (e.g. `ClusterId` = one
+    /// cluster, to fail that cluster's listing and no other).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
     /// How many matching calls it affects (1..=10 000).
     #[serde(default = "one")]
     pub count: u32,
@@ -216,6 +220,7 @@ impl FaultSpec {
         FaultSpec {
             action: None,
             param: None,
+            value: None,
             count: 1,
             kind,
         }
@@ -236,6 +241,13 @@ impl FaultSpec {
     /// Only calls carrying the parameter `name` (non-blank).
     pub fn with_param(mut self, name: impl Into<String>) -> Self {
         self.param = Some(name.into());
+        self
+    }
+
+    /// Only calls whose parameter `name` is `value`.
+    pub fn with_param_value(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.param = Some(name.into());
+        self.value = Some(value.into());
         self
     }
 
@@ -301,14 +313,16 @@ impl FaultQueue {
 
     /// Consumes one count of the first rule matching `action` and `params`.
     pub(crate) fn take(&mut self, action: &str, params: &[(String, String)]) -> Option<FaultKind> {
-        let carries = |name: &str| {
-            params
-                .iter()
-                .any(|(k, v)| k == name && !v.trim().is_empty())
+        let carries = |name: &str, value: Option<&str>| {
+            params.iter().any(|(k, v)| {
+                k == name && !v.trim().is_empty() && value.is_none_or(|value| v == value)
+            })
         };
         let idx = self.rules.iter().position(|r| {
             r.action.as_deref().is_none_or(|a| a == action)
-                && r.param.as_deref().is_none_or(carries)
+                && r.param
+                    .as_deref()
+                    .is_none_or(|name| carries(name, r.value.as_deref()))
         })?;
         let rule = &mut self.rules[idx];
         let kind = rule.kind.clone();
@@ -440,6 +454,15 @@ mod tests {
         assert_eq!(s.param.as_deref(), Some("Ids"));
         let json = serde_json::to_value(FaultSpec::new(FaultKind::InternalError)).unwrap();
         assert!(json.get("param").is_none(), "{json}");
+        // A value narrows the rule to calls carrying exactly it.
+        q.push(FaultSpec::new(FaultKind::InternalError).with_param_value("ClusterId", "c2"))
+            .unwrap();
+        assert_eq!(q.take("A", &p("ClusterId", "c1")), None);
+        assert_eq!(q.take("A", &p("ClusterId", "c22")), None);
+        assert_eq!(
+            q.take("A", &p("ClusterId", "c2")),
+            Some(FaultKind::InternalError)
+        );
     }
 
     #[test]

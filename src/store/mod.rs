@@ -121,10 +121,12 @@ const LINGERING_LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// sled's page cache bound (its default is 1 GiB). Small on purpose: the store's working
 /// set is the outbox heads and the records a page touches, and what is not cached is read
-/// from the kernel's page cache. At 64 MiB a 50,000-alert first start peaked at 85–122 MiB
-/// RSS; at 8 MiB, 63–67 MiB; at 4 MiB, 60–64.5 MiB, as fast (README, "How Security Center is
-/// read").
-const CACHE_CAPACITY: u64 = 4 << 20;
+/// from the kernel's page cache. sled counts its cache by serialised size and holds about
+/// twice that in memory (heaptrack: 8 MiB of nodes at a 4 MiB bound). At 64 MiB a
+/// 50,000-alert first start peaked at 85–122 MiB RSS; at 8 MiB, 63–67 MiB; at 4 MiB,
+/// 60–64.7 MiB; at 1 MiB, 57.7–59.7 MiB, all delivered within 2 % of the same time (README,
+/// "How Security Center is read").
+const CACHE_CAPACITY: u64 = 1 << 20;
 
 const META_SCHEMA: &[u8] = b"schema";
 /// File written once the new store's schema and epoch are durable; its presence with an empty
@@ -351,8 +353,8 @@ impl Repairs {
 impl Store {
     /// Opens (creating if needed) the store in `dir`.
     ///
-    /// Creates the directory, opens sled with a 64 MiB cache, checks the schema version,
-    /// creates the epoch on first use, and reconciles the outbox with its guards (an entry
+    /// Creates the directory, opens sled with a small page cache (1 MiB), checks the schema
+    /// version, creates the epoch on first use, and reconciles the outbox with its guards (an entry
     /// written just before a crash may lack its guard). Fails with a [`StoreError`] naming the
     /// directory when another process (or another `Store` in this one) holds it, it is not
     /// writable, it is corrupt, the disk is full or a newer sasrelay wrote it; never panics,

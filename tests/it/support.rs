@@ -687,12 +687,7 @@ url = "{hook}"
 /// A simulator holding no finding at first: a test adds exactly those it counts.
 pub async fn quiet_simulator() -> SimHandle {
     Simulator::start(SimConfig {
-        initial: InitialFindings {
-            alerts: 0,
-            vulns: 0,
-            baseline: 0,
-            firewall: 0,
-        },
+        initial: InitialFindings::NONE,
         ..SimConfig::default()
     })
     .await

@@ -11,4 +11,5 @@ mod door;
 mod e2e;
 mod health;
 mod large;
+mod progress;
 mod reload;
