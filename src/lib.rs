@@ -113,8 +113,8 @@
 //!   explain for a subject at a given `now`.
 //! - [`store`] — the only module that imports sled: records, cursors, per-sink outboxes with
 //!   enqueue guards, dead letters, routing groups and their crash-safe close, reminders,
-//!   silences, the suppression log, quarantined records, schema version, pruning; its module
-//!   doc lists every tree.
+//!   silences, the suppression log, quarantined records, baseline check details, schema
+//!   version, pruning; its module doc lists every tree.
 //! - [`sinks`] — one file per destination (`webhook` with Standard Webhooks signing, `stdout`,
 //!   `file`, `dingtalk`, `feishu`, `wecom`, `slack`, `email`, `pagerduty`) and what they share
 //!   once: [`sinks::http`] (client, URL and host rules, one exchange, `Retry-After`),

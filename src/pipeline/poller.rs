@@ -79,6 +79,7 @@ use crate::pipeline::dispatch::{Dispatched, Dispatcher};
 use crate::pipeline::lifecycle::{self, Confirmation, Coverage, Diff};
 use crate::pipeline::metrics::{Metrics, PollFailure};
 use crate::record::{Record, RecordStatus};
+use crate::sas::api::DetailCache;
 use crate::sas::models::Quarantined;
 use crate::sas::source::{
     Batch, DomainPoll, FailedListing, InitialSync, ReadEnd, ReadWindow, Remainder, Source,
@@ -431,11 +432,55 @@ impl Poller {
                 backfill,
             },
         )?;
+        self.keep_details(now_ms)?;
         self.store.flush().await?;
         if !failed.is_empty() {
             return Err(PollError::Partial(failed));
         }
         Ok(report)
+    }
+
+    /// Takes back the baseline check details kept by earlier runs (once, before the first
+    /// poll): a restart does not fetch every check's text again.
+    fn restore_details(&self) -> Result<(), StoreError> {
+        if self.poll.domain != Domain::Baseline {
+            return Ok(());
+        }
+        let ttl_ms = DetailCache::TTL.as_millis() as i64;
+        let now_ms = crate::clock::unix_ms(OffsetDateTime::now_utc());
+        let kept = self
+            .store
+            .details(&self.source.settings.client.lang, now_ms - ttl_ms)?;
+        let details = self.source.details();
+        let restored = kept
+            .into_iter()
+            .filter(|d| {
+                let age =
+                    Duration::from_millis(now_ms.saturating_sub(d.fetched_at_ms).max(0) as u64);
+                details.preload(d.check_id, age, d.raw.clone())
+            })
+            .count();
+        tracing::debug!(
+            source = self.name(),
+            restored,
+            "Baseline check details restored."
+        );
+        Ok(())
+    }
+
+    /// Keeps the baseline check details fetched since the last poll, for later runs.
+    fn keep_details(&self, now_ms: i64) -> Result<(), StoreError> {
+        let lang = &self.source.settings.client.lang;
+        for (check_id, age, raw) in self.source.details().take_fetched() {
+            let detail = store::StoredDetail {
+                v: store::DETAIL_SCHEMA,
+                check_id,
+                fetched_at_ms: now_ms.saturating_sub(age.as_millis() as i64),
+                raw,
+            };
+            self.store.put_detail(lang, &detail)?;
+        }
+        Ok(())
     }
 
     /// How far the local clock runs ahead of Security Center's, as its answers tell (0 when
@@ -902,6 +947,9 @@ impl Task for Poller {
             // The pollers of a start (and of a reload) do not all call at once: each first
             // waits a random part of a tenth of its interval (at most 10 s).
             self.offset_taken = true;
+            if let Err(e) = self.restore_details() {
+                tracing::warn!(source = self.name(), error = %e, "Could not read the kept baseline check details; fetching them again.");
+            }
             let spread = (self.poll.interval / 10).min(MAX_START_OFFSET);
             return Ok(Next::After(spread.mul_f64(rand::random::<f64>())));
         }

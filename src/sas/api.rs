@@ -1178,11 +1178,20 @@ pub struct BaselineListing {
 
 /// Check-item details (`DescribeCheckWarningDetail`: description and advice) by `CheckId`,
 /// shared by the baseline walks of one source across its sweeps: a check's text is fetched
-/// once per [`DetailCache::TTL`], not once per sweep, cluster and asset. Bounded: past
-/// [`DetailCache::MAX_ENTRIES`] distinct checks it starts afresh.
+/// once per [`DetailCache::TTL`], not once per sweep, cluster and asset. Only the check-level
+/// part is kept ([`check_level`]). Bounded: past [`DetailCache::MAX_ENTRIES`] distinct checks
+/// it starts afresh. What it fetched is handed out for keeping across restarts
+/// ([`DetailCache::take_fetched`]) and taken back at start ([`DetailCache::preload`]).
 #[derive(Debug, Default)]
 pub struct DetailCache {
-    entries: std::sync::Mutex<HashMap<i64, (std::time::Instant, Item<CheckWarningDetail>)>>,
+    inner: std::sync::Mutex<Details>,
+}
+
+#[derive(Debug, Default)]
+struct Details {
+    entries: HashMap<i64, (std::time::Instant, Item<CheckWarningDetail>)>,
+    /// Fetched since the last [`DetailCache::take_fetched`].
+    fetched: Vec<i64>,
 }
 
 impl DetailCache {
@@ -1192,29 +1201,81 @@ impl DetailCache {
     /// Distinct checks kept (an account has a few hundred).
     pub const MAX_ENTRIES: usize = 10_000;
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Details> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The detail of `check_id`, if fetched less than [`DetailCache::TTL`] ago.
     pub fn get(&self, check_id: i64) -> Option<Item<CheckWarningDetail>> {
-        let entries = self
+        self.lock()
             .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries
             .get(&check_id)
             .filter(|(at, _)| at.elapsed() < Self::TTL)
             .map(|(_, d)| d.clone())
     }
 
-    /// Keeps `detail` as `check_id`'s.
+    /// Keeps `detail` as `check_id`'s, fetched now.
     pub fn put(&self, check_id: i64, detail: Item<CheckWarningDetail>) {
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() >= Self::MAX_ENTRIES && !entries.contains_key(&check_id) {
-            entries.clear();
-        }
-        entries.insert(check_id, (std::time::Instant::now(), detail));
+        let mut d = self.lock();
+        d.insert(check_id, std::time::Instant::now(), detail);
+        d.fetched.push(check_id);
     }
+
+    /// Takes back a detail fetched `age` ago (from the store at start); false when it is too
+    /// old or not a detail.
+    pub fn preload(&self, check_id: i64, age: std::time::Duration, raw: Value) -> bool {
+        let Some(at) = std::time::Instant::now().checked_sub(age) else {
+            return false;
+        };
+        match Item::from_value(raw) {
+            Ok(detail) if age < Self::TTL => {
+                self.lock().insert(check_id, at, check_level(detail));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The details fetched since the last call, with how long ago each was fetched: for the
+    /// caller to keep.
+    pub fn take_fetched(&self) -> Vec<(i64, std::time::Duration, Value)> {
+        let mut d = self.lock();
+        let fetched = std::mem::take(&mut d.fetched);
+        let mut out: Vec<(i64, std::time::Duration, Value)> = Vec::new();
+        for id in fetched {
+            if let Some((at, detail)) = d.entries.get(&id)
+                && !out.iter().any(|(seen, _, _)| *seen == id)
+            {
+                out.push((id, at.elapsed(), detail.raw.clone()));
+            }
+        }
+        out
+    }
+}
+
+impl Details {
+    fn insert(&mut self, check_id: i64, at: std::time::Instant, detail: Item<CheckWarningDetail>) {
+        if self.entries.len() >= DetailCache::MAX_ENTRIES && !self.entries.contains_key(&check_id) {
+            self.entries.clear();
+        }
+        self.entries.insert(check_id, (at, detail));
+    }
+}
+
+/// The part of a check's detail that is the same for every asset: without the evidence of the
+/// asset it was fetched for (`CheckDetailAssetInfo` names that asset's files, values, UUID and
+/// container) and without the answer's `RequestId`. A detail shared between assets must not
+/// show one asset's evidence in another's notification.
+pub fn check_level(mut detail: Item<CheckWarningDetail>) -> Item<CheckWarningDetail> {
+    if let Some(o) = detail.raw.as_object_mut() {
+        o.remove("CheckDetailAssetInfo");
+        o.remove("RequestId");
+    }
+    detail.typed.check_detail_asset_info.clear();
+    detail.typed.request_id.clear();
+    detail
 }
 
 /// The baseline walk, one affected asset at a time ([`BaselineWalker::next_batch`]): summary
@@ -1432,12 +1493,12 @@ async fn asset_checks<C: SasCall + ?Sized>(
                 Some(check_id) => match details.get(check_id) {
                     Some(d) => Some(d),
                     None => {
-                        let d = check_warning_detail(c, cw_id).await?;
+                        let d = check_level(check_warning_detail(c, cw_id).await?);
                         details.put(check_id, d.clone());
                         Some(d)
                     }
                 },
-                None => Some(check_warning_detail(c, cw_id).await?),
+                None => Some(check_level(check_warning_detail(c, cw_id).await?)),
             },
             _ => None,
         };

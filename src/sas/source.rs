@@ -207,6 +207,11 @@ impl Source {
         &self.client
     }
 
+    /// The baseline check details this source's walks fetched and keep.
+    pub fn details(&self) -> &DetailCache {
+        &self.details
+    }
+
     /// The configured clusters as filters, or one account-wide `None`.
     fn scopes(&self) -> Vec<Option<String>> {
         if self.settings.clusters.is_empty() {

@@ -18,6 +18,7 @@
 //! | `suppressed` | sink (length-prefixed) ‖ event id | [`Suppressed`] JSON | `groups` |
 //! | `reminders` | sink, route (length-prefixed) ‖ fingerprint | [`Reminder`] JSON | `reminders` |
 //! | `quarantine` | `source`, `domain` (length-prefixed) ‖ digest | [`QuarantineEntry`] JSON | `quarantine` |
+//! | `details` | language (length-prefixed) ‖ check id | baseline check detail JSON | `details` |
 //! | `health` | a health condition's key; `probe` | [`HealthEpisode`](crate::event::HealthEpisode) JSON; the last write probe's time | `health` |
 //!
 //! Values are JSON, LZ4-compressed above 512 bytes. The `groups` and `reminders` submodules
@@ -79,6 +80,7 @@
 //! for sled threads of an instance just closed in this process): call `open` before starting
 //! the runtime, and `reopen` from `spawn_blocking`.
 
+mod details;
 mod error;
 mod groups;
 mod health;
@@ -103,6 +105,7 @@ use crate::event::{DeadLetter, OutboxEntry};
 use crate::finding::Domain;
 use crate::record::{Record, RecordStatus};
 
+pub use details::{DETAIL_SCHEMA, StoredDetail};
 pub use error::StoreError;
 pub use groups::{Closing, GROUP_SCHEMA, GroupAdded, GroupClosed, GroupHeader, Suppressed};
 pub use quarantine::{QUARANTINE_PER_SCOPE, QUARANTINE_SCHEMA, QuarantineEntry};
@@ -167,6 +170,7 @@ struct Inner {
     group_index: Mutex<groups::GroupIndex>,
     reminders: sled::Tree,
     quarantine: sled::Tree,
+    details: sled::Tree,
     health: sled::Tree,
     /// Reminder due times; every reminder write happens with it locked.
     reminder_index: Mutex<reminders::ReminderIndex>,
@@ -1062,6 +1066,7 @@ impl Inner {
             group_index: Mutex::new(groups::GroupIndex::default()),
             reminders: db.open_tree("reminders").at(dir)?,
             quarantine: db.open_tree("quarantine").at(dir)?,
+            details: db.open_tree("details").at(dir)?,
             health: db.open_tree("health").at(dir)?,
             reminder_index: Mutex::new(reminders::ReminderIndex::default()),
             db,

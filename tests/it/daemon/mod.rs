@@ -7,6 +7,7 @@ mod admin;
 mod answers;
 mod backlog;
 mod crash;
+mod details;
 mod door;
 mod e2e;
 mod health;
