@@ -98,8 +98,9 @@
 //! - [`pipeline`] — one finding's path in order, its module doc drawing the flow:
 //!   [`pipeline::poller`] (page by page: read → diff → crash-safe writes; a complete sweep's
 //!   end: lookup of vulnerabilities that left the list; the backfill of what the page cap left), [`pipeline::lifecycle`] (the pure transition table),
-//!   [`pipeline::dispatch`] (routing decisions applied to the store; the book of silences;
-//!   reminders due), [`pipeline::grouper`] (due groups into digests, due reminders sent),
+//!   [`pipeline::dispatch`] (routing decisions applied to the store; the book of silences and
+//!   what they hold, sent at their end; reminders due), [`pipeline::grouper`] (due groups
+//!   into digests, due reminders sent, what ended silences held released),
 //!   [`pipeline::delivery`] (the per-sink worker, its pure retry / dead-letter decision and
 //!   crash-safe backlog folding), [`pipeline::metrics`] (the counters these update). The
 //!   poller, the worker and the grouper are [`task::Task`]s: each step is one poll, one

@@ -183,6 +183,7 @@ fn table(views: &[&SilenceView]) -> String {
             "STATE",
             "ENDS",
             "SUPPRESSED",
+            "HELD",
             "AUTHOR",
             "MATCHERS",
             "COMMENT",
@@ -198,6 +199,7 @@ fn table(views: &[&SilenceView]) -> String {
             terminal_safe(&v.state, 10),
             s.ends_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
             v.suppressed.to_string(),
+            v.held.to_string(),
             terminal_safe(&s.created_by, 24),
             terminal_safe(&matchers.join(", "), 100),
             terminal_safe(&s.comment, 80),
@@ -219,9 +221,10 @@ pub(super) async fn expire(config: &Path, id: &str) -> ExitCode {
     match client.call(reqwest::Method::DELETE, &path, NO_BODY).await {
         Ok(v) => {
             println!(
-                "silence {} expired ({} suppressed)",
+                "silence {} expired ({} suppressed; {} held, sent now where their finding is still open)",
                 terminal_safe(v["id"].as_str().unwrap_or(id), 64),
-                v["suppressed"].as_u64().unwrap_or(0)
+                v["suppressed"].as_u64().unwrap_or(0),
+                v["held"].as_u64().unwrap_or(0)
             );
             ExitCode::SUCCESS
         }
@@ -249,12 +252,16 @@ mod tests {
             silence: s,
             state: "active".into(),
             suppressed: 3,
+            held: 2,
         };
         let t = table(&[&v]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 2, "{t}");
         assert!(lines[0].starts_with("ID    STATE   ENDS"), "{t}");
-        assert!(lines[1].contains("2026-05-01T12:00:00Z  3 "), "{t}");
+        assert!(
+            lines[1].contains("2026-05-01T12:00:00Z  3           2 "),
+            "{t}"
+        );
         assert!(lines[1].contains("eve [31m"), "{t}");
         assert!(lines[1].ends_with("line break"), "{t}");
         assert!(!t.contains('\u{1b}'));

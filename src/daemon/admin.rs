@@ -25,8 +25,9 @@
 //!
 //! A [`SilenceView`] is the stored silence (`id`, `matchers` as canonical strings,
 //! `starts_at`, `ends_at`, `created_by`, `comment`, `created_at`; times RFC 3339) plus its
-//! `state` (`pending`, `active`, `expired`) and `suppressed`, how many (event, sink) pairs it
-//! kept back. A silence lasts at most `[admin] max_silence` from now, and one whose matchers
+//! `state` (`pending`, `active`, `expired`), `suppressed`, how many (event, sink) pairs it
+//! kept back, and `held`, how many of those it still holds (sent when it ends if their finding
+//! is still open). A silence lasts at most `[admin] max_silence` from now, and one whose matchers
 //! match every event ([`crate::routing::matches_every_event`]) needs `"force": true`. Errors
 //! are `{"error": "…"}` with 400 (a bad body or query), 401 (token), 403 (an `Origin`
 //! header), 404, 409 (too many silences), 415 (a state change that is not JSON), 421 (a
@@ -202,6 +203,10 @@ pub struct SilenceView {
     pub state: String,
     /// How many (event, sink) pairs it kept back, per the suppression log.
     pub suppressed: u64,
+    /// How many of those it still holds: sent when it ends, each whose finding is still open
+    /// then (the rest are let go).
+    #[serde(default)]
+    pub held: u64,
 }
 
 /// The lowercase name of a state, as the API and the CLI show it.
@@ -416,15 +421,17 @@ async fn suppression_log(store: &Store) -> Result<Vec<Suppressed>, Response> {
         .map_err(store_error)
 }
 
-fn view(silence: Silence, log: &[Suppressed], now: jiff::Timestamp) -> SilenceView {
+fn view(store: &Store, silence: Silence, log: &[Suppressed], now: jiff::Timestamp) -> SilenceView {
     let suppressed = log
         .iter()
         .filter(|s| s.by == "silence" && s.reason == silence.id)
         .count() as u64;
+    let held = store.held_count(&silence.id).unwrap_or(0) as u64;
     SilenceView {
         state: state_name(silence.state(now)).into(),
         silence,
         suppressed,
+        held,
     }
 }
 
@@ -438,7 +445,7 @@ async fn list_silences(State(state): State<Shared>) -> Response {
         .silences
         .list()
         .into_iter()
-        .map(|s| view(s, &log, now))
+        .map(|s| view(&state.store, s, &log, now))
         .collect();
     axum::Json(json!({ "silences": silences })).into_response()
 }
@@ -473,7 +480,7 @@ async fn create_silence(State(state): State<Shared>, body: Bytes) -> Response {
         ends_at = %silence.ends_at,
         "Silence created."
     );
-    let view = view(silence, &[], now);
+    let view = view(&state.store, silence, &[], now);
     (
         StatusCode::CREATED,
         axum::Json(json!({ "id": id, "silence": view })),
@@ -490,7 +497,7 @@ async fn expire_silence(State(state): State<Shared>, Path(id): Path<String>) -> 
                 Ok(l) => l,
                 Err(resp) => return resp,
             };
-            axum::Json(view(silence, &log, now)).into_response()
+            axum::Json(view(&state.store, silence, &log, now)).into_response()
         }
         Ok(None) => error(
             StatusCode::NOT_FOUND,

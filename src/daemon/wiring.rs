@@ -231,7 +231,8 @@ impl Wiring {
         sinks: Vec<Sink>,
         heartbeat: Option<reqwest::Url>,
     ) -> Wiring {
-        let grouper_wake = Arc::new(Notify::new());
+        // Dispatch (a group gained a member) and `silence expire` both wake the grouper.
+        let grouper_wake = ground.silences.ended();
         let dispatcher = Arc::new(Dispatcher::new(
             Router::broadcast(&[]),
             BTreeMap::new(),

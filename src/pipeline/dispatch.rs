@@ -4,7 +4,10 @@
 //!
 //! - a target whose sink filter refuses the event is skipped;
 //! - an active silence that matches, or a mute window, records the event as suppressed for
-//!   that sink (not sent, not lost: `sasrelay silence list` and the admin API show it);
+//!   that sink (not sent, not lost: `sasrelay silence list` and the admin API show it); a
+//!   silence also holds the event whole, and when it ends
+//!   ([`Dispatcher::release_ended_silences`], run by the grouper) sends it through its route
+//!   if its finding is still open;
 //! - a grouped target adds the event to its group (the grouper closes groups into digests);
 //! - anything else goes straight into the sink's outbox.
 //!
@@ -28,8 +31,8 @@ use crate::routing::Target;
 use crate::routing::{Router, Silence, SilenceState, Subject, to_timestamp};
 use crate::sinks::Sink;
 use crate::store::{
-    Enqueued, GROUP_SCHEMA, GroupAdded, GroupHeader, REMINDER_SCHEMA, Reminder, Store, StoreError,
-    Suppressed,
+    Enqueued, GROUP_SCHEMA, GroupAdded, GroupHeader, HELD_SCHEMA, Held, REMINDER_SCHEMA, Reminder,
+    Store, StoreError, Suppressed,
 };
 
 /// A configured sink and the handle that wakes its worker.
@@ -62,6 +65,12 @@ pub struct Dispatched {
     pub reminders_started: usize,
     /// Reminders sent (still open after `repeat_interval`).
     pub reminded: usize,
+    /// Events an ended silence held that went on to their sink (sent, grouped, or held by
+    /// another silence in force).
+    pub released: usize,
+    /// Events an ended silence held that were let go: their finding closed meanwhile, or their
+    /// sink or route no longer takes them.
+    pub let_go: usize,
     /// Sinks to wake once the batch is durable.
     pub wake: BTreeSet<String>,
     /// The grouper should look at the groups again.
@@ -73,6 +82,9 @@ pub struct Dispatched {
 pub struct Silences {
     store: Store,
     list: RwLock<Vec<Silence>>,
+    /// Signalled when a silence is ended early, so the owner of releases (the grouper) sends
+    /// what it held at once.
+    ended: Arc<Notify>,
 }
 
 impl Silences {
@@ -92,7 +104,25 @@ impl Silences {
         Ok(Silences {
             store,
             list: RwLock::new(list),
+            ended: Arc::new(Notify::new()),
         })
+    }
+
+    /// What [`Silences::expire`] signals: the grouper waits on it (and dispatch signals it
+    /// too, when a group gains a member).
+    pub fn ended(&self) -> Arc<Notify> {
+        self.ended.clone()
+    }
+
+    /// When the next silence in force (or pending) ends: the grouper looks then.
+    pub fn next_end(&self, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+        self.list
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|s| s.state(now) != SilenceState::Expired)
+            .map(|s| s.ends_at)
+            .min()
     }
 
     /// Whether there is no silence at all (expired ones count until pruned).
@@ -154,6 +184,8 @@ impl Silences {
             if let Some(slot) = list.iter_mut().find(|x| x.id == id) {
                 *slot = s.clone();
             }
+            drop(list);
+            self.ended.notify_one();
         }
         Ok(Some(s))
     }
@@ -163,10 +195,13 @@ impl Silences {
         let Ok(retention) = jiff::SignedDuration::try_from(retention) else {
             return 0;
         };
+        // A silence still holding events (the daemon was down when it ended) stays until they
+        // are released.
         let old: Vec<String> = self
             .list()
             .into_iter()
             .filter(|s| s.ends_at + retention < now)
+            .filter(|s| self.store.held_count(&s.id).is_ok_and(|n| n == 0))
             .map(|s| s.id)
             .collect();
         let mut removed = 0;
@@ -243,6 +278,11 @@ impl Dispatcher {
         }
     }
 
+    /// The silences it consults.
+    pub fn silences(&self) -> &Silences {
+        &self.silences
+    }
+
     /// From now on, routes by `router` to `sinks` (a configuration reload). A dispatch in
     /// progress finishes with the routes it started with.
     pub fn reroute(&self, router: Router, sinks: BTreeMap<String, SinkHandle>) {
@@ -305,52 +345,161 @@ impl Dispatcher {
                 out.filtered += 1;
                 continue;
             }
-            let suppressed_by = match (&silence, &target.muted_by) {
-                (Some(id), _) => Some(("silence", id.clone())),
-                (None, Some(window)) => Some(("mute", window.clone())),
-                (None, None) => None,
-            };
-            if let Some((by, reason)) = suppressed_by {
-                self.store.record_suppressed(&Suppressed {
+            self.send(target, &entry, generation, silence.as_deref(), now_ms, out)?;
+        }
+        Ok(())
+    }
+
+    /// Sends `entry`'s event to `target` as routing decided: held back by `silence` (a line in
+    /// the suppression log, and the event kept whole to send when the silence ends), kept back
+    /// by the target's mute window (the line only), or delivered — which starts the route's
+    /// reminder for a `new` or `recurring` event.
+    fn send(
+        &self,
+        target: &Target,
+        entry: &OutboxEntry,
+        generation: Option<u64>,
+        silence: Option<&str>,
+        now_ms: i64,
+        out: &mut Dispatched,
+    ) -> Result<(), StoreError> {
+        let [event] = entry.payload.events() else {
+            return Ok(());
+        };
+        let suppressed_by = match (silence, &target.muted_by) {
+            (Some(id), _) => Some(("silence", id.to_string())),
+            (None, Some(window)) => Some(("mute", window.clone())),
+            (None, None) => None,
+        };
+        if let Some((by, reason)) = suppressed_by {
+            self.store.record_suppressed(&Suppressed {
+                at_ms: now_ms,
+                event_id: event.id.clone(),
+                kind: event.kind.as_str().to_string(),
+                fingerprint: event.finding.as_ref().map(|f| f.fingerprint.clone()),
+                title: describe(event),
+                sink: target.sink.clone(),
+                route: target.route.clone(),
+                by: by.to_string(),
+                reason: reason.clone(),
+            })?;
+            if by == "silence" {
+                self.store.hold(&Held {
+                    v: HELD_SCHEMA,
                     at_ms: now_ms,
-                    event_id: event.id.clone(),
-                    kind: event.kind.as_str().to_string(),
-                    fingerprint: event.finding.as_ref().map(|f| f.fingerprint.clone()),
-                    title: describe(event),
-                    sink: target.sink.clone(),
+                    silence: reason,
                     route: target.route.clone(),
-                    by: by.to_string(),
-                    reason,
-                })?;
-                if by == "silence" {
-                    out.silenced += 1;
-                } else {
-                    out.muted += 1;
-                }
-                continue;
-            }
-            self.deliver(target, &entry, now_ms, out)?;
-            if let (Some(every), Some(generation), Some(f)) =
-                (target.repeat_interval, generation, &event.finding)
-                && matches!(event.kind, EventKind::New | EventKind::Recurring)
-            {
-                let interval_ms = every.as_millis() as i64;
-                self.store.put_reminder(&Reminder {
-                    v: REMINDER_SCHEMA,
                     sink: target.sink.clone(),
-                    route: target.route.clone(),
-                    source: event.source.clone(),
-                    domain: event.domain,
-                    fingerprint: f.fingerprint.clone(),
                     generation,
-                    interval_ms,
-                    due_at_ms: now_ms.saturating_add(interval_ms),
-                    sent: 0,
                     event: event.clone(),
                 })?;
-                out.reminders_started += 1;
+                out.silenced += 1;
+            } else {
+                out.muted += 1;
+            }
+            return Ok(());
+        }
+        self.deliver(target, entry, now_ms, out)?;
+        if let (Some(every), Some(generation), Some(f)) =
+            (target.repeat_interval, generation, &event.finding)
+            && matches!(event.kind, EventKind::New | EventKind::Recurring)
+        {
+            let interval_ms = every.as_millis() as i64;
+            self.store.put_reminder(&Reminder {
+                v: REMINDER_SCHEMA,
+                sink: target.sink.clone(),
+                route: target.route.clone(),
+                source: event.source.clone(),
+                domain: event.domain,
+                fingerprint: f.fingerprint.clone(),
+                generation,
+                interval_ms,
+                due_at_ms: now_ms.saturating_add(interval_ms),
+                sent: 0,
+                event: event.clone(),
+            })?;
+            out.reminders_started += 1;
+        }
+        Ok(())
+    }
+
+    /// Sends what ended silences held. For every silence over at `now` (expired, or ended
+    /// early with `silence expire`), each event it held goes to its sink as routing decides
+    /// now — through the same route where it still sends there (its grouping and reminder
+    /// included), held again by another silence in force — if its finding is still open in the
+    /// same lifecycle (an event without a finding always goes). An event whose finding closed
+    /// meanwhile, a `resolved` one included, is let go: it stays in the suppression log.
+    /// Crash-safe: the event is enqueued first and its `held` key removed after, so a crash
+    /// in between enqueues it again and the outbox guard drops the copy. Call
+    /// [`Dispatcher::wake`] with the result once the store is flushed.
+    pub fn release_ended_silences(&self, now: OffsetDateTime) -> Result<Dispatched, StoreError> {
+        let now_ms = unix_ms(now);
+        let ts = to_timestamp(now);
+        let mut out = Dispatched::default();
+        let routes = self.routes();
+        for silence in self.silences.list() {
+            if silence.state(ts) != SilenceState::Expired {
+                continue;
+            }
+            loop {
+                let batch = self.store.held_by(&silence.id, RELEASE_BATCH)?;
+                if batch.is_empty() {
+                    break;
+                }
+                for held in batch {
+                    self.release(&routes, &held, now_ms, ts, &mut out)?;
+                    self.store.release_held(&held)?;
+                }
             }
         }
+        Ok(out)
+    }
+
+    /// One held event after its silence: on to its sink, or let go.
+    fn release(
+        &self,
+        routes: &Routes,
+        held: &Held,
+        now_ms: i64,
+        ts: jiff::Timestamp,
+        out: &mut Dispatched,
+    ) -> Result<(), StoreError> {
+        let event = &held.event;
+        let open = match (&event.finding, held.generation) {
+            (Some(f), Some(generation)) => self
+                .store
+                .get_record(&event.source, event.domain, &f.fingerprint)?
+                .is_some_and(|r| r.status == RecordStatus::Active && r.generation == generation),
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        let subject = Subject::from_event(event);
+        let decision = routes.router.decide(&subject, ts);
+        let target = decision
+            .targets
+            .iter()
+            .find(|t| t.route == held.route && t.sink == held.sink)
+            .or_else(|| decision.targets.iter().find(|t| t.sink == held.sink));
+        let accepts = routes
+            .sinks
+            .get(&held.sink)
+            .is_some_and(|h| h.sink.accepts(event));
+        let (Some(target), true, true) = (target, open, accepts) else {
+            tracing::debug!(event = %event.id, sink = %held.sink, silence = %held.silence, open, "A held event is let go after its silence.");
+            out.let_go += 1;
+            return Ok(());
+        };
+        let silence = self.silences.silencing(&subject, ts);
+        let entry = OutboxEntry::new(Payload::from(event.clone()), now_ms);
+        self.send(
+            target,
+            &entry,
+            held.generation,
+            silence.as_deref(),
+            now_ms,
+            out,
+        )?;
+        out.released += 1;
         Ok(())
     }
 
@@ -459,6 +608,9 @@ impl Dispatcher {
         }
     }
 }
+
+/// Held events released per store read.
+const RELEASE_BATCH: usize = 500;
 
 /// One line about an event for the suppression log.
 fn describe(event: &Event) -> String {

@@ -1,7 +1,8 @@
 //! The grouper: one [`Task`] that closes routing groups when they are due — after `group_wait`,
 //! then every `group_interval`, or at once when full — turning their members into one digest
 //! in the sink's outbox, and wakes that sink's worker. It also sends due reminders
-//! (`repeat_interval`, through [`Dispatcher::remind_due`]).
+//! (`repeat_interval`, through [`Dispatcher::remind_due`]) and, when a silence ends, what it
+//! held ([`Dispatcher::release_ended_silences`]).
 //!
 //! The group state lives in the store (see `store::groups` for the crash-safe close), so this
 //! task holds nothing of its own: after a restart it finds the open groups, including a close
@@ -83,6 +84,26 @@ impl Grouper {
             }
         }
         if let Some(d) = &self.dispatcher {
+            match d.release_ended_silences(now) {
+                Ok(out) => {
+                    if out.released + out.let_go > 0 {
+                        tracing::info!(
+                            released = out.released,
+                            let_go = out.let_go,
+                            "Sent what ended silences held (events of findings that closed meanwhile are let go)."
+                        );
+                        if let Err(e) = self.store.flush().await {
+                            tracing::error!(error = %e, "Flushing released events failed.");
+                        }
+                        d.wake(&out);
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    tracing::error!(error = %e, "Releasing what ended silences held failed; it is retried.");
+                    self.store.heal(&e);
+                }
+            }
             match d.remind_due(now) {
                 Ok(out) => {
                     if out.reminded > 0 {
@@ -129,10 +150,15 @@ impl Grouper {
             .dispatcher
             .as_ref()
             .and_then(|_| self.store.next_reminder_due());
-        let next = match (self.store.next_group_due(), reminder) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let silence_end = self.dispatcher.as_ref().and_then(|d| {
+            d.silences()
+                .next_end(crate::routing::to_timestamp(OffsetDateTime::now_utc()))
+                .map(|t| t.as_millisecond())
+        });
+        let next = [self.store.next_group_due(), reminder, silence_end]
+            .into_iter()
+            .flatten()
+            .min();
         let wait = match next {
             Some(at) => Duration::from_millis(at.saturating_sub(now_ms).max(0) as u64),
             None => MAX_SLEEP,

@@ -18,6 +18,7 @@
 //! | `suppressed` | sink (length-prefixed) ‖ event id | [`Suppressed`] JSON | `groups` |
 //! | `reminders` | sink, route (length-prefixed) ‖ fingerprint | [`Reminder`] JSON | `reminders` |
 //! | `quarantine` | `source`, `domain` (length-prefixed) ‖ digest | [`QuarantineEntry`] JSON | `quarantine` |
+//! | `held` | silence id, sink (length-prefixed) ‖ event id | [`Held`] JSON: an event a silence holds back | `held` |
 //! | `details` | language (length-prefixed) ‖ check id | baseline check detail JSON | `details` |
 //! | `health` | a health condition's key; `probe` | [`HealthEpisode`](crate::event::HealthEpisode) JSON; the last write probe's time | `health` |
 //!
@@ -84,6 +85,7 @@ mod details;
 mod error;
 mod groups;
 mod health;
+mod held;
 mod keys;
 mod quarantine;
 mod reminders;
@@ -108,6 +110,7 @@ use crate::record::{Record, RecordStatus};
 pub use details::{DETAIL_SCHEMA, StoredDetail};
 pub use error::StoreError;
 pub use groups::{Closing, GROUP_SCHEMA, GroupAdded, GroupClosed, GroupHeader, Suppressed};
+pub use held::{HELD_SCHEMA, Held};
 pub use quarantine::{QUARANTINE_PER_SCOPE, QUARANTINE_SCHEMA, QuarantineEntry};
 pub use reminders::{REMINDER_SCHEMA, Reminder};
 pub use types::{
@@ -171,6 +174,7 @@ struct Inner {
     reminders: sled::Tree,
     quarantine: sled::Tree,
     details: sled::Tree,
+    held: sled::Tree,
     health: sled::Tree,
     /// Reminder due times; every reminder write happens with it locked.
     reminder_index: Mutex<reminders::ReminderIndex>,
@@ -1067,6 +1071,7 @@ impl Inner {
             reminders: db.open_tree("reminders").at(dir)?,
             quarantine: db.open_tree("quarantine").at(dir)?,
             details: db.open_tree("details").at(dir)?,
+            held: db.open_tree("held").at(dir)?,
             health: db.open_tree("health").at(dir)?,
             reminder_index: Mutex::new(reminders::ReminderIndex::default()),
             db,

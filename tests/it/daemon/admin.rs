@@ -564,6 +564,7 @@ async fn silence_commands_talk_to_the_admin_api() {
         "STATE",
         "ENDS",
         "SUPPRESSED",
+        "HELD",
         "AUTHOR",
         "MATCHERS",
         "COMMENT",
@@ -571,7 +572,10 @@ async fn silence_commands_talk_to_the_admin_api() {
         assert!(lines[0].contains(col), "{}", lines[0]);
     }
     let row: Vec<&str> = lines[1].split_whitespace().collect();
-    assert_eq!(&row[..5], [id.as_str(), "active", row[2], "1", "carol"]);
+    assert_eq!(
+        &row[..6],
+        [id.as_str(), "active", row[2], "1", "0", "carol"]
+    );
     assert!(lines[1].contains(r#"namespace="kube-system", severity<high"#));
     assert!(lines[1].ends_with("upgrade [31m now"), "{}", lines[1]);
     assert!(
@@ -853,23 +857,7 @@ async fn a_silence_keeps_matching_events_from_a_running_daemon() {
     hook.wait_for(&vuln_id, T, |r| r.iter().any(|r| r.finding_id() == vuln_id))
         .await;
     // The alert was seen by a poll and kept back: wait for the silence's count.
-    let deadline = tokio::time::Instant::now() + T;
-    let views = loop {
-        let list = sasrelay(&["silence", "list", "--config", cli, "--json"], &[]).await;
-        assert_eq!(list.code, Some(0), "{}", list.stderr);
-        let views: Vec<SilenceView> = serde_json::from_str(&list.stdout).unwrap();
-        if views
-            .iter()
-            .any(|v| v.silence.id == id && v.suppressed >= 1)
-        {
-            break views;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the silence never counted a suppressed event: {views:?}"
-        );
-        daemon.wait_more_polls_of(&["alerts"], 1, T).await;
-    };
+    let views = wait_suppressed(&daemon, cli, &id, 1).await;
     assert_eq!(views[0].state, "active");
     let alert_id = format!("alert:{alert}");
     assert!(
@@ -904,30 +892,47 @@ async fn a_silence_keeps_matching_events_from_a_running_daemon() {
         .as_i64()
         .unwrap();
     let second_id = format!("alert:{second}");
-    let deadline = tokio::time::Instant::now() + T;
-    loop {
-        let list = sasrelay(&["silence", "list", "--config", cli, "--json"], &[]).await;
-        assert_eq!(list.code, Some(0), "{}", list.stderr);
-        let views: Vec<SilenceView> = serde_json::from_str(&list.stdout).unwrap();
-        if views
-            .iter()
-            .any(|v| v.silence.id == id && v.state == "active" && v.suppressed >= 2)
-        {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "after the restart the silence never counted the second alert: {views:?}"
-        );
-        daemon.wait_more_polls_of(&["alerts"], 1, T).await;
-    }
+    let views = wait_suppressed(&daemon, cli, &id, 2).await;
+    assert_eq!(views[0].state, "active", "after the restart: {views:?}");
     assert!(
         !hook.requests().iter().any(|r| r.finding_id() == second_id),
         "an alert silenced after the restart reached the webhook"
     );
 
+    // A third alert arrives under the silence and is handled before it ends: its `new` and
+    // its `resolved` are both held.
+    let third = sim
+        .add_finding(SimDomain::Alert, None, Value::Null)
+        .unwrap()["Id"]
+        .as_i64()
+        .unwrap();
+    let third_id = format!("alert:{third}");
+    wait_suppressed(&daemon, cli, &id, 3).await;
+    sim.set_status(SimDomain::Alert, third, 4).unwrap();
+    let views = wait_suppressed(&daemon, cli, &id, 4).await;
+    let held = views.iter().find(|v| v.silence.id == id).unwrap().held;
+    assert_eq!(
+        held, 4,
+        "every event the silence kept back is held: {views:?}"
+    );
+    let silenced = [alert_id.clone(), second_id.clone(), third_id.clone()];
+    assert!(
+        !hook
+            .requests()
+            .iter()
+            .any(|r| silenced.iter().any(|id| id == r.finding_id())),
+        "a silenced alert reached the webhook"
+    );
+
+    // The silence ends: the two alerts still open arrive, once each — the one kept back before
+    // the restart too — and the handled one is let go (neither its `new` nor its `resolved`).
     let expire = sasrelay(&["silence", "expire", "--config", cli, &id], &[]).await;
     assert_eq!(expire.code, Some(0), "{}", expire.stderr);
+    assert!(expire.stdout.contains("4 held"), "{}", expire.stdout);
+    for held in [&alert_id, &second_id] {
+        hook.wait_for(held, T, |r| r.iter().any(|r| r.finding_id() == *held))
+            .await;
+    }
     let later = sim
         .add_finding(SimDomain::Alert, None, Value::Null)
         .unwrap()["Id"]
@@ -938,11 +943,54 @@ async fn a_silence_keeps_matching_events_from_a_running_daemon() {
         r.iter().any(|r| r.finding_id() == later_id)
     })
     .await;
-    assert!(
-        !hook.requests().iter().any(|r| r.finding_id() == alert_id),
-        "an event kept back by a silence is not sent later"
+    daemon.wait_more_polls_of(&["alerts"], 2, T).await;
+    let requests = hook.requests();
+    assert_each_once(&requests);
+    let sent = |id: &str| requests.iter().filter(|r| r.finding_id() == id).count();
+    assert_eq!(
+        (
+            sent(&alert_id),
+            sent(&second_id),
+            sent(&third_id),
+            sent(&later_id)
+        ),
+        (1, 1, 0, 1)
+    );
+    let list = sasrelay(
+        &["silence", "list", "--config", cli, "--json", "--all"],
+        &[],
+    )
+    .await;
+    let views: Vec<SilenceView> = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(views.len(), 1, "{views:?}");
+    assert_eq!(
+        (views[0].state.as_str(), views[0].held),
+        ("expired", 0),
+        "released: {views:?}"
     );
     assert!(daemon.terminate(T).await.success());
+}
+
+/// Waits until silence `id` counts at least `n` suppressed events (polling `silence list`
+/// after each alert poll); the views then.
+async fn wait_suppressed(daemon: &Daemon, cli: &str, id: &str, n: u64) -> Vec<SilenceView> {
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let list = sasrelay(&["silence", "list", "--config", cli, "--json"], &[]).await;
+        assert_eq!(list.code, Some(0), "{}", list.stderr);
+        let views: Vec<SilenceView> = serde_json::from_str(&list.stdout).unwrap();
+        if views
+            .iter()
+            .any(|v| v.silence.id == id && v.suppressed >= n)
+        {
+            return views;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the silence never counted {n} suppressed events: {views:?}"
+        );
+        daemon.wait_more_polls_of(&["alerts"], 1, T).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -249,6 +249,20 @@ async fn list_less_answers_for_a_while_lose_and_invent_nothing() {
     created.push(format!("vul:{}", v["PrimaryId"].as_i64().unwrap()));
     // At least five failed alert polls (1 s apart) with every domain failing.
     wait_calls(&sim, &[("DescribeSuspEvents", calls + 5)], T).await;
+    let failed_alert_poll = |v: &serde_json::Value| {
+        v["domain"] == "alerts"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Poll failed"))
+    };
+    // (Every alert poll before the fault succeeded: these are the fault's.)
+    let mut failed_seen = 0;
+    daemon
+        .wait_log("five failed alert polls", T, |v| {
+            failed_seen += usize::from(failed_alert_poll(v));
+            failed_seen >= 5
+        })
+        .await;
     let meanwhile = hook.requests().split_off(before);
     assert!(
         meanwhile.iter().all(|r| is_meta(r)

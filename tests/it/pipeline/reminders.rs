@@ -1,6 +1,7 @@
 //! `repeat_interval`: a route that delivered a new finding reminds about it while it stays
 //! open — through the same route and sink, with a fresh idempotency key each time — holds
-//! reminders back while a silence matches, and stops once the finding is resolved.
+//! reminders back while a silence matches, and stops once the finding is resolved. What a
+//! silence held is sent when it ends, through the same route, if its finding is still open.
 //! In process against a real store; time is a parameter.
 
 use std::path::Path;
@@ -86,8 +87,17 @@ fn bench() -> Bench {
     }
 }
 
-/// A high alert as the poller would produce it: record written, event dispatched.
+/// A high alert as the poller would produce it: record written, event dispatched (and
+/// delivered: no silence holds it).
 fn new_alert(b: &Bench, now: OffsetDateTime) -> (String, Event) {
+    let (fingerprint, event, out) = dispatched_alert(b, now);
+    assert_eq!((out.enqueued, out.reminders_started), (1, 1));
+    (fingerprint, event)
+}
+
+/// A high alert as the poller would produce it: record written, event dispatched; what
+/// dispatch did.
+fn dispatched_alert(b: &Bench, now: OffsetDateTime) -> (String, Event, Dispatched) {
     let sample: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -119,21 +129,25 @@ fn new_alert(b: &Bench, now: OffsetDateTime) -> (String, Event) {
     b.dispatcher
         .dispatch(event.clone(), Some(change.record.generation), now, &mut out)
         .unwrap();
-    assert_eq!((out.enqueued, out.reminders_started), (1, 1));
-    (change.fingerprint, event)
+    (change.fingerprint, event, out)
 }
 
-/// Reminder events waiting in `sink`'s outbox.
-fn reminders(b: &Bench, sink: &str) -> Vec<Event> {
+/// Events of `kind` waiting in `sink`'s outbox.
+fn waiting(b: &Bench, sink: &str, kind: EventKind) -> Vec<Event> {
     b.store
         .due(sink, i64::MAX, 100)
         .unwrap()
         .into_iter()
         .filter_map(|(_, e)| match e.payload {
-            Payload::Event(e) if e.kind == EventKind::Reminder => Some(*e),
+            Payload::Event(e) if e.kind == kind => Some(*e),
             _ => None,
         })
         .collect()
+}
+
+/// Reminder events waiting in `sink`'s outbox.
+fn reminders(b: &Bench, sink: &str) -> Vec<Event> {
+    waiting(b, sink, EventKind::Reminder)
 }
 
 #[test]
@@ -270,6 +284,99 @@ async fn a_silence_holds_reminders_back_without_losing_the_schedule() {
         1
     );
     assert_eq!(reminders(&b, "chat").len(), 1);
+}
+
+/// New events (not reminders) waiting in `sink`'s outbox.
+fn news(b: &Bench, sink: &str) -> Vec<Event> {
+    waiting(b, sink, EventKind::New)
+}
+
+fn alert_silence(id: &str, from: OffsetDateTime, until: OffsetDateTime) -> Silence {
+    Silence::new(
+        id,
+        parse_matchers(r#"domain="alerts""#).unwrap(),
+        to_timestamp(from),
+        to_timestamp(until),
+        "ops",
+        "maintenance",
+        to_timestamp(from),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_silence_ending_on_time_sends_what_it_held_once_through_its_route() {
+    let b = bench();
+    let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    // Two silences overlap: the first ends after two hours, the second after three.
+    b.silences
+        .add(alert_silence("s1", t0, t0 + Duration::hours(2)))
+        .await
+        .unwrap();
+    b.silences
+        .add(alert_silence("s2", t0, t0 + Duration::hours(3)))
+        .await
+        .unwrap();
+    let (_, event, out) = dispatched_alert(&b, t0);
+    assert_eq!((out.enqueued, out.silenced), (0, 1));
+    assert_eq!(b.store.held_count("s1").unwrap(), 1);
+    let release = |at| b.dispatcher.release_ended_silences(at).unwrap();
+
+    // Nothing goes while it holds.
+    assert_eq!(release(t0 + Duration::hours(1)).released, 0);
+    // The first ends: the event goes on, held by the second, still in force.
+    let out = release(t0 + Duration::minutes(150));
+    assert_eq!((out.released, out.silenced, out.enqueued), (1, 1, 0));
+    assert_eq!(b.store.held_count("s1").unwrap(), 0);
+    assert_eq!(b.store.held_count("s2").unwrap(), 1);
+    assert!(news(&b, "chat").is_empty());
+    assert_eq!(b.store.next_reminder_due(), None);
+    // The second ends: the event reaches its route's sink, with its id, and its reminder
+    // starts from then.
+    let end = t0 + Duration::minutes(200);
+    let out = release(end);
+    assert_eq!(
+        (out.released, out.enqueued, out.reminders_started),
+        (1, 1, 1)
+    );
+    let sent = news(&b, "chat");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].id, event.id);
+    assert_eq!(
+        b.store.next_reminder_due(),
+        Some((end + Duration::hours(4)).unix_timestamp() * 1000)
+    );
+    // Once: nothing is held any more.
+    assert_eq!(release(end + Duration::hours(1)), Dispatched::default());
+    assert_eq!(news(&b, "chat").len(), 1);
+}
+
+#[tokio::test]
+async fn a_silence_lets_go_the_events_of_findings_that_closed_while_it_held() {
+    let b = bench();
+    let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    b.silences
+        .add(alert_silence("s1", t0, t0 + Duration::hours(2)))
+        .await
+        .unwrap();
+    let (fp, _, _) = dispatched_alert(&b, t0);
+    // The alert is handled while the silence holds its `new`.
+    let mut record = b
+        .store
+        .get_record("prod", Domain::Alerts, &fp)
+        .unwrap()
+        .unwrap();
+    record.status = RecordStatus::Resolved;
+    b.store
+        .put_record("prod", Domain::Alerts, &fp, &record)
+        .unwrap();
+    let out = b
+        .dispatcher
+        .release_ended_silences(t0 + Duration::hours(3))
+        .unwrap();
+    assert_eq!((out.released, out.let_go, out.enqueued), (0, 1, 0));
+    assert_eq!(b.store.held_count("s1").unwrap(), 0);
+    assert!(news(&b, "chat").is_empty());
 }
 
 #[test]

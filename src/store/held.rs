@@ -1,0 +1,88 @@
+//! Events a silence holds back from a sink, kept whole so that they can be sent once the
+//! silence ends (the suppression log keeps only a line about each).
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `held` | silence id, sink (length-prefixed) ‖ event id | [`Held`] JSON |
+//!
+//! Written by dispatch beside the suppression record, in the same batch (so a crash keeps
+//! both or neither of a page's); released by the owner of silence ends
+//! (`pipeline::dispatch`): the event is enqueued (or grouped, or held by another silence)
+//! first, then its `held` key removed, so a crash in between enqueues it again, and the
+//! outbox guard drops the copy.
+
+use serde::{Deserialize, Serialize};
+
+use super::{At, Store, StoreError, keys};
+use crate::event::Event;
+
+/// Version of [`Held`]'s stored form.
+pub const HELD_SCHEMA: u32 = 1;
+
+/// One event a silence holds back from one sink.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Held {
+    /// Schema version ([`HELD_SCHEMA`]).
+    pub v: u32,
+    /// When it was held (unix ms).
+    pub at_ms: i64,
+    /// The silence holding it.
+    pub silence: String,
+    /// The route that sent it to the sink.
+    pub route: String,
+    /// The sink it is held from.
+    pub sink: String,
+    /// The finding's lifecycle generation when the event was made (`None`: no finding).
+    pub generation: Option<u64>,
+    /// The event, whole.
+    pub event: Event,
+}
+
+fn silence_prefix(silence: &str) -> Vec<u8> {
+    keys::prefixed(silence)
+}
+
+fn held_key(h: &Held) -> Vec<u8> {
+    let mut key = silence_prefix(&h.silence);
+    key.extend_from_slice(&keys::guard(&h.sink, &h.event.id));
+    key
+}
+
+impl Store {
+    /// Keeps `held` (the same event held twice from one sink by one silence is kept once).
+    pub fn hold(&self, held: &Held) -> Result<(), StoreError> {
+        let inner = self.current()?;
+        let value = inner.encode(held, || format!("held event {}", held.event.id))?;
+        inner.held.insert(held_key(held), value).at(&inner.dir)?;
+        Ok(())
+    }
+
+    /// Up to `limit` events `silence` holds, oldest key first.
+    pub fn held_by(&self, silence: &str, limit: usize) -> Result<Vec<Held>, StoreError> {
+        let inner = self.current()?;
+        let mut out = Vec::new();
+        for item in inner.held.scan_prefix(silence_prefix(silence)).take(limit) {
+            let (_, v) = item.at(&inner.dir)?;
+            out.push(inner.decode(&v, || "held event".into())?);
+        }
+        Ok(out)
+    }
+
+    /// How many events `silence` holds (a scan of its keys).
+    pub fn held_count(&self, silence: &str) -> Result<usize, StoreError> {
+        let inner = self.current()?;
+        let mut n = 0;
+        for item in inner.held.scan_prefix(silence_prefix(silence)) {
+            item.at(&inner.dir)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Lets `held` go (sent, held elsewhere, or not to be sent).
+    pub fn release_held(&self, held: &Held) -> Result<(), StoreError> {
+        let inner = self.current()?;
+        inner.held.remove(held_key(held)).at(&inner.dir)?;
+        Ok(())
+    }
+}
