@@ -419,6 +419,9 @@ impl Dispatcher {
                 event: event.clone(),
             })?;
             out.reminders_started += 1;
+            // The grouper sends reminders: it must know of this one's due time now, not at
+            // its next look (up to half a minute away).
+            out.wake_grouper = true;
         }
         Ok(())
     }

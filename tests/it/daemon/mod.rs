@@ -14,3 +14,4 @@ mod health;
 mod large;
 mod progress;
 mod reload;
+mod reminders;
