@@ -734,7 +734,7 @@ impl Backend {
     /// One attempt ([`Sink::deliver`]); `sink` is the name the logs carry.
     async fn deliver(&self, sink: &str, payload: &Payload, attempt: u32) -> Outcome {
         match self {
-            Backend::Webhook(s) => s.deliver(payload, attempt).await,
+            Backend::Webhook(s) => s.deliver(sink, payload, attempt).await,
             Backend::Stdout(s) => s.deliver(payload).await,
             Backend::File(s) => s.deliver(payload).await,
             Backend::DingTalk(s) => s.deliver(sink, payload).await,

@@ -14,7 +14,7 @@
 //! | key | type | meaning |
 //! |---|---|---|
 //! | `schema` | string | `"sasrelay.event.v1"` |
-//! | `id` | string | idempotency key, 64 lowercase hex; the same on every retry, re-poll and restart; equals the `webhook-id` header |
+//! | `id` | string | the event's idempotency key, 64 lowercase hex; the same on every retry, re-poll and restart, and at every sink (the webhook sink's `webhook-id` header is one per event and sink: see `webhook`) |
 //! | `kind` | string | `new`, `recurring` (occurred again), `resolved`, `summary` (first-start count) |
 //! | `source` | string | configured source name |
 //! | `domain` | string | `alerts`, `vulnerabilities`, `baseline`, `firewall` |
@@ -58,7 +58,7 @@
 //! | key | type | meaning |
 //! |---|---|---|
 //! | `schema` | string | `"sasrelay.digest.v1"` |
-//! | `id` | string | idempotency key of the digest (64 hex); equals the `webhook-id` header |
+//! | `id` | string | idempotency key of the digest (64 hex); the `webhook-id` header derives from it and the sink |
 //! | `route` | string | the route that grouped the events, or `backlog` |
 //! | `group` | object | the `group_by` labels and their values (strings) |
 //! | `created_at` | string | when the group was closed |
@@ -74,7 +74,7 @@
 //! | key | type | meaning |
 //! |---|---|---|
 //! | `schema` | string | `"sasrelay.health.v1"` |
-//! | `id` | string | idempotency key (64 hex), one per condition, episode and status; equals the `webhook-id` header |
+//! | `id` | string | idempotency key (64 hex), one per condition, episode and status; the `webhook-id` header derives from it and the sink |
 //! | `status` | string | `firing` or `resolved` |
 //! | `condition` | string | `source_blind`, `credentials_expiring`, `sink_stalled` |
 //! | `key` | string | the condition and what it is about, e.g. `source_blind/prod/alerts`; the same in the `firing` and `resolved` documents of every episode |

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `content-type` | `application/json` |
 //! | `user-agent` | `sasrelay/<version>` |
-//! | `webhook-id` | the event's idempotency key (the payload's `id`); the same on every retry |
+//! | `webhook-id` | the delivery's idempotency key, one per event and sink ([`delivery_id`]): the same on every retry, restart and replay, and different at each sink a route sends the event to (`continue`), so a receiver behind two sink names deduplicates neither away |
 //! | `webhook-timestamp` | Unix seconds of *this* attempt |
 //! | `webhook-signature` | with `signing_secret`: `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`, one entry per key, space-separated |
 //! | `x-hub-signature-256` | with `github_signing_secret`: `sha256=<hex HMAC-SHA256(secret, body)>` |
@@ -404,11 +404,12 @@ impl WebhookSink {
         h
     }
 
-    /// One POST, classified. See the module doc.
-    pub async fn deliver(&self, payload: &Payload, attempt: u32) -> Outcome {
+    /// One POST to sink `sink`, classified. See the module doc.
+    pub async fn deliver(&self, sink: &str, payload: &Payload, attempt: u32) -> Outcome {
         let body = payload::to_json(payload).into_bytes();
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let headers = self.request_headers(payload.id(), now, attempt, &body);
+        let id = delivery_id(payload.id(), sink);
+        let headers = self.request_headers(&id, now, attempt, &body);
         let inner = &self.inner;
         let request = inner
             .client
@@ -436,6 +437,18 @@ impl WebhookSink {
             OffsetDateTime::now_utc(),
         )
     }
+}
+
+/// The `webhook-id` of the payload `payload_id` at sink `sink`: lowercase hex SHA-256 of the
+/// payload id, a NUL byte and the sink's name. One per (event, sink), and stable across
+/// retries, restarts and dead-letter replays because both parts are.
+pub fn delivery_id(payload_id: &str, sink: &str) -> String {
+    use sha2::Digest;
+    let mut h = Sha256::new();
+    h.update(payload_id.as_bytes());
+    h.update([0u8]);
+    h.update(sink.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What [`classify`] looks at: the parts of a response that decide an outcome.

@@ -111,7 +111,11 @@ async fn kill_9_loop_delivers_every_finding_with_bounded_duplicates() {
         "only new events and the summary"
     );
     for r in &requests {
-        assert_eq!(r.body["id"].as_str(), Some(r.webhook_id.as_str()));
+        let event = r.body["id"].as_str().unwrap();
+        assert_eq!(
+            r.webhook_id,
+            sasrelay::sinks::webhook::delivery_id(event, "hook")
+        );
     }
     let per = per_id(&requests);
     assert_eq!(per.len(), expected, "events per webhook-id");

@@ -395,7 +395,7 @@ async fn a_rejected_event_goes_to_the_dead_letter_and_delivery_goes_on() {
     let fields = &dead[0];
     let rejected = b.hook.requests()[0].clone();
     assert_eq!(rejected.status, 400);
-    assert_eq!(fields["event"], rejected.webhook_id.as_str());
+    assert_eq!(fields["event"], rejected.body["id"]);
     assert!(
         fields["reason"]
             .as_str()

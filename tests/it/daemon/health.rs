@@ -166,7 +166,10 @@ fn webhook_meta(hook: &Hook) -> Vec<(String, String, u64, String)> {
         .iter()
         .filter(|r| r.body["schema"] == "sasrelay.health.v1")
         .map(|r| {
-            assert_eq!(r.body["id"].as_str(), Some(r.webhook_id.as_str()));
+            assert_eq!(
+                r.webhook_id,
+                sasrelay::sinks::webhook::delivery_id(r.body["id"].as_str().unwrap(), "hook")
+            );
             (
                 r.body["status"].as_str().unwrap().to_string(),
                 r.body["key"].as_str().unwrap().to_string(),

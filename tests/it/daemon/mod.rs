@@ -12,6 +12,6 @@ mod door;
 mod e2e;
 mod health;
 mod large;
+mod operators;
 mod progress;
 mod reload;
-mod reminders;

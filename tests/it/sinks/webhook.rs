@@ -545,7 +545,14 @@ async fn webhook_delivers_signed_json_with_all_headers() {
             h("user-agent"),
             format!("sasrelay/{}", env!("CARGO_PKG_VERSION"))
         );
-        assert_eq!(h("webhook-id"), payload.id(), "stable across retries");
+        // One per (event, sink): SHA-256 of the event's id, NUL, the sink's name.
+        let per_sink: String = {
+            use sha2::Digest;
+            let mut d = Sha256::new();
+            d.update(format!("{}\0soc", payload.id()).as_bytes());
+            d.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        };
+        assert_eq!(h("webhook-id"), per_sink, "stable across retries");
         assert_eq!(h("x-sasrelay-attempt"), (i + 1).to_string());
         assert_eq!(h("x-team"), "secops");
         assert_eq!(h("authorization"), AUTH);
