@@ -45,6 +45,8 @@ pub struct WeComOptions {
     pub shrink: u8,
     /// Content limit in bytes ([`MAX_CONTENT_BYTES`]).
     pub max_content_bytes: usize,
+    /// A body size WeCom refused as too large: the whole body stays below it.
+    pub refused_bytes: Option<usize>,
 }
 
 impl Default for WeComOptions {
@@ -57,6 +59,7 @@ impl Default for WeComOptions {
             console_links: true,
             shrink: 0,
             max_content_bytes: MAX_CONTENT_BYTES,
+            refused_bytes: None,
         }
     }
 }
@@ -112,7 +115,12 @@ pub fn render(payload: &Payload, opts: &WeComOptions) -> Rendered<Value> {
         template: opts.template.as_deref(),
         inline_links: opts.console_links,
         shrink: opts.shrink,
-        max_bytes: opts.max_content_bytes + envelope,
+        max_bytes: (opts.max_content_bytes + envelope)
+            .min(
+                opts.refused_bytes
+                    .map_or(usize::MAX, |r| r.saturating_sub(1)),
+            )
+            .max(1),
         headline: &headline,
     };
     let (body, level) = fit.run(

@@ -20,7 +20,7 @@
 //! |---|---|
 //! | errcode 0 | `Delivered` |
 //! | 130101, 410100 (sending too fast) | the robot rests [`BLOCK`] (10 min); `Retry` at once with another robot of the pool, or after the rest when all rest |
-//! | 460101, 101002 (body too large) | `Retry` rendered one shrink level smaller; `Permanent` past [`MAX_SHRINK`](crate::render::MAX_SHRINK) |
+//! | 460101, 101002 (body too large) | `Retry` rendered one shrink level smaller and below the refused size; `Permanent` past [`MAX_SHRINK`](crate::render::MAX_SHRINK) or when it cannot be rendered smaller |
 //! | 310000 (keyword, signature, timestamp or IP allowlist) | `Permanent`, with a hint naming the cause |
 //! | 300001, 300005, 400101 (token), 400013, 400102, 400106 (group or robot gone), 400105, 430101–430104 (content refused) | `Permanent` |
 //! | other errcodes, an unreadable body | `Retry` with backoff |
@@ -478,6 +478,16 @@ impl DingTalkSink {
 
     /// The body `payload` is sent as, at shrink level `shrink`, with the render warnings.
     pub fn render(&self, payload: &Payload, shrink: u8) -> crate::render::Rendered<Value> {
+        self.render_below(payload, shrink, None)
+    }
+
+    /// [`DingTalkSink::render`], smaller than `refused` bytes when DingTalk refused that size.
+    fn render_below(
+        &self,
+        payload: &Payload,
+        shrink: u8,
+        refused: Option<usize>,
+    ) -> crate::render::Rendered<Value> {
         let c = &self.inner.config;
         let mut opts = c.options(self.inner.template.clone());
         if !chat::mentions_apply(payload, c.mention_min_severity) {
@@ -486,6 +496,9 @@ impl DingTalkSink {
             opts.at_all = false;
         }
         opts.shrink = shrink;
+        if let Some(refused) = refused {
+            opts.max_body_bytes = opts.max_body_bytes.min(refused.saturating_sub(1)).max(1);
+        }
         crate::render::dingtalk::render(payload, &opts)
     }
 
@@ -523,12 +536,16 @@ impl DingTalkSink {
             Err(after) => return Outcome::Throttled { after },
         };
         let id = payload.id();
-        let rendered = self.render(payload, self.inner.shrink.get(id));
+        let shrink = &self.inner.shrink;
+        let rendered = self.render_below(payload, shrink.get(id), shrink.refused(id));
         for w in &rendered.warnings {
             tracing::warn!(sink = %sink, event = %id, warning = %w, "The message was rendered with a warning.");
         }
         let body = serde_json::to_vec(&rendered.body).unwrap_or_default();
         let size = body.len();
+        if let Some(refused) = shrink.not_smaller(CODES.service, id, size) {
+            return refused;
+        }
         let url = match &robot.secret {
             Some(s) => signed_url(
                 &robot.base,

@@ -305,6 +305,16 @@ impl FeishuSink {
     /// warnings. Mentions only when its severity reaches `mention_min_severity`; room is left
     /// for the signature when signing.
     pub fn render(&self, payload: &Payload, shrink: u8) -> crate::render::Rendered<Value> {
+        self.render_below(payload, shrink, None)
+    }
+
+    /// [`FeishuSink::render`], smaller than `refused` bytes when Feishu refused that size.
+    fn render_below(
+        &self,
+        payload: &Payload,
+        shrink: u8,
+        refused: Option<usize>,
+    ) -> crate::render::Rendered<Value> {
         let c = &self.inner.config;
         let mentions = chat::mentions_apply(payload, c.mention_min_severity);
         let opts = FeishuOptions {
@@ -320,10 +330,14 @@ impl FeishuSink {
             template: self.inner.template.clone(),
             console_links: c.console_links,
             shrink,
-            max_body_bytes: if self.inner.secret.is_some() {
-                MAX_BODY_BYTES - SIGN_RESERVE
-            } else {
-                MAX_BODY_BYTES
+            max_body_bytes: {
+                let reserve = if self.inner.secret.is_some() {
+                    SIGN_RESERVE
+                } else {
+                    0
+                };
+                let limit = refused.map_or(MAX_BODY_BYTES, |r| r.saturating_sub(1));
+                limit.min(MAX_BODY_BYTES).saturating_sub(reserve).max(1)
             },
         };
         crate::render::feishu::render(payload, &opts)
@@ -337,7 +351,7 @@ impl FeishuSink {
             return throttled;
         }
         let id = payload.id();
-        let rendered = self.render(payload, hook.level(id));
+        let rendered = self.render_below(payload, hook.level(id), hook.refused(id));
         for w in &rendered.warnings {
             tracing::warn!(sink = %sink, event = %id, warning = %w, "The message was rendered with a warning.");
         }

@@ -210,18 +210,46 @@ pub fn http_answer(
     })
 }
 
-/// The shrink level each payload renders at after its robot said "too large" (memory only,
-/// bounded: cleared when it holds 1024 payloads).
+/// Attempts past the smallest budget ([`crate::render::MAX_SHRINK`]) that cut the text further
+/// before a message is given up as too large.
+const EXTRA_CUTS: u8 = 3;
+
+/// The shrink level each payload renders at after its robot said "too large", and the size
+/// it refused: the next body must be smaller than that, whatever the level's budget would
+/// give (a small message refused by a robot with a lower limit would otherwise be sent again
+/// byte for byte). Memory only, bounded: cleared when it holds 1024 payloads.
 #[derive(Debug, Default)]
 pub struct ShrinkMemo {
-    levels: Mutex<HashMap<String, u8>>,
+    levels: Mutex<HashMap<String, (u8, usize)>>,
 }
 
 impl ShrinkMemo {
     /// The level to render payload `id` at (0 unless it was too large before).
     pub fn get(&self, id: &str) -> u8 {
         let map = self.levels.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(id).copied().unwrap_or(0)
+        map.get(id).map_or(0, |(level, _)| *level)
+    }
+
+    /// The size in bytes the robot refused for payload `id` last: render below it.
+    pub fn refused(&self, id: &str) -> Option<usize> {
+        let map = self.levels.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(id).map(|(_, size)| *size)
+    }
+
+    /// `Permanent` (forgetting `id`) when the body rendered for payload `id`, `size` bytes,
+    /// is not smaller than the one `service` refused: sending it would be refused again.
+    pub fn not_smaller(&self, service: &str, id: &str, size: usize) -> Option<Outcome> {
+        let refused = self.refused(id)?;
+        if size < refused {
+            return None;
+        }
+        self.forget(id);
+        Some(Outcome::Permanent {
+            reason: format!(
+                "{service} refused {refused} bytes as too large, and the message cannot be rendered smaller ({size} bytes)"
+            ),
+            response: None,
+        })
     }
 
     /// Forgets `id` (delivered or dead-lettered).
@@ -270,9 +298,12 @@ impl ShrinkMemo {
     }
 
     /// The outcome of "too large" (`code`) for payload `id`, `size` bytes rendered at `level`:
-    /// `Retry` remembering `level + 1`, or `Permanent` past [`MAX_SHRINK`](crate::render::MAX_SHRINK).
+    /// `Retry` remembering `level + 1` and `size`, or `Permanent` past
+    /// [`MAX_SHRINK`](crate::render::MAX_SHRINK) and `EXTRA_CUTS` more.
     pub fn too_large(&self, service: &str, id: &str, code: i64, size: usize, level: u8) -> Outcome {
-        if level >= crate::render::MAX_SHRINK {
+        // Past the smallest budget the text itself is cut to a quarter of the refused size
+        // each time, until the robot takes it or nothing is left to cut (`not_smaller`).
+        if level >= crate::render::MAX_SHRINK + EXTRA_CUTS {
             self.forget(id);
             return Outcome::Permanent {
                 reason: format!(
@@ -286,7 +317,7 @@ impl ShrinkMemo {
             if map.len() >= 1024 {
                 map.clear();
             }
-            map.insert(id.to_string(), level + 1);
+            map.insert(id.to_string(), (level + 1, size));
         }
         Outcome::Retry {
             after: None,
@@ -394,11 +425,20 @@ impl Hook {
         self.shrink.get(id)
     }
 
+    /// The size this robot refused for payload `id` last ([`ShrinkMemo::refused`]).
+    pub fn refused(&self, id: &str) -> Option<usize> {
+        self.shrink.refused(id)
+    }
+
     /// One POST of `body` (payload `id`, rendered at `level`), classified by `codes` and
-    /// settled ([`ShrinkMemo::settle`]).
+    /// settled ([`ShrinkMemo::settle`]); nothing is sent when the body is not smaller than
+    /// one the robot refused as too large ([`ShrinkMemo::not_smaller`]).
     pub async fn post(&self, codes: &Codes, id: &str, body: &Value, level: u8) -> Outcome {
         let body = serde_json::to_vec(body).unwrap_or_default();
         let size = body.len();
+        if let Some(refused) = self.shrink.not_smaller(codes.service, id, size) {
+            return refused;
+        }
         let request = self
             .client
             .post(self.url.clone())

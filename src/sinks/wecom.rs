@@ -236,6 +236,16 @@ impl WeComSink {
 
     /// The body `payload` is sent as, at shrink level `shrink`, with the render warnings.
     pub fn render(&self, payload: &Payload, shrink: u8) -> crate::render::Rendered<Value> {
+        self.render_below(payload, shrink, None)
+    }
+
+    /// [`WeComSink::render`], smaller than `refused` bytes when WeCom refused that size.
+    fn render_below(
+        &self,
+        payload: &Payload,
+        shrink: u8,
+        refused: Option<usize>,
+    ) -> crate::render::Rendered<Value> {
         let c = &self.inner.config;
         let opts = WeComOptions {
             lang: c.lang,
@@ -248,6 +258,7 @@ impl WeComSink {
             template: self.inner.template.clone(),
             console_links: c.console_links,
             shrink,
+            refused_bytes: refused,
             ..Default::default()
         };
         crate::render::wecom::render(payload, &opts)
@@ -261,7 +272,7 @@ impl WeComSink {
             return throttled;
         }
         let id = payload.id();
-        let rendered = self.render(payload, hook.level(id));
+        let rendered = self.render_below(payload, hook.level(id), hook.refused(id));
         for w in &rendered.warnings {
             tracing::warn!(sink = %sink, event = %id, warning = %w, "The message was rendered with a warning.");
         }

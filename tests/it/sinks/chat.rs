@@ -504,6 +504,52 @@ async fn too_large_renders_smaller_on_the_next_attempt() {
     );
 }
 
+/// A robot whose limit is below what one ordinary alert renders to: no retry is the refused
+/// body again byte for byte (each shrink level's budget alone would not cut a message this
+/// small). Every attempt is strictly smaller than the one refused before it, until the robot
+/// takes it or sasrelay says it cannot be rendered smaller.
+#[tokio::test]
+async fn too_large_is_never_sent_again_as_it_was() {
+    let rules = RobotRules {
+        max_bytes: 700,
+        ..Default::default()
+    };
+    let fake = FakeDingTalk::start(&[("tiny", rules)]).await;
+    let s = sink(
+        &format!(
+            "name = \"dt\"\ntype = \"dingtalk\"\nurl = \"{}\"\nrate_limit = {{ period = \"1ms\" }}\n",
+            fake.url("tiny")
+        ),
+        &[],
+    );
+    let p: Payload = event_of(finding(7, "Reverse shell in pod web-1", Severity::High)).into();
+    let mut outcomes = Vec::new();
+    loop {
+        let o = deliver(&s, &p).await;
+        let retry = matches!(o, Outcome::Retry { .. });
+        outcomes.push(o);
+        if !retry || outcomes.len() > 8 {
+            break;
+        }
+    }
+    let sizes: Vec<usize> = fake.log().iter().map(|r| r.size).collect();
+    assert!(sizes.len() >= 2 && sizes[0] > 700, "{sizes:?}");
+    assert!(sizes.windows(2).all(|w| w[1] < w[0]), "{sizes:?}");
+    eprintln!(
+        "attempts of {sizes:?} bytes: {:?}",
+        outcomes.last().unwrap()
+    );
+    match outcomes.last().unwrap() {
+        Outcome::Delivered { .. } => assert!(*sizes.last().unwrap() <= 700, "{sizes:?}"),
+        Outcome::Permanent { reason, .. } => assert!(
+            reason.contains("cannot be rendered smaller")
+                || reason.contains("even at the smallest rendering"),
+            "{reason} after {sizes:?}"
+        ),
+        other => panic!("{other:?} after {sizes:?}"),
+    }
+}
+
 #[tokio::test]
 async fn dingtalk_injection_corpus_adds_no_mention_link_or_markup() {
     let rules = RobotRules {
