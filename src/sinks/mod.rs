@@ -750,7 +750,8 @@ impl Backend {
     fn preview(&self, payload: &Payload) -> Result<String, String> {
         let json = |body: &Value| serde_json::to_string(body).map_err(|e| e.to_string());
         match self {
-            Backend::Webhook(_) | Backend::File(_) => Ok(payload::to_json(payload)),
+            Backend::Webhook(s) => Ok(payload::to_json_within(payload, s.max_body_bytes())),
+            Backend::File(_) => Ok(payload::to_json(payload)),
             Backend::Stdout(s) => Ok(s.render(payload)),
             Backend::Email(s) => s
                 .message(payload)

@@ -22,6 +22,7 @@
 //! | `resolution` | string \| null | for `resolved`: `handled`, `ignored`, `false_positive`, `fixed`, `expired`, `gone` (no longer listed) |
 //! | `finding` | object \| null | the finding (below); `null` for `summary` |
 //! | `summary` | object \| null | for `summary`: `{"tracked": <count>, "message": <sentence>}`; else `null` |
+//! | `truncated` | number (only when cut) | the document was longer than the webhook's `max_body_bytes`: its original length in bytes; its long texts end `… [cut: N bytes]` ([`to_json_within`]) |
 //!
 //! `finding`:
 //!
@@ -65,6 +66,7 @@
 //! | `headline` | string | one sentence, e.g. `12 new vulnerabilities in cluster c-prod: 3 high, 9 medium` |
 //! | `count` | number | how many events |
 //! | `events` | array | every member, each a complete `sasrelay.event.v1` object |
+//! | `truncated`, `omitted` | number (only when cut) | as an event's `truncated`; `omitted`: members dropped from the end to fit (`count` stays the digest's) |
 //!
 //! ## Schema `sasrelay.health.v1`
 //!
@@ -291,6 +293,92 @@ pub fn to_json(payload: &Payload) -> String {
     // Serialising borrowed strings, numbers and `Value`s into a String cannot fail.
     .unwrap_or_else(|e| format!("{{\"schema\":\"{PAYLOAD_SCHEMA}\",\"error\":\"{e}\"}}"));
     escape_unsafe(&text)
+}
+
+/// The longest text a field keeps when a document must be cut to fit a body cap, tried in
+/// turn (bytes, the marker included) until it fits.
+const CUT_STEPS: [usize; 6] = [16_384, 4_096, 1_024, 256, 64, 16];
+
+/// [`to_json`] within `cap` bytes. A document that fits is exactly [`to_json`]'s. One that
+/// does not is cut, least useful first, until it fits: every text longer than a step of
+/// `CUT_STEPS` (16 KiB down to 16 bytes) is cut on a character boundary and ends
+/// `… [cut: N bytes]` (N its original length) — outside the raw item first, then in it too —
+/// and a digest then drops its last
+/// members (`omitted` says how many). A cut document says so at the top level: `truncated`
+/// holds the whole document's original length in bytes. The ids, kinds, severities and
+/// times are short and never cut. Attacker-written text can therefore not push a notification
+/// past what its receiver takes.
+pub fn to_json_within(payload: &Payload, cap: usize) -> String {
+    let full = to_json(payload);
+    if full.len() <= cap {
+        return full;
+    }
+    let Ok(mut doc) = serde_json::from_str::<Value>(&full) else {
+        return full;
+    };
+    let original = full.len();
+    let render = |doc: &Value| escape_unsafe(&doc.to_string());
+    if let Some(o) = doc.as_object_mut() {
+        o.insert("truncated".into(), Value::from(original));
+    }
+    for step in CUT_STEPS {
+        cut_strings(&mut doc, step, false);
+        let text = render(&doc);
+        if text.len() <= cap {
+            return text;
+        }
+        cut_strings(&mut doc, step, true);
+        let text = render(&doc);
+        if text.len() <= cap {
+            return text;
+        }
+    }
+    // A digest too long even so: its last members go.
+    let mut omitted = 0usize;
+    while let Some(events) = doc.get_mut("events").and_then(Value::as_array_mut) {
+        if events.pop().is_none() {
+            break;
+        }
+        omitted += 1;
+        if let Some(o) = doc.as_object_mut() {
+            o.insert("omitted".into(), Value::from(omitted));
+        }
+        let text = render(&doc);
+        if text.len() <= cap {
+            return text;
+        }
+    }
+    render(&doc)
+}
+
+/// Cuts every string in `v` longer than `max` bytes to `max` (on a character boundary, the
+/// marker included): outside `raw` members, or inside them too with `raw`.
+fn cut_strings(v: &mut Value, max: usize, raw: bool) {
+    match v {
+        Value::String(s) if s.len() > max => *s = cut(s, max),
+        Value::Array(a) => a.iter_mut().for_each(|x| cut_strings(x, max, raw)),
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if k == "raw" && !raw {
+                    continue;
+                }
+                cut_strings(x, max, raw);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `s` cut to at most `max` bytes with `… [cut: N bytes]` at its end (`N` = `s.len()`); just
+/// the marker when `max` is smaller than it.
+fn cut(s: &str, max: usize) -> String {
+    let marker = format!("… [cut: {} bytes]", s.len());
+    let keep = max.saturating_sub(marker.len());
+    let mut end = keep.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{marker}", &s[..end])
 }
 
 /// Writes DEL, C1 controls and invisible format characters as `\uXXXX`. Valid on serde_json

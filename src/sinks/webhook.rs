@@ -17,6 +17,10 @@
 //! Receivers verify the signature over the exact body bytes, compare in constant time and
 //! reject timestamps more than 5 minutes away from their clock.
 //!
+//! The body is at most `max_body_bytes` (default 256 KiB): a longer document is cut to fit
+//! ([`payload::to_json_within`]), so attacker-written text in a finding cannot make a receiver
+//! refuse it.
+//!
 //! ## Classification ([`classify`])
 //!
 //! | response | outcome |
@@ -58,7 +62,7 @@ use crate::secret::{Secret, SecretRef};
 use crate::text::{strip_control, truncate_bytes};
 
 /// Keys of `type = "webhook"`, besides the common ones.
-pub const KEYS: [&str; 7] = [
+pub const KEYS: [&str; 8] = [
     "url",
     "allow_http",
     "signing_secret",
@@ -66,7 +70,13 @@ pub const KEYS: [&str; 7] = [
     "headers",
     "timeout",
     "max_response_bytes",
+    "max_body_bytes",
 ];
+
+/// Default `max_body_bytes`: well under the 1 MiB many receivers and proxies accept.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+/// `max_body_bytes` bounds.
+pub const MAX_BODY_BYTES_RANGE: std::ops::RangeInclusive<usize> = 4096..=16 * 1024 * 1024;
 
 /// Default `max_response_bytes`.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 2048;
@@ -117,6 +127,14 @@ pub struct WebhookConfig {
     /// Bytes of a failed response's body kept.
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: usize,
+    /// Largest request body: a longer document is cut to fit
+    /// ([`payload::to_json_within`]).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+fn default_max_body_bytes() -> usize {
+    DEFAULT_MAX_BODY_BYTES
 }
 
 fn default_max_response_bytes() -> usize {
@@ -196,6 +214,16 @@ impl WebhookConfig {
             problems.push((
                 "max_response_bytes".to_string(),
                 format!("must be between 1 and {MAX_RESPONSE_BYTES}"),
+            ));
+        }
+        if !MAX_BODY_BYTES_RANGE.contains(&self.max_body_bytes) {
+            problems.push((
+                "max_body_bytes".to_string(),
+                format!(
+                    "must be between {} and {}",
+                    MAX_BODY_BYTES_RANGE.start(),
+                    MAX_BODY_BYTES_RANGE.end()
+                ),
             ));
         }
         problems
@@ -294,6 +322,7 @@ struct Inner {
     client: reqwest::Client,
     timeout: Duration,
     max_response_bytes: usize,
+    max_body_bytes: usize,
 }
 
 impl fmt::Debug for WebhookSink {
@@ -361,8 +390,14 @@ impl WebhookSink {
                 client,
                 timeout,
                 max_response_bytes: c.max_response_bytes,
+                max_body_bytes: c.max_body_bytes,
             }),
         })
+    }
+
+    /// The largest body it sends (`max_body_bytes`).
+    pub fn max_body_bytes(&self) -> usize {
+        self.inner.max_body_bytes
     }
 
     /// The endpoint as messages show it (`scheme://host[:port]/path`).
@@ -406,7 +441,7 @@ impl WebhookSink {
 
     /// One POST to sink `sink`, classified. See the module doc.
     pub async fn deliver(&self, sink: &str, payload: &Payload, attempt: u32) -> Outcome {
-        let body = payload::to_json(payload).into_bytes();
+        let body = payload::to_json_within(payload, self.inner.max_body_bytes).into_bytes();
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let id = delivery_id(payload.id(), sink);
         let headers = self.request_headers(&id, now, attempt, &body);

@@ -20,7 +20,7 @@ use hmac::{Hmac, Mac};
 use http_body::Frame;
 use sasrelay::event::{Event, EventKind, Payload};
 use sasrelay::finding::*;
-use sasrelay::sinks::payload::{PAYLOAD_SCHEMA, text_line, to_json};
+use sasrelay::sinks::payload::{PAYLOAD_SCHEMA, text_line, to_json, to_json_within};
 use sasrelay::sinks::webhook::{decode_signing_key, github_signature, standard_signature};
 use sasrelay::sinks::{Backend, Outcome, Sink, SinkConfig, StdoutSink};
 use serde_json::{Value, json};
@@ -397,6 +397,15 @@ async fn receive(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: 
             (StatusCode::BAD_REQUEST, body).into_response()
         }
         "/gone" => StatusCode::GONE.into_response(),
+        // A receiver (or proxy) that takes at most 1 MiB.
+        "/one-mib" => {
+            let len = r.seen.lock().unwrap().last().unwrap().body.len();
+            if len > 1 << 20 {
+                StatusCode::PAYLOAD_TOO_LARGE.into_response()
+            } else {
+                StatusCode::NO_CONTENT.into_response()
+            }
+        }
         "/moved" => {
             let host = uri_host(&r);
             (
@@ -564,6 +573,107 @@ async fn webhook_delivers_signed_json_with_all_headers() {
         assert_eq!(doc["id"], payload.id());
         assert_eq!(c.body, to_json(&payload).as_bytes(), "the documented bytes");
     }
+}
+
+/// 100 KB of attacker-written text in every text field of a finding (and in its raw item):
+/// the body stays within the default 256 KiB cap, so a receiver that refuses bodies over 1 MiB
+/// takes it at the first attempt; what was cut says so, the signature covers the cut body,
+/// and the ids are whole.
+#[tokio::test]
+async fn a_finding_with_huge_fields_is_cut_to_the_body_cap_and_delivered() {
+    let (addr, rx) = start_receiver().await;
+    let sink = hook_at(addr, "/one-mib");
+    let huge = |c: char| c.to_string().repeat(100_000);
+    let mut f = finding(Domain::Alerts, Severity::High, &huge('t'));
+    f.description = huge('d');
+    f.alert_type = huge('a');
+    f.kubernetes.pod = Some(huge('p'));
+    f.kubernetes.image = Some(huge('i'));
+    f.details = (0..5)
+        .map(|i| Detail {
+            name: format!("Field {i}"),
+            value: huge('v'),
+        })
+        .collect();
+    f.raw = json!({"CommandLine": huge('c'), "FilePath": huge('f'), "Id": 123});
+    let payload = Payload::from(event(EventKind::New, f));
+    let full = to_json(&payload).len();
+    assert!(full > 1 << 20, "the whole document is {full} bytes");
+
+    let o = sink.deliver(&payload, 1).await;
+    assert!(o.is_delivered(), "{o:?}");
+    let got = rx.requests("/one-mib");
+    assert_eq!(got.len(), 1);
+    let c = &got[0];
+    assert!(c.body.len() <= 256 * 1024, "{} bytes", c.body.len());
+    verify_standard(c);
+    let doc: Value = serde_json::from_slice(&c.body).unwrap();
+    assert_eq!(doc["id"], payload.id());
+    assert_eq!(doc["truncated"], full);
+    let title = doc["finding"]["title"].as_str().unwrap();
+    assert!(title.ends_with("… [cut: 100000 bytes]"), "{title}");
+    assert!(title.starts_with("ttt"));
+    assert_eq!(doc["finding"]["fingerprint"], "f".repeat(64));
+    assert_eq!(doc["finding"]["raw"]["Id"], 123);
+    assert!(
+        doc["finding"]["raw"]["CommandLine"]
+            .as_str()
+            .unwrap()
+            .ends_with("… [cut: 100000 bytes]")
+    );
+}
+
+#[test]
+fn a_document_within_the_cap_is_sent_as_it_is_and_raw_is_cut_last() {
+    let payload = alert(Severity::High);
+    let full = to_json(&payload);
+    assert_eq!(to_json_within(&payload, full.len()), full);
+    // Long text outside the raw item and inside it: a cap that cutting the fields meets
+    // leaves the raw item whole.
+    let mut f = finding(Domain::Alerts, Severity::High, &"t".repeat(60_000));
+    f.raw = json!({"CommandLine": "c".repeat(10_000)});
+    let payload = Payload::from(event(EventKind::New, f));
+    let cut = to_json_within(&payload, 40_000);
+    assert!(cut.len() <= 40_000, "{}", cut.len());
+    let doc: Value = serde_json::from_str(&cut).unwrap();
+    assert_eq!(doc["finding"]["raw"]["CommandLine"], "c".repeat(10_000));
+    assert!(
+        doc["finding"]["title"]
+            .as_str()
+            .unwrap()
+            .ends_with("… [cut: 60000 bytes]")
+    );
+}
+
+#[test]
+fn a_digest_too_long_for_the_cap_cuts_member_text_then_drops_members() {
+    let events: Vec<Event> = (0..50)
+        .map(|i| {
+            event(
+                EventKind::New,
+                finding(
+                    Domain::Alerts,
+                    Severity::High,
+                    &format!("{i} {}", "t".repeat(10_000)),
+                ),
+            )
+        })
+        .collect();
+    let payload: Payload = sasrelay::event::Digest::new(
+        "backlog",
+        std::collections::BTreeMap::new(),
+        events,
+        OBSERVED,
+    )
+    .into();
+    let cut = to_json_within(&payload, 16_384);
+    assert!(cut.len() <= 16_384, "{}", cut.len());
+    let doc: Value = serde_json::from_str(&cut).unwrap();
+    assert_eq!(doc["count"], 50, "the count stays the digest's");
+    let kept = doc["events"].as_array().unwrap().len();
+    assert!((1..50).contains(&kept), "{kept} members kept");
+    assert_eq!(doc["omitted"], 50 - kept);
+    assert!(doc["truncated"].as_u64().unwrap() > 500_000);
 }
 
 #[tokio::test]
