@@ -23,6 +23,7 @@
 //! | `finding` | object \| null | the finding (below); `null` for `summary` |
 //! | `summary` | object \| null | for `summary`: `{"tracked": <count>, "message": <sentence>}`; else `null` |
 //! | `truncated` | number (only when cut) | the document was longer than the webhook's `max_body_bytes`: its original length in bytes; its long texts end `… [cut: N bytes]` ([`to_json_within`]) |
+//! | `raw_omitted` | `true` (only when cut that far) | even so too long: every `raw` item is `null` |
 //!
 //! `finding`:
 //!
@@ -66,7 +67,9 @@
 //! | `headline` | string | one sentence, e.g. `12 new vulnerabilities in cluster c-prod: 3 high, 9 medium` |
 //! | `count` | number | how many events |
 //! | `events` | array | every member, each a complete `sasrelay.event.v1` object |
-//! | `truncated`, `omitted` | number (only when cut) | as an event's `truncated`; `omitted`: members dropped from the end to fit (`count` stays the digest's) |
+//! | `truncated`, `raw_omitted` | (only when cut) | as an event's |
+//! | `members_slimmed` | `true` (only when cut that far) | each member's `finding` keeps only `domain`, `id`, `fingerprint`, `severity`, `status`, `resolution`, `title`, `kubernetes`, `host`, `source`, `region` (and `slim: true`) |
+//! | `omitted` | number (only when cut that far) | members dropped from the end to fit, the last resort (`count` stays the digest's) |
 //!
 //! ## Schema `sasrelay.health.v1`
 //!
@@ -297,16 +300,36 @@ pub fn to_json(payload: &Payload) -> String {
 
 /// The longest text a field keeps when a document must be cut to fit a body cap, tried in
 /// turn (bytes, the marker included) until it fits.
-const CUT_STEPS: [usize; 6] = [16_384, 4_096, 1_024, 256, 64, 16];
+const CUT_STEPS: [usize; 5] = [16_384, 4_096, 1_024, 256, 64];
+
+/// Keys whose strings are never cut: what identifies and dates the document, an event and a
+/// finding (ids are 64 hex digits, times RFC 3339, the rest short enumerations).
+const NEVER_CUT: [&str; 14] = [
+    "schema",
+    "id",
+    "fingerprint",
+    "kind",
+    "domain",
+    "status",
+    "severity",
+    "observed_at",
+    "created_at",
+    "first_seen",
+    "last_seen",
+    "resolution",
+    "route",
+    "source",
+];
 
 /// [`to_json`] within `cap` bytes. A document that fits is exactly [`to_json`]'s. One that
 /// does not is cut, least useful first, until it fits: every text longer than a step of
-/// `CUT_STEPS` (16 KiB down to 16 bytes) is cut on a character boundary and ends
+/// `CUT_STEPS` (16 KiB down to 64 bytes) is cut on a character boundary and ends
 /// `… [cut: N bytes]` (N its original length) — outside the raw item first, then in it too —
-/// and a digest then drops its last
+/// then the raw items are dropped (`null`, `raw_omitted` set), a digest's members keep only
+/// what identifies and places their finding (`members_slimmed`), and a digest then drops its last
 /// members (`omitted` says how many). A cut document says so at the top level: `truncated`
 /// holds the whole document's original length in bytes. The ids, kinds, severities and
-/// times are short and never cut. Attacker-written text can therefore not push a notification
+/// times are never cut (`NEVER_CUT`). Attacker-written text can therefore not push a notification
 /// past what its receiver takes.
 pub fn to_json_within(payload: &Payload, cap: usize) -> String {
     let full = to_json(payload);
@@ -333,7 +356,26 @@ pub fn to_json_within(payload: &Payload, cap: usize) -> String {
             return text;
         }
     }
-    // A digest too long even so: its last members go.
+    // Too long even so: the raw items go (`null`), then a digest's last members.
+    drop_raw(&mut doc);
+    if let Some(o) = doc.as_object_mut() {
+        o.insert("raw_omitted".into(), Value::Bool(true));
+    }
+    let text = render(&doc);
+    if text.len() <= cap {
+        return text;
+    }
+    // A digest's members keep what identifies and places their finding.
+    if let Some(events) = doc.get_mut("events").and_then(Value::as_array_mut) {
+        events.iter_mut().for_each(slim_member);
+        if let Some(o) = doc.as_object_mut() {
+            o.insert("members_slimmed".into(), Value::Bool(true));
+        }
+        let text = render(&doc);
+        if text.len() <= cap {
+            return text;
+        }
+    }
     let mut omitted = 0usize;
     while let Some(events) = doc.get_mut("events").and_then(Value::as_array_mut) {
         if events.pop().is_none() {
@@ -351,6 +393,47 @@ pub fn to_json_within(payload: &Payload, cap: usize) -> String {
     render(&doc)
 }
 
+/// What a slimmed digest member keeps of its finding.
+const SLIM_FINDING: [&str; 11] = [
+    "domain",
+    "id",
+    "fingerprint",
+    "severity",
+    "status",
+    "resolution",
+    "title",
+    "kubernetes",
+    "host",
+    "source",
+    "region",
+];
+
+/// A digest member's finding without its description, details, links, CVEs, tactics and raw
+/// item (`slim: true` says so).
+fn slim_member(event: &mut Value) {
+    if let Some(f) = event.get_mut("finding").and_then(Value::as_object_mut) {
+        f.retain(|k, _| SLIM_FINDING.contains(&k.as_str()));
+        f.insert("slim".into(), Value::Bool(true));
+    }
+}
+
+/// Sets every `raw` member in `v` to `null`.
+fn drop_raw(v: &mut Value) {
+    match v {
+        Value::Array(a) => a.iter_mut().for_each(drop_raw),
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if k == "raw" {
+                    *x = Value::Null;
+                } else {
+                    drop_raw(x);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Cuts every string in `v` longer than `max` bytes to `max` (on a character boundary, the
 /// marker included): outside `raw` members, or inside them too with `raw`.
 fn cut_strings(v: &mut Value, max: usize, raw: bool) {
@@ -359,7 +442,7 @@ fn cut_strings(v: &mut Value, max: usize, raw: bool) {
         Value::Array(a) => a.iter_mut().for_each(|x| cut_strings(x, max, raw)),
         Value::Object(o) => {
             for (k, x) in o.iter_mut() {
-                if k == "raw" && !raw {
+                if (k == "raw" && !raw) || (x.is_string() && NEVER_CUT.contains(&k.as_str())) {
                     continue;
                 }
                 cut_strings(x, max, raw);
