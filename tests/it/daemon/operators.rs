@@ -74,16 +74,18 @@ async fn the_first_reminder_comes_one_repeat_interval_after_the_delivery() {
     assert_eq!(daemon.terminate(T).await.code(), Some(0));
 }
 
-/// One event routed to two webhook sinks behind one receiver: a `webhook-id` per sink (so the
-/// receiver, deduplicating by it, keeps both), each the same on the retry of a failed attempt.
+/// One event routed to two webhook sinks behind one receiver through `continue`: a
+/// `webhook-id` per sink (so the receiver, deduplicating by it, keeps both), each the same on
+/// the retry of a failed attempt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_event_at_two_sinks_carries_a_webhook_id_per_sink_stable_across_a_retry() {
     let sim = quiet_simulator().await;
     let hook = Hook::start().await;
     let dir = tempfile::tempdir().unwrap();
     let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
+    // A route sends alerts to `hook` and goes on (`continue`) to the next, to `twin`.
     let tail = format!(
-        "[[sink]]\nname = \"twin\"\ntype = \"webhook\"\nurl = \"{url}\"\n\n[routing]\ndefault_sinks = [\"hook\", \"twin\"]\n"
+        "[[sink]]\nname = \"twin\"\ntype = \"webhook\"\nurl = \"{url}\"\n\n[[route]]\nname = \"soc\"\nmatchers = ['domain=\"alerts\"']\nsinks = [\"hook\"]\ncontinue = true\n\n[[route]]\nname = \"archive\"\nmatchers = ['domain=\"alerts\"']\nsinks = [\"twin\"]\n"
     );
     let mut spec = ConfigSpec::new(&endpoint, &url, &state);
     spec.source_extra = r#"domains = ["alerts"]"#;

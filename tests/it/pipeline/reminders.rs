@@ -54,7 +54,11 @@ struct Bench {
 }
 
 fn bench() -> Bench {
-    let settings = parse(Path::new("t.toml"), CONFIG).expect("config");
+    bench_with(CONFIG)
+}
+
+fn bench_with(config: &str) -> Bench {
+    let settings = parse(Path::new("t.toml"), config).expect("config");
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let sinks = settings
@@ -377,6 +381,34 @@ async fn a_silence_lets_go_the_events_of_findings_that_closed_while_it_held() {
     assert_eq!((out.released, out.let_go, out.enqueued), (0, 1, 0));
     assert_eq!(b.store.held_count("s1").unwrap(), 0);
     assert!(news(&b, "chat").is_empty());
+}
+
+/// A mute window is not a silence: what it kept back is recorded in the suppression log and
+/// not sent after the window either (the documented choice; README, "Mute windows").
+#[tokio::test]
+async fn a_mute_window_holds_nothing_to_send_after_it() {
+    let config = format!(
+        "{CONFIG}\n[[time_interval]]\nname = \"two-to-four\"\n[[time_interval.intervals]]\ntimes = [{{ start_time = \"02:00\", end_time = \"04:00\" }}]\nlocation = \"UTC\"\n"
+    )
+    .replace(
+        "repeat_interval = \"4h\"",
+        "repeat_interval = \"4h\"\nmute_time_intervals = [\"two-to-four\"]",
+    );
+    let b = bench_with(&config);
+    // 2027-01-15 03:00 UTC: inside the window.
+    let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000 - 1_800_000_000 % 86_400 + 3 * 3600)
+        .unwrap();
+    let (_, _, out) = dispatched_alert(&b, t0);
+    assert_eq!((out.enqueued, out.muted, out.silenced), (0, 1, 0));
+    assert_eq!(b.store.suppressed().unwrap().len(), 1);
+    // After the window: nothing is held, nothing goes.
+    let out = b
+        .dispatcher
+        .release_ended_silences(t0 + Duration::hours(2))
+        .unwrap();
+    assert_eq!(out, Dispatched::default());
+    assert!(news(&b, "chat").is_empty());
+    assert_eq!(b.store.next_reminder_due(), None);
 }
 
 #[test]
