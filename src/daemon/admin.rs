@@ -11,7 +11,7 @@
 //! | `GET /api/v1/silences` | → `{"silences": [SilenceView]}`, newest first |
 //! | `POST /api/v1/silences` | [`NewSilence`] → 201 `{"id", "silence": SilenceView}` |
 //! | `DELETE /api/v1/silences/{id}` | → 200 SilenceView (expired now), or 404 |
-//! | `GET /api/v1/suppressed?silence=ID&limit=N` | → `{"total", "suppressed": [Suppressed]}`, newest first |
+//! | `GET /api/v1/suppressed?silence=ID&limit=N` | → `{"total", "suppressed": [Suppressed + "held"]}`, newest first; `held`: still held by its silence, sent when it ends if the finding is still open |
 //! | `GET /api/v1/dead-letters?sink=NAME&limit=N` | → `{"total", "dead_letters": [DeadLetterView]}`, newest first |
 //! | `POST /api/v1/dead-letters/replay` | [`ReplayRequest`] → [`ReplayReport`] |
 //! | `DELETE /api/v1/dead-letters/{sink}/{seq}` | → 200 DeadLetterView (discarded), or 404 |
@@ -547,7 +547,19 @@ async fn suppressed(
     let list: Vec<Value> = matching
         .into_iter()
         .take(limit)
-        .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
+        .map(|s| {
+            let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+            // Still held by its silence: sent when it ends if the finding is still open.
+            let held = s.by == "silence"
+                && state
+                    .store
+                    .is_held(&s.reason, &s.sink, &s.event_id)
+                    .unwrap_or(false);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("held".into(), Value::Bool(held));
+            }
+            v
+        })
         .collect();
     axum::Json(json!({ "total": total, "suppressed": list })).into_response()
 }

@@ -79,6 +79,14 @@ impl Store {
         Ok(n)
     }
 
+    /// Whether `silence` still holds event `event_id` from `sink`.
+    pub fn is_held(&self, silence: &str, sink: &str, event_id: &str) -> Result<bool, StoreError> {
+        let inner = self.current()?;
+        let mut key = silence_prefix(silence);
+        key.extend_from_slice(&keys::guard(sink, event_id));
+        inner.held.contains_key(key).at(&inner.dir)
+    }
+
     /// Lets `held` go (sent, held elsewhere, or not to be sent).
     pub fn release_held(&self, held: &Held) -> Result<(), StoreError> {
         let inner = self.current()?;

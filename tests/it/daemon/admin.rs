@@ -874,6 +874,10 @@ async fn a_silence_keeps_matching_events_from_a_running_daemon() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["suppressed"][0]["by"], "silence");
     assert_eq!(body["suppressed"][0]["sink"], "hook");
+    assert_eq!(
+        body["suppressed"][0]["held"], true,
+        "sent when the silence ends"
+    );
 
     // The silence survives a restart: the next daemon keeps the next alert back too.
     assert!(daemon.terminate(T).await.success());
