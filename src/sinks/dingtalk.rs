@@ -476,13 +476,9 @@ impl DingTalkSink {
         })
     }
 
-    /// The body `payload` is sent as, at shrink level `shrink`, with the render warnings.
-    pub fn render(&self, payload: &Payload, shrink: u8) -> crate::render::Rendered<Value> {
-        self.render_below(payload, shrink, None)
-    }
-
-    /// [`DingTalkSink::render`], smaller than `refused` bytes when DingTalk refused that size.
-    fn render_below(
+    /// The body `payload` is sent as, at shrink level `shrink` and below `refused` bytes when
+    /// DingTalk refused that size, with the render warnings.
+    pub fn render(
         &self,
         payload: &Payload,
         shrink: u8,
@@ -537,7 +533,7 @@ impl DingTalkSink {
         };
         let id = payload.id();
         let shrink = &self.inner.shrink;
-        let rendered = self.render_below(payload, shrink.get(id), shrink.refused(id));
+        let rendered = self.render(payload, shrink.get(id), shrink.refused(id));
         for w in &rendered.warnings {
             tracing::warn!(sink = %sink, event = %id, warning = %w, "The message was rendered with a warning.");
         }

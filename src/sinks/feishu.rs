@@ -301,15 +301,10 @@ impl FeishuSink {
         })
     }
 
-    /// The card `payload` is sent as (unsigned), at shrink level `shrink`, with the render
-    /// warnings. Mentions only when its severity reaches `mention_min_severity`; room is left
+    /// The card `payload` is sent as (unsigned), at shrink level `shrink` and below `refused`
+    /// bytes when Feishu refused that size, with the render warnings. Mentions only when its severity reaches `mention_min_severity`; room is left
     /// for the signature when signing.
-    pub fn render(&self, payload: &Payload, shrink: u8) -> crate::render::Rendered<Value> {
-        self.render_below(payload, shrink, None)
-    }
-
-    /// [`FeishuSink::render`], smaller than `refused` bytes when Feishu refused that size.
-    fn render_below(
+    pub fn render(
         &self,
         payload: &Payload,
         shrink: u8,
@@ -351,7 +346,7 @@ impl FeishuSink {
             return throttled;
         }
         let id = payload.id();
-        let rendered = self.render_below(payload, hook.level(id), hook.refused(id));
+        let rendered = self.render(payload, hook.level(id), hook.refused(id));
         for w in &rendered.warnings {
             tracing::warn!(sink = %sink, event = %id, warning = %w, "The message was rendered with a warning.");
         }

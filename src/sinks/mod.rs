@@ -757,9 +757,9 @@ impl Backend {
                 .message(payload)
                 .map(|(m, _)| String::from_utf8_lossy(&m.formatted()).into_owned()),
             Backend::Slack(s) => json(&s.render(payload).body),
-            Backend::DingTalk(s) => json(&s.render(payload, 0).body),
-            Backend::Feishu(s) => json(&s.render(payload, 0).body),
-            Backend::WeCom(s) => json(&s.render(payload, 0).body),
+            Backend::DingTalk(s) => json(&s.render(payload, 0, None).body),
+            Backend::Feishu(s) => json(&s.render(payload, 0, None).body),
+            Backend::WeCom(s) => json(&s.render(payload, 0, None).body),
             Backend::PagerDuty(s) => json(&s.preview(payload)),
         }
     }

@@ -234,13 +234,9 @@ impl WeComSink {
         })
     }
 
-    /// The body `payload` is sent as, at shrink level `shrink`, with the render warnings.
-    pub fn render(&self, payload: &Payload, shrink: u8) -> crate::render::Rendered<Value> {
-        self.render_below(payload, shrink, None)
-    }
-
-    /// [`WeComSink::render`], smaller than `refused` bytes when WeCom refused that size.
-    fn render_below(
+    /// The body `payload` is sent as, at shrink level `shrink` and below `refused` bytes when
+    /// WeCom refused that size, with the render warnings.
+    pub fn render(
         &self,
         payload: &Payload,
         shrink: u8,
@@ -272,7 +268,7 @@ impl WeComSink {
             return throttled;
         }
         let id = payload.id();
-        let rendered = self.render_below(payload, hook.level(id), hook.refused(id));
+        let rendered = self.render(payload, hook.level(id), hook.refused(id));
         for w in &rendered.warnings {
             tracing::warn!(sink = %sink, event = %id, warning = %w, "The message was rendered with a warning.");
         }
