@@ -100,6 +100,22 @@ pub fn event_id(parts: &[&str]) -> String {
     hex::encode(h.finalize())
 }
 
+/// The id of [`Event::about`]'s event: so the `new` of a finding's lifecycle can be named
+/// from its `resolved` (occurrence empty).
+pub fn finding_event_id(
+    fingerprint: &str,
+    kind: EventKind,
+    generation: u64,
+    occurrence: &str,
+) -> String {
+    event_id(&[
+        fingerprint,
+        kind.as_str(),
+        &generation.to_string(),
+        occurrence,
+    ])
+}
+
 impl Event {
     /// An event about a finding. `occurrence` distinguishes repeated events of one kind for one
     /// finding (the occurrence time or try count for `recurring`; empty for `new`/`resolved`,
@@ -113,12 +129,7 @@ impl Event {
         resolution: Option<Resolution>,
         observed_at: OffsetDateTime,
     ) -> Event {
-        let id = event_id(&[
-            &finding.fingerprint,
-            kind.as_str(),
-            &generation.to_string(),
-            occurrence,
-        ]);
+        let id = finding_event_id(&finding.fingerprint, kind, generation, occurrence);
         Event {
             schema: EVENT_SCHEMA,
             id,

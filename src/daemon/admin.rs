@@ -549,12 +549,16 @@ async fn suppressed(
         .take(limit)
         .map(|s| {
             let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
-            // Still held by its silence: sent when it ends if the finding is still open.
-            let held = s.by == "silence"
-                && state
-                    .store
-                    .is_held(&s.reason, &s.sink, &s.event_id)
-                    .unwrap_or(false);
+            // Still held by its silence or mute window: sent when it ends if the finding is
+            // still open.
+            let holder = match s.by.as_str() {
+                "mute" => crate::store::mute_holder(&s.reason),
+                _ => s.reason.clone(),
+            };
+            let held = state
+                .store
+                .is_held(&holder, &s.sink, &s.event_id)
+                .unwrap_or(false);
             if let Some(o) = v.as_object_mut() {
                 o.insert("held".into(), Value::Bool(held));
             }

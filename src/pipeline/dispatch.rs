@@ -4,10 +4,9 @@
 //!
 //! - a target whose sink filter refuses the event is skipped;
 //! - an active silence that matches, or a mute window, records the event as suppressed for
-//!   that sink (not sent, not lost: `sasrelay silence list` and the admin API show it); a
-//!   silence also holds the event whole, and when it ends
-//!   ([`Dispatcher::release_ended_silences`], run by the grouper) sends it through its route
-//!   if its finding is still open;
+//!   that sink (not sent, not lost: `sasrelay silence list` and the admin API show it) and
+//!   holds it whole; when the silence or window ends ([`Dispatcher::release_ended_holds`],
+//!   run by the grouper) it goes through its route if its finding is still open;
 //! - a grouped target adds the event to its group (the grouper closes groups into digests);
 //! - anything else goes straight into the sink's outbox.
 //!
@@ -24,15 +23,14 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use crate::clock::unix_ms;
-use crate::event::EventKind;
-use crate::event::{Event, OutboxEntry, Payload, event_id};
+use crate::event::{Event, EventKind, OutboxEntry, Payload, event_id, finding_event_id};
 use crate::record::RecordStatus;
 use crate::routing::Target;
 use crate::routing::{Router, Silence, SilenceState, Subject, to_timestamp};
 use crate::sinks::Sink;
 use crate::store::{
     Enqueued, GROUP_SCHEMA, GroupAdded, GroupHeader, HELD_SCHEMA, Held, REMINDER_SCHEMA, Reminder,
-    Store, StoreError, Suppressed,
+    Store, StoreError, Suppressed, mute_holder, muted_by,
 };
 
 /// A configured sink and the handle that wakes its worker.
@@ -383,16 +381,29 @@ impl Dispatcher {
                 by: by.to_string(),
                 reason: reason.clone(),
             })?;
+            let holder = if by == "silence" {
+                reason
+            } else {
+                mute_holder(&reason)
+            };
+            let opening_held = match (&event.finding, generation) {
+                (Some(f), Some(generation)) if event.kind == EventKind::Resolved => {
+                    let new = finding_event_id(&f.fingerprint, EventKind::New, generation, "");
+                    self.store.is_held(&holder, &target.sink, &new)?
+                }
+                _ => false,
+            };
+            self.store.hold(&Held {
+                v: HELD_SCHEMA,
+                at_ms: now_ms,
+                silence: holder,
+                route: target.route.clone(),
+                sink: target.sink.clone(),
+                generation,
+                event: event.clone(),
+                opening_held,
+            })?;
             if by == "silence" {
-                self.store.hold(&Held {
-                    v: HELD_SCHEMA,
-                    at_ms: now_ms,
-                    silence: reason,
-                    route: target.route.clone(),
-                    sink: target.sink.clone(),
-                    generation,
-                    event: event.clone(),
-                })?;
                 out.silenced += 1;
             } else {
                 out.muted += 1;
@@ -426,26 +437,35 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Sends what ended silences held. For every silence over at `now` (expired, or ended
-    /// early with `silence expire`), each event it held goes to its sink as routing decides
-    /// now — through the same route where it still sends there (its grouping and reminder
-    /// included), held again by another silence in force — if its finding is still open in the
-    /// same lifecycle (an event without a finding always goes). An event whose finding closed
-    /// meanwhile, a `resolved` one included, is let go: it stays in the suppression log.
+    /// Sends what ended silences and mute windows held. For every holder over at `now` (a
+    /// silence expired, ended early with `silence expire`, or no longer stored; a mute window
+    /// no longer in force for the route that held), each event it held goes to its sink as
+    /// routing decides now — through the same route where it still sends there (its grouping
+    /// and reminder included), held again by a silence or window in force — if its finding is
+    /// still open in the same lifecycle (an event without a finding always goes). An event
+    /// whose finding closed meanwhile is let go (it stays in the suppression log), except a
+    /// `resolved` for a sink with `send_resolved_after_silence` that had heard of the finding.
     /// Crash-safe: the event is enqueued first and its `held` key removed after, so a crash
     /// in between enqueues it again and the outbox guard drops the copy. Call
     /// [`Dispatcher::wake`] with the result once the store is flushed.
-    pub fn release_ended_silences(&self, now: OffsetDateTime) -> Result<Dispatched, StoreError> {
+    pub fn release_ended_holds(&self, now: OffsetDateTime) -> Result<Dispatched, StoreError> {
         let now_ms = unix_ms(now);
         let ts = to_timestamp(now);
         let mut out = Dispatched::default();
         let routes = self.routes();
-        for silence in self.silences.list() {
-            if silence.state(ts) != SilenceState::Expired {
+        let silences = self.silences.list();
+        for holder in self.store.holders()? {
+            let in_force = match muted_by(&holder) {
+                Some(window) => self.window_in_force(&routes, &holder, window, ts)?,
+                None => silences
+                    .iter()
+                    .any(|s| s.id == holder && s.state(ts) != SilenceState::Expired),
+            };
+            if in_force {
                 continue;
             }
             loop {
-                let batch = self.store.held_by(&silence.id, RELEASE_BATCH)?;
+                let batch = self.store.held_by(&holder, RELEASE_BATCH)?;
                 if batch.is_empty() {
                     break;
                 }
@@ -456,6 +476,35 @@ impl Dispatcher {
             }
         }
         Ok(out)
+    }
+
+    /// Whether mute window `window` (holder `holder`) still mutes what it held: routing its
+    /// first held event now still mutes that route's target by the same window. Windows are
+    /// a matter of time alone, so one event answers for all.
+    fn window_in_force(
+        &self,
+        routes: &Routes,
+        holder: &str,
+        window: &str,
+        ts: jiff::Timestamp,
+    ) -> Result<bool, StoreError> {
+        let Some(held) = self.store.held_by(holder, 1)?.into_iter().next() else {
+            return Ok(false);
+        };
+        let decision = routes.router.decide(&Subject::from_event(&held.event), ts);
+        Ok(decision.targets.iter().any(|t| {
+            t.route == held.route && t.sink == held.sink && t.muted_by.as_deref() == Some(window)
+        }))
+    }
+
+    /// When the grouper should look at mute windows again: the next whole minute (windows
+    /// start and end on minutes) while any window holds events; `None` otherwise.
+    pub fn next_window_look(&self, now_ms: i64) -> Option<i64> {
+        let holders = self.store.holders().ok()?;
+        holders
+            .iter()
+            .any(|h| muted_by(h).is_some())
+            .then(|| (now_ms.div_euclid(MINUTE_MS) + 1) * MINUTE_MS + WINDOW_LOOK_MARGIN_MS)
     }
 
     /// One held event after its silence: on to its sink, or let go.
@@ -476,6 +525,12 @@ impl Dispatcher {
             (Some(_), None) => false,
             (None, _) => true,
         };
+        let sink = routes.sinks.get(&held.sink);
+        // A closed finding's `resolved`, to a sink that heard of it and asks for it.
+        let open = open
+            || (event.kind == EventKind::Resolved
+                && !held.opening_held
+                && sink.is_some_and(|h| h.sink.filters().resolved_after_silence));
         let subject = Subject::from_event(event);
         let decision = routes.router.decide(&subject, ts);
         let target = decision
@@ -483,10 +538,7 @@ impl Dispatcher {
             .iter()
             .find(|t| t.route == held.route && t.sink == held.sink)
             .or_else(|| decision.targets.iter().find(|t| t.sink == held.sink));
-        let accepts = routes
-            .sinks
-            .get(&held.sink)
-            .is_some_and(|h| h.sink.accepts(event));
+        let accepts = sink.is_some_and(|h| h.sink.accepts(event));
         let (Some(target), true, true) = (target, open, accepts) else {
             tracing::debug!(event = %event.id, sink = %held.sink, silence = %held.silence, open, "A held event is let go after its silence.");
             out.let_go += 1;
@@ -614,6 +666,11 @@ impl Dispatcher {
 
 /// Held events released per store read.
 const RELEASE_BATCH: usize = 500;
+
+const MINUTE_MS: i64 = 60_000;
+
+/// After the minute a window may have ended on, so that the look sees it ended.
+const WINDOW_LOOK_MARGIN_MS: i64 = 250;
 
 /// One line about an event for the suppression log.
 fn describe(event: &Event) -> String {

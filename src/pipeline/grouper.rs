@@ -1,8 +1,8 @@
 //! The grouper: one [`Task`] that closes routing groups when they are due — after `group_wait`,
 //! then every `group_interval`, or at once when full — turning their members into one digest
 //! in the sink's outbox, and wakes that sink's worker. It also sends due reminders
-//! (`repeat_interval`, through [`Dispatcher::remind_due`]) and, when a silence ends, what it
-//! held ([`Dispatcher::release_ended_silences`]).
+//! (`repeat_interval`, through [`Dispatcher::remind_due`]) and, when a silence or a mute
+//! window ends, what it held ([`Dispatcher::release_ended_holds`]).
 //!
 //! The group state lives in the store (see `store::groups` for the crash-safe close), so this
 //! task holds nothing of its own: after a restart it finds the open groups, including a close
@@ -84,13 +84,13 @@ impl Grouper {
             }
         }
         if let Some(d) = &self.dispatcher {
-            match d.release_ended_silences(now) {
+            match d.release_ended_holds(now) {
                 Ok(out) => {
                     if out.released + out.let_go > 0 {
                         tracing::info!(
                             released = out.released,
                             let_go = out.let_go,
-                            "Sent what ended silences held (events of findings that closed meanwhile are let go)."
+                            "Sent what ended silences and mute windows held (events of findings that closed meanwhile are let go)."
                         );
                         if let Err(e) = self.store.flush().await {
                             tracing::error!(error = %e, "Flushing released events failed.");
@@ -100,7 +100,7 @@ impl Grouper {
                 }
                 Err(e) => {
                     failed += 1;
-                    tracing::error!(error = %e, "Releasing what ended silences held failed; it is retried.");
+                    tracing::error!(error = %e, "Releasing what ended silences and mute windows held failed; it is retried.");
                     self.store.heal(&e);
                 }
             }
@@ -155,10 +155,19 @@ impl Grouper {
                 .next_end(crate::routing::to_timestamp(OffsetDateTime::now_utc()))
                 .map(|t| t.as_millisecond())
         });
-        let next = [self.store.next_group_due(), reminder, silence_end]
-            .into_iter()
-            .flatten()
-            .min();
+        let window_end = self
+            .dispatcher
+            .as_ref()
+            .and_then(|d| d.next_window_look(now_ms));
+        let next = [
+            self.store.next_group_due(),
+            reminder,
+            silence_end,
+            window_end,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let wait = match next {
             Some(at) => Duration::from_millis(at.saturating_sub(now_ms).max(0) as u64),
             None => MAX_SLEEP,

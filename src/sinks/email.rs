@@ -42,7 +42,7 @@ use crate::text::error_chain;
 use crate::text::{strip_control, truncate_bytes};
 
 /// Keys of `type = "email"`, besides the common ones.
-pub const KEYS: [&str; 19] = [
+pub const KEYS: [&str; 20] = [
     "host",
     "port",
     "tls",
@@ -62,13 +62,16 @@ pub const KEYS: [&str; 19] = [
     "fold_after",
     "fold_max_members",
     "pool_size",
+    "max_message_bytes",
 ];
 
 /// Default `fold_after`.
 pub const DEFAULT_FOLD_AFTER: usize = 10;
-/// The largest message sent, as encoded on the wire (headers, both parts): 256 KiB, well
-/// under what relays take (often 10 MiB, some 1 MiB).
+/// Default `max_message_bytes`, the largest message sent as encoded on the wire (headers,
+/// both parts): 256 KiB, well under what relays take (often 10 MiB, some 1 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// `max_message_bytes` bounds: a message needs room for its headers and two parts.
+pub const MAX_MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 16 * 1024..=64 * 1024 * 1024;
 
 /// The smallest cap a part is rendered to when a message is too large.
 const MIN_PART_BYTES: usize = 4096;
@@ -160,6 +163,10 @@ pub struct EmailConfig {
     /// Most pooled SMTP connections.
     #[serde(default = "default_pool")]
     pub pool_size: u32,
+    /// The largest message sent, as encoded on the wire ([`MAX_MESSAGE_BYTES`] by default):
+    /// its parts are rendered smaller until it fits.
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
 }
 
 fn utc() -> String {
@@ -179,6 +186,9 @@ fn default_fold_max() -> usize {
 }
 fn default_pool() -> u32 {
     2
+}
+fn default_max_message() -> usize {
+    MAX_MESSAGE_BYTES
 }
 
 impl EmailConfig {
@@ -237,6 +247,16 @@ impl EmailConfig {
         }
         if !(1..=16).contains(&self.pool_size) {
             p.push(("pool_size".to_string(), "must be between 1 and 16".into()));
+        }
+        if !MAX_MESSAGE_BYTES_RANGE.contains(&self.max_message_bytes) {
+            p.push((
+                "max_message_bytes".to_string(),
+                format!(
+                    "must be between {} and {} (bytes of the message as sent)",
+                    MAX_MESSAGE_BYTES_RANGE.start(),
+                    MAX_MESSAGE_BYTES_RANGE.end()
+                ),
+            ));
         }
         p.extend(self.rate_limit.check("rate_limit"));
         p.extend(check_timeout(self.timeout.0));
@@ -432,14 +452,15 @@ impl EmailSink {
         })
     }
 
-    /// The message sent for `payload`, and the render warnings: at most [`MAX_MESSAGE_BYTES`]
+    /// The message sent for `payload`, and the render warnings: at most `max_message_bytes`
     /// as sent (its parts rendered smaller until the encoded message fits, so attacker-written
     /// text in a finding cannot make a relay refuse it).
     pub fn message(&self, payload: &Payload) -> Result<(Message, Vec<String>), String> {
         let mut options = self.inner.options.clone();
         loop {
             let (m, warnings) = self.message_with(payload, &options)?;
-            if m.formatted().len() <= MAX_MESSAGE_BYTES || options.max_body_bytes <= MIN_PART_BYTES
+            if m.formatted().len() <= self.inner.config.max_message_bytes
+                || options.max_body_bytes <= MIN_PART_BYTES
             {
                 return Ok((m, warnings));
             }

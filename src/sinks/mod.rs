@@ -154,7 +154,14 @@ pub use wecom::{WeComConfig, WeComSink};
 pub const MAX_NAME_LEN: usize = 64;
 
 /// Keys every `[[sink]]` table takes, whatever its type.
-pub const COMMON_KEYS: [&str; 5] = ["name", "type", "domains", "min_severity", "events"];
+pub const COMMON_KEYS: [&str; 6] = [
+    "name",
+    "type",
+    "domains",
+    "min_severity",
+    "events",
+    "send_resolved_after_silence",
+];
 
 /// A `[[sink]]` table, parsed: unknown keys and wrong types are already rejected; semantic rules
 /// are in [`SinkConfig::check`].
@@ -218,6 +225,11 @@ pub struct Filters {
     pub min_severity: Severity,
     /// Event kinds delivered (`events`); `None`: all.
     pub events: Option<Vec<EventKind>>,
+    /// Whether a `resolved` event a silence or mute window held is sent at its end although
+    /// its finding is closed (`send_resolved_after_silence`; default: PagerDuty only, so an
+    /// incident opened before the silence closes with its finding). Never when the same hold
+    /// also kept back the finding's `new`: the sink never heard of it.
+    pub resolved_after_silence: bool,
 }
 
 impl Default for Filters {
@@ -226,6 +238,7 @@ impl Default for Filters {
             domains: None,
             min_severity: Severity::Info,
             events: None,
+            resolved_after_silence: false,
         }
     }
 }
@@ -272,6 +285,8 @@ struct RawSinkConfig {
     min_severity: Option<Severity>,
     #[serde(default)]
     events: Option<Vec<EventKind>>,
+    #[serde(default)]
+    send_resolved_after_silence: Option<bool>,
     #[serde(flatten)]
     rest: Map<String, Value>,
 }
@@ -360,6 +375,9 @@ impl TryFrom<RawSinkConfig> for SinkConfig {
                 domains: raw.domains,
                 min_severity: raw.min_severity.unwrap_or(Severity::Info),
                 events: raw.events,
+                resolved_after_silence: raw
+                    .send_resolved_after_silence
+                    .unwrap_or(matches!(kind, SinkKind::PagerDuty(_))),
             },
             kind,
         })
@@ -831,6 +849,14 @@ mod tests {
         assert_eq!(c.filters.domains, Some(vec![Domain::Alerts]));
         assert_eq!(c.filters.min_severity, Severity::High);
         assert_eq!(c.filters.events, Some(vec![EventKind::New]));
+        assert!(!c.filters.resolved_after_silence);
+        // PagerDuty closes incidents opened before a silence unless told not to.
+        let pd = "name = \"pd\"\ntype = \"pagerduty\"\nrouting_key = { env = \"K\" }\n";
+        assert!(parse(pd).unwrap().filters.resolved_after_silence);
+        let off = format!("{pd}send_resolved_after_silence = false\n");
+        assert!(!parse(&off).unwrap().filters.resolved_after_silence);
+        let on = "name = \"o\"\ntype = \"stdout\"\nsend_resolved_after_silence = true\n";
+        assert!(parse(on).unwrap().filters.resolved_after_silence);
     }
 
     #[test]

@@ -1,9 +1,9 @@
-//! Events a silence holds back from a sink, kept whole so that they can be sent once the
-//! silence ends (the suppression log keeps only a line about each).
+//! Events a silence or a mute window holds back from a sink, kept whole so that they can be
+//! sent once it ends (the suppression log keeps only a line about each).
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `held` | silence id, sink (length-prefixed) ‖ event id | [`Held`] JSON |
+//! | `held` | holder (a silence id, or [`mute_holder`]), sink (length-prefixed) ‖ event id | [`Held`] JSON |
 //!
 //! Written by dispatch beside the suppression record, in the same batch (so a crash keeps
 //! both or neither of a page's); released by the owner of silence ends
@@ -26,7 +26,7 @@ pub struct Held {
     pub v: u32,
     /// When it was held (unix ms).
     pub at_ms: i64,
-    /// The silence holding it.
+    /// What holds it: a silence id, or a mute window's [`mute_holder`].
     pub silence: String,
     /// The route that sent it to the sink.
     pub route: String,
@@ -36,6 +36,23 @@ pub struct Held {
     pub generation: Option<u64>,
     /// The event, whole.
     pub event: Event,
+    /// For a `resolved` event: whether the same holder also held its finding's `new` from
+    /// this sink, so the sink never heard of the finding (`send_resolved_after_silence` then
+    /// sends nothing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub opening_held: bool,
+}
+
+/// The holder key of events a mute window keeps back: `mute:` and the window as routing
+/// names it (a `mute_time_intervals` name, or `outside active_time_intervals: …`). Silence
+/// ids are UUIDs, so the two never meet.
+pub fn mute_holder(window: &str) -> String {
+    format!("mute:{window}")
+}
+
+/// The mute window of a [`mute_holder`] key; `None` for a silence.
+pub fn muted_by(holder: &str) -> Option<&str> {
+    holder.strip_prefix("mute:")
 }
 
 fn silence_prefix(silence: &str) -> Vec<u8> {
@@ -85,6 +102,30 @@ impl Store {
         let mut key = silence_prefix(silence);
         key.extend_from_slice(&keys::guard(sink, event_id));
         inner.held.contains_key(key).at(&inner.dir)
+    }
+
+    /// Every holder that holds at least one event, in key order: one seek per holder, not a
+    /// scan of what they hold.
+    pub fn holders(&self) -> Result<Vec<String>, StoreError> {
+        let inner = self.current()?;
+        let mut out = Vec::new();
+        let mut from: Vec<u8> = Vec::new();
+        while let Some(item) = inner.held.range(from.clone()..).next() {
+            let (key, _) = item.at(&inner.dir)?;
+            let Some((holder, _)) = keys::take_prefixed(&key) else {
+                // Not a key this module wrote: step past it.
+                from = key.to_vec();
+                from.push(0);
+                continue;
+            };
+            let prefix = silence_prefix(holder);
+            out.push(holder.to_string());
+            match keys::successor(&prefix) {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
+        Ok(out)
     }
 
     /// Lets `held` go (sent, held elsewhere, or not to be sent).

@@ -28,6 +28,19 @@ pub(crate) fn prefixed(s: &str) -> Vec<u8> {
     key
 }
 
+/// The first key after every key that starts with `prefix` (`None`: no such key, the prefix
+/// is all `0xff`).
+pub(crate) fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut next = prefix.to_vec();
+    while let Some(last) = next.pop() {
+        if last < u8::MAX {
+            next.push(last + 1);
+            return Some(next);
+        }
+    }
+    None
+}
+
 /// Splits the length-prefixed string [`prefixed`] wrote off the front of `key`.
 pub(crate) fn take_prefixed(key: &[u8]) -> Option<(&str, &[u8])> {
     take_str(key)
@@ -135,6 +148,21 @@ mod tests {
         assert_eq!(split_guard(&guard("", "")), Some(("", "")));
         assert_ne!(guard("a", "\0bid"), guard("a\0b", "id"));
         assert_eq!(split_guard(&[0, 0, 0, 9, b'a']), None);
+    }
+
+    #[test]
+    fn a_successor_follows_every_key_under_its_prefix() {
+        assert_eq!(successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(successor(&[1, 0xff, 0xff]), Some(vec![2]));
+        assert_eq!(successor(&[0xff]), None);
+        let p = prefixed("s");
+        let next = successor(&p).unwrap();
+        for tail in [&[][..], &[0xff, 0xff][..], b"zzz"] {
+            let mut key = p.clone();
+            key.extend_from_slice(tail);
+            assert!(key < next);
+        }
+        assert!(prefixed("t") >= next);
     }
 
     #[test]

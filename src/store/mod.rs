@@ -110,7 +110,7 @@ use crate::record::{Record, RecordStatus};
 pub use details::{DETAIL_SCHEMA, StoredDetail};
 pub use error::StoreError;
 pub use groups::{Closing, GROUP_SCHEMA, GroupAdded, GroupClosed, GroupHeader, Suppressed};
-pub use held::{HELD_SCHEMA, Held};
+pub use held::{HELD_SCHEMA, Held, mute_holder, muted_by};
 pub use quarantine::{QUARANTINE_PER_SCOPE, QUARANTINE_SCHEMA, QuarantineEntry};
 pub use reminders::{REMINDER_SCHEMA, Reminder};
 pub use types::{

