@@ -16,7 +16,7 @@
 //! A configuration reload replaces the routes and sinks whole ([`Dispatcher::reroute`]): each
 //! event is routed by the routes in force when its dispatch starts, old or new, never a mix.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use time::OffsetDateTime;
@@ -69,6 +69,10 @@ pub struct Dispatched {
     /// Events an ended silence held that were let go: their finding closed meanwhile, or their
     /// sink or route no longer takes them.
     pub let_go: usize,
+    /// Events an ended hold folded into another of the same finding: after a silence, one
+    /// message per finding still open (its `new` if that was held, else its latest
+    /// `recurring`), not one per recurrence.
+    pub folded: usize,
     /// Sinks to wake once the batch is durable.
     pub wake: BTreeSet<String>,
     /// The grouper should look at the groups again.
@@ -445,6 +449,8 @@ impl Dispatcher {
     /// still open in the same lifecycle (an event without a finding always goes). An event
     /// whose finding closed meanwhile is let go (it stays in the suppression log), except a
     /// `resolved` for a sink with `send_resolved_after_silence` that had heard of the finding.
+    /// One message per finding: its held `new`, else its latest held `recurring`
+    /// ([`Dispatched::folded`] counts the rest).
     /// Crash-safe: the event is enqueued first and its `held` key removed after, so a crash
     /// in between enqueues it again and the outbox guard drops the copy. Call
     /// [`Dispatcher::wake`] with the result once the store is flushed.
@@ -464,6 +470,11 @@ impl Dispatcher {
             if in_force {
                 continue;
             }
+            // Fold first, then send: a crash in between finds only the ones to send left.
+            for (sink, id) in self.folded_by(&holder)? {
+                self.store.unhold(&holder, &sink, &id)?;
+                out.folded += 1;
+            }
             loop {
                 let batch = self.store.held_by(&holder, RELEASE_BATCH)?;
                 if batch.is_empty() {
@@ -476,6 +487,35 @@ impl Dispatcher {
             }
         }
         Ok(out)
+    }
+
+    /// The events (sink, event id) `holder` holds that fold into another of the same finding
+    /// lifecycle from the same sink: of its `new` and `recurring` events, only the `new` if
+    /// held, else the latest `recurring`, is sent at the end — one message per finding still
+    /// open, not one per recurrence.
+    fn folded_by(&self, holder: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut keep: HashMap<FindingSlot, Rank> = HashMap::new();
+        let mut folded = Vec::new();
+        self.store.each_held(holder, |held| {
+            let Some(slot) = finding_slot(&held) else {
+                return;
+            };
+            let rank = (
+                held.event.kind == EventKind::New,
+                held.event.observed_at,
+                held.event.id,
+            );
+            let loser = match keep.get_mut(&slot) {
+                Some(best) if *best >= rank => rank.2,
+                Some(best) => std::mem::replace(best, rank).2,
+                None => {
+                    keep.insert(slot, rank);
+                    return;
+                }
+            };
+            folded.push((held.sink, loser));
+        })?;
+        Ok(folded)
     }
 
     /// Whether mute window `window` (holder `holder`) still mutes what it held: routing its
@@ -662,6 +702,30 @@ impl Dispatcher {
             self.grouper.notify_one();
         }
     }
+}
+
+/// A sink and a finding's lifecycle (source, domain, fingerprint, generation).
+type FindingSlot = (String, String, &'static str, String, u64);
+
+/// How a held opening event ranks for sending: a `new` first, then the latest, then the id
+/// (so the choice is the same on every read).
+type Rank = (bool, OffsetDateTime, String);
+
+/// The slot of a held `new` or `recurring` event; `None` for any other (each sent on its own).
+fn finding_slot(held: &Held) -> Option<FindingSlot> {
+    let e = &held.event;
+    let (Some(f), Some(generation)) = (&e.finding, held.generation) else {
+        return None;
+    };
+    matches!(e.kind, EventKind::New | EventKind::Recurring).then(|| {
+        (
+            held.sink.clone(),
+            e.source.clone(),
+            e.domain.as_str(),
+            f.fingerprint.clone(),
+            generation,
+        )
+    })
 }
 
 /// Held events released per store read.

@@ -86,10 +86,11 @@ impl Grouper {
         if let Some(d) = &self.dispatcher {
             match d.release_ended_holds(now) {
                 Ok(out) => {
-                    if out.released + out.let_go > 0 {
+                    if out.released + out.let_go + out.folded > 0 {
                         tracing::info!(
                             released = out.released,
                             let_go = out.let_go,
+                            folded = out.folded,
                             "Sent what ended silences and mute windows held (events of findings that closed meanwhile are let go)."
                         );
                         if let Err(e) = self.store.flush().await {

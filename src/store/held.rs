@@ -85,6 +85,25 @@ impl Store {
         Ok(out)
     }
 
+    /// Calls `each` with every event `holder` holds, in key order, one decoded at a time.
+    pub fn each_held(&self, holder: &str, mut each: impl FnMut(Held)) -> Result<(), StoreError> {
+        let inner = self.current()?;
+        for item in inner.held.scan_prefix(silence_prefix(holder)) {
+            let (_, v) = item.at(&inner.dir)?;
+            each(inner.decode(&v, || "held event".into())?);
+        }
+        Ok(())
+    }
+
+    /// Lets go what `holder` holds of event `event_id` from `sink`.
+    pub fn unhold(&self, holder: &str, sink: &str, event_id: &str) -> Result<(), StoreError> {
+        let inner = self.current()?;
+        let mut key = silence_prefix(holder);
+        key.extend_from_slice(&keys::guard(sink, event_id));
+        inner.held.remove(key).at(&inner.dir)?;
+        Ok(())
+    }
+
     /// How many events `silence` holds (a scan of its keys).
     pub fn held_count(&self, silence: &str) -> Result<usize, StoreError> {
         let inner = self.current()?;

@@ -424,6 +424,85 @@ async fn a_mute_window_sends_what_it_held_when_it_ends() {
     assert_eq!(news(&b, "chat").len(), 1);
 }
 
+/// A noisy alert recurring all through a silence is one message at its end, not one per
+/// recurrence: its held `new` if the silence caught that, else its latest `recurring`.
+#[tokio::test]
+async fn a_silence_sends_one_message_per_finding_not_one_per_recurrence() {
+    for new_held in [true, false] {
+        let b = bench();
+        let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let from = if new_held {
+            t0
+        } else {
+            t0 + Duration::minutes(5)
+        };
+        b.silences
+            .add(alert_silence("s1", from, t0 + Duration::hours(2)))
+            .await
+            .unwrap();
+        let (fp, new, out) = dispatched_alert(&b, t0 + Duration::minutes(1));
+        assert_eq!(out.silenced, usize::from(new_held));
+        let generation = b
+            .store
+            .get_record("prod", Domain::Alerts, &fp)
+            .unwrap()
+            .unwrap()
+            .generation;
+        let mut recurrences = Vec::new();
+        for n in 1..=5 {
+            let at = t0 + Duration::minutes(10 * n);
+            let e = Event::about(
+                EventKind::Recurring,
+                new.finding.clone().unwrap(),
+                generation,
+                &format!("occurrence {n}"),
+                None,
+                at,
+            );
+            let mut out = Dispatched::default();
+            b.dispatcher
+                .dispatch(e.clone(), Some(generation), at, &mut out)
+                .unwrap();
+            assert_eq!(out.silenced, 1);
+            recurrences.push(e);
+        }
+        let out = b
+            .dispatcher
+            .release_ended_holds(t0 + Duration::hours(3))
+            .unwrap();
+        let held = 5 + usize::from(new_held);
+        assert_eq!(
+            (out.released, out.folded),
+            (1, held - 1),
+            "new held: {new_held}"
+        );
+        assert_eq!(b.store.held_count("s1").unwrap(), 0);
+        let sent: Vec<String> = b
+            .store
+            .due("chat", i64::MAX, 100)
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e.payload.id().to_string())
+            .collect();
+        let expected = if new_held {
+            &new.id
+        } else {
+            &recurrences[4].id
+        };
+        // Without the silence the `new` went out at once; after it, exactly the one chosen.
+        let want: Vec<&String> = if new_held {
+            vec![expected]
+        } else {
+            vec![&new.id, expected]
+        };
+        let mut sent_sorted = sent.clone();
+        sent_sorted.sort();
+        let mut want_sorted: Vec<String> = want.into_iter().cloned().collect();
+        want_sorted.sort();
+        assert_eq!(sent_sorted, want_sorted, "new held: {new_held}");
+    }
+}
+
 /// `chat`'s finding resolves while a silence holds: its `resolved` event, dispatched as the
 /// poller would.
 fn resolve_under_silence(b: &Bench, fp: &str, new: &Event, at: OffsetDateTime) -> Dispatched {
