@@ -56,6 +56,31 @@ fn systemd_unit_verifies() {
     );
 }
 
+/// The unit's sandbox scores at most 2.0 ("OK") in `systemd-analyze security` (the offline
+/// scorer; `--threshold` is on its 0–100 scale). Its syscall filter is proven on the daemon in
+/// `tests/it/daemon/seccomp.rs`.
+#[test]
+fn systemd_unit_exposure_is_at_most_two() {
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--threshold=20"])
+        .arg(root().join("systemd/sasrelay.service"))
+        .output()
+        .expect("systemd-analyze (package systemd) is needed to score the unit");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let overall = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no overall exposure in:\n{text}"));
+    assert!(out.status.success(), "exposure above 2.0: {overall}");
+    let score: f64 = overall
+        .split(':')
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no score in {overall:?}"));
+    assert!(score <= 2.0, "{overall}");
+}
+
 #[test]
 fn dockerfile_builds_the_binary_and_runs_it_unprivileged() {
     let text = std::fs::read_to_string(root().join("Dockerfile")).unwrap();

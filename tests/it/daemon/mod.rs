@@ -15,3 +15,4 @@ mod large;
 mod operators;
 mod progress;
 mod reload;
+mod seccomp;
