@@ -98,9 +98,10 @@
 //! - [`pipeline`] — one finding's path in order, its module doc drawing the flow:
 //!   [`pipeline::poller`] (page by page: read → diff → crash-safe writes; a complete sweep's
 //!   end: lookup of vulnerabilities that left the list; the backfill of what the page cap left), [`pipeline::lifecycle`] (the pure transition table),
-//!   [`pipeline::dispatch`] (routing decisions applied to the store; the book of silences and
-//!   what they hold, sent at their end; reminders due), [`pipeline::grouper`] (due groups
-//!   into digests, due reminders sent, what ended silences held released),
+//!   [`pipeline::dispatch`] (routing decisions applied to the store; the book of silences;
+//!   what silences and mute windows hold, sent at their end; reminders due),
+//!   [`pipeline::grouper`] (due groups into digests, due reminders sent, what ended silences
+//!   and mute windows held released),
 //!   [`pipeline::delivery`] (the per-sink worker, its pure retry / dead-letter decision and
 //!   crash-safe backlog folding), [`pipeline::metrics`] (the counters these update). The
 //!   poller, the worker and the grouper are [`task::Task`]s: each step is one poll, one
@@ -193,7 +194,11 @@
 //! - Routing and matching do no IO and read no clock (`now` is a parameter). A routed event is
 //!   in exactly one digest per (route, sink): a group close records the digest id and the last
 //!   member it covers before it enqueues, and removes members only after.
-//! - A silenced or muted event is recorded (not sent, not lost); it is never delivered later.
+//! - A silenced or muted event is recorded and held whole, never sent while held; when its
+//!   silence or mute window ends it goes through its route once if its finding is still open
+//!   (one message per finding: its `new`, else its latest `recurring`), else it is let go (a
+//!   `resolved` still goes to a sink with `send_resolved_after_silence` that was told of the
+//!   finding). Folded copies are removed before anything is sent, so a crash sends no two.
 //! - An outbox entry is removed only after its sink confirmed delivery; a sink makes one attempt
 //!   per call and never sleeps; the worker owns backoff, `Retry-After` and dead letters. A
 //!   sink whose rate limiter has no permit sends nothing (`Outcome::Throttled`): not an attempt.
