@@ -6,10 +6,14 @@
 //! whole sink for that long, so a sink that is down is probed, not flooded, and entries keep
 //! their order. A permanent failure, or an entry older than `max_age` (or past `max_attempts`),
 //! goes to the dead letter with the reason and the last response. One delivery is in flight per
-//! sink, and the outbox update after each attempt (ack, reschedule, dead letter) is flushed
-//! before the next attempt starts: sled keeps unflushed writes in memory for up to 500 ms, so
-//! without the flush a `kill -9` forgot the acks of every delivery of that window and they were
-//! sent again. A crash between a send and its durable ack repeats at most that one message.
+//! sink. Acks are made durable together (group commit): one flush covers the acks of up to
+//! [`GROUP_MAX`] deliveries, made before the next attempt once the oldest of them is
+//! [`GROUP_WINDOW`] old, and before the worker waits; a reschedule or a dead letter is flushed
+//! at once (with any acks before it). sled keeps unflushed writes in memory (it flushes on its
+//! own every 500 ms), so a `kill -9` repeats at most the delivery in flight and the acks not
+//! yet flushed: at most `GROUP_MAX + 1` messages, each with its original idempotency key. A
+//! flush per ack cost a disk sync and a hand-off to sled's threads per delivery, most of a
+//! delivery's CPU against a fast receiver.
 //!
 //! [`Worker`] is a [`Task`]: each step is one attempt, or a read of the due entries, or the
 //! wait for the next one (woken by an enqueue unless the sink is paused). The runner looks for
@@ -58,6 +62,10 @@ use crate::task::{Label, Next, Task, TaskError};
 
 /// Entries read from the outbox per round.
 const BATCH: usize = 32;
+/// The most acks one flush covers: with the delivery in flight, the most a crash repeats.
+pub const GROUP_MAX: usize = 32;
+/// How old the oldest unflushed ack may get before the next attempt waits for its flush.
+pub const GROUP_WINDOW: Duration = Duration::from_millis(5);
 /// Longest idle wait when nothing is scheduled (a safety net; wake-ups normally come first).
 const IDLE: Duration = Duration::from_secs(60);
 /// Pause after the outbox could not be read or updated.
@@ -283,6 +291,9 @@ pub struct Worker {
     batch: VecDeque<(u64, OutboxEntry)>,
     /// Whether the first step has run (it reports what the last run left pending).
     resumed: bool,
+    /// Acks not yet flushed, and when the oldest of them was made.
+    unflushed: usize,
+    unflushed_since: Option<std::time::Instant>,
 }
 
 impl Worker {
@@ -297,6 +308,8 @@ impl Worker {
             paused_until_ms: 0,
             batch: VecDeque::new(),
             resumed: false,
+            unflushed: 0,
+            unflushed_since: None,
         }
     }
 
@@ -396,7 +409,8 @@ impl Worker {
         }
     }
 
-    /// One attempt at `entry`, and its outcome made durable before the next attempt starts.
+    /// One attempt at `entry`; an ack joins the group the next flush covers, any other
+    /// outcome is made durable before the next attempt starts.
     async fn attempt(&mut self, seq: u64, entry: OutboxEntry) {
         let sink = self.sink.clone();
         let name = sink.name();
@@ -419,7 +433,18 @@ impl Worker {
                 if attempts > 1 {
                     tracing::info!(sink = %name, event = %id, attempts, "Delivered after retries.");
                 }
-                self.store.ack(name, seq).map(|_| ())
+                match self.store.ack(name, seq) {
+                    Ok(_) => {
+                        self.unflushed += 1;
+                        self.unflushed_since
+                            .get_or_insert_with(std::time::Instant::now);
+                        if self.unflushed >= GROUP_MAX && !self.persist(name, &id).await {
+                            self.pause_until(now_ms + STORE_PAUSE_MS);
+                        }
+                        return;
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Verdict::Retry { at_ms, reason } => {
                 self.retry_later(seq, entry, attempts, at_ms, reason, now_ms)
@@ -472,7 +497,8 @@ impl Worker {
         reason: String,
         now_ms: i64,
     ) {
-        let name = self.sink.name();
+        let sink = self.sink.clone();
+        let name = sink.name();
         let id = entry.payload.id().to_string();
         self.metrics.delivery(name, DeliveryOutcome::Retry);
         tracing::warn!(
@@ -504,9 +530,11 @@ impl Worker {
         self.batch.clear();
     }
 
-    /// Makes the outbox update of an attempt durable before the next attempt starts (one
-    /// fsync per attempt; see the module docs). False when the flush failed.
-    async fn persist(&self, name: &str, id: &str) -> bool {
+    /// Makes the outbox updates so far durable (see the module docs): every ack not yet
+    /// flushed, and the reschedule or dead letter just written. False when the flush failed.
+    async fn persist(&mut self, name: &str, id: &str) -> bool {
+        self.unflushed = 0;
+        self.unflushed_since = None;
         match self.store.flush().await {
             Ok(()) => true,
             Err(e) => {
@@ -532,6 +560,18 @@ impl Task for Worker {
             let pending = self.store.depth(self.sink.name());
             if pending > 0 {
                 tracing::info!(sink = %self.sink.name(), pending, "Resuming delivery of pending entries.");
+            }
+        }
+        // The group's flush: before the worker reads or waits, or once its oldest ack is old.
+        let due = self.batch.is_empty()
+            || self
+                .unflushed_since
+                .is_some_and(|t| t.elapsed() >= GROUP_WINDOW);
+        if self.unflushed > 0 && due {
+            let name = self.sink.name().to_string();
+            if !self.persist(&name, "(acks of delivered entries)").await {
+                self.pause_until(unix_ms(time::OffsetDateTime::now_utc()) + STORE_PAUSE_MS);
+                return Ok(Next::Now);
             }
         }
         if self.batch.is_empty() {
