@@ -146,7 +146,9 @@
 //!   [`daemon::heartbeat`] (the ping to an external dead man's switch).
 //! - [`cli`] — one file per subcommand (`check`, `findings`, `run`, `demo`, `simulate`,
 //!   `render`, `send-test`, `silence`, `dead-letters`, `healthcheck`, `status`, `reload`,
-//!   `route test`), logging setup, signals, exit codes, the admin-API client.
+//!   `route test`, `completions`, `man`), logging setup, signals, exit codes, the admin-API
+//!   client, the configuration path (`--config`, `SASRELAY_CONFIG`, the default), standard
+//!   output that ends quietly on a closed pipe.
 //! - [`simulator`] — the fake Security Center behind `sasrelay simulate` and the tests.
 //! - `lib.rs` itself sets the global allocator (mimalloc), so the binary, the tests and the
 //!   benchmarks run on the same one.

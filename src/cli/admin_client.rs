@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::out::outln;
 use super::{EXIT_CONFIG, load_config, terminal_safe};
 use crate::config::Settings;
 
@@ -211,7 +212,7 @@ pub(super) async fn healthcheck(config: &Path) -> ExitCode {
     };
     match client.ready().await {
         Ok(()) => {
-            println!("ready");
+            outln!("ready");
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::{EXIT_CONFIG, Session};
+use super::out::outln;
+use super::{CONFIG_ENV, DEFAULT_CONFIG, EXIT_CONFIG, Session};
 use crate::credentials::env::ProcessEnv;
 use crate::daemon::build::{self, Built};
 use crate::finding::Domain;
@@ -24,7 +25,7 @@ use crate::sas::source::{Source, SourceSettings};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Configuration file.
-    #[arg(long, short)]
+    #[arg(long, short, value_name = "FILE", env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     config: PathBuf,
     /// Make one signed call per source and domain and report what each can see.
     #[arg(long)]
@@ -66,7 +67,7 @@ pub async fn run(args: Args) -> ExitCode {
 fn print_summary(built: &Built) {
     let settings = &built.settings;
     let (sources, sinks) = (settings.sources.len(), built.sinks.len());
-    println!(
+    outln!(
         "{}: configuration OK ({sources} source{}, {sinks} sink{})",
         settings.file.display(),
         if sources == 1 { "" } else { "s" },
@@ -76,7 +77,7 @@ fn print_summary(built: &Built) {
         eprintln!("warning: {w}");
     }
     for s in &settings.sources {
-        println!(
+        outln!(
             "  source {}: region {} via {} (signature {:?}), clusters: {}, domains: {}",
             s.name,
             s.region,
@@ -98,18 +99,18 @@ fn print_summary(built: &Built) {
 
 /// One signed call per domain of one source; prints what each can see. True when all succeed.
 async fn probe_source(settings: SourceSettings, session: &Session) -> bool {
-    println!("source {} ({}):", settings.name, settings.client.endpoint);
+    outln!("source {} ({}):", settings.name, settings.client.endpoint);
     print_budget(&settings);
     let domains = settings.domains.clone();
     let source = match Source::connect(settings, &ProcessEnv, &session.ctx).await {
         Ok(s) => s,
         Err(e) => {
-            println!("  credentials: FAILED\n    {e}");
+            outln!("  credentials: FAILED\n    {e}");
             return false;
         }
     };
     // A static key is only proven by the calls below; an expiring one was fetched just now.
-    println!(
+    outln!(
         "  credentials: loaded ({})",
         source.credential_provider().unwrap_or("custom")
     );
@@ -117,14 +118,14 @@ async fn probe_source(settings: SourceSettings, session: &Session) -> bool {
     let mut ok = true;
     for domain in domains {
         match source.probe(domain, now).await {
-            Ok(n) => println!(
+            Ok(n) => outln!(
                 "  {:<16} reachable, authenticated, permitted: {n} open",
                 domain.as_str()
             ),
             Err(e) => {
                 ok = false;
-                println!("  {:<16} {}", domain.as_str(), probe_verdict(&e));
-                println!("    {e}");
+                outln!("  {:<16} {}", domain.as_str(), probe_verdict(&e));
+                outln!("    {e}");
             }
         }
     }
@@ -175,7 +176,7 @@ pub fn idle_budget(s: &SourceSettings) -> Vec<(Domain, f64, Duration)> {
 fn print_budget(s: &SourceSettings) {
     let budget = idle_budget(s);
     let total: f64 = budget.iter().map(|(_, h, _)| h).sum();
-    println!(
+    outln!(
         "  call budget: {} calls a second per action; at idle at least {:.0} calls an hour ({})",
         s.client.calls_per_second,
         total,
@@ -187,7 +188,7 @@ fn print_budget(s: &SourceSettings) {
     );
     for ((domain, _, cycle), poll) in budget.iter().zip(&s.polls) {
         if *cycle > poll.interval {
-            println!(
+            outln!(
                 "  warning: a {} poll needs at least {} of calls at this budget, longer than its {} interval; raise the interval or calls_per_second",
                 domain.as_str(),
                 crate::duration::format_duration(*cycle),

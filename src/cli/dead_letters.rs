@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::admin_client::{NO_BODY, client, fail, text_table};
-use super::terminal_safe;
+use super::out::{out, outln};
+use super::{CONFIG_ENV, DEFAULT_CONFIG, terminal_safe};
 use crate::daemon::admin::{DeadLetterView, ReplayReport, ReplayRequest};
 use std::path::PathBuf;
 
@@ -15,7 +16,7 @@ pub enum DeadLetterCommand {
     /// List dead letters, newest first, with why each was given up.
     List {
         /// Configuration file (for `[admin] listen` and `[admin] token`).
-        #[arg(long, short)]
+        #[arg(long, short, value_name = "FILE", env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Only this sink's.
         #[arg(long)]
@@ -31,7 +32,7 @@ pub enum DeadLetterCommand {
     /// Put dead letters back in their sink's outbox (same idempotency key, fresh attempts).
     Replay {
         /// Configuration file (for `[admin] listen` and `[admin] token`).
-        #[arg(long, short)]
+        #[arg(long, short, value_name = "FILE", env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// The sink.
         #[arg(long)]
@@ -46,7 +47,7 @@ pub enum DeadLetterCommand {
     /// Delete dead letters for good.
     Discard {
         /// Configuration file (for `[admin] listen` and `[admin] token`).
-        #[arg(long, short)]
+        #[arg(long, short, value_name = "FILE", env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// The sink.
         #[arg(long)]
@@ -103,12 +104,12 @@ pub(super) async fn list(config: &Path, sink: Option<&str>, limit: usize, json: 
         }
     };
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&views).unwrap_or_else(|_| "[]".into())
         );
     } else {
-        print!("{}", table(&views));
+        out!("{}", table(&views));
     }
     if (views.len() as u64) < total {
         eprintln!(
@@ -174,10 +175,10 @@ pub(super) async fn replay(config: &Path, sink: &str, seqs: Vec<u64>, all: bool)
     };
     let sink = terminal_safe(sink, 64);
     for [dead, new] in &report.requeued {
-        println!("{sink}: dead letter {dead} requeued as {new}");
+        outln!("{sink}: dead letter {dead} requeued as {new}");
     }
     for seq in &report.superseded {
-        println!("{sink}: dead letter {seq} was already requeued (removed)");
+        outln!("{sink}: dead letter {seq} was already requeued (removed)");
     }
     for seq in &report.not_found {
         eprintln!("{sink}: no dead letter {seq}");
@@ -207,7 +208,7 @@ pub(super) async fn discard(config: &Path, sink: &str, seqs: &[u64]) -> ExitCode
     for seq in seqs {
         let path = format!("/dead-letters/{encoded_sink}/{seq}");
         match client.call(reqwest::Method::DELETE, &path, NO_BODY).await {
-            Ok(v) => println!(
+            Ok(v) => outln!(
                 "{}: dead letter {seq} discarded ({})",
                 terminal_safe(sink, 64),
                 terminal_safe(v["payload_id"].as_str().unwrap_or_default(), 80)

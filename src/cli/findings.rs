@@ -1,5 +1,6 @@
 //! `sasrelay findings`: lists what Security Center holds now for one domain, normalised, as a
-//! table (attacker-written text made terminal-safe) or as one JSON finding per line; with
+//! table under a header row (attacker-written text made terminal-safe; every source's findings
+//! in one table, as `silence list` prints its own) or as one JSON finding per line; with
 //! `--quarantined`, the records of the listing that cannot be read instead. A listing that
 //! could not be read, or that held unreadable records, exits 1: an empty or short listing
 //! must never pass for "nothing is open".
@@ -9,7 +10,12 @@ use std::process::ExitCode;
 
 use time::OffsetDateTime;
 
-use super::{DomainArg, EXIT_CONFIG, Session, load_config, parse_window, terminal_safe};
+use super::admin_client::text_table;
+use super::out::{out, outln};
+use super::{
+    CONFIG_ENV, DEFAULT_CONFIG, DomainArg, EXIT_CONFIG, Session, load_config, parse_window,
+    terminal_safe,
+};
 use crate::credentials::env::ProcessEnv;
 use crate::duration::HumanDuration;
 use crate::finding::{Domain, Finding};
@@ -20,7 +26,7 @@ use crate::sas::source::{ReadWindow, Source};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Configuration file.
-    #[arg(long, short)]
+    #[arg(long, short, value_name = "FILE", env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     config: PathBuf,
     /// Which domain to list.
     #[arg(long, value_enum)]
@@ -103,6 +109,8 @@ async fn list(
         Err(code) => return code,
     };
     let mut ok = true;
+    let mut findings = Vec::new();
+    let mut quarantined = Vec::new();
     for settings in selected {
         if !settings.domains.contains(&domain) {
             eprintln!(
@@ -121,16 +129,15 @@ async fn list(
             }
         };
         match source.read(domain, &window).await {
-            Ok(sweep) => {
-                match show {
-                    Show::Findings { json } => print_findings(&sweep.findings, json),
-                    Show::Quarantined => print_quarantined(&sweep.quarantined),
-                }
-                if !sweep.quarantined.is_empty() {
+            Ok(mut sweep) => {
+                findings.append(&mut sweep.findings);
+                let unreadable = sweep.quarantined.len();
+                quarantined.append(&mut sweep.quarantined);
+                if unreadable > 0 {
                     eprintln!(
                         "error: source {}: {} record(s) of the listing cannot be read{}",
                         source.settings.name,
-                        sweep.quarantined.len(),
+                        unreadable,
                         match show {
                             Show::Findings { .. } => "; `--quarantined` shows them",
                             Show::Quarantined => "",
@@ -146,6 +153,13 @@ async fn list(
         }
     }
     session.close().await;
+    match show {
+        Show::Findings { json: true } => print_json(&findings),
+        // A header over nothing would read as "nothing is open" when no source answered.
+        Show::Findings { json: false } if findings.is_empty() && !ok => {}
+        Show::Findings { json: false } => out!("{}", table(&findings)),
+        Show::Quarantined => print_quarantined(&quarantined),
+    }
     if ok {
         ExitCode::SUCCESS
     } else {
@@ -155,11 +169,8 @@ async fn list(
 
 /// One block per record: digest, action, size and reason, then its text (terminal-safe).
 fn print_quarantined(records: &[Quarantined]) {
-    use std::io::Write;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     for q in records {
-        let block = format!(
+        outln!(
             "{} {} ({} bytes): {}\n  {}",
             q.digest,
             q.action,
@@ -167,33 +178,34 @@ fn print_quarantined(records: &[Quarantined]) {
             terminal_safe(&q.reason, 300),
             terminal_safe(&q.raw, crate::sas::models::QUARANTINE_KEEP_BYTES),
         );
-        if writeln!(out, "{block}").is_err() {
-            return;
-        }
     }
 }
 
-fn print_findings(list: &[Finding], json: bool) {
-    use std::io::Write;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+/// One JSON object per line, the full normalised finding; no header, for machines.
+fn print_json(list: &[Finding]) {
     for f in list {
-        let line = if json {
-            serde_json::to_string(f).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-        } else {
-            format!(
-                "{:<8} {:<8} {:<22} {:<20} {:<16} {}",
-                format!("{:?}", f.severity).to_lowercase(),
-                format!("{:?}", f.status).to_lowercase(),
-                f.id,
-                terminal_safe(f.kubernetes.cluster_id.as_deref().unwrap_or("-"), 20),
-                terminal_safe(f.kubernetes.namespace.as_deref().unwrap_or("-"), 16),
-                terminal_safe(&f.title, 100),
-            )
-        };
-        // A closed pipe (`| head`) ends the listing quietly.
-        if writeln!(out, "{line}").is_err() {
-            return;
-        }
+        let line = serde_json::to_string(f).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        outln!("{line}");
     }
+}
+
+/// The listing as a text table under a header row (printed even when nothing is open, so an
+/// empty listing still reads as one); every untrusted string stripped of control characters.
+fn table(list: &[Finding]) -> String {
+    let mut rows = vec![
+        ["SEVERITY", "STATUS", "ID", "CLUSTER", "NAMESPACE", "TITLE"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for f in list {
+        rows.push(vec![
+            format!("{:?}", f.severity).to_lowercase(),
+            format!("{:?}", f.status).to_lowercase(),
+            terminal_safe(&f.id, 64),
+            terminal_safe(f.kubernetes.cluster_id.as_deref().unwrap_or("-"), 20),
+            terminal_safe(f.kubernetes.namespace.as_deref().unwrap_or("-"), 16),
+            terminal_safe(&f.title, 100),
+        ]);
+    }
+    text_table(&rows)
 }

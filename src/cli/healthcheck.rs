@@ -5,11 +5,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::{CONFIG_ENV, DEFAULT_CONFIG};
+
 /// `sasrelay healthcheck` arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Configuration file (for `[admin] listen`).
-    #[arg(long, short)]
+    #[arg(long, short, value_name = "FILE", env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     config: PathBuf,
 }
 

@@ -16,11 +16,16 @@
 //! | `status` | [`status`] |
 //! | `reload` | [`reload`] |
 //! | `route test` | [`route`] |
+//! | `completions` | [`completions`] (shell completion scripts) |
+//! | `man` | [`man`] (man pages) |
 //!
 //! `silence`, `dead-letters`, `healthcheck`, `status` and `reload` talk to the running daemon's
 //! admin API through one client (`admin_client`). Signals are handled in `signals`. This file
 //! keeps what several commands share: loading the config, logging, the credential session,
-//! terminal-safe text.
+//! terminal-safe text, and the configuration file's path: `--config FILE`, else
+//! `SASRELAY_CONFIG`, else [`DEFAULT_CONFIG`] (a missing file is named with where its path came
+//! from). Standard output goes through `out` (`outln!` rather than `println!`), so a closed
+//! pipe ends a command quietly instead of panicking.
 //!
 //! Logs go to stderr: text with colours only when stderr is a terminal (and `NO_COLOR` is
 //! unset), or with `--log-format json` one object per line with the event's fields at the top
@@ -30,14 +35,21 @@
 //! credentials…, the daemon's admin API unreachable), 2 bad usage (clap), 65 (`EX_DATAERR`)
 //! unreadable `route test --finding` input, 78 (`EX_CONFIG`) an invalid configuration file —
 //! for `check` and `run`, any problem of [`daemon::build`](crate::daemon::build): the file, a
-//! sink's secret, a template, the admin token, a missing `[state]` or `[[sink]]`.
+//! sink's secret, a template, the admin token, a missing `[state]` or `[[sink]]` — and for
+//! every command, a configuration file that does not exist.
+
+// Everything goes through `out`, which ends quietly on a closed pipe; `println!` would panic.
+#![deny(clippy::print_stdout)]
 
 mod admin_client;
 pub mod check;
+pub mod completions;
 pub mod dead_letters;
 pub mod demo;
 pub mod findings;
 pub mod healthcheck;
+pub mod man;
+mod out;
 pub mod reload;
 pub mod render;
 pub mod route;
@@ -52,7 +64,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -64,6 +77,13 @@ use crate::finding::Domain;
 
 /// Exit code for an invalid configuration (sysexits `EX_CONFIG`).
 pub const EXIT_CONFIG: u8 = 78;
+
+/// The configuration file of every command that reads one, when neither `--config` nor
+/// [`CONFIG_ENV`] names another: where the systemd unit and the image keep it.
+pub const DEFAULT_CONFIG: &str = "/etc/sasrelay/sasrelay.toml";
+
+/// The environment variable naming the configuration file when `--config` is not given.
+pub const CONFIG_ENV: &str = "SASRELAY_CONFIG";
 
 /// Forwards Alibaba Cloud Security Center findings for ACK clusters.
 #[derive(Debug, Parser)]
@@ -119,7 +139,7 @@ impl From<DomainArg> for Domain {
 #[derive(Debug, clap::Args)]
 pub struct SinkArgs {
     /// Configuration file.
-    #[arg(long, short)]
+    #[arg(long, short, value_name = "FILE", env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
     /// The sink's name.
     #[arg(long)]
@@ -191,6 +211,12 @@ pub enum Command {
         #[command(subcommand)]
         command: route::RouteCommand,
     },
+    /// Print a shell completion script, e.g. `sasrelay completions bash >
+    /// /usr/share/bash-completion/completions/sasrelay`.
+    Completions(completions::Args),
+    /// Print the man page in roff (`sasrelay man | man -l -`), or with --dir write one page per
+    /// command.
+    Man(man::Args),
 }
 
 fn parse_window(s: &str) -> Result<HumanDuration, String> {
@@ -199,7 +225,15 @@ fn parse_window(s: &str) -> Result<HumanDuration, String> {
 
 /// Parses arguments, sets up logging and runs the subcommand.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| usage_error(&e));
+    let cli = Cli::from_arg_matches(&matches)
+        .map_err(|e| e.format(&mut Cli::command()))
+        .unwrap_or_else(|e| e.exit());
+    if let Err(code) = config_exists(&matches) {
+        return code;
+    }
     let default_filter = match cli.command {
         Command::Run(_) | Command::Demo(_) | Command::Simulate(_) => "info",
         Command::Check(_)
@@ -211,7 +245,9 @@ pub fn main() -> ExitCode {
         | Command::Reload(_)
         | Command::Route { .. }
         | Command::Render(_)
-        | Command::SendTest(_) => "warn",
+        | Command::SendTest(_)
+        | Command::Completions(_)
+        | Command::Man(_) => "warn",
     };
     let log = init_logging(cli.log.as_deref(), default_filter, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -225,6 +261,17 @@ pub fn main() -> ExitCode {
         }
     };
     runtime.block_on(execute(cli.command, log))
+}
+
+/// Prints clap's error (or help, or version) and exits with its code; an empty
+/// `SASRELAY_CONFIG` gets a word of its own, since clap names only `--config`.
+fn usage_error(e: &clap::Error) -> ! {
+    let _ = e.print();
+    let empty = std::env::var_os(CONFIG_ENV).is_some_and(|v| v.is_empty());
+    if e.kind() == clap::error::ErrorKind::InvalidValue && empty {
+        eprintln!("note: {CONFIG_ENV} is set but empty: unset it, or set it to the file");
+    }
+    std::process::exit(e.exit_code())
 }
 
 /// Logs to stderr through `pinned` (`--log`, `SASRELAY_LOG`) or `default`, in `format`; the
@@ -270,7 +317,39 @@ async fn execute(command: Command, log: LogFilter) -> ExitCode {
         Command::Render(args) => render::run(args),
         Command::SendTest(args) => send_test::run(args).await,
         Command::Findings(args) => findings::run(args).await,
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     }
+}
+
+/// The configuration file the command will read (`--config`, the deepest subcommand's) must
+/// exist; when it does not, says which path was tried, where that came from, and how to name
+/// another, and gives the exit code. Other problems with the file are the loader's to report.
+fn config_exists(matches: &ArgMatches) -> Result<(), ExitCode> {
+    let mut leaf = matches;
+    while let Some((_, sub)) = leaf.subcommand() {
+        leaf = sub;
+    }
+    let Some(path) = leaf.try_get_one::<PathBuf>("config").ok().flatten() else {
+        return Ok(());
+    };
+    // A path that cannot be checked (a directory without search permission) is left to the
+    // loader, whose error says why.
+    if path.try_exists().unwrap_or(true) {
+        return Ok(());
+    }
+    let from = match leaf.value_source("config") {
+        Some(ValueSource::DefaultValue) => {
+            format!("the default, as neither --config nor {CONFIG_ENV} is given")
+        }
+        Some(ValueSource::EnvVariable) => format!("from {CONFIG_ENV}"),
+        _ => "from --config".to_string(),
+    };
+    eprintln!(
+        "error: no configuration file at {} ({from}): create it, or name yours with --config FILE or {CONFIG_ENV}=FILE",
+        path.display()
+    );
+    Err(ExitCode::from(EXIT_CONFIG))
 }
 
 fn load_config(path: &Path) -> Result<config::Settings, ExitCode> {

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use super::admin_client::{AdminClient, fail};
-use super::{EXIT_CONFIG, terminal_safe};
+use super::out::out;
+use super::{CONFIG_ENV, DEFAULT_CONFIG, EXIT_CONFIG, terminal_safe};
 use crate::config::{self, ConfigErrors};
 
 /// `sasrelay reload` arguments.
@@ -20,7 +21,7 @@ use crate::config::{self, ConfigErrors};
 pub struct Args {
     /// Configuration file (the one the daemon runs with; for `[admin] listen` and
     /// `[admin] token`).
-    #[arg(long, short)]
+    #[arg(long, short, value_name = "FILE", env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     config: PathBuf,
 }
 
@@ -46,7 +47,7 @@ pub async fn run(args: Args) -> ExitCode {
     };
     match client.reload().await {
         Ok(attempt) => {
-            print!("{}", summary(&attempt));
+            out!("{}", summary(&attempt));
             ExitCode::SUCCESS
         }
         Err((Some(422), e)) => {

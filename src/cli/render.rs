@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use time::OffsetDateTime;
 
+use super::out::outln;
 use super::{DomainArg, SinkArgs};
 use crate::finding::{Domain, Finding};
 
@@ -73,7 +74,7 @@ pub fn run(args: Args) -> ExitCode {
     };
     match sink.preview(&payload) {
         Ok(body) => {
-            println!("{body}");
+            outln!("{body}");
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::{Session, load_config, terminal_safe};
+use super::out::{out, outln};
+use super::{CONFIG_ENV, DEFAULT_CONFIG, Session, load_config, terminal_safe};
 use crate::config::Settings;
 use crate::event::{Event, EventKind};
 use crate::finding::{Domain, Finding};
@@ -25,7 +26,7 @@ pub enum RouteCommand {
     /// or, with --from-simulator, how many messages each sink would receive.
     Test {
         /// Configuration file.
-        #[arg(long, short)]
+        #[arg(long, short, value_name = "FILE", env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// A finding or event as JSON, or `@FILE` (one object, an array, or one per line as
         /// `sasrelay findings --json` prints); repeatable.
@@ -393,7 +394,7 @@ pub(super) async fn test(
             *by_domain.entry(f.domain.as_str()).or_default() += 1;
         }
         let events: Vec<Event> = list.into_iter().map(|f| new_event(f, now)).collect();
-        println!(
+        outln!(
             "{} findings from the simulator (seed {seed}): {}",
             events.len(),
             by_domain
@@ -402,12 +403,10 @@ pub(super) async fn test(
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        println!(
-            "routed as new events at {at}; silences are not applied (they live in the daemon)"
-        );
-        println!();
+        outln!("routed as new events at {at}; silences are not applied (they live in the daemon)");
+        outln!();
         let f = forecast(&settings.router, &settings.sinks, &events, at);
-        print!("{}", forecast_table(&f));
+        out!("{}", forecast_table(&f));
         return ExitCode::SUCCESS;
     }
     let events = match read_events(findings, now) {
@@ -417,7 +416,7 @@ pub(super) async fn test(
             return ExitCode::from(EXIT_DATAERR);
         }
     };
-    print!("{}", explain(&settings, &events, at));
+    out!("{}", explain(&settings, &events, at));
     if settings.sinks.is_empty() {
         eprintln!("note: {} configures no [[sink]]", config.display());
     }

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
-use super::EXIT_CONFIG;
 use super::signals::{self, Signals};
+use super::{CONFIG_ENV, DEFAULT_CONFIG, EXIT_CONFIG};
 use crate::config;
 use crate::credentials::env::ProcessEnv;
 use crate::daemon::reload::{self, LogFilter};
@@ -20,7 +20,7 @@ use crate::daemon::{Control, StartError, build};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Configuration file.
-    #[arg(long, short)]
+    #[arg(long, short, value_name = "FILE", env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     config: PathBuf,
 }
 

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use super::SinkArgs;
+use super::out::outln;
 use crate::finding::Domain;
 
 /// `sasrelay send-test` arguments.
@@ -30,20 +31,20 @@ pub async fn run(args: Args) -> ExitCode {
     };
     match outcome {
         crate::sinks::Outcome::Delivered { detail } => {
-            println!("sink {name}: delivered ({detail})");
+            outln!("sink {name}: delivered ({detail})");
             ExitCode::SUCCESS
         }
         crate::sinks::Outcome::Retry { after, reason } => {
-            println!(
+            outln!(
                 "sink {name}: NOT delivered, retryable{}: {reason}",
                 after.map_or(String::new(), |a| format!(" after {}s", a.as_secs()))
             );
             ExitCode::FAILURE
         }
         crate::sinks::Outcome::Permanent { reason, response } => {
-            println!("sink {name}: NOT delivered, permanent: {reason}");
+            outln!("sink {name}: NOT delivered, permanent: {reason}");
             if let Some(r) = response {
-                println!("  response: {r}");
+                outln!("  response: {r}");
             }
             ExitCode::FAILURE
         }

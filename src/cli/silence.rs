@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::admin_client::{NO_BODY, client, fail, text_table};
-use super::terminal_safe;
+use super::out::{out, outln};
+use super::{CONFIG_ENV, DEFAULT_CONFIG, terminal_safe};
 use crate::daemon::admin::{NewSilence, SilenceView};
 use std::path::PathBuf;
 
@@ -16,7 +17,7 @@ pub enum SilenceCommand {
     /// Create a silence; prints its id.
     Add {
         /// Configuration file (for `[admin] listen` and `[admin] token`).
-        #[arg(long, short)]
+        #[arg(long, short, value_name = "FILE", env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// A matcher, e.g. `namespace="kube-system"` or `severity<high`; repeat for more (all
         /// must hold).
@@ -50,7 +51,7 @@ pub enum SilenceCommand {
     /// List pending and active silences with how many events each kept back.
     List {
         /// Configuration file (for `[admin] listen` and `[admin] token`).
-        #[arg(long, short)]
+        #[arg(long, short, value_name = "FILE", env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Include expired silences.
         #[arg(long)]
@@ -62,7 +63,7 @@ pub enum SilenceCommand {
     /// End a silence now.
     Expire {
         /// Configuration file (for `[admin] listen` and `[admin] token`).
-        #[arg(long, short)]
+        #[arg(long, short, value_name = "FILE", env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// The silence's id.
         id: String,
@@ -116,7 +117,7 @@ pub(super) async fn add(config: &Path, req: NewSilence) -> ExitCode {
             let id = v["id"].as_str().unwrap_or_default();
             let ends = v["silence"]["ends_at"].as_str().unwrap_or_default();
             let state = v["silence"]["state"].as_str().unwrap_or_default();
-            println!("{}", terminal_safe(id, 64));
+            outln!("{}", terminal_safe(id, 64));
             eprintln!(
                 "silence {} created ({}, ends {})",
                 terminal_safe(id, 64),
@@ -154,13 +155,13 @@ pub(super) async fn list(config: &Path, all: bool, json: bool) -> ExitCode {
         .filter(|v| all || v.state != "expired")
         .collect();
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&shown).unwrap_or_else(|_| "[]".into())
         );
         return ExitCode::SUCCESS;
     }
-    print!("{}", table(&shown));
+    out!("{}", table(&shown));
     if shown.len() < views.len() {
         eprintln!(
             "({} expired silence{} hidden; --all shows them)",
@@ -220,7 +221,7 @@ pub(super) async fn expire(config: &Path, id: &str) -> ExitCode {
     );
     match client.call(reqwest::Method::DELETE, &path, NO_BODY).await {
         Ok(v) => {
-            println!(
+            outln!(
                 "silence {} expired ({} suppressed; {} held, sent now where their finding is still open)",
                 terminal_safe(v["id"].as_str().unwrap_or(id), 64),
                 v["suppressed"].as_u64().unwrap_or(0),

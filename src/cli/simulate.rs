@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
+use super::out::outln;
 use super::{cancel_on_signal, parse_window};
 use crate::duration::HumanDuration;
 
@@ -74,7 +75,7 @@ async fn serve(cfg: crate::simulator::SimConfig) -> ExitCode {
     };
     let addr = listener.local_addr().map_or(listen, |a| a);
     // Tests and scripts read this line to find the port when listening on :0.
-    println!("sasrelay simulator listening on http://{addr} (AccessKey ID {key}); Ctrl-C stops it");
+    outln!("sasrelay simulator listening on http://{addr} (AccessKey ID {key}); Ctrl-C stops it");
     let shutdown = CancellationToken::new();
     cancel_on_signal(&shutdown);
     match crate::simulator::serve(listener, sim, shutdown).await {

@@ -8,14 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::admin_client::{NO_BODY, client, fail, text_table};
-use super::terminal_safe;
+use super::out::{out, outln};
+use super::{CONFIG_ENV, DEFAULT_CONFIG, terminal_safe};
 use crate::daemon::health::StatusView;
 
 /// `sasrelay status` arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Configuration file (for `[admin] listen` and `[admin] token`).
-    #[arg(long, short)]
+    #[arg(long, short, value_name = "FILE", env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     config: PathBuf,
     /// Print the admin API's JSON answer instead of tables.
     #[arg(long)]
@@ -37,7 +38,7 @@ async fn status(config: &Path, json: bool) -> ExitCode {
         Err(e) => return fail(e),
     };
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&body).unwrap_or_else(|_| "{}".into())
         );
@@ -45,7 +46,7 @@ async fn status(config: &Path, json: bool) -> ExitCode {
     }
     match serde_json::from_value::<StatusView>(body) {
         Ok(view) => {
-            print!("{}", render(&view));
+            out!("{}", render(&view));
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -1,6 +1,7 @@
 //! The real `sasrelay` binary against the in-process simulator: `check --online` with good,
 //! wrong, unknown and denied credentials, `check` on an invalid file, and `findings` as JSON
-//! lines and as a terminal-safe table.
+//! lines and as a terminal-safe table under a header. [`shell`]: completions, man pages, the
+//! configuration path and closed pipes.
 //!
 //! The binary runs as a child process (on a blocking thread, so the simulator keeps serving);
 //! expected values come from the simulator's own records.
@@ -19,6 +20,8 @@ use tempfile::TempDir;
 use time::OffsetDateTime;
 
 use crate::support::{Daemon, SECRET_ENV};
+
+mod shell;
 
 const DOMAINS: [&str; 4] = ["alerts", "vulnerabilities", "baseline", "firewall"];
 const HANDLED_VULN: [i64; 6] = [7, 8, 9, 10, 11, 20];
@@ -643,18 +646,31 @@ async fn findings_prints_json_lines_and_a_terminal_safe_table() {
         run.stdout.chars().all(|c| c == '\n' || !c.is_control()),
         "a control character reached the terminal"
     );
-    let rows: Vec<&str> = run.stdout.lines().collect();
+    let (header, rows) = run.stdout.split_once('\n').unwrap();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["SEVERITY", "STATUS", "ID", "CLUSTER", "NAMESPACE", "TITLE"],
+        "a header row first:\n{}",
+        run.stdout
+    );
+    let rows: Vec<&str> = rows.lines().collect();
     assert_eq!(
         rows.len(),
         want.len(),
-        "one row per finding:\n{}",
+        "one row per finding under the header:\n{}",
         run.stdout
     );
     let row = rows
         .iter()
         .find(|r| r.contains(&format!("alert:{hostile_id} ")))
         .unwrap();
-    assert!(row.ends_with("evil [31mred second line"), "{row}");
+    let title = "evil [31mred second line";
+    assert!(row.ends_with(title), "{row}");
+    assert_eq!(
+        row.chars().count() - title.chars().count(),
+        header.find("TITLE").unwrap(),
+        "the titles line up under TITLE:\n{header}\n{row}"
+    );
     for id in &want {
         assert!(
             rows.iter().any(|r| r.contains(&format!("{id} "))),
