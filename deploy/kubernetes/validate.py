@@ -464,7 +464,8 @@ def check_config_with_binary(found, binary):
         run = subprocess.run([binary, *args], env=env, capture_output=True, text=True)
         out = (run.stdout + run.stderr).replace(config, "sasrelay.toml")
         if run.returncode != 0:
-            problem("ConfigMap sasrelay.toml", f"`sasrelay {' '.join(args)}` exited {run.returncode}:\n{out}")
+            shown = " ".join("sasrelay.toml" if a == config else a for a in args)
+            problem("ConfigMap sasrelay.toml", f"`sasrelay {shown}` exited {run.returncode}:\n{out}")
         elif "warning" in out.lower():
             problem("ConfigMap sasrelay.toml", f"`sasrelay check` warns in the pod's environment:\n{out}")
         else:

@@ -353,10 +353,10 @@ fn probes() -> Router<Shared> {
         .route("/metrics", get(metrics))
 }
 
-/// The routes of `[admin] health_listen`: [`probes`] and nothing else, so the address can be
-/// opened to the kubelet and Prometheus while `/api/` and `/-/` stay on `[admin] listen`.
-/// Requests pass the same [`door::screen`] (a probe or a pod-IP scrape names the address it
-/// connects to, so it passes as it is).
+/// The routes of `[admin] health_listen`: `/healthz`, `/readyz` and `/metrics`, nothing else,
+/// so the address can be opened to the kubelet and Prometheus while `/api/` and `/-/` stay on
+/// `[admin] listen`. Requests pass the same [`door::screen`] (a probe or a pod-IP scrape names
+/// the address it connects to, so it passes as it is).
 pub fn health_router(state: AdminState) -> Router {
     let screen = Arc::new(Screen::new(&state.settings));
     probes()

@@ -254,13 +254,12 @@ async fn bind_admin(
     ground: &Ground,
     reloads: &Reloads,
 ) -> Result<(TcpListener, AdminState), StartError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| StartError::AdminBind {
-            file: settings.file.display().to_string(),
-            addr,
-            reason: e.to_string(),
-        })?;
+    let listener = bind(addr, |reason| StartError::AdminBind {
+        file: settings.file.display().to_string(),
+        addr,
+        reason,
+    })
+    .await?;
     Ok((listener, admin_state(settings, token, ground, reloads)))
 }
 
@@ -272,14 +271,23 @@ async fn bind_health(
     ground: &Ground,
     reloads: &Reloads,
 ) -> Result<(TcpListener, AdminState), StartError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| StartError::HealthBind {
-            file: settings.file.display().to_string(),
-            addr,
-            reason: e.to_string(),
-        })?;
+    let listener = bind(addr, |reason| StartError::HealthBind {
+        file: settings.file.display().to_string(),
+        addr,
+        reason,
+    })
+    .await?;
     Ok((listener, admin_state(settings, None, ground, reloads)))
+}
+
+/// Binds `addr`; a failure becomes the [`StartError`] `error` makes of the OS's reason.
+async fn bind(
+    addr: std::net::SocketAddr,
+    error: impl FnOnce(String) -> StartError,
+) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| error(e.to_string()))
 }
 
 /// What the admin API and the health listener serve from.
