@@ -412,12 +412,16 @@ impl Checked {
 
 /// Default `[admin] listen` address.
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9595";
+/// The `[admin] health_listen` address the docs and the Kubernetes manifests use (9464, in
+/// the range Prometheus exporters take their ports from); the key itself defaults to `"off"`.
+pub const SUGGESTED_HEALTH_LISTEN: &str = "0.0.0.0:9464";
 
 /// `[admin]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     listen: Option<Spanned<String>>,
+    health_listen: Option<Spanned<String>>,
     token: Option<crate::secret::SecretRef>,
     allow_unauthenticated: Option<Spanned<bool>>,
     hosts: Option<Vec<Spanned<String>>>,
@@ -433,6 +437,10 @@ pub struct RawAdmin {
 pub struct AdminSettings {
     /// Where the admin API listens; `None` when `listen = "off"`.
     pub listen: Option<std::net::SocketAddr>,
+    /// A second address serving only `/healthz`, `/readyz` and `/metrics` (never `/api/` or
+    /// `/-/`), for Kubernetes probes and Prometheus while the API stays on loopback; `None`
+    /// when `health_listen = "off"` (the default). It needs no token: it changes nothing.
+    pub health_listen: Option<std::net::SocketAddr>,
     /// Bearer token required by the API (and sent by the CLI), when set.
     pub token: Option<crate::secret::SecretRef>,
     /// `allow_unauthenticated = true`: a non-loopback `listen` without a token is accepted
@@ -469,6 +477,7 @@ impl Default for AdminSettings {
     fn default() -> Self {
         AdminSettings {
             listen: DEFAULT_ADMIN_LISTEN.parse().ok(),
+            health_listen: None,
             token: None,
             allow_unauthenticated: false,
             hosts: Vec::new(),
@@ -809,6 +818,7 @@ fn check_admin(
         }
     }
     check_admin_listen(&raw, &mut out, errs, warnings);
+    check_health_listen(&raw, &mut out, errs);
     if let Some(crate::secret::SecretRef::File { file }) = &mut out.token
         && file.is_relative()
     {
@@ -826,17 +836,8 @@ fn check_admin_listen(
     warnings: &mut Vec<ConfigError>,
 ) {
     if let Some(listen) = &raw.listen {
-        match listen.get_ref().as_str() {
-            "off" => out.listen = None,
-            text => match text.parse::<std::net::SocketAddr>() {
-                Ok(addr) => out.listen = Some(addr),
-                Err(_) => errs.at(
-                    listen,
-                    "admin.listen".into(),
-                    format!("expected an address like \"{DEFAULT_ADMIN_LISTEN}\" or \"off\", got {text:?}"),
-                ),
-            },
-        }
+        out.listen =
+            listen_address(listen, "listen", DEFAULT_ADMIN_LISTEN, errs).unwrap_or(out.listen);
     }
     if let (Some(listen), Some(addr)) = (&raw.listen, out.listen)
         && out.open_without_token()
@@ -853,6 +854,54 @@ fn check_admin_listen(
                 format!("{addr} is not a loopback address and [admin] has no token: anyone who reaches it could create silences and replay or discard dead letters; set [admin] token = {{ env = \"SASRELAY_ADMIN_TOKEN\" }} (or {{ file = \"...\" }}), listen on 127.0.0.1, or set allow_unauthenticated = true to accept the risk"),
             ),
         }
+    }
+}
+
+/// An `[admin]` address key: `Some(None)` for `"off"`, `Some(Some(addr))` for an address,
+/// `None` (and an error at the key) for anything else.
+fn listen_address(
+    value: &Spanned<String>,
+    key: &str,
+    example: &str,
+    errs: &mut Errors<'_>,
+) -> Option<Option<std::net::SocketAddr>> {
+    match value.get_ref().as_str() {
+        "off" => Some(None),
+        text => match text.parse::<std::net::SocketAddr>() {
+            Ok(addr) => Some(Some(addr)),
+            Err(_) => {
+                errs.at(
+                    value,
+                    format!("admin.{key}"),
+                    format!("expected an address like \"{example}\" or \"off\", got {text:?}"),
+                );
+                None
+            }
+        },
+    }
+}
+
+/// `[admin] health_listen`: an address or `"off"`, and never one the admin API binds too (the
+/// second bind would fail at start, so it is refused here, where `check` sees it).
+fn check_health_listen(raw: &RawAdmin, out: &mut AdminSettings, errs: &mut Errors<'_>) {
+    let Some(value) = &raw.health_listen else {
+        return;
+    };
+    out.health_listen =
+        listen_address(value, "health_listen", SUGGESTED_HEALTH_LISTEN, errs).flatten();
+    if let (Some(health), Some(admin)) = (out.health_listen, out.listen)
+        && health.port() != 0
+        && health.port() == admin.port()
+        && (health.ip() == admin.ip()
+            || health.ip().is_unspecified()
+            || admin.ip().is_unspecified())
+    {
+        errs.at(
+            value,
+            "admin.health_listen".into(),
+            format!("{health} overlaps [admin] listen = \"{admin}\": both cannot bind it; choose another port (\"{SUGGESTED_HEALTH_LISTEN}\" is the usual one)"),
+        );
+        out.health_listen = None;
     }
 }
 
@@ -1986,6 +2035,66 @@ token = { env = "T" }"#,
         assert!(s.admin.open_without_token());
         assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
         assert_eq!(s.warnings[0].key, "admin.allow_unauthenticated");
+    }
+
+    #[test]
+    fn a_health_listener_is_off_by_default_and_needs_no_token_beyond_loopback() {
+        let with = |admin: &str| format!("{GOOD}\n[admin]\n{admin}\n");
+        assert_eq!(
+            parse(Path::new("t.toml"), GOOD)
+                .unwrap()
+                .admin
+                .health_listen,
+            None
+        );
+        let s = parse(
+            Path::new("t.toml"),
+            &with(r#"health_listen = "0.0.0.0:9464""#),
+        )
+        .unwrap();
+        assert_eq!(s.admin.health_listen, "0.0.0.0:9464".parse().ok());
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        assert!(
+            !s.admin.open_without_token(),
+            "the API itself stays on loopback"
+        );
+        let off = parse(Path::new("t.toml"), &with(r#"health_listen = "off""#)).unwrap();
+        assert_eq!(off.admin.health_listen, None);
+        // An address `run` could not bind beside the API is refused where `check` sees it.
+        for (admin, message) in [
+            (
+                r#"health_listen = "0.0.0.0""#,
+                "expected an address like \"0.0.0.0:9464\"",
+            ),
+            (
+                r#"health_listen = "127.0.0.1:9595""#,
+                "overlaps [admin] listen",
+            ),
+            (
+                "listen = \"127.0.0.1:9464\"\nhealth_listen = \"0.0.0.0:9464\"",
+                "overlaps [admin] listen",
+            ),
+        ] {
+            let text = with(admin);
+            let e = errors(&text);
+            assert_eq!(e.len(), 1, "{admin}: {e:?}");
+            assert_eq!(e[0].key, "admin.health_listen");
+            let line = text[..text.find("health_listen").unwrap()]
+                .matches('\n')
+                .count()
+                + 1;
+            assert_eq!((e[0].line, e[0].column), (line, 17), "{}", e[0]);
+            assert!(e[0].message.contains(message), "{}", e[0]);
+        }
+        // Other ports, or an ephemeral one (tests), are fine beside the API.
+        for fine in [
+            "listen = \"127.0.0.1:0\"\nhealth_listen = \"127.0.0.1:0\"",
+            "listen = \"127.0.0.1:9595\"\nhealth_listen = \"127.0.0.2:9595\"",
+            "listen = \"off\"\nhealth_listen = \"0.0.0.0:9595\"",
+        ] {
+            let s = parse(Path::new("t.toml"), &with(fine)).unwrap();
+            assert!(s.admin.health_listen.is_some(), "{fine}");
+        }
     }
 
     #[test]

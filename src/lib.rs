@@ -28,7 +28,8 @@
 //! ```
 //!
 //! [`daemon`] wires these together, runs them as tasks and stops them in order, and serves
-//! the admin API. `sasrelay simulate` ([`simulator`]) serves a fake Security Center that checks
+//! the admin API (and, on `[admin] health_listen`, its health and metrics alone, for
+//! Kubernetes). `sasrelay simulate` ([`simulator`]) serves a fake Security Center that checks
 //! signatures, pages, filters and fails the way the real one does; tests, the benchmarks and
 //! `sasrelay demo` use it.
 //!

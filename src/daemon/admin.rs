@@ -33,6 +33,10 @@
 //! header), 404, 409 (too many silences), 415 (a state change that is not JSON), 421 (a
 //! foreign `Host`) or 500 (the store failed).
 //!
+//! `[admin] health_listen`, when set, is a second address serving only the first three rows
+//! ([`health_router`]): Kubernetes probes and Prometheus reach it from the pod network while
+//! `/api/` and `/-/` stay on `[admin] listen` (404 there). It shares the state and the door.
+//!
 //! Every request passes [`crate::daemon::door`] first (the `Host`, `Origin` and
 //! `Content-Type` rules, timeouts and the connection cap). When a token is configured every
 //! `/api/` and `/-/` request needs `Authorization: Bearer <token>`; the comparison is constant-time over
@@ -332,16 +336,39 @@ pub fn router(state: AdminState) -> Router {
     let control = Router::new()
         .route("/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    probes()
         .nest("/api/v1", api)
         .nest("/-", control)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(screen, door::screen))
         .with_state(state)
+}
+
+/// `/healthz`, `/readyz` and `/metrics`: what both listeners serve.
+fn probes() -> Router<Shared> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// The routes of `[admin] health_listen`: `/healthz`, `/readyz` and `/metrics`, nothing else,
+/// so the address can be opened to the kubelet and Prometheus while `/api/` and `/-/` stay on
+/// `[admin] listen`. Requests pass the same [`door::screen`] (a probe or a pod-IP scrape names
+/// the address it connects to, so it passes as it is).
+pub fn health_router(state: AdminState) -> Router {
+    let screen = Arc::new(Screen::new(&state.settings));
+    probes()
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no such endpoint: this address ([admin] health_listen) serves only /healthz, /readyz and /metrics; the admin API is on [admin] listen".into(),
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(screen, door::screen))
+        .with_state(Arc::new(state))
 }
 
 /// Serves the admin API on `listener` until `shutdown` is cancelled (then finishes the
@@ -356,6 +383,30 @@ pub async fn serve(
     let result = door::serve(listener, router(state), &settings, shutdown).await;
     if let Err(e) = &result {
         tracing::error!(error = %e, "The admin API stopped: {e}.");
+    }
+    result
+}
+
+/// Most connections `[admin] health_listen` serves at once: its clients are the kubelet and a
+/// scraper or two, and it is meant to be reachable from the cluster's network, so a flood there
+/// must not take the descriptors the admin API and the sinks need.
+pub const HEALTH_MAX_CONNECTIONS: usize = 32;
+
+/// Serves [`health_router`] on `listener` until `shutdown` is cancelled, through the same door
+/// as the API with at most [`HEALTH_MAX_CONNECTIONS`] connections (fewer when `[admin]
+/// max_connections` is lower).
+pub async fn serve_health(
+    listener: tokio::net::TcpListener,
+    state: AdminState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let settings = AdminSettings {
+        max_connections: state.settings.max_connections.min(HEALTH_MAX_CONNECTIONS),
+        ..state.settings.clone()
+    };
+    let result = door::serve(listener, health_router(state), &settings, shutdown).await;
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "The health and metrics listener stopped: {e}.");
     }
     result
 }

@@ -1,7 +1,8 @@
 //! The daemon: [`run`] is wiring only. Everything that can be wrong with the configuration is
 //! found first, by [`build`] (the step `sasrelay check` runs too), before the store is opened;
 //! then [`start`] opens the store (once, for the life of the process), binds the admin API
-//! (unless `[admin] listen = "off"`), starts the [`wiring`] (sinks' workers, sources, grouper,
+//! (unless `[admin] listen = "off"`) and the health and metrics listener (`[admin]
+//! health_listen`, when set), starts the [`wiring`] (sinks' workers, sources, grouper,
 //! routes) and the process-long tasks, takes reload requests ([`reload`]) until shutdown, and
 //! stops everything in order.
 //!
@@ -74,6 +75,18 @@ pub enum StartError {
         "cannot listen on {addr} for the admin API ([admin] listen in {file}): {reason}; choose another address or set listen = \"off\""
     )]
     AdminBind {
+        /// The config file.
+        file: String,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        reason: String,
+    },
+    /// The health and metrics listener's address could not be bound.
+    #[error(
+        "cannot listen on {addr} for health and metrics ([admin] health_listen in {file}): {reason}; choose another address or set health_listen = \"off\""
+    )]
+    HealthBind {
         /// The config file.
         file: String,
         /// The address.
@@ -171,6 +184,10 @@ pub async fn start(built: build::Built, control: Control) -> Result<StopReport, 
         }
         None => None,
     };
+    let health_listener = match settings.admin.health_listen {
+        Some(addr) => Some(bind_health(&settings, addr, &ground, &reloads).await?),
+        None => None,
+    };
     let mut reloader = Reloader {
         file: settings.file.clone(),
         state: state.clone(),
@@ -189,6 +206,9 @@ pub async fn start(built: build::Built, control: Control) -> Result<StopReport, 
     tasks.health(&health);
     if let Some((listener, admin)) = admin {
         tasks.serve_admin(listener, admin);
+    }
+    if let Some((listener, state)) = health_listener {
+        tasks.serve_health(listener, state);
     }
     tracing::info!(
         sources = wiring.settings().sources.len(),
@@ -234,14 +254,50 @@ async fn bind_admin(
     ground: &Ground,
     reloads: &Reloads,
 ) -> Result<(TcpListener, AdminState), StartError> {
-    let listener = TcpListener::bind(addr)
+    let listener = bind(addr, |reason| StartError::AdminBind {
+        file: settings.file.display().to_string(),
+        addr,
+        reason,
+    })
+    .await?;
+    Ok((listener, admin_state(settings, token, ground, reloads)))
+}
+
+/// Binds `addr` for `[admin] health_listen`, which serves only health and metrics (so the
+/// state it is given has no token to check).
+async fn bind_health(
+    settings: &Settings,
+    addr: std::net::SocketAddr,
+    ground: &Ground,
+    reloads: &Reloads,
+) -> Result<(TcpListener, AdminState), StartError> {
+    let listener = bind(addr, |reason| StartError::HealthBind {
+        file: settings.file.display().to_string(),
+        addr,
+        reason,
+    })
+    .await?;
+    Ok((listener, admin_state(settings, None, ground, reloads)))
+}
+
+/// Binds `addr`; a failure becomes the [`StartError`] `error` makes of the OS's reason.
+async fn bind(
+    addr: std::net::SocketAddr,
+    error: impl FnOnce(String) -> StartError,
+) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
         .await
-        .map_err(|e| StartError::AdminBind {
-            file: settings.file.display().to_string(),
-            addr,
-            reason: e.to_string(),
-        })?;
-    let state = AdminState {
+        .map_err(|e| error(e.to_string()))
+}
+
+/// What the admin API and the health listener serve from.
+fn admin_state(
+    settings: &Settings,
+    token: Option<crate::secret::Secret>,
+    ground: &Ground,
+    reloads: &Reloads,
+) -> AdminState {
+    AdminState {
         silences: ground.silences.clone(),
         store: ground.store.clone(),
         token,
@@ -250,8 +306,7 @@ async fn bind_admin(
         health: ground.health.clone(),
         settings: settings.admin.clone(),
         reload: reloads.clone(),
-    };
-    Ok((listener, state))
+    }
 }
 
 /// The client the credential providers fetch with.
@@ -314,6 +369,22 @@ impl Tasks {
         }
         self.pollers
             .spawn(admin::serve(listener, state, self.stop_polling.clone()));
+    }
+
+    /// `[admin] health_listen`: health and metrics only, stopped with the pollers like the API.
+    fn serve_health(&self, listener: TcpListener, state: AdminState) {
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| "?".into(), |a| a.to_string());
+        tracing::info!(
+            %addr,
+            "Health and metrics listening on http://{addr} (/healthz, /readyz, /metrics only)."
+        );
+        self.pollers.spawn(admin::serve_health(
+            listener,
+            state,
+            self.stop_polling.clone(),
+        ));
     }
 
     /// systemd's watchdog heartbeat, when the unit asks for one.

@@ -1,7 +1,7 @@
 //! The daemon as a process: the admin API and the commands that use it, the admin API's door
 //! (cross-site requests, exposure without a token, connection floods), end to end runs against
-//! the simulator (wrong answers, a large backlog), health and meta-events, configuration
-//! reloads, and the kill -9 loop.
+//! the simulator (wrong answers, a large backlog), health and meta-events, the health and
+//! metrics listener that Kubernetes probes, configuration reloads, and the kill -9 loop.
 
 mod admin;
 mod answers;
@@ -13,6 +13,7 @@ mod e2e;
 mod health;
 mod large;
 mod operators;
+mod probes;
 mod progress;
 mod reload;
 mod seccomp;
