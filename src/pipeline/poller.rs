@@ -78,9 +78,11 @@ use crate::finding::{Domain, Finding};
 use crate::pipeline::dispatch::{Dispatched, Dispatcher};
 use crate::pipeline::lifecycle::{self, Confirmation, Coverage, Diff};
 use crate::pipeline::metrics::{Metrics, PollFailure};
+use crate::pipeline::pairs::{PairLedger, PairRows};
 use crate::record::{Record, RecordStatus};
 use crate::sas::api::DetailCache;
 use crate::sas::models::Quarantined;
+use crate::sas::pairs::PairSkip;
 use crate::sas::source::{
     Batch, DomainPoll, FailedListing, InitialSync, ReadEnd, ReadWindow, Remainder, Source,
     WindowListing,
@@ -138,6 +140,10 @@ pub struct PollReport {
     pub incomplete: bool,
     /// Windowed listings the next polls resume ([`Remainder`]).
     pub backfill: usize,
+    /// Baseline risk × asset pairs left unlisted: their counts had not changed.
+    pub pairs_skipped: usize,
+    /// Baseline pairs listed.
+    pub pairs_listed: usize,
 }
 
 /// Missed findings of a complete sweep resolved per chunk (one lookup and one flush each).
@@ -341,6 +347,7 @@ impl Poller {
         // 1. Page by page.
         let mut report = PollReport::default();
         let mut listed = Listed::new();
+        let mut pairs = PairLedger::default();
         let mut reader = self
             .source
             .reader(domain, &window)
@@ -348,8 +355,15 @@ impl Poller {
             .first_start(first)
             .resume(remainders)
             .past_failures();
+        if domain == Domain::Baseline && !first {
+            // A first sweep lists every pair: what it tracks silently is counted by it.
+            reader = reader.skip_unchanged_pairs(PairSkip {
+                book: Arc::new(PairRows::new(self.store.clone(), &settings.name)),
+                now_ms,
+            });
+        }
         while let Some(batch) = reader.next_batch().await? {
-            self.commit_page(batch, now, &mut listed, &mut report)
+            self.commit_page(batch, now, &mut listed, &mut pairs, &mut report)
                 .await?;
             if self.stop.is_cancelled() {
                 // Committed pages stay; the unmoved cursor makes the next start read them again
@@ -374,10 +388,14 @@ impl Poller {
         }
 
         // 2. What a complete sweep did not list, in the scopes it read completely.
+        (report.pairs_skipped, report.pairs_listed) = (pairs.skipped, pairs.listed);
         if self.snapshot() {
             if end.complete && report.quarantined == 0 {
                 self.resolve_absent(&listed, only.as_ref(), &end.unread, now, &mut report)
                     .await?;
+                // Pairs no longer listed in a scope walked whole keep no row.
+                let whole = end.walked.difference(&end.unread);
+                pairs.forget_gone(&self.store, &settings.name, whole)?;
             } else if report.quarantined > 0 {
                 tracing::warn!(
                     source = %settings.name,
@@ -561,12 +579,19 @@ impl Poller {
     /// records, write ([`Poller::write`]). A snapshot notes what it listed for the sweep's end.
     async fn commit_page(
         &self,
-        batch: Batch,
+        mut batch: Batch,
         now: OffsetDateTime,
         listed: &mut Listed,
+        pairs: &mut PairLedger,
         report: &mut PollReport,
     ) -> Result<(), PollError> {
         let settings = &self.source.settings;
+        let page_pairs = std::mem::take(&mut batch.pairs);
+        let kept = PairLedger::keepable(
+            &page_pairs,
+            batch.findings.iter().map(|f| f.fingerprint.clone()),
+            batch.quarantined.is_empty(),
+        );
         self.keep_quarantined(&batch.quarantined, crate::clock::unix_ms(now))?;
         report.pages += 1;
         report.quarantined += batch.quarantined.len();
@@ -591,6 +616,11 @@ impl Poller {
         );
         report.silently_tracked += diff.silently_tracked;
         self.write(diff, now, report).await?;
+        // The pair's row only once its findings are recorded; what skipped pairs kept counts
+        // as listed.
+        let now_ms = crate::clock::unix_ms(now);
+        let seen = pairs.committed(&self.store, &settings.name, page_pairs, kept, now_ms)?;
+        listed.extend(seen.iter().map(|fp| listed_key(fp)));
         self.metrics
             .poll_page(&settings.name, self.poll.domain.as_str());
         Ok(())
@@ -913,6 +943,8 @@ impl Poller {
             interrupted = r.interrupted,
             incomplete = r.incomplete,
             backfill = r.backfill,
+            pairs_skipped = r.pairs_skipped,
+            pairs_listed = r.pairs_listed,
             "Poll done."
         );
         if r.silently_tracked > 0 {

@@ -13,5 +13,6 @@ mod e2e;
 mod health;
 mod large;
 mod operators;
+mod pairs;
 mod progress;
 mod reload;
