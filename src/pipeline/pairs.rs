@@ -144,3 +144,112 @@ impl PairLedger {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sas::pairs::{ListedPair, SkippedPair};
+
+    fn key(uuid: &str) -> PairKey {
+        PairKey {
+            risk_id: "120".into(),
+            uuid: uuid.into(),
+            container: String::new(),
+        }
+    }
+
+    fn page(cluster: &str, listed: Option<(&str, bool)>, skipped: &[&str]) -> PagePairs {
+        PagePairs {
+            cluster: Some(cluster.into()),
+            listed: listed.map(|(uuid, whole)| ListedPair {
+                key: key(uuid),
+                counts: "1/0/0/9/1".into(),
+                whole,
+            }),
+            skipped: skipped
+                .iter()
+                .map(|uuid| SkippedPair {
+                    key: key(uuid),
+                    kept: vec![format!("fp-{uuid}")],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_sweep_keeps_whole_listings_counts_skipped_ones_and_forgets_pairs_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rows = PairRows::new(store.clone(), "s");
+        let fps = || ["a".to_string(), "b".to_string()].into_iter();
+
+        // What a page may keep: a whole listing on a clean page only.
+        let whole = page("c1", Some(("u1", true)), &[]);
+        assert_eq!(PairLedger::keepable(&whole, fps(), true).unwrap().len(), 2);
+        assert_eq!(PairLedger::keepable(&whole, fps(), false), None);
+        let partial = page("c1", Some(("u2", false)), &[]);
+        assert_eq!(PairLedger::keepable(&partial, fps(), true), None);
+        assert_eq!(
+            PairLedger::keepable(&page("c1", None, &["u3"]), fps(), true),
+            None
+        );
+
+        // A first sweep of c1 lists u1 (whole) and u2 (not whole), and one of c2 lists u9.
+        let mut first = PairLedger::default();
+        let kept = PairLedger::keepable(&whole, fps(), true);
+        assert!(
+            first
+                .committed(&store, "s", whole, kept, 1_000)
+                .unwrap()
+                .is_empty()
+        );
+        first.committed(&store, "s", partial, None, 1_000).unwrap();
+        let c2 = page("c2", Some(("u9", true)), &[]);
+        first
+            .committed(&store, "s", c2, Some(vec!["z".into()]), 1_000)
+            .unwrap();
+        let u1 = rows.recall(Some("c1"), &key("u1")).unwrap();
+        assert_eq!((u1.counts.as_str(), u1.listed_at_ms), ("1/0/0/9/1", 1_000));
+        assert_eq!(u1.kept, ["a", "b"]);
+        assert_eq!(
+            rows.recall(Some("c1"), &key("u2")),
+            None,
+            "not whole: no row"
+        );
+        assert_eq!(rows.recall(None, &key("u1")), None, "another scope");
+        assert_eq!((first.listed, first.skipped), (3, 0));
+
+        // The next sweep walks c1 only: it skips u1 (its fingerprints count as listed) and
+        // does not meet u4 (a row an earlier sweep kept), whose row goes; c2's stays.
+        store
+            .put_pair(
+                "s",
+                "c1",
+                ["120", "u4", ""],
+                &StoredPair {
+                    v: PAIR_SCHEMA,
+                    counts: "1/0/0/9/1".into(),
+                    listed_at_ms: 1_000,
+                    fingerprints: vec!["d".into()],
+                },
+            )
+            .unwrap();
+        let mut next = PairLedger::default();
+        let seen = next
+            .committed(&store, "s", page("c1", None, &["u1"]), None, 2_000)
+            .unwrap();
+        assert_eq!(seen, ["fp-u1"]);
+        assert_eq!((next.listed, next.skipped), (0, 1));
+        let walked = [Some("c1".to_string())];
+        assert_eq!(next.forget_gone(&store, "s", walked.iter()).unwrap(), 1);
+        assert!(
+            rows.recall(Some("c1"), &key("u4")).is_none(),
+            "u4 left the list"
+        );
+        assert!(rows.recall(Some("c1"), &key("u1")).is_some(), "u1 was met");
+        assert!(
+            rows.recall(Some("c2"), &key("u9")).is_some(),
+            "c2 was not walked"
+        );
+    }
+}
