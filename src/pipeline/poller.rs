@@ -63,6 +63,17 @@
 //! counting as a success, so health and metrics see it; the runner retries it with backoff.
 //! When nothing at all was read, the poll fails as a whole and the cursor stays; a first sweep
 //! that failed anywhere stores no cursor either (it stays a first sweep until it is whole).
+//! The next poll reads the clusters whose listings failed after every other, so clusters that
+//! keep failing side by side in the configured order stop only each other, not the clusters
+//! after them.
+//!
+//! # Baseline pairs
+//! A baseline sweep after the first lists a risk × asset pair (`DescribeCheckWarnings`) only
+//! when its machine row's counts changed since its last whole listing, or that listing is
+//! about a day old ([`crate::sas::pairs`]); the findings kept for a pair it skips count as
+//! listed, so absence is judged as if it had been listed ([`crate::pipeline::pairs`] keeps
+//! the rows: written after the page that listed the pair, removed once a sweep that walked
+//! its scope whole no longer meets it).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -276,6 +287,9 @@ pub struct Poller {
     stop: CancellationToken,
     /// The first step's start offset has been waited ([`MAX_START_OFFSET`]).
     offset_taken: bool,
+    /// The scopes whose listings failed in the last poll: the next reads them last
+    /// ([`crate::sas::source::Reader::failed_last`]).
+    failed_last: std::sync::Mutex<BTreeSet<Option<String>>>,
 }
 
 impl Poller {
@@ -294,6 +308,7 @@ impl Poller {
             metrics: Arc::default(),
             stop: CancellationToken::new(),
             offset_taken: false,
+            failed_last: std::sync::Mutex::default(),
         }
     }
 
@@ -313,6 +328,16 @@ impl Poller {
 
     fn name(&self) -> &str {
         &self.source.settings.name
+    }
+
+    fn lock_failed_last(&self) -> std::sync::MutexGuard<'_, BTreeSet<Option<String>>> {
+        self.failed_last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn failed_last(&self) -> BTreeSet<Option<String>> {
+        self.lock_failed_last().clone()
     }
 
     /// One poll: page by page read, diff, enqueue, record, flush; then resolve (a complete
@@ -354,6 +379,7 @@ impl Poller {
             .only_clusters(only.as_ref())
             .first_start(first)
             .resume(remainders)
+            .failed_last(&self.failed_last())
             .past_failures();
         if domain == Domain::Baseline && !first {
             // A first sweep lists every pair: what it tracks silently is counted by it.
@@ -377,6 +403,7 @@ impl Poller {
         report.incomplete = !end.complete;
         report.backfill = end.remainders.len();
         let mut failed = std::mem::take(&mut end.failed);
+        *self.lock_failed_last() = failed.iter().map(|f| f.cluster.clone()).collect();
         if !failed.is_empty() && end.read == 0 && report.pages == 0 {
             // Nothing was read: the poll failed as a whole, and the cursor stays.
             return Err(PollError::Read(failed.swap_remove(0).error));

@@ -748,6 +748,21 @@ impl<'s> Reader<'s> {
         self
     }
 
+    /// Reads the listings of the scopes in `failed` (those whose listings failed in the last
+    /// poll) after every other, each group in its order. Without it, clusters that keep
+    /// failing and sit next to each other in the configured order would stop every read
+    /// ([`Reader::past_failures`]: the third cluster in a row) before the clusters after
+    /// them; read last, they stop only each other. A scope that was set aside unread moves to
+    /// the front again, so it is tried.
+    pub fn failed_last(mut self, failed: &BTreeSet<Option<String>>) -> Self {
+        let (last, first): (VecDeque<Plan>, VecDeque<Plan>) = std::mem::take(&mut self.plans)
+            .into_iter()
+            .partition(|p| failed.contains(&p.cluster));
+        self.plans = first;
+        self.plans.extend(last);
+        self
+    }
+
     /// Marks the poll's own window as a first start's.
     pub fn first_start(mut self, first: bool) -> Self {
         for p in &mut self.plans {
