@@ -150,12 +150,13 @@ mod tests {
     use super::*;
     use crate::sas::pairs::{ListedPair, SkippedPair};
 
+    /// Risk 120 on host `uuid`, as its machine row names it.
     fn key(uuid: &str) -> PairKey {
-        PairKey {
-            risk_id: "120".into(),
+        let row = crate::sas::models::WarningMachine {
             uuid: uuid.into(),
-            container: String::new(),
-        }
+            ..Default::default()
+        };
+        PairKey::of("120", &row).unwrap()
     }
 
     fn page(cluster: &str, listed: Option<(&str, bool)>, skipped: &[&str]) -> PagePairs {

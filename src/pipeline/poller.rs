@@ -420,9 +420,12 @@ impl Poller {
             if end.complete && report.quarantined == 0 {
                 self.resolve_absent(&listed, only.as_ref(), &end.unread, now, &mut report)
                     .await?;
-                // Pairs no longer listed in a scope walked whole keep no row.
-                let whole = end.walked.difference(&end.unread);
-                pairs.forget_gone(&self.store, &settings.name, whole)?;
+                // Pairs no longer listed in a scope the baseline walk read whole keep no row
+                // (a vulnerability sweep meets no pair: it must leave them be).
+                if domain == Domain::Baseline {
+                    let whole = end.walked.difference(&end.unread);
+                    pairs.forget_gone(&self.store, &settings.name, whole)?;
+                }
             } else if report.quarantined > 0 {
                 tracing::warn!(
                     source = %settings.name,

@@ -2659,6 +2659,14 @@ mod tests {
         })
     }
 
+    fn c1_without_details() -> BaselineQuery {
+        BaselineQuery {
+            cluster_id: Some("c1".into()),
+            fetch_details: false,
+            ..BaselineQuery::default()
+        }
+    }
+
     async fn walk_all(walker: &mut BaselineWalker<'_, Fake>) -> Vec<BaselineListing> {
         let mut out = Vec::new();
         while let Some(b) = walker.next_batch().await.unwrap() {
@@ -2669,11 +2677,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_baseline_walk_skips_the_pairs_whose_counts_are_unchanged() {
-        let q = BaselineQuery {
-            cluster_id: Some("c1".into()),
-            fetch_details: false,
-            ..BaselineQuery::default()
-        };
+        let q = c1_without_details();
         let now = 10_000_000;
         let pair = |uuid: &str, container: &str| {
             ("120".to_string(), uuid.to_string(), container.to_string())
@@ -2764,11 +2768,7 @@ mod tests {
 
     #[tokio::test]
     async fn skipped_pairs_are_handed_out_a_bounded_batch_at_a_time() {
-        let q = BaselineQuery {
-            cluster_id: Some("c1".into()),
-            fetch_details: false,
-            ..BaselineQuery::default()
-        };
+        let q = c1_without_details();
         let n = SKIPPED_PER_BATCH + 50;
         let book = Book(
             (0..n)

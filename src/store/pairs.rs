@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{At, Store, StoreError, keys};
+use super::{At, Inner, Store, StoreError, keys};
 
 /// Version of [`StoredPair`]'s stored form. A row of a newer version is not used (the pair is
 /// listed again), never an error.
@@ -107,45 +107,43 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let inner = self.current()?;
         let prefix = scope_prefix(source, scope);
-        let mut removed = 0;
-        for item in inner.pairs.scan_prefix(&prefix) {
-            let (k, v) = item.at(&inner.dir)?;
-            if pair_name(&k[prefix.len()..]).is_some_and(&mut keep) {
-                continue;
-            }
-            // Compare-and-swap: a row rewritten meanwhile is a pair listed again; it stays.
-            if inner
-                .pairs
-                .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
-                .at(&inner.dir)?
-                .is_ok()
-            {
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        remove_rows(&inner, inner.pairs.scan_prefix(&prefix), |k, _| {
+            Ok(!pair_name(&k[prefix.len()..]).is_some_and(&mut keep))
+        })
     }
 
     /// Deletes the rows listed before `before_ms` (too old for a sweep to trust, whatever
     /// their source: also those of sources no longer configured); how many.
     pub fn prune_pairs(&self, before_ms: i64) -> Result<usize, StoreError> {
         let inner = self.current()?;
-        let mut removed = 0;
-        for item in inner.pairs.iter() {
-            let (k, v) = item.at(&inner.dir)?;
-            let row: StoredPair = inner.decode(&v, || "baseline pair".into())?;
-            if row.listed_at_ms < before_ms
-                && inner
-                    .pairs
-                    .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
-                    .at(&inner.dir)?
-                    .is_ok()
-            {
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        remove_rows(&inner, inner.pairs.iter(), |_, v| {
+            let row: StoredPair = inner.decode(v, || "baseline pair".into())?;
+            Ok(row.listed_at_ms < before_ms)
+        })
     }
+}
+
+/// Removes the rows of `rows` that `gone` picks (by key and value); how many. By
+/// compare-and-swap: a row rewritten meanwhile is a pair listed again, and stays.
+fn remove_rows(
+    inner: &Inner,
+    rows: sled::Iter,
+    mut gone: impl FnMut(&[u8], &[u8]) -> Result<bool, StoreError>,
+) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    for item in rows {
+        let (k, v) = item.at(&inner.dir)?;
+        if gone(&k, &v)?
+            && inner
+                .pairs
+                .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
+                .at(&inner.dir)?
+                .is_ok()
+        {
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::support::*;
-use sasrelay::simulator::{Domain, InitialFindings, SimConfig, SimHandle, Simulator};
+use sasrelay::simulator::{Domain, SimHandle};
 use serde_json::json;
 
 /// Failure guard for every wait (a hang becomes a failure, never a pass).
@@ -66,13 +66,7 @@ async fn assert_quiet_polls(daemon: &Daemon, sim: &SimHandle, calls: u64, what: 
 
 /// Three clusters × two nodes, one failing check per node; the first pair holds a second.
 async fn scenario(listed: bool) {
-    let sim = Simulator::start(SimConfig {
-        clusters: 3,
-        initial: InitialFindings::NONE,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = quiet_simulator_of(3).await;
     let clusters = sim.clusters();
     let mut pairs = Vec::new();
     let mut ids = Vec::new();
@@ -92,18 +86,19 @@ async fn scenario(listed: bool) {
         .iter()
         .map(|c| format!("\"{}\"", c.cluster_id))
         .collect();
+    // Vulnerabilities too: their sweeps of the same scopes must leave the pairs' rows be.
     let source_extra = if listed {
         format!(
-            "domains = [\"baseline\"]\nclusters = [{}]",
+            "domains = [\"vulnerabilities\", \"baseline\"]\nclusters = [{}]",
             cluster_ids.join(", ")
         )
     } else {
-        r#"domains = ["baseline"]"#.to_string()
+        r#"domains = ["vulnerabilities", "baseline"]"#.to_string()
     };
     let mut spec = ConfigSpec::new(&endpoint, &url, &state);
     spec.initial_sync = "notify";
     spec.source_extra = &source_extra;
-    spec.poll = r#"{ baseline = "1s" }"#;
+    spec.poll = r#"{ vulnerabilities = "1s", baseline = "1s" }"#;
     let config = spec.write(&dir.path().join("sasrelay.toml"));
 
     // The first sweep lists every pair (seven findings on six pairs).

@@ -10,9 +10,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::support::*;
-use sasrelay::simulator::{
-    Domain, FaultKind, FaultSpec, InitialFindings, MAX_FAULT_COUNT, SimConfig, SimHandle, Simulator,
-};
+use sasrelay::simulator::{Domain, FaultKind, FaultSpec, MAX_FAULT_COUNT, SimHandle};
 use serde_json::{Value, json};
 
 /// Failure guard for every wait (a hang becomes a failure, never a pass).
@@ -23,13 +21,7 @@ const FAILED_IN_PART: &str = "Poll failed in part; the rest is recorded, retryin
 
 /// A simulator with three clusters and no findings; their ids.
 async fn three_clusters() -> (SimHandle, Vec<String>) {
-    let sim = Simulator::start(SimConfig {
-        clusters: 3,
-        initial: InitialFindings::NONE,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = quiet_simulator_of(3).await;
     let clusters = sim.clusters().into_iter().map(|c| c.cluster_id).collect();
     (sim, clusters)
 }
@@ -241,13 +233,7 @@ async fn a_sweep_resolves_what_left_the_clusters_it_read_and_nothing_of_the_one_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clusters_that_keep_failing_side_by_side_do_not_hold_back_the_ones_after_them() {
-    let sim = Simulator::start(SimConfig {
-        clusters: 5,
-        initial: InitialFindings::NONE,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = quiet_simulator_of(5).await;
     let clusters: Vec<String> = sim.clusters().into_iter().map(|c| c.cluster_id).collect();
     // The first three clusters of the configured order fail every poll: three in a row stop
     // a read, so without reading them last the last two would never be read.
