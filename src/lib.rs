@@ -90,19 +90,22 @@
 //!   (tolerant response models keeping the raw JSON), [`sas::api`] (one listing per domain,
 //!   read a page at a time by a resumable walker with a pure continue/stop decision; the
 //!   baseline walk, with check details kept across sweeps; statistics probes; vulnerability
-//!   lookup by id), [`sas::normalise`] (raw records → `Finding`, pure),
+//!   lookup by id), [`sas::pairs`] (baseline risk × asset pairs and when one whose counts
+//!   did not change may go unlisted, pure), [`sas::normalise`] (raw records → `Finding`, pure),
 //!   [`sas::source`] (a configured source: its checked settings, credentials and client,
 //!   reading a domain per cluster or account-wide — alerts and firewall of several clusters
 //!   in one listing, filtered on arrival — a page at a time, resuming what the page cap left,
 //!   going on past a listing that fails so one cluster holds back no other).
-//!   A snapshot poll sweeps only the clusters whose statistics changed.
+//!   A snapshot poll sweeps only the clusters whose statistics changed, and a baseline sweep
+//!   lists only the risk × asset pairs whose counts changed.
 //! - [`pipeline`] — one finding's path in order, its module doc drawing the flow:
 //!   [`pipeline::poller`] (page by page: read → diff → crash-safe writes; a complete sweep's
 //!   end: lookup of vulnerabilities that left the list; the backfill of what the page cap left), [`pipeline::lifecycle`] (the pure transition table),
 //!   [`pipeline::dispatch`] (routing decisions applied to the store; the book of silences;
 //!   what silences and mute windows hold, sent at their end; reminders due),
 //!   [`pipeline::grouper`] (due groups into digests, due reminders sent, what ended silences
-//!   and mute windows held released),
+//!   and mute windows held released), [`pipeline::pairs`] (what a baseline sweep keeps of its
+//!   pairs: the rows it asks, those it writes and removes),
 //!   [`pipeline::delivery`] (the per-sink worker, its pure retry / dead-letter decision and
 //!   crash-safe backlog folding), [`pipeline::metrics`] (the counters these update). The
 //!   poller, the worker and the grouper are [`task::Task`]s: each step is one poll, one
@@ -116,7 +119,7 @@
 //!   explain for a subject at a given `now`.
 //! - [`store`] — the only module that imports sled: records, cursors, per-sink outboxes with
 //!   enqueue guards, dead letters, routing groups and their crash-safe close, reminders,
-//!   silences, the suppression log, quarantined records, baseline check details, schema
+//!   silences, the suppression log, quarantined records, baseline check details and pairs, schema
 //!   version, pruning; its module doc lists every tree.
 //! - [`sinks`] — one file per destination (`webhook` with Standard Webhooks signing, `stdout`,
 //!   `file`, `dingtalk`, `feishu`, `wecom`, `slack`, `email`, `pagerduty`) and what they share

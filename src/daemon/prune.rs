@@ -1,7 +1,7 @@
 //! The pruner: a [`Task`] that, every [`PRUNE_EVERY`], removes what `[state]` says is old
-//! enough to go — resolved records and enqueue guards, dead letters, the suppression log and
-//! expired silences. Each part that fails is logged and tried again next time; none stops the
-//! others.
+//! enough to go — resolved records and enqueue guards, dead letters, the suppression log,
+//! expired silences, baseline check details and pairs. Each part that fails is logged and
+//! tried again next time; none stops the others.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +81,12 @@ impl Pruner {
         let detail_ttl = crate::sas::api::DetailCache::TTL.as_millis() as i64;
         if let Err(e) = self.store.prune_details(now_ms.saturating_sub(detail_ttl)) {
             tracing::error!(error = %e, "Pruning baseline check details failed.");
+        }
+        // A pair listed longer ago than this is listed again whatever its counts: its row
+        // serves no sweep (and a source no longer configured leaves its rows behind).
+        let pair_age = crate::sas::pairs::PAIR_RELIST_AFTER.as_millis() as i64;
+        if let Err(e) = self.store.prune_pairs(now_ms.saturating_sub(pair_age)) {
+            tracing::error!(error = %e, "Pruning baseline pairs failed.");
         }
         self.silences
             .prune(crate::routing::to_timestamp(now), self.retention);

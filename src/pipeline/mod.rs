@@ -20,11 +20,13 @@
 //! step and says when it wants the next; the daemon's runner loops, backs off and stops them.
 //!
 //! [`metrics`] holds the counters these steps update; `daemon::metrics` renders them as
-//! Prometheus text.
+//! Prometheus text. [`pairs`] is what a baseline sweep keeps of its risk × asset pairs, so
+//! the next one lists only those whose counts changed.
 
 pub mod delivery;
 pub mod dispatch;
 pub mod grouper;
 pub mod lifecycle;
 pub mod metrics;
+pub mod pairs;
 pub mod poller;

@@ -63,6 +63,17 @@
 //! counting as a success, so health and metrics see it; the runner retries it with backoff.
 //! When nothing at all was read, the poll fails as a whole and the cursor stays; a first sweep
 //! that failed anywhere stores no cursor either (it stays a first sweep until it is whole).
+//! The next poll reads the clusters whose listings failed after every other, so clusters that
+//! keep failing side by side in the configured order stop only each other, not the clusters
+//! after them.
+//!
+//! # Baseline pairs
+//! A baseline sweep after the first lists a risk × asset pair (`DescribeCheckWarnings`) only
+//! when its machine row's counts changed since its last whole listing, or that listing is
+//! about a day old ([`crate::sas::pairs`]); the findings kept for a pair it skips count as
+//! listed, so absence is judged as if it had been listed ([`crate::pipeline::pairs`] keeps
+//! the rows: written after the page that listed the pair, removed once a sweep that walked
+//! its scope whole no longer meets it).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -78,9 +89,11 @@ use crate::finding::{Domain, Finding};
 use crate::pipeline::dispatch::{Dispatched, Dispatcher};
 use crate::pipeline::lifecycle::{self, Confirmation, Coverage, Diff};
 use crate::pipeline::metrics::{Metrics, PollFailure};
+use crate::pipeline::pairs::{PairLedger, PairRows};
 use crate::record::{Record, RecordStatus};
 use crate::sas::api::DetailCache;
 use crate::sas::models::Quarantined;
+use crate::sas::pairs::PairSkip;
 use crate::sas::source::{
     Batch, DomainPoll, FailedListing, InitialSync, ReadEnd, ReadWindow, Remainder, Source,
     WindowListing,
@@ -138,6 +151,10 @@ pub struct PollReport {
     pub incomplete: bool,
     /// Windowed listings the next polls resume ([`Remainder`]).
     pub backfill: usize,
+    /// Baseline risk × asset pairs left unlisted: their counts had not changed.
+    pub pairs_skipped: usize,
+    /// Baseline pairs listed.
+    pub pairs_listed: usize,
 }
 
 /// Missed findings of a complete sweep resolved per chunk (one lookup and one flush each).
@@ -270,6 +287,9 @@ pub struct Poller {
     stop: CancellationToken,
     /// The first step's start offset has been waited ([`MAX_START_OFFSET`]).
     offset_taken: bool,
+    /// The scopes whose listings failed in the last poll: the next reads them last
+    /// ([`crate::sas::source::Reader::failed_last`]).
+    failed_last: std::sync::Mutex<BTreeSet<Option<String>>>,
 }
 
 impl Poller {
@@ -288,6 +308,7 @@ impl Poller {
             metrics: Arc::default(),
             stop: CancellationToken::new(),
             offset_taken: false,
+            failed_last: std::sync::Mutex::default(),
         }
     }
 
@@ -307,6 +328,16 @@ impl Poller {
 
     fn name(&self) -> &str {
         &self.source.settings.name
+    }
+
+    fn lock_failed_last(&self) -> std::sync::MutexGuard<'_, BTreeSet<Option<String>>> {
+        self.failed_last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn failed_last(&self) -> BTreeSet<Option<String>> {
+        self.lock_failed_last().clone()
     }
 
     /// One poll: page by page read, diff, enqueue, record, flush; then resolve (a complete
@@ -341,15 +372,24 @@ impl Poller {
         // 1. Page by page.
         let mut report = PollReport::default();
         let mut listed = Listed::new();
+        let mut pairs = PairLedger::default();
         let mut reader = self
             .source
             .reader(domain, &window)
             .only_clusters(only.as_ref())
             .first_start(first)
             .resume(remainders)
+            .failed_last(&self.failed_last())
             .past_failures();
+        if domain == Domain::Baseline && !first {
+            // A first sweep lists every pair: what it tracks silently is counted by it.
+            reader = reader.skip_unchanged_pairs(PairSkip {
+                book: Arc::new(PairRows::new(self.store.clone(), &settings.name)),
+                now_ms,
+            });
+        }
         while let Some(batch) = reader.next_batch().await? {
-            self.commit_page(batch, now, &mut listed, &mut report)
+            self.commit_page(batch, now, &mut listed, &mut pairs, &mut report)
                 .await?;
             if self.stop.is_cancelled() {
                 // Committed pages stay; the unmoved cursor makes the next start read them again
@@ -363,6 +403,7 @@ impl Poller {
         report.incomplete = !end.complete;
         report.backfill = end.remainders.len();
         let mut failed = std::mem::take(&mut end.failed);
+        *self.lock_failed_last() = failed.iter().map(|f| f.cluster.clone()).collect();
         if !failed.is_empty() && end.read == 0 && report.pages == 0 {
             // Nothing was read: the poll failed as a whole, and the cursor stays.
             return Err(PollError::Read(failed.swap_remove(0).error));
@@ -374,10 +415,17 @@ impl Poller {
         }
 
         // 2. What a complete sweep did not list, in the scopes it read completely.
+        (report.pairs_skipped, report.pairs_listed) = (pairs.skipped, pairs.listed);
         if self.snapshot() {
             if end.complete && report.quarantined == 0 {
                 self.resolve_absent(&listed, only.as_ref(), &end.unread, now, &mut report)
                     .await?;
+                // Pairs no longer listed in a scope the baseline walk read whole keep no row
+                // (a vulnerability sweep meets no pair: it must leave them be).
+                if domain == Domain::Baseline {
+                    let whole = end.walked.difference(&end.unread);
+                    pairs.forget_gone(&self.store, &settings.name, whole)?;
+                }
             } else if report.quarantined > 0 {
                 tracing::warn!(
                     source = %settings.name,
@@ -561,12 +609,19 @@ impl Poller {
     /// records, write ([`Poller::write`]). A snapshot notes what it listed for the sweep's end.
     async fn commit_page(
         &self,
-        batch: Batch,
+        mut batch: Batch,
         now: OffsetDateTime,
         listed: &mut Listed,
+        pairs: &mut PairLedger,
         report: &mut PollReport,
     ) -> Result<(), PollError> {
         let settings = &self.source.settings;
+        let page_pairs = std::mem::take(&mut batch.pairs);
+        let kept = PairLedger::keepable(
+            &page_pairs,
+            batch.findings.iter().map(|f| f.fingerprint.clone()),
+            batch.quarantined.is_empty(),
+        );
         self.keep_quarantined(&batch.quarantined, crate::clock::unix_ms(now))?;
         report.pages += 1;
         report.quarantined += batch.quarantined.len();
@@ -591,6 +646,11 @@ impl Poller {
         );
         report.silently_tracked += diff.silently_tracked;
         self.write(diff, now, report).await?;
+        // The pair's row only once its findings are recorded; what skipped pairs kept counts
+        // as listed.
+        let now_ms = crate::clock::unix_ms(now);
+        let seen = pairs.committed(&self.store, &settings.name, page_pairs, kept, now_ms)?;
+        listed.extend(seen.iter().map(|fp| listed_key(fp)));
         self.metrics
             .poll_page(&settings.name, self.poll.domain.as_str());
         Ok(())
@@ -913,6 +973,8 @@ impl Poller {
             interrupted = r.interrupted,
             incomplete = r.incomplete,
             backfill = r.backfill,
+            pairs_skipped = r.pairs_skipped,
+            pairs_listed = r.pairs_listed,
             "Poll done."
         );
         if r.silently_tracked > 0 {

@@ -33,6 +33,7 @@ use super::models::{
     Page, PageMeta, Quarantined, RecordId, SuspEvent, SuspEventStatisticsResponse, VulRecord,
     WarningMachine, WarningSummary,
 };
+use super::pairs::{ListedPair, PairKey, PairSkip, SkippedPair, pair_counts};
 use super::params::Params;
 
 /// Page size requested by every listing unless a query says otherwise (the documented maximum
@@ -1168,12 +1169,18 @@ pub async fn check_warning_detail<C: SasCall + ?Sized>(
 
 /// The baseline walk's result: one item per check result, and every record of the three
 /// listings that could not be read (a risk or machine among them hides its check results).
+/// A batch of [`BaselineWalker::next_batch`] also says which pair its items are, and which
+/// pairs the walk skipped since the last batch ([`BaselineWalker::skip_unchanged`]).
 #[derive(Clone, Debug, Default)]
 pub struct BaselineListing {
     /// One per check result, each once.
     pub items: Vec<BaselineItem>,
     /// Unreadable records of any of the three listings, each once.
     pub quarantined: Vec<Quarantined>,
+    /// The risk × asset pair whose check results `items` are, when the batch listed one.
+    pub pair: Option<ListedPair>,
+    /// Pairs left unlisted since the last batch: their counts are unchanged.
+    pub skipped: Vec<SkippedPair>,
 }
 
 /// Check-item details (`DescribeCheckWarningDetail`: description and advice) by `CheckId`,
@@ -1289,8 +1296,13 @@ pub fn check_level(mut detail: Item<CheckWarningDetail>) -> Item<CheckWarningDet
 /// scoped to it as well, in case the service only shows a container's checks when asked by
 /// name. The results are merged, each check result once.
 ///
+/// With [`BaselineWalker::skip_unchanged`], a pair (risk × asset) whose machine row shows
+/// the counts of its last complete listing, listed recently enough, is not listed again
+/// ([`crate::sas::pairs`]): the batch names it among the skipped with what was kept of it.
+///
 /// Memory: the risks of one summary page, the machines of one machine page and the checks of
-/// one asset, plus the detail cache (one per distinct check definition).
+/// one asset, up to [`SKIPPED_PER_BATCH`] skipped pairs, plus the detail cache (one per
+/// distinct check definition).
 pub struct BaselineWalker<'c, C: ?Sized> {
     c: &'c C,
     q: BaselineQuery,
@@ -1300,9 +1312,17 @@ pub struct BaselineWalker<'c, C: ?Sized> {
     details: std::sync::Arc<DetailCache>,
     /// Unreadable records met since the last batch.
     quarantined: Vec<Quarantined>,
+    /// Whether (and against what) unchanged pairs are skipped.
+    skip: Option<PairSkip>,
+    /// Pairs skipped since the last batch.
+    skipped: Vec<SkippedPair>,
     cuts: Vec<Cut>,
     repeated: bool,
 }
+
+/// Skipped pairs a walk holds before it hands them out in a batch of their own: an
+/// account-wide walk may skip every pair of the account in a row.
+pub const SKIPPED_PER_BATCH: usize = 100;
 
 /// The machines of one risk being walked.
 struct RiskWalk<'c, C: ?Sized> {
@@ -1312,6 +1332,8 @@ struct RiskWalk<'c, C: ?Sized> {
     queue: VecDeque<Item<WarningMachine>>,
     /// (uuid, container scope) pairs whose checks were listed.
     listed: HashSet<(String, String)>,
+    /// Pairs (machine rows) met, listed or skipped: a row repeated is not met twice.
+    met: HashSet<PairKey>,
     /// Check results already yielded for this risk.
     seen: HashSet<[u8; 32]>,
 }
@@ -1335,6 +1357,8 @@ impl<'c, C: SasCall + ?Sized> BaselineWalker<'c, C> {
             risk: None,
             details: std::sync::Arc::default(),
             quarantined: Vec::new(),
+            skip: None,
+            skipped: Vec::new(),
             cuts: Vec::new(),
             repeated: false,
         }
@@ -1343,6 +1367,13 @@ impl<'c, C: SasCall + ?Sized> BaselineWalker<'c, C> {
     /// Takes details from `cache` (shared across walks) instead of a cache of its own.
     pub fn with_details(mut self, cache: std::sync::Arc<DetailCache>) -> Self {
         self.details = cache;
+        self
+    }
+
+    /// Leaves unlisted the pairs whose counts `skip`'s book recalls unchanged
+    /// ([`PairSkip::recall_unchanged`]).
+    pub fn skip_unchanged(mut self, skip: PairSkip) -> Self {
+        self.skip = Some(skip);
         self
     }
 
@@ -1364,20 +1395,47 @@ impl<'c, C: SasCall + ?Sized> BaselineWalker<'c, C> {
         }
     }
 
-    /// The check results of the next affected asset (with the unreadable records met on the
-    /// way), or `None` when the walk is over.
+    /// The check results of the next affected asset listed (with the unreadable records met
+    /// on the way and the pairs skipped since the last batch), or `None` when the walk is
+    /// over.
     pub async fn next_batch(&mut self) -> Result<Option<BaselineListing>, SasError> {
         loop {
+            if self.skipped.len() >= SKIPPED_PER_BATCH {
+                return Ok(Some(self.held_back()));
+            }
             if let Some(walk) = &mut self.risk {
                 if let Some(machine) = walk.queue.pop_front() {
+                    let pair = PairKey::of(&walk.risk_id, &machine);
+                    let counts = pair_counts(&machine);
+                    if let Some(key) = &pair {
+                        if !walk.met.insert(key.clone()) {
+                            continue;
+                        }
+                        let cluster = non_empty(&self.q.cluster_id);
+                        if let Some(known) = self
+                            .skip
+                            .as_ref()
+                            .and_then(|s| s.recall_unchanged(cluster, key, &counts))
+                        {
+                            self.skipped.push(SkippedPair {
+                                key: key.clone(),
+                                kept: known.kept,
+                            });
+                            continue;
+                        }
+                    }
                     let mut batch = BaselineListing {
-                        items: Vec::new(),
                         quarantined: std::mem::take(&mut self.quarantined),
+                        skipped: std::mem::take(&mut self.skipped),
+                        ..BaselineListing::default()
                     };
-                    let ends =
+                    let read =
                         asset_checks(self.c, &self.q, &self.details, walk, machine, &mut batch)
                             .await?;
-                    for end in ends {
+                    let whole =
+                        read.whole && read.ends.iter().all(|e| matches!(e, WalkEnd::Finished));
+                    batch.pair = pair.map(|key| ListedPair { key, counts, whole });
+                    for end in read.ends {
                         self.note(Some(&end));
                     }
                     return Ok(Some(batch));
@@ -1407,15 +1465,22 @@ impl<'c, C: SasCall + ?Sized> BaselineWalker<'c, C> {
                 None => {
                     let end = self.summaries.end().cloned();
                     self.note(end.as_ref());
-                    if self.quarantined.is_empty() {
+                    if self.quarantined.is_empty() && self.skipped.is_empty() {
                         return Ok(None);
                     }
-                    return Ok(Some(BaselineListing {
-                        items: Vec::new(),
-                        quarantined: std::mem::take(&mut self.quarantined),
-                    }));
+                    return Ok(Some(self.held_back()));
                 }
             }
+        }
+    }
+
+    /// A batch of what the walk holds: the unreadable records and skipped pairs met since the
+    /// last batch.
+    fn held_back(&mut self) -> BaselineListing {
+        BaselineListing {
+            quarantined: std::mem::take(&mut self.quarantined),
+            skipped: std::mem::take(&mut self.skipped),
+            ..BaselineListing::default()
         }
     }
 
@@ -1439,9 +1504,18 @@ impl<'c, C: SasCall + ?Sized> BaselineWalker<'c, C> {
             machines,
             queue: VecDeque::new(),
             listed: HashSet::new(),
+            met: HashSet::new(),
             seen: HashSet::new(),
         })
     }
+}
+
+/// How the check listings of one asset ended.
+struct AssetRead {
+    ends: Vec<WalkEnd>,
+    /// No record of them was unreadable, and none of their check results was held back as
+    /// yielded already by another asset of the risk.
+    whole: bool,
 }
 
 /// The check results of one asset of a risk into `batch`: listed unscoped and, for a row
@@ -1454,11 +1528,14 @@ async fn asset_checks<C: SasCall + ?Sized>(
     walk: &mut RiskWalk<'_, C>,
     machine: Item<WarningMachine>,
     batch: &mut BaselineListing,
-) -> Result<Vec<WalkEnd>, SasError> {
-    let mut ends = Vec::new();
+) -> Result<AssetRead, SasError> {
+    let mut read = AssetRead {
+        ends: Vec::new(),
+        whole: true,
+    };
     if machine.uuid.trim().is_empty() {
         tracing::warn!(risk_id = %walk.risk_id, "Skipped an affected asset without Uuid.");
-        return Ok(ends);
+        return Ok(read);
     }
     let container = machine.container_name.trim();
     let mut checks = Vec::new();
@@ -1479,13 +1556,22 @@ async fn asset_checks<C: SasCall + ?Sized>(
             Paging::Number,
         );
         while let Some(page) = listing.next_page().await? {
+            read.whole &= page.quarantined.is_empty();
             Quarantined::add_each_once(&mut batch.quarantined, page.quarantined);
             checks.extend(page.items);
         }
-        ends.extend(listing.end().cloned());
+        read.ends.extend(listing.end().cloned());
     }
+    // A check result both listings of this asset hold is its own; one another asset of the
+    // risk yielded already is not in this batch, so the batch is not the asset's whole.
+    let mut own = HashSet::new();
     for check in checks {
-        if !walk.seen.insert(digest(&check.raw)) {
+        let d = digest(&check.raw);
+        if !own.insert(d) {
+            continue;
+        }
+        if !walk.seen.insert(d) {
+            read.whole = false;
             continue;
         }
         let detail = match (q.fetch_details, check.check_warning_id.as_deref()) {
@@ -1509,7 +1595,7 @@ async fn asset_checks<C: SasCall + ?Sized>(
             detail,
         });
     }
-    Ok(ends)
+    Ok(read)
 }
 
 /// Walks the whole baseline ([`BaselineWalker`]) into one listing. A listing the page cap
@@ -2506,6 +2592,216 @@ mod tests {
         .await
         .unwrap();
         assert!(no_details.items.iter().all(|i| i.detail.is_none()));
+    }
+
+    /// A book of pair listings: `(risk, uuid, container) → (counts, listed at)`.
+    struct Book(HashMap<(String, String, String), (String, i64)>);
+
+    impl crate::sas::pairs::PairBook for Book {
+        fn recall(
+            &self,
+            cluster: Option<&str>,
+            pair: &PairKey,
+        ) -> Option<crate::sas::pairs::PairListed> {
+            assert_eq!(cluster, Some("c1"));
+            let k = (
+                pair.risk_id.clone(),
+                pair.uuid.clone(),
+                pair.container.clone(),
+            );
+            self.0
+                .get(&k)
+                .map(|(counts, at)| crate::sas::pairs::PairListed {
+                    counts: counts.clone(),
+                    listed_at_ms: *at,
+                    kept: vec![format!("fp-{}-{}", pair.risk_id, pair.uuid)],
+                })
+        }
+    }
+
+    /// Risk 120 on `machines` hosts `h0`, `h1`, … (one failing check each, `h1` with `h1_high`
+    /// high ones) and, on `h0`, a second row naming container `redis-0` whose scoped listing
+    /// returns the check the unscoped one of `h0` did.
+    fn pairs_fake(machines: usize, h1_high: i64) -> Fake {
+        Fake::new(50, move |action, q| {
+            Ok(match action {
+                "DescribeCheckWarningSummary" => json!({
+                    "TotalCount": 1,
+                    "WarningSummarys": [{"RiskId": 120, "RiskName": "k8s", "Level": "high"}]
+                }),
+                "DescribeWarningMachines" => {
+                    let page = num(q, "CurrentPage") as usize;
+                    let size = num(q, "PageSize") as usize;
+                    let mut rows: Vec<Value> = (0..machines)
+                        .map(|i| {
+                            let high = if i == 1 { h1_high } else { 1 };
+                            json!({"Uuid": format!("h{i}"), "HighWarningCount": high, "PassCount": 9, "Status": 1})
+                        })
+                        .collect();
+                    rows.push(json!({"Uuid": "h0", "ContainerName": "redis-0", "HighWarningCount": 1, "Status": 1}));
+                    let total = rows.len();
+                    let rows: Vec<Value> = rows
+                        .into_iter()
+                        .skip((page - 1) * size)
+                        .take(size)
+                        .collect();
+                    json!({"TotalCount": total, "WarningMachines": rows})
+                }
+                "DescribeCheckWarnings" => {
+                    let uuid = q.get("Uuid").unwrap();
+                    json!({"TotalCount": 1, "CheckWarnings": [{
+                        "CheckWarningId": format!("7{}", &uuid[1..]), "CheckId": 1,
+                        "Item": "check", "Status": 1, "Uuid": uuid
+                    }]})
+                }
+                other => panic!("unexpected action {other}"),
+            })
+        })
+    }
+
+    fn c1_without_details() -> BaselineQuery {
+        BaselineQuery {
+            cluster_id: Some("c1".into()),
+            fetch_details: false,
+            ..BaselineQuery::default()
+        }
+    }
+
+    async fn walk_all(walker: &mut BaselineWalker<'_, Fake>) -> Vec<BaselineListing> {
+        let mut out = Vec::new();
+        while let Some(b) = walker.next_batch().await.unwrap() {
+            out.push(b);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_baseline_walk_skips_the_pairs_whose_counts_are_unchanged() {
+        let q = c1_without_details();
+        let now = 10_000_000;
+        let pair = |uuid: &str, container: &str| {
+            ("120".to_string(), uuid.to_string(), container.to_string())
+        };
+        // h0 and h2 were listed with today's counts, h1 with one high warning fewer, h3 too
+        // long ago; h4 is new; h0/redis-0 too.
+        let book = Book(HashMap::from([
+            (pair("h0", ""), ("1/0/0/9/1".to_string(), now - 1_000)),
+            (pair("h1", ""), ("1/0/0/9/1".to_string(), now - 1_000)),
+            (pair("h2", ""), ("1/0/0/9/1".to_string(), now - 1_000)),
+            (
+                pair("h3", ""),
+                ("1/0/0/9/1".to_string(), now - 25 * 3600 * 1000),
+            ),
+        ]));
+        let skip = PairSkip {
+            book: std::sync::Arc::new(book),
+            now_ms: now,
+        };
+        let fake = pairs_fake(5, 2);
+        let mut walker = BaselineWalker::new(&fake, &q).skip_unchanged(skip.clone());
+        let batches = walk_all(&mut walker).await;
+        let listed_uuids: Vec<String> = fake
+            .calls()
+            .iter()
+            .filter(|(a, _, _)| a == "DescribeCheckWarnings")
+            .map(|(_, q, _)| {
+                format!(
+                    "{}{}",
+                    q.get("Uuid").unwrap(),
+                    q.get("ContainerName")
+                        .map(|c| format!("/{c}"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        // Unchanged h0 and h2 are not listed; h0's container row is new, so listed (unscoped
+        // too: h0's unscoped listing was skipped).
+        assert_eq!(listed_uuids, ["h1", "h3", "h4", "h0", "h0/redis-0"]);
+        let listed: Vec<(String, String, bool)> = batches
+            .iter()
+            .filter_map(|b| b.pair.as_ref())
+            .map(|p| (p.key.uuid.clone(), p.counts.clone(), p.whole))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("h1".into(), "2/0/0/9/1".into(), true),
+                ("h3".into(), "1/0/0/9/1".into(), true),
+                ("h4".into(), "1/0/0/9/1".into(), true),
+                ("h0".into(), "1/0/0/0/1".into(), true),
+            ]
+        );
+        let skipped: Vec<(String, Vec<String>)> = batches
+            .iter()
+            .flat_map(|b| &b.skipped)
+            .map(|s| (s.key.uuid.clone(), s.kept.clone()))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                ("h0".to_string(), vec!["fp-120-h0".to_string()]),
+                ("h2".to_string(), vec!["fp-120-h2".to_string()]),
+            ]
+        );
+        // Each listed pair's batch holds its own check results; a skipped pair rides along
+        // with the next listed one.
+        assert_eq!(batches.iter().map(|b| b.items.len()).sum::<usize>(), 4);
+        assert_eq!(batches[0].skipped.len(), 1, "h0 before h1");
+
+        // Without a book every pair is listed; the container row's scoped listing returns the
+        // check h0's unscoped listing yielded: its batch is not the pair's whole.
+        let fake = pairs_fake(5, 2);
+        let batches = walk_all(&mut BaselineWalker::new(&fake, &q)).await;
+        let whole: Vec<(String, bool)> = batches
+            .iter()
+            .filter_map(|b| b.pair.as_ref())
+            .map(|p| (format!("{}/{}", p.key.uuid, p.key.container), p.whole))
+            .collect();
+        assert_eq!(whole.len(), 6);
+        assert!(
+            whole.contains(&("h0/redis-0".to_string(), false)),
+            "{whole:?}"
+        );
+        assert_eq!(whole.iter().filter(|(_, w)| *w).count(), 5);
+        assert!(batches.iter().all(|b| b.skipped.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn skipped_pairs_are_handed_out_a_bounded_batch_at_a_time() {
+        let q = c1_without_details();
+        let n = SKIPPED_PER_BATCH + 50;
+        let book = Book(
+            (0..n)
+                .map(|i| {
+                    (
+                        ("120".to_string(), format!("h{i}"), String::new()),
+                        ("1/0/0/9/1".to_string(), 0),
+                    )
+                })
+                .chain([(
+                    ("120".to_string(), "h0".to_string(), "redis-0".to_string()),
+                    ("1/0/0/0/1".to_string(), 0),
+                )])
+                .collect(),
+        );
+        let skip = PairSkip {
+            book: std::sync::Arc::new(book),
+            now_ms: 1,
+        };
+        let fake = pairs_fake(n, 1);
+        let batches = walk_all(&mut BaselineWalker::new(&fake, &q).skip_unchanged(skip)).await;
+        let sizes: Vec<usize> = batches.iter().map(|b| b.skipped.len()).collect();
+        assert_eq!(sizes, [SKIPPED_PER_BATCH, 51]);
+        assert!(
+            batches
+                .iter()
+                .all(|b| b.items.is_empty() && b.pair.is_none())
+        );
+        let calls = fake.calls();
+        assert!(
+            calls.iter().all(|(a, _, _)| a != "DescribeCheckWarnings"),
+            "no pair listed"
+        );
     }
 
     #[tokio::test]

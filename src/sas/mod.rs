@@ -6,6 +6,7 @@ pub mod endpoint;
 pub mod error;
 pub mod models;
 pub mod normalise;
+pub mod pairs;
 pub mod params;
 pub mod quota;
 pub mod retry;

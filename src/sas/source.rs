@@ -31,6 +31,7 @@ use crate::sas::models::{
     WarningSummary,
 };
 use crate::sas::normalise::{self, NormaliseContext};
+use crate::sas::pairs::{ListedPair, PairSkip, SkippedPair};
 use crate::sas::params::Params;
 
 /// One checked `[[source]]`: what [`crate::config`] builds and a [`Source`] connects.
@@ -335,6 +336,7 @@ impl Source {
             },
             fresh: Vec::new(),
             resumed: Vec::new(),
+            pair_skip: None,
             past_failures: false,
             failed_in_a_row: 0,
             last_failed: None,
@@ -587,6 +589,19 @@ pub struct Batch {
     pub quarantined: Vec<Quarantined>,
     /// The page belongs to a first start's window (the poll's own, or a remainder of one).
     pub first_start: bool,
+    /// Baseline: the risk × asset pairs the page covers.
+    pub pairs: PagePairs,
+}
+
+/// The baseline risk × asset pairs one page covers ([`crate::sas::pairs`]).
+#[derive(Clone, Debug, Default)]
+pub struct PagePairs {
+    /// The scope of the walk (`None`: account-wide).
+    pub cluster: Option<String>,
+    /// The pair whose check results the page's findings are, when it listed one.
+    pub listed: Option<ListedPair>,
+    /// Pairs left unlisted because their counts are unchanged ([`Reader::skip_unchanged_pairs`]).
+    pub skipped: Vec<SkippedPair>,
 }
 
 impl Batch {
@@ -620,6 +635,9 @@ pub struct ReadEnd {
     /// listing of theirs failed or was never started: a snapshot sweep judges nothing about
     /// them.
     pub unread: BTreeSet<Option<String>>,
+    /// The scopes with a listing read to its end, neither stopped by the page cap nor by a
+    /// server repeating pages (one listed in [`ReadEnd::unread`] too had another that failed).
+    pub walked: BTreeSet<Option<String>>,
 }
 
 /// A listing that failed after the client's retries.
@@ -690,6 +708,8 @@ pub struct Reader<'s> {
     /// Remainders of this poll's own windows, and of resumed ones.
     fresh: Vec<Remainder>,
     resumed: Vec<Remainder>,
+    /// Baseline walks skip the pairs whose counts did not change.
+    pair_skip: Option<PairSkip>,
     /// A failed listing is noted and the read goes on ([`Reader::past_failures`]).
     past_failures: bool,
     /// Scopes whose listings failed since a listing last did not, and the last of them.
@@ -717,6 +737,29 @@ impl<'s> Reader<'s> {
     /// fails the read.
     pub fn past_failures(mut self) -> Self {
         self.past_failures = true;
+        self
+    }
+
+    /// Baseline walks leave unlisted the risk × asset pairs whose counts `skip`'s book
+    /// recalls unchanged ([`crate::sas::pairs`]); each page names the pairs it skipped
+    /// ([`Batch::pairs`]), so the caller can count what it kept of them as listed.
+    pub fn skip_unchanged_pairs(mut self, skip: PairSkip) -> Self {
+        self.pair_skip = Some(skip);
+        self
+    }
+
+    /// Reads the listings of the scopes in `failed` (those whose listings failed in the last
+    /// poll) after every other, each group in its order. Without it, clusters that keep
+    /// failing and sit next to each other in the configured order would stop every read
+    /// ([`Reader::past_failures`]: the third cluster in a row) before the clusters after
+    /// them; read last, they stop only each other. A scope that was set aside unread moves to
+    /// the front again, so it is tried.
+    pub fn failed_last(mut self, failed: &BTreeSet<Option<String>>) -> Self {
+        let (last, first): (VecDeque<Plan>, VecDeque<Plan>) = std::mem::take(&mut self.plans)
+            .into_iter()
+            .partition(|p| failed.contains(&p.cluster));
+        self.plans = first;
+        self.plans.extend(last);
         self
     }
 
@@ -799,6 +842,11 @@ impl<'s> Reader<'s> {
                 }),
                 Walk::Baseline(w) => w.next_batch().await.map(|b| {
                     b.map(|b| {
+                        batch.pairs = PagePairs {
+                            cluster: plan.cluster.clone(),
+                            listed: b.pair,
+                            skipped: b.skipped,
+                        };
                         batch.fill(b.quarantined, b.items, |i| {
                             normalise::normalise_baseline(&ctx, i)
                         })
@@ -889,16 +937,20 @@ impl<'s> Reader<'s> {
                 };
                 Walk::Vulns(api::vul_walker(c, &q, *ty))
             }
-            What::Baseline => Walk::Baseline(Box::new(
-                BaselineWalker::new(
+            What::Baseline => {
+                let walker = BaselineWalker::new(
                     c,
                     &BaselineQuery {
                         cluster_id: cluster,
                         ..BaselineQuery::default()
                     },
                 )
-                .with_details(self.source.details.clone()),
-            )),
+                .with_details(self.source.details.clone());
+                Walk::Baseline(Box::new(match &self.pair_skip {
+                    Some(skip) => walker.skip_unchanged(skip.clone()),
+                    None => walker,
+                }))
+            }
         }
     }
 
@@ -919,6 +971,8 @@ impl<'s> Reader<'s> {
                 self.end.cuts.extend(w.cuts().iter().cloned());
                 if !w.cuts().is_empty() || w.repeated() {
                     self.end.complete = false;
+                } else {
+                    self.end.walked.insert(plan.cluster);
                 }
                 return;
             }
@@ -929,7 +983,10 @@ impl<'s> Reader<'s> {
                 self.end.complete = false;
                 return;
             }
-            _ => return,
+            _ => {
+                self.end.walked.insert(plan.cluster);
+                return;
+            }
         };
         self.end.complete = false;
         self.end.cuts.push(cut);

@@ -20,6 +20,7 @@
 //! | `quarantine` | `source`, `domain` (length-prefixed) ‖ digest | [`QuarantineEntry`] JSON | `quarantine` |
 //! | `held` | silence id, sink (length-prefixed) ‖ event id | [`Held`] JSON: an event a silence holds back | `held` |
 //! | `details` | language (length-prefixed) ‖ check id | baseline check detail JSON | `details` |
+//! | `pairs` | source, scope, risk id, uuid (length-prefixed) ‖ container | [`StoredPair`] JSON: a baseline pair's last listing | `pairs` |
 //! | `health` | a health condition's key; `probe` | [`HealthEpisode`](crate::event::HealthEpisode) JSON; the last write probe's time | `health` |
 //!
 //! Values are JSON, LZ4-compressed above 512 bytes. The `groups` and `reminders` submodules
@@ -87,6 +88,7 @@ mod groups;
 mod health;
 mod held;
 mod keys;
+mod pairs;
 mod quarantine;
 mod reminders;
 mod types;
@@ -111,6 +113,7 @@ pub use details::{DETAIL_SCHEMA, StoredDetail};
 pub use error::StoreError;
 pub use groups::{Closing, GROUP_SCHEMA, GroupAdded, GroupClosed, GroupHeader, Suppressed};
 pub use held::{HELD_SCHEMA, Held, mute_holder, muted_by};
+pub use pairs::{PAIR_SCHEMA, PairName, StoredPair};
 pub use quarantine::{QUARANTINE_PER_SCOPE, QUARANTINE_SCHEMA, QuarantineEntry};
 pub use reminders::{REMINDER_SCHEMA, Reminder};
 pub use types::{
@@ -174,6 +177,7 @@ struct Inner {
     reminders: sled::Tree,
     quarantine: sled::Tree,
     details: sled::Tree,
+    pairs: sled::Tree,
     held: sled::Tree,
     health: sled::Tree,
     /// Reminder due times; every reminder write happens with it locked.
@@ -1071,6 +1075,7 @@ impl Inner {
             reminders: db.open_tree("reminders").at(dir)?,
             quarantine: db.open_tree("quarantine").at(dir)?,
             details: db.open_tree("details").at(dir)?,
+            pairs: db.open_tree("pairs").at(dir)?,
             held: db.open_tree("held").at(dir)?,
             health: db.open_tree("health").at(dir)?,
             reminder_index: Mutex::new(reminders::ReminderIndex::default()),

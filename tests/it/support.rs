@@ -692,7 +692,13 @@ url = "{hook}"
 
 /// A simulator holding no finding at first: a test adds exactly those it counts.
 pub async fn quiet_simulator() -> SimHandle {
+    quiet_simulator_of(SimConfig::default().clusters).await
+}
+
+/// [`quiet_simulator`] with `clusters` clusters.
+pub async fn quiet_simulator_of(clusters: usize) -> SimHandle {
     Simulator::start(SimConfig {
+        clusters,
         initial: InitialFindings::NONE,
         ..SimConfig::default()
     })

@@ -13,6 +13,7 @@ mod e2e;
 mod health;
 mod large;
 mod operators;
+mod pairs;
 mod probes;
 mod progress;
 mod reload;

@@ -3,14 +3,14 @@
 //! the other clusters' listings read. Alerts of the other clusters are delivered while it
 //! fails, and its own once it recovers, each exactly once; a vulnerability sweep resolves what
 //! left the other clusters' lists and judges nothing about the failing one until it is read.
+//! Clusters that keep failing side by side are read last, so they do not stop the read (three
+//! in a row do) before the clusters after them.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::support::*;
-use sasrelay::simulator::{
-    Domain, FaultKind, FaultSpec, InitialFindings, MAX_FAULT_COUNT, SimConfig, SimHandle, Simulator,
-};
+use sasrelay::simulator::{Domain, FaultKind, FaultSpec, MAX_FAULT_COUNT, SimHandle};
 use serde_json::{Value, json};
 
 /// Failure guard for every wait (a hang becomes a failure, never a pass).
@@ -21,13 +21,7 @@ const FAILED_IN_PART: &str = "Poll failed in part; the rest is recorded, retryin
 
 /// A simulator with three clusters and no findings; their ids.
 async fn three_clusters() -> (SimHandle, Vec<String>) {
-    let sim = Simulator::start(SimConfig {
-        clusters: 3,
-        initial: InitialFindings::NONE,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = quiet_simulator_of(3).await;
     let clusters = sim.clusters().into_iter().map(|c| c.cluster_id).collect();
     (sim, clusters)
 }
@@ -234,5 +228,56 @@ async fn a_sweep_resolves_what_left_the_clusters_it_read_and_nothing_of_the_one_
         )
         .collect();
     assert_eq!(delivered(&hook), expected);
+    assert_eq!(daemon.terminate(T).await.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_that_keep_failing_side_by_side_do_not_hold_back_the_ones_after_them() {
+    let sim = quiet_simulator_of(5).await;
+    let clusters: Vec<String> = sim.clusters().into_iter().map(|c| c.cluster_id).collect();
+    // The first three clusters of the configured order fail every poll: three in a row stop
+    // a read, so without reading them last the last two would never be read.
+    for c in &clusters[..3] {
+        fail_cluster(&sim, "DescribeVulList", c);
+    }
+    let vulns: Vec<String> = clusters[3..]
+        .iter()
+        .map(|c| {
+            let v = sim.add_finding(Domain::Vuln, Some(c), json!({})).unwrap();
+            id_of(&v, "PrimaryId", "vul")
+        })
+        .collect();
+
+    let hook = Hook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
+    let listed: Vec<String> = clusters.iter().map(|c| format!("\"{c}\"")).collect();
+    // No retries: a failing listing fails at once, so polls come every second.
+    let source_extra = format!(
+        "domains = [\"vulnerabilities\"]\nclusters = [{}]\nmax_attempts = 1",
+        listed.join(", ")
+    );
+    let mut spec = ConfigSpec::new(&endpoint, &url, &state);
+    spec.initial_sync = "notify";
+    spec.source_extra = &source_extra;
+    spec.poll = r#"{ vulnerabilities = "1s" }"#;
+    let mut daemon = Daemon::spawn(&spec.write(&dir.path().join("sasrelay.toml")));
+    for id in &vulns {
+        wait_event(&hook, "new", id).await;
+    }
+    // The failing clusters are still tried every poll.
+    let before = daemon.messages(FAILED_IN_PART).len();
+    wait_failed_in_part(&daemon, &clusters[0]).await;
+    wait_more_failures(&daemon, 2).await;
+    assert!(daemon.messages(FAILED_IN_PART).len() >= before + 2);
+    assert!(
+        !sim.pending_faults().is_empty(),
+        "the faults must still be failing the first three clusters"
+    );
+    let all: BTreeSet<(String, String)> = vulns
+        .iter()
+        .map(|id| ("new".to_string(), id.clone()))
+        .collect();
+    assert_eq!(delivered(&hook), all);
     assert_eq!(daemon.terminate(T).await.code(), Some(0));
 }

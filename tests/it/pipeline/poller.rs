@@ -322,9 +322,10 @@ async fn baseline_check_details_are_fetched_once_across_sweeps() {
     poller.poll_once(t0).await.unwrap();
     assert!(sim.call_count("DescribeCheckWarningDetail") > 0);
     sim.reset_calls();
-    // The probe is new to the cursor: a full sweep.
+    // The probe is new to the cursor: a full sweep. A day later, so that every risk × asset
+    // pair is due to be listed again whatever its counts (`sas::pairs::PAIR_RELIST_AFTER`).
     let second = poller
-        .poll_once(t0 + time::Duration::seconds(60))
+        .poll_once(t0 + time::Duration::hours(25))
         .await
         .unwrap();
     assert!(!second.skipped_unchanged);
