@@ -20,9 +20,11 @@
 //!                      │          grouper closes due groups into digests; reminders
 //! store ──────── sled, single-key writes only: per page dispatch writes (guarded) → records →
 //!                      │          flush; then the cursor
-//! pipeline ───── delivery: one worker per sink: due entry → sinks::Sink::deliver (one
-//!                      │          attempt, after the sink's rate limit) → ack / reschedule with
-//!                      │          backoff / dead letter; a rate-limited backlog folded into digests
+//! pipeline ───── delivery: one worker per sink, up to `concurrency` attempts in flight (one
+//!                      │          finding's events one at a time): due entry → sinks::Sink::deliver
+//!                      │          (one attempt, after the sink's rate limit) → ack (group commit) /
+//!                      │          reschedule with backoff / dead letter; a rate-limited backlog
+//!                      │          folded into digests
 //! sinks ──────── webhook, stdout, file, DingTalk, Feishu, WeCom, Slack, email, PagerDuty;
 //!                                 render makes their bodies (pure)
 //! ```
@@ -208,6 +210,8 @@
 //! - An outbox entry is removed only after its sink confirmed delivery; a sink makes one attempt
 //!   per call and never sleeps; the worker owns backoff, `Retry-After` and dead letters. A
 //!   sink whose rate limiter has no permit sends nothing (`Outcome::Throttled`): not an attempt.
+//!   An entry starts only while no attempt in flight carries one of its findings, so one
+//!   finding's events reach a sink in order; a stop lands every attempt in flight.
 //! - A dead-letter replay writes the new entry, then moves the payload's guard to it, then
 //!   removes the dead letter; a payload is never pending twice.
 //! - A backlog fold enqueues the digest (guarded by an id derived from its members) and flushes

@@ -39,6 +39,14 @@ pub trait Task: Send {
 
     /// Does one unit of work and says when to do the next.
     fn step(&mut self) -> impl Future<Output = Result<Next, TaskError>> + Send;
+
+    /// Called once when the runner stops the task (cancelled, not failed): finish what is in
+    /// flight and start nothing new. A task with several operations in flight (the delivery
+    /// worker) lands them here, so a stop abandons none; the daemon bounds the wait with its
+    /// shutdown grace. Nothing by default.
+    fn stop(&mut self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
 }
 
 /// When a task wants its next step.

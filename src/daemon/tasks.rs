@@ -3,7 +3,8 @@
 //!
 //! The runner owns what every hand-written loop used to repeat:
 //! - cancellation: checked before every step and raced against every wait, never against a
-//!   step, so a step that writes is never abandoned half-way (a delivery in flight finishes; a
+//!   step, so a step that writes is never abandoned half-way (a delivery worker's attempts in
+//!   flight land in its [`Task::stop`], which the runner awaits after a cancellation; a
 //!   poll finishes or, past the shutdown grace, is dropped with the runtime before its cursor
 //!   moves, which is safe by the store's write order);
 //! - backoff: after a retryable failure the next step waits by the task's curve
@@ -100,6 +101,9 @@ pub async fn run<T: Task>(mut task: T, shutdown: CancellationToken) -> Ended {
             None => continue,
         }
     };
+    if ended == Ended::Cancelled {
+        task.stop().await;
+    }
     event!(Level::DEBUG, &label, ?ended, "Task stopped.");
     ended
 }

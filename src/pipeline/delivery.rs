@@ -3,23 +3,31 @@
 //! The worker owns policy; the sink makes one attempt. Each entry is removed only after the
 //! sink confirmed it ([`Outcome::Delivered`]). A retryable failure reschedules the entry with
 //! jittered exponential backoff (never sooner than the sink's `Retry-After`) and pauses the
-//! whole sink for that long, so a sink that is down is probed, not flooded, and entries keep
-//! their order. A permanent failure, or an entry older than `max_age` (or past `max_attempts`),
-//! goes to the dead letter with the reason and the last response. One delivery is in flight per
-//! sink. Acks are made durable together (group commit): one flush covers the acks of up to
-//! [`GROUP_MAX`] deliveries, made before the next attempt once the oldest of them is
-//! [`GROUP_WINDOW`] old, and before the worker waits; a reschedule or a dead letter is flushed
-//! at once (with any acks before it). sled keeps unflushed writes in memory (it flushes on its
-//! own every 500 ms), so a `kill -9` repeats at most the delivery in flight and the acks not
-//! yet flushed: at most `GROUP_MAX + 1` messages, each with its original idempotency key. A
-//! flush per ack cost a disk sync and a hand-off to sled's threads per delivery, most of a
-//! delivery's CPU against a fast receiver.
+//! whole sink, so a sink that is down is probed, not flooded. A permanent failure, or an entry
+//! older than `max_age` (or past `max_attempts`), goes to the dead letter with the reason and
+//! the last response.
 //!
-//! [`Worker`] is a [`Task`]: each step is one attempt, or a read of the due entries, or the
-//! wait for the next one (woken by an enqueue unless the sink is paused). The runner looks for
-//! shutdown between steps, so a delivery in flight finishes (the daemon bounds that with its
-//! grace period) and no new one starts. The worker's own schedule (per-entry backoff, the
-//! sink's pause, `Retry-After`) lives in the outbox and in the worker, not in the runner.
+//! Up to the sink's `concurrency` attempts are in flight at once, each in a task of its own.
+//! They start in outbox order, but an entry about a finding that an attempt in flight carries
+//! (or that an earlier waiting entry carries) waits for it ([`order_keys`]): events about one
+//! finding reach a sink in the order they were enqueued — a `resolved` never overtakes its
+//! `new` — while events about different findings may arrive in any order.
+//!
+//! Acks are made durable together (group commit): one flush covers the acks of up to
+//! [`GROUP_MAX`] deliveries, made once the oldest of them is [`GROUP_WINDOW`] old, and before
+//! the worker waits with nothing in flight; a reschedule or a dead letter is flushed at once
+//! (with any acks before it). sled keeps unflushed writes in memory (it flushes on its own
+//! every 500 ms), so a `kill -9` repeats at most the attempts in flight and the acks not yet
+//! flushed: at most `concurrency + GROUP_MAX` messages per sink, each with its original
+//! idempotency key. A flush per ack cost a disk sync and a hand-off to sled's threads per
+//! delivery, most of a delivery's CPU against a fast receiver.
+//!
+//! [`Worker`] is a [`Task`]: each step starts what may start and lands one attempt, or reads
+//! the due entries, or waits for the next one (woken by an enqueue unless the sink is paused).
+//! The runner looks for shutdown between steps and then calls [`Task::stop`], which lands
+//! every attempt in flight and starts none (the daemon bounds that with its grace period). The
+//! worker's own schedule (per-entry backoff, the sink's pause, `Retry-After`) lives in the
+//! outbox and in the worker, not in the runner.
 //!
 //! ## Rate limits
 //!
@@ -36,6 +44,7 @@
 //! every finding is still
 //! delivered, within the budget. [`plan_fold`] decides (pure). Entries that already failed an
 //! attempt are not folded: a message the platform refuses must not take others down with it.
+//! Nothing is folded while an attempt is in flight, so no entry is both sent and folded.
 //!
 //! Folding uses single-key writes only and is crash-safe: the digest is enqueued first —
 //! guarded by its id, derived from the member ids — and flushed, then the members are acked.
@@ -44,11 +53,12 @@
 //! already carries ([`already_folded`]), and folding the same members again yields the same
 //! digest id, which the enqueue guard turns into "already there, just ack".
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 
 use crate::backoff::Backoff;
 use crate::clock::unix_ms;
@@ -273,8 +283,41 @@ pub async fn fold_backlog(
     Ok(report)
 }
 
-/// The worker of one sink: a [`Task`] whose every step is one delivery attempt, or a read of
-/// the next due entries, or the wait for them.
+/// The keys an entry holds while in flight: the findings it carries (source and fingerprint;
+/// a digest's every member) and, for a meta-event, one key for all of them. An entry starts
+/// only when none of its keys is held, so events about one finding reach a sink in outbox
+/// order — a `resolved` never overtakes its `new` — however many requests are in flight. Pure.
+pub fn order_keys(payload: &Payload) -> Vec<String> {
+    match payload {
+        Payload::Health(_) => vec!["health".to_string()],
+        Payload::Event(_) | Payload::Digest(_) => payload
+            .events()
+            .iter()
+            .filter_map(|e| {
+                let f = e.finding.as_ref()?;
+                Some(format!("{}\u{1f}{}", e.source, f.fingerprint))
+            })
+            .collect(),
+    }
+}
+
+/// One attempt, back from its task.
+struct Landed {
+    seq: u64,
+    entry: OutboxEntry,
+    attempts: u32,
+    outcome: Outcome,
+}
+
+/// What the worker keeps about an attempt in flight, by its task.
+struct Flight {
+    seq: u64,
+    keys: Vec<String>,
+}
+
+/// The worker of one sink: a [`Task`] whose every step starts what may start (up to the sink's
+/// `concurrency`, in outbox order, one finding at a time) and lands one attempt, or reads the
+/// next due entries, or waits for them.
 pub struct Worker {
     sink: Arc<Sink>,
     store: Store,
@@ -283,12 +326,19 @@ pub struct Worker {
     /// into this sink's outbox.
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
-    /// Nothing is attempted before this time (unix ms): a failed attempt's backoff, a rate
+    /// Nothing is started before this time (unix ms): a failed attempt's backoff, a rate
     /// limit's wait, or the pause after a store failure. A wake-up does not end it.
     paused_until_ms: i64,
-    /// Due entries read in one go and not yet attempted. Dropped when the sink fails, so the
+    /// Due entries read in one go and not yet started. Dropped when the sink fails, so the
     /// next read after the pause finds them again, in order.
     batch: VecDeque<(u64, OutboxEntry)>,
+    /// Attempts in flight, each a task of its own, so they progress while the worker flushes.
+    flights: JoinSet<Landed>,
+    /// The seqs and order keys of those attempts, by task.
+    flying: HashMap<tokio::task::Id, Flight>,
+    /// Their seqs, which a read of the outbox passes over, and their order keys, held.
+    seqs: HashSet<u64>,
+    held: HashMap<String, usize>,
     /// Whether the first step has run (it reports what the last run left pending).
     resumed: bool,
     /// Acks not yet flushed, and when the oldest of them was made.
@@ -307,6 +357,10 @@ impl Worker {
             metrics: Arc::default(),
             paused_until_ms: 0,
             batch: VecDeque::new(),
+            flights: JoinSet::new(),
+            flying: HashMap::new(),
+            seqs: HashSet::new(),
+            held: HashMap::new(),
             resumed: false,
             unflushed: 0,
             unflushed_since: None,
@@ -319,9 +373,10 @@ impl Worker {
         self
     }
 
-    /// Reads the next due entries into the batch, folding a backlog first when the sink folds
-    /// and has one. False when the outbox could not be read again after a fold: look again at
-    /// once.
+    /// Reads the next due entries into the batch, passing over those in flight, folding a
+    /// backlog first when the sink folds, has one and nothing is in flight (a fold must not
+    /// take an entry that is being sent). False when the outbox could not be read again after
+    /// a fold: look again at once.
     async fn refill(&mut self, now_ms: i64) -> bool {
         let sink = self.sink.clone();
         let name = sink.name();
@@ -329,18 +384,22 @@ impl Worker {
         let due = if now_ms < self.paused_until_ms {
             Vec::new()
         } else {
-            match self.store.due(name, due_by, BATCH) {
+            match self.store.due_skipping(name, due_by, BATCH, &self.seqs) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(sink = %name, error = %e, "Cannot read the outbox; retrying in 5s.");
                     self.store.heal(&e);
-                    self.paused_until_ms = now_ms + STORE_PAUSE_MS;
+                    self.pause_until(now_ms + STORE_PAUSE_MS);
                     Vec::new()
                 }
             }
         };
         let due = match sink.fold() {
-            Some(fold) if !due.is_empty() && self.store.depth(name) > fold.after as u64 => {
+            Some(fold)
+                if !due.is_empty()
+                    && self.flights.is_empty()
+                    && self.store.depth(name) > fold.after as u64 =>
+            {
                 match fold_backlog(&self.store, name, fold, now_ms).await {
                     Ok(r) if r.folded > 0 => {
                         tracing::info!(
@@ -389,8 +448,8 @@ impl Worker {
         }
     }
 
-    /// How to wait when nothing is due at `now_ms`: until the next entry is due or the pause
-    /// ends (at most [`IDLE`]), or until woken when not paused.
+    /// How to wait when nothing is in flight or due at `now_ms`: until the next entry is due or
+    /// the pause ends (at most [`IDLE`]), or until woken when not paused.
     fn idle(&self, now_ms: i64) -> Next {
         let next = self
             .store
@@ -409,13 +468,120 @@ impl Worker {
         }
     }
 
-    /// One attempt at `entry`; an ack joins the group the next flush covers, any other
-    /// outcome is made durable before the next attempt starts.
-    async fn attempt(&mut self, seq: u64, entry: OutboxEntry) {
+    /// Starts attempts until the sink's `concurrency` are in flight, the sink is paused, or
+    /// nothing due may start: the first entry in outbox order whose findings are not in flight
+    /// (nor held back by an earlier entry waiting for them). The outbox is read at most once.
+    async fn launch(&mut self, now_ms: i64) {
+        let mut read = false;
+        while self.flights.len() < self.sink.concurrency() && now_ms >= self.paused_until_ms {
+            if self.batch.is_empty() {
+                if read || !self.refill(now_ms).await || self.batch.is_empty() {
+                    return;
+                }
+                read = true;
+            }
+            let Some(i) = self.first_free() else {
+                return;
+            };
+            if let Some((seq, entry)) = self.batch.remove(i) {
+                self.start(seq, entry);
+            }
+        }
+    }
+
+    /// The index in the batch of the first entry that may start now.
+    fn first_free(&self) -> Option<usize> {
+        let mut waiting: HashSet<String> = HashSet::new();
+        for (i, (_, entry)) in self.batch.iter().enumerate() {
+            let keys = order_keys(&entry.payload);
+            if keys
+                .iter()
+                .all(|k| !self.held.contains_key(k) && !waiting.contains(k))
+            {
+                return Some(i);
+            }
+            waiting.extend(keys);
+        }
+        None
+    }
+
+    /// Sends `entry` in a task of its own, holding its order keys until it lands.
+    fn start(&mut self, seq: u64, entry: OutboxEntry) {
+        let keys = order_keys(&entry.payload);
+        for k in &keys {
+            *self.held.entry(k.clone()).or_default() += 1;
+        }
+        let sink = self.sink.clone();
+        let attempts = entry.attempts + 1;
+        let task = self.flights.spawn(async move {
+            let outcome = sink.deliver(&entry.payload, attempts).await;
+            Landed {
+                seq,
+                entry,
+                attempts,
+                outcome,
+            }
+        });
+        self.seqs.insert(seq);
+        self.flying.insert(task.id(), Flight { seq, keys });
+    }
+
+    /// Waits for the next attempt to land and applies it; when an ack waits for its group's
+    /// flush, no longer than the rest of [`GROUP_WINDOW`].
+    async fn land_next(&mut self) {
+        let window = self
+            .unflushed_since
+            .map(|t| GROUP_WINDOW.saturating_sub(t.elapsed()));
+        let joined = match window {
+            Some(left) => tokio::select! {
+                joined = self.flights.join_next_with_id() => joined,
+                () = tokio::time::sleep(left) => {
+                    self.flush_acks().await;
+                    return;
+                }
+            },
+            None => self.flights.join_next_with_id().await,
+        };
+        let Some(joined) = joined else {
+            return;
+        };
+        let id = match &joined {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        if let Some(flight) = self.flying.remove(&id) {
+            self.seqs.remove(&flight.seq);
+            for k in flight.keys {
+                if let Some(n) = self.held.get_mut(&k) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.held.remove(&k);
+                    }
+                }
+            }
+        }
+        match joined {
+            Ok((_, landed)) => self.apply(landed).await,
+            Err(e) => {
+                // A sink panicked on this entry: it stays in the outbox, unacked; the sink
+                // pauses so a payload that always panics is not sent in a loop.
+                tracing::error!(sink = %self.sink.name(), error = %e, "A delivery attempt panicked; the entry stays in the outbox. Pausing the sink for 5s.");
+                self.pause_until(unix_ms(time::OffsetDateTime::now_utc()) + STORE_PAUSE_MS);
+            }
+        }
+    }
+
+    /// Applies an attempt's outcome; an ack joins the group the next flush covers, any other
+    /// outcome is made durable at once.
+    async fn apply(&mut self, landed: Landed) {
+        let Landed {
+            seq,
+            entry,
+            attempts,
+            outcome,
+        } = landed;
         let sink = self.sink.clone();
         let name = sink.name();
-        let attempts = entry.attempts + 1;
-        let outcome = sink.deliver(&entry.payload, attempts).await;
         let now_ms = unix_ms(time::OffsetDateTime::now_utc());
         let id = entry.payload.id().to_string();
         let verdict = decide(
@@ -438,8 +604,8 @@ impl Worker {
                         self.unflushed += 1;
                         self.unflushed_since
                             .get_or_insert_with(std::time::Instant::now);
-                        if self.unflushed >= GROUP_MAX && !self.persist(name, &id).await {
-                            self.pause_until(now_ms + STORE_PAUSE_MS);
+                        if self.unflushed >= GROUP_MAX {
+                            self.flush_acks().await;
                         }
                         return;
                     }
@@ -487,7 +653,7 @@ impl Worker {
     }
 
     /// A failed attempt: the entry is rescheduled for `at_ms` and the whole sink pauses until
-    /// then (it is unhealthy; the rest of the batch waits, in order).
+    /// then (it is unhealthy; the rest waits, in order; attempts already in flight land).
     async fn retry_later(
         &mut self,
         seq: u64,
@@ -524,10 +690,19 @@ impl Worker {
         self.pause_until(at_ms);
     }
 
-    /// Attempts nothing before `until_ms`; what was read is read again afterwards.
+    /// Starts nothing before `until_ms` (or before a later pause already set); what was read
+    /// is read again afterwards.
     fn pause_until(&mut self, until_ms: i64) {
-        self.paused_until_ms = until_ms;
+        self.paused_until_ms = self.paused_until_ms.max(until_ms);
         self.batch.clear();
+    }
+
+    /// Flushes the acks not yet flushed; on failure the sink pauses.
+    async fn flush_acks(&mut self) {
+        let name = self.sink.name().to_string();
+        if !self.persist(&name, "(acks of delivered entries)").await {
+            self.pause_until(unix_ms(time::OffsetDateTime::now_utc()) + STORE_PAUSE_MS);
+        }
     }
 
     /// Makes the outbox updates so far durable (see the module docs): every ack not yet
@@ -550,8 +725,8 @@ impl Task for Worker {
         Label::new("deliver").sink(self.sink.name())
     }
 
-    /// One attempt at the next due entry; when none is in hand, a read of the due entries
-    /// (after a fold), or the wait for the next. Failures are the entries' (rescheduled, dead
+    /// Starts what may start, then lands one attempt; with nothing in flight, waits for the
+    /// next due entry (after flushing the acks). Failures are the entries' (rescheduled, dead
     /// lettered) or the store's (a pause), never the step's: the worker keeps its own
     /// per-entry schedule, so the runner's backoff is not used.
     async fn step(&mut self) -> Result<Next, TaskError> {
@@ -562,31 +737,30 @@ impl Task for Worker {
                 tracing::info!(sink = %self.sink.name(), pending, "Resuming delivery of pending entries.");
             }
         }
-        // The group's flush: before the worker reads or waits, or once its oldest ack is old.
-        let due = self.batch.is_empty()
-            || self
-                .unflushed_since
-                .is_some_and(|t| t.elapsed() >= GROUP_WINDOW);
-        if self.unflushed > 0 && due {
-            let name = self.sink.name().to_string();
-            if !self.persist(&name, "(acks of delivered entries)").await {
-                self.pause_until(unix_ms(time::OffsetDateTime::now_utc()) + STORE_PAUSE_MS);
+        let now_ms = unix_ms(time::OffsetDateTime::now_utc());
+        self.launch(now_ms).await;
+        if self.flights.is_empty() {
+            // Nothing to send now: the group's flush, then the wait.
+            if self.unflushed > 0 {
+                self.flush_acks().await;
                 return Ok(Next::Now);
             }
+            return Ok(self.idle(now_ms));
         }
-        if self.batch.is_empty() {
-            let now_ms = unix_ms(time::OffsetDateTime::now_utc());
-            if !self.refill(now_ms).await {
-                return Ok(Next::Now);
-            }
-            if self.batch.is_empty() {
-                return Ok(self.idle(now_ms));
-            }
-        }
-        if let Some((seq, entry)) = self.batch.pop_front() {
-            self.attempt(seq, entry).await;
-        }
+        self.land_next().await;
         Ok(Next::Now)
+    }
+
+    /// Lands every attempt in flight (acked, rescheduled or dead-lettered as usual) and
+    /// flushes, starting nothing new.
+    async fn stop(&mut self) {
+        self.batch.clear();
+        while !self.flights.is_empty() {
+            self.land_next().await;
+        }
+        if self.unflushed > 0 {
+            self.flush_acks().await;
+        }
     }
 }
 

@@ -613,6 +613,18 @@ impl Store {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
+        self.due_skipping(sink, now_ms, limit, &std::collections::HashSet::new())
+    }
+
+    /// Like [`Store::due`], passing over the seqs in `skip` (the delivery worker's attempts in
+    /// flight), so `limit` counts only entries the caller can use.
+    pub fn due_skipping(
+        &self,
+        sink: &str,
+        now_ms: i64,
+        limit: usize,
+        skip: &std::collections::HashSet<u64>,
+    ) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
         let inner = self.current()?;
         let Some(s) = inner.sink(sink) else {
             return Ok(Vec::new());
@@ -623,7 +635,7 @@ impl Store {
                 Some(&(at, _)) if at <= now_ms => index
                     .pending
                     .iter()
-                    .filter(|(_, p)| p.next_attempt_at_ms <= now_ms)
+                    .filter(|(seq, p)| p.next_attempt_at_ms <= now_ms && !skip.contains(seq))
                     .take(limit)
                     .map(|(&seq, _)| seq)
                     .collect(),

@@ -24,9 +24,10 @@ const KILLS: usize = 12;
 const MAX_STEP: usize = 120;
 const T: Duration = Duration::from_secs(90);
 
-/// Duplicates one kill may cause (see the bound's comment in the test): the delivery in flight
-/// and the acks a group commit had not flushed yet.
-const DUPLICATES_PER_KILL: usize = 1 + sasrelay::pipeline::delivery::GROUP_MAX;
+/// Duplicates one kill may cause (see the bound's comment in the test): the deliveries in
+/// flight (a webhook's default `concurrency`) and the acks a group commit had not flushed yet.
+const DUPLICATES_PER_KILL: usize =
+    sasrelay::sinks::WEBHOOK_CONCURRENCY + sasrelay::pipeline::delivery::GROUP_MAX;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loop_delivers_every_finding_with_bounded_duplicates() {
@@ -126,9 +127,9 @@ async fn kill_9_loop_delivers_every_finding_with_bounded_duplicates() {
         alerts.len(),
         requests.len()
     );
-    // The bound: one delivery is in flight per sink, and the worker flushes its acks in groups
-    // of at most GROUP_MAX (and before any further attempt once the oldest is 5 ms old), so
-    // when the process dies only the message in flight and the acks not yet flushed can be
+    // The bound: at most `concurrency` deliveries are in flight per sink, and the worker
+    // flushes its acks in groups of at most GROUP_MAX (and once the oldest is 5 ms old), so
+    // when the process dies only the messages in flight and the acks not yet flushed can be
     // sent again. (An event the poller enqueued but had not flushed yet is covered by the same
     // flush: it is db-wide, so the enqueue and its guard are durable once the ack is.) With a
     // flush per ack this loop measured 0–12 for 12 kills; with acks left to sled's own 500 ms

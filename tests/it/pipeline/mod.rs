@@ -1,5 +1,6 @@
 //! A finding's path in process: the poller against the simulator, reminders through dispatch.
 
 mod clock;
+mod concurrency;
 mod poller;
 mod reminders;
