@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::routing::post;
 use sasrelay::config::DeliverySettings;
 use sasrelay::daemon::tasks;
@@ -41,6 +41,8 @@ struct Seen {
     arrived_at: Instant,
     answered_at: Instant,
     status: u16,
+    /// The client's address: one per TCP connection.
+    peer: SocketAddr,
 }
 
 #[derive(Default)]
@@ -64,6 +66,7 @@ impl Receiver {
 
 async fn hook(
     State(rx): State<Arc<Receiver>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Bytes,
 ) -> (axum::http::StatusCode, [(&'static str, &'static str); 1]) {
     let v: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -98,6 +101,7 @@ async fn hook(
         arrived_at,
         answered_at: Instant::now(),
         status: status.as_u16(),
+        peer,
     };
     let n = {
         let mut all = lock(&rx.seen);
@@ -125,6 +129,7 @@ async fn receiver_with(state: Receiver) -> (SocketAddr, Arc<Receiver>, watch::Re
         .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (addr, state, rx)
 }
@@ -185,8 +190,9 @@ async fn wait_for(rx: &mut watch::Receiver<usize>, n: usize) {
 }
 
 /// 24 findings, each a `new` directly followed in the outbox by its `resolved`: the worker
-/// keeps exactly `concurrency` requests open, and no `resolved` arrives before its `new` was
-/// answered, although the receiver answers every `resolved` at once and holds every `new`.
+/// keeps exactly `concurrency` requests open, over as many kept-alive connections at most, and
+/// no `resolved` arrives before its `new` was answered, although the receiver answers every
+/// `resolved` at once and holds every `new`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_overlap_up_to_the_limit_and_one_findings_events_never_do() {
     const FINDINGS: usize = 24;
@@ -210,6 +216,13 @@ async fn requests_overlap_up_to_the_limit_and_one_findings_events_never_do() {
     assert_eq!(
         most, CONCURRENCY,
         "requests open at once: the limit, reached"
+    );
+    let connections: std::collections::HashSet<SocketAddr> = seen.iter().map(|s| s.peer).collect();
+    assert!(
+        connections.len() <= CONCURRENCY,
+        "{} connections for {} requests: not kept alive",
+        connections.len(),
+        seen.len()
     );
     let mut by_finding: HashMap<&str, HashMap<&str, &Seen>> = HashMap::new();
     for s in &seen {
