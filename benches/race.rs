@@ -1,6 +1,6 @@
 //! Races sasrelay against Alertmanager (issue 13, build point 6): the same N distinct findings
 //! go through each into one counting webhook receiver in this process, for N = 1,000, 10,000
-//! and 50,000, interleaved over rounds (who goes first alternates); then a 2,000-finding burst
+//! and 50,000, interleaved over rounds (who goes first rotates); then a 2,000-finding burst
 //! into a receiver that answers after 30 ms. Prints one markdown table per receiver: rate, the
 //! delivery phase's rate, CPU per delivered finding, peak RSS, disk per pending finding, lost,
 //! duplicated and the ratios; then start to ready and idle RSS.
@@ -15,14 +15,21 @@
 //!   holds the N open alerts before the daemon starts (loading them is not timed). Timed from
 //!   the first `/readyz` 200 to the last delivery, so the polls that read the N alerts are
 //!   inside; the delivery phase alone is the first delivery to the last.
+//! - **sasrelay, outbox drain**: the same, but the receiver refuses (503, `Retry-After: 1`) until
+//!   sasrelay's outbox holds all N (untimed; the state directory is measured then: **disk per
+//!   pending finding**); then it accepts, and the drain is timed from the first delivery (before
+//!   it sasrelay waits out the last refusal's second) to the last. Delivery alone, whatever
+//!   reading the simulator and the call budget cost; its peak RSS covers the fill.
 //! - **Alertmanager**: timed from the first POST of the N alerts to `/api/v2/alerts` (batches of
 //!   1,000) to the last delivery; `group_by: ['...']` makes one notification per alert.
 //! - **CPU**: utime + stime of the contestant's process only (not the simulator, not this
 //!   harness) over the timed phase, divided by N. **Peak RSS**: its `VmHWM` at the end. This
 //!   harness's own CPU over the same phase (simulator, receiver, the POSTing client) is printed
 //!   with each run, so a bottleneck here shows.
-//! - **Disk**: a separate sasrelay run per N whose receiver answers 503 (`Retry-After` an hour),
-//!   measured once the outbox holds all N: the state directory's bytes over N.
+//! - The simulator runs on a thread and a runtime of its own here. Each sasrelay run prints its
+//!   CPU per finding, how busy that thread was, when the polls had enqueued all N and how long
+//!   sasrelay waited for its call budget (50 calls/s at most, 100 alerts a page: reading N
+//!   takes N/5,000 s at least).
 //! - **Start to ready**: process spawn to the first ready answer. **Idle RSS**: `VmRSS` once the
 //!   process is ready and the receiver has seen nothing for 5 s.
 
@@ -57,7 +64,7 @@ const USAGE: &str = "cargo bench --bench race -- [options]
   --deadline-s S        a contestant not done after S seconds is reported unfinished (default 600)
   --idle-s S            quiet time before idle RSS is read (default 5)
   --sink-extra TEXT     lines added to sasrelay's [[sink]] table (e.g. 'concurrency = 16')
-  --no-disk             skip the disk-per-pending-finding runs";
+  --no-drain            skip sasrelay's outbox drain (and so the disk figure)";
 
 /// Alerts per POST to Alertmanager.
 const AM_BATCH: usize = 1_000;
@@ -93,7 +100,7 @@ struct Options {
     deadline: Duration,
     idle: Duration,
     sink_extra: String,
-    disk: bool,
+    drain: bool,
 }
 
 impl Options {
@@ -107,7 +114,7 @@ impl Options {
             deadline: Duration::from_secs(600),
             idle: Duration::from_secs(5),
             sink_extra: String::new(),
-            disk: true,
+            drain: true,
         };
         let mut search_alertmanager = true;
         while let Some(arg) = args.next() {
@@ -124,7 +131,7 @@ impl Options {
                 "--deadline-s" => o.deadline = Duration::from_secs(number(&value()?)? as u64),
                 "--idle-s" => o.idle = Duration::from_secs(number(&value()?)? as u64),
                 "--sink-extra" => o.sink_extra = value()?,
-                "--no-disk" => o.disk = false,
+                "--no-drain" => o.drain = false,
                 "--help" | "-h" => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -165,7 +172,7 @@ fn on_path(name: &str) -> Option<PathBuf> {
 enum Answer {
     /// 204 after this long (a tokio sleep, so many requests wait at once).
     After(Duration),
-    /// 503 with `Retry-After: 3600`: nothing is delivered, everything waits in the outbox.
+    /// 503 with `Retry-After: 1`: nothing is delivered, everything waits in the outbox.
     Refuse,
 }
 
@@ -193,7 +200,7 @@ struct Tally {
 }
 
 struct Shared {
-    answer: Answer,
+    answer: Mutex<Answer>,
     tally: Mutex<Tally>,
 }
 
@@ -208,7 +215,7 @@ struct Receiver {
 impl Receiver {
     async fn start(answer: Answer) -> Result<Receiver, String> {
         let shared = Arc::new(Shared {
-            answer,
+            answer: Mutex::new(answer),
             tally: Mutex::new(Tally::default()),
         });
         let app = Router::new()
@@ -228,6 +235,11 @@ impl Receiver {
     fn counts(&self) -> Counts {
         lock(&self.shared.tally).counts
     }
+
+    /// Answers `answer` from now on.
+    fn set_answer(&self, answer: Answer) {
+        *lock(&self.shared.answer) = answer;
+    }
 }
 
 impl Drop for Receiver {
@@ -237,12 +249,15 @@ impl Drop for Receiver {
 }
 
 async fn receive(State(rx): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    match rx.answer {
+    let answer = *lock(&rx.answer);
+    match answer {
         Answer::Refuse => {
             count(&rx, &[]);
+            // The shortest wait sasrelay honours, so a refused entry is due again soon after
+            // the receiver starts accepting.
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "3600")],
+                [(header::RETRY_AFTER, "1")],
             )
                 .into_response()
         }
@@ -490,7 +505,11 @@ async fn wait_quiet(rx: &Receiver, since: Instant, quiet: Duration) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Contestant {
     Alertmanager,
+    /// sasrelay timed from ready: reading the alerts from the simulator, then delivering.
     Sasrelay,
+    /// sasrelay delivering an outbox filled beforehand (untimed): delivery alone, whatever the
+    /// simulator and the call budget cost.
+    Drain,
 }
 
 impl Contestant {
@@ -498,6 +517,7 @@ impl Contestant {
         match self {
             Contestant::Alertmanager => "Alertmanager",
             Contestant::Sasrelay => "sasrelay",
+            Contestant::Drain => "sasrelay, outbox drain",
         }
     }
 }
@@ -517,6 +537,8 @@ struct Run {
     peak_rss_kib: u64,
     /// This harness's CPU over the timed phase, µs.
     harness_cpu_us: u64,
+    /// The state directory with all `n` waiting (the drain, measured before it starts).
+    disk: Option<Disk>,
     /// Contestant-specific figures for the run's line.
     detail: String,
 }
@@ -577,39 +599,47 @@ impl Run {
     }
 }
 
-/// What a contestant's process measured at the end of its timed phase.
-struct Finish {
-    counts: Counts,
-    finished: bool,
+/// Where a timed phase began: the instant, and the CPU then of the contestant and of this
+/// harness (µs).
+struct Start {
+    at: Instant,
     cpu_us: u64,
-    peak_rss_kib: u64,
     harness_cpu_us: u64,
 }
 
-/// From `started` (the contestant's CPU then: `cpu0`, the harness's: `harness0`), waits for all
-/// `n` (or the deadline), reads the figures, stops the process.
+impl Start {
+    fn now(proc: &Proc) -> Result<Start, String> {
+        Ok(Start {
+            cpu_us: proc.cpu_us()?,
+            harness_cpu_us: cpu_us_of("self")?,
+            at: Instant::now(),
+        })
+    }
+}
+
+/// Waits for all `n` from `start` (or the deadline) and reads the figures; the process keeps
+/// running (the caller may ask it more, then stops it).
 async fn finish(
     rx: &Receiver,
     proc: &mut Proc,
     n: usize,
-    started: Instant,
-    (cpu0, harness0): (u64, u64),
+    start: &Start,
+    start_to_ready: Duration,
     deadline: Duration,
-) -> Result<(Finish, String), String> {
-    let finished = wait_distinct(rx, n, proc, started + deadline).await?;
-    let cpu_us = proc.cpu_us()?.saturating_sub(cpu0);
-    let harness_cpu_us = cpu_us_of("self")?.saturating_sub(harness0);
-    let peak_rss_kib = proc.status_kib("VmHWM:")?;
-    let counts = rx.counts();
-    let stopped = proc.stop().await;
-    let figures = Finish {
-        counts,
+) -> Result<Run, String> {
+    let finished = wait_distinct(rx, n, proc, start.at + deadline).await?;
+    Ok(Run {
+        n,
+        start_to_ready,
+        started: start.at,
+        counts: rx.counts(),
         finished,
-        cpu_us,
-        peak_rss_kib,
-        harness_cpu_us,
-    };
-    Ok((figures, stopped))
+        cpu_us: proc.cpu_us()?.saturating_sub(start.cpu_us),
+        peak_rss_kib: proc.status_kib("VmHWM:")?,
+        harness_cpu_us: cpu_us_of("self")?.saturating_sub(start.harness_cpu_us),
+        disk: None,
+        detail: String::new(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -699,13 +729,14 @@ async fn open_alerts(n: usize) -> Result<SimHandle, String> {
 }
 
 /// `sasrelay.toml` in `dir`: the simulator's alerts (every one notified at first start, the call
-/// budget at its maximum), one webhook sink to `hook`, the admin API on `admin_port`.
+/// budget at its maximum), one webhook sink to `hook`, the admin API on `admin_port`; `tail`
+/// ends the file (lines of the sink's table, then other tables).
 fn sasrelay_config(
     dir: &Path,
     sim: &SimHandle,
     hook: SocketAddr,
     admin_port: u16,
-    sink_extra: &str,
+    tail: &str,
 ) -> Result<PathBuf, String> {
     let secret = dir.join("secret");
     write_private(&secret, DEMO_ACCESS_KEY_SECRET)?;
@@ -730,7 +761,7 @@ listen = "127.0.0.1:{admin_port}"
 name = "hook"
 type = "webhook"
 url = "http://{hook}/hook"
-{sink_extra}
+{tail}
 "#,
         endpoint = sim.base_url(),
         secret = secret.display(),
@@ -757,10 +788,16 @@ struct Sasrelay {
 }
 
 /// Starts `sasrelay run` against `sim`, delivering to `rx`; returns once `/readyz` says 200.
-async fn start_sasrelay(o: &Options, sim: &SimHandle, rx: &Receiver) -> Result<Sasrelay, String> {
+async fn start_sasrelay(
+    o: &Options,
+    sim: &SimHandle,
+    rx: &Receiver,
+    delivery: &str,
+) -> Result<Sasrelay, String> {
     let dir = temp_dir()?;
     let port = free_port()?;
-    let config = sasrelay_config(dir.path(), sim, rx.addr, port, &o.sink_extra)?;
+    let sink = format!("{}\n{delivery}", o.sink_extra);
+    let config = sasrelay_config(dir.path(), sim, rx.addr, port, &sink)?;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sasrelay"));
     // JSON lines, with the poller's "Poll done." (one a poll) for the poll phase's end.
     cmd.args(["--log-format", "json", "run", "--config"])
@@ -797,39 +834,36 @@ async fn race_sasrelay(o: &Options, n: usize, answer: Answer) -> Result<Run, Str
     let sim = SimThread::start(n)?;
     let loaded = loading.elapsed();
     let rx = Receiver::start(answer).await?;
-    let mut s = start_sasrelay(o, &sim.sim, &rx).await?;
-    let (started, started_wall) = (Instant::now(), time::OffsetDateTime::now_utc());
-    let before = (s.proc.cpu_us()?, cpu_us_of("self")?);
+    let mut s = start_sasrelay(o, &sim.sim, &rx, "").await?;
+    let started_wall = time::OffsetDateTime::now_utc();
+    let start = Start::now(&s.proc)?;
     let sim_cpu0 = sim.cpu_us()?;
-    let (f, stopped) = finish(&rx, &mut s.proc, n, started, before, o.deadline).await?;
+    let mut run = finish(&rx, &mut s.proc, n, &start, s.start_to_ready, o.deadline).await?;
     let sim_cpu = sim.cpu_us()?.saturating_sub(sim_cpu0);
-    let since = |t: Option<Instant>| t.map(|t| t.duration_since(started).as_secs_f64());
+    let budget_wait = scrape(
+        &s.admin,
+        r#"sasrelay_sas_call_wait_seconds_total{action="DescribeSuspEvents"}"#,
+    )
+    .await;
+    let stopped = s.proc.stop().await;
+    let since = |t: Option<Instant>| t.map(|t| t.duration_since(start.at).as_secs_f64());
     let polls = polls_until(&s.proc.log, n, started_wall);
-    let detail = format!(
-        "first delivery after {}, {}; simulator {} DescribeSuspEvents calls, {:.0} µs CPU per finding (its thread busy {:.0}% of the timed phase), loading it took {:.2} s (untimed); {stopped}",
-        since(f.counts.first).map_or("never".into(), |s| format!("{s:.2} s")),
+    run.detail = format!(
+        "first delivery after {}, {}, {} waiting for the call budget; simulator: {} DescribeSuspEvents calls, {:.0} µs CPU per finding (its thread busy {:.0}% of the timed phase), loading it took {:.2} s (untimed); {stopped}",
+        since(run.counts.first).map_or("never".into(), |s| format!("{s:.2} s")),
         polls.map_or(
             "the poll log was not readable".into(),
             |(secs, polls, pages)| {
                 format!("all {n} enqueued after {secs:.2} s ({polls} polls, {pages} pages)")
             }
         ),
+        budget_wait.map_or_else(|e| e, |w| format!("{:.2} s", w.unwrap_or(0.0))),
         sim.sim.call_count("DescribeSuspEvents"),
         sim_cpu as f64 / n.max(1) as f64,
-        since(f.counts.last_new).map_or(0.0, |s| sim_cpu as f64 / 1e4 / s),
+        since(run.counts.last_new).map_or(0.0, |s| sim_cpu as f64 / 1e4 / s),
         loaded.as_secs_f64(),
     );
-    Ok(Run {
-        n,
-        start_to_ready: s.start_to_ready,
-        started,
-        counts: f.counts,
-        finished: f.finished,
-        cpu_us: f.cpu_us,
-        peak_rss_kib: f.peak_rss_kib,
-        harness_cpu_us: f.harness_cpu_us,
-        detail,
-    })
+    Ok(run)
 }
 
 /// From sasrelay's JSON log (its poller's "Poll done." lines): seconds from `started` until
@@ -859,44 +893,69 @@ fn polls_until(log: &Path, n: usize, started: time::OffsetDateTime) -> Option<(f
 /// Bytes under the state directory once sasrelay's outbox holds `n` undeliverable findings.
 #[derive(Clone, Copy, Debug)]
 struct Disk {
-    n: usize,
     /// Sum of file sizes.
     bytes: u64,
     /// Sum of allocated blocks.
     allocated: u64,
 }
 
-/// A sasrelay run into a receiver that refuses everything, until the outbox holds `n`.
-async fn disk_per_pending(o: &Options, n: usize) -> Result<Disk, String> {
+/// Retries soon and often while the receiver refuses, so the filled outbox is due at once when
+/// it starts accepting.
+const FILL_DELIVERY: &str =
+    "[delivery]\nretry_initial_delay = \"100ms\"\nretry_max_delay = \"1s\"\n";
+
+/// sasrelay's outbox filled with `n` findings while the receiver refuses (untimed; the state
+/// directory is measured then), then delivered once it accepts: timed from the switch.
+async fn race_drain(o: &Options, n: usize) -> Result<Run, String> {
     let sim = SimThread::start(n)?;
     let rx = Receiver::start(Answer::Refuse).await?;
-    let mut s = start_sasrelay(o, &sim.sim, &rx).await?;
-    let deadline = Instant::now() + o.deadline;
+    let mut s = start_sasrelay(o, &sim.sim, &rx, FILL_DELIVERY).await?;
+    let filling = Instant::now();
+    wait_outbox(&mut s, n, o.deadline).await?;
+    let filled = filling.elapsed();
+    let (bytes, allocated) = du(&s.dir.path().join("state"));
+    let refused = rx.counts().requests;
+    let start = Start::now(&s.proc)?;
+    rx.set_answer(Answer::After(Duration::ZERO));
+    let mut run = finish(&rx, &mut s.proc, n, &start, s.start_to_ready, o.deadline).await?;
+    let stopped = s.proc.stop().await;
+    run.disk = Some(Disk { bytes, allocated });
+    run.detail = format!(
+        "outbox filled in {:.2} s (untimed; {refused} refused attempts meanwhile), state directory {:.1} MiB; the first delivery came {:.2} s after the receiver started accepting (the retry wait after the last 503, not timed); {stopped}",
+        filled.as_secs_f64(),
+        bytes as f64 / 1_048_576.0,
+        run.counts
+            .first
+            .map_or(0.0, |t| t.duration_since(start.at).as_secs_f64()),
+    );
+    // Timed from the first delivery: before it, sasrelay only waits out the refusal's
+    // `Retry-After` (CPU is counted from the switch; it spends next to none meanwhile).
+    if let Some(first) = run.counts.first {
+        run.started = first;
+    }
+    Ok(run)
+}
+
+/// Waits until sasrelay's outbox holds `n`.
+async fn wait_outbox(s: &mut Sasrelay, n: usize, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
     loop {
-        let depth = outbox_depth(&s.admin).await?;
-        if depth >= n as u64 {
-            break;
+        let depth = scrape(&s.admin, r#"sasrelay_outbox_depth{sink="hook"}"#)
+            .await?
+            .unwrap_or(0.0);
+        if depth >= n as f64 {
+            return Ok(());
         }
         s.proc.check_alive()?;
         if Instant::now() > deadline {
-            return Err(format!(
-                "the outbox held {depth} of {n} after {:?}",
-                o.deadline
-            ));
+            return Err(format!("the outbox held {depth} of {n} after {timeout:?}"));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let (bytes, allocated) = du(&s.dir.path().join("state"));
-    s.proc.stop().await;
-    Ok(Disk {
-        n,
-        bytes,
-        allocated,
-    })
 }
 
-/// `sasrelay_outbox_depth{sink="hook"}` from `/metrics` (0 before the gauge appears).
-async fn outbox_depth(admin: &str) -> Result<u64, String> {
+/// The value of the series `series` (name and labels, as printed) in sasrelay's `/metrics`.
+async fn scrape(admin: &str, series: &str) -> Result<Option<f64>, String> {
     let url = format!("{admin}/metrics");
     let text = http()
         .get(&url)
@@ -909,9 +968,8 @@ async fn outbox_depth(admin: &str) -> Result<u64, String> {
         .map_err(|e| format!("{url}: {e}"))?;
     Ok(text
         .lines()
-        .find_map(|l| l.strip_prefix(r#"sasrelay_outbox_depth{sink="hook"} "#))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok()))
 }
 
 /// (Sum of file sizes, sum of allocated blocks) under `dir`.
@@ -1023,8 +1081,7 @@ async fn race_alertmanager(
     let mut am = start_alertmanager(bin, &rx).await?;
     let batches = alert_batches(n);
     let url = format!("{}/api/v2/alerts", am.url);
-    let before = (am.proc.cpu_us()?, cpu_us_of("self")?);
-    let started = Instant::now();
+    let start = Start::now(&am.proc)?;
     for body in batches {
         http()
             .post(&url)
@@ -1035,24 +1092,15 @@ async fn race_alertmanager(
             .and_then(|r| r.error_for_status())
             .map_err(|e| format!("POST {url}: {e}"))?;
     }
-    let posted = started.elapsed();
-    let (f, stopped) = finish(&rx, &mut am.proc, n, started, before, o.deadline).await?;
-    let detail = format!(
+    let posted = start.at.elapsed();
+    let mut run = finish(&rx, &mut am.proc, n, &start, am.start_to_ready, o.deadline).await?;
+    let stopped = am.proc.stop().await;
+    run.detail = format!(
         "POSTing took {:.2} s, {} notifications; {stopped}",
         posted.as_secs_f64(),
-        f.counts.requests
+        run.counts.requests
     );
-    Ok(Run {
-        n,
-        start_to_ready: am.start_to_ready,
-        started,
-        counts: f.counts,
-        finished: f.finished,
-        cpu_us: f.cpu_us,
-        peak_rss_kib: f.peak_rss_kib,
-        harness_cpu_us: f.harness_cpu_us,
-        detail,
-    })
+    Ok(run)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1070,7 +1118,7 @@ struct Idle {
 async fn idle_sasrelay(o: &Options) -> Result<Idle, String> {
     let sim = SimThread::start(0)?;
     let rx = Receiver::start(Answer::After(Duration::ZERO)).await?;
-    let mut s = start_sasrelay(o, &sim.sim, &rx).await?;
+    let mut s = start_sasrelay(o, &sim.sim, &rx, "").await?;
     wait_quiet(&rx, Instant::now(), o.idle).await;
     s.proc.check_alive()?;
     let rss_kib = s.proc.status_kib("VmRSS:")?;
@@ -1128,42 +1176,36 @@ async fn race(o: &Options) {
     let mut idle: BTreeMap<Contestant, Vec<Result<Idle, String>>> = BTreeMap::new();
     for round in 0..o.rounds {
         for &n in &o.ns {
-            let answer = Answer::After(Duration::ZERO);
-            race_pair(o, round, n, Mode::Immediate, answer, &mut results).await;
+            race_round(o, round, n, Mode::Immediate, &mut results).await;
         }
         if o.slow_n > 0 {
-            let answer = Answer::After(o.delay);
-            race_pair(o, round, o.slow_n, Mode::Slow, answer, &mut results).await;
+            race_round(o, round, o.slow_n, Mode::Slow, &mut results).await;
         }
         measure_idle(o, round, &mut idle).await;
     }
-    let disk = if o.disk {
-        measure_disk(o).await
-    } else {
-        BTreeMap::new()
-    };
-    print_tables(o, &results, &disk, &idle);
+    print_tables(o, &results, &idle);
 }
 
-/// Both contestants at `n`, the first alternating with the round.
-async fn race_pair(
-    o: &Options,
-    round: usize,
-    n: usize,
-    mode: Mode,
-    answer: Answer,
-    results: &mut Results,
-) {
+/// Every contestant at `n`, in an order that rotates with the round, so none always goes first.
+async fn race_round(o: &Options, round: usize, n: usize, mode: Mode, results: &mut Results) {
     let mut order = vec![Contestant::Sasrelay];
     if o.alertmanager.is_some() {
         order.push(Contestant::Alertmanager);
     }
-    if round % 2 == 1 {
-        order.reverse();
+    // The drain measures delivery alone; into the slow receiver that is what the race measures.
+    if o.drain && mode == Mode::Immediate {
+        order.push(Contestant::Drain);
     }
+    let turn = round % order.len();
+    order.rotate_left(turn);
+    let answer = match mode {
+        Mode::Immediate => Answer::After(Duration::ZERO),
+        Mode::Slow => Answer::After(o.delay),
+    };
     for who in order {
         let run = match (who, &o.alertmanager) {
             (Contestant::Alertmanager, Some(bin)) => race_alertmanager(o, bin, n, answer).await,
+            (Contestant::Drain, _) => race_drain(o, n).await,
             _ => race_sasrelay(o, n, answer).await,
         };
         let what = format!("round {} · {mode:?} · N = {n} · {}", round + 1, who.name());
@@ -1190,39 +1232,20 @@ async fn measure_idle(
     }
 }
 
-async fn measure_disk(o: &Options) -> BTreeMap<usize, Result<Disk, String>> {
-    let mut out = BTreeMap::new();
-    for &n in &o.ns {
-        let d = disk_per_pending(o, n).await;
-        match &d {
-            Ok(d) => println!(
-                "disk · N = {n}: {:.1} MiB of files ({:.1} MiB allocated) with all {} pending",
-                d.bytes as f64 / 1_048_576.0,
-                d.allocated as f64 / 1_048_576.0,
-                d.n
-            ),
-            Err(e) => println!("disk · N = {n}: FAILED: {e}"),
-        }
-        out.insert(n, d);
-    }
-    out
-}
-
 fn print_tables(
     o: &Options,
     results: &Results,
-    disk: &BTreeMap<usize, Result<Disk, String>>,
     idle: &BTreeMap<Contestant, Vec<Result<Idle, String>>>,
 ) {
     let rounds = o.rounds;
     println!("\n### Immediate receiver ({rounds} interleaved round(s); ranges are min–max)\n");
-    print_mode(results, Mode::Immediate, disk);
+    print_mode(results, Mode::Immediate);
     if o.slow_n > 0 {
         println!(
             "\n### Receiver answering after {} ms ({rounds} round(s))\n",
             o.delay.as_millis()
         );
-        print_mode(results, Mode::Slow, &BTreeMap::new());
+        print_mode(results, Mode::Slow);
     }
     println!("\n### Start and idle ({rounds} round(s))\n");
     print_idle(results, idle);
@@ -1244,40 +1267,52 @@ fn print_tables(
 const HEADER: &str = "| N | contestant | rate /s | delivery phase /s | CPU µs per finding | peak RSS MiB | disk KiB per pending finding | lost | duplicated |
 |---:|---|---:|---:|---:|---:|---:|---:|---:|";
 
-fn print_mode(results: &Results, mode: Mode, disk: &BTreeMap<usize, Result<Disk, String>>) {
+fn print_mode(results: &Results, mode: Mode) {
     println!("{HEADER}");
-    let ns: Vec<usize> = results
+    let ns: std::collections::BTreeSet<usize> = results
         .keys()
         .filter(|k| k.0 == mode)
         .map(|k| k.1)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
         .collect();
     for n in ns {
         let runs = |who| results.get(&(mode, n, who)).map_or(&[][..], Vec::as_slice);
-        let (am, sr) = (runs(Contestant::Alertmanager), runs(Contestant::Sasrelay));
-        if !am.is_empty() {
-            println!("{}", contestant_row(n, "Alertmanager", am, "—".into()));
+        let am = runs(Contestant::Alertmanager);
+        for who in [
+            Contestant::Alertmanager,
+            Contestant::Sasrelay,
+            Contestant::Drain,
+        ] {
+            if !runs(who).is_empty() {
+                println!("{}", contestant_row(n, who, runs(who)));
+            }
         }
-        let disk_cell = match disk.get(&n) {
-            Some(Ok(d)) => format!(
-                "{:.2} ({:.2} allocated)",
-                d.bytes as f64 / 1024.0 / n as f64,
-                d.allocated as f64 / 1024.0 / n as f64
-            ),
-            Some(Err(_)) => "failed".into(),
-            None => "—".into(),
-        };
-        println!("{}", contestant_row(n, "sasrelay", sr, disk_cell));
-        if !am.is_empty() {
-            println!("{}", ratio_row(n, sr, am));
+        for who in [Contestant::Sasrelay, Contestant::Drain] {
+            if !am.is_empty() && !runs(who).is_empty() {
+                println!("{}", ratio_row(n, who, runs(who), am));
+            }
         }
     }
 }
 
 /// One contestant's row: ranges over its runs; unfinished and failed runs said in the rate cell.
-fn contestant_row(n: usize, name: &str, runs: &[Result<Run, String>], disk: String) -> String {
+fn contestant_row(n: usize, who: Contestant, runs: &[Result<Run, String>]) -> String {
     let ok: Vec<&Run> = runs.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let per_finding_kib = |bytes: u64| bytes as f64 / 1024.0 / n.max(1) as f64;
+    let disk_of = |f: fn(&Disk) -> u64| {
+        range(
+            ok.iter()
+                .filter_map(|r| Some(per_finding_kib(f(r.disk.as_ref()?)))),
+            |v| format!("{v:.2}"),
+        )
+    };
+    let disk = match ok.iter().any(|r| r.disk.is_some()) {
+        true => format!(
+            "{} ({} allocated)",
+            disk_of(|d| d.bytes),
+            disk_of(|d| d.allocated)
+        ),
+        false => "—".into(),
+    };
     let failed = runs.len() - ok.len();
     let unfinished: Vec<String> = ok
         .iter()
@@ -1292,8 +1327,9 @@ fn contestant_row(n: usize, name: &str, runs: &[Result<Run, String>], disk: Stri
         rate = format!("{rate} FAILED ×{failed}");
     }
     format!(
-        "| {} | {name} | {rate} | {} | {} | {} | {disk} | {} | {} |",
+        "| {} | {} | {rate} | {} | {} | {} | {disk} | {} | {} |",
         thousands(n as f64),
+        who.name(),
         range(ok.iter().filter_map(|r| r.phase_rate()), thousands),
         range(ok.iter().map(|r| r.cpu_per_finding()), |v| format!(
             "{v:.0}"
@@ -1308,8 +1344,13 @@ fn contestant_row(n: usize, name: &str, runs: &[Result<Run, String>], disk: Stri
     )
 }
 
-/// sasrelay ÷ Alertmanager, per round (the two ran back to back), over the rounds both finished.
-fn ratio_row(n: usize, sr: &[Result<Run, String>], am: &[Result<Run, String>]) -> String {
+/// `who` ÷ Alertmanager, per round (they ran back to back), over the rounds both finished.
+fn ratio_row(
+    n: usize,
+    who: Contestant,
+    sr: &[Result<Run, String>],
+    am: &[Result<Run, String>],
+) -> String {
     let pairs: Vec<(&Run, &Run)> = sr
         .iter()
         .zip(am)
@@ -1326,8 +1367,9 @@ fn ratio_row(n: usize, sr: &[Result<Run, String>], am: &[Result<Run, String>]) -
         )
     };
     format!(
-        "| {} | **sasrelay ÷ Alertmanager** | {} | {} | {} | {} | | | |",
+        "| {} | **{} ÷ Alertmanager** | {} | {} | {} | {} | | | |",
         thousands(n as f64),
+        who.name(),
         ratio(&|r| r.rate()),
         ratio(&|r| r.phase_rate()),
         ratio(&|r| Some(r.cpu_per_finding())),
