@@ -451,6 +451,38 @@ fn temp_dir() -> Result<tempfile::TempDir, String> {
         .map_err(|e| format!("temp dir: {e}"))
 }
 
+/// A contestant's process, ready.
+struct Started {
+    proc: Proc,
+    /// `http://127.0.0.1:<port>`: sasrelay's admin API, Alertmanager's API.
+    url: String,
+    /// Spawn to the first ready answer.
+    start_to_ready: Duration,
+    /// Its files (config, log, state); removed when dropped.
+    dir: tempfile::TempDir,
+}
+
+/// Starts `cmd` (its log `<name>.log` in `dir`) and waits until `ready_path` on `port` answers
+/// 200.
+async fn spawn_ready(
+    name: &'static str,
+    cmd: Command,
+    dir: tempfile::TempDir,
+    port: u16,
+    ready_path: &str,
+) -> Result<Started, String> {
+    let url = format!("http://127.0.0.1:{port}");
+    let spawned = Instant::now();
+    let mut proc = Proc::spawn(name, cmd, &dir.path().join(format!("{name}.log")))?;
+    wait_ready(&http(), &format!("{url}{ready_path}"), &mut proc).await?;
+    Ok(Started {
+        proc,
+        url,
+        start_to_ready: spawned.elapsed(),
+        dir,
+    })
+}
+
 /// Polls `url` until it answers 200 (the process must stay up meanwhile).
 async fn wait_ready(client: &reqwest::Client, url: &str, proc: &mut Proc) -> Result<(), String> {
     let deadline = Instant::now() + PROCESS_WAIT;
@@ -779,21 +811,13 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// A started `sasrelay run`, ready.
-struct Sasrelay {
-    proc: Proc,
-    admin: String,
-    start_to_ready: Duration,
-    dir: tempfile::TempDir,
-}
-
 /// Starts `sasrelay run` against `sim`, delivering to `rx`; returns once `/readyz` says 200.
 async fn start_sasrelay(
     o: &Options,
     sim: &SimHandle,
     rx: &Receiver,
     delivery: &str,
-) -> Result<Sasrelay, String> {
+) -> Result<Started, String> {
     let dir = temp_dir()?;
     let port = free_port()?;
     let sink = format!("{}\n{delivery}", o.sink_extra);
@@ -804,16 +828,7 @@ async fn start_sasrelay(
         .arg(&config)
         .current_dir(dir.path())
         .env("SASRELAY_LOG", "info,sasrelay::pipeline::poller=debug");
-    let spawned = Instant::now();
-    let mut proc = Proc::spawn("sasrelay", cmd, &dir.path().join("sasrelay.log"))?;
-    let admin = format!("http://127.0.0.1:{port}");
-    wait_ready(&http(), &format!("{admin}/readyz"), &mut proc).await?;
-    Ok(Sasrelay {
-        proc,
-        admin,
-        start_to_ready: spawned.elapsed(),
-        dir,
-    })
+    spawn_ready("sasrelay", cmd, dir, port, "/readyz").await
 }
 
 fn http() -> reqwest::Client {
@@ -841,7 +856,7 @@ async fn race_sasrelay(o: &Options, n: usize, answer: Answer) -> Result<Run, Str
     let mut run = finish(&rx, &mut s.proc, n, &start, s.start_to_ready, o.deadline).await?;
     let sim_cpu = sim.cpu_us()?.saturating_sub(sim_cpu0);
     let budget_wait = scrape(
-        &s.admin,
+        &s.url,
         r#"sasrelay_sas_call_wait_seconds_total{action="DescribeSuspEvents"}"#,
     )
     .await;
@@ -852,7 +867,7 @@ async fn race_sasrelay(o: &Options, n: usize, answer: Answer) -> Result<Run, Str
         "first delivery after {}, {}, {} waiting for the call budget; simulator: {} DescribeSuspEvents calls, {:.0} µs CPU per finding (its thread busy {:.0}% of the timed phase), loading it took {:.2} s (untimed); {stopped}",
         since(run.counts.first).map_or("never".into(), |s| format!("{s:.2} s")),
         polls.map_or(
-            "the poll log was not readable".into(),
+            format!("its log does not show all {n} enqueued"),
             |(secs, polls, pages)| {
                 format!("all {n} enqueued after {secs:.2} s ({polls} polls, {pages} pages)")
             }
@@ -937,10 +952,10 @@ async fn race_drain(o: &Options, n: usize) -> Result<Run, String> {
 }
 
 /// Waits until sasrelay's outbox holds `n`.
-async fn wait_outbox(s: &mut Sasrelay, n: usize, timeout: Duration) -> Result<(), String> {
+async fn wait_outbox(s: &mut Started, n: usize, timeout: Duration) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     loop {
-        let depth = scrape(&s.admin, r#"sasrelay_outbox_depth{sink="hook"}"#)
+        let depth = scrape(&s.url, r#"sasrelay_outbox_depth{sink="hook"}"#)
             .await?
             .unwrap_or(0.0);
         if depth >= n as f64 {
@@ -1013,16 +1028,8 @@ receivers:
     Ok(path)
 }
 
-/// A started Alertmanager, ready.
-struct Alertmanager {
-    proc: Proc,
-    url: String,
-    start_to_ready: Duration,
-    _dir: tempfile::TempDir,
-}
-
 /// Starts `bin` (no cluster gossip) delivering to `rx`; returns once `/-/ready` says 200.
-async fn start_alertmanager(bin: &Path, rx: &Receiver) -> Result<Alertmanager, String> {
+async fn start_alertmanager(bin: &Path, rx: &Receiver) -> Result<Started, String> {
     let dir = temp_dir()?;
     let port = free_port()?;
     let config = alertmanager_config(dir.path(), rx.addr)?;
@@ -1034,16 +1041,7 @@ async fn start_alertmanager(bin: &Path, rx: &Receiver) -> Result<Alertmanager, S
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--cluster.listen-address=")
         .current_dir(dir.path());
-    let spawned = Instant::now();
-    let mut proc = Proc::spawn("alertmanager", cmd, &dir.path().join("alertmanager.log"))?;
-    let url = format!("http://127.0.0.1:{port}");
-    wait_ready(&http(), &format!("{url}/-/ready"), &mut proc).await?;
-    Ok(Alertmanager {
-        proc,
-        url,
-        start_to_ready: spawned.elapsed(),
-        _dir: dir,
-    })
+    spawn_ready("alertmanager", cmd, dir, port, "/-/ready").await
 }
 
 /// The bodies of the POSTs: `n` alerts `{alertname: race, id: <i>}` firing for an hour, in
@@ -1114,31 +1112,29 @@ struct Idle {
     rss_kib: u64,
 }
 
-/// sasrelay over an empty simulator: VmRSS once ready and the receiver has been quiet a while.
+/// sasrelay over an empty simulator, idle.
 async fn idle_sasrelay(o: &Options) -> Result<Idle, String> {
     let sim = SimThread::start(0)?;
     let rx = Receiver::start(Answer::After(Duration::ZERO)).await?;
-    let mut s = start_sasrelay(o, &sim.sim, &rx, "").await?;
-    wait_quiet(&rx, Instant::now(), o.idle).await;
-    s.proc.check_alive()?;
-    let rss_kib = s.proc.status_kib("VmRSS:")?;
-    s.proc.stop().await;
-    Ok(Idle {
-        start_to_ready: s.start_to_ready,
-        rss_kib,
-    })
+    let s = start_sasrelay(o, &sim.sim, &rx, "").await?;
+    idle_of(s, &rx, o.idle).await
 }
 
-/// Alertmanager with no alert: VmRSS once ready and quiet a while.
+/// Alertmanager with no alert, idle.
 async fn idle_alertmanager(o: &Options, bin: &Path) -> Result<Idle, String> {
     let rx = Receiver::start(Answer::After(Duration::ZERO)).await?;
-    let mut am = start_alertmanager(bin, &rx).await?;
-    wait_quiet(&rx, Instant::now(), o.idle).await;
-    am.proc.check_alive()?;
-    let rss_kib = am.proc.status_kib("VmRSS:")?;
-    am.proc.stop().await;
+    let am = start_alertmanager(bin, &rx).await?;
+    idle_of(am, &rx, o.idle).await
+}
+
+/// VmRSS of `started` once `rx` has seen nothing for `quiet`; then stops it.
+async fn idle_of(mut started: Started, rx: &Receiver, quiet: Duration) -> Result<Idle, String> {
+    wait_quiet(rx, Instant::now(), quiet).await;
+    started.proc.check_alive()?;
+    let rss_kib = started.proc.status_kib("VmRSS:")?;
+    started.proc.stop().await;
     Ok(Idle {
-        start_to_ready: am.start_to_ready,
+        start_to_ready: started.start_to_ready,
         rss_kib,
     })
 }
@@ -1222,13 +1218,22 @@ async fn measure_idle(
     round: usize,
     idle: &mut BTreeMap<Contestant, Vec<Result<Idle, String>>>,
 ) {
-    let s = idle_sasrelay(o).await;
-    println!("round {} · idle · sasrelay: {s:?}", round + 1);
-    idle.entry(Contestant::Sasrelay).or_default().push(s);
+    let mut measured = vec![(Contestant::Sasrelay, idle_sasrelay(o).await)];
     if let Some(bin) = &o.alertmanager {
-        let a = idle_alertmanager(o, bin).await;
-        println!("round {} · idle · Alertmanager: {a:?}", round + 1);
-        idle.entry(Contestant::Alertmanager).or_default().push(a);
+        measured.push((Contestant::Alertmanager, idle_alertmanager(o, bin).await));
+    }
+    for (who, result) in measured {
+        match &result {
+            Ok(i) => println!(
+                "round {} · idle · {}: start to ready {:.1} ms, idle RSS {:.1} MiB",
+                round + 1,
+                who.name(),
+                i.start_to_ready.as_secs_f64() * 1e3,
+                i.rss_kib as f64 / 1024.0
+            ),
+            Err(e) => println!("round {} · idle · {}: FAILED: {e}", round + 1, who.name()),
+        }
+        idle.entry(who).or_default().push(result);
     }
 }
 
@@ -1377,22 +1382,32 @@ fn ratio_row(
     )
 }
 
-/// Start to ready (every start: the races' and the idle runs') and idle RSS.
+/// Start to ready (every start: the races', the drains' and the idle runs') and idle RSS.
 fn print_idle(results: &Results, idle: &BTreeMap<Contestant, Vec<Result<Idle, String>>>) {
     println!("| | start to ready ms | idle RSS MiB |\n|---|---:|---:|");
     for (who, idles) in idle {
         let ok: Vec<&Idle> = idles.iter().filter_map(|r| r.as_ref().ok()).collect();
-        let starts = results
+        let same_binary =
+            |c: Contestant| c == *who || (c == Contestant::Drain && *who == Contestant::Sasrelay);
+        let mut starts: Vec<f64> = results
             .iter()
-            .filter(|(k, _)| k.2 == *who)
+            .filter(|(k, _)| same_binary(k.2))
             .flat_map(|(_, runs)| runs.iter().filter_map(|r| r.as_ref().ok()))
             .map(|r| r.start_to_ready)
-            .chain(ok.iter().map(|i| i.start_to_ready));
+            .chain(ok.iter().map(|i| i.start_to_ready))
+            .map(|d| d.as_secs_f64() * 1e3)
+            .collect();
+        // A start now and then waits on the machine (two cores, shared): the median says more.
+        starts.sort_by(f64::total_cmp);
+        let median = starts
+            .get(starts.len() / 2)
+            .map_or("—".into(), |m| format!("{m:.1}"));
         let failed = idles.len() - ok.len();
         println!(
-            "| {} | {} | {}{} |",
+            "| {} | {} (median {median}, {} starts) | {}{} |",
             who.name(),
-            range(starts.map(|d| d.as_secs_f64() * 1e3), |v| format!("{v:.1}")),
+            range(starts.iter().copied(), |v| format!("{v:.1}")),
+            starts.len(),
             range(ok.iter().map(|i| i.rss_kib as f64 / 1024.0), |v| {
                 format!("{v:.1}")
             }),
