@@ -264,47 +264,74 @@ fn describe_susp_events(world: &World, a: &Args<'_>) -> Result<Map<String, Value
     let remark = a.get("Remark");
     let (page, size) = a.page(20, 100)?;
 
-    let mut rows: Vec<&Map<String, Value>> = world
-        .alerts
-        .scan(cluster.map(cluster_key).as_deref())
-        .filter(|r| {
-            let st = i(&r["EventStatus"]);
-            let last = i(&r["LastTimeStamp"]);
-            dealed.is_none_or(|d| d == (st != 1))
-                && status.is_none_or(|s| s == st)
-                && (levels.is_empty() || levels.iter().any(|l| l == s(&r["Level"])))
-                && cluster.is_none_or(|c| s(&r["K8sClusterId"]) == c || s(&r["clusterId"]) == c)
-                && start.is_none_or(|t| last >= t)
-                // TimeEnd has second precision: include the whole second.
-                && end.is_none_or(|t| last <= t + 999)
-                && id.is_none_or(|x| x == i(&r["Id"]))
-                && (uuids.is_empty() || uuids.iter().any(|u| u == s(&r["Uuid"])))
-                && remark.is_none_or(|m| {
-                    ["Name", "AlarmEventNameDisplay", "InstanceName", "IntranetIp", "InternetIp"]
-                        .iter()
-                        .any(|k| s(&r[*k]).contains(m))
-                })
-        })
-        .collect();
     // Pending events: newest occurrence first. Handled events (Dealed=Y) honour SortColumn and
     // SortType, which the SDK documents only for that case.
     let by_operate = dealed == Some(true) && a.get("SortColumn") != Some("lastTime");
-    // Keys read once per row, not per comparison: a page of a 50,000-alert world sorts them all.
-    rows.sort_by_cached_key(|r| {
-        std::cmp::Reverse(if by_operate {
-            (i(&r["OperateTime"]), i(&r["Id"]))
-        } else {
-            (i(&r["LastTimeStamp"]), i(&r["Id"]))
-        })
-    });
-    if dealed == Some(true) && a.get("SortType") == Some("asc") {
-        rows.reverse();
-    }
+    let ascending = dealed == Some(true) && a.get("SortType") == Some("asc");
+    let query = format!(
+        "{dealed:?} {status:?} {levels:?} {cluster:?} {start:?} {end:?} {id:?} {uuids:?} {remark:?} {by_operate} {ascending}"
+    );
+    let version = world.alerts.version();
+    let cached = crate::simulator::lock(&world.alert_listing)
+        .as_ref()
+        .filter(|l| l.query == query && l.version == version)
+        .map(|l| l.ids.clone());
+    let ids = match cached {
+        Some(ids) => ids,
+        None => {
+            let mut rows: Vec<&Map<String, Value>> = world
+                .alerts
+                .scan(cluster.map(cluster_key).as_deref())
+                .filter(|r| {
+                    let st = i(&r["EventStatus"]);
+                    let last = i(&r["LastTimeStamp"]);
+                    dealed.is_none_or(|d| d == (st != 1))
+                        && status.is_none_or(|s| s == st)
+                        && (levels.is_empty() || levels.iter().any(|l| l == s(&r["Level"])))
+                        && cluster
+                            .is_none_or(|c| s(&r["K8sClusterId"]) == c || s(&r["clusterId"]) == c)
+                        && start.is_none_or(|t| last >= t)
+                        // TimeEnd has second precision: include the whole second.
+                        && end.is_none_or(|t| last <= t + 999)
+                        && id.is_none_or(|x| x == i(&r["Id"]))
+                        && (uuids.is_empty() || uuids.iter().any(|u| u == s(&r["Uuid"])))
+                        && remark.is_none_or(|m| {
+                            ["Name", "AlarmEventNameDisplay", "InstanceName", "IntranetIp", "InternetIp"]
+                                .iter()
+                                .any(|k| s(&r[*k]).contains(m))
+                        })
+                })
+                .collect();
+            // Keys read once per row, not per comparison: a 50,000-alert world sorts them all.
+            rows.sort_by_cached_key(|r| {
+                std::cmp::Reverse(if by_operate {
+                    (i(&r["OperateTime"]), i(&r["Id"]))
+                } else {
+                    (i(&r["LastTimeStamp"]), i(&r["Id"]))
+                })
+            });
+            if ascending {
+                rows.reverse();
+            }
+            let ids = std::sync::Arc::new(rows.iter().map(|r| i(&r["Id"])).collect::<Vec<i64>>());
+            *crate::simulator::lock(&world.alert_listing) =
+                Some(crate::simulator::world::Listing {
+                    query,
+                    version,
+                    ids: ids.clone(),
+                });
+            ids
+        }
+    };
+    let rows: Vec<&Map<String, Value>> = slice(&ids, page, size)
+        .into_iter()
+        .filter_map(|id| world.alerts.get(id))
+        .collect();
     // SuspEvents' CurrentPage/PageSize are strings in the SDK request but ints in the response.
     Ok(describe_page_of(
         "SuspEvents",
-        page_of(&rows, page, size),
-        rows.len(),
+        page_of(&rows, 1, size),
+        ids.len(),
         page,
         size,
     ))

@@ -23,6 +23,8 @@ pub(crate) struct Table<T> {
     rows: BTreeMap<i64, T>,
     keys: fn(&T) -> Vec<String>,
     index: HashMap<String, BTreeSet<i64>>,
+    /// Bumped by every change: a listing computed at one version is still right at it.
+    version: u64,
 }
 
 impl<T> Table<T> {
@@ -32,6 +34,7 @@ impl<T> Table<T> {
             rows: BTreeMap::new(),
             keys,
             index: HashMap::new(),
+            version: 0,
         }
     }
 
@@ -54,6 +57,7 @@ impl<T> Table<T> {
 
     /// Inserts or replaces row `id`.
     pub(crate) fn insert(&mut self, id: i64, row: T) {
+        self.version += 1;
         self.remove(id);
         self.index_row(id, &row);
         self.rows.insert(id, row);
@@ -61,6 +65,7 @@ impl<T> Table<T> {
 
     /// Removes row `id`.
     pub(crate) fn remove(&mut self, id: i64) -> Option<T> {
+        self.version += 1;
         let row = self.rows.remove(&id)?;
         self.unindex_row(id, &row);
         Some(row)
@@ -72,6 +77,11 @@ impl<T> Table<T> {
         let out = f(&mut row);
         self.insert(id, row);
         Some(out)
+    }
+
+    /// Changes so far: equal versions mean equal contents.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
     }
 
     /// Row `id`.

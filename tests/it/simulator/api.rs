@@ -2191,3 +2191,42 @@ async fn busiest_second_counts_calls_within_one_second() {
     assert_eq!(throttled, 2);
     assert_eq!(quota.busiest_second("DescribeSuspEvents"), 4);
 }
+
+/// The alert listing computed for page 1 serves the later pages of the same query, and any
+/// change to the alerts in between (a new alert, a handled one) is seen at once: pages never
+/// come from a stale listing.
+#[tokio::test]
+async fn alert_pages_follow_changes_made_between_them() {
+    let sim = start().await;
+    let api = Api::new(&sim, SignatureVersion::V3);
+    let pending = [("Dealed", "N"), ("PageSize", "2")];
+    let ids = |v: &Value| -> Vec<i64> {
+        items(v, "SuspEvents")
+            .iter()
+            .map(|r| r["Id"].as_i64().unwrap())
+            .collect()
+    };
+    let page = |n: &'static str| {
+        let mut q = pending.to_vec();
+        q.push(("CurrentPage", n));
+        q
+    };
+    let first = api.ok("DescribeSuspEvents", &page("1")).await;
+    let total = first["TotalCount"].as_i64().unwrap();
+    let second = api.ok("DescribeSuspEvents", &page("2")).await;
+    assert_eq!(second["TotalCount"], total);
+    assert!(ids(&second).iter().all(|id| !ids(&first).contains(id)));
+
+    // A new alert is the newest: page 1 starts with it, and the total grew.
+    let added = sim.add_finding(Domain::Alert, None, json!({})).unwrap();
+    let added = added["Id"].as_i64().unwrap();
+    let again = api.ok("DescribeSuspEvents", &page("1")).await;
+    assert_eq!(ids(&again)[0], added);
+    assert_eq!(again["TotalCount"], total + 1);
+    // Handled, it leaves the pending listing at once.
+    sim.set_status(Domain::Alert, added, 2).unwrap();
+    let after = api.ok("DescribeSuspEvents", &page("1")).await;
+    assert!(!ids(&after).contains(&added));
+    assert_eq!(after["TotalCount"], total);
+    assert_eq!(ids(&after), ids(&first));
+}
