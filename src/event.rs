@@ -543,8 +543,11 @@ impl HealthEpisode {
 }
 
 /// What an outbox entry delivers. A tagged enum so later kinds are added without breaking
-/// stored entries.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// stored entries: `{"type": "event", ...the event's fields}`. Serialised by serde's
+/// internally tagged derive (the tag first); read by a visitor of its own, which takes the tag
+/// when it comes first and reads the rest straight into the variant, instead of buffering the
+/// whole payload (raw item included) as serde's derive does — a fifth of a delivery's decode.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Payload {
     /// One event.
@@ -553,6 +556,65 @@ pub enum Payload {
     Digest(Digest),
     /// A meta-event about sasrelay itself; routes, silences and sink filters do not apply.
     Health(Box<HealthEvent>),
+}
+
+/// The `type` of a [`Payload`].
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PayloadType {
+    Event,
+    Digest,
+    Health,
+}
+
+impl PayloadType {
+    fn read<'de, D: serde::Deserializer<'de>>(self, rest: D) -> Result<Payload, D::Error> {
+        Ok(match self {
+            PayloadType::Event => Payload::Event(Box::new(Event::deserialize(rest)?)),
+            PayloadType::Digest => Payload::Digest(Digest::deserialize(rest)?),
+            PayloadType::Health => Payload::Health(Box::new(HealthEvent::deserialize(rest)?)),
+        })
+    }
+}
+
+/// Reads a [`Payload`]: the tag first, then the rest of the map as that variant; a map whose
+/// tag comes later (never written by sasrelay, but valid JSON) is gathered first.
+struct PayloadVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PayloadVisitor {
+    type Value = Payload;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a payload object with a `type`")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Payload, A::Error> {
+        use serde::de::Error as _;
+        let Some(first) = map.next_key::<String>()? else {
+            return Err(A::Error::missing_field("type"));
+        };
+        if first == "type" {
+            let kind: PayloadType = map.next_value()?;
+            return kind.read(serde::de::value::MapAccessDeserializer::new(map));
+        }
+        let mut object = serde_json::Map::new();
+        object.insert(first, map.next_value()?);
+        while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
+            object.insert(k, v);
+        }
+        let kind = object
+            .remove("type")
+            .ok_or_else(|| A::Error::missing_field("type"))?;
+        let kind = PayloadType::deserialize(kind).map_err(A::Error::custom)?;
+        kind.read(serde_json::Value::Object(object))
+            .map_err(A::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Payload, D::Error> {
+        d.deserialize_map(PayloadVisitor)
+    }
 }
 
 impl From<Event> for Payload {
@@ -702,6 +764,50 @@ mod tests {
             None,
             OffsetDateTime::UNIX_EPOCH,
         )
+    }
+
+    #[test]
+    fn payloads_read_back_whatever_the_tag_position() {
+        let mut e = event("1", Domain::Alerts, Severity::High);
+        if let Some(f) = e.finding.as_mut() {
+            f.raw = serde_json::json!({"Name": "x", "Nested": {"type": "not the tag"}});
+        }
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let health = HealthEvent::new(
+            HealthCondition::SinkStalled {
+                sink: "hook".into(),
+            },
+            3,
+            HealthStatus::Firing,
+            now,
+            now,
+            "stalled".into(),
+            None,
+        );
+        let digest = Digest::new("r", Default::default(), vec![e.clone()], now);
+        for p in [
+            Payload::from(e),
+            Payload::from(digest),
+            Payload::from(health),
+        ] {
+            let text = serde_json::to_string(&p).unwrap();
+            assert!(text.starts_with("{\"type\":"), "{text}");
+            assert_eq!(serde_json::from_str::<Payload>(&text).unwrap(), p);
+            // The tag last: the gathering path reads the same payload.
+            let mut v: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&text).unwrap();
+            let tag = v.remove("type").unwrap();
+            v.insert("type".into(), tag);
+            let moved = serde_json::to_string(&v).unwrap();
+            assert!(!moved.starts_with("{\"type\":"), "{moved}");
+            assert_eq!(serde_json::from_str::<Payload>(&moved).unwrap(), p);
+        }
+        let e = serde_json::from_str::<Payload>(r#"{"id": "x"}"#).unwrap_err();
+        assert!(e.to_string().contains("type"), "{e}");
+        let e = serde_json::from_str::<Payload>(r#"{"type": "fax"}"#).unwrap_err();
+        assert!(e.to_string().contains("fax"), "{e}");
+        let e = serde_json::from_str::<Payload>(r#"{}"#).unwrap_err();
+        assert!(e.to_string().contains("type"), "{e}");
     }
 
     #[test]
