@@ -64,7 +64,8 @@ const USAGE: &str = "cargo bench --bench race -- [options]
   --deadline-s S        a contestant not done after S seconds is reported unfinished (default 600)
   --idle-s S            quiet time before idle RSS is read (default 5)
   --sink-extra TEXT     lines added to sasrelay's [[sink]] table (e.g. 'concurrency = 16')
-  --no-drain            skip sasrelay's outbox drain (and so the disk figure)";
+  --no-drain            skip sasrelay's outbox drain (and so the disk figure)
+  --no-poll             skip sasrelay polling the simulator (e.g. to profile the drain alone)";
 
 /// Alerts per POST to Alertmanager.
 const AM_BATCH: usize = 1_000;
@@ -101,6 +102,7 @@ struct Options {
     idle: Duration,
     sink_extra: String,
     drain: bool,
+    poll: bool,
 }
 
 impl Options {
@@ -115,6 +117,7 @@ impl Options {
             idle: Duration::from_secs(5),
             sink_extra: String::new(),
             drain: true,
+            poll: true,
         };
         let mut search_alertmanager = true;
         while let Some(arg) = args.next() {
@@ -132,6 +135,7 @@ impl Options {
                 "--idle-s" => o.idle = Duration::from_secs(number(&value()?)? as u64),
                 "--sink-extra" => o.sink_extra = value()?,
                 "--no-drain" => o.drain = false,
+                "--no-poll" => o.poll = false,
                 "--help" | "-h" => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -1184,13 +1188,19 @@ async fn race(o: &Options) {
 
 /// Every contestant at `n`, in an order that rotates with the round, so none always goes first.
 async fn race_round(o: &Options, round: usize, n: usize, mode: Mode, results: &mut Results) {
-    let mut order = vec![Contestant::Sasrelay];
+    let mut order = Vec::new();
+    if o.poll {
+        order.push(Contestant::Sasrelay);
+    }
     if o.alertmanager.is_some() {
         order.push(Contestant::Alertmanager);
     }
     // The drain measures delivery alone; into the slow receiver that is what the race measures.
     if o.drain && mode == Mode::Immediate {
         order.push(Contestant::Drain);
+    }
+    if order.is_empty() {
+        return;
     }
     let turn = round % order.len();
     order.rotate_left(turn);

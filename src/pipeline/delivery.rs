@@ -331,7 +331,7 @@ pub struct Worker {
     paused_until_ms: i64,
     /// Due entries read in one go and not yet started. Dropped when the sink fails, so the
     /// next read after the pause finds them again, in order.
-    batch: VecDeque<(u64, OutboxEntry)>,
+    batch: VecDeque<(u64, OutboxEntry, Vec<String>)>,
     /// Attempts in flight, each a task of its own, so they progress while the worker flushes.
     flights: JoinSet<Landed>,
     /// The seqs and order keys of those attempts, by task.
@@ -424,7 +424,13 @@ impl Worker {
             }
             _ => due,
         };
-        self.batch = due.into();
+        self.batch = due
+            .into_iter()
+            .map(|(seq, entry)| {
+                let keys = order_keys(&entry.payload);
+                (seq, entry, keys)
+            })
+            .collect();
         true
     }
 
@@ -483,8 +489,8 @@ impl Worker {
             let Some(i) = self.first_free() else {
                 return;
             };
-            if let Some((seq, entry)) = self.batch.remove(i) {
-                self.start(seq, entry);
+            if let Some((seq, entry, keys)) = self.batch.remove(i) {
+                self.start(seq, entry, keys);
             }
         }
     }
@@ -492,22 +498,20 @@ impl Worker {
     /// The index in the batch of the first entry that may start now.
     fn first_free(&self) -> Option<usize> {
         let mut waiting: HashSet<String> = HashSet::new();
-        for (i, (_, entry)) in self.batch.iter().enumerate() {
-            let keys = order_keys(&entry.payload);
+        for (i, (_, _, keys)) in self.batch.iter().enumerate() {
             if keys
                 .iter()
                 .all(|k| !self.held.contains_key(k) && !waiting.contains(k))
             {
                 return Some(i);
             }
-            waiting.extend(keys);
+            waiting.extend(keys.iter().cloned());
         }
         None
     }
 
     /// Sends `entry` in a task of its own, holding its order keys until it lands.
-    fn start(&mut self, seq: u64, entry: OutboxEntry) {
-        let keys = order_keys(&entry.payload);
+    fn start(&mut self, seq: u64, entry: OutboxEntry, keys: Vec<String>) {
         for k in &keys {
             *self.held.entry(k.clone()).or_default() += 1;
         }

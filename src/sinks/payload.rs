@@ -295,7 +295,7 @@ pub fn to_json(payload: &Payload) -> String {
     }
     // Serialising borrowed strings, numbers and `Value`s into a String cannot fail.
     .unwrap_or_else(|e| format!("{{\"schema\":\"{PAYLOAD_SCHEMA}\",\"error\":\"{e}\"}}"));
-    escape_unsafe(&text)
+    escape_unsafe(text)
 }
 
 /// The longest text a field keeps when a document must be cut to fit a body cap, tried in
@@ -340,7 +340,7 @@ pub fn to_json_within(payload: &Payload, cap: usize) -> String {
         return full;
     };
     let original = full.len();
-    let render = |doc: &Value| escape_unsafe(&doc.to_string());
+    let render = |doc: &Value| escape_unsafe(doc.to_string());
     if let Some(o) = doc.as_object_mut() {
         o.insert("truncated".into(), Value::from(original));
     }
@@ -466,18 +466,19 @@ fn cut(s: &str, max: usize) -> String {
 
 /// Writes DEL, C1 controls and invisible format characters as `\uXXXX`. Valid on serde_json
 /// output: such characters can only occur inside strings (the structure is ASCII), and all of
-/// them are in the Basic Multilingual Plane.
-fn escape_unsafe(json: &str) -> String {
-    if !json
-        .chars()
-        .any(|c| c.is_control() || is_invisible_format(c))
-    {
-        return json.to_string();
+/// them are in the Basic Multilingual Plane. Takes the document by value: the common cases
+/// (printable ASCII, or nothing to escape) return it as it is, without a copy; the ASCII check
+/// is a byte scan, not a char decode.
+fn escape_unsafe(json: String) -> String {
+    let unsafe_char = |c: char| c.is_control() || is_invisible_format(c);
+    if json.bytes().all(|b| b < 0x7f) || !json.chars().any(unsafe_char) {
+        return json;
     }
     let mut out = String::with_capacity(json.len() + 16);
     for c in json.chars() {
-        if c.is_control() || is_invisible_format(c) {
-            out.push_str(&format!("\\u{:04x}", c as u32));
+        if unsafe_char(c) {
+            use std::fmt::Write as _;
+            let _ = write!(out, "\\u{:04x}", c as u32);
         } else {
             out.push(c);
         }
@@ -595,7 +596,7 @@ mod tests {
     fn escaping_keeps_json_equivalent() {
         let v = serde_json::json!({"t": "a\u{7f}b\u{9b}c\u{202e}d\u{1b}e 异常"});
         let plain = serde_json::to_string(&v).unwrap();
-        let escaped = escape_unsafe(&plain);
+        let escaped = escape_unsafe(plain.clone());
         assert!(
             !escaped
                 .chars()
