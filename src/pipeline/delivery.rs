@@ -476,21 +476,25 @@ impl Worker {
 
     /// Starts attempts until the sink's `concurrency` are in flight, the sink is paused, or
     /// nothing due may start: the first entry in outbox order whose findings are not in flight
-    /// (nor held back by an earlier entry waiting for them). The outbox is read at most once.
+    /// (nor held back by an earlier entry waiting for them). When nothing in the batch may
+    /// start, the outbox is read again (at most once a step), so entries waiting on one busy
+    /// finding do not hold back the others behind them.
     async fn launch(&mut self, now_ms: i64) {
         let mut read = false;
         while self.flights.len() < self.sink.concurrency() && now_ms >= self.paused_until_ms {
-            if self.batch.is_empty() {
-                if read || !self.refill(now_ms).await || self.batch.is_empty() {
-                    return;
+            match self.first_free() {
+                Some(i) => {
+                    if let Some((seq, entry, keys)) = self.batch.remove(i) {
+                        self.start(seq, entry, keys);
+                    }
                 }
-                read = true;
-            }
-            let Some(i) = self.first_free() else {
-                return;
-            };
-            if let Some((seq, entry, keys)) = self.batch.remove(i) {
-                self.start(seq, entry, keys);
+                None if read => return,
+                None => {
+                    read = true;
+                    if !self.refill(now_ms).await {
+                        return;
+                    }
+                }
             }
         }
     }
@@ -536,15 +540,18 @@ impl Worker {
         let window = self
             .unflushed_since
             .map(|t| GROUP_WINDOW.saturating_sub(t.elapsed()));
-        let joined = match window {
-            Some(left) => tokio::select! {
-                joined = self.flights.join_next_with_id() => joined,
-                () = tokio::time::sleep(left) => {
-                    self.flush_acks().await;
-                    return;
-                }
-            },
-            None => self.flights.join_next_with_id().await,
+        // With room for more and no pause, an enqueue starts its entry without waiting for an
+        // attempt in flight to land (a slow receiver would otherwise hold new findings back).
+        let room = self.flights.len() < self.sink.concurrency()
+            && unix_ms(time::OffsetDateTime::now_utc()) >= self.paused_until_ms;
+        let wake = self.wake.clone();
+        let joined = tokio::select! {
+            joined = self.flights.join_next_with_id() => joined,
+            () = tokio::time::sleep(window.unwrap_or_default()), if window.is_some() => {
+                self.flush_acks().await;
+                return;
+            }
+            () = wake.notified(), if room => return,
         };
         let Some(joined) = joined else {
             return;

@@ -1,7 +1,8 @@
 //! Several deliveries in flight per sink: the worker keeps up to `concurrency` requests open
 //! against a slow receiver, never more; events about one finding never overlap (a `resolved`
 //! is sent only once its `new` was answered); a `Retry-After` stops new requests, not those
-//! in flight; a stop lands every request in flight, acked, and starts none.
+//! in flight; an enqueue starts at once while a slow request is open; a stop lands every
+//! request in flight, acked, and starts none.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -49,6 +50,8 @@ struct Seen {
 struct Receiver {
     /// Answer the first request `429` with `Retry-After: 1`, at once.
     throttle_first: bool,
+    /// Hold the first request this long instead of [`HOLD_NEW`].
+    hold_first: Option<Duration>,
     clock: Mutex<u64>,
     open: Mutex<usize>,
     most_open: Mutex<usize>,
@@ -82,8 +85,10 @@ async fn hook(
     let status = if rx.throttle_first && arrived == 1 {
         axum::http::StatusCode::TOO_MANY_REQUESTS
     } else {
-        if kind == "new" {
-            tokio::time::sleep(HOLD_NEW).await;
+        match rx.hold_first {
+            Some(hold) if arrived == 1 => tokio::time::sleep(hold).await,
+            _ if kind == "new" => tokio::time::sleep(HOLD_NEW).await,
+            _ => {}
         }
         axum::http::StatusCode::NO_CONTENT
     };
@@ -323,4 +328,49 @@ async fn a_retry_after_holds_new_requests_back_and_lets_those_in_flight_land() {
     let again = seen[1..].iter().filter(|s| s.id == throttled.id).count();
     assert_eq!(again, 1, "the throttled event was sent again, once");
     assert_eq!(store.depth("hook"), 0);
+}
+
+/// One request is open for 3 s when a new entry is enqueued: the wake-up starts it at once
+/// (there is room), so it is answered long before the slow one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enqueue_starts_at_once_while_a_slow_request_is_open() {
+    let (addr, rx, mut bumps) = receiver_with(Receiver {
+        hold_first: Some(Duration::from_secs(3)),
+        ..Receiver::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_of_news(dir.path(), 1);
+    let wake = Arc::new(Notify::new());
+    let token = CancellationToken::new();
+    let worker = Worker::new(
+        Arc::new(webhook(addr)),
+        store.clone(),
+        DeliverySettings::default(),
+        wake.clone(),
+    );
+    let task = tokio::spawn(tasks::run(worker, token.clone()));
+    // The slow request is open once the receiver counts it.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while *lock(&rx.open) == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the first request reached the receiver");
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let entry = OutboxEntry::new(about(EventKind::New, 1).into(), now_ms);
+    store.enqueue("hook", &entry).unwrap();
+    wake.notify_one();
+    wait_for(&mut bumps, 2).await;
+    token.cancel();
+    task.await.unwrap();
+    let seen = lock(&rx.seen).clone();
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    let (slow, quick) = (&seen[1], &seen[0]);
+    assert!(slow.arrived < quick.arrived, "{seen:#?}");
+    assert!(
+        quick.answered < slow.answered,
+        "the enqueued entry waited for the slow request: {seen:#?}"
+    );
 }
