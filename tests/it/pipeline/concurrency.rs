@@ -57,6 +57,8 @@ struct Receiver {
     most_open: Mutex<usize>,
     seen: Mutex<Vec<Seen>>,
     bump: Option<watch::Sender<usize>>,
+    /// Requests arrived so far, for a test waiting on an open request.
+    arrivals: watch::Sender<u64>,
 }
 
 impl Receiver {
@@ -75,6 +77,7 @@ async fn hook(
     let v: Value = serde_json::from_slice(&body).unwrap_or_default();
     let arrived_at = Instant::now();
     let arrived = rx.tick();
+    rx.arrivals.send_modify(|n| *n += 1);
     {
         let mut open = lock(&rx.open);
         *open += 1;
@@ -350,14 +353,12 @@ async fn an_enqueue_starts_at_once_while_a_slow_request_is_open() {
         wake.clone(),
     );
     let task = tokio::spawn(tasks::run(worker, token.clone()));
-    // The slow request is open once the receiver counts it.
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while *lock(&rx.open) == 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("the first request reached the receiver");
+    // The slow request is open once it has arrived (it is held 3 s).
+    let mut arrivals = rx.arrivals.subscribe();
+    tokio::time::timeout(Duration::from_secs(30), arrivals.wait_for(|n| *n >= 1))
+        .await
+        .expect("the first request reached the receiver")
+        .unwrap();
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
     let entry = OutboxEntry::new(about(EventKind::New, 1).into(), now_ms);
     store.enqueue("hook", &entry).unwrap();
