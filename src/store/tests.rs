@@ -380,7 +380,7 @@ fn a_newer_schema_is_refused_and_the_epoch_is_kept() {
     assert_ne!(Store::open(other.path()).unwrap().epoch(), epoch);
 
     let meta = store.current().unwrap().db.open_tree("meta").unwrap();
-    meta.insert(META_SCHEMA, b"2").unwrap();
+    meta.insert(META_SCHEMA, b"3").unwrap();
     drop(meta);
     drop(store);
     let err = Store::open(dir.path()).unwrap_err();
@@ -388,8 +388,8 @@ fn a_newer_schema_is_refused_and_the_epoch_is_kept() {
         matches!(
             err,
             StoreError::NewerSchema {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }
         ),
@@ -397,7 +397,7 @@ fn a_newer_schema_is_refused_and_the_epoch_is_kept() {
     );
     let text = err.to_string();
     assert!(text.contains(&dir.path().display().to_string()), "{text}");
-    assert!(text.contains("schema 2"), "{text}");
+    assert!(text.contains("schema 3"), "{text}");
 }
 
 #[test]
@@ -602,22 +602,26 @@ fn large_values_are_stored_compressed_and_read_back_exactly() {
     };
     e.summary.as_mut().unwrap().message = "a long, repetitive message ".repeat(200);
     let seq = store.enqueue("hook", &big).unwrap().seq();
-    // On disk: the LZ4 marker and far fewer bytes than the JSON.
-    let json = serde_json::to_vec(&big).unwrap();
-    let raw = store
-        .current()
-        .unwrap()
+    // In sled, a header of a few dozen bytes; in the payload log, the LZ4 marker and far
+    // fewer bytes than the JSON.
+    let json = serde_json::to_vec(&big.payload).unwrap();
+    let inner = store.current().unwrap();
+    let raw = inner
         .sink("hook")
         .unwrap()
         .outbox
         .get(keys::seq(seq))
         .unwrap()
         .unwrap();
-    assert_eq!(raw[0], LZ4_JSON);
+    assert_eq!(raw[0], payloads::HEADER_MARK);
+    assert!(raw.len() < 80, "{}", raw.len());
+    let header = payloads::Header::decode(&raw).unwrap();
+    let body = inner.payloads.read(header.loc).unwrap();
+    assert_eq!(body[0], LZ4_DICT_JSON);
     assert!(
-        raw.len() * 3 < json.len(),
+        body.len() * 3 < json.len(),
         "{} vs {}",
-        raw.len(),
+        body.len(),
         json.len()
     );
     // Read back exactly, and reschedule's compare-and-swap still matches the stored bytes.
@@ -629,7 +633,7 @@ fn large_values_are_stored_compressed_and_read_back_exactly() {
     assert!(store.reschedule("hook", seq, &next).unwrap());
     assert_eq!(store.due("hook", 100, 10).unwrap(), vec![(seq, next)]);
     // Small values stay plain JSON; values written before compression existed still read.
-    assert_eq!(pack(b"{\"a\":1}".to_vec()), b"{\"a\":1}".to_vec());
+    assert_eq!(pack(b"{\"a\":1}".to_vec(), None), b"{\"a\":1}".to_vec());
     let small = entry("small", 5);
     let seq2 = store.enqueue("hook", &small).unwrap().seq();
     assert!(
@@ -971,4 +975,183 @@ fn a_replay_cut_short_by_a_crash_never_leaves_the_payload_pending_twice() {
     assert_eq!(store.depth("s"), 1);
     assert!(store.dead_letters("s").unwrap().is_empty());
     assert_eq!(store.stats().unwrap().sinks["s"].dead_letters, 0);
+}
+
+// ----- the payload log -----
+
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(payloads::DIR))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn an_event_for_two_sinks_is_stored_once_and_its_segment_goes_after_both_acks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let e = entry("shared", 5);
+    let a = store.enqueue("a", &e).unwrap().seq();
+    let b = store.enqueue("b", &e).unwrap().seq();
+    let inner = store.current().unwrap();
+    let loc = |sink: &str, seq: u64| {
+        let raw = inner
+            .sink(sink)
+            .unwrap()
+            .outbox
+            .get(keys::seq(seq))
+            .unwrap();
+        payloads::Header::decode(&raw.unwrap()).unwrap().loc
+    };
+    assert_eq!(loc("a", a), loc("b", b), "one copy, two references");
+    let one = inner.payloads.usage().1;
+    assert_eq!(one, 8 + u64::from(loc("a", a).len));
+    drop(inner);
+    store.flush().await.unwrap();
+    drop(store);
+
+    // Reopened, the references are counted again and writing goes to a new segment; the old
+    // one goes once neither entry needs it, at the flush after the last ack.
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(segment_files(dir.path()).len(), 1);
+    assert_eq!(store.due("b", 5, 10).unwrap(), vec![(b, e.clone())]);
+    assert!(store.ack("a", a).unwrap());
+    store.flush().await.unwrap();
+    assert_eq!(segment_files(dir.path()).len(), 1, "b still points into it");
+    store.enqueue("a", &entry("later", 6)).unwrap();
+    assert!(store.ack("b", b).unwrap());
+    assert_eq!(segment_files(dir.path()).len(), 2);
+    store.flush().await.unwrap();
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(ids(&store.due("a", 10, 10).unwrap()), ["later"]);
+    drop(store);
+    // Nothing left to remove or repair at the next open.
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(segment_files(dir.path()), files);
+    assert_eq!(ids(&store.due("a", 10, 10).unwrap()), ["later"]);
+}
+
+#[test]
+fn a_schema_1_store_upgrades_and_delivers_its_whole_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // As schema 1 wrote them: the whole entry in sled, with its guard.
+    let old = store.insert_unguarded("s", &entry("old", 3));
+    let meta = store.current().unwrap().db.open_tree("meta").unwrap();
+    meta.insert(META_SCHEMA, b"1").unwrap();
+    drop(meta);
+    drop(store);
+
+    let store = Store::open(dir.path()).unwrap();
+    let meta = store.current().unwrap().db.open_tree("meta").unwrap();
+    assert_eq!(meta.get(META_SCHEMA).unwrap().unwrap(), b"2"[..]);
+    let new = store.enqueue("s", &entry("new", 4)).unwrap().seq();
+    assert_eq!(
+        store.due("s", 10, 10).unwrap(),
+        vec![(old, entry("old", 3)), (new, entry("new", 4))]
+    );
+    let mut again = entry("old", 3);
+    again.attempts = 1;
+    again.next_attempt_at_ms = 50;
+    again.last_error = Some("HTTP 503".to_string());
+    assert!(store.reschedule("s", old, &again).unwrap());
+    assert_eq!(
+        store.due("s", 50, 10).unwrap(),
+        vec![(old, again), (new, entry("new", 4))]
+    );
+    assert!(store.ack("s", old).unwrap());
+    assert_eq!(ids(&store.due("s", 50, 10).unwrap()), ["new"]);
+}
+
+#[test]
+fn an_entry_whose_payload_never_reached_the_disk_is_dropped_at_open_with_its_guard() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let kept = store.enqueue("s", &entry("kept", 1)).unwrap().seq();
+    store.enqueue("s", &entry("lost", 2)).unwrap();
+    drop(store);
+    // A power loss kept sled's write of the second entry but not the end of the segment.
+    let [segment] = &segment_files(dir.path())[..] else {
+        panic!("one segment")
+    };
+    let len = std::fs::metadata(segment).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(segment)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.depth("s"), 1);
+    assert_eq!(
+        store.due("s", 10, 10).unwrap(),
+        vec![(kept, entry("kept", 1))]
+    );
+    assert_eq!(
+        store.enqueued_seq("s", "lost").unwrap(),
+        None,
+        "its guard went too"
+    );
+    let again = store.enqueue("s", &entry("lost", 5)).unwrap();
+    assert!(matches!(again, Enqueued::Inserted(_)), "{again:?}");
+}
+
+#[test]
+fn a_damaged_payload_read_later_names_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let seq = store.enqueue("s", &entry("x", 1)).unwrap().seq();
+    let [segment] = &segment_files(dir.path())[..] else {
+        panic!("one segment")
+    };
+    let mut bytes = std::fs::read(segment).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(segment, bytes).unwrap();
+    let err = store.due("s", 10, 10).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("outbox/s entry {seq} (x)")) && text.contains("CRC mismatch"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_payload_dictionary_is_frozen() {
+    // Payloads written with it cannot be read without these exact bytes: never edit it; a
+    // new dictionary takes a new marker and file.
+    assert_eq!(crc32fast::hash(PAYLOAD_DICT), 0x47b1_c087);
+    assert_eq!(PAYLOAD_DICT.len(), 13_212);
+}
+
+#[test]
+fn payloads_pack_smaller_with_the_dictionary_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let inner = store.current().unwrap();
+    for domain in [
+        Domain::Alerts,
+        Domain::Vulnerabilities,
+        Domain::Baseline,
+        Domain::Firewall,
+    ] {
+        let payload = Payload::from(crate::render::sample_event(domain));
+        let json = serde_json::to_vec(&payload).unwrap();
+        let plain = pack(json.clone(), None);
+        let with = inner.encode_payload(&payload, || "p".into()).unwrap();
+        assert_eq!(with[0], LZ4_DICT_JSON);
+        assert!(
+            with.len() * 2 < plain.len(),
+            "{domain:?}: {} vs {}",
+            with.len(),
+            plain.len()
+        );
+        let back: Payload = inner.decode(&with, || "p".into()).unwrap();
+        assert_eq!(back, payload);
+    }
 }

@@ -128,7 +128,7 @@ pub struct SinkStats {
 /// Figures for metrics and `/readyz`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
-    /// sled's `size_on_disk` (bytes).
+    /// Bytes on disk: sled's `size_on_disk` plus the payload log's segments.
     pub size_on_disk: u64,
     /// Per sink that has or had entries since the store was opened.
     pub sinks: BTreeMap<String, SinkStats>,
