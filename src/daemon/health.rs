@@ -607,7 +607,7 @@ impl Task for Monitor {
         match self.look(OffsetDateTime::now_utc()).await {
             Ok(_) => Ok(Next::After(MONITOR_EVERY)),
             Err(e) => {
-                self.health.store.heal(&e);
+                self.health.store.heal(&e).await;
                 // What was written may not be durable: read it again.
                 self.episodes = None;
                 Err(

@@ -388,7 +388,7 @@ impl Worker {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(sink = %name, error = %e, "Cannot read the outbox; retrying in 5s.");
-                    self.store.heal(&e);
+                    self.store.heal(&e).await;
                     self.pause_until(now_ms + STORE_PAUSE_MS);
                     Vec::new()
                 }
@@ -417,7 +417,7 @@ impl Worker {
                     Ok(_) => due,
                     Err(e) => {
                         tracing::error!(sink = %name, error = %e, "Cannot fold the backlog; delivering entries one by one.");
-                        self.store.heal(&e);
+                        self.store.heal(&e).await;
                         due
                     }
                 }
@@ -656,7 +656,7 @@ impl Worker {
         };
         if let Err(e) = result {
             tracing::error!(sink = %name, event = %id, error = %e, "Cannot update the outbox after a delivery attempt.");
-            self.store.heal(&e);
+            self.store.heal(&e).await;
             self.pause_until(now_ms + STORE_PAUSE_MS);
         } else if !self.persist(name, &id).await {
             self.pause_until(now_ms + STORE_PAUSE_MS);

@@ -79,7 +79,7 @@ impl Grouper {
                 Err(e) => {
                     failed += 1;
                     tracing::error!(group = %gid, error = %e, "Closing a group failed; it stays open and is retried.");
-                    self.store.heal(&e);
+                    self.store.heal(&e).await;
                 }
             }
         }
@@ -102,7 +102,7 @@ impl Grouper {
                 Err(e) => {
                     failed += 1;
                     tracing::error!(error = %e, "Releasing what ended silences and mute windows held failed; it is retried.");
-                    self.store.heal(&e);
+                    self.store.heal(&e).await;
                 }
             }
             match d.remind_due(now) {
@@ -121,7 +121,7 @@ impl Grouper {
                 Err(e) => {
                     failed += 1;
                     tracing::error!(error = %e, "Sending reminders failed; they are retried.");
-                    self.store.heal(&e);
+                    self.store.heal(&e).await;
                 }
             }
         }

@@ -1039,7 +1039,7 @@ impl Task for Poller {
                     failure,
                 );
                 if let PollError::Store(err) = &e {
-                    self.store.heal(err);
+                    self.store.heal(err).await;
                 }
                 let data_at_risk = matches!(e, PollError::Store(_));
                 let what = match e {

@@ -428,17 +428,21 @@ impl Store {
     }
 
     /// After `err` from a store call: when it is the kind sled does not recover from by
-    /// itself (a full disk, an IO error, a closed store), tries [`Store::reopen`] and logs the
-    /// result. Callers retry their work afterwards; a failed reopen is retried on their next
-    /// failure.
-    pub fn heal(&self, err: &StoreError) {
+    /// itself (a full disk, an IO error, a closed store), tries [`Store::reopen`] (on a
+    /// blocking thread: it reads the whole store) and logs the result. Callers retry their work
+    /// afterwards; a failed reopen is retried on their next failure.
+    pub async fn heal(&self, err: &StoreError) {
         if !matches!(
             err,
             StoreError::DiskFull { .. } | StoreError::Io { .. } | StoreError::Closed { .. }
         ) {
             return;
         }
-        match self.reopen_inner() {
+        let store = self.clone();
+        let reopened = tokio::task::spawn_blocking(move || store.reopen_inner())
+            .await
+            .unwrap_or_else(|e| Err(error::from_io(self.dir(), std::io::Error::other(e))));
+        match reopened {
             Ok(()) => tracing::warn!(
                 dir = %self.dir().display(),
                 "Reopened the state store after a write failure; writes not yet flushed were lost and will be redone."
