@@ -754,7 +754,7 @@ mod tests {
             tactics: vec![],
             source: "prod".into(),
             region: "cn-hangzhou".into(),
-            raw: serde_json::Value::Null,
+            raw: serde_json::Value::Null.into(),
         };
         Event::about(
             EventKind::New,
@@ -770,7 +770,7 @@ mod tests {
     fn payloads_read_back_whatever_the_tag_position() {
         let mut e = event("1", Domain::Alerts, Severity::High);
         if let Some(f) = e.finding.as_mut() {
-            f.raw = serde_json::json!({"Name": "x", "Nested": {"type": "not the tag"}});
+            f.raw = serde_json::json!({"Name": "x", "Nested": {"type": "not the tag"}}).into();
         }
         let now = OffsetDateTime::UNIX_EPOCH;
         let health = HealthEvent::new(

@@ -250,6 +250,137 @@ pub struct Tactic {
     pub name: String,
 }
 
+/// A finding's raw item: a JSON value, read lazily.
+///
+/// Read back from the store (serde_json), it is kept as its JSON text and parsed only when
+/// something looks inside (`Deref` to [`Value`]): delivering to a webhook copies the text
+/// into the body as it is ([`Raw::as_serialize_verbatim`]), which spares the delivery path
+/// building and dropping a map of every key the service sent (about a third of a delivery's
+/// decode and re-encode). Built from a [`Value`], it is that value. Serialising it through
+/// `Serialize` always goes through the value, so any serializer (templates included) sees a
+/// plain JSON value.
+#[derive(Default)]
+pub struct Raw {
+    /// The JSON text as read, when it was read from JSON.
+    text: Option<Box<serde_json::value::RawValue>>,
+    /// The value: given, or parsed from `text` on first use (`Null` if the text does not parse).
+    value: std::sync::OnceLock<Value>,
+}
+
+impl Raw {
+    /// What a serde_json serializer writes as the text read (verbatim), or as the value.
+    pub fn as_serialize_verbatim(&self) -> RawVerbatim<'_> {
+        RawVerbatim(self)
+    }
+}
+
+impl From<Value> for Raw {
+    fn from(value: Value) -> Raw {
+        Raw {
+            text: None,
+            value: std::sync::OnceLock::from(value),
+        }
+    }
+}
+
+impl std::ops::Deref for Raw {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        self.value.get_or_init(|| {
+            self.text
+                .as_ref()
+                .and_then(|t| serde_json::from_str(t.get()).ok())
+                .unwrap_or(Value::Null)
+        })
+    }
+}
+
+impl Clone for Raw {
+    fn clone(&self) -> Raw {
+        Raw {
+            text: self.text.clone(),
+            value: self.value.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Raw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl PartialEq for Raw {
+    fn eq(&self, other: &Raw) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialEq<Value> for Raw {
+    fn eq(&self, other: &Value) -> bool {
+        **self == *other
+    }
+}
+
+impl Serialize for Raw {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(serializer)
+    }
+}
+
+/// See [`Raw::as_serialize_verbatim`].
+pub struct RawVerbatim<'a>(&'a Raw);
+
+impl Serialize for RawVerbatim<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match (&self.0.text, self.0.value.get()) {
+            (_, Some(value)) => value.serialize(serializer),
+            (Some(text), None) => text.serialize(serializer),
+            (None, None) => Value::Null.serialize(serializer),
+        }
+    }
+}
+
+/// serde_json's name for its raw-value protocol: asked for a newtype struct of this name, its
+/// deserializers hand over the value's text instead of parsing it.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Raw, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Raw;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+
+            // serde_json (from text, or from a `Value`): the text.
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Raw, A::Error> {
+                let text = Box::<serde_json::value::RawValue>::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                Ok(Raw {
+                    text: Some(text),
+                    value: std::sync::OnceLock::new(),
+                })
+            }
+
+            // Any other deserializer (serde's buffered content, for one): the value.
+            fn visit_newtype_struct<D: serde::Deserializer<'de>>(
+                self,
+                deserializer: D,
+            ) -> Result<Raw, D::Error> {
+                Value::deserialize(deserializer).map(Raw::from)
+            }
+        }
+
+        deserializer.deserialize_newtype_struct(RAW_VALUE_TOKEN, Visitor)
+    }
+}
+
 /// One normalised finding.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
@@ -301,7 +432,7 @@ pub struct Finding {
     /// Configured region.
     pub region: String,
     /// The record exactly as the service sent it (baseline: `{risk, machine, check, detail}`).
-    pub raw: Value,
+    pub raw: Raw,
 }
 
 /// The ACK console overview of a cluster.
@@ -336,6 +467,46 @@ pub fn fingerprint(scope: &str, domain: Domain, key: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_raw_item_read_from_json_is_kept_as_text_until_looked_into() {
+        let text = r#"{"Zeta":1,"Alpha":{"x":[1,2.5,"\u0007"]},"Id":752312}"#;
+        let raw: Raw = serde_json::from_str(text).unwrap();
+        assert!(raw.value.get().is_none(), "not parsed on read");
+        // Verbatim: the same bytes, key order included.
+        let out = serde_json::to_string(&raw.as_serialize_verbatim()).unwrap();
+        assert_eq!(out, text);
+        // Looked into: parsed once, and equal to what it says.
+        assert_eq!(raw["Id"], 752312);
+        assert!(raw.value.get().is_some());
+        assert_eq!(raw, serde_json::from_str::<Value>(text).unwrap());
+        // Any serializer sees the value (a template engine, a `Value`).
+        let fresh: Raw = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_value(&fresh).unwrap()["Alpha"]["x"][1], 2.5);
+        assert_eq!(serde_json::to_string(&fresh).unwrap(), text);
+    }
+
+    #[test]
+    fn a_raw_item_reads_from_a_value_and_from_buffered_content() {
+        let value = serde_json::json!({"Name": "x", "Nested": {"type": "t"}});
+        let from_value: Raw = serde_json::from_value(value.clone()).unwrap();
+        assert_eq!(from_value, value);
+        let built = Raw::from(value.clone());
+        assert_eq!(
+            serde_json::to_string(&built.as_serialize_verbatim()).unwrap(),
+            value.to_string()
+        );
+        // serde's untagged and internally tagged enums buffer their input first.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Item { raw: Raw },
+        }
+        let Either::Item { raw } = serde_json::from_str(&format!("{{\"raw\":{value}}}")).unwrap();
+        assert_eq!(raw, value);
+        let null: Raw = serde_json::from_str("null").unwrap();
+        assert_eq!(null, Value::Null);
+    }
 
     #[test]
     fn severity_is_ordered() {

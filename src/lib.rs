@@ -18,8 +18,9 @@
 //! pipeline ───── poller (page by page) → lifecycle (pure diff) → dispatch (routing::Router, pure) → the
 //!                      │          sink's outbox, a routing group or the suppression log;
 //!                      │          grouper closes due groups into digests; reminders
-//! store ──────── sled, single-key writes only: per page dispatch writes (guarded) → records →
-//!                      │          flush; then the cursor
+//! store ──────── sled, single-key writes only: per page dispatch writes (payload appended to
+//!                      │          the payload log, entry header and guard in sled) → records →
+//!                      │          flush (payload log, then sled); then the cursor
 //! pipeline ───── delivery: one worker per sink, up to `concurrency` attempts in flight (one
 //!                      │          finding's events one at a time): due entry → sinks::Sink::deliver
 //!                      │          (one attempt, after the sink's rate limit) → ack (group commit) /
@@ -120,7 +121,9 @@
 //!   inheritance and `continue`, grouping settings, time intervals, silences; decide and
 //!   explain for a subject at a given `now`.
 //! - [`store`] — the only module that imports sled: records, cursors, per-sink outboxes with
-//!   enqueue guards, dead letters, routing groups and their crash-safe close, reminders,
+//!   enqueue guards (each entry a small header pointing into the payload log, `payloads/`
+//!   beside sled's files: every event's payload appended once, however many sinks it goes
+//!   to, synced before each sled flush, deleted a segment at a time), dead letters, routing groups and their crash-safe close, reminders,
 //!   silences, the suppression log, quarantined records, baseline check details and pairs, schema
 //!   version, pruning; its module doc lists every tree.
 //! - [`sinks`] — one file per destination (`webhook` with Standard Webhooks signing, `stdout`,
@@ -188,6 +191,9 @@
 //!   Security Center calls (a resolution chunk's vulnerability lookup included) happen before
 //!   its writes. A poll holds one page, never every finding; the page cap stops a listing, not
 //!   a poll: a window's older rest is resumed by the next polls (the cursor's backfill).
+//! - An outbox entry's payload is in the payload log before the entry is in sled, and a flush
+//!   syncs the log before sled: a durable entry always finds its payload. A payload segment
+//!   is deleted only after a flush made durable the removal of the last entry pointing into it.
 //! - An event id derives from (fingerprint, kind, generation, occurrence), never from the
 //!   resolution: a finding resolves once per lifecycle however a re-poll explains it. A failed
 //!   lookup of vulnerabilities that left the list is not a failed poll.

@@ -139,7 +139,7 @@ impl Remembered {
             tactics: Vec::new(),
             source: self.source.clone(),
             region: self.region.clone(),
-            raw: serde_json::Value::Null,
+            raw: serde_json::Value::Null.into(),
         }
     }
 }

@@ -669,7 +669,7 @@ mod tests {
             f.resolution = Some(r);
             f.native_status = "7".into();
             f.title = format!("looked-up {fp}");
-            f.raw = serde_json::json!({"PrimaryId": 1, "Status": 7});
+            f.raw = serde_json::json!({"PrimaryId": 1, "Status": 7}).into();
             f
         };
         let mut d = gone.clone();

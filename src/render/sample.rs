@@ -79,7 +79,7 @@ fn base(domain: Domain, id: &str, severity: Severity, title: &str) -> Finding {
         tactics: Vec::new(),
         source: "prod".into(),
         region: "cn-hangzhou".into(),
-        raw: serde_json::Value::Null,
+        raw: serde_json::Value::Null.into(),
     }
 }
 

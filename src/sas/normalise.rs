@@ -299,7 +299,7 @@ pub fn normalise_alert(ctx: &NormaliseContext, item: Item<SuspEvent>) -> Finding
         tactics,
         source: ctx.source.clone(),
         region: ctx.region.clone(),
-        raw: item.raw,
+        raw: item.raw.into(),
     }
 }
 
@@ -483,7 +483,7 @@ pub fn normalise_vulnerability(ctx: &NormaliseContext, item: Item<VulRecord>) ->
         tactics: Vec::new(),
         source: ctx.source.clone(),
         region: ctx.region.clone(),
-        raw: item.raw,
+        raw: item.raw.into(),
     }
 }
 
@@ -614,7 +614,7 @@ pub fn normalise_baseline(ctx: &NormaliseContext, item: BaselineItem) -> Finding
         tactics: Vec::new(),
         source: ctx.source.clone(),
         region: ctx.region.clone(),
-        raw: item.into_raw(),
+        raw: item.into_raw().into(),
     }
 }
 
@@ -770,7 +770,7 @@ pub fn normalise_firewall(ctx: &NormaliseContext, item: Item<InterceptionHistory
         tactics: Vec::new(),
         source: ctx.source.clone(),
         region: ctx.region.clone(),
-        raw: item.raw,
+        raw: item.raw.into(),
     }
 }
 

@@ -198,7 +198,7 @@ struct WireFinding<'a> {
     tactics: &'a [Tactic],
     source: &'a str,
     region: &'a str,
-    raw: &'a Value,
+    raw: crate::finding::RawVerbatim<'a>,
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -257,7 +257,7 @@ impl<'a> WireFinding<'a> {
             tactics,
             source,
             region,
-            raw,
+            raw: raw.as_serialize_verbatim(),
         }
     }
 }

@@ -124,7 +124,7 @@ fn finding() -> Finding {
         }],
         source: "prod".into(),
         region: "cn-hangzhou".into(),
-        raw: serde_json::Value::Null,
+        raw: serde_json::Value::Null.into(),
     }
 }
 

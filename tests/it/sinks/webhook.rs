@@ -87,7 +87,7 @@ fn finding(domain: Domain, severity: Severity, title: &str) -> Finding {
         }],
         source: "prod".into(),
         region: "cn-hangzhou".into(),
-        raw: json!({"Id": 123, "Level": "serious", "Nested": {"x": [1, 2]}}),
+        raw: json!({"Id": 123, "Level": "serious", "Nested": {"x": [1, 2]}}).into(),
     }
 }
 
@@ -595,7 +595,7 @@ async fn a_finding_with_huge_fields_is_cut_to_the_body_cap_and_delivered() {
             value: huge('v'),
         })
         .collect();
-    f.raw = json!({"CommandLine": huge('c'), "FilePath": huge('f'), "Id": 123});
+    f.raw = json!({"CommandLine": huge('c'), "FilePath": huge('f'), "Id": 123}).into();
     let payload = Payload::from(event(EventKind::New, f));
     let full = to_json(&payload).len();
     assert!(full > 1 << 20, "the whole document is {full} bytes");
@@ -631,7 +631,7 @@ fn a_document_within_the_cap_is_sent_as_it_is_and_raw_is_cut_last() {
     // Long text outside the raw item and inside it: a cap that cutting the fields meets
     // leaves the raw item whole.
     let mut f = finding(Domain::Alerts, Severity::High, &"t".repeat(60_000));
-    f.raw = json!({"CommandLine": "c".repeat(10_000)});
+    f.raw = json!({"CommandLine": "c".repeat(10_000)}).into();
     let payload = Payload::from(event(EventKind::New, f));
     let cut = to_json_within(&payload, 40_000);
     assert!(cut.len() <= 40_000, "{}", cut.len());
