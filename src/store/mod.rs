@@ -1466,14 +1466,12 @@ impl Inner {
                     "corrupt compressed value: {e}"
                 ))),
             },
-            Some((&LZ4_DICT_JSON, packed)) => {
-                match lz4_flex::block::decompress_size_prepended_with_dict(packed, PAYLOAD_DICT) {
-                    Ok(json) => serde_json::from_slice(&json),
-                    Err(e) => Err(<serde_json::Error as serde::de::Error>::custom(format!(
-                        "corrupt compressed value: {e}"
-                    ))),
-                }
-            }
+            Some((&LZ4_DICT_JSON, packed)) => unpack_with_dict(packed, |json| match json {
+                Ok(json) => serde_json::from_slice(json),
+                Err(e) => Err(<serde_json::Error as serde::de::Error>::custom(format!(
+                    "corrupt compressed value: {e}"
+                ))),
+            }),
             _ => serde_json::from_slice(bytes),
         };
         decoded.map_err(|source| StoreError::Codec {
@@ -1565,6 +1563,48 @@ fn pack(json: Vec<u8>, dict: Option<&[u8]>) -> Vec<u8> {
         }
         _ => json,
     }
+}
+
+/// Decompresses an [`LZ4_DICT_JSON`] value (after its marker) into this thread's reused
+/// buffer and hands it to `f`: a delivery reads one payload after another, and a fresh
+/// zeroed buffer each time showed in its profile.
+fn unpack_with_dict<T>(packed: &[u8], f: impl FnOnce(Result<&[u8], String>) -> T) -> T {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let Some((len, block)) = packed.split_first_chunk::<4>() else {
+        return f(Err("no length".to_string()));
+    };
+    let len = u32::from_le_bytes(*len) as usize;
+    // LZ4 expands at most about 255:1; a larger length is damage, not a payload.
+    if len > block.len().saturating_mul(255).saturating_add(64) {
+        return f(Err(format!(
+            "{len} bytes claimed from a block of {}",
+            block.len()
+        )));
+    }
+    BUF.with(|buf| match buf.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.resize(len, 0);
+            let out =
+                match lz4_flex::block::decompress_into_with_dict(block, &mut buf[..], PAYLOAD_DICT)
+                {
+                    Ok(n) if n == len => f(Ok(&buf[..])),
+                    Ok(n) => f(Err(format!("{n} bytes where {len} were expected"))),
+                    Err(e) => f(Err(e.to_string())),
+                };
+            // One huge payload does not keep a huge buffer.
+            if buf.capacity() > 1 << 20 {
+                *buf = Vec::new();
+            }
+            out
+        }
+        // Re-entered (not done today): a buffer of its own.
+        Err(_) => match lz4_flex::block::decompress_with_dict(block, len, PAYLOAD_DICT) {
+            Ok(json) => f(Ok(&json)),
+            Err(e) => f(Err(e.to_string())),
+        },
+    })
 }
 
 /// Checks the schema version in `meta`, writing it into a new store. Returns whether it wrote.

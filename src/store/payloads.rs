@@ -71,6 +71,18 @@ pub(super) enum ReadError {
     Io { seg: u64, source: io::Error },
 }
 
+/// A payload read back: the record as read, dereferencing to its body (no copy).
+#[derive(Debug)]
+pub(super) struct Body(Vec<u8>);
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0[RECORD_HEADER as usize..]
+    }
+}
+
 /// The segments of one state directory and the counts of entries pointing into them.
 pub(super) struct PayloadLog {
     dir: PathBuf,
@@ -213,7 +225,7 @@ impl PayloadLog {
     }
 
     /// The body at `loc`, checked against its length and CRC.
-    pub fn read(&self, loc: Loc) -> Result<Vec<u8>, ReadError> {
+    pub fn read(&self, loc: Loc) -> Result<Body, ReadError> {
         let file = self
             .lock()
             .segments
@@ -250,11 +262,10 @@ impl PayloadLog {
             )));
         }
         let crc = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
-        let body = buf.split_off(RECORD_HEADER as usize);
-        if crc32fast::hash(&body) != crc {
+        if crc32fast::hash(&buf[RECORD_HEADER as usize..]) != crc {
             return Err(damaged("CRC mismatch".to_string()));
         }
-        Ok(body)
+        Ok(Body(buf))
     }
 
     /// Makes every append so far durable (`fdatasync` of the segments written since the
@@ -440,8 +451,8 @@ mod tests {
         assert_eq!(a, again);
         let b = log.append("b", b"second").unwrap();
         assert_eq!(b.offset, RECORD_HEADER + 13);
-        assert_eq!(log.read(a).unwrap(), b"first payload");
-        assert_eq!(log.read(b).unwrap(), b"second");
+        assert_eq!(&*log.read(a).unwrap(), b"first payload");
+        assert_eq!(&*log.read(b).unwrap(), b"second");
         // Two references to `a`: one release leaves the segment in use.
         log.release(a);
         log.release(b);
@@ -518,14 +529,14 @@ mod tests {
         assert_eq!(idle, vec![locs[0].seg]);
         assert_eq!(log.remove_unreferenced(&idle).unwrap(), 1);
         assert!(matches!(log.read(locs[0]), Err(ReadError::Missing { .. })));
-        assert_eq!(log.read(locs[5]).unwrap(), body);
+        assert_eq!(*log.read(locs[5]).unwrap(), body[..]);
         // Reopened: segments found again, counted by the store, written in a new one.
         drop(log);
         let log = PayloadLog::open(dir.path()).unwrap();
         assert_eq!(log.usage().0, 1);
         let next = log.append("x", b"x").unwrap();
         assert!(next.seg > locs[5].seg);
-        assert_eq!(log.read(locs[5]).unwrap(), body);
+        assert_eq!(*log.read(locs[5]).unwrap(), body[..]);
         assert_eq!(log.unreferenced(), vec![locs[5].seg], "not yet counted");
     }
 }

@@ -1155,3 +1155,32 @@ fn payloads_pack_smaller_with_the_dictionary_and_read_back() {
         assert_eq!(back, payload);
     }
 }
+
+#[test]
+fn a_damaged_dictionary_payload_is_a_codec_error_without_a_huge_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let inner = store.current().unwrap();
+    let good = inner
+        .encode_payload(
+            &Payload::from(crate::render::sample_event(Domain::Alerts)),
+            || "p".into(),
+        )
+        .unwrap();
+    // A length of 4 GiB claimed by a block of a kilobyte or so.
+    let mut huge = good.clone();
+    huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+    // A block cut short.
+    let cut = good[..good.len() / 2].to_vec();
+    for bad in [huge, cut, vec![LZ4_DICT_JSON, 1, 0]] {
+        let err = inner.decode::<Payload>(&bad, || "p".into()).unwrap_err();
+        assert!(matches!(err, StoreError::Codec { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("corrupt compressed value"),
+            "{err}"
+        );
+    }
+    // And the buffer is fine for the next one.
+    let back: Payload = inner.decode(&good, || "p".into()).unwrap();
+    assert_eq!(back.id(), crate::render::sample_event(Domain::Alerts).id);
+}
