@@ -654,6 +654,42 @@ impl Payload {
             Payload::Health(_) => &[],
         }
     }
+
+    /// The findings this payload is about, as keys of a sink's delivery order: source and
+    /// fingerprint of each finding it carries (a digest's every member), one key shared by
+    /// every meta-event, none for a summary. A sink sends an entry only once no earlier entry
+    /// of its outbox holds one of its keys, so events about one finding reach it in the order
+    /// they were enqueued — a `resolved` never overtakes its `new`. Pure.
+    pub fn order_keys(&self) -> Vec<String> {
+        match self {
+            Payload::Health(_) => vec!["health".to_string()],
+            Payload::Event(_) | Payload::Digest(_) => self
+                .events()
+                .iter()
+                .filter_map(|e| {
+                    let f = e.finding.as_ref()?;
+                    Some(format!("{}\u{1f}{}", e.source, f.fingerprint))
+                })
+                .collect(),
+        }
+    }
+
+    /// [`Payload::order_keys`] as stable 64-bit hashes (FNV-1a), what the store keeps per
+    /// outbox entry. Two keys sharing a hash only make one entry wait for the other.
+    pub fn order_hashes(&self) -> Vec<u64> {
+        let mut hashes: Vec<u64> = self.order_keys().iter().map(|k| fnv1a(k)).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        hashes
+    }
+}
+
+/// FNV-1a, 64 bits: stable across builds and restarts (unlike `std`'s hasher), which a value
+/// kept on disk needs.
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Version of [`OutboxEntry`]'s stored form.

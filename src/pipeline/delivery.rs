@@ -9,7 +9,8 @@
 //!
 //! Up to the sink's `concurrency` attempts are in flight at once, each in a task of its own.
 //! They start in outbox order, but an entry about a finding that an attempt in flight carries
-//! (or that an earlier waiting entry carries) waits for it ([`order_keys`]): events about one
+//! (or that an earlier waiting entry carries) waits for it ([`Payload::order_keys`]; the store
+//! passes over an entry while an earlier one in backoff holds a key of it): events about one
 //! finding reach a sink in the order they were enqueued — a `resolved` never overtakes its
 //! `new` — while events about different findings may arrive in any order.
 //!
@@ -283,24 +284,6 @@ pub async fn fold_backlog(
     Ok(report)
 }
 
-/// The keys an entry holds while in flight: the findings it carries (source and fingerprint;
-/// a digest's every member) and, for a meta-event, one key for all of them. An entry starts
-/// only when none of its keys is held, so events about one finding reach a sink in outbox
-/// order — a `resolved` never overtakes its `new` — however many requests are in flight. Pure.
-pub fn order_keys(payload: &Payload) -> Vec<String> {
-    match payload {
-        Payload::Health(_) => vec!["health".to_string()],
-        Payload::Event(_) | Payload::Digest(_) => payload
-            .events()
-            .iter()
-            .filter_map(|e| {
-                let f = e.finding.as_ref()?;
-                Some(format!("{}\u{1f}{}", e.source, f.fingerprint))
-            })
-            .collect(),
-    }
-}
-
 /// One attempt, back from its task.
 struct Landed {
     seq: u64,
@@ -427,7 +410,7 @@ impl Worker {
         self.batch = due
             .into_iter()
             .map(|(seq, entry)| {
-                let keys = order_keys(&entry.payload);
+                let keys = entry.payload.order_keys();
                 (seq, entry, keys)
             })
             .collect();

@@ -78,9 +78,10 @@
 //!
 //! ## Memory
 //!
-//! Per sink, the seq, due time and enqueue time of every waiting entry are kept in memory
-//! (rebuilt at open), so `depth`, `next_due_at` and `due` never scan sled (`Tree::len` is a
-//! full scan). The dead-letter count is kept the same way.
+//! Per sink, the seq, due time, enqueue time and order hashes (the findings it is about) of
+//! every waiting entry are kept in memory (rebuilt at open), so `depth`, `next_due_at` and
+//! `due` never scan sled (`Tree::len` is a full scan). `due` passes over an entry while an
+//! earlier waiting entry, due or not, is about one of its findings. The dead-letter count is kept the same way.
 //!
 //! ## Calling from async code
 //!
@@ -294,31 +295,57 @@ struct SinkIndex {
     pending: BTreeMap<u64, Pending>,
     /// `(next_attempt_at_ms, seq)` of every waiting entry.
     schedule: BTreeSet<(i64, u64)>,
+    /// `(order hash, seq)` of every waiting entry (see `Payload::order_hashes`).
+    order: BTreeSet<(u64, u64)>,
     dead_letters: u64,
 }
 
-#[derive(Clone, Copy)]
 struct Pending {
     next_attempt_at_ms: i64,
     enqueued_at_ms: i64,
+    order: Box<[u64]>,
 }
 
 impl SinkIndex {
-    fn insert(&mut self, seq: u64, next_attempt_at_ms: i64, enqueued_at_ms: i64) {
-        let p = Pending {
-            next_attempt_at_ms,
-            enqueued_at_ms,
-        };
-        if let Some(old) = self.pending.insert(seq, p) {
-            self.schedule.remove(&(old.next_attempt_at_ms, seq));
+    fn insert(&mut self, seq: u64, next_attempt_at_ms: i64, enqueued_at_ms: i64, order: &[u64]) {
+        self.remove(seq);
+        self.schedule.insert((next_attempt_at_ms, seq));
+        self.order.extend(order.iter().map(|&h| (h, seq)));
+        self.pending.insert(
+            seq,
+            Pending {
+                next_attempt_at_ms,
+                enqueued_at_ms,
+                order: order.into(),
+            },
+        );
+    }
+
+    /// A waiting entry's new due time.
+    fn set_due(&mut self, seq: u64, next_attempt_at_ms: i64) {
+        if let Some(p) = self.pending.get_mut(&seq) {
+            self.schedule.remove(&(p.next_attempt_at_ms, seq));
+            p.next_attempt_at_ms = next_attempt_at_ms;
+            self.schedule.insert((next_attempt_at_ms, seq));
         }
-        self.schedule.insert((p.next_attempt_at_ms, seq));
     }
 
     fn remove(&mut self, seq: u64) {
         if let Some(old) = self.pending.remove(&seq) {
             self.schedule.remove(&(old.next_attempt_at_ms, seq));
+            for &h in &old.order {
+                self.order.remove(&(h, seq));
+            }
         }
+    }
+
+    /// Whether an earlier waiting entry (due or not, in flight or not) is about one of the
+    /// findings `order` names: then `seq` must wait for it, so one finding's events reach
+    /// the sink in the order they were enqueued.
+    fn waits_for_earlier(&self, seq: u64, order: &[u64]) -> bool {
+        order
+            .iter()
+            .any(|&h| self.order.range((h, 0)..(h, seq)).next().is_some())
     }
 
     fn stats(&self) -> SinkStats {
@@ -656,7 +683,11 @@ impl Store {
                 Some(&(at, _)) if at <= now_ms => index
                     .pending
                     .iter()
-                    .filter(|(seq, p)| p.next_attempt_at_ms <= now_ms && !skip.contains(seq))
+                    .filter(|(seq, p)| {
+                        p.next_attempt_at_ms <= now_ms
+                            && !skip.contains(seq)
+                            && !index.waits_for_earlier(**seq, &p.order)
+                    })
                     .take(limit)
                     .map(|(&seq, _)| seq)
                     .collect(),
@@ -791,7 +822,7 @@ impl Store {
                 .at(dir)?
             {
                 Ok(()) => {
-                    index.insert(seq, entry.next_attempt_at_ms, entry.enqueued_at_ms);
+                    index.set_due(seq, entry.next_attempt_at_ms);
                     return Ok(true);
                 }
                 // Changed underneath (not possible while every writer holds the lock, but
@@ -881,6 +912,7 @@ impl Store {
             ..letter.entry
         };
         let body = inner.encode_payload(&entry.payload, || format!("outbox/{sink} payload"))?;
+        let order = entry.payload.order_hashes();
         let guard_key = keys::guard(sink, entry.payload.id());
         let mut index = s.lock();
         let current = inner.guards.get(&guard_key).at(dir)?;
@@ -893,7 +925,7 @@ impl Store {
                 return Ok(Replayed::Superseded(owner));
             }
         }
-        let (new_seq, loc) = inner.insert_entry(&s, &entry, &body)?;
+        let (new_seq, loc) = inner.insert_entry(&s, &entry, &body, &order)?;
         let new_key = keys::seq(new_seq);
         let guard = keys::guard_value(new_seq, now_ms);
         // Guards change only under this sink's lock, or by pruning (which drops a guard whose
@@ -917,7 +949,12 @@ impl Store {
                 }
             }
         }
-        index.insert(new_seq, entry.next_attempt_at_ms, entry.enqueued_at_ms);
+        index.insert(
+            new_seq,
+            entry.next_attempt_at_ms,
+            entry.enqueued_at_ms,
+            &order,
+        );
         if s.dead.remove(key).at(dir)?.is_some() {
             index.dead_letters = index.dead_letters.saturating_sub(1);
         }
@@ -1197,12 +1234,13 @@ impl Inner {
         // Encoding (serialise + compress) is most of the CPU here and needs no lock: pollers
         // enqueueing to the same sink wait only for the writes.
         let body = self.encode_payload(&entry.payload, || format!("outbox/{sink} payload"))?;
+        let order = entry.payload.order_hashes();
         let guard_key = keys::guard(sink, entry.payload.id());
         let mut index = s.lock();
         // No read of the guard first: the lifecycle diff already keeps known findings from
         // producing events, so a duplicate only follows a crash, and the compare-and-swap
         // below catches it (at the cost of writing and removing the entry).
-        let (seq, loc) = self.insert_entry(&s, entry, &body)?;
+        let (seq, loc) = self.insert_entry(&s, entry, &body, &order)?;
         let seq_key = keys::seq(seq);
         let guard = keys::guard_value(seq, entry.enqueued_at_ms);
         loop {
@@ -1211,7 +1249,7 @@ impl Inner {
                     .compare_and_swap(&guard_key, None as Option<&[u8]>, Some(&guard[..]));
             match cas {
                 Ok(Ok(())) => {
-                    index.insert(seq, entry.next_attempt_at_ms, entry.enqueued_at_ms);
+                    index.insert(seq, entry.next_attempt_at_ms, entry.enqueued_at_ms, &order);
                     return Ok(Enqueued::Inserted(seq));
                 }
                 Ok(Err(lost)) => match lost.current {
@@ -1245,6 +1283,7 @@ impl Inner {
         s: &Sink,
         entry: &OutboxEntry,
         body: &[u8],
+        order: &[u64],
     ) -> Result<(u64, payloads::Loc), StoreError> {
         let dir = &self.dir;
         let loc = self
@@ -1259,6 +1298,7 @@ impl Inner {
                 enqueued_at_ms: entry.enqueued_at_ms,
                 next_attempt_at_ms: entry.next_attempt_at_ms,
                 last_error: entry.last_error.clone(),
+                order: order.to_vec(),
             };
             s.outbox.insert(keys::seq(seq), header.encode())?;
             Ok(seq)
@@ -1372,14 +1412,27 @@ impl Inner {
                     repairs.dead_letter_moves_finished += 1;
                     continue;
                 }
-                let (id, next_attempt_at_ms, enqueued_at_ms, loc) =
+                let (id, next_attempt_at_ms, enqueued_at_ms, loc, order) =
                     match payloads::Header::decode(&v) {
-                        Some(h) => (h.id, h.next_attempt_at_ms, h.enqueued_at_ms, Some(h.loc)),
+                        Some(h) => (
+                            h.id,
+                            h.next_attempt_at_ms,
+                            h.enqueued_at_ms,
+                            Some(h.loc),
+                            h.order,
+                        ),
                         None => {
                             let entry: OutboxEntry =
                                 self.decode(&v, || format!("outbox/{name} entry {seq}"))?;
                             let id = entry.payload.id().to_string();
-                            (id, entry.next_attempt_at_ms, entry.enqueued_at_ms, None)
+                            let order = entry.payload.order_hashes();
+                            (
+                                id,
+                                entry.next_attempt_at_ms,
+                                entry.enqueued_at_ms,
+                                None,
+                                order,
+                            )
                         }
                     };
                 let guard_key = keys::guard(&name, &id);
@@ -1416,7 +1469,7 @@ impl Inner {
                     }
                 };
                 if owner == seq {
-                    index.insert(seq, next_attempt_at_ms, enqueued_at_ms);
+                    index.insert(seq, next_attempt_at_ms, enqueued_at_ms, &order);
                     if let Some(loc) = loc {
                         self.payloads.add_ref(loc);
                     }

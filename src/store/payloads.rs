@@ -354,7 +354,8 @@ pub(super) const HEADER_MARK: u8 = 0x02;
 ///
 /// Layout (little-endian): mark `0x02` ‖ segment u64 ‖ offset u64 ‖ length u32 ‖ attempts
 /// u32 ‖ enqueued_at_ms i64 ‖ next_attempt_at_ms i64 ‖ payload id (u16 length ‖ UTF-8) ‖
-/// last error (u32 length ‖ UTF-8, absent when the length is `u32::MAX`).
+/// last error (u32 length ‖ UTF-8, absent when the length is `u32::MAX`) ‖ order hashes
+/// (u16 count ‖ u64 each, see [`Payload::order_hashes`](crate::event::Payload::order_hashes)).
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Header {
     pub loc: Loc,
@@ -363,6 +364,7 @@ pub(super) struct Header {
     pub enqueued_at_ms: i64,
     pub next_attempt_at_ms: i64,
     pub last_error: Option<String>,
+    pub order: Vec<u64>,
 }
 
 impl Header {
@@ -388,6 +390,13 @@ impl Header {
             }
             None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
         }
+        // A digest carries at most a few thousand findings; beyond u16, order is kept by
+        // the first 65,535.
+        let order = &self.order[..self.order.len().min(usize::from(u16::MAX))];
+        out.extend_from_slice(&(order.len() as u16).to_le_bytes());
+        for h in order {
+            out.extend_from_slice(&h.to_le_bytes());
+        }
         out
     }
 
@@ -408,6 +417,10 @@ impl Header {
             u32::MAX => None,
             n => Some(r.text(n as usize)?),
         };
+        let count = u16::from_le_bytes(r.take()?);
+        let order = (0..count)
+            .map(|_| r.take().map(u64::from_le_bytes))
+            .collect::<Option<Vec<u64>>>()?;
         r.0.is_empty().then_some(Header {
             loc,
             id,
@@ -415,6 +428,7 @@ impl Header {
             enqueued_at_ms,
             next_attempt_at_ms,
             last_error,
+            order,
         })
     }
 }
@@ -474,11 +488,13 @@ mod tests {
             enqueued_at_ms: 1_700_000_000_000,
             next_attempt_at_ms: -1,
             last_error: Some("HTTP 503 — übel".to_string()),
+            order: vec![7, u64::MAX],
         };
         let bytes = h.encode();
         assert_eq!(Header::decode(&bytes), Some(h.clone()));
         let none = Header {
             last_error: None,
+            order: Vec::new(),
             ..h
         };
         assert_eq!(Header::decode(&none.encode()), Some(none));

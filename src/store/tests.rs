@@ -1184,3 +1184,62 @@ fn a_damaged_dictionary_payload_is_a_codec_error_without_a_huge_allocation() {
     let back: Payload = inner.decode(&good, || "p".into()).unwrap();
     assert_eq!(back.id(), crate::render::sample_event(Domain::Alerts).id);
 }
+
+fn about(domain: Domain, id: &str, at: i64) -> OutboxEntry {
+    let mut e = crate::render::sample_event(domain);
+    e.id = id.to_string();
+    OutboxEntry::new(Payload::from(e), at)
+}
+
+#[test]
+fn an_entry_waits_for_an_earlier_one_about_the_same_finding_even_in_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let new = store
+        .enqueue("s", &about(Domain::Alerts, "new", 1))
+        .unwrap()
+        .seq();
+    let resolved = store
+        .enqueue("s", &about(Domain::Alerts, "resolved", 2))
+        .unwrap()
+        .seq();
+    let other = store
+        .enqueue("s", &about(Domain::Vulnerabilities, "other", 3))
+        .unwrap()
+        .seq();
+    // In order, only the first of each finding is due.
+    assert_eq!(ids(&store.due("s", 10, 10).unwrap()), ["new", "other"]);
+    // The first failed and waits for its backoff: the second still waits for it.
+    let mut later = about(Domain::Alerts, "new", 1);
+    later.attempts = 1;
+    later.next_attempt_at_ms = 1_000;
+    assert!(store.reschedule("s", new, &later).unwrap());
+    assert_eq!(ids(&store.due("s", 10, 10).unwrap()), ["other"]);
+    assert!(store.ack("s", other).unwrap());
+    drop(store);
+    // The order is kept on disk: the same after a restart.
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.due("s", 10, 10).unwrap().is_empty());
+    assert_eq!(ids(&store.due("s", 1_000, 10).unwrap()), ["new"]);
+    assert!(store.ack("s", new).unwrap());
+    assert_eq!(
+        store.due("s", 1_000, 10).unwrap(),
+        vec![(resolved, about(Domain::Alerts, "resolved", 2))]
+    );
+}
+
+#[test]
+fn entries_written_whole_by_schema_1_keep_their_order_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut first = about(Domain::Baseline, "first", 1);
+    first.next_attempt_at_ms = 500;
+    store.insert_unguarded("s", &first);
+    store
+        .enqueue("s", &about(Domain::Baseline, "second", 2))
+        .unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.due("s", 10, 10).unwrap().is_empty());
+    assert_eq!(ids(&store.due("s", 500, 10).unwrap()), ["first"]);
+}
