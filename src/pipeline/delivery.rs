@@ -392,7 +392,7 @@ impl Worker {
                             events = r.folded,
                             "Folded a backlog of single events into digests to stay within the rate limit."
                         );
-                        match self.store.due(name, now_ms, BATCH) {
+                        match self.store.due_skipping(name, now_ms, BATCH, &self.seqs) {
                             Ok(d) => d,
                             Err(_) => return false,
                         }

@@ -654,24 +654,45 @@ impl Store {
         self.current()?.enqueued_seq(sink, payload_id)
     }
 
-    /// Up to `limit` of `sink`'s entries with `next_attempt_at_ms <= now_ms`, oldest first.
+    /// Up to `limit` of `sink`'s entries with `next_attempt_at_ms <= now_ms`, oldest first,
+    /// whatever waits before them: what is there, for folding and inspection. A worker reads
+    /// with [`Store::due_skipping`].
     pub fn due(
         &self,
         sink: &str,
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
-        self.due_skipping(sink, now_ms, limit, &std::collections::HashSet::new())
+        self.read_due(
+            sink,
+            now_ms,
+            limit,
+            &std::collections::HashSet::new(),
+            false,
+        )
     }
 
-    /// Like [`Store::due`], passing over the seqs in `skip` (the delivery worker's attempts in
-    /// flight), so `limit` counts only entries the caller can use.
+    /// The entries a delivery worker may start: like [`Store::due`], but passing over the
+    /// seqs in `skip` (its attempts in flight) and every entry that an earlier waiting entry,
+    /// due or not, shares a finding with (see the module doc's "Memory"), so `limit` counts
+    /// only entries the caller can use.
     pub fn due_skipping(
         &self,
         sink: &str,
         now_ms: i64,
         limit: usize,
         skip: &std::collections::HashSet<u64>,
+    ) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
+        self.read_due(sink, now_ms, limit, skip, true)
+    }
+
+    fn read_due(
+        &self,
+        sink: &str,
+        now_ms: i64,
+        limit: usize,
+        skip: &std::collections::HashSet<u64>,
+        ordered: bool,
     ) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
         let inner = self.current()?;
         let Some(s) = inner.sink(sink) else {
@@ -686,7 +707,7 @@ impl Store {
                     .filter(|(seq, p)| {
                         p.next_attempt_at_ms <= now_ms
                             && !skip.contains(seq)
-                            && !index.waits_for_earlier(**seq, &p.order)
+                            && !(ordered && index.waits_for_earlier(**seq, &p.order))
                     })
                     .take(limit)
                     .map(|(&seq, _)| seq)
