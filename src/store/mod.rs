@@ -80,8 +80,8 @@
 //!
 //! Per sink, the seq, due time, enqueue time and order hashes (the findings it is about) of
 //! every waiting entry are kept in memory (rebuilt at open), so `depth`, `next_due_at` and
-//! `due` never scan sled (`Tree::len` is a full scan). `due` passes over an entry while an
-//! earlier waiting entry, due or not, is about one of its findings. The dead-letter count is kept the same way.
+//! `due` never scan sled (`Tree::len` is a full scan). `due_skipping` passes over an entry
+//! while an earlier entry about one of its findings waits out a backoff. The dead-letter count is kept the same way.
 //!
 //! ## Calling from async code
 //!
@@ -339,13 +339,18 @@ impl SinkIndex {
         }
     }
 
-    /// Whether an earlier waiting entry (due or not, in flight or not) is about one of the
-    /// findings `order` names: then `seq` must wait for it, so one finding's events reach
-    /// the sink in the order they were enqueued.
-    fn waits_for_earlier(&self, seq: u64, order: &[u64]) -> bool {
-        order
-            .iter()
-            .any(|&h| self.order.range((h, 0)..(h, seq)).next().is_some())
+    /// Whether an earlier entry about one of the findings `order` names waits out a backoff
+    /// (is not due at `now_ms`): then `seq` must wait too, so one finding's events reach the
+    /// sink in the order they were enqueued. (An earlier entry that is due or in flight is
+    /// read or held by the worker, which orders the two itself.)
+    fn waits_for_earlier(&self, seq: u64, order: &[u64], now_ms: i64) -> bool {
+        order.iter().any(|&h| {
+            self.order.range((h, 0)..(h, seq)).any(|&(_, earlier)| {
+                self.pending
+                    .get(&earlier)
+                    .is_some_and(|p| p.next_attempt_at_ms > now_ms)
+            })
+        })
     }
 
     fn stats(&self) -> SinkStats {
@@ -673,9 +678,10 @@ impl Store {
     }
 
     /// The entries a delivery worker may start: like [`Store::due`], but passing over the
-    /// seqs in `skip` (its attempts in flight) and every entry that an earlier waiting entry,
-    /// due or not, shares a finding with (see the module doc's "Memory"), so `limit` counts
-    /// only entries the caller can use.
+    /// seqs in `skip` (its attempts in flight) and every entry that shares a finding with an
+    /// earlier entry still waiting out a backoff (see the module doc's "Memory"), so `limit`
+    /// counts only entries the caller can use. The worker itself holds an entry back while an
+    /// earlier one about the same finding is in flight or ahead of it in what it read.
     pub fn due_skipping(
         &self,
         sink: &str,
@@ -707,7 +713,7 @@ impl Store {
                     .filter(|(seq, p)| {
                         p.next_attempt_at_ms <= now_ms
                             && !skip.contains(seq)
-                            && !(ordered && index.waits_for_earlier(**seq, &p.order))
+                            && !(ordered && index.waits_for_earlier(**seq, &p.order, now_ms))
                     })
                     .take(limit)
                     .map(|(&seq, _)| seq)
