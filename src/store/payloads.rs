@@ -271,17 +271,24 @@ impl PayloadLog {
     /// Makes every append so far durable (`fdatasync` of the segments written since the
     /// last sync). Blocking.
     pub fn sync(&self) -> io::Result<()> {
+        // Taken off the list before syncing: `fdatasync` covers every write made before it
+        // starts, and an append during it marks its segment again for the next sync.
         let files: Vec<(u64, Arc<File>)> = {
-            let state = self.lock();
-            state
-                .unsynced
-                .iter()
-                .filter_map(|seg| Some((*seg, state.segments.get(seg)?.file.clone())))
+            let mut state = self.lock();
+            let unsynced = std::mem::take(&mut state.unsynced);
+            unsynced
+                .into_iter()
+                .filter_map(|seg| Some((seg, state.segments.get(&seg)?.file.clone())))
                 .collect()
         };
-        for (seg, file) in files {
-            file.sync_data()?;
-            self.lock().unsynced.remove(&seg);
+        for (i, (_, file)) in files.iter().enumerate() {
+            if let Err(e) = file.sync_data() {
+                // Not synced: still owed by the next sync.
+                self.lock()
+                    .unsynced
+                    .extend(files[i..].iter().map(|(seg, _)| *seg));
+                return Err(e);
+            }
         }
         Ok(())
     }

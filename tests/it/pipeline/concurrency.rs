@@ -48,8 +48,10 @@ struct Seen {
 
 #[derive(Default)]
 struct Receiver {
-    /// Answer the first request `429` with `Retry-After: 1`, at once.
+    /// Answer the first request `429` with `Retry-After` (`retry_after`, default 1 s), at once.
     throttle_first: bool,
+    /// The `Retry-After` of that answer, in seconds (`None`: 1).
+    retry_after: Option<&'static str>,
     /// Hold the first request this long instead of [`HOLD_NEW`].
     hold_first: Option<Duration>,
     clock: Mutex<u64>,
@@ -119,7 +121,7 @@ async fn hook(
     if let Some(b) = &rx.bump {
         b.send_replace(n);
     }
-    (status, [("retry-after", "1")])
+    (status, [("retry-after", rx.retry_after.unwrap_or("1"))])
 }
 
 async fn receiver() -> (SocketAddr, Arc<Receiver>, watch::Receiver<usize>) {
@@ -290,9 +292,21 @@ async fn a_stop_lands_the_requests_in_flight_and_starts_none() {
 /// the rest follow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_after_holds_new_requests_back_and_lets_those_in_flight_land() {
+    retry_after_holds_the_sink("1", Duration::from_millis(950)).await;
+}
+
+/// A `Retry-After` of several seconds holds the whole sink for all of it (longer than the
+/// worker's 5 s store pause and its other short waits): the receiver asked for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_retry_after_holds_the_whole_sink() {
+    retry_after_holds_the_sink("7", Duration::from_millis(6_950)).await;
+}
+
+async fn retry_after_holds_the_sink(retry_after: &'static str, at_least: Duration) {
     const FINDINGS: usize = 20;
     let (addr, rx, mut bumps) = receiver_with(Receiver {
         throttle_first: true,
+        retry_after: Some(retry_after),
         ..Receiver::default()
     })
     .await;
@@ -323,8 +337,8 @@ async fn a_retry_after_holds_new_requests_back_and_lets_those_in_flight_land() {
             .arrived_at
             .saturating_duration_since(throttled.answered_at);
         assert!(
-            after >= Duration::from_millis(950),
-            "request {rank} ({}) started {after:?} after a Retry-After of 1 s",
+            after >= at_least,
+            "request {rank} ({}) started {after:?} after a Retry-After of {retry_after} s",
             s.id
         );
     }
