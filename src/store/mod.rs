@@ -9,7 +9,7 @@
 //! | `meta` | `schema`, `epoch` | decimal schema version; the store's random id | here |
 //! | `records` | `source`, `domain` (length-prefixed) ‖ fingerprint | [`Record`] JSON | here |
 //! | `cursors` | `source`, `domain` (length-prefixed) | [`Cursor`] JSON | here |
-//! | `outbox/<sink>` | seq (u64 BE, from `generate_id`) | the entry's header: where its payload is in the payload log, attempts, due time (binary, see `payloads::Header`); entries written by schema 1 hold the whole [`OutboxEntry`] JSON | here |
+//! | `outbox/<sink>` | seq (u64 BE, from `generate_id`) | the entry's header: where its payload is in the payload log, attempts, due time, order hashes (binary, see `payloads::Header`); entries written by schema 1 hold the whole [`OutboxEntry`] JSON | here |
 //! | `dead/<sink>` | the entry's seq | [`DeadLetter`] JSON | here |
 //! | `enq` | `sink` (length-prefixed) ‖ payload id; `#group:<id>` (length-prefixed) ‖ event id | seq ‖ enqueued_at_ms (BE) | here, `groups` |
 //! | `groups` | group id | [`GroupHeader`] JSON | `groups` |
@@ -43,14 +43,15 @@
 //! - **enqueue**: append the payload to the payload log (or count one more reference to the
 //!   same event's payload just appended for another sink), insert the entry's header at a
 //!   fresh seq, then CAS the guard from absent to that seq. Cut after the append: a record no
-//!   entry points to, deleted with its segment. Cut after the insert: an entry without a guard, which the startup reconcile pass adopts
-//!   (creates its guard) or, if another entry already owns the guard, removes. Lost CAS: the
-//!   new entry is removed and the caller gets [`Enqueued::Duplicate`].
+//!   entry points to, deleted with its segment. Cut after the insert: an entry without a
+//!   guard, which the startup reconcile pass adopts (creates its guard) or, if another entry
+//!   already owns the guard, removes. Lost CAS: the new entry is removed (its payload
+//!   reference released) and the caller gets [`Enqueued::Duplicate`].
 //! - **ack**: remove the entry. The guard stays, so a re-poll cannot enqueue it again, until
 //!   `prune` drops guards older than their TTL whose entry is gone.
 //! - **dead letter**: insert into `dead/<sink>`, then remove from the outbox. Cut in between:
 //!   reconcile finds the seq in both and finishes the move.
-//! - **reschedule**: CAS the stored entry to its new attempt count and due time.
+//! - **reschedule**: CAS the stored entry (its header) to its new attempt count and due time.
 //!
 //! Nothing is durable before [`Store::flush`]; the daemon flushes once per poll batch before
 //! it advances a cursor, so a cursor never gets ahead of the outbox. A flush syncs the
@@ -81,7 +82,8 @@
 //! Per sink, the seq, due time, enqueue time and order hashes (the findings it is about) of
 //! every waiting entry are kept in memory (rebuilt at open), so `depth`, `next_due_at` and
 //! `due` never scan sled (`Tree::len` is a full scan). `due_skipping` passes over an entry
-//! while an earlier entry about one of its findings waits out a backoff. The dead-letter count is kept the same way.
+//! while an earlier entry about one of its findings waits out a backoff. The dead-letter
+//! count is kept the same way.
 //!
 //! ## Calling from async code
 //!
