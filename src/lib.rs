@@ -2,7 +2,9 @@
 //!
 //! sasrelay reads security findings for ACK (Alibaba Cloud Kubernetes) clusters from Alibaba Cloud
 //! Security Center (API `sas` 2018-12-03) and forwards them. This crate is the whole product: one
-//! library, one binary (`src/main.rs` only calls [`cli::main`]).
+//! library, one binary (`src/main.rs` tunes the allocator, installs `src/image.rs`'s start-up
+//! memory release — the only `unsafe` code, kept out of this library — and calls
+//! [`cli::main`]).
 //!
 //! ## Bird's-eye view
 //!
@@ -152,7 +154,8 @@
 //!   header-read and idle timeouts, the connection cap), [`daemon::metrics`] (the Prometheus exposition), [`daemon::notify`] (systemd
 //!   `sd_notify` and the watchdog heartbeat), [`daemon::health`] (live health for `/readyz`,
 //!   `/api/v1/status` and `/metrics`; the monitor that enqueues meta-events),
-//!   [`daemon::heartbeat`] (the ping to an external dead man's switch).
+//!   [`daemon::heartbeat`] (the ping to an external dead man's switch), [`daemon::memory`]
+//!   (start-up memory handed back once every source × domain has had its first poll).
 //! - [`cli`] — one file per subcommand (`check`, `findings`, `run`, `demo`, `simulate`,
 //!   `render`, `send-test`, `silence`, `dead-letters`, `healthcheck`, `status`, `reload`,
 //!   `route test`, `completions`, `man`), logging setup, signals, exit codes, the admin-API

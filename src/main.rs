@@ -1,5 +1,8 @@
-//! The `sasrelay` binary: everything lives in the library; this only tunes the allocator and
-//! hands over to the CLI.
+//! The `sasrelay` binary: everything lives in the library; this only tunes the allocator,
+//! installs the start-up memory release (`image`, the only other `unsafe` code) and hands over
+//! to the CLI.
+
+mod image;
 
 /// mimalloc's `mi_option_purge_delay` (`mimalloc.h`, v2: the 16th option, 10 ms by default and
 /// ten times that for whole arenas).
@@ -14,5 +17,6 @@ fn main() -> std::process::ExitCode {
     // SAFETY: `mi_option_set` stores an option's value, which mimalloc reads when it next
     // decides to purge; it may be called at any time, from any thread.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    sasrelay::daemon::memory::install(image::release);
     sasrelay::cli::main()
 }

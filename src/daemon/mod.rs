@@ -33,6 +33,7 @@ pub mod build;
 pub mod door;
 pub mod health;
 pub mod heartbeat;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod prune;
@@ -338,12 +339,18 @@ impl Tasks {
         tasks::spawn(&self.pollers, pruner, &self.stop_polling);
     }
 
-    /// The health monitor (meta-events) and the heartbeat (idle without
-    /// `[health] heartbeat_url`).
+    /// The health monitor (meta-events), the start-up memory release (`memory::Settle`) and
+    /// the heartbeat (idle without `[health] heartbeat_url`).
     fn health(&self, health: &Health) {
         tasks::spawn(
             &self.pollers,
             Monitor::new(health.clone()),
+            &self.stop_polling,
+        );
+        // Start-up memory goes back once every source × domain has had its first poll.
+        tasks::spawn(
+            &self.pollers,
+            memory::Settle::new(health.clone()),
             &self.stop_polling,
         );
         match Heartbeat::new(health.clone()) {

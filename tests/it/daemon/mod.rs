@@ -12,6 +12,7 @@ mod door;
 mod e2e;
 mod health;
 mod large;
+mod memory;
 mod operators;
 mod pairs;
 mod probes;
