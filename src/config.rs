@@ -1099,11 +1099,22 @@ fn check_delivery(
             "must be above 0s and at most delivery.retry_max_delay".into(),
         );
     }
+    if out.retry_max_delay > MAX_RETRY_DELAY {
+        errs.push(
+            span.clone(),
+            "delivery.retry_max_delay",
+            "must be at most 1h (a delivery due later than that is taken for one scheduled before the wall clock stepped back, and retried at once)".into(),
+        );
+    }
     if out.max_age < Duration::from_secs(60) {
         errs.push(span, "delivery.max_age", "must be at least 1m".into());
     }
     out
 }
+
+/// The longest `[delivery] retry_max_delay`, and so the longest wait a delivery worker ever
+/// sets (`pipeline::delivery::MAX_WAIT`).
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
 
 fn check_sinks(
     raw: Vec<(usize, Spanned<SinkConfig>)>,
@@ -1934,13 +1945,14 @@ x = 1
             "timeout = \"10s\"",
             "timeout = \"10s\"\npoll = { alerts = \"0s\", baseline = \"often\" }\nevents = { firewall = [\"deleted\"] }",
             1,
-        ) + "\n[delivery]\nmax_age = \"5s\"\n[stat]\n";
+        ) + "\n[delivery]\nmax_age = \"5s\"\nretry_max_delay = \"2h\"\n[stat]\n";
         let keys: Vec<String> = errors(&bad).into_iter().map(|e| e.key).collect();
         for k in [
             "source[1].poll.alerts",
             "source[1].poll.baseline",
             "source[1].events.firewall",
             "delivery.max_age",
+            "delivery.retry_max_delay",
             "stat",
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");

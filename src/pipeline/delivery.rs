@@ -82,9 +82,10 @@ const IDLE: Duration = Duration::from_secs(60);
 /// Pause after the outbox could not be read or updated.
 const STORE_PAUSE_MS: i64 = 5_000;
 
-/// The longest wait this worker ever sets (a backoff step, a `Retry-After`, a rate limit). An
-/// entry due later than this from now was scheduled before the wall clock stepped back.
-pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+/// The longest wait this worker ever sets (a backoff step — `retry_max_delay` is at most this
+/// — a `Retry-After`, a rate limit). An entry due, or a pause ending, later than this from now
+/// was scheduled before the wall clock stepped back.
+pub const MAX_WAIT: Duration = crate::config::MAX_RETRY_DELAY;
 /// Due entries looked at when deciding whether to fold a backlog.
 const FOLD_SCAN: usize = 2048;
 /// Route name of a folded backlog digest.
@@ -423,7 +424,6 @@ impl Worker {
     /// (one early retry at worst), with a warning. Returns the time to read due entries by.
     fn clamp_to_clock(&mut self, now_ms: i64) -> i64 {
         let horizon = now_ms.saturating_add(MAX_WAIT.as_millis() as i64);
-        self.paused_until_ms = self.paused_until_ms.min(now_ms + STORE_PAUSE_MS);
         match self.store.next_due_at(self.sink.name()) {
             Some(at) if at > horizon => {
                 tracing::warn!(
@@ -434,6 +434,23 @@ impl Worker {
                 i64::MAX
             }
             _ => now_ms,
+        }
+    }
+
+    /// The sink's pause, like a due time, is wall-clock milliseconds, and no pause is longer
+    /// than [`MAX_WAIT`] (a `Retry-After` is capped by it, a backoff by `retry_max_delay`, a
+    /// store pause is 5 s): one ending later than that from now was set before the wall clock
+    /// stepped back, and would hold the whole sink for the step on top of it. It ends now
+    /// (one early attempt at worst), with a warning.
+    fn clamp_pause(&mut self, now_ms: i64) {
+        let horizon = now_ms.saturating_add(MAX_WAIT.as_millis() as i64);
+        if self.paused_until_ms > horizon {
+            tracing::warn!(
+                sink = %self.sink.name(),
+                ahead_s = (self.paused_until_ms - now_ms) / 1000,
+                "The sink's pause ends later than any retry delay: the wall clock stepped back. Ending the pause now."
+            );
+            self.paused_until_ms = now_ms;
         }
     }
 
@@ -732,6 +749,7 @@ impl Task for Worker {
             }
         }
         let now_ms = unix_ms(time::OffsetDateTime::now_utc());
+        self.clamp_pause(now_ms);
         self.launch(now_ms).await;
         if self.flights.is_empty() {
             // Nothing to send now: the group's flush, then the wait.
@@ -780,6 +798,40 @@ mod tests {
 
     fn entry(p: impl Into<Payload>, enqueued: i64) -> OutboxEntry {
         OutboxEntry::new(p.into(), enqueued)
+    }
+
+    /// A pause set before the wall clock stepped back by hours — here one ending two
+    /// [`MAX_WAIT`]s from now — ends at once: the next step delivers what is due instead of
+    /// holding the whole sink until the clock catches up.
+    #[tokio::test]
+    async fn a_pause_from_before_a_clock_step_back_ends_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("events.jsonl");
+        let config: crate::sinks::SinkConfig = toml::from_str(&format!(
+            "name = \"out\"\ntype = \"file\"\npath = \"{}\"\n",
+            out.display()
+        ))
+        .unwrap();
+        let sink = Sink::build_with(&config, |_| None).unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        let now_ms = unix_ms(time::OffsetDateTime::now_utc());
+        store.enqueue("out", &entry(event(1), now_ms)).unwrap();
+        let mut worker = Worker::new(
+            Arc::new(sink),
+            store.clone(),
+            DeliverySettings::default(),
+            Arc::new(Notify::new()),
+        );
+        worker.paused_until_ms = now_ms + 2 * MAX_WAIT.as_millis() as i64;
+        worker.step().await.unwrap();
+        assert_eq!(store.depth("out"), 0, "the sink still waits for the clock");
+        assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 1);
+
+        // A pause within MAX_WAIT (a Retry-After, a backoff) is kept.
+        store.enqueue("out", &entry(event(2), now_ms)).unwrap();
+        worker.paused_until_ms = unix_ms(time::OffsetDateTime::now_utc()) + 60_000;
+        worker.step().await.unwrap();
+        assert_eq!(store.depth("out"), 1, "a real pause was cut short");
     }
 
     #[test]
