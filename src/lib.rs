@@ -115,6 +115,10 @@
 //!   crash-safe backlog folding), [`pipeline::metrics`] (the counters these update). The
 //!   poller, the worker and the grouper are [`task::Task`]s: each step is one poll, one
 //!   delivery attempt, one grouping tick.
+//! - [`ha`] — high availability (issue 18, first part): leader election on a Kubernetes Lease
+//!   with client-go's semantics ([`ha::lease`]: expiry on the local monotonic clock,
+//!   `resourceVersion`-checked writes, `leaseTransitions` as the epoch); not used by the
+//!   daemon yet.
 //! - [`health`] — the health model, pure: a source × domain's state (`starting`, `ok`,
 //!   `degraded`, `blind`) from its poll figures, the conditions that send meta-events (a
 //!   blind domain, a credential about to expire unrefreshed, a stalled sink), their episodes,
@@ -254,6 +258,7 @@ pub mod daemon;
 pub mod duration;
 pub mod event;
 pub mod finding;
+pub mod ha;
 pub mod health;
 pub mod http_body;
 pub mod pipeline;

@@ -23,6 +23,7 @@ mod config;
 mod credentials;
 mod daemon;
 mod deploy;
+mod ha;
 mod pipeline;
 mod render;
 mod routing;

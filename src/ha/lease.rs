@@ -1,0 +1,591 @@
+//! Leader election on a `coordination.k8s.io/v1` Lease, with client-go's semantics (the
+//! parent module lists them).
+//!
+//! [`LeaseApi`] is the API server's Lease resource over the HTTP client the project already
+//! uses: `GET`, `POST` (create; 409 when it exists) and `PUT` with the `resourceVersion` read
+//! (409 when someone wrote in between), with the pod's service-account token (read again for
+//! every request: projected tokens rotate) and the cluster CA. [`Elector`] is one
+//! candidate: [`Elector::try_acquire_or_renew`] is client-go's step of the same name, and
+//! [`Elector::run`] loops it — every `retry` (with jitter) while standing by, and while
+//! leading until a renew fails for `renew_deadline` — publishing its [`Role`] on a watch.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Where a pod finds its service account.
+const SERVICE_ACCOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// client-go's defaults: a lease lasts 15 s, a leader gives up after failing to renew for
+/// 10 s, candidates and the leader try every 2 s (× up to 1.2, jitter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timings {
+    /// How long a lease nobody renews stays held (`leaseDurationSeconds`).
+    pub lease: Duration,
+    /// How long a leader keeps failing to renew before it stops leading; shorter than
+    /// `lease` so it stops before a standby may take over.
+    pub renew_deadline: Duration,
+    /// Time between tries.
+    pub retry: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Timings {
+        Timings {
+            lease: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The Lease's `spec`, as the API server holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseRecord {
+    /// Who holds it; empty or absent when released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder_identity: Option<String>,
+    /// How long it stays held without a renew, in whole seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_duration_seconds: Option<i64>,
+    /// When the current holder acquired it (RFC 3339 with microseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acquire_time: Option<String>,
+    /// When the holder last renewed it. Informational: expiry is judged by when a candidate
+    /// saw the record change, on its own clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_time: Option<String>,
+    /// Changes of holder so far: the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_transitions: Option<u64>,
+}
+
+impl LeaseRecord {
+    fn holder(&self) -> Option<&str> {
+        self.holder_identity.as_deref().filter(|h| !h.is_empty())
+    }
+
+    fn transitions(&self) -> u64 {
+        self.lease_transitions.unwrap_or(0)
+    }
+}
+
+/// A Lease read from (or written to) the API server: its record and the version to write
+/// against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// `metadata.resourceVersion`: a `PUT` naming another version is refused.
+    pub resource_version: String,
+    /// `spec`.
+    pub record: LeaseRecord,
+}
+
+/// The Lease object on the wire (only what this client reads and writes).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Wire {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    api_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+    metadata: Metadata,
+    #[serde(default)]
+    spec: LeaseRecord,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Metadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resource_version: Option<String>,
+}
+
+/// Why a Lease call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// 409: the Lease exists (create) or changed since it was read (update).
+    #[error("the lease changed under us (409 Conflict): {0}")]
+    Conflict(String),
+    /// Any other answer than the one expected, with the API server's message.
+    #[error("the API server answered {status} for the lease {what}: {message}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// What was asked ("read", "create", "update").
+        what: &'static str,
+        /// The `Status` object's message, or the start of the body.
+        message: String,
+    },
+    /// The request did not complete (connect, timeout, body).
+    #[error("cannot reach the API server for the lease {what}: {reason}")]
+    Transport {
+        /// What was asked.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The service-account token or CA could not be read, or the answer was not a Lease.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// The API server's Lease resource `namespace/name`.
+#[derive(Clone, Debug)]
+pub struct LeaseApi {
+    http: reqwest::Client,
+    /// e.g. `https://10.96.0.1:443` (no trailing slash).
+    base: String,
+    namespace: String,
+    name: String,
+    /// The bearer token's file, read for every request; none on a test server.
+    token: Option<PathBuf>,
+}
+
+impl LeaseApi {
+    /// The Lease `namespace/name` at `base` (e.g. a test server's `http://127.0.0.1:port`),
+    /// with a bearer token read from `token` for every request when given.
+    pub fn new(
+        http: reqwest::Client,
+        base: &str,
+        namespace: &str,
+        name: &str,
+        token: Option<PathBuf>,
+    ) -> LeaseApi {
+        LeaseApi {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            token,
+        }
+    }
+
+    /// The Lease `name` in the pod's own namespace, through the in-cluster API server
+    /// (`KUBERNETES_SERVICE_HOST`/`_PORT`), trusting only the cluster CA, with the pod's
+    /// service-account token.
+    pub fn in_cluster(name: &str, timeout: Duration) -> Result<LeaseApi, LeaseError> {
+        let env = |k: &str| {
+            std::env::var(k)
+                .map_err(|_| LeaseError::Setup(format!("{k} is not set: not running in a pod?")))
+        };
+        let (host, port) = (
+            env("KUBERNETES_SERVICE_HOST")?,
+            env("KUBERNETES_SERVICE_PORT")?,
+        );
+        let read = |file: &str| {
+            let path = format!("{SERVICE_ACCOUNT}/{file}");
+            std::fs::read(&path).map_err(|e| LeaseError::Setup(format!("{path}: {e}")))
+        };
+        let namespace = String::from_utf8_lossy(&read("namespace")?)
+            .trim()
+            .to_string();
+        let ca = reqwest::Certificate::from_pem(&read("ca.crt")?)
+            .map_err(|e| LeaseError::Setup(format!("{SERVICE_ACCOUNT}/ca.crt: {e}")))?;
+        let http = reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .timeout(timeout)
+            .no_proxy()
+            .build()
+            .map_err(|e| LeaseError::Setup(format!("HTTP client: {e}")))?;
+        // An IPv6 service address needs brackets in a URL.
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        Ok(LeaseApi::new(
+            http,
+            &format!("https://{host}:{port}"),
+            &namespace,
+            name,
+            Some(PathBuf::from(format!("{SERVICE_ACCOUNT}/token"))),
+        ))
+    }
+
+    /// `namespace/name`, for logs.
+    pub fn describe(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    fn collection(&self) -> String {
+        format!(
+            "{}/apis/coordination.k8s.io/v1/namespaces/{}/leases",
+            self.base, self.namespace
+        )
+    }
+
+    fn url(&self) -> String {
+        format!("{}/{}", self.collection(), self.name)
+    }
+
+    fn authorised(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, LeaseError> {
+        match &self.token {
+            Some(path) => {
+                let token = std::fs::read_to_string(path)
+                    .map_err(|e| LeaseError::Setup(format!("{}: {e}", path.display())))?;
+                Ok(req.bearer_auth(token.trim()))
+            }
+            None => Ok(req),
+        }
+    }
+
+    /// The Lease, or `None` when it does not exist.
+    pub async fn get(&self) -> Result<Option<Lease>, LeaseError> {
+        let req = self.authorised(self.http.get(self.url()))?;
+        let resp = send(req, "read").await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        decode(resp, "read").await.map(Some)
+    }
+
+    /// Creates the Lease holding `record`; [`LeaseError::Conflict`] when it exists.
+    pub async fn create(&self, record: &LeaseRecord) -> Result<Lease, LeaseError> {
+        let body = self.wire(None, record);
+        let req = self.authorised(self.http.post(self.collection()).json(&body))?;
+        decode(send(req, "create").await?, "create").await
+    }
+
+    /// Replaces the Lease's record if it is still at `resource_version`;
+    /// [`LeaseError::Conflict`] when it changed.
+    pub async fn update(
+        &self,
+        resource_version: &str,
+        record: &LeaseRecord,
+    ) -> Result<Lease, LeaseError> {
+        let body = self.wire(Some(resource_version), record);
+        let req = self.authorised(self.http.put(self.url()).json(&body))?;
+        decode(send(req, "update").await?, "update").await
+    }
+
+    fn wire(&self, resource_version: Option<&str>, record: &LeaseRecord) -> Wire {
+        Wire {
+            api_version: Some("coordination.k8s.io/v1".into()),
+            kind: Some("Lease".into()),
+            metadata: Metadata {
+                name: Some(self.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                resource_version: resource_version.map(str::to_string),
+            },
+            spec: record.clone(),
+        }
+    }
+}
+
+async fn send(
+    req: reqwest::RequestBuilder,
+    what: &'static str,
+) -> Result<reqwest::Response, LeaseError> {
+    req.header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| LeaseError::Transport {
+            what,
+            reason: crate::text::error_chain(&e),
+        })
+}
+
+/// The Lease in a 200/201 answer; 409 is [`LeaseError::Conflict`], anything else a
+/// [`LeaseError::Status`] with the `Status` object's message.
+async fn decode(resp: reqwest::Response, what: &'static str) -> Result<Lease, LeaseError> {
+    let status = resp.status();
+    let body = resp.bytes().await.map_err(|e| LeaseError::Transport {
+        what,
+        reason: crate::text::error_chain(&e),
+    })?;
+    if !status.is_success() {
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into());
+        return Err(match status.as_u16() {
+            409 => LeaseError::Conflict(message),
+            code => LeaseError::Status {
+                status: code,
+                what,
+                message,
+            },
+        });
+    }
+    let wire: Wire = serde_json::from_slice(&body)
+        .map_err(|e| LeaseError::Setup(format!("the lease {what} answer is not a Lease: {e}")))?;
+    Ok(Lease {
+        resource_version: wire.metadata.resource_version.unwrap_or_default(),
+        record: wire.spec,
+    })
+}
+
+/// What a candidate is, as [`Elector::run`] publishes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Not leading: another holds the lease (named when known), or none could be read yet.
+    Standby {
+        /// The holder last observed.
+        holder: Option<String>,
+    },
+    /// Leading with `epoch` (the lease's transitions when acquired) until `deadline`, the
+    /// local monotonic instant by which it must have stopped unless a renew moves it on.
+    Leader {
+        /// The fencing epoch.
+        epoch: u64,
+        /// Last successful renew's start + `renew_deadline`.
+        deadline: Instant,
+    },
+}
+
+impl Role {
+    /// Leading at `now` (a leader past its deadline is not).
+    pub fn leads_at(&self, now: Instant) -> bool {
+        matches!(self, Role::Leader { deadline, .. } if now < *deadline)
+    }
+}
+
+/// One candidate for the lease.
+pub struct Elector {
+    api: LeaseApi,
+    identity: String,
+    timings: Timings,
+    /// The record last seen and when (on this clock) it was first seen in that state.
+    observed: Option<(LeaseRecord, Instant)>,
+    /// While leading: the epoch and the start of the last successful write.
+    leading: Option<(u64, Instant)>,
+}
+
+impl Elector {
+    /// A candidate named `identity` (the pod name: unique among candidates).
+    pub fn new(api: LeaseApi, identity: &str, timings: Timings) -> Elector {
+        Elector {
+            api,
+            identity: identity.to_string(),
+            timings,
+            observed: None,
+            leading: None,
+        }
+    }
+
+    /// The role after the last step.
+    pub fn role(&self) -> Role {
+        match self.leading {
+            Some((epoch, at)) => Role::Leader {
+                epoch,
+                deadline: at + self.timings.renew_deadline,
+            },
+            None => Role::Standby {
+                holder: self
+                    .observed
+                    .as_ref()
+                    .and_then(|(r, _)| r.holder().map(str::to_string)),
+            },
+        }
+    }
+
+    /// client-go's `tryAcquireOrRenew`: read the lease; take it when it is absent, released,
+    /// ours, or unchanged for `lease` since this candidate first saw it so; write with the
+    /// version read. True when this candidate holds it now. A conflict or a failed call is an
+    /// error and changes nothing (a leader's deadline stays where the last renew put it).
+    pub async fn try_acquire_or_renew(&mut self) -> Result<bool, LeaseError> {
+        let started = Instant::now();
+        let now = micro_time(time::OffsetDateTime::now_utc());
+        let Some(current) = self.api.get().await? else {
+            let record = LeaseRecord {
+                holder_identity: Some(self.identity.clone()),
+                lease_duration_seconds: Some(whole_seconds(self.timings.lease)),
+                acquire_time: Some(now.clone()),
+                renew_time: Some(now),
+                lease_transitions: Some(0),
+            };
+            let created = self.api.create(&record).await?;
+            self.won(created.record, started);
+            return Ok(true);
+        };
+        let record = current.record;
+        let seen_at = match &self.observed {
+            Some((r, at)) if *r == record => *at,
+            _ => started,
+        };
+        self.observed = Some((record.clone(), seen_at));
+        let ours = record.holder() == Some(self.identity.as_str());
+        if record.holder().is_some()
+            && !ours
+            && started.duration_since(seen_at) < self.timings.lease
+        {
+            // Held by another, and renewed (changed) within a lease duration of our clock.
+            self.leading = None;
+            return Ok(false);
+        }
+        let mut next = LeaseRecord {
+            holder_identity: Some(self.identity.clone()),
+            lease_duration_seconds: Some(whole_seconds(self.timings.lease)),
+            acquire_time: Some(now.clone()),
+            renew_time: Some(now),
+            lease_transitions: Some(record.transitions()),
+        };
+        if ours {
+            next.acquire_time = record.acquire_time.clone();
+        } else {
+            next.lease_transitions = Some(record.transitions() + 1);
+        }
+        let written = self.api.update(&current.resource_version, &next).await?;
+        self.won(written.record, started);
+        Ok(true)
+    }
+
+    fn won(&mut self, record: LeaseRecord, started: Instant) {
+        let epoch = record.transitions();
+        self.observed = Some((record, started));
+        self.leading = Some((epoch, started));
+    }
+
+    /// Gives the lease up if this candidate holds it: an empty holder, so a standby takes
+    /// it at its next try. The epoch stays.
+    pub async fn release(&mut self) -> Result<(), LeaseError> {
+        if self.leading.take().is_none() {
+            return Ok(());
+        }
+        let Some(current) = self.api.get().await? else {
+            return Ok(());
+        };
+        if current.record.holder() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        let now = micro_time(time::OffsetDateTime::now_utc());
+        let released = LeaseRecord {
+            holder_identity: None,
+            lease_duration_seconds: Some(1),
+            acquire_time: Some(now.clone()),
+            renew_time: Some(now),
+            lease_transitions: current.record.lease_transitions,
+        };
+        self.api
+            .update(&current.resource_version, &released)
+            .await
+            .map(|_| ())
+    }
+
+    /// Tries every `retry` (× 1–1.2) until `shutdown`, publishing the role on `role` after
+    /// every change: a leader whose renews fail past its deadline publishes `Standby` at the
+    /// deadline — even while a call still hangs. On `shutdown` a leader releases the lease.
+    pub async fn run(mut self, role: watch::Sender<Role>, shutdown: CancellationToken) {
+        let describe = self.api.describe();
+        loop {
+            let attempt = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                r = self.step_within_deadline() => r,
+            };
+            if let Err(e) = attempt {
+                tracing::warn!(lease = %describe, identity = %self.identity, error = %e, "Lease try failed.");
+            }
+            let now = Instant::now();
+            let mut current = self.role();
+            if let Role::Leader { deadline, .. } = current
+                && now >= deadline
+            {
+                tracing::error!(lease = %describe, identity = %self.identity, "Could not renew the lease within the renew deadline: stopping leading.");
+                self.leading = None;
+                current = self.role();
+            }
+            role.send_if_modified(|r| {
+                let changed = *r != current;
+                if changed {
+                    tracing::info!(lease = %describe, identity = %self.identity, role = ?current, "Lease role changed.");
+                    *r = current;
+                }
+                changed
+            });
+            let jitter = 1.0 + rand::random::<f64>() * 0.2;
+            let wait = self.timings.retry.mul_f64(jitter);
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        let was_leading = self.leading.is_some();
+        role.send_replace(Role::Standby { holder: None });
+        if was_leading {
+            match self.release().await {
+                Ok(()) => {
+                    tracing::info!(lease = %describe, identity = %self.identity, "Released the lease.")
+                }
+                Err(e) => {
+                    tracing::warn!(lease = %describe, identity = %self.identity, error = %e, "Could not release the lease; it expires on its own.")
+                }
+            }
+        }
+    }
+
+    /// One try, cut short at the leader's deadline (a hanging call must not keep a leader
+    /// that can no longer renew believing it leads).
+    async fn step_within_deadline(&mut self) -> Result<bool, LeaseError> {
+        let deadline = match self.role() {
+            Role::Leader { deadline, .. } => deadline,
+            Role::Standby { .. } => Instant::now() + self.timings.renew_deadline,
+        };
+        match tokio::time::timeout_at(deadline, self.try_acquire_or_renew()).await {
+            Ok(r) => r,
+            Err(_) => Err(LeaseError::Transport {
+                what: "renew",
+                reason: "no answer before the renew deadline".into(),
+            }),
+        }
+    }
+}
+
+/// Whole seconds, at least 1.
+fn whole_seconds(d: Duration) -> i64 {
+    (d.as_secs() as i64).max(1)
+}
+
+/// Kubernetes `MicroTime`: RFC 3339 in UTC with exactly six fractional digits.
+pub fn micro_time(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micro_time_has_six_fractional_digits() {
+        let t = time::macros::datetime!(2026-12-06 02:40:05.5 UTC);
+        assert_eq!(micro_time(t), "2026-12-06T02:40:05.500000Z");
+    }
+
+    #[test]
+    fn a_lease_object_reads_and_writes_as_the_api_server_has_it() {
+        let text = r#"{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"sasrelay-main","namespace":"sasrelay","resourceVersion":"812","uid":"x"},"spec":{"holderIdentity":"sasrelay-0","leaseDurationSeconds":15,"acquireTime":"2026-12-06T02:40:05.500000Z","renewTime":"2026-12-06T02:41:05.500000Z","leaseTransitions":3}}"#;
+        let wire: Wire = serde_json::from_str(text).unwrap();
+        assert_eq!(wire.metadata.resource_version.as_deref(), Some("812"));
+        assert_eq!(wire.spec.holder(), Some("sasrelay-0"));
+        assert_eq!(wire.spec.transitions(), 3);
+        let back = serde_json::to_value(&wire).unwrap();
+        assert_eq!(back["spec"]["leaseDurationSeconds"], 15);
+        assert_eq!(back["metadata"]["resourceVersion"], "812");
+        // A released lease: no holder, and an empty one reads the same.
+        let released: LeaseRecord = serde_json::from_str(r#"{"holderIdentity":""}"#).unwrap();
+        assert_eq!(released.holder(), None);
+    }
+}

@@ -1,0 +1,381 @@
+//! Leader election on a Lease (`sasrelay::ha::lease`) against a strict Lease fake: `GET`,
+//! `POST` (409 when it exists), `PUT` only at the current `resourceVersion` (409 otherwise),
+//! versions increasing; per-candidate routes so one candidate's traffic can be cut. Timings
+//! are scaled down (lease 1.2 s, renew deadline 0.8 s, retry 0.15 s).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use sasrelay::ha::lease::{Elector, LeaseApi, LeaseRecord, Role, Timings};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const TIMINGS: Timings = Timings {
+    lease: Duration::from_millis(1200),
+    renew_deadline: Duration::from_millis(800),
+    retry: Duration::from_millis(150),
+};
+
+/// Failure guard for every wait (a hang becomes a failure, never a pass).
+const T: Duration = Duration::from_secs(20);
+
+#[derive(Default)]
+struct Fake {
+    /// The Lease object and its version, when it exists.
+    lease: Option<(u64, Value)>,
+    version: u64,
+    /// Candidates whose requests are refused at the door (a cut network).
+    cut: HashSet<String>,
+}
+
+type Shared = Arc<Mutex<Fake>>;
+
+fn status(code: StatusCode, reason: &str, message: &str) -> Response {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+        "reason": reason, "message": message, "code": code.as_u16()});
+    (code, axum::Json(body)).into_response()
+}
+
+/// Stores `body` as the Lease at the next version; returns it as served.
+fn store(f: &mut Fake, body: Value) -> Value {
+    f.version += 1;
+    f.lease = Some((f.version, body));
+    lease_of(f).unwrap()
+}
+
+fn lease_of(f: &Fake) -> Option<Value> {
+    f.lease.as_ref().map(|(v, obj)| {
+        let mut obj = obj.clone();
+        obj["metadata"]["resourceVersion"] = json!(v.to_string());
+        obj
+    })
+}
+
+async fn read(
+    State(s): State<Shared>,
+    Path((who, _ns, _name)): Path<(String, String, String)>,
+) -> Response {
+    let f = s.lock().unwrap();
+    if f.cut.contains(&who) {
+        return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "cut");
+    }
+    match lease_of(&f) {
+        Some(obj) => axum::Json(obj).into_response(),
+        None => status(StatusCode::NOT_FOUND, "NotFound", "leases \"x\" not found"),
+    }
+}
+
+async fn create(
+    State(s): State<Shared>,
+    Path((who, _ns)): Path<(String, String)>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let mut f = s.lock().unwrap();
+    if f.cut.contains(&who) {
+        return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "cut");
+    }
+    if f.lease.is_some() {
+        return status(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            "leases \"x\" already exists",
+        );
+    }
+    (StatusCode::CREATED, axum::Json(store(&mut f, body))).into_response()
+}
+
+async fn update(
+    State(s): State<Shared>,
+    Path((who, _ns, _name)): Path<(String, String, String)>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let mut f = s.lock().unwrap();
+    if f.cut.contains(&who) {
+        return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "cut");
+    }
+    let Some((current, _)) = f.lease else {
+        return status(StatusCode::NOT_FOUND, "NotFound", "leases \"x\" not found");
+    };
+    let Some(asked) = body["metadata"]["resourceVersion"].as_str() else {
+        return status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            "metadata.resourceVersion: Invalid value: must be specified for an update",
+        );
+    };
+    if asked != current.to_string() {
+        return status(
+            StatusCode::CONFLICT,
+            "Conflict",
+            "Operation cannot be fulfilled on leases.coordination.k8s.io \"x\": the object has been modified; please apply your changes to the latest version and try again",
+        );
+    }
+    axum::Json(store(&mut f, body)).into_response()
+}
+
+struct LeaseServer {
+    base: String,
+    state: Shared,
+}
+
+impl LeaseServer {
+    async fn start() -> LeaseServer {
+        let state = Shared::default();
+        let app = Router::new()
+            .route(
+                "/{who}/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+                post(create),
+            )
+            .route(
+                "/{who}/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
+                get(read).put(update),
+            )
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        LeaseServer { base, state }
+    }
+
+    /// The API as candidate `who` reaches it (its own route, so its traffic can be cut).
+    fn api(&self, who: &str) -> LeaseApi {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        LeaseApi::new(
+            http,
+            &format!("{}/{who}", self.base),
+            "sasrelay",
+            "sasrelay-main",
+            None,
+        )
+    }
+
+    fn cut(&self, who: &str) {
+        self.state.lock().unwrap().cut.insert(who.to_string());
+    }
+
+    fn record(&self) -> Option<LeaseRecord> {
+        lease_of(&self.state.lock().unwrap())
+            .map(|o| serde_json::from_value(o["spec"].clone()).unwrap())
+    }
+
+    /// Writes `spec` as another holder would (no version check: the fake's own hand).
+    fn write_as_other(&self, spec: Value) {
+        let mut f = self.state.lock().unwrap();
+        f.version += 1;
+        let v = f.version;
+        f.lease = Some((
+            v,
+            json!({"metadata": {"name": "sasrelay-main"}, "spec": spec}),
+        ));
+    }
+}
+
+/// A running candidate: its published role, and the token that stops it.
+struct Candidate {
+    role: watch::Receiver<Role>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn run(server: &LeaseServer, who: &str) -> Candidate {
+    let elector = Elector::new(server.api(who), who, TIMINGS);
+    let (tx, role) = watch::channel(Role::Standby { holder: None });
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(elector.run(tx, stop.clone()));
+    Candidate { role, stop, task }
+}
+
+/// Waits until `c` publishes a role satisfying `pred`; returns when it saw it.
+async fn until(c: &mut Candidate, what: &str, pred: impl Fn(&Role) -> bool) -> (Instant, Role) {
+    let r = tokio::time::timeout(T, c.role.wait_for(|r| pred(r)))
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within {T:?}"))
+        .expect("candidate running")
+        .clone();
+    (Instant::now(), r)
+}
+
+fn is_leader(r: &Role) -> bool {
+    matches!(r, Role::Leader { .. })
+}
+
+fn epoch(r: &Role) -> u64 {
+    match r {
+        Role::Leader { epoch, .. } => *epoch,
+        Role::Standby { .. } => panic!("not a leader: {r:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_candidate_leads_and_the_other_takes_over_only_after_the_leader_stopped() {
+    let server = LeaseServer::start().await;
+    let mut a = run(&server, "a");
+    let (_, first) = until(&mut a, "a leads the absent lease", is_leader).await;
+    assert_eq!(epoch(&first), 0, "created with no transition");
+    let mut b = run(&server, "b");
+    // b sees a renewing: for three lease durations it never leads.
+    let never = tokio::time::timeout(3 * TIMINGS.lease, b.role.wait_for(is_leader))
+        .await
+        .map(|r| r.map(|role| role.clone()));
+    assert!(
+        never.is_err(),
+        "b took a lease a renews: {:?}",
+        b.role.borrow()
+    );
+    assert!(
+        is_leader(&a.role.borrow()),
+        "a stopped leading while renewing"
+    );
+
+    // Cut a off the API server (it still runs): it must stop leading at its deadline, and b
+    // take over only after that, with the next epoch.
+    let cut_at = Instant::now();
+    server.cut("a");
+    let (a_stopped, _) = until(&mut a, "a stops leading", |r| !is_leader(r)).await;
+    let (b_leads, role) = until(&mut b, "b takes over", is_leader).await;
+    assert!(
+        a_stopped < b_leads,
+        "b led from {:?} while a still led until {:?}",
+        b_leads - cut_at,
+        a_stopped - cut_at
+    );
+    assert!(
+        a_stopped - cut_at <= TIMINGS.renew_deadline + TIMINGS.retry.mul_f64(1.2),
+        "a led on {:?} after its lease traffic was cut",
+        a_stopped - cut_at
+    );
+    let takeover = b_leads - cut_at;
+    assert!(
+        takeover <= TIMINGS.lease + TIMINGS.retry.mul_f64(2.4) + Duration::from_secs(1),
+        "takeover took {takeover:?}"
+    );
+    assert_eq!(epoch(&role), 1, "a change of holder bumps the epoch");
+    assert_eq!(
+        server.record().unwrap().holder_identity.as_deref(),
+        Some("b")
+    );
+    for c in [a, b] {
+        c.stop.cancel();
+        c.task.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_stops_releases_and_the_standby_takes_over_at_its_next_try() {
+    let server = LeaseServer::start().await;
+    let mut a = run(&server, "a");
+    until(&mut a, "a leads", is_leader).await;
+    let mut b = run(&server, "b");
+    until(
+        &mut b,
+        "b sees a",
+        |r| matches!(r, Role::Standby { holder: Some(h) } if h == "a"),
+    )
+    .await;
+    let stopped = Instant::now();
+    a.stop.cancel();
+    a.task.await.unwrap();
+    assert_eq!(server.record().unwrap().holder_identity, None, "released");
+    let (at, role) = until(&mut b, "b takes the released lease", is_leader).await;
+    assert!(
+        at - stopped < TIMINGS.lease,
+        "a released lease waited {:?}, as if it had expired",
+        at - stopped
+    );
+    assert_eq!(epoch(&role), 1);
+    b.stop.cancel();
+    b.task.await.unwrap();
+}
+
+/// Eight candidates try at once, on an absent lease and then on an expired one: exactly one
+/// wins each time (create refuses the others with 409, update by `resourceVersion`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_racing_for_a_free_lease_never_both_win() {
+    let server = LeaseServer::start().await;
+    let mut electors: Vec<Elector> = (0..8)
+        .map(|i| Elector::new(server.api(&format!("c{i}")), &format!("c{i}"), TIMINGS))
+        .collect();
+    for round in 0..2 {
+        if round == 1 {
+            // Released by someone no longer around: free for all.
+            server.write_as_other(json!({"holderIdentity": "", "leaseTransitions": 5}));
+        }
+        let mut tries = tokio::task::JoinSet::new();
+        for (i, mut e) in std::mem::take(&mut electors).into_iter().enumerate() {
+            tries.spawn(async move {
+                let won = e.try_acquire_or_renew().await.unwrap_or(false);
+                (i, e, won)
+            });
+        }
+        let mut done: Vec<(usize, Elector, bool)> = tries.join_all().await;
+        done.sort_by_key(|(i, _, _)| *i);
+        let won: Vec<bool> = done.iter().map(|(_, _, w)| *w).collect();
+        electors = done.into_iter().map(|(_, e, _)| e).collect();
+        assert_eq!(
+            won.iter().filter(|w| **w).count(),
+            1,
+            "round {round}: {won:?}"
+        );
+        let holder = server.record().unwrap().holder_identity.unwrap();
+        let winner = won.iter().position(|w| *w).unwrap();
+        assert_eq!(holder, format!("c{winner}"));
+        if round == 1 {
+            assert_eq!(server.record().unwrap().lease_transitions, Some(6));
+        }
+    }
+}
+
+/// Expiry is judged by when this candidate saw the record change, on its own clock: a holder
+/// whose clock is an hour behind (its `renewTime` long past) but who renews is never
+/// overtaken; one whose clock is an hour ahead but who stopped is, a lease duration later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_follows_the_local_clock_not_the_holders_renew_time() {
+    let server = LeaseServer::start().await;
+    let renew = |offset: time::Duration| {
+        let at = sasrelay::ha::lease::micro_time(time::OffsetDateTime::now_utc() + offset);
+        json!({"holderIdentity": "other", "leaseDurationSeconds": 1, "renewTime": at, "leaseTransitions": 2})
+    };
+    server.write_as_other(renew(-time::Duration::hours(1)));
+    let mut me = Elector::new(server.api("me"), "me", TIMINGS);
+    let started = Instant::now();
+    let mut ticks = tokio::time::interval(TIMINGS.retry);
+    while started.elapsed() < 3 * TIMINGS.lease {
+        ticks.tick().await;
+        server.write_as_other(renew(-time::Duration::hours(1)));
+        assert!(
+            !me.try_acquire_or_renew().await.unwrap(),
+            "took a lease its holder renews, because its renewTime is an hour old"
+        );
+    }
+
+    server.write_as_other(renew(time::Duration::hours(1)));
+    let stopped = Instant::now();
+    loop {
+        ticks.tick().await;
+        assert!(
+            stopped.elapsed() < T,
+            "never took a lease whose holder stopped"
+        );
+        if me.try_acquire_or_renew().await.unwrap() {
+            break;
+        }
+    }
+    let waited = stopped.elapsed();
+    assert!(
+        waited >= TIMINGS.lease
+            && waited < TIMINGS.lease + 2 * TIMINGS.retry + Duration::from_millis(500),
+        "took it after {waited:?}"
+    );
+    assert_eq!(epoch(&me.role()), 3);
+}
