@@ -1,7 +1,7 @@
 //! Leader election on a Lease (`sasrelay::ha::lease`) against a strict Lease fake: `GET`,
 //! `POST` (409 when it exists), `PUT` only at the current `resourceVersion` (409 otherwise),
 //! versions increasing; per-candidate routes so one candidate's traffic can be cut. Timings
-//! are scaled down (lease 1.2 s, renew deadline 0.8 s, retry 0.15 s).
+//! are scaled down (lease 2 s, renew deadline 1.4 s, retry 0.25 s).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -19,10 +19,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 const TIMINGS: Timings = Timings {
-    lease: Duration::from_millis(1200),
-    renew_deadline: Duration::from_millis(800),
-    retry: Duration::from_millis(150),
+    lease: Duration::from_millis(2000),
+    renew_deadline: Duration::from_millis(1400),
+    retry: Duration::from_millis(250),
 };
+
+/// Scheduling slack allowed on a loaded 2-core machine (the whole suite runs at once).
+const SLACK: Duration = Duration::from_millis(500);
 
 /// Failure guard for every wait (a hang becomes a failure, never a pass).
 const T: Duration = Duration::from_secs(20);
@@ -34,9 +37,41 @@ struct Fake {
     version: u64,
     /// Candidates whose requests are refused at the door (a cut network).
     cut: HashSet<String>,
+    /// Requests still to answer 500 (an API server blip), whoever asks.
+    fail: usize,
 }
 
-type Shared = Arc<Mutex<Fake>>;
+struct FakeState {
+    fake: Mutex<Fake>,
+    /// While true, every request waits (an API server frozen, or its etcd).
+    frozen: watch::Sender<bool>,
+}
+
+type Shared = Arc<FakeState>;
+
+/// What the door does with `who`'s request before it reaches the Lease: waits while the
+/// server is frozen, refuses a cut candidate, answers a blip's 500.
+async fn door(s: &FakeState, who: &str) -> Option<Response> {
+    let mut frozen = s.frozen.subscribe();
+    let _ = frozen.wait_for(|f| !*f).await;
+    let mut f = s.fake.lock().unwrap();
+    if f.cut.contains(who) {
+        return Some(status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "cut",
+        ));
+    }
+    if f.fail > 0 {
+        f.fail -= 1;
+        return Some(status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "etcdserver: request timed out",
+        ));
+    }
+    None
+}
 
 fn status(code: StatusCode, reason: &str, message: &str) -> Response {
     let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
@@ -63,10 +98,10 @@ async fn read(
     State(s): State<Shared>,
     Path((who, _ns, _name)): Path<(String, String, String)>,
 ) -> Response {
-    let f = s.lock().unwrap();
-    if f.cut.contains(&who) {
-        return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "cut");
+    if let Some(refused) = door(&s, &who).await {
+        return refused;
     }
+    let f = s.fake.lock().unwrap();
     match lease_of(&f) {
         Some(obj) => axum::Json(obj).into_response(),
         None => status(StatusCode::NOT_FOUND, "NotFound", "leases \"x\" not found"),
@@ -78,10 +113,10 @@ async fn create(
     Path((who, _ns)): Path<(String, String)>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    let mut f = s.lock().unwrap();
-    if f.cut.contains(&who) {
-        return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "cut");
+    if let Some(refused) = door(&s, &who).await {
+        return refused;
     }
+    let mut f = s.fake.lock().unwrap();
     if f.lease.is_some() {
         return status(
             StatusCode::CONFLICT,
@@ -97,10 +132,10 @@ async fn update(
     Path((who, _ns, _name)): Path<(String, String, String)>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    let mut f = s.lock().unwrap();
-    if f.cut.contains(&who) {
-        return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "cut");
+    if let Some(refused) = door(&s, &who).await {
+        return refused;
     }
+    let mut f = s.fake.lock().unwrap();
     let Some((current, _)) = f.lease else {
         return status(StatusCode::NOT_FOUND, "NotFound", "leases \"x\" not found");
     };
@@ -128,7 +163,10 @@ struct LeaseServer {
 
 impl LeaseServer {
     async fn start() -> LeaseServer {
-        let state = Shared::default();
+        let state = Arc::new(FakeState {
+            fake: Mutex::default(),
+            frozen: watch::channel(false).0,
+        });
         let app = Router::new()
             .route(
                 "/{who}/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
@@ -148,7 +186,7 @@ impl LeaseServer {
     /// The API as candidate `who` reaches it (its own route, so its traffic can be cut).
     fn api(&self, who: &str) -> LeaseApi {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
             .build()
             .unwrap();
         LeaseApi::new(
@@ -161,17 +199,31 @@ impl LeaseServer {
     }
 
     fn cut(&self, who: &str) {
-        self.state.lock().unwrap().cut.insert(who.to_string());
+        self.state.fake.lock().unwrap().cut.insert(who.to_string());
+    }
+
+    /// The next `n` requests answer 500.
+    fn fail_next(&self, n: usize) {
+        self.state.fake.lock().unwrap().fail = n;
+    }
+
+    /// Every request waits from now until [`LeaseServer::thaw`].
+    fn freeze(&self) {
+        self.state.frozen.send_replace(true);
+    }
+
+    fn thaw(&self) {
+        self.state.frozen.send_replace(false);
     }
 
     fn record(&self) -> Option<LeaseRecord> {
-        lease_of(&self.state.lock().unwrap())
+        lease_of(&self.state.fake.lock().unwrap())
             .map(|o| serde_json::from_value(o["spec"].clone()).unwrap())
     }
 
     /// Writes `spec` as another holder would (no version check: the fake's own hand).
     fn write_as_other(&self, spec: Value) {
-        let mut f = self.state.lock().unwrap();
+        let mut f = self.state.fake.lock().unwrap();
         f.version += 1;
         let v = f.version;
         f.lease = Some((
@@ -251,7 +303,7 @@ async fn one_candidate_leads_and_the_other_takes_over_only_after_the_leader_stop
         a_stopped - cut_at
     );
     assert!(
-        a_stopped - cut_at <= TIMINGS.renew_deadline + TIMINGS.retry.mul_f64(1.2),
+        a_stopped - cut_at <= TIMINGS.renew_deadline + TIMINGS.retry.mul_f64(1.2) + SLACK,
         "a led on {:?} after its lease traffic was cut",
         a_stopped - cut_at
     );
@@ -373,9 +425,84 @@ async fn expiry_follows_the_local_clock_not_the_holders_renew_time() {
     }
     let waited = stopped.elapsed();
     assert!(
-        waited >= TIMINGS.lease
-            && waited < TIMINGS.lease + 2 * TIMINGS.retry + Duration::from_millis(500),
+        waited >= TIMINGS.lease && waited < TIMINGS.lease + 2 * TIMINGS.retry + SLACK,
         "took it after {waited:?}"
     );
     assert_eq!(epoch(&me.role()), 3);
+}
+
+/// An API server that stops answering (frozen, every call hangs): the leader stops leading at
+/// its renew deadline although its renew never returns, the standby takes nothing while it
+/// cannot read; once the server answers again there is one leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_renew_hangs_stops_at_its_deadline() {
+    let server = LeaseServer::start().await;
+    let mut a = run(&server, "a");
+    until(&mut a, "a leads", is_leader).await;
+    let mut b = run(&server, "b");
+    until(
+        &mut b,
+        "b sees a",
+        |r| matches!(r, Role::Standby { holder: Some(h) } if h == "a"),
+    )
+    .await;
+    let deadline = match *a.role.borrow() {
+        Role::Leader { deadline, .. } => deadline,
+        ref r => panic!("{r:?}"),
+    };
+    server.freeze();
+    let (stopped, _) = until(&mut a, "a stops leading", |r| !is_leader(r)).await;
+    // Published at the deadline the last renew set (within a scheduling slack), not after
+    // a call that never returns.
+    assert!(
+        stopped >= deadline && stopped - deadline < SLACK,
+        "a stopped {:?} after its deadline",
+        stopped.saturating_duration_since(deadline)
+    );
+    assert!(
+        !is_leader(&b.role.borrow()),
+        "b led while the API server was frozen"
+    );
+    server.thaw();
+    let (_, role) = until(&mut b, "someone leads after the thaw", |r| {
+        matches!(r, Role::Standby { holder: Some(_) }) || is_leader(r)
+    })
+    .await;
+    let holder = server.record().unwrap().holder_identity;
+    match role {
+        Role::Leader { .. } => assert_eq!(holder.as_deref(), Some("b")),
+        Role::Standby { .. } => {
+            until(&mut a, "a leads again", is_leader).await;
+            assert_eq!(holder.as_deref(), Some("a"));
+        }
+    }
+    for c in [a, b] {
+        c.stop.cancel();
+        c.task.await.unwrap();
+    }
+}
+
+/// A blip of 500s shorter than the renew deadline: the leader keeps leading (no flap), and
+/// the standby does not take over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_api_server_blip_does_not_change_the_leader() {
+    let server = LeaseServer::start().await;
+    let mut a = run(&server, "a");
+    until(&mut a, "a leads", is_leader).await;
+    let b = run(&server, "b");
+    // Three failed tries in a row (a's and b's together): well within a's 1.4 s deadline.
+    server.fail_next(3);
+    let flapped = tokio::time::timeout(3 * TIMINGS.lease, a.role.wait_for(|r| !is_leader(r)))
+        .await
+        .map(|r| r.map(|role| role.clone()));
+    assert!(
+        flapped.is_err(),
+        "a stopped leading over a blip: {flapped:?}"
+    );
+    assert!(!is_leader(&b.role.borrow()));
+    assert_eq!(epoch(&a.role.borrow()), 0);
+    for c in [a, b] {
+        c.stop.cancel();
+        c.task.await.unwrap();
+    }
 }
