@@ -258,6 +258,14 @@ async fn until(c: &mut Candidate, what: &str, pred: impl Fn(&Role) -> bool) -> (
     (Instant::now(), r)
 }
 
+/// Stops every candidate (a leader releases) and waits for each.
+async fn stop_all(candidates: impl IntoIterator<Item = Candidate>) {
+    for c in candidates {
+        c.stop.cancel();
+        c.task.await.unwrap();
+    }
+}
+
 fn is_leader(r: &Role) -> bool {
     matches!(r, Role::Leader { .. })
 }
@@ -317,10 +325,7 @@ async fn one_candidate_leads_and_the_other_takes_over_only_after_the_leader_stop
         server.record().unwrap().holder_identity.as_deref(),
         Some("b")
     );
-    for c in [a, b] {
-        c.stop.cancel();
-        c.task.await.unwrap();
-    }
+    stop_all([a, b]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,8 +351,7 @@ async fn a_leader_that_stops_releases_and_the_standby_takes_over_at_its_next_try
         at - stopped
     );
     assert_eq!(epoch(&role), 1);
-    b.stop.cancel();
-    b.task.await.unwrap();
+    stop_all([b]).await;
 }
 
 /// Eight candidates try at once, on an absent lease and then on an expired one: exactly one
@@ -476,10 +480,7 @@ async fn a_leader_whose_renew_hangs_stops_at_its_deadline() {
             assert_eq!(holder.as_deref(), Some("a"));
         }
     }
-    for c in [a, b] {
-        c.stop.cancel();
-        c.task.await.unwrap();
-    }
+    stop_all([a, b]).await;
 }
 
 /// A blip of 500s shorter than the renew deadline: the leader keeps leading (no flap), and
@@ -501,8 +502,5 @@ async fn a_short_api_server_blip_does_not_change_the_leader() {
     );
     assert!(!is_leader(&b.role.borrow()));
     assert_eq!(epoch(&a.role.borrow()), 0);
-    for c in [a, b] {
-        c.stop.cancel();
-        c.task.await.unwrap();
-    }
+    stop_all([a, b]).await;
 }
