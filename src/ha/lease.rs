@@ -1,24 +1,21 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, with client-go's semantics (the
 //! parent module lists them).
 //!
-//! [`LeaseApi`] is the API server's Lease resource over the HTTP client the project already
-//! uses: `GET`, `POST` (create; 409 when it exists) and `PUT` with the `resourceVersion` read
-//! (409 when someone wrote in between), with the pod's service-account token (read again for
-//! every request: projected tokens rotate) and the cluster CA. [`Elector`] is one
+//! [`LeaseApi`] is the API server's Lease resource ([`super::kube`]): `GET`, `POST` (create;
+//! 409 when it exists) and `PUT` with the `resourceVersion` read (409 when someone wrote in
+//! between). [`Elector`] is one
 //! candidate: [`Elector::try_acquire_or_renew`] is client-go's step of the same name, and
 //! [`Elector::run`] loops it — every `retry` (with jitter) while standing by, and while
 //! leading until a renew fails for `renew_deadline` — publishing its [`Role`] on a watch.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use super::kube::{ApiError, KubeApi};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// Where a pod finds its service account.
-const SERVICE_ACCOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// client-go's defaults: a lease lasts 15 s, a leader gives up after failing to renew for
 /// 10 s, candidates and the leader try every 2 s (× up to 1.2, jitter).
@@ -109,218 +106,80 @@ struct Metadata {
     resource_version: Option<String>,
 }
 
-/// Why a Lease call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LeaseError {
-    /// 409: the Lease exists (create) or changed since it was read (update).
-    #[error("the lease changed under us (409 Conflict): {0}")]
-    Conflict(String),
-    /// Any other answer than the one expected, with the API server's message.
-    #[error("the API server answered {status} for the lease {what}: {message}")]
-    Status {
-        /// HTTP status.
-        status: u16,
-        /// What was asked ("read", "create", "update").
-        what: &'static str,
-        /// The `Status` object's message, or the start of the body.
-        message: String,
-    },
-    /// The request did not complete (connect, timeout, body).
-    #[error("cannot reach the API server for the lease {what}: {reason}")]
-    Transport {
-        /// What was asked.
-        what: &'static str,
-        /// Why.
-        reason: String,
-    },
-    /// The service-account token or CA could not be read, or the answer was not a Lease.
-    #[error("{0}")]
-    Setup(String),
-}
-
 /// The API server's Lease resource `namespace/name`.
 #[derive(Clone, Debug)]
 pub struct LeaseApi {
-    http: reqwest::Client,
-    /// e.g. `https://10.96.0.1:443` (no trailing slash).
-    base: String,
-    namespace: String,
+    api: KubeApi,
     name: String,
-    /// The bearer token's file, read for every request; none on a test server.
-    token: Option<PathBuf>,
 }
 
 impl LeaseApi {
-    /// The Lease `namespace/name` at `base` (e.g. a test server's `http://127.0.0.1:port`),
-    /// with a bearer token read from `token` for every request when given.
-    pub fn new(
-        http: reqwest::Client,
-        base: &str,
-        namespace: &str,
-        name: &str,
-        token: Option<PathBuf>,
-    ) -> LeaseApi {
+    /// The Lease `name` in `api`'s namespace.
+    pub fn new(api: KubeApi, name: &str) -> LeaseApi {
         LeaseApi {
-            http,
-            base: base.trim_end_matches('/').to_string(),
-            namespace: namespace.to_string(),
+            api,
             name: name.to_string(),
-            token,
         }
-    }
-
-    /// The Lease `name` in the pod's own namespace, through the in-cluster API server
-    /// (`KUBERNETES_SERVICE_HOST`/`_PORT`), trusting only the cluster CA, with the pod's
-    /// service-account token.
-    pub fn in_cluster(name: &str, timeout: Duration) -> Result<LeaseApi, LeaseError> {
-        let env = |k: &str| {
-            std::env::var(k)
-                .map_err(|_| LeaseError::Setup(format!("{k} is not set: not running in a pod?")))
-        };
-        let (host, port) = (
-            env("KUBERNETES_SERVICE_HOST")?,
-            env("KUBERNETES_SERVICE_PORT")?,
-        );
-        let read = |file: &str| {
-            let path = format!("{SERVICE_ACCOUNT}/{file}");
-            std::fs::read(&path).map_err(|e| LeaseError::Setup(format!("{path}: {e}")))
-        };
-        let namespace = String::from_utf8_lossy(&read("namespace")?)
-            .trim()
-            .to_string();
-        let ca = reqwest::Certificate::from_pem(&read("ca.crt")?)
-            .map_err(|e| LeaseError::Setup(format!("{SERVICE_ACCOUNT}/ca.crt: {e}")))?;
-        let http = reqwest::Client::builder()
-            .tls_certs_only([ca])
-            .timeout(timeout)
-            .no_proxy()
-            .build()
-            .map_err(|e| LeaseError::Setup(format!("HTTP client: {e}")))?;
-        // An IPv6 service address needs brackets in a URL.
-        let host = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host
-        };
-        Ok(LeaseApi::new(
-            http,
-            &format!("https://{host}:{port}"),
-            &namespace,
-            name,
-            Some(PathBuf::from(format!("{SERVICE_ACCOUNT}/token"))),
-        ))
     }
 
     /// `namespace/name`, for logs.
     pub fn describe(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
+        self.api.describe(&self.name)
     }
 
     fn collection(&self) -> String {
-        format!(
-            "{}/apis/coordination.k8s.io/v1/namespaces/{}/leases",
-            self.base, self.namespace
-        )
+        self.api.collection("apis/coordination.k8s.io/v1", "leases")
     }
 
     fn url(&self) -> String {
         format!("{}/{}", self.collection(), self.name)
     }
 
-    fn authorised(
-        &self,
-        req: reqwest::RequestBuilder,
-    ) -> Result<reqwest::RequestBuilder, LeaseError> {
-        match &self.token {
-            Some(path) => {
-                let token = std::fs::read_to_string(path)
-                    .map_err(|e| LeaseError::Setup(format!("{}: {e}", path.display())))?;
-                Ok(req.bearer_auth(token.trim()))
-            }
-            None => Ok(req),
-        }
-    }
-
     /// The Lease, or `None` when it does not exist.
-    pub async fn get(&self) -> Result<Option<Lease>, LeaseError> {
-        let req = self.authorised(self.http.get(self.url()))?;
-        let resp = send(req, "read").await?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        decode(resp, "read").await.map(Some)
+    pub async fn get(&self) -> Result<Option<Lease>, ApiError> {
+        self.api
+            .get(&self.url(), "lease read")
+            .await?
+            .map(|v| lease(v, "lease read"))
+            .transpose()
     }
 
-    /// Creates the Lease holding `record`; [`LeaseError::Conflict`] when it exists.
-    pub async fn create(&self, record: &LeaseRecord) -> Result<Lease, LeaseError> {
+    /// Creates the Lease holding `record`; [`ApiError::Conflict`] when it exists.
+    pub async fn create(&self, record: &LeaseRecord) -> Result<Lease, ApiError> {
         let body = self.wire(None, record);
-        let req = self.authorised(self.http.post(self.collection()).json(&body))?;
-        decode(send(req, "create").await?, "create").await
+        let v = self
+            .api
+            .create(&self.collection(), &body, "lease create")
+            .await?;
+        lease(v, "lease create")
     }
 
     /// Replaces the Lease's record if it is still at `resource_version`;
-    /// [`LeaseError::Conflict`] when it changed.
+    /// [`ApiError::Conflict`] when it changed.
     pub async fn update(
         &self,
         resource_version: &str,
         record: &LeaseRecord,
-    ) -> Result<Lease, LeaseError> {
+    ) -> Result<Lease, ApiError> {
         let body = self.wire(Some(resource_version), record);
-        let req = self.authorised(self.http.put(self.url()).json(&body))?;
-        decode(send(req, "update").await?, "update").await
+        let v = self.api.replace(&self.url(), &body, "lease update").await?;
+        lease(v, "lease update")
     }
 
-    fn wire(&self, resource_version: Option<&str>, record: &LeaseRecord) -> Wire {
-        Wire {
-            api_version: Some("coordination.k8s.io/v1".into()),
-            kind: Some("Lease".into()),
-            metadata: Metadata {
-                name: Some(self.name.clone()),
-                namespace: Some(self.namespace.clone()),
-                resource_version: resource_version.map(str::to_string),
-            },
-            spec: record.clone(),
-        }
-    }
-}
-
-async fn send(
-    req: reqwest::RequestBuilder,
-    what: &'static str,
-) -> Result<reqwest::Response, LeaseError> {
-    req.header("accept", "application/json")
-        .send()
-        .await
-        .map_err(|e| LeaseError::Transport {
-            what,
-            reason: crate::text::error_chain(&e),
+    fn wire(&self, resource_version: Option<&str>, record: &LeaseRecord) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": self.api.metadata(&self.name, resource_version),
+            "spec": record,
         })
+    }
 }
 
-/// The Lease in a 200/201 answer; 409 is [`LeaseError::Conflict`], anything else a
-/// [`LeaseError::Status`] with the `Status` object's message.
-async fn decode(resp: reqwest::Response, what: &'static str) -> Result<Lease, LeaseError> {
-    let status = resp.status();
-    let body = resp.bytes().await.map_err(|e| LeaseError::Transport {
-        what,
-        reason: crate::text::error_chain(&e),
-    })?;
-    if !status.is_success() {
-        let message = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into());
-        return Err(match status.as_u16() {
-            409 => LeaseError::Conflict(message),
-            code => LeaseError::Status {
-                status: code,
-                what,
-                message,
-            },
-        });
-    }
-    let wire: Wire = serde_json::from_slice(&body)
-        .map_err(|e| LeaseError::Setup(format!("the lease {what} answer is not a Lease: {e}")))?;
+/// The Lease in an answer.
+fn lease(v: serde_json::Value, what: &'static str) -> Result<Lease, ApiError> {
+    let wire: Wire = serde_json::from_value(v)
+        .map_err(|e| ApiError::Setup(format!("the {what} answer is not a Lease: {e}")))?;
     Ok(Lease {
         resource_version: wire.metadata.resource_version.unwrap_or_default(),
         record: wire.spec,
@@ -395,7 +254,7 @@ impl Elector {
     /// ours, or unchanged for `lease` since this candidate first saw it so; write with the
     /// version read. True when this candidate holds it now. A conflict or a failed call is an
     /// error and changes nothing (a leader's deadline stays where the last renew put it).
-    pub async fn try_acquire_or_renew(&mut self) -> Result<bool, LeaseError> {
+    pub async fn try_acquire_or_renew(&mut self) -> Result<bool, ApiError> {
         let started = Instant::now();
         let now = micro_time(time::OffsetDateTime::now_utc());
         let Some(current) = self.api.get().await? else {
@@ -450,7 +309,7 @@ impl Elector {
 
     /// Gives the lease up if this candidate holds it: an empty holder, so a standby takes
     /// it at its next try. The epoch stays.
-    pub async fn release(&mut self) -> Result<(), LeaseError> {
+    pub async fn release(&mut self) -> Result<(), ApiError> {
         if self.leading.take().is_none() {
             return Ok(());
         }
@@ -529,14 +388,14 @@ impl Elector {
 
     /// One try, cut short at the leader's deadline (a hanging call must not keep a leader
     /// that can no longer renew believing it leads).
-    async fn step_within_deadline(&mut self) -> Result<bool, LeaseError> {
+    async fn step_within_deadline(&mut self) -> Result<bool, ApiError> {
         let deadline = match self.role() {
             Role::Leader { deadline, .. } => deadline,
             Role::Standby { .. } => Instant::now() + self.timings.renew_deadline,
         };
         match tokio::time::timeout_at(deadline, self.try_acquire_or_renew()).await {
             Ok(r) => r,
-            Err(_) => Err(LeaseError::Transport {
+            Err(_) => Err(ApiError::Transport {
                 what: "renew",
                 reason: "no answer before the renew deadline".into(),
             }),

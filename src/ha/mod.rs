@@ -16,4 +16,5 @@
 //!   leading before any other candidate can consider the lease expired; on shutdown it
 //!   releases the lease (empty holder) so a standby takes over at its next retry.
 
+pub mod kube;
 pub mod lease;

@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use sasrelay::ha::kube::KubeApi;
 use sasrelay::ha::lease::{Elector, LeaseApi, LeaseRecord, Role, Timings};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -190,11 +191,8 @@ impl LeaseServer {
             .build()
             .unwrap();
         LeaseApi::new(
-            http,
-            &format!("{}/{who}", self.base),
-            "sasrelay",
+            KubeApi::new(http, &format!("{}/{who}", self.base), "sasrelay", None),
             "sasrelay-main",
-            None,
         )
     }
 
