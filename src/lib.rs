@@ -115,10 +115,11 @@
 //!   crash-safe backlog folding), [`pipeline::metrics`] (the counters these update). The
 //!   poller, the worker and the grouper are [`task::Task`]s: each step is one poll, one
 //!   delivery attempt, one grouping tick.
-//! - [`ha`] — high availability (issue 18, first part): leader election on a Kubernetes Lease
-//!   with client-go's semantics ([`ha::lease`]: expiry on the local monotonic clock,
-//!   `resourceVersion`-checked writes, `leaseTransitions` as the epoch); not used by the
-//!   daemon yet.
+//! - [`ha`] — high availability (issue 18, building blocks): leader election on a Kubernetes
+//!   Lease with client-go's semantics ([`ha::lease`]: expiry on the local monotonic clock,
+//!   `resourceVersion`-checked writes, `leaseTransitions` as the epoch) and the checkpoint in
+//!   a ConfigMap that a stale epoch cannot overwrite ([`ha::checkpoint`]), over one small
+//!   API-server client ([`ha::kube`]); not used by the daemon yet.
 //! - [`health`] — the health model, pure: a source × domain's state (`starting`, `ok`,
 //!   `degraded`, `blind`) from its poll figures, the conditions that send meta-events (a
 //!   blind domain, a credential about to expire unrefreshed, a stalled sink), their episodes,

@@ -1,6 +1,8 @@
-//! High availability (issue 18): two replicas, one leader. This first part is the election
-//! on a Kubernetes `coordination.k8s.io/v1` Lease ([`lease`]); the daemon does not use it yet
-//! (next: gating polls and sends on the leader's monotonic deadline, the checkpoint, takeover).
+//! High availability (issue 18): two replicas, one leader. Built so far, the building blocks
+//! on the Kubernetes API server ([`kube`]: token, CA, `GET`/`POST`/`PUT`): the election on a
+//! `coordination.k8s.io/v1` Lease ([`lease`]) and the epoch-fenced checkpoint in a ConfigMap
+//! ([`checkpoint`]). The daemon does not use them yet (next: gating polls and sends on the
+//! leader's monotonic deadline, what the checkpoint holds, takeover).
 //!
 //! The semantics are client-go's (`tools/leaderelection`), which `shared/scale-out.md` chose
 //! over the two maintained crates (both judge expiry by comparing the holder's wall clock with
@@ -16,5 +18,6 @@
 //!   leading before any other candidate can consider the lease expired; on shutdown it
 //!   releases the lease (empty holder) so a standby takes over at its next retry.
 
+pub mod checkpoint;
 pub mod kube;
 pub mod lease;

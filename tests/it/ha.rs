@@ -1,9 +1,11 @@
-//! Leader election on a Lease (`sasrelay::ha::lease`) against a strict Lease fake: `GET`,
-//! `POST` (409 when it exists), `PUT` only at the current `resourceVersion` (409 otherwise),
-//! versions increasing; per-candidate routes so one candidate's traffic can be cut. Timings
+//! Leader election on a Lease (`sasrelay::ha::lease`) and the epoch-fenced checkpoint
+//! (`sasrelay::ha::checkpoint`) against a strict API-server fake for Leases and ConfigMaps:
+//! `GET`, `POST` (409 when it exists), `PUT` only at the current `resourceVersion` (409
+//! otherwise), versions increasing; per-candidate routes so one candidate's traffic can be
+//! cut; a freeze and 500 blips. Timings
 //! are scaled down (lease 2 s, renew deadline 1.4 s, retry 0.25 s).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +14,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use sasrelay::ha::kube::KubeApi;
+use sasrelay::ha::checkpoint::{CheckpointApi, CheckpointError, MAX_CHECKPOINT_BYTES};
+use sasrelay::ha::kube::{ApiError, KubeApi};
 use sasrelay::ha::lease::{Elector, LeaseApi, LeaseRecord, Role, Timings};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -33,8 +36,8 @@ const T: Duration = Duration::from_secs(20);
 
 #[derive(Default)]
 struct Fake {
-    /// The Lease object and its version, when it exists.
-    lease: Option<(u64, Value)>,
+    /// Objects by (plural, name), each with its version.
+    objects: HashMap<(String, String), (u64, Value)>,
     version: u64,
     /// Candidates whose requests are refused at the door (a cut network).
     cut: HashSet<String>,
@@ -50,7 +53,7 @@ struct FakeState {
 
 type Shared = Arc<FakeState>;
 
-/// What the door does with `who`'s request before it reaches the Lease: waits while the
+/// What the door does with `who`'s request before it reaches an object: waits while the
 /// server is frozen, refuses a cut candidate, answers a blip's 500.
 async fn door(s: &FakeState, who: &str) -> Option<Response> {
     let mut frozen = s.frozen.subscribe();
@@ -80,65 +83,82 @@ fn status(code: StatusCode, reason: &str, message: &str) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
-/// Stores `body` as the Lease at the next version; returns it as served.
-fn store(f: &mut Fake, body: Value) -> Value {
-    f.version += 1;
-    f.lease = Some((f.version, body));
-    lease_of(f).unwrap()
-}
+impl Fake {
+    /// Stores `body` as `plural/name` at the next version; returns it as served.
+    fn store(&mut self, plural: &str, name: &str, body: Value) -> Value {
+        self.version += 1;
+        let key = (plural.to_string(), name.to_string());
+        self.objects.insert(key, (self.version, body));
+        self.object(plural, name).unwrap()
+    }
 
-fn lease_of(f: &Fake) -> Option<Value> {
-    f.lease.as_ref().map(|(v, obj)| {
-        let mut obj = obj.clone();
-        obj["metadata"]["resourceVersion"] = json!(v.to_string());
-        obj
-    })
+    /// `plural/name` as served, its version in `metadata.resourceVersion`.
+    fn object(&self, plural: &str, name: &str) -> Option<Value> {
+        let key = (plural.to_string(), name.to_string());
+        self.objects.get(&key).map(|(v, obj)| {
+            let mut obj = obj.clone();
+            obj["metadata"]["resourceVersion"] = json!(v.to_string());
+            obj
+        })
+    }
 }
 
 async fn read(
     State(s): State<Shared>,
-    Path((who, _ns, _name)): Path<(String, String, String)>,
+    Path((who, _ns, plural, name)): Path<(String, String, String, String)>,
 ) -> Response {
     if let Some(refused) = door(&s, &who).await {
         return refused;
     }
-    let f = s.fake.lock().unwrap();
-    match lease_of(&f) {
+    match s.fake.lock().unwrap().object(&plural, &name) {
         Some(obj) => axum::Json(obj).into_response(),
-        None => status(StatusCode::NOT_FOUND, "NotFound", "leases \"x\" not found"),
+        None => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("{plural} \"{name}\" not found"),
+        ),
     }
 }
 
 async fn create(
     State(s): State<Shared>,
-    Path((who, _ns)): Path<(String, String)>,
+    Path((who, _ns, plural)): Path<(String, String, String)>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
     if let Some(refused) = door(&s, &who).await {
         return refused;
     }
+    let name = body["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let mut f = s.fake.lock().unwrap();
-    if f.lease.is_some() {
+    if f.object(&plural, &name).is_some() {
         return status(
             StatusCode::CONFLICT,
             "AlreadyExists",
-            "leases \"x\" already exists",
+            &format!("{plural} \"{name}\" already exists"),
         );
     }
-    (StatusCode::CREATED, axum::Json(store(&mut f, body))).into_response()
+    let created = f.store(&plural, &name, body);
+    (StatusCode::CREATED, axum::Json(created)).into_response()
 }
 
 async fn update(
     State(s): State<Shared>,
-    Path((who, _ns, _name)): Path<(String, String, String)>,
+    Path((who, _ns, plural, name)): Path<(String, String, String, String)>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
     if let Some(refused) = door(&s, &who).await {
         return refused;
     }
     let mut f = s.fake.lock().unwrap();
-    let Some((current, _)) = f.lease else {
-        return status(StatusCode::NOT_FOUND, "NotFound", "leases \"x\" not found");
+    let Some(current) = f.object(&plural, &name) else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("{plural} \"{name}\" not found"),
+        );
     };
     let Some(asked) = body["metadata"]["resourceVersion"].as_str() else {
         return status(
@@ -147,16 +167,19 @@ async fn update(
             "metadata.resourceVersion: Invalid value: must be specified for an update",
         );
     };
-    if asked != current.to_string() {
+    if asked != current["metadata"]["resourceVersion"] {
         return status(
             StatusCode::CONFLICT,
             "Conflict",
-            "Operation cannot be fulfilled on leases.coordination.k8s.io \"x\": the object has been modified; please apply your changes to the latest version and try again",
+            &format!(
+                "Operation cannot be fulfilled on {plural} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+            ),
         );
     }
-    axum::Json(store(&mut f, body)).into_response()
+    axum::Json(f.store(&plural, &name, body)).into_response()
 }
 
+/// The fake API server: Leases and ConfigMaps, one route prefix per candidate.
 struct LeaseServer {
     base: String,
     state: Shared,
@@ -168,32 +191,38 @@ impl LeaseServer {
             fake: Mutex::default(),
             frozen: watch::channel(false).0,
         });
-        let app = Router::new()
-            .route(
-                "/{who}/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
-                post(create),
-            )
-            .route(
-                "/{who}/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
-                get(read).put(update),
-            )
-            .with_state(state.clone());
+        let mut app = Router::new();
+        for group in ["apis/coordination.k8s.io/v1", "api/v1"] {
+            app = app
+                .route(
+                    &format!("/{{who}}/{group}/namespaces/{{ns}}/{{plural}}"),
+                    post(create),
+                )
+                .route(
+                    &format!("/{{who}}/{group}/namespaces/{{ns}}/{{plural}}/{{name}}"),
+                    get(read).put(update),
+                );
+        }
+        let app = app.with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         LeaseServer { base, state }
     }
 
-    /// The API as candidate `who` reaches it (its own route, so its traffic can be cut).
-    fn api(&self, who: &str) -> LeaseApi {
+    /// The API server as candidate `who` reaches it (its own route, so its traffic can be
+    /// cut).
+    fn kube(&self, who: &str) -> KubeApi {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap();
-        LeaseApi::new(
-            KubeApi::new(http, &format!("{}/{who}", self.base), "sasrelay", None),
-            "sasrelay-main",
-        )
+        KubeApi::new(http, &format!("{}/{who}", self.base), "sasrelay", None)
+    }
+
+    /// The Lease as candidate `who` reaches it.
+    fn api(&self, who: &str) -> LeaseApi {
+        LeaseApi::new(self.kube(who), "sasrelay-main")
     }
 
     fn cut(&self, who: &str) {
@@ -215,19 +244,23 @@ impl LeaseServer {
     }
 
     fn record(&self) -> Option<LeaseRecord> {
-        lease_of(&self.state.fake.lock().unwrap())
-            .map(|o| serde_json::from_value(o["spec"].clone()).unwrap())
+        let lease = self
+            .state
+            .fake
+            .lock()
+            .unwrap()
+            .object("leases", "sasrelay-main");
+        lease.map(|o| serde_json::from_value(o["spec"].clone()).unwrap())
     }
 
     /// Writes `spec` as another holder would (no version check: the fake's own hand).
     fn write_as_other(&self, spec: Value) {
-        let mut f = self.state.fake.lock().unwrap();
-        f.version += 1;
-        let v = f.version;
-        f.lease = Some((
-            v,
-            json!({"metadata": {"name": "sasrelay-main"}, "spec": spec}),
-        ));
+        let body = json!({"metadata": {"name": "sasrelay-main"}, "spec": spec});
+        self.state
+            .fake
+            .lock()
+            .unwrap()
+            .store("leases", "sasrelay-main", body);
     }
 }
 
@@ -501,4 +534,101 @@ async fn a_short_api_server_blip_does_not_change_the_leader() {
     assert!(!is_leader(&b.role.borrow()));
     assert_eq!(epoch(&a.role.borrow()), 0);
     stop_all([a, b]).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checkpoint (a ConfigMap written under the writer's epoch)
+// ---------------------------------------------------------------------------------------------
+
+fn checkpoint(server: &LeaseServer, who: &str) -> CheckpointApi {
+    CheckpointApi::new(server.kube(who), "sasrelay-main-checkpoint")
+}
+
+#[tokio::test]
+async fn a_checkpoint_is_stored_and_loaded_under_its_epoch() {
+    let server = LeaseServer::start().await;
+    let a = checkpoint(&server, "a");
+    assert_eq!(
+        a.load().await.unwrap(),
+        None,
+        "nothing before the first store"
+    );
+    a.store(3, r#"{"sinks":{"hook":{"through_ms":1}}}"#)
+        .await
+        .unwrap();
+    a.store(3, r#"{"sinks":{"hook":{"through_ms":2}}}"#)
+        .await
+        .unwrap();
+    let stored = checkpoint(&server, "b").load().await.unwrap().unwrap();
+    assert_eq!(stored.epoch, 3);
+    assert_eq!(stored.text, r#"{"sinks":{"hook":{"through_ms":2}}}"#);
+    // A ConfigMap as Kubernetes keeps it: string data only.
+    let cm = server
+        .state
+        .fake
+        .lock()
+        .unwrap()
+        .object("configmaps", "sasrelay-main-checkpoint")
+        .unwrap();
+    assert_eq!(cm["data"]["epoch"], "3");
+    assert_eq!(cm["kind"], "ConfigMap");
+
+    let big = "x".repeat(MAX_CHECKPOINT_BYTES + 1);
+    assert!(matches!(
+        a.store(3, &big).await,
+        Err(CheckpointError::TooLarge(_))
+    ));
+}
+
+/// The old leader (epoch 3) keeps writing while the new one (epoch 4) starts to: once the
+/// new one's first write is in, every write of the old one is refused as fenced, and what is
+/// stored is always the new one's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_leader_never_overwrites_its_successors_checkpoint() {
+    let server = LeaseServer::start().await;
+    let old = checkpoint(&server, "old");
+    let new = checkpoint(&server, "new");
+    old.store(3, "old 0").await.unwrap();
+    let writer = tokio::spawn(async move {
+        let mut outcomes = Vec::new();
+        for i in 1..=40 {
+            outcomes.push(old.store(3, &format!("old {i}")).await);
+        }
+        outcomes
+    });
+    for i in 0..40 {
+        // The old one writes in a tight loop here (every few seconds in the daemon), so the
+        // new one may lose a few races before its first write; a conflict is retried.
+        let mut conflicts = 0;
+        loop {
+            match new.store(4, &format!("new {i}")).await {
+                Ok(()) => break,
+                Err(CheckpointError::Api(ApiError::Conflict(_))) if conflicts < 20 => {
+                    conflicts += 1
+                }
+                Err(e) => panic!("new {i}: {e}"),
+            }
+        }
+    }
+    let outcomes = writer.await.unwrap();
+    let stored = new.load().await.unwrap().unwrap();
+    assert_eq!((stored.epoch, stored.text.as_str()), (4, "new 39"));
+    // Once fenced, fenced for good.
+    let first_fenced = outcomes
+        .iter()
+        .position(|o| matches!(o, Err(CheckpointError::Fenced { stored: 4, mine: 3 })));
+    if let Some(i) = first_fenced {
+        assert!(
+            outcomes[i..]
+                .iter()
+                .all(|o| matches!(o, Err(CheckpointError::Fenced { .. }))),
+            "{outcomes:?}"
+        );
+    }
+    let after = checkpoint(&server, "old").store(3, "late").await;
+    assert!(
+        matches!(after, Err(CheckpointError::Fenced { stored: 4, mine: 3 })),
+        "{after:?}"
+    );
+    assert_eq!(new.load().await.unwrap().unwrap().text, "new 39");
 }
