@@ -635,9 +635,9 @@ pub fn check(file: &Path, text: &str) -> Checked {
         .shutdown_grace
         .map_or(DEFAULT_SHUTDOWN_GRACE, |d| d.0);
     let log = check_log_filter(daemon.log, &mut errs);
-    let delivery = check_delivery(&delivery, delivery_span, &mut errs);
-    let sinks = check_sinks(sinks, &positions, &mut errs);
     let mut warnings = Vec::new();
+    let delivery = check_delivery(&delivery, delivery_span, &mut errs, &mut warnings);
+    let sinks = check_sinks(sinks, &positions, &mut errs);
     let admin = check_admin(admin.unwrap_or_default(), &mut errs, &mut warnings);
     let router = check_routing(text, &sinks, &mut errs, &mut warnings);
     let health = check_health(health.unwrap_or_default(), &positions, &mut errs);
@@ -1082,9 +1082,10 @@ fn check_delivery(
     raw: &RawDelivery,
     span: Option<std::ops::Range<usize>>,
     errs: &mut Errors<'_>,
+    warnings: &mut Vec<ConfigError>,
 ) -> DeliverySettings {
     let d = DeliverySettings::default();
-    let out = DeliverySettings {
+    let mut out = DeliverySettings {
         retry_initial_delay: raw
             .retry_initial_delay
             .map_or(d.retry_initial_delay, |v| v.0),
@@ -1100,11 +1101,15 @@ fn check_delivery(
         );
     }
     if out.retry_max_delay > MAX_RETRY_DELAY {
-        errs.push(
+        // Accepted before 1h became the ceiling: warned about and capped, not refused, so a
+        // file that worked keeps working.
+        warnings.push(errs.error(
             span.clone(),
             "delivery.retry_max_delay",
-            "must be at most 1h (a delivery due later than that is taken for one scheduled before the wall clock stepped back, and retried at once)".into(),
-        );
+            "is over 1h, the longest wait a delivery worker sets (one due later is taken for a delivery scheduled before the wall clock stepped back); 1h is used".into(),
+        ));
+        out.retry_max_delay = MAX_RETRY_DELAY;
+        out.retry_initial_delay = out.retry_initial_delay.min(MAX_RETRY_DELAY);
     }
     if out.max_age < Duration::from_secs(60) {
         errs.push(span, "delivery.max_age", "must be at least 1m".into());
@@ -1665,6 +1670,21 @@ credentials = { type = "env" }
         parse(Path::new("t.toml"), text).unwrap_err().0
     }
 
+    /// Files written before 1h became the ceiling keep loading: capped, with a warning.
+    #[test]
+    fn a_retry_max_delay_over_an_hour_is_capped_with_a_warning() {
+        let text = format!("{GOOD}\n[delivery]\nretry_max_delay = \"2h\"\n");
+        let s = parse(Path::new("t.toml"), &text).unwrap();
+        assert_eq!(s.delivery.retry_max_delay, MAX_RETRY_DELAY);
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.key == "delivery.retry_max_delay"),
+            "{:?}",
+            s.warnings
+        );
+    }
+
     #[test]
     fn a_good_file_yields_checked_settings() {
         let s = parse(Path::new("t.toml"), GOOD).unwrap();
@@ -1945,14 +1965,13 @@ x = 1
             "timeout = \"10s\"",
             "timeout = \"10s\"\npoll = { alerts = \"0s\", baseline = \"often\" }\nevents = { firewall = [\"deleted\"] }",
             1,
-        ) + "\n[delivery]\nmax_age = \"5s\"\nretry_max_delay = \"2h\"\n[stat]\n";
+        ) + "\n[delivery]\nmax_age = \"5s\"\n[stat]\n";
         let keys: Vec<String> = errors(&bad).into_iter().map(|e| e.key).collect();
         for k in [
             "source[1].poll.alerts",
             "source[1].poll.baseline",
             "source[1].events.firewall",
             "delivery.max_age",
-            "delivery.retry_max_delay",
             "stat",
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
