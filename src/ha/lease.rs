@@ -270,15 +270,17 @@ impl Elector {
             return Ok(true);
         };
         let record = current.record;
+        // A change counts from when its answer arrived (client-go's observedTime), so a slow
+        // read never makes a lease look older than it is.
         let seen_at = match &self.observed {
             Some((r, at)) if *r == record => *at,
-            _ => started,
+            _ => Instant::now(),
         };
         self.observed = Some((record.clone(), seen_at));
         let ours = record.holder() == Some(self.identity.as_str());
         if record.holder().is_some()
             && !ours
-            && started.duration_since(seen_at) < self.timings.lease
+            && Instant::now().duration_since(seen_at) < self.timings.lease
         {
             // Held by another, and renewed (changed) within a lease duration of our clock.
             self.leading = None;
