@@ -210,8 +210,15 @@ mod tests {
 
     /// Dropping the mappings is harmless: the code runs on, and a static string in the
     /// read-only data reads the same afterwards.
+    /// The tests that release run one at a time: a release in one would otherwise drop the
+    /// pages the other just measured.
+    static RELEASING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn the_process_runs_on_after_a_release() {
+        let _one = RELEASING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         static TEXT: &str = "read-only data that must read the same after the release";
         let before: String = TEXT.to_string();
         let dropped = release();
@@ -229,7 +236,21 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn the_code_mapping_shrinks() {
+        let _one = RELEASING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let here = the_code_mapping_shrinks as *const () as usize;
+        // Map every page of this code segment first, so what was resident does not depend
+        // on what ran before.
+        let (start, end) = segments::read_only_ranges()
+            .into_iter()
+            .find(|&(s, e)| s <= here && here < e)
+            .expect("this code among the read-only ranges");
+        for page in (start..end).step_by(4096) {
+            // SAFETY: `page` lies in a read-only segment of this executable, mapped for the
+            // process's life; reading a byte of it only maps the page.
+            unsafe { std::ptr::read_volatile(page as *const u8) };
+        }
         let before = resident_kib_of_mapping(here).expect("mapping in smaps");
         release();
         let after = resident_kib_of_mapping(here).expect("mapping in smaps");
