@@ -164,8 +164,7 @@ impl KubeApi {
         body: &serde_json::Value,
         what: &'static str,
     ) -> Result<serde_json::Value, ApiError> {
-        let req = self.authorised(self.http.post(url).json(body))?;
-        decode(send(req, what).await?, what).await
+        self.write(self.http.post(url), body, what).await
     }
 
     /// Replaces the object at `url` with `body` (whose `metadata.resourceVersion` must still
@@ -176,7 +175,16 @@ impl KubeApi {
         body: &serde_json::Value,
         what: &'static str,
     ) -> Result<serde_json::Value, ApiError> {
-        let req = self.authorised(self.http.put(url).json(body))?;
+        self.write(self.http.put(url), body, what).await
+    }
+
+    async fn write(
+        &self,
+        req: reqwest::RequestBuilder,
+        body: &serde_json::Value,
+        what: &'static str,
+    ) -> Result<serde_json::Value, ApiError> {
+        let req = self.authorised(req.json(body))?;
         decode(send(req, what).await?, what).await
     }
 }

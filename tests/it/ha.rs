@@ -289,6 +289,20 @@ async fn until(c: &mut Candidate, what: &str, pred: impl Fn(&Role) -> bool) -> (
     (Instant::now(), r)
 }
 
+/// `a` leading and `b` standing by, having seen `a` hold the lease.
+async fn leader_and_standby(server: &LeaseServer) -> (Candidate, Candidate) {
+    let mut a = run(server, "a");
+    until(&mut a, "a leads", is_leader).await;
+    let mut b = run(server, "b");
+    until(
+        &mut b,
+        "b sees a",
+        |r| matches!(r, Role::Standby { holder: Some(h) } if h == "a"),
+    )
+    .await;
+    (a, b)
+}
+
 /// Stops every candidate (a leader releases) and waits for each.
 async fn stop_all(candidates: impl IntoIterator<Item = Candidate>) {
     for c in candidates {
@@ -362,15 +376,7 @@ async fn one_candidate_leads_and_the_other_takes_over_only_after_the_leader_stop
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_stops_releases_and_the_standby_takes_over_at_its_next_try() {
     let server = LeaseServer::start().await;
-    let mut a = run(&server, "a");
-    until(&mut a, "a leads", is_leader).await;
-    let mut b = run(&server, "b");
-    until(
-        &mut b,
-        "b sees a",
-        |r| matches!(r, Role::Standby { holder: Some(h) } if h == "a"),
-    )
-    .await;
+    let (a, mut b) = leader_and_standby(&server).await;
     let stopped = Instant::now();
     a.stop.cancel();
     a.task.await.unwrap();
@@ -472,15 +478,7 @@ async fn expiry_follows_the_local_clock_not_the_holders_renew_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_renew_hangs_stops_at_its_deadline() {
     let server = LeaseServer::start().await;
-    let mut a = run(&server, "a");
-    until(&mut a, "a leads", is_leader).await;
-    let mut b = run(&server, "b");
-    until(
-        &mut b,
-        "b sees a",
-        |r| matches!(r, Role::Standby { holder: Some(h) } if h == "a"),
-    )
-    .await;
+    let (mut a, mut b) = leader_and_standby(&server).await;
     let deadline = match *a.role.borrow() {
         Role::Leader { deadline, .. } => deadline,
         ref r => panic!("{r:?}"),
