@@ -16,9 +16,9 @@ pub const MAX_CHECKPOINT_BYTES: usize = 900 * 1024;
 /// Conflicts read again before a store gives up.
 const CONFLICT_RETRIES: usize = 5;
 
-/// Why a checkpoint was not stored.
+/// Why a checkpoint was not stored, on a store whose calls fail with `E`.
 #[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
+pub enum CheckpointError<E: std::error::Error + 'static = ApiError> {
     /// The ConfigMap holds a later epoch: this writer no longer leads.
     #[error(
         "the checkpoint holds epoch {stored}, later than this writer's {mine}: another replica leads now"
@@ -34,9 +34,31 @@ pub enum CheckpointError {
         "the checkpoint is {0} bytes, over the {MAX_CHECKPOINT_BYTES} a ConfigMap can safely hold"
     )]
     TooLarge(usize),
-    /// The API server refused or could not be reached.
+    /// The store refused or could not be reached.
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Api(#[from] E),
+}
+
+/// Where the checkpoint lives (a ConfigMap, a PostgreSQL row). `store` must refuse a write
+/// under an epoch older than the one stored, atomically (a compare-and-swap on the server),
+/// so a leader that lost its lease without knowing can never overwrite its successor.
+pub trait CheckpointStore: Clone + Send + Sync + 'static {
+    /// Why a call failed.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// What and where, for logs.
+    fn describe(&self) -> String;
+
+    /// The checkpoint stored, if any.
+    fn load(&self)
+    -> impl std::future::Future<Output = Result<Option<Stored>, Self::Error>> + Send;
+
+    /// Stores `text` under `epoch`, unless a later epoch is stored.
+    fn store(
+        &self,
+        epoch: u64,
+        text: &str,
+    ) -> impl std::future::Future<Output = Result<(), CheckpointError<Self::Error>>> + Send;
 }
 
 /// A checkpoint as stored: the epoch it was written under, and its text.
@@ -94,15 +116,22 @@ impl CheckpointApi {
         let text = data["checkpoint"].as_str().unwrap_or_default().to_string();
         Ok(Some((Stored { epoch, text }, version)))
     }
+}
 
-    /// The checkpoint stored, if any.
-    pub async fn load(&self) -> Result<Option<Stored>, ApiError> {
+impl CheckpointStore for CheckpointApi {
+    type Error = ApiError;
+
+    fn describe(&self) -> String {
+        format!("ConfigMap {}", self.api.describe(&self.name))
+    }
+
+    async fn load(&self) -> Result<Option<Stored>, ApiError> {
         Ok(self.read().await?.map(|(s, _)| s))
     }
 
-    /// Stores `text` under `epoch`, unless a later epoch is stored (the module doc has the
-    /// order of reads and writes).
-    pub async fn store(&self, epoch: u64, text: &str) -> Result<(), CheckpointError> {
+    /// Reads the ConfigMap, refuses a later stored epoch, writes at the version read (the
+    /// module doc has the order of reads and writes).
+    async fn store(&self, epoch: u64, text: &str) -> Result<(), CheckpointError> {
         if text.len() > MAX_CHECKPOINT_BYTES {
             return Err(CheckpointError::TooLarge(text.len()));
         }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::kube::{ApiError, KubeApi};
+use super::{Attempt, LeaseBackend};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -211,63 +212,61 @@ impl Role {
     }
 }
 
-/// One candidate for the lease.
-pub struct Elector {
+/// The Kubernetes Lease as a [`LeaseBackend`]: client-go's `tryAcquireOrRenew` on a
+/// [`LeaseApi`], judging expiry by when this candidate saw the record change.
+pub struct KubeLease {
     api: LeaseApi,
     identity: String,
-    timings: Timings,
+    lease: Duration,
     /// The record last seen and when (on this clock) it was first seen in that state.
     observed: Option<(LeaseRecord, Instant)>,
-    /// While leading: the epoch and the start of the last successful write.
-    leading: Option<(u64, Instant)>,
 }
 
-impl Elector {
-    /// A candidate named `identity` (the pod name: unique among candidates).
-    pub fn new(api: LeaseApi, identity: &str, timings: Timings) -> Elector {
-        Elector {
+impl KubeLease {
+    /// Candidate `identity` (the pod name: unique among candidates) for the Lease behind
+    /// `api`, held for `lease` without a renew.
+    pub fn new(api: LeaseApi, identity: &str, lease: Duration) -> KubeLease {
+        KubeLease {
             api,
             identity: identity.to_string(),
-            timings,
+            lease,
             observed: None,
-            leading: None,
         }
     }
 
-    /// The role after the last step.
-    pub fn role(&self) -> Role {
-        match self.leading {
-            Some((epoch, at)) => Role::Leader {
-                epoch,
-                deadline: at + self.timings.renew_deadline,
-            },
-            None => Role::Standby {
-                holder: self
-                    .observed
-                    .as_ref()
-                    .and_then(|(r, _)| r.holder().map(str::to_string)),
-            },
-        }
+    fn won(&mut self, record: LeaseRecord, started: Instant) -> Attempt {
+        let epoch = record.transitions();
+        self.observed = Some((record, started));
+        Attempt::Holding { epoch }
+    }
+}
+
+impl LeaseBackend for KubeLease {
+    type Error = ApiError;
+
+    fn describe(&self) -> String {
+        format!("Lease {}", self.api.describe())
     }
 
-    /// client-go's `tryAcquireOrRenew`: read the lease; take it when it is absent, released,
-    /// ours, or unchanged for `lease` since this candidate first saw it so; write with the
-    /// version read. True when this candidate holds it now. A conflict or a failed call is an
-    /// error and changes nothing (a leader's deadline stays where the last renew put it).
-    pub async fn try_acquire_or_renew(&mut self) -> Result<bool, ApiError> {
+    fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// Reads the lease; takes it when it is absent, released, ours, or unchanged for `lease`
+    /// since this candidate first saw it so; writes with the version read.
+    async fn try_acquire_or_renew(&mut self) -> Result<Attempt, ApiError> {
         let started = Instant::now();
         let now = micro_time(time::OffsetDateTime::now_utc());
         let Some(current) = self.api.get().await? else {
             let record = LeaseRecord {
                 holder_identity: Some(self.identity.clone()),
-                lease_duration_seconds: Some(whole_seconds(self.timings.lease)),
+                lease_duration_seconds: Some(whole_seconds(self.lease)),
                 acquire_time: Some(now.clone()),
                 renew_time: Some(now),
                 lease_transitions: Some(0),
             };
             let created = self.api.create(&record).await?;
-            self.won(created.record, started);
-            return Ok(true);
+            return Ok(self.won(created.record, started));
         };
         let record = current.record;
         // A change counts from when its answer arrived (client-go's observedTime), so a slow
@@ -278,17 +277,16 @@ impl Elector {
         };
         self.observed = Some((record.clone(), seen_at));
         let ours = record.holder() == Some(self.identity.as_str());
-        if record.holder().is_some()
-            && !ours
-            && Instant::now().duration_since(seen_at) < self.timings.lease
+        if record.holder().is_some() && !ours && Instant::now().duration_since(seen_at) < self.lease
         {
             // Held by another, and renewed (changed) within a lease duration of our clock.
-            self.leading = None;
-            return Ok(false);
+            return Ok(Attempt::HeldBy {
+                holder: record.holder().map(str::to_string),
+            });
         }
         let mut next = LeaseRecord {
             holder_identity: Some(self.identity.clone()),
-            lease_duration_seconds: Some(whole_seconds(self.timings.lease)),
+            lease_duration_seconds: Some(whole_seconds(self.lease)),
             acquire_time: Some(now.clone()),
             renew_time: Some(now),
             lease_transitions: Some(record.transitions()),
@@ -299,22 +297,11 @@ impl Elector {
             next.lease_transitions = Some(record.transitions() + 1);
         }
         let written = self.api.update(&current.resource_version, &next).await?;
-        self.won(written.record, started);
-        Ok(true)
+        Ok(self.won(written.record, started))
     }
 
-    fn won(&mut self, record: LeaseRecord, started: Instant) {
-        let epoch = record.transitions();
-        self.observed = Some((record, started));
-        self.leading = Some((epoch, started));
-    }
-
-    /// Gives the lease up if this candidate holds it: an empty holder, so a standby takes
-    /// it at its next try. The epoch stays.
-    pub async fn release(&mut self) -> Result<(), ApiError> {
-        if self.leading.take().is_none() {
-            return Ok(());
-        }
+    /// An empty holder, so a standby takes it at its next try. The epoch stays.
+    async fn release(&mut self) -> Result<(), ApiError> {
         let Some(current) = self.api.get().await? else {
             return Ok(());
         };
@@ -334,12 +321,76 @@ impl Elector {
             .await
             .map(|_| ())
     }
+}
+
+/// One candidate for a lease, on any [`LeaseBackend`]: it keeps the leader's monotonic
+/// deadline (the start of the last successful try + `renew_deadline`) and loops.
+pub struct Elector<B> {
+    backend: B,
+    timings: Timings,
+    /// The holder the last try saw, while standing by.
+    holder: Option<String>,
+    /// While leading: the epoch and the start of the last successful write.
+    leading: Option<(u64, Instant)>,
+}
+
+impl<B: LeaseBackend> Elector<B> {
+    /// A candidate on `backend` with `timings`.
+    pub fn new(backend: B, timings: Timings) -> Elector<B> {
+        Elector {
+            backend,
+            timings,
+            holder: None,
+            leading: None,
+        }
+    }
+
+    /// The role after the last step.
+    pub fn role(&self) -> Role {
+        match self.leading {
+            Some((epoch, at)) => Role::Leader {
+                epoch,
+                deadline: at + self.timings.renew_deadline,
+            },
+            None => Role::Standby {
+                holder: self.holder.clone(),
+            },
+        }
+    }
+
+    /// One try ([`LeaseBackend::try_acquire_or_renew`]). True when this candidate holds the
+    /// lease now. A conflict or a failed call is an error and changes nothing (a leader's
+    /// deadline stays where the last renew put it).
+    pub async fn try_acquire_or_renew(&mut self) -> Result<bool, B::Error> {
+        let started = Instant::now();
+        match self.backend.try_acquire_or_renew().await? {
+            Attempt::Holding { epoch } => {
+                self.holder = Some(self.backend.identity().to_string());
+                self.leading = Some((epoch, started));
+                Ok(true)
+            }
+            Attempt::HeldBy { holder } => {
+                self.holder = holder;
+                self.leading = None;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Gives the lease up if this candidate holds it.
+    pub async fn release(&mut self) -> Result<(), B::Error> {
+        if self.leading.take().is_none() {
+            return Ok(());
+        }
+        self.backend.release().await
+    }
 
     /// Tries every `retry` (× 1–1.2) until `shutdown`, publishing the role on `role` after
     /// every change: a leader whose renews fail past its deadline publishes `Standby` at the
     /// deadline — even while a call still hangs. On `shutdown` a leader releases the lease.
     pub async fn run(mut self, role: watch::Sender<Role>, shutdown: CancellationToken) {
-        let describe = self.api.describe();
+        let describe = self.backend.describe();
+        let identity = self.backend.identity().to_string();
         loop {
             let attempt = tokio::select! {
                 biased;
@@ -347,21 +398,21 @@ impl Elector {
                 r = self.step_within_deadline() => r,
             };
             if let Err(e) = attempt {
-                tracing::warn!(lease = %describe, identity = %self.identity, error = %e, "Lease try failed.");
+                tracing::warn!(lease = %describe, identity = %identity, error = %e, "Lease try failed.");
             }
             let now = Instant::now();
             let mut current = self.role();
             if let Role::Leader { deadline, .. } = current
                 && now >= deadline
             {
-                tracing::error!(lease = %describe, identity = %self.identity, "Could not renew the lease within the renew deadline: stopping leading.");
+                tracing::error!(lease = %describe, identity = %identity, "Could not renew the lease within the renew deadline: stopping leading.");
                 self.leading = None;
                 current = self.role();
             }
             role.send_if_modified(|r| {
                 let changed = *r != current;
                 if changed {
-                    tracing::info!(lease = %describe, identity = %self.identity, role = ?current, "Lease role changed.");
+                    tracing::info!(lease = %describe, identity = %identity, role = ?current, "Lease role changed.");
                     *r = current;
                 }
                 changed
@@ -379,10 +430,10 @@ impl Elector {
         if was_leading {
             match self.release().await {
                 Ok(()) => {
-                    tracing::info!(lease = %describe, identity = %self.identity, "Released the lease.")
+                    tracing::info!(lease = %describe, identity = %identity, "Released the lease.")
                 }
                 Err(e) => {
-                    tracing::warn!(lease = %describe, identity = %self.identity, error = %e, "Could not release the lease; it expires on its own.")
+                    tracing::warn!(lease = %describe, identity = %identity, error = %e, "Could not release the lease; it expires on its own.")
                 }
             }
         }
@@ -390,19 +441,25 @@ impl Elector {
 
     /// One try, cut short at the leader's deadline (a hanging call must not keep a leader
     /// that can no longer renew believing it leads).
-    async fn step_within_deadline(&mut self) -> Result<bool, ApiError> {
+    async fn step_within_deadline(&mut self) -> Result<bool, TryError<B::Error>> {
         let deadline = match self.role() {
             Role::Leader { deadline, .. } => deadline,
             Role::Standby { .. } => Instant::now() + self.timings.renew_deadline,
         };
         match tokio::time::timeout_at(deadline, self.try_acquire_or_renew()).await {
-            Ok(r) => r,
-            Err(_) => Err(ApiError::Transport {
-                what: "renew",
-                reason: "no answer before the renew deadline".into(),
-            }),
+            Ok(r) => r.map_err(TryError::Backend),
+            Err(_) => Err(TryError::NoAnswer),
         }
     }
+}
+
+/// Why one try of [`Elector::run`] failed.
+#[derive(Debug, thiserror::Error)]
+enum TryError<E> {
+    #[error(transparent)]
+    Backend(E),
+    #[error("no answer before the renew deadline")]
+    NoAnswer,
 }
 
 /// Whole seconds, at least 1.

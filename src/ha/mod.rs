@@ -1,8 +1,9 @@
-//! High availability (issue 18): two replicas, one leader. Built so far, the building blocks
-//! on the Kubernetes API server ([`kube`]: token, CA, `GET`/`POST`/`PUT`): the election on a
-//! `coordination.k8s.io/v1` Lease ([`lease`]) and the epoch-fenced checkpoint in a ConfigMap
-//! ([`checkpoint`]). The daemon does not use them yet (next: gating polls and sends on the
-//! leader's monotonic deadline, what the checkpoint holds, takeover).
+//! High availability (issue 18): two replicas, one leader. Built so far, the building blocks:
+//! the election ([`lease::Elector`]) on any [`LeaseBackend`] and the epoch-fenced checkpoint
+//! on any [`checkpoint::CheckpointStore`]; on the Kubernetes API server ([`kube`]: token, CA,
+//! `GET`/`POST`/`PUT`) they are a `coordination.k8s.io/v1` Lease ([`lease::KubeLease`]) and a
+//! ConfigMap ([`checkpoint::CheckpointApi`]). The daemon does not use them yet (next: gating
+//! polls and sends on the leader's monotonic deadline, what the checkpoint holds, takeover).
 //!
 //! The semantics are client-go's (`tools/leaderelection`), which `shared/scale-out.md` chose
 //! over the two maintained crates (both judge expiry by comparing the holder's wall clock with
@@ -21,3 +22,42 @@
 pub mod checkpoint;
 pub mod kube;
 pub mod lease;
+
+/// What one try for a lease ended with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// This candidate holds the lease, with this fencing epoch.
+    Holding {
+        /// Changes of holder so far.
+        epoch: u64,
+    },
+    /// Another candidate holds it (named when known).
+    HeldBy {
+        /// The holder.
+        holder: Option<String>,
+    },
+}
+
+/// Where a lease lives (a Kubernetes Lease, a PostgreSQL row): one candidate's view of it.
+/// [`lease::Elector`] keeps the leader's deadline and the loop; a backend makes one try at a
+/// time and must never let two candidates hold at once (a compare-and-swap on the server),
+/// bump the epoch on every change of holder, and judge expiry without comparing the
+/// holder's wall clock with ours.
+pub trait LeaseBackend: Send + 'static {
+    /// Why a call failed.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// What and where, for logs (`Lease sasrelay/sasrelay-main`).
+    fn describe(&self) -> String;
+
+    /// This candidate's name, unique among candidates.
+    fn identity(&self) -> &str;
+
+    /// One try: take the lease if it is free, released or expired, renew it if ours.
+    fn try_acquire_or_renew(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Attempt, Self::Error>> + Send;
+
+    /// Gives the lease up if this candidate holds it (the epoch stays).
+    fn release(&mut self) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send;
+}

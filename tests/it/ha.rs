@@ -14,9 +14,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use sasrelay::ha::checkpoint::{CheckpointApi, CheckpointError, MAX_CHECKPOINT_BYTES};
+use sasrelay::ha::checkpoint::{
+    CheckpointApi, CheckpointError, CheckpointStore, MAX_CHECKPOINT_BYTES,
+};
 use sasrelay::ha::kube::{ApiError, KubeApi};
-use sasrelay::ha::lease::{Elector, LeaseApi, LeaseRecord, Role, Timings};
+use sasrelay::ha::lease::{Elector, KubeLease, LeaseApi, LeaseRecord, Role, Timings};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -271,8 +273,12 @@ struct Candidate {
     task: tokio::task::JoinHandle<()>,
 }
 
+fn elector(server: &LeaseServer, who: &str) -> Elector<KubeLease> {
+    Elector::new(KubeLease::new(server.api(who), who, TIMINGS.lease), TIMINGS)
+}
+
 fn run(server: &LeaseServer, who: &str) -> Candidate {
-    let elector = Elector::new(server.api(who), who, TIMINGS);
+    let elector = elector(server, who);
     let (tx, role) = watch::channel(Role::Standby { holder: None });
     let stop = CancellationToken::new();
     let task = tokio::spawn(elector.run(tx, stop.clone()));
@@ -396,9 +402,8 @@ async fn a_leader_that_stops_releases_and_the_standby_takes_over_at_its_next_try
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn candidates_racing_for_a_free_lease_never_both_win() {
     let server = LeaseServer::start().await;
-    let mut electors: Vec<Elector> = (0..8)
-        .map(|i| Elector::new(server.api(&format!("c{i}")), &format!("c{i}"), TIMINGS))
-        .collect();
+    let mut electors: Vec<Elector<KubeLease>> =
+        (0..8).map(|i| elector(&server, &format!("c{i}"))).collect();
     for round in 0..2 {
         if round == 1 {
             // Released by someone no longer around: free for all.
@@ -411,7 +416,7 @@ async fn candidates_racing_for_a_free_lease_never_both_win() {
                 (i, e, won)
             });
         }
-        let mut done: Vec<(usize, Elector, bool)> = tries.join_all().await;
+        let mut done: Vec<(usize, Elector<KubeLease>, bool)> = tries.join_all().await;
         done.sort_by_key(|(i, _, _)| *i);
         let won: Vec<bool> = done.iter().map(|(_, _, w)| *w).collect();
         electors = done.into_iter().map(|(_, e, _)| e).collect();
@@ -440,7 +445,7 @@ async fn expiry_follows_the_local_clock_not_the_holders_renew_time() {
         json!({"holderIdentity": "other", "leaseDurationSeconds": 1, "renewTime": at, "leaseTransitions": 2})
     };
     server.write_as_other(renew(-time::Duration::hours(1)));
-    let mut me = Elector::new(server.api("me"), "me", TIMINGS);
+    let mut me = elector(&server, "me");
     let started = Instant::now();
     let mut ticks = tokio::time::interval(TIMINGS.retry);
     while started.elapsed() < 3 * TIMINGS.lease {
