@@ -22,6 +22,7 @@
 pub mod checkpoint;
 pub mod kube;
 pub mod lease;
+pub mod ledger;
 
 /// What one try for a lease ended with.
 #[derive(Clone, Debug, PartialEq, Eq)]
