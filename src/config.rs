@@ -279,6 +279,8 @@ pub struct Settings {
     pub admin: AdminSettings,
     /// `[health]`: when a source is blind, where meta-events go, the heartbeat.
     pub health: crate::health::HealthSettings,
+    /// `[ha]`: two replicas, one leader; `None`: this process is the only one.
+    pub ha: Option<crate::ha::config::HaSettings>,
     /// Problems that do not stop sasrelay (a route shadowed by a catch-all, an unused time
     /// interval), for `sasrelay check` to show.
     pub warnings: Vec<ConfigError>,
@@ -543,6 +545,7 @@ impl Settings {
             router: crate::routing::Router::broadcast(&[]),
             admin: AdminSettings::default(),
             health: crate::health::HealthSettings::default(),
+            ha: None,
             warnings: Vec::new(),
             positions: Positions {
                 file: file.to_path_buf(),
@@ -582,6 +585,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
     let mut delivery_span = None;
     let mut admin: Option<RawAdmin> = None;
     let mut health: Option<crate::health::RawHealth> = None;
+    let mut ha: Option<crate::ha::config::RawHa> = None;
     for (key, value) in root.get_ref().iter() {
         let name = key.get_ref().as_ref();
         match name {
@@ -614,6 +618,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
             }
             "admin" => admin = section(value, name, &mut errs),
             "health" => health = section(value, name, &mut errs),
+            "ha" => ha = section(value, name, &mut errs),
             // Read by `routing::parse_document` below.
             "routing" | "route" | "time_interval" => {}
             other => errs.push(
@@ -641,6 +646,14 @@ pub fn check(file: &Path, text: &str) -> Checked {
     let admin = check_admin(admin.unwrap_or_default(), &mut errs, &mut warnings);
     let router = check_routing(text, &sinks, &mut errs, &mut warnings);
     let health = check_health(health.unwrap_or_default(), &positions, &mut errs);
+    let ha = ha.and_then(|raw| {
+        let (settings, problems) = crate::ha::config::HaSettings::check(raw);
+        for (key, message) in problems {
+            errs.list
+                .push(positions.error(&format!("ha.{key}"), message));
+        }
+        settings
+    });
     let mut names = BTreeSet::new();
     let mut settings = Vec::new();
     let mut budgets: Vec<(String, String, NonZeroU32, String)> = Vec::new();
@@ -688,6 +701,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
             router,
             admin,
             health,
+            ha,
             warnings,
             positions,
         },
@@ -697,7 +711,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
 
 /// The top-level keys of a config file: the tables [`check`] reads (keep in step with its
 /// `match`), for the "did you mean" of an unknown one.
-const TOP_LEVEL_KEYS: [&str; 10] = [
+const TOP_LEVEL_KEYS: [&str; 11] = [
     "source",
     "sink",
     "state",
@@ -705,6 +719,7 @@ const TOP_LEVEL_KEYS: [&str; 10] = [
     "delivery",
     "admin",
     "health",
+    "ha",
     "routing",
     "route",
     "time_interval",

@@ -87,6 +87,10 @@ pub struct Event {
     /// The summary, for `summary`.
     #[serde(default)]
     pub summary: Option<Summary>,
+    /// Sent by a replica that took over from a leader which may already have sent it: the
+    /// same id as before, said in every rendering (`shared/scale-out.md` §3).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub possible_repeat: bool,
 }
 
 /// Idempotency key of an event: SHA-256 over length-prefixed parts, hex.
@@ -140,6 +144,31 @@ impl Event {
             resolution,
             finding: Some(finding),
             summary: None,
+            possible_repeat: false,
+        }
+    }
+
+    /// When what this event reports happened, on Security Center's clock (unix ms): the time
+    /// key its listing is windowed and sorted by — an alert's latest occurrence, or its
+    /// handling time (`OperateTime`) once handled; a firewall record's last time; a
+    /// vulnerability's first detection (`FirstTs`) and a baseline risk's last detection for
+    /// a `new`. `None` for what has no such time: a snapshot's resolution, a summary, a
+    /// reminder. The handoff between replicas orders events by it ([`crate::ha::ledger`]).
+    pub fn activity_ms(&self) -> Option<i64> {
+        let f = self.finding.as_ref()?;
+        let ms =
+            |t: Option<OffsetDateTime>| t.map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+        match (self.domain, self.kind) {
+            (_, EventKind::Summary | EventKind::Reminder) => None,
+            (Domain::Alerts, EventKind::Resolved) => f.raw.get("OperateTime").and_then(|v| {
+                v.as_i64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            }),
+            (Domain::Alerts | Domain::Firewall, _) => ms(f.last_seen),
+            (Domain::Vulnerabilities | Domain::Baseline, EventKind::New) => {
+                ms(f.first_seen.or(f.last_seen))
+            }
+            (Domain::Vulnerabilities | Domain::Baseline, _) => None,
         }
     }
 
@@ -177,6 +206,7 @@ impl Event {
             resolution: None,
             finding: original.finding.clone(),
             summary: None,
+            possible_repeat: false,
         }
     }
 
@@ -210,6 +240,7 @@ impl Event {
                     "sasrelay started tracking {tracked} {noun} in source {source}; from now on only changes are reported"
                 ),
             }),
+            possible_repeat: false,
         }
     }
 }

@@ -323,6 +323,39 @@ impl LeaseBackend for KubeLease {
     }
 }
 
+/// What a leader's work checks before every poll and every send: the role its term began
+/// with (`epoch`) still holds, and its monotonic deadline has not passed. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Gate {
+    role: watch::Receiver<Role>,
+    epoch: u64,
+}
+
+impl Gate {
+    /// The gate of the term that leads with `epoch`, following `role`.
+    pub fn new(role: watch::Receiver<Role>, epoch: u64) -> Gate {
+        Gate { role, epoch }
+    }
+
+    /// The term's deadline, while it still leads (a later renew moves it on).
+    pub fn deadline(&self) -> Option<Instant> {
+        match *self.role.borrow() {
+            Role::Leader { epoch, deadline } if epoch == self.epoch => Some(deadline),
+            _ => None,
+        }
+    }
+
+    /// Leading now.
+    pub fn open(&self) -> bool {
+        self.deadline().is_some_and(|d| Instant::now() < d)
+    }
+
+    /// The term's epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
 /// One candidate for a lease, on any [`LeaseBackend`]: it keeps the leader's monotonic
 /// deadline (the start of the last successful try + `renew_deadline`) and loops.
 pub struct Elector<B> {

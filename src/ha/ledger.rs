@@ -30,6 +30,7 @@
 //! did not settle is always sent; an event it settled is sent again only flagged.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -110,9 +111,10 @@ struct StreamBook {
 
 #[derive(Debug, Default)]
 struct SinkBook {
-    /// Pending events by (activity time, id), and each id's time.
+    /// Pending events by (activity time, id), and each id's time (`None`: it has none and
+    /// holds no mark back; a successor decides it by the ring alone).
     pending: BTreeSet<(i64, String)>,
-    pending_at: HashMap<String, i64>,
+    pending_at: HashMap<String, Option<i64>>,
     /// Settled events not yet below the sink's mark, by (activity time, ring id).
     settled: BTreeSet<(i64, String)>,
     /// A successor's mark taken over, held until its own listing of the stream has enqueued
@@ -176,8 +178,10 @@ impl Ledger {
         }
     }
 
-    /// An event of `stream` with activity time `at_ms` is pending at `sink` (in its outbox).
-    pub fn pending(&mut self, sink: &str, stream: &str, event_id: &str, at_ms: i64) {
+    /// An event of `stream` with activity time `at_ms` is pending at `sink` (in its outbox,
+    /// a group or a hold). An event with no activity time (a snapshot's resolution) holds no
+    /// mark back: a successor that derives it again decides it by the ring.
+    pub fn pending(&mut self, sink: &str, stream: &str, event_id: &str, at_ms: Option<i64>) {
         let book = self
             .streams
             .entry(stream.to_string())
@@ -185,18 +189,19 @@ impl Ledger {
             .sinks
             .entry(sink.to_string())
             .or_default();
-        if book
-            .pending_at
-            .insert(event_id.to_string(), at_ms)
-            .is_none()
-        {
-            book.pending.insert((at_ms, event_id.to_string()));
+        if book.pending_at.contains_key(event_id) {
+            return;
+        }
+        book.pending_at.insert(event_id.to_string(), at_ms);
+        if let Some(at) = at_ms {
+            book.pending.insert((at, event_id.to_string()));
         }
     }
 
-    /// The event is settled at `sink` (delivered, dead-lettered or discarded): no successor
-    /// sends it again unflagged. Unknown ids are ignored.
-    pub fn settled(&mut self, sink: &str, stream: &str, event_id: &str) {
+    /// The event is settled at `sink` (delivered, dead-lettered or let go) at `now_ms`: no
+    /// successor sends it again unflagged. An event with no activity time stays in the ring
+    /// until the mark passes `now_ms`. Unknown ids are ignored.
+    pub fn settled(&mut self, sink: &str, stream: &str, event_id: &str, now_ms: i64) {
         let Some(book) = self
             .streams
             .get_mut(stream)
@@ -205,8 +210,11 @@ impl Ledger {
             return;
         };
         if let Some(at) = book.pending_at.remove(event_id) {
-            book.pending.remove(&(at, event_id.to_string()));
-            book.settled.insert((at, ring_id(event_id).to_string()));
+            if let Some(at) = at {
+                book.pending.remove(&(at, event_id.to_string()));
+            }
+            book.settled
+                .insert((at.unwrap_or(now_ms), ring_id(event_id).to_string()));
         }
     }
 
@@ -228,7 +236,7 @@ impl Ledger {
         self.streams
             .values()
             .filter_map(|s| s.sinks.get(sink))
-            .map(|b| b.pending.len())
+            .map(|b| b.pending_at.len())
             .sum()
     }
 
@@ -244,7 +252,7 @@ impl Ledger {
             book.sinks.retain(|name, s| {
                 let through = s.through(listed);
                 s.settled = s.settled.split_off(&(through + 1, String::new()));
-                if s.pending.is_empty() && s.settled.is_empty() && s.floor.is_none() {
+                if s.pending_at.is_empty() && s.settled.is_empty() && s.floor.is_none() {
                     return false;
                 }
                 // Newest first, each id once (a successor may hold one under two times).
@@ -330,6 +338,11 @@ impl Takeover {
         }
     }
 
+    /// Whether an event with activity time `at_ms` could have been listed by the old leader.
+    pub fn possible_repeat(&self, at_ms: Option<i64>) -> bool {
+        at_ms.is_none_or(|t| t <= self.took_over_ms)
+    }
+
     /// The checkpoint read.
     pub fn checkpoint(&self) -> &Checkpoint {
         &self.checkpoint
@@ -351,7 +364,7 @@ impl Takeover {
     /// The verdict for the event `event_id` of `stream` at `sink`, whose activity time is
     /// `at_ms` (`None` when it has none: it is settled only if its id is in the ring).
     pub fn decide(&self, sink: &str, stream: &str, event_id: &str, at_ms: Option<i64>) -> Verdict {
-        let possible_repeat = at_ms.is_none_or(|t| t <= self.took_over_ms);
+        let possible_repeat = self.possible_repeat(at_ms);
         let Some(mark) = self.checkpoint.streams.get(stream) else {
             return Verdict::Send { possible_repeat };
         };
@@ -374,6 +387,119 @@ impl Takeover {
     }
 }
 
+/// One leadership term's ledger and, after a takeover, the verdicts on what the first
+/// listing of each stream derives again; shared by the term's dispatch, pollers, workers and
+/// checkpoint writer.
+#[derive(Debug)]
+pub struct Handoff {
+    holder: String,
+    state: Mutex<HandoffState>,
+}
+
+#[derive(Debug)]
+struct HandoffState {
+    ledger: Ledger,
+    takeover: Option<Takeover>,
+    /// Streams listed since the takeover: their events are this leader's own.
+    relisted: BTreeSet<String>,
+}
+
+impl Handoff {
+    /// A term of `holder` that took over `takeover` (`None`: nothing to take over — the first
+    /// leader, or no checkpoint), keeping `ring_cap` ring entries per stream and sink.
+    pub fn new(holder: &str, takeover: Option<Takeover>, ring_cap: usize) -> Handoff {
+        let ledger = match &takeover {
+            Some(t) => Ledger::resume(t.checkpoint(), ring_cap),
+            None => Ledger::new(ring_cap),
+        };
+        Handoff {
+            holder: holder.to_string(),
+            state: Mutex::new(HandoffState {
+                ledger,
+                takeover,
+                relisted: BTreeSet::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HandoffState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether an event of `stream` derived now is sent flagged as a possible repeat (it
+    /// comes from the first listing after a takeover and the old leader could have listed it).
+    pub fn possible_repeat(&self, stream: &str, at_ms: Option<i64>) -> bool {
+        let state = self.lock();
+        match &state.takeover {
+            Some(t) if !state.relisted.contains(stream) => t.possible_repeat(at_ms),
+            _ => false,
+        }
+    }
+
+    /// Whether the old leader settled this event at `sink` ([`Verdict::Settled`]): then the
+    /// successor sends it nowhere there, and keeps it settled in its own checkpoints.
+    pub fn settled_before(
+        &self,
+        sink: &str,
+        stream: &str,
+        event_id: &str,
+        at_ms: Option<i64>,
+    ) -> bool {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let Some(t) = state
+            .takeover
+            .as_ref()
+            .filter(|_| !state.relisted.contains(stream))
+        else {
+            return false;
+        };
+        if t.decide(sink, stream, event_id, at_ms) != Verdict::Settled {
+            return false;
+        }
+        if let Some(at) = at_ms {
+            state.ledger.settled_at(sink, stream, event_id, at);
+        }
+        true
+    }
+
+    /// [`Ledger::pending`].
+    pub fn pending(&self, sink: &str, stream: &str, event_id: &str, at_ms: Option<i64>) {
+        self.lock().ledger.pending(sink, stream, event_id, at_ms);
+    }
+
+    /// [`Ledger::settled`].
+    pub fn settled(&self, sink: &str, stream: &str, event_id: &str, now_ms: i64) {
+        self.lock().ledger.settled(sink, stream, event_id, now_ms);
+    }
+
+    /// [`Ledger::listed`]; the stream's takeover is over.
+    pub fn listed(&self, stream: &str, listed_through_ms: i64) {
+        let mut state = self.lock();
+        state.ledger.listed(stream, listed_through_ms);
+        if state.takeover.is_some() {
+            state.relisted.insert(stream.to_string());
+        }
+    }
+
+    /// After a takeover: windowed findings first seen at or before this (the takeover) that
+    /// this replica has no record of were announced by an earlier leader
+    /// ([`crate::pipeline::lifecycle::adopt`]).
+    pub fn adopt_before_ms(&self) -> Option<i64> {
+        self.lock().takeover.as_ref().map(|t| t.took_over_ms)
+    }
+
+    /// Where the first listing of `stream` after the takeover starts ([`Takeover::window_start_ms`]).
+    pub fn window_start_ms(&self, stream: &str) -> Option<i64> {
+        self.lock().takeover.as_ref()?.window_start_ms(stream)
+    }
+
+    /// The checkpoint to write now.
+    pub fn checkpoint(&self, now_ms: i64) -> Checkpoint {
+        self.lock().ledger.checkpoint(&self.holder, now_ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,10 +516,10 @@ mod tests {
     fn a_sink_is_settled_through_the_listing_or_just_below_its_oldest_pending_event() {
         let mut l = Ledger::new(10);
         l.listed(S, 1_000);
-        l.pending("hook", S, &id(1), 900);
-        l.pending("hook", S, &id(2), 950);
-        l.pending("chat", S, &id(2), 950);
-        l.settled("chat", S, &id(2));
+        l.pending("hook", S, &id(1), Some(900));
+        l.pending("hook", S, &id(2), Some(950));
+        l.pending("chat", S, &id(2), Some(950));
+        l.settled("chat", S, &id(2), 0);
         let c = l.checkpoint("a", 5);
         let m = &c.streams[S];
         assert_eq!(m.listed_through_ms, 1_000);
@@ -402,12 +528,12 @@ mod tests {
         // Settled below the mark: forgotten, the stream's mark covers it.
         assert!(!m.sinks.contains_key("chat"), "{m:?}");
 
-        l.settled("hook", S, &id(1));
+        l.settled("hook", S, &id(1), 0);
         let c = l.checkpoint("a", 6);
         let hook = &c.streams[S].sinks["hook"];
         assert_eq!(hook.through_ms, 949);
         assert!(hook.ring.is_empty(), "id 1 is below the new mark");
-        l.settled("hook", S, &id(2));
+        l.settled("hook", S, &id(2), 0);
         let c = l.checkpoint("a", 7);
         assert!(c.streams[S].sinks.is_empty(), "nothing left to say: {c:?}");
     }
@@ -416,10 +542,10 @@ mod tests {
     fn the_ring_holds_what_was_settled_above_the_mark_newest_first_up_to_its_cap() {
         let mut l = Ledger::new(2);
         l.listed(S, 1_000);
-        l.pending("hook", S, &id(9), 100);
+        l.pending("hook", S, &id(9), Some(100));
         for n in 1..=3 {
-            l.pending("hook", S, &id(n), 500 + n as i64);
-            l.settled("hook", S, &id(n));
+            l.pending("hook", S, &id(n), Some(500 + n as i64));
+            l.settled("hook", S, &id(n), 0);
         }
         let c = l.checkpoint("a", 1);
         let hook = &c.streams[S].sinks["hook"];
@@ -468,9 +594,9 @@ mod tests {
     fn a_successor_keeps_the_ring_it_took_over_until_its_mark_passes() {
         let mut l = Ledger::new(10);
         l.listed(S, 1_000);
-        l.pending("hook", S, &id(1), 100);
-        l.pending("hook", S, &id(2), 600);
-        l.settled("hook", S, &id(2));
+        l.pending("hook", S, &id(1), Some(100));
+        l.pending("hook", S, &id(2), Some(600));
+        l.settled("hook", S, &id(2), 0);
         let c = l.checkpoint("a", 1);
         let mut next = Ledger::resume(&c, 10);
         // The successor has not listed yet: its first checkpoint says what the old one said.
@@ -481,7 +607,7 @@ mod tests {
         );
         assert_eq!(again.streams[S].sinks["hook"].through_ms, 99);
         // Its listing enqueued again what was pending, and found id 2 settled.
-        next.pending("hook", S, &id(1), 100);
+        next.pending("hook", S, &id(1), Some(100));
         next.settled_at("hook", S, &id(2), 600);
         next.listed(S, 2_000);
         let after = next.checkpoint("b", 3);
@@ -490,7 +616,7 @@ mod tests {
             after.streams[S].sinks["hook"].ring,
             vec![id(2)[..16].to_string()]
         );
-        next.settled("hook", S, &id(1));
+        next.settled("hook", S, &id(1), 0);
         assert!(next.checkpoint("b", 4).streams[S].sinks.is_empty());
     }
 
@@ -498,7 +624,7 @@ mod tests {
     fn the_checkpoint_reads_back_as_written() {
         let mut l = Ledger::new(10);
         l.listed(S, 1_000);
-        l.pending("hook", S, &id(1), 100);
+        l.pending("hook", S, &id(1), Some(100));
         let c = l.checkpoint("a", 1);
         let text = serde_json::to_string(&c).unwrap();
         assert_eq!(serde_json::from_str::<Checkpoint>(&text).unwrap(), c);
@@ -561,7 +687,7 @@ mod tests {
                         for (n, e) in events.iter().enumerate() {
                             if e.visible <= now && e.at >= from && listed_once.insert(n) {
                                 for (k, sink) in sinks.iter().enumerate() {
-                                    ledger.pending(sink, S, &id(n as u64), e.at);
+                                    ledger.pending(sink, S, &id(n as u64), Some(e.at));
                                     pending[k].push(n);
                                 }
                             }
@@ -573,7 +699,7 @@ mod tests {
                         if !pending[*sink].is_empty() {
                             let n = pending[*sink].remove(pick % pending[*sink].len());
                             delivered[*sink].insert(n);
-                            ledger.settled(sinks[*sink], S, &id(n as u64));
+                            ledger.settled(sinks[*sink], S, &id(n as u64), 0);
                         }
                     }
                     Step::Checkpoint => checkpoint = Some(ledger.checkpoint("a", now)),

@@ -2,8 +2,10 @@
 //! the election ([`lease::Elector`]) on any [`LeaseBackend`] and the epoch-fenced checkpoint
 //! on any [`checkpoint::CheckpointStore`]; on the Kubernetes API server ([`kube`]: token, CA,
 //! `GET`/`POST`/`PUT`) they are a `coordination.k8s.io/v1` Lease ([`lease::KubeLease`]) and a
-//! ConfigMap ([`checkpoint::CheckpointApi`]). The daemon does not use them yet (next: gating
-//! polls and sends on the leader's monotonic deadline, what the checkpoint holds, takeover).
+//! ConfigMap ([`checkpoint::CheckpointApi`]); for VMs they are a lease row and a checkpoint row
+//! of a PostgreSQL database ([`postgres::PgCoordinator`]). The daemon does not use them yet
+//! (next: gating polls and sends on the leader's monotonic deadline, what the checkpoint holds,
+//! takeover).
 //!
 //! The semantics are client-go's (`tools/leaderelection`), which `shared/scale-out.md` chose
 //! over the two maintained crates (both judge expiry by comparing the holder's wall clock with
@@ -20,9 +22,11 @@
 //!   releases the lease (empty holder) so a standby takes over at its next retry.
 
 pub mod checkpoint;
+pub mod config;
 pub mod kube;
 pub mod lease;
 pub mod ledger;
+pub mod postgres;
 
 /// What one try for a lease ended with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,4 +65,15 @@ pub trait LeaseBackend: Send + 'static {
 
     /// Gives the lease up if this candidate holds it (the epoch stays).
     fn release(&mut self) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// A leadership term as the pipeline sees it: the ledger it keeps for the checkpoint (and,
+/// after a takeover, the verdicts on what the old leader settled), and the gate every poll
+/// and send checks. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Term {
+    /// The term's ledger.
+    pub handoff: std::sync::Arc<ledger::Handoff>,
+    /// Open while the term leads.
+    pub gate: lease::Gate,
 }

@@ -65,6 +65,8 @@ use crate::backoff::Backoff;
 use crate::clock::unix_ms;
 use crate::config::DeliverySettings;
 use crate::event::{DeadLetter, Digest, OutboxEntry, Payload};
+use crate::ha::Term;
+use crate::pipeline::dispatch::stream_of;
 use crate::pipeline::metrics::{DeliveryOutcome, Metrics};
 use crate::sinks::chat::Fold;
 use crate::sinks::{Outcome, Sink};
@@ -81,6 +83,10 @@ pub const GROUP_WINDOW: Duration = Duration::from_millis(5);
 const IDLE: Duration = Duration::from_secs(60);
 /// Pause after the outbox could not be read or updated.
 const STORE_PAUSE_MS: i64 = 5_000;
+
+/// How long a worker whose leadership term ended waits before it looks again (it is being
+/// stopped; the pause only keeps it from starting anything meanwhile).
+const CUT_OFF_PAUSE: Duration = Duration::from_secs(1);
 
 /// The longest wait this worker ever sets (a backoff step — `retry_max_delay` is at most this
 /// — a `Retry-After`, a rate limit). An entry due, or a pause ending, later than this from now
@@ -328,6 +334,10 @@ pub struct Worker {
     /// Acks not yet flushed, and when the oldest of them was made.
     unflushed: usize,
     unflushed_since: Option<std::time::Instant>,
+    /// With replicas, the leadership term it works for: its ledger is told what is settled;
+    /// nothing starts unless the term still leads, and an attempt in flight is cut off at the
+    /// term's deadline (the entry stays; a successor sends it, flagged).
+    term: Option<Term>,
 }
 
 impl Worker {
@@ -348,6 +358,23 @@ impl Worker {
             resumed: false,
             unflushed: 0,
             unflushed_since: None,
+            term: None,
+        }
+    }
+
+    /// Works for a leadership term: tells its ledger what it settles and sends only while
+    /// its gate is open.
+    pub fn for_term(mut self, term: Option<Term>) -> Self {
+        self.term = term;
+        self
+    }
+
+    /// Tells the term's ledger that `payload`'s events are settled here.
+    fn settle(&self, payload: &Payload, now_ms: i64) {
+        if let Some(h) = self.term.as_ref().map(|t| &t.handoff) {
+            for e in payload.events() {
+                h.settled(self.sink.name(), &stream_of(e), &e.id, now_ms);
+            }
         }
     }
 
@@ -481,6 +508,9 @@ impl Worker {
     /// finding do not hold back the others behind them.
     async fn launch(&mut self, now_ms: i64) {
         let mut read = false;
+        if self.term.as_ref().is_some_and(|t| !t.gate.open()) {
+            return;
+        }
         while self.flights.len() < self.sink.concurrency() && now_ms >= self.paused_until_ms {
             match self.first_free() {
                 Some(i) => {
@@ -521,8 +551,26 @@ impl Worker {
         }
         let sink = self.sink.clone();
         let attempts = entry.attempts + 1;
+        let deadline = self.term.as_ref().map(|t| t.gate.deadline());
         let task = self.flights.spawn(async move {
-            let outcome = sink.deliver(&entry.payload, attempts).await;
+            let outcome = match deadline {
+                None => sink.deliver(&entry.payload, attempts).await,
+                Some(None) => Outcome::Throttled {
+                    after: CUT_OFF_PAUSE,
+                },
+                Some(Some(at)) => {
+                    match tokio::time::timeout_at(at, sink.deliver(&entry.payload, attempts)).await
+                    {
+                        Ok(outcome) => outcome,
+                        Err(_) => {
+                            tracing::warn!(sink = %sink.name(), event = %entry.payload.id(), "The leadership term ended during this delivery: cut off; the entry stays for whoever leads next.");
+                            Outcome::Throttled {
+                                after: CUT_OFF_PAUSE,
+                            }
+                        }
+                    }
+                }
+            };
             Landed {
                 seq,
                 entry,
@@ -612,6 +660,7 @@ impl Worker {
                 }
                 match self.store.ack(name, seq) {
                     Ok(_) => {
+                        self.settle(&entry.payload, now_ms);
                         self.unflushed += 1;
                         self.unflushed_since
                             .get_or_insert_with(std::time::Instant::now);
@@ -643,6 +692,7 @@ impl Worker {
                     response = response.as_deref(),
                     "Delivery failed permanently; moved to the dead letter."
                 );
+                self.settle(&entry.payload, now_ms);
                 let mut last = entry;
                 last.attempts = attempts;
                 let letter = DeadLetter {

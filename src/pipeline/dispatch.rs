@@ -24,6 +24,8 @@ use tokio::sync::Notify;
 
 use crate::clock::unix_ms;
 use crate::event::{Event, EventKind, OutboxEntry, Payload, event_id, finding_event_id};
+use crate::ha::Term;
+use crate::ha::ledger::{Handoff, stream_key};
 use crate::record::RecordStatus;
 use crate::routing::Target;
 use crate::routing::{Router, Silence, SilenceState, Subject, to_timestamp};
@@ -73,6 +75,8 @@ pub struct Dispatched {
     /// message per finding still open (its `new` if that was held, else its latest
     /// `recurring`), not one per recurrence.
     pub folded: usize,
+    /// Targets a takeover skipped: the old leader had settled the event there.
+    pub settled_before: usize,
     /// Sinks to wake once the batch is durable.
     pub wake: BTreeSet<String>,
     /// The grouper should look at the groups again.
@@ -233,6 +237,9 @@ pub struct Dispatcher {
     silences: Arc<Silences>,
     store: Store,
     grouper: Arc<Notify>,
+    /// With replicas, the leadership term in force ([`crate::ha::Term`]): its ledger (what
+    /// is pending where, and after a takeover what the old leader already settled) and gate.
+    term: RwLock<Option<Term>>,
 }
 
 /// What a configuration routes by: the router and the sinks it names.
@@ -277,6 +284,45 @@ impl Dispatcher {
             silences,
             store,
             grouper,
+            term: RwLock::new(None),
+        }
+    }
+
+    /// From now on, works for `term` (`None`: no term — standing by, or no replicas): tells
+    /// its ledger what is pending where, and asks it, after a takeover, what the old leader
+    /// already settled (those targets are skipped; the rest of the first listing's events
+    /// are flagged as possible repeats where the old leader could have sent them).
+    pub fn set_term(&self, term: Option<Term>) {
+        *self.term.write().unwrap_or_else(PoisonError::into_inner) = term;
+    }
+
+    /// The term in force.
+    pub fn term(&self) -> Option<Term> {
+        self.term
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn handoff(&self) -> Option<Arc<Handoff>> {
+        self.term
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|t| t.handoff.clone())
+    }
+
+    /// Tells the handoff `event` is pending at `sink`.
+    fn pending(&self, sink: &str, event: &Event) {
+        if let Some(h) = self.handoff() {
+            h.pending(sink, &stream_of(event), &event.id, event.activity_ms());
+        }
+    }
+
+    /// Tells the handoff `event` was let go at `sink` (it will never be sent there).
+    fn settled(&self, sink: &str, event: &Event, now_ms: i64) {
+        if let Some(h) = self.handoff() {
+            h.settled(sink, &stream_of(event), &event.id, now_ms);
         }
     }
 
@@ -305,13 +351,21 @@ impl Dispatcher {
     /// `repeat_interval` starts that route's reminder for the finding.
     pub fn dispatch(
         &self,
-        event: Event,
+        mut event: Event,
         generation: Option<u64>,
         now: OffsetDateTime,
         out: &mut Dispatched,
     ) -> Result<(), StoreError> {
         let now_ms = unix_ms(now);
         let ts = to_timestamp(now);
+        let stream = stream_of(&event);
+        let at_ms = event.activity_ms();
+        let handoff = self.handoff();
+        if let Some(h) = &handoff
+            && h.possible_repeat(&stream, at_ms)
+        {
+            event.possible_repeat = true;
+        }
         // The event moves into its outbox entry (no copy of the finding and its raw item);
         // every target reads it from there.
         let entry = OutboxEntry::new(Payload::from(event), now_ms);
@@ -345,6 +399,13 @@ impl Dispatcher {
             };
             if !handle.sink.accepts(event) {
                 out.filtered += 1;
+                continue;
+            }
+            if handoff
+                .as_ref()
+                .is_some_and(|h| h.settled_before(&target.sink, &stream, &event.id, at_ms))
+            {
+                out.settled_before += 1;
                 continue;
             }
             self.send(target, &entry, generation, silence.as_deref(), now_ms, out)?;
@@ -397,6 +458,7 @@ impl Dispatcher {
                 }
                 _ => false,
             };
+            self.pending(&target.sink, event);
             self.store.hold(&Held {
                 v: HELD_SCHEMA,
                 at_ms: now_ms,
@@ -471,8 +533,11 @@ impl Dispatcher {
                 continue;
             }
             // Fold first, then send: a crash in between finds only the ones to send left.
-            for (sink, id) in self.folded_by(&holder)? {
+            for (sink, id, stream) in self.folded_by(&holder)? {
                 self.store.unhold(&holder, &sink, &id)?;
+                if let Some(h) = self.handoff() {
+                    h.settled(&sink, &stream, &id, now_ms);
+                }
                 out.folded += 1;
             }
             loop {
@@ -489,17 +554,18 @@ impl Dispatcher {
         Ok(out)
     }
 
-    /// The events (sink, event id) `holder` holds that fold into another of the same finding
+    /// The events (sink, event id, stream) `holder` holds that fold into another of the same finding
     /// lifecycle from the same sink: of its `new` and `recurring` events, only the `new` if
     /// held, else the latest `recurring`, is sent at the end — one message per finding still
     /// open, not one per recurrence.
-    fn folded_by(&self, holder: &str) -> Result<Vec<(String, String)>, StoreError> {
+    fn folded_by(&self, holder: &str) -> Result<Vec<(String, String, String)>, StoreError> {
         let mut keep: HashMap<FindingSlot, Rank> = HashMap::new();
         let mut folded = Vec::new();
         self.store.each_held(holder, |held| {
             let Some(slot) = finding_slot(&held) else {
                 return;
             };
+            let stream = stream_of(&held.event);
             let rank = (
                 held.event.kind == EventKind::New,
                 held.event.observed_at,
@@ -513,7 +579,7 @@ impl Dispatcher {
                     return;
                 }
             };
-            folded.push((held.sink, loser));
+            folded.push((held.sink, loser, stream));
         })?;
         Ok(folded)
     }
@@ -581,6 +647,7 @@ impl Dispatcher {
         let accepts = sink.is_some_and(|h| h.sink.accepts(event));
         let (Some(target), true, true) = (target, open, accepts) else {
             tracing::debug!(event = %event.id, sink = %held.sink, silence = %held.silence, open, "A held event is let go after its silence.");
+            self.settled(&held.sink, event, now_ms);
             out.let_go += 1;
             return Ok(());
         };
@@ -627,6 +694,7 @@ impl Dispatcher {
                 };
                 match self.store.group_add(&gid, &header, event, now_ms)? {
                     GroupAdded::Added => {
+                        self.pending(&target.sink, event);
                         out.grouped += 1;
                         out.wake_grouper = true;
                     }
@@ -635,6 +703,7 @@ impl Dispatcher {
             }
             None => match self.store.enqueue(&target.sink, entry)? {
                 Enqueued::Inserted(_) => {
+                    self.pending(&target.sink, event);
                     out.enqueued += 1;
                     out.wake.insert(target.sink.clone());
                 }
@@ -743,4 +812,9 @@ fn describe(event: &Event) -> String {
         (None, Some(s)) => s.message.clone(),
         (None, None) => event.id.clone(),
     }
+}
+
+/// The handoff's stream of `event`: its source and domain.
+pub fn stream_of(event: &Event) -> String {
+    stream_key(&event.source, event.domain.as_str())
 }

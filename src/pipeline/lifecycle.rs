@@ -155,6 +155,34 @@ pub fn confirm_gone(diff: &mut Diff, known: &BTreeMap<String, Record>, needed: u
     pending
 }
 
+/// After a takeover (`shared/scale-out.md` §3), a windowed finding this replica has no record
+/// of but that existed before the takeover (`first_seen` at or before `before_ms`) was
+/// announced by an earlier leader: it is adopted as open, with no occurrence known, so
+/// [`diff`] reports what it does next — a later occurrence as `recurring`, its handling as
+/// `resolved` — rather than a second `new`, or nothing. Whether the old leader had already
+/// sent that is the handoff's verdict, not the lifecycle's. Returns how many it adopted.
+pub fn adopt(
+    observed: &[Finding],
+    known: &mut BTreeMap<String, Record>,
+    before_ms: i64,
+    now: OffsetDateTime,
+) -> usize {
+    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let mut adopted = 0;
+    for f in observed {
+        let existed = f
+            .first_seen
+            .is_some_and(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64 <= before_ms);
+        if !existed || known.contains_key(&f.fingerprint) {
+            continue;
+        }
+        let record = fresh(f, Coverage::Window, RecordStatus::Active, 1, "", now_ms);
+        known.insert(f.fingerprint.clone(), record);
+        adopted += 1;
+    }
+    adopted
+}
+
 /// The occurrence marker of a finding: alerts, the latest occurrence (unix ms); firewall
 /// records, the try count; other domains have none.
 pub fn occurrence(f: &Finding) -> String {

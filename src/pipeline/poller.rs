@@ -443,6 +443,9 @@ impl Poller {
         }
 
         // 3. Only now may the cursor move.
+        // Security Center's now when the poll began, as far as its answers tell: a local
+        // clock stepped forward must not move the window past what it holds.
+        let watermark_ms = now_ms - ahead_at_start.max(self.clock_ahead_ms());
         let backfill = (!end.remainders.is_empty()).then(|| Backfill {
             remainders: end.remainders.iter().map(stored).collect(),
             tracked: if first_start_left { tracked } else { 0 },
@@ -452,9 +455,7 @@ impl Poller {
             domain,
             &Cursor {
                 v: crate::store::CURSOR_SCHEMA,
-                // Security Center's now when the poll began, as far as its answers tell: a
-                // local clock stepped forward must not move the window past what it holds.
-                watermark_ms: Some(now_ms - ahead_at_start.max(self.clock_ahead_ms())),
+                watermark_ms: Some(watermark_ms),
                 initialised: true,
                 last_success_ms: if failed.is_empty() {
                     now_ms
@@ -482,10 +483,35 @@ impl Poller {
         )?;
         self.keep_details(now_ms)?;
         self.store.flush().await?;
+        if let Some(term) = self.dispatcher.term() {
+            let whole = !self.snapshot() || (end.complete && failed.is_empty() && only.is_none());
+            if whole {
+                term.handoff.listed(
+                    &self.stream(),
+                    self.listed_through(watermark_ms, &end.remainders),
+                );
+            }
+        }
         if !failed.is_empty() {
             return Err(PollError::Partial(failed));
         }
         Ok(report)
+    }
+
+    /// The handoff's name of this source and domain.
+    fn stream(&self) -> String {
+        crate::ha::ledger::stream_key(self.name(), self.poll.domain.as_str())
+    }
+
+    /// What a committed poll with `watermark_ms` has listed through, for the handoff: every
+    /// record up to the next window's start (the watermark less the overlap), and nothing
+    /// from the oldest window a remainder still has to read.
+    fn listed_through(&self, watermark_ms: i64, remainders: &[Remainder]) -> i64 {
+        let overlap = self.source.settings.overlap.as_millis() as i64;
+        remainders
+            .iter()
+            .map(|r| r.since_ms.map_or(i64::MIN, |s| s.saturating_sub(1)))
+            .fold(watermark_ms - overlap, i64::min)
     }
 
     /// Takes back the baseline check details kept by earlier runs (once, before the first
@@ -634,7 +660,15 @@ impl Poller {
         } else {
             Coverage::Window
         };
-        let known = self.known_records(&batch.findings)?;
+        let mut known = self.known_records(&batch.findings)?;
+        if !self.snapshot()
+            && let Some(before) = self
+                .dispatcher
+                .term()
+                .and_then(|t| t.handoff.adopt_before_ms())
+        {
+            lifecycle::adopt(&batch.findings, &mut known, before, now);
+        }
         let silent = batch.first_start && settings.initial_sync == InitialSync::Baseline;
         let diff = lifecycle::diff(
             batch.findings,
@@ -1014,6 +1048,11 @@ impl Task for Poller {
             }
             let spread = (self.poll.interval / 10).min(MAX_START_OFFSET);
             return Ok(Next::After(spread.mul_f64(rand::random::<f64>())));
+        }
+        if self.dispatcher.term().is_some_and(|t| !t.gate.open()) {
+            // The leadership term is over (or past its deadline): no poll; the daemon is
+            // stopping this poller.
+            return Ok(Next::After(Duration::from_secs(1)));
         }
         let started = std::time::Instant::now();
         match self.poll_once(OffsetDateTime::now_utc()).await {

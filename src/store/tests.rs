@@ -25,6 +25,7 @@ fn entry(id: &str, now_ms: i64) -> OutboxEntry {
                 tracked: 1,
                 message: "m".to_string(),
             }),
+            possible_repeat: false,
         }),
         now_ms,
     )

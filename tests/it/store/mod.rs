@@ -23,6 +23,7 @@ pub fn entry(id: &str, now_ms: i64, pad: usize) -> OutboxEntry {
                 tracked: 1,
                 message: "x".repeat(pad),
             }),
+            possible_repeat: false,
         }),
         now_ms,
     )
