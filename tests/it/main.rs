@@ -24,6 +24,7 @@ mod credentials;
 mod daemon;
 mod deploy;
 mod ha;
+mod ha_postgres;
 mod pipeline;
 mod render;
 mod routing;
