@@ -9,7 +9,9 @@
 //! that did not finish (timed out, or its caller stopped waiting) leaves its connection
 //! behind, and so does a connection the server closed: the next call opens a new one, and a
 //! call that finds its idle connection dead tries once more on a fresh one (every statement
-//! here may run twice: a renew or a store repeated is the same renew or store).
+//! here may run twice: a renew or a store repeated is the same renew or store). A statement
+//! given up on here may still run on the server until its `statement_timeout`; a renew that
+//! lands late keeps the row held longer, never gives it to two.
 //!
 //! The tables, created on first use when missing (`CREATE` on the schema is needed only then;
 //! afterwards `SELECT`, `INSERT` and `UPDATE` on both tables are enough):
@@ -126,6 +128,9 @@ pub enum PgError {
     /// The URL could not be read.
     #[error("the PostgreSQL URL is not valid: {0}")]
     Url(String),
+    /// A parameter other than the URL makes no sense.
+    #[error("the PostgreSQL coordinator: {0}")]
+    Settings(String),
     /// The TLS settings could not be set up (an unreadable `sslrootcert`, no system roots).
     #[error("TLS for PostgreSQL at {at}: {reason}")]
     Tls {
@@ -204,12 +209,14 @@ impl PgCoordinator {
         call_timeout: Duration,
     ) -> Result<PgCoordinator, PgError> {
         if name.is_empty() || identity.is_empty() {
-            return Err(PgError::Url(
+            return Err(PgError::Settings(
                 "the lease name and the identity must not be empty".into(),
             ));
         }
         if call_timeout.is_zero() {
-            return Err(PgError::Url("the call timeout must be over zero".into()));
+            return Err(PgError::Settings(
+                "the call timeout must be over zero".into(),
+            ));
         }
         let mut target = Target::parse(url)?;
         if target.config.get_application_name().is_none() {

@@ -44,16 +44,24 @@ const T: Duration = Duration::from_secs(20);
 /// The server this binary started.
 struct Server {
     port: u16,
+    /// The CA that signed the server's certificate (for 127.0.0.1 only), and one that did not.
+    ca: PathBuf,
+    other_ca: PathBuf,
 }
 
 static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
 
-/// The port of the server, started on first use; a test fails (never passes) without one.
-fn server() -> u16 {
+/// The server, started on first use; a test fails (never passes) without one.
+fn the_server() -> &'static Server {
     match SERVER.get_or_init(start_server) {
-        Ok(s) => s.port,
+        Ok(s) => s,
         Err(e) => panic!("no PostgreSQL server for the tests: {e}"),
     }
+}
+
+/// The port of the server.
+fn server() -> u16 {
+    the_server().port
 }
 
 /// The newest `/usr/lib/postgresql/N/bin` holding `initdb` and `postgres`.
@@ -154,6 +162,7 @@ fn start_server() -> Result<Server, String> {
             ));
         }
     }
+    certificates(&dir)?;
     let data = dir.join("data");
     let out = as_server_user(&bin.join("initdb"))
         .arg("-D")
@@ -182,11 +191,108 @@ fn start_server() -> Result<Server, String> {
             .map_err(|e| format!("a free port: {e}"))?
             .port();
         match run_server(&bin, &dir, &data, port) {
-            Ok(()) => return Ok(Server { port }),
+            Ok(()) => {
+                return Ok(Server {
+                    port,
+                    ca: dir.join("ca.pem"),
+                    other_ca: dir.join("other-ca.pem"),
+                });
+            }
             Err(e) => last = e,
         }
     }
     Err(last)
+}
+
+/// A CA, a server certificate it signs for 127.0.0.1 (an IP address SAN, no name), and
+/// another CA, made with the `openssl` command (which the `postgresql` package brings).
+fn certificates(dir: &Path) -> Result<(), String> {
+    let openssl = |args: &[&str]| -> Result<(), String> {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| format!("openssl (install the Debian package openssl): {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "openssl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    for (name, cn) in [("ca", "sasrelay test CA"), ("other-ca", "another CA")] {
+        let (key, pem, subj) = (
+            format!("{name}.key"),
+            format!("{name}.pem"),
+            format!("/CN={cn}"),
+        );
+        let mut args = vec!["req", "-x509", "-days", "2", "-subj", &subj];
+        args.extend(ec);
+        args.extend(["-keyout", &key, "-out", &pem]);
+        args.extend([
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ]);
+        openssl(&args)?;
+    }
+    let mut args = vec!["req", "-subj", "/CN=sasrelay test server"];
+    args.extend(ec);
+    args.extend(["-keyout", "server.key", "-out", "server.csr"]);
+    openssl(&args)?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| format!("server.ext: {e}"))?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "2",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ])?;
+    // The server reads its key only when its own user holds it, unreadable to others.
+    if is_root() {
+        let status = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(dir.join("server.key"))
+            .status()
+            .map_err(|e| format!("chown: {e}"))?;
+        if !status.success() {
+            return Err("cannot give server.key to the postgres user".into());
+        }
+    }
+    let status = Command::new("chmod")
+        .arg("600")
+        .arg(dir.join("server.key"))
+        .status()
+        .map_err(|e| format!("chmod: {e}"))?;
+    if !status.success() {
+        return Err("cannot make server.key private".into());
+    }
+    Ok(())
 }
 
 /// Starts `postgres` on `port` from a thread that lives as long as the server (the parent
@@ -210,7 +316,16 @@ fn run_server(bin: &Path, dir: &Path, data: &Path, port: u16) -> Result<(), Stri
             "max_connections=200",
             "-c",
             "logging_collector=off",
+            "-c",
+            "ssl=on",
+            "-c",
         ])
+        .arg(format!(
+            "ssl_cert_file={}",
+            dir.join("server.pem").display()
+        ))
+        .arg("-c")
+        .arg(format!("ssl_key_file={}", dir.join("server.key").display()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -832,4 +947,108 @@ async fn an_unreachable_server_fails_fast_naming_where() {
     assert!(started.elapsed() <= CALL_TIMEOUT + SLACK);
     assert!(e.contains(&format!("127.0.0.1:{port}/ha")), "{e}");
     assert!(!e.contains("hunter2"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+// ---------------------------------------------------------------------------------------------
+
+/// Whether the session of candidate `who` is encrypted, as the server sees it.
+async fn encrypted(who: &str) -> bool {
+    admin("postgres")
+        .await
+        .query_one(
+            "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = $1",
+            &[&format!("sasrelay {who}")],
+        )
+        .await
+        .unwrap()
+        .get::<_, Option<bool>>(0)
+        .unwrap_or_else(|| panic!("no session of {who}"))
+}
+
+/// `sslmode` as libpq reads it, over rustls: `disable` plain; `require` encrypted without a
+/// check; `verify-full` checks the chain against `sslrootcert` and the address, `verify-ca`
+/// the chain alone; a certificate from another CA, or a name the certificate does not hold,
+/// is refused naming the place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_is_honoured_over_rustls() {
+    let server = the_server();
+    let url = |host: &str, query: &str| {
+        format!(
+            "postgres://postgres@{host}:{}/postgres?{query}",
+            server.port
+        )
+    };
+    let connect = |url: String, who: &'static str| async move {
+        PgCoordinator::connect(&url, "tls", who, TIMINGS.lease, CALL_TIMEOUT).await
+    };
+    let ca = format!("sslrootcert={}", server.ca.display());
+    let other = format!("sslrootcert={}", server.other_ca.display());
+
+    let plain = connect(url("127.0.0.1", "sslmode=disable"), "tls-plain")
+        .await
+        .unwrap();
+    assert!(!encrypted("tls-plain").await);
+    let unchecked = connect(url("127.0.0.1", "sslmode=require"), "tls-require")
+        .await
+        .unwrap();
+    assert!(encrypted("tls-require").await);
+    let checked = connect(
+        url("127.0.0.1", &format!("sslmode=verify-full&{ca}")),
+        "tls-full",
+    )
+    .await
+    .unwrap();
+    assert!(encrypted("tls-full").await);
+    let mut lease = checked.lease;
+    assert!(matches!(
+        lease.try_acquire_or_renew().await.unwrap(),
+        sasrelay::ha::Attempt::Holding { .. }
+    ));
+    lease.release().await.unwrap();
+    // The certificate names 127.0.0.1, not localhost: verify-ca does not mind.
+    let chain_only = connect(
+        url("localhost", &format!("sslmode=verify-ca&{ca}")),
+        "tls-ca",
+    )
+    .await
+    .unwrap();
+    assert!(encrypted("tls-ca").await);
+
+    for (host, query, what) in [
+        (
+            "localhost",
+            format!("sslmode=verify-full&{ca}"),
+            "a name the certificate lacks",
+        ),
+        (
+            "127.0.0.1",
+            format!("sslmode=verify-full&{other}"),
+            "another CA",
+        ),
+        (
+            "127.0.0.1",
+            format!("sslmode=require&{other}"),
+            "another CA under require",
+        ),
+        (
+            "127.0.0.1",
+            "sslmode=verify-full".to_string(),
+            "the system's roots",
+        ),
+    ] {
+        let e = match connect(url(host, &query), "tls-refused").await {
+            Err(e @ PgError::Connect { .. }) => e.to_string(),
+            Err(e) => panic!("{what}: another error: {e}"),
+            Ok(_) => panic!("{what}: connected"),
+        };
+        assert!(
+            e.contains(&format!("{host}:{}/postgres", server.port)),
+            "{what}: {e}"
+        );
+        assert!(e.to_lowercase().contains("certificate"), "{what}: {e}");
+    }
+    drop((plain, unchecked, chain_only));
 }
