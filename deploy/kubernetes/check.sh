@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Renders deploy/kubernetes with kustomize and validates the result offline: every object
+# Renders both variants with kustomize, deploy/kubernetes (one replica) and
+# deploy/kubernetes/ha (two replicas, one leader), and validates each offline: every object
 # against the Kubernetes schemas (PyPI kubernetes-validate, strict) and the ServiceMonitor and
 # PrometheusRule against the Prometheus Operator's CRD models (PyPI
 # cloudcoil-models-prometheus-operator); then the manifests against sasrelay.toml, the README's
-# alerts and src/sas/'s RAM actions, and `sasrelay check` on the ConfigMap's config
-# (validate.py says what exactly). Exit 0 when all pass, 1 with every problem otherwise.
+# alerts and src/sas/'s RAM actions, and `sasrelay check` on the ConfigMap's config; for ha/
+# also the replicas' placement, the Role, the PodDisruptionBudget and [ha] (validate.py says
+# what exactly). Both are always checked; exit 0 when all pass, 1 with every problem otherwise.
 #
 #   deploy/kubernetes/check.sh [SASRELAY_BINARY]     (default: target/debug/sasrelay)
 #
@@ -40,7 +42,16 @@ fi
 
 rendered="$(mktemp)"
 trap 'rm -f "$rendered"' EXIT
-echo "== kubectl kustomize deploy/kubernetes"
-kubectl kustomize "$here" >"$rendered" || fail "kubectl kustomize $here failed"
-echo "== validate"
-"$venv/bin/python" "$here/validate.py" "$rendered" "$root" "$binary"
+status=0
+for variant in base ha; do
+  if [ "$variant" = base ]; then dir="$here" label=deploy/kubernetes; else dir="$here/$variant" label="deploy/kubernetes/$variant"; fi
+  echo "== kubectl kustomize $label"
+  if ! kubectl kustomize "$dir" >"$rendered"; then
+    echo "deploy/kubernetes/check.sh: kubectl kustomize $dir failed" >&2
+    status=1
+    continue
+  fi
+  echo "== validate $label"
+  "$venv/bin/python" "$here/validate.py" "$rendered" "$root" "$binary" "$variant" || status=1
+done
+exit "$status"

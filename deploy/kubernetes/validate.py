@@ -1,6 +1,8 @@
 """Validates the rendered Kubernetes manifests of sasrelay offline (run by check.sh).
 
-Every problem is reported, then the exit code is 1; 0 when there is none. What is checked:
+check.sh runs it once per variant: `base` (deploy/kubernetes: one replica) and `ha`
+(deploy/kubernetes/ha: two replicas, one leader). Every problem is reported, then the exit
+code is 1; 0 when there is none. What is checked:
 
 1. Schemas. Every built-in object against the Kubernetes OpenAPI schemas that the PyPI package
    kubernetes-validate bundles, in strict mode (an unknown field is an error), for each version
@@ -8,7 +10,9 @@ Every problem is reported, then the exit code is 1; 0 when there is none. What i
    cloudcoil-models-prometheus-operator generates from the Prometheus Operator's CRD schemas;
    pydantic drops unknown fields, so a field that does not survive the round trip is reported
    as unknown too.
-2. The contract between the objects and sasrelay.toml: one replica, Recreate, the hardening
+2. The contract between the objects and sasrelay.toml: for `base` one replica, Recreate, the
+   state on the PersistentVolumeClaim, no [ha] and no API token; for `ha` what section 6 says;
+   for both the hardening
    (non-root with a fixed uid/gid, fsGroup, read-only root, no privilege escalation, no
    capabilities, RuntimeDefault seccomp), resources, probes on /healthz and /readyz through
    the port `[admin] health_listen` binds, the admin API on loopback, the state directory on
@@ -23,8 +27,18 @@ Every problem is reported, then the exit code is 1; 0 when there is none. What i
 5. `sasrelay check` passes, without a warning, on the ConfigMap's sasrelay.toml with the
    container's own arguments (`run` turned into `check`) in the environment the pod has (the
    Secret's variables and what the RRSA webhook injects).
+6. `ha` only: two replicas, RollingUpdate with maxSurge 0 and maxUnavailable 1, a required
+   podAntiAffinity on kubernetes.io/hostname and a ScheduleAnyway spread over
+   topology.kubernetes.io/zone, each store on an emptyDir with a sizeLimit and no
+   PersistentVolumeClaim at all, POD_NAME from metadata.name, the API token mounted, a grace
+   period for the last checkpoint and the Lease's release; [ha] coordinator = "kubernetes"
+   in-cluster with no fixed identity, and the config otherwise equal to the base's; a Role
+   granting exactly get and update on the Lease and the checkpoint ConfigMap by name and
+   create on each kind, bound to the pod's ServiceAccount (no cluster-wide role); a
+   PodDisruptionBudget of maxUnavailable 1; egress to the API server (TCP 443 and 6443) not
+   blocked by a NetworkPolicy; the image the base's.
 
-Usage: validate.py RENDERED.yaml REPO_ROOT SASRELAY_BINARY
+Usage: validate.py RENDERED.yaml REPO_ROOT SASRELAY_BINARY [base|ha]
 """
 
 import ipaddress
@@ -196,15 +210,23 @@ def load_config(objs, pod, container):
     return None, None
 
 
-def check_deployment(objs):
+def check_deployment(objs, variant):
     dep = only(objs, "Deployment")
     if dep is None:
         return None
     spec = dep["spec"]
-    if spec.get("replicas") != 1:
-        problem(name(dep), "replicas must be 1: two pods would poll and deliver everything twice")
-    if (spec.get("strategy") or {}).get("type") != "Recreate":
-        problem(name(dep), "strategy.type must be Recreate: a rolling update runs two pods at once")
+    strategy = spec.get("strategy") or {}
+    if variant == "ha":
+        if spec.get("replicas") != 2:
+            problem(name(dep), "replicas must be 2: one leader and one standby")
+        rolling = strategy.get("rollingUpdate") or {}
+        if strategy.get("type") != "RollingUpdate" or rolling.get("maxSurge") != 0 or rolling.get("maxUnavailable") != 1:
+            problem(name(dep), f"strategy must be RollingUpdate with maxSurge 0 and maxUnavailable 1 (one pod per node: a surge pod may have no node), not {strategy}")
+    else:
+        if spec.get("replicas") != 1:
+            problem(name(dep), "replicas must be 1: two pods would poll and deliver everything twice")
+        if strategy.get("type") != "Recreate":
+            problem(name(dep), "strategy.type must be Recreate: a rolling update runs two pods at once")
     pod = spec["template"]["spec"]
     check_pod_security(name(dep), pod)
     containers = pod.get("containers", [])
@@ -215,10 +237,10 @@ def check_deployment(objs):
     config, text = load_config(objs, pod, container)
     if config is None:
         return None
-    return {"dep": dep, "pod": pod, "container": container, "config": config, "text": text}
+    return {"dep": dep, "pod": pod, "container": container, "config": config, "text": text, "variant": variant}
 
 
-def check_config_against_pod(objs, dep, pod, container, config):
+def check_config_against_pod(objs, dep, pod, container, config, variant):
     where = name(dep)
     admin = config.get("admin") or {}
     listen = admin.get("listen", "127.0.0.1:9595")
@@ -249,14 +271,21 @@ def check_config_against_pod(objs, dep, pod, container, config):
         if health_port is not None and container_port(container, get.get("port")) != health_port:
             problem(where, f"{probe} must use port {health_port} ([admin] health_listen)")
     state_dir = (config.get("state") or {}).get("directory")
-    claims = {
-        v["name"] for v in pod.get("volumes", []) if "persistentVolumeClaim" in v
-    }
-    if not any(
-        m["mountPath"].rstrip("/") == str(state_dir).rstrip("/") and m["name"] in claims
+    if variant == "ha":
+        # Each replica's own store: sled locks it, so it is never shared.
+        kind, wanted = "emptyDir", "an emptyDir mount (each replica's own store)"
+    else:
+        kind, wanted = "persistentVolumeClaim", "a PersistentVolumeClaim mount"
+    state_volumes = {v["name"]: v for v in pod.get("volumes", []) if kind in v}
+    mounted = [
+        state_volumes[m["name"]]
         for m in container.get("volumeMounts", [])
-    ):
-        problem(where, f"[state] directory {state_dir} must be a PersistentVolumeClaim mount")
+        if m["mountPath"].rstrip("/") == str(state_dir).rstrip("/") and m["name"] in state_volumes
+    ]
+    if not mounted:
+        problem(where, f"[state] directory {state_dir} must be {wanted}")
+    elif variant == "ha" and not (mounted[0]["emptyDir"] or {}).get("sizeLimit"):
+        problem(where, f"the state emptyDir {mounted[0]['name']} needs a sizeLimit (else it may fill the node's disk)")
     provided = {e["name"] for e in container.get("env", [])}
     for var in sorted(set(env_refs(config))):
         if var not in provided:
@@ -266,8 +295,21 @@ def check_config_against_pod(objs, dep, pod, container, config):
             problem(where, f"env {e['name']} must come from a Secret (valueFrom.secretKeyRef), not a literal")
     grace = duration_seconds((config.get("daemon") or {}).get("shutdown_grace", "10s"))
     period = pod.get("terminationGracePeriodSeconds", 30)
-    if period < grace + 10:
+    if variant == "ha":
+        # The term's deliveries (shutdown_grace), the last checkpoint (bounded by the term's
+        # deadline, renew_deadline), the release (a read and a write, renew_deadline / 2 each),
+        # the remaining tasks (shutdown_grace), the flush (10 s).
+        renew = duration_seconds((config.get("ha") or {}).get("renew_deadline", "10s"))
+        need = 2 * grace + 2 * renew + 10
+        if period < need:
+            problem(where, f"terminationGracePeriodSeconds {period} must be at least 2 x [daemon] shutdown_grace ({grace:g}s) + 2 x [ha] renew_deadline ({renew:g}s) + 10s = {need:g}s: the leader's deliveries, last checkpoint, the Lease's release and the flush")
+    elif period < grace + 10:
         problem(where, f"terminationGracePeriodSeconds {period} must be at least [daemon] shutdown_grace ({grace:g}s) + 10s for the final flush")
+    if variant != "ha":
+        if "ha" in config:
+            problem("sasrelay.toml", "[ha] belongs to the ha/ variant (two replicas, the API token, the Role), not to one replica")
+        if pod.get("automountServiceAccountToken") is not False:
+            problem(where, "automountServiceAccountToken must be false: one replica never calls the Kubernetes API")
     check_rrsa(objs, dep, pod, config)
     return health_port
 
@@ -318,6 +360,8 @@ def check_service_and_monitor(objs, found, health_port):
         chosen = (np["spec"].get("podSelector") or {}).get("matchLabels") or {}
         if any(pod_labels.get(k) != v for k, v in chosen.items()):
             continue
+        if "Ingress" not in (np["spec"].get("policyTypes") or ["Ingress"]):
+            continue  # egress only: ingress stays as it was
         allowed = [
             container_port(container, p.get("port"))
             for rule in np["spec"].get("ingress", [])
@@ -472,8 +516,170 @@ def check_config_with_binary(found, binary):
             print(f"sasrelay check: {' / '.join(out.strip().splitlines()[:1]) or '(no output)'}")
 
 
+# -- 6. two replicas (ha/) ---------------------------------------------------------------------
+
+
+LEASE_GROUP = "coordination.k8s.io"
+# The API server: the `kubernetes` Service's port, and its endpoints' (ACK: 6443).
+API_PORTS = (443, 6443)
+
+
+def selects(selector, labels):
+    """Whether a matchLabels-only label selector selects these labels."""
+    selector = selector or {}
+    wanted = selector.get("matchLabels") or {}
+    return bool(wanted) and not selector.get("matchExpressions") and all(
+        labels.get(k) == v for k, v in wanted.items()
+    )
+
+
+def check_ha(objs, found, here):
+    dep, pod, container, config = found["dep"], found["pod"], found["container"], found["config"]
+    where = name(dep)
+    namespace = dep["metadata"].get("namespace")
+    before = len(PROBLEMS)
+    labels = dep["spec"]["template"]["metadata"].get("labels") or {}
+
+    # Placement: never both on one node; across zones where there are several.
+    terms = ((pod.get("affinity") or {}).get("podAntiAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or []
+    if not any(t.get("topologyKey") == "kubernetes.io/hostname" and selects(t.get("labelSelector"), labels) for t in terms):
+        problem(where, "needs a required podAntiAffinity on kubernetes.io/hostname selecting its own pods: one node's failure must leave a replica")
+    spread = pod.get("topologySpreadConstraints") or []
+    if not any(
+        c.get("topologyKey") == "topology.kubernetes.io/zone" and c.get("whenUnsatisfiable") == "ScheduleAnyway" and selects(c.get("labelSelector"), labels)
+        for c in spread
+    ):
+        problem(where, "needs a topologySpreadConstraint on topology.kubernetes.io/zone with whenUnsatisfiable ScheduleAnyway (single-zone clusters must still schedule)")
+
+    # The store: each replica's own, no claim anywhere.
+    for o in objs:
+        if o["kind"] == "PersistentVolumeClaim":
+            problem(name(o), "two replicas keep their stores on emptyDirs: no PersistentVolumeClaim")
+    for v in pod.get("volumes", []):
+        if "persistentVolumeClaim" in v:
+            problem(where, f"volume {v['name']} is a PersistentVolumeClaim: each replica's store is an emptyDir")
+
+    # Identity and token.
+    pod_name = [e for e in container.get("env", []) if e.get("name") == "POD_NAME"]
+    if not pod_name or ((pod_name[0].get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath") != "metadata.name":
+        problem(where, "env POD_NAME must come from the downward API (fieldRef metadata.name): it is each replica's identity in the Lease")
+    sa_name = pod.get("serviceAccountName")
+    sa = next((o for o in objs if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == sa_name), {})
+    mounted = pod.get("automountServiceAccountToken", sa.get("automountServiceAccountToken", True))
+    if mounted is not True:
+        problem(where, "the ServiceAccount's API token must be mounted (automountServiceAccountToken: true on the pod): the Lease and the checkpoint are written with it")
+
+    # The config: [ha] in-cluster, and otherwise the base's.
+    ha = config.get("ha") or {}
+    if ha.get("coordinator") != "kubernetes":
+        problem("sasrelay.toml", f"[ha] coordinator must be \"kubernetes\", found {ha.get('coordinator')!r}")
+    for key in ("api_url", "namespace", "token_file"):
+        if key in ha:
+            problem("sasrelay.toml", f"[ha] {key}: the pods use the in-cluster API server, their own namespace and token")
+    if "identity" in ha:
+        problem("sasrelay.toml", "[ha] identity must be left out: both replicas share the file, and $POD_NAME tells them apart")
+    lease = ha.get("name", "sasrelay")
+    checkpoint = f"{lease}-checkpoint"
+    try:
+        base = tomllib.load(open(os.path.join(here, "sasrelay.toml"), "rb"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        problem("sasrelay.toml", f"the base's config cannot be read: {e}")
+        base = None
+    if base is not None:
+        rest = {k: v for k, v in config.items() if k != "ha"}
+        for key in sorted(set(rest) | set(base)):
+            if rest.get(key) != base.get(key):
+                problem("ha/sasrelay.toml", f"[{key}] differs from deploy/kubernetes/sasrelay.toml: the two must be the same apart from [ha]")
+
+    # RBAC: exactly what sasrelay's calls need: GET and PUT on the named objects, POST on the
+    # collections (a create names no object the authoriser could match).
+    for o in objs:
+        if o["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+            problem(name(o), "nothing cluster-wide: the Lease and the ConfigMap are in the pod's namespace")
+    role, binding = only(objs, "Role"), only(objs, "RoleBinding")
+    wanted = {
+        (LEASE_GROUP, "leases", "get", lease),
+        (LEASE_GROUP, "leases", "update", lease),
+        (LEASE_GROUP, "leases", "create", None),
+        ("", "configmaps", "get", checkpoint),
+        ("", "configmaps", "update", checkpoint),
+        ("", "configmaps", "create", None),
+    }
+    show = lambda g: f"{g[0] or 'core'}/{g[1]} {g[2]}" + (f" {g[3]}" if g[3] else " (any name)")  # noqa: E731
+    if role is not None:
+        granted = set()
+        for rule in role.get("rules", []):
+            if rule.get("nonResourceURLs"):
+                problem(name(role), "no nonResourceURLs")
+            for g in rule.get("apiGroups", []):
+                for r in rule.get("resources", []):
+                    for v in rule.get("verbs", []):
+                        for n in rule.get("resourceNames") or [None]:
+                            granted.add((g, r, v, n))
+        for g in sorted(wanted - granted, key=str):
+            problem(name(role), f"must grant {show(g)}")
+        for g in sorted(granted - wanted, key=str):
+            problem(name(role), f"grants {show(g)}, which sasrelay does not need (exactly get and update on {lease} and {checkpoint} by name, and create)")
+        if role["metadata"].get("namespace") != namespace:
+            problem(name(role), f"must be in the pod's namespace {namespace}")
+    if binding is not None and role is not None:
+        ref = binding.get("roleRef") or {}
+        if (ref.get("apiGroup"), ref.get("kind"), ref.get("name")) != ("rbac.authorization.k8s.io", "Role", role["metadata"]["name"]):
+            problem(name(binding), f"roleRef must be the Role {role['metadata']['name']}, not {ref}")
+        subject = {"kind": "ServiceAccount", "name": sa_name, "namespace": namespace}
+        if binding.get("subjects") != [subject]:
+            problem(name(binding), f"subjects must be exactly the pod's ServiceAccount {subject}, not {binding.get('subjects')}")
+        if binding["metadata"].get("namespace") != namespace:
+            problem(name(binding), f"must be in the pod's namespace {namespace}")
+
+    # Disruptions: one at a time.
+    pdb = only(objs, "PodDisruptionBudget")
+    if pdb is not None:
+        if pdb["spec"].get("maxUnavailable") != 1 or "minAvailable" in pdb["spec"]:
+            problem(name(pdb), "must be maxUnavailable: 1 (and no minAvailable)")
+        if not selects(pdb["spec"].get("selector"), labels):
+            problem(name(pdb), "selector does not select the pods")
+
+    # The API server: nothing may block egress to it.
+    for np in (o for o in objs if o["kind"] == "NetworkPolicy"):
+        if not selects(np["spec"].get("podSelector"), labels) and (np["spec"].get("podSelector") or {}) != {}:
+            continue
+        types = np["spec"].get("policyTypes") or (["Ingress"] + (["Egress"] if "egress" in np["spec"] else []))
+        if "Egress" not in types:
+            continue
+        allowed = set()
+        for rule in np["spec"].get("egress") or []:
+            ports = rule.get("ports")
+            if not ports:
+                allowed |= set(API_PORTS)
+            for p in ports or []:
+                if p.get("protocol", "TCP") == "TCP" and isinstance(p.get("port"), int):
+                    end = p.get("endPort", p["port"])
+                    allowed |= {q for q in API_PORTS if p["port"] <= q <= end}
+        for port in API_PORTS:
+            if port not in allowed:
+                problem(name(np), f"restricts egress without TCP {port}: the pods reach the API server through the kubernetes Service (443) at its endpoints (6443)")
+
+    # The image: the base's (both kustomizations set it).
+    images = []
+    for k in (os.path.join(here, "kustomization.yaml"), os.path.join(here, "ha", "kustomization.yaml")):
+        images.append((yaml.safe_load(open(k)) or {}).get("images"))
+    if images[0] != images[1]:
+        problem("ha/kustomization.yaml images", f"must be the base's {images[0]}, found {images[1]}")
+
+    if len(PROBLEMS) == before:
+        print(f"ha: {dep['spec'].get('replicas')} replicas, Lease {namespace}/{lease} and ConfigMap {namespace}/{checkpoint}; the Role grants {', '.join(show(g) for g in sorted(wanted, key=str))}")
+
+
 def main():
     rendered, root, binary = sys.argv[1:4]
+    variant = sys.argv[4] if len(sys.argv) > 4 else "base"
+    if variant not in ("base", "ha"):
+        print(f"validate.py: unknown variant {variant!r} (base or ha)", file=sys.stderr)
+        return 2
+    label = "deploy/kubernetes" + ("/ha" if variant == "ha" else "")
     here = os.path.dirname(os.path.abspath(__file__))
     versions = os.environ.get("SASRELAY_K8S_VERSIONS", "1.30.0 1.34.0").split()
     objs = [o for o in yaml.safe_load_all(open(rendered)) if o]
@@ -483,20 +689,22 @@ def main():
         else:
             validate_builtin(obj, versions)
     print(f"schemas: {len(objs)} objects ({', '.join(sorted(name(o) for o in objs))}) against Kubernetes {', '.join(versions)} and the Prometheus Operator CRDs")
-    found = check_deployment(objs)
+    found = check_deployment(objs, variant)
     if found is not None:
-        health_port = check_config_against_pod(objs, found["dep"], found["pod"], found["container"], found["config"])
+        health_port = check_config_against_pod(objs, found["dep"], found["pod"], found["container"], found["config"], variant)
+        if variant == "ha":
+            check_ha(objs, found, here)
         check_service_and_monitor(objs, found, health_port)
         check_image(found, root)
         check_ram(objs, found, here, root)
         check_config_with_binary(found, binary)
     check_alerts(objs, root)
     if PROBLEMS:
-        print(f"\n{len(PROBLEMS)} problem(s) in deploy/kubernetes:", file=sys.stderr)
+        print(f"\n{len(PROBLEMS)} problem(s) in {label}:", file=sys.stderr)
         for p in PROBLEMS:
             print(f"  {p}", file=sys.stderr)
         return 1
-    print("deploy/kubernetes: OK")
+    print(f"{label}: OK")
     return 0
 
 
