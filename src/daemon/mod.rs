@@ -31,6 +31,7 @@
 pub mod admin;
 pub mod build;
 pub mod door;
+pub mod ha;
 pub mod health;
 pub mod heartbeat;
 pub mod memory;
@@ -196,6 +197,11 @@ pub async fn start(built: build::Built, control: Control) -> Result<StopReport, 
         log: control.log,
         reloads,
     };
+    // With replicas, stand for the lease before anything polls or delivers.
+    let mut leadership = match &settings.ha {
+        Some(ha) => Some(ha::Leadership::start(ha, &ProcessEnv, store.clone()).await?),
+        None => None,
+    };
     let tasks = Tasks::default();
     let mut wiring = Wiring::start(ground, tasks.clone(), settings, sinks, heartbeat);
     let orphaned = wiring.orphaned_outboxes();
@@ -222,16 +228,33 @@ pub async fn start(built: build::Built, control: Control) -> Result<StopReport, 
     notifier.send("READY=1\nSTATUS=Polling Security Center and delivering.");
     tasks.watchdog(&notifier);
 
+    let grace = wiring.settings().shutdown_grace;
     loop {
         tokio::select! {
             biased;
             _ = control.shutdown.cancelled() => break,
+            () = role_changed(leadership.as_mut()) => {
+                if let Some(l) = leadership.as_mut() {
+                    l.follow(&mut wiring, grace).await;
+                }
+            }
             () = next_reload(&mut reloader, queue.as_mut(), &mut wiring) => {}
         }
     }
     notifier.send("STOPPING=1\nSTATUS=Shutting down.");
-    let grace = wiring.settings().shutdown_grace;
+    if let Some(l) = leadership {
+        // Polls and deliveries stop, a last checkpoint is written, the lease is released.
+        l.stop(&mut wiring, grace).await;
+    }
     Ok(tasks.stop(grace, &store, wiring).await)
+}
+
+/// Resolves when the lease role changed; never without replicas.
+async fn role_changed(leadership: Option<&mut ha::Leadership>) {
+    match leadership {
+        Some(l) => l.changed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Does the next reload request; never resolves without a queue (nothing asks).

@@ -44,6 +44,7 @@ use crate::credentials::config::{AccessKeyId, CredentialsConfig};
 use crate::daemon::health::Health;
 use crate::daemon::sources::{Connect, PollerParts};
 use crate::daemon::tasks;
+use crate::ha::Term;
 use crate::pipeline::delivery::Worker;
 use crate::pipeline::dispatch::{Dispatcher, Silences, SinkHandle};
 use crate::pipeline::grouper::Grouper;
@@ -205,7 +206,18 @@ impl Part {
     }
 }
 
-/// The sinks' workers, the sources and the grouper, as the configuration in force says.
+/// A leadership term's tokens: its parts stop with them (or with the daemon's, whose
+/// children they are).
+struct Running {
+    /// `None` without replicas: the process leads for its whole life.
+    term: Option<Term>,
+    stop_polling: CancellationToken,
+    stop_delivering: CancellationToken,
+}
+
+/// The sinks' workers, the sources and the grouper, as the configuration in force says —
+/// while this process leads ([`Wiring::lead`]; at once without replicas). Standing by, only
+/// the routes and what the health judges follow the configuration.
 pub struct Wiring {
     parts: PollerParts,
     grouper_wake: Arc<Notify>,
@@ -219,11 +231,17 @@ pub struct Wiring {
     workers: BTreeMap<String, Part>,
     sources: BTreeMap<String, (SourceSettings, Part)>,
     grouper: Option<Part>,
+    /// The sinks configured now, and the heartbeat URL.
+    handles: BTreeMap<String, SinkHandle>,
+    heartbeat: Option<reqwest::Url>,
+    /// The term the parts run for; `None` while standing by.
+    running: Option<Running>,
 }
 
 impl Wiring {
     /// Starts what `settings`, `sinks` and `heartbeat` describe on `ground`, under the
-    /// daemon's `tasks`.
+    /// daemon's `tasks`: at once without replicas (`[ha]`), else standing by until
+    /// [`Wiring::lead`].
     pub(super) fn start(
         ground: Ground,
         tasks: Tasks,
@@ -231,6 +249,7 @@ impl Wiring {
         sinks: Vec<Sink>,
         heartbeat: Option<reqwest::Url>,
     ) -> Wiring {
+        let alone = settings.ha.is_none();
         // Dispatch (a group gained a member) and `silence expire` both wake the grouper.
         let grouper_wake = ground.silences.ended();
         let dispatcher = Arc::new(Dispatcher::new(
@@ -256,9 +275,73 @@ impl Wiring {
             workers: BTreeMap::new(),
             sources: BTreeMap::new(),
             grouper: None,
+            handles: BTreeMap::new(),
+            heartbeat: None,
+            running: None,
         };
         wiring.apply(settings, sinks, heartbeat);
+        if alone {
+            wiring.lead(None);
+        }
         wiring
+    }
+
+    /// Whether the parts run (this process leads, or there are no replicas).
+    pub fn leading(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Starts the parts for `term` (`None`: no replicas): the workers, the grouper, the
+    /// sources, each once what an earlier term left of it has ended.
+    pub(super) fn lead(&mut self, term: Option<Term>) {
+        self.parts.dispatcher.set_term(term.clone());
+        self.running = Some(Running {
+            term,
+            stop_polling: self.tasks.stop_polling.child_token(),
+            stop_delivering: self.tasks.stop_delivering.child_token(),
+        });
+        self.configure_health();
+        let handles = self.handles.clone();
+        self.hand_over_sinks(&handles);
+        self.hand_over_grouper(&handles);
+        self.hand_over_sources();
+    }
+
+    /// Stops every part of the term at once (a poll in progress stops at its next page, an
+    /// attempt in flight is cut off at the term's deadline); their trackers, to wait for.
+    pub(super) fn step_down(&mut self) -> Vec<TaskTracker> {
+        self.parts.dispatcher.set_term(None);
+        if let Some(running) = self.running.take() {
+            running.stop_polling.cancel();
+            running.stop_delivering.cancel();
+        }
+        self.configure_health();
+        let sources = std::mem::take(&mut self.sources)
+            .into_values()
+            .map(|(_, part)| part);
+        let grouper = self.grouper.take().into_iter();
+        std::mem::take(&mut self.workers)
+            .into_values()
+            .chain(sources)
+            .chain(grouper)
+            .map(Part::stop)
+            .collect()
+    }
+
+    /// What the health judges: the sources and sinks configured while leading; nothing while
+    /// standing by (another replica polls and delivers).
+    fn configure_health(&self) {
+        let (sources, sinks) = if self.running.is_some() {
+            (self.settings.sources.as_slice(), wakes(&self.handles))
+        } else {
+            (&[][..], BTreeMap::new())
+        };
+        self.parts.health.configure(
+            &self.settings.health,
+            self.heartbeat.clone(),
+            sources,
+            sinks,
+        );
     }
 
     /// The configuration in force.
@@ -286,18 +369,18 @@ impl Wiring {
             .collect();
         let names: Vec<String> = handles.keys().cloned().collect();
         self.parts.metrics.register(&polls, &names);
-        // A new source × domain is `starting`, a removed one is no longer judged or alerted on.
-        self.parts.health.configure(
-            &settings.health,
-            heartbeat,
-            &settings.sources,
-            wakes(&handles),
-        );
         self.settings = settings;
+        self.heartbeat = heartbeat;
+        self.handles = handles.clone();
+        // A new source × domain is `starting`, a removed one is no longer judged or alerted on.
+        self.configure_health();
+        self.configured.replace(wakes(&handles));
+        if self.running.is_none() {
+            return Changes::default();
+        }
         let sinks = self.hand_over_sinks(&handles);
         self.hand_over_grouper(&handles);
         let sources = self.hand_over_sources();
-        self.configured.replace(wakes(&handles));
         Changes { sinks, sources }
     }
 
@@ -327,6 +410,18 @@ impl Wiring {
             .collect()
     }
 
+    /// The tokens the term's parts stop with (polling, delivering): the term's, or the
+    /// daemon's when no term runs (nothing is started then).
+    fn term_tokens(&self) -> (CancellationToken, CancellationToken) {
+        match &self.running {
+            Some(r) => (r.stop_polling.clone(), r.stop_delivering.clone()),
+            None => (
+                self.tasks.stop_polling.clone(),
+                self.tasks.stop_delivering.clone(),
+            ),
+        }
+    }
+
     /// One handle per sink, with the wake of its name.
     fn handles(&mut self, sinks: Vec<Sink>) -> BTreeMap<String, SinkHandle> {
         sinks
@@ -354,14 +449,15 @@ impl Wiring {
                 Some(_) => diff.restarted.push(name.clone()),
                 None => diff.added.push(name.clone()),
             }
-            let part = Part::under(&self.tasks.stop_delivering);
+            let part = Part::under(&self.term_tokens().1);
             let worker = Worker::new(
                 handle.sink.clone(),
                 self.parts.store.clone(),
                 self.settings.delivery,
                 handle.wake.clone(),
             )
-            .with_metrics(self.parts.metrics.clone());
+            .with_metrics(self.parts.metrics.clone())
+            .for_term(self.running.as_ref().and_then(|r| r.term.clone()));
             part.run_after(&self.tasks.workers, previous, worker);
             self.workers.insert(name.clone(), part);
         }
@@ -385,7 +481,7 @@ impl Wiring {
     /// A new grouper, with the wakes of the sinks configured now.
     fn hand_over_grouper(&mut self, handles: &BTreeMap<String, SinkHandle>) {
         let previous = self.grouper.take().map(Part::stop);
-        let part = Part::under(&self.tasks.stop_polling);
+        let part = Part::under(&self.term_tokens().0);
         let grouper = Grouper::new(
             self.parts.store.clone(),
             wakes(handles),
@@ -434,7 +530,7 @@ impl Wiring {
 
     /// Connects `source` (and starts its pollers) once `previous` has ended.
     fn start_source(&mut self, source: SourceSettings, previous: Option<TaskTracker>) {
-        let part = Part::under(&self.tasks.stop_polling);
+        let part = Part::under(&self.term_tokens().0);
         let credentials =
             CredentialContext::new(self.http.clone(), part.stop.clone(), part.tracker.clone());
         let connect = Connect::new(

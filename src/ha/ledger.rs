@@ -482,11 +482,11 @@ impl Handoff {
         }
     }
 
-    /// After a takeover: windowed findings first seen at or before this (the takeover) that
-    /// this replica has no record of were announced by an earlier leader
-    /// ([`crate::pipeline::lifecycle::adopt`]).
+    /// After a takeover: a closed windowed finding first seen before the takeover that this
+    /// replica has no record of may have been announced open by an earlier leader
+    /// ([`crate::pipeline::lifecycle::adopt`]): adopt those first seen at or before this.
     pub fn adopt_before_ms(&self) -> Option<i64> {
-        self.lock().takeover.as_ref().map(|t| t.took_over_ms)
+        Some(self.lock().takeover.as_ref()?.took_over_ms)
     }
 
     /// Where the first listing of `stream` after the takeover starts ([`Takeover::window_start_ms`]).

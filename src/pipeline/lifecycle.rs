@@ -156,11 +156,13 @@ pub fn confirm_gone(diff: &mut Diff, known: &BTreeMap<String, Record>, needed: u
 }
 
 /// After a takeover (`shared/scale-out.md` §3), a windowed finding this replica has no record
-/// of but that existed before the takeover (`first_seen` at or before `before_ms`) was
-/// announced by an earlier leader: it is adopted as open, with no occurrence known, so
-/// [`diff`] reports what it does next — a later occurrence as `recurring`, its handling as
-/// `resolved` — rather than a second `new`, or nothing. Whether the old leader had already
-/// sent that is the handoff's verdict, not the lifecycle's. Returns how many it adopted.
+/// of, observed closed, that existed before the takeover (`first_seen` at or before
+/// `before_ms`) may have been announced open by an earlier leader: it is adopted as open, so
+/// [`diff`] reports its `resolved` (with the id the earlier leader would have used) rather
+/// than recording it silently — a closing notice sent twice beats one lost. Whether the old
+/// leader had already sent it is the handoff's verdict, not the lifecycle's. An open finding
+/// is never adopted: its `new` carries the id an earlier leader used, and the handoff's
+/// verdict drops it where that leader settled it. Returns how many it adopted.
 pub fn adopt(
     observed: &[Finding],
     known: &mut BTreeMap<String, Record>,
@@ -173,7 +175,7 @@ pub fn adopt(
         let existed = f
             .first_seen
             .is_some_and(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64 <= before_ms);
-        if !existed || known.contains_key(&f.fingerprint) {
+        if !existed || f.status == Status::Active || known.contains_key(&f.fingerprint) {
             continue;
         }
         let record = fresh(f, Coverage::Window, RecordStatus::Active, 1, "", now_ms);

@@ -170,8 +170,26 @@ pub(crate) fn headline(p: &Payload, lang: Lang) -> String {
     }
 }
 
+/// What a headline starts with when its event (or a digest's member) may repeat one an
+/// earlier leader sent (a takeover after a failover).
+pub(crate) fn repeat_mark(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => "[possible repeat] ",
+        Lang::Zh => "【可能重复】",
+    }
+}
+
 /// One headline line for an event.
 pub(crate) fn event_headline(e: &Event, lang: Lang) -> String {
+    let line = event_headline_plain(e, lang);
+    if e.possible_repeat {
+        format!("{}{line}", repeat_mark(lang))
+    } else {
+        line
+    }
+}
+
+fn event_headline_plain(e: &Event, lang: Lang) -> String {
     match (&e.finding, &e.summary) {
         (Some(f), _) => {
             let cluster = f
@@ -236,6 +254,15 @@ pub(crate) fn event_headline(e: &Event, lang: Lang) -> String {
 /// One headline line for a digest: [`Digest::headline`]'s wording (re-implemented so group
 /// values can be clipped without copying the members), or its Chinese counterpart.
 pub(crate) fn digest_headline(d: &Digest, lang: Lang) -> String {
+    let line = digest_headline_plain(d, lang);
+    if d.events.iter().any(|e| e.possible_repeat) {
+        format!("{}{line}", repeat_mark(lang))
+    } else {
+        line
+    }
+}
+
+fn digest_headline_plain(d: &Digest, lang: Lang) -> String {
     let c = d.counts();
     let n = d.events.len();
     let single_kind = match c.by_kind.keys().collect::<Vec<_>>().as_slice() {
@@ -416,6 +443,7 @@ pub(crate) fn links(f: &Finding, max: usize) -> Vec<(LinkKind, String, String)> 
 pub(crate) fn event_value(e: &Event, lang: Lang, b: &Budget, kind: TemplateKind) -> Value {
     let mut o = Obj::default()
         .set("id", e.id.clone())
+        .set("possible_repeat", e.possible_repeat)
         .set("kind", e.kind.as_str())
         .set("kind_label", kind_label(e.kind, lang))
         .set("domain", e.domain.as_str())

@@ -24,6 +24,7 @@
 //! | `summary` | object \| null | for `summary`: `{"tracked": <count>, "message": <sentence>}`; else `null` |
 //! | `truncated` | number (only when cut) | the document was longer than the webhook's `max_body_bytes`: its original length in bytes; its long texts end `… [cut: N bytes]` ([`to_json_within`]) |
 //! | `raw_omitted` | `true` (only when cut that far) | even so too long: every `raw` item is `null` |
+//! | `possible_repeat` | `true` (only when so) | sent by a replica that took over from a leader which may already have sent it, with the same `id` (see the README's "High availability") |
 //!
 //! `finding`:
 //!
@@ -173,6 +174,8 @@ struct WireEvent<'a> {
     resolution: Option<Resolution>,
     finding: Option<WireFinding<'a>>,
     summary: Option<&'a Summary>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    possible_repeat: bool,
 }
 
 #[derive(Serialize)]
@@ -273,6 +276,7 @@ fn wire(e: &Event) -> WireEvent<'_> {
         resolution: e.resolution,
         finding: e.finding.as_ref().map(WireFinding::new),
         summary: e.summary.as_ref(),
+        possible_repeat: e.possible_repeat,
     }
 }
 
@@ -533,6 +537,15 @@ pub fn text_line(payload: &Payload) -> String {
 }
 
 fn event_line(e: &Event) -> String {
+    let line = event_line_plain(e);
+    if e.possible_repeat {
+        format!("{line} (possible repeat)")
+    } else {
+        line
+    }
+}
+
+fn event_line_plain(e: &Event) -> String {
     let when = rfc3339(e.observed_at);
     let line = match (&e.finding, &e.summary) {
         (Some(f), _) => {

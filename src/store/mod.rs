@@ -679,6 +679,17 @@ impl Store {
         )
     }
 
+    /// Up to `limit` of `sink`'s waiting entries, due or not, oldest first, passing over the
+    /// seqs in `skip`: what a new leadership term finds left from an earlier one.
+    pub fn waiting(
+        &self,
+        sink: &str,
+        limit: usize,
+        skip: &std::collections::HashSet<u64>,
+    ) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
+        self.read_due(sink, i64::MAX, limit, skip, false)
+    }
+
     /// The entries a delivery worker may start: like [`Store::due`], but passing over the
     /// seqs in `skip` (its attempts in flight) and every entry that shares a finding with an
     /// earlier entry still waiting out a backoff (see the module doc's "Memory"), so `limit`

@@ -45,6 +45,8 @@ struct Fake {
     cut: HashSet<String>,
     /// Requests still to answer 500 (an API server blip), whoever asks.
     fail: usize,
+    /// Every checkpoint write that landed: who wrote it, under which epoch.
+    checkpoint_writes: Vec<(String, u64)>,
 }
 
 struct FakeState {
@@ -142,6 +144,7 @@ async fn create(
             &format!("{plural} \"{name}\" already exists"),
         );
     }
+    note_write(&mut f, &who, &plural, &body);
     let created = f.store(&plural, &name, body);
     (StatusCode::CREATED, axum::Json(created)).into_response()
 }
@@ -178,17 +181,28 @@ async fn update(
             ),
         );
     }
+    note_write(&mut f, &who, &plural, &body);
     axum::Json(f.store(&plural, &name, body)).into_response()
 }
 
+fn note_write(f: &mut Fake, who: &str, plural: &str, body: &Value) {
+    if plural == "configmaps" {
+        let epoch = body["data"]["epoch"]
+            .as_str()
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(u64::MAX);
+        f.checkpoint_writes.push((who.to_string(), epoch));
+    }
+}
+
 /// The fake API server: Leases and ConfigMaps, one route prefix per candidate.
-struct LeaseServer {
+pub(crate) struct LeaseServer {
     base: String,
     state: Shared,
 }
 
 impl LeaseServer {
-    async fn start() -> LeaseServer {
+    pub(crate) async fn start() -> LeaseServer {
         let state = Arc::new(FakeState {
             fake: Mutex::default(),
             frozen: watch::channel(false).0,
@@ -227,8 +241,35 @@ impl LeaseServer {
         LeaseApi::new(self.kube(who), "sasrelay-main")
     }
 
-    fn cut(&self, who: &str) {
+    pub(crate) fn cut(&self, who: &str) {
         self.state.fake.lock().unwrap().cut.insert(who.to_string());
+    }
+
+    /// Candidate `who`'s traffic reaches the server again.
+    pub(crate) fn uncut(&self, who: &str) {
+        self.state.fake.lock().unwrap().cut.remove(who);
+    }
+
+    /// The URL candidate `who` reaches the server at (`[ha] api_url`).
+    pub(crate) fn url_for(&self, who: &str) -> String {
+        format!("{}/{who}", self.base)
+    }
+
+    /// The lease's holder now, if any.
+    pub(crate) fn holder(&self) -> Option<String> {
+        self.record()
+            .and_then(|r| r.holder_identity)
+            .filter(|h| !h.is_empty())
+    }
+
+    /// The lease's transitions (the epoch) now.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.record().and_then(|r| r.lease_transitions).unwrap_or(0)
+    }
+
+    /// The checkpoint writes that landed so far: (who, epoch).
+    pub(crate) fn checkpoint_writes(&self) -> Vec<(String, u64)> {
+        self.state.fake.lock().unwrap().checkpoint_writes.clone()
     }
 
     /// The next `n` requests answer 500.

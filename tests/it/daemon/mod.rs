@@ -10,6 +10,7 @@ mod crash;
 mod details;
 mod door;
 mod e2e;
+mod failover;
 mod health;
 mod large;
 mod memory;
