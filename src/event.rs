@@ -676,6 +676,16 @@ impl Payload {
         }
     }
 
+    /// Marks every finding event it carries as a possible repeat (a replica that took over
+    /// delivers what an earlier term of its own left in the outbox).
+    pub fn flag_possible_repeat(&mut self) {
+        match self {
+            Payload::Event(e) => e.possible_repeat = true,
+            Payload::Digest(d) => d.events.iter_mut().for_each(|e| e.possible_repeat = true),
+            Payload::Health(_) => {}
+        }
+    }
+
     /// The finding events this payload carries (one, or a digest's members; none for a
     /// meta-event).
     pub fn events(&self) -> &[Event] {

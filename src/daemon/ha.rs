@@ -88,6 +88,8 @@ impl Checkpoints {
 /// A term in progress.
 struct Running {
     epoch: u64,
+    /// When the term took over from a checkpoint (unix ms), if it did.
+    took_over_ms: Option<i64>,
     gate: Gate,
     handoff: Arc<Handoff>,
     writer_stop: CancellationToken,
@@ -219,6 +221,8 @@ impl Leadership {
                 wiring.lead(Some(Term {
                     handoff: term.handoff.clone(),
                     gate: term.gate.clone(),
+                    max_lag: self.settings.checkpoint_interval * 3,
+                    leftovers_before_ms: term.took_over_ms,
                 }));
                 self.term = Some(term);
             }
@@ -279,6 +283,8 @@ impl Leadership {
             takeover.clone(),
             self.settings.ring,
         ));
+        // The fence was this term's first stored checkpoint.
+        handoff.stored();
         if let Some(t) = &takeover
             && let Err(e) = self.prepare(t, &handoff, sources).await
         {
@@ -302,6 +308,7 @@ impl Leadership {
         ));
         Some(Running {
             epoch,
+            took_over_ms: takeover.is_some().then_some(took_over_ms),
             gate,
             handoff,
             writer_stop,
@@ -369,6 +376,7 @@ impl Leadership {
                         dropped += 1;
                     } else {
                         for e in events {
+                            tracing::debug!(sink = %sink, event = %e.id, at_ms = e.activity_ms(), mark = ?takeover.checkpoint().streams.get(&stream_of(e)).map(|m| (m.listed_through_ms, m.sinks.get(&sink).map(|s| (s.through_ms, s.ring.len())))), "Left from an earlier term and not settled since: kept.");
                             handoff.pending(&sink, &stream_of(e), &e.id, e.activity_ms());
                         }
                     }
@@ -484,7 +492,10 @@ async fn write_once(
     }
     match tokio::time::timeout_at(deadline, checkpoints.store(epoch, &text)).await {
         Err(_) => Err(WriteError::Late),
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => {
+            handoff.stored();
+            Ok(())
+        }
         Ok(Err((Some(stored), _))) => Err(WriteError::Fenced(stored)),
         Ok(Err((None, e))) => Err(WriteError::Failed(e)),
     }

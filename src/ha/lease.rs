@@ -205,6 +205,16 @@ pub enum Role {
     },
 }
 
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Role::Leader { epoch, .. } => write!(f, "leader (epoch {epoch})"),
+            Role::Standby { holder: Some(h) } => write!(f, "standby ({h} leads)"),
+            Role::Standby { holder: None } => f.write_str("standby"),
+        }
+    }
+}
+
 impl Role {
     /// Leading at `now` (a leader past its deadline is not).
     pub fn leads_at(&self, now: Instant) -> bool {
@@ -443,12 +453,16 @@ impl<B: LeaseBackend> Elector<B> {
                 current = self.role();
             }
             role.send_if_modified(|r| {
-                let changed = *r != current;
-                if changed {
-                    tracing::info!(lease = %describe, identity = %identity, role = ?current, "Lease role changed.");
-                    *r = current;
+                if *r == current {
+                    return false;
                 }
-                changed
+                // A renew only moves the deadline on: published, not logged.
+                let renewed = matches!((&*r, &current), (Role::Leader { epoch: a, .. }, Role::Leader { epoch: b, .. }) if a == b);
+                if !renewed {
+                    tracing::info!(lease = %describe, identity = %identity, role = %current, "Lease role changed.");
+                }
+                *r = current;
+                true
             });
             let jitter = 1.0 + rand::random::<f64>() * 0.2;
             let wait = self.timings.retry.mul_f64(jitter);

@@ -16,7 +16,9 @@
 //!   or below it is settled there — delivered, dead-lettered, or never routed to it. It is
 //!   `listed_through_ms`, or just below the oldest event still pending for the sink.
 //! - the `ring` of a sink: events above `through_ms` already settled there (their ids' first
-//!   16 hex digits), newest kept when there are more than the cap.
+//!   16 hex digits, each with its activity time as milliseconds above the mark:
+//!   `<id>:<ms>`), newest kept when there are more than the cap. A successor keeps each entry
+//!   until its own mark passes that time.
 //!
 //! [`Ledger`] is the leader's side: the pipeline tells it what it enqueued and listed and the
 //! workers what they settled; [`Ledger::checkpoint`] writes the document. [`Takeover`] is the
@@ -74,7 +76,8 @@ pub struct StreamMark {
 pub struct SinkMark {
     /// Every event with an activity time at or below this is settled at the sink (unix ms).
     pub through_ms: i64,
-    /// Events above `through_ms` settled at the sink (ids' first 16 hex digits).
+    /// Events above `through_ms` settled at the sink: `<id>:<ms>`, the id's first 16 hex
+    /// digits and its activity time in milliseconds above `through_ms`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ring: Vec<String>,
     /// Settled events above `through_ms` left out of the ring for its cap (the successor
@@ -94,6 +97,18 @@ pub fn stream_key(source: &str, domain: &str) -> String {
 
 fn ring_id(event_id: &str) -> &str {
     event_id.get(..RING_ID_DIGITS).unwrap_or(event_id)
+}
+
+/// A ring entry (`<id>:<ms above the mark>`) read back: its id and activity time (just above
+/// the mark when it carries none).
+fn ring_entry(entry: &str, through_ms: i64) -> (&str, i64) {
+    match entry.split_once(':') {
+        Some((id, above)) => (
+            id,
+            through_ms.saturating_add(above.parse::<i64>().unwrap_or(1).max(1)),
+        ),
+        None => (entry, through_ms.saturating_add(1)),
+    }
 }
 
 /// The leader's running account, from which it writes checkpoints.
@@ -157,11 +172,11 @@ impl Ledger {
             for (sink, m) in &mark.sinks {
                 let s = book.sinks.entry(sink.clone()).or_default();
                 s.floor = Some(m.through_ms);
-                // Their times are not kept: just above the mark keeps them until the mark
-                // passes (an event derived again and found settled is recorded with its own
-                // time by `settled_at`).
-                s.settled
-                    .extend(m.ring.iter().map(|id| (m.through_ms + 1, id.clone())));
+                // Each with its own time, so it stays until the successor's mark passes it.
+                s.settled.extend(m.ring.iter().map(|entry| {
+                    let (id, at) = ring_entry(entry, m.through_ms);
+                    (at, id.to_string())
+                }));
             }
         }
         ledger
@@ -257,19 +272,21 @@ impl Ledger {
                 }
                 // Newest first, each id once (a successor may hold one under two times).
                 let mut seen = BTreeSet::new();
-                let unique: Vec<&String> = s
+                let unique: Vec<&(i64, String)> = s
                     .settled
                     .iter()
                     .rev()
-                    .map(|(_, id)| id)
-                    .filter(|id| seen.insert(*id))
+                    .filter(|(_, id)| seen.insert(id))
                     .collect();
                 let kept = unique.len().min(self.ring_cap);
                 sinks.insert(
                     name.clone(),
                     SinkMark {
                         through_ms: through,
-                        ring: unique[..kept].iter().map(|id| id.to_string()).collect(),
+                        ring: unique[..kept]
+                            .iter()
+                            .map(|(at, id)| format!("{id}:{}", at - through))
+                            .collect(),
                         dropped: (unique.len() - kept) as u64,
                     },
                 );
@@ -326,7 +343,10 @@ impl Takeover {
                 mark.sinks.iter().map(move |(sink, m)| {
                     (
                         (stream.clone(), sink.clone()),
-                        m.ring.iter().cloned().collect(),
+                        m.ring
+                            .iter()
+                            .map(|e| ring_entry(e, m.through_ms).0.to_string())
+                            .collect(),
                     )
                 })
             })
@@ -402,6 +422,8 @@ struct HandoffState {
     takeover: Option<Takeover>,
     /// Streams listed since the takeover: their events are this leader's own.
     relisted: BTreeSet<String>,
+    /// When a checkpoint of this term was last stored.
+    stored_at: Option<std::time::Instant>,
 }
 
 impl Handoff {
@@ -418,6 +440,7 @@ impl Handoff {
                 ledger,
                 takeover,
                 relisted: BTreeSet::new(),
+                stored_at: None,
             }),
         }
     }
@@ -494,6 +517,18 @@ impl Handoff {
         self.lock().takeover.as_ref()?.window_start_ms(stream)
     }
 
+    /// A checkpoint of this term was stored just now.
+    pub fn stored(&self) {
+        self.lock().stored_at = Some(std::time::Instant::now());
+    }
+
+    /// Whether a checkpoint of this term was stored within `lag`: a leader whose checkpoints
+    /// fail (its API server cut off) stops sending, so what a successor must send again stays
+    /// within a few checkpoint intervals.
+    pub fn stored_within(&self, lag: std::time::Duration) -> bool {
+        self.lock().stored_at.is_some_and(|t| t.elapsed() <= lag)
+    }
+
     /// The checkpoint to write now.
     pub fn checkpoint(&self, now_ms: i64) -> Checkpoint {
         self.lock().ledger.checkpoint(&self.holder, now_ms)
@@ -552,7 +587,10 @@ mod tests {
         assert_eq!(hook.through_ms, 99);
         assert_eq!(
             hook.ring,
-            vec![id(3)[..16].to_string(), id(2)[..16].to_string()]
+            vec![
+                format!("{}:404", &id(3)[..16]),
+                format!("{}:403", &id(2)[..16])
+            ]
         );
         assert_eq!(hook.dropped, 1);
 
@@ -606,18 +644,27 @@ mod tests {
             c.streams[S].sinks["hook"].ring
         );
         assert_eq!(again.streams[S].sinks["hook"].through_ms, 99);
-        // Its listing enqueued again what was pending, and found id 2 settled.
+        // Its listing enqueued again what was pending; id 2 it did not derive again (its own
+        // store knew it): the entry keeps its own time, not the mark's.
         next.pending("hook", S, &id(1), Some(100));
-        next.settled_at("hook", S, &id(2), 600);
         next.listed(S, 2_000);
         let after = next.checkpoint("b", 3);
         assert_eq!(after.streams[S].sinks["hook"].through_ms, 99);
         assert_eq!(
             after.streams[S].sinks["hook"].ring,
-            vec![id(2)[..16].to_string()]
+            vec![format!("{}:501", &id(2)[..16])]
         );
+        // Id 1 delivered: the mark moves to the listing's, past id 2's time.
         next.settled("hook", S, &id(1), 0);
-        assert!(next.checkpoint("b", 4).streams[S].sinks.is_empty());
+        next.listed(S, 550);
+        let later = next.checkpoint("b", 4);
+        assert_eq!(
+            later.streams[S].sinks["hook"].ring,
+            vec![format!("{}:50", &id(2)[..16])],
+            "kept while the mark is below its time"
+        );
+        next.listed(S, 2_000);
+        assert!(next.checkpoint("b", 5).streams[S].sinks.is_empty());
     }
 
     #[test]

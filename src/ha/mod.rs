@@ -76,4 +76,17 @@ pub struct Term {
     pub handoff: std::sync::Arc<ledger::Handoff>,
     /// Open while the term leads.
     pub gate: lease::Gate,
+    /// How stale the term's last stored checkpoint may be for it to go on sending.
+    pub max_lag: std::time::Duration,
+    /// After a takeover, when the term began (unix ms): an outbox entry enqueued before it
+    /// was left by an earlier term of this replica, and another leader may have sent it since
+    /// its last checkpoint — it is delivered flagged as a possible repeat.
+    pub leftovers_before_ms: Option<i64>,
+}
+
+impl Term {
+    /// Whether the term may start a delivery now: it leads, and its checkpoint is fresh.
+    pub fn may_send(&self) -> bool {
+        self.gate.open() && self.handoff.stored_within(self.max_lag)
+    }
 }

@@ -84,6 +84,9 @@ const IDLE: Duration = Duration::from_secs(60);
 /// Pause after the outbox could not be read or updated.
 const STORE_PAUSE_MS: i64 = 5_000;
 
+/// How often a worker held back by its term (a stale checkpoint) looks again.
+const HELD_BACK: Duration = Duration::from_millis(50);
+
 /// How long a worker whose leadership term ended waits before it looks again (it is being
 /// stopped; the pause only keeps it from starting anything meanwhile).
 const CUT_OFF_PAUSE: Duration = Duration::from_secs(1);
@@ -508,7 +511,7 @@ impl Worker {
     /// finding do not hold back the others behind them.
     async fn launch(&mut self, now_ms: i64) {
         let mut read = false;
-        if self.term.as_ref().is_some_and(|t| !t.gate.open()) {
+        if self.term.as_ref().is_some_and(|t| !t.may_send()) {
             return;
         }
         while self.flights.len() < self.sink.concurrency() && now_ms >= self.paused_until_ms {
@@ -552,6 +555,12 @@ impl Worker {
         let sink = self.sink.clone();
         let attempts = entry.attempts + 1;
         let deadline = self.term.as_ref().map(|t| t.gate.deadline());
+        let mut entry = entry;
+        if let Some(before) = self.term.as_ref().and_then(|t| t.leftovers_before_ms)
+            && entry.enqueued_at_ms < before
+        {
+            entry.payload.flag_possible_repeat();
+        }
         let task = self.flights.spawn(async move {
             let outcome = match deadline {
                 None => sink.deliver(&entry.payload, attempts).await,
@@ -800,6 +809,13 @@ impl Task for Worker {
         }
         let now_ms = unix_ms(time::OffsetDateTime::now_utc());
         self.clamp_pause(now_ms);
+        if self.flights.is_empty() && self.term.as_ref().is_some_and(|t| !t.may_send()) {
+            // Not leading (being stopped), or the term's checkpoint is stale: wait for it.
+            if self.unflushed > 0 {
+                self.flush_acks().await;
+            }
+            return Ok(Next::After(HELD_BACK));
+        }
         self.launch(now_ms).await;
         if self.flights.is_empty() {
             // Nothing to send now: the group's flush, then the wait.

@@ -388,13 +388,13 @@ async fn admin(db: &str) -> tokio_postgres::Client {
 
 /// A TCP proxy in front of the server, for one candidate: [`Proxy::cut`] closes its
 /// connections and refuses new ones (a network cut between that candidate and the database).
-struct Proxy {
+pub(crate) struct Proxy {
     port: u16,
     cut: watch::Sender<bool>,
 }
 
 impl Proxy {
-    async fn start() -> Proxy {
+    pub(crate) async fn start() -> Proxy {
         let upstream = server();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -422,15 +422,20 @@ impl Proxy {
         Proxy { port, cut }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!(
             "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
             self.port
         )
     }
 
-    fn cut(&self) {
+    pub(crate) fn cut(&self) {
         self.cut.send_replace(true);
+    }
+
+    /// New connections pass again.
+    pub(crate) fn uncut(&self) {
+        self.cut.send_replace(false);
     }
 }
 
@@ -512,7 +517,8 @@ fn deadline(r: &Role) -> Instant {
 }
 
 /// The lease row `name` as stored: holder and epoch.
-async fn row(name: &str) -> Option<(String, i64)> {
+/// The lease row `name`: holder and epoch.
+pub(crate) async fn row(name: &str) -> Option<(String, i64)> {
     admin("postgres")
         .await
         .query_opt(

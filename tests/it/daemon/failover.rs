@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::ha::LeaseServer;
+use crate::ha_postgres::{Proxy, row};
 use crate::support::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -36,10 +37,81 @@ enum Failure {
     Cut,
 }
 
+/// Where the two replicas' lease and checkpoint live, with a way to cut one replica off it.
+enum Coordinator {
+    /// The API-server fake (each replica on its own route).
+    Kube(LeaseServer),
+    /// PostgreSQL, each replica through its own proxy; `name` is this test's lease row.
+    Postgres { proxies: [Proxy; 2], name: String },
+}
+
+impl Coordinator {
+    async fn kube() -> Coordinator {
+        Coordinator::Kube(LeaseServer::start().await)
+    }
+
+    async fn postgres(name: &str) -> Coordinator {
+        Coordinator::Postgres {
+            proxies: [Proxy::start().await, Proxy::start().await],
+            name: name.to_string(),
+        }
+    }
+
+    /// Replica `i`'s `[ha]` table.
+    fn table(&self, i: usize) -> String {
+        let timings = "lease_duration = \"2s\"\nrenew_deadline = \"1400ms\"\nretry_period = \"250ms\"\ncheckpoint_interval = \"200ms\"\n";
+        let who = NAMES[i];
+        match self {
+            Coordinator::Kube(lease) => format!(
+                "[ha]\ncoordinator = \"kubernetes\"\nname = \"sasrelay-main\"\nidentity = \"{who}\"\napi_url = \"{}\"\nnamespace = \"sasrelay\"\n{timings}",
+                lease.url_for(who)
+            ),
+            Coordinator::Postgres { proxies, name } => format!(
+                "[ha]\ncoordinator = \"postgres\"\nname = \"{name}\"\nidentity = \"{who}\"\nurl = \"{}\"\n{timings}",
+                proxies[i].url()
+            ),
+        }
+    }
+
+    /// The holder and epoch of the lease now.
+    async fn lease(&self) -> (Option<String>, u64) {
+        match self {
+            Coordinator::Kube(lease) => (lease.holder(), lease.epoch()),
+            Coordinator::Postgres { name, .. } => match row(name).await {
+                Some((holder, epoch)) => ((!holder.is_empty()).then_some(holder), epoch as u64),
+                None => (None, 0),
+            },
+        }
+    }
+
+    fn cut(&self, i: usize) {
+        match self {
+            Coordinator::Kube(lease) => lease.cut(NAMES[i]),
+            Coordinator::Postgres { proxies, .. } => proxies[i].cut(),
+        }
+    }
+
+    fn uncut(&self, i: usize) {
+        match self {
+            Coordinator::Kube(lease) => lease.uncut(NAMES[i]),
+            Coordinator::Postgres { proxies, .. } => proxies[i].uncut(),
+        }
+    }
+
+    /// Checkpoint writes that landed, by replica (the API-server fake counts them; PostgreSQL
+    /// does not tell who wrote).
+    fn checkpoint_writes(&self) -> Option<Vec<(String, u64)>> {
+        match self {
+            Coordinator::Kube(lease) => Some(lease.checkpoint_writes()),
+            Coordinator::Postgres { .. } => None,
+        }
+    }
+}
+
 struct Pair {
     sim: SimHandle,
     hook: Hook,
-    lease: LeaseServer,
+    lease: Coordinator,
     _dir: tempfile::TempDir,
     configs: [PathBuf; 2],
     daemons: [Option<Daemon>; 2],
@@ -47,18 +119,15 @@ struct Pair {
 }
 
 impl Pair {
-    async fn start() -> Pair {
+    async fn start(lease: Coordinator) -> Pair {
         let sim = quiet_simulator().await;
         let hook = Hook::start().await;
-        let lease = LeaseServer::start().await;
         let dir = tempfile::tempdir().unwrap();
         let (endpoint, url) = (sim.endpoint(), hook.url());
-        let configs = NAMES.map(|who| {
+        let configs = [0, 1].map(|i| {
+            let who = NAMES[i];
             let state = dir.path().join(format!("state-{who}"));
-            let ha = format!(
-                "[ha]\ncoordinator = \"kubernetes\"\nname = \"sasrelay-main\"\nidentity = \"{who}\"\napi_url = \"{}\"\nnamespace = \"sasrelay\"\nlease_duration = \"2s\"\nrenew_deadline = \"1400ms\"\nretry_period = \"250ms\"\ncheckpoint_interval = \"200ms\"\n",
-                lease.url_for(who)
-            );
+            let ha = lease.table(i);
             let mut spec = ConfigSpec::new(&endpoint, &url, &state);
             spec.source_extra = "domains = [\"alerts\"]";
             spec.poll = r#"{ alerts = "1s" }"#;
@@ -78,6 +147,9 @@ impl Pair {
         pair.daemon(0)
             .wait_message("Leading: polling and delivering.", T)
             .await;
+        // Alerts open before the first poll are tracked silently (initial_sync = baseline):
+        // the counted ones come after it.
+        pair.daemon(0).wait_more_polls_of(&["alerts"], 1, T).await;
         pair.spawn(1);
         pair.daemon(1)
             .wait_message("Standing for leadership", T)
@@ -86,15 +158,20 @@ impl Pair {
     }
 
     fn spawn(&mut self, i: usize) {
-        self.daemons[i] = Some(Daemon::spawn(&self.configs[i]));
+        // Every delivery and takeover decision logged, so a failure can be read back.
+        let log = "info,sasrelay::pipeline=debug,sasrelay::daemon::ha=debug";
+        self.daemons[i] = Some(Daemon::spawn_env(
+            &self.configs[i],
+            &[("SASRELAY_LOG", log.as_ref())],
+        ));
     }
 
     fn daemon(&self, i: usize) -> &Daemon {
         self.daemons[i].as_ref().expect("running")
     }
 
-    fn leader(&self) -> usize {
-        let holder = self.lease.holder().expect("a holder");
+    async fn leader(&self) -> usize {
+        let holder = self.lease.lease().await.0.expect("a holder");
         NAMES
             .iter()
             .position(|n| *n == holder)
@@ -128,7 +205,7 @@ impl Pair {
         let mut ticks = tokio::time::interval(Duration::from_millis(20));
         loop {
             ticks.tick().await;
-            if self.lease.holder().as_deref() == Some(NAMES[i]) {
+            if self.lease.lease().await.0.as_deref() == Some(NAMES[i]) {
                 return Instant::now();
             }
             assert!(Instant::now() < deadline, "{what}: not within {T:?}");
@@ -138,9 +215,9 @@ impl Pair {
 
 /// One failover of the leader by `failure`; returns the takeover time.
 async fn fail_over(pair: &mut Pair, failure: Failure) -> Duration {
-    let old = pair.leader();
+    let old = pair.leader().await;
     let new = 1 - old;
-    let epoch = pair.lease.epoch();
+    let epoch = pair.lease.lease().await.1;
     let failed_at = Instant::now();
     let mut writes_before_resume = None;
     match failure {
@@ -150,7 +227,7 @@ async fn fail_over(pair: &mut Pair, failure: Failure) -> Duration {
             assert!(status.success(), "the leader's SIGTERM exit: {status:?}");
         }
         Failure::Stop => kill_pid(pair.daemon(old).pid, "STOP"),
-        Failure::Cut => pair.lease.cut(NAMES[old]),
+        Failure::Cut => pair.lease.cut(old),
     }
     // Alerts keep coming while nobody leads.
     pair.add_alerts(5);
@@ -161,27 +238,29 @@ async fn fail_over(pair: &mut Pair, failure: Failure) -> Duration {
         )
         .await;
     let takeover = took - failed_at;
-    assert!(pair.lease.epoch() > epoch, "the epoch moved on");
+    assert!(pair.lease.lease().await.1 > epoch, "the epoch moved on");
     match failure {
         Failure::Kill9 | Failure::Term => pair.spawn(old),
         Failure::Stop => {
-            writes_before_resume = Some(pair.lease.checkpoint_writes().len());
+            writes_before_resume = Some(pair.lease.checkpoint_writes().map(|w| w.len()));
             kill_pid(pair.daemon(old).pid, "CONT");
         }
-        Failure::Cut => pair.lease.uncut(NAMES[old]),
+        Failure::Cut => pair.lease.uncut(old),
     }
     if let Some(before) = writes_before_resume {
         // The resumed old leader learns it lost the lease; from then on it never writes.
         pair.daemon(old).wait_message("Leadership lost", T).await;
-        let late: Vec<_> = pair.lease.checkpoint_writes()[before..]
-            .iter()
-            .filter(|(who, _)| who == NAMES[old])
-            .cloned()
-            .collect();
-        assert!(
-            late.is_empty(),
-            "the resumed old leader wrote the checkpoint: {late:?}"
-        );
+        if let (Some(before), Some(writes)) = (before, pair.lease.checkpoint_writes()) {
+            let late: Vec<_> = writes[before..]
+                .iter()
+                .filter(|(who, _)| who == NAMES[old])
+                .cloned()
+                .collect();
+            assert!(
+                late.is_empty(),
+                "the resumed old leader wrote the checkpoint: {late:?}"
+            );
+        }
     }
     takeover
 }
@@ -196,10 +275,11 @@ fn takeover_bound(failure: Failure) -> Duration {
     }
 }
 
-async fn rounds(failures: &[Failure], seed: u64) {
-    let mut pair = Pair::start().await;
+async fn rounds(lease: Coordinator, failures: &[Failure], seed: u64) {
+    let mut pair = Pair::start(lease).await;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut takeovers = Vec::new();
+    let mut failed_at = Vec::new();
     for (round, failure) in failures.iter().enumerate() {
         pair.add_alerts(10);
         let seen = pair.delivered_alerts();
@@ -218,6 +298,7 @@ async fn rounds(failures: &[Failure], seed: u64) {
                 },
             )
             .await;
+        failed_at.push(Instant::now());
         let took = fail_over(&mut pair, *failure).await;
         println!("round {round}: {failure:?} after {step} more deliveries: takeover in {took:?}");
         assert!(
@@ -281,6 +362,36 @@ async fn rounds(failures: &[Failure], seed: u64) {
         flagged,
         takeovers
     );
+    // Each copy after an event's first, counted against the failover before it.
+    let mut first_seen = std::collections::BTreeSet::new();
+    let mut per_round = vec![0usize; failures.len()];
+    for r in &requests {
+        if !first_seen.insert(r.webhook_id.as_str()) {
+            let round = failed_at.iter().rposition(|t| *t <= r.at.into());
+            if let Some(round) = round {
+                per_round[round] += 1;
+            }
+        }
+    }
+    println!("copies sent again after each failover: {per_round:?}");
+    for (id, _) in &unflagged {
+        let copies: Vec<String> = requests
+            .iter()
+            .filter(|r| r.webhook_id == *id)
+            .map(|r| {
+                let round = failed_at.iter().rposition(|t| *t <= r.at.into());
+                format!(
+                    "{} {} {} attempt {} round {round:?} ({:?})",
+                    r.body["id"].as_str().unwrap_or(""),
+                    r.kind(),
+                    r.finding_id(),
+                    r.attempt,
+                    round.map(|i| failures[i])
+                )
+            })
+            .collect();
+        println!("unflagged repeat {id}: {copies:?}");
+    }
     assert!(
         unflagged.is_empty(),
         "events delivered twice with no copy flagged as a possible repeat: {unflagged:?}"
@@ -290,8 +401,43 @@ async fn rounds(failures: &[Failure], seed: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_takes_over_from_a_failed_leader_losing_nothing_and_flagging_repeats() {
     rounds(
+        Coordinator::kube().await,
         &[Failure::Kill9, Failure::Term, Failure::Stop, Failure::Cut],
         0x4a_11_0b,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_failover_holds_on_the_postgresql_coordinator() {
+    rounds(
+        Coordinator::postgres("failover-pg").await,
+        &[Failure::Kill9, Failure::Term, Failure::Stop, Failure::Cut],
+        0x4a_11_0c,
+    )
+    .await;
+}
+
+/// Thirty failovers at random moments, the four kinds in a seeded random order.
+fn thirty(seed: u64) -> Vec<Failure> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let kinds = [Failure::Kill9, Failure::Term, Failure::Stop, Failure::Cut];
+    (0..30).map(|_| kinds[rng.random_range(0..4)]).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "soak: thirty failovers, a few minutes; .ci/run runs it"]
+async fn thirty_failovers_on_the_lease_lose_nothing_and_flag_every_repeat() {
+    rounds(Coordinator::kube().await, &thirty(0x30_11), 0x30_12).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "soak: thirty failovers, a few minutes; .ci/run runs it"]
+async fn thirty_failovers_on_postgresql_lose_nothing_and_flag_every_repeat() {
+    rounds(
+        Coordinator::postgres("failover-pg-soak").await,
+        &thirty(0x30_21),
+        0x30_22,
     )
     .await;
 }
