@@ -115,11 +115,14 @@
 //!   crash-safe backlog folding), [`pipeline::metrics`] (the counters these update). The
 //!   poller, the worker and the grouper are [`task::Task`]s: each step is one poll, one
 //!   delivery attempt, one grouping tick.
-//! - [`ha`] — high availability (issue 18, building blocks): leader election on a Kubernetes
-//!   Lease with client-go's semantics ([`ha::lease`]: expiry on the local monotonic clock,
-//!   `resourceVersion`-checked writes, `leaseTransitions` as the epoch) and the checkpoint in
-//!   a ConfigMap that a stale epoch cannot overwrite ([`ha::checkpoint`]), over one small
-//!   API-server client ([`ha::kube`]); not used by the daemon yet.
+//! - [`ha`] — two replicas, one leader: the election with client-go's semantics
+//!   ([`ha::lease`]: expiry on the local monotonic clock, compare-and-swap writes, the
+//!   transition count as the epoch; the [`ha::lease::Gate`] every poll and send checks) on a
+//!   Kubernetes Lease ([`ha::kube`]) or a PostgreSQL row ([`ha::postgres`]); the checkpoint a
+//!   stale epoch cannot overwrite ([`ha::checkpoint`]; a ConfigMap or a row); what it holds
+//!   and what a successor decides from it ([`ha::ledger`]: per source × domain and sink a
+//!   settled-through mark and a ring above it; the verdict per event); `[ha]`
+//!   ([`ha::config`]). Pure but for the coordinators' IO.
 //! - [`health`] — the health model, pure: a source × domain's state (`starting`, `ok`,
 //!   `degraded`, `blind`) from its poll figures, the conditions that send meta-events (a
 //!   blind domain, a credential about to expire unrefreshed, a stalled sink), their episodes,
@@ -160,7 +163,10 @@
 //!   `sd_notify` and the watchdog heartbeat), [`daemon::health`] (live health for `/readyz`,
 //!   `/api/v1/status` and `/metrics`; the monitor that enqueues meta-events),
 //!   [`daemon::heartbeat`] (the ping to an external dead man's switch), [`daemon::memory`]
-//!   (start-up memory handed back once every source × domain has had its first poll).
+//!   (start-up memory handed back once every source × domain has had its first poll),
+//!   [`daemon::ha`] (with `[ha]`: standing for the lease; a term's takeover — checkpoint
+//!   loaded and fenced, cursors moved back, leftovers settled — its parts and checkpoint
+//!   writer; stepping down at once when the lease is lost).
 //! - [`cli`] — one file per subcommand (`check`, `findings`, `run`, `demo`, `simulate`,
 //!   `render`, `send-test`, `silence`, `dead-letters`, `healthcheck`, `status`, `reload`,
 //!   `route test`, `completions`, `man`), logging setup, signals, exit codes, the admin-API
@@ -239,6 +245,13 @@
 //! - A reload applies a file whole or not at all, and never runs two workers of one sink or
 //!   two pollers of one source and domain at once ([`daemon::wiring`]); the store is opened
 //!   once per process.
+//! - With `[ha]`, pollers, workers and the grouper run only within a leadership term: a poll
+//!   starts and a send starts only while the term's gate is open (the lease renewed within
+//!   `renew_deadline` on the local monotonic clock, and for a send also a checkpoint stored
+//!   within three intervals), and a send in flight is cut off at the deadline. A term writes
+//!   the checkpoint under its epoch before anything starts; no write under an older epoch
+//!   lands. A successor sends every event the old leader had not settled (by the marks and
+//!   rings) and flags each it may be sending again; a replica's store is never shared.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

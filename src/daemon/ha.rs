@@ -2,20 +2,20 @@
 //! over (issue 18; `shared/scale-out.md` §3).
 //!
 //! [`Leadership::start`] builds the coordinator `[ha]` names and runs an
-//! [`Elector`](crate::ha::lease::Elector) beside the daemon. The daemon's loop calls
+//! [`Elector`] beside the daemon. The daemon's loop calls
 //! [`Leadership::follow`] whenever the role changes:
 //!
-//! - **taking the lease** begins a term ([`Leadership::begin`]): load the checkpoint (retried
+//! - **taking the lease** begins a term (`Leadership::begin`): load the checkpoint (retried
 //!   while the term still leads), write it back at once under the new epoch — which fences
 //!   the old leader, whose next write is refused — and, when there was one, read it as a
 //!   [`Takeover`]: each windowed source × domain's cursor moves back to where the old
 //!   leader's marks say the first listing must start, each snapshot's next poll is a full
 //!   sweep, and what this replica's outbox still holds from an earlier term of its own is
 //!   acked where the old leader settled it. Then the wiring's parts start for the term
-//!   ([`Wiring::lead`]) and a writer stores the term's checkpoint every
+//!   (`Wiring::lead`) and a writer stores the term's checkpoint every
 //!   `checkpoint_interval`;
 //! - **losing it** (a failed renew past the deadline, another holder, a fenced write) stops
-//!   every part at once ([`Wiring::step_down`]): polls stop at their next page, attempts in
+//!   every part at once (`Wiring::step_down`): polls stop at their next page, attempts in
 //!   flight are cut off at the term's deadline (they stay in the outbox; the successor sends
 //!   them, flagged), and the writer stops without writing again;
 //! - **shutdown** ([`Leadership::stop`]) steps down the same way, writes one last checkpoint
@@ -42,6 +42,7 @@ use crate::ha::lease::{Elector, Gate, KubeLease, LeaseApi, Role};
 use crate::ha::ledger::{Checkpoint, Handoff, Takeover, Verdict, stream_key};
 use crate::ha::postgres::{PgCheckpoint, PgCoordinator};
 use crate::pipeline::dispatch::stream_of;
+use crate::pipeline::metrics::Metrics;
 use crate::sas::source::SourceSettings;
 use crate::store::{CURSOR_SCHEMA, Cursor, Store};
 
@@ -105,6 +106,7 @@ pub struct Leadership {
     elector: JoinHandle<()>,
     checkpoints: Checkpoints,
     store: Store,
+    metrics: Arc<Metrics>,
     term: Option<Running>,
 }
 
@@ -114,6 +116,7 @@ impl Leadership {
         settings: &HaSettings,
         env: &dyn Env,
         store: Store,
+        metrics: Arc<Metrics>,
     ) -> Result<Leadership, StartError> {
         let identity = settings
             .identity
@@ -179,6 +182,7 @@ impl Leadership {
             checkpoint = %checkpoints.describe(),
             "Standing for leadership: this replica polls and delivers only while it holds the lease."
         );
+        metrics.ha_role(false, None);
         Ok(Leadership {
             settings: settings.clone(),
             identity,
@@ -187,6 +191,7 @@ impl Leadership {
             elector,
             checkpoints,
             store,
+            metrics,
             term: None,
         })
     }
@@ -224,9 +229,14 @@ impl Leadership {
                     max_lag: self.settings.checkpoint_interval * 3,
                     leftovers_before_ms: term.took_over_ms,
                 }));
+                if term.took_over_ms.is_some() {
+                    self.metrics.ha_took_over();
+                }
                 self.term = Some(term);
             }
         }
+        self.metrics
+            .ha_role(self.term.is_some(), self.term.as_ref().map(|t| t.epoch));
     }
 
     /// Begins the term leading with `epoch` (see the module doc); `None` when it stopped

@@ -30,6 +30,10 @@
 //! | `sasrelay_config_last_reload_successful` | gauge (1 before any reload) | |
 //! | `sasrelay_config_last_reload_success_timestamp_seconds` | gauge (the start before any) | |
 //! | `sasrelay_config_reloads_total` | counter | `outcome` (`success`, `failure`) |
+//! | `sasrelay_ha_leader` | gauge (with `[ha]` only: 1 leading, 0 standing by) | |
+//! | `sasrelay_ha_epoch` | gauge (with `[ha]`) | |
+//! | `sasrelay_ha_takeovers_total` | counter (with `[ha]`) | |
+//! | `sasrelay_ha_possible_repeats_total` | counter (with `[ha]`: deliveries flagged as possible repeats) | `sink` |
 //!
 //! The alerts an operator wants (the README has them as rules):
 //! `sasrelay_source_health{state="blind"} == 1` (a source × domain cannot be read, including
@@ -44,7 +48,7 @@ use std::fmt::Write as _;
 
 use crate::daemon::reload::ReloadStatus;
 use crate::health::{SourceHealth, State};
-use crate::pipeline::metrics::{DeliveryFigures, Metrics, PollFigures};
+use crate::pipeline::metrics::{DeliveryFigures, HaFigures, Metrics, PollFigures};
 use crate::sas::quota::Waits;
 use crate::store::StoreStats;
 
@@ -65,7 +69,48 @@ pub fn exposition(
     );
     render_health(&mut out, health);
     render_budget(&mut out, &crate::sas::quota::waits());
+    if let Some(ha) = metrics.ha() {
+        render_ha(&mut out, &ha);
+    }
     out
+}
+
+/// With replicas (`[ha]`): the role, the epoch, takeovers and flagged repeats.
+fn render_ha(out: &mut String, ha: &HaFigures) {
+    header(
+        out,
+        "sasrelay_ha_leader",
+        "gauge",
+        "1 while this replica leads (polls and delivers), 0 while it stands by.",
+    );
+    let _ = writeln!(out, "sasrelay_ha_leader {}", u8::from(ha.leading));
+    header(
+        out,
+        "sasrelay_ha_epoch",
+        "gauge",
+        "The epoch (lease transitions) of the term this replica leads or last led.",
+    );
+    let _ = writeln!(out, "sasrelay_ha_epoch {}", ha.epoch);
+    header(
+        out,
+        "sasrelay_ha_takeovers_total",
+        "counter",
+        "Terms this replica began from another's checkpoint.",
+    );
+    let _ = writeln!(out, "sasrelay_ha_takeovers_total {}", ha.takeovers);
+    header(
+        out,
+        "sasrelay_ha_possible_repeats_total",
+        "counter",
+        "Deliveries flagged as possible repeats after a takeover.",
+    );
+    for (sink, n) in &ha.possible_repeats {
+        let _ = writeln!(
+            out,
+            "sasrelay_ha_possible_repeats_total{{sink=\"{}\"}} {n}",
+            label(sink)
+        );
+    }
 }
 
 /// The call budget ([`crate::sas::quota`]): calls and waits by action, over every bucket of

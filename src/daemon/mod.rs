@@ -199,7 +199,9 @@ pub async fn start(built: build::Built, control: Control) -> Result<StopReport, 
     };
     // With replicas, stand for the lease before anything polls or delivers.
     let mut leadership = match &settings.ha {
-        Some(ha) => Some(ha::Leadership::start(ha, &ProcessEnv, store.clone()).await?),
+        Some(ha) => Some(
+            ha::Leadership::start(ha, &ProcessEnv, store.clone(), ground.metrics.clone()).await?,
+        ),
         None => None,
     };
     let tasks = Tasks::default();

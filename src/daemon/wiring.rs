@@ -216,7 +216,7 @@ struct Running {
 }
 
 /// The sinks' workers, the sources and the grouper, as the configuration in force says —
-/// while this process leads ([`Wiring::lead`]; at once without replicas). Standing by, only
+/// while this process leads (`Wiring::lead`; at once without replicas). Standing by, only
 /// the routes and what the health judges follow the configuration.
 pub struct Wiring {
     parts: PollerParts,

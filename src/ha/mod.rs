@@ -1,11 +1,11 @@
-//! High availability (issue 18): two replicas, one leader. Built so far, the building blocks:
-//! the election ([`lease::Elector`]) on any [`LeaseBackend`] and the epoch-fenced checkpoint
-//! on any [`checkpoint::CheckpointStore`]; on the Kubernetes API server ([`kube`]: token, CA,
-//! `GET`/`POST`/`PUT`) they are a `coordination.k8s.io/v1` Lease ([`lease::KubeLease`]) and a
-//! ConfigMap ([`checkpoint::CheckpointApi`]); for VMs they are a lease row and a checkpoint row
-//! of a PostgreSQL database ([`postgres::PgCoordinator`]). The daemon does not use them yet
-//! (next: gating polls and sends on the leader's monotonic deadline, what the checkpoint holds,
-//! takeover).
+//! High availability (issue 18): two replicas, one leader. The election
+//! ([`lease::Elector`]) runs on any [`LeaseBackend`] and the epoch-fenced checkpoint on any
+//! [`checkpoint::CheckpointStore`]: on the Kubernetes API server ([`kube`]: token, CA,
+//! `GET`/`POST`/`PUT`) a `coordination.k8s.io/v1` Lease ([`lease::KubeLease`]) and a ConfigMap
+//! ([`checkpoint::CheckpointApi`]); on PostgreSQL a lease row and a checkpoint row
+//! ([`postgres`]). What the checkpoint holds and what a successor decides from it is
+//! [`ledger`]; a term as the pipeline sees it is [`Term`]; `[ha]` is [`config`]. The daemon's
+//! side (a term's takeover, its parts, stepping down) is `daemon::ha`.
 //!
 //! The semantics are client-go's (`tools/leaderelection`), which `shared/scale-out.md` chose
 //! over the two maintained crates (both judge expiry by comparing the holder's wall clock with

@@ -670,6 +670,9 @@ impl Worker {
                 match self.store.ack(name, seq) {
                     Ok(_) => {
                         self.settle(&entry.payload, now_ms);
+                        if entry.payload.events().iter().any(|e| e.possible_repeat) {
+                            self.metrics.ha_possible_repeat(name);
+                        }
                         self.unflushed += 1;
                         self.unflushed_since
                             .get_or_insert_with(std::time::Instant::now);

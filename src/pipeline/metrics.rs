@@ -77,12 +77,26 @@ pub enum DeliveryOutcome {
     DeadLetter,
 }
 
+/// With replicas (`[ha]`): this replica's role and what its takeovers sent again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HaFigures {
+    /// Leading now.
+    pub leading: bool,
+    /// The epoch of the term it leads or last led.
+    pub epoch: u64,
+    /// Terms this replica began from another's checkpoint.
+    pub takeovers: u64,
+    /// Deliveries flagged as possible repeats, by sink.
+    pub possible_repeats: BTreeMap<String, u64>,
+}
+
 /// The daemon's counters. Shared by pollers, workers and the admin API.
 #[derive(Debug)]
 pub struct Metrics {
     start_unix: f64,
     polls: Mutex<BTreeMap<(String, &'static str), PollFigures>>,
     deliveries: Mutex<BTreeMap<String, DeliveryFigures>>,
+    ha: Mutex<Option<HaFigures>>,
 }
 
 impl Default for Metrics {
@@ -98,7 +112,41 @@ impl Metrics {
             start_unix,
             polls: Mutex::default(),
             deliveries: Mutex::default(),
+            ha: Mutex::default(),
         }
+    }
+
+    fn ha_mut<R>(&self, f: impl FnOnce(&mut HaFigures) -> R) -> R {
+        let mut ha = self.ha.lock().unwrap_or_else(PoisonError::into_inner);
+        f(ha.get_or_insert_with(HaFigures::default))
+    }
+
+    /// With replicas: leading (with `epoch`) or standing by.
+    pub fn ha_role(&self, leading: bool, epoch: Option<u64>) {
+        self.ha_mut(|h| {
+            h.leading = leading;
+            if let Some(epoch) = epoch {
+                h.epoch = epoch;
+            }
+        });
+    }
+
+    /// With replicas: a term began from another's checkpoint.
+    pub fn ha_took_over(&self) {
+        self.ha_mut(|h| h.takeovers += 1);
+    }
+
+    /// With replicas: a delivery to `sink` was flagged as a possible repeat.
+    pub fn ha_possible_repeat(&self, sink: &str) {
+        self.ha_mut(|h| *h.possible_repeats.entry(sink.to_string()).or_default() += 1);
+    }
+
+    /// The replicas' figures, when `[ha]` is configured.
+    pub fn ha(&self) -> Option<HaFigures> {
+        self.ha
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Registers a poller and a sink before their first poll or delivery, so every series

@@ -154,7 +154,32 @@ impl Pair {
         pair.daemon(1)
             .wait_message("Standing for leadership", T)
             .await;
+        // The role is on /metrics: the leader says 1, the standby 0 (its poll series exist
+        // but an alert on them must be silenced by this gauge).
+        assert_eq!(pair.metric(0, "sasrelay_ha_leader").await, 1.0);
+        assert_eq!(pair.metric(1, "sasrelay_ha_leader").await, 0.0);
         pair
+    }
+
+    /// The value of the unlabelled series `name` on replica `i`'s `/metrics`.
+    async fn metric(&self, i: usize, name: &str) -> f64 {
+        let d = self.daemon(i);
+        d.wait_message("Admin API listening", T).await;
+        let addr = d.messages("Admin API listening")[0]["addr"]
+            .as_str()
+            .expect("the admin address")
+            .to_string();
+        let text = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} on replica {}: {text}", NAMES[i]))
+            .parse()
+            .expect("a number")
     }
 
     fn spawn(&mut self, i: usize) {
@@ -374,6 +399,9 @@ async fn rounds(lease: Coordinator, failures: &[Failure], seed: u64) {
         }
     }
     println!("copies sent again after each failover: {per_round:?}");
+    let leader = pair.leader().await;
+    assert_eq!(pair.metric(leader, "sasrelay_ha_leader").await, 1.0);
+    assert!(pair.metric(leader, "sasrelay_ha_epoch").await >= 1.0);
     for (id, _) in &unflagged {
         let copies: Vec<String> = requests
             .iter()
