@@ -267,14 +267,34 @@ async fn fail_over(pair: &mut Pair, failure: Failure) -> Duration {
     match failure {
         Failure::Kill9 | Failure::Term => pair.spawn(old),
         Failure::Stop => {
-            writes_before_resume = Some(pair.lease.checkpoint_writes().map(|w| w.len()));
+            writes_before_resume = Some((
+                pair.lease.checkpoint_writes().map(|w| w.len()),
+                pair.daemon(old).lines().len(),
+            ));
             kill_pid(pair.daemon(old).pid, "CONT");
         }
         Failure::Cut => pair.lease.uncut(old),
     }
-    if let Some(before) = writes_before_resume {
-        // The resumed old leader learns it lost the lease; from then on it never writes.
-        pair.daemon(old).wait_message("Leadership lost", T).await;
+    if let Some((before, lines)) = writes_before_resume {
+        // The resumed old leader learns it lost the lease (a line after its resume); it
+        // sends at most what was in flight when it stopped, and never writes the checkpoint.
+        let resumed = pair.daemon(old);
+        let mut seen = 0;
+        resumed
+            .wait_log("leadership lost after the resume", T, |v| {
+                seen += 1;
+                seen > lines && v["message"] == "Leadership lost: stopping polls and deliveries."
+            })
+            .await;
+        let sent: usize = resumed.lines()[lines..]
+            .iter()
+            .filter(|l| l.contains("\"message\":\"Delivered.\""))
+            .count();
+        println!("resumed old leader sent {sent} after SIGCONT");
+        assert!(
+            sent <= sasrelay::sinks::WEBHOOK_CONCURRENCY,
+            "the resumed old leader sent {sent}, more than its in-flight batch"
+        );
         if let (Some(before), Some(writes)) = (before, pair.lease.checkpoint_writes()) {
             let late: Vec<_> = writes[before..]
                 .iter()
