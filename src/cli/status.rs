@@ -68,6 +68,16 @@ pub fn render(v: &StatusView) -> String {
             out.push_str(&format!("  {}\n", terminal_safe(r, 300)));
         }
     }
+    if let Some(ha) = &v.ha {
+        let repeats: u64 = ha.possible_repeats.values().sum();
+        out.push_str(&format!(
+            "{} (epoch {}), {} takeovers, {} deliveries flagged as possible repeats\n",
+            if ha.leading { "leader" } else { "standby" },
+            ha.epoch,
+            ha.takeovers,
+            repeats
+        ));
+    }
     let dash = || "-".to_string();
     let mut sources = vec![
         [

@@ -181,6 +181,9 @@ pub struct StatusView {
     /// Security Center calls by action ([`crate::sas::quota`]).
     #[serde(default)]
     pub budget: Vec<BudgetStatus>,
+    /// With `[ha]`: this replica's role, epoch, takeovers and flagged repeats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha: Option<crate::pipeline::metrics::HaFigures>,
 }
 
 /// The health at one moment.
@@ -480,6 +483,7 @@ impl Health {
             sinks,
             conditions,
             budget,
+            ha: self.metrics.ha(),
         }
     }
 }

@@ -31,7 +31,7 @@ pub enum CheckpointError<E: std::error::Error + 'static = ApiError> {
     },
     /// Over [`MAX_CHECKPOINT_BYTES`].
     #[error(
-        "the checkpoint is {0} bytes, over the {MAX_CHECKPOINT_BYTES} a ConfigMap can safely hold"
+        "the checkpoint is {0} bytes, over the {MAX_CHECKPOINT_BYTES} bytes a ConfigMap (or the checkpoint row) may hold: lower [ha] ring"
     )]
     TooLarge(usize),
     /// The store refused or could not be reached.

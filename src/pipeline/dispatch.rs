@@ -358,11 +358,12 @@ impl Dispatcher {
     ) -> Result<(), StoreError> {
         let now_ms = unix_ms(now);
         let ts = to_timestamp(now);
-        let stream = stream_of(&event);
-        let at_ms = event.activity_ms();
-        let handoff = self.handoff();
-        if let Some(h) = &handoff
-            && h.possible_repeat(&stream, at_ms)
+        // With replicas only: the handoff's name of the event's stream and its activity time.
+        let handoff = self
+            .handoff()
+            .map(|h| (h, stream_of(&event), event.activity_ms()));
+        if let Some((h, stream, at_ms)) = &handoff
+            && h.possible_repeat(stream, *at_ms)
         {
             event.possible_repeat = true;
         }
@@ -401,10 +402,9 @@ impl Dispatcher {
                 out.filtered += 1;
                 continue;
             }
-            if handoff
-                .as_ref()
-                .is_some_and(|h| h.settled_before(&target.sink, &stream, &event.id, at_ms))
-            {
+            if handoff.as_ref().is_some_and(|(h, stream, at_ms)| {
+                h.settled_before(&target.sink, stream, &event.id, *at_ms)
+            }) {
                 out.settled_before += 1;
                 continue;
             }

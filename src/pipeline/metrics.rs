@@ -78,7 +78,7 @@ pub enum DeliveryOutcome {
 }
 
 /// With replicas (`[ha]`): this replica's role and what its takeovers sent again.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HaFigures {
     /// Leading now.
     pub leading: bool,

@@ -158,17 +158,36 @@ impl Pair {
         // but an alert on them must be silenced by this gauge).
         assert_eq!(pair.metric(0, "sasrelay_ha_leader").await, 1.0);
         assert_eq!(pair.metric(1, "sasrelay_ha_leader").await, 0.0);
+        // And in the status (`sasrelay status`).
+        assert_eq!(pair.status(0).await["ha"]["leading"], json!(true));
+        assert_eq!(pair.status(1).await["ha"]["leading"], json!(false));
         pair
+    }
+
+    /// Replica `i`'s admin address.
+    async fn admin(&self, i: usize) -> String {
+        let d = self.daemon(i);
+        d.wait_message("Admin API listening", T).await;
+        d.messages("Admin API listening")[0]["addr"]
+            .as_str()
+            .expect("the admin address")
+            .to_string()
+    }
+
+    /// Replica `i`'s `GET /api/v1/status`.
+    async fn status(&self, i: usize) -> serde_json::Value {
+        let addr = self.admin(i).await;
+        reqwest::get(format!("http://{addr}/api/v1/status"))
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("status JSON")
     }
 
     /// The value of the unlabelled series `name` on replica `i`'s `/metrics`.
     async fn metric(&self, i: usize, name: &str) -> f64 {
-        let d = self.daemon(i);
-        d.wait_message("Admin API listening", T).await;
-        let addr = d.messages("Admin API listening")[0]["addr"]
-            .as_str()
-            .expect("the admin address")
-            .to_string();
+        let addr = self.admin(i).await;
         let text = reqwest::get(format!("http://{addr}/metrics"))
             .await
             .expect("scrape")
