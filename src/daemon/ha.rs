@@ -242,18 +242,14 @@ impl Leadership {
     /// Begins the term leading with `epoch` (see the module doc); `None` when it stopped
     /// leading before it could.
     async fn begin(&mut self, epoch: u64, sources: &[SourceSettings]) -> Option<Running> {
+        // One try each: a failure returns, and the next renew (a role change) tries again, so
+        // the daemon's loop never stops answering shutdown and reloads while this fails.
         let gate = Gate::new(self.role.clone(), epoch);
-        let retry = self.settings.timings.retry;
-        let loaded = loop {
-            if !gate.open() {
+        let loaded = match self.checkpoints.load().await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::error!(checkpoint = %self.checkpoints.describe(), error = %e, "Leading, but cannot read the checkpoint: nothing polls or delivers until it is read (retried at every renew).");
                 return None;
-            }
-            match self.checkpoints.load().await {
-                Ok(loaded) => break loaded,
-                Err(e) => {
-                    tracing::warn!(checkpoint = %self.checkpoints.describe(), error = %e, "Cannot read the checkpoint; nothing starts until it is read.");
-                    tokio::time::sleep(retry).await;
-                }
             }
         };
         let took_over_ms = crate::clock::unix_ms(time::OffsetDateTime::now_utc());
@@ -272,21 +268,19 @@ impl Leadership {
             )
             .unwrap_or_default(),
         };
-        loop {
-            if !gate.open() {
+        match self.checkpoints.store(epoch, &fence).await {
+            Ok(()) => {}
+            Err((Some(stored), e)) => {
+                tracing::error!(epoch, stored, error = %e, "Another replica leads with a later epoch: not starting.");
                 return None;
             }
-            match self.checkpoints.store(epoch, &fence).await {
-                Ok(()) => break,
-                Err((Some(stored), e)) => {
-                    tracing::error!(epoch, stored, error = %e, "Another replica leads with a later epoch: not starting.");
-                    return None;
-                }
-                Err((None, e)) => {
-                    tracing::warn!(checkpoint = %self.checkpoints.describe(), error = %e, "Cannot write the checkpoint under the new epoch; nothing starts until it is written.");
-                    tokio::time::sleep(retry).await;
-                }
+            Err((None, e)) => {
+                tracing::error!(checkpoint = %self.checkpoints.describe(), error = %e, "Leading, but cannot write the checkpoint under the new epoch: nothing polls or delivers until it is written (retried at every renew).");
+                return None;
             }
+        }
+        if !gate.open() {
+            return None;
         }
         let handoff = Arc::new(Handoff::new(
             &self.identity,
@@ -298,7 +292,7 @@ impl Leadership {
         if let Some(t) = &takeover
             && let Err(e) = self.prepare(t, &handoff, sources).await
         {
-            tracing::error!(error = %e, "Cannot prepare the store for the takeover: not starting this term.");
+            tracing::error!(error = %e, "Leading, but cannot prepare the store for the takeover: nothing polls or delivers (retried at every renew).");
             return None;
         }
         tracing::info!(

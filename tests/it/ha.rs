@@ -47,6 +47,19 @@ struct Fake {
     fail: usize,
     /// Every checkpoint write that landed: who wrote it, under which epoch.
     checkpoint_writes: Vec<(String, u64)>,
+    /// ConfigMaps answer 403 (a Role missing the checkpoint's rights).
+    forbid_configmaps: bool,
+}
+
+/// The 403 a Role without rights on ConfigMaps gets.
+fn forbidden(f: &Fake, plural: &str) -> Option<Response> {
+    (plural == "configmaps" && f.forbid_configmaps).then(|| {
+        status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "configmaps is forbidden: User \"system:serviceaccount:sasrelay:sasrelay\" cannot get resource \"configmaps\"",
+        )
+    })
 }
 
 struct FakeState {
@@ -114,7 +127,11 @@ async fn read(
     if let Some(refused) = door(&s, &who).await {
         return refused;
     }
-    match s.fake.lock().unwrap().object(&plural, &name) {
+    let f = s.fake.lock().unwrap();
+    if let Some(refused) = forbidden(&f, &plural) {
+        return refused;
+    }
+    match f.object(&plural, &name) {
         Some(obj) => axum::Json(obj).into_response(),
         None => status(
             StatusCode::NOT_FOUND,
@@ -137,6 +154,9 @@ async fn create(
         .unwrap_or_default()
         .to_string();
     let mut f = s.fake.lock().unwrap();
+    if let Some(refused) = forbidden(&f, &plural) {
+        return refused;
+    }
     if f.object(&plural, &name).is_some() {
         return status(
             StatusCode::CONFLICT,
@@ -158,6 +178,9 @@ async fn update(
         return refused;
     }
     let mut f = s.fake.lock().unwrap();
+    if let Some(refused) = forbidden(&f, &plural) {
+        return refused;
+    }
     let Some(current) = f.object(&plural, &name) else {
         return status(
             StatusCode::NOT_FOUND,
@@ -243,6 +266,11 @@ impl LeaseServer {
 
     pub(crate) fn cut(&self, who: &str) {
         self.state.fake.lock().unwrap().cut.insert(who.to_string());
+    }
+
+    /// ConfigMaps answer 403 while `on` (a Role missing the checkpoint's rights).
+    pub(crate) fn forbid_configmaps(&self, on: bool) {
+        self.state.fake.lock().unwrap().forbid_configmaps = on;
     }
 
     /// Candidate `who`'s traffic reaches the server again.

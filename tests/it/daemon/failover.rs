@@ -508,3 +508,62 @@ async fn thirty_failovers_on_postgresql_lose_nothing_and_flag_every_repeat() {
     )
     .await;
 }
+
+/// A leader whose Role lacks the checkpoint's rights holds the lease but polls and delivers
+/// nothing, and says so (an error naming the ConfigMap and the API server's answer); once the
+/// rights are there it starts at its next renew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_cannot_read_the_checkpoint_polls_nothing_and_says_why() {
+    let sim = quiet_simulator().await;
+    let hook = Hook::start().await;
+    let lease = LeaseServer::start().await;
+    lease.forbid_configmaps(true);
+    let coordinator = Coordinator::Kube(lease);
+    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, url) = (sim.endpoint(), hook.url());
+    let state = dir.path().join("state");
+    let ha = coordinator.table(0);
+    let mut spec = ConfigSpec::new(&endpoint, &url, &state);
+    spec.source_extra = "domains = [\"alerts\"]";
+    spec.poll = r#"{ alerts = "1s" }"#;
+    spec.tail = &ha;
+    let config = spec.write(&dir.path().join("a.toml"));
+    let daemon = Daemon::spawn(&config);
+    daemon
+        .wait_log("the checkpoint error", T, |v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Leading, but cannot read the checkpoint"))
+                && v["error"].as_str().is_some_and(|e| e.contains("403"))
+                && v["checkpoint"] == "ConfigMap sasrelay/sasrelay-main-checkpoint"
+        })
+        .await;
+    // It holds the lease (renews go on) and tries again at each renew, polling nothing.
+    daemon
+        .wait_log("a second try", T, {
+            let mut tries = 0;
+            move |v| {
+                if v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("Leading, but cannot read the checkpoint"))
+                {
+                    tries += 1;
+                }
+                tries >= 2
+            }
+        })
+        .await;
+    assert_eq!(coordinator.lease().await.0.as_deref(), Some("a"));
+    assert!(
+        daemon.polls("alerts").is_empty(),
+        "polled without a checkpoint"
+    );
+    let Coordinator::Kube(lease) = &coordinator else {
+        unreachable!()
+    };
+    lease.forbid_configmaps(false);
+    daemon
+        .wait_message("Leading: polling and delivering.", T)
+        .await;
+    daemon.wait_more_polls_of(&["alerts"], 1, T).await;
+}
