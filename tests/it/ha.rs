@@ -14,6 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use sasrelay::ha::LeaseBackend;
 use sasrelay::ha::checkpoint::{
     CheckpointApi, CheckpointError, CheckpointStore, MAX_CHECKPOINT_BYTES,
 };
@@ -24,17 +25,17 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-const TIMINGS: Timings = Timings {
+pub(crate) const TIMINGS: Timings = Timings {
     lease: Duration::from_millis(2000),
     renew_deadline: Duration::from_millis(1400),
     retry: Duration::from_millis(250),
 };
 
 /// Scheduling slack allowed on a loaded 2-core machine (the whole suite runs at once).
-const SLACK: Duration = Duration::from_millis(500);
+pub(crate) const SLACK: Duration = Duration::from_millis(500);
 
 /// Failure guard for every wait (a hang becomes a failure, never a pass).
-const T: Duration = Duration::from_secs(20);
+pub(crate) const T: Duration = Duration::from_secs(20);
 
 #[derive(Default)]
 struct Fake {
@@ -336,10 +337,18 @@ impl LeaseServer {
 }
 
 /// A running candidate: its published role, and the token that stops it.
-struct Candidate {
-    role: watch::Receiver<Role>,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+pub(crate) struct Candidate {
+    pub(crate) role: watch::Receiver<Role>,
+    pub(crate) stop: CancellationToken,
+    pub(crate) task: tokio::task::JoinHandle<()>,
+}
+
+/// Runs `elector` (on any backend) as a candidate.
+pub(crate) fn spawn_candidate<B: LeaseBackend>(elector: Elector<B>) -> Candidate {
+    let (tx, role) = watch::channel(Role::Standby { holder: None });
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(elector.run(tx, stop.clone()));
+    Candidate { role, stop, task }
 }
 
 fn elector(server: &LeaseServer, who: &str) -> Elector<KubeLease> {
@@ -347,15 +356,15 @@ fn elector(server: &LeaseServer, who: &str) -> Elector<KubeLease> {
 }
 
 fn run(server: &LeaseServer, who: &str) -> Candidate {
-    let elector = elector(server, who);
-    let (tx, role) = watch::channel(Role::Standby { holder: None });
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(elector.run(tx, stop.clone()));
-    Candidate { role, stop, task }
+    spawn_candidate(elector(server, who))
 }
 
 /// Waits until `c` publishes a role satisfying `pred`; returns when it saw it.
-async fn until(c: &mut Candidate, what: &str, pred: impl Fn(&Role) -> bool) -> (Instant, Role) {
+pub(crate) async fn until(
+    c: &mut Candidate,
+    what: &str,
+    pred: impl Fn(&Role) -> bool,
+) -> (Instant, Role) {
     let r = tokio::time::timeout(T, c.role.wait_for(|r| pred(r)))
         .await
         .unwrap_or_else(|_| panic!("{what}: not within {T:?}"))
@@ -379,18 +388,18 @@ async fn leader_and_standby(server: &LeaseServer) -> (Candidate, Candidate) {
 }
 
 /// Stops every candidate (a leader releases) and waits for each.
-async fn stop_all(candidates: impl IntoIterator<Item = Candidate>) {
+pub(crate) async fn stop_all(candidates: impl IntoIterator<Item = Candidate>) {
     for c in candidates {
         c.stop.cancel();
         c.task.await.unwrap();
     }
 }
 
-fn is_leader(r: &Role) -> bool {
+pub(crate) fn is_leader(r: &Role) -> bool {
     matches!(r, Role::Leader { .. })
 }
 
-fn epoch(r: &Role) -> u64 {
+pub(crate) fn epoch(r: &Role) -> u64 {
     match r {
         Role::Leader { epoch, .. } => *epoch,
         Role::Standby { .. } => panic!("not a leader: {r:?}"),

@@ -15,27 +15,16 @@ use std::time::Duration;
 
 use sasrelay::ha::LeaseBackend;
 use sasrelay::ha::checkpoint::{CheckpointError, CheckpointStore, MAX_CHECKPOINT_BYTES};
-use sasrelay::ha::lease::{Elector, Role, Timings};
+use sasrelay::ha::lease::{Elector, Role};
+
+use crate::ha::{Candidate, SLACK, TIMINGS, epoch, is_leader, spawn_candidate, stop_all, until};
 use sasrelay::ha::postgres::{PgCoordinator, PgError, PgLease};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-
-const TIMINGS: Timings = Timings {
-    lease: Duration::from_millis(2000),
-    renew_deadline: Duration::from_millis(1400),
-    retry: Duration::from_millis(250),
-};
 
 /// Each call's bound: under the renew deadline, over a retry (a hung renew is cut by the
 /// elector at the deadline, not by this).
 const CALL_TIMEOUT: Duration = Duration::from_millis(1200);
-
-/// Scheduling slack allowed on a loaded 2-core machine.
-const SLACK: Duration = Duration::from_millis(500);
-
-/// Failure guard for every wait (a hang becomes a failure, never a pass).
-const T: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------------------------------------
 // The server
@@ -451,29 +440,8 @@ fn lease(url: &str, name: &str, who: &str) -> PgLease {
     pg(url, name, who).lease
 }
 
-/// A running candidate: its published role, and the token that stops it.
-struct Candidate {
-    role: watch::Receiver<Role>,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
 fn run(url: &str, name: &str, who: &str) -> Candidate {
-    let elector = Elector::new(lease(url, name, who), TIMINGS);
-    let (tx, role) = watch::channel(Role::Standby { holder: None });
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(elector.run(tx, stop.clone()));
-    Candidate { role, stop, task }
-}
-
-/// Waits until `c` publishes a role satisfying `pred`; returns when it saw it.
-async fn until(c: &mut Candidate, what: &str, pred: impl Fn(&Role) -> bool) -> (Instant, Role) {
-    let r = tokio::time::timeout(T, c.role.wait_for(|r| pred(r)))
-        .await
-        .unwrap_or_else(|_| panic!("{what}: not within {T:?}"))
-        .expect("candidate running")
-        .clone();
-    (Instant::now(), r)
+    spawn_candidate(Elector::new(lease(url, name, who), TIMINGS))
 }
 
 /// `a` (reaching the server at `a_url`) leading and `b` standing by, having seen `a` hold.
@@ -488,25 +456,6 @@ async fn leader_and_standby(a_url: &str, name: &str) -> (Candidate, Candidate) {
     )
     .await;
     (a, b)
-}
-
-/// Stops every candidate (a leader releases) and waits for each.
-async fn stop_all(candidates: impl IntoIterator<Item = Candidate>) {
-    for c in candidates {
-        c.stop.cancel();
-        c.task.await.unwrap();
-    }
-}
-
-fn is_leader(r: &Role) -> bool {
-    matches!(r, Role::Leader { .. })
-}
-
-fn epoch(r: &Role) -> u64 {
-    match r {
-        Role::Leader { epoch, .. } => *epoch,
-        Role::Standby { .. } => panic!("not a leader: {r:?}"),
-    }
 }
 
 fn deadline(r: &Role) -> Instant {
