@@ -70,13 +70,26 @@ pub fn render(v: &StatusView) -> String {
     }
     if let Some(ha) = &v.ha {
         let repeats: u64 = ha.possible_repeats.values().sum();
+        let renew = match ha.last_renew_ms {
+            Some(ms) => format!(
+                "lease last renewed or read at {}",
+                crate::clock::rfc3339_ms(ms)
+            ),
+            None => "the lease never reached yet".to_string(),
+        };
         out.push_str(&format!(
-            "{} (epoch {}), {} takeovers, {} deliveries flagged as possible repeats\n",
+            "{} (epoch {}), {renew}, {} takeovers, {} deliveries flagged as possible repeats\n",
             if ha.leading { "leader" } else { "standby" },
             ha.epoch,
             ha.takeovers,
             repeats
         ));
+        if let Some(why) = &ha.blocked {
+            out.push_str(&format!(
+                "  HOLDS THE LEASE BUT DOES NOT LEAD: {}\n",
+                terminal_safe(why, 300)
+            ));
+        }
     }
     let dash = || "-".to_string();
     let mut sources = vec![

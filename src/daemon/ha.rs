@@ -152,7 +152,7 @@ impl Leadership {
                     &identity,
                     timings.lease,
                 );
-                let elector = Elector::new(lease, timings);
+                let elector = Elector::new(lease, timings).on_success(renewed(&metrics));
                 (
                     tokio::spawn(elector.run(tx, elector_stop.clone())),
                     Checkpoints::Kube(CheckpointApi::new(kube, &settings.checkpoint_name())),
@@ -170,7 +170,7 @@ impl Leadership {
                     call_timeout,
                 )
                 .map_err(|e| StartError::Other(format!("[ha] url: {e}")))?;
-                let elector = Elector::new(pg.lease, timings);
+                let elector = Elector::new(pg.lease, timings).on_success(renewed(&metrics));
                 (
                     tokio::spawn(elector.run(tx, elector_stop.clone())),
                     Checkpoints::Postgres(pg.checkpoint),
@@ -226,7 +226,7 @@ impl Leadership {
                 wiring.lead(Some(Term {
                     handoff: term.handoff.clone(),
                     gate: term.gate.clone(),
-                    max_lag: self.settings.checkpoint_interval * 3,
+                    max_lag: self.settings.checkpoint_interval,
                     leftovers_before_ms: term.took_over_ms,
                 }));
                 if term.took_over_ms.is_some() {
@@ -234,6 +234,9 @@ impl Leadership {
                 }
                 self.term = Some(term);
             }
+        }
+        if self.term.is_some() || leading.is_none() {
+            self.metrics.ha_blocked(None);
         }
         self.metrics
             .ha_role(self.term.is_some(), self.term.as_ref().map(|t| t.epoch));
@@ -249,6 +252,10 @@ impl Leadership {
             Ok(loaded) => loaded,
             Err(e) => {
                 tracing::error!(checkpoint = %self.checkpoints.describe(), error = %e, "Leading, but cannot read the checkpoint: nothing polls or delivers until it is read (retried at every renew).");
+                self.metrics.ha_blocked(Some(format!(
+                    "cannot read the checkpoint ({}): {e}",
+                    self.checkpoints.describe()
+                )));
                 return None;
             }
         };
@@ -264,7 +271,9 @@ impl Leadership {
         let fence = match &loaded {
             Some(stored) => stored.text.clone(),
             None => serde_json::to_string(
-                &Handoff::new(&self.identity, None, 1).checkpoint(took_over_ms),
+                &Handoff::new(&self.identity, None, 1)
+                    .checkpoint(took_over_ms)
+                    .0,
             )
             .unwrap_or_default(),
         };
@@ -276,6 +285,10 @@ impl Leadership {
             }
             Err((None, e)) => {
                 tracing::error!(checkpoint = %self.checkpoints.describe(), error = %e, "Leading, but cannot write the checkpoint under the new epoch: nothing polls or delivers until it is written (retried at every renew).");
+                self.metrics.ha_blocked(Some(format!(
+                    "cannot write the checkpoint ({}): {e}",
+                    self.checkpoints.describe()
+                )));
                 return None;
             }
         }
@@ -287,12 +300,16 @@ impl Leadership {
             takeover.clone(),
             self.settings.ring,
         ));
-        // The fence was this term's first stored checkpoint.
-        handoff.stored();
+        // The fence was this term's first stored checkpoint (the old leader's, which is what
+        // this term's ledger holds so far).
+        handoff.stored(handoff.checkpoint(took_over_ms).1);
         if let Some(t) = &takeover
             && let Err(e) = self.prepare(t, &handoff, sources).await
         {
             tracing::error!(error = %e, "Leading, but cannot prepare the store for the takeover: nothing polls or delivers (retried at every renew).");
+            self.metrics.ha_blocked(Some(format!(
+                "cannot prepare the store for the takeover: {e}"
+            )));
             return None;
         }
         tracing::info!(
@@ -431,8 +448,15 @@ impl Leadership {
     }
 }
 
-/// Writes the term's checkpoint every `every` while it leads, until `stop`; a fenced write
-/// ends it (another replica leads).
+/// Reports a successful lease try to the metrics.
+fn renewed(metrics: &Arc<Metrics>) -> impl Fn(i64) + Send + Sync + 'static {
+    let metrics = metrics.clone();
+    move |ms| metrics.ha_renewed(ms)
+}
+
+/// Writes the term's checkpoint every `every`, and soon after each delivered batch (at most
+/// every `every` / 4, so a burst of deliveries costs the coordinator a few writes a second),
+/// while it leads, until `stop`; a fenced write ends it (another replica leads).
 async fn write_checkpoints(
     checkpoints: Checkpoints,
     epoch: u64,
@@ -441,17 +465,22 @@ async fn write_checkpoints(
     every: Duration,
     stop: CancellationToken,
 ) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let gap = every / 4;
+    let mut last = Instant::now();
     loop {
         tokio::select! {
             biased;
             () = stop.cancelled() => return,
-            _ = ticks.tick() => {}
+            () = tokio::time::sleep_until(last + every) => {}
+            () = async {
+                handoff.settled_since().await;
+                tokio::time::sleep_until(last + gap).await;
+            } => {}
         }
         if !gate.open() {
             return;
         }
+        last = Instant::now();
         if let Err(e) = write_once(&checkpoints, epoch, &handoff, &gate).await {
             match e {
                 WriteError::Fenced(stored) => {
@@ -488,8 +517,8 @@ async fn write_once(
     gate: &Gate,
 ) -> Result<(), WriteError> {
     let now_ms = crate::clock::unix_ms(time::OffsetDateTime::now_utc());
-    let text = serde_json::to_string(&handoff.checkpoint(now_ms))
-        .map_err(|e| WriteError::Failed(e.to_string()))?;
+    let (checkpoint, snapshot) = handoff.checkpoint(now_ms);
+    let text = serde_json::to_string(&checkpoint).map_err(|e| WriteError::Failed(e.to_string()))?;
     let deadline = gate.deadline().ok_or(WriteError::Late)?;
     if Instant::now() >= deadline {
         return Err(WriteError::Late);
@@ -497,7 +526,7 @@ async fn write_once(
     match tokio::time::timeout_at(deadline, checkpoints.store(epoch, &text)).await {
         Err(_) => Err(WriteError::Late),
         Ok(Ok(())) => {
-            handoff.stored();
+            handoff.stored(snapshot);
             Ok(())
         }
         Ok(Err((Some(stored), _))) => Err(WriteError::Fenced(stored)),

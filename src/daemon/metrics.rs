@@ -93,6 +93,28 @@ fn render_ha(out: &mut String, ha: &HaFigures) {
     let _ = writeln!(out, "sasrelay_ha_epoch {}", ha.epoch);
     header(
         out,
+        "sasrelay_ha_last_renew_timestamp_seconds",
+        "gauge",
+        "When this replica last renewed the lease (leading) or read it (standing by); 0 before the first time. A replica that cannot reach its coordinator cannot take over.",
+    );
+    let _ = writeln!(
+        out,
+        "sasrelay_ha_last_renew_timestamp_seconds {:.3}",
+        ha.last_renew_ms.unwrap_or(0) as f64 / 1000.0
+    );
+    header(
+        out,
+        "sasrelay_ha_blocked",
+        "gauge",
+        "1 while this replica holds the lease but cannot start its term (see the log or sasrelay status): nothing polls.",
+    );
+    let _ = writeln!(
+        out,
+        "sasrelay_ha_blocked {}",
+        u8::from(ha.blocked.is_some())
+    );
+    header(
+        out,
         "sasrelay_ha_takeovers_total",
         "counter",
         "Terms this replica began from another's checkpoint.",

@@ -375,6 +375,9 @@ pub struct Elector<B> {
     holder: Option<String>,
     /// While leading: the epoch and the start of the last successful write.
     leading: Option<(u64, Instant)>,
+    /// Told the wall time (unix ms) of every successful try: a renew while leading, a read
+    /// of the lease while standing by.
+    on_success: Option<Box<dyn Fn(i64) + Send + Sync>>,
 }
 
 impl<B: LeaseBackend> Elector<B> {
@@ -385,7 +388,15 @@ impl<B: LeaseBackend> Elector<B> {
             timings,
             holder: None,
             leading: None,
+            on_success: None,
         }
+    }
+
+    /// Calls `f` with the wall time (unix ms) of every successful try (the "last renew" of
+    /// metrics and status).
+    pub fn on_success(mut self, f: impl Fn(i64) + Send + Sync + 'static) -> Elector<B> {
+        self.on_success = Some(Box::new(f));
+        self
     }
 
     /// The role after the last step.
@@ -440,8 +451,15 @@ impl<B: LeaseBackend> Elector<B> {
                 () = shutdown.cancelled() => break,
                 r = self.step_within_deadline() => r,
             };
-            if let Err(e) = attempt {
-                tracing::warn!(lease = %describe, identity = %identity, error = %e, "Lease try failed.");
+            match attempt {
+                Err(e) => {
+                    tracing::warn!(lease = %describe, identity = %identity, error = %e, "Lease try failed.")
+                }
+                Ok(_) => {
+                    if let Some(f) = &self.on_success {
+                        f(crate::clock::unix_ms(time::OffsetDateTime::now_utc()));
+                    }
+                }
             }
             let now = Instant::now();
             let mut current = self.role();

@@ -414,6 +414,8 @@ impl Takeover {
 pub struct Handoff {
     holder: String,
     state: Mutex<HandoffState>,
+    /// Signalled on every settle: the checkpoint writer stores the delivered batch soon.
+    settles: tokio::sync::Notify,
 }
 
 #[derive(Debug)]
@@ -422,8 +424,20 @@ struct HandoffState {
     takeover: Option<Takeover>,
     /// Streams listed since the takeover: their events are this leader's own.
     relisted: BTreeSet<String>,
-    /// When a checkpoint of this term was last stored.
+    /// When the last stored checkpoint of this term was taken (not when its write ended:
+    /// what settled during the write is not in it).
     stored_at: Option<std::time::Instant>,
+    /// Settles so far in this term, and how many of them the last stored checkpoint holds.
+    settles: u64,
+    recorded: u64,
+}
+
+/// What a checkpoint taken by [`Handoff::checkpoint`] holds, to report it stored
+/// ([`Handoff::stored`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Snapshot {
+    taken: std::time::Instant,
+    settles: u64,
 }
 
 impl Handoff {
@@ -441,7 +455,10 @@ impl Handoff {
                 takeover,
                 relisted: BTreeSet::new(),
                 stored_at: None,
+                settles: 0,
+                recorded: 0,
             }),
+            settles: tokio::sync::Notify::new(),
         }
     }
 
@@ -493,7 +510,18 @@ impl Handoff {
 
     /// [`Ledger::settled`].
     pub fn settled(&self, sink: &str, stream: &str, event_id: &str, now_ms: i64) {
-        self.lock().ledger.settled(sink, stream, event_id, now_ms);
+        {
+            let mut state = self.lock();
+            state.ledger.settled(sink, stream, event_id, now_ms);
+            state.settles += 1;
+        }
+        self.settles.notify_one();
+    }
+
+    /// Resolves after an event settled since the last call (at once if one has): the
+    /// checkpoint writer stores each delivered batch without waiting for its interval.
+    pub async fn settled_since(&self) {
+        self.settles.notified().await;
     }
 
     /// [`Ledger::listed`]; the stream's takeover is over.
@@ -517,21 +545,40 @@ impl Handoff {
         self.lock().takeover.as_ref()?.window_start_ms(stream)
     }
 
-    /// A checkpoint of this term was stored just now.
-    pub fn stored(&self) {
-        self.lock().stored_at = Some(std::time::Instant::now());
+    /// The checkpoint `snapshot` was stored.
+    pub fn stored(&self, snapshot: Snapshot) {
+        let mut state = self.lock();
+        if state.stored_at.is_none_or(|t| t < snapshot.taken) {
+            state.stored_at = Some(snapshot.taken);
+            state.recorded = snapshot.settles;
+        }
     }
 
-    /// Whether a checkpoint of this term was stored within `lag`: a leader whose checkpoints
-    /// fail (its API server cut off) stops sending, so what a successor must send again stays
-    /// within a few checkpoint intervals.
-    pub fn stored_within(&self, lag: std::time::Duration) -> bool {
-        self.lock().stored_at.is_some_and(|t| t.elapsed() <= lag)
+    /// Whether the term may go on sending as far as its checkpoint goes: the last stored one
+    /// was taken within `lag`, or it holds every settle so far. A leader whose checkpoint
+    /// writes fail (its coordinator cut off) stops within `lag` of its last stored one after
+    /// a delivery, so what a successor sends again is at most `lag` of deliveries plus the
+    /// batch in flight.
+    pub fn recorded_within(&self, lag: std::time::Duration) -> bool {
+        let state = self.lock();
+        state
+            .stored_at
+            .is_some_and(|t| state.recorded == state.settles || t.elapsed() <= lag)
     }
 
-    /// The checkpoint to write now.
-    pub fn checkpoint(&self, now_ms: i64) -> Checkpoint {
-        self.lock().ledger.checkpoint(&self.holder, now_ms)
+    /// When the last stored checkpoint was taken, if one was.
+    pub fn stored_at(&self) -> Option<std::time::Instant> {
+        self.lock().stored_at
+    }
+
+    /// The checkpoint to write now, and what it holds.
+    pub fn checkpoint(&self, now_ms: i64) -> (Checkpoint, Snapshot) {
+        let mut state = self.lock();
+        let snapshot = Snapshot {
+            taken: std::time::Instant::now(),
+            settles: state.settles,
+        };
+        (state.ledger.checkpoint(&self.holder, now_ms), snapshot)
     }
 }
 
@@ -545,6 +592,35 @@ mod tests {
     /// An event id whose ring id (its first 16 digits) is its own.
     fn id(n: u64) -> String {
         format!("{n:016x}{}", "e".repeat(48))
+    }
+
+    /// The send gate's side of the checkpoint: a stale checkpoint stops sending only once a
+    /// delivery is not in it, and only a stored snapshot taken after that delivery reopens it.
+    #[test]
+    fn a_stale_checkpoint_holds_sending_back_only_after_an_unrecorded_delivery() {
+        let lag = std::time::Duration::from_millis(20);
+        let h = Handoff::new("a", None, 8);
+        assert!(!h.recorded_within(lag), "nothing stored yet");
+        h.stored(h.checkpoint(1).1);
+        assert!(h.recorded_within(lag));
+        h.listed(S, 5);
+        h.pending("hook", S, &id(1), Some(10));
+        let taken_before = h.checkpoint(2).1;
+        h.settled("hook", S, &id(1), 11);
+        std::thread::sleep(lag * 2);
+        assert!(
+            !h.recorded_within(lag),
+            "a delivery since a stale checkpoint"
+        );
+        // A snapshot taken before the delivery does not hold it.
+        h.stored(taken_before);
+        assert!(!h.recorded_within(lag));
+        let (checkpoint, after) = h.checkpoint(3);
+        assert_eq!(checkpoint.streams[S].sinks["hook"].ring.len(), 1);
+        h.stored(after);
+        assert!(h.recorded_within(lag));
+        std::thread::sleep(lag * 2);
+        assert!(h.recorded_within(lag), "stale, but it holds every delivery");
     }
 
     #[test]

@@ -76,7 +76,8 @@ pub struct Term {
     pub handoff: std::sync::Arc<ledger::Handoff>,
     /// Open while the term leads.
     pub gate: lease::Gate,
-    /// How stale the term's last stored checkpoint may be for it to go on sending.
+    /// How stale the term's last stored checkpoint may be for it to go on sending after a
+    /// delivery the checkpoint does not hold yet.
     pub max_lag: std::time::Duration,
     /// After a takeover, when the term began (unix ms): an outbox entry enqueued before it
     /// was left by an earlier term of this replica, and another leader may have sent it since
@@ -85,8 +86,9 @@ pub struct Term {
 }
 
 impl Term {
-    /// Whether the term may start a delivery now: it leads, and its checkpoint is fresh.
+    /// Whether the term may start a delivery now: it leads, and its checkpoint is fresh or
+    /// holds every delivery so far ([`ledger::Handoff::recorded_within`]).
     pub fn may_send(&self) -> bool {
-        self.gate.open() && self.handoff.stored_within(self.max_lag)
+        self.gate.open() && self.handoff.recorded_within(self.max_lag)
     }
 }

@@ -88,6 +88,12 @@ pub struct HaFigures {
     pub takeovers: u64,
     /// Deliveries flagged as possible repeats, by sink.
     pub possible_repeats: BTreeMap<String, u64>,
+    /// When this replica last renewed the lease (leading) or read it (standing by), unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_renew_ms: Option<i64>,
+    /// Why this replica holds the lease but does not lead (its term cannot start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
 }
 
 /// The daemon's counters. Shared by pollers, workers and the admin API.
@@ -129,6 +135,17 @@ impl Metrics {
                 h.epoch = epoch;
             }
         });
+    }
+
+    /// With replicas: a lease try succeeded at `unix_ms`.
+    pub fn ha_renewed(&self, unix_ms: i64) {
+        self.ha_mut(|h| h.last_renew_ms = Some(unix_ms));
+    }
+
+    /// With replicas: the replica holds the lease but its term cannot start, because of
+    /// `why` (`None`: it can, or it does not hold the lease).
+    pub fn ha_blocked(&self, why: Option<String>) {
+        self.ha_mut(|h| h.blocked = why);
     }
 
     /// With replicas: a term began from another's checkpoint.

@@ -28,6 +28,13 @@ const RETRY: Duration = Duration::from_millis(250);
 const SLACK: Duration = Duration::from_millis(1500);
 const T: Duration = Duration::from_secs(60);
 const NAMES: [&str; 2] = ["a", "b"];
+/// `checkpoint_interval` in every replica's `[ha]`.
+const CHECKPOINT: Duration = Duration::from_millis(200);
+/// How far outside one checkpoint interval before a failure (and after its takeover) the
+/// first copy of an event sent again may lie: a checkpoint write's time and scheduling on a
+/// loaded machine. Rounds are separated by a quiet gap longer than this, so each failure's
+/// span holds only its own round's deliveries.
+const MARGIN: Duration = Duration::from_millis(800);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Failure {
@@ -59,7 +66,10 @@ impl Coordinator {
 
     /// Replica `i`'s `[ha]` table.
     fn table(&self, i: usize) -> String {
-        let timings = "lease_duration = \"2s\"\nrenew_deadline = \"1400ms\"\nretry_period = \"250ms\"\ncheckpoint_interval = \"200ms\"\n";
+        let timings = format!(
+            "lease_duration = \"2s\"\nrenew_deadline = \"1400ms\"\nretry_period = \"250ms\"\ncheckpoint_interval = \"{}ms\"\n",
+            CHECKPOINT.as_millis()
+        );
         let who = NAMES[i];
         match self {
             Coordinator::Kube(lease) => format!(
@@ -161,44 +171,33 @@ impl Pair {
         // And in the status (`sasrelay status`).
         assert_eq!(pair.status(0).await["ha"]["leading"], json!(true));
         assert_eq!(pair.status(1).await["ha"]["leading"], json!(false));
+        // Both reach the lease: the leader renews it, the standby reads it.
+        for i in [0, 1] {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
+            let at = pair
+                .metric(i, "sasrelay_ha_last_renew_timestamp_seconds")
+                .await;
+            assert!(
+                at > 0.0 && now - at < (LEASE + SLACK).as_secs_f64(),
+                "replica {}: last renew {at}, now {now}",
+                NAMES[i]
+            );
+            assert!(pair.status(i).await["ha"]["last_renew_ms"].is_i64());
+        }
         pair
-    }
-
-    /// Replica `i`'s admin address.
-    async fn admin(&self, i: usize) -> String {
-        let d = self.daemon(i);
-        d.wait_message("Admin API listening", T).await;
-        d.messages("Admin API listening")[0]["addr"]
-            .as_str()
-            .expect("the admin address")
-            .to_string()
     }
 
     /// Replica `i`'s `GET /api/v1/status`.
     async fn status(&self, i: usize) -> serde_json::Value {
-        let addr = self.admin(i).await;
-        reqwest::get(format!("http://{addr}/api/v1/status"))
-            .await
-            .expect("status")
-            .json()
-            .await
-            .expect("status JSON")
+        status_of(self.daemon(i)).await
     }
 
     /// The value of the unlabelled series `name` on replica `i`'s `/metrics`.
     async fn metric(&self, i: usize, name: &str) -> f64 {
-        let addr = self.admin(i).await;
-        let text = reqwest::get(format!("http://{addr}/metrics"))
-            .await
-            .expect("scrape")
-            .text()
-            .await
-            .expect("metrics text");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no {name} on replica {}: {text}", NAMES[i]))
-            .parse()
-            .expect("a number")
+        metric_of(self.daemon(i), name).await
     }
 
     fn spawn(&mut self, i: usize) {
@@ -233,6 +232,22 @@ impl Pair {
         }
     }
 
+    /// Waits until every alert added so far was delivered.
+    async fn until_all_delivered(&self, what: &str) {
+        let all: std::collections::BTreeSet<&str> =
+            self.alerts.iter().map(String::as_str).collect();
+        self.hook
+            .wait_for(&format!("every alert delivered by {what}"), T, |r| {
+                let got: std::collections::BTreeSet<&str> = r
+                    .iter()
+                    .filter(|r| r.delivered() && r.kind() == "new")
+                    .map(|r| r.finding_id())
+                    .collect();
+                all.is_subset(&got)
+            })
+            .await;
+    }
+
     fn delivered_alerts(&self) -> usize {
         self.hook.with_requests(|r| {
             r.iter()
@@ -255,6 +270,42 @@ impl Pair {
             assert!(Instant::now() < deadline, "{what}: not within {T:?}");
         }
     }
+}
+
+/// A daemon's admin address.
+async fn admin_of(d: &Daemon) -> String {
+    d.wait_message("Admin API listening", T).await;
+    d.messages("Admin API listening")[0]["addr"]
+        .as_str()
+        .expect("the admin address")
+        .to_string()
+}
+
+/// A daemon's `GET /api/v1/status`.
+async fn status_of(d: &Daemon) -> serde_json::Value {
+    let addr = admin_of(d).await;
+    reqwest::get(format!("http://{addr}/api/v1/status"))
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("status JSON")
+}
+
+/// The value of the unlabelled series `name` on a daemon's `/metrics`.
+async fn metric_of(d: &Daemon, name: &str) -> f64 {
+    let addr = admin_of(d).await;
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name}: {text}"))
+        .parse()
+        .expect("a number")
 }
 
 /// One failover of the leader by `failure`; returns the takeover time.
@@ -345,6 +396,11 @@ async fn rounds(lease: Coordinator, failures: &[Failure], seed: u64) {
     let mut takeovers = Vec::new();
     let mut failed_at = Vec::new();
     for (round, failure) in failures.iter().enumerate() {
+        // The previous round's alerts all delivered, then a quiet gap: whatever this round's
+        // failure makes a successor send again was delivered in this round.
+        pair.until_all_delivered(&format!("round {round}'s start"))
+            .await;
+        tokio::time::sleep(CHECKPOINT + MARGIN).await;
         pair.add_alerts(10);
         let seen = pair.delivered_alerts();
         let step = rng.random_range(0..=(pair.alerts.len() - seen).min(10));
@@ -426,18 +482,68 @@ async fn rounds(lease: Coordinator, failures: &[Failure], seed: u64) {
         flagged,
         takeovers
     );
-    // Each copy after an event's first, counted against the failover before it.
-    let mut first_seen = std::collections::BTreeSet::new();
+    // Each copy after an event's first is counted against the failover whose span holds the
+    // first copy: a successor sends again only what the old leader delivered after its last
+    // stored checkpoint — within one checkpoint interval before the failure — or while
+    // failing (its attempts in flight, and a leader whose checkpoint writes fail stops one
+    // interval after its last stored one), so that first copy lies between one interval
+    // (+ slack) before the failure and the takeover (+ slack). (The copy sent again may come
+    // much later: an attempt cut off in flight stays in its replica's outbox until that
+    // replica leads again, and is then sent flagged.)
+    let spans: Vec<(std::time::Instant, std::time::Instant)> = failed_at
+        .iter()
+        .zip(&takeovers)
+        .map(|(failed, took)| {
+            let failed: std::time::Instant = (*failed).into();
+            (failed - (CHECKPOINT + MARGIN), failed + *took + MARGIN)
+        })
+        .collect();
+    let mut first_at = std::collections::BTreeMap::new();
     let mut per_round = vec![0usize; failures.len()];
+    let mut outside = Vec::new();
     for r in &requests {
-        if !first_seen.insert(r.webhook_id.as_str()) {
-            let round = failed_at.iter().rposition(|t| *t <= r.at.into());
-            if let Some(round) = round {
-                per_round[round] += 1;
-            }
+        let Some(first) = first_at.get(r.webhook_id.as_str()).copied() else {
+            first_at.insert(r.webhook_id.as_str(), r.at);
+            continue;
+        };
+        match spans
+            .iter()
+            .rposition(|(from, to)| *from <= first && first <= *to)
+        {
+            Some(round) => per_round[round] += 1,
+            None => outside.push(format!(
+                "{} {} {} flagged {}",
+                r.body["id"].as_str().unwrap_or(""),
+                r.kind(),
+                r.finding_id(),
+                r.body["possible_repeat"]
+            )),
         }
     }
-    println!("copies sent again after each failover: {per_round:?}");
+    // How many first deliveries each span held, for comparison.
+    let window: Vec<usize> = spans
+        .iter()
+        .map(|(from, to)| {
+            first_at
+                .values()
+                .filter(|a| *from <= **a && **a <= *to)
+                .count()
+        })
+        .collect();
+    println!("copies sent again, by the failover they follow: {per_round:?}");
+    println!(
+        "first deliveries from one checkpoint interval (+ margin) before each failure to its takeover: {window:?}"
+    );
+    for (round, (again, held)) in per_round.iter().zip(&window).enumerate() {
+        assert!(
+            *again <= held + sasrelay::sinks::WEBHOOK_CONCURRENCY,
+            "round {round}: {again} copies sent again, more than the {held} first delivered in its span plus a batch in flight"
+        );
+    }
+    assert!(
+        outside.is_empty(),
+        "sent again though first delivered outside every failover's span (more than one checkpoint interval + {MARGIN:?} before it, or after its takeover): {outside:?}"
+    );
     let leader = pair.leader().await;
     assert_eq!(pair.metric(leader, "sasrelay_ha_leader").await, 1.0);
     assert!(pair.metric(leader, "sasrelay_ha_epoch").await >= 1.0);
@@ -558,6 +664,17 @@ async fn a_leader_that_cannot_read_the_checkpoint_polls_nothing_and_says_why() {
         daemon.polls("alerts").is_empty(),
         "polled without a checkpoint"
     );
+    // Metrics and status say so: it does not lead (no poll alert fires for it; the "no
+    // replica leads" alert does), it holds the lease blocked, and why.
+    assert_eq!(metric_of(&daemon, "sasrelay_ha_leader").await, 0.0);
+    assert_eq!(metric_of(&daemon, "sasrelay_ha_blocked").await, 1.0);
+    let ha = &status_of(&daemon).await["ha"];
+    assert!(
+        ha["blocked"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("cannot read the checkpoint") && b.contains("403")),
+        "{ha}"
+    );
     let Coordinator::Kube(lease) = &coordinator else {
         unreachable!()
     };
@@ -566,4 +683,7 @@ async fn a_leader_that_cannot_read_the_checkpoint_polls_nothing_and_says_why() {
         .wait_message("Leading: polling and delivering.", T)
         .await;
     daemon.wait_more_polls_of(&["alerts"], 1, T).await;
+    assert_eq!(metric_of(&daemon, "sasrelay_ha_blocked").await, 0.0);
+    assert_eq!(metric_of(&daemon, "sasrelay_ha_leader").await, 1.0);
+    assert!(status_of(&daemon).await["ha"].get("blocked").is_none());
 }
