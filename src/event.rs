@@ -8,7 +8,8 @@
 //!
 //! A [`HealthEvent`] is a meta-event: sasrelay telling the same sinks about itself (a source
 //! that cannot read a domain, credentials about to expire, a sink that does not deliver). Its
-//! id derives from the condition and its episode, so a restart never sends it twice.
+//! id derives from the condition, its episode and when it changed, so a restart never sends it
+//! twice.
 //!
 //! These types are persisted (JSON, inside [`OutboxEntry`]) and sent (the webhook payload), so
 //! they are versioned: [`EVENT_SCHEMA`] changes only with a migration.
@@ -466,7 +467,7 @@ impl HealthStatus {
 pub struct HealthEvent {
     /// Schema version ([`EVENT_SCHEMA`]).
     pub schema: u32,
-    /// Idempotency key ([`HealthEvent::new`]): one per (condition, episode, status).
+    /// Idempotency key ([`HealthEvent::new`]): one per (condition, episode, status, since).
     pub id: String,
     /// Firing or resolved.
     pub status: HealthStatus,
@@ -490,8 +491,10 @@ pub struct HealthEvent {
 }
 
 impl HealthEvent {
-    /// The meta-event of `condition`'s `episode` turning `status`. Its id depends on those
-    /// three only, so a restart that finds the same episode open sends nothing new.
+    /// The meta-event of `condition`'s `episode` turning `status` at `since`. Its id depends
+    /// on those four only (all stored with the episode), so a restart that finds the same
+    /// episode open sends nothing new; `since` keeps two replicas' episodes of one condition
+    /// (each counts its own) from sharing an id.
     pub fn new(
         condition: HealthCondition,
         episode: u64,
@@ -508,6 +511,7 @@ impl HealthEvent {
                 &condition.key(),
                 &episode.to_string(),
                 status.as_str(),
+                &crate::clock::unix_ms(since).to_string(),
             ]),
             status,
             condition,

@@ -333,10 +333,13 @@ impl Health {
                 .get(&(source.clone(), domain.as_str()))
                 .cloned()
                 .unwrap_or_default();
+            let last_success_ms = f.last_success_unix.map(|t| (t * 1e3) as i64);
             let view = PollView {
                 interval: *interval,
-                succeeded_since_start: f.ok > 0,
-                last_success_ms: f.last_success_unix.map(|t| (t * 1e3) as i64),
+                // Since judging began: a replica that led before and leads again judges its
+                // new term from its start, not from its last term's last poll.
+                succeeded_since_start: f.ok > 0 && last_success_ms.is_some_and(|t| t >= *since_ms),
+                last_success_ms,
                 last_page_ms: f.last_page_unix.map(|t| (t * 1e3) as i64),
                 consecutive_failures: f.consecutive_failures,
             };
@@ -815,7 +818,9 @@ stalled_after = "1m"
         // Resolved credentials to both; each stall to the other sink only.
         assert_eq!(enqueued, 4);
         let stall = |sink: &str| {
-            crate::event::event_id(&["health", &format!("sink_stalled/{sink}"), "1", "firing"])
+            let key = format!("sink_stalled/{sink}");
+            let since = store.health_episode(&key).unwrap().unwrap().since_ms;
+            crate::event::event_id(&["health", &key, "1", "firing", &since.to_string()])
         };
         assert!(waiting(&store, "a").contains(&stall("b")));
         assert!(!waiting(&store, "a").contains(&stall("a")));

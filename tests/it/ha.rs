@@ -2,7 +2,7 @@
 //! (`sasrelay::ha::checkpoint`) against a strict API-server fake for Leases and ConfigMaps:
 //! `GET`, `POST` (409 when it exists), `PUT` only at the current `resourceVersion` (409
 //! otherwise), versions increasing; per-candidate routes so one candidate's traffic can be
-//! cut; a freeze and 500 blips. Timings
+//! cut; a freeze, latency and 500 blips. Timings
 //! are scaled down (lease 2 s, renew deadline 1.4 s, retry 0.25 s).
 
 use std::collections::{HashMap, HashSet};
@@ -50,6 +50,8 @@ struct Fake {
     checkpoint_writes: Vec<(String, u64)>,
     /// ConfigMaps answer 403 (a Role missing the checkpoint's rights).
     forbid_configmaps: bool,
+    /// How long every request waits before it is answered (a slow API server or network).
+    latency: Duration,
 }
 
 /// The 403 a Role without rights on ConfigMaps gets.
@@ -72,10 +74,12 @@ struct FakeState {
 type Shared = Arc<FakeState>;
 
 /// What the door does with `who`'s request before it reaches an object: waits while the
-/// server is frozen, refuses a cut candidate, answers a blip's 500.
+/// server is frozen, then for its latency, refuses a cut candidate, answers a blip's 500.
 async fn door(s: &FakeState, who: &str) -> Option<Response> {
     let mut frozen = s.frozen.subscribe();
     let _ = frozen.wait_for(|f| !*f).await;
+    let latency = s.fake.lock().unwrap().latency;
+    tokio::time::sleep(latency).await;
     let mut f = s.fake.lock().unwrap();
     if f.cut.contains(who) {
         return Some(status(
@@ -304,6 +308,11 @@ impl LeaseServer {
     /// The next `n` requests answer 500.
     fn fail_next(&self, n: usize) {
         self.state.fake.lock().unwrap().fail = n;
+    }
+
+    /// Every request from now on waits `latency` before it is answered.
+    fn slow_down(&self, latency: Duration) {
+        self.state.fake.lock().unwrap().latency = latency;
     }
 
     /// Every request waits from now until [`LeaseServer::thaw`].
@@ -614,6 +623,54 @@ async fn a_short_api_server_blip_does_not_change_the_leader() {
     );
     assert!(!is_leader(&b.role.borrow()));
     assert_eq!(epoch(&a.role.borrow()), 0);
+    stop_all([a, b]).await;
+}
+
+/// A slow API server: with each call slower but a renew (a read and a write) still within the
+/// renew deadline, the leader keeps leading; once a renew takes longer than the deadline, the
+/// leader stops at its deadline and nobody leads (no try can finish in time) until the server
+/// is fast again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_api_server_keeps_the_leader_until_a_renew_outlasts_its_deadline() {
+    let server = LeaseServer::start().await;
+    let (mut a, mut b) = leader_and_standby(&server).await;
+    // 150 ms a call: a renew (a read and a write) takes 300 ms, and the next one, a retry
+    // period later, ends about 0.9 s after the last one began: within the 1.4 s deadline.
+    server.slow_down(Duration::from_millis(150));
+    let flapped = tokio::time::timeout(3 * TIMINGS.lease, a.role.wait_for(|r| !is_leader(r)))
+        .await
+        .map(|r| r.map(|role| role.clone()));
+    assert!(
+        flapped.is_err(),
+        "a stopped leading on a slow server: {flapped:?}"
+    );
+    assert!(!is_leader(&b.role.borrow()));
+    // 800 ms a call: a renew (1.6 s) outlasts the deadline, and so does the standby's try to
+    // take the lease (a read and a write): a stops leading at its deadline, and nobody leads
+    // while the server is this slow.
+    let slowed = Instant::now();
+    server.slow_down(Duration::from_millis(800));
+    let (stopped, _) = until(&mut a, "a stops leading", |r| !is_leader(r)).await;
+    assert!(
+        stopped - slowed <= TIMINGS.renew_deadline + Duration::from_millis(800) + SLACK,
+        "a led {:?} after the server slowed down",
+        stopped - slowed
+    );
+    assert!(
+        !is_leader(&b.role.borrow()),
+        "b leads on a server too slow to take the lease"
+    );
+    // Back to speed: one of them leads again, and the lease names it.
+    server.slow_down(Duration::ZERO);
+    let leader = tokio::time::timeout(T, async {
+        tokio::select! {
+            _ = a.role.wait_for(is_leader) => "a",
+            _ = b.role.wait_for(is_leader) => "b",
+        }
+    })
+    .await
+    .expect("a leader once the server is fast again");
+    assert_eq!(server.holder().as_deref(), Some(leader));
     stop_all([a, b]).await;
 }
 
