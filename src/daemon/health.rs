@@ -80,6 +80,8 @@ struct Configured {
     polls: Vec<Judged>,
     /// The configured sinks, each with the wake of its worker.
     sinks: BTreeMap<String, Arc<Notify>>,
+    /// Whether this is a later configuration than the start's.
+    later: bool,
 }
 
 /// One (source, domain) as the status shows it.
@@ -244,12 +246,16 @@ impl Health {
         sources: &[SourceSettings],
         sinks: BTreeMap<String, Arc<Notify>>,
     ) {
-        let old = self.configured().polls;
-        // The first configuration (every config has a source) is the start's.
-        let now_ms = if old.is_empty() {
-            self.started_ms
-        } else {
+        let Configured {
+            polls: old, later, ..
+        } = self.configured();
+        // The first configuration is the start's. A later one judges what it adds from now:
+        // a reload's new domain, and every domain when a standby (configured with none)
+        // begins to lead — its term, not the process, is what started.
+        let now_ms = if later {
             crate::clock::unix_ms(OffsetDateTime::now_utc())
+        } else {
+            self.started_ms
         };
         let polls: Vec<Judged> = sources
             .iter()
@@ -282,6 +288,7 @@ impl Health {
             heartbeat,
             polls,
             sinks,
+            later: true,
         };
     }
 
@@ -667,6 +674,26 @@ stalled_after = "1m"
             .into_iter()
             .map(|(_, e)| e.payload.id().to_string())
             .collect()
+    }
+
+    /// A replica that stood by for an hour (configured with nothing to judge) and begins to
+    /// lead judges its polls from its term's start: starting, not blind for an hour.
+    #[test]
+    fn a_term_that_begins_late_judges_its_polls_from_its_start() {
+        let settings = crate::config::parse(std::path::Path::new("t.toml"), CONFIG).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = crate::clock::unix_ms(OffsetDateTime::now_utc());
+        let metrics = Arc::new(Metrics::new((now - 3_600_000) as f64 / 1e3));
+        let health = Health::new(metrics.clone(), store);
+        // Standing by.
+        health.configure(&settings.health, None, &[], BTreeMap::new());
+        // Leading.
+        health.configure(&settings.health, None, &settings.sources, BTreeMap::new());
+        let state = |at_ms| health.snapshot(at_ms).sources[0].verdict.state;
+        assert_eq!(state(now + 1_000), State::Starting);
+        // Judged from the term's start: blind only once its own polls are overdue.
+        assert_eq!(state(now + 10 * 60_000), State::Blind);
     }
 
     #[tokio::test]
