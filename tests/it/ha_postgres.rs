@@ -467,6 +467,50 @@ fn deadline(r: &Role) -> Instant {
 
 /// The lease row `name` as stored: holder and epoch.
 /// The lease row `name`: holder and epoch.
+/// From now on every checkpoint write that lands is noted (a trigger on sasrelay's table, made
+/// here as sasrelay makes it, under its schema lock): [`checkpoint_writes`] lists them.
+pub(crate) async fn note_checkpoint_writes() {
+    let mut client = admin("postgres").await;
+    let tx = client.transaction().await.unwrap();
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&0x7361_7372_656c_6179_i64],
+    )
+    .await
+    .unwrap();
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS sasrelay_checkpoint (name text PRIMARY KEY, epoch bigint NOT NULL, \
+             checkpoint text NOT NULL, written timestamptz NOT NULL);
+         CREATE TABLE IF NOT EXISTS test_checkpoint_writes (n bigserial PRIMARY KEY, name text NOT NULL, \
+             epoch bigint NOT NULL);
+         CREATE OR REPLACE FUNCTION test_note_checkpoint_write() RETURNS trigger AS $$
+             BEGIN INSERT INTO test_checkpoint_writes (name, epoch) VALUES (NEW.name, NEW.epoch); RETURN NEW; END
+         $$ LANGUAGE plpgsql;
+         DROP TRIGGER IF EXISTS test_note_checkpoint_write ON sasrelay_checkpoint;
+         CREATE TRIGGER test_note_checkpoint_write AFTER INSERT OR UPDATE ON sasrelay_checkpoint
+             FOR EACH ROW EXECUTE FUNCTION test_note_checkpoint_write();",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// The epochs of the checkpoint writes of row `name` that landed since
+/// [`note_checkpoint_writes`], in order.
+pub(crate) async fn checkpoint_writes(name: &str) -> Vec<u64> {
+    admin("postgres")
+        .await
+        .query(
+            "SELECT epoch FROM test_checkpoint_writes WHERE name = $1 ORDER BY n",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, i64>(0) as u64)
+        .collect()
+}
+
 pub(crate) async fn row(name: &str) -> Option<(String, i64)> {
     admin("postgres")
         .await
