@@ -422,7 +422,8 @@ pub struct Handoff {
 struct HandoffState {
     ledger: Ledger,
     takeover: Option<Takeover>,
-    /// Streams listed since the takeover: their events are this leader's own.
+    /// Streams listed since the takeover through at least what the old leader had listed:
+    /// their events are this leader's own.
     relisted: BTreeSet<String>,
     /// When the last stored checkpoint of this term was taken (not when its write ended:
     /// what settled during the write is not in it).
@@ -524,11 +525,20 @@ impl Handoff {
         self.settles.notified().await;
     }
 
-    /// [`Ledger::listed`]; the stream's takeover is over.
+    /// [`Ledger::listed`]. The stream's takeover is over once this leader has listed
+    /// through what the old leader had: a first listing cut by its page cap leaves a
+    /// remainder (`listed_through_ms` is lowered below it), and what the backfill reads of it
+    /// is still judged against the checkpoint.
     pub fn listed(&self, stream: &str, listed_through_ms: i64) {
         let mut state = self.lock();
         state.ledger.listed(stream, listed_through_ms);
-        if state.takeover.is_some() {
+        let covered = state.takeover.as_ref().map(|t| {
+            t.checkpoint
+                .streams
+                .get(stream)
+                .is_none_or(|m| listed_through_ms >= m.listed_through_ms)
+        });
+        if covered == Some(true) {
             state.relisted.insert(stream.to_string());
         }
     }
@@ -741,6 +751,29 @@ mod tests {
         );
         next.listed(S, 2_000);
         assert!(next.checkpoint("b", 5).streams[S].sinks.is_empty());
+    }
+
+    /// A first listing after the takeover that its page cap cut short (listed through less
+    /// than the old leader had): what the backfill reads of the rest is still judged against
+    /// the checkpoint; once listed through the old leader's mark, the stream is this leader's.
+    #[test]
+    fn a_takeover_ends_for_a_stream_only_once_it_is_listed_through_the_old_mark() {
+        let mut l = Ledger::new(10);
+        l.listed(S, 1_000);
+        l.pending("hook", S, &id(1), Some(900));
+        l.settled("hook", S, &id(1), 0);
+        let c = l.checkpoint("a", 1);
+        let h = Handoff::new("b", Some(Takeover::new(c, 5_000)), 10);
+        assert!(h.settled_before("hook", S, &id(1), Some(900)));
+        h.listed(S, 400);
+        assert!(
+            h.settled_before("hook", S, &id(1), Some(900)),
+            "the remainder is still judged"
+        );
+        assert!(h.possible_repeat(S, Some(950)));
+        h.listed(S, 1_000);
+        assert!(!h.settled_before("hook", S, &id(1), Some(900)));
+        assert!(!h.possible_repeat(S, Some(950)));
     }
 
     #[test]
