@@ -5,6 +5,7 @@
 //! `TotalCount` at the top level, List* actions a `PageInfo` object (with the SDK's `CurrrentPage`
 //! spelling for `ListClusterInterceptionConfig`), and `DescribeVulList` also pages with
 //! `UseNextToken`/`NextToken` (then without `TotalCount`). Pure: no IO, no clock (`now` comes in).
+//! The handling (write) actions live in `super::handle`; this module answers the reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +30,14 @@ pub const ACTIONS: &[&str] = &[
     "ListInterceptionHistory",
     "GetInterceptionSummary",
     "ListClusterInterceptionConfig",
+    // Handling (contract §5), answered by `super::handle` (its HANDLING_ACTIONS).
+    "DescribeSecurityEventOperations",
+    "HandleSecurityEvents",
+    "DescribeSecurityEventOperationStatus",
+    "OperationCancelIgnoreSuspEvent",
+    "ModifyOperateVul",
+    "IgnoreHcCheckWarnings",
+    "ValidateHcWarnings",
 ];
 
 /// Request parameters (query and form merged; the first occurrence of a key wins).
@@ -36,7 +45,7 @@ pub(crate) struct Args<'a>(pub &'a [(String, String)]);
 
 impl Args<'_> {
     /// The value of `key`; blank values count as absent (the SDK never sends them for unset fields).
-    fn get(&self, key: &str) -> Option<&str> {
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
@@ -44,11 +53,11 @@ impl Args<'_> {
             .filter(|v| !v.trim().is_empty())
     }
 
-    fn required(&self, key: &str) -> Result<&str, ApiError> {
+    pub(super) fn required(&self, key: &str) -> Result<&str, ApiError> {
         self.get(key).ok_or_else(|| ApiError::missing(key))
     }
 
-    fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
+    pub(super) fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
         self.get(key)
             .map(|v| {
                 v.trim()
@@ -59,7 +68,7 @@ impl Args<'_> {
     }
 
     /// A comma-separated list.
-    fn list(&self, key: &str) -> Vec<String> {
+    pub(super) fn list(&self, key: &str) -> Vec<String> {
         self.get(key)
             .map(|v| {
                 v.split(',')
@@ -71,7 +80,7 @@ impl Args<'_> {
     }
 
     /// A flattened array (`Key.1`, `Key.2`, …); a comma-joined `Key` is accepted too.
-    fn flat(&self, key: &str) -> Vec<String> {
+    pub(super) fn flat(&self, key: &str) -> Vec<String> {
         let prefix = format!("{key}.");
         let mut indexed: Vec<(u32, String)> = self
             .0
@@ -87,7 +96,7 @@ impl Args<'_> {
         out
     }
 
-    fn int_list(&self, key: &str, values: Vec<String>) -> Result<Vec<i64>, ApiError> {
+    pub(super) fn int_list(&self, key: &str, values: Vec<String>) -> Result<Vec<i64>, ApiError> {
         values
             .iter()
             .map(|v| {
@@ -358,9 +367,9 @@ fn susp_statistics(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, Ap
 
 // ----------------------------------------------------------------------------- vulnerabilities
 
-const VUL_TYPES: &[&str] = &["cve", "sys", "cms", "app", "emg", "sca"];
+pub(super) const VUL_TYPES: &[&str] = &["cve", "sys", "cms", "app", "emg", "sca"];
 /// `Dealed=y`: fixed, rolled back, ignored, expired.
-const VUL_HANDLED: &[i64] = &[7, 8, 9, 10, 11, 20];
+pub(super) const VUL_HANDLED: &[i64] = &[7, 8, 9, 10, 11, 20];
 const TOKEN_PREFIX: &str = "NT";
 /// `Ids` of one `DescribeVulList` request at most (docs/sas-api.md §2.1).
 const MAX_VUL_IDS: usize = 50;

@@ -3,9 +3,10 @@
 //!
 //! It speaks the real protocol (RPC on `/`, POST or GET, query and form parameters merged, V3
 //! `ACS3-HMAC-SHA256` and V1 `HMAC-SHA1` signatures verified with [`crate::sas::sign`], STS
-//! tokens, a ±15 min timestamp window, nonce replay protection), answers the twelve actions of
-//! the ACK "Security Monitoring" page with bodies shaped exactly like the contract's samples (docs/sas-api.md), and
-//! fails the way the real service fails (error bodies and statuses of `samples/errors`).
+//! tokens, a ±15 min timestamp window, nonce replay protection), answers the twelve read actions
+//! of the ACK "Security Monitoring" page and its seven handling actions with bodies shaped
+//! exactly like the contract's samples (docs/sas-api.md), and fails the way the real service
+//! fails (error bodies and statuses of `samples/errors`).
 //!
 //! # Layout
 //! - `config`: [`SimConfig`] (world size, seed, generator pace, credentials), validated.
@@ -15,6 +16,7 @@
 //! - `table`: one domain's findings with indexes by cluster, node and natural key, so a
 //!   1,000-cluster world lists one cluster without walking every record.
 //! - `counters`: calls per action and the busiest second per action.
+//! - `handle`: the handling (write) actions and the alert-handling tasks.
 //! - `faults`: count-based fault injection. `server`: the axum router.
 //!
 //! # Running it
@@ -40,6 +42,19 @@
 //! baseline summary, machine view and statistics count failed and verifying items (`Status` 1, 2)
 //! unless `Status` asks for another state; `DescribeCheckWarnings` lists every state. Request
 //! bodies are capped at 2 MiB.
+//!
+//! Handling (contract §5, module `handle`): `DescribeSecurityEventOperations` (`SecurityEventId`:
+//! the codes the alert allows now — pending: `ignore`, `advance_mark_mis_info` with `MarkField`
+//! from its `Details`, `manual_handled`, `kill_and_quara`/`quara`/`block_ip` when its details
+//! have a process, file or remote IP; whitelisted: `rm_mark_mis_info`; handled: `cancle_manual`;
+//! ignored: none), `HandleSecurityEvents` (→ a `TaskId`; the change shows from the next request,
+//! tick or control call; EventStatus 2 ignore, 8 whitelist, 32 handled, 1 undo; a code the event
+//! does not allow fails that event with `EventNotSupportOperation`),
+//! `DescribeSecurityEventOperationStatus` (`Processing` to a task's first query, then
+//! `Success`/`Failure`), `OperationCancelIgnoreSuspEvent`, `ModifyOperateVul` (Status 7, 10, 1 or
+//! the record removed), `IgnoreHcCheckWarnings` (Status 6 / 1), `ValidateHcWarnings` (Status 3).
+//! Unknown alerts are `SecurityEventNotExists`. Every call of these that reaches its action is
+//! recorded ([`Simulator::handling_calls`]).
 //!
 //! # Control endpoints (same port, JSON in and out, no authentication)
 //! | Method and path | Body → answer |
@@ -68,6 +83,7 @@ mod counters;
 mod error;
 mod faults;
 mod generate;
+mod handle;
 mod server;
 mod table;
 mod world;
@@ -94,6 +110,7 @@ pub use counters::MAX_WINDOW_CALLS;
 pub use faults::{
     FaultKind, FaultSpec, MAX_DELAY_MS, MAX_FAULT_COUNT, MAX_FAULTS, MAX_OVERSIZED_RECORDS,
 };
+pub use handle::{HANDLING_ACTIONS, HandlingCall, MAX_HANDLING_CALLS};
 pub use world::{ControlError, Domain, MAX_RECORDS_PER_DOMAIN, TickReport};
 
 use auth::{AuthState, RawRequest, Verified};
@@ -124,6 +141,8 @@ struct Shared {
     throttled: AtomicU64,
     /// How far the simulator's clock runs from the host's, in ms ([`Simulator::set_clock_offset`]).
     clock_offset_ms: AtomicI64,
+    /// Handling calls that reached their action, oldest first, at most [`MAX_HANDLING_CALLS`].
+    handling: Mutex<VecDeque<HandlingCall>>,
 }
 
 /// The simulator's state and its control interface. Cheap to clone (shared state); every method
@@ -154,6 +173,7 @@ impl Simulator {
                 recent: Mutex::new(HashMap::new()),
                 throttled: AtomicU64::new(0),
                 clock_offset_ms: AtomicI64::new(0),
+                handling: Mutex::new(VecDeque::new()),
             }),
         })
     }
@@ -174,8 +194,47 @@ impl Simulator {
         })
     }
 
-    pub(crate) fn with_world<R>(&self, f: impl FnOnce(&World) -> R) -> R {
-        f(&lock(&self.shared.world))
+    /// The world, with every alert-handling task created so far applied (see
+    /// `handle`'s module doc: a task's change shows from the next request, tick or control call).
+    fn world(&self) -> MutexGuard<'_, World> {
+        let mut w = lock(&self.shared.world);
+        w.settle_tasks();
+        w
+    }
+
+    /// Answers an authenticated, permitted call of an implemented action; records it first when
+    /// it is a handling action.
+    pub(crate) fn answer(
+        &self,
+        call: &Verified,
+        now: i64,
+    ) -> Result<serde_json::Map<String, Value>, error::ApiError> {
+        let args = actions::Args(&call.params);
+        if HANDLING_ACTIONS.contains(&call.action.as_str()) {
+            {
+                let mut calls = lock(&self.shared.handling);
+                if calls.len() >= MAX_HANDLING_CALLS {
+                    calls.pop_front();
+                }
+                calls.push_back(HandlingCall::new(
+                    &call.action,
+                    &call.params,
+                    &call.access_key_id,
+                    now,
+                ));
+            }
+            handle::dispatch(&mut self.world(), &call.action, &args, now)
+        } else {
+            actions::dispatch(&self.world(), &call.action, &args, now)
+        }
+    }
+
+    /// The calls of handling actions ([`HANDLING_ACTIONS`]) that reached their action
+    /// (authenticated, permitted, not throttled or failed by an injected error), oldest first,
+    /// whatever they answered; at most the last [`MAX_HANDLING_CALLS`]. Cleared by
+    /// [`Simulator::reset_calls`].
+    pub fn handling_calls(&self) -> Vec<HandlingCall> {
+        lock(&self.shared.handling).iter().cloned().collect()
     }
 
     pub(crate) fn verify(
@@ -249,30 +308,30 @@ impl Simulator {
             Value::Null => serde_json::Map::new(),
             _ => return Err(ControlError::Invalid("fields must be an object".into())),
         };
-        lock(&self.shared.world).add(domain, cluster_id, &fields, self.now_ms())
+        self.world().add(domain, cluster_id, &fields, self.now_ms())
     }
 
     /// Moves a finding to `status` (alerts: `EventStatus`; others: `Status`).
     pub fn set_status(&self, domain: Domain, id: i64, status: i64) -> Result<Value, ControlError> {
-        lock(&self.shared.world).set_status(domain, id, status, self.now_ms())
+        self.world().set_status(domain, id, status, self.now_ms())
     }
 
     /// Deletes a finding: no action returns it any more, whatever the filter. Returns the
     /// record as it was.
     pub fn remove_finding(&self, domain: Domain, id: i64) -> Result<Value, ControlError> {
-        lock(&self.shared.world)
+        self.world()
             .remove(domain, id)
             .ok_or(ControlError::NotFound(domain, id))
     }
 
     /// One finding, as stored (baseline records also show `RiskId` and `ClusterId`).
     pub fn finding(&self, domain: Domain, id: i64) -> Option<Value> {
-        lock(&self.shared.world).get(domain, id)
+        self.world().get(domain, id)
     }
 
     /// Every finding of a domain, by ascending id.
     pub fn findings(&self, domain: Domain) -> Vec<Value> {
-        let w = lock(&self.shared.world);
+        let w = self.world();
         match domain {
             Domain::Alert => w.alerts.values().cloned().map(Value::Object).collect(),
             Domain::Vuln => w.vulns.values().cloned().map(Value::Object).collect(),
@@ -304,7 +363,7 @@ impl Simulator {
 
     /// Runs one generator step now (what the background generator does every tick).
     pub fn tick(&self) -> TickReport {
-        lock(&self.shared.world).tick(self.now_ms())
+        self.world().tick(self.now_ms())
     }
 
     /// Accepts a credential (replacing one with the same id).
@@ -388,9 +447,10 @@ impl Simulator {
         lock(&self.shared.calls).busiest_seconds()
     }
 
-    /// Zeroes the call counters and the busiest seconds.
+    /// Zeroes the call counters and the busiest seconds, and forgets the handling calls.
     pub fn reset_calls(&self) {
         lock(&self.shared.calls).clear();
+        lock(&self.shared.handling).clear();
     }
 }
 

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::Simulator;
-use super::actions::{ACTIONS, Args, dispatch};
+use super::actions::ACTIONS;
 use super::auth::{RawRequest, claimed_action};
 use super::config::SimCredential;
 use super::error::{ApiError, status_for};
@@ -209,9 +209,7 @@ async fn api(
             }
         }
     }
-    let result = st
-        .sim
-        .with_world(|w| dispatch(w, &verified.action, &Args(&verified.params), now));
+    let result = st.sim.answer(&verified, now);
     let mut body = match result {
         Ok(b) => b,
         Err(e) => return error_response(&e, &request_id, &host_id),

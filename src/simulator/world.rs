@@ -195,6 +195,9 @@ pub(crate) struct World {
     /// version: the pages of one listing filter and sort a 50,000-alert table once, not once
     /// per page (which made the simulator, not sasrelay, the bottleneck of the benchmarks).
     pub(crate) alert_listing: std::sync::Mutex<Option<Listing>>,
+    /// Alert-handling tasks (`HandleSecurityEvents`); their changes are applied by
+    /// [`World::settle_tasks`].
+    pub(crate) tasks: super::handle::Tasks,
     next_alert: i64,
     next_vuln: i64,
     next_warning: i64,
@@ -278,6 +281,7 @@ impl World {
             warnings: Table::new(warning_keys),
             interceptions: Table::new(interception_keys),
             alert_listing: std::sync::Mutex::new(None),
+            tasks: super::handle::Tasks::default(),
             next_alert: 750_001,
             next_vuln: 1_040_310_001,
             next_warning: 81_930_001,
@@ -591,7 +595,7 @@ impl World {
         self.get(d, id).ok_or(ControlError::NotFound(d, id))
     }
 
-    fn apply_status(&mut self, d: Domain, id: i64, status: i64, now: i64) {
+    pub(crate) fn apply_status(&mut self, d: Domain, id: i64, status: i64, now: i64) {
         match d {
             Domain::Alert => {
                 let (time, code, msg) = match status {

@@ -3,7 +3,10 @@
 
 The official Python SDK (alibabacloud-sas20181203 + alibabacloud-tea-openapi) acts as the client:
 it signs with V3 (its default), with V1 (Config(signature_algorithm="v2")) and with an STS token
-under both, and calls every action the simulator implements. For each response:
+under both, and calls every action the simulator implements, the handling (write) actions
+included: it whitelists, ignores and restores alerts through tasks it follows to their end, ignores
+and restores a vulnerability, ignores, restores and re-checks a baseline warning, and checks through
+the control endpoints that the world changed. For each response:
 
   * the raw JSON body (captured from the SDK's own call_api) survives
     Model().from_map(body).to_map() unchanged, and equals the typed response's to_map();
@@ -264,6 +267,103 @@ def run_mode(port, mode, ak, secret, token, v1, cluster):
          require_nonempty="ClusterConfigList")
 
 
+def row(name, value):
+    return {"NameDisplay": name, "Type": "text", "Value": value, "ValueDisplay": value}
+
+
+def new_alert(sim, cluster):
+    """A pending alert whose details offer every operation (whitelist fields included)."""
+    fields = {"EventStatus": 1, "Details": [
+        row("Command line", "/bin/bash -i"), row("Parent process", "runc:[2:INIT]"),
+        row("Remote address", "203.0.113.9:4444"), row("Process ID", "4242")]}
+    return sim.control("POST", "/_sim/findings", {"domain": "alert", "cluster_id": cluster, "fields": fields})["Id"]
+
+
+def expect(label, what, got, want):
+    if got != want:
+        fail("%s: %s is %r, expected %r" % (label, what, got, want))
+
+
+def run_handling(port, mode, ak, secret, token, v1, sim, cluster):
+    """The handling actions through the typed SDK methods; each change checked in the world."""
+    client, cap = make_client(port, ak, secret, token, v1)
+    a, b = new_alert(sim, cluster), new_alert(sim, cluster)
+    label = "%s handling" % mode
+    ops = call(client, cap, mode, "DescribeSecurityEventOperations",
+               M.DescribeSecurityEventOperationsRequest(security_event_id=a, lang="en"),
+               require_nonempty="SecurityEventOperationsResponse")
+    marks = [f for o in (ops or {}).get("SecurityEventOperationsResponse", [])
+             if o["OperationCode"] == "advance_mark_mis_info" for f in o["MarkField"]]
+    if not marks:
+        fail("%s: no MarkField offered for the whitelist" % label)
+        return
+    rule = {"field": marks[0]["FiledName"], "operate": "contains",
+            "fieldValue": marks[0]["MarkMisValue"], "uuid": "part"}
+    h = call(client, cap, mode, "HandleSecurityEvents",
+             M.HandleSecurityEventsRequest(operation_code="advance_mark_mis_info", security_event_ids=[str(a)],
+                                           mark_miss_param=json.dumps(rule), remark="sdk check"),
+             require_nonempty="HandleSecurityEventsResponse")
+    if not h:
+        return
+    task = h["HandleSecurityEventsResponse"]["TaskId"]
+    first = call(client, cap, mode, "DescribeSecurityEventOperationStatus",
+                 M.DescribeSecurityEventOperationStatusRequest(task_id=task))
+    done = call(client, cap, mode, "DescribeSecurityEventOperationStatus",
+                M.DescribeSecurityEventOperationStatusRequest(task_id=task),
+                require_nonempty="SecurityEventOperationStatusResponse")
+    if first and done:
+        expect(label, "first TaskStatus", first["SecurityEventOperationStatusResponse"]["TaskStatus"], "Processing")
+        expect(label, "final TaskStatus", done["SecurityEventOperationStatusResponse"]["TaskStatus"], "Success")
+    expect(label, "whitelisted EventStatus", sim.control("GET", "/_sim/findings/alert/%d" % a)["EventStatus"], 8)
+    # One task, two events: the whitelisted one cannot be ignored; followed by its events.
+    call(client, cap, mode, "HandleSecurityEvents",
+         M.HandleSecurityEventsRequest(operation_code="ignore", security_event_ids=[str(a), str(b)]))
+    ids = [str(a), str(b)]
+    call(client, cap, mode, "DescribeSecurityEventOperationStatus",
+         M.DescribeSecurityEventOperationStatusRequest(security_event_ids=ids))
+    mixed = call(client, cap, mode, "DescribeSecurityEventOperationStatus",
+                 M.DescribeSecurityEventOperationStatusRequest(security_event_ids=ids))
+    if mixed:
+        got = [(e["SecurityEventId"], e["Status"], e["ErrorCode"])
+               for e in mixed["SecurityEventOperationStatusResponse"]["SecurityEventOperationStatuses"]]
+        expect(label, "per-event statuses", got,
+               [(str(a), "Failed", "EventNotSupportOperation"), (str(b), "Success", "Success")])
+    expect(label, "ignored EventStatus", sim.control("GET", "/_sim/findings/alert/%d" % b)["EventStatus"], 2)
+    call(client, cap, mode, "OperationCancelIgnoreSuspEvent",
+         M.OperationCancelIgnoreSuspEventRequest(security_event_ids=[b], remark="sdk check"))
+    expect(label, "restored EventStatus", sim.control("GET", "/_sim/findings/alert/%d" % b)["EventStatus"], 1)
+
+    vuln = next((v for v in sim.control("GET", "/_sim/findings/vuln") if v["Type"] == "cve" and v["Status"] == 1), None)
+    if vuln is None:
+        fail("%s: no open cve vulnerability" % label)
+    else:
+        info = json.dumps([{"name": vuln["Name"], "uuid": vuln["Uuid"], "tag": "oval"}])
+        path = "/_sim/findings/vuln/%d" % vuln["PrimaryId"]
+        call(client, cap, mode, "ModifyOperateVul",
+             M.ModifyOperateVulRequest(type="cve", operate_type="vul_ignore", info=info, reason="sdk check", from_="sas"))
+        expect(label, "ignored vuln Status", sim.control("GET", path)["Status"], 10)
+        call(client, cap, mode, "ModifyOperateVul",
+             M.ModifyOperateVulRequest(type="cve", operate_type="vul_undo_ignore", info=info, from_="sas"))
+        expect(label, "restored vuln Status", sim.control("GET", path)["Status"], 1)
+
+    warning = next((w for w in sim.control("GET", "/_sim/findings/baseline") if w["Status"] == 1), None)
+    if warning is None:
+        fail("%s: no failing baseline warning" % label)
+    else:
+        path = "/_sim/findings/baseline/%d" % warning["CheckWarningId"]
+        call(client, cap, mode, "IgnoreHcCheckWarnings",
+             M.IgnoreHcCheckWarningsRequest(type=1, check_warning_ids=str(warning["CheckWarningId"]),
+                                            reason="sdk check"))
+        expect(label, "ignored warning Status", sim.control("GET", path)["Status"], 6)
+        call(client, cap, mode, "IgnoreHcCheckWarnings",
+             M.IgnoreHcCheckWarningsRequest(type=2, check_warning_ids=str(warning["CheckWarningId"])))
+        expect(label, "restored warning Status", sim.control("GET", path)["Status"], 1)
+        call(client, cap, mode, "ValidateHcWarnings",
+             M.ValidateHcWarningsRequest(risk_ids=str(warning["RiskId"]), check_ids=str(warning["CheckId"]),
+                                         uuids=warning["Uuid"]))
+        expect(label, "verified warning Status", sim.control("GET", path)["Status"], 3)
+
+
 def sdk_error(fn):
     """Runs fn and returns (exception, code, retry_after) of the SDK error it raises."""
     try:
@@ -321,6 +421,7 @@ def main():
     ]
     for mode, ak, secret, token, v1 in modes:
         run_mode(args.port, mode, ak, secret, token, v1, cluster)
+        run_handling(args.port, mode, ak, secret, token, v1, sim, cluster)
     check_errors(args.port, sim, args.ak, args.secret, cluster)
     if FAILURES:
         print("\n%d failure(s)" % len(FAILURES))
