@@ -20,8 +20,8 @@ use time::macros::format_description;
 
 // ------------------------------------------------------------------------------------ helpers
 
-const AK: &str = "sasrelay-sim";
-const SECRET: &str = "sasrelay-sim-secret";
+pub(super) const AK: &str = "sasrelay-sim";
+pub(super) const SECRET: &str = "sasrelay-sim-secret";
 
 fn iso(t: OffsetDateTime) -> String {
     t.format(format_description!(
@@ -44,21 +44,21 @@ fn now_ms() -> i64 {
 }
 
 #[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: HeaderMap,
-    text: String,
-    json: Value,
+pub(super) struct Resp {
+    pub(super) status: u16,
+    pub(super) headers: HeaderMap,
+    pub(super) text: String,
+    pub(super) json: Value,
 }
 
 impl Resp {
-    fn code(&self) -> &str {
+    pub(super) fn code(&self) -> &str {
         self.json["Code"].as_str().unwrap_or("")
     }
 }
 
 #[derive(Clone)]
-struct Api {
+pub(super) struct Api {
     http: reqwest::Client,
     base: String,
     host: String,
@@ -74,7 +74,7 @@ struct Signed {
 }
 
 impl Api {
-    fn new(sim: &SimHandle, version: SignatureVersion) -> Api {
+    pub(super) fn new(sim: &SimHandle, version: SignatureVersion) -> Api {
         Api {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
@@ -89,7 +89,7 @@ impl Api {
         }
     }
 
-    fn key(mut self, ak: &str, secret: &str, token: Option<&str>) -> Api {
+    pub(super) fn key(mut self, ak: &str, secret: &str, token: Option<&str>) -> Api {
         self.ak = ak.into();
         self.secret = secret.into();
         self.token = token.map(str::to_string);
@@ -159,12 +159,12 @@ impl Api {
         }
     }
 
-    async fn call(&self, action: &str, query: &[(&str, &str)]) -> Resp {
+    pub(super) async fn call(&self, action: &str, query: &[(&str, &str)]) -> Resp {
         self.send(&self.sign(action, query)).await
     }
 
     /// Calls and insists on HTTP 200.
-    async fn ok(&self, action: &str, query: &[(&str, &str)]) -> Value {
+    pub(super) async fn ok(&self, action: &str, query: &[(&str, &str)]) -> Value {
         let r = self.call(action, query).await;
         assert_eq!(r.status, 200, "{action} {query:?}: {}", r.text);
         r.json
@@ -176,11 +176,11 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Value {
     http.get(url).send().await.unwrap().json().await.unwrap()
 }
 
-async fn start() -> SimHandle {
+pub(super) async fn start() -> SimHandle {
     Simulator::start(SimConfig::default()).await.unwrap()
 }
 
-fn fixture(name: &str) -> Value {
+pub(super) fn fixture(name: &str) -> Value {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/samples")
         .join(name);
@@ -202,7 +202,7 @@ fn error_status_index() -> BTreeMap<String, u16> {
 }
 
 /// Asserts an error response: status, code, and the exact key set and format of the samples.
-fn assert_error(r: &Resp, status: u16, code: &str, host: &str) {
+pub(super) fn assert_error(r: &Resp, status: u16, code: &str, host: &str) {
     assert_eq!(r.status, status, "{code}: {}", r.text);
     assert_eq!(r.code(), code, "{}", r.text);
     let keys: Vec<&str> = r
@@ -253,7 +253,7 @@ fn prototype(items: &[Value]) -> Option<Value> {
 }
 
 /// Compares key sets recursively and JSON value kinds; returns every difference.
-fn shape_diff(sample: &Value, got: &Value, path: &str, out: &mut Vec<String>) {
+pub(super) fn shape_diff(sample: &Value, got: &Value, path: &str, out: &mut Vec<String>) {
     match (sample, got) {
         (Value::Object(s), Value::Object(g)) => {
             let sk: BTreeSet<&String> = s.keys().collect();
@@ -295,7 +295,7 @@ fn shape_diff(sample: &Value, got: &Value, path: &str, out: &mut Vec<String>) {
     }
 }
 
-fn items<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
+pub(super) fn items<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
     v[key]
         .as_array()
         .unwrap_or_else(|| panic!("{key} missing in {v}"))
@@ -308,7 +308,7 @@ fn ids(v: &Value, key: &str, id: &str) -> Vec<i64> {
         .collect()
 }
 
-fn cluster(sim: &SimHandle, i: usize) -> String {
+pub(super) fn cluster(sim: &SimHandle, i: usize) -> String {
     sim.clusters()[i].cluster_id.clone()
 }
 

@@ -2,4 +2,5 @@
 //! client.
 
 mod api;
+mod handle;
 mod sdk_compat;
