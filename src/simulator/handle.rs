@@ -70,7 +70,7 @@ const SIGNATURE_PARAMS: &[&str] = &[
 /// One request of a handling action ([`HANDLING_ACTIONS`]) that reached the action:
 /// authenticated, permitted and neither throttled nor failed by an injected error, whatever the
 /// action answered (a refused parameter included).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct HandlingCall {
     /// The action, e.g. `HandleSecurityEvents`.
     pub action: String,

@@ -70,7 +70,8 @@
 //! | `DELETE /_sim/credentials/{id}` | → `{"ok": true}` or 404 |
 //! | `POST /_sim/faults` | `{"kind": …, "action"?: str, "param"?: str, "count"?: n (1)}` → `{"ok": true}` (`param`: only calls that carry that parameter, e.g. `Ids`); kinds: `throttling` (`code`? `Throttling.User`, `retry_after_ms`? 1000, `status`?), `service_unavailable`, `internal_error`, `error` (`code`, `status`?, `message`?), `slow` (`delay_ms`), `truncated` / `short_body` (`keep_bytes`?), `not_json`, `wrong_types`, `list_missing` (a 200 with only `RequestId`), `code_in_ok` (`code`? `ServiceUnavailable`: an error body in a 200), `poison_record` (`id`: that record carries `1e400`), `high_ids` (identities raised by 2^63), `oversized_page` (`records`: every list of the normal answer holds that many records `{"Id": n}`, at most 1,000,000, whatever `PageSize` asked) |
 //! | `GET /_sim/faults`, `DELETE /_sim/faults` | → pending rules / clears them |
-//! | `GET /_sim/calls`, `DELETE /_sim/calls` | → `{"calls": {"DescribeSuspEvents": 3, …, "_other": n}, "total": n, "busiest_second": {"DescribeSuspEvents": 2, …}}` (the most calls of each action within any one second) / resets |
+//! | `GET /_sim/calls`, `DELETE /_sim/calls` | → `{"calls": {"DescribeSuspEvents": 3, …, "_other": n}, "total": n, "busiest_second": {"DescribeSuspEvents": 2, …}}` (the most calls of each action within any one second) / resets (the handling calls too) |
+//! | `GET /_sim/handling` | → `{"calls": [{"action", "params": {…}, "access_key_id", "at_ms"}]}`: [`Simulator::handling_calls`], oldest first |
 //!
 //! Control errors are `{"error": "…"}` with 400 (bad request), 404 (unknown id or domain) or
 //! 507 (a bound was reached).

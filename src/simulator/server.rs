@@ -60,6 +60,7 @@ pub(crate) fn router(sim: Simulator, shutdown: CancellationToken) -> Router {
             post(add_fault).get(list_faults).delete(clear_faults),
         )
         .route("/_sim/calls", get(calls).delete(reset_calls))
+        .route("/_sim/handling", get(handling_calls))
         .fallback(not_found)
         .layer(axum::middleware::map_response_with_state(
             sim.clone(),
@@ -467,6 +468,10 @@ async fn calls(State(st): State<AppState>) -> Response {
     let total: u64 = calls.values().sum();
     let busiest = st.sim.busiest_seconds();
     control_ok(json!({"calls": calls, "total": total, "busiest_second": busiest}))
+}
+
+async fn handling_calls(State(st): State<AppState>) -> Response {
+    control_ok(json!({"calls": st.sim.handling_calls()}))
 }
 
 async fn reset_calls(State(st): State<AppState>) -> Response {

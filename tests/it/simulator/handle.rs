@@ -699,7 +699,25 @@ async fn a_read_only_key_is_refused_and_every_handling_call_is_recorded() {
         expected
     );
     assert!(calls[1].at_ms >= before && calls[1].at_ms <= sim.now_ms());
-    sim.reset_calls();
+    // The control endpoint shows the same, and DELETE /_sim/calls forgets them.
+    let http = reqwest::Client::new();
+    let url = format!("{}/_sim/handling", sim.base_url());
+    let shown: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        shown["calls"][1],
+        json!({
+            "action": "HandleSecurityEvents",
+            "params": {"OperationCode": "ignore", "Remark": "by test", "SecurityEventIds.1": ids},
+            "access_key_id": AK,
+            "at_ms": calls[1].at_ms,
+        })
+    );
+    http.delete(format!("{}/_sim/calls", sim.base_url()))
+        .send()
+        .await
+        .unwrap();
     assert!(sim.handling_calls().is_empty());
+    let shown: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(shown["calls"], json!([]));
     sim.stop().await.unwrap();
 }
