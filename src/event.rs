@@ -92,6 +92,24 @@ pub struct Event {
     /// same id as before, said in every rendering (`shared/scale-out.md` §3).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub possible_repeat: bool,
+    /// For `resolved`: who closed it through sasrelay (`sasrelay handle`, a chat action), as
+    /// the audit log says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_by: Option<HandledBy>,
+}
+
+/// Who handled a finding through sasrelay, and how ([`crate::store::AuditEntry`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandledBy {
+    /// The OS user of `sasrelay handle`, or a chat identity.
+    pub who: String,
+    /// `cli` or `chat`.
+    pub via: String,
+    /// `ignore`, `whitelist`, `handled`.
+    pub action: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 /// Idempotency key of an event: SHA-256 over length-prefixed parts, hex.
@@ -146,6 +164,7 @@ impl Event {
             finding: Some(finding),
             summary: None,
             possible_repeat: false,
+            handled_by: None,
         }
     }
 
@@ -208,6 +227,7 @@ impl Event {
             finding: original.finding.clone(),
             summary: None,
             possible_repeat: false,
+            handled_by: None,
         }
     }
 
@@ -242,6 +262,7 @@ impl Event {
                 ),
             }),
             possible_repeat: false,
+            handled_by: None,
         }
     }
 }

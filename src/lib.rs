@@ -52,6 +52,7 @@
 //! | configuration: every component's config checked into one `Settings` | [`config`] |
 //! | the shape of a long-running job | [`task`] (imports only [`backoff`]) |
 //! | one finding's path | [`pipeline`] |
+//! | acting on a finding (a responder's request, checked, done, audited) | [`handle`] |
 //! | running it | [`daemon`], [`cli`]; [`simulator`] beside them |
 //!
 //! Two places differ from the layout in STYLE's sketch, for the import graph: secrets
@@ -102,7 +103,14 @@
 //!   in one listing, filtered on arrival — a page at a time, resuming what the page cap left,
 //!   going on past a listing that fails so one cluster holds back no other).
 //!   A snapshot poll sweeps only the clusters whose statistics changed, and a baseline sweep
-//!   lists only the risk × asset pairs whose counts changed.
+//!   lists only the risk × asset pairs whose counts changed. [`sas::handle`]: the write
+//!   actions behind the console's "Handle" (an alert's allowed operations, the task that
+//!   applies one, its status), typed.
+//! - [`handle`] — acting on an alert (ignore, whitelist, mark handled, their undos): the
+//!   request, the plan checked against what the alert allows now, the action done once and
+//!   its task followed, the outcome and its audit entry. The daemon runs it for `sasrelay
+//!   handle` (admin API); a `resolved` event then names who handled it (`handled_by`, read
+//!   from the audit log by [`pipeline::dispatch`]).
 //! - [`pipeline`] — one finding's path in order, its module doc drawing the flow:
 //!   [`pipeline::poller`] (page by page: read → diff → crash-safe writes; a complete sweep's
 //!   end: lookup of vulnerabilities that left the list; the backfill of what the page cap left), [`pipeline::lifecycle`] (the pure transition table),
@@ -134,8 +142,8 @@
 //!   enqueue guards (each entry a small header pointing into the payload log, `payloads/`
 //!   beside sled's files: every event's payload appended once, however many sinks it goes
 //!   to, synced before each sled flush, deleted a segment at a time), dead letters, routing groups and their crash-safe close, reminders,
-//!   silences, the suppression log, quarantined records, baseline check details and pairs, schema
-//!   version, pruning; its module doc lists every tree.
+//!   silences, the suppression log, quarantined records, baseline check details and pairs, the
+//!   handling audit log, schema version, pruning; its module doc lists every tree.
 //! - [`sinks`] — one file per destination (`webhook` with Standard Webhooks signing, `stdout`,
 //!   `file`, `dingtalk`, `feishu`, `wecom`, `slack`, `email`, `pagerduty`) and what they share
 //!   once: [`sinks::http`] (client, URL and host rules, one exchange, `Retry-After`),
@@ -157,7 +165,8 @@
 //!   re-read, the shared reload status, the log filter), [`daemon::tasks`] (the runner: loop, cancellation, backoff, failure and recovery
 //!   logs), [`daemon::sources`] (connecting a source, then starting its pollers),
 //!   [`daemon::prune`], [`daemon::admin`] (silences, the suppression log, dead letters with
-//!   replay and discard, `/healthz`, `/readyz`, `/metrics`; bearer token on `/api/`),
+//!   replay and discard, handling a finding and its audit log, `/healthz`, `/readyz`,
+//!   `/metrics`; bearer token on `/api/`),
 //!   [`daemon::door`] (the admin API's door: `Host`, `Origin` and `Content-Type` screening,
 //!   header-read and idle timeouts, the connection cap), [`daemon::metrics`] (the Prometheus exposition), [`daemon::notify`] (systemd
 //!   `sd_notify` and the watchdog heartbeat), [`daemon::health`] (live health for `/readyz`,
@@ -168,7 +177,7 @@
 //!   loaded and fenced, cursors moved back, leftovers settled — its parts and checkpoint
 //!   writer; stepping down at once when the lease is lost).
 //! - [`cli`] — one file per subcommand (`check`, `findings`, `run`, `demo`, `simulate`,
-//!   `render`, `send-test`, `silence`, `dead-letters`, `healthcheck`, `status`, `reload`,
+//!   `render`, `send-test`, `silence`, `dead-letters`, `handle`, `healthcheck`, `status`, `reload`,
 //!   `route test`, `completions`, `man`), logging setup, signals, exit codes, the admin-API
 //!   client, the configuration path (`--config`, `SASRELAY_CONFIG`, the default), standard
 //!   output that ends quietly on a closed pipe.
@@ -247,11 +256,17 @@
 //!   once per process.
 //! - With `[ha]`, pollers, workers and the grouper run only within a leadership term: a poll
 //!   starts and a send starts only while the term's gate is open (the lease renewed within
-//!   `renew_deadline` on the local monotonic clock, and for a send also a checkpoint stored
-//!   within three intervals), and a send in flight is cut off at the deadline. A term writes
+//!   `renew_deadline` on the local monotonic clock, and for a send also a stored checkpoint
+//!   that holds every delivery so far or was taken within one `checkpoint_interval`), and a
+//!   send in flight is cut off at the deadline. A term judges its polls' health from its own
+//!   start. A term writes
 //!   the checkpoint under its epoch before anything starts; no write under an older epoch
 //!   lands. A successor sends every event the old leader had not settled (by the marks and
 //!   rings) and flags each it may be sending again; a replica's store is never shared.
+//! - sasrelay never requests a destructive operation ([`handle::DESTRUCTIVE`]: killing,
+//!   quarantining, blocking, switching protection off). A write to Security Center on a
+//!   finding is checked against what the finding allows now, made once (never retried: a
+//!   retry could act twice), and recorded in the audit log whatever its result.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -273,6 +288,7 @@ pub mod duration;
 pub mod event;
 pub mod finding;
 pub mod ha;
+pub mod handle;
 pub mod health;
 pub mod http_body;
 pub mod pipeline;

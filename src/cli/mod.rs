@@ -47,6 +47,7 @@ pub mod completions;
 pub mod dead_letters;
 pub mod demo;
 pub mod findings;
+pub mod handle;
 pub mod healthcheck;
 pub mod man;
 mod out;
@@ -195,6 +196,15 @@ pub enum Command {
         #[command(subcommand)]
         command: dead_letters::DeadLetterCommand,
     },
+    /// Act on a finding as the console's "Handle" does — ignore an alert, whitelist what it
+    /// matched, mark it handled, or undo one of those — and list the audit log of every
+    /// action taken. Talks to the running daemon's admin API, which acts with the source's
+    /// credentials (they need write rights: README, "Handling findings").
+    Handle {
+        /// What to do.
+        #[command(subcommand)]
+        command: handle::HandleCommand,
+    },
     /// Exit 0 when the running daemon answers ready (`GET /readyz` on `[admin] listen`), 1
     /// otherwise: for a container HEALTHCHECK.
     Healthcheck(healthcheck::Args),
@@ -240,6 +250,7 @@ pub fn main() -> ExitCode {
         | Command::Findings(_)
         | Command::Silence { .. }
         | Command::DeadLetters { .. }
+        | Command::Handle { .. }
         | Command::Healthcheck(_)
         | Command::Status(_)
         | Command::Reload(_)
@@ -325,6 +336,7 @@ async fn execute(command: Command, log: LogFilter) -> ExitCode {
         Command::Status(args) => status::run(args).await,
         Command::Reload(args) => reload::run(args).await,
         Command::DeadLetters { command } => dead_letters::run(command).await,
+        Command::Handle { command } => handle::run(command).await,
         Command::Route { command } => route::run(command).await,
         Command::Render(args) => render::run(args),
         Command::SendTest(args) => send_test::run(args).await,

@@ -16,6 +16,9 @@
 //! | `POST /api/v1/dead-letters/replay` | [`ReplayRequest`] → [`ReplayReport`] |
 //! | `DELETE /api/v1/dead-letters/{sink}/{seq}` | → 200 DeadLetterView (discarded), or 404 |
 //! | `GET /api/v1/quarantine` | → `{"quarantined": [QuarantineEntry]}`: records Security Center listed that could not be read, kept (bounded) with their text, by source and domain ([`crate::store::QuarantineEntry`]) |
+//! | `POST /api/v1/handle/plan` | [`crate::handle::Request`] → [`crate::handle::Plan`]: what the alert allows now and what the request would do, or why it cannot (nothing is changed) |
+//! | `POST /api/v1/handle` | [`crate::handle::Request`] → `{"plan", "outcome"}` ([`crate::handle::Outcome`]): checked again, done, its task followed, recorded in the audit log (also when refused) |
+//! | `GET /api/v1/handle/log?limit=N` | → `{"entries": [AuditEntry]}`, newest first ([`crate::store::AuditEntry`]) |
 //! | `POST /-/reload` | → 200 [`ReloadAttempt`], or 422 `{"error", "attempt"}` when the file is refused (the running configuration is kept; [`crate::daemon::reload`]) |
 //!
 //! A replay puts dead letters back in their sink's outbox with the same idempotency key,
@@ -106,6 +109,8 @@ pub struct AdminState {
     pub settings: AdminSettings,
     /// Reloads of the configuration, and how the last one went.
     pub reload: Reloads,
+    /// The sources connected now, for handling.
+    pub connected: crate::daemon::sources::Connected,
 }
 
 /// `limit` of `/api/v1/dead-letters` when none is given.
@@ -332,6 +337,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/dead-letters/replay", post(replay_dead_letters))
         .route("/dead-letters/{sink}/{seq}", delete(discard_dead_letter))
         .route("/quarantine", get(quarantined))
+        .route("/handle/plan", post(handle_plan))
+        .route("/handle", post(handle_act))
+        .route("/handle/log", get(handle_log))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     let control = Router::new()
         .route("/reload", post(reload))
@@ -759,6 +767,142 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(store_error)?
         .map_err(store_error)
+}
+
+/// Longest `who` and `remark` of a handling request, and of a whitelist rule's value.
+pub const MAX_HANDLE_TEXT: usize = 1024;
+/// `limit` of `/api/v1/handle/log` when none is given, and the largest.
+pub const DEFAULT_HANDLE_LOG_LIMIT: usize = 100;
+/// Largest `limit` of `/api/v1/handle/log`.
+pub const MAX_HANDLE_LOG_LIMIT: usize = 10_000;
+
+/// A handling request from a body, checked; or the 400 saying why not.
+fn handle_request(body: &[u8]) -> Result<crate::handle::Request, (StatusCode, String)> {
+    let req: crate::handle::Request = serde_json::from_slice(body)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid body: {e}")))?;
+    let too_long = |what: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("{what} is longer than {MAX_HANDLE_TEXT} characters"),
+        )
+    };
+    if req.who.trim().is_empty() {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "who is empty: every action is recorded with who asked".into(),
+        ));
+    }
+    if req.who.chars().count() > MAX_HANDLE_TEXT {
+        return Err(too_long("who"));
+    }
+    if req
+        .remark
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_HANDLE_TEXT)
+    {
+        return Err(too_long("remark"));
+    }
+    if let crate::handle::AlertAction::Whitelist { rule } = &req.action {
+        if rule.value.chars().count() > MAX_HANDLE_TEXT {
+            return Err(too_long("the whitelist value"));
+        }
+        if !crate::handle::WHITELIST_OPERATES.contains(&rule.operate.as_str()) {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "the whitelist test {:?} is none of {}",
+                    rule.operate,
+                    crate::handle::WHITELIST_OPERATES.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(req)
+}
+
+/// The connected source a request names; or the 503 saying why there is none.
+fn handling_source(
+    state: &AdminState,
+    name: &str,
+) -> Result<Arc<crate::sas::source::Source>, (StatusCode, String)> {
+    state.connected.get(name).ok_or_else(|| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "source {name:?} is not connected here: it is not configured, it cannot connect (sasrelay status says why), or this replica stands by (act where sasrelay status says leader)"
+            ),
+        )
+    })
+}
+
+/// `POST /api/v1/handle/plan`: what a request would do; changes nothing.
+async fn handle_plan(State(state): State<Shared>, body: Bytes) -> Response {
+    let (req, source) = match handle_request(&body)
+        .and_then(|req| Ok((handling_source(&state, &req.source)?, req)))
+    {
+        Ok((source, req)) => (req, source),
+        Err((status, message)) => return error(status, message),
+    };
+    axum::Json(crate::handle::plan(source.client(), req).await).into_response()
+}
+
+/// `POST /api/v1/handle`: checks the request again, does it, follows its task, and records it
+/// (refusals too) in the audit log and the log.
+async fn handle_act(State(state): State<Shared>, body: Bytes) -> Response {
+    let (req, source) = match handle_request(&body)
+        .and_then(|req| Ok((handling_source(&state, &req.source)?, req)))
+    {
+        Ok((source, req)) => (req, source),
+        Err((status, message)) => return error(status, message),
+    };
+    let plan = crate::handle::plan(source.client(), req).await;
+    let outcome = crate::handle::execute(source.client(), &plan, crate::handle::FOLLOW_FOR).await;
+    let at_ms = crate::clock::unix_ms(time::OffsetDateTime::now_utc());
+    let entry = outcome.audit(&plan.request, at_ms);
+    if entry.succeeded() {
+        tracing::info!(who = %entry.who, via = %entry.via, source = %entry.source, finding = %entry.finding, action = %entry.action, request_id = %entry.request_id, task = ?entry.task_id, "Handled a finding: {}.", entry.detail);
+    } else {
+        tracing::warn!(who = %entry.who, via = %entry.via, source = %entry.source, finding = %entry.finding, action = %entry.action, result = %entry.result, error_code = ?entry.error_code, request_id = %entry.request_id, "A handling request did not take effect: {}", entry.message);
+    }
+    if let Err(e) = state.store.record_audit(&entry).await {
+        tracing::error!(error = %e, finding = %entry.finding, "Cannot record the handling in the audit log.");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "{} — but it could not be recorded in the audit log: {e}",
+                outcome.message
+            ),
+        );
+    }
+    axum::Json(json!({ "plan": plan, "outcome": outcome })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct HandleLogQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/handle/log`: the newest audit entries.
+async fn handle_log(
+    State(state): State<Shared>,
+    query: Result<Query<HandleLogQuery>, QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_HANDLE_LOG_LIMIT);
+    if limit == 0 || limit > MAX_HANDLE_LOG_LIMIT {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be 1..={MAX_HANDLE_LOG_LIMIT}"),
+        );
+    }
+    let store = state.store.clone();
+    match blocking(move || store.audit_log(limit)).await {
+        Ok(entries) => axum::Json(json!({ "entries": entries })).into_response(),
+        Err(response) => response,
+    }
 }
 
 /// The quarantined records the store keeps (the daemon's view; `sasrelay findings

@@ -178,6 +178,7 @@ pub async fn start(built: build::Built, control: Control) -> Result<StopReport, 
         health: health.clone(),
         http: http_client()?,
         configured: ConfiguredSinks::default(),
+        connected: Default::default(),
     };
     // Bound before anything is spawned, so a taken port fails the start cleanly.
     let admin = match settings.admin.listen {
@@ -332,6 +333,7 @@ fn admin_state(
         health: ground.health.clone(),
         settings: settings.admin.clone(),
         reload: reloads.clone(),
+        connected: ground.connected.clone(),
     }
 }
 

@@ -6,7 +6,8 @@
 //! of every domain of the source (`reason` `credentials`, or `connect`), so its domains are
 //! `blind` ([`crate::health`]) from the first one.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,6 +34,32 @@ pub struct PollerParts {
     pub metrics: Arc<Metrics>,
     /// The daemon's health, which follows each connected source's credential refresher.
     pub health: Health,
+    /// Where a connected source is found by name (handling acts through its client).
+    pub connected: Connected,
+}
+
+/// The sources connected now, by name, for what acts through a source's client and
+/// credentials (`sasrelay handle`). Weak: a source whose pollers all ended (stopped by a
+/// reload, or a term that ended) is gone.
+#[derive(Clone, Default)]
+pub struct Connected(Arc<Mutex<BTreeMap<String, Weak<Source>>>>);
+
+impl Connected {
+    /// The connected source `name`, if its pollers run.
+    pub fn get(&self, name: &str) -> Option<Arc<Source>> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .and_then(Weak::upgrade)
+    }
+
+    fn insert(&self, name: &str, source: &Arc<Source>) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_string(), Arc::downgrade(source));
+    }
 }
 
 /// Connects one source, then spawns its pollers on `tracker`, stopped by `shutdown`.
@@ -64,6 +91,7 @@ impl Connect {
 
     fn start_pollers(&self, source: Source) {
         let source = Arc::new(source);
+        self.parts.connected.insert(&self.settings.name, &source);
         for poll in &self.settings.polls {
             let poller = Poller::new(
                 source.clone(),

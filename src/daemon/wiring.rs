@@ -133,6 +133,8 @@ pub struct Ground {
     pub http: reqwest::Client,
     /// Kept up to date for the admin API.
     pub configured: ConfiguredSinks,
+    /// The sources connected now (handling acts through them).
+    pub connected: crate::daemon::sources::Connected,
 }
 
 /// What a reload does with a source, given how it runs now.
@@ -265,6 +267,7 @@ impl Wiring {
                 dispatcher,
                 metrics: ground.metrics,
                 health: ground.health,
+                connected: ground.connected,
             },
             grouper_wake,
             http: ground.http,

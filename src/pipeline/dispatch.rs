@@ -35,6 +35,10 @@ use crate::store::{
     Store, StoreError, Suppressed, mute_holder, muted_by,
 };
 
+/// How old a handling may be to be named in the resolution it explains: older, the
+/// resolution is not taken to come from it.
+pub const HANDLED_WITHIN_MS: i64 = 7 * 24 * 3600 * 1000;
+
 /// A configured sink and the handle that wakes its worker.
 #[derive(Clone)]
 pub struct SinkHandle {
@@ -345,6 +349,43 @@ impl Dispatcher {
             .clone()
     }
 
+    /// Who handled `f` through sasrelay, when the audit log's latest successful action on it
+    /// explains `resolution` (an ignore an `ignored`, a whitelist a `false_positive`, "handled"
+    /// a `handled`) and is at most [`HANDLED_WITHIN_MS`] old.
+    fn handled_by(
+        &self,
+        source: &str,
+        f: &crate::finding::Finding,
+        resolution: Option<crate::finding::Resolution>,
+        now_ms: i64,
+    ) -> Option<crate::event::HandledBy> {
+        use crate::finding::Resolution;
+        let entry = match self.store.last_handled(source, &f.id) {
+            Ok(entry) => entry?,
+            Err(e) => {
+                tracing::warn!(finding = %f.id, error = %e, "Cannot read the handling audit log; the resolution goes out without who handled it.");
+                return None;
+            }
+        };
+        let explains = matches!(
+            (entry.action.as_str(), resolution),
+            ("ignore", Some(Resolution::Ignored))
+                | ("whitelist", Some(Resolution::FalsePositive))
+                | ("handled", Some(Resolution::Handled))
+        );
+        (explains && now_ms.saturating_sub(entry.at_ms) <= HANDLED_WITHIN_MS).then(|| {
+            crate::event::HandledBy {
+                who: entry.who,
+                via: entry.via,
+                action: entry.action,
+                at: time::OffsetDateTime::from_unix_timestamp_nanos(
+                    i128::from(entry.at_ms) * 1_000_000,
+                )
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            }
+        })
+    }
+
     /// Routes `event` and writes what the decision says. Call [`Dispatcher::wake`] with the
     /// result once the batch is flushed. `generation` is the finding's lifecycle generation
     /// (`None` for summaries); a `new` or `recurring` event delivered by a route with a
@@ -358,6 +399,13 @@ impl Dispatcher {
     ) -> Result<(), StoreError> {
         let now_ms = unix_ms(now);
         let ts = to_timestamp(now);
+        if event.kind == EventKind::Resolved
+            && event.handled_by.is_none()
+            && let Some(f) = &event.finding
+        {
+            event.handled_by =
+                self.handled_by(&event.source, f, event.resolution.or(f.resolution), now_ms);
+        }
         // With replicas only: the handoff's name of the event's stream and its activity time.
         let handoff = self
             .handoff()

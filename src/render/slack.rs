@@ -210,7 +210,9 @@ fn context_line(e: &Event, lang: Lang, tz: &str) -> Vec<Value> {
         if let Some(r) = e.resolution.or(f.resolution)
             && e.kind == crate::event::EventKind::Resolved
         {
-            what.push_str(&format!(" ({})", view::resolution_label(r, lang)));
+            // Who handled it may be a chat identity: escaped like any untrusted text.
+            let text = view::resolution_text(r, e.handled_by.as_ref(), lang, &LEVELS[0].0);
+            what.push_str(&format!(" ({})", escape::slack(&text)));
         }
         parts.push(what);
         let kind = escape::slack(&clip(&f.alert_type, 200));

@@ -92,6 +92,30 @@ fn domain_label(d: Domain, lang: Lang) -> &'static str {
     }
 }
 
+/// A resolution as people read it, naming who handled it through sasrelay when someone did
+/// (`ignored, by alice via sasrelay (cli)`).
+pub(crate) fn resolution_text(
+    r: Resolution,
+    by: Option<&crate::event::HandledBy>,
+    lang: Lang,
+    b: &Budget,
+) -> String {
+    let label = resolution_label(r, lang);
+    match (by, lang) {
+        (None, _) => label.to_string(),
+        (Some(h), Lang::En) => format!(
+            "{label}, by {} via sasrelay ({})",
+            clip(&h.who, b.field.min(128)),
+            h.via
+        ),
+        (Some(h), Lang::Zh) => format!(
+            "{label}，由 {} 通过 sasrelay（{}）处理",
+            clip(&h.who, b.field.min(128)),
+            h.via
+        ),
+    }
+}
+
 pub(crate) fn resolution_label(r: Resolution, lang: Lang) -> &'static str {
     match (lang, r) {
         (Lang::En, Resolution::Handled) => "handled",
@@ -463,7 +487,19 @@ pub(crate) fn event_value(e: &Event, lang: Lang, b: &Budget, kind: TemplateKind)
         )
         .set(
             "resolution_label",
-            opt_str(resolution.map(|r| resolution_label(r, lang).to_string())),
+            opt_str(resolution.map(|r| resolution_text(r, e.handled_by.as_ref(), lang, b))),
+        )
+        .set(
+            "handled_by",
+            match &e.handled_by {
+                Some(h) => Obj::default()
+                    .set("who", clip(&h.who, b.field.min(128)))
+                    .set("via", h.via.clone())
+                    .set("action", h.action.clone())
+                    .set("at", rfc3339(h.at))
+                    .value(),
+                None => Value::from(()),
+            },
         );
     o = o.set(
         "summary",

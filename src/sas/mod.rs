@@ -4,6 +4,7 @@ pub mod api;
 pub mod client;
 pub mod endpoint;
 pub mod error;
+pub mod handle;
 pub mod models;
 pub mod normalise;
 pub mod pairs;

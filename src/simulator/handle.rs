@@ -19,13 +19,14 @@
 //!
 //! Pure: no IO, no clock (`now` comes in).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
 use super::actions::{Args, VUL_HANDLED, VUL_TYPES};
 use super::catalog::obj;
 use super::error::ApiError;
+use super::tasks::Change;
 use super::world::{Domain, World};
 
 /// The handling actions, in contract order (all of them are in [`super::ACTIONS`] too).
@@ -42,14 +43,9 @@ pub const HANDLING_ACTIONS: &[&str] = &[
 /// At most this many handling calls are kept for [`super::Simulator::handling_calls`]; the
 /// oldest are dropped first.
 pub const MAX_HANDLING_CALLS: usize = 10_000;
-/// At most this many alert tasks are kept; the oldest are forgotten first (their status is then
-/// `InvalidParameter`, as for an unknown task).
-pub(crate) const MAX_TASKS: usize = 10_000;
 /// Events one `HandleSecurityEvents` call may name (the contract gives no limit; this bounds a
 /// task).
 const MAX_EVENTS_PER_TASK: usize = 1_000;
-/// The first task id (the sample's).
-const FIRST_TASK_ID: i64 = 9_087_001;
 
 /// Request parameters that belong to the signature, not to the action: left out of
 /// [`HandlingCall::params`].
@@ -107,68 +103,6 @@ impl HandlingCall {
 }
 
 // ------------------------------------------------------------------------------------ tasks
-
-/// What a task does to one alert once it completes.
-#[derive(Clone, Debug, PartialEq)]
-struct Change {
-    status: i64,
-    /// New `MarkMisRules` text (`Some("")` clears it); `None` leaves it.
-    mark_rules: Option<String>,
-}
-
-/// One `HandleSecurityEvents` call.
-#[derive(Clone, Debug)]
-struct Task {
-    /// Per event, in request order: the change, or the error code it failed with.
-    events: Vec<(i64, Result<Change, &'static str>)>,
-    /// When it was created (the alerts' `OperateTime`).
-    at_ms: i64,
-    /// Whether a status query has seen it (the first one answers `Processing`).
-    queried: bool,
-}
-
-/// The alert-handling tasks: every one kept (bounded) for status queries, the unapplied ones
-/// queued.
-pub(crate) struct Tasks {
-    next_id: i64,
-    tasks: BTreeMap<i64, Task>,
-    /// Tasks whose change is not applied yet, oldest first.
-    pending: VecDeque<i64>,
-}
-
-impl Default for Tasks {
-    fn default() -> Self {
-        Tasks {
-            next_id: FIRST_TASK_ID,
-            tasks: BTreeMap::new(),
-            pending: VecDeque::new(),
-        }
-    }
-}
-
-impl Tasks {
-    fn create(&mut self, events: Vec<(i64, Result<Change, &'static str>)>, at_ms: i64) -> i64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        while self.tasks.len() >= MAX_TASKS {
-            let Some((&oldest, _)) = self.tasks.iter().next() else {
-                break;
-            };
-            self.tasks.remove(&oldest);
-            self.pending.retain(|t| *t != oldest);
-        }
-        self.tasks.insert(
-            id,
-            Task {
-                events,
-                at_ms,
-                queried: false,
-            },
-        );
-        self.pending.push_back(id);
-        id
-    }
-}
 
 impl World {
     /// Applies the change of every task not applied yet, oldest first. Alerts removed meanwhile

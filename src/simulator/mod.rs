@@ -87,6 +87,7 @@ mod generate;
 mod handle;
 mod server;
 mod table;
+mod tasks;
 mod world;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};

@@ -197,7 +197,7 @@ pub(crate) struct World {
     pub(crate) alert_listing: std::sync::Mutex<Option<Listing>>,
     /// Alert-handling tasks (`HandleSecurityEvents`); their changes are applied by
     /// [`World::settle_tasks`].
-    pub(crate) tasks: super::handle::Tasks,
+    pub(crate) tasks: super::tasks::Tasks,
     next_alert: i64,
     next_vuln: i64,
     next_warning: i64,
@@ -281,7 +281,7 @@ impl World {
             warnings: Table::new(warning_keys),
             interceptions: Table::new(interception_keys),
             alert_listing: std::sync::Mutex::new(None),
-            tasks: super::handle::Tasks::default(),
+            tasks: super::tasks::Tasks::default(),
             next_alert: 750_001,
             next_vuln: 1_040_310_001,
             next_warning: 81_930_001,

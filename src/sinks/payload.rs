@@ -24,6 +24,7 @@
 //! | `summary` | object \| null | for `summary`: `{"tracked": <count>, "message": <sentence>}`; else `null` |
 //! | `truncated` | number (only when cut) | the document was longer than the webhook's `max_body_bytes`: its original length in bytes; its long texts end `… [cut: N bytes]` ([`to_json_within`]) |
 //! | `raw_omitted` | `true` (only when cut that far) | even so too long: every `raw` item is `null` |
+//! | `handled_by` | object (only when so) | for `resolved`: who closed it through sasrelay — `who`, `via` (`cli`, `chat`), `action` (`ignore`, `whitelist`, `handled`), `at` |
 //! | `possible_repeat` | `true` (only when so) | sent by a replica that took over from a leader which may already have sent it, with the same `id` (see the README's "High availability") |
 //!
 //! `finding`:
@@ -176,6 +177,8 @@ struct WireEvent<'a> {
     summary: Option<&'a Summary>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     possible_repeat: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handled_by: Option<&'a crate::event::HandledBy>,
 }
 
 #[derive(Serialize)]
@@ -277,6 +280,7 @@ fn wire(e: &Event) -> WireEvent<'_> {
         finding: e.finding.as_ref().map(WireFinding::new),
         summary: e.summary.as_ref(),
         possible_repeat: e.possible_repeat,
+        handled_by: e.handled_by.as_ref(),
     }
 }
 
@@ -537,7 +541,15 @@ pub fn text_line(payload: &Payload) -> String {
 }
 
 fn event_line(e: &Event) -> String {
-    let line = event_line_plain(e);
+    let mut line = event_line_plain(e);
+    if let Some(h) = &e.handled_by {
+        line.push_str(&format!(
+            " (handled by {} via {}: {})",
+            crate::text::strip_control(&h.who),
+            h.via,
+            h.action
+        ));
+    }
     if e.possible_repeat {
         format!("{line} (possible repeat)")
     } else {

@@ -22,6 +22,8 @@
 //! | `details` | language (length-prefixed) ‖ check id | baseline check detail JSON | `details` |
 //! | `pairs` | source, scope, risk id, uuid (length-prefixed) ‖ container | [`StoredPair`] JSON: a baseline pair's last listing | `pairs` |
 //! | `health` | a health condition's key; `probe` | [`HealthEpisode`](crate::event::HealthEpisode) JSON; the last write probe's time | `health` |
+//! | `audit` | at_ms ‖ sled id (BE) | [`AuditEntry`] JSON: an action taken on a finding | `audit` |
+//! | `audit_by_finding` | source (length-prefixed) ‖ finding id | the `audit` key of its latest successful action | `audit` |
 //!
 //! Values are JSON, LZ4-compressed above 512 bytes. The `groups` and `reminders` submodules
 //! document their own write orders.
@@ -94,6 +96,7 @@
 //! for sled threads of an instance just closed in this process): call `open` before starting
 //! the runtime, and `reopen` from `spawn_blocking`.
 
+mod audit;
 mod details;
 mod error;
 mod groups;
@@ -122,6 +125,7 @@ use crate::event::{DeadLetter, OutboxEntry};
 use crate::finding::Domain;
 use crate::record::{Record, RecordStatus};
 
+pub use audit::{AUDIT_KEPT, AUDIT_SCHEMA, AuditEntry};
 pub use details::{DETAIL_SCHEMA, StoredDetail};
 pub use error::StoreError;
 pub use groups::{Closing, GROUP_SCHEMA, GroupAdded, GroupClosed, GroupHeader, Suppressed};
@@ -193,6 +197,8 @@ struct Inner {
     pairs: sled::Tree,
     held: sled::Tree,
     health: sled::Tree,
+    audit: sled::Tree,
+    audit_by_finding: sled::Tree,
     /// Outbox payloads, outside sled.
     payloads: Arc<payloads::PayloadLog>,
     /// Reminder due times; every reminder write happens with it locked.
@@ -1224,6 +1230,8 @@ impl Inner {
             pairs: db.open_tree("pairs").at(dir)?,
             held: db.open_tree("held").at(dir)?,
             health: db.open_tree("health").at(dir)?,
+            audit: db.open_tree("audit").at(dir)?,
+            audit_by_finding: db.open_tree("audit_by_finding").at(dir)?,
             payloads: Arc::new(
                 payloads::PayloadLog::open(dir).map_err(|e| error::from_io(dir, e))?,
             ),

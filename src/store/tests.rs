@@ -26,6 +26,7 @@ fn entry(id: &str, now_ms: i64) -> OutboxEntry {
                 message: "m".to_string(),
             }),
             possible_repeat: false,
+            handled_by: None,
         }),
         now_ms,
     )

@@ -180,8 +180,19 @@ fn hostile_payloads(s: &str) -> Vec<(&'static str, Payload)> {
         ],
         datetime!(2024-05-01 08:00 UTC),
     );
+    // Resolved by someone whose name came from a chat identity (a proxy header).
+    let mut handled = hostile(Domain::Alerts, s);
+    handled.kind = sasrelay::event::EventKind::Resolved;
+    handled.resolution = Some(sasrelay::finding::Resolution::Ignored);
+    handled.handled_by = Some(sasrelay::event::HandledBy {
+        who: s.into(),
+        via: "chat".into(),
+        action: "ignore".into(),
+        at: datetime!(2024-05-01 08:00 UTC),
+    });
     vec![
         ("alert", hostile(Domain::Alerts, s).into()),
+        ("handled alert", handled.into()),
         ("vulnerability", hostile(Domain::Vulnerabilities, s).into()),
         ("summary", summary.into()),
         ("digest", digest.into()),
@@ -1123,4 +1134,45 @@ fn random_hostile_strings_never_escape_or_overflow() {
             );
         }
     }
+}
+
+/// A resolution someone handled through sasrelay names them in every output, in both
+/// languages, and in the webhook payload.
+#[test]
+fn a_resolution_handled_through_sasrelay_names_who() {
+    let mut e = sample_event(Domain::Alerts);
+    e.kind = sasrelay::event::EventKind::Resolved;
+    e.resolution = Some(sasrelay::finding::Resolution::FalsePositive);
+    e.handled_by = Some(sasrelay::event::HandledBy {
+        who: "alice".into(),
+        via: "cli".into(),
+        action: "whitelist".into(),
+        at: datetime!(2024-05-01 08:00 UTC),
+    });
+    let p: Payload = e.into();
+    let md = dingtalk::render(&p, &DingTalkOptions::default());
+    let text = md.body["markdown"]["text"].as_str().unwrap();
+    assert!(
+        text.contains("false positive, by alice via sasrelay (cli)"),
+        "{text}"
+    );
+    let zh = dingtalk::render(
+        &p,
+        &DingTalkOptions {
+            lang: Lang::Zh,
+            ..Default::default()
+        },
+    );
+    let text = zh.body["markdown"]["text"].as_str().unwrap();
+    assert!(text.contains("由 alice 通过 sasrelay（cli）处理"), "{text}");
+    let s = slack::render(&p, &SlackOptions::default());
+    assert!(
+        s.body.to_string().contains("by alice via sasrelay (cli)"),
+        "{}",
+        s.body
+    );
+    let doc: Value = serde_json::from_str(&sasrelay::sinks::payload::to_json(&p)).unwrap();
+    assert_eq!(doc["handled_by"]["who"], "alice");
+    assert_eq!(doc["handled_by"]["action"], "whitelist");
+    assert_eq!(doc["handled_by"]["at"], "2024-05-01T08:00:00Z");
 }

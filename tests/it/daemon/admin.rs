@@ -72,6 +72,7 @@ impl Api {
             health,
             settings,
             reload: Default::default(),
+            connected: Default::default(),
         };
         let task = tokio::spawn(sasrelay::daemon::admin::serve(
             listener,

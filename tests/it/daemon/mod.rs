@@ -11,6 +11,7 @@ mod details;
 mod door;
 mod e2e;
 mod failover;
+mod handle;
 mod health;
 mod large;
 mod memory;

@@ -24,6 +24,7 @@ pub fn entry(id: &str, now_ms: i64, pad: usize) -> OutboxEntry {
                 message: "x".repeat(pad),
             }),
             possible_repeat: false,
+            handled_by: None,
         }),
         now_ms,
     )

@@ -1,0 +1,508 @@
+//! Acting on a finding (issue 17): what a responder may ask ([`Request`]), what Security
+//! Center allows for it now and what the request would do ([`plan`]), doing it and following
+//! its task to the end ([`execute`]), and the audit entry that records it
+//! ([`crate::store::AuditEntry`]). The daemon runs these for `sasrelay handle` (admin API,
+//! `POST /api/v1/handle/plan` then `POST /api/v1/handle`); chat actions will reach the same
+//! functions.
+//!
+//! Only alerts for now: ignore, whitelist, mark handled, and their undos. Destructive codes
+//! (`kill_process`, `kill_and_quara`, `block_ip`, `quara`, `cleanup`,
+//! `disable_malicious_defense`) are never requested by sasrelay. Handling needs RAM rights
+//! beyond `AliyunYundunSASReadOnlyAccess` (README, "Handling findings"); a refusal names the
+//! right.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::sas::client::SasClient;
+use crate::sas::error::SasError;
+use crate::sas::handle::{self as api, Operation, WhitelistRule};
+use crate::store::{AUDIT_SCHEMA, AuditEntry};
+
+/// Operation codes sasrelay never requests: they kill processes, quarantine files, block
+/// addresses or switch protection off — not something to do from a notification.
+pub const DESTRUCTIVE: &[&str] = &[
+    "kill_process",
+    "kill_and_quara",
+    "block_ip",
+    "quara",
+    "cleanup",
+    "disable_malicious_defense",
+];
+
+/// The tests a whitelist rule may apply.
+pub const WHITELIST_OPERATES: &[&str] = &[
+    "contains",
+    "notContains",
+    "regex",
+    "strEqual",
+    "strNotEqual",
+];
+
+/// What to do to an alert.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum AlertAction {
+    /// Ignore it (`ignore`).
+    Ignore,
+    /// Add a whitelist rule built from it (`advance_mark_mis_info`): it and matching alerts
+    /// are false positives from now on.
+    Whitelist {
+        /// The rule.
+        rule: WhitelistRule,
+    },
+    /// Mark it handled by hand (`manual_handled`).
+    Handled,
+    /// Undo an ignore (`OperationCancelIgnoreSuspEvent`).
+    UndoIgnore,
+    /// Remove the whitelist mark (`rm_mark_mis_info`).
+    UndoWhitelist,
+    /// Undo "handled by hand" (`cancle_manual`, the service's spelling).
+    UndoHandled,
+}
+
+impl AlertAction {
+    /// Its name in the CLI, the audit log and notifications.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AlertAction::Ignore => "ignore",
+            AlertAction::Whitelist { .. } => "whitelist",
+            AlertAction::Handled => "handled",
+            AlertAction::UndoIgnore => "undo-ignore",
+            AlertAction::UndoWhitelist => "undo-whitelist",
+            AlertAction::UndoHandled => "undo-handled",
+        }
+    }
+
+    /// The `OperationCode` of `HandleSecurityEvents`; `None` for an undone ignore, which is
+    /// its own action.
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            AlertAction::Ignore => Some("ignore"),
+            AlertAction::Whitelist { .. } => Some("advance_mark_mis_info"),
+            AlertAction::Handled => Some("manual_handled"),
+            AlertAction::UndoIgnore => None,
+            AlertAction::UndoWhitelist => Some("rm_mark_mis_info"),
+            AlertAction::UndoHandled => Some("cancle_manual"),
+        }
+    }
+
+    /// What it does, for people.
+    pub fn describe(&self) -> String {
+        match self {
+            AlertAction::Ignore => "ignore the alert".into(),
+            AlertAction::Whitelist { rule } => format!(
+                "whitelist: alerts whose {} {} {:?} become false positives, on {}",
+                rule.field,
+                rule.operate,
+                rule.value,
+                if rule.all_assets {
+                    "every asset"
+                } else {
+                    "this asset only"
+                }
+            ),
+            AlertAction::Handled => "mark the alert handled".into(),
+            AlertAction::UndoIgnore => "undo the ignore (the alert is open again)".into(),
+            AlertAction::UndoWhitelist => {
+                "remove the whitelist mark (the alert is open again)".into()
+            }
+            AlertAction::UndoHandled => "undo \"handled\" (the alert is open again)".into(),
+        }
+    }
+}
+
+/// One request to act on an alert.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The configured source the alert came from.
+    pub source: String,
+    /// The alert's Security Center id (`SuspEvents[].Id`; the finding is `alert:<id>`).
+    pub id: i64,
+    /// What to do.
+    #[serde(flatten)]
+    pub action: AlertAction,
+    /// A remark Security Center keeps with the action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remark: Option<String>,
+    /// Who asks (the OS user of the CLI, or a chat identity).
+    pub who: String,
+    /// Through what: `cli` or `chat`.
+    pub via: String,
+}
+
+impl Request {
+    /// The finding's id (`alert:<id>`).
+    pub fn finding(&self) -> String {
+        format!("alert:{}", self.id)
+    }
+}
+
+/// Why sasrelay or Security Center refuses a request, with what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The service's error code, or sasrelay's (`NotAllowed`, `UnknownField`, …).
+    pub code: String,
+    /// What was refused.
+    pub message: String,
+    /// What to do.
+    pub hint: String,
+    /// The `RequestId` of the call that answered, when one did.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_id: String,
+}
+
+/// What a request would do, checked against what the alert allows now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The request.
+    pub request: Request,
+    /// What it would do, for people.
+    pub will: String,
+    /// The operation codes the alert allows now (destructive ones left out).
+    pub allowed: Vec<String>,
+    /// The fields a whitelist rule may test, with the alert's values.
+    pub fields: Vec<api::MarkField>,
+    /// Why it cannot be done, when it cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refusal>,
+}
+
+/// How a request ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// `success`, `failure`, `refused` or `unfinished`.
+    pub result: String,
+    /// For people: what happened.
+    pub message: String,
+    /// The service's code when not a success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// The write's `RequestId`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_id: String,
+    /// The task, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<i64>,
+}
+
+impl Outcome {
+    fn refused(r: &Refusal) -> Outcome {
+        Outcome {
+            result: "refused".into(),
+            message: format!("{} ({})", r.message, r.hint),
+            error_code: Some(r.code.clone()),
+            request_id: r.request_id.clone(),
+            task_id: None,
+        }
+    }
+
+    /// The audit entry of `request` ending so at `at_ms`.
+    pub fn audit(&self, request: &Request, at_ms: i64) -> AuditEntry {
+        AuditEntry {
+            v: AUDIT_SCHEMA,
+            at_ms,
+            who: request.who.clone(),
+            via: request.via.clone(),
+            source: request.source.clone(),
+            domain: "alerts".into(),
+            finding: request.finding(),
+            action: request.action.name().into(),
+            detail: request.action.describe(),
+            result: self.result.clone(),
+            error_code: self.error_code.clone(),
+            message: self.message.clone(),
+            request_id: self.request_id.clone(),
+            task_id: self.task_id,
+        }
+    }
+}
+
+/// What a failed call means for a handling request: the service's code, its message and a hint
+/// naming what to do (the RAM rights for a permission error).
+pub fn refusal(e: &SasError, action: &str) -> Refusal {
+    let (code, request_id, message) = match e {
+        SasError::Api { body, status, .. } => (
+            body.code.clone(),
+            body.request_id.clone(),
+            format!(
+                "{action}: Security Center answered {} (HTTP {status}): {}",
+                body.code, body.message
+            ),
+        ),
+        other => ("Unreachable".to_string(), String::new(), other.to_string()),
+    };
+    let hint = match code.as_str() {
+        "Forbidden.RAM" | "NoPermission" => format!(
+            "handling needs write rights the read-only policy lacks: allow yundun-sas:{action} (README, \"Handling findings\", has the whole policy)"
+        ),
+        "SecurityEventNotExists" => {
+            "no such alert in this source's account and region: check the id (the number in alert:<id>) and --source".into()
+        }
+        "Unreachable" => "Security Center could not be reached; nothing was changed, try again".into(),
+        c => crate::sas::error::hint(c).into(),
+    };
+    Refusal {
+        code,
+        message: crate::text::strip_control(&message),
+        hint,
+        request_id,
+    }
+}
+
+/// Checks `request` against what the alert allows now (`DescribeSecurityEventOperations`):
+/// the plan says what it would do, or why it cannot.
+pub async fn plan(client: &SasClient, request: Request) -> Plan {
+    let mut plan = Plan {
+        will: format!(
+            "{} of source {}: {}",
+            request.finding(),
+            request.source,
+            request.action.describe()
+        ),
+        request,
+        allowed: Vec::new(),
+        fields: Vec::new(),
+        refused: None,
+    };
+    let ops = match api::event_operations(client, plan.request.id).await {
+        Ok(ops) => ops,
+        Err(e) => {
+            plan.refused = Some(refusal(&e, "DescribeSecurityEventOperations"));
+            return plan;
+        }
+    };
+    let offered: Vec<&Operation> = ops
+        .operations
+        .iter()
+        .filter(|o| !DESTRUCTIVE.contains(&o.code.as_str()))
+        .collect();
+    plan.allowed = offered
+        .iter()
+        .filter(|o| o.user_can_operate)
+        .map(|o| o.code.clone())
+        .collect();
+    if let Some(w) = offered.iter().find(|o| o.code == "advance_mark_mis_info") {
+        plan.fields = w
+            .mark_fields
+            .iter()
+            .chain(&w.mark_fields_source)
+            .cloned()
+            .collect();
+    }
+    let refuse = |code: &str, message: String, hint: String| Refusal {
+        code: code.into(),
+        message,
+        hint,
+        request_id: ops.request_id.clone(),
+    };
+    let Some(code) = plan.request.action.code() else {
+        // Undoing an ignore is its own action; the service judges it.
+        return plan;
+    };
+    let allowed = plan.allowed.iter().any(|c| c == code);
+    if !allowed {
+        let now = if plan.allowed.is_empty() {
+            "nothing".to_string()
+        } else {
+            plan.allowed.join(", ")
+        };
+        let name = plan.request.action.name();
+        let what = if name == code {
+            name.to_string()
+        } else {
+            format!("{name} ({code})")
+        };
+        plan.refused = Some(refuse(
+            "NotAllowed",
+            format!(
+                "{} does not allow {what} now; it allows: {now}",
+                plan.request.finding()
+            ),
+            "an alert already handled allows only the undo of what was done to it (undo-ignore, undo-whitelist, undo-handled); `sasrelay handle alert ID --source S` with no action lists what it allows".into(),
+        ));
+        return plan;
+    }
+    if let AlertAction::Whitelist { rule } = &plan.request.action {
+        match plan.fields.iter().find(|f| f.name == rule.field) {
+            None => {
+                let offered: Vec<String> = plan.fields.iter().map(|f| f.name.clone()).collect();
+                plan.refused = Some(refuse(
+                    "UnknownField",
+                    format!(
+                        "{} offers no whitelist field {:?}",
+                        plan.request.finding(),
+                        rule.field
+                    ),
+                    format!("it offers: {}", offered.join(", ")),
+                ));
+            }
+            Some(f) if !f.supported.is_empty() && !f.supported.contains(&rule.operate) => {
+                plan.refused = Some(refuse(
+                    "UnsupportedTest",
+                    format!(
+                        "field {} does not support the test {:?}",
+                        f.name, rule.operate
+                    ),
+                    format!("it supports: {}", f.supported.join(", ")),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    plan
+}
+
+/// How long [`execute`] follows a task before it reports it unfinished (the service's tasks
+/// end in a second or two; the admin client waits 15 s for an answer).
+pub const FOLLOW_FOR: Duration = Duration::from_secs(10);
+
+/// Does what `plan` says — unless it was refused — and follows its task to its end (at most
+/// `follow_for`).
+pub async fn execute(client: &SasClient, plan: &Plan, follow_for: Duration) -> Outcome {
+    if let Some(r) = &plan.refused {
+        return Outcome::refused(r);
+    }
+    let request = &plan.request;
+    let remark = request.remark.as_deref();
+    let Some(code) = request.action.code() else {
+        return match api::cancel_ignore(client, &[request.id], remark).await {
+            Err(e) => Outcome::refused(&refusal(&e, "OperationCancelIgnoreSuspEvent")),
+            Ok(c) => match c.refused {
+                None => Outcome {
+                    result: "success".into(),
+                    message: format!("{}: the ignore is undone", request.finding()),
+                    error_code: None,
+                    request_id: c.request_id,
+                    task_id: None,
+                },
+                Some((code, message)) => Outcome {
+                    result: "failure".into(),
+                    message: crate::text::strip_control(&message),
+                    error_code: Some(code),
+                    request_id: c.request_id,
+                    task_id: None,
+                },
+            },
+        };
+    };
+    let rule = match &request.action {
+        AlertAction::Whitelist { rule } => Some(rule),
+        _ => None,
+    };
+    let task = match api::handle_events(client, code, &[request.id], rule, remark).await {
+        Ok(t) => t,
+        Err(e) => return Outcome::refused(&refusal(&e, "HandleSecurityEvents")),
+    };
+    let deadline = Instant::now() + follow_for;
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match api::operation_status(client, task.id).await {
+            Ok(status) if status.ended() => return ended(request, &task, &status),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(task = task.id, error = %e, "Cannot read the handling task's status; trying again.");
+            }
+        }
+        if Instant::now() + wait > deadline {
+            return Outcome {
+                result: "unfinished".into(),
+                message: format!(
+                    "task {} had not ended after {}s: Security Center may still apply it (the next poll shows)",
+                    task.id,
+                    follow_for.as_secs()
+                ),
+                error_code: None,
+                request_id: task.request_id.clone(),
+                task_id: Some(task.id),
+            };
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// The outcome of a task that ended with `status`.
+fn ended(request: &Request, task: &api::Task, status: &api::TaskStatus) -> Outcome {
+    let mine = status
+        .events
+        .iter()
+        .find(|e| e.id == request.id.to_string());
+    let failed = status.status == "Failure" || mine.is_some_and(|e| e.status == "Failed");
+    let (result, error_code, message) = if failed {
+        let code = mine
+            .map(|e| e.error_code.clone())
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "Failure".into());
+        let message = format!(
+            "{} was not {}: Security Center answered {code}",
+            request.finding(),
+            request.action.name()
+        );
+        ("failure", Some(code), message)
+    } else {
+        (
+            "success",
+            None,
+            format!("{}: {}", request.finding(), request.action.describe()),
+        )
+    };
+    Outcome {
+        result: result.into(),
+        message: crate::text::strip_control(&message),
+        error_code,
+        request_id: task.request_id.clone(),
+        task_id: Some(task.id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_reads_and_writes_as_the_admin_api_carries_it() {
+        let r = Request {
+            source: "prod".into(),
+            id: 752312,
+            action: AlertAction::Whitelist {
+                rule: WhitelistRule {
+                    field: "cmdline".into(),
+                    operate: "contains".into(),
+                    value: "/bin/bash -i".into(),
+                    all_assets: false,
+                },
+            },
+            remark: None,
+            who: "alice".into(),
+            via: "cli".into(),
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["action"], "whitelist");
+        assert_eq!(v["rule"]["field"], "cmdline");
+        let back: Request = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+        let ignore: Request = serde_json::from_value(serde_json::json!({
+            "source": "prod", "id": 1, "action": "undo-ignore", "who": "bob", "via": "cli"
+        }))
+        .unwrap();
+        assert_eq!(ignore.action, AlertAction::UndoIgnore);
+        assert_eq!(ignore.action.code(), None);
+    }
+
+    #[test]
+    fn no_action_sasrelay_requests_is_destructive() {
+        let all = [
+            AlertAction::Ignore,
+            AlertAction::Handled,
+            AlertAction::UndoIgnore,
+            AlertAction::UndoWhitelist,
+            AlertAction::UndoHandled,
+        ];
+        for a in all {
+            assert!(a.code().is_none_or(|c| !DESTRUCTIVE.contains(&c)), "{a:?}");
+        }
+    }
+}

@@ -1,0 +1,393 @@
+//! `sasrelay handle` against a running daemon and the simulator (issue 17): each action
+//! changes the simulator's state (which records the call), the next poll emits exactly one
+//! `resolved` naming who handled it and how, and the audit log lists it; refused actions (not
+//! allowed for the alert, an unknown alert, a field the alert does not offer, a key without
+//! the write right, no terminal to confirm on) give the service's code or sasrelay's, with a
+//! hint, and change nothing.
+
+use std::path::PathBuf;
+
+use super::admin::{admin_addr, sasrelay};
+use crate::support::*;
+use sasrelay::simulator::{Domain as SimDomain, SimCredential, SimHandle};
+use serde_json::Value;
+
+const T: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A daemon polling alerts of source `sim` every second (and of source `ro`, whose key may
+/// read but not handle), and the CLI's config naming the port it bound.
+struct Rig {
+    sim: SimHandle,
+    hook: Hook,
+    daemon: Daemon,
+    cli: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    async fn start() -> Rig {
+        let sim = quiet_simulator().await;
+        let mut ro = SimCredential::new("ro-key", "ro-secret");
+        ro.denied_actions = vec![
+            "HandleSecurityEvents".into(),
+            "OperationCancelIgnoreSuspEvent".into(),
+        ];
+        sim.add_credential(ro).unwrap();
+        let hook = Hook::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
+        let ro_source = format!(
+            r#"[[source]]
+calls_per_second = 50
+name = "ro"
+region = "cn-hangzhou"
+endpoint = "http://{endpoint}"
+credentials = {{ type = "access_key", access_key_id = "ro-key", access_key_secret = {{ env = "RO_SK" }} }}
+poll = {{ alerts = "1s" }}
+"#
+        );
+        let mut spec = ConfigSpec::new(&endpoint, &url, &state);
+        spec.source_extra = "domains = [\"alerts\"]";
+        spec.poll = r#"{ alerts = "1s" }"#;
+        spec.tail = &ro_source;
+        let config = spec.write(&dir.path().join("sasrelay.toml"));
+        let daemon = Daemon::spawn_env(&config, &[("RO_SK", "ro-secret".as_ref())]);
+        let bound = admin_addr(&daemon).await;
+        let admin = format!("listen = \"{bound}\"");
+        spec.admin = &admin;
+        let cli = spec.write(&dir.path().join("cli.toml"));
+        // Both sources polled once: what comes after is new.
+        daemon.wait_more_polls_of(&["alerts"], 2, T).await;
+        Rig {
+            sim,
+            hook,
+            daemon,
+            cli,
+            _dir: dir,
+        }
+    }
+
+    /// `sasrelay handle …` as OS user `alice` (an alert of source `sim` unless another is
+    /// named: with two sources configured the CLI asks which).
+    async fn handle(&self, args: &[&str]) -> super::admin::Run {
+        let mut all = vec!["handle"];
+        all.extend_from_slice(&args[..1]);
+        all.extend_from_slice(&["--config", self.cli.to_str().unwrap()]);
+        all.extend_from_slice(&args[1..]);
+        if args[0] == "alert" && !args.contains(&"--source") {
+            all.extend_from_slice(&["--source", "sim"]);
+        }
+        sasrelay(&all, &[("USER", "alice")]).await
+    }
+
+    /// A new open alert, announced (`new` delivered); its id.
+    async fn new_alert(&self) -> i64 {
+        let id = self
+            .sim
+            .add_finding(SimDomain::Alert, None, Value::Null)
+            .unwrap()["Id"]
+            .as_i64()
+            .unwrap();
+        let finding = format!("alert:{id}");
+        self.hook
+            .wait_for(&format!("new {finding}"), T, |r| {
+                r.iter()
+                    .any(|r| r.delivered() && r.kind() == "new" && r.finding_id() == finding)
+            })
+            .await;
+        id
+    }
+
+    /// Waits for the `resolved` of alert `id`, then checks it came once; its payload.
+    async fn resolved(&self, id: i64) -> Value {
+        let finding = format!("alert:{id}");
+        // Source `ro` lists the same alerts (one simulated account): the one handled is `sim`'s.
+        let is = |r: &Request| {
+            r.delivered()
+                && r.kind() == "resolved"
+                && r.finding_id() == finding
+                && r.body["source"] == "sim"
+        };
+        self.hook
+            .wait_for(&format!("resolved {finding}"), T, |r| r.iter().any(is))
+            .await;
+        // One more poll: a second resolved would be there by now.
+        self.daemon.wait_more_polls_of(&["alerts"], 2, T).await;
+        let copies: Vec<Value> = self
+            .hook
+            .delivered()
+            .into_iter()
+            .filter(|r| is(r))
+            .map(|r| r.body)
+            .collect();
+        assert_eq!(copies.len(), 1, "{finding}: {copies:?}");
+        copies.into_iter().next().unwrap()
+    }
+
+    /// The handling calls the simulator recorded for `action` with source `sim`'s key.
+    fn calls(&self, action: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+        self.sim
+            .handling_calls()
+            .into_iter()
+            .filter(|c| c.action == action && c.access_key_id == "sasrelay-sim")
+            .map(|c| c.params)
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_action_from_the_cli_resolves_the_alert_once_naming_who_and_how() {
+    let rig = Rig::start().await;
+    let [a, b, c] = [
+        rig.new_alert().await,
+        rig.new_alert().await,
+        rig.new_alert().await,
+    ];
+
+    // With no action: what the alert allows, and the fields a whitelist may test.
+    let allowed = rig.handle(&["alert", &b.to_string(), "--json"]).await;
+    assert_eq!(allowed.code, Some(0), "{}", allowed.stderr);
+    let plan: Value = serde_json::from_str(allowed.stdout.trim()).unwrap();
+    let codes: Vec<&str> = plan["allowed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for code in ["ignore", "advance_mark_mis_info", "manual_handled"] {
+        assert!(codes.contains(&code), "{codes:?}");
+    }
+    for destructive in sasrelay::handle::DESTRUCTIVE {
+        assert!(!codes.contains(destructive), "offered {destructive}");
+    }
+    let field = plan["fields"][0]["name"].as_str().unwrap().to_string();
+    let value = plan["fields"][0]["value"].as_str().unwrap().to_string();
+    assert_eq!(
+        rig.calls("HandleSecurityEvents").len(),
+        0,
+        "a plan changes nothing"
+    );
+
+    // Ignore A (by its finding id), whitelist B, mark C handled.
+    let ignore = rig
+        .handle(&["alert", &format!("alert:{a}"), "--ignore", "--yes"])
+        .await;
+    assert_eq!(ignore.code, Some(0), "{}", ignore.stderr);
+    assert!(ignore.stdout.starts_with("Done:"), "{}", ignore.stdout);
+    assert!(ignore.stdout.contains("RequestId"), "{}", ignore.stdout);
+    let whitelist = rig
+        .handle(&[
+            "alert",
+            &b.to_string(),
+            "--whitelist",
+            &field,
+            "contains",
+            &value,
+            "--yes",
+        ])
+        .await;
+    assert_eq!(whitelist.code, Some(0), "{}", whitelist.stderr);
+    let handled = rig
+        .handle(&[
+            "alert",
+            &c.to_string(),
+            "--handled",
+            "--remark",
+            "patched the image",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(handled.code, Some(0), "{}", handled.stderr);
+
+    // The simulator got exactly these calls, and its state moved.
+    let calls = rig.calls("HandleSecurityEvents");
+    let codes: Vec<(&str, &str)> = calls
+        .iter()
+        .map(|p| {
+            (
+                p["OperationCode"].as_str(),
+                p["SecurityEventIds.1"].as_str(),
+            )
+        })
+        .collect();
+    let (a_s, b_s, c_s) = (a.to_string(), b.to_string(), c.to_string());
+    assert_eq!(
+        codes,
+        [
+            ("ignore", a_s.as_str()),
+            ("advance_mark_mis_info", b_s.as_str()),
+            ("manual_handled", c_s.as_str())
+        ]
+    );
+    let rule: Value = serde_json::from_str(&calls[1]["MarkMissParam"]).unwrap();
+    assert_eq!(rule["field"], field.as_str());
+    assert_eq!(rule["uuid"], "part");
+    assert_eq!(calls[2]["Remark"], "patched the image");
+    assert_eq!(
+        rig.sim.finding(SimDomain::Alert, a).unwrap()["EventStatus"],
+        2
+    );
+
+    // Each resolves once, saying who handled it and how.
+    for (id, action, resolution) in [
+        (a, "ignore", "ignored"),
+        (b, "whitelist", "false_positive"),
+        (c, "handled", "handled"),
+    ] {
+        let body = rig.resolved(id).await;
+        assert_eq!(body["resolution"], resolution, "{body}");
+        assert_eq!(body["handled_by"]["who"], "alice", "{body}");
+        assert_eq!(body["handled_by"]["via"], "cli");
+        assert_eq!(body["handled_by"]["action"], action);
+    }
+
+    // The audit log lists the three, newest first, with Security Center's request ids.
+    let log = rig.handle(&["log", "--json"]).await;
+    assert_eq!(log.code, Some(0), "{}", log.stderr);
+    let entries: Vec<Value> = serde_json::from_str(&log.stdout).unwrap();
+    let rows: Vec<(&str, &str, &str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["finding"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["result"].as_str().unwrap(),
+                e["who"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let (fa, fb, fc) = (
+        format!("alert:{a}"),
+        format!("alert:{b}"),
+        format!("alert:{c}"),
+    );
+    assert_eq!(
+        rows,
+        [
+            (fc.as_str(), "handled", "success", "alice"),
+            (fb.as_str(), "whitelist", "success", "alice"),
+            (fa.as_str(), "ignore", "success", "alice"),
+        ]
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| !e["request_id"].as_str().unwrap_or_default().is_empty())
+    );
+    // And the daemon's log says who did what.
+    assert!(
+        rig.daemon
+            .messages("Handled a finding")
+            .iter()
+            .any(|m| m["who"] == "alice" && m["action"] == "whitelist"),
+        "no log line of the whitelist"
+    );
+
+    // An undo opens the alert again.
+    let undo = rig
+        .handle(&["alert", &a.to_string(), "--ignore", "--undo", "--yes"])
+        .await;
+    assert_eq!(undo.code, Some(0), "{}", undo.stderr);
+    assert_eq!(rig.calls("OperationCancelIgnoreSuspEvent").len(), 1);
+    assert_eq!(
+        rig.sim.finding(SimDomain::Alert, a).unwrap()["EventStatus"],
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_actions_say_why_with_a_hint_and_change_nothing() {
+    let rig = Rig::start().await;
+    let a = rig.new_alert().await;
+    let a_s = a.to_string();
+
+    // No terminal to confirm on, and no --yes.
+    let unconfirmed = rig.handle(&["alert", &a_s, "--ignore"]).await;
+    assert_eq!(unconfirmed.code, Some(2), "{}", unconfirmed.stderr);
+    assert!(
+        unconfirmed.stderr.contains("--yes"),
+        "{}",
+        unconfirmed.stderr
+    );
+
+    // A field the alert does not offer.
+    let field = rig
+        .handle(&[
+            "alert",
+            &a_s,
+            "--whitelist",
+            "no_such_field",
+            "contains",
+            "x",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(field.code, Some(1));
+    assert!(field.stderr.contains("UnknownField"), "{}", field.stderr);
+    assert!(field.stderr.contains("it offers:"), "{}", field.stderr);
+
+    // An alert that does not exist: the service's code, and a hint.
+    let missing = rig
+        .handle(&["alert", "999999999", "--ignore", "--yes"])
+        .await;
+    assert_eq!(missing.code, Some(1));
+    assert!(
+        missing.stderr.contains("SecurityEventNotExists"),
+        "{}",
+        missing.stderr
+    );
+    assert!(missing.stderr.contains("hint:"), "{}", missing.stderr);
+
+    // A key that may read but not handle: Forbidden.RAM, naming the right to add.
+    let ro_alert = a; // The simulator's alerts are one account: both sources list them.
+    let forbidden = rig
+        .handle(&[
+            "alert",
+            &ro_alert.to_string(),
+            "--source",
+            "ro",
+            "--ignore",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(forbidden.code, Some(1), "{}", forbidden.stdout);
+    let said = format!("{}{}", forbidden.stdout, forbidden.stderr);
+    assert!(said.contains("Forbidden.RAM"), "{said}");
+    assert!(said.contains("yundun-sas:HandleSecurityEvents"), "{said}");
+
+    assert!(
+        rig.calls("HandleSecurityEvents").is_empty(),
+        "a refused request wrote nothing with the handling key"
+    );
+    assert_eq!(
+        rig.sim.finding(SimDomain::Alert, a).unwrap()["EventStatus"],
+        1,
+        "nothing changed"
+    );
+
+    // Now ignore it, and ask again: an ignored alert allows no second ignore.
+    let ok = rig.handle(&["alert", &a_s, "--ignore", "--yes"]).await;
+    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+    let again = rig.handle(&["alert", &a_s, "--ignore", "--yes"]).await;
+    assert_eq!(again.code, Some(1));
+    assert!(again.stderr.contains("NotAllowed"), "{}", again.stderr);
+    assert!(again.stderr.contains("undo"), "{}", again.stderr);
+
+    // Every refusal that reached the daemon's act step is in the audit log with its code.
+    let log = rig.handle(&["log", "--json"]).await;
+    let entries: Vec<Value> = serde_json::from_str(&log.stdout).unwrap();
+    let results: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["result"].as_str().unwrap(),
+                e["error_code"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(
+        results.contains(&("refused", "Forbidden.RAM")),
+        "{results:?}"
+    );
+    assert!(results.contains(&("success", "")), "{results:?}");
+}
