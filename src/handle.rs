@@ -5,7 +5,10 @@
 //! `POST /api/v1/handle/plan` then `POST /api/v1/handle`); chat actions will reach the same
 //! functions.
 //!
-//! Only alerts for now: ignore, whitelist, mark handled, and their undos. Destructive codes
+//! Alerts: ignore, whitelist, mark handled, and their undos. Vulnerabilities: verify, fix,
+//! ignore (with a reason), undo the ignore (`ModifyOperateVul`, on the record looked up by
+//! its id). Baseline risks: ignore (with a reason) and undo (`IgnoreHcCheckWarnings`).
+//! Container-firewall alerts have no handling API (contract §5.4). Destructive codes
 //! (`kill_process`, `kill_and_quara`, `block_ip`, `quara`, `cleanup`,
 //! `disable_malicious_defense`) are never requested by sasrelay. Handling needs RAM rights
 //! beyond `AliyunYundunSASReadOnlyAccess` (README, "Handling findings"); a refusal names the
@@ -16,9 +19,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::finding::Domain;
 use crate::sas::client::SasClient;
 use crate::sas::error::SasError;
-use crate::sas::handle::{self as api, Operation, WhitelistRule};
+use crate::sas::handle::{self as api, Operation, VulTarget, WhitelistRule};
+use crate::sas::source::Source;
 use crate::store::{AUDIT_SCHEMA, AuditEntry};
 
 /// Operation codes sasrelay never requests: they kill processes, quarantine files, block
@@ -41,11 +46,12 @@ pub const WHITELIST_OPERATES: &[&str] = &[
     "strNotEqual",
 ];
 
-/// What to do to an alert.
+/// What to do to a finding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
-pub enum AlertAction {
-    /// Ignore it (`ignore`).
+pub enum Action {
+    /// Ignore it (alerts: `ignore`; vulnerabilities: `vul_ignore`; baseline: `Type` 1). A
+    /// vulnerability or baseline ignore needs a reason (the request's remark).
     Ignore,
     /// Add a whitelist rule built from it (`advance_mark_mis_info`): it and matching alerts
     /// are false positives from now on.
@@ -61,18 +67,25 @@ pub enum AlertAction {
     UndoWhitelist,
     /// Undo "handled by hand" (`cancle_manual`, the service's spelling).
     UndoHandled,
+    /// A vulnerability: verify its fix (`vul_verify`: Security Center checks the asset again).
+    Verify,
+    /// A vulnerability: fix it (`vul_fix`: Security Center runs the fix on the asset; Linux,
+    /// Windows and Web-CMS vulnerabilities only).
+    Fix,
 }
 
-impl AlertAction {
+impl Action {
     /// Its name in the CLI, the audit log and notifications.
     pub fn name(&self) -> &'static str {
         match self {
-            AlertAction::Ignore => "ignore",
-            AlertAction::Whitelist { .. } => "whitelist",
-            AlertAction::Handled => "handled",
-            AlertAction::UndoIgnore => "undo-ignore",
-            AlertAction::UndoWhitelist => "undo-whitelist",
-            AlertAction::UndoHandled => "undo-handled",
+            Action::Ignore => "ignore",
+            Action::Whitelist { .. } => "whitelist",
+            Action::Handled => "handled",
+            Action::UndoIgnore => "undo-ignore",
+            Action::UndoWhitelist => "undo-whitelist",
+            Action::UndoHandled => "undo-handled",
+            Action::Verify => "verify",
+            Action::Fix => "fix",
         }
     }
 
@@ -80,20 +93,21 @@ impl AlertAction {
     /// its own action.
     pub fn code(&self) -> Option<&'static str> {
         match self {
-            AlertAction::Ignore => Some("ignore"),
-            AlertAction::Whitelist { .. } => Some("advance_mark_mis_info"),
-            AlertAction::Handled => Some("manual_handled"),
-            AlertAction::UndoIgnore => None,
-            AlertAction::UndoWhitelist => Some("rm_mark_mis_info"),
-            AlertAction::UndoHandled => Some("cancle_manual"),
+            Action::Ignore => Some("ignore"),
+            Action::Whitelist { .. } => Some("advance_mark_mis_info"),
+            Action::Handled => Some("manual_handled"),
+            Action::UndoIgnore => None,
+            Action::UndoWhitelist => Some("rm_mark_mis_info"),
+            Action::UndoHandled => Some("cancle_manual"),
+            Action::Verify | Action::Fix => None,
         }
     }
 
     /// What it does, for people.
     pub fn describe(&self) -> String {
         match self {
-            AlertAction::Ignore => "ignore the alert".into(),
-            AlertAction::Whitelist { rule } => format!(
+            Action::Ignore => "ignore it".into(),
+            Action::Whitelist { rule } => format!(
                 "whitelist: alerts whose {} {} {:?} become false positives, on {}",
                 rule.field,
                 rule.operate,
@@ -104,27 +118,36 @@ impl AlertAction {
                     "this asset only"
                 }
             ),
-            AlertAction::Handled => "mark the alert handled".into(),
-            AlertAction::UndoIgnore => "undo the ignore (the alert is open again)".into(),
-            AlertAction::UndoWhitelist => {
-                "remove the whitelist mark (the alert is open again)".into()
-            }
-            AlertAction::UndoHandled => "undo \"handled\" (the alert is open again)".into(),
+            Action::Handled => "mark the alert handled".into(),
+            Action::UndoIgnore => "undo the ignore (it is open again)".into(),
+            Action::UndoWhitelist => "remove the whitelist mark (the alert is open again)".into(),
+            Action::UndoHandled => "undo \"handled\" (the alert is open again)".into(),
+            Action::Verify => "verify the fix (Security Center checks the asset again)".into(),
+            Action::Fix => "fix it (Security Center runs the fix on the asset)".into(),
         }
     }
 }
 
-/// One request to act on an alert.
+fn alerts() -> Domain {
+    Domain::Alerts
+}
+
+/// One request to act on a finding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
-    /// The configured source the alert came from.
+    /// The configured source the finding came from.
     pub source: String,
-    /// The alert's Security Center id (`SuspEvents[].Id`; the finding is `alert:<id>`).
+    /// Its domain (default `alerts`).
+    #[serde(default = "alerts")]
+    pub domain: Domain,
+    /// Its Security Center id: an alert's `Id`, a vulnerability's `PrimaryId`, a baseline
+    /// warning's `CheckWarningId` (the finding is `alert:<id>`, `vul:<id>`, `baseline:<id>`).
     pub id: i64,
     /// What to do.
     #[serde(flatten)]
-    pub action: AlertAction,
-    /// A remark Security Center keeps with the action.
+    pub action: Action,
+    /// A remark Security Center keeps with the action (the reason of a vulnerability or
+    /// baseline ignore).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remark: Option<String>,
     /// Who asks (the OS user of the CLI, or a chat identity).
@@ -134,9 +157,15 @@ pub struct Request {
 }
 
 impl Request {
-    /// The finding's id (`alert:<id>`).
+    /// The finding's id (`alert:<id>`, `vul:<id>`, `baseline:<id>`, `firewall:<id>`).
     pub fn finding(&self) -> String {
-        format!("alert:{}", self.id)
+        let prefix = match self.domain {
+            Domain::Alerts => "alert",
+            Domain::Vulnerabilities => "vul",
+            Domain::Baseline => "baseline",
+            Domain::Firewall => "firewall",
+        };
+        format!("{prefix}:{}", self.id)
     }
 }
 
@@ -165,6 +194,9 @@ pub struct Plan {
     pub allowed: Vec<String>,
     /// The fields a whitelist rule may test, with the alert's values.
     pub fields: Vec<api::MarkField>,
+    /// A vulnerability: the record acted on, as looked up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vul: Option<VulTarget>,
     /// Why it cannot be done, when it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<Refusal>,
@@ -207,7 +239,7 @@ impl Outcome {
             who: request.who.clone(),
             via: request.via.clone(),
             source: request.source.clone(),
-            domain: "alerts".into(),
+            domain: request.domain.as_str().into(),
             finding: request.finding(),
             action: request.action.name().into(),
             detail: request.action.describe(),
@@ -252,9 +284,19 @@ pub fn refusal(e: &SasError, action: &str) -> Refusal {
     }
 }
 
-/// Checks `request` against what the alert allows now (`DescribeSecurityEventOperations`):
-/// the plan says what it would do, or why it cannot.
-pub async fn plan(client: &SasClient, request: Request) -> Plan {
+fn refused(code: &str, message: String, hint: String) -> Option<Refusal> {
+    Some(Refusal {
+        code: code.into(),
+        message,
+        hint,
+        request_id: String::new(),
+    })
+}
+
+/// Checks `request` against what its finding allows now (an alert:
+/// `DescribeSecurityEventOperations`; a vulnerability: its record's state): the plan says
+/// what it would do, or why it cannot.
+pub async fn plan(source: &Source, request: Request) -> Plan {
     let mut plan = Plan {
         will: format!(
             "{} of source {}: {}",
@@ -265,8 +307,130 @@ pub async fn plan(client: &SasClient, request: Request) -> Plan {
         request,
         allowed: Vec::new(),
         fields: Vec::new(),
+        vul: None,
         refused: None,
     };
+    let domain = plan.request.domain;
+    let fits = match domain {
+        Domain::Alerts => !matches!(plan.request.action, Action::Verify | Action::Fix),
+        Domain::Vulnerabilities => matches!(
+            plan.request.action,
+            Action::Ignore | Action::UndoIgnore | Action::Verify | Action::Fix
+        ),
+        Domain::Baseline => matches!(plan.request.action, Action::Ignore | Action::UndoIgnore),
+        Domain::Firewall => false,
+    };
+    if domain == Domain::Firewall {
+        plan.refused = refused(
+            "NoHandlingApi",
+            format!("{} cannot be handled through the API", plan.request.finding()),
+            "Security Center has no handling action for container-firewall alerts: edit the rule that fired in the console (Container firewall → the rule → Edit)".into(),
+        );
+        return plan;
+    }
+    if !fits {
+        plan.refused = refused(
+            "NotForDomain",
+            format!(
+                "{} is not an action on {}",
+                plan.request.action.name(),
+                domain.as_str()
+            ),
+            "alerts: ignore, whitelist, handled (and --undo); vulnerabilities: verify, fix, ignore, undo-ignore; baseline: ignore, undo-ignore".into(),
+        );
+        return plan;
+    }
+    let needs_reason = domain != Domain::Alerts && plan.request.action == Action::Ignore;
+    if needs_reason
+        && plan
+            .request
+            .remark
+            .as_deref()
+            .is_none_or(|r| r.trim().is_empty())
+    {
+        plan.refused = refused(
+            "MissingReason",
+            format!("ignoring {} needs a reason", plan.request.finding()),
+            "give one with --reason: Security Center keeps it with the ignore".into(),
+        );
+        return plan;
+    }
+    match domain {
+        Domain::Alerts => plan_alert(source.client(), plan).await,
+        Domain::Vulnerabilities => plan_vul(source, plan).await,
+        _ => {
+            // Baseline: the service judges the id; an ignore and its undo are what it offers.
+            plan.allowed = vec!["ignore".into(), "undo-ignore".into()];
+            plan
+        }
+    }
+}
+
+/// Vulnerability types Security Center can fix (`vul_fix` is refused for `emg`, `app`, `sca`).
+pub const FIXABLE_VUL_TYPES: &[&str] = &["cve", "sys", "cms"];
+
+/// A vulnerability's plan: its record (in any state), and what that state allows.
+async fn plan_vul(source: &Source, mut plan: Plan) -> Plan {
+    let record = match source
+        .vulnerability_record(&plan.request.id.to_string())
+        .await
+    {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            plan.refused = refused(
+                "VulNotFound",
+                format!(
+                    "Security Center returns no vulnerability record {} in source {}",
+                    plan.request.id, plan.request.source
+                ),
+                "check the id (the number in vul:<id>), --source, and the source's vulnerability_types".into(),
+            );
+            return plan;
+        }
+        Err(e) => {
+            plan.refused = Some(refusal(&e, "DescribeVulList"));
+            return plan;
+        }
+    };
+    let status = record.status.unwrap_or(0);
+    plan.allowed = match status {
+        1 | 2 | 3 | 12 => {
+            let mut a = vec!["verify".to_string(), "ignore".to_string()];
+            if FIXABLE_VUL_TYPES.contains(&record.kind.as_str()) {
+                a.push("fix".into());
+            }
+            a
+        }
+        10 => vec!["undo-ignore".into()],
+        _ => Vec::new(),
+    };
+    plan.vul = Some(VulTarget {
+        kind: record.kind,
+        name: record.name,
+        uuid: record.uuid,
+        tag: record.tag,
+    });
+    let name = plan.request.action.name();
+    if !plan.allowed.iter().any(|a| a == name) {
+        let now = if plan.allowed.is_empty() {
+            "nothing".to_string()
+        } else {
+            plan.allowed.join(", ")
+        };
+        plan.refused = refused(
+            "NotAllowed",
+            format!(
+                "{} (Status {status}) does not allow {name} now; it allows: {now}",
+                plan.request.finding()
+            ),
+            "a pending vulnerability allows verify, ignore and (Linux, Windows, Web-CMS) fix; an ignored one allows undo-ignore; one being fixed, fixed or expired allows nothing".into(),
+        );
+    }
+    plan
+}
+
+/// An alert's plan: what `DescribeSecurityEventOperations` allows.
+async fn plan_alert(client: &SasClient, mut plan: Plan) -> Plan {
     let ops = match api::event_operations(client, plan.request.id).await {
         Ok(ops) => ops,
         Err(e) => {
@@ -325,7 +489,7 @@ pub async fn plan(client: &SasClient, request: Request) -> Plan {
         ));
         return plan;
     }
-    if let AlertAction::Whitelist { rule } = &plan.request.action {
+    if let Action::Whitelist { rule } = &plan.request.action {
         match plan.fields.iter().find(|f| f.name == rule.field) {
             None => {
                 let offered: Vec<String> = plan.fields.iter().map(|f| f.name.clone()).collect();
@@ -359,13 +523,60 @@ pub async fn plan(client: &SasClient, request: Request) -> Plan {
 /// end in a second or two; the admin client waits 15 s for an answer).
 pub const FOLLOW_FOR: Duration = Duration::from_secs(10);
 
-/// Does what `plan` says — unless it was refused — and follows its task to its end (at most
-/// `follow_for`).
-pub async fn execute(client: &SasClient, plan: &Plan, follow_for: Duration) -> Outcome {
+/// Does what `plan` says — unless it was refused — and, for an alert, follows its task to its
+/// end (at most `follow_for`).
+pub async fn execute(source: &Source, plan: &Plan, follow_for: Duration) -> Outcome {
     if let Some(r) = &plan.refused {
         return Outcome::refused(r);
     }
     let request = &plan.request;
+    let client = source.client();
+    let done = |request_id: String| Outcome {
+        result: "success".into(),
+        message: format!("{}: {}", request.finding(), request.action.describe()),
+        error_code: None,
+        request_id,
+        task_id: None,
+    };
+    match request.domain {
+        Domain::Vulnerabilities => {
+            let Some(target) = &plan.vul else {
+                return Outcome::refused(&Refusal {
+                    code: "VulNotFound".into(),
+                    message: "the plan holds no record to act on".into(),
+                    hint: "ask again".into(),
+                    request_id: String::new(),
+                });
+            };
+            let operate = match request.action {
+                Action::Verify => "vul_verify",
+                Action::Fix => "vul_fix",
+                Action::UndoIgnore => "vul_undo_ignore",
+                _ => "vul_ignore",
+            };
+            return match api::modify_operate_vul(client, operate, target, request.remark.as_deref())
+                .await
+            {
+                Ok(id) => done(id),
+                Err(e) => Outcome::refused(&refusal(&e, "ModifyOperateVul")),
+            };
+        }
+        Domain::Baseline => {
+            let ignore = request.action == Action::Ignore;
+            return match api::ignore_check_warnings(
+                client,
+                ignore,
+                &[request.id],
+                request.remark.as_deref(),
+            )
+            .await
+            {
+                Ok(id) => done(id),
+                Err(e) => Outcome::refused(&refusal(&e, "IgnoreHcCheckWarnings")),
+            };
+        }
+        Domain::Alerts | Domain::Firewall => {}
+    }
     let remark = request.remark.as_deref();
     let Some(code) = request.action.code() else {
         return match api::cancel_ignore(client, &[request.id], remark).await {
@@ -389,7 +600,7 @@ pub async fn execute(client: &SasClient, plan: &Plan, follow_for: Duration) -> O
         };
     };
     let rule = match &request.action {
-        AlertAction::Whitelist { rule } => Some(rule),
+        Action::Whitelist { rule } => Some(rule),
         _ => None,
     };
     let task = match api::handle_events(client, code, &[request.id], rule, remark).await {
@@ -466,8 +677,9 @@ mod tests {
     fn a_request_reads_and_writes_as_the_admin_api_carries_it() {
         let r = Request {
             source: "prod".into(),
+            domain: Domain::Alerts,
             id: 752312,
-            action: AlertAction::Whitelist {
+            action: Action::Whitelist {
                 rule: WhitelistRule {
                     field: "cmdline".into(),
                     operate: "contains".into(),
@@ -488,18 +700,27 @@ mod tests {
             "source": "prod", "id": 1, "action": "undo-ignore", "who": "bob", "via": "cli"
         }))
         .unwrap();
-        assert_eq!(ignore.action, AlertAction::UndoIgnore);
+        assert_eq!(ignore.action, Action::UndoIgnore);
         assert_eq!(ignore.action.code(), None);
+        assert_eq!(ignore.domain, Domain::Alerts, "alerts unless named");
+        assert_eq!(ignore.finding(), "alert:1");
+        let vul: Request = serde_json::from_value(serde_json::json!({
+            "source": "prod", "domain": "vulnerabilities", "id": 7, "action": "verify",
+            "who": "bob", "via": "cli"
+        }))
+        .unwrap();
+        assert_eq!(vul.finding(), "vul:7");
+        assert_eq!(vul.action, Action::Verify);
     }
 
     #[test]
     fn no_action_sasrelay_requests_is_destructive() {
         let all = [
-            AlertAction::Ignore,
-            AlertAction::Handled,
-            AlertAction::UndoIgnore,
-            AlertAction::UndoWhitelist,
-            AlertAction::UndoHandled,
+            Action::Ignore,
+            Action::Handled,
+            Action::UndoIgnore,
+            Action::UndoWhitelist,
+            Action::UndoHandled,
         ];
         for a in all {
             assert!(a.code().is_none_or(|c| !DESTRUCTIVE.contains(&c)), "{a:?}");

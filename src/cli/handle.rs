@@ -16,7 +16,8 @@ use std::process::ExitCode;
 use super::admin_client::{AdminClient, NO_BODY, fail, text_table};
 use super::out::{out, outln};
 use super::{CONFIG_ENV, DEFAULT_CONFIG, EXIT_CONFIG, load_config, terminal_safe};
-use crate::handle::{AlertAction, Outcome, Plan, Request};
+use crate::finding::Domain;
+use crate::handle::{Action, Outcome, Plan, Request};
 use crate::sas::handle::WhitelistRule;
 use crate::store::AuditEntry;
 
@@ -29,6 +30,12 @@ pub enum HandleCommand {
     /// Act on an alert: ignore it, whitelist what it matched, or mark it handled (or undo one
     /// of those with --undo). With no action, print what the alert allows now.
     Alert(AlertArgs),
+    /// Act on a vulnerability: verify its fix, fix it, ignore it (with a reason) or undo the
+    /// ignore. With no action, print what it allows now.
+    Vuln(VulnArgs),
+    /// Act on a baseline risk's failing check (`baseline:<CheckWarningId>`): ignore it (with a
+    /// reason) or undo the ignore.
+    Baseline(BaselineArgs),
     /// The audit log: every action taken through sasrelay, newest first.
     Log {
         /// Configuration file (for `[admin] listen` and `[admin] token`).
@@ -43,17 +50,73 @@ pub enum HandleCommand {
     },
 }
 
-/// `sasrelay handle alert` arguments.
+/// What every `handle` action takes.
 #[derive(Debug, clap::Args)]
-pub struct AlertArgs {
+pub struct Common {
     /// Configuration file (for the sources and `[admin] listen` and `[admin] token`).
     #[arg(long, short, value_name = "FILE", env = CONFIG_ENV, default_value = DEFAULT_CONFIG)]
     config: PathBuf,
-    /// The alert: its Security Center id, or the finding id `alert:<id>` a notification shows.
-    id: String,
     /// The configured source it came from (default: the only one configured).
     #[arg(long)]
     source: Option<String>,
+    /// Act without asking for confirmation (for scripts).
+    #[arg(long, short)]
+    yes: bool,
+    /// Print the plan and the outcome as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `sasrelay handle vuln` arguments.
+#[derive(Debug, clap::Args)]
+pub struct VulnArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The vulnerability: its record id (`PrimaryId`), or the finding id `vul:<id>`.
+    id: String,
+    /// Verify the fix: Security Center checks the asset again.
+    #[arg(long, group = "act")]
+    verify: bool,
+    /// Fix it: Security Center runs the fix on the asset (Linux, Windows and Web-CMS
+    /// vulnerabilities).
+    #[arg(long, group = "act")]
+    fix: bool,
+    /// Ignore it (needs --reason).
+    #[arg(long, group = "act", requires = "reason")]
+    ignore: bool,
+    /// Undo an ignore.
+    #[arg(long, group = "act")]
+    undo_ignore: bool,
+    /// Why (kept by Security Center with an ignore).
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+/// `sasrelay handle baseline` arguments.
+#[derive(Debug, clap::Args)]
+pub struct BaselineArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The failing check: its `CheckWarningId`, or the finding id `baseline:<id>`.
+    id: String,
+    /// Ignore it (needs --reason).
+    #[arg(long, group = "act", requires = "reason")]
+    ignore: bool,
+    /// Undo an ignore.
+    #[arg(long, group = "act")]
+    undo_ignore: bool,
+    /// Why (kept by Security Center with an ignore).
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+/// `sasrelay handle alert` arguments.
+#[derive(Debug, clap::Args)]
+pub struct AlertArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The alert: its Security Center id, or the finding id `alert:<id>` a notification shows.
+    id: String,
     /// Ignore it.
     #[arg(long, group = "act")]
     ignore: bool,
@@ -79,18 +142,45 @@ pub struct AlertArgs {
     /// A remark Security Center keeps with the action.
     #[arg(long)]
     remark: Option<String>,
-    /// Act without asking for confirmation (for scripts).
-    #[arg(long, short)]
-    yes: bool,
-    /// Print the plan and the outcome as JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Runs `handle …`.
 pub async fn run(command: HandleCommand) -> ExitCode {
     match command {
-        HandleCommand::Alert(args) => alert(args).await,
+        HandleCommand::Alert(args) => {
+            let action = alert_action(&args);
+            act_on(&args.common, Domain::Alerts, &args.id, action, args.remark).await
+        }
+        HandleCommand::Vuln(args) => {
+            let action = first(&[
+                (args.verify, Action::Verify),
+                (args.fix, Action::Fix),
+                (args.ignore, Action::Ignore),
+                (args.undo_ignore, Action::UndoIgnore),
+            ]);
+            act_on(
+                &args.common,
+                Domain::Vulnerabilities,
+                &args.id,
+                Ok(action),
+                args.reason,
+            )
+            .await
+        }
+        HandleCommand::Baseline(args) => {
+            let action = first(&[
+                (args.ignore, Action::Ignore),
+                (args.undo_ignore, Action::UndoIgnore),
+            ]);
+            act_on(
+                &args.common,
+                Domain::Baseline,
+                &args.id,
+                Ok(action),
+                args.reason,
+            )
+            .await
+        }
         HandleCommand::Log {
             config,
             limit,
@@ -115,13 +205,44 @@ pub fn os_user() -> String {
         .unwrap_or_else(|| "unknown user".into())
 }
 
+/// The action of the first flag set (clap lets at most one be).
+fn first(flags: &[(bool, Action)]) -> Option<Action> {
+    flags.iter().find(|(set, _)| *set).map(|(_, a)| a.clone())
+}
+
+/// [`act`] on the finding `id` names (a number, or `<prefix>:<number>`), or the usage error.
+async fn act_on(
+    args: &Common,
+    domain: Domain,
+    id: &str,
+    action: Result<Option<Action>, String>,
+    remark: Option<String>,
+) -> ExitCode {
+    let prefix = match domain {
+        Domain::Alerts => "alert",
+        Domain::Vulnerabilities => "vul",
+        Domain::Baseline => "baseline",
+        Domain::Firewall => "firewall",
+    };
+    match parse_id(id, prefix).and_then(|id| Ok((id, action?))) {
+        Ok((id, action)) => act(args, domain, id, action, remark).await,
+        Err(why) => usage(why),
+    }
+}
+
+/// A usage error: said, exit 2.
+fn usage(why: String) -> ExitCode {
+    eprintln!("error: {why}");
+    ExitCode::from(2)
+}
+
 /// The action the flags ask for; `None` when none (print the plan only).
-fn action(args: &AlertArgs) -> Result<Option<AlertAction>, String> {
+fn alert_action(args: &AlertArgs) -> Result<Option<Action>, String> {
     let whitelist = args.whitelist.as_ref();
     let a = match (args.ignore, whitelist, args.handled, args.undo_whitelist) {
-        (true, _, _, _) if args.undo => AlertAction::UndoIgnore,
-        (true, _, _, _) => AlertAction::Ignore,
-        (_, Some(_), _, _) if args.undo => AlertAction::UndoWhitelist,
+        (true, _, _, _) if args.undo => Action::UndoIgnore,
+        (true, _, _, _) => Action::Ignore,
+        (_, Some(_), _, _) if args.undo => Action::UndoWhitelist,
         (_, Some(v), _, _) => {
             let [field, operate, value] = v.as_slice() else {
                 return Err("--whitelist takes FIELD OP VALUE".into());
@@ -132,7 +253,7 @@ fn action(args: &AlertArgs) -> Result<Option<AlertAction>, String> {
                     crate::handle::WHITELIST_OPERATES.join(", ")
                 ));
             }
-            AlertAction::Whitelist {
+            Action::Whitelist {
                 rule: WhitelistRule {
                     field: field.clone(),
                     operate: operate.clone(),
@@ -141,9 +262,9 @@ fn action(args: &AlertArgs) -> Result<Option<AlertAction>, String> {
                 },
             }
         }
-        (_, _, true, _) if args.undo => AlertAction::UndoHandled,
-        (_, _, true, _) => AlertAction::Handled,
-        (_, _, _, true) => AlertAction::UndoWhitelist,
+        (_, _, true, _) if args.undo => Action::UndoHandled,
+        (_, _, true, _) => Action::Handled,
+        (_, _, _, true) => Action::UndoWhitelist,
         _ if args.undo => {
             return Err(
                 "--undo needs the action to undo: --ignore, --whitelist or --handled".into(),
@@ -154,27 +275,31 @@ fn action(args: &AlertArgs) -> Result<Option<AlertAction>, String> {
     Ok(Some(a))
 }
 
-/// The alert's Security Center id from `123` or `alert:123`.
-fn alert_id(s: &str) -> Result<i64, String> {
-    let n = s.trim().strip_prefix("alert:").unwrap_or(s.trim());
+/// A Security Center id from `123` or `<prefix>:123`.
+fn parse_id(s: &str, prefix: &str) -> Result<i64, String> {
+    let t = s.trim();
+    let n = t
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix(':'))
+        .unwrap_or(t);
     n.parse::<i64>()
         .ok()
         .filter(|n| *n > 0)
-        .ok_or_else(|| format!("{s:?} is not an alert id (a number, or alert:<number>)"))
+        .ok_or_else(|| format!("{s:?} is not a {prefix} id (a number, or {prefix}:<number>)"))
 }
 
-async fn alert(args: AlertArgs) -> ExitCode {
+/// Plans `action` on finding `id` of `domain` (with `remark`), and with an action asks, acts
+/// and prints the outcome; without one prints what the finding allows.
+async fn act(
+    args: &Common,
+    domain: Domain,
+    id: i64,
+    action: Option<Action>,
+    remark: Option<String>,
+) -> ExitCode {
     let settings = match load_config(&args.config) {
         Ok(s) => s,
         Err(code) => return code,
-    };
-    let usage = |why: String| {
-        eprintln!("error: {why}");
-        ExitCode::from(2)
-    };
-    let id = match alert_id(&args.id) {
-        Ok(id) => id,
-        Err(why) => return usage(why),
     };
     let names: Vec<&str> = settings.sources.iter().map(|s| s.name.as_str()).collect();
     let source = match (&args.source, names.as_slice()) {
@@ -190,14 +315,10 @@ async fn alert(args: AlertArgs) -> ExitCode {
         (None, [only]) => only.to_string(),
         (None, _) => {
             return usage(format!(
-                "name the alert's source with --source (configured: {})",
+                "name the finding's source with --source (configured: {})",
                 names.join(", ")
             ));
         }
-    };
-    let action = match action(&args) {
-        Ok(a) => a,
-        Err(why) => return usage(why),
     };
     let client = match AdminClient::new(&settings) {
         Ok(c) => c,
@@ -205,10 +326,16 @@ async fn alert(args: AlertArgs) -> ExitCode {
     };
     let request = Request {
         source,
+        domain,
         id,
-        // The plan of "no action" is the plan of an ignore: what the alert allows.
-        action: action.clone().unwrap_or(AlertAction::Ignore),
-        remark: args.remark.clone(),
+        // The plan of "no action" is the plan of an action that needs nothing more (no
+        // reason): it says what the finding allows.
+        action: action.clone().unwrap_or(match domain {
+            Domain::Vulnerabilities => Action::Verify,
+            Domain::Baseline => Action::UndoIgnore,
+            _ => Action::Ignore,
+        }),
+        remark,
         who: os_user(),
         via: "cli".into(),
     };
@@ -467,10 +594,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_alert_is_named_by_its_number_or_its_finding_id() {
-        assert_eq!(alert_id("752312"), Ok(752312));
-        assert_eq!(alert_id("alert:752312"), Ok(752312));
-        assert!(alert_id("vul:1").is_err());
-        assert!(alert_id("-3").is_err());
+    fn a_finding_is_named_by_its_number_or_its_finding_id() {
+        assert_eq!(parse_id("752312", "alert"), Ok(752312));
+        assert_eq!(parse_id("alert:752312", "alert"), Ok(752312));
+        assert_eq!(parse_id("vul:7", "vul"), Ok(7));
+        assert!(parse_id("vul:1", "alert").is_err());
+        assert!(parse_id("-3", "alert").is_err());
     }
 }

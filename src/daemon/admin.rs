@@ -802,7 +802,7 @@ fn handle_request(body: &[u8]) -> Result<crate::handle::Request, (StatusCode, St
     {
         return Err(too_long("remark"));
     }
-    if let crate::handle::AlertAction::Whitelist { rule } = &req.action {
+    if let crate::handle::Action::Whitelist { rule } = &req.action {
         if rule.value.chars().count() > MAX_HANDLE_TEXT {
             return Err(too_long("the whitelist value"));
         }
@@ -843,7 +843,7 @@ async fn handle_plan(State(state): State<Shared>, body: Bytes) -> Response {
         Ok((source, req)) => (req, source),
         Err((status, message)) => return error(status, message),
     };
-    axum::Json(crate::handle::plan(source.client(), req).await).into_response()
+    axum::Json(crate::handle::plan(&source, req).await).into_response()
 }
 
 /// `POST /api/v1/handle`: checks the request again, does it, follows its task, and records it
@@ -855,8 +855,8 @@ async fn handle_act(State(state): State<Shared>, body: Bytes) -> Response {
         Ok((source, req)) => (req, source),
         Err((status, message)) => return error(status, message),
     };
-    let plan = crate::handle::plan(source.client(), req).await;
-    let outcome = crate::handle::execute(source.client(), &plan, crate::handle::FOLLOW_FOR).await;
+    let plan = crate::handle::plan(&source, req).await;
+    let outcome = crate::handle::execute(&source, &plan, crate::handle::FOLLOW_FOR).await;
     let at_ms = crate::clock::unix_ms(time::OffsetDateTime::now_utc());
     let entry = outcome.audit(&plan.request, at_ms);
     if entry.succeeded() {

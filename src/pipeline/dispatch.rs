@@ -351,7 +351,8 @@ impl Dispatcher {
 
     /// Who handled `f` through sasrelay, when the audit log's latest successful action on it
     /// explains `resolution` (an ignore an `ignored`, a whitelist a `false_positive`, "handled"
-    /// a `handled`) and is at most [`HANDLED_WITHIN_MS`] old.
+    /// a `handled`, a verify or a fix a `fixed`; any of those three a `gone`) and is at most
+    /// [`HANDLED_WITHIN_MS`] old.
     fn handled_by(
         &self,
         source: &str,
@@ -372,6 +373,10 @@ impl Dispatcher {
             ("ignore", Some(Resolution::Ignored))
                 | ("whitelist", Some(Resolution::FalsePositive))
                 | ("handled", Some(Resolution::Handled))
+                | ("verify" | "fix", Some(Resolution::Fixed))
+                // A snapshot finding that left its listing after one was handled (a baseline
+                // check ignored leaves the failing list; no lookup says why).
+                | ("ignore" | "verify" | "fix", Some(Resolution::Gone))
         );
         (explains && now_ms.saturating_sub(entry.at_ms) <= HANDLED_WITHIN_MS).then(|| {
             crate::event::HandledBy {

@@ -1,8 +1,9 @@
-//! Handling an alert (issue 17): the Security Center actions behind the console's "Handle"
-//! (`shared/sas-api/README.md` §5.1), typed. Which codes an alert allows depends on the alert:
-//! [`event_operations`] asks first; [`handle_events`] starts a task, which
+//! Handling a finding (issue 17): the Security Center actions behind the console's "Handle"
+//! (`shared/sas-api/README.md` §5), typed. Alerts: which codes an alert allows depends on the
+//! alert: [`event_operations`] asks first; [`handle_events`] starts a task, which
 //! [`operation_status`] follows to its end; undoing an ignore is its own action
-//! ([`cancel_ignore`]).
+//! ([`cancel_ignore`]). Vulnerabilities: [`modify_operate_vul`] (verify, fix, ignore, undo).
+//! Baseline risks: [`ignore_check_warnings`] (ignore, undo).
 //!
 //! Writes are called once: a retried write could act twice (a whitelist rule added twice, a
 //! task started twice). Reads ([`event_operations`], [`operation_status`]) retry as every
@@ -276,6 +277,63 @@ pub async fn cancel_ignore(
         request_id: c.request_id,
         refused: (!c.success).then_some((c.code, c.message)),
     })
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Answered {
+    #[serde(rename = "RequestId", default, deserialize_with = "lenient::string")]
+    request_id: String,
+}
+
+/// One vulnerability record to act on (`Info` of `ModifyOperateVul`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VulTarget {
+    /// `Type`: `cve`, `sys`, `cms`, `emg`, `app` or `sca`.
+    pub kind: String,
+    /// `Name`.
+    pub name: String,
+    /// The asset (`Uuid`).
+    pub uuid: String,
+    /// `Tag` (`oval`, `system`, `cms`, …).
+    pub tag: String,
+}
+
+/// `ModifyOperateVul`: `operate` (`vul_verify`, `vul_fix`, `vul_ignore`, `vul_undo_ignore`) on
+/// `target`, with `reason` (required for `vul_ignore`). Called once (a write); its
+/// `RequestId`.
+pub async fn modify_operate_vul(
+    client: &SasClient,
+    operate: &str,
+    target: &VulTarget,
+    reason: Option<&str>,
+) -> Result<String, SasError> {
+    let mut q = Params::new();
+    q.set("Type", &target.kind)
+        .set("OperateType", operate)
+        .set("From", "sas");
+    q.set_json(
+        "Info",
+        &serde_json::json!([{"name": target.name, "uuid": target.uuid, "tag": target.tag}]),
+    );
+    q.set_opt("Reason", reason.filter(|r| !r.is_empty()));
+    let a: Answered = client.call_once("ModifyOperateVul", &q, None).await?;
+    Ok(a.request_id)
+}
+
+/// `IgnoreHcCheckWarnings`: ignores (`ignore`) or un-ignores baseline check warnings `ids`,
+/// with `reason`. Called once (a write); its `RequestId`.
+pub async fn ignore_check_warnings(
+    client: &SasClient,
+    ignore: bool,
+    ids: &[i64],
+    reason: Option<&str>,
+) -> Result<String, SasError> {
+    let mut q = Params::new();
+    q.set("Type", if ignore { 1 } else { 2 });
+    q.set_simple("CheckWarningIds", ids);
+    q.set_opt("Reason", reason.filter(|r| !r.is_empty()));
+    let a: Answered = client.call_once("IgnoreHcCheckWarnings", &q, None).await?;
+    Ok(a.request_id)
 }
 
 #[cfg(test)]

@@ -115,6 +115,10 @@ pub enum InitialSync {
     Notify,
 }
 
+/// Every vulnerability `Status` (contract §2.4: pending 1, 2, 3, 12; in progress 4, 5, 6; done
+/// 7, 8, 9, 11; ignored 10; expired 20), to look a record up whatever its state.
+pub const VUL_EVERY_STATUS: [i64; 14] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 20];
+
 /// A source whose credentials resolved and whose client is built.
 #[derive(Clone, Debug)]
 pub struct Source {
@@ -341,6 +345,23 @@ impl Source {
             failed_in_a_row: 0,
             last_failed: None,
         }
+    }
+
+    /// The vulnerability record `id` (`PrimaryId`) in whatever state it is, among the
+    /// configured types; `None` when Security Center returns none.
+    pub async fn vulnerability_record(
+        &self,
+        id: &RecordId,
+    ) -> Result<Option<crate::sas::models::VulRecord>, SasError> {
+        let q = VulQuery {
+            types: self.settings.vulnerability_types.clone(),
+            dealed: None,
+            status_list: VUL_EVERY_STATUS.to_vec(),
+            ..VulQuery::default()
+        };
+        let listing =
+            api::lookup_vulnerabilities(&self.client, &q, std::slice::from_ref(id)).await?;
+        Ok(listing.items.into_iter().next().map(|i| i.typed))
     }
 
     /// Looks up, by `PrimaryId`, vulnerability records that left the pending list, among those

@@ -135,6 +135,20 @@ poll = {{ alerts = "1s" }}
     }
 }
 
+/// What `handle … ID --json` with no action printed: the plan, and what the finding allows.
+fn allowed(run: super::admin::Run) -> (Value, Vec<String>) {
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let plan: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let codes = plan["allowed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .map(String::from)
+        .collect();
+    (plan, codes)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_action_from_the_cli_resolves_the_alert_once_naming_who_and_how() {
     let rig = Rig::start().await;
@@ -145,15 +159,8 @@ async fn each_action_from_the_cli_resolves_the_alert_once_naming_who_and_how() {
     ];
 
     // With no action: what the alert allows, and the fields a whitelist may test.
-    let allowed = rig.handle(&["alert", &b.to_string(), "--json"]).await;
-    assert_eq!(allowed.code, Some(0), "{}", allowed.stderr);
-    let plan: Value = serde_json::from_str(allowed.stdout.trim()).unwrap();
-    let codes: Vec<&str> = plan["allowed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let (plan, codes) = allowed(rig.handle(&["alert", &b.to_string(), "--json"]).await);
+    let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
     for code in ["ignore", "advance_mark_mis_info", "manual_handled"] {
         assert!(codes.contains(&code), "{codes:?}");
     }
@@ -390,4 +397,166 @@ async fn refused_actions_say_why_with_a_hint_and_change_nothing() {
         "{results:?}"
     );
     assert!(results.contains(&("success", "")), "{results:?}");
+}
+
+/// Vulnerabilities and baseline risks: verify, ignore (a reason required) and undo; each
+/// action changes the simulator's record, the next sweep resolves it once naming who, and a
+/// refused one (an ignore without a reason, an action the state does not allow) says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vulnerabilities_and_baseline_risks_are_handled_and_resolve_naming_who() {
+    let sim = quiet_simulator().await;
+    let hook = Hook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
+    let mut spec = ConfigSpec::new(&endpoint, &url, &state);
+    spec.source_extra = "domains = [\"vulnerabilities\", \"baseline\"]";
+    spec.poll = r#"{ vulnerabilities = "1s", baseline = "1s" }"#;
+    let config = spec.write(&dir.path().join("sasrelay.toml"));
+    let daemon = Daemon::spawn(&config);
+    let bound = admin_addr(&daemon).await;
+    let admin = format!("listen = \"{bound}\"");
+    spec.admin = &admin;
+    let cli = spec.write(&dir.path().join("cli.toml"));
+    let cli = cli.to_str().unwrap().to_string();
+    daemon
+        .wait_more_polls_of(&["vulnerabilities", "baseline"], 2, T)
+        .await;
+    let handle = |args: Vec<String>| {
+        let cli = cli.clone();
+        async move {
+            let mut all = vec![
+                "handle".to_string(),
+                args[0].clone(),
+                "--config".into(),
+                cli,
+            ];
+            all.extend(args[1..].iter().cloned());
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            sasrelay(&refs, &[("USER", "bob")]).await
+        }
+    };
+    let args = |s: &str| s.split(' ').map(String::from).collect::<Vec<String>>();
+
+    let new = |domain: SimDomain, key: &str| {
+        sim.add_finding(domain, None, Value::Null).unwrap()[key]
+            .as_i64()
+            .unwrap()
+    };
+    let (v1, v2) = (
+        new(SimDomain::Vuln, "PrimaryId"),
+        new(SimDomain::Vuln, "PrimaryId"),
+    );
+    let b1 = new(SimDomain::Baseline, "CheckWarningId");
+    for finding in [
+        format!("vul:{v1}"),
+        format!("vul:{v2}"),
+        format!("baseline:{b1}"),
+    ] {
+        hook.wait_for(&format!("new {finding}"), T, |r| {
+            r.iter()
+                .any(|r| r.delivered() && r.kind() == "new" && r.finding_id() == finding)
+        })
+        .await;
+    }
+
+    // What a pending vulnerability allows.
+    let (_, codes) = allowed(handle(args(&format!("vuln vul:{v1} --json"))).await);
+    let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
+    assert!(
+        codes.contains(&"verify") && codes.contains(&"ignore"),
+        "{codes:?}"
+    );
+
+    // An ignore needs a reason (clap refuses it; the daemon would too).
+    let no_reason = handle(args(&format!("vuln {v2} --ignore --yes"))).await;
+    assert_eq!(no_reason.code, Some(2), "{}", no_reason.stderr);
+    assert!(
+        no_reason.stderr.contains("--reason"),
+        "{}",
+        no_reason.stderr
+    );
+
+    // Verify v1, ignore v2 with a reason, ignore the baseline check.
+    let verify = handle(args(&format!("vuln {v1} --verify --yes"))).await;
+    assert_eq!(verify.code, Some(0), "{}", verify.stderr);
+    let mut ignore = args(&format!("vuln {v2} --ignore --yes --reason"));
+    ignore.push("accepted risk: not reachable".into());
+    let ignore = handle(ignore).await;
+    assert_eq!(ignore.code, Some(0), "{}", ignore.stderr);
+    let mut ignore_b = args(&format!("baseline baseline:{b1} --ignore --yes --reason"));
+    ignore_b.push("managed by the platform team".into());
+    let ignore_b = handle(ignore_b).await;
+    assert_eq!(ignore_b.code, Some(0), "{}", ignore_b.stderr);
+
+    // The simulator got the calls, with the record's own name, asset and tag.
+    let calls: Vec<_> = sim
+        .handling_calls()
+        .into_iter()
+        .filter(|c| c.action == "ModifyOperateVul" || c.action == "IgnoreHcCheckWarnings")
+        .collect();
+    let ops: Vec<(&str, &str)> = calls
+        .iter()
+        .map(|c| {
+            (
+                c.action.as_str(),
+                c.params
+                    .get("OperateType")
+                    .or(c.params.get("Type"))
+                    .map(String::as_str)
+                    .unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("ModifyOperateVul", "vul_verify"),
+            ("ModifyOperateVul", "vul_ignore"),
+            ("IgnoreHcCheckWarnings", "1")
+        ]
+    );
+    let record = sim.finding(SimDomain::Vuln, v1).unwrap();
+    let info: Value = serde_json::from_str(&calls[0].params["Info"]).unwrap();
+    assert_eq!(info[0]["name"], record["Name"]);
+    assert_eq!(info[0]["uuid"], record["Uuid"]);
+    assert_eq!(calls[1].params["Reason"], "accepted risk: not reachable");
+    assert_eq!(calls[2].params["CheckWarningIds"], b1.to_string());
+
+    // Each resolves once, naming who and how.
+    for (finding, action, resolution) in [
+        (format!("vul:{v1}"), "verify", "fixed"),
+        (format!("vul:{v2}"), "ignore", "ignored"),
+        // An ignored check leaves the failing list; nothing says why but the audit log.
+        (format!("baseline:{b1}"), "ignore", "gone"),
+    ] {
+        let is = |r: &Request| r.delivered() && r.kind() == "resolved" && r.finding_id() == finding;
+        hook.wait_for(&format!("resolved {finding}"), T, |r| r.iter().any(is))
+            .await;
+        daemon
+            .wait_more_polls_of(&["vulnerabilities", "baseline"], 2, T)
+            .await;
+        let copies: Vec<Value> = hook
+            .delivered()
+            .into_iter()
+            .filter(|r| is(r))
+            .map(|r| r.body)
+            .collect();
+        assert_eq!(copies.len(), 1, "{finding}: {copies:?}");
+        assert_eq!(copies[0]["resolution"], resolution, "{}", copies[0]);
+        assert_eq!(copies[0]["handled_by"]["who"], "bob", "{}", copies[0]);
+        assert_eq!(copies[0]["handled_by"]["action"], action);
+    }
+
+    // An ignored vulnerability allows only the undo; a second ignore is refused.
+    let mut again = args(&format!("vuln {v2} --ignore --yes --reason"));
+    again.push("again".into());
+    let again = handle(again).await;
+    assert_eq!(again.code, Some(1), "{}", again.stdout);
+    assert!(again.stderr.contains("NotAllowed"), "{}", again.stderr);
+    let undo = handle(args(&format!("vuln {v2} --undo-ignore --yes"))).await;
+    assert_eq!(undo.code, Some(0), "{}", undo.stderr);
+    assert_eq!(sim.finding(SimDomain::Vuln, v2).unwrap()["Status"], 1);
+    let undo_b = handle(args(&format!("baseline {b1} --undo-ignore --yes"))).await;
+    assert_eq!(undo_b.code, Some(0), "{}", undo_b.stderr);
+    assert_eq!(sim.finding(SimDomain::Baseline, b1).unwrap()["Status"], 1);
 }
