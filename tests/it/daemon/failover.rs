@@ -371,11 +371,16 @@ async fn fail_over(pair: &mut Pair, failure: Failure) -> Duration {
         // The resumed old leader learns it lost the lease (a line after its resume); it
         // sends at most what was in flight when it stopped, and never writes the checkpoint.
         let resumed = pair.daemon(old);
+        // "Leadership lost" ends a term; a leader stopped before its term began (still
+        // fencing the checkpoint) only goes back to standing by.
         let mut seen = 0;
         resumed
             .wait_log("leadership lost after the resume", T, |v| {
                 seen += 1;
-                seen > lines && v["message"] == "Leadership lost: stopping polls and deliveries."
+                seen > lines
+                    && (v["message"] == "Leadership lost: stopping polls and deliveries."
+                        || (v["message"] == "Lease role changed."
+                            && v["role"].as_str().is_some_and(|r| r.starts_with("standby"))))
             })
             .await;
         let sent: usize = resumed.lines()[lines..]
@@ -511,7 +516,7 @@ async fn rounds(lease: Coordinator, failures: &[Failure], seed: u64) {
         flagged,
         takeovers
     );
-    // Each copy after an event's first is counted against the failover whose span holds the
+    // Each copy after an event's first is counted against the (latest) failover whose span holds the
     // first copy: a successor sends again only what the old leader delivered after its last
     // stored checkpoint — within one checkpoint interval before the failure — or while
     // failing (its attempts in flight, and a leader whose checkpoint writes fail stops one
@@ -569,12 +574,10 @@ async fn rounds(lease: Coordinator, failures: &[Failure], seed: u64) {
     println!(
         "first deliveries from one checkpoint interval (+ margin) before each failure to its takeover: {window:?}"
     );
-    for (round, (again, held)) in per_round.iter().zip(&window).enumerate() {
-        assert!(
-            *again <= held + sasrelay::sinks::WEBHOOK_CONCURRENCY,
-            "round {round}: {again} copies sent again, more than the {held} first delivered in its span plus a batch in flight"
-        );
-    }
+    // (No bound on the number of copies per span: with failovers seconds apart one event can
+    // be sent again after each of two failures in a row — delivered again by a successor that
+    // failed before its checkpoint held it — so copies may outnumber a span's events. What
+    // is bounded is which events: the span check below.)
     assert!(
         outside.is_empty(),
         "sent again though first delivered outside every failover's span (more than one checkpoint interval + {MARGIN:?} before it, or after its takeover): {outside:?}"
