@@ -71,8 +71,14 @@ impl Checkpoints {
         }
     }
 
-    /// Stores `text` under `epoch`; `Err(Some(stored))` when fenced by a later epoch.
-    async fn store(&self, epoch: u64, text: &str) -> Result<(), (Option<u64>, String)> {
+    /// Stores `text` under `epoch`, sending nothing at or after `deadline` (the term's);
+    /// `Err(Some(stored))` when fenced by a later epoch.
+    async fn store(
+        &self,
+        epoch: u64,
+        text: &str,
+        deadline: Instant,
+    ) -> Result<(), (Option<u64>, String)> {
         fn split<E: std::error::Error>(e: CheckpointError<E>) -> (Option<u64>, String) {
             match e {
                 CheckpointError::Fenced { stored, .. } => (Some(stored), e.to_string()),
@@ -80,8 +86,14 @@ impl Checkpoints {
             }
         }
         match self {
-            Checkpoints::Kube(c) => c.store(epoch, text).await.map_err(split),
-            Checkpoints::Postgres(c) => c.store(epoch, text).await.map_err(split),
+            Checkpoints::Kube(c) => c
+                .store_before(epoch, text, Some(deadline))
+                .await
+                .map_err(split),
+            Checkpoints::Postgres(c) => c
+                .store_before(epoch, text, Some(deadline))
+                .await
+                .map_err(split),
         }
     }
 }
@@ -277,7 +289,10 @@ impl Leadership {
             )
             .unwrap_or_default(),
         };
-        match self.checkpoints.store(epoch, &fence).await {
+        // Not past the term's deadline: a replica paused or stopped while fencing must not
+        // write once its lease may have lapsed, even before its successor fenced it.
+        let deadline = gate.deadline()?;
+        match self.checkpoints.store(epoch, &fence, deadline).await {
             Ok(()) => {}
             Err((Some(stored), e)) => {
                 tracing::error!(epoch, stored, error = %e, "Another replica leads with a later epoch: not starting.");
@@ -523,7 +538,7 @@ async fn write_once(
     if Instant::now() >= deadline {
         return Err(WriteError::Late);
     }
-    match tokio::time::timeout_at(deadline, checkpoints.store(epoch, &text)).await {
+    match tokio::time::timeout_at(deadline, checkpoints.store(epoch, &text, deadline)).await {
         Err(_) => Err(WriteError::Late),
         Ok(Ok(())) => {
             handoff.stored(snapshot);

@@ -34,6 +34,10 @@ pub enum CheckpointError<E: std::error::Error + 'static = ApiError> {
         "the checkpoint is {0} bytes, over the {MAX_CHECKPOINT_BYTES} bytes a ConfigMap (or the checkpoint row) may hold: lower [ha] ring"
     )]
     TooLarge(usize),
+    /// The writer's deadline passed before the write was sent: not sent (a leader stopped or
+    /// paused past its lease must not write, even before its successor fenced it).
+    #[error("the term's deadline passed before the write: not sent")]
+    Late,
     /// The store refused or could not be reached.
     #[error(transparent)]
     Api(#[from] E),
@@ -132,6 +136,19 @@ impl CheckpointStore for CheckpointApi {
     /// Reads the ConfigMap, refuses a later stored epoch, writes at the version read (the
     /// module doc has the order of reads and writes).
     async fn store(&self, epoch: u64, text: &str) -> Result<(), CheckpointError> {
+        self.store_before(epoch, text, None).await
+    }
+}
+
+impl CheckpointApi {
+    /// [`CheckpointStore::store`], sending no write at or after `deadline` (the writer's term
+    /// deadline: checked right before each write, after every read).
+    pub async fn store_before(
+        &self,
+        epoch: u64,
+        text: &str,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), CheckpointError> {
         if text.len() > MAX_CHECKPOINT_BYTES {
             return Err(CheckpointError::TooLarge(text.len()));
         }
@@ -145,6 +162,9 @@ impl CheckpointStore for CheckpointApi {
                     stored: stored.epoch,
                     mine: epoch,
                 });
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return Err(CheckpointError::Late);
             }
             let version = current.as_ref().map(|(_, v)| v.as_str());
             let body = serde_json::json!({

@@ -328,8 +328,24 @@ impl CheckpointStore for PgCheckpoint {
     }
 
     async fn store(&self, epoch: u64, text: &str) -> Result<(), CheckpointError<PgError>> {
+        self.store_before(epoch, text, None).await
+    }
+}
+
+impl PgCheckpoint {
+    /// [`CheckpointStore::store`], sending no write at or after `deadline` (the writer's term
+    /// deadline).
+    pub async fn store_before(
+        &self,
+        epoch: u64,
+        text: &str,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), CheckpointError<PgError>> {
         if text.len() > MAX_CHECKPOINT_BYTES {
             return Err(CheckpointError::TooLarge(text.len()));
+        }
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            return Err(CheckpointError::Late);
         }
         let at = &self.conn.target.at;
         let mine = i64::try_from(epoch).map_err(|_| PgError::Query {

@@ -721,6 +721,31 @@ async fn a_checkpoint_is_stored_and_loaded_under_its_epoch() {
 /// The old leader (epoch 3) keeps writing while the new one (epoch 4) starts to: once the
 /// new one's first write is in, every write of the old one is refused as fenced, and what is
 /// stored is always the new one's.
+/// A writer past its term's deadline sends nothing, even where no successor has fenced the
+/// checkpoint yet (a leader paused past its lease that wakes before its successor's first
+/// write); before the deadline it writes.
+#[tokio::test]
+async fn a_write_past_the_terms_deadline_is_not_sent() {
+    let server = LeaseServer::start().await;
+    let old = checkpoint(&server, "old");
+    old.store(3, "before").await.unwrap();
+    let writes = server.checkpoint_writes().len();
+    let late = old
+        .store_before(3, "after the deadline", Some(Instant::now()))
+        .await;
+    assert!(matches!(late, Err(CheckpointError::Late)), "{late:?}");
+    assert_eq!(
+        server.checkpoint_writes().len(),
+        writes,
+        "a late write was sent"
+    );
+    assert_eq!(old.load().await.unwrap().unwrap().text, "before");
+    old.store_before(3, "in time", Some(Instant::now() + T))
+        .await
+        .unwrap();
+    assert_eq!(old.load().await.unwrap().unwrap().text, "in time");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_leader_never_overwrites_its_successors_checkpoint() {
     let server = LeaseServer::start().await;
