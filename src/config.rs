@@ -281,6 +281,8 @@ pub struct Settings {
     pub health: crate::health::HealthSettings,
     /// `[ha]`: two replicas, one leader; `None`: this process is the only one.
     pub ha: Option<crate::ha::config::HaSettings>,
+    /// `[actions]`: the action page and the links to it in notifications; `None`: off.
+    pub actions: Option<crate::action_link::ActionsSettings>,
     /// Problems that do not stop sasrelay (a route shadowed by a catch-all, an unused time
     /// interval), for `sasrelay check` to show.
     pub warnings: Vec<ConfigError>,
@@ -546,6 +548,7 @@ impl Settings {
             admin: AdminSettings::default(),
             health: crate::health::HealthSettings::default(),
             ha: None,
+            actions: None,
             warnings: Vec::new(),
             positions: Positions {
                 file: file.to_path_buf(),
@@ -586,6 +589,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
     let mut admin: Option<RawAdmin> = None;
     let mut health: Option<crate::health::RawHealth> = None;
     let mut ha: Option<crate::ha::config::RawHa> = None;
+    let mut actions: Option<crate::action_link::RawActions> = None;
     for (key, value) in root.get_ref().iter() {
         let name = key.get_ref().as_ref();
         match name {
@@ -619,6 +623,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
             "admin" => admin = section(value, name, &mut errs),
             "health" => health = section(value, name, &mut errs),
             "ha" => ha = section(value, name, &mut errs),
+            "actions" => actions = section(value, name, &mut errs),
             // Read by `routing::parse_document` below.
             "routing" | "route" | "time_interval" => {}
             other => errs.push(
@@ -654,6 +659,25 @@ pub fn check(file: &Path, text: &str) -> Checked {
         }
         settings
     });
+    let actions = actions.and_then(|raw| {
+        let (mut settings, problems) = crate::action_link::ActionsSettings::check(raw);
+        if let Some(secret) = settings.as_mut().and_then(|s| s.secret.as_mut()) {
+            secret.anchor(errs.file.parent().unwrap_or(Path::new(".")));
+        }
+        for (key, message) in problems {
+            errs.list
+                .push(positions.error(&format!("actions.{key}"), message));
+        }
+        settings
+    });
+    if let (Some(a), Some(_)) = (&actions, &ha)
+        && a.secret.is_none()
+    {
+        errs.list.push(positions.error(
+            "actions",
+            "needs secret = { file = \"…\" } (or { env = \"…\" }) with [ha]: both replicas must sign and check links with one key, and without it each keeps its own".into(),
+        ));
+    }
     let mut names = BTreeSet::new();
     let mut settings = Vec::new();
     let mut budgets: Vec<(String, String, NonZeroU32, String)> = Vec::new();
@@ -702,6 +726,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
             admin,
             health,
             ha,
+            actions,
             warnings,
             positions,
         },
@@ -711,7 +736,7 @@ pub fn check(file: &Path, text: &str) -> Checked {
 
 /// The top-level keys of a config file: the tables [`check`] reads (keep in step with its
 /// `match`), for the "did you mean" of an unknown one.
-const TOP_LEVEL_KEYS: [&str; 11] = [
+const TOP_LEVEL_KEYS: [&str; 12] = [
     "source",
     "sink",
     "state",
@@ -720,6 +745,7 @@ const TOP_LEVEL_KEYS: [&str; 11] = [
     "admin",
     "health",
     "ha",
+    "actions",
     "routing",
     "route",
     "time_interval",

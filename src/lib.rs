@@ -278,6 +278,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod action_link;
 pub mod backoff;
 pub mod cli;
 pub mod clock;

@@ -855,17 +855,8 @@ async fn handle_act(State(state): State<Shared>, body: Bytes) -> Response {
         Ok((source, req)) => (req, source),
         Err((status, message)) => return error(status, message),
     };
-    let plan = crate::handle::plan(&source, req).await;
-    let outcome = crate::handle::execute(&source, &plan, crate::handle::FOLLOW_FOR).await;
-    let at_ms = crate::clock::unix_ms(time::OffsetDateTime::now_utc());
-    let entry = outcome.audit(&plan.request, at_ms);
-    if entry.succeeded() {
-        tracing::info!(who = %entry.who, via = %entry.via, source = %entry.source, finding = %entry.finding, action = %entry.action, request_id = %entry.request_id, task = ?entry.task_id, "Handled a finding: {}.", entry.detail);
-    } else {
-        tracing::warn!(who = %entry.who, via = %entry.via, source = %entry.source, finding = %entry.finding, action = %entry.action, result = %entry.result, error_code = ?entry.error_code, request_id = %entry.request_id, "A handling request did not take effect: {}", entry.message);
-    }
-    if let Err(e) = state.store.record_audit(&entry).await {
-        tracing::error!(error = %e, finding = %entry.finding, "Cannot record the handling in the audit log.");
+    let (plan, outcome, recorded) = super::act::perform(&state.store, &source, req).await;
+    if let Err(e) = recorded {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!(

@@ -72,6 +72,10 @@ pub fn json_error(status: StatusCode, message: String) -> Response {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LocalAddr(pub SocketAddr);
 
+/// The address a connection came from, put in each of its requests' extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
 /// What requests are screened against: the `Host` names allowed beside the connection's own
 /// address and the loopback names.
 #[derive(Clone, Debug, Default)]
@@ -336,11 +340,15 @@ struct Connection {
 impl Connection {
     async fn run(self, stream: TcpStream) {
         let local = stream.local_addr().ok();
+        let peer = stream.peer_addr().ok();
         let io = TokioIo::new(Idle::new(stream, self.idle_timeout));
         let app = TowerToHyperService::new(self.app);
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             if let Some(addr) = local {
                 req.extensions_mut().insert(LocalAddr(addr));
+            }
+            if let Some(addr) = peer {
+                req.extensions_mut().insert(PeerAddr(addr));
             }
             app.call(req)
         });

@@ -28,6 +28,7 @@
 //! trackers, the pollers' and the workers', each stopped by its own token; the wiring's parts
 //! have trackers and tokens of their own under those.
 
+pub mod act;
 pub mod admin;
 pub mod build;
 pub mod door;
@@ -89,6 +90,18 @@ pub enum StartError {
         "cannot listen on {addr} for health and metrics ([admin] health_listen in {file}): {reason}; choose another address or set health_listen = \"off\""
     )]
     HealthBind {
+        /// The config file.
+        file: String,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        reason: String,
+    },
+    /// The action page's address could not be bound.
+    #[error(
+        "cannot listen on {addr} for the action page ([actions] listen in {file}): {reason}; choose another address"
+    )]
+    ActionsBind {
         /// The config file.
         file: String,
         /// The address.
@@ -171,6 +184,10 @@ pub async fn start(built: build::Built, control: Control) -> Result<StopReport, 
     };
     let metrics = Arc::new(Metrics::default());
     let health = Health::new(metrics.clone(), store.clone());
+    let action_key = match &settings.actions {
+        Some(a) => Some(act::key(a, &state.directory).map_err(StartError::Other)?),
+        None => None,
+    };
     let ground = Ground {
         store: store.clone(),
         silences: silences.clone(),
@@ -179,6 +196,18 @@ pub async fn start(built: build::Built, control: Control) -> Result<StopReport, 
         http: http_client()?,
         configured: ConfiguredSinks::default(),
         connected: Default::default(),
+        actions: settings
+            .actions
+            .as_ref()
+            .zip(action_key.as_ref())
+            .map(|(a, k)| {
+                Arc::new(crate::action_link::Minter::new(
+                    k.clone(),
+                    &a.public_url,
+                    a.link_ttl,
+                    a.offer.clone(),
+                ))
+            }),
     };
     // Bound before anything is spawned, so a taken port fails the start cleanly.
     let admin = match settings.admin.listen {
@@ -189,6 +218,24 @@ pub async fn start(built: build::Built, control: Control) -> Result<StopReport, 
     };
     let health_listener = match settings.admin.health_listen {
         Some(addr) => Some(bind_health(&settings, addr, &ground, &reloads).await?),
+        None => None,
+    };
+    let actions_listener = match settings.actions.as_ref().zip(action_key) {
+        Some((a, key)) => {
+            let listener = bind(a.listen, |reason| StartError::ActionsBind {
+                file: settings.file.display().to_string(),
+                addr: a.listen,
+                reason,
+            })
+            .await?;
+            let state = act::ActState {
+                settings: a.clone(),
+                key,
+                store: store.clone(),
+                connected: ground.connected.clone(),
+            };
+            Some((listener, Arc::new(state)))
+        }
         None => None,
     };
     let mut reloader = Reloader {
@@ -206,6 +253,7 @@ pub async fn start(built: build::Built, control: Control) -> Result<StopReport, 
         None => None,
     };
     let tasks = Tasks::default();
+    let settings_admin = settings.admin.clone();
     let mut wiring = Wiring::start(ground, tasks.clone(), settings, sinks, heartbeat);
     let orphaned = wiring.orphaned_outboxes();
     for o in &orphaned {
@@ -219,6 +267,9 @@ pub async fn start(built: build::Built, control: Control) -> Result<StopReport, 
     }
     if let Some((listener, state)) = health_listener {
         tasks.serve_health(listener, state);
+    }
+    if let Some((listener, state)) = actions_listener {
+        tasks.serve_actions(listener, state, settings_admin.clone());
     }
     tracing::info!(
         sources = wiring.settings().sources.len(),
@@ -417,6 +468,32 @@ impl Tasks {
         self.pollers.spawn(admin::serve_health(
             listener,
             state,
+            self.stop_polling.clone(),
+        ));
+    }
+
+    /// `[actions]`: the action page, stopped with the pollers like the API.
+    fn serve_actions(
+        &self,
+        listener: TcpListener,
+        state: Arc<act::ActState>,
+        admin: crate::config::AdminSettings,
+    ) {
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| "?".into(), |a| a.to_string());
+        tracing::info!(
+            %addr,
+            public_url = %state.settings.public_url,
+            identity_header = ?state.settings.identity_header,
+            allow_unauthenticated = state.settings.allow_unauthenticated,
+            "Action page listening on http://{addr} (links point to {}).",
+            state.settings.public_url
+        );
+        self.pollers.spawn(act::serve(
+            listener,
+            state,
+            admin,
             self.stop_polling.clone(),
         ));
     }

@@ -81,6 +81,9 @@ impl Pruner {
         if let Err(e) = self.store.prune_audit(crate::store::AUDIT_KEPT) {
             tracing::error!(error = %e, "Pruning the handling audit log failed.");
         }
+        if let Err(e) = self.store.prune_spent_links(now_ms.div_euclid(1000)) {
+            tracing::error!(error = %e, "Pruning spent action links failed.");
+        }
         let detail_ttl = crate::sas::api::DetailCache::TTL.as_millis() as i64;
         if let Err(e) = self.store.prune_details(now_ms.saturating_sub(detail_ttl)) {
             tracing::error!(error = %e, "Pruning baseline check details failed.");

@@ -135,6 +135,8 @@ pub struct Ground {
     pub configured: ConfiguredSinks,
     /// The sources connected now (handling acts through them).
     pub connected: crate::daemon::sources::Connected,
+    /// `[actions]`: what signs the action links chat sinks put in notifications.
+    pub actions: Option<Arc<crate::action_link::Minter>>,
 }
 
 /// What a reload does with a source, given how it runs now.

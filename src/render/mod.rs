@@ -100,6 +100,16 @@ pub use engine::{builtin_template, localtime, severity_color, severity_emoji, va
 pub use sample::{sample_digest, sample_event, sample_summary};
 pub use view::checked_url;
 
+/// A link to sasrelay's action page for one action on the payload's finding (built and signed
+/// by the sink; the renderer only places it, after the same `checked_url` check as other links).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionButton {
+    /// The action's name: `ignore`, `handled`, `whitelist`, `verify`, `fix` (labels come from it).
+    pub action: String,
+    /// The page's URL (https or http; carries a token).
+    pub url: String,
+}
+
 /// Highest meaningful shrink level: beyond it only size targets shrink further.
 pub const MAX_SHRINK: u8 = 3;
 

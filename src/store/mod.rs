@@ -24,6 +24,7 @@
 //! | `health` | a health condition's key; `probe` | [`HealthEpisode`](crate::event::HealthEpisode) JSON; the last write probe's time | `health` |
 //! | `audit` | at_ms ‖ sled id (BE) | [`AuditEntry`] JSON: an action taken on a finding | `audit` |
 //! | `audit_by_finding` | source (length-prefixed) ‖ finding id | the `audit` key of its latest successful action | `audit` |
+//! | `spent_links` | an action link's nonce | [`SpentLink`] JSON: when it expires, when and by whom it was used | `links` |
 //!
 //! Values are JSON, LZ4-compressed above 512 bytes. The `groups` and `reminders` submodules
 //! document their own write orders.
@@ -103,6 +104,7 @@ mod groups;
 mod health;
 mod held;
 mod keys;
+mod links;
 mod pairs;
 mod payloads;
 mod quarantine;
@@ -130,6 +132,7 @@ pub use details::{DETAIL_SCHEMA, StoredDetail};
 pub use error::StoreError;
 pub use groups::{Closing, GROUP_SCHEMA, GroupAdded, GroupClosed, GroupHeader, Suppressed};
 pub use held::{HELD_SCHEMA, Held, mute_holder, muted_by};
+pub use links::SpentLink;
 pub use pairs::{PAIR_SCHEMA, PairName, StoredPair};
 pub use quarantine::{QUARANTINE_PER_SCOPE, QUARANTINE_SCHEMA, QuarantineEntry};
 pub use reminders::{REMINDER_SCHEMA, Reminder};
@@ -199,6 +202,7 @@ struct Inner {
     health: sled::Tree,
     audit: sled::Tree,
     audit_by_finding: sled::Tree,
+    spent_links: sled::Tree,
     /// Outbox payloads, outside sled.
     payloads: Arc<payloads::PayloadLog>,
     /// Reminder due times; every reminder write happens with it locked.
@@ -1232,6 +1236,7 @@ impl Inner {
             health: db.open_tree("health").at(dir)?,
             audit: db.open_tree("audit").at(dir)?,
             audit_by_finding: db.open_tree("audit_by_finding").at(dir)?,
+            spent_links: db.open_tree("spent_links").at(dir)?,
             payloads: Arc::new(
                 payloads::PayloadLog::open(dir).map_err(|e| error::from_io(dir, e))?,
             ),
