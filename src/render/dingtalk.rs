@@ -14,6 +14,10 @@
 //! an action card give a warning). A configured keyword is put in the title and the text unless
 //! they already contain it, and is never cut off.
 //!
+//! Action buttons ([`DingTalkOptions::actions`], one event only) are the first `btns` of an
+//! action card, before the link buttons; in a `markdown` message the template places them as a
+//! line of links at the end (`**Actions**: [Ignore…](https://…) · [Mark handled…](https://…)`).
+//!
 //! A meta-event ([`crate::event::HealthEvent`]) is a `text` message instead:
 //! `{"msgtype":"text","text":{"content":"<keyword> [sasrelay] FIRING: …\n…\n@138…"},"at":{…},"msgUuid":…}`,
 //! the same mentions, no template.
@@ -22,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::engine::Engine;
-use super::view::{self, link_label, links};
-use super::{Budget, Lang, MAX_SHRINK, Rendered, TemplateKind, escape, zone_or_utc};
+use super::view::{self, TextLinks, link_label, links};
+use super::{ActionButton, Budget, Lang, MAX_SHRINK, Rendered, TemplateKind, escape, zone_or_utc};
 use crate::event::{HealthEvent, Payload};
 use crate::finding::LinkKind;
 use crate::text::{clip, json_len, truncate_json};
@@ -32,7 +36,7 @@ use crate::text::{clip, json_len, truncate_json};
 pub const MAX_BODY_BYTES: usize = 20_000;
 /// Most `at` entries placed (mobiles and user IDs together).
 pub const MAX_MENTIONS: usize = 50;
-/// Most action-card buttons.
+/// Most action-card buttons (action buttons first, link buttons in the room left).
 pub const MAX_BUTTONS: usize = 5;
 
 /// Which robot message type to send.
@@ -42,7 +46,8 @@ pub enum MsgType {
     /// `markdown`: text with inline links; supports `at`.
     #[default]
     Markdown,
-    /// `actionCard` with one button per link (console, CVE page, alert detail); no `at`.
+    /// `actionCard` with one button per action and per link (console, CVE page, alert
+    /// detail); no `at`.
     ActionCard,
 }
 
@@ -67,6 +72,9 @@ pub struct DingTalkOptions {
     pub template: Option<String>,
     /// Whether to include the finding's links (inline for markdown, buttons for action cards).
     pub console_links: bool,
+    /// Action buttons for one event (the first buttons of an action card, a line of links in
+    /// markdown), whatever `console_links` says; ignored for digests and meta-events.
+    pub actions: Vec<ActionButton>,
     /// Start smaller: 0 = full; each step lowers the budget level (up to [`MAX_SHRINK`]) and the
     /// byte target (100%, 75%, 50%, 35%, then 25%). Use `level + 1` after errcode 460101.
     pub shrink: u8,
@@ -86,6 +94,7 @@ impl Default for DingTalkOptions {
             keyword: None,
             template: None,
             console_links: true,
+            actions: Vec::new(),
             shrink: 0,
             max_body_bytes: MAX_BODY_BYTES,
         }
@@ -125,7 +134,7 @@ const LEVELS: [Budget; 4] = [
 ];
 
 /// The byte target at a shrink setting.
-fn target(max: usize, shrink: u8) -> usize {
+pub(crate) fn target(max: usize, shrink: u8) -> usize {
     let pct = match shrink {
         0 => 100,
         1 => 75,
@@ -200,18 +209,62 @@ pub(crate) fn valid_entries(
     out
 }
 
-/// Action-card buttons.
-fn buttons(p: &Payload, lang: Lang) -> Vec<Value> {
-    link_buttons(p, lang, MAX_BUTTONS)
+/// A button's label (not yet escaped) and URL.
+pub(crate) type Button = (String, String);
+
+/// The buttons of one message as `(label, url)`, the label not yet escaped: the action buttons
+/// first ([`view::action_links`]), then, when `links`, the link buttons ([`link_buttons`]) in
+/// the room left; `max` in all, each URL once. Returned apart, `(actions, links)`, so each
+/// output can style them.
+pub(crate) fn buttons(
+    p: &Payload,
+    actions: &[ActionButton],
+    lang: Lang,
+    links: bool,
+    max: usize,
+) -> (Vec<Button>, Vec<Button>) {
+    let acts: Vec<Button> = view::action_links(p, actions, lang, max)
         .into_iter()
-        .map(|(label, url)| json!({"title": escape::dingtalk(&label), "actionURL": url}))
-        .collect()
+        .map(|(_, label, url)| (label.to_string(), url))
+        .collect();
+    let mut rest = if links {
+        link_buttons(p, lang, max)
+    } else {
+        Vec::new()
+    };
+    rest.retain(|(_, url)| acts.iter().all(|(_, a)| a != url));
+    rest.truncate(max - acts.len());
+    (acts, rest)
+}
+
+/// Drops buttons from the end (link buttons before action buttons) while they take more than
+/// half of the room the body leaves for its text within `limit` (`bare_len` measures the body
+/// with no text and the buttons given): the text keeps room, and [`Fit::run`]'s last cut can
+/// always fit. A button is left out whole, never cut.
+pub(crate) fn fit_buttons<B>(
+    buttons: &mut Vec<B>,
+    limit: usize,
+    bare_len: impl Fn(&[B]) -> usize,
+    warnings: &mut Vec<String>,
+) {
+    let before = buttons.len();
+    let bare = bare_len(&[]);
+    let half = limit.saturating_sub(bare) / 2;
+    while !buttons.is_empty() && bare_len(buttons).saturating_sub(bare) > half {
+        buttons.pop();
+    }
+    if buttons.len() < before {
+        warnings.push(format!(
+            "{} of {before} buttons left out to fit the size limit",
+            before - buttons.len()
+        ));
+    }
 }
 
 /// Button links as `(label, url)`, the label not yet escaped: for an event its finding's links
 /// (alert detail, CVE pages, report, console, cluster), at most `max`; for a digest the console
 /// and cluster links of its members, at most 2.
-pub(crate) fn link_buttons(p: &Payload, lang: Lang, max: usize) -> Vec<(String, String)> {
+pub(crate) fn link_buttons(p: &Payload, lang: Lang, max: usize) -> Vec<Button> {
     let rank = |k: LinkKind| match k {
         LinkKind::Asset => 0,
         LinkKind::Cve => 1,
@@ -261,21 +314,6 @@ pub fn render(payload: &Payload, opts: &DingTalkOptions) -> Rendered<Value> {
         .map(|k| clip(k.trim(), 64))
         .filter(|k| !k.is_empty());
 
-    let mut msg_type = opts.msg_type;
-    let btns = if msg_type == MsgType::ActionCard && opts.console_links {
-        buttons(payload, lang)
-    } else {
-        Vec::new()
-    };
-    if msg_type == MsgType::ActionCard && btns.is_empty() {
-        warnings.push("no links for action card buttons, sent as markdown".into());
-        msg_type = MsgType::Markdown;
-    }
-    let has_mentions = !mobiles.is_empty() || !ids.is_empty() || opts.at_all;
-    if msg_type == MsgType::ActionCard && has_mentions {
-        warnings.push("dingtalk action cards cannot mention anyone; mentions ignored".into());
-    }
-
     let headline = view::headline(payload, lang);
     let mut title = clip(&escape::dingtalk(&headline), 100);
     if let Some(k) = &keyword
@@ -283,18 +321,7 @@ pub fn render(payload: &Payload, opts: &DingTalkOptions) -> Rendered<Value> {
     {
         title = format!("{k} {title}");
     }
-
-    // What follows the template's text and is never cut: mentions, then the keyword.
-    let mut suffix = String::new();
-    if msg_type == MsgType::Markdown {
-        let tags = mention_tags(&mobiles, &ids);
-        if !tags.is_empty() {
-            suffix.push_str("\n\n");
-            suffix.push_str(&tags.join(" "));
-        }
-    }
-
-    let build = |text: &str| -> Value {
+    let body_of = |msg_type: MsgType, btns: &[Value], text: &str| -> Value {
         let mut body = match msg_type {
             MsgType::Markdown => json!({
                 "msgtype": "markdown",
@@ -310,12 +337,58 @@ pub fn render(payload: &Payload, opts: &DingTalkOptions) -> Rendered<Value> {
         body
     };
 
+    let mut msg_type = opts.msg_type;
+    let mut btns: Vec<Value> = Vec::new();
+    if msg_type == MsgType::ActionCard {
+        let (acts, links) = buttons(
+            payload,
+            &opts.actions,
+            lang,
+            opts.console_links,
+            MAX_BUTTONS,
+        );
+        btns = acts
+            .into_iter()
+            .chain(links)
+            .map(|(label, url)| json!({"title": escape::dingtalk(&label), "actionURL": url}))
+            .collect();
+        let bare = assemble("", "", keyword.as_deref());
+        fit_buttons(
+            &mut btns,
+            target(opts.max_body_bytes, opts.shrink),
+            |b| encoded_len(&body_of(MsgType::ActionCard, b, &bare)),
+            &mut warnings,
+        );
+    }
+    if msg_type == MsgType::ActionCard && btns.is_empty() {
+        warnings.push("no buttons for the action card, sent as markdown".into());
+        msg_type = MsgType::Markdown;
+    }
+    let has_mentions = !mobiles.is_empty() || !ids.is_empty() || opts.at_all;
+    if msg_type == MsgType::ActionCard && has_mentions {
+        warnings.push("dingtalk action cards cannot mention anyone; mentions ignored".into());
+    }
+
+    // What follows the template's text and is never cut: mentions, then the keyword.
+    let mut suffix = String::new();
+    let markdown = msg_type == MsgType::Markdown;
+    if markdown {
+        let tags = mention_tags(&mobiles, &ids);
+        if !tags.is_empty() {
+            suffix.push_str("\n\n");
+            suffix.push_str(&tags.join(" "));
+        }
+    }
+
     let fit = Fit {
         kind: TemplateKind::DingTalk,
         lang,
         tz: &tz,
         template: opts.template.as_deref(),
-        inline_links: opts.console_links && msg_type == MsgType::Markdown,
+        text: TextLinks {
+            links: opts.console_links && markdown,
+            actions: if markdown { &opts.actions } else { &[] },
+        },
         shrink: opts.shrink,
         max_bytes: opts.max_body_bytes,
         headline: &headline,
@@ -323,7 +396,7 @@ pub fn render(payload: &Payload, opts: &DingTalkOptions) -> Rendered<Value> {
     let (body, level) = fit.run(
         payload,
         |t| assemble(t, &suffix, keyword.as_deref()),
-        build,
+        |t| body_of(msg_type, &btns, t),
         &mut warnings,
     );
     Rendered {
@@ -357,7 +430,8 @@ fn health(h: &HealthEvent, opts: &DingTalkOptions) -> Rendered<Value> {
 /// is fitted into its byte limit: the template renders at the shrink level's budget and the
 /// next level is tried until the serialised body fits the target; still too large at the
 /// smallest budget, the template's text is cut (on a line or character boundary, with a
-/// marker) and what `assemble` appends (mentions, keyword) is kept whole.
+/// marker); the lines from its first action link on and what `assemble` appends (mentions,
+/// keyword) are kept whole.
 pub(crate) struct Fit<'a> {
     /// Which template (and escaping).
     pub kind: TemplateKind,
@@ -367,8 +441,8 @@ pub(crate) struct Fit<'a> {
     pub tz: &'a str,
     /// A custom template text.
     pub template: Option<&'a str>,
-    /// Whether the text carries the links.
-    pub inline_links: bool,
+    /// Which links the text carries.
+    pub text: TextLinks<'a>,
     /// First shrink level (see [`DingTalkOptions::shrink`]).
     pub shrink: u8,
     /// The body limit in bytes.
@@ -398,7 +472,7 @@ impl Fit<'_> {
                 self.tz,
                 &LEVELS[level as usize],
                 self.kind,
-                self.inline_links,
+                self.text,
                 level,
             );
             body_text = engine.render(&ctx, self.headline, warnings);
@@ -419,8 +493,31 @@ impl Fit<'_> {
             Lang::En => "\n\n… (truncated)",
             Lang::Zh => "\n\n…（已截断）",
         };
-        let cut = truncate_json(body_text.trim_end(), room, marker);
+        let text = body_text.trim_end();
+        // The action links are what a responder needs most: cut before them, not through them
+        // (unless they would take more than half of the room).
+        let sep = "\n\n";
+        let cut = match self.actions_start(payload, text) {
+            Some(at) if json_len(&text[at..]) + json_len(sep) <= room / 2 => {
+                let tail = &text[at..];
+                let head = text[..at].trim_end();
+                let room = room - json_len(tail) - json_len(sep);
+                format!("{}{sep}{tail}", truncate_json(head, room, marker))
+            }
+            _ => truncate_json(text, room, marker),
+        };
         (build(&assemble(&cut)), level)
+    }
+
+    /// Where the line with the first action link in `text` starts, if the text carries one.
+    /// Untrusted text cannot hold one of these URLs: its `://` is always defanged.
+    fn actions_start(&self, payload: &Payload, text: &str) -> Option<usize> {
+        let max = view::MAX_ACTION_BUTTONS;
+        let at = view::action_links(payload, self.text.actions, self.lang, max)
+            .iter()
+            .filter_map(|(_, _, url)| text.find(&view::url_for(url, self.kind)))
+            .min()?;
+        Some(text[..at].rfind('\n').map_or(0, |nl| nl + 1))
     }
 }
 
@@ -438,10 +535,141 @@ pub(crate) fn assemble(body: &str, suffix: &str, keyword: Option<&str>) -> Strin
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::finding::Domain;
-    use crate::render::sample_event;
+    use crate::render::sample::{
+        assert_no_failing_actions, huge_event, langs_and_links, sample_actions, test_actions,
+    };
+    use crate::render::{action_label, sample_digest, sample_event};
+
+    /// The markdown line the built-in template ends an event with, given the sample actions.
+    pub(crate) fn actions_line(lang: Lang) -> String {
+        let urls: Vec<String> = sample_actions().into_iter().map(|a| a.url).collect();
+        match lang {
+            Lang::En => format!(
+                "**Actions**: [Ignore…]({}) · [Mark handled…]({})",
+                urls[0], urls[1]
+            ),
+            Lang::Zh => format!(
+                "**操作**：[忽略…]({}) · [标记为已处理…]({})",
+                urls[0], urls[1]
+            ),
+        }
+    }
+
+    #[test]
+    fn actions_end_the_markdown_and_lead_the_card_buttons() {
+        let p: Payload = sample_event(Domain::Vulnerabilities).into();
+        for (lang, console_links) in langs_and_links() {
+            let opts = DingTalkOptions {
+                lang,
+                console_links,
+                actions: test_actions(),
+                ..Default::default()
+            };
+            let md = render(&p, &opts);
+            let text = md.body["markdown"]["text"].as_str().unwrap();
+            assert!(text.ends_with(&actions_line(lang)), "{text}");
+            assert_eq!(text.contains("](https://yundun"), console_links, "{text}");
+            assert_no_failing_actions(&md.body.to_string());
+            let card = render(
+                &p,
+                &DingTalkOptions {
+                    msg_type: MsgType::ActionCard,
+                    ..opts
+                },
+            );
+            assert!(card.warnings.is_empty(), "{:?}", card.warnings);
+            let btns = card.body["actionCard"]["btns"].as_array().unwrap();
+            let want: Vec<(String, String)> = sample_actions()
+                .into_iter()
+                .map(|a| (action_label(&a.action, lang).to_string(), a.url))
+                .collect();
+            for (b, (label, url)) in btns.iter().zip(&want) {
+                assert_eq!((&b["title"], &b["actionURL"]), (&json!(label), &json!(url)));
+            }
+            assert_eq!(btns.len(), if console_links { MAX_BUTTONS } else { 2 });
+            let text = card.body["actionCard"]["text"].as_str().unwrap();
+            assert!(!text.contains("sasrelay.example.com"), "{text}");
+            assert_no_failing_actions(&card.body.to_string());
+        }
+    }
+
+    #[test]
+    fn digests_get_no_actions() {
+        let p: Payload = sample_digest().into();
+        for msg_type in [MsgType::Markdown, MsgType::ActionCard] {
+            let opts = DingTalkOptions {
+                msg_type,
+                actions: test_actions(),
+                ..Default::default()
+            };
+            let body = render(&p, &opts).body.to_string();
+            assert!(!body.contains("sasrelay.example.com"), "{body}");
+        }
+    }
+
+    #[test]
+    fn actions_keep_the_body_within_its_limit() {
+        let big: Payload = huge_event(Domain::Alerts).into();
+        for msg_type in [MsgType::Markdown, MsgType::ActionCard] {
+            for (max, shrink) in [
+                (MAX_BODY_BYTES, 0),
+                (MAX_BODY_BYTES, 4),
+                (4_000, 0),
+                (2_000, 1),
+            ] {
+                let opts = DingTalkOptions {
+                    msg_type,
+                    max_body_bytes: max,
+                    shrink,
+                    actions: test_actions(),
+                    ..Default::default()
+                };
+                let r = render(&big, &opts);
+                assert!(
+                    encoded_len(&r.body) <= target(max, shrink),
+                    "{msg_type:?} {max}"
+                );
+                assert!(r.body.to_string().contains(&sample_actions()[1].url));
+            }
+        }
+        // Buttons too large for the body are left out whole (links first), never cut.
+        let long = |action: &str| ActionButton {
+            action: action.into(),
+            url: format!(
+                "https://sasrelay.example.com/act/{action}?t={}",
+                "t".repeat(2900)
+            ),
+        };
+        let actions: Vec<ActionButton> = ["ignore", "handled", "whitelist", "verify", "fix"]
+            .into_iter()
+            .map(long)
+            .collect();
+        let p: Payload = sample_event(Domain::Vulnerabilities).into();
+        for shrink in [0, 1, 4] {
+            let opts = DingTalkOptions {
+                msg_type: MsgType::ActionCard,
+                shrink,
+                actions: actions.clone(),
+                ..Default::default()
+            };
+            let r = render(&p, &opts);
+            assert!(encoded_len(&r.body) <= target(MAX_BODY_BYTES, shrink));
+            assert!(r.warnings.iter().any(|w| w.contains("buttons left out")));
+            if shrink == 4 {
+                // Not even one fits in half of 5,000 bytes: a markdown message instead.
+                assert_eq!(r.body["msgtype"], "markdown");
+                continue;
+            }
+            let btns = r.body["actionCard"]["btns"].as_array().unwrap();
+            assert!(!btns.is_empty() && btns.len() < 5, "{}", btns.len());
+            for (b, a) in btns.iter().zip(&actions) {
+                assert_eq!(b["actionURL"], json!(a.url));
+            }
+        }
+    }
 
     #[test]
     fn targets_shrink_with_the_setting() {

@@ -7,12 +7,19 @@
 //! as `Bcc:`. Recipients come from configuration only; nothing here produces one. The HTML part
 //! is a complete small document with inline styles; both parts stay under `max_body_bytes`.
 //!
+//! Action buttons ([`EmailOptions::actions`], one event only) are placed by the templates after
+//! the links: `Ignore…: https://…` lines under "Actions" in the text part, `<a href="…">`
+//! links (the URL attribute-escaped) in the HTML part.
+//!
 //! A meta-event ([`crate::event::HealthEvent`]) is a plain mail: its headline as the subject,
 //! its lines as the text part and as paragraphs of the HTML part, no template.
 
 use super::engine::Engine;
-use super::view;
-use super::{Budget, Lang, MAX_SHRINK, Rendered, TemplateKind, escape, is_body_char, zone_or_utc};
+use super::view::{self, TextLinks};
+use super::{
+    ActionButton, Budget, Lang, MAX_SHRINK, Rendered, TemplateKind, escape, is_body_char,
+    zone_or_utc,
+};
 use crate::event::{HealthEvent, Payload};
 use crate::text::truncate_bytes;
 
@@ -34,6 +41,8 @@ pub struct EmailOptions {
     pub text_template: Option<String>,
     /// A custom HTML-part template (a whole document).
     pub html_template: Option<String>,
+    /// Action links for one event; ignored for digests and meta-events.
+    pub actions: Vec<ActionButton>,
     /// Start smaller: 0 = full, up to [`MAX_SHRINK`].
     pub shrink: u8,
     /// Subject cap in characters.
@@ -50,6 +59,7 @@ impl Default for EmailOptions {
             subject_template: None,
             text_template: None,
             html_template: None,
+            actions: Vec::new(),
             shrink: 0,
             max_subject_chars: MAX_SUBJECT_CHARS,
             max_body_bytes: MAX_BODY_BYTES,
@@ -149,7 +159,10 @@ pub fn render(payload: &Payload, opts: &EmailOptions) -> Rendered<RenderedEmail>
         &tz,
         &LEVELS[MAX_SHRINK as usize],
         TemplateKind::EmailSubject,
-        true,
+        TextLinks {
+            links: true,
+            actions: &[],
+        },
         MAX_SHRINK,
     );
     let max_subject = opts.max_subject_chars.max(16);
@@ -176,10 +189,14 @@ pub fn render(payload: &Payload, opts: &EmailOptions) -> Rendered<RenderedEmail>
     let max = opts.max_body_bytes.max(4096);
     let mut level = opts.shrink.min(MAX_SHRINK);
     let mut dropped_custom = false;
+    let links = TextLinks {
+        links: true,
+        actions: &opts.actions,
+    };
     let (text, html) = loop {
         let b = &LEVELS[level as usize];
-        let tctx = view::context(payload, lang, &tz, b, TemplateKind::EmailText, true, level);
-        let hctx = view::context(payload, lang, &tz, b, TemplateKind::EmailHtml, true, level);
+        let tctx = view::context(payload, lang, &tz, b, TemplateKind::EmailText, links, level);
+        let hctx = view::context(payload, lang, &tz, b, TemplateKind::EmailHtml, links, level);
         let text = clean_body(&text_engine.render(&tctx, &headline, &mut warnings));
         let html = clean_body(&html_engine.render(&hctx, &headline, &mut warnings));
         if text.len() <= max && html.len() <= max {
@@ -222,7 +239,74 @@ pub fn render(payload: &Payload, opts: &EmailOptions) -> Rendered<RenderedEmail>
 mod tests {
     use super::*;
     use crate::finding::Domain;
-    use crate::render::sample_event;
+    use crate::render::sample::{
+        assert_no_failing_actions, huge_event, sample_actions, test_actions,
+    };
+    use crate::render::{sample_digest, sample_event};
+
+    #[test]
+    fn actions_follow_the_links_in_both_parts() {
+        let urls: Vec<String> = sample_actions().into_iter().map(|a| a.url).collect();
+        let html_url = |u: &String| u.replace('&', "&amp;");
+        let link = |u: &String, label: &str| {
+            format!(
+                "<a href=\"{}\" style=\"color:#0a66c2;\">{label}</a>",
+                html_url(u)
+            )
+        };
+        let p: Payload = sample_event(Domain::Vulnerabilities).into();
+        for (lang, text, html) in [
+            (
+                Lang::En,
+                format!(
+                    "\n\nActions\n  Ignore…: {}\n  Mark handled…: {}\n\n-- \n",
+                    urls[0], urls[1]
+                ),
+                format!(
+                    "Actions: {} · {}</p>",
+                    link(&urls[0], "Ignore…"),
+                    link(&urls[1], "Mark handled…")
+                ),
+            ),
+            (
+                Lang::Zh,
+                format!(
+                    "\n\n操作\n  忽略…：{}\n  标记为已处理…：{}\n\n-- \n",
+                    urls[0], urls[1]
+                ),
+                format!(
+                    "操作：{} · {}</p>",
+                    link(&urls[0], "忽略…"),
+                    link(&urls[1], "标记为已处理…")
+                ),
+            ),
+        ] {
+            let opts = EmailOptions {
+                lang,
+                actions: test_actions(),
+                ..Default::default()
+            };
+            let m = render(&p, &opts).body;
+            assert!(m.text.contains(&text), "{}", m.text);
+            assert!(m.html.contains(&html), "{}", m.html);
+            assert!(!m.subject.contains("sasrelay.example.com"));
+            assert_no_failing_actions(&format!("{}{}", m.text, m.html));
+        }
+        let opts = EmailOptions {
+            actions: test_actions(),
+            ..Default::default()
+        };
+        let d = render(&sample_digest().into(), &opts).body;
+        assert!(!format!("{}{}", d.text, d.html).contains("sasrelay.example.com"));
+        let small = EmailOptions {
+            max_body_bytes: 50_000,
+            ..opts
+        };
+        let r = render(&huge_event(Domain::Alerts).into(), &small);
+        let m = r.body;
+        assert!(r.level > 0 && m.text.len() <= 50_000 && m.html.len() <= 50_000);
+        assert!(m.text.contains(&urls[1]) && m.html.contains(&html_url(&urls[1])));
+    }
 
     #[test]
     fn subject_is_one_capped_line() {

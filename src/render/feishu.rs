@@ -17,19 +17,23 @@
 //!
 //! The headline is the header (`plain_text`, not parsed by Feishu); the template's text
 //! ([`TemplateKind::Feishu`], escaped by [`escape::feishu`]) is one `lark_md` block; the
-//! finding's links are buttons (only sasrelay's URLs, re-checked). Mentions come from the
-//! options only and are written after the template's text as `<at id=…></at>` (`<at id=all></at>`
-//! for everyone); untrusted `<` `>` `@` are full-width, so no other tag can mention anyone. A
-//! configured keyword is put in the header and the text unless they already contain it.
+//! finding's links are buttons (only sasrelay's URLs, re-checked), after the action buttons
+//! ([`FeishuOptions::actions`], one event only, shown whatever `console_links` says). Mentions
+//! come from the options only and are written after the template's text as `<at id=…></at>`
+//! (`<at id=all></at>` for everyone); untrusted `<` `>` `@` are full-width, so no other tag
+//! can mention anyone. A configured keyword is put in the header and the text unless they
+//! already contain it.
 //!
 //! A meta-event ([`crate::event::HealthEvent`]) is a `text` message instead:
 //! `{"msg_type":"text","content":{"text":"<keyword> [sasrelay] FIRING: …\n…\n<at user_id=\"ou_…\"></at>"}}`.
 
 use serde_json::{Value, json};
 
-use super::dingtalk::{Fit, MAX_BUTTONS, assemble, link_buttons, valid_entries};
-use super::view::{self, max_severity};
-use super::{Lang, Rendered, TemplateKind, escape, zone_or_utc};
+use super::dingtalk::{
+    Fit, MAX_BUTTONS, assemble, buttons, encoded_len, fit_buttons, target, valid_entries,
+};
+use super::view::{self, TextLinks, max_severity};
+use super::{ActionButton, Lang, Rendered, TemplateKind, escape, zone_or_utc};
 use crate::event::{EventKind, HealthEvent, Payload};
 use crate::finding::Severity;
 use crate::text::clip;
@@ -56,6 +60,9 @@ pub struct FeishuOptions {
     pub template: Option<String>,
     /// Whether to add the finding's links as buttons.
     pub console_links: bool,
+    /// Action buttons for one event (before the link buttons), whatever `console_links` says;
+    /// ignored for digests and meta-events.
+    pub actions: Vec<ActionButton>,
     /// Start smaller: 0 = full; as [`DingTalkOptions::shrink`](super::dingtalk::DingTalkOptions::shrink).
     pub shrink: u8,
     /// Body limit in bytes ([`MAX_BODY_BYTES`], less the signature when signing).
@@ -72,6 +79,7 @@ impl Default for FeishuOptions {
             keyword: None,
             template: None,
             console_links: true,
+            actions: Vec::new(),
             shrink: 0,
             max_body_bytes: MAX_BODY_BYTES,
         }
@@ -155,36 +163,43 @@ pub fn render(payload: &Payload, opts: &FeishuOptions) -> Rendered<Value> {
         max_severity(payload),
         Some(Severity::Critical | Severity::High)
     ) && colour != "green";
-    let buttons: Vec<Value> = if opts.console_links {
-        link_buttons(payload, lang, MAX_BUTTONS)
-            .into_iter()
-            .enumerate()
-            .map(|(i, (label, url))| {
-                let kind = match (i, danger) {
-                    (0, true) => "danger",
-                    (0, false) => "primary",
-                    _ => "default",
-                };
-                json!({
-                    "tag": "button",
-                    "type": kind,
-                    "text": {"tag": "plain_text", "content": escape::feishu_plain(&label)},
-                    "url": url,
-                })
-            })
-            .collect()
-    } else {
-        Vec::new()
+    // Action buttons plain (`default`); the first link button carries the severity.
+    let (acts, links) = buttons(
+        payload,
+        &opts.actions,
+        lang,
+        opts.console_links,
+        MAX_BUTTONS,
+    );
+    let button = |kind: &str, label: &str, url: String| {
+        json!({
+            "tag": "button",
+            "type": kind,
+            "text": {"tag": "plain_text", "content": escape::feishu_plain(label)},
+            "url": url,
+        })
     };
+    let mut btns: Vec<Value> = acts
+        .into_iter()
+        .map(|(label, url)| button("default", &label, url))
+        .collect();
+    btns.extend(links.into_iter().enumerate().map(|(i, (label, url))| {
+        let kind = match (i, danger) {
+            (0, true) => "danger",
+            (0, false) => "primary",
+            _ => "default",
+        };
+        button(kind, &label, url)
+    }));
     let note = format!(
         "sasrelay · {}",
         escape::feishu_plain(&clip(payload.id(), 80))
     );
 
-    let build = |text: &str| -> Value {
+    let card = |btns: &[Value], text: &str| -> Value {
         let mut elements = vec![json!({"tag": "div", "text": {"tag": "lark_md", "content": text}})];
-        if !buttons.is_empty() {
-            elements.push(json!({"tag": "action", "actions": buttons}));
+        if !btns.is_empty() {
+            elements.push(json!({"tag": "action", "actions": btns}));
         }
         elements.push(json!({"tag": "note", "elements": [{"tag": "plain_text", "content": note}]}));
         json!({
@@ -196,12 +211,19 @@ pub fn render(payload: &Payload, opts: &FeishuOptions) -> Rendered<Value> {
             },
         })
     };
+    let bare = assemble("", &suffix, keyword.as_deref());
+    fit_buttons(
+        &mut btns,
+        target(opts.max_body_bytes, opts.shrink),
+        |b| encoded_len(&card(b, &bare)),
+        &mut warnings,
+    );
     let fit = Fit {
         kind: TemplateKind::Feishu,
         lang,
         tz: &tz,
         template: opts.template.as_deref(),
-        inline_links: false,
+        text: TextLinks::default(),
         shrink: opts.shrink,
         max_bytes: opts.max_body_bytes,
         headline: &headline,
@@ -209,7 +231,7 @@ pub fn render(payload: &Payload, opts: &FeishuOptions) -> Rendered<Value> {
     let (body, level) = fit.run(
         payload,
         |t| assemble(t, &suffix, keyword.as_deref()),
-        build,
+        |t| card(&btns, t),
         &mut warnings,
     );
     Rendered {
@@ -257,8 +279,10 @@ pub fn card_text(body: &Value) -> &str {
 mod tests {
     use super::*;
     use crate::finding::Domain;
-    use crate::render::dingtalk::encoded_len;
-    use crate::render::{sample_digest, sample_event};
+    use crate::render::sample::{
+        assert_no_failing_actions, huge_event, langs_and_links, sample_actions, test_actions,
+    };
+    use crate::render::{action_label, sample_digest, sample_event};
 
     #[test]
     fn header_colour_follows_severity_and_resolution() {
@@ -304,6 +328,65 @@ mod tests {
             "{actions}"
         );
         assert!(encoded_len(&r.body) <= MAX_BODY_BYTES);
+    }
+
+    fn buttons_of(body: &Value) -> &[Value] {
+        let elements = body["card"]["elements"].as_array().unwrap();
+        let action = elements.iter().find(|e| e["tag"] == "action");
+        action.map_or(&[], |a| a["actions"].as_array().unwrap())
+    }
+
+    #[test]
+    fn action_buttons_come_before_the_link_buttons() {
+        let p: Payload = sample_event(Domain::Alerts).into();
+        for (lang, console_links) in langs_and_links() {
+            let opts = FeishuOptions {
+                lang,
+                console_links,
+                actions: test_actions(),
+                ..Default::default()
+            };
+            let r = render(&p, &opts);
+            let btns = buttons_of(&r.body);
+            for (b, a) in btns.iter().zip(sample_actions()) {
+                assert_eq!(b["text"]["content"], action_label(&a.action, lang));
+                assert_eq!(b["url"], a.url.as_str());
+                assert_eq!(b["type"], "default");
+            }
+            assert_eq!(btns.len(), if console_links { MAX_BUTTONS } else { 2 });
+            if console_links {
+                // The first link button still carries the severity.
+                assert_eq!(btns[2]["type"], "danger");
+            }
+            assert!(!card_text(&r.body).contains("sasrelay.example.com"));
+            assert_no_failing_actions(&r.body.to_string());
+        }
+        let d = render(
+            &sample_digest().into(),
+            &FeishuOptions {
+                actions: test_actions(),
+                ..Default::default()
+            },
+        );
+        assert!(!d.body.to_string().contains("sasrelay.example.com"));
+    }
+
+    #[test]
+    fn actions_keep_the_card_within_its_limit() {
+        let big: Payload = huge_event(Domain::Alerts).into();
+        for max in [MAX_BODY_BYTES, 3000, 1500] {
+            let opts = FeishuOptions {
+                max_body_bytes: max,
+                actions: test_actions(),
+                ..Default::default()
+            };
+            let r = render(&big, &opts);
+            assert!(encoded_len(&r.body) <= max, "{max}");
+            assert_eq!(
+                buttons_of(&r.body)[0]["url"],
+                sample_actions()[0].url.as_str()
+            );
+        }
     }
 
     #[test]

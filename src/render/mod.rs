@@ -20,8 +20,9 @@
 //!    `at.atMobiles`; Slack: `<@U…>` / `<!here>`); the `@` of untrusted text is always made a
 //!    look-alike (`＠`), so it cannot name anyone either.
 //! 3. **Only sasrelay's links are links.** Button and inline-link URLs come from
-//!    [`Finding::links`](crate::finding::Finding::links), are re-checked ([`checked_url`]) and
-//!    inserted as safe values; URLs inside untrusted text are defanged (`https:／／…`).
+//!    [`Finding::links`](crate::finding::Finding::links) and, for one event, from the sink's
+//!    [`ActionButton`]s; they are re-checked ([`checked_url`]) and inserted as safe values;
+//!    URLs inside untrusted text are defanged (`https:／／…`).
 //!
 //! ## Templates
 //!
@@ -47,6 +48,7 @@
 //! | `event` | object \| none | the event, when the payload is one event (below) |
 //! | `digest` | object \| none | the digest, when the payload is a digest (below) |
 //! | `inline_links` | bool | whether the text should carry the links (false when buttons do) |
+//! | `actions` | list | action links the text should carry: `[{action,label,url}]` (below) |
 //! | `level` | number | shrink level (0 = full) |
 //!
 //! `event`: `id kind kind_label domain domain_label noun source region observed_at resolution
@@ -56,6 +58,12 @@
 //!
 //! `digest`: `id route group[{key,value}] created_at headline count more events[…]
 //! counts{severity[{severity,label,count}],kind[{kind,label,count}],domain[{domain,label,count}]}`.
+//!
+//! `actions`: the payload's [`ActionButton`]s whose URL passes [`checked_url`] (at most 5), each
+//! `{action, label, url}` (`ignore`, `Ignore…`, the URL encoded like `links`' URLs). Only for one
+//! event with a finding, and only where the text carries them: empty for digests and
+//! meta-events, and where the output shows them as buttons (Slack, Feishu, DingTalk action
+//! cards).
 //!
 //! Times (`observed_at`, `first_seen`, `last_seen`, `created_at`) are RFC 3339 UTC strings;
 //! print them with `|localtime`. Untrusted strings arrive clipped to the current budget
@@ -101,13 +109,35 @@ pub use sample::{sample_digest, sample_event, sample_summary};
 pub use view::checked_url;
 
 /// A link to sasrelay's action page for one action on the payload's finding (built and signed
-/// by the sink; the renderer only places it, after the same `checked_url` check as other links).
+/// by the sink; the renderer only places it, after the same [`checked_url`] check as other
+/// links). Placed for a [`Payload::Event`] with a finding only, never for digests or
+/// meta-events.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActionButton {
     /// The action's name: `ignore`, `handled`, `whitelist`, `verify`, `fix` (labels come from it).
     pub action: String,
     /// The page's URL (https or http; carries a token).
     pub url: String,
+}
+
+/// The label of an action button, e.g. "Ignore…" / "忽略…", "Mark handled…" / "标记为已处理…",
+/// "Whitelist…" / "加白名单…", "Verify fix…" / "验证修复…", "Fix…" / "修复…"; unknown names →
+/// "Act…" / "处理…". The ellipsis says the page asks before it acts.
+pub fn action_label(action: &str, lang: Lang) -> &'static str {
+    match (lang, action) {
+        (Lang::En, "ignore") => "Ignore…",
+        (Lang::En, "handled") => "Mark handled…",
+        (Lang::En, "whitelist") => "Whitelist…",
+        (Lang::En, "verify") => "Verify fix…",
+        (Lang::En, "fix") => "Fix…",
+        (Lang::En, _) => "Act…",
+        (Lang::Zh, "ignore") => "忽略…",
+        (Lang::Zh, "handled") => "标记为已处理…",
+        (Lang::Zh, "whitelist") => "加白名单…",
+        (Lang::Zh, "verify") => "验证修复…",
+        (Lang::Zh, "fix") => "修复…",
+        (Lang::Zh, _) => "处理…",
+    }
 }
 
 /// Highest meaningful shrink level: beyond it only size targets shrink further.
@@ -254,8 +284,9 @@ pub(crate) fn zone_or_utc(zone: &str, warnings: &mut Vec<String>) -> String {
 }
 
 /// Checks a custom template for `sasrelay check`: compiles it and renders it against sample
-/// payloads (a summary, a finding of each domain, a digest; in both languages and at the
-/// fullest and the smallest budget). The error names the sample and the template line.
+/// payloads (a summary, a finding of each domain, a digest; with sample action links; in both
+/// languages and at the fullest and the smallest budget). The error names the sample and the
+/// template line.
 pub fn check_template(kind: TemplateKind, text: &str) -> Result<(), String> {
     let mut payloads: Vec<(String, Payload)> =
         vec![("summary".into(), sample_summary(Domain::Alerts).into())];
@@ -279,10 +310,15 @@ pub fn check_template(kind: TemplateKind, text: &str) -> Result<(), String> {
             list: 1,
         },
     ];
+    let actions = sample::sample_actions();
+    let links = view::TextLinks {
+        links: true,
+        actions: &actions,
+    };
     for (what, p) in &payloads {
         for lang in [Lang::En, Lang::Zh] {
             for (level, b) in budgets.iter().enumerate() {
-                let ctx = view::context(p, lang, "Asia/Shanghai", b, kind, true, level as u8);
+                let ctx = view::context(p, lang, "Asia/Shanghai", b, kind, links, level as u8);
                 engine::try_render(kind, text, &ctx)
                     .map_err(|e| format!("sample {what} ({}): {e}", lang.as_str()))?;
             }
@@ -302,6 +338,68 @@ mod tests {
                 check_template(kind, builtin_template(kind, lang))
                     .unwrap_or_else(|e| panic!("{} {}: {e}", kind.name(), lang.as_str()));
             }
+        }
+    }
+
+    #[test]
+    fn action_labels_follow_the_name_and_language() {
+        assert_eq!(action_label("ignore", Lang::En), "Ignore…");
+        assert_eq!(action_label("ignore", Lang::Zh), "忽略…");
+        assert_eq!(action_label("handled", Lang::En), "Mark handled…");
+        assert_eq!(action_label("handled", Lang::Zh), "标记为已处理…");
+        assert_eq!(action_label("whitelist", Lang::Zh), "加白名单…");
+        assert_eq!(action_label("verify", Lang::En), "Verify fix…");
+        assert_eq!(action_label("fix", Lang::Zh), "修复…");
+        assert_eq!(action_label("Ignore", Lang::En), "Act…");
+        assert_eq!(action_label("", Lang::Zh), "处理…");
+    }
+
+    #[test]
+    fn templates_see_the_checked_actions_of_one_event_only() {
+        let actions = sample::test_actions();
+        let links = view::TextLinks {
+            links: false,
+            actions: &actions,
+        };
+        let b = Budget {
+            items: 5,
+            details: 5,
+            field: 100,
+            desc: 100,
+            list: 5,
+        };
+        let tpl = "{% for a in actions %}{{ a.action }} {{ a.label }} {{ a.url }}\n{% endfor %}";
+        let render = |p: &Payload, kind| {
+            let ctx = view::context(p, Lang::En, "UTC", &b, kind, links, 0);
+            engine::try_render(kind, tpl, &ctx).unwrap()
+        };
+        let urls: Vec<String> = sample::sample_actions()
+            .into_iter()
+            .map(|a| a.url)
+            .collect();
+        let event: Payload = sample_event(Domain::Alerts).into();
+        // Bad URLs left out, each good one encoded for the output (`&` in an HTML attribute).
+        assert_eq!(
+            render(&event, TemplateKind::EmailHtml),
+            format!(
+                "ignore Ignore… {}\nhandled Mark handled… {}\n",
+                urls[0].replace('&', "&amp;"),
+                urls[1].replace('&', "&amp;")
+            )
+        );
+        assert_eq!(
+            render(&event, TemplateKind::WeCom),
+            format!(
+                "ignore Ignore… {}\nhandled Mark handled… {}\n",
+                urls[0], urls[1]
+            )
+        );
+        // Never for a digest or a summary (no finding).
+        for p in [
+            Payload::from(sample_digest()),
+            sample_summary(Domain::Alerts).into(),
+        ] {
+            assert_eq!(render(&p, TemplateKind::DingTalk), "");
         }
     }
 

@@ -211,6 +211,20 @@ pub fn sample_event(domain: Domain) -> Event {
     Event::about(EventKind::New, finding(domain), 0, "", None, at())
 }
 
+/// Action buttons as a sink would mint them for a sample event (`ignore`, `handled`), with
+/// tokens that look real; for [`check_template`](super::check_template) and tests.
+pub(crate) fn sample_actions() -> Vec<super::ActionButton> {
+    ["ignore", "handled"]
+        .into_iter()
+        .map(|action| super::ActionButton {
+            action: action.into(),
+            url: format!(
+                "https://sasrelay.example.com/act/{action}?t=v1.eyJmIjoiYWxlcnQ6OTE4MjczIn0.Qm9vbXNpZ25lZA&lang=en"
+            ),
+        })
+        .collect()
+}
+
 /// The first-start summary of `domain` for source `prod`.
 pub fn sample_summary(domain: Domain) -> Event {
     Event::summary("prod", domain, 42, "sample", at())
@@ -255,4 +269,65 @@ pub fn sample_digest() -> Digest {
         .collect();
     let group = BTreeMap::from([("cluster".to_string(), "c-prod".to_string())]);
     Digest::new("vulnerability-digest", group, events, at())
+}
+
+/// The sample actions with three that every renderer must leave out between and after them:
+/// a `javascript:` URL, one with a quote and angle brackets, and one over 3000 bytes.
+#[cfg(test)]
+pub(crate) fn test_actions() -> Vec<super::ActionButton> {
+    let act = |action: &str, url: String| super::ActionButton {
+        action: action.into(),
+        url,
+    };
+    let mut v = sample_actions();
+    v.insert(1, act("fix", "javascript:alert(1)".into()));
+    v.push(act(
+        "verify",
+        "https://sasrelay.example.com/act\"><script>".into(),
+    ));
+    v.push(act(
+        "whitelist",
+        format!("https://sasrelay.example.com/act/w?t={}", "Q".repeat(3000)),
+    ));
+    v
+}
+
+/// A sample finding of `domain` whose title, description and 200 detail rows are each 2,000
+/// CJK characters, to push every output to its size limit.
+#[cfg(test)]
+pub(crate) fn huge_event(domain: Domain) -> Event {
+    let mut e = sample_event(domain);
+    let s = "异".repeat(2000);
+    if let Some(f) = e.finding.as_mut() {
+        f.title = s.clone();
+        f.description = s.clone();
+        f.details = (0..200).map(|i| detail(&format!("Row {i}"), &s)).collect();
+    }
+    e
+}
+
+/// Asserts that a rendering shows none of [`test_actions`]' failing actions: neither their
+/// URLs (whole or cut) nor their labels.
+#[cfg(test)]
+pub(crate) fn assert_no_failing_actions(rendered: &str) {
+    for bad in [
+        "javascript",
+        "script>",
+        "QQQQ",
+        "Fix…",
+        "Verify fix…",
+        "修复…",
+        "Whitelist…",
+        "加白名单…",
+    ] {
+        assert!(!rendered.contains(bad), "{bad} in {rendered}");
+    }
+}
+
+/// Each language, with the finding's links and without: what the action tests run under.
+#[cfg(test)]
+pub(crate) fn langs_and_links() -> impl Iterator<Item = (super::Lang, bool)> {
+    [super::Lang::En, super::Lang::Zh]
+        .into_iter()
+        .flat_map(|lang| [(lang, true), (lang, false)])
 }

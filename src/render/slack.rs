@@ -4,8 +4,10 @@
 //! Blocks: a `header` (plain_text, the severity emoji and the headline), a section with the
 //! configured mentions, a `context` line (severity, event, source, time), a section of
 //! `fields` (cluster, namespace, pod, image, host, …), the template's mrkdwn body split into
-//! sections at line ends, and an `actions` block of link buttons. With `colour_bar` the blocks
-//! go into one legacy attachment whose `color` is the severity's.
+//! sections at line ends, and an `actions` block of buttons: the action buttons
+//! ([`SlackOptions::actions`], one event only; `action_id` `sasrelay_act_{i}`), then the link
+//! buttons (`sasrelay_link_{i}`) in the room left. With `colour_bar` the blocks go into one
+//! legacy attachment whose `color` is the severity's.
 //!
 //! Limits (the ones slack_sdk's validators enforce; [`check_limits`] checks them): ≤ 50 blocks,
 //! header ≤ 150 characters, section text ≤ 3000, ≤ 10 fields of ≤ 2000, ≤ 10 context elements,
@@ -17,11 +19,11 @@
 
 use serde_json::{Value, json};
 
+use super::dingtalk::{self, Button};
 use super::engine::{Engine, localtime, severity_color, severity_emoji};
-use super::view::{self, context_fields, link_label, links};
-use super::{Budget, Lang, MAX_SHRINK, Rendered, TemplateKind, escape, zone_or_utc};
+use super::view::{self, TextLinks, context_fields};
+use super::{ActionButton, Budget, Lang, MAX_SHRINK, Rendered, TemplateKind, escape, zone_or_utc};
 use crate::event::{Event, HealthEvent, Payload};
-use crate::finding::LinkKind;
 use crate::text::{clip, truncate_chars};
 
 /// Most blocks in a message.
@@ -46,7 +48,7 @@ pub const MAX_URL: usize = 3000;
 pub const MAX_ID: usize = 255;
 /// Most characters of the fallback `text` (Slack advises ≤ 4000).
 pub const MAX_TEXT: usize = 3000;
-/// Most link buttons placed.
+/// Most buttons placed (action buttons first, link buttons in the room left).
 pub const MAX_BUTTONS: usize = 5;
 
 /// How to render for one Slack destination.
@@ -66,6 +68,9 @@ pub struct SlackOptions {
     pub colour_bar: bool,
     /// Add link buttons (console, CVE page, alert detail, cluster).
     pub buttons: bool,
+    /// Action buttons for one event (before the link buttons), whatever `buttons` says;
+    /// ignored for digests and meta-events.
+    pub actions: Vec<ActionButton>,
     /// Start smaller: 0 = full, up to [`MAX_SHRINK`].
     pub shrink: u8,
 }
@@ -79,6 +84,7 @@ impl Default for SlackOptions {
             template: None,
             colour_bar: false,
             buttons: true,
+            actions: Vec::new(),
             shrink: 0,
         }
     }
@@ -246,45 +252,27 @@ fn context_elements(parts: Vec<String>) -> Vec<Value> {
         .collect()
 }
 
-fn buttons(p: &Payload, lang: Lang) -> Vec<Value> {
-    let digest = matches!(p, Payload::Digest(_));
-    let mut seen: Vec<(LinkKind, String, String)> = Vec::new();
-    for e in p.events() {
-        if let Some(f) = &e.finding {
-            for l in links(f, 16) {
-                let wanted = !digest || matches!(l.0, LinkKind::Console | LinkKind::Cluster);
-                if wanted && !seen.iter().any(|s| s.2 == l.2) {
-                    seen.push(l);
-                }
-            }
-        }
-        if seen.len() >= 16 {
-            break;
-        }
-    }
-    seen.sort_by_key(|l| match l.0 {
-        LinkKind::Asset => 0,
-        LinkKind::Cve => 1,
-        LinkKind::Report => 2,
-        LinkKind::Console => 3,
-        LinkKind::Cluster => 4,
-    });
-    seen.into_iter()
-        .filter(|l| l.2.chars().count() <= MAX_URL)
-        .take(if digest { 2 } else { MAX_BUTTONS })
-        .enumerate()
-        .map(|(i, (k, label, url))| {
-            json!({
-                "type": "button",
-                "text": {
-                    "type": "plain_text",
-                    "text": truncate_chars(&escape::slack_plain(&link_label(k, &label, lang)), MAX_BUTTON_TEXT),
-                    "emoji": true
-                },
-                "url": url,
-                "action_id": format!("sasrelay_link_{i}"),
-            })
+/// The `actions` block's elements: the action buttons, then (when `links`) the link buttons,
+/// [`MAX_BUTTONS`] in all. A URL over [`MAX_URL`] is left out, never cut.
+fn buttons(p: &Payload, actions: &[ActionButton], lang: Lang, links: bool) -> Vec<Value> {
+    let (acts, links) = dingtalk::buttons(p, actions, lang, links, MAX_BUTTONS);
+    let button = |id: String, label: &str, url: String| {
+        json!({
+            "type": "button",
+            "text": {
+                "type": "plain_text",
+                "text": truncate_chars(&escape::slack_plain(label), MAX_BUTTON_TEXT),
+                "emoji": true
+            },
+            "url": url,
+            "action_id": id,
         })
+    };
+    let fits = |(_, url): &Button| url.chars().count() <= MAX_URL;
+    let acts = acts.into_iter().filter(fits).enumerate();
+    let links = links.into_iter().filter(fits).enumerate();
+    acts.map(|(i, (label, url))| button(format!("sasrelay_act_{i}"), &label, url))
+        .chain(links.map(|(i, (label, url))| button(format!("sasrelay_link_{i}"), &label, url)))
         .collect()
 }
 
@@ -421,11 +409,7 @@ pub fn render(payload: &Payload, opts: &SlackOptions) -> Rendered<Value> {
         lang,
         &tz,
     );
-    let btns = if opts.buttons {
-        buttons(payload, lang)
-    } else {
-        Vec::new()
-    };
+    let btns = buttons(payload, &opts.actions, lang, opts.buttons);
 
     let mut engine = Engine::new(
         TemplateKind::Slack,
@@ -443,7 +427,7 @@ pub fn render(payload: &Payload, opts: &SlackOptions) -> Rendered<Value> {
             &tz,
             &budget,
             TemplateKind::Slack,
-            false,
+            TextLinks::default(),
             level,
         );
         let body = engine.render(&ctx, &headline, &mut warnings);
@@ -608,6 +592,66 @@ pub fn check_limits(body: &Value) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::finding::Domain;
+    use crate::render::sample::{
+        assert_no_failing_actions, huge_event, sample_actions, test_actions,
+    };
+    use crate::render::{sample_digest, sample_event};
+
+    fn elements(body: &Value) -> &[Value] {
+        let blocks = body["blocks"].as_array().unwrap();
+        let actions = blocks.iter().find(|b| b["type"] == "actions");
+        actions.map_or(&[], |b| b["elements"].as_array().unwrap())
+    }
+
+    #[test]
+    fn action_buttons_come_first_for_one_event_only() {
+        let urls: Vec<String> = sample_actions().into_iter().map(|a| a.url).collect();
+        let p: Payload = sample_event(Domain::Alerts).into();
+        for (lang, labels) in [
+            (Lang::En, ["Ignore…", "Mark handled…"]),
+            (Lang::Zh, ["忽略…", "标记为已处理…"]),
+        ] {
+            for links in [true, false] {
+                let opts = SlackOptions {
+                    lang,
+                    buttons: links,
+                    actions: test_actions(),
+                    ..Default::default()
+                };
+                let r = render(&p, &opts);
+                check_limits(&r.body).unwrap();
+                let els = elements(&r.body);
+                for i in 0..2 {
+                    assert_eq!(els[i]["text"]["text"], labels[i]);
+                    assert_eq!(els[i]["url"], urls[i].as_str());
+                    assert_eq!(els[i]["action_id"], format!("sasrelay_act_{i}"));
+                    assert!(els[i].get("style").is_none());
+                }
+                // Link buttons give way: MAX_BUTTONS in all.
+                assert_eq!(els.len(), if links { MAX_BUTTONS } else { 2 });
+                if links {
+                    assert_eq!(els[2]["action_id"], "sasrelay_link_0");
+                }
+                // The failing URLs (and the one over MAX_URL) are left out, not cut.
+                assert_no_failing_actions(&r.body.to_string());
+            }
+        }
+        // A digest shows none, even when given some.
+        let d: Payload = sample_digest().into();
+        let opts = SlackOptions {
+            actions: test_actions(),
+            ..Default::default()
+        };
+        let r = render(&d, &opts);
+        assert!(!r.body.to_string().contains("sasrelay.example.com"));
+        assert!(elements(&r.body).len() <= 2);
+        // With the body at its limits the buttons stay, within Block Kit's.
+        let r = render(&huge_event(Domain::Vulnerabilities).into(), &opts);
+        check_limits(&r.body).unwrap();
+        assert_eq!(elements(&r.body)[1]["url"], urls[1].as_str());
+        assert!(r.level > 0);
+    }
 
     #[test]
     fn mentions_from_config() {

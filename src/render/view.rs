@@ -11,7 +11,7 @@ use minijinja::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{Budget, Lang, TemplateKind};
+use super::{ActionButton, Budget, Lang, TemplateKind, action_label};
 use crate::event::{Digest, Event, EventKind, Payload};
 use crate::finding::{Domain, Finding, Host, Kubernetes, LinkKind, Resolution, Severity};
 use crate::text::clip;
@@ -451,16 +451,62 @@ fn pairs(rows: Vec<(String, String)>, k1: &'static str, k2: &'static str) -> Val
 
 /// The links of a finding that pass [`checked_url`], deduplicated by URL, at most `max`.
 pub(crate) fn links(f: &Finding, max: usize) -> Vec<(LinkKind, String, String)> {
+    checked_unique(
+        f.links
+            .iter()
+            .map(|l| (&l.url[..], (l.kind, l.label.clone()))),
+        max,
+    )
+    .into_iter()
+    .map(|((kind, label), url)| (kind, label, url))
+    .collect()
+}
+
+/// Most action buttons placed (there are five actions).
+pub(crate) const MAX_ACTION_BUTTONS: usize = 5;
+
+/// The action buttons of a payload as `(action, label, url)`: for one event with a finding
+/// only (never a digest, a summary or a meta-event), those whose URL passes [`checked_url`],
+/// deduplicated by URL, at most `max`.
+pub(crate) fn action_links(
+    p: &Payload,
+    actions: &[ActionButton],
+    lang: Lang,
+    max: usize,
+) -> Vec<(String, &'static str, String)> {
+    match p {
+        Payload::Event(e) if e.finding.is_some() => {
+            checked_unique(actions.iter().map(|a| (&a.url[..], &a.action[..])), max)
+                .into_iter()
+                .map(|(action, url)| (clip(action, 32), action_label(action, lang), url))
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The `(item, url)` pairs whose URL passes [`checked_url`], the first of each URL, at most `max`.
+fn checked_unique<'a, T>(
+    items: impl Iterator<Item = (&'a str, T)>,
+    max: usize,
+) -> Vec<(T, String)> {
     let mut seen = std::collections::BTreeSet::new();
-    f.links
-        .iter()
-        .filter_map(|l| {
-            let url = checked_url(&l.url)?;
-            seen.insert(url.to_string())
-                .then(|| (l.kind, l.label.clone(), url.to_string()))
+    items
+        .filter_map(|(url, item)| {
+            let url = checked_url(url)?;
+            seen.insert(url).then(|| (item, url.to_string()))
         })
         .take(max)
         .collect()
+}
+
+/// Which links a template's text carries; the rest are buttons or left out.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TextLinks<'a> {
+    /// The finding's links (`inline_links`).
+    pub links: bool,
+    /// The action buttons (`actions`); empty where the output shows them as buttons.
+    pub actions: &'a [ActionButton],
 }
 
 /// The template value of one event.
@@ -620,17 +666,38 @@ fn host_value(h: &Host, max: usize) -> Value {
 
 /// A finding's links (at most 8), each URL encoded for the template kind.
 fn links_value(f: &Finding, lang: Lang, kind: TemplateKind) -> Value {
-    let links: Vec<Value> = links(f, 8)
-        .into_iter()
-        .map(|(k, label, url)| {
-            Obj::default()
-                .set("kind", link_kind_name(k))
-                .set("label", link_label(k, &label, lang))
-                .set("url", Value::from_safe_string(url_for(&url, kind)))
-                .value()
-        })
-        .collect();
-    Value::from(links)
+    Value::from_iter(links(f, 8).into_iter().map(|(k, label, url)| {
+        link_value(
+            ("kind", link_kind_name(k)),
+            link_label(k, &label, lang),
+            &url,
+            kind,
+        )
+    }))
+}
+
+/// A payload's action links ([`action_links`]), each URL encoded for the template kind.
+fn actions_value(p: &Payload, actions: &[ActionButton], lang: Lang, kind: TemplateKind) -> Value {
+    Value::from_iter(
+        action_links(p, actions, lang, MAX_ACTION_BUTTONS)
+            .into_iter()
+            .map(|(action, label, url)| link_value(("action", &action), label, &url, kind)),
+    )
+}
+
+/// `{<what>, label, url}`: one link of the template context, its checked URL encoded for the
+/// template kind and marked safe.
+fn link_value(
+    what: (&'static str, &str),
+    label: impl Into<Value>,
+    url: &str,
+    kind: TemplateKind,
+) -> Value {
+    Obj::default()
+        .set(what.0, what.1.to_string())
+        .set("label", label)
+        .set("url", Value::from_safe_string(url_for(url, kind)))
+        .value()
 }
 
 fn digest_value(d: &Digest, lang: Lang, b: &Budget, kind: TemplateKind) -> Value {
@@ -712,7 +779,7 @@ pub(crate) fn context(
     tz: &str,
     b: &Budget,
     kind: TemplateKind,
-    inline_links: bool,
+    text: TextLinks<'_>,
     level: u8,
 ) -> Value {
     let (headline, event, digest) = match p {
@@ -743,7 +810,8 @@ pub(crate) fn context(
         )
         .set("event", event)
         .set("digest", digest)
-        .set("inline_links", inline_links)
+        .set("inline_links", text.links)
+        .set("actions", actions_value(p, text.actions, lang, kind))
         .set("level", level)
         .value()
 }

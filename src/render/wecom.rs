@@ -10,7 +10,9 @@
 //! `mentioned_list` works for `text` messages only; markdown mentions are `<@userid>` in the
 //! content, so configured user IDs are written there after the template's text, and
 //! untrusted `<` `>` `@` are full-width ([`super::escape::wecom`]), so no finding can mention anyone
-//! or add a colour, link or heading. Links are inline (`[label](url)`), sasrelay's only.
+//! or add a colour, link or heading. Links are inline (`[label](url)`), sasrelay's only; so
+//! are action buttons ([`WeComOptions::actions`], one event only), a line the template places:
+//! `**Actions**: [Ignore…](https://…) · [Mark handled…](https://…)`.
 //!
 //! A meta-event ([`crate::event::HealthEvent`]) is a `text` message instead, whose mentions
 //! go in `mentioned_list`:
@@ -19,8 +21,8 @@
 use serde_json::{Value, json};
 
 use super::dingtalk::{Fit, assemble, valid_entries};
-use super::view;
-use super::{Lang, Rendered, TemplateKind, zone_or_utc};
+use super::view::{self, TextLinks};
+use super::{ActionButton, Lang, Rendered, TemplateKind, zone_or_utc};
 use crate::event::{HealthEvent, Payload};
 
 /// WeCom's limit on `markdown.content`, in bytes.
@@ -41,6 +43,9 @@ pub struct WeComOptions {
     pub template: Option<String>,
     /// Whether to include the finding's links inline.
     pub console_links: bool,
+    /// Action links for one event (a line of links), whatever `console_links` says; ignored
+    /// for digests and meta-events.
+    pub actions: Vec<ActionButton>,
     /// Start smaller: 0 = full; as [`DingTalkOptions::shrink`](super::dingtalk::DingTalkOptions::shrink).
     pub shrink: u8,
     /// Content limit in bytes ([`MAX_CONTENT_BYTES`]).
@@ -57,6 +62,7 @@ impl Default for WeComOptions {
             at_user_ids: Vec::new(),
             template: None,
             console_links: true,
+            actions: Vec::new(),
             shrink: 0,
             max_content_bytes: MAX_CONTENT_BYTES,
             refused_bytes: None,
@@ -113,7 +119,10 @@ pub fn render(payload: &Payload, opts: &WeComOptions) -> Rendered<Value> {
         lang,
         tz: &tz,
         template: opts.template.as_deref(),
-        inline_links: opts.console_links,
+        text: TextLinks {
+            links: opts.console_links,
+            actions: &opts.actions,
+        },
         shrink: opts.shrink,
         max_bytes: (opts.max_content_bytes + envelope)
             .min(
@@ -159,7 +168,51 @@ fn health(h: &HealthEvent, opts: &WeComOptions) -> Rendered<Value> {
 mod tests {
     use super::*;
     use crate::finding::Domain;
+    use crate::render::dingtalk::tests::actions_line;
+    use crate::render::sample::{
+        assert_no_failing_actions, huge_event, langs_and_links, test_actions,
+    };
     use crate::render::{sample_digest, sample_event};
+
+    #[test]
+    fn actions_are_a_line_of_links_for_one_event_within_the_limit() {
+        let p: Payload = sample_event(Domain::Alerts).into();
+        for (lang, console_links) in langs_and_links() {
+            let opts = WeComOptions {
+                lang,
+                console_links,
+                actions: test_actions(),
+                ..Default::default()
+            };
+            let c = content(&render(&p, &opts).body).to_string();
+            assert!(c.ends_with(&actions_line(lang)), "{c}");
+            assert_no_failing_actions(&c);
+        }
+        let digest = WeComOptions {
+            actions: test_actions(),
+            ..Default::default()
+        };
+        let c = content(&render(&sample_digest().into(), &digest).body).to_string();
+        assert!(!c.contains("sasrelay.example.com"), "{c}");
+        // A huge finding shrinks to fit; below what the smallest budget needs, the last cut
+        // goes before the actions line.
+        let big: Payload = huge_event(Domain::Alerts).into();
+        for (max, shrink) in [(MAX_CONTENT_BYTES, 0), (MAX_CONTENT_BYTES, 4), (1500, 0)] {
+            let opts = WeComOptions {
+                max_content_bytes: max,
+                shrink,
+                actions: test_actions(),
+                ..Default::default()
+            };
+            let r = render(&big, &opts);
+            let c = content(&r.body);
+            assert!(c.len() <= max, "{max}: {}", c.len());
+            assert!(r.level > 0 && c.ends_with(&actions_line(Lang::En)), "{c}");
+            if shrink > 0 || max < MAX_CONTENT_BYTES {
+                assert!(c.contains("(truncated)\n\n**Actions**: "), "{c}");
+            }
+        }
+    }
 
     #[test]
     fn mentions_and_colours_are_placed_within_the_limit() {

@@ -17,8 +17,8 @@ use sasrelay::render::feishu::{self, FeishuOptions};
 use sasrelay::render::slack::{self, SlackOptions};
 use sasrelay::render::wecom::{self, WeComOptions};
 use sasrelay::render::{
-    Lang, Rendered, TemplateKind, builtin_template, check_template, sample_digest, sample_event,
-    sample_summary,
+    ActionButton, Lang, Rendered, TemplateKind, builtin_template, check_template, sample_digest,
+    sample_event, sample_summary,
 };
 use serde_json::Value;
 use time::macros::datetime;
@@ -91,6 +91,26 @@ fn strings<'a>(v: &'a Value, key: &'a str, out: &mut Vec<(&'a str, &'a str)>) {
         }
         _ => {}
     }
+}
+
+/// [`strings`] but those under `url_key`: button URLs, each asserted to be one of `urls`.
+fn strings_but_urls<'a>(
+    what: &str,
+    body: &'a Value,
+    url_key: &str,
+    urls: &[String],
+) -> Vec<(&'a str, &'a str)> {
+    let mut all = Vec::new();
+    strings(body, "", &mut all);
+    all.retain(|(key, s)| {
+        let url = *key == url_key;
+        assert!(
+            !url || urls.iter().any(|u| u == s),
+            "{what}: untrusted button url {s}"
+        );
+        !url
+    });
+    all
 }
 
 fn invisible(c: char) -> bool {
@@ -199,7 +219,31 @@ fn hostile_payloads(s: &str) -> Vec<(&'static str, Payload)> {
     ]
 }
 
-/// The URLs sasrelay itself put into the payload (trusted).
+/// Action buttons as a sink passes them: two good URLs (with characters each output encodes)
+/// and two that fail `checked_url` and must never show.
+fn actions() -> Vec<ActionButton> {
+    [
+        (
+            "ignore",
+            "https://relay.example.com/act/ignore?t=v1.eyJmIjoxfQ.c2ln&lang=en",
+        ),
+        (
+            "handled",
+            "https://relay.example.com/act/handled?t=v1.(x)[y]",
+        ),
+        ("fix", "javascript:alert(1)"),
+        ("verify", "https://evil.example/\"><img src=x>"),
+    ]
+    .into_iter()
+    .map(|(action, url)| ActionButton {
+        action: action.into(),
+        url: url.into(),
+    })
+    .collect()
+}
+
+/// The URLs sasrelay itself put into the payload (trusted): its findings' links and, for one
+/// event with a finding, the good [`actions`].
 fn trusted_urls(p: &Payload) -> Vec<String> {
     let mut urls: Vec<String> = p
         .events()
@@ -207,9 +251,29 @@ fn trusted_urls(p: &Payload) -> Vec<String> {
         .filter_map(|e| e.finding.as_ref())
         .flat_map(|f| f.links.iter().map(|l| l.url.clone()))
         .collect();
+    if let Payload::Event(e) = p
+        && e.finding.is_some()
+    {
+        urls.extend(actions().into_iter().take(2).map(|a| a.url));
+    }
     urls.sort();
     urls.dedup();
     urls
+}
+
+/// `s` with every `](trusted)` markdown link destination removed; what remains must hold no
+/// link of any kind.
+fn without_trusted_md_links(s: &str, urls: &[String]) -> String {
+    let mut t = s.to_string();
+    for u in urls {
+        let md = u
+            .replace('(', "%28")
+            .replace(')', "%29")
+            .replace('[', "%5B")
+            .replace(']', "%5D");
+        t = t.replace(&format!("]({md})"), "]");
+    }
+    t
 }
 
 const DT_MOBILE: &str = "13900000000";
@@ -243,30 +307,13 @@ fn check_dingtalk(what: &str, p: &Payload, r: &Rendered<Value>, card: bool) {
         "markdown"
     };
     let urls = trusted_urls(p);
-    let mut all = Vec::new();
-    strings(body, "", &mut all);
-    for (key, s) in all {
-        if key == "actionURL" {
-            assert!(
-                urls.iter().any(|u| u == s),
-                "{what}: untrusted button url {s}"
-            );
-            continue;
-        }
+    for (key, s) in strings_but_urls(what, body, "actionURL", &urls) {
         assert_clean(&format!("{what}: {key}"), s, key == "text");
         if key == "msgUuid" {
             continue;
         }
         // Inline links: only `](trusted)`.
-        let mut t = s.to_string();
-        for u in &urls {
-            let md = u
-                .replace('(', "%28")
-                .replace(')', "%29")
-                .replace('[', "%5B")
-                .replace(']', "%5D");
-            t = t.replace(&format!("]({md})"), "]");
-        }
+        let mut t = without_trusted_md_links(s, &urls);
         for tag in [DT_MOBILE, DT_USER] {
             t = t.replace(&format!("@{tag}"), "");
         }
@@ -440,17 +487,39 @@ fn check_email(what: &str, p: &Payload, r: &Rendered<RenderedEmail>) {
     );
 }
 
+/// Feishu and WeCom (whose own corpus tests run through their sinks): every button URL and
+/// every link of the markdown text `md` is a trusted one, and no other string carries a URL.
+fn check_md_links(what: &str, p: &Payload, body: &Value, md: &str) {
+    let urls = trusted_urls(p);
+    for (key, s) in strings_but_urls(what, body, "url", &urls) {
+        let t = without_trusted_md_links(s, &urls);
+        assert!(
+            !t.contains("://"),
+            "{what}: {key} link: {}",
+            excerpt(&t, "://")
+        );
+    }
+    let t = without_trusted_md_links(md, &urls);
+    assert!(
+        !t.contains("]("),
+        "{what}: markdown link: {}",
+        excerpt(&t, "](")
+    );
+}
+
 #[test]
 fn injection_corpus_never_escapes_any_sink() {
     let dt = |msg_type| DingTalkOptions {
         msg_type,
         at_mobiles: vec![DT_MOBILE.into()],
         at_user_ids: vec![DT_USER.into()],
+        actions: actions(),
         ..Default::default()
     };
     let sl = |colour_bar| SlackOptions {
         mentions: vec!["U999".into(), "here".into()],
         colour_bar,
+        actions: actions(),
         ..Default::default()
     };
     for (n, entry) in corpus().iter().enumerate() {
@@ -485,10 +554,45 @@ fn injection_corpus_never_escapes_any_sink() {
                     &p,
                     &EmailOptions {
                         lang,
+                        actions: actions(),
                         ..Default::default()
                     },
                 );
                 check_email(&format!("email {what}"), &p, &e);
+                let f = feishu::render(
+                    &p,
+                    &FeishuOptions {
+                        lang,
+                        actions: actions(),
+                        ..Default::default()
+                    },
+                );
+                let text = feishu::card_text(&f.body);
+                check_md_links(&format!("feishu {what}"), &p, &f.body, text);
+                let w = wecom::render(
+                    &p,
+                    &WeComOptions {
+                        lang,
+                        actions: actions(),
+                        ..Default::default()
+                    },
+                );
+                let text = wecom::content(&w.body);
+                check_md_links(&format!("wecom {what}"), &p, &w.body, text);
+                // Our action links are there for one event with a finding, and only then.
+                let ours = &actions()[0].url;
+                let want = trusted_urls(&p).contains(ours);
+                let slack = slack::render(&p, &sl(false)).body;
+                for (out, body) in [
+                    ("dingtalk", md.body.to_string()),
+                    ("dingtalk card", card.body.to_string()),
+                    ("slack", slack.to_string()),
+                    ("email", e.body.text.clone()),
+                    ("feishu", f.body.to_string()),
+                    ("wecom", w.body.to_string()),
+                ] {
+                    assert_eq!(body.contains(ours.as_str()), want, "{out} {what}");
+                }
             }
         }
     }
@@ -518,6 +622,16 @@ fn the_checks_catch_an_unescaped_value() {
     e.body.html = String::new();
     e.body.subject = "x\r\nBcc: evil@example.com".into();
     assert!(std::panic::catch_unwind(|| check_email("planted", &p, &e)).is_err());
+    let mut w = wecom::render(&p, &WeComOptions::default());
+    let planted = "[x](evil.example)";
+    assert!(std::panic::catch_unwind(|| check_md_links("planted", &p, &w.body, planted)).is_err());
+    w.body["markdown"]["content"] = Value::from("https://evil.example");
+    let md = wecom::content(&w.body);
+    assert!(std::panic::catch_unwind(|| check_md_links("planted", &p, &w.body, md)).is_err());
+    let mut f = feishu::render(&p, &FeishuOptions::default());
+    f.body["card"]["elements"][1]["actions"][0]["url"] = Value::from("https://evil.example");
+    let md = feishu::card_text(&f.body);
+    assert!(std::panic::catch_unwind(|| check_md_links("planted", &p, &f.body, md)).is_err());
 }
 
 // ---------------------------------------------------------------------------------------------
