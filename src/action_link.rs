@@ -61,6 +61,69 @@ pub struct Claims {
     pub exp: i64,
     /// Random, once per link: what the store marks spent.
     pub nonce: String,
+    /// What the page shows of the finding as the notification described it (an alert's
+    /// record keeps none): its title, severity, place and image, each clipped.
+    #[serde(default, skip_serializing_if = "Shown::is_empty")]
+    pub shown: Shown,
+}
+
+/// The finding as a notification showed it, clipped to [`SHOWN_CHARS`] characters a field:
+/// attacker-written text, escaped by the page like by every sink.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shown {
+    /// Title.
+    #[serde(default, rename = "t", skip_serializing_if = "String::is_empty")]
+    pub title: String,
+    /// Normalised severity.
+    #[serde(default, rename = "s", skip_serializing_if = "String::is_empty")]
+    pub severity: String,
+    /// Where: cluster / namespace / pod / container, or the host.
+    #[serde(default, rename = "w", skip_serializing_if = "String::is_empty")]
+    pub place: String,
+    /// The container image.
+    #[serde(default, rename = "i", skip_serializing_if = "String::is_empty")]
+    pub image: String,
+}
+
+/// Characters kept of each [`Shown`] field (links stay short enough for every chat).
+pub const SHOWN_CHARS: usize = 80;
+
+impl Shown {
+    fn is_empty(&self) -> bool {
+        *self == Shown::default()
+    }
+
+    /// What a link shows of `f`.
+    pub fn of(f: &crate::finding::Finding) -> Shown {
+        let clip = |s: &str| crate::text::clip(&crate::text::strip_control(s), SHOWN_CHARS);
+        let k = &f.kubernetes;
+        let parts: Vec<&str> = [
+            k.cluster_name.as_deref().or(k.cluster_id.as_deref()),
+            k.namespace.as_deref(),
+            k.pod.as_deref(),
+            k.container_name.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.is_empty())
+        .collect();
+        let place = if parts.is_empty() {
+            f.host
+                .instance_name
+                .as_deref()
+                .or(f.host.instance_id.as_deref())
+                .unwrap_or_default()
+                .to_string()
+        } else {
+            parts.join(" / ")
+        };
+        Shown {
+            title: clip(&f.title),
+            severity: f.severity.as_str().to_string(),
+            place: clip(&place),
+            image: clip(k.image.as_deref().unwrap_or_default()),
+        }
+    }
 }
 
 impl Claims {
@@ -254,6 +317,7 @@ impl Minter {
                     sink: sink.to_string(),
                     exp: now_s.saturating_add(self.ttl_s),
                     nonce: hex::encode(rand::random::<[u8; 12]>()),
+                    shown: Shown::of(f),
                 };
                 ActionButton {
                     action: (*action).to_string(),
@@ -502,6 +566,12 @@ mod tests {
             sink: "slack".into(),
             exp: 1_000,
             nonce: "00112233445566778899aabb".into(),
+            shown: Shown {
+                title: "Reverse shell".into(),
+                severity: "high".into(),
+                place: "c-prod / default / web-1 / nginx".into(),
+                image: String::new(),
+            },
         }
     }
 

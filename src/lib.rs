@@ -34,7 +34,8 @@
 //!
 //! [`daemon`] wires these together, runs them as tasks and stops them in order, and serves
 //! the admin API (and, on `[admin] health_listen`, its health and metrics alone, for
-//! Kubernetes). `sasrelay simulate` ([`simulator`]) serves a fake Security Center that checks
+//! Kubernetes) and, with `[actions]`, the action page notifications' buttons open
+//! ([`daemon::act`]). `sasrelay simulate` ([`simulator`]) serves a fake Security Center that checks
 //! signatures, pages, filters and fails the way the real one does; tests, the benchmarks and
 //! `sasrelay demo` use it.
 //!
@@ -47,7 +48,7 @@
 //! |---|---|
 //! | leaves: imported by many, import nothing of ours | [`text`], [`duration`], [`clock`], [`backoff`], [`section`], [`secret`], [`http_body`] |
 //! | the data that flows (pure) | [`finding`], [`event`], [`record`] |
-//! | pure decisions and bodies | [`routing`], [`render`], [`health`] |
+//! | pure decisions and bodies | [`routing`], [`render`], [`health`], [`action_link`] |
 //! | doors to the outside | [`credentials`], [`sas`] (Security Center), [`sinks`] (the destinations), [`store`] (the only door to sled) |
 //! | configuration: every component's config checked into one `Settings` | [`config`] |
 //! | the shape of a long-running job | [`task`] (imports only [`backoff`]) |
@@ -106,6 +107,11 @@
 //!   lists only the risk × asset pairs whose counts changed. [`sas::handle`]: the write
 //!   actions behind the console's "Handle" (an alert's allowed operations, the task that
 //!   applies one, its status), typed.
+//! - [`action_link`] — the signed, expiring action links of notifications (`[actions]`): the
+//!   token (HMAC-SHA256 over its claims: source, finding, action, sink, expiry, nonce), its
+//!   check (tampered, expired, another finding's), the [`action_link::Minter`] a chat sink mints
+//!   its buttons with, `[actions]` settings. Pure; the page that takes the links is
+//!   `daemon::act`.
 //! - [`handle`] — acting on an alert (ignore, whitelist, mark handled, their undos): the
 //!   request, the plan checked against what the alert allows now, the action done once and
 //!   its task followed, the outcome and its audit entry. The daemon runs it for `sasrelay
@@ -267,6 +273,11 @@
 //!   quarantining, blocking, switching protection off). A write to Security Center on a
 //!   finding is checked against what the finding allows now, made once (never retried: a
 //!   retry could act twice), and recorded in the audit log whatever its result.
+//! - An action link acts at most once and only on a confirmed `POST` from its own page: the
+//!   link's signature, expiry and finding are checked, the page's CSRF token (bound to its
+//!   cookie and the link) and the request's origin are checked, the identity comes only from
+//!   a trusted proxy, and the link is spent in the store before Security Center is called
+//!   ([`daemon::act`]). A `GET` changes nothing.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

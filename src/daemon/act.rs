@@ -18,13 +18,16 @@
 //!   their own; only a `POST` from the page acts.
 //! - **Cross-site requests.** The form carries a CSRF token bound (HMAC) to a random
 //!   `SameSite=Strict`, `HttpOnly` cookie the page set and to the link; a `POST` whose
-//!   `Origin` is not this page's (`public_url`, or the `Host` it was sent to) or whose
-//!   `Sec-Fetch-Site` says another site is refused before anything else.
+//!   `Sec-Fetch-Site` is anything but `same-origin` (or, from a browser that does not send
+//!   it, whose `Origin` is not this page's: `public_url`, or the `Host` it was sent to) is
+//!   refused before anything else.
 //! - **Who.** With `identity_header`, the signed-in user is read from that header, but only
 //!   on connections from `trusted_proxies` (anyone else could send it); `allowed_identities`,
 //!   when set, lists who may act. Without an identity the page says it is unauthenticated and
 //!   acts only with `allow_unauthenticated = true`, recording "unauthenticated" as who.
-//! - **Leaks.** Every answer says `Referrer-Policy: no-referrer` (the token is in the URL),
+//! - **Leaks.** Every answer says `Referrer-Policy: same-origin` (the token is in the URL; no
+//!   other site ever sees it — and not `no-referrer`, with which browsers send
+//!   `Origin: null` on the page's own form),
 //!   `Cache-Control: no-store`, a `Content-Security-Policy` allowing no script and no frame,
 //!   `X-Frame-Options: DENY`.
 //! - **Exhaustion.** Connections are served by the admin API's door ([`super::door::serve`]):
@@ -88,7 +91,7 @@ async fn protect(mut r: Response) -> Response {
     let mut set = |k: header::HeaderName, v: &'static str| {
         h.insert(k, HeaderValue::from_static(v));
     };
-    set(header::REFERRER_POLICY, "no-referrer");
+    set(header::REFERRER_POLICY, "same-origin");
     set(header::CACHE_CONTROL, "no-store");
     set(header::X_FRAME_OPTIONS, "DENY");
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
@@ -136,20 +139,24 @@ fn refused_link(r: Refused, peer: Option<IpAddr>) -> Response {
     )
 }
 
-/// The link of a request: its claims, or the page refusing it.
+/// The link of a request: its claims, or why not (`None`: no such finding page).
 fn checked(
     state: &ActState,
     domain: &str,
     id: &str,
     token: Option<&str>,
-    peer: Option<IpAddr>,
-) -> Result<Claims, Response> {
-    let Some((domain, id)) = finding_of(domain, id) else {
-        return Err(not_found_page());
-    };
+) -> Result<Claims, Option<Refused>> {
+    let (domain, id) = finding_of(domain, id).ok_or(None)?;
     let token = token.unwrap_or_default();
-    action_link::verify(state.key.expose().as_bytes(), token, domain, id, now_s())
-        .map_err(|r| refused_link(r, peer))
+    action_link::verify(state.key.expose().as_bytes(), token, domain, id, now_s()).map_err(Some)
+}
+
+/// The page refusing a link `checked` refused.
+fn refusal_page(why: Option<Refused>, peer: Option<IpAddr>) -> Response {
+    match why {
+        Some(r) => refused_link(r, peer),
+        None => not_found_page(),
+    }
 }
 
 fn not_found_page() -> Response {
@@ -274,9 +281,9 @@ async fn show(
 ) -> Response {
     let peer = peer.map(|p| p.0.0.ip());
     let token = query.ok().and_then(|q| q.0.t);
-    let claims = match checked(&state, &domain, &id, token.as_deref(), peer) {
+    let claims = match checked(&state, &domain, &id, token.as_deref()) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(why) => return refusal_page(why, peer),
     };
     if let Some(r) = spent_page(&state, &claims) {
         return r;
@@ -371,45 +378,33 @@ fn title_of(claims: &Claims) -> String {
     format!("{} {}", action_title(&claims.action), claims.finding())
 }
 
-/// What sasrelay knows of the finding (its record), escaped.
+/// The finding as its notification showed it (signed in the link), and whether sasrelay still
+/// sees it open (its record), escaped.
 fn finding_html(state: &ActState, claims: &Claims) -> String {
+    let shown = &claims.shown;
     let mut rows: Vec<(&str, String)> = vec![
+        ("Title", shown.title.clone()),
+        ("Severity", shown.severity.clone()),
+        ("Where", shown.place.clone()),
+        ("Image", shown.image.clone()),
         ("Finding", claims.finding()),
         ("Source", claims.source.clone()),
         ("Sent by", claims.sink.clone()),
     ];
+    rows.retain(|(_, v)| !v.is_empty());
     match state
         .store
         .get_record(&claims.source, claims.domain, &claims.fp)
     {
-        Ok(Some(r)) => {
-            let l = &r.last;
-            rows.insert(0, ("Title", l.title.clone()));
-            rows.insert(1, ("Severity", l.severity.as_str().to_string()));
-            let k = &l.kubernetes;
-            for (name, v) in [
-                ("Cluster", k.cluster_name.clone().or(k.cluster_id.clone())),
-                ("Namespace", k.namespace.clone()),
-                ("Pod", k.pod.clone()),
-                ("Container", k.container_name.clone()),
-                ("Image", k.image.clone()),
-                (
-                    "Host",
-                    l.host.instance_name.clone().or(l.host.instance_id.clone()),
-                ),
-            ] {
-                if let Some(v) = v.filter(|v| !v.is_empty()) {
-                    rows.push((name, v));
-                }
-            }
-            let state = match r.status {
+        Ok(Some(r)) => rows.push((
+            "sasrelay sees it",
+            match r.status {
                 crate::record::RecordStatus::Active => "open".to_string(),
                 crate::record::RecordStatus::Resolved => {
                     format!("resolved ({})", r.resolution.map_or("", |x| x.as_str()))
                 }
-            };
-            rows.push(("sasrelay sees it", state));
-        }
+            },
+        )),
         Ok(None) => rows.push((
             "sasrelay sees it",
             "no longer tracked (resolved long ago and pruned)".into(),
@@ -483,13 +478,12 @@ struct Confirmation {
 
 /// Whether a `POST` came from another site (module doc, "Cross-site requests").
 fn cross_site(settings: &ActionsSettings, headers: &HeaderMap) -> bool {
-    let fetch_site = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if matches!(fetch_site, "cross-site" | "same-site") {
-        return true;
+    // A browser says where a request comes from in `Sec-Fetch-Site`; only the page's own
+    // form is `same-origin`.
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return site.as_bytes() != b"same-origin";
     }
+    // Older browsers: their `Origin`, when they send one, must be this page's.
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return false;
     };
@@ -528,9 +522,9 @@ async fn confirm(
             "<p class=\"refused\">This is not a confirmation sent by sasrelay's page. Nothing was changed.</p>",
         );
     };
-    let claims = match checked(&state, &domain, &id, Some(&form.t), peer) {
+    let claims = match checked(&state, &domain, &id, Some(&form.t)) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(why) => return refusal_page(why, peer),
     };
     let bound = cookie(&headers).is_some_and(|c| {
         let want = csrf(&state.key, &c, &claims.nonce);
@@ -743,7 +737,7 @@ pub async fn serve(
 /// A whole page: `title` and `body` (already escaped HTML), with its status.
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html_text = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t} — sasrelay</title><style>{STYLE}</style></head><body><main><h1>{t}</h1>{body}<p class=\"small\">sasrelay · action page</p></main></body></html>",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"same-origin\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t} — sasrelay</title><style>{STYLE}</style></head><body><main><h1>{t}</h1>{body}<p class=\"small\">sasrelay · action page</p></main></body></html>",
         t = html(title),
     );
     (
@@ -832,7 +826,16 @@ mod tests {
         ));
         assert!(!cross_site(
             &s,
-            &headers(&[("sec-fetch-site", "same-origin")])
+            &headers(&[("sec-fetch-site", "same-origin"), ("origin", "null")])
+        ));
+        assert!(cross_site(&s, &headers(&[("sec-fetch-site", "same-site")])));
+        assert!(cross_site(&s, &headers(&[("sec-fetch-site", "none")])));
+        assert!(cross_site(
+            &s,
+            &headers(&[
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "https://relay.example")
+            ])
         ));
     }
 

@@ -238,6 +238,8 @@ pub struct Wiring {
     /// The sinks configured now, and the heartbeat URL.
     handles: BTreeMap<String, SinkHandle>,
     heartbeat: Option<reqwest::Url>,
+    /// What signs the action links of notifications (`[actions]`).
+    actions: Option<Arc<crate::action_link::Minter>>,
     /// The term the parts run for; `None` while standing by.
     running: Option<Running>,
 }
@@ -282,6 +284,7 @@ impl Wiring {
             grouper: None,
             handles: BTreeMap::new(),
             heartbeat: None,
+            actions: ground.actions,
             running: None,
         };
         wiring.apply(settings, sinks, heartbeat);
@@ -432,6 +435,7 @@ impl Wiring {
         sinks
             .into_iter()
             .map(|sink| {
+                let sink = sink.with_actions(self.actions.clone());
                 let name = sink.name().to_string();
                 let wake = self.wakes.entry(name.clone()).or_default().clone();
                 let handle = SinkHandle {

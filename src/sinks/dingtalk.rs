@@ -483,6 +483,7 @@ impl DingTalkSink {
         payload: &Payload,
         shrink: u8,
         refused: Option<usize>,
+        actions: &[crate::render::ActionButton],
     ) -> crate::render::Rendered<Value> {
         let c = &self.inner.config;
         let mut opts = c.options(self.inner.template.clone());
@@ -492,6 +493,7 @@ impl DingTalkSink {
             opts.at_all = false;
         }
         opts.shrink = shrink;
+        opts.actions = actions.to_vec();
         if let Some(refused) = refused {
             opts.max_body_bytes = opts.max_body_bytes.min(refused.saturating_sub(1)).max(1);
         }
@@ -526,14 +528,19 @@ impl DingTalkSink {
 
     /// One POST to the next robot, classified (module doc). Sends nothing and answers
     /// [`Outcome::Throttled`] when every robot rests or is out of budget.
-    pub async fn deliver(&self, sink: &str, payload: &Payload) -> Outcome {
+    pub async fn deliver(
+        &self,
+        sink: &str,
+        payload: &Payload,
+        actions: &[crate::render::ActionButton],
+    ) -> Outcome {
         let robot = match self.pick() {
             Ok(r) => r,
             Err(after) => return Outcome::Throttled { after },
         };
         let id = payload.id();
         let shrink = &self.inner.shrink;
-        let rendered = self.render(payload, shrink.get(id), shrink.refused(id));
+        let rendered = self.render(payload, shrink.get(id), shrink.refused(id), actions);
         for w in &rendered.warnings {
             tracing::warn!(sink = %sink, event = %id, warning = %w, "The message was rendered with a warning.");
         }

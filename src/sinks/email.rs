@@ -455,8 +455,13 @@ impl EmailSink {
     /// The message sent for `payload`, and the render warnings: at most `max_message_bytes`
     /// as sent (its parts rendered smaller until the encoded message fits, so attacker-written
     /// text in a finding cannot make a relay refuse it).
-    pub fn message(&self, payload: &Payload) -> Result<(Message, Vec<String>), String> {
+    pub fn message(
+        &self,
+        payload: &Payload,
+        actions: &[crate::render::ActionButton],
+    ) -> Result<(Message, Vec<String>), String> {
         let mut options = self.inner.options.clone();
+        options.actions = actions.to_vec();
         loop {
             let (m, warnings) = self.message_with(payload, &options)?;
             if m.formatted().len() <= self.inner.config.max_message_bytes
@@ -491,11 +496,16 @@ impl EmailSink {
     }
 
     /// One SMTP submission, classified; [`Outcome::Throttled`] without a permit.
-    pub async fn deliver(&self, sink: &str, payload: &Payload) -> Outcome {
+    pub async fn deliver(
+        &self,
+        sink: &str,
+        payload: &Payload,
+        actions: &[crate::render::ActionButton],
+    ) -> Outcome {
         if let Err(after) = self.inner.limiter.try_acquire() {
             return Outcome::Throttled { after };
         }
-        let (message, warnings) = match self.message(payload) {
+        let (message, warnings) = match self.message(payload, actions) {
             Ok(m) => m,
             Err(reason) => {
                 return Outcome::Permanent {

@@ -309,6 +309,7 @@ impl FeishuSink {
         payload: &Payload,
         shrink: u8,
         refused: Option<usize>,
+        actions: &[crate::render::ActionButton],
     ) -> crate::render::Rendered<Value> {
         let c = &self.inner.config;
         let mentions = chat::mentions_apply(payload, c.mention_min_severity);
@@ -324,6 +325,7 @@ impl FeishuSink {
             keyword: c.keyword.clone(),
             template: self.inner.template.clone(),
             console_links: c.console_links,
+            actions: actions.to_vec(),
             shrink,
             max_body_bytes: {
                 let reserve = if self.inner.secret.is_some() {
@@ -340,13 +342,18 @@ impl FeishuSink {
 
     /// One POST to the bot, classified (module doc). Sends nothing and answers
     /// [`Outcome::Throttled`] when the rate limit has no permit.
-    pub async fn deliver(&self, sink: &str, payload: &Payload) -> Outcome {
+    pub async fn deliver(
+        &self,
+        sink: &str,
+        payload: &Payload,
+        actions: &[crate::render::ActionButton],
+    ) -> Outcome {
         let hook = &self.inner.hook;
         if let Err(throttled) = hook.permit() {
             return throttled;
         }
         let id = payload.id();
-        let rendered = self.render(payload, hook.level(id), hook.refused(id));
+        let rendered = self.render(payload, hook.level(id), hook.refused(id), actions);
         for w in &rendered.warnings {
             tracing::warn!(sink = %sink, event = %id, warning = %w, "The message was rendered with a warning.");
         }

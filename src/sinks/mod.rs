@@ -133,6 +133,7 @@ pub mod webhook;
 pub mod wecom;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -610,6 +611,7 @@ pub struct Sink {
     concurrency: usize,
     fold: Option<chat::Fold>,
     backend: Backend,
+    actions: Option<Arc<crate::action_link::Minter>>,
 }
 
 /// The per-platform part of a built [`Sink`].
@@ -685,6 +687,7 @@ impl Sink {
             concurrency: config.concurrency,
             fold,
             backend,
+            actions: None,
         })
     }
 
@@ -729,7 +732,30 @@ impl Sink {
     /// Makes exactly one delivery attempt and classifies it. Never sleeps, never loops, never
     /// panics on bad input. `attempt` is 1 for the first attempt (sent as `x-sasrelay-attempt`).
     pub async fn deliver(&self, payload: &Payload, attempt: u32) -> Outcome {
-        self.backend.deliver(&self.name, payload, attempt).await
+        let actions = self.action_buttons(payload);
+        self.backend
+            .deliver(&self.name, payload, attempt, &actions)
+            .await
+    }
+
+    /// The same sink putting action buttons in its notifications (`[actions]`): chat and
+    /// email sinks only; the others ignore it.
+    pub fn with_actions(mut self, minter: Option<Arc<crate::action_link::Minter>>) -> Sink {
+        self.actions = minter.filter(|_| self.backend.carries_actions());
+        self
+    }
+
+    /// The action buttons of `payload`: one event's, minted now; none for digests and
+    /// meta-events, or without `[actions]`.
+    fn action_buttons(&self, payload: &Payload) -> Vec<crate::render::ActionButton> {
+        match (&self.actions, payload) {
+            (Some(m), Payload::Event(e)) => m.buttons(
+                e,
+                &self.name,
+                time::OffsetDateTime::now_utc().unix_timestamp(),
+            ),
+            _ => Vec::new(),
+        }
     }
 
     /// Exactly what [`Sink::deliver`] would send for `payload` (first attempt): the JSON body
@@ -762,6 +788,18 @@ fn folds(after: usize, max_members: usize) -> Option<chat::Fold> {
 /// The registry: the only `match`es on the kind of sink. A new sink fails to compile here
 /// until it is built, delivered and previewed.
 impl Backend {
+    /// Whether its notifications can carry action buttons (chat and email).
+    fn carries_actions(&self) -> bool {
+        matches!(
+            self,
+            Backend::DingTalk(_)
+                | Backend::Feishu(_)
+                | Backend::WeCom(_)
+                | Backend::Slack(_)
+                | Backend::Email(_)
+        )
+    }
+
     /// Builds the implementation for `kind` (secrets resolved through `env`) and says whether
     /// and how its backlog folds. The error names the key and never holds a secret.
     fn build(
@@ -797,16 +835,22 @@ impl Backend {
     }
 
     /// One attempt ([`Sink::deliver`]); `sink` is the name the logs carry.
-    async fn deliver(&self, sink: &str, payload: &Payload, attempt: u32) -> Outcome {
+    async fn deliver(
+        &self,
+        sink: &str,
+        payload: &Payload,
+        attempt: u32,
+        actions: &[crate::render::ActionButton],
+    ) -> Outcome {
         match self {
             Backend::Webhook(s) => s.deliver(sink, payload, attempt).await,
             Backend::Stdout(s) => s.deliver(payload).await,
             Backend::File(s) => s.deliver(payload).await,
-            Backend::DingTalk(s) => s.deliver(sink, payload).await,
-            Backend::Feishu(s) => s.deliver(sink, payload).await,
-            Backend::WeCom(s) => s.deliver(sink, payload).await,
-            Backend::Slack(s) => s.deliver(sink, payload).await,
-            Backend::Email(s) => s.deliver(sink, payload).await,
+            Backend::DingTalk(s) => s.deliver(sink, payload, actions).await,
+            Backend::Feishu(s) => s.deliver(sink, payload, actions).await,
+            Backend::WeCom(s) => s.deliver(sink, payload, actions).await,
+            Backend::Slack(s) => s.deliver(sink, payload, actions).await,
+            Backend::Email(s) => s.deliver(sink, payload, actions).await,
             Backend::PagerDuty(s) => s.deliver(payload).await,
         }
     }
@@ -819,12 +863,12 @@ impl Backend {
             Backend::File(_) => Ok(payload::to_json(payload)),
             Backend::Stdout(s) => Ok(s.render(payload)),
             Backend::Email(s) => s
-                .message(payload)
+                .message(payload, &[])
                 .map(|(m, _)| String::from_utf8_lossy(&m.formatted()).into_owned()),
-            Backend::Slack(s) => json(&s.render(payload).body),
-            Backend::DingTalk(s) => json(&s.render(payload, 0, None).body),
-            Backend::Feishu(s) => json(&s.render(payload, 0, None).body),
-            Backend::WeCom(s) => json(&s.render(payload, 0, None).body),
+            Backend::Slack(s) => json(&s.render(payload, &[]).body),
+            Backend::DingTalk(s) => json(&s.render(payload, 0, None, &[]).body),
+            Backend::Feishu(s) => json(&s.render(payload, 0, None, &[]).body),
+            Backend::WeCom(s) => json(&s.render(payload, 0, None, &[]).body),
             Backend::PagerDuty(s) => json(&s.preview(payload)),
         }
     }

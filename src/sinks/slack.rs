@@ -435,7 +435,11 @@ impl SlackSink {
     }
 
     /// The exact JSON body sent for `payload`, with the render warnings.
-    pub fn render(&self, payload: &Payload) -> crate::render::Rendered<Value> {
+    pub fn render(
+        &self,
+        payload: &Payload,
+        actions: &[crate::render::ActionButton],
+    ) -> crate::render::Rendered<Value> {
         let c = &self.inner.config;
         let opts = SlackOptions {
             lang: c.lang,
@@ -449,6 +453,7 @@ impl SlackSink {
             colour_bar: c.colour_bar,
             buttons: c.buttons,
             shrink: 0,
+            actions: actions.to_vec(),
         };
         let mut r = crate::render::slack::render(payload, &opts);
         if let (Via::Api, Some(ch)) = (self.inner.via, &c.channel)
@@ -460,11 +465,16 @@ impl SlackSink {
     }
 
     /// One POST, classified (module doc); [`Outcome::Throttled`] without a permit.
-    pub async fn deliver(&self, sink: &str, payload: &Payload) -> Outcome {
+    pub async fn deliver(
+        &self,
+        sink: &str,
+        payload: &Payload,
+        actions: &[crate::render::ActionButton],
+    ) -> Outcome {
         if let Err(after) = self.inner.limiter.try_acquire() {
             return Outcome::Throttled { after };
         }
-        let rendered = self.render(payload);
+        let rendered = self.render(payload, actions);
         for w in &rendered.warnings {
             tracing::warn!(sink = %sink, event = %payload.id(), warning = %w, "The message was rendered with a warning.");
         }

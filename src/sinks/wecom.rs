@@ -241,6 +241,7 @@ impl WeComSink {
         payload: &Payload,
         shrink: u8,
         refused: Option<usize>,
+        actions: &[crate::render::ActionButton],
     ) -> crate::render::Rendered<Value> {
         let c = &self.inner.config;
         let opts = WeComOptions {
@@ -255,6 +256,7 @@ impl WeComSink {
             console_links: c.console_links,
             shrink,
             refused_bytes: refused,
+            actions: actions.to_vec(),
             ..Default::default()
         };
         crate::render::wecom::render(payload, &opts)
@@ -262,13 +264,18 @@ impl WeComSink {
 
     /// One POST to the robot, classified (module doc). Sends nothing and answers
     /// [`Outcome::Throttled`] when the rate limit has no permit.
-    pub async fn deliver(&self, sink: &str, payload: &Payload) -> Outcome {
+    pub async fn deliver(
+        &self,
+        sink: &str,
+        payload: &Payload,
+        actions: &[crate::render::ActionButton],
+    ) -> Outcome {
         let hook = &self.inner.hook;
         if let Err(throttled) = hook.permit() {
             return throttled;
         }
         let id = payload.id();
-        let rendered = self.render(payload, hook.level(id), hook.refused(id));
+        let rendered = self.render(payload, hook.level(id), hook.refused(id), actions);
         for w in &rendered.warnings {
             tracing::warn!(sink = %sink, event = %id, warning = %w, "The message was rendered with a warning.");
         }

@@ -3,9 +3,11 @@
 //! the simulator (wrong answers, a large backlog), health and meta-events, the health and
 //! metrics listener that Kubernetes probes, configuration reloads, and the kill -9 loop.
 
+mod act;
 mod admin;
 mod answers;
 mod backlog;
+mod browser;
 mod crash;
 mod details;
 mod door;
