@@ -72,6 +72,8 @@ pub enum Action {
     /// A vulnerability: fix it (`vul_fix`: Security Center runs the fix on the asset; Linux,
     /// Windows and Web-CMS vulnerabilities only).
     Fix,
+    /// A baseline risk: check it again (`ValidateHcWarnings`), on its asset.
+    Recheck,
 }
 
 impl Action {
@@ -86,6 +88,7 @@ impl Action {
             Action::UndoHandled => "undo-handled",
             Action::Verify => "verify",
             Action::Fix => "fix",
+            Action::Recheck => "recheck",
         }
     }
 
@@ -99,7 +102,7 @@ impl Action {
             Action::UndoIgnore => None,
             Action::UndoWhitelist => Some("rm_mark_mis_info"),
             Action::UndoHandled => Some("cancle_manual"),
-            Action::Verify | Action::Fix => None,
+            Action::Verify | Action::Fix | Action::Recheck => None,
         }
     }
 
@@ -124,6 +127,7 @@ impl Action {
             Action::UndoHandled => "undo \"handled\" (the alert is open again)".into(),
             Action::Verify => "verify the fix (Security Center checks the asset again)".into(),
             Action::Fix => "fix it (Security Center runs the fix on the asset)".into(),
+            Action::Recheck => "check it again (Security Center re-runs the check)".into(),
         }
     }
 }
@@ -152,6 +156,10 @@ pub struct Request {
     pub remark: Option<String>,
     /// Who asks (the OS user of the CLI, or a chat identity).
     pub who: String,
+    /// A baseline re-check: the asset (its UUID) it is limited to; the daemon fills it from
+    /// the finding's record when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<String>,
     /// Through what: `cli` or `chat`.
     pub via: String,
 }
@@ -197,9 +205,21 @@ pub struct Plan {
     /// A vulnerability: the record acted on, as looked up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vul: Option<VulTarget>,
+    /// A baseline re-check: the check item, as looked up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckTarget>,
     /// Why it cannot be done, when it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<Refusal>,
+}
+
+/// The check item a baseline re-check runs again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckTarget {
+    /// Its `CheckId`.
+    pub check_id: i64,
+    /// Its title.
+    pub item: String,
 }
 
 /// How a request ended.
@@ -308,6 +328,7 @@ pub async fn plan(source: &Source, request: Request) -> Plan {
         allowed: Vec::new(),
         fields: Vec::new(),
         vul: None,
+        check: None,
         refused: None,
     };
     let domain = plan.request.domain;
@@ -317,7 +338,10 @@ pub async fn plan(source: &Source, request: Request) -> Plan {
             plan.request.action,
             Action::Ignore | Action::UndoIgnore | Action::Verify | Action::Fix
         ),
-        Domain::Baseline => matches!(plan.request.action, Action::Ignore | Action::UndoIgnore),
+        Domain::Baseline => matches!(
+            plan.request.action,
+            Action::Ignore | Action::UndoIgnore | Action::Recheck
+        ),
         Domain::Firewall => false,
     };
     if domain == Domain::Firewall {
@@ -336,7 +360,7 @@ pub async fn plan(source: &Source, request: Request) -> Plan {
                 plan.request.action.name(),
                 domain.as_str()
             ),
-            "alerts: ignore, whitelist, handled (and --undo); vulnerabilities: verify, fix, ignore, undo-ignore; baseline: ignore, undo-ignore".into(),
+            "alerts: ignore, whitelist, handled (and --undo); vulnerabilities: verify, fix, ignore, undo-ignore; baseline: ignore, undo-ignore, recheck".into(),
         );
         return plan;
     }
@@ -358,12 +382,49 @@ pub async fn plan(source: &Source, request: Request) -> Plan {
     match domain {
         Domain::Alerts => plan_alert(source.client(), plan).await,
         Domain::Vulnerabilities => plan_vul(source, plan).await,
-        _ => {
-            // Baseline: the service judges the id; an ignore and its undo are what it offers.
-            plan.allowed = vec!["ignore".into(), "undo-ignore".into()];
-            plan
-        }
+        _ => plan_baseline(source.client(), plan).await,
     }
+}
+
+/// A baseline risk's plan: the service judges an ignore and its undo by the id; a re-check
+/// needs the check item, looked up by the id (`DescribeCheckWarningDetail`).
+async fn plan_baseline(client: &SasClient, mut plan: Plan) -> Plan {
+    plan.allowed = vec!["ignore".into(), "undo-ignore".into(), "recheck".into()];
+    if plan.request.action != Action::Recheck {
+        return plan;
+    }
+    let detail =
+        match crate::sas::api::check_warning_detail(client, &plan.request.id.to_string()).await {
+            Ok(d) => d.typed,
+            Err(e) => {
+                plan.refused = Some(refusal(&e, "DescribeCheckWarningDetail"));
+                return plan;
+            }
+        };
+    let Some(check_id) = detail.check_id else {
+        plan.refused = refused(
+            "CheckNotFound",
+            format!(
+                "Security Center returns no check item for {}",
+                plan.request.finding()
+            ),
+            "check the id (the number in baseline:<id>) and --source".into(),
+        );
+        return plan;
+    };
+    let item = crate::text::strip_control(&detail.item);
+    plan.will = format!(
+        "{} of source {}: check \"{}\" (CheckId {check_id}) again, on {}",
+        plan.request.finding(),
+        plan.request.source,
+        item,
+        match &plan.request.asset {
+            Some(a) => format!("asset {a}"),
+            None => "every asset where it fails (sasrelay does not know this one's asset)".into(),
+        }
+    );
+    plan.check = Some(CheckTarget { check_id, item });
+    plan
 }
 
 /// Vulnerability types Security Center can fix (`vul_fix` is refused for `emg`, `app`, `sca`).
@@ -561,6 +622,21 @@ pub async fn execute(source: &Source, plan: &Plan, follow_for: Duration) -> Outc
                 Err(e) => Outcome::refused(&refusal(&e, "ModifyOperateVul")),
             };
         }
+        Domain::Baseline if request.action == Action::Recheck => {
+            let Some(check) = &plan.check else {
+                return Outcome::refused(&Refusal {
+                    code: "CheckNotFound".into(),
+                    message: format!("{}: no check item to re-run", request.finding()),
+                    hint: "plan the request first".into(),
+                    request_id: String::new(),
+                });
+            };
+            let assets: Vec<String> = request.asset.iter().cloned().collect();
+            return match api::validate_warnings(client, &[check.check_id], &assets).await {
+                Ok(id) => done(id),
+                Err(e) => Outcome::refused(&refusal(&e, "ValidateHcWarnings")),
+            };
+        }
         Domain::Baseline => {
             let ignore = request.action == Action::Ignore;
             return match api::ignore_check_warnings(
@@ -690,6 +766,7 @@ mod tests {
             remark: None,
             who: "alice".into(),
             via: "cli".into(),
+            asset: None,
         };
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["action"], "whitelist");

@@ -105,6 +105,9 @@ pub struct BaselineArgs {
     /// Undo an ignore.
     #[arg(long, group = "act")]
     undo_ignore: bool,
+    /// Check it again (Security Center re-runs the check on its asset).
+    #[arg(long, group = "act")]
+    recheck: bool,
     /// Why (kept by Security Center with an ignore).
     #[arg(long)]
     reason: Option<String>,
@@ -171,6 +174,7 @@ pub async fn run(command: HandleCommand) -> ExitCode {
             let action = first(&[
                 (args.ignore, Action::Ignore),
                 (args.undo_ignore, Action::UndoIgnore),
+                (args.recheck, Action::Recheck),
             ]);
             act_on(
                 &args.common,
@@ -338,6 +342,7 @@ async fn act(
         remark,
         who: os_user(),
         via: "cli".into(),
+        asset: None,
     };
     let plan: Plan = match client
         .call(reqwest::Method::POST, "/handle/plan", Some(&request))

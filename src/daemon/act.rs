@@ -263,6 +263,7 @@ fn request(claims: &Claims, who: String, remark: Option<String>) -> Request {
         remark,
         who,
         via: format!("{} link", claims.sink),
+        asset: None,
     }
 }
 
@@ -645,6 +646,27 @@ fn outcome_html(plan: &Plan, outcome: &Outcome) -> String {
         ));
     }
     out
+}
+
+/// Fills in the asset of a baseline re-check that names none, from the finding's record (a
+/// scan of the source's baseline records: a re-check is a person's action, not a hot path).
+pub fn fill_asset(store: &Store, req: &mut Request) {
+    if req.domain != Domain::Baseline || req.action != Action::Recheck || req.asset.is_some() {
+        return;
+    }
+    let finding = req.finding();
+    match store.records(&req.source, Domain::Baseline) {
+        Ok(records) => {
+            req.asset = records
+                .into_iter()
+                .find(|(_, r)| r.id == finding)
+                .and_then(|(_, r)| r.last.host.uuid)
+                .filter(|u| !u.is_empty());
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, finding = %finding, "Cannot read the baseline records to find the asset to re-check; it is re-checked wherever it fails.");
+        }
+    }
 }
 
 /// Checks `req` again, does it, follows its task and records it in the audit log and the

@@ -843,6 +843,8 @@ async fn handle_plan(State(state): State<Shared>, body: Bytes) -> Response {
         Ok((source, req)) => (req, source),
         Err((status, message)) => return error(status, message),
     };
+    let mut req = req;
+    super::act::fill_asset(&state.store, &mut req);
     axum::Json(crate::handle::plan(&source, req).await).into_response()
 }
 
@@ -855,6 +857,8 @@ async fn handle_act(State(state): State<Shared>, body: Bytes) -> Response {
         Ok((source, req)) => (req, source),
         Err((status, message)) => return error(status, message),
     };
+    let mut req = req;
+    super::act::fill_asset(&state.store, &mut req);
     let (plan, outcome, recorded) = super::act::perform(&state.store, &source, req).await;
     if let Err(e) = recorded {
         return error(

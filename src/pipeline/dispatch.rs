@@ -373,10 +373,10 @@ impl Dispatcher {
             ("ignore", Some(Resolution::Ignored))
                 | ("whitelist", Some(Resolution::FalsePositive))
                 | ("handled", Some(Resolution::Handled))
-                | ("verify" | "fix", Some(Resolution::Fixed))
+                | ("verify" | "fix" | "recheck", Some(Resolution::Fixed))
                 // A snapshot finding that left its listing after one was handled (a baseline
                 // check ignored leaves the failing list; no lookup says why).
-                | ("ignore" | "verify" | "fix", Some(Resolution::Gone))
+                | ("ignore" | "verify" | "fix" | "recheck", Some(Resolution::Gone))
         );
         (explains && now_ms.saturating_sub(entry.at_ms) <= HANDLED_WITHIN_MS).then(|| {
             crate::event::HandledBy {

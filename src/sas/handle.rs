@@ -336,6 +336,23 @@ pub async fn ignore_check_warnings(
     Ok(a.request_id)
 }
 
+/// `ValidateHcWarnings`: Security Center checks the check items `check_ids` again, on the
+/// assets `uuids` (every asset where they fail when empty). Called once (a write); its
+/// `RequestId`.
+pub async fn validate_warnings(
+    client: &SasClient,
+    check_ids: &[i64],
+    uuids: &[String],
+) -> Result<String, SasError> {
+    let mut q = Params::new();
+    q.set_simple("CheckIds", check_ids);
+    if !uuids.is_empty() {
+        q.set_simple("Uuids", uuids);
+    }
+    let a: Answered = client.call_once("ValidateHcWarnings", &q, None).await?;
+    Ok(a.request_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -446,11 +446,15 @@ async fn vulnerabilities_and_baseline_risks_are_handled_and_resolve_naming_who()
         new(SimDomain::Vuln, "PrimaryId"),
         new(SimDomain::Vuln, "PrimaryId"),
     );
-    let b1 = new(SimDomain::Baseline, "CheckWarningId");
+    let (b1, b2) = (
+        new(SimDomain::Baseline, "CheckWarningId"),
+        new(SimDomain::Baseline, "CheckWarningId"),
+    );
     for finding in [
         format!("vul:{v1}"),
         format!("vul:{v2}"),
         format!("baseline:{b1}"),
+        format!("baseline:{b2}"),
     ] {
         hook.wait_for(&format!("new {finding}"), T, |r| {
             r.iter()
@@ -487,12 +491,32 @@ async fn vulnerabilities_and_baseline_risks_are_handled_and_resolve_naming_who()
     ignore_b.push("managed by the platform team".into());
     let ignore_b = handle(ignore_b).await;
     assert_eq!(ignore_b.code, Some(0), "{}", ignore_b.stderr);
+    // Re-check the other: its check item, on its own asset (from sasrelay's record).
+    let recheck = handle(args(&format!("baseline baseline:{b2} --recheck --yes"))).await;
+    assert_eq!(recheck.code, Some(0), "{}", recheck.stderr);
+    let b2_record = sim.finding(SimDomain::Baseline, b2).unwrap();
+    assert!(
+        recheck.stderr.contains(&format!(
+            "(CheckId {}) again, on asset {}",
+            b2_record["CheckId"],
+            b2_record["Uuid"].as_str().unwrap()
+        )),
+        "{}",
+        recheck.stderr
+    );
 
     // The simulator got the calls, with the record's own name, asset and tag.
     let calls: Vec<_> = sim
         .handling_calls()
         .into_iter()
-        .filter(|c| c.action == "ModifyOperateVul" || c.action == "IgnoreHcCheckWarnings")
+        .filter(|c| {
+            [
+                "ModifyOperateVul",
+                "IgnoreHcCheckWarnings",
+                "ValidateHcWarnings",
+            ]
+            .contains(&c.action.as_str())
+        })
         .collect();
     let ops: Vec<(&str, &str)> = calls
         .iter()
@@ -512,8 +536,22 @@ async fn vulnerabilities_and_baseline_risks_are_handled_and_resolve_naming_who()
         [
             ("ModifyOperateVul", "vul_verify"),
             ("ModifyOperateVul", "vul_ignore"),
-            ("IgnoreHcCheckWarnings", "1")
+            ("IgnoreHcCheckWarnings", "1"),
+            ("ValidateHcWarnings", "")
         ]
+    );
+    assert_eq!(
+        calls[3].params["CheckIds"],
+        b2_record["CheckId"].to_string()
+    );
+    assert_eq!(
+        calls[3].params["Uuids"],
+        b2_record["Uuid"].as_str().unwrap()
+    );
+    assert_eq!(
+        sim.finding(SimDomain::Baseline, b2).unwrap()["Status"],
+        3,
+        "the re-check passed it"
     );
     let record = sim.finding(SimDomain::Vuln, v1).unwrap();
     let info: Value = serde_json::from_str(&calls[0].params["Info"]).unwrap();
@@ -528,6 +566,8 @@ async fn vulnerabilities_and_baseline_risks_are_handled_and_resolve_naming_who()
         (format!("vul:{v2}"), "ignore", "ignored"),
         // An ignored check leaves the failing list; nothing says why but the audit log.
         (format!("baseline:{b1}"), "ignore", "gone"),
+        // A check that passes leaves the failing list too.
+        (format!("baseline:{b2}"), "recheck", "gone"),
     ] {
         let is = |r: &Request| r.delivered() && r.kind() == "resolved" && r.finding_id() == finding;
         hook.wait_for(&format!("resolved {finding}"), T, |r| r.iter().any(is))
