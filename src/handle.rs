@@ -74,6 +74,11 @@ pub enum Action {
     Fix,
     /// A baseline risk: check it again (`ValidateHcWarnings`), on its asset.
     Recheck,
+    /// A container-firewall alert: switch on the rule that fired (`ModifyInterceptionRuleSwitch`).
+    RuleOn,
+    /// A container-firewall alert: switch off the rule that fired. Its traffic is then no longer
+    /// blocked or alerted on: the command line only, never from a notification.
+    RuleOff,
 }
 
 impl Action {
@@ -89,6 +94,8 @@ impl Action {
             Action::Verify => "verify",
             Action::Fix => "fix",
             Action::Recheck => "recheck",
+            Action::RuleOn => "rule-on",
+            Action::RuleOff => "rule-off",
         }
     }
 
@@ -102,7 +109,9 @@ impl Action {
             Action::UndoIgnore => None,
             Action::UndoWhitelist => Some("rm_mark_mis_info"),
             Action::UndoHandled => Some("cancle_manual"),
-            Action::Verify | Action::Fix | Action::Recheck => None,
+            Action::Verify | Action::Fix | Action::Recheck | Action::RuleOn | Action::RuleOff => {
+                None
+            }
         }
     }
 
@@ -128,6 +137,8 @@ impl Action {
             Action::Verify => "verify the fix (Security Center checks the asset again)".into(),
             Action::Fix => "fix it (Security Center runs the fix on the asset)".into(),
             Action::Recheck => "check it again (Security Center re-runs the check)".into(),
+            Action::RuleOn => "switch on the firewall rule that fired".into(),
+            Action::RuleOff => "switch off the firewall rule that fired".into(),
         }
     }
 }
@@ -208,6 +219,9 @@ pub struct Plan {
     /// A baseline re-check: the check item, as looked up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckTarget>,
+    /// A container-firewall alert: the rule that fired, as looked up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<RuleTarget>,
     /// Why it cannot be done, when it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<Refusal>,
@@ -221,6 +235,18 @@ pub struct CheckTarget {
     /// Its title.
     pub item: String,
 }
+
+/// The container-firewall rule a request switches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleTarget {
+    /// The cluster it belongs to.
+    pub cluster_id: String,
+    /// The rule, as listed now.
+    pub rule: api::InterceptionRule,
+}
+
+/// How long back a firewall alert is looked for by its id (the API lists by time window only).
+pub const FIREWALL_LOOKBACK: Duration = Duration::from_secs(7 * 86_400);
 
 /// How a request ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -329,11 +355,20 @@ pub async fn plan(source: &Source, request: Request) -> Plan {
         fields: Vec::new(),
         vul: None,
         check: None,
+        rule: None,
         refused: None,
     };
     let domain = plan.request.domain;
     let fits = match domain {
-        Domain::Alerts => !matches!(plan.request.action, Action::Verify | Action::Fix),
+        Domain::Alerts => matches!(
+            plan.request.action,
+            Action::Ignore
+                | Action::Whitelist { .. }
+                | Action::Handled
+                | Action::UndoIgnore
+                | Action::UndoWhitelist
+                | Action::UndoHandled
+        ),
         Domain::Vulnerabilities => matches!(
             plan.request.action,
             Action::Ignore | Action::UndoIgnore | Action::Verify | Action::Fix
@@ -342,16 +377,8 @@ pub async fn plan(source: &Source, request: Request) -> Plan {
             plan.request.action,
             Action::Ignore | Action::UndoIgnore | Action::Recheck
         ),
-        Domain::Firewall => false,
+        Domain::Firewall => matches!(plan.request.action, Action::RuleOn | Action::RuleOff),
     };
-    if domain == Domain::Firewall {
-        plan.refused = refused(
-            "NoHandlingApi",
-            format!("{} cannot be handled through the API", plan.request.finding()),
-            "Security Center has no handling action for container-firewall alerts: edit the rule that fired in the console (Container firewall → the rule → Edit)".into(),
-        );
-        return plan;
-    }
     if !fits {
         plan.refused = refused(
             "NotForDomain",
@@ -360,7 +387,7 @@ pub async fn plan(source: &Source, request: Request) -> Plan {
                 plan.request.action.name(),
                 domain.as_str()
             ),
-            "alerts: ignore, whitelist, handled (and --undo); vulnerabilities: verify, fix, ignore, undo-ignore; baseline: ignore, undo-ignore, recheck".into(),
+            "alerts: ignore, whitelist, handled (and --undo); vulnerabilities: verify, fix, ignore, undo-ignore; baseline: ignore, undo-ignore, recheck; firewall: rule-on, rule-off (the rule that fired; Security Center has no action on the alert itself)".into(),
         );
         return plan;
     }
@@ -382,8 +409,100 @@ pub async fn plan(source: &Source, request: Request) -> Plan {
     match domain {
         Domain::Alerts => plan_alert(source.client(), plan).await,
         Domain::Vulnerabilities => plan_vul(source, plan).await,
-        _ => plan_baseline(source.client(), plan).await,
+        Domain::Firewall => plan_firewall(source, plan).await,
+        Domain::Baseline => plan_baseline(source.client(), plan).await,
     }
+}
+
+/// A container-firewall alert's plan: the alert looked up in the last [`FIREWALL_LOOKBACK`]
+/// (its cluster and rule), then the rule as listed now; switching it the other way is what
+/// is allowed.
+async fn plan_firewall(source: &Source, mut plan: Plan) -> Plan {
+    let now = time::OffsetDateTime::now_utc();
+    let window = crate::sas::source::ReadWindow {
+        now,
+        occurred_since: None,
+        handled_since: None,
+        firewall_since: now - FIREWALL_LOOKBACK,
+    };
+    let finding = plan.request.finding();
+    let alert = match source.read(Domain::Firewall, &window).await {
+        Ok(sweep) => sweep.findings.into_iter().find(|f| f.id == finding),
+        Err(e) => {
+            plan.refused = Some(refusal(&e, "ListInterceptionHistory"));
+            return plan;
+        }
+    };
+    let Some(alert) = alert else {
+        plan.refused = refused(
+            "FirewallAlertNotFound",
+            format!(
+                "source {} lists no {finding} in the last 7 days",
+                plan.request.source
+            ),
+            "check the id (the number in firewall:<id>) and --source".into(),
+        );
+        return plan;
+    };
+    let cluster_id = alert.raw["ClusterId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let rule_id = alert.raw["RuleId"].as_i64().unwrap_or(0);
+    if cluster_id.is_empty() || rule_id == 0 {
+        plan.refused = refused(
+            "NoRule",
+            format!("{finding} names no rule (ClusterId {cluster_id:?}, RuleId {rule_id})"),
+            "edit the rule in the console".into(),
+        );
+        return plan;
+    }
+    let rule = match api::interception_rule(source.client(), &cluster_id, rule_id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            plan.refused = refused(
+                "RuleNotFound",
+                format!("cluster {cluster_id} lists no rule {rule_id} (deleted since {finding}?)"),
+                "look at the cluster's rules in the console".into(),
+            );
+            return plan;
+        }
+        Err(e) => {
+            plan.refused = Some(refusal(&e, "ListInterceptionRulePage"));
+            return plan;
+        }
+    };
+    let on = rule.switch == 1;
+    plan.allowed = vec![if on { "rule-off" } else { "rule-on" }.to_string()];
+    plan.will = format!(
+        "{finding} of source {}: switch {} rule \"{}\" (RuleId {rule_id}, cluster {cluster_id}; it {} matching traffic){}",
+        plan.request.source,
+        if plan.request.action == Action::RuleOn {
+            "on"
+        } else {
+            "off"
+        },
+        crate::text::strip_control(&rule.name),
+        rule.effect(),
+        if plan.request.action == Action::RuleOff {
+            ": from then on that traffic is neither blocked nor alerted on by this rule"
+        } else {
+            ""
+        }
+    );
+    let name = plan.request.action.name();
+    if !plan.allowed.iter().any(|a| a == name) {
+        plan.refused = refused(
+            "NotAllowed",
+            format!(
+                "rule {rule_id} is already {}",
+                if on { "on" } else { "off" }
+            ),
+            format!("it allows now: {}", plan.allowed.join(", ")),
+        );
+    }
+    plan.rule = Some(RuleTarget { cluster_id, rule });
+    plan
 }
 
 /// A baseline risk's plan: the service judges an ignore and its undo by the id; a re-check
@@ -651,7 +770,29 @@ pub async fn execute(source: &Source, plan: &Plan, follow_for: Duration) -> Outc
                 Err(e) => Outcome::refused(&refusal(&e, "IgnoreHcCheckWarnings")),
             };
         }
-        Domain::Alerts | Domain::Firewall => {}
+        Domain::Firewall => {
+            let Some(target) = &plan.rule else {
+                return Outcome::refused(&Refusal {
+                    code: "RuleNotFound".into(),
+                    message: format!("{}: no rule to switch", request.finding()),
+                    hint: "plan the request first".into(),
+                    request_id: String::new(),
+                });
+            };
+            let on = request.action == Action::RuleOn;
+            return match api::switch_interception_rules(
+                client,
+                &target.cluster_id,
+                &[target.rule.id],
+                on,
+            )
+            .await
+            {
+                Ok(id) => done(id),
+                Err(e) => Outcome::refused(&refusal(&e, "ModifyInterceptionRuleSwitch")),
+            };
+        }
+        Domain::Alerts => {}
     }
     let remark = request.remark.as_deref();
     let Some(code) = request.action.code() else {

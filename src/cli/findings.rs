@@ -45,19 +45,43 @@ pub struct Args {
     json: bool,
     /// List the records Security Center sent that cannot be read (with why, and their text)
     /// instead of the findings.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "id")]
     quarantined: bool,
+    /// Show this one finding in full (its Security Center id, or the finding id a notification
+    /// shows, `alert:752312`), with Security Center's detail: an alert's evidence and the
+    /// console's diagnosis (tracing) data, a baseline check's description and advice. Alerts
+    /// handled within `--handled-within` (default 7d here) and firewall records within
+    /// `--firewall-within` are found too.
+    #[arg(long, value_name = "ID")]
+    id: Option<String>,
 }
 
 /// Runs `findings`.
 pub async fn run(args: Args) -> ExitCode {
     let now = OffsetDateTime::now_utc();
+    let handled_within = match (&args.handled_within, &args.id) {
+        (Some(d), _) => Some(d.0),
+        // One finding asked for by id may well be handled already.
+        (None, Some(_)) => Some(ONE_HANDLED_WITHIN),
+        (None, None) => None,
+    };
     let window = ReadWindow {
         now,
         occurred_since: None,
-        handled_since: args.handled_within.map(|d| now - d.0),
+        handled_since: handled_within.map(|d| now - d),
         firewall_since: now - args.firewall_within.0,
     };
+    if let Some(id) = &args.id {
+        return one(
+            &args.config,
+            args.domain.into(),
+            args.source.as_deref(),
+            window,
+            id,
+            args.json,
+        )
+        .await;
+    }
     let show = if args.quarantined {
         Show::Quarantined
     } else {
@@ -71,6 +95,241 @@ pub async fn run(args: Args) -> ExitCode {
         show,
     )
     .await
+}
+
+/// How far back `--id` looks for a handled alert when `--handled-within` is not given.
+const ONE_HANDLED_WITHIN: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+/// The Security Center number in `id` (`752312`, or `<prefix>:752312` for `domain`); `None` for
+/// an id made of a natural key, which is matched whole.
+fn native_number(id: &str, domain: Domain) -> Option<i64> {
+    let prefix = crate::action_link::id_prefix(domain);
+    let n = id
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix(':'))
+        .unwrap_or(id);
+    n.parse().ok()
+}
+
+/// `findings --id`: the finding of that id in the listing of each selected source, in full,
+/// with Security Center's detail of it; exit 1 when no source lists it.
+async fn one(
+    path: &Path,
+    domain: Domain,
+    only: Option<&str>,
+    window: ReadWindow,
+    id: &str,
+    json: bool,
+) -> ExitCode {
+    let settings = match load_config(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let number = native_number(id, domain);
+    let wanted = match number {
+        Some(n) => format!("{}:{n}", crate::action_link::id_prefix(domain)),
+        None => id.to_string(),
+    };
+    let session = match Session::open() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let mut found = false;
+    let mut ok = true;
+    for settings in settings
+        .sources
+        .into_iter()
+        .filter(|s| only.is_none_or(|o| o == s.name) && s.domains.contains(&domain))
+    {
+        let source = match Source::connect(settings, &ProcessEnv, &session.ctx).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ok = false;
+                continue;
+            }
+        };
+        let sweep = match source.read(domain, &window).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: source {}: {e}", source.settings.name);
+                ok = false;
+                continue;
+            }
+        };
+        let Some(f) = sweep.findings.into_iter().find(|f| f.id == wanted) else {
+            continue;
+        };
+        found = true;
+        let (detail, diagnosis) = match number {
+            Some(n) => detail_of(&source, domain, n).await,
+            None => (None, None),
+        };
+        if json {
+            outln!(
+                "{}",
+                serde_json::json!({"source": source.settings.name, "finding": f, "detail": detail, "diagnosis": diagnosis})
+            );
+        } else {
+            out!(
+                "{}",
+                full(
+                    &source.settings.name,
+                    &f,
+                    detail.as_ref(),
+                    diagnosis.as_ref()
+                )
+            );
+        }
+    }
+    session.close().await;
+    if !found {
+        eprintln!(
+            "error: no source lists {wanted} now{}",
+            if ok {
+                " (an alert handled long ago: widen --handled-within; a firewall record: --firewall-within)"
+            } else {
+                " — and a listing failed (above)"
+            }
+        );
+        return ExitCode::FAILURE;
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Security Center's detail of finding `n` (an alert's `DescribeSuspEventDetail`, a baseline
+/// check's `DescribeCheckWarningDetail`) and, for an alert, its diagnosis
+/// (`DescribeAlarmEventDetail`). A failed call is said on stderr and shown as absent.
+async fn detail_of(
+    source: &Source,
+    domain: Domain,
+    n: i64,
+) -> (Option<serde_json::Value>, Option<serde_json::Value>) {
+    let client = source.client();
+    let warn = |what: &str, e: &dyn std::fmt::Display| {
+        eprintln!("warning: source {}: {what}: {e}", source.settings.name);
+    };
+    match domain {
+        Domain::Alerts => {
+            let detail = match crate::sas::api::susp_event_detail(client, n).await {
+                Ok(d) => d.raw,
+                Err(e) => {
+                    warn("DescribeSuspEventDetail", &e);
+                    return (None, None);
+                }
+            };
+            let unique = detail["AlarmUniqueInfo"].as_str().unwrap_or_default();
+            let diagnosis = if unique.is_empty() {
+                None
+            } else {
+                match crate::sas::api::alarm_event_detail(client, unique).await {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        warn("DescribeAlarmEventDetail", &e);
+                        None
+                    }
+                }
+            };
+            (Some(detail), diagnosis)
+        }
+        Domain::Baseline => {
+            match crate::sas::api::check_warning_detail(client, &n.to_string()).await {
+                Ok(d) => (Some(d.raw), None),
+                Err(e) => {
+                    warn("DescribeCheckWarningDetail", &e);
+                    (None, None)
+                }
+            }
+        }
+        Domain::Vulnerabilities | Domain::Firewall => (None, None),
+    }
+}
+
+/// The finding in full for people: every field that has a value, then Security Center's
+/// detail and diagnosis, each line terminal-safe.
+fn full(
+    source: &str,
+    f: &Finding,
+    detail: Option<&serde_json::Value>,
+    diagnosis: Option<&serde_json::Value>,
+) -> String {
+    let mut out = format!(
+        "{} (source {}) — {} — {}\n",
+        terminal_safe(&f.id, 100),
+        terminal_safe(source, 100),
+        f.severity.as_str(),
+        terminal_safe(&f.title, 300)
+    );
+    let mut v = serde_json::to_value(f).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        for k in ["raw", "id", "title", "severity", "source", "fingerprint"] {
+            o.remove(k);
+        }
+    }
+    tree(&v, 1, &mut out);
+    for (heading, value) in [
+        ("Security Center detail", detail),
+        ("Diagnosis (the console's tracing data)", diagnosis),
+    ] {
+        if let Some(v) = value.filter(|v| !v.is_null()) {
+            out.push_str(&format!("{heading}:\n"));
+            tree(v, 1, &mut out);
+        }
+    }
+    out
+}
+
+/// `v` as indented `key: value` lines, leaving out what is empty; every string terminal-safe.
+fn tree(v: &serde_json::Value, depth: usize, out: &mut String) {
+    use serde_json::Value;
+    let pad = "  ".repeat(depth);
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    };
+    match v {
+        Value::Object(o) => {
+            for (k, v) in o.iter().filter(|(_, v)| !empty(v)) {
+                match v {
+                    Value::Object(_) | Value::Array(_) => {
+                        out.push_str(&format!("{pad}{}:\n", terminal_safe(k, 100)));
+                        tree(v, depth + 1, out);
+                    }
+                    leaf => out.push_str(&format!(
+                        "{pad}{}: {}\n",
+                        terminal_safe(k, 100),
+                        scalar(leaf)
+                    )),
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, v) in a.iter().enumerate().filter(|(_, v)| !empty(v)) {
+                match v {
+                    Value::Object(_) | Value::Array(_) => {
+                        out.push_str(&format!("{pad}- [{i}]\n"));
+                        tree(v, depth + 1, out);
+                    }
+                    leaf => out.push_str(&format!("{pad}- {}\n", scalar(leaf))),
+                }
+            }
+        }
+        leaf => out.push_str(&format!("{pad}{}\n", scalar(leaf))),
+    }
+}
+
+fn scalar(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => terminal_safe(s, 2000),
+        other => other.to_string(),
+    }
 }
 
 /// What to print.

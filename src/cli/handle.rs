@@ -34,8 +34,11 @@ pub enum HandleCommand {
     /// ignore. With no action, print what it allows now.
     Vuln(VulnArgs),
     /// Act on a baseline risk's failing check (`baseline:<CheckWarningId>`): ignore it (with a
-    /// reason) or undo the ignore.
+    /// reason), undo the ignore, or check it again.
     Baseline(BaselineArgs),
+    /// Act on the rule a container-firewall alert (`firewall:<Id>`) fired: switch it off or on.
+    /// With no action, print the rule and whether it is on.
+    Firewall(FirewallArgs),
     /// The audit log: every action taken through sasrelay, newest first.
     Log {
         /// Configuration file (for `[admin] listen` and `[admin] token`).
@@ -113,6 +116,21 @@ pub struct BaselineArgs {
     reason: Option<String>,
 }
 
+/// `sasrelay handle firewall` arguments.
+#[derive(Debug, clap::Args)]
+pub struct FirewallArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The alert: its `Id`, or the finding id `firewall:<id>` (found within the last 7 days).
+    id: String,
+    /// Switch off the rule that fired: its traffic is no longer blocked or alerted on by it.
+    #[arg(long, group = "act")]
+    rule_off: bool,
+    /// Switch the rule that fired on again.
+    #[arg(long, group = "act")]
+    rule_on: bool,
+}
+
 /// `sasrelay handle alert` arguments.
 #[derive(Debug, clap::Args)]
 pub struct AlertArgs {
@@ -184,6 +202,13 @@ pub async fn run(command: HandleCommand) -> ExitCode {
                 args.reason,
             )
             .await
+        }
+        HandleCommand::Firewall(args) => {
+            let action = first(&[
+                (args.rule_off, Action::RuleOff),
+                (args.rule_on, Action::RuleOn),
+            ]);
+            act_on(&args.common, Domain::Firewall, &args.id, Ok(action), None).await
         }
         HandleCommand::Log {
             config,
@@ -337,6 +362,7 @@ async fn act(
         action: action.clone().unwrap_or(match domain {
             Domain::Vulnerabilities => Action::Verify,
             Domain::Baseline => Action::UndoIgnore,
+            Domain::Firewall => Action::RuleOn,
             _ => Action::Ignore,
         }),
         remark,
@@ -454,7 +480,7 @@ fn show_allowed(plan: &Plan, json: bool) -> ExitCode {
     if json {
         outln!(
             "{}",
-            serde_json::json!({"allowed": plan.allowed, "fields": plan.fields, "refused": plan.refused})
+            serde_json::json!({"allowed": plan.allowed, "fields": plan.fields, "rule": plan.rule, "refused": plan.refused})
         );
     } else if let Some(r) = &plan.refused.as_ref().filter(|r| r.code != "NotAllowed") {
         print_refusal("error", r);
@@ -470,6 +496,16 @@ fn show_allowed(plan: &Plan, json: bool) -> ExitCode {
             plan.request.finding(),
             terminal_safe(&allowed, 300)
         );
+        if let Some(t) = &plan.rule {
+            outln!(
+                "Rule \"{}\" (RuleId {}, cluster {}) is {}; it {} matching traffic.",
+                terminal_safe(&t.rule.name, 200),
+                t.rule.id,
+                terminal_safe(&t.cluster_id, 64),
+                if t.rule.switch == 1 { "on" } else { "off" },
+                t.rule.effect()
+            );
+        }
         if !plan.fields.is_empty() {
             let mut rows = vec![
                 ["FIELD", "NAME", "VALUE", "TESTS"]

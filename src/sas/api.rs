@@ -1167,6 +1167,34 @@ pub async fn check_warning_detail<C: SasCall + ?Sized>(
     c.call("DescribeCheckWarningDetail", &query, None).await
 }
 
+/// One alert's detail (`DescribeSuspEventDetail`: its evidence, status and host), as sent.
+pub async fn susp_event_detail<C: SasCall + ?Sized>(
+    c: &C,
+    id: i64,
+) -> Result<Item<super::models::SuspEventDetail>, SasError> {
+    let mut query = Params::new();
+    query
+        .set("SuspiciousEventId", id)
+        .set("From", "sas")
+        .set("Lang", c.lang());
+    c.call("DescribeSuspEventDetail", &query, None).await
+}
+
+/// The diagnosis of the aggregated alert `alarm_unique_info` (`DescribeAlarmEventDetail`:
+/// the console's tracing data, `Data.CauseDetails`), as sent: its `Data` object.
+pub async fn alarm_event_detail<C: SasCall + ?Sized>(
+    c: &C,
+    alarm_unique_info: &str,
+) -> Result<serde_json::Value, SasError> {
+    let mut query = Params::new();
+    query
+        .set("AlarmUniqueInfo", alarm_unique_info)
+        .set("From", "sas")
+        .set("Lang", c.lang());
+    let body: serde_json::Value = c.call("DescribeAlarmEventDetail", &query, None).await?;
+    Ok(body.get("Data").cloned().unwrap_or(serde_json::Value::Null))
+}
+
 /// The baseline walk's result: one item per check result, and every record of the three
 /// listings that could not be read (a risk or machine among them hides its check results).
 /// A batch of [`BaselineWalker::next_batch`] also says which pair its items are, and which

@@ -336,6 +336,103 @@ pub async fn ignore_check_warnings(
     Ok(a.request_id)
 }
 
+/// A container-firewall rule as `ListInterceptionRulePage` lists it (the part handling reads).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct InterceptionRule {
+    /// `RuleId`.
+    #[serde(rename = "RuleId", default, deserialize_with = "lenient::i64")]
+    pub id: i64,
+    /// `RuleName`.
+    #[serde(rename = "RuleName", default, deserialize_with = "lenient::string")]
+    pub name: String,
+    /// `RuleSwitch`: 1 on, 0 off.
+    #[serde(rename = "RuleSwitch", default, deserialize_with = "lenient::i64")]
+    pub switch: i64,
+    /// `InterceptType`: 1 block, 2 alert, 3 allow.
+    #[serde(rename = "InterceptType", default, deserialize_with = "lenient::i64")]
+    pub intercept_type: i64,
+}
+
+impl InterceptionRule {
+    /// What it does to matching traffic, for people.
+    pub fn effect(&self) -> &'static str {
+        match self.intercept_type {
+            1 => "blocks",
+            2 => "alerts on",
+            3 => "allows",
+            _ => "acts on",
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RulePage {
+    #[serde(
+        rename = "InterceptionRuleList",
+        default,
+        deserialize_with = "lenient::vec"
+    )]
+    rules: Vec<InterceptionRule>,
+    #[serde(rename = "PageInfo", default)]
+    page: RulePageInfo,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RulePageInfo {
+    #[serde(rename = "TotalCount", default, deserialize_with = "lenient::i64")]
+    total: i64,
+}
+
+/// Rules read per page of `ListInterceptionRulePage`.
+const RULE_PAGE_SIZE: i64 = 100;
+
+/// Most pages of rules read for one lookup.
+const MAX_RULE_PAGES: i64 = 20;
+
+/// The rule `rule_id` of cluster `cluster_id` (`ListInterceptionRulePage`, read page by page
+/// and matched here rather than through the action's criteria); `None` when it does not list it.
+pub async fn interception_rule(
+    client: &SasClient,
+    cluster_id: &str,
+    rule_id: i64,
+) -> Result<Option<InterceptionRule>, SasError> {
+    let mut seen = 0;
+    for page in 1..=MAX_RULE_PAGES {
+        let mut q = Params::new();
+        q.set("ClusterId", cluster_id)
+            .set("CurrentPage", page)
+            .set("PageSize", RULE_PAGE_SIZE);
+        let p: RulePage = client.call("ListInterceptionRulePage", &q, None).await?;
+        let n = p.rules.len() as i64;
+        if let Some(r) = p.rules.into_iter().find(|r| r.id == rule_id) {
+            return Ok(Some(r));
+        }
+        seen += n;
+        if n < RULE_PAGE_SIZE || seen >= p.page.total {
+            break;
+        }
+    }
+    Ok(None)
+}
+
+/// `ModifyInterceptionRuleSwitch`: switches the rules `rule_ids` of cluster `cluster_id` on or
+/// off. Called once (a write); its `RequestId`.
+pub async fn switch_interception_rules(
+    client: &SasClient,
+    cluster_id: &str,
+    rule_ids: &[i64],
+    on: bool,
+) -> Result<String, SasError> {
+    let mut q = Params::new();
+    q.set("ClusterId", cluster_id);
+    q.set_simple("RuleIds", rule_ids);
+    q.set("RuleSwitch", i64::from(on));
+    let a: Answered = client
+        .call_once("ModifyInterceptionRuleSwitch", &q, None)
+        .await?;
+    Ok(a.request_id)
+}
+
 /// `ValidateHcWarnings`: Security Center checks the check items `check_ids` again, on the
 /// assets `uuids` (every asset where they fail when empty). Called once (a write); its
 /// `RequestId`.
