@@ -7,8 +7,10 @@
 //!
 //! Alerts: ignore, whitelist, mark handled, and their undos. Vulnerabilities: verify, fix,
 //! ignore (with a reason), undo the ignore (`ModifyOperateVul`, on the record looked up by
-//! its id). Baseline risks: ignore (with a reason) and undo (`IgnoreHcCheckWarnings`).
-//! Container-firewall alerts have no handling API (contract §5.4). Destructive codes
+//! its id). Baseline risks: ignore (with a reason) and undo (`IgnoreHcCheckWarnings`), re-check
+//! (`ValidateHcWarnings`, the check item looked up by the id). Container-firewall alerts have
+//! no handling API (contract §5.4): the rule that fired is switched off or on instead
+//! (`ModifyInterceptionRuleSwitch`, the alert looked up in the last 7 days). Destructive codes
 //! (`kill_process`, `kill_and_quara`, `block_ip`, `quara`, `cleanup`,
 //! `disable_malicious_defense`) are never requested by sasrelay. Handling needs RAM rights
 //! beyond `AliyunYundunSASReadOnlyAccess` (README, "Handling findings"); a refusal names the

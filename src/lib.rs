@@ -106,17 +106,20 @@
 //!   A snapshot poll sweeps only the clusters whose statistics changed, and a baseline sweep
 //!   lists only the risk × asset pairs whose counts changed. [`sas::handle`]: the write
 //!   actions behind the console's "Handle" (an alert's allowed operations, the task that
-//!   applies one, its status), typed.
+//!   applies one, its status; a vulnerability's, a baseline check's, a firewall rule's
+//!   switch), typed.
 //! - [`action_link`] — the signed, expiring action links of notifications (`[actions]`): the
 //!   token (HMAC-SHA256 over its claims: source, finding, action, sink, expiry, nonce), its
 //!   check (tampered, expired, another finding's), the [`action_link::Minter`] a chat sink mints
 //!   its buttons with, `[actions]` settings. Pure; the page that takes the links is
 //!   `daemon::act`.
-//! - [`handle`] — acting on an alert (ignore, whitelist, mark handled, their undos): the
-//!   request, the plan checked against what the alert allows now, the action done once and
-//!   its task followed, the outcome and its audit entry. The daemon runs it for `sasrelay
-//!   handle` (admin API); a `resolved` event then names who handled it (`handled_by`, read
-//!   from the audit log by [`pipeline::dispatch`]).
+//! - [`handle`] — acting on a finding (an alert: ignore, whitelist, mark handled, their undos;
+//!   a vulnerability: verify, fix, ignore, undo; a baseline risk: ignore, undo, re-check; a
+//!   firewall alert: its rule off or on): the request, the plan checked against what the
+//!   finding allows now, the action done once and its task followed, the outcome and its audit
+//!   entry. The daemon runs it for `sasrelay handle` (admin API) and for the action page
+//!   (`daemon::act`); a `resolved` event then names who handled it (`handled_by`, read from
+//!   the audit log by [`pipeline::dispatch`]).
 //! - [`pipeline`] — one finding's path in order, its module doc drawing the flow:
 //!   [`pipeline::poller`] (page by page: read → diff → crash-safe writes; a complete sweep's
 //!   end: lookup of vulnerabilities that left the list; the backfill of what the page cap left), [`pipeline::lifecycle`] (the pure transition table),
