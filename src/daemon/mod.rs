@@ -242,6 +242,7 @@ pub async fn start(built: build::Built, control: Control) -> Result<StopReport, 
         file: settings.file.clone(),
         state: state.clone(),
         admin: (settings.admin.clone(), admin_token),
+        actions: settings.actions.clone(),
         log: control.log,
         reloads,
     };

@@ -263,6 +263,8 @@ pub(super) struct Reloader {
     pub(super) state: StateSettings,
     /// `[admin]` and its token, as the API was bound.
     pub(super) admin: (AdminSettings, Option<Secret>),
+    /// `[actions]`, as the action page was bound and its links signed.
+    pub(super) actions: Option<crate::action_link::ActionsSettings>,
     /// The log filter, when the process's can be changed.
     pub(super) log: Option<LogFilter>,
     /// Where the outcome goes.
@@ -350,6 +352,12 @@ impl Reloader {
             &self.admin,
             (&settings.admin, &admin_token),
         );
+        if settings.actions != self.actions {
+            attempt.kept.push(
+                "[actions]: the action page keeps its address, key, links and who may act".into(),
+            );
+            settings.actions = self.actions.clone();
+        }
         for what in &attempt.kept {
             tracing::warn!(kept = %what, "A setting the reload cannot change is kept as it was; restart sasrelay to apply it.");
         }
