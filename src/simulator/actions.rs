@@ -5,20 +5,24 @@
 //! `TotalCount` at the top level, List* actions a `PageInfo` object (with the SDK's `CurrrentPage`
 //! spelling for `ListClusterInterceptionConfig`), and `DescribeVulList` also pages with
 //! `UseNextToken`/`NextToken` (then without `TotalCount`). Pure: no IO, no clock (`now` comes in).
-//! The handling (write) actions live in `super::handle`; this module answers the reads.
+//! The handling (write) actions live in `super::handle`; this module answers the reads (the
+//! alert detail bodies are built by `super::detail`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use super::catalog::{check_def, obj, risk_def};
+use super::catalog::{FirewallRule, check_def, obj, risk_def};
+use super::detail;
 use super::error::ApiError;
-use super::table::{cluster_key, node_key};
+use super::table::{alarm_key, cluster_key, node_key};
 use super::world::{Warning, World, parse_time};
 
 /// Every action the simulator implements, in contract order.
 pub const ACTIONS: &[&str] = &[
     "DescribeSuspEvents",
+    "DescribeSuspEventDetail",
+    "DescribeAlarmEventDetail",
     "GetClusterSuspEventStatistics",
     "DescribeVulList",
     "DescribeClusterVulStatistics",
@@ -30,7 +34,9 @@ pub const ACTIONS: &[&str] = &[
     "ListInterceptionHistory",
     "GetInterceptionSummary",
     "ListClusterInterceptionConfig",
-    // Handling (contract §5), answered by `super::handle` (its HANDLING_ACTIONS).
+    "ListInterceptionRulePage",
+    // Handling (contract §5, and the firewall's rule switch of §4.3), answered by
+    // `super::handle` (its HANDLING_ACTIONS).
     "DescribeSecurityEventOperations",
     "HandleSecurityEvents",
     "DescribeSecurityEventOperationStatus",
@@ -38,6 +44,7 @@ pub const ACTIONS: &[&str] = &[
     "ModifyOperateVul",
     "IgnoreHcCheckWarnings",
     "ValidateHcWarnings",
+    "ModifyInterceptionRuleSwitch",
 ];
 
 /// Request parameters (query and form merged; the first occurrence of a key wins).
@@ -55,6 +62,11 @@ impl Args<'_> {
 
     pub(super) fn required(&self, key: &str) -> Result<&str, ApiError> {
         self.get(key).ok_or_else(|| ApiError::missing(key))
+    }
+
+    /// A required integer: `MissingParameter` when absent, `InvalidParameter` when not one.
+    pub(super) fn required_int(&self, key: &str) -> Result<i64, ApiError> {
+        self.int(key)?.ok_or_else(|| ApiError::missing(key))
     }
 
     pub(super) fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
@@ -226,6 +238,8 @@ pub(crate) fn dispatch(
 ) -> Result<Map<String, Value>, ApiError> {
     match action {
         "DescribeSuspEvents" => describe_susp_events(world, args),
+        "DescribeSuspEventDetail" => susp_event_detail(world, args),
+        "DescribeAlarmEventDetail" => alarm_event_detail(world, args),
         "GetClusterSuspEventStatistics" => susp_statistics(world, args),
         "DescribeVulList" => describe_vul_list(world, args),
         "DescribeClusterVulStatistics" => vul_statistics(world, args),
@@ -237,6 +251,7 @@ pub(crate) fn dispatch(
         "ListInterceptionHistory" => interception_history(world, args),
         "GetInterceptionSummary" => interception_summary(world, args, now),
         "ListClusterInterceptionConfig" => cluster_interception_config(world, args),
+        "ListInterceptionRulePage" => interception_rule_page(world, args),
         _ => Err(ApiError::new("InvalidAction.NotFound")),
     }
 }
@@ -271,6 +286,8 @@ fn describe_susp_events(world: &World, a: &Args<'_>) -> Result<Map<String, Value
     let id = a.int("Id")?;
     let uuids = a.list("Uuids");
     let remark = a.get("Remark");
+    // The exceptions of one aggregated alert (what DescribeAlarmEventDetail aggregates).
+    let alarm = a.get("AlarmUniqueInfo");
     let (page, size) = a.page(20, 100)?;
 
     // Pending events: newest occurrence first. Handled events (Dealed=Y) honour SortColumn and
@@ -278,7 +295,7 @@ fn describe_susp_events(world: &World, a: &Args<'_>) -> Result<Map<String, Value
     let by_operate = dealed == Some(true) && a.get("SortColumn") != Some("lastTime");
     let ascending = dealed == Some(true) && a.get("SortType") == Some("asc");
     let query = format!(
-        "{dealed:?} {status:?} {levels:?} {cluster:?} {start:?} {end:?} {id:?} {uuids:?} {remark:?} {by_operate} {ascending}"
+        "{dealed:?} {status:?} {levels:?} {cluster:?} {start:?} {end:?} {id:?} {uuids:?} {remark:?} {alarm:?} {by_operate} {ascending}"
     );
     let version = world.alerts.version();
     let cached = crate::simulator::lock(&world.alert_listing)
@@ -288,9 +305,13 @@ fn describe_susp_events(world: &World, a: &Args<'_>) -> Result<Map<String, Value
     let ids = match cached {
         Some(ids) => ids,
         None => {
+            let scope = match (alarm, cluster) {
+                (Some(x), _) => Some(alarm_key(x)),
+                (None, c) => c.map(cluster_key),
+            };
             let mut rows: Vec<&Map<String, Value>> = world
                 .alerts
-                .scan(cluster.map(cluster_key).as_deref())
+                .scan(scope.as_deref())
                 .filter(|r| {
                     let st = i(&r["EventStatus"]);
                     let last = i(&r["LastTimeStamp"]);
@@ -303,6 +324,7 @@ fn describe_susp_events(world: &World, a: &Args<'_>) -> Result<Map<String, Value
                         // TimeEnd has second precision: include the whole second.
                         && end.is_none_or(|t| last <= t + 999)
                         && id.is_none_or(|x| x == i(&r["Id"]))
+                        && alarm.is_none_or(|x| s(&r["AlarmUniqueInfo"]) == x)
                         && (uuids.is_empty() || uuids.iter().any(|u| u == s(&r["Uuid"])))
                         && remark.is_none_or(|m| {
                             ["Name", "AlarmEventNameDisplay", "InstanceName", "IntranetIp", "InternetIp"]
@@ -363,6 +385,38 @@ fn susp_statistics(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, Ap
     Ok(obj(json!({
         "SuspStatistics": {"Remind": counts[2], "Serious": counts[0], "Suspicious": counts[1]}
     })))
+}
+
+/// `DescribeSuspEventDetail`: one alert record (`SuspiciousEventId` = its `Id`, any state) as
+/// the flat detail body.
+fn susp_event_detail(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, ApiError> {
+    let id = a.required_int("SuspiciousEventId")?;
+    a.required("From")?;
+    let alert = world
+        .alerts
+        .get(id)
+        .ok_or_else(|| ApiError::event_not_exists(id))?;
+    Ok(detail::susp_event_detail(alert))
+}
+
+/// `DescribeAlarmEventDetail`: the alert records sharing `AlarmUniqueInfo`, as one aggregate
+/// with its diagnosis. When no alert has it: `InvalidParameter` (the contract documents no code
+/// for that).
+fn alarm_event_detail(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, ApiError> {
+    let info = a.required("AlarmUniqueInfo")?;
+    a.required("From")?;
+    let group: Vec<&Map<String, Value>> = world
+        .alerts
+        .scan(Some(&alarm_key(info)))
+        .filter(|r| s(&r["AlarmUniqueInfo"]) == info)
+        .collect();
+    if group.is_empty() {
+        return Err(ApiError::invalid(
+            "AlarmUniqueInfo",
+            &format!("no alert {info:?}"),
+        ));
+    }
+    Ok(detail::alarm_event_detail(&group))
 }
 
 // ----------------------------------------------------------------------------- vulnerabilities
@@ -612,9 +666,7 @@ fn check_warning_summary(world: &World, a: &Args<'_>) -> Result<Map<String, Valu
 }
 
 fn warning_machines(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, ApiError> {
-    let risk_id = a
-        .int("RiskId")?
-        .ok_or_else(|| ApiError::missing("RiskId"))?;
+    let risk_id = a.required_int("RiskId")?;
     let cluster = a.get("ClusterId");
     let uuids = a.list("Uuids");
     let machine_name = a.get("MachineName");
@@ -681,9 +733,7 @@ fn warning_machines(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, A
 }
 
 fn check_warnings(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, ApiError> {
-    let risk_id = a
-        .int("RiskId")?
-        .ok_or_else(|| ApiError::missing("RiskId"))?;
+    let risk_id = a.required_int("RiskId")?;
     let uuid = a.required("Uuid")?;
     let check_id = a.int("CheckId")?;
     let check_type = a.get("CheckType");
@@ -937,6 +987,73 @@ fn cluster_interception_config(
     ))
 }
 
+/// `CriteriaType` values of `ListInterceptionRulePage` (the SDK's list).
+const RULE_CRITERIA: &[&str] = &[
+    "ID",
+    "RULE_NAME",
+    "SRC_TARGET",
+    "DST_TARGET",
+    "DST_PORT",
+    "RULE_SWITCH",
+    "INTERCEPTOR_TYPE",
+];
+
+/// Whether `rule` matches the search `criteria` of type `kind`: exact for ids, switch, mode
+/// and port (`6379` or `6379/6379`), a case-insensitive substring for names.
+fn rule_matches(rule: &FirewallRule, kind: &str, criteria: &str) -> bool {
+    let c = criteria.trim();
+    let like = |name: &str| name.to_lowercase().contains(&c.to_lowercase());
+    match kind {
+        "ID" => rule.rule_id.to_string() == c,
+        "RULE_NAME" => like(&rule.rule_name),
+        "SRC_TARGET" => like(&rule.src_target),
+        "DST_TARGET" => like(&rule.dst_target),
+        "DST_PORT" => {
+            let port = rule.dst_port.to_string();
+            c == port || c == format!("{port}/{port}")
+        }
+        "RULE_SWITCH" => rule.rule_switch.to_string() == c,
+        "INTERCEPTOR_TYPE" => rule.intercept_type.to_string() == c,
+        _ => false,
+    }
+}
+
+/// `ListInterceptionRulePage`: one cluster's rules in priority order, optionally searched.
+/// `ClusterId`, `CurrentPage` and `PageSize` are required; an unknown cluster has no rules.
+/// `Criteria` without `CriteriaType` searches rule names.
+fn interception_rule_page(world: &World, a: &Args<'_>) -> Result<Map<String, Value>, ApiError> {
+    let cluster = a.required("ClusterId")?;
+    a.required("CurrentPage")?;
+    a.required("PageSize")?;
+    let (page, size) = a.page(20, 100)?;
+    let kind = a.get("CriteriaType").unwrap_or("RULE_NAME");
+    if !RULE_CRITERIA.contains(&kind) {
+        return Err(ApiError::invalid(
+            "CriteriaType",
+            &format!("use {}", RULE_CRITERIA.join(", ")),
+        ));
+    }
+    let criteria = a.get("Criteria");
+    let items: Vec<Value> = world
+        .cluster(cluster)
+        .map(|c| {
+            c.rules_by_priority()
+                .into_iter()
+                .filter(|r| criteria.is_none_or(|x| rule_matches(r, kind, x)))
+                .map(|r| c.rule_json(r))
+                .collect()
+        })
+        .unwrap_or_default();
+    // Unlike ListClusterInterceptionConfig, this model spells CurrentPage with two r's.
+    Ok(list_page(
+        "InterceptionRuleList",
+        items,
+        page,
+        size,
+        "CurrentPage",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -962,6 +1079,31 @@ mod tests {
         assert_eq!(a.page(20, 100).unwrap_err().code, "InvalidParameter");
         assert_eq!(a.get("Blank"), None);
         assert_eq!(a.required("Blank").unwrap_err().code, "MissingParameter");
+    }
+
+    #[test]
+    fn rule_criteria_match_exactly_or_by_substring() {
+        let w = World::new(&crate::simulator::SimConfig::default(), 1_716_163_964_000);
+        let rule = &w.clusters[0].rules[0];
+        assert_eq!(rule.rule_id, 200_123);
+        for (kind, criteria, hit) in [
+            ("ID", "200123", true),
+            ("ID", "20012", false),
+            ("RULE_NAME", "REDIS", true),
+            ("RULE_NAME", "batch", false),
+            ("SRC_TARGET", "web-front", true),
+            ("DST_TARGET", "redis-obj", true),
+            ("DST_TARGET", "web", false),
+            ("DST_PORT", "6379", true),
+            ("DST_PORT", "6379/6379", true),
+            ("DST_PORT", "637", false),
+            ("RULE_SWITCH", "1", true),
+            ("RULE_SWITCH", "0", false),
+            ("INTERCEPTOR_TYPE", "1", true),
+            ("INTERCEPTOR_TYPE", "2", false),
+        ] {
+            assert_eq!(rule_matches(rule, kind, criteria), hit, "{kind} {criteria}");
+        }
     }
 
     #[test]

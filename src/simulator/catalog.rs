@@ -4,7 +4,7 @@
 //! draws from it.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 /// Account id every record carries.
 pub(crate) const SOURCE_ALI_UID: i64 = 1_234_567_890_123_456;
@@ -29,7 +29,7 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// Workloads running in the cluster.
     pub workloads: Vec<Workload>,
-    /// Container firewall rules.
+    /// Container firewall rules (their `rule_switch` changes with `ModifyInterceptionRuleSwitch`).
     pub rules: Vec<FirewallRule>,
 }
 
@@ -61,7 +61,9 @@ pub struct Workload {
     pub image: String,
 }
 
-/// A container firewall (CNNF) rule.
+/// A container firewall (CNNF) rule. Every firewall record of a cluster names one of its
+/// rules (`RuleId`, `RuleName`); [`Cluster::rule_json`] gives it as `ListInterceptionRulePage`
+/// lists it.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct FirewallRule {
     /// Rule id.
@@ -70,19 +72,76 @@ pub struct FirewallRule {
     pub rule_name: String,
     /// 1 on, 0 off.
     pub rule_switch: i64,
-    /// 1 block, 2 alert.
+    /// 1 block, 2 alert, 3 allow.
     pub intercept_type: i64,
+    /// Priority, 1..1000 (lower first).
+    pub order_index: i64,
     /// Source workload index into [`Cluster::workloads`].
     pub src: usize,
+    /// Source network object id.
+    pub src_target_id: i64,
     /// Source object name.
     pub src_target: String,
     /// Destination workload index.
     pub dst: usize,
+    /// Destination network object id.
+    pub dst_target_id: i64,
     /// Destination object name.
     pub dst_target: String,
     /// Destination port.
     pub dst_port: i64,
 }
+
+impl Cluster {
+    /// The rule `rule_id` of this cluster.
+    pub fn rule(&self, rule_id: i64) -> Option<&FirewallRule> {
+        self.rules.iter().find(|r| r.rule_id == rule_id)
+    }
+
+    /// The rules in the order they apply (and `ListInterceptionRulePage` lists them):
+    /// `order_index`, then id.
+    pub fn rules_by_priority(&self) -> Vec<&FirewallRule> {
+        let mut rules: Vec<&FirewallRule> = self.rules.iter().collect();
+        rules.sort_by_key(|r| (r.order_index, r.rule_id));
+        rules
+    }
+
+    /// A rule of this cluster as `ListInterceptionRulePage` lists it (`InterceptionRuleList[]`,
+    /// keys as in `samples/ListInterceptionRulePage.json`): its objects are the workloads it
+    /// names.
+    pub fn rule_json(&self, rule: &FirewallRule) -> Value {
+        let target = |wi: usize, id: i64, name: &str| {
+            let w = self.workloads.get(wi);
+            let app = w.map(|w| w.app.as_str()).unwrap_or("");
+            json!({
+                "AppName": app,
+                "ImageList": w.map(|w| vec![w.image.clone()]).unwrap_or_default(),
+                "Namespace": w.map(|w| w.namespace.as_str()).unwrap_or(""),
+                "RuleType": RULE_TYPE,
+                "TagList": [format!("app:{app}")],
+                "TargetId": id,
+                "TargetName": name,
+                "TargetType": "IMAGE",
+            })
+        };
+        let mut dst = obj(target(rule.dst, rule.dst_target_id, &rule.dst_target));
+        dst.insert("Ports".into(), json!([format!("{0}/{0}", rule.dst_port)]));
+        json!({
+            "RuleId": rule.rule_id,
+            "RuleName": rule.rule_name,
+            "RuleSwitch": rule.rule_switch,
+            "RuleType": RULE_TYPE,
+            "InterceptType": rule.intercept_type,
+            "OrderIndex": rule.order_index,
+            "SrcTarget": target(rule.src, rule.src_target_id, &rule.src_target),
+            "DstTarget": dst,
+        })
+    }
+}
+
+/// `RuleType` of every simulated rule and object: written by a user (the SDK's other values are
+/// `suggest` and `system`).
+const RULE_TYPE: &str = "customize";
 
 pub(super) const CLUSTER_NAMES: &[(&str, &str)] = &[
     ("prod-ack-hangzhou", "cn-hangzhou"),
@@ -156,6 +215,8 @@ pub(super) struct AlertKind {
     pub(super) mark: &'static str,
     /// Workload the alert prefers (index into WORKLOADS), if any.
     pub(super) workload: Option<usize>,
+    /// What to do about it (`DescribeAlarmEventDetail`'s `Solution`).
+    pub(super) solution: &'static str,
 }
 
 pub(super) const ALERT_KINDS: &[AlertKind] = &[
@@ -168,6 +229,7 @@ pub(super) const ALERT_KINDS: &[AlertKind] = &[
         tactic: ("TA0040", "Impact"),
         mark: "mining",
         workload: None,
+        solution: "Kill the mining process, delete the files it dropped, rebuild the container from a trusted image and rotate the credentials the workload could read.",
     },
     AlertKind {
         event_type: "Abnormal process behavior",
@@ -178,6 +240,7 @@ pub(super) const ALERT_KINDS: &[AlertKind] = &[
         tactic: ("TA0011", "Command and Control"),
         mark: "reverse_shell",
         workload: None,
+        solution: "Kill the shell, block the remote address and find how the attacker got code execution in the container (exposed services, vulnerable dependencies).",
     },
     AlertKind {
         event_type: "Container cluster anomalies",
@@ -188,6 +251,7 @@ pub(super) const ALERT_KINDS: &[AlertKind] = &[
         tactic: ("TA0004", "Privilege Escalation"),
         mark: "container_escape",
         workload: Some(4),
+        solution: "Stop the privileged container, check the node for files the container wrote, and remove privileged mode and host mounts from the workload.",
     },
     AlertKind {
         event_type: "Sensitive file tampering",
@@ -198,6 +262,7 @@ pub(super) const ALERT_KINDS: &[AlertKind] = &[
         tactic: ("TA0006", "Credential Access"),
         mark: "sensitive_file",
         workload: None,
+        solution: "Check whether the read was expected; if not, isolate the pod and rotate the credentials and service account tokens it could read.",
     },
     AlertKind {
         event_type: "Abnormal process behavior",
@@ -208,6 +273,7 @@ pub(super) const ALERT_KINDS: &[AlertKind] = &[
         tactic: ("TA0002", "Execution"),
         mark: "kubectl_exec",
         workload: None,
+        solution: "Confirm the exec session with its operator and restrict pods/exec in RBAC to the people who need it.",
     },
     AlertKind {
         event_type: "Container cluster anomalies",
@@ -218,6 +284,7 @@ pub(super) const ALERT_KINDS: &[AlertKind] = &[
         tactic: ("TA0001", "Initial Access"),
         mark: "malicious_image",
         workload: Some(8),
+        solution: "Delete the workload, remove the image from the registry and the nodes, and scan the images the cluster pulls.",
     },
     AlertKind {
         event_type: "Container cluster anomalies",
@@ -228,6 +295,7 @@ pub(super) const ALERT_KINDS: &[AlertKind] = &[
         tactic: ("TA0007", "Discovery"),
         mark: "k8s_api",
         workload: None,
+        solution: "Restrict the service account's RBAC to what the workload needs and turn off automountServiceAccountToken where it is not used.",
     },
     AlertKind {
         event_type: "Website backdoor",
@@ -238,6 +306,7 @@ pub(super) const ALERT_KINDS: &[AlertKind] = &[
         tactic: ("TA0003", "Persistence"),
         mark: "webshell",
         workload: Some(2),
+        solution: "Quarantine the backdoor file, close the upload path that let it in, and check the access logs for requests to it.",
     },
     AlertKind {
         event_type: "Abnormal process behavior",
@@ -248,8 +317,14 @@ pub(super) const ALERT_KINDS: &[AlertKind] = &[
         tactic: ("TA0002", "Execution"),
         mark: "download_exec",
         workload: None,
+        solution: "Check the downloaded script; if it is unexpected, kill the process, block its source and rebuild the container.",
     },
 ];
+
+/// The catalog entry of an alert name (`AlarmEventName`).
+pub(super) fn alert_kind(name: &str) -> Option<&'static AlertKind> {
+    ALERT_KINDS.iter().find(|k| k.name == name)
+}
 
 /// (name, alias, description, necessity, cvss, total score, cves, package, version, fixed)
 pub(super) struct VulnDef {

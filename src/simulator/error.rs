@@ -95,6 +95,15 @@ impl ApiError {
         )
     }
 
+    /// `SecurityEventNotExists`, the documented error for an alert id that does not exist
+    /// (contract §5.1): handling and detail actions alike.
+    pub fn event_not_exists(id: i64) -> Self {
+        Self::with_message(
+            "SecurityEventNotExists",
+            format!("The security event {id} does not exist."),
+        )
+    }
+
     /// `SignatureDoesNotMatch` whose message ends with the server's string to sign, as the real
     /// service does (the classic SDK compares it to diagnose encoding problems).
     pub fn signature_mismatch(string_to_sign: &str) -> Self {

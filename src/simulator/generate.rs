@@ -89,16 +89,21 @@ impl World {
                     image: image.to_string(),
                 })
                 .collect();
+            // Cluster 0's first two rules and their objects are the contract sample's.
             let rule_base = 200_100 + (ci as i64) * 100;
+            let target_base = 30_000 + (ci as i64) * 100;
             let rules = vec![
                 FirewallRule {
                     rule_id: rule_base + 23,
                     rule_name: "deny redis from web".into(),
                     rule_switch: 1,
                     intercept_type: 1,
+                    order_index: 5,
                     src: 2,
+                    src_target_id: target_base + 1,
                     src_target: "web-frontend-obj".into(),
                     dst: 3,
+                    dst_target_id: target_base + 2,
                     dst_target: "redis-obj".into(),
                     dst_port: 6379,
                 },
@@ -107,9 +112,12 @@ impl World {
                     rule_name: "alert on egress from batch".into(),
                     rule_switch: 1,
                     intercept_type: 2,
+                    order_index: 20,
                     src: 5,
+                    src_target_id: target_base + 7,
                     src_target: "batch-jobs".into(),
                     dst: 1,
+                    dst_target_id: target_base + 9,
                     dst_target: "orders-api-obj".into(),
                     dst_port: 8080,
                 },
@@ -118,9 +126,12 @@ impl World {
                     rule_name: "deny payments from default namespace".into(),
                     rule_switch: i64::from(ci % 2 == 0),
                     intercept_type: 1,
+                    order_index: 30,
                     src: 8,
+                    src_target_id: target_base + 11,
                     src_target: "default-ns".into(),
                     dst: 0,
+                    dst_target_id: target_base + 12,
                     dst_target: "checkout-obj".into(),
                     dst_port: 8443,
                 },

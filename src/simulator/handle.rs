@@ -1,7 +1,8 @@
 //! The handling ("Handle") actions of the contract's §5: what an operator's buttons call to
 //! ignore, whitelist or mark an alert handled, fix, verify or ignore a vulnerability, and ignore
-//! or re-check a baseline warning. Bodies are shaped like `samples/*.json`; errors are the
-//! service's (`SecurityEventNotExists`, `EventNotSupportOperation`, `HcIllegalParameter` …).
+//! or re-check a baseline warning; and the container firewall's rule switch (§4.3). Bodies are
+//! shaped like `samples/*.json`; errors are the service's (`SecurityEventNotExists`,
+//! `EventNotSupportOperation`, `HcIllegalParameter` …).
 //!
 //! # Alert tasks, and when their change shows
 //! `HandleSecurityEvents` does not change the world in its own answer: it validates the request,
@@ -15,7 +16,8 @@
 //! of a task answers `Processing` (every event `Processing`), every later one the final state.
 //! The handling time written on the alert (`OperateTime`) is when the task was created.
 //!
-//! The vulnerability and baseline actions answer only `RequestId` and take effect at once.
+//! The vulnerability, baseline and firewall-rule actions answer only `RequestId` and take effect
+//! at once.
 //!
 //! Pure: no IO, no clock (`now` comes in).
 
@@ -38,6 +40,7 @@ pub const HANDLING_ACTIONS: &[&str] = &[
     "ModifyOperateVul",
     "IgnoreHcCheckWarnings",
     "ValidateHcWarnings",
+    "ModifyInterceptionRuleSwitch",
 ];
 
 /// At most this many handling calls are kept for [`super::Simulator::handling_calls`]; the
@@ -150,6 +153,7 @@ pub(crate) fn dispatch(
         "ModifyOperateVul" => modify_operate_vul(world, args, now),
         "IgnoreHcCheckWarnings" => ignore_check_warnings(world, args, now),
         "ValidateHcWarnings" => validate_warnings(world, args, now),
+        "ModifyInterceptionRuleSwitch" => modify_rule_switch(world, args),
         _ => Err(ApiError::new("InvalidAction.NotFound")),
     }
 }
@@ -160,14 +164,6 @@ fn i(v: &Value) -> i64 {
 
 fn s(v: &Value) -> &str {
     v.as_str().unwrap_or("")
-}
-
-/// The documented error for an alert id that does not exist (contract §5.1).
-fn event_not_exists(id: i64) -> ApiError {
-    ApiError::with_message(
-        "SecurityEventNotExists",
-        format!("The security event {id} does not exist."),
-    )
 }
 
 /// `SecurityEventIds.N` (or comma-joined) as integers, deduplicated in order; required.
@@ -435,10 +431,11 @@ fn operation(alert: &Map<String, Value>, code: &str, params: String) -> Value {
 }
 
 fn event_operations(world: &World, a: &Args<'_>, now: i64) -> Result<Map<String, Value>, ApiError> {
-    let id = a
-        .int("SecurityEventId")?
-        .ok_or_else(|| ApiError::missing("SecurityEventId"))?;
-    let alert = world.alerts.get(id).ok_or_else(|| event_not_exists(id))?;
+    let id = a.required_int("SecurityEventId")?;
+    let alert = world
+        .alerts
+        .get(id)
+        .ok_or_else(|| ApiError::event_not_exists(id))?;
     let ops: Vec<Value> = offered(alert, now)
         .into_iter()
         .map(|(code, params)| operation(alert, code, params))
@@ -502,7 +499,7 @@ fn handle_events(
     };
     let ids = event_ids(a)?;
     if let Some(id) = ids.iter().find(|id| world.alerts.get(**id).is_none()) {
-        return Err(event_not_exists(*id));
+        return Err(ApiError::event_not_exists(*id));
     }
     let params = a.get("OperationParams");
     if matches!(code, "kill_and_quara" | "block_ip") && params.is_none() {
@@ -520,7 +517,7 @@ fn handle_events(
     let mut events = Vec::with_capacity(ids.len());
     for id in ids {
         let Some(alert) = world.alerts.get(id) else {
-            return Err(event_not_exists(id));
+            return Err(ApiError::event_not_exists(id));
         };
         if !offered(alert, now).iter().any(|(c, _)| *c == code) {
             events.push((id, Err("EventNotSupportOperation")));
@@ -638,7 +635,7 @@ fn cancel_ignore(
 ) -> Result<Map<String, Value>, ApiError> {
     let ids = event_ids(a)?;
     if let Some(id) = ids.iter().find(|id| world.alerts.get(**id).is_none()) {
-        return Err(event_not_exists(*id));
+        return Err(ApiError::event_not_exists(*id));
     }
     // Only ignored alerts go back to pending; the others are left as they are.
     for id in ids {
@@ -781,7 +778,7 @@ fn ignore_check_warnings(
     a: &Args<'_>,
     now: i64,
 ) -> Result<Map<String, Value>, ApiError> {
-    let ty = a.int("Type")?.ok_or_else(|| ApiError::missing("Type"))?;
+    let ty = a.required_int("Type")?;
     if ty != 1 && ty != 2 {
         return Err(ApiError::invalid(
             "Type",
@@ -794,9 +791,7 @@ fn ignore_check_warnings(
         if checks.is_empty() {
             return Err(ApiError::missing("CheckWarningIds"));
         }
-        let risk = a
-            .int("RiskId")?
-            .ok_or_else(|| ApiError::missing("RiskId"))?;
+        let risk = a.required_int("RiskId")?;
         world
             .warnings
             .iter()
@@ -865,6 +860,44 @@ fn validate_warnings(
         .collect();
     for id in passing {
         world.apply_status(Domain::Baseline, id, 3, now);
+    }
+    Ok(Map::new())
+}
+
+// -------------------------------------------------------------------------------- firewall
+
+/// `ModifyInterceptionRuleSwitch` (contract §4.3): turns rules of one cluster on (1) or off (0);
+/// the next `ListInterceptionRulePage` shows it. All or nothing: an unknown cluster or a rule
+/// the cluster does not have is `InvalidParameter` (the contract documents no code for either)
+/// and changes nothing.
+fn modify_rule_switch(world: &mut World, a: &Args<'_>) -> Result<Map<String, Value>, ApiError> {
+    let cluster_id = a.required("ClusterId")?;
+    let ids = a.int_list("RuleIds", a.list("RuleIds"))?;
+    if ids.is_empty() {
+        return Err(ApiError::missing("RuleIds"));
+    }
+    let switch = a.required_int("RuleSwitch")?;
+    if switch != 0 && switch != 1 {
+        return Err(ApiError::invalid("RuleSwitch", "use 1 (on) or 0 (off)"));
+    }
+    let Some(cluster) = world.cluster_mut(cluster_id) else {
+        return Err(ApiError::invalid(
+            "ClusterId",
+            &format!("no cluster {cluster_id}"),
+        ));
+    };
+    if let Some(id) = ids.iter().find(|id| cluster.rule(**id).is_none()) {
+        return Err(ApiError::invalid(
+            "RuleIds",
+            &format!("cluster {cluster_id} has no rule {id}"),
+        ));
+    }
+    for rule in cluster
+        .rules
+        .iter_mut()
+        .filter(|r| ids.contains(&r.rule_id))
+    {
+        rule.rule_switch = switch;
     }
     Ok(Map::new())
 }
@@ -1015,6 +1048,47 @@ mod tests {
                 ("SecurityEventIds.1".to_string(), "7".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn rule_switches_change_all_or_nothing() {
+        let mut w = world();
+        let c = w.clusters[1].cluster_id.clone();
+        let ids: Vec<String> = w.clusters[1]
+            .rules
+            .iter()
+            .map(|r| r.rule_id.to_string())
+            .collect();
+        let switches =
+            |w: &World| -> Vec<i64> { w.clusters[1].rules.iter().map(|r| r.rule_switch).collect() };
+        assert_eq!(switches(&w), [1, 1, 0]);
+        let both = format!("{},{}", ids[0], ids[2]);
+        call(
+            &mut w,
+            "ModifyInterceptionRuleSwitch",
+            &[("ClusterId", &c), ("RuleIds", &both), ("RuleSwitch", "0")],
+        )
+        .unwrap();
+        assert_eq!(switches(&w), [0, 1, 0]);
+        // One unknown rule: nothing changes.
+        let bad = format!("{},200123", ids[1]);
+        let e = call(
+            &mut w,
+            "ModifyInterceptionRuleSwitch",
+            &[("ClusterId", &c), ("RuleIds", &bad), ("RuleSwitch", "0")],
+        )
+        .unwrap_err();
+        assert_eq!((e.code.as_str(), e.status), ("InvalidParameter", 400));
+        assert!(e.message.contains("RuleIds"), "{}", e.message);
+        assert_eq!(switches(&w), [0, 1, 0]);
+        // A list of nothing is no list (the other refusals are tested over HTTP).
+        let e = call(
+            &mut w,
+            "ModifyInterceptionRuleSwitch",
+            &[("ClusterId", &c), ("RuleIds", " , "), ("RuleSwitch", "1")],
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "MissingParameter");
     }
 
     #[test]

@@ -3,18 +3,21 @@
 //!
 //! It speaks the real protocol (RPC on `/`, POST or GET, query and form parameters merged, V3
 //! `ACS3-HMAC-SHA256` and V1 `HMAC-SHA1` signatures verified with [`crate::sas::sign`], STS
-//! tokens, a ±15 min timestamp window, nonce replay protection), answers the twelve read actions
-//! of the ACK "Security Monitoring" page and its seven handling actions with bodies shaped
-//! exactly like the contract's samples (docs/sas-api.md), and fails the way the real service
-//! fails (error bodies and statuses of `samples/errors`).
+//! tokens, a ±15 min timestamp window, nonce replay protection), answers the fifteen read
+//! actions of the ACK "Security Monitoring" page (lists, statistics, details) and its eight
+//! handling actions with bodies shaped exactly like the contract's samples and the official
+//! SDK's models (docs/sas-api.md), and fails the way the real service fails (error bodies and
+//! statuses of `samples/errors`).
 //!
 //! # Layout
 //! - `config`: [`SimConfig`] (world size, seed, generator pace, credentials), validated.
 //! - `world` / `generate`: the seeded in-memory world (clusters, nodes, workloads, firewall rules)
-//!   and its findings in all four domains; one generator step ([`Simulator::tick`]).
+//!   and its findings in all four domains; one generator step ([`Simulator::tick`]). Every
+//!   generated firewall record names a rule of its cluster (`RuleId`, `RuleName`).
 //! - `auth`: signature, token, timestamp and nonce checks. `actions`: filters, sorting, paging.
-//! - `table`: one domain's findings with indexes by cluster, node and natural key, so a
-//!   1,000-cluster world lists one cluster without walking every record.
+//! - `detail`: the alert detail bodies and the diagnosis, derived from the alert's record.
+//! - `table`: one domain's findings with indexes by cluster, node, natural key and alert
+//!   aggregate, so a 1,000-cluster world lists one cluster without walking every record.
 //! - `counters`: calls per action and the busiest second per action.
 //! - `handle`: the handling (write) actions and the alert-handling tasks.
 //! - `faults`: count-based fault injection. `server`: the axum router.
@@ -29,7 +32,14 @@
 //! # Actions
 //! Alerts `DescribeSuspEvents` (`Dealed` N/Y, `Status`, `Levels`, `ClusterId`, `TimeStart`/
 //! `TimeEnd` as UTC `YYYY-MM-DD HH:mm:ss` on the latest occurrence, `Id`, `Uuids`, `Remark`,
-//! `SortColumn`/`SortType` when `Dealed=Y`, page size 20, max 100), `GetClusterSuspEventStatistics`;
+//! `AlarmUniqueInfo`, `SortColumn`/`SortType` when `Dealed=Y`, page size 20, max 100),
+//! `GetClusterSuspEventStatistics`, `DescribeSuspEventDetail` (`SuspiciousEventId` and `From`
+//! required: one alert in any state, flat, its current `EventStatus` as a string and its
+//! `Details` as `{NameDisplay, Type, Value}`; an unknown id is `SecurityEventNotExists`),
+//! `DescribeAlarmEventDetail` (`AlarmUniqueInfo` and `From` required: the alerts sharing that
+//! `AlarmUniqueInfo` as one `Data` — the worst `Level`, `StartTime`/`EndTime` spanning their
+//! occurrences, the rest from the latest, with the diagnosis `CauseDetails`: process chain,
+//! container, evidence, ATT&CK tactics; an unknown one is `InvalidParameter`);
 //! vulnerabilities `DescribeVulList` (`Type` required, `AttachTypes`, `Dealed` y/n, `StatusList`,
 //! `Necessity`, `ClusterId`, `Uuids`, `Ids` (at most 50; the other filters still apply, so
 //! `StatusList=7,10` finds handled records by id), `Name`, page size 10, `UseNextToken`/`NextToken`),
@@ -38,10 +48,14 @@
 //! `DescribeCheckWarningDetail` (`CheckWarningId`, or `Uuid` + `CheckId`),
 //! `GetClusterCheckItemWarningStatistics`; firewall `ListInterceptionHistory` (`ClusterId`,
 //! `StartTime`/`EndTime` epoch ms, `InterceptionTypes.N`, `HistoryName`), `GetInterceptionSummary`,
-//! `ListClusterInterceptionConfig`. A `PageSize` above the maximum is `InvalidParameter`. The
-//! baseline summary, machine view and statistics count failed and verifying items (`Status` 1, 2)
-//! unless `Status` asks for another state; `DescribeCheckWarnings` lists every state. Request
-//! bodies are capped at 2 MiB.
+//! `ListClusterInterceptionConfig`, `ListInterceptionRulePage` (`ClusterId`, `CurrentPage`,
+//! `PageSize` required; the cluster's rules by `OrderIndex`, an unknown cluster has none;
+//! `Criteria` with `CriteriaType` `ID`, `RULE_SWITCH`, `INTERCEPTOR_TYPE`, `DST_PORT` (exact;
+//! `6379` or `6379/6379`) or `RULE_NAME`, `SRC_TARGET`, `DST_TARGET` (case-insensitive
+//! substring; the default type); `PageInfo` with `CurrentPage`). A `PageSize` above the maximum
+//! is `InvalidParameter`. The baseline summary, machine view and statistics count failed and
+//! verifying items (`Status` 1, 2) unless `Status` asks for another state;
+//! `DescribeCheckWarnings` lists every state. Request bodies are capped at 2 MiB.
 //!
 //! Handling (contract §5, module `handle`): `DescribeSecurityEventOperations` (`SecurityEventId`:
 //! the codes the alert allows now — pending: `ignore`, `advance_mark_mis_info` with `MarkField`
@@ -52,9 +66,14 @@
 //! does not allow fails that event with `EventNotSupportOperation`),
 //! `DescribeSecurityEventOperationStatus` (`Processing` to a task's first query, then
 //! `Success`/`Failure`), `OperationCancelIgnoreSuspEvent`, `ModifyOperateVul` (Status 7, 10, 1 or
-//! the record removed), `IgnoreHcCheckWarnings` (Status 6 / 1), `ValidateHcWarnings` (Status 3).
+//! the record removed), `IgnoreHcCheckWarnings` (Status 6 / 1), `ValidateHcWarnings` (Status 3),
+//! and the firewall's `ModifyInterceptionRuleSwitch` (`ClusterId`, `RuleIds` comma list,
+//! `RuleSwitch` 0/1, all required: the rules' switch, seen by the next `ListInterceptionRulePage`
+//! and in the rule counts of `GetInterceptionSummary` and `ListClusterInterceptionConfig`; an
+//! unknown cluster or rule is `InvalidParameter` and changes nothing).
 //! Unknown alerts are `SecurityEventNotExists`. Every call of these that reaches its action is
-//! recorded ([`Simulator::handling_calls`]).
+//! recorded ([`Simulator::handling_calls`]); [`Simulator::firewall_rule`] and
+//! [`Simulator::firewall_rules`] show the rules as listed now.
 //!
 //! # Control endpoints (same port, JSON in and out, no authentication)
 //! | Method and path | Body → answer |
@@ -81,6 +100,7 @@ mod auth;
 mod catalog;
 mod config;
 mod counters;
+mod detail;
 mod error;
 mod faults;
 mod generate;
@@ -294,6 +314,28 @@ impl Simulator {
     /// The clusters of the world (ids, names, nodes, workloads, firewall rules).
     pub fn clusters(&self) -> Vec<Cluster> {
         lock(&self.shared.world).clusters.clone()
+    }
+
+    /// A container firewall rule of a cluster as `ListInterceptionRulePage` lists it now
+    /// (`RuleSwitch` as last set), or `None` when the cluster has no such rule.
+    pub fn firewall_rule(&self, cluster_id: &str, rule_id: i64) -> Option<Value> {
+        let w = lock(&self.shared.world);
+        let c = w.cluster(cluster_id)?;
+        c.rule(rule_id).map(|r| c.rule_json(r))
+    }
+
+    /// Every firewall rule of a cluster, in the order `ListInterceptionRulePage` lists them
+    /// (empty for an unknown cluster).
+    pub fn firewall_rules(&self, cluster_id: &str) -> Vec<Value> {
+        let w = lock(&self.shared.world);
+        w.cluster(cluster_id)
+            .map(|c| {
+                c.rules_by_priority()
+                    .into_iter()
+                    .map(|r| c.rule_json(r))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Adds a finding: `fields` (an object of wire keys, or null) merged over a generated default

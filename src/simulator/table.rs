@@ -1,6 +1,7 @@
-//! One domain's findings by id, with secondary indexes (cluster, node, natural key), so that
-//! listing one cluster of a 1,000-cluster world and the generator's duplicate checks cost the
-//! matching rows, not every row. Pure data: no IO, no clock.
+//! One domain's findings by id, with secondary indexes (cluster, node, natural key, alert
+//! aggregate), so that listing one cluster of a 1,000-cluster world, looking up one alert
+//! aggregate and the generator's duplicate checks cost the matching rows, not every row. Pure
+//! data: no IO, no clock.
 //!
 //! The index keys of a row are computed by a function given at construction; every change
 //! goes through [`Table::insert`], [`Table::update`] or [`Table::remove`], which re-index the
@@ -16,6 +17,11 @@ pub(crate) fn cluster_key(cluster: &str) -> String {
 /// Index key of a Security Center node UUID.
 pub(crate) fn node_key(uuid: &str) -> String {
     format!("u\u{0}{uuid}")
+}
+
+/// Index key of an alert's aggregate (`AlarmUniqueInfo`).
+pub(crate) fn alarm_key(alarm_unique_info: &str) -> String {
+    format!("a\u{0}{alarm_unique_info}")
 }
 
 /// Rows by id plus the ids of the rows carrying each index key.

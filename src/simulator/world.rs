@@ -20,7 +20,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::catalog::{Cluster, Node, merge};
 use super::config::SimConfig;
-use super::table::{Table, cluster_key, node_key};
+use super::table::{Table, alarm_key, cluster_key, node_key};
 
 /// Hard cap on records per domain; the generator stops adding and the control interface refuses
 /// beyond it, so a long-running demo cannot grow without bound.
@@ -221,9 +221,18 @@ fn cluster_keys(r: &Map<String, Value>, fields: &[&str]) -> Vec<String> {
     keys
 }
 
-/// Index keys of an alert: its cluster, as either field names it.
+/// Index keys of an alert: its cluster, as either field names it, and its aggregate
+/// (`AlarmUniqueInfo`, what `DescribeAlarmEventDetail` looks up).
 fn alert_keys(r: &Map<String, Value>) -> Vec<String> {
-    cluster_keys(r, &["K8sClusterId", "clusterId"])
+    let mut keys = cluster_keys(r, &["K8sClusterId", "clusterId"]);
+    if let Some(a) = r
+        .get("AlarmUniqueInfo")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+    {
+        keys.push(alarm_key(a));
+    }
+    keys
 }
 
 /// Index keys of a vulnerability record: its cluster and its natural key
@@ -344,8 +353,8 @@ impl World {
         w
     }
 
-    /// Fills the cluster-id and node-UUID lookups once the clusters are built (they never
-    /// change afterwards).
+    /// Fills the cluster-id and node-UUID lookups once the clusters are built (clusters and
+    /// nodes never change afterwards; only their firewall rules' switches do).
     fn index_clusters(&mut self) {
         for (ci, c) in self.clusters.iter().enumerate() {
             self.cluster_at.insert(c.cluster_id.clone(), ci);
@@ -442,6 +451,16 @@ impl World {
             Domain::Baseline => self.warnings.remove(id).map(|w| w.to_control_json()),
             Domain::Firewall => self.interceptions.remove(id).map(Value::Object),
         }
+    }
+
+    /// The cluster with this id.
+    pub(crate) fn cluster(&self, cluster_id: &str) -> Option<&Cluster> {
+        self.clusters.get(*self.cluster_at.get(cluster_id)?)
+    }
+
+    /// The cluster with this id, to change its firewall rules.
+    pub(crate) fn cluster_mut(&mut self, cluster_id: &str) -> Option<&mut Cluster> {
+        self.clusters.get_mut(*self.cluster_at.get(cluster_id)?)
     }
 
     /// Node and cluster of a Security Center UUID.
@@ -835,6 +854,29 @@ mod tests {
             1_716_163_964_000,
         );
         assert_ne!(a.clusters, other.clusters);
+    }
+
+    #[test]
+    fn every_firewall_record_names_a_rule_of_its_cluster() {
+        let now = 1_716_163_964_000;
+        let cfg = SimConfig {
+            clusters: 7,
+            ..SimConfig::default()
+        };
+        let mut w = World::new(&cfg, now);
+        for k in 1..=40 {
+            w.tick(now + k * 60_000);
+        }
+        assert!(w.interceptions.len() > cfg.initial.firewall);
+        for r in w.interceptions.values() {
+            let c = w.cluster(r["ClusterId"].as_str().unwrap()).unwrap();
+            let rule = c.rule(i(&r["RuleId"])).unwrap_or_else(|| panic!("{r:?}"));
+            assert_eq!(r["RuleName"], rule.rule_name.as_str());
+            assert_eq!(i(&r["InterceptionType"]), rule.intercept_type);
+            assert_eq!(i(&r["DstPort"]), rule.dst_port);
+            assert_eq!(r["SrcRuleTargetName"], rule.src_target.as_str());
+            assert_eq!(r["DstRuleTargetName"], rule.dst_target.as_str());
+        }
     }
 
     #[test]

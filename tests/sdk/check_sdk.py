@@ -6,7 +6,11 @@ it signs with V3 (its default), with V1 (Config(signature_algorithm="v2")) and w
 under both, and calls every action the simulator implements, the handling (write) actions
 included: it whitelists, ignores and restores alerts through tasks it follows to their end, ignores
 and restores a vulnerability, ignores, restores and re-checks a baseline warning, and checks through
-the control endpoints that the world changed. For each response:
+the control endpoints that the world changed. It chains the detail actions from a listed alert
+(DescribeSuspEventDetail by its Id, DescribeAlarmEventDetail by its AlarmUniqueInfo), lists the
+container firewall rules (ListInterceptionRulePage, searched by name and id) and switches the rule
+of a firewall alert off and on (ModifyInterceptionRuleSwitch), checking what the SDK decodes. For
+each response:
 
   * the raw JSON body (captured from the SDK's own call_api) survives
     Model().from_map(body).to_map() unchanged, and equals the typed response's to_map();
@@ -15,7 +19,8 @@ the control endpoints that the world changed. For each response:
   * the Response wrapper (headers/statusCode/body) round-trips too.
 
 It also checks that the SDK understands the simulator's errors (SignatureDoesNotMatch for a wrong
-secret, a throttling error with x-acs-retry-after) — the error bodies must parse as the SDK expects.
+secret, a throttling error with x-acs-retry-after, SecurityEventNotExists / InvalidParameter /
+MissingParameter of the detail and rule actions) — the error bodies must parse as the SDK expects.
 
 Usage: check_sdk.py --port PORT [--ak sasrelay-sim --secret sasrelay-sim-secret]
 Exit status 0 when everything matches; otherwise the failures are printed and the status is 1.
@@ -174,6 +179,11 @@ def make_client(port, ak, secret, token=None, v1=False):
     return client, captured
 
 
+def typed(captured):
+    """The typed response body (the SDK model) of the last `call`, or None."""
+    return captured.get("typed")
+
+
 def call(client, captured, mode, action, request, omit=(), require_nonempty=None):
     """Calls `action` through the typed SDK method and checks the response. Returns the raw body."""
     method = re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
@@ -184,6 +194,7 @@ def call(client, captured, mode, action, request, omit=(), require_nonempty=None
     except Exception as e:  # noqa: BLE001 - report any SDK failure with its text
         fail("%s: SDK raised %s: %s" % (label, type(e).__name__, e))
         return None
+    captured["typed"] = resp.body
     raw = captured.get("body")
     if captured.get("action") != action or not isinstance(raw, dict):
         fail("%s: no JSON object captured (%r)" % (label, raw))
@@ -210,9 +221,12 @@ def call(client, captured, mode, action, request, omit=(), require_nonempty=None
 def run_mode(port, mode, ak, secret, token, v1, cluster):
     client, cap = make_client(port, ak, secret, token, v1)
     c = cluster
-    call(client, cap, mode, "DescribeSuspEvents",
-         M.DescribeSuspEventsRequest(cluster_id=c, from_="sas", lang="en", current_page="1", page_size="100"),
-         require_nonempty="SuspEvents")
+    alerts = call(client, cap, mode, "DescribeSuspEvents",
+                  M.DescribeSuspEventsRequest(cluster_id=c, from_="sas", lang="en", current_page="1",
+                                              page_size="100"),
+                  require_nonempty="SuspEvents")
+    if alerts and alerts.get("SuspEvents"):
+        run_details(client, cap, mode, alerts["SuspEvents"][0])
     call(client, cap, mode, "DescribeSuspEvents",
          M.DescribeSuspEventsRequest(cluster_id=c, from_="sas", dealed="N", levels="serious,suspicious",
                                      time_start="2000-01-01 00:00:00", tactic_id="TA0002"))
@@ -265,6 +279,66 @@ def run_mode(port, mode, ak, secret, token, v1, cluster):
     call(client, cap, mode, "ListClusterInterceptionConfig",
          M.ListClusterInterceptionConfigRequest(current_page=1, page_size=20),
          require_nonempty="ClusterConfigList")
+    run_rules(client, cap, mode, c)
+
+
+def run_details(client, cap, mode, alert):
+    """The two detail actions for one listed alert, chained by its Id and AlarmUniqueInfo."""
+    label = "%s details" % mode
+    call(client, cap, mode, "DescribeSuspEventDetail",
+         M.DescribeSuspEventDetailRequest(suspicious_event_id=alert["Id"], from_="sas", lang="en"),
+         require_nonempty="Details")
+    d = typed(cap)
+    if d is not None:
+        expect(label, "Id", d.id, alert["Id"])
+        expect(label, "EventStatus (a string here)", d.event_status, str(alert["EventStatus"]))
+        expect(label, "EventName", d.event_name, alert["AlarmEventNameDisplay"])
+        expect(label, "AlarmUniqueInfo", d.alarm_unique_info, alert["AlarmUniqueInfo"])
+        expect(label, "Details[].Value", [x.value for x in d.details], [x["Value"] for x in alert["Details"]])
+        expect(label, "Details[].NameDisplay", [x.name_display for x in d.details],
+               [x["NameDisplay"] for x in alert["Details"]])
+    raw = call(client, cap, mode, "DescribeAlarmEventDetail",
+               M.DescribeAlarmEventDetailRequest(alarm_unique_info=alert["AlarmUniqueInfo"], from_="sas",
+                                                 lang="en"),
+               require_nonempty="Data")
+    d = typed(cap)
+    if raw and d is not None and d.data is not None:
+        data = d.data
+        expect(label, "Data.AlarmUniqueInfo", data.alarm_unique_info, alert["AlarmUniqueInfo"])
+        expect(label, "Data.K8sClusterId", data.k_8s_cluster_id, alert["K8sClusterId"])
+        expect(label, "Data.K8sPodName", data.k_8s_pod_name, alert["K8sPodName"])
+        expect(label, "Data.ContainerId", data.container_id, alert["ContainerId"])
+        expect(label, "Data.EndTime", data.end_time, alert["LastTimeStamp"])
+        causes = data.cause_details or []
+        if not causes or not all(g.key and g.value and g.value[0].name and g.value[0].value for g in causes):
+            fail("%s: CauseDetails not decoded: %r" % (label, raw["Data"].get("CauseDetails")))
+        elif causes[0].key != "Process chain" and causes[0].key != "Container":
+            fail("%s: CauseDetails starts with %r" % (label, causes[0].key))
+
+
+def run_rules(client, cap, mode, cluster):
+    """ListInterceptionRulePage: every rule, then each firewall alert's rule found by its id."""
+    label = "%s rules" % mode
+    call(client, cap, mode, "ListInterceptionRulePage",
+         M.ListInterceptionRulePageRequest(cluster_id=cluster, current_page=1, page_size=20),
+         require_nonempty="InterceptionRuleList")
+    page = typed(cap)
+    if page is None:
+        return
+    expect(label, "PageInfo.CurrentPage", page.page_info.current_page, 1)
+    expect(label, "PageInfo.TotalCount", page.page_info.total_count, len(page.interception_rule_list))
+    for rule in page.interception_rule_list:
+        if rule.rule_switch not in (0, 1) or not rule.dst_target.ports or not rule.src_target.target_name:
+            fail("%s: rule %r not decoded" % (label, rule.to_map()))
+    orders = [r.order_index for r in page.interception_rule_list]
+    expect(label, "OrderIndex order", orders, sorted(orders))
+    first = page.interception_rule_list[0]
+    call(client, cap, mode, "ListInterceptionRulePage",
+         M.ListInterceptionRulePageRequest(cluster_id=cluster, current_page=1, page_size=20,
+                                           criteria_type="RULE_NAME", criteria=first.rule_name.upper()),
+         require_nonempty="InterceptionRuleList")
+    if typed(cap) is not None:
+        expect(label, "RULE_NAME search", [r.rule_id for r in typed(cap).interception_rule_list], [first.rule_id])
 
 
 def row(name, value):
@@ -284,8 +358,45 @@ def expect(label, what, got, want):
         fail("%s: %s is %r, expected %r" % (label, what, got, want))
 
 
+def rule_page(client, cap, mode, cluster, rule_id):
+    """The rule `rule_id` as ListInterceptionRulePage (CriteriaType ID) decodes it, or None."""
+    call(client, cap, mode, "ListInterceptionRulePage",
+         M.ListInterceptionRulePageRequest(cluster_id=cluster, current_page=1, page_size=10,
+                                           criteria_type="ID", criteria=str(rule_id)))
+    page = typed(cap)
+    rules = page.interception_rule_list if page is not None else []
+    return rules[0] if len(rules) == 1 else None
+
+
+def run_rule_switch(port, mode, ak, secret, token, v1, sim, cluster):
+    """ModifyInterceptionRuleSwitch turns a firewall alert's rule off and on again: the next
+    ListInterceptionRulePage shows each change, and the calls are in the handling log."""
+    client, cap = make_client(port, ak, secret, token, v1)
+    label = "%s rule switch" % mode
+    fw = [r for r in sim.control("GET", "/_sim/findings/firewall") if r["ClusterId"] == cluster]
+    if not fw:
+        fail("%s: no firewall alert on %s" % (label, cluster))
+        return
+    rule_id = fw[0]["RuleId"]
+    before = rule_page(client, cap, mode, cluster, rule_id)
+    if before is None:
+        fail("%s: the rule %s of firewall alert %s is not listed" % (label, rule_id, fw[0]["Id"]))
+        return
+    expect(label, "RuleName", before.rule_name, fw[0]["RuleName"])
+    for switch in (0, 1):
+        call(client, cap, mode, "ModifyInterceptionRuleSwitch",
+             M.ModifyInterceptionRuleSwitchRequest(cluster_id=cluster, rule_ids=str(rule_id), rule_switch=switch))
+        after = rule_page(client, cap, mode, cluster, rule_id)
+        expect(label, "RuleSwitch after setting %d" % switch, after.rule_switch if after else None, switch)
+    logged = [c for c in sim.control("GET", "/_sim/handling")["calls"]
+              if c["action"] == "ModifyInterceptionRuleSwitch" and c["access_key_id"] == ak]
+    expect(label, "last logged switch call", logged[-1]["params"] if logged else None,
+           {"ClusterId": cluster, "RuleIds": str(rule_id), "RuleSwitch": "1"})
+
+
 def run_handling(port, mode, ak, secret, token, v1, sim, cluster):
     """The handling actions through the typed SDK methods; each change checked in the world."""
+    run_rule_switch(port, mode, ak, secret, token, v1, sim, cluster)
     client, cap = make_client(port, ak, secret, token, v1)
     a, b = new_alert(sim, cluster), new_alert(sim, cluster)
     label = "%s handling" % mode
@@ -375,6 +486,7 @@ def sdk_error(fn):
 
 
 def check_errors(port, sim, ak, secret, cluster):
+    client0, _ = make_client(port, ak, secret)
     bad, _ = make_client(port, ak, secret + "-wrong")
     e, code, _ = sdk_error(lambda: bad.get_cluster_susp_event_statistics(
         M.GetClusterSuspEventStatisticsRequest(cluster_id=cluster)))
@@ -389,6 +501,25 @@ def check_errors(port, sim, ak, secret, cluster):
         fail("V1 wrong secret: expected SignatureDoesNotMatch with the string to sign, got %r (%s)" % (code, e))
     else:
         print("ok   SDK reads V1 SignatureDoesNotMatch")
+    for what, fn, want in [
+        ("unknown SuspiciousEventId", lambda: client0.describe_susp_event_detail(
+            M.DescribeSuspEventDetailRequest(suspicious_event_id=1, from_="sas")), "SecurityEventNotExists"),
+        ("unknown AlarmUniqueInfo", lambda: client0.describe_alarm_event_detail(
+            M.DescribeAlarmEventDetailRequest(alarm_unique_info="no-such-alarm", from_="sas")), "InvalidParameter"),
+        ("unknown rule", lambda: client0.modify_interception_rule_switch(
+            M.ModifyInterceptionRuleSwitchRequest(cluster_id=cluster, rule_ids="1", rule_switch=0)),
+         "InvalidParameter"),
+        ("unknown cluster", lambda: client0.modify_interception_rule_switch(
+            M.ModifyInterceptionRuleSwitchRequest(cluster_id="c0000000000000000", rule_ids="1", rule_switch=0)),
+         "InvalidParameter"),
+        ("rule page without its page", lambda: client0.list_interception_rule_page(
+            M.ListInterceptionRulePageRequest(cluster_id=cluster)), "MissingParameter"),
+    ]:
+        e, code, _ = sdk_error(fn)
+        if code != want or type(e).__name__ != "ClientException":
+            fail("%s: expected ClientException %s, got %s %r (%s)" % (what, want, type(e).__name__, code, e))
+        else:
+            print("ok   SDK reads %s for %s" % (code, what))
     sim.control("POST", "/_sim/faults", {"kind": "throttling", "action": "DescribeVulList",
                                          "retry_after_ms": 1500})
     client, _ = make_client(port, ak, secret)

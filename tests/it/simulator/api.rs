@@ -172,7 +172,7 @@ impl Api {
 }
 
 /// A control endpoint's JSON answer.
-async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+pub(super) async fn get_json(http: &reqwest::Client, url: &str) -> Value {
     http.get(url).send().await.unwrap().json().await.unwrap()
 }
 

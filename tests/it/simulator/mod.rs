@@ -2,5 +2,7 @@
 //! client.
 
 mod api;
+mod detail;
 mod handle;
+mod rules;
 mod sdk_compat;

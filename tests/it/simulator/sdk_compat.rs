@@ -1,7 +1,10 @@
 //! The official Python SDK (`alibabacloud-sas20181203`) as a client of the simulator: V3, V1 and
 //! STS signing, every implemented action, and every response parsed into the SDK's models with
 //! nothing lost (`tests/sdk/check_sdk.py` does the checking; this test starts the simulator,
-//! provides the SDK and fails with the script's output).
+//! provides the SDK and fails with the script's output). The script also reads the key fields
+//! the SDK decoded (the detail actions chained from a listed alert, the firewall rules) and
+//! switches a firewall alert's rule off and on; this test checks that those writes reached the
+//! world and the handling log.
 //!
 //! The SDK comes from [`crate::peers`]: `SASRELAY_SDK_PYTHON` when set (a python with the SDK
 //! installed), otherwise `target/sdk-venv`, created on first use by `tests/sdk/setup.sh` (pip,
@@ -51,5 +54,16 @@ async fn official_python_sdk_parses_every_action() {
             sim.call_count(action)
         );
     }
+    // Off and on once per signing mode, plus the two refused calls of the error checks.
+    let switches: Vec<_> = sim
+        .handling_calls()
+        .into_iter()
+        .filter(|c| c.action == "ModifyInterceptionRuleSwitch")
+        .collect();
+    assert_eq!(switches.len(), 10, "{switches:?}\n{report}");
+    let cluster = sim.clusters()[0].cluster_id.clone();
+    let rule_id: i64 = switches[0].params["RuleIds"].parse().unwrap();
+    let rule = sim.firewall_rule(&cluster, rule_id).unwrap();
+    assert_eq!(rule["RuleSwitch"], 1, "switched back on: {rule}");
     sim.stop().await.unwrap();
 }
