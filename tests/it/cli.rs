@@ -587,6 +587,141 @@ async fn a_source_that_cannot_load_its_credentials_warns_in_check_and_run_starts
 
 // ---------------------------------------------------------------------------------- findings
 
+/// `findings --id`: one finding in full, with Security Center's detail — an alert's evidence
+/// and the console's diagnosis (tracing), a baseline check's description and advice — found
+/// when handled too, terminal-safe; an id no source lists exits 1 saying so.
+#[tokio::test]
+async fn findings_by_id_shows_one_finding_with_its_detail_and_diagnosis() {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let hostile = sim
+        .add_finding(
+            SimDomain::Alert,
+            None,
+            json!({"EventStatus": 1, "AlarmEventNameDisplay": "evil\u{1b}[31mred\nsecond line"}),
+        )
+        .unwrap();
+    let id = int(&hostile["Id"]);
+    let dir = TempDir::new().unwrap();
+    let cfg = write(&dir, "sasrelay.toml", &sim_config(&sim, DEMO_ACCESS_KEY_ID));
+    let file = path_str(&cfg);
+    let finding = format!("alert:{id}");
+
+    let run = sasrelay(
+        &[
+            "findings", "--config", file, "--domain", "alerts", "--id", &finding,
+        ],
+        DEMO_ACCESS_KEY_SECRET,
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .starts_with(&format!("{finding} (source sim) — ")),
+        "{}",
+        run.stdout
+    );
+    for section in [
+        "kubernetes:",
+        "Security Center detail:",
+        "Diagnosis (the console's tracing data):",
+    ] {
+        assert!(run.stdout.contains(section), "no {section}\n{}", run.stdout);
+    }
+    assert!(
+        run.stdout.chars().all(|c| c == '\n' || !c.is_control()),
+        "a control character reached the terminal:\n{}",
+        run.stdout
+    );
+
+    let run = sasrelay(
+        &[
+            "findings",
+            "--config",
+            file,
+            "--domain",
+            "alerts",
+            "--id",
+            &id.to_string(),
+            "--json",
+        ],
+        DEMO_ACCESS_KEY_SECRET,
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let v: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(v["finding"]["id"], finding.as_str());
+    assert_eq!(v["finding"]["title"], "evil\u{1b}[31mred\nsecond line");
+    assert_eq!(int(&v["detail"]["Id"]), id, "{v}");
+    assert_eq!(
+        v["detail"]["AlarmUniqueInfo"], hostile["AlarmUniqueInfo"],
+        "{v}"
+    );
+    assert!(
+        v["diagnosis"]["CauseDetails"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "{v}"
+    );
+
+    // Handled (ignored) now: still found, by default within 7 days.
+    sim.set_status(SimDomain::Alert, id, 2).unwrap();
+    let run = sasrelay(
+        &[
+            "findings", "--config", file, "--domain", "alerts", "--id", &finding, "--json",
+        ],
+        DEMO_ACCESS_KEY_SECRET,
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let v: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(v["finding"]["status"], "resolved", "{v}");
+
+    // A baseline check: its description and advice.
+    let check = sim
+        .findings(SimDomain::Baseline)
+        .into_iter()
+        .find(|w| int(&w["Status"]) == 1)
+        .unwrap();
+    let run = sasrelay(
+        &[
+            "findings",
+            "--config",
+            file,
+            "--domain",
+            "baseline",
+            "--id",
+            &format!("baseline:{}", int(&check["CheckWarningId"])),
+            "--json",
+        ],
+        DEMO_ACCESS_KEY_SECRET,
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let v: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(v["detail"]["CheckId"], check["CheckId"], "{v}");
+    assert!(v["detail"]["Advice"].is_string(), "{v}");
+
+    let run = sasrelay(
+        &[
+            "findings",
+            "--config",
+            file,
+            "--domain",
+            "alerts",
+            "--id",
+            "alert:999999999",
+        ],
+        DEMO_ACCESS_KEY_SECRET,
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("no source lists alert:999999999"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[tokio::test]
 async fn findings_prints_json_lines_and_a_terminal_safe_table() {
     let sim = Simulator::start(SimConfig::default()).await.unwrap();

@@ -399,18 +399,19 @@ async fn refused_actions_say_why_with_a_hint_and_change_nothing() {
     assert!(results.contains(&("success", "")), "{results:?}");
 }
 
-/// Vulnerabilities and baseline risks: verify, ignore (a reason required) and undo; each
-/// action changes the simulator's record, the next sweep resolves it once naming who, and a
-/// refused one (an ignore without a reason, an action the state does not allow) says why.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vulnerabilities_and_baseline_risks_are_handled_and_resolve_naming_who() {
+/// A quiet simulator, a hook, a daemon polling the source's `domains` every `poll`, and the
+/// CLI's config naming the admin port it bound (with the directory holding both files).
+async fn polling(
+    domains: &str,
+    poll: &str,
+) -> (SimHandle, Hook, Daemon, String, tempfile::TempDir) {
     let sim = quiet_simulator().await;
     let hook = Hook::start().await;
     let dir = tempfile::tempdir().unwrap();
     let (endpoint, url, state) = (sim.endpoint(), hook.url(), dir.path().join("state"));
     let mut spec = ConfigSpec::new(&endpoint, &url, &state);
-    spec.source_extra = "domains = [\"vulnerabilities\", \"baseline\"]";
-    spec.poll = r#"{ vulnerabilities = "1s", baseline = "1s" }"#;
+    spec.source_extra = domains;
+    spec.poll = poll;
     let config = spec.write(&dir.path().join("sasrelay.toml"));
     let daemon = Daemon::spawn(&config);
     let bound = admin_addr(&daemon).await;
@@ -418,6 +419,19 @@ async fn vulnerabilities_and_baseline_risks_are_handled_and_resolve_naming_who()
     spec.admin = &admin;
     let cli = spec.write(&dir.path().join("cli.toml"));
     let cli = cli.to_str().unwrap().to_string();
+    (sim, hook, daemon, cli, dir)
+}
+
+/// Vulnerabilities and baseline risks: verify, ignore (a reason required) and undo; each
+/// action changes the simulator's record, the next sweep resolves it once naming who, and a
+/// refused one (an ignore without a reason, an action the state does not allow) says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vulnerabilities_and_baseline_risks_are_handled_and_resolve_naming_who() {
+    let (sim, hook, daemon, cli, _dir) = polling(
+        "domains = [\"vulnerabilities\", \"baseline\"]",
+        r#"{ vulnerabilities = "1s", baseline = "1s" }"#,
+    )
+    .await;
     daemon
         .wait_more_polls_of(&["vulnerabilities", "baseline"], 2, T)
         .await;
@@ -599,4 +613,94 @@ async fn vulnerabilities_and_baseline_risks_are_handled_and_resolve_naming_who()
     let undo_b = handle(args(&format!("baseline {b1} --undo-ignore --yes"))).await;
     assert_eq!(undo_b.code, Some(0), "{}", undo_b.stderr);
     assert_eq!(sim.finding(SimDomain::Baseline, b1).unwrap()["Status"], 1);
+}
+
+/// The rule a container-firewall alert fired: shown, switched off (the plan says what that
+/// stops), refused a second time, switched on again; each call recorded by the simulator and
+/// listed in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rule_a_firewall_alert_fired_is_switched_off_and_on() {
+    let (sim, _hook, _daemon, cli, _dir) =
+        polling("domains = [\"firewall\"]", r#"{ firewall = "1s" }"#).await;
+    let record = sim
+        .add_finding(SimDomain::Firewall, None, Value::Null)
+        .unwrap();
+    let id = record["Id"].as_i64().unwrap();
+    let (cluster, rule) = (
+        record["ClusterId"].as_str().unwrap().to_string(),
+        record["RuleId"].as_i64().unwrap(),
+    );
+    assert_eq!(sim.firewall_rule(&cluster, rule).unwrap()["RuleSwitch"], 1);
+    let handle = |extra: &[&str]| {
+        let mut all = vec!["handle", "firewall", "--config", &cli, ""];
+        let id = format!("firewall:{id}");
+        all[4] = &id;
+        all.extend_from_slice(extra);
+        let all: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+        async move {
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            sasrelay(&refs, &[("USER", "carol")]).await
+        }
+    };
+
+    let show = handle(&[]).await;
+    assert_eq!(show.code, Some(0), "{}", show.stderr);
+    assert!(
+        show.stdout.contains("allows now: rule-off"),
+        "{}",
+        show.stdout
+    );
+    assert!(
+        show.stdout
+            .contains(&format!("(RuleId {rule}, cluster {cluster}) is on")),
+        "{}",
+        show.stdout
+    );
+
+    let off = handle(&["--rule-off", "--yes"]).await;
+    assert_eq!(off.code, Some(0), "{}", off.stderr);
+    assert!(
+        off.stderr.contains("neither blocked nor alerted on"),
+        "the plan says what switching it off stops: {}",
+        off.stderr
+    );
+    assert_eq!(sim.firewall_rule(&cluster, rule).unwrap()["RuleSwitch"], 0);
+    let calls: Vec<_> = sim
+        .handling_calls()
+        .into_iter()
+        .filter(|c| c.action == "ModifyInterceptionRuleSwitch")
+        .collect();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].params["RuleIds"], rule.to_string());
+    assert_eq!(calls[0].params["RuleSwitch"], "0");
+    assert_eq!(calls[0].params["ClusterId"], cluster);
+
+    let again = handle(&["--rule-off", "--yes"]).await;
+    assert_eq!(again.code, Some(1), "{}", again.stdout);
+    assert!(again.stderr.contains("NotAllowed"), "{}", again.stderr);
+    assert!(again.stderr.contains("already off"), "{}", again.stderr);
+
+    let on = handle(&["--rule-on", "--yes"]).await;
+    assert_eq!(on.code, Some(0), "{}", on.stderr);
+    assert_eq!(sim.firewall_rule(&cluster, rule).unwrap()["RuleSwitch"], 1);
+
+    let log = sasrelay(&["handle", "log", "--config", &cli, "--json"], &[]).await;
+    let entries: Vec<Value> = serde_json::from_str(&log.stdout).unwrap();
+    let rows: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["result"].as_str().unwrap(),
+                e["who"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("rule-on", "success", "carol"),
+            ("rule-off", "success", "carol")
+        ]
+    );
 }
