@@ -217,6 +217,8 @@ pub struct RawSource {
     pub signature: SignatureVersion,
     /// Base URL of the Security Center console, for links.
     pub console_base: Option<Spanned<String>>,
+    /// Per domain, the URL template of a finding's own console page.
+    pub console_links: Option<std::collections::BTreeMap<String, Spanned<String>>>,
     /// TCP + TLS connect timeout.
     pub connect_timeout: Option<HumanDuration>,
     /// Whole-call timeout.
@@ -1255,6 +1257,7 @@ fn check_source(
             .console_base()
             .to_string(),
     };
+    let console_links = check_console_links(i, &raw, errs);
     let (polls, overlap) = check_polls(i, &raw, &domains, errs);
     let gone = check_gone(i, &raw.gone, errs);
     let (Some(region), Some(mut credentials)) = (region, raw.credentials) else {
@@ -1268,6 +1271,7 @@ fn check_source(
         domains,
         vulnerability_types,
         console_base,
+        console_links,
         client,
         credentials,
         polls,
@@ -1431,6 +1435,34 @@ fn check_clusters(i: usize, raw: &RawSource, errs: &mut Errors<'_>) {
 
 /// `domains` (in canonical order) and `vulnerability_types` (default: Linux CVEs and
 /// application vulnerabilities, `app` with `AttachTypes=sca`: the two lists the console shows).
+/// `console_links`: a template per domain name, each checked
+/// ([`crate::sas::normalise::check_link_template`]).
+fn check_console_links(
+    i: usize,
+    raw: &RawSource,
+    errs: &mut Errors<'_>,
+) -> std::collections::BTreeMap<Domain, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (name, template) in raw.console_links.iter().flatten() {
+        let key = format!("source[{i}].console_links.{name}");
+        let Some(domain) = Domain::ALL.into_iter().find(|d| d.as_str() == name) else {
+            errs.at(
+                template,
+                key,
+                format!("is not a domain: use one of {}", DOMAINS.join(", ")),
+            );
+            continue;
+        };
+        match crate::sas::normalise::check_link_template(template.get_ref().trim()) {
+            Ok(()) => {
+                out.insert(domain, template.get_ref().trim().to_string());
+            }
+            Err(e) => errs.at(template, key, e),
+        }
+    }
+    out
+}
+
 fn check_domains(i: usize, raw: &RawSource, errs: &mut Errors<'_>) -> (Vec<Domain>, Vec<VulType>) {
     let k = |field: &str| format!("source[{i}].{field}");
     let domains = check_names(
@@ -1709,6 +1741,33 @@ credentials = { type = "env" }
 
     fn errors(text: &str) -> Vec<ConfigError> {
         parse(Path::new("t.toml"), text).unwrap_err().0
+    }
+
+    #[test]
+    fn console_links_are_checked_per_domain() {
+        let ok = GOOD.replacen(
+            "clusters = [",
+            "console_links = { alerts = \"https://c.example/#/a?id={id}\" }\nclusters = [",
+            1,
+        );
+        let s = parse(Path::new("t.toml"), &ok).unwrap();
+        assert_eq!(
+            s.sources[0].console_links[&Domain::Alerts],
+            "https://c.example/#/a?id={id}"
+        );
+        let bad = GOOD.replacen(
+            "clusters = [",
+            "console_links = { alert = \"https://c.example/{id}\", baseline = \"https://c.example/{name}\" }\nclusters = [",
+            1,
+        );
+        let keys: Vec<String> = errors(&bad).into_iter().map(|e| e.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "source[0].console_links.alert",
+                "source[0].console_links.baseline"
+            ]
+        );
     }
 
     /// Files written before 1h became the ceiling keep loading: capped, with a warning.

@@ -28,6 +28,8 @@ pub struct NormaliseContext {
     pub console_base: String,
     /// ACK console URL.
     pub ack_console_base: String,
+    /// Per domain, the URL template of a finding's own console page ([`own_link`]).
+    pub console_links: BTreeMap<Domain, String>,
     /// Offset of the service's `YYYY-MM-DD HH:mm:ss` strings, used only when a record has no
     /// epoch-ms field (those always win). Default UTC+8: three of the four shared alert samples
     /// carry strings equal to their epoch fields at +08:00 (the fourth at UTC), and the
@@ -50,6 +52,7 @@ impl NormaliseContext {
             region: region.into(),
             console_base: DEFAULT_CONSOLE_BASE.to_string(),
             ack_console_base: DEFAULT_ACK_CONSOLE_BASE.to_string(),
+            console_links: BTreeMap::new(),
             service_offset: offset!(+8),
             cluster_id: None,
             cluster_names: BTreeMap::new(),
@@ -84,6 +87,80 @@ impl NormaliseContext {
         }
         links
     }
+}
+
+/// The placeholders a `console_links` template may use.
+pub const LINK_PLACEHOLDERS: &[&str] = &["id", "uuid", "ip", "region", "cluster_id", "instance_id"];
+
+/// Checks a `console_links` template: an `http(s)://` URL whose `{…}` are
+/// [`LINK_PLACEHOLDERS`].
+pub fn check_link_template(t: &str) -> Result<(), String> {
+    if !(t.starts_with("https://") || t.starts_with("http://")) {
+        return Err("must start with https:// (or http://)".into());
+    }
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            return Err("has a `{` without its `}`".into());
+        };
+        let name = &rest[open + 1..open + close];
+        if !LINK_PLACEHOLDERS.contains(&name) {
+            return Err(format!(
+                "has {{{name}}}, which is none of {}",
+                LINK_PLACEHOLDERS
+                    .iter()
+                    .map(|p| format!("{{{p}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    Ok(())
+}
+
+/// The finding's own console page from `ctx`'s template for its domain: each placeholder
+/// filled (percent-encoded) from the finding — `{id}` its Security Center id (the number of
+/// `alert:752312`), `{uuid}`, `{ip}` (private, else public), `{region}`, `{cluster_id}`,
+/// `{instance_id}`; `None` without a template or when one it uses has no value (never a
+/// half-filled link).
+pub fn own_link(ctx: &NormaliseContext, f: &Finding) -> Option<Link> {
+    let template = ctx.console_links.get(&f.domain)?;
+    let value = |name: &str| -> Option<String> {
+        let v = match name {
+            "id" => f.id.split_once(':').map(|(_, n)| n.to_string()),
+            "uuid" => f.host.uuid.clone(),
+            "ip" => f.host.private_ip.clone().or(f.host.public_ip.clone()),
+            "region" => f.host.region.clone().or(Some(ctx.region.clone())),
+            "cluster_id" => f.kubernetes.cluster_id.clone(),
+            "instance_id" => f.host.instance_id.clone(),
+            _ => None,
+        }?;
+        opt(&v).map(|v| percent_encode(&v))
+    };
+    let mut url = String::new();
+    let mut rest = template.as_str();
+    while let Some(open) = rest.find('{') {
+        let close = open + rest[open..].find('}')?;
+        url.push_str(&rest[..open]);
+        url.push_str(&value(&rest[open + 1..close])?);
+        rest = &rest[close + 1..];
+    }
+    url.push_str(rest);
+    Some(Link {
+        kind: LinkKind::Asset,
+        label: "In the console".into(),
+        url,
+    })
+}
+
+/// `f` with its own console page ([`own_link`]) in place of any default one.
+fn with_own_link(ctx: &NormaliseContext, mut f: Finding) -> Finding {
+    if let Some(link) = own_link(ctx, &f) {
+        f.links.retain(|l| l.kind != LinkKind::Asset);
+        f.links.insert(0, link);
+    }
+    f
 }
 
 /// A timestamp from epoch milliseconds; `None` for zero, negative or out-of-range values (the
@@ -191,6 +268,10 @@ pub fn alert_status(event_status: Option<i64>) -> (Status, Option<Resolution>) {
 
 /// Normalises one `DescribeSuspEvents` record.
 pub fn normalise_alert(ctx: &NormaliseContext, item: Item<SuspEvent>) -> Finding {
+    with_own_link(ctx, normalise_alert_fields(ctx, item))
+}
+
+fn normalise_alert_fields(ctx: &NormaliseContext, item: Item<SuspEvent>) -> Finding {
     let e = &item.typed;
     let (id, key): (String, Vec<String>) = match &e.id {
         Some(n) => (format!("alert:{n}"), vec!["id".into(), n.to_string()]),
@@ -368,6 +449,10 @@ pub fn vul_primary_id(id: &str) -> Option<crate::sas::models::RecordId> {
 
 /// Normalises one `DescribeVulList` record.
 pub fn normalise_vulnerability(ctx: &NormaliseContext, item: Item<VulRecord>) -> Finding {
+    with_own_link(ctx, normalise_vulnerability_fields(ctx, item))
+}
+
+fn normalise_vulnerability_fields(ctx: &NormaliseContext, item: Item<VulRecord>) -> Finding {
     let v = &item.typed;
     let x = &v.extend_content_json;
     let primary = v.primary_id.as_ref().or(x.primary_id.as_ref());
@@ -526,6 +611,10 @@ fn check_type_name(kind: &str) -> String {
 
 /// Normalises one baseline check result (with its risk, machine and detail).
 pub fn normalise_baseline(ctx: &NormaliseContext, item: BaselineItem) -> Finding {
+    with_own_link(ctx, normalise_baseline_fields(ctx, item))
+}
+
+fn normalise_baseline_fields(ctx: &NormaliseContext, item: BaselineItem) -> Finding {
     let risk = &item.risk.typed;
     let m = &item.machine.typed;
     let c = &item.check.typed;
@@ -678,6 +767,10 @@ fn endpoint(ns: &str, pod: &str, image: &str, rule_ns: &str, rule_app: &str) -> 
 
 /// Normalises one `ListInterceptionHistory` record.
 pub fn normalise_firewall(ctx: &NormaliseContext, item: Item<InterceptionHistory>) -> Finding {
+    with_own_link(ctx, normalise_firewall_fields(ctx, item))
+}
+
+fn normalise_firewall_fields(ctx: &NormaliseContext, item: Item<InterceptionHistory>) -> Finding {
     let f = &item.typed;
     let (id, key) = firewall_identity(f);
     let (status, resolution) = firewall_status(f.status);
@@ -844,6 +937,35 @@ impl Connection<'_> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_console_link_template_fills_from_the_finding_or_gives_no_link() {
+        assert!(check_link_template("https://c.example/#/a?id={id}&r={region}").is_ok());
+        assert!(check_link_template("ftp://c.example/{id}").is_err());
+        assert!(check_link_template("https://c.example/{nope}").is_err());
+        assert!(check_link_template("https://c.example/{id").is_err());
+        let mut ctx = NormaliseContext::new("prod", "cn-hangzhou");
+        ctx.console_links.insert(
+            Domain::Alerts,
+            "https://c.example/#/alarm?id={id}&uuid={uuid}&r={region}".into(),
+        );
+        let mut f = crate::render::sample_event(Domain::Alerts).finding.unwrap();
+        f.id = "alert:752312".into();
+        f.host.uuid = Some("u 1/2".into());
+        f.host.region = None;
+        let l = own_link(&ctx, &f).unwrap();
+        assert_eq!(l.kind, LinkKind::Asset);
+        assert_eq!(
+            l.url,
+            "https://c.example/#/alarm?id=752312&uuid=u%201%2F2&r=cn-hangzhou"
+        );
+        f.host.uuid = None;
+        assert_eq!(own_link(&ctx, &f), None, "no half-filled link");
+        let v = crate::render::sample_event(Domain::Vulnerabilities)
+            .finding
+            .unwrap();
+        assert_eq!(own_link(&ctx, &v), None, "no template for the domain");
+    }
     use super::*;
 
     #[test]

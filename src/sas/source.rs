@@ -49,6 +49,9 @@ pub struct SourceSettings {
     pub vulnerability_types: Vec<VulType>,
     /// Console base for links.
     pub console_base: String,
+    /// Per domain, the URL template of a finding's own console page (`console_links`;
+    /// [`crate::sas::normalise::own_link`]).
+    pub console_links: std::collections::BTreeMap<Domain, String>,
     /// Transport settings (endpoint, signature, lang, timeouts, caps).
     pub client: ClientSettings,
     /// Credential provider config.
@@ -252,6 +255,7 @@ impl Source {
     fn normalise_context(&self, cluster: Option<&str>) -> NormaliseContext {
         let mut ctx = NormaliseContext::new(&self.settings.name, &self.settings.region);
         ctx.console_base = self.settings.console_base.clone();
+        ctx.console_links = self.settings.console_links.clone();
         ctx.cluster_id = cluster.map(str::to_string);
         ctx
     }
