@@ -17,7 +17,10 @@
 //! - **A `GET` never acts.** Chat clients, mail scanners and link previews fetch links on
 //!   their own; only a `POST` from the page acts.
 //! - **Cross-site requests.** The form carries a CSRF token bound (HMAC) to a random
-//!   `SameSite=Strict`, `HttpOnly` cookie the page set and to the link; a `POST` whose
+//!   `SameSite=Lax`, `HttpOnly` cookie the page set and to the link (Lax, not Strict: a link
+//!   opened from chat is a cross-site navigation, and a Strict cookie would be missing there
+//!   and made anew, breaking the form of a page open in another tab; a cross-site `POST`
+//!   carries neither); a `POST` whose
 //!   `Sec-Fetch-Site` is anything but `same-origin` (or, from a browser that does not send
 //!   it, whose `Origin` is not this page's: `public_url`, or the `Host` it was sent to) is
 //!   refused before anything else.
@@ -296,7 +299,13 @@ async fn show(
         Some(source) => Some(
             crate::handle::plan(
                 &source,
-                request(&claims, may.clone().unwrap_or_default(), None),
+                // The reason is asked on the page; the plan only needs to know there will be one.
+                request(
+                    &claims,
+                    may.clone().unwrap_or_default(),
+                    action_link::needs_reason(claims.domain, &claims.action)
+                        .then(|| "(given on confirmation)".to_string()),
+                ),
             )
             .await,
         ),
@@ -325,7 +334,7 @@ async fn show(
         Err(_) => ("", String::new()),
     };
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "{COOKIE}={cookie_value}; Path={base_path}/act; HttpOnly; SameSite=Strict{secure}"
+        "{COOKIE}={cookie_value}; Path={base_path}/act; HttpOnly; SameSite=Lax{secure}"
     )) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }

@@ -120,6 +120,16 @@ pub struct Rig {
 
 impl Rig {
     pub async fn start() -> Rig {
+        Rig::polling(
+            "domains = [\"alerts\"]",
+            r#"{ alerts = "1s" }"#,
+            &["alerts"],
+        )
+        .await
+    }
+
+    /// A rig whose source reads `domains` every `poll` (`names`: the domains, for waits).
+    pub async fn polling(domains: &str, poll: &str, names: &[&str]) -> Rig {
         let sim = quiet_simulator().await;
         let hook = Hook::start().await;
         let slack = FakeSlack::start(Vec::new()).await;
@@ -144,8 +154,8 @@ allowed_identities = ["alice"]
             public = proxy.url()
         );
         let mut spec = ConfigSpec::new(&endpoint, &url, &state);
-        spec.source_extra = "domains = [\"alerts\"]";
-        spec.poll = r#"{ alerts = "1s" }"#;
+        spec.source_extra = domains;
+        spec.poll = poll;
         spec.tail = &tail;
         let config = spec.write(&dir.path().join("sasrelay.toml"));
         let daemon = Daemon::spawn_env(
@@ -162,7 +172,7 @@ allowed_identities = ["alice"]
             .parse()
             .unwrap();
         *proxy.target.lock().unwrap() = Some(page);
-        daemon.wait_more_polls_of(&["alerts"], 2, T).await;
+        daemon.wait_more_polls_of(names, 2, T).await;
         Rig {
             sim,
             hook,
@@ -181,13 +191,21 @@ allowed_identities = ["alice"]
 
     /// [`Rig::new_alert`] with `fields` set on the simulated alert.
     pub async fn new_alert_with(&self, fields: Value) -> (i64, Vec<String>) {
-        let id = self
-            .sim
-            .add_finding(SimDomain::Alert, None, fields)
-            .unwrap()["Id"]
+        self.new_finding(SimDomain::Alert, fields).await
+    }
+
+    /// A new open finding of `domain`; its id and the action links of its Slack message.
+    pub async fn new_finding(&self, domain: SimDomain, fields: Value) -> (i64, Vec<String>) {
+        let (key, path) = match domain {
+            SimDomain::Alert => ("Id", "alerts"),
+            SimDomain::Vuln => ("PrimaryId", "vulnerabilities"),
+            SimDomain::Baseline => ("CheckWarningId", "baseline"),
+            SimDomain::Firewall => ("Id", "firewall"),
+        };
+        let id = self.sim.add_finding(domain, None, fields).unwrap()[key]
             .as_i64()
             .unwrap();
-        let prefix = format!("{}/act/alerts/{id}?t=", self.proxy.url());
+        let prefix = format!("{}/act/{path}/{id}?t=", self.proxy.url());
         let links = |log: &[crate::sinkkit::SlackRequest]| -> Vec<String> {
             let mut out = Vec::new();
             for r in log {
@@ -196,7 +214,7 @@ allowed_identities = ["alice"]
             out
         };
         self.slack
-            .wait_for(&format!("the Slack message of alert {id}"), |log| {
+            .wait_for(&format!("the Slack message of {path} {id}"), |log| {
                 !links(log).is_empty()
             })
             .await;
@@ -280,8 +298,12 @@ impl Visitor {
         }
     }
 
+    /// Opens `url` as a browser's navigation does: with the page's (`SameSite=Lax`) cookie.
     async fn get(&mut self, url: &str, headers: &[(&str, &str)]) -> Page {
         let mut req = self.client.get(url);
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -364,6 +386,9 @@ async fn a_slack_button_ignores_the_alert_once_through_a_confirmed_page() {
     assert_eq!(rig.calls("HandleSecurityEvents").len(), 0);
 
     let (t, csrf) = confirmation(&page);
+    // The other link opened in another tab meanwhile: the first page's form still holds.
+    let other_tab = alice.get(&links[1], &[]).await;
+    assert_eq!(other_tab.status, 200, "{}", other_tab.text);
     let origin = rig.proxy.url();
     let done = alice
         .post(
@@ -534,4 +559,77 @@ async fn bad_links_foreign_posts_and_strangers_are_refused_and_change_nothing() 
     assert_eq!(rig.calls("HandleSecurityEvents").len(), 1);
     assert_eq!(rig.resolved(b).await["handled_by"]["who"], "alice");
     let _ = a;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vulnerability_is_ignored_from_its_link_with_the_reason_the_page_asks_for() {
+    let rig = Rig::polling(
+        "domains = [\"vulnerabilities\"]",
+        r#"{ vulnerabilities = "1s" }"#,
+        &["vulnerabilities"],
+    )
+    .await;
+    let (id, links) = rig.new_finding(SimDomain::Vuln, Value::Null).await;
+    let actions: Vec<String> = links
+        .iter()
+        .map(|l| claims(l)["action"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(actions, ["verify", "ignore"], "{links:?}");
+    let ignore = &links[1];
+    let origin = rig.proxy.url();
+
+    let mut alice = Visitor::new();
+    let page = alice.get(ignore, &[]).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(
+        page.text.contains("Reason (required by Security Center)"),
+        "{}",
+        page.text
+    );
+    let (t, csrf) = confirmation(&page);
+
+    // No reason: refused, the link not spent.
+    let none = alice
+        .post(
+            ignore,
+            &[("t", &t), ("csrf", &csrf), ("remark", " ")],
+            &[("origin", &origin)],
+        )
+        .await;
+    assert_eq!(none.status, 400, "{}", none.text);
+    assert!(none.text.contains("needs a reason"), "{}", none.text);
+    assert_eq!(alice.get(ignore, &[]).await.status, 200, "still usable");
+
+    let done = alice
+        .post(
+            ignore,
+            &[
+                ("t", &t),
+                ("csrf", &csrf),
+                ("remark", "not reachable from outside"),
+            ],
+            &[("origin", &origin)],
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.text);
+    let calls = rig.calls("ModifyOperateVul");
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["OperateType"], "vul_ignore");
+    assert_eq!(calls[0]["Reason"], "not reachable from outside");
+
+    let finding = format!("vul:{id}");
+    let is = |r: &Request| r.delivered() && r.kind() == "resolved" && r.finding_id() == finding;
+    rig.hook
+        .wait_for(&format!("resolved {finding}"), T, |r| r.iter().any(is))
+        .await;
+    let body = rig
+        .hook
+        .delivered()
+        .into_iter()
+        .find(|r| is(r))
+        .unwrap()
+        .body;
+    assert_eq!(body["resolution"], "ignored", "{body}");
+    assert_eq!(body["handled_by"]["who"], "alice", "{body}");
+    assert_eq!(body["handled_by"]["via"], "slack link", "{body}");
 }
