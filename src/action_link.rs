@@ -147,6 +147,16 @@ pub enum Refused {
 }
 
 impl Refused {
+    /// Its name in metrics: `malformed`, `tampered`, `expired`, `other_finding`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refused::Malformed => "malformed",
+            Refused::Tampered => "tampered",
+            Refused::Expired => "expired",
+            Refused::OtherFinding => "other_finding",
+        }
+    }
+
     /// One line for the page and the log.
     pub fn message(self) -> &'static str {
         match self {

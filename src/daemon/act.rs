@@ -77,6 +77,27 @@ pub struct ActState {
     pub store: Store,
     /// The sources connected now.
     pub connected: Connected,
+    /// The daemon's counters (requests by outcome).
+    pub metrics: Arc<crate::pipeline::metrics::Metrics>,
+}
+
+/// What a request came to, for `sasrelay_action_page_requests_total`: put in the response's
+/// extensions where the page is made, counted by [`count`].
+#[derive(Clone, Copy, Debug)]
+struct Counted(&'static str);
+
+/// `r`, counted as `outcome`.
+fn tagged(mut r: Response, outcome: &'static str) -> Response {
+    r.extensions_mut().insert(Counted(outcome));
+    r
+}
+
+/// Counts each answer by its [`Counted`] outcome.
+async fn count(State(state): State<Arc<ActState>>, r: Response) -> Response {
+    if let Some(Counted(outcome)) = r.extensions().get::<Counted>() {
+        state.metrics.action_page(outcome);
+    }
+    r
 }
 
 /// The page's routes, with its headers on every answer.
@@ -85,6 +106,10 @@ pub fn router(state: Arc<ActState>) -> Router {
         .route("/act/{domain}/{id}", get(show).post(confirm))
         .fallback(not_found)
         .layer(axum::middleware::map_response(protect))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            count,
+        ))
         .with_state(state)
 }
 
@@ -106,10 +131,13 @@ async fn protect(mut r: Response) -> Response {
 }
 
 async fn not_found() -> Response {
-    page(
-        StatusCode::NOT_FOUND,
-        "Not found",
-        "<p>This address serves sasrelay's action links only: open one from a notification.</p>",
+    tagged(
+        page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "<p>This address serves sasrelay's action links only: open one from a notification.</p>",
+        ),
+        "not_found",
     )
 }
 
@@ -132,13 +160,16 @@ fn refused_link(r: Refused, peer: Option<IpAddr>) -> Response {
         Refused::Tampered | Refused::OtherFinding => StatusCode::FORBIDDEN,
         Refused::Expired => StatusCode::GONE,
     };
-    page(
-        status,
-        "Link refused",
-        &format!(
-            "<p class=\"refused\">{}</p><p>Nothing was changed.</p>",
-            html(r.message())
+    tagged(
+        page(
+            status,
+            "Link refused",
+            &format!(
+                "<p class=\"refused\">{}</p><p>Nothing was changed.</p>",
+                html(r.message())
+            ),
         ),
+        r.name(),
     )
 }
 
@@ -163,10 +194,13 @@ fn refusal_page(why: Option<Refused>, peer: Option<IpAddr>) -> Response {
 }
 
 fn not_found_page() -> Response {
-    page(
-        StatusCode::NOT_FOUND,
-        "Not found",
-        "<p>No such finding page.</p>",
+    tagged(
+        page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "<p>No such finding page.</p>",
+        ),
+        "not_found",
     )
 }
 
@@ -320,7 +354,7 @@ async fn show(
         }
         _ => {}
     }
-    let mut r = page(StatusCode::OK, &title_of(&claims), &body);
+    let mut r = tagged(page(StatusCode::OK, &title_of(&claims), &body), "shown");
     // The path as the browser sees it: under public_url's own path, if it has one.
     let (secure, base_path) = match reqwest::Url::parse(&state.settings.public_url) {
         Ok(u) => (
@@ -352,26 +386,32 @@ fn spent_page(state: &ActState, claims: &Claims) -> Option<Response> {
 
 fn used_page(first: &SpentLink) -> Response {
     let at = crate::clock::rfc3339_ms(first.at_ms);
-    page(
-        StatusCode::GONE,
-        "Link already used",
-        &format!(
-            "<p class=\"refused\">This link was already used, by {} at {}. A link acts once; use a newer notification, or sasrelay handle on the command line.</p><p>Nothing was changed.</p>",
-            html(&first.who),
-            html(&at)
+    tagged(
+        page(
+            StatusCode::GONE,
+            "Link already used",
+            &format!(
+                "<p class=\"refused\">This link was already used, by {} at {}. A link acts once; use a newer notification, or sasrelay handle on the command line.</p><p>Nothing was changed.</p>",
+                html(&first.who),
+                html(&at)
+            ),
         ),
+        "spent",
     )
 }
 
 fn store_failed(e: &crate::store::StoreError) -> Response {
     tracing::error!(error = %e, "The action page cannot read or write the store.");
-    page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Store error",
-        &format!(
-            "<p class=\"refused\">sasrelay cannot use its store: {}</p><p>Nothing was changed.</p>",
-            html(&e.to_string())
+    tagged(
+        page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Store error",
+            &format!(
+                "<p class=\"refused\">sasrelay cannot use its store: {}</p><p>Nothing was changed.</p>",
+                html(&e.to_string())
+            ),
         ),
+        "store_error",
     )
 }
 
@@ -519,17 +559,23 @@ async fn confirm(
     let peer = peer.map(|p| p.0.0.ip());
     if cross_site(&state.settings, &headers) {
         tracing::warn!(peer = ?peer, "A cross-site POST to the action page was refused.");
-        return page(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "<p class=\"refused\">This confirmation came from another site: refused. Nothing was changed.</p>",
+        return tagged(
+            page(
+                StatusCode::FORBIDDEN,
+                "Refused",
+                "<p class=\"refused\">This confirmation came from another site: refused. Nothing was changed.</p>",
+            ),
+            "cross_site",
         );
     }
     let Ok(axum::Form(form)) = form else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "Refused",
-            "<p class=\"refused\">This is not a confirmation sent by sasrelay's page. Nothing was changed.</p>",
+        return tagged(
+            page(
+                StatusCode::BAD_REQUEST,
+                "Refused",
+                "<p class=\"refused\">This is not a confirmation sent by sasrelay's page. Nothing was changed.</p>",
+            ),
+            "bad_form",
         );
     };
     let claims = match checked(&state, &domain, &id, Some(&form.t)) {
@@ -548,51 +594,66 @@ async fn confirm(
     });
     if !bound {
         tracing::warn!(peer = ?peer, finding = %claims.finding(), "An action confirmation without this page's CSRF token was refused.");
-        return page(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "<p class=\"refused\">This confirmation did not come from the page sasrelay showed you (its CSRF token or cookie is missing or wrong): refused. Open the link again. Nothing was changed.</p>",
+        return tagged(
+            page(
+                StatusCode::FORBIDDEN,
+                "Refused",
+                "<p class=\"refused\">This confirmation did not come from the page sasrelay showed you (its CSRF token or cookie is missing or wrong): refused. Open the link again. Nothing was changed.</p>",
+            ),
+            "csrf",
         );
     }
     let who = who(&state.settings, peer, &headers);
     let actor = match actor(&state.settings, &who) {
         Ok(a) => a,
         Err(why) => {
-            return page(
-                StatusCode::FORBIDDEN,
-                "Refused",
-                &format!(
-                    "<p class=\"refused\">{}</p><p>Nothing was changed.</p>",
-                    html(&why)
+            return tagged(
+                page(
+                    StatusCode::FORBIDDEN,
+                    "Refused",
+                    &format!(
+                        "<p class=\"refused\">{}</p><p>Nothing was changed.</p>",
+                        html(&why)
+                    ),
                 ),
+                "not_allowed",
             );
         }
     };
     let remark = crate::text::strip_control(form.remark.trim());
     if remark.chars().count() > MAX_REMARK {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "Refused",
-            &format!(
-                "<p class=\"refused\">The remark is longer than {MAX_REMARK} characters. Nothing was changed.</p>"
+        return tagged(
+            page(
+                StatusCode::BAD_REQUEST,
+                "Refused",
+                &format!(
+                    "<p class=\"refused\">The remark is longer than {MAX_REMARK} characters. Nothing was changed.</p>"
+                ),
             ),
+            "bad_form",
         );
     }
     if remark.is_empty() && action_link::needs_reason(claims.domain, &claims.action) {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "Refused",
-            "<p class=\"refused\">Security Center needs a reason for this. Go back and write one. Nothing was changed.</p>",
+        return tagged(
+            page(
+                StatusCode::BAD_REQUEST,
+                "Refused",
+                "<p class=\"refused\">Security Center needs a reason for this. Go back and write one. Nothing was changed.</p>",
+            ),
+            "no_reason",
         );
     }
     let Some(source) = state.connected.get(&claims.source) else {
-        return page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Not now",
-            &format!(
-                "{}<p>The link is still valid.</p>",
-                plan_html(None, &claims)
+        return tagged(
+            page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not now",
+                &format!(
+                    "{}<p>The link is still valid.</p>",
+                    plan_html(None, &claims)
+                ),
             ),
+            "not_now",
         );
     };
     let spent = SpentLink {
@@ -618,12 +679,12 @@ async fn confirm(
             html(&e.to_string())
         ));
     }
-    let status = if outcome.result == "success" {
-        StatusCode::OK
+    let (status, counted) = if outcome.result == "success" {
+        (StatusCode::OK, "done")
     } else {
-        StatusCode::CONFLICT
+        (StatusCode::CONFLICT, "failed")
     };
-    page(status, &title_of(&claims), &body)
+    tagged(page(status, &title_of(&claims), &body), counted)
 }
 
 fn outcome_html(plan: &Plan, outcome: &Outcome) -> String {

@@ -72,7 +72,29 @@ pub fn exposition(
     if let Some(ha) = metrics.ha() {
         render_ha(&mut out, &ha);
     }
+    render_action_page(&mut out, &metrics.action_page_counts());
     out
+}
+
+/// The action page (`[actions]`): its requests by outcome, once it has answered one. Refused
+/// links (`tampered`, `expired`, `other_finding`, `malformed`, `spent`), `cross_site` and
+/// `csrf` refusals climbing are worth a look: someone is trying links or forging posts.
+fn render_action_page(out: &mut String, counts: &BTreeMap<&'static str, u64>) {
+    if counts.is_empty() {
+        return;
+    }
+    header(
+        out,
+        "sasrelay_action_page_requests_total",
+        "counter",
+        "Requests to the action page by outcome: shown, done, failed (Security Center refused or the task failed), not_now (no source connected), the refused ones (malformed, tampered, expired, other_finding, spent, cross_site, csrf, not_allowed, no_reason, bad_form, not_found) and store_error.",
+    );
+    for (outcome, n) in counts {
+        let _ = writeln!(
+            out,
+            "sasrelay_action_page_requests_total{{outcome=\"{outcome}\"}} {n}"
+        );
+    }
 }
 
 /// With replicas (`[ha]`): the role, the epoch, takeovers and flagged repeats.

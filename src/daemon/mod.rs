@@ -233,6 +233,7 @@ pub async fn start(built: build::Built, control: Control) -> Result<StopReport, 
                 key,
                 store: store.clone(),
                 connected: ground.connected.clone(),
+                metrics: ground.metrics.clone(),
             };
             Some((listener, Arc::new(state)))
         }

@@ -103,6 +103,8 @@ pub struct Metrics {
     polls: Mutex<BTreeMap<(String, &'static str), PollFigures>>,
     deliveries: Mutex<BTreeMap<String, DeliveryFigures>>,
     ha: Mutex<Option<HaFigures>>,
+    /// Requests to the action page by outcome (`[actions]`).
+    action_page: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Default for Metrics {
@@ -119,7 +121,27 @@ impl Metrics {
             polls: Mutex::default(),
             deliveries: Mutex::default(),
             ha: Mutex::default(),
+            action_page: Mutex::default(),
         }
+    }
+
+    /// The action page answered a request with `outcome` (`shown`, `done`, `failed`,
+    /// `tampered`, `cross_site`, …).
+    pub fn action_page(&self, outcome: &'static str) {
+        *self
+            .action_page
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(outcome)
+            .or_default() += 1;
+    }
+
+    /// The action page's requests by outcome, as counted so far.
+    pub fn action_page_counts(&self) -> BTreeMap<&'static str, u64> {
+        self.action_page
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn ha_mut<R>(&self, f: impl FnOnce(&mut HaFigures) -> R) -> R {

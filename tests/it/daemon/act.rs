@@ -559,6 +559,29 @@ async fn bad_links_foreign_posts_and_strangers_are_refused_and_change_nothing() 
     assert_eq!(rig.calls("HandleSecurityEvents").len(), 1);
     assert_eq!(rig.resolved(b).await["handled_by"]["who"], "alice");
     let _ = a;
+
+    // Every answer is counted by outcome.
+    let admin = super::admin::admin_addr(&rig.daemon).await;
+    let metrics = reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (outcome, n) in [
+        ("shown", 4),
+        ("tampered", 1),
+        ("malformed", 1),
+        ("expired", 1),
+        ("other_finding", 2),
+        ("cross_site", 3),
+        ("csrf", 2),
+        ("not_allowed", 1),
+        ("done", 1),
+    ] {
+        let line = format!("sasrelay_action_page_requests_total{{outcome=\"{outcome}\"}} {n}\n");
+        assert!(metrics.contains(&line), "no {line:?} in\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
