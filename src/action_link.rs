@@ -216,7 +216,9 @@ pub fn verify(
         .decode(body)
         .map_err(|_| Refused::Malformed)?;
     let claims: Claims = serde_json::from_slice(&json).map_err(|_| Refused::Malformed)?;
-    if claims.v != CLAIMS_VERSION {
+    // A link only ever carries one of LINK_ACTIONS; anything else (another version's, a
+    // shared key's) is not acted on, whatever its signature.
+    if claims.v != CLAIMS_VERSION || !LINK_ACTIONS.contains(&claims.action.as_str()) {
         return Err(Refused::Malformed);
     }
     if claims.exp <= now_s {
@@ -607,6 +609,17 @@ mod tests {
         assert_eq!(
             verify(b"other key", &t, Domain::Alerts, 752312, 10),
             Err(Refused::Tampered)
+        );
+    }
+
+    #[test]
+    fn a_signed_link_for_an_action_links_never_carry_is_refused() {
+        let mut c = claims();
+        c.action = "whitelist".into();
+        let t = sign(b"key", &c);
+        assert_eq!(
+            verify(b"key", &t, Domain::Alerts, 752312, 10),
+            Err(Refused::Malformed)
         );
     }
 

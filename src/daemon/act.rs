@@ -287,6 +287,7 @@ fn cookie(headers: &HeaderMap) -> Option<String> {
 
 /// The request a link's claims make, for `who`.
 fn request(claims: &Claims, who: String, remark: Option<String>) -> Request {
+    // `verify` admits only `action_link::LINK_ACTIONS`: ignore, handled, verify.
     let action = match claims.action.as_str() {
         "handled" => Action::Handled,
         "verify" => Action::Verify,
