@@ -402,6 +402,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn failures_recoveries_and_the_stop_are_logged_with_the_tasks_keys() {
         let events = Events::default();
+        // While only one subscriber was ever registered, tracing computes a new callsite's
+        // interest from the subscriber of whichever thread reaches it first; tests on other
+        // threads have none, so a callsite they reach first would be cached as "never" for
+        // this one. With a second subscriber registered (and kept alive), tracing asks all.
+        let other = tracing::Dispatch::new(tracing_subscriber::registry());
+        drop(tracing::dispatcher::set_default(&other));
         let _guard =
             tracing::subscriber::set_default(tracing_subscriber::registry().with(events.clone()));
         let mut script: Vec<_> = (0..ERROR_AFTER).map(|_| fail()).collect();
@@ -434,5 +440,6 @@ mod tests {
         assert_eq!(field(6, "failures"), "1", "urgent from the first");
         assert_eq!(field(8, "message"), "Task stopped.");
         assert_eq!(field(8, "ended"), "Done");
+        drop(other);
     }
 }
