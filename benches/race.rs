@@ -65,7 +65,9 @@ const USAGE: &str = "cargo bench --bench race -- [options]
   --idle-s S            quiet time before idle RSS is read (default 5)
   --sink-extra TEXT     lines added to sasrelay's [[sink]] table (e.g. 'concurrency = 16')
   --no-drain            skip sasrelay's outbox drain (and so the disk figure)
-  --no-poll             skip sasrelay polling the simulator (e.g. to profile the drain alone)";
+  --no-poll             skip sasrelay polling the simulator (e.g. to profile the drain alone)
+  --keep-state DIR      copy the state directory of each filled outbox to DIR/<N>-<round>
+                        (to study what the disk figure is made of)";
 
 /// Alerts per POST to Alertmanager.
 const AM_BATCH: usize = 1_000;
@@ -103,6 +105,7 @@ struct Options {
     sink_extra: String,
     drain: bool,
     poll: bool,
+    keep_state: Option<PathBuf>,
 }
 
 impl Options {
@@ -118,6 +121,7 @@ impl Options {
             sink_extra: String::new(),
             drain: true,
             poll: true,
+            keep_state: None,
         };
         let mut search_alertmanager = true;
         while let Some(arg) = args.next() {
@@ -136,6 +140,7 @@ impl Options {
                 "--sink-extra" => o.sink_extra = value()?,
                 "--no-drain" => o.drain = false,
                 "--no-poll" => o.poll = false,
+                "--keep-state" => o.keep_state = Some(PathBuf::from(value()?)),
                 "--help" | "-h" => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -933,6 +938,9 @@ async fn race_drain(o: &Options, n: usize) -> Result<Run, String> {
     wait_outbox(&mut s, n, o.deadline).await?;
     let filled = filling.elapsed();
     let (bytes, allocated) = du(&s.dir.path().join("state"));
+    if let Some(keep) = &o.keep_state {
+        keep_state(&s.dir.path().join("state"), keep, n)?;
+    }
     let refused = rx.counts().requests;
     let start = Start::now(&s.proc)?;
     rx.set_answer(Answer::After(Duration::ZERO));
@@ -953,6 +961,28 @@ async fn race_drain(o: &Options, n: usize) -> Result<Run, String> {
         run.started = first;
     }
     Ok(run)
+}
+
+/// Copies the filled state directory to `keep`/`<n>-<k>` (the first `k` free).
+fn keep_state(state: &Path, keep: &Path, n: usize) -> Result<(), String> {
+    let to = (1..)
+        .map(|k| keep.join(format!("{n}-{k}")))
+        .find(|p| !p.exists())
+        .expect("a free name");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(state)
+        .arg(&to)
+        .status()
+        .map_err(|e| format!("cp: {e}"))?;
+    match copied.success() {
+        true => Ok(()),
+        false => Err(format!(
+            "copying {} to {} failed",
+            state.display(),
+            to.display()
+        )),
+    }
 }
 
 /// Waits until sasrelay's outbox holds `n`.

@@ -26,12 +26,13 @@
 //! | `audit_by_finding` | source (length-prefixed) ‖ finding id | the `audit` key of its latest successful action | `audit` |
 //! | `spent_links` | an action link's nonce | [`SpentLink`] JSON: when it expires, when and by whom it was used | `links` |
 //!
-//! Values are JSON, LZ4-compressed above 512 bytes. The `groups` and `reminders` submodules
+//! Values are JSON, LZ4-compressed above 512 bytes; records always, with a dictionary of their
+//! own (`codec`). The `groups` and `reminders` submodules
 //! document their own write orders.
 //!
 //! Outbox payloads live outside sled, in the payload log (`payloads/` in the state directory,
-//! the `payloads` submodule): appended once per event, however many sinks it goes to, LZ4
-//! with a frozen dictionary (`PAYLOAD_DICT`), referred to by the entries' headers, and
+//! the `payloads` submodule): appended once per event, however many sinks it goes to, zstd
+//! with a frozen dictionary (`PAYLOAD_DICT`; LZ4 with it before), referred to by the entries' headers, and
 //! deleted a segment at a time once no entry points into it.
 //!
 //! Length prefixes (see `keys`) keep keys unambiguous whatever bytes names hold.
@@ -98,6 +99,7 @@
 //! the runtime, and `reopen` from `spawn_blocking`.
 
 mod audit;
+mod codec;
 mod details;
 mod error;
 mod groups;
@@ -573,7 +575,7 @@ impl Store {
         record: &Record,
     ) -> Result<(), StoreError> {
         let inner = self.current()?;
-        let value = inner.encode(record, || format!("record {fingerprint}"))?;
+        let value = inner.encode_record(record, || format!("record {fingerprint}"))?;
         inner
             .records
             .insert(keys::record(source, domain, fingerprint), value)
@@ -1578,6 +1580,18 @@ impl Inner {
                     "corrupt compressed value: {e}"
                 ))),
             }),
+            Some((&ZSTD_DICT_JSON, frame)) => codec::unzstd(frame, |json| match json {
+                Ok(json) => serde_json::from_slice(json),
+                Err(e) => Err(<serde_json::Error as serde::de::Error>::custom(format!(
+                    "corrupt compressed value: {e}"
+                ))),
+            }),
+            Some((&LZ4_RECORD_JSON, packed)) => match codec::unpack_record(packed) {
+                Ok(json) => serde_json::from_slice(&json),
+                Err(e) => Err(<serde_json::Error as serde::de::Error>::custom(format!(
+                    "corrupt compressed value: {e}"
+                ))),
+            },
             _ => serde_json::from_slice(bytes),
         };
         decoded.map_err(|source| StoreError::Codec {
@@ -1595,13 +1609,25 @@ impl Inner {
         Ok(pack(self.json(value, what)?, None))
     }
 
-    /// A payload as the payload log keeps it: LZ4 with [`PAYLOAD_DICT`].
+    /// A payload as the payload log keeps it: zstd with [`PAYLOAD_DICT`] ([`ZSTD_DICT_JSON`]).
     fn encode_payload(
         &self,
         payload: &crate::event::Payload,
         what: impl FnOnce() -> String,
     ) -> Result<Vec<u8>, StoreError> {
-        Ok(pack(self.json(payload, what)?, Some(PAYLOAD_DICT)))
+        let json = self.json(payload, what)?;
+        Ok(codec::zstd(&json).unwrap_or(json))
+    }
+
+    /// A lifecycle record as sled keeps it: LZ4 with [`codec::RECORD_DICT`]
+    /// ([`LZ4_RECORD_JSON`]), whatever its size: sled's space and cost per key grow with the
+    /// value, and records are most of what it holds.
+    fn encode_record(
+        &self,
+        record: &Record,
+        what: impl FnOnce() -> String,
+    ) -> Result<Vec<u8>, StoreError> {
+        Ok(codec::pack_record(self.json(record, what)?))
     }
 
     fn json<T: Serialize>(
@@ -1626,6 +1652,13 @@ const LZ4_JSON: u8 = 0x01;
 /// Marks a payload in the payload log as LZ4-compressed JSON with [`PAYLOAD_DICT`] as the
 /// block's prefix.
 const LZ4_DICT_JSON: u8 = 0x03;
+/// Marks a lifecycle record as LZ4-compressed JSON with [`codec::RECORD_DICT`] as the block's
+/// prefix (see [`codec::pack_record`]).
+const LZ4_RECORD_JSON: u8 = 0x04;
+/// Marks a payload in the payload log as one zstd frame (its content size in its header)
+/// compressed with [`PAYLOAD_DICT`] as a raw-content dictionary, at level
+/// [`codec::ZSTD_LEVEL`]. Payloads written before it ([`LZ4_DICT_JSON`]) stay readable.
+const ZSTD_DICT_JSON: u8 = 0x05;
 /// Values at least this long are compressed.
 const COMPRESS_FROM: usize = 512;
 

@@ -619,7 +619,7 @@ fn large_values_are_stored_compressed_and_read_back_exactly() {
     assert!(raw.len() < 80, "{}", raw.len());
     let header = payloads::Header::decode(&raw).unwrap();
     let body = inner.payloads.read(header.loc).unwrap();
-    assert_eq!(body[0], LZ4_DICT_JSON);
+    assert_eq!(body[0], ZSTD_DICT_JSON);
     assert!(
         body.len() * 3 < json.len(),
         "{} vs {}",
@@ -1132,6 +1132,104 @@ fn the_payload_dictionary_is_frozen() {
 }
 
 #[test]
+fn the_record_dictionary_is_frozen() {
+    assert_eq!(crc32fast::hash(codec::RECORD_DICT), 0x85f2_9bf5);
+    assert_eq!(codec::RECORD_DICT.len(), 3_593);
+}
+
+/// A record as the lifecycle writes it for a sample finding of `domain`.
+fn sample_record(domain: Domain) -> Record {
+    let f = crate::render::sample_event(domain).finding.unwrap();
+    Record {
+        v: crate::record::RECORD_SCHEMA,
+        id: f.id.clone(),
+        status: RecordStatus::Active,
+        generation: 1,
+        first_seen_ms: 1_800_000_000_123,
+        last_seen_ms: 1_800_000_004_567,
+        occurrence: "1799999999000".into(),
+        resolved_at_ms: None,
+        resolution: None,
+        last: crate::record::Remembered::of(&f),
+        absent_sweeps: 0,
+    }
+}
+
+#[test]
+fn records_pack_with_their_dictionary_and_old_plain_ones_stay_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut record = sample_record(Domain::Alerts);
+    record.last.title = "反弹Shell <@U123> `rm -rf /`".into();
+    record.id = "alert:987654321".into();
+    store
+        .put_record("prod", Domain::Alerts, "fp-new", &record)
+        .unwrap();
+    let inner = store.current().unwrap();
+    let stored = inner
+        .records
+        .get(keys::record("prod", Domain::Alerts, "fp-new"))
+        .unwrap()
+        .unwrap();
+    let json = serde_json::to_vec(&record).unwrap();
+    assert_eq!(stored[0], LZ4_RECORD_JSON);
+    assert!(
+        stored.len() * 2 < json.len(),
+        "{} vs {}",
+        stored.len(),
+        json.len()
+    );
+    assert_eq!(
+        store.get_record("prod", Domain::Alerts, "fp-new").unwrap(),
+        Some(record.clone())
+    );
+    // A record written plain by an older build reads as before, and is packed when next
+    // written.
+    inner
+        .records
+        .insert(keys::record("prod", Domain::Alerts, "fp-old"), json.clone())
+        .unwrap();
+    let all = store.records("prod", Domain::Alerts).unwrap();
+    assert_eq!(
+        all,
+        vec![
+            ("fp-new".to_string(), record.clone()),
+            ("fp-old".to_string(), record.clone())
+        ]
+    );
+    // Damage is a codec error naming the record, never a panic or a huge allocation.
+    let mut huge = stored.to_vec();
+    huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+    for bad in [
+        huge,
+        stored[..stored.len() / 2].to_vec(),
+        vec![LZ4_RECORD_JSON, 1],
+    ] {
+        inner
+            .records
+            .insert(keys::record("prod", Domain::Alerts, "fp-bad"), bad)
+            .unwrap();
+        let err = store
+            .get_record("prod", Domain::Alerts, "fp-bad")
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Codec { .. }), "{err:?}");
+        assert!(err.to_string().contains("record fp-bad"), "{err}");
+    }
+}
+
+#[test]
+fn payloads_written_with_lz4_by_an_older_build_stay_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let inner = store.current().unwrap();
+    let payload = Payload::from(crate::render::sample_event(Domain::Vulnerabilities));
+    let old = pack(serde_json::to_vec(&payload).unwrap(), Some(PAYLOAD_DICT));
+    assert_eq!(old[0], LZ4_DICT_JSON);
+    let back: Payload = inner.decode(&old, || "p".into()).unwrap();
+    assert_eq!(back, payload);
+}
+
+#[test]
 fn payloads_pack_smaller_with_the_dictionary_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
@@ -1142,11 +1240,30 @@ fn payloads_pack_smaller_with_the_dictionary_and_read_back() {
         Domain::Baseline,
         Domain::Firewall,
     ] {
-        let payload = Payload::from(crate::render::sample_event(domain));
+        // The sample finding has no raw item, and the sample answers' items are in the
+        // dictionary: an alert's item with its values made up, as a real item's would be.
+        let mut value =
+            serde_json::to_value(Payload::from(crate::render::sample_event(domain))).unwrap();
+        let answer: serde_json::Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/samples/DescribeSuspEvents.json"
+        ))
+        .unwrap();
+        let mut raw = answer["SuspEvents"][0].clone();
+        made_up(&mut raw, &mut StdRng::seed_from_u64(7));
+        *value.pointer_mut("/finding/raw").expect("a raw item") = raw;
+        let payload: Payload = serde_json::from_value(value).unwrap();
         let json = serde_json::to_vec(&payload).unwrap();
         let plain = pack(json.clone(), None);
         let with = inner.encode_payload(&payload, || "p".into()).unwrap();
-        assert_eq!(with[0], LZ4_DICT_JSON);
+        assert_eq!(with[0], ZSTD_DICT_JSON);
+        // A third smaller than LZ4 with the same dictionary, or near it.
+        let lz4 = pack(json.clone(), Some(PAYLOAD_DICT));
+        assert!(
+            with.len() * 10 < lz4.len() * 8,
+            "{domain:?}: zstd {} vs lz4 {}",
+            with.len(),
+            lz4.len()
+        );
         assert!(
             with.len() * 2 < plain.len(),
             "{domain:?}: {} vs {}",
@@ -1155,6 +1272,23 @@ fn payloads_pack_smaller_with_the_dictionary_and_read_back() {
         );
         let back: Payload = inner.decode(&with, || "p".into()).unwrap();
         assert_eq!(back, payload);
+    }
+}
+
+/// Every string and number in `value` replaced by a made-up one of the same kind and length.
+fn made_up(value: &mut serde_json::Value, rng: &mut StdRng) {
+    match value {
+        serde_json::Value::String(s) => {
+            *s = (0..s.len())
+                .map(|_| {
+                    char::from(b"abcdefghijklmnopqrstuvwxyz0123456789-"[rng.random_range(0..37)])
+                })
+                .collect();
+        }
+        serde_json::Value::Number(n) => *n = rng.random_range(0..1_000_000_000u64).into(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| made_up(v, rng)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| made_up(v, rng)),
+        serde_json::Value::Null | serde_json::Value::Bool(_) => {}
     }
 }
 
@@ -1169,12 +1303,30 @@ fn a_damaged_dictionary_payload_is_a_codec_error_without_a_huge_allocation() {
             || "p".into(),
         )
         .unwrap();
-    // A length of 4 GiB claimed by a block of a kilobyte or so.
-    let mut huge = good.clone();
-    huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
-    // A block cut short.
+    assert_eq!(good[0], ZSTD_DICT_JSON);
+    // A zstd frame cut short; one whose content size (after the magic number and the frame
+    // header descriptor) claims more than any payload; not a frame at all.
     let cut = good[..good.len() / 2].to_vec();
-    for bad in [huge, cut, vec![LZ4_DICT_JSON, 1, 0]] {
+    // Magic number, a descriptor saying "single segment, 8-byte content size", 1 TiB.
+    let mut huge = vec![ZSTD_DICT_JSON, 0x28, 0xb5, 0x2f, 0xfd, 0xe0];
+    huge.extend((1u64 << 40).to_le_bytes());
+    huge.extend(&good[good.len() - 8..]);
+    let mut garbage = good.clone();
+    garbage[1..5].copy_from_slice(b"junk");
+    // An old LZ4 payload claiming 4 GiB from a block of a kilobyte or so.
+    let mut lz4 = pack(
+        serde_json::to_vec(&Payload::from(crate::render::sample_event(Domain::Alerts))).unwrap(),
+        Some(PAYLOAD_DICT),
+    );
+    lz4[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+    for bad in [
+        cut,
+        huge,
+        garbage,
+        lz4,
+        vec![LZ4_DICT_JSON, 1, 0],
+        vec![ZSTD_DICT_JSON],
+    ] {
         let err = inner.decode::<Payload>(&bad, || "p".into()).unwrap_err();
         assert!(matches!(err, StoreError::Codec { .. }), "{err:?}");
         assert!(
