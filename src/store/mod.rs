@@ -7,7 +7,7 @@
 //! | tree | key | value | owner |
 //! |---|---|---|---|
 //! | `meta` | `schema`, `epoch` | decimal schema version; the store's random id | here |
-//! | `records` | `source`, `domain` (length-prefixed) ‖ fingerprint | [`Record`] JSON | here |
+//! | `records` | `source`, `domain` (length-prefixed) ‖ fingerprint | [`Record`] JSON, packed with the record dictionary (`codec`; plain JSON before schema 3) | here |
 //! | `cursors` | `source`, `domain` (length-prefixed) | [`Cursor`] JSON | here |
 //! | `outbox/<sink>` | seq (u64 BE, from `generate_id`) | the entry's header: where its payload is in the payload log, attempts, due time, order hashes (binary, see `payloads::Header`); entries written by schema 1 hold the whole [`OutboxEntry`] JSON | here |
 //! | `dead/<sink>` | the entry's seq | [`DeadLetter`] JSON | here |
@@ -144,7 +144,7 @@ pub use types::{
 };
 
 /// Newest store schema this build reads and writes (the `schema` key in `meta`).
-pub const STORE_SCHEMA: u32 = 2;
+pub const STORE_SCHEMA: u32 = 3;
 
 /// How long `open` waits for a lock still held by a sled thread of a store this process just
 /// dropped.
@@ -1766,8 +1766,10 @@ fn check_schema(dir: &Path, meta: &sled::Tree) -> Result<bool, StoreError> {
             }
             if found < STORE_SCHEMA {
                 // 1 → 2: outbox entries point into the payload log. Entries written whole
-                // by schema 1 stay readable and are delivered as they are; the new number
-                // keeps an older sasrelay from misreading the new ones.
+                // by schema 1 stay readable and are delivered as they are. 2 → 3: records
+                // and payloads are written packed with new dictionaries (`codec`); the plain
+                // records and LZ4 payloads already there stay readable. Each new number
+                // keeps an older sasrelay from misreading (or failing on) what it cannot read.
                 meta.insert(META_SCHEMA, STORE_SCHEMA.to_string().as_bytes())
                     .at(dir)?;
                 tracing::info!(dir = %dir.display(), from = found, to = STORE_SCHEMA, "Upgraded the state store's schema.");

@@ -382,7 +382,7 @@ fn a_newer_schema_is_refused_and_the_epoch_is_kept() {
     assert_ne!(Store::open(other.path()).unwrap().epoch(), epoch);
 
     let meta = store.current().unwrap().db.open_tree("meta").unwrap();
-    meta.insert(META_SCHEMA, b"3").unwrap();
+    meta.insert(META_SCHEMA, b"4").unwrap();
     drop(meta);
     drop(store);
     let err = Store::open(dir.path()).unwrap_err();
@@ -390,8 +390,8 @@ fn a_newer_schema_is_refused_and_the_epoch_is_kept() {
         matches!(
             err,
             StoreError::NewerSchema {
-                found: 3,
-                supported: 2,
+                found: 4,
+                supported: 3,
                 ..
             }
         ),
@@ -399,7 +399,7 @@ fn a_newer_schema_is_refused_and_the_epoch_is_kept() {
     );
     let text = err.to_string();
     assert!(text.contains(&dir.path().display().to_string()), "{text}");
-    assert!(text.contains("schema 3"), "{text}");
+    assert!(text.contains("schema 4"), "{text}");
 }
 
 #[test]
@@ -1049,7 +1049,7 @@ fn a_schema_1_store_upgrades_and_delivers_its_whole_entries() {
 
     let store = Store::open(dir.path()).unwrap();
     let meta = store.current().unwrap().db.open_tree("meta").unwrap();
-    assert_eq!(meta.get(META_SCHEMA).unwrap().unwrap(), b"2"[..]);
+    assert_eq!(meta.get(META_SCHEMA).unwrap().unwrap(), b"3"[..]);
     let new = store.enqueue("s", &entry("new", 4)).unwrap().seq();
     assert_eq!(
         store.due("s", 10, 10).unwrap(),
