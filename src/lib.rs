@@ -150,7 +150,8 @@
 //! - [`store`] — the only module that imports sled: records, cursors, per-sink outboxes with
 //!   enqueue guards (each entry a small header pointing into the payload log, `payloads/`
 //!   beside sled's files: every event's payload appended once, however many sinks it goes
-//!   to, synced before each sled flush, deleted a segment at a time), dead letters, routing groups and their crash-safe close, reminders,
+//!   to, zstd with a frozen dictionary, synced before each sled flush, deleted a segment at
+//!   a time; records LZ4 with a frozen dictionary of their own), dead letters, routing groups and their crash-safe close, reminders,
 //!   silences, the suppression log, quarantined records, baseline check details and pairs, the
 //!   handling audit log, schema version, pruning; its module doc lists every tree.
 //! - [`sinks`] — one file per destination (`webhook` with Standard Webhooks signing, `stdout`,
