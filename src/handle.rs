@@ -279,6 +279,18 @@ impl Outcome {
         }
     }
 
+    /// An action not ended yet: its audit entry says `under_way` (see
+    /// [`crate::store::Store::begin_handling`]).
+    pub fn under_way() -> Outcome {
+        Outcome {
+            result: "under_way".into(),
+            message: "under way".into(),
+            error_code: None,
+            request_id: String::new(),
+            task_id: None,
+        }
+    }
+
     /// The audit entry of `request` ending so at `at_ms`.
     pub fn audit(&self, request: &Request, at_ms: i64) -> AuditEntry {
         AuditEntry {

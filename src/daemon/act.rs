@@ -749,6 +749,11 @@ pub async fn perform(
     req: Request,
 ) -> (Plan, Outcome, Result<(), crate::store::StoreError>) {
     let plan = crate::handle::plan(source, req).await;
+    // A poll that sees the change before the task ends still names who made it.
+    let under_way = plan.refused.is_none().then(|| {
+        let at_ms = crate::clock::unix_ms(time::OffsetDateTime::now_utc());
+        store.begin_handling(Outcome::under_way().audit(&plan.request, at_ms))
+    });
     let outcome = crate::handle::execute(source, &plan, crate::handle::FOLLOW_FOR).await;
     let at_ms = crate::clock::unix_ms(time::OffsetDateTime::now_utc());
     let entry = outcome.audit(&plan.request, at_ms);
@@ -761,6 +766,8 @@ pub async fn perform(
     if let Err(e) = &recorded {
         tracing::error!(error = %e, finding = %entry.finding, "Cannot record the handling in the audit log.");
     }
+    // Recorded (or not): from here on the log answers.
+    drop(under_way);
     (plan, outcome, recorded)
 }
 

@@ -10,10 +10,55 @@
 //! Two single-key writes, entry first: a crash between them leaves the index on an older
 //! action, never on a missing one. Bounded: the daemon's pruner keeps [`AUDIT_KEPT`] entries
 //! (oldest deleted first), and an index entry whose action was pruned reads as none.
+//!
+//! An action is recorded when it ends, seconds after Security Center applied it (its task is
+//! followed until it ends). A poll in between sees the finding resolved before the log says
+//! who did it; so an action under way is also registered in memory
+//! ([`Store::begin_handling`]) and [`Store::last_handled`] returns it until its guard drops.
+//! Not durable: a crash meanwhile costs only the "by whom" of that one resolution.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
 use super::{At, Store, StoreError, keys};
+
+/// Actions under way, by their finding's index key: the entry as it would be recorded, and
+/// the token of the [`Handling`] guard that registered it.
+#[derive(Default)]
+pub(super) struct UnderWay {
+    entries: Mutex<HashMap<Vec<u8>, (u64, AuditEntry)>>,
+    next: AtomicU64,
+}
+
+/// An action under way on a finding (see [`Store::begin_handling`]); unregistered when dropped.
+#[must_use = "the action counts as under way only while this guard lives"]
+pub struct Handling {
+    store: Store,
+    key: Vec<u8>,
+    token: u64,
+}
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        let mut entries = self
+            .store
+            .shared
+            .under_way
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A later action on the same finding registered itself over this one: leave it.
+        if entries
+            .get(&self.key)
+            .is_some_and(|(t, _)| *t == self.token)
+        {
+            entries.remove(&self.key);
+        }
+    }
+}
 
 /// Version of [`AuditEntry`]'s stored form.
 pub const AUDIT_SCHEMA: u32 = 1;
@@ -42,7 +87,8 @@ pub struct AuditEntry {
     pub action: String,
     /// What it did, for people (`whitelist: cmdline contains "/bin/bash -i" on this asset`).
     pub detail: String,
-    /// `success`, `failure`, `refused` or `unfinished` (the task did not end in time).
+    /// `success`, `failure`, `refused` or `unfinished` (the task did not end in time);
+    /// `under_way` only for an action not ended yet (never stored).
     pub result: String,
     /// The service's error code (or sasrelay's refusal), when not a success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,12 +149,42 @@ impl Store {
         Ok(out)
     }
 
-    /// The latest successful action on `finding` of `source`, if one is kept.
+    /// Registers an action about to be taken on `entry`'s finding (`entry` as it would be
+    /// recorded, its `result` saying it is under way) until the returned guard drops:
+    /// meanwhile [`Store::last_handled`] returns it.
+    pub fn begin_handling(&self, entry: AuditEntry) -> Handling {
+        let key = index_key(&entry.source, &entry.finding);
+        let token = self.shared.under_way.next.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .under_way
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.clone(), (token, entry));
+        Handling {
+            store: self.clone(),
+            key,
+            token,
+        }
+    }
+
+    /// The action under way on `finding` of `source` (see [`Store::begin_handling`]), else its
+    /// latest successful action, if one is kept.
     pub fn last_handled(
         &self,
         source: &str,
         finding: &str,
     ) -> Result<Option<AuditEntry>, StoreError> {
+        if let Some((_, entry)) = self
+            .shared
+            .under_way
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&index_key(source, finding))
+        {
+            return Ok(Some(entry.clone()));
+        }
         let inner = self.current()?;
         let Some(key) = inner
             .audit_by_finding
@@ -224,5 +300,41 @@ mod tests {
         assert_eq!(store.audit_log(10).unwrap().len(), 2);
         assert_eq!(last("alert:1"), None);
         assert_eq!(last("alert:2").as_deref(), Some("handled"));
+    }
+
+    #[tokio::test]
+    async fn an_action_under_way_answers_for_its_finding_until_its_guard_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let done = entry("alert:1", 1, "handled", "success");
+        store.record_audit(&done).await.unwrap();
+        assert_eq!(
+            store.last_handled("prod", "alert:1").unwrap(),
+            Some(done.clone())
+        );
+        let under_way = |who: &str, action: &str, at_ms| AuditEntry {
+            who: who.into(),
+            ..entry("alert:1", at_ms, action, "under_way")
+        };
+
+        let first = store.begin_handling(under_way("bob", "ignore", 2));
+        assert_eq!(
+            store.last_handled("prod", "alert:1").unwrap(),
+            Some(under_way("bob", "ignore", 2))
+        );
+        // Other findings and sources are not affected.
+        assert_eq!(store.last_handled("prod", "alert:2").unwrap(), None);
+        assert_eq!(store.last_handled("staging", "alert:1").unwrap(), None);
+        // A second action on the same finding overtakes the first; the first ending does not
+        // unregister the second.
+        let second = store.begin_handling(under_way("carol", "whitelist", 3));
+        drop(first);
+        assert_eq!(
+            store.last_handled("prod", "alert:1").unwrap(),
+            Some(under_way("carol", "whitelist", 3))
+        );
+        drop(second);
+        // Ended without a success recorded as the finding's latest: the log answers again.
+        assert_eq!(store.last_handled("prod", "alert:1").unwrap(), Some(done));
     }
 }

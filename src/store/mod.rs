@@ -129,7 +129,7 @@ use crate::event::{DeadLetter, OutboxEntry};
 use crate::finding::Domain;
 use crate::record::{Record, RecordStatus};
 
-pub use audit::{AUDIT_KEPT, AUDIT_SCHEMA, AuditEntry};
+pub use audit::{AUDIT_KEPT, AUDIT_SCHEMA, AuditEntry, Handling};
 pub use details::{DETAIL_SCHEMA, StoredDetail};
 pub use error::StoreError;
 pub use groups::{Closing, GROUP_SCHEMA, GroupAdded, GroupClosed, GroupHeader, Suppressed};
@@ -180,6 +180,8 @@ struct Shared {
     /// The open sled instance; `None` after a failed [`Store::reopen`]. Calls clone the `Arc`
     /// and release the lock at once; `reopen` takes it for writing.
     slot: RwLock<Option<Arc<Inner>>>,
+    /// Handling actions under way (not in sled: see `audit`).
+    under_way: audit::UnderWay,
     _lock: DirLock,
 }
 
@@ -454,6 +456,7 @@ impl Store {
                 dir: dir.to_path_buf(),
                 epoch: inner.epoch.clone(),
                 slot: RwLock::new(Some(Arc::new(inner))),
+                under_way: audit::UnderWay::default(),
                 _lock: lock,
             }),
         })

@@ -2,5 +2,6 @@
 
 mod clock;
 mod concurrency;
+mod handled;
 mod poller;
 mod reminders;

@@ -47,14 +47,14 @@ sinks = ["chat"]
 repeat_interval = "4h"
 "#;
 
-struct Bench {
-    store: Store,
-    dispatcher: Dispatcher,
+pub(super) struct Bench {
+    pub(super) store: Store,
+    pub(super) dispatcher: Dispatcher,
     silences: Arc<Silences>,
     _dir: tempfile::TempDir,
 }
 
-fn bench() -> Bench {
+pub(super) fn bench() -> Bench {
     bench_with(CONFIG)
 }
 
@@ -94,7 +94,7 @@ fn bench_with(config: &str) -> Bench {
 
 /// A high alert as the poller would produce it: record written, event dispatched (and
 /// delivered: no silence holds it).
-fn new_alert(b: &Bench, now: OffsetDateTime) -> (String, Event) {
+pub(super) fn new_alert(b: &Bench, now: OffsetDateTime) -> (String, Event) {
     let (fingerprint, event, out) = dispatched_alert(b, now);
     assert_eq!((out.enqueued, out.reminders_started), (1, 1));
     (fingerprint, event)
@@ -138,7 +138,7 @@ fn dispatched_alert(b: &Bench, now: OffsetDateTime) -> (String, Event, Dispatche
 }
 
 /// Events of `kind` waiting in `sink`'s outbox.
-fn waiting(b: &Bench, sink: &str, kind: EventKind) -> Vec<Event> {
+pub(super) fn waiting(b: &Bench, sink: &str, kind: EventKind) -> Vec<Event> {
     b.store
         .due(sink, i64::MAX, 100)
         .unwrap()
