@@ -146,6 +146,15 @@ impl std::io::Write for Logs {
 
 impl Logs {
     fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        // While only one subscriber was ever registered, tracing computes a new callsite's
+        // interest from the subscriber of whichever thread reaches it first; tests on other
+        // threads have none, so a callsite they reach first would be cached as "never" here
+        // (seen in `daemon::tasks`' log test). A second subscriber, registered once and kept
+        // alive, makes tracing ask every one.
+        static OTHER: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        drop(tracing::dispatcher::set_default(OTHER.get_or_init(|| {
+            tracing::Dispatch::new(tracing_subscriber::registry())
+        })));
         let logs = Logs::default();
         let w = logs.clone();
         let sub = tracing_subscriber::fmt()
