@@ -27,13 +27,12 @@
 //! | `spent_links` | an action link's nonce | [`SpentLink`] JSON: when it expires, when and by whom it was used | `links` |
 //!
 //! Values are JSON, LZ4-compressed above 512 bytes; records always, with a dictionary of their
-//! own (`codec`). The `groups` and `reminders` submodules
-//! document their own write orders.
+//! own (`codec`). The `groups` and `reminders` submodules document their own write orders.
 //!
 //! Outbox payloads live outside sled, in the payload log (`payloads/` in the state directory,
 //! the `payloads` submodule): appended once per event, however many sinks it goes to, zstd
-//! with a frozen dictionary (`PAYLOAD_DICT`; LZ4 with it before), referred to by the entries' headers, and
-//! deleted a segment at a time once no entry points into it.
+//! with a frozen dictionary (`PAYLOAD_DICT`; LZ4 with it before schema 3), referred to by the
+//! entries' headers, and deleted a segment at a time once no entry points into it.
 //!
 //! Length prefixes (see `keys`) keep keys unambiguous whatever bytes names hold.
 //!
@@ -1573,27 +1572,17 @@ impl Inner {
         let decoded = match bytes.split_first() {
             Some((&LZ4_JSON, packed)) => match lz4_flex::decompress_size_prepended(packed) {
                 Ok(json) => serde_json::from_slice(&json),
-                Err(e) => Err(<serde_json::Error as serde::de::Error>::custom(format!(
-                    "corrupt compressed value: {e}"
-                ))),
+                Err(e) => Err(corrupt(e)),
             },
-            Some((&LZ4_DICT_JSON, packed)) => unpack_with_dict(packed, |json| match json {
-                Ok(json) => serde_json::from_slice(json),
-                Err(e) => Err(<serde_json::Error as serde::de::Error>::custom(format!(
-                    "corrupt compressed value: {e}"
-                ))),
+            Some((&LZ4_DICT_JSON, packed)) => unpack_with_dict(packed, |json| {
+                serde_json::from_slice(json.map_err(corrupt)?)
             }),
-            Some((&ZSTD_DICT_JSON, frame)) => codec::unzstd(frame, |json| match json {
-                Ok(json) => serde_json::from_slice(json),
-                Err(e) => Err(<serde_json::Error as serde::de::Error>::custom(format!(
-                    "corrupt compressed value: {e}"
-                ))),
-            }),
+            Some((&ZSTD_DICT_JSON, frame)) => {
+                codec::unzstd(frame, |json| serde_json::from_slice(json.map_err(corrupt)?))
+            }
             Some((&LZ4_RECORD_JSON, packed)) => match codec::unpack_record(packed) {
                 Ok(json) => serde_json::from_slice(&json),
-                Err(e) => Err(<serde_json::Error as serde::de::Error>::custom(format!(
-                    "corrupt compressed value: {e}"
-                ))),
+                Err(e) => Err(corrupt(e)),
             },
             _ => serde_json::from_slice(bytes),
         };
@@ -1649,6 +1638,11 @@ impl Inner {
     }
 }
 
+/// A packed value that does not unpack, as the JSON error every decode reports.
+fn corrupt(e: impl std::fmt::Display) -> serde_json::Error {
+    <serde_json::Error as serde::de::Error>::custom(format!("corrupt compressed value: {e}"))
+}
+
 /// Marks a stored value as LZ4-compressed JSON. Plain JSON values start with `{`, so both
 /// forms are told apart by their first byte and old plain values stay readable.
 const LZ4_JSON: u8 = 0x01;
@@ -1665,11 +1659,12 @@ const ZSTD_DICT_JSON: u8 = 0x05;
 /// Values at least this long are compressed.
 const COMPRESS_FROM: usize = 512;
 
-/// The dictionary of [`LZ4_DICT_JSON`] payloads: one payload per domain as sasrelay stores it
-/// (the `render --sample` findings, each with the first item of the matching sample answer in
-/// `shared/sas-api/samples` as its raw item), compact JSON, alerts last. A payload repeats
-/// most of its key names, console link prefixes and enum values from it: a simulator alert of
-/// 4.4 KB JSON packs into 1.5 KB with it, 2.5 KB without. **Frozen**: stored payloads need the
+/// The dictionary of [`ZSTD_DICT_JSON`] and [`LZ4_DICT_JSON`] payloads: one payload per domain
+/// as sasrelay stores it (the `render --sample` findings, each with the first item of the
+/// matching sample answer in `shared/sas-api/samples` as its raw item), compact JSON, alerts
+/// last. A payload repeats most of its key names, console link prefixes and enum values from
+/// it: a simulator alert of 4.4 KB JSON packs into 0.94 KB with zstd and it, 1.5 KB with LZ4
+/// and it, 2.5 KB with LZ4 alone. **Frozen**: stored payloads need the
 /// exact bytes to be read back (a test pins its CRC); a better dictionary gets a new marker
 /// and file, and this one stays for what it wrote.
 static PAYLOAD_DICT: &[u8] = include_bytes!("payload-dict-v1.json");
