@@ -11,7 +11,7 @@
 //! | `cursors` | `source`, `domain` (length-prefixed) | [`Cursor`] JSON | here |
 //! | `outbox/<sink>` | seq (u64 BE, from `generate_id`) | the entry's header: where its payload is in the payload log, attempts, due time, order hashes (binary, see `payloads::Header`); entries written by schema 1 hold the whole [`OutboxEntry`] JSON | here |
 //! | `dead/<sink>` | the entry's seq | [`DeadLetter`] JSON | here |
-//! | `enq` | `sink` (length-prefixed) ‖ payload id; `#group:<id>` (length-prefixed) ‖ event id | seq ‖ enqueued_at_ms (BE): an outbox entry's written as it leaves the outbox (delivered or dead-lettered; older builds wrote it at enqueue), a group member's at add | here, `groups` |
+//! | `enq` | `sink` (length-prefixed) ‖ payload id; `#group:<id>` (length-prefixed) ‖ event id | seq ‖ enqueued_at_ms (BE) | here, `groups` |
 //! | `groups` | group id | [`GroupHeader`] JSON | `groups` |
 //! | `members` | group id (length-prefixed) ‖ seq | the member event JSON | `groups` |
 //! | `silences` | silence id | the silence JSON (its type belongs to routing) | `groups` |
@@ -43,25 +43,17 @@
 //! after `kill -9` yields a prefix of the operation history, so each sequence below is safe to
 //! cut after any step:
 //!
-//! - **enqueue**: refuse a payload id that waits in the sink's outbox (the in-memory index of
-//!   waiting entries, by a hash of the id checked against the stored header) or has a guard
-//!   (it left the outbox, and the guard is not yet pruned); else append the payload to the
-//!   payload log (or count one more reference to the same event's payload just appended for
-//!   another sink) and insert the entry's header at a fresh seq. Cut after the append: a
-//!   record no entry points to, deleted with its segment. A waiting entry has no guard: one
-//!   sled key fewer per waiting event, and each key costs sled several hundred bytes on disk
-//!   whatever its size (README, "Racing Alertmanager").
-//! - **ack**: write the entry's guard (compare-and-swap from absent: a guard there already,
-//!   from an older build or a replay, names it), then remove the entry. Cut in between: an
-//!   entry whose guard names it, which stays waiting and is delivered again (the bound of
-//!   "acked but not flushed"). The guard stays, so a re-poll cannot enqueue it again, until
+//! - **enqueue**: append the payload to the payload log (or count one more reference to the
+//!   same event's payload just appended for another sink), insert the entry's header at a
+//!   fresh seq, then CAS the guard from absent to that seq. Cut after the append: a record no
+//!   entry points to, deleted with its segment. Cut after the insert: an entry without a
+//!   guard, which the startup reconcile pass adopts (creates its guard) or, if another entry
+//!   already owns the guard, removes. Lost CAS: the new entry is removed (its payload
+//!   reference released) and the caller gets [`Enqueued::Duplicate`].
+//! - **ack**: remove the entry. The guard stays, so a re-poll cannot enqueue it again, until
 //!   `prune` drops guards older than their TTL whose entry is gone.
-//! - **dead letter**: write the guard as for an ack, insert into `dead/<sink>`, then remove
-//!   from the outbox. Cut after the insert: reconcile finds the seq in both and finishes the
-//!   move.
-//! - **open**: every waiting entry goes back into the index; one whose guard names another
-//!   seq, or whose payload an earlier waiting entry of the sink already has, is a duplicate
-//!   and removed.
+//! - **dead letter**: insert into `dead/<sink>`, then remove from the outbox. Cut in between:
+//!   reconcile finds the seq in both and finishes the move.
 //! - **reschedule**: CAS the stored entry (its header) to its new attempt count and due time.
 //!
 //! Nothing is durable before [`Store::flush`]; the daemon flushes once per poll batch before
@@ -320,9 +312,6 @@ struct SinkIndex {
     schedule: BTreeSet<(i64, u64)>,
     /// `(order hash, seq)` of every waiting entry (see `Payload::order_hashes`).
     order: BTreeSet<(u64, u64)>,
-    /// `(hash of the payload id, seq)` of every waiting entry: what keeps a payload from being
-    /// enqueued twice while it waits (its guard is written when it leaves the outbox).
-    ids: BTreeSet<(u64, u64)>,
     dead_letters: u64,
 }
 
@@ -330,50 +319,21 @@ struct Pending {
     next_attempt_at_ms: i64,
     enqueued_at_ms: i64,
     order: Box<[u64]>,
-    /// [`id_hash`] of its payload id.
-    id: u64,
-}
-
-/// The in-memory hash of a payload id (collisions are checked against the stored header).
-fn id_hash(payload_id: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
-    payload_id.hash(&mut h);
-    h.finish()
 }
 
 impl SinkIndex {
-    fn insert(
-        &mut self,
-        seq: u64,
-        payload_id: &str,
-        next_attempt_at_ms: i64,
-        enqueued_at_ms: i64,
-        order: &[u64],
-    ) {
+    fn insert(&mut self, seq: u64, next_attempt_at_ms: i64, enqueued_at_ms: i64, order: &[u64]) {
         self.remove(seq);
-        let id = id_hash(payload_id);
         self.schedule.insert((next_attempt_at_ms, seq));
         self.order.extend(order.iter().map(|&h| (h, seq)));
-        self.ids.insert((id, seq));
         self.pending.insert(
             seq,
             Pending {
                 next_attempt_at_ms,
                 enqueued_at_ms,
                 order: order.into(),
-                id,
             },
         );
-    }
-
-    /// Seqs of waiting entries whose payload id may be `payload_id` (same hash), oldest first.
-    fn candidates(&self, payload_id: &str) -> Vec<u64> {
-        let id = id_hash(payload_id);
-        self.ids
-            .range((id, 0)..=(id, u64::MAX))
-            .map(|&(_, seq)| seq)
-            .collect()
     }
 
     /// A waiting entry's new due time.
@@ -391,7 +351,6 @@ impl SinkIndex {
             for &h in &old.order {
                 self.order.remove(&(h, seq));
             }
-            self.ids.remove(&(old.id, seq));
         }
     }
 
@@ -846,21 +805,15 @@ impl Store {
         names
     }
 
-    /// Removes a delivered entry; says whether it was still there. Its guard is written
-    /// first and stays until pruned, so a re-poll cannot enqueue the payload again.
+    /// Removes a delivered entry; says whether it was still there. Its guard stays until
+    /// pruned, so a re-poll cannot enqueue the payload again.
     pub fn ack(&self, sink: &str, seq: u64) -> Result<bool, StoreError> {
         let inner = self.current()?;
         let Some(s) = inner.sink(sink) else {
             return Ok(false);
         };
-        let key = keys::seq(seq);
         let mut index = s.lock();
-        let Some(current) = s.outbox.get(key).at(&inner.dir)? else {
-            index.remove(seq);
-            return Ok(false);
-        };
-        inner.seal(sink, seq, &current)?;
-        let old = s.outbox.remove(key).at(&inner.dir)?;
+        let old = s.outbox.remove(keys::seq(seq)).at(&inner.dir)?;
         index.remove(seq);
         if let Some(old) = &old {
             inner.release_payload(old);
@@ -949,11 +902,10 @@ impl Store {
         let key = keys::seq(seq);
         let value = inner.encode(letter, || format!("dead/{sink} letter {seq}"))?;
         let mut index = s.lock();
-        let Some(current) = s.outbox.get(key).at(dir)? else {
+        if !s.outbox.contains_key(key).at(dir)? {
             index.remove(seq);
             return Ok(false);
-        };
-        inner.seal(sink, seq, &current)?;
+        }
         if s.dead.insert(key, value).at(dir)?.is_none() {
             index.dead_letters += 1;
         }
@@ -1053,7 +1005,6 @@ impl Store {
         }
         index.insert(
             new_seq,
-            entry.payload.id(),
             entry.next_attempt_at_ms,
             entry.enqueued_at_ms,
             &order,
@@ -1341,83 +1292,45 @@ impl Inner {
         // enqueueing to the same sink wait only for the writes.
         let body = self.encode_payload(&entry.payload, || format!("outbox/{sink} payload"))?;
         let order = entry.payload.order_hashes();
-        let payload_id = entry.payload.id();
-        let index = &mut *s.lock();
-        // Waiting: the sink's index knows it. Delivered or dead-lettered: its guard, written
-        // as it left the outbox. (The lifecycle diff already keeps known findings from
-        // producing events, so a duplicate only follows a crash.)
-        if let Some(seq) = self.waiting_seq(&s, index, sink, payload_id)? {
-            return Ok(Enqueued::Duplicate(seq));
-        }
-        if let Some(g) = self.guards.get(keys::guard(sink, payload_id)).at(dir)? {
-            return Ok(Enqueued::Duplicate(self.guard_seq(&g)?));
-        }
-        let (seq, _) = self.insert_entry(&s, entry, &body, &order)?;
-        index.insert(
-            seq,
-            payload_id,
-            entry.next_attempt_at_ms,
-            entry.enqueued_at_ms,
-            &order,
-        );
-        Ok(Enqueued::Inserted(seq))
-    }
-
-    /// The seq of `sink`'s waiting entry of `payload_id`, if one waits (the caller holds the
-    /// sink's lock and passes its index).
-    fn waiting_seq(
-        &self,
-        s: &Sink,
-        index: &SinkIndex,
-        sink: &str,
-        payload_id: &str,
-    ) -> Result<Option<u64>, StoreError> {
-        for seq in index.candidates(payload_id) {
-            if let Some(v) = s.outbox.get(keys::seq(seq)).at(&self.dir)?
-                && self.stored_id(sink, seq, &v)? == payload_id
-            {
-                return Ok(Some(seq));
+        let guard_key = keys::guard(sink, entry.payload.id());
+        let mut index = s.lock();
+        // No read of the guard first: the lifecycle diff already keeps known findings from
+        // producing events, so a duplicate only follows a crash, and the compare-and-swap
+        // below catches it (at the cost of writing and removing the entry).
+        let (seq, loc) = self.insert_entry(&s, entry, &body, &order)?;
+        let seq_key = keys::seq(seq);
+        let guard = keys::guard_value(seq, entry.enqueued_at_ms);
+        loop {
+            let cas =
+                self.guards
+                    .compare_and_swap(&guard_key, None as Option<&[u8]>, Some(&guard[..]));
+            match cas {
+                Ok(Ok(())) => {
+                    index.insert(seq, entry.next_attempt_at_ms, entry.enqueued_at_ms, &order);
+                    return Ok(Enqueued::Inserted(seq));
+                }
+                Ok(Err(lost)) => match lost.current {
+                    Some(current) => {
+                        s.outbox.remove(seq_key).at(dir)?;
+                        self.payloads.release(loc);
+                        return Ok(Enqueued::Duplicate(self.guard_seq(&current)?));
+                    }
+                    // The guard was pruned between the CAS and its report: try again.
+                    None => continue,
+                },
+                Err(e) => {
+                    // Leave no unguarded entry behind if we can; if this fails too, the
+                    // reconcile pass at the next open sorts it out.
+                    match s.outbox.remove(seq_key) {
+                        Ok(_) => self.payloads.release(loc),
+                        Err(undo) => {
+                            tracing::warn!(sink, seq, error = %undo, "Could not undo a half-done enqueue; the next start repairs it.")
+                        }
+                    }
+                    return Err(error::from_sled(dir, e));
+                }
             }
         }
-        Ok(None)
-    }
-
-    /// The payload id of the entry stored as `value` (a header, or a whole entry of schema 1).
-    fn stored_id(&self, sink: &str, seq: u64, value: &[u8]) -> Result<String, StoreError> {
-        match payloads::Header::decode(value) {
-            Some(h) => Ok(h.id),
-            None => {
-                let entry: OutboxEntry =
-                    self.decode(value, || format!("outbox/{sink} entry {seq}"))?;
-                Ok(entry.payload.id().to_string())
-            }
-        }
-    }
-
-    /// Writes the guard of the entry stored as `value` at `sink`'s `seq` as it leaves the
-    /// outbox (delivered or dead-lettered), unless one is there: a guard already naming it
-    /// (written by an older build at enqueue, or by a replay), or — never, while enqueues
-    /// check the waiting entries — another.
-    fn seal(&self, sink: &str, seq: u64, value: &[u8]) -> Result<(), StoreError> {
-        let (id, enqueued_at_ms) = match payloads::Header::decode(value) {
-            Some(h) => (h.id, h.enqueued_at_ms),
-            None => {
-                let entry: OutboxEntry =
-                    self.decode(value, || format!("outbox/{sink} entry {seq}"))?;
-                (entry.payload.id().to_string(), entry.enqueued_at_ms)
-            }
-        };
-        let guard = keys::guard_value(seq, enqueued_at_ms);
-        // Lost means a guard is there already: keep it.
-        let _ = self
-            .guards
-            .compare_and_swap(
-                keys::guard(sink, &id),
-                None as Option<&[u8]>,
-                Some(&guard[..]),
-            )
-            .at(&self.dir)?;
-        Ok(())
     }
 
     /// Appends `body` (the encoded payload of `entry`) to the payload log and inserts the
@@ -1484,12 +1397,6 @@ impl Inner {
     }
 
     fn enqueued_seq(&self, sink: &str, payload_id: &str) -> Result<Option<u64>, StoreError> {
-        if let Some(s) = self.sink(sink) {
-            let index = s.lock();
-            if let Some(seq) = self.waiting_seq(&s, &index, sink, payload_id)? {
-                return Ok(Some(seq));
-            }
-        }
         match self
             .guards
             .get(keys::guard(sink, payload_id))
@@ -1605,15 +1512,21 @@ impl Inner {
                     repairs.payloads_lost += 1;
                     continue;
                 }
-                // A waiting entry has no guard (one written by an older build, or by a
-                // replay, names it); a guard naming another seq, or an earlier waiting entry
-                // of the same payload, makes it a duplicate.
+                let guard = keys::guard_value(seq, enqueued_at_ms);
                 let owner = match self.guards.get(&guard_key).at(dir)? {
                     Some(v) => self.guard_seq(&v)?,
-                    None => self.waiting_seq(&s, &index, &name, &id)?.unwrap_or(seq),
+                    None => {
+                        // Nothing else writes guards during open.
+                        let _ = self
+                            .guards
+                            .compare_and_swap(&guard_key, None as Option<&[u8]>, Some(&guard[..]))
+                            .at(dir)?;
+                        repairs.guards_recreated += 1;
+                        seq
+                    }
                 };
                 if owner == seq {
-                    index.insert(seq, &id, next_attempt_at_ms, enqueued_at_ms, &order);
+                    index.insert(seq, next_attempt_at_ms, enqueued_at_ms, &order);
                     if let Some(loc) = loc {
                         self.payloads.add_ref(loc);
                     }
@@ -1924,14 +1837,10 @@ impl Store {
         seq
     }
 
-    /// Writes the guard (if the entry is there) and the dead letter without removing the
-    /// entry, as a crash inside `dead_letter` (or replay's last step) leaves it.
+    /// Writes a dead letter without removing the entry, as a crash inside `dead_letter`
+    /// leaves it.
     fn insert_dead_only(&self, sink: &str, seq: u64, letter: &DeadLetter) {
-        let inner = self.current().unwrap();
-        let s = inner.sink_or_create(sink).unwrap();
-        if let Some(stored) = s.outbox.get(keys::seq(seq)).unwrap() {
-            inner.seal(sink, seq, &stored).unwrap();
-        }
+        let s = self.current().unwrap().sink_or_create(sink).unwrap();
         s.dead
             .insert(keys::seq(seq), serde_json::to_vec(letter).unwrap())
             .unwrap();

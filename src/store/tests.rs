@@ -259,16 +259,6 @@ fn prune_drops_old_resolved_records_and_expired_guards_of_finished_entries() {
     let acked = store.enqueue("s", &entry("acked", 100)).unwrap().seq();
     store.ack("s", acked).unwrap();
     let pending = store.enqueue("s", &entry("pending", 100)).unwrap().seq();
-    // As an older build wrote it: the guard of a waiting entry, kept while it waits.
-    store
-        .current()
-        .unwrap()
-        .guards
-        .insert(
-            keys::guard("s", "pending"),
-            &keys::guard_value(pending, 100)[..],
-        )
-        .unwrap();
     let dead = store.enqueue("s", &entry("dead", 100)).unwrap().seq();
     store
         .dead_letter("s", dead, &letter(entry("dead", 100)))
@@ -436,8 +426,7 @@ fn reopening_removes_an_unguarded_duplicate_and_finishes_dead_letter_moves() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let owner = store.enqueue("s", &entry("p", 0)).unwrap().seq();
-    // A second entry of the same payload (a crash between the insert and the lost CAS's
-    // undo, in a build that wrote guards at enqueue).
+    // A crash between the insert and the lost CAS's undo.
     store.insert_unguarded("s", &entry("p", 0));
     // A crash inside dead_letter.
     let moving = store.enqueue("s", &entry("m", 0)).unwrap().seq();
@@ -456,16 +445,7 @@ fn reopening_removes_an_unguarded_duplicate_and_finishes_dead_letter_moves() {
     // Nothing left to repair: a second reopen sees the same state.
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.depth("s"), 1);
-    // The dead letter's guard; the waiting entry's payload is known by the sink's index.
-    assert_eq!(store.guard_count(), 1);
-    assert_eq!(
-        store.enqueue("s", &entry("p", 0)).unwrap(),
-        Enqueued::Duplicate(owner)
-    );
-    assert_eq!(
-        store.enqueue("s", &entry("m", 0)).unwrap(),
-        Enqueued::Duplicate(moving)
-    );
+    assert_eq!(store.guard_count(), 2);
 }
 
 #[test]
@@ -493,14 +473,7 @@ fn reopen_swaps_the_instance_under_every_clone_while_they_work() {
     assert_eq!(store.depth("s"), 1_000);
     store.reopen().unwrap();
     assert_eq!(store.depth("s"), 1_000);
-    // Guards of the delivered half; the waiting half is known by the sink's index.
-    assert_eq!(store.guard_count(), 1_000);
-    for i in 0..2_000 {
-        assert!(matches!(
-            store.enqueue("s", &entry(&format!("p{i}"), i)).unwrap(),
-            Enqueued::Duplicate(_)
-        ));
-    }
+    assert_eq!(store.guard_count(), 2_000);
     assert!(store.stats().unwrap().open_ms < 60_000);
 }
 
@@ -611,14 +584,7 @@ fn model_random_operations_with_reopens() {
                 );
             }
         }
-        // A waiting entry has no guard yet (the sink's index keeps its payload from being
-        // enqueued twice); one is written as it leaves the outbox.
-        let left = model
-            .guards
-            .iter()
-            .filter(|((s, _), (seq, _))| !model.outbox.get(s).is_some_and(|o| o.contains_key(seq)))
-            .count();
-        assert_eq!(store.guard_count(), left);
+        assert_eq!(store.guard_count(), model.guards.len());
         for s in sinks {
             assert_eq!(
                 store.dead_letters(s).unwrap().len(),
