@@ -42,7 +42,7 @@ fn a_resolution_seen_while_the_action_is_under_way_names_who_took_it() {
     // when the poll sees the alert ignored.
     let under_way = b.store.begin_handling(AuditEntry {
         v: AUDIT_SCHEMA,
-        at_ms: (t0 + Duration::minutes(2)).unix_timestamp() * 1000,
+        at_ms: sasrelay::clock::unix_ms(t0 + Duration::minutes(2)),
         who: "alice".into(),
         via: "chat".into(),
         source: "prod".into(),
