@@ -474,24 +474,52 @@ fn cut(s: &str, max: usize) -> String {
 
 /// Writes DEL, C1 controls and invisible format characters as `\uXXXX`. Valid on serde_json
 /// output: such characters can only occur inside strings (the structure is ASCII), and all of
-/// them are in the Basic Multilingual Plane. Takes the document by value: the common cases
-/// (printable ASCII, or nothing to escape) return it as it is, without a copy; the ASCII check
-/// is a byte scan, not a char decode.
+/// them are in the Basic Multilingual Plane. ASCII controls are left to the JSON writer (it
+/// escapes them inside strings; outside, they are whitespace). Takes the document by value:
+/// nothing to escape returns it as it is, without a copy.
 fn escape_unsafe(json: String) -> String {
-    let unsafe_char = |c: char| c.is_control() || is_invisible_format(c);
-    if json.bytes().all(|b| b < 0x7f) || !json.chars().any(unsafe_char) {
+    let Some(mut next) = find_unsafe(&json, 0) else {
         return json;
-    }
+    };
     let mut out = String::with_capacity(json.len() + 16);
-    for c in json.chars() {
-        if unsafe_char(c) {
-            use std::fmt::Write as _;
-            let _ = write!(out, "\\u{:04x}", c as u32);
-        } else {
-            out.push(c);
+    let mut from = 0;
+    loop {
+        let (at, c) = next;
+        out.push_str(&json[from..at]);
+        use std::fmt::Write as _;
+        let _ = write!(out, "\\u{:04x}", c as u32);
+        from = at + c.len_utf8();
+        match find_unsafe(&json, from) {
+            Some(found) => next = found,
+            None => break,
         }
     }
+    out.push_str(&json[from..]);
     out
+}
+
+/// The first character at or after byte `from` (a character boundary) that [`escape_unsafe`]
+/// writes escaped. A delivery runs this over every document, most of them with text in CJK
+/// scripts: only the bytes that can start such a character are decoded — `0x7f` (DEL),
+/// `0xc2` (U+0080–U+00BF: the C1 controls, the soft hyphen), `0xd8` (U+061C), `0xe1`
+/// (U+180E), `0xe2` (U+2000–U+2FFF: the zero-width and bidi characters) and `0xef`
+/// (U+FEFF) — never a CJK character's (`0xe3`–`0xe9`).
+fn find_unsafe(json: &str, from: usize) -> Option<(usize, char)> {
+    let bytes = json.as_bytes();
+    let mut i = from;
+    while let Some(offset) = bytes
+        .get(i..)?
+        .iter()
+        .position(|b| matches!(b, 0x7f | 0xc2 | 0xd8 | 0xe1 | 0xe2 | 0xef))
+    {
+        let at = i + offset;
+        let c = json.get(at..)?.chars().next()?;
+        if c.is_control() || is_invisible_format(c) {
+            return Some((at, c));
+        }
+        i = at + c.len_utf8();
+    }
+    None
 }
 
 /// One human line for a terminal (no trailing newline), every control character removed:
@@ -632,5 +660,73 @@ mod tests {
         assert!(escaped.contains("异常"));
         let back: Value = serde_json::from_str(&escaped).unwrap();
         assert_eq!(back, v);
+    }
+
+    /// What `escape_unsafe` must do, written the slow way: every character from DEL up that
+    /// is a control or an invisible format character, escaped.
+    fn escape_slowly(json: &str) -> String {
+        json.chars()
+            .map(|c| {
+                if c >= '\u{7f}' && (c.is_control() || is_invisible_format(c)) {
+                    format!("\\u{:04x}", c as u32)
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn escaping_finds_every_unsafe_character_among_any_others() {
+        let unsafe_chars = [
+            '\u{7f}', '\u{80}', '\u{9f}', '\u{ad}', '\u{61c}', '\u{180e}', '\u{200b}', '\u{200f}',
+            '\u{202a}', '\u{202e}', '\u{2060}', '\u{2064}', '\u{2066}', '\u{2069}', '\u{feff}',
+        ];
+        // Neighbours sharing lead bytes with them, and other scripts.
+        let safe_chars = [
+            'a',
+            '{',
+            '"',
+            '\u{a0}',
+            '\u{bf}',
+            '\u{c0}',
+            '\u{600}',
+            '\u{1800}',
+            '\u{2010}',
+            '\u{2065}',
+            '\u{3000}',
+            '异',
+            '常',
+            '\u{fefe}',
+            '\u{ff01}',
+            '😀',
+            '\u{e0001}',
+        ];
+        let all: Vec<char> = unsafe_chars.iter().chain(&safe_chars).copied().collect();
+        // Every pair and triple, so each character is met first, last, alone and next to
+        // every other.
+        for &a in &all {
+            for &b in &all {
+                for tail in ["", "x", "异", "\u{202e}"] {
+                    let json = format!("{a}{b}{tail}");
+                    assert_eq!(
+                        escape_unsafe(json.clone()),
+                        escape_slowly(&json),
+                        "{json:?}"
+                    );
+                }
+            }
+        }
+        for &c in &unsafe_chars {
+            assert!(find_unsafe(&c.to_string(), 0).is_some(), "{c:?} missed");
+        }
+        let mixed = "告警 \u{200b}x\u{7f}异常\u{feff}".repeat(50);
+        assert_eq!(escape_unsafe(mixed.clone()), escape_slowly(&mixed));
+        let plain = "进程 /bin/sh -c 'curl http://x' 异常".repeat(20);
+        assert_eq!(
+            escape_unsafe(plain.clone()),
+            plain,
+            "nothing to escape: unchanged"
+        );
     }
 }
