@@ -500,26 +500,40 @@ fn escape_unsafe(json: String) -> String {
 
 /// The first character at or after byte `from` (a character boundary) that [`escape_unsafe`]
 /// writes escaped. A delivery runs this over every document, most of them with text in CJK
-/// scripts: only the bytes that can start such a character are decoded — `0x7f` (DEL),
+/// scripts: only the bytes that can start such a character are looked at — `0x7f` (DEL),
 /// `0xc2` (U+0080–U+00BF: the C1 controls, the soft hyphen), `0xd8` (U+061C), `0xe1`
 /// (U+180E), `0xe2` (U+2000–U+2FFF: the zero-width and bidi characters) and `0xef`
-/// (U+FEFF) — never a CJK character's (`0xe3`–`0xe9`).
+/// (U+FEFF) — never a CJK character's (`0xe3`–`0xe9`), found with two vectorised searches
+/// of three bytes each (one byte-by-byte `match` took 3.5 % of a delivery's CPU).
 fn find_unsafe(json: &str, from: usize) -> Option<(usize, char)> {
     let bytes = json.as_bytes();
-    let mut i = from;
-    while let Some(offset) = bytes
-        .get(i..)?
-        .iter()
-        .position(|b| matches!(b, 0x7f | 0xc2 | 0xd8 | 0xe1 | 0xe2 | 0xef))
-    {
-        let at = i + offset;
+    let next = |set: [u8; 3], at: usize| {
+        bytes
+            .get(at..)
+            .and_then(|rest| memchr::memchr3(set[0], set[1], set[2], rest))
+            .map(|i| at + i)
+    };
+    const COMMON: [u8; 3] = [0xe2, 0xc2, 0xef];
+    const RARE: [u8; 3] = [0x7f, 0xd8, 0xe1];
+    let (mut common, mut rare) = (next(COMMON, from), next(RARE, from));
+    loop {
+        let at = match (common, rare) {
+            (Some(c), Some(r)) => c.min(r),
+            (Some(at), None) | (None, Some(at)) => at,
+            (None, None) => return None,
+        };
         let c = json.get(at..)?.chars().next()?;
         if c.is_control() || is_invisible_format(c) {
             return Some((at, c));
         }
-        i = at + c.len_utf8();
+        // Only the search that found this byte moves on; the other's next hit still stands.
+        let after = at + c.len_utf8();
+        if common == Some(at) {
+            common = next(COMMON, after);
+        } else {
+            rare = next(RARE, after);
+        }
     }
-    None
 }
 
 /// One human line for a terminal (no trailing newline), every control character removed:

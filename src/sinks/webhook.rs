@@ -483,7 +483,7 @@ pub fn delivery_id(payload_id: &str, sink: &str) -> String {
     h.update(payload_id.as_bytes());
     h.update([0u8]);
     h.update(sink.as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(h.finalize())
 }
 
 /// What [`classify`] looks at: the parts of a response that decide an outcome.

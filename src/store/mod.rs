@@ -31,7 +31,8 @@
 //!
 //! Outbox payloads live outside sled, in the payload log (`payloads/` in the state directory,
 //! the `payloads` submodule): appended once per event, however many sinks it goes to, zstd
-//! with a frozen dictionary (`PAYLOAD_DICT`; LZ4 with it before schema 3), referred to by the
+//! with a frozen dictionary (`codec::PAYLOAD_DICT_V2`; `PAYLOAD_DICT` alone in schema 3, LZ4
+//! with it before), referred to by the
 //! entries' headers, and deleted a segment at a time once no entry points into it.
 //!
 //! Length prefixes (see `keys`) keep keys unambiguous whatever bytes names hold.
@@ -143,7 +144,7 @@ pub use types::{
 };
 
 /// Newest store schema this build reads and writes (the `schema` key in `meta`).
-pub const STORE_SCHEMA: u32 = 3;
+pub const STORE_SCHEMA: u32 = 4;
 
 /// How long `open` waits for a lock still held by a sled thread of a store this process just
 /// dropped.
@@ -1577,9 +1578,12 @@ impl Inner {
             Some((&LZ4_DICT_JSON, packed)) => unpack_with_dict(packed, |json| {
                 serde_json::from_slice(json.map_err(corrupt)?)
             }),
-            Some((&ZSTD_DICT_JSON, frame)) => {
-                codec::unzstd(frame, |json| serde_json::from_slice(json.map_err(corrupt)?))
-            }
+            Some((&ZSTD_DICT2_JSON, frame)) => codec::unzstd(frame, codec::Dict::V2, |json| {
+                serde_json::from_slice(json.map_err(corrupt)?)
+            }),
+            Some((&ZSTD_DICT_JSON, frame)) => codec::unzstd(frame, codec::Dict::V1, |json| {
+                serde_json::from_slice(json.map_err(corrupt)?)
+            }),
             Some((&LZ4_RECORD_JSON, packed)) => match codec::unpack_record(packed) {
                 Ok(json) => serde_json::from_slice(&json),
                 Err(e) => Err(corrupt(e)),
@@ -1601,7 +1605,8 @@ impl Inner {
         Ok(pack(self.json(value, what)?, None))
     }
 
-    /// A payload as the payload log keeps it: zstd with [`PAYLOAD_DICT`] ([`ZSTD_DICT_JSON`]).
+    /// A payload as the payload log keeps it: zstd with [`codec::PAYLOAD_DICT_V2`]
+    /// ([`ZSTD_DICT2_JSON`]).
     fn encode_payload(
         &self,
         payload: &crate::event::Payload,
@@ -1654,8 +1659,12 @@ const LZ4_DICT_JSON: u8 = 0x03;
 const LZ4_RECORD_JSON: u8 = 0x04;
 /// Marks a payload in the payload log as one zstd frame (its content size in its header)
 /// compressed with [`PAYLOAD_DICT`] as a raw-content dictionary, at level
-/// [`codec::ZSTD_LEVEL`]. Payloads written before it ([`LZ4_DICT_JSON`]) stay readable.
+/// [`codec::ZSTD_LEVEL`] (schema 3). Payloads written before it ([`LZ4_DICT_JSON`]) stay
+/// readable.
 const ZSTD_DICT_JSON: u8 = 0x05;
+/// Marks a payload as one zstd frame compressed with [`codec::PAYLOAD_DICT_V2`] (the same
+/// content with its entropy tables), at level [`codec::ZSTD_LEVEL`]: what schema 4 writes.
+const ZSTD_DICT2_JSON: u8 = 0x06;
 /// Values at least this long are compressed.
 const COMPRESS_FROM: usize = 512;
 
@@ -1766,7 +1775,9 @@ fn check_schema(dir: &Path, meta: &sled::Tree) -> Result<bool, StoreError> {
                 // 1 → 2: outbox entries point into the payload log. Entries written whole
                 // by schema 1 stay readable and are delivered as they are. 2 → 3: records
                 // and payloads are written packed with new dictionaries (`codec`); the plain
-                // records and LZ4 payloads already there stay readable. Each new number
+                // records and LZ4 payloads already there stay readable. 3 → 4: payloads are
+                // written with the second payload dictionary (`codec::PAYLOAD_DICT_V2`); those
+                // of the first stay readable. Each new number
                 // keeps an older sasrelay from misreading (or failing on) what it cannot read.
                 meta.insert(META_SCHEMA, STORE_SCHEMA.to_string().as_bytes())
                     .at(dir)?;
