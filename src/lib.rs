@@ -21,7 +21,7 @@
 //!                      │          sink's outbox, a routing group or the suppression log;
 //!                      │          grouper closes due groups into digests; reminders
 //! store ──────── sled, single-key writes only: per page dispatch writes (payload appended to
-//!                      │          the payload log, the entry under its guard's key) → records →
+//!                      │          the payload log, entry header and guard in sled) → records →
 //!                      │          flush (payload log, then sled); then the cursor
 //! pipeline ───── delivery: one worker per sink, up to `concurrency` attempts in flight (one
 //!                      │          finding's events one at a time): due entry → sinks::Sink::deliver
@@ -147,9 +147,8 @@
 //! - [`routing`] — pure routing (Alertmanager-style): matchers, the route tree with
 //!   inheritance and `continue`, grouping settings, time intervals, silences; decide and
 //!   explain for a subject at a given `now`.
-//! - [`store`] — the only module that imports sled: records, cursors, per-sink outboxes (each
-//!   waiting entry a small header under its enqueue guard's key, replaced by the guard at ack,
-//!   pointing into the payload log, `payloads/`
+//! - [`store`] — the only module that imports sled: records, cursors, per-sink outboxes with
+//!   enqueue guards (each entry a small header pointing into the payload log, `payloads/`
 //!   beside sled's files: every event's payload appended once, however many sinks it goes
 //!   to, zstd with a frozen dictionary, synced before each sled flush, deleted a segment at
 //!   a time; records LZ4 with a frozen dictionary of their own), dead letters, routing groups and their crash-safe close, reminders,

@@ -86,37 +86,6 @@ pub(crate) fn parse_seq(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(key.try_into().ok()?))
 }
 
-/// The value under a guard key while its entry waits: `seq` (u64 BE) ‖ the entry's header
-/// (`payloads::Header`, at least 47 bytes). Longer than a guard's 16 bytes, which is how the
-/// two are told apart; both start with the seq (see [`owner_seq`]).
-pub(crate) fn entry_value(seq: u64, header: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(8 + header.len());
-    v.extend_from_slice(&seq.to_be_bytes());
-    v.extend_from_slice(header);
-    v
-}
-
-/// `(seq, header bytes)` of a waiting entry's value; `None` for a guard (16 bytes) or
-/// anything shorter.
-pub(crate) fn split_entry_value(v: &[u8]) -> Option<(u64, &[u8])> {
-    if v.len() <= GUARD_LEN {
-        return None;
-    }
-    let (seq, header) = v.split_first_chunk::<8>()?;
-    Some((u64::from_be_bytes(*seq), header))
-}
-
-/// The seq a guard key's value names, whether a guard or a waiting entry.
-pub(crate) fn owner_seq(v: &[u8]) -> Option<u64> {
-    if v.len() < GUARD_LEN {
-        return None;
-    }
-    Some(u64::from_be_bytes(v.get(..8)?.try_into().ok()?))
-}
-
-/// Length of a guard's value.
-pub(crate) const GUARD_LEN: usize = 16;
-
 /// A guard's value: `seq ‖ enqueued_at_ms`, both big-endian. The enqueue time lets `prune`
 /// expire guards without a secondary index.
 pub(crate) fn guard_value(seq: u64, enqueued_at_ms: i64) -> [u8; 16] {
@@ -202,19 +171,6 @@ mod tests {
         assert!(seq(1) < seq(u64::MAX));
         assert_eq!(parse_seq(&seq(42)), Some(42));
         assert_eq!(parse_seq(b"short"), None);
-    }
-
-    #[test]
-    fn entries_and_guards_under_one_key_are_told_apart() {
-        let header = [2u8; 47];
-        let entry = entry_value(9, &header);
-        assert_eq!(split_entry_value(&entry), Some((9, &header[..])));
-        assert_eq!(owner_seq(&entry), Some(9));
-        let guard = guard_value(9, 1_700_000_000_000);
-        assert_eq!(split_entry_value(&guard), None);
-        assert_eq!(owner_seq(&guard), Some(9));
-        assert_eq!(owner_seq(&[1, 2, 3]), None);
-        assert_eq!(split_entry_value(&[1, 2, 3]), None);
     }
 
     #[test]

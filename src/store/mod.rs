@@ -1,5 +1,5 @@
-//! The store: lifecycle records, poll cursors, the durable per-sink outbox (each waiting entry
-//! under its enqueue guard's key), dead letters, routing groups, reminders, silences and the suppression log, the
+//! The store: lifecycle records, poll cursors, the durable per-sink outbox with its enqueue
+//! guards, dead letters, routing groups, reminders, silences and the suppression log, the
 //! schema version and pruning. This is the only module that imports sled.
 //!
 //! ## Layout (one sled `Db` per state directory)
@@ -9,9 +9,9 @@
 //! | `meta` | `schema`, `epoch` | decimal schema version; the store's random id | here |
 //! | `records` | `source`, `domain` (length-prefixed) ‖ fingerprint | [`Record`] JSON, packed with the record dictionary (`codec`; plain JSON before schema 3) | here |
 //! | `cursors` | `source`, `domain` (length-prefixed) | [`Cursor`] JSON | here |
-//! | `outbox/<sink>` | seq (u64 BE) | empty since schema 5: what an older build left waiting here (a header, or the whole [`OutboxEntry`] JSON from schema 1) is moved under its guard key at open | here |
+//! | `outbox/<sink>` | seq (u64 BE, from `generate_id`) | the entry's header: where its payload is in the payload log, attempts, due time, order hashes (binary, see `payloads::Header`); entries written by schema 1 hold the whole [`OutboxEntry`] JSON | here |
 //! | `dead/<sink>` | the entry's seq | [`DeadLetter`] JSON | here |
-//! | `enq` | `sink` (length-prefixed) ‖ payload id; `#group:<id>` (length-prefixed) ‖ event id | while the entry waits: seq (u64 BE, from `generate_id`) ‖ its header (where its payload is in the payload log, attempts, due time, order hashes; binary, see `payloads::Header`); once delivered or dead-lettered, the guard: seq ‖ enqueued_at_ms (BE, 16 bytes) | here, `groups` |
+//! | `enq` | `sink` (length-prefixed) ‖ payload id; `#group:<id>` (length-prefixed) ‖ event id | seq ‖ enqueued_at_ms (BE) | here, `groups` |
 //! | `groups` | group id | [`GroupHeader`] JSON | `groups` |
 //! | `members` | group id (length-prefixed) ‖ seq | the member event JSON | `groups` |
 //! | `silences` | silence id | the silence JSON (its type belongs to routing) | `groups` |
@@ -45,20 +45,17 @@
 //! cut after any step:
 //!
 //! - **enqueue**: append the payload to the payload log (or count one more reference to the
-//!   same event's payload just appended for another sink), then CAS the guard key from absent
-//!   to the entry (a fresh seq and the header): one sled write. Cut after the append: a record
-//!   no entry points to, deleted with its segment. Lost CAS (the key holds a waiting entry or
-//!   a guard): the payload reference is released and the caller gets [`Enqueued::Duplicate`].
-//! - **ack**: the entry becomes its guard (one write). The guard stays, so a re-poll cannot
-//!   enqueue it again, until `prune` drops guards older than their TTL.
-//! - **dead letter**: insert into `dead/<sink>`, then turn the entry into its guard. Cut in
-//!   between: reconcile finds the seq in both and finishes the move.
-//! - **reschedule**: CAS the stored entry to its new attempt count and due time.
-//!
-//! One key per entry, not an entry keyed by seq beside its guard: `cargo bench --bench
-//! sled_cost` measured 872–897 B of sled per waiting finding against 1,468–1,472 (sled's cost
-//! per random key is several hundred bytes whatever its size), and one write per enqueue
-//! instead of two. The in-memory index keeps each waiting entry's payload id to find it.
+//!   same event's payload just appended for another sink), insert the entry's header at a
+//!   fresh seq, then CAS the guard from absent to that seq. Cut after the append: a record no
+//!   entry points to, deleted with its segment. Cut after the insert: an entry without a
+//!   guard, which the startup reconcile pass adopts (creates its guard) or, if another entry
+//!   already owns the guard, removes. Lost CAS: the new entry is removed (its payload
+//!   reference released) and the caller gets [`Enqueued::Duplicate`].
+//! - **ack**: remove the entry. The guard stays, so a re-poll cannot enqueue it again, until
+//!   `prune` drops guards older than their TTL whose entry is gone.
+//! - **dead letter**: insert into `dead/<sink>`, then remove from the outbox. Cut in between:
+//!   reconcile finds the seq in both and finishes the move.
+//! - **reschedule**: CAS the stored entry (its header) to its new attempt count and due time.
 //!
 //! Nothing is durable before [`Store::flush`]; the daemon flushes once per poll batch before
 //! it advances a cursor, so a cursor never gets ahead of the outbox. A flush syncs the
@@ -86,9 +83,8 @@
 //!
 //! ## Memory
 //!
-//! Per sink, the seq, due time, enqueue time, order hashes (the findings it is about) and
-//! payload id (32 bytes for an event id) of every waiting entry are kept in memory (rebuilt at
-//! open from `enq`), so `depth`, `next_due_at` and
+//! Per sink, the seq, due time, enqueue time and order hashes (the findings it is about) of
+//! every waiting entry are kept in memory (rebuilt at open), so `depth`, `next_due_at` and
 //! `due` never scan sled (`Tree::len` is a full scan). `due_skipping` passes over an entry
 //! while an earlier entry about one of its findings waits out a backoff. The dead-letter
 //! count is kept the same way.
@@ -148,7 +144,7 @@ pub use types::{
 };
 
 /// Newest store schema this build reads and writes (the `schema` key in `meta`).
-pub const STORE_SCHEMA: u32 = 5;
+pub const STORE_SCHEMA: u32 = 4;
 
 /// How long `open` waits for a lock still held by a sled thread of a store this process just
 /// dropped.
@@ -324,49 +320,10 @@ struct Pending {
     next_attempt_at_ms: i64,
     enqueued_at_ms: i64,
     order: Box<[u64]>,
-    /// Finds the entry: it is stored under its guard key (sink, payload id).
-    id: PayloadId,
-}
-
-/// A waiting entry's payload id: an event id (64 lowercase hex digits, as every event, digest
-/// and health event has) as its 32 bytes, so 50,000 waiting entries keep 1.6 MB of ids in
-/// memory rather than about 4; anything else as it is.
-enum PayloadId {
-    Digest([u8; 32]),
-    Text(Box<str>),
-}
-
-impl PayloadId {
-    fn new(id: &str) -> PayloadId {
-        let mut bytes = [0u8; 32];
-        if id.len() == 64
-            && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            && hex::decode_to_slice(id, &mut bytes).is_ok()
-        {
-            PayloadId::Digest(bytes)
-        } else {
-            PayloadId::Text(id.into())
-        }
-    }
-
-    /// The entry's key in `enq`.
-    fn key(&self, sink: &str) -> Vec<u8> {
-        match self {
-            PayloadId::Digest(bytes) => keys::guard(sink, &hex::encode(bytes)),
-            PayloadId::Text(id) => keys::guard(sink, id),
-        }
-    }
 }
 
 impl SinkIndex {
-    fn insert(
-        &mut self,
-        seq: u64,
-        next_attempt_at_ms: i64,
-        enqueued_at_ms: i64,
-        order: &[u64],
-        id: &str,
-    ) {
+    fn insert(&mut self, seq: u64, next_attempt_at_ms: i64, enqueued_at_ms: i64, order: &[u64]) {
         self.remove(seq);
         self.schedule.insert((next_attempt_at_ms, seq));
         self.order.extend(order.iter().map(|&h| (h, seq)));
@@ -376,16 +333,8 @@ impl SinkIndex {
                 next_attempt_at_ms,
                 enqueued_at_ms,
                 order: order.into(),
-                id: PayloadId::new(id),
             },
         );
-    }
-
-    /// The key and enqueue time of a waiting entry.
-    fn key_of(&self, sink: &str, seq: u64) -> Option<(Vec<u8>, i64)> {
-        self.pending
-            .get(&seq)
-            .map(|p| (p.id.key(sink), p.enqueued_at_ms))
     }
 
     /// A waiting entry's new due time.
@@ -783,7 +732,7 @@ impl Store {
         let Some(s) = inner.sink(sink) else {
             return Ok(Vec::new());
         };
-        let found: Vec<(u64, Vec<u8>)> = {
+        let seqs: Vec<u64> = {
             let index = s.lock();
             match index.schedule.first() {
                 Some(&(at, _)) if at <= now_ms => index
@@ -795,20 +744,16 @@ impl Store {
                             && !(ordered && index.waits_for_earlier(**seq, &p.order, now_ms))
                     })
                     .take(limit)
-                    .map(|(&seq, p)| (seq, p.id.key(sink)))
+                    .map(|(&seq, _)| seq)
                     .collect(),
                 _ => return Ok(Vec::new()),
             }
         };
-        let mut out = Vec::with_capacity(found.len());
-        for (seq, key) in found {
-            // Acked or dead-lettered since the index was read (a guard now, or a newer
-            // entry of a replay): skip it.
-            if let Some(v) = inner.guards.get(&key).at(&inner.dir)?
-                && let Some((owner, header)) = keys::split_entry_value(&v)
-                && owner == seq
-            {
-                out.push((seq, inner.load_entry(sink, seq, header)?));
+        let mut out = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            // Acked or dead-lettered since the index was read: skip it.
+            if let Some(v) = s.outbox.get(keys::seq(seq)).at(&inner.dir)? {
+                out.push((seq, inner.load_entry(sink, seq, &v)?));
             }
         }
         Ok(out)
@@ -869,36 +814,12 @@ impl Store {
             return Ok(false);
         };
         let mut index = s.lock();
-        let Some((key, enqueued_at_ms)) = index.key_of(sink, seq) else {
-            return Ok(false);
-        };
-        // One write: the entry becomes its guard. No read first: every write of this key
-        // holds this lock, and pruning removes only guards, so what is there is the entry
-        // the index names (checked below all the same).
-        let old = inner
-            .guards
-            .insert(&key, &keys::guard_value(seq, enqueued_at_ms)[..])
-            .at(&inner.dir)?;
+        let old = s.outbox.remove(keys::seq(seq)).at(&inner.dir)?;
         index.remove(seq);
-        match old.as_deref().and_then(keys::split_entry_value) {
-            Some((owner, header)) if owner == seq => {
-                inner.release_header(header);
-                Ok(true)
-            }
-            _ => {
-                // Not the entry the index named: put back what was there.
-                tracing::warn!(
-                    sink,
-                    seq,
-                    "An ack found another value under its entry's key; left it as it was."
-                );
-                match old {
-                    Some(v) => inner.guards.insert(&key, v).at(&inner.dir)?,
-                    None => inner.guards.remove(&key).at(&inner.dir)?,
-                };
-                Ok(false)
-            }
+        if let Some(old) = &old {
+            inner.release_payload(old);
         }
+        Ok(old.is_some())
     }
 
     /// Replaces the entry at `seq` (after a failed attempt: attempts, next attempt time, last
@@ -916,47 +837,43 @@ impl Store {
         let Some(s) = inner.sink(sink) else {
             return Ok(false);
         };
+        let key = keys::seq(seq);
         let mut index = s.lock();
-        let Some((key, _)) = index.key_of(sink, seq) else {
-            return Ok(false);
-        };
         loop {
-            let current = inner.guards.get(&key).at(dir)?;
-            let Some((_, stored)) = current
-                .as_deref()
-                .and_then(keys::split_entry_value)
-                .filter(|(owner, _)| *owner == seq)
-            else {
+            let Some(current) = s.outbox.get(key).at(dir)? else {
                 index.remove(seq);
                 return Ok(false);
             };
-            let Some(h) = payloads::Header::decode(stored) else {
-                return Err(StoreError::Corrupt {
-                    dir: dir.clone(),
-                    detail: format!("outbox/{sink} entry {seq}: an unreadable header"),
-                });
+            let (stored_id, value) = match payloads::Header::decode(&current) {
+                Some(h) => {
+                    let value = payloads::Header {
+                        attempts: entry.attempts,
+                        next_attempt_at_ms: entry.next_attempt_at_ms,
+                        last_error: entry.last_error.clone(),
+                        ..h.clone()
+                    }
+                    .encode();
+                    (h.id, value)
+                }
+                None => {
+                    // An entry written before the payload log: rewritten whole, as then.
+                    let stored: OutboxEntry =
+                        inner.decode(&current, || format!("outbox/{sink} entry {seq}"))?;
+                    let value = inner.encode(entry, || format!("outbox/{sink} entry {seq}"))?;
+                    (stored.payload.id().to_string(), value)
+                }
             };
-            if h.id != entry.payload.id() {
+            if stored_id != entry.payload.id() {
                 return Err(StoreError::WrongEntry {
                     sink: sink.to_string(),
                     seq,
-                    stored: h.id,
+                    stored: stored_id,
                     given: entry.payload.id().to_string(),
                 });
             }
-            let value = keys::entry_value(
-                seq,
-                &payloads::Header {
-                    attempts: entry.attempts,
-                    next_attempt_at_ms: entry.next_attempt_at_ms,
-                    last_error: entry.last_error.clone(),
-                    ..h
-                }
-                .encode(),
-            );
-            match inner
-                .guards
-                .compare_and_swap(&key, current.as_deref(), Some(&value[..]))
+            match s
+                .outbox
+                .compare_and_swap(key, Some(&current), Some(&value[..]))
                 .at(dir)?
             {
                 Ok(()) => {
@@ -983,29 +900,19 @@ impl Store {
         let Some(s) = inner.sink(sink) else {
             return Ok(false);
         };
+        let key = keys::seq(seq);
         let value = inner.encode(letter, || format!("dead/{sink} letter {seq}"))?;
         let mut index = s.lock();
-        let Some((key, enqueued_at_ms)) = index.key_of(sink, seq) else {
-            return Ok(false);
-        };
-        let current = inner.guards.get(&key).at(dir)?;
-        let Some((_, header)) = current
-            .as_deref()
-            .and_then(keys::split_entry_value)
-            .filter(|(owner, _)| *owner == seq)
-        else {
+        if !s.outbox.contains_key(key).at(dir)? {
             index.remove(seq);
             return Ok(false);
-        };
-        if s.dead.insert(keys::seq(seq), value).at(dir)?.is_none() {
+        }
+        if s.dead.insert(key, value).at(dir)?.is_none() {
             index.dead_letters += 1;
         }
-        // The entry becomes its guard, so a re-poll cannot enqueue the payload again.
-        inner
-            .guards
-            .insert(&key, &keys::guard_value(seq, enqueued_at_ms)[..])
-            .at(dir)?;
-        inner.release_header(header);
+        if let Some(old) = s.outbox.remove(key).at(dir)? {
+            inner.release_payload(&old);
+        }
         index.remove(seq);
         Ok(true)
     }
@@ -1066,28 +973,33 @@ impl Store {
         let current = inner.guards.get(&guard_key).at(dir)?;
         if let Some(v) = &current {
             let owner = inner.guard_seq(v)?;
-            // Replayed before (a newer entry or its guard), or — after a crash inside the
-            // move to the dead letters — the entry still waiting: only the letter goes.
-            if owner != seq || keys::split_entry_value(v).is_some() {
+            if owner != seq {
                 if s.dead.remove(key).at(dir)?.is_some() {
                     index.dead_letters = index.dead_letters.saturating_sub(1);
                 }
                 return Ok(Replayed::Superseded(owner));
             }
         }
-        let (new_seq, loc, value) = inner.new_entry(&entry, &body, &order)?;
+        let (new_seq, loc) = inner.insert_entry(&s, &entry, &body, &order)?;
+        let new_key = keys::seq(new_seq);
+        let guard = keys::guard_value(new_seq, now_ms);
         // Guards change only under this sink's lock, or by pruning (which drops a guard whose
         // entry left the outbox, as a dead letter's has): try again from what is there now.
         let mut expected = current;
         loop {
             match inner
                 .guards
-                .compare_and_swap(&guard_key, expected.as_deref(), Some(&value[..]))
+                .compare_and_swap(&guard_key, expected.as_deref(), Some(&guard[..]))
             {
                 Ok(Ok(())) => break,
                 Ok(Err(lost)) => expected = lost.current.map(|v| v.to_vec().into()),
                 Err(e) => {
-                    inner.payloads.release(loc);
+                    match s.outbox.remove(new_key) {
+                        Ok(_) => inner.payloads.release(loc),
+                        Err(undo) => {
+                            tracing::warn!(sink, seq = new_seq, error = %undo, "Could not undo a half-done replay; the next start repairs it.")
+                        }
+                    }
                     return Err(error::from_sled(dir, e));
                 }
             }
@@ -1097,7 +1009,6 @@ impl Store {
             entry.next_attempt_at_ms,
             entry.enqueued_at_ms,
             &order,
-            entry.payload.id(),
         );
         if s.dead.remove(key).at(dir)?.is_some() {
             index.dead_letters = index.dead_letters.saturating_sub(1);
@@ -1173,15 +1084,6 @@ impl Store {
         let guard_cutoff = now_ms.saturating_sub(guard_ttl_ms);
         for item in inner.guards.iter() {
             let (k, v) = item.at(dir)?;
-            if let Some((_, header)) = keys::split_entry_value(&v) {
-                // A waiting entry, under its guard key: kept, and counted when it is old
-                // enough that its guard alone would go.
-                if payloads::Header::decode(header).is_some_and(|h| h.enqueued_at_ms < guard_cutoff)
-                {
-                    report.guards_kept_pending += 1;
-                }
-                continue;
-            }
             let Some((seq, enqueued_at)) = keys::parse_guard_value(&v) else {
                 continue;
             };
@@ -1191,12 +1093,11 @@ impl Store {
             let Some((sink, _)) = keys::split_guard(&k) else {
                 continue;
             };
-            // A sink's waiting entry is the value itself (skipped above), so a guard of a sink
-            // is never pending; a group's is while the group holds the member. Seqs are never
-            // reused, so a member found absent cannot come back.
-            let pending = match groups::group_of_guard(sink) {
-                Some(gid) => inner.has_member(gid, seq)?,
-                None => false,
+            // Seqs are never reused, so an entry found absent cannot come back.
+            let pending = match (groups::group_of_guard(sink), inner.sink(sink)) {
+                (Some(gid), _) => inner.has_member(gid, seq)?,
+                (None, Some(s)) => s.outbox.contains_key(keys::seq(seq)).at(dir)?,
+                (None, None) => false,
             };
             if pending {
                 report.guards_kept_pending += 1;
@@ -1394,73 +1295,79 @@ impl Inner {
         let order = entry.payload.order_hashes();
         let guard_key = keys::guard(sink, entry.payload.id());
         let mut index = s.lock();
-        // No read of the key first: the lifecycle diff already keeps known findings from
+        // No read of the guard first: the lifecycle diff already keeps known findings from
         // producing events, so a duplicate only follows a crash, and the compare-and-swap
-        // catches it (at the cost of an appended payload, released at once).
-        let (seq, loc, value) = self.new_entry(entry, &body, &order)?;
-        let cas = self
-            .guards
-            .compare_and_swap(&guard_key, None as Option<&[u8]>, Some(&value[..]));
-        match cas {
-            Ok(Ok(())) => {
-                index.insert(
-                    seq,
-                    entry.next_attempt_at_ms,
-                    entry.enqueued_at_ms,
-                    &order,
-                    entry.payload.id(),
-                );
-                Ok(Enqueued::Inserted(seq))
-            }
-            Ok(Err(lost)) => {
-                self.payloads.release(loc);
-                match lost.current {
-                    Some(current) => Ok(Enqueued::Duplicate(self.guard_seq(&current)?)),
-                    // A compare-and-swap from absent fails only when something is there.
-                    None => Err(StoreError::Corrupt {
-                        dir: dir.clone(),
-                        detail: format!("enq: a lost compare-and-swap for {sink} found nothing"),
-                    }),
+        // below catches it (at the cost of writing and removing the entry).
+        let (seq, loc) = self.insert_entry(&s, entry, &body, &order)?;
+        let seq_key = keys::seq(seq);
+        let guard = keys::guard_value(seq, entry.enqueued_at_ms);
+        loop {
+            let cas =
+                self.guards
+                    .compare_and_swap(&guard_key, None as Option<&[u8]>, Some(&guard[..]));
+            match cas {
+                Ok(Ok(())) => {
+                    index.insert(seq, entry.next_attempt_at_ms, entry.enqueued_at_ms, &order);
+                    return Ok(Enqueued::Inserted(seq));
                 }
-            }
-            Err(e) => {
-                self.payloads.release(loc);
-                Err(error::from_sled(dir, e))
+                Ok(Err(lost)) => match lost.current {
+                    Some(current) => {
+                        s.outbox.remove(seq_key).at(dir)?;
+                        self.payloads.release(loc);
+                        return Ok(Enqueued::Duplicate(self.guard_seq(&current)?));
+                    }
+                    // The guard was pruned between the CAS and its report: try again.
+                    None => continue,
+                },
+                Err(e) => {
+                    // Leave no unguarded entry behind if we can; if this fails too, the
+                    // reconcile pass at the next open sorts it out.
+                    match s.outbox.remove(seq_key) {
+                        Ok(_) => self.payloads.release(loc),
+                        Err(undo) => {
+                            tracing::warn!(sink, seq, error = %undo, "Could not undo a half-done enqueue; the next start repairs it.")
+                        }
+                    }
+                    return Err(error::from_sled(dir, e));
+                }
             }
         }
     }
 
-    /// Appends `body` (the encoded payload of `entry`) to the payload log and takes a fresh
-    /// seq; returns them with the value the entry waits as (`keys::entry_value`). The caller
-    /// holds the sink's lock and writes the value, or releases the payload.
-    fn new_entry(
+    /// Appends `body` (the encoded payload of `entry`) to the payload log and inserts the
+    /// entry's header at a fresh seq; the caller holds the sink's lock and writes the guard.
+    fn insert_entry(
         &self,
+        s: &Sink,
         entry: &OutboxEntry,
         body: &[u8],
         order: &[u64],
-    ) -> Result<(u64, payloads::Loc, Vec<u8>), StoreError> {
+    ) -> Result<(u64, payloads::Loc), StoreError> {
         let dir = &self.dir;
         let loc = self
             .payloads
             .append(entry.payload.id(), body)
             .map_err(|e| error::from_io(dir, e))?;
-        let seq = match self.db.generate_id() {
-            Ok(seq) => seq,
+        let inserted = self.db.generate_id().and_then(|seq| {
+            let header = payloads::Header {
+                loc,
+                id: entry.payload.id().to_string(),
+                attempts: entry.attempts,
+                enqueued_at_ms: entry.enqueued_at_ms,
+                next_attempt_at_ms: entry.next_attempt_at_ms,
+                last_error: entry.last_error.clone(),
+                order: order.to_vec(),
+            };
+            s.outbox.insert(keys::seq(seq), header.encode())?;
+            Ok(seq)
+        });
+        match inserted {
+            Ok(seq) => Ok((seq, loc)),
             Err(e) => {
                 self.payloads.release(loc);
-                return Err(error::from_sled(dir, e));
+                Err(error::from_sled(dir, e))
             }
-        };
-        let header = payloads::Header {
-            loc,
-            id: entry.payload.id().to_string(),
-            attempts: entry.attempts,
-            enqueued_at_ms: entry.enqueued_at_ms,
-            next_attempt_at_ms: entry.next_attempt_at_ms,
-            last_error: entry.last_error.clone(),
-            order: order.to_vec(),
-        };
-        Ok((seq, loc, keys::entry_value(seq, &header.encode())))
+        }
     }
 
     /// The entry stored as `value` at `sink`'s `seq`: a header with its payload read from the
@@ -1483,9 +1390,9 @@ impl Inner {
         })
     }
 
-    /// After a waiting entry (its header) left: one reference fewer to its payload.
-    fn release_header(&self, header: &[u8]) {
-        if let Some(h) = payloads::Header::decode(header) {
+    /// After an outbox value was removed: one reference fewer to its payload.
+    fn release_payload(&self, value: &[u8]) {
+        if let Some(h) = payloads::Header::decode(value) {
             self.payloads.release(h.loc);
         }
     }
@@ -1531,10 +1438,9 @@ impl Inner {
         Ok(s)
     }
 
-    /// Moves the entries an older build left in `outbox/<sink>` (keyed by seq, their guards
-    /// apart) under their guard keys, rebuilds the in-memory indexes from `enq` and repairs
-    /// what a crash can leave half-done: a dead-letter move cut between its two writes
-    /// (finish it), a payload that did not survive (drop the entry, log it).
+    /// Rebuilds the in-memory indexes and repairs what a crash can leave half-done: an
+    /// entry without its guard (adopt it, or remove it if another entry owns the guard) and a
+    /// dead-letter move cut between its two writes (finish it).
     fn reconcile(&self) -> Result<Repairs, StoreError> {
         let dir = &self.dir;
         let mut names = BTreeSet::new();
@@ -1550,190 +1456,113 @@ impl Inner {
             }
         }
         let mut repairs = Repairs::default();
-        for name in &names {
-            let s = self.sink_or_create(name)?;
-            self.migrate_outbox(name, &s, &mut repairs)?;
-        }
-        for item in self.guards.iter() {
-            let (k, v) = item.at(dir)?;
-            let Some((seq, header)) = keys::split_entry_value(&v) else {
-                continue; // a guard
-            };
-            let Some((name, id)) = keys::split_guard(&k) else {
-                tracing::warn!("Ignoring an outbox entry whose key names no sink.");
-                continue;
-            };
-            let s = self.sink_or_create(name)?;
+        for name in names {
+            let s = self.sink_or_create(&name)?;
             let mut index = s.lock();
-            let Some(h) = payloads::Header::decode(header) else {
-                return Err(StoreError::Corrupt {
-                    dir: dir.clone(),
-                    detail: format!("outbox/{name} entry {seq} ({id}): an unreadable header"),
-                });
-            };
-            if s.dead.contains_key(keys::seq(seq)).at(dir)? {
-                self.guards
-                    .insert(&k, &keys::guard_value(seq, h.enqueued_at_ms)[..])
-                    .at(dir)?;
-                repairs.dead_letter_moves_finished += 1;
-                continue;
+            for item in s.outbox.iter() {
+                let (k, v) = item.at(dir)?;
+                let Some(seq) = keys::parse_seq(&k) else {
+                    tracing::warn!(sink = %name, "Ignoring an outbox key that is not a sequence number.");
+                    continue;
+                };
+                if s.dead.contains_key(&k).at(dir)? {
+                    s.outbox.remove(&k).at(dir)?;
+                    repairs.dead_letter_moves_finished += 1;
+                    continue;
+                }
+                let (id, next_attempt_at_ms, enqueued_at_ms, loc, order) =
+                    match payloads::Header::decode(&v) {
+                        Some(h) => (
+                            h.id,
+                            h.next_attempt_at_ms,
+                            h.enqueued_at_ms,
+                            Some(h.loc),
+                            h.order,
+                        ),
+                        None => {
+                            let entry: OutboxEntry =
+                                self.decode(&v, || format!("outbox/{name} entry {seq}"))?;
+                            let id = entry.payload.id().to_string();
+                            let order = entry.payload.order_hashes();
+                            (
+                                id,
+                                entry.next_attempt_at_ms,
+                                entry.enqueued_at_ms,
+                                None,
+                                order,
+                            )
+                        }
+                    };
+                let guard_key = keys::guard(&name, &id);
+                if let Some(Err(e)) = loc.map(|loc| self.payloads.read(loc)) {
+                    // Only a power loss between sled writing its buffers and the next flush
+                    // leaves this (see `payloads`); the event cannot be sent.
+                    tracing::error!(
+                        sink = %name,
+                        seq,
+                        payload = %id,
+                        error = %e,
+                        "An outbox entry's payload did not survive a crash; the event is lost for this sink. Its finding is announced again only if it changes."
+                    );
+                    s.outbox.remove(&k).at(dir)?;
+                    if let Some(g) = self.guards.get(&guard_key).at(dir)?
+                        && self.guard_seq(&g)? == seq
+                    {
+                        self.guards.remove(&guard_key).at(dir)?;
+                    }
+                    repairs.payloads_lost += 1;
+                    continue;
+                }
+                let guard = keys::guard_value(seq, enqueued_at_ms);
+                let owner = match self.guards.get(&guard_key).at(dir)? {
+                    Some(v) => self.guard_seq(&v)?,
+                    None => {
+                        // Nothing else writes guards during open.
+                        let _ = self
+                            .guards
+                            .compare_and_swap(&guard_key, None as Option<&[u8]>, Some(&guard[..]))
+                            .at(dir)?;
+                        repairs.guards_recreated += 1;
+                        seq
+                    }
+                };
+                if owner == seq {
+                    index.insert(seq, next_attempt_at_ms, enqueued_at_ms, &order);
+                    if let Some(loc) = loc {
+                        self.payloads.add_ref(loc);
+                    }
+                } else {
+                    s.outbox.remove(&k).at(dir)?;
+                    repairs.duplicates_removed += 1;
+                }
             }
-            if let Err(e) = self.payloads.read(h.loc) {
-                // Only a power loss between sled writing its buffers and the next flush
-                // leaves this (see `payloads`); the event cannot be sent.
-                tracing::error!(
-                    sink = %name,
-                    seq,
-                    payload = %id,
-                    error = %e,
-                    "An outbox entry's payload did not survive a crash; the event is lost for this sink. Its finding is announced again only if it changes."
-                );
-                self.guards.remove(&k).at(dir)?;
-                repairs.payloads_lost += 1;
-                continue;
-            }
-            index.insert(seq, h.next_attempt_at_ms, h.enqueued_at_ms, &h.order, id);
-            self.payloads.add_ref(h.loc);
-        }
-        let sinks: Vec<Arc<Sink>> = self
-            .sinks
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
-        for s in sinks {
             let mut dead_letters = 0;
             for item in s.dead.iter() {
                 item.at(dir)?;
                 dead_letters += 1;
             }
-            s.lock().dead_letters = dead_letters;
+            index.dead_letters = dead_letters;
         }
         if repairs.any() {
             tracing::warn!(
                 dir = %dir.display(),
-                entries_moved = repairs.guards_recreated,
+                guards_recreated = repairs.guards_recreated,
                 duplicates_removed = repairs.duplicates_removed,
                 dead_letter_moves_finished = repairs.dead_letter_moves_finished,
                 payloads_lost = repairs.payloads_lost,
-                "Repaired outbox writes that a crash had cut short, or moved an older build's entries."
+                "Repaired outbox writes that a crash had cut short."
             );
         }
         Ok(repairs)
     }
 
-    /// Moves each entry of `outbox/<sink>` (schema 4 and before: keyed by seq, a header or
-    /// the whole entry) under its guard key, one key at a time, each step safe to cut: the
-    /// entry is written under the guard key (compare-and-swap from its guard, or from absent:
-    /// one whose guard a crash never wrote is adopted), then removed from the old tree. One
-    /// whose guard names another seq is a duplicate and goes; one already moved (a crash
-    /// after the first step) only goes from the old tree.
-    fn migrate_outbox(
-        &self,
-        name: &str,
-        s: &Sink,
-        repairs: &mut Repairs,
-    ) -> Result<(), StoreError> {
-        let dir = &self.dir;
-        for item in s.outbox.iter() {
-            let (k, v) = item.at(dir)?;
-            let Some(seq) = keys::parse_seq(&k) else {
-                tracing::warn!(sink = %name, "Ignoring an outbox key that is not a sequence number.");
-                continue;
-            };
-            if s.dead.contains_key(&k).at(dir)? {
-                s.outbox.remove(&k).at(dir)?;
-                repairs.dead_letter_moves_finished += 1;
-                continue;
-            }
-            // The header, and whether its payload was appended here (an entry written whole
-            // by schema 1).
-            let (header, appended) = match payloads::Header::decode(&v) {
-                Some(h) => {
-                    if let Err(e) = self.payloads.read(h.loc) {
-                        tracing::error!(
-                            sink = %name,
-                            seq,
-                            payload = %h.id,
-                            error = %e,
-                            "An outbox entry's payload did not survive a crash; the event is lost for this sink. Its finding is announced again only if it changes."
-                        );
-                        let guard_key = keys::guard(name, &h.id);
-                        if let Some(g) = self.guards.get(&guard_key).at(dir)?
-                            && g.len() == keys::GUARD_LEN
-                            && self.guard_seq(&g)? == seq
-                        {
-                            self.guards.remove(&guard_key).at(dir)?;
-                        }
-                        s.outbox.remove(&k).at(dir)?;
-                        repairs.payloads_lost += 1;
-                        continue;
-                    }
-                    (h, false)
-                }
-                None => {
-                    let entry: OutboxEntry =
-                        self.decode(&v, || format!("outbox/{name} entry {seq}"))?;
-                    let body =
-                        self.encode_payload(&entry.payload, || format!("outbox/{name} payload"))?;
-                    let loc = self
-                        .payloads
-                        .append(entry.payload.id(), &body)
-                        .map_err(|e| error::from_io(dir, e))?;
-                    let header = payloads::Header {
-                        loc,
-                        id: entry.payload.id().to_string(),
-                        attempts: entry.attempts,
-                        enqueued_at_ms: entry.enqueued_at_ms,
-                        next_attempt_at_ms: entry.next_attempt_at_ms,
-                        last_error: entry.last_error.clone(),
-                        order: entry.payload.order_hashes(),
-                    };
-                    (header, true)
-                }
-            };
-            let guard_key = keys::guard(name, &header.id);
-            let current = self.guards.get(&guard_key).at(dir)?;
-            let owner = match &current {
-                Some(g) => Some(self.guard_seq(g)?),
-                None => None,
-            };
-            let moved = match (owner, current.as_deref().map(<[u8]>::len)) {
-                // Its guard, or none: move it.
-                (Some(o), Some(keys::GUARD_LEN)) if o == seq => true,
-                (None, _) => true,
-                // Moved before a crash cut this short.
-                (Some(o), _) if o == seq => false,
-                // Another entry owns the payload: a duplicate.
-                _ => {
-                    repairs.duplicates_removed += 1;
-                    false
-                }
-            };
-            if moved {
-                let value = keys::entry_value(seq, &header.encode());
-                let _ = self
-                    .guards
-                    .compare_and_swap(&guard_key, current.as_deref(), Some(&value[..]))
-                    .at(dir)?;
-                repairs.guards_recreated += 1;
-            }
-            if appended {
-                // The index counts the reference when it reads the moved entry.
-                self.payloads.release(header.loc);
-            }
-            s.outbox.remove(&k).at(dir)?;
-        }
-        Ok(())
-    }
-
-    /// The seq a guard key names: its guard's, or its waiting entry's.
     fn guard_seq(&self, v: &[u8]) -> Result<u64, StoreError> {
-        keys::owner_seq(v).ok_or_else(|| StoreError::Corrupt {
-            dir: self.dir.clone(),
-            detail: format!("an enqueue guard holds {} bytes, not 16 or more", v.len()),
-        })
+        keys::parse_guard_value(v)
+            .map(|(seq, _)| seq)
+            .ok_or_else(|| StoreError::Corrupt {
+                dir: self.dir.clone(),
+                detail: format!("an enqueue guard holds {} bytes, not 16", v.len()),
+            })
     }
 
     fn decode<T: DeserializeOwned>(
@@ -1948,9 +1777,7 @@ fn check_schema(dir: &Path, meta: &sled::Tree) -> Result<bool, StoreError> {
                 // and payloads are written packed with new dictionaries (`codec`); the plain
                 // records and LZ4 payloads already there stay readable. 3 → 4: payloads are
                 // written with the second payload dictionary (`codec::PAYLOAD_DICT_V2`); those
-                // of the first stay readable. 4 → 5: a waiting entry is kept under its guard
-                // key (`enq`), no longer in `outbox/<sink>` by seq; `reconcile` moves what an
-                // older build left there. Each new number
+                // of the first stay readable. Each new number
                 // keeps an older sasrelay from misreading (or failing on) what it cannot read.
                 meta.insert(META_SCHEMA, STORE_SCHEMA.to_string().as_bytes())
                     .at(dir)?;
