@@ -20,7 +20,7 @@ use crate::credentials::env::ProcessEnv;
 use crate::duration::HumanDuration;
 use crate::finding::{Domain, Finding};
 use crate::sas::models::Quarantined;
-use crate::sas::source::{ReadWindow, Source};
+use crate::sas::source::{ReadWindow, Source, SourceSettings, Sweep};
 
 /// `sasrelay findings` arguments.
 #[derive(Debug, clap::Args)]
@@ -135,28 +135,12 @@ async fn one(
         Err(code) => return code,
     };
     let mut found = false;
-    let mut ok = true;
-    for settings in settings
+    let sources = settings
         .sources
         .into_iter()
-        .filter(|s| only.is_none_or(|o| o == s.name) && s.domains.contains(&domain))
-    {
-        let source = match Source::connect(settings, &ProcessEnv, &session.ctx).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ok = false;
-                continue;
-            }
-        };
-        let sweep = match source.read(domain, &window).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: source {}: {e}", source.settings.name);
-                ok = false;
-                continue;
-            }
-        };
+        .filter(|s| only.is_none_or(|o| o == s.name) && s.domains.contains(&domain));
+    let (read, ok) = read_each(sources, domain, &window, &session).await;
+    for (source, sweep) in read {
         let Some(f) = sweep.findings.into_iter().find(|f| f.id == wanted) else {
             continue;
         };
@@ -367,48 +351,35 @@ async fn list(
         Ok(s) => s,
         Err(code) => return code,
     };
-    let mut ok = true;
-    let mut findings = Vec::new();
-    let mut quarantined = Vec::new();
-    for settings in selected {
-        if !settings.domains.contains(&domain) {
+    let enabled = selected.into_iter().filter(|settings| {
+        let enabled = settings.domains.contains(&domain);
+        if !enabled {
             eprintln!(
                 "note: source {} does not enable domain {}; skipped",
                 settings.name,
                 domain.as_str()
             );
-            continue;
         }
-        let source = match Source::connect(settings, &ProcessEnv, &session.ctx).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ok = false;
-                continue;
-            }
-        };
-        match source.read(domain, &window).await {
-            Ok(mut sweep) => {
-                findings.append(&mut sweep.findings);
-                let unreadable = sweep.quarantined.len();
-                quarantined.append(&mut sweep.quarantined);
-                if unreadable > 0 {
-                    eprintln!(
-                        "error: source {}: {} record(s) of the listing cannot be read{}",
-                        source.settings.name,
-                        unreadable,
-                        match show {
-                            Show::Findings { .. } => "; `--quarantined` shows them",
-                            Show::Quarantined => "",
-                        }
-                    );
-                    ok = false;
+        enabled
+    });
+    let (read, mut ok) = read_each(enabled, domain, &window, &session).await;
+    let mut findings = Vec::new();
+    let mut quarantined = Vec::new();
+    for (source, mut sweep) in read {
+        findings.append(&mut sweep.findings);
+        let unreadable = sweep.quarantined.len();
+        quarantined.append(&mut sweep.quarantined);
+        if unreadable > 0 {
+            eprintln!(
+                "error: source {}: {} record(s) of the listing cannot be read{}",
+                source.settings.name,
+                unreadable,
+                match show {
+                    Show::Findings { .. } => "; `--quarantined` shows them",
+                    Show::Quarantined => "",
                 }
-            }
-            Err(e) => {
-                eprintln!("error: source {}: {e}", source.settings.name);
-                ok = false;
-            }
+            );
+            ok = false;
         }
     }
     session.close().await;
@@ -424,6 +395,37 @@ async fn list(
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Connects each source in turn and reads `domain` from it, saying on stderr what could not
+/// be connected or read. Returns what was read, each with its source (for follow-up calls),
+/// and whether every source was.
+async fn read_each(
+    sources: impl Iterator<Item = SourceSettings>,
+    domain: Domain,
+    window: &ReadWindow,
+    session: &Session,
+) -> (Vec<(Source, Sweep)>, bool) {
+    let mut ok = true;
+    let mut read = Vec::new();
+    for settings in sources {
+        let source = match Source::connect(settings, &ProcessEnv, &session.ctx).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ok = false;
+                continue;
+            }
+        };
+        match source.read(domain, window).await {
+            Ok(sweep) => read.push((source, sweep)),
+            Err(e) => {
+                eprintln!("error: source {}: {e}", source.settings.name);
+                ok = false;
+            }
+        }
+    }
+    (read, ok)
 }
 
 /// One block per record: digest, action, size and reason, then its text (terminal-safe).
