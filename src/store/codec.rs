@@ -1,7 +1,8 @@
-//! The store's two dictionary codecs: payloads (zstd, with the payload dictionary) and
-//! lifecycle records (LZ4, with a record dictionary). Both dictionaries are **frozen**: what
-//! they packed cannot be read back without their exact bytes (tests pin their CRCs). A better
-//! dictionary gets a new marker and file, and the old one stays for what it wrote.
+//! The store's dictionary codecs: payloads (zstd, with a payload dictionary: the second since
+//! schema 4, the first still read) and lifecycle records (LZ4, with a record dictionary). Every
+//! dictionary is **frozen**: what it packed cannot be read back without its exact bytes (tests
+//! pin their CRCs). A better dictionary gets a new marker and file, and the old one stays for
+//! what it wrote.
 //!
 //! Measured on the 10,000 simulator alerts of the race's outbox fill (issue 13): a payload is
 //! 4,396 bytes of JSON; LZ4 with the payload dictionary packed it into 1,470 bytes at 9–12 µs,
