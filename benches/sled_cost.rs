@@ -109,7 +109,7 @@ fn run_layout(writes: &[Write], n: u64, dir: &Path) {
             .collect()
     };
     for i in 0..n {
-        let id = hex64(&bytes(32));
+        let id = hex::encode(bytes(32));
         for w in writes {
             match w {
                 Write::Record => {
@@ -149,10 +149,6 @@ fn prefixed(parts: &[&str]) -> Vec<u8> {
         key.extend_from_slice(p.as_bytes());
     }
     key
-}
-
-fn hex64(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn anon_kib() -> u64 {
