@@ -186,16 +186,23 @@ pub(super) fn pack_record(json: Vec<u8>) -> Vec<u8> {
 
 /// The JSON of a [`pack_record`] value (after its marker).
 pub(super) fn unpack_record(packed: &[u8]) -> Result<Vec<u8>, String> {
+    let (len, block) = lz4_claim(packed)?;
+    lz4_flex::block::decompress_with_dict(block, len, RECORD_DICT).map_err(|e| e.to_string())
+}
+
+/// Splits an LZ4 value (after its marker) into the length it claims to unpack to (u32 LE)
+/// and its block, refusing a claim no block of that size can honour: LZ4 expands at most
+/// about 255:1, so a larger claim is damage, and asking for its buffer could mean gigabytes.
+pub(super) fn lz4_claim(packed: &[u8]) -> Result<(usize, &[u8]), String> {
     let Some((len, block)) = packed.split_first_chunk::<4>() else {
         return Err("no length".to_string());
     };
     let len = u32::from_le_bytes(*len) as usize;
-    // LZ4 expands at most about 255:1; a larger length is damage, not a record.
     if len > block.len().saturating_mul(255).saturating_add(64) || len as u64 > MAX_UNPACKED {
         return Err(format!(
             "{len} bytes claimed from a block of {}",
             block.len()
         ));
     }
-    lz4_flex::block::decompress_with_dict(block, len, RECORD_DICT).map_err(|e| e.to_string())
+    Ok((len, block))
 }

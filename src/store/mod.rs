@@ -1571,7 +1571,9 @@ impl Inner {
         what: impl FnOnce() -> String,
     ) -> Result<T, StoreError> {
         let decoded = match bytes.split_first() {
-            Some((&LZ4_JSON, packed)) => match lz4_flex::decompress_size_prepended(packed) {
+            Some((&LZ4_JSON, packed)) => match codec::lz4_claim(packed).and_then(|(len, block)| {
+                lz4_flex::block::decompress(block, len).map_err(|e| e.to_string())
+            }) {
                 Ok(json) => serde_json::from_slice(&json),
                 Err(e) => Err(corrupt(e)),
             },
@@ -1718,17 +1720,10 @@ fn unpack_with_dict<T>(packed: &[u8], f: impl FnOnce(Result<&[u8], String>) -> T
     thread_local! {
         static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let Some((len, block)) = packed.split_first_chunk::<4>() else {
-        return f(Err("no length".to_string()));
+    let (len, block) = match codec::lz4_claim(packed) {
+        Ok(claim) => claim,
+        Err(e) => return f(Err(e)),
     };
-    let len = u32::from_le_bytes(*len) as usize;
-    // LZ4 expands at most about 255:1; a larger length is damage, not a payload.
-    if len > block.len().saturating_mul(255).saturating_add(64) {
-        return f(Err(format!(
-            "{len} bytes claimed from a block of {}",
-            block.len()
-        )));
-    }
     BUF.with(|buf| match buf.try_borrow_mut() {
         Ok(mut buf) => {
             buf.resize(len, 0);

@@ -46,6 +46,10 @@ pub(super) const SEGMENT_BYTES: u64 = 4 << 20;
 /// Bytes before each record's body: length and CRC-32.
 const RECORD_HEADER: u64 = 8;
 
+/// A record claimed longer than this is checked against its segment's length before it is
+/// read (payloads are a few kilobytes; a segment closes at [`SEGMENT_BYTES`]).
+const LARGE_RECORD: u64 = 1 << 20;
+
 /// The directory, inside the state directory, holding the segments.
 pub(super) const DIR: &str = "payloads";
 
@@ -226,24 +230,34 @@ impl PayloadLog {
 
     /// The body at `loc`, checked against its length and CRC.
     pub fn read(&self, loc: Loc) -> Result<Body, ReadError> {
+        let missing = || ReadError::Missing {
+            seg: loc.seg,
+            offset: loc.offset,
+            len: loc.len,
+        };
         let file = self
             .lock()
             .segments
             .get(&loc.seg)
             .map(|s| s.file.clone())
-            .ok_or(ReadError::Missing {
+            .ok_or_else(missing)?;
+        let record = RECORD_HEADER + u64::from(loc.len);
+        // The length comes from the entry's header in sled. A damaged one can claim up to
+        // 4 GiB: a claim larger than any payload is checked against the segment's length
+        // before a buffer that large is asked for.
+        if record > LARGE_RECORD {
+            let size = file.metadata().map_err(|e| ReadError::Io {
                 seg: loc.seg,
-                offset: loc.offset,
-                len: loc.len,
+                source: e,
             })?;
-        let mut buf = vec![0u8; (RECORD_HEADER + u64::from(loc.len)) as usize];
+            if loc.offset.saturating_add(record) > size.len() {
+                return Err(missing());
+            }
+        }
+        let mut buf = vec![0u8; record as usize];
         file.read_exact_at(&mut buf, loc.offset)
             .map_err(|e| match e.kind() {
-                io::ErrorKind::UnexpectedEof => ReadError::Missing {
-                    seg: loc.seg,
-                    offset: loc.offset,
-                    len: loc.len,
-                },
+                io::ErrorKind::UnexpectedEof => missing(),
                 _ => ReadError::Io {
                     seg: loc.seg,
                     source: e,
@@ -462,6 +476,7 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::tests::under_address_cap;
 
     #[test]
     fn appends_read_back_and_the_same_id_is_written_once() {
@@ -533,6 +548,25 @@ mod tests {
         std::fs::write(&path, bytes).unwrap();
         let err = log.read(a).unwrap_err();
         assert!(err.to_string().contains("CRC mismatch"), "{err}");
+    }
+
+    /// A header claiming a 4 GiB payload is reported missing, without asking for 4 GiB.
+    #[test]
+    fn a_damaged_length_is_not_allocated() {
+        under_address_cap(
+            "store::payloads::tests::a_damaged_length_is_not_allocated",
+            || {
+                let dir = tempfile::tempdir().unwrap();
+                let log = PayloadLog::open(dir.path()).unwrap();
+                let a = log.append("a", b"payload").unwrap();
+                let huge = Loc { len: u32::MAX, ..a };
+                assert!(matches!(log.read(huge), Err(ReadError::Missing { .. })));
+                // Under the cap, a record of a few megabytes still reads.
+                let big = vec![7u8; 3 << 20];
+                let b = log.append("b", &big).unwrap();
+                assert_eq!(&*log.read(b).unwrap(), &big[..]);
+            },
+        );
     }
 
     #[test]

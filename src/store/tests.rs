@@ -648,20 +648,59 @@ fn large_values_are_stored_compressed_and_read_back_exactly() {
     );
 }
 
+/// Set in the child process [`under_address_cap`] starts.
+const UNDER_CAP: &str = "SASRELAY_TEST_UNDER_ADDRESS_CAP";
+
+/// Runs `body` in a child process (this test binary again, running only the test named
+/// `test`) whose address space is capped at 2 GiB, and fails unless it passes there. A value
+/// whose damaged header claims gigabytes must be refused before a buffer is asked for: under
+/// the cap such an allocation fails and aborts the child, where overcommit would otherwise
+/// hand out untouched pages and hide it. (`ulimit -v` in a shell: the library forbids
+/// `unsafe`, so no `setrlimit` here.)
+pub(super) fn under_address_cap(test: &str, body: impl FnOnce()) {
+    if std::env::var_os(UNDER_CAP).is_some() {
+        body();
+        return;
+    }
+    let out = std::process::Command::new("bash")
+        .args(["-c", "ulimit -v $((2 << 20)) && exec \"$@\"", "child"])
+        .arg(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--test-threads=1", "--nocapture"])
+        .env(UNDER_CAP, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{test} under a 2 GiB address-space cap failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_corrupt_compressed_value_is_an_error_not_a_panic() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let seq = store.enqueue("hook", &entry("x", 5)).unwrap().seq();
-    let inner = store.current().unwrap();
-    let tree = &inner.sink("hook").unwrap().outbox;
-    tree.insert(
-        keys::seq(seq),
-        vec![LZ4_JSON, 0xff, 0xff, 0xff, 0x7f, 1, 2, 3],
-    )
-    .unwrap();
-    let err = store.due("hook", 10, 10).unwrap_err();
-    assert!(matches!(err, StoreError::Codec { .. }), "{err:?}");
+    under_address_cap(
+        "store::tests::a_corrupt_compressed_value_is_an_error_not_a_panic",
+        || {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let seq = store.enqueue("hook", &entry("x", 5)).unwrap().seq();
+            let inner = store.current().unwrap();
+            let tree = &inner.sink("hook").unwrap().outbox;
+            // Whole entries of schema 1 (LZ4 with its length first) and record values (LZ4
+            // with the record dictionary), each claiming about 4 GiB from a few bytes.
+            tree.insert(
+                keys::seq(seq),
+                vec![LZ4_JSON, 0xff, 0xff, 0xff, 0xff, 1, 2, 3],
+            )
+            .unwrap();
+            let err = store.due("hook", 10, 10).unwrap_err();
+            assert!(matches!(err, StoreError::Codec { .. }), "{err:?}");
+            let err = codec::unpack_record(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]).unwrap_err();
+            assert!(err.contains("claimed"), "{err}");
+        },
+    );
 }
 
 // ----- routing groups -----
