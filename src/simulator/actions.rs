@@ -18,8 +18,9 @@ use super::error::ApiError;
 use super::table::{alarm_key, cluster_key, node_key};
 use super::world::{Warning, World, parse_time};
 
-/// Every action the simulator implements, in contract order.
-pub const ACTIONS: &[&str] = &[
+/// The reading actions (listings, details, statistics) the simulator implements, in contract
+/// order; the handling ones are `super::handle`'s `HANDLING_ACTIONS`.
+pub const READING_ACTIONS: &[&str] = &[
     "DescribeSuspEvents",
     "DescribeSuspEventDetail",
     "DescribeAlarmEventDetail",
@@ -35,16 +36,6 @@ pub const ACTIONS: &[&str] = &[
     "GetInterceptionSummary",
     "ListClusterInterceptionConfig",
     "ListInterceptionRulePage",
-    // Handling (contract §5, and the firewall's rule switch of §4.3), answered by
-    // `super::handle` (its HANDLING_ACTIONS).
-    "DescribeSecurityEventOperations",
-    "HandleSecurityEvents",
-    "DescribeSecurityEventOperationStatus",
-    "OperationCancelIgnoreSuspEvent",
-    "ModifyOperateVul",
-    "IgnoreHcCheckWarnings",
-    "ValidateHcWarnings",
-    "ModifyInterceptionRuleSwitch",
 ];
 
 /// Request parameters (query and form merged; the first occurrence of a key wins).

@@ -121,7 +121,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use actions::ACTIONS;
+pub use actions::READING_ACTIONS;
 pub use catalog::{Cluster, FirewallRule, Node, Workload};
 pub use config::{
     DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, DEMO_LISTEN, InitialFindings, MAX_CLUSTERS,
@@ -139,6 +139,17 @@ use auth::{AuthState, RawRequest, Verified};
 use counters::CallCounters;
 use faults::FaultQueue;
 use world::World;
+
+/// Every action the simulator implements: the reading ones, then the handling ones (contract
+/// §5, and the firewall's rule switch of §4.3).
+pub fn actions() -> impl Iterator<Item = &'static str> {
+    READING_ACTIONS.iter().chain(HANDLING_ACTIONS).copied()
+}
+
+/// Whether the simulator implements `action`.
+pub fn implements(action: &str) -> bool {
+    READING_ACTIONS.contains(&action) || HANDLING_ACTIONS.contains(&action)
+}
 
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]

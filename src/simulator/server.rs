@@ -18,11 +18,11 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::Simulator;
-use super::actions::ACTIONS;
 use super::auth::{RawRequest, claimed_action};
 use super::config::SimCredential;
 use super::error::{ApiError, status_for};
 use super::faults::{CutBody, FaultKind, FaultSpec, NOT_JSON_BODY, wrong_types};
+use super::implements;
 use super::world::{ControlError, Domain};
 
 /// `HostId` when the request has no `Host` header.
@@ -163,7 +163,7 @@ async fn api(
         body: &body,
     };
     let counted = claimed_action(&raw)
-        .filter(|a| ACTIONS.contains(&a.as_str()))
+        .filter(|a| implements(a))
         .unwrap_or_else(|| OTHER_ACTION.to_string());
     st.sim.count_call(&counted);
     if method != Method::POST && method != Method::GET {
@@ -181,7 +181,7 @@ async fn api(
             return error_response(&e, &request_id, &host_id);
         }
     };
-    if !ACTIONS.contains(&verified.action.as_str()) {
+    if !implements(&verified.action) {
         return error_response(
             &ApiError::new("InvalidAction.NotFound"),
             &request_id,

@@ -47,7 +47,7 @@ async fn official_python_sdk_parses_every_action() {
     assert!(out.status.success(), "SDK compatibility failed:\n{report}");
     assert!(report.contains("all SDK checks passed"), "{report}");
     // The SDK really went through the simulator: four signing modes hit every action.
-    for action in sasrelay::simulator::ACTIONS {
+    for action in sasrelay::simulator::actions() {
         assert!(
             sim.call_count(action) >= 4,
             "{action} called {} times\n{report}",
