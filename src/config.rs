@@ -2078,6 +2078,21 @@ x = 1
         }
     }
 
+    /// A retention of millions of years went negative as milliseconds and would have pruned
+    /// every dead letter at once; the config refuses it at its key.
+    #[test]
+    fn a_duration_past_a_hundred_years_is_refused_at_its_key() {
+        let text = format!(
+            "{GOOD}\n[state]\ndirectory = \"state\"\ndead_letter_retention = \"150000000000d\"\n"
+        );
+        let errs = errors(&text);
+        let e = errs
+            .iter()
+            .find(|e| e.key.contains("dead_letter_retention") || e.message.contains("36500d"))
+            .unwrap_or_else(|| panic!("no error for the retention: {errs:?}"));
+        assert!(e.message.contains("at most 36500d"), "{e:?}");
+    }
+
     #[test]
     fn health_problems_are_reported_at_their_keys_and_the_table_has_a_name() {
         let text = format!(

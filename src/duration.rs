@@ -20,6 +20,12 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+/// The longest duration [`parse_duration`] accepts: 100 years (36,500 days). Every duration
+/// ends up added to a Unix time in milliseconds (`i64`) somewhere; beyond this one could wrap
+/// (a retention of 300 million years cast to `i64` went negative and pruned everything at
+/// once), and no setting means anything there.
+pub const MAX_DURATION: Duration = Duration::from_secs(36_500 * 86_400);
+
 /// Parses durations written as whole numbers with units — `ms`, `s`, `m`, `h`, `d` — alone or
 /// combined from largest to smallest: `"500ms"`, `"30s"`, `"15m"`, `"1h30m"`, `"1d"`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -64,7 +70,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .ok_or_else(bad)?;
         rest = &rest[unit_len..];
     }
-    Ok(Duration::from_millis(total_ms))
+    let d = Duration::from_millis(total_ms);
+    if d > MAX_DURATION {
+        return Err(format!(
+            "invalid duration {text:?}: at most 36500d (100 years)"
+        ));
+    }
+    Ok(d)
 }
 
 /// A duration in the config's notation (`1h30m`, `500ms`).
@@ -117,6 +129,15 @@ mod tests {
             "99999999999999999999d",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_hundred_years_is_the_longest() {
+        assert_eq!(parse_duration("36500d"), Ok(MAX_DURATION));
+        for long in ["36500d1ms", "36501d", "150000000000d"] {
+            let e = parse_duration(long).unwrap_err();
+            assert!(e.contains("at most 36500d"), "{long}: {e}");
         }
     }
 
