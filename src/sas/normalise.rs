@@ -192,6 +192,31 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
+/// Hosts a report link from Security Center may point to: its reports are objects in OSS
+/// (`sas-report.oss-cn-shanghai.aliyuncs.com`) or console pages.
+const REPORT_HOSTS: &[&str] = &["aliyuncs.com", "aliyun.com", "alibabacloud.com"];
+
+/// Whether `url` is https to a host under [`REPORT_HOSTS`]. A URL inside an alert can be
+/// written by whoever the alert is about; only one of Alibaba Cloud's own becomes a link
+/// (a "Report" button to any host would be a phishing link with sasrelay's name on it).
+fn is_alibaba_cloud_https(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("https://") else {
+        return false;
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    if authority.contains(['@', '\\']) {
+        return false; // user info: `https://oss.aliyuncs.com@evil.example/`
+    }
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _port)| host)
+        .to_ascii_lowercase();
+    REPORT_HOSTS.iter().any(|allowed| {
+        host.strip_suffix(allowed)
+            .is_some_and(|sub| sub.ends_with('.') && sub.len() > 1)
+    })
+}
+
 fn opt(s: &str) -> Option<String> {
     let s = s.trim();
     (!s.is_empty()).then(|| s.to_string())
@@ -311,11 +336,19 @@ fn normalise_alert_fields(ctx: &NormaliseContext, item: Item<SuspEvent>) -> Find
 
     let mut links = Vec::new();
     if let Some(url) = opt(&e.deep_analyze_report_url) {
-        links.push(Link {
-            kind: LinkKind::Report,
-            label: "Deep analysis report".into(),
-            url,
-        });
+        if is_alibaba_cloud_https(&url) {
+            links.push(Link {
+                kind: LinkKind::Report,
+                label: "Deep analysis report".into(),
+                url,
+            });
+        } else {
+            // Shown as text (defanged like every value), never as a link or button.
+            details.push(Detail {
+                name: "Deep analysis report (not an Alibaba Cloud address)".into(),
+                value: url,
+            });
+        }
     }
     links.extend(ctx.common_links(cluster_id.as_deref()));
 
@@ -937,6 +970,33 @@ impl Connection<'_> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_alibaba_cloud_https_report_urls_are_links() {
+        for ok in [
+            "https://sas-report.oss-cn-shanghai.aliyuncs.com/deep/752312.pdf",
+            "https://SAS-REPORT.OSS-CN-SHANGHAI.ALIYUNCS.COM:443/deep/1.pdf?Expires=1&Signature=x",
+            "https://yundun.console.aliyun.com/?p=sas#/x",
+            "https://account.alibabacloud.com/login",
+        ] {
+            assert!(super::is_alibaba_cloud_https(ok), "{ok}");
+        }
+        for bad in [
+            "http://sas-report.oss-cn-shanghai.aliyuncs.com/deep/1.pdf",
+            "https://evil.example/sas-login",
+            "https://aliyuncs.com.evil.example/x",
+            "https://evilaliyuncs.com/x",
+            "https://aliyuncs.com/x",
+            "https://.aliyuncs.com/x",
+            "https://oss.aliyuncs.com@evil.example/x",
+            "https://evil.example\\@oss.aliyuncs.com/x",
+            "https://evil.example?.aliyuncs.com",
+            "https://evil.example#.aliyuncs.com",
+            "javascript:alert(1)//.aliyuncs.com",
+        ] {
+            assert!(!super::is_alibaba_cloud_https(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn a_console_link_template_fills_from_the_finding_or_gives_no_link() {

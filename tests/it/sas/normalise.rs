@@ -347,6 +347,20 @@ fn alerts_normalise() {
         "empty report URL"
     );
 
+    // A report URL to any other host than Alibaba Cloud's is text, never a link or button.
+    let mut phished = items[0].clone();
+    phished.typed.deep_analyze_report_url = "https://evil.example/sas-login".into();
+    let phished = normalise_alert(&c, phished);
+    assert!(urls(&phished, LinkKind::Report).is_empty());
+    assert!(phished.links.iter().all(|l| !l.url.contains("evil")));
+    assert_eq!(
+        detail(
+            &phished,
+            "Deep analysis report (not an Alibaba Cloud address)"
+        ),
+        vec!["https://evil.example/sas-login"]
+    );
+
     let malicious = normalise_alert(&c, items[3].clone());
     assert_eq!(malicious.host.public_ip.as_deref(), Some("47.98.123.45"));
     assert_eq!(
