@@ -173,19 +173,20 @@ pub fn from_epoch_ms(ms: i64) -> Option<OffsetDateTime> {
 }
 
 /// A timestamp from the service's `YYYY-MM-DD HH:mm:ss` (read at `offset`) or from RFC 3339;
-/// converted to UTC. `None` when empty or unparseable.
+/// converted to UTC. `None` when empty, unparseable, or outside the years UTC can hold
+/// (`9999-12-31 23:59:59` at +08:00 is fine; `-08:00` would be year 10000).
 pub fn parse_service_time(s: &str, offset: UtcOffset) -> Option<OffsetDateTime> {
     let s = s.trim();
     if s.is_empty() {
         return None;
     }
     let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    if let Ok(t) = PrimitiveDateTime::parse(s, &fmt) {
-        return Some(t.assume_offset(offset).to_offset(UtcOffset::UTC));
-    }
-    OffsetDateTime::parse(s, &Rfc3339)
-        .ok()
-        .map(|t| t.to_offset(UtcOffset::UTC))
+    let t = match PrimitiveDateTime::parse(s, &fmt) {
+        Ok(t) => t.assume_offset(offset),
+        Err(_) => OffsetDateTime::parse(s, &Rfc3339).ok()?,
+    };
+    // `to_offset` panics past year 9999; a record's time is whatever the record says.
+    t.checked_to_offset(UtcOffset::UTC)
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -1037,6 +1038,12 @@ mod tests {
         assert_eq!(t.unix_timestamp(), 1_716_163_964);
         assert!(parse_service_time("", offset!(+8)).is_none());
         assert!(parse_service_time("yesterday", offset!(+8)).is_none());
+        // Past the years UTC holds: no time, never a panic (a poller that panics on one record
+        // dies again on it after every restart).
+        assert!(parse_service_time("9999-12-31T23:59:59-08:00", offset!(+8)).is_none());
+        assert!(parse_service_time("-9999-01-01 00:00:00", offset!(+8)).is_none());
+        assert!(parse_service_time("9999-12-31 23:59:59", offset!(-8)).is_none());
+        assert!(parse_service_time("9999-12-31 23:59:59", offset!(+8)).is_some());
         assert!(from_epoch_ms(0).is_none());
         assert!(from_epoch_ms(-5).is_none());
         assert!(from_epoch_ms(i64::MAX).is_none());

@@ -904,3 +904,94 @@ fn console_bases_are_configurable() {
             .starts_with("https://yundun.console.alibabacloud.com/?p=sas#/assetsDetail/")
     );
 }
+
+/// Values a damaged or hostile record may carry in any field.
+fn hostile_values() -> Vec<Value> {
+    vec![
+        json!("9999-12-31T23:59:59-08:00"),
+        json!("-9999-01-01 00:00:00"),
+        json!("9999-12-31 23:59:59"),
+        json!("0000-00-00 00:00:00"),
+        json!(i64::MAX),
+        json!(i64::MIN),
+        json!(u64::MAX),
+        json!(-1),
+        json!(1e308),
+        json!(""),
+        json!(null),
+        json!([]),
+        json!({}),
+        json!([{"Name": "\u{202e}x", "Value": i64::MIN}]),
+        json!("\u{202e}\u{0}\u{feff}<at id=all></at>"),
+        json!("x".repeat(100_000)),
+    ]
+}
+
+/// Every field of the first record of each listing, replaced in turn by each hostile value:
+/// the record decodes (leniently) or is refused, and normalising it never panics. A panic
+/// here kills a domain's poller, and the same record kills it again after every restart.
+#[test]
+fn a_hostile_value_in_any_field_never_panics_normalising() {
+    fn each_variant(listing: &str, key: &str, mut check: impl FnMut(Value)) -> usize {
+        let body = sample(listing);
+        let first = body[key][0].as_object().unwrap().clone();
+        // Also without the epoch-millisecond times, so that the text times are read.
+        let mut textual = first.clone();
+        textual.retain(|k, _| !k.ends_with("Stamp"));
+        let mut n = 0;
+        for record in [first, textual] {
+            for field in record.keys() {
+                for v in hostile_values() {
+                    let mut b = body.clone();
+                    let mut record = record.clone();
+                    record.insert(field.clone(), v);
+                    b[key] = Value::Array(vec![Value::Object(record)]);
+                    check(b);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+    let c = ctx();
+    let mut normalised = 0;
+    let mut tried = each_variant("DescribeSuspEvents", "SuspEvents", |b| {
+        if let Ok(r) = serde_json::from_value::<SuspEventsResponse>(b) {
+            r.items.into_iter().for_each(|i| {
+                normalise_alert(&c, i);
+                normalised += 1;
+            });
+        }
+    });
+    tried += each_variant("DescribeVulList", "VulRecords", |b| {
+        if let Ok(r) = serde_json::from_value::<VulListResponse>(b) {
+            r.items.into_iter().for_each(|i| {
+                normalise_vulnerability(&c, i);
+                normalised += 1;
+            });
+        }
+    });
+    tried += each_variant("ListInterceptionHistory", "InterceptionHistoryList", |b| {
+        if let Ok(r) = serde_json::from_value::<InterceptionHistoryResponse>(b) {
+            r.items.into_iter().for_each(|i| {
+                normalise_firewall(&c, i);
+                normalised += 1;
+            });
+        }
+    });
+    tried += each_variant("DescribeCheckWarningSummary", "WarningSummarys", |b| {
+        let Ok(r) = serde_json::from_value::<CheckWarningSummaryResponse>(b) else {
+            return;
+        };
+        let mut item = baseline().remove(0);
+        item.risk = r.items[0].clone();
+        normalise_baseline(&c, item);
+        normalised += 1;
+    });
+    // The lenient decoding takes most of them: the test exercised normalisation, not only
+    // the decoder's refusals.
+    assert!(
+        normalised * 2 > tried,
+        "{normalised} of {tried} variants normalised"
+    );
+}
