@@ -256,7 +256,9 @@
 //! - A backlog fold enqueues the digest (guarded by an id derived from its members) and flushes
 //!   before it acks the members; webhooks and PagerDuty never fold.
 //! - Every task of the daemon is run by [`daemon::tasks::run`], spawned on a tracker and stopped
-//!   through a cancellation token; a step in progress is never abandoned by the runner.
+//!   through a cancellation token; a step in progress is never abandoned by the runner, and a
+//!   step that panics is a failed step (logged at ERROR, retried after the backoff), never a
+//!   task that silently vanishes.
 //! - A meta-event goes through the outbox like every event, with an id derived from (condition,
 //!   episode, status): the episode's change is stored, then enqueued, then marked announced, so
 //!   a restart neither repeats nor forgets it. Routes, silences and sink filters do not apply

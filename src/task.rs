@@ -105,6 +105,17 @@ impl Label {
     }
 }
 
+/// The message a panic carried (`panic!` with a literal or a formatted one), or "no message".
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "no message".to_string()
+    }
+}
+
 /// Why a step failed, and whether another step may mend it.
 #[derive(Debug)]
 pub struct TaskError {

@@ -10,6 +10,11 @@
 //! - backoff: after a retryable failure the next step waits by the task's curve
 //!   ([`Task::backoff`], equal jitter) for the number of consecutive failures; a success
 //!   resets the count;
+//! - panics: a step that panics is a failed step, logged at ERROR with the panic's message and
+//!   retried after the backoff like any other, so a bug met on one record (a poll) or one
+//!   entry (a delivery) never makes a task vanish silently while the others run on (the task
+//!   keeps the state the step left; health's `blind` condition still sees a poll that keeps
+//!   failing);
 //! - logging, with the task's [`Label`] as keys (`task`, and `source`, `domain`, `sink` where
 //!   they apply): a failure at WARN (ERROR when urgent or after [`ERROR_AFTER`] in a row), the
 //!   first success after failures at INFO, a permanent failure at ERROR, the stop at DEBUG.
@@ -19,6 +24,9 @@
 //! `pipeline::delivery`), `group` (`pipeline::grouper`), `prune` (`daemon::prune`) and
 //! `watchdog` (`daemon::notify`).
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -26,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Level;
 
-use crate::task::{Label, Next, Task, TaskError};
+use crate::task::{Label, Next, Task, TaskError, panic_message};
 
 /// One log event at `$level` (chosen at run time) with the label's keys; absent keys are
 /// left out. tracing fixes an event's level where it is written, hence one arm per level.
@@ -77,7 +85,13 @@ pub async fn run<T: Task>(mut task: T, shutdown: CancellationToken) -> Ended {
         if shutdown.is_cancelled() {
             break Ended::Cancelled;
         }
-        let next = match task.step().await {
+        let step = match catching(task.step()).await {
+            Ok(step) => step,
+            Err(panic) => {
+                Err(TaskError::retryable("The task's step panicked.", panic).urgent(true))
+            }
+        };
+        let next = match step {
             Ok(next) => {
                 if failures > 0 {
                     recovered(&label, failures);
@@ -106,6 +120,19 @@ pub async fn run<T: Task>(mut task: T, shutdown: CancellationToken) -> Ended {
     }
     event!(Level::DEBUG, &label, ?ended, "Task stopped.");
     ended
+}
+
+/// Runs `fut`, a panic inside it caught and returned as its message.
+async fn catching<F: Future>(fut: F) -> Result<F::Output, String> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic_message(panic.as_ref()))),
+        }
+    })
+    .await
 }
 
 /// Waits as `next` asks; `Some` when the task ends instead.
@@ -372,6 +399,51 @@ mod tests {
             1,
             "finished, and no step after it"
         );
+    }
+
+    /// Panics in its first step (after an await, as a step in the middle of its work would),
+    /// then counts its steps until the third.
+    struct Panicky {
+        steps: u32,
+    }
+
+    impl Task for Panicky {
+        fn label(&self) -> Label {
+            Label::new("panicky")
+        }
+
+        async fn step(&mut self) -> Result<Next, TaskError> {
+            self.steps += 1;
+            tokio::task::yield_now().await;
+            match self.steps {
+                1 => panic!("bad record {}", 7),
+                2 => Ok(Next::Now),
+                _ => Ok(Next::Done),
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_step_is_a_failed_step_logged_at_error_and_the_task_goes_on() {
+        let events = Events::default();
+        let other = tracing::Dispatch::new(tracing_subscriber::registry());
+        drop(tracing::dispatcher::set_default(&other));
+        let _guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(events.clone()));
+        let runner = tokio::spawn(run(Panicky { steps: 0 }, CancellationToken::new()));
+        assert_eq!(
+            runner.await.unwrap(),
+            Ended::Done,
+            "the task outlived its panic"
+        );
+        let logged = events.0.lock().unwrap().clone();
+        let (level, fields) = &logged[0];
+        assert_eq!(*level, Level::ERROR, "{logged:#?}");
+        assert_eq!(fields["message"], "The task's step panicked.");
+        assert_eq!(fields["error"], "bad record 7");
+        assert_eq!(fields["task"], "panicky");
+        assert_eq!(logged[1].1["message"], "Task recovered.");
+        drop(other);
     }
 
     /// One logged event: its level and its fields as text.

@@ -1804,13 +1804,7 @@ fn load_epoch(dir: &Path, meta: &sled::Tree) -> Result<(String, bool), StoreErro
 /// same advice either way.
 fn catch_panic<T>(dir: &Path, f: impl FnOnce() -> T) -> Result<T, StoreError> {
     std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
-        let text = if let Some(s) = panic.downcast_ref::<&str>() {
-            (*s).to_string()
-        } else if let Some(s) = panic.downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "no message".to_string()
-        };
+        let text = crate::task::panic_message(panic.as_ref());
         StoreError::Corrupt {
             dir: dir.to_path_buf(),
             detail: format!(
