@@ -202,17 +202,30 @@ async fn send(
         })
 }
 
+/// The largest answer read from the API server: a Lease or a ConfigMap is at most 1 MiB in
+/// etcd; anything far larger is not one of them and is not buffered whole.
+const MAX_ANSWER_BYTES: usize = 4 << 20;
+
 /// The object in a 2xx answer; 409 is [`ApiError::Conflict`], anything else an
 /// [`ApiError::Status`] with the `Status` object's message.
 async fn decode(
-    resp: reqwest::Response,
+    mut resp: reqwest::Response,
     what: &'static str,
 ) -> Result<serde_json::Value, ApiError> {
     let status = resp.status();
-    let body = resp.bytes().await.map_err(|e| ApiError::Transport {
-        what,
-        reason: crate::text::error_chain(&e),
-    })?;
+    let body = crate::http_body::read_whole(&mut resp, MAX_ANSWER_BYTES)
+        .await
+        .map_err(|e| ApiError::Transport {
+            what,
+            reason: match e {
+                crate::http_body::BodyError::TooLarge => {
+                    format!("the answer is larger than {} MiB", MAX_ANSWER_BYTES >> 20)
+                }
+                crate::http_body::BodyError::Failed { error, .. } => {
+                    crate::text::error_chain(&error)
+                }
+            },
+        })?;
     if !status.is_success() {
         let message = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()

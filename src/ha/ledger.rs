@@ -140,7 +140,7 @@ struct SinkBook {
 impl SinkBook {
     fn through(&self, listed_through: i64) -> i64 {
         let through = match self.pending.first() {
-            Some((oldest, _)) => listed_through.min(oldest - 1),
+            Some((oldest, _)) => listed_through.min(oldest.saturating_sub(1)),
             None => listed_through,
         };
         self.floor.map_or(through, |f| through.min(f))
@@ -266,7 +266,9 @@ impl Ledger {
             let mut sinks = BTreeMap::new();
             book.sinks.retain(|name, s| {
                 let through = s.through(listed);
-                s.settled = s.settled.split_off(&(through + 1, String::new()));
+                s.settled = s
+                    .settled
+                    .split_off(&(through.saturating_add(1), String::new()));
                 if s.pending_at.is_empty() && s.settled.is_empty() && s.floor.is_none() {
                     return false;
                 }
@@ -285,7 +287,7 @@ impl Ledger {
                         through_ms: through,
                         ring: unique[..kept]
                             .iter()
-                            .map(|(at, id)| format!("{id}:{}", at - through))
+                            .map(|(at, id)| format!("{id}:{}", at.saturating_sub(through)))
                             .collect(),
                         dropped: (unique.len() - kept) as u64,
                     },
@@ -631,6 +633,40 @@ mod tests {
         assert!(h.recorded_within(lag));
         std::thread::sleep(lag * 2);
         assert!(h.recorded_within(lag), "stale, but it holds every delivery");
+    }
+
+    /// A stored checkpoint is read from the Kubernetes API: marks at the ends of i64 (damage,
+    /// or another build's bug) give a checkpoint back, never an overflow.
+    #[test]
+    fn marks_at_the_ends_of_the_range_do_not_overflow() {
+        for (listed, through) in [(i64::MIN, 0), (i64::MAX, i64::MAX), (0, i64::MIN)] {
+            let mut sinks = BTreeMap::new();
+            sinks.insert(
+                "hook".to_string(),
+                SinkMark {
+                    through_ms: through,
+                    ring: vec!["abc:5".into(), format!("def:{}", i64::MAX)],
+                    dropped: 0,
+                },
+            );
+            let checkpoint = Checkpoint {
+                v: CHECKPOINT_SCHEMA,
+                holder: "old".into(),
+                written_ms: 0,
+                streams: [(
+                    S.to_string(),
+                    StreamMark {
+                        listed_through_ms: listed,
+                        sinks,
+                    },
+                )]
+                .into(),
+            };
+            let mut l = Ledger::resume(&checkpoint, 8);
+            l.pending("hook", S, &id(1), Some(i64::MIN));
+            let c = l.checkpoint("new", 1);
+            assert!(c.streams.contains_key(S), "{listed} {through}: {c:?}");
+        }
     }
 
     #[test]

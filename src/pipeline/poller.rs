@@ -366,7 +366,22 @@ impl Poller {
         let remainders = carried
             .remainders
             .into_iter()
-            .filter_map(restored)
+            .filter_map(|r| {
+                let (listing, since_ms, until_ms) = (r.listing.clone(), r.since_ms, r.until_ms);
+                let known = restored(r);
+                if known.is_none() {
+                    // Written by another build (or damaged): this one cannot read that part.
+                    tracing::warn!(
+                        source = %self.source.settings.name,
+                        domain = domain.as_str(),
+                        listing,
+                        since_ms,
+                        until_ms,
+                        "The cursor holds a part of a window still to read for a listing this build does not know; it is dropped."
+                    );
+                }
+                known
+            })
             .collect();
 
         // 1. Page by page.
@@ -591,7 +606,9 @@ impl Poller {
         let since = watermark
             .map(|w| w.min(service_now_ms))
             .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok())
-            .map(|w| w - overlap);
+            // A watermark near the earliest time `time` holds (a damaged cursor) cannot go
+            // back by the overlap: read as if there were none, which reads more, never less.
+            .and_then(|w| w.checked_sub(overlap));
         let firewall_first = time::Duration::try_from(FIREWALL_FIRST_WINDOW).unwrap_or_default();
         ReadWindow {
             now,

@@ -204,9 +204,9 @@ impl<T> Listing<T> {
                 self.quarantined.push(q);
             }
         }
-        self.pages += other.pages;
+        self.pages = self.pages.saturating_add(other.pages);
         self.total_count = match (self.total_count, other.total_count) {
-            (Some(a), Some(b)) => Some(a + b),
+            (Some(a), Some(b)) => Some(a.saturating_add(b)),
             (a, b) => a.or(b),
         };
         self.stopped_on_repeat |= other.stopped_on_repeat;
@@ -483,7 +483,7 @@ where
     fn next_page_no(&mut self) -> u32 {
         let shrunk = std::mem::take(&mut self.shrunk_by);
         if shrunk <= 0 {
-            return self.page_no + 1;
+            return self.page_no.saturating_add(1);
         }
         let back =
             u32::try_from((shrunk as u64).div_ceil(u64::from(self.page_size))).unwrap_or(u32::MAX);
@@ -1787,6 +1787,19 @@ mod tests {
     use time::macros::datetime;
 
     type Responder = Box<dyn Fn(&str, &Params) -> Result<Value, SasError> + Send + Sync>;
+
+    #[test]
+    fn merged_totals_saturate() {
+        let huge = || Listing::<Value> {
+            total_count: Some(i64::MAX),
+            pages: u32::MAX,
+            ..Listing::default()
+        };
+        let mut all = huge();
+        all.merge(huge());
+        assert_eq!(all.total_count, Some(i64::MAX));
+        assert_eq!(all.pages, u32::MAX);
+    }
 
     /// A scripted Security Center: records every call and answers from a closure.
     struct Fake {

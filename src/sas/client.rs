@@ -91,17 +91,24 @@ pub struct ServiceClock {
     ahead_ms: AtomicI64,
     /// The clocks are [`CLOCK_APART`] apart or more (warned once per episode).
     apart: AtomicBool,
+    /// The latest `Date` was [`IMPLAUSIBLE_APART`] or more away (warned once per episode).
+    implausible: AtomicBool,
 }
 
 /// Local and service clocks this far apart (or more) are worth a warning: windows are read
 /// by the service's clock, and past 15 minutes the service refuses signatures.
 const CLOCK_APART: Duration = Duration::from_secs(60);
 
+/// A `Date` this far from the local clock (or more) is not believed: see
+/// [`ServiceClock::observe`].
+const IMPLAUSIBLE_APART: Duration = Duration::from_secs(86_400);
+
 impl ServiceClock {
     fn new() -> Self {
         ServiceClock {
             ahead_ms: AtomicI64::new(i64::MIN),
             apart: AtomicBool::new(false),
+            implausible: AtomicBool::new(false),
         }
     }
 
@@ -115,6 +122,22 @@ impl ServiceClock {
             Err(_) => return,
         };
         let ahead = local_ms.saturating_sub(service_ms);
+        let implausible_ms = i64::try_from(IMPLAUSIBLE_APART.as_millis()).unwrap_or(i64::MAX);
+        if ahead.saturating_abs() >= implausible_ms {
+            // Security Center refuses signatures 15 minutes off, so an answer dated a day
+            // away is a proxy's (or a damaged) header, or a clock no call can succeed with;
+            // taking it would move every window by that much (a 1970 date: read from 1970).
+            if !self.implausible.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    endpoint,
+                    date,
+                    ahead_s = ahead / 1000,
+                    "An answer's Date header is more than a day from the local clock; ignored for reading windows. Either a proxy rewrites Date or the local clock is badly wrong (then Security Center refuses every signature)."
+                );
+            }
+            return;
+        }
+        self.implausible.store(false, Ordering::Relaxed);
         self.ahead_ms.store(ahead, Ordering::Relaxed);
         let apart_ms = i64::try_from(CLOCK_APART.as_millis()).unwrap_or(i64::MAX);
         // Back in step at half the distance, so a clock hovering at the line warns once.
@@ -471,6 +494,15 @@ mod tests {
         // A header that is not a date changes nothing.
         clock.observe("e", "yesterday", service_ms);
         assert_eq!(clock.ahead_ms(), Some(700));
+        // A date a day or more away (a proxy's 1970) is not believed: windows stay put.
+        clock.observe("e", "Thu, 01 Jan 1970 00:00:01 GMT", service_ms);
+        assert_eq!(clock.ahead_ms(), Some(700));
+        assert!(clock.implausible.load(Ordering::Relaxed));
+        clock.observe("e", "Sun, 06 Dec 2026 12:00:00 GMT", service_ms);
+        assert_eq!(clock.ahead_ms(), Some(700), "a day ahead");
+        clock.observe("e", date, service_ms + 3_600_000);
+        assert_eq!(clock.ahead_ms(), Some(3_600_000), "an hour is believed");
+        assert!(!clock.implausible.load(Ordering::Relaxed));
     }
 
     #[derive(serde::Deserialize, Debug)]

@@ -294,9 +294,12 @@ impl PageMeta {
     }
 
     fn read(obj: &Map<String, Value>) -> PageMeta {
+        // Counts and page numbers are never negative; a negative one is no value (it would
+        // turn the shrink arithmetic of the walk upside down).
         let int = |keys: &[&str]| {
             keys.iter()
                 .find_map(|k| obj.get(*k).and_then(lenient::to_i64))
+                .filter(|n| *n >= 0)
         };
         PageMeta {
             current_page: int(&["CurrentPage", "CurrrentPage", "currentPage"]),
@@ -2146,6 +2149,21 @@ mod tests {
         assert!(empty.items.is_empty());
         let empty = page(json!({"Count": 0})).unwrap();
         assert!(empty.items.is_empty());
+    }
+
+    #[test]
+    fn negative_paging_numbers_are_no_numbers() {
+        let page = |v: Value| serde_json::from_value::<VulListResponse>(v).unwrap();
+        let p = page(
+            json!({"TotalCount": -1, "CurrentPage": -5, "PageSize": i64::MIN,
+            "Count": -2, "VulRecords": []}),
+        );
+        assert_eq!(p.meta.total_count, None);
+        assert_eq!(p.meta.current_page, None);
+        assert_eq!(p.meta.page_size, None);
+        assert_eq!(p.meta.count, None);
+        let p = page(json!({"TotalCount": i64::MAX, "VulRecords": []}));
+        assert_eq!(p.meta.total_count, Some(i64::MAX));
     }
 
     #[test]

@@ -795,3 +795,32 @@ async fn an_old_leader_never_overwrites_its_successors_checkpoint() {
     );
     assert_eq!(new.load().await.unwrap().unwrap().text, "new 39");
 }
+
+/// An API server (or a proxy before it) answering with far more than any Lease or ConfigMap
+/// is refused, not buffered whole.
+#[tokio::test]
+async fn an_oversized_api_answer_is_refused_not_buffered() {
+    let huge = format!(
+        "{{\"kind\":\"Lease\",\"pad\":\"{}\"}}",
+        "x".repeat(10 << 20)
+    );
+    let app = Router::new().route(
+        "/apis/x",
+        get(move || {
+            let huge = huge.clone();
+            async move { ([("content-type", "application/json")], huge) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let kube = KubeApi::new(reqwest::Client::new(), &base, "sasrelay", None);
+    let e = tokio::time::timeout(T, kube.get(&format!("{base}/apis/x"), "lease read"))
+        .await
+        .expect("answered")
+        .unwrap_err();
+    assert!(
+        matches!(&e, ApiError::Transport { reason, .. } if reason.contains("larger than 4 MiB")),
+        "{e}"
+    );
+}
