@@ -60,18 +60,24 @@ impl Store {
         }
     }
 
-    /// Deletes spent links that expired before `now_s`; how many.
+    /// Deletes spent links that expired before `now_s`; how many. A value that does not
+    /// decode is logged with its key and kept: it still refuses its link (`spend_link` cannot
+    /// read it either), and deleting it would let the link act again.
     pub fn prune_spent_links(&self, now_s: i64) -> Result<usize, StoreError> {
         let inner = self.current()?;
         let mut removed = 0;
         for item in inner.spent_links.iter() {
             let (k, v) = item.at(&inner.dir)?;
-            let expired = match serde_json::from_slice::<SpentLink>(&v) {
-                Ok(s) => s.exp_s < now_s,
-                // Unreadable: nothing can use it; delete it.
-                Err(_) => true,
+            let nonce = String::from_utf8_lossy(&k);
+            // Through the store's decoder: a long value is stored compressed.
+            let spent: SpentLink = match inner.decode(&v, || format!("spent link {nonce}")) {
+                Ok(spent) => spent,
+                Err(e) => {
+                    tracing::error!(error = %e, "A spent action link cannot be read; it is kept, so its link still cannot act.");
+                    continue;
+                }
             };
-            if expired {
+            if spent.exp_s < now_s {
                 inner.spent_links.remove(k).at(&inner.dir)?;
                 removed += 1;
             }
@@ -109,5 +115,55 @@ mod tests {
         assert_eq!(store.prune_spent_links(100).unwrap(), 0);
         assert_eq!(store.prune_spent_links(101).unwrap(), 2);
         assert_eq!(store.spend_link("n1", &bob).await.unwrap(), None);
+    }
+
+    /// A spent link long enough to be stored compressed (its `who` in Chinese) is read back
+    /// by the pruner as by everything else: kept until its own expiry, still refused.
+    #[tokio::test]
+    async fn a_long_spent_link_is_kept_until_its_own_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let long = SpentLink {
+            exp_s: 2_000_000_000,
+            at_ms: 1,
+            who: "运维".repeat(128),
+        };
+        assert_eq!(store.spend_link("n1", &long).await.unwrap(), None);
+        let inner = store.current().unwrap();
+        let stored = inner.spent_links.get("n1").unwrap().unwrap();
+        assert_eq!(stored[0], super::super::LZ4_JSON, "stored compressed");
+
+        assert_eq!(store.prune_spent_links(100).unwrap(), 0);
+        let again = SpentLink {
+            who: "bob".into(),
+            ..long.clone()
+        };
+        assert_eq!(
+            store.spend_link("n1", &again).await.unwrap(),
+            Some(long.clone()),
+            "the link does not act twice"
+        );
+        assert_eq!(store.prune_spent_links(2_000_000_001).unwrap(), 1);
+    }
+
+    /// A value that does not decode is kept: it still refuses its link, and deleting it
+    /// would let the link act again.
+    #[tokio::test]
+    async fn a_spent_link_that_does_not_decode_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let inner = store.current().unwrap();
+        inner.spent_links.insert("bad", &b"{not json"[..]).unwrap();
+        assert_eq!(store.prune_spent_links(i64::MAX).unwrap(), 0);
+        assert!(inner.spent_links.contains_key("bad").unwrap());
+        let spent = SpentLink {
+            exp_s: 100,
+            at_ms: 1,
+            who: "alice".into(),
+        };
+        assert!(
+            store.spend_link("bad", &spent).await.is_err(),
+            "still refused"
+        );
     }
 }
