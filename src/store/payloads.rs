@@ -9,7 +9,8 @@
 //!
 //! ## Format
 //!
-//! Segment `NNNNNNNNNNNNNNNN.seg` (the id in hex, increasing): records back to back, each
+//! Segment `NNNNNNNNNNNNNNNN.seg` (the id in hex, increasing from 0; `ffffffffffffffff` is
+//! never written, and a file of that name is passed over at open): records back to back, each
 //! `len` (u32 LE) ‖ CRC-32 of the body (u32 LE) ‖ body. A segment is appended to until it
 //! passes [`SEGMENT_BYTES`]; after an open, writing starts in a new segment (the old tail may
 //! be torn). Writes go to the kernel at once (`pwrite` at the segment's known end, no buffer
@@ -130,6 +131,12 @@ impl PayloadLog {
             else {
                 continue;
             };
+            // Ids count up from 0 and `append` never writes the last one, so this file is not
+            // ours; counting from it would overflow.
+            let Some(next) = id.checked_add(1) else {
+                tracing::warn!(dir = %dir.display(), file = %name.to_string_lossy(), "Passing over a payload segment whose id leaves no room for another; sasrelay never writes one.");
+                continue;
+            };
             let file = OpenOptions::new().read(true).open(item.path())?;
             state.segments.insert(
                 id,
@@ -138,7 +145,7 @@ impl PayloadLog {
                     refs: 0,
                 },
             );
-            state.next_id = state.next_id.max(id + 1);
+            state.next_id = state.next_id.max(next);
         }
         Ok(PayloadLog {
             dir,
@@ -174,12 +181,15 @@ impl PayloadLog {
             Some((seg, end)) if end == 0 || end + record <= SEGMENT_BYTES => (seg, end),
             _ => {
                 let seg = state.next_id;
+                let next = seg.checked_add(1).ok_or_else(|| {
+                    io::Error::other("payload segment ids are used up (a stray segment file named near ffffffffffffffff.seg?)")
+                })?;
                 let file = OpenOptions::new()
                     .read(true)
                     .write(true)
                     .create_new(true)
                     .open(self.path(seg))?;
-                state.next_id += 1;
+                state.next_id = next;
                 state.segments.insert(
                     seg,
                     Segment {
@@ -595,5 +605,24 @@ mod tests {
         assert!(next.seg > locs[5].seg);
         assert_eq!(*log.read(locs[5]).unwrap(), body[..]);
         assert_eq!(log.unreferenced(), vec![locs[5].seg], "not yet counted");
+    }
+
+    /// A segment whose id leaves no room for a next (a stray file; sasrelay never writes
+    /// one) is passed over, not an overflow: writing goes on in segments of their own.
+    #[test]
+    fn a_segment_id_that_leaves_no_room_is_passed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = dir.path().join(DIR);
+        std::fs::create_dir_all(&segs).unwrap();
+        std::fs::write(segs.join("0000000000000003.seg"), b"").unwrap();
+        let stray = segs.join("ffffffffffffffff.seg");
+        std::fs::write(&stray, b"not ours").unwrap();
+        let log = PayloadLog::open(dir.path()).unwrap();
+        assert_eq!(log.usage().0, 1, "only the segment of ours");
+        let a = log.append("a", b"payload").unwrap();
+        assert_eq!(a.seg, 4);
+        assert_eq!(&*log.read(a).unwrap(), b"payload");
+        assert!(log.remove_unreferenced(&[u64::MAX]).is_ok());
+        assert!(stray.exists(), "left alone");
     }
 }
