@@ -111,6 +111,18 @@ impl AuditEntry {
     }
 }
 
+/// An `audit` key as messages name it: `at_ms/id`.
+fn show_key(key: &[u8]) -> String {
+    match key.split_first_chunk::<8>() {
+        Some((at, id)) if id.len() == 8 => format!(
+            "{}/{}",
+            i64::from_be_bytes(*at),
+            u64::from_be_bytes(id.try_into().expect("8 bytes"))
+        ),
+        _ => keys::show(key, 0),
+    }
+}
+
 fn index_key(source: &str, finding: &str) -> Vec<u8> {
     let mut key = keys::prefixed(source);
     key.extend_from_slice(finding.as_bytes());
@@ -143,8 +155,8 @@ impl Store {
         let inner = self.current()?;
         let mut out = Vec::new();
         for item in inner.audit.iter().rev().take(limit) {
-            let (_, v) = item.at(&inner.dir)?;
-            out.push(inner.decode(&v, || "audit entry".into())?);
+            let (k, v) = item.at(&inner.dir)?;
+            out.push(inner.decode(&v, || format!("audit {}", show_key(&k)))?);
         }
         Ok(out)
     }
@@ -202,14 +214,21 @@ impl Store {
     }
 
     /// Deletes the oldest entries beyond `keep` (and the index entries pointing at them);
-    /// how many.
+    /// how many. One that does not decode is logged with its key and kept (its index entry
+    /// cannot be found without it).
     pub fn prune_audit(&self, keep: usize) -> Result<usize, StoreError> {
         let inner = self.current()?;
         let excess = inner.audit.len().saturating_sub(keep);
         let mut removed = 0;
         for item in inner.audit.iter().take(excess) {
             let (k, v) = item.at(&inner.dir)?;
-            let e: AuditEntry = inner.decode(&v, || "audit entry".into())?;
+            let e: AuditEntry = match inner.decode(&v, || format!("audit {}", show_key(&k))) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(error = %e, "An audit log entry cannot be read; pruning passes over it and keeps it.");
+                    continue;
+                }
+            };
             let index = index_key(&e.source, &e.finding);
             if inner
                 .audit_by_finding

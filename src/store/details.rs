@@ -32,6 +32,19 @@ pub struct StoredDetail {
     pub raw: serde_json::Value,
 }
 
+/// A `details` key as messages name it: `lang/check id`.
+fn show_key(key: &[u8]) -> String {
+    match keys::take_prefixed(key) {
+        Some((lang, id)) if id.len() == 8 => {
+            format!(
+                "{lang}/{}",
+                i64::from_be_bytes(id.try_into().expect("8 bytes"))
+            )
+        }
+        _ => keys::show(key, 1),
+    }
+}
+
 fn detail_key(lang: &str, check_id: i64) -> Vec<u8> {
     let mut key = keys::prefixed(lang);
     key.extend_from_slice(&check_id.to_be_bytes());
@@ -50,13 +63,21 @@ impl Store {
         Ok(())
     }
 
-    /// The details kept for `lang` fetched at or after `since_ms`, by check id.
+    /// The details kept for `lang` fetched at or after `since_ms`, by check id. One that does
+    /// not decode is logged with its key and passed over, as if it were not kept: it is fetched
+    /// again (and `prune_details` deletes it).
     pub fn details(&self, lang: &str, since_ms: i64) -> Result<Vec<StoredDetail>, StoreError> {
         let inner = self.current()?;
         let mut out = Vec::new();
         for item in inner.details.scan_prefix(keys::prefixed(lang)) {
-            let (_, v) = item.at(&inner.dir)?;
-            let d: StoredDetail = inner.decode(&v, || "check detail".into())?;
+            let (k, v) = item.at(&inner.dir)?;
+            let d: StoredDetail = match inner.decode(&v, || format!("details {}", show_key(&k))) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "A kept baseline check detail cannot be read; it is fetched again.");
+                    continue;
+                }
+            };
             if d.v <= DETAIL_SCHEMA && d.fetched_at_ms >= since_ms {
                 out.push(d);
             }
@@ -64,14 +85,24 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes the details fetched before `before_ms`, whatever their language; how many.
+    /// Deletes the details fetched before `before_ms`, whatever their language, and any that
+    /// does not decode (logged with its key); how many.
     pub fn prune_details(&self, before_ms: i64) -> Result<usize, StoreError> {
         let inner = self.current()?;
         let mut removed = 0;
         for item in inner.details.iter() {
             let (k, v) = item.at(&inner.dir)?;
-            let d: StoredDetail = inner.decode(&v, || "check detail".into())?;
-            if d.fetched_at_ms < before_ms {
+            let expired = match inner
+                .decode::<StoredDetail>(&v, || format!("details {}", show_key(&k)))
+            {
+                Ok(d) => d.fetched_at_ms < before_ms,
+                // A cache of what Security Center says: deleting it only means fetching it again.
+                Err(e) => {
+                    tracing::warn!(error = %e, "Deleting a kept baseline check detail that cannot be read; it is fetched again.");
+                    true
+                }
+            };
+            if expired {
                 inner.details.remove(k).at(&inner.dir)?;
                 removed += 1;
             }

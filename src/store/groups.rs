@@ -404,20 +404,29 @@ impl Store {
         let inner = self.current()?;
         let mut out: Vec<Suppressed> = Vec::new();
         for item in inner.suppressed.iter() {
-            let (_, v) = item.at(&inner.dir)?;
-            out.push(inner.decode(&v, || "suppressed event".to_string())?);
+            let (k, v) = item.at(&inner.dir)?;
+            out.push(inner.decode(&v, || format!("suppressed {}", keys::show(&k, 1)))?);
         }
         out.sort_by_key(|s| s.at_ms);
         Ok(out)
     }
 
-    /// Deletes suppression records older than `cutoff_ms`; returns how many.
+    /// Deletes suppression records older than `cutoff_ms`; returns how many. One that does
+    /// not decode is logged with its key and kept.
     pub fn prune_suppressed(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
         let inner = self.current()?;
         let mut removed = 0;
         for item in inner.suppressed.iter() {
             let (k, v) = item.at(&inner.dir)?;
-            let s: Suppressed = inner.decode(&v, || "suppressed event".to_string())?;
+            let s: Suppressed = match inner
+                .decode(&v, || format!("suppressed {}", keys::show(&k, 1)))
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "A suppression record cannot be read; pruning passes over it and keeps it.");
+                    continue;
+                }
+            };
             if s.at_ms < cutoff_ms
                 && inner
                     .suppressed

@@ -74,23 +74,49 @@ impl Store {
         Ok(())
     }
 
-    /// Up to `limit` events `silence` holds, oldest key first.
+    /// Up to `limit` events `silence` holds, oldest key first. One that does not decode is
+    /// passed over (see [`Store::each_held`]).
     pub fn held_by(&self, silence: &str, limit: usize) -> Result<Vec<Held>, StoreError> {
-        let inner = self.current()?;
         let mut out = Vec::new();
-        for item in inner.held.scan_prefix(silence_prefix(silence)).take(limit) {
-            let (_, v) = item.at(&inner.dir)?;
-            out.push(inner.decode(&v, || "held event".into())?);
+        if limit == 0 {
+            return Ok(out);
         }
+        self.scan_held(silence, |held| {
+            out.push(held);
+            out.len() < limit
+        })?;
         Ok(out)
     }
 
-    /// Calls `each` with every event `holder` holds, in key order, one decoded at a time.
+    /// Calls `each` with every event `holder` holds, in key order, one decoded at a time. One
+    /// that does not decode is logged with its key and passed over (kept): it cannot be sent,
+    /// and it must not keep the others from being released when their silence ends.
     pub fn each_held(&self, holder: &str, mut each: impl FnMut(Held)) -> Result<(), StoreError> {
+        self.scan_held(holder, |held| {
+            each(held);
+            true
+        })
+    }
+
+    /// Calls `each` with what `holder` holds, in key order, while it returns true.
+    fn scan_held(
+        &self,
+        holder: &str,
+        mut each: impl FnMut(Held) -> bool,
+    ) -> Result<(), StoreError> {
         let inner = self.current()?;
         for item in inner.held.scan_prefix(silence_prefix(holder)) {
-            let (_, v) = item.at(&inner.dir)?;
-            each(inner.decode(&v, || "held event".into())?);
+            let (k, v) = item.at(&inner.dir)?;
+            match inner.decode(&v, || format!("held {}", keys::show(&k, 2))) {
+                Ok(held) => {
+                    if !each(held) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "An event a silence holds cannot be read; it is passed over and kept.");
+                }
+            }
         }
         Ok(())
     }

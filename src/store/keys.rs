@@ -21,6 +21,54 @@ fn take_str(key: &[u8]) -> Option<(&str, &[u8])> {
     Some((s, &key[4 + len..]))
 }
 
+/// `key` as messages name it: its first `parts` length-prefixed strings, then the rest,
+/// joined by `/` (a record key with `parts` 2 reads `prod/alerts/<fingerprint>`). Text is
+/// lossy UTF-8 with control characters escaped; a rest that is not printable UTF-8, and a
+/// key that does not split into `parts` strings, are shown in hex (`0x…`).
+pub(crate) fn show(key: &[u8], parts: usize) -> String {
+    let mut shown = Vec::with_capacity(parts + 1);
+    let mut rest = key;
+    for _ in 0..parts {
+        let Some(len) = rest
+            .first_chunk::<4>()
+            .map(|n| u32::from_be_bytes(*n) as usize)
+        else {
+            return hex(key);
+        };
+        let Some(part) = rest[4..].get(..len) else {
+            return hex(key);
+        };
+        shown.push(text(part));
+        rest = &rest[4 + len..];
+    }
+    shown.push(match std::str::from_utf8(rest) {
+        Ok(s) if !s.chars().any(char::is_control) => s.to_string(),
+        _ => hex(rest),
+    });
+    shown.join("/")
+}
+
+fn text(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for c in String::from_utf8_lossy(bytes).chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(2 + 2 * bytes.len());
+    out.push_str("0x");
+    for b in bytes {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
 /// `len s ‖ s`: a length-prefixed string, the front of a composite key.
 pub(crate) fn prefixed(s: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(4 + s.len() + 8);
@@ -163,6 +211,21 @@ mod tests {
             assert!(key < next);
         }
         assert!(prefixed("t") >= next);
+    }
+
+    #[test]
+    fn keys_are_shown_as_text_where_they_are_text_and_hex_where_not() {
+        assert_eq!(
+            show(&record("prod", Domain::Alerts, "fp"), 2),
+            "prod/alerts/fp"
+        );
+        assert_eq!(show(&guard("a\nb", "运维"), 1), "a\\nb/运维");
+        let mut binary = prefixed("en");
+        binary.extend_from_slice(&7i64.to_be_bytes());
+        assert_eq!(show(&binary, 1), "en/0x0000000000000007");
+        assert_eq!(show(&[0, 0, 0, 9, b'a'], 1), "0x0000000961", "cut short");
+        assert_eq!(show(&[0xff, b'a'], 0), "0xff61");
+        assert_eq!(show(&[0, 0, 0, 1, 0xff], 1), "\u{fffd}/");
     }
 
     #[test]

@@ -89,6 +89,15 @@
 //! while an earlier entry about one of its findings waits out a backoff. The dead-letter
 //! count is kept the same way.
 //!
+//! ## Values that cannot be read
+//!
+//! A stored value that does not decode is named by its tree and key (`keys::show`) in the
+//! error or the log line. Scans that clean up (`prune` and the other pruners) log it at
+//! ERROR and pass over it, keeping it: nothing is deleted merely because it cannot be read,
+//! except in the caches `details` and `pairs`, where deleting only means fetching again. A
+//! reminder that does not decode is left out at open (it never sends) instead of failing the
+//! open. Listings for operators still fail, naming the value.
+//!
 //! ## Calling from async code
 //!
 //! All methods but [`Store::flush`] are synchronous single-key operations that take
@@ -1051,6 +1060,9 @@ impl Store {
     ///
     /// A payload whose guard is pruned can be enqueued again: the TTL must exceed the time in
     /// which a source can report the same event again (its re-poll window).
+    ///
+    /// A record that does not decode is logged with its key and kept (its finding's lifecycle
+    /// cannot be judged); the rest are pruned as usual.
     pub fn prune(
         &self,
         now_ms: i64,
@@ -1064,7 +1076,14 @@ impl Store {
         let record_cutoff = now_ms.saturating_sub(resolved_retention_ms);
         for item in inner.records.iter() {
             let (k, v) = item.at(dir)?;
-            let record: Record = inner.decode(&v, || "record".to_string())?;
+            let record: Record = match inner.decode(&v, || format!("records {}", keys::show(&k, 2)))
+            {
+                Ok(record) => record,
+                Err(e) => {
+                    tracing::error!(error = %e, "A lifecycle record cannot be read; pruning passes over it and keeps it.");
+                    continue;
+                }
+            };
             let resolved_at = match (record.status, record.resolved_at_ms) {
                 (RecordStatus::Resolved, Some(at)) => at,
                 (RecordStatus::Resolved, None) => record.last_seen_ms,
@@ -1114,7 +1133,8 @@ impl Store {
     }
 
     /// Deletes dead letters that died before `cutoff_ms` (each a compare-and-swap against the
-    /// value read); returns how many.
+    /// value read); returns how many. One that does not decode is logged with its key and
+    /// kept: an operator can still discard it.
     pub fn prune_dead_letters(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
         let inner = self.current()?;
         let sinks: Vec<(String, Arc<Sink>)> = inner
@@ -1129,7 +1149,17 @@ impl Store {
             let mut index = s.lock();
             for item in s.dead.iter() {
                 let (k, v) = item.at(&inner.dir)?;
-                let letter: DeadLetter = inner.decode(&v, || format!("dead/{name} letter"))?;
+                let what = || match keys::parse_seq(&k) {
+                    Some(seq) => format!("dead/{name} letter {seq}"),
+                    None => format!("dead/{name} key {}", keys::show(&k, 0)),
+                };
+                let letter: DeadLetter = match inner.decode(&v, what) {
+                    Ok(letter) => letter,
+                    Err(e) => {
+                        tracing::error!(sink = %name, error = %e, "A dead letter cannot be read; pruning passes over it and keeps it.");
+                        continue;
+                    }
+                };
                 if letter.dead_at_ms < cutoff_ms
                     && s.dead
                         .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)

@@ -113,12 +113,19 @@ impl Store {
     }
 
     /// Deletes the rows listed before `before_ms` (too old for a sweep to trust, whatever
-    /// their source: also those of sources no longer configured); how many.
+    /// their source: also those of sources no longer configured), and any row that does not
+    /// decode (logged with its key); how many.
     pub fn prune_pairs(&self, before_ms: i64) -> Result<usize, StoreError> {
         let inner = self.current()?;
-        remove_rows(&inner, inner.pairs.iter(), |_, v| {
-            let row: StoredPair = inner.decode(v, || "baseline pair".into())?;
-            Ok(row.listed_at_ms < before_ms)
+        remove_rows(&inner, inner.pairs.iter(), |k, v| {
+            match inner.decode::<StoredPair>(v, || format!("pairs {}", keys::show(k, 4))) {
+                Ok(row) => Ok(row.listed_at_ms < before_ms),
+                // A cache of the last listing: without it the pair is only listed again.
+                Err(e) => {
+                    tracing::warn!(error = %e, "Deleting a baseline pair row that cannot be read; the pair is listed again.");
+                    Ok(true)
+                }
+            }
         })
     }
 }

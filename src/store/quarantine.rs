@@ -85,7 +85,15 @@ impl Store {
         let mut held = Vec::new();
         for item in inner.quarantine.scan_prefix(scope) {
             let (k, v) = item.at(&inner.dir)?;
-            let e: QuarantineEntry = inner.decode(&v, || "quarantined record".into())?;
+            let e: QuarantineEntry = match inner
+                .decode(&v, || format!("quarantine {}", keys::show(&k, 2)))
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(error = %e, "A quarantined record cannot be read; it is passed over and kept.");
+                    continue;
+                }
+            };
             held.push((e.last_seen_ms, k));
         }
         if held.len() < QUARANTINE_PER_SCOPE {
@@ -99,13 +107,22 @@ impl Store {
     }
 
     /// Deletes the entries last listed before `before_ms` (a record Security Center stopped
-    /// listing, or a parser that learnt to read it); how many.
+    /// listing, or a parser that learnt to read it); how many. One that does not decode is
+    /// logged with its key and kept.
     pub fn prune_quarantined(&self, before_ms: i64) -> Result<usize, StoreError> {
         let inner = self.current()?;
         let mut removed = 0;
         for item in inner.quarantine.iter() {
             let (k, v) = item.at(&inner.dir)?;
-            let e: QuarantineEntry = inner.decode(&v, || "quarantined record".into())?;
+            let e: QuarantineEntry = match inner
+                .decode(&v, || format!("quarantine {}", keys::show(&k, 2)))
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(error = %e, "A quarantined record cannot be read; pruning passes over it and keeps it.");
+                    continue;
+                }
+            };
             if e.last_seen_ms < before_ms {
                 inner.quarantine.remove(k).at(&inner.dir)?;
                 removed += 1;
@@ -119,8 +136,8 @@ impl Store {
         let inner = self.current()?;
         let mut out = Vec::new();
         for item in inner.quarantine.iter() {
-            let (_, v) = item.at(&inner.dir)?;
-            out.push(inner.decode(&v, || "quarantined record".into())?);
+            let (k, v) = item.at(&inner.dir)?;
+            out.push(inner.decode(&v, || format!("quarantine {}", keys::show(&k, 2)))?);
         }
         Ok(out)
     }

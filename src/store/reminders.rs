@@ -6,7 +6,8 @@
 //! | `reminders` | sink, route (length-prefixed) ‖ fingerprint | [`Reminder`] JSON |
 //!
 //! The due times are also kept in memory (rebuilt at open), so finding what is due never
-//! scans the tree. A reminder is sent by enqueueing an event whose id is derived from the
+//! scans the tree. A reminder that does not decode is logged with its key and left out of
+//! them: it never sends, and never stops the store from opening. A reminder is sent by enqueueing an event whose id is derived from the
 //! finding, its lifecycle generation and the reminder's number, then advancing the stored
 //! reminder with a compare-and-swap: a crash between the two re-enqueues the same id, which
 //! the guard drops.
@@ -91,7 +92,9 @@ impl Store {
         Ok(())
     }
 
-    /// Reminders due at `now_ms`, oldest first, at most `limit`, each with its key.
+    /// Reminders due at `now_ms`, oldest first, at most `limit`, each with its key. One that
+    /// no longer decodes is logged with its key and dropped from the due times (kept in the
+    /// tree), so it cannot hold up the others.
     pub fn due_reminders(
         &self,
         now_ms: i64,
@@ -108,10 +111,16 @@ impl Store {
             .collect();
         let mut out = Vec::new();
         for key in keys {
-            if let Some(v) = inner.reminders.get(&key).at(&inner.dir)? {
-                out.push((key, inner.decode(&v, || "reminder".to_string())?));
-            } else {
+            let Some(v) = inner.reminders.get(&key).at(&inner.dir)? else {
                 inner.reminder_index().remove(&key);
+                continue;
+            };
+            match inner.decode(&v, || format!("reminders {}", keys::show(&key, 2))) {
+                Ok(r) => out.push((key, r)),
+                Err(e) => {
+                    tracing::error!(error = %e, "A reminder cannot be read; it is passed over and sends nothing.");
+                    inner.reminder_index().remove(&key);
+                }
             }
         }
         Ok(out)
@@ -164,14 +173,20 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Rebuilds the due-time index.
+    /// Rebuilds the due-time index. A reminder that does not decode is logged with its key
+    /// and left out (kept in the tree): it is a re-notification schedule, and losing one must
+    /// not keep the store from opening.
     pub(super) fn load_reminders(&self) -> Result<usize, StoreError> {
         let mut index = self.reminder_index();
         *index = ReminderIndex::default();
         for item in self.reminders.iter() {
             let (k, v) = item.at(&self.dir)?;
-            let r: Reminder = self.decode(&v, || "reminder".to_string())?;
-            index.set(k.to_vec(), r.due_at_ms);
+            match self.decode::<Reminder>(&v, || format!("reminders {}", keys::show(&k, 2))) {
+                Ok(r) => index.set(k.to_vec(), r.due_at_ms),
+                Err(e) => {
+                    tracing::error!(error = %e, "A reminder cannot be read; it is left out and sends nothing.");
+                }
+            }
         }
         Ok(index.by_key.len())
     }

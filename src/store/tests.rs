@@ -1500,3 +1500,191 @@ fn entries_written_whole_by_schema_1_keep_their_order_too() {
         ["first", "second"]
     );
 }
+
+// ----- values that cannot be read back -----
+
+/// Log output written on this thread while the guard returned by [`Logs::capture`] lives.
+#[derive(Clone, Default)]
+pub(super) struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    pub(super) fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        // With only one subscriber ever registered, tracing caches a callsite's interest from
+        // whichever thread reaches it first (a test thread with none caches "never"). A
+        // second subscriber, registered once and kept, makes it ask every one.
+        static OTHER: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        drop(tracing::dispatcher::set_default(OTHER.get_or_init(|| {
+            tracing::Dispatch::new(tracing_subscriber::registry())
+        })));
+        let logs = Logs::default();
+        let w = logs.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(move || w.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .finish();
+        (logs, tracing::subscriber::set_default(sub))
+    }
+
+    pub(super) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[test]
+fn prune_passes_over_a_record_it_cannot_read_and_names_its_key() {
+    let (logs, _guard) = Logs::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // An expired guard whose entry was delivered, and a resolved record due to go.
+    let seq = store.enqueue("s", &entry("p", 0)).unwrap().seq();
+    assert!(store.ack("s", seq).unwrap());
+    store
+        .put_record(
+            "prod",
+            Domain::Alerts,
+            "fp-old",
+            &record(RecordStatus::Resolved, Some(5)),
+        )
+        .unwrap();
+    let bad = keys::record("prod", Domain::Alerts, "fp-bad");
+    let inner = store.current().unwrap();
+    inner.records.insert(&bad, &b"{not json"[..]).unwrap();
+
+    let report = store.prune(10_000, 100, 100).unwrap();
+    assert_eq!((report.records_removed, report.guards_removed), (1, 1));
+    assert!(inner.records.contains_key(&bad).unwrap(), "kept");
+    let text = logs.text();
+    assert!(text.contains("records prod/alerts/fp-bad"), "{text}");
+    assert_eq!(
+        store.prune(10_000, 100, 100).unwrap(),
+        PruneReport::default()
+    );
+}
+
+/// A value that does not decode stops no pruner: each logs the value's tree and key and goes
+/// on. What cannot be read is kept, except in the caches (`details`, `pairs`), where deleting
+/// it only means fetching it again; listings still fail, naming the key.
+#[test]
+fn pruners_pass_over_values_they_cannot_read() {
+    let (logs, _guard) = Logs::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let inner = store.current().unwrap();
+    let junk = &b"{not json"[..];
+    let seq = store.enqueue("s", &entry("p", 0)).unwrap().seq();
+    assert!(store.dead_letter("s", seq, &letter(entry("p", 0))).unwrap());
+    let dead = keys::seq(seq);
+    inner.sink("s").unwrap().dead.insert(dead, junk).unwrap();
+    let suppressed = keys::guard("chat", "ev-bad");
+    inner.suppressed.insert(&suppressed, junk).unwrap();
+    let mut quarantined = keys::scope("prod", Domain::Alerts);
+    quarantined.extend_from_slice(b"digest-bad");
+    inner.quarantine.insert(&quarantined, junk).unwrap();
+    let mut audit = 5i64.to_be_bytes().to_vec();
+    audit.extend_from_slice(&6u64.to_be_bytes());
+    inner.audit.insert(&audit, junk).unwrap();
+    let mut detail = keys::prefixed("en");
+    detail.extend_from_slice(&7i64.to_be_bytes());
+    inner.details.insert(&detail, junk).unwrap();
+    let mut pair = keys::prefixed("prod");
+    for part in ["c1", "120", "u1"] {
+        pair.extend_from_slice(&keys::prefixed(part));
+    }
+    pair.extend_from_slice(b"redis-0");
+    inner.pairs.insert(&pair, junk).unwrap();
+    let mut held = keys::prefixed("silence-1");
+    held.extend_from_slice(&keys::guard("chat", "ev-bad"));
+    inner.held.insert(&held, junk).unwrap();
+    let ok = Held {
+        v: HELD_SCHEMA,
+        at_ms: 1,
+        silence: "silence-1".into(),
+        route: "routes[0]".into(),
+        sink: "chat".into(),
+        generation: None,
+        event: event("ev-ok"),
+        opening_held: false,
+    };
+    store.hold(&ok).unwrap();
+
+    assert_eq!(store.prune_dead_letters(i64::MAX).unwrap(), 0);
+    assert_eq!(store.prune_suppressed(i64::MAX).unwrap(), 0);
+    assert_eq!(store.prune_quarantined(i64::MAX).unwrap(), 0);
+    assert_eq!(store.prune_audit(0).unwrap(), 0);
+    assert!(store.details("en", 0).unwrap().is_empty());
+    assert_eq!(store.prune_details(0).unwrap(), 1);
+    assert_eq!(store.prune_pairs(0).unwrap(), 1);
+    assert_eq!(
+        store.held_by("silence-1", 1).unwrap(),
+        vec![ok.clone()],
+        "the one that cannot be read does not count"
+    );
+    let mut each = Vec::new();
+    store.each_held("silence-1", |h| each.push(h)).unwrap();
+    assert_eq!(each, vec![ok]);
+    assert!(inner.sink("s").unwrap().dead.contains_key(dead).unwrap());
+    for (tree, key) in [
+        (&inner.suppressed, &suppressed),
+        (&inner.quarantine, &quarantined),
+        (&inner.audit, &audit),
+        (&inner.held, &held),
+    ] {
+        assert!(tree.contains_key(key).unwrap(), "kept");
+    }
+    assert!(!inner.details.contains_key(&detail).unwrap(), "cache");
+    assert!(!inner.pairs.contains_key(&pair).unwrap(), "cache");
+    let text = logs.text();
+    for named in [
+        format!("dead/s letter {seq}"),
+        "suppressed chat/ev-bad".into(),
+        "quarantine prod/alerts/digest-bad".into(),
+        "audit 5/6".into(),
+        "details en/7".into(),
+        "pairs prod/c1/120/u1/redis-0".into(),
+        "held silence-1/chat/ev-bad".into(),
+    ] {
+        assert!(text.contains(&named), "{named}: {text}");
+    }
+    for err in [
+        store.suppressed().unwrap_err(),
+        store.quarantined().unwrap_err(),
+        store.audit_log(10).unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::Codec { .. }), "{err:?}");
+    }
+    let err = store.suppressed().unwrap_err().to_string();
+    assert!(err.contains("suppressed chat/ev-bad"), "{err}");
+}
+
+#[test]
+fn a_reminder_that_does_not_decode_does_not_stop_the_store_from_opening() {
+    let (logs, _guard) = Logs::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let bad = reminders::reminder_key("chat", "routes[0]", "fp-bad");
+    store
+        .current()
+        .unwrap()
+        .reminders
+        .insert(&bad, &b"{not json"[..])
+        .unwrap();
+    drop(store);
+
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.next_reminder_due(), None);
+    assert!(store.due_reminders(i64::MAX, 10).unwrap().is_empty());
+    let text = logs.text();
+    assert!(text.contains("reminders chat/routes[0]/fp-bad"), "{text}");
+}
