@@ -805,6 +805,12 @@ pub struct DeadLetter {
     /// The sink's last response (status line and a bounded body), when there was one.
     #[serde(default)]
     pub last_response: Option<String>,
+    /// Set when the store could not read the entry back (its payload damaged or gone, its
+    /// stored value undecodable): what failed. `entry` then holds what was readable, and an
+    /// empty digest stands in for the payload (under the payload's id when it is known), so
+    /// the letter can be listed and discarded; it is never replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// Which event kinds a domain emits (config `events`).

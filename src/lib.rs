@@ -251,8 +251,11 @@
 //!   sink whose rate limiter has no permit sends nothing (`Outcome::Throttled`): not an attempt.
 //!   An entry starts only while no attempt in flight carries one of its findings, so one
 //!   finding's events reach a sink in order; a stop lands every attempt in flight.
+//!   An entry the store cannot read back (a damaged payload) is moved to the dead letters by
+//!   the read that meets it, marked unreadable, so it never stalls the entries behind it.
 //! - A dead-letter replay writes the new entry, then moves the payload's guard to it, then
-//!   removes the dead letter; a payload is never pending twice.
+//!   removes the dead letter; a payload is never pending twice. An unreadable dead letter is
+//!   never replayed.
 //! - A backlog fold enqueues the digest (guarded by an id derived from its members) and flushes
 //!   before it acks the members; webhooks and PagerDuty never fold.
 //! - Every task of the daemon is run by [`daemon::tasks::run`], spawned on a tracker and stopped

@@ -183,13 +183,19 @@ pub(super) async fn replay(config: &Path, sink: &str, seqs: Vec<u64>, all: bool)
     for seq in &report.not_found {
         eprintln!("{sink}: no dead letter {seq}");
     }
+    for seq in &report.unreadable {
+        eprintln!(
+            "{sink}: dead letter {seq} cannot be replayed: the store could not read its payload back (its reason in `dead-letters list` says why); discard it"
+        );
+    }
     eprintln!(
-        "{} requeued, {} already requeued, {} not found",
+        "{} requeued, {} already requeued, {} not found, {} unreadable",
         report.requeued.len(),
         report.superseded.len(),
-        report.not_found.len()
+        report.not_found.len(),
+        report.unreadable.len()
     );
-    if report.not_found.is_empty() {
+    if report.not_found.is_empty() && report.unreadable.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -24,7 +24,9 @@
 //! A replay puts dead letters back in their sink's outbox with the same idempotency key,
 //! zero attempts and a fresh `max_age` (see [`Store::replay_dead_letter`]), and wakes the
 //! sink's worker. Only sinks configured now can be replayed to (409 otherwise: the entries
-//! would wait for a worker that does not exist).
+//! would wait for a worker that does not exist). A dead letter the store could not read back
+//! (listed with `payload: "unreadable"`) is never replayed: the report lists it under
+//! `unreadable`; discard it.
 //!
 //! A [`SilenceView`] is the stored silence (`id`, `matchers` as canonical strings,
 //! `starts_at`, `ends_at`, `created_by`, `comment`, `created_at`; times RFC 3339) plus its
@@ -139,7 +141,8 @@ pub struct DeadLetterView {
     pub enqueued_at: String,
     /// The idempotency key (the same after a replay).
     pub payload_id: String,
-    /// `event`, `digest` or `health` (a meta-event).
+    /// `event`, `digest` or `health` (a meta-event); `unreadable` when the store could not
+    /// read it back (`reason` says what failed; it can be discarded, not replayed).
     pub payload: String,
     /// The event kind (`new`, `resolved`, …), for a digest how many events it holds, for a
     /// meta-event `firing` or `resolved`.
@@ -174,6 +177,10 @@ pub struct ReplayReport {
     pub superseded: Vec<u64>,
     /// No such dead letter.
     pub not_found: Vec<u64>,
+    /// Not replayed: the store could not read their payload back, so there is nothing to
+    /// send (their `reason` says what failed); discard them.
+    #[serde(default)]
+    pub unreadable: Vec<u64>,
 }
 
 /// The body of `POST /api/v1/silences`.
@@ -720,6 +727,11 @@ pub fn dead_letter_view(
     configured: bool,
 ) -> DeadLetterView {
     let (payload, what, title) = match &letter.entry.payload {
+        _ if letter.unreadable.is_some() => (
+            "unreadable",
+            String::new(),
+            "(the store could not read it back)".to_string(),
+        ),
         Payload::Event(e) => (
             "event",
             e.kind.as_str().to_string(),
@@ -1000,6 +1012,7 @@ async fn replay_dead_letters(State(state): State<Shared>, body: Bytes) -> Respon
                 Replayed::Requeued(new) => report.requeued.push([seq, new]),
                 Replayed::Superseded(_) => report.superseded.push(seq),
                 Replayed::NotFound => report.not_found.push(seq),
+                Replayed::Unreadable => report.unreadable.push(seq),
             }
         }
         if !report.requeued.is_empty() || !report.superseded.is_empty() {
@@ -1063,6 +1076,29 @@ mod tests {
     use super::*;
 
     const MAX: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
+    #[test]
+    fn an_unreadable_dead_letter_is_listed_as_such() {
+        let stand_in = crate::event::Digest::new(
+            "unreadable",
+            std::collections::BTreeMap::new(),
+            Vec::new(),
+            time::OffsetDateTime::UNIX_EPOCH,
+        );
+        let letter = DeadLetter {
+            entry: crate::event::OutboxEntry::new(Payload::Digest(stand_in), 5),
+            dead_at_ms: 7,
+            reason: "sink hook entry seq 3 cannot be read back: CRC mismatch".into(),
+            last_response: None,
+            unreadable: Some("CRC mismatch".into()),
+        };
+        let view = dead_letter_view("hook", 3, &letter, true);
+        assert_eq!(
+            (view.payload.as_str(), view.what.as_str()),
+            ("unreadable", "")
+        );
+        assert!(view.reason.contains("CRC mismatch"), "{view:?}");
+    }
 
     fn ts(s: &str) -> jiff::Timestamp {
         s.parse().unwrap()

@@ -142,6 +142,7 @@ mod tests {
             dead_at_ms: 0,
             reason: "refused".into(),
             last_response: None,
+            unreadable: None,
         };
         store.dead_letter("hook", seq, &letter).unwrap();
         let silences = Arc::new(Silences::load(store.clone()).unwrap());

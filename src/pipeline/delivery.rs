@@ -712,6 +712,7 @@ impl Worker {
                     dead_at_ms: now_ms,
                     reason,
                     last_response: response,
+                    unreadable: None,
                 };
                 self.store.dead_letter(name, seq, &letter).map(|_| ())
             }
@@ -901,6 +902,51 @@ mod tests {
         worker.paused_until_ms = unix_ms(time::OffsetDateTime::now_utc()) + 60_000;
         worker.step().await.unwrap();
         assert_eq!(store.depth("out"), 1, "a real pause was cut short");
+    }
+
+    /// An entry whose payload was damaged on disk does not stall its sink: the worker's read
+    /// moves it to the dead letters and the entry behind it is delivered in the same step.
+    #[tokio::test]
+    async fn a_damaged_payload_does_not_stall_the_entries_behind_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("events.jsonl");
+        let config: crate::sinks::SinkConfig = toml::from_str(&format!(
+            "name = \"out\"\ntype = \"file\"\npath = \"{}\"\n",
+            out.display()
+        ))
+        .unwrap();
+        let sink = Sink::build_with(&config, |_| None).unwrap();
+        let state = dir.path().join("state");
+        let store = Store::open(&state).unwrap();
+        let now_ms = unix_ms(time::OffsetDateTime::now_utc());
+        store.enqueue("out", &entry(event(1), now_ms)).unwrap();
+        store.enqueue("out", &entry(event(2), now_ms)).unwrap();
+        // Flip a byte of the first payload's body (after its length and CRC).
+        let segments: Vec<_> = std::fs::read_dir(state.join("payloads"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let [segment] = &segments[..] else {
+            panic!("one segment: {segments:?}")
+        };
+        let mut bytes = std::fs::read(segment).unwrap();
+        bytes[9] ^= 0xff;
+        std::fs::write(segment, bytes).unwrap();
+
+        let mut worker = Worker::new(
+            Arc::new(sink),
+            store.clone(),
+            DeliverySettings::default(),
+            Arc::new(Notify::new()),
+        );
+        worker.step().await.unwrap();
+        assert_eq!(store.depth("out"), 0);
+        let delivered = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(delivered.lines().count(), 1, "{delivered}");
+        assert!(delivered.contains(&entry(event(2), 0).payload.id().to_string()));
+        let letters = store.dead_letters("out").unwrap();
+        assert_eq!(letters.len(), 1);
+        assert!(letters[0].1.reason.contains("CRC mismatch"), "{letters:?}");
     }
 
     #[test]

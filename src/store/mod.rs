@@ -53,8 +53,10 @@
 //!   reference released) and the caller gets [`Enqueued::Duplicate`].
 //! - **ack**: remove the entry. The guard stays, so a re-poll cannot enqueue it again, until
 //!   `prune` drops guards older than their TTL whose entry is gone.
-//! - **dead letter**: insert into `dead/<sink>`, then remove from the outbox. Cut in between:
-//!   reconcile finds the seq in both and finishes the move.
+//! - **dead letter**: insert into `dead/<sink>`, then remove from the outbox (releasing its
+//!   payload reference). Cut in between: reconcile finds the seq in both and finishes the
+//!   move. An entry that cannot be read back is moved the same way by the read that finds it
+//!   (see "Values that cannot be read").
 //! - **reschedule**: CAS the stored entry (its header) to its new attempt count and due time.
 //!
 //! Nothing is durable before [`Store::flush`]; the daemon flushes once per poll batch before
@@ -98,6 +100,18 @@
 //! reminder that does not decode is left out at open (it never sends) instead of failing the
 //! open. Listings for operators still fail, naming the value.
 //!
+//! An outbox entry that cannot be read back (its payload's record in the payload log gone or
+//! failing its length or CRC check, its payload or its schema-1 value undecodable) would be
+//! read first by its sink forever and stall everything behind it. The read that meets it
+//! (`due`, `due_skipping`, `waiting`; at open, reconcile for a value that decodes as neither
+//! header nor entry) moves it to the sink's dead letters instead, logged at ERROR, and goes
+//! on: a [`DeadLetter`] whose `unreadable` says what failed, whose reason names the sink, seq
+//! and error, and whose entry keeps what its header said with an empty digest standing in
+//! for the payload. It is listed and can be discarded; a replay is refused
+//! ([`Replayed::Unreadable`]). An IO error reading a payload is not taken for damage: it
+//! fails the read, and the caller's `heal` reopens the store. (At open, reconcile still drops
+//! an entry whose payload does not read back, as a power loss leaves it; see `payloads`.)
+//!
 //! ## Calling from async code
 //!
 //! All methods but [`Store::flush`] are synchronous single-key operations that take
@@ -134,7 +148,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::event::{DeadLetter, OutboxEntry};
+use crate::event::{DeadLetter, OutboxEntry, Payload};
 use crate::finding::Domain;
 use crate::record::{Record, RecordStatus};
 
@@ -424,6 +438,8 @@ struct Repairs {
     duplicates_removed: u64,
     dead_letter_moves_finished: u64,
     payloads_lost: u64,
+    /// Entries whose stored value did not decode, moved to the dead letters.
+    unreadable_moved: u64,
 }
 
 impl Repairs {
@@ -432,7 +448,72 @@ impl Repairs {
             + self.duplicates_removed
             + self.dead_letter_moves_finished
             + self.payloads_lost
+            + self.unreadable_moved
             > 0
+    }
+}
+
+/// Why an outbox entry could not be loaded.
+enum LoadError {
+    /// Its stored value or its payload is damaged or gone: it can never be sent.
+    Unreadable {
+        /// Its header, when that much decoded (boxed: the common result stays small).
+        header: Option<Box<payloads::Header>>,
+        /// What failed, naming the entry.
+        why: String,
+    },
+    /// Reading failed in a way that may pass (IO, sled).
+    Store(StoreError),
+}
+
+impl LoadError {
+    /// A decode error of the entry or its payload: unreadable.
+    fn unreadable(header: Option<Box<payloads::Header>>, e: StoreError) -> LoadError {
+        let why = match e {
+            StoreError::Codec { what, source, .. } => format!("{what}: {source}"),
+            other => return LoadError::Store(other),
+        };
+        LoadError::Unreadable { header, why }
+    }
+}
+
+/// The dead letter of the outbox entry at `sink`'s `seq` that cannot be read back because
+/// `why`: the attempts and times of its header (when it decoded), an empty digest standing in
+/// for the payload, under the payload's id (`unreadable/<sink>/<seq>` when unknown), and
+/// [`DeadLetter::unreadable`] set, so that it is listed and can be discarded but never
+/// replayed.
+fn unreadable_letter(
+    sink: &str,
+    seq: u64,
+    header: Option<&payloads::Header>,
+    why: &str,
+    dead_at_ms: i64,
+) -> DeadLetter {
+    let id = header.map_or_else(|| format!("unreadable/{sink}/{seq}"), |h| h.id.clone());
+    let created_at =
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(dead_at_ms) * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let stand_in = crate::event::Digest {
+        schema: crate::event::EVENT_SCHEMA,
+        id,
+        route: "unreadable".to_string(),
+        group: BTreeMap::new(),
+        created_at,
+        events: Vec::new(),
+    };
+    DeadLetter {
+        entry: OutboxEntry {
+            v: crate::event::OUTBOX_SCHEMA,
+            payload: Payload::Digest(stand_in),
+            attempts: header.map_or(0, |h| h.attempts),
+            enqueued_at_ms: header.map_or(dead_at_ms, |h| h.enqueued_at_ms),
+            next_attempt_at_ms: header.map_or(dead_at_ms, |h| h.next_attempt_at_ms),
+            last_error: header.and_then(|h| h.last_error.clone()),
+        },
+        dead_at_ms,
+        reason: format!("sink {sink} entry seq {seq} cannot be read back: {why}"),
+        last_response: None,
+        unreadable: Some(why.to_string()),
     }
 }
 
@@ -719,6 +800,10 @@ impl Store {
     /// earlier entry still waiting out a backoff (see the module doc's "Memory"), so `limit`
     /// counts only entries the caller can use. The worker itself holds an entry back while an
     /// earlier one about the same finding is in flight or ahead of it in what it read.
+    ///
+    /// Like every read of the outbox, it moves an entry that cannot be read back (its payload
+    /// damaged or gone, its stored value undecodable) to the sink's dead letters, logged, and
+    /// returns the others: see "Values that cannot be read" in the module doc.
     pub fn due_skipping(
         &self,
         sink: &str,
@@ -761,8 +846,17 @@ impl Store {
         let mut out = Vec::with_capacity(seqs.len());
         for seq in seqs {
             // Acked or dead-lettered since the index was read: skip it.
-            if let Some(v) = s.outbox.get(keys::seq(seq)).at(&inner.dir)? {
-                out.push((seq, inner.load_entry(sink, seq, &v)?));
+            let Some(v) = s.outbox.get(keys::seq(seq)).at(&inner.dir)? else {
+                continue;
+            };
+            match inner.load_entry(sink, seq, &v) {
+                Ok(entry) => out.push((seq, entry)),
+                Err(LoadError::Store(e)) => return Err(e),
+                // It can never be sent; left in place it would be read first forever.
+                Err(LoadError::Unreadable { header, why }) => {
+                    let mut index = s.lock();
+                    inner.bury_unreadable(sink, &s, &mut index, seq, header.as_deref(), &why)?;
+                }
             }
         }
         Ok(out)
@@ -905,25 +999,12 @@ impl Store {
         letter: &DeadLetter,
     ) -> Result<bool, StoreError> {
         let inner = self.current()?;
-        let dir = &inner.dir;
         let Some(s) = inner.sink(sink) else {
             return Ok(false);
         };
-        let key = keys::seq(seq);
         let value = inner.encode(letter, || format!("dead/{sink} letter {seq}"))?;
         let mut index = s.lock();
-        if !s.outbox.contains_key(key).at(dir)? {
-            index.remove(seq);
-            return Ok(false);
-        }
-        if s.dead.insert(key, value).at(dir)?.is_none() {
-            index.dead_letters += 1;
-        }
-        if let Some(old) = s.outbox.remove(key).at(dir)? {
-            inner.release_payload(&old);
-        }
-        index.remove(seq);
-        Ok(true)
+        inner.move_to_dead(&s, &mut index, seq, value)
     }
 
     /// `sink`'s dead letters, oldest first.
@@ -952,6 +1033,8 @@ impl Store {
     /// letter removed. A crash after the first leaves an entry the next open removes as a
     /// duplicate (the guard still names the dead letter); after the second, the next replay
     /// of the dead letter finds the guard moved and only removes it ([`Replayed::Superseded`]).
+    /// A letter the store could not read back ([`DeadLetter::unreadable`]) is refused and kept
+    /// ([`Replayed::Unreadable`]).
     pub fn replay_dead_letter(
         &self,
         sink: &str,
@@ -968,6 +1051,10 @@ impl Store {
             return Ok(Replayed::NotFound);
         };
         let letter: DeadLetter = inner.decode(&stored, || format!("dead/{sink} letter {seq}"))?;
+        if let Some(why) = &letter.unreadable {
+            tracing::warn!(sink, seq, error = %why, "Refused to replay a dead letter the store could not read back; there is nothing to send.");
+            return Ok(Replayed::Unreadable);
+        }
         let entry = OutboxEntry {
             attempts: 0,
             enqueued_at_ms: now_ms,
@@ -1402,22 +1489,98 @@ impl Inner {
 
     /// The entry stored as `value` at `sink`'s `seq`: a header with its payload read from the
     /// log, or (written before the log) the whole entry.
-    fn load_entry(&self, sink: &str, seq: u64, value: &[u8]) -> Result<OutboxEntry, StoreError> {
+    fn load_entry(&self, sink: &str, seq: u64, value: &[u8]) -> Result<OutboxEntry, LoadError> {
         let Some(h) = payloads::Header::decode(value) else {
-            return self.decode(value, || format!("outbox/{sink} entry {seq}"));
+            return self
+                .decode(value, || format!("outbox/{sink} entry {seq}"))
+                .map_err(|e| LoadError::unreadable(None, e));
         };
-        let body = self.payloads.read(h.loc).map_err(|e| StoreError::Corrupt {
-            dir: self.dir.clone(),
-            detail: format!("outbox/{sink} entry {seq} ({}): {e}", h.id),
-        })?;
+        let body = match self.payloads.read(h.loc) {
+            Ok(body) => body,
+            // May pass (and a reopen, which `heal` tries, reads every payload again).
+            Err(payloads::ReadError::Io { seg, source }) => {
+                let detail = format!(
+                    "outbox/{sink} entry {seq} ({}): payload segment {seg:016x}: {source}",
+                    h.id
+                );
+                return Err(LoadError::Store(StoreError::Io {
+                    dir: self.dir.clone(),
+                    source: std::io::Error::new(source.kind(), detail),
+                }));
+            }
+            Err(e) => {
+                return Err(LoadError::Unreadable {
+                    header: Some(Box::new(h)),
+                    why: e.to_string(),
+                });
+            }
+        };
+        let payload = match self.decode(&body, || format!("outbox/{sink} entry {seq}'s payload")) {
+            Ok(payload) => payload,
+            Err(e) => return Err(LoadError::unreadable(Some(Box::new(h)), e)),
+        };
         Ok(OutboxEntry {
             v: crate::event::OUTBOX_SCHEMA,
-            payload: self.decode(&body, || format!("outbox/{sink} entry {seq}'s payload"))?,
+            payload,
             attempts: h.attempts,
             enqueued_at_ms: h.enqueued_at_ms,
             next_attempt_at_ms: h.next_attempt_at_ms,
             last_error: h.last_error,
         })
+    }
+
+    /// Moves the entry at `seq` from `s`'s outbox to its dead letters as `letter` (encoded):
+    /// insert there, then remove from the outbox and release its payload. The caller holds
+    /// the sink's lock (`index`). False, writing nothing, when the entry has left the outbox.
+    fn move_to_dead(
+        &self,
+        s: &Sink,
+        index: &mut SinkIndex,
+        seq: u64,
+        letter: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        let dir = &self.dir;
+        let key = keys::seq(seq);
+        if !s.outbox.contains_key(key).at(dir)? {
+            index.remove(seq);
+            return Ok(false);
+        }
+        if s.dead.insert(key, letter).at(dir)?.is_none() {
+            index.dead_letters += 1;
+        }
+        if let Some(old) = s.outbox.remove(key).at(dir)? {
+            self.release_payload(&old);
+        }
+        index.remove(seq);
+        Ok(true)
+    }
+
+    /// Moves the entry at `sink`'s `seq`, which cannot be read back because `why`, to the
+    /// sink's dead letters as an unreadable letter ([`unreadable_letter`]), and logs it. The
+    /// caller holds the sink's lock (`index`).
+    fn bury_unreadable(
+        &self,
+        sink: &str,
+        s: &Sink,
+        index: &mut SinkIndex,
+        seq: u64,
+        header: Option<&payloads::Header>,
+        why: &str,
+    ) -> Result<bool, StoreError> {
+        let now_ms = crate::clock::unix_ms(time::OffsetDateTime::now_utc());
+        let letter = unreadable_letter(sink, seq, header, why, now_ms);
+        let value = self.encode(&letter, || format!("dead/{sink} letter {seq}"))?;
+        let moved = self.move_to_dead(s, index, seq, value)?;
+        if moved {
+            tracing::error!(
+                sink,
+                seq,
+                payload = %letter.entry.payload.id(),
+                error = why,
+                "An outbox entry cannot be read back; it was moved to the dead letters (it cannot be replayed) and the sink goes on with the next."
+            );
+        }
+        Ok(moved)
     }
 
     /// After an outbox value was removed: one reference fewer to its payload.
@@ -1470,7 +1633,8 @@ impl Inner {
 
     /// Rebuilds the in-memory indexes and repairs what a crash can leave half-done: an
     /// entry without its guard (adopt it, or remove it if another entry owns the guard) and a
-    /// dead-letter move cut between its two writes (finish it).
+    /// dead-letter move cut between its two writes (finish it). An entry whose value decodes
+    /// as neither a header nor a whole entry is moved to the dead letters as unreadable.
     fn reconcile(&self) -> Result<Repairs, StoreError> {
         let dir = &self.dir;
         let mut names = BTreeSet::new();
@@ -1511,7 +1675,19 @@ impl Inner {
                         ),
                         None => {
                             let entry: OutboxEntry =
-                                self.decode(&v, || format!("outbox/{name} entry {seq}"))?;
+                                match self.decode(&v, || format!("outbox/{name} entry {seq}")) {
+                                    Ok(entry) => entry,
+                                    Err(e) => match LoadError::unreadable(None, e) {
+                                        LoadError::Unreadable { why, .. } => {
+                                            self.bury_unreadable(
+                                                &name, &s, &mut index, seq, None, &why,
+                                            )?;
+                                            repairs.unreadable_moved += 1;
+                                            continue;
+                                        }
+                                        LoadError::Store(e) => return Err(e),
+                                    },
+                                };
                             let id = entry.payload.id().to_string();
                             let order = entry.payload.order_hashes();
                             (
@@ -1580,6 +1756,7 @@ impl Inner {
                 duplicates_removed = repairs.duplicates_removed,
                 dead_letter_moves_finished = repairs.dead_letter_moves_finished,
                 payloads_lost = repairs.payloads_lost,
+                unreadable_moved = repairs.unreadable_moved,
                 "Repaired outbox writes that a crash had cut short."
             );
         }

@@ -38,6 +38,7 @@ fn letter(e: OutboxEntry) -> DeadLetter {
         dead_at_ms: 9,
         reason: "410 gone".to_string(),
         last_response: None,
+        unreadable: None,
     }
 }
 
@@ -695,8 +696,14 @@ fn a_corrupt_compressed_value_is_an_error_not_a_panic() {
                 vec![LZ4_JSON, 0xff, 0xff, 0xff, 0xff, 1, 2, 3],
             )
             .unwrap();
-            let err = store.due("hook", 10, 10).unwrap_err();
-            assert!(matches!(err, StoreError::Codec { .. }), "{err:?}");
+            // Moved to the dead letters, named, never unpacked into a huge buffer.
+            assert!(store.due("hook", 10, 10).unwrap().is_empty());
+            let letters = store.dead_letters("hook").unwrap();
+            assert!(
+                letters[0].1.reason.contains("corrupt compressed value"),
+                "{}",
+                letters[0].1.reason
+            );
             let err = codec::unpack_record(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]).unwrap_err();
             assert!(err.contains("claimed"), "{err}");
         },
@@ -1146,27 +1153,6 @@ fn an_entry_whose_payload_never_reached_the_disk_is_dropped_at_open_with_its_gua
 }
 
 #[test]
-fn a_damaged_payload_read_later_names_the_entry() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let seq = store.enqueue("s", &entry("x", 1)).unwrap().seq();
-    let [segment] = &segment_files(dir.path())[..] else {
-        panic!("one segment")
-    };
-    let mut bytes = std::fs::read(segment).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x55;
-    std::fs::write(segment, bytes).unwrap();
-    let err = store.due("s", 10, 10).unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
-    let text = err.to_string();
-    assert!(
-        text.contains(&format!("outbox/s entry {seq} (x)")) && text.contains("CRC mismatch"),
-        "{text}"
-    );
-}
-
-#[test]
 fn the_payload_dictionary_is_frozen() {
     // Payloads written with it cannot be read without these exact bytes: never edit it; a
     // new dictionary takes a new marker and file.
@@ -1540,6 +1526,111 @@ impl Logs {
     pub(super) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
+}
+
+/// Flips a byte in the body of the payload `seq` of `sink` points to, on disk.
+fn damage_payload(store: &Store, sink: &str, seq: u64) {
+    let inner = store.current().unwrap();
+    let raw = inner
+        .sink(sink)
+        .unwrap()
+        .outbox
+        .get(keys::seq(seq))
+        .unwrap()
+        .unwrap();
+    let loc = payloads::Header::decode(&raw).unwrap().loc;
+    let path = store
+        .dir()
+        .join(payloads::DIR)
+        .join(format!("{:016x}.seg", loc.seg));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[loc.offset as usize + 8 + 1] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+}
+
+#[test]
+fn an_entry_whose_payload_is_damaged_becomes_a_dead_letter_and_the_rest_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let a = store.enqueue("s", &entry("a", 1)).unwrap().seq();
+    let b = store.enqueue("s", &entry("b", 2)).unwrap().seq();
+    damage_payload(&store, "s", a);
+
+    let none = std::collections::HashSet::new();
+    assert_eq!(
+        store.due_skipping("s", 10, 10, &none).unwrap(),
+        vec![(b, entry("b", 2))]
+    );
+    let letters = store.dead_letters("s").unwrap();
+    assert_eq!(letters.len(), 1);
+    let (seq, letter) = &letters[0];
+    assert_eq!(*seq, a);
+    for part in ["sink s", &format!("seq {a}"), "CRC mismatch"] {
+        assert!(letter.reason.contains(part), "{part}: {}", letter.reason);
+    }
+    assert!(
+        letter
+            .unreadable
+            .as_deref()
+            .is_some_and(|why| why.contains("CRC mismatch"))
+    );
+    // What the header knew is kept; an empty stand-in under the payload's id.
+    assert_eq!(letter.entry.payload.id(), "a");
+    assert!(letter.entry.payload.events().is_empty());
+    assert_eq!(letter.entry.enqueued_at_ms, 1);
+    let stats = store.sink_stats().unwrap()["s"];
+    assert_eq!((stats.depth, stats.dead_letters), (1, 1));
+    assert_eq!(store.oldest_enqueued_at("s"), Some(2));
+    // Asked again, the sink has only b.
+    assert_eq!(ids(&store.due("s", 10, 10).unwrap()), ["b"]);
+    // Nothing to send: a replay is refused and the letter kept.
+    assert_eq!(
+        store.replay_dead_letter("s", a, 20).unwrap(),
+        Replayed::Unreadable
+    );
+    assert_eq!(store.depth("s"), 1);
+    assert_eq!(store.dead_letters("s").unwrap(), letters);
+
+    drop(letters);
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.due_skipping("s", 10, 10, &none).unwrap(),
+        vec![(b, entry("b", 2))]
+    );
+    let stats = store.sink_stats().unwrap()["s"];
+    assert_eq!((stats.depth, stats.dead_letters), (1, 1));
+    assert_eq!(store.dead_letters("s").unwrap()[0].0, a);
+}
+
+/// An entry whose stored value is neither a header nor a whole entry that decodes does not
+/// keep the store from opening: it is moved to the dead letters there.
+#[test]
+fn an_entry_that_does_not_decode_is_moved_aside_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let bad = store.enqueue("s", &entry("a", 1)).unwrap().seq();
+    let good = store.enqueue("s", &entry("b", 2)).unwrap().seq();
+    let outbox = store.current().unwrap().sink("s").unwrap().outbox.clone();
+    outbox.insert(keys::seq(bad), &b"{not json"[..]).unwrap();
+    drop(outbox);
+    drop(store);
+
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(ids(&store.due("s", 10, 10).unwrap()), ["b"]);
+    let letters = store.dead_letters("s").unwrap();
+    assert_eq!(letters.len(), 1);
+    let (seq, letter) = &letters[0];
+    assert_eq!(*seq, bad);
+    assert_eq!(letter.entry.payload.id(), format!("unreadable/s/{bad}"));
+    assert!(
+        letter.reason.contains(&format!("outbox/s entry {bad}")),
+        "{}",
+        letter.reason
+    );
+    let stats = store.sink_stats().unwrap()["s"];
+    assert_eq!((stats.depth, stats.dead_letters), (1, 1));
+    assert!(store.ack("s", good).unwrap());
 }
 
 #[test]

@@ -99,6 +99,10 @@ pub enum Replayed {
     Superseded(u64),
     /// No such dead letter.
     NotFound,
+    /// The store could not read the dead letter's entry back
+    /// ([`DeadLetter::unreadable`](crate::event::DeadLetter::unreadable)): there is nothing to
+    /// send, so nothing was enqueued and the letter is kept; discard it.
+    Unreadable,
 }
 
 /// What [`Store::prune`](super::Store::prune) removed.

@@ -65,6 +65,7 @@ async fn cross_site_requests_get_4xx_and_change_nothing() {
         dead_at_ms: 2,
         reason: "HTTP 400".into(),
         last_response: None,
+        unreadable: None,
     };
     assert!(api.store.dead_letter("hook", seq, &letter).unwrap());
     let here = api.addr.to_string();

@@ -77,6 +77,7 @@ async fn reopening_after_drop_keeps_everything() {
         dead_at_ms: 3,
         reason: "HTTP 400".to_string(),
         last_response: Some("400 Bad Request".to_string()),
+        unreadable: None,
     };
     store.dead_letter("mail", dead, &letter).unwrap();
     store.flush().await.unwrap();
