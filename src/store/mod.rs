@@ -98,7 +98,8 @@
 //! ERROR and pass over it, keeping it: nothing is deleted merely because it cannot be read,
 //! except in the caches `details` and `pairs`, where deleting only means fetching again. A
 //! reminder that does not decode is left out at open (it never sends) instead of failing the
-//! open. Listings for operators still fail, naming the value.
+//! open. The other listings for operators (suppressions, quarantine, audit log) still fail,
+//! naming the value.
 //!
 //! An outbox entry that cannot be read back (its payload's record in the payload log gone or
 //! failing its length or CRC check, its payload or its schema-1 value undecodable) would be
@@ -108,9 +109,11 @@
 //! on: a [`DeadLetter`] whose `unreadable` says what failed, whose reason names the sink, seq
 //! and error, and whose entry keeps what its header said with an empty digest standing in
 //! for the payload. It is listed and can be discarded; a replay is refused
-//! ([`Replayed::Unreadable`]). An IO error reading a payload is not taken for damage: it
-//! fails the read, and the caller's `heal` reopens the store. (At open, reconcile still drops
-//! an entry whose payload does not read back, as a power loss leaves it; see `payloads`.)
+//! ([`Replayed::Unreadable`]). A dead letter whose own stored value does not decode is
+//! listed, refused and discarded the same way. An IO error reading a payload is not taken for
+//! damage: it fails the read, and the caller's `heal` reopens the store. (At open, reconcile
+//! still drops an entry whose payload does not read back, as a power loss leaves it; see
+//! `payloads`.)
 //!
 //! ## Calling from async code
 //!
@@ -1007,7 +1010,9 @@ impl Store {
         inner.move_to_dead(&s, &mut index, seq, value)
     }
 
-    /// `sink`'s dead letters, oldest first.
+    /// `sink`'s dead letters, oldest first. One whose stored value does not decode is logged
+    /// and listed as an unreadable letter ([`DeadLetter::unreadable`]), so that it can be
+    /// found and discarded.
     pub fn dead_letters(&self, sink: &str) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
         let inner = self.current()?;
         let Some(s) = inner.sink(sink) else {
@@ -1019,10 +1024,7 @@ impl Store {
             let Some(seq) = keys::parse_seq(&k) else {
                 continue;
             };
-            out.push((
-                seq,
-                inner.decode(&v, || format!("dead/{sink} letter {seq}"))?,
-            ));
+            out.push((seq, inner.read_letter(sink, seq, &v)));
         }
         Ok(out)
     }
@@ -1050,7 +1052,7 @@ impl Store {
         let Some(stored) = s.dead.get(key).at(dir)? else {
             return Ok(Replayed::NotFound);
         };
-        let letter: DeadLetter = inner.decode(&stored, || format!("dead/{sink} letter {seq}"))?;
+        let letter = inner.read_letter(sink, seq, &stored);
         if let Some(why) = &letter.unreadable {
             tracing::warn!(sink, seq, error = %why, "Refused to replay a dead letter the store could not read back; there is nothing to send.");
             return Ok(Replayed::Unreadable);
@@ -1120,7 +1122,10 @@ impl Store {
         })
     }
 
-    /// Deletes one dead letter (after an operator replayed or discarded it); returns it.
+    /// Deletes one dead letter (after an operator replayed or discarded it); returns it, read
+    /// before it is deleted. One whose stored value does not decode is deleted all the same
+    /// (deleting is what was asked) and returned as an unreadable letter
+    /// ([`DeadLetter::unreadable`] says why).
     pub fn remove_dead_letter(
         &self,
         sink: &str,
@@ -1130,14 +1135,18 @@ impl Store {
         let Some(s) = inner.sink(sink) else {
             return Ok(None);
         };
+        let key = keys::seq(seq);
         let mut index = s.lock();
-        let Some(old) = s.dead.remove(keys::seq(seq)).at(&inner.dir)? else {
+        let Some(stored) = s.dead.get(key).at(&inner.dir)? else {
             return Ok(None);
         };
+        let letter = inner.read_letter(sink, seq, &stored);
+        // Dead letters change only under the sink's lock: what was read is what goes.
+        if s.dead.remove(key).at(&inner.dir)?.is_none() {
+            return Ok(None);
+        }
         index.dead_letters = index.dead_letters.saturating_sub(1);
-        Ok(Some(
-            inner.decode(&old, || format!("dead/{sink} letter {seq}"))?,
-        ))
+        Ok(Some(letter))
     }
 
     /// Deletes lifecycle records resolved more than `resolved_retention_ms` before `now_ms`,
@@ -1581,6 +1590,23 @@ impl Inner {
             );
         }
         Ok(moved)
+    }
+
+    /// The dead letter stored as `value` at `sink`'s `seq`. One that does not decode is
+    /// logged and returned as an unreadable letter ([`unreadable_letter`]; when it died is
+    /// unknown, shown as 0): it can be listed and discarded, never replayed.
+    fn read_letter(&self, sink: &str, seq: u64, value: &[u8]) -> DeadLetter {
+        match self.decode(value, || format!("dead/{sink} letter {seq}")) {
+            Ok(letter) => letter,
+            Err(e) => {
+                tracing::error!(sink, seq, error = %e, "A dead letter cannot be read; it is shown as unreadable and can only be discarded.");
+                let why = match e {
+                    StoreError::Codec { what, source, .. } => format!("{what}: {source}"),
+                    other => other.to_string(),
+                };
+                unreadable_letter(sink, seq, None, &why, 0)
+            }
+        }
     }
 
     /// After an outbox value was removed: one reference fewer to its payload.

@@ -1779,3 +1779,42 @@ fn a_reminder_that_does_not_decode_does_not_stop_the_store_from_opening() {
     let text = logs.text();
     assert!(text.contains("reminders chat/routes[0]/fp-bad"), "{text}");
 }
+
+#[test]
+fn a_dead_letter_that_does_not_decode_is_listed_and_can_be_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let seq = store.enqueue("s", &entry("p", 0)).unwrap().seq();
+    assert!(store.dead_letter("s", seq, &letter(entry("p", 0))).unwrap());
+    let s = store.current().unwrap().sink("s").unwrap();
+    s.dead.insert(keys::seq(seq), &b"{not json"[..]).unwrap();
+    drop(s);
+    assert_eq!(store.prune_dead_letters(i64::MAX).unwrap(), 0, "kept");
+
+    let listed = store.dead_letters("s").unwrap();
+    assert_eq!(listed.len(), 1);
+    let (listed_seq, shown) = &listed[0];
+    assert_eq!(*listed_seq, seq);
+    assert!(
+        shown
+            .unreadable
+            .as_deref()
+            .is_some_and(|why| why.contains(&format!("dead/s letter {seq}"))),
+        "{shown:?}"
+    );
+    assert_eq!(
+        store.replay_dead_letter("s", seq, 5).unwrap(),
+        Replayed::Unreadable
+    );
+    assert_eq!(store.depth("s"), 0, "nothing enqueued");
+
+    let removed = store.remove_dead_letter("s", seq).unwrap();
+    assert_eq!(
+        removed.as_ref(),
+        Some(shown),
+        "removed, reported unreadable"
+    );
+    assert_eq!(store.remove_dead_letter("s", seq).unwrap(), None, "gone");
+    assert!(store.dead_letters("s").unwrap().is_empty());
+    assert_eq!(store.sink_stats().unwrap()["s"].dead_letters, 0);
+}
