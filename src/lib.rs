@@ -67,8 +67,9 @@
 //!
 //! ## Codemap
 //!
-//! - [`text`] — the one scrubber for attacker-written text (control and bidi characters), the
-//!   truncators (the marker counts towards the limit), error chains, RFC 3986 encoding.
+//! - [`text`] — the one scrubber for attacker-written text (control and invisible
+//!   characters), the truncators (the marker counts towards the limit), error chains, RFC 3986
+//!   encoding.
 //! - [`duration`] — `"30s"`, `"1h30m"`: parsed and printed back one way everywhere.
 //! - [`clock`] — Unix milliseconds (the store's unit) and the injectable wall [`clock::Clock`].
 //! - [`backoff`] — the one retry curve (exponential, capped, equal jitter).

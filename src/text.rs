@@ -2,7 +2,8 @@
 //! of ours.
 //!
 //! - Scrubbing: [`strip_control`] for one line of a terminal or a log (control characters become
-//!   spaces, invisible format characters — bidi overrides, zero-width — are dropped), and
+//!   spaces, invisible format characters — bidi overrides, zero-width, fillers, variation
+//!   selectors, tags: every Cf and default-ignorable character — are dropped), and
 //!   [`is_invisible_format`] for the escapers that keep line breaks. Security Center's error
 //!   text, a receiver's error body and a finding's fields all go through the same scrubber.
 //! - Cutting on character boundaries (never inside a multi-byte UTF-8 sequence, so CJK and
@@ -32,7 +33,7 @@ pub fn percent_encode(s: &str) -> String {
 
 /// Attacker-written text made safe for a terminal or a log line: control characters (C0, DEL,
 /// C1: escape sequences, newlines, carriage returns) become spaces, and invisible
-/// format characters that reorder or hide text (bidi overrides, zero-width) are dropped.
+/// format characters that reorder or hide text ([`is_invisible_format`]) are dropped.
 pub fn strip_control(text: &str) -> String {
     text.chars()
         .filter(|c| !is_invisible_format(*c))
@@ -40,19 +41,71 @@ pub fn strip_control(text: &str) -> String {
         .collect()
 }
 
-/// Bidi embeddings/overrides/isolates, zero-width and other invisible formatting characters that
-/// let text render differently from what it is ("Trojan Source").
+/// What [`is_invisible_format`] drops, as sorted, disjoint, inclusive ranges: every character of
+/// general category Cf (format) and every `Default_Ignorable_Code_Point`, Unicode 16 (a test
+/// checks the table against both properties over all of `char`). Named here because each has
+/// been used to make text render differently from what it is:
+///
+/// - bidi embeddings, overrides, isolates and marks (U+061C, U+200E–200F, U+202A–202E,
+///   U+2066–2069): "Trojan Source", `exe.txt` shown for `txt.exe`;
+/// - zero-width and joiners (U+200B–200D, U+2060–2064, U+FEFF, U+034F combining grapheme
+///   joiner), the soft hyphen (U+00AD) and U+180E: hide a word inside another;
+/// - Hangul fillers (U+115F, U+1160, U+3164, U+FFA0): letters that render as nothing;
+/// - variation selectors (U+180B–180F, U+FE00–FE0F, U+E0100–E01EF) and tag characters
+///   (U+E0000–E007F): invisible payloads ("ASCII smuggling"), the rest of plane 14 with them;
+/// - interlinear annotations (U+FFF9–FFFB), deprecated format characters (U+206A–206F),
+///   the prepended number signs (U+0600–0605, U+06DD, U+070F, U+0890–0891, U+08E2, U+110BD,
+///   U+110CD), Egyptian, shorthand and musical format controls, and the reserved default
+///   ignorables (U+2065, U+FFF0–FFF8).
+///
+/// The UTF-8 lead bytes of these are those [`crate::sinks::payload`]'s fast scan looks for
+/// (`0xc2 0xcd 0xd8 0xdb 0xdc 0xe0 0xe1 0xe2 0xe3 0xef 0xf0 0xf3`); a character added here
+/// with a new lead byte must be added there too (its test fails until it is).
+pub const INVISIBLE: [(char, char); 25] = [
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{034F}', '\u{034F}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{17B4}', '\u{17B5}'),
+    ('\u{180B}', '\u{180F}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{206F}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FE00}', '\u{FE0F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+    ('\u{FFF0}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0000}', '\u{E0FFF}'),
+];
+
+/// Invisible characters that let text render differently from what it is: bidi controls,
+/// zero-width characters, fillers, variation selectors, tag characters — every format (Cf) or
+/// default-ignorable character ([`INVISIBLE`]). Below U+00AD nothing is (the common case, one
+/// comparison); above, a binary search of the table.
 pub fn is_invisible_format(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}'
-        | '\u{061C}'
-        | '\u{180E}'
-        | '\u{200B}'..='\u{200F}'
-        | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2064}'
-        | '\u{2066}'..='\u{2069}'
-        | '\u{FEFF}'
-    )
+    c >= '\u{00AD}'
+        && INVISIBLE
+            .binary_search_by(|&(lo, hi)| {
+                if hi < c {
+                    std::cmp::Ordering::Less
+                } else if lo > c {
+                    std::cmp::Ordering::Greater
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            })
+            .is_ok()
 }
 
 /// `e: cause: cause` on one line, scrubbed with [`strip_control`] — reqwest hides the useful
@@ -182,6 +235,66 @@ fn truncate_bytes_json(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The table is exactly Unicode's format (Cf) and default-ignorable characters, as the
+    /// `regex` crate's Unicode 16 tables have them, over every `char`; sorted and disjoint so
+    /// the binary search is right.
+    #[test]
+    fn invisible_is_every_format_and_default_ignorable_character() {
+        assert!(INVISIBLE.windows(2).all(|w| w[0].1 < w[1].0), "sorted");
+        assert!(INVISIBLE.iter().all(|(lo, hi)| lo <= hi));
+        let all: String = (0..=char::MAX as u32).filter_map(char::from_u32).collect();
+        let property = regex::Regex::new(r"[\p{Cf}\p{Default_Ignorable_Code_Point}]").unwrap();
+        let want: Vec<char> = property
+            .find_iter(&all)
+            .flat_map(|m| m.as_str().chars())
+            .collect();
+        let got: Vec<char> = all.chars().filter(|&c| is_invisible_format(c)).collect();
+        assert_eq!(got, want);
+        // The ones named in the doc, by hand, in case both tables drift together.
+        for c in [
+            '\u{ad}',
+            '\u{34f}',
+            '\u{61c}',
+            '\u{115f}',
+            '\u{1160}',
+            '\u{180e}',
+            '\u{200b}',
+            '\u{202e}',
+            '\u{2066}',
+            '\u{206a}',
+            '\u{206f}',
+            '\u{3164}',
+            '\u{fe0f}',
+            '\u{feff}',
+            '\u{ffa0}',
+            '\u{fff9}',
+            '\u{fffb}',
+            '\u{e0001}',
+            '\u{e0041}',
+            '\u{e007f}',
+            '\u{e0100}',
+            '\u{e01ef}',
+            '\u{1d173}',
+            '\u{13430}',
+        ] {
+            assert!(is_invisible_format(c), "{c:?}");
+        }
+        for c in [
+            'a',
+            ' ',
+            '\u{ac}',
+            '\u{a0}',
+            '\u{3000}',
+            '异',
+            '😀',
+            '\u{fffc}',
+            '\u{1f3f4}',
+        ] {
+            assert!(!is_invisible_format(c), "{c:?}");
+        }
+        assert_eq!(strip_control("a\u{e0041}\u{fe0f}\u{3164}b"), "ab");
+    }
 
     #[test]
     fn char_cuts_are_boundary_safe() {

@@ -4,8 +4,8 @@
 //!
 //! Every function first removes what no output may carry: control characters become spaces
 //! (so an untrusted value is always **one line** and can never start a heading, list or quote,
-//! or add a mail header) and bidi/zero-width format characters are dropped
-//! ([`crate::text::strip_control`]). Then, per kind:
+//! or add a mail header) and invisible characters — bidi controls, zero-width, fillers,
+//! variation selectors, tags — are dropped ([`crate::text::strip_control`]). Then, per kind:
 //!
 //! | kind | what else | example in → out |
 //! |---|---|---|

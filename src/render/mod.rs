@@ -14,7 +14,9 @@
 //!    into ([`escape`] has the table and examples). Templates never escape by hand: the
 //!    environment's formatter escapes every `{{ value }}` by the template's output kind
 //!    (minijinja `set_auto_escape_callback` + a custom formatter). Untrusted values are always
-//!    one line: control characters become spaces, bidi/zero-width characters are dropped.
+//!    one line: control characters become spaces, invisible characters (bidi controls,
+//!    zero-width, fillers, variation selectors, tags: [`crate::text::is_invisible_format`])
+//!    are dropped.
 //! 2. **Only configuration adds mentions.** Mentions come from the sink options and are placed
 //!    by the renderer after the template ran (DingTalk: `@mobile` in the text *and* in
 //!    `at.atMobiles`; Slack: `<@U…>` / `<!here>`); the `@` of untrusted text is always made a
