@@ -1,11 +1,13 @@
 //! An email's subject, text part and HTML part (plain first, HTML last in
 //! `multipart/alternative`; building the MIME message and sending it is the sink's job).
 //!
-//! The subject is one header-safe line: whatever the template produced, control characters
-//! (CR, LF, NUL, …) and invisible format characters are removed, whitespace runs collapsed, and
-//! it is capped (256 characters by default), so an untrusted value can never add a header such
-//! as `Bcc:`. Recipients come from configuration only; nothing here produces one. The HTML part
-//! is a complete small document with inline styles; both parts stay under `max_body_bytes`.
+//! The subject is one header-safe line ([`escape::header_line`]): whatever the template
+//! produced, control characters (CR, LF, NUL, …) and invisible format characters are removed,
+//! whitespace runs collapsed, every `=?` broken (`=？`, so no RFC 2047 encoded word from a
+//! finding is decoded by the mail client into characters the scrub removed), and it is capped
+//! (256 characters by default), so an untrusted value can never add a header such as `Bcc:`.
+//! Recipients come from configuration only; nothing here produces one. The HTML part is a
+//! complete small document with inline styles; both parts stay under `max_body_bytes`.
 //!
 //! Action buttons ([`EmailOptions::actions`], one event only) are placed by the templates after
 //! the links: `Ignore…: https://…` lines under "Actions" in the text part, `<a href="…">`

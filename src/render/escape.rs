@@ -17,6 +17,7 @@
 //! | [`slack_plain`] | `<>` → full-width, `@` → `＠` (plain_text is not parsed; defence in depth); links defanged | `<@U1>` → `＜＠U1＞` |
 //! | [`html`] | `& < > " '` → entities; links defanged | `<script>` → `&lt;script&gt;` |
 //! | [`text`] | links defanged | `http://e` → `http:／／e` |
+//! | [`header_line`] | one line, `=?` → `=？` (no RFC 2047 encoded word), capped | `=?utf-8?b?4oCu?=` → `=？utf-8?b?4oCu?=` |
 //!
 //! Why look-alikes rather than backslashes for DingTalk: DingTalk's markdown dialect is not
 //! documented to honour backslash escapes; if it did not, `\[x\](y)` would still be a link. A
@@ -169,13 +170,20 @@ pub fn text(s: &str) -> String {
 }
 
 /// One header-safe line: every control character (CR, LF, NUL, TAB, …) and invisible format
-/// character removed, whitespace runs collapsed, trimmed, at most `max_chars` characters (cut
-/// on a character boundary, marked with `…`). For the email subject, whose input is already
-/// escaped text plus the template's own text.
+/// character removed, whitespace runs collapsed, trimmed, every `=?` made `=？` (below), at
+/// most `max_chars` characters (cut on a character boundary, marked with `…`). For the email
+/// subject, whose input is already escaped text plus the template's own text.
+///
+/// `=?` starts an RFC 2047 encoded word. Lettre writes an all-ASCII word of a header as it is,
+/// so `=?utf-8?b?4oCuZ25wLmV4ZQ==?=` in a title would reach the mail client verbatim and be
+/// decoded there — into U+202E and text, re-creating what the scrub above removed. With a
+/// full-width `？` (the look-alike [`dingtalk`] uses for ASCII punctuation) the word is no
+/// longer ASCII, so lettre encodes it itself and the client shows it literally.
 pub fn header_line(s: &str, max_chars: usize) -> String {
     let clean = strip_control(s);
     let collapsed = clean.split_whitespace().collect::<Vec<_>>().join(" ");
-    crate::text::truncate_chars(&collapsed, max_chars)
+    let inert = collapsed.replace("=?", "=？");
+    crate::text::truncate_chars(&inert, max_chars)
 }
 
 #[cfg(test)]
@@ -232,6 +240,15 @@ mod tests {
         assert_eq!(
             header_line("x\r\nBcc: evil@x\t\u{202e} end ", 256),
             "x Bcc: evil@x end"
+        );
+        // No RFC 2047 encoded word survives, however it was split.
+        assert_eq!(
+            header_line("Login from =?utf-8?b?4oCuZ25wLmV4ZQ==?= ok", 256),
+            "Login from =？utf-8?b?4oCuZ25wLmV4ZQ==？= ok"
+        );
+        assert_eq!(
+            header_line("=\u{200b}?UTF-8?Q?=E2=80=AE?= ==??=", 256),
+            "=？UTF-8?Q?=E2=80=AE?= ==？?="
         );
         let long = header_line(&"异".repeat(300), 10);
         assert_eq!(long.chars().count(), 10);

@@ -2,11 +2,13 @@
 //! `multipart/alternative` message (text, then HTML) rendered by
 //! [`render::email`](crate::render::email).
 //!
-//! The subject comes from the renderer (one header-safe line); recipients come only from
-//! `to` and `cc`; the `Message-ID` is `<{payload id}@sasrelay>`, so a retried message keeps
-//! its identity. TLS is `starttls` by default (port 587; credentials are never sent before
-//! STARTTLS succeeded), `implicit` (465) or, only when written out, `none` (25, and then no
-//! credentials). `ca_file` adds a private CA to the trusted roots.
+//! The subject comes from the renderer (one header-safe line in which no `=?` survives, so the
+//! only RFC 2047 encoded words are those lettre writes); the From display name is configuration;
+//! recipients come only from `to` and `cc`; the `Message-ID` is `<{payload id}@sasrelay>`,
+//! so a retried message keeps its identity. No other header carries finding text. TLS is
+//! `starttls` by default (port 587; credentials are never sent before STARTTLS succeeded),
+//! `implicit` (465) or, only when written out, `none` (25, and then no credentials).
+//! `ca_file` adds a private CA to the trusted roots.
 //!
 //! ## Classification ([`classify`])
 //!

@@ -117,7 +117,7 @@ fn strings_but_urls<'a>(
 /// default-ignorable characters — bidi controls, zero-width, the soft hyphen, the combining
 /// grapheme joiner, Hangul fillers, variation selectors, tag characters, interlinear
 /// annotations, prepended number signs — written out here, not taken from the crate.
-fn invisible(c: char) -> bool {
+pub(crate) fn invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{034F}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}'
         | '\u{0890}'..='\u{0891}' | '\u{08E2}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
@@ -430,6 +430,8 @@ const HTML_TAGS: [&str; 17] = [
 fn check_email(what: &str, p: &Payload, r: &Rendered<RenderedEmail>) {
     let m = &r.body;
     assert_clean(&format!("{what}: subject"), &m.subject, false);
+    // No RFC 2047 encoded word: lettre would write it verbatim and the client decode it.
+    assert!(!m.subject.contains("=?"), "{what}: subject {:?}", m.subject);
     assert!(
         m.subject.chars().count() <= email::MAX_SUBJECT_CHARS,
         "{what}"

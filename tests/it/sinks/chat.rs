@@ -1083,8 +1083,13 @@ async fn email_injection_corpus_adds_no_header_recipient_or_markup() {
             ],
             "{what}"
         );
+        // As the client shows it: Python decoded every RFC 2047 word; none was the finding's.
         let subject = m["subject"].as_str().unwrap();
         assert!(!subject.contains('\n') && !subject.contains('\r'), "{what}");
+        assert!(
+            !subject.contains("=?") && !subject.chars().any(crate::render::invisible),
+            "{what}: subject {subject:?}"
+        );
         let html = m["parts"][1]["content"].as_str().unwrap().to_lowercase();
         // Every tag is one of the template's own, with no handler or foreign link.
         for (at, _) in html.match_indices('<') {
@@ -1102,6 +1107,94 @@ async fn email_injection_corpus_adds_no_header_recipient_or_markup() {
         }
         let text = m["parts"][0]["content"].as_str().unwrap();
         assert!(!text.contains("://evil"), "{what}: live link in text");
+    }
+}
+
+/// The Subject of a formatted message as a mail client shows it: unfolded, and every RFC 2047
+/// encoded word (`=?charset?b|q?…?=`) decoded once, the space between two adjacent ones dropped.
+fn shown_subject(message: &str) -> String {
+    let header = message
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .replace("\r\n ", " ")
+        .replace("\r\n\t", " ");
+    let raw = header
+        .lines()
+        .find_map(|l| l.strip_prefix("Subject: "))
+        .unwrap_or_else(|| panic!("no subject in {header}"));
+    let decode = |word: &str| -> Option<Vec<u8>> {
+        let inner = word.strip_prefix("=?")?.strip_suffix("?=")?;
+        let mut parts = inner.splitn(3, '?');
+        let (_charset, encoding, text) = (parts.next()?, parts.next()?, parts.next()?);
+        match encoding {
+            "b" | "B" => base64::engine::general_purpose::STANDARD.decode(text).ok(),
+            "q" | "Q" => {
+                let mut out = Vec::new();
+                let b = text.as_bytes();
+                let mut i = 0;
+                while i < b.len() {
+                    match b[i] {
+                        b'_' => out.push(b' '),
+                        b'=' if i + 3 <= b.len() => {
+                            out.push(u8::from_str_radix(text.get(i + 1..i + 3)?, 16).ok()?);
+                            i += 2;
+                        }
+                        c => out.push(c),
+                    }
+                    i += 1;
+                }
+                Some(out)
+            }
+            _ => None,
+        }
+    };
+    let mut shown = String::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut gap = "";
+    for word in raw.split(' ') {
+        if let Some(bytes) = decode(word) {
+            if pending.is_empty() {
+                shown.push_str(gap);
+            }
+            pending.extend(bytes);
+        } else {
+            shown.push_str(&String::from_utf8_lossy(&std::mem::take(&mut pending)));
+            shown.push_str(gap);
+            shown.push_str(word);
+        }
+        gap = " ";
+    }
+    shown.push_str(&String::from_utf8_lossy(&pending));
+    shown
+}
+
+/// The message as lettre formats it: a title carrying its own RFC 2047 encoded words (which
+/// lettre would write verbatim, being ASCII) shows them as text, never decoded into U+202E or
+/// markup; the only encoded words in the Subject are lettre's, of the whole non-ASCII words.
+#[tokio::test]
+async fn a_finding_cannot_put_an_encoded_word_in_the_subject() {
+    let s = sink(
+        "name = \"mail\"\ntype = \"email\"\nhost = \"localhost\"\nfrom = \"sasrelay <alerts@example.com>\"\nto = [\"b@example.com\"]\n",
+        &[],
+    );
+    // The decoder sees what a client sees (so the assertions below can fail).
+    assert_eq!(
+        shown_subject("Subject: a =?utf-8?b?4oCu?=\r\n =?utf-8?Q?x=E5=BC=82_y?= b\r\n\r\n"),
+        "a \u{202e}x异 y b"
+    );
+    for (i, entry) in corpus().iter().enumerate() {
+        let message = s.preview(&hostile(i, entry)).unwrap();
+        let shown = shown_subject(&message);
+        let what = format!("entry {i} ({entry:.40?}): {shown:?}");
+        assert!(!shown.chars().any(crate::render::invisible), "{what}");
+        assert!(!shown.contains("=?"), "{what}");
+        if entry.starts_with("Login from =?") {
+            assert!(
+                shown.contains("Login from =？utf-8?b?4oCuZ25wLmV4ZQ="),
+                "{what}"
+            );
+        }
     }
 }
 
