@@ -27,9 +27,12 @@
 //!
 //! ## Untrusted text
 //!
-//! Every string from a finding is one line: control characters become spaces, bidi and
-//! zero-width characters are dropped, whitespace runs collapse ([`escape::header_line`]);
-//! the summary's URLs are defanged too ([`escape::text`]). Lengths are capped per field
+//! Every string from a finding is one line: control characters become spaces, invisible
+//! characters are dropped, whitespace runs collapse ([`escape::header_line`]), and URLs are
+//! defanged ([`escape::text`]: `https:／／…`, `www．…`) — in the summary, `source`,
+//! `component`, `group`, `class` and every custom detail alike, since PagerDuty makes links of
+//! URLs wherever it shows text. Only `links[].href` and `client_url` are URLs, and only
+//! sasrelay's own. Lengths are capped per field
 //! (`summary` ≤ 1024 characters, PagerDuty's limit, cut on a character boundary) and the
 //! serialised body is kept under [`MAX_BODY_BYTES`] (PagerDuty accepts 512 KB) by dropping the
 //! bulky `custom_details` first. Links come only from [`Finding::links`], re-checked with
@@ -175,9 +178,9 @@ pub fn digest_key(d: &Digest) -> String {
     format!("{KEY_PREFIX}digest:{}", key_part(&d.id))
 }
 
-/// Untrusted text as one clean line of at most `max` characters.
+/// Untrusted text as one clean line of at most `max` characters, URLs defanged.
 fn line(s: &str, max: usize) -> String {
-    escape::header_line(s, max)
+    escape::header_line(&escape::text(s), max)
 }
 
 /// The first candidate that is not empty once cleaned.
@@ -230,7 +233,8 @@ fn event_body(e: &Event, map: &SeverityMap) -> Value {
         k.image.as_deref(),
     ]);
     let component = match (first_clean([k.namespace.as_deref()]), workload) {
-        (Some(ns), Some(w)) => Some(clip(&format!("{ns}/{w}"), MAX_ID)),
+        // Defanged again once joined: `https:` and `/evil.example` make a URL.
+        (Some(ns), Some(w)) => Some(clip(&escape::defang(&format!("{ns}/{w}")), MAX_ID)),
         (ns, w) => w.or(ns),
     };
     let group = first_clean([k.cluster_name.as_deref(), k.cluster_id.as_deref()]);
@@ -287,7 +291,7 @@ fn event_body(e: &Event, map: &SeverityMap) -> Value {
 
 /// `payload.summary`: one clean line, URLs defanged, at most [`MAX_SUMMARY`] characters.
 fn summary_line(headline: &str) -> String {
-    let s = line(&escape::text(headline), MAX_SUMMARY);
+    let s = line(headline, MAX_SUMMARY);
     if s.is_empty() {
         "sasrelay event".into()
     } else {
@@ -759,5 +763,20 @@ mod tests {
         walk(&b);
         // The all-control instance ID is skipped for the next non-empty candidate.
         assert!(b["payload"]["source"].as_str().unwrap().starts_with('A'));
+        // No URL outside `links` and `client_url`, however the fields are joined.
+        let mut e = with_kind(EventKind::New);
+        {
+            let f = e.finding.as_mut().unwrap();
+            f.kubernetes.namespace = Some("https:".into());
+            f.kubernetes.app = Some("/evil.example".into());
+            f.host.instance_id = Some("WWW.evil.example".into());
+            f.alert_type = "x://y".into();
+        }
+        let mut b = render(&e.into(), KEY, &SeverityMap::default());
+        let o = b.as_object_mut().unwrap();
+        o.remove("links");
+        o.remove("client_url");
+        let text = b.to_string().to_lowercase();
+        assert!(!text.contains("://") && !text.contains("www."), "{text}");
     }
 }

@@ -14,6 +14,7 @@ use sasrelay::finding::{Detail, Domain, Finding, Tactic};
 use sasrelay::render::dingtalk::{self, DingTalkOptions, MsgType};
 use sasrelay::render::email::{self, EmailOptions, RenderedEmail};
 use sasrelay::render::feishu::{self, FeishuOptions};
+use sasrelay::render::pagerduty::{self, SeverityMap};
 use sasrelay::render::slack::{self, SlackOptions};
 use sasrelay::render::wecom::{self, WeComOptions};
 use sasrelay::render::{
@@ -285,6 +286,7 @@ fn without_trusted_md_links(s: &str, urls: &[String]) -> String {
 }
 
 const DT_MOBILE: &str = "13900000000";
+const PD_KEY: &str = "0123456789abcdef0123456789abcdef";
 const DT_USER: &str = "oncall_1";
 
 fn check_dingtalk(what: &str, p: &Payload, r: &Rendered<Value>, card: bool) {
@@ -497,6 +499,30 @@ fn check_email(what: &str, p: &Payload, r: &Rendered<RenderedEmail>) {
     );
 }
 
+/// PagerDuty (which makes links of URLs in any text it shows): `links[].href` and `client_url`
+/// are trusted URLs; no other string carries a URL (`://`, `www.`), a control or an invisible
+/// character.
+fn check_pagerduty(what: &str, p: &Payload, body: &Value) {
+    let urls = trusted_urls(p);
+    let mut all = Vec::new();
+    strings(body, "", &mut all);
+    for (key, s) in all {
+        if matches!(key, "href" | "client_url") {
+            assert!(urls.iter().any(|u| u == s), "{what}: untrusted {key} {s}");
+            continue;
+        }
+        assert_clean(&format!("{what}: {key}"), s, false);
+        let lower = s.to_lowercase();
+        for bad in ["://", "www."] {
+            assert!(
+                !lower.contains(bad),
+                "{what}: {key} contains {bad:?}: {}",
+                excerpt(&lower, bad)
+            );
+        }
+    }
+}
+
 /// Feishu and WeCom (whose own corpus tests run through their sinks): every button URL and
 /// every link of the markdown text `md` is a trusted one, and no other string carries a URL.
 fn check_md_links(what: &str, p: &Payload, body: &Value, md: &str) {
@@ -589,6 +615,10 @@ fn injection_corpus_never_escapes_any_sink() {
                 );
                 let text = wecom::content(&w.body);
                 check_md_links(&format!("wecom {what}"), &p, &w.body, text);
+                if lang == Lang::En {
+                    let pd = pagerduty::render(&p, PD_KEY, &SeverityMap::default());
+                    check_pagerduty(&format!("pagerduty {what}"), &p, &pd);
+                }
                 // Our action links are there for one event with a finding, and only then.
                 let ours = &actions()[0].url;
                 let want = trusted_urls(&p).contains(ours);
@@ -642,6 +672,13 @@ fn the_checks_catch_an_unescaped_value() {
     f.body["card"]["elements"][1]["actions"][0]["url"] = Value::from("https://evil.example");
     let md = feishu::card_text(&f.body);
     assert!(std::panic::catch_unwind(|| check_md_links("planted", &p, &f.body, md)).is_err());
+    let mut pd = pagerduty::render(&p, PD_KEY, &SeverityMap::default());
+    check_pagerduty("as rendered", &p, &pd);
+    pd["payload"]["component"] = Value::from("see WWW.evil.example");
+    assert!(std::panic::catch_unwind(|| check_pagerduty("planted", &p, &pd)).is_err());
+    pd["links"][0]["href"] = Value::from("https://evil.example");
+    pd["payload"]["component"] = Value::from("x");
+    assert!(std::panic::catch_unwind(|| check_pagerduty("planted", &p, &pd)).is_err());
 }
 
 // ---------------------------------------------------------------------------------------------
