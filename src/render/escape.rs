@@ -3,17 +3,20 @@
 //! the sink renderers call them for the strings they place themselves (titles, headers, fields).
 //!
 //! Every function first removes what no output may carry: control characters become spaces
-//! (so an untrusted value is always **one line** and can never start a heading, list or quote,
-//! or add a mail header) and invisible characters — bidi controls, zero-width, fillers,
-//! variation selectors, tags — are dropped ([`crate::text::strip_control`]). Then, per kind:
+//! (so an untrusted value is always **one line** and can never start a *new* line, nor add a
+//! mail header) and invisible characters — bidi controls, zero-width, fillers, variation
+//! selectors, tags — are dropped ([`crate::text::strip_control`]). A template may still print
+//! a value at the start of one of its lines, so what would make that line a heading, quote,
+//! list item or rule is neutralised at the value's start too (`# `, `> `, `- `, `+ `, `1. `,
+//! `---`, `===` for the markdown kinds; `>`, Slack's quote, for [`slack`]). Then, per kind:
 //!
 //! | kind | what else | example in → out |
 //! |---|---|---|
-//! | [`dingtalk`] | markdown/HTML-active ASCII → full-width look-alikes (see the function); `@` → `＠`; links defanged | `[x](https://e)` → `［x］(https:／／e)` |
+//! | [`dingtalk`] | markdown/HTML-active ASCII → full-width look-alikes (see the function); `@` → `＠`; a leading list or rule marker full-width; links defanged | `[x](https://e)` → `［x］(https:／／e)`, `- x` → `－ x` |
 //! | [`feishu`] | the same as [`dingtalk`] (so `<at id=all></at>` → `＜at id=all＞＜/at＞`) | `<at user_id="all">` → `＜at user_id="all"＞` |
 //! | [`wecom`] | the same as [`dingtalk`] (so `<@userid>` and `<font color="info">` are inert) | `<@all>` → `＜＠all＞` |
 //! | [`feishu_plain`] | the same as [`slack_plain`] | `<at id=all>` → `＜at id=all＞` |
-//! | [`slack`] | `&<>` → entities; `*~`` ` `` and word-edge `_` → full-width; `@` → `＠`; links defanged | `<!here> *b*` → `&lt;!here&gt; ＊b＊` |
+//! | [`slack`] | `&<>` → entities, but a leading `>` → `＞` (a quote even as `&gt;`); `*~`` ` `` and word-edge `_` → full-width; `@` → `＠`; links defanged | `<!here> *b*` → `&lt;!here&gt; ＊b＊`, `> ok` → `＞ ok` |
 //! | [`slack_plain`] | `<>` → full-width, `@` → `＠` (plain_text is not parsed; defence in depth); links defanged | `<@U1>` → `＜＠U1＞` |
 //! | [`html`] | `& < > " '` → entities; links defanged | `<script>` → `&lt;script&gt;` |
 //! | [`text`] | links defanged | `http://e` → `http:／／e` |
@@ -68,14 +71,49 @@ fn intraword(chars: &[char], i: usize) -> bool {
     i > 0 && i + 1 < chars.len() && chars[i - 1].is_alphanumeric() && chars[i + 1].is_alphanumeric()
 }
 
+/// The char index of the first non-whitespace character of `chars` (where a markdown block
+/// marker would sit were the value printed at the start of a line), `chars.len()` if none.
+fn lead(chars: &[char]) -> usize {
+    chars
+        .iter()
+        .position(|c| !c.is_whitespace())
+        .unwrap_or(chars.len())
+}
+
+/// The char index of the character that makes `chars` open a list item, rule or setext
+/// heading underline when it starts a markdown line: `-`, `+` or `=` first and followed by
+/// whitespace, the end or the same character (`- x`, `+ x`, `-`, `---`, `===`), or the `.` /
+/// `)` after 1–9 leading digits when followed by whitespace or the end (`1. x`, `2)`).
+/// (`#`, `>`, `*` and `_` are full-width wherever they are.)
+fn block_marker(chars: &[char]) -> Option<usize> {
+    let at = lead(chars);
+    let ends_item = |i: usize| chars.get(i).is_none_or(|c| c.is_whitespace());
+    match *chars.get(at)? {
+        c @ ('-' | '+' | '=') if ends_item(at + 1) || chars.get(at + 1) == Some(&c) => Some(at),
+        '0'..='9' => {
+            let digits = chars[at..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            let dot = at + digits;
+            (digits <= 9 && matches!(chars.get(dot), Some('.' | ')')) && ends_item(dot + 1))
+                .then_some(dot)
+        }
+        _ => None,
+    }
+}
+
 /// Untrusted text for DingTalk markdown (and the markdown title / button labels).
 ///
 /// Replaced by full-width forms: `[ ] < > * ~ `` ` `` # \ | &` and `_` except inside a word
 /// (`&` so no HTML entity can be decoded into markup by a lax renderer); `@` → `＠` (a literal
-/// `@13800000000` can never look like a mention). Links defanged.
+/// `@13800000000` can never look like a mention); at the value's start, the marker of a list
+/// item, rule or setext underline (`- x` → `－ x`, `1. x` → `1． x`, `---` → `－--`; see
+/// `block_marker`), since a template may print the value at the start of a line. Links defanged.
 pub fn dingtalk(s: &str) -> String {
     let clean = defang(&strip_control(s));
     let chars: Vec<char> = clean.chars().collect();
+    let marker = block_marker(&chars);
     let mut out = String::with_capacity(clean.len() + 8);
     for (i, &c) in chars.iter().enumerate() {
         match c {
@@ -83,6 +121,7 @@ pub fn dingtalk(s: &str) -> String {
                 out.push(wide(c))
             }
             '_' if !intraword(&chars, i) => out.push(wide(c)),
+            _ if marker == Some(i) => out.push(wide(c)),
             _ => out.push(c),
         }
     }
@@ -114,17 +153,21 @@ pub fn feishu_plain(s: &str) -> String {
 /// Untrusted text for Slack mrkdwn (section text, fields, context, the fallback `text`).
 ///
 /// `&` → `&amp;`, `<` → `&lt;`, `>` → `&gt;` (Slack's own rule; neutralises `<!channel>`,
-/// `<@U…>`, `<url|text>`); formatting characters `* ~ `` ` `` and `_` except inside a word →
-/// full-width (mrkdwn has no escape for them); `@` → `＠` (bare `@here`/`@channel` stay words).
-/// Links defanged.
+/// `<@U…>`, `<url|text>`), except that a `>` starting the value (after spaces) is `＞`: Slack
+/// decodes `&gt;` before it looks for formatting, so `&gt; Verified safe` at the start of a
+/// line (a template's, or a field's second line) would render as a quote. Formatting
+/// characters `* ~ `` ` `` and `_` except inside a word → full-width (mrkdwn has no escape for
+/// them); `@` → `＠` (bare `@here`/`@channel` stay words). Links defanged.
 pub fn slack(s: &str) -> String {
     let clean = defang(&strip_control(s));
     let chars: Vec<char> = clean.chars().collect();
+    let start = lead(&chars);
     let mut out = String::with_capacity(clean.len() + 8);
     for (i, &c) in chars.iter().enumerate() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
+            '>' if i == start => out.push(wide(c)),
             '>' => out.push_str("&gt;"),
             '*' | '~' | '`' | '@' => out.push(wide(c)),
             '_' if !intraword(&chars, i) => out.push(wide(c)),
@@ -203,6 +246,18 @@ mod tests {
             ("see www.evil.example", "see www．evil.example"),
             ("异常登录 😀", "异常登录 😀"),
             ("&lt;b&gt; a|b \\x", "＆lt;b＆gt; a｜b ＼x"),
+            // At the start (a template may print it at the start of a line): no list item,
+            // rule or setext underline; elsewhere, and when not a marker, unchanged.
+            ("- list item", "－ list item"),
+            ("  + item", "  ＋ item"),
+            ("-", "－"),
+            ("---", "－--"),
+            ("=== x", "＝== x"),
+            ("1. first", "1． first"),
+            ("2023) x", "2023） x"),
+            ("> Verified safe by SecOps", "＞ Verified safe by SecOps"),
+            ("a - b 1. c", "a - b 1. c"),
+            ("-1 +86 1.2.3 1234567890. x", "-1 +86 1.2.3 1234567890. x"),
         ];
         for (input, want) in cases {
             assert_eq!(dingtalk(input), want, "{input:?}");
@@ -223,6 +278,10 @@ mod tests {
             ),
             ("@here @channel", "＠here ＠channel"),
             ("x\ny\u{200b}z", "x yz"),
+            // A quote only at the value's start; `&gt;` would be one there too.
+            ("> Verified safe by SecOps", "＞ Verified safe by SecOps"),
+            ("  >> x > y", "  ＞&gt; x &gt; y"),
+            ("a > b", "a &gt; b"),
         ];
         for (input, want) in cases {
             assert_eq!(slack(input), want, "{input:?}");

@@ -348,6 +348,7 @@ fn check_dingtalk(what: &str, p: &Payload, r: &Rendered<Value>, card: bool) {
                     "{what}: heading {line:?}"
                 );
             }
+            assert_no_block_marker(&format!("{what}: {key}"), line);
             let line = line.strip_prefix("> ").unwrap_or(line);
             assert!(
                 !line.contains('>'),
@@ -359,6 +360,28 @@ fn check_dingtalk(what: &str, p: &Payload, r: &Rendered<Value>, card: bool) {
             assert!(body[section]["text"].is_string());
         }
     }
+}
+
+/// A markdown line with the template's own prefix taken off (a `> ` quote, a `- ` bullet):
+/// what follows may be a value, which must not open a list item, a rule or a setext heading
+/// underline (`- x`, `+ x`, `1. x`, `2) x`, `---`, `===`).
+fn assert_no_block_marker(what: &str, line: &str) {
+    let mut rest = line;
+    for prefix in ["> ", "- "] {
+        rest = rest.strip_prefix(prefix).unwrap_or(rest);
+    }
+    let rest = rest.trim_start();
+    let ends_item = |s: &str| s.is_empty() || s.starts_with(char::is_whitespace);
+    let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let after_digits = &rest[digits..];
+    let bad = ["-", "+", "="].iter().any(|m| {
+        rest.strip_prefix(m)
+            .is_some_and(|r| ends_item(r) || r.starts_with(m))
+    }) || (digits > 0
+        && [".", ")"]
+            .iter()
+            .any(|m| after_digits.strip_prefix(m).is_some_and(ends_item)));
+    assert!(!bad, "{what}: a value opens a block: {line:?}");
 }
 
 fn excerpt(s: &str, needle: &str) -> String {
@@ -409,6 +432,13 @@ fn check_slack(what: &str, r: &Rendered<Value>) {
         }
         if plain {
             continue;
+        }
+        // Slack decodes `&gt;` before it parses: at a line's start it is a quote.
+        for line in t.lines() {
+            assert!(
+                !line.trim_start().starts_with("&gt;"),
+                "{what}: {key} quotes: {line:?}"
+            );
         }
         // Every `&` starts one of the three entities.
         for (i, _) in t.match_indices('&') {
@@ -541,6 +571,9 @@ fn check_md_links(what: &str, p: &Payload, body: &Value, md: &str) {
         "{what}: markdown link: {}",
         excerpt(&t, "](")
     );
+    for line in md.lines() {
+        assert_no_block_marker(what, line);
+    }
 }
 
 #[test]
