@@ -1,41 +1,50 @@
 //! The minijinja environment every rendering uses: strict undefined, `trim_blocks` and
-//! `lstrip_blocks`, escaping chosen by the template's name (so one environment serves every
-//! output kind), the helper filters, and the built-in templates. A custom template that fails to
-//! compile or render is replaced by the built-in one with a warning; a message is never dropped.
+//! `lstrip_blocks`, escaping fixed by the output kind the environment is built for, the helper
+//! filters, and the built-in templates. A custom template that fails to compile or render is
+//! replaced by the built-in one with a warning; a message is never dropped.
+//!
+//! ## Escaping a template cannot switch off
+//!
+//! A custom template is configuration, but the values it prints are not, so nothing it writes
+//! may print a value unescaped:
+//!
+//! - the formatter escapes by the environment's [`TemplateKind`], never by the template's
+//!   escape mode of the moment (an `{% autoescape false %}` block used to fall back to URL
+//!   defanging only, leaving `[x](https://evil)` and `@138…` live in chat);
+//! - `safe` keeps a value as it is: what sasrelay marked safe (links, colours, emoji) stays
+//!   so, anything else is still escaped; `escape`/`e` escape for the kind; `tojson`'s JSON is
+//!   not marked safe, so it is escaped like any other text;
+//! - [`check_statements`] refuses `autoescape` blocks and `include`, `import`, `from` and
+//!   `extends` (the built-in templates are single files and need none) in a custom
+//!   template, both for `sasrelay check` and when a sink is built.
+//!
+//! What a template captures (a macro's output, a `{% set %}` block) is safe because its values
+//! were escaped when printed into it.
 
 use minijinja::syntax::SyntaxConfig;
-use minijinja::value::Value;
+use minijinja::value::{Kwargs, Value};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior};
 
 use super::escape;
 use super::{Lang, TemplateKind};
 use crate::text::truncate_chars;
 
-/// Name suffix → escaping. Unknown suffixes get plain-text escaping, never none.
-fn auto_escape(name: &str) -> AutoEscape {
-    let kind = TemplateKind::ALL
-        .into_iter()
-        .find(|k| name.ends_with(k.suffix()))
-        .unwrap_or(TemplateKind::EmailText);
-    AutoEscape::Custom(kind.escape_name().into())
-}
-
-/// Escapes `raw` for the escape mode `mode` (one of [`TemplateKind::escape_name`]).
-fn escape_as(mode: &str, raw: &str) -> String {
-    match mode {
-        "dingtalk" => escape::dingtalk(raw),
-        "feishu" => escape::feishu(raw),
-        "wecom" => escape::wecom(raw),
-        "slack" => escape::slack(raw),
-        "html" => escape::html(raw),
-        // "text", "subject" and anything else: the subject is made one line afterwards.
-        _ => escape::text(raw),
+/// Escapes `raw` for the output of `kind`.
+fn escape_for(kind: TemplateKind, raw: &str) -> String {
+    match kind {
+        TemplateKind::DingTalk => escape::dingtalk(raw),
+        TemplateKind::Feishu => escape::feishu(raw),
+        TemplateKind::WeCom => escape::wecom(raw),
+        TemplateKind::Slack => escape::slack(raw),
+        TemplateKind::EmailHtml => escape::html(raw),
+        // The subject is made one header line afterwards.
+        TemplateKind::EmailSubject | TemplateKind::EmailText => escape::text(raw),
     }
 }
 
-/// Prints every value escaped for the template's output kind; values marked safe (built by
-/// sasrelay: URLs, colours, emoji) as they are; `none` as nothing.
-fn formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
+/// Prints every value escaped for `kind`'s output, whatever escape mode the template is in;
+/// values marked safe (module doc) as they are; `none` as nothing.
+fn format_for(kind: TemplateKind, out: &mut Output, value: &Value) -> Result<(), Error> {
     if value.is_safe() {
         return out
             .write_str(value.as_str().unwrap_or_default())
@@ -44,13 +53,64 @@ fn formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), E
     if value.is_none() || value.is_undefined() {
         return Ok(());
     }
-    let raw = value.to_string();
-    let escaped = match state.auto_escape() {
-        AutoEscape::Custom(mode) => escape_as(mode, &raw),
-        AutoEscape::Html => escape::html(&raw),
-        _ => escape::text(&raw),
-    };
-    out.write_str(&escaped).map_err(Error::from)
+    out.write_str(&escape_for(kind, &value.to_string()))
+        .map_err(Error::from)
+}
+
+/// `{{ v|escape }}` / `{{ v|e }}`: `v` escaped for `kind` (once: a safe value as it is) and
+/// marked safe, as minijinja's own does for HTML.
+fn filter_escape(kind: TemplateKind, v: Value) -> Value {
+    if v.is_safe() {
+        return v;
+    }
+    if v.is_none() || v.is_undefined() {
+        return Value::from_safe_string(String::new());
+    }
+    Value::from_safe_string(escape_for(kind, &v.to_string()))
+}
+
+/// `{{ v|safe }}`: `v` as it is. Safe values stay safe; anything else is still escaped when
+/// printed (a template must not print a finding's text unescaped).
+fn filter_safe(v: Value) -> Value {
+    v
+}
+
+/// `{{ v|tojson }}` / `{{ v|tojson(indent=2) }}`: minijinja's JSON, but not marked safe, so
+/// printing it escapes it for the output like any other text.
+fn filter_tojson(v: &Value, indent: Option<Value>, args: Kwargs) -> Result<Value, Error> {
+    let json = minijinja::filters::tojson(v, indent, args)?;
+    Ok(Value::from(json.as_str().unwrap_or_default()))
+}
+
+/// Statements a custom template may not use: `autoescape` would change how values are
+/// escaped; the others bring in another template, which no output needs.
+const FORBIDDEN_STATEMENTS: [&str; 5] = ["autoescape", "include", "import", "from", "extends"];
+
+/// Refuses a custom `kind` template that uses a statement of `FORBIDDEN_STATEMENTS`; the
+/// error names the template, the line and the statement. Looks at every `{%` of the text,
+/// in comments, `raw` blocks and strings too: it may refuse such text needlessly, but never
+/// misses a statement minijinja would run.
+pub(crate) fn check_statements(kind: TemplateKind, text: &str) -> Result<(), String> {
+    for (at, _) in text.match_indices("{%") {
+        let rest = text[at + 2..].trim_start_matches(['-', '+']).trim_start();
+        let word = rest
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .next()
+            .unwrap_or_default();
+        if let Some(&statement) = FORBIDDEN_STATEMENTS.iter().find(|&&s| s == word) {
+            let line = text[..at].matches('\n').count() + 1;
+            let why = if statement == "autoescape" {
+                "sasrelay escapes every value for the output itself"
+            } else {
+                "a custom template is one file and may not use another"
+            };
+            return Err(format!(
+                "custom {} template, line {line}: `{{% {statement} %}}` is not allowed ({why})",
+                kind.name()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `{{ severity|severity_emoji }}`: 🔴 critical, 🟠 high, 🟡 medium, 🔵 low, ⚪ info; ✅ for
@@ -166,7 +226,8 @@ pub fn builtin_template(kind: TemplateKind, lang: Lang) -> &'static str {
     builtin_source(kind, lang)
 }
 
-fn environment() -> Environment<'static> {
+/// The environment for templates of `kind`: it escapes for that kind only (module doc).
+fn environment(kind: TemplateKind) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     if let Ok(syntax) = SyntaxConfig::builder()
@@ -176,8 +237,14 @@ fn environment() -> Environment<'static> {
     {
         env.set_syntax(syntax);
     }
-    env.set_auto_escape_callback(auto_escape);
-    env.set_formatter(formatter);
+    // Escaping on, in the kind's mode, for every template name (minijinja's own
+    // concatenation, `join` and `replace` then escape through the formatter too).
+    env.set_auto_escape_callback(move |_| AutoEscape::Custom(kind.escape_name().into()));
+    env.set_formatter(move |out, _, value| format_for(kind, out, value));
+    env.add_filter("safe", filter_safe);
+    env.add_filter("escape", move |v: Value| filter_escape(kind, v));
+    env.add_filter("e", move |v: Value| filter_escape(kind, v));
+    env.add_filter("tojson", filter_tojson);
     env.add_filter("severity_emoji", filter_emoji);
     env.add_filter("severity_color", filter_color);
     env.add_filter("localtime", filter_localtime);
@@ -202,11 +269,14 @@ impl Engine {
         custom: Option<&str>,
         warnings: &mut Vec<String>,
     ) -> Engine {
-        let mut env = environment();
+        let mut env = environment(kind);
         let mut has_custom = false;
         if let Some(text) = custom {
-            match env.add_template_owned(custom_name(kind), text.to_string()) {
-                Ok(()) => has_custom = true,
+            match check_statements(kind, text) {
+                Ok(()) => match env.add_template_owned(custom_name(kind), text.to_string()) {
+                    Ok(()) => has_custom = true,
+                    Err(e) => warnings.push(fallback_warning(kind, &describe(&e))),
+                },
                 Err(e) => warnings.push(fallback_warning(kind, &e)),
             }
         }
@@ -234,7 +304,7 @@ impl Engine {
             match render_named(&self.env, &custom_name(self.kind), ctx) {
                 Ok(s) => return s,
                 Err(e) => {
-                    warnings.push(fallback_warning(self.kind, &e));
+                    warnings.push(fallback_warning(self.kind, &describe(&e)));
                     self.custom = false;
                 }
             }
@@ -247,7 +317,7 @@ impl Engine {
                     self.kind.name(),
                     self.lang.as_str()
                 ));
-                escape_as(self.kind.escape_name(), fallback)
+                escape_for(self.kind, fallback)
             }
         }
     }
@@ -298,17 +368,18 @@ pub(crate) fn describe(e: &Error) -> String {
     crate::text::strip_control(&s)
 }
 
-fn fallback_warning(kind: TemplateKind, e: &Error) -> String {
+fn fallback_warning(kind: TemplateKind, why: &str) -> String {
     format!(
-        "custom {} template failed, the built-in one was used: {}",
-        kind.name(),
-        describe(e)
+        "custom {} template failed, the built-in one was used: {why}",
+        kind.name()
     )
 }
 
-/// Compiles `text` as a `kind` template and renders it against `ctx`.
+/// Compiles `text` as a `kind` template and renders it against `ctx` (after
+/// [`check_statements`]).
 pub(crate) fn try_render(kind: TemplateKind, text: &str, ctx: &Value) -> Result<String, String> {
-    let mut env = environment();
+    check_statements(kind, text)?;
+    let mut env = environment(kind);
     env.add_template_owned(custom_name(kind), text.to_string())
         .map_err(|e| describe(&e))?;
     render_named(&env, &custom_name(kind), ctx).map_err(|e| describe(&e))
@@ -333,7 +404,7 @@ mod tests {
     }
 
     #[test]
-    fn escaping_follows_the_template_name() {
+    fn escaping_follows_the_template_kind() {
         let ctx = minijinja::context! { x => "<!here> [a](http://b) @1 *c*", tz => "UTC" };
         let render =
             |kind: TemplateKind| try_render(kind, "{{ x }}|{{ x|truncate(3) }}", &ctx).unwrap();
@@ -353,6 +424,98 @@ mod tests {
             render(TemplateKind::EmailText),
             "<!here> [a](http:／／b) @1 *c*|<!…"
         );
+    }
+
+    #[test]
+    fn no_template_can_print_a_value_unescaped() {
+        let hostile = "[x](https://evil) @13800000000 <at id=all></at> <!channel>";
+        let ctx = minijinja::context! { x => hostile, tz => "UTC" };
+        for tpl in [
+            "{{ x|safe }}",
+            "{{ x|tojson }}",
+            "{{ x|tojson(indent=2) }}",
+            "{{ x|e }}{{ x|escape|safe }}",
+            "{{ [x]|join(', '|safe) }}",
+            "{% set s %}{{ '%s' }}{% endset %}{{ s|format(x) }}",
+            "{% macro m(v) %}{{ v }}{% endmacro %}{{ m(x) }}{{ m(x) ~ x }}",
+            "{% filter safe %}{{ x }}{% endfilter %}{{ x|safe|replace('a', 'b') }}",
+        ] {
+            for kind in [
+                TemplateKind::DingTalk,
+                TemplateKind::Feishu,
+                TemplateKind::WeCom,
+                TemplateKind::Slack,
+            ] {
+                let out = try_render(kind, tpl, &ctx).unwrap();
+                for bad in ["](https://", "://", "@138", "<at", "<!channel>"] {
+                    assert!(!out.contains(bad), "{} {tpl}: {bad} in {out}", kind.name());
+                }
+            }
+        }
+        // Even were the statement check bypassed, an `autoescape` block changes nothing.
+        for kind in [TemplateKind::DingTalk, TemplateKind::Slack] {
+            let mut env = environment(kind);
+            for (name, mode) in [("off", "false"), ("html", "'html'"), ("json", "'json'")] {
+                let text = format!(
+                    "{{% autoescape {mode} %}}{{{{ x }}}}{{{{ x|e }}}}{{% endautoescape %}}"
+                );
+                env.add_template_owned(name, text).unwrap();
+                let out = env.get_template(name).unwrap().render(&ctx).unwrap();
+                assert_eq!(out, escape_for(kind, hostile).repeat(2), "{mode}");
+            }
+        }
+        // What sasrelay marked safe stays as it is.
+        let ctx =
+            minijinja::context! { u => Value::from_safe_string("https://ok.example/a?b&c".into()) };
+        assert_eq!(
+            try_render(TemplateKind::EmailHtml, "{{ u|safe }} {{ u|e }}", &ctx).unwrap(),
+            "https://ok.example/a?b&c https://ok.example/a?b&c"
+        );
+    }
+
+    #[test]
+    fn statements_that_change_escaping_or_load_templates_are_refused() {
+        for (tpl, statement, line) in [
+            (
+                "{% autoescape false %}{{ x }}{% endautoescape %}",
+                "autoescape",
+                1,
+            ),
+            (
+                "a\n{%- autoescape 'html' %}{% endautoescape %}",
+                "autoescape",
+                2,
+            ),
+            ("{% include 'builtin.dingtalk.md' %}", "include", 1),
+            ("x\ny\n{%+ import 'm' as m %}", "import", 3),
+            ("{% from 'm' import f %}", "from", 1),
+            ("{%extends 'builtin.dingtalk.md'%}", "extends", 1),
+        ] {
+            let e = check_statements(TemplateKind::DingTalk, tpl).unwrap_err();
+            assert_eq!(
+                e,
+                format!(
+                    "custom dingtalk template, line {line}: `{{% {statement} %}}` is not allowed ({})",
+                    if statement == "autoescape" {
+                        "sasrelay escapes every value for the output itself"
+                    } else {
+                        "a custom template is one file and may not use another"
+                    }
+                ),
+                "{tpl}"
+            );
+            assert!(try_render(TemplateKind::DingTalk, tpl, &minijinja::context! {}).is_err());
+        }
+        for fine in [
+            "{% if x %}{{ x }}{% endif %}",
+            "{% set important = 1 %}{{ fromage }}",
+            "{# autoescape #}",
+        ] {
+            assert!(
+                check_statements(TemplateKind::Slack, fine).is_ok(),
+                "{fine}"
+            );
+        }
     }
 
     #[test]

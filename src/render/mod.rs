@@ -32,6 +32,9 @@
 //! by a template text from config ([`TemplateKind`] lists them; [`check_template`] checks one
 //! for `sasrelay check`). Helpers are the filters
 //! `severity_emoji`, `severity_color`, `localtime("Asia/Shanghai")` and `truncate(n)`.
+//! Nothing a template writes switches escaping off: `safe` leaves a finding's text escaped,
+//! `tojson`'s output is escaped like any text, and `autoescape` blocks and `include`,
+//! `import` and `extends` are refused (the engine's module doc has the details).
 //! Undefined names are errors (`UndefinedBehavior::Strict`), `trim_blocks` and
 //! `lstrip_blocks` are on. A custom template that fails at render time is replaced by the
 //! built-in one and the result carries a warning ([`Rendered::warnings`]); a message is never
@@ -211,7 +214,8 @@ impl TemplateKind {
         }
     }
 
-    /// Template-name suffix that selects the escaping.
+    /// Template-name suffix (`custom.dingtalk.md`); the escaping follows the kind the
+    /// environment was built for, not the name.
     fn suffix(self) -> &'static str {
         match self {
             TemplateKind::DingTalk => ".dingtalk.md",
@@ -224,7 +228,7 @@ impl TemplateKind {
         }
     }
 
-    /// The escape mode's name.
+    /// The escape mode's name (minijinja's `AutoEscape::Custom`).
     fn escape_name(self) -> &'static str {
         match self {
             TemplateKind::DingTalk => "dingtalk",
@@ -285,11 +289,13 @@ pub(crate) fn zone_or_utc(zone: &str, warnings: &mut Vec<String>) -> String {
     }
 }
 
-/// Checks a custom template for `sasrelay check`: compiles it and renders it against sample
-/// payloads (a summary, a finding of each domain, a digest; with sample action links; in both
-/// languages and at the fullest and the smallest budget). The error names the sample and the
-/// template line.
+/// Checks a custom template for `sasrelay check`: refuses `autoescape`, `include`, `import`
+/// and `extends` (the error names the template, the line and the statement), then compiles it
+/// and renders it against sample payloads (a summary, a finding of each domain, a digest; with
+/// sample action links; in both languages and at the fullest and the smallest budget). A
+/// render error names the sample and the template line.
 pub fn check_template(kind: TemplateKind, text: &str) -> Result<(), String> {
+    engine::check_statements(kind, text)?;
     let mut payloads: Vec<(String, Payload)> =
         vec![("summary".into(), sample_summary(Domain::Alerts).into())];
     for d in Domain::ALL {

@@ -1114,6 +1114,118 @@ fn custom_templates_render_with_escaping_and_helpers() {
     assert_eq!(em.body.text, "<!here> [x](https:／／evil.example) @all");
 }
 
+/// A custom chat template cannot print a finding's text unescaped: `safe`, `tojson` and
+/// `escape` still escape for the output; `autoescape` blocks and other templates are refused
+/// by `sasrelay check` with the template and line named, and at run time the built-in
+/// template is used instead, with a warning.
+#[test]
+fn custom_templates_cannot_switch_escaping_off() {
+    let hostile_title = "[x](https://evil.example) @13800000000 <at id=all></at> <!channel>";
+    let p: Payload = hostile(Domain::Alerts, hostile_title).into();
+    let bad = ["](https://", "://evil", "@1380", "<at", "<!channel>"];
+    let render = |kind: TemplateKind, tpl: &str| -> (String, Vec<String>) {
+        let t = Some(tpl.to_string());
+        match kind {
+            TemplateKind::DingTalk => {
+                let r = dingtalk::render(
+                    &p,
+                    &DingTalkOptions {
+                        template: t,
+                        ..Default::default()
+                    },
+                );
+                (r.body.to_string(), r.warnings)
+            }
+            TemplateKind::Feishu => {
+                let r = feishu::render(
+                    &p,
+                    &FeishuOptions {
+                        template: t,
+                        ..Default::default()
+                    },
+                );
+                (r.body.to_string(), r.warnings)
+            }
+            TemplateKind::WeCom => {
+                let r = wecom::render(
+                    &p,
+                    &WeComOptions {
+                        template: t,
+                        ..Default::default()
+                    },
+                );
+                (r.body.to_string(), r.warnings)
+            }
+            _ => {
+                let r = slack::render(
+                    &p,
+                    &SlackOptions {
+                        template: t,
+                        ..Default::default()
+                    },
+                );
+                (r.body.to_string(), r.warnings)
+            }
+        }
+    };
+    let chat = [
+        TemplateKind::DingTalk,
+        TemplateKind::Feishu,
+        TemplateKind::WeCom,
+        TemplateKind::Slack,
+    ];
+    let accepted = [
+        "{% if event %}{{ event.title|tojson }}{% endif %}",
+        "{% if event %}{{ event.title|safe }} {{ event|tojson(indent=2) }}{% endif %}",
+        "{% if event %}{{ event.title|e }} {{ (event.title|e) ~ event.title }}{% endif %}",
+    ];
+    let refused = [
+        (
+            "{% autoescape false %}{{ event.title if event }}{% endautoescape %}",
+            "autoescape",
+            1,
+        ),
+        (
+            "{{ headline }}\n{%- autoescape 'html' %}{{ event.title|e if event }}{% endautoescape %}",
+            "autoescape",
+            2,
+        ),
+        ("{% include 'custom.dingtalk.md' %}", "include", 1),
+        ("{% extends 'builtin.slack' %}", "extends", 1),
+        ("{% import 'builtin.html' as m %}", "import", 1),
+    ];
+    for kind in chat {
+        for tpl in accepted {
+            check_template(kind, tpl).unwrap_or_else(|e| panic!("{tpl}: {e}"));
+            let (body, warnings) = render(kind, tpl);
+            assert!(warnings.is_empty(), "{}: {warnings:?}", kind.name());
+            assert!(
+                body.contains("evil"),
+                "{}: the custom template ran: {body}",
+                kind.name()
+            );
+            for b in bad {
+                assert!(!body.contains(b), "{} {tpl}: {b} in {body}", kind.name());
+            }
+        }
+        let builtin = render(kind, builtin_template(kind, Lang::En)).0;
+        for (tpl, statement, line) in refused {
+            let e = check_template(kind, tpl).unwrap_err();
+            assert!(
+                e.starts_with(&format!(
+                    "custom {} template, line {line}: `{{% {statement} %}}` is not allowed",
+                    kind.name()
+                )),
+                "{e}"
+            );
+            let (body, warnings) = render(kind, tpl);
+            assert_eq!(body, builtin, "{} {tpl}", kind.name());
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(warnings[0].contains(&e), "{warnings:?}");
+        }
+    }
+}
+
 #[test]
 fn broken_custom_templates_fall_back_with_a_warning() {
     let p: Payload = sample_event(Domain::Alerts).into();
