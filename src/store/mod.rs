@@ -111,9 +111,10 @@
 //! for the payload. It is listed and can be discarded; a replay is refused
 //! ([`Replayed::Unreadable`]). A dead letter whose own stored value does not decode is
 //! listed, refused and discarded the same way. An IO error reading a payload is not taken for
-//! damage: it fails the read, and the caller's `heal` reopens the store. (At open, reconcile
-//! still drops an entry whose payload does not read back, as a power loss leaves it; see
-//! `payloads`.)
+//! damage: it fails the read, and the caller's `heal` reopens the store. At open, reconcile
+//! makes an entry whose payload does not read back (a power loss leaves it, see `payloads`;
+//! or damage while stopped) such a dead letter too, and also removes its guard, so that a
+//! poll that finds its finding unrecorded enqueues the event anew.
 //!
 //! ## Calling from async code
 //!
@@ -1727,15 +1728,26 @@ impl Inner {
                     };
                 let guard_key = keys::guard(&name, &id);
                 if let Some(Err(e)) = loc.map(|loc| self.payloads.read(loc)) {
-                    // Only a power loss between sled writing its buffers and the next flush
-                    // leaves this (see `payloads`); the event cannot be sent.
+                    // A power loss between sled writing its buffers and the next flush leaves
+                    // this (see `payloads`), or damage while stopped; the event cannot be
+                    // sent. It is kept as an unreadable dead letter, so that `dead-letters
+                    // list` and the dead-letter count show it, and its guard goes, so that a
+                    // poll that finds the finding again (its record was not durable either)
+                    // enqueues it anew. Written directly, not through `move_to_dead`: no
+                    // payload reference of this sink is counted yet.
                     tracing::error!(
                         sink = %name,
                         seq,
                         payload = %id,
                         error = %e,
-                        "An outbox entry's payload did not survive a crash; the event is lost for this sink. Its finding is announced again only if it changes."
+                        "An outbox entry's payload cannot be read back after a crash or damage; it is kept as a dead letter (it cannot be replayed). Its finding is announced again if a poll finds it unrecorded, or when it changes."
                     );
+                    let header = payloads::Header::decode(&v);
+                    let now_ms = crate::clock::unix_ms(time::OffsetDateTime::now_utc());
+                    let letter =
+                        unreadable_letter(&name, seq, header.as_ref(), &e.to_string(), now_ms);
+                    let value = self.encode(&letter, || format!("dead/{name} letter {seq}"))?;
+                    s.dead.insert(&k, value).at(dir)?;
                     s.outbox.remove(&k).at(dir)?;
                     if let Some(g) = self.guards.get(&guard_key).at(dir)?
                         && self.guard_seq(&g)? == seq

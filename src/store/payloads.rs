@@ -24,7 +24,7 @@
 //! every sled flush, so an entry made durable by a flush always finds its payload. (sled also
 //! writes its buffers out on its own, unsynced; only a power loss between that and the next
 //! flush could leave an entry whose payload never reached the disk. The open finds it, by
-//! length and CRC, and reports it.)
+//! length and CRC, reports it and keeps it as an unreadable dead letter.)
 //!
 //! ## Space
 //!

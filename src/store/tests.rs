@@ -1119,7 +1119,7 @@ fn a_schema_1_store_upgrades_and_delivers_its_whole_entries() {
 }
 
 #[test]
-fn an_entry_whose_payload_never_reached_the_disk_is_dropped_at_open_with_its_guard() {
+fn an_entry_whose_payload_never_reached_the_disk_is_a_dead_letter_at_open_and_its_guard_goes() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let kept = store.enqueue("s", &entry("kept", 1)).unwrap().seq();
@@ -1146,10 +1146,28 @@ fn an_entry_whose_payload_never_reached_the_disk_is_dropped_at_open_with_its_gua
     assert_eq!(
         store.enqueued_seq("s", "lost").unwrap(),
         None,
-        "its guard went too"
+        "its guard went"
     );
+    // Shown to the operator, never replayed.
+    assert_eq!(store.sink_stats().unwrap()["s"].dead_letters, 1);
+    let letters = store.dead_letters("s").unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let (lost_seq, letter) = &letters[0];
+    assert_eq!(letter.entry.payload.id(), "lost");
+    assert!(letter.unreadable.is_some(), "{letter:?}");
+    assert!(letter.reason.contains("cannot be read back"), "{letter:?}");
+    assert!(matches!(
+        store.replay_dead_letter("s", *lost_seq, 20).unwrap(),
+        Replayed::Unreadable
+    ));
+    // A poll that finds the finding again enqueues it anew, and the kept entry's segment
+    // still reads (no reference of it was released for the lost one).
     let again = store.enqueue("s", &entry("lost", 5)).unwrap();
     assert!(matches!(again, Enqueued::Inserted(_)), "{again:?}");
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(ids(&store.due("s", 10, 10).unwrap()), ["kept", "lost"]);
+    assert_eq!(store.sink_stats().unwrap()["s"].dead_letters, 1);
 }
 
 #[test]
