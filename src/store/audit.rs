@@ -156,7 +156,7 @@ impl Store {
         let mut out = Vec::new();
         for item in inner.audit.iter().rev().take(limit) {
             let (k, v) = item.at(&inner.dir)?;
-            out.push(inner.decode(&v, || format!("audit {}", show_key(&k)))?);
+            out.extend(inner.decode_listed(&v, || format!("audit {}", show_key(&k))));
         }
         Ok(out)
     }

@@ -405,7 +405,7 @@ impl Store {
         let mut out: Vec<Suppressed> = Vec::new();
         for item in inner.suppressed.iter() {
             let (k, v) = item.at(&inner.dir)?;
-            out.push(inner.decode(&v, || format!("suppressed {}", keys::show(&k, 1)))?);
+            out.extend(inner.decode_listed(&v, || format!("suppressed {}", keys::show(&k, 1))));
         }
         out.sort_by_key(|s| s.at_ms);
         Ok(out)

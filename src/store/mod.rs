@@ -98,8 +98,8 @@
 //! ERROR and pass over it, keeping it: nothing is deleted merely because it cannot be read,
 //! except in the caches `details` and `pairs`, where deleting only means fetching again. A
 //! reminder that does not decode is left out at open (it never sends) instead of failing the
-//! open. The other listings for operators (suppressions, quarantine, audit log) still fail,
-//! naming the value.
+//! open. The listings for operators (suppressions, quarantine, audit log) leave such a value
+//! out, logged the same way, so one damaged value never hides the rest.
 //!
 //! An outbox entry that cannot be read back (its payload's record in the payload log gone or
 //! failing its length or CRC check, its payload or its schema-1 value undecodable) would be
@@ -1808,6 +1808,23 @@ impl Inner {
                 dir: self.dir.clone(),
                 detail: format!("an enqueue guard holds {} bytes, not 16", v.len()),
             })
+    }
+
+    /// `value` decoded for a listing shown to an operator; one that does not decode is
+    /// logged at ERROR (naming its tree and key, through `what`) and left out, so one damaged
+    /// value never hides the rest.
+    fn decode_listed<T: DeserializeOwned>(
+        &self,
+        value: &[u8],
+        what: impl FnOnce() -> String,
+    ) -> Option<T> {
+        match self.decode(value, what) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::error!(error = %e, "A stored value cannot be read; the listing leaves it out.");
+                None
+            }
+        }
     }
 
     fn decode<T: DeserializeOwned>(

@@ -137,7 +137,7 @@ impl Store {
         let mut out = Vec::new();
         for item in inner.quarantine.iter() {
             let (k, v) = item.at(&inner.dir)?;
-            out.push(inner.decode(&v, || format!("quarantine {}", keys::show(&k, 2)))?);
+            out.extend(inner.decode_listed(&v, || format!("quarantine {}", keys::show(&k, 2))));
         }
         Ok(out)
     }
