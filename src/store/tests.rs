@@ -908,16 +908,9 @@ fn reopening_adopts_a_member_whose_guard_was_never_written() {
     );
 }
 
-#[test]
-fn silences_and_suppressions_round_trip_and_prune() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    store
-        .put_silence("s1", &serde_json::json!({"id": "s1", "comment": "upgrade"}))
-        .unwrap();
-    let all: Vec<serde_json::Value> = store.silences().unwrap();
-    assert_eq!(all[0]["comment"], "upgrade");
-    let s = |at_ms, id: &str| Suppressed {
+/// Event `id` kept from sink `chat` by silence `s1` at `at_ms`.
+fn suppression(at_ms: i64, id: &str) -> Suppressed {
+    Suppressed {
         at_ms,
         event_id: id.to_string(),
         kind: "new".to_string(),
@@ -927,7 +920,19 @@ fn silences_and_suppressions_round_trip_and_prune() {
         route: "routes[0]".to_string(),
         by: "silence".to_string(),
         reason: "s1".to_string(),
-    };
+    }
+}
+
+#[test]
+fn silences_and_suppressions_round_trip_and_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .put_silence("s1", &serde_json::json!({"id": "s1", "comment": "upgrade"}))
+        .unwrap();
+    let all: Vec<serde_json::Value> = store.silences().unwrap();
+    assert_eq!(all[0]["comment"], "upgrade");
+    let s = suppression;
     store.record_suppressed(&s(20, "e2")).unwrap();
     store.record_suppressed(&s(10, "e1")).unwrap();
     store.record_suppressed(&s(10, "e1")).unwrap();
@@ -1767,17 +1772,7 @@ fn pruners_pass_over_values_they_cannot_read() {
         assert!(text.contains(&named), "{named}: {text}");
     }
     // Listings leave a value they cannot read out (logged, naming it) and show the rest.
-    let good = Suppressed {
-        at_ms: 1,
-        event_id: "ev-ok".to_string(),
-        kind: "new".to_string(),
-        fingerprint: None,
-        title: "t".to_string(),
-        sink: "chat".to_string(),
-        route: "routes[0]".to_string(),
-        by: "silence".to_string(),
-        reason: "s1".to_string(),
-    };
+    let good = suppression(1, "ev-ok");
     store.record_suppressed(&good).unwrap();
     assert_eq!(store.suppressed().unwrap(), vec![good]);
     assert!(store.quarantined().unwrap().is_empty());
