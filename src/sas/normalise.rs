@@ -193,13 +193,18 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-/// Hosts a report link from Security Center may point to: its reports are objects in OSS
-/// (`sas-report.oss-cn-shanghai.aliyuncs.com`) or console pages.
-const REPORT_HOSTS: &[&str] = &["aliyuncs.com", "aliyun.com", "alibabacloud.com"];
+/// Domains whose every host is Alibaba Cloud's own (consoles, accounts, documentation).
+const OWN_DOMAINS: &[&str] = &["aliyun.com", "alibabacloud.com"];
 
-/// Whether `url` is https to a host under [`REPORT_HOSTS`]. A URL inside an alert can be
-/// written by whoever the alert is about; only one of Alibaba Cloud's own becomes a link
-/// (a "Report" button to any host would be a phishing link with sasrelay's name on it).
+/// The OSS bucket Security Center's reports are objects in
+/// (`sas-report.oss-cn-shanghai.aliyuncs.com`). Only this bucket of `aliyuncs.com`: anyone can
+/// create a bucket there (`phish.oss-cn-hangzhou.aliyuncs.com`) and serve a page from it.
+const REPORT_BUCKET: &str = "sas-report";
+
+/// Whether `url` is https to Alibaba Cloud's own hosts: under [`OWN_DOMAINS`], or the
+/// [`REPORT_BUCKET`] in any OSS region. A URL inside an alert can be written by whoever the
+/// alert is about; only such a one becomes a link (a "Report" button to any host would be a
+/// phishing link with sasrelay's name on it). Any other is shown as text.
 fn is_alibaba_cloud_https(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("https://") else {
         return false;
@@ -212,10 +217,21 @@ fn is_alibaba_cloud_https(url: &str) -> bool {
         .rsplit_once(':')
         .map_or(authority, |(host, _port)| host)
         .to_ascii_lowercase();
-    REPORT_HOSTS.iter().any(|allowed| {
-        host.strip_suffix(allowed)
-            .is_some_and(|sub| sub.ends_with('.') && sub.len() > 1)
-    })
+    let under = |domain: &str| {
+        host.strip_suffix(domain)
+            .and_then(|sub| sub.strip_suffix('.'))
+            .filter(|sub| !sub.is_empty())
+    };
+    let report_bucket = under("aliyuncs.com")
+        .and_then(|sub| sub.strip_prefix(REPORT_BUCKET))
+        .and_then(|region| region.strip_prefix(".oss-"))
+        .is_some_and(|region| {
+            !region.is_empty()
+                && region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    report_bucket || OWN_DOMAINS.iter().any(|d| under(d).is_some())
 }
 
 fn opt(s: &str) -> Option<String> {
@@ -977,6 +993,7 @@ mod tests {
         for ok in [
             "https://sas-report.oss-cn-shanghai.aliyuncs.com/deep/752312.pdf",
             "https://SAS-REPORT.OSS-CN-SHANGHAI.ALIYUNCS.COM:443/deep/1.pdf?Expires=1&Signature=x",
+            "https://sas-report.oss-ap-southeast-1.aliyuncs.com/deep/1.pdf",
             "https://yundun.console.aliyun.com/?p=sas#/x",
             "https://account.alibabacloud.com/login",
         ] {
@@ -994,6 +1011,14 @@ mod tests {
             "https://evil.example?.aliyuncs.com",
             "https://evil.example#.aliyuncs.com",
             "javascript:alert(1)//.aliyuncs.com",
+            // Anyone's bucket, or anything else on aliyuncs.com, is not Alibaba Cloud's page.
+            "https://phish.oss-cn-hangzhou.aliyuncs.com/login.html",
+            "https://sas-report2.oss-cn-hangzhou.aliyuncs.com/x",
+            "https://sas-report.oss-cn-hangzhou.aliyuncs.com.evil.example/x",
+            "https://x.sas-report.oss-cn-hangzhou.aliyuncs.com/x",
+            "https://sas-report.oss-.aliyuncs.com/x",
+            "https://sas-report.evil.aliyuncs.com/x",
+            "https://ecs.cn-hangzhou.aliyuncs.com/x",
         ] {
             assert!(!super::is_alibaba_cloud_https(bad), "{bad}");
         }
