@@ -873,25 +873,32 @@ mod tests {
     /// A pause set before the wall clock stepped back by hours — here one ending two
     /// [`MAX_WAIT`]s from now — ends at once: the next step delivers what is due instead of
     /// holding the whole sink until the clock catches up.
-    #[tokio::test]
-    async fn a_pause_from_before_a_clock_step_back_ends_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("events.jsonl");
+    /// A store in `dir`'s `state/` and a worker delivering its sink `out` to the file
+    /// `dir/events.jsonl` (returned too).
+    fn file_worker(dir: &std::path::Path) -> (Worker, Store, std::path::PathBuf) {
+        let out = dir.join("events.jsonl");
         let config: crate::sinks::SinkConfig = toml::from_str(&format!(
             "name = \"out\"\ntype = \"file\"\npath = \"{}\"\n",
             out.display()
         ))
         .unwrap();
         let sink = Sink::build_with(&config, |_| None).unwrap();
-        let store = Store::open(&dir.path().join("state")).unwrap();
-        let now_ms = unix_ms(time::OffsetDateTime::now_utc());
-        store.enqueue("out", &entry(event(1), now_ms)).unwrap();
-        let mut worker = Worker::new(
+        let store = Store::open(&dir.join("state")).unwrap();
+        let worker = Worker::new(
             Arc::new(sink),
             store.clone(),
             DeliverySettings::default(),
             Arc::new(Notify::new()),
         );
+        (worker, store, out)
+    }
+
+    #[tokio::test]
+    async fn a_pause_from_before_a_clock_step_back_ends_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut worker, store, out) = file_worker(dir.path());
+        let now_ms = unix_ms(time::OffsetDateTime::now_utc());
+        store.enqueue("out", &entry(event(1), now_ms)).unwrap();
         worker.paused_until_ms = now_ms + 2 * MAX_WAIT.as_millis() as i64;
         worker.step().await.unwrap();
         assert_eq!(store.depth("out"), 0, "the sink still waits for the clock");
@@ -909,15 +916,8 @@ mod tests {
     #[tokio::test]
     async fn a_damaged_payload_does_not_stall_the_entries_behind_it() {
         let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("events.jsonl");
-        let config: crate::sinks::SinkConfig = toml::from_str(&format!(
-            "name = \"out\"\ntype = \"file\"\npath = \"{}\"\n",
-            out.display()
-        ))
-        .unwrap();
-        let sink = Sink::build_with(&config, |_| None).unwrap();
+        let (mut worker, store, out) = file_worker(dir.path());
         let state = dir.path().join("state");
-        let store = Store::open(&state).unwrap();
         let now_ms = unix_ms(time::OffsetDateTime::now_utc());
         store.enqueue("out", &entry(event(1), now_ms)).unwrap();
         store.enqueue("out", &entry(event(2), now_ms)).unwrap();
@@ -933,12 +933,6 @@ mod tests {
         bytes[9] ^= 0xff;
         std::fs::write(segment, bytes).unwrap();
 
-        let mut worker = Worker::new(
-            Arc::new(sink),
-            store.clone(),
-            DeliverySettings::default(),
-            Arc::new(Notify::new()),
-        );
         worker.step().await.unwrap();
         assert_eq!(store.depth("out"), 0);
         let delivered = std::fs::read_to_string(&out).unwrap();
