@@ -156,7 +156,11 @@ impl Store {
         let mut out = Vec::new();
         for item in inner.audit.iter().rev().take(limit) {
             let (k, v) = item.at(&inner.dir)?;
-            out.extend(inner.decode_listed(&v, || format!("audit {}", show_key(&k))));
+            out.extend(inner.decode_or_pass(
+                &v,
+                || format!("audit {}", show_key(&k)),
+                "A stored value cannot be read; the listing leaves it out.",
+            ));
         }
         Ok(out)
     }
@@ -222,12 +226,12 @@ impl Store {
         let mut removed = 0;
         for item in inner.audit.iter().take(excess) {
             let (k, v) = item.at(&inner.dir)?;
-            let e: AuditEntry = match inner.decode(&v, || format!("audit {}", show_key(&k))) {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::error!(error = %e, "An audit log entry cannot be read; pruning passes over it and keeps it.");
-                    continue;
-                }
+            let Some(e) = inner.decode_or_pass::<AuditEntry>(
+                &v,
+                || format!("audit {}", show_key(&k)),
+                "An audit log entry cannot be read; pruning passes over it and keeps it.",
+            ) else {
+                continue;
             };
             let index = index_key(&e.source, &e.finding);
             if inner

@@ -405,7 +405,11 @@ impl Store {
         let mut out: Vec<Suppressed> = Vec::new();
         for item in inner.suppressed.iter() {
             let (k, v) = item.at(&inner.dir)?;
-            out.extend(inner.decode_listed(&v, || format!("suppressed {}", keys::show(&k, 1))));
+            out.extend(inner.decode_or_pass(
+                &v,
+                || format!("suppressed {}", keys::show(&k, 1)),
+                "A stored value cannot be read; the listing leaves it out.",
+            ));
         }
         out.sort_by_key(|s| s.at_ms);
         Ok(out)
@@ -418,14 +422,12 @@ impl Store {
         let mut removed = 0;
         for item in inner.suppressed.iter() {
             let (k, v) = item.at(&inner.dir)?;
-            let s: Suppressed = match inner
-                .decode(&v, || format!("suppressed {}", keys::show(&k, 1)))
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "A suppression record cannot be read; pruning passes over it and keeps it.");
-                    continue;
-                }
+            let Some(s) = inner.decode_or_pass::<Suppressed>(
+                &v,
+                || format!("suppressed {}", keys::show(&k, 1)),
+                "A suppression record cannot be read; pruning passes over it and keeps it.",
+            ) else {
+                continue;
             };
             if s.at_ms < cutoff_ms
                 && inner

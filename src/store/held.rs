@@ -107,15 +107,15 @@ impl Store {
         let inner = self.current()?;
         for item in inner.held.scan_prefix(silence_prefix(holder)) {
             let (k, v) = item.at(&inner.dir)?;
-            match inner.decode(&v, || format!("held {}", keys::show(&k, 2))) {
-                Ok(held) => {
-                    if !each(held) {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "An event a silence holds cannot be read; it is passed over and kept.");
-                }
+            let held = inner.decode_or_pass(
+                &v,
+                || format!("held {}", keys::show(&k, 2)),
+                "An event a silence holds cannot be read; it is passed over and kept.",
+            );
+            if let Some(held) = held
+                && !each(held)
+            {
+                break;
             }
         }
         Ok(())

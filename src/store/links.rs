@@ -70,12 +70,12 @@ impl Store {
             let (k, v) = item.at(&inner.dir)?;
             let nonce = String::from_utf8_lossy(&k);
             // Through the store's decoder: a long value is stored compressed.
-            let spent: SpentLink = match inner.decode(&v, || format!("spent link {nonce}")) {
-                Ok(spent) => spent,
-                Err(e) => {
-                    tracing::error!(error = %e, "A spent action link cannot be read; it is kept, so its link still cannot act.");
-                    continue;
-                }
+            let Some(spent) = inner.decode_or_pass::<SpentLink>(
+                &v,
+                || format!("spent link {nonce}"),
+                "A spent action link cannot be read; it is kept, so its link still cannot act.",
+            ) else {
+                continue;
             };
             if spent.exp_s < now_s {
                 inner.spent_links.remove(k).at(&inner.dir)?;

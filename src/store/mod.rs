@@ -1173,13 +1173,12 @@ impl Store {
         let record_cutoff = now_ms.saturating_sub(resolved_retention_ms);
         for item in inner.records.iter() {
             let (k, v) = item.at(dir)?;
-            let record: Record = match inner.decode(&v, || format!("records {}", keys::show(&k, 2)))
-            {
-                Ok(record) => record,
-                Err(e) => {
-                    tracing::error!(error = %e, "A lifecycle record cannot be read; pruning passes over it and keeps it.");
-                    continue;
-                }
+            let Some(record) = inner.decode_or_pass::<Record>(
+                &v,
+                || format!("records {}", keys::show(&k, 2)),
+                "A lifecycle record cannot be read; pruning passes over it and keeps it.",
+            ) else {
+                continue;
             };
             let resolved_at = match (record.status, record.resolved_at_ms) {
                 (RecordStatus::Resolved, Some(at)) => at,
@@ -1250,12 +1249,12 @@ impl Store {
                     Some(seq) => format!("dead/{name} letter {seq}"),
                     None => format!("dead/{name} key {}", keys::show(&k, 0)),
                 };
-                let letter: DeadLetter = match inner.decode(&v, what) {
-                    Ok(letter) => letter,
-                    Err(e) => {
-                        tracing::error!(sink = %name, error = %e, "A dead letter cannot be read; pruning passes over it and keeps it.");
-                        continue;
-                    }
+                let Some(letter) = inner.decode_or_pass::<DeadLetter>(
+                    &v,
+                    what,
+                    "A dead letter cannot be read; pruning passes over it and keeps it.",
+                ) else {
+                    continue;
                 };
                 if letter.dead_at_ms < cutoff_ms
                     && s.dead
@@ -1810,18 +1809,20 @@ impl Inner {
             })
     }
 
-    /// `value` decoded for a listing shown to an operator; one that does not decode is
-    /// logged at ERROR (naming its tree and key, through `what`) and left out, so one damaged
-    /// value never hides the rest.
-    fn decode_listed<T: DeserializeOwned>(
+    /// `value` decoded, or `None` when it does not decode, logged at ERROR: the error names
+    /// its tree and key (through `what`), `passed_over` says what the scan does about it. For
+    /// scans that go on past a damaged value (pruners, operators' listings), so one never
+    /// stops or hides the rest.
+    fn decode_or_pass<T: DeserializeOwned>(
         &self,
         value: &[u8],
         what: impl FnOnce() -> String,
+        passed_over: &'static str,
     ) -> Option<T> {
         match self.decode(value, what) {
             Ok(v) => Some(v),
             Err(e) => {
-                tracing::error!(error = %e, "A stored value cannot be read; the listing leaves it out.");
+                tracing::error!(error = %e, "{passed_over}");
                 None
             }
         }

@@ -85,14 +85,12 @@ impl Store {
         let mut held = Vec::new();
         for item in inner.quarantine.scan_prefix(scope) {
             let (k, v) = item.at(&inner.dir)?;
-            let e: QuarantineEntry = match inner
-                .decode(&v, || format!("quarantine {}", keys::show(&k, 2)))
-            {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::error!(error = %e, "A quarantined record cannot be read; it is passed over and kept.");
-                    continue;
-                }
+            let Some(e) = inner.decode_or_pass::<QuarantineEntry>(
+                &v,
+                || format!("quarantine {}", keys::show(&k, 2)),
+                "A quarantined record cannot be read; it is passed over and kept.",
+            ) else {
+                continue;
             };
             held.push((e.last_seen_ms, k));
         }
@@ -114,14 +112,12 @@ impl Store {
         let mut removed = 0;
         for item in inner.quarantine.iter() {
             let (k, v) = item.at(&inner.dir)?;
-            let e: QuarantineEntry = match inner
-                .decode(&v, || format!("quarantine {}", keys::show(&k, 2)))
-            {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::error!(error = %e, "A quarantined record cannot be read; pruning passes over it and keeps it.");
-                    continue;
-                }
+            let Some(e) = inner.decode_or_pass::<QuarantineEntry>(
+                &v,
+                || format!("quarantine {}", keys::show(&k, 2)),
+                "A quarantined record cannot be read; pruning passes over it and keeps it.",
+            ) else {
+                continue;
             };
             if e.last_seen_ms < before_ms {
                 inner.quarantine.remove(k).at(&inner.dir)?;
@@ -137,7 +133,11 @@ impl Store {
         let mut out = Vec::new();
         for item in inner.quarantine.iter() {
             let (k, v) = item.at(&inner.dir)?;
-            out.extend(inner.decode_listed(&v, || format!("quarantine {}", keys::show(&k, 2))));
+            out.extend(inner.decode_or_pass(
+                &v,
+                || format!("quarantine {}", keys::show(&k, 2)),
+                "A stored value cannot be read; the listing leaves it out.",
+            ));
         }
         Ok(out)
     }

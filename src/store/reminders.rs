@@ -115,12 +115,13 @@ impl Store {
                 inner.reminder_index().remove(&key);
                 continue;
             };
-            match inner.decode(&v, || format!("reminders {}", keys::show(&key, 2))) {
-                Ok(r) => out.push((key, r)),
-                Err(e) => {
-                    tracing::error!(error = %e, "A reminder cannot be read; it is passed over and sends nothing.");
-                    inner.reminder_index().remove(&key);
-                }
+            match inner.decode_or_pass(
+                &v,
+                || format!("reminders {}", keys::show(&key, 2)),
+                "A reminder cannot be read; it is passed over and sends nothing.",
+            ) {
+                Some(r) => out.push((key, r)),
+                None => inner.reminder_index().remove(&key),
             }
         }
         Ok(out)
@@ -181,11 +182,12 @@ impl Inner {
         *index = ReminderIndex::default();
         for item in self.reminders.iter() {
             let (k, v) = item.at(&self.dir)?;
-            match self.decode::<Reminder>(&v, || format!("reminders {}", keys::show(&k, 2))) {
-                Ok(r) => index.set(k.to_vec(), r.due_at_ms),
-                Err(e) => {
-                    tracing::error!(error = %e, "A reminder cannot be read; it is left out and sends nothing.");
-                }
+            if let Some(r) = self.decode_or_pass::<Reminder>(
+                &v,
+                || format!("reminders {}", keys::show(&k, 2)),
+                "A reminder cannot be read; it is left out and sends nothing.",
+            ) {
+                index.set(k.to_vec(), r.due_at_ms);
             }
         }
         Ok(index.by_key.len())
